@@ -1,0 +1,109 @@
+"""Every error Waypost raises on purpose.
+
+::
+
+    WaypostError                 the root: catch this to catch anything Waypost raises on purpose
+    ├── RuleError                one problem in one rule, with file:line:col and a hint
+    │   └── RuleSyntaxError      a pattern or target that does not parse ('/<itn:id>', '/<id')
+    ├── RulesError               a rules file or rule list with one or more RuleErrors (all of them)
+    ├── UrlBuildError            url_for() could not build a URL (unknown name, missing or bad value)
+    └── ConverterError           a converter was registered wrongly
+
+Messages are written for people: what is wrong, the offending text quoted with ``!r``, where it is
+(``file:line:col``), and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "ConverterError",
+    "RuleError",
+    "RuleSyntaxError",
+    "RulesError",
+    "UrlBuildError",
+    "WaypostError",
+]
+
+
+class WaypostError(Exception):
+    """The root of every error Waypost raises on purpose."""
+
+
+class RuleError(WaypostError):
+    """One problem in one rule.
+
+    ``file``, ``line`` and ``col`` locate it as precisely as the input allows (any may be None when
+    rules come from Python rather than a file). ``str()`` gives ``file:line:col: message``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.col = col
+        super().__init__(self.__str__())
+
+    @property
+    def location(self) -> str:
+        """``file:line:col`` with whatever parts are known ('' when none are)."""
+        parts = [self.file or "<rules>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.col is not None:
+                parts.append(str(self.col))
+        return ":".join(parts)
+
+    def located(
+        self, *, file: str | None = None, line: int | None = None, col: int | None = None
+    ) -> RuleError:
+        """A copy with missing location parts filled in."""
+        return type(self)(
+            self.message,
+            file=self.file or file,
+            line=self.line if self.line is not None else line,
+            col=self.col if self.col is not None else col,
+        )
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, file={self.file!r}, "
+            f"line={self.line!r}, col={self.col!r})"
+        )
+
+
+class RuleSyntaxError(RuleError):
+    """A pattern or a target that does not parse."""
+
+
+class RulesError(WaypostError):
+    """A rules file (or list) with problems: ``errors`` holds every one of them, in file order."""
+
+    def __init__(self, errors: Iterable[RuleError], *, file: str | None = None) -> None:
+        self.errors: tuple[RuleError, ...] = tuple(errors)
+        self.file = file
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        count = len(self.errors)
+        head = f"{self.file or 'rules'}: {count} error{'s' if count != 1 else ''}"
+        return "\n".join([head, *(f"  {e}" for e in self.errors)])
+
+
+class UrlBuildError(WaypostError):
+    """``url_for()`` could not build a URL: unknown rule name, missing value or ill-typed value."""
+
+
+class ConverterError(WaypostError):
+    """A custom converter is not usable (bad name, bad regex, missing methods)."""

@@ -1,0 +1,273 @@
+"""Rules -> an immutable matcher: an exact-path dict, then a segment trie ordered by weight.
+
+Priority, in the order candidates are offered to the engine:
+
+1. **Exact paths** (patterns without variables), found by one dict lookup; several rules on the
+   same path (with different conditions) are offered in file order.
+2. **Patterns**, by specificity: compared segment by segment from the left, static text beats a
+   typed converter (``any`` 30, ``uuid`` 40, ``int``/``float`` 50), which beats ``string`` (100),
+   which beats ``path`` (200); a segment with literal text around its variable
+   (``item-<int:id>.html``) ranks just before the bare converter. Ties go to file order.
+
+The engine takes the first candidate whose conditions hold. The matcher is built once and never
+changed: a reload builds a new one (see :class:`waypost.engine.Engine`). Two rules with the same
+pattern (same shape and converters) and the same conditions are reported in ``duplicates``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from waypost.exceptions import RuleError
+from waypost.rules.model import Rule
+from waypost.rules.pattern import Segment, Variable, normalize_path
+
+__all__ = ["Matcher", "compile_matcher"]
+
+Candidate = tuple[Rule, dict[str, Any]]
+
+
+class _Node:
+    __slots__ = ("dynamic", "rules", "static", "tails")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node] = {}
+        self.dynamic: list[tuple[Segment, _Node]] = []
+        self.rules: list[Rule] = []
+        self.tails: list[tuple[Segment, Rule]] = []
+
+
+def _convert(variables: tuple[Variable, ...], groups: tuple[str | Any, ...]) -> list[tuple[str, Any]] | None:
+    out: list[tuple[str, Any]] = []
+    for variable, text in zip(variables, groups, strict=True):
+        try:
+            out.append((variable.name, variable.converter.to_python(text)))
+        except (ValueError, TypeError, OverflowError):
+            return None
+    return out
+
+
+class _Trie:
+    """The pattern rules of one variant (trailing-slash mode x case mode)."""
+
+    __slots__ = ("case_insensitive", "root", "strict_slashes")
+
+    def __init__(self, strict_slashes: bool, case_insensitive: bool) -> None:
+        self.root = _Node()
+        self.strict_slashes = strict_slashes
+        self.case_insensitive = case_insensitive
+
+    def insert(self, rule: Rule) -> None:
+        pattern = rule.pattern
+        assert pattern is not None  # only pattern rules reach the trie
+        node = self.root
+        for part in pattern.parts:
+            if isinstance(part, str):
+                child = node.static.get(part)
+                if child is None:
+                    child = node.static[part] = _Node()
+            else:
+                for segment, existing in node.dynamic:
+                    if segment.signature == part.signature:
+                        child = existing
+                        break
+                else:
+                    child = _Node()
+                    node.dynamic.append((part, child))
+                    node.dynamic.sort(key=lambda item: item[0].weight)
+            node = child
+        if pattern.tail is not None:
+            node.tails.append((pattern.tail, rule))
+        else:
+            node.rules.append(rule)
+
+    def collect(self, path: str, out: list[Candidate]) -> None:
+        if not self.strict_slashes and len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/") or "/"
+        segments = path[1:].split("/")
+        keys = [s.lower() for s in segments] if self.case_insensitive else segments
+        self._walk(self.root, segments, keys, 0, [], out)
+
+    def _walk(
+        self,
+        node: _Node,
+        segments: list[str],
+        keys: list[str],
+        depth: int,
+        values: list[tuple[str, Any]],
+        out: list[Candidate],
+    ) -> None:
+        if depth == len(segments):
+            for rule in node.rules:
+                out.append((rule, dict(values)))
+            return
+        child = node.static.get(keys[depth])
+        if child is not None:
+            self._walk(child, segments, keys, depth + 1, values, out)
+        if node.dynamic:
+            segment_text = segments[depth]
+            for segment, child in node.dynamic:
+                match = segment.regex.fullmatch(segment_text)
+                if match is None:
+                    continue
+                converted = _convert(segment.variables, match.groups())
+                if converted is not None:
+                    self._walk(child, segments, keys, depth + 1, values + converted, out)
+        if node.tails:
+            rest = "/".join(segments[depth:])
+            for segment, rule in node.tails:
+                match = segment.regex.fullmatch(rest)
+                if match is None:
+                    continue
+                converted = _convert(segment.variables, match.groups())
+                if converted is not None:
+                    out.append((rule, dict(values + converted)))
+
+
+@dataclass(frozen=True, slots=True)
+class _ExactTable:
+    strict_slashes: bool
+    case_insensitive: bool
+    table: dict[str, Rule | tuple[Rule, ...]]
+
+
+def _priority(candidate: Candidate) -> tuple[Any, int]:
+    rule = candidate[0]
+    assert rule.pattern is not None
+    return rule.pattern.key, rule.index
+
+
+class Matcher:
+    """An immutable index of rules. Build it with :func:`compile_matcher`."""
+
+    __slots__ = ("_default_exact", "_exact", "_tries", "by_name", "duplicates", "rule_count", "rules")
+
+    def __init__(
+        self,
+        rules: tuple[Rule, ...],
+        exact: list[_ExactTable],
+        tries: list[_Trie],
+        by_name: dict[str, Rule],
+        duplicates: tuple[RuleError, ...],
+    ) -> None:
+        self.rules = rules
+        self.rule_count = len(rules)
+        self._exact = exact
+        self._tries = tries
+        self.by_name = by_name
+        self.duplicates = duplicates
+        # The common case (every static rule 'ignore' + 'sensitive') needs one lookup, no loop.
+        self._default_exact = (
+            exact[0].table
+            if len(exact) == 1 and not exact[0].strict_slashes and not exact[0].case_insensitive
+            else None
+        )
+
+    def lookup(self, path: str) -> Rule | tuple[Rule, ...] | None:
+        """The exact-path rule(s) for a decoded ``path`` in the default table, or None.
+
+        The fastest route, used by the engine first; :meth:`candidates` covers everything.
+        """
+        table = self._default_exact
+        if table is None:
+            return None
+        if len(path) > 1 and path[-1] == "/":
+            path = path.rstrip("/") or "/"
+        return table.get(path)
+
+    def exact_candidates(self, path: str) -> list[Rule]:
+        """Every exact-path rule matching ``path``, in file order."""
+        found: list[Rule] = []
+        for exact in self._exact:
+            key = normalize_path(
+                path, strict_slashes=exact.strict_slashes, case_insensitive=exact.case_insensitive
+            )
+            hit = exact.table.get(key)
+            if hit is None:
+                continue
+            if isinstance(hit, tuple):
+                found.extend(hit)
+            else:
+                found.append(hit)
+        if len(self._exact) > 1:
+            found.sort(key=lambda r: r.index)
+        return found
+
+    def pattern_candidates(self, path: str) -> list[Candidate]:
+        """Every pattern rule matching ``path``, with its values, in priority order."""
+        out: list[Candidate] = []
+        for trie in self._tries:
+            trie.collect(path, out)
+        if len(out) > 1:
+            out.sort(key=_priority)
+        return out
+
+    def candidates(self, path: str) -> Iterator[Candidate]:
+        """Every rule matching the decoded ``path``, in priority order, with its values."""
+        for rule in self.exact_candidates(path):
+            yield rule, {}
+        yield from self.pattern_candidates(path)
+
+    def __len__(self) -> int:
+        return self.rule_count
+
+    def __repr__(self) -> str:
+        return f"<Matcher {self.rule_count} rules>"
+
+
+def _duplicate(rule: Rule, other: Rule) -> RuleError:
+    return RuleError(
+        f"duplicate rule: {rule.path!r} has the same pattern and conditions as the rule at "
+        f"{other.source}, so it can never apply; remove one or give them different conditions",
+        file=rule.file,
+        line=rule.line,
+    )
+
+
+def compile_matcher(rules: Iterable[Rule]) -> Matcher:
+    """Index ``rules`` (in priority order of file position) into a :class:`Matcher`."""
+    ordered = tuple(rules)
+    exact: dict[tuple[bool, bool], dict[str, Rule | tuple[Rule, ...]]] = {}
+    tries: dict[tuple[bool, bool], _Trie] = {}
+    seen_patterns: dict[str, list[Rule]] = {}
+    by_name: dict[str, Rule] = {}
+    duplicates: list[RuleError] = []
+    for rule in ordered:
+        options = rule.options
+        variant = (options.strict_slashes, options.case_insensitive)
+        if rule.name:
+            by_name[rule.name] = rule
+        if rule.pattern is None:
+            table = exact.get(variant)
+            if table is None:
+                table = exact[variant] = {}
+            key = normalize_path(
+                rule.path, strict_slashes=variant[0], case_insensitive=variant[1]
+            )
+            hit = table.get(key)
+            if hit is None:
+                table[key] = rule
+                continue
+            others = hit if isinstance(hit, tuple) else (hit,)
+            for other in others:
+                if other.conditions == rule.conditions:
+                    duplicates.append(_duplicate(rule, other))
+                    break
+            table[key] = (*others, rule)
+            continue
+        same = seen_patterns.setdefault(rule.pattern.signature, [])
+        for other in same:
+            if other.conditions == rule.conditions:
+                duplicates.append(_duplicate(rule, other))
+                break
+        same.append(rule)
+        trie = tries.get(variant)
+        if trie is None:
+            trie = tries[variant] = _Trie(*variant)
+        trie.insert(rule)
+    tables = [
+        _ExactTable(strict, insensitive, table) for (strict, insensitive), table in exact.items()
+    ]
+    return Matcher(ordered, tables, list(tries.values()), by_name, tuple(duplicates))

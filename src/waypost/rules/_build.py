@@ -1,0 +1,371 @@
+"""Turning rule mappings (the structure of a rules file) into :class:`Rule` values.
+
+Every problem becomes a :class:`FieldError` located by its key path inside the rule; the caller
+(:mod:`waypost.rules.load`) turns the path into ``file:line:col``. Problems in independent keys of
+one rule are all reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from waypost.exceptions import RuleSyntaxError
+from waypost.rules._errors import FieldError
+from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions, parse_conditions, parse_methods
+from waypost.rules.converters import BaseConverter
+from waypost.rules.model import (
+    DEFAULT_OPTIONS,
+    REDIRECT_STATUSES,
+    Action,
+    Pass,
+    Redirect,
+    Respond,
+    Rewrite,
+    Rule,
+    RuleOptions,
+)
+from waypost.rules.pattern import parse_pattern
+from waypost.rules.safety import control_character, header_name_problem
+from waypost.rules.target import Target, parse_target
+
+__all__ = ["RULE_KEYS", "RuleBuilder", "parse_defaults"]
+
+RULE_KEYS = (
+    "name",
+    "from",
+    "to",
+    "rewrite",
+    "respond",
+    "pass",
+    "status",
+    "query",
+    "trailing_slash",
+    "case",
+    "methods",
+    "when",
+    "set_headers",
+)
+_RULE_KEY_SET = frozenset(RULE_KEYS)
+_ACTIONS = ("to", "rewrite", "respond", "pass")
+DEFAULT_KEYS = ("status", "query", "trailing_slash", "case")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "query": ("keep", "drop"),
+    "trailing_slash": ("ignore", "strict"),
+    "case": ("sensitive", "insensitive"),
+}
+# A pattern with none of these is static (no variables) and needs no parsing beyond this check.
+_NOT_PLAIN_PATTERN = re.compile(r"[<>?#\x00-\x1f\x7f]")
+# A literal same-site path needing no encoding: printable ASCII, no braces, backslash or '//'.
+_PLAIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-z|~]*\Z")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
+_OPTIONS_CACHE: dict[tuple[str, bool, bool], RuleOptions] = {}
+
+
+def _choice(key: str, value: Any, keys: tuple[str | int, ...]) -> str:
+    choices = _CHOICES[key]
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "use " + " or ".join(map(repr, choices))
+        raise FieldError(f"{key} must be {' or '.join(choices)}, got {value!r}; {hint}", keys)
+    return str(value)
+
+
+def _status(value: Any, keys: tuple[str | int, ...]) -> int:
+    if isinstance(value, str) and value.strip().isdecimal():
+        value = int(value)
+    if isinstance(value, bool) or value not in REDIRECT_STATUSES:
+        raise FieldError(
+            f"redirect status must be one of 301, 302, 303, 307, 308, got {value!r} "
+            "(301/308 permanent, 302/303/307 temporary; 307/308 keep the method and body)",
+            keys,
+        )
+    return int(value)
+
+
+def parse_defaults(value: Any) -> dict[str, Any]:
+    """Check a ``defaults:`` mapping; raises FieldError."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FieldError(f"'defaults' must be a mapping, got {value!r}", ("defaults",))
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        where = ("defaults", key)
+        if key == "status":
+            out[key] = _status(item, where)
+        elif key in _CHOICES:
+            out[key] = _choice(key, item, where)
+        else:
+            close = difflib.get_close_matches(str(key), DEFAULT_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(DEFAULT_KEYS)}"
+            raise FieldError(f"unknown default {key!r}; {hint}", where)
+    return out
+
+
+def _headers(value: Any, keys: tuple[str | int, ...], what: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping):
+        raise FieldError(f"{what} must be a mapping of header names to values, got {value!r}", keys)
+    out: list[tuple[str, str]] = []
+    for name, item in value.items():
+        problem = header_name_problem(name)
+        if problem:
+            raise FieldError(problem, (*keys, name))
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise FieldError(f"header {name!r} must have a string value, got {item!r}", (*keys, name))
+        text = str(item)
+        bad = control_character(text)
+        if bad is not None:
+            raise FieldError(
+                f"control character {bad!r} in header {name!r}: it would split the response",
+                (*keys, name),
+                text.find(bad),
+            )
+        out.append((name, text))
+    return tuple(out)
+
+
+@dataclass
+class RuleBuilder:
+    """Builds rules one mapping at a time, under one set of defaults and converters."""
+
+    defaults: Mapping[str, Any]
+    converters: Mapping[str, type[BaseConverter]]
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        self._names: dict[str, int] = {}
+        self._default_status = int(self.defaults.get("status", 301))
+        self._default_options = self._options(
+            self.defaults.get("query", "keep"),
+            self.defaults.get("trailing_slash", "ignore"),
+            self.defaults.get("case", "sensitive"),
+        )
+
+    @staticmethod
+    def _options(query: str, trailing_slash: str, case: str) -> RuleOptions:
+        key = (query, trailing_slash == "strict", case == "insensitive")
+        options = _OPTIONS_CACHE.get(key)
+        if options is None:
+            options = RuleOptions(query=key[0], strict_slashes=key[1], case_insensitive=key[2])  # type: ignore[arg-type]
+            if options == DEFAULT_OPTIONS:
+                options = DEFAULT_OPTIONS
+            _OPTIONS_CACHE[key] = options
+        return options
+
+    def build(self, entry: Any, index: int, line: int | None) -> tuple[Rule | None, list[FieldError]]:
+        """The rule for ``entry`` (None when it has errors), and every error found in it."""
+        if not isinstance(entry, Mapping):
+            return None, [FieldError(f"a rule must be a mapping with 'from' and 'to', got {entry!r}")]
+        errors: list[FieldError] = []
+        unknown = entry.keys() - _RULE_KEY_SET
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), RULE_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(RULE_KEYS)}"
+            errors.append(FieldError(f"unknown key {key!r}; {hint}", (key,)))
+
+        options = self._default_options
+        if "query" in entry or "trailing_slash" in entry or "case" in entry:
+            try:
+                options = self._options(
+                    _choice("query", entry.get("query", options.query), ("query",)),
+                    _choice(
+                        "trailing_slash",
+                        entry.get("trailing_slash", "strict" if options.strict_slashes else "ignore"),
+                        ("trailing_slash",),
+                    ),
+                    _choice(
+                        "case",
+                        entry.get("case", "insensitive" if options.case_insensitive else "sensitive"),
+                        ("case",),
+                    ),
+                )
+            except FieldError as exc:
+                errors.append(exc)
+
+        path = entry.get("from")
+        pattern = None
+        variables: dict[str, BaseConverter] = {}
+        if path is None:
+            errors.append(FieldError("a rule needs 'from', the path it matches, like from: /old"))
+        elif not isinstance(path, str) or not path:
+            errors.append(FieldError(f"'from' must be a path like '/old', got {path!r}", ("from",)))
+        elif not path.startswith("/") or _NOT_PLAIN_PATTERN.search(path):
+            try:
+                pattern = parse_pattern(
+                    path,
+                    converters=self.converters,
+                    case_insensitive=options.case_insensitive,
+                    strict_slashes=options.strict_slashes,
+                )
+            except RuleSyntaxError as exc:
+                errors.append(FieldError(exc.message, ("from",), exc.col))
+            else:
+                if pattern.is_static:
+                    pattern = None
+                else:
+                    variables = {v.name: v.converter for v in pattern.variables}
+
+        action = self._action(entry, errors, variables, path if isinstance(path, str) else "")
+
+        conditions = EMPTY_CONDITIONS
+        when = entry.get("when")
+        methods = entry.get("methods")
+        try:
+            if when is not None:
+                conditions = parse_conditions(when)
+            if methods is not None:
+                if conditions.methods is not None:
+                    raise FieldError("give 'methods' once: at the rule's top level or under 'when'", ("methods",))
+                parsed = parse_methods(methods, ("methods",))
+                fields = {f: getattr(conditions, f) for f in Conditions.__dataclass_fields__}
+                fields["methods"] = parsed
+                conditions = Conditions(**fields)
+        except FieldError as exc:
+            errors.append(exc)
+
+        name = entry.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not _NAME.match(name):
+                errors.append(
+                    FieldError(f"rule name {name!r} must be letters, digits, '_', '-', '.', ':'", ("name",))
+                )
+            elif name in self._names:
+                errors.append(
+                    FieldError(
+                        f"rule name {name!r} is already used by the rule at line "
+                        f"{self._names[name]}; names must be unique",
+                        ("name",),
+                    )
+                )
+            else:
+                self._names[name] = line if line is not None else index + 1
+
+        if errors or action is None or not isinstance(path, str):
+            return None, errors
+        return (
+            Rule(
+                path=path,
+                action=action,
+                index=index,
+                pattern=pattern,
+                conditions=conditions,
+                name=name,
+                file=self.file,
+                line=line,
+                options=options,
+            ),
+            errors,
+        )
+
+    def _target(
+        self, value: Any, key: str, variables: Mapping[str, BaseConverter], path: str
+    ) -> str | Target:
+        if isinstance(value, str) and _PLAIN_PATH.match(value):
+            return value
+        what = "redirect target" if key == "to" else "rewrite target"
+        if not isinstance(value, str) or not value:
+            raise FieldError(f"{what} must be a path or URL, got {value!r}", (key,))
+        try:
+            target = parse_target(value, what=what)
+        except RuleSyntaxError as exc:
+            raise FieldError(exc.message, (key,), exc.col) from None
+        if key == "rewrite" and target.absolute:
+            raise FieldError(
+                f"rewrite target {value!r} must be a path on this site; use 'to:' to redirect "
+                "to another host",
+                (key,),
+            )
+        for piece in target.pieces:
+            if not isinstance(piece, str) and piece.name not in variables:
+                close = difflib.get_close_matches(piece.name, list(variables), n=1)
+                if close:
+                    hint = f"did you mean {close[0]!r}?"
+                elif variables:
+                    hint = f"the pattern defines {', '.join(map(repr, variables))}"
+                else:
+                    hint = "the pattern defines no variables"
+                raise FieldError(
+                    f"target variable {piece.name!r} is not defined by the pattern {path!r}; {hint}",
+                    (key,),
+                    piece.offset,
+                )
+        return target.literal if target.literal is not None else target
+
+    def _action(
+        self,
+        entry: Mapping[str, Any],
+        errors: list[FieldError],
+        variables: Mapping[str, BaseConverter],
+        path: str,
+    ) -> Action | None:
+        present = [k for k in _ACTIONS if k in entry]
+        if len(present) != 1:
+            if present:
+                message = f"a rule has exactly one action, this one has {', '.join(present)}"
+            else:
+                message = "a rule needs an action: to (redirect), rewrite, respond or pass"
+            errors.append(FieldError(message, (present[1],) if len(present) > 1 else ()))
+            return None
+        kind = present[0]
+        if "status" in entry and kind != "to":
+            errors.append(
+                FieldError(
+                    f"'status' goes with 'to' (a redirect); for '{kind}' "
+                    + ("write respond: {status: ...}" if kind == "respond" else "remove it"),
+                    ("status",),
+                )
+            )
+        if "set_headers" in entry and kind != "rewrite":
+            errors.append(FieldError("'set_headers' goes with 'rewrite' only", ("set_headers",)))
+        try:
+            if kind == "to":
+                status = self._default_status
+                if "status" in entry:
+                    status = _status(entry["status"], ("status",))
+                return Redirect(self._target(entry["to"], "to", variables, path), status)
+            if kind == "rewrite":
+                target = self._target(entry["rewrite"], "rewrite", variables, path)
+                headers: tuple[tuple[str, str], ...] = ()
+                if "set_headers" in entry:
+                    headers = _headers(entry["set_headers"], ("set_headers",), "set_headers")
+                return Rewrite(target, headers)
+            if kind == "respond":
+                return self._respond(entry["respond"])
+            if entry["pass"] is not True:
+                raise FieldError(f"'pass' must be true, got {entry['pass']!r}", ("pass",))
+            return Pass()
+        except FieldError as exc:
+            errors.append(exc)
+            return None
+
+    @staticmethod
+    def _respond(value: Any) -> Respond:
+        keys: tuple[str | int, ...] = ("respond",)
+        if isinstance(value, Mapping):
+            unknown = value.keys() - {"status", "body", "headers"}
+            if unknown:
+                key = sorted(map(str, unknown))[0]
+                raise FieldError(f"unknown key {key!r} in respond; known: status, body, headers", (*keys, key))
+            status = value.get("status")
+            body = value.get("body", "")
+            if not isinstance(body, str):
+                raise FieldError(f"respond body must be a string, got {body!r}", (*keys, "body"))
+            headers = _headers(value.get("headers", {}), (*keys, "headers"), "respond headers")
+            keys = (*keys, "status")
+        else:
+            status, body, headers = value, "", ()
+        if isinstance(status, str) and status.isdecimal():
+            status = int(status)
+        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+            raise FieldError(
+                f"respond status must be a number from 200 to 599, like 410, got {status!r}", keys
+            )
+        if 300 <= status < 400 and not any(k.lower() == "location" for k, _ in headers):
+            raise FieldError(
+                f"respond {status} is a redirect status; use 'to:' with status: {status}", keys
+            )
+        return Respond(status, body, headers)

@@ -1,0 +1,514 @@
+"""Reading rules files: YAML (.yaml/.yml), TOML (.toml), JSON (.json) and CSV (.csv).
+
+YAML, TOML and JSON hold one structure (``defaults``, ``allowed_hosts``, ``rules``); CSV holds a
+table with the header ``from,to,status`` and an optional ``name`` column. Every error carries
+``file:line:col`` and the loader reports all of them at once (:class:`RulesError`).
+
+The loader reads a file and parses text; it never touches the network and is pure otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import re
+import tomllib
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from waypost.exceptions import RuleError, RulesError
+from waypost.rules._build import RuleBuilder, parse_defaults
+from waypost.rules._errors import FieldError
+from waypost.rules.converters import BaseConverter, merge_converters
+from waypost.rules.model import Rule, RuleSet
+from waypost.rules.safety import control_character
+
+__all__ = [
+    "FORMATS",
+    "load_rules",
+    "parse_rules",
+    "read_rules",
+    "rules_from_mappings",
+]
+
+FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json", ".csv": "csv"}
+TOP_KEYS = ("defaults", "allowed_hosts", "rules")
+CSV_COLUMNS = ("from", "to", "status", "name")
+_MAX_NODES = 2_000_000
+
+
+@dataclass(slots=True)
+class _Pos:
+    """Where a value sits in the file (1-based) and, for containers, where its children sit."""
+
+    line: int
+    col: int
+    quoted: bool = False
+    children: dict[Any, _Pos] = field(default_factory=dict)
+
+
+Locator = Callable[[int | None, tuple[str | int, ...]], tuple[int | None, int | None]]
+
+
+def _locate_in(root: _Pos | None, offset_path: tuple[Any, ...], inner: int | None) -> tuple[int | None, int | None]:
+    if root is None:
+        return None, None
+    pos = root
+    exact = True
+    for key in offset_path:
+        child = pos.children.get(key)
+        if child is None:
+            exact = False
+            break
+        pos = child
+    col = pos.col
+    if exact and inner is not None:
+        col += inner + (1 if pos.quoted else 0)
+    return pos.line, col
+
+
+# --------------------------------------------------------------------------------------------
+# YAML, with positions
+
+
+class _YamlReader:
+    def __init__(self) -> None:
+        self.constructor = SafeConstructor()
+        self.errors: list[RuleError] = []
+        self.nodes = 0
+
+    def convert(self, node: Node, stack: tuple[int, ...] = ()) -> tuple[Any, _Pos]:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise _TooLarge
+        mark = node.start_mark
+        pos = _Pos(mark.line + 1, mark.column + 1)
+        if id(node) in stack:
+            raise _Recursive(pos)
+        stack = (*stack, id(node))
+        if isinstance(node, ScalarNode):
+            pos.quoted = node.style in ("'", '"')
+            return self.constructor.construct_object(node, deep=True), pos
+        if isinstance(node, SequenceNode):
+            items = []
+            for index, child in enumerate(node.value):
+                value, child_pos = self.convert(child, stack)
+                items.append(value)
+                pos.children[index] = child_pos
+            return items, pos
+        if isinstance(node, MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    merged, merged_pos = self.convert(value_node, stack)
+                    sources = merged if isinstance(merged, list) else [merged]
+                    for source in sources:
+                        if isinstance(source, dict):
+                            for k, v in source.items():
+                                result.setdefault(k, v)
+                    continue
+                key, key_pos = self.convert(key_node, stack)
+                if isinstance(key, list | dict):
+                    self.errors.append(
+                        RuleError("a mapping key must be a plain value", line=key_pos.line, col=key_pos.col)
+                    )
+                    continue
+                if key in result:
+                    self.errors.append(
+                        RuleError(
+                            f"duplicate key {key!r}; a key may appear once in a mapping (the later "
+                            "one would silently win)",
+                            line=key_pos.line,
+                            col=key_pos.col,
+                        )
+                    )
+                value, value_pos = self.convert(value_node, stack)
+                result[key] = value
+                pos.children[key] = value_pos
+            return result, pos
+        raise _Recursive(pos)  # pragma: no cover - PyYAML has no other node kinds
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Recursive(Exception):
+    def __init__(self, pos: _Pos) -> None:
+        self.pos = pos
+
+
+def _read_yaml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        return None, None, [
+            RuleError(
+                f"not valid YAML: {message}",
+                file=file,
+                line=mark.line + 1 if mark else None,
+                col=mark.column + 1 if mark else None,
+            )
+        ]
+    except yaml.YAMLError as exc:
+        return None, None, [RuleError(f"not valid YAML: {exc}", file=file)]
+    if node is None:
+        return None, None, []
+    reader = _YamlReader()
+    try:
+        value, pos = reader.convert(node)
+    except _TooLarge:
+        return None, None, [RuleError("the document is too large once its aliases are expanded", file=file)]
+    except _Recursive as exc:
+        return None, None, [
+            RuleError("recursive YAML alias; a rule cannot contain itself", file=file, line=exc.pos.line, col=exc.pos.col)
+        ]
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        return None, None, [RuleError(f"not valid YAML: {exc}", file=file)]
+    errors = [e.located(file=file) for e in reader.errors]
+    return value, pos, errors
+
+
+# --------------------------------------------------------------------------------------------
+# JSON and TOML: the standard library parses; positions are recovered approximately
+
+
+def _read_json(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, None, [RuleError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno, col=exc.colno)]
+    except RecursionError:
+        return None, None, [RuleError("not valid JSON: nested too deeply", file=file)]
+    # JSON is (for every file a person writes) YAML flow syntax, which PyYAML can locate.
+    pos: _Pos | None = None
+    try:
+        node = yaml.compose(text.replace("\t", " "), Loader=yaml.SafeLoader)
+        if node is not None:
+            _, pos = _YamlReader().convert(node)
+    except Exception:  # positions are a nicety; the values come from json.loads above
+        pos = None
+    return value, pos, []
+
+
+_TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TOML_RULE = re.compile(r"^\s*\[\[\s*rules\s*\]\]")
+_TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\"'-]+)\s*=")
+
+
+def _read_toml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]:
+    try:
+        value = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = _TOML_AT.search(message)
+        line = col = None
+        if found:
+            line, col = int(found.group(1)), int(found.group(2))
+            message = message[: found.start()].strip()
+        return None, None, [RuleError(f"not valid TOML: {message}", file=file, line=line, col=col)]
+    root = _Pos(1, 1)
+    rules = _Pos(1, 1)
+    current: _Pos | None = None
+    count = 0
+    for number, line_text in enumerate(text.splitlines(), start=1):
+        if _TOML_RULE.match(line_text):
+            current = _Pos(number, 1)
+            rules.children[count] = current
+            count += 1
+            continue
+        if line_text.lstrip().startswith("["):
+            current = None if not line_text.lstrip().startswith("[rules.") else current
+            continue
+        key = _TOML_KEY.match(line_text)
+        if key:
+            name = key.group(1).strip("\"'")
+            target = current if current is not None else root
+            if name not in target.children:
+                target.children[name] = _Pos(number, key.end() + 2 if key.end() < len(line_text) else key.end())
+    root.children["rules"] = rules
+    return value, root, []
+
+
+# --------------------------------------------------------------------------------------------
+# CSV
+
+
+def _read_csv(text: str, file: str) -> tuple[list[dict[str, str]], array[int], list[RuleError]]:
+    errors: list[RuleError] = []
+    lines: array[int] = array("I")
+    rows: list[dict[str, str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    end = 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
+                continue
+            if header is None:
+                header = [h.strip().lower() for h in row]
+                for index, name in enumerate(header):
+                    if name not in CSV_COLUMNS:
+                        close = difflib.get_close_matches(name, CSV_COLUMNS, n=1)
+                        hint = f"did you mean {close[0]!r}?" if close else "expected from,to,status[,name]"
+                        errors.append(RuleError(f"unknown column {row[index]!r}; {hint}", file=file, line=start))
+                for required in ("from", "to"):
+                    if required not in header:
+                        errors.append(
+                            RuleError(
+                                f"the header has no {required!r} column; the first line must be "
+                                "from,to,status (name optional)",
+                                file=file,
+                                line=start,
+                            )
+                        )
+                if len(set(header)) != len(header):
+                    errors.append(RuleError(f"a column appears twice in the header {row!r}", file=file, line=start))
+                if errors:
+                    return [], lines, errors
+                continue
+            if len(row) != len(header):
+                errors.append(
+                    RuleError(
+                        f"this row has {len(row)} column{'s' if len(row) != 1 else ''} but the header "
+                        f"has {len(header)} ({','.join(header)}): {','.join(row)!r}",
+                        file=file,
+                        line=start,
+                    )
+                )
+                continue
+            entry = {k: v.strip() for k, v in zip(header, row, strict=True) if v.strip() or k == "from"}
+            rows.append(entry)
+            lines.append(start)
+    except csv.Error as exc:
+        errors.append(RuleError(f"not valid CSV: {exc}", file=file, line=reader.line_num))
+    if header is None and not errors:
+        errors.append(RuleError("the CSV file is empty; its first line must be from,to,status", file=file, line=1))
+    return rows, lines, errors
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+
+
+def _problem(file: str | None, root: _Pos | None, base: tuple[Any, ...], exc: FieldError) -> RuleError:
+    line, col = _locate_in(root, (*base, *exc.keys), exc.offset)
+    return RuleError(exc.message, file=file, line=line, col=col)
+
+
+def _where(index: int, exc: FieldError) -> str:
+    keys = "".join(f"[{k!r}]" if isinstance(k, int) else f".{k}" for k in exc.keys)
+    return f"rule #{index + 1}{keys}: "
+
+
+def _hosts(value: Any) -> tuple[tuple[str, ...], list[FieldError]]:
+    items = value if isinstance(value, list) else [value]
+    hosts: list[str] = []
+    errors: list[FieldError] = []
+    for index, item in enumerate(items):
+        where = ("allowed_hosts", index) if isinstance(value, list) else ("allowed_hosts",)
+        if not isinstance(item, str) or not item.strip() or control_character(item) or "/" in item:
+            errors.append(FieldError(f"allowed host must be a host name like 'example.com', got {item!r}", where))
+            continue
+        host = item.strip().lower()
+        if "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
+            errors.append(FieldError(f"a wildcard host is written '*.example.com', got {item!r}", where))
+            continue
+        hosts.append(host)
+    return tuple(hosts), errors
+
+
+def _build_all(
+    entries: Sequence[Any],
+    *,
+    builder: RuleBuilder,
+    line_of: Callable[[int], int | None],
+    locate: Callable[[int, FieldError], RuleError],
+    errors: list[RuleError],
+) -> list[Rule]:
+    rules: list[Rule] = []
+    for index, entry in enumerate(entries):
+        rule, problems = builder.build(entry, index, line_of(index))
+        if problems:
+            errors.extend(locate(index, p) for p in problems)
+        elif rule is not None:
+            rules.append(rule)
+    return rules
+
+
+def _from_document(
+    document: Any,
+    root: _Pos | None,
+    *,
+    file: str | None,
+    converters: Mapping[str, type[BaseConverter]],
+    errors: list[RuleError],
+    defaults: Mapping[str, Any] | None = None,
+    allowed_hosts: Sequence[str] = (),
+) -> RuleSet:
+    if isinstance(document, list):
+        document = {"rules": document}
+    if document is None:
+        document = {"rules": []}
+    if not isinstance(document, Mapping):
+        errors.append(RuleError(
+            f"a rules file holds a mapping with 'rules:' (and optional 'defaults:', "
+            f"'allowed_hosts:'), got {type(document).__name__}",
+            file=file, line=root.line if root else None,
+        ))
+        return RuleSet((), source=file)
+    for key in document:
+        if key not in TOP_KEYS:
+            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(TOP_KEYS)}"
+            errors.append(_problem(file, root, (), FieldError(f"unknown top-level key {key!r}; {hint}", (key,))))
+    merged_defaults = dict(defaults or {})
+    try:
+        merged_defaults.update(parse_defaults(document.get("defaults")))
+    except FieldError as exc:
+        errors.append(_problem(file, root, (), exc))
+    hosts: tuple[str, ...] = tuple(allowed_hosts)
+    if document.get("allowed_hosts") is not None:
+        parsed, problems = _hosts(document["allowed_hosts"])
+        hosts += parsed
+        errors.extend(_problem(file, root, (), p) for p in problems)
+    entries = document.get("rules", [])
+    if not isinstance(entries, list):
+        errors.append(_problem(file, root, (), FieldError("'rules' must be a list of rules", ("rules",))))
+        entries = []
+    rules_pos = root.children.get("rules") if root else None
+
+    def line_of(index: int) -> int | None:
+        child = rules_pos.children.get(index) if rules_pos else None
+        return child.line if child else None
+
+    builder = RuleBuilder(merged_defaults, converters, file)
+    rules = _build_all(
+        entries,
+        builder=builder,
+        line_of=line_of,
+        locate=lambda index, exc: _problem(file, root, ("rules", index), exc)
+        if root is not None
+        else RuleError(_where(index, exc) + exc.message, file=file),
+        errors=errors,
+    )
+    return RuleSet(tuple(rules), hosts, merged_defaults, file)
+
+
+def rules_from_mappings(
+    rules: Sequence[Mapping[str, Any]],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    allowed_hosts: Sequence[str] = (),
+    converters: Mapping[str, type[BaseConverter]] | None = None,
+    source: str | None = None,
+) -> tuple[RuleSet, list[RuleError]]:
+    """Build rules from Python mappings in the file's structure; returns the rules and the errors."""
+    errors: list[RuleError] = []
+    document = {"rules": list(rules) if not isinstance(rules, list) else rules}
+    if defaults is not None:
+        document["defaults"] = dict(defaults)
+    if allowed_hosts:
+        document["allowed_hosts"] = list(allowed_hosts)
+    ruleset = _from_document(
+        document, None, file=source, converters=merge_converters(converters), errors=errors
+    )
+    return ruleset, errors
+
+
+def parse_rules(
+    text: str,
+    *,
+    format: str,
+    file: str = "<rules>",
+    converters: Mapping[str, type[BaseConverter]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    allowed_hosts: Sequence[str] = (),
+) -> tuple[RuleSet, list[RuleError]]:
+    """Parse rules text in ``format`` ('yaml', 'toml', 'json' or 'csv'); returns rules and errors."""
+    conv = merge_converters(converters)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    errors: list[RuleError] = []
+    if format == "csv":
+        rows, lines, read_errors = _read_csv(text, file)
+        errors.extend(read_errors)
+        builder = RuleBuilder(dict(defaults or {}), conv, file)
+        rules = _build_all(
+            rows,
+            builder=builder,
+            line_of=lines.__getitem__,
+            locate=lambda index, exc: RuleError(
+                f"{exc.keys[0]}: {exc.message}" if exc.keys else exc.message, file=file, line=lines[index]
+            ),
+            errors=errors,
+        )
+        return RuleSet(tuple(rules), tuple(allowed_hosts), dict(defaults or {}), file), errors
+    readers = {"yaml": _read_yaml, "json": _read_json, "toml": _read_toml}
+    reader = readers.get(format)
+    if reader is None:
+        raise ValueError(f"unknown rules format {format!r}; use one of yaml, toml, json, csv")
+    document, root, read_errors = reader(text, file)
+    errors.extend(read_errors)
+    if read_errors and document is None:
+        return RuleSet((), source=file), errors
+    ruleset = _from_document(
+        document, root, file=file, converters=conv, errors=errors,
+        defaults=defaults, allowed_hosts=allowed_hosts,
+    )
+    errors.sort(key=lambda e: (e.line or 0, e.col or 0))
+    return ruleset, errors
+
+
+def read_rules(
+    path: str | Path,
+    *,
+    converters: Mapping[str, type[BaseConverter]] | None = None,
+) -> tuple[RuleSet, list[RuleError]]:
+    """Read a rules file; returns the rules that loaded and every error (none means all loaded)."""
+    path = Path(path)
+    name = str(path)
+    format = FORMATS.get(path.suffix.lower())
+    if format is None:
+        return RuleSet((), source=name), [
+            RuleError(
+                f"unknown rules file type {path.suffix or path.name!r}; use .yaml, .yml, .toml, .json or .csv",
+                file=name,
+            )
+        ]
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return RuleSet((), source=name), [RuleError(f"cannot read the file: {exc.strerror}", file=name)]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return RuleSet((), source=name), [
+            RuleError(f"not UTF-8 text (byte {raw[exc.start]:#x}); save the file as UTF-8", file=name, line=line)
+        ]
+    return parse_rules(text, format=format, file=name, converters=converters)
+
+
+def load_rules(
+    path: str | Path,
+    *,
+    converters: Mapping[str, type[BaseConverter]] | None = None,
+) -> RuleSet:
+    """Load and validate a rules file; raises RulesError listing every problem."""
+    ruleset, errors = read_rules(path, converters=converters)
+    if errors:
+        raise RulesError(errors, file=str(path))
+    return ruleset

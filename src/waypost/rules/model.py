@@ -1,0 +1,216 @@
+"""The rule model: frozen values the loader builds and the matcher and engine read.
+
+A :class:`Rule` is a pattern, an action and conditions. Actions:
+
+- :class:`Redirect`: answer with a 301/302/303/307/308 and a Location;
+- :class:`Rewrite`: let the request continue to the app with another path and query;
+- :class:`Respond`: answer with a fixed status, body and headers;
+- :class:`Pass`: leave the request alone (an exception carved out of broader rules).
+
+Rules are kept small: a million of them are held in memory. A static rule has no parsed pattern
+(``pattern is None``) and a literal target is a plain string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
+from waypost.rules.pattern import Pattern
+from waypost.rules.target import Target
+
+__all__ = [
+    "REDIRECT_STATUSES",
+    "Action",
+    "Pass",
+    "Redirect",
+    "Respond",
+    "Rewrite",
+    "Rule",
+    "RuleOptions",
+    "RuleSet",
+]
+
+RedirectStatus = Literal[301, 302, 303, 307, 308]
+REDIRECT_STATUSES: tuple[int, ...] = (301, 302, 303, 307, 308)
+QueryMode = Literal["keep", "drop"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOptions:
+    """Per-rule settings that usually come from ``defaults:`` (shared between rules)."""
+
+    query: QueryMode = "keep"
+    strict_slashes: bool = False
+    case_insensitive: bool = False
+
+
+DEFAULT_OPTIONS = RuleOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Send the client elsewhere. ``target`` is the finished URL (str) or a template."""
+
+    target: str | Target
+    status: int = 301
+    kind: ClassVar[Literal["redirect"]] = "redirect"
+
+    @property
+    def text(self) -> str:
+        """The target as written."""
+        return self.target if isinstance(self.target, str) else self.target.text
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """Continue to the app with another path and query; ``set_headers`` are added to the request."""
+
+    target: str | Target
+    set_headers: tuple[tuple[str, str], ...] = ()
+    kind: ClassVar[Literal["rewrite"]] = "rewrite"
+
+    @property
+    def text(self) -> str:
+        """The target as written."""
+        return self.target if isinstance(self.target, str) else self.target.text
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Answer directly with ``status``, ``body`` and ``headers``."""
+
+    status: int
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    kind: ClassVar[Literal["respond"]] = "respond"
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """Leave the request alone."""
+
+    kind: ClassVar[Literal["pass"]] = "pass"
+
+
+Action = Redirect | Rewrite | Respond | Pass
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    """One rule. ``index`` is its position in the rule set (file order), used to break ties.
+
+    ``path`` is the ``from`` text as written; ``pattern`` is its parsed form, None when the
+    pattern has no variables (then it is matched by exact lookup).
+    """
+
+    path: str
+    action: Action
+    index: int
+    pattern: Pattern | None = None
+    conditions: Conditions = EMPTY_CONDITIONS
+    name: str | None = None
+    file: str | None = None
+    line: int | None = None
+    options: RuleOptions = DEFAULT_OPTIONS
+
+    @property
+    def source(self) -> str:
+        """``file:line`` where the rule was written (``<rules>:N`` for rules given in Python)."""
+        if self.line is None:
+            return f"{self.file or '<rules>'}#{self.index + 1}"
+        return f"{self.file or '<rules>'}:{self.line}"
+
+    @property
+    def label(self) -> str:
+        """How the rule is named in messages: its name, or its pattern."""
+        return self.name if self.name else self.path
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The rule as a rules-file mapping (the inverse of loading it)."""
+        out: dict[str, Any] = {}
+        if self.name:
+            out["name"] = self.name
+        out["from"] = self.path
+        action = self.action
+        if isinstance(action, Redirect):
+            out["to"] = action.text
+            out["status"] = action.status
+        elif isinstance(action, Rewrite):
+            out["rewrite"] = action.text
+            if action.set_headers:
+                out["set_headers"] = dict(action.set_headers)
+        elif isinstance(action, Respond):
+            if action.body or action.headers:
+                respond: dict[str, Any] = {"status": action.status}
+                if action.body:
+                    respond["body"] = action.body
+                if action.headers:
+                    respond["headers"] = dict(action.headers)
+                out["respond"] = respond
+            else:
+                out["respond"] = action.status
+        else:
+            out["pass"] = True
+        options = self.options
+        out["query"] = options.query
+        out["trailing_slash"] = "strict" if options.strict_slashes else "ignore"
+        out["case"] = "insensitive" if options.case_insensitive else "sensitive"
+        if not self.conditions.empty:
+            out["when"] = conditions_to_mapping(self.conditions)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Rule({self.path!r}, {self.action!r}, source={self.source!r})"
+
+
+def conditions_to_mapping(conditions: Conditions) -> dict[str, Any]:
+    """A ``when:`` mapping that parses back to ``conditions``."""
+    out: dict[str, Any] = {}
+    if conditions.methods is not None:
+        methods = set(conditions.methods)
+        if "GET" in methods:
+            methods.discard("HEAD")
+        out["methods"] = sorted(methods)
+    if conditions.hosts is not None:
+        out["host"] = list(conditions.hosts)
+    for key, values in (
+        ("query", conditions.query),
+        ("headers", conditions.headers),
+        ("cookies", conditions.cookies),
+    ):
+        if values:
+            out[key] = {
+                name: (want if want is None or want == "*" else list(want)) for name, want in values
+            }
+    if conditions.accept is not None:
+        out["accept"] = conditions.accept
+    if conditions.languages is not None:
+        out["language"] = list(conditions.languages)
+    if conditions.networks is not None:
+        out["ip"] = [str(n) for n in conditions.networks]
+    if conditions.after is not None:
+        out["after"] = conditions.after.isoformat()
+    if conditions.before is not None:
+        out["before"] = conditions.before.isoformat()
+    if conditions.negated is not None:
+        out["not"] = conditions_to_mapping(conditions.negated)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """A loaded, validated set of rules, with the settings they were loaded under."""
+
+    rules: tuple[Rule, ...]
+    allowed_hosts: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __repr__(self) -> str:
+        return f"RuleSet(<{len(self.rules)} rules>, source={self.source!r})"

@@ -1,0 +1,364 @@
+"""Path patterns: ``'/blog/<int:year>/<slug>'`` parsed once into segments, and URL building.
+
+A pattern is split on ``/`` into segments. A segment is either static text, or a *dynamic* segment
+made of text and variables (``item-<int:id>.html``), matched by one compiled regex. From the first
+segment holding a converter that spans slashes (``<path:rest>``) to the end, the pattern is one
+*tail* regex matched against the rest of the request path.
+
+Patterns are matched against the percent-decoded request path (``/café`` matches ``/caf%C3%A9``).
+Errors are :class:`~waypost.exceptions.RuleSyntaxError` whose ``col`` is the 0-based offset of the
+offending text inside the pattern; the loader turns it into a file column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from waypost.exceptions import RuleSyntaxError
+from waypost.rules.converters import DEFAULT_CONVERTERS, BaseConverter
+
+__all__ = ["Pattern", "Segment", "Variable", "parse_pattern", "quote_path"]
+
+# Characters left as they are in a path when building a URL (RFC 3986 pchar minus '%').
+_PATH_SAFE = "/!$&'()*+,;=:@-._~"
+_SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
+
+_VARIABLE = re.compile(
+    r"<(?:(?P<conv>[^:<>()]*)(?:\((?P<args>[^<>]*)\))?:)?(?P<name>[^<>]*)>",
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ARG = re.compile(r"\s*(?:(?P<key>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'[^']*'|\"[^\"]*\"|[^,]*?)\s*(?:,|\Z)")
+
+
+def quote_path(text: str, *, keep_slashes: bool = True) -> str:
+    """Percent-encode ``text`` for a URL path (UTF-8), leaving RFC 3986 path characters."""
+    return quote(text, safe=_PATH_SAFE if keep_slashes else _SEGMENT_SAFE)
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """A variable in a pattern: ``<int:year>`` is ``Variable('year', IntConverter(), 'int')``."""
+
+    name: str
+    converter: BaseConverter
+    spec: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A dynamic segment (or the tail): a full-match regex whose groups are ``variables``, in order.
+
+    ``signature`` identifies the segment's shape regardless of variable names, so that
+    ``/<int:a>`` and ``/<int:b>`` share one branch of the matcher.
+    """
+
+    regex: re.Pattern[str]
+    variables: tuple[Variable, ...]
+    signature: str
+    weight: int
+    static_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A parsed pattern. Build one with :func:`parse_pattern`.
+
+    ``parts`` are the segments before the tail: a ``str`` for static text (lower-cased when the
+    pattern is case-insensitive) or a :class:`Segment`. ``tail`` matches the rest of the path,
+    slashes included, when the pattern has a ``path``-like variable.
+    """
+
+    text: str
+    parts: tuple[str | Segment, ...]
+    tail: Segment | None
+    variables: tuple[Variable, ...]
+    case_insensitive: bool
+    strict_slashes: bool
+    key: tuple[tuple[int, int], ...]
+    signature: str
+    #: The pattern's pieces in order for URL building: str (static) or Variable.
+    pieces: tuple[str | Variable, ...]
+
+    @property
+    def is_static(self) -> bool:
+        """True when the pattern has no variables (it is matched by exact lookup)."""
+        return not self.variables
+
+    @property
+    def variable_names(self) -> tuple[str, ...]:
+        """The names of the pattern's variables, in order."""
+        return tuple(v.name for v in self.variables)
+
+    def build(self, values: Mapping[str, Any]) -> str:
+        """The percent-encoded path for ``values``; raises KeyError, ValueError or TypeError."""
+        out: list[str] = []
+        for piece in self.pieces:
+            if isinstance(piece, str):
+                out.append(quote_path(piece))
+            else:
+                text = piece.converter.to_url(values[piece.name])
+                spans = piece.converter.spans_slashes
+                out.append(quote_path(text, keep_slashes=spans))
+        return "".join(out)
+
+    def __repr__(self) -> str:
+        return f"parse_pattern({self.text!r})"
+
+
+def normalize_path(path: str, *, strict_slashes: bool, case_insensitive: bool) -> str:
+    """The form of a request path (or a static pattern) used as a lookup key."""
+    if not strict_slashes and len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    return path.lower() if case_insensitive else path
+
+
+def _parse_args(text: str, offset: int) -> tuple[list[Any], dict[str, Any]]:
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    pos = 0
+    while pos < len(text):
+        match = _ARG.match(text, pos)
+        if match is None or match.end() == pos:
+            raise RuleSyntaxError(f"cannot read converter arguments {text!r}", col=offset)
+        pos = match.end()
+        raw = match.group("value")
+        value: Any
+        if raw[:1] in "'\"" and len(raw) >= 2:
+            value = raw[1:-1]
+        elif re.fullmatch(r"-?\d+", raw):
+            value = int(raw)
+        elif re.fullmatch(r"-?\d+\.\d*", raw):
+            value = float(raw)
+        elif raw in ("True", "False"):
+            value = raw == "True"
+        elif raw == "None":
+            value = None
+        else:
+            value = raw
+        if raw == "" and match.group("key") is None:
+            raise RuleSyntaxError(f"empty argument in {text!r}", col=offset)
+        if match.group("key"):
+            kwargs[match.group("key")] = value
+        else:
+            if kwargs:
+                raise RuleSyntaxError(
+                    f"positional argument {raw!r} after a keyword argument in {text!r}", col=offset
+                )
+            args.append(value)
+    return args, kwargs
+
+
+def _parse_variable(
+    match: re.Match[str],
+    pattern: str,
+    converters: Mapping[str, type[BaseConverter]],
+) -> Variable:
+    name = match.group("name")
+    conv_name = match.group("conv")
+    start = match.start()
+    if conv_name is None:
+        conv_name = "default"
+        spec = "string"
+    else:
+        conv_name = conv_name.strip()
+        spec = conv_name
+    if not _IDENTIFIER.match(name):
+        what = "is empty" if not name else f"{name!r} is not a valid name"
+        raise RuleSyntaxError(
+            f"variable name {what} in {pattern!r}; use letters, digits and '_', like <slug>",
+            col=match.start("name"),
+        )
+    cls = converters.get(conv_name)
+    if cls is None:
+        known = sorted(k for k in converters if k != "default")
+        close = difflib.get_close_matches(conv_name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known converters: {', '.join(known)}"
+        raise RuleSyntaxError(
+            f"unknown converter {conv_name!r} in {pattern!r}{hint}", col=start + 1
+        )
+    raw_args = match.group("args")
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    if raw_args is not None:
+        args, kwargs = _parse_args(raw_args, match.start("args"))
+        spec = f"{conv_name}({raw_args})"
+    try:
+        converter = cls(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise RuleSyntaxError(
+            f"bad arguments for converter {conv_name!r} in {pattern!r}: {exc}", col=start + 1
+        ) from None
+    return Variable(name=name, converter=converter, spec=spec, offset=start)
+
+
+def _check_static(text: str, pattern: str, offset: int) -> None:
+    bad = text.find(">")
+    if bad >= 0:
+        raise RuleSyntaxError(
+            f"unbalanced '>' in {pattern!r}; a variable is written <name> or <int:name>",
+            col=offset + bad,
+        )
+    bad = text.find("<")
+    if bad >= 0:
+        raise RuleSyntaxError(
+            f"unbalanced '<' in {pattern!r}; close the variable with '>', like <slug>",
+            col=offset + bad,
+        )
+
+
+def _split_pieces(
+    pattern: str, converters: Mapping[str, type[BaseConverter]]
+) -> list[str | Variable]:
+    pieces: list[str | Variable] = []
+    pos = 0
+    names: set[str] = set()
+    for match in _VARIABLE.finditer(pattern):
+        text = pattern[pos : match.start()]
+        _check_static(text, pattern, pos)
+        if text:
+            pieces.append(text)
+        variable = _parse_variable(match, pattern, converters)
+        if variable.name in names:
+            raise RuleSyntaxError(
+                f"variable {variable.name!r} appears twice in {pattern!r}; give each a new name",
+                col=match.start(),
+            )
+        if "/" in match.group(0):
+            raise RuleSyntaxError(
+                f"'/' inside a variable in {pattern!r}", col=match.start()
+            )
+        names.add(variable.name)
+        pieces.append(variable)
+        pos = match.end()
+    text = pattern[pos:]
+    _check_static(text, pattern, pos)
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+def _segment(
+    pieces: list[str | Variable], flags: int, weight_of: Any
+) -> Segment:
+    regex: list[str] = []
+    signature: list[str] = []
+    variables: list[Variable] = []
+    static_chars = 0
+    weights: list[int] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            regex.append(re.escape(piece))
+            signature.append(piece.replace("<", "<<"))
+            static_chars += len(piece)
+        else:
+            regex.append(f"({piece.converter.regex})")
+            signature.append(f"<{piece.spec}>")
+            variables.append(piece)
+            weights.append(int(piece.converter.weight))
+    weight = weight_of(weights, static_chars)
+    return Segment(
+        regex=re.compile("".join(regex), flags | re.DOTALL),
+        variables=tuple(variables),
+        signature="".join(signature) + ("/i" if flags & re.IGNORECASE else ""),
+        weight=weight,
+        static_chars=static_chars,
+    )
+
+
+def _segment_weight(weights: list[int], static_chars: int) -> int:
+    top = max(weights)
+    return top - 5 if static_chars else top
+
+
+def parse_pattern(
+    text: str,
+    *,
+    converters: Mapping[str, type[BaseConverter]] = DEFAULT_CONVERTERS,
+    case_insensitive: bool = False,
+    strict_slashes: bool = False,
+) -> Pattern:
+    """Parse a pattern like ``'/blog/<int:year>/<slug>'``; raises RuleSyntaxError."""
+    if not isinstance(text, str):
+        raise RuleSyntaxError(f"a pattern must be a string, got {text!r}")
+    if not text.startswith("/"):
+        raise RuleSyntaxError(
+            f"a pattern must start with '/', got {text!r}; did you mean {'/' + text!r}?", col=0
+        )
+    for index, char in enumerate(text):
+        if ord(char) < 0x20 or char == "\x7f":
+            raise RuleSyntaxError(f"control character {char!r} in pattern {text!r}", col=index)
+    for stop in ("?", "#"):
+        index = text.find(stop)
+        if index >= 0:
+            raise RuleSyntaxError(
+                f"{stop!r} in pattern {text!r}: a pattern matches the path only; "
+                "match the query string with when: {query: {...}}",
+                col=index,
+            )
+    pieces = _split_pieces(text, converters)
+    if not strict_slashes and len(text) > 1 and text.endswith("/") and isinstance(pieces[-1], str):
+        stripped = pieces[-1].rstrip("/")
+        pieces = pieces[:-1] + ([stripped] if stripped else [])
+        if not pieces:
+            pieces = ["/"]
+    variables = tuple(p for p in pieces if isinstance(p, Variable))
+    flags = re.IGNORECASE if case_insensitive else 0
+
+    # Split the pieces into '/'-separated segments (the pattern starts with '/': drop the first '').
+    segments: list[list[str | Variable]] = [[]]
+    for piece in pieces:
+        if isinstance(piece, Variable):
+            segments[-1].append(piece)
+            continue
+        chunks = piece.split("/")
+        for number, chunk in enumerate(chunks):
+            if number:
+                segments.append([])
+            if chunk:
+                segments[-1].append(chunk)
+    segments = segments[1:]
+
+    parts: list[str | Segment] = []
+    key: list[tuple[int, int]] = []
+    tail: Segment | None = None
+    for number, seg in enumerate(segments):
+        if any(isinstance(p, Variable) and p.converter.spans_slashes for p in seg):
+            rest: list[str | Variable] = []
+            for later in segments[number:]:
+                if rest:
+                    rest.append("/")
+                rest.extend(later)
+            tail = _segment(rest, flags, _segment_weight)
+            key.append((tail.weight, -tail.static_chars))
+            break
+        if all(isinstance(p, str) for p in seg):
+            static = "".join(p for p in seg if isinstance(p, str))
+            parts.append(static.lower() if case_insensitive else static)
+            key.append((0, -len(static)))
+        else:
+            segment = _segment(seg, flags, _segment_weight)
+            parts.append(segment)
+            key.append((segment.weight, -segment.static_chars))
+
+    shape = "".join(
+        p.replace("<", "<<") if isinstance(p, str) else f"<{p.spec}>" for p in pieces
+    )
+    if case_insensitive:
+        shape = shape.lower()
+    return Pattern(
+        text=text,
+        parts=tuple(parts),
+        tail=tail,
+        variables=variables,
+        case_insensitive=case_insensitive,
+        strict_slashes=strict_slashes,
+        key=tuple(key),
+        signature=f"{shape}|{'i' if case_insensitive else 's'}|{'strict' if strict_slashes else ''}",
+        pieces=tuple(pieces),
+    )

@@ -1,0 +1,197 @@
+"""A sans-io view of an HTTP request, parsed lazily: only what a rule's conditions read is parsed.
+
+Built by the engine from ``resolve(method, url, headers, client_ip)``; middleware builds the same
+from an ASGI scope or a WSGI environ. Header names are case-insensitive; repeated headers are
+joined with ``", "`` (cookies with ``"; "``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import unquote, unquote_plus
+
+__all__ = ["Request", "split_url"]
+
+HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+_MEDIA_JSON = ("application/json",)
+_MEDIA_HTML = ("text/html", "application/xhtml+xml")
+_Q = re.compile(r";\s*q\s*=\s*([0-9.]+)", re.IGNORECASE)
+
+
+def split_url(url: str) -> tuple[str | None, str, str]:
+    """``(host or None, raw path, raw query)`` of a path-with-query or an absolute URL.
+
+    Fast for the common case (``/path?query``); the fragment is dropped.
+    """
+    host: str | None = None
+    if not url.startswith("/"):
+        scheme_end = url.find("://")
+        if scheme_end > 0:
+            rest = url[scheme_end + 3 :]
+            cut = len(rest)
+            for stop in "/?#":
+                found = rest.find(stop)
+                if 0 <= found < cut:
+                    cut = found
+            host = rest[:cut].rpartition("@")[2]
+            url = rest[cut:] or "/"
+            if not url.startswith("/"):
+                url = "/" + url
+        else:
+            url = "/" + url
+    hash_at = url.find("#")
+    if hash_at >= 0:
+        url = url[:hash_at]
+    path, _, query = url.partition("?")
+    return host, path, query
+
+
+def _quality(params: str) -> float:
+    found = _Q.search(params)
+    if not found:
+        return 1.0
+    try:
+        return float(found.group(1))
+    except ValueError:
+        return 0.0
+
+
+class Request:
+    """What conditions look at. ``path`` is percent-decoded; ``query_string`` is raw."""
+
+    __slots__ = (
+        "_accept",
+        "_cookies",
+        "_headers",
+        "_host",
+        "_language",
+        "_query",
+        "_raw_headers",
+        "client_ip",
+        "method",
+        "now",
+        "path",
+        "query_string",
+        "raw_path",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        raw_path: str,
+        query_string: str = "",
+        headers: HeaderInput = None,
+        *,
+        host: str | None = None,
+        client_ip: str | None = None,
+        now: datetime | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.method = method.upper()
+        self.raw_path = raw_path
+        self.path = path if path is not None else unquote(raw_path, errors="surrogateescape")
+        self.query_string = query_string
+        self._raw_headers = headers
+        self._headers: dict[str, str] | None = None
+        self._host = host
+        self.client_ip = client_ip
+        self.now = now
+        self._query: dict[str, list[str]] | None = None
+        self._cookies: dict[str, str] | None = None
+        self._accept: str | None = None
+        self._language: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-cased header names to values."""
+        if self._headers is None:
+            merged: dict[str, str] = {}
+            raw = self._raw_headers
+            pairs = raw.items() if isinstance(raw, Mapping) else (raw or ())
+            for name, value in pairs:
+                key = name.lower()
+                if key in merged:
+                    merged[key] += ("; " if key == "cookie" else ", ") + value
+                else:
+                    merged[key] = value
+            self._headers = merged
+        return self._headers
+
+    @property
+    def host(self) -> str:
+        """The host the request was sent to, lower-cased, without port ('' when unknown)."""
+        host = self._host if self._host is not None else self.headers.get("host", "")
+        host = host.strip().lower()
+        if host.startswith("["):
+            return host.partition("]")[0] + "]"
+        return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """Query parameters (decoded) to their values, in order; blank values are kept."""
+        if self._query is None:
+            parsed: dict[str, list[str]] = {}
+            for pair in self.query_string.split("&"):
+                if not pair:
+                    continue
+                key, _, value = pair.partition("=")
+                parsed.setdefault(unquote_plus(key), []).append(unquote_plus(value))
+            self._query = parsed
+        return self._query
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookie names to values (the first of repeated names wins, as browsers send them)."""
+        if self._cookies is None:
+            jar: dict[str, str] = {}
+            for chunk in self.headers.get("cookie", "").split(";"):
+                name, sep, value = chunk.strip().partition("=")
+                if sep and name and name not in jar:
+                    jar[name] = value.strip().strip('"')
+            self._cookies = jar
+        return self._cookies
+
+    @property
+    def accept(self) -> str:
+        """``'html'`` when the client prefers a page (a browser), else ``'json'``.
+
+        A page is preferred when Accept names text/html (or XHTML) explicitly with a quality at
+        least that of any JSON type. API clients, ``fetch()`` asking for JSON and ``curl`` (which
+        sends ``*/*``) are ``'json'``.
+        """
+        if self._accept is None:
+            html = json = 0.0
+            for item in self.headers.get("accept", "").split(","):
+                media, _, params = item.strip().partition(";")
+                media = media.strip().lower()
+                q = _quality(params)
+                if media in _MEDIA_HTML:
+                    html = max(html, q)
+                elif media in _MEDIA_JSON or media.endswith("+json"):
+                    json = max(json, q)
+            self._accept = "html" if html > 0 and html >= json else "json"
+        return self._accept
+
+    @property
+    def language(self) -> str:
+        """The client's most preferred language tag from Accept-Language, lower-cased ('' if none)."""
+        if self._language is None:
+            best, best_q = "", 0.0
+            for item in self.headers.get("accept-language", "").split(","):
+                tag, _, params = item.strip().partition(";")
+                tag = tag.strip().lower()
+                q = _quality(params)
+                if tag and tag != "*" and q > best_q:
+                    best, best_q = tag, q
+            self._language = best
+        return self._language
+
+    def current_time(self) -> datetime:
+        """``now`` as given, else the current UTC time."""
+        return self.now if self.now is not None else datetime.now(UTC)
+
+    def __repr__(self) -> str:
+        return f"Request({self.method!r}, {self.raw_path!r}, {self.query_string!r})"

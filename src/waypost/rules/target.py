@@ -1,0 +1,206 @@
+"""Targets: ``'/articles/{title}?year={year}'`` parsed once, and filled in safely per request.
+
+A target is a path on the same site (``/new``) or an absolute http/https URL
+(``https://docs.example.com/{rest}``). ``{name}`` refers to a variable of the rule's pattern;
+``{{`` and ``}}`` stand for literal braces. Each placeholder knows which part of the URL it sits in
+(authority, path, query or fragment), which decides how its value is percent-encoded.
+
+Whether a filled-in target is safe to send (same site, no control characters) is decided by
+:mod:`waypost.rules.safety`; this module only parses and builds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from waypost.exceptions import RuleSyntaxError
+from waypost.rules.converters import BaseConverter, StringConverter
+
+__all__ = ["Placeholder", "Target", "parse_target"]
+
+Part = Literal["authority", "path", "query", "fragment"]
+
+# Literal text is normalised by encoding only what may not appear in a URL (spaces, non-ASCII),
+# leaving reserved characters and existing %XX escapes alone.
+_LITERAL_SAFE = "/:?#[]@!$&'()*+,;=%-._~"
+_SAFE_BY_PART: dict[str, str] = {
+    "path": "!$&'()*+,;=:@-._~",
+    "query": "/:@!$'()*,;-._~",
+    "fragment": "/:@!$&'()*+,;=?-._~",
+}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_HOST_LABELS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\Z")
+_ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_STRING = StringConverter()
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """``{name}`` inside a target, and the URL part it sits in."""
+
+    name: str
+    part: Part
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed target. ``literal`` is the finished URL when there are no placeholders.
+
+    ``scheme`` and ``host`` are the literal scheme and host (lower-cased) of an absolute target,
+    ``host`` is None when a placeholder sits in the host.
+    """
+
+    text: str
+    pieces: tuple[str | Placeholder, ...]
+    absolute: bool
+    scheme: str | None
+    host: str | None
+    literal: str | None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The placeholder names, in order."""
+        return tuple(p.name for p in self.pieces if isinstance(p, Placeholder))
+
+    def build(self, values: Mapping[str, Any], converters: Mapping[str, BaseConverter]) -> str:
+        """Fill in the placeholders; raises ValueError/TypeError when a value cannot be written."""
+        if self.literal is not None:
+            return self.literal
+        out: list[str] = []
+        for piece in self.pieces:
+            if isinstance(piece, str):
+                out.append(piece)
+                continue
+            converter = converters.get(piece.name, _STRING)
+            text = converter.to_url(values[piece.name])
+            if piece.part == "authority":
+                if not _HOST_LABELS.match(text):
+                    raise ValueError(f"{text!r} is not a host name")
+                out.append(text.lower())
+            elif piece.part == "path" and converter.spans_slashes:
+                out.append(quote(text, safe="/" + _SAFE_BY_PART["path"]))
+            else:
+                out.append(quote(text, safe=_SAFE_BY_PART[piece.part]))
+        return "".join(out)
+
+    def __repr__(self) -> str:
+        return f"parse_target({self.text!r})"
+
+
+def _part_at(text: str, index: int, authority_end: int | None) -> Part:
+    head = text[:index]
+    if "#" in head:
+        return "fragment"
+    if "?" in head:
+        return "query"
+    if authority_end is not None and index < authority_end:
+        return "authority"
+    return "path"
+
+
+def parse_target(text: str, *, what: str = "target") -> Target:
+    """Parse a redirect or rewrite target; raises RuleSyntaxError (``col`` is 0-based in text)."""
+    if not isinstance(text, str):
+        raise RuleSyntaxError(f"a {what} must be a string, got {text!r}")
+    for index, char in enumerate(text):
+        if ord(char) < 0x20 or char == "\x7f":
+            raise RuleSyntaxError(
+                f"control character {char!r} in {what} {text!r}; it could split the response "
+                "headers", col=index
+            )
+    scheme: str | None = None
+    host: str | None = None
+    authority_end: int | None = None
+    absolute = False
+    match = _ABSOLUTE.match(text)
+    if text.startswith(("//", "/\\", "\\")):
+        raise RuleSyntaxError(
+            f"{what} {text!r} is protocol-relative (a browser reads it as another host); "
+            "write the full URL, like 'https://example.com/path'", col=0
+        )
+    if match and not text.startswith("/"):
+        scheme = match.group(1).lower()
+        if scheme not in ("http", "https"):
+            raise RuleSyntaxError(
+                f"{what} {text!r} has scheme {scheme!r}; only http and https targets are allowed",
+                col=0,
+            )
+        if not text[match.end() :].startswith("//"):
+            raise RuleSyntaxError(
+                f"{what} {text!r} has no host; write it like '{scheme}://example.com/path'", col=0
+            )
+        absolute = True
+        start = match.end() + 2
+        authority_end = len(text)
+        for stop in "/?#":
+            found = text.find(stop, start)
+            if found >= 0:
+                authority_end = min(authority_end, found)
+        authority = text[start:authority_end]
+        if not authority:
+            raise RuleSyntaxError(f"{what} {text!r} has an empty host", col=start)
+        if "@" in authority or "\\" in authority:
+            raise RuleSyntaxError(
+                f"{what} {text!r} has user info or a backslash in its host; write only the host",
+                col=start,
+            )
+        if "{" not in authority:
+            host = authority.lower()
+    elif not text.startswith("/"):
+        raise RuleSyntaxError(
+            f"{what} {text!r} must be a path starting with '/' or an http(s) URL; "
+            f"did you mean {'/' + text!r}?",
+            col=0,
+        )
+
+    pieces: list[str | Placeholder] = []
+    literal: list[str] = []
+    pos = 0
+
+    def add_literal(chunk: str, offset: int) -> None:
+        unescaped = chunk.replace("{{", "\0").replace("}}", "\1")
+        for char in "{}":
+            bad = unescaped.find(char)
+            if bad >= 0:
+                raise RuleSyntaxError(
+                    f"unbalanced {char!r} in {what} {text!r}; write {char * 2!r} for a literal "
+                    "brace, or {name} for a variable",
+                    col=offset + bad,
+                )
+        literal.append(unescaped.replace("\0", "{").replace("\1", "}"))
+
+    scan = text.replace("{{", "\0\0").replace("}}", "\1\1")
+    for found in _PLACEHOLDER.finditer(scan):
+        add_literal(text[pos : found.start()], pos)
+        name = found.group(1).strip()
+        if not _IDENTIFIER.match(name):
+            raise RuleSyntaxError(
+                f"placeholder {found.group(0)!r} in {what} {text!r} is not a variable name; "
+                "use {name} for a variable, {{ and }} for literal braces",
+                col=found.start(),
+            )
+        if literal:
+            pieces.append(quote("".join(literal), safe=_LITERAL_SAFE))
+            literal = []
+        pieces.append(Placeholder(name, _part_at(text, found.start(), authority_end), found.start()))
+        pos = found.end()
+    add_literal(text[pos:], pos)
+    if literal:
+        pieces.append(quote("".join(literal), safe=_LITERAL_SAFE))
+    finished = None
+    if all(isinstance(p, str) for p in pieces):
+        finished = "".join(p for p in pieces if isinstance(p, str))
+    return Target(
+        text=text,
+        pieces=tuple(pieces),
+        absolute=absolute,
+        scheme=scheme,
+        host=host,
+        literal=finished,
+    )

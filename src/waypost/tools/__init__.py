@@ -1,0 +1,1 @@
+"""Tools around the rule language: check, test, trace, import and export."""

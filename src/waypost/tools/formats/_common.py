@@ -1,0 +1,84 @@
+"""Small pieces shared by several formats: URL splitting, query strings, rule assembly."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ._canon import action_of, effective_rule
+
+__all__ = [
+    "REDIRECT_STATUSES",
+    "Refusal",
+    "check_baseline",
+    "is_absolute_url",
+    "query_condition",
+    "split_source_url",
+    "unsupported_keys",
+]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class Refusal(ValueError):
+    """Raised inside an importer or exporter for one line or rule; the message is the reason."""
+
+
+def is_absolute_url(text: str) -> bool:
+    """True for ``http://...`` and ``https://...`` (and other ``scheme://`` URLs)."""
+    return bool(_SCHEME.match(text))
+
+
+def split_source_url(text: str) -> tuple[str | None, str | None, str, str]:
+    """``(scheme, host, path, query)`` of a source that may be a path or a full URL.
+
+    A source without a scheme but starting with a host (``example.com/about``, as Cloudflare
+    writes them) is split too.
+    """
+    if is_absolute_url(text):
+        parts = urlsplit(text)
+        return parts.scheme.lower(), (parts.hostname or "").lower() or None, parts.path or "/", parts.query
+    if not text.startswith("/"):
+        parts = urlsplit("//" + text)
+        return None, (parts.hostname or "").lower() or None, parts.path or "/", parts.query
+    path, _, query = text.partition("?")
+    return None, None, path, query
+
+
+def query_condition(query: str) -> dict[str, str]:
+    """``a=1&b`` as a ``when.query`` mapping: a key without ``=`` only has to be present."""
+    out: dict[str, str] = {}
+    for item in query.split("&"):
+        if not item:
+            continue
+        if "=" in item:
+            key, value = next(iter(parse_qsl(item, keep_blank_values=True)))
+            out[key] = value
+        else:
+            out[item] = "*"
+    return out
+
+
+def unsupported_keys(
+    rule: Mapping[str, Any], allowed: set[str], allowed_when: set[str]
+) -> str | None:
+    """A reason naming the keys of ``rule`` (and of ``when``) outside ``allowed``, or ``None``."""
+    extra = sorted(set(rule) - allowed - {"from", "name"})
+    when = rule.get("when") or {}
+    extra_when = sorted(f"when.{key}" for key in set(when) - allowed_when)
+    names = extra + extra_when
+    if not names:
+        return None
+    return "cannot express " + ", ".join(repr(name) for name in names)
+
+
+def check_baseline(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The effective rule, after refusing rules without exactly one action."""
+    if action_of(rule) is None:
+        raise Refusal("the rule needs exactly one of 'to', 'rewrite', 'respond' or 'pass'")
+    if "from" not in rule:
+        raise Refusal("the rule has no 'from' pattern")
+    return effective_rule(rule, defaults)

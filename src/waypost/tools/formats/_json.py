@@ -1,0 +1,55 @@
+"""Line numbers for JSON array elements, which the json module does not report."""
+
+from __future__ import annotations
+
+import json
+
+__all__ = ["element_lines", "line_of"]
+
+_DECODER = json.JSONDecoder()
+_SPACE = " \t\n\r"
+
+
+def line_of(text: str, offset: int) -> int:
+    """The 1-based line number of ``offset`` in ``text``."""
+    return text.count("\n", 0, offset) + 1
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _SPACE:
+        pos += 1
+    return pos
+
+
+def element_lines(text: str, key: str) -> list[int]:
+    """The line on which each element of the top-level ``key`` array starts.
+
+    ``text`` must already be valid JSON (parse it first); anything unexpected returns ``[]`` and
+    callers fall back to line 1.
+    """
+    try:
+        pos = _skip(text, 0)
+        if text[pos] != "{":
+            return []
+        pos = _skip(text, pos + 1)
+        while text[pos] != "}":
+            name, pos = _DECODER.raw_decode(text, pos)
+            pos = _skip(text, pos)
+            pos = _skip(text, pos + 1)  # the ':'
+            if name == key and text[pos] == "[":
+                lines: list[int] = []
+                pos = _skip(text, pos + 1)
+                while text[pos] != "]":
+                    lines.append(line_of(text, pos))
+                    _, pos = _DECODER.raw_decode(text, pos)
+                    pos = _skip(text, pos)
+                    if text[pos] == ",":
+                        pos = _skip(text, pos + 1)
+                return lines
+            _, pos = _DECODER.raw_decode(text, pos)
+            pos = _skip(text, pos)
+            if text[pos] == ",":
+                pos = _skip(text, pos + 1)
+    except (IndexError, ValueError):
+        return []
+    return []

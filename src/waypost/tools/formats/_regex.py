@@ -1,0 +1,288 @@
+"""Turning the simple regexes of nginx, Apache and WordPress rules into Waypost patterns.
+
+Only regexes with a faithful Waypost equivalent are converted: anchored with ``^``, literal text
+and ``/``, and capture groups Waypost has a converter for::
+
+    (.+)  (.*)        -> <path:p1>   (only at the end, right after a '/'; '.*' also matches
+                                      nothing, so it adds a second rule without the variable)
+    ([^/]+)           -> <p1>
+    (\\d+) ([0-9]+)    -> <int:p1>
+    (a|b|c)           -> <any(a,b,c):p1>
+    (?<year>\\d+)      -> <int:year>     (named groups keep their names)
+    /?$               -> trailing_slash: ignore
+    (?i)              -> case: insensitive
+
+Anything else raises :class:`RegexNotSupported` whose message quotes the regex; callers skip the
+rule with that message rather than import one that behaves differently. One liberty is taken and
+reported as a note: an unescaped ``.`` between literal characters (``^/about.html$``) is read as
+the literal dot its author meant, which matches a subset of what the regex matches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ._canon import Variable, escape_target
+
+__all__ = [
+    "Ref",
+    "RegexNotSupported",
+    "RegexPattern",
+    "convert_regex",
+    "parse_dollar_refs",
+    "render_ref_target",
+]
+
+_LITERAL_ESCAPES = set("./-_~!%&,;=:@+*?()[]{}$^|# ")
+_WORD_ALTERNATIVE = re.compile(r"[A-Za-z0-9_~%-]+(?:\\?\.[A-Za-z0-9_~%-]+)*")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+class RegexNotSupported(ValueError):
+    """The regex has no faithful Waypost pattern; the message says why and quotes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Var:
+    name: str
+    converter: str
+    args: str = ""
+    optional: bool = False
+
+    def render(self) -> str:
+        return Variable(self.name, self.converter, self.args).render()
+
+
+@dataclass(frozen=True, slots=True)
+class RegexPattern:
+    """A converted regex: pattern pieces, the back-references that name its variables, flags."""
+
+    pieces: tuple[str | _Var, ...]
+    refs: Mapping[str, str]
+    optional_slash: bool
+    case_insensitive: bool
+    notes: tuple[str, ...]
+
+    def variants(self) -> list[tuple[str, frozenset[str]]]:
+        """``(pattern, empty_names)`` pairs: one, or two when a ``(.*)`` may also match nothing."""
+        text = "".join(p if isinstance(p, str) else p.render() for p in self.pieces)
+        out = [(text, frozenset[str]())]
+        for piece in self.pieces:
+            if isinstance(piece, _Var) and piece.optional:
+                bare = "".join(p if isinstance(p, str) else p.render() for p in self.pieces if p != piece)
+                out.append((bare, frozenset({piece.name})))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A back-reference in a target: ``$1`` has key ``"1"``, ``$name`` key ``"name"``."""
+
+    key: str
+    text: str
+
+
+def _classify(body: str, regex: str) -> tuple[str, str, bool]:
+    """The converter, its arguments and whether it may be empty, for a group body."""
+    plain = body[:-1] if body.endswith(("*?", "+?")) else body
+    if plain == ".*":
+        return "path", "", True
+    if plain == ".+":
+        return "path", "", False
+    if plain in ("[^/]+", "[^/]+?"):
+        return "string", "", False
+    if plain in (r"\d+", "[0-9]+"):
+        return "int", "", False
+    words = body.split("|")
+    if len(words) > 1 and all(_WORD_ALTERNATIVE.fullmatch(word) for word in words):
+        return "any", ",".join(word.replace("\\.", ".") for word in words), False
+    raise RegexNotSupported(
+        f"the group ({body}) in regex {regex!r} has no Waypost converter "
+        "(supported: (.*), (.+), ([^/]+), (\\d+) and (a|b|c))"
+    )
+
+
+def convert_regex(
+    regex: str, *, relative: bool = False, case_insensitive: bool = False
+) -> RegexPattern:
+    """Convert a path regex into pattern pieces, or raise :class:`RegexNotSupported`.
+
+    ``relative`` is for Apache per-directory context (``.htaccess``), where the path the regex
+    sees has no leading slash.
+    """
+    source = regex
+    notes: list[str] = []
+    if regex.startswith("(?i)"):
+        case_insensitive = True
+        regex = regex[4:]
+    if not regex.startswith("^"):
+        raise RegexNotSupported(
+            f"regex {source!r} is not anchored with '^', so it also matches in the middle of a path"
+        )
+    pos = 1
+    if regex.startswith("/?", pos):
+        pos += 2
+        literal = ["/"]
+    elif regex.startswith("/", pos):
+        literal = []
+    elif relative:
+        literal = ["/"]
+    else:
+        raise RegexNotSupported(f"regex {source!r} never matches: request paths begin with '/'")
+    pieces: list[str | _Var] = []
+    refs: dict[str, str] = {}
+    group_number = 0
+    anchored_end = False
+    optional_slash = False
+
+    def flush() -> None:
+        if literal:
+            pieces.append("".join(literal))
+            literal.clear()
+
+    def last_char() -> str:
+        if literal:
+            return literal[-1][-1:]
+        if pieces and isinstance(pieces[-1], str):
+            return pieces[-1][-1:]
+        return ""
+
+    end = len(regex)
+    while pos < end:
+        char = regex[pos]
+        if pieces and isinstance(pieces[-1], _Var) and pieces[-1].converter == "path":
+            if regex[pos:] != "$":
+                raise RegexNotSupported(
+                    f"regex {source!r} has text after a (.*) group; Waypost's path variable "
+                    "must end the pattern"
+                )
+        if char == "\\":
+            if pos + 1 >= end or regex[pos + 1] not in _LITERAL_ESCAPES:
+                escape = regex[pos : pos + 2]
+                raise RegexNotSupported(
+                    f"regex {source!r} uses {escape!r} outside a group; "
+                    "Waypost patterns match literal text"
+                )
+            literal.append(regex[pos + 1])
+            pos += 2
+        elif char == "(":
+            close = regex.find(")", pos)
+            if close < 0 or "(" in regex[pos + 1 : close]:
+                raise RegexNotSupported(f"regex {source!r} has nested or unbalanced groups")
+            body = regex[pos + 1 : close]
+            name: str | None = None
+            capturing = True
+            if body.startswith("?:"):
+                body, capturing = body[2:], False
+            elif body.startswith(("?<", "?P<")):
+                head = body.index("<") + 1
+                stop = body.find(">", head)
+                name = body[head:stop] if stop > 0 else None
+                if name is None or not _NAME.fullmatch(name):
+                    raise RegexNotSupported(f"regex {source!r} has an unreadable group name")
+                body = body[stop + 1 :]
+            elif body.startswith("?"):
+                raise RegexNotSupported(f"regex {source!r} uses the group syntax ({body})")
+            pos = close + 1
+            if pos < end and regex[pos] in "?*+{":
+                raise RegexNotSupported(
+                    f"regex {source!r} repeats or makes optional a group ('{regex[pos]}')"
+                )
+            converter, args, optional = _classify(body, source)
+            if capturing:
+                group_number += 1
+            var_name = name or (f"p{group_number}" if capturing else f"x{len(pieces) + 1}")
+            if converter == "path" and last_char() != "/":
+                raise RegexNotSupported(
+                    f"regex {source!r} captures ({body}) in the middle of a path segment; "
+                    "Waypost's path variable must start a segment"
+                )
+            flush()
+            pieces.append(_Var(var_name, converter, args, optional))
+            if capturing:
+                refs[str(group_number)] = var_name
+                if name:
+                    refs[name] = var_name
+        elif char == "." and regex[pos + 1 : pos + 2] in ("*", "+"):
+            if regex[pos + 2 :] not in ("", "$") or last_char() != "/":
+                raise RegexNotSupported(
+                    f"regex {source!r} uses '{regex[pos : pos + 2]}' other than as the end of "
+                    "the path after a '/'"
+                )
+            flush()
+            pieces.append(_Var("rest", "path", "", regex[pos + 1] == "*"))
+            pos += 2
+        elif char == ".":
+            notes.append(f"the unescaped '.' in regex {source!r} was read as a literal dot")
+            literal.append(".")
+            pos += 1
+        elif char == "/" and regex[pos + 1 :] in ("?", "?$"):
+            optional_slash = True
+            anchored_end = regex.endswith("$")
+            pos = end
+        elif char == "$":
+            if pos != end - 1:
+                raise RegexNotSupported(f"regex {source!r} has '$' before its end")
+            anchored_end = True
+            pos += 1
+        elif char in "*+?{}[]|^":
+            raise RegexNotSupported(
+                f"regex {source!r} uses {char!r} outside a supported group; "
+                "Waypost patterns match literal text"
+            )
+        elif char in "<>":
+            raise RegexNotSupported(f"regex {source!r} contains {char!r}, which patterns cannot")
+        else:
+            literal.append(char)
+            pos += 1
+    flush()
+    ends_with_path = bool(pieces) and isinstance(pieces[-1], _Var) and pieces[-1].converter == "path"
+    if not anchored_end and not ends_with_path:
+        raise RegexNotSupported(
+            f"regex {source!r} is not anchored with '$', so it matches every path that begins "
+            "the same way; end it with '$' or '(.*)$'"
+        )
+    if not pieces:
+        pieces.append("/")
+    return RegexPattern(tuple(pieces), refs, optional_slash, case_insensitive, tuple(notes))
+
+
+_DOLLAR = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<digit>\d)|(?P<name>[A-Za-z_]\w*))")
+
+
+def parse_dollar_refs(target: str, *, named: bool) -> list[str | Ref]:
+    """Split a target into literal text and ``$1``/``${1}`` references (and ``$name`` if named)."""
+    pieces: list[str | Ref] = []
+    pos = 0
+    for match in _DOLLAR.finditer(target):
+        key = match.group("braced") or match.group("digit") or match.group("name")
+        if match.group("name") and not named:
+            continue
+        if match.start() > pos:
+            pieces.append(target[pos : match.start()])
+        pieces.append(Ref(key, match.group(0)))
+        pos = match.end()
+    if pos < len(target):
+        pieces.append(target[pos:])
+    return pieces
+
+
+def render_ref_target(
+    pieces: Sequence[str | Ref], refs: Mapping[str, str], empty: frozenset[str]
+) -> str:
+    """The Waypost target for ``pieces``: references become ``{name}`` (or nothing when empty)."""
+    out: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(escape_target(piece))
+            continue
+        name = refs.get(piece.key)
+        if name is None:
+            raise RegexNotSupported(
+                f"the target refers to {piece.text}, which is not a group of the pattern"
+            )
+        if name not in empty:
+            out.append(f"{{{name}}}")
+    return "".join(out)

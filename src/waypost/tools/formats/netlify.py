@@ -1,0 +1,396 @@
+"""Netlify: the ``_redirects`` file and the ``[[redirects]]`` tables of ``netlify.toml``.
+
+Import:
+
+* ``/*`` at the end of a path becomes ``<path:splat>`` and ``:splat`` in the target ``{splat}``;
+  a ``:name`` segment becomes ``<name>`` and ``:name`` in the target ``{name}``. Netlify's splat
+  also matches the bare directory (``/news/*`` matches ``/news/``), which ``<path:...>`` does not;
+  each such rule carries a note.
+* Status 301 (the default), 302, 303, 307, 308 make ``to`` rules; ``!`` (force) is dropped because
+  a Waypost rule always applies. Status 200 to a path is a ``rewrite``; 200 to a URL is a proxy and
+  is skipped. 404, 410 and other error statuses become ``respond: <status>`` with a note: Netlify
+  serves the target page with that status, Waypost answers with the status and no page.
+* A full-URL source (``https://old.example.com/*``) becomes ``when.host``; the scheme is dropped
+  (Waypost matches http and https alike), so the usual http/https pair collapses into one rule and
+  the second line is reported as a duplicate.
+* Query parameters (``/store id=:id``) become ``when.query`` (``:id`` = present, a literal value =
+  equal) and the rule gets ``query: drop``, because Netlify does not forward the parameters it
+  matched. A target that uses a query value (``/blog/:id``) is skipped: Waypost placeholders only
+  refer to path variables. Rules without query parameters keep the query string.
+* ``Language=de,fr`` becomes ``when.language``; ``Country``, ``Role`` and ``Cookie`` conditions have
+  no Waypost equivalent and their lines are skipped.
+
+Export writes one line per rule (two for a host: http and https), forced with ``!`` because
+Waypost rules take precedence over files. Netlify's own trailing-slash normalisation applies to
+every exported rule.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
+from ._common import (
+    REDIRECT_STATUSES,
+    Refusal,
+    check_baseline,
+    is_absolute_url,
+    split_source_url,
+    unsupported_keys,
+)
+from ._report import ExportResult, ImportResult, Note, Skipped, Unsupported
+from ._text import clean_text, numbered_lines
+
+__all__ = ["export_netlify", "parse_netlify", "parse_netlify_toml"]
+
+_STATUS = re.compile(r"^(\d{3})(!?)$")
+_PLACEHOLDER = re.compile(r":([A-Za-z_]\w*)")
+_SEGMENT_NAME = re.compile(r"^:([A-Za-z_]\w*)$")
+
+
+class _Builder:
+    """Collects rules, skips and notes, and drops http/https duplicates."""
+
+    def __init__(self) -> None:
+        self.rules: list[dict[str, Any]] = []
+        self.skipped: list[Skipped] = []
+        self.notes: list[Note] = []
+        self._seen: dict[str, int] = {}
+
+    def add(self, line: int, text: str, rule: dict[str, Any], notes: list[str]) -> None:
+        key = repr(sorted(rule.items()))
+        if key in self._seen:
+            self.skipped.append(
+                Skipped(
+                    line,
+                    text,
+                    f"same rule as line {self._seen[key]} once the scheme is dropped "
+                    "(Waypost matches http and https alike)",
+                )
+            )
+            return
+        self._seen[key] = line
+        self.rules.append(rule)
+        self.notes.extend(Note(line, text, note) for note in notes)
+
+    def result(self, fmt: str) -> ImportResult:
+        return ImportResult(self.rules, self.skipped, fmt, self.notes)
+
+
+def _convert_path(path: str) -> tuple[str, set[str], bool]:
+    """The Waypost pattern for a Netlify path, its variable names, and whether it ends in a splat."""
+    segments = path.split("/")
+    out: list[str] = []
+    names: set[str] = set()
+    splat = False
+    for index, segment in enumerate(segments):
+        if segment == "*":
+            if index != len(segments) - 1:
+                raise Refusal(f"the splat '*' must be the last segment of {path!r}")
+            out.append("<path:splat>")
+            names.add("splat")
+            splat = True
+        elif match := _SEGMENT_NAME.match(segment):
+            out.append(f"<{match.group(1)}>")
+            names.add(match.group(1))
+        elif "*" in segment or ":" in segment:
+            raise Refusal(
+                f"segment {segment!r} mixes a placeholder with text; Netlify placeholders "
+                "must be whole segments"
+            )
+        elif "<" in segment or ">" in segment:
+            raise Refusal(f"path {path!r} contains '<' or '>', which Waypost patterns cannot")
+        else:
+            out.append(segment)
+    return "/".join(out), names, splat
+
+
+def _convert_target(target: str, names: set[str], query_vars: set[str]) -> str:
+    out: list[str] = []
+    pos = 0
+    for match in _PLACEHOLDER.finditer(target):
+        name = match.group(1)
+        literal = target[pos : match.start()]
+        out.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name in names:
+            out.append(f"{{{name}}}")
+        elif name in query_vars:
+            raise Refusal(
+                f"the target uses the query value ':{name}'; Waypost placeholders refer only to "
+                "path variables"
+            )
+        else:
+            out.append(match.group(0))
+        pos = match.end()
+    out.append(target[pos:].replace("{", "{{").replace("}", "}}"))
+    return "".join(out)
+
+
+def _build_rule(
+    source: str,
+    target: str | None,
+    status: int,
+    query: Mapping[str, str],
+    conditions: Mapping[str, list[str]],
+) -> tuple[dict[str, Any], list[str]]:
+    """One Netlify redirect as a Waypost rule and the notes it deserves, or raise Refusal."""
+    notes: list[str] = []
+    scheme, host, path, source_query = split_source_url(source)
+    if source_query:
+        raise Refusal("a query string in the source path is not Netlify syntax; use 'key=value'")
+    if not path.startswith("/"):
+        raise Refusal(f"the source {source!r} is neither a path nor a URL")
+    pattern, names, splat = _convert_path(path)
+    if splat:
+        base = path[:-1]
+        notes.append(f"Netlify's {path!r} also matches {base!r} itself; add a rule if that matters")
+    when: dict[str, Any] = {}
+    if host:
+        when["host"] = host
+    query_vars: set[str] = set()
+    if query:
+        when_query: dict[str, str] = {}
+        for key, value in query.items():
+            if value.startswith(":"):
+                query_vars.add(value[1:])
+                when_query[key] = "*"
+            else:
+                when_query[key] = value
+        when["query"] = when_query
+    for key, values in conditions.items():
+        if key.lower() == "language":
+            when["language"] = [value.lower() for value in values]
+        else:
+            raise Refusal(f"the Netlify condition {key!r} has no Waypost equivalent")
+    rule: dict[str, Any] = {"from": pattern}
+    if status in REDIRECT_STATUSES:
+        if not target:
+            raise Refusal(f"status {status} needs a target")
+        rule["to"] = _convert_target(target, names, query_vars)
+        rule["status"] = status
+        if query:
+            rule["query"] = "drop"
+    elif status == 200:
+        if not target or is_absolute_url(target):
+            raise Refusal(
+                "status 200 to another site is a proxy; Waypost rewrites only within the app"
+            )
+        rule["rewrite"] = _convert_target(target, names, query_vars)
+        if query:
+            rule["query"] = "drop"
+    elif 400 <= status <= 599:
+        rule["respond"] = status
+        if target:
+            notes.append(
+                f"Netlify serves {target!r} with status {status}; the rule responds {status} "
+                "without that page"
+            )
+    else:
+        raise Refusal(f"status {status} is not a redirect, a rewrite (200) or an error status")
+    if when:
+        rule["when"] = when
+    return rule, notes
+
+
+def _parse_line(line: str) -> tuple[str, str | None, int, dict[str, str], dict[str, list[str]]]:
+    tokens = line.split()
+    source, rest = tokens[0], tokens[1:]
+    query: dict[str, str] = {}
+    while rest and "=" in rest[0] and not rest[0].startswith("/") and not is_absolute_url(rest[0]):
+        key, _, value = rest.pop(0).partition("=")
+        query[key] = value
+    target: str | None = None
+    if rest and (rest[0].startswith("/") or is_absolute_url(rest[0])):
+        target = rest.pop(0)
+    status, conditions = 301, {}
+    if rest and (match := _STATUS.match(rest[0])):
+        status = int(match.group(1))
+        rest.pop(0)
+    for token in rest:
+        key, sep, value = token.partition("=")
+        if not sep or not key[:1].isupper():
+            raise Refusal(f"cannot read {token!r}: expected a status or a condition like Language=de")
+        conditions[key] = value.split(",")
+    if target is None and not 400 <= status <= 599:
+        raise Refusal("the line has no target path or URL")
+    return source, target, status, query, conditions
+
+
+def parse_netlify(text: str) -> ImportResult:
+    """Read a Netlify ``_redirects`` file; see the module docstring for what maps to what."""
+    builder = _Builder()
+    for number, raw in numbered_lines(text):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            rule, notes = _build_rule(*_parse_line(line))
+        except Refusal as refusal:
+            builder.skipped.append(Skipped(number, raw, str(refusal)))
+            continue
+        builder.add(number, raw, rule, notes)
+    return builder.result("netlify")
+
+
+_TOML_FROM = re.compile(r"^\s*from\s*=|[{,]\s*from\s*=")
+
+
+def parse_netlify_toml(text: str) -> ImportResult:
+    """Read the ``[[redirects]]`` of a ``netlify.toml``; other tables are ignored."""
+    text = clean_text(text)
+    builder = _Builder()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"line (\d+)", str(error))
+        line = int(match.group(1)) if match else 1
+        builder.skipped.append(Skipped(line, "", f"invalid TOML, nothing imported: {error}"))
+        return builder.result("netlify-toml")
+    lines = text.split("\n")
+    from_lines = [n for n, line in enumerate(lines, start=1) if _TOML_FROM.search(line)]
+    entries = data.get("redirects", [])
+    if not isinstance(entries, list):
+        entries = []
+    for index, entry in enumerate(entries):
+        number = from_lines[index] if index < len(from_lines) else 1
+        raw = lines[number - 1] if index < len(from_lines) else "[[redirects]]"
+        try:
+            if not isinstance(entry, dict) or not isinstance(entry.get("from"), str):
+                raise Refusal("the [[redirects]] table has no 'from' string")
+            extra = sorted(set(entry) - {"from", "to", "status", "force", "query", "conditions"})
+            if extra:
+                raise Refusal(f"cannot import {', '.join(map(repr, extra))} of a redirect")
+            status = entry.get("status", 301)
+            if not isinstance(status, int):
+                raise Refusal(f"status {status!r} is not a number")
+            query = {str(k): str(v) for k, v in (entry.get("query") or {}).items()}
+            conditions = {
+                str(k): [str(item) for item in (v if isinstance(v, list) else [v])]
+                for k, v in (entry.get("conditions") or {}).items()
+            }
+            target = entry.get("to")
+            if target is not None and not isinstance(target, str):
+                raise Refusal(f"'to' {target!r} is not a string")
+            rule, notes = _build_rule(entry["from"], target, status, query, conditions)
+        except Refusal as refusal:
+            builder.skipped.append(Skipped(number, raw, str(refusal)))
+            continue
+        builder.add(number, raw, rule, notes)
+    return builder.result("netlify-toml")
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def _export_path(pattern: str) -> tuple[str, str | None]:
+    """The Netlify path for a pattern and the name of its splat variable, if any."""
+    pieces = parse_pattern_pieces(pattern)
+    out: list[str] = []
+    splat: str | None = None
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, str):
+            if any(char.isspace() for char in piece) or "*" in piece or ":" in piece:
+                raise Refusal(f"the path text {piece!r} cannot be written in _redirects")
+            out.append(piece)
+            continue
+        before = out[-1] if out else ""
+        after = pieces[index + 1] if index + 1 < len(pieces) else "/"
+        whole_segment = before.endswith("/") and (not isinstance(after, str) or after.startswith("/"))
+        if isinstance(after, Variable) or not whole_segment:
+            raise Refusal(f"{piece.render()} is not a whole path segment; Netlify cannot match it")
+        if piece.converter == "path" and index == len(pieces) - 1:
+            out.append("*")
+            splat = piece.name
+        elif piece.converter == "string" and not piece.args and piece.name != "splat":
+            out.append(f":{piece.name}")
+        else:
+            raise Refusal(
+                f"Netlify placeholders match any segment; {piece.render()} cannot be constrained"
+            )
+    return "".join(out), splat
+
+
+def _export_target(target: str, splat: str | None) -> str:
+    out: list[str] = []
+    pieces = parse_target_pieces(target)
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, Placeholder):
+            nxt = pieces[index + 1] if index + 1 < len(pieces) else ""
+            if isinstance(nxt, str) and nxt[:1].isalnum() | (nxt[:1] == "_"):
+                raise Refusal(f"{{{piece.name}}} is followed by a letter; Netlify cannot end it")
+            out.append(":splat" if piece.name == splat else f":{piece.name}")
+        else:
+            if any(char.isspace() for char in piece) or _PLACEHOLDER.search(piece):
+                raise Refusal(f"the target text {piece!r} cannot be written in _redirects")
+            out.append(piece)
+    return "".join(out)
+
+
+def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> list[str]:
+    eff = check_baseline(rule, defaults)
+    reason = unsupported_keys(
+        eff,
+        {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case", "when"},
+        {"host", "query", "language"},
+    )
+    if reason:
+        raise Refusal(reason)
+    if eff["case"] != "sensitive":
+        raise Refusal("Netlify cannot match case-insensitively")
+    path, splat = _export_path(str(eff["from"]))
+    when = eff.get("when") or {}
+    parts: list[str] = []
+    query = when.get("query") or {}
+    for key, value in query.items():
+        if value is None:
+            raise Refusal(f"Netlify cannot require the query parameter {key!r} to be absent")
+        if any(char.isspace() for char in f"{key}{value}"):
+            raise Refusal(f"the query condition {key}={value} cannot be written in _redirects")
+        parts.append(f"{key}=:{key}" if value == "*" else f"{key}={value}")
+    expected_query = "drop" if query else "keep"
+    if "respond" in eff:
+        raise Refusal("Netlify needs a page to serve for an error status; use a 404 page instead")
+    if "to" in eff:
+        if eff["status"] not in REDIRECT_STATUSES:
+            raise Refusal(f"status {eff['status']!r} is not a redirect status")
+        target, status = _export_target(str(eff["to"]), splat), f"{eff['status']}!"
+    else:
+        target, status = _export_target(str(eff["rewrite"]), splat), "200!"
+    if eff["query"] != expected_query:
+        raise Refusal(
+            "Netlify keeps the query string unless the rule matches query parameters; "
+            f"'query: {eff['query']}' cannot be expressed here"
+        )
+    tail = [target, status]
+    if when.get("language"):
+        languages = when["language"]
+        languages = [languages] if isinstance(languages, str) else languages
+        tail.append("Language=" + ",".join(languages))
+    hosts = when.get("host")
+    if hosts is None:
+        sources = [path]
+    else:
+        host_list = [hosts] if isinstance(hosts, str) else list(hosts)
+        if len(host_list) != 1 or "*" in host_list[0]:
+            raise Refusal("Netlify matches one exact host per line; split the rule per host")
+        sources = [f"http://{host_list[0]}{path}", f"https://{host_list[0]}{path}"]
+    return [" ".join([source, *parts, *tail]) for source in sources]
+
+
+def export_netlify(
+    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+) -> ExportResult:
+    """Write rules as a Netlify ``_redirects`` file; see the module docstring."""
+    lines = ["# Generated by waypost: one rule per line, forced (!) as Waypost rules always apply."]
+    unsupported: list[Unsupported] = []
+    exported = 0
+    for index, rule in enumerate(rules):
+        try:
+            lines.extend(_export_rule(rule, defaults))
+            exported += 1
+        except Refusal as refusal:
+            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
+    return ExportResult("\n".join(lines) + "\n", unsupported, exported)
