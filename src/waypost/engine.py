@@ -148,7 +148,11 @@ def _merge_query(location: str, request_query: str) -> str:
     """``location`` with the request's query carried over; the target's own params win."""
     if not request_query:
         return location
-    extra = quote(request_query, safe=_QUERY_SAFE)
+    try:
+        # surrogateescape: bytes decoded with surrogateescape go back as the same %XX escapes.
+        extra = quote(request_query, safe=_QUERY_SAFE, errors="surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no encoding can write: never raise on a request
+        extra = quote(request_query, safe=_QUERY_SAFE, errors="replace")
     hash_at = location.find("#")
     fragment = ""
     if hash_at >= 0:

@@ -102,7 +102,7 @@ def parse_defaults(value: Any) -> dict[str, Any]:
         else:
             close = difflib.get_close_matches(str(key), DEFAULT_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(DEFAULT_KEYS)}"
-            raise FieldError(f"unknown default {key!r}; {hint}", where)
+            raise FieldError(f"unknown default {key!r}; {hint}", where, at_key=True)
     return out
 
 
@@ -165,7 +165,7 @@ class RuleBuilder:
         for key in unknown:
             close = difflib.get_close_matches(str(key), RULE_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(RULE_KEYS)}"
-            errors.append(FieldError(f"unknown key {key!r}; {hint}", (key,)))
+            errors.append(FieldError(f"unknown key {key!r}; {hint}", (key,), at_key=True))
 
         options = self._default_options
         if "query" in entry or "trailing_slash" in entry or "case" in entry:
@@ -188,7 +188,7 @@ class RuleBuilder:
 
         path = entry.get("from")
         pattern = None
-        variables: dict[str, BaseConverter] = {}
+        variables: dict[str, BaseConverter] | None = {}
         if path is None:
             errors.append(FieldError("a rule needs 'from', the path it matches, like from: /old"))
         elif not isinstance(path, str) or not path:
@@ -203,6 +203,7 @@ class RuleBuilder:
                 )
             except RuleSyntaxError as exc:
                 errors.append(FieldError(exc.message, ("from",), exc.col))
+                variables = None  # unknown: don't also blame the target's placeholders
             else:
                 if pattern.is_static:
                     pattern = None
@@ -262,7 +263,7 @@ class RuleBuilder:
         )
 
     def _target(
-        self, value: Any, key: str, variables: Mapping[str, BaseConverter], path: str
+        self, value: Any, key: str, variables: Mapping[str, BaseConverter] | None, path: str
     ) -> str | Target:
         if isinstance(value, str) and _PLAIN_PATH.match(value):
             return value
@@ -279,13 +280,14 @@ class RuleBuilder:
                 "to another host",
                 (key,),
             )
-        for piece in target.pieces:
-            if not isinstance(piece, str) and piece.name not in variables:
-                close = difflib.get_close_matches(piece.name, list(variables), n=1)
+        known: Mapping[str, BaseConverter] = variables if variables is not None else {}
+        for piece in target.pieces if variables is not None else ():
+            if not isinstance(piece, str) and piece.name not in known:
+                close = difflib.get_close_matches(piece.name, list(known), n=1)
                 if close:
                     hint = f"did you mean {close[0]!r}?"
-                elif variables:
-                    hint = f"the pattern defines {', '.join(map(repr, variables))}"
+                elif known:
+                    hint = f"the pattern defines {', '.join(map(repr, known))}"
                 else:
                     hint = "the pattern defines no variables"
                 raise FieldError(
@@ -299,7 +301,7 @@ class RuleBuilder:
         self,
         entry: Mapping[str, Any],
         errors: list[FieldError],
-        variables: Mapping[str, BaseConverter],
+        variables: Mapping[str, BaseConverter] | None,
         path: str,
     ) -> Action | None:
         present = [k for k in _ACTIONS if k in entry]

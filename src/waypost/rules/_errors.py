@@ -13,12 +13,21 @@ class FieldError(Exception):
     ``offset`` is the 0-based position of the offending text inside that value's string, when known.
     """
 
-    def __init__(self, message: str, keys: Sequence[str | int] = (), offset: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        keys: Sequence[str | int] = (),
+        offset: int | None = None,
+        *,
+        at_key: bool = False,
+    ):
         super().__init__(message)
         self.message = message
         self.keys = tuple(keys)
         self.offset = offset
+        #: Point at the key itself rather than its value (for unknown keys).
+        self.at_key = at_key
 
     def under(self, *prefix: str | int) -> FieldError:
         """The same error, located under ``prefix``."""
-        return FieldError(self.message, (*prefix, *self.keys), self.offset)
+        return FieldError(self.message, (*prefix, *self.keys), self.offset, at_key=self.at_key)

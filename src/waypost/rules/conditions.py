@@ -294,7 +294,7 @@ def parse_conditions(value: Any, keys: tuple[str | int, ...] = ("when",), *, nes
             allowed = [k for k in CONDITION_KEYS if not (nested and k == "not")]
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known conditions: {', '.join(allowed)}"
-            raise FieldError(f"unknown condition {key!r}; {hint}", where)
+            raise FieldError(f"unknown condition {key!r}; {hint}", where, at_key=True)
     after, before = fields.get("after"), fields.get("before")
     if after is not None and before is not None and after >= before:
         raise FieldError(f"'after' ({after.isoformat()}) must be earlier than 'before'", keys)

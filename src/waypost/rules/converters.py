@@ -24,6 +24,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from waypost.exceptions import ConverterError
@@ -38,6 +39,14 @@ __all__ = [
     "StringConverter",
     "UUIDConverter",
 ]
+
+
+def _check_bounds(**bounds: Any) -> None:
+    # A pattern argument written without quotes arrives as text ('<int(min=x):n>'); refuse it at
+    # load time rather than fail every match later comparing an int with a str.
+    for name, value in bounds.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{name} must be a whole number, got {value!r}")
 
 
 class BaseConverter:
@@ -75,6 +84,7 @@ class StringConverter(BaseConverter):
     def __init__(
         self, minlength: int = 1, maxlength: int | None = None, length: int | None = None
     ) -> None:
+        _check_bounds(minlength=minlength, maxlength=maxlength, length=length)
         if length is not None:
             minlength = maxlength = length
         self.minlength = minlength
@@ -110,6 +120,7 @@ class IntConverter(BaseConverter):
     weight = 50
 
     def __init__(self, min: int | None = None, max: int | None = None) -> None:
+        _check_bounds(min=min, max=max)
         self.min = min
         self.max = max
 
@@ -146,7 +157,10 @@ class FloatConverter(BaseConverter):
         number = float(value)
         if number < 0 or not math.isfinite(number):
             raise ValueError(f"expected a non-negative finite float, got {value!r}")
-        return repr(number)
+        # Positional notation, so the text matches the regex again: repr(1e20) is '1e+20', which
+        # <float:x> would not match. Decimal(repr()) keeps the shortest round-tripping digits.
+        text = format(Decimal(repr(number)), "f")
+        return text if "." in text else text + ".0"
 
 
 class UUIDConverter(BaseConverter):

@@ -54,18 +54,22 @@ class _Pos:
     col: int
     quoted: bool = False
     children: dict[Any, _Pos] = field(default_factory=dict)
+    keys: dict[Any, _Pos] = field(default_factory=dict)
 
 
 Locator = Callable[[int | None, tuple[str | int, ...]], tuple[int | None, int | None]]
 
 
-def _locate_in(root: _Pos | None, offset_path: tuple[Any, ...], inner: int | None) -> tuple[int | None, int | None]:
+def _locate_in(
+    root: _Pos | None, offset_path: tuple[Any, ...], inner: int | None, at_key: bool = False
+) -> tuple[int | None, int | None]:
     if root is None:
         return None, None
     pos = root
     exact = True
-    for key in offset_path:
-        child = pos.children.get(key)
+    for number, key in enumerate(offset_path):
+        last = number == len(offset_path) - 1
+        child = pos.keys.get(key) if at_key and last else pos.children.get(key)
         if child is None:
             exact = False
             break
@@ -134,6 +138,7 @@ class _YamlReader:
                 value, value_pos = self.convert(value_node, stack)
                 result[key] = value
                 pos.children[key] = value_pos
+                pos.keys[key] = key_pos
             return result, pos
         raise _Recursive(pos)  # pragma: no cover - PyYAML has no other node kinds
 
@@ -236,7 +241,11 @@ def _read_toml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
             name = key.group(1).strip("\"'")
             target = current if current is not None else root
             if name not in target.children:
-                target.children[name] = _Pos(number, key.end() + 2 if key.end() < len(line_text) else key.end())
+                # The value's first character (1-based); a quoted string's offsets count from
+                # inside the quote, as in YAML, so '/<itn:id>' errors point at 'itn'.
+                start = len(line_text) - len(line_text[key.end() :].lstrip(" \t"))
+                quoted = line_text[start : start + 1] in ("'", '"')
+                target.children[name] = _Pos(number, start + 1, quoted)
     root.children["rules"] = rules
     return value, root, []
 
@@ -304,7 +313,7 @@ def _read_csv(text: str, file: str) -> tuple[list[dict[str, str]], array[int], l
 
 
 def _problem(file: str | None, root: _Pos | None, base: tuple[Any, ...], exc: FieldError) -> RuleError:
-    line, col = _locate_in(root, (*base, *exc.keys), exc.offset)
+    line, col = _locate_in(root, (*base, *exc.keys), exc.offset, exc.at_key)
     return RuleError(exc.message, file=file, line=line, col=col)
 
 
@@ -373,7 +382,7 @@ def _from_document(
         if key not in TOP_KEYS:
             close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(TOP_KEYS)}"
-            errors.append(_problem(file, root, (), FieldError(f"unknown top-level key {key!r}; {hint}", (key,))))
+            errors.append(_problem(file, root, (), FieldError(f"unknown top-level key {key!r}; {hint}", (key,), at_key=True)))
     merged_defaults = dict(defaults or {})
     try:
         merged_defaults.update(parse_defaults(document.get("defaults")))
@@ -417,7 +426,7 @@ def rules_from_mappings(
 ) -> tuple[RuleSet, list[RuleError]]:
     """Build rules from Python mappings in the file's structure; returns the rules and the errors."""
     errors: list[RuleError] = []
-    document = {"rules": list(rules) if not isinstance(rules, list) else rules}
+    document: dict[str, Any] = {"rules": list(rules)}
     if defaults is not None:
         document["defaults"] = dict(defaults)
     if allowed_hosts:

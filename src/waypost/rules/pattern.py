@@ -37,7 +37,11 @@ _ARG = re.compile(r"\s*(?:(?P<key>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'[^']*'|\"[^\"
 
 def quote_path(text: str, *, keep_slashes: bool = True) -> str:
     """Percent-encode ``text`` for a URL path (UTF-8), leaving RFC 3986 path characters."""
-    return quote(text, safe=_PATH_SAFE if keep_slashes else _SEGMENT_SAFE)
+    # surrogateescape: a path decoded from invalid UTF-8 ('%FF' -> '\udcff') is encoded back to
+    # the same bytes, so such a value round-trips instead of failing.
+    return quote(
+        text, safe=_PATH_SAFE if keep_slashes else _SEGMENT_SAFE, errors="surrogateescape"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +100,26 @@ class Pattern:
         return tuple(v.name for v in self.variables)
 
     def build(self, values: Mapping[str, Any]) -> str:
-        """The percent-encoded path for ``values``; raises KeyError, ValueError or TypeError."""
+        """The percent-encoded path for ``values``; raises KeyError, ValueError or TypeError.
+
+        Each value's URL text must match its converter again (regex and ``to_python``), so a
+        built URL always routes back to this pattern: ``<path:p>`` refuses ``'/x'`` (it would
+        build ``'//x'``) and a custom converter's ``to_url`` cannot produce text it would reject.
+        """
         out: list[str] = []
+        flags = re.DOTALL | (re.IGNORECASE if self.case_insensitive else 0)
         for piece in self.pieces:
             if isinstance(piece, str):
                 out.append(quote_path(piece))
             else:
-                text = piece.converter.to_url(values[piece.name])
-                spans = piece.converter.spans_slashes
-                out.append(quote_path(text, keep_slashes=spans))
+                converter = piece.converter
+                text = converter.to_url(values[piece.name])
+                if not isinstance(text, str) or not re.fullmatch(converter.regex, text, flags):
+                    raise ValueError(f"{text!r} is not a valid <{piece.spec}> value")
+                if not converter.spans_slashes and "/" in text:
+                    raise ValueError(f"{text!r} is one path segment and cannot contain '/'")
+                converter.to_python(text)
+                out.append(quote_path(text, keep_slashes=converter.spans_slashes))
         return "".join(out)
 
     def __repr__(self) -> str:

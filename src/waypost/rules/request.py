@@ -190,8 +190,11 @@ class Request:
         return self._language
 
     def current_time(self) -> datetime:
-        """``now`` as given, else the current UTC time."""
-        return self.now if self.now is not None else datetime.now(UTC)
+        """``now`` as given (a naive time is taken as UTC, like the rules' times), else UTC now."""
+        if self.now is None:
+            return datetime.now(UTC)
+        # Comparing a naive time with the rules' aware times would raise TypeError.
+        return self.now if self.now.tzinfo is not None else self.now.replace(tzinfo=UTC)
 
     def __repr__(self) -> str:
         return f"Request({self.method!r}, {self.raw_path!r}, {self.query_string!r})"

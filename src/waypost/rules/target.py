@@ -84,9 +84,10 @@ class Target:
                     raise ValueError(f"{text!r} is not a host name")
                 out.append(text.lower())
             elif piece.part == "path" and converter.spans_slashes:
-                out.append(quote(text, safe="/" + _SAFE_BY_PART["path"]))
+                out.append(quote(text, safe="/" + _SAFE_BY_PART["path"], errors="surrogateescape"))
             else:
-                out.append(quote(text, safe=_SAFE_BY_PART[piece.part]))
+                # surrogateescape: '%FF' decoded from the request ('\udcff') goes back as '%FF'.
+                out.append(quote(text, safe=_SAFE_BY_PART[piece.part], errors="surrogateescape"))
         return "".join(out)
 
     def __repr__(self) -> str:
@@ -176,20 +177,20 @@ def parse_target(text: str, *, what: str = "target") -> Target:
         literal.append(unescaped.replace("\0", "{").replace("\1", "}"))
 
     scan = text.replace("{{", "\0\0").replace("}}", "\1\1")
-    for found in _PLACEHOLDER.finditer(scan):
-        add_literal(text[pos : found.start()], pos)
-        name = found.group(1).strip()
+    for slot in _PLACEHOLDER.finditer(scan):
+        add_literal(text[pos : slot.start()], pos)
+        name = slot.group(1).strip()
         if not _IDENTIFIER.match(name):
             raise RuleSyntaxError(
-                f"placeholder {found.group(0)!r} in {what} {text!r} is not a variable name; "
+                f"placeholder {slot.group(0)!r} in {what} {text!r} is not a variable name; "
                 "use {name} for a variable, {{ and }} for literal braces",
-                col=found.start(),
+                col=slot.start(),
             )
         if literal:
             pieces.append(quote("".join(literal), safe=_LITERAL_SAFE))
             literal = []
-        pieces.append(Placeholder(name, _part_at(text, found.start(), authority_end), found.start()))
-        pos = found.end()
+        pieces.append(Placeholder(name, _part_at(text, slot.start(), authority_end), slot.start()))
+        pos = slot.end()
     add_literal(text[pos:], pos)
     if literal:
         pieces.append(quote("".join(literal), safe=_LITERAL_SAFE))

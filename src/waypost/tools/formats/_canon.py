@@ -36,7 +36,9 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
 
 ACTIONS = ("to", "rewrite", "respond", "pass")
 
-_VARIABLE = re.compile(r"<(?:(?P<conv>[A-Za-z_]\w*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>[A-Za-z_]\w*)>")
+_VARIABLE = re.compile(
+    r"<(?:(?P<conv>[A-Za-z_]\w*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>[A-Za-z_]\w*)>"
+)
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(?P<name>[A-Za-z_]\w*)\}")
 
 
@@ -71,7 +73,9 @@ def parse_pattern_pieces(pattern: str) -> list[str | Variable]:
         if match.start() > pos:
             pieces.append(pattern[pos : match.start()])
         pieces.append(
-            Variable(match.group("name"), match.group("conv") or "string", match.group("args") or "")
+            Variable(
+                match.group("name"), match.group("conv") or "string", match.group("args") or ""
+            )
         )
         pos = match.end()
     if pos < len(pattern):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ._canon import action_of, effective_rule
+from ._report import ImportResult, Note, Skipped
 
 __all__ = [
     "REDIRECT_STATUSES",
+    "Collector",
     "Refusal",
     "check_baseline",
     "is_absolute_url",
@@ -40,7 +42,12 @@ def split_source_url(text: str) -> tuple[str | None, str | None, str, str]:
     """
     if is_absolute_url(text):
         parts = urlsplit(text)
-        return parts.scheme.lower(), (parts.hostname or "").lower() or None, parts.path or "/", parts.query
+        return (
+            parts.scheme.lower(),
+            (parts.hostname or "").lower() or None,
+            parts.path or "/",
+            parts.query,
+        )
     if not text.startswith("/"):
         parts = urlsplit("//" + text)
         return None, (parts.hostname or "").lower() or None, parts.path or "/", parts.query
@@ -82,3 +89,47 @@ def check_baseline(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) 
     if "from" not in rule:
         raise Refusal("the rule has no 'from' pattern")
     return effective_rule(rule, defaults)
+
+
+class Collector:
+    """Collects an importer's rules, skips and notes; a rule seen before is skipped as a duplicate."""
+
+    def __init__(self) -> None:
+        self.rules: list[dict[str, Any]] = []
+        self.skipped: list[Skipped] = []
+        self.notes: list[Note] = []
+        self._seen: dict[str, int] = {}
+        self.scheme_note = False
+
+    def add(self, line: int, text: str, rule: dict[str, Any], notes: Sequence[str] = ()) -> None:
+        """Add ``rule`` read from ``line``, unless an identical rule came earlier."""
+        key = repr(sorted(rule.items()))
+        if key in self._seen:
+            self.skipped.append(
+                Skipped(
+                    line,
+                    text,
+                    f"same rule as line {self._seen[key]}"
+                    + (
+                        " once the scheme is dropped (Waypost matches http and https alike)"
+                        if self.scheme_note
+                        else ""
+                    ),
+                )
+            )
+            return
+        self._seen[key] = line
+        self.rules.append(rule)
+        self.notes.extend(Note(line, text, note) for note in notes)
+
+    def skip(self, line: int, text: str, reason: str) -> None:
+        """Record a line that was not imported."""
+        self.skipped.append(Skipped(line, text, reason))
+
+    def note(self, line: int, text: str, message: str) -> None:
+        """Record an assumption made while importing a line."""
+        self.notes.append(Note(line, text, message))
+
+    def result(self, fmt: str) -> ImportResult:
+        """The finished :class:`ImportResult`."""
+        return ImportResult(self.rules, self.skipped, fmt, self.notes)

@@ -24,17 +24,28 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ._canon import Variable, escape_target
+from ._canon import Variable, escape_target, parse_pattern_pieces
 
 __all__ = [
+    "CONVERTER_REGEX",
     "Ref",
     "RegexNotSupported",
     "RegexPattern",
     "convert_regex",
     "parse_dollar_refs",
+    "pattern_regex",
     "render_ref_target",
 ]
 
+UUID_REGEX = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+#: The regex each converter matches, for exporters that write regexes.
+CONVERTER_REGEX = {
+    "string": "[^/]+",
+    "int": r"\d+",
+    "float": r"\d+\.\d+",
+    "uuid": UUID_REGEX,
+    "path": ".+",
+}
 _LITERAL_ESCAPES = set("./-_~!%&,;=:@+*?()[]{}$^|# ")
 _WORD_ALTERNATIVE = re.compile(r"[A-Za-z0-9_~%-]+(?:\\?\.[A-Za-z0-9_~%-]+)*")
 _NAME = re.compile(r"[A-Za-z_]\w*")
@@ -71,7 +82,9 @@ class RegexPattern:
         out = [(text, frozenset[str]())]
         for piece in self.pieces:
             if isinstance(piece, _Var) and piece.optional:
-                bare = "".join(p if isinstance(p, str) else p.render() for p in self.pieces if p != piece)
+                bare = "".join(
+                    p if isinstance(p, str) else p.render() for p in self.pieces if p != piece
+                )
                 out.append((bare, frozenset({piece.name})))
         return out
 
@@ -95,6 +108,10 @@ def _classify(body: str, regex: str) -> tuple[str, str, bool]:
         return "string", "", False
     if plain in (r"\d+", "[0-9]+"):
         return "int", "", False
+    if plain == r"\d+\.\d+":
+        return "float", "", False
+    if plain == UUID_REGEX:
+        return "uuid", "", False
     words = body.split("|")
     if len(words) > 1 and all(_WORD_ALTERNATIVE.fullmatch(word) for word in words):
         return "any", ",".join(word.replace("\\.", ".") for word in words), False
@@ -169,7 +186,7 @@ def convert_regex(
             pos += 2
         elif char == "(":
             close = regex.find(")", pos)
-            if close < 0 or "(" in regex[pos + 1 : close]:
+            if close < 0 or "(" in regex[pos + 1 : close].replace("\\(", ""):
                 raise RegexNotSupported(f"regex {source!r} has nested or unbalanced groups")
             body = regex[pos + 1 : close]
             name: str | None = None
@@ -238,7 +255,9 @@ def convert_regex(
             literal.append(char)
             pos += 1
     flush()
-    ends_with_path = bool(pieces) and isinstance(pieces[-1], _Var) and pieces[-1].converter == "path"
+    ends_with_path = (
+        bool(pieces) and isinstance(pieces[-1], _Var) and pieces[-1].converter == "path"
+    )
     if not anchored_end and not ends_with_path:
         raise RegexNotSupported(
             f"regex {source!r} is not anchored with '$', so it matches every path that begins "
@@ -286,3 +305,41 @@ def render_ref_target(
         if name not in empty:
             out.append(f"{{{name}}}")
     return "".join(out)
+
+
+def pattern_regex(
+    pattern: str,
+    *,
+    named: bool = True,
+    relative: bool = False,
+    optional_slash: bool = False,
+) -> tuple[str, list[str]]:
+    """An anchored regex for a Waypost pattern and its variable names in group order.
+
+    ``named`` writes ``(?<name>...)`` groups (nginx, PCRE); otherwise plain groups for ``$1``.
+    ``relative`` leaves out the leading ``/`` (Apache ``.htaccess``). Raises RegexNotSupported for
+    converters with arguments other than ``any``.
+    """
+    out: list[str] = []
+    names: list[str] = []
+    for piece in parse_pattern_pieces(pattern):
+        if isinstance(piece, str):
+            out.append(re.escape(piece))
+            continue
+        if piece.converter == "any":
+            words = [word.strip().strip("'\"") for word in piece.args.split(",")]
+            body = "|".join(re.escape(word) for word in words)
+        elif piece.converter in CONVERTER_REGEX and not piece.args:
+            body = CONVERTER_REGEX[piece.converter]
+        else:
+            raise RegexNotSupported(f"{piece.render()} has no regex equivalent here")
+        if piece.converter == "path" and optional_slash:
+            raise RegexNotSupported("'trailing_slash: ignore' with a path variable")
+        out.append(f"(?<{piece.name}>{body})" if named else f"({body})")
+        names.append(piece.name)
+    text = "".join(out)
+    if relative:
+        text = text[1:] if text.startswith("/") else text
+    if optional_slash and text.endswith("/") and len(text) > 1:
+        text = text[:-1]
+    return "^" + text + ("/?" if optional_slash and text not in ("", "/") else "") + "$", names

@@ -35,13 +35,14 @@ from typing import Any
 from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
 from ._common import (
     REDIRECT_STATUSES,
+    Collector,
     Refusal,
     check_baseline,
     is_absolute_url,
     split_source_url,
     unsupported_keys,
 )
-from ._report import ExportResult, ImportResult, Note, Skipped, Unsupported
+from ._report import ExportResult, ImportResult, Skipped, Unsupported
 from ._text import clean_text, numbered_lines
 
 __all__ = ["export_netlify", "parse_netlify", "parse_netlify_toml"]
@@ -49,35 +50,6 @@ __all__ = ["export_netlify", "parse_netlify", "parse_netlify_toml"]
 _STATUS = re.compile(r"^(\d{3})(!?)$")
 _PLACEHOLDER = re.compile(r":([A-Za-z_]\w*)")
 _SEGMENT_NAME = re.compile(r"^:([A-Za-z_]\w*)$")
-
-
-class _Builder:
-    """Collects rules, skips and notes, and drops http/https duplicates."""
-
-    def __init__(self) -> None:
-        self.rules: list[dict[str, Any]] = []
-        self.skipped: list[Skipped] = []
-        self.notes: list[Note] = []
-        self._seen: dict[str, int] = {}
-
-    def add(self, line: int, text: str, rule: dict[str, Any], notes: list[str]) -> None:
-        key = repr(sorted(rule.items()))
-        if key in self._seen:
-            self.skipped.append(
-                Skipped(
-                    line,
-                    text,
-                    f"same rule as line {self._seen[key]} once the scheme is dropped "
-                    "(Waypost matches http and https alike)",
-                )
-            )
-            return
-        self._seen[key] = line
-        self.rules.append(rule)
-        self.notes.extend(Note(line, text, note) for note in notes)
-
-    def result(self, fmt: str) -> ImportResult:
-        return ImportResult(self.rules, self.skipped, fmt, self.notes)
 
 
 def _convert_path(path: str) -> tuple[str, set[str], bool]:
@@ -138,7 +110,7 @@ def _build_rule(
 ) -> tuple[dict[str, Any], list[str]]:
     """One Netlify redirect as a Waypost rule and the notes it deserves, or raise Refusal."""
     notes: list[str] = []
-    scheme, host, path, source_query = split_source_url(source)
+    _scheme, host, path, source_query = split_source_url(source)
     if source_query:
         raise Refusal("a query string in the source path is not Netlify syntax; use 'key=value'")
     if not path.startswith("/"):
@@ -212,7 +184,9 @@ def _parse_line(line: str) -> tuple[str, str | None, int, dict[str, str], dict[s
     for token in rest:
         key, sep, value = token.partition("=")
         if not sep or not key[:1].isupper():
-            raise Refusal(f"cannot read {token!r}: expected a status or a condition like Language=de")
+            raise Refusal(
+                f"cannot read {token!r}: expected a status or a condition like Language=de"
+            )
         conditions[key] = value.split(",")
     if target is None and not 400 <= status <= 599:
         raise Refusal("the line has no target path or URL")
@@ -221,7 +195,8 @@ def _parse_line(line: str) -> tuple[str, str | None, int, dict[str, str], dict[s
 
 def parse_netlify(text: str) -> ImportResult:
     """Read a Netlify ``_redirects`` file; see the module docstring for what maps to what."""
-    builder = _Builder()
+    builder = Collector()
+    builder.scheme_note = True
     for number, raw in numbered_lines(text):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -241,7 +216,8 @@ _TOML_FROM = re.compile(r"^\s*from\s*=|[{,]\s*from\s*=")
 def parse_netlify_toml(text: str) -> ImportResult:
     """Read the ``[[redirects]]`` of a ``netlify.toml``; other tables are ignored."""
     text = clean_text(text)
-    builder = _Builder()
+    builder = Collector()
+    builder.scheme_note = True
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -298,7 +274,9 @@ def _export_path(pattern: str) -> tuple[str, str | None]:
             continue
         before = out[-1] if out else ""
         after = pieces[index + 1] if index + 1 < len(pieces) else "/"
-        whole_segment = before.endswith("/") and (not isinstance(after, str) or after.startswith("/"))
+        whole_segment = before.endswith("/") and (
+            not isinstance(after, str) or after.startswith("/")
+        )
         if isinstance(after, Variable) or not whole_segment:
             raise Refusal(f"{piece.render()} is not a whole path segment; Netlify cannot match it")
         if piece.converter == "path" and index == len(pieces) - 1:

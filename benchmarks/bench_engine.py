@@ -1,0 +1,595 @@
+"""Benchmark of the core: matcher lookup, Engine.resolve(), CSV loading, and other routers.
+
+Run it with ``python benchmarks/bench_engine.py`` (about ten minutes) or ``--quick`` (under a
+minute, smaller sizes; its PASS/FAIL lines are only indicative). It prints a table, writes the
+figures to ``benchmarks/results/engine.json`` and a README snippet to
+``benchmarks/results/engine.md``. Generated rule files go to ``benchmarks/out/`` (git-ignored).
+
+The machine is assumed to be shared and noisy, so every figure is the median of several samples,
+each sample times a loop over many requests with the garbage collector off, and the limits that
+can be stated as ratios are checked against a baseline (a bare ``dict.get``) measured in the same
+run. Request paths are a random sample drawn across the whole rule set and shuffled, so that no
+cache (CPU or LRU) flatters the figures.
+
+Rules are realistic migration rules: exact rules (``/blog/2019/03/some-slug-123``) in CSV and
+pattern rules in YAML, with int, string and path converters, distinct static prefixes and some
+patterns that start with a variable. A rule set of size N holds N - N/100 exact rules and N/100
+patterns (1,000,000 exact rules and 10,000 patterns at the largest size).
+
+Werkzeug and Starlette route the same rules. Werkzeug is timed with ``MapAdapter.match(path)``,
+its whole routing call. Starlette is timed with the loop its ``Router`` runs on every request
+(``route.matches(scope)`` over the routes until a full match), with a real HTTP scope: calling the
+router as an ASGI app would add the cost of building a Request and a Response to Starlette's side,
+which is not routing, and waypost's ``resolve()`` is compared as the whole call it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from waypost import Engine  # noqa: E402
+from waypost.rules.load import read_rules  # noqa: E402
+from waypost.rules.model import RuleSet  # noqa: E402
+
+OUT = HERE / "out"
+RESULTS = HERE / "results"
+
+# Targets from the issue.
+LOOKUP_RATIO_MAX = 3.0
+EXACT_RESOLVE_MAX_US = 3.0
+PATTERN_RESOLVE_MAX_US = 6.0
+GROWTH_MAX = 1.5
+LOAD_SECONDS_MAX = 10.0
+LOAD_RSS_MAX_MB = 400.0
+WERKZEUG_MIN_RATIO = 5.0
+
+WORDS = (
+    "spring summer autumn winter guide review notes update release howto intro advanced tips "
+    "python rust garden kitchen travel city river mountain coffee bread recipe budget report "
+    "launch team story design data cloud mobile privacy security music photo video games news "
+    "market event weekly daily archive classic modern simple quick best new old free"
+).split()
+SECTIONS = ("api", "tutorial", "reference", "howto", "faq", "install", "changes")
+
+
+# --------------------------------------------------------------------------------------------
+# Rule generation: deterministic, every path a function of its number
+
+
+def _slug(i: int) -> str:
+    n = len(WORDS)
+    words = [WORDS[(i * 7919) % n], WORDS[(i * 104729 + 3) % n]]
+    if i % 3:
+        words.append(WORDS[(i * 1299709 + 11) % n])
+    return "-".join(words)
+
+
+def exact_rule(i: int) -> tuple[str, str, int]:
+    """The i-th exact rule: (from, to, status)."""
+    kind = i % 6
+    slug = _slug(i)
+    status = (301, 301, 301, 302, 308)[i % 5]
+    if kind == 0:
+        year, month = 2005 + i % 19, 1 + i % 12
+        return f"/blog/{year}/{month:02d}/{slug}-{i}", f"/articles/{slug}-{i}", status
+    if kind == 1:
+        return f"/products/category-{i % 97}/item-{i}.html", f"/shop/c{i % 97}/{i}", status
+    if kind == 2:
+        return f"/news/{2005 + i % 19}/{slug}-{i}.php", f"/news/{slug}-{i}", status
+    if kind == 3:
+        section = SECTIONS[i % len(SECTIONS)]
+        return f"/docs/v{i % 4}.{i % 10}/{section}/{slug}-{i}", f"/docs/latest/{section}/{slug}-{i}", status
+    if kind == 4:
+        return f"/en/about/team/member-{i}", f"https://people.example.com/m/{i}", status
+    return f"/wiki/{slug.title().replace('-', '_')}_{i}", f"/kb/{slug}-{i}", status
+
+
+# Pattern rules: (waypost pattern, target, a function building a matching path).
+def pattern_rule(k: int) -> tuple[str, str, str]:
+    """The k-th pattern rule: (from, action key, target)."""
+    kind = k % 10
+    if kind in (0, 1):
+        return f"/archive-{k}/<int:year>/<slug>", "to", f"/blog/{{year}}/{{slug}}"
+    if kind in (2, 3):
+        return f"/shop-{k}/category-<int:cat>/item-<int:id>.html", "to", f"/store-{k}/{{cat}}/{{id}}"
+    if kind == 4:
+        return f"/files-{k}/<path:rest>", "rewrite", f"/static/{k}/{{rest}}"
+    if kind in (5, 6):
+        return f"/user-{k}/<string:name>/posts/<int:post>", "to", f"/people/{{name}}/p/{{post}}"
+    if kind == 7:
+        return f"/forum-{k}/t/<int:topic>", "to", f"https://forum.example.com/t/{{topic}}"
+    if kind == 8:
+        return f"/<lang>/guide-{k}/<slug>", "to", f"/guides/{k}/{{slug}}?lang={{lang}}"
+    return f"/<int:year>/report-{k}.pdf", "to", f"/reports/{{year}}/{k}.pdf"
+
+
+def pattern_path(k: int, rng: random.Random) -> str:
+    """A request path that the k-th pattern rule (and only it) matches."""
+    kind = k % 10
+    slug = _slug(rng.randrange(1_000_000))
+    if kind in (0, 1):
+        return f"/archive-{k}/{rng.randrange(2000, 2025)}/{slug}"
+    if kind in (2, 3):
+        return f"/shop-{k}/category-{rng.randrange(500)}/item-{rng.randrange(10**6)}.html"
+    if kind == 4:
+        return f"/files-{k}/img/{rng.randrange(100)}/{slug}.png"
+    if kind in (5, 6):
+        return f"/user-{k}/{slug}/posts/{rng.randrange(10**5)}"
+    if kind == 7:
+        return f"/forum-{k}/t/{rng.randrange(10**6)}"
+    if kind == 8:
+        return f"/{rng.choice(('en', 'de', 'fr', 'es'))}/guide-{k}/{slug}"
+    return f"/{rng.randrange(2000, 2025)}/report-{k}.pdf"
+
+
+def miss_path(i: int, rng: random.Random) -> str:
+    """A request path no rule matches, shaped like the real ones."""
+    kind = i % 5
+    slug = _slug(rng.randrange(1_000_000))
+    if kind == 0:
+        return f"/blog/{rng.randrange(2005, 2024)}/{rng.randrange(1, 13):02d}/{slug}-x{i}"
+    if kind == 1:
+        return f"/products/category-{i % 97}/item-{i}-gone.html"
+    if kind == 2:
+        return f"/en/contact/{slug}"
+    if kind == 3:
+        return f"/assets/img/{rng.getrandbits(64):016x}.png"
+    return f"/{rng.randrange(2000, 2025)}/{slug}.pdf"
+
+
+def to_starlette(pattern: str) -> str:
+    """A waypost (= Werkzeug) pattern in Starlette's syntax."""
+    out = pattern
+    for conv, name in (("int", "int"), ("path", "path"), ("string", "str")):
+        while f"<{conv}:" in out:
+            start = out.index(f"<{conv}:")
+            end = out.index(">", start)
+            var = out[start + len(conv) + 2 : end]
+            out = f"{out[:start]}{{{var}:{name}}}{out[end + 1:]}"
+    while "<" in out:
+        start = out.index("<")
+        end = out.index(">", start)
+        out = f"{out[:start]}{{{out[start + 1 : end]}}}{out[end + 1:]}"
+    return out
+
+
+def write_rules(n: int) -> tuple[Path, Path, int, int]:
+    """CSV of the exact rules and YAML of the patterns for a rule set of size n (cached)."""
+    n_patterns = max(1, n // 100)
+    n_exact = n - n_patterns
+    OUT.mkdir(parents=True, exist_ok=True)
+    csv_path = OUT / f"exact-{n_exact}.csv"
+    yaml_path = OUT / f"patterns-{n_patterns}.yaml"
+    if not csv_path.exists():
+        tmp = csv_path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            f.write("from,to,status\n")
+            f.writelines(f"{a},{b},{s}\n" for a, b, s in map(exact_rule, range(n_exact)))
+        tmp.replace(csv_path)
+    if not yaml_path.exists():
+        lines = ["defaults:", "  status: 301", "rules:"]
+        for k in range(n_patterns):
+            frm, key, target = pattern_rule(k)
+            lines.append(f"  - from: '{frm}'")
+            lines.append(f"    {key}: '{target}'")
+        yaml_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return csv_path, yaml_path, n_exact, n_patterns
+
+
+def build_engine(n: int) -> tuple[Engine, int, int]:
+    """An engine holding the exact rules (CSV) and the patterns (YAML) of size n."""
+    csv_path, yaml_path, n_exact, n_patterns = write_rules(n)
+    exact, errors = read_rules(csv_path)
+    patterns, more = read_rules(yaml_path)
+    if errors or more:
+        raise SystemExit(f"generated rules do not load: {(errors + more)[:3]}")
+    offset = len(exact.rules)
+    rules = exact.rules + tuple(dataclasses.replace(r, index=r.index + offset) for r in patterns.rules)
+    engine = Engine(RuleSet(rules, source=f"{csv_path.name}+{yaml_path.name}"))
+    return engine, n_exact, n_patterns
+
+
+def request_paths(n_exact: int, n_patterns: int, count: int, seed: int) -> dict[str, list[str]]:
+    """Shuffled samples of exact hits, pattern hits and misses, drawn across the whole rule set."""
+    rng = random.Random(seed)
+    exact = [exact_rule(rng.randrange(n_exact))[0] for _ in range(count)]
+    pattern = [pattern_path(rng.randrange(n_patterns), rng) for _ in range(count)]
+    miss = [miss_path(i, rng) for i in range(count)]
+    for paths in (exact, pattern, miss):
+        rng.shuffle(paths)
+    return {"exact": exact, "pattern": pattern, "miss": miss}
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+
+
+def time_per_call(loop: Callable[[Sequence[str]], object], items: Sequence[str], repeats: int) -> float:
+    """Median nanoseconds per item of ``loop(items)`` over ``repeats`` samples, gc off."""
+    loop(items[: max(1, len(items) // 20)])  # warm up
+    samples = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter_ns()
+            loop(items)
+            samples.append((time.perf_counter_ns() - start) / len(items))
+    finally:
+        gc.enable()
+    return statistics.median(samples)
+
+
+def resolve_loop(engine: Engine) -> Callable[[Sequence[str]], None]:
+    resolve = engine.resolve
+
+    def run(paths: Sequence[str]) -> None:
+        for path in paths:
+            resolve("GET", path)
+
+    return run
+
+
+def call_loop(function: Callable[[str], object]) -> Callable[[Sequence[str]], None]:
+    def run(paths: Sequence[str]) -> None:
+        for path in paths:
+            function(path)
+
+    return run
+
+
+def check_answers(engine: Engine, paths: dict[str, list[str]]) -> None:
+    """The samples do what they say: hits hit (the rule meant), misses miss."""
+    for path in paths["exact"][:200]:
+        decision = engine.resolve("GET", path)
+        if decision.rule is None or decision.rule.path != path:
+            raise SystemExit(f"exact path {path!r} resolved to {decision!r}")
+    for path in paths["pattern"][:200]:
+        decision = engine.resolve("GET", path)
+        if decision.rule is None or decision.rule.pattern is None or decision.action == "respond":
+            raise SystemExit(f"pattern path {path!r} resolved to {decision!r}")
+    for path in paths["miss"][:200]:
+        decision = engine.resolve("GET", path)
+        if decision.rule is not None:
+            raise SystemExit(f"miss path {path!r} resolved to {decision!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Other routers on the same rules
+
+
+def werkzeug_router(n: int) -> Callable[[str], object]:
+    from werkzeug.exceptions import NotFound
+    from werkzeug.routing import Map
+    from werkzeug.routing import Rule as WRule
+
+    _, _, n_exact, n_patterns = write_rules(n)
+    rules = [WRule(exact_rule(i)[0], endpoint=i) for i in range(n_exact)]
+    rules += [WRule(pattern_rule(k)[0], endpoint=n_exact + k) for k in range(n_patterns)]
+    adapter = Map(rules).bind("example.com")
+    match = adapter.match
+
+    def route(path: str) -> object:
+        try:
+            return match(path)
+        except NotFound:
+            return None
+
+    return route
+
+
+def starlette_router(n: int) -> Callable[[str], object]:
+    from starlette.routing import Match, Route, Router
+
+    async def endpoint(request: Any) -> None:  # never called: only matching is timed
+        return None
+
+    _, _, n_exact, n_patterns = write_rules(n)
+    routes = [Route(exact_rule(i)[0], endpoint) for i in range(n_exact)]
+    routes += [Route(to_starlette(pattern_rule(k)[0]), endpoint) for k in range(n_patterns)]
+    router = Router(routes)
+    full = Match.FULL
+
+    def route(path: str) -> object:
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "query_string": b""}
+        partial = None
+        # The loop of starlette.routing.Router.app.
+        for candidate in router.routes:
+            match, child_scope = candidate.matches(scope)
+            if match is full:
+                return child_scope
+            if match is Match.PARTIAL and partial is None:
+                partial = candidate
+        return partial
+
+    return route
+
+
+# --------------------------------------------------------------------------------------------
+# Loading in a fresh interpreter
+
+_LOAD_SCRIPT = textwrap.dedent(
+    """
+    import gc, json, resource, sys, time
+    sys.path.insert(0, sys.argv[2])
+    import psutil
+    import waypost
+    from waypost import Engine
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    engine = Engine.from_file(sys.argv[1])
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    held = psutil.Process().memory_info().rss
+    print(json.dumps({"rules": len(engine), "seconds": seconds, "base_kb": base, "peak_kb": peak,
+                      "held_bytes": held}))
+    """
+)
+
+
+def measure_load(csv_path: Path, repeats: int) -> dict[str, Any]:
+    runs = []
+    for _ in range(repeats):
+        done = subprocess.run(
+            [sys.executable, "-c", _LOAD_SCRIPT, str(csv_path), str(ROOT / "src")],
+            capture_output=True, text=True, check=True,
+        )
+        runs.append(json.loads(done.stdout))
+    base_mb = statistics.median(r["base_kb"] for r in runs) / 1024
+    rules = runs[0]["rules"]
+    held_mb = statistics.median(r["held_bytes"] for r in runs) / 2**20
+    return {
+        "rules": rules,
+        "repeats": repeats,
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "peak_rss_mb": statistics.median(r["peak_kb"] for r in runs) / 1024,
+        "base_rss_mb": base_mb,
+        "held_rss_mb": held_mb,
+        "bytes_per_rule": (held_mb - base_mb) * 2**20 / rules,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--repeats", type=int, default=5, help="samples per figure (median)")
+    args = parser.parse_args()
+    quick = args.quick
+    repeats = max(5, args.repeats)
+    sizes = [1_000, 10_000, 100_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
+    router_sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
+    sample = 20_000 if quick else 100_000
+    load_size = 100_000 if quick else 1_000_000
+    started = time.time()
+
+    def say(text: str) -> None:
+        print(f"[{time.time() - started:6.1f}s] {text}", flush=True)
+
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+        "sample_paths": sample,
+        "repeats": repeats,
+        "sizes": {},
+        "routers": {},
+    }
+
+    # 1. The engine at every size: lookup vs dict.get, resolve of exact hits, pattern hits, misses.
+    for n in sizes:
+        say(f"building the engine with {n:,} rules")
+        engine, n_exact, n_patterns = build_engine(n)
+        paths = request_paths(n_exact, n_patterns, sample, seed=n)
+        check_answers(engine, paths)
+        row: dict[str, Any] = {"exact_rules": n_exact, "pattern_rules": n_patterns}
+        table = engine.matcher._default_exact  # the dict the exact lookup reads
+        baseline = dict(table) if table is not None else {}
+        row["dict_get_ns"] = time_per_call(call_loop(baseline.get), paths["exact"], repeats)
+        row["lookup_ns"] = time_per_call(call_loop(engine.matcher.lookup), paths["exact"], repeats)
+        row["lookup_ratio"] = row["lookup_ns"] / row["dict_get_ns"]
+        del baseline, table
+        for kind in ("exact", "pattern", "miss"):
+            row[f"resolve_{kind}_ns"] = time_per_call(resolve_loop(engine), paths[kind], repeats)
+        results["sizes"][str(n)] = row
+        say(
+            f"  lookup {row['lookup_ns']:.0f} ns = {row['lookup_ratio']:.2f}x dict.get; resolve "
+            f"exact {row['resolve_exact_ns']:.0f} ns, pattern {row['resolve_pattern_ns']:.0f} ns, "
+            f"miss {row['resolve_miss_ns']:.0f} ns"
+        )
+        del engine, paths
+        gc.collect()
+
+    # 2. Werkzeug and Starlette on the same rules.
+    for n in router_sizes:
+        _, _, n_exact, n_patterns = write_rules(n)
+        engine, _, _ = build_engine(n)
+        paths = request_paths(n_exact, n_patterns, sample, seed=n + 1)
+        entry: dict[str, Any] = {}
+        for name, make in (("werkzeug", werkzeug_router), ("starlette", starlette_router)):
+            say(f"building {name} with {n:,} rules")
+            start = time.perf_counter()
+            route = make(n)
+            entry[f"{name}_build_s"] = time.perf_counter() - start
+            for kind in ("exact", "pattern", "miss"):
+                # Starlette scans every route: give it fewer paths so a sample stays short.
+                count = sample if name == "werkzeug" else max(20, min(sample, 2_000_000 // n))
+                entry[f"{name}_{kind}_ns"] = time_per_call(call_loop(route), paths[kind][:count], repeats)
+            del route
+            gc.collect()
+        for kind in ("exact", "pattern", "miss"):
+            ours = time_per_call(resolve_loop(engine), paths[kind], repeats)
+            entry[f"waypost_{kind}_ns"] = ours
+            entry[f"werkzeug_ratio_{kind}"] = entry[f"werkzeug_{kind}_ns"] / ours
+            entry[f"starlette_ratio_{kind}"] = entry[f"starlette_{kind}_ns"] / ours
+        results["routers"][str(n)] = entry
+        say(
+            "  waypost/werkzeug/starlette ns: "
+            + ", ".join(
+                f"{k} {entry[f'waypost_{k}_ns']:.0f}/{entry[f'werkzeug_{k}_ns']:.0f}/"
+                f"{entry[f'starlette_{k}_ns']:.0f}"
+                for k in ("exact", "pattern", "miss")
+            )
+        )
+        del engine, paths
+        gc.collect()
+
+    # 3. Loading the exact rules from CSV in a fresh interpreter.
+    csv_path, _, _, _ = write_rules(load_size)
+    say(f"loading {csv_path.name} in a fresh interpreter")
+    results["load"] = measure_load(csv_path, 1 if quick else 3)
+    results["load"]["file"] = csv_path.name
+    results["load"]["file_mb"] = csv_path.stat().st_size / 2**20
+    say(
+        f"  {results['load']['rules']:,} rules in {results['load']['seconds']:.2f} s, peak RSS "
+        f"{results['load']['peak_rss_mb']:.0f} MB (empty interpreter with waypost "
+        f"{results['load']['base_rss_mb']:.0f} MB)"
+    )
+
+    results["targets"] = evaluate(results, sizes, router_sizes)
+    results["elapsed_s"] = time.time() - started
+    markdown = render(results, sizes, router_sizes)
+    print()
+    print(markdown)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / "engine.md").write_text(markdown, encoding="utf-8")
+    say(f"wrote {RESULTS / 'engine.json'} and {RESULTS / 'engine.md'}")
+
+
+def evaluate(results: dict[str, Any], sizes: list[int], router_sizes: list[int]) -> list[dict[str, Any]]:
+    """Each target: what it asks, the figure measured, and PASS or FAIL."""
+    big = results["sizes"][str(sizes[-1])]
+    small = results["sizes"][str(sizes[0])]
+    load = results["load"]
+    at = f"{sizes[-1]:,} rules"
+    targets = []
+
+    def add(name: str, figure: str, ok: bool) -> None:
+        targets.append({"target": name, "measured": figure, "pass": bool(ok)})
+
+    add(f"exact lookup <= {LOOKUP_RATIO_MAX:g}x dict.get ({at})",
+        f"{big['lookup_ratio']:.2f}x ({big['lookup_ns']:.0f} vs {big['dict_get_ns']:.0f} ns)",
+        big["lookup_ratio"] <= LOOKUP_RATIO_MAX)
+    add(f"resolve exact hit <= {EXACT_RESOLVE_MAX_US:g} us ({at})",
+        f"{big['resolve_exact_ns'] / 1000:.2f} us", big["resolve_exact_ns"] <= EXACT_RESOLVE_MAX_US * 1000)
+    add(f"resolve pattern hit <= {PATTERN_RESOLVE_MAX_US:g} us ({at})",
+        f"{big['resolve_pattern_ns'] / 1000:.2f} us",
+        big["resolve_pattern_ns"] <= PATTERN_RESOLVE_MAX_US * 1000)
+    add(f"miss <= pattern hit ({at})",
+        f"{big['resolve_miss_ns'] / 1000:.2f} us vs {big['resolve_pattern_ns'] / 1000:.2f} us",
+        big["resolve_miss_ns"] <= big["resolve_pattern_ns"])
+    for kind in ("exact", "pattern", "miss"):
+        growth = big[f"resolve_{kind}_ns"] / small[f"resolve_{kind}_ns"]
+        add(f"resolve {kind} grows < {GROWTH_MAX:g}x from {sizes[0]:,} to {sizes[-1]:,} rules",
+            f"{growth:.2f}x", growth < GROWTH_MAX)
+    add(f"load {load['rules']:,} CSV rules < {LOAD_SECONDS_MAX:g} s", f"{load['seconds']:.2f} s",
+        load["seconds"] < LOAD_SECONDS_MAX)
+    add(f"load {load['rules']:,} CSV rules < {LOAD_RSS_MAX_MB:g} MB peak RSS",
+        f"{load['peak_rss_mb']:.0f} MB (interpreter + waypost: {load['base_rss_mb']:.0f} MB)",
+        load["peak_rss_mb"] < LOAD_RSS_MAX_MB)
+    for n in router_sizes:
+        entry = results["routers"][str(n)]
+        worst = min(entry[f"werkzeug_ratio_{k}"] for k in ("exact", "pattern", "miss"))
+        add(f">= {WERKZEUG_MIN_RATIO:g}x faster than Werkzeug ({n:,} rules, slowest of exact/pattern/miss)",
+            f"{worst:.1f}x", worst >= WERKZEUG_MIN_RATIO)
+    first, last = results["routers"][str(router_sizes[0])], results["routers"][str(router_sizes[-1])]
+    ours = max(last[f"waypost_{k}_ns"] / first[f"waypost_{k}_ns"] for k in ("exact", "pattern", "miss"))
+    theirs = min(last[f"starlette_{k}_ns"] / first[f"starlette_{k}_ns"] for k in ("exact", "pattern", "miss"))
+    add(f"flat where Starlette grows ({router_sizes[0]:,} -> {router_sizes[-1]:,} rules)",
+        f"waypost {ours:.2f}x, Starlette {theirs:.0f}x", ours < GROWTH_MAX)
+    return targets
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1000:.2f}" if ns < 100_000 else f"{ns / 1000:,.0f}"
+
+
+def render(results: dict[str, Any], sizes: list[int], router_sizes: list[int]) -> str:
+    """The Markdown snippet for the README."""
+    machine = results["machine"]
+    lines = [
+        "### Benchmark: the core",
+        "",
+        f"`python benchmarks/bench_engine.py{' --quick' if results['quick'] else ''}` on "
+        f"{results['date'][:10]}, {machine['implementation']} {machine['python']}, "
+        f"{machine['platform']}, {machine['cpus']} CPUs (shared machine). Medians of "
+        f"{results['repeats']} samples over {results['sample_paths']:,} shuffled paths drawn across "
+        "the whole rule set; the rule set of size N has N/100 pattern rules, the rest exact.",
+        "",
+        "| rules | dict.get | matcher.lookup | ratio | resolve exact hit | resolve pattern hit | resolve miss |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        row = results["sizes"][str(n)]
+        lines.append(
+            f"| {n:,} | {row['dict_get_ns']:.0f} ns | {row['lookup_ns']:.0f} ns | "
+            f"{row['lookup_ratio']:.2f}x | {_us(row['resolve_exact_ns'])} µs | "
+            f"{_us(row['resolve_pattern_ns'])} µs | {_us(row['resolve_miss_ns'])} µs |"
+        )
+    lines += [
+        "",
+        "Against other routers on the same rules (µs per request; waypost does the whole "
+        "`resolve()`, Werkzeug `MapAdapter.match()`, Starlette the route-matching loop of its `Router`):",
+        "",
+        "| rules | request | waypost | Werkzeug | Starlette | vs Werkzeug | vs Starlette |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for n in router_sizes:
+        entry = results["routers"][str(n)]
+        for kind in ("exact", "pattern", "miss"):
+            lines.append(
+                f"| {n:,} | {kind} | {_us(entry[f'waypost_{kind}_ns'])} | "
+                f"{_us(entry[f'werkzeug_{kind}_ns'])} | {_us(entry[f'starlette_{kind}_ns'])} | "
+                f"{entry[f'werkzeug_ratio_{kind}']:.1f}x | {entry[f'starlette_ratio_{kind}']:,.0f}x |"
+            )
+    load = results["load"]
+    lines += [
+        "",
+        f"Loading {load['rules']:,} exact rules from CSV ({load['file_mb']:.0f} MB) with "
+        f"`Engine.from_file()` in a fresh interpreter (median of {load['repeats']}): "
+        f"{load['seconds']:.2f} s, peak RSS {load['peak_rss_mb']:.0f} MB (an interpreter that "
+        f"imported waypost: {load['base_rss_mb']:.0f} MB), {load['bytes_per_rule']:.0f} bytes per "
+        "rule held after loading.",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    for target in results["targets"]:
+        lines.append(f"| {target['target']} | {target['measured']} | {'PASS' if target['pass'] else 'FAIL'} |")
+    if results["quick"]:
+        lines += ["", "_Quick run: smaller sizes than the targets name; the verdicts are indicative._"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m waypost``: the same as the ``waypost`` command."""
+
+from waypost.cli import main
+
+main()

@@ -1,0 +1,187 @@
+"""The ``waypost`` command: thin click commands over the library; the only place that reads argv.
+
+Exit codes: 0 success; 1 the rules have errors (or ``check`` found problems); 2 a usage mistake
+(bad flag, unreadable header). A user mistake never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from waypost.engine import Decision, Engine
+from waypost.exceptions import RuleError, RulesError, WaypostError
+from waypost.settings import SETTINGS, Settings
+
+__all__ = ["main"]
+
+_SETTING = {s.name: s for s in SETTINGS}
+
+
+def _engine(rules: str) -> Engine:
+    try:
+        return Engine.from_file(rules)
+    except RulesError as exc:
+        _print_errors(exc)
+        sys.exit(1)
+
+
+def _print_errors(exc: RulesError) -> None:
+    count = len(exc.errors)
+    click.echo(f"{exc.file or 'rules'}: {count} error{'s' if count != 1 else ''}", err=True)
+    for error in exc.errors:
+        click.echo(f"  {error}", err=True)
+
+
+def _headers(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(
+                f"{value!r} is not a header; write it as 'Name: value'", param_hint="'-H'"
+            )
+        pairs.append((name.strip(), rest.strip()))
+    return pairs
+
+
+def _describe(decision: Decision) -> str:
+    rule = decision.rule
+    where = f"  [{rule.source}{' ' + rule.name if rule and rule.name else ''}]" if rule else ""
+    if decision.action == "redirect":
+        return f"redirect {decision.status} {decision.location}{where}"
+    if decision.action == "rewrite":
+        query = f"?{decision.query}" if decision.query else ""
+        headers = "".join(f"\n  {k}: {v}" for k, v in decision.headers)
+        return f"rewrite {decision.path}{query}{where}{headers}"
+    if decision.action == "respond":
+        headers = "".join(f"\n  {k}: {v}" for k, v in decision.headers)
+        body = f"\n\n{decision.body}" if decision.body else ""
+        return f"respond {decision.status}{where}{headers}{body}"
+    return f"pass{where or '  (no rule applies)'}"
+
+
+_request_options = [
+    click.argument("rules", type=click.Path(dir_okay=False)),
+    click.argument("url"),
+    click.option("-X", "--method", default="GET", show_default=True, help="HTTP method."),
+    click.option("-H", "--header", "headers", multiple=True, help="A request header, 'Name: value'."),
+    click.option("--ip", "client_ip", default=None, help="The client's IP address."),
+    click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+]
+
+
+def _with_request_options(func: Any) -> Any:
+    for option in reversed(_request_options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="waypost")
+def main() -> None:
+    """Waypost: redirects and rewrites, declared, tested and fast."""
+
+
+@main.command()
+@_with_request_options
+def resolve(rules: str, url: str, method: str, headers: tuple[str, ...], client_ip: str | None, as_json: bool) -> None:
+    """Print what RULES do with a request for URL."""
+    engine = _engine(rules)
+    decision = engine.resolve(method, url, _headers(headers), client_ip)
+    if as_json:
+        click.echo(json.dumps(decision.to_dict(), indent=2))
+    else:
+        click.echo(_describe(decision))
+
+
+@main.command()
+@_with_request_options
+def explain(rules: str, url: str, method: str, headers: tuple[str, ...], client_ip: str | None, as_json: bool) -> None:
+    """Print every rule tried for URL, and why each did or did not apply."""
+    engine = _engine(rules)
+    trace = engine.explain(method, url, _headers(headers), client_ip)
+    if as_json:
+        click.echo(json.dumps(trace.to_dict(), indent=2))
+    else:
+        click.echo(trace.render())
+
+
+@main.command()
+@click.argument("rules", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check(rules: str, as_json: bool) -> None:
+    """Load and validate RULES; exit 1 listing every error, 0 when clean."""
+    problems: list[RuleError] = []
+    count = 0
+    try:
+        count = len(Engine.from_file(rules))
+    except RulesError as exc:
+        problems = list(exc.errors)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "file": rules,
+                    "ok": not problems,
+                    "rules": count,
+                    "errors": [
+                        {"file": e.file, "line": e.line, "col": e.col, "message": e.message}
+                        for e in problems
+                    ],
+                },
+                indent=2,
+            )
+        )
+    elif problems:
+        _print_errors(RulesError(problems, file=rules))
+    else:
+        click.echo(f"{rules}: ok, {count} rules")
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.argument("rules", type=click.Path(dir_okay=False))
+@click.option("--host", envvar=_SETTING["host"].env, default=None, help=_SETTING["host"].help)
+@click.option("--port", envvar=_SETTING["port"].env, type=int, default=None, help=_SETTING["port"].help)
+@click.option(
+    "--access-log/--no-access-log",
+    envvar=_SETTING["access_log"].env,
+    default=None,
+    help=_SETTING["access_log"].help,
+)
+@click.option("--log-level", envvar=_SETTING["log_level"].env, default=None, help=_SETTING["log_level"].help)
+def serve(rules: str, host: str | None, port: int | None, access_log: bool | None, log_level: str | None) -> None:
+    """Serve RULES over HTTP: redirects and responses straight from the engine."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise click.ClickException(
+            "the server needs uvicorn: pip install 'waypost[server]'"
+        ) from None
+    from waypost.server.app import WaypostApp
+
+    settings = Settings.from_env(host=host, port=port, access_log=access_log, log_level=log_level)
+    engine = _engine(rules)
+    click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; http://{settings.host}:{settings.port}/", err=True)
+    uvicorn.run(
+        WaypostApp(engine),
+        host=settings.host,
+        port=settings.port,
+        access_log=settings.access_log,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m waypost`
+    """Run the CLI, turning any WaypostError that escapes into a one-line message."""
+    try:
+        main(standalone_mode=True)
+    except WaypostError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

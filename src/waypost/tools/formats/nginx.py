@@ -1,0 +1,599 @@
+"""nginx: the redirect subset of a server configuration.
+
+Import understands:
+
+* ``map $uri $new_uri { /old /new; ... }`` (also ``$request_uri``/``$document_uri``) with the
+  ``return 301 $new_uri;`` (or ``if ($new_uri) { return ...; }`` / ``rewrite ^ $new_uri
+  permanent;``) that uses it; without one the status is assumed to be 301 and a note says so.
+  ``$new_uri$is_args$args`` keeps the query string. Regex keys (``~^/old/(.*)$``) are converted
+  like rewrites. A ``$request_uri`` key only matches requests without a query string, while the
+  imported rule matches with or without one.
+* ``location = /old { return 301 /new; }``; prefix ``location /old/ { return 302 ...; }`` as
+  two rules (``/old/`` and ``/old/<path:rest>``; a prefix without a trailing slash also matches
+  ``/older``, which a note points out); regex ``location ~ ^...$`` / ``~*`` as a converted regex.
+  ``$request_uri``/``$uri`` in the target stand for the matched path.
+* ``rewrite ^/old/(.*)$ /new/$1 permanent|redirect|last|break;`` where the regex converts
+  (see ``_regex``); ``last``/``break`` make a ``rewrite`` rule. A trailing ``?`` drops the query.
+* ``return 404;`` / ``return 410 "text";`` in a location become ``respond``.
+* ``server_name`` gives the rules of its server block a ``when.host``.
+
+Skipped with a reason: server-wide redirects (``return 301 https://$host$request_uri;``),
+targets using other variables (``$host``, ``$scheme``, ``$http_...``), ``if`` blocks other than
+the map test, ``rewrite`` inside locations it could escape, ``include``d files, named
+locations. Directives that are not about redirects (``listen``, ``root``...) are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
+from ._common import (
+    REDIRECT_STATUSES,
+    Collector,
+    Refusal,
+    check_baseline,
+    query_condition,
+    unsupported_keys,
+)
+from ._regex import (
+    Ref,
+    RegexNotSupported,
+    RegexPattern,
+    convert_regex,
+    parse_dollar_refs,
+    pattern_regex,
+    render_ref_target,
+)
+from ._report import ExportResult, ImportResult, Unsupported
+from ._text import clean_text
+
+__all__ = ["export_nginx", "parse_nginx"]
+
+_PATH_VARIABLES = ("$uri", "$request_uri", "$document_uri")
+_RESERVED = frozenset(
+    {"uri", "request_uri", "document_uri", "args", "is_args", "query_string", "host", "scheme",
+     "request", "server_name", "remote_addr", "status", "request_method", "http_host"}
+)
+
+
+@dataclass(slots=True)
+class _Node:
+    name: str
+    args: list[str]
+    line: int
+    children: list[_Node] | None = None
+    quoted: list[bool] = field(default_factory=list)
+
+
+def _tokenize(text: str) -> list[tuple[str, int, bool]]:
+    tokens: list[tuple[str, int, bool]] = []
+    pos, line, end = 0, 1, len(text)
+    while pos < end:
+        char = text[pos]
+        if char == "\n":
+            line += 1
+            pos += 1
+        elif char.isspace():
+            pos += 1
+        elif char == "#":
+            while pos < end and text[pos] != "\n":
+                pos += 1
+        elif char in "{};":
+            tokens.append((char, line, False))
+            pos += 1
+        elif char in "\"'":
+            start_line, out = line, []
+            pos += 1
+            while pos < end and text[pos] != char:
+                if text[pos] == "\\" and pos + 1 < end:
+                    pos += 1
+                if text[pos] == "\n":
+                    line += 1
+                out.append(text[pos])
+                pos += 1
+            pos += 1
+            tokens.append(("".join(out), start_line, True))
+        else:
+            start = pos
+            while pos < end and not text[pos].isspace() and text[pos] not in ";{}\"'":
+                if text[pos] == "$" and text.startswith("${", pos):
+                    pos = text.find("}", pos) + 1 or end
+                    continue
+                pos += 1
+            tokens.append((text[start:pos], line, False))
+    return tokens
+
+
+def _parse(tokens: list[tuple[str, int, bool]], pos: int = 0) -> tuple[list[_Node], int]:
+    nodes: list[_Node] = []
+    while pos < len(tokens):
+        token, line, quoted = tokens[pos]
+        if token == "}" and not quoted:
+            return nodes, pos + 1
+        words: list[str] = []
+        flags: list[bool] = []
+        while pos < len(tokens) and (tokens[pos][2] or tokens[pos][0] not in "{};"):
+            words.append(tokens[pos][0])
+            flags.append(tokens[pos][2])
+            pos += 1
+        if not words:
+            pos += 1
+            continue
+        node = _Node(words[0], words[1:], line, None, flags[1:])
+        if pos < len(tokens) and tokens[pos][0] == "{":
+            node.children, pos = _parse(tokens, pos + 1)
+        else:
+            pos += 1
+        nodes.append(node)
+    return nodes, pos
+
+
+@dataclass(slots=True)
+class _MapUse:
+    status: int
+    keep_query: bool
+
+
+@dataclass(slots=True)
+class _Importer:
+    lines: list[str]
+    collector: Collector = field(default_factory=Collector)
+    uses: dict[str, _MapUse] = field(default_factory=dict)
+
+    def raw(self, node: _Node) -> str:
+        return self.lines[node.line - 1].strip()
+
+    def skip(self, node: _Node, reason: str) -> None:
+        self.collector.skip(node.line, self.raw(node), reason)
+
+    def add(self, node: _Node, rule: dict[str, Any], hosts: list[str] | None) -> None:
+        if hosts:
+            rule.setdefault("when", {})["host"] = hosts[0] if len(hosts) == 1 else list(hosts)
+        self.collector.add(node.line, self.raw(node), rule)
+
+    # -- pass 1: how map variables are used ---------------------------------------------------
+
+    def find_uses(self, nodes: list[_Node]) -> None:
+        for node in nodes:
+            if node.name == "return" and len(node.args) == 2 and node.args[0].isdigit():
+                self._use(node.args[1], int(node.args[0]))
+            elif node.name == "rewrite" and len(node.args) >= 2 and node.args[0] == "^":
+                flag = node.args[2] if len(node.args) > 2 else "redirect"
+                status = 301 if flag == "permanent" else 302
+                target = node.args[1]
+                self._use(target[:-1] if target.endswith("?") else target + "$is_args$args", status)
+            if node.children is not None:
+                self.find_uses(node.children)
+
+    def _use(self, target: str, status: int) -> None:
+        keep = target.endswith("$is_args$args")
+        name = target.removesuffix("$is_args$args")
+        if re.fullmatch(r"\$\w+", name):
+            self.uses.setdefault(name, _MapUse(status, keep))
+
+    # -- pass 2: rules ------------------------------------------------------------------------
+
+    def walk(self, nodes: list[_Node], hosts: list[str] | None, location: _Node | None) -> None:
+        for node in nodes:
+            handler = getattr(self, f"on_{node.name}", None)
+            if node.name in ("http", "events", "stream", "upstream", "types"):
+                if node.name == "http" and node.children is not None:
+                    self.walk(node.children, hosts, location)
+            elif handler is not None:
+                handler(node, hosts, location)
+
+    def on_server(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+        names: list[str] = []
+        for child in node.children or []:
+            if child.name == "server_name":
+                names.extend(child.args)
+        server_hosts: list[str] = []
+        for name in names:
+            if name in ("_", '""', "") or name.startswith("~") or name.endswith(".*"):
+                continue
+            if name.startswith("."):
+                server_hosts.extend([name[1:], "*" + name])
+            else:
+                server_hosts.append(name.lower())
+        self.walk(node.children or [], server_hosts or None, None)
+
+    def on_include(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+        self.skip(node, "included files are not read; import them separately")
+
+    def on_map(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+        if len(node.args) != 2 or node.args[0] not in _PATH_VARIABLES:
+            self.skip(node, "only maps of $uri or $request_uri hold redirects; map ignored")
+            return
+        variable = node.args[1]
+        use = self.uses.get(variable)
+        if use is None:
+            use = _MapUse(301, False)
+            self.collector.note(
+                node.line,
+                self.raw(node),
+                f"no 'return ... {variable};' uses this map; assumed 'return 301 {variable};'",
+            )
+        for entry in node.children or []:
+            self._map_entry(entry, use, node.args[0] == "$request_uri", hosts)
+
+    def _map_entry(self, entry: _Node, use: _MapUse, request_uri: bool, hosts: list[str] | None) -> None:
+        if entry.name == "default":
+            if entry.args not in ([""], ["0"]):
+                self.skip(entry, "a map default redirects every other path; not imported")
+            return
+        if entry.name in ("hostnames", "volatile", "include") or len(entry.args) != 1:
+            self.skip(entry, f"map entry {entry.name!r} is not supported")
+            return
+        key, value = entry.name, entry.args[0]
+        if not value:
+            self.skip(entry, "an empty value means no redirect")
+            return
+        keep = value.endswith("$is_args$args") or use.keep_query
+        value = value.removesuffix("$is_args$args")
+        try:
+            if key.startswith("~"):
+                insensitive = key.startswith("~*")
+                regex = key[2:] if insensitive else key[1:]
+                converted = convert_regex(regex, case_insensitive=insensitive)
+                rules = self._regex_rules(converted, value, {"to": use.status}, keep)
+            else:
+                path, _, query = key.partition("?") if request_uri else (key, "", "")
+                rule: dict[str, Any] = {
+                    "from": path, "to": self._plain_target(value), "status": use.status,
+                }
+                if not keep:
+                    rule["query"] = "drop"
+                if query:
+                    rule["when"] = {"query": query_condition(query)}
+                rules = [rule]
+        except (Refusal, RegexNotSupported) as error:
+            self.skip(entry, str(error))
+            return
+        for rule in rules:
+            self.add(entry, rule, hosts)
+
+    def _plain_target(self, value: str) -> str:
+        if "$" in value:
+            raise Refusal(f"the target {value!r} uses nginx variables")
+        return value.replace("{", "{{").replace("}", "}}")
+
+    def _regex_rules(
+        self, converted: RegexPattern, target: str, action: Mapping[str, int | None], keep: bool
+    ) -> list[dict[str, Any]]:
+        pieces = parse_dollar_refs(target, named=True)
+        for piece in pieces:
+            if isinstance(piece, Ref) and piece.key not in converted.refs:
+                raise Refusal(f"the target uses the nginx variable {piece.text}")
+        rules = []
+        for pattern, empty in converted.variants():
+            rule: dict[str, Any] = {"from": pattern}
+            rendered = render_ref_target(pieces, converted.refs, empty)
+            kind, status = next(iter(action.items()))
+            rule[kind] = rendered
+            if status is not None:
+                rule["status"] = status
+            if not keep:
+                rule["query"] = "drop"
+            if converted.optional_slash:
+                rule["trailing_slash"] = "ignore"
+            if converted.case_insensitive:
+                rule["case"] = "insensitive"
+            rules.append(rule)
+        return rules
+
+    def on_rewrite(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+        if len(node.args) < 2:
+            self.skip(node, "a rewrite needs a regex and a replacement")
+            return
+        regex, target = node.args[0], node.args[1]
+        flag = node.args[2] if len(node.args) > 2 else ""
+        if regex == "^" and re.fullmatch(r"\$\w+(\$is_args\$args)?\??", target):
+            return  # the use of a map, read in pass 1
+        keep = not target.endswith("?")
+        target = target.removesuffix("?")
+        if target.startswith(("http://", "https://", "$scheme")):
+            flag = flag if flag in ("permanent",) else "redirect"
+        action: dict[str, int | None]
+        if flag == "permanent":
+            action = {"to": 301}
+        elif flag == "redirect":
+            action = {"to": 302}
+        elif flag in ("last", "break", ""):
+            action = {"rewrite": None}
+        else:
+            self.skip(node, f"unknown rewrite flag {flag!r}")
+            return
+        try:
+            converted = convert_regex(regex)
+            if location is not None:
+                self._check_inside(location, converted)
+            rules = self._regex_rules(converted, target, action, keep)
+        except (Refusal, RegexNotSupported) as error:
+            self.skip(node, str(error))
+            return
+        for note in converted.notes:
+            self.collector.note(node.line, self.raw(node), note)
+        for rule in rules:
+            self.add(node, rule, hosts)
+
+    def _check_inside(self, location: _Node, converted: RegexPattern) -> None:
+        args = location.args
+        prefix = args[0] if len(args) == 1 else None
+        first = converted.pieces[0]
+        if prefix is None or not isinstance(first, str) or not first.startswith(prefix):
+            raise Refusal(
+                f"this rewrite only runs inside 'location {' '.join(args)}'; its regex could "
+                "match paths outside it"
+            )
+
+    def on_location(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+        children = node.children or []
+        returns = [child for child in children if child.name == "return"]
+        rewrites = [child for child in children if child.name == "rewrite"]
+        for child in children:
+            if child.name == "if":
+                self.skip(child, "'if' blocks inside locations are not imported")
+        if rewrites:
+            self.walk(rewrites, hosts, node)
+        if not returns:
+            return
+        ret = returns[0]
+        try:
+            rules, notes = self._location_rules(node, ret)
+        except (Refusal, RegexNotSupported) as error:
+            self.skip(ret, str(error))
+            return
+        for note in notes:
+            self.collector.note(node.line, self.raw(node), note)
+        for rule in rules:
+            self.add(ret, rule, hosts)
+
+    def _return_action(self, ret: _Node) -> tuple[str, Any]:
+        args = ret.args
+        if len(args) == 1 and not args[0].isdigit():
+            return "to", (302, args[0])
+        if not args or not args[0].isdigit():
+            raise Refusal("cannot read this return")
+        status = int(args[0])
+        if status in REDIRECT_STATUSES:
+            if len(args) != 2:
+                raise Refusal(f"return {status} needs a URL")
+            return "to", (status, args[1])
+        if status == 444:
+            raise Refusal("return 444 closes the connection; Waypost cannot")
+        if len(args) == 2:
+            return "respond", {"status": status, "body": args[1]}
+        return "respond", status
+
+    def _location_rules(self, node: _Node, ret: _Node) -> tuple[list[dict[str, Any]], list[str]]:
+        args = node.args
+        notes: list[str] = []
+        kind, value = self._return_action(ret)
+        if not args or args[0].startswith("@"):
+            raise Refusal("named locations are only reached internally")
+        if args[0] in ("~", "~*"):
+            converted = convert_regex(args[1], case_insensitive=args[0] == "~*")
+            notes.extend(converted.notes)
+            if kind == "respond":
+                return [{"from": p, "respond": value} for p, _ in converted.variants()], notes
+            status, target = value
+            keep = target.endswith("$is_args$args")
+            target = target.removesuffix("$is_args$args")
+            return self._regex_rules(converted, target, {"to": status}, keep), notes
+        exact = args[0] == "="
+        path = args[1] if args[0] in ("=", "^~") else args[0]
+        if not path.startswith("/") or "<" in path or ">" in path:
+            raise Refusal(f"cannot import the location path {path!r}")
+        variants: list[tuple[str, str | None]] = [(path, None)]
+        if not exact:
+            under = path if path.endswith("/") else path + "/"
+            variants.append((under + "<path:rest>", under))
+            if not path.endswith("/"):
+                notes.append(
+                    f"the prefix location {path!r} also matches {path + '/'!r} and paths such as "
+                    f"{path + '-x'!r}; imported as {path!r} and {under + '<path:rest>'!r}"
+                )
+        rules = []
+        for pattern, under in variants:
+            rule: dict[str, Any] = {"from": pattern}
+            if kind == "respond":
+                rule["respond"] = value
+            else:
+                status, target = value
+                rendered, keep = self._location_target(target, path, under)
+                rule.update({"to": rendered, "status": status})
+                if not keep:
+                    rule["query"] = "drop"
+            rules.append(rule)
+        return rules, notes
+
+    def _location_target(self, target: str, path: str, under: str | None) -> tuple[str, bool]:
+        keep = False
+        if target.endswith("$is_args$args"):
+            target, keep = target.removesuffix("$is_args$args"), True
+        matched = path.replace("{", "{{").replace("}", "}}") if under is None else (
+            under.replace("{", "{{").replace("}", "}}") + "{rest}"
+        )
+        out: list[str] = []
+        for piece in parse_dollar_refs(target, named=True):
+            if isinstance(piece, str):
+                out.append(piece.replace("{", "{{").replace("}", "}}"))
+            elif piece.key == "request_uri":
+                out.append(matched)
+                keep = True
+            elif piece.key in ("uri", "document_uri"):
+                out.append(matched)
+            else:
+                raise Refusal(f"the target uses the nginx variable {piece.text}")
+        return "".join(out), keep
+
+    def on_return(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+        target = node.args[-1] if node.args else ""
+        name = target.removesuffix("$is_args$args")
+        if re.fullmatch(r"\$\w+", name) and name in self.uses:
+            return  # the use of a map
+        self.skip(
+            node,
+            "a return outside a location redirects every request of the server (a host or "
+            "scheme redirect); Waypost rules match paths, so this is left to the server",
+        )
+
+    def on_if(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+        condition = " ".join(node.args).strip("()")
+        variable = condition.split()[0] if condition else ""
+        inner = node.children or []
+        if variable in self.uses and all(child.name in ("return", "rewrite") for child in inner):
+            return
+        self.skip(node, f"'if ({condition})' conditions are not imported")
+
+
+def parse_nginx(text: str) -> ImportResult:
+    """Read the redirects of an nginx configuration; see the module docstring."""
+    text = clean_text(text)
+    nodes, _ = _parse(_tokenize(text))
+    importer = _Importer(text.split("\n"))
+    importer.find_uses(nodes)
+    importer.walk(nodes, None, None)
+    result = importer.collector.result("nginx")
+    result.skipped.sort(key=lambda skip: skip.line)
+    return result
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    if re.search(r"[\s;{}'\"#]", value) or not value:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+def _target(target: str, keep_query: bool, *, rewrite_style: bool) -> str:
+    pieces = parse_target_pieces(target)
+    out: list[str] = []
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, Placeholder):
+            after = pieces[index + 1] if index + 1 < len(pieces) else ""
+            glued = isinstance(after, str) and re.match(r"\w", after)
+            out.append(f"${{{piece.name}}}" if glued else f"${piece.name}")
+        else:
+            if "$" in piece:
+                raise Refusal("nginx cannot write a literal '$' in a target")
+            out.append(piece)
+    text = "".join(out)
+    if rewrite_style:
+        return text if keep_query else text + "?"
+    return text + "$is_args$args" if keep_query else text
+
+
+@dataclass(slots=True)
+class _Export:
+    maps: dict[str, list[str]] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, out: _Export) -> None:
+    eff = check_baseline(rule, defaults)
+    reason = unsupported_keys(
+        eff, {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case"}, set()
+    )
+    if reason:
+        raise Refusal(reason + " (nginx conditions need server blocks or 'if'; write them by hand)")
+    pattern = str(eff["from"])
+    pieces = parse_pattern_pieces(pattern)
+    names = [piece.name for piece in pieces if not isinstance(piece, str)]
+    clash = sorted(set(names) & _RESERVED)
+    if clash:
+        raise Refusal(f"the variable name {clash[0]!r} is an nginx variable; rename it")
+    static = not names
+    ignore_slash = eff["trailing_slash"] == "ignore"
+    insensitive = eff["case"] == "insensitive"
+    keep = eff.get("query") == "keep"
+    if "to" in eff:
+        status = eff["status"]
+        if status not in REDIRECT_STATUSES:
+            raise Refusal(f"status {status!r} is not a redirect status")
+        if static and not ignore_slash and not insensitive:
+            if "\\" in pattern or pattern.startswith("~") or pattern == "default":
+                raise Refusal(f"the path {pattern!r} cannot be a map key")
+            value = _target(str(eff["to"]), keep, rewrite_style=False)
+            out.maps.setdefault(f"$waypost_redirect_{status}", []).append(
+                f"    {_quote(pattern)} {_quote(value)};"
+            )
+            return
+        regex = _regex(pattern, ignore_slash, insensitive)
+        if status in (301, 302):
+            flag = "permanent" if status == 301 else "redirect"
+            target = _target(str(eff["to"]), keep, rewrite_style=True)
+            out.lines.append(f"rewrite {_quote(regex)} {_quote(target)} {flag};")
+        else:
+            target = _target(str(eff["to"]), keep, rewrite_style=False)
+            modifier = "~*" if insensitive else "~"
+            body = regex.removeprefix("(?i)")
+            out.lines.append(
+                f"location {modifier} {_quote(body)} {{ return {status} {_quote(target)}; }}"
+            )
+        return
+    if "rewrite" in eff:
+        regex = _regex(pattern, ignore_slash, insensitive)
+        target = _target(str(eff["rewrite"]), keep, rewrite_style=True)
+        out.lines.append(f"rewrite {_quote(regex)} {_quote(target)} last;")
+        return
+    if "respond" in eff:
+        respond = eff["respond"]
+        if isinstance(respond, Mapping):
+            if set(respond) - {"status", "body"}:
+                raise Refusal("nginx 'return' cannot set response headers; use add_header by hand")
+            status, body = respond.get("status", 200), respond.get("body")
+        else:
+            status, body = respond, None
+        answer = f"return {int(status)}" + (f" {_quote(str(body))}" if body is not None else "")
+        if static and not ignore_slash and not insensitive:
+            out.lines.append(f"location = {_quote(pattern)} {{ {answer}; }}")
+        else:
+            regex = _regex(pattern, ignore_slash, insensitive).removeprefix("(?i)")
+            modifier = "~*" if insensitive else "~"
+            out.lines.append(f"location {modifier} {_quote(regex)} {{ {answer}; }}")
+        return
+    raise Refusal("'pass' has no nginx equivalent")
+
+
+def _regex(pattern: str, ignore_slash: bool, insensitive: bool) -> str:
+    try:
+        regex, _names = pattern_regex(pattern, optional_slash=ignore_slash)
+    except RegexNotSupported as error:
+        raise Refusal(str(error)) from None
+    return ("(?i)" if insensitive else "") + regex
+
+
+def export_nginx(
+    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+) -> ExportResult:
+    """Write rules as an nginx ``map`` (exact paths) and the server snippet that uses it.
+
+    The ``map`` blocks go in ``http {}``; everything after the second comment goes in the
+    ``server {}`` block. Exact paths are looked up in one map per status; patterns become
+    ``rewrite`` (301, 302, internal rewrites) or ``location ~`` blocks (303, 307, 308).
+    """
+    out = _Export()
+    unsupported: list[Unsupported] = []
+    for index, rule in enumerate(rules):
+        try:
+            _export_rule(rule, defaults, out)
+        except Refusal as refusal:
+            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
+    text = ["# Generated by waypost.", "# -- in the http {} block --"]
+    for variable, entries in out.maps.items():
+        text.extend([f"map $uri {variable} {{", '    default "";', *entries, "}"])
+    text.append("# -- in the server {} block --")
+    for variable in out.maps:
+        status = variable.rsplit("_", 1)[1]
+        text.extend([f"if ({variable}) {{", f"    return {status} {variable};", "}"])
+    text.extend(out.lines)
+    exported = len(rules) - len(unsupported)
+    return ExportResult("\n".join(text) + "\n", unsupported, exported)
+

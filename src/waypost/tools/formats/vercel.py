@@ -1,0 +1,351 @@
+"""Vercel: the ``redirects`` and ``rewrites`` of ``vercel.json``.
+
+Import reads path-to-regexp sources:
+
+* ``:slug`` becomes ``<slug>``; ``:id(\\d+)`` becomes ``<int:id>``, ``:id([^/]+)`` ``<id>`` and
+  ``:kind(a|b)`` ``<any(a,b):kind>``; any other regex is skipped with the regex quoted.
+* ``:path+`` at the end becomes ``<path:path>``. ``:path*`` and ``:slug?`` at the end also match
+  nothing, so they give two rules: one without the segment (the target loses ``/:path*`` too) and
+  one with it.
+* ``has`` items of type host, header, cookie and query become ``when.host``, ``when.headers``,
+  ``when.cookies`` and ``when.query`` (a missing ``value`` means "present"); ``missing`` items go to
+  ``when.not``. Values must be literal text: Vercel reads them as anchored regexes, and one with
+  regex syntax is skipped.
+* ``statusCode`` wins over ``permanent`` (308, the default) / ``permanent: false`` (307).
+  Vercel matches case-insensitively unless ``caseSensitive`` is true, so imported rules get
+  ``case: insensitive`` unless the source says otherwise.
+* ``rewrites`` to a path become ``rewrite``; to a URL they are proxies and are skipped.
+  ``routes`` (the legacy syntax), ``basePath`` and ``locale`` are skipped.
+
+Export writes ``statusCode`` explicitly and ``caseSensitive: true`` for case-sensitive rules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
+from ._common import (
+    REDIRECT_STATUSES,
+    Collector,
+    Refusal,
+    check_baseline,
+    is_absolute_url,
+    unsupported_keys,
+)
+from ._json import element_lines
+from ._report import ExportResult, ImportResult, Unsupported
+from ._text import clean_text
+
+__all__ = ["export_vercel", "parse_vercel"]
+
+_PARAM = re.compile(r":([A-Za-z_]\w*)(?:\(((?:[^()\\]|\\.)*)\))?([*+?])?")
+_REGEX_SYNTAX = re.compile(r"[\^$*+?()\[\]{}|\\]")
+_WORDS = re.compile(r"[\w.~-]+(?:\|[\w.~-]+)+")
+_CONDITION_KEYS = {"header": "headers", "cookie": "cookies", "query": "query"}
+
+
+def _param_converter(name: str, regex: str | None) -> str:
+    if regex is None or regex == "[^/]+":
+        return f"<{name}>"
+    if regex in (r"\d+", "[0-9]+"):
+        return f"<int:{name}>"
+    if _WORDS.fullmatch(regex):
+        return f"<any({regex.replace('|', ',')}):{name}>"
+    raise Refusal(f"the parameter ':{name}({regex})' uses a regex Waypost has no converter for")
+
+
+def _convert_source(source: str) -> tuple[list[str], set[str], str | None]:
+    """Waypost patterns for a source (one, or two when the last segment is optional).
+
+    Returns the patterns (the bare one first), the parameter names and the name of the optional
+    last parameter, if any.
+    """
+    if not source.startswith("/"):
+        raise Refusal(f"the source {source!r} does not start with '/'")
+    if "<" in source or ">" in source:
+        raise Refusal(f"the source {source!r} contains '<' or '>', which Waypost patterns cannot")
+    out: list[str] = []
+    names: set[str] = set()
+    optional: str | None = None
+    pos = 0
+    for match in _PARAM.finditer(source):
+        literal = source[pos : match.start()]
+        if "(" in literal or ")" in literal or "*" in literal:
+            raise Refusal(f"the source {source!r} has an unnamed group or wildcard; name it")
+        out.append(literal)
+        name, regex, modifier = match.groups()
+        names.add(name)
+        at_end = match.end() == len(source)
+        whole = source[: match.start()].endswith("/")
+        if modifier in ("*", "+", "?") and not (at_end and whole):
+            raise Refusal(
+                f"':{name}{modifier}' is only supported as the whole last segment of the source"
+            )
+        if modifier in ("*", "+"):
+            if regex is not None:
+                raise Refusal(f"':{name}({regex}){modifier}' repeats a regex; Waypost cannot")
+            out.append(f"<path:{name}>")
+        else:
+            out.append(_param_converter(name, regex))
+        if modifier in ("*", "?"):
+            optional = name
+        if not at_end and re.match(r"\w", source[match.end()]):
+            raise Refusal(f"':{name}' is followed by a letter; path-to-regexp reads one name")
+        pos = match.end()
+    tail = source[pos:]
+    if "(" in tail or ")" in tail or "*" in tail:
+        raise Refusal(f"the source {source!r} has an unnamed group or wildcard; name it")
+    if optional is None:
+        return ["".join(out) + tail], names, None
+    bare = "".join(out[:-2]) + out[-2].rstrip("/")
+    return [bare or "/", "".join(out)], names, optional
+
+
+def _convert_destination(destination: str, names: set[str], empty: str | None) -> str:
+    out: list[str] = []
+    pos = 0
+    for match in _PARAM.finditer(destination):
+        name, regex, _modifier = match.groups()
+        literal = destination[pos : match.start()]
+        if name not in names or regex is not None:
+            out.append((literal + match.group(0)).replace("{", "{{").replace("}", "}}"))
+        elif name == empty:
+            if literal.endswith("/"):
+                literal = literal[:-1]
+            out.append(literal.replace("{", "{{").replace("}", "}}"))
+        else:
+            out.append(literal.replace("{", "{{").replace("}", "}}") + f"{{{name}}}")
+        pos = match.end()
+    out.append(destination[pos:].replace("{", "{{").replace("}", "}}"))
+    result = "".join(out)
+    if re.search(r"\$\d", destination):
+        raise Refusal("the destination uses numbered groups ($1); name the parameters instead")
+    return result or "/"
+
+
+def _conditions(items: Any, where: str) -> dict[str, Any]:
+    if not isinstance(items, list):
+        raise Refusal(f"'{where}' must be a list")
+    when: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise Refusal(f"cannot read the '{where}' item {item!r}")
+        kind, value = item["type"], item.get("value")
+        if value is not None and (not isinstance(value, str) or _REGEX_SYNTAX.search(value)):
+            raise Refusal(
+                f"the {kind} value {value!r} in '{where}' is a regex; only literal values import"
+            )
+        if kind == "host":
+            if value is None:
+                raise Refusal(f"a host item in '{where}' needs a value")
+            if "host" in when:
+                raise Refusal(f"'{where}' has two host items")
+            when["host"] = value.lower()
+        elif kind in _CONDITION_KEYS:
+            key = item.get("key")
+            if not isinstance(key, str):
+                raise Refusal(f"a {kind} item in '{where}' needs a key")
+            when.setdefault(_CONDITION_KEYS[kind], {})[key] = "*" if value is None else value
+        else:
+            raise Refusal(f"the '{where}' type {kind!r} has no Waypost equivalent")
+    return when
+
+
+def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
+    if not isinstance(entry, dict):
+        raise Refusal(f"a {kind} entry must be an object")
+    for key in ("basePath", "locale"):
+        if key in entry:
+            raise Refusal(f"'{key}' (a Next.js option) has no Waypost equivalent")
+    source, destination = entry.get("source"), entry.get("destination")
+    if not isinstance(source, str) or not isinstance(destination, str):
+        raise Refusal("the entry needs 'source' and 'destination' strings")
+    patterns, names, optional = _convert_source(source)
+    when = _conditions(entry.get("has", []), "has")
+    missing = _conditions(entry.get("missing", []), "missing")
+    if missing:
+        when["not"] = missing
+    base: dict[str, Any] = {}
+    if kind == "redirects":
+        status = entry.get("statusCode")
+        if status is None:
+            status = 307 if entry.get("permanent", True) is False else 308
+        if status not in REDIRECT_STATUSES:
+            raise Refusal(f"statusCode {status!r} is not a redirect status")
+        base["status"] = status
+    elif is_absolute_url(destination):
+        raise Refusal("a rewrite to another site is a proxy; Waypost rewrites only within the app")
+    if entry.get("caseSensitive") is not True:
+        base["case"] = "insensitive"
+    if when:
+        base["when"] = when
+    action = "to" if kind == "redirects" else "rewrite"
+    rules = []
+    for pattern in patterns:
+        empty = optional if pattern == patterns[0] and len(patterns) == 2 else None
+        target = _convert_destination(destination, names, empty)
+        rules.append({"from": pattern, action: target, **base})
+    return rules
+
+
+def parse_vercel(text: str) -> ImportResult:
+    """Read the ``redirects`` and ``rewrites`` of a ``vercel.json``; see the module docstring."""
+    text = clean_text(text)
+    collector = Collector()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        collector.skip(error.lineno, "", f"invalid JSON, nothing imported: {error.msg}")
+        return collector.result("vercel")
+    if not isinstance(data, dict):
+        collector.skip(1, "", "vercel.json must hold an object")
+        return collector.result("vercel")
+    lines = text.split("\n")
+    for kind in ("redirects", "rewrites", "routes"):
+        entries = data.get(kind) or []
+        if not isinstance(entries, list):
+            collector.skip(1, "", f"'{kind}' must be a list")
+            continue
+        positions = element_lines(text, kind)
+        for index, entry in enumerate(entries):
+            number = positions[index] if index < len(positions) else 1
+            raw = json.dumps(entry, ensure_ascii=False) if positions else lines[number - 1]
+            try:
+                if kind == "routes":
+                    raise Refusal("legacy 'routes' are not imported; rewrite them as redirects")
+                for rule in _read_entry(entry, kind):
+                    collector.add(number, raw, rule)
+            except Refusal as refusal:
+                collector.skip(number, raw, str(refusal))
+    return collector.result("vercel")
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def _export_source(pattern: str) -> str:
+    pieces = parse_pattern_pieces(pattern)
+    out: list[str] = []
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, str):
+            if re.search(r"[:()*+?]", piece):
+                raise Refusal(f"the path text {piece!r} has path-to-regexp syntax in it")
+            out.append(piece)
+            continue
+        after = pieces[index + 1] if index + 1 < len(pieces) else ""
+        if isinstance(after, Variable) or re.match(r"\w", after):
+            raise Refusal(f"{piece.render()} is followed by a letter; path-to-regexp reads one name")
+        out.append(_export_variable(piece, at_end=index == len(pieces) - 1, out=out))
+    return "".join(out)
+
+
+def _export_variable(piece: Variable, *, at_end: bool, out: list[str]) -> str:
+    if piece.converter == "string" and not piece.args:
+        return f":{piece.name}"
+    if piece.converter == "int" and not piece.args:
+        return f":{piece.name}(\\d+)"
+    if piece.converter == "any" and _WORDS.fullmatch(piece.args.replace(",", "|")):
+        return f":{piece.name}({piece.args.replace(',', '|')})"
+    if piece.converter == "path" and at_end and "".join(out).endswith("/"):
+        return f":{piece.name}+"
+    raise Refusal(f"{piece.render()} has no path-to-regexp equivalent here")
+
+
+def _export_destination(target: str) -> str:
+    pieces = parse_target_pieces(target)
+    out: list[str] = []
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, Placeholder):
+            after = pieces[index + 1] if index + 1 < len(pieces) else ""
+            if isinstance(after, str) and re.match(r"\w", after):
+                raise Refusal(f"{{{piece.name}}} is followed by a letter; Vercel reads one name")
+            out.append(f":{piece.name}")
+        else:
+            if _PARAM.search(piece):
+                raise Refusal(f"the target text {piece!r} would read as a parameter")
+            out.append(piece)
+    return "".join(out)
+
+
+def _export_conditions(when: Mapping[str, Any], negated: bool) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    hosts = when.get("host")
+    if hosts is not None:
+        host_list = [hosts] if isinstance(hosts, str) else list(hosts)
+        if len(host_list) != 1 or "*" in host_list[0]:
+            raise Refusal("Vercel matches one exact host; split the rule per host")
+        items.append({"type": "host", "value": host_list[0]})
+    for key, kind in (("headers", "header"), ("cookies", "cookie"), ("query", "query")):
+        for name, value in (when.get(key) or {}).items():
+            if value is None:
+                if negated:
+                    raise Refusal(f"'not' with an absent {kind} cannot be expressed")
+                raise Refusal(f"the absent {kind} {name!r} belongs under 'when.not' for Vercel")
+            item: dict[str, Any] = {"type": kind, "key": name}
+            if value != "*":
+                if _REGEX_SYNTAX.search(str(value)):
+                    raise Refusal(f"the {kind} value {value!r} would be read as a regex")
+                item["value"] = str(value)
+            items.append(item)
+    return items
+
+
+def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    eff = check_baseline(rule, defaults)
+    reason = unsupported_keys(
+        eff,
+        {"to", "rewrite", "status", "query", "trailing_slash", "case", "when"},
+        {"host", "headers", "cookies", "query", "not"},
+    )
+    if reason:
+        raise Refusal(reason)
+    if eff["trailing_slash"] != "strict":
+        raise Refusal("Vercel sets trailing slashes for the whole project ('trailingSlash')")
+    if eff["query"] != "keep":
+        raise Refusal("Vercel always passes the query string on")
+    when = eff.get("when") or {}
+    negated = when.get("not") or {}
+    extra = set(negated) - {"host", "headers", "cookies", "query"}
+    if extra:
+        raise Refusal(f"cannot express 'when.not.{sorted(extra)[0]}'")
+    entry: dict[str, Any] = {"source": _export_source(str(eff["from"]))}
+    if "to" in eff:
+        kind = "redirects"
+        entry["destination"] = _export_destination(str(eff["to"]))
+        if eff["status"] not in REDIRECT_STATUSES:
+            raise Refusal(f"status {eff['status']!r} is not a redirect status")
+        entry["statusCode"] = eff["status"]
+    else:
+        kind = "rewrites"
+        entry["destination"] = _export_destination(str(eff["rewrite"]))
+    if eff["case"] == "sensitive":
+        entry["caseSensitive"] = True
+    has = _export_conditions({k: v for k, v in when.items() if k != "not"}, negated=False)
+    missing = _export_conditions(negated, negated=True)
+    if has:
+        entry["has"] = has
+    if missing:
+        entry["missing"] = missing
+    return kind, entry
+
+
+def export_vercel(
+    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+) -> ExportResult:
+    """Write rules as a ``vercel.json`` with ``redirects`` and ``rewrites``."""
+    out: dict[str, list[dict[str, Any]]] = {"redirects": [], "rewrites": []}
+    unsupported: list[Unsupported] = []
+    for index, rule in enumerate(rules):
+        try:
+            kind, entry = _export_rule(rule, defaults)
+        except Refusal as refusal:
+            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
+            continue
+        out[kind].append(entry)
+    document = {key: value for key, value in out.items() if value}
+    exported = len(rules) - len(unsupported)
+    return ExportResult(json.dumps(document, indent=2) + "\n", unsupported, exported)

@@ -1,0 +1,133 @@
+"""The command line: outputs, JSON shapes and exit codes (0 ok, 1 rule errors, 2 usage)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from waypost.cli import main
+
+EXAMPLE = str(Path(__file__).parents[1] / "examples" / "rules.yaml")
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_resolve_json_has_every_decision_field() -> None:
+    code, out = run("resolve", EXAMPLE, "/2024/05/hello?x=1", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data == {
+        "action": "redirect",
+        "status": 308,
+        "location": "/articles/hello?year=2024&x=1",
+        "path": None,
+        "query": None,
+        "headers": {},
+        "body": None,
+        "rule": {"name": "article", "source": f"{EXAMPLE}:11"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-X", "POST", "/second"], "redirect 307 /third"),
+        (["/second"], "pass  (no rule applies)"),
+        (["-X", "head", "/old-page"], "redirect 301 /new-page"),
+        (["/gone"], "respond 410"),
+        (["/docs/a/b"], "redirect 301 https://docs.example.com/a/b"),
+        (["--ip", "10.1.2.3", "/old-page"], "redirect 301 /new-page"),
+    ],
+    ids=["post-307", "get-not-matched", "head-lowercase", "respond", "absolute", "ip-flag"],
+)
+def test_resolve_text(args: list[str], expected: str) -> None:
+    code, out = run("resolve", EXAMPLE, *args)
+    assert code == 0
+    assert out.startswith(expected)
+
+
+def test_explain_lists_skipped_candidates() -> None:
+    code, out = run("explain", EXAMPLE, "/promo", "-H", "Host: shop.example.com")
+    assert code == 0
+    assert "skipped: condition failed: language" in out
+    assert out.rstrip().endswith("=> pass (no rule applies; the request goes on unchanged)")
+
+
+def test_explain_json() -> None:
+    code, out = run("explain", EXAMPLE, "/old/x", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["decision"]["action"] == "rewrite"
+    assert data["steps"][0]["outcome"] == "applied"
+    assert data["steps"][0]["values"] == {"rest": "x"}
+
+
+def test_check_clean_exits_0() -> None:
+    code, out = run("check", EXAMPLE)
+    assert (code, out.strip()) == (0, f"{EXAMPLE}: ok, 8 rules")
+
+
+def test_check_lists_every_error_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "rules:\n"
+        "  - from: /a\n    to: /b\n    status: 404\n"
+        "  - from: /<itn:id>\n    to: /x\n"
+        "  - from: /c\n    to: ftp://example.com/x\n"
+        "  - from: /a\n    to: /c\n",
+        encoding="utf-8",
+    )
+    code, out = run("check", str(bad), "--json")
+    data = json.loads(out)
+    assert code == 1
+    assert data["ok"] is False
+    assert [e["line"] for e in data["errors"]] == [4, 5, 8]
+    assert "did you mean 'int'?" in data["errors"][1]["message"]
+    assert "only http and https" in data["errors"][2]["message"]
+
+
+def test_check_reports_duplicates(tmp_path: Path) -> None:
+    bad = tmp_path / "dup.csv"
+    bad.write_text("from,to,status\n/a,/b,301\n/a,/c,302\n", encoding="utf-8")
+    code, out = run("check", str(bad))
+    assert code == 1
+    assert "dup.csv:3: duplicate rule: '/a'" in out
+    assert "dup.csv:2" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["resolve", EXAMPLE, "/x", "-H", "no-colon"], ["resolve", EXAMPLE], ["frobnicate"]],
+    ids=["bad-header", "missing-url", "unknown-command"],
+)
+def test_usage_mistakes_exit_2(args: list[str]) -> None:
+    code, _ = run(*args)
+    assert code == 2
+
+
+def test_missing_file_is_a_clear_error_without_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "waypost", "resolve", str(tmp_path / "nope.yaml"), "/"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "cannot read the file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_file_type(tmp_path: Path) -> None:
+    path = tmp_path / "rules.ini"
+    path.write_text("x", encoding="utf-8")
+    code, out = run("check", str(path))
+    assert code == 1
+    assert "unknown rules file type '.ini'" in out

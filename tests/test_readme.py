@@ -1,0 +1,96 @@
+"""Every example in the README is exercised here.
+
+- a ```yaml or ```csv block preceded by ``<!-- file: NAME -->`` is written to NAME (the block
+  naming examples/rules.yaml must equal the shipped file);
+- a ```console block: each ``$ waypost ...`` line is run and its output must match the lines after
+  it exactly (exit codes may be non-zero: ``check`` of a broken file exits 1);
+- a ```python block is executed with the files in place.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from waypost.cli import main
+
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCK = re.compile(r"(?:<!-- file: (?P<file>[^ ]+) -->\n)?```(?P<lang>\w+)\n(?P<body>.*?)```", re.S)
+
+
+def _blocks() -> list[tuple[str, str | None, str]]:
+    return [(m["lang"], m["file"], m["body"]) for m in BLOCK.finditer(README)]
+
+
+def _files() -> dict[str, str]:
+    return {name: body for lang, name, body in _blocks() if name}
+
+
+def _commands() -> list[tuple[str, str]]:
+    commands: list[tuple[str, str]] = []
+    for lang, _, body in _blocks():
+        if lang != "console":
+            continue
+        current: str | None = None
+        output: list[str] = []
+        for line in body.splitlines():
+            if line.startswith("$ "):
+                if current is not None:
+                    commands.append((current, "\n".join(output)))
+                current, output = line[2:], []
+            else:
+                output.append(line)
+        if current is not None:
+            commands.append((current, "\n".join(output)))
+    return commands
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, body in _files().items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_readme_shows_the_shipped_example_file() -> None:
+    assert _files()["examples/rules.yaml"] == (ROOT / "examples" / "rules.yaml").read_text()
+
+
+def test_readme_has_examples() -> None:
+    assert len(_commands()) >= 10
+    assert sum(1 for lang, _, _ in _blocks() if lang == "python") >= 3
+
+
+@pytest.mark.parametrize(("command", "expected"), _commands(), ids=[c for c, _ in _commands()])
+def test_console_example(workdir: Path, command: str, expected: str) -> None:
+    argv = shlex.split(command)
+    assert argv[0] == "waypost"
+    result = CliRunner().invoke(main, argv[1:])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.output.rstrip("\n") == expected.rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [body for lang, _, body in _blocks() if lang == "python"],
+    ids=lambda code: code.strip().splitlines()[-1][:60],
+)
+def test_python_example(workdir: Path, code: str) -> None:
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+
+
+@pytest.mark.parametrize("name", sorted(n for n in _files() if n.endswith((".yaml", ".csv"))))
+def test_example_files_other_than_broken_load(workdir: Path, name: str) -> None:
+    result = CliRunner().invoke(main, ["check", name])
+    if name.startswith("broken"):
+        assert result.exit_code == 1
+    else:
+        assert result.exit_code == 0, result.output
