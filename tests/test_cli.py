@@ -33,6 +33,7 @@ def test_resolve_json_has_every_decision_field() -> None:
         "headers": {},
         "body": None,
         "rule": {"name": "article", "source": f"{EXAMPLE}:11"},
+        "vary": [],
     }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +48,8 @@ class Decision:
     - ``path`` / ``query``: the new path (percent-encoded) and query string of a rewrite;
     - ``headers``: response headers (respond) or request headers to set (rewrite);
     - ``body``: the body of a respond decision;
-    - ``rule``: the rule that decided (its ``name`` and ``source``), None when no rule applied.
+    - ``rule``: the rule that decided (its ``name`` and ``source``), None when no rule applied;
+    - ``vary``: the request headers the decision depended on (Accept, Cookie, ...).
     """
 
     action: ActionName
@@ -59,6 +60,8 @@ class Decision:
     headers: tuple[tuple[str, str], ...] = ()
     body: str | None = None
     rule: Rule | None = None
+    #: Request headers the decision depended on (for a ``Vary`` response header).
+    vary: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; ``rule`` is ``{"name": ..., "source": "file:line"}`` or None."""
@@ -71,6 +74,7 @@ class Decision:
             "headers": dict(self.headers),
             "body": self.body,
             "rule": None if self.rule is None else {"name": self.rule.name, "source": self.rule.source},
+            "vary": list(self.vary),
         }
 
 
@@ -323,15 +327,19 @@ class Engine:
         return Trace(request.method, request.path, decision, tuple(steps), snapshot.matcher.rule_count)
 
     def _decide(self, request: Request, snapshot: _Snapshot, steps: list[Step] | None) -> Decision:
+        vary: list[str] = []
         for rule, values in snapshot.matcher.candidates(request.path):
             if not rule.conditions.empty:
+                # The outcome now depends on what these conditions read: say so in Vary.
+                vary.extend(n for n in rule.conditions.reads() if n not in vary)
                 failure = rule.conditions.failure(request)
                 if failure is not None:
                     if steps is not None:
                         steps.append(Step(rule, values, "skipped", f"condition failed: {failure}"))
                     continue
-            return self._apply(rule, values, request.query_string, snapshot, steps)
-        return NO_MATCH
+            decision = self._apply(rule, values, request.query_string, snapshot, steps)
+            return replace(decision, vary=tuple(vary)) if vary else decision
+        return Decision("pass", vary=tuple(vary)) if vary else NO_MATCH
 
     def _apply(
         self,

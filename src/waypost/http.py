@@ -50,8 +50,18 @@ def plain_response(status: int, text: str, *, head: bool = False) -> Response:
     return Response(status, headers, b"" if head else body)
 
 
-def decision_response(decision: Decision, *, head: bool = False) -> Response:
-    """The response for a redirect or respond decision (not for rewrite or pass)."""
+DEFAULT_MAX_AGE = 3600
+
+
+def decision_response(
+    decision: Decision, *, head: bool = False, default_max_age: int = DEFAULT_MAX_AGE
+) -> Response:
+    """The response for a redirect or respond decision (not for rewrite or pass).
+
+    Permanent redirects (301, 308) are cacheable for the rule's ``max_age`` (else
+    ``default_max_age``); temporary ones (302, 303, 307) carry ``Cache-Control: no-store``, so a
+    browser asks again next time. ``Vary`` names the request headers the decision depended on.
+    """
     if decision.action == "redirect":
         location = decision.location or "/"
         status = decision.status or 302
@@ -63,9 +73,13 @@ def decision_response(decision: Decision, *, head: bool = False) -> Response:
             ("content-length", str(len(body))),
         ]
         if status in _PERMANENT:
-            headers.append(("cache-control", "public, max-age=3600"))
+            rule_max_age = decision.rule.options.max_age if decision.rule else None
+            max_age = default_max_age if rule_max_age is None else rule_max_age
+            headers.append(("cache-control", f"public, max-age={max_age}"))
         else:
             headers.append(("cache-control", "no-store"))
+        if decision.vary:
+            headers.append(("vary", ", ".join(decision.vary)))
         return Response(status, tuple(headers), b"" if head else body)
     if decision.action == "respond":
         body = (decision.body or "").encode("utf-8")
@@ -74,5 +88,7 @@ def decision_response(decision: Decision, *, head: bool = False) -> Response:
             headers.append(("content-type", _TEXT))
         headers = [(k, v) for k, v in headers if k != "content-length"]
         headers.append(("content-length", str(len(body))))
+        if decision.vary:
+            headers.append(("vary", ", ".join(decision.vary)))
         return Response(decision.status or 200, tuple(headers), b"" if head else body)
     raise ValueError(f"a {decision.action} decision has no response of its own")

@@ -48,10 +48,12 @@ RULE_KEYS = (
     "methods",
     "when",
     "set_headers",
+    "only_if_missing",
+    "max_age",
 )
 _RULE_KEY_SET = frozenset(RULE_KEYS)
 _ACTIONS = ("to", "rewrite", "respond", "pass")
-DEFAULT_KEYS = ("status", "query", "trailing_slash", "case")
+DEFAULT_KEYS = ("status", "query", "trailing_slash", "case", "max_age")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "query": ("keep", "drop"),
     "trailing_slash": ("ignore", "strict"),
@@ -62,7 +64,8 @@ _NOT_PLAIN_PATTERN = re.compile(r"[<>?#\x00-\x1f\x7f]")
 # A literal same-site path needing no encoding: printable ASCII, no braces, backslash or '//'.
 _PLAIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-z|~]*\Z")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
-_OPTIONS_CACHE: dict[tuple[str, bool, bool], RuleOptions] = {}
+_OPTIONS_CACHE: dict[tuple[str, bool, bool, bool, int | None], RuleOptions] = {}
+_OPTION_KEYS = frozenset({"query", "trailing_slash", "case", "only_if_missing", "max_age"})
 
 
 def _choice(key: str, value: Any, keys: tuple[str | int, ...]) -> str:
@@ -97,6 +100,8 @@ def parse_defaults(value: Any) -> dict[str, Any]:
         where = ("defaults", key)
         if key == "status":
             out[key] = _status(item, where)
+        elif key == "max_age":
+            out[key] = _max_age(item, where)
         elif key in _CHOICES:
             out[key] = _choice(key, item, where)
         else:
@@ -104,6 +109,45 @@ def parse_defaults(value: Any) -> dict[str, Any]:
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(DEFAULT_KEYS)}"
             raise FieldError(f"unknown default {key!r}; {hint}", where, at_key=True)
     return out
+
+
+def _max_age(value: Any, keys: tuple[str | int, ...]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FieldError(
+            f"max_age must be a number of seconds (0 or more), like 86400, got {value!r}", keys
+        )
+    return value
+
+
+def _flag(value: Any, keys: tuple[str | int, ...]) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError(f"{keys[-1]} must be true or false, got {value!r}", keys)
+    return value
+
+
+def _options_from(
+    entry: Mapping[str, Any], base: RuleOptions, prefix: tuple[str | int, ...]
+) -> RuleOptions:
+    """``base`` with the option keys present in ``entry`` applied; options objects are shared."""
+    query = entry.get("query", base.query)
+    slash = entry.get("trailing_slash", "strict" if base.strict_slashes else "ignore")
+    case = entry.get("case", "insensitive" if base.case_insensitive else "sensitive")
+    key = (
+        _choice("query", query, (*prefix, "query")),
+        _choice("trailing_slash", slash, (*prefix, "trailing_slash")) == "strict",
+        _choice("case", case, (*prefix, "case")) == "insensitive",
+        _flag(entry["only_if_missing"], (*prefix, "only_if_missing"))
+        if "only_if_missing" in entry
+        else base.only_if_missing,
+        _max_age(entry["max_age"], (*prefix, "max_age")) if "max_age" in entry else base.max_age,
+    )
+    options = _OPTIONS_CACHE.get(key)
+    if options is None:
+        options = RuleOptions(*key)  # type: ignore[arg-type]
+        if options == DEFAULT_OPTIONS:
+            options = DEFAULT_OPTIONS
+        _OPTIONS_CACHE[key] = options
+    return options
 
 
 def _headers(value: Any, keys: tuple[str | int, ...], what: str) -> tuple[tuple[str, str], ...]:
@@ -139,22 +183,7 @@ class RuleBuilder:
     def __post_init__(self) -> None:
         self._names: dict[str, int] = {}
         self._default_status = int(self.defaults.get("status", 301))
-        self._default_options = self._options(
-            self.defaults.get("query", "keep"),
-            self.defaults.get("trailing_slash", "ignore"),
-            self.defaults.get("case", "sensitive"),
-        )
-
-    @staticmethod
-    def _options(query: str, trailing_slash: str, case: str) -> RuleOptions:
-        key = (query, trailing_slash == "strict", case == "insensitive")
-        options = _OPTIONS_CACHE.get(key)
-        if options is None:
-            options = RuleOptions(query=key[0], strict_slashes=key[1], case_insensitive=key[2])  # type: ignore[arg-type]
-            if options == DEFAULT_OPTIONS:
-                options = DEFAULT_OPTIONS
-            _OPTIONS_CACHE[key] = options
-        return options
+        self._default_options = _options_from(self.defaults, DEFAULT_OPTIONS, ("defaults",))
 
     def build(self, entry: Any, index: int, line: int | None) -> tuple[Rule | None, list[FieldError]]:
         """The rule for ``entry`` (None when it has errors), and every error found in it."""
@@ -168,21 +197,9 @@ class RuleBuilder:
             errors.append(FieldError(f"unknown key {key!r}; {hint}", (key,), at_key=True))
 
         options = self._default_options
-        if "query" in entry or "trailing_slash" in entry or "case" in entry:
+        if not _OPTION_KEYS.isdisjoint(entry.keys()):
             try:
-                options = self._options(
-                    _choice("query", entry.get("query", options.query), ("query",)),
-                    _choice(
-                        "trailing_slash",
-                        entry.get("trailing_slash", "strict" if options.strict_slashes else "ignore"),
-                        ("trailing_slash",),
-                    ),
-                    _choice(
-                        "case",
-                        entry.get("case", "insensitive" if options.case_insensitive else "sensitive"),
-                        ("case",),
-                    ),
-                )
+                options = _options_from(entry, options, ())
             except FieldError as exc:
                 errors.append(exc)
 

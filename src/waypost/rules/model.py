@@ -45,6 +45,10 @@ class RuleOptions:
     query: QueryMode = "keep"
     strict_slashes: bool = False
     case_insensitive: bool = False
+    #: Apply only when the app behind the middleware answers 404 (Django/Wagtail redirects style).
+    only_if_missing: bool = False
+    #: Cache-Control max-age for permanent redirects (None: the server's default).
+    max_age: int | None = None
 
 
 DEFAULT_OPTIONS = RuleOptions()
@@ -158,6 +162,10 @@ class Rule:
         out["query"] = options.query
         out["trailing_slash"] = "strict" if options.strict_slashes else "ignore"
         out["case"] = "insensitive" if options.case_insensitive else "sensitive"
+        if options.only_if_missing:
+            out["only_if_missing"] = True
+        if options.max_age is not None:
+            out["max_age"] = options.max_age
         if not self.conditions.empty:
             out["when"] = conditions_to_mapping(self.conditions)
         return out

@@ -32,7 +32,6 @@ _SAFE_BY_PART: dict[str, str] = {
     "query": "/:@!$'()*,;-._~",
     "fragment": "/:@!$&'()*+,;=?-._~",
 }
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _HOST_LABELS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\Z")
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
@@ -162,38 +161,50 @@ def parse_target(text: str, *, what: str = "target") -> Target:
 
     pieces: list[str | Placeholder] = []
     literal: list[str] = []
-    pos = 0
 
-    def add_literal(chunk: str, offset: int) -> None:
-        unescaped = chunk.replace("{{", "\0").replace("}}", "\1")
-        for char in "{}":
-            bad = unescaped.find(char)
-            if bad >= 0:
-                raise RuleSyntaxError(
-                    f"unbalanced {char!r} in {what} {text!r}; write {char * 2!r} for a literal "
-                    "brace, or {name} for a variable",
-                    col=offset + bad,
-                )
-        literal.append(unescaped.replace("\0", "{").replace("\1", "}"))
-
-    scan = text.replace("{{", "\0\0").replace("}}", "\1\1")
-    for slot in _PLACEHOLDER.finditer(scan):
-        add_literal(text[pos : slot.start()], pos)
-        name = slot.group(1).strip()
-        if not _IDENTIFIER.match(name):
-            raise RuleSyntaxError(
-                f"placeholder {slot.group(0)!r} in {what} {text!r} is not a variable name; "
-                "use {name} for a variable, {{ and }} for literal braces",
-                col=slot.start(),
-            )
+    def flush() -> None:
         if literal:
             pieces.append(quote("".join(literal), safe=_LITERAL_SAFE))
-            literal = []
-        pieces.append(Placeholder(name, _part_at(text, slot.start(), authority_end), slot.start()))
-        pos = slot.end()
-    add_literal(text[pos:], pos)
-    if literal:
-        pieces.append(quote("".join(literal), safe=_LITERAL_SAFE))
+            literal.clear()
+
+    # Scanned left to right as str.format does, so '{{{x}}}' is '{', the variable x, '}'.
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if char in "{}" and text.startswith(char * 2, pos):
+            literal.append(char)
+            pos += 2
+            continue
+        if char == "}":
+            raise RuleSyntaxError(
+                f"unbalanced '}}' in {what} {text!r}; write '}}}}' for a literal brace, "
+                "or {name} for a variable",
+                col=pos,
+            )
+        if char != "{":
+            literal.append(char)
+            pos += 1
+            continue
+        close = text.find("}", pos + 1)
+        opened = text.find("{", pos + 1)
+        if close < 0 or 0 <= opened < close:
+            raise RuleSyntaxError(
+                f"unbalanced '{{' in {what} {text!r}; write '{{{{' for a literal brace, "
+                "or {name} for a variable",
+                col=pos,
+            )
+        slot = text[pos : close + 1]
+        name = slot[1:-1].strip()
+        if not _IDENTIFIER.match(name):
+            raise RuleSyntaxError(
+                f"placeholder {slot!r} in {what} {text!r} is not a variable name; "
+                "use {name} for a variable, {{ and }} for literal braces",
+                col=pos,
+            )
+        flush()
+        pieces.append(Placeholder(name, _part_at(text, pos, authority_end), pos))
+        pos = close + 1
+    flush()
     finished = None
     if all(isinstance(p, str) for p in pieces):
         finished = "".join(p for p in pieces if isinstance(p, str))

@@ -111,7 +111,9 @@ def _host_of(when: Mapping[str, Any], host: str | None) -> tuple[str, bool]:
 
 def _check(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
     eff = check_baseline(rule, defaults)
-    reason = unsupported_keys(eff, {"to", "status", "query", "trailing_slash", "case", "when"}, {"host"})
+    reason = unsupported_keys(
+        eff, {"to", "status", "query", "trailing_slash", "case", "when"}, {"host"}
+    )
     if reason:
         raise Refusal(reason)
     if eff["trailing_slash"] != "strict" or eff["case"] != "sensitive":

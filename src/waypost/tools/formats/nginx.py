@@ -55,8 +55,22 @@ __all__ = ["export_nginx", "parse_nginx"]
 
 _PATH_VARIABLES = ("$uri", "$request_uri", "$document_uri")
 _RESERVED = frozenset(
-    {"uri", "request_uri", "document_uri", "args", "is_args", "query_string", "host", "scheme",
-     "request", "server_name", "remote_addr", "status", "request_method", "http_host"}
+    {
+        "uri",
+        "request_uri",
+        "document_uri",
+        "args",
+        "is_args",
+        "query_string",
+        "host",
+        "scheme",
+        "request",
+        "server_name",
+        "remote_addr",
+        "status",
+        "request_method",
+        "http_host",
+    }
 )
 
 
@@ -220,7 +234,9 @@ class _Importer:
         for entry in node.children or []:
             self._map_entry(entry, use, node.args[0] == "$request_uri", hosts)
 
-    def _map_entry(self, entry: _Node, use: _MapUse, request_uri: bool, hosts: list[str] | None) -> None:
+    def _map_entry(
+        self, entry: _Node, use: _MapUse, request_uri: bool, hosts: list[str] | None
+    ) -> None:
         if entry.name == "default":
             if entry.args not in ([""], ["0"]):
                 self.skip(entry, "a map default redirects every other path; not imported")
@@ -243,7 +259,9 @@ class _Importer:
             else:
                 path, _, query = key.partition("?") if request_uri else (key, "", "")
                 rule: dict[str, Any] = {
-                    "from": path, "to": self._plain_target(value), "status": use.status,
+                    "from": path,
+                    "to": self._plain_target(value),
+                    "status": use.status,
                 }
                 if not keep:
                     rule["query"] = "drop"
@@ -415,8 +433,10 @@ class _Importer:
         keep = False
         if target.endswith("$is_args$args"):
             target, keep = target.removesuffix("$is_args$args"), True
-        matched = path.replace("{", "{{").replace("}", "}}") if under is None else (
-            under.replace("{", "{{").replace("}", "}}") + "{rest}"
+        matched = (
+            path.replace("{", "{{").replace("}", "}}")
+            if under is None
+            else (under.replace("{", "{{").replace("}", "}}") + "{rest}")
         )
         out: list[str] = []
         for piece in parse_dollar_refs(target, named=True):
@@ -596,4 +616,3 @@ def export_nginx(
     text.extend(out.lines)
     exported = len(rules) - len(unsupported)
     return ExportResult("\n".join(text) + "\n", unsupported, exported)
-

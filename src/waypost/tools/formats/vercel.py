@@ -238,7 +238,9 @@ def _export_source(pattern: str) -> str:
             continue
         after = pieces[index + 1] if index + 1 < len(pieces) else ""
         if isinstance(after, Variable) or re.match(r"\w", after):
-            raise Refusal(f"{piece.render()} is followed by a letter; path-to-regexp reads one name")
+            raise Refusal(
+                f"{piece.render()} is followed by a letter; path-to-regexp reads one name"
+            )
         out.append(_export_variable(piece, at_end=index == len(pieces) - 1, out=out))
     return "".join(out)
 
@@ -294,7 +296,9 @@ def _export_conditions(when: Mapping[str, Any], negated: bool) -> list[dict[str,
     return items
 
 
-def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+def _export_rule(
+    rule: Mapping[str, Any], defaults: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
     eff = check_baseline(rule, defaults)
     reason = unsupported_keys(
         eff,
