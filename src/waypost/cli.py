@@ -144,38 +144,49 @@ def check(rules: str, as_json: bool) -> None:
     sys.exit(1 if problems else 0)
 
 
+def _serve_options(func: Any) -> Any:
+    """One flag per setting, mirroring waypost.settings (env and defaults are resolved there)."""
+    for setting in reversed(SETTINGS):
+        shown = "off" if setting.default is None else setting.default
+        help_text = f"{setting.help} [env {setting.env}; default {shown}]"
+        if setting.kind is bool:
+            flag = f"{setting.flag}/--no-{setting.flag[2:]}"
+            func = click.option(flag, setting.name, default=None, help=help_text)(func)
+        else:
+            kind = {int: click.INT, float: click.FLOAT}.get(setting.kind)
+            option = click.option(setting.flag, setting.name, type=kind, help=help_text)
+            func = option(func)
+    return func
+
+
 @main.command()
 @click.argument("rules", type=click.Path(dir_okay=False))
-@click.option("--host", envvar=_SETTING["host"].env, default=None, help=_SETTING["host"].help)
-@click.option("--port", envvar=_SETTING["port"].env, type=int, default=None, help=_SETTING["port"].help)
-@click.option(
-    "--access-log/--no-access-log",
-    envvar=_SETTING["access_log"].env,
-    default=None,
-    help=_SETTING["access_log"].help,
-)
-@click.option("--log-level", envvar=_SETTING["log_level"].env, default=None, help=_SETTING["log_level"].help)
-def serve(rules: str, host: str | None, port: int | None, access_log: bool | None, log_level: str | None) -> None:
-    """Serve RULES over HTTP: redirects and responses straight from the engine."""
+@_serve_options
+def serve(rules: str, **flags: Any) -> None:
+    """Serve RULES over HTTP (Granian): redirects and responses from the engine, the rest proxied
+    to --upstream or answered 404; the rules file is reloaded when it changes."""
     try:
-        import uvicorn
-    except ImportError:
+        from waypost.server.run import check_serve_settings, run_server
+    except ImportError as exc:
         raise click.ClickException(
-            "the server needs uvicorn: pip install 'waypost[server]'"
+            f"the server needs {exc.name}: pip install 'waypost[server]'"
         ) from None
-    from waypost.server.app import WaypostApp
+    from waypost.settings import SettingsError
 
-    settings = Settings.from_env(host=host, port=port, access_log=access_log, log_level=log_level)
+    try:
+        settings = Settings.from_env(**flags)
+        check_serve_settings(settings)
+    except (SettingsError, WaypostError) as exc:
+        raise click.UsageError(str(exc)) from None
     engine = _engine(rules)
-    click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; http://{settings.host}:{settings.port}/", err=True)
-    uvicorn.run(
-        WaypostApp(engine),
-        host=settings.host,
-        port=settings.port,
-        access_log=settings.access_log,
-        log_level=settings.log_level,
-        lifespan="on",
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    upstream = f"; upstream {settings.upstream}" if settings.upstream else ""
+    click.echo(
+        f"waypost: {len(engine)} rules from {Path(rules)}; "
+        f"http://{settings.host}:{settings.port}/{workers}{upstream}",
+        err=True,
     )
+    run_server(engine, rules, settings)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m waypost`
@@ -185,3 +196,16 @@ def run() -> None:  # pragma: no cover - console entry for `python -m waypost`
     except WaypostError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+# The migration tools (check replaces the plain check above: same output for loading errors).
+from waypost.cli_tools import (  # noqa: E402
+    check_command,
+    export_command,
+    import_command,
+    test_command,
+    trace_command,
+)
+
+for _command in (check_command, test_command, trace_command, import_command, export_command):
+    main.add_command(_command)

@@ -13,8 +13,9 @@ says why. The request never reaches a later rule or the app with an attacker's U
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -22,16 +23,25 @@ from urllib.parse import quote, unquote, unquote_plus
 
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.matching import Matcher, compile_matcher
-from waypost.rules.converters import BaseConverter, merge_converters
+from waypost.rules.converters import (
+    AnyConverter,
+    BaseConverter,
+    FloatConverter,
+    IntConverter,
+    PathConverter,
+    UUIDConverter,
+    merge_converters,
+)
 from waypost.rules.load import read_rules, rules_from_mappings
 from waypost.rules.model import Pass, Redirect, Respond, Rewrite, Rule, RuleSet
 from waypost.rules.request import HeaderInput, Request, split_url
 from waypost.rules.safety import location_problem
-from waypost.rules.target import Target
+from waypost.rules.target import RouteTarget, Target, parse_target
 
 __all__ = ["Decision", "Engine", "Step", "Trace"]
 
 ActionName = Literal["redirect", "rewrite", "respond", "pass"]
+Stage = Literal["all", "before", "missing"]
 # Re-quoting a raw query string keeps existing escapes and reserved characters but encodes
 # anything a client should not have sent raw (spaces, control characters, non-ASCII).
 _QUERY_SAFE = "=&+%/:@!$'()*,;?-._~"
@@ -79,6 +89,44 @@ class Decision:
 
 
 NO_MATCH = Decision("pass")
+
+# The frozen dataclass __init__ sets each field through object.__setattr__ and costs about a
+# microsecond; resolve() builds one Decision per request, so it sets the slots directly (the
+# result is the same immutable Decision). Fields added later are set to their defaults.
+_new_object = object.__new__
+_FAST_FIELDS = ("action", "status", "location", "path", "query", "headers", "body", "rule")
+_SETTERS = {f.name: getattr(Decision, f.name).__set__ for f in fields(Decision)}
+_OTHER_DEFAULTS = tuple(
+    (_SETTERS[f.name], f.default) for f in fields(Decision) if f.name not in _FAST_FIELDS
+)
+(
+    _set_action, _set_status, _set_location, _set_path, _set_query, _set_headers, _set_body, _set_rule
+) = (_SETTERS[name] for name in _FAST_FIELDS)
+
+
+def _decision(
+    action: ActionName,
+    status: int | None = None,
+    location: str | None = None,
+    path: str | None = None,
+    query: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+    body: str | None = None,
+    rule: Rule | None = None,
+) -> Decision:
+    """``Decision(action, status, location, ...)``, five times faster (see above)."""
+    decision = _new_object(Decision)
+    _set_action(decision, action)
+    _set_status(decision, status)
+    _set_location(decision, location)
+    _set_path(decision, path)
+    _set_query(decision, query)
+    _set_headers(decision, headers)
+    _set_body(decision, body)
+    _set_rule(decision, rule)
+    for setter, default in _OTHER_DEFAULTS:
+        setter(decision, default)
+    return decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +226,62 @@ def _merge_query(location: str, request_query: str) -> str:
 class _Snapshot:
     """One rule set and its matcher; swapped as a whole."""
 
-    __slots__ = ("allowed_hosts", "matcher", "ruleset")
+    __slots__ = ("allowed_hosts", "has_fallbacks", "matcher", "ruleset")
 
     def __init__(self, ruleset: RuleSet, matcher: Matcher) -> None:
         self.ruleset = ruleset
         self.matcher = matcher
         self.allowed_hosts = ruleset.allowed_hosts
+        self.has_fallbacks = any(rule.options.only_if_missing for rule in ruleset.rules)
+
+
+RouteResolver = Callable[[str, Mapping[str, str]], str]
+_SAME_SITE = parse_target("/")
+
+
+def _sample(converter: BaseConverter) -> Any:
+    """A value the converter accepts, to try route targets at start-up."""
+    example = getattr(converter, "example", None)
+    if callable(example):
+        return example()
+    if isinstance(converter, IntConverter):
+        return converter.min if converter.min is not None else 1
+    if isinstance(converter, FloatConverter):
+        return 1.5
+    if isinstance(converter, UUIDConverter):
+        return uuid.UUID(int=1)
+    if isinstance(converter, AnyConverter):
+        return converter.items[0]
+    if isinstance(converter, PathConverter):
+        return "a/b"
+    return "sample"
+
+
+def _check_routes(rules: Iterable[Rule], resolver: RouteResolver) -> None:
+    errors: list[RuleError] = []
+    for rule in rules:
+        target = rule.action.target if isinstance(rule.action, Redirect) else None
+        if not isinstance(target, RouteTarget):
+            continue
+        values = {v.name: _sample(v.converter) for v in rule.pattern.variables} if rule.pattern else {}
+        try:
+            location = resolver(target.route, target.fill(values))
+        except Exception as exc:  # whatever the host app's router raises, it is this rule's error
+            errors.append(
+                RuleError(
+                    f"the app has no route {target.route!r} taking {sorted(k for k, _ in target.params)}: "
+                    f"{type(exc).__name__}: {exc}",
+                    file=rule.file,
+                    line=rule.line,
+                )
+            )
+            continue
+        if not isinstance(location, str) or location_problem(location, _SAME_SITE, ()) is not None:
+            errors.append(
+                RuleError(f"route {target.route!r} built {location!r}, not a path on this site", file=rule.file, line=rule.line)
+            )
+    if errors:
+        raise RulesError(errors)
 
 
 def _compile(ruleset: RuleSet, errors: list[RuleError]) -> _Snapshot:
@@ -203,7 +301,7 @@ class Engine:
     :class:`~waypost.exceptions.RulesError` listing every problem.
     """
 
-    __slots__ = ("_converters", "_snapshot")
+    __slots__ = ("_converters", "_routes", "_snapshot")
 
     def __init__(
         self,
@@ -214,6 +312,7 @@ class Engine:
         converters: Mapping[str, type[BaseConverter]] | None = None,
     ) -> None:
         self._converters = merge_converters(converters)
+        self._routes: RouteResolver | None = None
         self._snapshot = self._build(rules, defaults, allowed_hosts)
 
     def _build(
@@ -239,6 +338,7 @@ class Engine:
         """An engine for a rules file (.yaml, .yml, .toml, .json or .csv)."""
         engine = cls.__new__(cls)
         engine._converters = merge_converters(converters)
+        engine._routes = None
         engine._snapshot = engine._load_file(path)
         return engine
 
@@ -277,11 +377,31 @@ class Engine:
         allowed_hosts: Sequence[str] = (),
     ) -> None:
         """Swap in a new rule set atomically; on any error the current rules stay in place."""
-        self._snapshot = self._build(rules, defaults, allowed_hosts)
+        self._install(self._build(rules, defaults, allowed_hosts))
 
     def reload(self, path: str | Path) -> None:
         """Load ``path`` and swap it in atomically; on any error the current rules stay."""
-        self._snapshot = self._load_file(path)
+        self._install(self._load_file(path))
+
+    def _install(self, snapshot: _Snapshot) -> None:
+        if self._routes is not None:
+            _check_routes(snapshot.ruleset.rules, self._routes)
+        self._snapshot = snapshot
+
+    @property
+    def has_fallback_rules(self) -> bool:
+        """True when some rule has ``only_if_missing`` (it waits for the app's 404)."""
+        return self._snapshot.has_fallbacks
+
+    def bind_routes(self, resolver: RouteResolver) -> None:
+        """Resolve ``to: {route: ...}`` targets through the host app's reverse routing.
+
+        ``resolver(name, params)`` returns the path for the app's route ``name``. Every route
+        target is checked now, with sample values, so a missing endpoint fails at start-up with
+        a RulesError naming the rule's file:line, not later as a redirect into a 404.
+        """
+        _check_routes(self._snapshot.ruleset.rules, resolver)
+        self._routes = resolver
 
     # -- resolving --------------------------------------------------------------------------
 
@@ -298,16 +418,31 @@ class Engine:
         snapshot = self._snapshot
         host, raw_path, query = split_url(url)
         path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
-        hit = snapshot.matcher.lookup(path)
+        matcher = snapshot.matcher
+        hit = matcher.lookup(path)
         if hit is not None and not isinstance(hit, tuple) and hit.conditions.empty:
             # The common case: one unconditional exact rule, no request parsing needed.
             return self._apply(hit, {}, query, snapshot, None)
+        if hit is None and matcher.lookup_is_complete:
+            # Only patterns can match. When none does, or the first has no conditions, the
+            # answer is the one _decide() would give, without building a Request.
+            found = matcher.pattern_candidates(path)
+            if not found:
+                return NO_MATCH
+            rule, values = found[0]
+            if rule.conditions.empty:
+                return self._apply(rule, values, query, snapshot, None)
         request = Request(method, raw_path, query, headers, host=host, client_ip=client_ip, now=now, path=path)
         return self._decide(request, snapshot, None)
 
-    def resolve_request(self, request: Request) -> Decision:
-        """Like :meth:`resolve`, for a :class:`~waypost.rules.request.Request` built by middleware."""
-        return self._decide(request, self._snapshot, None)
+    def resolve_request(self, request: Request, *, stage: Stage = "all") -> Decision:
+        """Like :meth:`resolve`, for a :class:`~waypost.rules.request.Request` built by middleware.
+
+        ``stage`` serves ``only_if_missing`` rules: ``"before"`` (before the app runs) skips them,
+        ``"missing"`` (the app answered 404) considers only them, ``"all"`` considers every rule
+        (the standalone server with no app behind it).
+        """
+        return self._decide(request, self._snapshot, None, stage)
 
     def explain(
         self,
@@ -326,9 +461,20 @@ class Engine:
         decision = self._decide(request, snapshot, steps)
         return Trace(request.method, request.path, decision, tuple(steps), snapshot.matcher.rule_count)
 
-    def _decide(self, request: Request, snapshot: _Snapshot, steps: list[Step] | None) -> Decision:
+    def _decide(
+        self,
+        request: Request,
+        snapshot: _Snapshot,
+        steps: list[Step] | None,
+        stage: Stage = "all",
+    ) -> Decision:
         vary: list[str] = []
         for rule, values in snapshot.matcher.candidates(request.path):
+            if stage != "all" and rule.options.only_if_missing != (stage == "missing"):
+                if steps is not None:
+                    reason = "only when the app answers 404" if stage == "before" else "not a 404 fallback"
+                    steps.append(Step(rule, values, "skipped", reason))
+                continue
             if not rule.conditions.empty:
                 # The outcome now depends on what these conditions read: say so in Vary.
                 vary.extend(n for n in rule.conditions.reads() if n not in vary)
@@ -354,6 +500,11 @@ class Engine:
             target = action.target
             if isinstance(target, str):
                 location = target
+            elif isinstance(target, RouteTarget):
+                built = self._route(rule, target, values, steps)
+                if isinstance(built, Decision):
+                    return built
+                location = built
             else:
                 built = self._fill(rule, target, values, snapshot, steps)
                 if isinstance(built, Decision):
@@ -361,7 +512,7 @@ class Engine:
                 location = built
             if query and rule.options.query == "keep":
                 location = _merge_query(location, query)
-            decision = Decision("redirect", action.status, location=location, rule=rule)
+            decision = _decision("redirect", action.status, location=location, rule=rule)
         elif isinstance(action, Rewrite):
             target = action.target
             if isinstance(target, str):
@@ -374,18 +525,42 @@ class Engine:
             if query and rule.options.query == "keep":
                 built_target = _merge_query(built_target, query)
             new_path, _, new_query = built_target.partition("?")
-            decision = Decision(
+            decision = _decision(
                 "rewrite", None, path=new_path, query=new_query, headers=action.set_headers, rule=rule
             )
         elif isinstance(action, Respond):
-            decision = Decision(
+            decision = _decision(
                 "respond", action.status, headers=action.headers, body=action.body, rule=rule
             )
         else:
-            decision = Decision("pass", rule=rule)
+            decision = _decision("pass", rule=rule)
         if steps is not None:
             steps.append(Step(rule, values, "applied"))
         return decision
+
+    def _route(
+        self, rule: Rule, target: RouteTarget, values: Mapping[str, Any], steps: list[Step] | None
+    ) -> str | Decision:
+        resolver = self._routes
+        if resolver is None:
+            problem = "route targets are resolved by the host app; use the middleware"
+        else:
+            try:
+                location = resolver(target.route, target.fill(values))
+                problem = location_problem(location, _SAME_SITE, ())
+            except Exception as exc:  # the host app's router may raise anything
+                problem = f"the app could not build route {target.route!r}: {exc}"
+            if problem is None:
+                return location
+        if steps is not None:
+            steps.append(Step(rule, values, "refused", problem))
+        return Decision(
+            "respond",
+            500 if resolver is None else 400,
+            headers=(("Content-Type", "text/plain; charset=utf-8"),),
+            body=f"{problem}\n" if resolver is None else _REFUSED_BODY,
+            rule=rule,
+        )
 
     def _fill(
         self,
@@ -458,9 +633,16 @@ class Engine:
                 ) from None
         extra = [(k, v) for k, v in values.items() if k not in used]
         if extra:
-            path += "?" + "&".join(
-                f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in extra
-            )
+            try:
+                path += "?" + "&".join(
+                    f"{quote(str(k), safe='')}={quote(str(v), safe='', errors='surrogateescape')}"
+                    for k, v in extra
+                )
+            except UnicodeEncodeError:  # a lone surrogate: say so as url_for's own error
+                raise UrlBuildError(
+                    f"url_for({name!r}): a query value cannot be written as UTF-8: "
+                    f"{dict(extra)!r}"
+                ) from None
         return path
 
     def names(self) -> Iterable[str]:

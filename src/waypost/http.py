@@ -2,26 +2,53 @@
 
 Shared by the standalone server and the middleware, so every mode answers the same way. Sans-io:
 returns values; the adapters write them to ASGI or WSGI.
+
+Every header value that leaves here is safe to write: a Location is percent-encoded (non-ASCII,
+spaces and control characters become ``%XX``; an international host becomes its IDNA form) and any
+other value that still carried a control character is dropped to an empty value (RFC 9110 §5.5:
+CR, LF and NUL in a field value would split the response).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from waypost.engine import Decision
 from waypost.rules.safety import control_character
 
-__all__ = ["Response", "decision_response", "plain_response"]
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "Response",
+    "decision_response",
+    "encode_location",
+    "error_response",
+    "html_response",
+    "plain_response",
+    "safe_header_value",
+]
 
+DEFAULT_MAX_AGE = 3600
 _PERMANENT = (301, 308)
 _TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
 _REASONS = {
     301: "Moved Permanently",
     302: "Found",
     303: "See Other",
     307: "Temporary Redirect",
     308: "Permanent Redirect",
+    400: "Bad Request",
+    404: "Not Found",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
+# Everything RFC 3986 allows in a URI, plus '%' so existing escapes are kept as they are.
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +64,81 @@ class Response:
         return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
 
 
-def _safe(value: str) -> str:
+def reason(status: int) -> str:
+    """The reason phrase for ``status`` ('' when unknown)."""
+    return _REASONS.get(status, "")
+
+
+def safe_header_value(value: str) -> str:
+    """``value`` fit for a header: '' if it carries a control character; non-latin-1 escaped."""
     # Defence in depth: the loader and engine already refuse control characters; a header that
     # still carried one would split the response, so it is dropped to an empty value here.
-    return "" if control_character(value) is not None else value
+    if control_character(value) is not None:
+        return ""
+    if value.isascii():
+        return value
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return quote(value, safe=_URI_SAFE + ' "<>\\^`{|}')
+    return value
+
+
+def encode_location(location: str) -> str:
+    """``location`` as a header-safe URI reference (idempotent on an already-encoded one).
+
+    Non-ASCII text, spaces and control characters are percent-encoded as UTF-8; existing ``%XX``
+    escapes and reserved characters are kept; an international host is written in IDNA form.
+    """
+    if location.isascii() and location.isprintable() and " " not in location:
+        return location
+    scheme, sep, rest = location.partition("://")
+    if sep and scheme.isalnum():
+        cut = len(rest)
+        for stop in "/?#":
+            found = rest.find(stop)
+            if 0 <= found < cut:
+                cut = found
+        authority, tail = rest[:cut], rest[cut:]
+        userinfo, at, hostport = authority.rpartition("@")
+        host, colon, port = hostport.partition(":")
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError:
+                host = quote(host, safe="")
+        authority = f"{quote(userinfo, safe=_URI_SAFE)}{at}{host}{colon}{port}"
+        return f"{scheme}://{authority}{quote(tail, safe=_URI_SAFE, errors='replace')}"
+    return quote(location, safe=_URI_SAFE, errors="replace")
 
 
 def plain_response(status: int, text: str, *, head: bool = False) -> Response:
-    """A small text/plain response."""
+    """A small text/plain response (Content-Length is that of the body, also for HEAD)."""
     body = text.encode("utf-8")
     headers = (("content-type", _TEXT), ("content-length", str(len(body))))
     return Response(status, headers, b"" if head else body)
 
 
-DEFAULT_MAX_AGE = 3600
+def html_response(
+    status: int, html: str, *, head: bool = False, vary: tuple[str, ...] = ()
+) -> Response:
+    """A text/html response, never cached by shared caches (it is an error page)."""
+    body = html.encode("utf-8")
+    headers = [
+        ("content-type", _HTML),
+        ("content-length", str(len(body))),
+        ("cache-control", "no-store"),
+    ]
+    if vary:
+        headers.append(("vary", ", ".join(vary)))
+    return Response(status, tuple(headers), b"" if head else body)
+
+
+def error_response(status: int, detail: str = "", *, head: bool = False) -> Response:
+    """A plain-text error page: ``'431 Request Header Fields Too Large'`` and an optional detail."""
+    text = f"{status} {reason(status)}\n" + (f"{detail}\n" if detail else "")
+    response = plain_response(status, text, head=head)
+    return Response(status, (*response.headers, ("cache-control", "no-store")), response.body)
 
 
 def decision_response(
@@ -61,14 +149,16 @@ def decision_response(
     Permanent redirects (301, 308) are cacheable for the rule's ``max_age`` (else
     ``default_max_age``); temporary ones (302, 303, 307) carry ``Cache-Control: no-store``, so a
     browser asks again next time. ``Vary`` names the request headers the decision depended on.
+    A ``respond`` body carries its Content-Type (text/plain unless the rule set one) and the
+    Content-Length of its UTF-8 bytes; a HEAD response carries the same headers and no body.
     """
     if decision.action == "redirect":
-        location = decision.location or "/"
+        location = encode_location(decision.location or "/")
         status = decision.status or 302
         text = f"{_REASONS.get(status, 'Redirect')}: {location}\n"
         body = text.encode("utf-8")
         headers = [
-            ("location", _safe(location)),
+            ("location", safe_header_value(location)),
             ("content-type", _TEXT),
             ("content-length", str(len(body))),
         ]
@@ -83,10 +173,13 @@ def decision_response(
         return Response(status, tuple(headers), b"" if head else body)
     if decision.action == "respond":
         body = (decision.body or "").encode("utf-8")
-        headers = [(k.lower(), _safe(v)) for k, v in decision.headers]
+        headers = [
+            (k.lower(), safe_header_value(v))
+            for k, v in decision.headers
+            if k.lower() not in ("content-length", "transfer-encoding")
+        ]
         if not any(k == "content-type" for k, _ in headers):
             headers.append(("content-type", _TEXT))
-        headers = [(k, v) for k, v in headers if k != "content-length"]
         headers.append(("content-length", str(len(body))))
         if decision.vary:
             headers.append(("vary", ", ".join(decision.vary)))

@@ -99,22 +99,44 @@ class _Trie:
         values: list[tuple[str, Any]],
         out: list[Candidate],
     ) -> None:
-        if depth == len(segments):
+        last = len(segments)
+        # Static text descends without recursion while there is nothing else to try.
+        while not (node.dynamic or node.tails) and depth < last:
+            next_node = node.static.get(keys[depth])
+            if next_node is None:
+                return
+            node = next_node
+            depth += 1
+        if depth == last:
             for rule in node.rules:
-                out.append((rule, dict(values)))
+                out.append((rule, _named(rule, values)))
             return
         child = node.static.get(keys[depth])
         if child is not None:
             self._walk(child, segments, keys, depth + 1, values, out)
         if node.dynamic:
             segment_text = segments[depth]
+            following = depth + 1
             for segment, child in node.dynamic:
+                # A branch that cannot take the next segment yields nothing: skip it before
+                # paying for the regex and the conversion (patterns starting with a variable
+                # put such a branch on the path of every request).
+                if following == last:
+                    if not child.rules:
+                        continue
+                elif not (child.dynamic or child.tails or keys[following] in child.static):
+                    continue
                 match = segment.regex.fullmatch(segment_text)
                 if match is None:
                     continue
                 converted = _convert(segment.variables, match.groups())
-                if converted is not None:
-                    self._walk(child, segments, keys, depth + 1, values + converted, out)
+                if converted is None:
+                    continue
+                if following == last:  # what the call below would do, one call fewer
+                    for rule in child.rules:
+                        out.append((rule, _named(rule, values + converted)))
+                else:
+                    self._walk(child, segments, keys, following, values + converted, out)
         if node.tails:
             rest = "/".join(segments[depth:])
             for segment, rule in node.tails:
@@ -123,7 +145,16 @@ class _Trie:
                     continue
                 converted = _convert(segment.variables, match.groups())
                 if converted is not None:
-                    out.append((rule, dict(values + converted)))
+                    out.append((rule, _named(rule, values + converted)))
+
+
+def _named(rule: Rule, values: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A branch is shared by every pattern of the same shape ('/<int:x>' and '/<int:y>'), and its
+    # segments carry the variable names of the rule inserted first: name the values by this rule's
+    # own variables (same order, same converters), or '/b/{y}' would find no 'y'.
+    pattern = rule.pattern
+    assert pattern is not None  # only pattern rules reach the trie
+    return {v.name: value for v, (_, value) in zip(pattern.variables, values, strict=True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +173,9 @@ def _priority(candidate: Candidate) -> tuple[Any, int]:
 class Matcher:
     """An immutable index of rules. Build it with :func:`compile_matcher`."""
 
-    __slots__ = ("_default_exact", "_exact", "_tries", "by_name", "duplicates", "rule_count", "rules")
+    __slots__ = (
+        "_default_exact", "_exact", "_tries", "by_name", "duplicates", "lookup_is_complete", "rule_count", "rules"
+    )
 
     def __init__(
         self,
@@ -162,8 +195,11 @@ class Matcher:
         self._default_exact = (
             exact[0].table
             if len(exact) == 1 and not exact[0].strict_slashes and not exact[0].case_insensitive
-            else None
+            else (None if exact else {})
         )
+        #: True when :meth:`lookup` finds every exact rule (they are all in the default table), so
+        #: that a miss there leaves only :meth:`pattern_candidates` to try.
+        self.lookup_is_complete = self._default_exact is not None
 
     def lookup(self, path: str) -> Rule | tuple[Rule, ...] | None:
         """The exact-path rule(s) for a decoded ``path`` in the default table, or None.

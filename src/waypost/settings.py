@@ -1,7 +1,9 @@
-"""Configuration in one place: every setting, its default, its help text and its environment variable.
+"""Configuration in one place: each setting, its default, its help and its environment variable.
 
-CLI flags mirror these (``waypost serve --port`` is ``WAYPOST_PORT``); a test checks every setting
-is documented in the README.
+CLI flags mirror these (``waypost serve --port`` is ``WAYPOST_PORT``; ``--no-access-log`` is
+``WAYPOST_ACCESS_LOG=no``); a test checks every setting is documented in the README. The order of
+precedence is: the default, then the ``WAYPOST_*`` environment variable, then a flag given
+explicitly.
 """
 
 from __future__ import annotations
@@ -11,28 +13,112 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["SETTINGS", "Setting", "Settings"]
+__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError"]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+class SettingsError(ValueError):
+    """A setting's value (from the environment or a flag) is not usable."""
 
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One declared setting."""
+    """One declared setting: its name, default, help text and value type.
+
+    ``kind`` is the type of the value (``bool``, ``int``, ``float`` or ``str``); a setting whose
+    default is None is an optional ``kind``.
+    """
 
     name: str
     default: Any
     help: str
+    kind: type = str
 
     @property
     def env(self) -> str:
         """The environment variable that sets it."""
         return "WAYPOST_" + self.name.upper()
 
+    @property
+    def flag(self) -> str:
+        """The command-line flag that sets it (``--max-request-line``)."""
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, raw: str) -> Any:
+        """The value of ``raw`` text (from the environment); raises :class:`SettingsError`."""
+        text = raw.strip()
+        if self.kind is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise SettingsError(
+                f"{self.env}={raw!r} is not a yes/no value; use 1/0, yes/no, on/off"
+            )
+        if self.default is None and not text:
+            return None
+        try:
+            return self.kind(text)
+        except ValueError:
+            raise SettingsError(
+                f"{self.env}={raw!r} is not a valid {self.kind.__name__} ({self.help})"
+            ) from None
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address the server binds to."),
-    Setting("port", 8080, "Port the server listens on."),
-    Setting("access_log", True, "Write an access log line per request (combined format)."),
+    Setting("port", 8080, "Port the server listens on.", int),
+    Setting("workers", 1, "Number of worker processes.", int),
+    Setting("access_log", True, "Write an access log line per request (combined format).", bool),
     Setting("log_level", "info", "Log level: debug, info, warning or error."),
+    Setting(
+        "upstream",
+        None,
+        "URL of the site behind Waypost: requests that pass or are rewritten are proxied there.",
+    ),
+    Setting(
+        "upstream_timeout",
+        30.0,
+        "Seconds to wait for the upstream to connect or send data before answering 504.",
+        float,
+    ),
+    Setting(
+        "not_found_template",
+        None,
+        "A Jinja template file for the 404 page (used when there is no upstream).",
+    ),
+    Setting(
+        "redirect_max_age",
+        3600,
+        "Cache-Control max-age (seconds) of permanent redirects whose rule sets no max_age.",
+        int,
+    ),
+    Setting(
+        "reload_interval",
+        0.25,
+        "Seconds between checks of the rules file for changes; 0 turns hot reload off.",
+        float,
+    ),
+    Setting(
+        "max_request_line",
+        8190,
+        "Longest request target (path and query) in bytes; longer ones get 414.",
+        int,
+    ),
+    Setting(
+        "max_header_bytes",
+        32768,
+        "Largest total size of the request headers in bytes; larger ones get 431.",
+        int,
+    ),
+    Setting(
+        "graceful_timeout",
+        30.0,
+        "Seconds in-flight requests may take to finish after SIGTERM before workers are killed.",
+        float,
+    ),
 )
 
 
@@ -42,24 +128,30 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 1
     access_log: bool = True
     log_level: str = "info"
+    upstream: str | None = None
+    upstream_timeout: float = 30.0
+    not_found_template: str | None = None
+    redirect_max_age: int = 3600
+    reload_interval: float = 0.25
+    max_request_line: int = 8190
+    max_header_bytes: int = 32768
+    graceful_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then the environment, then ``overrides`` (flags given explicitly)."""
+        """Defaults, then the environment, then ``overrides`` (flags given explicitly).
+
+        Raises :class:`SettingsError` for an environment value that does not parse.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = env.get(setting.env)
-            if raw is None:
-                continue
-            if isinstance(setting.default, bool):
-                values[setting.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            elif isinstance(setting.default, int):
-                values[setting.name] = int(raw)
-            else:
-                values[setting.name] = raw
+            if raw is not None:
+                values[setting.name] = setting.parse(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})

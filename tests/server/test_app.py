@@ -1,62 +1,72 @@
-"""The standalone server, for real: `waypost serve` on loopback, answered over HTTP."""
+"""The standalone server, for real: `waypost serve` on loopback, answered over HTTP.
+
+Redirects, HEAD, Cache-Control, Vary, respond bodies, the 404 page, health, metrics, the access
+log, and the limits on the request line and headers.
+"""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from serving import Served, raw_request, start_server
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+EXTRA_RULES = """
+  - from: /cached
+    to: /elsewhere
+    max_age: 60
+  - from: /beta
+    when: {headers: {X-Beta: "1"}}
+    to: /beta-new
+    status: 302
+  - from: /json
+    respond: {status: 200, body: '{"ok": true}', headers: {Content-Type: application/json}}
+  - from: /unicode
+    respond: {status: 200, body: "héllo wörld"}
+  - from: /café
+    to: /cafe/ü?q=ä b
+"""
+TEMPLATE = "<h1>Lost: {{ path }}</h1><p>{{ method }} {{ status }}</p>\n"
+COMBINED = re.compile(
+    r"^(?P<ip>\S+) - - \[(?P<time>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] "
+    r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<size>\d+|-) "(?P<referer>[^"]*)" "(?P<ua>[^"]*)"$'
+)
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "WAYPOST_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "waypost", "serve", str(EXAMPLE), "--no-access-log"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+def server(module_tmp: Path) -> Iterator[Served]:
+    rules = module_tmp / "rules.yaml"
+    rules.write_text(EXAMPLE.read_text() + EXTRA_RULES, encoding="utf-8")
+    template = module_tmp / "404.html"
+    template.write_text(TEMPLATE, encoding="utf-8")
+    served = start_server(
+        rules,
+        "--not-found-template",
+        str(template),
+        "--max-request-line",
+        "2000",
+        "--max-header-bytes",
+        "4000",
+        tmp=module_tmp,
+        env={"WAYPOST_REDIRECT_MAX_AGE": "1234"},
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(base + "/_waypost/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"server did not start: {out}")
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
+    yield served
+    served.stop()
 
 
-def test_health(server: str) -> None:
-    response = httpx.get(server + "/_waypost/health")
+def test_health(server: Served) -> None:
+    response = httpx.get(server.base + "/_waypost/health")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"status": "ok", "rules": 8}
+    data = response.json()
+    assert (data["status"], data["rules"]) == ("ok", 13)
+    assert re.fullmatch(r"[0-9a-f]{12}", data["revision"])
+    assert data["loaded_at"].endswith("Z")
 
 
 @pytest.mark.parametrize(
@@ -67,41 +77,173 @@ def test_health(server: str) -> None:
         ("GET", "/2024/05/hello", 308, "/articles/hello?year=2024"),
         ("POST", "/second", 307, "/third"),
         ("GET", "/docs/guide/intro", 301, "https://docs.example.com/guide/intro"),
+        ("GET", "/caf%C3%A9", 301, "/cafe/%C3%BC?q=%C3%A4%20b"),
     ],
-    ids=["query-kept", "head", "pattern-308", "post-307", "absolute"],
+    ids=["query-kept", "head", "pattern-308", "post-307", "absolute", "encoded-location"],
 )
-def test_redirects(server: str, method: str, path: str, status: int, location: str) -> None:
-    response = httpx.request(method, server + path, follow_redirects=False)
+def test_redirects(server: Served, method: str, path: str, status: int, location: str) -> None:
+    response = httpx.request(method, server.base + path, follow_redirects=False)
     assert response.status_code == status
     assert response.headers["location"] == location
     if method == "HEAD":
         assert response.content == b""
+        get = httpx.get(server.base + path, follow_redirects=False)
+        assert response.headers["content-length"] == get.headers["content-length"] != "0"
     cache = response.headers["cache-control"]
-    assert ("max-age" in cache) if status in (301, 308) else (cache == "no-store")
+    assert cache == ("public, max-age=1234" if status in (301, 308) else "no-store")
 
 
-def test_respond_with_body_and_headers(server: str) -> None:
-    response = httpx.get(server + "/maintenance")
-    assert response.status_code == 503
-    assert response.text == "Back soon"
-    assert response.headers["retry-after"] == "3600"
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
-    assert response.headers["content-length"] == "9"
+def test_rule_max_age_overrides_the_default(server: Served) -> None:
+    response = httpx.get(server.base + "/cached", follow_redirects=False)
+    assert response.headers["cache-control"] == "public, max-age=60"
 
 
-def test_conditions_read_request_headers(server: str) -> None:
+def test_temporary_redirects_are_not_stored_and_vary_names_what_was_read(server: Served) -> None:
+    response = httpx.get(server.base + "/beta", headers={"X-Beta": "1"}, follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (302, "/beta-new")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["vary"].lower() == "x-beta"
+    miss = httpx.get(server.base + "/beta")
+    assert miss.status_code == 404
+    assert miss.headers["vary"].lower() == "x-beta"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body", "content_type"),
+    [
+        ("/maintenance", 503, "Back soon", "text/plain; charset=utf-8"),
+        ("/json", 200, '{"ok": true}', "application/json"),
+        ("/unicode", 200, "héllo wörld", "text/plain; charset=utf-8"),
+        ("/gone", 410, "", "text/plain; charset=utf-8"),
+    ],
+    ids=["with-headers", "json", "utf8", "empty"],
+)
+def test_respond(server: Served, path: str, status: int, body: str, content_type: str) -> None:
+    response = httpx.get(server.base + path)
+    assert response.status_code == status
+    assert response.content.decode("utf-8") == body
+    assert response.headers["content-type"] == content_type
+    assert response.headers["content-length"] == str(len(body.encode("utf-8")))
+    head = httpx.head(server.base + path)
+    assert (head.status_code, head.content) == (status, b"")
+    assert head.headers["content-length"] == str(len(body.encode("utf-8")))
+
+
+def test_respond_keeps_the_rules_headers(server: Served) -> None:
+    assert httpx.get(server.base + "/maintenance").headers["retry-after"] == "3600"
+
+
+def test_conditions_read_request_headers(server: Served) -> None:
     headers = {"Host": "shop.example.com", "Accept-Language": "de-DE,de;q=0.9"}
-    response = httpx.get(server + "/promo", headers=headers)
+    response = httpx.get(server.base + "/promo", headers=headers)
     assert (response.status_code, response.headers["location"]) == (302, "/de/promo")
-    assert httpx.get(server + "/promo").status_code == 404
+    assert httpx.get(server.base + "/promo").status_code == 404
 
 
-def test_unmatched_is_404(server: str) -> None:
-    assert httpx.get(server + "/nothing-here").status_code == 404
+def test_not_found_page_uses_the_template_and_escapes_the_path(server: Served) -> None:
+    response = httpx.get(server.base + "/nothing/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<script>" not in response.text
+    assert "Lost: /nothing/&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+    assert "GET 404" in response.text
+    head = httpx.head(server.base + "/nothing")
+    assert (head.status_code, head.content) == (404, b"")
 
 
-def test_unsafe_target_is_refused_over_http(server: str) -> None:
+def test_unsafe_target_is_refused_over_http(server: Served) -> None:
     # /docs/<path:rest> -> https://docs.example.com/{rest}: '@' would change the host if unencoded.
-    response = httpx.get(server + "/docs/@evil.com", follow_redirects=False)
+    response = httpx.get(server.base + "/docs/@evil.com", follow_redirects=False)
     assert response.status_code == 301
     assert response.headers["location"].startswith("https://docs.example.com/")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/old-page%0d%0aSet-Cookie:%20x=1", "/docs/a%0d%0aX-Injected:%201", "/2024/5/x%00y%0a"],
+    ids=["crlf-exact", "crlf-pattern", "nul"],
+)
+def test_no_header_carries_a_control_character(server: Served, target: str) -> None:
+    raw = raw_request(
+        server.port,
+        f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+    )
+    head = raw.partition(b"\r\n\r\n")[0]
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 ")
+    for line in lines[1:]:
+        assert b":" in line
+        assert not re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", line), line
+        assert not line.lower().startswith((b"set-cookie", b"x-injected"))
+
+
+def test_long_request_line_is_414(server: Served) -> None:
+    response = httpx.get(server.base + "/a" * 1500)
+    assert response.status_code == 414
+    assert "longer than 2000 bytes" in response.text
+    huge = raw_request(
+        server.port,
+        b"GET /" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert huge.startswith((b"HTTP/1.1 414", b"HTTP/1.1 431"))
+
+
+def test_large_headers_are_431(server: Served) -> None:
+    response = httpx.get(server.base + "/old-page", headers={"X-Big": "b" * 5000})
+    assert response.status_code == 431
+    huge = raw_request(
+        server.port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"h" * 1_000_000 + b"\r\n\r\n",
+    )
+    assert huge.startswith(b"HTTP/1.1 431")
+    # ... and the server is still there.
+    assert httpx.get(server.base + "/old-page").status_code == 301
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_are_prometheus_text_and_counters_move(server: Served) -> None:
+    before = _samples(httpx.get(server.base + "/_waypost/metrics").text)
+    for _ in range(3):
+        httpx.get(server.base + "/old-page")
+    response = httpx.get(server.base + "/_waypost/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    after = _samples(response.text)
+    key = ("waypost_requests_total", (("action", "redirect"), ("status", "301")))
+    assert after[key] - before.get(key, 0) == 3
+    assert after[("waypost_rules_loaded", ())] == 13
+    count = ("waypost_decision_seconds_count", ())
+    assert after[count] - before[count] >= 3
+    assert ("waypost_reloads_total", ()) in after
+    assert ("waypost_reload_failures_total", ()) in after
+
+
+def test_access_log_is_in_combined_format(server: Served) -> None:
+    httpx.get(
+        server.base + '/old-page?x="1"',
+        headers={"Referer": "https://ref.example/", "User-Agent": 'agent "quoted"'},
+    )
+    lines = [line for line in server.stdout().splitlines() if "/old-page?x=" in line]
+    assert lines, server.stdout()
+    match = COMBINED.match(lines[-1])
+    assert match, lines[-1]
+    assert match["ip"] == "127.0.0.1"
+    assert match["request"] == "GET /old-page?x=%221%22 HTTP/1.1"
+    assert (match["status"], match["referer"]) == ("301", "https://ref.example/")
+    assert match["ua"] == r"agent \x22quoted\x22"
+    assert int(match["size"]) > 0
+
+
+def test_no_access_log_is_quiet(module_tmp: Path) -> None:
+    served = start_server(EXAMPLE, "--no-access-log", tmp=module_tmp)
+    try:
+        assert httpx.get(served.base + "/old-page").status_code == 301
+    finally:
+        served.stop()
+    assert "/old-page" not in served.stdout()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from waypost.exceptions import RuleSyntaxError
@@ -30,7 +30,7 @@ from waypost.rules.model import (
 )
 from waypost.rules.pattern import parse_pattern
 from waypost.rules.safety import control_character, header_name_problem
-from waypost.rules.target import Target, parse_target
+from waypost.rules.target import Placeholder, RouteTarget, Target, parse_target, parse_template
 
 __all__ = ["RULE_KEYS", "RuleBuilder", "parse_defaults"]
 
@@ -63,9 +63,26 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _NOT_PLAIN_PATTERN = re.compile(r"[<>?#\x00-\x1f\x7f]")
 # A literal same-site path needing no encoding: printable ASCII, no braces, backslash or '//'.
 _PLAIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-z|~]*\Z")
+_new_object = object.__new__
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
 _OPTIONS_CACHE: dict[tuple[str, bool, bool, bool, int | None], RuleOptions] = {}
 _OPTION_KEYS = frozenset({"query", "trailing_slash", "case", "only_if_missing", "max_age"})
+# The keys of a literal redirect, the bulk of a large CSV file (see RuleBuilder._plain).
+_PLAIN_KEYS = frozenset({"from", "to", "status"})
+_PLAIN_STATUS: dict[str | int, int] = {
+    **{str(status): status for status in REDIRECT_STATUSES},
+    **{status: status for status in REDIRECT_STATUSES},
+}
+# Rule() through the frozen dataclass __init__ costs a microsecond, as much as the rest of a
+# literal rule; _plain() sets the slots directly (fields added later get their defaults).
+_RULE_SETTERS = {f.name: getattr(Rule, f.name).__set__ for f in fields(Rule)}
+_RULE_PLAIN_FIELDS = ("path", "action", "index", "file", "line", "options")
+_RULE_OTHER_DEFAULTS = tuple(
+    (_RULE_SETTERS[f.name], f.default) for f in fields(Rule) if f.name not in _RULE_PLAIN_FIELDS
+)
+(
+    _set_path, _set_action, _set_index, _set_file, _set_line, _set_options
+) = (_RULE_SETTERS[name] for name in _RULE_PLAIN_FIELDS)
 
 
 def _choice(key: str, value: Any, keys: tuple[str | int, ...]) -> str:
@@ -150,6 +167,36 @@ def _options_from(
     return options
 
 
+def _route_target(
+    value: Mapping[str, Any], variables: Mapping[str, BaseConverter] | None, path: str
+) -> RouteTarget:
+    """``{route: dashboard, user_id: "{id}"}`` -> RouteTarget; raises FieldError."""
+    route = value.get("route")
+    if not isinstance(route, str) or not route.strip():
+        raise FieldError(
+            "a target by name is written {route: endpoint_name, param: '{variable}', ...}; "
+            f"got {dict(value)!r}",
+            ("to",),
+        )
+    params: list[tuple[str, tuple[str | Placeholder, ...]]] = []
+    for key, item in value.items():
+        if key == "route":
+            continue
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise FieldError(f"route parameter {key!r} must be a string or number, got {item!r}", ("to", key))
+        try:
+            pieces = parse_template(str(item), what=f"route parameter {key!r}")
+        except RuleSyntaxError as exc:
+            raise FieldError(exc.message, ("to", key), exc.col) from None
+        for piece in pieces:
+            if isinstance(piece, Placeholder) and variables is not None and piece.name not in variables:
+                close = difflib.get_close_matches(piece.name, list(variables), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"the pattern {path!r} defines {', '.join(map(repr, variables)) or 'no variables'}"
+                raise FieldError(f"route parameter variable {piece.name!r} is not defined by the pattern; {hint}", ("to", key), piece.offset)
+        params.append((str(key), pieces))
+    return RouteTarget(route.strip(), tuple(params))
+
+
 def _headers(value: Any, keys: tuple[str | int, ...], what: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, Mapping):
         raise FieldError(f"{what} must be a mapping of header names to values, got {value!r}", keys)
@@ -187,12 +234,16 @@ class RuleBuilder:
 
     def build(self, entry: Any, index: int, line: int | None) -> tuple[Rule | None, list[FieldError]]:
         """The rule for ``entry`` (None when it has errors), and every error found in it."""
+        plain = self._plain(entry, index, line)
+        if plain is not None:
+            return plain, []
         if not isinstance(entry, Mapping):
             return None, [FieldError(f"a rule must be a mapping with 'from' and 'to', got {entry!r}")]
         errors: list[FieldError] = []
-        unknown = entry.keys() - _RULE_KEY_SET
-        for key in unknown:
+        suggested: set[str] = set()
+        for key in [k for k in entry if k not in _RULE_KEY_SET]:  # in file order
             close = difflib.get_close_matches(str(key), RULE_KEYS, n=1)
+            suggested.update(close)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(RULE_KEYS)}"
             errors.append(FieldError(f"unknown key {key!r}; {hint}", (key,), at_key=True))
 
@@ -207,7 +258,8 @@ class RuleBuilder:
         pattern = None
         variables: dict[str, BaseConverter] | None = {}
         if path is None:
-            errors.append(FieldError("a rule needs 'from', the path it matches, like from: /old"))
+            if "from" not in suggested:  # 'form' already got "did you mean 'from'?"
+                errors.append(FieldError("a rule needs 'from', the path it matches, like from: /old"))
         elif not isinstance(path, str) or not path:
             errors.append(FieldError(f"'from' must be a path like '/old', got {path!r}", ("from",)))
         elif not path.startswith("/") or _NOT_PLAIN_PATTERN.search(path):
@@ -279,6 +331,43 @@ class RuleBuilder:
             errors,
         )
 
+    def _plain(self, entry: Any, index: int, line: int | None) -> Rule | None:
+        """The rule for a literal redirect (``from,to[,status]``, no options), or None.
+
+        A shortcut for the bulk of a million-row CSV file: it gives exactly what the checks in
+        build() give for such an entry, four times faster. Anything else (a pattern, a target
+        with placeholders or needing encoding, any other key) returns None and goes through
+        build(). Keep the two in step.
+        """
+        if type(entry) is not dict or not entry.keys() <= _PLAIN_KEYS:
+            return None
+        path = entry.get("from")
+        to = entry.get("to")
+        if (
+            type(path) is not str
+            or type(to) is not str
+            or path[:1] != "/"
+            or _NOT_PLAIN_PATTERN.search(path)
+            or not _PLAIN_PATH.match(to)
+        ):
+            return None
+        status: int | None = self._default_status
+        if "status" in entry:
+            value = entry["status"]
+            status = _PLAIN_STATUS.get(value) if type(value) is str or type(value) is int else None
+            if status is None:
+                return None
+        rule = _new_object(Rule)
+        _set_path(rule, path)
+        _set_action(rule, Redirect(to, status))
+        _set_index(rule, index)
+        _set_file(rule, self.file)
+        _set_line(rule, line)
+        _set_options(rule, self._default_options)
+        for setter, default in _RULE_OTHER_DEFAULTS:
+            setter(rule, default)
+        return rule
+
     def _target(
         self, value: Any, key: str, variables: Mapping[str, BaseConverter] | None, path: str
     ) -> str | Target:
@@ -345,7 +434,10 @@ class RuleBuilder:
                 status = self._default_status
                 if "status" in entry:
                     status = _status(entry["status"], ("status",))
-                return Redirect(self._target(entry["to"], "to", variables, path), status)
+                to = entry["to"]
+                if isinstance(to, Mapping):
+                    return Redirect(_route_target(to, variables, path), status)
+                return Redirect(self._target(to, "to", variables, path), status)
             if kind == "rewrite":
                 target = self._target(entry["rewrite"], "rewrite", variables, path)
                 headers: tuple[tuple[str, str], ...] = ()

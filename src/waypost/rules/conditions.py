@@ -61,7 +61,8 @@ class Conditions:
     @property
     def empty(self) -> bool:
         """True when there is nothing to check."""
-        return self == _EMPTY
+        # Identity first: almost every rule shares EMPTY_CONDITIONS, and this runs per request.
+        return self is _EMPTY or self == _EMPTY
 
     def reads(self) -> tuple[str, ...]:
         """The request headers these conditions read, for a ``Vary`` header."""

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
 from waypost.rules.pattern import Pattern
-from waypost.rules.target import Target
+from waypost.rules.target import RouteTarget, Target
 
 __all__ = [
     "REDIRECT_STATUSES",
@@ -56,9 +56,10 @@ DEFAULT_OPTIONS = RuleOptions()
 
 @dataclass(frozen=True, slots=True)
 class Redirect:
-    """Send the client elsewhere. ``target`` is the finished URL (str) or a template."""
+    """Send the client elsewhere. ``target`` is the finished URL (str), a template, or a route
+    of the host app (resolved by the middleware through the app's own reverse routing)."""
 
-    target: str | Target
+    target: str | Target | RouteTarget
     status: int = 301
     kind: ClassVar[Literal["redirect"]] = "redirect"
 
@@ -140,7 +141,21 @@ class Rule:
         out["from"] = self.path
         action = self.action
         if isinstance(action, Redirect):
-            out["to"] = action.text
+            target = action.target
+            if isinstance(target, RouteTarget):
+                out["to"] = {
+                    "route": target.route,
+                    **{
+                        k: "".join(
+                            p.replace("{", "{{").replace("}", "}}") if isinstance(p, str)
+                            else "{" + p.name + "}"
+                            for p in v
+                        )
+                        for k, v in target.params
+                    },
+                }
+            else:
+                out["to"] = action.text
             out["status"] = action.status
         elif isinstance(action, Rewrite):
             out["rewrite"] = action.text

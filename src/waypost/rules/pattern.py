@@ -20,7 +20,13 @@ from typing import Any
 from urllib.parse import quote
 
 from waypost.exceptions import RuleSyntaxError
-from waypost.rules.converters import DEFAULT_CONVERTERS, BaseConverter
+from waypost.rules.converters import (
+    DEFAULT_CONVERTERS,
+    BaseConverter,
+    FloatConverter,
+    IntConverter,
+    StringConverter,
+)
 
 __all__ = ["Pattern", "Segment", "Variable", "parse_pattern", "quote_path"]
 
@@ -248,6 +254,23 @@ def _split_pieces(
             raise RuleSyntaxError(
                 f"'/' inside a variable in {pattern!r}", col=match.start()
             )
+        # Guards against patterns whose regex could backtrack for ever on a hostile path.
+        spanning = [p for p in pieces if isinstance(p, Variable) and p.converter.spans_slashes]
+        if variable.converter.spans_slashes and spanning:
+            raise RuleSyntaxError(
+                f"{pattern!r} has two variables that span slashes (<{spanning[0].spec}:"
+                f"{spanning[0].name}> and <{variable.spec}:{variable.name}>); a pattern may hold "
+                "one, as no one could tell where the first ends",
+                col=match.start(),
+            )
+        before = pieces[-1] if pieces and not text else None
+        if isinstance(before, Variable) and _is_unbounded(before.converter):
+            raise RuleSyntaxError(
+                f"variables <{before.name}> and <{variable.name}> touch in {pattern!r}, so no one "
+                f"could tell where one ends; put text between them, like <{before.name}>-"
+                f"<{variable.name}>",
+                col=match.start(),
+            )
         names.add(variable.name)
         pieces.append(variable)
         pos = match.end()
@@ -258,6 +281,17 @@ def _split_pieces(
     return pieces
 
 
+def _is_unbounded(converter: BaseConverter) -> bool:
+    """True for built-in converters whose text has no set length or end: string, path, int, float.
+
+    Two variables side by side with such a converter first ('<a><b>', '<int:a><int:b>') are
+    ambiguous, and their regex backtracks polynomially on a long hostile segment.
+    """
+    return converter.spans_slashes or isinstance(
+        converter, StringConverter | IntConverter | FloatConverter
+    )
+
+
 def _segment(
     pieces: list[str | Variable], flags: int, weight_of: Any
 ) -> Segment:
@@ -266,11 +300,27 @@ def _segment(
     variables: list[Variable] = []
     static_chars = 0
     weights: list[int] = []
-    for piece in pieces:
+    last_variable = max(i for i, p in enumerate(pieces) if isinstance(p, Variable))
+    for index, piece in enumerate(pieces):
         if isinstance(piece, str):
             regex.append(re.escape(piece))
             signature.append(piece.replace("<", "<<"))
             static_chars += len(piece)
+        elif (
+            index < last_variable
+            and piece.converter.regex == "[^/]+"
+            and isinstance(pieces[index + 1], str)
+        ):
+            # A string variable with another variable after it stops at the next literal text:
+            # '<a>-<b>' is '([^/-]+)-([^/]+)'. With '([^/]+)' a hostile segment of many '-'
+            # costs O(n^k) backtracking for k variables; this way it is linear. So 'x-y-z' gives
+            # a='x', b='y-z' (the first variable never holds the text that ends it).
+            stop = pieces[index + 1][0]  # type: ignore[index]
+            stop = "\\" + stop if stop in "\\]^-[" else stop
+            regex.append(f"([^/{stop}]+)")
+            signature.append(f"<{piece.spec}>")
+            variables.append(piece)
+            weights.append(int(piece.converter.weight))
         else:
             regex.append(f"({piece.converter.regex})")
             signature.append(f"<{piece.spec}>")

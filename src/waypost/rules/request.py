@@ -18,7 +18,8 @@ HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 _MEDIA_JSON = ("application/json",)
 _MEDIA_HTML = ("text/html", "application/xhtml+xml")
-_Q = re.compile(r";\s*q\s*=\s*([0-9.]+)", re.IGNORECASE)
+# Parameters arrive without their leading ";" (item.partition(";")), so q may open the text.
+_Q = re.compile(r"(?:^|;)\s*q\s*=\s*([0-9.]+)", re.IGNORECASE)
 
 
 def split_url(url: str) -> tuple[str | None, str, str]:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
 from waypost.exceptions import RuleSyntaxError
 from waypost.rules.converters import BaseConverter, StringConverter
 
-__all__ = ["Placeholder", "Target", "parse_target"]
+__all__ = ["Placeholder", "RouteTarget", "Target", "parse_target", "parse_template"]
 
 Part = Literal["authority", "path", "query", "fragment"]
 
@@ -159,12 +159,67 @@ def parse_target(text: str, *, what: str = "target") -> Target:
             col=0,
         )
 
+    pieces = [
+        piece if isinstance(piece, str) else replace(piece, part=_part_at(text, piece.offset, authority_end))
+        for piece in _split_placeholders(text, what)
+    ]
+    pieces = [quote(p, safe=_LITERAL_SAFE) if isinstance(p, str) else p for p in pieces]
+    finished = None
+    if all(isinstance(p, str) for p in pieces):
+        finished = "".join(p for p in pieces if isinstance(p, str))
+    return Target(
+        text=text,
+        pieces=tuple(pieces),
+        absolute=absolute,
+        scheme=scheme,
+        host=host,
+        literal=finished,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """A target named by the host app's route: ``to: {route: dashboard, user_id: "{id}"}``.
+
+    ``params`` are templates (literal text and ``{name}`` placeholders); the host app's own
+    reverse routing (Flask ``url_for``, Starlette ``url_path_for``) turns them into a path.
+    """
+
+    route: str
+    params: tuple[tuple[str, tuple[str | Placeholder, ...]], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The placeholder names used by the parameters."""
+        return tuple(
+            p.name for _, pieces in self.params for p in pieces if isinstance(p, Placeholder)
+        )
+
+    def fill(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """The parameters with the request's values filled in (not encoded: the app encodes)."""
+        return {
+            key: "".join(p if isinstance(p, str) else str(values[p.name]) for p in pieces)
+            for key, pieces in self.params
+        }
+
+    @property
+    def text(self) -> str:
+        """A readable form, for messages."""
+        args = ", ".join(
+            f"{k}={''.join(p if isinstance(p, str) else '{' + p.name + '}' for p in v)!r}"
+            for k, v in self.params
+        )
+        return f"route:{self.route}({args})"
+
+
+def _split_placeholders(text: str, what: str) -> list[str | Placeholder]:
+    """Literal text (braces unescaped) and placeholders, in order; raises RuleSyntaxError."""
     pieces: list[str | Placeholder] = []
     literal: list[str] = []
 
     def flush() -> None:
         if literal:
-            pieces.append(quote("".join(literal), safe=_LITERAL_SAFE))
+            pieces.append("".join(literal))
             literal.clear()
 
     # Scanned left to right as str.format does, so '{{{x}}}' is '{', the variable x, '}'.
@@ -202,17 +257,12 @@ def parse_target(text: str, *, what: str = "target") -> Target:
                 col=pos,
             )
         flush()
-        pieces.append(Placeholder(name, _part_at(text, pos, authority_end), pos))
+        pieces.append(Placeholder(name, "path", pos))
         pos = close + 1
     flush()
-    finished = None
-    if all(isinstance(p, str) for p in pieces):
-        finished = "".join(p for p in pieces if isinstance(p, str))
-    return Target(
-        text=text,
-        pieces=tuple(pieces),
-        absolute=absolute,
-        scheme=scheme,
-        host=host,
-        literal=finished,
-    )
+    return pieces
+
+
+def parse_template(text: str, *, what: str = "value") -> tuple[str | Placeholder, ...]:
+    """Split ``'user-{id}'`` into literal text and placeholders; ``{{``/``}}`` are braces."""
+    return tuple(_split_placeholders(text, what))

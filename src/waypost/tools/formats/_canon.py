@@ -19,6 +19,7 @@ __all__ = [
     "Variable",
     "action_of",
     "effective_rule",
+    "ends_with_path_variable",
     "escape_target",
     "normalise_rule",
     "parse_pattern_pieces",
@@ -30,8 +31,9 @@ __all__ = [
 BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "status": 301,
     "query": "keep",
-    "trailing_slash": "strict",
+    "trailing_slash": "ignore",
     "case": "sensitive",
+    "only_if_missing": False,
 }
 
 ACTIONS = ("to", "rewrite", "respond", "pass")
@@ -84,7 +86,7 @@ def parse_pattern_pieces(pattern: str) -> list[str | Variable]:
 
 
 def parse_target_pieces(target: str) -> list[str | Placeholder]:
-    """Split a target into literal text (``{{``/``}}`` unescaped) and :class:`Placeholder` pieces."""
+    """Split a target into literal text (``{{``/``}}`` unescaped) and placeholders."""
     pieces: list[str | Placeholder] = []
     literal: list[str] = []
     pos = 0
@@ -118,8 +120,14 @@ def render_target(pieces: Sequence[str | Placeholder]) -> str:
     )
 
 
+def ends_with_path_variable(pattern: str) -> bool:
+    """True when the pattern's last piece is a ``<path:...>`` variable."""
+    pieces = parse_pattern_pieces(pattern)
+    return bool(pieces) and isinstance(pieces[-1], Variable) and pieces[-1].converter == "path"
+
+
 def action_of(rule: Mapping[str, Any]) -> str | None:
-    """Which action key the rule uses (``to``, ``rewrite``, ``respond``, ``pass``), if exactly one."""
+    """The action key of the rule (``to``, ``rewrite``, ``respond``, ``pass``), if exactly one."""
     present = [key for key in ACTIONS if key in rule]
     return present[0] if len(present) == 1 else None
 
@@ -130,12 +138,12 @@ def effective_rule(
     """``rule`` with every applicable default filled in: the file's ``defaults``, then built-ins.
 
     ``status`` applies to ``to`` rules and ``query`` to ``to`` and ``rewrite`` rules;
-    ``trailing_slash`` and ``case`` apply to every rule.
+    ``trailing_slash``, ``case`` and ``only_if_missing`` apply to every rule.
     """
     merged = {**BUILTIN_DEFAULTS, **(defaults or {})}
     out = dict(rule)
     action = action_of(rule)
-    applicable = ["trailing_slash", "case"]
+    applicable = ["trailing_slash", "case", "only_if_missing"]
     if action == "to":
         applicable[:0] = ["status", "query"]
     elif action == "rewrite":
@@ -152,10 +160,19 @@ def normalise_rule(
     """A form for comparing rules: defaults filled in, empty ``when`` parts and ``name`` removed.
 
     A ``respond`` mapping with only ``status`` becomes the bare status; single hosts and language
-    lists become one-element lists. Two rules that behave the same normalise to equal dicts.
+    lists become one-element lists; an ignored trailing slash is taken off a pattern; a pattern
+    ending in a path variable counts as ``trailing_slash: ignore`` (the variable takes the slash
+    either way). Two rules that behave the same normalise to equal dicts.
     """
     out = effective_rule(rule, defaults)
     out.pop("name", None)
+    if action_of(out) in ("respond", "pass"):
+        out.pop("query", None)  # the query option only concerns targets
+    pattern = str(out.get("from", ""))
+    if ends_with_path_variable(pattern) or pattern == "/":
+        out["trailing_slash"] = "ignore"
+    elif out.get("trailing_slash") == "ignore" and len(pattern) > 1:
+        out["from"] = pattern.rstrip("/") or "/"
     respond = out.get("respond")
     if isinstance(respond, Mapping) and set(respond) <= {"status"}:
         out["respond"] = respond.get("status")
@@ -174,6 +191,11 @@ def _normalise_when(when: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in when.items():
         if key == "not" and isinstance(value, Mapping):
             value = _normalise_when(value)
+        elif key in ("query", "headers", "cookies") and isinstance(value, Mapping):
+            value = {
+                name: item[0] if isinstance(item, list) and len(item) == 1 else item
+                for name, item in value.items()
+            }
         elif key in ("host", "language", "methods", "ip") and isinstance(value, str):
             value = [value]
         if key in ("host", "language") and isinstance(value, list):

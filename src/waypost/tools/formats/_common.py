@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ._canon import action_of, effective_rule
+from ._canon import action_of, effective_rule, ends_with_path_variable
 from ._report import ImportResult, Note, Skipped
 
 __all__ = [
@@ -16,7 +16,11 @@ __all__ = [
     "Refusal",
     "check_baseline",
     "is_absolute_url",
+    "merge_slash_twins",
+    "needs_strict",
     "query_condition",
+    "single_value",
+    "slash_twins",
     "split_source_url",
     "unsupported_keys",
 ]
@@ -40,17 +44,16 @@ def split_source_url(text: str) -> tuple[str | None, str | None, str, str]:
     A source without a scheme but starting with a host (``example.com/about``, as Cloudflare
     writes them) is split too.
     """
-    if is_absolute_url(text):
-        parts = urlsplit(text)
-        return (
-            parts.scheme.lower(),
-            (parts.hostname or "").lower() or None,
-            parts.path or "/",
-            parts.query,
-        )
-    if not text.startswith("/"):
-        parts = urlsplit("//" + text)
-        return None, (parts.hostname or "").lower() or None, parts.path or "/", parts.query
+    try:
+        if is_absolute_url(text):
+            parts = urlsplit(text)
+            host = (parts.hostname or "").lower() or None
+            return parts.scheme.lower(), host, parts.path or "/", parts.query
+        if not text.startswith("/"):
+            parts = urlsplit("//" + text)
+            return None, (parts.hostname or "").lower() or None, parts.path or "/", parts.query
+    except ValueError:
+        raise Refusal(f"cannot read the URL {text!r}") from None
     path, _, query = text.partition("?")
     return None, None, path, query
 
@@ -73,26 +76,83 @@ def unsupported_keys(
     rule: Mapping[str, Any], allowed: set[str], allowed_when: set[str]
 ) -> str | None:
     """A reason naming the keys of ``rule`` (and of ``when``) outside ``allowed``, or ``None``."""
-    extra = sorted(set(rule) - allowed - {"from", "name"})
+    extra = sorted(set(rule) - allowed - {"from", "name", "when"})
     when = rule.get("when") or {}
-    extra_when = sorted(f"when.{key}" for key in set(when) - allowed_when)
-    names = extra + extra_when
+    allowed_when = allowed_when if "when" in allowed else set()
+    names = extra + sorted(f"when.{key}" for key in set(when) - allowed_when)
     if not names:
         return None
     return "cannot express " + ", ".join(repr(name) for name in names)
 
 
-def check_baseline(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The effective rule, after refusing rules without exactly one action."""
+def slash_twins(pattern: str, trailing_slash: str) -> list[str]:
+    """The patterns a strict-matching format needs for ``pattern``: two (without and with the
+    trailing slash) when the slash is ignored, else the pattern itself."""
+    if trailing_slash != "ignore" or ends_with_path_variable(pattern) or pattern == "/":
+        return [pattern]
+    bare = pattern.rstrip("/")
+    return [bare, bare + "/"]
+
+
+def merge_slash_twins(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Undo :func:`slash_twins`: consecutive strict rules for ``/x`` and ``/x/`` that are otherwise
+    identical become one ``/x`` rule that ignores the trailing slash."""
+    out: list[dict[str, Any]] = []
+    for rule in rules:
+        previous = out[-1] if out else None
+        if (
+            previous is not None
+            and previous.get("trailing_slash") == rule.get("trailing_slash") == "strict"
+            and str(rule.get("from")) == str(previous.get("from")) + "/"
+            and {k: v for k, v in rule.items() if k != "from"}
+            == {k: v for k, v in previous.items() if k != "from"}
+        ):
+            del previous["trailing_slash"]
+            continue
+        out.append(rule)
+    return out
+
+
+def single_value(value: Any, what: str) -> Any:
+    """A condition value as one string, ``"*"`` or ``None``: a one-element list (the loader's
+    spelling) is unwrapped; a longer list (any of several values) is refused."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise Refusal(
+                f"{what} accepts one of several values {list(value)!r}; the format cannot"
+            )
+        return value[0]
+    return value
+
+
+def check_baseline(
+    rule: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None,
+    *,
+    only_if_missing: bool = False,
+) -> dict[str, Any]:
+    """The effective rule, after refusing rules without exactly one action.
+
+    ``only_if_missing`` says whether the format can express rules that wait for the app's 404;
+    when it cannot, such a rule is refused and the key is left out of the result.
+    """
     if action_of(rule) is None:
         raise Refusal("the rule needs exactly one of 'to', 'rewrite', 'respond' or 'pass'")
     if "from" not in rule:
         raise Refusal("the rule has no 'from' pattern")
-    return effective_rule(rule, defaults)
+    eff = effective_rule(rule, defaults)
+    if not only_if_missing and eff.pop("only_if_missing", False):
+        raise Refusal("the format cannot wait for the app's 404 ('only_if_missing')")
+    return eff
+
+
+def needs_strict(eff: Mapping[str, Any]) -> bool:
+    """True when the rule matches the trailing slash exactly (path-variable tails never do)."""
+    return eff.get("trailing_slash") == "strict" and not ends_with_path_variable(str(eff["from"]))
 
 
 class Collector:
-    """Collects an importer's rules, skips and notes; a rule seen before is skipped as a duplicate."""
+    """Collects an importer's rules, skips and notes; a repeated rule is skipped as a duplicate."""
 
     def __init__(self) -> None:
         self.rules: list[dict[str, Any]] = []
@@ -105,6 +165,8 @@ class Collector:
         """Add ``rule`` read from ``line``, unless an identical rule came earlier."""
         key = repr(sorted(rule.items()))
         if key in self._seen:
+            if self.skipped and self.skipped[-1].line == line:
+                return  # one line's second rule duplicating too: reported once
             self.skipped.append(
                 Skipped(
                     line,

@@ -169,12 +169,14 @@ def convert_regex(
     end = len(regex)
     while pos < end:
         char = regex[pos]
-        if pieces and isinstance(pieces[-1], _Var) and pieces[-1].converter == "path":
-            if regex[pos:] != "$":
-                raise RegexNotSupported(
-                    f"regex {source!r} has text after a (.*) group; Waypost's path variable "
-                    "must end the pattern"
-                )
+        after_path = (
+            bool(pieces) and isinstance(pieces[-1], _Var) and pieces[-1].converter == "path"
+        )
+        if after_path and regex[pos:] != "$":
+            raise RegexNotSupported(
+                f"regex {source!r} has text after a (.*) group; Waypost's path variable "
+                "must end the pattern"
+            )
         if char == "\\":
             if pos + 1 >= end or regex[pos + 1] not in _LITERAL_ESCAPES:
                 escape = regex[pos : pos + 2]
@@ -333,8 +335,8 @@ def pattern_regex(
             body = CONVERTER_REGEX[piece.converter]
         else:
             raise RegexNotSupported(f"{piece.render()} has no regex equivalent here")
-        if piece.converter == "path" and optional_slash:
-            raise RegexNotSupported("'trailing_slash: ignore' with a path variable")
+        if piece.converter == "path":
+            optional_slash = False  # the variable takes a trailing slash either way
         out.append(f"(?<{piece.name}>{body})" if named else f"({body})")
         names.append(piece.name)
     text = "".join(out)

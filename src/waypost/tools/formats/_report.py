@@ -58,7 +58,7 @@ class ImportResult:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, filename: str = "<input>") -> str:
-        """One headline such as ``12 imported, 2 skipped`` followed by one line per skip and note."""
+        """A headline such as ``12 imported, 2 skipped``, then one line per skip and note."""
         head = f"{len(self.rules)} imported, {len(self.skipped)} skipped"
         if self.notes:
             head += f", {_plural(len(self.notes), 'note')}"

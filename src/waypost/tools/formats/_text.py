@@ -22,8 +22,7 @@ def clean_text(text: str) -> str:
 
 def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` for every line of ``text`` (1-based, endings removed)."""
-    for number, line in enumerate(clean_text(text).split("\n"), start=1):
-        yield number, line
+    yield from enumerate(clean_text(text).split("\n"), start=1)
 
 
 def parse_bool(value: str) -> bool | None:

@@ -32,16 +32,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
+from ._canon import Placeholder, ends_with_path_variable, parse_target_pieces
 from ._common import (
     REDIRECT_STATUSES,
     Collector,
     Refusal,
     check_baseline,
     is_absolute_url,
+    single_value,
     unsupported_keys,
 )
-from ._regex import Ref, RegexNotSupported, convert_regex, pattern_regex, render_ref_target
+from ._regex import (
+    Ref,
+    RegexNotSupported,
+    RegexPattern,
+    convert_regex,
+    pattern_regex,
+    render_ref_target,
+)
 from ._report import ExportResult, ImportResult, Unsupported
 from ._text import numbered_lines
 
@@ -161,6 +169,8 @@ def _prefix_rules(path: str, target: str | None, action: dict[str, Any]) -> list
                 escaped += "/"
             rule["to"] = escaped + suffix
         rule.update(action)
+        if not suffix:
+            rule["trailing_slash"] = "strict"
         rules.append(rule)
     return rules
 
@@ -210,7 +220,16 @@ def _redirect_match(args: list[str]) -> tuple[list[dict[str, Any]], tuple[str, .
             rules.append({"from": pattern, "respond": status})
         else:
             raise Refusal(f"status {status} is not supported here")
+        _slash(rules[-1], converted)
     return rules, converted.notes
+
+
+def _slash(rule: dict[str, Any], converted: RegexPattern) -> None:
+    """Set a converted regex rule's trailing_slash and case options."""
+    if not converted.optional_slash and not ends_with_path_variable(rule["from"]):
+        rule["trailing_slash"] = "strict"
+    if converted.case_insensitive:
+        rule["case"] = "insensitive"
 
 
 def _rewrite_rule(
@@ -268,11 +287,10 @@ def _rewrite_rule(
         action = {"rewrite": True}
     if "respond" not in action and substitution == "-":
         raise Refusal("'-' leaves the URL as it is; nothing to import")
-    keep = True
-    if "QSD" in upper or substitution.endswith("?"):
-        keep = False
-    elif "?" in substitution and "QSA" not in upper:
-        keep = False
+    # A substitution with its own query replaces the request's, unless QSA appends it.
+    keep = not (
+        "QSD" in upper or substitution.endswith("?") or ("?" in substitution and "QSA" not in upper)
+    )
     substitution = substitution.removesuffix("?")
     if not (substitution.startswith("/") or is_absolute_url(substitution) or substitution == "-"):
         substitution = state.base.rstrip("/") + "/" + substitution
@@ -289,10 +307,7 @@ def _rewrite_rule(
                 rule.update({"to": target, "status": action["status"]})
             if not keep:
                 rule["query"] = "drop"
-        if converted.optional_slash:
-            rule["trailing_slash"] = "ignore"
-        if converted.case_insensitive:
-            rule["case"] = "insensitive"
+        _slash(rule, converted)
         if when:
             rule["when"] = when
         rules.append(rule)
@@ -351,7 +366,7 @@ def parse_apache(text: str) -> ImportResult:
                 containers.pop()
             continue
         if line.startswith("<"):
-            containers.append(line.strip("<>").split()[0].lower())
+            containers.append((line.strip("<>").split() or ["?"])[0].lower())
             continue
         words = _split(line)
         name, args = words[0].lower(), words[1:]
@@ -444,7 +459,8 @@ def _conditions(when: Mapping[str, Any]) -> list[str]:
     if "host" in negated:
         lines.append(f"RewriteCond %{{HTTP_HOST}} !{_host_regex(negated['host'])} [NC]")
     for source, negate in ((when.get("query") or {}, False), (negated.get("query") or {}, True)):
-        for key, value in source.items():
+        for key, raw_value in source.items():
+            value = single_value(raw_value, f"the query parameter {key!r}")
             if not re.fullmatch(r"[\w.~%-]+", key):
                 raise Refusal(f"the query key {key!r} cannot be written as a condition")
             bang = "!" if negate or value is None else ""
@@ -539,6 +555,3 @@ def export_apache(
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
     exported = len(rules) - len(unsupported)
     return ExportResult("\n".join(lines) + "\n", unsupported, exported)
-
-
-_ = parse_pattern_pieces

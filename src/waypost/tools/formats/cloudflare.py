@@ -9,6 +9,9 @@ Import: the host of ``source_url`` becomes ``when.host`` (``include_subdomains``
 ``subpath_matching`` gives two rules, the exact path and ``<path:suffix>`` under it, whose
 target ends in ``{suffix}`` when ``preserve_path_suffix`` is set. ``preserve_query_string`` false
 means ``query: drop``. A source with a query string is skipped: Cloudflare does not allow one.
+Cloudflare matches the trailing slash exactly, so rules get ``trailing_slash: strict``; the
+exporter writes a rule that ignores the slash as two lines (``/x`` and ``/x/``), which read back
+as one rule.
 
 Export needs a host for every rule: from ``when.host`` or the ``host`` argument. The exact rule
 and ``<path:...>`` rule pair that an import produces is written back as one subpath line.
@@ -22,7 +25,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
-from ._common import Collector, Refusal, check_baseline, split_source_url, unsupported_keys
+from ._common import (
+    Collector,
+    Refusal,
+    check_baseline,
+    merge_slash_twins,
+    needs_strict,
+    slash_twins,
+    split_source_url,
+    unsupported_keys,
+)
 from ._report import ExportResult, ImportResult, Unsupported
 from ._text import parse_bool, read_csv_rows
 
@@ -57,7 +69,7 @@ def _read_row(fields: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     notes = []
     if scheme:
         notes.append(f"the scheme {scheme!r} was dropped: Waypost matches http and https alike")
-    base: dict[str, Any] = {"status": int(status_text)}
+    base: dict[str, Any] = {"status": int(status_text), "trailing_slash": "strict"}
     if not flags["preserve_query_string"]:
         base["query"] = "drop"
     base["when"] = {"host": [host, f"*.{host}"] if flags["include_subdomains"] else host}
@@ -68,7 +80,9 @@ def _read_row(fields: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
         sub_target = escaped
         if flags["preserve_path_suffix"]:
             sub_target += "{suffix}" if path.endswith("/") else "/{suffix}"
-        rules.append({"from": under + "<path:suffix>", "to": sub_target, **base})
+        sub = {"from": under + "<path:suffix>", "to": sub_target, **base}
+        del sub["trailing_slash"]
+        rules.append(sub)
     return rules, notes
 
 
@@ -87,6 +101,7 @@ def parse_cloudflare(text: str) -> ImportResult:
         for rule in rules:
             collector.add(line, raw, rule, notes)
             notes = []
+    collector.rules[:] = merge_slash_twins(collector.rules)
     return collector.result("cloudflare")
 
 
@@ -116,8 +131,8 @@ def _check(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[
     )
     if reason:
         raise Refusal(reason)
-    if eff["trailing_slash"] != "strict" or eff["case"] != "sensitive":
-        raise Refusal("Cloudflare matches paths exactly: no 'trailing_slash' or 'case' options")
+    if eff["case"] != "sensitive":
+        raise Refusal("Cloudflare matches paths case-sensitively; 'case: insensitive' is lost")
     if eff["status"] not in _STATUSES:
         raise Refusal(f"status {eff['status']!r} is not one of 301, 302, 307, 308")
     if eff["query"] == "keep" and "?" in str(eff["to"]):
@@ -141,8 +156,9 @@ def _subpath(exact: dict[str, Any], sub: dict[str, Any]) -> bool | None:
     path = str(exact["from"])
     if pieces[0] != (path if path.endswith("/") else path + "/"):
         return None
-    if {k: v for k, v in sub.items() if k not in ("from", "to")} != {
-        k: v for k, v in exact.items() if k not in ("from", "to")
+    ignored = ("from", "to", "trailing_slash")
+    if {k: v for k, v in sub.items() if k not in ignored} != {
+        k: v for k, v in exact.items() if k not in ignored
     }:
         return None
     if sub["to"] == exact["to"]:
@@ -176,20 +192,23 @@ def export_cloudflare(
                 )
             apex, subdomains = _host_of(eff.get("when") or {}, host)
             subpath: bool | None = None
-            if index + 1 < len(rules):
+            if index + 1 < len(rules) and needs_strict(eff):
                 try:
                     subpath = _subpath(eff, _check(rules[index + 1], defaults))
                 except Refusal:
                     subpath = None
             flags = [eff["query"] == "keep", subdomains, subpath is not None, bool(subpath)]
-            writer.writerow(
-                [
-                    apex + str(eff["from"]),
-                    _literal(str(eff["to"])),
-                    eff["status"],
-                    *("TRUE" if flag else "FALSE" for flag in flags),
-                ]
-            )
+            target = _literal(str(eff["to"]))
+            # Cloudflare matches the trailing slash exactly: an ignored slash needs two lines.
+            for path in slash_twins(str(eff["from"]), eff["trailing_slash"]):
+                writer.writerow(
+                    [
+                        apex + path,
+                        target,
+                        eff["status"],
+                        *("TRUE" if flag else "FALSE" for flag in flags),
+                    ]
+                )
             consumed = 2 if subpath is not None else 1
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))

@@ -6,10 +6,12 @@ Import:
   a ``:name`` segment becomes ``<name>`` and ``:name`` in the target ``{name}``. Netlify's splat
   also matches the bare directory (``/news/*`` matches ``/news/``), which ``<path:...>`` does not;
   each such rule carries a note.
-* Status 301 (the default), 302, 303, 307, 308 make ``to`` rules; ``!`` (force) is dropped because
-  a Waypost rule always applies. Status 200 to a path is a ``rewrite``; 200 to a URL is a proxy and
-  is skipped. 404, 410 and other error statuses become ``respond: <status>`` with a note: Netlify
-  serves the target page with that status, Waypost answers with the status and no page.
+* Status 301 (the default), 302, 303, 307, 308 make ``to`` rules. A rule without ``!`` (force)
+  only applies when no file exists at the path, so it gets ``only_if_missing: true`` (the rule
+  waits for the app's 404); a forced rule always applies. Status 200 to a path is a
+  ``rewrite``; 200 to a URL is a proxy and is skipped. 404, 410 and other error statuses
+  become ``respond: <status>`` with a note: Netlify serves the target page with that status,
+  Waypost answers with the status and no page.
 * A full-URL source (``https://old.example.com/*``) becomes ``when.host``; the scheme is dropped
   (Waypost matches http and https alike), so the usual http/https pair collapses into one rule and
   the second line is reported as a duplicate.
@@ -20,9 +22,9 @@ Import:
 * ``Language=de,fr`` becomes ``when.language``; ``Country``, ``Role`` and ``Cookie`` conditions have
   no Waypost equivalent and their lines are skipped.
 
-Export writes one line per rule (two for a host: http and https), forced with ``!`` because
-Waypost rules take precedence over files. Netlify's own trailing-slash normalisation applies to
-every exported rule.
+Export writes one line per rule (two for a host: http and https), forced with ``!`` unless the
+rule sets ``only_if_missing``. Netlify ignores trailing slashes, so ``trailing_slash: strict``
+rules are reported as unsupported.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from ._common import (
     Refusal,
     check_baseline,
     is_absolute_url,
+    needs_strict,
+    single_value,
     split_source_url,
     unsupported_keys,
 )
@@ -53,7 +57,7 @@ _SEGMENT_NAME = re.compile(r"^:([A-Za-z_]\w*)$")
 
 
 def _convert_path(path: str) -> tuple[str, set[str], bool]:
-    """The Waypost pattern for a Netlify path, its variable names, and whether it ends in a splat."""
+    """The Waypost pattern for a Netlify path, its variable names, and whether it has a splat."""
     segments = path.split("/")
     out: list[str] = []
     names: set[str] = set()
@@ -107,6 +111,7 @@ def _build_rule(
     status: int,
     query: Mapping[str, str],
     conditions: Mapping[str, list[str]],
+    force: bool,
 ) -> tuple[dict[str, Any], list[str]]:
     """One Netlify redirect as a Waypost rule and the notes it deserves, or raise Refusal."""
     notes: list[str] = []
@@ -162,12 +167,17 @@ def _build_rule(
             )
     else:
         raise Refusal(f"status {status} is not a redirect, a rewrite (200) or an error status")
+    if not force:
+        # Netlify applies an unforced rule only when no file exists at the path ("shadowing").
+        rule["only_if_missing"] = True
     if when:
         rule["when"] = when
     return rule, notes
 
 
-def _parse_line(line: str) -> tuple[str, str | None, int, dict[str, str], dict[str, list[str]]]:
+def _parse_line(
+    line: str,
+) -> tuple[str, str | None, int, dict[str, str], dict[str, list[str]], bool]:
     tokens = line.split()
     source, rest = tokens[0], tokens[1:]
     query: dict[str, str] = {}
@@ -177,9 +187,9 @@ def _parse_line(line: str) -> tuple[str, str | None, int, dict[str, str], dict[s
     target: str | None = None
     if rest and (rest[0].startswith("/") or is_absolute_url(rest[0])):
         target = rest.pop(0)
-    status, conditions = 301, {}
+    status, conditions, force = 301, {}, False
     if rest and (match := _STATUS.match(rest[0])):
-        status = int(match.group(1))
+        status, force = int(match.group(1)), bool(match.group(2))
         rest.pop(0)
     for token in rest:
         key, sep, value = token.partition("=")
@@ -190,7 +200,7 @@ def _parse_line(line: str) -> tuple[str, str | None, int, dict[str, str], dict[s
         conditions[key] = value.split(",")
     if target is None and not 400 <= status <= 599:
         raise Refusal("the line has no target path or URL")
-    return source, target, status, query, conditions
+    return source, target, status, query, conditions, force
 
 
 def parse_netlify(text: str) -> ImportResult:
@@ -250,7 +260,8 @@ def parse_netlify_toml(text: str) -> ImportResult:
             target = entry.get("to")
             if target is not None and not isinstance(target, str):
                 raise Refusal(f"'to' {target!r} is not a string")
-            rule, notes = _build_rule(entry["from"], target, status, query, conditions)
+            force = entry.get("force", False) is True
+            rule, notes = _build_rule(entry["from"], target, status, query, conditions, force)
         except Refusal as refusal:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
@@ -308,21 +319,26 @@ def _export_target(target: str, splat: str | None) -> str:
 
 
 def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> list[str]:
-    eff = check_baseline(rule, defaults)
+    eff = check_baseline(rule, defaults, only_if_missing=True)
     reason = unsupported_keys(
         eff,
-        {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case", "when"},
+        {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case", "when"}
+        | {"only_if_missing"},
         {"host", "query", "language"},
     )
     if reason:
         raise Refusal(reason)
     if eff["case"] != "sensitive":
         raise Refusal("Netlify cannot match case-insensitively")
+    if needs_strict(eff):
+        raise Refusal("Netlify ignores trailing slashes; 'trailing_slash: strict' cannot be kept")
+    force = "" if eff["only_if_missing"] else "!"
     path, splat = _export_path(str(eff["from"]))
     when = eff.get("when") or {}
     parts: list[str] = []
     query = when.get("query") or {}
-    for key, value in query.items():
+    for key, raw_value in query.items():
+        value = single_value(raw_value, f"the query parameter {key!r}")
         if value is None:
             raise Refusal(f"Netlify cannot require the query parameter {key!r} to be absent")
         if any(char.isspace() for char in f"{key}{value}"):
@@ -334,9 +350,9 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) ->
     if "to" in eff:
         if eff["status"] not in REDIRECT_STATUSES:
             raise Refusal(f"status {eff['status']!r} is not a redirect status")
-        target, status = _export_target(str(eff["to"]), splat), f"{eff['status']}!"
+        target, status = _export_target(str(eff["to"]), splat), f"{eff['status']}{force}"
     else:
-        target, status = _export_target(str(eff["rewrite"]), splat), "200!"
+        target, status = _export_target(str(eff["rewrite"]), splat), f"200{force}"
     if eff["query"] != expected_query:
         raise Refusal(
             "Netlify keeps the query string unless the rule matches query parameters; "
@@ -362,7 +378,7 @@ def export_netlify(
     rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
 ) -> ExportResult:
     """Write rules as a Netlify ``_redirects`` file; see the module docstring."""
-    lines = ["# Generated by waypost: one rule per line, forced (!) as Waypost rules always apply."]
+    lines = ["# Generated by waypost. Rules are forced (!) unless they set only_if_missing."]
     unsupported: list[Unsupported] = []
     exported = 0
     for index, rule in enumerate(rules):

@@ -30,13 +30,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
+from ._canon import (
+    Placeholder,
+    ends_with_path_variable,
+    parse_pattern_pieces,
+    parse_target_pieces,
+)
 from ._common import (
     REDIRECT_STATUSES,
     Collector,
     Refusal,
     check_baseline,
+    merge_slash_twins,
     query_condition,
+    slash_twins,
     unsupported_keys,
 )
 from ._regex import (
@@ -150,6 +157,23 @@ def _parse(tokens: list[tuple[str, int, bool]], pos: int = 0) -> tuple[list[_Nod
 class _MapUse:
     status: int
     keep_query: bool
+    hosts: list[str] | None = None
+
+
+def _server_hosts(server: _Node) -> list[str] | None:
+    """The hosts a ``server`` block answers for, from its ``server_name`` (None for any host)."""
+    hosts: list[str] = []
+    for child in server.children or []:
+        if child.name != "server_name":
+            continue
+        for name in child.args:
+            if name in ("_", "") or name.startswith("~") or name.endswith(".*"):
+                continue
+            if name.startswith("."):
+                hosts.extend([name[1:].lower(), "*" + name.lower()])
+            else:
+                hosts.append(name.lower())
+    return hosts or None
 
 
 @dataclass(slots=True)
@@ -171,23 +195,25 @@ class _Importer:
 
     # -- pass 1: how map variables are used ---------------------------------------------------
 
-    def find_uses(self, nodes: list[_Node]) -> None:
+    def find_uses(self, nodes: list[_Node], hosts: list[str] | None = None) -> None:
         for node in nodes:
             if node.name == "return" and len(node.args) == 2 and node.args[0].isdigit():
-                self._use(node.args[1], int(node.args[0]))
+                self._use(node.args[1], int(node.args[0]), hosts)
             elif node.name == "rewrite" and len(node.args) >= 2 and node.args[0] == "^":
                 flag = node.args[2] if len(node.args) > 2 else "redirect"
                 status = 301 if flag == "permanent" else 302
                 target = node.args[1]
-                self._use(target[:-1] if target.endswith("?") else target + "$is_args$args", status)
+                target = target[:-1] if target.endswith("?") else target + "$is_args$args"
+                self._use(target, status, hosts)
             if node.children is not None:
-                self.find_uses(node.children)
+                inner = _server_hosts(node) if node.name == "server" else hosts
+                self.find_uses(node.children, inner)
 
-    def _use(self, target: str, status: int) -> None:
+    def _use(self, target: str, status: int, hosts: list[str] | None) -> None:
         keep = target.endswith("$is_args$args")
         name = target.removesuffix("$is_args$args")
         if re.fullmatch(r"\$\w+", name):
-            self.uses.setdefault(name, _MapUse(status, keep))
+            self.uses.setdefault(name, _MapUse(status, keep, hosts))
 
     # -- pass 2: rules ------------------------------------------------------------------------
 
@@ -201,19 +227,7 @@ class _Importer:
                 handler(node, hosts, location)
 
     def on_server(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
-        names: list[str] = []
-        for child in node.children or []:
-            if child.name == "server_name":
-                names.extend(child.args)
-        server_hosts: list[str] = []
-        for name in names:
-            if name in ("_", '""', "") or name.startswith("~") or name.endswith(".*"):
-                continue
-            if name.startswith("."):
-                server_hosts.extend([name[1:], "*" + name])
-            else:
-                server_hosts.append(name.lower())
-        self.walk(node.children or [], server_hosts or None, None)
+        self.walk(node.children or [], _server_hosts(node), None)
 
     def on_include(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
         self.skip(node, "included files are not read; import them separately")
@@ -232,7 +246,7 @@ class _Importer:
                 f"no 'return ... {variable};' uses this map; assumed 'return 301 {variable};'",
             )
         for entry in node.children or []:
-            self._map_entry(entry, use, node.args[0] == "$request_uri", hosts)
+            self._map_entry(entry, use, node.args[0] == "$request_uri", use.hosts or hosts)
 
     def _map_entry(
         self, entry: _Node, use: _MapUse, request_uri: bool, hosts: list[str] | None
@@ -262,6 +276,7 @@ class _Importer:
                     "from": path,
                     "to": self._plain_target(value),
                     "status": use.status,
+                    "trailing_slash": "strict",
                 }
                 if not keep:
                     rule["query"] = "drop"
@@ -296,10 +311,7 @@ class _Importer:
                 rule["status"] = status
             if not keep:
                 rule["query"] = "drop"
-            if converted.optional_slash:
-                rule["trailing_slash"] = "ignore"
-            if converted.case_insensitive:
-                rule["case"] = "insensitive"
+            _slash(rule, converted)
             rules.append(rule)
         return rules
 
@@ -397,7 +409,10 @@ class _Importer:
             converted = convert_regex(args[1], case_insensitive=args[0] == "~*")
             notes.extend(converted.notes)
             if kind == "respond":
-                return [{"from": p, "respond": value} for p, _ in converted.variants()], notes
+                rules = [{"from": p, "respond": value} for p, _ in converted.variants()]
+                for item in rules:
+                    _slash(item, converted)
+                return rules, notes
             status, target = value
             keep = target.endswith("$is_args$args")
             target = target.removesuffix("$is_args$args")
@@ -407,25 +422,29 @@ class _Importer:
         if not path.startswith("/") or "<" in path or ">" in path:
             raise Refusal(f"cannot import the location path {path!r}")
         variants: list[tuple[str, str | None]] = [(path, None)]
+        # '= /x' and the prefix '/x/' match the path exactly; the prefix '/x' also matches '/x/'.
+        strict = exact or path.endswith("/")
         if not exact:
             under = path if path.endswith("/") else path + "/"
             variants.append((under + "<path:rest>", under))
             if not path.endswith("/"):
                 notes.append(
-                    f"the prefix location {path!r} also matches {path + '/'!r} and paths such as "
-                    f"{path + '-x'!r}; imported as {path!r} and {under + '<path:rest>'!r}"
+                    f"the prefix location {path!r} also matches paths such as {path + '-x'!r}; "
+                    f"imported as {path!r} and {under + '<path:rest>'!r}"
                 )
         rules = []
-        for pattern, under in variants:
+        for pattern, under_path in variants:
             rule: dict[str, Any] = {"from": pattern}
             if kind == "respond":
                 rule["respond"] = value
             else:
                 status, target = value
-                rendered, keep = self._location_target(target, path, under)
+                rendered, keep = self._location_target(target, path, under_path)
                 rule.update({"to": rendered, "status": status})
                 if not keep:
                     rule["query"] = "drop"
+            if strict and under_path is None:
+                rule["trailing_slash"] = "strict"
             rules.append(rule)
         return rules, notes
 
@@ -463,12 +482,12 @@ class _Importer:
         )
 
     def on_if(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
-        condition = " ".join(node.args).strip("()")
-        variable = condition.split()[0] if condition else ""
+        condition = " ".join(node.args)
+        variable = condition.strip("( )").split()[0] if condition.strip("( )") else ""
         inner = node.children or []
         if variable in self.uses and all(child.name in ("return", "rewrite") for child in inner):
             return
-        self.skip(node, f"'if ({condition})' conditions are not imported")
+        self.skip(node, f"'if {condition}' conditions are not imported")
 
 
 def parse_nginx(text: str) -> ImportResult:
@@ -478,9 +497,18 @@ def parse_nginx(text: str) -> ImportResult:
     importer = _Importer(text.split("\n"))
     importer.find_uses(nodes)
     importer.walk(nodes, None, None)
+    importer.collector.rules[:] = merge_slash_twins(importer.collector.rules)
     result = importer.collector.result("nginx")
     result.skipped.sort(key=lambda skip: skip.line)
     return result
+
+
+def _slash(rule: dict[str, Any], converted: RegexPattern) -> None:
+    """Set a converted regex rule's trailing_slash and case options."""
+    if not converted.optional_slash and not ends_with_path_variable(rule["from"]):
+        rule["trailing_slash"] = "strict"
+    if converted.case_insensitive:
+        rule["case"] = "insensitive"
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -522,7 +550,9 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
         eff, {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case"}, set()
     )
     if reason:
-        raise Refusal(reason + " (nginx conditions need server blocks or 'if'; write them by hand)")
+        if eff.get("when"):
+            reason += " (nginx conditions need server blocks or 'if'; write them by hand)"
+        raise Refusal(reason)
     pattern = str(eff["from"])
     pieces = parse_pattern_pieces(pattern)
     names = [piece.name for piece in pieces if not isinstance(piece, str)]
@@ -530,20 +560,22 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
     if clash:
         raise Refusal(f"the variable name {clash[0]!r} is an nginx variable; rename it")
     static = not names
-    ignore_slash = eff["trailing_slash"] == "ignore"
+    ignore_slash = eff["trailing_slash"] == "ignore" and not ends_with_path_variable(pattern)
     insensitive = eff["case"] == "insensitive"
     keep = eff.get("query") == "keep"
     if "to" in eff:
         status = eff["status"]
         if status not in REDIRECT_STATUSES:
             raise Refusal(f"status {status!r} is not a redirect status")
-        if static and not ignore_slash and not insensitive:
+        if static and not insensitive:
             if "\\" in pattern or pattern.startswith("~") or pattern == "default":
                 raise Refusal(f"the path {pattern!r} cannot be a map key")
             value = _target(str(eff["to"]), keep, rewrite_style=False)
-            out.maps.setdefault(f"$waypost_redirect_{status}", []).append(
-                f"    {_quote(pattern)} {_quote(value)};"
-            )
+            # A map key matches exactly: an ignored trailing slash needs both keys.
+            for key in slash_twins(pattern, eff["trailing_slash"]):
+                out.maps.setdefault(f"$waypost_redirect_{status}", []).append(
+                    f"    {_quote(key)} {_quote(value)};"
+                )
             return
         regex = _regex(pattern, ignore_slash, insensitive)
         if status in (301, 302):
@@ -553,9 +585,9 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
         else:
             target = _target(str(eff["to"]), keep, rewrite_style=False)
             modifier = "~*" if insensitive else "~"
-            body = regex.removeprefix("(?i)")
+            location = regex.removeprefix("(?i)")
             out.lines.append(
-                f"location {modifier} {_quote(body)} {{ return {status} {_quote(target)}; }}"
+                f"location {modifier} {_quote(location)} {{ return {status} {_quote(target)}; }}"
             )
         return
     if "rewrite" in eff:
@@ -568,10 +600,12 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
         if isinstance(respond, Mapping):
             if set(respond) - {"status", "body"}:
                 raise Refusal("nginx 'return' cannot set response headers; use add_header by hand")
-            status, body = respond.get("status", 200), respond.get("body")
+            status, raw_body = respond.get("status", 200), respond.get("body")
         else:
-            status, body = respond, None
-        answer = f"return {int(status)}" + (f" {_quote(str(body))}" if body is not None else "")
+            status, raw_body = respond, None
+        answer = f"return {int(status)}"
+        if raw_body is not None:
+            answer += f" {_quote(str(raw_body))}"
         if static and not ignore_slash and not insensitive:
             out.lines.append(f"location = {_quote(pattern)} {{ {answer}; }}")
         else:

@@ -14,6 +14,8 @@ Import reads path-to-regexp sources:
 * ``statusCode`` wins over ``permanent`` (308, the default) / ``permanent: false`` (307).
   Vercel matches case-insensitively unless ``caseSensitive`` is true, so imported rules get
   ``case: insensitive`` unless the source says otherwise.
+* Vercel matches the trailing slash exactly: rules get ``trailing_slash: strict``, and the
+  ``/x`` + ``/x/`` entry pair the exporter writes for an ignored slash reads back as one rule.
 * ``rewrites`` to a path become ``rewrite``; to a URL they are proxies and are skipped.
   ``routes`` (the legacy syntax), ``basePath`` and ``locale`` are skipped.
 
@@ -27,13 +29,22 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
+from ._canon import (
+    Placeholder,
+    Variable,
+    ends_with_path_variable,
+    parse_pattern_pieces,
+    parse_target_pieces,
+)
 from ._common import (
     REDIRECT_STATUSES,
     Collector,
     Refusal,
     check_baseline,
     is_absolute_url,
+    merge_slash_twins,
+    single_value,
+    slash_twins,
     unsupported_keys,
 )
 from ._json import element_lines
@@ -181,6 +192,7 @@ def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
         raise Refusal("a rewrite to another site is a proxy; Waypost rewrites only within the app")
     if entry.get("caseSensitive") is not True:
         base["case"] = "insensitive"
+    base["trailing_slash"] = "strict"
     if when:
         base["when"] = when
     action = "to" if kind == "redirects" else "rewrite"
@@ -218,9 +230,12 @@ def parse_vercel(text: str) -> ImportResult:
                 if kind == "routes":
                     raise Refusal("legacy 'routes' are not imported; rewrite them as redirects")
                 for rule in _read_entry(entry, kind):
+                    if ends_with_path_variable(rule["from"]):
+                        del rule["trailing_slash"]
                     collector.add(number, raw, rule)
             except Refusal as refusal:
                 collector.skip(number, raw, str(refusal))
+    collector.rules[:] = merge_slash_twins(collector.rules)
     return collector.result("vercel")
 
 
@@ -282,7 +297,8 @@ def _export_conditions(when: Mapping[str, Any], negated: bool) -> list[dict[str,
             raise Refusal("Vercel matches one exact host; split the rule per host")
         items.append({"type": "host", "value": host_list[0]})
     for key, kind in (("headers", "header"), ("cookies", "cookie"), ("query", "query")):
-        for name, value in (when.get(key) or {}).items():
+        for name, raw_value in (when.get(key) or {}).items():
+            value = single_value(raw_value, f"the {kind} {name!r}")
             if value is None:
                 if negated:
                     raise Refusal(f"'not' with an absent {kind} cannot be expressed")
@@ -298,7 +314,7 @@ def _export_conditions(when: Mapping[str, Any], negated: bool) -> list[dict[str,
 
 def _export_rule(
     rule: Mapping[str, Any], defaults: Mapping[str, Any] | None
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, list[dict[str, Any]]]:
     eff = check_baseline(rule, defaults)
     reason = unsupported_keys(
         eff,
@@ -307,8 +323,6 @@ def _export_rule(
     )
     if reason:
         raise Refusal(reason)
-    if eff["trailing_slash"] != "strict":
-        raise Refusal("Vercel sets trailing slashes for the whole project ('trailingSlash')")
     if eff["query"] != "keep":
         raise Refusal("Vercel always passes the query string on")
     when = eff.get("when") or {}
@@ -316,7 +330,7 @@ def _export_rule(
     extra = set(negated) - {"host", "headers", "cookies", "query"}
     if extra:
         raise Refusal(f"cannot express 'when.not.{sorted(extra)[0]}'")
-    entry: dict[str, Any] = {"source": _export_source(str(eff["from"]))}
+    entry: dict[str, Any] = {"source": ""}
     if "to" in eff:
         kind = "redirects"
         entry["destination"] = _export_destination(str(eff["to"]))
@@ -334,7 +348,9 @@ def _export_rule(
         entry["has"] = has
     if missing:
         entry["missing"] = missing
-    return kind, entry
+    # Vercel matches the trailing slash exactly: an ignored slash needs a second entry.
+    sources = slash_twins(str(eff["from"]), eff["trailing_slash"])
+    return kind, [{**entry, "source": _export_source(source)} for source in sources]
 
 
 def export_vercel(
@@ -345,11 +361,11 @@ def export_vercel(
     unsupported: list[Unsupported] = []
     for index, rule in enumerate(rules):
         try:
-            kind, entry = _export_rule(rule, defaults)
+            kind, entries = _export_rule(rule, defaults)
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
             continue
-        out[kind].append(entry)
+        out[kind].extend(entries)
     document = {key: value for key, value in out.items() if value}
     exported = len(rules) - len(unsupported)
     return ExportResult(json.dumps(document, indent=2) + "\n", unsupported, exported)

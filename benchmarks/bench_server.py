@@ -1,0 +1,442 @@
+"""Benchmark the standalone server against nginx and a hand-written Starlette app, with wrk.
+
+    python benchmarks/bench_server.py [--duration 10] [--connections 10] [--repeat 3]
+                                      [--sizes 1000,1000000] [--quick]
+
+Every server answers the same exact redirects (``/p/<i>`` -> ``/n/<i>``, 301) on loopback; wrk
+keeps its connections alive and draws each request's path at random from a file of paths spread
+across the whole rule set. The server runs on CPU 0 and wrk on CPU 1 (taskset), one worker each:
+
+- ``waypost``: ``waypost serve`` as shipped (Granian, one worker), without the access log;
+- ``uvicorn``: the same Waypost ASGI app on uvicorn with httptools and uvloop (the shoot-out);
+- ``nginx``: a ``map`` of the redirects and ``return 301`` (the practical ceiling), access log off;
+- ``starlette``: one ``Route`` per redirect, served by uvicorn (what a user would write by hand).
+  Starlette matches routes one by one, so it is measured up to ``--starlette-max`` routes.
+
+Each figure is the best of ``--repeat`` runs (the machine is shared and noisy: the best run is the
+one least disturbed). Results go to benchmarks/results/server.json and server.md.
+
+Needs ``wrk`` and ``nginx`` on PATH (Debian: ``apt-get install -y wrk nginx-light``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+BIN = Path(sys.executable).parent
+SERVER_CPU, LOAD_CPU = "0", "1"
+PATHS_IN_FILE = 20_000
+LUA = """
+local paths = {}
+for line in io.lines(os.getenv("WAYPOST_BENCH_PATHS")) do paths[#paths + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  map_hash_max_size 4194304;
+  map_hash_bucket_size 128;
+  map $uri $waypost_target {{
+    include {tmp}/map-{size}.conf;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      if ($waypost_target) {{ return 301 $waypost_target; }}
+      return 404;
+    }}
+  }}
+}}
+"""
+
+
+# -- apps for the ASGI servers (imported by uvicorn / granian with --factory) ----------------
+
+
+def waypost_asgi() -> Any:
+    """The Waypost ASGI app for the rules in $WAYPOST_BENCH_RULES (no access log, no reload)."""
+    from waypost.engine import Engine
+    from waypost.server.app import WaypostApp
+    from waypost.settings import Settings
+
+    engine = Engine.from_file(os.environ["WAYPOST_BENCH_RULES"])
+    return WaypostApp(engine, Settings(access_log=False, reload_interval=0))
+
+
+def starlette_app() -> Any:
+    """A Starlette app with one route per redirect, as a user would write by hand."""
+    from starlette.applications import Starlette
+    from starlette.responses import RedirectResponse
+    from starlette.routing import Route
+
+    def make(target: str) -> Any:
+        async def endpoint(request: Any) -> RedirectResponse:
+            return RedirectResponse(target, status_code=301)
+
+        return endpoint
+
+    size = int(os.environ["WAYPOST_BENCH_SIZE"])
+    return Starlette(routes=[Route(f"/p/{i}", make(f"/n/{i}")) for i in range(size)])
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            return None
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /p/0 HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if sock.recv(64).startswith(b"HTTP/1.1 301"):
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return None
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _wrk(port: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            LOAD_CPU,
+            "wrk",
+            "-t1",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--latency",
+            "-s",
+            env["WAYPOST_BENCH_LUA"],
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=args.duration + 60,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    p99_ms = float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": rps,
+        "p99_ms": p99_ms,
+        "bad_responses": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": 1.0 if errors and "timeout 0" not in errors.group(0) else 0.0,
+    }
+
+
+def _command(name: str, port: int, rules: Path, tmp: Path, size: int) -> list[str]:
+    python = str(BIN / "python")
+    bench_dir = str(ROOT / "benchmarks")
+    if name == "waypost":
+        return [
+            python,
+            "-m",
+            "waypost",
+            "serve",
+            str(rules),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+    if name == "granian-asgi":
+        return [
+            str(BIN / "granian"),
+            "--interface",
+            "asgi",
+            "--factory",
+            "--working-dir",
+            bench_dir,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "bench_server:waypost_asgi",
+        ]
+    if name in ("uvicorn", "starlette"):
+        factory = "bench_server:waypost_asgi" if name == "uvicorn" else "bench_server:starlette_app"
+        return [
+            str(BIN / "uvicorn"),
+            "--factory",
+            "--app-dir",
+            bench_dir,
+            "--port",
+            str(port),
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            factory,
+        ]
+    if name == "nginx":
+        conf = tmp / f"nginx-{size}.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, size=size, port=port))
+        return ["nginx", "-c", str(conf), "-p", str(tmp)]
+    raise ValueError(name)
+
+
+def measure(
+    name: str, size: int, tmp: Path, args: argparse.Namespace, start_timeout: float
+) -> dict[str, Any]:
+    """Start ``name`` with ``size`` rules, run wrk ``args.repeat`` times, keep the best run."""
+    port = _free_port()
+    rules = tmp / f"rules-{size}.csv"
+    env = {
+        **os.environ,
+        "WAYPOST_BENCH_RULES": str(rules),
+        "WAYPOST_BENCH_SIZE": str(size),
+        "WAYPOST_BENCH_PATHS": str(tmp / f"paths-{size}.txt"),
+        "WAYPOST_BENCH_LUA": str(tmp / "paths.lua"),
+    }
+    for key in [k for k in env if k.startswith("WAYPOST_") and not k.startswith("WAYPOST_BENCH")]:
+        del env[key]
+    log = (tmp / f"{name}-{size}.log").open("wb")
+    proc = subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, *_command(name, port, rules, tmp, size)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        ready = _wait_ready(port, proc, start_timeout)
+        if ready is None:
+            reason = f"did not answer within {start_timeout:.0f} s of starting"
+            print(f"  {name:13} {size:>9,} rules: not measured ({reason})", flush=True)
+            return {"server": name, "rules": size, "measured": False, "reason": reason}
+        runs = [_wrk(port, args, env) for _ in range(args.repeat)]
+    finally:
+        _stop(proc)
+        log.close()
+    best = max(runs, key=lambda r: r["rps"])
+    each = ", ".join(f"{r['rps']:,.0f}" for r in runs)
+    print(
+        f"  {name:13} {size:>9,} rules: {best['rps']:>9,.0f} req/s  p99 {best['p99_ms']:.2f} ms"
+        f"  (runs: {each}; started in {ready:.1f} s)",
+        flush=True,
+    )
+    return {
+        "server": name,
+        "rules": size,
+        "measured": True,
+        "rps": round(best["rps"], 1),
+        "p99_ms": round(best["p99_ms"], 3),
+        "runs_rps": [round(r["rps"], 1) for r in runs],
+        "bad_responses": best["bad_responses"],
+        "start_seconds": round(ready, 2),
+    }
+
+
+def prepare(tmp: Path, sizes: list[int]) -> None:
+    """Rules (CSV), nginx maps and path files for each size, and the wrk script."""
+    rng = random.Random(42)
+    (tmp / "paths.lua").write_text(LUA)
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (tmp / name).mkdir(exist_ok=True)
+    for size in sizes:
+        with (
+            (tmp / f"rules-{size}.csv").open("w") as rules,
+            (tmp / f"map-{size}.conf").open("w") as nginx_map,
+        ):
+            rules.write("from,to,status\n")
+            for i in range(size):
+                rules.write(f"/p/{i},/n/{i},301\n")
+                nginx_map.write(f"/p/{i} /n/{i};\n")
+        paths = [f"/p/{rng.randrange(size)}" for _ in range(PATHS_IN_FILE)]
+        (tmp / f"paths-{size}.txt").write_text("\n".join(paths) + "\n")
+
+
+def _get(results: list[dict[str, Any]], server: str, size: int) -> dict[str, Any] | None:
+    for row in results:
+        if row["server"] == server and row["rules"] == size and row.get("measured"):
+            return row
+    return None
+
+
+def verdicts(results: list[dict[str, Any]], small: int, large: int) -> list[dict[str, Any]]:
+    """The three targets, each with its ratio and PASS/FAIL."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, ratio: float | None, need: str, ok: bool | None, note: str = "") -> None:
+        verdict = "PASS" if ok else "FAIL" if ok is not None else "NOT MEASURED"
+        out.append(
+            {
+                "target": name,
+                "ratio": None if ratio is None else round(ratio, 3),
+                "need": need,
+                "verdict": verdict,
+                "note": note,
+            }
+        )
+
+    waypost, nginx = _get(results, "waypost", small), _get(results, "nginx", small)
+    starlette = _get(results, "starlette", small)
+    waypost_large = _get(results, "waypost", large)
+    if waypost and nginx:
+        ratio = waypost["rps"] / nginx["rps"]
+        add(f"waypost vs nginx, {small:,} rules", ratio, ">= 0.35", ratio >= 0.35)
+    if waypost and starlette:
+        ratio = waypost["rps"] / starlette["rps"]
+        add(f"waypost vs Starlette, {small:,} rules", ratio, ">= 3", ratio >= 3)
+    if waypost and waypost_large:
+        ratio = waypost_large["rps"] / waypost["rps"]
+        add(f"waypost {large:,} vs {small:,} rules", ratio, ">= 0.90", ratio >= 0.9)
+    return out
+
+
+def markdown(
+    results: list[dict[str, Any]], targets: list[dict[str, Any]], meta: dict[str, Any]
+) -> str:
+    sizes = sorted({row["rules"] for row in results})
+    servers = list(dict.fromkeys(row["server"] for row in results))
+    lines = [
+        f"wrk on loopback, keep-alive, {meta['connections']} connections, {meta['duration']} s per"
+        f" run, best of {meta['repeat']}; server on CPU 0, wrk on CPU 1; one worker each;"
+        " paths drawn at random across the whole rule set.",
+        "",
+        "| server | " + " | ".join(f"{size:,} rules: req/s (p99)" for size in sizes) + " |",
+        "| --- | " + " | ".join("---:" for _ in sizes) + " |",
+    ]
+    for server in servers:
+        cells = []
+        for size in sizes:
+            row = next((r for r in results if r["server"] == server and r["rules"] == size), None)
+            if row is None:
+                cells.append("not run")
+            elif not row.get("measured"):
+                cells.append(f"not measured: {row['reason']}")
+            else:
+                cells.append(f"{row['rps']:,.0f} ({row['p99_ms']:.2f} ms)")
+        lines.append(f"| {server} | " + " | ".join(cells) + " |")
+    lines += ["", "| target | ratio | needed | result |", "| --- | ---: | ---: | --- |"]
+    for target in targets:
+        ratio = "-" if target["ratio"] is None else f"{target['ratio']:.2f}"
+        lines.append(f"| {target['target']} | {ratio} | {target['need']} | {target['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3, help="wrk runs per server; best kept")
+    parser.add_argument("--sizes", default="1000,1000000")
+    parser.add_argument(
+        "--starlette-max", type=int, default=10_000, help="most routes given to Starlette"
+    )
+    parser.add_argument("--servers", default="waypost,uvicorn,nginx,starlette", help="which to run")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, 1,000 rules")
+    parser.add_argument("--no-write", action="store_true", help="do not write results/")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.repeat, args.sizes = 3, 1, "1000"
+    for tool in ("wrk", "nginx", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (Debian: apt-get install -y wrk nginx-light)")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    servers = args.servers.split(",")
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="waypost-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        print(f"preparing rules for {', '.join(f'{s:,}' for s in sizes)} ...", flush=True)
+        prepare(tmp, sizes)
+        for size in sizes:
+            for name in servers:
+                if name == "starlette" and size > args.starlette_max:
+                    reason = (
+                        f"Starlette tries routes one by one; measured up to {args.starlette_max:,}"
+                    )
+                    results.append(
+                        {"server": name, "rules": size, "measured": False, "reason": reason}
+                    )
+                    print(f"  {name:13} {size:>9,} rules: not measured ({reason})", flush=True)
+                    continue
+                results.append(measure(name, size, tmp, args, start_timeout=120))
+        extra = args.starlette_max
+        if "starlette" in servers and max(sizes) > extra >= min(sizes) and extra not in sizes:
+            prepare(tmp, [extra])
+            results.append(measure("starlette", extra, tmp, args, 120))
+    small, large = min(sizes), max(sizes)
+    targets = verdicts(results, small, large)
+    meta = {
+        "duration": args.duration,
+        "connections": args.connections,
+        "repeat": args.repeat,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    text = markdown(results, targets, meta)
+    print()
+    print(text)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "server.json").write_text(
+            json.dumps({"meta": meta, "results": results, "targets": targets}, indent=2) + "\n"
+        )
+        (RESULTS / "server.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""ASGI middleware: Waypost in front of any ASGI app (FastAPI, Starlette, Django's ASGI handler).
+
+::
+
+    app.add_middleware(WaypostMiddleware, rules="rules.yaml")        # FastAPI / Starlette
+    app = WaypostMiddleware(app, rules=Engine.from_file("rules.yaml"))  # any ASGI app
+
+- redirect and respond decisions are answered here; the app never sees the request;
+- a rewrite changes what the app sees (``path``, ``raw_path``, ``query_string``, headers) while
+  the browser's URL stays; pass hands the request on untouched;
+- ``only_if_missing`` rules apply only when the app answers 404;
+- ``to: {route: name, ...}`` targets are built by the app's own ``url_path_for`` and checked at
+  start-up (lifespan), so a missing endpoint fails fast;
+- lifespan and other scope types pass straight through; ``root_path`` is respected: rules match
+  the path inside the app, and same-site Locations get the ``root_path`` prefix back.
+
+Plain ASGI: no web framework is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from waypost.engine import Decision, Engine
+from waypost.exceptions import WaypostError
+from waypost.http import Response, decision_response
+from waypost.rules.request import Request
+
+__all__ = ["WaypostMiddleware", "request_from_scope", "send_response"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+RouteBuilder = Callable[[str, Mapping[str, str]], str]
+
+
+def _app_relative(scope: Scope) -> tuple[str, str, str]:
+    """``(root_path, decoded path inside the app, raw path inside the app)``."""
+    root = scope.get("root_path", "") or ""
+    path: str = scope["path"]
+    raw_bytes = scope.get("raw_path")
+    raw = raw_bytes.decode("latin-1").partition("?")[0] if raw_bytes else quote(path)
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+        quoted_root = quote(root)
+        if raw.startswith(quoted_root):
+            raw = raw[len(quoted_root) :] or "/"
+        elif raw.startswith(root):
+            raw = raw[len(root) :] or "/"
+    return root, path, raw
+
+
+def request_from_scope(scope: Scope) -> Request:
+    """A :class:`~waypost.rules.request.Request` for an ASGI HTTP scope (path inside the app)."""
+    _, path, raw = _app_relative(scope)
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+    client = scope.get("client")
+    return Request(
+        scope.get("method", "GET"),
+        raw,
+        scope.get("query_string", b"").decode("latin-1"),
+        headers,
+        client_ip=client[0] if client else None,
+        path=path,
+    )
+
+
+async def send_response(send: Send, response: Response) -> None:
+    """Write ``response`` to ASGI ``send``."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": response.encoded_headers(),
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _with_root(decision: Decision, root: str) -> Decision:
+    location = decision.location
+    if root and location and location.startswith("/"):
+        return replace(decision, location=quote(root) + location)
+    return decision
+
+
+def rewritten_scope(scope: Scope, decision: Decision) -> Scope:
+    """A copy of ``scope`` that sends the app to the rewritten path, query and headers."""
+    root = scope.get("root_path", "") or ""
+    raw_path = decision.path or "/"
+    new = dict(scope)
+    new["path"] = root + unquote(raw_path)
+    new["raw_path"] = (quote(root) + raw_path).encode("latin-1")
+    new["query_string"] = (decision.query or "").encode("latin-1")
+    if decision.headers:
+        replaced = {name.lower().encode("latin-1") for name, _ in decision.headers}
+        headers = [(k, v) for k, v in scope.get("headers", ()) if k.lower() not in replaced]
+        headers.extend(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in decision.headers
+        )
+        new["headers"] = headers
+    return new
+
+
+def _starlette_routes(app: Any) -> RouteBuilder | None:
+    url_path_for = getattr(app, "url_path_for", None)
+    if not callable(url_path_for):
+        return None
+
+    def build(name: str, params: Mapping[str, str]) -> str:
+        return str(url_path_for(name, **params))
+
+    return build
+
+
+class WaypostMiddleware:
+    """ASGI middleware answering redirects and responses, rewriting, or passing requests on.
+
+    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves
+    ``to: {route: ...}`` targets; by default the app's own ``url_path_for`` (Starlette/FastAPI,
+    found at start-up), or give a callable ``(name, params) -> path``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        rules: str | Path | Engine,
+        *,
+        routes: RouteBuilder | Any | None = None,
+        default_max_age: int = 3600,
+    ) -> None:
+        self.app = app
+        self.engine = rules if isinstance(rules, Engine) else Engine.from_file(rules)
+        self.default_max_age = default_max_age
+        self._routes_bound = False
+        if routes is not None:
+            builder = routes if not hasattr(routes, "url_path_for") else _starlette_routes(routes)
+            if builder is None:
+                raise WaypostError(f"routes={routes!r} is neither a callable nor an app")
+            self.engine.bind_routes(builder)
+            self._routes_bound = True
+
+    def _bind_from(self, scope: Scope) -> None:
+        if self._routes_bound:
+            return
+        builder = _starlette_routes(scope.get("app"))
+        if builder is not None:
+            # Raises RulesError naming every rule whose route the app does not have.
+            self.engine.bind_routes(builder)
+            self._routes_bound = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if kind != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self._routes_bound and "app" in scope:
+            self._bind_from(scope)
+        root = scope.get("root_path", "") or ""
+        request = request_from_scope(scope)
+        engine = self.engine
+        fallbacks = engine.has_fallback_rules
+        decision = engine.resolve_request(request, stage="before" if fallbacks else "all")
+        head = scope.get("method") == "HEAD"
+        if decision.action in ("redirect", "respond"):
+            response = decision_response(
+                _with_root(decision, root), head=head, default_max_age=self.default_max_age
+            )
+            await send_response(send, response)
+            return
+        if decision.action == "rewrite":
+            scope = rewritten_scope(scope, decision)
+        if not fallbacks:
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, self._fallback_send(send, request, root, head))
+
+    def _fallback_send(self, send: Send, request: Request, root: str, head: bool) -> Send:
+        """A ``send`` that replaces the app's 404 by an ``only_if_missing`` rule's answer."""
+        state: dict[str, Any] = {"replaced": False, "held": None}
+
+        async def wrapped(message: Message) -> None:
+            if state["replaced"]:
+                return  # the app's own 404 body is dropped
+            if message["type"] == "http.response.start" and message.get("status") == 404:
+                decision = self.engine.resolve_request(request, stage="missing")
+                if decision.action in ("redirect", "respond"):
+                    state["replaced"] = True
+                    response = decision_response(
+                        _with_root(decision, root), head=head, default_max_age=self.default_max_age
+                    )
+                    await send_response(send, response)
+                    return
+            await send(message)
+
+        return wrapped
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check route targets at start-up (fail fast), then hand lifespan to the app."""
+        try:
+            self._bind_from(scope)
+        except WaypostError as exc:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            raise
+        await self.app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"WaypostMiddleware({self.app!r}, rules={self.engine!r})"

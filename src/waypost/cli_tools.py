@@ -1,0 +1,397 @@
+"""The migration tools on the command line: ``check``, ``test``, ``trace``, ``import``, ``export``.
+
+Thin click commands over :mod:`waypost.tools`; :mod:`waypost.cli` registers them on ``waypost``.
+Exit codes: 0 fine; 1 the rules have errors, ``check`` found an error, a test case failed, a
+trace loops; 2 a usage mistake; 3 ``check`` found warnings but no error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from waypost.engine import Engine
+from waypost.exceptions import RuleError, RulesError
+from waypost.rules.load import FORMATS, parse_rules
+from waypost.tools.annotations import render_github, render_gitlab, render_human, render_json
+from waypost.tools.casetest import parse_cases, render_failures, run_cases
+from waypost.tools.check import Finding, Fix, check_rules, load_findings, worst_severity
+from waypost.tools.fix import FixError, apply_fixes
+from waypost.tools.formats import EXPORTERS, IMPORTERS, detect_format, export_cloudflare
+from waypost.tools.trace import MAX_REDIRECTS, follow
+
+__all__ = ["check_command", "export_command", "import_command", "test_command", "trace_command"]
+
+_CASE_FORMATS = {".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
+
+
+def _print_errors(errors: Sequence[RuleError], file: str) -> None:
+    count = len(errors)
+    click.echo(f"{file}: {count} error{'s' if count != 1 else ''}", err=True)
+    for error in errors:
+        click.echo(f"  {error}", err=True)
+
+
+def _engine_or_exit(rules: str) -> Engine:
+    try:
+        return Engine.from_file(rules)
+    except RulesError as exc:
+        _print_errors(exc.errors, exc.file or rules)
+        sys.exit(1)
+
+
+def _read_text(path: str) -> str:
+    """The file's text exactly as stored (line endings kept); a clear error when unreadable."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read the file: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise click.ClickException(
+            f"{path}:{line}: not UTF-8 text; save the file as UTF-8"
+        ) from None
+
+
+def write_atomically(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: a reader (or a
+    crash) sees the old file or the new one, never half of it. The file's mode is kept."""
+    target = Path(path)
+    mode = None
+    with contextlib.suppress(FileNotFoundError):
+        mode = stat.S_IMODE(target.stat().st_mode)
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+# --------------------------------------------------------------------------------------------
+# check
+
+
+def _exit_code(findings: list[Finding], fail_on: str) -> int:
+    worst = worst_severity(findings)
+    if worst == "error":
+        return 1
+    if worst == "warning" and fail_on == "warning":
+        return 3
+    return 0
+
+
+def _emit(findings: list[Finding], output: str, *, file: str, count: int, verbose: bool) -> None:
+    if output == "json":
+        click.echo(render_json(findings, file=file, rule_count=count))
+    elif output == "github":
+        if findings:
+            click.echo(render_github(findings))
+    elif output == "gitlab":
+        click.echo(render_gitlab(findings))
+    else:
+        click.echo(render_human(findings, file=file, rule_count=count, verbose=verbose))
+
+
+@click.command("check")
+@click.argument("rules", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (same as --format json).")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "github", "gitlab"]),
+    default="text",
+    show_default=True,
+    help="text for people; github: workflow annotations; gitlab: a Code Quality report.",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="One of the site's own hosts (besides allowed_hosts); repeat for several.",
+)
+@click.option("--fix", is_flag=True, help="Point every chained rule straight at its destination.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show notes (info findings).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning"]),
+    default="warning",
+    show_default=True,
+    help="The least severity that makes the exit code non-zero.",
+)
+def check_command(
+    rules: str,
+    as_json: bool,
+    output: str,
+    hosts: tuple[str, ...],
+    fix: bool,
+    verbose: bool,
+    fail_on: str,
+) -> None:
+    """Check RULES: loading errors, loops, chains, shadowed rules, POST turned into GET, unsafe
+    targets. Exit 0 clean, 1 errors, 3 warnings only."""
+    if as_json:
+        output = "json"
+    try:
+        engine = Engine.from_file(rules)
+    except RulesError as exc:
+        errors = list(exc.errors)
+        if output == "json":
+            click.echo(render_json(load_findings(errors), file=rules, rule_count=0, errors=errors))
+        elif output in ("github", "gitlab"):
+            _emit(load_findings(errors), output, file=rules, count=0, verbose=verbose)
+            _print_errors(errors, rules)
+        else:
+            _print_errors(errors, rules)
+        sys.exit(1)
+    findings = check_rules(engine, site_hosts=hosts)
+    if fix:
+        fixes = [f.fix for f in findings if f.fix is not None]
+        if fixes:
+            engine, findings = _fix(rules, fixes, hosts)
+        else:
+            click.echo(f"{rules}: nothing to fix", err=True)
+    _emit(findings, output, file=rules, count=len(engine), verbose=verbose)
+    sys.exit(_exit_code(findings, fail_on))
+
+
+def _fix(rules: str, chosen: list[Fix], hosts: tuple[str, ...]) -> tuple[Engine, list[Finding]]:
+    format = FORMATS.get(Path(rules).suffix.lower())
+    if format is None:  # pragma: no cover - the file loaded, so its type is known
+        _fail(f"{rules}: --fix cannot edit this file type")
+    text = _read_text(rules)
+    try:
+        fixed = apply_fixes(text, format, chosen, file=rules)
+    except FixError as exc:
+        _fail(str(exc))
+    write_atomically(rules, fixed)
+    count = len(chosen)
+    click.echo(f"{rules}: fixed {count} chain{'s' if count != 1 else ''}", err=True)
+    engine = _engine_or_exit(rules)
+    return engine, check_rules(engine, site_hosts=hosts)
+
+
+# --------------------------------------------------------------------------------------------
+# test and trace
+
+
+def _headers(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(
+                f"{value!r} is not a header; write it as 'Name: value'", param_hint="'-H'"
+            )
+        pairs.append((name.strip(), rest.strip()))
+    return pairs
+
+
+@click.command("test")
+@click.argument("rules", type=click.Path(dir_okay=False))
+@click.argument("cases", type=click.Path(dir_okay=False))
+@click.option("--host", "hosts", multiple=True, help="One of the site's own hosts (for 'final').")
+@click.option("--json", "as_json", is_flag=True, help="Print every result as JSON.")
+def test_command(rules: str, cases: str, hosts: tuple[str, ...], as_json: bool) -> None:
+    """Run the CASES file (CSV or YAML: requests and what must happen) against RULES.
+
+    Prints a table of the failures; exit 0 when every case passes, 1 otherwise."""
+    format = _CASE_FORMATS.get(Path(cases).suffix.lower())
+    if format is None:
+        raise click.BadParameter(
+            f"{cases!r}: a cases file is .csv, .yaml or .yml", param_hint="'CASES'"
+        )
+    engine = _engine_or_exit(rules)
+    parsed, errors = parse_cases(_read_text(cases), format=format, file=cases)
+    if errors:
+        _print_errors(errors, cases)
+        sys.exit(1)
+    results = run_cases(engine, parsed, site_hosts=hosts)
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "line": r.case.line,
+                        "request": r.case.request_text(),
+                        "passed": r.passed,
+                        "problems": list(r.problems),
+                        "decision": r.decision.to_dict(),
+                        "final_url": r.final_url,
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+    else:
+        click.echo(render_failures(results, file=cases))
+    sys.exit(0 if all(r.passed for r in results) else 1)
+
+
+@click.command("trace")
+@click.argument("rules", type=click.Path(dir_okay=False))
+@click.argument("url")
+@click.option("-X", "--method", default="GET", show_default=True, help="HTTP method.")
+@click.option("-H", "--header", "headers", multiple=True, help="A request header, 'Name: value'.")
+@click.option("--ip", "client_ip", default=None, help="The client's IP address.")
+@click.option("--host", "hosts", multiple=True, help="One of the site's own hosts; repeatable.")
+@click.option(
+    "--max-hops",
+    default=MAX_REDIRECTS,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Give up after this many redirects (browsers: 20).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def trace_command(
+    rules: str,
+    url: str,
+    method: str,
+    headers: tuple[str, ...],
+    client_ip: str | None,
+    hosts: tuple[str, ...],
+    max_hops: int,
+    as_json: bool,
+) -> None:
+    """Follow the redirects of URL hop by hop, as a browser would; exit 1 when they loop."""
+    pairs = _headers(headers)
+    engine = _engine_or_exit(rules)
+    site = (*engine.ruleset.allowed_hosts, *hosts)
+    walk = follow(engine, method, url, pairs, client_ip, site_hosts=site, limit=max_hops)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(walk.to_dict(), indent=2))
+    else:
+        click.echo(walk.render())
+    sys.exit(1 if walk.outcome in ("loop", "too-many") else 0)
+
+
+# --------------------------------------------------------------------------------------------
+# import and export
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(IMPORTERS)),
+    default=None,
+    help="The format of FILE (guessed from its name and content when left out).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the rules here (YAML); stdout when left out.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the report; write nothing.")
+@click.option("--strict", is_flag=True, help="Exit 1 when a line was skipped.")
+def import_command(
+    file: str, fmt: str | None, output: str | None, dry_run: bool, strict: bool
+) -> None:
+    """Read redirects from FILE (nginx, Apache, Netlify, Vercel, Cloudflare, WordPress, Wagtail,
+    CSV) as a Waypost YAML rules file. Every skipped line is reported with its reason."""
+    text = _read_text(file)
+    if fmt is None:
+        fmt = detect_format(file, text)
+        if fmt is None:
+            raise click.UsageError(
+                f"cannot tell the format of {file!r}; pass --format, one of "
+                + ", ".join(sorted(IMPORTERS))
+            )
+    result = IMPORTERS[fmt](text)
+    click.echo(f"{file} ({fmt}): {result.summary(file)}", err=True)
+    exported = EXPORTERS["yaml"](result.rules, result.defaults or None)
+    for item in exported.unsupported:
+        click.echo(f"{file}: not written: {item.render()}", err=True)
+    name = output or "<stdout>"
+    _, errors = parse_rules(exported.text, format="yaml", file=name)
+    for error in errors:
+        click.echo(f"warning: the imported rules do not load: {error}", err=True)
+    if not dry_run:
+        if output is None:
+            click.echo(exported.text, nl=not exported.text.endswith("\n"))
+        else:
+            write_atomically(output, exported.text)
+            click.echo(f"wrote {len(result.rules)} rules to {output}", err=True)
+    failed = bool(errors) or bool(exported.unsupported) or (strict and bool(result.skipped))
+    sys.exit(1 if failed else 0)
+
+
+@click.command("export")
+@click.argument("rules", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(EXPORTERS)),
+    required=True,
+    help="The format to write.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write here; stdout when left out.",
+)
+@click.option(
+    "--host",
+    default=None,
+    help="cloudflare: the host of rules without a host condition (Cloudflare needs one).",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when a rule cannot be expressed.")
+def export_command(
+    rules: str, fmt: str, output: str | None, host: str | None, strict: bool
+) -> None:
+    """Write RULES in another format. A rule the format cannot express is reported on stderr
+    with its file:line and the reason, never dropped silently."""
+    engine = _engine_or_exit(rules)
+    source = list(engine.rules)
+    mappings = [r.to_mapping() for r in source]
+    defaults = dict(engine.ruleset.defaults)
+    if host is not None and fmt != "cloudflare":
+        raise click.UsageError("--host is for --format cloudflare only")
+    if fmt == "cloudflare":
+        result = export_cloudflare(mappings, defaults, host=host)
+    else:
+        result = EXPORTERS[fmt](mappings, defaults)
+    for item in result.unsupported:
+        where = source[item.index].source if 0 <= item.index < len(source) else rules
+        click.echo(f"{where}: not exported: {item.reason}", err=True)
+    exported = len(source) - len(result.unsupported)
+    summary = f"{rules}: {exported} exported, {len(result.unsupported)} not expressible in {fmt}"
+    if output is None:
+        click.echo(result.text, nl=not result.text.endswith("\n"))
+    else:
+        write_atomically(output, result.text)
+    click.echo(summary, err=True)
+    sys.exit(1 if strict and result.unsupported else 0)

@@ -1,0 +1,313 @@
+"""The server's logic, apart from any server interface: what to answer, and what to count and log.
+
+:class:`WaypostServer` turns a request (method, raw path, query, headers, client address) into an
+:class:`Answer`: a finished :class:`~waypost.http.Response`, or a :class:`~waypost.server.proxy.
+Forward` to send upstream. The ASGI adapter (:mod:`waypost.server.app`) only moves
+bytes.
+
+In order, a request is:
+
+1. refused with 414 / 431 if its target or headers are larger than the limits;
+2. answered by Waypost itself on ``/_waypost/health`` and ``/_waypost/metrics``;
+3. decided by the engine: redirect and respond are answered here; pass and rewrite are proxied
+   to the upstream when there is one, else answered with the 404 page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import httpx
+
+from waypost.engine import Engine
+from waypost.http import Response, decision_response, error_response, plain_response
+from waypost.rules.request import Request
+from waypost.server.access_log import AccessLog
+from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
+from waypost.server.pages import NotFoundPage
+from waypost.server.proxy import Forward, UpstreamProxy
+from waypost.server.reloading import RulesWatcher
+from waypost.settings import Settings
+
+__all__ = ["HEALTH_PATH", "METRICS_PATH", "Answer", "WaypostServer"]
+
+logger = logging.getLogger("waypost.server")
+
+HEALTH_PATH = "/_waypost/health"
+METRICS_PATH = "/_waypost/metrics"
+_INTERNAL_PREFIX = "/_waypost/"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What to do with a request: send ``response``, or send ``forward`` upstream.
+
+    ``action`` labels the request in the metrics: the decision's action, ``rejected`` (over a
+    limit) or ``internal`` (health, metrics).
+    """
+
+    action: str
+    response: Response | None = None
+    forward: Forward | None = None
+    vary: tuple[str, ...] = ()
+
+
+def _printable_path(path: str) -> str:
+    # A decoded path may hold surrogate escapes (bytes that were not UTF-8): show them as U+FFFD.
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class WaypostServer:
+    """The standalone server's state and logic for one worker process.
+
+    ``rules_path`` enables hot reload of that file (every ``settings.reload_interval`` seconds).
+    Call :meth:`start` in the worker (after any fork) and :meth:`aclose` when it stops.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings | None = None,
+        *,
+        rules_path: str | Path | None = None,
+    ) -> None:
+        self.settings = settings = settings or Settings()
+        self.engine = engine
+        self.metrics = ServerMetrics()
+        self.metrics.rules.set(len(engine))
+        self.watcher = (
+            RulesWatcher(
+                engine,
+                rules_path,
+                interval=settings.reload_interval,
+                on_reload=self._reloaded,
+            )
+            if rules_path is not None
+            else None
+        )
+        self.page = NotFoundPage(settings.not_found_template)
+        self.proxy = (
+            UpstreamProxy(settings.upstream, timeout=settings.upstream_timeout)
+            if settings.upstream
+            else None
+        )
+        self.access_log = AccessLog() if settings.access_log else None
+        self.in_flight = 0
+
+    def __repr__(self) -> str:
+        return f"WaypostServer({self.engine!r}, upstream={self.settings.upstream!r})"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching the rules file (in the worker process)."""
+        if self.watcher is not None:
+            self.watcher.start()
+
+    async def aclose(self) -> None:
+        """Stop watching and close upstream connections."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.proxy is not None:
+            await self.proxy.aclose()
+
+    def _reloaded(self, ok: bool) -> None:
+        self.metrics.reloaded(ok, len(self.engine))
+
+    # -- answering ------------------------------------------------------------------------
+
+    def answer(
+        self,
+        method: str,
+        raw_path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        client_ip: str | None,
+        scheme: str = "http",
+        *,
+        path: str | None = None,
+    ) -> Answer:
+        """What to do with one request. ``raw_path`` is percent-encoded, ``query`` raw;
+        ``path`` is the decoded path when the server already decoded it (else decoded here)."""
+        settings = self.settings
+        head = method == "HEAD"
+        if len(raw_path) + len(query) + 1 > settings.max_request_line:
+            detail = f"The request target is longer than {settings.max_request_line} bytes."
+            return Answer("rejected", error_response(414, detail, head=head))
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+        if size > settings.max_header_bytes:
+            detail = f"The request headers are larger than {settings.max_header_bytes} bytes."
+            return Answer("rejected", error_response(431, detail, head=head))
+        if raw_path.startswith(_INTERNAL_PREFIX):
+            internal = self._internal(raw_path, head)
+            if internal is not None:
+                return Answer("internal", internal)
+        started = time.perf_counter()
+        try:
+            if path is None:
+                # resolve() answers an unconditional exact rule without building a Request.
+                url = f"{raw_path}?{query}" if query else raw_path
+                decision = self.engine.resolve(method, url, headers, client_ip)
+            else:
+                request = Request(method, raw_path, query, headers, client_ip=client_ip, path=path)
+                decision = self.engine.resolve_request(request)
+        except Exception:  # a bug must cost one request, not the worker
+            logger.exception("waypost: deciding %s %s failed", method, raw_path)
+            return Answer("error", error_response(500, head=head))
+        self.metrics.decision_seconds.observe(time.perf_counter() - started)
+        action = decision.action
+        if action == "redirect" or action == "respond":
+            response = decision_response(
+                decision, head=head, default_max_age=settings.redirect_max_age
+            )
+            return Answer(action, response)
+        proxy = self.proxy
+        if proxy is not None:
+            if action == "rewrite":
+                forward = proxy.forward(
+                    method,
+                    decision.path or "/",
+                    decision.query or "",
+                    headers,
+                    client_ip=client_ip,
+                    scheme=scheme,
+                    set_headers=decision.headers,
+                )
+            else:
+                forward = proxy.forward(
+                    method, raw_path, query, headers, client_ip=client_ip, scheme=scheme
+                )
+            return Answer(action, forward=forward, vary=decision.vary)
+        shown = path if path is not None else unquote(raw_path, errors="surrogateescape")
+        page = self.page.render(_printable_path(shown), method, head=head, vary=decision.vary)
+        return Answer(action, page)
+
+    def _internal(self, raw_path: str, head: bool) -> Response | None:
+        if raw_path == HEALTH_PATH:
+            return self._json(self.health(), head)
+        if raw_path == METRICS_PATH:
+            body = self.metrics.render()
+            headers = (
+                ("content-type", CONTENT_TYPE),
+                ("content-length", str(len(body))),
+                ("cache-control", "no-store"),
+            )
+            return Response(200, headers, b"" if head else body)
+        return None
+
+    def health(self) -> dict[str, object]:
+        """Liveness and what is serving: rule count, revision (file hash), load time, worker pid."""
+        loaded = self.watcher.loaded if self.watcher is not None else None
+        return {
+            "status": "ok",
+            "rules": len(self.engine),
+            "revision": loaded.revision if loaded else None,
+            "loaded_at": loaded.label.partition("@")[2] if loaded else None,
+            "pid": os.getpid(),
+        }
+
+    @staticmethod
+    def _json(data: object, head: bool) -> Response:
+        text = json.dumps(data) + "\n"
+        response = plain_response(200, text, head=head)
+        return Response(
+            200,
+            (
+                ("content-type", "application/json"),
+                response.headers[1],
+                ("cache-control", "no-store"),
+            ),
+            response.body,
+        )
+
+    async def relay(
+        self,
+        forward: Forward,
+        vary: tuple[str, ...],
+        body: AsyncIterator[bytes] | None,
+        start: Callable[[int, list[tuple[str, str]]], Awaitable[None]],
+        write: Callable[[bytes], Awaitable[None]],
+        *,
+        head: bool,
+    ) -> tuple[int, int]:
+        """Send ``forward`` upstream and stream its response through ``start`` and ``write``.
+
+        Returns ``(status, bytes sent)``. An upstream that cannot be reached is answered 502, one
+        that times out before answering 504; a failure mid-body raises (the adapter drops the
+        connection, as the status has been sent).
+        """
+        proxy = self.proxy
+        if proxy is None:
+            raise RuntimeError("relay() needs an upstream")
+        try:
+            upstream = await proxy.send(forward, body)
+        except httpx.TimeoutException:
+            logger.error("waypost: upstream timed out: %s %s", forward.method, forward.url)
+            return await self._send_error(504, start, write, head)
+        except httpx.HTTPError as exc:
+            logger.error("waypost: upstream failed: %s %s: %s", forward.method, forward.url, exc)
+            return await self._send_error(502, start, write, head)
+        size = 0
+        try:
+            await start(
+                upstream.status_code, proxy.response_headers(upstream.headers.multi_items(), vary)
+            )
+            if not head:
+                async for chunk in upstream.aiter_raw():
+                    if chunk:
+                        size += len(chunk)
+                        await write(chunk)
+        finally:
+            await upstream.aclose()
+        return upstream.status_code, size
+
+    @staticmethod
+    async def _send_error(
+        status: int,
+        start: Callable[[int, list[tuple[str, str]]], Awaitable[None]],
+        write: Callable[[bytes], Awaitable[None]],
+        head: bool,
+    ) -> tuple[int, int]:
+        detail = "The upstream did not answer in time." if status == 504 else "The upstream failed."
+        response = error_response(status, detail, head=head)
+        await start(status, list(response.headers))
+        if response.body:
+            await write(response.body)
+        return status, len(response.body)
+
+    # -- after the answer -----------------------------------------------------------------
+
+    def done(
+        self,
+        action: str,
+        status: int,
+        size: int,
+        *,
+        client_ip: str | None,
+        method: str,
+        target: str,
+        protocol: str,
+        headers: Iterable[tuple[str, str]],
+    ) -> None:
+        """Count the request and write its access log line."""
+        self.metrics.count(action, status)
+        if self.access_log is not None:
+            referer = user_agent = None
+            for name, value in headers:
+                key = name.lower()
+                if key == "referer":
+                    referer = value
+                elif key == "user-agent":
+                    user_agent = value
+            self.access_log.write(
+                client_ip, method, target, protocol, status, size, referer, user_agent
+            )

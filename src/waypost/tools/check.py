@@ -1,0 +1,734 @@
+"""``waypost check``: what a migration of thousands of URLs gets wrong, found before it ships.
+
+:func:`check_rules` looks at a loaded :class:`~waypost.engine.Engine` and returns
+:class:`Finding` values, each with a severity, a kind, ``file:line`` and a short why:
+
+- ``loop``: following the redirects as a browser does comes back to a URL (also through
+  pattern rules); ``too-many-redirects``: more than 20 hops, where browsers give up;
+- ``chain``: a rule whose target redirects again; the finding names the final destination and
+  carries a :class:`Fix` (see :func:`apply_fixes`);
+- ``gone-target``: a redirect that lands on a ``respond: 404`` or ``410`` rule;
+- ``shadowed`` / ``duplicate``: a rule that can never apply because an earlier or more specific
+  rule, whose conditions hold whenever its own do, always wins;
+- ``method-change``: a 301 or 302 on a rule that matches POST: the browser repeats the request
+  as a GET and the form data is lost (307 and 308 keep the method);
+- ``open-redirect``: a target whose host (or first path segment) comes from the request;
+- ``self-host``: an absolute target pointing back at one of the site's own hosts.
+
+Pattern rules are checked through sample paths: each variable is filled with a representative
+value (see :func:`sample_paths`), so a loop through ``/a/<path:p> -> /b/{p} -> /a/{p}`` is found.
+Everything here is pure: no file or network access (the CLI reads and writes the files).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import quote, unquote, urlsplit
+
+from waypost.engine import Engine
+from waypost.exceptions import RuleError
+from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
+from waypost.rules.converters import (
+    AnyConverter,
+    BaseConverter,
+    FloatConverter,
+    IntConverter,
+    PathConverter,
+    StringConverter,
+    UUIDConverter,
+)
+from waypost.rules.model import Redirect, Rewrite, Rule, RuleSet
+from waypost.rules.pattern import quote_path
+from waypost.rules.safety import host_allowed
+from waypost.rules.target import Target, parse_target
+from waypost.tools.trace import RedirectChain, follow
+
+__all__ = [
+    "SEVERITIES",
+    "Finding",
+    "Fix",
+    "Severity",
+    "check_rules",
+    "combined_status",
+    "load_findings",
+    "sample_paths",
+    "worst_severity",
+]
+
+Severity = Literal["error", "warning", "info"]
+#: Severities from the worst down.
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+_TEMPORARY = frozenset({302, 303, 307})
+_KEEPS_METHOD = frozenset({307, 308})
+_SUGGEST = {301: 308, 302: 307}
+
+# Sample values, distinctive enough not to collide with the static text of other rules (a
+# sample '/blog/x' could hit a real '/blog/x' rule and make a pattern look shadowed).
+_STRINGS = ("wpsample", "example", "third")
+_PATHS = ("wp/sample", "other/page", "third/x")
+_INTS = (4711, 8128, 9001)
+_FLOATS = (47.5, 81.25, 90.125)
+_UUIDS = (
+    uuid.UUID("6f1c2a44-1b5e-4d3a-9c7e-0d2f4a6b8c10"),
+    uuid.UUID("0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b"),
+    uuid.UUID("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"),
+)
+_CUSTOM_TRIES = (
+    "wpsample", "example", "sample", "x", "ab", "en", "de", "1", "7", "42", "2024", "1.5",
+    "wp/sample", "a/b", "2024-01-01", "abc123",
+)  # fmt: skip
+_MAX_ANY_SAMPLES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """What ``--fix`` writes for a chain: ``rule`` gets ``to: target`` and ``status`` (when it
+    changes; None keeps the rule's status)."""
+
+    rule: Rule
+    target: str
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: how bad, what kind, a message for people, where, and the rules involved."""
+
+    severity: Severity
+    kind: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    rule: Rule | None = None
+    related: tuple[Rule, ...] = ()
+    fix: Fix | None = None
+
+    @property
+    def location(self) -> str:
+        """``file:line`` (or just the file) for messages."""
+        where = self.file or "<rules>"
+        return f"{where}:{self.line}" if self.line is not None else where
+
+    def render(self) -> str:
+        """``file:line: severity [kind] message``, the form editors and compilers use."""
+        return f"{self.location}: {self.severity} [{self.kind}] {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "rule": None if self.rule is None else _rule_dict(self.rule),
+            "related": [_rule_dict(r) for r in self.related],
+            "fix": None if self.fix is None else {"to": self.fix.target, "status": self.fix.status},
+        }
+
+
+def _rule_dict(rule: Rule) -> dict[str, Any]:
+    return {"name": rule.name, "source": rule.source, "from": rule.path}
+
+
+def worst_severity(findings: Iterable[Finding]) -> Severity | None:
+    """The worst severity among ``findings`` (None when there are none)."""
+    ranks = [_RANK[f.severity] for f in findings]
+    return SEVERITIES[min(ranks)] if ranks else None
+
+
+def load_findings(errors: Iterable[RuleError]) -> list[Finding]:
+    """Loading errors as findings (kind ``load``), for the JSON and annotation outputs."""
+    return [Finding("error", "load", e.message, e.file, e.line) for e in errors]
+
+
+def combined_status(statuses: Sequence[int]) -> int:
+    """The status of a chain of redirects taken as one, keeping the strongest of each property.
+
+    Temporary if any hop is temporary (302/303/307); method-keeping only if every hop keeps it
+    (307/308); a 303 anywhere forces the GET it asks for.
+    """
+    if 303 in statuses:
+        return 303
+    temporary = any(s in _TEMPORARY for s in statuses)
+    keeps = all(s in _KEEPS_METHOD for s in statuses)
+    if temporary:
+        return 307 if keeps else 302
+    return 308 if keeps else 301
+
+
+# --------------------------------------------------------------------------------------------
+# Sample paths
+
+
+def _sample_value(converter: BaseConverter, k: int) -> Any:
+    """A value ``converter`` accepts; ``k`` picks among a few distinct ones."""
+    example = getattr(converter, "example", None)
+    if k == 0 and callable(example):
+        return example()
+    if isinstance(converter, AnyConverter):
+        return converter.items[k % len(converter.items)]
+    if isinstance(converter, IntConverter):
+        number = _INTS[k % len(_INTS)]
+        if converter.max is not None and number > converter.max:
+            number = converter.max - k
+        if converter.min is not None and number < converter.min:
+            number = converter.min + k
+        if converter.max is not None and number > converter.max:
+            number = converter.max
+        return number
+    if isinstance(converter, FloatConverter):
+        return _FLOATS[k % len(_FLOATS)]
+    if isinstance(converter, UUIDConverter):
+        return _UUIDS[k % len(_UUIDS)]
+    if isinstance(converter, PathConverter):
+        return _PATHS[k % len(_PATHS)]
+    if isinstance(converter, StringConverter) and type(converter).regex == StringConverter.regex:
+        text = _STRINGS[k % len(_STRINGS)]
+        if len(text) < converter.minlength:
+            text = (text * converter.minlength)[: converter.minlength]
+        if converter.maxlength is not None and len(text) > converter.maxlength:
+            text = text[k : k + converter.maxlength] or text[: converter.maxlength]
+        return text
+    flags = re.DOTALL
+    accepted: list[Any] = []
+    for text in _CUSTOM_TRIES:
+        if not re.fullmatch(converter.regex, text, flags):
+            continue
+        try:
+            accepted.append(converter.to_python(text))
+        except (ValueError, TypeError, OverflowError):
+            continue
+    if not accepted:
+        raise ValueError("no sample value")
+    return accepted[k % len(accepted)]
+
+
+def sample_paths(rule: Rule, count: int = 2) -> list[tuple[str, dict[str, Any]]]:
+    """Up to ``count`` request paths (percent-encoded) that ``rule``'s pattern matches.
+
+    A static rule has one: its own path. A pattern rule gets each variable filled with a
+    representative value (int 4711, string 'wpsample', path 'wp/sample', any: each word in
+    turn, uuid: a fixed one); every word of an ``any`` is tried. Returns the paths with the
+    values used; empty when no value fits a custom converter.
+    """
+    pattern = rule.pattern
+    if pattern is None:
+        return [(quote_path(rule.path), {})]
+    words = max(
+        (
+            len(v.converter.items)
+            for v in pattern.variables
+            if isinstance(v.converter, AnyConverter)
+        ),
+        default=0,
+    )
+    out: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for k in range(max(count, min(words, _MAX_ANY_SAMPLES))):
+        try:
+            values = {v.name: _sample_value(v.converter, k) for v in pattern.variables}
+            path = pattern.build(values)
+        except (ValueError, TypeError, KeyError, OverflowError):
+            continue
+        if path not in seen:
+            seen.add(path)
+            out.append((path, values))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Conditions: a synthetic request that meets them, and "whenever these hold, those hold"
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    headers: tuple[tuple[str, str], ...] = ()
+    client_ip: str | None = None
+    now: datetime | None = None
+    host: str | None = None
+    method: str = "GET"
+
+
+def _first_value(test: Any) -> str | None:
+    if test is None:
+        return None
+    if test == "*":
+        return "1"
+    return str(test[0]) if test else "1"
+
+
+def _context(conditions: Conditions, now: datetime | None) -> _Context:
+    """Request details that meet ``conditions`` as far as they can be met by construction."""
+    headers: list[tuple[str, str]] = []
+    host: str | None = None
+    if conditions.hosts:
+        wanted = conditions.hosts[0]
+        host = "www" + wanted[1:] if wanted.startswith("*.") else wanted
+        headers.append(("Host", host))
+    for name, test in conditions.headers:
+        value = _first_value(test)
+        if value is not None:
+            headers.append((name, value))
+    cookies = [(n, _first_value(t)) for n, t in conditions.cookies]
+    jar = "; ".join(f"{n}={v}" for n, v in cookies if v is not None)
+    if jar:
+        headers.append(("Cookie", jar))
+    if conditions.accept == "html":
+        headers.append(("Accept", "text/html"))
+    elif conditions.accept == "json":
+        headers.append(("Accept", "application/json"))
+    if conditions.languages:
+        headers.append(("Accept-Language", conditions.languages[0]))
+    client_ip = None
+    if conditions.networks:
+        client_ip = str(conditions.networks[0].network_address)
+    when = now
+    if conditions.after is not None:
+        when = conditions.after
+    elif conditions.before is not None:
+        when = conditions.before - timedelta(seconds=1)
+    method = "GET"
+    if conditions.methods is not None and "GET" not in conditions.methods:
+        method = "POST" if "POST" in conditions.methods else sorted(conditions.methods)[0]
+    return _Context(tuple(headers), client_ip, when, host, method)
+
+
+def _value_implied(narrow: Any, wide: Any) -> bool:
+    if wide is None:
+        return narrow is None
+    if wide == "*":
+        return narrow is not None
+    return narrow is not None and narrow != "*" and set(narrow) <= set(wide)
+
+
+def _tests_implied(narrow: tuple[tuple[str, Any], ...], wide: tuple[tuple[str, Any], ...]) -> bool:
+    have = dict(narrow)
+    return all(name in have and _value_implied(have[name], test) for name, test in wide)
+
+
+def conditions_imply(narrow: Conditions, wide: Conditions) -> bool:
+    """True when ``wide`` holds for every request ``narrow`` holds for (conservatively)."""
+    if wide.empty:
+        return True
+    if wide.methods is not None and (narrow.methods is None or not narrow.methods <= wide.methods):
+        return False
+    if wide.hosts is not None and (
+        narrow.hosts is None
+        or not all(h in wide.hosts or host_allowed(h, wide.hosts) for h in narrow.hosts)
+    ):
+        return False
+    for field in ("query", "headers", "cookies"):
+        if not _tests_implied(getattr(narrow, field), getattr(wide, field)):
+            return False
+    if wide.accept is not None and narrow.accept != wide.accept:
+        return False
+    if wide.languages is not None and (
+        narrow.languages is None or not set(narrow.languages) <= set(wide.languages)
+    ):
+        return False
+    if wide.networks is not None and (
+        narrow.networks is None
+        or not all(
+            any(n.version == w.version and n.subnet_of(w) for w in wide.networks)  # type: ignore[arg-type]
+            for n in narrow.networks
+        )
+    ):
+        return False
+    if wide.after is not None and (narrow.after is None or narrow.after < wide.after):
+        return False
+    if wide.before is not None and (narrow.before is None or narrow.before > wide.before):
+        return False
+    return wide.negated is None or wide.negated == narrow.negated
+
+
+# --------------------------------------------------------------------------------------------
+# The analysis
+
+
+def _same_action(a: Rule, b: Rule) -> bool:
+    return a.action == b.action and a.options.query == b.options.query
+
+
+def _target_text(rule: Rule) -> str | None:
+    action = rule.action
+    if isinstance(action, Redirect | Rewrite) and isinstance(action.target, str | Target):
+        return action.text
+    return None
+
+
+class _Checker:
+    def __init__(self, engine: Engine, site_hosts: Sequence[str], now: datetime | None) -> None:
+        self.engine = engine
+        self.ruleset: RuleSet = engine.ruleset
+        self.hosts = tuple(
+            dict.fromkeys(h.lower() for h in (*self.ruleset.allowed_hosts, *site_hosts))
+        )
+        self.now = now
+        self.findings: list[Finding] = []
+        self.loops_seen: set[frozenset[int]] = set()
+
+    def add(self, severity: Severity, kind: str, message: str, rule: Rule, **extra: Any) -> None:
+        self.findings.append(Finding(severity, kind, message, rule.file, rule.line, rule, **extra))
+
+    def run(self) -> list[Finding]:
+        for rule in self.engine.rules:
+            samples = [
+                (path, values)
+                for path, values in sample_paths(rule)
+                if any(r is rule for r, _ in self.engine.matcher.candidates(unquote(path)))
+            ]
+            if samples and self.shadowing(rule, samples):
+                continue
+            self.method_change(rule)
+            self.target_safety(rule)
+            if samples and isinstance(rule.action, Redirect) and _target_text(rule) is not None:
+                self.chains(rule, samples)
+        self.findings.sort(key=lambda f: (f.file or "", f.line or 0, _RANK[f.severity], f.kind))
+        return self.findings
+
+    # -- shadowed rules and duplicates --------------------------------------------------------
+
+    def shadowing(self, rule: Rule, samples: list[tuple[str, dict[str, Any]]]) -> bool:
+        winners: list[Rule] = []
+        for path, _ in samples:
+            winner = None
+            for other, _values in self.engine.matcher.candidates(unquote(path)):
+                if other is rule:
+                    break
+                if other.options.only_if_missing and not rule.options.only_if_missing:
+                    continue
+                if conditions_imply(rule.conditions, other.conditions):
+                    winner = other
+                    break
+            if winner is None:
+                return False
+            winners.append(winner)
+        first = winners[0]
+        related = tuple(dict.fromkeys(winners))
+        if all(_same_action(w, rule) for w in related):
+            self.add(
+                "warning",
+                "duplicate",
+                f"repeats the rule at {first.source} (from {first.path!r}), which always "
+                "applies first with the same action; remove this one",
+                rule,
+                related=related,
+            )
+        else:
+            why = "it comes first" if first.index < rule.index else "it is more specific"
+            self.add(
+                "warning",
+                "shadowed",
+                f"can never apply: the rule at {first.source} (from {first.path!r}) matches "
+                f"every request this one does and always wins ({why}); remove this rule, or "
+                "make it more specific than the other",
+                rule,
+                related=related,
+            )
+        return True
+
+    # -- POST turned into GET ---------------------------------------------------------------
+
+    def method_change(self, rule: Rule) -> None:
+        action = rule.action
+        if not isinstance(action, Redirect) or action.status not in _SUGGEST:
+            return
+        better = _SUGGEST[action.status]
+        methods = rule.conditions.methods
+        if methods is not None and "POST" in methods:
+            self.add(
+                "error",
+                "method-change",
+                f"matches POST but answers {action.status}: the browser repeats the request as "
+                f"a GET and the form data is lost; use {better}, which keeps the method and body",
+                rule,
+            )
+        elif methods is None:
+            self.add(
+                "info",
+                "method-change",
+                f"answers every method with {action.status}: a form POST here becomes a GET and "
+                f"loses its data; if forms post to {rule.path!r}, use {better}",
+                rule,
+            )
+
+    # -- targets that leave the site, or come back to it --------------------------------------
+
+    def target_safety(self, rule: Rule) -> None:
+        action = rule.action
+        if not isinstance(action, Redirect):
+            return
+        target = action.target
+        if isinstance(target, Target) and target.literal is None:
+            self.open_redirect(rule, target)
+            return
+        text = _target_text(rule)
+        if text is None or not text.lower().startswith(("http://", "https://")):
+            return
+        try:
+            host = (urlsplit(text).hostname or "").lower()
+        except ValueError:
+            return
+        if host and self.hosts and host_allowed(host, self.hosts):
+            rule_hosts = rule.conditions.hosts
+            if rule_hosts is not None and not host_allowed(host, rule_hosts):
+                return  # a redirect from one of the site's hosts to another: on purpose
+            parts = urlsplit(text)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            self.add(
+                "info",
+                "self-host",
+                f"the absolute target {text!r} points back at this site's own host {host!r}; "
+                f"write the path {path!r} so the rule works on every host (and on staging)",
+                rule,
+            )
+
+    def open_redirect(self, rule: Rule, target: Target) -> None:
+        if target.absolute and target.host is None:
+            allowed = self.ruleset.allowed_hosts
+            if not allowed:
+                self.add(
+                    "warning",
+                    "open-redirect",
+                    f"the host of {target.text!r} comes from the request, which would make an "
+                    "open redirect; allowed_hosts is empty, so Waypost refuses every such "
+                    "request (400). List the hosts in allowed_hosts or write the host literally",
+                    rule,
+                )
+            elif any(h.startswith("*.") for h in allowed):
+                wild = ", ".join(h for h in allowed if h.startswith("*."))
+                self.add(
+                    "warning",
+                    "open-redirect",
+                    f"the host of {target.text!r} comes from the request and allowed_hosts has "
+                    f"the wildcard {wild}: a visitor's link can send people to any such "
+                    "subdomain, including one a customer or an old DNS record controls. List "
+                    "the hosts one by one",
+                    rule,
+                )
+            else:
+                self.add(
+                    "info",
+                    "open-redirect",
+                    f"the host of {target.text!r} comes from the request; only allowed_hosts "
+                    f"({', '.join(allowed)}) are accepted, anything else answers 400",
+                    rule,
+                )
+            return
+        first = target.pieces[0] if target.pieces else None
+        if (
+            not target.absolute
+            and isinstance(first, str)
+            and first == "/"
+            and len(target.pieces) > 1
+        ):
+            self.add(
+                "info",
+                "open-redirect",
+                f"the target {target.text!r} starts with a value from the request: a value "
+                "beginning with '/' would make '//host', another site; Waypost refuses those "
+                "(400). Prefer a literal first segment, like '/go/{...}'",
+                rule,
+            )
+
+    # -- loops, chains, redirects into gone pages ---------------------------------------------
+
+    def chains(self, rule: Rule, samples: list[tuple[str, dict[str, Any]]]) -> None:
+        context = _context(rule.conditions, self.now)
+        alone = replace(rule, conditions=EMPTY_CONDITIONS)
+        single = Engine(RuleSet((alone,), allowed_hosts=self.ruleset.allowed_hosts))
+        hosts = (*self.hosts, context.host) if context.host else self.hosts
+        walks: list[RedirectChain] = []
+        for path, _ in samples[:2]:
+            first = single.resolve(
+                context.method, path, context.headers, context.client_ip, now=context.now
+            )
+            if first.action != "redirect":
+                return  # refused (unsafe target): target_safety reports it
+            first = replace(first, rule=rule)
+            walks.append(
+                follow(
+                    self.engine,
+                    context.method,
+                    path,
+                    context.headers,
+                    context.client_ip,
+                    site_hosts=hosts,
+                    now=context.now,
+                    first=first,
+                )
+            )
+        shapes = {(w.outcome, w.loop_at, tuple(id(r) for r in w.rules)) for w in walks}
+        if len(shapes) != 1:
+            return  # the samples disagree: a coincidence of sample values, not the rule's shape
+        walk = walks[0]
+        example = "" if rule.pattern is None else " (for example)"
+        if walk.outcome == "loop":
+            self.loop(rule, walk, example)
+        elif walk.outcome == "too-many":
+            self.add(
+                "error",
+                "too-many-redirects",
+                f"more than {walk.limit} redirects{example}: {walk.path_text()}; browsers give "
+                "up (ERR_TOO_MANY_REDIRECTS). Point the rule straight at the destination",
+                rule,
+                related=tuple(dict.fromkeys(r for r in walk.rules if r is not rule)),
+            )
+        else:
+            final = walk.final
+            if final is not None and final.action == "respond" and final.status in (404, 410):
+                where = f" (rule at {final.rule.source})" if final.rule else ""
+                self.add(
+                    "error",
+                    "gone-target",
+                    f"redirects{example} to {walk.final_url}, which answers {final.status}"
+                    f"{where}: the visitor lands on a missing page; point it at a live page, or "
+                    f"answer {final.status} here too",
+                    rule,
+                    related=(final.rule,) if final.rule else (),
+                )
+            elif len(walk.redirects) >= 2:
+                self.chain(rule, walk, walks, samples, example)
+
+    def loop(self, rule: Rule, walk: RedirectChain, example: str) -> None:
+        cycle = tuple(dict.fromkeys(walk.loop_rules))
+        others = tuple(r for r in cycle if r is not rule)
+        if len(others) < len(cycle):  # this rule is on the loop itself
+            key = frozenset(id(r) for r in cycle)
+            if key in self.loops_seen:
+                return
+            self.loops_seen.add(key)
+            on_loop = ", ".join(f"{r.source} ({r.path!r})" for r in cycle)
+            self.add(
+                "error",
+                "loop",
+                f"redirect loop{example}: {walk.path_text()}; browsers stop with "
+                f"ERR_TOO_MANY_REDIRECTS. The rules on the loop: {on_loop}",
+                rule,
+                related=others,
+            )
+            return
+        start = cycle[0] if cycle else None
+        where = f" (the loop starts at {start.source})" if start is not None else ""
+        self.add(
+            "error",
+            "loop",
+            f"leads into a redirect loop{example}: {walk.path_text()}{where}",
+            rule,
+            related=others,
+        )
+
+    def chain(
+        self,
+        rule: Rule,
+        walk: RedirectChain,
+        walks: list[RedirectChain],
+        samples: list[tuple[str, dict[str, Any]]],
+        example: str,
+    ) -> None:
+        statuses = walk.redirect_statuses
+        status = combined_status(statuses)
+        fix, why_not = self.fix_for(rule, walks, samples, status)
+        count = len(walk.redirects)
+        advice = (
+            f"point it straight at {fix.target!r} (status {status})"
+            if fix is not None
+            else f"point it straight at the destination ({why_not})"
+        )
+        hops = ", ".join(f"{r.source}" for r in walk.rules[1:])
+        self.add(
+            "warning",
+            "chain",
+            f"chain of {count} redirects{example}: {walk.path_text()} (through {hops}); "
+            f"final destination {walk.final_url}; {advice}",
+            rule,
+            related=tuple(dict.fromkeys(r for r in walk.rules if r is not rule)),
+            fix=fix,
+        )
+
+    def fix_for(
+        self,
+        rule: Rule,
+        walks: list[RedirectChain],
+        samples: list[tuple[str, dict[str, Any]]],
+        status: int,
+    ) -> tuple[Fix | None, str]:
+        if rule.options.query == "keep" and any(
+            r.options.query == "drop" for r in walks[0].rules[1:]
+        ):
+            return None, "a later hop drops the query string; --fix leaves it to you"
+        new_status = (
+            None if isinstance(rule.action, Redirect) and status == rule.action.status else status
+        )
+        pattern = rule.pattern
+        if pattern is None:
+            return Fix(rule, _escape_braces(walks[0].final_url), new_status), ""
+        if len(walks) < 2:
+            return None, "only one sample path; --fix leaves it to you"
+        template = _template(walks[0].final_url, samples[0][1], rule)
+        if template is None:
+            return None, "the destination cannot be written with this rule's variables"
+        converters = {v.name: v.converter for v in pattern.variables}
+        for walk, (_, values) in zip(walks, samples, strict=False):
+            try:
+                built = parse_target(template).build(values, converters)
+            except (RuleError, ValueError, TypeError, KeyError):
+                return None, "the destination cannot be written with this rule's variables"
+            if built != walk.final_url:
+                return None, "the destination depends on the path in a way --fix cannot write"
+        return Fix(rule, template, new_status), ""
+
+
+def _escape_braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _template(final: str, values: dict[str, Any], rule: Rule) -> str | None:
+    """``final`` with each sample value's URL text replaced by ``{name}``."""
+    variables = rule.pattern.variables if rule.pattern is not None else ()
+    texts: dict[str, str] = {}
+    for variable in variables:
+        try:
+            raw = variable.converter.to_url(values[variable.name])
+        except (ValueError, TypeError, KeyError):
+            return None
+        for form in {
+            quote_path(raw, keep_slashes=variable.converter.spans_slashes),
+            quote(raw, safe="/:@!$'()*,;-._~"),
+            raw,
+        }:
+            texts.setdefault(form, variable.name)
+    if not texts:
+        return _escape_braces(final)
+    alternatives = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
+    out: list[str] = []
+    pos = 0
+    for match in re.finditer(alternatives, final):
+        out.append(_escape_braces(final[pos : match.start()]))
+        out.append("{" + texts[match.group(0)] + "}")
+        pos = match.end()
+    out.append(_escape_braces(final[pos:]))
+    return "".join(out)
+
+
+def check_rules(
+    engine: Engine,
+    *,
+    site_hosts: Sequence[str] = (),
+    now: datetime | None = None,
+) -> list[Finding]:
+    """Every problem found in the engine's rules, sorted by file and line.
+
+    ``site_hosts`` are the site's own hosts besides the rules' ``allowed_hosts`` (an absolute
+    redirect to one of them continues on the site); ``now`` fixes the time for rules with
+    ``after``/``before`` conditions.
+    """
+    return _Checker(engine, site_hosts, now).run()

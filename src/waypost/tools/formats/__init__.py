@@ -1,0 +1,197 @@
+"""Importers and exporters between Waypost rules and other redirect formats.
+
+Everything here is sans-io: importers take the text of a file and return an
+:class:`ImportResult`; exporters take canonical rule mappings (the entries of a Waypost YAML
+``rules:`` list) and return an :class:`ExportResult`. Nothing is dropped silently: a line an
+importer cannot carry over is a :class:`Skipped` with its line number and reason, and a rule an
+exporter cannot express is an :class:`Unsupported`.
+
+Formats, by registry name::
+
+    netlify         Netlify _redirects                  import, export
+    netlify-toml    netlify.toml [[redirects]]          import
+    vercel          vercel.json redirects/rewrites      import, export
+    cloudflare      Cloudflare Bulk Redirects CSV       import, export
+    nginx           map / location / rewrite / return   import, export
+    apache          Redirect* / RewriteRule             import, export (.htaccess)
+    wordpress-csv   Redirection plugin CSV export       import
+    wordpress-json  Redirection plugin JSON export      import
+    wagtail         Wagtail redirect import CSV         import
+    csv             from,to,status[,name]               import, export
+    yaml            Waypost's own rules file            import, export
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+from ._canon import BUILTIN_DEFAULTS, effective_rule, normalise_rule
+from ._report import ExportResult, ImportResult, Note, Skipped, Unsupported
+from ._text import clean_text
+from .apache import export_apache, parse_apache
+from .cloudflare import export_cloudflare, parse_cloudflare
+from .generic_csv import export_csv, parse_csv
+from .netlify import export_netlify, parse_netlify, parse_netlify_toml
+from .nginx import export_nginx, parse_nginx
+from .vercel import export_vercel, parse_vercel
+from .wagtail import parse_wagtail
+from .wordpress import parse_wordpress_csv, parse_wordpress_json
+from .yaml_format import export_yaml, parse_yaml
+
+__all__ = [
+    "BUILTIN_DEFAULTS",
+    "EXPORTERS",
+    "IMPORTERS",
+    "ExportResult",
+    "Exporter",
+    "ImportResult",
+    "Importer",
+    "Note",
+    "Skipped",
+    "Unsupported",
+    "detect_format",
+    "effective_rule",
+    "export_apache",
+    "export_cloudflare",
+    "export_csv",
+    "export_netlify",
+    "export_nginx",
+    "export_vercel",
+    "export_yaml",
+    "normalise_rule",
+    "parse_apache",
+    "parse_cloudflare",
+    "parse_csv",
+    "parse_netlify",
+    "parse_netlify_toml",
+    "parse_nginx",
+    "parse_vercel",
+    "parse_wagtail",
+    "parse_wordpress_csv",
+    "parse_wordpress_json",
+    "parse_yaml",
+]
+
+Importer = Callable[[str], ImportResult]
+Exporter = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any] | None], ExportResult]
+
+#: Importers by format name.
+IMPORTERS: dict[str, Importer] = {
+    "netlify": parse_netlify,
+    "netlify-toml": parse_netlify_toml,
+    "vercel": parse_vercel,
+    "cloudflare": parse_cloudflare,
+    "nginx": parse_nginx,
+    "apache": parse_apache,
+    "wordpress-csv": parse_wordpress_csv,
+    "wordpress-json": parse_wordpress_json,
+    "wagtail": parse_wagtail,
+    "csv": parse_csv,
+    "yaml": parse_yaml,
+}
+
+#: Exporters by format name.
+EXPORTERS: dict[str, Exporter] = {
+    "netlify": export_netlify,
+    "vercel": export_vercel,
+    "cloudflare": export_cloudflare,
+    "nginx": export_nginx,
+    "apache": export_apache,
+    "csv": export_csv,
+    "yaml": export_yaml,
+}
+
+_NGINX = re.compile(
+    r"^\s*(server\s*\{|location\s|map\s+\$|rewrite\s+\S+\s+\S+\s*(permanent|redirect|last|break)?\s*;|return\s+30\d\s)",
+    re.M,
+)
+_APACHE = re.compile(
+    r"^\s*(Redirect(Match|Permanent|Temp)?\s|RewriteRule\s|RewriteEngine\s|<IfModule)", re.M | re.I
+)
+_NETLIFY_LINE = re.compile(
+    r"^\s*(/|https?://)\S*\s+(\S+=\S*\s+)*(/|https?://)\S*(\s+\d{3}!?)?(\s+\w+=\S+)*\s*$", re.M
+)
+
+
+def _first_row(text: str) -> str:
+    for line in clean_text(text).split("\n"):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped.lower()
+    return ""
+
+
+def _detect_csv(text: str) -> str | None:
+    header = re.split(r"[,;\t|]", _first_row(text).replace('"', ""))
+    header = [cell.strip() for cell in header]
+    if not header or not header[0]:
+        return None
+    if header[0] == "source" and ("regex" in header or "target" in header):
+        return "wordpress-csv"
+    if header[0] in ("source_url", "source url"):
+        return "cloudflare"
+    if header[0] == "from" and "to" in header:
+        return "wagtail" if "permanent" in header else "csv"
+    if header[0] in ("old_path", "redirect from", "old path"):
+        return "wagtail"
+    if not header[0].startswith("/") and "." in header[0].split("/")[0] and len(header) >= 2:
+        return "cloudflare"
+    return None
+
+
+def _detect_json(text: str) -> str | None:
+    try:
+        data = json.loads(clean_text(text))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    redirects = data.get("redirects")
+    if isinstance(redirects, list) and redirects and isinstance(redirects[0], dict):
+        if "action_data" in redirects[0] or "match_type" in redirects[0] or "url" in redirects[0]:
+            return "wordpress-json"
+        if "source" in redirects[0]:
+            return "vercel"
+    if any(
+        key in data for key in ("rewrites", "redirects", "cleanUrls", "trailingSlash", "routes")
+    ):
+        return "vercel"
+    return None
+
+
+def detect_format(filename: str, text: str) -> str | None:
+    """The registry name of the format of ``filename`` with contents ``text``, or ``None``.
+
+    The file name decides when it is conventional (``_redirects``, ``netlify.toml``,
+    ``vercel.json``, ``.htaccess``); otherwise the extension narrows the choice and the content
+    decides (a CSV header, JSON keys, nginx or Apache directives).
+    """
+    path = PurePosixPath(filename.replace("\\", "/"))
+    name, suffix = path.name.lower(), path.suffix.lower()
+    if name == "_redirects":
+        return "netlify"
+    if name == "netlify.toml" or (suffix == ".toml" and "[[redirects]]" in text):
+        return "netlify-toml"
+    if name == "vercel.json":
+        return "vercel"
+    if name == ".htaccess" or name.endswith(".htaccess"):
+        return "apache"
+    if suffix in (".yaml", ".yml"):
+        return "yaml"
+    if suffix == ".json":
+        return _detect_json(text)
+    if suffix in (".csv", ".tsv", ".txt") and (found := _detect_csv(text)):
+        return found
+    if suffix in (".csv", ".tsv"):
+        return None
+    if _NGINX.search(text):
+        return "nginx"
+    if _APACHE.search(text):
+        return "apache"
+    if _NETLIFY_LINE.search(clean_text(text)):
+        return "netlify"
+    return None

@@ -1,0 +1,100 @@
+"""Waypost's own YAML rules file, written losslessly with ``yaml.safe_dump``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from ._common import Collector
+from ._report import ExportResult, ImportResult, Unsupported
+from ._text import clean_text
+
+__all__ = ["export_yaml", "parse_yaml"]
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and sequences as dicts and lists, which safe_dump can write."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _rule_lines(text: str) -> list[int]:
+    """The line of each entry of the ``rules`` sequence (or of a top-level sequence)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    sequence = root
+    if isinstance(root, yaml.MappingNode):
+        sequence = next((v for k, v in root.value if getattr(k, "value", None) == "rules"), None)
+    if not isinstance(sequence, yaml.SequenceNode):
+        return []
+    return [item.start_mark.line + 1 for item in sequence.value]
+
+
+def parse_yaml(text: str) -> ImportResult:
+    """Read a Waypost YAML rules file: its ``rules`` and ``defaults``.
+
+    Only the shape is checked (each rule a mapping with a ``from``); the rule language itself is
+    validated when the rules are loaded.
+    """
+    text = clean_text(text)
+    collector = Collector()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(error, "problem", None) or str(error)
+        collector.skip(line, "", f"invalid YAML, nothing imported: {problem}")
+        return collector.result("yaml")
+    defaults: dict[str, Any] = {}
+    if isinstance(data, dict):
+        raw_defaults = data.get("defaults") or {}
+        defaults = dict(raw_defaults) if isinstance(raw_defaults, dict) else {}
+        rules = data.get("rules") or []
+    else:
+        rules = data or []
+    lines = text.split("\n")
+    positions = _rule_lines(text)
+    if not isinstance(rules, list):
+        collector.skip(1, "", "'rules' must be a list")
+        rules = []
+    for index, rule in enumerate(rules):
+        line = positions[index] if index < len(positions) else 1
+        raw = lines[line - 1].strip() if line <= len(lines) else ""
+        if not isinstance(rule, dict) or "from" not in rule:
+            collector.skip(line, raw, "a rule must be a mapping with a 'from' pattern")
+            continue
+        collector.rules.append(rule)
+    result = collector.result("yaml")
+    return ImportResult(result.rules, result.skipped, "yaml", result.notes, defaults)
+
+
+def export_yaml(
+    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+) -> ExportResult:
+    """Write rules (and ``defaults``) as a Waypost YAML rules file; nothing is lost."""
+    plain: list[dict[str, Any]] = []
+    unsupported: list[Unsupported] = []
+    for index, rule in enumerate(rules):
+        converted = _plain(rule)
+        try:
+            yaml.safe_dump(converted)
+        except yaml.YAMLError as error:
+            unsupported.append(
+                Unsupported(index, dict(rule), f"cannot be written as YAML: {error}")
+            )
+            continue
+        plain.append(converted)
+    document: dict[str, Any] = {}
+    if defaults:
+        document["defaults"] = _plain(defaults)
+    document["rules"] = plain
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return ExportResult(text, unsupported, len(plain))

@@ -1,0 +1,235 @@
+"""WSGI middleware: Waypost in front of any WSGI app (Flask, Django's WSGI handler, ...).
+
+::
+
+    app.wsgi_app = WaypostMiddleware(app.wsgi_app, rules="rules.yaml")   # Flask
+
+- redirect and respond decisions are answered here; the app never sees the request;
+- a rewrite changes ``PATH_INFO``, ``QUERY_STRING`` and ``HTTP_*`` while the browser's URL stays;
+- ``only_if_missing`` rules apply only when the app answers 404;
+- ``to: {route: name, ...}`` targets are built by the app's own URL map (Flask's ``url_for``
+  rules), found from ``app.wsgi_app``'s Flask app or given as ``routes=``, and checked when the
+  middleware is created;
+- ``SCRIPT_NAME`` is respected: rules match ``PATH_INFO``, same-site Locations get the prefix.
+
+Plain WSGI: no web framework is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from http import HTTPStatus
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, unquote
+
+from waypost.engine import Decision, Engine
+from waypost.exceptions import WaypostError
+from waypost.http import decision_response
+from waypost.rules.request import Request
+
+__all__ = ["WaypostMiddleware", "request_from_environ"]
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+RouteBuilder = Callable[[str, Mapping[str, str]], str]
+
+
+def _wsgi_text(value: str) -> str:
+    """PEP 3333 'native strings': the UTF-8 bytes of the path, seen as latin-1."""
+    return value.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def request_from_environ(environ: Environ) -> Request:
+    """A :class:`~waypost.rules.request.Request` for a WSGI environ (``PATH_INFO``)."""
+    path_info = environ.get("PATH_INFO", "") or "/"
+    # PEP 3333: PATH_INFO is decoded bytes seen as latin-1; recover the real text.
+    path = path_info.encode("latin-1").decode("utf-8", "surrogateescape")
+    headers: list[tuple[str, str]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-"), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-"), value))
+    return Request(
+        environ.get("REQUEST_METHOD", "GET"),
+        quote(path, safe="/%:@!$&'()*+,;=-._~"),
+        environ.get("QUERY_STRING", ""),
+        headers,
+        client_ip=environ.get("REMOTE_ADDR"),
+        path=path,
+    )
+
+
+def _flask_routes(app: Any) -> RouteBuilder | None:
+    url_map = getattr(app, "url_map", None)
+    if url_map is None or not hasattr(url_map, "bind"):
+        return None
+    adapter = url_map.bind("localhost", script_name="/")
+
+    def build(name: str, params: Mapping[str, str]) -> str:
+        return str(adapter.build(name, dict(params), force_external=False))
+
+    return build
+
+
+def _start(start_response: StartResponse, decision: Decision, head: bool, max_age: int) -> bytes:
+    response = decision_response(decision, head=head, default_max_age=max_age)
+    status = f"{response.status} {_reason(response.status)}"
+    start_response(status, list(response.headers))
+    return response.body
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class WaypostMiddleware:
+    """WSGI middleware answering redirects and responses, rewriting, or passing requests on.
+
+    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves
+    ``to: {route: ...}`` targets: a Flask app, or a callable ``(name, params) -> path``; by
+    default the Flask app behind ``app.wsgi_app`` is used.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        rules: str | Path | Engine,
+        *,
+        routes: RouteBuilder | Any | None = None,
+        default_max_age: int = 3600,
+    ) -> None:
+        self.app = app
+        self.engine = rules if isinstance(rules, Engine) else Engine.from_file(rules)
+        self.default_max_age = default_max_age
+        builder: RouteBuilder | None
+        if routes is None:
+            builder = _flask_routes(getattr(app, "__self__", None))
+        elif hasattr(routes, "url_map"):
+            builder = _flask_routes(routes)
+        elif callable(routes):
+            builder = routes
+        else:
+            raise WaypostError(f"routes={routes!r} is neither a callable nor a Flask app")
+        if builder is not None:
+            # Raises RulesError naming every rule whose endpoint the app does not have.
+            self.engine.bind_routes(builder)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request = request_from_environ(environ)
+        engine = self.engine
+        fallbacks = engine.has_fallback_rules
+        decision = engine.resolve_request(request, stage="before" if fallbacks else "all")
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        script = environ.get("SCRIPT_NAME", "") or ""
+        if decision.action in ("redirect", "respond"):
+            return [_start(start_response, self._rooted(decision, script), head, self.default_max_age)]
+        if decision.action == "rewrite":
+            environ = self._rewritten(environ, decision)
+        if not fallbacks:
+            return self.app(environ, start_response)
+        return self._with_fallback(environ, start_response, request, script, head)
+
+    @staticmethod
+    def _rooted(decision: Decision, script: str) -> Decision:
+        location = decision.location
+        if script and location and location.startswith("/"):
+            return replace(decision, location=quote(script) + location)
+        return decision
+
+    @staticmethod
+    def _rewritten(environ: Environ, decision: Decision) -> Environ:
+        new = dict(environ)
+        new["PATH_INFO"] = _wsgi_text(unquote(decision.path or "/"))
+        new["QUERY_STRING"] = decision.query or ""
+        new["RAW_URI"] = new["REQUEST_URI"] = (
+            (environ.get("SCRIPT_NAME", "") or "")
+            + (decision.path or "/")
+            + (f"?{decision.query}" if decision.query else "")
+        )
+        for name, value in decision.headers:
+            key = name.upper().replace("-", "_")
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                new[key] = value
+            else:
+                new["HTTP_" + key] = value
+        return new
+
+    def _with_fallback(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        request: Request,
+        script: str,
+        head: bool,
+    ) -> Iterable[bytes]:
+        captured: dict[str, Any] = {}
+        written: list[bytes] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"], captured["exc_info"] = status, headers, exc_info
+            return written.append
+
+        body = self.app(environ, capture)
+        if str(captured.get("status", "")).startswith("404"):
+            decision = self.engine.resolve_request(request, stage="missing")
+            if decision.action in ("redirect", "respond"):
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+                return [_start(start_response, self._rooted(decision, script), head, self.default_max_age)]
+        if "status" not in captured:
+            # The app starts the response lazily, while iterating: nothing to intercept.
+            return _Passthrough(body, start_response, captured, written)
+        write = start_response(captured["status"], captured["headers"], captured["exc_info"])
+        for chunk in written:
+            write(chunk)
+        return body
+
+    def __repr__(self) -> str:
+        return f"WaypostMiddleware({self.app!r}, rules={self.engine!r})"
+
+
+class _Passthrough:
+    """Iterates an app body whose start_response comes during iteration (generators)."""
+
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        start_response: StartResponse,
+        captured: dict[str, Any],
+        written: list[bytes],
+    ) -> None:
+        self.body = body
+        self.start_response = start_response
+        self.captured = captured
+        self.written = written
+
+    def __iter__(self) -> Iterator[bytes]:
+        started = False
+        for chunk in self.body:
+            if not started and "status" in self.captured:
+                self.start_response(
+                    self.captured["status"], self.captured["headers"], self.captured["exc_info"]
+                )
+                started = True
+                yield from self.written
+            yield chunk
+        if not started and "status" in self.captured:
+            self.start_response(
+                self.captured["status"], self.captured["headers"], self.captured["exc_info"]
+            )
+            yield from self.written
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()

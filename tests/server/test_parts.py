@@ -1,0 +1,124 @@
+"""The server's parts in process: Location encoding, settings, the access log, the 404 template,
+the ASGI adapter, and the CLI's answers to bad settings."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from waypost.cli import main
+from waypost.engine import Engine
+from waypost.http import encode_location, safe_header_value
+from waypost.server.access_log import AccessLog, escape
+from waypost.server.app import WaypostApp
+from waypost.server.pages import NotFoundPage, TemplateError
+from waypost.server.proxy import UpstreamError, UpstreamProxy, check_upstream
+from waypost.settings import SETTINGS, Settings, SettingsError
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("/new-page?x=1", "/new-page?x=1"),
+        ("/café", "/caf%C3%A9"),
+        ("/a b", "/a%20b"),
+        ("/already%20encoded", "/already%20encoded"),
+        ("/x\r\nSet-Cookie: a=1", "/x%0D%0ASet-Cookie:%20a=1"),
+        ("https://bücher.example/ä?q=ö#frag", "https://xn--bcher-kva.example/%C3%A4?q=%C3%B6#frag"),
+    ],
+    ids=["plain", "non-ascii", "space", "idempotent", "crlf", "idn"],
+)
+def test_encode_location(location: str, expected: str) -> None:
+    assert encode_location(location) == expected
+    assert encode_location(expected) == expected
+
+
+def test_header_values_never_carry_control_characters() -> None:
+    assert safe_header_value("a\r\nb") == ""
+    assert safe_header_value("ok") == "ok"
+    assert safe_header_value("€").isascii()
+
+
+def test_settings_parse_environment_values() -> None:
+    settings = Settings.from_env(
+        {"WAYPOST_WORKERS": "3", "WAYPOST_RELOAD_INTERVAL": "0", "WAYPOST_UPSTREAM": ""},
+        redirect_max_age=10,
+    )
+    assert (settings.workers, settings.reload_interval, settings.upstream) == (3, 0.0, None)
+    assert settings.redirect_max_age == 10
+    with pytest.raises(SettingsError, match="WAYPOST_PORT='http' is not a valid int"):
+        Settings.from_env({"WAYPOST_PORT": "http"})
+    with pytest.raises(SettingsError, match="yes/no"):
+        Settings.from_env({"WAYPOST_ACCESS_LOG": "maybe"})
+    assert all(s.default == getattr(Settings(), s.name) for s in SETTINGS)
+
+
+def test_access_log_escapes_client_text() -> None:
+    assert escape('a"b\\c\x1b[31m') == r"a\x22b\x5Cc\x1B[31m"
+    assert escape("é") == r"\xC3\xA9"
+    line = AccessLog().line("::1", "GET", "/x", "HTTP/1.1", 200, 0, None, None)
+    assert line.endswith('"GET /x HTTP/1.1" 200 - "-" "-"')
+
+
+def test_not_found_template_errors_are_for_people(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="does not exist"):
+        NotFoundPage(tmp_path / "missing.html")
+    broken = tmp_path / "broken.html"
+    broken.write_text("<p>\n{{ path \n", encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"broken\.html:\d+: 404 template syntax error"):
+        NotFoundPage(broken)
+
+
+def test_not_found_template_escapes_whatever_its_name(tmp_path: Path) -> None:
+    template = tmp_path / "page.txt"  # not .html: autoescape must still be on
+    template.write_text("{{ path }}", encoding="utf-8")
+    response = NotFoundPage(template).render("/<b>&", "GET")
+    assert response.body == b"/&lt;b&gt;&amp;"
+
+
+def test_upstream_url_is_checked() -> None:
+    assert check_upstream("http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
+    with pytest.raises(UpstreamError, match="is not an http:// or https:// URL"):
+        check_upstream("127.0.0.1:8000")
+    proxy = UpstreamProxy("http://up:81/base")
+    forward = proxy.forward(
+        "GET", "/p", "q=1", [("Host", "h")], client_ip="10.0.0.1", scheme="http"
+    )
+    assert forward.url == "http://up:81/base/p?q=1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--upstream", "ftp://x"], "is not an http:// or https:// URL"),
+        (["--not-found-template", "/nonexistent/404.html"], "does not exist"),
+        (["--workers", "0"], "workers must be at least 1"),
+        (["--log-level", "loud"], "log level 'loud'"),
+    ],
+    ids=["upstream", "template", "workers", "log-level"],
+)
+def test_serve_refuses_bad_settings(args: list[str], message: str) -> None:
+    rules = Path(__file__).parents[2] / "examples" / "rules.yaml"
+    result = CliRunner().invoke(main, ["serve", str(rules), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_asgi_adapter_answers_the_same() -> None:
+    app = WaypostApp(Engine([{"from": "/old", "to": "/new"}]), Settings(access_log=False))
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/old?x=1")
+            assert (response.status_code, response.headers["location"]) == (301, "/new?x=1")
+            assert response.headers["cache-control"] == "public, max-age=3600"
+            missing = await client.get("/missing")
+            assert missing.status_code == 404
+            assert (await client.get("/_waypost/health")).json()["rules"] == 1
+
+    asyncio.run(run())

@@ -1,0 +1,188 @@
+"""The matcher's priority: exact paths, then specificity, then file order; conditions fall through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from waypost import Engine, RulesError
+from waypost.matching import compile_matcher
+from waypost.rules.load import rules_from_mappings
+
+
+def winner(rules: list[dict[str, Any]], url: str, **request: Any) -> str | None:
+    """The ``to`` of the rule that decides ``url`` (None when no rule applies)."""
+    decision = Engine(rules).resolve("GET", url, **request)
+    return decision.location if decision.action == "redirect" else None
+
+
+def to(path: str, target: str, **extra: Any) -> dict[str, Any]:
+    return {"from": path, "to": target, **extra}
+
+
+@pytest.mark.parametrize(
+    ("rules", "url", "expected"),
+    [
+        ([to("/<slug>", "/string"), to("/about", "/exact")], "/about", "/exact"),
+        ([to("/<path:p>", "/path"), to("/about", "/exact")], "/about", "/exact"),
+        ([to("/a/<x>", "/string"), to("/a/<int:x>", "/int")], "/a/5", "/int"),
+        ([to("/a/<path:x>", "/path"), to("/a/<x>", "/string")], "/a/5", "/string"),
+        ([to("/a/<x>", "/string"), to("/a/b", "/static")], "/a/b", "/static"),
+        ([to("/a/<x>", "/string"), to("/a/<float:x>", "/float")], "/a/1.5", "/float"),
+        ([to("/a/<x>", "/string"), to("/a/<uuid:x>", "/uuid")], "/a/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12, "/uuid"),
+        ([to("/<int:x>", "/int"), to("/<any(5,6):x>", "/any")], "/5", "/any"),
+        ([to("/<x>", "/bare"), to("/<x>.html", "/mixed")], "/a.html", "/mixed"),
+        ([to("/<int:x>", "/bare"), to("/item-<int:x>", "/mixed")], "/item-5", "/mixed"),
+        ([to("/<x>/b", "/string-first"), to("/a/<y>", "/static-first")], "/a/b", "/static-first"),
+        ([to("/a/<path:p>", "/short"), to("/a/b/<path:p>", "/long")], "/a/b/c", "/long"),
+        ([to("/<path:p>", "/path"), to("/<a>/<b>", "/segments")], "/x/y", "/segments"),
+        ([to("/a/<x>", "/first"), to("/a/<y>", "/second", when={"methods": ["GET"]})], "/a/1", "/first"),
+        ([to("/a/<x>", "/first", when={"methods": ["POST"]}), to("/a/<y>", "/second")], "/a/1", "/second"),
+        ([to("/a/<int:x>", "/typed", when={"methods": ["POST"]}), to("/a/<x>", "/string")], "/a/1", "/string"),
+        ([to("/a", "/conditional", when={"methods": ["POST"]}), to("/<x>", "/pattern")], "/a", "/pattern"),
+        ([to("/a", "/first", when={"query": {"v": "1"}}), to("/a", "/second")], "/a", "/second"),
+        ([to("/a", "/first", when={"query": {"v": "1"}}), to("/a", "/second")], "/a?v=1", "/first?v=1"),
+        ([to("/a/<int:x>", "/int")], "/a/x", None),
+    ],
+    ids=[
+        "exact-before-string",
+        "exact-before-path",
+        "int-before-string",
+        "string-before-path",
+        "static-segment-before-string",
+        "float-before-string",
+        "uuid-before-string",
+        "any-before-int",
+        "mixed-before-bare-string",
+        "mixed-before-bare-int",
+        "leftmost-segment-decides",
+        "longer-static-prefix-before-path",
+        "segments-before-path",
+        "file-order-on-ties",
+        "failed-condition-gives-next-its-turn",
+        "typed-fails-then-string",
+        "exact-fails-then-pattern",
+        "exact-rules-in-file-order",
+        "exact-conditional-first",
+        "typed-refuses",
+    ],
+)
+def test_priority(rules: list[dict[str, Any]], url: str, expected: str | None) -> None:
+    assert winner(rules, url) == expected
+
+
+def test_candidates_come_in_priority_order() -> None:
+    ruleset, errors = rules_from_mappings(
+        [
+            to("/<path:p>", "/1"),
+            to("/docs/<x>", "/2"),
+            to("/docs/<int:x>", "/3"),
+            to("/docs/5", "/4"),
+            to("/docs/<int:y>", "/5", when={"methods": ["POST"]}),
+        ]
+    )
+    assert errors == []
+    matcher = compile_matcher(ruleset.rules)
+    order = [(rule.index, values) for rule, values in matcher.candidates("/docs/5")]
+    assert order == [(3, {}), (2, {"x": 5}), (4, {"y": 5}), (1, {"x": "5"}), (0, {"p": "docs/5"})]
+
+
+@pytest.mark.parametrize(
+    ("rules", "url", "expected"),
+    [
+        ([to("/a", "/b")], "/a/", "/b"),
+        ([to("/a/", "/b")], "/a", "/b"),
+        ([to("/a", "/b", trailing_slash="strict")], "/a/", None),
+        ([to("/a/", "/b", trailing_slash="strict")], "/a", None),
+        ([to("/a/", "/b", trailing_slash="strict")], "/a/", "/b"),
+        ([to("/A", "/b", case="insensitive")], "/a", "/b"),
+        ([to("/a", "/b", case="insensitive")], "/A/", "/b"),
+        ([to("/A", "/b")], "/a", None),
+        ([to("/", "/home")], "/", "/home"),
+        ([to("/", "/home")], "//", "/home"),
+    ],
+    ids=[
+        "ignore-request-slash",
+        "ignore-pattern-slash",
+        "strict-refuses-extra-slash",
+        "strict-refuses-missing-slash",
+        "strict-exact",
+        "insensitive",
+        "insensitive-and-ignore",
+        "sensitive",
+        "root",
+        "root-with-extra-slash",
+    ],
+)
+def test_exact_paths_with_options(rules: list[dict[str, Any]], url: str, expected: str | None) -> None:
+    assert winner(rules, url) == expected
+
+
+def test_rules_with_different_options_share_one_engine() -> None:
+    rules = [
+        to("/Strict/", "/1", trailing_slash="strict"),
+        to("/loose", "/2"),
+        to("/CASE/<x>", "/3/{x}", case="insensitive"),
+        to("/case/<x>", "/4/{x}"),
+    ]
+    assert winner(rules, "/Strict/") == "/1"
+    assert winner(rules, "/Strict") is None
+    assert winner(rules, "/loose/") == "/2"
+    assert winner(rules, "/case/X") == "/3/X"
+    assert winner(rules, "/CaSe/X") == "/3/X"
+
+
+@pytest.mark.parametrize(
+    ("rules", "count"),
+    [
+        ([to("/a", "/b"), to("/a", "/c")], 1),
+        ([to("/a", "/b"), to("/a/", "/c")], 1),
+        ([to("/a/<int:x>", "/b"), to("/a/<int:y>", "/c")], 1),
+        ([to("/a/<x>", "/b"), to("/a/<string:y>", "/c")], 1),
+        ([to("/a", "/b", when={"host": "x.com"}), to("/a", "/c", when={"host": "x.com"})], 1),
+        ([to("/a", "/b", when={"host": "x.com"}), to("/a", "/c")], 0),
+        ([to("/a/<int:x>", "/b"), to("/a/<x>", "/c")], 0),
+        ([to("/a", "/b"), to("/a/", "/c", trailing_slash="strict")], 0),
+        ([to("/a", "/b"), to("/A", "/c")], 0),
+        ([to("/a", "/b", case="insensitive"), to("/A", "/c", case="insensitive")], 1),
+        ([to("/a", "/b"), to("/a", "/c"), to("/a", "/d")], 2),
+    ],
+    ids=[
+        "same-exact-path",
+        "same-path-trailing-slash-ignored",
+        "same-pattern-other-names",
+        "string-is-default",
+        "same-conditions",
+        "different-conditions",
+        "different-converters",
+        "different-slash-modes",
+        "different-case-sensitive",
+        "same-case-insensitive",
+        "three-copies",
+    ],
+)
+def test_duplicates_are_errors(rules: list[dict[str, Any]], count: int) -> None:
+    if count == 0:
+        Engine(rules)
+        return
+    with pytest.raises(RulesError) as caught:
+        Engine(rules)
+    assert len(caught.value.errors) == count
+    assert all("duplicate rule" in e.message for e in caught.value.errors)
+
+
+def test_a_duplicate_names_both_rules() -> None:
+    with pytest.raises(RulesError) as caught:
+        Engine([to("/x", "/1"), to("/a/<int:n>", "/b"), to("/a/<int:m>", "/c")])
+    (error,) = caught.value.errors
+    assert "'/a/<int:m>'" in error.message and "<rules>#2" in error.message
+    assert "remove one or give them different conditions" in error.message
+
+
+def test_the_matcher_is_sized_and_named() -> None:
+    ruleset, _ = rules_from_mappings([to("/a", "/b", name="a"), to("/c/<x>", "/d", name="c")])
+    matcher = compile_matcher(ruleset.rules)
+    assert len(matcher) == 2
+    assert set(matcher.by_name) == {"a", "c"}
+    assert repr(matcher) == "<Matcher 2 rules>"
