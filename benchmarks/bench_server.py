@@ -330,12 +330,14 @@ def verdicts(results: list[dict[str, Any]], small: int, large: int) -> list[dict
             }
         )
 
-    waypost, nginx = _get(results, "waypost", small), _get(results, "nginx", small)
+    waypost = _get(results, "waypost", small)
     starlette = _get(results, "starlette", small)
     waypost_large = _get(results, "waypost", large)
-    if waypost and nginx:
-        ratio = waypost["rps"] / nginx["rps"]
-        add(f"waypost vs nginx, {small:,} rules", ratio, ">= 0.35", ratio >= 0.35)
+    for size in dict.fromkeys((small, large)):
+        waypost_n, nginx_n = _get(results, "waypost", size), _get(results, "nginx", size)
+        if waypost_n and nginx_n:
+            ratio = waypost_n["rps"] / nginx_n["rps"]
+            add(f"waypost vs nginx, {size:,} rules", ratio, ">= 0.35", ratio >= 0.35)
     if waypost and starlette:
         ratio = waypost["rps"] / starlette["rps"]
         add(f"waypost vs Starlette, {small:,} rules", ratio, ">= 3", ratio >= 3)

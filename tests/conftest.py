@@ -18,7 +18,7 @@ def rules_data() -> Path:
 
 @pytest.fixture
 def write_rules(tmp_path: Path) -> Callable[[str, str], Path]:
-    """Write ``text`` to ``tmp_path / name`` and return the path: ``write_rules("r.yaml", text)``."""
+    """Write ``text`` to ``tmp_path / name``; returns the path: ``write_rules("r.yaml", text)``."""
 
     def write(name: str, text: str) -> Path:
         path = tmp_path / name

@@ -28,9 +28,18 @@ def test_redirect_with_every_status(status: int) -> None:
             {"action": "rewrite", "status": None, "path": "/new/a/b", "query": "", "headers": ()},
         ),
         (
-            {"from": "/old/<path:rest>", "rewrite": "/new/{rest}?v=2", "set_headers": {"X-Old": "1"}},
+            {
+                "from": "/old/<path:rest>",
+                "rewrite": "/new/{rest}?v=2",
+                "set_headers": {"X-Old": "1"},
+            },
             "/old/a?q=1",
-            {"action": "rewrite", "path": "/new/a", "query": "v=2&q=1", "headers": (("X-Old", "1"),)},
+            {
+                "action": "rewrite",
+                "path": "/new/a",
+                "query": "v=2&q=1",
+                "headers": (("X-Old", "1"),),
+            },
         ),
         (
             {"from": "/r", "rewrite": "/s?v=2", "query": "drop"},
@@ -48,7 +57,12 @@ def test_redirect_with_every_status(status: int) -> None:
                 "respond": {"status": 503, "body": "Back soon", "headers": {"Retry-After": 3600}},
             },
             "/maintenance",
-            {"action": "respond", "status": 503, "body": "Back soon", "headers": (("Retry-After", "3600"),)},
+            {
+                "action": "respond",
+                "status": 503,
+                "body": "Back soon",
+                "headers": (("Retry-After", "3600"),),
+            },
         ),
         (
             {"from": "/api", "respond": {"status": "204"}},
@@ -168,13 +182,25 @@ NAMED = [
     [
         ("article", {"year": 2024, "month": 5, "title": "hello"}, "/2024/5/hello"),
         ("article", {"year": "2024", "month": "05", "title": "hi there"}, "/2024/5/hi%20there"),
-        ("article", {"year": 2024, "month": 5, "title": "hello", "ref": "a b"}, "/2024/5/hello?ref=a%20b"),
+        (
+            "article",
+            {"year": 2024, "month": 5, "title": "hello", "ref": "a b"},
+            "/2024/5/hello?ref=a%20b",
+        ),
         ("docs", {"rest": "a/b c.html"}, "/docs/a/b%20c.html"),
         ("item", {"id": 7}, "/item-7.html"),
         ("about", {}, "/about%20us"),
         ("lang", {"lang": "de"}, "/de"),
     ],
-    ids=["article", "values-as-text", "extra-values-become-query", "path", "mixed", "static", "any"],
+    ids=[
+        "article",
+        "values-as-text",
+        "extra-values-become-query",
+        "path",
+        "mixed",
+        "static",
+        "any",
+    ],
 )
 def test_url_for(name: str, values: dict[str, Any], url: str) -> None:
     assert Engine(NAMED).url_for(name, **values) == url

@@ -1,4 +1,5 @@
-"""The matcher's priority: exact paths, then specificity, then file order; conditions fall through."""
+"""The matcher's priority: exact paths, then specificity, then file order; failed conditions
+fall through to the next candidate."""
 
 from __future__ import annotations
 
@@ -30,19 +31,43 @@ def to(path: str, target: str, **extra: Any) -> dict[str, Any]:
         ([to("/a/<path:x>", "/path"), to("/a/<x>", "/string")], "/a/5", "/string"),
         ([to("/a/<x>", "/string"), to("/a/b", "/static")], "/a/b", "/static"),
         ([to("/a/<x>", "/string"), to("/a/<float:x>", "/float")], "/a/1.5", "/float"),
-        ([to("/a/<x>", "/string"), to("/a/<uuid:x>", "/uuid")], "/a/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12, "/uuid"),
+        (
+            [to("/a/<x>", "/string"), to("/a/<uuid:x>", "/uuid")],
+            "/a/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+            "/uuid",
+        ),
         ([to("/<int:x>", "/int"), to("/<any(5,6):x>", "/any")], "/5", "/any"),
         ([to("/<x>", "/bare"), to("/<x>.html", "/mixed")], "/a.html", "/mixed"),
         ([to("/<int:x>", "/bare"), to("/item-<int:x>", "/mixed")], "/item-5", "/mixed"),
         ([to("/<x>/b", "/string-first"), to("/a/<y>", "/static-first")], "/a/b", "/static-first"),
         ([to("/a/<path:p>", "/short"), to("/a/b/<path:p>", "/long")], "/a/b/c", "/long"),
         ([to("/<path:p>", "/path"), to("/<a>/<b>", "/segments")], "/x/y", "/segments"),
-        ([to("/a/<x>", "/first"), to("/a/<y>", "/second", when={"methods": ["GET"]})], "/a/1", "/first"),
-        ([to("/a/<x>", "/first", when={"methods": ["POST"]}), to("/a/<y>", "/second")], "/a/1", "/second"),
-        ([to("/a/<int:x>", "/typed", when={"methods": ["POST"]}), to("/a/<x>", "/string")], "/a/1", "/string"),
-        ([to("/a", "/conditional", when={"methods": ["POST"]}), to("/<x>", "/pattern")], "/a", "/pattern"),
+        (
+            [to("/a/<x>", "/first"), to("/a/<y>", "/second", when={"methods": ["GET"]})],
+            "/a/1",
+            "/first",
+        ),
+        (
+            [to("/a/<x>", "/first", when={"methods": ["POST"]}), to("/a/<y>", "/second")],
+            "/a/1",
+            "/second",
+        ),
+        (
+            [to("/a/<int:x>", "/typed", when={"methods": ["POST"]}), to("/a/<x>", "/string")],
+            "/a/1",
+            "/string",
+        ),
+        (
+            [to("/a", "/conditional", when={"methods": ["POST"]}), to("/<x>", "/pattern")],
+            "/a",
+            "/pattern",
+        ),
         ([to("/a", "/first", when={"query": {"v": "1"}}), to("/a", "/second")], "/a", "/second"),
-        ([to("/a", "/first", when={"query": {"v": "1"}}), to("/a", "/second")], "/a?v=1", "/first?v=1"),
+        (
+            [to("/a", "/first", when={"query": {"v": "1"}}), to("/a", "/second")],
+            "/a?v=1",
+            "/first?v=1",
+        ),
         ([to("/a/<int:x>", "/int")], "/a/x", None),
     ],
     ids=[
@@ -115,7 +140,9 @@ def test_candidates_come_in_priority_order() -> None:
         "root-with-extra-slash",
     ],
 )
-def test_exact_paths_with_options(rules: list[dict[str, Any]], url: str, expected: str | None) -> None:
+def test_exact_paths_with_options(
+    rules: list[dict[str, Any]], url: str, expected: str | None
+) -> None:
     assert winner(rules, url) == expected
 
 

@@ -45,9 +45,12 @@ RULES = [
     {"from": "/next", "to": "/login"},
     {"from": "/hdr", "to": "/seen", "when": {"headers": {"X-Next": "*"}, "language": "de"}},
     {"from": "/hdr", "respond": {"status": 200, "body": "ok", "headers": {"X-Checked": "yes"}}},
+    {"from": "/rt/<path:u>", "to": {"route": "page", "slug": "{u}"}},
     {"from": "/<path:p>", "to": "/moved/{p}"},
 ]
 ENGINE = Engine(RULES, allowed_hosts=ALLOWED_HOSTS)
+# A careless host-app router that neither encodes nor checks: the engine must still refuse.
+ENGINE.bind_routes(lambda route, params: "/" + params["slug"])
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
@@ -161,6 +164,7 @@ def assert_safe(decision: Decision, request: str) -> None:
     for name, value in decision.headers:
         assert not _CONTROL.search(name), where
         assert not _CONTROL.search(value), where
+    assert not any(_CONTROL.search(name) for name in decision.vary), where
     if decision.action == "redirect":
         location = decision.location
         assert location is not None, where
@@ -171,7 +175,8 @@ def assert_safe(decision: Decision, request: str) -> None:
             assert location.startswith("/") and not location.startswith(("//", "/\\")), where
         else:
             assert scheme in ("http", "https"), where
-            literal = _literal_host(decision.rule.to_mapping()["to"])
+            target = decision.rule.to_mapping()["to"]
+            literal = _literal_host(target) if isinstance(target, str) else None
             assert host is not None and _host_allowed(host, literal), where
     elif decision.action == "respond":
         if decision.rule is not None and decision.rule.path == "/hdr":
@@ -189,7 +194,7 @@ def assert_safe(decision: Decision, request: str) -> None:
 def requests_for(payload: str) -> Iterator[tuple[str, dict[str, str] | None, str | None]]:
     """``(url, headers, client_ip)`` feeding ``payload`` to every rule above."""
     encoded = quote(payload, safe="", errors="surrogateescape")
-    for prefix in ("/go/", "/r/", "/x/", "/h/", "/to/", "/s/", "/q/", "/f/", "/rw/"):
+    for prefix in ("/go/", "/r/", "/x/", "/h/", "/to/", "/s/", "/q/", "/f/", "/rw/", "/rt/"):
         yield prefix + payload, None, None
         yield prefix + encoded, None, None
     yield "/next?next=" + encoded, None, None
@@ -291,6 +296,8 @@ def test_the_checker_reads_urls_as_a_browser_does(
         ("/go/a%0d%0aSet-Cookie:x", None),
         ("/v1/see%20below%0d%0ax-crlf-header:injected.json", None),
         ("/hdr", {"X-Next": "a\r\nb", "Accept-Language": "de"}),
+        ("/rt/%5Cevil.com", None),
+        ("/rt/a%0d%0aSet-Cookie:x", None),
     ],
     ids=[
         "encoded-double-slash",
@@ -308,6 +315,8 @@ def test_the_checker_reads_urls_as_a_browser_does(
         "encoded-crlf-in-path",
         "gixy-crlf",
         "crlf-in-request-header",
+        "route-target-backslash",
+        "route-target-crlf",
     ],
 )
 def test_known_attacks_by_name(url: str, headers: dict[str, str] | None) -> None:
@@ -322,8 +331,16 @@ def test_known_attacks_by_name(url: str, headers: dict[str, str] | None) -> None
         ("/to/shop.example.org", "https://shop.example.org/"),
         ("/x/a/b", "https://example.com/a/b"),
         ("/go/a/b", "/a/b"),
+        ("/rt/a/b", "/a/b"),
     ],
-    ids=["allowed-wildcard-host", "allowed-host", "allowed-subdomain", "literal-host", "path"],
+    ids=[
+        "allowed-wildcard-host",
+        "allowed-host",
+        "allowed-subdomain",
+        "literal-host",
+        "path",
+        "route-target",
+    ],
 )
 def test_allowed_destinations_still_redirect(url: str, location: str) -> None:
     decision = ENGINE.resolve("GET", url)
@@ -336,8 +353,9 @@ def test_allowed_destinations_still_redirect(url: str, location: str) -> None:
         ("/to/evil.com", "not in allowed_hosts"),
         ("/to/example.org", "not in allowed_hosts"),
         ("/h/a.b%40evil", "could not be built"),
+        ("/rt/%5Cevil.com", "backslash in the filled-in target"),
     ],
-    ids=["other-host", "apex-of-wildcard", "userinfo-in-host"],
+    ids=["other-host", "apex-of-wildcard", "userinfo-in-host", "careless-route-builder"],
 )
 def test_a_refusal_is_a_400_that_explain_accounts_for(url: str, reason: str) -> None:
     trace = ENGINE.explain("GET", url)

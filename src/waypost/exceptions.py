@@ -7,7 +7,14 @@
     │   └── RuleSyntaxError      a pattern or target that does not parse ('/<itn:id>', '/<id')
     ├── RulesError               a rules file or rule list with one or more RuleErrors (all of them)
     ├── UrlBuildError            url_for() could not build a URL (unknown name, missing or bad value)
-    └── ConverterError           a converter was registered wrongly
+    ├── ConverterError           a converter was registered wrongly
+    ├── StoreError               the rule store (waypost.store): a bad URL, a missing driver
+    │   ├── StoreUnavailable     the database cannot be reached or opened; retry later
+    │   ├── SchemaError          the database schema is missing or out of date: `waypost db upgrade`
+    │   ├── NotFoundError        no rule, revision or API key with that id
+    │   ├── ConflictError        a stale version (If-Match); carries the current state
+    │   └── ValidationError      a change the loader rejects; every problem with its field path
+    └── AuthError                an API key was refused; ``reason`` says why
 
 Messages are written for people: what is wrong, the offending text quoted with ``!r``, where it is
 (``file:line:col``), and how to fix it.
@@ -16,13 +23,21 @@ Messages are written for people: what is wrong, the offending text quoted with `
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
+    "AuthError",
+    "ConflictError",
     "ConverterError",
+    "NotFoundError",
     "RuleError",
     "RuleSyntaxError",
     "RulesError",
+    "SchemaError",
+    "StoreError",
+    "StoreUnavailable",
     "UrlBuildError",
+    "ValidationError",
     "WaypostError",
 ]
 
@@ -107,3 +122,58 @@ class UrlBuildError(WaypostError):
 
 class ConverterError(WaypostError):
     """A custom converter is not usable (bad name, bad regex, missing methods)."""
+
+
+class StoreError(WaypostError):
+    """A problem with the rule store (:mod:`waypost.store`): a bad URL, a missing driver."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or opened; a server keeps serving its last snapshot."""
+
+
+class SchemaError(StoreError):
+    """The database schema is missing or out of date; ``waypost db upgrade --db URL`` fixes it."""
+
+
+class NotFoundError(StoreError):
+    """No rule, revision or API key with the id asked for."""
+
+
+class ConflictError(StoreError):
+    """A write named a stale version (an ``If-Match`` that no longer matches); nothing was written.
+
+    ``current`` is the current state (a ``StoredRule``, the settings, or None when it was deleted);
+    ``expected`` is the version the writer named.
+    """
+
+    def __init__(self, message: str, *, current: Any = None, expected: int | None = None) -> None:
+        self.current = current
+        self.expected = expected
+        super().__init__(message)
+
+
+class ValidationError(StoreError):
+    """A change the rule loader rejects; nothing was written.
+
+    ``problems`` holds every ``(path, message)``: ``path`` locates the field in the change (like
+    ``changes[3].rule.to``), ``message`` is the loader's own.
+    """
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems: tuple[tuple[str, str], ...] = tuple(problems)
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        head = f"the change was rejected: {count} problem{'s' if count != 1 else ''}"
+        return "\n".join([head, *(f"  {path or '(change)'}: {msg}" for path, msg in self.problems)])
+
+
+class AuthError(WaypostError):
+    """An API key was refused. ``reason`` is one of ``malformed``, ``unknown``, ``bad_secret``,
+    ``expired``, ``revoked``, ``wrong_host`` or ``insufficient_scope``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)

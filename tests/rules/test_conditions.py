@@ -136,9 +136,7 @@ def test_query(query: dict[str, Any], url: str, expected: bool) -> None:
         "cookie-names-case-sensitive",
     ],
 )
-def test_headers_and_cookies(
-    when: dict[str, Any], headers: dict[str, str], expected: bool
-) -> None:
+def test_headers_and_cookies(when: dict[str, Any], headers: dict[str, str], expected: bool) -> None:
     assert applies(when, headers=headers) is expected
 
 
@@ -308,6 +306,7 @@ def test_every_condition_must_hold() -> None:
         ({"hots": "example.com"}, "unknown condition 'hots'; did you mean 'host'?"),
         ({"not": {"not": {"host": "a"}}}, "unknown condition 'not'"),
         ({"host": ""}, "a host must be a non-empty string"),
+        ({"headers": {"X-A\r\nSet-Cookie": "*"}}, "is not a valid header name"),
         ("host", "'when' must be a mapping"),
     ],
     ids=[
@@ -321,6 +320,7 @@ def test_every_condition_must_hold() -> None:
         "unknown-condition",
         "nested-not",
         "empty-host",
+        "crlf-in-header-name",
         "when-not-mapping",
     ],
 )
@@ -342,3 +342,9 @@ def test_request_joins_repeated_headers() -> None:
     request = Request("get", "/x", "", [("Accept", "text/html"), ("accept", "application/json")])
     assert request.headers["accept"] == "text/html, application/json"
     assert request.method == "GET"
+
+
+def test_the_decision_names_the_headers_its_conditions_read() -> None:
+    engine = Engine([{"from": "/x", "to": "/y", "when": {"headers": {"X-Beta": "1"}}}])
+    assert engine.resolve("GET", "/x", {"X-Beta": "1"}).vary == ("X-Beta",)
+    assert engine.resolve("GET", "/x").vary == ("X-Beta",)

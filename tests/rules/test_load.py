@@ -57,7 +57,9 @@ def test_every_format_keeps_names_lines_and_file_order(rules_data: Path, name: s
         "/café",
     ]
     assert [r.name for r in ruleset.rules if r.name] == ["article", "blog"]
-    assert all(r.line is not None and r.source.startswith(str(rules_data / name)) for r in ruleset.rules)
+    assert all(
+        r.line is not None and r.source.startswith(str(rules_data / name)) for r in ruleset.rules
+    )
     engine = Engine(ruleset)
     assert engine.url_for("article", year=2024, month=5, title="hello") == "/2024/5/hello"
 
@@ -131,7 +133,14 @@ def test_a_rule_overrides_the_defaults() -> None:
         ("upper.YML", "rules: [{from: /a, to: /b}]\n"),
         ("comments.csv", "# exported\nfrom,to\n\n/a,/b\n"),
     ],
-    ids=["empty-yaml", "comments-only", "top-level-list", "bom", "upper-case-suffix", "csv-comments"],
+    ids=[
+        "empty-yaml",
+        "comments-only",
+        "top-level-list",
+        "bom",
+        "upper-case-suffix",
+        "csv-comments",
+    ],
 )
 def test_small_files_load(write_rules: Callable[[str, str], Path], name: str, text: str) -> None:
     engine = Engine.from_file(write_rules(name, text))
@@ -142,12 +151,7 @@ def test_small_files_load(write_rules: Callable[[str, str], Path], name: str, te
 
 
 def test_yaml_anchors_and_merge_keys_work(write_rules: Callable[[str, str], Path]) -> None:
-    text = (
-        "rules:\n"
-        "  - &base {from: /a, to: /b, status: 302}\n"
-        "  - <<: *base\n"
-        "    from: /c\n"
-    )
+    text = "rules:\n  - &base {from: /a, to: /b, status: 302}\n  - <<: *base\n    from: /c\n"
     engine = Engine.from_file(write_rules("anchors.yaml", text))
     assert engine.resolve("GET", "/c").status == 302
 

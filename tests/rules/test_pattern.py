@@ -50,6 +50,9 @@ def values_for(pattern: str, url: str, **options: Any) -> dict[str, Any] | None:
         ("/<lang:lang>/docs", "/de/docs", {"lang": "de"}),
         ("/item-<int:id>.html", "/item-42.html", {"id": 42}),
         ("/<int:a>-<int:b>", "/1-2", {"a": 1, "b": 2}),
+        ("/<a>-<b>", "/x-y-z", {"a": "x", "b": "y-z"}),
+        ("/<a>.<b>.html", "/x.y.z.html", {"a": "x", "b": "y.z"}),
+        ("/<any(a,b):x><int:n>", "/b12", {"x": "b", "n": 12}),
         ("/<path:rest>/edit", "/a/b/edit", {"rest": "a/b"}),
         ("/café", "/caf%C3%A9", {}),
         ("/w/<word>", "/w/caf%C3%A9", {"word": "café"}),
@@ -70,6 +73,9 @@ def values_for(pattern: str, url: str, **options: Any) -> dict[str, Any] | None:
         "custom-converter",
         "mixed-segment",
         "two-variables-one-segment",
+        "string-stops-at-the-text-after-it",
+        "string-stops-at-the-first-dot",
+        "bounded-variables-may-touch",
         "path-then-static",
         "static-percent-decoded",
         "variable-percent-decoded",
@@ -196,6 +202,9 @@ def test_converter_arguments_reach_the_converter() -> None:
         ("/a#top", "'#' in pattern", 2),
         ("about", "must start with '/'", 0),
         ("/a\nb", "control character", 2),
+        ("/<a><b>", "variables <a> and <b> touch", 4),
+        ("/<int:a><int:b>", "put text between them, like <a>-<b>", 8),
+        ("/<path:a>/x/<path:b>", "two variables that span slashes", 12),
     ],
     ids=[
         "unknown-converter-did-you-mean",
@@ -214,6 +223,9 @@ def test_converter_arguments_reach_the_converter() -> None:
         "fragment-in-pattern",
         "no-leading-slash",
         "control-character",
+        "string-variables-touch",
+        "int-variables-touch",
+        "two-path-variables",
     ],
 )
 def test_pattern_errors_quote_the_text_and_point_at_it(
@@ -239,7 +251,11 @@ def test_the_custom_converter_is_known_only_where_registered() -> None:
 @pytest.mark.parametrize(
     ("text", "values", "url"),
     [
-        ("/<int:year>/<int:month>/<title>", {"year": 2024, "month": 5, "title": "hello"}, "/2024/5/hello"),
+        (
+            "/<int:year>/<int:month>/<title>",
+            {"year": 2024, "month": 5, "title": "hello"},
+            "/2024/5/hello",
+        ),
         ("/w/<word>", {"word": "a b/c"}, None),
         ("/w/<word>", {"word": "café & co"}, "/w/caf%C3%A9%20&%20co"),
         ("/f/<path:rest>", {"rest": "a b/c"}, "/f/a%20b/c"),
@@ -261,9 +277,7 @@ def test_the_custom_converter_is_known_only_where_registered() -> None:
         "int-min-refused",
     ],
 )
-def test_build_fills_values_in_url_form(
-    text: str, values: dict[str, Any], url: str | None
-) -> None:
+def test_build_fills_values_in_url_form(text: str, values: dict[str, Any], url: str | None) -> None:
     pattern = parse_pattern(text)
     if url is None:
         with pytest.raises((ValueError, TypeError)):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from waypost.rules._errors import FieldError
 from waypost.rules.request import Request
-from waypost.rules.safety import host_allowed
+from waypost.rules.safety import header_name_problem, host_allowed
 
 __all__ = ["CONDITION_KEYS", "Conditions", "parse_conditions"]
 
@@ -268,6 +268,11 @@ def parse_conditions(value: Any, keys: tuple[str | int, ...] = ("when",), *, nes
             fields["query"] = _value_tests(item, where, "query parameter")
         elif key == "headers":
             fields["headers"] = _value_tests(item, where, "header", lower_names=True)
+            for name, _ in fields["headers"]:
+                # The names go out again in the decision's Vary header: no CR/LF smuggled in.
+                problem = header_name_problem(name)
+                if problem:
+                    raise FieldError(problem, (*where, name), at_key=True)
         elif key == "cookies":
             fields["cookies"] = _value_tests(item, where, "cookie")
         elif key == "accept":

@@ -325,7 +325,10 @@ def _problem(file: str | None, root: _Pos | None, base: tuple[Any, ...], exc: Fi
 
 
 def _where(index: int, exc: FieldError) -> str:
-    keys = "".join(f"[{k!r}]" if isinstance(k, int) else f".{k}" for k in exc.keys)
+    # A key that is not a plain name ('X-A', 'a\r\nb') is quoted, so the message stays one line.
+    keys = "".join(
+        f".{k}" if isinstance(k, str) and k.isidentifier() else f"[{k!r}]" for k in exc.keys
+    )
     return f"rule #{index + 1}{keys}: "
 
 

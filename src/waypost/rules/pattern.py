@@ -6,6 +6,12 @@ segment holding a converter that spans slashes (``<path:rest>``) to the end, the
 *tail* regex matched against the rest of the request path.
 
 Patterns are matched against the percent-decoded request path (``/café`` matches ``/caf%C3%A9``).
+
+No request may make matching slow, so a few ambiguous shapes are refused or pinned down: two
+variables may not touch when the first has no set end (``<a><b>``, ``<int:a><int:b>``: put text
+between them); a pattern holds at most one variable that spans slashes; and a string variable
+followed by another variable in its segment stops at the first occurrence of the text after it
+(``<a>-<b>`` reads ``x-y-z`` as a='x', b='y-z').
 Errors are :class:`~waypost.exceptions.RuleSyntaxError` whose ``col`` is the 0-based offset of the
 offending text inside the pattern; the loader turns it into a file column.
 """

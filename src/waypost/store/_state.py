@@ -1,0 +1,350 @@
+"""The store's bookkeeping as pure functions: no SQL, no I/O, easy to test.
+
+A rule set is a list of rows ordered by an integer ``key``. Keys are sparse (``STEP`` apart) so
+that putting a rule between two others changes that rule's key only: a change records exactly the
+rules it touched, which keeps revisions small and rollbacks exact. Which rules keep their key is
+decided by a longest increasing subsequence of the old keys in the new order (the fewest rules that
+must move); when two neighbours have no room left between them, every rule is renumbered (a
+``rekey``, which does not change a rule's version).
+
+A write loads the current :class:`State`, applies the operations (:func:`apply_operations`) to get
+the new order of :class:`Entry` values, and :func:`plan_writes` turns old and new into the rows to
+write, each a :class:`Write` that also records the ``before`` needed to undo it
+(:func:`rewind`, which rebuilds the rule set at any earlier revision).
+"""
+
+from __future__ import annotations
+
+import bisect
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from waypost.exceptions import ConflictError, NotFoundError, ValidationError
+from waypost.store._validate import to_json_value
+from waypost.store.model import (
+    DeleteRule,
+    Operation,
+    RuleDiff,
+    SetSettings,
+    Settings,
+    StoredRule,
+    UpsertRule,
+)
+
+__all__ = [
+    "STEP",
+    "Entry",
+    "Row",
+    "State",
+    "Write",
+    "apply_operations",
+    "diff_rows",
+    "new_rule_id",
+    "plan_writes",
+    "rewind",
+]
+
+STEP = 1 << 32
+_LOWEST = -(1 << 62)
+_HIGHEST = 1 << 62
+
+WriteOp = Literal["create", "update", "move", "rekey", "delete", "settings"]
+
+
+def new_rule_id() -> str:
+    """A fresh, random rule id (``r`` and 12 hex digits)."""
+    return "r" + secrets.token_hex(6)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One stored rule."""
+
+    id: str
+    rule: Mapping[str, Any]
+    key: int
+    version: int = 0
+    created_revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The rule set as stored: rows in key order, and the settings."""
+
+    revision: int
+    rows: tuple[Row, ...]
+    settings: Settings = field(default_factory=Settings)
+
+    def stored(self, index: int) -> StoredRule:
+        """Row ``index`` as a :class:`StoredRule`."""
+        row = self.rows[index]
+        return StoredRule(row.id, index, row.version, row.rule, row.created_revision)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One rule of a new rule set: ``old`` is its row before the change (None when new)."""
+
+    id: str
+    rule: Mapping[str, Any]
+    label: str
+    old: Row | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One row to write, with what it replaces (for the revision's record and for rewinding)."""
+
+    op: WriteOp
+    rule_id: str | None
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    before_key: int | None = None
+    after_key: int | None = None
+    # The rule's version after the write (the revision number, or unchanged for a rekey).
+    version: int = 0
+    created_revision: int = 0
+
+
+def _settings_dict(settings: Settings) -> dict[str, Any]:
+    return {"defaults": dict(settings.defaults), "allowed_hosts": list(settings.allowed_hosts)}
+
+
+def _conflict(state: State, rule_id: str, expected: int) -> ConflictError:
+    for index, row in enumerate(state.rows):
+        if row.id == rule_id:
+            current = state.stored(index)
+            return ConflictError(
+                f"rule {rule_id!r} changed since it was read: it is at version "
+                f"{current.version}, not {expected}; load it again and reapply the change",
+                current=current,
+                expected=expected,
+            )
+    raise NotFoundError(f"there is no rule {rule_id!r}")  # pragma: no cover - callers check
+
+
+def apply_operations(
+    state: State,
+    operations: Sequence[Operation],
+    *,
+    label: Callable[[int], str] = lambda index: f"changes[{index}]",
+    new_id: Callable[[], str] = new_rule_id,
+) -> tuple[list[Entry], Settings]:
+    """The rule set after ``operations`` (in order), and its settings.
+
+    Raises :class:`NotFoundError` for an unknown id, :class:`ConflictError` for a stale
+    ``expected_version`` (checked against the stored state) and :class:`ValidationError` for
+    values JSON cannot hold or a negative position.
+    """
+    rows = {row.id: row for row in state.rows}
+    order = [row.id for row in state.rows]
+    content: dict[str, Mapping[str, Any]] = {row.id: row.rule for row in state.rows}
+    labels: dict[str, str] = {}
+    defaults: Mapping[str, Any] = state.settings.defaults
+    hosts: tuple[str, ...] = state.settings.allowed_hosts
+    problems: list[tuple[str, str]] = []
+    for index, operation in enumerate(operations):
+        where = label(index)
+        if isinstance(operation, SetSettings):
+            if (
+                operation.expected_version is not None
+                and operation.expected_version != state.settings.version
+            ):
+                raise ConflictError(
+                    f"the settings changed since they were read: they are at version "
+                    f"{state.settings.version}, not {operation.expected_version}",
+                    current=state.settings,
+                    expected=operation.expected_version,
+                )
+            if operation.defaults is not None:
+                defaults = to_json_value(dict(operation.defaults), f"{where}.defaults", problems)
+            if operation.allowed_hosts is not None:
+                if isinstance(operation.allowed_hosts, str):
+                    problems.append((f"{where}.allowed_hosts", "must be a list of host names"))
+                else:
+                    hosts = tuple(
+                        to_json_value(list(operation.allowed_hosts), f"{where}.allowed_hosts", problems)
+                    )
+            continue
+        rule_id = operation.id
+        if rule_id is not None and rule_id not in content:
+            raise NotFoundError(f"there is no rule {rule_id!r} ({where}.id)")
+        if rule_id is not None and operation.expected_version is not None:
+            row = rows.get(rule_id)
+            if row is not None and row.version != operation.expected_version:
+                raise _conflict(state, rule_id, operation.expected_version)
+        if isinstance(operation, DeleteRule):
+            assert rule_id is not None  # DeleteRule.id is required  # noqa: S101
+            order.remove(rule_id)
+            del content[rule_id]
+            continue
+        if rule_id is None:
+            if operation.rule is None:
+                problems.append((f"{where}.rule", "a new rule needs its mapping"))
+                continue
+            rule_id = new_id()
+            order.append(rule_id)
+        if operation.rule is not None:
+            content[rule_id] = to_json_value(operation.rule, f"{where}.rule", problems)
+            labels[rule_id] = f"{where}.rule"
+        if operation.position is not None:
+            if operation.position < 0:
+                problems.append((f"{where}.position", f"must be 0 or more, got {operation.position}"))
+                continue
+            order.remove(rule_id)
+            order.insert(min(operation.position, len(order)), rule_id)
+    if problems:
+        raise ValidationError(problems)
+    entries = [
+        Entry(rule_id, content[rule_id], labels.get(rule_id, f"rules[{rule_id}]"), rows.get(rule_id))
+        for rule_id in order
+    ]
+    return entries, Settings(defaults, hosts, state.settings.version)
+
+
+def _longest_increasing(keys: Sequence[int | None]) -> set[int]:
+    """Indices of a longest strictly increasing subsequence of the non-None ``keys``."""
+    tails: list[int] = []  # the smallest tail key of an increasing run of each length
+    tail_at: list[int] = []  # the index of that tail
+    previous: dict[int, int] = {}
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        length = bisect.bisect_left(tails, key)
+        if length > 0:
+            previous[index] = tail_at[length - 1]
+        if length == len(tails):
+            tails.append(key)
+            tail_at.append(index)
+        else:
+            tails[length] = key
+            tail_at[length] = index
+    kept: set[int] = set()
+    at = tail_at[-1] if tail_at else None
+    while at is not None:
+        kept.add(at)
+        at = previous.get(at)
+    return kept
+
+
+def _fill(low: int | None, high: int | None, count: int) -> list[int] | None:
+    """``count`` increasing keys strictly between ``low`` and ``high`` (None: open), or None."""
+    if low is None and high is None:
+        return [STEP * (n + 1) for n in range(count)]
+    if low is None:
+        assert high is not None  # noqa: S101 - both None is handled above
+        first = high - STEP * count
+        return [first + STEP * n for n in range(count)] if first >= _LOWEST else None
+    if high is None:
+        last = low + STEP * count
+        return [low + STEP * (n + 1) for n in range(count)] if last <= _HIGHEST else None
+    gap = high - low
+    if gap <= count:
+        return None
+    return [low + gap * (n + 1) // (count + 1) for n in range(count)]
+
+
+def assign_keys(old_keys: Sequence[int | None]) -> tuple[list[int], set[int]]:
+    """New keys for a rule set in its new order, given each rule's old key (None: new rule).
+
+    Returns the keys and the indices of the rules that moved (not counting new rules, nor a
+    renumbering when there was no room).
+    """
+    kept = _longest_increasing(old_keys)
+    moved = {i for i, key in enumerate(old_keys) if key is not None and i not in kept}
+    keys: list[int | None] = [old_keys[i] if i in kept else None for i in range(len(old_keys))]
+    index = 0
+    while index < len(keys):
+        if keys[index] is not None:
+            index += 1
+            continue
+        end = index
+        while end < len(keys) and keys[end] is None:
+            end += 1
+        low = keys[index - 1] if index > 0 else None
+        high = keys[end] if end < len(keys) else None
+        filled = _fill(low, high, end - index)
+        if filled is None:
+            return [STEP * (n + 1) for n in range(len(old_keys))], moved
+        keys[index:end] = filled
+        index = end
+    return [key for key in keys if key is not None], moved
+
+
+def plan_writes(state: State, entries: Sequence[Entry], settings: Settings, revision: int) -> list[Write]:
+    """The rows to write to turn ``state`` into ``entries`` and ``settings`` at ``revision``."""
+    writes: list[Write] = []
+    new_settings = _settings_dict(settings)
+    if new_settings != _settings_dict(state.settings):
+        writes.append(Write("settings", None, _settings_dict(state.settings), new_settings))
+    keys, moved = assign_keys([entry.old.key if entry.old else None for entry in entries])
+    for index, (entry, key) in enumerate(zip(entries, keys, strict=True)):
+        old = entry.old
+        if old is None:
+            writes.append(Write("create", entry.id, None, entry.rule, None, key, revision, revision))
+            continue
+        if entry.rule != old.rule:
+            op: WriteOp = "update"
+        elif index in moved:
+            op = "move"
+        elif key != old.key:
+            op = "rekey"
+        else:
+            continue
+        version = old.version if op == "rekey" else revision
+        writes.append(
+            Write(op, entry.id, old.rule, entry.rule, old.key, key, version, old.created_revision)
+        )
+    remaining = {entry.id for entry in entries}
+    for row in state.rows:
+        if row.id not in remaining:
+            writes.append(Write("delete", row.id, row.rule, None, row.key, None))
+    return writes
+
+
+def rewind(
+    rows: Iterable[Row], settings: Settings, undo: Iterable[Write]
+) -> tuple[list[Row], Settings]:
+    """The rule set before ``undo`` (the writes of later revisions, newest first) was written."""
+    current = {row.id: row for row in rows}
+    for write in undo:
+        if write.op == "settings":
+            before = write.before or {}
+            settings = Settings(
+                before.get("defaults", {}), tuple(before.get("allowed_hosts", ())), 0
+            )
+            continue
+        if write.rule_id is None:
+            continue
+        if write.before is None or write.before_key is None:
+            current.pop(write.rule_id, None)
+        else:
+            current[write.rule_id] = Row(write.rule_id, write.before, write.before_key)
+    return sorted(current.values(), key=lambda row: row.key), settings
+
+
+def diff_rows(before: Sequence[Row], after: Sequence[Row]) -> list[RuleDiff]:
+    """How the rule set ``after`` differs from ``before`` (both in key order)."""
+    old_at = {row.id: index for index, row in enumerate(before)}
+    new_at = {row.id: index for index, row in enumerate(after)}
+    common = [row for row in after if row.id in old_at]
+    # A rule moved when it is not among the most rules that kept their relative order.
+    kept_indices = _longest_increasing([old_at[row.id] for row in common])
+    moved = {row.id for i, row in enumerate(common) if i not in kept_indices}
+    diffs: list[RuleDiff] = []
+    for row in after:
+        old_index = old_at.get(row.id)
+        if old_index is None:
+            diffs.append(RuleDiff("added", row.id, None, row.rule, None, new_at[row.id]))
+            continue
+        old = before[old_index]
+        if old.rule != row.rule:
+            diffs.append(RuleDiff("changed", row.id, old.rule, row.rule, old_index, new_at[row.id]))
+        elif row.id in moved:
+            diffs.append(RuleDiff("moved", row.id, old.rule, row.rule, old_index, new_at[row.id]))
+    for row in before:
+        if row.id not in new_at:
+            diffs.append(RuleDiff("removed", row.id, row.rule, None, old_at[row.id], None))
+    return diffs

@@ -1,0 +1,280 @@
+"""The values the rule store hands out and takes in: frozen, slotted, free of I/O.
+
+- :class:`StoredRule`: one rule as stored: a stable ``id``, its ``position`` (priority, file
+  order), its ``version`` (an ETag) and its mapping in the rules file's structure;
+- :class:`RulePage`: one page of :meth:`Store.list_rules`, with the cursor of the next page;
+- :class:`Settings`: the rule set's ``defaults`` and ``allowed_hosts``, with their version;
+- :class:`Snapshot`: the whole rule set at a revision, ready for ``Engine.replace``;
+- :class:`Revision`, :class:`RuleChange`: one committed change set and what it changed;
+- :class:`RevisionDiff`, :class:`RuleDiff`: how the rule set differs between two revisions;
+- :class:`UpsertRule`, :class:`DeleteRule`, :class:`SetSettings`: the operations of a bulk
+  change (:meth:`Store.apply`);
+- :class:`SchemaStatus`: where a database stands in the numbered migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = [
+    "ChangeOp",
+    "DeleteRule",
+    "DiffKind",
+    "Operation",
+    "Revision",
+    "RevisionDiff",
+    "RuleChange",
+    "RuleDiff",
+    "RulePage",
+    "SchemaStatus",
+    "SetSettings",
+    "Settings",
+    "Snapshot",
+    "StoredRule",
+    "UpsertRule",
+]
+
+ChangeOp = Literal["create", "update", "move", "delete", "settings"]
+DiffKind = Literal["added", "removed", "changed", "moved"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRule:
+    """One rule in the store.
+
+    ``version`` is the number of the revision that last changed this rule (its content or its
+    place): it only grows, so it serves as an ETag. ``position`` is the 0-based place in the rule
+    set (earlier rules win ties, as in a file).
+    """
+
+    id: str
+    position: int
+    version: int
+    rule: Mapping[str, Any]
+    created_revision: int
+
+    @property
+    def name(self) -> str | None:
+        """The rule's ``name``, if it has one."""
+        name = self.rule.get("name")
+        return name if isinstance(name, str) else None
+
+    @property
+    def path(self) -> str:
+        """The rule's ``from`` pattern."""
+        return str(self.rule.get("from", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "id": self.id,
+            "position": self.position,
+            "version": self.version,
+            "created_revision": self.created_revision,
+            "rule": dict(self.rule),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RulePage:
+    """One page of rules; ``next_cursor`` fetches the next one (None on the last page)."""
+
+    rules: tuple[StoredRule, ...]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The rule set's ``defaults`` and ``allowed_hosts``; ``version`` as for a rule."""
+
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    allowed_hosts: tuple[str, ...] = ()
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "defaults": dict(self.defaults),
+            "allowed_hosts": list(self.allowed_hosts),
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The whole rule set at ``revision``: ``Engine(snapshot.rules, defaults=snapshot.defaults,
+    allowed_hosts=snapshot.allowed_hosts)`` (or ``engine.replace(...)`` with the same)."""
+
+    revision: int
+    defaults: Mapping[str, Any]
+    allowed_hosts: tuple[str, ...]
+    rules: tuple[Mapping[str, Any], ...]
+    rule_ids: tuple[str, ...] = ()
+
+    def __iter__(self) -> Any:
+        """Unpack as ``revision, defaults, allowed_hosts, rules = snapshot``."""
+        return iter((self.revision, self.defaults, self.allowed_hosts, self.rules))
+
+    def to_document(self) -> dict[str, Any]:
+        """The rule set in a rules file's structure (what ``waypost db export`` writes)."""
+        document: dict[str, Any] = {}
+        if self.defaults:
+            document["defaults"] = dict(self.defaults)
+        if self.allowed_hosts:
+            document["allowed_hosts"] = list(self.allowed_hosts)
+        document["rules"] = [dict(rule) for rule in self.rules]
+        return document
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """What one revision did to one rule (``rule_id``) or to the settings (``op == "settings"``).
+
+    ``before`` / ``after`` are the rule mappings (None for a create / a delete); for settings
+    they are ``{"defaults": ..., "allowed_hosts": ...}``.
+    """
+
+    op: ChangeOp
+    rule_id: str | None
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.op, "rule_id": self.rule_id, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One committed change set: who (``key_id``, None for the command line), when, why.
+
+    ``counts`` tells how many rules were created, updated, moved and deleted, and whether the
+    settings changed; ``changes`` lists them (filled by :meth:`Store.get_revision`, empty in
+    :meth:`Store.list_revisions`). ``rollback_of`` is the revision a rollback restored.
+    """
+
+    number: int
+    created_at: datetime
+    key_id: str | None
+    message: str
+    counts: Mapping[str, int] = field(default_factory=dict)
+    rollback_of: int | None = None
+    changes: tuple[RuleChange, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "number": self.number,
+            "created_at": self.created_at.isoformat(),
+            "key_id": self.key_id,
+            "message": self.message,
+            "counts": dict(self.counts),
+            "rollback_of": self.rollback_of,
+            "changes": [change.to_dict() for change in self.changes],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDiff:
+    """How one rule differs between two revisions; positions are 0-based (None: absent)."""
+
+    kind: DiffKind
+    rule_id: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    before_position: int | None
+    after_position: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "kind": self.kind,
+            "rule_id": self.rule_id,
+            "before": self.before,
+            "after": self.after,
+            "before_position": self.before_position,
+            "after_position": self.after_position,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionDiff:
+    """The rule set at ``to_revision`` compared with ``from_revision``.
+
+    ``settings`` is ``(before, after)`` when the defaults or allowed hosts differ, else None.
+    """
+
+    from_revision: int
+    to_revision: int
+    rules: tuple[RuleDiff, ...]
+    settings: tuple[Settings, Settings] | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when the two revisions hold the same rule set."""
+        return not self.rules and self.settings is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        settings = None
+        if self.settings is not None:
+            before, after = self.settings
+            settings = {"before": before.to_dict(), "after": after.to_dict()}
+        return {
+            "from_revision": self.from_revision,
+            "to_revision": self.to_revision,
+            "rules": [diff.to_dict() for diff in self.rules],
+            "settings": settings,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertRule:
+    """Create a rule (``id`` None) or change one (``id`` given; ``rule`` None keeps its content).
+
+    ``position`` puts the rule at that 0-based place (None: a new rule goes last, a changed one
+    stays where it is). ``expected_version`` (an If-Match) makes the write fail with a
+    :class:`~waypost.exceptions.ConflictError` when the rule changed since it was read.
+    """
+
+    rule: Mapping[str, Any] | None = None
+    id: str | None = None
+    expected_version: int | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRule:
+    """Delete the rule ``id`` (``expected_version`` as for :class:`UpsertRule`)."""
+
+    id: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetSettings:
+    """Replace the ``defaults`` and/or the ``allowed_hosts`` (None leaves that one alone)."""
+
+    defaults: Mapping[str, Any] | None = None
+    allowed_hosts: Sequence[str] | None = None
+    expected_version: int | None = None
+
+
+Operation = UpsertRule | DeleteRule | SetSettings
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """Where a database stands: ``version`` applied of ``latest``; ``pending`` names the rest."""
+
+    version: int
+    latest: int
+    pending: tuple[str, ...] = ()
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when every migration has been applied."""
+        return self.version >= self.latest
