@@ -671,7 +671,8 @@ def evaluate(
         entry = results["routers"][str(n)]
         worst = min(entry[f"werkzeug_ratio_{k}"] for k in ("exact", "pattern", "miss"))
         add(
-            f">= {WERKZEUG_MIN_RATIO:g}x faster than Werkzeug ({n:,} rules, slowest of exact/pattern/miss)",
+            f">= {WERKZEUG_MIN_RATIO:g}x faster than Werkzeug ({n:,} rules, "
+            "slowest of exact/pattern/miss)",
             f"{worst:.1f}x",
             worst >= WERKZEUG_MIN_RATIO,
         )
@@ -706,10 +707,12 @@ def render(results: dict[str, Any], sizes: list[int], router_sizes: list[int]) -
         f"`python benchmarks/bench_engine.py{' --quick' if results['quick'] else ''}` on "
         f"{results['date'][:10]}, {machine['implementation']} {machine['python']}, "
         f"{machine['platform']}, {machine['cpus']} CPUs (shared machine). Medians of "
-        f"{results['repeats']} samples over {results['sample_paths']:,} shuffled paths drawn across "
+        f"{results['repeats']} samples over {results['sample_paths']:,} shuffled paths drawn "
+        "across "
         "the whole rule set; the rule set of size N has N/100 pattern rules, the rest exact.",
         "",
-        "| rules | dict.get | matcher.lookup | ratio | resolve exact hit | resolve pattern hit | resolve miss |",
+        "| rules | dict.get | matcher.lookup | ratio | resolve exact hit | resolve pattern hit "
+        "| resolve miss |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in sizes:
@@ -722,7 +725,8 @@ def render(results: dict[str, Any], sizes: list[int], router_sizes: list[int]) -
     lines += [
         "",
         "Against other routers on the same rules (µs per request; waypost does the whole "
-        "`resolve()`, Werkzeug `MapAdapter.match()`, Starlette the route-matching loop of its `Router`):",
+        "`resolve()`, Werkzeug `MapAdapter.match()`, Starlette the route-matching loop of its "
+        "`Router`):",
         "",
         "| rules | request | waypost | Werkzeug | Starlette | vs Werkzeug | vs Starlette |",
         "|---:|---|---:|---:|---:|---:|---:|",
@@ -733,7 +737,8 @@ def render(results: dict[str, Any], sizes: list[int], router_sizes: list[int]) -
             lines.append(
                 f"| {n:,} | {kind} | {_us(entry[f'waypost_{kind}_ns'])} | "
                 f"{_us(entry[f'werkzeug_{kind}_ns'])} | {_us(entry[f'starlette_{kind}_ns'])} | "
-                f"{entry[f'werkzeug_ratio_{kind}']:.1f}x | {entry[f'starlette_ratio_{kind}']:,.0f}x |"
+                f"{entry[f'werkzeug_ratio_{kind}']:.1f}x | "
+                f"{entry[f'starlette_ratio_{kind}']:,.0f}x |"
             )
     load = results["load"]
     lines += [
@@ -749,7 +754,8 @@ def render(results: dict[str, Any], sizes: list[int], router_sizes: list[int]) -
     ]
     for target in results["targets"]:
         lines.append(
-            f"| {target['target']} | {target['measured']} | {'PASS' if target['pass'] else 'FAIL'} |"
+            f"| {target['target']} | {target['measured']} | "
+            f"{'PASS' if target['pass'] else 'FAIL'} |"
         )
     if results["quick"]:
         lines += [

@@ -47,7 +47,9 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_settings_come_from_environment_then_flags() -> None:
-    settings = Settings.from_env({"WAYPOST_PORT": "9000", "WAYPOST_ACCESS_LOG": "no"}, host="0.0.0.0")
+    settings = Settings.from_env(
+        {"WAYPOST_PORT": "9000", "WAYPOST_ACCESS_LOG": "no"}, host="0.0.0.0"
+    )
     assert (settings.port, settings.access_log, settings.host) == (9000, False, "0.0.0.0")
 
 
@@ -79,7 +81,11 @@ def test_ruff_is_clean() -> None:
 
 def test_core_imports_nothing_outside_the_standard_library_but_yaml() -> None:
     allowed = set(sys.stdlib_module_names) | {"yaml", "waypost"}
-    for path in [*(ROOT / "src" / "waypost" / "rules").glob("*.py"), ROOT / "src/waypost/matching.py", ROOT / "src/waypost/engine.py"]:
+    for path in [
+        *(ROOT / "src" / "waypost" / "rules").glob("*.py"),
+        ROOT / "src/waypost/matching.py",
+        ROOT / "src/waypost/engine.py",
+    ]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]

@@ -99,9 +99,10 @@ _SETTERS = {f.name: getattr(Decision, f.name).__set__ for f in fields(Decision)}
 _OTHER_DEFAULTS = tuple(
     (_SETTERS[f.name], f.default) for f in fields(Decision) if f.name not in _FAST_FIELDS
 )
-(
-    _set_action, _set_status, _set_location, _set_path, _set_query, _set_headers, _set_body, _set_rule
-) = (_SETTERS[name] for name in _FAST_FIELDS)
+(_set_action, _set_status, _set_location, _set_path, _set_query, _set_headers, _set_body) = (
+    _SETTERS[name] for name in _FAST_FIELDS[:-1]
+)
+_set_rule = _SETTERS["rule"]
 
 
 def _decision(

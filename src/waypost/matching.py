@@ -174,7 +174,14 @@ class Matcher:
     """An immutable index of rules. Build it with :func:`compile_matcher`."""
 
     __slots__ = (
-        "_default_exact", "_exact", "_tries", "by_name", "duplicates", "lookup_is_complete", "rule_count", "rules"
+        "_default_exact",
+        "_exact",
+        "_tries",
+        "by_name",
+        "duplicates",
+        "lookup_is_complete",
+        "rule_count",
+        "rules",
     )
 
     def __init__(

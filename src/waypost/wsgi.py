@@ -131,7 +131,9 @@ class WaypostMiddleware:
         head = environ.get("REQUEST_METHOD") == "HEAD"
         script = environ.get("SCRIPT_NAME", "") or ""
         if decision.action in ("redirect", "respond"):
-            return [_start(start_response, self._rooted(decision, script), head, self.default_max_age)]
+            return [
+                _start(start_response, self._rooted(decision, script), head, self.default_max_age)
+            ]
         if decision.action == "rewrite":
             environ = self._rewritten(environ, decision)
         if not fallbacks:
@@ -175,7 +177,11 @@ class WaypostMiddleware:
         written: list[bytes] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured["status"], captured["headers"], captured["exc_info"] = status, headers, exc_info
+            captured["status"], captured["headers"], captured["exc_info"] = (
+                status,
+                headers,
+                exc_info,
+            )
             return written.append
 
         body = self.app(environ, capture)
@@ -185,7 +191,11 @@ class WaypostMiddleware:
                 close = getattr(body, "close", None)
                 if close is not None:
                     close()
-                return [_start(start_response, self._rooted(decision, script), head, self.default_max_age)]
+                return [
+                    _start(
+                        start_response, self._rooted(decision, script), head, self.default_max_age
+                    )
+                ]
         if "status" not in captured:
             # The app starts the response lazily, while iterating: nothing to intercept.
             return _Passthrough(body, start_response, captured, written)

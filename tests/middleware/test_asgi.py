@@ -101,7 +101,9 @@ def test_post_redirect_keeps_or_drops_method(status: int, method: str) -> None:
 
 
 def test_route_target_by_name() -> None:
-    rules = [{"from": "/u/<int:id>", "to": {"route": "dashboard", "user_id": "{id}"}, "status": 302}]
+    rules = [
+        {"from": "/u/<int:id>", "to": {"route": "dashboard", "user_id": "{id}"}, "status": 302}
+    ]
     with TestClient(make_app(rules)) as client:
         response = client.get("/u/7", follow_redirects=False)
         assert response.headers["location"] == "/users/7/dashboard"

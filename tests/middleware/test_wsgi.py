@@ -20,7 +20,11 @@ def make_app(rules: list[dict[str, Any]], **engine_kwargs: Any) -> Flask:
 
     @app.route("/third", methods=["GET", "POST"])
     def third() -> dict[str, Any]:
-        return {"method": request.method, "form": request.form.to_dict(), "args": request.args.to_dict()}
+        return {
+            "method": request.method,
+            "form": request.form.to_dict(),
+            "args": request.args.to_dict(),
+        }
 
     @app.get("/new/<path:rest>")
     def new(rest: str) -> dict[str, Any]:
@@ -49,10 +53,17 @@ def make_app(rules: list[dict[str, Any]], **engine_kwargs: Any) -> Flask:
 
 @pytest.mark.parametrize(
     ("status", "method", "form"),
-    [(307, "POST", {"choice": "yes"}), (308, "POST", {"choice": "yes"}), (302, "GET", {}), (303, "GET", {})],
+    [
+        (307, "POST", {"choice": "yes"}),
+        (308, "POST", {"choice": "yes"}),
+        (302, "GET", {}),
+        (303, "GET", {}),
+    ],
     ids=["307-keeps-post", "308-keeps-post", "302-becomes-get", "303-becomes-get"],
 )
-def test_form_post_survives_307_and_becomes_get_with_302(status: int, method: str, form: dict[str, str]) -> None:
+def test_form_post_survives_307_and_becomes_get_with_302(
+    status: int, method: str, form: dict[str, str]
+) -> None:
     app = make_app([{"from": "/second", "methods": ["POST"], "to": "/third", "status": status}])
     client = app.test_client()
     assert "choice" in client.get("/second").text  # GET /second is the app's own form
@@ -65,7 +76,13 @@ def test_form_post_survives_307_and_becomes_get_with_302(status: int, method: st
 
 def test_rewrite_changes_what_the_app_sees_not_the_url() -> None:
     app = make_app(
-        [{"from": "/old/<path:rest>", "rewrite": "/new/{rest}?sling=academy", "set_headers": {"x-rerouted": "yes"}}]
+        [
+            {
+                "from": "/old/<path:rest>",
+                "rewrite": "/new/{rest}?sling=academy",
+                "set_headers": {"x-rerouted": "yes"},
+            }
+        ]
     )
     response = app.test_client().get("/old/a/b?q=1")
     assert response.status_code == 200
@@ -92,7 +109,9 @@ def test_respond_and_pass() -> None:
 
 
 def test_route_targets_use_flask_url_map() -> None:
-    app = make_app([{"from": "/u/<int:id>", "to": {"route": "dashboard", "user_id": "{id}"}, "status": 302}])
+    app = make_app(
+        [{"from": "/u/<int:id>", "to": {"route": "dashboard", "user_id": "{id}"}, "status": 302}]
+    )
     response = app.test_client().get("/u/42", follow_redirects=True)
     assert response.text == "dashboard of 42"
 
@@ -131,4 +150,8 @@ def test_script_name_is_respected() -> None:
 def test_head_has_no_body() -> None:
     app = make_app([{"from": "/gone", "respond": {"status": 410, "body": "gone"}}])
     response = app.test_client().head("/gone")
-    assert (response.status_code, response.data, response.headers["Content-Length"]) == (410, b"", "4")
+    assert (response.status_code, response.data, response.headers["Content-Length"]) == (
+        410,
+        b"",
+        "4",
+    )

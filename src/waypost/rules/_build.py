@@ -351,12 +351,13 @@ class RuleBuilder:
             or not _PLAIN_PATH.match(to)
         ):
             return None
-        status: int | None = self._default_status
+        status = self._default_status
         if "status" in entry:
             value = entry["status"]
-            status = _PLAIN_STATUS.get(value) if type(value) is str or type(value) is int else None
-            if status is None:
+            given = _PLAIN_STATUS.get(value) if type(value) is str or type(value) is int else None
+            if given is None:
                 return None
+            status = given
         rule = _new_object(Rule)
         _set_path(rule, path)
         _set_action(rule, Redirect(to, status))

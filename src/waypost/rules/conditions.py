@@ -39,7 +39,9 @@ CONDITION_KEYS = (
     "before",
     "not",
 )
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +91,13 @@ class Conditions:
         for key, want in self.query:
             tests.append((f"query {key!r}", _value_test(lambda r, k=key: r.query.get(k), want)))
         for key, want in self.headers:
-            tests.append((f"header {key!r}", _value_test(lambda r, k=key: _one(r.headers, k), want)))
+            tests.append(
+                (f"header {key!r}", _value_test(lambda r, k=key: _one(r.headers, k), want))
+            )
         for key, want in self.cookies:
-            tests.append((f"cookie {key!r}", _value_test(lambda r, k=key: _one(r.cookies, k), want)))
+            tests.append(
+                (f"cookie {key!r}", _value_test(lambda r, k=key: _one(r.cookies, k), want))
+            )
         if self.accept is not None:
             tests.append(("accept", lambda r: r.accept == self.accept))
         if self.languages is not None:
@@ -249,11 +255,15 @@ def _time(value: Any, keys: tuple[str | int, ...]) -> datetime:
                 f"{value!r} is not an ISO 8601 time; write it like '2026-12-01T09:00:00Z'", keys
             ) from None
     else:
-        raise FieldError(f"expected an ISO 8601 time like '2026-12-01T09:00:00Z', got {value!r}", keys)
+        raise FieldError(
+            f"expected an ISO 8601 time like '2026-12-01T09:00:00Z', got {value!r}", keys
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def parse_conditions(value: Any, keys: tuple[str | int, ...] = ("when",), *, nested: bool = False) -> Conditions:
+def parse_conditions(
+    value: Any, keys: tuple[str | int, ...] = ("when",), *, nested: bool = False
+) -> Conditions:
     """Parse a ``when:`` mapping; raises FieldError."""
     if not isinstance(value, Mapping):
         raise FieldError(f"'when' must be a mapping of conditions, got {value!r}", keys)
@@ -299,7 +309,11 @@ def parse_conditions(value: Any, keys: tuple[str | int, ...] = ("when",), *, nes
         else:
             allowed = [k for k in CONDITION_KEYS if not (nested and k == "not")]
             close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known conditions: {', '.join(allowed)}"
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"known conditions: {', '.join(allowed)}"
+            )
             raise FieldError(f"unknown condition {key!r}; {hint}", where, at_key=True)
     after, before = fields.get("after"), fields.get("before")
     if after is not None and before is not None and after >= before:

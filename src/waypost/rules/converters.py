@@ -1,8 +1,8 @@
 """Converters: the typed variables of a pattern (``<int:year>``), as in Flask and Werkzeug.
 
 A converter says what text a variable matches (``regex``), how that text becomes a Python value
-(``to_python``, which may raise ``ValueError`` to reject a match), how a value is written back into a
-URL (``to_url``), and how it ranks against other converters when two patterns could match the same
+(``to_python``, which may raise ``ValueError`` to reject a match), how a value is written back into
+a URL (``to_url``), and how it ranks against other converters when two patterns could match the same
 path (``weight``: lower is more specific and is tried first).
 
 Built-in weights, and so the order in which candidates are tried at one path segment::
@@ -71,7 +71,7 @@ class BaseConverter:
         return value
 
     def to_url(self, value: Any) -> str:
-        """Turn a value into (unencoded) URL text; raise ValueError or TypeError if it is ill-typed."""
+        """Turn a value into (unencoded) URL text; raise ValueError/TypeError if ill-typed."""
         return str(value)
 
     def __repr__(self) -> str:
@@ -238,7 +238,9 @@ def merge_converters(
         try:
             compiled = re.compile(cls.regex)
         except re.error as exc:
-            raise ConverterError(f"converter {name!r} has a bad regex {cls.regex!r}: {exc}") from None
+            raise ConverterError(
+                f"converter {name!r} has a bad regex {cls.regex!r}: {exc}"
+            ) from None
         if compiled.groups:
             raise ConverterError(
                 f"converter {name!r} regex {cls.regex!r} has capturing groups; use (?:...) instead"

@@ -258,7 +258,9 @@ def _read_toml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
 _CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 
 
-def _read_csv(text: str, file: str, errors: list[RuleError]) -> Iterator[tuple[dict[str, str], int]]:
+def _read_csv(
+    text: str, file: str, errors: list[RuleError]
+) -> Iterator[tuple[dict[str, str], int]]:
     """Each row as ``(entry, line)``; problems go to ``errors``.
 
     Rows are produced one at a time and lines are cut from ``text`` lazily: a million-row file
@@ -480,7 +482,11 @@ def parse_rules(
                 rule, problems = builder.build(entry, index, line)
                 if problems:
                     build_errors.extend(
-                        RuleError(f"{p.keys[0]}: {p.message}" if p.keys else p.message, file=file, line=line)
+                        RuleError(
+                            f"{p.keys[0]}: {p.message}" if p.keys else p.message,
+                            file=file,
+                            line=line,
+                        )
                         for p in problems
                     )
                 elif rule is not None:

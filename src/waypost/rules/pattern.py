@@ -44,16 +44,16 @@ _VARIABLE = re.compile(
     r"<(?:(?P<conv>[^:<>()]*)(?:\((?P<args>[^<>]*)\))?:)?(?P<name>[^<>]*)>",
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_ARG = re.compile(r"\s*(?:(?P<key>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'[^']*'|\"[^\"]*\"|[^,]*?)\s*(?:,|\Z)")
+_ARG = re.compile(
+    r"\s*(?:(?P<key>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'[^']*'|\"[^\"]*\"|[^,]*?)\s*(?:,|\Z)"
+)
 
 
 def quote_path(text: str, *, keep_slashes: bool = True) -> str:
     """Percent-encode ``text`` for a URL path (UTF-8), leaving RFC 3986 path characters."""
     # surrogateescape: a path decoded from invalid UTF-8 ('%FF' -> '\udcff') is encoded back to
     # the same bytes, so such a value round-trips instead of failing.
-    return quote(
-        text, safe=_PATH_SAFE if keep_slashes else _SEGMENT_SAFE, errors="surrogateescape"
-    )
+    return quote(text, safe=_PATH_SAFE if keep_slashes else _SEGMENT_SAFE, errors="surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +205,9 @@ def _parse_variable(
     if cls is None:
         known = sorted(k for k in converters if k != "default")
         close = difflib.get_close_matches(conv_name, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known converters: {', '.join(known)}"
+        hint = (
+            f"; did you mean {close[0]!r}?" if close else f"; known converters: {', '.join(known)}"
+        )
         raise RuleSyntaxError(
             f"unknown converter {conv_name!r} in {pattern!r}{hint}", col=start + 1
         )
@@ -257,9 +259,7 @@ def _split_pieces(
                 col=match.start(),
             )
         if "/" in match.group(0):
-            raise RuleSyntaxError(
-                f"'/' inside a variable in {pattern!r}", col=match.start()
-            )
+            raise RuleSyntaxError(f"'/' inside a variable in {pattern!r}", col=match.start())
         # Guards against patterns whose regex could backtrack for ever on a hostile path.
         spanning = [p for p in pieces if isinstance(p, Variable) and p.converter.spans_slashes]
         if variable.converter.spans_slashes and spanning:
@@ -298,9 +298,7 @@ def _is_unbounded(converter: BaseConverter) -> bool:
     )
 
 
-def _segment(
-    pieces: list[str | Variable], flags: int, weight_of: Any
-) -> Segment:
+def _segment(pieces: list[str | Variable], flags: int, weight_of: Any) -> Segment:
     regex: list[str] = []
     signature: list[str] = []
     variables: list[Variable] = []
@@ -417,11 +415,10 @@ def parse_pattern(
             parts.append(segment)
             key.append((segment.weight, -segment.static_chars))
 
-    shape = "".join(
-        p.replace("<", "<<") if isinstance(p, str) else f"<{p.spec}>" for p in pieces
-    )
+    shape = "".join(p.replace("<", "<<") if isinstance(p, str) else f"<{p.spec}>" for p in pieces)
     if case_insensitive:
         shape = shape.lower()
+    modes = f"{'i' if case_insensitive else 's'}|{'strict' if strict_slashes else ''}"
     return Pattern(
         text=text,
         parts=tuple(parts),
@@ -430,6 +427,6 @@ def parse_pattern(
         case_insensitive=case_insensitive,
         strict_slashes=strict_slashes,
         key=tuple(key),
-        signature=f"{shape}|{'i' if case_insensitive else 's'}|{'strict' if strict_slashes else ''}",
+        signature=f"{shape}|{modes}",
         pieces=tuple(pieces),
     )

@@ -178,7 +178,7 @@ class Request:
 
     @property
     def language(self) -> str:
-        """The client's most preferred language tag from Accept-Language, lower-cased ('' if none)."""
+        """The client's most preferred language from Accept-Language, lower-cased ('' if none)."""
         if self._language is None:
             best, best_q = "", 0.0
             for item in self.headers.get("accept-language", "").split(","):

@@ -33,7 +33,9 @@ _SAFE_BY_PART: dict[str, str] = {
     "fragment": "/:@!$&'()*+,;=?-._~",
 }
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_HOST_LABELS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\Z")
+_HOST_LABELS = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\Z"
+)
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _STRING = StringConverter()
 
@@ -112,7 +114,8 @@ def parse_target(text: str, *, what: str = "target") -> Target:
         if ord(char) < 0x20 or char == "\x7f":
             raise RuleSyntaxError(
                 f"control character {char!r} in {what} {text!r}; it could split the response "
-                "headers", col=index
+                "headers",
+                col=index,
             )
     scheme: str | None = None
     host: str | None = None
@@ -122,7 +125,8 @@ def parse_target(text: str, *, what: str = "target") -> Target:
     if text.startswith(("//", "/\\", "\\")):
         raise RuleSyntaxError(
             f"{what} {text!r} is protocol-relative (a browser reads it as another host); "
-            "write the full URL, like 'https://example.com/path'", col=0
+            "write the full URL, like 'https://example.com/path'",
+            col=0,
         )
     if match and not text.startswith("/"):
         scheme = match.group(1).lower()
@@ -160,7 +164,9 @@ def parse_target(text: str, *, what: str = "target") -> Target:
         )
 
     pieces = [
-        piece if isinstance(piece, str) else replace(piece, part=_part_at(text, piece.offset, authority_end))
+        piece
+        if isinstance(piece, str)
+        else replace(piece, part=_part_at(text, piece.offset, authority_end))
         for piece in _split_placeholders(text, what)
     ]
     pieces = [quote(p, safe=_LITERAL_SAFE) if isinstance(p, str) else p for p in pieces]

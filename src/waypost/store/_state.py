@@ -176,7 +176,9 @@ def apply_operations(
             if row is not None and row.version != operation.expected_version:
                 raise _conflict(state, rule_id, operation.expected_version)
         if isinstance(operation, DeleteRule):
-            assert rule_id is not None  # DeleteRule.id is required  # noqa: S101
+            if rule_id is None:
+                problems.append((f"{where}.id", "a delete names the rule's id"))
+                continue
             order.remove(rule_id)
             del content[rule_id]
             continue
@@ -234,7 +236,7 @@ def _fill(low: int | None, high: int | None, count: int) -> list[int] | None:
     if low is None and high is None:
         return [STEP * (n + 1) for n in range(count)]
     if low is None:
-        assert high is not None  # noqa: S101 - both None is handled above
+        assert high is not None  # both None is handled above
         first = high - STEP * count
         return [first + STEP * n for n in range(count)] if first >= _LOWEST else None
     if high is None:

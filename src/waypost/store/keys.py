@@ -1,0 +1,279 @@
+"""API keys: how they look, how they are stored, and how a presented key is checked.
+
+A key reads ``wp_<public id>_<secret>``: the ``wp_`` prefix makes a leaked key recognisable (to
+secret scanners and to people), the public id finds the stored record, and the secret is 256 random
+bits from :mod:`secrets`. Only the SHA-256 of the secret is stored; a slow password hash would add
+nothing against a guess at 256 random bits, and SHA-256 keeps each check cheap. The stored and the
+computed hash are compared with :func:`hmac.compare_digest`, in constant time.
+
+:class:`KeyChecker` answers "is this key good for this request?" for a store: it caches a success
+for ``ttl`` seconds (so a revoked key stops working everywhere within that time, without a database
+read per request), and records last use at most once per ``usage_interval`` per key, not on every
+request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from waypost.exceptions import AuthError, StoreError
+
+__all__ = [
+    "KEY_PREFIX",
+    "SCOPES",
+    "ApiKey",
+    "KeyChecker",
+    "KeyScope",
+    "hash_secret",
+    "new_key",
+    "normalize_host",
+    "parse_expiry",
+    "split_key",
+]
+
+KEY_PREFIX = "wp_"
+KeyScope = Literal["read", "write", "admin"]
+#: The scopes in rising order: each one allows what the ones before it allow.
+SCOPES: tuple[KeyScope, ...] = ("read", "write", "admin")
+_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no l, o, 0, 1: read aloud without mistakes
+_ID_LENGTH = 12
+_KEY = re.compile(r"wp_([a-z0-9]{1,64})_([A-Za-z0-9_-]{16,256})\Z")
+_DURATION = re.compile(r"(\d+)\s*([smhdw])\Z")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored API key (never its secret). ``host``: the only host it is valid for (None: any)."""
+
+    id: str
+    scope: KeyScope
+    note: str = ""
+    host: str | None = None
+    created_at: datetime | None = None
+    created_by: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def allows(self, scope: KeyScope) -> bool:
+        """True when this key's scope covers ``scope`` (admin > write > read)."""
+        return SCOPES.index(self.scope) >= SCOPES.index(scope)
+
+    def status(self, now: datetime | None = None) -> Literal["active", "expired", "revoked"]:
+        """``active``, ``expired`` or ``revoked`` at ``now`` (default: the current time)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC)):
+            return "expired"
+        return "active"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+
+        def text(moment: datetime | None) -> str | None:
+            return None if moment is None else moment.isoformat()
+
+        return {
+            "id": self.id,
+            "scope": self.scope,
+            "note": self.note,
+            "host": self.host,
+            "status": self.status(),
+            "created_at": text(self.created_at),
+            "created_by": self.created_by,
+            "expires_at": text(self.expires_at),
+            "revoked_at": text(self.revoked_at),
+            "last_used_at": text(self.last_used_at),
+        }
+
+
+def new_key() -> tuple[str, str, str]:
+    """A fresh key: ``(public id, secret, the whole key to hand out)``."""
+    public_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+    secret = secrets.token_urlsafe(32)
+    return public_id, secret, f"{KEY_PREFIX}{public_id}_{secret}"
+
+
+def split_key(presented: str) -> tuple[str, str]:
+    """``(public id, secret)`` of a presented key; :class:`AuthError` ``malformed`` otherwise."""
+    found = _KEY.match(presented.strip()) if isinstance(presented, str) else None
+    if found is None:
+        raise AuthError(
+            "malformed", "not a Waypost API key: a key looks like 'wp_<id>_<secret>'"
+        )
+    return found[1], found[2]
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a secret: its SHA-256, in hex."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def normalize_host(host: str) -> str:
+    """``host`` as keys are bound to it: lower case, no port, no trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):  # an IPv6 literal, '[::1]:8080'
+        host = host[: host.find("]") + 1] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def parse_expiry(text: str, *, now: datetime | None = None) -> datetime:
+    """``30d``, ``12h``, ``90m``, ``2w`` from ``now``, or an ISO 8601 date or time (UTC unless
+    it names a zone); :class:`ValueError` with a message for people otherwise."""
+    now = now or datetime.now(UTC)
+    found = _DURATION.match(text.strip().lower())
+    if found is not None:
+        return now + timedelta(**{_UNITS[found[2]]: int(found[1])})
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an expiry: write a duration like '30d', '12h', '2w' or a date "
+            "like '2026-12-31' (or '2026-12-31T18:00:00+02:00')"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment <= now:
+        raise ValueError(f"{text!r} is in the past; a key must expire in the future")
+    return moment
+
+
+KeyLookup = Callable[[str], tuple[ApiKey, str] | None]
+UsageRecorder = Callable[[Mapping[str, datetime]], None]
+
+
+class KeyChecker:
+    """Checks presented keys against a store, with a short cache and throttled last-use writes.
+
+    ``lookup(public_id)`` returns the stored key and its secret's hash (None when unknown);
+    ``record_use({id: when})`` writes last-use times. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        lookup: KeyLookup,
+        record_use: UsageRecorder,
+        *,
+        ttl: float = 2.0,
+        usage_interval: float = 60.0,
+        cache_size: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._record_use = record_use
+        self.ttl = ttl
+        self.usage_interval = usage_interval
+        self._cache_size = cache_size
+        self._clock = clock
+        self._lock = threading.Lock()
+        # SHA-256 of the whole presented key -> (the key, when it was read): a hit means the
+        # secret was verified against the database less than ``ttl`` seconds ago.
+        self._cache: OrderedDict[str, tuple[ApiKey, float]] = OrderedDict()
+        self._pending: dict[str, datetime] = {}
+        self._written: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"KeyChecker(ttl={self.ttl!r}, usage_interval={self.usage_interval!r})"
+
+    def forget(self, key_id: str | None = None) -> None:
+        """Drop cached checks (of one key, or all): after a revoke in this process."""
+        with self._lock:
+            if key_id is None:
+                self._cache.clear()
+                return
+            for digest in [d for d, (key, _) in self._cache.items() if key.id == key_id]:
+                del self._cache[digest]
+
+    def authenticate(
+        self, presented: str, *, host: str | None = None, scope: KeyScope | None = None
+    ) -> ApiKey:
+        """The key for ``presented`` if it may be used for a request to ``host`` needing
+        ``scope``; :class:`AuthError` with the reason otherwise."""
+        public_id, secret = split_key(presented)
+        digest = hashlib.sha256(presented.strip().encode("utf-8")).hexdigest()
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and now - cached[1] < self.ttl:
+            key = cached[0]
+        else:
+            key = self._verify(public_id, secret)
+            with self._lock:
+                self._cache[digest] = (key, now)
+                self._cache.move_to_end(digest)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        self._check(key, host, scope)
+        self._used(key.id, now)
+        return key
+
+    def _verify(self, public_id: str, secret: str) -> ApiKey:
+        found = self._lookup(public_id)
+        if found is None:
+            raise AuthError("unknown", f"no API key with id {public_id!r}")
+        key, stored_hash = found
+        # Constant time: how much of the hash matched must not show in the response time.
+        if not hmac.compare_digest(stored_hash, hash_secret(secret)):
+            raise AuthError("bad_secret", f"wrong secret for API key {public_id!r}")
+        return key
+
+    @staticmethod
+    def _check(key: ApiKey, host: str | None, scope: KeyScope | None) -> None:
+        status = key.status()
+        if status == "revoked":
+            raise AuthError("revoked", f"API key {key.id!r} was revoked")
+        if status == "expired":
+            assert key.expires_at is not None  # status() says so
+            raise AuthError("expired", f"API key {key.id!r} expired at {key.expires_at.isoformat()}")
+        if key.host is not None and (host is None or normalize_host(host) != key.host):
+            raise AuthError(
+                "wrong_host",
+                f"API key {key.id!r} is only valid for {key.host!r}, not {host!r}",
+            )
+        if scope is not None and not key.allows(scope):
+            raise AuthError(
+                "insufficient_scope",
+                f"API key {key.id!r} has scope {key.scope!r}; this needs {scope!r}",
+            )
+
+    def _used(self, key_id: str, now: float) -> None:
+        with self._lock:
+            self._pending[key_id] = datetime.now(UTC)
+            due = now - self._written.get(key_id, -self.usage_interval) >= self.usage_interval
+            if due:
+                self._written[key_id] = now
+        if due:
+            try:
+                self.flush(only=key_id)
+            except StoreError:
+                pass  # flush() kept the time; a database hiccup must not refuse a good key
+
+    def flush(self, only: str | None = None) -> None:
+        """Write pending last-use times (of one key, or all)."""
+        with self._lock:
+            if only is not None:
+                batch = {only: self._pending.pop(only)} if only in self._pending else {}
+            else:
+                batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        try:
+            self._record_use(batch)
+        except StoreError:
+            with self._lock:
+                for key_id, when in batch.items():
+                    self._pending.setdefault(key_id, when)
+            raise
