@@ -209,3 +209,9 @@ from waypost.cli_tools import (  # noqa: E402
 
 for _command in (check_command, test_command, trace_command, import_command, export_command):
     main.add_command(_command)
+
+# The rule store: `waypost db ...` and `waypost keys ...`.
+from waypost.cli_store import db_group, keys_group  # noqa: E402
+
+main.add_command(db_group)
+main.add_command(keys_group)

@@ -6,7 +6,7 @@
     ├── RuleError                one problem in one rule, with file:line:col and a hint
     │   └── RuleSyntaxError      a pattern or target that does not parse ('/<itn:id>', '/<id')
     ├── RulesError               a rules file or rule list with one or more RuleErrors (all of them)
-    ├── UrlBuildError            url_for() could not build a URL (unknown name, missing or bad value)
+    ├── UrlBuildError            url_for() could not build a URL: unknown name, missing or bad value
     ├── ConverterError           a converter was registered wrongly
     ├── StoreError               the rule store (waypost.store): a bad URL, a missing driver
     │   ├── StoreUnavailable     the database cannot be reached or opened; retry later

@@ -30,7 +30,6 @@ from waypost.store.model import (
     SetSettings,
     Settings,
     StoredRule,
-    UpsertRule,
 )
 
 __all__ = [
@@ -165,7 +164,9 @@ def apply_operations(
                     problems.append((f"{where}.allowed_hosts", "must be a list of host names"))
                 else:
                     hosts = tuple(
-                        to_json_value(list(operation.allowed_hosts), f"{where}.allowed_hosts", problems)
+                        to_json_value(
+                            list(operation.allowed_hosts), f"{where}.allowed_hosts", problems
+                        )
                     )
             continue
         rule_id = operation.id
@@ -193,14 +194,18 @@ def apply_operations(
             labels[rule_id] = f"{where}.rule"
         if operation.position is not None:
             if operation.position < 0:
-                problems.append((f"{where}.position", f"must be 0 or more, got {operation.position}"))
+                problems.append(
+                    (f"{where}.position", f"must be 0 or more, got {operation.position}")
+                )
                 continue
             order.remove(rule_id)
             order.insert(min(operation.position, len(order)), rule_id)
     if problems:
         raise ValidationError(problems)
     entries = [
-        Entry(rule_id, content[rule_id], labels.get(rule_id, f"rules[{rule_id}]"), rows.get(rule_id))
+        Entry(
+            rule_id, content[rule_id], labels.get(rule_id, f"rules[{rule_id}]"), rows.get(rule_id)
+        )
         for rule_id in order
     ]
     return entries, Settings(defaults, hosts, state.settings.version)
@@ -275,7 +280,9 @@ def assign_keys(old_keys: Sequence[int | None]) -> tuple[list[int], set[int]]:
     return [key for key in keys if key is not None], moved
 
 
-def plan_writes(state: State, entries: Sequence[Entry], settings: Settings, revision: int) -> list[Write]:
+def plan_writes(
+    state: State, entries: Sequence[Entry], settings: Settings, revision: int
+) -> list[Write]:
     """The rows to write to turn ``state`` into ``entries`` and ``settings`` at ``revision``."""
     writes: list[Write] = []
     new_settings = _settings_dict(settings)
@@ -285,7 +292,9 @@ def plan_writes(state: State, entries: Sequence[Entry], settings: Settings, revi
     for index, (entry, key) in enumerate(zip(entries, keys, strict=True)):
         old = entry.old
         if old is None:
-            writes.append(Write("create", entry.id, None, entry.rule, None, key, revision, revision))
+            writes.append(
+                Write("create", entry.id, None, entry.rule, None, key, revision, revision)
+            )
             continue
         if entry.rule != old.rule:
             op: WriteOp = "update"

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -109,9 +110,7 @@ def split_key(presented: str) -> tuple[str, str]:
     """``(public id, secret)`` of a presented key; :class:`AuthError` ``malformed`` otherwise."""
     found = _KEY.match(presented.strip()) if isinstance(presented, str) else None
     if found is None:
-        raise AuthError(
-            "malformed", "not a Waypost API key: a key looks like 'wp_<id>_<secret>'"
-        )
+        raise AuthError("malformed", "not a Waypost API key: a key looks like 'wp_<id>_<secret>'")
     return found[1], found[2]
 
 
@@ -237,7 +236,9 @@ class KeyChecker:
             raise AuthError("revoked", f"API key {key.id!r} was revoked")
         if status == "expired":
             assert key.expires_at is not None  # status() says so
-            raise AuthError("expired", f"API key {key.id!r} expired at {key.expires_at.isoformat()}")
+            raise AuthError(
+                "expired", f"API key {key.id!r} expired at {key.expires_at.isoformat()}"
+            )
         if key.host is not None and (host is None or normalize_host(host) != key.host):
             raise AuthError(
                 "wrong_host",
@@ -256,10 +257,9 @@ class KeyChecker:
             if due:
                 self._written[key_id] = now
         if due:
-            try:
+            # flush() keeps the time on failure: a database hiccup must not refuse a good key.
+            with suppress(StoreError):
                 self.flush(only=key_id)
-            except StoreError:
-                pass  # flush() kept the time; a database hiccup must not refuse a good key
 
     def flush(self, only: str | None = None) -> None:
         """Write pending last-use times (of one key, or all)."""

@@ -4,11 +4,14 @@ unsupported (a rule a format cannot express is reported, never dropped)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from waypost.tools.formats import EXPORTERS, export_nginx
+from waypost.engine import Engine
+from waypost.tools.formats import EXPORTERS, IMPORTERS, export_nginx
+from waypost.tools.formats._regex import RegexNotSupported, convert_regex
 
 RULES: list[dict[str, Any]] = [
     {"from": "/old", "to": "/new"},
@@ -36,16 +39,15 @@ EXPECTED_TEXT = {
 # -- in the http {} block --
 map $uri $waypost_redirect_301 {
     default "";
-    /old /new$is_args$args;
-    /old/ /new$is_args$args;
+    ~^/old/?$ /new$is_args$args;
 }
 # -- in the server {} block --
 if ($waypost_redirect_301) {
     return 301 $waypost_redirect_301;
 }
 rewrite ^/blog/(?<year>\\d+)/(?<slug>[^/]+)/?$ /posts/$year/$slug redirect;
-location ~ ^/docs/(?<rest>.+)$ { return 308 https://docs.example.com/$rest; }
-rewrite ^/app/(?<page>.+)$ /index.html last;
+location ~ ^/docs/(?<rest>.+?)/?$ { return 308 https://docs.example.com/$rest; }
+rewrite ^/app/(?<page>.+?)/?$ /index.html last;
 location ~ ^/gone/?$ { return 410; }
 """,
     "apache": """\
@@ -53,8 +55,8 @@ location ~ ^/gone/?$ { return 410; }
 RewriteEngine On
 RewriteRule ^old/?$ /new [R=301,NE,L]
 RewriteRule ^blog/(\\d+)/([^/]+)/?$ /posts/$1/$2 [R=302,NE,L]
-RewriteRule ^docs/(.+)$ https://docs.example.com/$1 [R=308,QSD,NE,L]
-RewriteRule ^app/(.+)$ /index.html [NE,L]
+RewriteRule ^docs/(.+?)/?$ https://docs.example.com/$1 [R=308,QSD,NE,L]
+RewriteRule ^app/(.+?)/?$ /index.html [NE,L]
 RewriteRule ^gone/?$ - [G,NE,L]
 RewriteCond %{HTTP_HOST} ^www\\.example\\.com$ [NC]
 RewriteCond %{QUERY_STRING} (^|&)preview=1(&|$)
@@ -254,7 +256,117 @@ def test_nginx_refusals(rule: dict[str, Any], reason: str) -> None:
 def test_defaults_decide_how_a_rule_is_written() -> None:
     rules = [{"from": "/a", "to": "/b"}]
     strict = export_nginx(rules, {"trailing_slash": "strict", "query": "drop", "status": 308})
-    assert 'map $uri $waypost_redirect_308 {\n    default "";\n    /a /b;\n}' in strict.text
+    assert 'map $uri $waypost_redirect_308 {\n    default "";\n    ~^/a$ /b;\n}' in strict.text
     insensitive = export_nginx(rules, {"case": "insensitive"})
-    assert "location ~* ^/a/?$ { return 301 /b$is_args$args; }" not in insensitive.text
-    assert "rewrite (?i)^/a/?$ /b permanent;" in insensitive.text
+    assert "    ~*^/a/?$ /b$is_args$args;\n" in insensitive.text
+
+
+# --------------------------------------------------------------------------------------------
+# Regressions: what the exported file does, checked against Waypost's own decision.
+
+
+def test_vercel_keeps_a_query_that_follows_a_parameter() -> None:
+    rule = {"from": "/product/<int:id>/<slug>", "to": "/p/{id}?name={slug}"}
+    exported = EXPORTERS["vercel"]([rule], None)
+    # Vercel splits the destination at '?' before filling in parameters, so ':id?' is not
+    # path-to-regexp's optional modifier here.
+    assert json.loads(exported.text)["redirects"][0]["destination"] == "/p/:id?name=:slug"
+    back = IMPORTERS["vercel"](exported.text)
+    assert [r["to"] for r in back.rules] == ["/p/{id}?name={slug}"]
+    assert Engine(back.rules).resolve("GET", "/product/7/shoe").location == "/p/7?name=shoe"
+
+
+@pytest.mark.parametrize(
+    ("destination", "target"),
+    [
+        ("/p/:id?name=:slug", "/p/{id}?name={slug}"),
+        ("/p/:id?a=1&b=:slug", "/p/{id}?a=1&b={slug}"),
+        ("/p?id=:id", "/p?id={id}"),
+        ("/p/:id", "/p/{id}"),
+    ],
+    ids=["param-then-query", "second-value", "query-only", "no-query"],
+)
+def test_vercel_import_reads_the_first_question_mark_as_the_query(
+    destination: str, target: str
+) -> None:
+    entry = {"source": "/product/:id/:slug", "destination": destination, "caseSensitive": True}
+    result = IMPORTERS["vercel"](json.dumps({"redirects": [entry]}))
+    assert [rule["to"] for rule in result.rules] == [target]
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("/b/{x}+c", "{x} is followed by '+', which path-to-regexp would read as part of it"),
+        ("/b/{x}*", "{x} is followed by '*', which path-to-regexp would read as part of it"),
+        ("/b/{x}(c)", "{x} is followed by '(', which path-to-regexp would read as part of it"),
+        ("/b?q={x}?", "{x} is followed by '?', which path-to-regexp would read as part of it"),
+        ("/b?{x}=1", "{x} is in a query parameter's name; Vercel fills in values only"),
+    ],
+    ids=["plus", "star", "group", "question-in-query", "query-name"],
+)
+def test_vercel_refuses_text_that_would_join_a_parameter(target: str, reason: str) -> None:
+    result = EXPORTERS["vercel"]([{"from": "/a/<x>", "to": target}], None)
+    assert [item.reason for item in result.unsupported] == [reason]
+
+
+def _pcre(regex: str) -> re.Pattern[str]:
+    """An nginx (PCRE) regex as Python reads it; the exports use only the shared subset."""
+    return re.compile(regex.replace("(?<", "(?P<"))
+
+
+@pytest.mark.parametrize(
+    ("trailing_slash", "url"),
+    [
+        ("ignore", "/files/a"),
+        ("ignore", "/files/a/"),
+        ("ignore", "/files/a/b/"),
+        ("strict", "/files/a"),
+        ("strict", "/files/a/"),
+    ],
+)
+def test_nginx_path_variable_treats_the_trailing_slash_like_waypost(
+    trailing_slash: str, url: str
+) -> None:
+    rule = {"from": "/files/<path:rest>", "to": "/archive/{rest}", "trailing_slash": trailing_slash}
+    exported = export_nginx([rule])
+    found = re.search(r"^rewrite (\S+) /archive/\$rest permanent;$", exported.text, re.M)
+    assert found, exported.text
+    match = _pcre(found.group(1)).match(url)
+    assert match, found.group(1)
+    assert "/archive/" + match.group("rest") == Engine([rule]).resolve("GET", url).location
+
+
+def test_nginx_lazy_path_group_imports_as_an_ignored_slash() -> None:
+    rule = {"from": "/files/<path:rest>", "to": "/archive/{rest}"}
+    back = IMPORTERS["nginx"](export_nginx([rule]).text)
+    assert back.rules == [{"from": "/files/<path:rest>", "to": "/archive/{rest}", "status": 301}]
+    converted = convert_regex("^/files/(.+?)/?$")
+    assert (converted.variants()[0][0], converted.optional_slash) == ("/files/<path:p1>", True)
+    with pytest.raises(RegexNotSupported, match="lazy"):
+        convert_regex("^/files/(.+?)")  # takes one character: not a path variable
+
+
+@pytest.mark.parametrize(
+    ("case", "url", "redirects"),
+    [
+        ("sensitive", "/old-page", True),
+        ("sensitive", "/old-page/", True),
+        ("sensitive", "/OLD-PAGE", False),
+        ("sensitive", "/Old-Page/", False),
+        ("insensitive", "/OLD-PAGE", True),
+        ("insensitive", "/old-page/", True),
+    ],
+)
+def test_nginx_map_keys_match_case_like_waypost(case: str, url: str, redirects: bool) -> None:
+    rule = {"from": "/old-page", "to": "/new-page", "case": case}
+    exported = export_nginx([rule])
+    # nginx compares a plain string map key ignoring case, so every key is a regex: '~'
+    # matches case-sensitively, '~*' does not.
+    key = re.search(r"^    (~\*?)(\S+) /new-page\$is_args\$args;$", exported.text, re.M)
+    assert key, exported.text
+    flags = re.IGNORECASE if key.group(1) == "~*" else 0
+    assert bool(re.search(key.group(2), url, flags)) is redirects
+    assert (Engine([rule]).resolve("GET", url).action == "redirect") is redirects
+    back = IMPORTERS["nginx"](exported.text).rules
+    assert (Engine(back).resolve("GET", url).action == "redirect") is redirects

@@ -5,6 +5,8 @@ and ``/``, and capture groups Waypost has a converter for::
 
     (.+)  (.*)        -> <path:p1>   (only at the end, right after a '/'; '.*' also matches
                                       nothing, so it adds a second rule without the variable)
+    (.+?)/?$          -> <path:p1> with trailing_slash: ignore (the lazy group leaves the
+                                      slash out, as Waypost does when it ignores the slash)
     ([^/]+)           -> <p1>
     (\\d+) ([0-9]+)    -> <int:p1>
     (a|b|c)           -> <any(a,b,c):p1>
@@ -46,7 +48,7 @@ CONVERTER_REGEX = {
     "uuid": UUID_REGEX,
     "path": ".+",
 }
-_LITERAL_ESCAPES = set("./-_~!%&,;=:@+*?()[]{}$^|# ")
+_LITERAL_ESCAPES = set("./-_~!%&,;=:@+*?()[]{}$^|# \\")
 _WORD_ALTERNATIVE = re.compile(r"[A-Za-z0-9_~%-]+(?:\\?\.[A-Za-z0-9_~%-]+)*")
 _NAME = re.compile(r"[A-Za-z_]\w*")
 
@@ -153,6 +155,7 @@ def convert_regex(
     group_number = 0
     anchored_end = False
     optional_slash = False
+    lazy_path = False
 
     def flush() -> None:
         if literal:
@@ -172,6 +175,9 @@ def convert_regex(
         after_path = (
             bool(pieces) and isinstance(pieces[-1], _Var) and pieces[-1].converter == "path"
         )
+        if after_path and regex[pos:] == "/?$" and lazy_path:
+            optional_slash = anchored_end = True
+            break
         if after_path and regex[pos:] != "$":
             raise RegexNotSupported(
                 f"regex {source!r} has text after a (.*) group; Waypost's path variable "
@@ -220,6 +226,12 @@ def convert_regex(
                 )
             flush()
             pieces.append(_Var(var_name, converter, args, optional))
+            lazy_path = converter == "path" and body.endswith("?")
+            if lazy_path and regex[pos:] not in ("$", "/?$"):
+                # Unanchored, a lazy group takes one character and the rest goes unmatched.
+                raise RegexNotSupported(
+                    f"regex {source!r} has a lazy ({body}) group not followed by '$' or '/?$'"
+                )
             if capturing:
                 refs[str(group_number)] = var_name
                 if name:
@@ -319,12 +331,14 @@ def pattern_regex(
     """An anchored regex for a Waypost pattern and its variable names in group order.
 
     ``named`` writes ``(?<name>...)`` groups (nginx, PCRE); otherwise plain groups for ``$1``.
-    ``relative`` leaves out the leading ``/`` (Apache ``.htaccess``). Raises RegexNotSupported for
-    converters with arguments other than ``any``.
+    ``relative`` leaves out the leading ``/`` (Apache ``.htaccess``). ``optional_slash`` is for
+    ``trailing_slash: ignore``. Raises RegexNotSupported for converters with arguments other than
+    ``any``.
     """
     out: list[str] = []
     names: list[str] = []
-    for piece in parse_pattern_pieces(pattern):
+    pieces = parse_pattern_pieces(pattern)
+    for index, piece in enumerate(pieces):
         if isinstance(piece, str):
             out.append(re.escape(piece))
             continue
@@ -335,8 +349,11 @@ def pattern_regex(
             body = CONVERTER_REGEX[piece.converter]
         else:
             raise RegexNotSupported(f"{piece.render()} has no regex equivalent here")
-        if piece.converter == "path":
-            optional_slash = False  # the variable takes a trailing slash either way
+        if piece.converter == "path" and optional_slash and index == len(pieces) - 1:
+            # Waypost takes an ignored trailing slash off the path before matching, so a path
+            # variable never ends with it ('/files/a/' gives rest='a'); a greedy '.+' would keep
+            # it. Lazy, the group leaves the slash to the optional '/?' that follows.
+            body = ".+?"
         out.append(f"(?<{piece.name}>{body})" if named else f"({body})")
         names.append(piece.name)
     text = "".join(out)

@@ -43,7 +43,6 @@ from ._common import (
     check_baseline,
     merge_slash_twins,
     query_condition,
-    slash_twins,
     unsupported_keys,
 )
 from ._regex import (
@@ -515,7 +514,8 @@ def _slash(rule: dict[str, Any], converted: RegexPattern) -> None:
 
 
 def _quote(value: str) -> str:
-    if re.search(r"[\s;{}'\"#]", value) or not value:
+    # nginx reads '\\' as one backslash even in a bare word; inside quotes it is written doubled.
+    if re.search(r"[\s;{}'\"#]", value) or "\\\\" in value or not value:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return value
 
@@ -560,22 +560,22 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
     if clash:
         raise Refusal(f"the variable name {clash[0]!r} is an nginx variable; rename it")
     static = not names
-    ignore_slash = eff["trailing_slash"] == "ignore" and not ends_with_path_variable(pattern)
+    ignore_slash = eff["trailing_slash"] == "ignore"
     insensitive = eff["case"] == "insensitive"
     keep = eff.get("query") == "keep"
     if "to" in eff:
         status = eff["status"]
         if status not in REDIRECT_STATUSES:
             raise Refusal(f"status {status!r} is not a redirect status")
-        if static and not insensitive:
-            if "\\" in pattern or pattern.startswith("~") or pattern == "default":
-                raise Refusal(f"the path {pattern!r} cannot be a map key")
+        if static:
             value = _target(str(eff["to"]), keep, rewrite_style=False)
-            # A map key matches exactly: an ignored trailing slash needs both keys.
-            for key in slash_twins(pattern, eff["trailing_slash"]):
-                out.maps.setdefault(f"$waypost_redirect_{status}", []).append(
-                    f"    {_quote(key)} {_quote(value)};"
-                )
+            # A plain string key of an nginx map matches ignoring case; a '~' regex key is
+            # case-sensitive and '~*' is not, so every key is an anchored regex that says which.
+            regex = _regex(pattern, ignore_slash, insensitive=False)
+            key = ("~*" if insensitive else "~") + regex
+            out.maps.setdefault(f"$waypost_redirect_{status}", []).append(
+                f"    {_quote(key)} {_quote(value)};"
+            )
             return
         regex = _regex(pattern, ignore_slash, insensitive)
         if status in (301, 302):
@@ -630,8 +630,11 @@ def export_nginx(
     """Write rules as an nginx ``map`` (exact paths) and the server snippet that uses it.
 
     The ``map`` blocks go in ``http {}``; everything after the second comment goes in the
-    ``server {}`` block. Exact paths are looked up in one map per status; patterns become
-    ``rewrite`` (301, 302, internal rewrites) or ``location ~`` blocks (303, 307, 308).
+    ``server {}`` block. Exact paths are looked up in one map per status, as anchored regex keys
+    (``~`` case-sensitive, ``~*`` not: nginx compares plain string keys ignoring case); patterns
+    become ``rewrite`` (301, 302, internal rewrites) or ``location ~`` blocks (303, 307, 308).
+    A ``<path:...>`` variable at the end of a rule that ignores the trailing slash is a lazy group
+    followed by ``/?``, so that like Waypost it never captures that slash.
     """
     out = _Export()
     unsupported: list[Unsupported] = []

@@ -117,6 +117,19 @@ def _convert_source(source: str) -> tuple[list[str], set[str], str | None]:
 
 
 def _convert_destination(destination: str, names: set[str], empty: str | None) -> str:
+    if re.search(r"\$\d", destination):
+        raise Refusal("the destination uses numbered groups ($1); name the parameters instead")
+    # Vercel splits the destination as a URL before it fills in parameters (routing-utils'
+    # replaceSegments), so the first '?' starts the query even right after a parameter: in
+    # '/p/:id?name=:slug' it is not path-to-regexp's "optional" modifier.
+    path, mark, query = destination.partition("?")
+    result = _convert_destination_part(path, names, empty)
+    if mark:
+        result += mark + _convert_destination_part(query, names, empty)
+    return result or "/"
+
+
+def _convert_destination_part(destination: str, names: set[str], empty: str | None) -> str:
     out: list[str] = []
     pos = 0
     for match in _PARAM.finditer(destination):
@@ -132,10 +145,7 @@ def _convert_destination(destination: str, names: set[str], empty: str | None) -
             out.append(literal.replace("{", "{{").replace("}", "}}") + f"{{{name}}}")
         pos = match.end()
     out.append(destination[pos:].replace("{", "{{").replace("}", "}}"))
-    result = "".join(out)
-    if re.search(r"\$\d", destination):
-        raise Refusal("the destination uses numbered groups ($1); name the parameters instead")
-    return result or "/"
+    return "".join(out)
 
 
 def _conditions(items: Any, where: str) -> dict[str, Any]:
@@ -273,17 +283,36 @@ def _export_variable(piece: Variable, *, at_end: bool, out: list[str]) -> str:
 
 
 def _export_destination(target: str) -> str:
+    """The Vercel destination for a target: ``{name}`` becomes ``:name``.
+
+    Vercel splits the destination at its first ``?`` before it fills in parameters, so that
+    ``?`` starts the query even right after a parameter (``/p/:id?name=:slug``). Any other
+    character path-to-regexp would read as part of a parameter is refused: a letter (a longer
+    name), ``(`` (a regex), ``*``, ``+`` and, in the query, ``?`` (modifiers Vercel drops).
+    """
     pieces = parse_target_pieces(target)
     out: list[str] = []
+    in_query = False
     for index, piece in enumerate(pieces):
         if isinstance(piece, Placeholder):
             after = pieces[index + 1] if index + 1 < len(pieces) else ""
-            if isinstance(after, str) and re.match(r"\w", after):
+            after = after if isinstance(after, str) else ""  # ':a:b' reads as two names
+            if re.match(r"\w", after):
                 raise Refusal(f"{{{piece.name}}} is followed by a letter; Vercel reads one name")
+            if re.match(r"[(*+]", after) or (in_query and after.startswith("?")):
+                raise Refusal(
+                    f"{{{piece.name}}} is followed by {after[0]!r}, which path-to-regexp would "
+                    "read as part of it"
+                )
+            if in_query and "=" not in re.split(r"[?&]", "".join(out))[-1]:
+                raise Refusal(
+                    f"{{{piece.name}}} is in a query parameter's name; Vercel fills in values only"
+                )
             out.append(f":{piece.name}")
         else:
             if _PARAM.search(piece):
                 raise Refusal(f"the target text {piece!r} would read as a parameter")
+            in_query = in_query or "?" in piece
             out.append(piece)
     return "".join(out)
 

@@ -1,0 +1,318 @@
+"""The rule store on the command line: ``waypost db ...`` and ``waypost keys ...``.
+
+Thin click commands over :mod:`waypost.store`; :mod:`waypost.cli` registers the two groups.
+Every command takes ``--db URL`` (or ``WAYPOST_DB``): ``sqlite:///path/rules.db`` or
+``postgresql://user@host:5432/db``. Exit codes: 0 fine; 1 the store refused (rules with errors,
+an unreachable database, an unknown id); 2 a usage mistake.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from waypost.exceptions import RulesError, ValidationError, WaypostError
+from waypost.store import open_store
+from waypost.store._sql import SqlStore
+from waypost.store.keys import SCOPES, KeyScope, parse_expiry
+from waypost.store.model import Revision
+from waypost.store.transfer import dump_document, read_document
+
+__all__ = ["db_group", "keys_group"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_db_option = click.option(
+    "--db",
+    "db",
+    envvar="WAYPOST_DB",
+    required=True,
+    metavar="URL",
+    help="The store: sqlite:///path/rules.db or postgresql://user@host/db [env WAYPOST_DB].",
+)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _reports_errors(func: F) -> F:
+    """Turn the store's errors into messages for people and exit code 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RulesError as exc:
+            count = len(exc.errors)
+            click.echo(f"{exc.file or 'rules'}: {count} error{'s' if count != 1 else ''}", err=True)
+            for error in exc.errors:
+                click.echo(f"  {error}", err=True)
+            sys.exit(1)
+        except ValidationError as exc:
+            _fail(str(exc))
+        except WaypostError as exc:
+            _fail(str(exc))
+
+    return cast(F, wrapper)
+
+
+@contextmanager
+def _store(url: str, **options: Any) -> Iterator[SqlStore]:
+    store = open_store(url, **options)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _summary(revision: Revision) -> str:
+    counts = revision.counts
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("created", "updated", "moved", "deleted")]
+    if counts.get("settings"):
+        parts.append("settings changed")
+    return ", ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------
+# waypost db
+
+
+@click.group("db")
+def db_group() -> None:
+    """The rule store: schema, import and export, history and rollback."""
+
+
+@db_group.command("upgrade")
+@_db_option
+@_reports_errors
+def db_upgrade(db: str) -> None:
+    """Create the store's tables or apply pending migrations (running it again does nothing)."""
+    with _store(db, auto_upgrade=False) as store:
+        before, after = store.upgrade()
+        if before == after:
+            click.echo(f"{store.location}: schema already at version {after}")
+        else:
+            click.echo(f"{store.location}: schema upgraded from version {before} to {after}")
+
+
+@db_group.command("status")
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_reports_errors
+def db_status(db: str, as_json: bool) -> None:
+    """Print the schema version, pending migrations and the current revision."""
+    with _store(db, auto_upgrade=False) as store:
+        status = store.schema_status()
+        revision = rules = None
+        if status.up_to_date:
+            snapshot = store.load_snapshot()
+            revision, rules = snapshot.revision, len(snapshot.rules)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "version": status.version,
+                    "latest": status.latest,
+                    "pending": list(status.pending),
+                    "revision": revision,
+                    "rules": rules,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"schema version {status.version} of {status.latest}")
+    for name in status.pending:
+        click.echo(f"  pending: {name}")
+    if status.pending:
+        click.echo("run `waypost db upgrade --db URL` to apply them")
+    else:
+        click.echo(f"revision {revision}, {rules} rules")
+
+
+@db_group.command("import")
+@click.argument("rules", type=click.Path(dir_okay=False))
+@_db_option
+@click.option("-m", "--message", default=None, help="The revision's message.")
+@_reports_errors
+def db_import(rules: str, db: str, message: str | None) -> None:
+    """Make the store's rule set exactly RULES (a .yaml, .yml, .toml, .json or .csv file), as
+    one revision. Rules keep their ids when their name or content matches."""
+    document = read_document(rules)
+    with _store(db) as store:
+        revision = store.replace_rules(
+            document.rules,
+            defaults=document.defaults,
+            allowed_hosts=document.allowed_hosts,
+            message=message or f"import {Path(rules).name}",
+        )
+    count = len(document.rules)
+    if revision is None:
+        click.echo(f"{rules}: {count} rules, no changes")
+    else:
+        click.echo(
+            f"{rules}: {count} rules imported as revision {revision.number} ({_summary(revision)})"
+        )
+
+
+@db_group.command("export")
+@_db_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
+@_reports_errors
+def db_export(db: str, output: str | None) -> None:
+    """Print the store's rule set as a YAML rules file (or write it to --output)."""
+    with _store(db) as store:
+        text = dump_document(store.load_snapshot())
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+
+
+@db_group.command("history")
+@_db_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_reports_errors
+def db_history(db: str, limit: int, as_json: bool) -> None:
+    """List the latest revisions: number, time, API key, message and counts."""
+    with _store(db) as store:
+        revisions = store.list_revisions(limit=limit)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in revisions], indent=2))
+        return
+    for revision in revisions:
+        who = revision.key_id or "cli"
+        click.echo(
+            f"{revision.number:>6}  {_when(revision.created_at)}  {who:<14}  "
+            f"{revision.message or '-'}  ({_summary(revision)})"
+        )
+
+
+@db_group.command("diff")
+@click.argument("from_revision", type=int)
+@click.argument("to_revision", type=int, required=False)
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_reports_errors
+def db_diff(from_revision: int, to_revision: int | None, db: str, as_json: bool) -> None:
+    """Show how the rules changed from FROM_REVISION to TO_REVISION (default: the current)."""
+    with _store(db) as store:
+        diff = store.diff(from_revision, to_revision)
+    if as_json:
+        click.echo(json.dumps(diff.to_dict(), indent=2))
+        return
+    if diff.empty:
+        click.echo(f"revisions {diff.from_revision} and {diff.to_revision} hold the same rules")
+    if diff.settings is not None:
+        before, after = diff.settings
+        click.echo(f"~ settings: {json.dumps(before.to_dict())} -> {json.dumps(after.to_dict())}")
+    signs = {"added": "+", "removed": "-", "changed": "~", "moved": ">"}
+    for rule in diff.rules:
+        shown = rule.after if rule.after is not None else rule.before
+        where = f"#{rule.before_position}->{rule.after_position}"
+        click.echo(f"{signs[rule.kind]} {rule.rule_id} {where} {json.dumps(shown)}")
+
+
+@db_group.command("rollback")
+@click.argument("revision", type=int)
+@_db_option
+@click.option("-m", "--message", default=None, help="The revision's message.")
+@_reports_errors
+def db_rollback(revision: int, db: str, message: str | None) -> None:
+    """Restore the rule set of REVISION, as a new revision."""
+    with _store(db) as store:
+        done = store.rollback(revision, message=message or "")
+    if done is None:
+        click.echo(f"the rules are already those of revision {revision}")
+    else:
+        click.echo(
+            f"rolled back to revision {revision} as revision {done.number} ({_summary(done)})"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# waypost keys
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """API keys for the admin API: create, list, revoke."""
+
+
+@keys_group.command("create")
+@click.option("--scope", type=click.Choice(SCOPES), required=True, help="What the key may do.")
+@click.option("--expires", default=None, help="A duration (30d, 12h, 2w) or an ISO date.")
+@click.option("--note", default="", help="Whose key it is, what it is for.")
+@click.option("--host", default=None, help="Only valid for requests to this host.")
+@_db_option
+@_reports_errors
+def keys_create(scope: str, expires: str | None, note: str, host: str | None, db: str) -> None:
+    """Create an API key and print it (once: only its hash is stored)."""
+    try:
+        expires_at = parse_expiry(expires) if expires else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--expires'") from None
+    with _store(db) as store:
+        key, presented = store.create_key(
+            cast(KeyScope, scope), expires_at=expires_at, note=note, host=host
+        )
+    details = [f"scope {key.scope}"]
+    if key.expires_at:
+        details.append(f"expires {_when(key.expires_at)}")
+    if key.host:
+        details.append(f"only for {key.host}")
+    click.echo(
+        f"created API key {key.id} ({', '.join(details)}); it is shown only once, store it now:",
+        err=True,
+    )
+    click.echo(presented)
+
+
+@keys_group.command("list")
+@_db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_reports_errors
+def keys_list(db: str, as_json: bool) -> None:
+    """List the API keys with their scope, status and last use (never their secrets)."""
+    with _store(db) as store:
+        keys = store.list_keys()
+    if as_json:
+        click.echo(json.dumps([key.to_dict() for key in keys], indent=2))
+        return
+    if not keys:
+        click.echo("no API keys; create one with `waypost keys create --scope read --db URL`")
+        return
+    click.echo(
+        f"{'ID':<14}{'SCOPE':<7}{'STATUS':<9}{'HOST':<20}{'EXPIRES':<22}{'LAST USED':<22}NOTE"
+    )
+    for key in keys:
+        click.echo(
+            f"{key.id:<14}{key.scope:<7}{key.status():<9}{key.host or '-':<20}"
+            f"{_when(key.expires_at):<22}{_when(key.last_used_at):<22}{key.note}"
+        )
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@_db_option
+@_reports_errors
+def keys_revoke(key_id: str, db: str) -> None:
+    """Revoke the API key KEY_ID (running servers stop accepting it within seconds)."""
+    with _store(db) as store:
+        key = store.revoke_key(key_id)
+    click.echo(f"revoked API key {key.id} at {_when(key.revoked_at)}")

@@ -1,0 +1,56 @@
+"""Rules in a database: SQLite (the embedded default) or PostgreSQL, with revisions, rollback,
+change notification and API keys.
+
+::
+
+    store = open_store("sqlite:///waypost.db")          # or "postgresql://user@host/db"
+    rule = store.create_rule({"from": "/old", "to": "/new"}, key_id=key.id, message="move")
+    store.update_rule(rule.id, {"from": "/old", "to": "/newer"}, expected_version=rule.version)
+    revision, defaults, allowed_hosts, rules = store.load_snapshot()
+    engine.replace(rules, defaults=defaults, allowed_hosts=allowed_hosts)
+
+Layers: ``model`` (values), ``_state`` and ``_validate`` (pure bookkeeping and checks),
+``_sql`` (the shared SQL store), ``sqlite`` / ``postgres`` (connections and notification),
+``migrations`` (the schema), ``keys`` (API keys), ``transfer`` (rules files in and out).
+"""
+
+from __future__ import annotations
+
+from waypost.store.base import Store
+from waypost.store.connect import open_store
+from waypost.store.keys import ApiKey, KeyScope
+from waypost.store.model import (
+    DeleteRule,
+    Operation,
+    Revision,
+    RevisionDiff,
+    RuleChange,
+    RuleDiff,
+    RulePage,
+    SchemaStatus,
+    SetSettings,
+    Settings,
+    Snapshot,
+    StoredRule,
+    UpsertRule,
+)
+
+__all__ = [
+    "ApiKey",
+    "DeleteRule",
+    "KeyScope",
+    "Operation",
+    "Revision",
+    "RevisionDiff",
+    "RuleChange",
+    "RuleDiff",
+    "RulePage",
+    "SchemaStatus",
+    "SetSettings",
+    "Settings",
+    "Snapshot",
+    "Store",
+    "StoredRule",
+    "UpsertRule",
+    "open_store",
+]

@@ -1,0 +1,972 @@
+"""The store over SQL, shared by SQLite and PostgreSQL; each subclass supplies the connections.
+
+Every write runs in one transaction that first locks the single ``waypost_state`` row (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ... FOR UPDATE``), so writers take turns and revision
+numbers have no gaps. Inside it the whole rule set is loaded, the change applied in memory, and the
+result checked with the rules loader and the engine (:mod:`waypost.store._validate`) before a row
+is written: a change is all or nothing. Reads of more than one statement run in one snapshot (a
+read transaction; REPEATABLE READ on PostgreSQL).
+
+SQL is written once with ``?`` placeholders; a PostgreSQL connection turns them into ``%s``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+from waypost.exceptions import (
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    ValidationError,
+)
+from waypost.store._state import (
+    Entry,
+    Row,
+    State,
+    Write,
+    apply_operations,
+    diff_rows,
+    new_rule_id,
+    plan_writes,
+    rewind,
+)
+from waypost.store._validate import check_rule_set, dumps, to_json_value
+from waypost.store.keys import (
+    SCOPES,
+    ApiKey,
+    KeyChecker,
+    KeyScope,
+    hash_secret,
+    new_key,
+    normalize_host,
+)
+from waypost.store.migrations import LATEST, MIGRATIONS, Dialect
+from waypost.store.model import (
+    DeleteRule,
+    Operation,
+    Revision,
+    RevisionDiff,
+    RuleChange,
+    RulePage,
+    SchemaStatus,
+    SetSettings,
+    Settings,
+    Snapshot,
+    StoredRule,
+    UpsertRule,
+)
+
+__all__ = ["Conn", "Listener", "SqlStore"]
+
+log = logging.getLogger("waypost.store")
+
+ACTIONS = ("redirect", "rewrite", "respond", "pass")
+MAX_PAGE = 1000
+_RULE_COLUMNS = "id, rule, version, created_revision, sort_key"
+_KEY_COLUMNS = (
+    "id, scope, note, host, created_at, created_by, expires_at, revoked_at, last_used_at, "
+    "secret_hash"
+)
+
+
+class Conn(Protocol):
+    """One connection inside a transaction."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run ``sql`` (``?`` placeholders); the rows it returns (none for a write)."""
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """Run ``sql`` once per parameter row."""
+
+
+class Listener(Protocol):
+    """Waits for a committed change (a hint: callers re-read the revision)."""
+
+    def wait(self, timeout: float) -> None:
+        """Return when a change may have been committed, or after ``timeout`` seconds."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+def _search_text(value: Any) -> str:
+    """The text a rule is searched by: its values (not its keys), lower case."""
+    parts: list[str] = []
+
+    def walk(item: Any) -> None:
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                if isinstance(inner, Mapping):  # header and query names are worth finding
+                    parts.append(str(key))
+                walk(inner)
+        elif isinstance(item, list):
+            for inner in item:
+                walk(inner)
+        elif item is not None:
+            parts.append(str(item))
+
+    walk(value)
+    return "\n".join(parts).lower()
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _cursor(sort_key: int) -> str:
+    return base64.urlsafe_b64encode(f"k{sort_key}".encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith("k"):
+            raise ValueError(text)
+        return int(text[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(
+            [("cursor", f"{cursor!r} is not a cursor from a previous page; start without one")]
+        ) from None
+
+
+class SqlStore(ABC):
+    """The rule store over a SQL database; see :class:`waypost.store.Store` for the contract."""
+
+    dialect: ClassVar[Dialect]
+    _for_update: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        auto_upgrade: bool = False,
+        key_ttl: float = 2.0,
+        key_usage_interval: float = 60.0,
+    ) -> None:
+        self.auto_upgrade = auto_upgrade
+        self.keys = KeyChecker(
+            self._find_key, self._record_key_use, ttl=key_ttl, usage_interval=key_usage_interval
+        )
+        self._schema_ready = False
+
+    # -- what a database supplies -----------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the database is, for messages (a PostgreSQL password is left out)."""
+
+    @abstractmethod
+    def _begin(self, *, write: bool) -> AbstractContextManager[Conn]:
+        """A transaction (a write one takes the writers' lock); StoreUnavailable if unreachable."""
+
+    @abstractmethod
+    def _begin_migration(self) -> AbstractContextManager[Conn]:
+        """A transaction for migrations, serialized with other migrating processes."""
+
+    @abstractmethod
+    def _schema_version(self, conn: Conn) -> int:
+        """The highest migration applied (0 when there is no ``waypost_schema`` table)."""
+
+    @abstractmethod
+    def _notify(self, conn: Conn, revision: int) -> None:
+        """Tell other processes, once this transaction commits, that ``revision`` exists."""
+
+    @abstractmethod
+    def listener(self) -> Listener:
+        """A :class:`Listener` on its own connection (close it when done)."""
+
+    @abstractmethod
+    def _time_param(self, moment: datetime | None) -> Any:
+        """``moment`` as a query parameter."""
+
+    @abstractmethod
+    def _time_value(self, value: Any) -> datetime | None:
+        """A timestamp column's value as an aware datetime."""
+
+    @abstractmethod
+    def _close_connections(self) -> None:
+        """Close every connection this store opened."""
+
+    def close(self) -> None:
+        """Write pending key usage and close the connections (the store can be opened again)."""
+        with suppress(StoreError):
+            self.keys.flush()
+        self._close_connections()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def schema_status(self) -> SchemaStatus:
+        """Which migrations are applied and which are pending (creates nothing)."""
+        with self._begin(write=False) as conn:
+            version = self._schema_version(conn)
+        return SchemaStatus(
+            version, LATEST, tuple(f"{m.number:04d} {m.name}" for m in MIGRATIONS[version:])
+        )
+
+    def upgrade(self) -> tuple[int, int]:
+        """Apply the pending migrations in one transaction; ``(version before, version after)``.
+
+        Running it again is a no-op. Raises SchemaError when the database is newer than this
+        Waypost.
+        """
+        with self._begin_migration() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS waypost_schema ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            before = self._schema_version(conn)
+            if before > LATEST:
+                raise self._too_new(before)
+            for migration in MIGRATIONS[before:]:
+                for statement in migration.sql(self.dialect):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO waypost_schema (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.number, migration.name, datetime.now(UTC).isoformat()),
+                )
+        self._schema_ready = True
+        return before, max(before, LATEST)
+
+    def _too_new(self, version: int) -> SchemaError:
+        return SchemaError(
+            f"the database at {self.location} has schema version {version}, newer than this "
+            f"Waypost knows ({LATEST}); upgrade Waypost"
+        )
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        status = self.schema_status()
+        if status.version > status.latest:
+            raise self._too_new(status.version)
+        if not status.up_to_date:
+            if not self.auto_upgrade:
+                raise SchemaError(
+                    f"the database at {self.location} is at schema version {status.version}, "
+                    f"this Waypost needs {status.latest}: run `waypost db upgrade --db URL`"
+                )
+            self.upgrade()
+        self._schema_ready = True
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Conn]:
+        self._ensure_schema()
+        with self._begin(write=write) as conn:
+            yield conn
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def current_revision(self) -> int:
+        """The number of the latest revision (0 before the first change)."""
+        with self._transaction() as conn:
+            return int(conn.execute("SELECT revision FROM waypost_state WHERE id = 1")[0][0])
+
+    def _state(self, conn: Conn, *, lock: bool = False) -> State:
+        head = conn.execute(
+            "SELECT revision, defaults, allowed_hosts, settings_version FROM waypost_state "
+            "WHERE id = 1" + (self._for_update if lock else "")
+        )[0]
+        rows = conn.execute(f"SELECT {_RULE_COLUMNS} FROM waypost_rules ORDER BY sort_key")
+        return State(
+            int(head[0]),
+            tuple(Row(r[0], json.loads(r[1]), int(r[4]), int(r[2]), int(r[3])) for r in rows),
+            Settings(json.loads(head[1]), tuple(json.loads(head[2])), int(head[3])),
+        )
+
+    def load_snapshot(self) -> Snapshot:
+        """The whole rule set at the current revision, read in one snapshot."""
+        with self._transaction() as conn:
+            state = self._state(conn)
+        return Snapshot(
+            state.revision,
+            state.settings.defaults,
+            state.settings.allowed_hosts,
+            tuple(row.rule for row in state.rows),
+            tuple(row.id for row in state.rows),
+        )
+
+    def get_settings(self) -> Settings:
+        """The defaults and allowed hosts, with their version (for ``expected_version``)."""
+        with self._transaction() as conn:
+            head = conn.execute(
+                "SELECT defaults, allowed_hosts, settings_version FROM waypost_state WHERE id = 1"
+            )[0]
+        return Settings(json.loads(head[0]), tuple(json.loads(head[1])), int(head[2]))
+
+    def get_rule(self, rule_id: str) -> StoredRule:
+        """The rule ``rule_id``; NotFoundError when there is none."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_RULE_COLUMNS}, (SELECT count(*) FROM waypost_rules AS o "
+                "WHERE o.sort_key < r.sort_key) FROM waypost_rules AS r WHERE id = ?",
+                (rule_id,),
+            )
+        if not rows:
+            raise NotFoundError(f"there is no rule {rule_id!r}")
+        r = rows[0]
+        return StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
+
+    def list_rules(
+        self,
+        *,
+        from_prefix: str | None = None,
+        name: str | None = None,
+        action: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RulePage:
+        """Rules in priority order, filtered: ``from`` starting with ``from_prefix``, exactly
+        ``name``, ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere in the
+        rule's values (any case). At most ``limit`` (1 to 1000) per page; pass the page's
+        ``next_cursor`` as ``cursor`` for the next one."""
+        where: list[str] = []
+        params: list[Any] = []
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
+        if from_prefix:
+            where.append("from_path LIKE ? ESCAPE '\\'")
+            params.append(_like(from_prefix) + "%")
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        if action is not None:
+            if action not in ACTIONS:
+                raise ValidationError(
+                    [("action", f"{action!r} is not an action; use one of {', '.join(ACTIONS)}")]
+                )
+            where.append("action = ?")
+            params.append(action)
+        if search:
+            where.append("search LIKE ? ESCAPE '\\'")
+            params.append("%" + _like(search.lower()) + "%")
+        if cursor:
+            where.append("sort_key > ?")
+            params.append(_after(cursor))
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_RULE_COLUMNS}, position FROM (SELECT *, row_number() OVER "
+                "(ORDER BY sort_key) - 1 AS position FROM waypost_rules) AS ranked "
+                f"{clause}ORDER BY sort_key LIMIT ?",
+                (*params, limit + 1),
+            )
+        rules = tuple(
+            StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
+            for r in rows[:limit]
+        )
+        more = len(rows) > limit
+        return RulePage(rules, _cursor(int(rows[limit - 1][4])) if more else None)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _commit(
+        self,
+        build: Callable[[Conn, State], tuple[list[Entry], Settings]],
+        *,
+        key_id: str | None,
+        message: str,
+        settings_label: str = "settings",
+        rollback_of: int | None = None,
+    ) -> tuple[Revision | None, list[Entry], dict[str, int]]:
+        """Apply a change: build the new rule set from the locked state, check it, write it."""
+        with self._transaction(write=True) as conn:
+            state = self._state(conn, lock=True)
+            entries, settings = build(conn, state)
+            ruleset = check_rule_set(
+                [entry.rule for entry in entries],
+                [entry.label for entry in entries],
+                defaults=settings.defaults,
+                allowed_hosts=settings.allowed_hosts,
+                settings_label=settings_label,
+            )
+            number = state.revision + 1
+            writes = plan_writes(state, entries, settings, number)
+            versions = {entry.id: entry.old.version if entry.old else number for entry in entries}
+            if not writes:
+                return None, entries, versions
+            kinds = {e.id: rule.action.kind for e, rule in zip(entries, ruleset.rules, strict=True)}
+            revision = self._write(
+                conn,
+                state,
+                number,
+                writes,
+                kinds,
+                key_id=key_id,
+                message=message,
+                rollback_of=rollback_of,
+            )
+            versions.update({w.rule_id: w.version for w in writes if w.rule_id and w.after})
+            self._notify(conn, number)
+        return revision, entries, versions
+
+    def _write(
+        self,
+        conn: Conn,
+        state: State,
+        number: int,
+        writes: Sequence[Write],
+        kinds: Mapping[str, str],
+        *,
+        key_id: str | None,
+        message: str,
+        rollback_of: int | None,
+    ) -> Revision:
+        now = datetime.now(UTC)
+        counts = {"created": 0, "updated": 0, "moved": 0, "deleted": 0, "settings": 0}
+        names = {"create": "created", "update": "updated", "move": "moved", "delete": "deleted"}
+        for write in writes:
+            if write.op in names:
+                counts[names[write.op]] += 1
+            elif write.op == "settings":
+                counts["settings"] = 1
+        conn.execute(
+            "INSERT INTO waypost_revisions (number, created_at, key_id, message, counts, "
+            "rollback_of) VALUES (?, ?, ?, ?, ?, ?)",
+            (number, self._time_param(now), key_id, message, dumps(counts), rollback_of),
+        )
+        deletes: list[tuple[Any, ...]] = []
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for write in writes:
+            rule = write.after
+            if write.op == "delete":
+                deletes.append((write.rule_id,))
+            elif write.op == "settings" and rule is not None:
+                conn.execute(
+                    "UPDATE waypost_state SET defaults = ?, allowed_hosts = ?, "
+                    "settings_version = ? WHERE id = 1",
+                    (dumps(rule["defaults"]), dumps(rule["allowed_hosts"]), number),
+                )
+            elif rule is not None and write.rule_id is not None:
+                name = rule.get("name")
+                derived = (
+                    dumps(rule),
+                    write.version,
+                    name if isinstance(name, str) else None,
+                    str(rule.get("from", "")),
+                    kinds[write.rule_id],
+                    _search_text(rule),
+                )
+                if write.op == "create":
+                    inserts.append(
+                        (write.rule_id, write.after_key, write.created_revision, *derived)
+                    )
+                else:
+                    updates.append((write.after_key, *derived, write.rule_id))
+        if deletes:
+            conn.executemany("DELETE FROM waypost_rules WHERE id = ?", deletes)
+        if updates:
+            conn.executemany(
+                "UPDATE waypost_rules SET sort_key = ?, rule = ?, version = ?, name = ?, "
+                "from_path = ?, action = ?, search = ? WHERE id = ?",
+                updates,
+            )
+        if inserts:
+            conn.executemany(
+                "INSERT INTO waypost_rules (id, sort_key, created_revision, rule, version, name, "
+                "from_path, action, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+        conn.executemany(
+            "INSERT INTO waypost_changes (revision, seq, op, rule_id, before_rule, after_rule, "
+            "before_key, after_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    number,
+                    seq,
+                    w.op,
+                    w.rule_id,
+                    None if w.before is None else dumps(w.before),
+                    None if w.after is None else dumps(w.after),
+                    w.before_key,
+                    w.after_key,
+                )
+                for seq, w in enumerate(writes)
+            ],
+        )
+        conn.execute("UPDATE waypost_state SET revision = ? WHERE id = 1", (number,))
+        changes = tuple(
+            RuleChange(w.op, w.rule_id, w.before, w.after) for w in writes if w.op != "rekey"
+        )
+        return Revision(number, now, key_id, message, counts, rollback_of, changes)
+
+    def apply(
+        self,
+        operations: Sequence[Operation],
+        *,
+        key_id: str | None = None,
+        message: str = "",
+    ) -> Revision | None:
+        """Apply ``operations`` (in order) as one revision, all or nothing; None when they
+        change nothing.
+
+        The whole resulting rule set is checked before anything is written: ValidationError
+        lists every problem with its path (``changes[3].rule.to``); a stale ``expected_version``
+        raises ConflictError with the current state; an unknown id raises NotFoundError.
+        """
+        revision, _, _ = self._commit(
+            lambda conn, state: apply_operations(state, operations),
+            key_id=key_id,
+            message=message,
+            settings_label="changes",
+        )
+        return revision
+
+    def create_rule(
+        self,
+        rule: Mapping[str, Any],
+        *,
+        position: int | None = None,
+        key_id: str | None = None,
+        message: str = "",
+    ) -> StoredRule:
+        """Add ``rule`` (a rules-file mapping) at ``position`` (None: last)."""
+        rule_id = new_rule_id()
+        return self._one(
+            UpsertRule(rule, position=position),
+            rule_id,
+            key_id=key_id,
+            message=message,
+            new_id=lambda: rule_id,
+        )
+
+    def update_rule(
+        self,
+        rule_id: str,
+        rule: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
+        position: int | None = None,
+        key_id: str | None = None,
+        message: str = "",
+    ) -> StoredRule:
+        """Replace the rule's content (None keeps it) and/or move it to ``position``.
+
+        With ``expected_version`` (an If-Match), a rule changed since raises ConflictError.
+        """
+        return self._one(
+            UpsertRule(rule, rule_id, expected_version, position),
+            rule_id,
+            key_id=key_id,
+            message=message,
+        )
+
+    def _one(
+        self,
+        operation: UpsertRule,
+        rule_id: str,
+        *,
+        key_id: str | None,
+        message: str,
+        new_id: Callable[[], str] = new_rule_id,
+    ) -> StoredRule:
+        _, entries, versions = self._commit(
+            lambda conn, state: apply_operations(
+                state, [operation], label=lambda _: "", new_id=new_id
+            ),
+            key_id=key_id,
+            message=message,
+        )
+        for position, entry in enumerate(entries):
+            if entry.id == rule_id:
+                created = entry.old.created_revision if entry.old else versions[rule_id]
+                return StoredRule(rule_id, position, versions[rule_id], entry.rule, created)
+        raise NotFoundError(f"there is no rule {rule_id!r}")  # pragma: no cover
+
+    def delete_rule(
+        self,
+        rule_id: str,
+        *,
+        expected_version: int | None = None,
+        key_id: str | None = None,
+        message: str = "",
+    ) -> Revision:
+        """Delete the rule (ConflictError on a stale ``expected_version``)."""
+        revision, _, _ = self._commit(
+            lambda conn, state: apply_operations(
+                state, [DeleteRule(rule_id, expected_version)], label=lambda _: ""
+            ),
+            key_id=key_id,
+            message=message,
+        )
+        assert revision is not None  # deleting an existing rule always changes the set
+        return revision
+
+    def set_settings(
+        self,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        expected_version: int | None = None,
+        key_id: str | None = None,
+        message: str = "",
+    ) -> Settings:
+        """Replace the defaults and/or allowed hosts (None leaves one alone)."""
+        self._commit(
+            lambda conn, state: apply_operations(
+                state, [SetSettings(defaults, allowed_hosts, expected_version)], label=lambda _: ""
+            ),
+            key_id=key_id,
+            message=message,
+        )
+        return self.get_settings()
+
+    def replace_rules(
+        self,
+        rules: Sequence[Mapping[str, Any]],
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        allowed_hosts: Sequence[str] = (),
+        key_id: str | None = None,
+        message: str = "",
+    ) -> Revision | None:
+        """Make the rule set exactly ``rules`` with these settings (an import); None when
+        nothing changes.
+
+        A stored rule keeps its id when a new one has its name, or else exactly its content,
+        so that re-importing an edited file records only what was edited.
+        """
+
+        def build(conn: Conn, state: State) -> tuple[list[Entry], Settings]:
+            problems: list[tuple[str, str]] = []
+            by_name = {r.rule.get("name"): r for r in state.rows if r.rule.get("name")}
+            by_content: dict[str, list[Row]] = {}
+            for row in state.rows:
+                by_content.setdefault(dumps(row.rule), []).append(row)
+            used: set[str] = set()
+            entries: list[Entry] = []
+            for index, given in enumerate(rules):
+                rule = to_json_value(given, f"rules[{index}]", problems)
+                old = by_name.get(rule.get("name")) if isinstance(rule, dict) else None
+                if old is None or old.id in used:
+                    candidates = by_content.get(dumps(rule), [])
+                    old = next((row for row in candidates if row.id not in used), None)
+                if old is not None:
+                    used.add(old.id)
+                entries.append(
+                    Entry(old.id if old else new_rule_id(), rule, f"rules[{index}]", old)
+                )
+            new_defaults = to_json_value(dict(defaults or {}), "defaults", problems)
+            hosts = tuple(to_json_value(list(allowed_hosts), "allowed_hosts", problems))
+            if problems:
+                raise ValidationError(problems)
+            return entries, Settings(new_defaults, hosts, state.settings.version)
+
+        revision, _, _ = self._commit(build, key_id=key_id, message=message)
+        return revision
+
+    # -- history -------------------------------------------------------------------------------
+
+    def _revision(self, row: Sequence[Any]) -> Revision:
+        created_at = self._time_value(row[1])
+        assert created_at is not None  # the column is NOT NULL
+        rollback_of = None if row[5] is None else int(row[5])
+        return Revision(int(row[0]), created_at, row[2], row[3], json.loads(row[4]), rollback_of)
+
+    def list_revisions(self, *, limit: int = 50, before: int | None = None) -> tuple[Revision, ...]:
+        """Revisions, newest first (``before``: only those numbered lower, to page back)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
+        clause, params = ("WHERE number < ? ", [before]) if before is not None else ("", [])
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT number, created_at, key_id, message, counts, rollback_of FROM "
+                f"waypost_revisions {clause}ORDER BY number DESC LIMIT ?",
+                (*params, limit),
+            )
+        return tuple(self._revision(row) for row in rows)
+
+    def get_revision(self, number: int) -> Revision:
+        """Revision ``number`` with what it changed; NotFoundError when there is none."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT number, created_at, key_id, message, counts, rollback_of FROM "
+                "waypost_revisions WHERE number = ?",
+                (number,),
+            )
+            if not rows:
+                raise NotFoundError(f"there is no revision {number}")
+            changes = conn.execute(
+                "SELECT op, rule_id, before_rule, after_rule FROM waypost_changes "
+                "WHERE revision = ? AND op <> 'rekey' ORDER BY seq",
+                (number,),
+            )
+        revision = self._revision(rows[0])
+        return Revision(
+            revision.number,
+            revision.created_at,
+            revision.key_id,
+            revision.message,
+            revision.counts,
+            revision.rollback_of,
+            tuple(
+                RuleChange(
+                    op,
+                    rule_id,
+                    None if b is None else json.loads(b),
+                    None if a is None else json.loads(a),
+                )
+                for op, rule_id, b, a in changes
+            ),
+        )
+
+    def _at(self, conn: Conn, state: State, number: int) -> tuple[list[Row], Settings]:
+        if not 0 <= number <= state.revision:
+            raise NotFoundError(
+                f"there is no revision {number}; revisions run from 0 (empty) to {state.revision}"
+            )
+        undo = conn.execute(
+            "SELECT op, rule_id, before_rule, after_rule, before_key, after_key FROM "
+            "waypost_changes WHERE revision > ? ORDER BY revision DESC, seq DESC",
+            (number,),
+        )
+        return rewind(
+            state.rows,
+            state.settings,
+            (
+                Write(
+                    op,
+                    rule_id,
+                    None if before is None else json.loads(before),
+                    None if after is None else json.loads(after),
+                    None if before_key is None else int(before_key),
+                    None if after_key is None else int(after_key),
+                )
+                for op, rule_id, before, after, before_key, after_key in undo
+            ),
+        )
+
+    def diff(self, from_revision: int, to_revision: int | None = None) -> RevisionDiff:
+        """How the rule set at ``to_revision`` (default: the current one) differs from the one at
+        ``from_revision``."""
+        with self._transaction() as conn:
+            state = self._state(conn)
+            target = state.revision if to_revision is None else to_revision
+            before, before_settings = self._at(conn, state, from_revision)
+            after, after_settings = self._at(conn, state, target)
+        settings = None
+        if (before_settings.defaults, before_settings.allowed_hosts) != (
+            after_settings.defaults,
+            after_settings.allowed_hosts,
+        ):
+            settings = (before_settings, after_settings)
+        return RevisionDiff(from_revision, target, tuple(diff_rows(before, after)), settings)
+
+    def rollback(
+        self, to_revision: int, *, key_id: str | None = None, message: str = ""
+    ) -> Revision | None:
+        """Make the rule set what it was at ``to_revision``, as a new revision (None when it
+        already is). Rules deleted since come back with their ids."""
+
+        def build(conn: Conn, state: State) -> tuple[list[Entry], Settings]:
+            rows, settings = self._at(conn, state, to_revision)
+            current = {row.id: row for row in state.rows}
+            entries = [Entry(r.id, r.rule, f"rules[{r.id}]", current.get(r.id)) for r in rows]
+            return entries, Settings(
+                settings.defaults, settings.allowed_hosts, state.settings.version
+            )
+
+        revision, _, _ = self._commit(
+            build,
+            key_id=key_id,
+            message=message or f"roll back to revision {to_revision}",
+            rollback_of=to_revision,
+        )
+        return revision
+
+    # -- change notification -----------------------------------------------------------------
+
+    def wait_for_change(self, since_revision: int, timeout: float) -> int:
+        """Block until the revision differs from ``since_revision`` or ``timeout`` seconds pass;
+        return the current revision. Safe to call from any thread."""
+        deadline = time.monotonic() + timeout
+        listener = self.listener()
+        try:
+            while True:
+                revision = self.current_revision()
+                remaining = deadline - time.monotonic()
+                if revision != since_revision or remaining <= 0:
+                    return revision
+                listener.wait(min(remaining, 1.0))
+        finally:
+            listener.close()
+
+    def watch(
+        self,
+        callback: Callable[[int], object],
+        stop: threading.Event,
+        *,
+        since_revision: int | None = None,
+        on_error: Callable[[Exception], object] | None = None,
+    ) -> None:
+        """Call ``callback(revision)`` for every new revision until ``stop`` is set (checked at
+        least every quarter second). Meant for a background thread.
+
+        Without ``since_revision`` it starts from the current one. While the database is
+        unreachable it retries (with back-off), passing each error to ``on_error``; an exception
+        from ``callback`` goes there too and watching goes on.
+        """
+        last = since_revision
+        listener: Listener | None = None
+        pause = 0.25
+        try:
+            while not stop.is_set():
+                try:
+                    if listener is None:
+                        listener = self.listener()
+                    revision = self.current_revision()
+                    pause = 0.25
+                    if last is None:
+                        last = revision
+                    elif revision != last:
+                        last = revision
+                        self._call(callback, revision, on_error)
+                    listener.wait(0.25)
+                except StoreError as exc:
+                    if listener is not None:
+                        with suppress(StoreError):
+                            listener.close()
+                        listener = None
+                    self._report(exc, on_error)
+                    stop.wait(pause)
+                    pause = min(pause * 2, 5.0)
+        finally:
+            if listener is not None:
+                with suppress(StoreError):
+                    listener.close()
+
+    @staticmethod
+    def _report(exc: Exception, on_error: Callable[[Exception], object] | None) -> None:
+        if on_error is not None:
+            on_error(exc)
+        else:
+            log.warning("waypost store: %s", exc)
+
+    def _call(
+        self,
+        callback: Callable[[int], object],
+        revision: int,
+        on_error: Callable[[Exception], object] | None,
+    ) -> None:
+        try:
+            callback(revision)
+        except Exception as exc:  # the watcher outlives a failing callback (a bad snapshot)
+            self._report(exc, on_error)
+
+    # -- API keys ------------------------------------------------------------------------------
+
+    def _key(self, row: Sequence[Any]) -> ApiKey:
+        return ApiKey(
+            id=row[0],
+            scope=row[1],
+            note=row[2],
+            host=row[3],
+            created_at=self._time_value(row[4]),
+            created_by=row[5],
+            expires_at=self._time_value(row[6]),
+            revoked_at=self._time_value(row[7]),
+            last_used_at=self._time_value(row[8]),
+        )
+
+    def create_key(
+        self,
+        scope: KeyScope,
+        *,
+        expires_at: datetime | None = None,
+        note: str = "",
+        host: str | None = None,
+        created_by: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new API key: the stored record and the key itself, which is shown only now."""
+        if scope not in SCOPES:
+            raise ValidationError([("scope", f"{scope!r} is not a scope; use {', '.join(SCOPES)}")])
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ValidationError([("expires_at", "give a time zone (UTC if in doubt)")])
+        bound = normalize_host(host) if host else None
+        if host is not None and not bound:
+            raise ValidationError([("host", f"{host!r} is not a host name")])
+        public_id, secret, presented = new_key()
+        now = datetime.now(UTC)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                f"INSERT INTO waypost_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    public_id,
+                    scope,
+                    note,
+                    bound,
+                    self._time_param(now),
+                    created_by,
+                    self._time_param(expires_at),
+                    None,
+                    None,
+                    hash_secret(secret),
+                ),
+            )
+        key = ApiKey(public_id, scope, note, bound, now, created_by, expires_at)
+        return key, presented
+
+    def list_keys(self) -> tuple[ApiKey, ...]:
+        """Every API key, oldest first, with when each was last used."""
+        with suppress(StoreError):
+            self.keys.flush()
+        with self._transaction() as conn:
+            rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM waypost_keys ORDER BY created_at, id")
+        return tuple(self._key(row) for row in rows)
+
+    def get_key(self, key_id: str) -> ApiKey:
+        """The API key ``key_id``; NotFoundError when there is none."""
+        found = self._find_key(key_id)
+        if found is None:
+            raise NotFoundError(f"there is no API key {key_id!r}")
+        return found[0]
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke ``key_id`` (at once in this process; within the cache TTL everywhere)."""
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "UPDATE waypost_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (self._time_param(datetime.now(UTC)), key_id),
+            )
+        self.keys.forget(key_id)
+        return self.get_key(key_id)
+
+    def authenticate(
+        self, presented: str, *, host: str | None = None, scope: KeyScope | None = None
+    ) -> ApiKey:
+        """The API key for ``presented`` if it may be used for a request to ``host`` needing
+        ``scope``; AuthError with a ``reason`` otherwise (see :class:`KeyChecker`)."""
+        return self.keys.authenticate(presented, host=host, scope=scope)
+
+    def _find_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        with self._transaction() as conn:
+            rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM waypost_keys WHERE id = ?", (key_id,))
+        return (self._key(rows[0]), rows[0][9]) if rows else None
+
+    def _record_key_use(self, used: Mapping[str, datetime]) -> None:
+        with self._transaction(write=True) as conn:
+            conn.executemany(
+                "UPDATE waypost_keys SET last_used_at = ? WHERE id = ?",
+                [(self._time_param(when), key_id) for key_id, when in used.items()],
+            )

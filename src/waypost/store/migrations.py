@@ -1,0 +1,110 @@
+"""The store's schema, as numbered migrations: one schema for SQLite and PostgreSQL.
+
+Each :class:`Migration` holds the statements for both databases (they differ only where the types
+do: timestamps are ``TIMESTAMPTZ`` in PostgreSQL and ISO 8601 text in SQLite). The applied ones are
+recorded in ``waypost_schema``; ``waypost db upgrade`` applies the rest in one transaction (both
+databases have transactional DDL), so a failed upgrade leaves the schema as it was. Never edit a
+released migration: add the next number.
+
+Tables (all prefixed ``waypost_`` so that they can share a PostgreSQL schema):
+
+- ``waypost_state``: one row: the current revision, the defaults and allowed hosts (JSON);
+- ``waypost_rules``: one row per rule: id, sort key (priority), the mapping (JSON), version, and
+  columns derived from the rule for filtering (name, from, action, search text);
+- ``waypost_revisions``: who (API key id), when, why, and counts of what changed;
+- ``waypost_changes``: every row a revision wrote, with the row before (to diff and roll back);
+- ``waypost_keys``: API keys: the public id and the SHA-256 of the secret, never the secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["LATEST", "MIGRATIONS", "Dialect", "Migration"]
+
+Dialect = Literal["sqlite", "postgres"]
+
+_TYPES = {
+    "sqlite": {"ts": "TEXT"},
+    "postgres": {"ts": "TIMESTAMPTZ"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """Migration ``number``: ``statements`` with ``{ts}`` standing for the timestamp type."""
+
+    number: int
+    name: str
+    statements: tuple[str, ...]
+
+    def sql(self, dialect: Dialect) -> list[str]:
+        """The statements for ``dialect``."""
+        return [statement.format(**_TYPES[dialect]) for statement in self.statements]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "rules, revisions and API keys",
+        (
+            """CREATE TABLE waypost_state (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                revision BIGINT NOT NULL,
+                defaults TEXT NOT NULL,
+                allowed_hosts TEXT NOT NULL,
+                settings_version BIGINT NOT NULL
+            )""",
+            "INSERT INTO waypost_state VALUES (1, 0, '{{}}', '[]', 0)",
+            """CREATE TABLE waypost_rules (
+                id TEXT PRIMARY KEY,
+                sort_key BIGINT NOT NULL,
+                rule TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                created_revision BIGINT NOT NULL,
+                name TEXT,
+                from_path TEXT NOT NULL,
+                action TEXT NOT NULL,
+                search TEXT NOT NULL
+            )""",
+            "CREATE INDEX waypost_rules_by_key ON waypost_rules (sort_key)",
+            "CREATE INDEX waypost_rules_by_name ON waypost_rules (name)",
+            "CREATE INDEX waypost_rules_by_from ON waypost_rules (from_path)",
+            """CREATE TABLE waypost_revisions (
+                number BIGINT PRIMARY KEY,
+                created_at {ts} NOT NULL,
+                key_id TEXT,
+                message TEXT NOT NULL,
+                counts TEXT NOT NULL,
+                rollback_of BIGINT
+            )""",
+            """CREATE TABLE waypost_changes (
+                revision BIGINT NOT NULL REFERENCES waypost_revisions (number),
+                seq INTEGER NOT NULL,
+                op TEXT NOT NULL,
+                rule_id TEXT,
+                before_rule TEXT,
+                after_rule TEXT,
+                before_key BIGINT,
+                after_key BIGINT,
+                PRIMARY KEY (revision, seq)
+            )""",
+            """CREATE TABLE waypost_keys (
+                id TEXT PRIMARY KEY,
+                secret_hash TEXT NOT NULL,
+                scope TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+                note TEXT NOT NULL,
+                host TEXT,
+                created_at {ts} NOT NULL,
+                created_by TEXT,
+                expires_at {ts},
+                revoked_at {ts},
+                last_used_at {ts}
+            )""",
+        ),
+    ),
+)
+
+#: The schema version this Waypost needs.
+LATEST = MIGRATIONS[-1].number

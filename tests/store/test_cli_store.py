@@ -1,0 +1,185 @@
+"""``waypost db ...`` and ``waypost keys ...`` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from waypost.cli import main
+from waypost.engine import Engine
+from waypost.store.migrations import LATEST
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "rules.yaml"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'rules.db'}"
+
+
+def test_upgrade_and_status(db: str) -> None:
+    before = run("db", "status", "--db", db)
+    assert before.exit_code == 0
+    assert f"schema version 0 of {LATEST}" in before.output and "pending: 0001" in before.output
+    assert "waypost db upgrade" in before.output
+    first = run("db", "upgrade", "--db", db)
+    assert first.exit_code == 0 and f"from version 0 to {LATEST}" in first.output
+    again = run("db", "upgrade", "--db", db)
+    assert again.exit_code == 0 and f"already at version {LATEST}" in again.output
+    status = run("db", "status", "--db", db, "--json")
+    assert json.loads(status.output) == {
+        "version": LATEST,
+        "latest": LATEST,
+        "pending": [],
+        "revision": 0,
+        "rules": 0,
+    }
+
+
+def test_import_export_history_diff_rollback(db: str, tmp_path: Path) -> None:
+    imported = run("db", "import", str(EXAMPLES), "--db", db, "-m", "first import")
+    assert imported.exit_code == 0, imported.output
+    assert "8 rules imported as revision 1 (8 created" in imported.output
+    assert "no changes" in run("db", "import", str(EXAMPLES), "--db", db).output
+
+    exported = run("db", "export", "--db", db)
+    assert exported.exit_code == 0
+    out = tmp_path / "out.yaml"
+    out.write_text(exported.output, encoding="utf-8")
+    original, back = Engine.from_file(EXAMPLES), Engine.from_file(out)
+    assert [r.to_mapping() for r in back.rules] == [r.to_mapping() for r in original.rules]
+    assert run("db", "export", "--db", db, "-o", str(tmp_path / "o.yaml")).exit_code == 0
+    assert (tmp_path / "o.yaml").read_text(encoding="utf-8") == exported.output
+
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(EXAMPLES.read_text().replace("status: 308", "status: 301"), encoding="utf-8")
+    assert "revision 2 (0 created, 1 updated" in run("db", "import", str(edited), "--db", db).output
+
+    history = run("db", "history", "--db", db)
+    lines = history.output.splitlines()
+    assert len(lines) == 2 and "import edited.yaml" in lines[0] and "first import" in lines[1]
+    assert json.loads(run("db", "history", "--db", db, "--json").output)[1]["number"] == 1
+
+    diff = run("db", "diff", "1", "--db", db)
+    assert diff.output.startswith("~ ") and '"status": 301' in diff.output
+    assert (
+        json.loads(run("db", "diff", "1", "2", "--db", db, "--json").output)["rules"][0]["kind"]
+        == "changed"
+    )
+    assert "same rules" in run("db", "diff", "2", "2", "--db", db).output
+
+    rolled = run("db", "rollback", "1", "--db", db)
+    assert rolled.exit_code == 0 and "as revision 3" in rolled.output
+    assert run("db", "export", "--db", db).output.replace("revision 3", "revision 1") == (
+        exported.output
+    )
+    assert "already" in run("db", "rollback", "3", "--db", db).output
+
+
+def test_import_reports_file_errors_without_a_traceback(db: str, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules:\n  - from: /a\n    to: /b\n  - from: /<itn:x>\n    to: /c\n")
+    result = CliRunner().invoke(main, ["db", "import", str(broken), "--db", db])
+    assert result.exit_code == 1
+    assert f"{broken}:4:" in result.output and "did you mean 'int'?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unreachable_store_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["db", "export", "--db", f"sqlite:///{tmp_path}"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot use the SQLite database")
+    result = CliRunner().invoke(main, ["db", "status", "--db", "mysql://x/y"])
+    assert result.exit_code == 1 and "unknown database URL" in result.output
+    assert "Traceback" not in result.output
+    assert (
+        CliRunner().invoke(main, ["db", "rollback", "9", "--db", str(tmp_path / "a.db")]).exit_code
+        == 1
+    )
+
+
+def test_keys_create_list_revoke(db: str) -> None:
+    created = CliRunner().invoke(
+        main,
+        [
+            "keys",
+            "create",
+            "--scope",
+            "write",
+            "--expires",
+            "30d",
+            "--note",
+            "ci bot",
+            "--host",
+            "admin.example.com",
+            "--db",
+            db,
+        ],
+    )
+    assert created.exit_code == 0
+    presented = created.stdout.strip()
+    assert presented.startswith("wp_") and len(created.stdout.splitlines()) == 1
+    assert "shown only once" in created.stderr and "only for admin.example.com" in created.stderr
+    key_id = presented.split("_")[1]
+
+    listed = run("keys", "list", "--db", db)
+    assert key_id in listed.output and "active" in listed.output and "ci bot" in listed.output
+    assert presented.split("_", 2)[2] not in listed.output
+    as_json = json.loads(run("keys", "list", "--db", db, "--json").output)
+    assert as_json[0]["host"] == "admin.example.com" and as_json[0]["last_used_at"] is None
+
+    revoked = run("keys", "revoke", key_id, "--db", db)
+    assert revoked.exit_code == 0 and f"revoked API key {key_id}" in revoked.output
+    assert "revoked" in run("keys", "list", "--db", db).output
+    assert CliRunner().invoke(main, ["keys", "revoke", "nope", "--db", db]).exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scope", "root"], "'root' is not one of"),
+        (["--scope", "read", "--expires", "soon"], "'soon' is not an expiry"),
+    ],
+    ids=["scope", "expiry"],
+)
+def test_keys_create_usage_mistakes(db: str, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["keys", "create", *args, "--db", db])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_no_keys_yet(db: str) -> None:
+    assert "no API keys" in run("keys", "list", "--db", db).output
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url = os.environ.get("WAYPOST_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set WAYPOST_TEST_POSTGRES_URL=postgresql://... to run against PostgreSQL")
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"waypost_cli_{secrets.token_hex(6)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_postgres_needs_an_explicit_upgrade(postgres_url: str) -> None:
+    refused = CliRunner().invoke(main, ["db", "import", str(EXAMPLES), "--db", postgres_url])
+    assert refused.exit_code == 1 and "run `waypost db upgrade" in refused.output
+    assert run("db", "upgrade", "--db", postgres_url).exit_code == 0
+    assert run("db", "import", str(EXAMPLES), "--db", postgres_url).exit_code == 0
+    assert "revision 1, 8 rules" in run("db", "status", "--db", postgres_url).output

@@ -1,0 +1,102 @@
+"""The store's pure bookkeeping: sort keys, diffs, rewinding, checking (no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from waypost.exceptions import ValidationError
+from waypost.store._state import STEP, Row, Write, assign_keys, diff_rows, rewind
+from waypost.store._validate import check_rule_set, to_json_value
+from waypost.store.model import Settings, Snapshot
+
+
+@pytest.mark.parametrize(
+    ("old", "moved"),
+    [
+        ([STEP, 2 * STEP, 3 * STEP], set()),
+        ([None, STEP, 2 * STEP], set()),
+        ([STEP, None, 2 * STEP], set()),
+        ([3 * STEP, STEP, 2 * STEP], {0}),
+        ([2 * STEP, STEP], {0}),
+        ([STEP, 2 * STEP, None, None], set()),
+    ],
+    ids=["unchanged", "insert-first", "insert-between", "move-to-top", "swap", "append"],
+)
+def test_only_moved_and_new_rules_get_new_keys(old: list[int | None], moved: set[int]) -> None:
+    keys, found = assign_keys(old)
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert found == moved
+    for index, key in enumerate(old):
+        if key is not None and index not in moved:
+            assert keys[index] == key
+
+
+def test_no_room_between_neighbours_renumbers_everything() -> None:
+    keys, moved = assign_keys([10, None, 11])
+    assert keys == [STEP, 2 * STEP, 3 * STEP] and moved == set()
+
+
+def test_diff_and_rewind() -> None:
+    a, b, c = Row("a", {"from": "/a"}, 1), Row("b", {"from": "/b"}, 2), Row("c", {"from": "/c"}, 3)
+    b2 = Row("b", {"from": "/b", "to": "/x"}, 2)
+    diffs = diff_rows([a, b, c], [c, b2])
+    assert [(d.kind, d.rule_id) for d in diffs] == [
+        ("moved", "c"),
+        ("changed", "b"),
+        ("removed", "a"),
+    ]
+    undo = [
+        Write("update", "b", b.rule, b2.rule, 2, 2),
+        Write("create", "c", None, c.rule, None, 3),
+        Write("settings", None, {"defaults": {"status": 302}, "allowed_hosts": []}, {}),
+    ]
+    rows, settings = rewind([a, b2, c], Settings({}, ("x.com",)), undo)
+    assert rows == [a, b]
+    assert settings.defaults == {"status": 302} and settings.allowed_hosts == ()
+
+
+def test_values_become_plain_json() -> None:
+    problems: list[tuple[str, str]] = []
+    value = to_json_value(
+        {"after": datetime(2026, 1, 1, tzinfo=UTC), "on": date(2026, 2, 1), 7: (1, 2)},
+        "rule",
+        problems,
+    )
+    assert value == {"after": "2026-01-01T00:00:00+00:00", "on": "2026-02-01", "7": [1, 2]}
+    to_json_value({"x": float("nan"), "y": object()}, "rule", problems)
+    assert [path for path, _ in problems] == ["rule.x", "rule.y"]
+
+
+def test_problems_carry_the_callers_paths() -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_rule_set(
+            [
+                {"from": "/a", "to": "/b"},
+                {"from": "/a", "to": "/c"},
+                {"from": "/d", "respond": 999},
+            ],
+            ["rules[0]", "rules[1]", "rules[2]"],
+            defaults={},
+            allowed_hosts=[],
+        )
+    assert [path for path, _ in caught.value.problems] == ["rules[2].respond"]
+    with pytest.raises(ValidationError) as duplicate:
+        check_rule_set(
+            [{"from": "/a", "to": "/b"}, {"from": "/a", "to": "/c"}],
+            ["first", "second"],
+            defaults={},
+            allowed_hosts=[],
+        )
+    ((path, message),) = duplicate.value.problems
+    assert path == "second" and "the rule at first" in message
+    assert "second: duplicate rule" in str(duplicate.value)
+
+
+def test_a_snapshot_unpacks_and_becomes_a_document() -> None:
+    snapshot = Snapshot(3, {"status": 302}, ("a.com",), ({"from": "/a", "to": "/b"},))
+    revision, defaults, hosts, rules = snapshot
+    assert (revision, defaults, hosts, rules) == (3, {"status": 302}, ("a.com",), snapshot.rules)
+    assert list(snapshot.to_document()) == ["defaults", "allowed_hosts", "rules"]
+    assert Snapshot(0, {}, (), ()).to_document() == {"rules": []}
