@@ -572,9 +572,10 @@ class Engine:
         steps: list[Step] | None,
     ) -> str | Decision:
         pattern = rule.pattern
-        converters = {v.name: v.converter for v in pattern.variables} if pattern else {}
         try:
-            location = target.build(values, converters)
+            location = target.build(values, pattern.converters if pattern else {})
+            if target.fixed_origin:
+                return location
             problem = location_problem(location, target, snapshot.allowed_hosts)
         except (ValueError, TypeError, KeyError) as exc:
             problem = f"the target could not be built: {exc}"

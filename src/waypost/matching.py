@@ -39,14 +39,12 @@ class _Node:
         self.tails: list[tuple[Segment, Rule]] = []
 
 
-def _convert(variables: tuple[Variable, ...], groups: tuple[str | Any, ...]) -> list[tuple[str, Any]] | None:
-    out: list[tuple[str, Any]] = []
-    for variable, text in zip(variables, groups, strict=True):
-        try:
-            out.append((variable.name, variable.converter.to_python(text)))
-        except (ValueError, TypeError, OverflowError):
-            return None
-    return out
+def _convert(segment: Segment, groups: tuple[str | Any, ...]) -> list[Any] | None:
+    """The segment's values, or None when a converter refuses its text."""
+    try:
+        return [parse(text) for parse, text in zip(segment.parsers, groups, strict=True)]
+    except (ValueError, TypeError, OverflowError):
+        return None
 
 
 class _Trie:
@@ -96,7 +94,7 @@ class _Trie:
         segments: list[str],
         keys: list[str],
         depth: int,
-        values: list[tuple[str, Any]],
+        values: list[Any],
         out: list[Candidate],
     ) -> None:
         last = len(segments)
@@ -129,7 +127,7 @@ class _Trie:
                 match = segment.regex.fullmatch(segment_text)
                 if match is None:
                     continue
-                converted = _convert(segment.variables, match.groups())
+                converted = _convert(segment, match.groups())
                 if converted is None:
                     continue
                 if following == last:  # what the call below would do, one call fewer
@@ -143,18 +141,17 @@ class _Trie:
                 match = segment.regex.fullmatch(rest)
                 if match is None:
                     continue
-                converted = _convert(segment.variables, match.groups())
+                converted = _convert(segment, match.groups())
                 if converted is not None:
                     out.append((rule, _named(rule, values + converted)))
 
 
-def _named(rule: Rule, values: list[tuple[str, Any]]) -> dict[str, Any]:
-    # A branch is shared by every pattern of the same shape ('/<int:x>' and '/<int:y>'), and its
-    # segments carry the variable names of the rule inserted first: name the values by this rule's
-    # own variables (same order, same converters), or '/b/{y}' would find no 'y'.
+def _named(rule: Rule, values: list[Any]) -> dict[str, Any]:
+    # A branch is shared by every pattern of the same shape ('/<int:x>' and '/<int:y>'): name the
+    # values by this rule's own variables (same order, same converters), or '/b/{y}' finds no 'y'.
     pattern = rule.pattern
     assert pattern is not None  # only pattern rules reach the trie
-    return {v.name: value for v, (_, value) in zip(pattern.variables, values, strict=True)}
+    return dict(zip(pattern.converters, values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -79,6 +79,8 @@ class Segment:
     signature: str
     weight: int
     static_chars: int
+    #: Each variable's ``to_python``, looked up once (the matcher calls them per request).
+    parsers: tuple[Callable[[str], Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class Pattern:
     signature: str
     #: The pattern's pieces in order for URL building: str (static) or Variable.
     pieces: tuple[str | Variable, ...]
+    #: Each variable's converter by name (built once: targets are filled per request).
+    converters: Mapping[str, BaseConverter] = field(default_factory=dict)
 
     @property
     def is_static(self) -> bool:
@@ -337,6 +341,7 @@ def _segment(pieces: list[str | Variable], flags: int, weight_of: Any) -> Segmen
         signature="".join(signature) + ("/i" if flags & re.IGNORECASE else ""),
         weight=weight,
         static_chars=static_chars,
+        parsers=tuple(v.converter.to_python for v in variables),
     )
 
 
@@ -429,4 +434,5 @@ def parse_pattern(
         key=tuple(key),
         signature=f"{shape}|{modes}",
         pieces=tuple(pieces),
+        converters={v.name: v.converter for v in variables},
     )

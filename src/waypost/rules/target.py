@@ -18,7 +18,13 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from waypost.exceptions import RuleSyntaxError
-from waypost.rules.converters import BaseConverter, StringConverter
+from waypost.rules.converters import (
+    AnyConverter,
+    BaseConverter,
+    IntConverter,
+    PathConverter,
+    StringConverter,
+)
 
 __all__ = ["Placeholder", "RouteTarget", "Target", "parse_target", "parse_template"]
 
@@ -38,6 +44,9 @@ _HOST_LABELS = re.compile(
 )
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _STRING = StringConverter()
+_TEXT_CONVERTERS = (StringConverter, PathConverter, AnyConverter)
+# Text that every URL part accepts as it is (no quoting, and never a host name change).
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,10 @@ class Target:
     scheme: str | None
     host: str | None
     literal: str | None
+    #: True when literal text fixes the origin before the first placeholder ('/a/{x}',
+    #: 'https://example.com/{x}'): filled-in values are percent-encoded, so the result cannot
+    #: leave the site and needs no per-request safety check. False for '/{x}' or a host variable.
+    fixed_origin: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -79,7 +92,22 @@ class Target:
                 out.append(piece)
                 continue
             converter = converters.get(piece.name, _STRING)
-            text = converter.to_url(values[piece.name])
+            value = values[piece.name]
+            kind = type(converter)
+            # Values the matcher produced for built-in converters need no to_url() round trip,
+            # and plain text needs no quoting: the two costliest steps of a pattern hit.
+            if kind is IntConverter and type(value) is int and value >= 0 and piece.part != "authority":
+                out.append(str(value))
+                continue
+            if (
+                kind in _TEXT_CONVERTERS
+                and type(value) is str
+                and piece.part != "authority"
+                and _PLAIN_TEXT.fullmatch(value)
+            ):
+                out.append(value)
+                continue
+            text = converter.to_url(value)
             if piece.part == "authority":
                 if not _HOST_LABELS.match(text):
                     raise ValueError(f"{text!r} is not a host name")
@@ -173,6 +201,11 @@ def parse_target(text: str, *, what: str = "target") -> Target:
     finished = None
     if all(isinstance(p, str) for p in pieces):
         finished = "".join(p for p in pieces if isinstance(p, str))
+    first = next((p.offset for p in pieces if isinstance(p, Placeholder)), len(text))
+    if absolute:
+        fixed = host is not None and authority_end is not None and first > authority_end
+    else:
+        fixed = first >= 2 and text[1] not in "/\\"
     return Target(
         text=text,
         pieces=tuple(pieces),
@@ -180,6 +213,7 @@ def parse_target(text: str, *, what: str = "target") -> Target:
         scheme=scheme,
         host=host,
         literal=finished,
+        fixed_origin=fixed,
     )
 
 

@@ -1,0 +1,400 @@
+"""The admin API's request and response bodies, as pydantic models (they make the OpenAPI
+document, and FastAPI checks every request and response against them).
+
+A rule travels as the mapping a person writes in a rules file (``{"from": "/old", "to": "/new"}``);
+it is checked by the store with the rules loader, so its problems come back in the loader's words
+with the path of the field (``rule.to``), not as a schema error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BulkBody",
+    "Change",
+    "DecisionOut",
+    "ErrorOut",
+    "ExportOut",
+    "ImportBody",
+    "ImportOut",
+    "KeyCreateBody",
+    "KeyCreatedOut",
+    "KeyOut",
+    "Problem",
+    "ResolveBody",
+    "RevisionDiffOut",
+    "RevisionOut",
+    "RollbackBody",
+    "RuleBody",
+    "RuleOut",
+    "RulePageOut",
+    "RulePatchBody",
+    "SettingsBody",
+    "SettingsOut",
+    "TraceOut",
+    "ValidateBody",
+    "ValidateOut",
+    "WriteOut",
+]
+
+#: The largest version, revision or position the API takes (JavaScript's safe integers).
+MAX_NUMBER = 2**53
+Message = str
+
+_CLOSED = ConfigDict(extra="forbid")
+
+
+def _version(description: str) -> Any:
+    return Field(None, ge=0, le=MAX_NUMBER, description=description)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """One problem: ``path`` locates the field in the request (``rule.to``,
+    ``changes[2].rule.when.methods``); ``message`` is the rules loader's own."""
+
+    path: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error: ``error`` is a code for programs, ``message`` a sentence for people."""
+
+    error: str
+    message: str
+    problems: list[Problem] | None = None
+    current: dict[str, Any] | None = None
+    expected: int | None = None
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+
+class RuleOut(BaseModel):
+    """A stored rule: its ``version`` is also sent as the ETag."""
+
+    id: str
+    position: int
+    version: int
+    created_revision: int
+    rule: dict[str, Any]
+
+
+class RulePageOut(BaseModel):
+    """A page of rules in priority order; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    rules: list[RuleOut]
+    next_cursor: str | None = None
+
+
+class RuleBody(BaseModel):
+    """A rule to create or to put in place of one (``PUT``)."""
+
+    model_config = _CLOSED
+
+    rule: dict[str, Any] = Field(
+        description="The rule as in a rules file, e.g. {'from': '/old', 'to': '/new'}"
+    )
+    position: int | None = Field(
+        None, ge=0, le=MAX_NUMBER, description="0-based place (priority); default: last / stay"
+    )
+    version: int | None = _version("The version you read (like If-Match)")
+    message: Message = Field("", max_length=2000, description="Why: kept with the revision")
+
+
+class RulePatchBody(BaseModel):
+    """A partial change: ``rule`` is merged into the stored rule (a key set to null is
+    removed, a nested mapping is merged in turn, as in a JSON merge patch)."""
+
+    model_config = _CLOSED
+
+    rule: dict[str, Any] | None = None
+    position: int | None = Field(None, ge=0, le=MAX_NUMBER)
+    version: int | None = _version("The version you read (like If-Match)")
+    message: Message = Field("", max_length=2000)
+
+
+class Change(BaseModel):
+    """One operation of a bulk change: ``upsert`` creates (no ``id``) or replaces/moves
+    (``id``); ``delete`` removes ``id``. ``version`` makes it fail on a stale rule."""
+
+    model_config = _CLOSED
+
+    op: Literal["upsert", "delete"]
+    id: str | None = Field(None, max_length=200)
+    rule: dict[str, Any] | None = None
+    position: int | None = Field(None, ge=0, le=MAX_NUMBER)
+    version: int | None = _version("The version you read")
+
+
+class BulkBody(BaseModel):
+    """Several changes as one revision, all or nothing."""
+
+    model_config = _CLOSED
+
+    changes: list[Change] = Field(max_length=10_000)
+    message: Message = Field("", max_length=2000)
+
+
+class RuleChangeOut(BaseModel):
+    """What a revision did to one rule (``before``/``after`` are the rule mappings)."""
+
+    op: str
+    rule_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class RevisionOut(BaseModel):
+    """A committed change set: who (``key_id``), when, why, and how many rules it touched."""
+
+    number: int
+    created_at: datetime
+    key_id: str | None
+    message: str
+    counts: dict[str, int]
+    rollback_of: int | None
+    changes: list[RuleChangeOut]
+
+
+class WriteOut(BaseModel):
+    """The revision a write made (None when it changed nothing)."""
+
+    revision: RevisionOut | None
+
+
+class RuleDiffOut(BaseModel):
+    """How one rule differs between two revisions."""
+
+    kind: str
+    rule_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    before_position: int | None
+    after_position: int | None
+
+
+class RevisionDiffOut(BaseModel):
+    """The rule set at ``to_revision`` compared with ``from_revision``."""
+
+    from_revision: int
+    to_revision: int
+    rules: list[RuleDiffOut]
+    settings: dict[str, Any] | None
+
+
+class RollbackBody(BaseModel):
+    """Why the rollback is made (kept with the new revision)."""
+
+    model_config = _CLOSED
+
+    message: Message = Field("", max_length=2000)
+
+
+class SettingsOut(BaseModel):
+    """The rule set's defaults and allowed hosts; ``version`` is also the ETag."""
+
+    defaults: dict[str, Any]
+    allowed_hosts: list[str]
+    version: int
+
+
+class SettingsBody(BaseModel):
+    """New defaults and/or allowed hosts (a field left out stays as it is)."""
+
+    model_config = _CLOSED
+
+    defaults: dict[str, Any] | None = None
+    allowed_hosts: list[str] | None = Field(None, max_length=10_000)
+    version: int | None = _version("The version you read (like If-Match)")
+    message: Message = Field("", max_length=2000)
+
+
+# -- validate, resolve, explain -------------------------------------------------------------
+
+
+class ValidateBody(BaseModel):
+    """What to check, one of: ``rule`` (a rule, against the stored ones; with ``id`` it stands
+    in for that rule), ``changes`` (a bulk change, against the stored rules) or ``rules`` (a whole
+    rule set on its own, with ``defaults`` and ``allowed_hosts``)."""
+
+    model_config = _CLOSED
+
+    rule: dict[str, Any] | None = None
+    id: str | None = Field(None, max_length=200)
+    changes: list[Change] | None = Field(None, max_length=10_000)
+    rules: list[dict[str, Any]] | None = Field(None, max_length=100_000)
+    defaults: dict[str, Any] | None = None
+    allowed_hosts: list[str] | None = Field(None, max_length=10_000)
+
+
+class ValidateOut(BaseModel):
+    """``valid`` and every problem found (nothing is written)."""
+
+    valid: bool
+    problems: list[Problem]
+
+
+class ResolveBody(BaseModel):
+    """A request to try against the stored rules."""
+
+    model_config = _CLOSED
+
+    url: str = Field(
+        max_length=8192, description="A path with query ('/old?x=1') or an absolute URL"
+    )
+    method: str = Field("GET", min_length=1, max_length=32, pattern=r"^[A-Za-z]+$")
+    headers: dict[str, str] = Field(default_factory=dict, max_length=200)
+    client_ip: str | None = Field(None, max_length=64)
+    at: datetime | None = Field(None, description="The time to decide at (default: now)")
+
+
+class RuleRef(BaseModel):
+    """The rule that decided: its store id, name and source."""
+
+    id: str | None
+    name: str | None
+    source: str
+
+
+class DecisionOut(BaseModel):
+    """What would happen (see ``waypost.Decision``), at the store's ``revision``."""
+
+    action: str
+    status: int | None
+    location: str | None
+    path: str | None
+    query: str | None
+    headers: dict[str, str]
+    body: str | None
+    rule: RuleRef | None
+    vary: list[str]
+    revision: int
+
+
+class StepOut(BaseModel):
+    """One candidate rule tried, and why it did or did not apply."""
+
+    rule: RuleRef
+    values: dict[str, str]
+    outcome: str
+    reason: str
+
+
+class TraceOut(BaseModel):
+    """The decision and every candidate rule tried, in order."""
+
+    method: str
+    path: str
+    decision: DecisionOut
+    rule_count: int
+    steps: list[StepOut]
+    revision: int
+
+
+# -- import and export ----------------------------------------------------------------------
+
+
+class ImportBody(BaseModel):
+    """A file's text to import: Waypost's own ``yaml``/``json``, or another format
+    (``netlify``, ``nginx``, ...; ``auto`` guesses from ``filename`` and the text)."""
+
+    model_config = _CLOSED
+
+    format: str = Field("auto", max_length=40)
+    content: str = Field(max_length=20_000_000)
+    filename: str | None = Field(None, max_length=500)
+    mode: Literal["replace", "append"] = Field(
+        "replace", description="replace: the rule set becomes the file; append: add its rules"
+    )
+    dry_run: bool = Field(False, description="Check and report; write nothing")
+    message: Message = Field("", max_length=2000)
+
+
+class SkippedOut(BaseModel):
+    """A line of the file that was not imported, and why."""
+
+    line: int
+    text: str
+    reason: str
+
+
+class NoteOut(BaseModel):
+    """A line imported with an assumption worth checking."""
+
+    line: int
+    text: str
+    message: str
+
+
+class ImportOut(BaseModel):
+    """What an import did: ``imported`` rules, every ``skipped`` line (as the CLI reports)."""
+
+    format: str
+    imported: int
+    skipped: list[SkippedOut]
+    notes: list[NoteOut]
+    summary: str
+    dry_run: bool
+    revision: RevisionOut | None
+
+
+class UnsupportedOut(BaseModel):
+    """A rule the export format cannot express."""
+
+    index: int
+    rule_id: str | None
+    reason: str
+
+
+class ExportOut(BaseModel):
+    """The rule set as a file in ``format``; ``unsupported`` lists what it could not carry."""
+
+    format: str
+    revision: int
+    content: str
+    exported: int
+    unsupported: list[UnsupportedOut]
+
+
+# -- API keys -------------------------------------------------------------------------------
+
+
+class KeyOut(BaseModel):
+    """An API key's record (never its secret)."""
+
+    id: str
+    scope: str
+    note: str
+    host: str | None
+    status: str
+    created_at: datetime | None
+    created_by: str | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class KeyCreateBody(BaseModel):
+    """A new key: its ``scope``, a ``note`` saying what it is for, the one ``host`` it is valid
+    for (optional), and when it ``expires`` (``30d``, ``12h``, ``2w`` or an ISO 8601 time)."""
+
+    model_config = _CLOSED
+
+    scope: Literal["read", "write", "admin"]
+    note: str = Field("", max_length=500)
+    host: str | None = Field(None, min_length=1, max_length=253)
+    expires: str | None = Field(None, max_length=64)
+
+
+class KeyCreatedOut(BaseModel):
+    """The new key's record and ``secret``, the whole key: shown this once, never again."""
+
+    key: KeyOut
+    secret: str
