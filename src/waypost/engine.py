@@ -496,7 +496,12 @@ class Engine:
         snapshot: _Snapshot,
         steps: list[Step] | None,
     ) -> Decision:
-        action = rule.action
+        action = rule._action
+        if action.__class__ is str:  # a literal redirect, the bulk of a big table
+            location = action if not query or rule._meta.options.query != "keep" else _merge_query(action, query)  # type: ignore[arg-type]
+            if steps is not None:
+                steps.append(Step(rule, values, "applied"))
+            return _decision("redirect", rule._meta.status, location=location, rule=rule)
         if isinstance(action, Redirect):
             target = action.target
             if isinstance(target, str):

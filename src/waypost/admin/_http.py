@@ -62,9 +62,7 @@ def parse_if_match(value: str | None) -> int | None:
     if value is None or value.strip() == "*":
         return None
     if "," in value:
-        raise IfMatchError(
-            f"If-Match {value!r} names several versions; send the one ETag you read"
-        )
+        raise IfMatchError(f"If-Match {value!r} names several versions; send the one ETag you read")
     found = _ETAG.match(value)
     if found is None:
         raise IfMatchError(

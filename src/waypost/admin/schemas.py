@@ -68,6 +68,7 @@ class ErrorOut(BaseModel):
 
     error: str
     message: str
+    reason: str | None = None
     problems: list[Problem] | None = None
     current: dict[str, Any] | None = None
     expected: int | None = None
@@ -247,7 +248,9 @@ class ResolveBody(BaseModel):
     model_config = _CLOSED
 
     url: str = Field(
-        max_length=8192, description="A path with query ('/old?x=1') or an absolute URL"
+        min_length=1,
+        max_length=8192,
+        description="A path with query ('/old?x=1') or an absolute URL",
     )
     method: str = Field("GET", min_length=1, max_length=32, pattern=r"^[A-Za-z]+$")
     headers: dict[str, str] = Field(default_factory=dict, max_length=200)
@@ -282,6 +285,7 @@ class StepOut(BaseModel):
     """One candidate rule tried, and why it did or did not apply."""
 
     rule: RuleRef
+    pattern: str
     values: dict[str, str]
     outcome: str
     reason: str

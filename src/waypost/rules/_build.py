@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from waypost.exceptions import RuleSyntaxError
@@ -26,6 +26,7 @@ from waypost.rules.model import (
     Respond,
     Rewrite,
     Rule,
+    RuleMeta,
     RuleOptions,
 )
 from waypost.rules.pattern import parse_pattern
@@ -73,16 +74,13 @@ _PLAIN_STATUS: dict[str | int, int] = {
     **{str(status): status for status in REDIRECT_STATUSES},
     **{status: status for status in REDIRECT_STATUSES},
 }
-# Rule() through the frozen dataclass __init__ costs a microsecond, as much as the rest of a
-# literal rule; _plain() sets the slots directly (fields added later get their defaults).
-_RULE_SETTERS = {f.name: getattr(Rule, f.name).__set__ for f in fields(Rule)}
-_RULE_PLAIN_FIELDS = ("path", "action", "index", "file", "line", "options")
-_RULE_OTHER_DEFAULTS = tuple(
-    (_RULE_SETTERS[f.name], f.default) for f in fields(Rule) if f.name not in _RULE_PLAIN_FIELDS
-)
-(
-    _set_path, _set_action, _set_index, _set_file, _set_line, _set_options
-) = (_RULE_SETTERS[name] for name in _RULE_PLAIN_FIELDS)
+# Rule() through its immutable __init__ costs as much as the rest of a literal rule; _plain()
+# sets the five slots directly, all rules of a file sharing one RuleMeta.
+_set_path = Rule.path.__set__  # type: ignore[attr-defined]
+_set_action = Rule._action.__set__  # type: ignore[attr-defined]
+_set_index = Rule.index.__set__  # type: ignore[attr-defined]
+_set_line = Rule.line.__set__  # type: ignore[attr-defined]
+_set_meta = Rule._meta.__set__  # type: ignore[attr-defined]
 
 
 def _choice(key: str, value: Any, keys: tuple[str | int, ...]) -> str:
@@ -231,6 +229,10 @@ class RuleBuilder:
         self._names: dict[str, int] = {}
         self._default_status = int(self.defaults.get("status", 301))
         self._default_options = _options_from(self.defaults, DEFAULT_OPTIONS, ("defaults",))
+        self._plain_metas = {
+            status: RuleMeta(file=self.file, options=self._default_options, status=status)
+            for status in REDIRECT_STATUSES
+        }
 
     def build(self, entry: Any, index: int, line: int | None) -> tuple[Rule | None, list[FieldError]]:
         """The rule for ``entry`` (None when it has errors), and every error found in it."""
@@ -360,13 +362,10 @@ class RuleBuilder:
             status = given
         rule = _new_object(Rule)
         _set_path(rule, path)
-        _set_action(rule, Redirect(to, status))
+        _set_action(rule, to)  # a literal redirect, kept as its target (see Rule)
         _set_index(rule, index)
-        _set_file(rule, self.file)
         _set_line(rule, line)
-        _set_options(rule, self._default_options)
-        for setter, default in _RULE_OTHER_DEFAULTS:
-            setter(rule, default)
+        _set_meta(rule, self._plain_metas[status])
         return rule
 
     def _target(

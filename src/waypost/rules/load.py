@@ -15,7 +15,7 @@ import gc
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,14 +259,14 @@ _CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 
 
 def _read_csv(
-    text: str, file: str, errors: list[RuleError]
+    lines: Iterable[str], file: str, errors: list[RuleError]
 ) -> Iterator[tuple[dict[str, str], int]]:
     """Each row as ``(entry, line)``; problems go to ``errors``.
 
-    Rows are produced one at a time and lines are cut from ``text`` lazily: a million-row file
-    is never held as a list of rows, nor copied into a StringIO (four bytes per character).
+    Rows are produced one at a time from ``lines`` (an open file, or lines cut lazily from a
+    text): a million-row file is never held whole, nor as a list of rows.
     """
-    reader = csv.reader((m.group() for m in _CSV_LINE.finditer(text)), strict=True)
+    reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
     end = 0
     try:
@@ -449,6 +449,50 @@ def rules_from_mappings(
     return ruleset, errors
 
 
+def _csv_rules(
+    lines: Iterable[str],
+    file: str,
+    conv: Mapping[str, type[BaseConverter]],
+    defaults: Mapping[str, Any] | None,
+    allowed_hosts: Sequence[str],
+) -> tuple[RuleSet, list[RuleError]]:
+    """Rules from the lines of a CSV table, built as they are read."""
+    errors: list[RuleError] = []
+    # Rows are built as they are read; reading errors still come before building errors.
+    read_errors: list[RuleError] = []
+    build_errors: list[RuleError] = []
+    builder = RuleBuilder(dict(defaults or {}), conv, file)
+    rules: list[Rule] = []
+    # Row n's line number is a later row's index: share the int objects (32 MB a million rows).
+    spare: dict[int, int] = {}
+    # Rules hold no reference cycles: collecting while a million of them are made only walks
+    # the growing heap again and again (a fifth of the loading time).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for index, (entry, line) in enumerate(_read_csv(lines, file, read_errors)):
+            index = spare.pop(index, index)
+            spare[line] = line
+            rule, problems = builder.build(entry, index, line)
+            if problems:
+                build_errors.extend(
+                    RuleError(
+                        f"{p.keys[0]}: {p.message}" if p.keys else p.message,
+                        file=file,
+                        line=line,
+                    )
+                    for p in problems
+                )
+            elif rule is not None:
+                rules.append(rule)
+    finally:
+        if collecting:
+            gc.enable()
+    errors.extend(read_errors)
+    errors.extend(build_errors)
+    return RuleSet(tuple(rules), tuple(allowed_hosts), dict(defaults or {}), file), errors
+
+
 def parse_rules(
     text: str,
     *,
@@ -464,39 +508,8 @@ def parse_rules(
         text = text[1:]
     errors: list[RuleError] = []
     if format == "csv":
-        # Rows are built as they are read; reading errors still come before building errors.
-        read_errors: list[RuleError] = []
-        build_errors: list[RuleError] = []
-        builder = RuleBuilder(dict(defaults or {}), conv, file)
-        rules: list[Rule] = []
-        # Row n's line number is a later row's index: share the int objects (32 MB a million rows).
-        spare: dict[int, int] = {}
-        # Rules hold no reference cycles: collecting while a million of them are made only walks
-        # the growing heap again and again (a fifth of the loading time).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            for index, (entry, line) in enumerate(_read_csv(text, file, read_errors)):
-                index = spare.pop(index, index)
-                spare[line] = line
-                rule, problems = builder.build(entry, index, line)
-                if problems:
-                    build_errors.extend(
-                        RuleError(
-                            f"{p.keys[0]}: {p.message}" if p.keys else p.message,
-                            file=file,
-                            line=line,
-                        )
-                        for p in problems
-                    )
-                elif rule is not None:
-                    rules.append(rule)
-        finally:
-            if collecting:
-                gc.enable()
-        errors.extend(read_errors)
-        errors.extend(build_errors)
-        return RuleSet(tuple(rules), tuple(allowed_hosts), dict(defaults or {}), file), errors
+        lines = (m.group() for m in _CSV_LINE.finditer(text))
+        return _csv_rules(lines, file, conv, defaults, allowed_hosts)
     readers = {"yaml": _read_yaml, "json": _read_json, "toml": _read_toml}
     reader = readers.get(format)
     if reader is None:
@@ -529,19 +542,42 @@ def read_rules(
                 file=name,
             )
         ]
+    if format == "csv":
+        return _read_csv_file(path, name, converters)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         return RuleSet((), source=name), [RuleError(f"cannot read the file: {exc.strerror}", file=name)]
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return RuleSet((), source=name), [
-            RuleError(f"not UTF-8 text (byte {raw[exc.start]:#x}); save the file as UTF-8", file=name, line=line)
-        ]
+    except UnicodeDecodeError:
+        return RuleSet((), source=name), [_not_utf8(raw, name)]
     del raw  # a large file is held once (as text) while it is parsed, not twice
     return parse_rules(text, format=format, file=name, converters=converters)
+
+
+def _not_utf8(raw: bytes, name: str) -> RuleError:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        byte = raw[exc.start]
+        return RuleError(f"not UTF-8 text (byte {byte:#x}); save the file as UTF-8", file=name, line=line)
+    return RuleError("not UTF-8 text; save the file as UTF-8", file=name)
+
+
+def _read_csv_file(
+    path: Path, name: str, converters: Mapping[str, type[BaseConverter]] | None
+) -> tuple[RuleSet, list[RuleError]]:
+    """A CSV rules file, streamed: its text is never held whole (67 MB for a million rows)."""
+    try:
+        with path.open("r", encoding="utf-8-sig", newline="") as handle:
+            ruleset, errors = _csv_rules(handle, name, merge_converters(converters), None, ())
+    except OSError as exc:
+        return RuleSet((), source=name), [RuleError(f"cannot read the file: {exc.strerror}", file=name)]
+    except UnicodeDecodeError:
+        return RuleSet((), source=name), [_not_utf8(path.read_bytes(), name)]
+    return ruleset, errors
 
 
 def load_rules(

@@ -14,7 +14,7 @@ Rules are kept small: a million of them are held in memory. A static rule has no
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, ClassVar, Literal
 
 from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
@@ -29,6 +29,7 @@ __all__ = [
     "Respond",
     "Rewrite",
     "Rule",
+    "RuleMeta",
     "RuleOptions",
     "RuleSet",
 ]
@@ -103,23 +104,124 @@ class Pass:
 Action = Redirect | Rewrite | Respond | Pass
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Rule:
-    """One rule. ``index`` is its position in the rule set (file order), used to break ties.
+@dataclass(frozen=True, slots=True)
+class RuleMeta:
+    """The parts of a rule that most rules share (a million CSV rows share one of these)."""
 
-    ``path`` is the ``from`` text as written; ``pattern`` is its parsed form, None when the
-    pattern has no variables (then it is matched by exact lookup).
-    """
-
-    path: str
-    action: Action
-    index: int
     pattern: Pattern | None = None
     conditions: Conditions = EMPTY_CONDITIONS
     name: str | None = None
     file: str | None = None
-    line: int | None = None
     options: RuleOptions = DEFAULT_OPTIONS
+    #: For a compact literal redirect (see :class:`Rule`): its status.
+    status: int = 301
+
+
+class Rule:
+    """One rule. ``index`` is its position in the rule set (file order), used to break ties.
+
+    ``path`` is the ``from`` text as written; ``pattern`` is its parsed form, None when the
+    pattern has no variables (then it is matched by exact lookup). Immutable.
+
+    A million rules are held in memory, so a rule keeps five slots and puts what rules usually
+    share (pattern, conditions, name, file, options) in one :class:`RuleMeta`. A literal
+    redirect (the bulk of a large CSV table) is kept compactly as its target string, its status
+    in the shared meta; ``action`` still gives the :class:`Redirect`.
+    """
+
+    __slots__ = ("_action", "_meta", "index", "line", "path")
+
+    path: str
+    _action: Action | str
+    index: int
+    line: int | None
+    _meta: RuleMeta
+
+    def __init__(
+        self,
+        path: str,
+        action: Action,
+        index: int,
+        pattern: Pattern | None = None,
+        conditions: Conditions = EMPTY_CONDITIONS,
+        name: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        options: RuleOptions = DEFAULT_OPTIONS,
+        *,
+        meta: RuleMeta | None = None,
+    ) -> None:
+        if meta is None:
+            meta = RuleMeta(pattern, conditions, name, file, options)
+        _set = object.__setattr__
+        _set(self, "path", path)
+        _set(self, "_action", action)
+        _set(self, "index", index)
+        _set(self, "line", line)
+        _set(self, "_meta", meta)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a Rule is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: a Rule is immutable")
+
+    @property
+    def action(self) -> Action:
+        """What the rule does."""
+        action = self._action
+        if isinstance(action, str):
+            return Redirect(action, self._meta.status)
+        return action
+
+    @property
+    def pattern(self) -> Pattern | None:
+        """The parsed pattern, None for a pattern without variables."""
+        return self._meta.pattern
+
+    @property
+    def conditions(self) -> Conditions:
+        """The parsed ``when:`` (and ``methods``)."""
+        return self._meta.conditions
+
+    @property
+    def name(self) -> str | None:
+        """The rule's name, for url_for()."""
+        return self._meta.name
+
+    @property
+    def file(self) -> str | None:
+        """The file the rule came from."""
+        return self._meta.file
+
+    @property
+    def options(self) -> RuleOptions:
+        """query / trailing_slash / case / only_if_missing / max_age for this rule."""
+        return self._meta.options
+
+    @property
+    def meta(self) -> RuleMeta:
+        """The shared parts of the rule."""
+        return self._meta
+
+    def replace(self, **changes: Any) -> Rule:
+        """A copy with some fields changed (like ``dataclasses.replace``)."""
+        fields_now = {
+            "path": self.path,
+            "action": self.action,
+            "index": self.index,
+            "pattern": self.pattern,
+            "conditions": self.conditions,
+            "name": self.name,
+            "file": self.file,
+            "line": self.line,
+            "options": self.options,
+        }
+        unknown = changes.keys() - fields_now.keys()
+        if unknown:
+            raise TypeError(f"Rule has no field {sorted(unknown)[0]!r}")
+        fields_now.update(changes)
+        return Rule(**fields_now)
 
     @property
     def source(self) -> str:

@@ -14,7 +14,6 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import date, datetime, time
 from typing import Any
 
@@ -101,7 +100,7 @@ def check_rule_set(
     if problems:
         raise ValidationError(problems)
     marked = tuple(
-        replace(rule, file=_MARK, line=number) for number, rule in enumerate(ruleset.rules, 1)
+        rule.replace(file=_MARK, line=number) for number, rule in enumerate(ruleset.rules, 1)
     )
     try:
         Engine(RuleSet(marked, ruleset.allowed_hosts, ruleset.defaults))

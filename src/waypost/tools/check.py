@@ -546,7 +546,7 @@ class _Checker:
 
     def chains(self, rule: Rule, samples: list[tuple[str, dict[str, Any]]]) -> None:
         context = _context(rule.conditions, self.now)
-        alone = replace(rule, conditions=EMPTY_CONDITIONS)
+        alone = rule.replace(conditions=EMPTY_CONDITIONS)
         single = Engine(RuleSet((alone,), allowed_hosts=self.ruleset.allowed_hosts))
         hosts = (*self.hosts, context.host) if context.host else self.hosts
         walks: list[RedirectChain] = []

@@ -1,0 +1,98 @@
+"""What every admin route shares: the store, the engine cache, the failure limiter, the options,
+and the errors the routes raise for the exception handlers to render."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from waypost.admin._ratelimit import FailureLimiter
+from waypost.admin.service import EngineCache
+from waypost.store.base import Store
+from waypost.store.model import Revision
+
+__all__ = ["COOKIE_NAME", "CSRF_HEADER", "AdminContext", "ApiError", "AuthFailure"]
+
+log = logging.getLogger("waypost.admin")
+
+#: The login cookie: holds the API key a person pasted; HttpOnly, SameSite=Strict.
+COOKIE_NAME = "waypost_admin"
+#: The header a cookie-authenticated unsafe request must carry (CSRF: a cross-site form cannot
+#: send a custom header, and a cross-site fetch() that tries gets no CORS permission).
+CSRF_HEADER = "X-Waypost-Request"
+
+
+class ApiError(Exception):
+    """An error response: ``status``, a machine code ``error``, a ``message`` for people."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(message)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: ``{"error", "message", ...}``."""
+        return {"error": self.error, "message": self.message, **self.extra}
+
+
+class AuthFailure(ApiError):
+    """A request without good credentials: 401 (a browser is sent to the login page instead),
+    403 (the key may not do this), or 429 (too many failures from this address)."""
+
+
+@dataclass(slots=True)
+class AdminContext:
+    """The admin app's state, shared by its routes (one per :func:`create_admin_app`)."""
+
+    store: Store
+    prefix: str = ""
+    on_change: Callable[[int], object] | None = None
+    require_if_match: bool = False
+    cookie_max_age: int = 8 * 3600
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    engines: EngineCache = field(init=False)
+    _notified: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.engines = EngineCache(self.store)
+
+    def base(self, request: Request) -> str:
+        """The admin app's public path prefix (``/_waypost``), mount point included."""
+        return str(request.scope.get("root_path", "")).rstrip("/") + self.prefix
+
+    @staticmethod
+    def address(request: Request) -> str:
+        """The client's address, as the ASGI server saw it."""
+        return request.client.host if request.client is not None else "unknown"
+
+    def changed(self, revision: Revision | None) -> None:
+        """Tell ``on_change`` about a new revision (None: the write changed nothing)."""
+        if revision is not None:
+            self.changed_to(revision.number)
+
+    def changed_to(self, number: int) -> None:
+        """Tell ``on_change`` that the store is at revision ``number``, if that is newer than
+        what it was last told (a write that changed nothing returns an older version). A
+        failing callback is logged: the change is committed either way."""
+        if self.on_change is None or number <= self._notified:
+            return
+        self._notified = number
+        try:
+            self.on_change(number)
+        except Exception:
+            log.exception("waypost admin: on_change(%s) failed", number)

@@ -1,0 +1,225 @@
+"""``create_admin_app(store)``: the admin API as an ASGI app (FastAPI), and how its errors look.
+
+Every error is JSON ``{"error": code, "message": sentence, ...}``:
+
+=====  ==========================  =========================================================
+400    ``bad_if_match``            an If-Match that names no version
+401    ``unauthorized``            no key, or a refused one (a browser goes to the login page)
+403    ``forbidden`` / ``csrf``    the key's scope is too small; a cookie request without the
+                                   CSRF header
+404    ``not_found``               no rule, revision or key with that id
+409    ``conflict``                a stale If-Match/version; ``current`` is the current state
+422    ``invalid``                 ``problems``: every ``{"path", "message"}``, in the rules
+                                   loader's words
+428    ``if_match_required``       only with ``require_if_match=True``
+429    ``too_many_failures``       too many refused keys from this address; see Retry-After
+503    ``unavailable``             the database cannot be reached (or needs ``waypost db
+                                   upgrade``); see Retry-After
+=====  ==========================  =========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import waypost
+from waypost.admin._context import AdminContext, ApiError, AuthFailure
+from waypost.admin._ratelimit import FailureLimiter
+from waypost.admin.auth import failure_response
+from waypost.admin.login import login_router
+from waypost.admin.routes_rules import rules_router
+from waypost.admin.routes_tools import keys_router, tools_router
+from waypost.admin.schemas import ErrorOut
+from waypost.exceptions import (
+    ConflictError,
+    NotFoundError,
+    RulesError,
+    SchemaError,
+    StoreError,
+    StoreUnavailable,
+    ValidationError,
+)
+from waypost.store.base import Store
+
+__all__ = ["ADMIN_PREFIX", "create_admin_app", "is_admin_path"]
+
+#: Where the standalone server mounts the admin app (``/_waypost/api/...``, ``/_waypost/login``).
+ADMIN_PREFIX = "/_waypost"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in [
+        (400, "A malformed If-Match"),
+        (401, "No API key, or a refused one"),
+        (403, "The key's scope does not allow this (or a cookie request without the CSRF header)"),
+        (404, "No such rule, revision or key"),
+        (409, "A stale version: `current` holds the current state"),
+        (422, "Every problem, with the path of its field"),
+        (428, "If-Match required (require_if_match=True)"),
+        (429, "Too many refused keys from this address (Retry-After)"),
+        (503, "The database cannot be reached (Retry-After)"),
+    ]
+}
+_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def is_admin_path(path: str, prefix: str = ADMIN_PREFIX) -> bool:
+    """True for the paths an admin app made with this ``prefix`` answers: ``{prefix}/api`` and
+    below, ``{prefix}/login`` and ``{prefix}/logout``. The standalone server sends these to it
+    and keeps ``{prefix}/health`` and ``{prefix}/metrics`` for itself."""
+    if not path.startswith(prefix + "/"):
+        return False
+    rest = path[len(prefix) :]
+    return rest in ("/api", "/login", "/logout") or rest.startswith("/api/")
+
+
+def _path(location: tuple[Any, ...]) -> str:
+    parts = list(location[1:] if location and location[0] == "body" else location)
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out.lstrip(".")
+
+
+def _problem_path(path: str) -> str:
+    # The store labels a single rule's fields '.rule.to' (it has no index); here they are
+    # the fields of the request body: 'rule.to'.
+    return path.lstrip(".")
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
+
+
+def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        if isinstance(exc, AuthFailure):
+            return failure_response(ctx, request, exc)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ValidationError)
+        problems = [{"path": _problem_path(p), "message": m} for p, m in exc.problems]
+        count = len(problems)
+        return _error(
+            422,
+            "invalid",
+            f"the change was rejected: {count} problem{'s' if count != 1 else ''}; nothing "
+            "was written",
+            problems=problems,
+        )
+
+    async def schema_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            {"path": _path(tuple(error.get("loc", ()))), "message": str(error.get("msg", ""))}
+            for error in exc.errors()
+        ]
+        return _error(
+            422, "invalid", "the request does not have the expected shape", problems=problems
+        )
+
+    async def conflict(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ConflictError)
+        current = exc.current.to_dict() if hasattr(exc.current, "to_dict") else None
+        response = _error(409, "conflict", str(exc), current=current, expected=exc.expected)
+        if current is not None and "version" in current:
+            response.headers["ETag"] = f'"{current["version"]}"'
+        return response
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error(404, "not_found", str(exc))
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        response = _error(503, "unavailable", str(exc))
+        response.headers["Retry-After"] = "5"
+        return response
+
+    async def store_error(request: Request, exc: Exception) -> Response:
+        return _error(500, "store_error", str(exc))
+
+    async def rules_error(request: Request, exc: Exception) -> Response:
+        return _error(500, "rules_error", f"the stored rules do not load: {exc}")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return JSONResponse(
+            {"error": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    handlers: list[tuple[type[Exception], Callable[[Request, Exception], Any]]] = [
+        (ApiError, api_error),
+        (ValidationError, invalid),
+        (RequestValidationError, schema_invalid),
+        (ConflictError, conflict),
+        (NotFoundError, not_found),
+        (StoreUnavailable, unavailable),
+        (SchemaError, unavailable),
+        (StoreError, store_error),
+        (RulesError, rules_error),
+        (StarletteHTTPException, http_error),
+    ]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, handler)
+
+
+def create_admin_app(
+    store: Store,
+    *,
+    on_change: Callable[[int], object] | None = None,
+    prefix: str = "",
+    require_if_match: bool = False,
+    failure_limit: int = 10,
+    failure_window: float = 60.0,
+    cookie_max_age: int = 8 * 3600,
+) -> FastAPI:
+    """The admin API for ``store`` as an ASGI app.
+
+    Its routes are ``{prefix}/api/...`` (JSON; the OpenAPI document at
+    ``{prefix}/api/openapi.json``, interactive docs at ``{prefix}/api/docs``) and
+    ``{prefix}/login`` / ``{prefix}/logout`` (the browser sign-in page).
+
+    - Inside your own app, mount it: ``app.mount("/_waypost", create_admin_app(store))``; the
+      mount point (and any ``root_path``) is respected in redirects and the cookie's path.
+    - In the standalone server, make it with ``prefix=ADMIN_PREFIX`` and send it every request
+      for which :func:`is_admin_path` is true.
+
+    ``on_change(revision)`` is called after each write that made a revision (to reload an
+    engine at once rather than at the next poll). ``require_if_match`` makes ``PUT`` and
+    ``DELETE`` without If-Match (or a ``version``) fail with 428 instead of last-write-wins.
+    ``failure_limit`` refused keys per ``failure_window`` seconds from one address get 429.
+    """
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ValueError(f"prefix must start with '/' and not end with one, got {prefix!r}")
+    ctx = AdminContext(
+        store,
+        prefix=prefix,
+        on_change=on_change,
+        require_if_match=require_if_match,
+        cookie_max_age=cookie_max_age,
+        limiter=FailureLimiter(limit=failure_limit, window=failure_window),
+    )
+    app = FastAPI(
+        title="Waypost admin API",
+        version=waypost.__version__,
+        summary="Rules, revisions, import and export, and API keys of a Waypost rule store.",
+        openapi_url=f"{prefix}/api/openapi.json",
+        docs_url=f"{prefix}/api/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    for router in (rules_router(ctx), tools_router(ctx), keys_router(ctx)):
+        app.include_router(router, prefix=prefix, responses=_ERRORS)
+    app.include_router(login_router(ctx), prefix=prefix)
+    _install_handlers(app, ctx)
+    app.state.waypost_admin = ctx
+    return app

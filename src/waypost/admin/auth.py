@@ -1,0 +1,132 @@
+"""Who is asking: API keys from headers or the login cookie, scopes, CSRF, and the answer a
+refused client can use (JSON 401 for programs, a redirect to the login page for browsers).
+
+Scopes: ``read`` (GET, resolve, explain, validate, export), ``write`` (rules, settings, import,
+rollback) and ``admin`` (API keys); each allows what the ones before it allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Request, Security
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from waypost.admin._context import COOKIE_NAME, CSRF_HEADER, AdminContext, AuthFailure
+from waypost.admin._http import find_credentials, prefers_html, same_origin
+from waypost.exceptions import AuthError
+from waypost.store.keys import ApiKey, KeyScope
+
+__all__ = ["authenticate_key", "authorizer", "failure_response", "login_path"]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Kept vague on purpose: whether a key id exists is not for a guesser to learn.
+_VAGUE = {"unknown", "bad_secret"}
+
+# For the OpenAPI document (and its "Authorize" button); the checking is done below.
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer wp_<id>_<secret>")
+_KEY_ID = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The key's public id (with X-Secret-Token)"
+)
+_SECRET = APIKeyHeader(
+    name="X-Secret-Token", auto_error=False, description="The key's secret (with X-API-Key)"
+)
+_COOKIE = APIKeyCookie(name=COOKIE_NAME, auto_error=False, description="Set by the login page")
+
+
+def login_path(ctx: AdminContext, request: Request) -> str:
+    """The login page for this request, with ``next`` pointing back at it."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"{ctx.base(request)}/login?next={quote(target, safe='/')}"
+
+
+def authenticate_key(ctx: AdminContext, request: Request, presented: str) -> ApiKey:
+    """The key for ``presented`` if it is good for this request's Host (any scope); counts a
+    refusal against the client's address. AuthFailure (401 or 429) otherwise."""
+    address = ctx.address(request)
+    wait = ctx.limiter.retry_after(address)
+    if wait:
+        raise AuthFailure(
+            429,
+            "too_many_failures",
+            f"too many failed API keys from this address; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    try:
+        return ctx.store.authenticate(presented, host=request.headers.get("host"))
+    except AuthError as exc:
+        ctx.limiter.fail(address)
+        message = "unknown API key or wrong secret" if exc.reason in _VAGUE else str(exc)
+        raise AuthFailure(
+            401,
+            "unauthorized",
+            message,
+            headers={"WWW-Authenticate": 'Bearer realm="waypost", error="invalid_token"'},
+            extra={"reason": exc.reason},
+        ) from None
+
+
+def _authorize(ctx: AdminContext, request: Request, scope: KeyScope) -> ApiKey:
+    credentials = find_credentials(request.headers, request.cookies.get(COOKIE_NAME))
+    if credentials is None:
+        raise AuthFailure(
+            401,
+            "unauthorized",
+            "this needs an API key: send 'Authorization: Bearer wp_<id>_<secret>' (or "
+            "X-API-Key and X-Secret-Token), or sign in at the login page",
+            headers={"WWW-Authenticate": 'Bearer realm="waypost"'},
+        )
+    key = authenticate_key(ctx, request, credentials.key)
+    if not key.allows(scope):
+        raise AuthFailure(
+            403,
+            "forbidden",
+            f"API key {key.id!r} has scope {key.scope!r}; this needs {scope!r}",
+            headers={"WWW-Authenticate": f'Bearer realm="waypost", scope="{scope}"'},
+        )
+    # A cookie rides along on cross-site requests that SameSite misses (an old browser, a
+    # sibling subdomain): an unsafe one must prove it was made by a page of this site.
+    if (
+        credentials.source == "cookie"
+        and request.method not in _SAFE_METHODS
+        and (
+            CSRF_HEADER.lower() not in request.headers
+            or not same_origin(request.headers.get("origin"), request.headers.get("host"))
+        )
+    ):
+        raise AuthFailure(
+            403,
+            "csrf",
+            f"a request signed in by cookie that changes something must send the header "
+            f"{CSRF_HEADER} from a page of this site",
+        )
+    return key
+
+
+def authorizer(ctx: AdminContext, scope: KeyScope) -> Callable[..., ApiKey]:
+    """A FastAPI dependency: the calling :class:`ApiKey`, if it has ``scope``."""
+
+    def authorize(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+        key_id: Annotated[str | None, Security(_KEY_ID)] = None,
+        secret: Annotated[str | None, Security(_SECRET)] = None,
+        cookie: Annotated[str | None, Security(_COOKIE)] = None,
+    ) -> ApiKey:
+        return _authorize(ctx, request, scope)
+
+    return authorize
+
+
+def failure_response(ctx: AdminContext, request: Request, exc: AuthFailure) -> Response:
+    """What a refused client gets: a browser (its Accept prefers a page, and it sent no JSON) is
+    sent to the login page with 303; anything else gets JSON with ``WWW-Authenticate``."""
+    if exc.status == 401 and prefers_html(request.headers):
+        response: Response = RedirectResponse(login_path(ctx, request), status_code=303)
+        if COOKIE_NAME in request.cookies:  # a revoked or expired key: forget it
+            response.delete_cookie(COOKIE_NAME, path=ctx.base(request) or "/")
+        return response
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)

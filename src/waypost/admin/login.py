@@ -1,0 +1,131 @@
+"""The login page: a small server-rendered form where a person pastes an API key.
+
+On success the key goes into an HttpOnly, SameSite=Strict cookie scoped to the admin path (Secure
+over https), and the browser is sent to ``next`` if that is a path on this site (checked with the
+rule language's own open-redirect guard), else to the API's interactive docs. Failures count
+against the client's address like any refused key, and the form is not served in a frame.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from waypost.admin._context import COOKIE_NAME, AdminContext, AuthFailure
+from waypost.admin._http import safe_next, same_origin
+from waypost.admin.auth import authenticate_key
+
+__all__ = ["login_router"]
+
+_MAX_FORM = 16 * 1024
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Waypost admin: sign in</title>
+<style>
+body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 32rem; margin: 4rem auto;
+  padding: 0 1rem; }}
+input[type=password] {{ width: 100%; font: inherit; padding: .4rem; box-sizing: border-box; }}
+button {{ font: inherit; padding: .4rem 1rem; margin-top: .8rem; }}
+.error {{ color: #a00; }}
+</style>
+</head>
+<body>
+<h1>Waypost admin</h1>
+{message}
+<form method="post" action="{action}">
+<label for="key">API key</label>
+<input type="password" id="key" name="key" autocomplete="off" required
+ placeholder="wp_..." autofocus>
+<input type="hidden" name="next" value="{next}">
+<button type="submit">Sign in</button>
+</form>
+<p>Create a key with <code>waypost keys create --scope read</code>.</p>
+</body>
+</html>
+"""
+
+
+def _page(ctx: AdminContext, request: Request, next: str, message: str, status: int) -> Response:
+    note = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+    html = _PAGE.format(
+        message=note,
+        action=escape(f"{ctx.base(request)}/login"),
+        next=escape(next),
+    )
+    return HTMLResponse(html, status_code=status, headers=_HEADERS)
+
+
+def _landing(ctx: AdminContext, request: Request) -> str:
+    return f"{ctx.base(request)}/api/docs"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM:
+            raise AuthFailure(413, "too_large", "the form is too large")
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items() if values}
+
+
+def login_router(ctx: AdminContext) -> APIRouter:
+    """``GET /login`` (the form), ``POST /login`` (sign in) and ``POST /logout``."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/login")
+    def login_form(request: Request, next: str = "") -> Response:
+        return _page(ctx, request, next, "", 200)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        if not same_origin(request.headers.get("origin"), request.headers.get("host")):
+            # Login CSRF: another site must not sign a visitor in with the attacker's key.
+            return _page(ctx, request, "", "Sign in from this site's own login page.", 403)
+        form = await _form(request)
+        next = form.get("next", "")
+        try:
+            authenticate_key(ctx, request, form.get("key", ""))  # any scope may sign in
+        except AuthFailure as exc:
+            response = _page(ctx, request, next, exc.message, exc.status)
+            if "Retry-After" in exc.headers:
+                response.headers["Retry-After"] = exc.headers["Retry-After"]
+            return response
+        location = safe_next(next, _landing(ctx, request))
+        response = RedirectResponse(
+            location, status_code=303, headers={"Cache-Control": "no-store"}
+        )
+        response.set_cookie(
+            COOKIE_NAME,
+            form["key"].strip(),
+            max_age=ctx.cookie_max_age,
+            path=ctx.base(request) or "/",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    @router.post("/logout")
+    def logout(request: Request) -> Response:
+        response = RedirectResponse(f"{ctx.base(request)}/login", status_code=303)
+        response.delete_cookie(COOKIE_NAME, path=ctx.base(request) or "/")
+        return response
+
+    return router

@@ -1,0 +1,295 @@
+"""Routes for the rules, the settings and the history (revisions, diff, rollback).
+
+Optimistic concurrency: a rule's ``version`` is sent as its ETag; ``PUT``, ``PATCH`` and
+``DELETE`` take it back in ``If-Match`` (or a ``version`` field). A stale one is refused with 409
+and the rule's current state; nothing is overwritten silently. Without either, ``PUT`` and
+``DELETE`` are last-write-wins unless the app was made with ``require_if_match=True`` (then 428);
+``PATCH`` always merges into the version it read, so a concurrent change makes it 409, never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+
+from waypost.admin._context import AdminContext, ApiError
+from waypost.admin._http import IfMatchError, parse_if_match
+from waypost.admin.auth import authorizer
+from waypost.admin.schemas import (
+    MAX_NUMBER,
+    BulkBody,
+    Change,
+    RevisionDiffOut,
+    RevisionOut,
+    RollbackBody,
+    RuleBody,
+    RuleOut,
+    RulePageOut,
+    RulePatchBody,
+    SettingsBody,
+    SettingsOut,
+    WriteOut,
+)
+from waypost.store.keys import ApiKey
+from waypost.store.model import DeleteRule, Operation, StoredRule, UpsertRule
+
+__all__ = ["changes_to_operations", "merge_patch", "rules_router"]
+
+RuleId = Annotated[str, Path(min_length=1, max_length=200, description="The rule's id")]
+IfMatch = Annotated[
+    str | None,
+    Header(max_length=200, description='The ETag you read ("7"): refused with 409 if stale'),
+]
+Number = Annotated[int, Path(ge=0, le=MAX_NUMBER, description="A revision number")]
+
+
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``target`` with ``patch`` merged in (RFC 7396): null removes a key, a mapping is merged
+    into a mapping, anything else replaces."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def changes_to_operations(changes: list[Change]) -> list[Operation]:
+    """The store operations of a bulk body."""
+    operations: list[Operation] = []
+    for index, change in enumerate(changes):
+        if change.op == "delete":
+            if change.id is None:
+                raise ApiError(
+                    422,
+                    "invalid",
+                    "a delete names the rule's id",
+                    extra={"problems": [{"path": f"changes[{index}].id", "message": "required"}]},
+                )
+            operations.append(DeleteRule(change.id, change.version))
+        else:
+            operations.append(UpsertRule(change.rule, change.id, change.version, change.position))
+    return operations
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _rule(response: Response, stored: StoredRule) -> dict[str, Any]:
+    response.headers["ETag"] = _etag(stored.version)
+    return stored.to_dict()
+
+
+def _expected(ctx: AdminContext, if_match: str | None, version: int | None) -> int | None:
+    """The version a write expects, from ``If-Match`` and/or the body's ``version``."""
+    try:
+        header = parse_if_match(if_match)
+    except IfMatchError as exc:
+        raise ApiError(400, "bad_if_match", str(exc)) from None
+    if header is not None and version is not None and header != version:
+        raise ApiError(
+            400,
+            "bad_if_match",
+            f"If-Match names version {header} but the body says {version}; send one of them",
+        )
+    expected = header if header is not None else version
+    if expected is None and if_match is None and ctx.require_if_match:
+        raise ApiError(
+            428,
+            "if_match_required",
+            "send If-Match with the ETag you read (or a version field), so that a change made "
+            "since is not overwritten",
+        )
+    return expected
+
+
+def rules_router(ctx: AdminContext) -> APIRouter:
+    """``/api/rules``, ``/api/settings`` and ``/api/revisions``."""
+    router = APIRouter(prefix="/api")
+    read = Depends(authorizer(ctx, "read"))
+    write = Depends(authorizer(ctx, "write"))
+    store = ctx.store
+
+    @router.get("/rules", response_model=RulePageOut, tags=["rules"])
+    def list_rules(
+        key: ApiKey = read,
+        from_prefix: Annotated[str | None, Query(max_length=2000)] = None,
+        name: Annotated[str | None, Query(max_length=200)] = None,
+        action: Annotated[str | None, Query(max_length=20)] = None,
+        search: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        """Rules in priority order: ``from`` starting with ``from_prefix``, exactly ``name``,
+        ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere; ``limit`` a page."""
+        page = store.list_rules(
+            from_prefix=from_prefix,
+            name=name,
+            action=action,
+            search=search,
+            limit=limit,
+            cursor=cursor,
+        )
+        return {"rules": [r.to_dict() for r in page.rules], "next_cursor": page.next_cursor}
+
+    @router.post("/rules", response_model=RuleOut, status_code=201, tags=["rules"])
+    def create_rule(
+        body: RuleBody, request: Request, response: Response, key: ApiKey = write
+    ) -> Any:
+        """Add a rule (last, or at ``position``); 422 lists every problem."""
+        stored = store.create_rule(
+            body.rule,
+            position=body.position,
+            key_id=key.id,
+            message=body.message or "create a rule",
+        )
+        ctx.changed_to(stored.version)
+        response.headers["Location"] = f"{ctx.base(request)}/api/rules/{stored.id}"
+        return _rule(response, stored)
+
+    @router.post("/rules/bulk", response_model=WriteOut, tags=["rules"])
+    def bulk(body: BulkBody, key: ApiKey = write) -> dict[str, Any]:
+        """Several creates, changes, moves and deletes as one revision, all or nothing."""
+        revision = store.apply(
+            changes_to_operations(body.changes),
+            key_id=key.id,
+            message=body.message or f"bulk change ({len(body.changes)} operations)",
+        )
+        ctx.changed(revision)
+        return {"revision": None if revision is None else revision.to_dict()}
+
+    @router.get("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
+    def get_rule(rule_id: RuleId, response: Response, key: ApiKey = read) -> Any:
+        """One rule; its ``version`` is the ETag."""
+        return _rule(response, store.get_rule(rule_id))
+
+    @router.put("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
+    def put_rule(
+        rule_id: RuleId,
+        body: RuleBody,
+        response: Response,
+        key: ApiKey = write,
+        if_match: IfMatch = None,
+    ) -> Any:
+        """Replace the rule's content (and move it to ``position`` if given)."""
+        stored = store.update_rule(
+            rule_id,
+            body.rule,
+            expected_version=_expected(ctx, if_match, body.version),
+            position=body.position,
+            key_id=key.id,
+            message=body.message or f"change rule {rule_id}",
+        )
+        ctx.changed_to(stored.version)
+        return _rule(response, stored)
+
+    @router.patch("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
+    def patch_rule(
+        rule_id: RuleId,
+        body: RulePatchBody,
+        response: Response,
+        key: ApiKey = write,
+        if_match: IfMatch = None,
+    ) -> Any:
+        """Merge ``rule`` into the stored rule (null removes a key) and/or move it."""
+        expected = _expected(ctx, if_match, body.version)
+        current = store.get_rule(rule_id)
+        content = None if body.rule is None else merge_patch(current.rule, body.rule)
+        stored = store.update_rule(
+            rule_id,
+            content,
+            # Merged into what was just read: a change made in between is a conflict.
+            expected_version=current.version if expected is None else expected,
+            position=body.position,
+            key_id=key.id,
+            message=body.message or f"change rule {rule_id}",
+        )
+        ctx.changed_to(stored.version)
+        return _rule(response, stored)
+
+    @router.delete("/rules/{rule_id}", response_model=WriteOut, tags=["rules"])
+    def delete_rule(
+        rule_id: RuleId,
+        key: ApiKey = write,
+        if_match: IfMatch = None,
+        version: Annotated[int | None, Query(ge=0, le=MAX_NUMBER)] = None,
+        message: Annotated[str, Query(max_length=2000)] = "",
+    ) -> dict[str, Any]:
+        """Delete the rule."""
+        revision = store.delete_rule(
+            rule_id,
+            expected_version=_expected(ctx, if_match, version),
+            key_id=key.id,
+            message=message or f"delete rule {rule_id}",
+        )
+        ctx.changed(revision)
+        return {"revision": revision.to_dict()}
+
+    @router.get("/settings", response_model=SettingsOut, tags=["rules"])
+    def get_settings(response: Response, key: ApiKey = read) -> Any:
+        """The defaults and allowed hosts; ``version`` is the ETag."""
+        settings = store.get_settings()
+        response.headers["ETag"] = _etag(settings.version)
+        return settings.to_dict()
+
+    @router.put("/settings", response_model=SettingsOut, tags=["rules"])
+    def put_settings(
+        body: SettingsBody,
+        response: Response,
+        key: ApiKey = write,
+        if_match: IfMatch = None,
+    ) -> Any:
+        """Replace the defaults and/or the allowed hosts (every rule is checked again)."""
+        settings = store.set_settings(
+            defaults=body.defaults,
+            allowed_hosts=body.allowed_hosts,
+            expected_version=_expected(ctx, if_match, body.version),
+            key_id=key.id,
+            message=body.message or "change the settings",
+        )
+        ctx.changed_to(settings.version)
+        response.headers["ETag"] = _etag(settings.version)
+        return settings.to_dict()
+
+    @router.get("/revisions", tags=["history"])
+    def list_revisions(
+        key: ApiKey = read,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        before: Annotated[int | None, Query(ge=0, le=MAX_NUMBER)] = None,
+    ) -> dict[str, list[RevisionOut]]:
+        """Revisions, newest first; ``before`` pages back (the last number of a page)."""
+        revisions = store.list_revisions(limit=limit, before=before)
+        return {"revisions": [RevisionOut.model_validate(r.to_dict()) for r in revisions]}
+
+    @router.get("/revisions/diff", response_model=RevisionDiffOut, tags=["history"])
+    def diff(
+        from_revision: Annotated[int, Query(alias="from", ge=0, le=MAX_NUMBER)],
+        to_revision: Annotated[int | None, Query(alias="to", ge=0, le=MAX_NUMBER)] = None,
+        key: ApiKey = read,
+    ) -> Any:
+        """How the rule set at ``to`` (default: now) differs from the one at ``from``."""
+        return store.diff(from_revision, to_revision).to_dict()
+
+    @router.get("/revisions/{number}", response_model=RevisionOut, tags=["history"])
+    def get_revision(number: Number, key: ApiKey = read) -> Any:
+        """One revision with every change it made."""
+        return store.get_revision(number).to_dict()
+
+    @router.post("/revisions/{number}/rollback", response_model=WriteOut, tags=["history"])
+    def rollback(
+        number: Number, key: ApiKey = write, body: RollbackBody | None = None
+    ) -> dict[str, Any]:
+        """Make the rule set what it was at revision ``number``, as a new revision."""
+        revision = store.rollback(
+            number, key_id=key.id, message=body.message if body is not None else ""
+        )
+        ctx.changed(revision)
+        return {"revision": None if revision is None else revision.to_dict()}
+
+    return router

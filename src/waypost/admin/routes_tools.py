@@ -1,0 +1,186 @@
+"""Routes that work on the rule set as a whole: validate (a dry run), resolve and explain (what
+would happen to a request), import and export (other formats), and the API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from waypost.admin._context import AdminContext, ApiError
+from waypost.admin.auth import authorizer
+from waypost.admin.routes_rules import changes_to_operations
+from waypost.admin.schemas import (
+    DecisionOut,
+    ExportOut,
+    ImportBody,
+    ImportOut,
+    KeyCreateBody,
+    KeyCreatedOut,
+    KeyOut,
+    ResolveBody,
+    TraceOut,
+    ValidateBody,
+    ValidateOut,
+)
+from waypost.admin.service import EXPORT_FORMATS, export_snapshot, import_text, validate
+from waypost.store.keys import ApiKey, parse_expiry
+
+__all__ = ["keys_router", "tools_router"]
+
+KeyId = Annotated[str, Path(min_length=1, max_length=200, description="The key's public id")]
+
+
+def tools_router(ctx: AdminContext) -> APIRouter:
+    """``/api/validate``, ``/api/resolve``, ``/api/explain``, ``/api/import``, ``/api/export``
+    and ``/api/me``."""
+    router = APIRouter(prefix="/api")
+    read = Depends(authorizer(ctx, "read"))
+    write = Depends(authorizer(ctx, "write"))
+    store = ctx.store
+
+    @router.get("/me", response_model=KeyOut, tags=["keys"])
+    def me(key: ApiKey = read) -> Any:
+        """The API key making this request."""
+        return key.to_dict()
+
+    @router.post("/validate", response_model=ValidateOut, tags=["tools"])
+    def validate_rules(body: ValidateBody, key: ApiKey = read) -> dict[str, Any]:
+        """Check a rule, a bulk change or a whole rule set; every problem; nothing written."""
+        given = [body.rule is not None, body.changes is not None, body.rules is not None]
+        if sum(given) != 1:
+            raise ApiError(
+                422,
+                "invalid",
+                "give exactly one of rule, changes or rules",
+                extra={"problems": [{"path": "", "message": "give one of rule, changes or rules"}]},
+            )
+        problems = validate(
+            store.load_snapshot(),
+            rule=body.rule,
+            rule_id=body.id,
+            operations=None if body.changes is None else changes_to_operations(body.changes),
+            rules=body.rules,
+            defaults=body.defaults,
+            allowed_hosts=body.allowed_hosts,
+        )
+        return {"valid": not problems, "problems": problems}
+
+    def _resolve(body: ResolveBody) -> dict[str, Any]:
+        resolved = ctx.engines.get()
+        decision = resolved.engine.resolve(
+            body.method.upper(), body.url, body.headers, body.client_ip, now=body.at
+        )
+        return resolved.decision(decision)
+
+    def _explain(body: ResolveBody) -> dict[str, Any]:
+        resolved = ctx.engines.get()
+        trace = resolved.engine.explain(
+            body.method.upper(), body.url, body.headers, body.client_ip, now=body.at
+        )
+        return resolved.trace(trace)
+
+    @router.post("/resolve", response_model=DecisionOut, tags=["tools"])
+    def resolve(body: ResolveBody, key: ApiKey = read) -> dict[str, Any]:
+        """What the stored rules would do with this request."""
+        return _resolve(body)
+
+    @router.get("/resolve", response_model=DecisionOut, tags=["tools"])
+    def resolve_get(
+        url: Annotated[str, Query(min_length=1, max_length=8192)],
+        method: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z]+$")] = "GET",
+        key: ApiKey = read,
+    ) -> dict[str, Any]:
+        """``POST /api/resolve`` for a quick look: a URL and a method, no headers."""
+        return _resolve(ResolveBody(url=url, method=method, client_ip=None, at=None))
+
+    @router.post("/explain", response_model=TraceOut, tags=["tools"])
+    def explain(body: ResolveBody, key: ApiKey = read) -> dict[str, Any]:
+        """Every candidate rule tried for this request, and why it did or did not apply."""
+        return _explain(body)
+
+    @router.get("/explain", response_model=TraceOut, tags=["tools"])
+    def explain_get(
+        url: Annotated[str, Query(min_length=1, max_length=8192)],
+        method: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z]+$")] = "GET",
+        key: ApiKey = read,
+    ) -> dict[str, Any]:
+        """``POST /api/explain`` for a quick look: a URL and a method, no headers."""
+        return _explain(ResolveBody(url=url, method=method, client_ip=None, at=None))
+
+    @router.post("/import", response_model=ImportOut, tags=["tools"])
+    def import_rules(body: ImportBody, key: ApiKey = write) -> dict[str, Any]:
+        """Import a file (Waypost YAML/JSON, or netlify, vercel, cloudflare, nginx, apache,
+        wordpress-csv, wordpress-json, wagtail, csv); reports imported and skipped lines."""
+        report = import_text(
+            store,
+            body.content,
+            format=body.format,
+            filename=body.filename,
+            mode=body.mode,
+            dry_run=body.dry_run,
+            key_id=key.id,
+            message=body.message,
+        )
+        ctx.changed(report.revision)
+        return report.to_dict(dry_run=body.dry_run)
+
+    @router.get("/export", response_model=ExportOut, tags=["tools"])
+    def export(
+        key: ApiKey = read,
+        format: Annotated[str, Query(max_length=40, description=", ".join(EXPORT_FORMATS))] = (
+            "yaml"
+        ),
+    ) -> dict[str, Any]:
+        """The stored rule set as a file; rules the format cannot express are listed."""
+        return export_snapshot(store.load_snapshot(), format)
+
+    return router
+
+
+def keys_router(ctx: AdminContext) -> APIRouter:
+    """``/api/keys``: list, create (the key is shown once), get and revoke; admin scope."""
+    router = APIRouter(prefix="/api/keys", tags=["keys"])
+    admin = Depends(authorizer(ctx, "admin"))
+    store = ctx.store
+
+    @router.get("", response_model=list[KeyOut])
+    def list_keys(key: ApiKey = admin) -> list[dict[str, Any]]:
+        """Every API key with its status and last use (never a secret)."""
+        return [k.to_dict() for k in store.list_keys()]
+
+    @router.post("", response_model=KeyCreatedOut, status_code=201)
+    def create_key(body: KeyCreateBody, key: ApiKey = admin) -> dict[str, Any]:
+        """A new key; ``secret`` is the whole key, shown only in this answer."""
+        expires_at = None
+        if body.expires is not None:
+            try:
+                expires_at = parse_expiry(body.expires)
+            except ValueError as exc:
+                raise ApiError(
+                    422,
+                    "invalid",
+                    str(exc),
+                    extra={"problems": [{"path": "expires", "message": str(exc)}]},
+                ) from None
+        created, secret = store.create_key(
+            body.scope,
+            expires_at=expires_at,
+            note=body.note,
+            host=body.host,
+            created_by=key.id,
+        )
+        return {"key": created.to_dict(), "secret": secret}
+
+    @router.get("/{key_id}", response_model=KeyOut)
+    def get_key(key_id: KeyId, key: ApiKey = admin) -> Any:
+        """One key."""
+        return store.get_key(key_id).to_dict()
+
+    @router.delete("/{key_id}", response_model=KeyOut)
+    def revoke_key(key_id: KeyId, key: ApiKey = admin) -> Any:
+        """Revoke a key: at once in this process, within a few seconds everywhere."""
+        store.get_key(key_id)  # 404 for an unknown id
+        return store.revoke_key(key_id).to_dict()
+
+    return router

@@ -1,0 +1,382 @@
+"""What the admin API does, apart from HTTP: answers built from the store, the engine and the
+format converters. The routes only translate requests and errors.
+
+- :class:`EngineCache`: an :class:`~waypost.engine.Engine` for the stored rules, rebuilt only
+  when the store's revision moves (resolve and explain run against it);
+- :func:`validate`: a dry run of a rule, a bulk change or a whole rule set, every problem listed;
+- :func:`import_text` / :func:`export_snapshot`: rules files in Waypost's own YAML/JSON and in the
+  formats of :mod:`waypost.tools.formats`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from waypost.engine import Decision, Engine, Trace
+from waypost.exceptions import ValidationError
+from waypost.rules.model import Rule
+from waypost.store._validate import check_rule_set, to_json_value
+from waypost.store.base import Store
+from waypost.store.model import DeleteRule, Operation, Revision, Snapshot, UpsertRule
+from waypost.store.transfer import dump_document
+from waypost.tools.formats import EXPORTERS, IMPORTERS, ImportResult, detect_format
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "IMPORT_FORMATS",
+    "EngineCache",
+    "ImportReport",
+    "Resolved",
+    "export_snapshot",
+    "import_text",
+    "validate",
+]
+
+log = logging.getLogger("waypost.admin")
+
+#: Waypost's own rules documents: the whole rule set with ``defaults`` and ``allowed_hosts``.
+_OWN_FORMATS = ("yaml", "json")
+IMPORT_FORMATS: tuple[str, ...] = tuple(sorted({*_OWN_FORMATS, *IMPORTERS}))
+EXPORT_FORMATS: tuple[str, ...] = tuple(sorted({*_OWN_FORMATS, *EXPORTERS}))
+
+
+# -- resolve and explain --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """An engine for one revision of the stored rules, and the store id of each of its rules."""
+
+    revision: int
+    engine: Engine
+    rule_ids: Mapping[int, str]
+
+    def rule_ref(self, rule: Rule | None) -> dict[str, Any] | None:
+        """``{"id", "name", "source"}`` of ``rule`` (None for no rule)."""
+        if rule is None:
+            return None
+        return {"id": self.rule_ids.get(id(rule)), "name": rule.name, "source": rule.source}
+
+    def decision(self, decision: Decision) -> dict[str, Any]:
+        """``decision`` as JSON, its rule named by store id, with the revision."""
+        out = decision.to_dict()
+        out["rule"] = self.rule_ref(decision.rule)
+        out["revision"] = self.revision
+        return out
+
+    def trace(self, trace: Trace) -> dict[str, Any]:
+        """``trace`` as JSON, each rule named by store id, with the revision."""
+        out = trace.to_dict()
+        out["decision"] = self.decision(trace.decision)
+        for step, original in zip(out["steps"], trace.steps, strict=True):
+            step["rule"] = self.rule_ref(original.rule)
+            step["pattern"] = original.rule.path
+        out["revision"] = self.revision
+        return out
+
+
+class EngineCache:
+    """The stored rules as an engine, rebuilt when the revision changes (one cheap read of the
+    revision per request; the whole rule set only after a change)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._current: Resolved | None = None
+
+    def __repr__(self) -> str:
+        revision = None if self._current is None else self._current.revision
+        return f"EngineCache(store={self._store!r}, revision={revision!r})"
+
+    def get(self) -> Resolved:
+        """The engine for the store's current revision."""
+        current = self._current
+        if current is not None and current.revision == self._store.current_revision():
+            return current
+        with self._lock:  # one rebuild at a time; the others wait for it and reuse it
+            current = self._current
+            revision = self._store.current_revision()
+            if current is None or current.revision != revision:
+                current = self._build(self._store.load_snapshot())
+                self._current = current
+        return current
+
+    @staticmethod
+    def _build(snapshot: Snapshot) -> Resolved:
+        engine = Engine(
+            snapshot.rules, defaults=snapshot.defaults, allowed_hosts=snapshot.allowed_hosts
+        )
+        pairs = zip(engine.rules, snapshot.rule_ids, strict=True)
+        ids = {id(rule): rule_id for rule, rule_id in pairs}
+        return Resolved(snapshot.revision, engine, ids)
+
+
+# -- validate -------------------------------------------------------------------------------
+
+
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"path": path, "message": message} for path, message in exc.problems]
+
+
+def _apply_in_memory(
+    snapshot: Snapshot, operations: Sequence[Operation]
+) -> tuple[list[Any], list[str], list[tuple[str, str]]]:
+    """The rule set after ``operations`` (without writing): rules, their labels, problems."""
+    order = list(snapshot.rule_ids)
+    content: dict[str, Any] = dict(zip(snapshot.rule_ids, snapshot.rules, strict=True))
+    labels: dict[str, str] = {rule_id: f"rules[{rule_id}]" for rule_id in order}
+    problems: list[tuple[str, str]] = []
+    for index, operation in enumerate(operations):
+        where = f"changes[{index}]"
+        if not isinstance(operation, UpsertRule | DeleteRule):  # pragma: no cover - not built
+            continue
+        rule_id = operation.id
+        if rule_id is not None and rule_id not in content:
+            problems.append((f"{where}.id", f"there is no rule {rule_id!r}"))
+            continue
+        if isinstance(operation, DeleteRule):
+            order.remove(operation.id)
+            del content[operation.id]
+            continue
+        if rule_id is None:
+            if operation.rule is None:
+                problems.append((f"{where}.rule", "a new rule needs its mapping"))
+                continue
+            rule_id = f"new-{index}"
+            order.append(rule_id)
+        if operation.rule is not None:
+            content[rule_id] = to_json_value(operation.rule, f"{where}.rule", problems)
+            labels[rule_id] = f"{where}.rule"
+        if operation.position is not None:
+            order.remove(rule_id)
+            order.insert(min(operation.position, len(order)), rule_id)
+    return [content[i] for i in order], [labels[i] for i in order], problems
+
+
+def validate(
+    snapshot: Snapshot,
+    *,
+    rule: Mapping[str, Any] | None = None,
+    rule_id: str | None = None,
+    operations: Sequence[Operation] | None = None,
+    rules: Sequence[Mapping[str, Any]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+) -> list[dict[str, str]]:
+    """Every problem (``{"path", "message"}``) of one of: ``rule`` among the stored rules
+    (standing in for ``rule_id`` when given), ``operations`` applied to the stored rules, or
+    ``rules`` alone with ``defaults`` and ``allowed_hosts``. Writes nothing."""
+    problems: list[tuple[str, str]] = []
+    settings_label = "settings"
+    if rules is not None:
+        candidates = [to_json_value(r, f"rules[{i}]", problems) for i, r in enumerate(rules)]
+        labels = [f"rules[{i}]" for i in range(len(candidates))]
+        use_defaults = to_json_value(dict(defaults or {}), "defaults", problems)
+        hosts = to_json_value(list(allowed_hosts or ()), "allowed_hosts", problems)
+    else:
+        use_defaults, hosts = dict(snapshot.defaults), list(snapshot.allowed_hosts)
+        if rule is not None:
+            change = UpsertRule(rule, id=rule_id)
+            candidates, labels, problems = _apply_in_memory(snapshot, [change])
+            problems = [(path.replace("changes[0].", "", 1), text) for path, text in problems]
+            labels = [label.replace("changes[0].", "", 1) for label in labels]
+        else:
+            candidates, labels, problems = _apply_in_memory(snapshot, operations or ())
+    if problems:
+        return [{"path": path, "message": message} for path, message in problems]
+    try:
+        check_rule_set(
+            candidates,
+            labels,
+            defaults=use_defaults,
+            allowed_hosts=hosts,
+            settings_label=settings_label,
+        )
+    except ValidationError as exc:
+        return _problems(exc)
+    return []
+
+
+# -- import and export ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What an import read (``result``: rules, skipped lines, notes), the settings it brings
+    (None: keep the stored ones) and the revision it made (None: a dry run, or no change)."""
+
+    result: ImportResult
+    allowed_hosts: tuple[str, ...] | None
+    revision: Revision | None = None
+
+    def to_dict(self, *, dry_run: bool) -> dict[str, Any]:
+        """A JSON-ready dict: counts, every skipped line and note, the CLI's summary."""
+        result = self.result
+        return {
+            "format": result.format,
+            "imported": len(result.rules),
+            "skipped": [
+                {"line": s.line, "text": s.text, "reason": s.reason} for s in result.skipped
+            ],
+            "notes": [{"line": n.line, "text": n.text, "message": n.message} for n in result.notes],
+            "summary": result.summary(),
+            "dry_run": dry_run,
+            "revision": None if self.revision is None else self.revision.to_dict(),
+        }
+
+
+def _own_document(text: str, format: str) -> tuple[ImportResult, tuple[str, ...]]:
+    """A Waypost YAML or JSON document: its rules, defaults and allowed hosts."""
+    try:
+        document = json.loads(text) if format == "json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        what = "JSON" if format == "json" else "YAML"
+        raise ValidationError([("content", f"not valid {what}: {exc}")]) from None
+    if isinstance(document, list):
+        document = {"rules": document}
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ValidationError(
+            [("content", "a rules document is a mapping with 'rules' (or a list of rules)")]
+        )
+    problems: list[tuple[str, str]] = []
+    rules = document.get("rules") or []
+    defaults = document.get("defaults") or {}
+    hosts = document.get("allowed_hosts") or []
+    if not isinstance(rules, list):
+        problems.append(("content.rules", "must be a list of rules"))
+    if not isinstance(defaults, dict):
+        problems.append(("content.defaults", "must be a mapping"))
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    if not isinstance(hosts, list):
+        problems.append(("content.allowed_hosts", "must be a list of host names"))
+    if problems:
+        raise ValidationError(problems)
+    result = ImportResult(list(rules), [], format, [], dict(defaults))
+    return result, tuple(hosts)
+
+
+def read_import(text: str, format: str, filename: str | None) -> ImportReport:
+    """Read ``text`` in ``format`` (``auto``: guessed from ``filename`` and the text)."""
+    if format == "auto":
+        guessed = detect_format(filename or "", text)
+        if guessed is None:
+            raise ValidationError(
+                [
+                    (
+                        "format",
+                        "cannot tell the format of this file; give format, one of "
+                        + ", ".join(IMPORT_FORMATS),
+                    )
+                ]
+            )
+        format = guessed
+    if format in _OWN_FORMATS:
+        result, hosts = _own_document(text, format)
+        return ImportReport(result, hosts)
+    importer = IMPORTERS.get(format)
+    if importer is None:
+        raise ValidationError(
+            [("format", f"{format!r} is not a format; use auto, {', '.join(IMPORT_FORMATS)}")]
+        )
+    try:
+        result = importer(text)
+    except Exception as exc:  # a converter's bug must not become a 500 for a file upload
+        log.exception("the %s importer failed", format)
+        raise ValidationError([("content", f"the {format} importer failed: {exc}")]) from None
+    return ImportReport(result, None)
+
+
+def import_text(
+    store: Store,
+    text: str,
+    *,
+    format: str,
+    filename: str | None = None,
+    mode: str = "replace",
+    dry_run: bool = False,
+    key_id: str | None = None,
+    message: str = "",
+) -> ImportReport:
+    """Import a file's ``text``: ``replace`` makes the rule set exactly its rules (a Waypost
+    document also brings its defaults and allowed hosts; another format keeps the stored ones),
+    ``append`` adds its rules at the end. ``dry_run`` checks without writing.
+
+    Raises :class:`~waypost.exceptions.ValidationError` with every problem, located
+    (``rules[3].to`` for a replace, ``changes[3].rule.to`` for an append).
+    """
+    report = read_import(text, format, filename)
+    result = report.result
+    message = message or f"import ({result.format}, {mode})"
+    if mode == "append":
+        operations = [UpsertRule(rule) for rule in result.rules]
+        if dry_run:
+            problems = validate(store.load_snapshot(), operations=operations)
+            if problems:
+                raise ValidationError((p["path"], p["message"]) for p in problems)
+            return report
+        revision = store.apply(operations, key_id=key_id, message=message)
+        return ImportReport(result, report.allowed_hosts, revision)
+    snapshot = store.load_snapshot()
+    own = report.allowed_hosts is not None
+    defaults = result.defaults if own else snapshot.defaults
+    hosts = report.allowed_hosts if report.allowed_hosts is not None else snapshot.allowed_hosts
+    if dry_run:
+        problems = validate(snapshot, rules=result.rules, defaults=defaults, allowed_hosts=hosts)
+        if problems:
+            raise ValidationError((p["path"], p["message"]) for p in problems)
+        return report
+    revision = store.replace_rules(
+        result.rules, defaults=defaults, allowed_hosts=hosts, key_id=key_id, message=message
+    )
+    return ImportReport(result, report.allowed_hosts, revision)
+
+
+def export_snapshot(snapshot: Snapshot, format: str) -> dict[str, Any]:
+    """The rule set as a file in ``format``: ``{"format", "revision", "content", "exported",
+    "unsupported"}``; every rule the format cannot express is listed, none dropped silently."""
+    rules = list(snapshot.rules)
+    if format == "yaml":
+        content = dump_document(snapshot)
+        return _exported(format, snapshot, content, len(rules), [])
+    if format == "json":
+        content = json.dumps(snapshot.to_document(), indent=2, ensure_ascii=False) + "\n"
+        return _exported(format, snapshot, content, len(rules), [])
+    exporter = EXPORTERS.get(format)
+    if exporter is None:
+        raise ValidationError(
+            [("format", f"{format!r} is not an export format; use {', '.join(EXPORT_FORMATS)}")]
+        )
+    result = exporter(rules, dict(snapshot.defaults) or None)
+    unsupported = [
+        {
+            "index": item.index,
+            "rule_id": snapshot.rule_ids[item.index]
+            if 0 <= item.index < len(snapshot.rule_ids)
+            else None,
+            "reason": item.render(),
+        }
+        for item in result.unsupported
+    ]
+    return _exported(format, snapshot, result.text, result.exported, unsupported)
+
+
+def _exported(
+    format: str, snapshot: Snapshot, content: str, exported: int, unsupported: list[Any]
+) -> dict[str, Any]:
+    return {
+        "format": format,
+        "revision": snapshot.revision,
+        "content": content,
+        "exported": exported,
+        "unsupported": unsupported,
+    }
