@@ -26,7 +26,6 @@ which is not routing, and waypost's ``resolve()`` is compared as the whole call 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import gc
 import json
@@ -274,7 +273,7 @@ def build_engine(n: int) -> tuple[Engine, int, int]:
         raise SystemExit(f"generated rules do not load: {(errors + more)[:3]}")
     offset = len(exact.rules)
     rules = exact.rules + tuple(
-        dataclasses.replace(r, index=r.index + offset) for r in patterns.rules
+        r.replace(index=r.index + offset) for r in patterns.rules
     )
     engine = Engine(RuleSet(rules, source=f"{csv_path.name}+{yaml_path.name}"))
     return engine, n_exact, n_patterns

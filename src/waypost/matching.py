@@ -16,11 +16,13 @@ pattern (same shape and converters) and the same conditions are reported in ``du
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from waypost.exceptions import RuleError
+from waypost.rules.converters import IntConverter, StringConverter
 from waypost.rules.model import Rule
 from waypost.rules.pattern import Segment, Variable, normalize_path
 
@@ -30,13 +32,37 @@ Candidate = tuple[Rule, dict[str, Any]]
 
 
 class _Node:
-    __slots__ = ("dynamic", "rules", "static", "tails")
+    __slots__ = ("dynamic", "edges", "rules", "static", "tails")
 
     def __init__(self) -> None:
         self.static: dict[str, _Node] = {}
         self.dynamic: list[tuple[Segment, _Node]] = []
+        #: ``dynamic`` as (values-or-None function, child): what the walk runs per request.
+        self.edges: list[tuple[Callable[[str], list[Any] | None], _Node]] = []
         self.rules: list[Rule] = []
         self.tails: list[tuple[Segment, Rule]] = []
+
+
+def _edge(segment: Segment) -> Callable[[str], list[Any] | None]:
+    """A function from one path segment to the segment's values, or None when it doesn't match.
+
+    The two commonest segments skip the regex: a bare ``<name>`` takes any non-empty segment,
+    a bare ``<int:name>`` any run of decimal digits (what ``\\d+`` matches).
+    """
+    if len(segment.variables) == 1 and segment.static_chars == 0 and not segment.regex.flags & re.I:
+        converter = segment.variables[0].converter
+        kind = type(converter)
+        if kind is StringConverter and converter.minlength == 1 and converter.maxlength is None:
+            return lambda text: [text] if text else None
+        if kind is IntConverter and converter.min is None and converter.max is None:
+            return lambda text: [int(text)] if text.isdecimal() else None
+    fullmatch = segment.regex.fullmatch
+
+    def match(text: str) -> list[Any] | None:
+        found = fullmatch(text)
+        return None if found is None else _convert(segment, found.groups())
+
+    return match
 
 
 def _convert(segment: Segment, groups: tuple[str | Any, ...]) -> list[Any] | None:
@@ -75,6 +101,7 @@ class _Trie:
                     child = _Node()
                     node.dynamic.append((part, child))
                     node.dynamic.sort(key=lambda item: item[0].weight)
+                    node.edges = [(_edge(segment), branch) for segment, branch in node.dynamic]
             node = child
         if pattern.tail is not None:
             node.tails.append((pattern.tail, rule))
@@ -115,7 +142,7 @@ class _Trie:
         if node.dynamic:
             segment_text = segments[depth]
             following = depth + 1
-            for segment, child in node.dynamic:
+            for edge, child in node.edges:
                 # A branch that cannot take the next segment yields nothing: skip it before
                 # paying for the regex and the conversion (patterns starting with a variable
                 # put such a branch on the path of every request).
@@ -124,10 +151,7 @@ class _Trie:
                         continue
                 elif not (child.dynamic or child.tails or keys[following] in child.static):
                     continue
-                match = segment.regex.fullmatch(segment_text)
-                if match is None:
-                    continue
-                converted = _convert(segment, match.groups())
+                converted = edge(segment_text)
                 if converted is None:
                     continue
                 if following == last:  # what the call below would do, one call fewer

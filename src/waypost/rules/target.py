@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -47,6 +47,8 @@ _STRING = StringConverter()
 _TEXT_CONVERTERS = (StringConverter, PathConverter, AnyConverter)
 # Text that every URL part accepts as it is (no quoting, and never a host name change).
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9._~-]+")
+_PLAIN_PATH_TEXT = re.compile(r"[A-Za-z0-9._~-][A-Za-z0-9._~/-]*")
+_LITERAL, _INT, _TEXT, _PATH, _GENERAL = range(5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ class Target:
     #: 'https://example.com/{x}'): filled-in values are percent-encoded, so the result cannot
     #: leave the site and needs no per-request safety check. False for '/{x}' or a host variable.
     fixed_origin: bool = False
+    #: [converters, steps]: the fill plan for the converters it was made for.
+    _plan: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -83,44 +87,71 @@ class Target:
         return tuple(p.name for p in self.pieces if isinstance(p, Placeholder))
 
     def build(self, values: Mapping[str, Any], converters: Mapping[str, BaseConverter]) -> str:
-        """Fill in the placeholders; raises ValueError/TypeError when a value cannot be written."""
+        """Fill in the placeholders; raises ValueError/TypeError when a value cannot be written.
+
+        ``converters`` are the pattern's; the plan made from them is kept while they stay the
+        same mapping (a target belongs to one rule, whose pattern's mapping never changes).
+        """
         if self.literal is not None:
             return self.literal
+        cache = self._plan
+        if not cache or cache[0] is not converters:
+            cache[:] = [converters, self._make_plan(converters)]
         out: list[str] = []
-        for piece in self.pieces:
-            if isinstance(piece, str):
-                out.append(piece)
+        for kind, text, piece, converter in cache[1]:
+            if kind == _LITERAL:
+                out.append(text)
                 continue
-            converter = converters.get(piece.name, _STRING)
-            value = values[piece.name]
-            kind = type(converter)
+            value = values[text]
             # Values the matcher produced for built-in converters need no to_url() round trip,
             # and plain text needs no quoting: the two costliest steps of a pattern hit.
-            if kind is IntConverter and type(value) is int and value >= 0 and piece.part != "authority":
+            if kind == _INT and type(value) is int and value >= 0:
                 out.append(str(value))
-                continue
-            if (
-                kind in _TEXT_CONVERTERS
-                and type(value) is str
-                and piece.part != "authority"
-                and _PLAIN_TEXT.fullmatch(value)
-            ):
+            elif kind == _TEXT and type(value) is str and _PLAIN_TEXT.fullmatch(value):
                 out.append(value)
-                continue
-            text = converter.to_url(value)
-            if piece.part == "authority":
-                if not _HOST_LABELS.match(text):
-                    raise ValueError(f"{text!r} is not a host name")
-                out.append(text.lower())
-            elif piece.part == "path" and converter.spans_slashes:
-                out.append(quote(text, safe="/" + _SAFE_BY_PART["path"], errors="surrogateescape"))
+            elif kind == _PATH and type(value) is str and _PLAIN_PATH_TEXT.fullmatch(value):
+                out.append(value)
             else:
-                # surrogateescape: '%FF' decoded from the request ('\udcff') goes back as '%FF'.
-                out.append(quote(text, safe=_SAFE_BY_PART[piece.part], errors="surrogateescape"))
+                out.append(_encode(piece, converter, value))
         return "".join(out)
+
+    def _make_plan(
+        self, converters: Mapping[str, BaseConverter]
+    ) -> list[tuple[int, str, Placeholder | None, BaseConverter]]:
+        plan: list[tuple[int, str, Placeholder | None, BaseConverter]] = []
+        for piece in self.pieces:
+            if isinstance(piece, str):
+                plan.append((_LITERAL, piece, None, _STRING))
+                continue
+            converter = converters.get(piece.name, _STRING)
+            kind = type(converter)
+            fast = _GENERAL
+            if piece.part != "authority":
+                if kind is IntConverter:
+                    fast = _INT
+                elif kind is PathConverter and piece.part == "path":
+                    fast = _PATH
+                elif kind in _TEXT_CONVERTERS:
+                    fast = _TEXT
+            plan.append((fast, piece.name, piece, converter))
+        return plan
 
     def __repr__(self) -> str:
         return f"parse_target({self.text!r})"
+
+
+def _encode(piece: Placeholder | None, converter: BaseConverter, value: Any) -> str:
+    """One value written into its part of the URL, the general way."""
+    assert piece is not None  # literal steps never get here
+    text = converter.to_url(value)
+    if piece.part == "authority":
+        if not _HOST_LABELS.match(text):
+            raise ValueError(f"{text!r} is not a host name")
+        return text.lower()
+    if piece.part == "path" and converter.spans_slashes:
+        return quote(text, safe="/" + _SAFE_BY_PART["path"], errors="surrogateescape")
+    # surrogateescape: '%FF' decoded from the request ('\udcff') goes back as '%FF'.
+    return quote(text, safe=_SAFE_BY_PART[piece.part], errors="surrogateescape")
 
 
 def _part_at(text: str, index: int, authority_end: int | None) -> Part:
