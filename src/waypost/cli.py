@@ -160,11 +160,13 @@ def _serve_options(func: Any) -> Any:
 
 
 @main.command()
-@click.argument("rules", type=click.Path(dir_okay=False))
+@click.argument("rules", type=click.Path(dir_okay=False), required=False)
 @_serve_options
-def serve(rules: str, **flags: Any) -> None:
-    """Serve RULES over HTTP (Granian): redirects and responses from the engine, the rest proxied
-    to --upstream or answered 404; the rules file is reloaded when it changes."""
+def serve(rules: str | None, **flags: Any) -> None:
+    """Serve RULES (or the rule store --db) over HTTP (Granian): redirects and responses from the
+    engine, the rest proxied to --upstream or answered 404; changes are picked up while serving.
+
+    With both RULES and --db, RULES is imported into the store first if the store is empty."""
     try:
         from waypost.server.run import check_serve_settings, run_server
     except ImportError as exc:
@@ -178,15 +180,51 @@ def serve(rules: str, **flags: Any) -> None:
         check_serve_settings(settings)
     except (SettingsError, WaypostError) as exc:
         raise click.UsageError(str(exc)) from None
-    engine = _engine(rules)
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     upstream = f"; upstream {settings.upstream}" if settings.upstream else ""
+    address = f"http://{settings.host}:{settings.port}/{workers}{upstream}"
+    if settings.db is None:
+        if rules is None:
+            raise click.UsageError("give a RULES file to serve, or --db to serve a rule store")
+        engine = _engine(rules)
+        click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; {address}", err=True)
+        run_server(engine, rules, settings)
+        return
+    engine, revision, location = _store_engine(settings.db, rules)
     click.echo(
-        f"waypost: {len(engine)} rules from {Path(rules)}; "
-        f"http://{settings.host}:{settings.port}/{workers}{upstream}",
+        f"waypost: {len(engine)} rules from {location} (revision {revision}); {address}",
         err=True,
     )
-    run_server(engine, rules, settings)
+    run_server(engine, None, settings, store_url=settings.db, store_revision=revision)
+
+
+def _store_engine(url: str, seed: str | None) -> tuple[Engine, int, str]:
+    """The engine for the store at ``url`` (importing ``seed`` into an empty store first)."""
+    from waypost.server.store_sync import engine_from_store
+    from waypost.store import open_store
+    from waypost.store.transfer import read_document
+
+    try:
+        store = open_store(url)
+        try:
+            location = store.location
+            if seed is not None and store.current_revision() == 0:
+                document = read_document(seed)
+                store.replace_rules(
+                    document.rules,
+                    defaults=document.defaults,
+                    allowed_hosts=document.allowed_hosts,
+                    message=f"seeded from {Path(seed).name}",
+                )
+        finally:
+            store.close()
+        engine, revision = engine_from_store(url)
+    except RulesError as exc:
+        _print_errors(exc)
+        sys.exit(1)
+    except WaypostError as exc:
+        raise click.ClickException(str(exc)) from None
+    return engine, revision, location
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m waypost`

@@ -74,6 +74,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("access_log", True, "Write an access log line per request (combined format).", bool),
     Setting("log_level", "info", "Log level: debug, info, warning or error."),
     Setting(
+        "db",
+        None,
+        "Serve the rules of this rule store (sqlite:///waypost.db, postgresql://...) instead of "
+        "a file; every committed change is picked up within a second.",
+    ),
+    Setting(
         "upstream",
         None,
         "URL of the site behind Waypost: requests that pass or are rewritten are proxied there.",
@@ -131,6 +137,7 @@ class Settings:
     workers: int = 1
     access_log: bool = True
     log_level: str = "info"
+    db: str | None = None
     upstream: str | None = None
     upstream_timeout: float = 30.0
     not_found_template: str | None = None

@@ -55,7 +55,7 @@ button {{ font: inherit; padding: .4rem 1rem; margin-top: .8rem; }}
 <input type="hidden" name="next" value="{next}">
 <button type="submit">Sign in</button>
 </form>
-<p>Create a key with <code>waypost keys create --scope read</code>.</p>
+<p>Create a key with <code>waypost keys create --scope read --db URL</code>.</p>
 </body>
 </html>
 """

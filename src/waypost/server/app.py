@@ -68,8 +68,16 @@ class WaypostApp:
         settings: Settings | None = None,
         *,
         rules_path: str | Path | None = None,
+        store_url: str | None = None,
+        store_revision: int = 0,
     ) -> None:
-        self.server = WaypostServer(engine, settings, rules_path=rules_path)
+        self.server = WaypostServer(
+            engine,
+            settings,
+            rules_path=rules_path,
+            store_url=store_url,
+            store_revision=store_revision,
+        )
 
     @property
     def engine(self) -> Engine:

@@ -34,6 +34,7 @@ from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
 from waypost.server.proxy import Forward, UpstreamProxy
 from waypost.server.reloading import RulesWatcher
+from waypost.server.store_sync import StoreSync
 from waypost.settings import Settings
 
 __all__ = ["HEALTH_PATH", "METRICS_PATH", "Answer", "WaypostServer"]
@@ -77,6 +78,8 @@ class WaypostServer:
         settings: Settings | None = None,
         *,
         rules_path: str | Path | None = None,
+        store_url: str | None = None,
+        store_revision: int = 0,
     ) -> None:
         self.settings = settings = settings or Settings()
         self.engine = engine
@@ -92,6 +95,11 @@ class WaypostServer:
             if rules_path is not None
             else None
         )
+        self.store_sync: StoreSync | None = None
+        if store_url is not None:
+            self.store_sync = StoreSync(
+                engine, store_url, revision=store_revision, on_reload=self._reloaded
+            )
         self.page = NotFoundPage(settings.not_found_template)
         self.proxy = (
             UpstreamProxy(settings.upstream, timeout=settings.upstream_timeout)
@@ -110,11 +118,15 @@ class WaypostServer:
         """Start watching the rules file (in the worker process)."""
         if self.watcher is not None:
             self.watcher.start()
+        if self.store_sync is not None:
+            self.store_sync.start()
 
     async def aclose(self) -> None:
         """Stop watching and close upstream connections."""
         if self.watcher is not None:
             self.watcher.stop()
+        if self.store_sync is not None:
+            self.store_sync.stop()
         if self.proxy is not None:
             await self.proxy.aclose()
 
@@ -206,6 +218,17 @@ class WaypostServer:
 
     def health(self) -> dict[str, object]:
         """Liveness and what is serving: rule count, revision (file hash), load time, worker pid."""
+        sync = self.store_sync
+        if sync is not None:
+            return {
+                "status": "degraded" if sync.degraded else "ok",
+                "rules": len(self.engine),
+                "revision": sync.revision,
+                "loaded_at": sync.loaded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "store": sync.location,
+                "reason": sync.degraded,
+                "pid": os.getpid(),
+            }
         loaded = self.watcher.loaded if self.watcher is not None else None
         return {
             "status": "ok",

@@ -90,8 +90,16 @@ def logging_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_server(engine: Engine, rules_path: str | Path, settings: Settings) -> None:
-    """Serve ``engine`` (loaded from ``rules_path``, watched for changes) until SIGTERM/SIGINT."""
+def run_server(
+    engine: Engine,
+    rules_path: str | Path | None,
+    settings: Settings,
+    *,
+    store_url: str | None = None,
+    store_revision: int = 0,
+) -> None:
+    """Serve ``engine`` until SIGTERM/SIGINT, following ``rules_path`` (hot reload) or the rule
+    store at ``store_url`` (every committed revision)."""
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
@@ -111,7 +119,13 @@ def run_server(engine: Engine, rules_path: str | Path, settings: Settings) -> No
         # connection pool belong to that worker.
         from waypost.server.app import WaypostApp
 
-        return WaypostApp(engine, settings, rules_path=rules_path)
+        return WaypostApp(
+            engine,
+            settings,
+            rules_path=rules_path,
+            store_url=store_url,
+            store_revision=store_revision,
+        )
 
     # Room for a head a little over the limits, so that Waypost itself answers 414/431 with a
     # body; past this, hyper answers them with an empty body.

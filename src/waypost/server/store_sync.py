@@ -1,0 +1,162 @@
+"""Serving from the rule store: each worker keeps its engine in step with the database.
+
+A committed change reaches every worker of every instance within a second: PostgreSQL sends a
+NOTIFY, SQLite's ``data_version`` moves, and the worker's background thread loads the new
+snapshot and swaps it in with :meth:`Engine.replace` (atomic: a request sees the old rules or the
+new ones). If the database becomes unreachable, the worker keeps serving its last good snapshot,
+``/_waypost/health`` says ``degraded`` with the reason, and it recovers by itself (retrying with
+back-off) when the database returns.
+
+Connections are opened in the worker, after any fork: database connections are not fork-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from waypost.engine import Engine
+from waypost.exceptions import RulesError, StoreError
+from waypost.store import open_store
+
+__all__ = ["StoreSync", "engine_from_store"]
+
+logger = logging.getLogger("waypost.server")
+
+
+def engine_from_store(url: str) -> tuple[Engine, int]:
+    """An engine for the store's current rules, and the revision it holds."""
+    store = open_store(url)
+    try:
+        snapshot = store.load_snapshot()
+    finally:
+        store.close()
+    engine = Engine(
+        snapshot.rules, defaults=snapshot.defaults, allowed_hosts=snapshot.allowed_hosts
+    )
+    return engine, snapshot.revision
+
+
+class StoreSync:
+    """Keeps ``engine`` at the store's latest revision, from a daemon thread of this worker."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        url: str,
+        *,
+        revision: int,
+        on_reload: Callable[[bool], None] | None = None,
+        poll: float = 0.25,
+    ) -> None:
+        self.engine = engine
+        self.url = url
+        self.revision = revision
+        self.on_reload = on_reload
+        self.poll = poll
+        self.loaded_at = datetime.now(UTC)
+        self.degraded: str | None = None
+        self.location = url
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._store: Any = None
+
+    def __repr__(self) -> str:
+        return f"StoreSync({self.engine!r}, {self.location!r}, revision={self.revision})"
+
+    def start(self) -> None:
+        """Start following the store on a daemon thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"waypost-store-{os.getpid()}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop following (waits briefly for the thread)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        listener: Any = None
+        pause = self.poll
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._store is None:
+                        self._store = open_store(self.url)
+                        self.location = self._store.location
+                    if listener is None:
+                        listener = self._store.listener()
+                    current = self._store.current_revision()
+                    if self.degraded is not None:
+                        logger.warning("waypost: the rule store is back (%s)", self.location)
+                        self.degraded = None
+                    if current != self.revision:
+                        self._load()
+                    pause = self.poll
+                    listener.wait(self.poll)
+                except StoreError as exc:
+                    listener = self._drop(listener)
+                    self._failed(str(exc))
+                    self._stop.wait(pause)
+                    pause = min(pause * 2, 5.0)
+        finally:
+            self._drop(listener)
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def _drop(self, listener: Any) -> None:
+        if listener is not None:
+            try:
+                listener.close()
+            except StoreError:
+                pass
+        return None
+
+    def _failed(self, reason: str) -> None:
+        if self.degraded is None:
+            logger.error(
+                "waypost: the rule store is unreachable (%s); serving revision %d until it "
+                "returns",
+                reason,
+                self.revision,
+            )
+        self.degraded = reason
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        snapshot = self._store.load_snapshot()
+        try:
+            self.engine.replace(
+                snapshot.rules, defaults=snapshot.defaults, allowed_hosts=snapshot.allowed_hosts
+            )
+        except RulesError as exc:
+            # The store validates every write, so this means rules this version cannot read.
+            logger.error("waypost: revision %d does not load: %s", snapshot.revision, exc)
+            self.revision = snapshot.revision
+            self._notify(ok=False)
+            return
+        self.revision = snapshot.revision
+        self.loaded_at = datetime.now(UTC)
+        logger.info(
+            "waypost: loaded revision %d from the store: %d rules (%.0f ms)",
+            self.revision,
+            len(self.engine),
+            (time.perf_counter() - started) * 1000,
+        )
+        self._notify(ok=True)
+
+    def _notify(self, *, ok: bool) -> None:
+        if self.on_reload is not None:
+            self.on_reload(ok)

@@ -1,0 +1,253 @@
+"""`waypost serve --db`: real servers following a real rule store (SQLite and PostgreSQL).
+
+A committed change must reach every instance within a second; an unreachable database leaves
+the last snapshot serving with health 'degraded', and the server recovers by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from waypost.store import open_store
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
+POSTGRES_URL = os.environ.get("WAYPOST_TEST_POSTGRES_URL")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """`waypost serve --db URL` in a subprocess on a free loopback port."""
+
+    def __init__(self, db: str, *args: str) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "WAYPOST_PORT": str(self.port), "WAYPOST_DB": db}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "waypost", "serve", *args, "--no-access-log"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(self.base + "/_waypost/health", timeout=1)
+                return
+            except httpx.TransportError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    self.stop()
+                    pytest.fail(f"server did not start: {err}")
+                time.sleep(0.05)
+
+    def health(self) -> dict[str, Any]:
+        return dict(httpx.get(self.base + "/_waypost/health", timeout=2).json())
+
+    def location(self, path: str) -> str | None:
+        response = httpx.get(self.base + path, timeout=2, follow_redirects=False)
+        return response.headers.get("location")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+def _seconds_until(check: Callable[[], bool], limit: float = 5.0) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > limit:
+            return float("inf")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    running: list[Server] = []
+    yield running
+    for server in running:
+        server.stop()
+
+
+def test_sqlite_store_is_seeded_and_followed(tmp_path: Path, servers: list[Server]) -> None:
+    db = f"sqlite:///{tmp_path / 'waypost.db'}"
+    server = Server(db, str(EXAMPLE))
+    servers.append(server)
+    assert server.health()["revision"] == 1
+    assert server.location("/old-page") == "/new-page"
+
+    store = open_store(db)
+    store.replace_rules([{"from": "/old-page", "to": "/moved"}], message="edit")
+    store.close()
+    elapsed = _seconds_until(lambda: server.location("/old-page") == "/moved")
+    assert elapsed < 1.0
+    health = server.health()
+    assert (health["status"], health["revision"], health["rules"]) == ("ok", 2, 1)
+
+
+def test_seed_is_ignored_once_the_store_has_rules(tmp_path: Path, servers: list[Server]) -> None:
+    db = f"sqlite:///{tmp_path / 'waypost.db'}"
+    store = open_store(db)
+    store.replace_rules([{"from": "/a", "to": "/b"}], message="mine")
+    store.close()
+    server = Server(db, str(EXAMPLE))
+    servers.append(server)
+    assert server.health()["rules"] == 1  # the file did not overwrite the team's rules
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    if not POSTGRES_URL:
+        pytest.skip("set WAYPOST_TEST_POSTGRES_URL=postgresql://... to run against PostgreSQL")
+    psycopg = pytest.importorskip("psycopg", reason="pip install 'waypost[postgres]'")
+    schema = f"waypost_serve_{secrets.token_hex(5)}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    store = open_store(url)
+    store.upgrade()
+    store.close()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_two_instances_sharing_postgres_see_each_change_within_a_second(
+    postgres_url: str, servers: list[Server]
+) -> None:
+    first = Server(postgres_url, str(EXAMPLE))
+    servers.append(first)
+    second = Server(postgres_url, "--workers", "2")
+    servers.append(second)
+    assert first.location("/old-page") == second.location("/old-page") == "/new-page"
+
+    store = open_store(postgres_url)
+    try:
+        for number in range(3):
+            target = f"/edit-{number}"
+            store.replace_rules([{"from": "/old-page", "to": target}], message=target)
+            for server in (first, second):
+                # Several asks, so that with two workers both have been seen to change.
+                elapsed = _seconds_until(
+                    lambda s=server, t=target: all(s.location("/old-page") == t for _ in range(4))
+                )
+                assert elapsed < 1.0, f"{server.base} took {elapsed:.2f}s for {target}"
+    finally:
+        store.close()
+
+
+class _TcpProxy:
+    """A TCP forwarder to PostgreSQL that a test can cut and restore."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = _free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                try:  # wakes the thread blocked in accept(), so the port is free again
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                self._listener.close()
+                self._listener = None
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def test_unreachable_database_keeps_serving_degraded_and_recovers(
+    postgres_url: str, servers: list[Server]
+) -> None:
+    parsed = httpx.URL(postgres_url)
+    proxy = _TcpProxy((parsed.host, parsed.port or 5432))
+    proxy.start()
+    proxied = postgres_url.replace(f"{parsed.host}:{parsed.port or 5432}", f"127.0.0.1:{proxy.port}")
+    server = Server(proxied, str(EXAMPLE))
+    servers.append(server)
+    assert server.health()["status"] == "ok"
+
+    proxy.cut()
+    assert _seconds_until(lambda: server.health()["status"] == "degraded", limit=10) < 10
+    health = server.health()
+    assert health["reason"]
+    assert server.location("/old-page") == "/new-page"  # the last snapshot keeps serving
+
+    store = open_store(postgres_url)  # a change made while this server cannot see the database
+    store.replace_rules([{"from": "/old-page", "to": "/after-outage"}], message="during outage")
+    store.close()
+    proxy.start()
+    assert _seconds_until(lambda: server.location("/old-page") == "/after-outage", limit=15) < 15
+    assert server.health()["status"] == "ok"
+    proxy.cut()
