@@ -272,9 +272,7 @@ def build_engine(n: int) -> tuple[Engine, int, int]:
     if errors or more:
         raise SystemExit(f"generated rules do not load: {(errors + more)[:3]}")
     offset = len(exact.rules)
-    rules = exact.rules + tuple(
-        r.replace(index=r.index + offset) for r in patterns.rules
-    )
+    rules = exact.rules + tuple(r.replace(index=r.index + offset) for r in patterns.rules)
     engine = Engine(RuleSet(rules, source=f"{csv_path.name}+{yaml_path.name}"))
     return engine, n_exact, n_patterns
 

@@ -69,7 +69,9 @@ _request_options = [
     click.argument("rules", type=click.Path(dir_okay=False)),
     click.argument("url"),
     click.option("-X", "--method", default="GET", show_default=True, help="HTTP method."),
-    click.option("-H", "--header", "headers", multiple=True, help="A request header, 'Name: value'."),
+    click.option(
+        "-H", "--header", "headers", multiple=True, help="A request header, 'Name: value'."
+    ),
     click.option("--ip", "client_ip", default=None, help="The client's IP address."),
     click.option("--json", "as_json", is_flag=True, help="Print JSON."),
 ]
@@ -89,7 +91,14 @@ def main() -> None:
 
 @main.command()
 @_with_request_options
-def resolve(rules: str, url: str, method: str, headers: tuple[str, ...], client_ip: str | None, as_json: bool) -> None:
+def resolve(
+    rules: str,
+    url: str,
+    method: str,
+    headers: tuple[str, ...],
+    client_ip: str | None,
+    as_json: bool,
+) -> None:
     """Print what RULES do with a request for URL."""
     engine = _engine(rules)
     decision = engine.resolve(method, url, _headers(headers), client_ip)
@@ -101,7 +110,14 @@ def resolve(rules: str, url: str, method: str, headers: tuple[str, ...], client_
 
 @main.command()
 @_with_request_options
-def explain(rules: str, url: str, method: str, headers: tuple[str, ...], client_ip: str | None, as_json: bool) -> None:
+def explain(
+    rules: str,
+    url: str,
+    method: str,
+    headers: tuple[str, ...],
+    client_ip: str | None,
+    as_json: bool,
+) -> None:
     """Print every rule tried for URL, and why each did or did not apply."""
     engine = _engine(rules)
     trace = engine.explain(method, url, _headers(headers), client_ip)

@@ -13,8 +13,8 @@ says why. The request never reaches a later rule or the app with an attacker's U
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping, Sequence
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from waypost.rules.converters import (
     merge_converters,
 )
 from waypost.rules.load import read_rules, rules_from_mappings
-from waypost.rules.model import Pass, Redirect, Respond, Rewrite, Rule, RuleSet
+from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleSet
 from waypost.rules.request import HeaderInput, Request, split_url
 from waypost.rules.safety import location_problem
 from waypost.rules.target import RouteTarget, Target, parse_target
@@ -83,7 +83,9 @@ class Decision:
             "query": self.query,
             "headers": dict(self.headers),
             "body": self.body,
-            "rule": None if self.rule is None else {"name": self.rule.name, "source": self.rule.source},
+            "rule": None
+            if self.rule is None
+            else {"name": self.rule.name, "source": self.rule.source},
             "vary": list(self.vary),
         }
 
@@ -264,13 +266,16 @@ def _check_routes(rules: Iterable[Rule], resolver: RouteResolver) -> None:
         target = rule.action.target if isinstance(rule.action, Redirect) else None
         if not isinstance(target, RouteTarget):
             continue
-        values = {v.name: _sample(v.converter) for v in rule.pattern.variables} if rule.pattern else {}
+        values = (
+            {v.name: _sample(v.converter) for v in rule.pattern.variables} if rule.pattern else {}
+        )
         try:
             location = resolver(target.route, target.fill(values))
         except Exception as exc:  # whatever the host app's router raises, it is this rule's error
             errors.append(
                 RuleError(
-                    f"the app has no route {target.route!r} taking {sorted(k for k, _ in target.params)}: "
+                    f"the app has no route {target.route!r} taking "
+                    f"{sorted(k for k, _ in target.params)}: "
                     f"{type(exc).__name__}: {exc}",
                     file=rule.file,
                     line=rule.line,
@@ -279,7 +284,11 @@ def _check_routes(rules: Iterable[Rule], resolver: RouteResolver) -> None:
             continue
         if not isinstance(location, str) or location_problem(location, _SAME_SITE, ()) is not None:
             errors.append(
-                RuleError(f"route {target.route!r} built {location!r}, not a path on this site", file=rule.file, line=rule.line)
+                RuleError(
+                    f"route {target.route!r} built {location!r}, not a path on this site",
+                    file=rule.file,
+                    line=rule.line,
+                )
             )
     if errors:
         raise RulesError(errors)
@@ -433,7 +442,9 @@ class Engine:
             rule, values = found[0]
             if rule.conditions.empty:
                 return self._apply(rule, values, query, snapshot, None)
-        request = Request(method, raw_path, query, headers, host=host, client_ip=client_ip, now=now, path=path)
+        request = Request(
+            method, raw_path, query, headers, host=host, client_ip=client_ip, now=now, path=path
+        )
         return self._decide(request, snapshot, None)
 
     def resolve_request(self, request: Request, *, stage: Stage = "all") -> Decision:
@@ -460,7 +471,9 @@ class Engine:
         request = Request(method, raw_path, query, headers, host=host, client_ip=client_ip, now=now)
         steps: list[Step] = []
         decision = self._decide(request, snapshot, steps)
-        return Trace(request.method, request.path, decision, tuple(steps), snapshot.matcher.rule_count)
+        return Trace(
+            request.method, request.path, decision, tuple(steps), snapshot.matcher.rule_count
+        )
 
     def _decide(
         self,
@@ -473,7 +486,11 @@ class Engine:
         for rule, values in snapshot.matcher.candidates(request.path):
             if stage != "all" and rule.options.only_if_missing != (stage == "missing"):
                 if steps is not None:
-                    reason = "only when the app answers 404" if stage == "before" else "not a 404 fallback"
+                    reason = (
+                        "only when the app answers 404"
+                        if stage == "before"
+                        else "not a 404 fallback"
+                    )
                     steps.append(Step(rule, values, "skipped", reason))
                 continue
             if not rule.conditions.empty:
@@ -497,8 +514,12 @@ class Engine:
         steps: list[Step] | None,
     ) -> Decision:
         action = rule._action
-        if action.__class__ is str:  # a literal redirect, the bulk of a big table
-            location = action if not query or rule._meta.options.query != "keep" else _merge_query(action, query)  # type: ignore[arg-type]
+        if isinstance(action, str):  # a literal redirect, the bulk of a big table
+            location = (
+                action
+                if not query or rule._meta.options.query != "keep"
+                else _merge_query(action, query)
+            )
             if steps is not None:
                 steps.append(Step(rule, values, "applied"))
             return _decision("redirect", rule._meta.status, location=location, rule=rule)
@@ -532,7 +553,12 @@ class Engine:
                 built_target = _merge_query(built_target, query)
             new_path, _, new_query = built_target.partition("?")
             decision = _decision(
-                "rewrite", None, path=new_path, query=new_query, headers=action.set_headers, rule=rule
+                "rewrite",
+                None,
+                path=new_path,
+                query=new_query,
+                headers=action.set_headers,
+                rule=rule,
             )
         elif isinstance(action, Respond):
             decision = _decision(
@@ -548,6 +574,7 @@ class Engine:
         self, rule: Rule, target: RouteTarget, values: Mapping[str, Any], steps: list[Step] | None
     ) -> str | Decision:
         resolver = self._routes
+        problem: str | None
         if resolver is None:
             problem = "route targets are resolved by the host app; use the middleware"
         else:
@@ -647,8 +674,7 @@ class Engine:
                 )
             except UnicodeEncodeError:  # a lone surrogate: say so as url_for's own error
                 raise UrlBuildError(
-                    f"url_for({name!r}): a query value cannot be written as UTF-8: "
-                    f"{dict(extra)!r}"
+                    f"url_for({name!r}): a query value cannot be written as UTF-8: {dict(extra)!r}"
                 ) from None
         return path
 
@@ -663,4 +689,3 @@ def _bad_value(converter: BaseConverter, value: Any) -> bool:
     except (ValueError, TypeError):
         return True
     return False
-

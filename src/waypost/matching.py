@@ -24,7 +24,7 @@ from typing import Any
 from waypost.exceptions import RuleError
 from waypost.rules.converters import IntConverter, StringConverter
 from waypost.rules.model import Rule
-from waypost.rules.pattern import Segment, Variable, normalize_path
+from waypost.rules.pattern import Segment, normalize_path
 
 __all__ = ["Matcher", "compile_matcher"]
 
@@ -51,10 +51,13 @@ def _edge(segment: Segment) -> Callable[[str], list[Any] | None]:
     """
     if len(segment.variables) == 1 and segment.static_chars == 0 and not segment.regex.flags & re.I:
         converter = segment.variables[0].converter
-        kind = type(converter)
-        if kind is StringConverter and converter.minlength == 1 and converter.maxlength is None:
+        if (
+            type(converter) is StringConverter
+            and converter.minlength == 1
+            and converter.maxlength is None
+        ):
             return lambda text: [text] if text else None
-        if kind is IntConverter and converter.min is None and converter.max is None:
+        if type(converter) is IntConverter and converter.min is None and converter.max is None:
             return lambda text: [int(text)] if text.isdecimal() else None
     fullmatch = segment.regex.fullmatch
 
@@ -307,9 +310,7 @@ def compile_matcher(rules: Iterable[Rule]) -> Matcher:
             table = exact.get(variant)
             if table is None:
                 table = exact[variant] = {}
-            key = normalize_path(
-                rule.path, strict_slashes=variant[0], case_insensitive=variant[1]
-            )
+            key = normalize_path(rule.path, strict_slashes=variant[0], case_insensitive=variant[1])
             hit = table.get(key)
             if hit is None:
                 table[key] = rule

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -182,17 +183,14 @@ class _TcpProxy:
     def cut(self) -> None:
         with self._lock:
             if self._listener is not None:
-                try:  # wakes the thread blocked in accept(), so the port is free again
+                # Wakes the thread blocked in accept(), so the port is free again.
+                with suppress(OSError):
                     self._listener.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 self._listener.close()
                 self._listener = None
             for sock in self._sockets:
-                try:
+                with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
             self._sockets.clear()
 
@@ -221,10 +219,8 @@ class _TcpProxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def test_unreachable_database_keeps_serving_degraded_and_recovers(
@@ -233,7 +229,9 @@ def test_unreachable_database_keeps_serving_degraded_and_recovers(
     parsed = httpx.URL(postgres_url)
     proxy = _TcpProxy((parsed.host, parsed.port or 5432))
     proxy.start()
-    proxied = postgres_url.replace(f"{parsed.host}:{parsed.port or 5432}", f"127.0.0.1:{proxy.port}")
+    proxied = postgres_url.replace(
+        f"{parsed.host}:{parsed.port or 5432}", f"127.0.0.1:{proxy.port}"
+    )
     server = Server(proxied, str(EXAMPLE))
     servers.append(server)
     assert server.health()["status"] == "ok"

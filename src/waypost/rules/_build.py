@@ -76,11 +76,12 @@ _PLAIN_STATUS: dict[str | int, int] = {
 }
 # Rule() through its immutable __init__ costs as much as the rest of a literal rule; _plain()
 # sets the five slots directly, all rules of a file sharing one RuleMeta.
-_set_path = Rule.path.__set__  # type: ignore[attr-defined]
-_set_action = Rule._action.__set__  # type: ignore[attr-defined]
-_set_index = Rule.index.__set__  # type: ignore[attr-defined]
-_set_line = Rule.line.__set__  # type: ignore[attr-defined]
-_set_meta = Rule._meta.__set__  # type: ignore[attr-defined]
+_SLOT_SETTERS: dict[str, Any] = {name: vars(Rule)[name].__set__ for name in Rule.__slots__}
+_set_path = _SLOT_SETTERS["path"]
+_set_action = _SLOT_SETTERS["_action"]
+_set_index = _SLOT_SETTERS["index"]
+_set_line = _SLOT_SETTERS["line"]
+_set_meta = _SLOT_SETTERS["_meta"]
 
 
 def _choice(key: str, value: Any, keys: tuple[str | int, ...]) -> str:
@@ -181,16 +182,32 @@ def _route_target(
         if key == "route":
             continue
         if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise FieldError(f"route parameter {key!r} must be a string or number, got {item!r}", ("to", key))
+            raise FieldError(
+                f"route parameter {key!r} must be a string or number, got {item!r}", ("to", key)
+            )
         try:
             pieces = parse_template(str(item), what=f"route parameter {key!r}")
         except RuleSyntaxError as exc:
             raise FieldError(exc.message, ("to", key), exc.col) from None
         for piece in pieces:
-            if isinstance(piece, Placeholder) and variables is not None and piece.name not in variables:
+            if (
+                isinstance(piece, Placeholder)
+                and variables is not None
+                and piece.name not in variables
+            ):
                 close = difflib.get_close_matches(piece.name, list(variables), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"the pattern {path!r} defines {', '.join(map(repr, variables)) or 'no variables'}"
-                raise FieldError(f"route parameter variable {piece.name!r} is not defined by the pattern; {hint}", ("to", key), piece.offset)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else f"the pattern {path!r} defines "
+                    f"{', '.join(map(repr, variables)) or 'no variables'}"
+                )
+                raise FieldError(
+                    f"route parameter variable {piece.name!r} is not defined by the pattern; "
+                    f"{hint}",
+                    ("to", key),
+                    piece.offset,
+                )
         params.append((str(key), pieces))
     return RouteTarget(route.strip(), tuple(params))
 
@@ -204,7 +221,9 @@ def _headers(value: Any, keys: tuple[str | int, ...], what: str) -> tuple[tuple[
         if problem:
             raise FieldError(problem, (*keys, name))
         if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise FieldError(f"header {name!r} must have a string value, got {item!r}", (*keys, name))
+            raise FieldError(
+                f"header {name!r} must have a string value, got {item!r}", (*keys, name)
+            )
         text = str(item)
         bad = control_character(text)
         if bad is not None:
@@ -234,13 +253,17 @@ class RuleBuilder:
             for status in REDIRECT_STATUSES
         }
 
-    def build(self, entry: Any, index: int, line: int | None) -> tuple[Rule | None, list[FieldError]]:
+    def build(
+        self, entry: Any, index: int, line: int | None
+    ) -> tuple[Rule | None, list[FieldError]]:
         """The rule for ``entry`` (None when it has errors), and every error found in it."""
         plain = self._plain(entry, index, line)
         if plain is not None:
             return plain, []
         if not isinstance(entry, Mapping):
-            return None, [FieldError(f"a rule must be a mapping with 'from' and 'to', got {entry!r}")]
+            return None, [
+                FieldError(f"a rule must be a mapping with 'from' and 'to', got {entry!r}")
+            ]
         errors: list[FieldError] = []
         suggested: set[str] = set()
         for key in [k for k in entry if k not in _RULE_KEY_SET]:  # in file order
@@ -261,7 +284,9 @@ class RuleBuilder:
         variables: dict[str, BaseConverter] | None = {}
         if path is None:
             if "from" not in suggested:  # 'form' already got "did you mean 'from'?"
-                errors.append(FieldError("a rule needs 'from', the path it matches, like from: /old"))
+                errors.append(
+                    FieldError("a rule needs 'from', the path it matches, like from: /old")
+                )
         elif not isinstance(path, str) or not path:
             errors.append(FieldError(f"'from' must be a path like '/old', got {path!r}", ("from",)))
         elif not path.startswith("/") or _NOT_PLAIN_PATTERN.search(path):
@@ -291,7 +316,9 @@ class RuleBuilder:
                 conditions = parse_conditions(when)
             if methods is not None:
                 if conditions.methods is not None:
-                    raise FieldError("give 'methods' once: at the rule's top level or under 'when'", ("methods",))
+                    raise FieldError(
+                        "give 'methods' once: at the rule's top level or under 'when'", ("methods",)
+                    )
                 parsed = parse_methods(methods, ("methods",))
                 fields = {f: getattr(conditions, f) for f in Conditions.__dataclass_fields__}
                 fields["methods"] = parsed
@@ -303,7 +330,9 @@ class RuleBuilder:
         if name is not None:
             if not isinstance(name, str) or not _NAME.match(name):
                 errors.append(
-                    FieldError(f"rule name {name!r} must be letters, digits, '_', '-', '.', ':'", ("name",))
+                    FieldError(
+                        f"rule name {name!r} must be letters, digits, '_', '-', '.', ':'", ("name",)
+                    )
                 )
             elif name in self._names:
                 errors.append(
@@ -397,7 +426,8 @@ class RuleBuilder:
                 else:
                     hint = "the pattern defines no variables"
                 raise FieldError(
-                    f"target variable {piece.name!r} is not defined by the pattern {path!r}; {hint}",
+                    f"target variable {piece.name!r} is not defined by the pattern {path!r}; "
+                    f"{hint}",
                     (key,),
                     piece.offset,
                 )
@@ -460,7 +490,9 @@ class RuleBuilder:
             unknown = value.keys() - {"status", "body", "headers"}
             if unknown:
                 key = sorted(map(str, unknown))[0]
-                raise FieldError(f"unknown key {key!r} in respond; known: status, body, headers", (*keys, key))
+                raise FieldError(
+                    f"unknown key {key!r} in respond; known: status, body, headers", (*keys, key)
+                )
             status = value.get("status")
             body = value.get("body", "")
             if not isinstance(body, str):

@@ -112,7 +112,7 @@ class _YamlReader:
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    merged, merged_pos = self.convert(value_node, stack)
+                    merged, _ = self.convert(value_node, stack)
                     sources = merged if isinstance(merged, list) else [merged]
                     for source in sources:
                         if isinstance(source, dict):
@@ -122,10 +122,15 @@ class _YamlReader:
                 key, key_pos = self.convert(key_node, stack)
                 if isinstance(key, list | dict):
                     self.errors.append(
-                        RuleError("a mapping key must be a plain value", line=key_pos.line, col=key_pos.col)
+                        RuleError(
+                            "a mapping key must be a plain value",
+                            line=key_pos.line,
+                            col=key_pos.col,
+                        )
                     )
                     continue
-                # Only keys written here count: one merged in with '<<' may be overridden (YAML spec).
+                # Only keys written here count: one merged in with '<<' may be overridden (YAML
+                # spec).
                 if key in pos.children:
                     self.errors.append(
                         RuleError(
@@ -158,14 +163,18 @@ def _read_yaml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        return None, None, [
-            RuleError(
-                f"not valid YAML: {message}",
-                file=file,
-                line=mark.line + 1 if mark else None,
-                col=mark.column + 1 if mark else None,
-            )
-        ]
+        return (
+            None,
+            None,
+            [
+                RuleError(
+                    f"not valid YAML: {message}",
+                    file=file,
+                    line=mark.line + 1 if mark else None,
+                    col=mark.column + 1 if mark else None,
+                )
+            ],
+        )
     except yaml.YAMLError as exc:
         return None, None, [RuleError(f"not valid YAML: {exc}", file=file)]
     if node is None:
@@ -174,11 +183,24 @@ def _read_yaml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
     try:
         value, pos = reader.convert(node)
     except _TooLarge:
-        return None, None, [RuleError("the document is too large once its aliases are expanded", file=file)]
+        return (
+            None,
+            None,
+            [RuleError("the document is too large once its aliases are expanded", file=file)],
+        )
     except _Recursive as exc:
-        return None, None, [
-            RuleError("recursive YAML alias; a rule cannot contain itself", file=file, line=exc.pos.line, col=exc.pos.col)
-        ]
+        return (
+            None,
+            None,
+            [
+                RuleError(
+                    "recursive YAML alias; a rule cannot contain itself",
+                    file=file,
+                    line=exc.pos.line,
+                    col=exc.pos.col,
+                )
+            ],
+        )
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
         return None, None, [RuleError(f"not valid YAML: {exc}", file=file)]
     errors = [e.located(file=file) for e in reader.errors]
@@ -193,7 +215,11 @@ def _read_json(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, None, [RuleError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno, col=exc.colno)]
+        return (
+            None,
+            None,
+            [RuleError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno, col=exc.colno)],
+        )
     except RecursionError:
         return None, None, [RuleError("not valid JSON: nested too deeply", file=file)]
     # JSON is (for every file a person writes) YAML flow syntax, which PyYAML can locate.
@@ -281,8 +307,16 @@ def _read_csv(
                     if name not in CSV_COLUMNS:
                         close = difflib.get_close_matches(name, CSV_COLUMNS, n=1)
                         suggested.update(close)
-                        hint = f"did you mean {close[0]!r}?" if close else "expected from,to,status[,name]"
-                        errors.append(RuleError(f"unknown column {row[index]!r}; {hint}", file=file, line=start))
+                        hint = (
+                            f"did you mean {close[0]!r}?"
+                            if close
+                            else "expected from,to,status[,name]"
+                        )
+                        errors.append(
+                            RuleError(
+                                f"unknown column {row[index]!r}; {hint}", file=file, line=start
+                            )
+                        )
                 for required in ("from", "to"):
                     # 'form' already got "did you mean 'from'?": one mistake, one error.
                     if required not in header and required not in suggested:
@@ -295,33 +329,46 @@ def _read_csv(
                             )
                         )
                 if len(set(header)) != len(header):
-                    errors.append(RuleError(f"a column appears twice in the header {row!r}", file=file, line=start))
+                    errors.append(
+                        RuleError(
+                            f"a column appears twice in the header {row!r}", file=file, line=start
+                        )
+                    )
                 if errors:
                     return
                 continue
             if len(row) != len(header):
                 errors.append(
                     RuleError(
-                        f"this row has {len(row)} column{'s' if len(row) != 1 else ''} but the header "
+                        f"this row has {len(row)} column{'s' if len(row) != 1 else ''} but the "
+                        "header "
                         f"has {len(header)} ({','.join(header)}): {','.join(row)!r}",
                         file=file,
                         line=start,
                     )
                 )
                 continue
-            entry = {k: v.strip() for k, v in zip(header, row, strict=True) if v.strip() or k == "from"}
+            entry = {
+                k: v.strip() for k, v in zip(header, row, strict=True) if v.strip() or k == "from"
+            }
             yield entry, start
     except csv.Error as exc:
         errors.append(RuleError(f"not valid CSV: {exc}", file=file, line=reader.line_num))
     if header is None and not errors:
-        errors.append(RuleError("the CSV file is empty; its first line must be from,to,status", file=file, line=1))
+        errors.append(
+            RuleError(
+                "the CSV file is empty; its first line must be from,to,status", file=file, line=1
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Building
 
 
-def _problem(file: str | None, root: _Pos | None, base: tuple[Any, ...], exc: FieldError) -> RuleError:
+def _problem(
+    file: str | None, root: _Pos | None, base: tuple[Any, ...], exc: FieldError
+) -> RuleError:
     line, col = _locate_in(root, (*base, *exc.keys), exc.offset, exc.at_key)
     return RuleError(exc.message, file=file, line=line, col=col)
 
@@ -341,11 +388,17 @@ def _hosts(value: Any) -> tuple[tuple[str, ...], list[FieldError]]:
     for index, item in enumerate(items):
         where = ("allowed_hosts", index) if isinstance(value, list) else ("allowed_hosts",)
         if not isinstance(item, str) or not item.strip() or control_character(item) or "/" in item:
-            errors.append(FieldError(f"allowed host must be a host name like 'example.com', got {item!r}", where))
+            errors.append(
+                FieldError(
+                    f"allowed host must be a host name like 'example.com', got {item!r}", where
+                )
+            )
             continue
         host = item.strip().lower()
         if "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
-            errors.append(FieldError(f"a wildcard host is written '*.example.com', got {item!r}", where))
+            errors.append(
+                FieldError(f"a wildcard host is written '*.example.com', got {item!r}", where)
+            )
             continue
         hosts.append(host)
     return tuple(hosts), errors
@@ -384,17 +437,27 @@ def _from_document(
     if document is None:
         document = {"rules": []}
     if not isinstance(document, Mapping):
-        errors.append(RuleError(
-            f"a rules file holds a mapping with 'rules:' (and optional 'defaults:', "
-            f"'allowed_hosts:'), got {type(document).__name__}",
-            file=file, line=root.line if root else None,
-        ))
+        errors.append(
+            RuleError(
+                f"a rules file holds a mapping with 'rules:' (and optional 'defaults:', "
+                f"'allowed_hosts:'), got {type(document).__name__}",
+                file=file,
+                line=root.line if root else None,
+            )
+        )
         return RuleSet((), source=file)
     for key in document:
         if key not in TOP_KEYS:
             close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(TOP_KEYS)}"
-            errors.append(_problem(file, root, (), FieldError(f"unknown top-level key {key!r}; {hint}", (key,), at_key=True)))
+            errors.append(
+                _problem(
+                    file,
+                    root,
+                    (),
+                    FieldError(f"unknown top-level key {key!r}; {hint}", (key,), at_key=True),
+                )
+            )
     merged_defaults = dict(defaults or {})
     try:
         merged_defaults.update(parse_defaults(document.get("defaults")))
@@ -407,7 +470,9 @@ def _from_document(
         errors.extend(_problem(file, root, (), p) for p in problems)
     entries = document.get("rules", [])
     if not isinstance(entries, list):
-        errors.append(_problem(file, root, (), FieldError("'rules' must be a list of rules", ("rules",))))
+        errors.append(
+            _problem(file, root, (), FieldError("'rules' must be a list of rules", ("rules",)))
+        )
         entries = []
     rules_pos = root.children.get("rules") if root else None
 
@@ -420,9 +485,11 @@ def _from_document(
         entries,
         builder=builder,
         line_of=line_of,
-        locate=lambda index, exc: _problem(file, root, ("rules", index), exc)
-        if root is not None
-        else RuleError(_where(index, exc) + exc.message, file=file),
+        locate=lambda index, exc: (
+            _problem(file, root, ("rules", index), exc)
+            if root is not None
+            else RuleError(_where(index, exc) + exc.message, file=file)
+        ),
         errors=errors,
     )
     return RuleSet(tuple(rules), hosts, merged_defaults, file)
@@ -436,7 +503,7 @@ def rules_from_mappings(
     converters: Mapping[str, type[BaseConverter]] | None = None,
     source: str | None = None,
 ) -> tuple[RuleSet, list[RuleError]]:
-    """Build rules from Python mappings in the file's structure; returns the rules and the errors."""
+    """Build rules from Python mappings in the file's structure; returns rules and errors."""
     errors: list[RuleError] = []
     document: dict[str, Any] = {"rules": list(rules)}
     if defaults is not None:
@@ -502,7 +569,7 @@ def parse_rules(
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] = (),
 ) -> tuple[RuleSet, list[RuleError]]:
-    """Parse rules text in ``format`` ('yaml', 'toml', 'json' or 'csv'); returns rules and errors."""
+    """Parse rules text in ``format`` ('yaml', 'toml', 'json' or 'csv'); returns rules, errors."""
     conv = merge_converters(converters)
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -519,8 +586,13 @@ def parse_rules(
     if read_errors and document is None:
         return RuleSet((), source=file), errors
     ruleset = _from_document(
-        document, root, file=file, converters=conv, errors=errors,
-        defaults=defaults, allowed_hosts=allowed_hosts,
+        document,
+        root,
+        file=file,
+        converters=conv,
+        errors=errors,
+        defaults=defaults,
+        allowed_hosts=allowed_hosts,
     )
     errors.sort(key=lambda e: (e.line or 0, e.col or 0))
     return ruleset, errors
@@ -538,7 +610,8 @@ def read_rules(
     if format is None:
         return RuleSet((), source=name), [
             RuleError(
-                f"unknown rules file type {path.suffix or path.name!r}; use .yaml, .yml, .toml, .json or .csv",
+                f"unknown rules file type {path.suffix or path.name!r}; "
+                "use .yaml, .yml, .toml, .json or .csv",
                 file=name,
             )
         ]
@@ -547,7 +620,9 @@ def read_rules(
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return RuleSet((), source=name), [RuleError(f"cannot read the file: {exc.strerror}", file=name)]
+        return RuleSet((), source=name), [
+            RuleError(f"cannot read the file: {exc.strerror}", file=name)
+        ]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -562,7 +637,9 @@ def _not_utf8(raw: bytes, name: str) -> RuleError:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         byte = raw[exc.start]
-        return RuleError(f"not UTF-8 text (byte {byte:#x}); save the file as UTF-8", file=name, line=line)
+        return RuleError(
+            f"not UTF-8 text (byte {byte:#x}); save the file as UTF-8", file=name, line=line
+        )
     return RuleError("not UTF-8 text; save the file as UTF-8", file=name)
 
 
@@ -574,7 +651,9 @@ def _read_csv_file(
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
             ruleset, errors = _csv_rules(handle, name, merge_converters(converters), None, ())
     except OSError as exc:
-        return RuleSet((), source=name), [RuleError(f"cannot read the file: {exc.strerror}", file=name)]
+        return RuleSet((), source=name), [
+            RuleError(f"cannot read the file: {exc.strerror}", file=name)
+        ]
     except UnicodeDecodeError:
         return RuleSet((), source=name), [_not_utf8(path.read_bytes(), name)]
     return ruleset, errors

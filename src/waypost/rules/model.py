@@ -206,7 +206,7 @@ class Rule:
 
     def replace(self, **changes: Any) -> Rule:
         """A copy with some fields changed (like ``dataclasses.replace``)."""
-        fields_now = {
+        fields_now: dict[str, Any] = {
             "path": self.path,
             "action": self.action,
             "index": self.index,
@@ -249,7 +249,8 @@ class Rule:
                     "route": target.route,
                     **{
                         k: "".join(
-                            p.replace("{", "{{").replace("}", "}}") if isinstance(p, str)
+                            p.replace("{", "{{").replace("}", "}}")
+                            if isinstance(p, str)
                             else "{" + p.name + "}"
                             for p in v
                         )

@@ -107,9 +107,9 @@ class Target:
             # and plain text needs no quoting: the two costliest steps of a pattern hit.
             if kind == _INT and type(value) is int and value >= 0:
                 out.append(str(value))
-            elif kind == _TEXT and type(value) is str and _PLAIN_TEXT.fullmatch(value):
-                out.append(value)
-            elif kind == _PATH and type(value) is str and _PLAIN_PATH_TEXT.fullmatch(value):
+            elif (kind == _TEXT and type(value) is str and _PLAIN_TEXT.fullmatch(value)) or (
+                kind == _PATH and type(value) is str and _PLAIN_PATH_TEXT.fullmatch(value)
+            ):
                 out.append(value)
             else:
                 out.append(_encode(piece, converter, value))

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,7 +107,8 @@ class StoreSync:
                     pause = self.poll
                     listener.wait(self.poll)
                 except StoreError as exc:
-                    listener = self._drop(listener)
+                    self._drop(listener)
+                    listener = None
                     self._failed(str(exc))
                     self._stop.wait(pause)
                     pause = min(pause * 2, 5.0)
@@ -116,19 +118,16 @@ class StoreSync:
                 self._store.close()
                 self._store = None
 
-    def _drop(self, listener: Any) -> None:
+    @staticmethod
+    def _drop(listener: Any) -> None:
         if listener is not None:
-            try:
+            with suppress(StoreError):
                 listener.close()
-            except StoreError:
-                pass
-        return None
 
     def _failed(self, reason: str) -> None:
         if self.degraded is None:
             logger.error(
-                "waypost: the rule store is unreachable (%s); serving revision %d until it "
-                "returns",
+                "waypost: the rule store is unreachable (%s); serving revision %d until it returns",
                 reason,
                 self.revision,
             )
