@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml requirements/dev.txt
 
 setup: $(STAMP)
 
+# Serves the embedded SQLite rule store waypost.db, seeded from the example rules on first run.
 serve: $(STAMP)
-	$(BIN)/waypost serve examples/rules.yaml --host $(HOST) --port $(PORT)
+	$(BIN)/waypost serve examples/rules.yaml --db sqlite:///waypost.db --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -31,6 +32,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_server.py
+	$(BIN)/python benchmarks/update_readme.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

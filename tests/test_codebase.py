@@ -95,3 +95,14 @@ def test_core_imports_nothing_outside_the_standard_library_but_yaml() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_mypy_strict_is_clean() -> None:
+    proc = subprocess.run(
+        [_tool("mypy"), "--no-error-summary"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

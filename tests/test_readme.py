@@ -38,12 +38,22 @@ def _commands() -> list[tuple[str, str]]:
             continue
         current: str | None = None
         output: list[str] = []
+        skipping = False
         for line in body.splitlines():
+            if line.startswith("$ ") and not line.startswith("$ waypost "):
+                # Another program (curl, in the admin API section): tests/admin/test_docs.py
+                # replays those.
+                if current is not None:
+                    commands.append((current, "\n".join(output)))
+                current, output = None, []
+                skipping = True
+                continue
             if line.startswith("$ "):
+                skipping = False
                 if current is not None:
                     commands.append((current, "\n".join(output)))
                 current, output = line[2:], []
-            else:
+            elif not skipping:
                 output.append(line)
         if current is not None:
             commands.append((current, "\n".join(output)))

@@ -249,3 +249,44 @@ def test_unreachable_database_keeps_serving_degraded_and_recovers(
     assert _seconds_until(lambda: server.location("/old-page") == "/after-outage", limit=15) < 15
     assert server.health()["status"] == "ok"
     proxy.cut()
+
+
+def test_a_change_through_one_instances_admin_api_reaches_the_other(
+    postgres_url: str, servers: list[Server]
+) -> None:
+    store = open_store(postgres_url)
+    _, key = store.create_key("write", note="test")
+    store.close()
+    first = Server(postgres_url, str(EXAMPLE))
+    servers.append(first)
+    second = Server(postgres_url)
+    servers.append(second)
+    auth = {"Authorization": f"Bearer {key}"}
+
+    created = httpx.post(
+        first.base + "/_waypost/api/rules",
+        json={"rule": {"from": "/vanity", "to": "/campaign/winter", "status": 302}},
+        headers=auth,
+    )
+    assert created.status_code == 201, created.text
+    elapsed = _seconds_until(lambda: second.location("/vanity") == "/campaign/winter")
+    assert elapsed < 1.0
+
+    # A stale If-Match is refused with the current state; nothing is overwritten.
+    rule_id, etag = created.json()["id"], created.headers["etag"]
+    fresh = httpx.patch(
+        first.base + f"/_waypost/api/rules/{rule_id}",
+        json={"rule": {"to": "/campaign/spring"}},
+        headers={**auth, "If-Match": etag},
+    )
+    assert fresh.status_code == 200, fresh.text
+    stale = httpx.patch(
+        second.base + f"/_waypost/api/rules/{rule_id}",
+        json={"rule": {"to": "/campaign/autumn"}},
+        headers={**auth, "If-Match": etag},
+    )
+    assert stale.status_code == 409
+    assert _seconds_until(lambda: second.location("/vanity") == "/campaign/spring") < 1.0
+    unauthenticated = httpx.get(second.base + "/_waypost/api/rules")
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["error"] == "unauthorized"

@@ -78,6 +78,11 @@ class WaypostApp:
             store_url=store_url,
             store_revision=store_revision,
         )
+        self.store_url = store_url
+        #: The admin API (serving from a store only), made in the worker at start-up.
+        self.admin: Any = None
+        self._admin_store: Any = None
+        self._is_admin_path: Callable[[str], bool] = lambda path: False
 
     @property
     def engine(self) -> Engine:
@@ -99,12 +104,52 @@ class WaypostApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.server.start()
+                self._start_admin()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._drain()
                 await self.server.aclose()
+                if self.admin is not None:
+                    self._admin_store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _start_admin(self) -> None:
+        if self.store_url is None or self.admin is not None:
+            return
+        # Imported only when serving a store: FastAPI is not needed to serve a file.
+        from waypost.admin import ADMIN_PREFIX, create_admin_app, is_admin_path
+        from waypost.store import open_store
+
+        # Opened here, in the worker: database connections must not cross a fork.
+        self._admin_store = open_store(self.store_url)
+        self._is_admin_path = is_admin_path
+        self.admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The admin API, counted and logged like every other request."""
+        seen = {"status": 500, "size": 0}
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                seen["size"] += len(message.get("body", b""))
+            await send(message)
+
+        await self.admin(scope, receive, counting_send)
+        query = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client")
+        self.server.done(
+            "internal",
+            seen["status"],
+            seen["size"],
+            client_ip=client[0] if client else None,
+            method=scope["method"],
+            target=scope["path"] + ("?" + query if query else ""),
+            protocol="HTTP/" + scope.get("http_version", "1.1"),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+        )
 
     async def _drain(self) -> None:
         server = self.server
@@ -122,6 +167,9 @@ class WaypostApp:
             self.server.in_flight -= 1
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.admin is not None and self._is_admin_path(scope["path"]):
+            await self._admin(scope, receive, send)
+            return
         server = self.server
         method: str = scope["method"]
         raw = scope.get("raw_path")
