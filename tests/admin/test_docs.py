@@ -1,6 +1,6 @@
 """Every curl example in the README's admin API section, replayed in order against the admin
-app on a fresh store: same method, headers and body; the status shown is the status answered, and each header
-line shown (``etag: "1"``) is answered too."""
+app on a fresh store: same method, headers and body; the status shown is the status answered,
+and each header line shown (``etag: "1"``) is answered too."""
 
 from __future__ import annotations
 
