@@ -13,8 +13,17 @@ from typing import Any
 
 import click
 
+from waypost.cli_store import db_group, keys_group
+from waypost.cli_tools import (
+    check_command,
+    export_command,
+    import_command,
+    parse_headers,
+    test_command,
+    trace_command,
+)
 from waypost.engine import Decision, Engine
-from waypost.exceptions import RuleError, RulesError, WaypostError
+from waypost.exceptions import RulesError, WaypostError
 from waypost.settings import SETTINGS, Settings
 
 __all__ = ["main"]
@@ -35,18 +44,6 @@ def _print_errors(exc: RulesError) -> None:
     click.echo(f"{exc.file or 'rules'}: {count} error{'s' if count != 1 else ''}", err=True)
     for error in exc.errors:
         click.echo(f"  {error}", err=True)
-
-
-def _headers(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    for value in values:
-        name, sep, rest = value.partition(":")
-        if not sep or not name.strip():
-            raise click.BadParameter(
-                f"{value!r} is not a header; write it as 'Name: value'", param_hint="'-H'"
-            )
-        pairs.append((name.strip(), rest.strip()))
-    return pairs
 
 
 def _describe(decision: Decision) -> str:
@@ -101,7 +98,7 @@ def resolve(
 ) -> None:
     """Print what RULES do with a request for URL."""
     engine = _engine(rules)
-    decision = engine.resolve(method, url, _headers(headers), client_ip)
+    decision = engine.resolve(method, url, parse_headers(headers), client_ip)
     if as_json:
         click.echo(json.dumps(decision.to_dict(), indent=2))
     else:
@@ -120,44 +117,11 @@ def explain(
 ) -> None:
     """Print every rule tried for URL, and why each did or did not apply."""
     engine = _engine(rules)
-    trace = engine.explain(method, url, _headers(headers), client_ip)
+    trace = engine.explain(method, url, parse_headers(headers), client_ip)
     if as_json:
         click.echo(json.dumps(trace.to_dict(), indent=2))
     else:
         click.echo(trace.render())
-
-
-@main.command()
-@click.argument("rules", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def check(rules: str, as_json: bool) -> None:
-    """Load and validate RULES; exit 1 listing every error, 0 when clean."""
-    problems: list[RuleError] = []
-    count = 0
-    try:
-        count = len(Engine.from_file(rules))
-    except RulesError as exc:
-        problems = list(exc.errors)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "file": rules,
-                    "ok": not problems,
-                    "rules": count,
-                    "errors": [
-                        {"file": e.file, "line": e.line, "col": e.col, "message": e.message}
-                        for e in problems
-                    ],
-                },
-                indent=2,
-            )
-        )
-    elif problems:
-        _print_errors(RulesError(problems, file=rules))
-    else:
-        click.echo(f"{rules}: ok, {count} rules")
-    sys.exit(1 if problems else 0)
 
 
 def _serve_options(func: Any) -> Any:
@@ -252,20 +216,7 @@ def run() -> None:  # pragma: no cover - console entry for `python -m waypost`
         sys.exit(1)
 
 
-# The migration tools (check replaces the plain check above: same output for loading errors).
-from waypost.cli_tools import (  # noqa: E402
-    check_command,
-    export_command,
-    import_command,
-    test_command,
-    trace_command,
-)
-
 for _command in (check_command, test_command, trace_command, import_command, export_command):
     main.add_command(_command)
-
-# The rule store: `waypost db ...` and `waypost keys ...`.
-from waypost.cli_store import db_group, keys_group  # noqa: E402
-
 main.add_command(db_group)
 main.add_command(keys_group)

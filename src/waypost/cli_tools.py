@@ -198,7 +198,8 @@ def _fix(rules: str, chosen: list[Fix], hosts: tuple[str, ...]) -> tuple[Engine,
 # test and trace
 
 
-def _headers(values: tuple[str, ...]) -> list[tuple[str, str]]:
+def parse_headers(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``-H 'Name: value'`` options as header pairs; a malformed one is a usage error."""
     pairs: list[tuple[str, str]] = []
     for value in values:
         name, sep, rest = value.partition(":")
@@ -280,7 +281,7 @@ def trace_command(
     as_json: bool,
 ) -> None:
     """Follow the redirects of URL hop by hop, as a browser would; exit 1 when they loop."""
-    pairs = _headers(headers)
+    pairs = parse_headers(headers)
     engine = _engine_or_exit(rules)
     site = (*engine.ruleset.allowed_hosts, *hosts)
     walk = follow(engine, method, url, pairs, client_ip, site_hosts=site, limit=max_hops)

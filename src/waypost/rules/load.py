@@ -33,6 +33,7 @@ from waypost.rules.safety import control_character
 
 __all__ = [
     "FORMATS",
+    "csv_rows",
     "load_rules",
     "parse_rules",
     "read_rules",
@@ -284,6 +285,25 @@ def _read_toml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
 _CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 
 
+def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, int, list[str]]]:
+    """Each CSV row that holds something, with its first and last line numbers.
+
+    Blank rows and comment rows (the first cell starts with ``#``) are left out. A malformed
+    row raises ``csv.Error`` whose ``line`` attribute says where.
+    """
+    reader = csv.reader(lines, strict=True)
+    end = 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
+                continue
+            yield start, end, row
+    except csv.Error as exc:
+        exc.line = reader.line_num  # type: ignore[attr-defined]
+        raise
+
+
 def _read_csv(
     lines: Iterable[str], file: str, errors: list[RuleError]
 ) -> Iterator[tuple[dict[str, str], int]]:
@@ -292,14 +312,9 @@ def _read_csv(
     Rows are produced one at a time from ``lines`` (an open file, or lines cut lazily from a
     text): a million-row file is never held whole, nor as a list of rows.
     """
-    reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
-    end = 0
     try:
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
-                continue
+        for start, _, row in csv_rows(lines):
             if header is None:
                 header = [h.strip().lower() for h in row]
                 suggested: set[str] = set()
@@ -353,7 +368,9 @@ def _read_csv(
             }
             yield entry, start
     except csv.Error as exc:
-        errors.append(RuleError(f"not valid CSV: {exc}", file=file, line=reader.line_num))
+        errors.append(
+            RuleError(f"not valid CSV: {exc}", file=file, line=getattr(exc, "line", None))
+        )
     if header is None and not errors:
         errors.append(
             RuleError(

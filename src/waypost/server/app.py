@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from waypost.asgi import send_response
 from waypost.engine import Engine
-from waypost.http import Response
 from waypost.server.core import WaypostServer
 from waypost.settings import Settings
 
@@ -33,18 +33,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-async def send_response(send: Send, response: Response) -> None:
-    """Write ``response`` to ASGI ``send``."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": response.encoded_headers(),
-        }
-    )
-    await send({"type": "http.response.body", "body": response.body})
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:

@@ -37,6 +37,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from waypost.engine import Decision, Engine
 from waypost.exceptions import RuleError
+from waypost.rules.load import csv_rows
 from waypost.tools.trace import follow
 
 __all__ = [
@@ -199,14 +200,9 @@ def _unknown(key: str, known: Sequence[str], what: str = "key") -> str:
 def _parse_csv(text: str, file: str) -> tuple[list[Case], list[RuleError]]:
     cases: list[Case] = []
     errors: list[RuleError] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
-    end = 0
     try:
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
-                continue
+        for start, _, row in csv_rows(io.StringIO(text, newline="")):
             if header is None:
                 header = [h.strip().lower() for h in row]
                 bad = [h for h in header if h not in CASE_KEYS]
@@ -233,7 +229,9 @@ def _parse_csv(text: str, file: str) -> tuple[list[Case], list[RuleError]]:
             except _Bad as exc:
                 errors.append(RuleError(str(exc), file=file, line=start))
     except csv.Error as exc:
-        errors.append(RuleError(f"not valid CSV: {exc}", file=file, line=reader.line_num))
+        errors.append(
+            RuleError(f"not valid CSV: {exc}", file=file, line=getattr(exc, "line", None))
+        )
     if header is None and not errors:
         errors.append(
             RuleError(

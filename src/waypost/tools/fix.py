@@ -27,7 +27,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from waypost.exceptions import WaypostError
-from waypost.rules.load import parse_rules, rules_from_mappings
+from waypost.rules.load import csv_rows, parse_rules, rules_from_mappings
 from waypost.rules.model import Redirect, Rule
 from waypost.tools.check import Fix
 
@@ -208,16 +208,11 @@ def _fix_csv(text: str, fixes: Sequence[Fix], *, file: str) -> str:
     by_line = {fix.rule.line: fix for fix in fixes}
     lines = text.splitlines(keepends=True)
     ending = "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
-    reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     header_span: tuple[int, int] | None = None
     rows: list[tuple[int, int, list[str]]] = []
-    end = 0
     try:
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
-                continue
+        for start, end, row in csv_rows(io.StringIO(text, newline="")):
             if header is None:
                 header, header_span = row, (start, end)
                 continue
