@@ -14,7 +14,8 @@
     │   ├── NotFoundError        no rule, revision or API key with that id
     │   ├── ConflictError        a stale version (If-Match); carries the current state
     │   └── ValidationError      a change the loader rejects; every problem with its field path
-    └── AuthError                an API key was refused; ``reason`` says why
+    ├── AuthError                an API key was refused; ``reason`` says why
+    └── FixError                 ``waypost check --fix`` cannot edit a file safely; says why
 
 Messages are written for people: what is wrong, the offending text quoted with ``!r``, where it is
 (``file:line:col``), and how to fix it.
@@ -29,6 +30,7 @@ __all__ = [
     "AuthError",
     "ConflictError",
     "ConverterError",
+    "FixError",
     "NotFoundError",
     "RuleError",
     "RuleSyntaxError",
@@ -177,3 +179,7 @@ class AuthError(WaypostError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class FixError(WaypostError):
+    """``waypost check --fix`` cannot edit the file safely; the message says why and what to do."""

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from waypost.exceptions import WaypostError
+from waypost.exceptions import FixError
 from waypost.rules.load import csv_rows, parse_rules, rules_from_mappings
 from waypost.rules.model import Redirect, Rule
 from waypost.tools.check import Fix
@@ -40,10 +40,6 @@ _TOML_RULES = re.compile(r"^\s*\[\[\s*rules\s*\]\]")
 _TOML_STRING = r"(?:\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*')"
 _TOML_TO = re.compile(rf"^(?P<head>\s*(?:to|\"to\"|'to')\s*=\s*)(?P<value>{_TOML_STRING})")
 _TOML_STATUS = re.compile(r"^(?P<head>\s*(?:status|\"status\"|'status')\s*=\s*)(?P<value>\d+)")
-
-
-class FixError(WaypostError):
-    """The file cannot be fixed safely; the message says why and what to do instead."""
 
 
 # --------------------------------------------------------------------------------------------
