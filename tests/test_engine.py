@@ -365,3 +365,8 @@ def test_engine_repr_and_size(rules_data: Path) -> None:
     assert len(engine) == 6
     assert repr(engine) == f"<Engine 6 rules from {rules_data / 'site.yaml'}>"
     assert repr(Engine()) == "<Engine 0 rules from Python>"
+
+
+def test_url_for_leaves_out_none_values_as_flask_does() -> None:
+    engine = Engine([{"name": "post", "from": "/p/<int:id>", "to": "/x"}])
+    assert engine.url_for("post", id=3, ref=None, page=2) == "/p/3?page=2"

@@ -665,7 +665,8 @@ class Engine:
                 raise UrlBuildError(
                     f"url_for({name!r}): bad value{which}: {exc} (the pattern is {rule.path!r})"
                 ) from None
-        extra = [(k, v) for k, v in values.items() if k not in used]
+        # As Flask does: values the pattern does not use go to the query string, None ones nowhere.
+        extra = [(k, v) for k, v in values.items() if k not in used and v is not None]
         if extra:
             try:
                 path += "?" + "&".join(

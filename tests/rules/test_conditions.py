@@ -348,3 +348,14 @@ def test_the_decision_names_the_headers_its_conditions_read() -> None:
     engine = Engine([{"from": "/x", "to": "/y", "when": {"headers": {"X-Beta": "1"}}}])
     assert engine.resolve("GET", "/x", {"X-Beta": "1"}).vary == ("X-Beta",)
     assert engine.resolve("GET", "/x").vary == ("X-Beta",)
+
+
+@pytest.mark.parametrize(
+    ("client_ip", "holds"),
+    [("::ffff:10.1.2.3", True), ("::ffff:192.168.0.1", False), ("10.1.2.3", True)],
+    ids=["mapped-inside", "mapped-outside", "plain-v4"],
+)
+def test_ipv4_mapped_ipv6_clients_match_ipv4_blocks(client_ip: str, holds: bool) -> None:
+    engine = Engine([{"from": "/office", "when": {"ip": ["10.0.0.0/8"]}, "respond": 204}])
+    decision = engine.resolve("GET", "/office", client_ip=client_ip)
+    assert (decision.action == "respond") is holds

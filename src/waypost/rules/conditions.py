@@ -162,6 +162,9 @@ def _ip_in(client_ip: str | None, networks: tuple[Network, ...] | None) -> bool:
         address = ipaddress.ip_address(client_ip.strip("[]"))
     except ValueError:
         return False
+    # A dual-stack server reports IPv4 clients as '::ffff:10.0.0.1': match them as IPv4.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     return any(address in net for net in networks if net.version == address.version)
 
 
