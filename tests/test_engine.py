@@ -370,3 +370,19 @@ def test_engine_repr_and_size(rules_data: Path) -> None:
 def test_url_for_leaves_out_none_values_as_flask_does() -> None:
     engine = Engine([{"name": "post", "from": "/p/<int:id>", "to": "/x"}])
     assert engine.url_for("post", id=3, ref=None, page=2) == "/p/3?page=2"
+
+
+@pytest.mark.parametrize(
+    ("stage", "action", "outcome"),
+    [
+        ("all", "redirect", "applied"),
+        ("before", "pass", "skipped"),
+        ("missing", "redirect", "applied"),
+    ],
+    ids=["all", "before-the-app", "after-a-404"],
+)
+def test_explain_by_stage_for_only_if_missing_rules(stage: str, action: str, outcome: str) -> None:
+    engine = Engine([{"from": "/old", "to": "/new", "only_if_missing": True}])
+    trace = engine.explain("GET", "/old", stage=stage)  # type: ignore[arg-type]
+    assert trace.decision.action == action
+    assert trace.steps[0].outcome == outcome

@@ -464,13 +464,18 @@ class Engine:
         client_ip: str | None = None,
         *,
         now: datetime | None = None,
+        stage: Stage = "all",
     ) -> Trace:
-        """The decision for this request and the trace of every candidate tried."""
+        """The decision for this request and the trace of every candidate tried.
+
+        ``stage`` is as for :meth:`resolve_request`: ``"before"`` explains what the middleware
+        does before the app runs, ``"missing"`` what it does when the app answered 404.
+        """
         snapshot = self._snapshot
         host, raw_path, query = split_url(url)
         request = Request(method, raw_path, query, headers, host=host, client_ip=client_ip, now=now)
         steps: list[Step] = []
-        decision = self._decide(request, snapshot, steps)
+        decision = self._decide(request, snapshot, steps, stage)
         return Trace(
             request.method, request.path, decision, tuple(steps), snapshot.matcher.rule_count
         )
