@@ -22,7 +22,7 @@ import yaml
 from waypost.engine import Decision, Engine, Trace
 from waypost.exceptions import ValidationError
 from waypost.rules.model import Rule
-from waypost.store._validate import check_rule_set, to_json_value
+from waypost.store import check_rule_set, to_json_value
 from waypost.store.base import Store
 from waypost.store.model import DeleteRule, Operation, Revision, Snapshot, UpsertRule
 from waypost.store.transfer import dump_document

@@ -16,6 +16,7 @@ Layers: ``model`` (values), ``_state`` and ``_validate`` (pure bookkeeping and c
 
 from __future__ import annotations
 
+from waypost.store._validate import check_rule_set, to_json_value
 from waypost.store.base import Store
 from waypost.store.connect import open_store
 from waypost.store.keys import ApiKey, KeyScope
@@ -52,5 +53,7 @@ __all__ = [
     "Store",
     "StoredRule",
     "UpsertRule",
+    "check_rule_set",
     "open_store",
+    "to_json_value",
 ]
