@@ -3,10 +3,7 @@ per test; skipped unless WAYPOST_TEST_POSTGRES_URL is set), with one key of each
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,81 +13,6 @@ from fastapi.testclient import TestClient
 
 from waypost.admin import ADMIN_PREFIX, create_admin_app
 from waypost.store._sql import SqlStore
-from waypost.store.sqlite import SqliteStore
-
-POSTGRES_URL = os.environ.get("WAYPOST_TEST_POSTGRES_URL")
-StoreFactory = Callable[..., SqlStore]
-
-
-def _postgres(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
-    if not POSTGRES_URL:
-        pytest.skip("set WAYPOST_TEST_POSTGRES_URL=postgresql://... to run against PostgreSQL")
-    psycopg = pytest.importorskip("psycopg", reason="pip install 'waypost[postgres]'")
-    from psycopg import sql
-
-    from waypost.store.postgres import PostgresStore
-
-    schema = f"waypost_admin_{secrets.token_hex(6)}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    opened: list[SqlStore] = []
-
-    def make(**options: Any) -> SqlStore:
-        options.setdefault("auto_upgrade", True)
-        store = PostgresStore(POSTGRES_URL, schema=schema, **options)
-        opened.append(store)
-        return store
-
-    try:
-        yield make
-    finally:
-        for store in opened:
-            store.close()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-def _sqlite(tmp_path: Path) -> Iterator[StoreFactory]:
-    opened: list[SqlStore] = []
-
-    def make(**options: Any) -> SqlStore:
-        store = SqliteStore(tmp_path / "rules.db", **options)
-        opened.append(store)
-        return store
-
-    try:
-        yield make
-    finally:
-        for store in opened:
-            store.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Open stores on one fresh database, SQLite then PostgreSQL."""
-    if request.param == "sqlite":
-        yield from _sqlite(tmp_path)
-    else:
-        yield from _postgres(request)
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
-    """A SQLite store only (for tests about HTTP rather than the store)."""
-    factory = _sqlite(tmp_path)
-    make = next(factory)
-    store = make()
-    store.upgrade()
-    yield store
-    next(factory, None)
-
-
-@pytest.fixture
-def store(make_store: StoreFactory) -> SqlStore:
-    """A store with the schema in place and no rules."""
-    opened = make_store()
-    opened.upgrade()
-    return opened
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the last snapshot serving with health 'degraded', and the server recovers by its
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -119,23 +118,15 @@ def test_seed_is_ignored_once_the_store_has_rules(tmp_path: Path, servers: list[
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    if not POSTGRES_URL:
-        pytest.skip("set WAYPOST_TEST_POSTGRES_URL=postgresql://... to run against PostgreSQL")
-    psycopg = pytest.importorskip("psycopg", reason="pip install 'waypost[postgres]'")
-    schema = f"waypost_serve_{secrets.token_hex(5)}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
+def postgres_url(postgres_schema: str) -> str:
+    """A PostgreSQL URL whose connections work in a fresh schema, upgraded."""
+    assert POSTGRES_URL is not None  # postgres_schema skipped otherwise
     separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{postgres_schema}"
     store = open_store(url)
     store.upgrade()
     store.close()
-    try:
-        yield url
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return url
 
 
 def test_two_instances_sharing_postgres_see_each_change_within_a_second(

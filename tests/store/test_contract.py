@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import StoreFactory
 from waypost.engine import Engine
 from waypost.exceptions import (
     ConflictError,
@@ -22,6 +22,8 @@ from waypost.store import DeleteRule, SetSettings, UpsertRule
 from waypost.store._sql import SqlStore
 from waypost.store.migrations import LATEST
 from waypost.store.transfer import dump_document, read_document
+
+StoreFactory = Callable[..., SqlStore]
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "rules.yaml"
 

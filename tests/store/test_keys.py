@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from conftest import StoreFactory
 from waypost.exceptions import AuthError, NotFoundError, ValidationError
 from waypost.store._sql import SqlStore
 from waypost.store.keys import KeyChecker, normalize_host, parse_expiry, split_key
+
+StoreFactory = Callable[..., SqlStore]
 
 
 def reason(store: SqlStore, presented: str, **options: Any) -> str:
