@@ -8,70 +8,20 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from _servers import Server, free_port
 from waypost.store import open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
 POSTGRES_URL = os.environ.get("WAYPOST_TEST_POSTGRES_URL")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`waypost serve --db URL` in a subprocess on a free loopback port."""
-
-    def __init__(self, db: str, *args: str) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "WAYPOST_PORT": str(self.port), "WAYPOST_DB": db}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "waypost", "serve", *args, "--no-access-log"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(self.base + "/_waypost/health", timeout=1)
-                return
-            except httpx.TransportError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                    self.stop()
-                    pytest.fail(f"server did not start: {err}")
-                time.sleep(0.05)
-
-    def health(self) -> dict[str, Any]:
-        return dict(httpx.get(self.base + "/_waypost/health", timeout=2).json())
-
-    def location(self, path: str) -> str | None:
-        response = httpx.get(self.base + path, timeout=2, follow_redirects=False)
-        return response.headers.get("location")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        if self.proc.stderr:
-            self.proc.stderr.close()
 
 
 def _seconds_until(check: Callable[[], bool], limit: float = 5.0) -> float:
@@ -158,7 +108,7 @@ class _TcpProxy:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.port = _free_port()
+        self.port = free_port()
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
