@@ -31,7 +31,7 @@ class Server:
         if db is not None:
             env["WAYPOST_DB"] = db
         # A file, not a pipe: a pipe nobody reads would block a chatty server once it fills.
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "waypost", "serve", *args, "--no-access-log"],
             env=env,

@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from _servers import Server
 
+from _servers import Server
 from waypost.store import open_store
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,9 +73,7 @@ def test_a_browser_is_sent_to_sign_in_and_back(site: tuple[Server, str], page: A
     assert '"from":"/old-page"' in page.content()  # the cookie now signs the requests in
 
 
-def test_a_wrong_key_shows_why_and_stays_on_the_form(
-    site: tuple[Server, str], page: Any
-) -> None:
+def test_a_wrong_key_shows_why_and_stays_on_the_form(site: tuple[Server, str], page: Any) -> None:
     server, _ = site
     page.goto(server.base + "/_waypost/login?next=/_waypost/api/rules")
     page.fill("#key", "wp_nothere_notasecret")
@@ -91,9 +89,7 @@ def test_a_wrong_key_shows_why_and_stays_on_the_form(
     ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"],
     ids=["protocol-relative", "absolute", "backslash", "script"],
 )
-def test_next_never_leaves_the_site(
-    site: tuple[Server, str], page: Any, next_value: str
-) -> None:
+def test_next_never_leaves_the_site(site: tuple[Server, str], page: Any, next_value: str) -> None:
     server, key = site
     page.goto(f"{server.base}/_waypost/login?next={quote(next_value, safe='')}")
     page.fill("#key", key)
