@@ -85,6 +85,12 @@ SETTINGS: tuple[Setting, ...] = (
         "URL of the site behind Waypost: requests that pass or are rewritten are proxied there.",
     ),
     Setting(
+        "trusted_proxies",
+        None,
+        "Comma-separated addresses or CIDR blocks of the load balancers in front of Waypost; "
+        "for requests from them the client address comes from X-Forwarded-For.",
+    ),
+    Setting(
         "upstream_timeout",
         30.0,
         "Seconds to wait for the upstream to connect or send data before answering 504.",
@@ -139,6 +145,7 @@ class Settings:
     log_level: str = "info"
     db: str | None = None
     upstream: str | None = None
+    trusted_proxies: str | None = None
     upstream_timeout: float = 30.0
     not_found_template: str | None = None
     redirect_max_age: int = 3600

@@ -30,6 +30,7 @@ from waypost.engine import Engine
 from waypost.http import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog
+from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
 from waypost.server.proxy import Forward, UpstreamProxy
@@ -107,6 +108,7 @@ class WaypostServer:
             else None
         )
         self.access_log = AccessLog() if settings.access_log else None
+        self.proxies = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))
         self.in_flight = 0
 
     def __repr__(self) -> str:
@@ -147,7 +149,8 @@ class WaypostServer:
         path: str | None = None,
     ) -> Answer:
         """What to do with one request. ``raw_path`` is percent-encoded, ``query`` raw;
-        ``path`` is the decoded path when the server already decoded it (else decoded here)."""
+        ``path`` is the decoded path when the server already decoded it (else decoded here).
+        ``client_ip`` is the connection's peer (behind trusted proxies, see :meth:`client`)."""
         settings = self.settings
         head = method == "HEAD"
         if len(raw_path) + len(query) + 1 > settings.max_request_line:
@@ -163,14 +166,16 @@ class WaypostServer:
             internal = self._internal(raw_path, head)
             if internal is not None:
                 return Answer("internal", internal)
+        # Conditions see the real client; the upstream gets the peer appended to X-Forwarded-For.
+        client = self.proxies.client(client_ip, headers) if self.proxies else client_ip
         started = time.perf_counter()
         try:
             if path is None:
                 # resolve() answers an unconditional exact rule without building a Request.
                 url = f"{raw_path}?{query}" if query else raw_path
-                decision = self.engine.resolve(method, url, headers, client_ip)
+                decision = self.engine.resolve(method, url, headers, client)
             else:
-                request = Request(method, raw_path, query, headers, client_ip=client_ip, path=path)
+                request = Request(method, raw_path, query, headers, client_ip=client, path=path)
                 decision = self.engine.resolve_request(request)
         except Exception:  # a bug must cost one request, not the worker
             logger.exception("waypost: deciding %s %s failed", method, raw_path)
@@ -321,9 +326,12 @@ class WaypostServer:
         protocol: str,
         headers: Iterable[tuple[str, str]],
     ) -> None:
-        """Count the request and write its access log line."""
+        """Count the request and write its access log line (with the real client's address)."""
         self.metrics.count(action, status)
         if self.access_log is not None:
+            headers = list(headers)
+            if self.proxies:
+                client_ip = self.proxies.client(client_ip, headers)
             referer = user_agent = None
             for name, value in headers:
                 key = name.lower()

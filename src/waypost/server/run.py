@@ -39,12 +39,14 @@ _LEVELS = ("debug", "info", "warning", "error", "critical")
 def check_serve_settings(settings: Settings) -> None:
     """Raise a :class:`~waypost.exceptions.WaypostError` (or ``SettingsError``) for a setting that
     cannot work: a bad upstream URL, a 404 template that does not load, an impossible number."""
+    from waypost.server.forwarding import parse_trusted_proxies
     from waypost.server.pages import NotFoundPage
     from waypost.server.proxy import check_upstream
     from waypost.settings import SettingsError
 
     if settings.upstream:
         check_upstream(settings.upstream)
+    parse_trusted_proxies(settings.trusted_proxies)
     NotFoundPage(settings.not_found_template)
     if settings.log_level.lower() not in _LEVELS:
         raise SettingsError(f"log level {settings.log_level!r} is not one of {', '.join(_LEVELS)}")

@@ -1,0 +1,74 @@
+"""The client behind load balancers: X-Forwarded-For is believed only from trusted proxies."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from _servers import Server
+from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
+from waypost.settings import SettingsError
+
+PROXIES = TrustedProxies(parse_trusted_proxies("10.0.0.0/8, 127.0.0.1, fd00::/8"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("203.0.113.5", "198.51.100.1", "203.0.113.5"),  # not a proxy: its header is ignored
+        ("10.0.0.2", "198.51.100.1", "198.51.100.1"),
+        ("10.0.0.2", "198.51.100.1, 10.0.0.9", "198.51.100.1"),  # two proxies deep
+        ("10.0.0.2", "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # a forged entry stays left
+        ("10.0.0.2", "garbage, 198.51.100.1", "198.51.100.1"),
+        ("10.0.0.2", "198.51.100.1, garbage", "10.0.0.2"),  # the proxy's own entry is bad
+        ("10.0.0.2", "10.0.0.3", "10.0.0.3"),  # only proxies: the leftmost one
+        ("10.0.0.2", None, "10.0.0.2"),
+        ("::ffff:127.0.0.1", "198.51.100.7", "198.51.100.7"),
+        ("fd00::1", "[2001:db8::5]", "[2001:db8::5]"),
+        (None, "198.51.100.1", None),
+    ],
+    ids=[
+        "untrusted-peer",
+        "one-proxy",
+        "two-proxies",
+        "forged-left",
+        "garbage-left",
+        "garbage-right",
+        "only-proxies",
+        "no-header",
+        "mapped-peer",
+        "ipv6",
+        "no-peer",
+    ],
+)
+def test_the_client_is_the_first_untrusted_hop(
+    peer: str | None, forwarded: str | None, client: str | None
+) -> None:
+    headers = [("X-Forwarded-For", forwarded)] if forwarded else []
+    assert PROXIES.client(peer, headers) == client
+
+
+def test_a_bad_block_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match=re.escape("'10.0.0.0/33'")):
+        parse_trusted_proxies("10.0.0.0/33")
+
+
+def test_the_server_uses_the_forwarded_client_for_ip_conditions(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - from: /office\n    when: {ip: ['198.51.100.0/24']}\n    respond: 204\n",
+        encoding="utf-8",
+    )
+    forwarded = {"X-Forwarded-For": "198.51.100.20"}
+    trusting = Server(None, str(rules), "--trusted-proxies", "127.0.0.1")
+    plain = Server(None, str(rules))
+    try:
+        assert httpx.get(trusting.base + "/office", headers=forwarded).status_code == 204
+        assert httpx.get(plain.base + "/office", headers=forwarded).status_code == 404
+        assert httpx.get(trusting.base + "/office").status_code == 404
+    finally:
+        trusting.stop()
+        plain.stop()
