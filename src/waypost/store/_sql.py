@@ -16,8 +16,6 @@ import base64
 import binascii
 import json
 import logging
-import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -30,6 +28,8 @@ from waypost.exceptions import (
     StoreError,
     ValidationError,
 )
+from waypost.store._sql_keys import KeyMethods
+from waypost.store._sql_watch import WatchMethods
 from waypost.store._state import (
     Entry,
     Row,
@@ -43,13 +43,7 @@ from waypost.store._state import (
 )
 from waypost.store._validate import check_rule_set, dumps, to_json_value
 from waypost.store.keys import (
-    SCOPES,
-    ApiKey,
     KeyChecker,
-    KeyScope,
-    hash_secret,
-    new_key,
-    normalize_host,
 )
 from waypost.store.migrations import LATEST, MIGRATIONS, Dialect
 from waypost.store.model import (
@@ -74,10 +68,6 @@ log = logging.getLogger("waypost.store")
 ACTIONS = ("redirect", "rewrite", "respond", "pass")
 MAX_PAGE = 1000
 _RULE_COLUMNS = "id, rule, version, created_revision, sort_key"
-_KEY_COLUMNS = (
-    "id, scope, note, host, created_at, created_by, expires_at, revoked_at, last_used_at, "
-    "secret_hash"
-)
 
 
 class Conn(Protocol):
@@ -140,7 +130,7 @@ def _after(cursor: str) -> int:
         ) from None
 
 
-class SqlStore(ABC):
+class SqlStore(WatchMethods, KeyMethods, ABC):
     """The rule store over a SQL database; see :class:`waypost.store.Store` for the contract."""
 
     dialect: ClassVar[Dialect]
@@ -796,177 +786,3 @@ class SqlStore(ABC):
         return revision
 
     # -- change notification -----------------------------------------------------------------
-
-    def wait_for_change(self, since_revision: int, timeout: float) -> int:
-        """Block until the revision differs from ``since_revision`` or ``timeout`` seconds pass;
-        return the current revision. Safe to call from any thread."""
-        deadline = time.monotonic() + timeout
-        listener = self.listener()
-        try:
-            while True:
-                revision = self.current_revision()
-                remaining = deadline - time.monotonic()
-                if revision != since_revision or remaining <= 0:
-                    return revision
-                listener.wait(min(remaining, 1.0))
-        finally:
-            listener.close()
-
-    def watch(
-        self,
-        callback: Callable[[int], object],
-        stop: threading.Event,
-        *,
-        since_revision: int | None = None,
-        on_error: Callable[[Exception], object] | None = None,
-    ) -> None:
-        """Call ``callback(revision)`` for every new revision until ``stop`` is set (checked at
-        least every quarter second). Meant for a background thread.
-
-        Without ``since_revision`` it starts from the current one. While the database is
-        unreachable it retries (with back-off), passing each error to ``on_error``; an exception
-        from ``callback`` goes there too and watching goes on.
-        """
-        last = since_revision
-        listener: Listener | None = None
-        pause = 0.25
-        try:
-            while not stop.is_set():
-                try:
-                    if listener is None:
-                        listener = self.listener()
-                    revision = self.current_revision()
-                    pause = 0.25
-                    if last is None:
-                        last = revision
-                    elif revision != last:
-                        last = revision
-                        self._call(callback, revision, on_error)
-                    listener.wait(0.25)
-                except StoreError as exc:
-                    if listener is not None:
-                        with suppress(StoreError):
-                            listener.close()
-                        listener = None
-                    self._report(exc, on_error)
-                    stop.wait(pause)
-                    pause = min(pause * 2, 5.0)
-        finally:
-            if listener is not None:
-                with suppress(StoreError):
-                    listener.close()
-
-    @staticmethod
-    def _report(exc: Exception, on_error: Callable[[Exception], object] | None) -> None:
-        if on_error is not None:
-            on_error(exc)
-        else:
-            log.warning("waypost store: %s", exc)
-
-    def _call(
-        self,
-        callback: Callable[[int], object],
-        revision: int,
-        on_error: Callable[[Exception], object] | None,
-    ) -> None:
-        try:
-            callback(revision)
-        except Exception as exc:  # the watcher outlives a failing callback (a bad snapshot)
-            self._report(exc, on_error)
-
-    # -- API keys ------------------------------------------------------------------------------
-
-    def _key(self, row: Sequence[Any]) -> ApiKey:
-        return ApiKey(
-            id=row[0],
-            scope=row[1],
-            note=row[2],
-            host=row[3],
-            created_at=self._time_value(row[4]),
-            created_by=row[5],
-            expires_at=self._time_value(row[6]),
-            revoked_at=self._time_value(row[7]),
-            last_used_at=self._time_value(row[8]),
-        )
-
-    def create_key(
-        self,
-        scope: KeyScope,
-        *,
-        expires_at: datetime | None = None,
-        note: str = "",
-        host: str | None = None,
-        created_by: str | None = None,
-    ) -> tuple[ApiKey, str]:
-        """A new API key: the stored record and the key itself, which is shown only now."""
-        if scope not in SCOPES:
-            raise ValidationError([("scope", f"{scope!r} is not a scope; use {', '.join(SCOPES)}")])
-        if expires_at is not None and expires_at.tzinfo is None:
-            raise ValidationError([("expires_at", "give a time zone (UTC if in doubt)")])
-        bound = normalize_host(host) if host else None
-        if host is not None and not bound:
-            raise ValidationError([("host", f"{host!r} is not a host name")])
-        public_id, secret, presented = new_key()
-        now = datetime.now(UTC)
-        with self._transaction(write=True) as conn:
-            conn.execute(
-                f"INSERT INTO waypost_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    public_id,
-                    scope,
-                    note,
-                    bound,
-                    self._time_param(now),
-                    created_by,
-                    self._time_param(expires_at),
-                    None,
-                    None,
-                    hash_secret(secret),
-                ),
-            )
-        key = ApiKey(public_id, scope, note, bound, now, created_by, expires_at)
-        return key, presented
-
-    def list_keys(self) -> tuple[ApiKey, ...]:
-        """Every API key, oldest first, with when each was last used."""
-        with suppress(StoreError):
-            self.keys.flush()
-        with self._transaction() as conn:
-            rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM waypost_keys ORDER BY created_at, id")
-        return tuple(self._key(row) for row in rows)
-
-    def get_key(self, key_id: str) -> ApiKey:
-        """The API key ``key_id``; NotFoundError when there is none."""
-        found = self._find_key(key_id)
-        if found is None:
-            raise NotFoundError(f"there is no API key {key_id!r}")
-        return found[0]
-
-    def revoke_key(self, key_id: str) -> ApiKey:
-        """Revoke ``key_id`` (at once in this process; within the cache TTL everywhere)."""
-        with self._transaction(write=True) as conn:
-            conn.execute(
-                "UPDATE waypost_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (self._time_param(datetime.now(UTC)), key_id),
-            )
-        self.keys.forget(key_id)
-        return self.get_key(key_id)
-
-    def authenticate(
-        self, presented: str, *, host: str | None = None, scope: KeyScope | None = None
-    ) -> ApiKey:
-        """The API key for ``presented`` if it may be used for a request to ``host`` needing
-        ``scope``; AuthError with a ``reason`` otherwise (see :class:`KeyChecker`)."""
-        return self.keys.authenticate(presented, host=host, scope=scope)
-
-    def _find_key(self, key_id: str) -> tuple[ApiKey, str] | None:
-        with self._transaction() as conn:
-            rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM waypost_keys WHERE id = ?", (key_id,))
-        return (self._key(rows[0]), rows[0][9]) if rows else None
-
-    def _record_key_use(self, used: Mapping[str, datetime]) -> None:
-        with self._transaction(write=True) as conn:
-            conn.executemany(
-                "UPDATE waypost_keys SET last_used_at = ? WHERE id = ?",
-                [(self._time_param(when), key_id) for key_id, when in used.items()],
-            )
