@@ -12,20 +12,28 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from waypost.engine import Engine
-from waypost.exceptions import RuleError, RulesError
+from waypost.exceptions import RuleError, RulesError, WaypostError
 from waypost.rules.load import FORMATS, parse_rules
+from waypost.store import open_store
+from waypost.store.transfer import read_document
 from waypost.tools.annotations import render_github, render_gitlab, render_human, render_json
 from waypost.tools.casetest import parse_cases, render_failures, run_cases
 from waypost.tools.check import Finding, Fix, check_rules, load_findings, worst_severity
 from waypost.tools.fix import FixError, apply_fixes
-from waypost.tools.formats import EXPORTERS, IMPORTERS, detect_format, export_cloudflare
+from waypost.tools.formats import (
+    EXPORTERS,
+    IMPORTERS,
+    detect_format,
+    export_cloudflare,
+    export_yaml,
+)
 from waypost.tools.trace import MAX_REDIRECTS, follow
 
 __all__ = ["check_command", "export_command", "import_command", "test_command", "trace_command"]
@@ -46,6 +54,28 @@ def _engine_or_exit(rules: str) -> Engine:
     except RulesError as exc:
         _print_errors(exc.errors, exc.file or rules)
         sys.exit(1)
+
+
+def _store_engine(db: str) -> tuple[Engine, str]:
+    """An engine for the store's rules, and how to name them in messages."""
+    try:
+        store = open_store(db)
+        try:
+            snapshot = store.load_snapshot()
+            name = f"{store.location}@{snapshot.revision}"
+        finally:
+            store.close()
+        engine = Engine(
+            snapshot.rules,
+            defaults=snapshot.defaults,
+            allowed_hosts=snapshot.allowed_hosts,
+        )
+    except RulesError as exc:
+        _print_errors(exc.errors, db)
+        sys.exit(1)
+    except WaypostError as exc:
+        raise click.ClickException(str(exc)) from None
+    return engine, name
 
 
 def _read_text(path: str) -> str:
@@ -316,11 +346,26 @@ def trace_command(
 )
 @click.option("--dry-run", is_flag=True, help="Show the report; write nothing.")
 @click.option("--strict", is_flag=True, help="Exit 1 when a line was skipped.")
+@click.option(
+    "--db",
+    default=None,
+    help="Make this rule store's rules exactly FILE's, as one revision (instead of writing YAML).",
+)
+@click.option("-m", "--message", default=None, help="With --db: the revision's message.")
 def import_command(
-    file: str, fmt: str | None, output: str | None, dry_run: bool, strict: bool
+    file: str,
+    fmt: str | None,
+    output: str | None,
+    dry_run: bool,
+    strict: bool,
+    db: str | None,
+    message: str | None,
 ) -> None:
     """Read redirects from FILE (nginx, Apache, Netlify, Vercel, Cloudflare, WordPress, Wagtail,
-    CSV) as a Waypost YAML rules file. Every skipped line is reported with its reason."""
+    CSV, or Waypost's own formats) as a Waypost YAML rules file, or into the rule store with
+    --db. Every skipped line is reported with its reason."""
+    if db is not None and output is not None:
+        raise click.UsageError("give --db or --output, not both")
     text = _read_text(file)
     if fmt is None:
         fmt = detect_format(file, text)
@@ -338,6 +383,15 @@ def import_command(
     _, errors = parse_rules(exported.text, format="yaml", file=name)
     for error in errors:
         click.echo(f"warning: the imported rules do not load: {error}", err=True)
+    if db is not None:
+        if errors or exported.unsupported:
+            click.echo(
+                f"{file}: nothing written to the store: the rules above do not load", err=True
+            )
+            sys.exit(1)
+        if not dry_run:
+            _import_into_store(db, file, fmt, result.rules, result.defaults or {}, message)
+        sys.exit(1 if strict and result.skipped else 0)
     if not dry_run:
         if output is None:
             click.echo(exported.text, nl=not exported.text.endswith("\n"))
@@ -348,8 +402,44 @@ def import_command(
     sys.exit(1 if failed else 0)
 
 
+def _import_into_store(
+    db: str,
+    file: str,
+    fmt: str,
+    rules: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any],
+    message: str | None,
+) -> None:
+    """Replace the store's rules by ``rules`` (Waypost's own files exactly as written)."""
+    hosts: tuple[str, ...] = ()
+    if FORMATS.get(Path(file).suffix.lower()) == fmt or fmt == "yaml":
+        try:
+            document = read_document(file)
+        except RulesError as exc:
+            _print_errors(exc.errors, exc.file or file)
+            sys.exit(1)
+        rules, defaults, hosts = document.rules, document.defaults, document.allowed_hosts
+    try:
+        store = open_store(db)
+        try:
+            revision = store.replace_rules(
+                rules,
+                defaults=defaults,
+                allowed_hosts=hosts,
+                message=message or f"import {Path(file).name} ({fmt})",
+            )
+        finally:
+            store.close()
+    except WaypostError as exc:
+        raise click.ClickException(str(exc)) from None
+    if revision is None:
+        click.echo(f"{db}: {len(rules)} rules, no changes", err=True)
+    else:
+        click.echo(f"{db}: {len(rules)} rules stored as revision {revision.number}", err=True)
+
+
 @click.command("export")
-@click.argument("rules", type=click.Path(dir_okay=False))
+@click.argument("rules", type=click.Path(dir_okay=False), required=False)
 @click.option(
     "--format",
     "fmt",
@@ -370,12 +460,23 @@ def import_command(
     help="cloudflare: the host of rules without a host condition (Cloudflare needs one).",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when a rule cannot be expressed.")
+@click.option("--db", default=None, help="Export this rule store's rules instead of RULES.")
 def export_command(
-    rules: str, fmt: str, output: str | None, host: str | None, strict: bool
+    rules: str | None,
+    fmt: str,
+    output: str | None,
+    host: str | None,
+    strict: bool,
+    db: str | None,
 ) -> None:
-    """Write RULES in another format. A rule the format cannot express is reported on stderr
-    with its file:line and the reason, never dropped silently."""
-    engine = _engine_or_exit(rules)
+    """Write RULES (or the rule store --db) in another format. A rule the format cannot express
+    is reported on stderr with its file:line and the reason, never dropped silently."""
+    if rules is not None and db is None:
+        engine = _engine_or_exit(rules)
+    elif db is not None and rules is None:
+        engine, rules = _store_engine(db)
+    else:
+        raise click.UsageError("give a RULES file or --db, one of the two")
     source = list(engine.rules)
     mappings = [r.to_mapping() for r in source]
     defaults = dict(engine.ruleset.defaults)
@@ -383,6 +484,8 @@ def export_command(
         raise click.UsageError("--host is for --format cloudflare only")
     if fmt == "cloudflare":
         result = export_cloudflare(mappings, defaults, host=host)
+    elif fmt == "yaml":  # Waypost's own format keeps everything, allowed_hosts included
+        result = export_yaml(mappings, defaults, allowed_hosts=engine.ruleset.allowed_hosts)
     else:
         result = EXPORTERS[fmt](mappings, defaults)
     for item in result.unsupported:

@@ -77,9 +77,13 @@ def parse_yaml(text: str) -> ImportResult:
 
 
 def export_yaml(
-    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+    rules: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any] | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
 ) -> ExportResult:
-    """Write rules (and ``defaults``) as a Waypost YAML rules file; nothing is lost."""
+    """Write rules (with ``defaults`` and ``allowed_hosts``) as a Waypost YAML rules file;
+    nothing is lost."""
     plain: list[dict[str, Any]] = []
     unsupported: list[Unsupported] = []
     for index, rule in enumerate(rules):
@@ -95,6 +99,8 @@ def export_yaml(
     document: dict[str, Any] = {}
     if defaults:
         document["defaults"] = _plain(defaults)
+    if allowed_hosts:
+        document["allowed_hosts"] = list(allowed_hosts)
     document["rules"] = plain
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return ExportResult(text, unsupported, len(plain))
