@@ -166,9 +166,12 @@ def serve(rules: str | None, **flags: Any) -> None:
     if settings.db is None:
         if rules is None:
             raise click.UsageError("give a RULES file to serve, or --db to serve a rule store")
+        from waypost.server.reloading import file_signature
+
+        signature = file_signature(rules)  # before loading: a change from now on is reloaded
         engine = _engine(rules)
         click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; {address}", err=True)
-        run_server(engine, rules, settings)
+        run_server(engine, rules, settings, rules_signature=signature)
         return
     engine, revision, location = _store_engine(settings.db, rules)
     click.echo(

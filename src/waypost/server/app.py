@@ -23,6 +23,7 @@ from typing import Any
 from waypost.asgi import send_response
 from waypost.engine import Engine
 from waypost.server.core import WaypostServer
+from waypost.server.reloading import Signature
 from waypost.settings import Settings
 
 __all__ = ["WaypostApp"]
@@ -56,6 +57,7 @@ class WaypostApp:
         settings: Settings | None = None,
         *,
         rules_path: str | Path | None = None,
+        rules_signature: Signature | None = None,
         store_url: str | None = None,
         store_revision: int = 0,
     ) -> None:
@@ -63,6 +65,7 @@ class WaypostApp:
             engine,
             settings,
             rules_path=rules_path,
+            rules_signature=rules_signature,
             store_url=store_url,
             store_revision=store_revision,
         )

@@ -34,7 +34,7 @@ from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
 from waypost.server.proxy import Forward, UpstreamProxy
-from waypost.server.reloading import RulesWatcher
+from waypost.server.reloading import RulesWatcher, Signature
 from waypost.server.store_sync import StoreSync
 from waypost.settings import Settings
 
@@ -79,6 +79,7 @@ class WaypostServer:
         settings: Settings | None = None,
         *,
         rules_path: str | Path | None = None,
+        rules_signature: Signature | None = None,
         store_url: str | None = None,
         store_revision: int = 0,
     ) -> None:
@@ -92,6 +93,7 @@ class WaypostServer:
                 rules_path,
                 interval=settings.reload_interval,
                 on_reload=self._reloaded,
+                loaded_signature=rules_signature,
             )
             if rules_path is not None
             else None

@@ -27,7 +27,7 @@ from pathlib import Path
 from waypost.engine import Engine
 from waypost.exceptions import RulesError
 
-__all__ = ["LoadedRules", "RulesWatcher", "file_revision"]
+__all__ = ["LoadedRules", "RulesWatcher", "file_revision", "file_signature"]
 
 logger = logging.getLogger("waypost.server")
 
@@ -35,6 +35,11 @@ logger = logging.getLogger("waypost.server")
 _SETTLE_SECONDS = 0.05
 
 Signature = tuple[int, int, int, int]
+
+
+def file_signature(path: str | Path) -> Signature | None:
+    """What identifies a version of the file (inode, size, times); None when it is missing."""
+    return _signature(Path(path))
 
 
 def _signature(path: Path) -> Signature | None:
@@ -81,12 +86,15 @@ class RulesWatcher:
         *,
         interval: float = 0.25,
         on_reload: Callable[[bool], None] | None = None,
+        loaded_signature: Signature | None = None,
     ) -> None:
         self.engine = engine
         self.path = Path(path)
         self.interval = interval
         self.on_reload = on_reload
-        self._seen = _signature(self.path)
+        # The file as it was when ``engine`` was loaded (in the main process, before the fork):
+        # a change made while a worker was starting must still reach that worker.
+        self._seen = loaded_signature if loaded_signature is not None else _signature(self.path)
         self._failed: Signature | None = None
         self.loaded = LoadedRules(file_revision(self.path), datetime.now(UTC), len(engine))
         self._stop = threading.Event()

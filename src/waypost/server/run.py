@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from waypost.engine import Engine
+from waypost.server.reloading import file_signature
 from waypost.settings import Settings
 
 __all__ = ["check_serve_settings", "logging_config", "run_server"]
@@ -100,6 +101,7 @@ def run_server(
     *,
     store_url: str | None = None,
     store_revision: int = 0,
+    rules_signature: Any = None,
 ) -> None:
     """Serve ``engine`` until SIGTERM/SIGINT, following ``rules_path`` (hot reload) or the rule
     store at ``store_url`` (every committed revision)."""
@@ -109,6 +111,12 @@ def run_server(
     from granian.server import Server
 
     check_serve_settings(settings)
+    # Taken before the workers fork (best: by the caller, before it loaded the engine): each
+    # worker compares the file with this, not with what it finds when it starts, so an edit
+    # made while workers start up still reaches every one.
+    signature = rules_signature
+    if signature is None and rules_path is not None:
+        signature = file_signature(rules_path)
     # The loaded rules live as long as the process: keep the cyclic GC from walking a million of
     # them again and again (pauses in the p99), and keep forked workers from touching, and so
     # copying, the pages they sit on.
@@ -131,6 +139,7 @@ def run_server(
             engine,
             settings,
             rules_path=rules_path,
+            rules_signature=signature,
             store_url=store_url,
             store_revision=store_revision,
         )
