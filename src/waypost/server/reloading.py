@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from pathlib import Path
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError
+from waypost.server._background import BackgroundLoop
 
 __all__ = ["LoadedRules", "RulesWatcher", "file_revision", "file_signature"]
 
@@ -72,7 +71,7 @@ class LoadedRules:
         return f"{self.revision}@{self.loaded_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
 
 
-class RulesWatcher:
+class RulesWatcher(BackgroundLoop):
     """Keeps ``engine`` in step with the rules file at ``path``.
 
     ``on_reload(ok)`` is called after every load attempt (for the metrics). Start the polling
@@ -97,28 +96,15 @@ class RulesWatcher:
         self._seen = loaded_signature if loaded_signature is not None else _signature(self.path)
         self._failed: Signature | None = None
         self.loaded = LoadedRules(file_revision(self.path), datetime.now(UTC), len(engine))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
+
+    thread_name = "reload"
 
     def __repr__(self) -> str:
         return f"RulesWatcher({self.engine!r}, {str(self.path)!r}, interval={self.interval!r})"
 
-    def start(self) -> None:
-        """Start polling on a daemon thread (no-op when the interval is 0 or already started)."""
-        if self.interval <= 0 or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"waypost-reload-{os.getpid()}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop polling (waits for a load in progress to finish)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+    def _wanted(self) -> bool:
+        return self.interval > 0  # an interval of 0 turns hot reload off
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

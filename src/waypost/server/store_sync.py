@@ -13,8 +13,6 @@ Connections are opened in the worker, after any fork: database connections are n
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -23,6 +21,7 @@ from typing import Any
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, StoreError
+from waypost.server._background import BackgroundLoop
 from waypost.store import open_store
 
 __all__ = ["StoreSync", "engine_from_store"]
@@ -43,7 +42,7 @@ def engine_from_store(url: str) -> tuple[Engine, int]:
     return engine, snapshot.revision
 
 
-class StoreSync:
+class StoreSync(BackgroundLoop):
     """Keeps ``engine`` at the store's latest revision, from a daemon thread of this worker."""
 
     def __init__(
@@ -63,29 +62,13 @@ class StoreSync:
         self.loaded_at = datetime.now(UTC)
         self.degraded: str | None = None
         self.location = url
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._store: Any = None
+        super().__init__()
+
+    thread_name = "store"
 
     def __repr__(self) -> str:
         return f"StoreSync({self.engine!r}, {self.location!r}, revision={self.revision})"
-
-    def start(self) -> None:
-        """Start following the store on a daemon thread."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"waypost-store-{os.getpid()}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop following (waits briefly for the thread)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
 
     def _run(self) -> None:
         listener: Any = None
