@@ -7,8 +7,11 @@ Every server answers the same exact redirects (``/p/<i>`` -> ``/n/<i>``, 301) on
 keeps its connections alive and draws each request's path at random from a file of paths spread
 across the whole rule set. The server runs on CPU 0 and wrk on CPU 1 (taskset), one worker each:
 
-- ``waypost``: ``waypost serve`` as shipped (Granian, one worker), without the access log;
-- ``uvicorn``: the same Waypost ASGI app on uvicorn with httptools and uvloop (the shoot-out);
+- ``waypost``: ``waypost serve`` as shipped (uvicorn's httptools protocol on uvloop, with
+  Waypost's direct answers from the request head), one worker, without the access log;
+- ``uvicorn``: the same Waypost app as plain ASGI on uvicorn with httptools and uvloop, and
+  ``granian-asgi``: the same on Granian (the shoot-out that chose the stack; Granian served
+  Waypost until the direct answers);
 - ``nginx``: a ``map`` of the redirects and ``return 301`` (the practical ceiling), access log off;
 - ``starlette``: one ``Route`` per redirect, served by uvicorn (what a user would write by hand).
   Starlette matches routes one by one, so it is measured up to ``--starlette-max`` routes.
@@ -387,7 +390,9 @@ def main() -> None:
     parser.add_argument(
         "--starlette-max", type=int, default=10_000, help="most routes given to Starlette"
     )
-    parser.add_argument("--servers", default="waypost,uvicorn,nginx,starlette", help="which to run")
+    parser.add_argument(
+        "--servers", default="waypost,uvicorn,granian-asgi,nginx,starlette", help="which to run"
+    )
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, 1,000 rules")
     parser.add_argument("--no-write", action="store_true", help="do not write results/")
     args = parser.parse_args()

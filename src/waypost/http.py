@@ -11,7 +11,7 @@ CR, LF and NUL in a field value would split the response).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote
 
 from waypost.engine import Decision
@@ -51,9 +51,12 @@ _REASONS = {
 _URI_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
-    """A finished response: header names are lower-case, values are ASCII-safe text."""
+class Response(NamedTuple):
+    """A finished response: header names are lower-case, values are ASCII-safe text.
+
+    A named tuple rather than a frozen dataclass: the server makes one per request, and a tuple
+    is built several times faster.
+    """
 
     status: int
     headers: tuple[tuple[str, str], ...]
@@ -84,13 +87,21 @@ def safe_header_value(value: str) -> str:
     return value
 
 
+def _plain_uri(location: str) -> bool:
+    """True when ``location`` is printable ASCII without spaces: already a header-safe URI."""
+    return location.isascii() and location.isprintable() and " " not in location
+
+
+_CACHEABLE = {DEFAULT_MAX_AGE: f"public, max-age={DEFAULT_MAX_AGE}"}
+
+
 def encode_location(location: str) -> str:
     """``location`` as a header-safe URI reference (idempotent on an already-encoded one).
 
     Non-ASCII text, spaces and control characters are percent-encoded as UTF-8; existing ``%XX``
     escapes and reserved characters are kept; an international host is written in IDNA form.
     """
-    if location.isascii() and location.isprintable() and " " not in location:
+    if _plain_uri(location):
         return location
     scheme, sep, rest = location.partition("://")
     if sep and scheme.isalnum():
@@ -153,35 +164,38 @@ def decision_response(
     Content-Length of its UTF-8 bytes; a HEAD response carries the same headers and no body.
     """
     if decision.action == "redirect":
-        location = encode_location(decision.location or "/")
+        location = decision.location or "/"
+        if not _plain_uri(location):  # the common case needs neither step
+            location = safe_header_value(encode_location(location))
         status = decision.status or 302
-        text = f"{_REASONS.get(status, 'Redirect')}: {location}\n"
-        body = text.encode("utf-8")
-        headers = [
-            ("location", safe_header_value(location)),
+        body = f"{_REASONS.get(status, 'Redirect')}: {location}\n".encode()
+        if status in _PERMANENT:
+            rule = decision.rule
+            rule_max_age = rule.options.max_age if rule is not None else None
+            max_age = default_max_age if rule_max_age is None else rule_max_age
+            cache_control = _CACHEABLE.get(max_age) or f"public, max-age={max_age}"
+        else:
+            cache_control = "no-store"
+        headers: tuple[tuple[str, str], ...] = (
+            ("location", location),
             ("content-type", _TEXT),
             ("content-length", str(len(body))),
-        ]
-        if status in _PERMANENT:
-            rule_max_age = decision.rule.options.max_age if decision.rule else None
-            max_age = default_max_age if rule_max_age is None else rule_max_age
-            headers.append(("cache-control", f"public, max-age={max_age}"))
-        else:
-            headers.append(("cache-control", "no-store"))
+            ("cache-control", cache_control),
+        )
         if decision.vary:
-            headers.append(("vary", ", ".join(decision.vary)))
-        return Response(status, tuple(headers), b"" if head else body)
+            headers += (("vary", ", ".join(decision.vary)),)
+        return Response(status, headers, b"" if head else body)
     if decision.action == "respond":
         body = (decision.body or "").encode("utf-8")
-        headers = [
+        out = [
             (k.lower(), safe_header_value(v))
             for k, v in decision.headers
             if k.lower() not in ("content-length", "transfer-encoding")
         ]
-        if not any(k == "content-type" for k, _ in headers):
-            headers.append(("content-type", _TEXT))
-        headers.append(("content-length", str(len(body))))
+        if not any(k == "content-type" for k, _ in out):
+            out.append(("content-type", _TEXT))
+        out.append(("content-length", str(len(body))))
         if decision.vary:
-            headers.append(("vary", ", ".join(decision.vary)))
-        return Response(decision.status or 200, tuple(headers), b"" if head else body)
+            out.append(("vary", ", ".join(decision.vary)))
+        return Response(decision.status or 200, tuple(out), b"" if head else body)
     raise ValueError(f"a {decision.action} decision has no response of its own")

@@ -126,6 +126,12 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "keep_alive_timeout",
+        5.0,
+        "Seconds an idle keep-alive connection (or a request head that stopped arriving) is kept.",
+        float,
+    ),
+    Setting(
         "graceful_timeout",
         30.0,
         "Seconds in-flight requests may take to finish after SIGTERM before workers are killed.",
@@ -152,6 +158,7 @@ class Settings:
     reload_interval: float = 0.25
     max_request_line: int = 8190
     max_header_bytes: int = 32768
+    keep_alive_timeout: float = 5.0
     graceful_timeout: float = 30.0
 
     @classmethod

@@ -73,7 +73,7 @@ class WaypostApp:
         #: The admin API (serving from a store only), made in the worker at start-up.
         self.admin: Any = None
         self._admin_store: Any = None
-        self._is_admin_path: Callable[[str], bool] = lambda path: False
+        self.is_admin_path: Callable[[str], bool] = lambda path: False
 
     @property
     def engine(self) -> Engine:
@@ -114,7 +114,7 @@ class WaypostApp:
 
         # Opened here, in the worker: database connections must not cross a fork.
         self._admin_store = open_store(self.store_url)
-        self._is_admin_path = is_admin_path
+        self.is_admin_path = is_admin_path
         self.admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX)
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,7 +158,7 @@ class WaypostApp:
             self.server.in_flight -= 1
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.admin is not None and self._is_admin_path(scope["path"]):
+        if self.admin is not None and self.is_admin_path(scope["path"]):
             await self._admin(scope, receive, send)
             return
         server = self.server

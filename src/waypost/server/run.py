@@ -1,30 +1,41 @@
-"""Running the standalone server: Granian, with Waypost's ASGI app in every worker.
+"""Running the standalone server: uvicorn's HTTP layer on uvloop, one process per worker.
 
-Why Granian: it measured fastest of the servers tried (see the README's "The server" and
-``benchmarks/bench_server.py``), it is well kept, and its HTTP layer (Rust's hyper) already
-refuses oversized request heads with 414/431 instead of buffering them. What this module sets up:
+Why this stack: see the README's "The server" and ``benchmarks/bench_server.py``. In short, the
+connection protocol (:mod:`waypost.server.protocol`) answers what the engine decides straight from
+the request head, which only a server whose protocol can be extended allows; uvicorn's httptools
+protocol (llhttp, the parser of Node.js) on uvloop is that, well kept and widely deployed, and
+the ASGI path under it serves the admin API and the upstream proxy. What this module sets up:
 
 - the rules are loaded once in the main process (so a broken file stops the start with every
   error listed); workers are forked from it and inherit the loaded engine, then each watches the
-  file on its own (hot reload);
+  file on its own (hot reload). One listening socket, bound before the fork, is shared by all;
+- with several workers, a supervisor in the main process restarts a worker that dies and passes
+  SIGTERM/SIGINT on; with one, the main process serves itself;
 - with several workers, prometheus_client's multiprocess mode in a private temporary folder, set
   before any worker starts and removed at exit;
 - logging: Waypost's messages on standard error, the access log on standard output;
-- graceful shutdown: on SIGTERM or SIGINT Granian stops accepting, each worker lets requests in
-  flight finish (up to ``graceful_timeout``), then exits.
+- graceful shutdown: on SIGTERM or SIGINT each worker stops accepting, lets requests in flight
+  finish (up to ``graceful_timeout``), then exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import logging.config
-import math
 import os
 import shutil
+import signal
+import socket
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
+
+import uvicorn
 
 from waypost.engine import Engine
 from waypost.server.reloading import file_signature
@@ -35,6 +46,7 @@ __all__ = ["check_serve_settings", "logging_config", "run_server"]
 # prometheus_client's own variable; read when prometheus_client is first imported.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LEVELS = ("debug", "info", "warning", "error", "critical")
+logger = logging.getLogger("waypost.server")
 
 
 def check_serve_settings(settings: Settings) -> None:
@@ -54,13 +66,19 @@ def check_serve_settings(settings: Settings) -> None:
     for name in ("workers", "max_request_line", "max_header_bytes"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1, not {getattr(settings, name)!r}")
+    if settings.keep_alive_timeout <= 0:
+        raise SettingsError(
+            f"keep_alive_timeout must be more than 0, not {settings.keep_alive_timeout!r}"
+        )
     for name in ("redirect_max_age", "reload_interval", "graceful_timeout"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
-    """The ``logging.config`` dict for the server (Granian's loggers and Waypost's)."""
+    """The ``logging.config`` dict for the server (uvicorn's loggers and Waypost's).
+
+    uvicorn's own access log stays off: Waypost writes its own, in the combined format."""
     level = settings.log_level.upper()
     return {
         "version": 1,
@@ -86,8 +104,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             },
         },
         "loggers": {
-            "_granian": {"handlers": ["console"], "level": level, "propagate": False},
-            "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "uvicorn": {"handlers": ["console"], "level": level, "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
             "waypost": {"handlers": ["console"], "level": level, "propagate": False},
             "waypost.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
         },
@@ -105,11 +123,6 @@ def run_server(
 ) -> None:
     """Serve ``engine`` until SIGTERM/SIGINT, following ``rules_path`` (hot reload) or the rule
     store at ``store_url`` (every committed revision)."""
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-    from granian.server import Server
-
     check_serve_settings(settings)
     # Taken before the workers fork (best: by the caller, before it loaded the engine): each
     # worker compares the file with this, not with what it finds when it starts, so an edit
@@ -127,15 +140,20 @@ def run_server(
         # Must be set before prometheus_client creates any value, so before any worker starts.
         metrics_dir = tempfile.mkdtemp(prefix="waypost-metrics-")
         os.environ[MULTIPROCESS_ENV] = metrics_dir
-    config = logging_config(settings)
-    logging.config.dictConfig(config)
+    logging.config.dictConfig(logging_config(settings))
+    listener = _listen(settings.host, settings.port)
+    logger.info(
+        "waypost: serving on http://%s:%d with %d worker(s)",
+        settings.host,
+        listener.getsockname()[1],
+        settings.workers,
+    )
 
-    def load_app() -> Any:
+    def serve() -> None:
         # Runs in each worker, after the fork: the metrics, the watcher thread and the upstream
         # connection pool belong to that worker.
-        from waypost.server.app import WaypostApp
-
-        return WaypostApp(
+        _serve_worker(
+            listener,
             engine,
             settings,
             rules_path=rules_path,
@@ -144,26 +162,126 @@ def run_server(
             store_revision=store_revision,
         )
 
-    # Room for a head a little over the limits, so that Waypost itself answers 414/431 with a
-    # body; past this, hyper answers them with an empty body.
-    buffer = max(65536, 2 * (settings.max_request_line + settings.max_header_bytes) + 4096)
-    server = Server(
-        "waypost",
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        workers=settings.workers,
-        loop=Loops.auto,
-        http=HTTPModes.auto,
-        websockets=False,
-        http1_settings=HTTP1Settings(max_buffer_size=buffer),
-        log_level=LogLevels(settings.log_level.lower()),
-        log_dictconfig=config,
-        log_access=False,  # Waypost writes its own, in the combined format
-        workers_kill_timeout=math.ceil(settings.graceful_timeout) + 2,
-    )
     try:
-        server.serve(target_loader=load_app, wrap_loader=False)
+        if settings.workers == 1:
+            serve()
+        else:
+            _supervise(serve, settings.workers, settings.graceful_timeout + 2)
     finally:
+        listener.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, port), family=family, backlog=2048)
+    listener.set_inheritable(True)
+    return listener
+
+
+def _serve_worker(
+    listener: socket.socket, engine: Engine, settings: Settings, **app_args: Any
+) -> None:
+    import uvicorn
+
+    from waypost.server.app import WaypostApp
+    from waypost.server.protocol import protocol_for
+
+    app = WaypostApp(engine, settings, **app_args)
+    config = uvicorn.Config(
+        app,
+        http=protocol_for(app),
+        loop="uvloop",
+        interface="asgi3",
+        lifespan="on",
+        ws="none",
+        proxy_headers=False,  # Waypost's --trusted-proxies decides whom to believe
+        server_header=False,
+        date_header=True,
+        access_log=False,
+        log_config=None,  # the logging set up by run_server() stays
+        timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
+    )
+    server = _Server(config)
+    server.run(sockets=[listener])
+    if not server.started:
+        raise SystemExit(STARTUP_FAILED)
+
+
+STARTUP_FAILED = 3
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's Server, whose signal handling ends the serve loop and nothing more (uvicorn's own
+    raises the signal again once it has shut down, which would kill the process with it)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _supervise(serve: Callable[[], None], workers: int, kill_timeout: float) -> None:
+    """Fork ``workers`` processes running ``serve``; restart one that dies; on SIGTERM or SIGINT
+    pass SIGTERM to all, wait up to ``kill_timeout`` seconds, then kill what is left."""
+    children: dict[int, int] = {}
+    stopping: list[float] = []
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                serve()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                logger.exception("waypost: worker %d failed", os.getpid())
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = slot
+
+    def stop(sig: int, frame: FrameType | None) -> None:
+        if not stopping:
+            stopping.append(time.monotonic() + kill_timeout)
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for slot in range(workers):
+            spawn(slot)
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                if stopping and time.monotonic() > stopping[0]:
+                    for child in children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(child, signal.SIGKILL)
+                time.sleep(0.05)
+                continue
+            slot = children.pop(pid)
+            if stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if code == STARTUP_FAILED:
+                logger.error("waypost: worker %d could not start; stopping", pid)
+                stop(signal.SIGTERM, None)
+                continue
+            logger.error("waypost: worker %d exited (%d); starting another", pid, code)
+            spawn(slot)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,259 @@
+"""The HTTP/1.1 connection: uvicorn's httptools protocol, with Waypost's answers written directly.
+
+Most requests to a redirect server are answered from the engine alone (a redirect, a fixed
+response, the 404 page, health, metrics). For those, building an ASGI scope, starting a task and
+passing messages through the ASGI interface costs several times what deciding does, so this
+protocol asks :meth:`WaypostServer.answer <waypost.server.core.WaypostServer.answer>` as soon as the
+request head has arrived and, when the answer is a finished response, writes its bytes straight to
+the connection. Everything else (a request that goes upstream, the admin API, an upgrade, a
+request behind one still in progress on the same connection) takes uvicorn's ordinary ASGI path
+to :class:`~waypost.server.app.WaypostApp`, which asks the same question and gets the same answer.
+
+It also bounds what a client may send before its head is complete: httptools buffers a header
+until its end, so without a limit a client could make a worker hold any amount of memory. Past
+``max_request_line + max_header_bytes`` (plus room for the request line and separators) the
+connection gets 414 or 431 and is closed.
+
+The uvicorn version is pinned: this class builds on ``HttpToolsProtocol``'s per-request state
+(``url``, ``headers``, ``cycle``, ``pipeline``, ``flow``), and ``tests/server`` exercises both paths
+on a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from waypost.http import Response, error_response
+from waypost.server.app import WaypostApp
+from waypost.server.core import Answer
+
+__all__ = ["WaypostProtocol", "protocol_for"]
+
+_CLOSE = b"connection: close\r\n"
+# Room beyond the configured limits for the request line's method and version, and separators.
+_HEAD_SLACK = 16_384
+
+
+class WaypostProtocol(HttpToolsProtocol):
+    """One client connection. Made by :func:`protocol_for`, which binds the app."""
+
+    app_instance: WaypostApp  # set on the subclass made by protocol_for()
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        app = self.app_instance
+        self.waypost = app.server
+        settings = app.server.settings
+        self._max_line = settings.max_request_line
+        self._max_head = settings.max_request_line + settings.max_header_bytes + _HEAD_SLACK
+        #: Bytes received since the current request head began (None outside a head).
+        self._head_bytes: int | None = None
+        #: True when a request ended within the data being fed to the parser.
+        self._completed = False
+        #: The answer being sent for the current request, when this protocol answers it.
+        self._answer: tuple[Answer, Response, str, str, str, bool] | None = None
+        self._headers_text: list[tuple[str, str]] = []
+        self._client_ip: str | None = None
+        #: Set when the server shuts down while this protocol is reading a request's body.
+        self._closing = False
+        #: The keep-alive timeout of directly answered requests (see _idle_check).
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_data = 0.0
+
+    # -- limits -----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._last_data = self.loop.time()
+        self._completed = False
+        super().data_received(data)
+        # Still inside a request head after this data: count it. When a request ended within
+        # this data, where the next head began is not known, so its first piece is not counted:
+        # a head is refused at most one read (256 KiB) past the limit, never left unbounded.
+        if self._head_bytes is not None and not self._completed:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._max_head:
+                self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        settings = self.waypost.settings
+        url = getattr(self, "url", b"")
+        if url is not None and len(url) > self._max_line:
+            detail = f"The request target is longer than {settings.max_request_line} bytes."
+            response = error_response(414, detail)
+        else:
+            detail = f"The request headers are larger than {settings.max_header_bytes} bytes."
+            response = error_response(431, detail)
+        self.waypost.done(
+            "rejected",
+            response.status,
+            len(response.body),
+            client_ip=self.client[0] if self.client else None,
+            method="-",
+            target="-",
+            protocol="HTTP/1.1",
+            headers=(),
+        )
+        self._write(response, keep_alive=False)
+        self.transport.close()
+        self._head_bytes = None
+
+    # -- the request ------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        # What uvicorn's on_message_begin() resets, without the ASGI scope: a request answered
+        # here never needs one (_asgi() makes it for the others).
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self._head_bytes = 0
+        self._answer = None
+
+    def _asgi(self) -> None:
+        """Hand the request whose head just arrived to uvicorn's ASGI path."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()  # the ASGI scope, and the state it resets
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+        super().on_headers_complete()
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        parser = self.parser
+        if (
+            (self.cycle is not None and not self.cycle.response_complete)
+            or self.pipeline
+            or self.flow.write_paused
+            or self.expect_100_continue
+            or parser.should_upgrade()
+        ):
+            self._asgi()
+            return
+        url: bytes = self.url
+        if url[:1] == b"/" and b"#" not in url:
+            raw, _, raw_query = url.partition(b"?")
+        else:
+            parsed = httptools.parse_url(url)
+            raw, raw_query = parsed.path, parsed.query or b""
+        raw_path = raw.decode("latin-1")
+        app = self.app_instance
+        if app.admin is not None and app.is_admin_path(
+            unquote(raw_path) if "%" in raw_path else raw_path
+        ):
+            self._asgi()
+            return
+        method = parser.get_method().decode("ascii")
+        query = raw_query.decode("latin-1")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
+        client_ip = self.client[0] if self.client else None
+        scheme = self.scheme or "http"
+        answer = self.waypost.answer(method, raw_path, query, headers, client_ip, scheme)
+        response = answer.response
+        if response is None:  # it goes upstream: the ASGI path streams it
+            self._asgi()
+            return
+        version = parser.get_http_version()
+        target = f"{raw_path}?{query}" if raw_query else raw_path
+        self._answer = (answer, response, method, target, version, parser.should_keep_alive())
+        self._headers_text = headers
+        self._client_ip = client_ip
+
+    def on_body(self, body: bytes) -> None:
+        if self._answer is None:
+            super().on_body(body)
+        # else: the answer does not depend on the body; it is read and dropped.
+
+    def on_message_complete(self) -> None:
+        pending = self._answer
+        self._completed = True
+        if pending is None:
+            super().on_message_complete()
+            return
+        self._answer = None
+        answer, response, method, target, version, keep_alive = pending
+        keep_alive = keep_alive and not self._closing
+        self._write(response, keep_alive=keep_alive)
+        self.waypost.done(
+            answer.action,
+            response.status,
+            len(response.body),
+            client_ip=self._client_ip,
+            method=method,
+            target=target,
+            protocol="HTTP/" + version,
+            headers=self._headers_text,
+        )
+        self.server_state.total_requests += 1
+        if not keep_alive:
+            self.transport.close()
+        elif self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Close the connection once it has been idle for the keep-alive timeout.
+
+        uvicorn arms a timer after every response and cancels it when data arrives: two timer
+        operations per request. Directly answered requests share one timer per connection
+        instead, which looks at the time the last data arrived when it fires and waits again if
+        the connection has been busy since.
+        """
+        self._idle_timer = None
+        if self.transport.is_closing():
+            return
+        idle = self.loop.time() - self._last_data
+        busy = self._answer is not None or (
+            self.cycle is not None and not self.cycle.response_complete
+        )
+        if busy or idle < self.timeout_keep_alive:
+            wait = self.timeout_keep_alive - idle if not busy else self.timeout_keep_alive
+            self._idle_timer = self.loop.call_later(max(wait, 0.01), self._idle_check)
+            return
+        self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # A client that sends nothing, or stops halfway through a request head, is closed after
+        # the keep-alive timeout too (uvicorn alone would wait for it forever).
+        self._last_data = self.loop.time()
+        self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        if self._answer is not None:  # finish this request, then close
+            self._closing = True
+            return
+        super().shutdown()
+
+    def _write(self, response: Response, *, keep_alive: bool) -> None:
+        out = [STATUS_LINE[response.status]]
+        for raw_name, raw_value in self.server_state.default_headers:
+            out += (raw_name, b": ", raw_value, b"\r\n")
+        for name, value in response.headers:
+            out.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if not keep_alive:
+            out.append(_CLOSE)
+        out.append(b"\r\n")
+        out.append(response.body)
+        self.transport.write(b"".join(out))
+
+
+def protocol_for(app: WaypostApp) -> type[WaypostProtocol]:
+    """The protocol class uvicorn should make its connections with, bound to ``app``."""
+    return type("BoundWaypostProtocol", (WaypostProtocol,), {"app_instance": app})
