@@ -11,6 +11,7 @@ CR, LF and NUL in a field value would split the response).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -93,6 +94,8 @@ def _plain_uri(location: str) -> bool:
 
 
 _CACHEABLE = {DEFAULT_MAX_AGE: f"public, max-age={DEFAULT_MAX_AGE}"}
+# Per request: a C-level constructor (a NamedTuple's own __new__ is a Python function).
+_response = partial(tuple.__new__, Response)
 
 
 def encode_location(location: str) -> str:
@@ -165,11 +168,11 @@ def decision_response(
     """
     if decision.action == "redirect":
         location = decision.location or "/"
-        if not _plain_uri(location):  # the common case needs neither step
+        if not (location.isascii() and location.isprintable() and " " not in location):
             location = safe_header_value(encode_location(location))
         status = decision.status or 302
         body = f"{_REASONS.get(status, 'Redirect')}: {location}\n".encode()
-        if status in _PERMANENT:
+        if status == 301 or status == 308:
             rule = decision.rule
             rule_max_age = rule.options.max_age if rule is not None else None
             max_age = default_max_age if rule_max_age is None else rule_max_age
@@ -184,7 +187,7 @@ def decision_response(
         )
         if decision.vary:
             headers += (("vary", ", ".join(decision.vary)),)
-        return Response(status, headers, b"" if head else body)
+        return _response((status, headers, b"" if head else body))
     if decision.action == "respond":
         body = (decision.body or "").encode("utf-8")
         out = [

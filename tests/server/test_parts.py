@@ -122,3 +122,31 @@ def test_asgi_adapter_answers_the_same() -> None:
             assert (await client.get("/_waypost/health")).json()["rules"] == 1
 
     asyncio.run(run())
+
+
+def test_batched_metrics_equal_metrics_counted_one_by_one() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from waypost.server.metrics import _DECISION_BUCKETS, ServerMetrics
+
+    metrics = ServerMetrics()
+    registry = CollectorRegistry()
+    reference = Histogram(
+        "waypost_decision_seconds", "x", buckets=_DECISION_BUCKETS, registry=registry
+    )
+    times = [0.0, 1e-6, 1.5e-6, 5e-6, 7e-6, 2e-4, 0.5, 3.0, 1e-6] * 7
+    for seconds in times:
+        metrics.observe_decision(seconds)
+        reference.observe(seconds)
+        metrics.count("redirect", 301)
+    metrics.count("pass", 404)
+    text = metrics.render().decode()  # render() flushes first
+    for line in generate_latest(registry).decode().splitlines():
+        if line.startswith("waypost_decision_seconds_") and "_created" not in line:
+            assert line in text
+    assert f'waypost_requests_total{{action="redirect",status="301"}} {len(times)}.0' in text
+    assert 'waypost_requests_total{action="pass",status="404"} 1.0' in text
+    metrics.count("redirect", 301)
+    metrics.flush()
+    metrics.flush()  # nothing pending: nothing changes
+    assert f'status="301"}} {len(times) + 1}.0' in metrics.render().decode()

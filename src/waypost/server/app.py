@@ -29,6 +29,8 @@ from waypost.settings import Settings
 __all__ = ["WaypostApp"]
 
 logger = logging.getLogger("waypost.server")
+#: How far behind a scrape answered by another worker may be.
+METRICS_FLUSH_SECONDS = 0.5
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -91,19 +93,30 @@ class WaypostApp:
             await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        flusher: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.server.start()
                 self._start_admin()
+                flusher = asyncio.create_task(self._flush_metrics())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._drain()
+                if flusher is not None:
+                    flusher.cancel()
+                self.server.metrics.flush()
                 await self.server.aclose()
                 if self.admin is not None:
                     self._admin_store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _flush_metrics(self) -> None:
+        """Move this worker's counts into the shared metrics twice a second (see metrics.py)."""
+        while True:
+            await asyncio.sleep(METRICS_FLUSH_SECONDS)
+            self.server.metrics.flush()
 
     def _start_admin(self) -> None:
         if self.store_url is None or self.admin is not None:

@@ -245,8 +245,8 @@ class WaypostProtocol(HttpToolsProtocol):
         out = [STATUS_LINE[response.status]]
         for raw_name, raw_value in self.server_state.default_headers:
             out += (raw_name, b": ", raw_value, b"\r\n")
-        for name, value in response.headers:
-            out.append(f"{name}: {value}\r\n".encode("latin-1"))
+        text = "".join([f"{name}: {value}\r\n" for name, value in response.headers])
+        out.append(text.encode("latin-1"))
         if not keep_alive:
             out.append(_CLOSE)
         out.append(b"\r\n")
