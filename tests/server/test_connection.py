@@ -158,6 +158,16 @@ def test_the_connection_closes_when_the_client_asks(server: Served, request_byte
         assert _closed_within(sock, 3)
 
 
+def test_http_1_0_keep_alive_is_kept_and_said(server: Served) -> None:
+    with _connect(server.port) as sock:
+        buffer = bytearray()
+        for _ in range(2):
+            sock.sendall(b"GET /old-page HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            response = _read_response(sock, buffer)
+            assert _status(response) == 301
+            assert _header(response, b"connection") == b"keep-alive"
+
+
 def test_a_request_body_is_read_and_dropped(server: Served) -> None:
     body = b"choice=yes&" + b"x" * 200_000
     with _connect(server.port) as sock:

@@ -37,6 +37,7 @@ from waypost.server.core import Answer
 __all__ = ["WaypostProtocol", "protocol_for"]
 
 _CLOSE = b"connection: close\r\n"
+_KEEP_ALIVE = b"connection: keep-alive\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
 
@@ -184,7 +185,7 @@ class WaypostProtocol(HttpToolsProtocol):
         self._answer = None
         answer, response, method, target, version, keep_alive = pending
         keep_alive = keep_alive and not self._closing
-        self._write(response, keep_alive=keep_alive)
+        self._write(response, keep_alive=keep_alive, http_1_0=version == "1.0")
         self.waypost.done(
             answer.action,
             response.status,
@@ -241,7 +242,7 @@ class WaypostProtocol(HttpToolsProtocol):
             return
         super().shutdown()
 
-    def _write(self, response: Response, *, keep_alive: bool) -> None:
+    def _write(self, response: Response, *, keep_alive: bool, http_1_0: bool = False) -> None:
         out = [STATUS_LINE[response.status]]
         for raw_name, raw_value in self.server_state.default_headers:
             out += (raw_name, b": ", raw_value, b"\r\n")
@@ -249,6 +250,8 @@ class WaypostProtocol(HttpToolsProtocol):
         out.append(text.encode("latin-1"))
         if not keep_alive:
             out.append(_CLOSE)
+        elif http_1_0:  # an HTTP/1.0 client keeps the connection only if told so
+            out.append(_KEEP_ALIVE)
         out.append(b"\r\n")
         out.append(response.body)
         self.transport.write(b"".join(out))
