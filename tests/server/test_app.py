@@ -7,6 +7,7 @@ log, and the limits on the request line and headers.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,8 +230,11 @@ def test_access_log_is_in_combined_format(server: Served) -> None:
         server.base + '/old-page?x="1"',
         headers={"Referer": "https://ref.example/", "User-Agent": 'agent "quoted"'},
     )
-    lines = [line for line in server.stdout().splitlines() if "/old-page?x=" in line]
-    assert lines, server.stdout()
+    # The server writes its access log in batches, at most half a second late.
+    deadline = time.monotonic() + 5
+    while not (lines := [ln for ln in server.stdout().splitlines() if "/old-page?x=" in ln]):
+        assert time.monotonic() < deadline, server.stdout()
+        time.sleep(0.05)
     match = COMBINED.match(lines[-1])
     assert match, lines[-1]
     assert match["ip"] == "127.0.0.1"

@@ -150,3 +150,36 @@ def test_batched_metrics_equal_metrics_counted_one_by_one() -> None:
     metrics.flush()
     metrics.flush()  # nothing pending: nothing changes
     assert f'status="301"}} {len(times) + 1}.0' in metrics.render().decode()
+
+
+def test_buffered_access_log_writes_whole_lines_in_small_batches() -> None:
+    import os
+
+    from waypost.server.access_log import BufferedAccessLog
+
+    read_end, write_end = os.pipe()
+    try:
+        log = BufferedAccessLog(write_end)
+        log.write("10.0.0.1", "GET", "/a", "HTTP/1.1", 301, 20, None, "ua")
+        os.set_blocking(read_end, False)
+        with pytest.raises(BlockingIOError):  # held back until flush()
+            os.read(read_end, 65536)
+        for i in range(299):  # the 256th line writes the batch
+            log.write("10.0.0.1", "GET", f"/p/{i}?" + "q" * 40, "HTTP/1.1", 301, 20, None, "ua")
+        chunks = []
+        while True:
+            try:
+                chunks.append(os.read(read_end, 4096))
+            except BlockingIOError:
+                break
+        written = b"".join(chunks)
+        assert written.count(b"\n") == 256 and written.endswith(b"\n")
+        log.flush()
+        rest = os.read(read_end, 65536)
+        assert rest.count(b"\n") == 44
+        lines = (written + rest).decode().splitlines()
+        assert lines[0].startswith("10.0.0.1 - - [") and '"GET /a HTTP/1.1" 301 20' in lines[0]
+        assert all(line.count('"') == 6 for line in lines)
+    finally:
+        os.close(read_end)
+        os.close(write_end)

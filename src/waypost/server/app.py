@@ -29,8 +29,8 @@ from waypost.settings import Settings
 __all__ = ["WaypostApp"]
 
 logger = logging.getLogger("waypost.server")
-#: How far behind a scrape answered by another worker may be.
-METRICS_FLUSH_SECONDS = 0.5
+#: How far behind a scrape answered by another worker, or the access log, may be.
+FLUSH_SECONDS = 0.5
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,6 +62,7 @@ class WaypostApp:
         rules_signature: Signature | None = None,
         store_url: str | None = None,
         store_revision: int = 0,
+        buffered_log: bool = False,
     ) -> None:
         self.server = WaypostServer(
             engine,
@@ -70,6 +71,7 @@ class WaypostApp:
             rules_signature=rules_signature,
             store_url=store_url,
             store_revision=store_revision,
+            buffered_log=buffered_log,
         )
         self.store_url = store_url
         #: The admin API (serving from a store only), made in the worker at start-up.
@@ -99,24 +101,25 @@ class WaypostApp:
             if message["type"] == "lifespan.startup":
                 self.server.start()
                 self._start_admin()
-                flusher = asyncio.create_task(self._flush_metrics())
+                flusher = asyncio.create_task(self._flush_regularly())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._drain()
                 if flusher is not None:
                     flusher.cancel()
-                self.server.metrics.flush()
+                self.server.flush()
                 await self.server.aclose()
                 if self.admin is not None:
                     self._admin_store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _flush_metrics(self) -> None:
-        """Move this worker's counts into the shared metrics twice a second (see metrics.py)."""
+    async def _flush_regularly(self) -> None:
+        """Move this worker's counts into the shared metrics, and write the access log lines it
+        holds back, twice a second (see metrics.py and access_log.py)."""
         while True:
-            await asyncio.sleep(METRICS_FLUSH_SECONDS)
-            self.server.metrics.flush()
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.server.flush()
 
     def _start_admin(self) -> None:
         if self.store_url is None or self.admin is not None:

@@ -30,7 +30,7 @@ import httpx
 from waypost.engine import Engine
 from waypost.http import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
-from waypost.server.access_log import AccessLog
+from waypost.server.access_log import AccessLog, BufferedAccessLog
 from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
@@ -76,6 +76,8 @@ class WaypostServer:
 
     ``rules_path`` enables hot reload of that file (every ``settings.reload_interval`` seconds).
     Call :meth:`start` in the worker (after any fork) and :meth:`aclose` when it stops.
+    ``buffered_log`` writes the access log to standard output in batches (see
+    :class:`~waypost.server.access_log.BufferedAccessLog`); :meth:`flush` writes them out.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class WaypostServer:
         rules_signature: Signature | None = None,
         store_url: str | None = None,
         store_revision: int = 0,
+        buffered_log: bool = False,
     ) -> None:
         self.settings = settings = settings or Settings()
         self.engine = engine
@@ -114,7 +117,9 @@ class WaypostServer:
             if settings.upstream
             else None
         )
-        self.access_log = AccessLog() if settings.access_log else None
+        self.access_log: AccessLog | None = None
+        if settings.access_log:
+            self.access_log = BufferedAccessLog() if buffered_log else AccessLog()
         self.proxies = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))
         self._behind_proxies = bool(self.proxies)
         self._observe = self.metrics.observe_decision
@@ -140,6 +145,12 @@ class WaypostServer:
             self.store_sync.stop()
         if self.proxy is not None:
             await self.proxy.aclose()
+
+    def flush(self) -> None:
+        """Write what the metrics and the access log hold back (see ``buffered_log``)."""
+        self.metrics.flush()
+        if isinstance(self.access_log, BufferedAccessLog):
+            self.access_log.flush()
 
     def _reloaded(self, ok: bool) -> None:
         self.metrics.reloaded(ok, len(self.engine))

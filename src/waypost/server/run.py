@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -141,6 +142,7 @@ def run_server(
         metrics_dir = tempfile.mkdtemp(prefix="waypost-metrics-")
         os.environ[MULTIPROCESS_ENV] = metrics_dir
     logging.config.dictConfig(logging_config(settings))
+    sys.stdout.flush()  # the access log writes to the file descriptor, after what is buffered
     listener = _listen(settings.host, settings.port)
     logger.info(
         "waypost: serving on http://%s:%d with %d worker(s)",
@@ -188,7 +190,7 @@ def _serve_worker(
     from waypost.server.app import WaypostApp
     from waypost.server.protocol import protocol_for
 
-    app = WaypostApp(engine, settings, **app_args)
+    app = WaypostApp(engine, settings, buffered_log=True, **app_args)
     config = uvicorn.Config(
         app,
         http=protocol_for(app),
