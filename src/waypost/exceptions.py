@@ -14,7 +14,7 @@
     │   ├── NotFoundError        no rule, revision or API key with that id
     │   ├── ConflictError        a stale version (If-Match); carries the current state
     │   └── ValidationError      a change the loader rejects; every problem with its field path
-    ├── AuthError                an API key was refused; ``reason`` says why
+    ├── AuthError                an API key or session was refused; ``reason`` says why
     └── FixError                 ``waypost check --fix`` cannot edit a file safely; says why
 
 Messages are written for people: what is wrong, the offending text quoted with ``!r``, where it is
@@ -173,8 +173,9 @@ class ValidationError(StoreError):
 
 
 class AuthError(WaypostError):
-    """An API key was refused. ``reason`` is one of ``malformed``, ``unknown``, ``bad_secret``,
-    ``expired``, ``revoked``, ``wrong_host`` or ``insufficient_scope``."""
+    """An API key or a sign-in session was refused. ``reason`` is one of ``malformed``,
+    ``unknown``, ``bad_secret``, ``expired``, ``revoked``, ``wrong_host`` or
+    ``insufficient_scope``."""
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason

@@ -5,6 +5,7 @@ open redirect through the login page's ``next``."""
 from __future__ import annotations
 
 import importlib.util
+import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -234,6 +235,142 @@ def test_login_from_another_site_is_refused(browser: TestClient, keys: Keys) -> 
     )
     assert response.status_code == 403
     assert COOKIE_NAME not in response.cookies
+
+
+# -- the login cookie is a server-side session ---------------------------------------------
+
+
+def _session_of(signed: Any) -> str:
+    """The session token a sign-in answer sets in the login cookie."""
+    assert signed.status_code == 303, signed.text
+    return str(signed.cookies[COOKIE_NAME])
+
+
+def _with_cookie(client: TestClient, token: str, path: str = "/me", **kwargs: Any) -> Any:
+    """A request carrying only ``token`` as the login cookie (a replayed or stolen copy)."""
+    client.cookies.clear()
+    headers = {"Cookie": f"{COOKIE_NAME}={token}", **kwargs.pop("headers", {})}
+    return client.request(kwargs.pop("method", "GET"), f"{API}{path}", headers=headers, **kwargs)
+
+
+def test_the_cookie_holds_a_session_never_the_key(browser: TestClient, keys: Keys) -> None:
+    signed = _sign_in(browser, keys.read, f"{API}/rules")
+    token = _session_of(signed)
+    assert token.startswith("wps_")
+    secret = keys.read.split("_", 2)[2]
+    assert secret not in signed.headers["set-cookie"] and keys.id("read") not in token
+    assert _with_cookie(browser, token).json()["id"] == keys.id("read")
+    browser.cookies.set(COOKIE_NAME, token, path=ADMIN_PREFIX)
+    again = _session_of(_sign_in(browser, keys.read, "/"))
+    assert again != token  # each sign-in is a session of its own,
+    assert _with_cookie(browser, token).status_code == 303  # and ends the browser's last one
+    # The session may do what its key may do, no more.
+    rule = {"rule": {"from": "/a", "to": "/b"}}
+    csrf = {CSRF_HEADER: "1", "Origin": "http://testserver"}
+    denied = _with_cookie(browser, again, "/rules", method="POST", json=rule, headers=csrf)
+    assert denied.status_code == 403 and denied.json()["error"] == "forbidden"
+
+
+def test_signing_out_ends_the_session_even_if_the_cookie_is_replayed(
+    browser: TestClient, keys: Keys
+) -> None:
+    token = _session_of(_sign_in(browser, keys.write, "/"))
+    browser.cookies.clear()  # the same key signed in from another browser, which signs out:
+    copy = _session_of(_sign_in(browser, keys.write, "/"))
+    assert browser.cookies[COOKIE_NAME] == copy
+    out = browser.post(f"{ADMIN_PREFIX}/logout")
+    assert out.status_code == 303 and out.headers["location"] == LOGIN
+    assert f"{COOKIE_NAME}=" in out.headers["set-cookie"]  # deleted in the browser too
+    replayed = _with_cookie(browser, copy, headers={"Accept": "application/json"})
+    assert replayed.status_code == 401
+    assert replayed.json()["reason"] == "unknown"
+    assert _with_cookie(browser, token).status_code == 200  # the other sign-in goes on
+
+
+def test_revoking_the_key_ends_its_sessions(browser: TestClient, keys: Keys) -> None:
+    token = _session_of(_sign_in(browser, keys.write, "/"))
+    assert _with_cookie(browser, token).status_code == 200
+    browser.cookies.clear()
+    revoked = browser.delete(f"{API}/keys/{keys.id('write')}", headers=keys.bearer("admin"))
+    assert revoked.status_code == 200
+    refused = _with_cookie(browser, token, headers={"Accept": "application/json"})
+    assert refused.status_code == 401
+    assert refused.json()["reason"] == "unknown"
+
+
+def test_an_expired_session_is_refused(sqlite_store: SqlStore) -> None:
+    keys = make_keys(sqlite_store)
+    app = create_admin_app(sqlite_store, prefix=ADMIN_PREFIX, cookie_max_age=1)
+    with TestClient(app, follow_redirects=False) as client:
+        signed = _sign_in(client, keys.admin, "/")
+        assert "max-age=1" in signed.headers["set-cookie"].lower()
+        token = _session_of(signed)
+        assert _with_cookie(client, token).status_code == 200
+        time.sleep(1.1)
+        expired = _with_cookie(client, token)
+        assert expired.status_code == 401
+        assert expired.json()["reason"] == "expired"
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        lambda keys: keys.admin,  # what the cookie held before sessions: refused, not a key
+        lambda keys: "wps_" + secrets.token_urlsafe(32),
+        lambda keys: "not-a-session",
+    ],
+    ids=["old-cookie-with-the-key", "forged-session", "garbage"],
+)
+def test_a_forged_or_old_cookie_is_refused_and_forgotten(
+    browser: TestClient, keys: Keys, cookie: Callable[[Keys], str]
+) -> None:
+    value = cookie(keys)
+    as_program = _with_cookie(browser, value, headers={"Accept": "application/json"})
+    assert as_program.status_code == 401
+    assert as_program.json()["reason"] in ("malformed", "unknown")
+    assert keys.admin not in as_program.text
+    as_browser = _with_cookie(browser, value, "/rules")
+    assert as_browser.status_code == 303
+    assert urlsplit(as_browser.headers["location"]).path == LOGIN
+    forgotten = as_browser.headers["set-cookie"].lower()
+    assert forgotten.startswith(f"{COOKIE_NAME}=") and "max-age=0" in forgotten
+
+
+def test_a_session_of_a_host_bound_key_works_only_for_its_host(
+    client: TestClient, store: SqlStore
+) -> None:
+    _, key = store.create_key("read", host="admin.example.com")
+    host = {"Host": "admin.example.com"}
+    signed = client.post(LOGIN, data={"key": key, "next": "/"}, headers=host)
+    token = _session_of(signed)
+    good = _with_cookie(client, token, headers=host)
+    assert good.status_code == 200
+    bad = _with_cookie(client, token, headers={"Host": "evil.example.com"})
+    assert bad.status_code == 401 and bad.json()["reason"] == "wrong_host"
+
+
+def test_sign_out_and_revocation_elsewhere_take_effect_within_seconds(
+    make_store: Callable[..., SqlStore],
+) -> None:
+    serving, other = make_store(), make_store()
+    serving.upgrade()
+    keys = make_keys(serving)
+    with TestClient(create_admin_app(serving, prefix=ADMIN_PREFIX)) as client:
+        client.follow_redirects = False
+        signed_out = _session_of(_sign_in(client, keys.read, "/"))
+        client.cookies.clear()  # another browser
+        revoked = _session_of(_sign_in(client, keys.write, "/"))
+        for token, end in [
+            (signed_out, lambda: other.end_session(signed_out)),
+            (revoked, lambda: other.revoke_key(keys.id("write"))),
+        ]:
+            assert _with_cookie(client, token).status_code == 200  # cached now
+            end()  # another process: this one's cache does not know
+            ended_at = time.monotonic()
+            while _with_cookie(client, token).status_code == 200:
+                assert time.monotonic() - ended_at < 3.5, "an ended session still works"
+                time.sleep(0.1)
+            assert _with_cookie(client, token).json()["reason"] == "unknown"
 
 
 # -- no open redirect through next ----------------------------------------------------------

@@ -17,6 +17,7 @@ from waypost.admin.app import is_admin_path
 from waypost.admin.routes_rules import merge_patch
 
 KEY = "wp_abcdefghijkm_" + "s" * 43
+SESSION = "wps_" + "t" * 43
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,7 @@ def test_same_origin(origin: str | None, host: str | None, same: bool) -> None:
             (KEY, "header"),
         ),
         ({"x-api-key": KEY}, None, (KEY, "header")),
-        ({}, KEY, (KEY, "cookie")),
+        ({}, SESSION, (SESSION, "cookie")),
         ({"authorization": "Basic dXNlcjpwYXNz"}, KEY, ("Basic dXNlcjpwYXNz", "bearer")),
         ({}, None, None),
     ],
@@ -137,9 +138,9 @@ def test_where_the_key_comes_from(
     headers: dict[str, str], cookie: str | None, found: tuple[str, str] | None
 ) -> None:
     credentials = find_credentials(headers, cookie)
-    got = None if credentials is None else (credentials.key, credentials.source)
+    got = None if credentials is None else (credentials.presented, credentials.source)
     assert got == found
-    assert credentials is None or KEY not in repr(credentials)
+    assert KEY not in repr(credentials) and SESSION not in repr(credentials)
 
 
 @pytest.mark.parametrize(

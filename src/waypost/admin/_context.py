@@ -19,7 +19,8 @@ __all__ = ["COOKIE_NAME", "CSRF_HEADER", "AdminContext", "ApiError", "AuthFailur
 
 log = logging.getLogger("waypost.admin")
 
-#: The login cookie: holds the API key a person pasted; HttpOnly, SameSite=Strict.
+#: The login cookie: holds a sign-in session token (``wps_...``), never the API key a person
+#: pasted; HttpOnly, SameSite=Strict, on the admin path.
 COOKIE_NAME = "waypost_admin"
 #: The header a cookie-authenticated unsafe request must carry (CSRF: a cross-site form cannot
 #: send a custom header, and a cross-site fetch() that tries gets no CORS permission).
@@ -63,6 +64,7 @@ class AdminContext:
     prefix: str = ""
     on_change: Callable[[int], object] | None = None
     require_if_match: bool = False
+    #: How long a sign-in lasts: the cookie's Max-Age and the session's lifetime.
     cookie_max_age: int = 8 * 3600
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     engines: EngineCache = field(init=False)

@@ -109,25 +109,26 @@ def same_origin(origin: str | None, host: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """A presented API key and where it came from (``bearer``, ``header`` or ``cookie``)."""
+    """What a request presents and where it came from: an API key (``bearer`` or ``header``),
+    or the sign-in session token of the login cookie (``cookie``)."""
 
-    key: str
+    presented: str
     source: str
 
     def __repr__(self) -> str:  # never print the secret
-        return f"Credentials(key='wp_…', source={self.source!r})"
+        return f"Credentials(presented='…', source={self.source!r})"
 
 
 def find_credentials(headers: Mapping[str, str], cookie: str | None) -> Credentials | None:
-    """The API key a request presents, in this order:
+    """The credentials a request presents, in this order:
 
     1. ``Authorization: Bearer wp_<id>_<secret>``;
     2. ``X-API-Key: <id>`` (with or without ``wp_``) and ``X-Secret-Token: <secret>``, the pair
        many API clients send; ``X-API-Key`` alone may also hold the whole key;
-    3. the admin login cookie (a browser).
+    3. the admin login cookie (a browser): a sign-in session token, never a key.
 
-    Whether the key is good is for the store to say; a malformed one is still returned, so that
-    it is refused (and counted) rather than ignored.
+    Whether they are good is for the store to say; malformed ones are still returned, so that
+    they are refused (and counted) rather than ignored.
     """
     authorization = headers.get("authorization")
     if authorization is not None:

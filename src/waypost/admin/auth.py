@@ -1,5 +1,9 @@
-"""Who is asking: API keys from headers or the login cookie, scopes, CSRF, and the answer a
-refused client can use (JSON 401 for programs, a redirect to the login page for browsers).
+"""Who is asking: API keys from headers, sign-in sessions from the login cookie, scopes, CSRF,
+and the answer a refused client can use (JSON 401 for programs, a redirect to the login page for
+browsers).
+
+A session does what its key may do (scope, host binding) for as long as both last; the cookie
+never holds the key itself, so an old cookie that did is refused like any unknown one.
 
 Scopes: ``read`` (GET, resolve, explain, validate, export), ``write`` (rules, settings, import,
 rollback) and ``admin`` (API keys); each allows what the ones before it allow.
@@ -20,7 +24,13 @@ from waypost.admin._http import find_credentials, prefers_html, same_origin
 from waypost.exceptions import AuthError
 from waypost.store.keys import ApiKey, KeyScope
 
-__all__ = ["authenticate_key", "authorizer", "failure_response", "login_path"]
+__all__ = [
+    "authenticate_key",
+    "authenticate_session",
+    "authorizer",
+    "failure_response",
+    "login_path",
+]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Kept vague on purpose: whether a key id exists is not for a guesser to learn.
@@ -34,7 +44,9 @@ _KEY_ID = APIKeyHeader(
 _SECRET = APIKeyHeader(
     name="X-Secret-Token", auto_error=False, description="The key's secret (with X-API-Key)"
 )
-_COOKIE = APIKeyCookie(name=COOKIE_NAME, auto_error=False, description="Set by the login page")
+_COOKIE = APIKeyCookie(
+    name=COOKIE_NAME, auto_error=False, description="A sign-in session, set by the login page"
+)
 
 
 def login_path(ctx: AdminContext, request: Request) -> str:
@@ -46,6 +58,32 @@ def login_path(ctx: AdminContext, request: Request) -> str:
 def authenticate_key(ctx: AdminContext, request: Request, presented: str) -> ApiKey:
     """The key for ``presented`` if it is good for this request's Host (any scope); counts a
     refusal against the client's address. AuthFailure (401 or 429) otherwise."""
+    return _checked(
+        ctx,
+        request,
+        lambda host: ctx.store.authenticate(presented, host=host),
+        lambda exc: "unknown API key or wrong secret" if exc.reason in _VAGUE else str(exc),
+    )
+
+
+def authenticate_session(ctx: AdminContext, request: Request, token: str) -> ApiKey:
+    """The key a sign-in session token (the login cookie) signs in as, if the session has not
+    ended and the key is good for this request's Host (any scope); counts a refusal against the
+    client's address like a refused key. AuthFailure (401 or 429) otherwise."""
+    return _checked(
+        ctx,
+        request,
+        lambda host: ctx.store.authenticate_session(token, host=host),
+        lambda exc: f"{exc}; sign in again at the login page",
+    )
+
+
+def _checked(
+    ctx: AdminContext,
+    request: Request,
+    check: Callable[[str | None], ApiKey],
+    message: Callable[[AuthError], str],
+) -> ApiKey:
     address = ctx.address(request)
     wait = ctx.limiter.retry_after(address)
     if wait:
@@ -56,14 +94,13 @@ def authenticate_key(ctx: AdminContext, request: Request, presented: str) -> Api
             headers={"Retry-After": str(wait)},
         )
     try:
-        return ctx.store.authenticate(presented, host=request.headers.get("host"))
+        return check(request.headers.get("host"))
     except AuthError as exc:
         ctx.limiter.fail(address)
-        message = "unknown API key or wrong secret" if exc.reason in _VAGUE else str(exc)
         raise AuthFailure(
             401,
             "unauthorized",
-            message,
+            message(exc),
             headers={"WWW-Authenticate": 'Bearer realm="waypost", error="invalid_token"'},
             extra={"reason": exc.reason},
         ) from None
@@ -79,7 +116,10 @@ def _authorize(ctx: AdminContext, request: Request, scope: KeyScope) -> ApiKey:
             "X-API-Key and X-Secret-Token), or sign in at the login page",
             headers={"WWW-Authenticate": 'Bearer realm="waypost"'},
         )
-    key = authenticate_key(ctx, request, credentials.key)
+    if credentials.source == "cookie":
+        key = authenticate_session(ctx, request, credentials.presented)
+    else:
+        key = authenticate_key(ctx, request, credentials.presented)
     if not key.allows(scope):
         raise AuthFailure(
             403,
@@ -126,7 +166,7 @@ def failure_response(ctx: AdminContext, request: Request, exc: AuthFailure) -> R
     sent to the login page with 303; anything else gets JSON with ``WWW-Authenticate``."""
     if exc.status == 401 and prefers_html(request.headers):
         response: Response = RedirectResponse(login_path(ctx, request), status_code=303)
-        if COOKIE_NAME in request.cookies:  # a revoked or expired key: forget it
+        if COOKIE_NAME in request.cookies:  # an ended session (or an old cookie): forget it
             response.delete_cookie(COOKIE_NAME, path=ctx.base(request) or "/")
         return response
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)

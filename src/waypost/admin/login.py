@@ -1,9 +1,11 @@
 """The login page: a small server-rendered form where a person pastes an API key.
 
-On success the key goes into an HttpOnly, SameSite=Strict cookie scoped to the admin path (Secure
-over https), and the browser is sent to ``next`` if that is a path on this site (checked with the
-rule language's own open-redirect guard), else to the API's interactive docs. Failures count
-against the client's address like any refused key, and the form is not served in a frame.
+On success a sign-in session is made for the key (:mod:`waypost.store.sessions`) and its token,
+never the key, goes into an HttpOnly, SameSite=Strict cookie scoped to the admin path (Secure
+over https), so a stolen cookie is not a stolen key and signing out ends it on the server. The
+browser is then sent to ``next`` if that is a path on this site (checked with the rule language's
+own open-redirect guard), else to the API's interactive docs. Failures count against the client's
+address like any refused key, and the form is not served in a frame.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from waypost.admin._context import COOKIE_NAME, AdminContext, AuthFailure
 from waypost.admin._http import safe_next, same_origin
 from waypost.admin.auth import authenticate_key
+from waypost.exceptions import AuthError
 
 __all__ = ["login_router"]
 
@@ -88,7 +91,8 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def login_router(ctx: AdminContext) -> APIRouter:
-    """``GET /login`` (the form), ``POST /login`` (sign in) and ``POST /logout``."""
+    """``GET /login`` (the form), ``POST /login`` (sign in: a new session) and ``POST /logout``
+    (sign out: the session is deleted, not just the cookie)."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/login")
@@ -103,19 +107,25 @@ def login_router(ctx: AdminContext) -> APIRouter:
         form = await _form(request)
         next = form.get("next", "")
         try:
-            authenticate_key(ctx, request, form.get("key", ""))  # any scope may sign in
+            key = authenticate_key(ctx, request, form.get("key", ""))  # any scope may sign in
+            _, token = ctx.store.create_session(key.id, lifetime=ctx.cookie_max_age)
         except AuthFailure as exc:
             response = _page(ctx, request, next, exc.message, exc.status)
             if "Retry-After" in exc.headers:
                 response.headers["Retry-After"] = exc.headers["Retry-After"]
             return response
+        except AuthError as exc:  # revoked elsewhere since the (cached) check above
+            return _page(ctx, request, next, str(exc), 401)
+        previous = request.cookies.get(COOKIE_NAME)
+        if previous:  # signing in again (perhaps with another key) ends the old session
+            ctx.store.end_session(previous)
         location = safe_next(next, _landing(ctx, request))
         response = RedirectResponse(
             location, status_code=303, headers={"Cache-Control": "no-store"}
         )
         response.set_cookie(
             COOKIE_NAME,
-            form["key"].strip(),
+            token,
             max_age=ctx.cookie_max_age,
             path=ctx.base(request) or "/",
             secure=request.url.scheme == "https",
@@ -126,6 +136,12 @@ def login_router(ctx: AdminContext) -> APIRouter:
 
     @router.post("/logout")
     def logout(request: Request) -> Response:
+        # Ended on the server, so a copy of the cookie is worthless from now on. If the store
+        # cannot be reached this is a 503 and the cookie stays: better than a sign-out that
+        # only looks done.
+        token = request.cookies.get(COOKIE_NAME)
+        if token:
+            ctx.store.end_session(token)
         response = RedirectResponse(f"{ctx.base(request)}/login", status_code=303)
         response.delete_cookie(COOKIE_NAME, path=ctx.base(request) or "/")
         return response

@@ -11,7 +11,8 @@ change notification and API keys.
 
 Layers: ``model`` (values), ``_state`` and ``_validate`` (pure bookkeeping and checks),
 ``_sql`` (the shared SQL store), ``sqlite`` / ``postgres`` (connections and notification),
-``migrations`` (the schema), ``keys`` (API keys), ``transfer`` (rules files in and out).
+``migrations`` (the schema), ``keys`` (API keys), ``sessions`` (admin sign-in sessions),
+``transfer`` (rules files in and out).
 """
 
 from __future__ import annotations

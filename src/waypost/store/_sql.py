@@ -29,6 +29,7 @@ from waypost.exceptions import (
     ValidationError,
 )
 from waypost.store._sql_keys import KeyMethods
+from waypost.store._sql_sessions import SessionMethods
 from waypost.store._sql_watch import WatchMethods
 from waypost.store._state import (
     Entry,
@@ -42,9 +43,7 @@ from waypost.store._state import (
     rewind,
 )
 from waypost.store._validate import check_rule_set, dumps, to_json_value
-from waypost.store.keys import (
-    KeyChecker,
-)
+from waypost.store.keys import KeyChecker
 from waypost.store.migrations import LATEST, MIGRATIONS, Dialect
 from waypost.store.model import (
     DeleteRule,
@@ -60,6 +59,7 @@ from waypost.store.model import (
     StoredRule,
     UpsertRule,
 )
+from waypost.store.sessions import SessionChecker
 
 __all__ = ["Conn", "Listener", "SqlStore"]
 
@@ -130,7 +130,7 @@ def _after(cursor: str) -> int:
         ) from None
 
 
-class SqlStore(WatchMethods, KeyMethods, ABC):
+class SqlStore(WatchMethods, KeyMethods, SessionMethods, ABC):
     """The rule store over a SQL database; see :class:`waypost.store.Store` for the contract."""
 
     dialect: ClassVar[Dialect]
@@ -146,6 +146,12 @@ class SqlStore(WatchMethods, KeyMethods, ABC):
         self.auto_upgrade = auto_upgrade
         self.keys = KeyChecker(
             self._find_key, self._record_key_use, ttl=key_ttl, usage_interval=key_usage_interval
+        )
+        self.sessions = SessionChecker(
+            self._find_session,
+            self._record_session_seen,
+            ttl=key_ttl,
+            usage_interval=key_usage_interval,
         )
         self._schema_ready = False
 
@@ -189,9 +195,12 @@ class SqlStore(WatchMethods, KeyMethods, ABC):
         """Close every connection this store opened."""
 
     def close(self) -> None:
-        """Write pending key usage and close the connections (the store can be opened again)."""
+        """Write pending key and session usage and close the connections (the store can be
+        opened again)."""
         with suppress(StoreError):
             self.keys.flush()
+        with suppress(StoreError):
+            self.sessions.flush()
         self._close_connections()
 
     def __enter__(self) -> SqlStore:

@@ -1,5 +1,6 @@
 """The API-key half of :class:`~waypost.store._sql.SqlStore`: create, list, revoke and check
-keys (stored only as hashes; see :mod:`waypost.store.keys`)."""
+keys (stored only as hashes; see :mod:`waypost.store.keys`). Revoking a key ends its sign-in
+sessions (:mod:`waypost.store._sql_sessions`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from waypost.store.keys import (
     new_key,
     normalize_host,
 )
+from waypost.store.sessions import SessionChecker
 
 if TYPE_CHECKING:
     from waypost.store._sql import Conn
@@ -35,6 +37,7 @@ class KeyMethods(ABC):
     """API keys over the store's SQL connection (mixed into SqlStore)."""
 
     keys: KeyChecker
+    sessions: SessionChecker
 
     @abstractmethod
     def _transaction(self, *, write: bool = False) -> AbstractContextManager[Conn]: ...
@@ -112,13 +115,17 @@ class KeyMethods(ABC):
         return found[0]
 
     def revoke_key(self, key_id: str) -> ApiKey:
-        """Revoke ``key_id`` (at once in this process; within the cache TTL everywhere)."""
+        """Revoke ``key_id`` and end its sign-in sessions (at once in this process; within the
+        cache TTL everywhere)."""
         with self._transaction(write=True) as conn:
             conn.execute(
                 "UPDATE waypost_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (self._time_param(datetime.now(UTC)), key_id),
             )
+            # A session is checked against its key anyway; deleting them says "ended" plainly.
+            conn.execute("DELETE FROM waypost_sessions WHERE key_id = ?", (key_id,))
         self.keys.forget(key_id)
+        self.sessions.forget(key_id=key_id)
         return self.get_key(key_id)
 
     def authenticate(

@@ -22,13 +22,14 @@ from waypost.store.model import (
     Snapshot,
     StoredRule,
 )
+from waypost.store.sessions import Session
 
 __all__ = ["Store"]
 
 
 @runtime_checkable
 class Store(Protocol):
-    """Rules in a database: revisions, change notification and API keys.
+    """Rules in a database: revisions, change notification, API keys and sign-in sessions.
 
     Every method may raise :class:`~waypost.exceptions.StoreUnavailable` (the database cannot
     be reached) or :class:`~waypost.exceptions.SchemaError` (``waypost db upgrade`` is needed).
@@ -210,6 +211,21 @@ class Store(Protocol):
         self, presented: str, *, host: str | None = None, scope: KeyScope | None = None
     ) -> ApiKey:
         """Check a presented key (AuthError with a reason)."""
+        ...
+
+    # admin sign-in sessions
+    def create_session(self, key_id: str, *, lifetime: float) -> tuple[Session, str]:
+        """A sign-in session for a key: its record and its token (only the hash is stored)."""
+        ...
+
+    def authenticate_session(
+        self, token: str, *, host: str | None = None, scope: KeyScope | None = None
+    ) -> ApiKey:
+        """The key a session token signs in as (AuthError with a reason)."""
+        ...
+
+    def end_session(self, token: str) -> bool:
+        """Sign out: delete the session (False when there was none)."""
         ...
 
     def close(self) -> None:

@@ -21,13 +21,13 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from contextlib import suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from waypost.exceptions import AuthError, StoreError
+from waypost.exceptions import AuthError
+from waypost.store._usage import UsageLog, UsageRecorder
 
 __all__ = [
     "KEY_PREFIX",
@@ -35,6 +35,7 @@ __all__ = [
     "ApiKey",
     "KeyChecker",
     "KeyScope",
+    "check_key",
     "hash_secret",
     "new_key",
     "normalize_host",
@@ -151,7 +152,28 @@ def parse_expiry(text: str, *, now: datetime | None = None) -> datetime:
 
 
 KeyLookup = Callable[[str], tuple[ApiKey, str] | None]
-UsageRecorder = Callable[[Mapping[str, datetime]], None]
+
+
+def check_key(key: ApiKey, host: str | None, scope: KeyScope | None = None) -> None:
+    """Raise :class:`AuthError` unless ``key`` may be used now for a request to ``host`` needing
+    ``scope``: it is not revoked or expired, its host binding (if any) matches, its scope
+    covers ``scope``."""
+    status = key.status()
+    if status == "revoked":
+        raise AuthError("revoked", f"API key {key.id!r} was revoked")
+    if status == "expired":
+        assert key.expires_at is not None  # status() says so
+        raise AuthError("expired", f"API key {key.id!r} expired at {key.expires_at.isoformat()}")
+    if key.host is not None and (host is None or normalize_host(host) != key.host):
+        raise AuthError(
+            "wrong_host",
+            f"API key {key.id!r} is only valid for {key.host!r}, not {host!r}",
+        )
+    if scope is not None and not key.allows(scope):
+        raise AuthError(
+            "insufficient_scope",
+            f"API key {key.id!r} has scope {key.scope!r}; this needs {scope!r}",
+        )
 
 
 class KeyChecker:
@@ -174,15 +196,21 @@ class KeyChecker:
         self._lookup = lookup
         self._record_use = record_use
         self.ttl = ttl
-        self.usage_interval = usage_interval
         self._cache_size = cache_size
         self._clock = clock
         self._lock = threading.Lock()
         # SHA-256 of the whole presented key -> (the key, when it was read): a hit means the
         # secret was verified against the database less than ``ttl`` seconds ago.
         self._cache: OrderedDict[str, tuple[ApiKey, float]] = OrderedDict()
-        self._pending: dict[str, datetime] = {}
-        self._written: dict[str, float] = {}
+        # Looked up at each write, so that a test may swap ``_record_use``.
+        self._usage = UsageLog(
+            lambda used: self._record_use(used), interval=usage_interval, clock=clock
+        )
+
+    @property
+    def usage_interval(self) -> float:
+        """At most one last-use write per key in this many seconds."""
+        return self._usage.interval
 
     def __repr__(self) -> str:
         return f"KeyChecker(ttl={self.ttl!r}, usage_interval={self.usage_interval!r})"
@@ -215,8 +243,8 @@ class KeyChecker:
                 self._cache.move_to_end(digest)
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-        self._check(key, host, scope)
-        self._used(key.id, now)
+        check_key(key, host, scope)
+        self.note_use(key.id)
         return key
 
     def _verify(self, public_id: str, secret: str) -> ApiKey:
@@ -229,51 +257,10 @@ class KeyChecker:
             raise AuthError("bad_secret", f"wrong secret for API key {public_id!r}")
         return key
 
-    @staticmethod
-    def _check(key: ApiKey, host: str | None, scope: KeyScope | None) -> None:
-        status = key.status()
-        if status == "revoked":
-            raise AuthError("revoked", f"API key {key.id!r} was revoked")
-        if status == "expired":
-            assert key.expires_at is not None  # status() says so
-            raise AuthError(
-                "expired", f"API key {key.id!r} expired at {key.expires_at.isoformat()}"
-            )
-        if key.host is not None and (host is None or normalize_host(host) != key.host):
-            raise AuthError(
-                "wrong_host",
-                f"API key {key.id!r} is only valid for {key.host!r}, not {host!r}",
-            )
-        if scope is not None and not key.allows(scope):
-            raise AuthError(
-                "insufficient_scope",
-                f"API key {key.id!r} has scope {key.scope!r}; this needs {scope!r}",
-            )
-
-    def _used(self, key_id: str, now: float) -> None:
-        with self._lock:
-            self._pending[key_id] = datetime.now(UTC)
-            due = now - self._written.get(key_id, -self.usage_interval) >= self.usage_interval
-            if due:
-                self._written[key_id] = now
-        if due:
-            # flush() keeps the time on failure: a database hiccup must not refuse a good key.
-            with suppress(StoreError):
-                self.flush(only=key_id)
+    def note_use(self, key_id: str) -> None:
+        """Key ``key_id`` was used now (by its key or one of its sign-in sessions)."""
+        self._usage.note(key_id)
 
     def flush(self, only: str | None = None) -> None:
         """Write pending last-use times (of one key, or all)."""
-        with self._lock:
-            if only is not None:
-                batch = {only: self._pending.pop(only)} if only in self._pending else {}
-            else:
-                batch, self._pending = self._pending, {}
-        if not batch:
-            return
-        try:
-            self._record_use(batch)
-        except StoreError:
-            with self._lock:
-                for key_id, when in batch.items():
-                    self._pending.setdefault(key_id, when)
-            raise
+        self._usage.flush(only)

@@ -13,7 +13,9 @@ Tables (all prefixed ``waypost_`` so that they can share a PostgreSQL schema):
   columns derived from the rule for filtering (name, from, action, search text);
 - ``waypost_revisions``: who (API key id), when, why, and counts of what changed;
 - ``waypost_changes``: every row a revision wrote, with the row before (to diff and roll back);
-- ``waypost_keys``: API keys: the public id and the SHA-256 of the secret, never the secret.
+- ``waypost_keys``: API keys: the public id and the SHA-256 of the secret, never the secret;
+- ``waypost_sessions``: admin sign-in sessions: the SHA-256 of the token (never the token), the
+  key it signs in as, and when it was made, expires and was last seen.
 """
 
 from __future__ import annotations
@@ -102,6 +104,21 @@ MIGRATIONS: tuple[Migration, ...] = (
                 revoked_at {ts},
                 last_used_at {ts}
             )""",
+        ),
+    ),
+    Migration(
+        2,
+        "admin sign-in sessions",
+        (
+            """CREATE TABLE waypost_sessions (
+                token_hash TEXT PRIMARY KEY,
+                key_id TEXT NOT NULL REFERENCES waypost_keys (id) ON DELETE CASCADE,
+                created_at {ts} NOT NULL,
+                expires_at {ts} NOT NULL,
+                last_seen_at {ts}
+            )""",
+            "CREATE INDEX waypost_sessions_by_key ON waypost_sessions (key_id)",
+            "CREATE INDEX waypost_sessions_by_expiry ON waypost_sessions (expires_at)",
         ),
     ),
 )

@@ -1,0 +1,163 @@
+"""Admin sign-in sessions: what the login cookie holds instead of the API key a person pasted.
+
+A session token reads ``wps_<secret>``: the prefix makes a leaked one recognisable (and tells it
+apart from a key, ``wp_<id>_<secret>``), the secret is 256 random bits from :mod:`secrets`. The
+store keeps only the token's SHA-256, with the key it signs in as, when it was made, when it
+expires and when it was last seen. A session does what its key may do, no more: every check
+also checks the key (revoked, expired, host binding, scope), so ending the key ends its sessions.
+
+A session is found by its hash (a primary-key lookup in the database); no secret is compared in
+Python, and what a guesser could time is an index search for the hash of their own guess, which
+tells nothing about any stored token.
+
+:class:`SessionChecker` caches a successful lookup for ``ttl`` seconds like
+:class:`~waypost.store.keys.KeyChecker`, so that a sign-out or a revoke in another process takes
+effect within that time, and records last-seen at most once per ``usage_interval``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from waypost.exceptions import AuthError
+from waypost.store._usage import UsageLog, UsageRecorder
+from waypost.store.keys import ApiKey, KeyScope, check_key
+
+__all__ = [
+    "SESSION_PREFIX",
+    "Session",
+    "SessionChecker",
+    "hash_token",
+    "new_session_token",
+    "session_digest",
+]
+
+SESSION_PREFIX = "wps_"
+_TOKEN = re.compile(r"wps_[A-Za-z0-9_-]{43}\Z")  # token_urlsafe(32): 43 characters
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A stored sign-in session (never its token): the key it signs in as, and its times."""
+
+    key_id: str
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime | None = None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """True when the session has expired at ``now`` (default: the current time)."""
+        return self.expires_at <= (now or datetime.now(UTC))
+
+
+def new_session_token() -> str:
+    """A fresh session token: ``wps_`` and 256 random bits, URL-safe (a cookie value as is)."""
+    return SESSION_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a session token: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def session_digest(token: str) -> str:
+    """The stored hash of a presented token; :class:`AuthError` ``malformed`` when ``token`` is
+    not a session token at all (an API key left in an old login cookie, for one)."""
+    token = token.strip() if isinstance(token, str) else ""
+    if _TOKEN.match(token) is None:
+        raise AuthError("malformed", "not a Waypost sign-in session; sign in again")
+    return hash_token(token)
+
+
+SessionLookup = Callable[[str], tuple[Session, ApiKey] | None]
+
+
+class SessionChecker:
+    """Checks presented session tokens against a store, with a short cache and throttled
+    last-seen writes.
+
+    ``lookup(digest)`` returns the session with that token hash and its key (None when there is
+    none: never made, signed out, purged, or its key revoked); ``record_seen({digest: when})``
+    writes last-seen times. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        lookup: SessionLookup,
+        record_seen: UsageRecorder,
+        *,
+        ttl: float = 2.0,
+        usage_interval: float = 60.0,
+        cache_size: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self.ttl = ttl
+        self._cache_size = cache_size
+        self._clock = clock
+        self._lock = threading.Lock()
+        # token hash -> (session, its key, when they were read)
+        self._cache: OrderedDict[str, tuple[Session, ApiKey, float]] = OrderedDict()
+        self._seen = UsageLog(record_seen, interval=usage_interval, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"SessionChecker(ttl={self.ttl!r}, usage_interval={self._seen.interval!r})"
+
+    def forget(self, *, digest: str | None = None, key_id: str | None = None) -> None:
+        """Drop cached checks: of one session (signed out), of one key's sessions (revoked), or
+        all of them."""
+        with self._lock:
+            if digest is None and key_id is None:
+                self._cache.clear()
+                return
+            for cached in [
+                d
+                for d, (_, key, _) in self._cache.items()
+                if d == digest or (key_id is not None and key.id == key_id)
+            ]:
+                del self._cache[cached]
+
+    def authenticate(
+        self, token: str, *, host: str | None = None, scope: KeyScope | None = None
+    ) -> tuple[Session, ApiKey]:
+        """The session for ``token`` and its key, if the session has not ended and the key may
+        be used for a request to ``host`` needing ``scope``; :class:`AuthError` otherwise."""
+        digest = session_digest(token)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and now - cached[2] < self.ttl:
+            session, key = cached[0], cached[1]
+        else:
+            found = self._lookup(digest)
+            if found is None:
+                with self._lock:
+                    self._cache.pop(digest, None)
+                raise AuthError(
+                    "unknown", "this sign-in has ended (signed out, expired or revoked)"
+                )
+            session, key = found
+            with self._lock:
+                self._cache[digest] = (session, key, now)
+                self._cache.move_to_end(digest)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        if session.expired():
+            with self._lock:
+                self._cache.pop(digest, None)
+            raise AuthError("expired", f"this sign-in expired at {session.expires_at.isoformat()}")
+        check_key(key, host, scope)
+        self._seen.note(digest)
+        return session, key
+
+    def flush(self) -> None:
+        """Write pending last-seen times."""
+        self._seen.flush()
