@@ -93,10 +93,11 @@ class AccessLog:
         referer: str | None,
         user_agent: str | None,
     ) -> None:
-        """Write one line to the access logger."""
-        self._logger.info(
-            self.line(client, method, target, protocol, status, size, referer, user_agent)
-        )
+        """Write one line."""
+        self._emit(self.line(client, method, target, protocol, status, size, referer, user_agent))
+
+    def _emit(self, line: str) -> None:
+        self._logger.info(line)
 
 
 class BufferedAccessLog(AccessLog):
@@ -117,22 +118,9 @@ class BufferedAccessLog(AccessLog):
     def __repr__(self) -> str:
         return f"BufferedAccessLog(fd={self._fd})"
 
-    def write(
-        self,
-        client: str | None,
-        method: str,
-        target: str,
-        protocol: str,
-        status: int,
-        size: int,
-        referer: str | None,
-        user_agent: str | None,
-    ) -> None:
-        """Queue one line; write the batch once it is full."""
+    def _emit(self, line: str) -> None:
         pending = self._pending
-        pending.append(
-            self.line(client, method, target, protocol, status, size, referer, user_agent)
-        )
+        pending.append(line)
         if len(pending) >= _MAX_PENDING:
             self.flush()
 

@@ -4,26 +4,24 @@ sessions (:mod:`waypost.store._sql_sessions`)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from waypost.exceptions import NotFoundError, StoreError, ValidationError
+from waypost.store._sql_base import SqlMixin
 from waypost.store.keys import (
     SCOPES,
     ApiKey,
-    KeyChecker,
     KeyScope,
     hash_secret,
     new_key,
     normalize_host,
 )
-from waypost.store.sessions import SessionChecker
 
 if TYPE_CHECKING:
-    from waypost.store._sql import Conn
+    pass
 
 __all__ = ["KEY_COLUMNS", "KeyMethods"]
 
@@ -33,20 +31,8 @@ KEY_COLUMNS = (
 )
 
 
-class KeyMethods(ABC):
+class KeyMethods(SqlMixin):
     """API keys over the store's SQL connection (mixed into SqlStore)."""
-
-    keys: KeyChecker
-    sessions: SessionChecker
-
-    @abstractmethod
-    def _transaction(self, *, write: bool = False) -> AbstractContextManager[Conn]: ...
-
-    @abstractmethod
-    def _time_param(self, moment: datetime | None) -> Any: ...
-
-    @abstractmethod
-    def _time_value(self, value: Any) -> datetime | None: ...
 
     def _key(self, row: Sequence[Any]) -> ApiKey:
         return ApiKey(

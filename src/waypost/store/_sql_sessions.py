@@ -3,25 +3,24 @@ sessions (stored only as hashes; see :mod:`waypost.store.sessions`)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from waypost.exceptions import AuthError, NotFoundError, ValidationError
+from waypost.store._sql_base import SqlMixin
 from waypost.store._sql_keys import KEY_COLUMNS
-from waypost.store.keys import ApiKey, KeyChecker, KeyScope
+from waypost.store.keys import ApiKey, KeyScope
 from waypost.store.sessions import (
     Session,
-    SessionChecker,
     hash_token,
     new_session_token,
     session_digest,
 )
 
 if TYPE_CHECKING:
-    from waypost.store._sql import Conn
+    pass
 
 __all__ = ["SessionMethods"]
 
@@ -29,20 +28,8 @@ __all__ = ["SessionMethods"]
 _JOINED_KEY = ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(",")[:9])
 
 
-class SessionMethods(ABC):
+class SessionMethods(SqlMixin):
     """Admin sign-in sessions over the store's SQL connection (mixed into SqlStore)."""
-
-    keys: KeyChecker
-    sessions: SessionChecker
-
-    @abstractmethod
-    def _transaction(self, *, write: bool = False) -> AbstractContextManager[Conn]: ...
-
-    @abstractmethod
-    def _time_param(self, moment: datetime | None) -> Any: ...
-
-    @abstractmethod
-    def _time_value(self, value: Any) -> datetime | None: ...
 
     @abstractmethod
     def _key(self, row: Sequence[Any]) -> ApiKey: ...

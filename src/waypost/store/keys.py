@@ -18,15 +18,14 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from waypost.exceptions import AuthError
+from waypost.store._cache import CheckCache
 from waypost.store._usage import UsageLog, UsageRecorder
 
 __all__ = [
@@ -195,13 +194,9 @@ class KeyChecker:
     ) -> None:
         self._lookup = lookup
         self._record_use = record_use
-        self.ttl = ttl
-        self._cache_size = cache_size
-        self._clock = clock
-        self._lock = threading.Lock()
-        # SHA-256 of the whole presented key -> (the key, when it was read): a hit means the
-        # secret was verified against the database less than ``ttl`` seconds ago.
-        self._cache: OrderedDict[str, tuple[ApiKey, float]] = OrderedDict()
+        # SHA-256 of the whole presented key -> the key: a hit means the secret was verified
+        # against the database less than ``ttl`` seconds ago.
+        self._cache: CheckCache[ApiKey] = CheckCache(ttl=ttl, size=cache_size, clock=clock)
         # Looked up at each write, so that a test may swap ``_record_use``.
         self._usage = UsageLog(
             lambda used: self._record_use(used), interval=usage_interval, clock=clock
@@ -212,17 +207,20 @@ class KeyChecker:
         """At most one last-use write per key in this many seconds."""
         return self._usage.interval
 
+    @property
+    def ttl(self) -> float:
+        """Seconds a successful check is trusted before the store is asked again."""
+        return self._cache.ttl
+
     def __repr__(self) -> str:
         return f"KeyChecker(ttl={self.ttl!r}, usage_interval={self.usage_interval!r})"
 
     def forget(self, key_id: str | None = None) -> None:
         """Drop cached checks (of one key, or all): after a revoke in this process."""
-        with self._lock:
-            if key_id is None:
-                self._cache.clear()
-                return
-            for digest in [d for d, (key, _) in self._cache.items() if key.id == key_id]:
-                del self._cache[digest]
+        if key_id is None:
+            self._cache.drop()
+        else:
+            self._cache.drop(lambda _, key: key.id == key_id)
 
     def authenticate(
         self, presented: str, *, host: str | None = None, scope: KeyScope | None = None
@@ -231,18 +229,10 @@ class KeyChecker:
         ``scope``; :class:`AuthError` with the reason otherwise."""
         public_id, secret = split_key(presented)
         digest = hashlib.sha256(presented.strip().encode("utf-8")).hexdigest()
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None and now - cached[1] < self.ttl:
-            key = cached[0]
-        else:
+        key = self._cache.get(digest)
+        if key is None:
             key = self._verify(public_id, secret)
-            with self._lock:
-                self._cache[digest] = (key, now)
-                self._cache.move_to_end(digest)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            self._cache.put(digest, key)
         check_key(key, host, scope)
         self.note_use(key.id)
         return key

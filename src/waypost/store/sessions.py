@@ -20,14 +20,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from waypost.exceptions import AuthError
+from waypost.store._cache import CheckCache
 from waypost.store._usage import UsageLog, UsageRecorder
 from waypost.store.keys import ApiKey, KeyScope, check_key
 
@@ -100,13 +99,16 @@ class SessionChecker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lookup = lookup
-        self.ttl = ttl
-        self._cache_size = cache_size
-        self._clock = clock
-        self._lock = threading.Lock()
-        # token hash -> (session, its key, when they were read)
-        self._cache: OrderedDict[str, tuple[Session, ApiKey, float]] = OrderedDict()
+        # token hash -> (session, its key)
+        self._cache: CheckCache[tuple[Session, ApiKey]] = CheckCache(
+            ttl=ttl, size=cache_size, clock=clock
+        )
         self._seen = UsageLog(record_seen, interval=usage_interval, clock=clock)
+
+    @property
+    def ttl(self) -> float:
+        """Seconds a successful check is trusted before the store is asked again."""
+        return self._cache.ttl
 
     def __repr__(self) -> str:
         return f"SessionChecker(ttl={self.ttl!r}, usage_interval={self._seen.interval!r})"
@@ -114,16 +116,12 @@ class SessionChecker:
     def forget(self, *, digest: str | None = None, key_id: str | None = None) -> None:
         """Drop cached checks: of one session (signed out), of one key's sessions (revoked), or
         all of them."""
-        with self._lock:
-            if digest is None and key_id is None:
-                self._cache.clear()
-                return
-            for cached in [
-                d
-                for d, (_, key, _) in self._cache.items()
-                if d == digest or (key_id is not None and key.id == key_id)
-            ]:
-                del self._cache[cached]
+        if digest is None and key_id is None:
+            self._cache.drop()
+            return
+        self._cache.drop(
+            lambda d, found: d == digest or (key_id is not None and found[1].id == key_id)
+        )
 
     def authenticate(
         self, token: str, *, host: str | None = None, scope: KeyScope | None = None
@@ -131,28 +129,18 @@ class SessionChecker:
         """The session for ``token`` and its key, if the session has not ended and the key may
         be used for a request to ``host`` needing ``scope``; :class:`AuthError` otherwise."""
         digest = session_digest(token)
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None and now - cached[2] < self.ttl:
-            session, key = cached[0], cached[1]
-        else:
+        found = self._cache.get(digest)
+        if found is None:
             found = self._lookup(digest)
             if found is None:
-                with self._lock:
-                    self._cache.pop(digest, None)
+                self._cache.pop(digest)
                 raise AuthError(
                     "unknown", "this sign-in has ended (signed out, expired or revoked)"
                 )
-            session, key = found
-            with self._lock:
-                self._cache[digest] = (session, key, now)
-                self._cache.move_to_end(digest)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            self._cache.put(digest, found)
+        session, key = found
         if session.expired():
-            with self._lock:
-                self._cache.pop(digest, None)
+            self._cache.pop(digest)
             raise AuthError("expired", f"this sign-in expired at {session.expires_at.isoformat()}")
         check_key(key, host, scope)
         self._seen.note(digest)
