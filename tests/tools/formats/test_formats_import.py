@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from waypost.engine import Engine
 from waypost.tools.formats import IMPORTERS
 
 DATA = Path(__file__).parents[2] / "data" / "formats"
@@ -265,6 +266,7 @@ SAMPLES = [
                 "from": "/blog/<int:p1>/<path:p2>",
                 "to": "/articles/{p1}/{p2}",
                 "status": 301,
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -293,6 +295,7 @@ SAMPLES = [
                 "from": "/downloads/<path:rest>",
                 "to": "https://files.example.com/downloads/{rest}",
                 "status": 302,
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -300,6 +303,7 @@ SAMPLES = [
                 "to": "/docs/{p1}",
                 "status": 308,
                 "case": "insensitive",
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -312,6 +316,7 @@ SAMPLES = [
                 "from": "/news/<path:p1>",
                 "to": "/blog/{p1}",
                 "status": 301,
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -682,4 +687,35 @@ def test_netlify_toml_force_decides_only_if_missing() -> None:
     assert IMPORTERS["netlify-toml"](text).rules == [
         {"from": "/a", "to": "/b", "status": 301},
         {"from": "/c", "to": "/d", "status": 301, "only_if_missing": True},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "url", "location"),
+    [
+        ("rewrite ^/old/(.*)$ /new/$1 permanent;", "/old/a/", "/new/a/"),
+        ("rewrite ^/old/(.*)$ /new/$1 permanent;", "/old/a", "/new/a"),
+        ("rewrite ^/old/(.+?)/?$ /new/$1 permanent;", "/old/a/", "/new/a"),
+        ("location ~ ^/old/(.+)$ { return 301 /new/$1; }", "/old/a/b/", "/new/a/b/"),
+        ("map $uri $to { ~^/old/(.*)$ /new/$1; }\nreturn 301 $to;", "/old/a/", "/new/a/"),
+        ("location /old/ { return 301 /new$uri; }", "/old/a/", "/new/old/a/"),
+        ("location /old { return 301 /new$uri; }", "/old/", "/new/old/"),
+        ("location /old { return 301 /new$uri; }", "/old", "/new/old"),
+    ],
+    ids=["greedy", "greedy-bare", "lazy", "location", "map", "prefix", "prefix-slash", "bare"],
+)
+def test_nginx_greedy_groups_and_uri_keep_the_trailing_slash(
+    config: str, url: str, location: str
+) -> None:
+    # nginx matches the path as it is: '(.*)$' and $uri keep a trailing slash.
+    imported = IMPORTERS["nginx"](config)
+    decision = Engine(imported.rules).resolve("GET", url)
+    assert (decision.status, decision.location) == (301, location)
+
+
+def test_nginx_prefix_location_not_using_the_path_imports_as_one_rule_ignoring_the_slash() -> None:
+    rules = IMPORTERS["nginx"]("location /old { return 301 /new; }").rules
+    assert [(rule["from"], rule.get("trailing_slash")) for rule in rules] == [
+        ("/old", None),
+        ("/old/<path:rest>", "strict"),
     ]

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._canon import ends_with_path_variable
 from .._common import (
     REDIRECT_STATUSES,
     Collector,
@@ -300,17 +299,20 @@ class _Importer:
         path = args[1] if args[0] in ("=", "^~") else args[0]
         if not path.startswith("/") or "<" in path or ">" in path:
             raise Refusal(f"cannot import the location path {path!r}")
+        # (pattern, the path below it that '<path:rest>' stands for). Every rule is strict: nginx
+        # keeps the trailing slash in $uri, so '/old/a/' must give rest='a/'. The prefix '/x' also
+        # matches '/x/'; when the target does not use the path, '/x' and '/x/' merge back into one
+        # rule that ignores the slash (merge_slash_twins).
         variants: list[tuple[str, str | None]] = [(path, None)]
-        # '= /x' and the prefix '/x/' match the path exactly; the prefix '/x' also matches '/x/'.
-        strict = exact or path.endswith("/")
         if not exact:
             under = path if path.endswith("/") else path + "/"
-            variants.append((under + "<path:rest>", under))
             if not path.endswith("/"):
+                variants.append((under, None))
                 notes.append(
                     f"the prefix location {path!r} also matches paths such as {path + '-x'!r}; "
                     f"imported as {path!r} and {under + '<path:rest>'!r}"
                 )
+            variants.append((under + "<path:rest>", under))
         rules = []
         for pattern, under_path in variants:
             rule: dict[str, Any] = {"from": pattern}
@@ -318,12 +320,11 @@ class _Importer:
                 rule["respond"] = value
             else:
                 status, target = value
-                rendered, keep = self._location_target(target, path, under_path)
+                rendered, keep = self._location_target(target, pattern, under_path)
                 rule.update({"to": rendered, "status": status})
                 if not keep:
                     rule["query"] = "drop"
-            if strict and under_path is None:
-                rule["trailing_slash"] = "strict"
+            rule["trailing_slash"] = "strict"
             rules.append(rule)
         return rules, notes
 
@@ -384,7 +385,9 @@ def parse_nginx(text: str) -> ImportResult:
 
 def _slash(rule: dict[str, Any], converted: RegexPattern) -> None:
     """Set a converted regex rule's trailing_slash and case options."""
-    if not converted.optional_slash and not ends_with_path_variable(rule["from"]):
+    # nginx matches the path as it is: a greedy '(.*)$' takes the trailing slash into its capture
+    # ('/old/a/' gives 'a/'). Only the lazy '(.+?)/?$' leaves it out, as Waypost's 'ignore' does.
+    if not converted.optional_slash:
         rule["trailing_slash"] = "strict"
     if converted.case_insensitive:
         rule["case"] = "insensitive"
