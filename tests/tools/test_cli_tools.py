@@ -712,3 +712,16 @@ def test_imported_greedy_groups_keep_the_trailing_slash_like_nginx(
     # nginx keeps the slash in '(.*)$' and in $uri: '/blog/a/' goes to '/posts/a/'.
     base, engine = nginx_imported
     assert _differences(base, engine, [url]) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/OLD-PAGE", "/Old-Page", "/mixed-case", "/MIXED-case", "/About-Us/", "/about-us", "/upper",
+     "/TWIN/", "/Legacy/a"],
+)  # fmt: skip
+def test_imported_plain_map_keys_ignore_case_like_nginx(
+    nginx_imported: tuple[str, Engine], url: str
+) -> None:
+    # nginx compares plain map keys ignoring case; '~' regex keys stay case-sensitive.
+    base, engine = nginx_imported
+    assert _differences(base, engine, [url]) == []

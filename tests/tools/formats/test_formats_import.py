@@ -246,6 +246,7 @@ SAMPLES = [
                 "to": "/new-page",
                 "status": 301,
                 "trailing_slash": "strict",
+                "case": "insensitive",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -253,6 +254,7 @@ SAMPLES = [
                 "to": "/about/",
                 "status": 301,
                 "trailing_slash": "strict",
+                "case": "insensitive",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -260,6 +262,7 @@ SAMPLES = [
                 "to": "/sale",
                 "status": 301,
                 "trailing_slash": "strict",
+                "case": "insensitive",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -594,7 +597,14 @@ def test_summary_lists_skips_and_notes_in_line_order() -> None:
 def test_nginx_map_without_a_return_assumes_301_and_says_so() -> None:
     result = IMPORTERS["nginx"]("map $uri $target {\n    /a /b;\n}\n")
     assert result.rules == [
-        {"from": "/a", "to": "/b", "status": 301, "trailing_slash": "strict", "query": "drop"}
+        {
+            "from": "/a",
+            "to": "/b",
+            "status": 301,
+            "trailing_slash": "strict",
+            "case": "insensitive",
+            "query": "drop",
+        }
     ]
     assert [(note.line, note.message) for note in result.notes] == [
         (1, "no 'return ... $target;' uses this map; assumed 'return 301 $target;'")
@@ -718,4 +728,22 @@ def test_nginx_prefix_location_not_using_the_path_imports_as_one_rule_ignoring_t
     assert [(rule["from"], rule.get("trailing_slash")) for rule in rules] == [
         ("/old", None),
         ("/old/<path:rest>", "strict"),
+    ]
+
+
+def test_nginx_plain_map_keys_match_ignoring_case_like_nginx() -> None:
+    # nginx: "Strings are matched ignoring the case"; '~' regex keys stay case-sensitive.
+    text = "map $uri $to {\n    /Old /new;\n    ~^/Re/(.+)$ /re/$1;\n}\nreturn 301 $to;\n"
+    engine = Engine(IMPORTERS["nginx"](text).rules)
+    assert engine.resolve("GET", "/old").location == "/new"
+    assert engine.resolve("GET", "/OLD").location == "/new"
+    assert engine.resolve("GET", "/old/").action == "pass"
+    assert engine.resolve("GET", "/Re/x").location == "/re/x"
+    assert engine.resolve("GET", "/re/x").action == "pass"
+
+
+def test_nginx_plain_map_keys_with_and_without_the_slash_merge_into_one_rule() -> None:
+    text = "map $uri $to {\n    /Old /new;\n    /Old/ /new;\n}\nreturn 301 $to;\n"
+    assert IMPORTERS["nginx"](text).rules == [
+        {"from": "/Old", "to": "/new", "status": 301, "case": "insensitive", "query": "drop"}
     ]

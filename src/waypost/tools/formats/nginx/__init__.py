@@ -6,7 +6,8 @@ The reader (``_syntax``), importer (``_import``) and exporter (``_export``) are 
 * ``map $uri $new_uri { /old /new; ... }`` (also ``$request_uri``/``$document_uri``) with the
   ``return 301 $new_uri;`` (or ``if ($new_uri) { return ...; }`` / ``rewrite ^ $new_uri
   permanent;``) that uses it; without one the status is assumed to be 301 and a note says so.
-  ``$new_uri$is_args$args`` keeps the query string. Regex keys (``~^/old/(.*)$``) are converted
+  ``$new_uri$is_args$args`` keeps the query string. Plain keys are compared ignoring case, as
+  nginx does, so their rules are ``case: insensitive``. Regex keys (``~^/old/(.*)$``) are converted
   like rewrites. A ``$request_uri`` key only matches requests without a query string, while the
   imported rule matches with or without one.
 * ``location = /old { return 301 /new; }``; prefix ``location /old/ { return 302 ...; }`` as

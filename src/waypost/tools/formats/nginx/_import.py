@@ -150,11 +150,14 @@ class _Importer:
                 rules = self._regex_rules(converted, value, {"to": use.status}, keep)
             else:
                 path, _, query = key.partition("?") if request_uri else (key, "", "")
+                # "Strings are matched ignoring the case" (nginx's map documentation): a plain
+                # key '/Old' also takes '/OLD' and '/old'.
                 rule: dict[str, Any] = {
                     "from": path,
                     "to": self._plain_target(value),
                     "status": use.status,
                     "trailing_slash": "strict",
+                    "case": "insensitive",
                 }
                 if not keep:
                     rule["query"] = "drop"
