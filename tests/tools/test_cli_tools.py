@@ -691,6 +691,13 @@ def test_nginx_matches_exact_paths_case_sensitively_like_waypost(
     assert _differences(base, engine, ["/OLD-PAGE", "/Team/Lead"]) == []
 
 
+def test_nginx_exact_paths_win_and_ignore_case_only_when_told(nginx: tuple[str, Engine]) -> None:
+    base, engine = nginx
+    urls = ["/staff/boss", "/staff/boss/", "/staff/bob", "/STAFF/boss", "/legal", "/LEGAL/",
+            "/Legal?x=1", "/promo/", "/PROMO/", "/promo", "/closed", "/closed/"]  # fmt: skip
+    assert _differences(base, engine, urls) == []
+
+
 def test_imported_nginx_rules_answer_like_the_nginx_they_came_from(
     nginx_imported: tuple[str, Engine],
 ) -> None:

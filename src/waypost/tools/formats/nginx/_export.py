@@ -64,6 +64,29 @@ def _target(target: str, keep_query: bool, *, rewrite_style: bool) -> str:
 class _Export:
     maps: dict[str, list[str]] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    #: Lowercased keys already in each map: nginx refuses a repeated key.
+    map_keys: dict[str, set[str]] = field(default_factory=dict)
+    #: Paths that already have a 'location =': nginx refuses a duplicate location.
+    exact_paths: set[str] = field(default_factory=set)
+
+    def map_entry(self, variable: str, key: str, value: str) -> None:
+        seen = self.map_keys.setdefault(variable, set())
+        if key.lower() not in seen:  # an earlier rule takes the path, as in Waypost
+            seen.add(key.lower())
+            self.maps.setdefault(variable, []).append(f"    {_quote(key)} {_quote(value)};")
+
+    def exact_location(self, path: str, answer: str) -> None:
+        if path not in self.exact_paths:  # an earlier rule takes the path, as in Waypost
+            self.exact_paths.add(path)
+            self.lines.append(f"location = {_quote(path)} {{ {answer}; }}")
+
+
+def _exact_paths(pattern: str, ignore_slash: bool) -> list[str]:
+    """The paths a static rule matches exactly: with and without the slash when it is ignored."""
+    if not ignore_slash or pattern == "/":
+        return [pattern]
+    bare = pattern.rstrip("/") or "/"
+    return [bare, bare + "/"] if bare != "/" else [bare]
 
 
 def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, out: _Export) -> None:
@@ -85,29 +108,22 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
     ignore_slash = eff["trailing_slash"] == "ignore"
     insensitive = eff["case"] == "insensitive"
     keep = eff.get("query") == "keep"
+    modifier = "~*" if insensitive else "~"
     if "to" in eff:
         status = eff["status"]
         if status not in REDIRECT_STATUSES:
             raise Refusal(f"status {status!r} is not a redirect status")
-        if static:
-            value = _target(str(eff["to"]), keep, rewrite_style=False)
-            # A plain string key of an nginx map matches ignoring case; a '~' regex key is
-            # case-sensitive and '~*' is not, so every key is an anchored regex that says which.
-            regex = _regex(pattern, ignore_slash, insensitive=False)
-            key = ("~*" if insensitive else "~") + regex
-            out.maps.setdefault(f"$waypost_redirect_{status}", []).append(
-                f"    {_quote(key)} {_quote(value)};"
-            )
-            return
-        regex = _regex(pattern, ignore_slash, insensitive)
-        if status in (301, 302):
-            flag = "permanent" if status == 301 else "redirect"
-            target = _target(str(eff["to"]), keep, rewrite_style=True)
-            out.lines.append(f"rewrite {_quote(regex)} {_quote(target)} {flag};")
+        target = _target(str(eff["to"]), keep, rewrite_style=False)
+        if static and insensitive:
+            # nginx compares a plain map key ignoring case: one hash lookup for any number.
+            for path in _exact_paths(pattern, ignore_slash):
+                out.map_entry(f"$waypost_redirect_{status}", path, target)
+        elif static:
+            # 'location =' is an exact, case-sensitive lookup, and wins over regex locations.
+            for path in _exact_paths(pattern, ignore_slash):
+                out.exact_location(path, f"return {status} {_quote(target)}")
         else:
-            target = _target(str(eff["to"]), keep, rewrite_style=False)
-            modifier = "~*" if insensitive else "~"
-            location = regex.removeprefix("(?i)")
+            location = _regex(pattern, ignore_slash, insensitive).removeprefix("(?i)")
             out.lines.append(
                 f"location {modifier} {_quote(location)} {{ return {status} {_quote(target)}; }}"
             )
@@ -115,7 +131,13 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
     if "rewrite" in eff:
         regex = _regex(pattern, ignore_slash, insensitive)
         target = _target(str(eff["rewrite"]), keep, rewrite_style=True)
-        out.lines.append(f"rewrite {_quote(regex)} {_quote(target)} last;")
+        # Inside its own location, so that 'location =' (exact rules) wins as in Waypost; a
+        # server-level rewrite would run before nginx chooses a location.
+        location = regex.removeprefix("(?i)")
+        out.lines.append(
+            f"location {modifier} {_quote(location)} "
+            f"{{ rewrite {_quote(regex)} {_quote(target)} last; }}"
+        )
         return
     if "respond" in eff:
         respond = eff["respond"]
@@ -128,11 +150,11 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
         answer = f"return {int(status)}"
         if raw_body is not None:
             answer += f" {_quote(str(raw_body))}"
-        if static and not ignore_slash and not insensitive:
-            out.lines.append(f"location = {_quote(pattern)} {{ {answer}; }}")
+        if static and not insensitive:
+            for path in _exact_paths(pattern, ignore_slash):
+                out.exact_location(path, answer)
         else:
             regex = _regex(pattern, ignore_slash, insensitive).removeprefix("(?i)")
-            modifier = "~*" if insensitive else "~"
             out.lines.append(f"location {modifier} {_quote(regex)} {{ {answer}; }}")
         return
     raise Refusal("'pass' has no nginx equivalent")
@@ -149,14 +171,19 @@ def _regex(pattern: str, ignore_slash: bool, insensitive: bool) -> str:
 def export_nginx(
     rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
 ) -> ExportResult:
-    """Write rules as an nginx ``map`` (exact paths) and the server snippet that uses it.
+    """Write rules as nginx ``map`` blocks and the server snippet that uses them.
 
     The ``map`` blocks go in ``http {}``; everything after the second comment goes in the
-    ``server {}`` block. Exact paths are looked up in one map per status, as anchored regex keys
-    (``~`` case-sensitive, ``~*`` not: nginx compares plain string keys ignoring case); patterns
-    become ``rewrite`` (301, 302, internal rewrites) or ``location ~`` blocks (303, 307, 308).
-    A ``<path:...>`` variable at the end of a rule that ignores the trailing slash is a lazy group
-    followed by ``/?``, so that like Waypost it never captures that slash.
+    ``server {}`` block. Exact paths are hash lookups, so that 100,000 of them cost no more than
+    ten: case-sensitive ones (Waypost's default) become ``location = /path { return ...; }``,
+    which nginx matches exactly and case-sensitively; case-insensitive ones are plain keys of one
+    map per status (nginx compares plain map keys ignoring case), tested by an ``if`` at the top
+    of the server block. A rule that ignores the trailing slash has both spellings. Patterns
+    become ``location ~`` (``~*``) blocks that ``return`` the redirect or response, or
+    ``rewrite ... last`` inside them; nginx tries them in file order after the exact
+    locations, as Waypost tries patterns after exact paths. A ``<path:...>`` variable at the end
+    of a rule that ignores the trailing slash is a lazy group followed by ``/?``, so that like
+    Waypost it never captures that slash.
     """
     out = _Export()
     unsupported: list[Unsupported] = []

@@ -221,7 +221,7 @@ class _Importer:
         try:
             converted = convert_regex(regex)
             if location is not None:
-                self._check_inside(location, converted)
+                self._check_inside(location, regex, converted)
             rules = self._regex_rules(converted, target, action, keep)
         except (Refusal, RegexNotSupported) as error:
             self.skip(node, str(error))
@@ -231,8 +231,14 @@ class _Importer:
         for rule in rules:
             self.add(node, rule, hosts)
 
-    def _check_inside(self, location: Node, converted: RegexPattern) -> None:
+    def _check_inside(self, location: Node, regex: str, converted: RegexPattern) -> None:
         args = location.args
+        # 'location ~ R { rewrite R ...; }' (how Waypost exports rewrites) runs exactly where R
+        # matches; '(?i)' in the rewrite stands for '~*'.
+        if len(args) == 2 and args[0] in ("~", "~*"):
+            same = regex == ("(?i)" if args[0] == "~*" else "") + args[1]
+            if same:
+                return
         prefix = args[0] if len(args) == 1 else None
         first = converted.pieces[0]
         if prefix is None or not isinstance(first, str) or not first.startswith(prefix):
