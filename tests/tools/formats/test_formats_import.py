@@ -747,3 +747,17 @@ def test_nginx_plain_map_keys_with_and_without_the_slash_merge_into_one_rule() -
     assert IMPORTERS["nginx"](text).rules == [
         {"from": "/Old", "to": "/new", "status": 301, "case": "insensitive", "query": "drop"}
     ]
+
+
+def test_nginx_guarded_map_entries_that_never_redirect_are_skipped_with_a_reason() -> None:
+    text = (
+        "map $uri $to {\n    /a /b;\n    /c /d;\n    ~^/e$ /f;\n}\n"
+        "map $uri $to_path {\n    /A /A;\n    /c /elsewhere;\n}\n"
+        "if ($to_path = $uri) {\n    return 301 $to;\n}\n"
+    )
+    result = IMPORTERS["nginx"](text)
+    assert result.rules == [
+        {"from": "/A", "to": "/b", "status": 301, "trailing_slash": "strict", "query": "drop"}
+    ]
+    reason = "the 'if (... = $uri)' that guards this map never holds here"
+    assert [(skip.line, skip.reason) for skip in result.skipped] == [(3, reason), (4, reason)]

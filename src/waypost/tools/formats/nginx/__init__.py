@@ -7,9 +7,10 @@ The reader (``_syntax``), importer (``_import``) and exporter (``_export``) are 
   ``return 301 $new_uri;`` (or ``if ($new_uri) { return ...; }`` / ``rewrite ^ $new_uri
   permanent;``) that uses it; without one the status is assumed to be 301 and a note says so.
   ``$new_uri$is_args$args`` keeps the query string. Plain keys are compared ignoring case, as
-  nginx does, so their rules are ``case: insensitive``. Regex keys (``~^/old/(.*)$``) are converted
-  like rewrites. A ``$request_uri`` key only matches requests without a query string, while the
-  imported rule matches with or without one.
+  nginx does, so their rules are ``case: insensitive``, unless an ``if ($m_path = $uri)``
+  compares the path exactly (how Waypost exports case-sensitive paths). Regex keys
+  (``~^/old/(.*)$``) are converted like rewrites. A ``$request_uri`` key only matches requests
+  without a query string, while the imported rule matches with or without one.
 * ``location = /old { return 301 /new; }``; prefix ``location /old/ { return 302 ...; }`` as
   two rules (``/old/`` and ``/old/<path:rest>``; a prefix without a trailing slash also matches
   ``/older``, which a note points out); regex ``location ~ ^...$`` / ``~*`` as a converted regex.

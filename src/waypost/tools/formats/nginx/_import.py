@@ -59,6 +59,9 @@ class _Importer:
     lines: list[str]
     collector: Collector = field(default_factory=Collector)
     uses: dict[str, _MapUse] = field(default_factory=dict)
+    #: Every map by its variable, and the guard of a map that 'if ($guard = $uri)' checks.
+    maps: dict[str, Node] = field(default_factory=dict)
+    guards: dict[str, str] = field(default_factory=dict)
 
     def raw(self, node: Node) -> str:
         return self.lines[node.line - 1].strip()
@@ -83,9 +86,23 @@ class _Importer:
                 target = node.args[1]
                 target = target[:-1] if target.endswith("?") else target + "$is_args$args"
                 self._use(target, status, hosts)
+            elif node.name == "map" and len(node.args) == 2:
+                self.maps[node.args[1]] = node
+            elif node.name == "if":
+                self._find_guard(node)
             if node.children is not None:
                 inner = _server_hosts(node) if node.name == "server" else hosts
                 self.find_uses(node.children, inner)
+
+    def _find_guard(self, node: Node) -> None:
+        # 'if ($waypost_exact_301_path = $uri) { return 301 $waypost_exact_301; }': how Waypost
+        # exports case-sensitive exact paths (see export_nginx).
+        guard = re.fullmatch(r"\(\s*(\$\w+)\s*=\s*\$uri\s*\)", " ".join(node.args))
+        inner = node.children or []
+        if guard and len(inner) == 1 and inner[0].name == "return" and len(inner[0].args) == 2:
+            target = inner[0].args[1].removesuffix("$is_args$args")
+            if re.fullmatch(r"\$\w+", target):
+                self.guards[target] = guard.group(1)
 
     def _use(self, target: str, status: int, hosts: list[str] | None) -> None:
         keep = target.endswith("$is_args$args")
@@ -115,6 +132,8 @@ class _Importer:
             self.skip(node, "only maps of $uri or $request_uri hold redirects; map ignored")
             return
         variable = node.args[1]
+        if variable in self.guards.values():
+            return  # read with the map it guards, in _guarded_paths
         use = self.uses.get(variable)
         if use is None:
             use = _MapUse(301, False)
@@ -123,11 +142,32 @@ class _Importer:
                 self.raw(node),
                 f"no 'return ... {variable};' uses this map; assumed 'return 301 {variable};'",
             )
+        guarded: dict[str, str] | None = None
+        if variable in self.guards:
+            guard = self.guards[variable]
+            if node.args[0] != "$uri" or guard not in self.maps:
+                self.skip(node, f"'if ({guard} = $uri)' checks this map; only a map of $uri "
+                          f"with the map {guard} in the same file is read")  # fmt: skip
+                return
+            guarded = self._guarded_paths(self.maps[guard])
         for entry in node.children or []:
-            self._map_entry(entry, use, node.args[0] == "$request_uri", use.hosts or hosts)
+            self._map_entry(entry, use, node.args[0] == "$request_uri", use.hosts or hosts, guarded)
+
+    def _guarded_paths(self, guard: Node) -> dict[str, str]:
+        """The guard map's paths by lowercased key: nginx finds a plain key ignoring case."""
+        out: dict[str, str] = {}
+        for entry in guard.children or []:
+            if entry.name != "default" and not entry.name.startswith("~") and entry.args:
+                out.setdefault(entry.name.lower(), entry.args[0])
+        return out
 
     def _map_entry(
-        self, entry: Node, use: _MapUse, request_uri: bool, hosts: list[str] | None
+        self,
+        entry: Node,
+        use: _MapUse,
+        request_uri: bool,
+        hosts: list[str] | None,
+        guarded: dict[str, str] | None = None,
     ) -> None:
         if entry.name == "default":
             if entry.args not in ([""], ["0"]):
@@ -142,6 +182,15 @@ class _Importer:
             return
         keep = value.endswith("$is_args$args") or use.keep_query
         value = value.removesuffix("$is_args$args")
+        case: dict[str, str] = {"case": "insensitive"}
+        if guarded is not None:
+            # The 'if' compares the guard map's value with $uri exactly: the rule is that path,
+            # case-sensitive.
+            exact = guarded.get(key.lower())
+            if key.startswith("~") or exact is None or exact.lower() != key.lower():
+                self.skip(entry, "the 'if (... = $uri)' that guards this map never holds here")
+                return
+            key, case = exact, {}
         try:
             if key.startswith("~"):
                 insensitive = key.startswith("~*")
@@ -157,7 +206,7 @@ class _Importer:
                     "to": self._plain_target(value),
                     "status": use.status,
                     "trailing_slash": "strict",
-                    "case": "insensitive",
+                    **case,
                 }
                 if not keep:
                     rule["query"] = "drop"
@@ -374,7 +423,8 @@ class _Importer:
         condition = " ".join(node.args)
         variable = condition.strip("( )").split()[0] if condition.strip("( )") else ""
         inner = node.children or []
-        if variable in self.uses and all(child.name in ("return", "rewrite") for child in inner):
+        known = variable in self.uses or variable in self.guards.values()
+        if known and all(child.name in ("return", "rewrite") for child in inner):
             return
         self.skip(node, f"'if {condition}' conditions are not imported")
 
