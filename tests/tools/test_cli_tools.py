@@ -3,6 +3,7 @@ import and export; round trips judged by decisions; and real nginx against Waypo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -574,20 +575,12 @@ http {{
 """
 
 
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
-    """A private nginx serving the nginx export of nginx_diff.yaml; yields its URL."""
+@contextlib.contextmanager
+def _serving_nginx(tmp: Path, http: str, server: str) -> Iterator[str]:
+    """A private nginx on loopback with ``http`` and ``server`` in the template; yields its URL."""
     binary = _nginx_binary()
     if binary is None:
         pytest.skip("nginx is not installed (apt-get install -y nginx-light); differential skipped")
-    engine = Engine.from_file(DATA / "nginx_diff.yaml")
-    exported = EXPORTERS["nginx"](
-        [r.to_mapping() for r in engine.rules], dict(engine.ruleset.defaults)
-    )
-    assert exported.unsupported == []
-    http, marker, server = exported.text.partition("# -- in the server {} block --")
-    assert marker, "the nginx export no longer marks its server {} part"
-    tmp = tmp_path_factory.mktemp("nginx")
     port = _free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(
@@ -616,7 +609,7 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engin
                     stderr = process.stderr.read().decode() if process.stderr else ""
                     pytest.fail(f"nginx did not start: {stderr}")
                 time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", engine
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         try:
@@ -626,6 +619,36 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engin
             process.wait()
         if process.stderr:
             process.stderr.close()
+
+
+_SERVER_MARKER = "# -- in the server {} block --"
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
+    """A private nginx serving the nginx export of nginx_diff.yaml; yields its URL."""
+    engine = Engine.from_file(DATA / "nginx_diff.yaml")
+    exported = EXPORTERS["nginx"](
+        [r.to_mapping() for r in engine.rules], dict(engine.ruleset.defaults)
+    )
+    assert exported.unsupported == []
+    http, marker, server = exported.text.partition(_SERVER_MARKER)
+    assert marker, "the nginx export no longer marks its server {} part"
+    with _serving_nginx(tmp_path_factory.mktemp("nginx"), http, server) as base:
+        yield base, engine
+
+
+@pytest.fixture(scope="module")
+def nginx_imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
+    """A private nginx serving nginx_import_diff.conf, and the Engine of its Waypost import."""
+    text = (DATA / "nginx_import_diff.conf").read_text(encoding="utf-8")
+    imported = IMPORTERS["nginx"](text)
+    assert imported.skipped == []
+    engine = Engine(imported.rules, defaults=imported.defaults or None)
+    http, marker, server = text.partition(_SERVER_MARKER)
+    assert marker
+    with _serving_nginx(tmp_path_factory.mktemp("nginx-import"), http, server) as base:
+        yield base, engine
 
 
 def _differences(base: str, engine: Engine, urls: list[str]) -> list[str]:
@@ -666,3 +689,46 @@ def test_nginx_matches_exact_paths_case_sensitively_like_waypost(
     # nginx compares 'map' strings ignoring case; Waypost's default is case-sensitive.
     base, engine = nginx
     assert _differences(base, engine, ["/OLD-PAGE", "/Team/Lead"]) == []
+
+
+def test_nginx_exact_paths_win_and_ignore_case_only_when_told(nginx: tuple[str, Engine]) -> None:
+    base, engine = nginx
+    urls = ["/staff/boss", "/staff/boss/", "/staff/bob", "/STAFF/boss", "/legal", "/LEGAL/",
+            "/Legal?x=1", "/promo/", "/PROMO/", "/promo", "/closed", "/closed/"]  # fmt: skip
+    assert _differences(base, engine, urls) == []
+
+
+def test_imported_nginx_rules_answer_like_the_nginx_they_came_from(
+    nginx_imported: tuple[str, Engine],
+) -> None:
+    base, engine = nginx_imported
+    urls = generated_urls(engine.rules, random.Random(11), per_rule=150)
+    assert len(urls) > 1500
+    # The prefix location '/pre' also matches '/prex', which the import notes and leaves out.
+    urls = [url for url in urls if not url.startswith("/prex")]
+    assert _differences(base, engine, urls) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/blog/a/", "/blog/a/b/", "/docs/x/", "/legacy/a/b/", "/prefix/", "/prefix/a/", "/pre/"],
+)
+def test_imported_greedy_groups_keep_the_trailing_slash_like_nginx(
+    nginx_imported: tuple[str, Engine], url: str
+) -> None:
+    # nginx keeps the slash in '(.*)$' and in $uri: '/blog/a/' goes to '/posts/a/'.
+    base, engine = nginx_imported
+    assert _differences(base, engine, [url]) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/OLD-PAGE", "/Old-Page", "/mixed-case", "/MIXED-case", "/About-Us/", "/about-us", "/upper",
+     "/TWIN/", "/Legacy/a"],
+)  # fmt: skip
+def test_imported_plain_map_keys_ignore_case_like_nginx(
+    nginx_imported: tuple[str, Engine], url: str
+) -> None:
+    # nginx compares plain map keys ignoring case; '~' regex keys stay case-sensitive.
+    base, engine = nginx_imported
+    assert _differences(base, engine, [url]) == []

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from waypost.engine import Engine
 from waypost.tools.formats import IMPORTERS
 
 DATA = Path(__file__).parents[2] / "data" / "formats"
@@ -245,6 +246,7 @@ SAMPLES = [
                 "to": "/new-page",
                 "status": 301,
                 "trailing_slash": "strict",
+                "case": "insensitive",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -252,6 +254,7 @@ SAMPLES = [
                 "to": "/about/",
                 "status": 301,
                 "trailing_slash": "strict",
+                "case": "insensitive",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -259,12 +262,14 @@ SAMPLES = [
                 "to": "/sale",
                 "status": 301,
                 "trailing_slash": "strict",
+                "case": "insensitive",
                 "when": {"host": "www.example.com"},
             },
             {
                 "from": "/blog/<int:p1>/<path:p2>",
                 "to": "/articles/{p1}/{p2}",
                 "status": 301,
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -293,6 +298,7 @@ SAMPLES = [
                 "from": "/downloads/<path:rest>",
                 "to": "https://files.example.com/downloads/{rest}",
                 "status": 302,
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -300,6 +306,7 @@ SAMPLES = [
                 "to": "/docs/{p1}",
                 "status": 308,
                 "case": "insensitive",
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -312,6 +319,7 @@ SAMPLES = [
                 "from": "/news/<path:p1>",
                 "to": "/blog/{p1}",
                 "status": 301,
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
             {
@@ -589,7 +597,14 @@ def test_summary_lists_skips_and_notes_in_line_order() -> None:
 def test_nginx_map_without_a_return_assumes_301_and_says_so() -> None:
     result = IMPORTERS["nginx"]("map $uri $target {\n    /a /b;\n}\n")
     assert result.rules == [
-        {"from": "/a", "to": "/b", "status": 301, "trailing_slash": "strict", "query": "drop"}
+        {
+            "from": "/a",
+            "to": "/b",
+            "status": 301,
+            "trailing_slash": "strict",
+            "case": "insensitive",
+            "query": "drop",
+        }
     ]
     assert [(note.line, note.message) for note in result.notes] == [
         (1, "no 'return ... $target;' uses this map; assumed 'return 301 $target;'")
@@ -683,3 +698,66 @@ def test_netlify_toml_force_decides_only_if_missing() -> None:
         {"from": "/a", "to": "/b", "status": 301},
         {"from": "/c", "to": "/d", "status": 301, "only_if_missing": True},
     ]
+
+
+@pytest.mark.parametrize(
+    ("config", "url", "location"),
+    [
+        ("rewrite ^/old/(.*)$ /new/$1 permanent;", "/old/a/", "/new/a/"),
+        ("rewrite ^/old/(.*)$ /new/$1 permanent;", "/old/a", "/new/a"),
+        ("rewrite ^/old/(.+?)/?$ /new/$1 permanent;", "/old/a/", "/new/a"),
+        ("location ~ ^/old/(.+)$ { return 301 /new/$1; }", "/old/a/b/", "/new/a/b/"),
+        ("map $uri $to { ~^/old/(.*)$ /new/$1; }\nreturn 301 $to;", "/old/a/", "/new/a/"),
+        ("location /old/ { return 301 /new$uri; }", "/old/a/", "/new/old/a/"),
+        ("location /old { return 301 /new$uri; }", "/old/", "/new/old/"),
+        ("location /old { return 301 /new$uri; }", "/old", "/new/old"),
+    ],
+    ids=["greedy", "greedy-bare", "lazy", "location", "map", "prefix", "prefix-slash", "bare"],
+)
+def test_nginx_greedy_groups_and_uri_keep_the_trailing_slash(
+    config: str, url: str, location: str
+) -> None:
+    # nginx matches the path as it is: '(.*)$' and $uri keep a trailing slash.
+    imported = IMPORTERS["nginx"](config)
+    decision = Engine(imported.rules).resolve("GET", url)
+    assert (decision.status, decision.location) == (301, location)
+
+
+def test_nginx_prefix_location_not_using_the_path_imports_as_one_rule_ignoring_the_slash() -> None:
+    rules = IMPORTERS["nginx"]("location /old { return 301 /new; }").rules
+    assert [(rule["from"], rule.get("trailing_slash")) for rule in rules] == [
+        ("/old", None),
+        ("/old/<path:rest>", "strict"),
+    ]
+
+
+def test_nginx_plain_map_keys_match_ignoring_case_like_nginx() -> None:
+    # nginx: "Strings are matched ignoring the case"; '~' regex keys stay case-sensitive.
+    text = "map $uri $to {\n    /Old /new;\n    ~^/Re/(.+)$ /re/$1;\n}\nreturn 301 $to;\n"
+    engine = Engine(IMPORTERS["nginx"](text).rules)
+    assert engine.resolve("GET", "/old").location == "/new"
+    assert engine.resolve("GET", "/OLD").location == "/new"
+    assert engine.resolve("GET", "/old/").action == "pass"
+    assert engine.resolve("GET", "/Re/x").location == "/re/x"
+    assert engine.resolve("GET", "/re/x").action == "pass"
+
+
+def test_nginx_plain_map_keys_with_and_without_the_slash_merge_into_one_rule() -> None:
+    text = "map $uri $to {\n    /Old /new;\n    /Old/ /new;\n}\nreturn 301 $to;\n"
+    assert IMPORTERS["nginx"](text).rules == [
+        {"from": "/Old", "to": "/new", "status": 301, "case": "insensitive", "query": "drop"}
+    ]
+
+
+def test_nginx_guarded_map_entries_that_never_redirect_are_skipped_with_a_reason() -> None:
+    text = (
+        "map $uri $to {\n    /a /b;\n    /c /d;\n    ~^/e$ /f;\n}\n"
+        "map $uri $to_path {\n    /A /A;\n    /c /elsewhere;\n}\n"
+        "if ($to_path = $uri) {\n    return 301 $to;\n}\n"
+    )
+    result = IMPORTERS["nginx"](text)
+    assert result.rules == [
+        {"from": "/A", "to": "/b", "status": 301, "trailing_slash": "strict", "query": "drop"}
+    ]
+    reason = "the 'if (... = $uri)' that guards this map never holds here"
+    assert [(skip.line, skip.reason) for skip in result.skipped] == [(3, reason), (4, reason)]

@@ -262,6 +262,16 @@ def test_normalise_rule_fills_defaults_and_evens_out_spellings() -> None:
     assert normalise_rule({"from": "/a", "respond": {"status": 410}})["respond"] == 410
 
 
+def test_normalise_rule_keeps_the_slash_option_of_a_path_variable_the_target_uses() -> None:
+    # Strict, '/a/<path:p>' on '/a/b/' gives p='b/'; ignoring the slash gives 'b'.
+    used = {"from": "/a/<path:p>", "to": "/b/{p}"}
+    assert normalise_rule(used) != normalise_rule({**used, "trailing_slash": "strict"})
+    unused = {"from": "/a/<path:p>", "to": "/b"}
+    assert normalise_rule(unused) == normalise_rule({**unused, "trailing_slash": "strict"})
+    gone = {"from": "/a/<path:p>", "respond": 410}
+    assert normalise_rule(gone) == normalise_rule({**gone, "trailing_slash": "strict"})
+
+
 # -- registry -----------------------------------------------------------------------------------
 
 

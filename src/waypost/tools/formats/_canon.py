@@ -160,16 +160,20 @@ def normalise_rule(
     """A form for comparing rules: defaults filled in, empty ``when`` parts and ``name`` removed.
 
     A ``respond`` mapping with only ``status`` becomes the bare status; single hosts and language
-    lists become one-element lists; an ignored trailing slash is taken off a pattern; a pattern
-    ending in a path variable counts as ``trailing_slash: ignore`` (the variable takes the slash
-    either way). Two rules that behave the same normalise to equal dicts.
+    lists become one-element lists; an ignored trailing slash is taken off a pattern. A pattern
+    ending in a path variable matches with or without the slash either way, but the slash is part
+    of the variable's value only when it is strict ('/a/<path:p>' on '/a/b/' gives 'b/', ignoring
+    it gives 'b'): it counts as ``trailing_slash: ignore`` only when no target uses that value.
+    Two rules that behave the same normalise to equal dicts.
     """
     out = effective_rule(rule, defaults)
     out.pop("name", None)
     if action_of(out) in ("respond", "pass"):
         out.pop("query", None)  # the query option only concerns targets
     pattern = str(out.get("from", ""))
-    if ends_with_path_variable(pattern) or pattern == "/":
+    if pattern == "/" or (
+        ends_with_path_variable(pattern) and not _uses_last_variable(out, pattern)
+    ):
         out["trailing_slash"] = "ignore"
     elif out.get("trailing_slash") == "ignore" and len(pattern) > 1:
         out["from"] = pattern.rstrip("/") or "/"
@@ -184,6 +188,18 @@ def normalise_rule(
         else:
             del out["when"]
     return out
+
+
+def _uses_last_variable(rule: Mapping[str, Any], pattern: str) -> bool:
+    last = parse_pattern_pieces(pattern)[-1]
+    if not isinstance(last, Variable):
+        return False
+    for key in ("to", "rewrite"):
+        if key in rule:
+            pieces = parse_target_pieces(str(rule[key]))
+            if any(isinstance(p, Placeholder) and p.name == last.name for p in pieces):
+                return True
+    return False
 
 
 def _normalise_when(when: Mapping[str, Any]) -> dict[str, Any]:

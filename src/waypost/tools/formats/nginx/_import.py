@@ -1,155 +1,34 @@
-"""nginx: the redirect subset of a server configuration.
-
-Import understands:
-
-* ``map $uri $new_uri { /old /new; ... }`` (also ``$request_uri``/``$document_uri``) with the
-  ``return 301 $new_uri;`` (or ``if ($new_uri) { return ...; }`` / ``rewrite ^ $new_uri
-  permanent;``) that uses it; without one the status is assumed to be 301 and a note says so.
-  ``$new_uri$is_args$args`` keeps the query string. Regex keys (``~^/old/(.*)$``) are converted
-  like rewrites. A ``$request_uri`` key only matches requests without a query string, while the
-  imported rule matches with or without one.
-* ``location = /old { return 301 /new; }``; prefix ``location /old/ { return 302 ...; }`` as
-  two rules (``/old/`` and ``/old/<path:rest>``; a prefix without a trailing slash also matches
-  ``/older``, which a note points out); regex ``location ~ ^...$`` / ``~*`` as a converted regex.
-  ``$request_uri``/``$uri`` in the target stand for the matched path.
-* ``rewrite ^/old/(.*)$ /new/$1 permanent|redirect|last|break;`` where the regex converts
-  (see ``_regex``); ``last``/``break`` make a ``rewrite`` rule. A trailing ``?`` drops the query.
-* ``return 404;`` / ``return 410 "text";`` in a location become ``respond``.
-* ``server_name`` gives the rules of its server block a ``when.host``.
-
-Skipped with a reason: server-wide redirects (``return 301 https://$host$request_uri;``),
-targets using other variables (``$host``, ``$scheme``, ``$http_...``), ``if`` blocks other than
-the map test, ``rewrite`` inside locations it could escape, ``include``d files, named
-locations. Directives that are not about redirects (``listen``, ``root``...) are ignored.
-"""
+"""nginx import: a configuration's redirect subset as Waypost rules (see the package docstring)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._canon import (
-    Placeholder,
-    ends_with_path_variable,
-    parse_pattern_pieces,
-    parse_target_pieces,
-)
-from ._common import (
+from .._common import (
     REDIRECT_STATUSES,
     Collector,
     Refusal,
-    check_baseline,
     merge_slash_twins,
     query_condition,
-    unsupported_keys,
 )
-from ._regex import (
+from .._regex import (
     Ref,
     RegexNotSupported,
     RegexPattern,
     convert_regex,
     parse_dollar_refs,
-    pattern_regex,
     render_ref_target,
 )
-from ._report import ExportResult, ImportResult, Unsupported
-from ._text import clean_text
+from .._report import ImportResult
+from .._text import clean_text
+from ._syntax import Node, parse_config
 
-__all__ = ["export_nginx", "parse_nginx"]
+__all__ = ["parse_nginx"]
 
 _PATH_VARIABLES = ("$uri", "$request_uri", "$document_uri")
-_RESERVED = frozenset(
-    {
-        "uri",
-        "request_uri",
-        "document_uri",
-        "args",
-        "is_args",
-        "query_string",
-        "host",
-        "scheme",
-        "request",
-        "server_name",
-        "remote_addr",
-        "status",
-        "request_method",
-        "http_host",
-    }
-)
-
-
-@dataclass(slots=True)
-class _Node:
-    name: str
-    args: list[str]
-    line: int
-    children: list[_Node] | None = None
-    quoted: list[bool] = field(default_factory=list)
-
-
-def _tokenize(text: str) -> list[tuple[str, int, bool]]:
-    tokens: list[tuple[str, int, bool]] = []
-    pos, line, end = 0, 1, len(text)
-    while pos < end:
-        char = text[pos]
-        if char == "\n":
-            line += 1
-            pos += 1
-        elif char.isspace():
-            pos += 1
-        elif char == "#":
-            while pos < end and text[pos] != "\n":
-                pos += 1
-        elif char in "{};":
-            tokens.append((char, line, False))
-            pos += 1
-        elif char in "\"'":
-            start_line, out = line, []
-            pos += 1
-            while pos < end and text[pos] != char:
-                if text[pos] == "\\" and pos + 1 < end:
-                    pos += 1
-                if text[pos] == "\n":
-                    line += 1
-                out.append(text[pos])
-                pos += 1
-            pos += 1
-            tokens.append(("".join(out), start_line, True))
-        else:
-            start = pos
-            while pos < end and not text[pos].isspace() and text[pos] not in ";{}\"'":
-                if text[pos] == "$" and text.startswith("${", pos):
-                    pos = text.find("}", pos) + 1 or end
-                    continue
-                pos += 1
-            tokens.append((text[start:pos], line, False))
-    return tokens
-
-
-def _parse(tokens: list[tuple[str, int, bool]], pos: int = 0) -> tuple[list[_Node], int]:
-    nodes: list[_Node] = []
-    while pos < len(tokens):
-        token, line, quoted = tokens[pos]
-        if token == "}" and not quoted:
-            return nodes, pos + 1
-        words: list[str] = []
-        flags: list[bool] = []
-        while pos < len(tokens) and (tokens[pos][2] or tokens[pos][0] not in "{};"):
-            words.append(tokens[pos][0])
-            flags.append(tokens[pos][2])
-            pos += 1
-        if not words:
-            pos += 1
-            continue
-        node = _Node(words[0], words[1:], line, None, flags[1:])
-        if pos < len(tokens) and tokens[pos][0] == "{":
-            node.children, pos = _parse(tokens, pos + 1)
-        else:
-            pos += 1
-        nodes.append(node)
-    return nodes, pos
 
 
 @dataclass(slots=True)
@@ -159,7 +38,7 @@ class _MapUse:
     hosts: list[str] | None = None
 
 
-def _server_hosts(server: _Node) -> list[str] | None:
+def _server_hosts(server: Node) -> list[str] | None:
     """The hosts a ``server`` block answers for, from its ``server_name`` (None for any host)."""
     hosts: list[str] = []
     for child in server.children or []:
@@ -180,21 +59,24 @@ class _Importer:
     lines: list[str]
     collector: Collector = field(default_factory=Collector)
     uses: dict[str, _MapUse] = field(default_factory=dict)
+    #: Every map by its variable, and the guard of a map that 'if ($guard = $uri)' checks.
+    maps: dict[str, Node] = field(default_factory=dict)
+    guards: dict[str, str] = field(default_factory=dict)
 
-    def raw(self, node: _Node) -> str:
+    def raw(self, node: Node) -> str:
         return self.lines[node.line - 1].strip()
 
-    def skip(self, node: _Node, reason: str) -> None:
+    def skip(self, node: Node, reason: str) -> None:
         self.collector.skip(node.line, self.raw(node), reason)
 
-    def add(self, node: _Node, rule: dict[str, Any], hosts: list[str] | None) -> None:
+    def add(self, node: Node, rule: dict[str, Any], hosts: list[str] | None) -> None:
         if hosts:
             rule.setdefault("when", {})["host"] = hosts[0] if len(hosts) == 1 else list(hosts)
         self.collector.add(node.line, self.raw(node), rule)
 
     # -- pass 1: how map variables are used ---------------------------------------------------
 
-    def find_uses(self, nodes: list[_Node], hosts: list[str] | None = None) -> None:
+    def find_uses(self, nodes: list[Node], hosts: list[str] | None = None) -> None:
         for node in nodes:
             if node.name == "return" and len(node.args) == 2 and node.args[0].isdigit():
                 self._use(node.args[1], int(node.args[0]), hosts)
@@ -204,9 +86,23 @@ class _Importer:
                 target = node.args[1]
                 target = target[:-1] if target.endswith("?") else target + "$is_args$args"
                 self._use(target, status, hosts)
+            elif node.name == "map" and len(node.args) == 2:
+                self.maps[node.args[1]] = node
+            elif node.name == "if":
+                self._find_guard(node)
             if node.children is not None:
                 inner = _server_hosts(node) if node.name == "server" else hosts
                 self.find_uses(node.children, inner)
+
+    def _find_guard(self, node: Node) -> None:
+        # 'if ($waypost_exact_301_path = $uri) { return 301 $waypost_exact_301; }': how Waypost
+        # exports case-sensitive exact paths (see export_nginx).
+        guard = re.fullmatch(r"\(\s*(\$\w+)\s*=\s*\$uri\s*\)", " ".join(node.args))
+        inner = node.children or []
+        if guard and len(inner) == 1 and inner[0].name == "return" and len(inner[0].args) == 2:
+            target = inner[0].args[1].removesuffix("$is_args$args")
+            if re.fullmatch(r"\$\w+", target):
+                self.guards[target] = guard.group(1)
 
     def _use(self, target: str, status: int, hosts: list[str] | None) -> None:
         keep = target.endswith("$is_args$args")
@@ -216,7 +112,7 @@ class _Importer:
 
     # -- pass 2: rules ------------------------------------------------------------------------
 
-    def walk(self, nodes: list[_Node], hosts: list[str] | None, location: _Node | None) -> None:
+    def walk(self, nodes: list[Node], hosts: list[str] | None, location: Node | None) -> None:
         for node in nodes:
             handler = getattr(self, f"on_{node.name}", None)
             if node.name in ("http", "events", "stream", "upstream", "types"):
@@ -225,17 +121,19 @@ class _Importer:
             elif handler is not None:
                 handler(node, hosts, location)
 
-    def on_server(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+    def on_server(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         self.walk(node.children or [], _server_hosts(node), None)
 
-    def on_include(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+    def on_include(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         self.skip(node, "included files are not read; import them separately")
 
-    def on_map(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+    def on_map(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         if len(node.args) != 2 or node.args[0] not in _PATH_VARIABLES:
             self.skip(node, "only maps of $uri or $request_uri hold redirects; map ignored")
             return
         variable = node.args[1]
+        if variable in self.guards.values():
+            return  # read with the map it guards, in _guarded_paths
         use = self.uses.get(variable)
         if use is None:
             use = _MapUse(301, False)
@@ -244,11 +142,32 @@ class _Importer:
                 self.raw(node),
                 f"no 'return ... {variable};' uses this map; assumed 'return 301 {variable};'",
             )
+        guarded: dict[str, str] | None = None
+        if variable in self.guards:
+            guard = self.guards[variable]
+            if node.args[0] != "$uri" or guard not in self.maps:
+                self.skip(node, f"'if ({guard} = $uri)' checks this map; only a map of $uri "
+                          f"with the map {guard} in the same file is read")  # fmt: skip
+                return
+            guarded = self._guarded_paths(self.maps[guard])
         for entry in node.children or []:
-            self._map_entry(entry, use, node.args[0] == "$request_uri", use.hosts or hosts)
+            self._map_entry(entry, use, node.args[0] == "$request_uri", use.hosts or hosts, guarded)
+
+    def _guarded_paths(self, guard: Node) -> dict[str, str]:
+        """The guard map's paths by lowercased key: nginx finds a plain key ignoring case."""
+        out: dict[str, str] = {}
+        for entry in guard.children or []:
+            if entry.name != "default" and not entry.name.startswith("~") and entry.args:
+                out.setdefault(entry.name.lower(), entry.args[0])
+        return out
 
     def _map_entry(
-        self, entry: _Node, use: _MapUse, request_uri: bool, hosts: list[str] | None
+        self,
+        entry: Node,
+        use: _MapUse,
+        request_uri: bool,
+        hosts: list[str] | None,
+        guarded: dict[str, str] | None = None,
     ) -> None:
         if entry.name == "default":
             if entry.args not in ([""], ["0"]):
@@ -263,6 +182,15 @@ class _Importer:
             return
         keep = value.endswith("$is_args$args") or use.keep_query
         value = value.removesuffix("$is_args$args")
+        case: dict[str, str] = {"case": "insensitive"}
+        if guarded is not None:
+            # The 'if' compares the guard map's value with $uri exactly: the rule is that path,
+            # case-sensitive.
+            exact = guarded.get(key.lower())
+            if key.startswith("~") or exact is None or exact.lower() != key.lower():
+                self.skip(entry, "the 'if (... = $uri)' that guards this map never holds here")
+                return
+            key, case = exact, {}
         try:
             if key.startswith("~"):
                 insensitive = key.startswith("~*")
@@ -271,11 +199,14 @@ class _Importer:
                 rules = self._regex_rules(converted, value, {"to": use.status}, keep)
             else:
                 path, _, query = key.partition("?") if request_uri else (key, "", "")
+                # "Strings are matched ignoring the case" (nginx's map documentation): a plain
+                # key '/Old' also takes '/OLD' and '/old'.
                 rule: dict[str, Any] = {
                     "from": path,
                     "to": self._plain_target(value),
                     "status": use.status,
                     "trailing_slash": "strict",
+                    **case,
                 }
                 if not keep:
                     rule["query"] = "drop"
@@ -314,7 +245,7 @@ class _Importer:
             rules.append(rule)
         return rules
 
-    def on_rewrite(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+    def on_rewrite(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         if len(node.args) < 2:
             self.skip(node, "a rewrite needs a regex and a replacement")
             return
@@ -339,7 +270,7 @@ class _Importer:
         try:
             converted = convert_regex(regex)
             if location is not None:
-                self._check_inside(location, converted)
+                self._check_inside(location, regex, converted)
             rules = self._regex_rules(converted, target, action, keep)
         except (Refusal, RegexNotSupported) as error:
             self.skip(node, str(error))
@@ -349,8 +280,14 @@ class _Importer:
         for rule in rules:
             self.add(node, rule, hosts)
 
-    def _check_inside(self, location: _Node, converted: RegexPattern) -> None:
+    def _check_inside(self, location: Node, regex: str, converted: RegexPattern) -> None:
         args = location.args
+        # 'location ~ R { rewrite R ...; }' (how Waypost exports rewrites) runs exactly where R
+        # matches; '(?i)' in the rewrite stands for '~*'.
+        if len(args) == 2 and args[0] in ("~", "~*"):
+            same = regex == ("(?i)" if args[0] == "~*" else "") + args[1]
+            if same:
+                return
         prefix = args[0] if len(args) == 1 else None
         first = converted.pieces[0]
         if prefix is None or not isinstance(first, str) or not first.startswith(prefix):
@@ -359,7 +296,7 @@ class _Importer:
                 "match paths outside it"
             )
 
-    def on_location(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+    def on_location(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         children = node.children or []
         returns = [child for child in children if child.name == "return"]
         rewrites = [child for child in children if child.name == "rewrite"]
@@ -381,7 +318,7 @@ class _Importer:
         for rule in rules:
             self.add(ret, rule, hosts)
 
-    def _return_action(self, ret: _Node) -> tuple[str, Any]:
+    def _return_action(self, ret: Node) -> tuple[str, Any]:
         args = ret.args
         if len(args) == 1 and not args[0].isdigit():
             return "to", (302, args[0])
@@ -398,7 +335,7 @@ class _Importer:
             return "respond", {"status": status, "body": args[1]}
         return "respond", status
 
-    def _location_rules(self, node: _Node, ret: _Node) -> tuple[list[dict[str, Any]], list[str]]:
+    def _location_rules(self, node: Node, ret: Node) -> tuple[list[dict[str, Any]], list[str]]:
         args = node.args
         notes: list[str] = []
         kind, value = self._return_action(ret)
@@ -420,17 +357,20 @@ class _Importer:
         path = args[1] if args[0] in ("=", "^~") else args[0]
         if not path.startswith("/") or "<" in path or ">" in path:
             raise Refusal(f"cannot import the location path {path!r}")
+        # (pattern, the path below it that '<path:rest>' stands for). Every rule is strict: nginx
+        # keeps the trailing slash in $uri, so '/old/a/' must give rest='a/'. The prefix '/x' also
+        # matches '/x/'; when the target does not use the path, '/x' and '/x/' merge back into one
+        # rule that ignores the slash (merge_slash_twins).
         variants: list[tuple[str, str | None]] = [(path, None)]
-        # '= /x' and the prefix '/x/' match the path exactly; the prefix '/x' also matches '/x/'.
-        strict = exact or path.endswith("/")
         if not exact:
             under = path if path.endswith("/") else path + "/"
-            variants.append((under + "<path:rest>", under))
             if not path.endswith("/"):
+                variants.append((under, None))
                 notes.append(
                     f"the prefix location {path!r} also matches paths such as {path + '-x'!r}; "
                     f"imported as {path!r} and {under + '<path:rest>'!r}"
                 )
+            variants.append((under + "<path:rest>", under))
         rules = []
         for pattern, under_path in variants:
             rule: dict[str, Any] = {"from": pattern}
@@ -438,12 +378,11 @@ class _Importer:
                 rule["respond"] = value
             else:
                 status, target = value
-                rendered, keep = self._location_target(target, path, under_path)
+                rendered, keep = self._location_target(target, pattern, under_path)
                 rule.update({"to": rendered, "status": status})
                 if not keep:
                     rule["query"] = "drop"
-            if strict and under_path is None:
-                rule["trailing_slash"] = "strict"
+            rule["trailing_slash"] = "strict"
             rules.append(rule)
         return rules, notes
 
@@ -469,7 +408,7 @@ class _Importer:
                 raise Refusal(f"the target uses the nginx variable {piece.text}")
         return "".join(out), keep
 
-    def on_return(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+    def on_return(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         target = node.args[-1] if node.args else ""
         name = target.removesuffix("$is_args$args")
         if re.fullmatch(r"\$\w+", name) and name in self.uses:
@@ -480,11 +419,12 @@ class _Importer:
             "scheme redirect); Waypost rules match paths, so this is left to the server",
         )
 
-    def on_if(self, node: _Node, hosts: list[str] | None, location: _Node | None) -> None:
+    def on_if(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         condition = " ".join(node.args)
         variable = condition.strip("( )").split()[0] if condition.strip("( )") else ""
         inner = node.children or []
-        if variable in self.uses and all(child.name in ("return", "rewrite") for child in inner):
+        known = variable in self.uses or variable in self.guards.values()
+        if known and all(child.name in ("return", "rewrite") for child in inner):
             return
         self.skip(node, f"'if {condition}' conditions are not imported")
 
@@ -492,7 +432,7 @@ class _Importer:
 def parse_nginx(text: str) -> ImportResult:
     """Read the redirects of an nginx configuration; see the module docstring."""
     text = clean_text(text)
-    nodes, _ = _parse(_tokenize(text))
+    nodes = parse_config(text)
     importer = _Importer(text.split("\n"))
     importer.find_uses(nodes)
     importer.walk(nodes, None, None)
@@ -504,152 +444,9 @@ def parse_nginx(text: str) -> ImportResult:
 
 def _slash(rule: dict[str, Any], converted: RegexPattern) -> None:
     """Set a converted regex rule's trailing_slash and case options."""
-    if not converted.optional_slash and not ends_with_path_variable(rule["from"]):
+    # nginx matches the path as it is: a greedy '(.*)$' takes the trailing slash into its capture
+    # ('/old/a/' gives 'a/'). Only the lazy '(.+?)/?$' leaves it out, as Waypost's 'ignore' does.
+    if not converted.optional_slash:
         rule["trailing_slash"] = "strict"
     if converted.case_insensitive:
         rule["case"] = "insensitive"
-
-
-# -- export -------------------------------------------------------------------------------------
-
-
-def _quote(value: str) -> str:
-    # nginx reads '\\' as one backslash even in a bare word; inside quotes it is written doubled.
-    if re.search(r"[\s;{}'\"#]", value) or "\\\\" in value or not value:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return value
-
-
-def _target(target: str, keep_query: bool, *, rewrite_style: bool) -> str:
-    pieces = parse_target_pieces(target)
-    out: list[str] = []
-    for index, piece in enumerate(pieces):
-        if isinstance(piece, Placeholder):
-            after = pieces[index + 1] if index + 1 < len(pieces) else ""
-            glued = isinstance(after, str) and re.match(r"\w", after)
-            out.append(f"${{{piece.name}}}" if glued else f"${piece.name}")
-        else:
-            if "$" in piece:
-                raise Refusal("nginx cannot write a literal '$' in a target")
-            out.append(piece)
-    text = "".join(out)
-    if rewrite_style:
-        return text if keep_query else text + "?"
-    return text + "$is_args$args" if keep_query else text
-
-
-@dataclass(slots=True)
-class _Export:
-    maps: dict[str, list[str]] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)
-
-
-def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, out: _Export) -> None:
-    eff = check_baseline(rule, defaults)
-    reason = unsupported_keys(
-        eff, {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case"}, set()
-    )
-    if reason:
-        if eff.get("when"):
-            reason += " (nginx conditions need server blocks or 'if'; write them by hand)"
-        raise Refusal(reason)
-    pattern = str(eff["from"])
-    pieces = parse_pattern_pieces(pattern)
-    names = [piece.name for piece in pieces if not isinstance(piece, str)]
-    clash = sorted(set(names) & _RESERVED)
-    if clash:
-        raise Refusal(f"the variable name {clash[0]!r} is an nginx variable; rename it")
-    static = not names
-    ignore_slash = eff["trailing_slash"] == "ignore"
-    insensitive = eff["case"] == "insensitive"
-    keep = eff.get("query") == "keep"
-    if "to" in eff:
-        status = eff["status"]
-        if status not in REDIRECT_STATUSES:
-            raise Refusal(f"status {status!r} is not a redirect status")
-        if static:
-            value = _target(str(eff["to"]), keep, rewrite_style=False)
-            # A plain string key of an nginx map matches ignoring case; a '~' regex key is
-            # case-sensitive and '~*' is not, so every key is an anchored regex that says which.
-            regex = _regex(pattern, ignore_slash, insensitive=False)
-            key = ("~*" if insensitive else "~") + regex
-            out.maps.setdefault(f"$waypost_redirect_{status}", []).append(
-                f"    {_quote(key)} {_quote(value)};"
-            )
-            return
-        regex = _regex(pattern, ignore_slash, insensitive)
-        if status in (301, 302):
-            flag = "permanent" if status == 301 else "redirect"
-            target = _target(str(eff["to"]), keep, rewrite_style=True)
-            out.lines.append(f"rewrite {_quote(regex)} {_quote(target)} {flag};")
-        else:
-            target = _target(str(eff["to"]), keep, rewrite_style=False)
-            modifier = "~*" if insensitive else "~"
-            location = regex.removeprefix("(?i)")
-            out.lines.append(
-                f"location {modifier} {_quote(location)} {{ return {status} {_quote(target)}; }}"
-            )
-        return
-    if "rewrite" in eff:
-        regex = _regex(pattern, ignore_slash, insensitive)
-        target = _target(str(eff["rewrite"]), keep, rewrite_style=True)
-        out.lines.append(f"rewrite {_quote(regex)} {_quote(target)} last;")
-        return
-    if "respond" in eff:
-        respond = eff["respond"]
-        if isinstance(respond, Mapping):
-            if set(respond) - {"status", "body"}:
-                raise Refusal("nginx 'return' cannot set response headers; use add_header by hand")
-            status, raw_body = respond.get("status", 200), respond.get("body")
-        else:
-            status, raw_body = respond, None
-        answer = f"return {int(status)}"
-        if raw_body is not None:
-            answer += f" {_quote(str(raw_body))}"
-        if static and not ignore_slash and not insensitive:
-            out.lines.append(f"location = {_quote(pattern)} {{ {answer}; }}")
-        else:
-            regex = _regex(pattern, ignore_slash, insensitive).removeprefix("(?i)")
-            modifier = "~*" if insensitive else "~"
-            out.lines.append(f"location {modifier} {_quote(regex)} {{ {answer}; }}")
-        return
-    raise Refusal("'pass' has no nginx equivalent")
-
-
-def _regex(pattern: str, ignore_slash: bool, insensitive: bool) -> str:
-    try:
-        regex, _names = pattern_regex(pattern, optional_slash=ignore_slash)
-    except RegexNotSupported as error:
-        raise Refusal(str(error)) from None
-    return ("(?i)" if insensitive else "") + regex
-
-
-def export_nginx(
-    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
-) -> ExportResult:
-    """Write rules as an nginx ``map`` (exact paths) and the server snippet that uses it.
-
-    The ``map`` blocks go in ``http {}``; everything after the second comment goes in the
-    ``server {}`` block. Exact paths are looked up in one map per status, as anchored regex keys
-    (``~`` case-sensitive, ``~*`` not: nginx compares plain string keys ignoring case); patterns
-    become ``rewrite`` (301, 302, internal rewrites) or ``location ~`` blocks (303, 307, 308).
-    A ``<path:...>`` variable at the end of a rule that ignores the trailing slash is a lazy group
-    followed by ``/?``, so that like Waypost it never captures that slash.
-    """
-    out = _Export()
-    unsupported: list[Unsupported] = []
-    for index, rule in enumerate(rules):
-        try:
-            _export_rule(rule, defaults, out)
-        except Refusal as refusal:
-            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-    text = ["# Generated by waypost.", "# -- in the http {} block --"]
-    for variable, entries in out.maps.items():
-        text.extend([f"map $uri {variable} {{", '    default "";', *entries, "}"])
-    text.append("# -- in the server {} block --")
-    for variable in out.maps:
-        status = variable.rsplit("_", 1)[1]
-        text.extend([f"if ({variable}) {{", f"    return {status} {variable};", "}"])
-    text.extend(out.lines)
-    exported = len(rules) - len(unsupported)
-    return ExportResult("\n".join(text) + "\n", unsupported, exported)
