@@ -15,12 +15,13 @@ from __future__ import annotations
 import difflib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote, unquote_plus
 
+from waypost.decision import NO_MATCH, Decision, Step, Trace, new_decision
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import (
@@ -40,163 +41,11 @@ from waypost.rules.target import RouteTarget, Target, parse_target
 
 __all__ = ["Decision", "Engine", "Step", "Trace"]
 
-ActionName = Literal["redirect", "rewrite", "respond", "pass"]
 Stage = Literal["all", "before", "missing"]
 # Re-quoting a raw query string keeps existing escapes and reserved characters but encodes
 # anything a client should not have sent raw (spaces, control characters, non-ASCII).
 _QUERY_SAFE = "=&+%/:@!$'()*,;?-._~"
 _REFUSED_BODY = "Bad Request: the redirect target built from this request is not allowed.\n"
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What to do with a request.
-
-    - ``action``: ``"redirect"``, ``"rewrite"``, ``"respond"`` or ``"pass"``;
-    - ``status``: the HTTP status for redirect and respond (None otherwise);
-    - ``location``: the Location of a redirect (a path or an absolute URL, percent-encoded);
-    - ``path`` / ``query``: the new path (percent-encoded) and query string of a rewrite;
-    - ``headers``: response headers (respond) or request headers to set (rewrite);
-    - ``body``: the body of a respond decision;
-    - ``rule``: the rule that decided (its ``name`` and ``source``), None when no rule applied;
-    - ``vary``: the request headers the decision depended on (Accept, Cookie, ...).
-    """
-
-    action: ActionName
-    status: int | None = None
-    location: str | None = None
-    path: str | None = None
-    query: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    body: str | None = None
-    rule: Rule | None = None
-    #: Request headers the decision depended on (for a ``Vary`` response header).
-    vary: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``rule`` is ``{"name": ..., "source": "file:line"}`` or None."""
-        return {
-            "action": self.action,
-            "status": self.status,
-            "location": self.location,
-            "path": self.path,
-            "query": self.query,
-            "headers": dict(self.headers),
-            "body": self.body,
-            "rule": None
-            if self.rule is None
-            else {"name": self.rule.name, "source": self.rule.source},
-            "vary": list(self.vary),
-        }
-
-
-NO_MATCH = Decision("pass")
-
-# The frozen dataclass __init__ sets each field through object.__setattr__ and costs about a
-# microsecond; resolve() builds one Decision per request, so it sets the slots directly (the
-# result is the same immutable Decision). Fields added later are set to their defaults.
-_new_object = object.__new__
-_FAST_FIELDS = ("action", "status", "location", "path", "query", "headers", "body", "rule")
-_SETTERS = {f.name: getattr(Decision, f.name).__set__ for f in fields(Decision)}
-_OTHER_DEFAULTS = tuple(
-    (_SETTERS[f.name], f.default) for f in fields(Decision) if f.name not in _FAST_FIELDS
-)
-(_set_action, _set_status, _set_location, _set_path, _set_query, _set_headers, _set_body) = (
-    _SETTERS[name] for name in _FAST_FIELDS[:-1]
-)
-_set_rule = _SETTERS["rule"]
-
-
-def _decision(
-    action: ActionName,
-    status: int | None = None,
-    location: str | None = None,
-    path: str | None = None,
-    query: str | None = None,
-    headers: tuple[tuple[str, str], ...] = (),
-    body: str | None = None,
-    rule: Rule | None = None,
-) -> Decision:
-    """``Decision(action, status, location, ...)``, five times faster (see above)."""
-    decision = _new_object(Decision)
-    _set_action(decision, action)
-    _set_status(decision, status)
-    _set_location(decision, location)
-    _set_path(decision, path)
-    _set_query(decision, query)
-    _set_headers(decision, headers)
-    _set_body(decision, body)
-    _set_rule(decision, rule)
-    for setter, default in _OTHER_DEFAULTS:
-        setter(decision, default)
-    return decision
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One candidate the engine looked at: the rule, the values it captured, and the outcome."""
-
-    rule: Rule
-    values: Mapping[str, Any]
-    outcome: Literal["applied", "skipped", "refused"]
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    """The answer of :meth:`Engine.explain`: the decision and every candidate tried."""
-
-    method: str
-    path: str
-    decision: Decision
-    steps: tuple[Step, ...] = field(default_factory=tuple)
-    rule_count: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "method": self.method,
-            "path": self.path,
-            "decision": self.decision.to_dict(),
-            "rule_count": self.rule_count,
-            "steps": [
-                {
-                    "rule": {"name": s.rule.name, "source": s.rule.source, "from": s.rule.path},
-                    "values": {k: str(v) for k, v in s.values.items()},
-                    "outcome": s.outcome,
-                    "reason": s.reason,
-                }
-                for s in self.steps
-            ],
-        }
-
-    def render(self) -> str:
-        """The trace as text for people."""
-        lines = [f"{self.method} {self.path}  ({self.rule_count} rules loaded)"]
-        if not self.steps:
-            lines.append("  no rule matches this path")
-        for number, step in enumerate(self.steps, start=1):
-            values = ", ".join(f"{k}={v!r}" for k, v in step.values.items())
-            head = f"  {number}. {step.rule.source}  from {step.rule.path!r}"
-            if step.rule.name:
-                head += f"  [{step.rule.name}]"
-            if values:
-                head += f"  ({values})"
-            lines.append(head)
-            lines.append(f"     {step.outcome}" + (f": {step.reason}" if step.reason else ""))
-        lines.append("=> " + _describe(self.decision))
-        return "\n".join(lines)
-
-
-def _describe(decision: Decision) -> str:
-    if decision.action == "redirect":
-        return f"redirect {decision.status} to {decision.location}"
-    if decision.action == "rewrite":
-        query = f"?{decision.query}" if decision.query else ""
-        return f"rewrite to {decision.path}{query}"
-    if decision.action == "respond":
-        return f"respond {decision.status}"
-    return "pass (no rule applies; the request goes on unchanged)"
 
 
 def _merge_query(location: str, request_query: str) -> str:
@@ -527,7 +376,7 @@ class Engine:
             )
             if steps is not None:
                 steps.append(Step(rule, values, "applied"))
-            return _decision("redirect", rule._meta.status, location=location, rule=rule)
+            return new_decision("redirect", rule._meta.status, location=location, rule=rule)
         if isinstance(action, Redirect):
             target = action.target
             if isinstance(target, str):
@@ -544,7 +393,7 @@ class Engine:
                 location = built
             if query and rule.options.query == "keep":
                 location = _merge_query(location, query)
-            decision = _decision("redirect", action.status, location=location, rule=rule)
+            decision = new_decision("redirect", action.status, location=location, rule=rule)
         elif isinstance(action, Rewrite):
             target = action.target
             if isinstance(target, str):
@@ -557,7 +406,7 @@ class Engine:
             if query and rule.options.query == "keep":
                 built_target = _merge_query(built_target, query)
             new_path, _, new_query = built_target.partition("?")
-            decision = _decision(
+            decision = new_decision(
                 "rewrite",
                 None,
                 path=new_path,
@@ -566,11 +415,11 @@ class Engine:
                 rule=rule,
             )
         elif isinstance(action, Respond):
-            decision = _decision(
+            decision = new_decision(
                 "respond", action.status, headers=action.headers, body=action.body, rule=rule
             )
         else:
-            decision = _decision("pass", rule=rule)
+            decision = new_decision("pass", rule=rule)
         if steps is not None:
             steps.append(Step(rule, values, "applied"))
         return decision
