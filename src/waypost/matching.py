@@ -62,7 +62,7 @@ def _edge(segment: Segment) -> Callable[[str], list[Any] | None]:
         ):
             return lambda text: [text] if text else None
         if type(converter) is IntConverter and converter.min is None and converter.max is None:
-            return lambda text: [int(text)] if text.isdecimal() else None
+            return _int_values
     fullmatch = segment.regex.fullmatch
 
     def match(text: str) -> list[Any] | None:
@@ -70,6 +70,15 @@ def _edge(segment: Segment) -> Callable[[str], list[Any] | None]:
         return None if found is None else _convert(segment, found.groups())
 
     return match
+
+
+def _int_values(text: str) -> list[Any] | None:
+    if not text.isdecimal():
+        return None
+    try:
+        return [int(text)]
+    except ValueError:  # more digits than int() takes (sys.get_int_max_str_digits()): no match
+        return None
 
 
 def _convert(segment: Segment, groups: tuple[str | Any, ...]) -> list[Any] | None:
