@@ -37,7 +37,7 @@ from waypost.rules.load import read_rules, rules_from_mappings
 from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleSet
 from waypost.rules.request import HeaderInput, Request, split_url
 from waypost.rules.safety import location_problem
-from waypost.rules.target import RouteTarget, Target, parse_target
+from waypost.rules.target import RouteTarget, Target, fill_indexed, parse_target
 
 __all__ = ["Decision", "Engine", "Step", "Trace"]
 
@@ -143,8 +143,64 @@ def _check_routes(rules: Iterable[Rule], resolver: RouteResolver) -> None:
         raise RulesError(errors)
 
 
+def _plan(rule: Rule) -> tuple[Any, ...] | None:
+    """What :func:`_apply_plan` needs to apply the pattern rule ``rule``: one flat tuple.
+
+    None for the rules left to :meth:`Engine._apply`: rules with conditions, route targets, and
+    targets needing the per-request safety check (see ``Target.fixed_origin``).
+    """
+    pattern = rule.pattern
+    if pattern is None or not rule.conditions.empty:
+        return None
+    action = rule.action
+    keep_query = rule.options.query == "keep"
+    if isinstance(action, Redirect | Rewrite):
+        target = action.target
+        fill: str | tuple[Any, ...] | None
+        if isinstance(target, str):
+            fill = target
+        elif isinstance(target, Target) and target.fixed_origin:
+            fill = target.indexed_plan(tuple(pattern.converters), pattern.converters)
+        else:
+            fill = None
+        if fill is None:
+            return None
+        if isinstance(action, Redirect):
+            return ("redirect", action.status, keep_query, fill, ())
+        return ("rewrite", None, keep_query, fill, action.set_headers)
+    if isinstance(action, Respond):
+        return ("respond", action.status, action.body, action.headers)
+    return ("pass",)
+
+
+def _apply_plan(
+    plan: tuple[Any, ...], rule: Rule, values: tuple[Any, ...], query: str
+) -> Decision | None:
+    """What :meth:`Engine._apply` decides for ``rule`` (made into ``plan`` by :func:`_plan`).
+
+    None when a value needs the general way of building the target (then call ``_apply()``).
+    """
+    action = plan[0]
+    if action == "redirect" or action == "rewrite":
+        fill = plan[3]
+        built = fill if type(fill) is str else fill_indexed(fill, values)
+        if built is None:
+            return None
+        if query and plan[2]:
+            built = _merge_query(built, query)
+        if action == "redirect":
+            return new_decision("redirect", plan[1], location=built, rule=rule)
+        new_path, _, new_query = built.partition("?")
+        return new_decision(
+            "rewrite", None, path=new_path, query=new_query, headers=plan[4], rule=rule
+        )
+    if action == "respond":
+        return new_decision("respond", plan[1], headers=plan[3], body=plan[2], rule=rule)
+    return new_decision("pass", rule=rule)
+
+
 def _compile(ruleset: RuleSet, errors: list[RuleError]) -> _Snapshot:
-    matcher = compile_matcher(ruleset.rules)
+    matcher = compile_matcher(ruleset.rules, payload=_plan)
     errors = [*errors, *matcher.duplicates]
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0, e.col or 0))
@@ -275,7 +331,11 @@ class Engine:
     ) -> Decision:
         """What happens to ``method url``. ``url`` is a path with query, or an absolute URL."""
         snapshot = self._snapshot
-        host, raw_path, query = split_url(url)
+        if url[:1] == "/" and "#" not in url:  # what split_url() does with a plain path, inline
+            host = None
+            raw_path, _, query = url.partition("?")
+        else:
+            host, raw_path, query = split_url(url)
         path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
         matcher = snapshot.matcher
         hit = matcher.lookup(path)
@@ -285,12 +345,18 @@ class Engine:
         if hit is None and matcher.lookup_is_complete:
             # Only patterns can match. When none does, or the first has no conditions, the
             # answer is the one _decide() would give, without building a Request.
-            found = matcher.pattern_candidates(path)
-            if not found:
+            found = matcher.first_pattern(path)
+            if found is None:
                 return NO_MATCH
-            rule, values = found[0]
+            rule, names, plan, values = found
+            if plan is not None:  # made by _plan(): the rule has no conditions
+                decision = _apply_plan(plan, rule, values, query)
+                if decision is not None:
+                    return decision
             if rule.conditions.empty:
-                return self._apply(rule, values, query, snapshot, None)
+                return self._apply(
+                    rule, dict(zip(names, values, strict=True)), query, snapshot, None
+                )
         request = Request(
             method, raw_path, query, headers, host=host, client_ip=client_ip, now=now, path=path
         )

@@ -9,7 +9,9 @@ Priority, in the order candidates are offered to the engine:
    which beats ``path`` (200); a segment with literal text around its variable
    (``item-<int:id>.html``) ranks just before the bare converter. Ties go to file order.
 
-The engine takes the first candidate whose conditions hold. The matcher is built once and never
+The engine takes the first candidate whose conditions hold; :meth:`Matcher.first_pattern` finds
+the first pattern candidate alone, through the compiled index of :mod:`waypost._compiled`, which
+gives what the trie gives (tests compare the two). The matcher is built once and never
 changed: a reload builds a new one (see :class:`waypost.engine.Engine`). Two rules with the same
 pattern (same shape and converters) and the same conditions are reported in ``duplicates``.
 """
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from waypost._compiled import UNSURE, FirstIndex, Hit, Payload, compile_first
 from waypost.exceptions import RuleError
 from waypost.rules.converters import IntConverter, StringConverter
 from waypost.rules.model import Rule
@@ -231,6 +234,7 @@ class Matcher:
     __slots__ = (
         "_default_exact",
         "_exact",
+        "_first",
         "_tries",
         "by_name",
         "duplicates",
@@ -246,6 +250,7 @@ class Matcher:
         tries: list[_Trie],
         by_name: dict[str, Rule],
         duplicates: tuple[RuleError, ...],
+        payload: Payload | None = None,
     ) -> None:
         self.rules = rules
         self.rule_count = len(rules)
@@ -262,6 +267,15 @@ class Matcher:
         #: True when :meth:`lookup` finds every exact rule (they are all in the default table), so
         #: that a miss there leaves only :meth:`pattern_candidates` to try.
         self.lookup_is_complete = self._default_exact is not None
+        self._first: FirstIndex | None = None
+        if len(tries) <= 1:
+            trie = tries[0] if tries else None
+            self._first = compile_first(
+                trie.root if trie else None,
+                strict_slashes=trie.strict_slashes if trie else False,
+                case_insensitive=trie.case_insensitive if trie else False,
+                payload=payload or _no_payload,
+            )
 
     def lookup(self, path: str) -> Rule | tuple[Rule, ...] | None:
         """The exact-path rule(s) for a decoded ``path`` in the default table, or None.
@@ -302,6 +316,25 @@ class Matcher:
             out.sort(key=_priority)
         return out
 
+    def first_pattern(self, path: str) -> Hit | None:
+        """The first of :meth:`pattern_candidates` for the decoded ``path``, or None.
+
+        A hit is ``(rule, names, payload, values)``: ``values`` are in the order of ``names`` (the
+        pattern's variables), ``payload`` is what ``compile_matcher(payload=...)`` made for the
+        rule (None when the answer came from the full search). Cheaper than the full search: it
+        stops at the first candidate, and most often it is one dict lookup and one regex match.
+        """
+        index = self._first
+        if index is not None:
+            found = index.first(path)
+            if found is not UNSURE:
+                return found  # type: ignore[return-value]
+        every = self.pattern_candidates(path)
+        if not every:
+            return None
+        rule, values = every[0]
+        return rule, tuple(values), None, tuple(values.values())
+
     def candidates(self, path: str) -> Iterator[Candidate]:
         """Every rule matching the decoded ``path``, in priority order, with its values."""
         for rule in self.exact_candidates(path):
@@ -324,8 +357,17 @@ def _duplicate(rule: Rule, other: Rule) -> RuleError:
     )
 
 
-def compile_matcher(rules: Iterable[Rule]) -> Matcher:
-    """Index ``rules`` (in priority order of file position) into a :class:`Matcher`."""
+def _no_payload(rule: Rule) -> None:
+    return None
+
+
+def compile_matcher(rules: Iterable[Rule], *, payload: Payload | None = None) -> Matcher:
+    """Index ``rules`` (in priority order of file position) into a :class:`Matcher`.
+
+    ``payload(rule)``, when given, is called once per pattern rule; :meth:`Matcher.first_pattern`
+    hands its result back with each hit on the rule (the engine keeps there what applying the
+    rule needs, so that a hit touches few objects).
+    """
     ordered = tuple(rules)
     exact: dict[tuple[bool, bool], dict[str, Rule | tuple[Rule, ...]]] = {}
     tries: dict[tuple[bool, bool], _Trie] = {}
@@ -368,4 +410,4 @@ def compile_matcher(rules: Iterable[Rule]) -> Matcher:
     ]
     for trie in tries.values():
         trie.freeze()
-    return Matcher(ordered, tables, list(tries.values()), by_name, tuple(duplicates))
+    return Matcher(ordered, tables, list(tries.values()), by_name, tuple(duplicates), payload)
