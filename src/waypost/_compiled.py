@@ -9,10 +9,13 @@ With a million rules, a request's cost is mostly cache misses (~250 ns for each 
 touches), so the index is built to touch few objects:
 
 - a subtree holding a single rule becomes one :class:`_Leaf`: a regex over the rest of the path,
-  matched in place with ``fullmatch(path, pos)``, and the rule, its variable names and the payload
-  the engine asked for; the typical hit is one dict lookup, one regex match, one tuple;
+  matched in place with ``fullmatch(path, pos)``, and the rule and the payload the engine asked
+  for; the typical hit is one dict lookup, one regex match, one tuple;
+- what rules have in common is one object they share, so it stays in the cache: leaves of the
+  same shape (``/archive-1/<int:y>/<s>``, ``/archive-2/<int:y>/<s>``: the rest after the first
+  segment is the same) share their regex, and equal lists of converters are one tuple;
 - values travel as tuples in the pattern's variable order (no dict per request); the caller names
-  them only when it needs to.
+  them (``rule.pattern.converters``) only when it needs to.
 
 **Why the order is the trie's.** Candidates are ordered by ``pattern.key`` (one ``(weight,
 -static chars)`` pair per segment, compared from the left) and then file order. Two candidates
@@ -52,8 +55,8 @@ from waypost.rules.pattern import Segment
 
 __all__ = ["UNSURE", "FirstIndex", "Hit", "compile_first"]
 
-#: A candidate: the rule, its variable names, its payload, and its values in the names' order.
-Hit = tuple[Rule, tuple[str, ...], Any, tuple[Any, ...]]
+#: A candidate: the rule, its payload, and its values in the order of the pattern's variables.
+Hit = tuple[Rule, Any, tuple[Any, ...]]
 Payload = Callable[[Rule], Any]
 _CONVERSION_ERRORS = (ValueError, TypeError, OverflowError)
 # Deeper tries are searched the general way (the walk recurses once per segment).
@@ -90,27 +93,25 @@ class TrieNode(Protocol):
 class _Leaf:
     """A subtree holding one rule: ``regex`` matches the rest of the path (None: nothing left)."""
 
-    __slots__ = ("names", "parsers", "payload", "regex", "rule")
+    __slots__ = ("parsers", "payload", "regex", "rule")
 
     def __init__(
         self,
         regex: re.Pattern[str] | None,
         parsers: tuple[Callable[[str], Any], ...] | None,
         rule: Rule,
-        names: tuple[str, ...],
         payload: Any,
     ) -> None:
         self.regex = regex
         #: One per group; None when every value is the matched text itself.
         self.parsers = parsers
         self.rule = rule
-        self.names = names
         self.payload = payload
 
 
-# (rule, names, payload) of a rule reached at a node, and a tail: (segment, rule, names, payload).
-_Entry = tuple[Rule, tuple[str, ...], Any]
-_Tail = tuple[Segment, Rule, tuple[str, ...], Any]
+# (rule, payload) of a rule reached at a node, and a tail: (segment, rule, payload).
+_Entry = tuple[Rule, Any]
+_Tail = tuple[Segment, Rule, Any]
 # An alternative at a node, in priority order: (edge, child, gate) for a dynamic segment, where
 # gate, when not None, holds every text the segment after this one can have for the child to
 # match (its static children, or a leaf's next static segment); or (None, tails, None) for the
@@ -142,7 +143,7 @@ class _Branch:
 def _match_leaf(leaf: _Leaf, path: str, pos: int, values: tuple[Any, ...]) -> Hit | None:
     regex = leaf.regex
     if regex is None:
-        return (leaf.rule, leaf.names, leaf.payload, values) if pos == len(path) else None
+        return (leaf.rule, leaf.payload, values) if pos == len(path) else None
     match = regex.fullmatch(path, pos)
     if match is None:
         return None
@@ -153,7 +154,7 @@ def _match_leaf(leaf: _Leaf, path: str, pos: int, values: tuple[Any, ...]) -> Hi
             found = tuple(map(call, parsers, found))
         except _CONVERSION_ERRORS:
             return None
-    return leaf.rule, leaf.names, leaf.payload, (values + found if values else found)
+    return leaf.rule, leaf.payload, (values + found if values else found)
 
 
 def _walk(
@@ -169,7 +170,7 @@ def _walk(
     depth += 1
     if depth == len(segments):
         end = node.end
-        return None if end is None else (end[0], end[1], end[2], values)
+        return None if end is None else (end[0], end[1], values)
     text = segments[depth]
     stop = pos + 1 + len(text)
     child = node.static.get(text)
@@ -211,7 +212,7 @@ def _alternatives(
                     converted = tuple(map(call, segment.parsers, match.groups()))
                 except _CONVERSION_ERRORS:
                     continue
-                return tail[1], tail[2], tail[3], values + converted
+                return tail[1], tail[2], values + converted
             continue
         taken = edge(text)  # type: ignore[misc]
         if taken is None:
@@ -271,11 +272,8 @@ def compile_first(
         return None
     if root is None:
         return FirstIndex(_Branch({}, None, (), True), strict_slashes)
-    counts: dict[int, tuple[int, Rule]] = {}
     try:
-        _count(root, counts, 0)
-        mixed = _mixed(root)
-        return FirstIndex(_branch(root, 0, counts, mixed, payload), strict_slashes)
+        return FirstIndex(_Compiler(root, payload).branch(root, 0), strict_slashes)
     except _TooDeep:
         return None
 
@@ -336,65 +334,91 @@ def _count(node: TrieNode, counts: dict[int, tuple[int, Rule]], depth: int) -> t
     return total, some
 
 
-def _child(
-    node: TrieNode,
-    depth: int,
-    counts: dict[int, tuple[int, Rule]],
-    mixed: set[int],
-    payload: Payload,
-) -> _Leaf | _Branch:
-    total, rule = counts[id(node)]
-    if total == 1:
-        leaf = _leaf(rule, depth, payload)
-        if leaf is not None:
-            return leaf
-    return _branch(node, depth, counts, mixed, payload)
+class _Compiler:
+    """Builds the index of one trie, sharing equal regexes and converter lists between leaves."""
 
+    def __init__(self, root: TrieNode, payload: Payload) -> None:
+        self.counts: dict[int, tuple[int, Rule]] = {}
+        _count(root, self.counts, 0)
+        self.mixed = _mixed(root)
+        self.payload = payload
+        self.shared: dict[Any, Any] = {}
 
-def _entry(rule: Rule, payload: Payload) -> _Entry:
-    pattern = rule.pattern
-    assert pattern is not None  # only pattern rules reach the trie
-    return rule, tuple(pattern.converters), payload(rule)
+    def share(self, value: Any) -> Any:
+        """``value``, or the equal value met before (one object for all its equals)."""
+        return self.shared.setdefault(value, value)
 
+    def child(self, node: TrieNode, depth: int) -> _Leaf | _Branch:
+        total, rule = self.counts[id(node)]
+        if total == 1:
+            leaf = self.leaf(rule, depth)
+            if leaf is not None:
+                return leaf
+        return self.branch(node, depth)
 
-def _branch(
-    node: TrieNode,
-    depth: int,
-    counts: dict[int, tuple[int, Rule]],
-    mixed: set[int],
-    payload: Payload,
-) -> _Branch:
-    static = {
-        key: _child(child, depth + 1, counts, mixed, payload) for key, child in node.static.items()
-    }
-    ends = sorted(node.rules, key=lambda rule: rule.index)
-    end = _entry(ends[0], payload) if ends else None
-    ranked: list[tuple[tuple[int, int], _Alternative]] = []
-    for (segment, child), (edge, _) in zip(node.dynamic, node.edges, strict=True):
-        below = _child(child, depth + 1, counts, mixed, payload)
-        gate: Mapping[str, Any] | frozenset[str] | None = None
-        if type(below) is _Branch and below.end is None and not below.alternatives:
-            gate = below.static
-        elif type(below) is _Leaf:
-            parts = below.rule.pattern.parts  # type: ignore[union-attr]
-            if depth + 1 < len(parts) and isinstance(parts[depth + 1], str):
-                gate = frozenset([parts[depth + 1]])  # type: ignore[list-item]
-        ranked.append(((segment.weight, -segment.static_chars), (edge, below, gate)))
-    shapes: dict[str, list[tuple[Segment, Rule]]] = {}
-    for segment, rule in node.tails:
-        shapes.setdefault(segment.signature, []).append((segment, rule))
-    for same in shapes.values():
-        same.sort(key=lambda item: item[1].index)
-        tails = tuple((segment, *_entry(rule, payload)) for segment, rule in same)
-        ranked.append(((same[0][0].weight, -same[0][0].static_chars), (None, tails, None)))
-    ranked.sort(key=lambda item: item[0])
-    ranks = [rank for rank, _ in ranked]
-    ordered = (
-        all(a < b for a, b in pairwise(ranks))
-        and (not static or all(weight > 0 for weight, _ in ranks))
-        and id(node) not in mixed
-    )
-    return _Branch(static, end, tuple(item for _, item in ranked), ordered)
+    def branch(self, node: TrieNode, depth: int) -> _Branch:
+        payload = self.payload
+        static = {key: self.child(child, depth + 1) for key, child in node.static.items()}
+        ends = sorted(node.rules, key=lambda rule: rule.index)
+        end = (ends[0], payload(ends[0])) if ends else None
+        ranked: list[tuple[tuple[int, int], _Alternative]] = []
+        for (segment, child), (edge, _) in zip(node.dynamic, node.edges, strict=True):
+            below = self.child(child, depth + 1)
+            gate: Mapping[str, Any] | frozenset[str] | None = None
+            if type(below) is _Branch and below.end is None and not below.alternatives:
+                gate = below.static
+            elif type(below) is _Leaf:
+                parts = below.rule.pattern.parts  # type: ignore[union-attr]
+                if depth + 1 < len(parts) and isinstance(parts[depth + 1], str):
+                    gate = frozenset([parts[depth + 1]])  # type: ignore[list-item]
+            ranked.append(((segment.weight, -segment.static_chars), (edge, below, gate)))
+        shapes: dict[str, list[tuple[Segment, Rule]]] = {}
+        for segment, rule in node.tails:
+            shapes.setdefault(segment.signature, []).append((segment, rule))
+        for same in shapes.values():
+            same.sort(key=lambda item: item[1].index)
+            tails = tuple((segment, rule, payload(rule)) for segment, rule in same)
+            ranked.append(((same[0][0].weight, -same[0][0].static_chars), (None, tails, None)))
+        ranked.sort(key=lambda item: item[0])
+        ranks = [rank for rank, _ in ranked]
+        ordered = (
+            all(a < b for a, b in pairwise(ranks))
+            and (not static or all(weight > 0 for weight, _ in ranks))
+            and id(node) not in self.mixed
+        )
+        return _Branch(static, end, tuple(item for _, item in ranked), ordered)
+
+    def leaf(self, rule: Rule, depth: int) -> _Leaf | None:
+        """The leaf for ``rule`` below ``depth`` segments; None when a custom converter is left."""
+        pattern = rule.pattern
+        assert pattern is not None  # only pattern rules reach the trie
+        rest: list[str | Segment] = list(pattern.parts[depth:])
+        if pattern.tail is not None:
+            rest.append(pattern.tail)
+        regex: list[str] = []
+        parsers: list[Callable[[str], Any]] = []
+        for part in rest:
+            if isinstance(part, str):
+                regex.append("/" + re.escape(part))
+                continue
+            if part.regex.flags & re.IGNORECASE:
+                return None
+            for variable, general in zip(part.variables, part.parsers, strict=True):
+                parser = _parser(variable.converter, general)
+                if parser is None:
+                    return None
+                parsers.append(parser)
+            regex.append("/" + part.regex.pattern)
+        source = "".join(regex)
+        compiled = self.shared.get(("regex", source))
+        if compiled is None and source:
+            compiled = self.shared[("regex", source)] = re.compile(source, re.DOTALL)
+        if (compiled.groups if compiled else 0) != len(parsers):  # pragma: no cover - a safeguard
+            return None
+        plain = all(parser is str for parser in parsers)
+        return _Leaf(
+            compiled, None if plain else self.share(tuple(parsers)), rule, self.payload(rule)
+        )
 
 
 def _parser(converter: BaseConverter, general: Callable[[str], Any]) -> Callable[[str], Any] | None:
@@ -416,32 +440,3 @@ def _parser(converter: BaseConverter, general: Callable[[str], Any]) -> Callable
     if kind is UUIDConverter:
         return general
     return None
-
-
-def _leaf(rule: Rule, depth: int, payload: Payload) -> _Leaf | None:
-    """The leaf for ``rule`` below ``depth`` segments; None when a custom converter is left."""
-    pattern = rule.pattern
-    assert pattern is not None  # only pattern rules reach the trie
-    rest: list[str | Segment] = list(pattern.parts[depth:])
-    if pattern.tail is not None:
-        rest.append(pattern.tail)
-    regex: list[str] = []
-    parsers: list[Callable[[str], Any]] = []
-    for part in rest:
-        if isinstance(part, str):
-            regex.append("/" + re.escape(part))
-            continue
-        if part.regex.flags & re.IGNORECASE:
-            return None
-        for variable, general in zip(part.variables, part.parsers, strict=True):
-            parser = _parser(variable.converter, general)
-            if parser is None:
-                return None
-            parsers.append(parser)
-        regex.append("/" + part.regex.pattern)
-    compiled = re.compile("".join(regex), re.DOTALL) if regex else None
-    if (compiled.groups if compiled else 0) != len(parsers):  # pragma: no cover - a safeguard
-        return None
-    plain = all(parser is str for parser in parsers)
-    names = tuple(pattern.converters)
-    return _Leaf(compiled, None if plain else tuple(parsers), rule, names, payload(rule))

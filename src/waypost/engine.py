@@ -144,10 +144,11 @@ def _check_routes(rules: Iterable[Rule], resolver: RouteResolver) -> None:
 
 
 def _plan(rule: Rule) -> tuple[Any, ...] | None:
-    """What :func:`_apply_plan` needs to apply the pattern rule ``rule``: one flat tuple.
+    """What :func:`_apply_plan` needs to apply the pattern rule ``rule``, in one flat tuple.
 
     None for the rules left to :meth:`Engine._apply`: rules with conditions, route targets, and
-    targets needing the per-request safety check (see ``Target.fixed_origin``).
+    targets needing the per-request safety check (see ``Target.fixed_origin``). One tuple, not
+    a tree of objects: with a million rules each object a request reads is a likely cache miss.
     """
     pattern = rule.pattern
     if pattern is None or not rule.conditions.empty:
@@ -156,18 +157,19 @@ def _plan(rule: Rule) -> tuple[Any, ...] | None:
     keep_query = rule.options.query == "keep"
     if isinstance(action, Redirect | Rewrite):
         target = action.target
-        fill: str | tuple[Any, ...] | None
+        fill: tuple[Any, ...]
         if isinstance(target, str):
-            fill = target
+            fill = (target, None, (), ())
         elif isinstance(target, Target) and target.fixed_origin:
-            fill = target.indexed_plan(tuple(pattern.converters), pattern.converters)
+            indexed = target.indexed_plan(tuple(pattern.converters), pattern.converters)
+            if indexed is None:
+                return None
+            fill = tuple(indexed)
         else:
-            fill = None
-        if fill is None:
             return None
         if isinstance(action, Redirect):
-            return ("redirect", action.status, keep_query, fill, ())
-        return ("rewrite", None, keep_query, fill, action.set_headers)
+            return ("redirect", action.status, keep_query, *fill, ())
+        return ("rewrite", None, keep_query, *fill, action.set_headers)
     if isinstance(action, Respond):
         return ("respond", action.status, action.body, action.headers)
     return ("pass",)
@@ -182,17 +184,17 @@ def _apply_plan(
     """
     action = plan[0]
     if action == "redirect" or action == "rewrite":
-        fill = plan[3]
-        built = fill if type(fill) is str else fill_indexed(fill, values)
+        _, status, keep_query, text, pick, texts, paths, headers = plan
+        built = text if pick is None else fill_indexed(text, pick, texts, paths, values)
         if built is None:
             return None
-        if query and plan[2]:
+        if query and keep_query:
             built = _merge_query(built, query)
         if action == "redirect":
-            return new_decision("redirect", plan[1], location=built, rule=rule)
+            return new_decision("redirect", status, location=built, rule=rule)
         new_path, _, new_query = built.partition("?")
         return new_decision(
-            "rewrite", None, path=new_path, query=new_query, headers=plan[4], rule=rule
+            "rewrite", None, path=new_path, query=new_query, headers=headers, rule=rule
         )
     if action == "respond":
         return new_decision("respond", plan[1], headers=plan[3], body=plan[2], rule=rule)
@@ -348,12 +350,13 @@ class Engine:
             found = matcher.first_pattern(path)
             if found is None:
                 return NO_MATCH
-            rule, names, plan, values = found
+            rule, plan, values = found
             if plan is not None:  # made by _plan(): the rule has no conditions
                 decision = _apply_plan(plan, rule, values, query)
                 if decision is not None:
                     return decision
             if rule.conditions.empty:
+                names = rule.pattern.converters if rule.pattern else ()
                 return self._apply(
                     rule, dict(zip(names, values, strict=True)), query, snapshot, None
                 )

@@ -319,10 +319,11 @@ class Matcher:
     def first_pattern(self, path: str) -> Hit | None:
         """The first of :meth:`pattern_candidates` for the decoded ``path``, or None.
 
-        A hit is ``(rule, names, payload, values)``: ``values`` are in the order of ``names`` (the
-        pattern's variables), ``payload`` is what ``compile_matcher(payload=...)`` made for the
-        rule (None when the answer came from the full search). Cheaper than the full search: it
-        stops at the first candidate, and most often it is one dict lookup and one regex match.
+        A hit is ``(rule, payload, values)``: ``values`` are in the order of the pattern's
+        variables (``rule.pattern.converters``), ``payload`` is what
+        ``compile_matcher(payload=...)`` made for the rule (None when the answer came from the
+        full search). Cheaper than the full search: it stops at the first candidate, and most
+        often it is one dict lookup and one regex match.
         """
         index = self._first
         if index is not None:
@@ -333,7 +334,7 @@ class Matcher:
         if not every:
             return None
         rule, values = every[0]
-        return rule, tuple(values), None, tuple(values.values())
+        return rule, None, tuple(values.values())
 
     def candidates(self, path: str) -> Iterator[Candidate]:
         """Every rule matching the decoded ``path``, in priority order, with its values."""

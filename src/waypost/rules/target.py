@@ -175,7 +175,7 @@ class Target:
                 plain_paths.append(index)
         if not order:
             return None
-        return IndexedPlan("".join(text), itemgetter(*order), tuple(plain), tuple(plain_paths))
+        return IndexedPlan("".join(text), _picker(tuple(order)), _share(plain), _share(plain_paths))
 
     def __repr__(self) -> str:
         return f"parse_target({self.text!r})"
@@ -194,14 +194,36 @@ class IndexedPlan(NamedTuple):
     paths: tuple[int, ...]
 
 
-def fill_indexed(plan: IndexedPlan, values: Sequence[Any]) -> str | None:
-    """The target of ``plan`` filled in from ``values``, the values the pattern's converters made.
+# Plans of targets alike share these small objects, so a request touches fewer cold ones.
+_PICKERS: dict[tuple[int, ...], Callable[[Sequence[Any]], Any]] = {}
+_SHARED: dict[tuple[int, ...], tuple[int, ...]] = {}
 
-    What :meth:`Target.build` gives for the same values, or None for a value that needs its
-    general way (quoting): call :meth:`Target.build` then. An int placeholder needs no check: the
-    built-in int converter makes only non-negative ints, which '%s' writes as ``build()`` does.
+
+def _picker(order: tuple[int, ...]) -> Callable[[Sequence[Any]], Any]:
+    found = _PICKERS.get(order)
+    if found is None:
+        found = _PICKERS.setdefault(order, itemgetter(*order))
+    return found
+
+
+def _share(indexes: list[int]) -> tuple[int, ...]:
+    return _SHARED.setdefault(tuple(indexes), tuple(indexes))
+
+
+def fill_indexed(
+    text_format: str,
+    pick: Callable[[Sequence[Any]], Any],
+    texts: tuple[int, ...],
+    paths: tuple[int, ...],
+    values: Sequence[Any],
+) -> str | None:
+    """The target of an :class:`IndexedPlan` (its four fields) filled in from ``values``.
+
+    ``values`` are what the pattern's converters made. The result is what :meth:`Target.build`
+    gives for them, or None for a value that needs its general way (quoting): call
+    :meth:`Target.build` then. An int placeholder needs no check: the built-in int converter
+    makes only non-negative ints, which '%s' writes as ``build()`` does.
     """
-    text_format, pick, texts, paths = plan
     for at in texts:
         if not _plain_text(values[at]):
             return None
