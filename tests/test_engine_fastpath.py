@@ -437,3 +437,23 @@ def test_rule_sets_loaded_with_other_converters_share_an_edge() -> None:
     assert engine.resolve("GET", "/m/05/b").location == "/d/5"
     for url in ["/m/05/a", "/m/05/b", "/m/5/b"]:
         assert_first_is_the_first_of_all(engine, url)
+
+
+@pytest.mark.parametrize(
+    ("heads", "count"),
+    [(10, 10), (10, 20_000), (40, 20_000)],
+    ids=["few-rules", "many-rules-few-first-segments", "many-rules-many-first-segments"],
+)
+def test_exact_rules_win_with_or_without_the_first_segment_shortcut(heads: int, count: int) -> None:
+    rules = [to(f"/e{i % heads}/x{i // heads}", f"/exact/{i}") for i in range(count)] + [
+        to("/solo", "/exact-solo"),
+        to("/<a>/x0", "/pattern/{a}"),
+        to("/e1/<int:n>", "/e1/{n}"),
+        to("/<a>", "/one/{a}"),
+    ]
+    engine = Engine(rules)
+    assert (engine.matcher.exact_prefixes is None) == (count < 20_000 or heads > 16)
+    for url in ["/e1/x0", "/e1/5", "/e5/x0", "/z/x0", "/e1/x0/", "/z", "/", "/e11/x0", "/solo"]:
+        assert_first_is_the_first_of_all(engine, url)
+    assert engine.resolve("GET", "/e5/x0").location == "/exact/5"
+    assert engine.resolve("GET", "/z/x0").location == "/pattern/z"
