@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from waypost import Engine, RulesError
-from waypost.decision import Decision, new_decision
+from waypost.decision import Decision, new_decision, new_redirect
 from waypost.rules.converters import BaseConverter, IntConverter, merge_converters
 from waypost.rules.load import rules_from_mappings
 from waypost.rules.model import Pass, Rule, RuleSet
@@ -45,6 +45,14 @@ def test_new_decision_is_a_plain_decision(kwargs: dict[str, Any]) -> None:
     ]
     with pytest.raises(FrozenInstanceError):
         fast.location = "/elsewhere"  # type: ignore[misc]
+
+
+def test_new_redirect_is_new_decision_of_a_redirect() -> None:
+    rule = Rule("/a", Pass(), 0)
+    fast = new_redirect(302, "/b", rule)
+    assert type(fast) is Decision
+    assert fast == Decision("redirect", 302, location="/b", rule=rule)
+    assert repr(fast) == repr(new_decision("redirect", 302, location="/b", rule=rule))
 
 
 # -- the first pattern candidate --------------------------------------------------------------
@@ -185,6 +193,15 @@ TRICKY: list[tuple[str, list[dict[str, Any]], list[str]]] = [
         "equal-rank-alternatives-decided-further-right",
         [to("/<a>-<b>/<c>", "/dash/{a}/{b}/{c}"), to("/<a>.<b>/x", "/dot/{a}/{b}")],
         ["/p-q.r/x", "/p-q.r/y"],
+    ),
+    (
+        "equal-rank-alternatives-after-a-static-leaf-fails",
+        [
+            to("/z/<int:n>", "/z/{n}"),
+            to("/<a>/<b>-<c>/<d>", "/dash/{a}/{b}/{c}/{d}"),
+            to("/<a>/<b>.<c>/x", "/dot/{a}/{b}/{c}"),
+        ],
+        ["/z/p-q.r/x", "/z/5", "/y/p-q.r/x"],
     ),
     (
         "conditions-let-the-next-one-try",

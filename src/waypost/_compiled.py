@@ -229,32 +229,52 @@ def _alternatives(
 
 
 class FirstIndex:
-    """The compiled form of one trie: :meth:`first` finds the first candidate for a path."""
+    """The compiled form of one trie: :meth:`first` finds the first candidate for a path.
 
-    __slots__ = ("root", "strict_slashes")
+    ``search(path)`` gives the same answer the slow way; :meth:`first` hands over to it where the
+    walk cannot vouch for the order.
+    """
 
-    def __init__(self, root: _Branch, strict_slashes: bool) -> None:
+    __slots__ = ("root", "search", "strict_slashes")
+
+    def __init__(
+        self, root: _Branch, strict_slashes: bool, search: Callable[[str], Hit | None]
+    ) -> None:
         self.root = root
         self.strict_slashes = strict_slashes
+        self.search = search
 
-    def first(self, path: str) -> Hit | _Unsure | None:
-        """The first pattern candidate for the decoded ``path``, None, or :data:`UNSURE`."""
+    def first(self, path: str) -> Hit | None:
+        """The first pattern candidate for the decoded ``path``, or None."""
         if not self.strict_slashes and len(path) > 1 and path[-1] == "/":
             path = path.rstrip("/") or "/"
         segments = path.split("/")
         if segments[0] or len(segments) == 1:  # not a path: leave it to the trie's own reading
-            return UNSURE
+            return self.search(path)
         root = self.root
+        found: Hit | _Unsure | None
         if root.ordered:
             # The commonest hit, inline: a static first segment leading to a single rule.
             text = segments[1]
-            child = root.static.get(text)
-            if type(child) is _Leaf:
-                found = _match_leaf(child, path, len(text) + 1, ())
-                if found is not None or not root.alternatives:
-                    return found
-                return _alternatives(root, path, segments, 1, 0, ())
-        return _walk(root, path, segments, 0, 0, ())
+            leaf = root.static.get(text)
+            if type(leaf) is _Leaf:
+                regex = leaf.regex
+                match = None if regex is None else regex.fullmatch(path, len(text) + 1)
+                if match is not None:
+                    values: tuple[Any, ...] = match.groups()
+                    parsers = leaf.parsers
+                    if parsers is None:
+                        return leaf.rule, leaf.payload, values
+                    try:
+                        return leaf.rule, leaf.payload, tuple(map(call, parsers, values))
+                    except _CONVERSION_ERRORS:
+                        pass
+                found = _match_leaf(leaf, path, len(text) + 1, ()) if regex is None else None
+                if found is None and root.alternatives:
+                    found = _alternatives(root, path, segments, 1, 0, ())
+                return self.search(path) if found is UNSURE else found  # type: ignore[return-value]
+        found = _walk(root, path, segments, 0, 0, ())
+        return self.search(path) if found is UNSURE else found  # type: ignore[return-value]
 
 
 class _TooDeep(Exception):
@@ -262,18 +282,24 @@ class _TooDeep(Exception):
 
 
 def compile_first(
-    root: TrieNode | None, *, strict_slashes: bool, case_insensitive: bool, payload: Payload
+    root: TrieNode | None,
+    *,
+    strict_slashes: bool,
+    case_insensitive: bool,
+    payload: Payload,
+    search: Callable[[str], Hit | None],
 ) -> FirstIndex | None:
     """The :class:`FirstIndex` of a trie (None: no patterns); None when it cannot be built.
 
-    ``payload(rule)`` is computed once per rule and handed back with every hit on it.
+    ``payload(rule)`` is computed once per rule and handed back with every hit on it;
+    ``search(path)`` finds the first candidate the slow way (see :class:`FirstIndex`).
     """
     if case_insensitive:
         return None
     if root is None:
-        return FirstIndex(_Branch({}, None, (), True), strict_slashes)
+        return FirstIndex(_Branch({}, None, (), True), strict_slashes, search)
     try:
-        return FirstIndex(_Compiler(root, payload).branch(root, 0), strict_slashes)
+        return FirstIndex(_Compiler(root, payload).branch(root, 0), strict_slashes, search)
     except _TooDeep:
         return None
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from waypost.rules.model import Rule
 
-__all__ = ["NO_MATCH", "ActionName", "Decision", "Step", "Trace", "new_decision"]
+__all__ = ["NO_MATCH", "ActionName", "Decision", "Step", "Trace", "new_decision", "new_redirect"]
 
 ActionName = Literal["redirect", "rewrite", "respond", "pass"]
 
@@ -105,6 +105,25 @@ def new_decision(
     draft.query = query
     draft.headers = headers
     draft.body = body
+    draft.rule = rule
+    draft.vary = ()
+    draft.__class__ = Decision  # type: ignore[assignment]
+    return draft  # type: ignore[return-value]
+
+
+def new_redirect(status: int, location: str, rule: Rule) -> Decision:
+    """``new_decision("redirect", status, location=location, rule=rule)``, positionally.
+
+    The redirect is most decisions; a call without keyword arguments is the cheaper one.
+    """
+    draft = _DecisionDraft()
+    draft.action = "redirect"
+    draft.status = status
+    draft.location = location
+    draft.path = None
+    draft.query = None
+    draft.headers = ()
+    draft.body = None
     draft.rule = rule
     draft.vary = ()
     draft.__class__ = Decision  # type: ignore[assignment]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote, unquote_plus
 
-from waypost.decision import NO_MATCH, Decision, Step, Trace, new_decision
+from waypost.decision import NO_MATCH, Decision, Step, Trace, new_decision, new_redirect
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import (
@@ -191,7 +191,7 @@ def _apply_plan(
         if query and keep_query:
             built = _merge_query(built, query)
         if action == "redirect":
-            return new_decision("redirect", status, location=built, rule=rule)
+            return new_redirect(status, built, rule)
         new_path, _, new_query = built.partition("?")
         return new_decision(
             "rewrite", None, path=new_path, query=new_query, headers=headers, rule=rule
@@ -450,7 +450,7 @@ class Engine:
             )
             if steps is not None:
                 steps.append(Step(rule, values, "applied"))
-            return new_decision("redirect", rule._meta.status, location=location, rule=rule)
+            return new_redirect(rule._meta.status, location, rule)
         if isinstance(action, Redirect):
             target = action.target
             if isinstance(target, str):
@@ -467,7 +467,7 @@ class Engine:
                 location = built
             if query and rule.options.query == "keep":
                 location = _merge_query(location, query)
-            decision = new_decision("redirect", action.status, location=location, rule=rule)
+            decision = new_redirect(action.status, location, rule)
         elif isinstance(action, Rewrite):
             target = action.target
             if isinstance(target, str):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from waypost._compiled import UNSURE, FirstIndex, Hit, Payload, compile_first
+from waypost._compiled import FirstIndex, Hit, Payload, compile_first
 from waypost.exceptions import RuleError
 from waypost.rules.converters import IntConverter, StringConverter
 from waypost.rules.model import Rule
@@ -240,6 +240,7 @@ class Matcher:
         "by_name",
         "duplicates",
         "exact_prefixes",
+        "first_pattern",
         "lookup_is_complete",
         "rule_count",
         "rules",
@@ -285,7 +286,18 @@ class Matcher:
                 strict_slashes=trie.strict_slashes if trie else False,
                 case_insensitive=trie.case_insensitive if trie else False,
                 payload=payload or _no_payload,
+                search=self._search_first,
             )
+        #: ``first_pattern(path)``: the first of :meth:`pattern_candidates` for the decoded
+        #: ``path``, or None. A hit is ``(rule, payload, values)``: ``values`` in the order of
+        #: the pattern's variables (``rule.pattern.converters``), ``payload`` what
+        #: ``compile_matcher(payload=...)`` made for the rule (None when the answer came from the
+        #: full search). It stops at the first candidate, and most often it is one dict lookup
+        #: and one regex match (see :mod:`waypost._compiled`). An attribute, not a method: the
+        #: engine calls it once per request, and this saves a call.
+        self.first_pattern: Callable[[str], Hit | None] = (
+            self._first.first if self._first is not None else self._search_first
+        )
 
     def lookup(self, path: str) -> Rule | tuple[Rule, ...] | None:
         """The exact-path rule(s) for a decoded ``path`` in the default table, or None.
@@ -326,20 +338,8 @@ class Matcher:
             out.sort(key=_priority)
         return out
 
-    def first_pattern(self, path: str) -> Hit | None:
-        """The first of :meth:`pattern_candidates` for the decoded ``path``, or None.
-
-        A hit is ``(rule, payload, values)``: ``values`` are in the order of the pattern's
-        variables (``rule.pattern.converters``), ``payload`` is what
-        ``compile_matcher(payload=...)`` made for the rule (None when the answer came from the
-        full search). Cheaper than the full search: it stops at the first candidate, and most
-        often it is one dict lookup and one regex match.
-        """
-        index = self._first
-        if index is not None:
-            found = index.first(path)
-            if found is not UNSURE:
-                return found  # type: ignore[return-value]
+    def _search_first(self, path: str) -> Hit | None:
+        """What :attr:`first_pattern` gives, from the full search."""
         every = self.pattern_candidates(path)
         if not every:
             return None
