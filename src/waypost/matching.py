@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -278,6 +279,9 @@ class Matcher:
             if self._default_exact is not None and len(self._default_exact) >= _PREFIXES_FROM
             else None
         )
+        # Not a bound method of self: the index keeping the matcher alive would be a cycle, and
+        # a replaced rule set would wait for the cyclic garbage collector to be freed.
+        search = partial(_search_first, tuple(tries))
         self._first: FirstIndex | None = None
         if len(tries) <= 1:
             trie = tries[0] if tries else None
@@ -286,7 +290,7 @@ class Matcher:
                 strict_slashes=trie.strict_slashes if trie else False,
                 case_insensitive=trie.case_insensitive if trie else False,
                 payload=payload or _no_payload,
-                search=self._search_first,
+                search=search,
             )
         #: ``first_pattern(path)``: the first of :meth:`pattern_candidates` for the decoded
         #: ``path``, or None. A hit is ``(rule, payload, values)``: ``values`` in the order of
@@ -296,7 +300,7 @@ class Matcher:
         #: and one regex match (see :mod:`waypost._compiled`). An attribute, not a method: the
         #: engine calls it once per request, and this saves a call.
         self.first_pattern: Callable[[str], Hit | None] = (
-            self._first.first if self._first is not None else self._search_first
+            self._first.first if self._first is not None else search
         )
 
     def lookup(self, path: str) -> Rule | tuple[Rule, ...] | None:
@@ -338,14 +342,6 @@ class Matcher:
             out.sort(key=_priority)
         return out
 
-    def _search_first(self, path: str) -> Hit | None:
-        """What :attr:`first_pattern` gives, from the full search."""
-        every = self.pattern_candidates(path)
-        if not every:
-            return None
-        rule, values = every[0]
-        return rule, None, tuple(values.values())
-
     def candidates(self, path: str) -> Iterator[Candidate]:
         """Every rule matching the decoded ``path``, in priority order, with its values."""
         for rule in self.exact_candidates(path):
@@ -357,6 +353,17 @@ class Matcher:
 
     def __repr__(self) -> str:
         return f"<Matcher {self.rule_count} rules>"
+
+
+def _search_first(tries: tuple[_Trie, ...], path: str) -> Hit | None:
+    """What :attr:`Matcher.first_pattern` gives, from the full search."""
+    out: list[Candidate] = []
+    for trie in tries:
+        trie.collect(path, out)
+    if not out:
+        return None
+    rule, values = min(out, key=_priority)
+    return rule, None, tuple(values.values())
 
 
 def _duplicate(rule: Rule, other: Rule) -> RuleError:
