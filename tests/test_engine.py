@@ -386,3 +386,13 @@ def test_explain_by_stage_for_only_if_missing_rules(stage: str, action: str, out
     trace = engine.explain("GET", "/old", stage=stage)  # type: ignore[arg-type]
     assert trace.decision.action == action
     assert trace.steps[0].outcome == outcome
+
+
+@pytest.mark.parametrize("pattern", ["/a/<int:x>", "/a/n<int:x>"], ids=["bare-int", "mixed-int"])
+def test_an_int_too_long_for_int_is_refused_not_raised(pattern: str) -> None:
+    # int() takes at most sys.get_int_max_str_digits() digits (4300); longer text is no match.
+    engine = Engine([{"from": pattern, "to": "/int/{x}"}, {"from": "/a/<y>", "to": "/text"}])
+    prefix = "n" if "n<" in pattern else ""
+    assert engine.resolve("GET", f"/a/{prefix}12").location == "/int/12"
+    assert engine.resolve("GET", f"/a/{prefix}{'1' * 5000}").location == "/text"
+    assert engine.explain("GET", f"/a/{prefix}{'1' * 5000}").decision.location == "/text"

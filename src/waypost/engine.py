@@ -15,12 +15,13 @@ from __future__ import annotations
 import difflib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote, unquote_plus
 
+from waypost.decision import NO_MATCH, Decision, Step, Trace, new_decision, new_redirect
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import (
@@ -36,167 +37,15 @@ from waypost.rules.load import read_rules, rules_from_mappings
 from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleSet
 from waypost.rules.request import HeaderInput, Request, split_url
 from waypost.rules.safety import location_problem
-from waypost.rules.target import RouteTarget, Target, parse_target
+from waypost.rules.target import RouteTarget, Target, fill_indexed, parse_target
 
 __all__ = ["Decision", "Engine", "Step", "Trace"]
 
-ActionName = Literal["redirect", "rewrite", "respond", "pass"]
 Stage = Literal["all", "before", "missing"]
 # Re-quoting a raw query string keeps existing escapes and reserved characters but encodes
 # anything a client should not have sent raw (spaces, control characters, non-ASCII).
 _QUERY_SAFE = "=&+%/:@!$'()*,;?-._~"
 _REFUSED_BODY = "Bad Request: the redirect target built from this request is not allowed.\n"
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What to do with a request.
-
-    - ``action``: ``"redirect"``, ``"rewrite"``, ``"respond"`` or ``"pass"``;
-    - ``status``: the HTTP status for redirect and respond (None otherwise);
-    - ``location``: the Location of a redirect (a path or an absolute URL, percent-encoded);
-    - ``path`` / ``query``: the new path (percent-encoded) and query string of a rewrite;
-    - ``headers``: response headers (respond) or request headers to set (rewrite);
-    - ``body``: the body of a respond decision;
-    - ``rule``: the rule that decided (its ``name`` and ``source``), None when no rule applied;
-    - ``vary``: the request headers the decision depended on (Accept, Cookie, ...).
-    """
-
-    action: ActionName
-    status: int | None = None
-    location: str | None = None
-    path: str | None = None
-    query: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    body: str | None = None
-    rule: Rule | None = None
-    #: Request headers the decision depended on (for a ``Vary`` response header).
-    vary: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``rule`` is ``{"name": ..., "source": "file:line"}`` or None."""
-        return {
-            "action": self.action,
-            "status": self.status,
-            "location": self.location,
-            "path": self.path,
-            "query": self.query,
-            "headers": dict(self.headers),
-            "body": self.body,
-            "rule": None
-            if self.rule is None
-            else {"name": self.rule.name, "source": self.rule.source},
-            "vary": list(self.vary),
-        }
-
-
-NO_MATCH = Decision("pass")
-
-# The frozen dataclass __init__ sets each field through object.__setattr__ and costs about a
-# microsecond; resolve() builds one Decision per request, so it sets the slots directly (the
-# result is the same immutable Decision). Fields added later are set to their defaults.
-_new_object = object.__new__
-_FAST_FIELDS = ("action", "status", "location", "path", "query", "headers", "body", "rule")
-_SETTERS = {f.name: getattr(Decision, f.name).__set__ for f in fields(Decision)}
-_OTHER_DEFAULTS = tuple(
-    (_SETTERS[f.name], f.default) for f in fields(Decision) if f.name not in _FAST_FIELDS
-)
-(_set_action, _set_status, _set_location, _set_path, _set_query, _set_headers, _set_body) = (
-    _SETTERS[name] for name in _FAST_FIELDS[:-1]
-)
-_set_rule = _SETTERS["rule"]
-
-
-def _decision(
-    action: ActionName,
-    status: int | None = None,
-    location: str | None = None,
-    path: str | None = None,
-    query: str | None = None,
-    headers: tuple[tuple[str, str], ...] = (),
-    body: str | None = None,
-    rule: Rule | None = None,
-) -> Decision:
-    """``Decision(action, status, location, ...)``, five times faster (see above)."""
-    decision = _new_object(Decision)
-    _set_action(decision, action)
-    _set_status(decision, status)
-    _set_location(decision, location)
-    _set_path(decision, path)
-    _set_query(decision, query)
-    _set_headers(decision, headers)
-    _set_body(decision, body)
-    _set_rule(decision, rule)
-    for setter, default in _OTHER_DEFAULTS:
-        setter(decision, default)
-    return decision
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One candidate the engine looked at: the rule, the values it captured, and the outcome."""
-
-    rule: Rule
-    values: Mapping[str, Any]
-    outcome: Literal["applied", "skipped", "refused"]
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    """The answer of :meth:`Engine.explain`: the decision and every candidate tried."""
-
-    method: str
-    path: str
-    decision: Decision
-    steps: tuple[Step, ...] = field(default_factory=tuple)
-    rule_count: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "method": self.method,
-            "path": self.path,
-            "decision": self.decision.to_dict(),
-            "rule_count": self.rule_count,
-            "steps": [
-                {
-                    "rule": {"name": s.rule.name, "source": s.rule.source, "from": s.rule.path},
-                    "values": {k: str(v) for k, v in s.values.items()},
-                    "outcome": s.outcome,
-                    "reason": s.reason,
-                }
-                for s in self.steps
-            ],
-        }
-
-    def render(self) -> str:
-        """The trace as text for people."""
-        lines = [f"{self.method} {self.path}  ({self.rule_count} rules loaded)"]
-        if not self.steps:
-            lines.append("  no rule matches this path")
-        for number, step in enumerate(self.steps, start=1):
-            values = ", ".join(f"{k}={v!r}" for k, v in step.values.items())
-            head = f"  {number}. {step.rule.source}  from {step.rule.path!r}"
-            if step.rule.name:
-                head += f"  [{step.rule.name}]"
-            if values:
-                head += f"  ({values})"
-            lines.append(head)
-            lines.append(f"     {step.outcome}" + (f": {step.reason}" if step.reason else ""))
-        lines.append("=> " + _describe(self.decision))
-        return "\n".join(lines)
-
-
-def _describe(decision: Decision) -> str:
-    if decision.action == "redirect":
-        return f"redirect {decision.status} to {decision.location}"
-    if decision.action == "rewrite":
-        query = f"?{decision.query}" if decision.query else ""
-        return f"rewrite to {decision.path}{query}"
-    if decision.action == "respond":
-        return f"respond {decision.status}"
-    return "pass (no rule applies; the request goes on unchanged)"
 
 
 def _merge_query(location: str, request_query: str) -> str:
@@ -294,8 +143,66 @@ def _check_routes(rules: Iterable[Rule], resolver: RouteResolver) -> None:
         raise RulesError(errors)
 
 
+def _plan(rule: Rule) -> tuple[Any, ...] | None:
+    """What :func:`_apply_plan` needs to apply the pattern rule ``rule``, in one flat tuple.
+
+    None for the rules left to :meth:`Engine._apply`: rules with conditions, route targets, and
+    targets needing the per-request safety check (see ``Target.fixed_origin``). One tuple, not
+    a tree of objects: with a million rules each object a request reads is a likely cache miss.
+    """
+    pattern = rule.pattern
+    if pattern is None or not rule.conditions.empty:
+        return None
+    action = rule.action
+    keep_query = rule.options.query == "keep"
+    if isinstance(action, Redirect | Rewrite):
+        target = action.target
+        fill: tuple[Any, ...]
+        if isinstance(target, str):
+            fill = (target, None, (), ())
+        elif isinstance(target, Target) and target.fixed_origin:
+            indexed = target.indexed_plan(tuple(pattern.converters), pattern.converters)
+            if indexed is None:
+                return None
+            fill = tuple(indexed)
+        else:
+            return None
+        if isinstance(action, Redirect):
+            return ("redirect", action.status, keep_query, *fill, ())
+        return ("rewrite", None, keep_query, *fill, action.set_headers)
+    if isinstance(action, Respond):
+        return ("respond", action.status, action.body, action.headers)
+    return ("pass",)
+
+
+def _apply_plan(
+    plan: tuple[Any, ...], rule: Rule, values: tuple[Any, ...], query: str
+) -> Decision | None:
+    """What :meth:`Engine._apply` decides for ``rule`` (made into ``plan`` by :func:`_plan`).
+
+    None when a value needs the general way of building the target (then call ``_apply()``).
+    """
+    action = plan[0]
+    if action == "redirect" or action == "rewrite":
+        _, status, keep_query, text, pick, texts, paths, headers = plan
+        built = text if pick is None else fill_indexed(text, pick, texts, paths, values)
+        if built is None:
+            return None
+        if query and keep_query:
+            built = _merge_query(built, query)
+        if action == "redirect":
+            return new_redirect(status, built, rule)
+        new_path, _, new_query = built.partition("?")
+        return new_decision(
+            "rewrite", None, path=new_path, query=new_query, headers=headers, rule=rule
+        )
+    if action == "respond":
+        return new_decision("respond", plan[1], headers=plan[3], body=plan[2], rule=rule)
+    return new_decision("pass", rule=rule)
+
+
 def _compile(ruleset: RuleSet, errors: list[RuleError]) -> _Snapshot:
-    matcher = compile_matcher(ruleset.rules)
+    matcher = compile_matcher(ruleset.rules, payload=_plan)
     errors = [*errors, *matcher.duplicates]
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0, e.col or 0))
@@ -426,22 +333,38 @@ class Engine:
     ) -> Decision:
         """What happens to ``method url``. ``url`` is a path with query, or an absolute URL."""
         snapshot = self._snapshot
-        host, raw_path, query = split_url(url)
+        if url[:1] == "/" and "#" not in url:  # what split_url() does with a plain path, inline
+            host = None
+            raw_path, _, query = url.partition("?")
+        else:
+            host, raw_path, query = split_url(url)
         path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
         matcher = snapshot.matcher
-        hit = matcher.lookup(path)
-        if hit is not None and not isinstance(hit, tuple) and hit.conditions.empty:
-            # The common case: one unconditional exact rule, no request parsing needed.
-            return self._apply(hit, {}, query, snapshot, None)
+        hit = None
+        prefixes = matcher.exact_prefixes
+        # The exact lookup is skipped when no exact rule starts with the path's first segment:
+        # with a million rules it is a cache miss or three, the dearest step of a pattern hit.
+        if prefixes is None or path.startswith(prefixes):
+            hit = matcher.lookup(path)
+            if hit is not None and not isinstance(hit, tuple) and hit.conditions.empty:
+                # The common case: one unconditional exact rule, no request parsing needed.
+                return self._apply(hit, {}, query, snapshot, None)
         if hit is None and matcher.lookup_is_complete:
             # Only patterns can match. When none does, or the first has no conditions, the
             # answer is the one _decide() would give, without building a Request.
-            found = matcher.pattern_candidates(path)
-            if not found:
+            found = matcher.first_pattern(path)
+            if found is None:
                 return NO_MATCH
-            rule, values = found[0]
+            rule, plan, values = found
+            if plan is not None:  # made by _plan(): the rule has no conditions
+                decision = _apply_plan(plan, rule, values, query)
+                if decision is not None:
+                    return decision
             if rule.conditions.empty:
-                return self._apply(rule, values, query, snapshot, None)
+                names = rule.pattern.converters if rule.pattern else ()
+                return self._apply(
+                    rule, dict(zip(names, values, strict=True)), query, snapshot, None
+                )
         request = Request(
             method, raw_path, query, headers, host=host, client_ip=client_ip, now=now, path=path
         )
@@ -527,7 +450,7 @@ class Engine:
             )
             if steps is not None:
                 steps.append(Step(rule, values, "applied"))
-            return _decision("redirect", rule._meta.status, location=location, rule=rule)
+            return new_redirect(rule._meta.status, location, rule)
         if isinstance(action, Redirect):
             target = action.target
             if isinstance(target, str):
@@ -544,7 +467,7 @@ class Engine:
                 location = built
             if query and rule.options.query == "keep":
                 location = _merge_query(location, query)
-            decision = _decision("redirect", action.status, location=location, rule=rule)
+            decision = new_redirect(action.status, location, rule)
         elif isinstance(action, Rewrite):
             target = action.target
             if isinstance(target, str):
@@ -557,7 +480,7 @@ class Engine:
             if query and rule.options.query == "keep":
                 built_target = _merge_query(built_target, query)
             new_path, _, new_query = built_target.partition("?")
-            decision = _decision(
+            decision = new_decision(
                 "rewrite",
                 None,
                 path=new_path,
@@ -566,11 +489,11 @@ class Engine:
                 rule=rule,
             )
         elif isinstance(action, Respond):
-            decision = _decision(
+            decision = new_decision(
                 "respond", action.status, headers=action.headers, body=action.body, rule=rule
             )
         else:
-            decision = _decision("pass", rule=rule)
+            decision = new_decision("pass", rule=rule)
         if steps is not None:
             steps.append(Step(rule, values, "applied"))
         return decision

@@ -9,7 +9,9 @@ Priority, in the order candidates are offered to the engine:
    which beats ``path`` (200); a segment with literal text around its variable
    (``item-<int:id>.html``) ranks just before the bare converter. Ties go to file order.
 
-The engine takes the first candidate whose conditions hold. The matcher is built once and never
+The engine takes the first candidate whose conditions hold; :meth:`Matcher.first_pattern` finds
+the first pattern candidate alone, through the compiled index of :mod:`waypost._compiled`, which
+gives what the trie gives (tests compare the two). The matcher is built once and never
 changed: a reload builds a new one (see :class:`waypost.engine.Engine`). Two rules with the same
 pattern (same shape and converters) and the same conditions are reported in ``duplicates``.
 """
@@ -19,8 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from itertools import islice
 from typing import Any
 
+from waypost._compiled import FirstIndex, Hit, Payload, compile_first
 from waypost.exceptions import RuleError
 from waypost.rules.converters import IntConverter, StringConverter
 from waypost.rules.model import Rule
@@ -62,7 +67,7 @@ def _edge(segment: Segment) -> Callable[[str], list[Any] | None]:
         ):
             return lambda text: [text] if text else None
         if type(converter) is IntConverter and converter.min is None and converter.max is None:
-            return lambda text: [int(text)] if text.isdecimal() else None
+            return _int_values
     fullmatch = segment.regex.fullmatch
 
     def match(text: str) -> list[Any] | None:
@@ -70,6 +75,15 @@ def _edge(segment: Segment) -> Callable[[str], list[Any] | None]:
         return None if found is None else _convert(segment, found.groups())
 
     return match
+
+
+def _int_values(text: str) -> list[Any] | None:
+    if not text.isdecimal():
+        return None
+    try:
+        return [int(text)]
+    except ValueError:  # more digits than int() takes (sys.get_int_max_str_digits()): no match
+        return None
 
 
 def _convert(segment: Segment, groups: tuple[str | Any, ...]) -> list[Any] | None:
@@ -222,9 +236,12 @@ class Matcher:
     __slots__ = (
         "_default_exact",
         "_exact",
+        "_first",
         "_tries",
         "by_name",
         "duplicates",
+        "exact_prefixes",
+        "first_pattern",
         "lookup_is_complete",
         "rule_count",
         "rules",
@@ -237,6 +254,7 @@ class Matcher:
         tries: list[_Trie],
         by_name: dict[str, Rule],
         duplicates: tuple[RuleError, ...],
+        payload: Payload | None = None,
     ) -> None:
         self.rules = rules
         self.rule_count = len(rules)
@@ -253,6 +271,37 @@ class Matcher:
         #: True when :meth:`lookup` finds every exact rule (they are all in the default table), so
         #: that a miss there leaves only :meth:`pattern_candidates` to try.
         self.lookup_is_complete = self._default_exact is not None
+        #: When :meth:`lookup` finds every exact rule, they are many and their paths have few
+        #: first segments: '/' + each of them. A path that starts with none of these has no exact
+        #: rule, so the engine need not look. Else None.
+        self.exact_prefixes = (
+            _prefixes(self._default_exact)
+            if self._default_exact is not None and len(self._default_exact) >= _PREFIXES_FROM
+            else None
+        )
+        # Not a bound method of self: the index keeping the matcher alive would be a cycle, and
+        # a replaced rule set would wait for the cyclic garbage collector to be freed.
+        search = partial(_search_first, tuple(tries))
+        self._first: FirstIndex | None = None
+        if len(tries) <= 1:
+            trie = tries[0] if tries else None
+            self._first = compile_first(
+                trie.root if trie else None,
+                strict_slashes=trie.strict_slashes if trie else False,
+                case_insensitive=trie.case_insensitive if trie else False,
+                payload=payload or _no_payload,
+                search=search,
+            )
+        #: ``first_pattern(path)``: the first of :meth:`pattern_candidates` for the decoded
+        #: ``path``, or None. A hit is ``(rule, payload, values)``: ``values`` in the order of
+        #: the pattern's variables (``rule.pattern.converters``), ``payload`` what
+        #: ``compile_matcher(payload=...)`` made for the rule (None when the answer came from the
+        #: full search). It stops at the first candidate, and most often it is one dict lookup
+        #: and one regex match (see :mod:`waypost._compiled`). An attribute, not a method: the
+        #: engine calls it once per request, and this saves a call.
+        self.first_pattern: Callable[[str], Hit | None] = (
+            self._first.first if self._first is not None else search
+        )
 
     def lookup(self, path: str) -> Rule | tuple[Rule, ...] | None:
         """The exact-path rule(s) for a decoded ``path`` in the default table, or None.
@@ -306,6 +355,17 @@ class Matcher:
         return f"<Matcher {self.rule_count} rules>"
 
 
+def _search_first(tries: tuple[_Trie, ...], path: str) -> Hit | None:
+    """What :attr:`Matcher.first_pattern` gives, from the full search."""
+    out: list[Candidate] = []
+    for trie in tries:
+        trie.collect(path, out)
+    if not out:
+        return None
+    rule, values = min(out, key=_priority)
+    return rule, None, tuple(values.values())
+
+
 def _duplicate(rule: Rule, other: Rule) -> RuleError:
     return RuleError(
         f"duplicate rule: {rule.path!r} has the same pattern and conditions as the rule at "
@@ -315,8 +375,46 @@ def _duplicate(rule: Rule, other: Rule) -> RuleError:
     )
 
 
-def compile_matcher(rules: Iterable[Rule]) -> Matcher:
-    """Index ``rules`` (in priority order of file position) into a :class:`Matcher`."""
+# More distinct first segments than this, and exact_prefixes is not kept: str.startswith() tries
+# them one by one, and past a few dozen that costs more than the lookup it saves.
+_MAX_PREFIXES = 16
+# Below this many exact paths their dict stays in the CPU caches and a lookup costs about what
+# the check would (~60 ns); past it, a lookup is a cache miss or three (~700 ns with a million).
+_PREFIXES_FROM = 20_000
+
+
+def _prefixes(table: dict[str, Any]) -> tuple[str, ...] | None:
+    """'/' + the first segment of each of ``table``'s paths ('/a/b' -> '/a'), or None.
+
+    None when there are more than _MAX_PREFIXES, or when one is '/' (a path '/' or '//x'):
+    every path starts with it.
+    """
+    heads: set[str] = set()
+    keys = iter(table)
+    while True:
+        # In slices, so that a table of a million distinct first segments stops early.
+        chunk = [
+            key[:cut] if (cut := key.find("/", 1)) > 0 else key for key in islice(keys, 10_000)
+        ]
+        if not chunk:
+            break
+        heads.update(chunk)
+        if len(heads) > _MAX_PREFIXES:
+            return None
+    return None if "/" in heads else tuple(sorted(heads))
+
+
+def _no_payload(rule: Rule) -> None:
+    return None
+
+
+def compile_matcher(rules: Iterable[Rule], *, payload: Payload | None = None) -> Matcher:
+    """Index ``rules`` (in priority order of file position) into a :class:`Matcher`.
+
+    ``payload(rule)``, when given, is called once per pattern rule; :meth:`Matcher.first_pattern`
+    hands its result back with each hit on the rule (the engine keeps there what applying the
+    rule needs, so that a hit touches few objects).
+    """
     ordered = tuple(rules)
     exact: dict[tuple[bool, bool], dict[str, Rule | tuple[Rule, ...]]] = {}
     tries: dict[tuple[bool, bool], _Trie] = {}
@@ -359,4 +457,4 @@ def compile_matcher(rules: Iterable[Rule]) -> Matcher:
     ]
     for trie in tries.values():
         trie.freeze()
-    return Matcher(ordered, tables, list(tries.values()), by_name, tuple(duplicates))
+    return Matcher(ordered, tables, list(tries.values()), by_name, tuple(duplicates), payload)

@@ -12,9 +12,10 @@ Whether a filled-in target is safe to send (same site, no control characters) is
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
 
 from waypost.exceptions import RuleSyntaxError
@@ -26,7 +27,15 @@ from waypost.rules.converters import (
     StringConverter,
 )
 
-__all__ = ["Placeholder", "RouteTarget", "Target", "parse_target", "parse_template"]
+__all__ = [
+    "IndexedPlan",
+    "Placeholder",
+    "RouteTarget",
+    "Target",
+    "fill_indexed",
+    "parse_target",
+    "parse_template",
+]
 
 Part = Literal["authority", "path", "query", "fragment"]
 
@@ -48,6 +57,8 @@ _TEXT_CONVERTERS = (StringConverter, PathConverter, AnyConverter)
 # Text that every URL part accepts as it is (no quoting, and never a host name change).
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9._~-]+")
 _PLAIN_PATH_TEXT = re.compile(r"[A-Za-z0-9._~-][A-Za-z0-9._~/-]*")
+_plain_text = _PLAIN_TEXT.fullmatch
+_plain_path_text = _PLAIN_PATH_TEXT.fullmatch
 _LITERAL, _INT, _TEXT, _PATH, _GENERAL = range(5)
 
 
@@ -136,8 +147,90 @@ class Target:
             plan.append((fast, piece.name, piece, converter))
         return plan
 
+    def indexed_plan(
+        self, names: Sequence[str], converters: Mapping[str, BaseConverter]
+    ) -> IndexedPlan | None:
+        """A plan for :func:`fill_indexed`: this target filled from values in ``names`` order.
+
+        ``converters`` are the pattern's, ``names`` its variables in order. None when a
+        placeholder always needs the general :meth:`build` (a host, a custom converter) or names
+        no variable of the pattern.
+        """
+        text: list[str] = []
+        order: list[int] = []
+        plain: list[int] = []
+        plain_paths: list[int] = []
+        for kind, name, _, _ in self._make_plan(converters):
+            if kind == _LITERAL:
+                text.append(name.replace("%", "%%"))
+                continue
+            if kind == _GENERAL or name not in names:
+                return None
+            text.append("%s")
+            index = names.index(name)
+            order.append(index)
+            if kind == _TEXT:
+                plain.append(index)
+            elif kind == _PATH:
+                plain_paths.append(index)
+        if not order:
+            return None
+        return IndexedPlan("".join(text), _picker(tuple(order)), _share(plain), _share(plain_paths))
+
     def __repr__(self) -> str:
         return f"parse_target({self.text!r})"
+
+
+class IndexedPlan(NamedTuple):
+    """A target as :meth:`Target.indexed_plan` prepares it for :func:`fill_indexed`."""
+
+    #: The target with '%s' for each placeholder (and '%%' for '%').
+    format: str
+    #: The values the placeholders take, in order, from the values in the names' order.
+    pick: Callable[[Sequence[Any]], Any]
+    #: Where the values of text placeholders are (written as they are only when plain text).
+    texts: tuple[int, ...]
+    #: Where the values of path placeholders are (``<path:...>`` in the path part).
+    paths: tuple[int, ...]
+
+
+# Plans of targets alike share these small objects, so a request touches fewer cold ones.
+_PICKERS: dict[tuple[int, ...], Callable[[Sequence[Any]], Any]] = {}
+_SHARED: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+
+def _picker(order: tuple[int, ...]) -> Callable[[Sequence[Any]], Any]:
+    found = _PICKERS.get(order)
+    if found is None:
+        found = _PICKERS.setdefault(order, itemgetter(*order))
+    return found
+
+
+def _share(indexes: list[int]) -> tuple[int, ...]:
+    return _SHARED.setdefault(tuple(indexes), tuple(indexes))
+
+
+def fill_indexed(
+    text_format: str,
+    pick: Callable[[Sequence[Any]], Any],
+    texts: tuple[int, ...],
+    paths: tuple[int, ...],
+    values: Sequence[Any],
+) -> str | None:
+    """The target of an :class:`IndexedPlan` (its four fields) filled in from ``values``.
+
+    ``values`` are what the pattern's converters made. The result is what :meth:`Target.build`
+    gives for them, or None for a value that needs its general way (quoting): call
+    :meth:`Target.build` then. An int placeholder needs no check: the built-in int converter
+    makes only non-negative ints, which '%s' writes as ``build()`` does.
+    """
+    for at in texts:
+        if not _plain_text(values[at]):
+            return None
+    for at in paths:
+        if not _plain_path_text(values[at]):
+            return None
+    return text_format % pick(values)  # type: ignore[no-any-return]
 
 
 def _encode(piece: Placeholder | None, converter: BaseConverter, value: Any) -> str:

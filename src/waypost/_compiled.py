@@ -1,0 +1,468 @@
+"""The first pattern candidate for a path, found without collecting and sorting them all.
+
+:class:`~waypost.matching.Matcher` keeps a segment trie that yields *every* pattern candidate in
+priority order: ``explain()`` and rules with conditions need them all. Most requests need only the
+first one, which decides when it has no conditions. :func:`compile_first` turns a trie into a
+:class:`FirstIndex` that walks straight to that first candidate and stops.
+
+With a million rules, a request's cost is mostly cache misses (~250 ns for each cold object it
+touches), so the index is built to touch few objects:
+
+- a subtree holding a single rule becomes one :class:`_Leaf`: a regex over the rest of the path,
+  matched in place with ``fullmatch(path, pos)``, and the rule and the payload the engine asked
+  for; the typical hit is one dict lookup, one regex match, one tuple;
+- what rules have in common is one object they share, so it stays in the cache: leaves of the
+  same shape (``/archive-1/<int:y>/<s>``, ``/archive-2/<int:y>/<s>``: the rest after the first
+  segment is the same) share their regex, and equal lists of converters are one tuple;
+- values travel as tuples in the pattern's variable order (no dict per request); the caller names
+  them (``rule.pattern.converters``) only when it needs to.
+
+**Why the order is the trie's.** Candidates are ordered by ``pattern.key`` (one ``(weight,
+-static chars)`` pair per segment, compared from the left) and then file order. Two candidates
+reached through the same trie node share the key up to that node, so at a node everything under an
+alternative with a smaller pair comes first. A static child's pair is ``(0, -len)``, below every
+converter's (all weigh more than 0), so the walk tries the static child, then the edges and tails
+by their pair, and returns the first candidate found. Where that argument does not hold (a custom
+converter weighing 0 or less, or two alternatives of equal pair whose order the segments further
+right decide) the node is marked unordered and the walk answers :data:`UNSURE`: the caller then
+uses the full search. Case-insensitive tries are left to the full search too (a regex's
+IGNORECASE and ``str.lower()`` disagree on a few characters), as are matchers with several tries.
+
+A leaf's regex joins the segment regexes with ``/``. It matches exactly what the segment-by-segment
+walk matches, with the same groups, because no built-in converter's text holds ``/`` outside a tail
+(so the slashes line up); leaves are only made when every converter left is a built-in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from itertools import pairwise
+from operator import call
+from typing import Any, Final, Protocol
+
+from waypost.rules.converters import (
+    AnyConverter,
+    BaseConverter,
+    FloatConverter,
+    IntConverter,
+    PathConverter,
+    StringConverter,
+    UUIDConverter,
+)
+from waypost.rules.model import Rule
+from waypost.rules.pattern import Segment
+
+__all__ = ["UNSURE", "FirstIndex", "Hit", "compile_first"]
+
+#: A candidate: the rule, its payload, and its values in the order of the pattern's variables.
+Hit = tuple[Rule, Any, tuple[Any, ...]]
+Payload = Callable[[Rule], Any]
+_CONVERSION_ERRORS = (ValueError, TypeError, OverflowError)
+# Deeper tries are searched the general way (the walk recurses once per segment).
+_MAX_DEPTH = 100
+
+
+class _Unsure:
+    """The answer of a walk that reached a node whose order it cannot vouch for."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSURE"
+
+
+UNSURE: Final = _Unsure()
+
+
+class TrieNode(Protocol):
+    """What :func:`compile_first` reads of a :mod:`waypost.matching` trie node."""
+
+    @property
+    def static(self) -> Mapping[str, TrieNode]: ...
+    @property
+    def dynamic(self) -> Iterable[tuple[Segment, TrieNode]]: ...
+    @property
+    def edges(self) -> Iterable[tuple[Callable[[str], list[Any] | None], TrieNode]]: ...
+    @property
+    def rules(self) -> Iterable[Rule]: ...
+    @property
+    def tails(self) -> Iterable[tuple[Segment, Rule]]: ...
+
+
+class _Leaf:
+    """A subtree holding one rule: ``regex`` matches the rest of the path (None: nothing left)."""
+
+    __slots__ = ("parsers", "payload", "regex", "rule")
+
+    def __init__(
+        self,
+        regex: re.Pattern[str] | None,
+        parsers: tuple[Callable[[str], Any], ...] | None,
+        rule: Rule,
+        payload: Any,
+    ) -> None:
+        self.regex = regex
+        #: One per group; None when every value is the matched text itself.
+        self.parsers = parsers
+        self.rule = rule
+        self.payload = payload
+
+
+# (rule, payload) of a rule reached at a node, and a tail: (segment, rule, payload).
+_Entry = tuple[Rule, Any]
+_Tail = tuple[Segment, Rule, Any]
+# An alternative at a node, in priority order: (edge, child, gate) for a dynamic segment, where
+# gate, when not None, holds every text the segment after this one can have for the child to
+# match (its static children, or a leaf's next static segment); or (None, tails, None) for the
+# tails of one shape, in file order.
+_Alternative = tuple[
+    Callable[[str], list[Any] | None] | None, Any, Mapping[str, Any] | frozenset[str] | None
+]
+
+
+class _Branch:
+    """A node with more than one rule below it."""
+
+    __slots__ = ("alternatives", "end", "ordered", "static")
+
+    def __init__(
+        self,
+        static: dict[str, _Leaf | _Branch],
+        end: _Entry | None,
+        alternatives: tuple[_Alternative, ...],
+        ordered: bool,
+    ) -> None:
+        self.static = static
+        #: The first rule (in file order) of those whose pattern ends at this node.
+        self.end = end
+        self.alternatives = alternatives
+        self.ordered = ordered
+
+
+def _match_leaf(leaf: _Leaf, path: str, pos: int, values: tuple[Any, ...]) -> Hit | None:
+    regex = leaf.regex
+    if regex is None:
+        return (leaf.rule, leaf.payload, values) if pos == len(path) else None
+    match = regex.fullmatch(path, pos)
+    if match is None:
+        return None
+    found: tuple[Any, ...] = match.groups()
+    parsers = leaf.parsers
+    if parsers is not None:
+        try:
+            found = tuple(map(call, parsers, found))
+        except _CONVERSION_ERRORS:
+            return None
+    return leaf.rule, leaf.payload, (values + found if values else found)
+
+
+def _walk(
+    node: _Branch, path: str, segments: list[str], depth: int, pos: int, values: tuple[Any, ...]
+) -> Hit | _Unsure | None:
+    """The first candidate below ``node``.
+
+    ``segments`` is ``path.split("/")``; ``segments[depth]`` is the segment that led to ``node``
+    (``''`` at the root, before the first '/'), and ``path[pos]`` is the '/' after it.
+    """
+    if not node.ordered:
+        return UNSURE
+    depth += 1
+    if depth == len(segments):
+        end = node.end
+        return None if end is None else (end[0], end[1], values)
+    text = segments[depth]
+    stop = pos + 1 + len(text)
+    child = node.static.get(text)
+    if child is not None:
+        found = (
+            _match_leaf(child, path, stop, values)
+            if type(child) is _Leaf
+            else _walk(child, path, segments, depth, stop, values)  # type: ignore[arg-type]
+        )
+        if found is not None:
+            return found
+    if not node.alternatives:
+        return None
+    return _alternatives(node, path, segments, depth, pos, values)
+
+
+def _alternatives(
+    node: _Branch, path: str, segments: list[str], depth: int, pos: int, values: tuple[Any, ...]
+) -> Hit | _Unsure | None:
+    """The first candidate through ``node``'s edges and tails, for segment ``depth``."""
+    text = segments[depth]
+    stop = pos + 1 + len(text)
+    for edge, target, gate in node.alternatives:
+        if gate is not None:
+            # The child needs a next segment in gate: without one it yields nothing, so skip it
+            # before running the edge (as the trie does).
+            if depth + 1 == len(segments) or segments[depth + 1] not in gate:
+                continue
+        elif edge is None:
+            # Tails of one shape, as the trie matches them: against the rest of the path.
+            rest = path[pos + 1 :]
+            tail: _Tail
+            for tail in target:
+                segment = tail[0]
+                match = segment.regex.fullmatch(rest)
+                if match is None:
+                    continue
+                try:
+                    converted = tuple(map(call, segment.parsers, match.groups()))
+                except _CONVERSION_ERRORS:
+                    continue
+                return tail[1], tail[2], values + converted
+            continue
+        taken = edge(text)  # type: ignore[misc]
+        if taken is None:
+            continue
+        more = (*values, *taken)
+        found = (
+            _match_leaf(target, path, stop, more)
+            if type(target) is _Leaf
+            else _walk(target, path, segments, depth, stop, more)
+        )
+        if found is not None:
+            return found
+    return None
+
+
+class FirstIndex:
+    """The compiled form of one trie: :meth:`first` finds the first candidate for a path.
+
+    ``search(path)`` gives the same answer the slow way; :meth:`first` hands over to it where the
+    walk cannot vouch for the order.
+    """
+
+    __slots__ = ("root", "search", "strict_slashes")
+
+    def __init__(
+        self, root: _Branch, strict_slashes: bool, search: Callable[[str], Hit | None]
+    ) -> None:
+        self.root = root
+        self.strict_slashes = strict_slashes
+        self.search = search
+
+    def first(self, path: str) -> Hit | None:
+        """The first pattern candidate for the decoded ``path``, or None."""
+        if not self.strict_slashes and len(path) > 1 and path[-1] == "/":
+            path = path.rstrip("/") or "/"
+        segments = path.split("/")
+        if segments[0] or len(segments) == 1:  # not a path: leave it to the trie's own reading
+            return self.search(path)
+        root = self.root
+        found: Hit | _Unsure | None
+        if root.ordered:
+            # The commonest hit, inline: a static first segment leading to a single rule.
+            text = segments[1]
+            leaf = root.static.get(text)
+            if type(leaf) is _Leaf:
+                regex = leaf.regex
+                match = None if regex is None else regex.fullmatch(path, len(text) + 1)
+                if match is not None:
+                    values: tuple[Any, ...] = match.groups()
+                    parsers = leaf.parsers
+                    if parsers is None:
+                        return leaf.rule, leaf.payload, values
+                    try:
+                        return leaf.rule, leaf.payload, tuple(map(call, parsers, values))
+                    except _CONVERSION_ERRORS:
+                        pass
+                found = _match_leaf(leaf, path, len(text) + 1, ()) if regex is None else None
+                if found is None and root.alternatives:
+                    found = _alternatives(root, path, segments, 1, 0, ())
+                return self.search(path) if found is UNSURE else found  # type: ignore[return-value]
+        found = _walk(root, path, segments, 0, 0, ())
+        return self.search(path) if found is UNSURE else found  # type: ignore[return-value]
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def compile_first(
+    root: TrieNode | None,
+    *,
+    strict_slashes: bool,
+    case_insensitive: bool,
+    payload: Payload,
+    search: Callable[[str], Hit | None],
+) -> FirstIndex | None:
+    """The :class:`FirstIndex` of a trie (None: no patterns); None when it cannot be built.
+
+    ``payload(rule)`` is computed once per rule and handed back with every hit on it;
+    ``search(path)`` finds the first candidate the slow way (see :class:`FirstIndex`).
+    """
+    if case_insensitive:
+        return None
+    if root is None:
+        return FirstIndex(_Branch({}, None, (), True), strict_slashes, search)
+    try:
+        return FirstIndex(_Compiler(root, payload).branch(root, 0), strict_slashes, search)
+    except _TooDeep:
+        return None
+
+
+def _rules_below(node: TrieNode) -> list[Rule]:
+    found: list[Rule] = []
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        found.extend(node.rules)
+        found.extend(rule for _, rule in node.tails)
+        stack.extend(node.static.values())
+        stack.extend(child for _, child in node.dynamic)
+    return found
+
+
+def _mixed(root: TrieNode) -> set[int]:
+    """The nodes with an edge whose values some rule below gets from converters of other types.
+
+    Patterns of one shape share an edge, converted by the first one's converters: the same
+    types, unless rule sets loaded with different converters were put together. Values of
+    another type could then reach a target plan made for this rule's own types, so the walk
+    leaves such nodes to the full search.
+    """
+    mixed: set[int] = set()
+    for rule in _rules_below(root):
+        pattern = rule.pattern
+        assert pattern is not None  # only pattern rules reach the trie
+        node = root
+        for part in pattern.parts:
+            if isinstance(part, str):
+                node = node.static[part]
+                continue
+            for segment, child in node.dynamic:
+                if segment.signature == part.signature:
+                    if [type(v.converter) for v in segment.variables] != [
+                        type(v.converter) for v in part.variables
+                    ]:
+                        mixed.add(id(node))
+                    node = child
+                    break
+    return mixed
+
+
+def _count(node: TrieNode, counts: dict[int, tuple[int, Rule]], depth: int) -> tuple[int, Rule]:
+    """How many rules ``node``'s subtree holds, and one of them."""
+    if depth > _MAX_DEPTH:
+        raise _TooDeep
+    rules = [*node.rules, *(rule for _, rule in node.tails)]
+    total = len(rules)
+    some = rules[0] if rules else None
+    for child in [*node.static.values(), *(child for _, child in node.dynamic)]:
+        below, one = _count(child, counts, depth + 1)
+        total += below
+        some = some or one
+    assert some is not None  # the trie makes a node only to put a rule under it
+    counts[id(node)] = (total, some)
+    return total, some
+
+
+class _Compiler:
+    """Builds the index of one trie, sharing equal regexes and converter lists between leaves."""
+
+    def __init__(self, root: TrieNode, payload: Payload) -> None:
+        self.counts: dict[int, tuple[int, Rule]] = {}
+        _count(root, self.counts, 0)
+        self.mixed = _mixed(root)
+        self.payload = payload
+        self.shared: dict[Any, Any] = {}
+
+    def share(self, value: Any) -> Any:
+        """``value``, or the equal value met before (one object for all its equals)."""
+        return self.shared.setdefault(value, value)
+
+    def child(self, node: TrieNode, depth: int) -> _Leaf | _Branch:
+        total, rule = self.counts[id(node)]
+        if total == 1:
+            leaf = self.leaf(rule, depth)
+            if leaf is not None:
+                return leaf
+        return self.branch(node, depth)
+
+    def branch(self, node: TrieNode, depth: int) -> _Branch:
+        payload = self.payload
+        static = {key: self.child(child, depth + 1) for key, child in node.static.items()}
+        ends = sorted(node.rules, key=lambda rule: rule.index)
+        end = (ends[0], payload(ends[0])) if ends else None
+        ranked: list[tuple[tuple[int, int], _Alternative]] = []
+        for (segment, child), (edge, _) in zip(node.dynamic, node.edges, strict=True):
+            below = self.child(child, depth + 1)
+            gate: Mapping[str, Any] | frozenset[str] | None = None
+            if type(below) is _Branch and below.end is None and not below.alternatives:
+                gate = below.static
+            elif type(below) is _Leaf:
+                parts = below.rule.pattern.parts  # type: ignore[union-attr]
+                if depth + 1 < len(parts) and isinstance(parts[depth + 1], str):
+                    gate = frozenset([parts[depth + 1]])  # type: ignore[list-item]
+            ranked.append(((segment.weight, -segment.static_chars), (edge, below, gate)))
+        shapes: dict[str, list[tuple[Segment, Rule]]] = {}
+        for segment, rule in node.tails:
+            shapes.setdefault(segment.signature, []).append((segment, rule))
+        for same in shapes.values():
+            same.sort(key=lambda item: item[1].index)
+            tails = tuple((segment, rule, payload(rule)) for segment, rule in same)
+            ranked.append(((same[0][0].weight, -same[0][0].static_chars), (None, tails, None)))
+        ranked.sort(key=lambda item: item[0])
+        ranks = [rank for rank, _ in ranked]
+        ordered = (
+            all(a < b for a, b in pairwise(ranks))
+            and (not static or all(weight > 0 for weight, _ in ranks))
+            and id(node) not in self.mixed
+        )
+        return _Branch(static, end, tuple(item for _, item in ranked), ordered)
+
+    def leaf(self, rule: Rule, depth: int) -> _Leaf | None:
+        """The leaf for ``rule`` below ``depth`` segments; None when a custom converter is left."""
+        pattern = rule.pattern
+        assert pattern is not None  # only pattern rules reach the trie
+        rest: list[str | Segment] = list(pattern.parts[depth:])
+        if pattern.tail is not None:
+            rest.append(pattern.tail)
+        regex: list[str] = []
+        parsers: list[Callable[[str], Any]] = []
+        for part in rest:
+            if isinstance(part, str):
+                regex.append("/" + re.escape(part))
+                continue
+            if part.regex.flags & re.IGNORECASE:
+                return None
+            for variable, general in zip(part.variables, part.parsers, strict=True):
+                parser = _parser(variable.converter, general)
+                if parser is None:
+                    return None
+                parsers.append(parser)
+            regex.append("/" + part.regex.pattern)
+        source = "".join(regex)
+        compiled = self.shared.get(("regex", source))
+        if compiled is None and source:
+            compiled = self.shared[("regex", source)] = re.compile(source, re.DOTALL)
+        if (compiled.groups if compiled else 0) != len(parsers):  # pragma: no cover - a safeguard
+            return None
+        plain = all(parser is str for parser in parsers)
+        return _Leaf(
+            compiled, None if plain else self.share(tuple(parsers)), rule, self.payload(rule)
+        )
+
+
+def _parser(converter: BaseConverter, general: Callable[[str], Any]) -> Callable[[str], Any] | None:
+    """A quicker equal of ``converter.to_python`` on text its regex matched; None: not built-in.
+
+    ``str`` stands for "the text itself" (``str(text)`` is ``text``).
+    """
+    kind = type(converter)
+    if kind is StringConverter:
+        short = converter.minlength <= 1 and converter.maxlength is None  # type: ignore[attr-defined]
+        return str if short else general  # the regex never matches empty text
+    if kind is IntConverter:
+        bounded = converter.min is not None or converter.max is not None  # type: ignore[attr-defined]
+        return general if bounded else int
+    if kind is PathConverter or kind is AnyConverter:
+        return str
+    if kind is FloatConverter:
+        return float
+    if kind is UUIDConverter:
+        return general
+    return None
