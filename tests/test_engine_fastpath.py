@@ -402,7 +402,7 @@ def requests_for(draw: st.DrawFn, rules: list[dict[str, Any]]) -> str:
     return path + slash + draw(st.sampled_from(["", "?k=1", "?v0=x&z=2"]))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rules=st.lists(rule_mappings(), min_size=1, max_size=8), strict=st.booleans(), data=st.data()
 )
