@@ -81,9 +81,25 @@ def assert_first_is_the_first_of_all(engine: Engine, url: str) -> None:
         assert dict(zip(rule.pattern.converters, hit[2], strict=True)) == values, url
         assert [type(v) for v in hit[2]] == [type(v) for v in values.values()], url
     assert engine.resolve("GET", url) == engine.explain("GET", url).decision, url
+    raw_path, _, query = url.partition("?")
+    for stage in ("all", "before", "missing"):
+        # resolve_request() (the middleware's) takes the same shortcut, stage by stage.
+        request = Request("GET", raw_path, query)
+        expected = engine.explain("GET", url, stage=stage).decision
+        assert engine.resolve_request(request, stage=stage) == expected, (url, stage)
 
 
 TRICKY: list[tuple[str, list[dict[str, Any]], list[str]]] = [
+    (
+        "404-fallbacks-wait-for-their-stage",
+        [
+            to("/gone", "/fallback", only_if_missing=True),
+            to("/live/<int:n>", "/fallback/{n}", only_if_missing=True),
+            to("/<x>/<int:n>", "/any/{x}/{n}"),
+            to("/plain", "/p"),
+        ],
+        ["/gone", "/live/5", "/other/5", "/plain", "/live/x", "/nothing"],
+    ),
     (
         "static-first-segment-beats-variable",
         [to("/<x>/b", "/var/{x}"), to("/a/<y>", "/static/{y}"), to("/a/<int:n>", "/int/{n}")],

@@ -339,32 +339,9 @@ class Engine:
         else:
             host, raw_path, query = split_url(url)
         path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
-        matcher = snapshot.matcher
-        hit = None
-        prefixes = matcher.exact_prefixes
-        # The exact lookup is skipped when no exact rule starts with the path's first segment:
-        # with a million rules it is a cache miss or three, the dearest step of a pattern hit.
-        if prefixes is None or path.startswith(prefixes):
-            hit = matcher.lookup(path)
-            if hit is not None and not isinstance(hit, tuple) and hit.conditions.empty:
-                # The common case: one unconditional exact rule, no request parsing needed.
-                return self._apply(hit, {}, query, snapshot, None)
-        if hit is None and matcher.lookup_is_complete:
-            # Only patterns can match. When none does, or the first has no conditions, the
-            # answer is the one _decide() would give, without building a Request.
-            found = matcher.first_pattern(path)
-            if found is None:
-                return NO_MATCH
-            rule, plan, values = found
-            if plan is not None:  # made by _plan(): the rule has no conditions
-                decision = _apply_plan(plan, rule, values, query)
-                if decision is not None:
-                    return decision
-            if rule.conditions.empty:
-                names = rule.pattern.converters if rule.pattern else ()
-                return self._apply(
-                    rule, dict(zip(names, values, strict=True)), query, snapshot, None
-                )
+        decision = self._shortcut(path, query, snapshot, "all")
+        if decision is not None:
+            return decision
         request = Request(
             method, raw_path, query, headers, host=host, client_ip=client_ip, now=now, path=path
         )
@@ -377,7 +354,51 @@ class Engine:
         ``"missing"`` (the app answered 404) considers only them, ``"all"`` considers every rule
         (the standalone server with no app behind it).
         """
-        return self._decide(request, self._snapshot, None, stage)
+        snapshot = self._snapshot
+        decision = self._shortcut(request.path, request.query_string, snapshot, stage)
+        if decision is not None:
+            return decision
+        return self._decide(request, snapshot, None, stage)
+
+    def _shortcut(
+        self, path: str, query: str, snapshot: _Snapshot, stage: Stage
+    ) -> Decision | None:
+        """The decision when the first candidate decides alone (it has no conditions and belongs
+        to ``stage``), or when nothing matches; None when the full search must run."""
+        matcher = snapshot.matcher
+        hit = None
+        prefixes = matcher.exact_prefixes
+        # The exact lookup is skipped when no exact rule starts with the path's first segment:
+        # with a million rules it is a cache miss or three, the dearest step of a pattern hit.
+        if prefixes is None or path.startswith(prefixes):
+            hit = matcher.lookup(path)
+            if (
+                hit is not None
+                and not isinstance(hit, tuple)
+                and hit.conditions.empty
+                and (stage == "all" or hit.options.only_if_missing == (stage == "missing"))
+            ):
+                # The common case: one unconditional exact rule, no request parsing needed.
+                return self._apply(hit, {}, query, snapshot, None)
+        if hit is None and matcher.lookup_is_complete:
+            # Only patterns can match. When none does, or the first has no conditions, the
+            # answer is the one _decide() would give, without building a Request.
+            found = matcher.first_pattern(path)
+            if found is None:
+                return NO_MATCH
+            rule, plan, values = found
+            if stage != "all" and rule.options.only_if_missing != (stage == "missing"):
+                return None
+            if plan is not None:  # made by _plan(): the rule has no conditions
+                decision = _apply_plan(plan, rule, values, query)
+                if decision is not None:
+                    return decision
+            if rule.conditions.empty:
+                names = rule.pattern.converters if rule.pattern else ()
+                return self._apply(
+                    rule, dict(zip(names, values, strict=True)), query, snapshot, None
+                )
+        return None
 
     def explain(
         self,
