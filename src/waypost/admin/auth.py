@@ -90,7 +90,7 @@ def _checked(
         raise AuthFailure(
             429,
             "too_many_failures",
-            f"too many failed API keys from this address; try again in {wait} s",
+            f"too many refused API keys or sign-ins from this address; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
     try:
