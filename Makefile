@@ -22,7 +22,7 @@ serve: $(STAMP)
 	$(BIN)/waypost serve examples/rules.yaml --db sqlite:///waypost.db --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
