@@ -390,13 +390,19 @@ SAMPLES = [
                 "status": 301,
                 "trailing_slash": "strict",
             },
-            {"from": "/old/<path:p1>", "to": "/new/{p1}", "status": 301},
+            {
+                "from": "/old/<path:p1>",
+                "to": "/new/{p1}",
+                "status": 301,
+                "trailing_slash": "strict",
+            },
             {"from": "/old/", "to": "/new/", "status": 301, "trailing_slash": "strict"},
             {"from": "/category/<p1>", "to": "/c/{p1}", "status": 302, "case": "insensitive"},
             {
                 "from": "/<path:p1>",
                 "to": "https://new-domain.com/{p1}",
                 "status": 301,
+                "trailing_slash": "strict",
                 "when": {"host": ["old-domain.com", "www.old-domain.com"]},
             },
             {
@@ -453,7 +459,13 @@ SAMPLES = [
                 "when": {"query": {"id": "3"}},
                 "query": "drop",
             },
-            {"from": "/category/<path:p1>", "to": "/topics/{p1}", "status": 301, "query": "drop"},
+            {
+                "from": "/category/<path:p1>",
+                "to": "/topics/{p1}",
+                "status": 301,
+                "trailing_slash": "strict",
+                "query": "drop",
+            },
             {
                 "from": "/category/",
                 "to": "/topics/",
@@ -761,3 +773,24 @@ def test_nginx_guarded_map_entries_that_never_redirect_are_skipped_with_a_reason
     ]
     reason = "the 'if (... = $uri)' that guards this map never holds here"
     assert [(skip.line, skip.reason) for skip in result.skipped] == [(3, reason), (4, reason)]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("apache", "RewriteEngine On\nRewriteRule ^old/(.*)$ /new/$1 [R=301,L]\n"),
+        ("wordpress-csv", "source,target,regex,code\n^/old/(.*)$,/new/$1,1,301\n"),
+    ],
+    ids=["apache", "wordpress"],
+)
+def test_a_greedy_group_keeps_the_trailing_slash_as_the_regex_engine_does(
+    fmt: str, text: str
+) -> None:
+    # Apache's and PHP's regex engines capture 'a/' from '/old/a/' with (.*): the slash stays.
+    from waypost.engine import Engine
+
+    result = IMPORTERS[fmt](text)
+    engine = Engine(result.rules)
+    assert engine.resolve("GET", "/old/a/").location == "/new/a/"
+    assert engine.resolve("GET", "/old/a").location == "/new/a"
+    assert engine.resolve("GET", "/old/a/b/").location == "/new/a/b/"

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._canon import Placeholder, ends_with_path_variable, parse_target_pieces
+from ._canon import Placeholder, parse_target_pieces
 from ._common import (
     REDIRECT_STATUSES,
     Collector,
@@ -226,7 +226,9 @@ def _redirect_match(args: list[str]) -> tuple[list[dict[str, Any]], tuple[str, .
 
 def _slash(rule: dict[str, Any], converted: RegexPattern) -> None:
     """Set a converted regex rule's trailing_slash and case options."""
-    if not converted.optional_slash and not ends_with_path_variable(rule["from"]):
+    # A greedy (.*)$ keeps a trailing slash in what it captures ('/old/a/' gives 'a/'), as
+    # Apache's regex engine does: only an optional slash in the regex ('/?$') ignores it.
+    if not converted.optional_slash:
         rule["trailing_slash"] = "strict"
     if converted.case_insensitive:
         rule["case"] = "insensitive"

@@ -30,7 +30,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._canon import ends_with_path_variable
 from ._common import REDIRECT_STATUSES, Collector, Refusal, is_absolute_url, query_condition
 from ._json import element_lines
 from ._regex import RegexNotSupported, convert_regex, parse_dollar_refs, render_ref_target
@@ -83,7 +82,9 @@ def _build(
                     pieces = parse_dollar_refs(str(value), named=False)
                     value = render_ref_target(pieces, converted.refs, empty)
                 rule[key] = value
-            if not converted.optional_slash and not ends_with_path_variable(pattern):
+            # A greedy (.*) keeps a trailing slash in what it captures, as PHP's preg_match
+            # does: only an optional slash in the regex ('/?$') ignores it.
+            if not converted.optional_slash:
                 rule["trailing_slash"] = "strict"
             if converted.case_insensitive:
                 rule["case"] = "insensitive"
