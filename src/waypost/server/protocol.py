@@ -22,7 +22,7 @@ on a real socket.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 import httptools
@@ -40,6 +40,18 @@ _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
+
+
+class _Pending(NamedTuple):
+    """A request answered here, waiting for the end of its body."""
+
+    answer: Answer
+    method: str
+    target: str
+    version: str
+    keep_alive: bool
+    headers: list[tuple[str, str]]
+    client_ip: str | None
 
 
 class WaypostProtocol(HttpToolsProtocol):
@@ -64,10 +76,8 @@ class WaypostProtocol(HttpToolsProtocol):
         self._head_bytes: int | None = None
         #: True when a request ended within the data being fed to the parser.
         self._completed = False
-        #: The answer being sent for the current request, when this protocol answers it.
-        self._answer: tuple[Answer, Response, str, str, str, bool] | None = None
-        self._headers_text: list[tuple[str, str]] = []
-        self._client_ip: str | None = None
+        #: The current request, when this protocol answers it (sent once its body has been read).
+        self._answer: _Pending | None = None
         #: Set when the server shuts down while this protocol is reading a request's body.
         self._closing = False
         #: The keep-alive timeout of directly answered requests (see _idle_check).
@@ -161,15 +171,19 @@ class WaypostProtocol(HttpToolsProtocol):
         client_ip = self.client[0] if self.client else None
         scheme = self.scheme or "http"
         answer = self.waypost.answer(method, raw_path, query, headers, client_ip, scheme)
-        response = answer.response
-        if response is None:  # it goes upstream: the ASGI path streams it
+        if answer.response is None:  # it goes upstream: the ASGI path streams it
             self._asgi()
             return
-        version = parser.get_http_version()
         target = f"{raw_path}?{query}" if raw_query else raw_path
-        self._answer = (answer, response, method, target, version, parser.should_keep_alive())
-        self._headers_text = headers
-        self._client_ip = client_ip
+        self._answer = _Pending(
+            answer,
+            method,
+            target,
+            parser.get_http_version(),
+            parser.should_keep_alive(),
+            headers,
+            client_ip,
+        )
 
     def on_body(self, body: bytes) -> None:
         if self._answer is None:
@@ -183,18 +197,19 @@ class WaypostProtocol(HttpToolsProtocol):
             super().on_message_complete()
             return
         self._answer = None
-        answer, response, method, target, version, keep_alive = pending
-        keep_alive = keep_alive and not self._closing
-        self._write(response, keep_alive=keep_alive, http_1_0=version == "1.0")
+        response = pending.answer.response
+        assert response is not None  # on_headers_complete() keeps only answers with one
+        keep_alive = pending.keep_alive and not self._closing
+        self._write(response, keep_alive=keep_alive, http_1_0=pending.version == "1.0")
         self.waypost.done(
-            answer.action,
+            pending.answer.action,
             response.status,
             len(response.body),
-            client_ip=self._client_ip,
-            method=method,
-            target=target,
-            protocol="HTTP/" + version,
-            headers=self._headers_text,
+            client_ip=pending.client_ip,
+            method=pending.method,
+            target=pending.target,
+            protocol="HTTP/" + pending.version,
+            headers=pending.headers,
         )
         self.server_state.total_requests += 1
         if not keep_alive:
