@@ -64,6 +64,11 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _NOT_PLAIN_PATTERN = re.compile(r"[<>?#\x00-\x1f\x7f]")
 # A literal same-site path needing no encoding: printable ASCII, no braces, backslash or '//'.
 _PLAIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-z|~]*\Z")
+# A literal http(s) URL that parse_target() would keep exactly as written: a plain host (no user
+# info, no braces) and only characters that need no encoding. Anything else takes parse_target().
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:[/?#][A-Za-z0-9/:?#\[\]@!$&'()*+,;=%._~-]*)?\Z"
+)
 _new_object = object.__new__
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
 _OPTIONS_CACHE: dict[tuple[str, bool, bool, bool, int | None], RuleOptions] = {}
@@ -379,7 +384,7 @@ class RuleBuilder:
             or type(to) is not str
             or path[:1] != "/"
             or _NOT_PLAIN_PATTERN.search(path)
-            or not _PLAIN_PATH.match(to)
+            or not (_PLAIN_PATH.match(to) or _PLAIN_URL.match(to))
         ):
             return None
         status = self._default_status
@@ -400,7 +405,9 @@ class RuleBuilder:
     def _target(
         self, value: Any, key: str, variables: Mapping[str, BaseConverter] | None, path: str
     ) -> str | Target:
-        if isinstance(value, str) and _PLAIN_PATH.match(value):
+        if isinstance(value, str) and (
+            _PLAIN_PATH.match(value) or (key == "to" and _PLAIN_URL.match(value))
+        ):
             return value
         what = "redirect target" if key == "to" else "rewrite target"
         if not isinstance(value, str) or not value:
