@@ -1,10 +1,10 @@
-"""The standalone server as a plain ASGI application: ``waypost serve`` runs it on Granian, and
-any ASGI server (uvicorn, Hypercorn) can run it too.
+"""The standalone server as a plain ASGI application: ``waypost serve`` runs it on uvicorn, whose
+connections (:mod:`waypost.server.protocol`) answer most requests without it, and any ASGI server
+(Hypercorn, Granian) can run it too.
 
 All the logic lives in :class:`~waypost.server.core.WaypostServer`; this module only moves ASGI
-messages. ASGI rather than Granian's own RSGI interface: RSGI measured about 5% faster but hands
-over the path already percent-decoded, so an encoded slash (``%2F``) or a byte that is not UTF-8
-could not be forwarded to the upstream as the client sent it; ASGI's ``raw_path`` can.
+messages. ASGI keeps the request target as the client sent it (``raw_path``), so an encoded slash
+(``%2F``) or a byte that is not UTF-8 is forwarded to the upstream unchanged.
 
 Lifespan startup starts the rules watcher; lifespan shutdown (after SIGTERM, once the server has
 stopped accepting) waits up to ``graceful_timeout`` for requests still in flight, then closes the
