@@ -360,6 +360,16 @@ class Engine:
             return decision
         return self._decide(request, snapshot, None, stage)
 
+    def apply(
+        self, rule: Rule, values: Mapping[str, Any] | None = None, query: str = ""
+    ) -> Decision:
+        """What ``rule`` decides for a request it matched, its conditions aside.
+
+        ``values`` are what its pattern's converters made (none for an exact rule) and ``query``
+        the request's query string. The checks use it to ask what one rule does on its own.
+        """
+        return self._apply(rule, values or {}, query, self._snapshot, None)
+
     def _shortcut(
         self, path: str, query: str, snapshot: _Snapshot, stage: Stage
     ) -> Decision | None:

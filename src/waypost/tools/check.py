@@ -546,17 +546,24 @@ class _Checker:
 
     def chains(self, rule: Rule, samples: list[tuple[str, dict[str, Any]]]) -> None:
         context = _context(rule.conditions, self.now)
-        alone = rule.replace(conditions=EMPTY_CONDITIONS)
-        single = Engine(RuleSet((alone,), allowed_hosts=self.ruleset.allowed_hosts))
         hosts = (*self.hosts, context.host) if context.host else self.hosts
         walks: list[RedirectChain] = []
+        single: Engine | None = None
         for path, _ in samples[:2]:
-            first = single.resolve(
-                context.method, path, context.headers, context.client_ip, now=context.now
-            )
+            if rule.pattern is None:  # the bulk of a big table: no match to redo
+                first = self.engine.apply(rule)
+            else:
+                # The rule alone, its conditions aside, matches the sample and converts its values.
+                if single is None:
+                    alone = rule.replace(conditions=EMPTY_CONDITIONS)
+                    single = Engine(RuleSet((alone,), allowed_hosts=self.ruleset.allowed_hosts))
+                first = single.resolve(
+                    context.method, path, context.headers, context.client_ip, now=context.now
+                )
+                if first.action == "redirect":
+                    first = replace(first, rule=rule)
             if first.action != "redirect":
                 return  # refused (unsafe target): target_safety reports it
-            first = replace(first, rule=rule)
             walks.append(
                 follow(
                     self.engine,

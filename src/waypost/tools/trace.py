@@ -199,6 +199,15 @@ def _join(current: str, location: str) -> str:
     if location.startswith("//"):
         scheme = urlsplit(current).scheme if _SCHEME.match(current) else "https"
         return f"{scheme or 'https'}:{location}"
+    if (
+        location[:1] == "/"
+        and current[:1] == "/"
+        and current[:2] != "//"
+        and "/." not in location
+        and "#" not in location
+        and location[-1] != "?"
+    ):
+        return location  # what urljoin() gives a plain same-site path (no dot segments), faster
     return urljoin(current, location)
 
 
