@@ -3,9 +3,18 @@
 Import understands:
 
 * ``Redirect [status] /old /new`` (status a number or ``permanent``, ``temp``, ``seeother``,
-  ``gone``; 302 when left out), ``RedirectPermanent`` and ``RedirectTemp``. mod_alias matches a
-  path prefix at segment boundaries and appends the rest, so each line gives two rules: ``/old``
-  and ``/old/<path:rest>`` (to ``/new/{rest}``). The query string is kept, as mod_alias does.
+  ``gone``; 302 when left out), ``RedirectPermanent`` and ``RedirectTemp``. mod_alias matches
+  ``/old`` as a prefix of whole segments (``/old``, ``/old/``, ``/old/a/b/``, not ``/older``) and
+  appends what follows it, slashes included, to ``/new``. So a line gives three strict rules:
+  ``/old`` to ``/new``, ``/old/`` to ``/new/`` and ``/old/<path:rest>`` to ``/new/{rest}``
+  (``/old/`` as the URL-path: the last two, to ``/new/`` and ``/new/{rest}``). The query string
+  is kept unless the URL has its own, as mod_alias does. What Apache does with a trailing slash
+  on one side only (``Redirect /old/ /new`` sends ``/old/a`` to ``/newa``) is kept, with a note.
+  mod_alias tries Redirects in file order and the first match wins, so the paths an earlier
+  Redirect takes are left out of a later one (skipped when that leaves nothing).
+* Inside a ``<Location /path>`` (a plain path): ``Redirect [status] URL`` or ``Redirect gone``
+  (no URL-path) sends every path under ``/path`` to ``URL`` as it is; a Redirect with a URL-path
+  applies where that lies inside ``/path``.
 * ``RedirectMatch [status] regex URL`` where the regex converts (see ``_regex``).
 * ``RewriteRule pattern substitution [flags]`` in ``.htaccess`` (``^old$``) or server (``^/old$``)
   form: ``R``/``R=3xx`` redirect, no ``R`` an internal ``rewrite``, ``F`` 403, ``G`` 410,
@@ -18,8 +27,8 @@ Import understands:
   condition lines with it.
 * ``ServerName``/``ServerAlias`` give the rules of their ``<VirtualHost>`` a ``when.host``.
 
-Rules inside ``<Directory>``, ``<Location>``, ``<Files>`` and ``<If>`` blocks are skipped because
-those blocks change where they apply. Directives that are not about redirects are ignored.
+Other rules inside ``<Directory>``, ``<Location>``, ``<Files>`` and ``<If>`` blocks are skipped
+because those blocks change where they apply. Directives that are not about redirects are ignored.
 
 Export writes mod_rewrite rules for ``.htaccess`` (``RewriteEngine On`` first), with ``NE`` so
 percent-escapes in targets are sent as written.
@@ -32,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._canon import Placeholder, parse_target_pieces
+from ._canon import Placeholder, escape_target, parse_target_pieces
 from ._common import (
     REDIRECT_STATUSES,
     Collector,
@@ -57,6 +66,7 @@ __all__ = ["export_apache", "parse_apache"]
 
 _NAMED_STATUS = {"permanent": 301, "temp": 302, "seeother": 303, "gone": 410}
 _TRANSPARENT = {"ifmodule", "ifdefine", "ifversion", "virtualhost"}
+_PREFIX_REDIRECTS = ("redirect", "redirectpermanent", "redirecttemp")
 _HOST_NAME = r"(?:\\?[\w-]|\\\.)+"
 _QUERY_VALUE = re.compile(r"^\(\^\|&\)(?P<key>[\w.~%-]+)=(?P<value>[^()|^$*+?\[\]{}]*)\(&\|\$\)$")
 _QUERY_PRESENT = re.compile(r"^\(\^\|&\)(?P<key>[\w.~%-]+)\(=\|&\|\$\)$")
@@ -154,46 +164,225 @@ class _State:
     collector: Collector = field(default_factory=Collector)
     conditions: list[tuple[int, str, list[str]]] = field(default_factory=list)
     base: str = "/"
+    #: The Redirects read so far with a URL-path, as ``(line, URL-path)`` per list mod_alias
+    #: tries in order: one per ``(<Location>, hosts)``.
+    prefixes: dict[tuple[str | None, str], list[tuple[int, str]]] = field(default_factory=dict)
 
 
-def _prefix_rules(path: str, target: str | None, action: dict[str, Any]) -> list[dict[str, Any]]:
+def _collapse(path: str) -> str:
+    # mod_alias lets any run of '/' in a URL-path match any run in the request, and Apache merges
+    # a request's doubled slashes anyway (MergeSlashes), so '/a//b' is '/a/b'.
+    return re.sub("/{2,}", "/", path)
+
+
+def _under(path: str, prefix: str) -> bool:
+    """True when mod_alias's segment-wise prefix match of ``prefix`` takes ``path``.
+
+    ``/blog`` takes ``/blog``, ``/blog/`` and ``/blog/x`` but not ``/blogger``; ``/blog/`` takes
+    ``/blog/`` and ``/blog/x`` but not ``/blog``. ``<Location>`` matches its path the same way.
+    """
+    if prefix.endswith("/"):
+        return path.startswith(prefix)
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _sample(pattern: str) -> str:
+    """A path standing for what ``pattern`` (a prefix rule's) matches, for :func:`_under`.
+
+    ``/a/<path:rest>`` stands as ``/a/`` + a character no prefix holds: it is under a prefix
+    exactly when all the paths it matches are.
+    """
+    return pattern.replace("<path:rest>", "\x00")
+
+
+def _check_url(url: str) -> None:
+    if not (url.startswith("/") or is_absolute_url(url)):
+        raise Refusal(f"the URL {url!r} is neither a full URL nor a path starting with '/'")
+
+
+def _prefix_rules(
+    path: str, target: str | None, action: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rules (and notes) for mod_alias's prefix ``Redirect path target``.
+
+    mod_alias matches ``path`` at segment boundaries and appends whatever follows it in the
+    request, slashes and all, to ``target``: ``Redirect /blog /new`` sends ``/blog`` to ``/new``,
+    ``/blog/`` to ``/new/`` and ``/blog/x/`` to ``/new/x/``. Waypost needs a strict rule for each
+    shape: ``/blog``, ``/blog/`` and ``/blog/<path:rest>`` (strict, so ``rest`` keeps a trailing
+    slash as Apache does). The request's query string is appended unless ``target`` has its own.
+    """
     if not path.startswith("/") or "<" in path or ">" in path:
-        raise Refusal(f"the URL-path {path!r} must be a path without '<' or '>'")
-    under = path if path.endswith("/") else path + "/"
+        raise Refusal(f"the URL-path {path!r} must be a path starting with '/', without '<' or '>'")
+    path = _collapse(path)
+    if path.endswith("/"):
+        shapes = [(path, ""), (path + "<path:rest>", "{rest}")]
+    else:
+        shapes = [(path, ""), (path + "/", "/"), (path + "/<path:rest>", "/{rest}")]
+    if target is None:
+        # Nothing is appended, so one rule ignoring the slash serves '/x' and '/x/'.
+        if not path.endswith("/"):
+            return [{"from": path, **action}, {"from": path + "/<path:rest>", **action}], []
+        return [
+            {"from": path, **action, "trailing_slash": "strict"},
+            {"from": path + "<path:rest>", **action},
+        ], []
+    _check_url(target)
+    notes: list[str] = []
+    example = path + ("x" if path.endswith("/") else "/x")
+    joined = target + example[len(path) :]
+    if "?" in target:
+        notes.append(
+            f"the URL has a query string, so Apache appends the rest of the path to it "
+            f"({example!r} goes to {joined!r}) and drops the request's query string; "
+            "imported as Apache does"
+        )
+    elif re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", target) and path.endswith("/"):
+        # Appended to a bare origin, the rest would run into the host name.
+        shapes = shapes[:1]
+        notes.append(
+            f"Apache appends the rest of the path to the host name ({example!r} goes to "
+            f"{joined!r}), which Waypost cannot do; only {path!r} itself was imported"
+        )
+    elif path.endswith("/") and not target.endswith("/"):
+        notes.append(
+            f"the URL-path ends with '/' and the URL does not, so Apache joins the rest of the "
+            f"path to the URL without one ({example!r} goes to {joined!r}); imported as Apache does"
+        )
+    elif target.endswith("/") and not path.endswith("/"):
+        notes.append(
+            f"the URL ends with '/' and the URL-path does not, so Apache doubles the slash "
+            f"({example!r} goes to {joined!r}); imported as Apache does"
+        )
+    escaped = escape_target(target)
     rules = []
-    for pattern, suffix in ((path, ""), (under + "<path:rest>", "{rest}")):
-        rule: dict[str, Any] = {"from": pattern}
-        if target is not None:
-            escaped = target.replace("{", "{{").replace("}", "}}")
-            if suffix and not escaped.endswith("/"):
-                escaped += "/"
-            rule["to"] = escaped + suffix
-        rule.update(action)
-        if not suffix:
-            rule["trailing_slash"] = "strict"
+    for pattern, suffix in shapes:
+        rule: dict[str, Any] = {"from": pattern, "to": escaped + suffix, **action}
+        if "?" in target:
+            rule["query"] = "drop"
+        rule["trailing_slash"] = "strict"
         rules.append(rule)
-    return rules
+    return rules, notes
 
 
-def _redirect(name: str, args: list[str]) -> list[dict[str, Any]]:
+def _location_rules(
+    location: str, target: str | None, action: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The rules for ``Redirect [status] [URL]`` without a URL-path inside ``<Location>``.
+
+    Every path the ``<Location>`` takes goes to ``target`` as it is (nothing is appended), with
+    the request's query string unless ``target`` has its own.
+    """
+    rule: dict[str, Any] = {}
+    if target is not None:
+        # The URL is an ap_expr string there: '%{VAR}' and '$1' are evaluated per request.
+        if "%{" in target or re.search(r"\$\d", target):
+            raise Refusal(f"the URL {target!r} is an expression Waypost cannot evaluate")
+        _check_url(target)
+        rule["to"] = escape_target(target)
+    rule.update(action)
+    if target is not None and "?" in target:
+        rule["query"] = "drop"
+    if location.endswith("/"):
+        return [
+            {"from": location, **rule, "trailing_slash": "strict"},
+            {"from": location + "<path:rest>", **rule},
+        ]
+    return [{"from": location, **rule}, {"from": location + "/<path:rest>", **rule}]
+
+
+def _in_location(rules: list[dict[str, Any]], path: str, location: str) -> list[dict[str, Any]]:
+    """The rules of ``Redirect path ...`` that apply inside ``<Location location>``."""
+    base = _collapse(path)
+    inside = [rule for rule in rules if _under(_sample(rule["from"]), location)]
+    if not inside:
+        if _under(location, base):
+            raise Refusal(
+                f"the URL-path {path!r} is wider than <Location {location!r}>, "
+                "which Waypost cannot narrow it to"
+            )
+        raise Refusal(f"it never applies: the URL-path {path!r} is outside <Location {location!r}>")
+    return inside
+
+
+def _status_word(word: str) -> int | None:
+    lower = word.lower()
+    if lower in _NAMED_STATUS:
+        return _NAMED_STATUS[lower]
+    return int(word) if word.isdigit() else None
+
+
+def _redirect(
+    name: str, args: list[str], location: str | None = None
+) -> tuple[list[dict[str, Any]], list[str], str | None]:
+    """``Redirect``/``RedirectPermanent``/``RedirectTemp`` as rules, notes and the URL-path.
+
+    Inside ``<Location>`` (``location``), ``Redirect [status] URL`` and ``Redirect gone`` have no
+    URL-path (the third item is None): they apply to the whole ``<Location>``. A URL-path, there,
+    must lie inside it.
+    """
+    args = list(args)
     status: int = {"redirectpermanent": 301, "redirecttemp": 302}.get(name, 302)
-    if name == "redirect" and args and not args[0].startswith("/"):
-        word = args.pop(0).lower()
-        if word in _NAMED_STATUS:
-            status = _NAMED_STATUS[word]
-        elif word.isdigit():
-            status = int(word)
-        else:
-            raise Refusal(f"unknown Redirect status {word!r}")
-    if status in REDIRECT_STATUSES or 300 <= status <= 399:
+    given = _status_word(args[0]) if name == "redirect" and args else None
+    if given is not None:
+        status = given
+        args.pop(0)
+    elif name == "redirect" and (
+        len(args) == 3 or (args and not args[0].startswith("/") and location is None)
+    ):
+        raise Refusal(f"unknown Redirect status {args[0]!r}")
+    is_redirect = 300 <= status <= 399
+    if is_redirect and status not in REDIRECT_STATUSES:
+        raise Refusal(f"status {status} is not a redirect Waypost supports")
+    action: dict[str, Any] = {"status": status} if is_redirect else {"respond": status}
+    if location is not None and name == "redirect" and len(args) == int(is_redirect):
+        # Apache reads one argument after a redirect status (or none after another) as the
+        # target of the whole <Location>.
+        return _location_rules(location, args[0] if args else None, action), [], None
+    if is_redirect:
         if len(args) != 2:
             raise Refusal(f"a {status} redirect needs a URL-path and a URL")
-        if status not in REDIRECT_STATUSES:
-            raise Refusal(f"status {status} is not a redirect Waypost supports")
-        return _prefix_rules(args[0], args[1], {"status": status})
-    if len(args) != 1:
-        raise Refusal(f"status {status} takes a URL-path and no URL")
-    return _prefix_rules(args[0], None, {"respond": status})
+        rules, notes = _prefix_rules(args[0], args[1], action)
+    else:
+        if len(args) != 1:
+            raise Refusal(f"status {status} takes a URL-path and no URL")
+        rules, notes = _prefix_rules(args[0], None, action)
+    if location is not None:
+        rules = _in_location(rules, args[0], location)
+    return rules, notes, _collapse(args[0])
+
+
+def _unshadowed(
+    rules: list[dict[str, Any]], earlier: Sequence[tuple[int, str]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rules of a Redirect that no ``earlier`` (line, URL-path) Redirect takes first.
+
+    mod_alias tries Redirects in file order and the first whose URL-path matches wins, so after
+    ``Redirect /blog /new``, ``Redirect /blog/old /x`` never applies; Waypost would prefer the
+    longer path.
+    """
+    kept: list[dict[str, Any]] = []
+    taken: dict[int, list[str]] = {}
+    for rule in rules:
+        first = next((n for n, path in earlier if _under(_sample(rule["from"]), path)), None)
+        if first is None:
+            kept.append(rule)
+        else:
+            taken.setdefault(first, []).append(rule["from"])
+    if not taken:
+        return rules, []
+    where = " and ".join(str(n) for n in taken)
+    where = (
+        f"the Redirects on lines {where} come"
+        if len(taken) > 1
+        else f"the Redirect on line {where} comes"
+    )
+    if not kept:
+        raise Refusal(f"it never applies: {where} first and takes every path this one would")
+    patterns = ", ".join(repr(p) for froms in taken.values() for p in froms)
+    return kept, [
+        f"{where} first for {patterns}, so only "
+        f"{', '.join(repr(rule['from']) for rule in kept)} was imported"
+    ]
 
 
 def _redirect_match(args: list[str]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
@@ -352,13 +541,28 @@ def _virtual_hosts(lines: list[tuple[int, str]]) -> dict[int, list[str]]:
     return out
 
 
+def _plain_location(containers: Sequence[tuple[str, str]]) -> str | None:
+    """The path of the one ``<Location>`` holding a line, when it is a plain path, else None.
+
+    ``<Location ~ regex>`` and wildcard paths are not plain; nor is a ``<Location>`` inside or
+    around another block that limits where it applies.
+    """
+    blocked = [(kind, arg) for kind, arg in containers if kind not in _TRANSPARENT]
+    if len(blocked) != 1 or blocked[0][0] != "location":
+        return None
+    path = blocked[0][1]
+    if not path.startswith("/") or re.search(r"[*?\[<>]", path):
+        return None
+    return _collapse(path)
+
+
 def parse_apache(text: str) -> ImportResult:
     """Read the redirects of an ``.htaccess`` or Apache configuration; see the module docstring."""
     state = _State()
     collector = state.collector
     lines = _join_continuations(text)
     vhosts = _virtual_hosts(lines)
-    containers: list[str] = []
+    containers: list[tuple[str, str]] = []
     for number, raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -368,22 +572,22 @@ def parse_apache(text: str) -> ImportResult:
                 containers.pop()
             continue
         if line.startswith("<"):
-            containers.append((line.strip("<>").split() or ["?"])[0].lower())
+            head = _split(line.strip("<>")) or ["?"]
+            containers.append((head[0].lower(), " ".join(head[1:])))
             continue
         words = _split(line)
         name, args = words[0].lower(), words[1:]
         if name not in (
-            "redirect",
-            "redirectpermanent",
-            "redirecttemp",
+            *_PREFIX_REDIRECTS,
             "redirectmatch",
             "rewriterule",
             "rewritecond",
             "rewritebase",
         ):
             continue
-        blocked = [c for c in containers if c not in _TRANSPARENT]
-        if blocked and name != "rewritebase":
+        blocked = [kind for kind, _arg in containers if kind not in _TRANSPARENT]
+        location = _plain_location(containers) if name in _PREFIX_REDIRECTS else None
+        if blocked and location is None and name != "rewritebase":
             collector.skip(
                 number, line, f"inside a <{blocked[-1]}> block, which limits where it applies"
             )
@@ -396,7 +600,7 @@ def parse_apache(text: str) -> ImportResult:
             continue
         conditions, state.conditions = state.conditions, []
         hosts = vhosts.get(number)
-        notes: tuple[str, ...] = ()
+        notes: Sequence[str] = ()
         try:
             when: dict[str, Any] = {}
             for _cond_line, _cond_text, cond_args in conditions:
@@ -411,7 +615,12 @@ def parse_apache(text: str) -> ImportResult:
                 if name == "redirectmatch":
                     rules, notes = _redirect_match(args)
                 else:
-                    rules = _redirect(name, args)
+                    rules, notes, prefix = _redirect(name, args, location)
+                    if prefix is not None:
+                        earlier = state.prefixes.setdefault((location, repr(when)), [])
+                        rules, shadowed = _unshadowed(rules, earlier)
+                        notes = [*notes, *shadowed]
+                        earlier.append((number, prefix))
                 if when:
                     for rule in rules:
                         rule["when"] = when
