@@ -298,3 +298,34 @@ def test_every_waypost_error_shares_one_root() -> None:
     assert str(error) == "r.yaml:3:7: bad"
     assert repr(error) == "RuleError('bad', file='r.yaml', line=3, col=7)"
     assert str(RuleError("bad")) == "<rules>: bad"
+
+
+@pytest.mark.parametrize(
+    ("header", "separator"), [("from;to;status", ";"), ("from\tto", "\t"), ("from|to", "|")]
+)
+def test_a_csv_separated_by_something_else_than_commas_says_so(
+    tmp_path: Path, header: str, separator: str
+) -> None:
+    path = tmp_path / "moved.csv"
+    row = separator.join(["/a", "/b", "301"][: header.count(separator) + 1])
+    path.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    (error,) = errors_of(path)
+    assert error.line == 1
+    assert error.message == (
+        f"the header {header!r} is separated by {separator!r}; a rules CSV is separated by "
+        "commas: from,to,status (save it as 'CSV, comma delimited')"
+    )
+
+
+def test_a_csv_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbffrom,to,status\r\n/a,/b,308\r\n")
+    assert Engine.from_file(path).resolve("GET", "/a").status == 308
+
+
+def test_a_tab_in_yaml_indentation_says_to_use_spaces(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - from: /a\n\tto: /b\n", encoding="utf-8")
+    (error,) = errors_of(path)
+    assert (error.line, error.col) == (3, 1)
+    assert error.message.endswith("YAML indents with spaces, not tabs: replace the tab with spaces")

@@ -164,6 +164,8 @@ def _read_yaml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        if "'\\t'" in message:
+            message += "; YAML indents with spaces, not tabs: replace the tab with spaces"
         return (
             None,
             None,
@@ -318,6 +320,18 @@ def _read_csv(
             if header is None:
                 header = [h.strip().lower() for h in row]
                 suggested: set[str] = set()
+                separator = next((c for c in ";\t|" if len(row) == 1 and c in row[0]), None)
+                if separator is not None:
+                    errors.append(
+                        RuleError(
+                            f"the header {row[0]!r} is separated by {separator!r}; a rules CSV "
+                            "is separated by commas: from,to,status (save it as 'CSV, comma "
+                            "delimited')",
+                            file=file,
+                            line=start,
+                        )
+                    )
+                    return
                 for index, name in enumerate(header):
                     if name not in CSV_COLUMNS:
                         close = difflib.get_close_matches(name, CSV_COLUMNS, n=1)
