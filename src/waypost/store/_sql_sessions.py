@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from waypost.exceptions import AuthError, NotFoundError, ValidationError
 from waypost.store._sql_base import SqlMixin
@@ -18,9 +18,6 @@ from waypost.store.sessions import (
     new_session_token,
     session_digest,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["SessionMethods"]
 
