@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from waypost.cli_store import db_group, keys_group
+from waypost.cli_store import db_group, keys_group, sessions_group
 from waypost.cli_tools import (
     check_command,
     export_command,
@@ -223,3 +223,4 @@ for _command in (check_command, test_command, trace_command, import_command, exp
     main.add_command(_command)
 main.add_command(db_group)
 main.add_command(keys_group)
+main.add_command(sessions_group)

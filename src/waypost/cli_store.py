@@ -1,6 +1,7 @@
-"""The rule store on the command line: ``waypost db ...`` and ``waypost keys ...``.
+"""The rule store on the command line: ``waypost db ...``, ``waypost keys ...`` and
+``waypost sessions ...``.
 
-Thin click commands over :mod:`waypost.store`; :mod:`waypost.cli` registers the two groups.
+Thin click commands over :mod:`waypost.store`; :mod:`waypost.cli` registers the groups.
 Every command takes ``--db URL`` (or ``WAYPOST_DB``): ``sqlite:///path/rules.db`` or
 ``postgresql://user@host:5432/db``. Exit codes: 0 fine; 1 the store refused (rules with errors,
 an unreachable database, an unknown id); 2 a usage mistake.
@@ -26,7 +27,7 @@ from waypost.store.keys import SCOPES, KeyScope, parse_expiry
 from waypost.store.model import Revision
 from waypost.store.transfer import dump_document, read_document
 
-__all__ = ["db_group", "keys_group"]
+__all__ = ["db_group", "keys_group", "sessions_group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -316,3 +317,61 @@ def keys_revoke(key_id: str, db: str) -> None:
     with _store(db) as store:
         key = store.revoke_key(key_id)
     click.echo(f"revoked API key {key.id} at {_when(key.revoked_at)}")
+
+
+# ------------------------------------------------------------------------------------------
+# waypost sessions
+
+
+@click.group("sessions")
+def sessions_group() -> None:
+    """Admin sign-in sessions (made by the login page): list, end."""
+
+
+@sessions_group.command("list")
+@_db_option
+@click.option("--key", "key_id", default=None, metavar="KEY_ID", help="Only this key's sessions.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_reports_errors
+def sessions_list(db: str, key_id: str | None, as_json: bool) -> None:
+    """List the sign-in sessions that have not ended: id, API key, when made, last seen and
+    expires (never their tokens). Expired sessions are deleted on the way."""
+    with _store(db) as store:
+        sessions = store.list_sessions(key_id=key_id)
+        notes = {key.id: key.note for key in store.list_keys()} if sessions else {}
+    if as_json:
+        click.echo(json.dumps([session.to_dict() for session in sessions], indent=2))
+        return
+    if not sessions:
+        whose = f" of API key {key_id}" if key_id else ""
+        click.echo(f"no sign-in sessions{whose}")
+        return
+    click.echo(f"{'ID':<18}{'KEY':<14}{'SIGNED IN':<22}{'LAST SEEN':<22}{'EXPIRES':<22}NOTE")
+    for session in sessions:
+        click.echo(
+            f"{session.id:<18}{session.key_id:<14}{_when(session.created_at):<22}"
+            f"{_when(session.last_seen_at):<22}{_when(session.expires_at):<22}"
+            f"{notes.get(session.key_id, '')}"
+        )
+
+
+@sessions_group.command("end")
+@click.argument("session_id", required=False, metavar="[ID]")
+@click.option("--key", "key_id", default=None, metavar="KEY_ID", help="End all of this key's.")
+@_db_option
+@_reports_errors
+def sessions_end(session_id: str | None, key_id: str | None, db: str) -> None:
+    """End the sign-in session ID (from `waypost sessions list`), or every session of the API key
+    --key KEY_ID. The key stays valid (to end it too, revoke it); running servers stop accepting
+    the sessions within seconds."""
+    if session_id is not None and key_id is None:
+        with _store(db) as store:
+            session = store.end_session_by_id(session_id)
+        click.echo(f"ended sign-in session {session.id} of API key {session.key_id}")
+    elif key_id is not None and session_id is None:
+        with _store(db) as store:
+            ended = store.end_key_sessions(key_id)
+        count = len(ended)
+        click.echo(f"ended {count} sign-in session{'s' if count != 1 else ''} of API key {key_id}")
+    else:
+        raise click.UsageError("give either a session ID or --key KEY_ID")

@@ -38,6 +38,9 @@ SCOPED = [
     ("PUT", "/settings", {"allowed_hosts": []}, "write"),
     ("GET", "/keys", None, "admin"),
     ("POST", "/keys", {"scope": "read"}, "admin"),
+    ("GET", "/sessions", None, "admin"),
+    ("DELETE", "/sessions/0123456789abcdef", None, "admin"),
+    ("DELETE", "/keys/nosuchkey/sessions", None, "admin"),
 ]
 ORDER = ["read", "write", "admin"]
 

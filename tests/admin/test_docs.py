@@ -112,7 +112,14 @@ def test_the_document_has_examples_of_every_kind() -> None:
 def test_every_curl_example_answers_as_shown(sqlite_store: SqlStore) -> None:
     _, key = sqlite_store.create_key("admin", note="docs")
     _, public, secret = key.split("_", 2)
-    values = {"WAYPOST": BASE, "KEY": key, "KEY_ID": public, "KEY_SECRET": secret}
+    session, _ = sqlite_store.create_session(public, lifetime=3600)  # someone signed in
+    values = {
+        "WAYPOST": BASE,
+        "KEY": key,
+        "KEY_ID": public,
+        "KEY_SECRET": secret,
+        "SESSION_ID": session.id,
+    }
     app = create_admin_app(sqlite_store, prefix=ADMIN_PREFIX)
     with TestClient(app, base_url="http://127.0.0.1:8080", follow_redirects=False) as client:
         for example in EXAMPLES:

@@ -68,6 +68,9 @@ def test_the_document_describes_every_route(admin_and_key: Any) -> None:
         f"{ADMIN_PREFIX}/api/export",
         f"{ADMIN_PREFIX}/api/keys",
         f"{ADMIN_PREFIX}/api/keys/{{key_id}}",
+        f"{ADMIN_PREFIX}/api/keys/{{key_id}}/sessions",
+        f"{ADMIN_PREFIX}/api/sessions",
+        f"{ADMIN_PREFIX}/api/sessions/{{session_id}}",
         f"{ADMIN_PREFIX}/api/settings",
     } <= paths
     assert not any(path.endswith("/login") for path in paths)

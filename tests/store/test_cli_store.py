@@ -1,4 +1,5 @@
-"""``waypost db ...`` and ``waypost keys ...`` through click's CliRunner."""
+"""``waypost db ...``, ``waypost keys ...`` and ``waypost sessions ...`` through click's
+CliRunner."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from click.testing import CliRunner, Result
 
 from waypost.cli import main
 from waypost.engine import Engine
+from waypost.exceptions import WaypostError
+from waypost.store import open_store
 from waypost.store.migrations import LATEST
+from waypost.store.sessions import hash_token, token_session_id
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "rules.yaml"
 
@@ -161,6 +165,73 @@ def test_no_keys_yet(db: str) -> None:
     assert "no API keys" in run("keys", "list", "--db", db).output
 
 
+def _signed_in(db: str, note: str, count: int) -> tuple[str, list[str]]:
+    """A new admin key in ``db`` (with ``note``) and the tokens of ``count`` sessions of it."""
+    store = open_store(db)
+    try:
+        key, _ = store.create_key("admin", note=note)
+        return key.id, [store.create_session(key.id, lifetime=3600)[1] for _ in range(count)]
+    finally:
+        store.close()
+
+
+def test_sessions_list_and_end(db: str) -> None:
+    assert run("db", "upgrade", "--db", db).exit_code == 0
+    assert run("sessions", "list", "--db", db).output == "no sign-in sessions\n"
+    person, (first, second) = _signed_in(db, "ops person", 2)
+    robot, (third,) = _signed_in(db, "robot", 1)
+    ids = [token_session_id(token) for token in (first, second, third)]
+
+    listed = run("sessions", "list", "--db", db)
+    assert listed.exit_code == 0
+    lines = listed.output.splitlines()
+    assert lines[0].split() == ["ID", "KEY", "SIGNED", "IN", "LAST", "SEEN", "EXPIRES", "NOTE"]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        [ids[0], person],
+        [ids[1], person],
+        [ids[2], robot],
+    ]
+    assert lines[1].endswith("ops person") and lines[3].endswith("robot")
+    for token in (first, second, third):
+        assert token not in listed.output and hash_token(token) not in listed.output
+    as_json = json.loads(run("sessions", "list", "--key", robot, "--db", db, "--json").output)
+    assert [(s["id"], s["key_id"], s["last_seen_at"]) for s in as_json] == [(ids[2], robot, None)]
+
+    ended = run("sessions", "end", ids[0], "--db", db)
+    assert ended.exit_code == 0
+    assert ended.output == f"ended sign-in session {ids[0]} of API key {person}\n"
+    all_of_key = run("sessions", "end", "--key", person, "--db", db)
+    assert all_of_key.output == f"ended 1 sign-in session of API key {person}\n"
+    assert run("sessions", "end", "--key", person, "--db", db).output.startswith("ended 0 sign-in")
+    assert [s["id"] for s in json.loads(run("sessions", "list", "--db", db, "--json").output)] == [
+        ids[2]
+    ]
+    assert "active" in run("keys", "list", "--db", db).output  # the keys stay valid
+    assert run("sessions", "list", "--key", person, "--db", db).output == (
+        f"no sign-in sessions of API key {person}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["end", "0123456789abcdef"], 1, "error: there is no sign-in session '0123456789abcdef'"),
+        (["end", "nonsense"], 1, "error: there is no sign-in session 'nonsense'"),
+        (["end", "--key", "nope"], 1, "error: there is no API key 'nope'"),
+        (["list", "--key", "nope"], 1, "error: there is no API key 'nope'"),
+        (["end"], 2, "give either a session ID or --key KEY_ID"),
+        (["end", "0123456789abcdef", "--key", "nope"], 2, "give either a session ID or --key"),
+    ],
+    ids=["unknown-id", "malformed-id", "unknown-key", "list-unknown-key", "neither", "both"],
+)
+def test_sessions_mistakes_are_one_line(db: str, args: list[str], code: int, message: str) -> None:
+    assert run("db", "upgrade", "--db", db).exit_code == 0
+    result = CliRunner().invoke(main, ["sessions", *args, "--db", db])
+    assert result.exit_code == code, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, WaypostError | AssertionError)
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     url = os.environ.get("WAYPOST_TEST_POSTGRES_URL")
@@ -183,3 +254,11 @@ def test_postgres_needs_an_explicit_upgrade(postgres_url: str) -> None:
     assert run("db", "upgrade", "--db", postgres_url).exit_code == 0
     assert run("db", "import", str(EXAMPLES), "--db", postgres_url).exit_code == 0
     assert "revision 1, 8 rules" in run("db", "status", "--db", postgres_url).output
+    key_id, (token,) = _signed_in(postgres_url, "person", 1)
+    assert run("sessions", "list", "--db", postgres_url).output.splitlines()[1].split()[:2] == [
+        token_session_id(token),
+        key_id,
+    ]
+    ended = run("sessions", "end", str(token_session_id(token)), "--db", postgres_url)
+    assert ended.exit_code == 0 and "ended sign-in session" in ended.output
+    assert run("sessions", "list", "--db", postgres_url).output == "no sign-in sessions\n"

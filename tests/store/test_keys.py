@@ -12,7 +12,14 @@ import pytest
 
 from waypost.exceptions import AuthError, NotFoundError, ValidationError
 from waypost.store._sql import SqlStore
-from waypost.store.keys import KeyChecker, normalize_host, parse_expiry, split_key
+from waypost.store.keys import (
+    ApiKey,
+    KeyChecker,
+    hash_secret,
+    normalize_host,
+    parse_expiry,
+    split_key,
+)
 
 StoreFactory = Callable[..., SqlStore]
 
@@ -161,6 +168,28 @@ def test_the_cache_expires_and_a_local_revoke_is_immediate() -> None:
     checker.authenticate(presented)
     assert len(lookups) == 3
     assert "KeyChecker(ttl=2.0" in repr(checker)
+
+
+def test_a_key_check_in_flight_cannot_cache_a_key_revoked_meanwhile() -> None:
+    secret = "s" * 43
+    stored = {"abcdefghijkm": ApiKey("abcdefghijkm", "read")}
+    lookups: list[str] = []
+    checker: KeyChecker
+
+    def lookup(key_id: str) -> tuple[ApiKey, str] | None:
+        lookups.append(key_id)
+        found = stored[key_id]
+        if len(lookups) == 1:
+            stored[key_id] = ApiKey(key_id, "read", revoked_at=datetime.now(UTC))  # elsewhere
+            checker.forget(key_id)
+        return found, hash_secret(secret)
+
+    checker = KeyChecker(lookup, lambda used: None, ttl=60.0)
+    presented = f"wp_abcdefghijkm_{secret}"
+    checker.authenticate(presented)
+    with pytest.raises(AuthError, match="revoked"):
+        checker.authenticate(presented)
+    assert len(lookups) == 2
 
 
 @pytest.mark.parametrize(

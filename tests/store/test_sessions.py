@@ -1,8 +1,11 @@
 """Admin sign-in sessions, against SQLite and PostgreSQL: made for a key, stored only as a hash,
-checked with their key, ended by sign-out, by expiry and by revoking the key."""
+checked with their key, listed by a public id, ended by sign-out, by id, for a whole key, by
+expiry and by revoking the key."""
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,9 +14,17 @@ from typing import Any
 import pytest
 
 from waypost.exceptions import AuthError, NotFoundError, ValidationError
+from waypost.store._cache import CheckCache
 from waypost.store._sql import SqlStore
 from waypost.store.keys import ApiKey
-from waypost.store.sessions import Session, SessionChecker, hash_token, new_session_token
+from waypost.store.sessions import (
+    Session,
+    SessionChecker,
+    hash_token,
+    new_session_token,
+    session_id,
+    token_session_id,
+)
 
 StoreFactory = Callable[..., SqlStore]
 HOUR = 3600.0
@@ -198,7 +209,8 @@ def test_the_session_cache_expires_and_a_local_sign_out_is_immediate() -> None:
     token = new_session_token()
     key = ApiKey("abcdefghijkm", "read")
     moment = datetime.now(UTC)
-    stored = {hash_token(token): (Session(key.id, moment, moment + timedelta(hours=1)), key)}
+    session = Session("0123456789abcdef", key.id, moment, moment + timedelta(hours=1))
+    stored = {hash_token(token): (session, key)}
 
     def lookup(digest: str) -> tuple[Session, ApiKey] | None:
         lookups.append(digest)
@@ -216,3 +228,149 @@ def test_the_session_cache_expires_and_a_local_sign_out_is_immediate() -> None:
     with pytest.raises(AuthError, match="ended"):
         checker.authenticate(token)
     assert "SessionChecker(ttl=2.0" in repr(checker)
+
+
+# -- listing and ending sessions ----------------------------------------------------------------
+
+
+def test_sessions_are_listed_by_a_public_id_never_by_token(store: SqlStore) -> None:
+    person, _ = store.create_key("admin", note="person")
+    robot, _ = store.create_key("read", note="robot")
+    first, token = store.create_session(person.id, lifetime=HOUR)
+    second, _ = store.create_session(person.id, lifetime=2 * HOUR)
+    third, other = store.create_session(robot.id, lifetime=HOUR)
+    assert re.fullmatch(r"[0-9a-f]{16}", first.id)
+    assert first.id == session_id(hash_token(token)) == token_session_id(token)
+    assert token_session_id("wp_not_a_session") is None and token_session_id(None) is None
+    store.authenticate_session(token)  # last seen: pending in this process until listed
+
+    listed = store.list_sessions()
+    assert [s.id for s in listed] == [first.id, second.id, third.id]  # oldest first
+    assert [s.key_id for s in listed] == [person.id, person.id, robot.id]
+    assert (listed[0].created_at, listed[0].expires_at) == (first.created_at, first.expires_at)
+    assert listed[0].last_seen_at is not None and listed[1].last_seen_at is None
+    shown = repr(listed) + repr([s.to_dict() for s in listed])
+    for secret in (token, other, token[4:], hash_token(token), hash_token(other)):
+        assert secret not in shown
+    assert set(listed[0].to_dict()) == {"id", "key_id", "created_at", "expires_at", "last_seen_at"}
+
+    assert [s.id for s in store.list_sessions(key_id=robot.id)] == [third.id]
+    with pytest.raises(NotFoundError, match="nope"):
+        store.list_sessions(key_id="nope")
+
+
+def test_ending_a_session_by_id_stops_it_at_once_and_nothing_else(store: SqlStore) -> None:
+    key, presented = store.create_key("write")
+    ended, token = store.create_session(key.id, lifetime=HOUR)
+    kept, other = store.create_session(key.id, lifetime=HOUR)
+    assert store.authenticate_session(token).id == key.id  # cached now
+
+    assert store.end_session_by_id(ended.id.upper()).id == ended.id  # read in any case
+    assert reason(store, token) == "unknown"  # at once, though the check was cached
+    assert store.authenticate_session(other).id == key.id
+    assert store.authenticate(presented).id == key.id  # the key stays valid
+    assert [s.id for s in store.list_sessions()] == [kept.id]
+    for wrong in (ended.id, "0" * 16, "", "not an id", hash_token(other)):
+        with pytest.raises(NotFoundError, match="no sign-in session"):
+            store.end_session_by_id(wrong)
+    assert store.end_session(token) is False  # signing out of it afterwards changes nothing
+
+
+def test_ending_a_key_s_sessions_leaves_the_key_and_other_keys(store: SqlStore) -> None:
+    key, presented = store.create_key("admin")
+    spare, _ = store.create_key("admin")
+    _, token = store.create_session(key.id, lifetime=HOUR)
+    _, second = store.create_session(key.id, lifetime=HOUR)
+    _, spare_token = store.create_session(spare.id, lifetime=HOUR)
+    assert store.authenticate_session(token).id == key.id  # cached now
+
+    ended = store.end_key_sessions(key.id)
+    assert {s.id for s in ended} == {token_session_id(token), token_session_id(second)}
+    assert reason(store, token) == "unknown" and reason(store, second) == "unknown"
+    assert store.authenticate_session(spare_token).id == spare.id
+    assert store.authenticate(presented).id == key.id  # the key stays valid,
+    _, again = store.create_session(key.id, lifetime=HOUR)  # and may sign in again
+    assert store.authenticate_session(again).id == key.id
+    assert store.end_key_sessions(spare.id)[0].key_id == spare.id
+    assert store.end_key_sessions(spare.id) == ()
+    with pytest.raises(NotFoundError, match="no API key 'nope'"):
+        store.end_key_sessions("nope")
+
+
+def test_expired_sessions_are_pruned_when_sessions_are_listed_or_ended(store: SqlStore) -> None:
+    key, _ = store.create_key("read")
+    short, _ = store.create_session(key.id, lifetime=0.05)
+    long, _ = store.create_session(key.id, lifetime=HOUR)
+    time.sleep(0.1)
+    assert [s.id for s in store.list_sessions()] == [long.id]
+    assert len(session_rows(store)) == 1
+
+    brief, _ = store.create_session(key.id, lifetime=0.05)
+    time.sleep(0.1)
+    with pytest.raises(NotFoundError):
+        store.end_session_by_id(brief.id)  # expired: already gone
+    assert [s.id for s in store.end_key_sessions(key.id)] == [long.id]
+    assert session_rows(store) == [] and short.id != long.id
+
+
+def test_ending_sessions_elsewhere_takes_effect_within_the_ttl(make_store: StoreFactory) -> None:
+    serving = make_store(key_ttl=0.2)
+    serving.upgrade()
+    key, _ = serving.create_key("read")
+    one, token = serving.create_session(key.id, lifetime=HOUR)
+    _, other = serving.create_session(key.id, lifetime=HOUR)
+    assert serving.authenticate_session(token).id == key.id  # cached now
+    assert serving.authenticate_session(other).id == key.id
+    elsewhere = make_store()  # another server, or the command line
+    assert elsewhere.list_sessions(key_id=key.id)[0].id == one.id
+    elsewhere.end_session_by_id(one.id)
+    time.sleep(0.25)
+    assert reason(serving, token) == "unknown"
+    elsewhere.end_key_sessions(key.id)
+    time.sleep(0.25)
+    assert reason(serving, other) == "unknown"
+
+
+# -- a check already asking the database when a session is ended -----------------------------
+
+
+def test_a_check_in_flight_cannot_cache_a_session_ended_meanwhile() -> None:
+    token = new_session_token()
+    key = ApiKey("abcdefghijkm", "read")
+    moment = datetime.now(UTC)
+    row = (Session("0123456789abcdef", key.id, moment, moment + timedelta(hours=1)), key)
+    stored = {hash_token(token): row}
+    lookups: list[str] = []
+    checker: SessionChecker
+
+    def lookup(digest: str) -> tuple[Session, ApiKey] | None:
+        lookups.append(digest)
+        found = stored.get(digest)
+        if len(lookups) == 1:  # ended while this lookup was on its way back
+            del stored[digest]
+            checker.forget(digest=digest)
+        return found
+
+    checker = SessionChecker(lookup, lambda seen: None, ttl=60.0)
+    checker.authenticate(token)  # it had read the row: this request goes through,
+    with pytest.raises(AuthError, match="ended"):  # but the next one asks again
+        checker.authenticate(token)
+    assert len(lookups) == 2
+
+
+def test_the_check_cache_refuses_a_value_looked_up_before_a_drop() -> None:
+    cache: CheckCache[str] = CheckCache(ttl=60.0, size=4)
+    before = cache.generation
+    cache.put("a", "fresh", generation=before)
+    assert cache.get("a") == "fresh"
+    cache.drop(lambda digest, _: digest == "b")  # any drop: the lookup may have read "a" too
+    cache.put("c", "stale", generation=before)
+    assert cache.get("c") is None
+    cache.put("c", "fresh", generation=cache.generation)
+    assert cache.get("c") == "fresh"
+    threads = [threading.Thread(target=cache.drop) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert cache.generation == before + 9 and cache.get("c") is None

@@ -1,5 +1,6 @@
-"""The admin API: rules, validation, resolve/explain, history, import/export and API keys of a
-rule store, as JSON under ``/_waypost/api/``, with a small browser sign-in page.
+"""The admin API: rules, validation, resolve/explain, history, import/export, API keys and
+sign-in sessions of a rule store, as JSON under ``/_waypost/api/``, with a small browser sign-in
+page.
 
 Inside your own ASGI app::
 

@@ -6,7 +6,8 @@ A session does what its key may do (scope, host binding) for as long as both las
 never holds the key itself, so an old cookie that did is refused like any unknown one.
 
 Scopes: ``read`` (GET, resolve, explain, validate, export), ``write`` (rules, settings, import,
-rollback) and ``admin`` (API keys); each allows what the ones before it allow.
+rollback) and ``admin`` (API keys and sign-in sessions); each allows what the ones before it
+allow.
 """
 
 from __future__ import annotations

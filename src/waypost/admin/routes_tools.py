@@ -1,13 +1,14 @@
 """Routes that work on the rule set as a whole: validate (a dry run), resolve and explain (what
-would happen to a request), import and export (other formats), and the API keys."""
+would happen to a request), import and export (other formats), and the API keys and sign-in
+sessions."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from waypost.admin._context import AdminContext, ApiError
+from waypost.admin._context import COOKIE_NAME, AdminContext, ApiError
 from waypost.admin.auth import authorizer
 from waypost.admin.routes_rules import changes_to_operations
 from waypost.admin.schemas import (
@@ -19,16 +20,22 @@ from waypost.admin.schemas import (
     KeyCreatedOut,
     KeyOut,
     ResolveBody,
+    SessionOut,
+    SessionsEndedOut,
     TraceOut,
     ValidateBody,
     ValidateOut,
 )
 from waypost.admin.service import EXPORT_FORMATS, export_snapshot, import_text, validate
 from waypost.store.keys import ApiKey, parse_expiry
+from waypost.store.sessions import Session, token_session_id
 
-__all__ = ["keys_router", "tools_router"]
+__all__ = ["keys_router", "sessions_router", "tools_router"]
 
 KeyId = Annotated[str, Path(min_length=1, max_length=200, description="The key's public id")]
+SessionId = Annotated[
+    str, Path(min_length=1, max_length=200, description="The session's id (GET /api/sessions)")
+]
 
 
 def tools_router(ctx: AdminContext) -> APIRouter:
@@ -179,8 +186,52 @@ def keys_router(ctx: AdminContext) -> APIRouter:
 
     @router.delete("/{key_id}", response_model=KeyOut)
     def revoke_key(key_id: KeyId, key: ApiKey = admin) -> Any:
-        """Revoke a key: at once in this process, within a few seconds everywhere."""
+        """Revoke a key: at once in this process, within a few seconds everywhere. It ends the
+        key's sign-in sessions too."""
         store.get_key(key_id)  # 404 for an unknown id
         return store.revoke_key(key_id).to_dict()
+
+    @router.delete("/{key_id}/sessions", response_model=SessionsEndedOut)
+    def end_key_sessions(key_id: KeyId, request: Request, key: ApiKey = admin) -> Any:
+        """End every sign-in session of a key (signed in on any browser): at once in this
+        process, within a few seconds everywhere. The key stays valid; revoke it to end it."""
+        mine = token_session_id(request.cookies.get(COOKIE_NAME))
+        ended = store.end_key_sessions(key_id)
+        return {"key_id": key_id, "ended": [_session_out(s, mine) for s in ended]}
+
+    return router
+
+
+def _session_out(session: Session, current: str | None) -> dict[str, Any]:
+    """A session as :class:`SessionOut`: ``current`` when it is the request's own cookie's."""
+    return {**session.to_dict(), "current": session.id == current}
+
+
+def sessions_router(ctx: AdminContext) -> APIRouter:
+    """``/api/sessions``: list the sign-in sessions and end one; admin scope."""
+    router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+    admin = Depends(authorizer(ctx, "admin"))
+    store = ctx.store
+
+    @router.get("", response_model=list[SessionOut])
+    def list_sessions(
+        request: Request,
+        key: ApiKey = admin,
+        key_id: Annotated[
+            str | None, Query(min_length=1, max_length=200, description="Only this key's")
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        """Every sign-in session that has not ended, oldest first: its id, the key it signs in
+        as, when it was made, last seen and expires (never its token). Expired sessions are
+        deleted on the way."""
+        mine = token_session_id(request.cookies.get(COOKIE_NAME))
+        return [_session_out(s, mine) for s in store.list_sessions(key_id=key_id)]
+
+    @router.delete("/{session_id}", response_model=SessionOut)
+    def end_session(session_id: SessionId, request: Request, key: ApiKey = admin) -> Any:
+        """End one sign-in session: its cookie stops working at once in this process, within a
+        few seconds everywhere. The key it signed in as stays valid."""
+        mine = token_session_id(request.cookies.get(COOKIE_NAME))
+        return _session_out(store.end_session_by_id(session_id), mine)
 
     return router

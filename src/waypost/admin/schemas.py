@@ -33,6 +33,8 @@ __all__ = [
     "RuleOut",
     "RulePageOut",
     "RulePatchBody",
+    "SessionOut",
+    "SessionsEndedOut",
     "SettingsBody",
     "SettingsOut",
     "TraceOut",
@@ -402,3 +404,25 @@ class KeyCreatedOut(BaseModel):
 
     key: KeyOut
     secret: str
+
+
+# -- sign-in sessions -----------------------------------------------------------------------
+
+
+class SessionOut(BaseModel):
+    """A sign-in session (never its token): ``id`` names it (to end it), ``key_id`` is the API
+    key it signs in as. ``current``: it is the session of the login cookie this request sent."""
+
+    id: str
+    key_id: str
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime | None
+    current: bool = False
+
+
+class SessionsEndedOut(BaseModel):
+    """The sign-in sessions of ``key_id`` that were ended (the key itself stays valid)."""
+
+    key_id: str
+    ended: list[SessionOut]

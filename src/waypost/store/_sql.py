@@ -12,23 +12,19 @@ SQL is written once with ``?`` placeholders; a PostgreSQL connection turns them 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
-from waypost.exceptions import (
-    NotFoundError,
-    SchemaError,
-    StoreError,
-    ValidationError,
-)
+from waypost.exceptions import NotFoundError, SchemaError, StoreError, ValidationError
+from waypost.store._sql_base import RULE_COLUMNS, Conn, Listener
 from waypost.store._sql_keys import KeyMethods
+from waypost.store._sql_revisions import RevisionMethods
+from waypost.store._sql_rules import RuleQueryMethods, search_text
 from waypost.store._sql_sessions import SessionMethods
 from waypost.store._sql_watch import WatchMethods
 from waypost.store._state import (
@@ -37,10 +33,8 @@ from waypost.store._state import (
     State,
     Write,
     apply_operations,
-    diff_rows,
     new_rule_id,
     plan_writes,
-    rewind,
 )
 from waypost.store._validate import check_rule_set, dumps, to_json_value
 from waypost.store.keys import KeyChecker
@@ -49,9 +43,7 @@ from waypost.store.model import (
     DeleteRule,
     Operation,
     Revision,
-    RevisionDiff,
     RuleChange,
-    RulePage,
     SchemaStatus,
     SetSettings,
     Settings,
@@ -65,73 +57,15 @@ __all__ = ["Conn", "Listener", "SqlStore"]
 
 log = logging.getLogger("waypost.store")
 
-ACTIONS = ("redirect", "rewrite", "respond", "pass")
-MAX_PAGE = 1000
-_RULE_COLUMNS = "id, rule, version, created_revision, sort_key"
 
+class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, SessionMethods, ABC):
+    """The rule store over a SQL database; see :class:`waypost.store.Store` for the contract.
 
-class Conn(Protocol):
-    """One connection inside a transaction."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run ``sql`` (``?`` placeholders); the rows it returns (none for a write)."""
-
-    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
-        """Run ``sql`` once per parameter row."""
-
-
-class Listener(Protocol):
-    """Waits for a committed change (a hint: callers re-read the revision)."""
-
-    def wait(self, timeout: float) -> None:
-        """Return when a change may have been committed, or after ``timeout`` seconds."""
-
-    def close(self) -> None:
-        """Release the connection."""
-
-
-def _search_text(value: Any) -> str:
-    """The text a rule is searched by: its values (not its keys), lower case."""
-    parts: list[str] = []
-
-    def walk(item: Any) -> None:
-        if isinstance(item, Mapping):
-            for key, inner in item.items():
-                if isinstance(inner, Mapping):  # header and query names are worth finding
-                    parts.append(str(key))
-                walk(inner)
-        elif isinstance(item, list):
-            for inner in item:
-                walk(inner)
-        elif item is not None:
-            parts.append(str(item))
-
-    walk(value)
-    return "\n".join(parts).lower()
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _cursor(sort_key: int) -> str:
-    return base64.urlsafe_b64encode(f"k{sort_key}".encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("k"):
-            raise ValueError(text)
-        return int(text[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError(
-            [("cursor", f"{cursor!r} is not a cursor from a previous page; start without one")]
-        ) from None
-
-
-class SqlStore(WatchMethods, KeyMethods, SessionMethods, ABC):
-    """The rule store over a SQL database; see :class:`waypost.store.Store` for the contract."""
+    This module holds the schema, the snapshot reads and the writes; the other parts are mixins:
+    rule queries (:mod:`~waypost.store._sql_rules`), history (:mod:`~waypost.store._sql_revisions`),
+    change watching (:mod:`~waypost.store._sql_watch`), API keys (:mod:`~waypost.store._sql_keys`)
+    and sign-in sessions (:mod:`~waypost.store._sql_sessions`).
+    """
 
     dialect: ClassVar[Dialect]
     _for_update: ClassVar[str] = ""
@@ -285,7 +219,7 @@ class SqlStore(WatchMethods, KeyMethods, SessionMethods, ABC):
             "SELECT revision, defaults, allowed_hosts, settings_version FROM waypost_state "
             "WHERE id = 1" + (self._for_update if lock else "")
         )[0]
-        rows = conn.execute(f"SELECT {_RULE_COLUMNS} FROM waypost_rules ORDER BY sort_key")
+        rows = conn.execute(f"SELECT {RULE_COLUMNS} FROM waypost_rules ORDER BY sort_key")
         return State(
             int(head[0]),
             tuple(Row(r[0], json.loads(r[1]), int(r[4]), int(r[2]), int(r[3])) for r in rows),
@@ -311,71 +245,6 @@ class SqlStore(WatchMethods, KeyMethods, SessionMethods, ABC):
                 "SELECT defaults, allowed_hosts, settings_version FROM waypost_state WHERE id = 1"
             )[0]
         return Settings(json.loads(head[0]), tuple(json.loads(head[1])), int(head[2]))
-
-    def get_rule(self, rule_id: str) -> StoredRule:
-        """The rule ``rule_id``; NotFoundError when there is none."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {_RULE_COLUMNS}, (SELECT count(*) FROM waypost_rules AS o "
-                "WHERE o.sort_key < r.sort_key) FROM waypost_rules AS r WHERE id = ?",
-                (rule_id,),
-            )
-        if not rows:
-            raise NotFoundError(f"there is no rule {rule_id!r}")
-        r = rows[0]
-        return StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
-
-    def list_rules(
-        self,
-        *,
-        from_prefix: str | None = None,
-        name: str | None = None,
-        action: str | None = None,
-        search: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> RulePage:
-        """Rules in priority order, filtered: ``from`` starting with ``from_prefix``, exactly
-        ``name``, ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere in the
-        rule's values (any case). At most ``limit`` (1 to 1000) per page; pass the page's
-        ``next_cursor`` as ``cursor`` for the next one."""
-        where: list[str] = []
-        params: list[Any] = []
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
-        if from_prefix:
-            where.append("from_path LIKE ? ESCAPE '\\'")
-            params.append(_like(from_prefix) + "%")
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
-        if action is not None:
-            if action not in ACTIONS:
-                raise ValidationError(
-                    [("action", f"{action!r} is not an action; use one of {', '.join(ACTIONS)}")]
-                )
-            where.append("action = ?")
-            params.append(action)
-        if search:
-            where.append("search LIKE ? ESCAPE '\\'")
-            params.append("%" + _like(search.lower()) + "%")
-        if cursor:
-            where.append("sort_key > ?")
-            params.append(_after(cursor))
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {_RULE_COLUMNS}, position FROM (SELECT *, row_number() OVER "
-                "(ORDER BY sort_key) - 1 AS position FROM waypost_rules) AS ranked "
-                f"{clause}ORDER BY sort_key LIMIT ?",
-                (*params, limit + 1),
-            )
-        rules = tuple(
-            StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
-            for r in rows[:limit]
-        )
-        more = len(rows) > limit
-        return RulePage(rules, _cursor(int(rows[limit - 1][4])) if more else None)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -465,7 +334,7 @@ class SqlStore(WatchMethods, KeyMethods, SessionMethods, ABC):
                     name if isinstance(name, str) else None,
                     str(rule.get("from", "")),
                     kinds[write.rule_id],
-                    _search_text(rule),
+                    search_text(rule),
                 )
                 if write.op == "create":
                     inserts.append(
@@ -674,124 +543,3 @@ class SqlStore(WatchMethods, KeyMethods, SessionMethods, ABC):
 
         revision, _, _ = self._commit(build, key_id=key_id, message=message)
         return revision
-
-    # -- history -------------------------------------------------------------------------------
-
-    def _revision(self, row: Sequence[Any]) -> Revision:
-        created_at = self._time_value(row[1])
-        assert created_at is not None  # the column is NOT NULL
-        rollback_of = None if row[5] is None else int(row[5])
-        return Revision(int(row[0]), created_at, row[2], row[3], json.loads(row[4]), rollback_of)
-
-    def list_revisions(self, *, limit: int = 50, before: int | None = None) -> tuple[Revision, ...]:
-        """Revisions, newest first (``before``: only those numbered lower, to page back)."""
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
-        clause, params = ("WHERE number < ? ", [before]) if before is not None else ("", [])
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT number, created_at, key_id, message, counts, rollback_of FROM "
-                f"waypost_revisions {clause}ORDER BY number DESC LIMIT ?",
-                (*params, limit),
-            )
-        return tuple(self._revision(row) for row in rows)
-
-    def get_revision(self, number: int) -> Revision:
-        """Revision ``number`` with what it changed; NotFoundError when there is none."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT number, created_at, key_id, message, counts, rollback_of FROM "
-                "waypost_revisions WHERE number = ?",
-                (number,),
-            )
-            if not rows:
-                raise NotFoundError(f"there is no revision {number}")
-            changes = conn.execute(
-                "SELECT op, rule_id, before_rule, after_rule FROM waypost_changes "
-                "WHERE revision = ? AND op <> 'rekey' ORDER BY seq",
-                (number,),
-            )
-        revision = self._revision(rows[0])
-        return Revision(
-            revision.number,
-            revision.created_at,
-            revision.key_id,
-            revision.message,
-            revision.counts,
-            revision.rollback_of,
-            tuple(
-                RuleChange(
-                    op,
-                    rule_id,
-                    None if b is None else json.loads(b),
-                    None if a is None else json.loads(a),
-                )
-                for op, rule_id, b, a in changes
-            ),
-        )
-
-    def _at(self, conn: Conn, state: State, number: int) -> tuple[list[Row], Settings]:
-        if not 0 <= number <= state.revision:
-            raise NotFoundError(
-                f"there is no revision {number}; revisions run from 0 (empty) to {state.revision}"
-            )
-        undo = conn.execute(
-            "SELECT op, rule_id, before_rule, after_rule, before_key, after_key FROM "
-            "waypost_changes WHERE revision > ? ORDER BY revision DESC, seq DESC",
-            (number,),
-        )
-        return rewind(
-            state.rows,
-            state.settings,
-            (
-                Write(
-                    op,
-                    rule_id,
-                    None if before is None else json.loads(before),
-                    None if after is None else json.loads(after),
-                    None if before_key is None else int(before_key),
-                    None if after_key is None else int(after_key),
-                )
-                for op, rule_id, before, after, before_key, after_key in undo
-            ),
-        )
-
-    def diff(self, from_revision: int, to_revision: int | None = None) -> RevisionDiff:
-        """How the rule set at ``to_revision`` (default: the current one) differs from the one at
-        ``from_revision``."""
-        with self._transaction() as conn:
-            state = self._state(conn)
-            target = state.revision if to_revision is None else to_revision
-            before, before_settings = self._at(conn, state, from_revision)
-            after, after_settings = self._at(conn, state, target)
-        settings = None
-        if (before_settings.defaults, before_settings.allowed_hosts) != (
-            after_settings.defaults,
-            after_settings.allowed_hosts,
-        ):
-            settings = (before_settings, after_settings)
-        return RevisionDiff(from_revision, target, tuple(diff_rows(before, after)), settings)
-
-    def rollback(
-        self, to_revision: int, *, key_id: str | None = None, message: str = ""
-    ) -> Revision | None:
-        """Make the rule set what it was at ``to_revision``, as a new revision (None when it
-        already is). Rules deleted since come back with their ids."""
-
-        def build(conn: Conn, state: State) -> tuple[list[Entry], Settings]:
-            rows, settings = self._at(conn, state, to_revision)
-            current = {row.id: row for row in state.rows}
-            entries = [Entry(r.id, r.rule, f"rules[{r.id}]", current.get(r.id)) for r in rows]
-            return entries, Settings(
-                settings.defaults, settings.allowed_hosts, state.settings.version
-            )
-
-        revision, _, _ = self._commit(
-            build,
-            key_id=key_id,
-            message=message or f"roll back to revision {to_revision}",
-            rollback_of=to_revision,
-        )
-        return revision
-
-    # -- change notification -----------------------------------------------------------------

@@ -1,24 +1,48 @@
-"""What the mixins of :class:`~waypost.store._sql.SqlStore` need from the store they are mixed
-into: its transaction, its time conversions and its key and session checkers."""
+"""What the mixins of :class:`~waypost.store._sql.SqlStore` share: the connection protocols, the
+page limit, and what they need from the store they are mixed into (its transaction, its time
+conversions and its key and session checkers)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from waypost.store.keys import KeyChecker
 from waypost.store.sessions import SessionChecker
 
-if TYPE_CHECKING:
-    from waypost.store._sql import Conn
+__all__ = ["MAX_PAGE", "RULE_COLUMNS", "Conn", "Listener", "SqlMixin"]
 
-__all__ = ["SqlMixin"]
+#: The most rows (rules, revisions) one page may hold.
+MAX_PAGE = 1000
+#: The ``waypost_rules`` columns a stored rule is read from, in this order.
+RULE_COLUMNS = "id, rule, version, created_revision, sort_key"
+
+
+class Conn(Protocol):
+    """One connection inside a transaction."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run ``sql`` (``?`` placeholders); the rows it returns (none for a write)."""
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """Run ``sql`` once per parameter row."""
+
+
+class Listener(Protocol):
+    """Waits for a committed change (a hint: callers re-read the revision)."""
+
+    def wait(self, timeout: float) -> None:
+        """Return when a change may have been committed, or after ``timeout`` seconds."""
+
+    def close(self) -> None:
+        """Release the connection."""
 
 
 class SqlMixin(ABC):
-    """The store's own members the key and session mixins use."""
+    """The store's own members the mixins use."""
 
     keys: KeyChecker
     sessions: SessionChecker

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from waypost.exceptions import NotFoundError, StoreError, ValidationError
 from waypost.store._sql_base import SqlMixin
@@ -19,9 +19,6 @@ from waypost.store.keys import (
     new_key,
     normalize_host,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["KEY_COLUMNS", "KeyMethods"]
 

@@ -1,31 +1,39 @@
-"""The sign-in-session half of :class:`~waypost.store._sql.SqlStore`: make, check and end admin
-sessions (stored only as hashes; see :mod:`waypost.store.sessions`)."""
+"""The sign-in-session half of :class:`~waypost.store._sql.SqlStore`: make, check, list and end
+admin sessions (stored only as hashes; see :mod:`waypost.store.sessions`).
+
+Expired sessions are deleted whenever sessions are made, listed or ended, so nothing else needs
+to clean up. Ending a session deletes its row and drops it from this process's check cache, so it
+stops working at once here and within the cache TTL in other processes.
+"""
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from waypost.exceptions import AuthError, NotFoundError, ValidationError
-from waypost.store._sql_base import SqlMixin
+from waypost.exceptions import AuthError, NotFoundError, StoreError, ValidationError
+from waypost.store._sql_base import Conn, SqlMixin
 from waypost.store._sql_keys import KEY_COLUMNS
 from waypost.store.keys import ApiKey, KeyScope
 from waypost.store.sessions import (
+    SESSION_ID_LENGTH,
     Session,
     hash_token,
     new_session_token,
     session_digest,
 )
-
-if TYPE_CHECKING:
-    pass
+from waypost.store.sessions import session_id as public_id
 
 __all__ = ["SessionMethods"]
 
 # The key's columns without its secret hash, as read through the join below.
 _JOINED_KEY = ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(",")[:9])
+_COLUMNS = "token_hash, key_id, created_at, expires_at, last_seen_at"
+_SESSION_ID = re.compile(rf"[0-9a-f]{{{SESSION_ID_LENGTH}}}\Z")
 
 
 class SessionMethods(SqlMixin):
@@ -39,6 +47,24 @@ class SessionMethods(SqlMixin):
         assert moment is not None  # the column is NOT NULL
         return moment
 
+    def _session(self, row: Sequence[Any]) -> Session:
+        """A session from a row of ``_COLUMNS``."""
+        return Session(
+            public_id(row[0]),
+            row[1],
+            self._moment(row[2]),
+            self._moment(row[3]),
+            self._time_value(row[4]),
+        )
+
+    def _prune_sessions(self, conn: Conn, now: datetime) -> None:
+        conn.execute("DELETE FROM waypost_sessions WHERE expires_at <= ?", (self._time_param(now),))
+
+    @staticmethod
+    def _require_key(conn: Conn, key_id: str) -> None:
+        if not conn.execute("SELECT 1 FROM waypost_keys WHERE id = ?", (key_id,)):
+            raise NotFoundError(f"there is no API key {key_id!r}")
+
     def create_session(self, key_id: str, *, lifetime: float) -> tuple[Session, str]:
         """A new sign-in session for the API key ``key_id``, ending ``lifetime`` seconds from
         now: the stored record and the token, which is not kept anywhere (only its hash).
@@ -50,12 +76,11 @@ class SessionMethods(SqlMixin):
                 [("lifetime", f"must be a positive number of seconds, got {lifetime!r}")]
             )
         token = new_session_token()
+        digest = hash_token(token)
         now = datetime.now(UTC)
-        session = Session(key_id, now, now + timedelta(seconds=lifetime))
+        session = Session(public_id(digest), key_id, now, now + timedelta(seconds=lifetime))
         with self._transaction(write=True) as conn:
-            conn.execute(
-                "DELETE FROM waypost_sessions WHERE expires_at <= ?", (self._time_param(now),)
-            )
+            self._prune_sessions(conn, now)
             rows = conn.execute(f"SELECT {KEY_COLUMNS} FROM waypost_keys WHERE id = ?", (key_id,))
             if not rows:
                 raise NotFoundError(f"there is no API key {key_id!r}")
@@ -66,7 +91,7 @@ class SessionMethods(SqlMixin):
                 "INSERT INTO waypost_sessions (token_hash, key_id, created_at, expires_at, "
                 "last_seen_at) VALUES (?, ?, ?, ?, ?)",
                 (
-                    hash_token(token),
+                    digest,
                     key_id,
                     self._time_param(now),
                     self._time_param(session.expires_at),
@@ -98,21 +123,95 @@ class SessionMethods(SqlMixin):
         self.sessions.forget(digest=digest)
         return bool(found)
 
+    def list_sessions(self, *, key_id: str | None = None) -> tuple[Session, ...]:
+        """The sign-in sessions that have not ended (all, or those of the API key ``key_id``),
+        oldest first, with when each was last seen. Expired ones are deleted on the way.
+        NotFoundError for an unknown ``key_id``."""
+        with suppress(StoreError):  # this process's pending last-seen times, as list_keys does
+            self.sessions.flush()
+        with self._transaction(write=True) as conn:
+            self._prune_sessions(conn, datetime.now(UTC))
+            if key_id is None:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM waypost_sessions ORDER BY created_at, token_hash"
+                )
+            else:
+                self._require_key(conn, key_id)
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM waypost_sessions WHERE key_id = ? "
+                    "ORDER BY created_at, token_hash",
+                    (key_id,),
+                )
+        return tuple(self._session(row) for row in rows)
+
+    def end_session_by_id(self, session_id: str) -> Session:
+        """End the sign-in session ``session_id`` (an id from :meth:`list_sessions`): it stops
+        working at once in this process, within the cache TTL everywhere; its key stays valid.
+        The ended session; NotFoundError when there is no such session (ended, expired, or
+        never made)."""
+        wanted = session_id.strip().lower()
+        with self._transaction(write=True) as conn:
+            self._prune_sessions(conn, datetime.now(UTC))
+            rows = (
+                conn.execute(
+                    f"SELECT {_COLUMNS} FROM waypost_sessions "
+                    f"WHERE substr(token_hash, 1, {SESSION_ID_LENGTH}) = ?",
+                    (wanted,),
+                )
+                if _SESSION_ID.match(wanted)
+                else []
+            )
+            if not rows:
+                raise NotFoundError(
+                    f"there is no sign-in session {session_id!r}: it has ended or expired, or "
+                    "the id is wrong (list the sessions to see their ids)"
+                )
+            self._delete_sessions(conn, rows)
+        self._forget_sessions(rows)
+        return self._session(rows[0])
+
+    def end_key_sessions(self, key_id: str) -> tuple[Session, ...]:
+        """End every sign-in session of the API key ``key_id``, which stays valid (to end the key
+        too, revoke it): they stop working at once in this process, within the cache TTL
+        everywhere. The ended sessions (none when it had none); NotFoundError for an unknown
+        key."""
+        with self._transaction(write=True) as conn:
+            self._prune_sessions(conn, datetime.now(UTC))
+            self._require_key(conn, key_id)
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM waypost_sessions WHERE key_id = ? "
+                "ORDER BY created_at, token_hash",
+                (key_id,),
+            )
+            self._delete_sessions(conn, rows)
+        self._forget_sessions(rows)
+        return tuple(self._session(row) for row in rows)
+
+    @staticmethod
+    def _delete_sessions(conn: Conn, rows: Sequence[Sequence[Any]]) -> None:
+        """Delete the sessions of ``rows``: by token hash, exactly those (not one made since)."""
+        conn.executemany(
+            "DELETE FROM waypost_sessions WHERE token_hash = ?", [(row[0],) for row in rows]
+        )
+
+    def _forget_sessions(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Drop the sessions of ``rows`` from the check cache, once their deletion is committed,
+        so that they fail at once in this process. A check that read a row before the commit
+        cannot store it any more (see :mod:`waypost.store._cache`)."""
+        for row in rows:
+            self.sessions.forget(digest=row[0])
+
     def _find_session(self, digest: str) -> tuple[Session, ApiKey] | None:
         with self._transaction() as conn:
             rows = conn.execute(
-                "SELECT s.key_id, s.created_at, s.expires_at, s.last_seen_at, "
+                "SELECT s.token_hash, s.key_id, s.created_at, s.expires_at, s.last_seen_at, "
                 f"{_JOINED_KEY} FROM waypost_sessions AS s JOIN waypost_keys AS k "
                 "ON k.id = s.key_id WHERE s.token_hash = ?",
                 (digest,),
             )
         if not rows:
             return None
-        row = rows[0]
-        session = Session(
-            row[0], self._moment(row[1]), self._moment(row[2]), self._time_value(row[3])
-        )
-        return session, self._key(row[4:])
+        return self._session(rows[0][:5]), self._key(rows[0][5:])
 
     def _record_session_seen(self, seen: Mapping[str, datetime]) -> None:
         with self._transaction(write=True) as conn:

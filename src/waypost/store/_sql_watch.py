@@ -9,12 +9,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING
 
 from waypost.exceptions import StoreError
-
-if TYPE_CHECKING:
-    from waypost.store._sql import Listener
+from waypost.store._sql_base import Listener
 
 __all__ = ["WatchMethods"]
 

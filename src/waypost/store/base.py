@@ -228,6 +228,18 @@ class Store(Protocol):
         """Sign out: delete the session (False when there was none)."""
         ...
 
+    def list_sessions(self, *, key_id: str | None = None) -> tuple[Session, ...]:
+        """The sessions that have not ended (of one key, or all); expired ones are deleted."""
+        ...
+
+    def end_session_by_id(self, session_id: str) -> Session:
+        """End one session by its public id (NotFoundError)."""
+        ...
+
+    def end_key_sessions(self, key_id: str) -> tuple[Session, ...]:
+        """End every session of a key, which stays valid (NotFoundError for an unknown key)."""
+        ...
+
     def close(self) -> None:
         """Flush pending key usage and close connections."""
         ...

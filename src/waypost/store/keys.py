@@ -231,8 +231,9 @@ class KeyChecker:
         digest = hashlib.sha256(presented.strip().encode("utf-8")).hexdigest()
         key = self._cache.get(digest)
         if key is None:
+            generation = self._cache.generation
             key = self._verify(public_id, secret)
-            self._cache.put(digest, key)
+            self._cache.put(digest, key, generation=generation)
         check_key(key, host, scope)
         self.note_use(key.id)
         return key

@@ -10,6 +10,10 @@ A session is found by its hash (a primary-key lookup in the database); no secret
 Python, and what a guesser could time is an index search for the hash of their own guess, which
 tells nothing about any stored token.
 
+A session's public id, which lists show and which ends it, is the first 16 hex digits of that
+hash (:func:`session_id`): it tells sessions apart, and nothing about the token (finding a token
+for it would take a preimage of SHA-256), so it may be shown to anyone who may end the session.
+
 :class:`SessionChecker` caches a successful lookup for ``ttl`` seconds like
 :class:`~waypost.store.keys.KeyChecker`, so that a sign-out or a revoke in another process takes
 effect within that time, and records last-seen at most once per ``usage_interval``.
@@ -24,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from waypost.exceptions import AuthError
 from waypost.store._cache import CheckCache
@@ -31,22 +36,29 @@ from waypost.store._usage import UsageLog, UsageRecorder
 from waypost.store.keys import ApiKey, KeyScope, check_key
 
 __all__ = [
+    "SESSION_ID_LENGTH",
     "SESSION_PREFIX",
     "Session",
     "SessionChecker",
     "hash_token",
     "new_session_token",
     "session_digest",
+    "session_id",
+    "token_session_id",
 ]
 
 SESSION_PREFIX = "wps_"
 _TOKEN = re.compile(r"wps_[A-Za-z0-9_-]{43}\Z")  # token_urlsafe(32): 43 characters
+#: How many hex digits of the token's SHA-256 make a session's id (64 bits).
+SESSION_ID_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A stored sign-in session (never its token): the key it signs in as, and its times."""
+    """A stored sign-in session (never its token): its public ``id`` (see :func:`session_id`),
+    the API key it signs in as, and its times."""
 
+    id: str
     key_id: str
     created_at: datetime
     expires_at: datetime
@@ -55,6 +67,16 @@ class Session:
     def expired(self, now: datetime | None = None) -> bool:
         """True when the session has expired at ``now`` (default: the current time)."""
         return self.expires_at <= (now or datetime.now(UTC))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "id": self.id,
+            "key_id": self.key_id,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "last_seen_at": None if self.last_seen_at is None else self.last_seen_at.isoformat(),
+        }
 
 
 def new_session_token() -> str:
@@ -74,6 +96,22 @@ def session_digest(token: str) -> str:
     if _TOKEN.match(token) is None:
         raise AuthError("malformed", "not a Waypost sign-in session; sign in again")
     return hash_token(token)
+
+
+def session_id(digest: str) -> str:
+    """The public id of the session whose token hashes to ``digest``: the hash's first 16 hex
+    digits. It names the session (to list or end it); it cannot sign in."""
+    return digest[:SESSION_ID_LENGTH]
+
+
+def token_session_id(token: str | None) -> str | None:
+    """The id of the session ``token`` would be (None when it is not a session token)."""
+    if token is None:
+        return None
+    try:
+        return session_id(session_digest(token))
+    except AuthError:
+        return None
 
 
 SessionLookup = Callable[[str], tuple[Session, ApiKey] | None]
@@ -131,13 +169,14 @@ class SessionChecker:
         digest = session_digest(token)
         found = self._cache.get(digest)
         if found is None:
+            generation = self._cache.generation
             found = self._lookup(digest)
             if found is None:
                 self._cache.pop(digest)
                 raise AuthError(
                     "unknown", "this sign-in has ended (signed out, expired or revoked)"
                 )
-            self._cache.put(digest, found)
+            self._cache.put(digest, found, generation=generation)
         session, key = found
         if session.expired():
             self._cache.pop(digest)

@@ -1,0 +1,128 @@
+"""The rule-reading half of :class:`~waypost.store._sql.SqlStore`: one rule by id, and the rules
+in priority order filtered by ``from`` prefix, name, action or text, a page at a time (a cursor
+holds the last sort key seen), and the search text a rule is found by."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from waypost.exceptions import NotFoundError, ValidationError
+from waypost.store._sql_base import MAX_PAGE, RULE_COLUMNS, SqlMixin
+from waypost.store.model import RulePage, StoredRule
+
+__all__ = ["ACTIONS", "RuleQueryMethods", "search_text"]
+
+ACTIONS = ("redirect", "rewrite", "respond", "pass")
+
+
+def search_text(value: Any) -> str:
+    """The text a rule is searched by: its values (not its keys), lower case."""
+    parts: list[str] = []
+
+    def walk(item: Any) -> None:
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                if isinstance(inner, Mapping):  # header and query names are worth finding
+                    parts.append(str(key))
+                walk(inner)
+        elif isinstance(item, list):
+            for inner in item:
+                walk(inner)
+        elif item is not None:
+            parts.append(str(item))
+
+    walk(value)
+    return "\n".join(parts).lower()
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _cursor(sort_key: int) -> str:
+    return base64.urlsafe_b64encode(f"k{sort_key}".encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith("k"):
+            raise ValueError(text)
+        return int(text[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(
+            [("cursor", f"{cursor!r} is not a cursor from a previous page; start without one")]
+        ) from None
+
+
+class RuleQueryMethods(SqlMixin):
+    """``get_rule`` and ``list_rules`` (mixed into SqlStore)."""
+
+    def get_rule(self, rule_id: str) -> StoredRule:
+        """The rule ``rule_id``; NotFoundError when there is none."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {RULE_COLUMNS}, (SELECT count(*) FROM waypost_rules AS o "
+                "WHERE o.sort_key < r.sort_key) FROM waypost_rules AS r WHERE id = ?",
+                (rule_id,),
+            )
+        if not rows:
+            raise NotFoundError(f"there is no rule {rule_id!r}")
+        r = rows[0]
+        return StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
+
+    def list_rules(
+        self,
+        *,
+        from_prefix: str | None = None,
+        name: str | None = None,
+        action: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RulePage:
+        """Rules in priority order, filtered: ``from`` starting with ``from_prefix``, exactly
+        ``name``, ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere in the
+        rule's values (any case). At most ``limit`` (1 to 1000) per page; pass the page's
+        ``next_cursor`` as ``cursor`` for the next one."""
+        where: list[str] = []
+        params: list[Any] = []
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
+        if from_prefix:
+            where.append("from_path LIKE ? ESCAPE '\\'")
+            params.append(_like(from_prefix) + "%")
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        if action is not None:
+            if action not in ACTIONS:
+                raise ValidationError(
+                    [("action", f"{action!r} is not an action; use one of {', '.join(ACTIONS)}")]
+                )
+            where.append("action = ?")
+            params.append(action)
+        if search:
+            where.append("search LIKE ? ESCAPE '\\'")
+            params.append("%" + _like(search.lower()) + "%")
+        if cursor:
+            where.append("sort_key > ?")
+            params.append(_after(cursor))
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {RULE_COLUMNS}, position FROM (SELECT *, row_number() OVER "
+                "(ORDER BY sort_key) - 1 AS position FROM waypost_rules) AS ranked "
+                f"{clause}ORDER BY sort_key LIMIT ?",
+                (*params, limit + 1),
+            )
+        rules = tuple(
+            StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
+            for r in rows[:limit]
+        )
+        more = len(rows) > limit
+        return RulePage(rules, _cursor(int(rows[limit - 1][4])) if more else None)
