@@ -162,7 +162,7 @@ def serve(rules: str | None, **flags: Any) -> None:
         raise click.UsageError(str(exc)) from None
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     upstream = f"; upstream {settings.upstream}" if settings.upstream else ""
-    address = f"http://{settings.host}:{settings.port}/{workers}{upstream}"
+    address = f"{settings.scheme}://{settings.host}:{settings.port}/{workers}{upstream}"
     if settings.db is None:
         if rules is None:
             raise click.UsageError("give a RULES file to serve, or --db to serve a rule store")

@@ -132,6 +132,13 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "tls_cert",
+        None,
+        "PEM file with the server's certificate (and its chain); with tls_key the server speaks "
+        "HTTPS instead of HTTP.",
+    ),
+    Setting("tls_key", None, "PEM file with the private key of tls_cert."),
+    Setting(
         "graceful_timeout",
         30.0,
         "Seconds in-flight requests may take to finish after SIGTERM before workers are killed.",
@@ -159,7 +166,14 @@ class Settings:
     max_request_line: int = 8190
     max_header_bytes: int = 32768
     keep_alive_timeout: float = 5.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
     graceful_timeout: float = 30.0
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the server speaks TLS itself, else ``http``."""
+        return "https" if self.tls_cert else "http"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

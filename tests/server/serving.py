@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -59,9 +60,21 @@ class Served:
         return self.proc.returncode
 
 
-def start_server(rules: Path, *args: str, tmp: Path, env: dict[str, str] | None = None) -> Served:
-    """Start `waypost serve RULES ARGS` on a free port and wait (<= 15 s) until it answers."""
+def start_server(
+    rules: Path,
+    *args: str,
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    ca: Path | None = None,
+) -> Served:
+    """Start `waypost serve RULES ARGS` on a free port and wait (<= 15 s) until it answers.
+
+    With ``ca`` (the certificate a ``--tls-cert`` server presents) it is reached over HTTPS."""
     port = free_port()
+    scheme = "https" if ca is not None else "http"
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(ca)) if ca is not None else True
+    )
     stdout_path, stderr_path = tmp / f"serve-{port}.out", tmp / f"serve-{port}.err"
     out, err = stdout_path.open("wb"), stderr_path.open("wb")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("WAYPOST_")}
@@ -72,11 +85,13 @@ def start_server(rules: Path, *args: str, tmp: Path, env: dict[str, str] | None 
         stdout=out,
         stderr=err,
     )
-    served = Served(f"http://127.0.0.1:{port}", port, proc, stdout_path, stderr_path, [out, err])
+    served = Served(
+        f"{scheme}://127.0.0.1:{port}", port, proc, stdout_path, stderr_path, [out, err]
+    )
     deadline = time.monotonic() + 15
     while True:
         try:
-            httpx.get(served.base + "/_waypost/health", timeout=1)
+            httpx.get(served.base + "/_waypost/health", timeout=1, verify=verify)
             return served
         except httpx.TransportError:
             if proc.poll() is not None or time.monotonic() > deadline:

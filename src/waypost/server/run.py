@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -74,6 +75,41 @@ def check_serve_settings(settings: Settings) -> None:
     for name in ("redirect_max_age", "reload_interval", "graceful_timeout"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
+    check_tls(settings.tls_cert, settings.tls_key)
+
+
+def check_tls(cert: str | None, key: str | None) -> None:
+    """Raise ``SettingsError`` unless ``cert`` and ``key`` are both absent, or both readable PEM
+    files holding a certificate and its private key (loaded here as each worker will load them)."""
+    from waypost.settings import SettingsError
+
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        given, missing = ("tls_cert", "tls_key") if cert else ("tls_key", "tls_cert")
+        raise SettingsError(
+            f"{given} is set but {missing} is not; HTTPS needs both the certificate "
+            "(--tls-cert) and its private key (--tls-key)"
+        )
+    for name, path in (("tls_cert", cert), ("tls_key", key)):
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"{name}: cannot read {path!r}: {exc.strerror or exc}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            detail = "the private key does not belong to the certificate"
+        else:
+            detail = f"not a PEM certificate and private key ({reason})"
+        raise SettingsError(
+            f"tls_cert {cert!r} / tls_key {key!r}: {detail}; give the certificate chain "
+            "(-----BEGIN CERTIFICATE-----) and its unencrypted private key "
+            "(-----BEGIN PRIVATE KEY-----)"
+        ) from None
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
@@ -145,7 +181,8 @@ def run_server(
     sys.stdout.flush()  # the access log writes to the file descriptor, after what is buffered
     listener = _listen(settings.host, settings.port)
     logger.info(
-        "waypost: serving on http://%s:%d with %d worker(s)",
+        "waypost: serving on %s://%s:%d with %d worker(s)",
+        settings.scheme,
         settings.host,
         listener.getsockname()[1],
         settings.workers,
@@ -205,6 +242,8 @@ def _serve_worker(
         log_config=None,  # the logging set up by run_server() stays
         timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]
         timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     server = _Server(config)
     server.run(sockets=[listener])

@@ -1,0 +1,144 @@
+"""HTTPS served by Waypost itself (``--tls-cert``/``--tls-key``), on a real socket.
+
+The certificate is a self-signed one made by ``openssl`` for 127.0.0.1; the client trusts it and
+nothing else, so the tests also show that the server presents the certificate it was given.
+"""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from serving import Upstream, start_server
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+RULES = """\
+rules:
+  - from: /old
+    to: /new
+  - from: /gone
+    respond: 410
+"""
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls(module_tmp: Path) -> tuple[Path, Path]:
+    return _certificate(module_tmp, "server")
+
+
+@pytest.fixture(scope="module")
+def rules(module_tmp: Path) -> Path:
+    path = module_tmp / "rules.yaml"
+    path.write_text(RULES, encoding="utf-8")
+    return path
+
+
+def test_redirects_and_responses_are_served_over_https_on_one_connection(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path
+) -> None:
+    cert, key = tls
+    served = start_server(
+        rules, "--tls-cert", str(cert), "--tls-key", str(key), tmp=module_tmp, ca=cert
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        with httpx.Client(base_url=served.base, verify=context) as client:
+            first = client.get("/old?x=1")
+            second = client.head("/gone")
+            health = client.get("/_waypost/health").json()
+        assert (first.status_code, first.headers["location"]) == (301, "/new?x=1")
+        assert second.status_code == 410
+        assert health["status"] == "ok"
+        # A client that does not trust the certificate is refused by its own TLS check.
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(served.base + "/old", timeout=5)
+        # Plain HTTP on the HTTPS port gets no HTTP answer.
+        with pytest.raises(httpx.TransportError):
+            httpx.get(served.base.replace("https:", "http:") + "/old", timeout=5)
+    finally:
+        served.stop()
+    assert f"serving on https://127.0.0.1:{served.port}" in served.stderr()
+
+
+def test_the_upstream_is_told_the_request_came_over_https(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path, upstream: Upstream
+) -> None:
+    cert, key = tls
+    served = start_server(
+        rules,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--upstream",
+        upstream.url,
+        tmp=module_tmp,
+        ca=cert,
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        echo = httpx.get(served.base + "/page?a=1", verify=context, timeout=5).json()
+    finally:
+        served.stop()
+    headers = dict(echo["headers"])
+    assert echo["target"] == "/page?a=1"
+    assert headers["x-forwarded-proto"] == "https"
+
+
+def _serve_error(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "waypost", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_bad_tls_settings_are_refused_before_serving_with_a_clear_error(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path
+) -> None:
+    cert, key = tls
+    _, other_key = _certificate(module_tmp, "other")
+    cases = [
+        (["--tls-cert", str(cert)], "tls_cert is set but tls_key is not"),
+        (["--tls-key", str(key)], "tls_key is set but tls_cert is not"),
+        (
+            ["--tls-cert", str(module_tmp / "missing.pem"), "--tls-key", str(key)],
+            f"tls_cert: cannot read {str(module_tmp / 'missing.pem')!r}: No such file",
+        ),
+        (
+            ["--tls-cert", str(cert), "--tls-key", str(other_key)],
+            "the private key does not belong to the certificate",
+        ),
+        (
+            ["--tls-cert", str(rules), "--tls-key", str(key)],
+            "not a PEM certificate and private key",
+        ),
+    ]
+    for args, message in cases:
+        done = _serve_error(str(rules), "--port", "1", *args)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
