@@ -110,7 +110,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "reload_interval",
         0.25,
-        "Seconds between checks of the rules file for changes; 0 turns hot reload off.",
+        "Seconds between checks of the rules file (and of the TLS certificate) for changes; "
+        "0 turns hot reload off.",
         float,
     ),
     Setting(

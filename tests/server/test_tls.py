@@ -6,10 +6,13 @@ nothing else, so the tests also show that the server presents the certificate it
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -142,3 +145,51 @@ def test_bad_tls_settings_are_refused_before_serving_with_a_clear_error(
         assert done.returncode == 2, done.stderr
         assert message in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def _presented(port: int) -> bytes:
+    """The certificate the server presents right now (DER)."""
+    return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", port), timeout=5))
+
+
+def _der(cert: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(cert.read_text(encoding="ascii"))
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_not(
+    rules: Path, module_tmp: Path
+) -> None:
+    folder = module_tmp / "renewal"
+    folder.mkdir()
+    first_cert, first_key = _certificate(folder, "first")
+    second_cert, second_key = _certificate(folder, "second")
+    cert, key = folder / "live.pem", folder / "live.key"
+    shutil.copy(first_cert, cert)
+    shutil.copy(first_key, key)
+    served = start_server(
+        rules, "--tls-cert", str(cert), "--tls-key", str(key), tmp=module_tmp, ca=first_cert
+    )
+    try:
+        assert _presented(served.port) == _der(first_cert)
+        # A renewal replaces both files, as certbot's symlinks do.
+        for source, target in ((second_key, key), (second_cert, cert)):
+            shutil.copy(source, folder / "incoming")
+            os.replace(folder / "incoming", target)
+        assert _wait_for(lambda: _presented(served.port) == _der(second_cert), 12)
+        context = ssl.create_default_context(cafile=str(second_cert))
+        assert httpx.get(served.base + "/old", verify=context, timeout=5).status_code == 301
+        # A broken file is refused and the renewed certificate keeps serving.
+        cert.write_text("not a certificate\n", encoding="ascii")
+        assert _wait_for(lambda: "renewed certificate was not loaded" in served.stderr(), 12)
+        assert _presented(served.port) == _der(second_cert)
+    finally:
+        served.stop()

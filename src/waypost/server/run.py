@@ -28,7 +28,6 @@ import os
 import shutil
 import signal
 import socket
-import ssl
 import sys
 import tempfile
 import time
@@ -57,6 +56,7 @@ def check_serve_settings(settings: Settings) -> None:
     from waypost.server.forwarding import parse_trusted_proxies
     from waypost.server.pages import NotFoundPage
     from waypost.server.proxy import check_upstream
+    from waypost.server.tls import check_tls
     from waypost.settings import SettingsError
 
     if settings.upstream:
@@ -76,40 +76,6 @@ def check_serve_settings(settings: Settings) -> None:
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
     check_tls(settings.tls_cert, settings.tls_key)
-
-
-def check_tls(cert: str | None, key: str | None) -> None:
-    """Raise ``SettingsError`` unless ``cert`` and ``key`` are both absent, or both readable PEM
-    files holding a certificate and its private key (loaded here as each worker will load them)."""
-    from waypost.settings import SettingsError
-
-    if cert is None and key is None:
-        return
-    if cert is None or key is None:
-        given, missing = ("tls_cert", "tls_key") if cert else ("tls_key", "tls_cert")
-        raise SettingsError(
-            f"{given} is set but {missing} is not; HTTPS needs both the certificate "
-            "(--tls-cert) and its private key (--tls-key)"
-        )
-    for name, path in (("tls_cert", cert), ("tls_key", key)):
-        try:
-            Path(path).read_bytes()
-        except OSError as exc:
-            raise SettingsError(f"{name}: cannot read {path!r}: {exc.strerror or exc}") from None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key)
-    except ssl.SSLError as exc:
-        reason = exc.reason or str(exc)
-        if "KEY_VALUES_MISMATCH" in str(exc):
-            detail = "the private key does not belong to the certificate"
-        else:
-            detail = f"not a PEM certificate and private key ({reason})"
-        raise SettingsError(
-            f"tls_cert {cert!r} / tls_key {key!r}: {detail}; give the certificate chain "
-            "(-----BEGIN CERTIFICATE-----) and its unencrypted private key "
-            "(-----BEGIN PRIVATE KEY-----)"
-        ) from None
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
@@ -246,6 +212,9 @@ def _serve_worker(
         ssl_keyfile=settings.tls_key,
     )
     server = _Server(config)
+    if settings.tls_cert and settings.reload_interval > 0:
+        server.tls_paths = (settings.tls_cert, settings.tls_key)
+        server.tls_every = max(1, round(settings.reload_interval / 0.1))
     server.run(sockets=[listener])
     if not server.started:
         raise SystemExit(STARTUP_FAILED)
@@ -257,6 +226,24 @@ STARTUP_FAILED = 3
 class _Server(uvicorn.Server):
     """uvicorn's Server, whose signal handling ends the serve loop and nothing more (uvicorn's own
     raises the signal again once it has shut down, which would kill the process with it)."""
+
+    #: (cert, key) when serving HTTPS: renewed files are loaded while serving, looked at every
+    #: ``tls_every`` ticks (the reload interval).
+    tls_paths: tuple[str, str | None] | None = None
+    tls_every = 50
+    _tls: Any = None
+
+    async def on_tick(self, counter: int) -> bool:
+        # uvicorn ticks every 0.1 s, the first time as serving starts.
+        if self.tls_paths is not None and self.config.ssl is not None:
+            if self._tls is None:
+                from waypost.server.tls import CertificateReloader
+
+                cert, key = self.tls_paths
+                self._tls = CertificateReloader(self.config.ssl, cert, key or cert)
+            elif counter % self.tls_every == 0:
+                self._tls.check()
+        return await super().on_tick(counter)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
