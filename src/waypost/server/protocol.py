@@ -5,9 +5,10 @@ response, the 404 page, health, metrics). For those, building an ASGI scope, sta
 passing messages through the ASGI interface costs several times what deciding does, so this
 protocol asks :meth:`WaypostServer.answer <waypost.server.core.WaypostServer.answer>` as soon as the
 request head has arrived and, when the answer is a finished response, writes its bytes straight to
-the connection. Everything else (a request that goes upstream, the admin API, an upgrade, a
-request behind one still in progress on the same connection) takes uvicorn's ordinary ASGI path
-to :class:`~waypost.server.app.WaypostApp`, which asks the same question and gets the same answer.
+the connection. A WebSocket going upstream is tunneled there (:mod:`waypost.server.tunnel`).
+Everything else (a request that goes upstream, the admin API, another upgrade, a request behind
+one still in progress on the same connection) takes uvicorn's ordinary ASGI path to
+:class:`~waypost.server.app.WaypostApp`, which asks the same question and gets the same answer.
 
 It also bounds what a client may send before its head is complete: httptools buffers a header
 until its end, so without a limit a client could make a worker hold any amount of memory. Past
@@ -33,6 +34,7 @@ from uvicorn.server import ServerState
 from waypost.http import Response, error_response
 from waypost.server.app import WaypostApp
 from waypost.server.core import Answer
+from waypost.server.tunnel import Tunnel, tunnel_target
 
 __all__ = ["WaypostProtocol", "protocol_for"]
 
@@ -83,13 +85,33 @@ class WaypostProtocol(HttpToolsProtocol):
         #: The keep-alive timeout of directly answered requests (see _idle_check).
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_data = 0.0
+        #: A WebSocket request going upstream: waiting for its head to end, then its tunnel.
+        self._upgrade: _Pending | None = None
+        self._upgrade_body: list[bytes] = []
+        self._tunnel: Tunnel | None = None
 
     # -- limits -----------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel.from_client(data)
+            return
         self._last_data = self.loop.time()
         self._completed = False
-        super().data_received(data)
+        # uvicorn's data_received(), keeping what follows an upgrade request's head.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        except httptools.HttpParserUpgrade as exc:
+            if self._upgrade is not None:
+                self._start_tunnel(data[exc.args[0] :] if exc.args else b"")
+            # else: answered here (and closed), or by the app as a plain request
+            return
         # Still inside a request head after this data: count it. When a request ended within
         # this data, where the next head began is not known, so its first piece is not counted:
         # a head is refused at most one read (256 KiB) past the limit, never left unbounded.
@@ -131,6 +153,7 @@ class WaypostProtocol(HttpToolsProtocol):
         self.headers = []
         self._head_bytes = 0
         self._answer = None
+        self._upgrade = None
 
     def _asgi(self) -> None:
         """Hand the request whose head just arrived to uvicorn's ASGI path."""
@@ -143,12 +166,13 @@ class WaypostProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_bytes = None
         parser = self.parser
+        upgrade = parser.should_upgrade()
         if (
             (self.cycle is not None and not self.cycle.response_complete)
             or self.pipeline
             or self.flow.write_paused
             or self.expect_100_continue
-            or parser.should_upgrade()
+            or (upgrade and not self._can_tunnel())
         ):
             self._asgi()
             return
@@ -171,28 +195,78 @@ class WaypostProtocol(HttpToolsProtocol):
         client_ip = self.client[0] if self.client else None
         scheme = self.scheme or "http"
         answer = self.waypost.answer(method, raw_path, query, headers, client_ip, scheme)
-        if answer.response is None:  # it goes upstream: the ASGI path streams it
-            self._asgi()
-            return
         target = f"{raw_path}?{query}" if raw_query else raw_path
-        self._answer = _Pending(
+        pending = _Pending(
             answer,
             method,
             target,
             parser.get_http_version(),
-            parser.should_keep_alive(),
+            parser.should_keep_alive() and not upgrade,
             headers,
             client_ip,
         )
+        if answer.response is not None:
+            self._answer = pending
+        elif upgrade and answer.forward is not None:  # a WebSocket to the upstream
+            self._upgrade = pending
+        else:  # it goes upstream: the ASGI path streams it
+            self._asgi()
+
+    # -- WebSocket tunnels --------------------------------------------------------------------
+
+    def _can_tunnel(self) -> bool:
+        return self.waypost.proxy is not None and self._get_upgrade() == b"websocket"
+
+    def _start_tunnel(self, rest: bytes) -> None:
+        """The upgrade request's head has ended: open its tunnel (see waypost.server.tunnel)."""
+        pending = self._upgrade
+        assert pending is not None and pending.answer.forward is not None
+        self._upgrade = None
+        if self._idle_timer is not None:  # a WebSocket may stay quiet for as long as it likes
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        first = b"".join(self._upgrade_body) + rest
+        self._upgrade_body = []
+
+        def done(status: int, size: int) -> None:
+            self.waypost.done(
+                pending.answer.action,
+                status,
+                size,
+                client_ip=pending.client_ip,
+                method=pending.method,
+                target=pending.target,
+                protocol="HTTP/" + pending.version,
+                headers=pending.headers,
+            )
+
+        def refuse(status: int) -> int:
+            response = error_response(status, "The upstream did not answer.")
+            self._write(response, keep_alive=False)
+            return len(response.body)
+
+        proxy = self.waypost.proxy
+        self._tunnel = Tunnel(
+            self.transport,
+            self.flow.drain,
+            done,
+            refuse,
+            timeout=proxy.timeout if proxy is not None else 30.0,
+        )
+        self._tunnel.start(tunnel_target(pending.answer.forward, "websocket"), first)
 
     def on_body(self, body: bytes) -> None:
-        if self._answer is None:
+        if self._upgrade is not None:  # sent upstream after the head
+            self._upgrade_body.append(body)
+        elif self._answer is None:
             super().on_body(body)
         # else: the answer does not depend on the body; it is read and dropped.
 
     def on_message_complete(self) -> None:
         pending = self._answer
         self._completed = True
+        if self._upgrade is not None:  # the tunnel starts once the parser stops at the upgrade
+            return
         if pending is None:
             super().on_message_complete()
             return
@@ -226,7 +300,7 @@ class WaypostProtocol(HttpToolsProtocol):
         the connection has been busy since.
         """
         self._idle_timer = None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._tunnel is not None:
             return
         idle = self.loop.time() - self._last_data
         busy = self._answer is not None or (
@@ -249,11 +323,16 @@ class WaypostProtocol(HttpToolsProtocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self._tunnel is not None:
+            self._tunnel.client_closed()
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
         if self._answer is not None:  # finish this request, then close
             self._closing = True
+            return
+        if self._tunnel is not None:  # a WebSocket has no request to finish: end it
+            self.transport.close()
             return
         super().shutdown()
 

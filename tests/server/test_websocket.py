@@ -1,0 +1,181 @@
+"""WebSockets through `waypost serve --upstream`: tunneled to a real WebSocket server on loopback.
+
+The upstream is a `websockets` server that first tells the client what request it got (path and
+headers) and then echoes every message; the client is `websockets`' own client, so the handshake
+and the frames are checked by a real implementation on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from serving import Served, free_port, raw_request, start_server
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.sync.server import Server, ServerConnection, serve
+
+RULES = """\
+rules:
+  - from: /old-chat/<path:rest>
+    rewrite: /chat/{rest}
+    set_headers: {x-rerouted: "yes"}
+  - from: /moved
+    to: /elsewhere
+"""
+
+
+class EchoUpstream:
+    """A WebSocket server: says what request it got, then echoes; counts closed connections."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Semaphore(0)
+        self.server: Server = serve(self._handle, "127.0.0.1", 0, max_size=None)
+        self.port = self.server.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _handle(self, ws: ServerConnection) -> None:
+        try:
+            request = ws.request
+            assert request is not None
+            ws.send(
+                json.dumps(
+                    {
+                        "path": request.path,
+                        "headers": [[k.lower(), v] for k, v in request.headers.raw_items()],
+                    }
+                )
+            )
+            for message in ws:
+                ws.send(message)
+        finally:
+            self.closed.release()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[EchoUpstream]:
+    upstream = EchoUpstream()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def served(echo: EchoUpstream, module_tmp: Path) -> Iterator[Served]:
+    rules = module_tmp / "ws.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    server = start_server(
+        rules, "--upstream", echo.url, "--keep-alive-timeout", "0.5", tmp=module_tmp
+    )
+    yield server
+    server.stop()
+
+
+def _ws(served: Served, path: str) -> str:
+    return f"ws://127.0.0.1:{served.port}{path}"
+
+
+def _hello(ws: Any) -> dict[str, Any]:
+    return dict(json.loads(ws.recv(timeout=5)))
+
+
+def test_a_websocket_is_tunneled_to_the_upstream_with_forwarded_headers(
+    served: Served, echo: EchoUpstream
+) -> None:
+    with connect(_ws(served, "/chat/room?x=1"), open_timeout=5, max_size=None) as ws:
+        hello = _hello(ws)
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"
+        ws.send(b"\x00\x01\xff")
+        assert ws.recv(timeout=5) == b"\x00\x01\xff"
+        big = bytes(range(256)) * 8192  # 2 MiB each way: both directions keep flowing
+        ws.send(big)
+        assert ws.recv(timeout=10) == big
+    headers = dict(hello["headers"])
+    assert hello["path"] == "/chat/room?x=1"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == f"127.0.0.1:{served.port}"
+    assert headers["host"] == f"127.0.0.1:{echo.port}"
+    assert headers["upgrade"].lower() == "websocket"
+
+
+def test_a_rewrite_rule_changes_the_path_the_upstream_sees(served: Served) -> None:
+    with connect(_ws(served, "/old-chat/lobby"), open_timeout=5) as ws:
+        hello = _hello(ws)
+        ws.send("ping")
+        assert ws.recv(timeout=5) == "ping"
+    assert hello["path"] == "/chat/lobby"
+    assert dict(hello["headers"])["x-rerouted"] == "yes"
+
+
+def test_a_redirect_rule_answers_the_handshake_itself(served: Served) -> None:
+    # A raw handshake: websockets' client would follow the redirect.
+    answer = raw_request(
+        served.port,
+        b"GET /moved HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    head = answer.split(b"\r\n\r\n", 1)[0].decode().lower().split("\r\n")
+    assert head[0] == "http/1.1 301 moved permanently"
+    assert "location: /elsewhere" in head
+    assert "connection: close" in head  # raw_request() returned: the server closed it
+
+
+def test_a_quiet_websocket_outlives_the_keep_alive_timeout(served: Served) -> None:
+    with connect(_ws(served, "/chat/quiet"), open_timeout=5, ping_interval=None) as ws:
+        _hello(ws)
+        time.sleep(1.5)  # three keep-alive timeouts (0.5 s) without a byte either way
+        ws.send("still here")
+        assert ws.recv(timeout=5) == "still here"
+
+
+def test_closing_the_client_closes_the_upstream_side(served: Served, echo: EchoUpstream) -> None:
+    while echo.closed.acquire(blocking=False):  # what earlier tests left
+        pass
+    with connect(_ws(served, "/chat/bye"), open_timeout=5) as ws:
+        _hello(ws)
+    assert echo.closed.acquire(timeout=5)
+
+
+def test_the_access_log_has_the_websocket_with_status_101(served: Served) -> None:
+    with connect(_ws(served, "/chat/logged"), open_timeout=5) as ws:
+        _hello(ws)
+    deadline = time.monotonic() + 5
+    while '"GET /chat/logged HTTP/1.1" 101' not in served.stdout():
+        assert time.monotonic() < deadline, served.stdout()
+        time.sleep(0.1)
+
+
+def test_an_upstream_that_is_down_is_a_502(module_tmp: Path) -> None:
+    rules = module_tmp / "down.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    server = start_server(rules, "--upstream", f"http://127.0.0.1:{free_port()}", tmp=module_tmp)
+    try:
+        with pytest.raises(InvalidStatus) as caught:
+            connect(_ws(server, "/chat"), open_timeout=5)
+        assert caught.value.response.status_code == 502
+    finally:
+        server.stop()
+
+
+def test_without_an_upstream_a_websocket_request_gets_the_404_page(module_tmp: Path) -> None:
+    rules = module_tmp / "alone.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    server = start_server(rules, tmp=module_tmp)
+    try:
+        with pytest.raises(InvalidStatus) as caught:
+            connect(_ws(server, "/chat"), open_timeout=5)
+        assert caught.value.response.status_code == 404
+    finally:
+        server.stop()
