@@ -26,6 +26,8 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 
 from waypost import Decision, Engine
+from waypost.server.proxy import Forward, UpstreamProxy
+from waypost.server.tunnel import tunnel_target
 
 CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
 PAYLOADS_FILE = CORPUS / "open_redirect_payloads.txt"
@@ -362,3 +364,61 @@ def test_a_refusal_is_a_400_that_explain_accounts_for(url: str, reason: str) -> 
     assert (trace.decision.action, trace.decision.status) == ("respond", 400)
     assert trace.steps[-1].outcome == "refused"
     assert reason in trace.steps[-1].reason
+
+
+_UPSTREAM = UpstreamProxy("http://127.0.0.1:9000/base")
+
+
+def _tunnel_head(payload: str) -> bytes | None:
+    """The head a WebSocket tunnel would send upstream for a request carrying ``payload``, or None
+    when it refuses to build one."""
+    forward = _UPSTREAM.forward(
+        "GET",
+        "/ws/" + payload,
+        payload,
+        [("Host", payload), ("X-Next", payload), ("Cookie", payload), ("Sec-WebSocket-Key", "k")],
+        client_ip="10.0.0.1",
+        scheme="https",
+        set_headers=(("X-Rewritten", "1"),),
+    )
+    texts = [forward.url, *(part for field in forward.headers for part in field)]
+    try:
+        return tunnel_target(forward, "websocket").head
+    except ValueError:
+        # Refused for a control character, or for text that is not latin-1 (the server decodes
+        # what it reads as latin-1, so that never reaches this far).
+        assert any(_CONTROL.search(text) or not text.isascii() for text in texts)
+        return None
+
+
+@needs_corpus
+@pytest.mark.parametrize("payload", PAYLOADS, ids=[p.id for p in PAYLOADS])
+def test_no_payload_splits_a_websocket_head_sent_upstream(payload: Payload) -> None:
+    for text in (payload.text, quote(payload.text, safe="", errors="surrogateescape")):
+        head = _tunnel_head(text)
+        if head is None:
+            continue
+        assert head.endswith(b"\r\n\r\n")
+        lines = head[:-4].split(b"\r\n")
+        request_line, *fields = lines
+        assert request_line.startswith(b"GET /base/ws/") and request_line.endswith(b" HTTP/1.1")
+        assert b"\x00" not in head and b"\n" not in head.replace(b"\r\n", b"")
+        names = [field.split(b":", 1)[0] for field in fields]
+        assert names.count(b"host") == 1 and names[0] == b"host"
+        assert names[-2:] == [b"connection", b"upgrade"]
+        assert not any(n.startswith(b"x-injected") for n in names)
+
+
+def test_a_header_with_a_line_break_is_refused_not_sent_upstream() -> None:
+    def head(value: str) -> bytes | None:
+        forward = Forward("GET", "http://127.0.0.1:9000/ws", (("x-next", value),), False)
+        try:
+            return tunnel_target(forward, "websocket").head
+        except ValueError:
+            return None
+
+    assert head("x\r\nX-Injected: 1") is None
+    assert head("x\nX-Injected: 1") is None
+    assert head("x\x00") is None
+    assert head("a tab\tis fine") is not None
+    assert _tunnel_head("x\r\nX-Injected: 1") is None  # in the path, the query and headers

@@ -241,10 +241,17 @@ class WaypostProtocol(HttpToolsProtocol):
             )
 
         def refuse(status: int) -> int:
-            response = error_response(status, "The upstream did not answer.")
+            detail = "The request cannot be sent on." if status == 400 else None
+            response = error_response(status, detail or "The upstream did not answer.")
             self._write(response, keep_alive=False)
             return len(response.body)
 
+        try:
+            target = tunnel_target(pending.answer.forward, "websocket")
+        except ValueError:
+            done(400, refuse(400))
+            self.transport.close()
+            return
         proxy = self.waypost.proxy
         self._tunnel = Tunnel(
             self.transport,
@@ -253,7 +260,7 @@ class WaypostProtocol(HttpToolsProtocol):
             refuse,
             timeout=proxy.timeout if proxy is not None else 30.0,
         )
-        self._tunnel.start(tunnel_target(pending.answer.forward, "websocket"), first)
+        self._tunnel.start(target, first)
 
     def on_body(self, body: bytes) -> None:
         if self._upgrade is not None:  # sent upstream after the head

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ logger = logging.getLogger("waypost.server")
 # Past this many bytes waiting to be sent, the side sending them is paused until they are.
 _HIGH_WATER = 256 * 1024
 _READ_SIZE = 65536
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in a value
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,15 @@ class TunnelTarget:
 
 
 def tunnel_target(forward: Forward, upgrade: str) -> TunnelTarget:
-    """The upstream address and request head for ``forward``, upgraded to ``upgrade``."""
+    """The upstream address and request head for ``forward``, upgraded to ``upgrade``.
+
+    Raises ``ValueError`` for a control character in the target or a header (the HTTP parser
+    lets none through; this keeps a head from ever being split if one got this far).
+    """
+    if _CONTROL.search(forward.url) or any(
+        _CONTROL.search(name) or _CONTROL_IN_VALUE.search(value) for name, value in forward.headers
+    ):
+        raise ValueError("a control character in the request target or a header")
     parts = urlsplit(forward.url)
     tls = parts.scheme == "https"
     host = parts.hostname or ""
@@ -53,7 +64,11 @@ def tunnel_target(forward: Forward, upgrade: str) -> TunnelTarget:
     lines = [f"{forward.method} {target} HTTP/1.1", f"host: {authority}"]
     lines += [f"{name}: {value}" for name, value in forward.headers]
     lines += ["connection: upgrade", f"upgrade: {upgrade}"]
-    return TunnelTarget(host, port, tls, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    head = "\r\n".join(lines) + "\r\n\r\n"
+    try:
+        return TunnelTarget(host, port, tls, head.encode("latin-1"))
+    except UnicodeEncodeError:
+        raise ValueError("the request holds text that is not latin-1") from None
 
 
 def _status(first: bytes) -> int:
