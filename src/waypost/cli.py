@@ -148,7 +148,7 @@ def serve(rules: str | None, **flags: Any) -> None:
 
     With both RULES and --db, RULES is imported into the store first if the store is empty."""
     try:
-        from waypost.server.run import check_serve_settings, run_server
+        from waypost.server.run import ListenError, check_serve_settings, listen, run_server
     except ImportError as exc:
         raise click.ClickException(
             f"the server needs {exc.name}: pip install 'waypost[server]'"
@@ -160,6 +160,10 @@ def serve(rules: str | None, **flags: Any) -> None:
         check_serve_settings(settings)
     except (SettingsError, WaypostError) as exc:
         raise click.UsageError(str(exc)) from None
+    try:
+        listener = listen(settings.host, settings.port)
+    except ListenError as exc:
+        raise click.ClickException(str(exc)) from None
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     upstream = f"; upstream {settings.upstream}" if settings.upstream else ""
     address = f"{settings.scheme}://{settings.host}:{settings.port}/{workers}{upstream}"
@@ -171,14 +175,21 @@ def serve(rules: str | None, **flags: Any) -> None:
         signature = file_signature(rules)  # before loading: a change from now on is reloaded
         engine = _engine(rules)
         click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; {address}", err=True)
-        run_server(engine, rules, settings, rules_signature=signature)
+        run_server(engine, rules, settings, rules_signature=signature, listener=listener)
         return
     engine, revision, location = _store_engine(settings.db, rules)
     click.echo(
         f"waypost: {len(engine)} rules from {location} (revision {revision}); {address}",
         err=True,
     )
-    run_server(engine, None, settings, store_url=settings.db, store_revision=revision)
+    run_server(
+        engine,
+        None,
+        settings,
+        store_url=settings.db,
+        store_revision=revision,
+        listener=listener,
+    )
 
 
 def _store_engine(url: str, seed: str | None) -> tuple[Engine, int, str]:

@@ -4,6 +4,7 @@ the ASGI adapter, and the CLI's answers to bad settings."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import httpx
@@ -98,14 +99,36 @@ def test_upstream_url_is_checked() -> None:
         (["--not-found-template", "/nonexistent/404.html"], "does not exist"),
         (["--workers", "0"], "workers must be at least 1"),
         (["--log-level", "loud"], "log level 'loud'"),
+        (["--port", "99999"], "port must be from 0 to 65535, not 99999"),
     ],
-    ids=["upstream", "template", "workers", "log-level"],
+    ids=["upstream", "template", "workers", "log-level", "port"],
 )
 def test_serve_refuses_bad_settings(args: list[str], message: str) -> None:
     rules = Path(__file__).parents[2] / "examples" / "rules.yaml"
     result = CliRunner().invoke(main, ["serve", str(rules), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_serve_on_a_busy_port_says_so_before_loading_the_rules() -> None:
+    rules = Path(__file__).parents[2] / "examples" / "rules.yaml"
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", str(rules), "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; another server is "
+        "listening there; stop it or choose another --port\n"
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_serve_on_an_address_of_another_machine_says_so() -> None:
+    rules = Path(__file__).parents[2] / "examples" / "rules.yaml"
+    result = CliRunner().invoke(main, ["serve", str(rules), "--host", "192.0.2.1", "--port", "0"])
+    assert result.exit_code == 1
+    assert "cannot listen on 192.0.2.1:0: Cannot assign requested address;" in result.output
+    assert "'192.0.2.1' is not an address of this machine; check --host" in result.output
 
 
 def test_asgi_adapter_answers_the_same() -> None:

@@ -21,6 +21,7 @@ the ASGI path under it serves the admin API and the upstream proxy. What this mo
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import logging
 import logging.config
@@ -39,10 +40,11 @@ from typing import Any
 import uvicorn
 
 from waypost.engine import Engine
+from waypost.exceptions import WaypostError
 from waypost.server.reloading import file_signature
 from waypost.settings import Settings
 
-__all__ = ["check_serve_settings", "logging_config", "run_server"]
+__all__ = ["ListenError", "check_serve_settings", "listen", "logging_config", "run_server"]
 
 # prometheus_client's own variable; read when prometheus_client is first imported.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -65,6 +67,8 @@ def check_serve_settings(settings: Settings) -> None:
     NotFoundPage(settings.not_found_template)
     if settings.log_level.lower() not in _LEVELS:
         raise SettingsError(f"log level {settings.log_level!r} is not one of {', '.join(_LEVELS)}")
+    if not 0 <= settings.port <= 65535:
+        raise SettingsError(f"port must be from 0 to 65535, not {settings.port!r}")
     for name in ("workers", "max_request_line", "max_header_bytes"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1, not {getattr(settings, name)!r}")
@@ -123,9 +127,11 @@ def run_server(
     store_url: str | None = None,
     store_revision: int = 0,
     rules_signature: Any = None,
+    listener: socket.socket | None = None,
 ) -> None:
     """Serve ``engine`` until SIGTERM/SIGINT, following ``rules_path`` (hot reload) or the rule
-    store at ``store_url`` (every committed revision)."""
+    store at ``store_url`` (every committed revision). ``listener`` is the socket from
+    :func:`listen` (made here when not given)."""
     check_serve_settings(settings)
     # Taken before the workers fork (best: by the caller, before it loaded the engine): each
     # worker compares the file with this, not with what it finds when it starts, so an edit
@@ -145,7 +151,8 @@ def run_server(
         os.environ[MULTIPROCESS_ENV] = metrics_dir
     logging.config.dictConfig(logging_config(settings))
     sys.stdout.flush()  # the access log writes to the file descriptor, after what is buffered
-    listener = _listen(settings.host, settings.port)
+    if listener is None:
+        listener = listen(settings.host, settings.port)
     logger.info(
         "waypost: serving on %s://%s:%d with %d worker(s)",
         settings.scheme,
@@ -178,9 +185,33 @@ def run_server(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+class ListenError(WaypostError):
+    """The server cannot listen on the address and port it was given."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket the workers share; :class:`ListenError` saying why when it cannot be
+    made (taken first, so that a busy port is reported before a million rules are loaded)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.create_server((host, port), family=family, backlog=2048)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        listener = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            hint = "another server is listening there; stop it or choose another --port"
+        elif exc.errno == errno.EACCES:
+            hint = (
+                "ports below 1024 need root or the CAP_NET_BIND_SERVICE capability; "
+                "or listen on a higher --port behind a load balancer"
+            )
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            hint = f"{host!r} is not an address of this machine; check --host"
+        else:
+            hint = "check --host and --port"
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(f"cannot listen on {where}: {reason}; {hint}") from None
+    except (socket.gaierror, OverflowError, ValueError) as exc:
+        raise ListenError(f"cannot listen on {where}: {exc}; check --host and --port") from None
     listener.set_inheritable(True)
     return listener
 
