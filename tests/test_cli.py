@@ -114,6 +114,30 @@ def test_usage_mistakes_exit_2(args: list[str]) -> None:
     assert code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/x", "--ip", "not-an-ip"], "'not-an-ip' is not an IP address, like 203.0.113.7"),
+        (["/x", "-X", "GE T"], "'GE T' is not an HTTP method, like GET or POST"),
+        (["old-page"], "'old-page' is not a path or an http(s) URL; did you mean '/old-page'?"),
+        (["ftp://example.com/x"], "is not a path or an http(s) URL; use http:// or https://"),
+    ],
+    ids=["ip", "method", "relative-url", "scheme"],
+)
+@pytest.mark.parametrize("command", ["resolve", "explain"])
+def test_request_mistakes_are_named(command: str, args: list[str], message: str) -> None:
+    code, out = run(command, EXAMPLE, *args)
+    assert code == 2
+    assert message in out
+
+
+def test_request_options_that_are_fine_pass() -> None:
+    code, out = run("resolve", EXAMPLE, "/old-page", "--ip", " 10.0.0.1", "-X", "PATCH")
+    assert code == 0, out
+    code, out = run("resolve", EXAMPLE, "HTTPS://example.com/old-page", "--ip", "2001:db8::1")
+    assert code == 0, out
+
+
 def test_missing_file_is_a_clear_error_without_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "waypost", "resolve", str(tmp_path / "nope.yaml"), "/"],

@@ -6,7 +6,9 @@ Exit codes: 0 success; 1 the rules have errors (or ``check`` found problems); 2 
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,14 +64,50 @@ def _describe(decision: Decision) -> str:
     return f"pass{where or '  (no rule applies)'}"
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+
+
+def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value.startswith("/") or re.match(r"https?://", value, re.IGNORECASE):
+        return value
+    hint = f"did you mean {'/' + value!r}?" if "://" not in value else "use http:// or https://"
+    raise click.BadParameter(f"{value!r} is not a path or an http(s) URL; {hint}")
+
+
+def _check_method(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not _TOKEN.match(value):
+        raise click.BadParameter(f"{value!r} is not an HTTP method, like GET or POST")
+    return value
+
+
+def _check_ip(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an IP address, like 203.0.113.7 or 2001:db8::1"
+        ) from None
+
+
 _request_options = [
     click.argument("rules", type=click.Path(dir_okay=False)),
-    click.argument("url"),
-    click.option("-X", "--method", default="GET", show_default=True, help="HTTP method."),
+    click.argument("url", callback=_check_url),
+    click.option(
+        "-X",
+        "--method",
+        default="GET",
+        show_default=True,
+        callback=_check_method,
+        help="HTTP method.",
+    ),
     click.option(
         "-H", "--header", "headers", multiple=True, help="A request header, 'Name: value'."
     ),
-    click.option("--ip", "client_ip", default=None, help="The client's IP address."),
+    click.option(
+        "--ip", "client_ip", default=None, callback=_check_ip, help="The client's IP address."
+    ),
     click.option("--json", "as_json", is_flag=True, help="Print JSON."),
 ]
 
