@@ -20,7 +20,9 @@ The importer (``_import``) and the exporter (``_export``) are separate modules;
 * ``RewriteRule pattern substitution [flags]`` in ``.htaccess`` (``^old$``) or server (``^/old$``)
   form: ``R``/``R=3xx`` redirect, no ``R`` an internal ``rewrite``, ``F`` 403, ``G`` 410,
   ``R=4xx`` other statuses; ``NC`` is ``case: insensitive``; ``QSD`` or a substitution with its
-  own query (without ``QSA``) drops the query string.
+  own query (without ``QSA``) drops the query string. The flags that say how a back-reference is
+  percent-encoded (``NE``, ``B``, ``BNE``, ``BNP``, ``BCTLS``) are read as Waypost's own
+  encoding of the values it fills in.
 * ``RewriteCond`` lines before a rule, when they test ``%{HTTP_HOST}`` (exact names,
   ``(www\\.)?``, alternatives, ``.+\\.`` for subdomains, ``!`` to negate), ``%{QUERY_STRING}`` in
   the forms ``(^|&)key=value(&|$)`` / ``(^|&)key(=|&|$)``, or ``%{REQUEST_METHOD} ^(GET|POST)$``.

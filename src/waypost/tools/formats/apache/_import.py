@@ -395,6 +395,13 @@ def _rewrite_rule(
         "QSD",
         "NE",
         "NOESCAPE",
+        # How a back-reference is percent-encoded: Waypost encodes every value it fills in.
+        "B",
+        "BACKREFESCAPING",
+        "BNE",
+        "BNP",
+        "BACKREFERNOPLUS",
+        "BCTLS",
         "F",
         "FORBIDDEN",
         "G",
