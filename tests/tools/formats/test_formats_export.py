@@ -156,12 +156,14 @@ EXPECTED_UNSUPPORTED = {
         (
             1,
             "Cloudflare has no path variables; a '<path:...>' rule is exported only right after "
-            "the exact rule for its parent path (subpath matching)",
+            "the exact rule for its parent path (subpath matching), and keeps the trailing slash "
+            "in its value (trailing_slash: strict)",
         ),
         (
             2,
             "Cloudflare has no path variables; a '<path:...>' rule is exported only right after "
-            "the exact rule for its parent path (subpath matching)",
+            "the exact rule for its parent path (subpath matching), and keeps the trailing slash "
+            "in its value (trailing_slash: strict)",
         ),
         (3, "cannot express 'rewrite'"),
         (4, "cannot express 'respond'"),
@@ -291,6 +293,31 @@ def test_vercel_keeps_a_query_that_follows_a_parameter() -> None:
     back = IMPORTERS["vercel"](exported.text)
     assert [r["to"] for r in back.rules] == ["/p/{id}?name={slug}"]
     assert Engine(back.rules).resolve("GET", "/product/7/shoe").location == "/p/7?name=shoe"
+
+
+@pytest.mark.parametrize(
+    ("trailing_slash", "source", "url", "location"),
+    [
+        ("strict", "/blog/:rest(.+)", "/blog/x/", "/new/x/"),
+        ("strict", "/blog/:rest(.+)", "/blog/x", "/new/x"),
+        ("ignore", "/blog/:rest+", "/blog/x/", "/new/x"),
+    ],
+    ids=["strict-slash", "strict", "ignore"],
+)
+def test_vercel_path_variable_keeps_the_slash_of_a_strict_rule(
+    trailing_slash: str, source: str, url: str, location: str
+) -> None:
+    # path-to-regexp (strict, as Vercel runs it): ':rest+' repeats segments and never takes a
+    # trailing slash; the greedy '(.+)' does, as Waypost's strict path variable does.
+    rule = {"from": "/blog/<path:rest>", "to": "/new/{rest}", "trailing_slash": trailing_slash}
+    exported = EXPORTERS["vercel"]([rule], None)
+    assert json.loads(exported.text)["redirects"][0]["source"] == source
+    back = IMPORTERS["vercel"](exported.text).rules
+    assert back == [
+        {"from": "/blog/<path:rest>", "to": "/new/{rest}", "status": 301}
+        | ({"trailing_slash": "strict"} if trailing_slash == "strict" else {})
+    ]
+    assert Engine(back).resolve("GET", url).location == location
 
 
 @pytest.mark.parametrize(
