@@ -1,10 +1,13 @@
 """Apache mod_alias ``Redirect``: a prefix match on whole path segments whose rest is appended.
 
 Every expected answer below is what Apache 2.4.71 (mod_alias) sent for the same request and
-configuration; the last test checks them against a real Apache when one is installed.
+configuration; the differential tests check them against a real Apache when one is installed.
 ``Redirect /blog /new`` takes ``/blog``, ``/blog/`` and ``/blog/...`` (not ``/blogger``) and
 appends what follows ``/blog``, slashes included; the query string is carried over unless the
 URL has its own.
+
+The export to ``.htaccess`` is checked the same way: served by a real Apache, it must answer as
+Waypost does, down to how the values filled in from the request are percent-encoded.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import httpx
 import pytest
 
 from waypost.engine import Engine
+from waypost.rules.target import _SAFE_BY_PART
 from waypost.tools.formats import EXPORTERS, IMPORTERS
+from waypost.tools.formats.apache._export import _KEPT
 
 PASS = (200, None)  # no rule: the request goes on to the app
 
@@ -269,11 +274,101 @@ def _renamed(rule: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_exporter_keeps_the_slash_a_prefix_redirect_keeps() -> None:
     exported = EXPORTERS["apache"](IMPORTERS["apache"](BLOG).rules, None)
-    assert exported.text.splitlines()[2:] == [
+    assert [line for line in exported.text.splitlines() if line.startswith("RewriteRule")] == [
         "RewriteRule ^blog$ /new [R=301,NE,L]",
         "RewriteRule ^blog/$ /new/ [R=301,NE,L]",
-        "RewriteRule ^blog/(.+)$ /new/$1 [R=301,NE,L]",
+        "RewriteRule ^blog/(.+)$ /new/$1 [R=301,B,BNE=/!$&'()*+;=:@-.~,BNP,NE,L]",
     ]
+
+
+# -- export: values filled in from the request are percent-encoded as Waypost encodes them ------
+
+ENCODED_RULES: list[dict[str, Any]] = [
+    {"from": "/blog/<path:rest>", "to": "/new/{rest}", "status": 301},
+    {"from": "/tag/<name>", "to": "/t/{name}?q={name}", "status": 302},
+    {"from": "/find/<path:terms>", "to": "/search?q={terms}", "status": 301, "query": "drop"},
+    {"from": "/page/<path:rest>", "to": "/book#{rest}", "status": 301},
+    {"from": "/n/<int:n>", "to": "/m/{n}", "status": 301},
+    {"from": "/old-cafe", "to": "/café", "status": 301},
+    {"from": "/percent", "to": "/a%20b$c", "status": 301},
+]
+
+#: (request, the Location Apache sends where it cannot send Waypost's; None: the same as Waypost)
+ENCODED_REQUESTS: list[tuple[str, str | None]] = [
+    ("/blog/a%20b", None),
+    ("/blog/caf%C3%A9", None),
+    ("/blog/a%2Fb", None),  # '/' with AllowEncodedSlashes On, as Waypost decodes it
+    ("/blog/a%3Fb", None),
+    ("/blog/a%23b", None),
+    ("/blog/a%25b", None),
+    ("/blog/a%0D%0Ab", None),
+    ("/blog/a%FFb", None),
+    ("/blog/%22%3C%3E%5B%5D%5E%60%7B%7C%7D%5C", None),
+    ("/blog/a&b=c+d;e:f@g", None),
+    ("/blog/~x!$'()*", None),
+    ("/blog/x/y/?k=v%20w", None),
+    ("/blog/a,b", "/new/a%2Cb"),
+    ("/tag/a%20b%3F", None),
+    ("/tag/caf%C3%A9", None),
+    ("/tag/a&b=c", "/t/a%26b%3Dc?q=a%26b%3Dc"),
+    ("/find/a%20b/c&d=e+f%3F%23?x=1", None),
+    ("/find/caf%C3%A9", None),
+    ("/page/a%20b", None),
+    ("/page/a%3Fb", "/book#a%3Fb"),
+    ("/n/42", None),
+    ("/old-cafe", None),
+    ("/percent", None),
+]
+
+
+def _upper_escapes(location: str) -> str:
+    """``location`` with the hex digits of its escapes in upper case, as Waypost writes them:
+    Apache writes ``%c3%a9``, the same URL (RFC 3986, 2.1)."""
+    return re.sub(r"%[0-9a-fA-F]{2}", lambda escape: escape.group(0).upper(), location)
+
+
+def test_the_export_notes_what_apache_sends_otherwise() -> None:
+    exported = EXPORTERS["apache"](ENCODED_RULES, None)
+    assert exported.unsupported == []
+    comma = (
+        "a ',' in {{{}}} is sent as %2C, where Waypost sends ',' (BNE cannot list ',': "
+        "mod_rewrite splits its flags at commas)"
+    )
+    assert [(note.index, note.message) for note in exported.notes] == [
+        (0, comma.format("rest")),
+        (1, comma.format("name")),
+        (
+            1,
+            "'&', '+', '=' in {name} (in the path) are sent percent-encoded, where Waypost "
+            "sends them as they are: one B flag encodes every value of the rule, and the query "
+            "needs them",
+        ),
+        (2, comma.format("terms")),
+        (3, comma.format("rest")),
+        (
+            3,
+            "'?' in {rest} (in the fragment) is sent percent-encoded, where Waypost sends it as "
+            "it is: mod_rewrite would take a '?' for the start of the query string",
+        ),
+    ]
+    lines = exported.text.splitlines()
+    for note in exported.notes:  # written above the rule, too
+        assert f"# note: {note.message}" in lines
+    assert "6 notes" in exported.summary()
+
+
+def test_the_export_writes_literal_text_as_waypost_sends_it() -> None:
+    text = EXPORTERS["apache"](ENCODED_RULES, None).text
+    assert "RewriteRule ^old\\-cafe/?$ /caf\\%C3\\%A9 [R=301,NE,L]" in text
+    assert "RewriteRule ^n/(\\d+)/?$ /m/$1 [R=301,NE,L]" in text  # digits need no encoding
+
+
+def test_bne_lists_what_waypost_leaves_unencoded() -> None:
+    # B never encodes letters, digits and '_'; BNE cannot list ','; '?' in a fragment would
+    # start mod_rewrite's query string.
+    for part, kept in _KEPT.items():
+        waypost = set(_SAFE_BY_PART[part]) | ({"/"} if part == "path" else set())
+        assert set(kept) | {",", "_"} | ({"?"} if part == "fragment" else set()) == waypost
 
 
 # -- the differential test: a real Apache, when installed, answers as the imported rules do --------
@@ -368,12 +463,16 @@ def _serving_apache(root: Path, sites: dict[str, tuple[str, str | None]]) -> Ite
 @pytest.fixture(scope="module")
 def apache() -> Iterator[int]:
     """A private Apache serving each configuration of CASES as it is (host 'cN.test') and as
-    its Waypost import exported to .htaccess (host 'eN.test'); yields its port."""
+    its Waypost import exported to .htaccess (host 'eN.test'), and ENCODED_RULES exported
+    (host 'encoded.test'); yields its port."""
     sites: dict[str, tuple[str, str | None]] = {}
     for number, text in enumerate(CONFIGS):
         exported = EXPORTERS["apache"](IMPORTERS["apache"](text).rules, None).text
         sites[f"c{number}.test"] = (text, None)
         sites[f"e{number}.test"] = ("", exported)
+    # As the export's header asks: otherwise Apache answers a path with %2F with 404.
+    encoded = EXPORTERS["apache"](ENCODED_RULES, None).text
+    sites["encoded.test"] = ("    AllowEncodedSlashes On", encoded)
     # Not under pytest's temporary folder: its parents are closed to the user Apache serves as.
     with (
         tempfile.TemporaryDirectory(prefix="waypost-apache-") as root,
@@ -400,3 +499,22 @@ def test_apache_answers_as_the_test_says_and_so_does_the_export(
     number = CONFIGS.index(text)
     assert _apache_answer(apache, f"c{number}.test", url) == want
     assert _apache_answer(apache, f"e{number}.test", url) == want
+
+
+@pytest.mark.parametrize(
+    ("url", "differs"), ENCODED_REQUESTS, ids=[url for url, _differs in ENCODED_REQUESTS]
+)
+def test_apache_sends_the_location_waypost_sends_from_the_export(
+    apache: int, url: str, differs: str | None
+) -> None:
+    decision = Engine(ENCODED_RULES).resolve("GET", url)
+    assert decision.action == "redirect" and decision.location is not None
+    response = httpx.get(f"http://127.0.0.1:{apache}{url}", headers={"Host": "encoded.test"})
+    raw = b"".join(value for name, value in response.headers.raw if name.lower() == b"location")
+    # Never a raw space, control character or non-ASCII byte: only visible ASCII.
+    assert raw and all(0x21 <= byte <= 0x7E for byte in raw), raw
+    location = re.sub(r"^http://encoded\.test(?::\d+)?(?=/)", "", raw.decode("ascii"))
+    assert (response.status_code, _upper_escapes(location)) == (
+        decision.status,
+        differs or decision.location,
+    )

@@ -199,6 +199,7 @@ SAMPLES = [
                 "from": "/docs/<path:suffix>",
                 "to": "https://docs.example.com/{suffix}",
                 "status": 302,
+                "trailing_slash": "strict",
                 "when": {"host": "example.com"},
             },
             {

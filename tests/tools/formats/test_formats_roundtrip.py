@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from waypost.engine import Engine
 from waypost.rules.load import parse_rules
 from waypost.tools.formats import (
     EXPORTERS,
@@ -130,6 +131,7 @@ EXPRESSIBLE: dict[str, list[dict[str, Any]]] = {
             "from": "/docs/<path:suffix>",
             "to": "https://docs.example.com/{suffix}",
             "status": 308,
+            "trailing_slash": "strict",
             "when": {"host": "example.com"},
         },
         {
@@ -303,8 +305,8 @@ def rules(draw: st.DrawFn) -> dict[str, Any]:
         rule["respond"] = draw(st.sampled_from([404, 410, 403]))
     if action != "respond" and draw(st.booleans()):
         rule["query"] = draw(st.sampled_from(["keep", "drop"]))
-    if draw(st.integers(0, 3)) == 0:
-        rule["trailing_slash"] = "ignore"
+    if draw(st.integers(0, 2)) == 0:
+        rule["trailing_slash"] = draw(st.sampled_from(["ignore", "strict"]))
     if draw(st.integers(0, 3)) == 0:
         rule["case"] = "insensitive"
     when: dict[str, Any] = {}
@@ -331,6 +333,55 @@ def test_an_exported_rule_imports_back_equivalent(fmt: str, rule: dict[str, Any]
     imported = IMPORTERS[fmt](exported.text)
     assert not_duplicates(imported.skipped) == [], exported.text
     assert same_rules(imported.rules, [rule]), exported.text
+
+
+# -- the trailing slash of a path variable ------------------------------------------------------
+
+#: What the Apache importer makes of ``Redirect 301 /blog /new``: three strict rules, the last
+#: one keeping the slash a request ends with ('/blog/x/' goes to '/new/x/').
+PREFIX_REDIRECT = [
+    {"from": "/blog", "to": "/new", "status": 301, "trailing_slash": "strict"},
+    {"from": "/blog/", "to": "/new/", "status": 301, "trailing_slash": "strict"},
+    {"from": "/blog/<path:rest>", "to": "/new/{rest}", "status": 301, "trailing_slash": "strict"},
+]
+PREFIX_URLS = ["/blog", "/blog/", "/blog/x", "/blog/x/", "/blog/x/y/", "/blogger"]
+
+
+def _answer(engine: Engine, url: str) -> tuple[str, int | None, str | None]:
+    decision = engine.resolve("GET", "http://example.com" + url)
+    return decision.action, decision.status, decision.location
+
+
+def test_the_prefix_redirect_keeps_the_slash_in_waypost() -> None:
+    engine = Engine(PREFIX_REDIRECT)
+    assert _answer(engine, "/blog/x/") == ("redirect", 301, "/new/x/")
+    assert _answer(engine, "/blog/x/y/") == ("redirect", 301, "/new/x/y/")
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPORTERS), ids=sorted(EXPORTERS))
+def test_an_exported_strict_path_rule_keeps_the_trailing_slash_or_is_reported(fmt: str) -> None:
+    """Each rule comes back answering as it did, or is reported as unsupported: a format that
+    cannot keep the slash in '{rest}' must say so, not send '/blog/x/' to '/new/x'."""
+    if fmt == "cloudflare":
+        exported = export_cloudflare(PREFIX_REDIRECT, host="example.com")
+    else:
+        exported = EXPORTERS[fmt](PREFIX_REDIRECT, None)
+    refused = {item.index for item in exported.unsupported}
+    kept = [rule for index, rule in enumerate(PREFIX_REDIRECT) if index not in refused]
+    imported = IMPORTERS[fmt](exported.text)
+    assert not_duplicates(imported.skipped) == [], exported.text
+    original, again = Engine(kept), Engine(imported.rules, defaults=imported.defaults or None)
+    for url in PREFIX_URLS:
+        assert _answer(again, url) == _answer(original, url), (url, exported.text)
+
+
+@pytest.mark.parametrize("fmt", ["netlify", "csv"])
+def test_formats_that_ignore_the_slash_report_a_strict_path_rule_that_uses_it(fmt: str) -> None:
+    exported = EXPORTERS[fmt](PREFIX_REDIRECT[2:], None)
+    assert [item.index for item in exported.unsupported] == [0]
+    # Without the value in the target, the slash changes nothing: the rule is exported.
+    rule = {"from": "/blog/<path:rest>", "to": "/new", "trailing_slash": "strict"}
+    assert EXPORTERS[fmt]([rule], None).unsupported == []
 
 
 # -- through the core: what the CLI does --------------------------------------------------------

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from waypost.tools.formats import (
     EXPORTERS,
     IMPORTERS,
+    ExportNote,
     ExportResult,
     ImportResult,
     Note,
@@ -235,6 +236,20 @@ def test_export_summary_names_each_unsupported_rule() -> None:
     )
     assert (
         result.summary() == "2 exported, 1 unsupported\nrule 3 (from '/c'): cannot express 'pass'"
+    )
+
+
+def test_export_summary_lists_notes_and_unsupported_rules_in_rule_order() -> None:
+    result = ExportResult(
+        "",
+        [Unsupported(2, {"from": "/c", "pass": True}, "cannot express 'pass'")],
+        2,
+        [ExportNote(0, {"from": "/a/<x>", "to": "/b/{x}"}, "a ',' in {x} is sent as %2C")],
+    )
+    assert result.summary() == (
+        "2 exported, 1 unsupported, 1 note\n"
+        "rule 1 (from '/a/<x>'): note: a ',' in {x} is sent as %2C\n"
+        "rule 3 (from '/c'): cannot express 'pass'"
     )
 
 

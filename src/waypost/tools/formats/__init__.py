@@ -3,8 +3,9 @@
 Everything here is sans-io: importers take the text of a file and return an
 :class:`ImportResult`; exporters take canonical rule mappings (the entries of a Waypost YAML
 ``rules:`` list) and return an :class:`ExportResult`. Nothing is dropped silently: a line an
-importer cannot carry over is a :class:`Skipped` with its line number and reason, and a rule an
-exporter cannot express is an :class:`Unsupported`.
+importer cannot carry over is a :class:`Skipped` with its line number and reason, a rule an
+exporter cannot express is an :class:`Unsupported`, and a rule it writes with a difference in
+behaviour carries an :class:`ExportNote`.
 
 Formats, by registry name::
 
@@ -30,7 +31,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ._canon import BUILTIN_DEFAULTS, effective_rule, normalise_rule
-from ._report import ExportResult, ImportResult, Note, Skipped, Unsupported
+from ._report import ExportNote, ExportResult, ImportResult, Note, Skipped, Unsupported
 from ._text import clean_text
 from .apache import export_apache, parse_apache
 from .cloudflare import export_cloudflare, parse_cloudflare
@@ -46,6 +47,7 @@ __all__ = [
     "BUILTIN_DEFAULTS",
     "EXPORTERS",
     "IMPORTERS",
+    "ExportNote",
     "ExportResult",
     "Exporter",
     "ImportResult",

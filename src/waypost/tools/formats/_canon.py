@@ -25,6 +25,7 @@ __all__ = [
     "parse_pattern_pieces",
     "parse_target_pieces",
     "render_target",
+    "uses_last_variable",
 ]
 
 #: The values a rule gets when neither it nor the file's ``defaults`` set them.
@@ -172,7 +173,7 @@ def normalise_rule(
         out.pop("query", None)  # the query option only concerns targets
     pattern = str(out.get("from", ""))
     if pattern == "/" or (
-        ends_with_path_variable(pattern) and not _uses_last_variable(out, pattern)
+        ends_with_path_variable(pattern) and not uses_last_variable(out, pattern)
     ):
         out["trailing_slash"] = "ignore"
     elif out.get("trailing_slash") == "ignore" and len(pattern) > 1:
@@ -190,8 +191,10 @@ def normalise_rule(
     return out
 
 
-def _uses_last_variable(rule: Mapping[str, Any], pattern: str) -> bool:
-    last = parse_pattern_pieces(pattern)[-1]
+def uses_last_variable(rule: Mapping[str, Any], pattern: str) -> bool:
+    """True when a target of ``rule`` uses the last variable of ``pattern``."""
+    variables = parse_pattern_pieces(pattern)
+    last = variables[-1] if variables else None
     if not isinstance(last, Variable):
         return False
     for key in ("to", "rewrite"):

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ._canon import action_of, effective_rule, ends_with_path_variable
+from ._canon import action_of, effective_rule, ends_with_path_variable, uses_last_variable
 from ._report import ImportResult, Note, Skipped
 
 __all__ = [
@@ -147,8 +147,18 @@ def check_baseline(
 
 
 def needs_strict(eff: Mapping[str, Any]) -> bool:
-    """True when the rule matches the trailing slash exactly (path-variable tails never do)."""
-    return eff.get("trailing_slash") == "strict" and not ends_with_path_variable(str(eff["from"]))
+    """True when ``trailing_slash: strict`` changes what the rule does, so a format must keep it.
+
+    Strict, ``/x`` and ``/x/`` are different paths. A pattern ending in a path variable matches
+    both either way, but the variable's value keeps the request's trailing slash only when
+    strict (``/a/<path:p>`` on ``/a/b/`` gives ``b/``; ignoring the slash gives ``b``), which
+    matters when a target uses it: ``/blog/<path:rest>`` to ``/new/{rest}`` sends ``/blog/x/`` to
+    ``/new/x/`` (what Apache's ``Redirect /blog /new`` imports as), not ``/new/x``.
+    """
+    if eff.get("trailing_slash") != "strict":
+        return False
+    pattern = str(eff["from"])
+    return not ends_with_path_variable(pattern) or uses_last_variable(eff, pattern)
 
 
 class Collector:

@@ -2,7 +2,8 @@
 
 An importer never drops a line silently: every line it does not turn into a rule is a
 :class:`Skipped` with its line number and the reason. An exporter never drops a rule silently:
-every rule the target format cannot express is an :class:`Unsupported` with its index.
+every rule the target format cannot express is an :class:`Unsupported` with its index, and a rule
+it wrote with a difference the reader should know of carries an :class:`ExportNote`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ExportResult", "ImportResult", "Note", "Skipped", "Unsupported"]
+__all__ = ["ExportNote", "ExportResult", "ImportResult", "Note", "Skipped", "Unsupported"]
 
 
 def _plural(count: int, word: str) -> str:
@@ -83,15 +84,36 @@ class Unsupported:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportNote:
+    """A rule (``rules[index]``) that was exported, but answers differently in some case."""
+
+    index: int
+    rule: dict[str, Any]
+    message: str
+
+    def render(self) -> str:
+        """The note as ``rule N (from '/x'): note: message``; N is 1-based like a line number."""
+        origin = self.rule.get("from") if isinstance(self.rule, dict) else None
+        where = f"rule {self.index + 1}" + (f" (from {origin!r})" if origin is not None else "")
+        return f"{where}: note: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
 class ExportResult:
-    """The exported file's text and every rule that could not be written to it."""
+    """The exported file's text, every rule that could not be written to it, and the notes on
+    rules that were written with a difference."""
 
     text: str
     unsupported: list[Unsupported]
     exported: int = 0
+    notes: list[ExportNote] = field(default_factory=list)
 
     def summary(self) -> str:
-        """A headline such as ``3 exported, 1 unsupported`` and one line per unsupported rule."""
-        lines = [f"{self.exported} exported, {len(self.unsupported)} unsupported"]
-        lines.extend(item.render() for item in self.unsupported)
-        return "\n".join(lines)
+        """A headline such as ``3 exported, 1 unsupported, 1 note``, then one line per
+        unsupported rule and per note."""
+        head = f"{self.exported} exported, {len(self.unsupported)} unsupported"
+        if self.notes:
+            head += f", {_plural(len(self.notes), 'note')}"
+        entries: list[Unsupported | ExportNote] = [*self.unsupported, *self.notes]
+        entries.sort(key=lambda entry: entry.index)
+        return "\n".join([head, *(entry.render() for entry in entries)])

@@ -7,14 +7,16 @@ two are required, the status defaults to 301 and the flags to false.
 Import: the host of ``source_url`` becomes ``when.host`` (``include_subdomains`` adds
 ``*.host``); a scheme is dropped with a note, since Waypost matches http and https alike.
 ``subpath_matching`` gives two rules, the exact path and ``<path:suffix>`` under it, whose
-target ends in ``{suffix}`` when ``preserve_path_suffix`` is set. ``preserve_query_string`` false
-means ``query: drop``. A source with a query string is skipped: Cloudflare does not allow one.
-Cloudflare matches the trailing slash exactly, so rules get ``trailing_slash: strict``; the
-exporter writes a rule that ignores the slash as two lines (``/x`` and ``/x/``), which read back
-as one rule.
+target ends in ``{suffix}`` when ``preserve_path_suffix`` is set; Cloudflare appends the rest of
+the path as it is, trailing slash included, so that rule is ``trailing_slash: strict``.
+``preserve_query_string`` false means ``query: drop``. A source with a query string is skipped:
+Cloudflare does not allow one. Cloudflare matches the trailing slash exactly, so rules get
+``trailing_slash: strict``; the exporter writes a rule that ignores the slash as two lines
+(``/x`` and ``/x/``), which read back as one rule.
 
 Export needs a host for every rule: from ``when.host`` or the ``host`` argument. The exact rule
-and ``<path:...>`` rule pair that an import produces is written back as one subpath line.
+and ``<path:...>`` rule pair that an import produces is written back as one subpath line (a
+``<path:...>`` rule whose target ends in its value must be strict: Cloudflare keeps the slash).
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def _read_row(fields: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
         if flags["preserve_path_suffix"]:
             sub_target += "{suffix}" if path.endswith("/") else "/{suffix}"
         sub = {"from": under + "<path:suffix>", "to": sub_target, **base}
-        del sub["trailing_slash"]
+        if not flags["preserve_path_suffix"]:
+            # Nothing of the path is kept, so the slash changes nothing: the simpler rule.
+            del sub["trailing_slash"]
         rules.append(sub)
     return rules, notes
 
@@ -164,7 +168,9 @@ def _subpath(exact: dict[str, Any], sub: dict[str, Any]) -> bool | None:
     if sub["to"] == exact["to"]:
         return False
     joiner = "" if path.endswith("/") else "/"
-    if sub["to"] == f"{exact['to']}{joiner}{{{pieces[1].name}}}":
+    # Cloudflare appends the rest of the path as it is, a trailing slash too ('/a/b/' gives
+    # 'b/'), as a strict path variable keeps it; ignoring the slash, Waypost would leave it out.
+    if sub["to"] == f"{exact['to']}{joiner}{{{pieces[1].name}}}" and needs_strict(sub):
         return True
     return None
 
@@ -188,7 +194,8 @@ def export_cloudflare(
             if any(isinstance(p, Variable) for p in parse_pattern_pieces(str(eff["from"]))):
                 raise Refusal(
                     "Cloudflare has no path variables; a '<path:...>' rule is exported only right "
-                    "after the exact rule for its parent path (subpath matching)"
+                    "after the exact rule for its parent path (subpath matching), and keeps the "
+                    "trailing slash in its value (trailing_slash: strict)"
                 )
             apex, subdomains = _host_of(eff.get("when") or {}, host)
             subpath: bool | None = None

@@ -6,7 +6,9 @@ Import reads path-to-regexp sources:
   ``:kind(a|b)`` ``<any(a,b):kind>``; any other regex is skipped with the regex quoted.
 * ``:path+`` at the end becomes ``<path:path>``. ``:path*`` and ``:slug?`` at the end also match
   nothing, so they give two rules: one without the segment (the target loses ``/:path*`` too) and
-  one with it.
+  one with it. ``:path(.+)`` at the end becomes ``<path:path>`` with ``trailing_slash: strict``:
+  its greedy group keeps the slash a request ends with (``/a/:p(.+)`` gives ``b/`` for
+  ``/a/b/``), as a strict path variable does.
 * ``has`` items of type host, header, cookie and query become ``when.host``, ``when.headers``,
   ``when.cookies`` and ``when.query`` (a missing ``value`` means "present"); ``missing`` items go to
   ``when.not``. Values must be literal text: Vercel reads them as anchored regexes, and one with
@@ -19,7 +21,8 @@ Import reads path-to-regexp sources:
 * ``rewrites`` to a path become ``rewrite``; to a URL they are proxies and are skipped.
   ``routes`` (the legacy syntax), ``basePath`` and ``locale`` are skipped.
 
-Export writes ``statusCode`` explicitly and ``caseSensitive: true`` for case-sensitive rules.
+Export writes ``statusCode`` explicitly and ``caseSensitive: true`` for case-sensitive rules, and
+a path variable as ``:name(.+)`` when the rule is strict, else as ``:name+``.
 """
 
 from __future__ import annotations
@@ -69,11 +72,11 @@ def _param_converter(name: str, regex: str | None) -> str:
     raise Refusal(f"the parameter ':{name}({regex})' uses a regex Waypost has no converter for")
 
 
-def _convert_source(source: str) -> tuple[list[str], set[str], str | None]:
+def _convert_source(source: str) -> tuple[list[str], set[str], str | None, bool]:
     """Waypost patterns for a source (one, or two when the last segment is optional).
 
-    Returns the patterns (the bare one first), the parameter names and the name of the optional
-    last parameter, if any.
+    Returns the patterns (the bare one first), the parameter names, the name of the optional
+    last parameter, if any, and whether a last ``:name(.+)`` keeps the trailing slash.
     """
     if not source.startswith("/"):
         raise Refusal(f"the source {source!r} does not start with '/'")
@@ -82,6 +85,7 @@ def _convert_source(source: str) -> tuple[list[str], set[str], str | None]:
     out: list[str] = []
     names: set[str] = set()
     optional: str | None = None
+    strict_path = False
     pos = 0
     for match in _PARAM.finditer(source):
         literal = source[pos : match.start()]
@@ -100,6 +104,9 @@ def _convert_source(source: str) -> tuple[list[str], set[str], str | None]:
             if regex is not None:
                 raise Refusal(f"':{name}({regex}){modifier}' repeats a regex; Waypost cannot")
             out.append(f"<path:{name}>")
+        elif regex == ".+" and not modifier and at_end and whole:
+            out.append(f"<path:{name}>")
+            strict_path = True
         else:
             out.append(_param_converter(name, regex))
         if modifier in ("*", "?"):
@@ -111,9 +118,9 @@ def _convert_source(source: str) -> tuple[list[str], set[str], str | None]:
     if "(" in tail or ")" in tail or "*" in tail:
         raise Refusal(f"the source {source!r} has an unnamed group or wildcard; name it")
     if optional is None:
-        return ["".join(out) + tail], names, None
+        return ["".join(out) + tail], names, None, strict_path
     bare = "".join(out[:-2]) + out[-2].rstrip("/")
-    return [bare or "/", "".join(out)], names, optional
+    return [bare or "/", "".join(out)], names, optional, strict_path
 
 
 def _convert_destination(destination: str, names: set[str], empty: str | None) -> str:
@@ -185,7 +192,7 @@ def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
     source, destination = entry.get("source"), entry.get("destination")
     if not isinstance(source, str) or not isinstance(destination, str):
         raise Refusal("the entry needs 'source' and 'destination' strings")
-    patterns, names, optional = _convert_source(source)
+    patterns, names, optional, strict_path = _convert_source(source)
     when = _conditions(entry.get("has", []), "has")
     missing = _conditions(entry.get("missing", []), "missing")
     if missing:
@@ -210,7 +217,12 @@ def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
     for pattern in patterns:
         empty = optional if pattern == patterns[0] and len(patterns) == 2 else None
         target = _convert_destination(destination, names, empty)
-        rules.append({"from": pattern, action: target, **base})
+        rule = {"from": pattern, action: target, **base}
+        if ends_with_path_variable(pattern) and not strict_path:
+            # ':name+' and ':name*' leave a trailing slash out of the value, as Waypost does
+            # when it ignores the slash.
+            del rule["trailing_slash"]
+        rules.append(rule)
     return rules
 
 
@@ -240,8 +252,6 @@ def parse_vercel(text: str) -> ImportResult:
                 if kind == "routes":
                     raise Refusal("legacy 'routes' are not imported; rewrite them as redirects")
                 for rule in _read_entry(entry, kind):
-                    if ends_with_path_variable(rule["from"]):
-                        del rule["trailing_slash"]
                     collector.add(number, raw, rule)
             except Refusal as refusal:
                 collector.skip(number, raw, str(refusal))
@@ -252,7 +262,7 @@ def parse_vercel(text: str) -> ImportResult:
 # -- export -------------------------------------------------------------------------------------
 
 
-def _export_source(pattern: str) -> str:
+def _export_source(pattern: str, *, strict: bool) -> str:
     pieces = parse_pattern_pieces(pattern)
     out: list[str] = []
     for index, piece in enumerate(pieces):
@@ -266,11 +276,12 @@ def _export_source(pattern: str) -> str:
             raise Refusal(
                 f"{piece.render()} is followed by a letter; path-to-regexp reads one name"
             )
-        out.append(_export_variable(piece, at_end=index == len(pieces) - 1, out=out))
+        at_end = index == len(pieces) - 1
+        out.append(_export_variable(piece, at_end=at_end, out=out, strict=strict))
     return "".join(out)
 
 
-def _export_variable(piece: Variable, *, at_end: bool, out: list[str]) -> str:
+def _export_variable(piece: Variable, *, at_end: bool, out: list[str], strict: bool) -> str:
     if piece.converter == "string" and not piece.args:
         return f":{piece.name}"
     if piece.converter == "int" and not piece.args:
@@ -278,7 +289,9 @@ def _export_variable(piece: Variable, *, at_end: bool, out: list[str]) -> str:
     if piece.converter == "any" and _WORDS.fullmatch(piece.args.replace(",", "|")):
         return f":{piece.name}({piece.args.replace(',', '|')})"
     if piece.converter == "path" and at_end and "".join(out).endswith("/"):
-        return f":{piece.name}+"
+        # ':name+' repeats segments without a slash at the end (Vercel matches the slash
+        # exactly); the greedy '(.+)' takes it into the value, as a strict path variable does.
+        return f":{piece.name}(.+)" if strict else f":{piece.name}+"
     raise Refusal(f"{piece.render()} has no path-to-regexp equivalent here")
 
 
@@ -379,7 +392,8 @@ def _export_rule(
         entry["missing"] = missing
     # Vercel matches the trailing slash exactly: an ignored slash needs a second entry.
     sources = slash_twins(str(eff["from"]), eff["trailing_slash"])
-    return kind, [{**entry, "source": _export_source(source)} for source in sources]
+    strict = eff["trailing_slash"] == "strict"
+    return kind, [{**entry, "source": _export_source(source, strict=strict)} for source in sources]
 
 
 def export_vercel(

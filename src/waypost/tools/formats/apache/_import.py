@@ -1,38 +1,5 @@
-"""Apache: the redirect subset of ``.htaccess`` files and server configuration.
-
-Import understands:
-
-* ``Redirect [status] /old /new`` (status a number or ``permanent``, ``temp``, ``seeother``,
-  ``gone``; 302 when left out), ``RedirectPermanent`` and ``RedirectTemp``. mod_alias matches
-  ``/old`` as a prefix of whole segments (``/old``, ``/old/``, ``/old/a/b/``, not ``/older``) and
-  appends what follows it, slashes included, to ``/new``. So a line gives three strict rules:
-  ``/old`` to ``/new``, ``/old/`` to ``/new/`` and ``/old/<path:rest>`` to ``/new/{rest}``
-  (``/old/`` as the URL-path: the last two, to ``/new/`` and ``/new/{rest}``). The query string
-  is kept unless the URL has its own, as mod_alias does. What Apache does with a trailing slash
-  on one side only (``Redirect /old/ /new`` sends ``/old/a`` to ``/newa``) is kept, with a note.
-  mod_alias tries Redirects in file order and the first match wins, so the paths an earlier
-  Redirect takes are left out of a later one (skipped when that leaves nothing).
-* Inside a ``<Location /path>`` (a plain path): ``Redirect [status] URL`` or ``Redirect gone``
-  (no URL-path) sends every path under ``/path`` to ``URL`` as it is; a Redirect with a URL-path
-  applies where that lies inside ``/path``.
-* ``RedirectMatch [status] regex URL`` where the regex converts (see ``_regex``).
-* ``RewriteRule pattern substitution [flags]`` in ``.htaccess`` (``^old$``) or server (``^/old$``)
-  form: ``R``/``R=3xx`` redirect, no ``R`` an internal ``rewrite``, ``F`` 403, ``G`` 410,
-  ``R=4xx`` other statuses; ``NC`` is ``case: insensitive``; ``QSD`` or a substitution with its
-  own query (without ``QSA``) drops the query string.
-* ``RewriteCond`` lines before a rule, when they test ``%{HTTP_HOST}`` (exact names,
-  ``(www\\.)?``, alternatives, ``.+\\.`` for subdomains, ``!`` to negate), ``%{QUERY_STRING}`` in
-  the forms ``(^|&)key=value(&|$)`` / ``(^|&)key(=|&|$)``, or ``%{REQUEST_METHOD} ^(GET|POST)$``.
-  A rule with any other condition (``%{REQUEST_FILENAME} !-f``, ``[OR]``...) is skipped, and its
-  condition lines with it.
-* ``ServerName``/``ServerAlias`` give the rules of their ``<VirtualHost>`` a ``when.host``.
-
-Other rules inside ``<Directory>``, ``<Location>``, ``<Files>`` and ``<If>`` blocks are skipped
-because those blocks change where they apply. Directives that are not about redirects are ignored.
-
-Export writes mod_rewrite rules for ``.htaccess`` (``RewriteEngine On`` first), with ``NE`` so
-percent-escapes in targets are sent as written.
-"""
+"""Reading the redirects of Apache ``.htaccess`` files and configuration; see the package
+docstring for what is understood."""
 
 from __future__ import annotations
 
@@ -41,28 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._canon import Placeholder, escape_target, parse_target_pieces
-from ._common import (
-    REDIRECT_STATUSES,
-    Collector,
-    Refusal,
-    check_baseline,
-    is_absolute_url,
-    single_value,
-    unsupported_keys,
-)
-from ._regex import (
-    Ref,
-    RegexNotSupported,
-    RegexPattern,
-    convert_regex,
-    pattern_regex,
-    render_ref_target,
-)
-from ._report import ExportResult, ImportResult, Unsupported
-from ._text import numbered_lines
+from .._canon import escape_target
+from .._common import REDIRECT_STATUSES, Collector, Refusal, is_absolute_url
+from .._regex import Ref, RegexNotSupported, RegexPattern, convert_regex, render_ref_target
+from .._report import ImportResult
+from .._text import numbered_lines
 
-__all__ = ["export_apache", "parse_apache"]
+__all__ = ["parse_apache"]
 
 _NAMED_STATUS = {"permanent": 301, "temp": 302, "seeother": 303, "gone": 410}
 _TRANSPARENT = {"ifmodule", "ifdefine", "ifversion", "virtualhost"}
@@ -443,6 +395,13 @@ def _rewrite_rule(
         "QSD",
         "NE",
         "NOESCAPE",
+        # How a back-reference is percent-encoded: Waypost encodes every value it fills in.
+        "B",
+        "BACKREFESCAPING",
+        "BNE",
+        "BNP",
+        "BACKREFERNOPLUS",
+        "BCTLS",
         "F",
         "FORBIDDEN",
         "G",
@@ -637,132 +596,3 @@ def parse_apache(text: str) -> ImportResult:
             collector.add(number, line, rule)
     collector.skipped.sort(key=lambda skip: skip.line)
     return collector.result("apache")
-
-
-# -- export -------------------------------------------------------------------------------------
-
-
-def _quote(text: str) -> str:
-    return f'"{text}"' if re.search(r"\s", text) or not text else text
-
-
-def _host_regex(hosts: Any) -> str:
-    host_list = [hosts] if isinstance(hosts, str) else list(hosts)
-    parts = []
-    for host in host_list:
-        if host.startswith("*."):
-            parts.append(".+\\." + re.escape(host[2:]))
-        elif "*" in host:
-            raise Refusal(f"the host pattern {host!r} has no Apache equivalent")
-        else:
-            parts.append(re.escape(host))
-    body = parts[0] if len(parts) == 1 else "(" + "|".join(parts) + ")"
-    return f"^{body}$"
-
-
-def _conditions(when: Mapping[str, Any]) -> list[str]:
-    lines = []
-    negated = when.get("not") or {}
-    if set(negated) - {"host", "query"}:
-        raise Refusal(f"cannot express 'when.not.{sorted(set(negated) - {'host', 'query'})[0]}'")
-    if "host" in when:
-        lines.append(f"RewriteCond %{{HTTP_HOST}} {_host_regex(when['host'])} [NC]")
-    if "host" in negated:
-        lines.append(f"RewriteCond %{{HTTP_HOST}} !{_host_regex(negated['host'])} [NC]")
-    for source, negate in ((when.get("query") or {}, False), (negated.get("query") or {}, True)):
-        for key, raw_value in source.items():
-            value = single_value(raw_value, f"the query parameter {key!r}")
-            if not re.fullmatch(r"[\w.~%-]+", key):
-                raise Refusal(f"the query key {key!r} cannot be written as a condition")
-            bang = "!" if negate or value is None else ""
-            if negate and value is None:
-                raise Refusal("'not' with an absent query parameter cannot be expressed")
-            if value in ("*", None):
-                lines.append(f"RewriteCond %{{QUERY_STRING}} {bang}(^|&){key}(=|&|$)")
-            else:
-                escaped = re.escape(str(value))
-                if re.search(r"[\s()|^$*+?\[\]{}]", str(value)):
-                    raise Refusal(f"the query value {value!r} cannot be written as a condition")
-                lines.append(f"RewriteCond %{{QUERY_STRING}} {bang}(^|&){key}={escaped}(&|$)")
-    if "methods" in when:
-        methods = when["methods"]
-        methods = [methods] if isinstance(methods, str) else methods
-        lines.append(f"RewriteCond %{{REQUEST_METHOD}} ^({'|'.join(m.upper() for m in methods)})$")
-    return lines
-
-
-def _target(target: str, names: list[str]) -> str:
-    out = []
-    for piece in parse_target_pieces(target):
-        if isinstance(piece, Placeholder):
-            number = names.index(piece.name) + 1 if piece.name in names else 0
-            if not 1 <= number <= 9:
-                raise Refusal(f"{{{piece.name}}} is not one of the first 9 pattern variables")
-            out.append(f"${number}")
-        else:
-            out.append(re.sub(r"([$%\\])", r"\\\1", piece))
-    return "".join(out)
-
-
-def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> list[str]:
-    eff = check_baseline(rule, defaults)
-    reason = unsupported_keys(
-        eff,
-        {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case", "when"},
-        {"host", "query", "methods", "not"},
-    )
-    if reason:
-        raise Refusal(reason)
-    try:
-        regex, names = pattern_regex(
-            str(eff["from"]),
-            named=False,
-            relative=True,
-            optional_slash=eff["trailing_slash"] == "ignore",
-        )
-    except RegexNotSupported as error:
-        raise Refusal(str(error)) from None
-    lines = _conditions(eff.get("when") or {})
-    flags: list[str] = []
-    if "respond" in eff:
-        respond = eff["respond"]
-        if isinstance(respond, Mapping):
-            if set(respond) != {"status"}:
-                raise Refusal("mod_rewrite cannot send a response body or headers")
-            respond = respond["status"]
-        status = int(respond)
-        if not 400 <= status <= 599:
-            raise Refusal(f"mod_rewrite can only answer with error statuses, not {status}")
-        target = "-"
-        flags.append({403: "F", 410: "G"}.get(status, f"R={status}"))
-    else:
-        raw = str(eff.get("to", eff.get("rewrite")))
-        target = _target(raw, names)
-        if "to" in eff:
-            if eff["status"] not in REDIRECT_STATUSES:
-                raise Refusal(f"status {eff['status']!r} is not a redirect status")
-            flags.append(f"R={eff['status']}")
-        if eff["query"] == "drop":
-            flags.append("QSD")
-        elif "?" in raw:
-            flags.append("QSA")
-    if eff["case"] == "insensitive":
-        flags.append("NC")
-    flags.extend(["NE", "L"])
-    lines.append(f"RewriteRule {_quote(regex)} {_quote(target)} [{','.join(flags)}]")
-    return lines
-
-
-def export_apache(
-    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
-) -> ExportResult:
-    """Write rules as mod_rewrite directives for an ``.htaccess`` file."""
-    lines = ["# Generated by waypost.", "RewriteEngine On"]
-    unsupported: list[Unsupported] = []
-    for index, rule in enumerate(rules):
-        try:
-            lines.extend(_export_rule(rule, defaults))
-        except Refusal as refusal:
-            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-    exported = len(rules) - len(unsupported)
-    return ExportResult("\n".join(lines) + "\n", unsupported, exported)
