@@ -491,8 +491,13 @@ def export_command(
     for item in result.unsupported:
         where = source[item.index].source if 0 <= item.index < len(source) else rules
         click.echo(f"{where}: not exported: {item.reason}", err=True)
+    for note in result.notes:
+        where = source[note.index].source if 0 <= note.index < len(source) else rules
+        click.echo(f"{where}: note: {note.message}", err=True)
     exported = len(source) - len(result.unsupported)
     summary = f"{rules}: {exported} exported, {len(result.unsupported)} not expressible in {fmt}"
+    if result.notes:
+        summary += f", {len(result.notes)} with a note"
     if output is None:
         click.echo(result.text, nl=not result.text.endswith("\n"))
     else:

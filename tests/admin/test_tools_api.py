@@ -174,6 +174,18 @@ def test_export(api: Api, store: SqlStore, format: str) -> None:
     assert body["exported"] + len(body["unsupported"]) == 2
     for item in body["unsupported"]:
         assert item["rule_id"] and item["reason"]
+    assert body["notes"] == []
+
+
+def test_export_lists_the_notes_of_rules_carried_with_a_difference(
+    api: Api, store: SqlStore
+) -> None:
+    store.replace_rules([{"from": "/blog/<path:rest>", "to": "/new/{rest}"}])
+    body = api("GET", "/export", "read", params={"format": "apache"}).json()
+    assert body["exported"] == 1 and body["unsupported"] == []
+    (note,) = body["notes"]
+    assert note["index"] == 0 and note["rule_id"]
+    assert note["note"].startswith("rule 1 (from '/blog/<path:rest>'): note: ")
 
 
 def test_export_of_an_unknown_format_is_422(api: Api) -> None:

@@ -732,3 +732,13 @@ def test_imported_plain_map_keys_ignore_case_like_nginx(
     # nginx compares plain map keys ignoring case; '~' regex keys stay case-sensitive.
     base, engine = nginx_imported
     assert _differences(base, engine, [url]) == []
+
+
+def test_export_reports_the_notes_of_rules_exported_with_a_difference(tmp_path: Path) -> None:
+    rules = tmp_path / "moves.yaml"
+    rules.write_text("rules:\n  - from: /blog/<path:rest>\n    to: /new/{rest}\n", "utf-8")
+    code, out, err = run("export", str(rules), "--format", "apache")
+    assert code == 0
+    assert "RewriteRule" in out
+    assert f"{rules}:2: note: a ',' in {{rest}} is sent as %2C" in err
+    assert err.rstrip().endswith(f"{rules}: 1 exported, 0 not expressible in apache, 1 with a note")

@@ -359,14 +359,24 @@ class UnsupportedOut(BaseModel):
     reason: str
 
 
+class ExportNoteOut(BaseModel):
+    """A rule that was exported but answers differently in some case, and how."""
+
+    index: int
+    rule_id: str | None
+    note: str
+
+
 class ExportOut(BaseModel):
-    """The rule set as a file in ``format``; ``unsupported`` lists what it could not carry."""
+    """The rule set as a file in ``format``; ``unsupported`` lists what it could not carry and
+    ``notes`` the rules it carries with a difference."""
 
     format: str
     revision: int
     content: str
     exported: int
     unsupported: list[UnsupportedOut]
+    notes: list[ExportNoteOut]
 
 
 # -- API keys -------------------------------------------------------------------------------

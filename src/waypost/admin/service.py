@@ -343,35 +343,44 @@ def import_text(
 
 def export_snapshot(snapshot: Snapshot, format: str) -> dict[str, Any]:
     """The rule set as a file in ``format``: ``{"format", "revision", "content", "exported",
-    "unsupported"}``; every rule the format cannot express is listed, none dropped silently."""
+    "unsupported", "notes"}``; every rule the format cannot express is listed, none dropped
+    silently, and every rule it carries with a difference has a note."""
     rules = list(snapshot.rules)
     if format == "yaml":
         content = dump_document(snapshot)
-        return _exported(format, snapshot, content, len(rules), [])
+        return _exported(format, snapshot, content, len(rules), [], [])
     if format == "json":
         content = json.dumps(snapshot.to_document(), indent=2, ensure_ascii=False) + "\n"
-        return _exported(format, snapshot, content, len(rules), [])
+        return _exported(format, snapshot, content, len(rules), [], [])
     exporter = EXPORTERS.get(format)
     if exporter is None:
         raise ValidationError(
             [("format", f"{format!r} is not an export format; use {', '.join(EXPORT_FORMATS)}")]
         )
     result = exporter(rules, dict(snapshot.defaults) or None)
+    ids = snapshot.rule_ids
+
+    def rule_id(index: int) -> str | None:
+        return ids[index] if 0 <= index < len(ids) else None
+
     unsupported = [
-        {
-            "index": item.index,
-            "rule_id": snapshot.rule_ids[item.index]
-            if 0 <= item.index < len(snapshot.rule_ids)
-            else None,
-            "reason": item.render(),
-        }
+        {"index": item.index, "rule_id": rule_id(item.index), "reason": item.render()}
         for item in result.unsupported
     ]
-    return _exported(format, snapshot, result.text, result.exported, unsupported)
+    notes = [
+        {"index": item.index, "rule_id": rule_id(item.index), "note": item.render()}
+        for item in result.notes
+    ]
+    return _exported(format, snapshot, result.text, result.exported, unsupported, notes)
 
 
 def _exported(
-    format: str, snapshot: Snapshot, content: str, exported: int, unsupported: list[Any]
+    format: str,
+    snapshot: Snapshot,
+    content: str,
+    exported: int,
+    unsupported: list[Any],
+    notes: list[Any],
 ) -> dict[str, Any]:
     return {
         "format": format,
@@ -379,4 +388,5 @@ def _exported(
         "content": content,
         "exported": exported,
         "unsupported": unsupported,
+        "notes": notes,
     }
