@@ -68,6 +68,12 @@ class ImportResult:
         return "\n".join([head, *(entry.render(filename) for entry in entries)])
 
 
+def _which_rule(index: int, rule: Any) -> str:
+    """``rule N (from '/x')`` for ``rules[index]``; N is 1-based like a line number."""
+    origin = rule.get("from") if isinstance(rule, dict) else None
+    return f"rule {index + 1}" + (f" (from {origin!r})" if origin is not None else "")
+
+
 @dataclass(frozen=True, slots=True)
 class Unsupported:
     """A rule (``rules[index]``) that the export format cannot express, and why."""
@@ -78,9 +84,7 @@ class Unsupported:
 
     def render(self) -> str:
         """The report as ``rule N (from '/x'): reason``; N is 1-based like a line number."""
-        origin = self.rule.get("from") if isinstance(self.rule, dict) else None
-        where = f"rule {self.index + 1}" + (f" (from {origin!r})" if origin is not None else "")
-        return f"{where}: {self.reason}"
+        return f"{_which_rule(self.index, self.rule)}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +97,7 @@ class ExportNote:
 
     def render(self) -> str:
         """The note as ``rule N (from '/x'): note: message``; N is 1-based like a line number."""
-        origin = self.rule.get("from") if isinstance(self.rule, dict) else None
-        where = f"rule {self.index + 1}" + (f" (from {origin!r})" if origin is not None else "")
-        return f"{where}: note: {self.message}"
+        return f"{_which_rule(self.index, self.rule)}: note: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
