@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from serving import Served, free_port, raw_request, start_server
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.sync.server import Server, ServerConnection, serve
 
@@ -179,3 +179,19 @@ def test_without_an_upstream_a_websocket_request_gets_the_404_page(module_tmp: P
         assert caught.value.response.status_code == 404
     finally:
         server.stop()
+
+
+def test_sigterm_ends_open_websockets_and_the_server_exits_promptly(
+    echo: EchoUpstream, module_tmp: Path
+) -> None:
+    rules = module_tmp / "term.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    server = start_server(rules, "--upstream", echo.url, tmp=module_tmp)
+    with connect(_ws(server, "/chat/open"), open_timeout=5) as ws:
+        _hello(ws)
+        started = time.monotonic()
+        code = server.stop(timeout=10)
+        assert code == 0
+        assert time.monotonic() - started < 5
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
