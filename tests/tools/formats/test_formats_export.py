@@ -67,8 +67,9 @@ if ($waypost_exact_301_path = $uri) {
 if ($waypost_exact_respond_path = $uri) {
     rewrite ^ $waypost_exact_respond last;
 }
-location ~ ^/blog/(?<year>\\d+)/(?<slug>[^/]+)/?$ { return 302 /posts/$year/$slug$is_args$args; }
-location ~ ^/docs/(?<rest>.+?)/?$ { return 308 https://docs.example.com/$rest; }
+location ~ ^/blog/(?<year>\\d+)/(?<slug>[^/\\x00-\\x1f\\x7f]+)/?$ \
+{ return 302 /posts/$year/$slug$is_args$args; }
+location ~ ^/docs/(?<rest>[^\\x00-\\x1f\\x7f]+?)/?$ { return 308 https://docs.example.com/$rest; }
 location ~ ^/app/(?<page>.+?)/?$ { rewrite ^/app/(?<page>.+?)/?$ /index.html last; }
 location ^~ /.waypost/respond/410/ {
     internal;

@@ -9,7 +9,7 @@ from typing import Any
 
 from .._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
 from .._common import REDIRECT_STATUSES, Refusal, check_baseline, unsupported_keys
-from .._regex import RegexNotSupported, pattern_regex
+from .._regex import Guard, RegexNotSupported, pattern_regex, target_guards
 from .._report import ExportResult, Unsupported
 from ._respond import ResponseTable, read_respond
 from ._syntax import DOLLAR, DOLLAR_BLOCK, quote_text, quote_word
@@ -159,7 +159,12 @@ def _exact_paths(pattern: str, ignore_slash: bool) -> list[str]:
     return [bare, bare + "/"] if bare != "/" else [bare]
 
 
-def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, out: _Export) -> None:
+def _export_rule(
+    rule: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None,
+    allowed_hosts: Sequence[str],
+    out: _Export,
+) -> None:
     eff = check_baseline(rule, defaults)
     reason = unsupported_keys(
         eff, {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case"}, set()
@@ -192,14 +197,16 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
             for path in _exact_paths(pattern, ignore_slash):
                 out.exact(status, path, insensitive, target)
         else:
-            location = _regex(pattern, ignore_slash, insensitive).removeprefix("(?i)")
+            guards = _guards(pattern, str(eff["to"]), allowed_hosts)
+            location = _regex(pattern, ignore_slash, insensitive, guards).removeprefix("(?i)")
             out.lines.append(
                 f"location {modifier} {quote_word(location)} "
                 f"{{ return {status} {quote_word(target)}; }}"
             )
         return
     if "rewrite" in eff:
-        regex = _regex(pattern, ignore_slash, insensitive)
+        guards = _guards(pattern, str(eff["rewrite"]), allowed_hosts)
+        regex = _regex(pattern, ignore_slash, insensitive, guards)
         target = _target(str(eff["rewrite"]), keep, rewrite_style=True)
         # Inside its own location, so that exact rules (checked first) win as in Waypost; a
         # server-level rewrite would run before nginx chooses a location.
@@ -221,16 +228,32 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
     raise Refusal("'pass' has no nginx equivalent")
 
 
-def _regex(pattern: str, ignore_slash: bool, insensitive: bool) -> str:
+def _guards(pattern: str, target: str, allowed_hosts: Sequence[str]) -> dict[str, Guard]:
+    """What the captures a target uses may match. nginx matches locations against ``$uri``,
+    which it has percent-decoded (and whose slashes it has merged, unless ``merge_slashes
+    off``), and writes captures into the Location as they are: '%0d%0a' would start a new
+    header, '%09' or '%5C' after the leading '/' would make '/\t/evil.com' or '/\\evil.com'
+    (another host to a browser), and a host capture any host. So no capture a target uses may
+    hold a control character, one that starts the path may not start with '/' or '\\', and one
+    in the host must make a host in ``allowed_hosts`` (see ``_safety``)."""
+    return target_guards(pattern, target, allowed_hosts, "nginx", controls=True)
+
+
+def _regex(
+    pattern: str, ignore_slash: bool, insensitive: bool, guards: Mapping[str, Guard] | None = None
+) -> str:
     try:
-        regex, _names = pattern_regex(pattern, optional_slash=ignore_slash)
+        regex, _names = pattern_regex(pattern, optional_slash=ignore_slash, guards=guards)
     except RegexNotSupported as error:
         raise Refusal(str(error)) from None
     return ("(?i)" if insensitive else "") + regex
 
 
 def export_nginx(
-    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+    rules: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any] | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
 ) -> ExportResult:
     """Write rules as nginx ``map`` blocks and the server snippet that uses them.
 
@@ -252,12 +275,18 @@ def export_nginx(
     after the exact paths, as Waypost tries patterns after exact paths. A ``<path:...>`` variable
     at the end of a rule that ignores the trailing slash is a lazy group followed by ``/?``, so
     that like Waypost it never captures that slash.
+
+    nginx does not check a Location as Waypost does, so the regexes do: a capture a target uses
+    never matches a control character, one right after the target's leading '/' never starts
+    with '/' or '\\', and one that fills in the target's host matches only hosts that
+    ``allowed_hosts`` allows (a rule whose host no allowed host can complete is unsupported).
+    Where Waypost would answer 400, nginx finds no rule and the request goes on.
     """
     out = _Export()
     unsupported: list[Unsupported] = []
     for index, rule in enumerate(rules):
         try:
-            _export_rule(rule, defaults, out)
+            _export_rule(rule, defaults, allowed_hosts, out)
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
     exported = len(rules) - len(unsupported)
