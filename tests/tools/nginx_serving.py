@@ -57,6 +57,7 @@ http {{
         server_name _;
         # Waypost sends the Location as written (a path stays a path).
         absolute_redirect off;
+{directives}
 {server}
         # Anything no rule takes: "the app" answers.
         location / {{ return 200 "app"; }}
@@ -66,15 +67,17 @@ http {{
 
 
 @contextlib.contextmanager
-def serving_nginx(tmp: Path, http: str, server: str) -> Iterator[str]:
-    """A private nginx on loopback with ``http`` and ``server`` in the template; yields its URL."""
+def serving_nginx(tmp: Path, http: str, server: str, directives: str = "") -> Iterator[str]:
+    """A private nginx on loopback with ``http`` and ``server`` in the template, and
+    ``directives`` for its server block (``merge_slashes off;``); yields its URL."""
     binary = nginx_binary()
     if binary is None:
         pytest.skip("nginx is not installed (apt-get install -y nginx-light); differential skipped")
     port = free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(
-        NGINX_TEMPLATE.format(tmp=tmp, port=port, http=http, server=server), encoding="utf-8"
+        NGINX_TEMPLATE.format(tmp=tmp, port=port, http=http, server=server, directives=directives),
+        encoding="utf-8",
     )
     test = subprocess.run(
         [binary, "-t", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
