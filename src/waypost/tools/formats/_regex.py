@@ -72,7 +72,8 @@ class RegexNotSupported(ValueError):
 @dataclass(frozen=True, slots=True)
 class Guard:
     """What the group of a variable filled into a target may match, narrowed so that no value
-    leads off-site (see ``_safety``). Only ``string`` and ``path`` variables need one: the other
+    leads off-site (see ``_safety``). ``body`` (a host's) replaces any converter's regex;
+    ``lead`` and ``controls`` apply to ``string`` and ``path`` variables only, since the other
     converters match digits, hex and fixed words."""
 
     #: The regex the value must match instead of the converter's (a host's, from host_regex).
