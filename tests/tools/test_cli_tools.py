@@ -3,20 +3,15 @@ import and export; round trips judged by decisions; and real nginx against Waypo
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from nginx_serving import SERVER_MARKER, serving_nginx
 
 from waypost.cli import main
 from waypost.engine import Decision, Engine
@@ -530,100 +525,6 @@ def test_import_of_export_decides_the_same(rules_file: str, fmt: str) -> None:
 # loopback, answers exactly like Waypost.
 
 
-def _nginx_binary() -> str | None:
-    found = shutil.which("nginx")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-_NGINX_TEMPLATE = """\
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    keepalive_requests 100000;
-{http}
-    server {{
-        listen 127.0.0.1:{port};
-        server_name _;
-        # Waypost sends the Location as written (a path stays a path).
-        absolute_redirect off;
-{server}
-        # Anything no rule takes: "the app" answers.
-        location / {{ return 200 "app"; }}
-    }}
-}}
-"""
-
-
-@contextlib.contextmanager
-def _serving_nginx(tmp: Path, http: str, server: str) -> Iterator[str]:
-    """A private nginx on loopback with ``http`` and ``server`` in the template; yields its URL."""
-    binary = _nginx_binary()
-    if binary is None:
-        pytest.skip("nginx is not installed (apt-get install -y nginx-light); differential skipped")
-    port = _free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        _NGINX_TEMPLATE.format(tmp=tmp, port=port, http=http, server=server), encoding="utf-8"
-    )
-    test = subprocess.run(
-        [binary, "-t", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert test.returncode == 0, test.stderr + "\n" + conf.read_text(encoding="utf-8")
-    process = subprocess.Popen(
-        [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode() if process.stderr else ""
-                    pytest.fail(f"nginx did not start: {stderr}")
-                time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - nginx ignores SIGTERM
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
-
-
-_SERVER_MARKER = "# -- in the server {} block --"
-
-
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
     """A private nginx serving the nginx export of nginx_diff.yaml; yields its URL."""
@@ -632,9 +533,9 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engin
         [r.to_mapping() for r in engine.rules], dict(engine.ruleset.defaults)
     )
     assert exported.unsupported == []
-    http, marker, server = exported.text.partition(_SERVER_MARKER)
+    http, marker, server = exported.text.partition(SERVER_MARKER)
     assert marker, "the nginx export no longer marks its server {} part"
-    with _serving_nginx(tmp_path_factory.mktemp("nginx"), http, server) as base:
+    with serving_nginx(tmp_path_factory.mktemp("nginx"), http, server) as base:
         yield base, engine
 
 
@@ -645,9 +546,9 @@ def nginx_imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     imported = IMPORTERS["nginx"](text)
     assert imported.skipped == []
     engine = Engine(imported.rules, defaults=imported.defaults or None)
-    http, marker, server = text.partition(_SERVER_MARKER)
+    http, marker, server = text.partition(SERVER_MARKER)
     assert marker
-    with _serving_nginx(tmp_path_factory.mktemp("nginx-import"), http, server) as base:
+    with serving_nginx(tmp_path_factory.mktemp("nginx-import"), http, server) as base:
         yield base, engine
 
 

@@ -12,13 +12,8 @@ Waypost does, down to how the values filled in from the request are percent-enco
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tools.apache_serving import serving_apache
 from waypost.engine import Engine
 from waypost.rules.target import _SAFE_BY_PART
 from waypost.tools.formats import EXPORTERS, IMPORTERS
@@ -373,92 +369,6 @@ def test_bne_lists_what_waypost_leaves_unencoded() -> None:
 
 # -- the differential test: a real Apache, when installed, answers as the imported rules do --------
 
-_MODULES = Path("/usr/lib/apache2/modules")
-_BINARY = Path("/usr/sbin/apache2")
-_CONF = """\
-ServerRoot {root}
-Listen 127.0.0.1:{port}
-LoadModule mpm_prefork_module {modules}/mod_mpm_prefork.so
-LoadModule authz_core_module {modules}/mod_authz_core.so
-LoadModule alias_module {modules}/mod_alias.so
-LoadModule rewrite_module {modules}/mod_rewrite.so
-User nobody
-Group nogroup
-PidFile {root}/httpd.pid
-ErrorLog {root}/error.log
-ServerName localhost
-{hosts}
-"""
-_HOST = """\
-<VirtualHost 127.0.0.1:{port}>
-    ServerName {name}
-    DocumentRoot {docroot}
-    <Directory {docroot}>
-        AllowOverride All
-        Require all granted
-    </Directory>
-{body}
-</VirtualHost>
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _serving_apache(root: Path, sites: dict[str, tuple[str, str | None]]) -> Iterator[int]:
-    """A private Apache on loopback with one virtual host per site: ``name -> (server config,
-    .htaccess or None)``; yields its port."""
-    if not _BINARY.exists() or not (_MODULES / "mod_alias.so").exists():
-        pytest.skip(
-            "Apache is not installed (apt-get install -y apache2-bin); differential skipped"
-        )
-    port = _free_port()
-    hosts = []
-    for name, (body, htaccess) in sites.items():
-        docroot = root / name
-        docroot.mkdir()
-        if htaccess is not None:
-            (docroot / ".htaccess").write_text(htaccess, encoding="utf-8")
-        hosts.append(_HOST.format(port=port, name=name, docroot=docroot, body=body))
-    # Started as root, Apache serves as 'nobody', who must read the document roots.
-    for path in (root, *root.rglob("*")):
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    conf = root / "httpd.conf"
-    conf.write_text(
-        _CONF.format(root=root, port=port, modules=_MODULES, hosts="\n".join(hosts)),
-        encoding="utf-8",
-    )
-    check = subprocess.run(
-        [_BINARY, "-t", "-f", str(conf)], capture_output=True, text=True, check=False
-    )
-    assert check.returncode == 0, check.stderr + conf.read_text(encoding="utf-8")
-    process = subprocess.Popen(
-        [_BINARY, "-X", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log = (root / "error.log").read_text(encoding="utf-8", errors="replace")
-                    pytest.fail(f"Apache did not start: {log}")
-                time.sleep(0.05)
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - Apache ignores SIGTERM
-            process.kill()
-            process.wait()
-
 
 @pytest.fixture(scope="module")
 def apache() -> Iterator[int]:
@@ -476,7 +386,7 @@ def apache() -> Iterator[int]:
     # Not under pytest's temporary folder: its parents are closed to the user Apache serves as.
     with (
         tempfile.TemporaryDirectory(prefix="waypost-apache-") as root,
-        _serving_apache(Path(root), sites) as port,
+        serving_apache(Path(root), sites) as port,
     ):
         yield port
 

@@ -804,6 +804,26 @@ def test_nginx_guarded_map_entries_that_never_redirect_are_skipped_with_a_reason
     assert [(skip.line, skip.reason) for skip in result.skipped] == [(3, reason), (4, reason)]
 
 
+def test_nginx_internal_rewrites_import_only_when_an_internal_location_answers() -> None:
+    # How Waypost exports respond rules: 'rewrite ^ URI last' to an internal location that
+    # returns a status and a body. Other internal rewrites and locations are skipped, with why.
+    text = (
+        "map $uri $to {\n    /a /b;\n}\n"
+        "if ($to) {\n    rewrite ^ $to last;\n}\n"
+        "location = /z { internal; return 301 /q; }\n"
+        'location /p/ { internal; return 410 "gone"; }\n'
+        "location ~ ^/r$ { rewrite ^ /p/1 last; }\n"
+    )
+    result = IMPORTERS["nginx"](text)
+    assert result.rules == [
+        {"from": "/r", "respond": {"status": 410, "body": "gone"}, "trailing_slash": "strict"}
+    ]
+    assert [(skip.line, skip.reason) for skip in result.skipped] == [
+        (2, "no internal location answers '/b'"),
+        (7, "an internal location is reached only from inside nginx"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("fmt", "text"),
     [

@@ -7,6 +7,12 @@ importer cannot carry over is a :class:`Skipped` with its line number and reason
 exporter cannot express is an :class:`Unsupported`, and a rule it writes with a difference in
 behaviour carries an :class:`ExportNote`.
 
+No export turns a rule into an open redirect (see ``_safety``): the servers and platforms do
+not check a target as Waypost does, so the regex formats (nginx, Apache, Vercel) match only
+values that keep the browser on the site, given the rules' ``allowed_hosts`` (the keyword
+``allowed_hosts=`` of those exporters), and the other formats report a rule whose target takes
+its host or the start of its path from the request.
+
 Formats, by registry name::
 
     netlify         Netlify _redirects                  import, export

@@ -27,9 +27,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ._canon import Variable, escape_target, parse_pattern_pieces
+from ._common import Refusal
+from ._safety import (
+    CONTROLS,
+    LABELS,
+    LEAD_GUARD,
+    HostSlot,
+    allowed_words,
+    exposure,
+    host_regex,
+)
 
 __all__ = [
     "CONVERTER_REGEX",
+    "Guard",
     "Ref",
     "RegexNotSupported",
     "RegexPattern",
@@ -37,6 +48,7 @@ __all__ = [
     "parse_dollar_refs",
     "pattern_regex",
     "render_ref_target",
+    "target_guards",
 ]
 
 UUID_REGEX = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -55,6 +67,29 @@ _NAME = re.compile(r"[A-Za-z_]\w*")
 
 class RegexNotSupported(ValueError):
     """The regex has no faithful Waypost pattern; the message says why and quotes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What the group of a variable filled into a target may match, narrowed so that no value
+    leads off-site (see ``_safety``). ``body`` (a host's) replaces any converter's regex;
+    ``lead`` and ``controls`` apply to ``string`` and ``path`` variables only, since the other
+    converters match digits, hex and fixed words."""
+
+    #: The regex the value must match instead of the converter's (a host's, from host_regex).
+    body: str | None = None
+    #: The value must not start with '/' or '\\' (it starts the target's path).
+    lead: bool = False
+    #: The value may not hold a control character (the server writes it decoded).
+    controls: bool = False
+
+    def group_body(self, converter: str, lazy: bool) -> str:
+        """The group's regex for a ``string`` or ``path`` variable."""
+        if self.body is not None:
+            return self.body
+        excluded = ("/" if converter == "string" else "") + (CONTROLS if self.controls else "")
+        body = (f"[^{excluded}]" if excluded else ".") + ("+?" if lazy else "+")
+        return (LEAD_GUARD if self.lead else "") + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +137,10 @@ class Ref:
 def _classify(body: str, regex: str) -> tuple[str, str, bool]:
     """The converter, its arguments and whether it may be empty, for a group body."""
     plain = body[:-1] if body.endswith(("*?", "+?")) else body
+    # The guards an export writes (see Guard): a value that leads off-site never matches, which
+    # the engine refuses (400) anyway, so they read back as the plain converter.
+    plain = plain.removeprefix(LEAD_GUARD)
+    plain = {f"[^{CONTROLS}]+": ".+", f"[^/{CONTROLS}]+": "[^/]+"}.get(plain, plain)
     if plain == ".*":
         return "path", "", True
     if plain == ".+":
@@ -194,7 +233,11 @@ def convert_regex(
             pos += 2
         elif char == "(":
             close = regex.find(")", pos)
-            if close < 0 or "(" in regex[pos + 1 : close].replace("\\(", ""):
+            guard_at = regex.find(LEAD_GUARD, pos, close + 1)
+            if guard_at > pos and "(" not in regex[pos + 1 : guard_at]:
+                close = regex.find(")", guard_at + len(LEAD_GUARD))  # '(?<to>(?![/\x5c])...)'
+            inner = regex[pos + 1 : close].replace(LEAD_GUARD, "")
+            if close < 0 or "(" in inner.replace("\\(", ""):
                 raise RegexNotSupported(f"regex {source!r} has nested or unbalanced groups")
             body = regex[pos + 1 : close]
             name: str | None = None
@@ -327,12 +370,14 @@ def pattern_regex(
     named: bool = True,
     relative: bool = False,
     optional_slash: bool = False,
+    guards: Mapping[str, Guard] | None = None,
 ) -> tuple[str, list[str]]:
     """An anchored regex for a Waypost pattern and its variable names in group order.
 
     ``named`` writes ``(?<name>...)`` groups (nginx, PCRE); otherwise plain groups for ``$1``.
     ``relative`` leaves out the leading ``/`` (Apache ``.htaccess``). ``optional_slash`` is for
-    ``trailing_slash: ignore``. Raises RegexNotSupported for converters with arguments other than
+    ``trailing_slash: ignore``. ``guards`` narrow the groups of the named variables (the values
+    a target fills in). Raises RegexNotSupported for converters with arguments other than
     ``any``.
     """
     out: list[str] = []
@@ -349,11 +394,15 @@ def pattern_regex(
             body = CONVERTER_REGEX[piece.converter]
         else:
             raise RegexNotSupported(f"{piece.render()} has no regex equivalent here")
-        if piece.converter == "path" and optional_slash and index == len(pieces) - 1:
+        lazy = piece.converter == "path" and optional_slash and index == len(pieces) - 1
+        if lazy:
             # Waypost takes an ignored trailing slash off the path before matching, so a path
             # variable never ends with it ('/files/a/' gives rest='a'); a greedy '.+' would keep
             # it. Lazy, the group leaves the slash to the optional '/?' that follows.
             body = ".+?"
+        guard = (guards or {}).get(piece.name)
+        if guard is not None and (guard.body is not None or piece.converter in ("string", "path")):
+            body = guard.group_body(piece.converter, lazy)
         out.append(f"(?<{piece.name}>{body})" if named else f"({body})")
         names.append(piece.name)
     text = "".join(out)
@@ -362,3 +411,64 @@ def pattern_regex(
     if optional_slash and text.endswith("/") and len(text) > 1:
         text = text[:-1]
     return "^" + text + ("/?" if optional_slash and text not in ("", "/") else "") + "$", names
+
+
+def target_guards(
+    pattern: str,
+    target: str,
+    allowed_hosts: Sequence[str],
+    platform: str,
+    *,
+    controls: bool,
+) -> dict[str, Guard]:
+    """The guards for the variables of ``pattern`` that ``target`` fills in, so that a regex
+    format matches only values that keep the browser on the site (see ``_safety``): a host
+    only where ``allowed_hosts`` allows it, a value starting the path never with '/' or '\\',
+    and with ``controls`` (a server that writes values decoded) no control character in any
+    ``string`` or ``path`` value. Raises :class:`Refusal` when no value could be allowed.
+    """
+    found = exposure(target)
+    variables = {
+        piece.name: piece for piece in parse_pattern_pieces(pattern) if isinstance(piece, Variable)
+    }
+    guards: dict[str, Guard] = {}
+    for name in dict.fromkeys(found.names):
+        variable = variables.get(name)
+        if variable is None:
+            continue  # not a variable of the pattern: the exporter refuses it by itself
+        if found.host is not None and found.host.name == name:
+            guards[name] = _host_guard(variable, found.host, allowed_hosts, platform)
+        elif variable.converter in ("string", "path") and (controls or found.lead == name):
+            guards[name] = Guard(lead=found.lead == name, controls=controls)
+        elif found.lead == name and variable.converter == "any":
+            words = [word.strip().strip("'\"") for word in variable.args.split(",")]
+            if any(word.startswith(("/", "\\")) for word in words):
+                raise Refusal(
+                    f"{{{name}}} starts the target's path, and a word of "
+                    f"{variable.render()} starts with '/' or '\\'"
+                )
+    return {name: guard for name, guard in guards.items() if guard != Guard()}
+
+
+def _host_guard(
+    variable: Variable, slot: HostSlot, allowed_hosts: Sequence[str], platform: str
+) -> Guard:
+    body = host_regex(slot, allowed_hosts, platform)
+    if variable.converter in ("string", "path"):
+        return Guard(body=body)
+    if variable.converter == "any":
+        words = [word.strip().strip("'\"") for word in variable.args.split(",")]
+        allowed = allowed_words(slot, words, allowed_hosts)
+        if not allowed:
+            raise Refusal(
+                f"{{{slot.name}}} fills in the target's host ({slot.template}), and no word of "
+                f"{variable.render()} makes a host in allowed_hosts {list(allowed_hosts)!r}"
+            )
+        return Guard(body="|".join(re.escape(word) for word in allowed))
+    if body == LABELS:
+        return Guard()  # digits or hex: whole labels, under an allowed domain whatever they are
+    raise Refusal(
+        f"{{{slot.name}}} fills in the target's host ({slot.template}) with "
+        f"{variable.render()}, whose values an export cannot narrow to allowed_hosts "
+        f"{list(allowed_hosts)!r}"
+    )

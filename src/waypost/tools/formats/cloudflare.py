@@ -17,6 +17,14 @@ Cloudflare does not allow one. Cloudflare matches the trailing slash exactly, so
 Export needs a host for every rule: from ``when.host`` or the ``host`` argument. The exact rule
 and ``<path:...>`` rule pair that an import produces is written back as one subpath line (a
 ``<path:...>`` rule whose target ends in its value must be strict: Cloudflare keeps the slash).
+
+Bulk Redirects have no placeholders: the only request value Cloudflare writes into a target is
+the path suffix, which it appends to the target URL's path ("How Bulk Redirects work" in
+Cloudflare's documentation: ``example.com/foo/`` to ``https://example.com/qux/`` sends
+``/foo/bar`` to ``https://example.com/qux/bar``), so it cannot change a host the target names.
+A pair whose suffix would start the target's path (``/`` + ``{rest}``: ``//evil.com``) or join
+its host (``https://example.com`` + ``{rest}``) is not merged: Cloudflare cannot refuse a value
+that leads off-site, and the ``<path:...>`` rule is reported so.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from ._common import (
     unsupported_keys,
 )
 from ._report import ExportResult, ImportResult, Unsupported
+from ._safety import exposure, refuse_exposed
 from ._text import parse_bool, read_csv_rows
 
 __all__ = ["export_cloudflare", "parse_cloudflare"]
@@ -157,6 +166,9 @@ def _subpath(exact: dict[str, Any], sub: dict[str, Any]) -> bool | None:
     pieces = parse_pattern_pieces(str(sub["from"]))
     if len(pieces) != 2 or not isinstance(pieces[1], Variable) or pieces[1].converter != "path":
         return None
+    found = exposure(str(sub["to"]))
+    if found.host is not None or found.lead is not None:
+        return None  # the suffix would lead off-site: reported with the rule itself
     path = str(exact["from"])
     if pieces[0] != (path if path.endswith("/") else path + "/"):
         return None
@@ -192,6 +204,7 @@ def export_cloudflare(
         try:
             eff = _check(rule, defaults)
             if any(isinstance(p, Variable) for p in parse_pattern_pieces(str(eff["from"]))):
+                refuse_exposed(exposure(str(eff["to"])), "Cloudflare")
                 raise Refusal(
                     "Cloudflare has no path variables; a '<path:...>' rule is exported only right "
                     "after the exact rule for its parent path (subpath matching), and keeps the "

@@ -4,6 +4,11 @@
 delimiter is sniffed (comma, semicolon, tab or pipe). A row with an error status (4xx, 5xx) and
 an empty ``to`` responds with that status. A file without a header row is read as
 ``from,to,status,name`` and a note says so.
+
+The file is read by Waypost, which checks every target it fills in (README, "Safety"), so a
+target that starts with a value (``/{to}``) is safe to write. One whose host comes from the
+request is not written: the file has no place for ``allowed_hosts``, so Waypost reading it would
+refuse every host (400) where the rules allowed some.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ._common import (
     unsupported_keys,
 )
 from ._report import ExportResult, ImportResult, Unsupported
+from ._safety import exposure
 from ._text import read_csv_rows
 
 __all__ = ["export_csv", "parse_csv"]
@@ -97,6 +103,12 @@ def export_csv(
             if needs_strict(eff) or eff["case"] != "sensitive":
                 raise Refusal("the CSV has no column for 'trailing_slash' or 'case'")
             if "to" in eff:
+                host = exposure(str(eff["to"])).host
+                if host is not None:
+                    raise Refusal(
+                        f"{{{host.name}}} fills in the target's host ({host.template}), and the "
+                        "CSV has no place for allowed_hosts: Waypost would refuse every host"
+                    )
                 row = [eff["from"], eff["to"], eff["status"], eff.get("name", "")]
             else:
                 respond = eff["respond"]

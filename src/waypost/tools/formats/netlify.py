@@ -24,7 +24,11 @@ Import:
 
 Export writes one line per rule (two for a host: http and https), forced with ``!`` unless the
 rule sets ``only_if_missing``. Netlify ignores trailing slashes, so ``trailing_slash: strict``
-rules are reported as unsupported.
+rules are reported as unsupported. A splat or placeholder matches any text, and Netlify's
+documentation says nothing of checking what it fills in, so a target whose host comes from one
+(``https://:site/``) or whose path starts with one (``/:splat``: ``/go//evil.com`` would give
+``//evil.com``) is reported as unsupported: Netlify cannot refuse a value that leads off-site,
+which Waypost answers with 400. (A rewrite too: a 200 to another host is a proxy.)
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from ._common import (
     unsupported_keys,
 )
 from ._report import ExportResult, ImportResult, Skipped, Unsupported
+from ._safety import exposure, refuse_exposed
 from ._text import clean_text, numbered_lines
 
 __all__ = ["export_netlify", "parse_netlify", "parse_netlify_toml"]
@@ -347,6 +352,7 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) ->
     expected_query = "drop" if query else "keep"
     if "respond" in eff:
         raise Refusal("Netlify needs a page to serve for an error status; use a 404 page instead")
+    refuse_exposed(exposure(str(eff.get("to", eff.get("rewrite")))), "Netlify")
     if "to" in eff:
         if eff["status"] not in REDIRECT_STATUSES:
             raise Refusal(f"status {eff['status']!r} is not a redirect status")

@@ -51,19 +51,41 @@ from ._common import (
     unsupported_keys,
 )
 from ._json import element_lines
+from ._regex import Guard, target_guards
 from ._report import ExportResult, ImportResult, Unsupported
+from ._safety import CONTROLS, LEAD_GUARD
 from ._text import clean_text
 
 __all__ = ["export_vercel", "parse_vercel"]
 
-_PARAM = re.compile(r":([A-Za-z_]\w*)(?:\(((?:[^()\\]|\\.)*)\))?([*+?])?")
+
+def _grouped(depth: int) -> str:
+    """A regex for text whose parentheses nest at most ``depth`` deep (escapes aside)."""
+    inner = r"(?:[^()\\]|\\.)*"
+    for _level in range(depth):
+        inner = rf"(?:[^()\\]|\\.|\({inner}\))*"
+    return inner
+
+
+# A parameter's regex may hold groups, three deep (the host regexes the export writes do).
+_PARAM = re.compile(rf":([A-Za-z_]\w*)(?:\(({_grouped(3)})\))?([*+?])?")
 _REGEX_SYNTAX = re.compile(r"[\^$*+?()\[\]{}|\\]")
 _WORDS = re.compile(r"[\w.~-]+(?:\|[\w.~-]+)+")
 _CONDITION_KEYS = {"header": "headers", "cookie": "cookies", "query": "query"}
 
+# A value that starts the destination's path ('/:to') must not start with '/' or '\\', and no
+# value that could lead off-site may hold a control character. Vercel does not document whether
+# it matches the decoded path or the path as sent, so both spellings are kept out: '%2F', '%5C'
+# and '%00'-'%1F', '%7F' as well as the characters themselves. One character of a segment:
+_SEGMENT_CHAR = f"(?:[^/#?%{CONTROLS}]|%(?![01]|7[fF]))"
+_LEAD = f"(?!%2[fF]|%5[cC]|{LEAD_GUARD.removeprefix('(?!')}"
+#: The parameter regexes of a value that starts the path: one segment, and a path.
+_LEAD_SEGMENT = f"{_LEAD}{_SEGMENT_CHAR}+"
+_LEAD_PATH = f"{_LEAD}(?:{_SEGMENT_CHAR}|/)+"
+
 
 def _param_converter(name: str, regex: str | None) -> str:
-    if regex is None or regex == "[^/]+":
+    if regex is None or regex in ("[^/]+", _LEAD_SEGMENT):
         return f"<{name}>"
     if regex in (r"\d+", "[0-9]+"):
         return f"<int:{name}>"
@@ -101,10 +123,10 @@ def _convert_source(source: str) -> tuple[list[str], set[str], str | None, bool]
                 f"':{name}{modifier}' is only supported as the whole last segment of the source"
             )
         if modifier in ("*", "+"):
-            if regex is not None:
+            if regex is not None and regex != _LEAD_SEGMENT:
                 raise Refusal(f"':{name}({regex}){modifier}' repeats a regex; Waypost cannot")
             out.append(f"<path:{name}>")
-        elif regex == ".+" and not modifier and at_end and whole:
+        elif regex in (".+", _LEAD_PATH) and not modifier and at_end and whole:
             out.append(f"<path:{name}>")
             strict_path = True
         else:
@@ -262,7 +284,7 @@ def parse_vercel(text: str) -> ImportResult:
 # -- export -------------------------------------------------------------------------------------
 
 
-def _export_source(pattern: str, *, strict: bool) -> str:
+def _export_source(pattern: str, *, strict: bool, guards: Mapping[str, Guard]) -> str:
     pieces = parse_pattern_pieces(pattern)
     out: list[str] = []
     for index, piece in enumerate(pieces):
@@ -277,8 +299,27 @@ def _export_source(pattern: str, *, strict: bool) -> str:
                 f"{piece.render()} is followed by a letter; path-to-regexp reads one name"
             )
         at_end = index == len(pieces) - 1
-        out.append(_export_variable(piece, at_end=at_end, out=out, strict=strict))
+        guard = guards.get(piece.name)
+        if guard is not None and guard.body is not None:
+            if re.match(r"\w", after):  # the regex ends the parameter; a letter would not
+                raise Refusal(f"{piece.render()} is followed by a letter")
+            out.append(f":{piece.name}({guard.body})")
+        elif guard is not None and guard.lead:
+            out.append(_export_lead(piece, at_end=at_end, out=out, strict=strict))
+        else:
+            out.append(_export_variable(piece, at_end=at_end, out=out, strict=strict))
     return "".join(out)
+
+
+def _export_lead(piece: Variable, *, at_end: bool, out: list[str], strict: bool) -> str:
+    """A ``string`` or ``path`` parameter that starts the destination's path."""
+    if piece.converter == "string" and not piece.args:
+        return f":{piece.name}({_LEAD_SEGMENT})"
+    if piece.converter == "path" and at_end and "".join(out).endswith("/"):
+        # As in _export_variable: '(...)+' repeats segments, each guarded; strict, one regex
+        # over the whole rest of the path keeps a trailing slash.
+        return f":{piece.name}({_LEAD_PATH})" if strict else f":{piece.name}({_LEAD_SEGMENT})+"
+    raise Refusal(f"{piece.render()} has no path-to-regexp equivalent here")
 
 
 def _export_variable(piece: Variable, *, at_end: bool, out: list[str], strict: bool) -> str:
@@ -355,7 +396,7 @@ def _export_conditions(when: Mapping[str, Any], negated: bool) -> list[dict[str,
 
 
 def _export_rule(
-    rule: Mapping[str, Any], defaults: Mapping[str, Any] | None
+    rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, allowed_hosts: Sequence[str]
 ) -> tuple[str, list[dict[str, Any]]]:
     eff = check_baseline(rule, defaults)
     reason = unsupported_keys(
@@ -373,6 +414,8 @@ def _export_rule(
     if extra:
         raise Refusal(f"cannot express 'when.not.{sorted(extra)[0]}'")
     entry: dict[str, Any] = {"source": ""}
+    target = str(eff.get("to", eff.get("rewrite")))
+    guards = target_guards(str(eff["from"]), target, allowed_hosts, "Vercel", controls=False)
     if "to" in eff:
         kind = "redirects"
         entry["destination"] = _export_destination(str(eff["to"]))
@@ -393,18 +436,31 @@ def _export_rule(
     # Vercel matches the trailing slash exactly: an ignored slash needs a second entry.
     sources = slash_twins(str(eff["from"]), eff["trailing_slash"])
     strict = eff["trailing_slash"] == "strict"
-    return kind, [{**entry, "source": _export_source(source, strict=strict)} for source in sources]
+    return kind, [
+        {**entry, "source": _export_source(source, strict=strict, guards=guards)}
+        for source in sources
+    ]
 
 
 def export_vercel(
-    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+    rules: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any] | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
 ) -> ExportResult:
-    """Write rules as a ``vercel.json`` with ``redirects`` and ``rewrites``."""
+    """Write rules as a ``vercel.json`` with ``redirects`` and ``rewrites``.
+
+    Vercel checks no destination as Waypost does, so the source's parameter regexes do: a
+    parameter that fills in the destination's host matches only the hosts ``allowed_hosts``
+    allows (with no allowed host to make, the rule is unsupported), and one right after the
+    destination's leading '/' never starts with '/' or '\\' (decoded or percent-encoded) nor
+    holds a control character. Where Waypost would answer 400, Vercel finds no rule.
+    """
     out: dict[str, list[dict[str, Any]]] = {"redirects": [], "rewrites": []}
     unsupported: list[Unsupported] = []
     for index, rule in enumerate(rules):
         try:
-            kind, entries = _export_rule(rule, defaults)
+            kind, entries = _export_rule(rule, defaults, allowed_hosts)
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
             continue

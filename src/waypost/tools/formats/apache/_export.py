@@ -18,7 +18,7 @@ from .._common import (
     single_value,
     unsupported_keys,
 )
-from .._regex import RegexNotSupported, pattern_regex
+from .._regex import RegexNotSupported, pattern_regex, target_guards
 from .._report import ExportNote, ExportResult, Unsupported
 
 __all__ = ["export_apache"]
@@ -211,7 +211,7 @@ def _escape_flags(pattern: str, filled: list[tuple[str, str]]) -> tuple[list[str
 
 
 def _export_rule(
-    rule: Mapping[str, Any], defaults: Mapping[str, Any] | None
+    rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, allowed_hosts: Sequence[str]
 ) -> tuple[list[str], list[str]]:
     """The lines for one rule (its conditions, then the RewriteRule) and its notes."""
     eff = check_baseline(rule, defaults)
@@ -223,12 +223,23 @@ def _export_rule(
     if reason:
         raise Refusal(reason)
     pattern = str(eff["from"])
+    # mod_rewrite checks no Location: a back-reference in the host must be narrowed to the
+    # allowed hosts, and one right after the leading '/' must not start with '/' or '\' (with
+    # 'AllowEncodedSlashes On' or 'MergeSlashes Off' it can). Control characters need no guard:
+    # the B flag percent-encodes every value a redirect fills in (see _escape_flags).
+    raw_target = eff.get("to", eff.get("rewrite"))
+    guards = (
+        target_guards(pattern, str(raw_target), allowed_hosts, "Apache", controls=False)
+        if raw_target is not None
+        else {}
+    )
     try:
         regex, names = pattern_regex(
             pattern,
             named=False,
             relative=True,
             optional_slash=eff["trailing_slash"] == "ignore",
+            guards=guards,
         )
     except RegexNotSupported as error:
         raise Refusal(str(error)) from None
@@ -268,7 +279,10 @@ def _export_rule(
 
 
 def export_apache(
-    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+    rules: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any] | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
 ) -> ExportResult:
     """Write rules as mod_rewrite directives for an ``.htaccess`` file (``RewriteEngine On``
     first), in order, so the first rule that matches applies.
@@ -282,13 +296,18 @@ def export_apache(
     commas, so ``BNE`` cannot list it), the rule carries an :class:`ExportNote`, also written as
     a ``# note:`` comment above it. A request path with an encoded slash (%2F) reaches the rules
     only when the server configuration sets ``AllowEncodedSlashes On``, as the file's header says.
+
+    A value that would lead off-site never matches, where Waypost answers 400: a back-reference
+    in the target's host matches only the hosts ``allowed_hosts`` allows (with no allowed host
+    to make, the rule is unsupported), and one right after the target's leading '/' never starts
+    with '/' or '\\'.
     """
     lines: list[str] = []
     unsupported: list[Unsupported] = []
     notes: list[ExportNote] = []
     for index, rule in enumerate(rules):
         try:
-            rule_lines, rule_notes = _export_rule(rule, defaults)
+            rule_lines, rule_notes = _export_rule(rule, defaults, allowed_hosts)
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
             continue

@@ -1,7 +1,8 @@
 """nginx: the redirect subset of a server configuration.
 
-The reader (``_syntax``), importer (``_import``) and exporter (``_export``) are separate modules;
-:func:`export_nginx` documents what the export writes. Import understands:
+The reader (``_syntax``), importer (``_import``) and exporter (``_export``, with ``_respond`` for
+respond rules) are separate modules; :func:`export_nginx` documents what the export writes.
+Import understands:
 
 * ``map $uri $new_uri { /old /new; ... }`` (also ``$request_uri``/``$document_uri``) with the
   ``return 301 $new_uri;`` (or ``if ($new_uri) { return ...; }`` / ``rewrite ^ $new_uri
@@ -18,6 +19,10 @@ The reader (``_syntax``), importer (``_import``) and exporter (``_export``) are 
 * ``rewrite ^/old/(.*)$ /new/$1 permanent|redirect|last|break;`` where the regex converts
   (see ``_regex``); ``last``/``break`` make a ``rewrite`` rule. A trailing ``?`` drops the query.
 * ``return 404;`` / ``return 410 "text";`` in a location become ``respond``.
+* Waypost's own export of respond rules: ``rewrite ^ $map last;`` (or ``rewrite ^ URI last;`` in
+  a location) to an ``internal`` location that ends in ``return 503 $body;``, with its
+  ``default_type`` and ``add_header`` directives; the body and header values may be maps of the
+  internal URI. Other internal rewrites and internal locations are skipped.
 * ``server_name`` gives the rules of its server block a ``when.host``.
 
 Skipped with a reason: server-wide redirects (``return 301 https://$host$request_uri;``),

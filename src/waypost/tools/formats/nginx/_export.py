@@ -9,8 +9,10 @@ from typing import Any
 
 from .._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
 from .._common import REDIRECT_STATUSES, Refusal, check_baseline, unsupported_keys
-from .._regex import RegexNotSupported, pattern_regex
+from .._regex import Guard, RegexNotSupported, pattern_regex, target_guards
 from .._report import ExportResult, Unsupported
+from ._respond import ResponseTable, read_respond
+from ._syntax import DOLLAR, DOLLAR_BLOCK, quote_text, quote_word
 
 __all__ = ["export_nginx"]
 
@@ -34,12 +36,9 @@ _RESERVED = frozenset(
     }
 )
 
-
-def _quote(value: str) -> str:
-    # nginx reads '\\' as one backslash even in a bare word; inside quotes it is written doubled.
-    if re.search(r"[\s;{}'\"#]", value) or "\\\\" in value or not value:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return value
+#: What an exact path answers: a redirect status, or "respond" (a rewrite to an internal URI).
+_Kind = int | str
+_RESPOND = "respond"
 
 
 def _target(target: str, keep_query: bool, *, rewrite_style: bool) -> str:
@@ -61,36 +60,95 @@ def _target(target: str, keep_query: bool, *, rewrite_style: bool) -> str:
 
 
 @dataclass(slots=True)
+class _Taken:
+    """What earlier exact rules took of one lowercased path (nginx's map key)."""
+
+    #: Case-sensitive spellings, each the key of one guarded map.
+    spellings: set[str] = field(default_factory=set)
+    #: How many guarded maps of each kind hold a spelling of this key.
+    tiers: dict[_Kind, int] = field(default_factory=dict)
+    #: A case-insensitive rule took every spelling.
+    insensitive: bool = False
+
+
+@dataclass(slots=True)
 class _Export:
-    maps: dict[str, list[str]] = field(default_factory=dict)
+    #: Case-sensitive exact paths per (kind, tier): lowercased path -> (path, value).
+    guarded: dict[tuple[_Kind, int], dict[str, tuple[str, str]]] = field(default_factory=dict)
+    #: Case-insensitive exact paths per kind: map entries.
+    insensitive: dict[_Kind, list[str]] = field(default_factory=dict)
+    taken: dict[str, _Taken] = field(default_factory=dict)
+    responses: ResponseTable = field(default_factory=ResponseTable)
+    #: Pattern rules: locations, in rule order.
     lines: list[str] = field(default_factory=list)
-    #: Lowercased keys already in each map: nginx refuses a repeated key.
-    map_keys: dict[str, set[str]] = field(default_factory=dict)
-    #: Paths that already have a 'location =': nginx refuses a duplicate location.
-    exact_paths: set[str] = field(default_factory=set)
-    #: Case-sensitive exact redirects per status: lowercased path -> (path, target).
-    guarded: dict[int, dict[str, tuple[str, str]]] = field(default_factory=dict)
 
-    def guarded_entry(self, status: int, path: str, target: str) -> None:
-        entries = self.guarded.setdefault(status, {})
-        first = entries.get(path.lower())
-        if first is None and "$" not in path:
-            entries[path.lower()] = (path, target)
-        elif first is None or first[0] != path:
-            # The map has room for one spelling of a path; '/A' after '/a' (or a '$', which a
-            # map value would read as a variable) takes a 'location =' of its own.
-            self.exact_location(path, f"return {status} {_quote(target)}")
+    def exact(self, kind: _Kind, path: str, insensitive: bool, value: str) -> None:
+        """Answer ``path`` with ``value`` (a target, or an internal URI) unless an earlier exact
+        rule takes it; Waypost tries exact rules in file order, the first match wins.
 
-    def map_entry(self, variable: str, key: str, value: str) -> None:
-        seen = self.map_keys.setdefault(variable, set())
-        if key.lower() not in seen:  # an earlier rule takes the path, as in Waypost
-            seen.add(key.lower())
-            self.maps.setdefault(variable, []).append(f"    {_quote(key)} {_quote(value)};")
+        nginx compares a plain map key ignoring case, so the exact paths are keys of maps and a
+        case-sensitive path is checked again by ``if ($..._path = $uri)``. Each key has one
+        spelling per map: '/A' after '/a' (same kind) goes into a second tier of maps,
+        ``$waypost_exact_301_2``. The guarded ``if`` blocks all come before the case-insensitive
+        ones, and at most one guard holds for a request (spellings differ), so a request meets
+        the same first rule as in Waypost: a case-sensitive rule after a case-insensitive one
+        for its key never applies, and one before it is found first. No ``location =`` is
+        needed, whatever the number of spellings, '$'s or kinds.
+        """
+        key = path.lower()
+        taken = self.taken.setdefault(key, _Taken())
+        if taken.insensitive:
+            return  # an earlier rule takes every spelling, as in Waypost
+        if insensitive:
+            # Still the first rule for every spelling no earlier guarded map holds.
+            taken.insensitive = True
+            entry = f"    {quote_word(path)} {quote_word(value)};"
+            self.insensitive.setdefault(kind, []).append(entry)
+            return
+        if path in taken.spellings:
+            return  # an earlier rule takes this spelling
+        taken.spellings.add(path)
+        tier = taken.tiers[kind] = taken.tiers.get(kind, 0) + 1
+        self.guarded.setdefault((kind, tier), {})[key] = (path, value)
 
-    def exact_location(self, path: str, answer: str) -> None:
-        if path not in self.exact_paths:  # an earlier rule takes the path, as in Waypost
-            self.exact_paths.add(path)
-            self.lines.append(f"location = {_quote(path)} {{ {answer}; }}")
+    def text(self) -> str:
+        http: list[str] = []
+        server: list[str] = []
+        for (kind, tier), guarded in self.guarded.items():
+            variable = f"$waypost_exact_{kind}" + (f"_{tier}" if tier > 1 else "")
+            targets = [
+                f"    {quote_word(path)} {quote_word(value)};" for path, value in guarded.values()
+            ]
+            # The guard's value is compared with $uri: a '$' in it would read as a variable.
+            paths = [f"    {quote_word(path)} {_guard(path)};" for path, _ in guarded.values()]
+            http.extend([f"map $uri {variable} {{", '    default "";', *targets, "}"])
+            http.extend([f"map $uri {variable}_path {{", '    default "";', *paths, "}"])
+            server.extend(
+                [f"if ({variable}_path = $uri) {{", f"    {_answer(kind, variable)};", "}"]
+            )
+        for kind, entries in self.insensitive.items():
+            variable = "$waypost_respond" if kind == _RESPOND else f"$waypost_redirect_{kind}"
+            http.extend([f"map $uri {variable} {{", '    default "";', *entries, "}"])
+            server.extend([f"if ({variable}) {{", f"    {_answer(kind, variable)};", "}"])
+        http.extend(self.responses.http_lines())
+        server.extend(self.lines)
+        server.extend(self.responses.server_lines())
+        if any(DOLLAR in line for line in (*http, *server)):
+            http.append(DOLLAR_BLOCK)
+        text = ["# Generated by waypost.", "# -- in the http {} block --", *http]
+        text.extend(["# -- in the server {} block --", *server])
+        return "\n".join(text) + "\n"
+
+
+def _guard(path: str) -> str:
+    return quote_text(path) if "$" in path else quote_word(path)
+
+
+def _answer(kind: _Kind, variable: str) -> str:
+    if kind == _RESPOND:
+        # To the internal location that answers (see _respond): 'return' takes a literal status.
+        return f"rewrite ^ {variable} last"
+    return f"return {kind} {variable}"
 
 
 def _exact_paths(pattern: str, ignore_slash: bool) -> list[str]:
@@ -101,7 +159,12 @@ def _exact_paths(pattern: str, ignore_slash: bool) -> list[str]:
     return [bare, bare + "/"] if bare != "/" else [bare]
 
 
-def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, out: _Export) -> None:
+def _export_rule(
+    rule: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None,
+    allowed_hosts: Sequence[str],
+    out: _Export,
+) -> None:
     eff = check_baseline(rule, defaults)
     reason = unsupported_keys(
         eff, {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case"}, set()
@@ -116,6 +179,9 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
     clash = sorted(set(names) & _RESERVED)
     if clash:
         raise Refusal(f"the variable name {clash[0]!r} is an nginx variable; rename it")
+    ours = sorted(name for name in names if name.startswith("waypost_"))
+    if ours:
+        raise Refusal(f"the variable name {ours[0]!r} could clash with the export's; rename it")
     static = not names
     ignore_slash = eff["trailing_slash"] == "ignore"
     insensitive = eff["case"] == "insensitive"
@@ -126,62 +192,68 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, ou
         if status not in REDIRECT_STATUSES:
             raise Refusal(f"status {status!r} is not a redirect status")
         target = _target(str(eff["to"]), keep, rewrite_style=False)
-        if static and insensitive:
-            # nginx compares a plain map key ignoring case: one hash lookup for any number.
+        if static:
+            # A map key, so a hash lookup, one for any number of paths.
             for path in _exact_paths(pattern, ignore_slash):
-                out.map_entry(f"$waypost_redirect_{status}", path, target)
-        elif static:
-            # Also a map key, so a hash lookup; the 'if' that uses it compares the exact path.
-            for path in _exact_paths(pattern, ignore_slash):
-                out.guarded_entry(status, path, target)
+                out.exact(status, path, insensitive, target)
         else:
-            location = _regex(pattern, ignore_slash, insensitive).removeprefix("(?i)")
+            guards = _guards(pattern, str(eff["to"]), allowed_hosts)
+            location = _regex(pattern, ignore_slash, insensitive, guards).removeprefix("(?i)")
             out.lines.append(
-                f"location {modifier} {_quote(location)} {{ return {status} {_quote(target)}; }}"
+                f"location {modifier} {quote_word(location)} "
+                f"{{ return {status} {quote_word(target)}; }}"
             )
         return
     if "rewrite" in eff:
-        regex = _regex(pattern, ignore_slash, insensitive)
+        guards = _guards(pattern, str(eff["rewrite"]), allowed_hosts)
+        regex = _regex(pattern, ignore_slash, insensitive, guards)
         target = _target(str(eff["rewrite"]), keep, rewrite_style=True)
-        # Inside its own location, so that 'location =' (exact rules) wins as in Waypost; a
+        # Inside its own location, so that exact rules (checked first) win as in Waypost; a
         # server-level rewrite would run before nginx chooses a location.
         location = regex.removeprefix("(?i)")
         out.lines.append(
-            f"location {modifier} {_quote(location)} "
-            f"{{ rewrite {_quote(regex)} {_quote(target)} last; }}"
+            f"location {modifier} {quote_word(location)} "
+            f"{{ rewrite {quote_word(regex)} {quote_word(target)} last; }}"
         )
         return
     if "respond" in eff:
-        respond = eff["respond"]
-        if isinstance(respond, Mapping):
-            if set(respond) - {"status", "body"}:
-                raise Refusal("nginx 'return' cannot set response headers; use add_header by hand")
-            status, raw_body = respond.get("status", 200), respond.get("body")
-        else:
-            status, raw_body = respond, None
-        answer = f"return {int(status)}"
-        if raw_body is not None:
-            answer += f" {_quote(str(raw_body))}"
-        if static and not insensitive:
+        uri = out.responses.uri(read_respond(eff["respond"]))
+        if static:
             for path in _exact_paths(pattern, ignore_slash):
-                out.exact_location(path, answer)
+                out.exact(_RESPOND, path, insensitive, uri)
         else:
             regex = _regex(pattern, ignore_slash, insensitive).removeprefix("(?i)")
-            out.lines.append(f"location {modifier} {_quote(regex)} {{ {answer}; }}")
+            out.lines.append(f"location {modifier} {quote_word(regex)} {{ rewrite ^ {uri} last; }}")
         return
     raise Refusal("'pass' has no nginx equivalent")
 
 
-def _regex(pattern: str, ignore_slash: bool, insensitive: bool) -> str:
+def _guards(pattern: str, target: str, allowed_hosts: Sequence[str]) -> dict[str, Guard]:
+    """What the captures a target uses may match. nginx matches locations against ``$uri``,
+    which it has percent-decoded (and whose slashes it has merged, unless ``merge_slashes
+    off``), and writes captures into the Location as they are: '%0d%0a' would start a new
+    header, '%09' or '%5C' after the leading '/' would make '/\t/evil.com' or '/\\evil.com'
+    (another host to a browser), and a host capture any host. So no capture a target uses may
+    hold a control character, one that starts the path may not start with '/' or '\\', and one
+    in the host must make a host in ``allowed_hosts`` (see ``_safety``)."""
+    return target_guards(pattern, target, allowed_hosts, "nginx", controls=True)
+
+
+def _regex(
+    pattern: str, ignore_slash: bool, insensitive: bool, guards: Mapping[str, Guard] | None = None
+) -> str:
     try:
-        regex, _names = pattern_regex(pattern, optional_slash=ignore_slash)
+        regex, _names = pattern_regex(pattern, optional_slash=ignore_slash, guards=guards)
     except RegexNotSupported as error:
         raise Refusal(str(error)) from None
     return ("(?i)" if insensitive else "") + regex
 
 
 def export_nginx(
-    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+    rules: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any] | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
 ) -> ExportResult:
     """Write rules as nginx ``map`` blocks and the server snippet that uses them.
 
@@ -190,43 +262,32 @@ def export_nginx(
     ten. nginx compares plain map keys ignoring case, so a case-sensitive path (Waypost's
     default) is a key of two maps per status, one giving the target and one the path itself,
     which ``if ($waypost_exact_301_path = $uri)`` compares exactly; a second spelling of the same
-    path (``/A`` after ``/a``) gets a ``location = /A`` block. (A ``location =`` for every path
-    would do, but nginx sorts locations in quadratic time when it starts: minutes for 100,000.)
-    Case-insensitive paths are plain keys of one map per status. A rule that ignores the
-    trailing slash has both spellings. Patterns
-    become ``location ~`` (``~*``) blocks that ``return`` the redirect or response, or
-    ``rewrite ... last`` inside them; nginx tries them in file order after the exact
-    locations, as Waypost tries patterns after exact paths. A ``<path:...>`` variable at the end
-    of a rule that ignores the trailing slash is a lazy group followed by ``/?``, so that like
-    Waypost it never captures that slash.
+    path (``/A`` after ``/a``) is a key of a second pair of maps, ``$waypost_exact_301_2``.
+    Case-insensitive paths are plain keys of one map per status. Exact ``respond`` rules are keys
+    of the maps ``$waypost_exact_respond`` (and ``$waypost_respond``) too: their value is an
+    internal URI that ``rewrite ^ $waypost_exact_respond last`` goes to, where an internal
+    location per status (and Content-Type and header names) answers with the body, Content-Type
+    and headers, as Waypost does (see ``_respond``).
+    No exact path gets a ``location =`` block: nginx sorts locations in quadratic time when it
+    starts (minutes for 100,000). A rule that ignores the trailing slash has both spellings.
+    Patterns become ``location ~`` (``~*``) blocks that ``return`` the redirect, rewrite to the
+    response's internal URI, or ``rewrite ... last`` inside them; nginx tries them in file order
+    after the exact paths, as Waypost tries patterns after exact paths. A ``<path:...>`` variable
+    at the end of a rule that ignores the trailing slash is a lazy group followed by ``/?``, so
+    that like Waypost it never captures that slash.
+
+    nginx does not check a Location as Waypost does, so the regexes do: a capture a target uses
+    never matches a control character, one right after the target's leading '/' never starts
+    with '/' or '\\', and one that fills in the target's host matches only hosts that
+    ``allowed_hosts`` allows (a rule whose host no allowed host can complete is unsupported).
+    Where Waypost would answer 400, nginx finds no rule and the request goes on.
     """
     out = _Export()
     unsupported: list[Unsupported] = []
     for index, rule in enumerate(rules):
         try:
-            _export_rule(rule, defaults, out)
+            _export_rule(rule, defaults, allowed_hosts, out)
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-    text = ["# Generated by waypost.", "# -- in the http {} block --"]
-    for status, guarded in out.guarded.items():
-        targets = [f"    {_quote(path)} {_quote(target)};" for path, target in guarded.values()]
-        paths = [f"    {_quote(path)} {_quote(path)};" for path, _ in guarded.values()]
-        text.extend([f"map $uri $waypost_exact_{status} {{", '    default "";', *targets, "}"])
-        text.extend([f"map $uri $waypost_exact_{status}_path {{", '    default "";', *paths, "}"])
-    for variable, entries in out.maps.items():
-        text.extend([f"map $uri {variable} {{", '    default "";', *entries, "}"])
-    text.append("# -- in the server {} block --")
-    for status in out.guarded:
-        text.extend(
-            [
-                f"if ($waypost_exact_{status}_path = $uri) {{",
-                f"    return {status} $waypost_exact_{status};",
-                "}",
-            ]
-        )
-    for variable in out.maps:
-        code = variable.rsplit("_", 1)[1]
-        text.extend([f"if ({variable}) {{", f"    return {code} {variable};", "}"])
-    text.extend(out.lines)
     exported = len(rules) - len(unsupported)
-    return ExportResult("\n".join(text) + "\n", unsupported, exported)
+    return ExportResult(out.text(), unsupported, exported)

@@ -24,7 +24,8 @@ from .._regex import (
 )
 from .._report import ImportResult
 from .._text import clean_text
-from ._syntax import Node, parse_config
+from ._respond import Responder, read_responder, respond_value
+from ._syntax import DOLLAR, Node, parse_config, unquote_dollars
 
 __all__ = ["parse_nginx"]
 
@@ -36,6 +37,8 @@ class _MapUse:
     status: int
     keep_query: bool
     hosts: list[str] | None = None
+    #: 'rewrite ^ $map last': the values are internal URIs (how Waypost exports respond rules).
+    internal: bool = False
 
 
 def _server_hosts(server: Node) -> list[str] | None:
@@ -62,6 +65,9 @@ class _Importer:
     #: Every map by its variable, and the guard of a map that 'if ($guard = $uri)' checks.
     maps: dict[str, Node] = field(default_factory=dict)
     guards: dict[str, str] = field(default_factory=dict)
+    #: Internal locations that answer, by (modifier, path), and the maps they read.
+    responders: dict[tuple[str, str], Responder] = field(default_factory=dict)
+    responder_maps: set[str] = field(default_factory=set)
 
     def raw(self, node: Node) -> str:
         return self.lines[node.line - 1].strip()
@@ -80,6 +86,8 @@ class _Importer:
         for node in nodes:
             if node.name == "return" and len(node.args) == 2 and node.args[0].isdigit():
                 self._use(node.args[1], int(node.args[0]), hosts)
+            elif _internal_rewrite(node) and node.args[1].startswith("$"):
+                self.uses.setdefault(node.args[1], _MapUse(0, False, hosts, internal=True))
             elif node.name == "rewrite" and len(node.args) >= 2 and node.args[0] == "^":
                 flag = node.args[2] if len(node.args) > 2 else "redirect"
                 status = 301 if flag == "permanent" else 302
@@ -90,6 +98,8 @@ class _Importer:
                 self.maps[node.args[1]] = node
             elif node.name == "if":
                 self._find_guard(node)
+            elif node.name == "location":
+                self._find_responder(node)
             if node.children is not None:
                 inner = _server_hosts(node) if node.name == "server" else hosts
                 self.find_uses(node.children, inner)
@@ -97,12 +107,27 @@ class _Importer:
     def _find_guard(self, node: Node) -> None:
         # 'if ($waypost_exact_301_path = $uri) { return 301 $waypost_exact_301; }': how Waypost
         # exports case-sensitive exact paths (see export_nginx).
+        # Respond rules: 'if ($waypost_exact_respond_path = $uri) { rewrite ^ $... last; }'.
         guard = re.fullmatch(r"\(\s*(\$\w+)\s*=\s*\$uri\s*\)", " ".join(node.args))
         inner = node.children or []
-        if guard and len(inner) == 1 and inner[0].name == "return" and len(inner[0].args) == 2:
+        if not guard or len(inner) != 1:
+            return
+        if inner[0].name == "return" and len(inner[0].args) == 2:
             target = inner[0].args[1].removesuffix("$is_args$args")
-            if re.fullmatch(r"\$\w+", target):
-                self.guards[target] = guard.group(1)
+        elif _internal_rewrite(inner[0]):
+            target = inner[0].args[1]
+        else:
+            return
+        if re.fullmatch(r"\$\w+", target):
+            self.guards[target] = guard.group(1)
+
+    def _find_responder(self, node: Node) -> None:
+        responder = read_responder(node)
+        if responder is not None:
+            self.responders[_location_key(node)] = responder
+            for value in (responder.text, *(value for _, value in responder.headers)):
+                if re.fullmatch(r"\$\w+", value):
+                    self.responder_maps.add(value)
 
     def _use(self, target: str, status: int, hosts: list[str] | None) -> None:
         keep = target.endswith("$is_args$args")
@@ -132,8 +157,8 @@ class _Importer:
             self.skip(node, "only maps of $uri or $request_uri hold redirects; map ignored")
             return
         variable = node.args[1]
-        if variable in self.guards.values():
-            return  # read with the map it guards, in _guarded_paths
+        if variable in self.guards.values() or variable in self.responder_maps:
+            return  # read with the map it guards, in _guarded_paths, or by _respond_at
         use = self.uses.get(variable)
         if use is None:
             use = _MapUse(301, False)
@@ -158,7 +183,7 @@ class _Importer:
         out: dict[str, str] = {}
         for entry in guard.children or []:
             if entry.name != "default" and not entry.name.startswith("~") and entry.args:
-                out.setdefault(entry.name.lower(), entry.args[0])
+                out.setdefault(entry.name.lower(), unquote_dollars(entry.args[0]))
         return out
 
     def _map_entry(
@@ -192,6 +217,12 @@ class _Importer:
                 return
             key, case = exact, {}
         try:
+            if use.internal:
+                if key.startswith("~") or request_uri:
+                    raise Refusal("only plain keys of a $uri map lead to respond locations")
+                respond = {"from": key, "respond": self._respond_at(value)}
+                self.add(entry, {**respond, "trailing_slash": "strict", **case}, hosts)
+                return
             if key.startswith("~"):
                 insensitive = key.startswith("~*")
                 regex = key[2:] if insensitive else key[1:]
@@ -218,6 +249,40 @@ class _Importer:
             return
         for rule in rules:
             self.add(entry, rule, hosts)
+
+    def _respond_at(self, uri: str) -> int | dict[str, Any]:
+        """The respond value of an internal ``uri``: its location's status, and the text and
+        headers the location's maps give for it."""
+        responder = self._responder_at(uri)
+        if responder is None:
+            raise Refusal(f"no internal location answers {uri!r}")
+        headers = [(name, self._value_at(value, uri)) for name, value in responder.headers]
+        return respond_value(responder, self._value_at(responder.text, uri), headers)
+
+    def _responder_at(self, uri: str) -> Responder | None:
+        """The internal location nginx chooses for ``uri``: exact, else the longest prefix."""
+        exact = self.responders.get(("=", uri))
+        prefixes = [
+            (path, responder)
+            for (modifier, path), responder in self.responders.items()
+            if modifier in ("", "^~") and uri.startswith(path)
+        ]
+        if exact is not None or not prefixes:
+            return exact
+        return max(prefixes, key=lambda item: len(item[0]))[1]
+
+    def _responder_of(self, node: Node) -> Responder | None:
+        return self.responders.get(_location_key(node))
+
+    def _value_at(self, value: str, uri: str) -> str:
+        """``value`` for the request ``uri``: a map's entry (keys ignoring case) or the text."""
+        found = self.maps.get(value) if re.fullmatch(r"\$\w+", value) else None
+        if found is not None:
+            entries = {e.name.lower(): e.args for e in found.children or [] if len(e.args) == 1}
+            value = (entries.get(uri.lower()) or entries.get("default") or [""])[0]
+        if "$" in value.replace(DOLLAR, ""):
+            raise Refusal(f"the response {value!r} uses nginx variables")
+        return unquote_dollars(value)
 
     def _plain_target(self, value: str) -> str:
         if "$" in value:
@@ -298,18 +363,34 @@ class _Importer:
 
     def on_location(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         children = node.children or []
+        if any(child.name == "internal" for child in children):
+            if self._responder_of(node) is None:
+                self.skip(node, "an internal location is reached only from inside nginx")
+            return  # else a respond location, read by _respond_at
         returns = [child for child in children if child.name == "return"]
         rewrites = [child for child in children if child.name == "rewrite"]
         for child in children:
             if child.name == "if":
                 self.skip(child, "'if' blocks inside locations are not imported")
-        if rewrites:
+        # 'location ~ R { rewrite ^ /.waypost/respond/410/1 last; }': a respond pattern rule.
+        if len(rewrites) == 1 and _internal_rewrite(rewrites[0]) and not returns:
+            target = rewrites[0].args[1]
+            responds = not target.startswith("$") and self._responder_at(target) is not None
+        else:
+            responds = False
+        if responds:
+            returns = rewrites
+        elif rewrites:
             self.walk(rewrites, hosts, node)
         if not returns:
             return
         ret = returns[0]
         try:
-            rules, notes = self._location_rules(node, ret)
+            if ret.name == "rewrite":
+                action: tuple[str, Any] = ("respond", self._respond_at(ret.args[1]))
+            else:
+                action = self._return_action(ret)
+            rules, notes = self._location_rules(node, action)
         except (Refusal, RegexNotSupported) as error:
             self.skip(ret, str(error))
             return
@@ -335,10 +416,12 @@ class _Importer:
             return "respond", {"status": status, "body": args[1]}
         return "respond", status
 
-    def _location_rules(self, node: Node, ret: Node) -> tuple[list[dict[str, Any]], list[str]]:
+    def _location_rules(
+        self, node: Node, action: tuple[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         args = node.args
         notes: list[str] = []
-        kind, value = self._return_action(ret)
+        kind, value = action
         if not args or args[0].startswith("@"):
             raise Refusal("named locations are only reached internally")
         if args[0] in ("~", "~*"):
@@ -440,6 +523,23 @@ def parse_nginx(text: str) -> ImportResult:
     result = importer.collector.result("nginx")
     result.skipped.sort(key=lambda skip: skip.line)
     return result
+
+
+def _location_key(node: Node) -> tuple[str, str]:
+    """A location's (modifier, path): ('=', '/a'), ('^~', '/b/'), ('', '/c')."""
+    args = node.args
+    return (args[0], args[1]) if len(args) == 2 else ("", args[0] if args else "")
+
+
+def _internal_rewrite(node: Node) -> bool:
+    """True for ``rewrite ^ TARGET last`` (or ``break``): the whole path, rewritten inside."""
+    args = node.args
+    return (
+        node.name == "rewrite"
+        and len(args) == 3
+        and args[0] == "^"
+        and args[2] in ("last", "break")
+    )
 
 
 def _slash(rule: dict[str, Any], converted: RegexPattern) -> None:

@@ -1,10 +1,48 @@
-"""Reading nginx configuration text into a tree of directives (no I/O, no judgement)."""
+"""Reading nginx configuration text into a tree of directives, and quoting words to write it
+(no I/O, no judgement)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-__all__ = ["Node", "parse_config"]
+__all__ = [
+    "DOLLAR",
+    "DOLLAR_BLOCK",
+    "Node",
+    "parse_config",
+    "quote_text",
+    "quote_word",
+    "unquote_dollars",
+]
+
+#: nginx has no escape for '$' in a value that may hold variables (map values, ``return`` text,
+#: ``add_header``, ``if`` operands); this ``geo`` variable, whose value is '$', stands for it.
+DOLLAR = "${waypost_dollar}"
+DOLLAR_BLOCK = 'geo $waypost_dollar { default "$"; }'
+
+
+def quote_word(value: str) -> str:
+    """``value`` as one nginx word that holds no variables: bare when it can be, else quoted."""
+    # nginx reads '\\' as one backslash even in a bare word; inside quotes it is written doubled.
+    if re.search(r"[\s;{}'\"#]", value) or "\\\\" in value or not value:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+def quote_text(value: str) -> str:
+    """``value`` as a quoted nginx string read for variables, its '$' written as :data:`DOLLAR`.
+
+    Always quoted and every backslash doubled: nginx reads ``\\n`` as a line break even in a bare
+    word.
+    """
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", DOLLAR)
+    return f'"{escaped}"'
+
+
+def unquote_dollars(value: str) -> str:
+    """Undo :func:`quote_text`'s '$' (the quotes and backslashes are the reader's)."""
+    return value.replace(DOLLAR, "$")
 
 
 @dataclass(slots=True)
