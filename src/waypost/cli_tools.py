@@ -27,13 +27,7 @@ from waypost.tools.annotations import render_github, render_gitlab, render_human
 from waypost.tools.casetest import parse_cases, render_failures, run_cases
 from waypost.tools.check import Finding, Fix, check_rules, load_findings, worst_severity
 from waypost.tools.fix import FixError, apply_fixes
-from waypost.tools.formats import (
-    EXPORTERS,
-    IMPORTERS,
-    detect_format,
-    export_cloudflare,
-    export_yaml,
-)
+from waypost.tools.formats import EXPORTERS, IMPORTERS, detect_format, export_rules
 from waypost.tools.trace import MAX_REDIRECTS, follow
 
 __all__ = ["check_command", "export_command", "import_command", "test_command", "trace_command"]
@@ -482,12 +476,11 @@ def export_command(
     defaults = dict(engine.ruleset.defaults)
     if host is not None and fmt != "cloudflare":
         raise click.UsageError("--host is for --format cloudflare only")
-    if fmt == "cloudflare":
-        result = export_cloudflare(mappings, defaults, host=host)
-    elif fmt == "yaml":  # Waypost's own format keeps everything, allowed_hosts included
-        result = export_yaml(mappings, defaults, allowed_hosts=engine.ruleset.allowed_hosts)
-    else:
-        result = EXPORTERS[fmt](mappings, defaults)
+    # allowed_hosts: Waypost's own format keeps them; nginx, Apache and Vercel narrow a target
+    # host taken from the request to them (a host they do not allow is refused, as Waypost does).
+    result = export_rules(
+        fmt, mappings, defaults, allowed_hosts=engine.ruleset.allowed_hosts, host=host
+    )
     for item in result.unsupported:
         where = source[item.index].source if 0 <= item.index < len(source) else rules
         click.echo(f"{where}: not exported: {item.reason}", err=True)

@@ -214,3 +214,15 @@ def test_keys_create_once_list_and_revoke(api: Api, keys: Keys) -> None:
     bad = api("POST", "/keys", json={"scope": "read", "expires": "yesterday"})
     assert bad.status_code == 422
     assert bad.json()["problems"][0]["path"] == "expires"
+
+
+def test_export_narrows_a_host_from_the_request_to_the_allowed_hosts(
+    api: Api, store: SqlStore
+) -> None:
+    store.replace_rules(
+        [{"from": "/out/<site>/<path:rest>", "to": "https://{site}/{rest}"}],
+        allowed_hosts=["*.example.org"],
+    )
+    body = api("GET", "/export", "read", params={"format": "nginx"}).json()
+    assert body["exported"] == 1 and body["unsupported"] == []
+    assert "[eE][xX][aA][mM][pP][lL][eE]" in body["content"]  # only the allowed hosts match

@@ -643,3 +643,19 @@ def test_export_reports_the_notes_of_rules_exported_with_a_difference(tmp_path: 
     assert "RewriteRule" in out
     assert f"{rules}:2: note: a ',' in {{rest}} is sent as %2C" in err
     assert err.rstrip().endswith(f"{rules}: 1 exported, 0 not expressible in apache, 1 with a note")
+
+
+def test_export_narrows_a_host_from_the_request_to_the_allowed_hosts(tmp_path: Path) -> None:
+    rules = tmp_path / "out.yaml"
+    rules.write_text(
+        'allowed_hosts: ["*.example.org"]\n'
+        "rules:\n  - from: /out/<site>/<path:rest>\n    to: https://{site}/{rest}\n",
+        "utf-8",
+    )
+    for fmt in ("nginx", "apache", "vercel"):
+        code, out, err = run("export", str(rules), "--format", fmt)
+        assert code == 0, err
+        assert "[eE][xX][aA][mM][pP][lL][eE]" in out, fmt  # only the allowed hosts match
+        assert "1 exported, 0 not expressible" in err, fmt
+    code, out, err = run("export", str(rules), "--format", "netlify")
+    assert "not exported" in err and "leads off-site" in err

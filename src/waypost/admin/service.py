@@ -26,7 +26,13 @@ from waypost.store import check_rule_set, to_json_value
 from waypost.store.base import Store
 from waypost.store.model import DeleteRule, Operation, Revision, Snapshot, UpsertRule
 from waypost.store.transfer import dump_document
-from waypost.tools.formats import EXPORTERS, IMPORTERS, ImportResult, detect_format
+from waypost.tools.formats import (
+    EXPORTERS,
+    IMPORTERS,
+    ImportResult,
+    detect_format,
+    export_rules,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -357,7 +363,9 @@ def export_snapshot(snapshot: Snapshot, format: str) -> dict[str, Any]:
         raise ValidationError(
             [("format", f"{format!r} is not an export format; use {', '.join(EXPORT_FORMATS)}")]
         )
-    result = exporter(rules, dict(snapshot.defaults) or None)
+    result = export_rules(
+        format, rules, dict(snapshot.defaults) or None, allowed_hosts=snapshot.allowed_hosts
+    )
     ids = snapshot.rule_ids
 
     def rule_id(index: int) -> str | None:

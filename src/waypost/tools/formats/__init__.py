@@ -68,6 +68,7 @@ __all__ = [
     "export_csv",
     "export_netlify",
     "export_nginx",
+    "export_rules",
     "export_vercel",
     "export_yaml",
     "normalise_rule",
@@ -112,6 +113,31 @@ EXPORTERS: dict[str, Exporter] = {
     "csv": export_csv,
     "yaml": export_yaml,
 }
+
+
+def export_rules(
+    format: str,
+    rules: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any] | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
+    host: str | None = None,
+) -> ExportResult:
+    """``rules`` written in ``format`` (a key of :data:`EXPORTERS`), with what each format can
+    use: ``allowed_hosts`` (a target's host taken from the request is narrowed to them, where
+    the format can express it) and, for Cloudflare, ``host``."""
+    if format == "cloudflare":
+        return export_cloudflare(rules, defaults, host=host)
+    if format == "nginx":
+        return export_nginx(rules, defaults, allowed_hosts=allowed_hosts)
+    if format == "apache":
+        return export_apache(rules, defaults, allowed_hosts=allowed_hosts)
+    if format == "vercel":
+        return export_vercel(rules, defaults, allowed_hosts=allowed_hosts)
+    if format == "yaml":
+        return export_yaml(rules, defaults, allowed_hosts=allowed_hosts)
+    return EXPORTERS[format](rules, defaults)
+
 
 _NGINX = re.compile(
     r"^\s*(server\s*\{|location\s|map\s+\$|rewrite\s+\S+\s+\S+\s*(permanent|redirect|last|break)?\s*;|return\s+30\d\s)",
