@@ -281,6 +281,10 @@ def test_vercel_export_document() -> None:
             "with 'to:'",
         ),
         (
+            {"from": "/a", "respond": {"status": 204, "body": "x"}},
+            "nginx sends a 204 without its body",
+        ),
+        (
             {"from": "/a", "respond": {"status": 200, "headers": {"Server": "me"}}},
             "nginx writes its own 'Server' header; add_header would add a second",
         ),
@@ -306,6 +310,7 @@ def test_vercel_export_document() -> None:
         "export-variable-name",
         "max-age",
         "respond-redirect-status",
+        "respond-204-body",
         "header-nginx-writes",
         "header-empty",
         "header-non-ascii",

@@ -112,9 +112,11 @@ def read_respond(value: Any) -> Response:
             content_type = text
         else:
             headers.append((name, text))
-    # A 204 is the one difference left: nginx sends it without Content-Type and Content-Length
-    # (RFC 9110 §8.6 forbids the latter), Waypost with both; the status and empty body agree.
     body = "" if raw_body is None else str(raw_body)
+    # nginx sends a 204 without Content-Type, Content-Length (RFC 9110 §8.6 forbids it) and body;
+    # Waypost with the first two, which is the one difference left when the body is empty.
+    if status == 204 and body:
+        raise Refusal("nginx sends a 204 without its body")
     return Response(status, content_type, body, tuple(headers))
 
 
