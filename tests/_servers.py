@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -70,3 +72,34 @@ class Server:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.log.close()
+
+
+@contextlib.contextmanager
+def running(
+    process: subprocess.Popen[bytes],
+    port: int,
+    *,
+    name: str,
+    log: Callable[[], str],
+    timeout: float = 10,
+) -> Iterator[None]:
+    """Wait (<= ``timeout`` s) until ``process`` accepts connections on ``port`` of 127.0.0.1,
+    failing the test with ``log()`` if it exits or never does; stop it on the way out."""
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"{name} did not start: {log()}")
+                time.sleep(0.02)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a server that ignores SIGTERM
+            process.kill()
+            process.wait()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from _servers import free_port, running
 
 MODULES = Path("/usr/lib/apache2/modules")
 BINARY = Path("/usr/sbin/apache2")
@@ -45,13 +45,6 @@ _HOST = """\
 """
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serving_apache(root: Path, sites: dict[str, tuple[str, str | None]]) -> Iterator[int]:
     """A private Apache on loopback with one virtual host per site: ``name -> (server config,
@@ -83,22 +76,10 @@ def serving_apache(root: Path, sites: dict[str, tuple[str, str | None]]) -> Iter
     process = subprocess.Popen(
         [BINARY, "-X", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log = (root / "error.log").read_text(encoding="utf-8", errors="replace")
-                    pytest.fail(f"Apache did not start: {log}")
-                time.sleep(0.05)
+    log = root / "error.log"
+
+    def read_log() -> str:
+        return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+
+    with running(process, port, name="Apache", log=read_log):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - Apache ignores SIGTERM
-            process.kill()
-            process.wait()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from _servers import free_port, running
 
 #: Where the nginx export (and the test configurations) split into http {} and server {} parts.
 SERVER_MARKER = "# -- in the server {} block --"
@@ -27,14 +27,6 @@ def nginx_binary() -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 NGINX_TEMPLATE = """\
@@ -89,26 +81,12 @@ def serving_nginx(tmp: Path, http: str, server: str, directives: str = "") -> It
     process = subprocess.Popen(
         [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode() if process.stderr else ""
-                    pytest.fail(f"nginx did not start: {stderr}")
-                time.sleep(0.02)
+    log = tmp / "error.log"
+    with running(process, port, name="nginx", log=lambda: _read(log), timeout=5):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - nginx ignores SIGTERM
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
