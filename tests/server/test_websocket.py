@@ -195,3 +195,18 @@ def test_sigterm_ends_open_websockets_and_the_server_exits_promptly(
         assert time.monotonic() - started < 5
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
+
+
+def test_an_upgrade_request_with_a_body_is_not_tunneled(served: Served) -> None:
+    # A WebSocket handshake has no body (RFC 6455): one that has is sent on as a plain request,
+    # its body streamed like any other, never buffered whole for a tunnel.
+    answer = raw_request(
+        served.port,
+        b"GET /chat/body HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Content-Length: 5\r\n\r\nhello",
+    )
+    status = answer.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.1 ") and b" 101 " not in status, answer[:200]
+    with connect(_ws(served, "/chat/after"), open_timeout=5) as ws:  # and the server is fine
+        assert _hello(ws)["path"] == "/chat/after"

@@ -87,7 +87,6 @@ class WaypostProtocol(HttpToolsProtocol):
         self._last_data = 0.0
         #: A WebSocket request going upstream: waiting for its head to end, then its tunnel.
         self._upgrade: _Pending | None = None
-        self._upgrade_body: list[bytes] = []
         self._tunnel: Tunnel | None = None
 
     # -- limits -----------------------------------------------------------------------------
@@ -215,7 +214,16 @@ class WaypostProtocol(HttpToolsProtocol):
     # -- WebSocket tunnels --------------------------------------------------------------------
 
     def _can_tunnel(self) -> bool:
-        return self.waypost.proxy is not None and self._get_upgrade() == b"websocket"
+        """A WebSocket handshake (a GET without a body, RFC 6455 §4.1) with an upstream to go to.
+        Anything else that asks to upgrade takes the ASGI path as a plain request."""
+        if self.waypost.proxy is None or self._get_upgrade() != b"websocket":
+            return False
+        if self.parser.get_method() != b"GET":
+            return False
+        return not any(
+            name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+            for name, value in self.headers
+        )
 
     def _start_tunnel(self, rest: bytes) -> None:
         """The upgrade request's head has ended: open its tunnel (see waypost.server.tunnel)."""
@@ -225,8 +233,6 @@ class WaypostProtocol(HttpToolsProtocol):
         if self._idle_timer is not None:  # a WebSocket may stay quiet for as long as it likes
             self._idle_timer.cancel()
             self._idle_timer = None
-        first = b"".join(self._upgrade_body) + rest
-        self._upgrade_body = []
 
         def done(status: int, size: int) -> None:
             self.waypost.done(
@@ -260,12 +266,10 @@ class WaypostProtocol(HttpToolsProtocol):
             refuse,
             timeout=proxy.timeout if proxy is not None else 30.0,
         )
-        self._tunnel.start(target, first)
+        self._tunnel.start(target, rest)
 
     def on_body(self, body: bytes) -> None:
-        if self._upgrade is not None:  # sent upstream after the head
-            self._upgrade_body.append(body)
-        elif self._answer is None:
+        if self._answer is None:
             super().on_body(body)
         # else: the answer does not depend on the body; it is read and dropped.
 
