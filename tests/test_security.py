@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 
 from waypost import Decision, Engine
+from waypost.server.https_redirect import https_location
 from waypost.server.proxy import Forward, UpstreamProxy
 from waypost.server.tunnel import tunnel_target
 
@@ -422,3 +423,23 @@ def test_a_header_with_a_line_break_is_refused_not_sent_upstream() -> None:
     assert head("x\x00") is None
     assert head("a tab\tis fine") is not None
     assert _tunnel_head("x\r\nX-Injected: 1") is None  # in the path, the query and headers
+
+
+@needs_corpus
+@pytest.mark.parametrize("payload", PAYLOADS, ids=[p.id for p in PAYLOADS])
+def test_no_payload_leads_the_https_redirect_off_the_requested_host(payload: Payload) -> None:
+    texts = (payload.text, quote(payload.text, safe="", errors="surrogateescape"))
+    for text in texts:
+        # As the Host header: refused unless it is a plain host name or address.
+        location = https_location(text, "/x", 8443)
+        if location is not None:
+            scheme, host = browser_destination(location)
+            assert (scheme, host) == ("https", text.strip().split(":")[0].lower().rstrip("."))
+            assert not _CONTROL.search(location)
+        # As the path: it stays on the requested host.
+        for target in ("/" + text, "/x?next=" + text):
+            location = https_location("example.com", target, 443)
+            if location is None:
+                continue
+            assert browser_destination(location) == ("https", "example.com")
+            assert not _CONTROL.search(location) and " " not in location

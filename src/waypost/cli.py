@@ -200,10 +200,15 @@ def serve(rules: str | None, **flags: Any) -> None:
         raise click.UsageError(str(exc)) from None
     try:
         listener = listen(settings.host, settings.port)
+        redirect_listener = None
+        if settings.http_redirect_port is not None:
+            redirect_listener = listen(settings.host, settings.http_redirect_port)
     except ListenError as exc:
         raise click.ClickException(str(exc)) from None
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     upstream = f"; upstream {settings.upstream}" if settings.upstream else ""
+    if settings.http_redirect_port is not None:
+        upstream += f"; http://{settings.host}:{settings.http_redirect_port}/ redirects to HTTPS"
     address = f"{settings.scheme}://{settings.host}:{settings.port}/{workers}{upstream}"
     if settings.db is None:
         if rules is None:
@@ -213,7 +218,14 @@ def serve(rules: str | None, **flags: Any) -> None:
         signature = file_signature(rules)  # before loading: a change from now on is reloaded
         engine = _engine(rules)
         click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; {address}", err=True)
-        run_server(engine, rules, settings, rules_signature=signature, listener=listener)
+        run_server(
+            engine,
+            rules,
+            settings,
+            rules_signature=signature,
+            listener=listener,
+            redirect_listener=redirect_listener,
+        )
         return
     engine, revision, location = _store_engine(settings.db, rules)
     click.echo(
@@ -227,6 +239,7 @@ def serve(rules: str | None, **flags: Any) -> None:
         store_url=settings.db,
         store_revision=revision,
         listener=listener,
+        redirect_listener=redirect_listener,
     )
 
 

@@ -140,6 +140,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("tls_key", None, "PEM file with the private key of tls_cert."),
     Setting(
+        "http_redirect_port",
+        None,
+        "With tls_cert: also listen for plain HTTP on this port (like 80) and redirect every "
+        "request there to the same URL over HTTPS (308).",
+        int,
+    ),
+    Setting(
         "graceful_timeout",
         30.0,
         "Seconds in-flight requests may take to finish after SIGTERM before workers are killed.",
@@ -169,6 +176,7 @@ class Settings:
     keep_alive_timeout: float = 5.0
     tls_cert: str | None = None
     tls_key: str | None = None
+    http_redirect_port: int | None = None
     graceful_timeout: float = 30.0
 
     @property

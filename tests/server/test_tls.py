@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import Upstream, start_server
+from serving import Upstream, free_port, raw_request, start_server
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -193,3 +193,62 @@ def test_a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_n
         assert _presented(served.port) == _der(second_cert)
     finally:
         served.stop()
+
+
+def test_plain_http_on_the_redirect_port_is_sent_to_https(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path
+) -> None:
+    cert, key = tls
+    redirect_port = free_port()
+    served = start_server(
+        rules,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--http-redirect-port",
+        str(redirect_port),
+        tmp=module_tmp,
+        ca=cert,
+    )
+    plain = f"http://127.0.0.1:{redirect_port}"
+    https = f"https://127.0.0.1:{served.port}"
+    try:
+        with httpx.Client(timeout=5) as client:  # one keep-alive connection
+            get = client.get(plain + "/old?x=1")
+            post = client.post(plain + "/form", content=b"a=1")
+            named = client.get(plain + "/caf%C3%A9", headers={"Host": "Shop.Example.COM:80"})
+            head = client.head(plain + "/old")
+        assert (get.status_code, get.headers["location"]) == (308, f"{https}/old?x=1")
+        assert get.headers["date"]
+        assert (post.status_code, post.headers["location"]) == (308, f"{https}/form")
+        assert named.headers["location"] == f"https://shop.example.com:{served.port}/caf%C3%A9"
+        assert head.status_code == 308 and head.content == b""
+        # Followed by a client that trusts the certificate, it ends where HTTPS sends it.
+        context = ssl.create_default_context(cafile=str(cert))
+        final = httpx.get(plain + "/old", verify=context, follow_redirects=True, timeout=5)
+        assert [r.status_code for r in final.history] == [308, 301]
+        # A Host that is not a host name, or none at all, is refused.
+        for host in ("evil.com/x", "a b", "evil.com@x", ""):
+            bad = raw_request(redirect_port, f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            assert bad.startswith(b"HTTP/1.1 400 "), (host, bad)
+        bare = raw_request(redirect_port, b"GET / HTTP/1.0\r\n\r\n")
+        assert bare.startswith(b"HTTP/1.1 400 ")
+    finally:
+        served.stop()
+    assert '"GET /old?x=1 HTTP/1.1" 308' in served.stdout()
+
+
+def test_the_redirect_port_needs_tls_and_a_port_of_its_own(
+    rules: Path, tls: tuple[Path, Path]
+) -> None:
+    cert, key = tls
+    done = _serve_error(str(rules), "--port", "1", "--http-redirect-port", "8081")
+    assert done.returncode == 2
+    assert "http_redirect_port redirects plain HTTP to this server's HTTPS" in done.stderr
+    done = _serve_error(
+        str(rules), "--port", "8443", "--tls-cert", str(cert), "--tls-key", str(key),
+        "--http-redirect-port", "8443",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "not the HTTPS port 8443" in done.stderr

@@ -20,6 +20,7 @@ the ASGI path under it serves the admin API and the upstream proxy. What this mo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import gc
@@ -80,6 +81,18 @@ def check_serve_settings(settings: Settings) -> None:
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
     check_tls(settings.tls_cert, settings.tls_key)
+    redirect_port = settings.http_redirect_port
+    if redirect_port is not None:
+        if not settings.tls_cert:
+            raise SettingsError(
+                "http_redirect_port redirects plain HTTP to this server's HTTPS; it needs "
+                "--tls-cert and --tls-key"
+            )
+        if not 1 <= redirect_port <= 65535 or redirect_port == settings.port:
+            raise SettingsError(
+                f"http_redirect_port must be from 1 to 65535 and not the HTTPS port "
+                f"{settings.port}, not {redirect_port!r}"
+            )
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
@@ -128,6 +141,7 @@ def run_server(
     store_revision: int = 0,
     rules_signature: Any = None,
     listener: socket.socket | None = None,
+    redirect_listener: socket.socket | None = None,
 ) -> None:
     """Serve ``engine`` until SIGTERM/SIGINT, following ``rules_path`` (hot reload) or the rule
     store at ``store_url`` (every committed revision). ``listener`` is the socket from
@@ -153,6 +167,8 @@ def run_server(
     sys.stdout.flush()  # the access log writes to the file descriptor, after what is buffered
     if listener is None:
         listener = listen(settings.host, settings.port)
+    if redirect_listener is None and settings.http_redirect_port is not None:
+        redirect_listener = listen(settings.host, settings.http_redirect_port)
     logger.info(
         "waypost: serving on %s://%s:%d with %d worker(s)",
         settings.scheme,
@@ -168,6 +184,7 @@ def run_server(
             listener,
             engine,
             settings,
+            redirect_listener=redirect_listener,
             rules_path=rules_path,
             rules_signature=signature,
             store_url=store_url,
@@ -181,6 +198,8 @@ def run_server(
             _supervise(serve, settings.workers, settings.graceful_timeout + 2)
     finally:
         listener.close()
+        if redirect_listener is not None:
+            redirect_listener.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -217,7 +236,12 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def _serve_worker(
-    listener: socket.socket, engine: Engine, settings: Settings, **app_args: Any
+    listener: socket.socket,
+    engine: Engine,
+    settings: Settings,
+    *,
+    redirect_listener: socket.socket | None = None,
+    **app_args: Any,
 ) -> None:
     import uvicorn
 
@@ -243,6 +267,8 @@ def _serve_worker(
         ssl_keyfile=settings.tls_key,
     )
     server = _Server(config)
+    if redirect_listener is not None:
+        server.https_redirect = (redirect_listener, app.server, listener.getsockname()[1])
     if settings.tls_cert and settings.reload_interval > 0:
         server.tls_paths = (settings.tls_cert, settings.tls_key)
         server.tls_every = max(1, round(settings.reload_interval / 0.1))
@@ -263,6 +289,23 @@ class _Server(uvicorn.Server):
     tls_paths: tuple[str, str | None] | None = None
     tls_every = 50
     _tls: Any = None
+    #: (socket, WaypostServer, HTTPS port) when plain HTTP is redirected to HTTPS.
+    https_redirect: tuple[socket.socket, Any, int] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.https_redirect is None or not self.started:
+            return
+        from waypost.server.https_redirect import HttpsRedirectProtocol
+
+        sock, waypost, https_port = self.https_redirect
+        loop = asyncio.get_running_loop()
+        # Among uvicorn's servers: closed with them at shutdown.
+        self.servers.append(
+            await loop.create_server(
+                lambda: HttpsRedirectProtocol(waypost, https_port), sock=sock, backlog=2048
+            )
+        )
 
     async def on_tick(self, counter: int) -> bool:
         # uvicorn ticks every 0.1 s, the first time as serving starts.
