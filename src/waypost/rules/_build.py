@@ -80,12 +80,11 @@ _PLAIN_STATUS: dict[str | int, int] = {
     **{status: status for status in REDIRECT_STATUSES},
 }
 # Rule() through its immutable __init__ costs as much as the rest of a literal rule; _plain()
-# sets the five slots directly, all rules of a file sharing one RuleMeta.
+# sets the four slots directly, all rules of a file sharing one RuleMeta.
 _SLOT_SETTERS: dict[str, Any] = {name: vars(Rule)[name].__set__ for name in Rule.__slots__}
 _set_path = _SLOT_SETTERS["path"]
 _set_action = _SLOT_SETTERS["_action"]
-_set_index = _SLOT_SETTERS["index"]
-_set_line = _SLOT_SETTERS["line"]
+_set_position = _SLOT_SETTERS["_position"]
 _set_meta = _SLOT_SETTERS["_meta"]
 
 
@@ -397,8 +396,7 @@ class RuleBuilder:
         rule = _new_object(Rule)
         _set_path(rule, path)
         _set_action(rule, to)  # a literal redirect, kept as its target (see Rule)
-        _set_index(rule, index)
-        _set_line(rule, line)
+        _set_position(rule, index if line is None else index | (line + 1) << 32)  # pack_position()
         _set_meta(rule, self._plain_metas[status])
         return rule
 

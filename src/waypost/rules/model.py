@@ -32,6 +32,7 @@ __all__ = [
     "RuleMeta",
     "RuleOptions",
     "RuleSet",
+    "pack_position",
 ]
 
 RedirectStatus = Literal[301, 302, 303, 307, 308]
@@ -117,24 +118,41 @@ class RuleMeta:
     status: int = 301
 
 
+_INDEX_MASK = 0xFFFFFFFF
+
+
+def pack_position(index: int, line: int | None) -> int:
+    """A rule's ``index`` and ``line`` as one int: the index in the low 32 bits, ``line + 1``
+    above them (0 for no line). Raises ValueError for an index outside 0..2**32-1 or a
+    negative line."""
+    if not 0 <= index <= _INDEX_MASK:
+        raise ValueError(f"a rule's index is its position in the rule set, 0 or more: {index!r}")
+    if line is None:
+        return index
+    if line < 0:
+        raise ValueError(f"a rule's line is 0 or more: {line!r}")
+    return index | (line + 1) << 32
+
+
 class Rule:
     """One rule. ``index`` is its position in the rule set (file order), used to break ties.
 
     ``path`` is the ``from`` text as written; ``pattern`` is its parsed form, None when the
     pattern has no variables (then it is matched by exact lookup). Immutable.
 
-    A million rules are held in memory, so a rule keeps five slots and puts what rules usually
+    A million rules are held in memory, so a rule keeps four slots and puts what rules usually
     share (pattern, conditions, name, file, options) in one :class:`RuleMeta`. A literal
     redirect (the bulk of a large CSV table) is kept compactly as its target string, its status
-    in the shared meta; ``action`` still gives the :class:`Redirect`.
+    in the shared meta; ``action`` still gives the :class:`Redirect`. ``index`` and ``line`` are
+    kept as one int (see :func:`pack_position`): a slot and an int object fewer a rule, 46 MB
+    fewer with a million rules loaded.
     """
 
-    __slots__ = ("_action", "_meta", "index", "line", "path")
+    __slots__ = ("_action", "_meta", "_position", "path")
 
     path: str
     _action: Action | str
-    index: int
-    line: int | None
+    _position: int
     _meta: RuleMeta
 
     def __init__(
@@ -156,8 +174,7 @@ class Rule:
         _set = object.__setattr__
         _set(self, "path", path)
         _set(self, "_action", action)
-        _set(self, "index", index)
-        _set(self, "line", line)
+        _set(self, "_position", pack_position(index, line))
         _set(self, "_meta", meta)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -165,6 +182,17 @@ class Rule:
 
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}: a Rule is immutable")
+
+    @property
+    def index(self) -> int:
+        """The rule's position in its rule set (file order), used to break ties."""
+        return self._position & _INDEX_MASK
+
+    @property
+    def line(self) -> int | None:
+        """The line of its file the rule starts on, None for rules given in Python."""
+        line = self._position >> 32
+        return line - 1 if line else None
 
     @property
     def action(self) -> Action:
