@@ -9,7 +9,7 @@ PORT ?= 8080
 
 .PHONY: setup serve test lint bench clean
 
-$(STAMP): pyproject.toml requirements/dev.txt
+$(STAMP): pyproject.toml setup.py src/waypost/_plainstore.c requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
@@ -36,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/update_readme.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist src/*.egg-info src/waypost/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

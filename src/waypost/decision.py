@@ -11,9 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from waypost.rules.model import Rule
+from waypost.rules.model import Rule, RuleOptions
 
-__all__ = ["NO_MATCH", "ActionName", "Decision", "Step", "Trace", "new_decision", "new_redirect"]
+__all__ = [
+    "NO_MATCH",
+    "ActionName",
+    "Decision",
+    "Step",
+    "Trace",
+    "new_decision",
+    "new_packed_redirect",
+    "new_redirect",
+    "rule_options",
+]
 
 ActionName = Literal["redirect", "rewrite", "respond", "pass"]
 
@@ -42,6 +52,36 @@ class Decision:
     rule: Rule | None = None
     #: Request headers the decision depended on (for a ``Vary`` response header).
     vary: tuple[str, ...] = ()
+    # A packed rule's redirect (see new_packed_redirect()): (rules, index, meta), ``rule`` being
+    # rules[index], looked up when first read. Not part of the value.
+    _lazy: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for an unset slot: the rule of a packed redirect, not looked up yet.
+        if name == "rule":
+            lazy = self._lazy
+            if lazy is not None:
+                rule = lazy[0][lazy[1]]
+                object.__setattr__(self, "rule", rule)
+                return rule
+        raise AttributeError(f"'Decision' object has no attribute {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy or a pickle holds the rule itself, not the whole rule set.
+        return (
+            Decision,
+            (
+                self.action,
+                self.status,
+                self.location,
+                self.path,
+                self.query,
+                self.headers,
+                self.body,
+                self.rule,
+                self.vary,
+            ),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; ``rule`` is ``{"name": ..., "source": "file:line"}`` or None."""
@@ -70,7 +110,18 @@ NO_MATCH = Decision("pass")
 # (same slot names; CPython lays slots out in sorted order, whatever order __slots__ lists).
 # The result is an ordinary immutable Decision (type, equality, hash and repr are the same).
 class _DecisionDraft:
-    __slots__ = ("action", "body", "headers", "location", "path", "query", "rule", "status", "vary")
+    __slots__ = (
+        "_lazy",
+        "action",
+        "body",
+        "headers",
+        "location",
+        "path",
+        "query",
+        "rule",
+        "status",
+        "vary",
+    )
     action: ActionName
     status: int | None
     location: str | None
@@ -80,6 +131,7 @@ class _DecisionDraft:
     body: str | None
     rule: Rule | None
     vary: tuple[str, ...]
+    _lazy: Any
 
 
 if sorted(_DecisionDraft.__slots__) != sorted(Decision.__slots__):  # pragma: no cover
@@ -107,6 +159,7 @@ def new_decision(
     draft.body = body
     draft.rule = rule
     draft.vary = ()
+    draft._lazy = None
     draft.__class__ = Decision  # type: ignore[assignment]
     return draft  # type: ignore[return-value]
 
@@ -126,8 +179,41 @@ def new_redirect(status: int, location: str, rule: Rule) -> Decision:
     draft.body = None
     draft.rule = rule
     draft.vary = ()
+    draft._lazy = None
     draft.__class__ = Decision  # type: ignore[assignment]
     return draft  # type: ignore[return-value]
+
+
+def new_packed_redirect(status: int, location: str, lazy: tuple[Any, int, Any]) -> Decision:
+    """The redirect of a packed rule (:class:`~waypost.rules.model.PackedRule`).
+
+    ``lazy`` is ``(rules, index, meta)``: the rule is ``rules[index]``, looked up only when
+    ``rule`` is read. With a million rules, reading the rule object is a miss to memory that the
+    answer does not need (:func:`rule_options` gives what the server needs from it).
+    """
+    draft = _DecisionDraft()
+    draft.action = "redirect"
+    draft.status = status
+    draft.location = location
+    draft.path = None
+    draft.query = None
+    draft.headers = ()
+    draft.body = None
+    draft.vary = ()
+    draft._lazy = lazy
+    draft.__class__ = Decision  # type: ignore[assignment]
+    return draft  # type: ignore[return-value]
+
+
+def rule_options(decision: Decision) -> RuleOptions | None:
+    """The options of the rule that decided (None when no rule did), without looking up a
+    packed rule."""
+    lazy = decision._lazy
+    if lazy is not None:
+        options: RuleOptions = lazy[2].options
+        return options
+    rule = decision.rule
+    return None if rule is None else rule.options
 
 
 @dataclass(frozen=True, slots=True)

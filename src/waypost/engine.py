@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote, unquote_plus
 
-from waypost.decision import NO_MATCH, Decision, Step, Trace, new_decision, new_redirect
+from waypost.decision import (
+    NO_MATCH,
+    Decision,
+    Step,
+    Trace,
+    new_decision,
+    new_packed_redirect,
+    new_redirect,
+)
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import (
@@ -381,7 +389,25 @@ class Engine:
         # The exact lookup is skipped when no exact rule starts with the path's first segment:
         # with a million rules it is a cache miss or three, the dearest step of a pattern hit.
         if prefixes is None or path.startswith(prefixes):
-            hit = matcher.lookup(path)
+            table = matcher.exact_table
+            if table is not None:
+                key = path if len(path) < 2 or path[-1] != "/" else (path.rstrip("/") or "/")
+                hit = table.get(key)
+                if hit is None and (find := matcher.find_packed) is not None:
+                    # A packed literal redirect (see PackedRule): unconditional, its target and
+                    # meta come with it, and the rule object is left alone (new_packed_redirect);
+                    # one miss to memory with a million rules.
+                    packed = find(key)
+                    if packed is not None:
+                        meta, index, target = packed
+                        options = meta.options
+                        if stage == "all" or options.only_if_missing == (stage == "missing"):
+                            if query and options.query == "keep":
+                                target = _merge_query(target, query)
+                            return new_packed_redirect(
+                                meta.status, target, (matcher.rules, index, meta)
+                            )
+                        hit = matcher.rules[index]
             if (
                 hit is not None
                 and not isinstance(hit, tuple)

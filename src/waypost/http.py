@@ -15,6 +15,7 @@ from functools import partial
 from typing import NamedTuple
 from urllib.parse import quote
 
+from waypost.decision import rule_options
 from waypost.engine import Decision
 from waypost.rules.safety import control_character
 
@@ -173,8 +174,8 @@ def decision_response(
         status = decision.status or 302
         body = f"{_REASONS.get(status, 'Redirect')}: {location}\n".encode()
         if status == 301 or status == 308:
-            rule = decision.rule
-            rule_max_age = rule.options.max_age if rule is not None else None
+            options = rule_options(decision)
+            rule_max_age = options.max_age if options is not None else None
             max_age = default_max_age if rule_max_age is None else rule_max_age
             cache_control = _CACHEABLE.get(max_age) or f"public, max-age={max_age}"
         else:

@@ -3,7 +3,10 @@
 Priority, in the order candidates are offered to the engine:
 
 1. **Exact paths** (patterns without variables), found by one dict lookup; several rules on the
-   same path (with different conditions) are offered in file order.
+   same path (with different conditions) are offered in file order. Literal redirects the loader
+   packed (:class:`~waypost.rules.model.PackedRule`) are found in their store instead, when every
+   rule of the store is in the rule set; a path that also has other rules gets a dict entry
+   holding them all, and the dict is asked first.
 2. **Patterns**, by specificity: compared segment by segment from the left, static text beats a
    typed converter (``any`` 30, ``uuid`` 40, ``int``/``float`` 50), which beats ``string`` (100),
    which beats ``path`` (200); a segment with literal text around its variable
@@ -28,8 +31,11 @@ from typing import Any
 from waypost._compiled import FirstIndex, Hit, Payload, compile_first
 from waypost.exceptions import RuleError
 from waypost.rules.converters import IntConverter, StringConverter
-from waypost.rules.model import Rule
+from waypost.rules.model import PackedRule, Rule
 from waypost.rules.pattern import Segment, normalize_path
+
+# A waypost._plainstore.PlainStore (compiled; see rules/_build.py).
+PlainStore = Any
 
 __all__ = ["Matcher", "compile_matcher"]
 
@@ -222,6 +228,16 @@ class _ExactTable:
     strict_slashes: bool
     case_insensitive: bool
     table: dict[str, Rule | tuple[Rule, ...]]
+    #: The packed rules of the default variant (no strict slashes, case-sensitive), asked when
+    #: ``table`` has nothing for a path.
+    store: PlainStore | None = None
+
+    def get(self, key: str, rules: tuple[Rule, ...]) -> Rule | tuple[Rule, ...] | None:
+        hit = self.table.get(key)
+        if hit is None and self.store is not None:
+            index = self.store.index_of(key)
+            return None if index is None else rules[index]
+        return hit
 
 
 def _priority(candidate: Candidate) -> tuple[Any, int]:
@@ -237,10 +253,13 @@ class Matcher:
         "_default_exact",
         "_exact",
         "_first",
+        "_store",
         "_tries",
         "by_name",
         "duplicates",
         "exact_prefixes",
+        "exact_table",
+        "find_packed",
         "first_pattern",
         "lookup_is_complete",
         "rule_count",
@@ -268,15 +287,29 @@ class Matcher:
             if len(exact) == 1 and not exact[0].strict_slashes and not exact[0].case_insensitive
             else (None if exact else {})
         )
+        self._store = exact[0].store if self._default_exact is not None and exact else None
+        #: For the engine's fast path: the dict of the default table (None when there are other
+        #: variants), and ``find(key) -> (meta, index, target)`` of its packed rules (None
+        #: without; the rule is ``rules[index]``). Ask the dict first: a path in both has all its
+        #: rules in the dict.
+        self.exact_table = self._default_exact
+        self.find_packed: Callable[[str], tuple[Any, int, str] | None] | None = (
+            self._store.find if self._store is not None else None
+        )
         #: True when :meth:`lookup` finds every exact rule (they are all in the default table), so
         #: that a miss there leaves only :meth:`pattern_candidates` to try.
         self.lookup_is_complete = self._default_exact is not None
         #: When :meth:`lookup` finds every exact rule, they are many and their paths have few
         #: first segments: '/' + each of them. A path that starts with none of these has no exact
         #: rule, so the engine need not look. Else None.
+        exact_count = (
+            len(self._default_exact) + (len(self._store) if self._store is not None else 0)
+            if self._default_exact is not None
+            else 0
+        )
         self.exact_prefixes = (
-            _prefixes(self._default_exact)
-            if self._default_exact is not None and len(self._default_exact) >= _PREFIXES_FROM
+            _prefixes(self._default_exact, self._store)
+            if self._default_exact is not None and exact_count >= _PREFIXES_FROM
             else None
         )
         # Not a bound method of self: the index keeping the matcher alive would be a cycle, and
@@ -313,7 +346,11 @@ class Matcher:
             return None
         if len(path) > 1 and path[-1] == "/":
             path = path.rstrip("/") or "/"
-        return table.get(path)
+        hit = table.get(path)
+        if hit is None and self._store is not None:
+            index = self._store.index_of(path)
+            return None if index is None else self.rules[index]
+        return hit
 
     def exact_candidates(self, path: str) -> list[Rule]:
         """Every exact-path rule matching ``path``, in file order."""
@@ -322,7 +359,7 @@ class Matcher:
             key = normalize_path(
                 path, strict_slashes=exact.strict_slashes, case_insensitive=exact.case_insensitive
             )
-            hit = exact.table.get(key)
+            hit = exact.get(key, self.rules)
             if hit is None:
                 continue
             if isinstance(hit, tuple):
@@ -383,13 +420,19 @@ _MAX_PREFIXES = 16
 _PREFIXES_FROM = 20_000
 
 
-def _prefixes(table: dict[str, Any]) -> tuple[str, ...] | None:
-    """'/' + the first segment of each of ``table``'s paths ('/a/b' -> '/a'), or None.
+def _prefixes(table: dict[str, Any], store: PlainStore | None) -> tuple[str, ...] | None:
+    """'/' + the first segment of each of ``table``'s and ``store``'s paths ('/a/b' -> '/a'), or
+    None.
 
     None when there are more than _MAX_PREFIXES, or when one is '/' (a path '/' or '//x'):
     every path starts with it.
     """
     heads: set[str] = set()
+    if store is not None:
+        packed = store.heads(_MAX_PREFIXES)
+        if packed is None:
+            return None
+        heads.update(packed)
     keys = iter(table)
     while True:
         # In slices, so that a table of a million distinct first segments stops early.
@@ -408,6 +451,70 @@ def _no_payload(rule: Rule) -> None:
     return None
 
 
+def _store_of(rule: PackedRule) -> PlainStore:
+    return rule.store
+
+
+def _usable_store(rules: tuple[Rule, ...]) -> PlainStore | None:
+    """The store of the packed rules in ``rules``, when the matcher can find them there.
+
+    That takes every rule the store holds to be in ``rules``, each at the position of its index
+    (the store answers with an index). Rules of a store that fails this, or of another store
+    than the largest, are indexed like any rule.
+    """
+    counts: dict[int, list[Any]] = {}
+    current: Any = None
+    entry: list[Any] = []
+    for position, rule in enumerate(rules):
+        if type(rule) is not PackedRule:
+            continue
+        store = rule.store
+        if store is not current:
+            current = store
+            entry = counts.setdefault(id(store), [store, 0, True])
+        entry[1] += 1
+        if rule.index != position:
+            entry[2] = False
+    usable = [
+        (count, store)
+        for store, count, in_place in counts.values()
+        if in_place and store.frozen and count == len(store)
+    ]
+    if not usable:
+        return None
+    return max(usable, key=lambda pair: pair[0])[1]
+
+
+def _merge_store(
+    store: PlainStore,
+    rules: tuple[Rule, ...],
+    table: dict[str, Rule | tuple[Rule, ...]],
+    duplicates: list[tuple[int, RuleError]],
+) -> None:
+    """Paths of ``table`` (the default variant) that the store has too get an entry holding all
+    their rules in file order, which lookups find first; duplicates are reported as they would
+    be were every rule in ``table`` (the later rule, against the first earlier one like it)."""
+    repeated: dict[int, list[int]] = {}
+    for first, duplicate in store.duplicates:
+        duplicates.append((duplicate, _duplicate(rules[duplicate], rules[first])))
+        repeated.setdefault(first, []).append(duplicate)
+    for key, hit in list(table.items()):
+        index = store.index_of(key)
+        if index is None:
+            continue
+        others = hit if isinstance(hit, tuple) else (hit,)
+        packed = [rules[i] for i in (index, *repeated.get(index, ()))]
+        merged = tuple(sorted((*packed, *others), key=lambda r: r.index))
+        table[key] = merged
+        redo = {r.index for r in merged}
+        duplicates[:] = [pair for pair in duplicates if pair[0] not in redo]
+        for position, rule in enumerate(merged):
+            for other in merged[:position]:
+                if other.conditions == rule.conditions:
+                    duplicates.append((rule.index, _duplicate(rule, other)))
+                    break
+
+
 def compile_matcher(rules: Iterable[Rule], *, payload: Payload | None = None) -> Matcher:
     """Index ``rules`` (in priority order of file position) into a :class:`Matcher`.
 
@@ -416,12 +523,16 @@ def compile_matcher(rules: Iterable[Rule], *, payload: Payload | None = None) ->
     rule needs, so that a hit touches few objects).
     """
     ordered = tuple(rules)
+    store = _usable_store(ordered)
+    store_of = _store_of
     exact: dict[tuple[bool, bool], dict[str, Rule | tuple[Rule, ...]]] = {}
     tries: dict[tuple[bool, bool], _Trie] = {}
     seen_patterns: dict[str, list[Rule]] = {}
     by_name: dict[str, Rule] = {}
-    duplicates: list[RuleError] = []
+    duplicates: list[tuple[int, RuleError]] = []  # by the index of the later rule
     for rule in ordered:
+        if store is not None and type(rule) is PackedRule and store_of(rule) is store:
+            continue  # found in the store (no name, no pattern: a literal redirect)
         options = rule.options
         variant = (options.strict_slashes, options.case_insensitive)
         if rule.name:
@@ -438,23 +549,31 @@ def compile_matcher(rules: Iterable[Rule], *, payload: Payload | None = None) ->
             others = hit if isinstance(hit, tuple) else (hit,)
             for other in others:
                 if other.conditions == rule.conditions:
-                    duplicates.append(_duplicate(rule, other))
+                    duplicates.append((rule.index, _duplicate(rule, other)))
                     break
             table[key] = (*others, rule)
             continue
         same = seen_patterns.setdefault(rule.pattern.signature, [])
         for other in same:
             if other.conditions == rule.conditions:
-                duplicates.append(_duplicate(rule, other))
+                duplicates.append((rule.index, _duplicate(rule, other)))
                 break
         same.append(rule)
         trie = tries.get(variant)
         if trie is None:
             trie = tries[variant] = _Trie(*variant)
         trie.insert(rule)
+    if store is not None:
+        _merge_store(store, ordered, exact.setdefault((False, False), {}), duplicates)
     tables = [
-        _ExactTable(strict, insensitive, table) for (strict, insensitive), table in exact.items()
+        _ExactTable(
+            strict, insensitive, table, store if (strict, insensitive) == (False, False) else None
+        )
+        for (strict, insensitive), table in exact.items()
     ]
     for trie in tries.values():
         trie.freeze()
-    return Matcher(ordered, tables, list(tries.values()), by_name, tuple(duplicates), payload)
+    duplicates.sort(key=lambda pair: pair[0])  # file order, as rules are added without a store
+    return Matcher(
+        ordered, tables, list(tries.values()), by_name, tuple(e for _, e in duplicates), payload
+    )

@@ -8,6 +8,8 @@ one rule are all reported, not just the first.
 from __future__ import annotations
 
 import difflib
+import importlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from waypost.rules.model import (
     DEFAULT_OPTIONS,
     REDIRECT_STATUSES,
     Action,
+    PackedRule,
     Pass,
     Redirect,
     Respond,
@@ -34,6 +37,17 @@ from waypost.rules.safety import control_character, header_name_problem
 from waypost.rules.target import Placeholder, RouteTarget, Target, parse_target, parse_template
 
 __all__ = ["RULE_KEYS", "RuleBuilder", "parse_defaults"]
+
+# The compiled store (waypost/_plainstore.c, typed in _plainstore.pyi). Imported by name: it is
+# a leaf module of its own, and the import checker cannot see inside a compiled module.
+_PlainStore: Any
+try:
+    _PlainStore = importlib.import_module("waypost._plainstore").PlainStore
+except ImportError:  # pragma: no cover - built without a C compiler: every rule is a plain Rule
+    _PlainStore = None
+
+#: Set WAYPOST_PACK_RULES=0 to keep every rule a plain Rule even when the store is built.
+PACK_RULES_ENV = "WAYPOST_PACK_RULES"
 
 RULE_KEYS = (
     "name",
@@ -256,6 +270,22 @@ class RuleBuilder:
             status: RuleMeta(file=self.file, options=self._default_options, status=status)
             for status in REDIRECT_STATUSES
         }
+        # Literal redirects go into a PlainStore (see PackedRule) when the store is built and
+        # their paths are lookup keys as written (the default trailing_slash and case).
+        options = self._default_options
+        self._packing = (
+            _PlainStore is not None
+            and not options.strict_slashes
+            and not options.case_insensitive
+            and os.environ.get(PACK_RULES_ENV, "1") != "0"
+        )
+        self._store: Any = None
+        self._plain_meta_ids = {status: i for i, status in enumerate(self._plain_metas)}
+
+    def finish(self) -> None:
+        """Call once every entry is built: the packed rules' store is made ready for lookups."""
+        if self._store is not None:
+            self._store.freeze()
 
     def build(
         self, entry: Any, index: int, line: int | None
@@ -393,10 +423,30 @@ class RuleBuilder:
             if given is None:
                 return None
             status = given
+        position = index if line is None else index | (line + 1) << 32  # pack_position()
+        if (
+            self._packing
+            and path.isascii()
+            and to.isascii()
+            and len(path) <= 0xFFFF
+            and len(to) <= 0xFFFF
+            and (len(path) == 1 or path[-1] != "/")  # the lookup key is the path as written
+            and index < 0x7FFFFFFE
+        ):
+            store = self._store
+            if store is None:
+                assert _PlainStore is not None  # self._packing says so
+                store = self._store = _PlainStore(tuple(self._plain_metas.values()))
+            packed: Rule = _new_object(PackedRule)
+            _set_path(packed, store)  # PackedRule.path reads the path back from the store
+            _set_position(packed, position)
+            _set_meta(packed, self._plain_metas[status])
+            store.add(index, path, to, self._plain_meta_ids[status])
+            return packed
         rule = _new_object(Rule)
         _set_path(rule, path)
         _set_action(rule, to)  # a literal redirect, kept as its target (see Rule)
-        _set_position(rule, index if line is None else index | (line + 1) << 32)  # pack_position()
+        _set_position(rule, position)
         _set_meta(rule, self._plain_metas[status])
         return rule
 

@@ -450,6 +450,7 @@ def _build_all(
             errors.extend(locate(index, p) for p in problems)
         elif rule is not None:
             rules.append(rule)
+    builder.finish()
     return rules
 
 
@@ -561,16 +562,12 @@ def _csv_rules(
     build_errors: list[RuleError] = []
     builder = RuleBuilder(dict(defaults or {}), conv, file)
     rules: list[Rule] = []
-    # Row n's line number is a later row's index: share the int objects (32 MB a million rows).
-    spare: dict[int, int] = {}
     # Rules hold no reference cycles: collecting while a million of them are made only walks
     # the growing heap again and again (a fifth of the loading time).
     collecting = gc.isenabled()
     gc.disable()
     try:
         for index, (entry, line) in enumerate(_read_csv(lines, file, read_errors)):
-            index = spare.pop(index, index)
-            spare[line] = line
             rule, problems = builder.build(entry, index, line)
             if problems:
                 build_errors.extend(
@@ -583,6 +580,7 @@ def _csv_rules(
                 )
             elif rule is not None:
                 rules.append(rule)
+        builder.finish()
     finally:
         if collecting:
             gc.enable()

@@ -1,0 +1,560 @@
+/* waypost._plainstore: literal redirects packed for a million rules.
+ *
+ * The bulk of a large redirect table is rows like `/old/page-123,/new/page-123,301`. Held as
+ * Python objects, each costs a path string, a target string and an entry in a dict of every
+ * path, and a hit touches five objects in scattered memory (the dict's index, its entry, the key,
+ * the rule, the target): five cache misses, about 1.2 us with a million rules on a machine where
+ * a miss costs 250 ns.
+ *
+ * A PlainStore keeps each such rule's path and target as bytes in one block of records, grouped
+ * by hash bucket:
+ *
+ *   record   u16 path length, u16 target length, u32 index (high bit: a duplicate path),
+ *            u16 meta (a position in the store's metas), path bytes, target bytes
+ *   dir      uint32 offset of each bucket's first record (4 bytes a rule: it stays in the
+ *            last-level cache)
+ *   by_index uint32 offset of the record of each rule index (for PackedRule.path and friends)
+ *
+ * A lookup reads one directory entry and the bucket's records, which sit side by side: one miss
+ * to memory. It answers with the rule's meta (shared by many rules, so cached), its index and its
+ * target, never touching the rule object itself (another miss). The bucket is Python's own str
+ * hash (SipHash keyed with the process's secret), so clients cannot aim requests at one bucket.
+ *
+ * Life cycle: add() each rule while loading, then freeze() once; find() and index_of() work on a
+ * frozen store. The store holds no rule objects (the rules hold it, through their `path` slot,
+ * see waypost.rules.model.PackedRule); it holds its metas. Paths and targets are ASCII (a
+ * non-ASCII request path is simply not found).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HEAD 10
+#define DUP 0x80000000u
+#define NO_RECORD 0xFFFFFFFFu
+#define MAX_TOTAL 0xFFFFFFF0u
+
+typedef struct {
+    PyObject_HEAD
+    char *blob;
+    size_t size;
+    size_t cap;
+    Py_hash_t *hashes; /* while building: the hash of each record's path, in add() order */
+    Py_ssize_t count;
+    Py_ssize_t hcap;
+    uint32_t *by_index;
+    size_t nindex;
+    uint32_t *dir; /* once frozen: buckets + 1 offsets */
+    uint64_t mask;
+    PyObject *duplicates; /* once frozen: list of (first index, duplicate index) */
+    PyObject *metas;      /* tuple */
+    int frozen;
+    int per_bucket;
+} PlainStore;
+
+typedef struct {
+    uint16_t klen;
+    uint16_t tlen;
+    uint32_t index;
+    uint16_t meta;
+} Head;
+
+static inline void
+read_head(const char *r, Head *h)
+{
+    memcpy(&h->klen, r, 2);
+    memcpy(&h->tlen, r + 2, 2);
+    memcpy(&h->index, r + 4, 4);
+    memcpy(&h->meta, r + 8, 2);
+}
+
+static inline void
+write_head(char *r, const Head *h)
+{
+    memcpy(r, &h->klen, 2);
+    memcpy(r + 2, &h->tlen, 2);
+    memcpy(r + 4, &h->index, 4);
+    memcpy(r + 8, &h->meta, 2);
+}
+
+static void
+store_dealloc(PlainStore *self)
+{
+    PyMem_RawFree(self->blob);
+    PyMem_RawFree(self->hashes);
+    PyMem_RawFree(self->by_index);
+    PyMem_RawFree(self->dir);
+    Py_XDECREF(self->duplicates);
+    Py_XDECREF(self->metas);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+store_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"metas", "per_bucket", NULL};
+    PyObject *metas;
+    int per_bucket = 2;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|i:PlainStore", names, &PyTuple_Type,
+                                     &metas, &per_bucket)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(metas) > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "at most 65535 metas");
+        return NULL;
+    }
+    if (per_bucket < 1 || per_bucket > 64) {
+        PyErr_SetString(PyExc_ValueError, "per_bucket must be 1..64");
+        return NULL;
+    }
+    PlainStore *self = (PlainStore *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->metas = Py_NewRef(metas);
+    self->per_bucket = per_bucket;
+    return (PyObject *)self;
+}
+
+static int
+ascii_str(PyObject *value, const char *what)
+{
+    if (!PyUnicode_CheckExact(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str", what);
+        return -1;
+    }
+    if (!PyUnicode_IS_ASCII(value) || PyUnicode_GET_LENGTH(value) > 0xFFFF) {
+        PyErr_Format(PyExc_ValueError, "%s must be ASCII, at most 65535 characters", what);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(add_doc,
+"add(index, path, target, meta)\n\n"
+"Add a rule: its index in its rule set, its path (the lookup key) and its target (both ASCII),\n"
+"and the position of its meta in the store's metas.");
+
+static PyObject *
+store_add(PlainStore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "add() takes index, path, target, meta");
+        return NULL;
+    }
+    if (self->frozen) {
+        PyErr_SetString(PyExc_RuntimeError, "add() after freeze()");
+        return NULL;
+    }
+    PyObject *path = args[1], *target = args[2];
+    Py_ssize_t index = PyLong_AsSsize_t(args[0]);
+    if (index == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t meta = PyLong_AsSsize_t(args[3]);
+    if (meta == -1 && PyErr_Occurred()) return NULL;
+    if (meta < 0 || meta >= PyTuple_GET_SIZE(self->metas)) {
+        PyErr_SetString(PyExc_ValueError, "meta is not a position in the store's metas");
+        return NULL;
+    }
+    if (index < 0 || (uint64_t)index >= (DUP - 1)) {
+        PyErr_SetString(PyExc_ValueError, "index out of range");
+        return NULL;
+    }
+    if (ascii_str(path, "path") < 0 || ascii_str(target, "target") < 0) return NULL;
+    Py_hash_t hash = PyObject_Hash(path);
+    if (hash == -1) return NULL;
+    uint16_t klen = (uint16_t)PyUnicode_GET_LENGTH(path);
+    uint16_t tlen = (uint16_t)PyUnicode_GET_LENGTH(target);
+    size_t need = HEAD + (size_t)klen + tlen;
+    if (self->size + need > MAX_TOTAL) {
+        PyErr_SetString(PyExc_OverflowError, "a PlainStore holds at most 4 GiB");
+        return NULL;
+    }
+    if ((size_t)index < self->nindex && self->by_index[index] != NO_RECORD) {
+        PyErr_Format(PyExc_ValueError, "index %zd added twice", index);
+        return NULL;
+    }
+    /* Grow everything first, so that a failure leaves the store as it was. */
+    if (self->size + need > self->cap) {
+        size_t cap = self->cap ? self->cap : 4096;
+        while (cap < self->size + need) cap *= 2;
+        char *blob = PyMem_RawRealloc(self->blob, cap);
+        if (blob == NULL) return PyErr_NoMemory();
+        self->blob = blob;
+        self->cap = cap;
+    }
+    if (self->count == self->hcap) {
+        Py_ssize_t hcap = self->hcap ? self->hcap * 2 : 256;
+        Py_hash_t *hashes = PyMem_RawRealloc(self->hashes, (size_t)hcap * sizeof(Py_hash_t));
+        if (hashes == NULL) return PyErr_NoMemory();
+        self->hashes = hashes;
+        self->hcap = hcap;
+    }
+    if ((size_t)index >= self->nindex) {
+        size_t n = self->nindex ? self->nindex : 256;
+        while (n <= (size_t)index) n *= 2;
+        uint32_t *by_index = PyMem_RawRealloc(self->by_index, n * sizeof(uint32_t));
+        if (by_index == NULL) return PyErr_NoMemory();
+        memset(by_index + self->nindex, 0xFF, (n - self->nindex) * sizeof(uint32_t));
+        self->by_index = by_index;
+        self->nindex = n;
+    }
+    char *r = self->blob + self->size;
+    Head h = {klen, tlen, (uint32_t)index, (uint16_t)meta};
+    write_head(r, &h);
+    memcpy(r + HEAD, PyUnicode_DATA(path), klen);
+    memcpy(r + HEAD + klen, PyUnicode_DATA(target), tlen);
+    self->by_index[index] = (uint32_t)self->size;
+    self->hashes[self->count++] = hash;
+    self->size += need;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(freeze_doc,
+"freeze()\n\n"
+"Group the records by bucket so that lookups work; no add() after this. A path added twice\n"
+"keeps its first rule; ``duplicates`` lists the (first index, duplicate index) pairs.");
+
+static PyObject *
+store_freeze(PlainStore *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->frozen) Py_RETURN_NONE;
+    uint64_t buckets = 1;
+    while (buckets * (uint64_t)self->per_bucket < (uint64_t)self->count) buckets <<= 1;
+    uint64_t mask = buckets - 1;
+    uint32_t *dir = PyMem_RawCalloc(buckets + 1, sizeof(uint32_t));
+    uint32_t *cursor = PyMem_RawMalloc(buckets * sizeof(uint32_t));
+    char *sorted = PyMem_RawMalloc(self->size ? self->size : 1);
+    PyObject *duplicates = PyList_New(0);
+    if (dir == NULL || cursor == NULL || sorted == NULL || duplicates == NULL) {
+        PyMem_RawFree(dir);
+        PyMem_RawFree(cursor);
+        PyMem_RawFree(sorted);
+        Py_XDECREF(duplicates);
+        return PyErr_NoMemory();
+    }
+    Head h;
+    size_t pos = 0;
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        read_head(self->blob + pos, &h);
+        size_t size = HEAD + (size_t)h.klen + h.tlen;
+        dir[((uint64_t)self->hashes[i] & mask) + 1] += (uint32_t)size;
+        pos += size;
+    }
+    for (uint64_t b = 0; b < buckets; b++) dir[b + 1] += dir[b];
+    memcpy(cursor, dir, buckets * sizeof(uint32_t));
+    pos = 0;
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        const char *src = self->blob + pos;
+        read_head(src, &h);
+        size_t size = HEAD + (size_t)h.klen + h.tlen;
+        uint64_t b = (uint64_t)self->hashes[i] & mask;
+        /* A path already in the bucket (added earlier): this record is a duplicate. */
+        const char *p = sorted + dir[b];
+        const char *end = sorted + cursor[b];
+        while (p < end) {
+            Head other;
+            read_head(p, &other);
+            if (!(other.index & DUP) && other.klen == h.klen
+                && memcmp(p + HEAD, src + HEAD, h.klen) == 0) {
+                PyObject *pair = Py_BuildValue("(II)", other.index, h.index);
+                if (pair == NULL || PyList_Append(duplicates, pair) < 0) {
+                    Py_XDECREF(pair);
+                    PyMem_RawFree(dir);
+                    PyMem_RawFree(cursor);
+                    PyMem_RawFree(sorted);
+                    Py_DECREF(duplicates);
+                    return NULL;
+                }
+                Py_DECREF(pair);
+                h.index |= DUP;
+                break;
+            }
+            p += HEAD + (size_t)other.klen + other.tlen;
+        }
+        char *dst = sorted + cursor[b];
+        write_head(dst, &h);
+        memcpy(dst + HEAD, src + HEAD, size - HEAD);
+        self->by_index[h.index & ~DUP] = cursor[b];
+        cursor[b] += (uint32_t)size;
+        pos += size;
+    }
+    PyMem_RawFree(cursor);
+    PyMem_RawFree(self->blob);
+    PyMem_RawFree(self->hashes);
+    self->hashes = NULL;
+    self->hcap = 0;
+    self->blob = sorted;
+    self->cap = self->size;
+    self->dir = dir;
+    self->mask = mask;
+    self->duplicates = duplicates;
+    self->frozen = 1;
+    Py_RETURN_NONE;
+}
+
+/* The record whose path is `path` (not a duplicate), or NULL with no exception set. */
+static const char *
+find_record(PlainStore *self, PyObject *path)
+{
+    if (!PyUnicode_IS_ASCII(path)) return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(path);
+    if (len > 0xFFFF) return NULL;
+    Py_hash_t hash = PyObject_Hash(path);
+    if (hash == -1) {
+        PyErr_Clear();
+        return NULL;
+    }
+    uint64_t b = (uint64_t)hash & self->mask;
+    const char *p = self->blob + self->dir[b];
+    const char *end = self->blob + self->dir[b + 1];
+    const char *data = PyUnicode_DATA(path);
+    while (p < end) {
+        Head h;
+        read_head(p, &h);
+        if (h.klen == len && !(h.index & DUP) && memcmp(p + HEAD, data, (size_t)len) == 0) {
+            return p;
+        }
+        p += HEAD + (size_t)h.klen + h.tlen;
+    }
+    return NULL;
+}
+
+static int
+check_lookup(PlainStore *self, PyObject *path)
+{
+    if (!self->frozen) {
+        PyErr_SetString(PyExc_RuntimeError, "lookups need freeze() first");
+        return -1;
+    }
+    if (!PyUnicode_Check(path)) {
+        PyErr_SetString(PyExc_TypeError, "the path must be a str");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(find_doc,
+"find(path) -> (meta, index, target) or None\n\n"
+"The rule whose path is ``path`` (a normalized lookup key): its meta, index and target.");
+
+static PyObject *
+store_find(PlainStore *self, PyObject *path)
+{
+    if (check_lookup(self, path) < 0) return NULL;
+    const char *r = find_record(self, path);
+    if (r == NULL) Py_RETURN_NONE;
+    Head h;
+    read_head(r, &h);
+    PyObject *target = PyUnicode_New(h.tlen, 127);
+    if (target == NULL) return NULL;
+    memcpy(PyUnicode_DATA(target), r + HEAD + h.klen, h.tlen);
+    PyObject *index = PyLong_FromUnsignedLong(h.index);
+    PyObject *out = PyTuple_New(3);
+    if (out == NULL || index == NULL) {
+        Py_XDECREF(out);
+        Py_XDECREF(index);
+        Py_DECREF(target);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, Py_NewRef(PyTuple_GET_ITEM(self->metas, h.meta)));
+    PyTuple_SET_ITEM(out, 1, index);
+    PyTuple_SET_ITEM(out, 2, target);
+    return out;
+}
+
+PyDoc_STRVAR(index_of_doc, "index_of(path) -> the index of the rule whose path is ``path``, or None.");
+
+static PyObject *
+store_index_of(PlainStore *self, PyObject *path)
+{
+    if (check_lookup(self, path) < 0) return NULL;
+    const char *r = find_record(self, path);
+    if (r == NULL) Py_RETURN_NONE;
+    Head h;
+    read_head(r, &h);
+    return PyLong_FromUnsignedLong(h.index & ~DUP);
+}
+
+static const char *
+record_at(PlainStore *self, PyObject *arg)
+{
+    Py_ssize_t index = PyLong_AsSsize_t(arg);
+    if (index == -1 && PyErr_Occurred()) return NULL;
+    if (index < 0 || (size_t)index >= self->nindex || self->by_index[index] == NO_RECORD) {
+        PyErr_Format(PyExc_KeyError, "no rule with index %zd in this store", index);
+        return NULL;
+    }
+    return self->blob + self->by_index[index];
+}
+
+PyDoc_STRVAR(path_doc, "path(index) -> the path of the rule with this index.");
+
+static PyObject *
+store_path(PlainStore *self, PyObject *arg)
+{
+    const char *r = record_at(self, arg);
+    if (r == NULL) return NULL;
+    Head h;
+    read_head(r, &h);
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, r + HEAD, h.klen);
+}
+
+PyDoc_STRVAR(target_doc, "target(index) -> the target of the rule with this index.");
+
+static PyObject *
+store_target(PlainStore *self, PyObject *arg)
+{
+    const char *r = record_at(self, arg);
+    if (r == NULL) return NULL;
+    Head h;
+    read_head(r, &h);
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, r + HEAD + h.klen, h.tlen);
+}
+
+PyDoc_STRVAR(heads_doc,
+"heads(limit) -> list of str, or None\n\n"
+"'/' + the first segment of every path ('/a/b' -> '/a', '/a' -> '/a'), or None when there are\n"
+"more than ``limit`` of them.");
+
+static PyObject *
+store_heads(PlainStore *self, PyObject *arg)
+{
+    Py_ssize_t limit = PyLong_AsSsize_t(arg);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (limit < 0 || limit > 1024) {
+        PyErr_SetString(PyExc_ValueError, "limit must be 0..1024");
+        return NULL;
+    }
+    const char *starts[1025];
+    size_t lens[1025];
+    Py_ssize_t n = 0;
+    size_t pos = 0;
+    while (pos < self->size) {
+        const char *r = self->blob + pos;
+        Head h;
+        read_head(r, &h);
+        const char *key = r + HEAD;
+        size_t cut = h.klen;
+        const char *slash = h.klen > 1 ? memchr(key + 1, '/', h.klen - 1) : NULL;
+        if (slash != NULL) cut = (size_t)(slash - key);
+        Py_ssize_t k;
+        for (k = 0; k < n; k++) {
+            if (lens[k] == cut && memcmp(starts[k], key, cut) == 0) break;
+        }
+        if (k == n) {
+            if (n == limit) Py_RETURN_NONE;
+            starts[n] = key;
+            lens[n] = cut;
+            n++;
+        }
+        pos += HEAD + (size_t)h.klen + h.tlen;
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *s = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, starts[k], lens[k]);
+        if (s == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, s);
+    }
+    return out;
+}
+
+static PyObject *
+store_duplicates(PlainStore *self, void *Py_UNUSED(closure))
+{
+    if (!self->frozen) return PyList_New(0);
+    return PyList_GetSlice(self->duplicates, 0, PY_SSIZE_T_MAX);
+}
+
+static PyObject *
+store_frozen(PlainStore *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->frozen);
+}
+
+static PyObject *
+store_metas(PlainStore *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->metas);
+}
+
+static PyObject *
+store_nbytes(PlainStore *self, void *Py_UNUSED(closure))
+{
+    size_t n = self->cap + self->nindex * sizeof(uint32_t)
+               + (size_t)self->hcap * sizeof(Py_hash_t);
+    if (self->frozen) n += (self->mask + 2) * sizeof(uint32_t);
+    return PyLong_FromSize_t(n);
+}
+
+static Py_ssize_t
+store_len(PlainStore *self)
+{
+    return self->count;
+}
+
+static PyMethodDef store_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))store_add, METH_FASTCALL, add_doc},
+    {"freeze", (PyCFunction)store_freeze, METH_NOARGS, freeze_doc},
+    {"find", (PyCFunction)store_find, METH_O, find_doc},
+    {"index_of", (PyCFunction)store_index_of, METH_O, index_of_doc},
+    {"path", (PyCFunction)store_path, METH_O, path_doc},
+    {"target", (PyCFunction)store_target, METH_O, target_doc},
+    {"heads", (PyCFunction)store_heads, METH_O, heads_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef store_getset[] = {
+    {"duplicates", (getter)store_duplicates, NULL,
+     "(first index, duplicate index) for each path added more than once (after freeze()).", NULL},
+    {"frozen", (getter)store_frozen, NULL, "True once freeze() has run.", NULL},
+    {"metas", (getter)store_metas, NULL, "The metas the records point into.", NULL},
+    {"nbytes", (getter)store_nbytes, NULL, "Bytes the store holds outside Python objects.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods store_as_sequence = {
+    .sq_length = (lenfunc)store_len,
+};
+
+PyDoc_STRVAR(store_doc,
+"PlainStore(metas, per_bucket=2)\n\n"
+"Literal redirects packed for fast lookup with a million rules: add() each, freeze(), then\n"
+"find(path). See waypost.rules.model.PackedRule.");
+
+static PyTypeObject PlainStoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "waypost._plainstore.PlainStore",
+    .tp_basicsize = sizeof(PlainStore),
+    .tp_dealloc = (destructor)store_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = store_doc,
+    .tp_methods = store_methods,
+    .tp_getset = store_getset,
+    .tp_as_sequence = &store_as_sequence,
+    .tp_new = store_new,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "waypost._plainstore",
+    .m_doc = "Literal redirects packed for fast lookup (see waypost.rules.model.PackedRule).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__plainstore(void)
+{
+    if (PyType_Ready(&PlainStoreType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&PlainStoreType);
+    if (PyModule_AddObject(m, "PlainStore", (PyObject *)&PlainStoreType) < 0) {
+        Py_DECREF(&PlainStoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
