@@ -76,8 +76,19 @@ def _store(url: str, **options: Any) -> Iterator[SqlStore]:
         store.close()
 
 
+# A session's user agent in the table (whole in --json): enough to tell browsers apart.
+_AGENT_WIDTH = 40
+
+
 def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _cut(text: str | None, width: int) -> str:
+    """``text`` in at most ``width`` characters ("-" for None; "…" where it was cut)."""
+    if text is None:
+        return "-"
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
 def _summary(revision: Revision) -> str:
@@ -335,7 +346,8 @@ def sessions_group() -> None:
 @_reports_errors
 def sessions_list(db: str, key_id: str | None, as_json: bool) -> None:
     """List the sign-in sessions that have not ended: id, API key, when made, last seen and
-    expires (never their tokens). Expired sessions are deleted on the way."""
+    expires, the client address and user agent that signed in (never their tokens). Expired
+    sessions are deleted on the way."""
     with _store(db) as store:
         sessions = store.list_sessions(key_id=key_id)
         notes = {key.id: key.note for key in store.list_keys()} if sessions else {}
@@ -346,11 +358,16 @@ def sessions_list(db: str, key_id: str | None, as_json: bool) -> None:
         whose = f" of API key {key_id}" if key_id else ""
         click.echo(f"no sign-in sessions{whose}")
         return
-    click.echo(f"{'ID':<18}{'KEY':<14}{'SIGNED IN':<22}{'LAST SEEN':<22}{'EXPIRES':<22}NOTE")
+    click.echo(
+        f"{'ID':<18}{'KEY':<14}{'SIGNED IN':<22}{'LAST SEEN':<22}{'EXPIRES':<22}"
+        f"{'ADDRESS':<18}{'USER AGENT':<{_AGENT_WIDTH + 2}}NOTE"
+    )
     for session in sessions:
         click.echo(
             f"{session.id:<18}{session.key_id:<14}{_when(session.created_at):<22}"
             f"{_when(session.last_seen_at):<22}{_when(session.expires_at):<22}"
+            f"{session.client_address or '-':<17} "
+            f"{_cut(session.user_agent, _AGENT_WIDTH):<{_AGENT_WIDTH}}  "
             f"{notes.get(session.key_id, '')}"
         )
 

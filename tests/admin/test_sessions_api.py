@@ -1,17 +1,21 @@
 """Sign-in sessions over the admin API, against SQLite and PostgreSQL: listed by id (never a
-token), ended one at a time or for a whole key, with the admin scope; an ended session's cookie
-stops working at once, though its last check was cached."""
+token) with the user agent and address that signed in (no control character, whatever a client
+sends: every payload of the hostile-input corpus), ended one at a time or for a whole key, with
+the admin scope; an ended session's cookie stops working at once, though its last check was
+cached."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 from admin_support import API, Keys
 from fastapi.testclient import TestClient
 
+from test_security import PAYLOADS, needs_corpus
 from waypost.admin import ADMIN_PREFIX, COOKIE_NAME, CSRF_HEADER
 from waypost.store._sql import SqlStore
 from waypost.store.sessions import hash_token, token_session_id
@@ -21,10 +25,10 @@ LOGIN = f"{ADMIN_PREFIX}/login"
 JSON = {"Accept": "application/json"}
 
 
-def sign_in(client: TestClient, key: str) -> str:
+def sign_in(client: TestClient, key: str, headers: Mapping[str, str | bytes] | None = None) -> str:
     """Sign in at the login page (a browser of its own); the session token of the cookie set."""
     client.cookies.clear()
-    signed = client.post(LOGIN, data={"key": key, "next": "/"})
+    signed = client.post(LOGIN, data={"key": key, "next": "/"}, headers=headers)
     assert signed.status_code == 303, signed.text
     client.cookies.clear()
     return str(signed.cookies[COOKIE_NAME])
@@ -88,6 +92,8 @@ def test_the_list_shows_ids_keys_and_times_never_tokens(
         "created_at",
         "expires_at",
         "last_seen_at",
+        "user_agent",
+        "client_address",
         "current",
     }
     assert sessions[1]["last_seen_at"] is not None
@@ -161,3 +167,65 @@ def test_a_person_may_end_their_own_session_but_not_by_a_cross_site_request(
     ended = with_cookie(client, token, "DELETE", path)
     assert ended.status_code == 200 and ended.json()["current"] is True
     assert with_cookie(client, token).status_code == 401
+
+
+# -- what signed in ---------------------------------------------------------------------------
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+_UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def shows_only_text(value: str) -> bool:
+    return not any(unicodedata.category(char) in _UNSHOWN for char in value)
+
+
+def test_the_list_shows_the_user_agent_and_address_that_signed_in(
+    client: TestClient, api: Api, keys: Keys
+) -> None:
+    # X-Forwarded-For is the client's to write: the admin app records the peer it saw.
+    mine = sign_in(client, keys.admin, {"User-Agent": FIREFOX, "X-Forwarded-For": "203.0.113.9"})
+    localized = sign_in(client, keys.read, {"User-Agent": "Navigateur/2.0 (Français)".encode()})
+    hostile = sign_in(client, keys.write, {"User-Agent": b"evil\x1b[2J\tagent\x00"})
+    listed = {s["id"]: s for s in api("GET", "/sessions").json()}
+
+    assert listed[token_session_id(mine)]["user_agent"] == FIREFOX
+    assert {s["client_address"] for s in listed.values()} == {"testclient"}  # TestClient's peer
+    assert "203.0.113.9" not in str(listed)
+    assert listed[token_session_id(localized)]["user_agent"] == "Navigateur/2.0 (Français)"
+    assert listed[token_session_id(hostile)]["user_agent"] == "evil\ufffd[2J\ufffdagent\ufffd"
+    ended = api("DELETE", f"/sessions/{token_session_id(mine)}").json()
+    assert (ended["user_agent"], ended["client_address"]) == (FIREFOX, "testclient")
+
+
+def test_a_long_user_agent_is_cut(client: TestClient, api: Api, keys: Keys) -> None:
+    sign_in(client, keys.read, {"User-Agent": "Agent/1.0 " + "x" * 10_000})
+    (session,) = api("GET", "/sessions").json()
+    assert len(session["user_agent"]) == 512 and session["user_agent"].endswith("\u2026")
+
+
+def test_the_openapi_document_describes_what_signed_in(client: TestClient) -> None:
+    schema = client.get(f"{API}/openapi.json").json()["components"]["schemas"]["SessionOut"]
+    for field in ("user_agent", "client_address"):
+        assert field in schema["properties"] and field in schema["required"]
+        assert schema["properties"][field]["description"]
+        assert {"type": "null"} in schema["properties"][field]["anyOf"]
+
+
+@needs_corpus
+def test_no_corpus_payload_as_user_agent_is_listed_with_a_control_character(
+    client: TestClient, api: Api, keys: Keys
+) -> None:
+    sent = {}
+    for payload in PAYLOADS:  # as raw header bytes: the client need not be a polite one
+        token = sign_in(client, keys.read, {"User-Agent": payload.text.encode()})
+        sent[token_session_id(token)] = payload
+    listed = api("GET", "/sessions")
+    assert listed.status_code == 200
+    failures = []
+    for session in listed.json():
+        payload, agent = sent[session["id"]], session["user_agent"]
+        if agent is not None and (not shows_only_text(agent) or len(agent) > 512):
+            failures.append((payload.id, payload.text, agent))
+        elif shows_only_text(payload.text) and agent != (payload.text.strip() or None):
+            failures.append((payload.id, payload.text, "plain text changed", agent))
+    assert len(listed.json()) == len(sent) == len(PAYLOADS) and not failures, failures[:10]

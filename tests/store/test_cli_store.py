@@ -20,6 +20,7 @@ from waypost.store.migrations import LATEST
 from waypost.store.sessions import hash_token, token_session_id
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "rules.yaml"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
 def run(*args: str) -> Result:
@@ -165,12 +166,15 @@ def test_no_keys_yet(db: str) -> None:
     assert "no API keys" in run("keys", "list", "--db", db).output
 
 
-def _signed_in(db: str, note: str, count: int) -> tuple[str, list[str]]:
-    """A new admin key in ``db`` (with ``note``) and the tokens of ``count`` sessions of it."""
+def _signed_in(db: str, note: str, count: int, **seen: str) -> tuple[str, list[str]]:
+    """A new admin key in ``db`` (with ``note``) and the tokens of ``count`` sessions of it
+    (``seen``: the user_agent and client_address they signed in with)."""
     store = open_store(db)
     try:
         key, _ = store.create_key("admin", note=note)
-        return key.id, [store.create_session(key.id, lifetime=3600)[1] for _ in range(count)]
+        return key.id, [
+            store.create_session(key.id, lifetime=3600, **seen)[1] for _ in range(count)
+        ]
     finally:
         store.close()
 
@@ -178,24 +182,36 @@ def _signed_in(db: str, note: str, count: int) -> tuple[str, list[str]]:
 def test_sessions_list_and_end(db: str) -> None:
     assert run("db", "upgrade", "--db", db).exit_code == 0
     assert run("sessions", "list", "--db", db).output == "no sign-in sessions\n"
-    person, (first, second) = _signed_in(db, "ops person", 2)
+    person, (first, second) = _signed_in(
+        db, "ops person", 2, user_agent=FIREFOX, client_address="192.0.2.10"
+    )
     robot, (third,) = _signed_in(db, "robot", 1)
     ids = [token_session_id(token) for token in (first, second, third)]
 
     listed = run("sessions", "list", "--db", db)
     assert listed.exit_code == 0
     lines = listed.output.splitlines()
-    assert lines[0].split() == ["ID", "KEY", "SIGNED", "IN", "LAST", "SEEN", "EXPIRES", "NOTE"]
+    assert lines[0].split() == [
+        *("ID", "KEY", "SIGNED", "IN", "LAST", "SEEN", "EXPIRES"),
+        *("ADDRESS", "USER", "AGENT", "NOTE"),
+    ]
     assert [line.split()[:2] for line in lines[1:]] == [
         [ids[0], person],
         [ids[1], person],
         [ids[2], robot],
     ]
     assert lines[1].endswith("ops person") and lines[3].endswith("robot")
+    # The address whole, the user agent cut to the table's column (whole in --json).
+    assert f" 192.0.2.10 {' ' * 6} {FIREFOX[:39]}\u2026  ops person" in lines[1]
+    assert lines[3].split()[-3:] == ["-", "-", "robot"]  # made before anything was recorded
+    assert len({line.index("ops person") for line in lines[1:3]}) == 1  # the columns line up
     for token in (first, second, third):
         assert token not in listed.output and hash_token(token) not in listed.output
     as_json = json.loads(run("sessions", "list", "--key", robot, "--db", db, "--json").output)
     assert [(s["id"], s["key_id"], s["last_seen_at"]) for s in as_json] == [(ids[2], robot, None)]
+    assert (as_json[0]["user_agent"], as_json[0]["client_address"]) == (None, None)
+    mine = json.loads(run("sessions", "list", "--key", person, "--db", db, "--json").output)
+    assert {(s["user_agent"], s["client_address"]) for s in mine} == {(FIREFOX, "192.0.2.10")}
 
     ended = run("sessions", "end", ids[0], "--db", db)
     assert ended.exit_code == 0
@@ -210,6 +226,17 @@ def test_sessions_list_and_end(db: str) -> None:
     assert run("sessions", "list", "--key", person, "--db", db).output == (
         f"no sign-in sessions of API key {person}\n"
     )
+
+
+def test_sessions_list_shows_no_control_character_a_client_sent(db: str) -> None:
+    assert run("db", "upgrade", "--db", db).exit_code == 0
+    hostile = "evil\x1b]0;pwned\x07\x1b[2J\r\nkey  admin\u202e"
+    _signed_in(db, "person", 1, user_agent=hostile, client_address="10.0.0.1\x1b[31m")
+    for args in ((), ("--json",)):
+        listed = run("sessions", "list", "--db", db, *args)
+        assert listed.exit_code == 0
+        assert not any(c in listed.output for c in "\x1b\x07\r\u202e"), repr(listed.output)
+    assert len(run("sessions", "list", "--db", db).output.splitlines()) == 2  # no line injected
 
 
 @pytest.mark.parametrize(

@@ -1,25 +1,34 @@
 """Admin sign-in sessions, against SQLite and PostgreSQL: made for a key, stored only as a hash,
-checked with their key, listed by a public id, ended by sign-out, by id, for a whole key, by
-expiry and by revoking the key."""
+with the user agent and address that signed in (cleaned of control characters, for every payload
+of the hostile-input corpus), checked with their key, listed by a public id, ended by sign-out,
+by id, for a whole key, by expiry and by revoking the key; and a database made before migration 3
+upgraded in place."""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from test_security import PAYLOADS, needs_corpus
 from waypost.exceptions import AuthError, NotFoundError, ValidationError
+from waypost.store import _sql
 from waypost.store._cache import CheckCache
 from waypost.store._sql import SqlStore
 from waypost.store.keys import ApiKey
+from waypost.store.migrations import LATEST, MIGRATIONS
 from waypost.store.sessions import (
+    CLIENT_ADDRESS_MAX,
+    USER_AGENT_MAX,
     Session,
     SessionChecker,
+    clean_client_text,
     hash_token,
     new_session_token,
     session_id,
@@ -252,7 +261,15 @@ def test_sessions_are_listed_by_a_public_id_never_by_token(store: SqlStore) -> N
     shown = repr(listed) + repr([s.to_dict() for s in listed])
     for secret in (token, other, token[4:], hash_token(token), hash_token(other)):
         assert secret not in shown
-    assert set(listed[0].to_dict()) == {"id", "key_id", "created_at", "expires_at", "last_seen_at"}
+    assert set(listed[0].to_dict()) == {
+        "id",
+        "key_id",
+        "created_at",
+        "expires_at",
+        "last_seen_at",
+        "user_agent",
+        "client_address",
+    }
 
     assert [s.id for s in store.list_sessions(key_id=robot.id)] == [third.id]
     with pytest.raises(NotFoundError, match="nope"):
@@ -374,3 +391,173 @@ def test_the_check_cache_refuses_a_value_looked_up_before_a_drop() -> None:
     for thread in threads:
         thread.join()
     assert cache.generation == before + 9 and cache.get("c") is None
+
+
+# -- what signed in: the user agent and the client address ------------------------------------
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+# What a listing must never show as is: controls (C0, DEL, C1), format characters (bidi
+# overrides, zero-width), line and paragraph separators.
+_UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def shows_only_text(value: str) -> bool:
+    return not any(unicodedata.category(char) in _UNSHOWN for char in value)
+
+
+def test_a_session_records_the_user_agent_and_address_that_signed_in(store: SqlStore) -> None:
+    key, _ = store.create_key("admin")
+    made, token = store.create_session(
+        key.id, lifetime=HOUR, user_agent=FIREFOX, client_address="2001:db8::7"
+    )
+    bare, _ = store.create_session(key.id, lifetime=HOUR)  # a program that said nothing
+    assert (made.user_agent, made.client_address) == (FIREFOX, "2001:db8::7")
+    assert (bare.user_agent, bare.client_address) == (None, None)
+
+    listed = {s.id: s for s in store.list_sessions()}
+    assert (listed[made.id].user_agent, listed[made.id].client_address) == (FIREFOX, "2001:db8::7")
+    assert listed[made.id].to_dict()["user_agent"] == FIREFOX
+    assert listed[bare.id].to_dict()["client_address"] is None
+    assert store.authenticate_session(token).id == key.id  # the check reads the new columns
+    found = store._find_session(hash_token(token))
+    assert found is not None and found[0].user_agent == FIREFOX
+    assert store.end_session_by_id(made.id).client_address == "2001:db8::7"
+    assert [s.user_agent for s in store.end_key_sessions(key.id)] == [None]
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        (None, None),
+        ("", None),
+        ("   ", None),
+        ("\t\r\n", None),
+        ("  curl/8.5.0  ", "curl/8.5.0"),
+        ("Mozilla/5.0 (Macintosh) Safari/605.1.15", "Mozilla/5.0 (Macintosh) Safari/605.1.15"),
+        ("Navigateur Français/2.0 📎", "Navigateur Français/2.0 📎"),
+        ("evil\r\nX-Injected: 1", "evil\ufffd\ufffdX-Injected: 1"),
+        ("nul\x00byte", "nul\ufffdbyte"),
+        ("\x1b[2J\x1b[31mred", "\ufffd[2J\ufffd[31mred"),
+        ("c1\x85\x9bcontrols\x7f", "c1\ufffd\ufffdcontrols\ufffd"),
+        ("abc\u202edcba", "abc\ufffddcba"),  # right-to-left override: would show reversed
+        ("zero\u200bwidth\u2028line", "zero\ufffdwidth\ufffdline"),
+    ],
+    ids=[
+        "none",
+        "empty",
+        "spaces",
+        "only-controls",
+        "stripped",
+        "plain",
+        "unicode",
+        "crlf",
+        "nul",
+        "terminal-escapes",
+        "c1-and-del",
+        "bidi-override",
+        "zero-width-and-separator",
+    ],
+)
+def test_client_text_is_kept_without_control_characters(sent: str | None, kept: str | None) -> None:
+    assert clean_client_text(sent, USER_AGENT_MAX) == kept
+
+
+def test_client_text_is_cut_to_its_limit_and_says_so() -> None:
+    assert clean_client_text("a" * USER_AGENT_MAX, USER_AGENT_MAX) == "a" * USER_AGENT_MAX
+    cut = clean_client_text("b" * 5000, USER_AGENT_MAX)
+    assert cut == "b" * (USER_AGENT_MAX - 1) + "\u2026"
+    assert clean_client_text("ab cd", 4) == "ab\u2026"  # no space left before the ellipsis
+
+
+def test_what_signed_in_is_cleaned_and_trimmed_by_the_store(store: SqlStore) -> None:
+    key, _ = store.create_key("read")
+    long_agent = "Mozilla/5.0 " + "x" * 2000 + "\r\nSet-Cookie: a=b"
+    session, _ = store.create_session(
+        key.id, lifetime=HOUR, user_agent=long_agent, client_address="10.0.0.1\n" + "9" * 300
+    )
+    assert session.user_agent is not None and len(session.user_agent) == USER_AGENT_MAX
+    assert session.client_address is not None and len(session.client_address) == CLIENT_ADDRESS_MAX
+    stored = session_rows(store)[0]
+    assert (stored[5], stored[6]) == (session.user_agent, session.client_address)
+    assert shows_only_text(stored[5]) and shows_only_text(stored[6])
+
+
+@needs_corpus
+def test_no_corpus_payload_is_stored_with_a_control_character(store: SqlStore) -> None:
+    key, _ = store.create_key("read")
+    sent = {}
+    for payload in PAYLOADS:
+        session, _ = store.create_session(
+            key.id, lifetime=HOUR, user_agent=payload.text, client_address=payload.text
+        )
+        sent[session.id] = payload
+    failures = []
+    for row in session_rows(store):  # as stored, not as the store reads it back
+        payload = sent[session_id(row[0])]
+        agent, address = row[5], row[6]
+        if not all(shows_only_text(value) for value in (agent, address) if value is not None):
+            failures.append((payload.id, payload.text, agent, address))
+        elif shows_only_text(payload.text) and agent != (payload.text.strip() or None):
+            failures.append((payload.id, payload.text, "plain text changed", agent))
+        elif (agent, address) != (
+            clean_client_text(payload.text, USER_AGENT_MAX),
+            clean_client_text(payload.text, CLIENT_ADDRESS_MAX),
+        ):
+            failures.append((payload.id, payload.text, "not as cleaned", agent, address))
+    assert len(sent) == len(PAYLOADS) and not failures, failures[:10]
+    assert any(not shows_only_text(p.text) for p in PAYLOADS)  # the corpus does carry some
+
+
+# -- migration 3 on a database made before it --------------------------------------------------
+
+
+def test_a_database_from_before_migration_3_upgrades_in_place(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert LATEST >= 3 and MIGRATIONS[2].number == 3
+    with monkeypatch.context() as older:  # the Waypost that knew migrations 1 and 2 only
+        older.setattr(_sql, "MIGRATIONS", MIGRATIONS[:2])
+        older.setattr(_sql, "LATEST", 2)
+        before = make_store(auto_upgrade=False)
+        assert before.upgrade() == (0, 2)
+        key, _ = before.create_key("admin", note="person")
+        token = new_session_token()
+        now = datetime.now(UTC)
+        with before._transaction(write=True) as conn:  # a sign-in as that Waypost stored it
+            conn.execute(
+                "INSERT INTO waypost_sessions (token_hash, key_id, created_at, expires_at, "
+                "last_seen_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    hash_token(token),
+                    key.id,
+                    before._time_param(now),
+                    before._time_param(now + timedelta(hours=1)),
+                    None,
+                ),
+            )
+        assert len(session_rows(before)[0]) == 5
+        before.close()
+
+    after = make_store(auto_upgrade=False)
+    status = after.schema_status()
+    assert (status.version, status.pending) == (
+        2,
+        tuple(f"{m.number:04d} {m.name}" for m in MIGRATIONS[2:]),
+    )
+    assert after.upgrade() == (2, LATEST)
+    assert after.upgrade() == (LATEST, LATEST)
+    assert after.authenticate_session(token).id == key.id  # the old sign-in goes on
+    (old,) = after.list_sessions()
+    assert (old.id, old.key_id, old.user_agent, old.client_address) == (
+        token_session_id(token),
+        key.id,
+        None,
+        None,
+    )
+    assert old.last_seen_at is not None  # its use was recorded in the upgraded table
+    after.create_session(key.id, lifetime=HOUR, user_agent=FIREFOX, client_address="::1")
+    assert [(s.user_agent, s.client_address) for s in after.list_sessions()] == [
+        (None, None),
+        (FIREFOX, "::1"),
+    ]
+    assert after.end_session_by_id(old.id).id == old.id

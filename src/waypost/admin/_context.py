@@ -78,9 +78,15 @@ class AdminContext:
         return str(request.scope.get("root_path", "")).rstrip("/") + self.prefix
 
     @staticmethod
-    def address(request: Request) -> str:
-        """The client's address, as the ASGI server saw it."""
-        return request.client.host if request.client is not None else "unknown"
+    def peer(request: Request) -> str | None:
+        """The client's address, as the ASGI server saw it (None when it did not say). Behind a
+        load balancer this is the balancer's: the admin app does not read X-Forwarded-For."""
+        return request.client.host if request.client is not None else None
+
+    @classmethod
+    def address(cls, request: Request) -> str:
+        """The client's address for counting refusals (:meth:`peer`, or ``"unknown"``)."""
+        return cls.peer(request) or "unknown"
 
     def changed(self, revision: Revision | None) -> None:
         """Tell ``on_change`` about a new revision (None: the write changed nothing)."""

@@ -1,5 +1,6 @@
 """Small HTTP decisions of the admin API, free of any framework: which client is a browser,
-what an ``If-Match`` names, where a login may send a person next, where the credentials are.
+what an ``If-Match`` names, where a login may send a person next, where the credentials are,
+what text a header held.
 
 Everything here takes plain strings and mappings, so it is tested without a server.
 """
@@ -19,6 +20,7 @@ __all__ = [
     "Credentials",
     "IfMatchError",
     "find_credentials",
+    "header_text",
     "parse_if_match",
     "prefers_html",
     "safe_next",
@@ -33,6 +35,19 @@ _SAME_SITE = parse_target("/")
 _LOCATION_SAFE = "/:?#[]@!$&'()*+,;=%-._~"
 _ETAG = re.compile(r'\s*(?:W/)?"?(\d{1,16})"?\s*\Z')
 _MAX_NEXT = 2048
+
+
+def header_text(value: str | None) -> str | None:
+    """A header's value as the text its sender most likely meant. ASGI servers hand header bytes
+    over as Latin-1; a value whose bytes are valid UTF-8 (a User-Agent naming a non-English
+    product) is read as UTF-8 instead, anything else stays as it was. This does not make the
+    text safe to show: that is the store's :func:`~waypost.store.sessions.clean_client_text`."""
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not Latin-1 (a str from elsewhere) or not UTF-8 bytes
+        return value
 
 
 class IfMatchError(ValueError):

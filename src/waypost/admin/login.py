@@ -1,11 +1,12 @@
 """The login page: a small server-rendered form where a person pastes an API key.
 
-On success a sign-in session is made for the key (:mod:`waypost.store.sessions`) and its token,
-never the key, goes into an HttpOnly, SameSite=Strict cookie scoped to the admin path (Secure
-over https), so a stolen cookie is not a stolen key and signing out ends it on the server. The
-browser is then sent to ``next`` if that is a path on this site (checked with the rule language's
-own open-redirect guard), else to the API's interactive docs. Failures count against the client's
-address like any refused key, and the form is not served in a frame.
+On success a sign-in session is made for the key (:mod:`waypost.store.sessions`), recording the
+browser's User-Agent and the client's address (the peer's, as for counting failures), and its
+token, never the key, goes into an HttpOnly, SameSite=Strict cookie scoped to the admin path
+(Secure over https), so a stolen cookie is not a stolen key and signing out ends it on the server.
+The browser is then sent to ``next`` if that is a path on this site (checked with the rule
+language's own open-redirect guard), else to the API's interactive docs. Failures count against
+the client's address like any refused key, and the form is not served in a frame.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from waypost.admin._context import COOKIE_NAME, AdminContext, AuthFailure
-from waypost.admin._http import safe_next, same_origin
+from waypost.admin._http import header_text, safe_next, same_origin
 from waypost.admin.auth import authenticate_key
 from waypost.exceptions import AuthError
 
@@ -108,7 +109,13 @@ def login_router(ctx: AdminContext) -> APIRouter:
         next = form.get("next", "")
         try:
             key = authenticate_key(ctx, request, form.get("key", ""))  # any scope may sign in
-            _, token = ctx.store.create_session(key.id, lifetime=ctx.cookie_max_age)
+            _, token = ctx.store.create_session(
+                key.id,
+                lifetime=ctx.cookie_max_age,
+                # What signed in, for whoever lists the sessions; the store cleans and trims it.
+                user_agent=header_text(request.headers.get("user-agent")),
+                client_address=ctx.peer(request),
+            )
         except AuthFailure as exc:
             response = _page(ctx, request, next, exc.message, exc.status)
             if "Retry-After" in exc.headers:

@@ -222,8 +222,8 @@ def sessions_router(ctx: AdminContext) -> APIRouter:
         ] = None,
     ) -> list[dict[str, Any]]:
         """Every sign-in session that has not ended, oldest first: its id, the key it signs in
-        as, when it was made, last seen and expires (never its token). Expired sessions are
-        deleted on the way."""
+        as, when it was made, last seen and expires, and the user agent and client address that
+        signed in (never its token). Expired sessions are deleted on the way."""
         mine = token_session_id(request.cookies.get(COOKIE_NAME))
         return [_session_out(s, mine) for s in store.list_sessions(key_id=key_id)]
 

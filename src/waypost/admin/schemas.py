@@ -421,13 +421,27 @@ class KeyCreatedOut(BaseModel):
 
 class SessionOut(BaseModel):
     """A sign-in session (never its token): ``id`` names it (to end it), ``key_id`` is the API
-    key it signs in as. ``current``: it is the session of the login cookie this request sent."""
+    key it signs in as, ``user_agent`` and ``client_address`` what signed in. ``current``: it is
+    the session of the login cookie this request sent."""
 
     id: str
     key_id: str
     created_at: datetime
     expires_at: datetime
     last_seen_at: datetime | None
+    user_agent: str | None = Field(
+        description=(
+            "The User-Agent the browser sent when it signed in (at most 512 characters; control "
+            "characters shown as U+FFFD); null when it sent none, or signed in before Waypost "
+            "recorded it"
+        ),
+    )
+    client_address: str | None = Field(
+        description=(
+            "The client's address when it signed in, as the server saw the connection (behind "
+            "a load balancer: the balancer's); null when unknown"
+        ),
+    )
     current: bool = False
 
 

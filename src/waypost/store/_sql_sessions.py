@@ -20,8 +20,11 @@ from waypost.store._sql_base import Conn, SqlMixin
 from waypost.store._sql_keys import KEY_COLUMNS
 from waypost.store.keys import ApiKey, KeyScope
 from waypost.store.sessions import (
+    CLIENT_ADDRESS_MAX,
     SESSION_ID_LENGTH,
+    USER_AGENT_MAX,
     Session,
+    clean_client_text,
     hash_token,
     new_session_token,
     session_digest,
@@ -32,7 +35,9 @@ __all__ = ["SessionMethods"]
 
 # The key's columns without its secret hash, as read through the join below.
 _JOINED_KEY = ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(",")[:9])
-_COLUMNS = "token_hash, key_id, created_at, expires_at, last_seen_at"
+_COLUMNS = "token_hash, key_id, created_at, expires_at, last_seen_at, user_agent, client_address"
+_WIDTH = len(_COLUMNS.split(","))
+_JOINED_SESSION = ", ".join(f"s.{column.strip()}" for column in _COLUMNS.split(","))
 _SESSION_ID = re.compile(rf"[0-9a-f]{{{SESSION_ID_LENGTH}}}\Z")
 
 
@@ -55,6 +60,8 @@ class SessionMethods(SqlMixin):
             self._moment(row[2]),
             self._moment(row[3]),
             self._time_value(row[4]),
+            row[5],
+            row[6],
         )
 
     def _prune_sessions(self, conn: Conn, now: datetime) -> None:
@@ -65,9 +72,20 @@ class SessionMethods(SqlMixin):
         if not conn.execute("SELECT 1 FROM waypost_keys WHERE id = ?", (key_id,)):
             raise NotFoundError(f"there is no API key {key_id!r}")
 
-    def create_session(self, key_id: str, *, lifetime: float) -> tuple[Session, str]:
+    def create_session(
+        self,
+        key_id: str,
+        *,
+        lifetime: float,
+        user_agent: str | None = None,
+        client_address: str | None = None,
+    ) -> tuple[Session, str]:
         """A new sign-in session for the API key ``key_id``, ending ``lifetime`` seconds from
         now: the stored record and the token, which is not kept anywhere (only its hash).
+
+        ``user_agent`` and ``client_address`` say what signed in, for a person reading the list
+        of sessions; they are kept as :func:`~waypost.store.sessions.clean_client_text` makes
+        them (no control characters, at most 512 and 128 characters), whoever the caller is.
 
         Sessions that have expired are deleted on the way (nothing else needs to clean up).
         NotFoundError for an unknown key; AuthError for a revoked or expired one."""
@@ -78,7 +96,14 @@ class SessionMethods(SqlMixin):
         token = new_session_token()
         digest = hash_token(token)
         now = datetime.now(UTC)
-        session = Session(public_id(digest), key_id, now, now + timedelta(seconds=lifetime))
+        session = Session(
+            public_id(digest),
+            key_id,
+            now,
+            now + timedelta(seconds=lifetime),
+            user_agent=clean_client_text(user_agent, USER_AGENT_MAX),
+            client_address=clean_client_text(client_address, CLIENT_ADDRESS_MAX),
+        )
         with self._transaction(write=True) as conn:
             self._prune_sessions(conn, now)
             rows = conn.execute(f"SELECT {KEY_COLUMNS} FROM waypost_keys WHERE id = ?", (key_id,))
@@ -88,14 +113,15 @@ class SessionMethods(SqlMixin):
             if status != "active":
                 raise AuthError(status, f"API key {key_id!r} is {status}; it cannot sign in")
             conn.execute(
-                "INSERT INTO waypost_sessions (token_hash, key_id, created_at, expires_at, "
-                "last_seen_at) VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO waypost_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     digest,
                     key_id,
                     self._time_param(now),
                     self._time_param(session.expires_at),
                     None,
+                    session.user_agent,
+                    session.client_address,
                 ),
             )
         return session, token
@@ -204,14 +230,13 @@ class SessionMethods(SqlMixin):
     def _find_session(self, digest: str) -> tuple[Session, ApiKey] | None:
         with self._transaction() as conn:
             rows = conn.execute(
-                "SELECT s.token_hash, s.key_id, s.created_at, s.expires_at, s.last_seen_at, "
-                f"{_JOINED_KEY} FROM waypost_sessions AS s JOIN waypost_keys AS k "
-                "ON k.id = s.key_id WHERE s.token_hash = ?",
+                f"SELECT {_JOINED_SESSION}, {_JOINED_KEY} FROM waypost_sessions AS s "
+                "JOIN waypost_keys AS k ON k.id = s.key_id WHERE s.token_hash = ?",
                 (digest,),
             )
         if not rows:
             return None
-        return self._session(rows[0][:5]), self._key(rows[0][5:])
+        return self._session(rows[0][:_WIDTH]), self._key(rows[0][_WIDTH:])
 
     def _record_session_seen(self, seen: Mapping[str, datetime]) -> None:
         with self._transaction(write=True) as conn:

@@ -214,8 +214,16 @@ class Store(Protocol):
         ...
 
     # admin sign-in sessions
-    def create_session(self, key_id: str, *, lifetime: float) -> tuple[Session, str]:
-        """A sign-in session for a key: its record and its token (only the hash is stored)."""
+    def create_session(
+        self,
+        key_id: str,
+        *,
+        lifetime: float,
+        user_agent: str | None = None,
+        client_address: str | None = None,
+    ) -> tuple[Session, str]:
+        """A sign-in session for a key: its record and its token (only the hash is stored), with
+        the User-Agent and client address that signed in (cleaned of control characters)."""
         ...
 
     def authenticate_session(

@@ -15,7 +15,8 @@ Tables (all prefixed ``waypost_`` so that they can share a PostgreSQL schema):
 - ``waypost_changes``: every row a revision wrote, with the row before (to diff and roll back);
 - ``waypost_keys``: API keys: the public id and the SHA-256 of the secret, never the secret;
 - ``waypost_sessions``: admin sign-in sessions: the SHA-256 of the token (never the token), the
-  key it signs in as, and when it was made, expires and was last seen.
+  key it signs in as, when it was made, expires and was last seen, and the User-Agent and client
+  address that signed in (migration 3; NULL for sessions made before it).
 """
 
 from __future__ import annotations
@@ -119,6 +120,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX waypost_sessions_by_key ON waypost_sessions (key_id)",
             "CREATE INDEX waypost_sessions_by_expiry ON waypost_sessions (expires_at)",
+        ),
+    ),
+    Migration(
+        3,
+        "who signed in: user agent and client address of sessions",
+        (
+            # Nullable, no default: a session signed in before this migration keeps working and
+            # shows as "unknown"; both databases add such a column without rewriting the table.
+            "ALTER TABLE waypost_sessions ADD COLUMN user_agent TEXT",
+            "ALTER TABLE waypost_sessions ADD COLUMN client_address TEXT",
         ),
     ),
 )

@@ -3,7 +3,8 @@
 A session token reads ``wps_<secret>``: the prefix makes a leaked one recognisable (and tells it
 apart from a key, ``wp_<id>_<secret>``), the secret is 256 random bits from :mod:`secrets`. The
 store keeps only the token's SHA-256, with the key it signs in as, when it was made, when it
-expires and when it was last seen. A session does what its key may do, no more: every check
+expires and when it was last seen, and what signed in: the client's User-Agent and address (see
+:func:`clean_client_text`). A session does what its key may do, no more: every check
 also checks the key (revoked, expired, host binding, scope), so ending the key ends its sessions.
 
 A session is found by its hash (a primary-key lookup in the database); no secret is compared in
@@ -25,6 +26,7 @@ import hashlib
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,10 +38,13 @@ from waypost.store._usage import UsageLog, UsageRecorder
 from waypost.store.keys import ApiKey, KeyScope, check_key
 
 __all__ = [
+    "CLIENT_ADDRESS_MAX",
     "SESSION_ID_LENGTH",
     "SESSION_PREFIX",
+    "USER_AGENT_MAX",
     "Session",
     "SessionChecker",
+    "clean_client_text",
     "hash_token",
     "new_session_token",
     "session_digest",
@@ -51,18 +56,52 @@ SESSION_PREFIX = "wps_"
 _TOKEN = re.compile(r"wps_[A-Za-z0-9_-]{43}\Z")  # token_urlsafe(32): 43 characters
 #: How many hex digits of the token's SHA-256 make a session's id (64 bits).
 SESSION_ID_LENGTH = 16
+#: The most characters of a User-Agent a session keeps (real ones are a few hundred at most).
+USER_AGENT_MAX = 512
+#: The most characters of a client address a session keeps (an IPv6 address with a zone fits).
+CLIENT_ADDRESS_MAX = 128
+# Unicode categories never stored: controls (Cc: C0, DEL, C1), format characters (Cf: bidi
+# overrides and zero-width ones, which make a listing lie about what it shows), line and
+# paragraph separators, surrogates, private use and unassigned code points.
+_UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_REPLACEMENT = "\ufffd"
+_ELLIPSIS = "\u2026"
+
+
+def clean_client_text(value: str | None, limit: int) -> str | None:
+    """``value`` (a User-Agent, a client address: whatever the client sent) as a session keeps
+    it: the ends are stripped of white space, every other control, format or separator character
+    (newlines, NUL, ESC, bidi overrides) becomes U+FFFD, and text longer than ``limit``
+    characters is cut to ``limit`` ending in "…". None for nothing (None, empty, white space).
+
+    It is shown later in a terminal table, JSON and logs: none of them may be fooled by what a
+    stranger chose to send."""
+    if value is None:
+        return None
+    cleaned = "".join(
+        _REPLACEMENT if unicodedata.category(char) in _UNSHOWN else char
+        for char in value.strip()  # first: a trailing CR LF is not worth a mark
+    ).strip()
+    if not cleaned:
+        return None
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1].rstrip() + _ELLIPSIS
+    return cleaned
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
     """A stored sign-in session (never its token): its public ``id`` (see :func:`session_id`),
-    the API key it signs in as, and its times."""
+    the API key it signs in as, its times, and the ``user_agent`` and ``client_address`` that
+    signed in (None when unknown, and for sessions made before Waypost recorded them)."""
 
     id: str
     key_id: str
     created_at: datetime
     expires_at: datetime
     last_seen_at: datetime | None = None
+    user_agent: str | None = None
+    client_address: str | None = None
 
     def expired(self, now: datetime | None = None) -> bool:
         """True when the session has expired at ``now`` (default: the current time)."""
@@ -76,6 +115,8 @@ class Session:
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
             "last_seen_at": None if self.last_seen_at is None else self.last_seen_at.isoformat(),
+            "user_agent": self.user_agent,
+            "client_address": self.client_address,
         }
 
 
