@@ -204,6 +204,16 @@ def test_an_order_waypost_cannot_express_is_noted() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "rewrite",
+    ["^/a/x-([^/]+)$ /y/$1", "^/a/([0-9]+)$ /n/$1", "^/a/(x|y)$ /w/$1", "^/b/(.*)$ /b2/$1"],
+)
+def test_a_redirect_a_rewrite_rule_takes_only_in_part_is_kept(rewrite: str) -> None:
+    result = parse_apache(f"{ON}Redirect 301 /a /x\nRewriteRule {rewrite} [R=301,L]\n")
+    assert result.skipped == []
+    assert [rule["from"] for rule in result.rules][-3:] == ["/a", "/a/", "/a/<path:rest>"]
+
+
 def test_an_internal_rewrite_gives_way_to_a_redirect_in_htaccess() -> None:
     skipped, _notes = _report(HTACCESS_INTERNAL)
     assert skipped == [

@@ -36,10 +36,12 @@ __all__ = ["Entry", "Module", "apache_order"]
 
 Module = Literal["rewrite", "alias"]
 
-#: Sample values per converter: plain, then the shapes that tell patterns apart.
+#: Sample values per converter: plain, then the shapes that tell patterns apart (more segments,
+#: a trailing slash, other first characters, so that a rule with literal text where this one has
+#: a variable is not taken for covering it).
 _SAMPLES: dict[str, tuple[str, ...]] = {
-    "string": ("x", "a-1.b"),
-    "path": ("x", "x/y", "x/y/"),
+    "string": ("x", "a-1.b", "Zq"),
+    "path": ("x", "x/y", "x/y/", "Zq.z"),
     "int": ("1", "42"),
     "float": ("1.5",),
     "uuid": ("12345678-1234-1234-1234-123456789abc",),
