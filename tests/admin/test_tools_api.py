@@ -146,6 +146,21 @@ def test_import_appends_another_format_and_reports_skipped_lines(api: Api, store
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        {"format": "htaccess"},
+        {"format": "auto", "filename": "public/.htaccess"},
+    ],
+    ids=["format", "file-name"],
+)
+def test_import_reads_a_htaccess_as_one(api: Api, body: dict[str, Any]) -> None:
+    content = "RewriteEngine On\nRewriteRule ^old$ /new [R=301]\nRewriteRule ^/gone$ /x [R]\n"
+    report = api("POST", "/import", json={**body, "content": content, "dry_run": True}).json()
+    assert (report["format"], report["imported"]) == ("htaccess", 1)
+    assert [s["line"] for s in report["skipped"]] == [3]
+
+
+@pytest.mark.parametrize(
     ("body", "path"),
     [
         ({"format": "yaml", "content": "rules: [{from: /a, to: '/{x}'}]"}, "rules[0].to"),

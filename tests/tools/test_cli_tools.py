@@ -390,6 +390,28 @@ def test_import_needs_a_format_it_can_tell(tmp_path: Path) -> None:
     assert "pass --format" in err
 
 
+HTACCESS = "RewriteEngine On\nRewriteRule ^old$ /new [R=301,L]\nRewriteRule ^/gone$ /x [R=301,L]\n"
+
+
+def test_a_file_named_htaccess_is_read_as_one(tmp_path: Path) -> None:
+    # In .htaccess mod_rewrite sees 'old' for '/old', so '^/gone$' never matches.
+    source = write(tmp_path, ".htaccess", HTACCESS)
+    code, stdout, err = run("import", str(source))
+    assert code == 0
+    assert err.splitlines()[0] == f"{source} (htaccess): 1 imported, 1 skipped"
+    assert f"{source}:3: in .htaccess the path a RewriteRule matches has no leading '/'" in err
+    assert "from: /old" in stdout
+
+
+def test_format_htaccess_says_a_file_is_one(tmp_path: Path) -> None:
+    source = write(tmp_path, "site-rules.txt", HTACCESS)
+    code, _stdout, err = run("import", str(source), "--format", "htaccess", "--dry-run")
+    assert code == 0
+    assert err.splitlines()[0] == f"{source} (htaccess): 1 imported, 1 skipped"
+    code, _stdout, err = run("import", str(source), "--format", "apache", "--dry-run")
+    assert err.splitlines()[0] == f"{source} (apache): 2 imported, 0 skipped"
+
+
 def test_export_reports_what_the_format_cannot_express() -> None:
     code, stdout, err = run("export", str(DATA / "roundtrip.yaml"), "--format", "csv")
     assert code == 0

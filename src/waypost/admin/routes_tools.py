@@ -118,7 +118,8 @@ def tools_router(ctx: AdminContext) -> APIRouter:
     @router.post("/import", response_model=ImportOut, tags=["tools"])
     def import_rules(body: ImportBody, key: ApiKey = write) -> dict[str, Any]:
         """Import a file (Waypost YAML/JSON, or netlify, vercel, cloudflare, nginx, apache,
-        wordpress-csv, wordpress-json, wagtail, csv); reports imported and skipped lines."""
+        htaccess, wordpress-csv, wordpress-json, wagtail, csv); reports imported and skipped
+        lines."""
         report = import_text(
             store,
             body.content,

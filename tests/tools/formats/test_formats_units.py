@@ -299,6 +299,7 @@ def test_registry_names() -> None:
             "cloudflare",
             "nginx",
             "apache",
+            "htaccess",
             "wordpress-csv",
             "wordpress-json",
             "wagtail",
@@ -318,7 +319,7 @@ def test_registry_names() -> None:
         ("netlify.toml", "[[redirects]]\nfrom='/a'\n", "netlify-toml"),
         ("config/settings.toml", "[[redirects]]\n", "netlify-toml"),
         ("vercel.json", "{}", "vercel"),
-        ("public/.htaccess", "", "apache"),
+        ("public/.htaccess", "", "htaccess"),
         ("rules.yaml", "rules: []", "yaml"),
         (
             "export.json",

@@ -21,6 +21,7 @@ Formats, by registry name::
     cloudflare      Cloudflare Bulk Redirects CSV       import, export
     nginx           map / location / rewrite / return   import, export
     apache          Redirect* / RewriteRule             import, export (.htaccess)
+    htaccess        the same, from a .htaccess          import
     wordpress-csv   Redirection plugin CSV export       import
     wordpress-json  Redirection plugin JSON export      import
     wagtail         Wagtail redirect import CSV         import
@@ -39,7 +40,7 @@ from typing import Any
 from ._canon import BUILTIN_DEFAULTS, effective_rule, normalise_rule
 from ._report import ExportNote, ExportResult, ImportResult, Note, Skipped, Unsupported
 from ._text import clean_text
-from .apache import export_apache, parse_apache
+from .apache import export_apache, parse_apache, parse_htaccess
 from .cloudflare import export_cloudflare, parse_cloudflare
 from .generic_csv import export_csv, parse_csv
 from .netlify import export_netlify, parse_netlify, parse_netlify_toml
@@ -75,6 +76,7 @@ __all__ = [
     "parse_apache",
     "parse_cloudflare",
     "parse_csv",
+    "parse_htaccess",
     "parse_netlify",
     "parse_netlify_toml",
     "parse_nginx",
@@ -96,6 +98,7 @@ IMPORTERS: dict[str, Importer] = {
     "cloudflare": parse_cloudflare,
     "nginx": parse_nginx,
     "apache": parse_apache,
+    "htaccess": parse_htaccess,
     "wordpress-csv": parse_wordpress_csv,
     "wordpress-json": parse_wordpress_json,
     "wagtail": parse_wagtail,
@@ -213,7 +216,7 @@ def detect_format(filename: str, text: str) -> str | None:
     if name == "vercel.json":
         return "vercel"
     if name == ".htaccess" or name.endswith(".htaccess"):
-        return "apache"
+        return "htaccess"
     if suffix in (".yaml", ".yml"):
         return "yaml"
     if suffix == ".json":

@@ -32,9 +32,27 @@ The importer (``_import``) and the exporter (``_export``) are separate modules;
 
 Other rules inside ``<Directory>``, ``<Location>``, ``<Files>`` and ``<If>`` blocks are skipped
 because those blocks change where they apply. Directives that are not about redirects are ignored.
+
+Where the file sits (``context`` of :func:`parse_apache`; the format ``htaccess``, which a file
+named ``.htaccess`` is taken for, is ``context="htaccess"``):
+
+* ``htaccess``, a ``.htaccess`` at the document root: a RewriteRule sees the path without its
+  leading ``/`` (``^old$``; ``^/old$`` never matches and is skipped), a relative substitution is
+  joined to ``RewriteBase`` (without one, Apache redirects to the directory's file-system path,
+  so such an ``R`` rule is skipped; an internal rewrite starts from ``/``);
+* ``server``, server or ``<VirtualHost>`` configuration: a RewriteRule sees the path with it
+  (``^/old$``; ``^old$`` never matches and is skipped), and ``RewriteBase`` is refused;
+* None (the format ``apache``): not known, so both forms are read.
+
+Order (``_order``): Apache applies every RewriteRule before mod_alias's Redirects, whatever the
+file order (mod_rewrite hooks in first), except that in ``.htaccess`` an internal rewrite gives
+way to a Redirect of the same path. The rules are written in that order, and a rule Waypost's
+priority (exact paths, then specificity) would offer out of it is dropped when the rule Apache
+applies first takes all its paths, narrowed with ``not: {host}`` when that rule differs only by
+its host, and otherwise kept with a note.
 """
 
 from ._export import export_apache
-from ._import import parse_apache
+from ._import import parse_apache, parse_htaccess
 
-__all__ = ["export_apache", "parse_apache"]
+__all__ = ["export_apache", "parse_apache", "parse_htaccess"]

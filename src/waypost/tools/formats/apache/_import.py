@@ -6,15 +6,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .._canon import escape_target
 from .._common import REDIRECT_STATUSES, Collector, Refusal, is_absolute_url
 from .._regex import Ref, RegexNotSupported, RegexPattern, convert_regex, render_ref_target
 from .._report import ImportResult
 from .._text import numbered_lines
+from ._order import Entry, Module, apache_order
 
-__all__ = ["parse_apache"]
+__all__ = ["Context", "parse_apache", "parse_htaccess"]
+
+#: Where the file sits: a ``.htaccess`` at the document root, or server configuration.
+Context = Literal["server", "htaccess"]
 
 _NAMED_STATUS = {"permanent": 301, "temp": 302, "seeother": 303, "gone": 410}
 _TRANSPARENT = {"ifmodule", "ifdefine", "ifversion", "virtualhost"}
@@ -115,7 +119,10 @@ def _substitution(text: str, refs: Mapping[str, str], empty: frozenset[str]) -> 
 class _State:
     collector: Collector = field(default_factory=Collector)
     conditions: list[tuple[int, str, list[str]]] = field(default_factory=list)
+    context: Context | None = None
     base: str = "/"
+    #: Whether a RewriteBase line set ``base``.
+    base_given: bool = False
     #: The Redirects read so far with a URL-path, as ``(line, URL-path)`` per list mod_alias
     #: tries in order: one per ``(<Location>, hosts)``.
     prefixes: dict[tuple[str | None, str], list[tuple[int, str]]] = field(default_factory=dict)
@@ -414,7 +421,10 @@ def _rewrite_rule(
     if negated:
         raise Refusal("a negated RewriteRule pattern cannot be expressed")
     insensitive = "NC" in upper or "NOCASE" in upper
-    converted = convert_regex(pattern, relative=True, case_insensitive=insensitive)
+    _check_context(pattern, state.context)
+    converted = convert_regex(
+        pattern, relative=state.context != "server", case_insensitive=insensitive
+    )
     action: dict[str, Any]
     redirect = upper.get("R", upper.get("REDIRECT"))
     if "F" in upper or "FORBIDDEN" in upper:
@@ -443,6 +453,14 @@ def _rewrite_rule(
     )
     substitution = substitution.removesuffix("?")
     if not (substitution.startswith("/") or is_absolute_url(substitution) or substitution == "-"):
+        if state.context == "htaccess" and not state.base_given and "status" in action:
+            # Apache 2.4 sends 'Location: http://host/var/www/html/new' here.
+            raise Refusal(
+                f"without a RewriteBase, Apache redirects the relative substitution "
+                f"{substitution!r} to the directory's file-system path; add 'RewriteBase /' "
+                "(or write the substitution with its leading '/')"
+            )
+        # Server configuration and an internal rewrite at the document root: from '/'.
         substitution = state.base.rstrip("/") + "/" + substitution
     rules: list[dict[str, Any]] = []
     for variant, empty in converted.variants():
@@ -462,6 +480,33 @@ def _rewrite_rule(
             rule["when"] = when
         rules.append(rule)
     return rules, converted.notes
+
+
+def _check_context(pattern: str, context: Context | None) -> None:
+    """Refuse a RewriteRule pattern that never matches where the file sits.
+
+    In ``.htaccess`` mod_rewrite strips the directory's prefix, leading slash included, before
+    matching (``old`` for ``/old``); in server configuration it matches the URL-path as it is.
+    """
+    body = pattern.removeprefix("(?i)")
+    if context is None or not body.startswith("^"):
+        return
+    slash = body.startswith("^/")
+    if context == "htaccess" and slash and not body.startswith("^/?"):
+        raise Refusal(
+            f"in .htaccess the path a RewriteRule matches has no leading '/' ('old' for "
+            f"'/old'), so {pattern!r} never matches; write it without the '/'"
+        )
+    if context == "server" and not slash:
+        if re.match(r"[\w.~%-]", body[1:2]):
+            raise Refusal(
+                f"in server configuration the path a RewriteRule matches starts with '/', so "
+                f"{pattern!r} never matches (that is the .htaccess form); write it with the '/'"
+            )
+        raise Refusal(
+            f"in server configuration the path a RewriteRule matches starts with '/', and "
+            f"Waypost reads {pattern!r} only with that '/' written out after '^'"
+        )
 
 
 def _join_continuations(text: str) -> list[tuple[int, str]]:
@@ -515,13 +560,20 @@ def _plain_location(containers: Sequence[tuple[str, str]]) -> str | None:
     return _collapse(path)
 
 
-def parse_apache(text: str) -> ImportResult:
-    """Read the redirects of an ``.htaccess`` or Apache configuration; see the module docstring."""
-    state = _State()
+def parse_apache(text: str, *, context: Context | None = None) -> ImportResult:
+    """Read the redirects of an ``.htaccess`` or Apache configuration; see the package docstring.
+
+    ``context`` says where the file sits: ``"htaccess"`` (a ``.htaccess`` at the document root:
+    RewriteRule patterns see the path without its leading ``/``), ``"server"`` (server or
+    virtual host configuration: they see it with it), or None when it is not known (both forms
+    are read, ``^old`` as in ``.htaccess`` and ``^/old`` as in server configuration).
+    """
+    state = _State(context=context)
     collector = state.collector
     lines = _join_continuations(text)
     vhosts = _virtual_hosts(lines)
     containers: list[tuple[str, str]] = []
+    entries: list[Entry] = []
     for number, raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -552,7 +604,16 @@ def parse_apache(text: str) -> ImportResult:
             )
             continue
         if name == "rewritebase":
+            if context == "server" and not blocked:
+                collector.skip(
+                    number,
+                    line,
+                    "RewriteBase only applies in .htaccess and <Directory> "
+                    "(Apache refuses it in server configuration)",
+                )
+                continue
             state.base = args[0] if args else "/"
+            state.base_given = True
             continue
         if name == "rewritecond":
             state.conditions.append((number, line, args))
@@ -560,6 +621,7 @@ def parse_apache(text: str) -> ImportResult:
         conditions, state.conditions = state.conditions, []
         hosts = vhosts.get(number)
         notes: Sequence[str] = ()
+        module: Module = "rewrite" if name == "rewriterule" else "alias"
         try:
             when: dict[str, Any] = {}
             for _cond_line, _cond_text, cond_args in conditions:
@@ -585,14 +647,55 @@ def parse_apache(text: str) -> ImportResult:
                         rule["when"] = when
         except (Refusal, RegexNotSupported) as error:
             collector.skip(number, line, str(error))
-            for cond_line, cond_text, _args in conditions:
+            _skip_conditions(collector, conditions, number)
+            continue
+        entries.append(
+            Entry(
+                number,
+                line,
+                module,
+                _rank(module, rules, context),
+                rules,
+                list(notes),
+                [(cond_line, cond_text) for cond_line, cond_text, _args in conditions],
+            )
+        )
+    for entry in apache_order(entries):
+        if entry.skipped is not None:
+            collector.skip(entry.line, entry.text, entry.skipped)
+            for cond_line, cond_text in entry.conditions:
                 collector.skip(
-                    cond_line, cond_text, f"belongs to the skipped RewriteRule on line {number}"
+                    cond_line, cond_text, f"belongs to the skipped RewriteRule on line {entry.line}"
                 )
             continue
-        for note in notes:
-            collector.note(number, line, note)
-        for rule in rules:
-            collector.add(number, line, rule)
+        for note in entry.notes:
+            collector.note(entry.line, entry.text, note)
+        for rule in entry.rules:
+            collector.add(entry.line, entry.text, rule)
     collector.skipped.sort(key=lambda skip: skip.line)
-    return collector.result("apache")
+    collector.notes.sort(key=lambda note: note.line)
+    return collector.result("htaccess" if context == "htaccess" else "apache")
+
+
+def parse_htaccess(text: str) -> ImportResult:
+    """Read the redirects of a ``.htaccess`` at the document root: :func:`parse_apache` with
+    ``context="htaccess"``."""
+    return parse_apache(text, context="htaccess")
+
+
+def _skip_conditions(
+    collector: Collector, conditions: Sequence[tuple[int, str, list[str]]], number: int
+) -> None:
+    for cond_line, cond_text, _args in conditions:
+        collector.skip(cond_line, cond_text, f"belongs to the skipped RewriteRule on line {number}")
+
+
+def _rank(module: Module, rules: Sequence[dict[str, Any]], context: Context | None) -> int:
+    """Where a line's rules stand in the order Apache applies them (see ``_order``):
+    RewriteRules, then mod_alias's Redirects; in ``.htaccess`` an internal rewrite comes after
+    the Redirects, which run before it takes effect."""
+    if module == "alias":
+        return 1
+    if context == "htaccess" and any("rewrite" in rule for rule in rules):
+        return 2
+    return 0
