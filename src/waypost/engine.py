@@ -347,7 +347,12 @@ class Engine:
         else:
             host, raw_path, query = split_url(url)
         path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
-        decision = self._shortcut(path, query, snapshot, "all")
+        matcher = snapshot.matcher
+        prefixes = matcher.exact_prefixes
+        exact = prefixes is None or path.startswith(prefixes)
+        if exact and (prefetch := matcher.prefetch_packed) is not None:
+            prefetch(path)  # a packed rule's record loads while _shortcut() gets to it
+        decision = self._shortcut(path, query, snapshot, "all", exact)
         if decision is not None:
             return decision
         request = Request(
@@ -379,16 +384,24 @@ class Engine:
         return self._apply(rule, values or {}, query, self._snapshot, None)
 
     def _shortcut(
-        self, path: str, query: str, snapshot: _Snapshot, stage: Stage
+        self,
+        path: str,
+        query: str,
+        snapshot: _Snapshot,
+        stage: Stage,
+        exact: bool | None = None,
     ) -> Decision | None:
         """The decision when the first candidate decides alone (it has no conditions and belongs
-        to ``stage``), or when nothing matches; None when the full search must run."""
+        to ``stage``), or when nothing matches; None when the full search must run. ``exact``:
+        whether the path starts with one of ``exact_prefixes``, when the caller knows."""
         matcher = snapshot.matcher
         hit = None
-        prefixes = matcher.exact_prefixes
+        if exact is None:
+            prefixes = matcher.exact_prefixes
+            exact = prefixes is None or path.startswith(prefixes)
         # The exact lookup is skipped when no exact rule starts with the path's first segment:
-        # with a million rules it is a cache miss or three, the dearest step of a pattern hit.
-        if prefixes is None or path.startswith(prefixes):
+        # with a million rules it is a miss to memory, the dearest step of a pattern hit.
+        if exact:
             table = matcher.exact_table
             if table is not None:
                 key = path if len(path) < 2 or path[-1] != "/" else (path.rstrip("/") or "/")

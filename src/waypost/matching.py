@@ -262,6 +262,7 @@ class Matcher:
         "find_packed",
         "first_pattern",
         "lookup_is_complete",
+        "prefetch_packed",
         "rule_count",
         "rules",
     )
@@ -295,6 +296,11 @@ class Matcher:
         self.exact_table = self._default_exact
         self.find_packed: Callable[[str], tuple[Any, int, str] | None] | None = (
             self._store.find if self._store is not None else None
+        )
+        #: ``prefetch(path)``: start loading what ``find_packed(path)`` will read (None without
+        #: a store). A caller with work to do before the lookup calls it first.
+        self.prefetch_packed: Callable[[str], None] | None = (
+            self._store.prefetch if self._store is not None else None
         )
         #: True when :meth:`lookup` finds every exact rule (they are all in the default table), so
         #: that a miss there leaves only :meth:`pattern_candidates` to try.

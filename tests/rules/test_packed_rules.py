@@ -89,6 +89,16 @@ def test_store_refuses_what_it_cannot_hold(args: tuple[Any, ...], error: type[Ex
     assert len(store) == 0
 
 
+def test_prefetch_is_only_a_hint() -> None:
+    store = PlainStore(("m",))
+    store.add(0, "/a", "/x", 0)
+    assert store.prefetch("/a") is None  # not frozen yet: nothing to do
+    store.freeze()
+    for path in ("/a", "/nope", "/café", "", "/a/"):
+        assert store.prefetch(path) is None
+    assert store.find("/a") == ("m", 0, "/x")
+
+
 def test_store_refuses_an_index_twice() -> None:
     store = PlainStore(("m",))
     store.add(3, "/a", "/x", 0)
