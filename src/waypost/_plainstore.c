@@ -7,9 +7,9 @@
  * a miss costs 250 ns.
  *
  * A PlainStore keeps each such rule's path and target as bytes in one block, grouped by hash
- * bucket (about four rules a bucket):
+ * bucket (about two rules a bucket):
  *
- *   dir      uint32 offset of each bucket (one byte a rule: small enough to stay cached)
+ *   dir      uint32 offset of each bucket (two bytes a rule: small enough to stay cached)
  *   bucket   u32 count, then per record (u16 fingerprint, u32 offset in the bucket), then the
  *            records; the fingerprint is 16 bits of the path's hash the bucket number does not
  *            use, so a lookup compares the path of one record, not of every record in the bucket
@@ -98,7 +98,7 @@ store_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"metas", "per_bucket", NULL};
     PyObject *metas;
-    int per_bucket = 4;
+    int per_bucket = 2;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|i:PlainStore", names, &PyTuple_Type,
                                      &metas, &per_bucket)) {
         return NULL;
@@ -597,7 +597,7 @@ static PySequenceMethods store_as_sequence = {
 };
 
 PyDoc_STRVAR(store_doc,
-"PlainStore(metas, per_bucket=4)\n\n"
+"PlainStore(metas, per_bucket=2)\n\n"
 "Literal redirects packed for fast lookup with a million rules: add() each, freeze(), then\n"
 "find(path). See waypost.rules.model.PackedRule.");
 
