@@ -373,26 +373,51 @@ find_record(PlainStore *self, PyObject *path)
 }
 
 PyDoc_STRVAR(prefetch_doc,
-"prefetch(path)\n\n"
-"Start loading the bucket ``path`` would be looked up in, and return at once: a find(path) a\n"
-"little later then waits less for memory. Does nothing on a store not frozen, or for a path\n"
-"that cannot be in it.");
+"prefetch(path, prefixes=None) -> bool\n\n"
+"Whether ``path`` starts with one of ``prefixes`` (a tuple of str; None: always), and if so,\n"
+"start loading the bucket ``path`` would be looked up in and return at once: a find(path) a\n"
+"little later then waits less for memory. The loading is only a hint: nothing happens on a\n"
+"store not frozen, or for a path that cannot be in it.");
 
 static PyObject *
-store_prefetch(PlainStore *self, PyObject *path)
+store_prefetch(PlainStore *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (self->frozen && PyUnicode_Check(path) && PyUnicode_IS_ASCII(path)) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "prefetch() takes path and optional prefixes");
+        return NULL;
+    }
+    PyObject *path = args[0];
+    PyObject *prefixes = nargs == 2 ? args[1] : Py_None;
+    if (!PyUnicode_Check(path)) {
+        PyErr_SetString(PyExc_TypeError, "the path must be a str");
+        return NULL;
+    }
+    if (prefixes != Py_None) {
+        if (!PyTuple_Check(prefixes)) {
+            PyErr_SetString(PyExc_TypeError, "prefixes must be a tuple of str or None");
+            return NULL;
+        }
+        Py_ssize_t n = PyTuple_GET_SIZE(prefixes), k;
+        for (k = 0; k < n; k++) {
+            Py_ssize_t match = PyUnicode_Tailmatch(path, PyTuple_GET_ITEM(prefixes, k), 0,
+                                                   PY_SSIZE_T_MAX, -1);
+            if (match == -1) return NULL;
+            if (match) break;
+        }
+        if (k == n) Py_RETURN_FALSE;
+    }
+    if (self->frozen && PyUnicode_IS_ASCII(path)) {
         Py_hash_t hash = PyObject_Hash(path);
         if (hash == -1) {
             PyErr_Clear();
-            Py_RETURN_NONE;
+            Py_RETURN_TRUE;
         }
         uint64_t b = (uint64_t)hash & self->mask;
         const char *base = self->blob + self->dir[b];
         const char *end = self->blob + self->dir[b + 1];
         for (const char *line = base; line < end; line += 64) __builtin_prefetch(line);
     }
-    Py_RETURN_NONE;
+    Py_RETURN_TRUE;
 }
 
 static int
@@ -575,7 +600,7 @@ static PyMethodDef store_methods[] = {
     {"add", (PyCFunction)(void (*)(void))store_add, METH_FASTCALL, add_doc},
     {"freeze", (PyCFunction)store_freeze, METH_NOARGS, freeze_doc},
     {"find", (PyCFunction)store_find, METH_O, find_doc},
-    {"prefetch", (PyCFunction)store_prefetch, METH_O, prefetch_doc},
+    {"prefetch", (PyCFunction)(void (*)(void))store_prefetch, METH_FASTCALL, prefetch_doc},
     {"index_of", (PyCFunction)store_index_of, METH_O, index_of_doc},
     {"path", (PyCFunction)store_path, METH_O, path_doc},
     {"target", (PyCFunction)store_target, METH_O, target_doc},

@@ -348,10 +348,14 @@ class Engine:
             host, raw_path, query = split_url(url)
         path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
         matcher = snapshot.matcher
-        prefixes = matcher.exact_prefixes
-        exact = prefixes is None or path.startswith(prefixes)
-        if exact and (prefetch := matcher.prefetch_packed) is not None:
-            prefetch(path)  # a packed rule's record loads while _shortcut() gets to it
+        prefetch = matcher.prefetch_packed
+        if prefetch is not None:
+            # Does the path start like an exact rule's, and if so, load the packed rule's bucket
+            # while _shortcut() gets to the lookup (with a million rules it is a miss to memory).
+            exact = prefetch(path, matcher.exact_prefixes)
+        else:
+            prefixes = matcher.exact_prefixes
+            exact = prefixes is None or path.startswith(prefixes)
         decision = self._shortcut(path, query, snapshot, "all", exact)
         if decision is not None:
             return decision

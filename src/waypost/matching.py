@@ -297,9 +297,11 @@ class Matcher:
         self.find_packed: Callable[[str], tuple[Any, int, str] | None] | None = (
             self._store.find if self._store is not None else None
         )
-        #: ``prefetch(path)``: start loading what ``find_packed(path)`` will read (None without
-        #: a store). A caller with work to do before the lookup calls it first.
-        self.prefetch_packed: Callable[[str], None] | None = (
+        #: ``prefetch(path, prefixes) -> bool``: whether ``path`` starts with one of
+        #: ``prefixes`` (:attr:`exact_prefixes`; None: always) and if so, start loading what
+        #: ``find_packed(path)`` will read (None without a store). A caller with work to do
+        #: before the lookup calls it first.
+        self.prefetch_packed: Callable[[str, tuple[str, ...] | None], bool] | None = (
             self._store.prefetch if self._store is not None else None
         )
         #: True when :meth:`lookup` finds every exact rule (they are all in the default table), so

@@ -92,10 +92,15 @@ def test_store_refuses_what_it_cannot_hold(args: tuple[Any, ...], error: type[Ex
 def test_prefetch_is_only_a_hint() -> None:
     store = PlainStore(("m",))
     store.add(0, "/a", "/x", 0)
-    assert store.prefetch("/a") is None  # not frozen yet: nothing to do
+    assert store.prefetch("/a") is True  # not frozen yet: nothing to load
     store.freeze()
     for path in ("/a", "/nope", "/café", "", "/a/"):
-        assert store.prefetch(path) is None
+        assert store.prefetch(path) is True
+        assert store.prefetch(path, None) is True
+        assert store.prefetch(path, ()) is False
+        assert store.prefetch(path, ("/a", "/b")) is path.startswith(("/a", "/b"))
+    with pytest.raises(TypeError):
+        store.prefetch("/a", ["/a"])
     assert store.find("/a") == ("m", 0, "/x")
 
 

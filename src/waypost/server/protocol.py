@@ -188,11 +188,12 @@ class WaypostProtocol(HttpToolsProtocol):
         ):
             self._asgi()
             return
-        prefetch = self.waypost.engine.matcher.prefetch_packed
+        matcher = self.waypost.engine.matcher
+        prefetch = matcher.prefetch_packed
         if prefetch is not None:
             # With a million rules the rule's record is a trip to memory: start it now, so that
             # it arrives while the headers are decoded and answer() gets to the lookup.
-            prefetch(unquote(raw_path) if "%" in raw_path else raw_path)
+            prefetch(unquote(raw_path) if "%" in raw_path else raw_path, matcher.exact_prefixes)
         method = parser.get_method().decode("ascii")
         query = raw_query.decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
