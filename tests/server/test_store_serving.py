@@ -231,3 +231,34 @@ def test_a_change_through_one_instances_admin_api_reaches_the_other(
     unauthenticated = httpx.get(second.base + "/_waypost/api/rules")
     assert unauthenticated.status_code == 401
     assert unauthenticated.json()["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected"), [(None, "127.0.0.1"), ("127.0.0.1/32", "203.0.113.9")]
+)
+def test_admin_sign_in_sees_the_client_behind_a_trusted_proxy(
+    tmp_path: Path, servers: list[Server], trusted: str | None, expected: str
+) -> None:
+    """Sessions record, and sign-in failures are counted for, the real client: X-Forwarded-For
+    is believed only from a trusted proxy, as for rule conditions."""
+    db = f"sqlite:///{tmp_path / 'rules.db'}"
+    store = open_store(db)
+    _, key = store.create_key("read", note="test")
+    _, admin = store.create_key("admin", note="test")
+    store.close()
+    args = ["--trusted-proxies", trusted] if trusted else []
+    server = Server(db, str(EXAMPLE), *args)
+    servers.append(server)
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "User-Agent": "probe/1"}
+    signed = httpx.post(
+        server.base + "/_waypost/login",
+        data={"key": key, "next": "/_waypost/api/rules"},
+        headers={**forwarded, "Accept": "text/html"},
+    )
+    assert signed.status_code == 303, signed.text
+    listed = httpx.get(
+        server.base + "/_waypost/api/sessions", headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert listed.status_code == 200, listed.text
+    [session] = [s for s in listed.json() if s.get("user_agent") == "probe/1"]
+    assert (session["client_address"], session["user_agent"]) == (expected, "probe/1")

@@ -438,8 +438,8 @@ class SessionOut(BaseModel):
     )
     client_address: str | None = Field(
         description=(
-            "The client's address when it signed in, as the server saw the connection (behind "
-            "a load balancer: the balancer's); null when unknown"
+            "The client's address when it signed in: the connection's peer, or behind the "
+            "trusted proxies of waypost serve the client they vouch for; null when unknown"
         ),
     )
     current: bool = False

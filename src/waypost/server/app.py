@@ -144,6 +144,16 @@ class WaypostApp:
                 seen["size"] += len(message.get("body", b""))
             await send(message)
 
+        proxies = self.server.proxies
+        peer = scope.get("client")
+        if proxies and peer is not None:
+            # Behind trusted proxies the admin app sees the real client, as rule conditions and
+            # the access log do: sign-in failures are counted per client, not for the balancer,
+            # and a session records who signed in.
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            client = proxies.client(peer[0], headers)
+            if client != peer[0]:
+                scope = {**scope, "client": (client, 0)}
         await self.admin(scope, receive, counting_send)
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
