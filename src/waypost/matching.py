@@ -349,16 +349,11 @@ class Matcher:
 
         The fastest route, used by the engine first; :meth:`candidates` covers everything.
         """
-        table = self._default_exact
-        if table is None:
+        if self._default_exact is None or not self._exact:
             return None
         if len(path) > 1 and path[-1] == "/":
             path = path.rstrip("/") or "/"
-        hit = table.get(path)
-        if hit is None and self._store is not None:
-            index = self._store.index_of(path)
-            return None if index is None else self.rules[index]
-        return hit
+        return self._exact[0].get(path, self.rules)
 
     def exact_candidates(self, path: str) -> list[Rule]:
         """Every exact-path rule matching ``path``, in file order."""
@@ -459,10 +454,6 @@ def _no_payload(rule: Rule) -> None:
     return None
 
 
-def _store_of(rule: PackedRule) -> PlainStore:
-    return rule.store
-
-
 def _usable_store(rules: tuple[Rule, ...]) -> PlainStore | None:
     """The store of the packed rules in ``rules``, when the matcher can find them there.
 
@@ -532,14 +523,13 @@ def compile_matcher(rules: Iterable[Rule], *, payload: Payload | None = None) ->
     """
     ordered = tuple(rules)
     store = _usable_store(ordered)
-    store_of = _store_of
     exact: dict[tuple[bool, bool], dict[str, Rule | tuple[Rule, ...]]] = {}
     tries: dict[tuple[bool, bool], _Trie] = {}
     seen_patterns: dict[str, list[Rule]] = {}
     by_name: dict[str, Rule] = {}
     duplicates: list[tuple[int, RuleError]] = []  # by the index of the later rule
     for rule in ordered:
-        if store is not None and type(rule) is PackedRule and store_of(rule) is store:
+        if store is not None and type(rule) is PackedRule and rule.store is store:
             continue  # found in the store (no name, no pattern: a literal redirect)
         options = rule.options
         variant = (options.strict_slashes, options.case_insensitive)
