@@ -333,6 +333,19 @@ fail:
     return NULL;
 }
 
+/* The bucket of `hash`, every line of it requested at once: the record sought is one of them,
+ * and waiting for the bucket's head before asking for the record would be a second trip to
+ * memory. */
+static inline const char *
+load_bucket(PlainStore *self, Py_hash_t hash)
+{
+    uint64_t b = (uint64_t)hash & self->mask;
+    const char *base = self->blob + self->dir[b];
+    const char *end = self->blob + self->dir[b + 1];
+    for (const char *line = base; line < end; line += 64) __builtin_prefetch(line);
+    return base;
+}
+
 /* The record whose path is `path` (not a duplicate), or NULL with no exception set. */
 static const char *
 find_record(PlainStore *self, PyObject *path)
@@ -345,12 +358,7 @@ find_record(PlainStore *self, PyObject *path)
         PyErr_Clear();
         return NULL;
     }
-    uint64_t b = (uint64_t)hash & self->mask;
-    const char *base = self->blob + self->dir[b];
-    const char *end = self->blob + self->dir[b + 1];
-    /* Ask for every line of the bucket at once: the record sought is one of them, and waiting
-     * for the head before asking for the record would be a second trip to memory. */
-    for (const char *line = base; line < end; line += 64) __builtin_prefetch(line);
+    const char *base = load_bucket(self, hash);
     uint16_t fp = fingerprint(hash);
     const char *data = PyUnicode_DATA(path);
     uint32_t count;
@@ -412,10 +420,7 @@ store_prefetch(PlainStore *self, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Clear();
             Py_RETURN_TRUE;
         }
-        uint64_t b = (uint64_t)hash & self->mask;
-        const char *base = self->blob + self->dir[b];
-        const char *end = self->blob + self->dir[b + 1];
-        for (const char *line = base; line < end; line += 64) __builtin_prefetch(line);
+        load_bucket(self, hash);
     }
     Py_RETURN_TRUE;
 }

@@ -182,10 +182,9 @@ class WaypostProtocol(HttpToolsProtocol):
             parsed = httptools.parse_url(url)
             raw, raw_query = parsed.path, parsed.query or b""
         raw_path = raw.decode("latin-1")
+        path = unquote(raw_path) if "%" in raw_path else raw_path
         app = self.app_instance
-        if app.admin is not None and app.is_admin_path(
-            unquote(raw_path) if "%" in raw_path else raw_path
-        ):
+        if app.admin is not None and app.is_admin_path(path):
             self._asgi()
             return
         matcher = self.waypost.engine.matcher
@@ -193,7 +192,7 @@ class WaypostProtocol(HttpToolsProtocol):
         if prefetch is not None:
             # With a million rules the rule's record is a trip to memory: start it now, so that
             # it arrives while the headers are decoded and answer() gets to the lookup.
-            prefetch(unquote(raw_path) if "%" in raw_path else raw_path, matcher.exact_prefixes)
+            prefetch(path, matcher.exact_prefixes)
         method = parser.get_method().decode("ascii")
         query = raw_query.decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
