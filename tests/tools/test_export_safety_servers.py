@@ -5,7 +5,7 @@ value, so none carries a control character. nginx and Apache check nothing: the 
 must keep such values from matching. Each module-scoped server serves the export of RULES (with
 ALLOWED_HOSTS) in several configurations that change what the rules see (nginx with and without
 ``merge_slashes``; Apache with ``AllowEncodedSlashes`` Off, On and NoDecode, and
-``MergeSlashes Off``), and every payload of ``/work/shared/corpus`` goes through each rule, raw
+``MergeSlashes Off``), and every payload of ``tests/data/corpus`` goes through each rule, raw
 (only the bytes a request line cannot carry percent-encoded) and percent-encoded, over one
 keep-alive connection per server. Every answer must keep the browser on the site (a path, this
 server's own host, the rule's literal host, or an allowed host, judged by test_security's
