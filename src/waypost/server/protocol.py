@@ -34,6 +34,7 @@ from uvicorn.server import ServerState
 from waypost.http import Response, error_response
 from waypost.server.app import WaypostApp
 from waypost.server.core import Answer
+from waypost.server.request_head import Refusal, check_request_head
 from waypost.server.tunnel import Tunnel, tunnel_target
 
 __all__ = ["WaypostProtocol", "protocol_for"]
@@ -42,6 +43,32 @@ _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
+# Every leniency llhttp has, off (uvicorn turns lenient_data_after_close on): what strict llhttp
+# refuses, Waypost refuses, so that no upstream reads a request differently from Waypost.
+_STRICT = {
+    name: False
+    for name in (
+        "lenient_headers",
+        "lenient_chunked_length",
+        "lenient_keep_alive",
+        "lenient_transfer_encoding",
+        "lenient_version",
+        "lenient_data_after_close",
+        "lenient_optional_lf_after_cr",
+        "lenient_optional_cr_before_lf",
+        "lenient_optional_crlf_after_chunk",
+        "lenient_spaces_after_chunk_size",
+    )
+}
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a request refused from its head (httptools
+    stops at once and raises a parser error from it)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.detail)
+        self.refusal = refusal
 
 
 class _Pending(NamedTuple):
@@ -69,6 +96,7 @@ class WaypostProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.parser.set_dangerous_leniencies(**_STRICT)
         app = self.app_instance
         self.waypost = app.server
         settings = app.server.settings
@@ -88,6 +116,10 @@ class WaypostProtocol(HttpToolsProtocol):
         #: A WebSocket request going upstream: waiting for its head to end, then its tunnel.
         self._upgrade: _Pending | None = None
         self._tunnel: Tunnel | None = None
+        #: Past the current request's head: header lines now are trailers.
+        self._in_trailers = False
+        #: The last request asked to close the connection (nothing after it is read).
+        self._last_closes = False
 
     # -- limits -----------------------------------------------------------------------------
 
@@ -101,7 +133,20 @@ class WaypostProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
+            # A callback's exception comes out of feed_data() as the context of a parser error.
+            if isinstance(exc.__context__, _Refused):
+                self._refuse(exc.__context__.refusal)
+                return
+            if self._last_closes:
+                # Data after a request that closes the connection (strict llhttp's error): it is
+                # not read; the connection closes once that request's response is written.
+                return
+            if self._response_in_progress(body_read=True):
+                # A pipelined request behind one still being answered: the 400 would land in the
+                # middle of that answer. Close once it is written, instead.
+                self._close_after_response()
+                return
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
             self.send_400_response(msg)
@@ -118,6 +163,44 @@ class WaypostProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head:
                 self._refuse_head()
+
+    def _response_in_progress(self, *, body_read: bool = False) -> bool:
+        """A request on the ASGI path is still being answered (with ``body_read``: one whose
+        request has been read to its end, so that what failed to parse came after it)."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return False
+        return not (body_read and cycle.more_body)
+
+    def _close_after_response(self) -> None:
+        # The last request queued (pipeline.appendleft) is answered last: it closes.
+        last = self.pipeline[0][0] if self.pipeline else self.cycle
+        if last is not None:
+            last.keep_alive = False
+        self._last_closes = True
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Answer a request refused from its head (see waypost.server.request_head), and close:
+        where its body would end, and so where the next request would start, is not trusted."""
+        self._head_bytes = None
+        self._answer = self._upgrade = None
+        if self._response_in_progress():
+            self._close_after_response()
+            return
+        method = self.parser.get_method().decode("latin-1")
+        response = error_response(refusal.status, refusal.detail, head=method == "HEAD")
+        self.waypost.done(
+            "rejected",
+            response.status,
+            len(response.body),
+            client_ip=self.client[0] if self.client else None,
+            method=method,
+            target=self.url.decode("latin-1"),
+            protocol="HTTP/" + self.parser.get_http_version(),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers],
+        )
+        self._write(response, keep_alive=False)
+        self.transport.close()
 
     def _refuse_head(self) -> None:
         settings = self.waypost.settings
@@ -153,6 +236,19 @@ class WaypostProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._answer = None
         self._upgrade = None
+        self._in_trailers = False
+        self._last_closes = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_trailers:
+            # Trailer fields (after a chunked body) are dropped: they are not request headers
+            # (RFC 9110 §6.5.1), and a trailing Host or Content-Length must not become one.
+            return
+        if b"_" in name:
+            # nginx's underscores_in_headers off: an upstream that reads '_' as '-' must never
+            # see Transfer_Encoding or Content_Length as framing.
+            return
+        super().on_header(name, value)
 
     def _asgi(self) -> None:
         """Hand the request whose head just arrived to uvicorn's ASGI path."""
@@ -161,10 +257,21 @@ class WaypostProtocol(HttpToolsProtocol):
         self.url, self.headers, self.expect_100_continue = url, headers, expect
         self.scope["headers"] = headers
         super().on_headers_complete()
+        if not self.parser.should_keep_alive() and self.cycle is not None:
+            # uvicorn keeps the connection after a request that says "Connection: close"
+            # (RFC 9112 §9.6: the server closes it after the response).
+            self.cycle.keep_alive = False
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
+        self._in_trailers = True
         parser = self.parser
+        # The checks both paths share: nothing below, nor the ASGI path, sees a refused head.
+        refusal, self.url = check_request_head(
+            parser.get_method(), self.url, parser.get_http_version(), self.headers
+        )
+        if refusal is not None:
+            raise _Refused(refusal)
         upgrade = parser.should_upgrade()
         if (
             (self.cycle is not None and not self.cycle.response_complete)
@@ -281,6 +388,7 @@ class WaypostProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         pending = self._answer
         self._completed = True
+        self._last_closes = not self.parser.should_keep_alive()
         if self._upgrade is not None:  # the tunnel starts once the parser stops at the upgrade
             return
         if pending is None:
