@@ -248,7 +248,8 @@ class WaypostProtocol(HttpToolsProtocol):
             # nginx's underscores_in_headers off: an upstream that reads '_' as '-' must never
             # see Transfer_Encoding or Content_Length as framing.
             return
-        super().on_header(name, value)
+        # llhttp keeps the whitespace after a value; it is not part of it (RFC 9110 §5.5).
+        super().on_header(name, value.rstrip(b" \t"))
 
     def _asgi(self) -> None:
         """Hand the request whose head just arrived to uvicorn's ASGI path."""
