@@ -200,7 +200,7 @@ def exchange(
             if answers is not None and len(parsed) >= answers:
                 # Enough: wait a little for anything more (a smuggled second answer).
                 quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since > 0.3:
+                if time.monotonic() - quiet_since > 0.15:
                     break
                 sock.settimeout(0.1)
             try:
@@ -256,7 +256,7 @@ def upstream(recorder: RecordingUpstream) -> RecordingUpstream:
 def settled(upstream: RecordingUpstream) -> list[Received]:
     """What the upstream received, once a request Waypost was still sending has had time to
     arrive (a refused request must not arrive, even late)."""
-    time.sleep(0.2)
+    time.sleep(0.15)
     return upstream.take()
 
 
