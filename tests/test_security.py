@@ -2,8 +2,9 @@
 
 The corpus (``tests/data/corpus``; its README names the source of every group) gathers
 open-redirect and header-injection payloads from peers' test suites. Each payload is fed to every
-rule here that builds a URL from request values: as a raw path, as a percent-encoded path segment, as a query
-value carried by ``query: keep``, as the whole request URL, and as header values read by conditions.
+rule here that builds a URL from request values: as a raw path, as a percent-encoded path segment,
+as a query value carried by ``query: keep``, as the whole request URL, and as header values read
+by conditions.
 
 Each decision must be a redirect whose Location stays on the site (a path not starting with ``//``
 or ``/\\``, or an absolute URL on the rule's literal host or an allowed host), a refusal (respond
