@@ -118,8 +118,10 @@ def tools_router(ctx: AdminContext) -> APIRouter:
     @router.post("/import", response_model=ImportOut, tags=["tools"])
     def import_rules(body: ImportBody, key: ApiKey = write) -> dict[str, Any]:
         """Import a file (Waypost YAML/JSON, or netlify, vercel, cloudflare, nginx, apache,
-        htaccess, wordpress-csv, wordpress-json, wagtail, csv); reports imported and skipped
-        lines."""
+        htaccess, wordpress-csv, wordpress-json, wagtail, csv) in mode merge (the default),
+        append or replace; reports imported and skipped lines, what changed, and the revision
+        to roll back to to undo it. A replace that deletes more rules than it keeps is refused
+        (409 ``confirmation_required``) unless ``confirm_deletes`` allows that many."""
         report = import_text(
             store,
             body.content,
@@ -127,6 +129,7 @@ def tools_router(ctx: AdminContext) -> APIRouter:
             filename=body.filename,
             mode=body.mode,
             dry_run=body.dry_run,
+            confirm_deletes=body.confirm_deletes,
             key_id=key.id,
             message=body.message,
         )
