@@ -93,9 +93,7 @@ def test_a_replace_that_keeps_most_rules_goes_ahead(api: Api, store: SqlStore) -
     }
 
 
-def test_merge_replaces_the_same_rule_in_place_and_adds_the_rest(
-    api: Api, store: SqlStore
-) -> None:
+def test_merge_replaces_the_same_rule_in_place_and_adds_the_rest(api: Api, store: SqlStore) -> None:
     _seed(store)
     ids = store.load_snapshot().rule_ids
     content = """\
@@ -138,9 +136,7 @@ def test_merge_adds_settings_and_keeps_the_stored_ones(api: Api, store: SqlStore
     assert settings.allowed_hosts == ("example.com", "example.org")
 
 
-def test_another_format_keeps_the_stored_settings_in_every_mode(
-    api: Api, store: SqlStore
-) -> None:
+def test_another_format_keeps_the_stored_settings_in_every_mode(api: Api, store: SqlStore) -> None:
     _seed(store)
     for mode, path in (("merge", "/x"), ("append", "/y"), ("replace", "/z")):
         body = {"format": "netlify", "content": f"{path} /there 301\n", "mode": mode}
@@ -150,9 +146,7 @@ def test_another_format_keeps_the_stored_settings_in_every_mode(
     assert (dict(settings.defaults), settings.allowed_hosts) == ({"status": 301}, ("example.com",))
 
 
-def test_a_dry_run_counts_what_would_change_and_writes_nothing(
-    api: Api, store: SqlStore
-) -> None:
+def test_a_dry_run_counts_what_would_change_and_writes_nothing(api: Api, store: SqlStore) -> None:
     before = _seed(store)
     report = _import(api, "rules: []\n", mode="replace", dry_run=True).json()
     assert report["dry_run"] is True and report["revision"] is None
