@@ -250,6 +250,12 @@ class Store(Protocol):
         """The key a session token signs in as (AuthError with a reason)."""
         ...
 
+    def check_session(
+        self, token: str, *, host: str | None = None, scope: KeyScope | None = None
+    ) -> tuple[Session, ApiKey]:
+        """``authenticate_session`` with the session itself (when it ends, for one)."""
+        ...
+
     def end_session(self, token: str) -> bool:
         """Sign out: delete the session (False when there was none)."""
         ...
