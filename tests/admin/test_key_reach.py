@@ -40,9 +40,9 @@ def _moment(text: str | None) -> datetime | None:
     ("reach", "body", "host", "expires"),
     [
         ({"host": HOST}, {}, HOST, None),
-        ({"host": HOST}, {"host": "TESTSERVER:443"}, HOST, None),
+        ({"host": HOST, "expires_at": SOON}, {"host": "TESTSERVER:443"}, HOST, SOON),
         ({"expires_at": SOON}, {}, None, SOON),
-        ({"expires_at": SOON}, {"expires": "10m"}, None, "10m"),
+        ({"host": HOST, "expires_at": SOON}, {"expires": "10m"}, HOST, "10m"),
         ({"host": HOST, "expires_at": SOON}, {"note": "ci"}, HOST, SOON),
     ],
     ids=["host-inherited", "same-host", "expiry-inherited", "earlier-expiry", "both"],
