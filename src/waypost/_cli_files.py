@@ -40,9 +40,9 @@ mode_option = click.option(
     default="merge",
     show_default=True,
     help=(
-        "merge: put FILE's rules into the store's (a rule with the same name, or the same from "
+        "merge: put the file's rules into the store's (a rule with the same name, or the same from "
         "and conditions, is replaced in place; nothing is deleted); append: add them at the end; "
-        "replace: the store's rules become exactly FILE's."
+        "replace: the store's rules become exactly the file's."
     ),
 )
 yes_option = click.option(
