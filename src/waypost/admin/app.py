@@ -37,6 +37,7 @@ from waypost.admin.routes_rules import rules_router
 from waypost.admin.routes_tools import keys_router, sessions_router, tools_router
 from waypost.admin.schemas import ErrorOut
 from waypost.exceptions import (
+    ConfirmationError,
     ConflictError,
     NotFoundError,
     RulesError,
@@ -133,6 +134,17 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
             response.headers["ETag"] = f'"{current["version"]}"'
         return response
 
+    async def unconfirmed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ConfirmationError)
+        return _error(
+            409,
+            "confirmation_required",
+            f'{exc}: send "confirm_deletes": {exc.deleted} to delete them (a dry run lists the '
+            'counts), or import with mode "merge", which deletes nothing',
+            deleted=exc.deleted,
+            kept=exc.kept,
+        )
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return _error(404, "not_found", str(exc))
 
@@ -161,6 +173,7 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
         (ValidationError, invalid),
         (RequestValidationError, schema_invalid),
         (ConflictError, conflict),
+        (ConfirmationError, unconfirmed),
         (NotFoundError, not_found),
         (StoreUnavailable, unavailable),
         (SchemaError, unavailable),
