@@ -24,7 +24,9 @@ def _pids(base: str, tries: int = 40) -> set[int]:
 
 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_all(module_tmp: Path) -> None:
-    served = start_server(EXAMPLE, "--workers", "2", "--no-access-log", tmp=module_tmp)
+    served = start_server(
+        EXAMPLE, "--workers", "2", "--no-access-log", "--public-health-details", tmp=module_tmp
+    )
     try:
         deadline = time.monotonic() + 10
         pids = _pids(served.base)

@@ -210,8 +210,10 @@ def _relative_slash_redirects(router: APIRouter) -> None:
             other = {**scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
             location = quote(other["path"], safe=_PATH_SAFE)
             # A path that became '//host' would be read by a browser as another host.
-            if location.startswith("/") and not location.startswith("//") and any(
-                route.matches(other)[0] is not Match.NONE for route in router.routes
+            if (
+                location.startswith("/")
+                and not location.startswith("//")
+                and any(route.matches(other)[0] is not Match.NONE for route in router.routes)
             ):
                 query = scope.get("query_string", b"").decode("latin-1")
                 if query:

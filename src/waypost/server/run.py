@@ -56,6 +56,7 @@ logger = logging.getLogger("waypost.server")
 def check_serve_settings(settings: Settings) -> None:
     """Raise a :class:`~waypost.exceptions.WaypostError` (or ``SettingsError``) for a setting that
     cannot work: a bad upstream URL, a 404 template that does not load, an impossible number."""
+    from waypost.server._hosts import parse_https_redirect_hosts
     from waypost.server.forwarding import parse_trusted_proxies
     from waypost.server.pages import NotFoundPage
     from waypost.server.proxy import check_upstream
@@ -81,6 +82,20 @@ def check_serve_settings(settings: Settings) -> None:
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
     check_tls(settings.tls_cert, settings.tls_key)
+    try:
+        parse_https_redirect_hosts(settings.https_redirect_hosts)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    if settings.https_redirect_hosts and settings.http_redirect_port is None:
+        raise SettingsError(
+            "https_redirect_hosts names the hosts --http-redirect-port sends to HTTPS; give "
+            "--http-redirect-port too"
+        )
+    if not settings.public_metrics and not settings.db:
+        raise SettingsError(
+            "--no-public-metrics makes /_waypost/metrics need a read API key, and keys live in "
+            "the rule store: serve with --db, or keep the metrics public and firewall them"
+        )
     redirect_port = settings.http_redirect_port
     if redirect_port is not None:
         if not settings.tls_cert:
