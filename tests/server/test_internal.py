@@ -9,6 +9,7 @@ redirects never name the Host a client sent.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ import pytest
 from serving import Served, raw_request, start_server
 
 from _servers import Server
+from waypost.engine import Engine
+from waypost.server.core import WaypostServer
+from waypost.settings import Settings
 from waypost.store import open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
@@ -157,3 +161,24 @@ def test_private_metrics_need_a_store() -> None:
     )
     assert done.returncode == 2
     assert "keys live in the rule store: serve with --db" in done.stderr
+
+
+def test_degraded_health_does_not_say_why_without_a_key(tmp_path: Path) -> None:
+    """The reason quotes the database's error and names it: for a read key only."""
+    reason = "cannot reach the database at postgresql://waypost@db.internal/rules: refused"
+    for public, expected in [
+        (False, {"status": "degraded"}),
+        (True, {"status": "degraded", "reason": reason}),
+    ]:
+        server = WaypostServer(
+            Engine([]),
+            Settings(access_log=False, public_health_details=public),
+            store_url=f"sqlite:///{tmp_path / 'rules.db'}",
+        )
+        assert server.store_sync is not None
+        server.store_sync.degraded = reason  # as after a failed poll (never started here)
+        answer = server.answer("GET", "/_waypost/health", "", [("host", "x")], "127.0.0.1")
+        assert answer.response is not None
+        data = json.loads(answer.response.body)
+        assert {k: v for k, v in data.items() if k in expected} == expected
+        assert ("db.internal" in answer.response.body.decode()) is public
