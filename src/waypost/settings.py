@@ -152,6 +152,27 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds in-flight requests may take to finish after SIGTERM before workers are killed.",
         float,
     ),
+    Setting(
+        "https_redirect_hosts",
+        None,
+        "With http_redirect_port: comma-separated host names (*.example.org for subdomains) the "
+        "plain-HTTP listener sends to HTTPS; a request for any other Host gets 400. Default: "
+        "any plain host name.",
+    ),
+    Setting(
+        "public_health_details",
+        False,
+        "Show /_waypost/health's details (rule count, revision, store, reason, pid) to anyone; "
+        "off, they need a read API key (with --db) and anyone else sees only ok or degraded.",
+        bool,
+    ),
+    Setting(
+        "public_metrics",
+        True,
+        "Answer /_waypost/metrics to anyone (counts only); off, it needs a read API key, so "
+        "only with --db.",
+        bool,
+    ),
 )
 
 
@@ -178,6 +199,9 @@ class Settings:
     tls_key: str | None = None
     http_redirect_port: int | None = None
     graceful_timeout: float = 30.0
+    https_redirect_hosts: str | None = None
+    public_health_details: bool = False
+    public_metrics: bool = True
 
     @property
     def scheme(self) -> str:

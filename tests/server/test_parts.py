@@ -132,7 +132,8 @@ def test_serve_on_an_address_of_another_machine_says_so() -> None:
 
 
 def test_asgi_adapter_answers_the_same() -> None:
-    app = WaypostApp(Engine([{"from": "/old", "to": "/new"}]), Settings(access_log=False))
+    settings = Settings(access_log=False, public_health_details=True)
+    app = WaypostApp(Engine([{"from": "/old", "to": "/new"}]), settings)
 
     async def run() -> None:
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))

@@ -239,6 +239,54 @@ def test_plain_http_on_the_redirect_port_is_sent_to_https(
     assert '"GET /old?x=1 HTTP/1.1" 308' in served.stdout()
 
 
+def test_with_https_redirect_hosts_only_the_sites_hosts_are_sent_to_https(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path
+) -> None:
+    cert, key = tls
+    redirect_port = free_port()
+    served = start_server(
+        rules, "--tls-cert", str(cert), "--tls-key", str(key),
+        "--http-redirect-port", str(redirect_port),
+        "--https-redirect-hosts", "example.com, *.example.org",
+        tmp=module_tmp, ca=cert,
+    )  # fmt: skip
+    try:
+        for host, location in [
+            ("example.com", f"https://example.com:{served.port}/x"),
+            ("Shop.Example.ORG:80", f"https://shop.example.org:{served.port}/x"),
+            ("evil.example.com", None),
+            ("example.org", None),  # '*.example.org' is its subdomains
+            ("example.com.evil.net", None),
+            ("127.0.0.1", None),
+        ]:
+            answer = raw_request(
+                redirect_port,
+                f"GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode(),
+            )
+            if location is None:
+                assert answer.startswith(b"HTTP/1.1 400 "), (host, answer)
+                assert b"location:" not in answer.lower()
+            else:
+                assert answer.startswith(b"HTTP/1.1 308 "), (host, answer)
+                assert f"location: {location}\r\n".encode() in answer, answer
+    finally:
+        served.stop()
+
+
+def test_https_redirect_hosts_are_checked_at_start(rules: Path, tls: tuple[Path, Path]) -> None:
+    cert, key = tls
+    tls_args = ("--tls-cert", str(cert), "--tls-key", str(key), "--port", "8443")
+    done = _serve_error(str(rules), *tls_args, "--https-redirect-hosts", "example.com")
+    assert done.returncode == 2
+    assert "give --http-redirect-port too" in done.stderr
+    done = _serve_error(
+        str(rules), *tls_args, "--http-redirect-port", "8081",
+        "--https-redirect-hosts", "example.com,evil.com/x",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "'evil.com/x' is not a host name" in done.stderr
+
+
 def test_the_redirect_port_needs_tls_and_a_port_of_its_own(
     rules: Path, tls: tuple[Path, Path]
 ) -> None:

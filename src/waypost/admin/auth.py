@@ -54,7 +54,10 @@ _COOKIE = APIKeyCookie(
 
 def login_path(ctx: AdminContext, request: Request) -> str:
     """The login page for this request, with ``next`` pointing back at it."""
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # From the ASGI scope, not request.url: that URL is built from the Host header, and a Host
+    # such as 'evil.example.com/x' would change the path it reports.
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    target = str(request.scope["path"]) + (f"?{query}" if query else "")
     return f"{ctx.base(request)}/login?next={quote(target, safe='/')}"
 
 

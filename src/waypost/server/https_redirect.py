@@ -8,8 +8,10 @@ HTTP-01 challenge follows the redirect to the HTTPS port (it does not check the 
 the way), where the rules or the upstream answer it.
 
 The host comes from the request's Host header, which is what the browser asked for, so this is
-no open redirect; a Host that is not a plain host name or address is refused (400). Heads are
-bounded like the main server's (414, 431), and an idle connection is closed after the
+no open redirect; a Host that is not a plain host name or address is refused (400). Still, a
+client (or a cache in front that does not key on Host) could make it name any host: with
+``--https-redirect-hosts`` only the site's own names are redirected and any other Host gets 400.
+Heads are bounded like the main server's (414, 431), and an idle connection is closed after the
 keep-alive timeout.
 """
 
@@ -17,27 +19,34 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from email.utils import formatdate
 from typing import cast
 
 import httptools
 
 from waypost.http import Response, encode_location, error_response, plain_response, reason
+from waypost.rules.safety import host_allowed
+from waypost.server._hosts import LABEL, parse_https_redirect_hosts
 from waypost.server.core import WaypostServer
 
 __all__ = ["HttpsRedirectProtocol", "https_location"]
 
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(
-    rf"(?P<host>{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{{1,5}}))?\Z"
+    rf"(?P<host>{LABEL}(?:\.{LABEL})*\.?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{{1,5}}))?\Z"
 )
 
 
-def https_location(host: str, target: str, https_port: int) -> str | None:
+def https_location(
+    host: str, target: str, https_port: int, allowed_hosts: Sequence[str] = ()
+) -> str | None:
     """``https://host[:port]target`` for a request's Host header and target, or None when the
-    Host is not a plain host name or address, or the target is not a path."""
+    Host is not a plain host name or address (or not one of ``allowed_hosts``, when given), or
+    the target is not a path."""
     match = _HOST.match(host.strip())
     if match is None or not target.startswith("/"):
+        return None
+    if allowed_hosts and not host_allowed(match.group("host"), allowed_hosts):
         return None
     port = "" if https_port == 443 else f":{https_port}"
     return encode_location(f"https://{match.group('host').lower()}{port}{target}")
@@ -53,6 +62,7 @@ class HttpsRedirectProtocol(asyncio.Protocol):
         self._max_line = settings.max_request_line
         self._max_headers = settings.max_header_bytes
         self._timeout = settings.keep_alive_timeout
+        self._allowed = parse_https_redirect_hosts(settings.https_redirect_hosts)
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -122,9 +132,11 @@ class HttpsRedirectProtocol(asyncio.Protocol):
         method = self.parser.get_method().decode("ascii", "replace")
         target = self._url.decode("latin-1")
         head = method == "HEAD"
-        location = https_location(self._host, target, self.https_port)
+        location = https_location(self._host, target, self.https_port, self._allowed)
         if location is None:
             detail = "The request has no usable Host header or path to send to HTTPS."
+            if self._allowed:
+                detail = "The request is not for a host of this site, or has no usable path."
             response = error_response(400, detail, head=head)
         else:
             text = f"{reason(308)}: {location}\n"

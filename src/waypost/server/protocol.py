@@ -184,7 +184,7 @@ class WaypostProtocol(HttpToolsProtocol):
         raw_path = raw.decode("latin-1")
         path = unquote(raw_path) if "%" in raw_path else raw_path
         app = self.app_instance
-        if app.admin is not None and app.is_admin_path(path):
+        if app.admin is not None and app.to_admin(path, self.headers):
             self._asgi()
             return
         matcher = self.waypost.engine.matcher
