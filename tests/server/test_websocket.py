@@ -7,7 +7,9 @@ and the frames are checked by a real implementation on both sides.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from raw_upstream import RawUpstream
 from serving import Served, free_port, raw_request, start_server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -210,3 +213,124 @@ def test_an_upgrade_request_with_a_body_is_not_tunneled(served: Served) -> None:
     assert status.startswith(b"HTTP/1.1 ") and b" 101 " not in status, answer[:200]
     with connect(_ws(served, "/chat/after"), open_timeout=5) as ws:  # and the server is fine
         assert _hello(ws)["path"] == "/chat/after"
+
+
+# -- an upstream that does not switch protocols ---------------------------------------------------
+# A tunnel opens only on the upstream's 101 with `Upgrade: websocket` and `Connection: upgrade`,
+# as nginx's does. Anything else is answered as a plain response and the connection closed: what
+# the client sends after its handshake must never reach the upstream raw, where a keep-alive
+# upstream would read it as a second request that skipped the rules and carried a forged
+# X-Forwarded-For.
+
+HANDSHAKE = (
+    b"GET /chat/room HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+SMUGGLED = b"GET /admin HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
+SWITCH = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+)
+NOT_SWITCHING = {
+    "200": (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 12\r\n\r\nnot a socket",
+        200,
+        b"not a socket",
+    ),
+    "200-chunked": (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"4\r\nnot \r\n8\r\na socket\r\n0\r\n\r\n",
+        200,
+        b"not a socket",
+    ),
+    "400": (
+        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 11\r\n\r\nbad request",
+        400,
+        b"bad request",
+    ),
+    "101-wrong-upgrade": (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+        502,
+        None,
+    ),
+    "101-no-connection-upgrade": (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        502,
+        None,
+    ),
+    "101-no-upgrade": (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", 502, None),
+}
+
+
+def _exchange(port: int, first: bytes, later: bytes, when: str) -> bytes:
+    """Send ``first``, then ``later`` (``when``: with the head, before the answer, or after it);
+    return what the server sent until it closed (bounded)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(first + later if when == "with-head" else first)
+        if when == "before-answer":
+            sock.sendall(later)
+        received = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            received += chunk
+            if when == "after-answer" and b"\r\n\r\n" in received:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(later)
+                when = "sent"
+        else:
+            pytest.fail(f"the server did not close the connection; got {received!r}")
+    return received
+
+
+@pytest.mark.parametrize("when", ["with-head", "before-answer", "after-answer"])
+@pytest.mark.parametrize("answer", list(NOT_SWITCHING), ids=list(NOT_SWITCHING))
+def test_no_tunnel_without_the_upstreams_101(answer: str, when: str, module_tmp: Path) -> None:
+    raw, status, body = NOT_SWITCHING[answer]
+    rules = module_tmp / "no-switch.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    # The upstream waits before answering, so "before-answer" bytes arrive while it thinks.
+    with RawUpstream(lambda seen: raw, delay=0.3) as upstream:
+        server = start_server(rules, "--upstream", upstream.url, tmp=module_tmp)
+        try:
+            received = _exchange(server.port, HANDSHAKE, SMUGGLED, when)
+            assert upstream.ended.acquire(timeout=5), "the upstream connection was left open"
+        finally:
+            server.stop()
+    head, _, rest = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    assert lines[0].startswith(f"http/1.1 {status} "), received
+    assert "connection: close" in lines
+    assert not any(line.startswith("upgrade:") for line in lines)
+    if body is not None:
+        assert body in rest
+    assert upstream.targets() == ["/chat/room"]  # the handshake only: /admin never arrived
+    assert b"/admin" not in b"".join(upstream.received)
+    assert b"10.0.0.1" not in b"".join(upstream.received)
+    assert "Traceback" not in server.stderr()
+    assert f'"GET /chat/room HTTP/1.1" {status} ' in server.stdout()  # logged with its status
+
+
+@pytest.mark.parametrize("when", ["with-head", "before-answer"])
+def test_bytes_sent_before_the_101_are_not_passed_on_as_frames(when: str, module_tmp: Path) -> None:
+    # RFC 6455 §4.1: a client waits for the 101 before it sends anything more. Bytes that came
+    # before it are not frames of the upgraded connection: the handshake is refused (400).
+    rules = module_tmp / "early.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    with RawUpstream(lambda seen: SWITCH, delay=0.3) as upstream:
+        server = start_server(rules, "--upstream", upstream.url, tmp=module_tmp)
+        try:
+            received = _exchange(server.port, HANDSHAKE, SMUGGLED, when)
+            assert upstream.ended.acquire(timeout=5)
+        finally:
+            server.stop()
+    assert received.startswith(b"HTTP/1.1 400 "), received
+    assert b" 101 " not in received
+    assert upstream.targets() == ["/chat/room"]
+    assert b"/admin" not in b"".join(upstream.received)
