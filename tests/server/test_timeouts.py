@@ -132,6 +132,13 @@ def test_many_trickled_heads_are_all_cut_off(served: Served) -> None:
             sock.close()
 
 
+def test_blank_lines_do_not_keep_a_connection_open(served: Served) -> None:
+    # The parser skips CRLF between requests: sent every 0.3 s, they are no request coming, and
+    # the connection is closed as idle (keep-alive timeout, 5 s here).
+    with _connect(served.port) as sock:
+        _trickle(sock, [b"\r\n"] * 100, every=0.3, until=5 + SLACK)
+
+
 def test_a_head_within_the_deadline_is_answered(served: Served) -> None:
     pieces = [b"GET /echo/in-time HTTP/1.1\r\n", b"Host: example.com\r\n", b"\r\n"]
     with _connect(served.port) as sock:

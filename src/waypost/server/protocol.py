@@ -43,6 +43,7 @@ _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
+_BLANK = (b"\r", b"\n")
 
 
 class _Pending(NamedTuple):
@@ -107,6 +108,15 @@ class WaypostProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:
             self._tunnel.from_client(data)
+            return
+        if (
+            data[:1] in _BLANK
+            and self._head_bytes is None
+            and not self._in_body
+            and not data.strip(b"\r\n")
+        ):
+            # Blank lines between requests, which the parser skips: not a request coming, so
+            # they do not keep an idle connection open (a Slowloris that sends only CRLF).
             return
         self._last_data = self.loop.time()
         self._completed = False
