@@ -13,7 +13,12 @@ one still in progress on the same connection) takes uvicorn's ordinary ASGI path
 It also bounds what a client may send before its head is complete: httptools buffers a header
 until its end, so without a limit a client could make a worker hold any amount of memory. Past
 ``max_request_line + max_header_bytes`` (plus room for the request line and separators) the
-connection gets 414 or 431 and is closed.
+connection gets 414 or 431 and is closed. And it bounds how long a client may take: a head must be
+complete within ``header_timeout`` of its first byte and a body must not go ``body_timeout``
+without a byte, else the client gets 408 and the connection is closed (nginx's
+``client_header_timeout`` / ``client_body_timeout``). Like the keep-alive timeout, these are one
+timer per connection that is set only when a read ends inside a head or a body, so a request
+that arrives in one read costs no timer at all.
 
 The uvicorn version is pinned: this class builds on ``HttpToolsProtocol``'s per-request state
 (``url``, ``headers``, ``cycle``, ``pipeline``, ``flow``), and ``tests/server`` exercises both paths
@@ -409,7 +414,7 @@ class WaypostProtocol(HttpToolsProtocol):
         if self._head_bytes is None or self.transport.is_closing():
             return
         late = self.loop.time() - (self._head_started + self._header_timeout)
-        if late < 0:  # another head began since the timer was set
+        if late < 0:  # the loop may run a timer a little before its time
             self._head_timer = self.loop.call_later(-late, self._head_check)
             return
         setting = self.waypost.settings.header_timeout
@@ -443,14 +448,15 @@ class WaypostProtocol(HttpToolsProtocol):
         answer = True
         if self._answer is not None:
             method, target = self._answer.method, self._answer.target
-        elif cycle is not None and not cycle.response_complete:
-            # The app is reading this request's body (or answering the one before): it sees the
-            # client gone, and nothing more it sends is written.
+        elif cycle is not None and (self._in_body or not cycle.response_complete):
+            # The app has this request (or is answering the one before this head): a 408 only
+            # if no response has begun. The app sees the client gone; nothing more is written.
             answer = self._in_body and not cycle.response_started
             if answer:
                 method, target = cycle.scope["method"], get_path_with_query_string(cycle.scope)
-            cycle.disconnected = True
-            cycle.message_event.set()
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
         if answer:
             self._write(response, keep_alive=False)
         self.waypost.done(

@@ -268,6 +268,8 @@ class Tunnel:
                 break  # (httptools also refuses a 101 that names no protocol)
             if not response.head_done:
                 head += chunk
+            elif parser.get_status_code() > 599:
+                break
             elif parser.get_status_code() >= 200:
                 return await self._relay(response, parser, reader)
             else:
