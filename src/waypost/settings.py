@@ -133,6 +133,20 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "header_timeout",
+        10.0,
+        "Seconds a request head may take to arrive, counted from its first byte; a slower one "
+        "gets 408 and the connection is closed (nginx's client_header_timeout).",
+        float,
+    ),
+    Setting(
+        "body_timeout",
+        30.0,
+        "Seconds a request body may go without a byte arriving; a stalled one gets 408 and the "
+        "connection is closed (nginx's client_body_timeout).",
+        float,
+    ),
+    Setting(
         "tls_cert",
         None,
         "PEM file with the server's certificate (and its chain); with tls_key the server speaks "
@@ -195,6 +209,8 @@ class Settings:
     max_request_line: int = 8190
     max_header_bytes: int = 32768
     keep_alive_timeout: float = 5.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
     tls_cert: str | None = None
     tls_key: str | None = None
     http_redirect_port: int | None = None

@@ -100,8 +100,10 @@ def test_upstream_url_is_checked() -> None:
         (["--workers", "0"], "workers must be at least 1"),
         (["--log-level", "loud"], "log level 'loud'"),
         (["--port", "99999"], "port must be from 0 to 65535, not 99999"),
+        (["--header-timeout", "0"], "header_timeout must be more than 0, not 0.0"),
+        (["--body-timeout", "-1"], "body_timeout must be more than 0, not -1.0"),
     ],
-    ids=["upstream", "template", "workers", "log-level", "port"],
+    ids=["upstream", "template", "workers", "log-level", "port", "header-timeout", "body-timeout"],
 )
 def test_serve_refuses_bad_settings(args: list[str], message: str) -> None:
     rules = Path(__file__).parents[2] / "examples" / "rules.yaml"

@@ -6,8 +6,10 @@ nothing else, so the tests also show that the server presents the certificate it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -300,3 +302,54 @@ def test_the_redirect_port_needs_tls_and_a_port_of_its_own(
     )  # fmt: skip
     assert done.returncode == 2
     assert "not the HTTPS port 8443" in done.stderr
+
+
+def test_the_redirect_port_cuts_off_slow_heads_and_reads_no_body_as_a_request(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path
+) -> None:
+    cert, key = tls
+    redirect_port = free_port()
+    served = start_server(
+        rules,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--http-redirect-port",
+        str(redirect_port),
+        "--header-timeout",
+        "1",
+        tmp=module_tmp,
+        ca=cert,
+    )
+    try:
+        # A head trickled a line every 0.3 s: never idle, but not complete within 1 s.
+        with socket.create_connection(("127.0.0.1", redirect_port), timeout=0.3) as sock:
+            started, received = time.monotonic(), b""
+            for i in range(40):
+                sock.sendall(b"GET / HTTP/1.1\r\n" if i == 0 else b"X-%d: y\r\n" % i)
+                try:
+                    received += sock.recv(65536)
+                    break
+                except TimeoutError:
+                    pass
+            assert received.startswith(b"HTTP/1.1 408 "), received
+            assert time.monotonic() - started < 5
+        # An upgrade request's body is not another request.
+        with socket.create_connection(("127.0.0.1", redirect_port), timeout=5) as sock:
+            inner = b"GET /inner HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            sock.sendall(
+                b"POST /form HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: h2c\r\n"
+                b"Connection: Upgrade\r\nContent-Length: %d\r\n\r\n" % len(inner)
+            )
+            time.sleep(0.1)
+            with contextlib.suppress(ConnectionError):
+                sock.sendall(inner)
+            received = b""
+            with contextlib.suppress(ConnectionError):
+                while chunk := sock.recv(65536):
+                    received += chunk
+        assert received.count(b"HTTP/1.1 308 ") == 1, received
+        assert b"/inner" not in received
+    finally:
+        served.stop()

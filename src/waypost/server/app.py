@@ -40,11 +40,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+class _ClientGone(Exception):
+    """The client's connection ended before its request body did."""
+
+
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            # Ending the stream here would send the upstream a short body as if it were whole.
+            raise _ClientGone
         chunk = message.get("body", b"")
         if chunk:
             yield chunk
@@ -241,14 +246,17 @@ class WaypostApp:
             async def write(chunk: bytes) -> None:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-            status, size = await server.relay(
-                answer.forward,
-                answer.vary,
-                _body(receive),
-                start,
-                write,
-                head=method == "HEAD",
-            )
+            try:
+                status, size = await server.relay(
+                    answer.forward,
+                    answer.vary,
+                    _body(receive),
+                    start,
+                    write,
+                    head=method == "HEAD",
+                )
+            except _ClientGone:
+                return  # nobody to answer (a body that stalled was answered 408 and logged)
             await send({"type": "http.response.body", "body": b""})
         else:  # pragma: no cover - an Answer always carries one of the two
             raise RuntimeError("empty answer")

@@ -76,10 +76,9 @@ def check_serve_settings(settings: Settings) -> None:
     for name in ("workers", "max_request_line", "max_header_bytes"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1, not {getattr(settings, name)!r}")
-    if settings.keep_alive_timeout <= 0:
-        raise SettingsError(
-            f"keep_alive_timeout must be more than 0, not {settings.keep_alive_timeout!r}"
-        )
+    for name in ("keep_alive_timeout", "header_timeout", "body_timeout"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be more than 0, not {getattr(settings, name)!r}")
     for name in ("redirect_max_age", "reload_interval", "graceful_timeout"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
