@@ -2,8 +2,9 @@
 
 The corpus (``tests/data/corpus``; its README names the source of every group) gathers
 open-redirect and header-injection payloads from peers' test suites. Each payload is fed to every
-rule here that builds a URL from request values: as a raw path, as a percent-encoded path segment, as a query
-value carried by ``query: keep``, as the whole request URL, and as header values read by conditions.
+rule here that builds a URL from request values: as a raw path, as a percent-encoded path segment,
+as a query value carried by ``query: keep``, as the whole request URL, and as header values read
+by conditions.
 
 Each decision must be a redirect whose Location stays on the site (a path not starting with ``//``
 or ``/\\``, or an absolute URL on the rule's literal host or an allowed host), a refusal (respond
@@ -442,3 +443,16 @@ def test_no_payload_leads_the_https_redirect_off_the_requested_host(payload: Pay
                 continue
             assert browser_destination(location) == ("https", "example.com")
             assert not _CONTROL.search(location) and " " not in location
+
+
+@needs_corpus
+@pytest.mark.parametrize("payload", PAYLOADS, ids=[p.id for p in PAYLOADS])
+def test_with_https_redirect_hosts_no_payload_names_another_host(payload: Payload) -> None:
+    """--https-redirect-hosts: the plain-HTTP listener redirects only the site's own hosts."""
+    allowed = ("example.com", "*.example.org")
+    for text in (payload.text, quote(payload.text, safe="", errors="surrogateescape")):
+        location = https_location(text, "/x", 8443, allowed)
+        if location is not None:
+            scheme, host = browser_destination(location)
+            assert scheme == "https" and host is not None
+            assert host == "example.com" or host.endswith(".example.org"), location

@@ -35,13 +35,6 @@ HOST = (b"host", b"site.example")
         (b"POST", b"/", "1.1", [HOST, (b"transfer-encoding", b"gzip, chunked")], 501),
         (b"POST", b"/", "1.1", [HOST, (b"transfer-encoding", b"Chunked")], None),
         (
-            b"POST",
-            b"/",
-            "1.1",
-            [HOST, (b"connection", b"Upgrade"), (b"upgrade", b"h2c"), (b"content-length", b"5")],
-            400,
-        ),
-        (
             b"GET",
             b"/",
             "1.1",
@@ -72,8 +65,7 @@ HOST = (b"host", b"site.example")
         "te-in-http-1-0",
         "te-gzip",
         "te-chunked-any-case",
-        "upgrade-with-body",
-        "upgrade-without-body",
+        "upgrade",
     ],
 )
 def test_what_is_refused(

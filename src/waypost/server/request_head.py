@@ -17,12 +17,7 @@ a target that is neither ``/...`` nor ``http(s)://``   400     400
 ``CONNECT``                                            405     405
 ``Transfer-Encoding`` in an HTTP/1.0 request           400     400
 ``Transfer-Encoding`` other than ``chunked``           501     501
-``Connection: upgrade`` with a body (not a WebSocket)  reads   400
 =====================================================  ======  =====================================
-
-httptools stops at the head of a request that asks to upgrade and leaves its body unread: the
-body would then be parsed as the next request (a request smuggled past the upstream, which was
-told there is a body). nginx reads that body; Waypost, which cannot, refuses the request.
 
 A target in absolute form (``GET http://other.example/ HTTP/1.1``) names the host itself: as
 RFC 9112 §3.2.2 says and nginx does, its authority replaces ``Host``, so the rules, the admin
@@ -62,17 +57,6 @@ def _valid_host(value: bytes) -> bool:
     return _HOST.fullmatch(value) is not None and b".." not in value
 
 
-def _asks_to_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
-    """``Connection: upgrade`` and an ``Upgrade`` header: what makes llhttp stop at the head."""
-    names = {name for name, _ in headers}
-    return b"upgrade" in names and any(
-        token.strip(b" \t").lower() == b"upgrade"
-        for name, value in headers
-        if name == b"connection"
-        for token in value.split(b",")
-    )
-
-
 def check_request_head(
     method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
 ) -> tuple[Refusal | None, bytes]:
@@ -110,10 +94,6 @@ def check_request_head(
             headers.append((b"host", authority))
         target = rest if rest.startswith(b"/") else b"/" + rest
     framing = [value for name, value in headers if name == b"transfer-encoding"]
-    if _asks_to_upgrade(headers) and (
-        framing or any(name == b"content-length" and value != b"0" for name, value in headers)
-    ):
-        return Refusal(400, "A request that asks to upgrade cannot have a body."), target
     if framing:
         if version == "1.0":
             # RFC 9112 §6.1: the framing of such a message is faulty, whatever else it says.
