@@ -32,7 +32,6 @@ from serving import Served, start_server
 from _servers import Server
 from waypost.store import open_store
 
-CORPUS = Path(__file__).parents[1] / "data" / "http-corpus"
 BODY_BUFFERING = "body buffering: issue #12 item 5"
 
 RULES = """
