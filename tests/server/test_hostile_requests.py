@@ -63,6 +63,8 @@ class RecordingUpstream:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._lock = threading.Lock()
+        #: When a byte last arrived (see quiet()).
+        self._last_activity = time.monotonic()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -73,6 +75,16 @@ class RecordingUpstream:
 
     def __exit__(self, *exc: object) -> None:
         self._sock.close()
+
+    def quiet(self, seconds: float, *, at_most: float = 3) -> None:
+        """Wait until nothing has arrived for ``seconds`` (a request Waypost was still sending,
+        refused or not, is then recorded here and not in the next case)."""
+        deadline = time.monotonic() + at_most
+        while time.monotonic() < deadline:
+            idle = time.monotonic() - self._last_activity
+            if idle >= seconds:
+                return
+            time.sleep(seconds - idle)
 
     def take(self) -> list[Received]:
         with self._lock:
@@ -107,6 +119,7 @@ class RecordingUpstream:
                     event = h.next_event()
                     if event is h11.NEED_DATA:
                         data = conn.recv(65536)
+                        self._last_activity = time.monotonic()
                         h.receive_data(data)
                         if not data and request is not None:
                             raise h11.RemoteProtocolError("closed mid-request")
@@ -248,6 +261,7 @@ def waypost(module_tmp: Path, recorder: RecordingUpstream) -> Iterator[Served]:
 
 @pytest.fixture
 def upstream(recorder: RecordingUpstream) -> RecordingUpstream:
+    recorder.quiet(0.1)
     recorder.take()  # what an earlier case left behind is not this case's
     return recorder
 
@@ -255,7 +269,8 @@ def upstream(recorder: RecordingUpstream) -> RecordingUpstream:
 def settled(upstream: RecordingUpstream) -> list[Received]:
     """What the upstream received, once a request Waypost was still sending has had time to
     arrive (a refused request must not arrive, even late)."""
-    time.sleep(0.15)
+    time.sleep(0.05)
+    upstream.quiet(0.15)
     return upstream.take()
 
 

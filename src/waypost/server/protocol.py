@@ -500,7 +500,10 @@ class WaypostProtocol(HttpToolsProtocol):
         self._answer = None
         response = pending.answer.response
         assert response is not None  # on_headers_complete() keeps only answers with one
-        keep_alive = pending.keep_alive and not self._closing
+        # A head over the limits (414, 431) closes the connection, as nginx does.
+        keep_alive = (
+            pending.keep_alive and not self._closing and pending.answer.action != "rejected"
+        )
         self._write(response, keep_alive=keep_alive, http_1_0=pending.version == "1.0")
         self.waypost.done(
             pending.answer.action,
