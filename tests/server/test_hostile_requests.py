@@ -418,6 +418,8 @@ def test_request_shapes(
         got = exchange(waypost.port, data, answers=None)
         assert got.statuses == [shape.refused], got
         assert got.answers[0].headers.get("connection") == "close"
+        # The status line, then a sentence saying what is wrong.
+        assert got.answers[0].body.strip().count(b"\n") == 1, got.answers[0].body
         assert got.closed
         assert settled(upstream) == []
         return

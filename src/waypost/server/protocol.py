@@ -227,9 +227,15 @@ class WaypostProtocol(HttpToolsProtocol):
             # middle of that answer. Close once it is written, instead.
             self._close_after_response()
             return
-        msg = "Invalid HTTP request received."
-        self.logger.warning(msg)
-        self.send_400_response(msg)
+        # llhttp's reason names what is wrong ("Invalid header value char"), never the bytes.
+        detail = f"The request is not valid HTTP/1.1: {exc}."
+        if self._response_in_progress():
+            # In the body of the request being answered: answer now and close, which ends
+            # that request (uvicorn's way).
+            self.logger.warning(detail)
+            self.send_400_response(detail)
+            return
+        self._refuse(Refusal(400, detail), parsed=False)
 
     def _read_body_after_upgrade(self, framing: bytes) -> None:
         """Go on with a parser that has read a head made of just the body's framing headers, so
@@ -257,15 +263,16 @@ class WaypostProtocol(HttpToolsProtocol):
             last.keep_alive = False
         self._last_closes = True
 
-    def _refuse(self, refusal: Refusal) -> None:
-        """Answer a request refused from its head (see waypost.server.request_head), and close:
+    def _refuse(self, refusal: Refusal, *, parsed: bool = True) -> None:
+        """Answer a request refused from its head (see waypost.server.request_head), or one the
+        parser refused (``parsed=False``: its method and target are not known), and close:
         where its body would end, and so where the next request would start, is not trusted."""
         self._head_bytes = None
         self._answer = self._upgrade = None
         if self._response_in_progress():
             self._close_after_response()
             return
-        method = self.parser.get_method().decode("latin-1")
+        method = self.parser.get_method().decode("latin-1") if parsed else "-"
         response = error_response(refusal.status, refusal.detail, head=method == "HEAD")
         self.waypost.done(
             "rejected",
@@ -273,9 +280,11 @@ class WaypostProtocol(HttpToolsProtocol):
             len(response.body),
             client_ip=self.client[0] if self.client else None,
             method=method,
-            target=self.url.decode("latin-1"),
-            protocol="HTTP/" + self.parser.get_http_version(),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers],
+            target=self.url.decode("latin-1") if parsed else "-",
+            protocol="HTTP/" + self.parser.get_http_version() if parsed else "HTTP/1.1",
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
+            if parsed
+            else (),
         )
         self._write(response, keep_alive=False)
         self.transport.close()
