@@ -3,19 +3,30 @@
 The watcher polls the file's ``stat()`` (size, mtime, inode) every ``reload_interval`` seconds on
 a daemon thread. Polling rather than inotify is deliberate: it sees editors that write in place and
 editors that rename a new file over the old one, works on network and container file systems, and
-costs one ``stat`` call per interval. When the file changed, it is read and compiled off the event
-loop, then :meth:`Engine.reload` swaps one reference: a request sees the old rules or the new ones,
-never a mix, and never an error. A broken file keeps the old rules serving and every error is
-logged with ``file:line:col``, once per change.
+costs one ``stat`` call per interval.
 
-Every worker process runs its own watcher, so every worker picks up the change (within one
-interval plus the load time).
+**A half-written file is told from a real edit by waiting until it stops changing.** A change is
+loaded only when two checks in a row (one interval apart) find the same ``stat()``, and the file
+is read and compiled off the event loop; if it changed again while it was read, nothing is
+swapped in and the next checks start over. A writer that pauses for longer than an interval in
+the middle of the file can still be read half-way: then the file either does not load (every
+error is logged with ``file:line:col``, the old rules keep serving) or it is shorter, which is
+what the **shrink guard** is for: a reload that would leave no rule, or drop more than
+``reload_max_shrink`` of the rules serving, is held back (the old rules keep serving, health
+says ``degraded`` with the reason, the reload-failure metric counts it, a warning is logged)
+until the file changes again, or for good when the file says ``allow_shrink: true``.
+
+:meth:`Engine.reload` swaps one reference: a request sees the old rules or the new ones, never a
+mix, and never an error. Every worker process runs its own watcher; with several workers they
+share a ``decisions`` folder, so the first worker to weigh a shrink decides for all of them (they
+could otherwise read the file at different moments, and weigh it against different rules).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,16 +35,22 @@ from pathlib import Path
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError
+from waypost.rules.model import RuleSet
 from waypost.server._background import BackgroundLoop
 
-__all__ = ["LoadedRules", "RulesWatcher", "file_revision", "file_signature"]
+__all__ = [
+    "LoadedRules",
+    "RulesWatcher",
+    "file_revision",
+    "file_signature",
+    "shrink_problem",
+]
 
 logger = logging.getLogger("waypost.server")
 
-# A file whose mtime is this recent may still be being written: wait one more interval.
-_SETTLE_SECONDS = 0.05
-
 Signature = tuple[int, int, int, int]
+# What check() compares for a file that is not there (so that missing, too, must last two checks).
+_MISSING: Signature = (-1, -1, -1, -1)
 
 
 def file_signature(path: str | Path) -> Signature | None:
@@ -47,6 +64,25 @@ def _signature(path: Path) -> Signature | None:
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def shrink_problem(serving: int, loaded: int, max_shrink: float) -> str | None:
+    """Why a reload from ``serving`` rules to ``loaded`` rules must be held back (None: it may go).
+
+    It is held back when it would leave no rule, or drop more than ``max_shrink`` (a share, 0.5
+    for half) of the rules serving; ``max_shrink`` 1 lets every reload through.
+    """
+    if serving == 0 or loaded >= serving or max_shrink >= 1:
+        return None
+    dropped = (serving - loaded) / serving
+    if loaded == 0:
+        return f"it has no rules, where {serving} are serving"
+    if dropped > max_shrink:
+        return (
+            f"it has {loaded} rules where {serving} are serving: it would drop {dropped:.0%} of "
+            f"them, more than reload_max_shrink ({max_shrink:.0%})"
+        )
+    return None
 
 
 def file_revision(path: Path) -> str:
@@ -71,11 +107,22 @@ class LoadedRules:
         return f"{self.revision}@{self.loaded_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
 
 
+class _HeldBack(Exception):
+    """The loaded rules are not swapped in (the guard, or the file changed while it was read)."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class RulesWatcher(BackgroundLoop):
     """Keeps ``engine`` in step with the rules file at ``path``.
 
-    ``on_reload(ok)`` is called after every load attempt (for the metrics). Start the polling
-    thread with :meth:`start` in the worker process (after any fork), stop it with :meth:`stop`.
+    ``on_reload(ok)`` is called after every load attempt (for the metrics). ``max_shrink`` is the
+    shrink guard's share (see the module docstring); ``decisions`` a folder shared with the other
+    workers, for the guard's verdicts. :attr:`degraded` says why the rules serving are not the
+    file's (None when they are). Start the polling thread with :meth:`start` in the worker
+    process (after any fork), stop it with :meth:`stop`.
     """
 
     def __init__(
@@ -86,15 +133,22 @@ class RulesWatcher(BackgroundLoop):
         interval: float = 0.25,
         on_reload: Callable[[bool], None] | None = None,
         loaded_signature: Signature | None = None,
+        max_shrink: float = 0.5,
+        decisions: str | Path | None = None,
     ) -> None:
         self.engine = engine
         self.path = Path(path)
         self.interval = interval
         self.on_reload = on_reload
+        self.max_shrink = max_shrink
+        self.decisions = Path(decisions) if decisions is not None else None
+        self.degraded: str | None = None
         # The file as it was when ``engine`` was loaded (in the main process, before the fork):
         # a change made while a worker was starting must still reach that worker.
-        self._seen = loaded_signature if loaded_signature is not None else _signature(self.path)
-        self._failed: Signature | None = None
+        seen = loaded_signature if loaded_signature is not None else _signature(self.path)
+        self._seen: Signature = seen or _MISSING
+        self._pending: Signature | None = None
+        self._reported: Signature | None = None
         self.loaded = LoadedRules(file_revision(self.path), datetime.now(UTC), len(engine))
         super().__init__()
 
@@ -114,47 +168,67 @@ class RulesWatcher(BackgroundLoop):
                 logger.exception("waypost: checking %s for changes failed", self.path)
 
     def check(self) -> bool | None:
-        """Reload if the file changed since the last look: True reloaded, False failed, None no
-        change (or still being written)."""
-        signature = _signature(self.path)
-        if signature is None or signature == self._seen:
+        """Reload if the file changed since the last load and has stopped changing: True
+        reloaded, False failed or held back, None no change (or still being written)."""
+        signature = _signature(self.path) or _MISSING
+        if signature == self._seen:
+            self._pending = None
             return None
-        if 0 <= time.time_ns() - signature[2] < _SETTLE_SECONDS * 1e9:
-            return None  # written a moment ago: let the writer finish, look again next interval
+        if signature != self._pending:
+            # Changed since the last check (or since the last load): load it once it has stayed
+            # the same for one interval, so that a writer is not caught half-way.
+            self._pending = signature
+            return None
+        self._pending = None
+        if signature == _MISSING:
+            self._seen = signature
+            self._fail(signature, f"{self.path} is missing", log=logging.WARNING)
+            return False
         return self.reload(signature)
 
     def reload(self, signature: Signature | None = None) -> bool:
         """Load the file now and swap it in; on errors keep the current rules and log them all."""
-        signature = signature or _signature(self.path)
+        signature = signature or _signature(self.path) or _MISSING
         self._seen = signature
         revision = file_revision(self.path)
+        serving = self.loaded
         started = time.perf_counter()
+
+        def accept(ruleset: RuleSet) -> None:
+            if _signature(self.path) != signature:
+                raise _HeldBack(None)  # written to while it was read: load it once it settles
+            if ruleset.allow_shrink:
+                return
+            problem = shrink_problem(serving.rule_count, len(ruleset), self.max_shrink)
+            problem = self._shared_verdict(f"{serving.revision}-{revision}", problem)
+            if problem is not None:
+                raise _HeldBack(problem)
+
         try:
-            self.engine.reload(self.path)
+            self.engine.reload(self.path, accept=accept)
+        except _HeldBack as held:
+            if held.reason is None:  # its new stat() differs from _seen: the next checks load it
+                return False
+            self._fail(
+                signature,
+                f"{self.path} is held back: {held.reason}",
+                log=logging.WARNING,
+                hint="if the file is being written, this clears once it is complete; if the "
+                "shrink is meant, add 'allow_shrink: true' to the file (or raise "
+                "--reload-max-shrink)",
+            )
+            return False
         except RulesError as exc:
-            if signature != self._failed:
-                self._failed = signature
-                count = len(exc.errors)
-                logger.error(
-                    "waypost: %s has %d error%s; still serving the previous rules (%s)",
-                    self.path,
-                    count,
-                    "" if count == 1 else "s",
-                    self.loaded.label,
-                )
-                for error in exc.errors:
-                    logger.error("  %s", error)
-            self._notify(ok=False)
+            count = len(exc.errors)
+            reason = f"{self.path} has {count} error{'' if count == 1 else 's'}"
+            first = f"{reason} (first: {exc.errors[0]})" if exc.errors else reason
+            self._fail(signature, first, details=[str(e) for e in exc.errors], summary=reason)
             return False
         except OSError as exc:
-            logger.error(
-                "waypost: cannot read %s (%s); still serving the previous rules",
-                self.path,
-                exc.strerror or exc,
-            )
-            self._notify(ok=False)
+            self._fail(signature, f"cannot read {self.path} ({exc.strerror or exc})")
             return False
-        self._failed = None
+        self._reported = None
+        self.degraded = None
         self.loaded = LoadedRules(revision, datetime.now(UTC), len(self.engine))
         logger.info(
             "waypost: reloaded %s: %d rules, revision %s (%.0f ms)",
@@ -165,6 +239,56 @@ class RulesWatcher(BackgroundLoop):
         )
         self._notify(ok=True)
         return True
+
+    def _fail(
+        self,
+        signature: Signature,
+        reason: str,
+        *,
+        log: int = logging.ERROR,
+        hint: str = "",
+        details: list[str] | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """Keep the current rules: say why in health, count it, and log it (once per change)."""
+        self.degraded = reason
+        if signature != self._reported:
+            self._reported = signature
+            logger.log(
+                log,
+                "waypost: %s; still serving the previous rules (%s)%s",
+                summary or reason,
+                self.loaded.label,
+                f". {hint[:1].upper()}{hint[1:]}" if hint else "",
+            )
+            for line in details or ():
+                logger.log(log, "  %s", line)
+        self._notify(ok=False)
+
+    def _shared_verdict(self, key: str, problem: str | None) -> str | None:
+        """The guard's verdict on this change as the first worker to weigh it reached it.
+
+        Every worker weighs the same change, but it may have read the file at another moment or
+        hold other rules (a change it did not see): the first verdict is kept in the shared
+        folder, under the revisions from and to, and the others adopt it.
+        """
+        if self.decisions is None:
+            return problem
+        final = self.decisions / key
+        mine = self.decisions / f".{key}.{os.getpid()}"
+        try:
+            mine.write_text(problem or "", encoding="utf-8")
+            try:
+                os.link(mine, final)  # atomic: fails if another worker decided first
+            except FileExistsError:
+                problem = final.read_text(encoding="utf-8") or None
+            finally:
+                mine.unlink(missing_ok=True)
+        except OSError as exc:  # no shared verdict: this worker's own stands
+            logger.warning(
+                "waypost: cannot share the reload verdict in %s: %s", self.decisions, exc
+            )
+        return problem
 
     def _notify(self, *, ok: bool) -> None:
         if self.on_reload is not None:
