@@ -35,7 +35,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-_LOAD_LOG = re.compile(r"reloaded .*?: (\d+) rules, revision (\w+) \((\d+) ms\)")
+_LOAD_LOG = re.compile(
+    r"reloaded .*?: (\d+) rules, revision (\w+) \((\d+) ms(?:, (\d+) ms of CPU)?\)"
+)
 
 
 def rules_yaml(count: int, tag: str) -> str:
@@ -80,15 +82,26 @@ def _revisions(base: str, workers: int) -> dict[int, str]:
     return seen
 
 
-def measure(size: int, workers: int, rounds: int, connections: int) -> dict[str, list[float]]:
+def measure(
+    size: int,
+    workers: int,
+    rounds: int,
+    connections: int,
+    *,
+    pin: bool = False,
+    src: Path | None = None,
+) -> dict[str, list[float]]:
     tmp = Path(tempfile.mkdtemp(prefix="waypost-bench-reload-"))
     rules = tmp / "rules.yaml"
     rules.write_text(rules_yaml(size, "0"), encoding="utf-8")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     err = (tmp / "serve.err").open("wb")
+    pin_server = ["taskset", "-c", "0"] if pin else []
+    pin_wrk = ["taskset", "-c", "1"] if pin else []
     server = subprocess.Popen(
         [
+            *pin_server,
             sys.executable,
             "-m",
             "waypost",
@@ -102,6 +115,7 @@ def measure(size: int, workers: int, rounds: int, connections: int) -> dict[str,
         ],
         stdout=subprocess.DEVNULL,
         stderr=err,
+        env={**os.environ, "PYTHONPATH": str(src)} if src is not None else None,
     )
     wrk: subprocess.Popen[bytes] | None = None
     live: list[float] = []
@@ -115,9 +129,16 @@ def measure(size: int, workers: int, rounds: int, connections: int) -> dict[str,
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit((tmp / "serve.err").read_text()) from None
                 time.sleep(0.1)
-        duration = rounds * 2 + 4
+        duration = 3600  # stopped with SIGINT once the rounds are done (wrk then reports)
         wrk = subprocess.Popen(
-            ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", f"{base}/old/1/some-page-1"],
+            [
+                *pin_wrk,
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{duration}s",
+                f"{base}/old/1/some-page-1",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -134,11 +155,12 @@ def measure(size: int, workers: int, rounds: int, connections: int) -> dict[str,
                 if len(seen) == workers and set(seen.values()) == {want}:
                     live.append(time.monotonic() - started)
                     break
-                if time.monotonic() - started > 15:
+                if time.monotonic() - started > 120:
                     raise SystemExit(f"round {number}: not every worker reloaded: {seen}")
                 time.sleep(0.02)
             time.sleep(max(0.0, 2 - (time.monotonic() - started)))
-        out, _ = wrk.communicate(timeout=duration + 10)
+        wrk.send_signal(signal.SIGINT)
+        out, _ = wrk.communicate(timeout=30)
         wrk = None
         report = out.decode()
         errors = re.search(r"Socket errors: (.*)", report)
@@ -158,8 +180,10 @@ def measure(size: int, workers: int, rounds: int, connections: int) -> dict[str,
         err.close()
     log = (tmp / "serve.err").read_text()
     shutil.rmtree(tmp, ignore_errors=True)
-    loads = [float(m.group(3)) / 1000 for m in _LOAD_LOG.finditer(log)]
-    return {"load": loads, "live": live}
+    found = list(_LOAD_LOG.finditer(log))
+    loads = [float(m.group(3)) / 1000 for m in found]
+    cpu = [float(m.group(4)) / 1000 for m in found if m.group(4)]
+    return {"load": loads, "cpu": cpu, "live": live}
 
 
 def main() -> None:
@@ -168,20 +192,41 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="server on CPU 0, wrk on CPU 1 (taskset), as in bench_server.py",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="a source tree (its src/ folder) to measure first, in the same run: the code before "
+        "a change (git archive OLD src | tar -x -C DIR, plus the built _plainstore module)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk on PATH (Debian: apt-get install -y wrk)")
     os.chdir(ROOT)
     print(f"{args.workers} worker(s), wrk -c{args.connections}, {os.cpu_count()} CPUs, shared")
-    print("| rules | reload in a worker (median / worst) | live in every worker (median / worst) |")
-    print("| ---: | ---: | ---: |")
+    print(
+        "| rules | code | reload in a worker (median / worst) | of which CPU (median) "
+        "| live in every worker (median / worst) |"
+    )
+    print("| ---: | --- | ---: | ---: | ---: |")
+    codes: list[tuple[str, Path | None]] = [("this", None)]
+    if args.baseline_src is not None:
+        codes.insert(0, ("baseline", args.baseline_src.resolve()))
     for size in (int(s) for s in args.sizes.split(",")):
-        figures = measure(size, args.workers, args.rounds, args.connections)
-        cells = [
-            f"{statistics.median(v):.2f} s / {max(v):.2f} s" if v else "n/a"
-            for v in (figures["load"], figures["live"])
-        ]
-        print(f"| {size:,} | {cells[0]} | {cells[1]} |", flush=True)
+        for label, src in codes:
+            figures = measure(
+                size, args.workers, args.rounds, args.connections, pin=args.pin, src=src
+            )
+            load, live = (
+                f"{statistics.median(v):.2f} s / {max(v):.2f} s" if v else "n/a"
+                for v in (figures["load"], figures["live"])
+            )
+            cpu = f"{statistics.median(figures['cpu']):.2f} s" if figures["cpu"] else "n/a"
+            print(f"| {size:,} | {label} | {load} | {cpu} | {live} |", flush=True)
 
 
 if __name__ == "__main__":
