@@ -18,7 +18,7 @@ import pytest
 
 from waypost import Engine
 from waypost.server.core import WaypostServer
-from waypost.server.reloading import RulesWatcher, shrink_problem
+from waypost.server.reloading import RulesWatcher, file_revision, shrink_problem
 from waypost.server.store_sync import StoreSync
 from waypost.settings import Settings
 
@@ -260,3 +260,38 @@ def test_a_store_revision_that_does_not_load_says_degraded_and_keeps_its_revisio
     sync._store = _Store([{"from": "/a", "to": "/d"}], revision=5)
     sync._load()
     assert (sync.revision, sync.degraded, outcomes) == (5, None, [False, True])
+
+
+def test_a_worker_started_later_serves_what_the_others_serve(tmp_path: Path) -> None:
+    # A worker that dies is forked again from the rules loaded at start-up; the file may have
+    # lost rules since, in steps the guard let through, which it must not weigh against those.
+    decisions = tmp_path / "decisions"
+    decisions.mkdir()
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules_text(10), encoding="utf-8")
+    started_with = (os.stat(path), file_revision(path))
+    running = RulesWatcher(Engine.from_file(path), path, decisions=decisions)
+    for count in (6, 4):  # 40% fewer, then a third fewer: each passes
+        write(path, rules_text(count, "b"))
+        assert running.check() is None
+        assert running.check() is True
+    engine = Engine([{"from": f"/r{i}", "to": f"/a{i}"} for i in range(10)])
+    signature = file_signature_of(started_with[0])
+    restarted = RulesWatcher(
+        engine,
+        path,
+        decisions=decisions,
+        loaded_signature=signature,
+        loaded_revision=started_with[1],
+    )
+    assert restarted.catch_up() is True
+    assert (len(engine), restarted.loaded.revision) == (4, running.loaded.revision)
+    assert engine.rules[0].file == str(path)
+    assert restarted.check() is None
+    assert restarted.check() is True  # the file, weighed against what the others serve
+    assert (len(engine), restarted.degraded) == (4, None)
+    assert restarted.catch_up() is False  # nothing newer
+
+
+def file_signature_of(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -88,6 +88,7 @@ class WaypostServer:
         *,
         rules_path: str | Path | None = None,
         rules_signature: Signature | None = None,
+        rules_revision: str | None = None,
         reload_decisions: str | Path | None = None,
         store_url: str | None = None,
         store_revision: int = 0,
@@ -104,6 +105,7 @@ class WaypostServer:
                 interval=settings.reload_interval,
                 on_reload=self._reloaded,
                 loaded_signature=rules_signature,
+                loaded_revision=rules_revision,
                 max_shrink=settings.reload_max_shrink,
                 decisions=reload_decisions,
             )

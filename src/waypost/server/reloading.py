@@ -35,6 +35,7 @@ from pathlib import Path
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError
+from waypost.rules.load import FORMATS, parse_rules
 from waypost.rules.model import RuleSet
 from waypost.server._background import BackgroundLoop
 
@@ -133,6 +134,7 @@ class RulesWatcher(BackgroundLoop):
         interval: float = 0.25,
         on_reload: Callable[[bool], None] | None = None,
         loaded_signature: Signature | None = None,
+        loaded_revision: str | None = None,
         max_shrink: float = 0.5,
         decisions: str | Path | None = None,
     ) -> None:
@@ -149,7 +151,9 @@ class RulesWatcher(BackgroundLoop):
         self._seen: Signature = seen or _MISSING
         self._pending: Signature | None = None
         self._reported: Signature | None = None
-        self.loaded = LoadedRules(file_revision(self.path), datetime.now(UTC), len(engine))
+        if loaded_revision is None:
+            loaded_revision = file_revision(self.path)
+        self.loaded = LoadedRules(loaded_revision, datetime.now(UTC), len(engine))
         super().__init__()
 
     thread_name = "reload"
@@ -161,6 +165,7 @@ class RulesWatcher(BackgroundLoop):
         return self.interval > 0  # an interval of 0 turns hot reload off
 
     def _run(self) -> None:
+        self.catch_up()
         while not self._stop.wait(self.interval):
             try:
                 self.check()
@@ -230,6 +235,7 @@ class RulesWatcher(BackgroundLoop):
         self._reported = None
         self.degraded = None
         self.loaded = LoadedRules(revision, datetime.now(UTC), len(self.engine))
+        self._share_accepted()
         # The time, and this thread's CPU time: under load the difference is the time it waited
         # for the CPU and the GIL while the worker served.
         logger.info(
@@ -242,6 +248,64 @@ class RulesWatcher(BackgroundLoop):
         )
         self._notify(ok=True)
         return True
+
+    def catch_up(self) -> bool:
+        """Serve what the other workers serve, when they loaded a version since this worker's
+        rules were loaded (it was started later, from the rules loaded at start-up).
+
+        Every accepted version is kept in the shared folder (see :meth:`_share_accepted`). Without
+        this, a worker started after several shrinks that each passed the guard would weigh the
+        file against the start-up rules, and could hold it back where the others serve it.
+        """
+        copy = self._accepted_copy()
+        if copy is None:
+            return False
+        try:
+            raw = copy.read_bytes()
+        except OSError:
+            return False
+        revision = hashlib.sha256(raw).hexdigest()[:12]
+        if revision == self.loaded.revision:
+            return False
+        # Parsed as the rules file itself, so that rules name it (in traces, in errors).
+        ruleset, errors = parse_rules(
+            raw.decode("utf-8", "replace"), format=FORMATS[copy.suffix], file=str(self.path)
+        )
+        try:
+            if errors:
+                raise RulesError(errors)
+            self.engine.replace(ruleset)
+        except RulesError as exc:  # the file is the source of truth: carry on from it
+            logger.warning("waypost: cannot load the other workers' rules (%s): %s", copy, exc)
+            return False
+        self.loaded = LoadedRules(revision, datetime.now(UTC), len(self.engine))
+        logger.info(
+            "waypost: serving %d rules, revision %s, as the other workers do",
+            self.loaded.rule_count,
+            revision,
+        )
+        self._notify(ok=True)
+        return True
+
+    def _accepted_copy(self) -> Path | None:
+        if self.decisions is None:
+            return None
+        copy = self.decisions / f"accepted{self.path.suffix.lower()}"
+        return copy if copy.exists() and copy.suffix in FORMATS else None
+
+    def _share_accepted(self) -> None:
+        """Keep a copy of the version this worker now serves, for workers started later."""
+        if self.decisions is None:
+            return
+        mine = self.decisions / f".accepted.{os.getpid()}{self.path.suffix}"
+        try:
+            mine.write_bytes(self.path.read_bytes())
+            if file_revision(mine) == self.loaded.revision:  # not a later version of the file
+                os.replace(mine, self.decisions / f"accepted{self.path.suffix.lower()}")
+        except OSError as exc:
+            logger.warning("waypost: cannot keep the rules in %s: %s", self.decisions, exc)
+        finally:
+            mine.unlink(missing_ok=True)
 
     def _fail(
         self,

@@ -42,7 +42,7 @@ import uvicorn
 
 from waypost.engine import Engine
 from waypost.exceptions import WaypostError
-from waypost.server.reloading import file_signature
+from waypost.server.reloading import file_revision, file_signature
 from waypost.settings import Settings
 
 __all__ = ["ListenError", "check_serve_settings", "listen", "logging_config", "run_server"]
@@ -158,6 +158,9 @@ def run_server(
     signature = rules_signature
     if signature is None and rules_path is not None:
         signature = file_signature(rules_path)
+    # What health reports as serving until a reload (a worker restarted later serves this too,
+    # until it catches up: see RulesWatcher).
+    revision = file_revision(Path(rules_path)) if rules_path is not None else None
     # The loaded rules live as long as the process: keep the cyclic GC from walking a million of
     # them again and again (pauses in the p99), and keep forked workers from touching, and so
     # copying, the pages they sit on.
@@ -196,6 +199,7 @@ def run_server(
             redirect_listener=redirect_listener,
             rules_path=rules_path,
             rules_signature=signature,
+            rules_revision=revision,
             reload_decisions=decisions_dir,
             store_url=store_url,
             store_revision=store_revision,
