@@ -1,6 +1,7 @@
 """How long a hot reload takes under load: `waypost serve` with wrk on loopback, file rewritten.
 
-    python benchmarks/bench_reload.py [--sizes 2000,10000] [--workers 2] [--rounds 6]
+    python benchmarks/bench_reload.py [--sizes 2000,10000] [--workers 2] [--rounds 6] [--pin]
+                                      [--baseline-src DIR]
 
 For each size, a YAML rules file of that many rules (nine in ten exact redirects, one in ten a
 pattern, one in twenty-five with a condition) is served by ``waypost serve --workers W``, wrk keeps
@@ -8,13 +9,16 @@ pattern, one in twenty-five with a condition) is served by ``waypost serve --wor
 seconds with new targets. Two figures per rewrite:
 
 - ``load``: what each worker logs as the time its reload took (reading, parsing, compiling, the
-  guard), while it serves;
+  guard), while it serves, and the CPU time of it (the rest is waiting for the CPU and the GIL);
 - ``live``: from the write until every worker's ``/_waypost/health`` reports the new revision
   (fresh connections, so the kernel hands them to every worker): the poll, the wait until the
   file stops changing, the load, and the probing.
 
 The machine is assumed to be shared and noisy: figures are the median and the worst of the
-rounds, and wrk's own count of errors and non-3xx answers is printed (it must be 0). Needs ``wrk``.
+rounds, and wrk's own count of errors and non-3xx answers is printed (it must be 0). With
+``--baseline-src`` the same rounds are first run on another source tree (the code before a
+change), in the same run. ``--pin`` runs the server on CPU 0 and wrk on CPU 1. Needs ``wrk``.
+The figures go to the README by hand ("Reload under load").
 """
 
 from __future__ import annotations

@@ -100,8 +100,10 @@ def test_upstream_url_is_checked() -> None:
         (["--workers", "0"], "workers must be at least 1"),
         (["--log-level", "loud"], "log level 'loud'"),
         (["--port", "99999"], "port must be from 0 to 65535, not 99999"),
+        (["--reload-max-shrink", "50"], "reload_max_shrink is a share of the rules, from 0 to 1"),
+        (["--reload-max-shrink", "-0.1"], "(0.5: a reload may drop half of them; 1: any number)"),
     ],
-    ids=["upstream", "template", "workers", "log-level", "port"],
+    ids=["upstream", "template", "workers", "log-level", "port", "shrink-50", "shrink-negative"],
 )
 def test_serve_refuses_bad_settings(args: list[str], message: str) -> None:
     rules = Path(__file__).parents[2] / "examples" / "rules.yaml"
