@@ -295,3 +295,34 @@ def test_a_worker_started_later_serves_what_the_others_serve(tmp_path: Path) -> 
 
 def file_signature_of(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@pytest.mark.parametrize("first", ["the worker that saw it", "the worker that missed it"])
+def test_workers_that_saw_different_versions_end_up_serving_the_same(
+    tmp_path: Path, first: str
+) -> None:
+    # One worker saw a version (600 rules: 40% fewer, let through) that was in place too
+    # briefly for the other, still at the 1,000 of the start. The next version (400 rules) is
+    # 33% fewer than the one and 60% fewer than the other: whichever weighs it first decides,
+    # and then both serve the same rules.
+    decisions = tmp_path / "decisions"
+    decisions.mkdir()
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules_text(1000), encoding="utf-8")
+    saw = RulesWatcher(Engine.from_file(path), path, decisions=decisions)
+    missed = RulesWatcher(Engine.from_file(path), path, decisions=decisions)
+    write(path, rules_text(600, "b"))
+    assert saw.check() is None
+    assert saw.check() is True
+    write(path, rules_text(400, "c"))
+    order = [saw, missed] if first == "the worker that saw it" else [missed, saw]
+    for watcher in order:
+        assert watcher.check() is None
+        watcher.check()
+    assert len(saw.engine) == len(missed.engine)
+    assert saw.loaded.revision == missed.loaded.revision
+    assert saw.degraded == missed.degraded
+    if first == "the worker that saw it":
+        assert (len(saw.engine), saw.degraded) == (400, None)
+    else:
+        assert len(saw.engine) == 600 and "is held back" in (saw.degraded or "")

@@ -18,8 +18,10 @@ until the file changes again, or for good when the file says ``allow_shrink: tru
 
 :meth:`Engine.reload` swaps one reference: a request sees the old rules or the new ones, never a
 mix, and never an error. Every worker process runs its own watcher; with several workers they
-share a ``decisions`` folder, so the first worker to weigh a shrink decides for all of them (they
-could otherwise read the file at different moments, and weigh it against different rules).
+share a ``decisions`` folder: the first worker to weigh a version of the file decides for all of
+them (they could otherwise weigh it against different rules, having seen different versions), and
+the version last let through is kept there, for a worker started later and for one that missed
+it.
 """
 
 from __future__ import annotations
@@ -205,7 +207,7 @@ class RulesWatcher(BackgroundLoop):
             if ruleset.allow_shrink:
                 return
             problem = shrink_problem(serving.rule_count, len(ruleset), self.max_shrink)
-            problem = self._shared_verdict(f"{serving.revision}-{revision}", problem)
+            problem = self._shared_verdict(revision, problem)
             if problem is not None:
                 raise _HeldBack(problem)
 
@@ -222,6 +224,9 @@ class RulesWatcher(BackgroundLoop):
                 "shrink is meant, add 'allow_shrink: true' to the file (or raise "
                 "--reload-max-shrink)",
             )
+            # Held back everywhere: serve what the others serve (a version this worker may not
+            # have seen, if it was in place for less than two checks of this worker's).
+            self.catch_up()
             return False
         except RulesError as exc:
             count = len(exc.errors)
@@ -250,12 +255,14 @@ class RulesWatcher(BackgroundLoop):
         return True
 
     def catch_up(self) -> bool:
-        """Serve what the other workers serve, when they loaded a version since this worker's
-        rules were loaded (it was started later, from the rules loaded at start-up).
+        """Serve the version of the file last let through by any worker, when it is not the
+        one this worker serves: True when it loaded it.
 
-        Every accepted version is kept in the shared folder (see :meth:`_share_accepted`). Without
-        this, a worker started after several shrinks that each passed the guard would weigh the
-        file against the start-up rules, and could hold it back where the others serve it.
+        Called when the watcher starts (a worker started later, after one died, is a fork of the
+        rules loaded at start-up, which may be several versions old) and when a version is held
+        back (this worker may have missed the last one let through, in place for less than two
+        of its checks). Each version let through is kept in the shared folder (see
+        :meth:`_share_accepted`).
         """
         copy = self._accepted_copy()
         if copy is None:
@@ -333,11 +340,14 @@ class RulesWatcher(BackgroundLoop):
         self._notify(ok=False)
 
     def _shared_verdict(self, key: str, problem: str | None) -> str | None:
-        """The guard's verdict on this change as the first worker to weigh it reached it.
+        """The guard's verdict on this version of the file as the first worker to weigh it
+        reached it (None: let it through).
 
-        Every worker weighs the same change, but it may have read the file at another moment or
-        hold other rules (a change it did not see): the first verdict is kept in the shared
-        folder, under the revisions from and to, and the others adopt it.
+        Every worker weighs the same version, but it may hold other rules (a version in place
+        too briefly for it to see): the first verdict is kept in the shared folder, under the
+        version's revision, and the others adopt it. So a version is let through by every
+        worker or by none, and when it is held back, every worker serves the version last let
+        through (see :meth:`catch_up`).
         """
         if self.decisions is None:
             return problem
