@@ -326,3 +326,44 @@ def test_workers_that_saw_different_versions_end_up_serving_the_same(
         assert (len(saw.engine), saw.degraded) == (400, None)
     else:
         assert len(saw.engine) == 600 and "is held back" in (saw.degraded or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "full", "empty"),
+    [
+        ("rules.csv", "from,to\n" + "".join(f"/r{i},/a{i}\n" for i in range(4)), "from,to\n"),
+        ("rules.toml", "".join(f'[[rules]]\nfrom = "/r{i}"\nto = "/a{i}"\n' for i in range(4)), ""),
+        (
+            "rules.json",
+            '{"rules": ['
+            + ", ".join(f'{{"from": "/r{i}", "to": "/a{i}"}}' for i in range(4))
+            + "]}",
+            '{"rules": []}',
+        ),
+    ],
+    ids=["csv header only", "toml emptied", "json without rules"],
+)
+def test_every_format_is_guarded(tmp_path: Path, name: str, full: str, empty: str) -> None:
+    path = tmp_path / name
+    path.write_text(full, encoding="utf-8")
+    engine = Engine.from_file(path)
+    watcher = RulesWatcher(engine, path)
+    write(path, empty)
+    assert watcher.check() is None
+    assert watcher.check() is False
+    assert len(engine) == 4
+    assert "is held back: it has no rules, where 4 are serving" in (watcher.degraded or "")
+
+
+def test_a_store_revision_that_drops_every_rule_is_served_and_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A revision is committed, never half-written, and is what the admin API shows: no guard.
+    engine = Engine([{"from": f"/r{i}", "to": "/x"} for i in range(4)])
+    sync = StoreSync(engine, "sqlite:///unused.db", revision=3)
+    sync._store = _Store([], revision=4)
+    with caplog.at_level(logging.WARNING, logger="waypost.server"):
+        sync._load()
+    assert (sync.revision, len(engine), sync.degraded) == (4, 0, None)
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "revision 4 of the rule store is serving, and it has no rules" in record.message
