@@ -367,3 +367,18 @@ def test_a_store_revision_that_drops_every_rule_is_served_and_warned(
     assert (sync.revision, len(engine), sync.degraded) == (4, 0, None)
     (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "revision 4 of the rule store is serving, and it has no rules" in record.message
+
+
+def test_old_verdicts_are_forgotten(tmp_path: Path) -> None:
+    decisions = tmp_path / "decisions"
+    decisions.mkdir()
+    old, recent = decisions / "0123456789ab", decisions / "ba9876543210"
+    for verdict in (old, recent):
+        verdict.write_text("", encoding="utf-8")
+    os.utime(old, (1, 1))  # 1970: long past any use
+    watched = Watched(tmp_path, decisions=decisions)
+    write(watched.path, rules_text(4, "b"))
+    assert watched.settle() is True
+    names = {p.name for p in decisions.iterdir()}
+    assert old.name not in names
+    assert {recent.name, watched.watcher.loaded.revision, "accepted.yaml"} <= names

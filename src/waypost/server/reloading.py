@@ -26,6 +26,7 @@ it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -54,6 +55,8 @@ logger = logging.getLogger("waypost.server")
 Signature = tuple[int, int, int, int]
 # What check() compares for a file that is not there (so that missing, too, must last two checks).
 _MISSING: Signature = (-1, -1, -1, -1)
+# How long the guard's verdict on a version is kept for the other workers (see _shared_verdict).
+_VERDICT_SECONDS = 600
 
 
 def file_signature(path: str | Path) -> Signature | None:
@@ -359,6 +362,8 @@ class RulesWatcher(BackgroundLoop):
                 os.link(mine, final)  # atomic: fails if another worker decided first
             except FileExistsError:
                 problem = final.read_text(encoding="utf-8") or None
+            else:
+                self._forget_old_verdicts()
             finally:
                 mine.unlink(missing_ok=True)
         except OSError as exc:  # no shared verdict: this worker's own stands
@@ -366,6 +371,18 @@ class RulesWatcher(BackgroundLoop):
                 "waypost: cannot share the reload verdict in %s: %s", self.decisions, exc
             )
         return problem
+
+    def _forget_old_verdicts(self) -> None:
+        """Remove verdicts older than ``_VERDICT_SECONDS``: the workers weigh a version within
+        seconds of each other, and a server reloading all day must not fill the folder."""
+        assert self.decisions is not None
+        oldest = time.time() - _VERDICT_SECONDS
+        for entry in os.scandir(self.decisions):
+            if entry.name.startswith((".", "accepted")):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < oldest:
+                    os.unlink(entry.path)
 
     def _notify(self, *, ok: bool) -> None:
         if self.on_reload is not None:
