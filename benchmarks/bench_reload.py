@@ -38,6 +38,8 @@ from pathlib import Path
 
 import httpx
 
+from waypost.server.reloading import file_revision
+
 ROOT = Path(__file__).resolve().parents[1]
 _LOAD_LOG = re.compile(
     r"reloaded .*?: (\d+) rules, revision (\w+) \((\d+) ms(?:, (\d+) ms of CPU)?\)"
@@ -134,25 +136,24 @@ def measure(
                     raise SystemExit((tmp / "serve.err").read_text()) from None
                 time.sleep(0.1)
         duration = 3600  # stopped with SIGINT once the rounds are done (wrk then reports)
-        wrk = subprocess.Popen(
-            [
-                *pin_wrk,
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{duration}s",
-                f"{base}/old/1/some-page-1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        if connections:
+            wrk = subprocess.Popen(
+                [
+                    *pin_wrk,
+                    "wrk",
+                    "-t1",
+                    f"-c{connections}",
+                    f"-d{duration}s",
+                    f"{base}/old/1/some-page-1",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
         time.sleep(1.5)
         for number in range(1, rounds + 1):
             text = rules_yaml(size, str(number))
             started = time.monotonic()
             rules.write_text(text, encoding="utf-8")
-            from waypost.server.reloading import file_revision
-
             want = file_revision(rules)
             while True:
                 seen = _revisions(base, workers)
@@ -163,18 +164,19 @@ def measure(
                     raise SystemExit(f"round {number}: not every worker reloaded: {seen}")
                 time.sleep(0.02)
             time.sleep(max(0.0, 2 - (time.monotonic() - started)))
-        wrk.send_signal(signal.SIGINT)
-        out, _ = wrk.communicate(timeout=30)
-        wrk = None
-        report = out.decode()
-        errors = re.search(r"Socket errors: (.*)", report)
-        non3xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
-        rate = re.search(r"Requests/sec:\s+([\d.]+)", report)
-        print(
-            f"  wrk: {rate.group(1) if rate else '?'} requests/s, "
-            f"socket errors: {errors.group(1) if errors else 'none'}, "
-            f"non-2xx/3xx: {non3xx.group(1) if non3xx else 0}"
-        )
+        if wrk is not None:
+            wrk.send_signal(signal.SIGINT)
+            out, _ = wrk.communicate(timeout=30)
+            wrk = None
+            report = out.decode()
+            errors = re.search(r"Socket errors: (.*)", report)
+            non3xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+            rate = re.search(r"Requests/sec:\s+([\d.]+)", report)
+            print(
+                f"  wrk: {rate.group(1) if rate else '?'} requests/s, "
+                f"socket errors: {errors.group(1) if errors else 'none'}, "
+                f"non-2xx/3xx: {non3xx.group(1) if non3xx else 0}"
+            )
     finally:
         if wrk is not None:
             wrk.kill()
@@ -195,7 +197,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,10000")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--connections", type=int, default=50, help="wrk's connections; 0: no load (idle figures)"
+    )
     parser.add_argument(
         "--pin",
         action="store_true",

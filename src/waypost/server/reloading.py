@@ -227,9 +227,6 @@ class RulesWatcher(BackgroundLoop):
                 "shrink is meant, add 'allow_shrink: true' to the file (or raise "
                 "--reload-max-shrink)",
             )
-            # Held back everywhere: serve what the others serve (a version this worker may not
-            # have seen, if it was in place for less than two checks of this worker's).
-            self.catch_up()
             return False
         except RulesError as exc:
             count = len(exc.errors)
@@ -262,8 +259,8 @@ class RulesWatcher(BackgroundLoop):
         one this worker serves: True when it loaded it.
 
         Called when the watcher starts (a worker started later, after one died, is a fork of the
-        rules loaded at start-up, which may be several versions old) and when a version is held
-        back (this worker may have missed the last one let through, in place for less than two
+        rules loaded at start-up, which may be several versions old) and when a version is kept
+        out (this worker may have missed the last one let through, in place for less than two
         of its checks). Each version let through is kept in the shared folder (see
         :meth:`_share_accepted`).
         """
@@ -327,7 +324,9 @@ class RulesWatcher(BackgroundLoop):
         details: list[str] | None = None,
         summary: str | None = None,
     ) -> None:
-        """Keep the current rules: say why in health, count it, and log it (once per change)."""
+        """Keep the rules serving: say why in health, count it, and log it (once per change);
+        then serve what the other workers serve (this worker may have missed the version they
+        let through, if it was in place for less than two of its checks)."""
         self.degraded = reason
         if signature != self._reported:
             self._reported = signature
@@ -341,6 +340,7 @@ class RulesWatcher(BackgroundLoop):
             for line in details or ():
                 logger.log(log, "  %s", line)
         self._notify(ok=False)
+        self.catch_up()
 
     def _shared_verdict(self, key: str, problem: str | None) -> str | None:
         """The guard's verdict on this version of the file as the first worker to weigh it
