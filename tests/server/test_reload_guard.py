@@ -382,3 +382,19 @@ def test_old_verdicts_are_forgotten(tmp_path: Path) -> None:
     names = {p.name for p in decisions.iterdir()}
     assert old.name not in names
     assert {recent.name, watched.watcher.loaded.revision, "accepted.yaml"} <= names
+
+
+def test_a_file_unchanged_for_a_while_already_is_loaded_at_first_sight(watched: Watched) -> None:
+    # Renamed over the old one (mv keeps the new file's times), or written a while ago.
+    watched.path.write_text(rules_text(4, "b"), encoding="utf-8")
+    earlier = watched.path.stat().st_mtime_ns - 10_000_000_000
+    os.utime(watched.path, ns=(earlier, earlier))
+    assert watched.watcher.check() is True
+    assert watched.location("/r0") == "/b0"
+
+
+def test_a_change_is_looked_at_again_after_the_quiet_time_not_a_whole_interval(
+    watched: Watched,
+) -> None:
+    assert (watched.watcher.interval, watched.watcher.quiet) == (0.25, 0.1)
+    assert RulesWatcher(watched.engine, watched.path, interval=0.05).quiet == 0.05

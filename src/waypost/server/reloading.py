@@ -6,10 +6,11 @@ editors that rename a new file over the old one, works on network and container 
 costs one ``stat`` call per interval.
 
 **A half-written file is told from a real edit by waiting until it stops changing.** A change is
-loaded only when two checks in a row (one interval apart) find the same ``stat()``, and the file
-is read and compiled off the event loop; if it changed again while it was read, nothing is
-swapped in and the next checks start over. A writer that pauses for longer than an interval in
-the middle of the file can still be read half-way: then the file either does not load (every
+loaded only once the file has stayed the same for 0.1 s (or the interval, if shorter): its
+modification time is that old, or a second check that much later finds the same ``stat()``.
+It is read and compiled off the event loop; if it changed again while it was read, nothing is
+swapped in and the checks start over. A writer that pauses for longer than that in the middle
+of the file can still be read half-way: then the file either does not load (every
 error is logged with ``file:line:col``, the old rules keep serving) or it is shorter, which is
 what the **shrink guard** is for: a reload that would leave no rule, or drop more than
 ``reload_max_shrink`` of the rules serving, is held back (the old rules keep serving, health
@@ -55,6 +56,8 @@ logger = logging.getLogger("waypost.server")
 Signature = tuple[int, int, int, int]
 # What check() compares for a file that is not there (so that missing, too, must last two checks).
 _MISSING: Signature = (-1, -1, -1, -1)
+# How long a changed file must stay unchanged before it is read (at most the check interval).
+_QUIET_SECONDS = 0.1
 # How long the guard's verdict on a version is kept for the other workers (see _shared_verdict).
 _VERDICT_SECONDS = 600
 
@@ -156,6 +159,8 @@ class RulesWatcher(BackgroundLoop):
         self._seen: Signature = seen or _MISSING
         self._pending: Signature | None = None
         self._reported: Signature | None = None
+        #: How long a change must stay unchanged before it is loaded.
+        self.quiet = min(interval, _QUIET_SECONDS) if interval > 0 else _QUIET_SECONDS
         if loaded_revision is None:
             loaded_revision = file_revision(self.path)
         self.loaded = LoadedRules(loaded_revision, datetime.now(UTC), len(engine))
@@ -171,7 +176,7 @@ class RulesWatcher(BackgroundLoop):
 
     def _run(self) -> None:
         self.catch_up()
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self.quiet if self._pending is not None else self.interval):
             try:
                 self.check()
             except Exception:  # the watcher must outlive any surprise; the old rules keep serving
@@ -179,14 +184,19 @@ class RulesWatcher(BackgroundLoop):
 
     def check(self) -> bool | None:
         """Reload if the file changed since the last load and has stopped changing: True
-        reloaded, False failed or held back, None no change (or still being written)."""
+        reloaded, False failed or held back, None no change (or not settled yet: check again
+        :attr:`quiet` seconds later)."""
         signature = _signature(self.path) or _MISSING
         if signature == self._seen:
             self._pending = None
             return None
-        if signature != self._pending:
-            # Changed since the last check (or since the last load): load it once it has stayed
-            # the same for one interval, so that a writer is not caught half-way.
+        # Changed since the last load: load it once it has stayed the same for ``quiet``
+        # seconds, so that a writer is not caught half-way: its modification time is that old
+        # already, or the next check (``quiet`` later, see _run) finds the same stat(). (The
+        # clock is not trusted further: a time in the future means a second look.)
+        age = time.time_ns() - signature[2]
+        settled = signature != _MISSING and age >= self.quiet * 1e9
+        if signature != self._pending and not settled:
             self._pending = signature
             return None
         self._pending = None
