@@ -118,6 +118,7 @@ def measure(
             "--workers",
             str(workers),
             "--no-access-log",
+            "--public-health-details",
         ],
         stdout=subprocess.DEVNULL,
         stderr=err,

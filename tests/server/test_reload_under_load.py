@@ -103,7 +103,9 @@ def test_reloading_every_second_under_load_fails_no_request_and_answers_right(
 ) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(rules_text(0), encoding="utf-8")
-    server = start_server(rules, "--workers", "2", "--no-access-log", tmp=tmp_path)
+    server = start_server(
+        rules, "--workers", "2", "--no-access-log", "--public-health-details", tmp=tmp_path
+    )
     load = Load(server.port)
     thread = threading.Thread(target=load.run)
     # (version, when written); the versions that may serve, and those that must never.

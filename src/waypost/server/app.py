@@ -22,7 +22,7 @@ from typing import Any
 
 from waypost.asgi import send_response
 from waypost.engine import Engine
-from waypost.server.core import WaypostServer
+from waypost.server.core import HEALTH_PATH, METRICS_PATH, WaypostServer
 from waypost.server.reloading import Signature
 from waypost.settings import Settings
 
@@ -31,6 +31,8 @@ __all__ = ["WaypostApp"]
 logger = logging.getLogger("waypost.server")
 #: How far behind a scrape answered by another worker, or the access log, may be.
 FLUSH_SECONDS = 0.5
+# Headers that carry an API key.
+_KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-secret-token"})
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,11 +40,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+class _ClientGone(Exception):
+    """The client's connection ended before its request body did."""
+
+
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            # Ending the stream here would send the upstream a short body as if it were whole.
+            raise _ClientGone
         chunk = message.get("body", b"")
         if chunk:
             yield chunk
@@ -82,6 +89,24 @@ class WaypostApp:
         self.admin: Any = None
         self._admin_store: Any = None
         self.is_admin_path: Callable[[str], bool] = lambda path: False
+        self._keyed_metrics = not self.server.settings.public_metrics
+        self._admin_cookie = b""
+
+    def to_admin(self, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
+        """True when the admin app answers this request (serving from a store only): its own
+        paths, and health or metrics asked with credentials (or metrics needing them), whose
+        key it checks. (``headers`` as ASGI has them: lower-case names.)"""
+        if self.admin is None:
+            return False
+        if path in (HEALTH_PATH, METRICS_PATH):
+            if path == METRICS_PATH and self._keyed_metrics:
+                return True
+            cookie = self._admin_cookie
+            return any(
+                name in _KEY_HEADERS or (name == b"cookie" and cookie in value)
+                for name, value in headers
+            )
+        return self.is_admin_path(path)
 
     @property
     def engine(self) -> Engine:
@@ -130,12 +155,17 @@ class WaypostApp:
             return
         # Imported only when serving a store: FastAPI is not needed to serve a file.
         from waypost.admin import ADMIN_PREFIX, create_admin_app, is_admin_path
+        from waypost.admin._context import COOKIE_NAME
+        from waypost.server._keyed import add_keyed_routes
         from waypost.store import open_store
 
         # Opened here, in the worker: database connections must not cross a fork.
         self._admin_store = open_store(self.store_url)
+        admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX)
+        add_keyed_routes(admin, self.server)  # health's details and metrics, for a read key
+        self._admin_cookie = COOKIE_NAME.encode("ascii") + b"="
         self.is_admin_path = is_admin_path
-        self.admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX)
+        self.admin = admin
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The admin API, counted and logged like every other request."""
@@ -188,7 +218,7 @@ class WaypostApp:
             self.server.in_flight -= 1
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.admin is not None and self.is_admin_path(scope["path"]):
+        if self.admin is not None and self.to_admin(scope["path"], scope["headers"]):
             await self._admin(scope, receive, send)
             return
         server = self.server
@@ -220,14 +250,17 @@ class WaypostApp:
             async def write(chunk: bytes) -> None:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-            status, size = await server.relay(
-                answer.forward,
-                answer.vary,
-                _body(receive),
-                start,
-                write,
-                head=method == "HEAD",
-            )
+            try:
+                status, size = await server.relay(
+                    answer.forward,
+                    answer.vary,
+                    _body(receive),
+                    start,
+                    write,
+                    head=method == "HEAD",
+                )
+            except _ClientGone:
+                return  # nobody to answer (a body that stalled was answered 408 and logged)
             await send({"type": "http.response.body", "body": b""})
         else:  # pragma: no cover - an Answer always carries one of the two
             raise RuntimeError("empty answer")

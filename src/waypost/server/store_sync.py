@@ -4,14 +4,15 @@ A committed change reaches every worker of every instance within a second: Postg
 NOTIFY, SQLite's ``data_version`` moves, and the worker's background thread loads the new
 snapshot and swaps it in with :meth:`Engine.replace` (atomic: a request sees the old rules or the
 new ones). If the database becomes unreachable, the worker keeps serving its last good snapshot,
-``/_waypost/health`` says ``degraded`` with the reason, and it recovers by itself (retrying with
-back-off) when the database returns. A revision this version cannot load (the store validates
-every write, so rules from a newer Waypost) is skipped the same way: degraded, counted as a failed
-reload, the last good snapshot serving, until a later revision loads.
+``/_waypost/health`` says ``degraded`` (and why, for a read key), and it recovers by itself
+(retrying with back-off) when the database returns. A revision this version cannot load (the
+store validates every write, so rules from a newer Waypost) is skipped the same way: degraded,
+counted as a failed reload, the last good snapshot serving, until a later revision loads.
 
 The file watcher's shrink guard (:mod:`waypost.server.reloading`) does not apply here: a
 revision is a committed transaction, never half-written, and the admin API and ``waypost db``
-show it as the rules; a worker that refused it would serve other rules than the store says, with
+show it as the rules (an import that would delete more rules than it keeps already needs a
+confirmation there); a worker that refused it would serve other rules than the store says, with
 no one to tell. A revision that drops every rule, or more than ``reload_max_shrink`` of them, is
 served and logged as a warning.
 
@@ -84,6 +85,11 @@ class StoreSync(BackgroundLoop):
     def degraded(self) -> str | None:
         """Why the rules serving are not the store's latest (None when they are)."""
         return self.unreachable or self.unloadable
+
+    @degraded.setter
+    def degraded(self, reason: str | None) -> None:
+        # As a failed poll sets it (tests set it so, without a database to lose).
+        self.unreachable = reason
 
     thread_name = "store"
 
