@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -398,3 +399,14 @@ def test_a_change_is_looked_at_again_after_the_quiet_time_not_a_whole_interval(
 ) -> None:
     assert (watched.watcher.interval, watched.watcher.quiet) == (0.25, 0.1)
     assert RulesWatcher(watched.engine, watched.path, interval=0.05).quiet == 0.05
+
+
+def test_the_second_look_comes_when_the_file_will_have_been_quiet_long_enough(
+    watched: Watched,
+) -> None:
+    watched.path.write_text(rules_text(4, "b"), encoding="utf-8")
+    written = watched.path.stat().st_mtime_ns
+    assert watched.watcher.check() is None
+    # The next look is due quiet seconds after the write, not after this check.
+    assert 0.01 <= watched.watcher._wait <= watched.watcher.quiet
+    assert watched.watcher._wait <= watched.watcher.quiet - (time.time_ns() - written) / 1e9 + 0.01

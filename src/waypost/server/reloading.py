@@ -7,7 +7,8 @@ costs one ``stat`` call per interval.
 
 **A half-written file is told from a real edit by waiting until it stops changing.** A change is
 loaded only once the file has stayed the same for 0.1 s (or the interval, if shorter): its
-modification time is that old, or a second check that much later finds the same ``stat()``.
+modification time is that old, or a second check, made when it will be, finds the same
+``stat()``.
 It is read and compiled off the event loop; if it changed again while it was read, nothing is
 swapped in and the checks start over. A writer that pauses for longer than that in the middle
 of the file can still be read half-way: then the file either does not load (every
@@ -161,6 +162,7 @@ class RulesWatcher(BackgroundLoop):
         self._reported: Signature | None = None
         #: How long a change must stay unchanged before it is loaded.
         self.quiet = min(interval, _QUIET_SECONDS) if interval > 0 else _QUIET_SECONDS
+        self._wait = self.quiet  # until the next check, while a change settles
         if loaded_revision is None:
             loaded_revision = file_revision(self.path)
         self.loaded = LoadedRules(loaded_revision, datetime.now(UTC), len(engine))
@@ -176,7 +178,7 @@ class RulesWatcher(BackgroundLoop):
 
     def _run(self) -> None:
         self.catch_up()
-        while not self._stop.wait(self.quiet if self._pending is not None else self.interval):
+        while not self._stop.wait(self._wait if self._pending is not None else self.interval):
             try:
                 self.check()
             except Exception:  # the watcher must outlive any surprise; the old rules keep serving
@@ -198,6 +200,9 @@ class RulesWatcher(BackgroundLoop):
         settled = signature != _MISSING and age >= self.quiet * 1e9
         if signature != self._pending and not settled:
             self._pending = signature
+            # Look again when it will have been unchanged for ``quiet`` seconds, if it still is.
+            left = self.quiet - age / 1e9 if age >= 0 else self.quiet
+            self._wait = min(max(left, 0.01), self.quiet)
             return None
         self._pending = None
         if signature == _MISSING:
