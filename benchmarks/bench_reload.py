@@ -11,7 +11,7 @@ seconds with new targets. Two figures per rewrite:
 - ``load``: what each worker logs as the time its reload took (reading, parsing, compiling, the
   guard), while it serves, and the CPU time of it (the rest is waiting for the CPU and the GIL);
 - ``live``: from the write until every worker's ``/_waypost/health`` reports the new revision
-  (fresh connections, so the kernel hands them to every worker): the poll, the wait until the
+  (asked every 20 ms on a keep-alive connection to each worker): the poll, the wait until the
   file stops changing, the load, and the probing.
 
 The machine is assumed to be shared and noisy: figures are the median and the worst of the
@@ -73,19 +73,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _revisions(base: str, workers: int) -> dict[int, str]:
-    seen: dict[int, str] = {}
-    for _ in range(workers * 8):
-        try:
-            data = httpx.get(
-                base + "/_waypost/health", headers={"Connection": "close"}, timeout=2
-            ).json()
-        except httpx.HTTPError:
+def _worker_clients(base: str, workers: int) -> dict[int, httpx.Client]:
+    """One keep-alive connection to each worker (the kernel hands each new connection to one of
+    them): a probe is then one request per worker, not a series of fresh connections."""
+    clients: dict[int, httpx.Client] = {}
+    for _ in range(workers * 50):
+        client = httpx.Client(base_url=base, limits=httpx.Limits(max_connections=1), timeout=5)
+        pid = int(client.get("/_waypost/health").json()["pid"])
+        if pid in clients:
+            client.close()
             continue
-        seen[int(data["pid"])] = str(data["revision"])
-        if len(seen) == workers:
-            break
-    return seen
+        clients[pid] = client
+        if len(clients) == workers:
+            return clients
+    raise SystemExit(f"could not reach all {workers} workers")
+
+
+def _revisions(clients: dict[int, httpx.Client]) -> dict[int, str]:
+    return {
+        pid: str(client.get("/_waypost/health").json()["revision"])
+        for pid, client in clients.items()
+    }
 
 
 def measure(
@@ -125,6 +133,7 @@ def measure(
         env={**os.environ, "PYTHONPATH": str(src)} if src is not None else None,
     )
     wrk: subprocess.Popen[bytes] | None = None
+    clients: dict[int, httpx.Client] = {}
     live: list[float] = []
     try:
         deadline = time.monotonic() + 60
@@ -151,13 +160,14 @@ def measure(
                 stderr=subprocess.STDOUT,
             )
         time.sleep(1.5)
+        clients = _worker_clients(base, workers)
         for number in range(1, rounds + 1):
             text = rules_yaml(size, str(number))
             started = time.monotonic()
             rules.write_text(text, encoding="utf-8")
             want = file_revision(rules)
             while True:
-                seen = _revisions(base, workers)
+                seen = _revisions(clients)
                 if len(seen) == workers and set(seen.values()) == {want}:
                     live.append(time.monotonic() - started)
                     break
@@ -179,6 +189,8 @@ def measure(
                 f"non-2xx/3xx: {non3xx.group(1) if non3xx else 0}"
             )
     finally:
+        for client in clients.values():
+            client.close()
         if wrk is not None:
             wrk.kill()
             wrk.wait()
