@@ -32,7 +32,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from waypost.http import Response, error_response
-from waypost.server.app import WaypostApp
+from waypost.server.app import MALFORMED, WaypostApp
 from waypost.server.core import Answer
 from waypost.server.tunnel import Tunnel, tunnel_target
 
@@ -104,6 +104,7 @@ class WaypostProtocol(HttpToolsProtocol):
         except httptools.HttpParserError:
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
+            self._body_failed()
             self.send_400_response(msg)
             return
         except httptools.HttpParserUpgrade as exc:
@@ -118,6 +119,16 @@ class WaypostProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head:
                 self._refuse_head()
+
+    def _body_failed(self) -> None:
+        """The request the app is reading turned out malformed (a bad chunk, say): tell its app
+        now, so that it sends nothing upstream. uvicorn would tell it only once the connection is
+        gone, and by then the app may have read what looked like a whole body."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.scope[MALFORMED] = True  # type: ignore[literal-required]
+            cycle.disconnected = True
+            cycle.message_event.set()
 
     def _refuse_head(self) -> None:
         settings = self.waypost.settings
