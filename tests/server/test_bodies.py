@@ -9,6 +9,7 @@ what it does, not on an unknown flag.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -16,13 +17,25 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h11
+import httpx
 import pytest
 from serving import Served, start_server
+
+from _servers import Server
+from waypost.server.bodies import (
+    BodyDirectory,
+    BodyIncomplete,
+    BodyTooLarge,
+    read_body,
+    stream_body,
+)
+from waypost.store import open_store
 
 LIMIT = 65_536
 MEMORY = 1_024
@@ -432,3 +445,130 @@ def test_an_aborted_upload_is_one_info_line(
     assert len(lines) == 1, stderr
     assert "[INFO]" in lines[0] and "closed the connection" in lines[0]
     assert "Traceback" not in stderr and "Exception in ASGI" not in stderr
+
+
+# -- the admin API --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def admin_server(module_tmp: Path) -> Iterator[tuple[Server, str]]:
+    db = f"sqlite:///{module_tmp / 'admin.db'}"
+    store = open_store(db)
+    _, key = store.create_key("write", note="test")
+    store.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WAYPOST_MAX_BODY_BYTES", "2000")
+        server = Server(db)
+    yield server, key
+    server.stop()
+
+
+ADMIN_BODIES = [
+    ("content-length", [f"Content-Length: {3000}"], b""),
+    ("chunked", [CHUNKED], b"".join(b"3e8\r\n" + b" " * 1000 + b"\r\n" for _ in range(3))),
+]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"), [case[1:] for case in ADMIN_BODIES], ids=[case[0] for case in ADMIN_BODIES]
+)
+def test_admin_api_bodies_are_bounded_before_the_key_is_checked(
+    admin_server: tuple[Server, str], headers: list[str], body: bytes
+) -> None:
+    """FastAPI reads a body whole, into memory, before it checks the caller's key: the server
+    bounds it first."""
+    server, _ = admin_server
+    head = _head("POST", "/_waypost/api/rules", "Content-Type: application/json", *headers)
+    response = _exchange(server.port, head + body, finish=False)
+    assert _status(response) == 413, response
+    assert not response.endswith(b"<still open>"), "the connection was not closed"
+    assert json.loads(response.partition(b"\r\n\r\n")[2])["error"] == "too_large"
+
+
+def test_admin_api_bodies_under_the_limit_still_arrive(admin_server: tuple[Server, str]) -> None:
+    server, key = admin_server
+    response = httpx.post(
+        server.base + "/_waypost/api/rules",
+        json={"rule": {"from": "/bounded", "to": "/fine"}},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 201, response.text
+
+
+# -- the parts, in process ------------------------------------------------------------------
+
+
+def _receiver(*messages: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
+    queue = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        if not queue:
+            await asyncio.sleep(3600)  # a client that sends nothing more
+        return queue.pop(0)
+
+    return receive
+
+
+def _piece(body: bytes, more: bool = True) -> dict[str, Any]:
+    return {"type": "http.request", "body": body, "more_body": more}
+
+
+DISCONNECT = {"type": "http.disconnect"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "on_disk"),
+    [
+        ([_piece(b"a=1", more=False)], False),
+        ([_piece(b"a" * 600), _piece(b"b" * 400), _piece(b"", more=False)], False),
+        ([_piece(b"a" * 600), _piece(b"b" * 600), _piece(b"c", more=False)], True),
+        ([_piece(b"a" * 2000, more=False)], True),
+    ],
+    ids=["whole", "pieces-in-memory", "pieces-spilled", "whole-spilled"],
+)
+def test_read_body_holds_up_to_the_threshold_in_memory(
+    tmp_path: Path, messages: list[dict[str, Any]], on_disk: bool
+) -> None:
+    directory = BodyDirectory()
+
+    async def read() -> bytes:
+        body = await read_body(_receiver(*messages), limit=LIMIT, memory=1024, directory=directory)
+        assert body.on_disk is on_disk
+        content = body.content()
+        data = content if isinstance(content, bytes) else b"".join([c async for c in content])
+        body.close()
+        return data
+
+    expected = b"".join(m["body"] for m in messages)
+    assert asyncio.run(read()) == expected
+    directory.remove()
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([_piece(b"a" * 600), DISCONNECT], BodyIncomplete),
+        ([DISCONNECT], BodyIncomplete),
+        ([_piece(b"a" * 2000), _piece(b"b" * 2000)], BodyTooLarge),
+        ([_piece(b"a" * 3001, more=False)], BodyTooLarge),
+    ],
+    ids=["closed-midway", "closed-at-once", "grew-past-the-limit", "past-the-limit"],
+)
+def test_read_body_fails_for_a_body_that_does(
+    messages: list[dict[str, Any]], error: type[Exception]
+) -> None:
+    directory = BodyDirectory()
+    receive = _receiver(*messages)
+    with pytest.raises(error):
+        asyncio.run(read_body(receive, limit=3000, memory=1024, directory=directory))
+    directory.remove()
+
+
+def test_stream_body_fails_when_the_body_stops_arriving() -> None:
+    async def drain() -> list[bytes]:
+        stream = stream_body(_receiver(_piece(b"hello")), limit=0, timeout=0.2)
+        return [chunk async for chunk in stream]
+
+    with pytest.raises(BodyIncomplete) as failed:
+        asyncio.run(drain())
+    assert (failed.value.received, failed.value.timed_out) == (5, True)

@@ -100,8 +100,10 @@ def test_upstream_url_is_checked() -> None:
         (["--workers", "0"], "workers must be at least 1"),
         (["--log-level", "loud"], "log level 'loud'"),
         (["--port", "99999"], "port must be from 0 to 65535, not 99999"),
+        (["--request-buffering", "of"], "request_buffering must be 'on' or 'off', not 'of'"),
+        (["--max-body-bytes", "-1"], "max_body_bytes must not be negative, not -1"),
     ],
-    ids=["upstream", "template", "workers", "log-level", "port"],
+    ids=["upstream", "template", "workers", "log-level", "port", "buffering", "body-limit"],
 )
 def test_serve_refuses_bad_settings(args: list[str], message: str) -> None:
     rules = Path(__file__).parents[2] / "examples" / "rules.yaml"

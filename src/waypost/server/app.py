@@ -367,20 +367,23 @@ class WaypostApp:
         """Log a body that did not arrive complete (one line: the client's doing, not a fault
         of the server) and return the status for the access log: 400 (malformed, answered by the
         connection), 408 (stopped arriving) or 499 (the client closed, as nginx logs it)."""
+        received = exc.received
         if scope.get(MALFORMED):
-            status, why = 400, "its body was malformed (answered 400)"
+            status, why = 400, "the body was malformed (answered 400)"
         elif exc.timed_out:
-            status, why = 408, "its body stopped arriving (answered 408)"
+            status, why = 408, f"the body stopped arriving after {received} bytes (answered 408)"
         else:
-            status, why = 499, "the client closed the connection before the end of its body"
+            status, why = (
+                499,
+                f"the client closed the connection after {received} bytes of the body",
+            )
         client = scope.get("client")
         logger.info(
-            "waypost: %s %r from %s: %s, after %d bytes; %s",
+            "waypost: %s %r from %s: %s; %s",
             scope["method"],
             target,
             client[0] if client else "-",
             why,
-            exc.received,
             outcome,
         )
         return status, 0

@@ -9,7 +9,7 @@ anything, and sends it with a ``Content-Length``:
 - up to ``max_body_bytes`` (``0``: no limit); a ``Content-Length`` above it is refused with 413
   before any of the body is read, a chunked body as soon as it grows past it;
 - in memory up to ``memory`` bytes, then in an anonymous temporary file (unlinked as it is made,
-  so nothing is left behind whatever happens to the worker) in a private directory
+  so no body stays on disk whatever happens to the worker) in a private directory
   (:class:`BodyDirectory`, mode 0700).
 
 Streaming (``request_buffering off``) is for uploads too large or too slow to hold: each piece goes

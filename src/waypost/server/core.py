@@ -295,7 +295,9 @@ class WaypostServer:
 
         Returns ``(status, bytes sent)``. An upstream that cannot be reached is answered 502, one
         that times out before answering 504; a failure mid-body raises (the adapter drops the
-        connection, as the status has been sent).
+        connection, as the status has been sent). An exception raised by a streamed ``body``
+        (the client's body failed, see :mod:`waypost.server.bodies`) comes out as it is, before
+        anything is sent, with the upstream connection closed.
         """
         proxy = self.proxy
         if proxy is None:
