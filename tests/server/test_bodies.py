@@ -270,6 +270,16 @@ FAILING_BODIES = [
     # The bytes past the body are not a request: the connection is answered 400 and closed
     # before the request could be answered, so it is not sent on either.
     ("content-length-shorter-than-sent", "PUT", "/upload", ["Content-Length: 3"], b"hello", 400),
+    # Framed as chunked, but still gzipped: without the header the upstream would take the
+    # gzip bytes for the body.
+    (
+        "transfer-coding-the-upstream-would-not-see",
+        "POST",
+        "/upload",
+        ["Transfer-Encoding: gzip, chunked"],
+        b"5\r\nhello\r\n0\r\n\r\n",
+        501,
+    ),
     ("rewrite-chunked-aborted", "POST", "/legacy/upload", [CHUNKED], b"5\r\nhello\r\n", None),
     ("get-with-an-aborted-body", "GET", "/upload", [CHUNKED], b"5\r\nhello\r\n", None),
 ]

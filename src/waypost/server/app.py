@@ -37,6 +37,7 @@ from waypost.server.bodies import (
     has_body,
     read_body,
     stream_body,
+    unsupported_coding,
 )
 from waypost.server.core import WaypostServer
 from waypost.server.proxy import Forward
@@ -312,6 +313,13 @@ class WaypostApp:
         body: bytes | AsyncIterator[bytes] | None = None
         buffered: BufferedBody | None = None
         if forward.has_body:
+            coding = unsupported_coding(headers)
+            if coding is not None:
+                detail = (
+                    f"Transfer-Encoding {coding!r} is not supported; send the body as it is, "
+                    "with Content-Length or Transfer-Encoding: chunked."
+                )
+                return await _refuse(send, _closing(error_response(501, detail, head=head)))
             declared = declared_length(headers)
             if limit and declared is not None and declared > limit:
                 # Refused before any of the body is read (so no 100 Continue goes out either).

@@ -36,6 +36,7 @@ __all__ = [
     "has_body",
     "read_body",
     "stream_body",
+    "unsupported_coding",
 ]
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -72,6 +73,19 @@ def has_body(headers: Iterable[tuple[str, str]]) -> bool:
         ):
             return True
     return False
+
+
+def unsupported_coding(headers: Iterable[tuple[str, str]]) -> str | None:
+    """The request's ``Transfer-Encoding`` when it is not just ``chunked`` (None otherwise).
+
+    The parser frames ``gzip, chunked`` by its last coding and hands over the body still
+    gzipped; sent on without the header, the upstream would take it for the plain body. nginx
+    answers such a request 501, and so does Waypost.
+    """
+    for name, value in headers:
+        if name.lower() == "transfer-encoding" and value.strip().lower() != "chunked":
+            return value
+    return None
 
 
 def declared_length(headers: Iterable[tuple[str, str]]) -> int | None:
