@@ -443,3 +443,16 @@ def test_no_payload_leads_the_https_redirect_off_the_requested_host(payload: Pay
                 continue
             assert browser_destination(location) == ("https", "example.com")
             assert not _CONTROL.search(location) and " " not in location
+
+
+@needs_corpus
+@pytest.mark.parametrize("payload", PAYLOADS, ids=[p.id for p in PAYLOADS])
+def test_with_https_redirect_hosts_no_payload_names_another_host(payload: Payload) -> None:
+    """--https-redirect-hosts: the plain-HTTP listener redirects only the site's own hosts."""
+    allowed = ("example.com", "*.example.org")
+    for text in (payload.text, quote(payload.text, safe="", errors="surrogateescape")):
+        location = https_location(text, "/x", 8443, allowed)
+        if location is not None:
+            scheme, host = browser_destination(location)
+            assert scheme == "https" and host is not None
+            assert host == "example.com" or host.endswith(".example.org"), location

@@ -4,7 +4,11 @@
 Thin click commands over :mod:`waypost.store`; :mod:`waypost.cli` registers the groups.
 Every command takes ``--db URL`` (or ``WAYPOST_DB``): ``sqlite:///path/rules.db`` or
 ``postgresql://user@host:5432/db``. Exit codes: 0 fine; 1 the store refused (rules with errors,
-an unreachable database, an unknown id); 2 a usage mistake.
+an unreachable database, an unknown id, a replace that needs ``--yes``); 2 a usage mistake (an
+output file that exists, without ``--force``).
+
+``waypost keys create`` is the operator's own: whoever can write to the database can make any
+key, so it is not limited the way the admin API's ``POST /api/keys`` is.
 """
 
 from __future__ import annotations
@@ -20,11 +24,18 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from waypost._cli_files import (
+    check_output,
+    import_into_store,
+    mode_option,
+    write_output,
+    yes_option,
+)
 from waypost.exceptions import RulesError, ValidationError, WaypostError
 from waypost.store import open_store
 from waypost.store._sql import SqlStore
 from waypost.store.keys import SCOPES, KeyScope, parse_expiry
-from waypost.store.model import Revision
+from waypost.store.model import ImportMode, Revision
 from waypost.store.transfer import dump_document, read_document
 
 __all__ = ["db_group", "keys_group", "sessions_group"]
@@ -159,40 +170,48 @@ def db_status(db: str, as_json: bool) -> None:
 @db_group.command("import")
 @click.argument("rules", type=click.Path(dir_okay=False))
 @_db_option
+@mode_option
+@yes_option
+@click.option("--dry-run", is_flag=True, help="Say what the import would change; write nothing.")
 @click.option("-m", "--message", default=None, help="The revision's message.")
 @_reports_errors
-def db_import(rules: str, db: str, message: str | None) -> None:
-    """Make the store's rule set exactly RULES (a .yaml, .yml, .toml, .json or .csv file), as
-    one revision. Rules keep their ids when their name or content matches."""
+def db_import(
+    rules: str, db: str, mode: str, yes: bool, dry_run: bool, message: str | None
+) -> None:
+    """Import RULES (a .yaml, .yml, .toml, .json or .csv file) into the store as one revision:
+    merged into the stored rules (the default), appended, or replacing them (--mode). Prints
+    what changed and the `waypost db rollback` command that undoes it."""
     document = read_document(rules)
-    with _store(db) as store:
-        revision = store.replace_rules(
-            document.rules,
-            defaults=document.defaults,
-            allowed_hosts=document.allowed_hosts,
-            message=message or f"import {Path(rules).name}",
-        )
-    count = len(document.rules)
-    if revision is None:
-        click.echo(f"{rules}: {count} rules, no changes")
-    else:
-        click.echo(
-            f"{rules}: {count} rules imported as revision {revision.number} ({_summary(revision)})"
-        )
+    # A CSV file has no settings of its own: the stored defaults and allowed hosts stay.
+    own_settings = Path(rules).suffix.lower() != ".csv"
+    import_into_store(
+        db,
+        document.rules,
+        defaults=document.defaults if own_settings else None,
+        allowed_hosts=document.allowed_hosts if own_settings else None,
+        mode=cast(ImportMode, mode),
+        yes=yes,
+        dry_run=dry_run,
+        message=message or f"import {Path(rules).name}",
+        source=rules,
+    )
 
 
 @db_group.command("export")
 @_db_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @_reports_errors
-def db_export(db: str, output: str | None) -> None:
-    """Print the store's rule set as a YAML rules file (or write it to --output)."""
+def db_export(db: str, output: str | None, force: bool) -> None:
+    """Print the store's rule set as a YAML rules file (or write it to --output, which must not
+    exist unless --force)."""
+    check_output(output, force=force)
     with _store(db) as store:
         text = dump_document(store.load_snapshot())
     if output is None:
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        write_output(output, text, force=force)
 
 
 @db_group.command("history")

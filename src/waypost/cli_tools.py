@@ -7,21 +7,26 @@ trace loops; 2 a usage mistake; 3 ``check`` found warnings but no error.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import stat
 import sys
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import click
 
+from waypost._cli_files import (
+    check_output,
+    import_into_store,
+    mode_option,
+    write_atomically,
+    write_output,
+    yes_option,
+)
 from waypost.engine import Engine
 from waypost.exceptions import RuleError, RulesError, WaypostError
 from waypost.rules.load import FORMATS, parse_rules
 from waypost.store import open_store
+from waypost.store.model import ImportMode
 from waypost.store.transfer import read_document
 from waypost.tools.annotations import render_github, render_gitlab, render_human, render_json
 from waypost.tools.casetest import parse_cases, render_failures, run_cases
@@ -85,29 +90,6 @@ def _read_text(path: str) -> str:
         raise click.ClickException(
             f"{path}:{line}: not UTF-8 text; save the file as UTF-8"
         ) from None
-
-
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: a reader (or a
-    crash) sees the old file or the new one, never half of it. The file's mode is kept."""
-    target = Path(path)
-    mode = None
-    with contextlib.suppress(FileNotFoundError):
-        mode = stat.S_IMODE(target.stat().st_mode)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        if mode is not None:
-            os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -338,28 +320,37 @@ def trace_command(
     default=None,
     help="Write the rules here (YAML); stdout when left out.",
 )
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--dry-run", is_flag=True, help="Show the report; write nothing.")
 @click.option("--strict", is_flag=True, help="Exit 1 when a line was skipped.")
 @click.option(
     "--db",
     default=None,
-    help="Make this rule store's rules exactly FILE's, as one revision (instead of writing YAML).",
+    help="Import into this rule store, as one revision (instead of writing YAML).",
 )
+@mode_option
+@yes_option
 @click.option("-m", "--message", default=None, help="With --db: the revision's message.")
 def import_command(
     file: str,
     fmt: str | None,
     output: str | None,
+    force: bool,
     dry_run: bool,
     strict: bool,
     db: str | None,
+    mode: str,
+    yes: bool,
     message: str | None,
 ) -> None:
     """Read redirects from FILE (nginx, Apache, Netlify, Vercel, Cloudflare, WordPress, Wagtail,
     CSV, or Waypost's own formats) as a Waypost YAML rules file, or into the rule store with
-    --db. Every skipped line is reported with its reason."""
+    --db (merged into its rules unless --mode says otherwise). Every skipped line is reported
+    with its reason."""
     if db is not None and output is not None:
         raise click.UsageError("give --db or --output, not both")
+    if not dry_run:
+        check_output(output, force=force)
     text = _read_text(file)
     if fmt is None:
         fmt = detect_format(file, text)
@@ -383,14 +374,13 @@ def import_command(
                 f"{file}: nothing written to the store: the rules above do not load", err=True
             )
             sys.exit(1)
-        if not dry_run:
-            _import_into_store(db, file, fmt, result.rules, result.defaults or {}, message)
+        _import_into_store(db, file, fmt, result.rules, mode, yes, dry_run, message)
         sys.exit(1 if strict and result.skipped else 0)
     if not dry_run:
         if output is None:
             click.echo(exported.text, nl=not exported.text.endswith("\n"))
         else:
-            write_atomically(output, exported.text)
+            write_output(output, exported.text, force=force)
             click.echo(f"wrote {len(result.rules)} rules to {output}", err=True)
     failed = bool(errors) or bool(exported.unsupported) or (strict and bool(result.skipped))
     sys.exit(1 if failed else 0)
@@ -400,36 +390,42 @@ def _import_into_store(
     db: str,
     file: str,
     fmt: str,
-    rules: Sequence[Mapping[str, Any]],
-    defaults: Mapping[str, Any],
+    rules: Sequence[Any],
+    mode: str,
+    yes: bool,
+    dry_run: bool,
     message: str | None,
 ) -> None:
-    """Replace the store's rules by ``rules`` (Waypost's own files exactly as written)."""
-    hosts: tuple[str, ...] = ()
+    """Import ``rules`` into the store in ``mode`` (Waypost's own files exactly as written, with
+    their settings; other formats keep the stored settings)."""
+    defaults = hosts = None
     if FORMATS.get(Path(file).suffix.lower()) == fmt or fmt == "yaml":
         try:
             document = read_document(file)
         except RulesError as exc:
             _print_errors(exc.errors, exc.file or file)
             sys.exit(1)
-        rules, defaults, hosts = document.rules, document.defaults, document.allowed_hosts
+        rules = document.rules
+        if fmt != "csv":  # a CSV table has no settings of its own
+            defaults, hosts = document.defaults, document.allowed_hosts
     try:
-        store = open_store(db)
-        try:
-            revision = store.replace_rules(
-                rules,
-                defaults=defaults,
-                allowed_hosts=hosts,
-                message=message or f"import {Path(file).name} ({fmt})",
-            )
-        finally:
-            store.close()
+        import_into_store(
+            db,
+            rules,
+            defaults=defaults,
+            allowed_hosts=hosts,
+            mode=cast(ImportMode, mode),
+            yes=yes,
+            dry_run=dry_run,
+            message=message or f"import {Path(file).name} ({fmt})",
+            source=file,
+            err=True,
+        )
+    except RulesError as exc:
+        _print_errors(exc.errors, db)
+        sys.exit(1)
     except WaypostError as exc:
-        raise click.ClickException(str(exc)) from None
-    if revision is None:
-        click.echo(f"{db}: {len(rules)} rules, no changes", err=True)
-    else:
-        click.echo(f"{db}: {len(rules)} rules stored as revision {revision.number}", err=True)
+        _fail(str(exc))
 
 
 @click.command("export")
@@ -453,18 +449,22 @@ def _import_into_store(
     default=None,
     help="cloudflare: the host of rules without a host condition (Cloudflare needs one).",
 )
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--strict", is_flag=True, help="Exit 1 when a rule cannot be expressed.")
 @click.option("--db", default=None, help="Export this rule store's rules instead of RULES.")
 def export_command(
     rules: str | None,
     fmt: str,
     output: str | None,
+    force: bool,
     host: str | None,
     strict: bool,
     db: str | None,
 ) -> None:
-    """Write RULES (or the rule store --db) in another format. A rule the format cannot express
-    is reported on stderr with its file:line and the reason, never dropped silently."""
+    """Write RULES (or the rule store --db) in another format, to stdout or to --output (which
+    must not exist unless --force). A rule the format cannot express is reported on stderr
+    with its file:line and the reason, never dropped silently."""
+    check_output(output, force=force)
     if rules is not None and db is None:
         engine = _engine_or_exit(rules)
     elif db is not None and rules is None:
@@ -494,6 +494,6 @@ def export_command(
     if output is None:
         click.echo(result.text, nl=not result.text.endswith("\n"))
     else:
-        write_atomically(output, result.text)
+        write_output(output, result.text, force=force)
     click.echo(summary, err=True)
     sys.exit(1 if strict and result.unsupported else 0)

@@ -13,6 +13,7 @@
     │   ├── SchemaError          the database schema is missing or out of date: `waypost db upgrade`
     │   ├── NotFoundError        no rule, revision or API key with that id
     │   ├── ConflictError        a stale version (If-Match); carries the current state
+    │   ├── ConfirmationError    an import would delete more rules than it keeps; confirm it
     │   └── ValidationError      a change the loader rejects; every problem with its field path
     ├── AuthError                an API key or session was refused; ``reason`` says why
     └── FixError                 ``waypost check --fix`` cannot edit a file safely; says why
@@ -28,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "AuthError",
+    "ConfirmationError",
     "ConflictError",
     "ConverterError",
     "FixError",
@@ -152,6 +154,20 @@ class ConflictError(StoreError):
     def __init__(self, message: str, *, current: Any = None, expected: int | None = None) -> None:
         self.current = current
         self.expected = expected
+        super().__init__(message)
+
+
+class ConfirmationError(StoreError):
+    """An import in ``replace`` mode would delete more stored rules than it keeps, and the caller
+    did not confirm that many deletions; nothing was written.
+
+    ``deleted`` and ``kept`` count the stored rules the import deletes and keeps: the caller
+    shows them and asks (``--yes`` on the command line, ``confirm_deletes`` in the admin API).
+    """
+
+    def __init__(self, message: str, *, deleted: int, kept: int) -> None:
+        self.deleted = deleted
+        self.kept = kept
         super().__init__(message)
 
 

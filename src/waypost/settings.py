@@ -152,6 +152,20 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "header_timeout",
+        10.0,
+        "Seconds a request head may take to arrive, counted from its first byte; a slower one "
+        "gets 408 and the connection is closed (nginx's client_header_timeout).",
+        float,
+    ),
+    Setting(
+        "body_timeout",
+        30.0,
+        "Seconds a request body may go without a byte arriving; a stalled one gets 408 and the "
+        "connection is closed (nginx's client_body_timeout).",
+        float,
+    ),
+    Setting(
         "tls_cert",
         None,
         "PEM file with the server's certificate (and its chain); with tls_key the server speaks "
@@ -170,6 +184,27 @@ SETTINGS: tuple[Setting, ...] = (
         30.0,
         "Seconds in-flight requests may take to finish after SIGTERM before workers are killed.",
         float,
+    ),
+    Setting(
+        "https_redirect_hosts",
+        None,
+        "With http_redirect_port: comma-separated host names (*.example.org for subdomains) the "
+        "plain-HTTP listener sends to HTTPS; a request for any other Host gets 400. Default: "
+        "any plain host name.",
+    ),
+    Setting(
+        "public_health_details",
+        False,
+        "Show /_waypost/health's details (rule count, revision, store, reason, pid) to anyone; "
+        "off, they need a read API key (with --db) and anyone else sees only ok or degraded.",
+        bool,
+    ),
+    Setting(
+        "public_metrics",
+        True,
+        "Answer /_waypost/metrics to anyone (counts only); off, it needs a read API key, so "
+        "only with --db.",
+        bool,
     ),
 )
 
@@ -196,10 +231,15 @@ class Settings:
     body_buffer_bytes: int = 262_144
     request_buffering: str = "on"
     keep_alive_timeout: float = 5.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
     tls_cert: str | None = None
     tls_key: str | None = None
     http_redirect_port: int | None = None
     graceful_timeout: float = 30.0
+    https_redirect_hosts: str | None = None
+    public_health_details: bool = False
+    public_metrics: bool = True
 
     @property
     def buffers_requests(self) -> bool:

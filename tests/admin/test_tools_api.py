@@ -112,7 +112,12 @@ rules:
 
 def test_import_replaces_with_a_waypost_document(api: Api, store: SqlStore, keys: Keys) -> None:
     store.create_rule({"from": "/old", "to": "/new"})
-    response = api("POST", "/import", "write", json={"format": "yaml", "content": YAML})
+    response = api(
+        "POST",
+        "/import",
+        "write",
+        json={"format": "yaml", "content": YAML, "mode": "replace", "confirm_deletes": 1},
+    )
     assert response.status_code == 200, response.text
     report = response.json()
     assert (report["imported"], report["skipped"], report["dry_run"]) == (1, [], False)

@@ -60,14 +60,11 @@ def server(module_tmp: Path) -> Iterator[Served]:
     served.stop()
 
 
-def test_health(server: Served) -> None:
+def test_health_without_a_key_says_only_ok(server: Served) -> None:
     response = httpx.get(server.base + "/_waypost/health")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    data = response.json()
-    assert (data["status"], data["rules"]) == ("ok", 13)
-    assert re.fullmatch(r"[0-9a-f]{12}", data["revision"])
-    assert data["loaded_at"].endswith("Z")
+    assert response.json() == {"status": "ok"}  # details: tests/server/test_internal.py
 
 
 @pytest.mark.parametrize(

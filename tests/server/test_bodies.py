@@ -172,7 +172,7 @@ def buffered(module_tmp: Path, recording: RecordingUpstream) -> Iterator[Served]
 def streaming(module_tmp: Path, recording: RecordingUpstream) -> Iterator[Served]:
     folder = module_tmp / "streaming"
     _mkdir(folder)
-    served = _serve(folder, recording, WAYPOST_REQUEST_BUFFERING="off")
+    served = _serve(folder, recording, WAYPOST_REQUEST_BUFFERING="off", WAYPOST_BODY_TIMEOUT="1")
     yield served
     served.stop()
 
@@ -335,7 +335,7 @@ def test_streaming_a_body_that_fails_aborts_the_upstream_request(
 def test_streaming_a_body_that_stops_arriving_aborts_the_upstream_request(
     streaming: Served, recording: RecordingUpstream
 ) -> None:
-    """--upstream-timeout 1: the client sends 5 bytes and then nothing, but stays connected."""
+    """--body-timeout 1: the client sends 5 bytes and then nothing, but stays connected."""
     target = "/upload/stalled-streaming"
     data = _head("POST", target, CHUNKED) + b"5\r\nhello\r\n"
     started = time.monotonic()
@@ -574,11 +574,19 @@ def test_read_body_fails_for_a_body_that_does(
     directory.remove()
 
 
-def test_stream_body_fails_when_the_body_stops_arriving() -> None:
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([_piece(b"hello"), DISCONNECT], BodyIncomplete),
+        ([_piece(b"a" * 2000), _piece(b"b" * 2000)], BodyTooLarge),
+    ],
+    ids=["closed-midway", "grew-past-the-limit"],
+)
+def test_stream_body_raises_out_of_the_iterator(
+    messages: list[dict[str, Any]], error: type[Exception]
+) -> None:
     async def drain() -> list[bytes]:
-        stream = stream_body(_receiver(_piece(b"hello")), limit=0, timeout=0.2)
-        return [chunk async for chunk in stream]
+        return [chunk async for chunk in stream_body(_receiver(*messages), limit=3000)]
 
-    with pytest.raises(BodyIncomplete) as failed:
+    with pytest.raises(error):
         asyncio.run(drain())
-    assert (failed.value.received, failed.value.timed_out) == (5, True)

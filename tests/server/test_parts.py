@@ -100,10 +100,22 @@ def test_upstream_url_is_checked() -> None:
         (["--workers", "0"], "workers must be at least 1"),
         (["--log-level", "loud"], "log level 'loud'"),
         (["--port", "99999"], "port must be from 0 to 65535, not 99999"),
+        (["--header-timeout", "0"], "header_timeout must be more than 0, not 0.0"),
+        (["--body-timeout", "-1"], "body_timeout must be more than 0, not -1.0"),
         (["--request-buffering", "of"], "request_buffering must be 'on' or 'off', not 'of'"),
         (["--max-body-bytes", "-1"], "max_body_bytes must not be negative, not -1"),
     ],
-    ids=["upstream", "template", "workers", "log-level", "port", "buffering", "body-limit"],
+    ids=[
+        "upstream",
+        "template",
+        "workers",
+        "log-level",
+        "port",
+        "header-timeout",
+        "body-timeout",
+        "buffering",
+        "body-limit",
+    ],
 )
 def test_serve_refuses_bad_settings(args: list[str], message: str) -> None:
     rules = Path(__file__).parents[2] / "examples" / "rules.yaml"
@@ -134,7 +146,8 @@ def test_serve_on_an_address_of_another_machine_says_so() -> None:
 
 
 def test_asgi_adapter_answers_the_same() -> None:
-    app = WaypostApp(Engine([{"from": "/old", "to": "/new"}]), Settings(access_log=False))
+    settings = Settings(access_log=False, public_health_details=True)
+    app = WaypostApp(Engine([{"from": "/old", "to": "/new"}]), settings)
 
     async def run() -> None:
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))

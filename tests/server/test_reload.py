@@ -20,7 +20,9 @@ BROKEN = "rules:\n  - from: /a\n    to: /three\n  - from: /<itn:id>\n    to: /x\
 def served(tmp_path: Path) -> Iterator[tuple[Served, Path]]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES_V1, encoding="utf-8")
-    served = start_server(rules, "--workers", "2", "--no-access-log", tmp=tmp_path)
+    served = start_server(
+        rules, "--workers", "2", "--no-access-log", "--public-health-details", tmp=tmp_path
+    )
     yield served, rules
     served.stop()
 

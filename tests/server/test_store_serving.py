@@ -43,7 +43,7 @@ def servers() -> Iterator[list[Server]]:
 
 def test_sqlite_store_is_seeded_and_followed(tmp_path: Path, servers: list[Server]) -> None:
     db = f"sqlite:///{tmp_path / 'waypost.db'}"
-    server = Server(db, str(EXAMPLE))
+    server = Server(db, str(EXAMPLE), "--public-health-details")
     servers.append(server)
     assert server.health()["revision"] == 1
     assert server.location("/old-page") == "/new-page"
@@ -62,7 +62,7 @@ def test_seed_is_ignored_once_the_store_has_rules(tmp_path: Path, servers: list[
     store = open_store(db)
     store.replace_rules([{"from": "/a", "to": "/b"}], message="mine")
     store.close()
-    server = Server(db, str(EXAMPLE))
+    server = Server(db, str(EXAMPLE), "--public-health-details")
     servers.append(server)
     assert server.health()["rules"] == 1  # the file did not overwrite the team's rules
 
@@ -173,7 +173,7 @@ def test_unreachable_database_keeps_serving_degraded_and_recovers(
     proxied = postgres_url.replace(
         f"{parsed.host}:{parsed.port or 5432}", f"127.0.0.1:{proxy.port}"
     )
-    server = Server(proxied, str(EXAMPLE))
+    server = Server(proxied, str(EXAMPLE), "--public-health-details")
     servers.append(server)
     assert server.health()["status"] == "ok"
 

@@ -6,8 +6,10 @@ nothing else, so the tests also show that the server presents the certificate it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -239,6 +241,54 @@ def test_plain_http_on_the_redirect_port_is_sent_to_https(
     assert '"GET /old?x=1 HTTP/1.1" 308' in served.stdout()
 
 
+def test_with_https_redirect_hosts_only_the_sites_hosts_are_sent_to_https(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path
+) -> None:
+    cert, key = tls
+    redirect_port = free_port()
+    served = start_server(
+        rules, "--tls-cert", str(cert), "--tls-key", str(key),
+        "--http-redirect-port", str(redirect_port),
+        "--https-redirect-hosts", "example.com, *.example.org",
+        tmp=module_tmp, ca=cert,
+    )  # fmt: skip
+    try:
+        for host, location in [
+            ("example.com", f"https://example.com:{served.port}/x"),
+            ("Shop.Example.ORG:80", f"https://shop.example.org:{served.port}/x"),
+            ("evil.example.com", None),
+            ("example.org", None),  # '*.example.org' is its subdomains
+            ("example.com.evil.net", None),
+            ("127.0.0.1", None),
+        ]:
+            answer = raw_request(
+                redirect_port,
+                f"GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode(),
+            )
+            if location is None:
+                assert answer.startswith(b"HTTP/1.1 400 "), (host, answer)
+                assert b"location:" not in answer.lower()
+            else:
+                assert answer.startswith(b"HTTP/1.1 308 "), (host, answer)
+                assert f"location: {location}\r\n".encode() in answer, answer
+    finally:
+        served.stop()
+
+
+def test_https_redirect_hosts_are_checked_at_start(rules: Path, tls: tuple[Path, Path]) -> None:
+    cert, key = tls
+    tls_args = ("--tls-cert", str(cert), "--tls-key", str(key), "--port", "8443")
+    done = _serve_error(str(rules), *tls_args, "--https-redirect-hosts", "example.com")
+    assert done.returncode == 2
+    assert "give --http-redirect-port too" in done.stderr
+    done = _serve_error(
+        str(rules), *tls_args, "--http-redirect-port", "8081",
+        "--https-redirect-hosts", "example.com,evil.com/x",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "'evil.com/x' is not a host name" in done.stderr
+
+
 def test_the_redirect_port_needs_tls_and_a_port_of_its_own(
     rules: Path, tls: tuple[Path, Path]
 ) -> None:
@@ -252,3 +302,54 @@ def test_the_redirect_port_needs_tls_and_a_port_of_its_own(
     )  # fmt: skip
     assert done.returncode == 2
     assert "not the HTTPS port 8443" in done.stderr
+
+
+def test_the_redirect_port_cuts_off_slow_heads_and_reads_no_body_as_a_request(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path
+) -> None:
+    cert, key = tls
+    redirect_port = free_port()
+    served = start_server(
+        rules,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--http-redirect-port",
+        str(redirect_port),
+        "--header-timeout",
+        "1",
+        tmp=module_tmp,
+        ca=cert,
+    )
+    try:
+        # A head trickled a line every 0.3 s: never idle, but not complete within 1 s.
+        with socket.create_connection(("127.0.0.1", redirect_port), timeout=0.3) as sock:
+            started, received = time.monotonic(), b""
+            for i in range(40):
+                sock.sendall(b"GET / HTTP/1.1\r\n" if i == 0 else b"X-%d: y\r\n" % i)
+                try:
+                    received += sock.recv(65536)
+                    break
+                except TimeoutError:
+                    pass
+            assert received.startswith(b"HTTP/1.1 408 "), received
+            assert time.monotonic() - started < 5
+        # An upgrade request's body is not another request.
+        with socket.create_connection(("127.0.0.1", redirect_port), timeout=5) as sock:
+            inner = b"GET /inner HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            sock.sendall(
+                b"POST /form HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: h2c\r\n"
+                b"Connection: Upgrade\r\nContent-Length: %d\r\n\r\n" % len(inner)
+            )
+            time.sleep(0.1)
+            with contextlib.suppress(ConnectionError):
+                sock.sendall(inner)
+            received = b""
+            with contextlib.suppress(ConnectionError):
+                while chunk := sock.recv(65536):
+                    received += chunk
+        assert received.count(b"HTTP/1.1 308 ") == 1, received
+        assert b"/inner" not in received
+    finally:
+        served.stop()

@@ -7,7 +7,9 @@ and the frames are checked by a real implementation on both sides.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from raw_upstream import RawUpstream, Seen
 from serving import Served, free_port, raw_request, start_server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -210,3 +213,158 @@ def test_an_upgrade_request_with_a_body_is_not_tunneled(served: Served) -> None:
     assert status.startswith(b"HTTP/1.1 ") and b" 101 " not in status, answer[:200]
     with connect(_ws(served, "/chat/after"), open_timeout=5) as ws:  # and the server is fine
         assert _hello(ws)["path"] == "/chat/after"
+
+
+# -- an upstream that does not switch protocols ---------------------------------------------------
+# A tunnel opens only on the upstream's 101 with `Upgrade: websocket` and `Connection: upgrade`,
+# as nginx's does. Anything else is answered as a plain response and the connection closed: what
+# the client sends after its handshake must never reach the upstream raw, where a keep-alive
+# upstream would read it as a second request that skipped the rules and carried a forged
+# X-Forwarded-For.
+
+HANDSHAKE = (
+    b"GET /chat/room HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+SMUGGLED = b"GET /admin HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
+SWITCH = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+)
+NOT_SWITCHING = {
+    "200": (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 12\r\n\r\nnot a socket",
+        200,
+        b"not a socket",
+    ),
+    "200-chunked": (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"4\r\nnot \r\n8\r\na socket\r\n0\r\n\r\n",
+        200,
+        b"not a socket",
+    ),
+    "400": (
+        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 11\r\n\r\nbad request",
+        400,
+        b"bad request",
+    ),
+    "101-wrong-upgrade": (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+        502,
+        None,
+    ),
+    "101-no-connection-upgrade": (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        502,
+        None,
+    ),
+    "101-no-upgrade": (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", 502, None),
+}
+
+
+def _exchange(port: int, first: bytes, later: bytes, when: str) -> bytes:
+    """Send ``first``, then ``later`` (``when``: with the head, before the answer, or after it);
+    return what the server sent until it closed (bounded)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(first + later if when == "with-head" else first)
+        if when == "before-answer":
+            sock.sendall(later)
+        received = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            received += chunk
+            if when == "after-answer" and b"\r\n\r\n" in received:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(later)
+                when = "sent"
+        else:
+            pytest.fail(f"the server did not close the connection; got {received!r}")
+    return received
+
+
+def _body(lines: list[str], rest: bytes) -> bytes:
+    """A response body, chunked or not."""
+    if "transfer-encoding: chunked" not in lines:
+        return rest
+    out = b""
+    while True:
+        size, _, rest = rest.partition(b"\r\n")
+        if int(size, 16) == 0:
+            return out
+        out, rest = out + rest[: int(size, 16)], rest[int(size, 16) + 2 :]
+
+
+def _answer(seen: Seen) -> bytes:
+    """The answer named by the handshake's last path segment (``/chat/<answer>/<when>``)."""
+    name = seen.target.split("/")[2]
+    return SWITCH if name == "switch" else NOT_SWITCHING[name][0]
+
+
+@pytest.fixture(scope="module")
+def fooled(module_tmp: Path) -> Iterator[tuple[Served, RawUpstream]]:
+    """A server in front of an upstream that keeps reading HTTP whatever it answered. It waits
+    before answering, so "before-answer" bytes arrive while it thinks."""
+    rules = module_tmp / "fooled.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    with RawUpstream(_answer, delay=0.3) as upstream:
+        server = start_server(rules, "--upstream", upstream.url, tmp=module_tmp)
+        yield server, upstream
+        server.stop()
+    assert "Traceback" not in server.stderr(), server.stderr()
+
+
+def _handshake(path: str) -> bytes:
+    return HANDSHAKE.replace(b"/chat/room", path.encode())
+
+
+def _nothing_smuggled(upstream: RawUpstream, path: str) -> None:
+    assert upstream.ended.acquire(timeout=5), "the upstream connection was left open"
+    assert path in upstream.targets()
+    assert "/admin" not in upstream.targets()
+    assert b"/admin" not in b"".join(upstream.received)
+    assert b"10.0.0.1" not in b"".join(upstream.received)
+
+
+@pytest.mark.parametrize("when", ["with-head", "before-answer", "after-answer"])
+@pytest.mark.parametrize("answer", list(NOT_SWITCHING), ids=list(NOT_SWITCHING))
+def test_no_tunnel_without_the_upstreams_101(
+    fooled: tuple[Served, RawUpstream], answer: str, when: str
+) -> None:
+    server, upstream = fooled
+    _, status, body = NOT_SWITCHING[answer]
+    path = f"/chat/{answer}/{when}"
+    received = _exchange(server.port, _handshake(path), SMUGGLED, when)
+    head, _, rest = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    assert lines[0].startswith(f"http/1.1 {status} "), received
+    assert "connection: close" in lines
+    assert not any(line.startswith("upgrade:") for line in lines)
+    if body is not None:
+        assert _body(lines, rest) == body
+    _nothing_smuggled(upstream, path)
+    logged = f'"GET {path} HTTP/1.1" {status} '  # with the status the client got
+    deadline = time.monotonic() + 5
+    while logged not in server.stdout():
+        assert time.monotonic() < deadline, server.stdout()
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("when", ["with-head", "before-answer"])
+def test_bytes_sent_before_the_101_are_not_passed_on_as_frames(
+    fooled: tuple[Served, RawUpstream], when: str
+) -> None:
+    # RFC 6455 §4.1: a client waits for the 101 before it sends anything more. Bytes that came
+    # before it are not frames of the upgraded connection: the handshake is refused (400).
+    server, upstream = fooled
+    path = f"/chat/switch/{when}"
+    received = _exchange(server.port, _handshake(path), SMUGGLED, when)
+    assert received.startswith(b"HTTP/1.1 400 "), received
+    assert b" 101 " not in received
+    _nothing_smuggled(upstream, path)

@@ -1,14 +1,25 @@
-"""Several workers: one socket shared by forked workers, a dead worker replaced, a clean stop."""
+"""Several workers: one socket shared by forked workers, a dead worker replaced, a clean stop, and
+no orphan left serving when the supervisor itself is killed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
+import uvicorn
 from serving import start_server
+
+from _servers import running
+from waypost.server.run import _PARENT_EVERY, _Server
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
 
@@ -24,7 +35,9 @@ def _pids(base: str, tries: int = 40) -> set[int]:
 
 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_all(module_tmp: Path) -> None:
-    served = start_server(EXAMPLE, "--workers", "2", "--no-access-log", tmp=module_tmp)
+    served = start_server(
+        EXAMPLE, "--workers", "2", "--no-access-log", "--public-health-details", tmp=module_tmp
+    )
     try:
         deadline = time.monotonic() + 10
         pids = _pids(served.base)
@@ -46,3 +59,72 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_all(module_tmp: Path) -> No
     finally:
         code = served.stop()
     assert code == 0, served.stderr()
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (an exited process nobody has reaped yet does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # pragma: no cover - no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def test_workers_exit_when_the_supervisor_is_killed(module_tmp: Path) -> None:
+    """Issue #12: kill -9 of the supervisor left the workers serving and holding the port, so a
+    restarted server failed with 'Address already in use'."""
+    served = start_server(
+        EXAMPLE, "--workers", "2", "--no-access-log", "--public-health-details", tmp=module_tmp
+    )
+    pids: set[int] = set()
+    try:
+        pids = _pids(served.base)
+        deadline = time.monotonic() + 10
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids |= _pids(served.base)
+        assert len(pids) == 2, pids
+        os.kill(served.proc.pid, signal.SIGKILL)
+        served.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in pids), "the workers outlived their supervisor"
+    finally:
+        for pid in pids:  # never leave a worker behind, even when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        served.stop()
+    # The port is free: a new server starts on it and answers.
+    log = module_tmp / "restarted.err"
+    with log.open("wb") as err:
+        again = subprocess.Popen(
+            [sys.executable, "-m", "waypost", "serve", str(EXAMPLE), "--port", str(served.port),
+             "--workers", "2", "--no-access-log"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )  # fmt: skip
+        with running(again, served.port, name="the restarted server", log=log.read_text):
+            answer = httpx.get(served.base + "/old-page", timeout=5)
+            assert (answer.status_code, answer.headers["location"]) == (301, "/new-page")
+
+
+@pytest.mark.parametrize(
+    ("parent", "stops"),
+    [(os.getppid, False), (lambda: os.getppid() + 1_000_000, True)],
+    ids=["supervisor-alive", "supervisor-gone"],
+)
+def test_without_prctl_a_worker_finds_its_supervisor_gone_on_a_tick(
+    parent: Callable[[], int], stops: bool
+) -> None:
+    """The portable fallback (other platforms than Linux, or a prctl that failed): the worker
+    compares its parent with the supervisor every half second and stops gracefully."""
+    server = _Server(uvicorn.Config(lambda scope, receive, send: None, log_config=None))
+    server.supervisor = parent()
+    asyncio.run(server.on_tick(_PARENT_EVERY))
+    assert server.should_exit is stops

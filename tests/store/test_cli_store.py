@@ -289,3 +289,151 @@ def test_postgres_needs_an_explicit_upgrade(postgres_url: str) -> None:
     ended = run("sessions", "end", str(token_session_id(token)), "--db", postgres_url)
     assert ended.exit_code == 0 and "ended sign-in session" in ended.output
     assert run("sessions", "list", "--db", postgres_url).output == "no sign-in sessions\n"
+
+
+# -- imports never destroy by surprise -----------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store holding examples/rules.yaml at revision 1, on SQLite and on PostgreSQL."""
+    url = (
+        f"sqlite:///{tmp_path / 'rules.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    assert run("db", "upgrade", "--db", url).exit_code == 0
+    assert run("db", "import", str(EXAMPLES), "--db", url).exit_code == 0
+    return url
+
+
+def _rule_count(url: str) -> tuple[int, int]:
+    """(revision, number of rules) of the store."""
+    with open_store(url) as store:
+        snapshot = store.load_snapshot()
+    return snapshot.revision, len(snapshot.rules)
+
+
+def _undo_command(output: str) -> list[str]:
+    """The arguments of the `waypost db rollback` command an import printed."""
+    command = output.split("undo it with: ", 1)[1].split()
+    assert command[:3] == ["waypost", "db", "rollback"], output
+    return command[1:]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "rules: []\n", "defaults: {status: 301}\n"],
+    ids=["empty-file", "empty-rules", "settings-only"],
+)
+def test_importing_an_empty_file_deletes_nothing(store_url: str, tmp_path: Path, text: str) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(text, encoding="utf-8")
+    result = run("db", "import", str(empty), "--db", store_url)
+    assert result.exit_code == 0, result.output
+    assert "the file has no rules, so --mode merge changes nothing" in result.output
+    assert "the store stays at revision 1 (8 rules)" in result.output
+    assert _rule_count(store_url) == (1, 8)
+
+
+def test_a_replace_that_deletes_more_than_it_keeps_needs_yes(
+    store_url: str, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("rules: []\n", encoding="utf-8")
+    refused = CliRunner().invoke(
+        main, ["db", "import", str(empty), "--mode", "replace", "--db", store_url]
+    )
+    assert refused.exit_code == 1
+    assert refused.output == (
+        f"error: {empty}: --mode replace deletes 8 stored rules and keeps 0; nothing was "
+        "written: add --yes to delete 8 rules and keep 0 (or use --mode merge, which deletes "
+        "nothing)\n"
+    )
+    assert _rule_count(store_url) == (1, 8)
+
+    dry = run("db", "import", str(empty), "--mode", "replace", "--dry-run", "--db", store_url)
+    assert dry.exit_code == 0 and "would make 0 created, 0 updated, 8 deleted, 0 kept" in dry.output
+    assert _rule_count(store_url) == (1, 8)
+
+    done = run("db", "import", str(empty), "--mode", "replace", "--yes", "--db", store_url)
+    assert done.exit_code == 0 and "as revision 2 (0 created, 0 updated, 8 deleted" in done.output
+    assert _rule_count(store_url) == (2, 0)
+    undo = run(*_undo_command(done.output))
+    assert undo.exit_code == 0 and "rolled back to revision 1" in undo.output
+    assert _rule_count(store_url) == (3, 8)
+
+
+def test_a_replace_that_keeps_more_than_it_deletes_needs_no_yes(
+    store_url: str, tmp_path: Path
+) -> None:
+    lines = EXAMPLES.read_text(encoding="utf-8").split("\n  - from: /gone\n")[0]
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(lines.replace("/new-page", "/newer-page") + "\n", encoding="utf-8")
+    result = run("db", "import", str(fewer), "--mode", "replace", "--db", store_url)
+    assert result.exit_code == 0, result.output
+    assert "(0 created, 1 updated, 3 deleted, 5 kept; --mode replace)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("mode", "rules", "summary"),
+    [
+        ("merge", "[{from: /old-page, to: /elsewhere}, {from: /new, to: /x}]", "1 created, 1 upd"),
+        ("append", "[{from: /new, to: /x}]", "1 created, 0 updated, 0 deleted, 8 kept"),
+        ("replace", "[{from: /old-page, to: /new-page}]", "0 created, 0 updated, 7 deleted"),
+    ],
+    ids=["merge", "append", "replace"],
+)
+def test_every_import_prints_its_revision_and_the_rollback_that_undoes_it(
+    store_url: str, tmp_path: Path, mode: str, rules: str, summary: str
+) -> None:
+    with open_store(store_url) as store:
+        before = store.load_snapshot()
+    source = tmp_path / "more.yaml"
+    source.write_text(f"rules: {rules}\n", encoding="utf-8")
+    result = run("db", "import", str(source), "--mode", mode, "--yes", "--db", store_url)
+    assert result.exit_code == 0, result.output
+    assert f"as revision 2 ({summary}" in result.output
+    command = _undo_command(result.output)
+    assert command[:3] == ["db", "rollback", "1"]
+    assert run(*command).exit_code == 0
+    with open_store(store_url) as store:
+        after = store.load_snapshot()
+    assert (after.rules, after.rule_ids) == (before.rules, before.rule_ids)
+
+
+def test_merge_replaces_the_same_rule_and_keeps_the_others(store_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "edit.yaml"
+    source.write_text(
+        "rules:\n"
+        "  - {name: article, from: '/<int:y>/<int:m>/<slug>', to: '/a/{slug}'}\n"
+        "  - {from: /promo, to: /fr/promo, when: {host: shop.example.com, language: [fr]}}\n"
+        "  - {from: /gone, respond: 404}\n",
+        encoding="utf-8",
+    )
+    result = run("db", "import", str(source), "--db", store_url)
+    assert result.exit_code == 0, result.output
+    assert "(1 created, 2 updated, 0 deleted, 8 kept; --mode merge)" in result.output
+    with open_store(store_url) as store:
+        rules = store.load_snapshot().rules
+    assert [r.get("to", r.get("respond")) for r in rules[:2]] == ["/new-page", "/a/{slug}"]
+    assert rules[5] == {"from": "/gone", "respond": 404}  # in place
+    assert rules[-1]["to"] == "/fr/promo" and rules[-2]["to"] == "/de/promo"
+
+
+def test_import_mode_mistakes_are_one_line(db: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["db", "import", str(EXAMPLES), "--mode", "sync", "--db", db])
+    assert result.exit_code == 2 and "'sync' is not one of 'merge', 'append', 'replace'" in (
+        result.output
+    )
+
+
+def test_db_export_does_not_overwrite_a_file_without_force(db: str, tmp_path: Path) -> None:
+    out = tmp_path / "rules.yaml"
+    out.write_text("precious\n", encoding="utf-8")
+    refused = CliRunner().invoke(main, ["db", "export", "--db", db, "-o", str(out)])
+    assert refused.exit_code == 2
+    assert refused.output == f"error: {out} already exists; add --force to overwrite it\n"
+    assert out.read_text(encoding="utf-8") == "precious\n"
+    assert run("db", "export", "--db", db, "-o", str(out), "--force").exit_code == 0
+    assert out.read_text(encoding="utf-8").startswith("# Exported from the Waypost rule store")

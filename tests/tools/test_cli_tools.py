@@ -390,6 +390,31 @@ def test_import_needs_a_format_it_can_tell(tmp_path: Path) -> None:
     assert "pass --format" in err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["import", "{source}", "-o", "{out}"],
+        ["export", EXAMPLE, "--format", "nginx", "-o", "{out}"],
+        ["export", "--db", "sqlite:///{tmp}/w.db", "--format", "csv", "-o", "{out}"],
+    ],
+    ids=["import", "export", "export-db"],
+)
+def test_a_named_output_file_is_not_overwritten_without_force(
+    tmp_path: Path, command: list[str]
+) -> None:
+    source = write(tmp_path, "_redirects", "/a /b 302\n")
+    out = write(tmp_path, "precious.txt", "keep me\n")
+    args = [a.format(source=source, out=out, tmp=tmp_path) for a in command]
+    code, stdout, err = run(*args)
+    assert (code, stdout) == (2, "")
+    assert err.splitlines()[-1] == f"error: {out} already exists; add --force to overwrite it"
+    assert out.read_text(encoding="utf-8") == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    code, _, err = run(*args, "--force")
+    assert code == 0, err
+    assert out.read_text(encoding="utf-8") != "keep me\n"
+
+
 HTACCESS = "RewriteEngine On\nRewriteRule ^old$ /new [R=301,L]\nRewriteRule ^/gone$ /x [R=301,L]\n"
 
 

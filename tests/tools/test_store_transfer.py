@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -74,3 +75,46 @@ def test_waypost_files_keep_their_settings_and_export_back_in_any_format(tmp_pat
 def test_export_needs_one_source() -> None:
     assert run("export", "--format", "csv")[0] == 2
     assert run("export", str(EXAMPLE), "--db", "sqlite:///x.db", "--format", "csv")[0] == 2
+
+
+def _stored(db: str) -> tuple[int, list[Any], tuple[str, ...]]:
+    with open_store(db) as store:
+        snapshot = store.load_snapshot()
+    return snapshot.revision, list(snapshot.rules), snapshot.allowed_hosts
+
+
+def test_a_netlify_file_is_merged_into_the_store_and_keeps_its_settings(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    assert run("import", str(EXAMPLE), "--db", db)[0] == 0
+    source = tmp_path / "_redirects"
+    source.write_text("/old-page /moved 302\n/brand-new /here 301\n", encoding="utf-8")
+    code, _, err = run("import", str(source), "--db", db)
+    assert code == 0, err
+    assert "(1 created, 1 updated, 0 deleted, 8 kept; --mode merge)" in err
+    assert f"undo it with: waypost db rollback 1 --db {db}" in err
+    revision, rules, hosts = _stored(db)
+    assert (revision, len(rules), hosts) == (2, 9, ("example.com", "*.example.org"))
+    assert (rules[0]["from"], rules[0]["to"], rules[-1]["from"]) == (
+        "/old-page",
+        "/moved",
+        "/brand-new",
+    )
+
+
+def test_a_replace_from_another_format_needs_yes(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    assert run("import", str(EXAMPLE), "--db", db)[0] == 0
+    source = tmp_path / "_redirects"
+    source.write_text(NETLIFY, encoding="utf-8")
+    code, _, err = run("import", str(source), "--db", db, "--mode", "replace")
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        f"error: {source}: --mode replace deletes 8 stored rules and keeps 0; nothing was "
+        "written: add --yes to delete 8 rules and keep 0 (or use --mode merge, which deletes "
+        "nothing)"
+    )
+    assert _stored(db)[0] == 1
+    code, _, err = run("import", str(source), "--db", db, "--mode", "replace", "--yes")
+    assert code == 0, err
+    revision, rules, hosts = _stored(db)
+    assert (revision, len(rules), hosts) == (2, 2, ("example.com", "*.example.org"))

@@ -20,13 +20,18 @@ Every error is JSON ``{"error": code, "message": sentence, ...}``:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRouter
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 import waypost
 from waypost.admin._context import AdminContext, ApiError, AuthFailure
@@ -37,6 +42,7 @@ from waypost.admin.routes_rules import rules_router
 from waypost.admin.routes_tools import keys_router, sessions_router, tools_router
 from waypost.admin.schemas import ErrorOut
 from waypost.exceptions import (
+    ConfirmationError,
     ConflictError,
     NotFoundError,
     RulesError,
@@ -48,6 +54,8 @@ from waypost.exceptions import (
 from waypost.store.base import Store
 
 __all__ = ["ADMIN_PREFIX", "create_admin_app", "is_admin_path"]
+
+log = logging.getLogger("waypost.admin")
 
 #: Where the standalone server mounts the admin app (``/_waypost/api/...``, ``/_waypost/login``).
 ADMIN_PREFIX = "/_waypost"
@@ -66,6 +74,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     ]
 }
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+# What a path in a Location may carry unencoded (RFC 3986 pchar and '/').
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 def is_admin_path(path: str, prefix: str = ADMIN_PREFIX) -> bool:
@@ -133,16 +143,39 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
             response.headers["ETag"] = f'"{current["version"]}"'
         return response
 
+    async def unconfirmed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ConfirmationError)
+        return _error(
+            409,
+            "confirmation_required",
+            f'{exc}: send "confirm_deletes": {exc.deleted} to delete them (a dry run lists the '
+            'counts), or import with mode "merge", which deletes nothing',
+            deleted=exc.deleted,
+            kept=exc.kept,
+        )
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return _error(404, "not_found", str(exc))
 
+    # The store's own messages name the database (a file path, a host and user) and quote the
+    # driver's error: they go to the server's log, never into a body anyone may read (these are
+    # reached before the key is checked, as checking it needs the store).
     async def unavailable(request: Request, exc: Exception) -> Response:
-        response = _error(503, "unavailable", str(exc))
+        log.error("waypost admin: %s %s: %s", request.method, request.url.path, exc)
+        if isinstance(exc, SchemaError):
+            message = (
+                "the rule store's schema does not match this Waypost (the server's log says "
+                "which); run `waypost db upgrade --db URL`, or upgrade Waypost"
+            )
+        else:
+            message = "the rule store cannot be reached right now (the server's log says why)"
+        response = _error(503, "unavailable", message)
         response.headers["Retry-After"] = "5"
         return response
 
     async def store_error(request: Request, exc: Exception) -> Response:
-        return _error(500, "store_error", str(exc))
+        log.error("waypost admin: %s %s: %s", request.method, request.url.path, exc)
+        return _error(500, "store_error", "the rule store failed (the server's log says why)")
 
     async def rules_error(request: Request, exc: Exception) -> Response:
         return _error(500, "rules_error", f"the stored rules do not load: {exc}")
@@ -161,6 +194,7 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
         (ValidationError, invalid),
         (RequestValidationError, schema_invalid),
         (ConflictError, conflict),
+        (ConfirmationError, unconfirmed),
         (NotFoundError, not_found),
         (StoreUnavailable, unavailable),
         (SchemaError, unavailable),
@@ -170,6 +204,38 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
     ]
     for exc_class, handler in handlers:
         app.add_exception_handler(exc_class, handler)
+
+
+def _relative_slash_redirects(router: APIRouter) -> None:
+    """Redirect ``/api/rules/`` to ``/api/rules`` (and the reverse) with a relative Location.
+
+    Starlette's own ``redirect_slashes`` builds an absolute URL from the request's Host header,
+    so ``Host: evil.example.com`` got ``Location: http://evil.example.com/...`` (issue #12). The
+    same redirect, with only the path (mount point included) and the query, cannot leave the
+    site whatever the client sent as its Host.
+    """
+    router.redirect_slashes = False
+    not_found = router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["type"] == "http" and path.strip("/"):
+            other = {**scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+            location = quote(other["path"], safe=_PATH_SAFE)
+            # A path that became '//host' would be read by a browser as another host.
+            if (
+                location.startswith("/")
+                and not location.startswith("//")
+                and any(route.matches(other)[0] is not Match.NONE for route in router.routes)
+            ):
+                query = scope.get("query_string", b"").decode("latin-1")
+                if query:
+                    location += "?" + quote(query, safe=_PATH_SAFE + "?%")
+                await RedirectResponse(location, status_code=307)(scope, receive, send)
+                return
+        await not_found(scope, receive, send)
+
+    router.default = default
 
 
 def create_admin_app(
@@ -224,5 +290,6 @@ def create_admin_app(
         app.include_router(router, prefix=prefix, responses=_ERRORS)
     app.include_router(login_router(ctx), prefix=prefix)
     _install_handlers(app, ctx)
+    _relative_slash_redirects(app.router)
     app.state.waypost_admin = ctx
     return app

@@ -23,12 +23,14 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCreden
 from waypost.admin._context import COOKIE_NAME, CSRF_HEADER, AdminContext, AuthFailure
 from waypost.admin._http import find_credentials, prefers_html, same_origin
 from waypost.exceptions import AuthError
-from waypost.store.keys import ApiKey, KeyScope
+from waypost.store.keys import ApiKey, KeyReach, KeyScope
+from waypost.store.sessions import Session
 
 __all__ = [
     "authenticate_key",
     "authenticate_session",
     "authorizer",
+    "caller_reach",
     "failure_response",
     "login_path",
 ]
@@ -52,7 +54,10 @@ _COOKIE = APIKeyCookie(
 
 def login_path(ctx: AdminContext, request: Request) -> str:
     """The login page for this request, with ``next`` pointing back at it."""
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # From the ASGI scope, not request.url: that URL is built from the Host header, and a Host
+    # such as 'evil.example.com/x' would change the path it reports.
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    target = str(request.scope["path"]) + (f"?{query}" if query else "")
     return f"{ctx.base(request)}/login?next={quote(target, safe='/')}"
 
 
@@ -70,13 +75,24 @@ def authenticate_key(ctx: AdminContext, request: Request, presented: str) -> Api
 def authenticate_session(ctx: AdminContext, request: Request, token: str) -> ApiKey:
     """The key a sign-in session token (the login cookie) signs in as, if the session has not
     ended and the key is good for this request's Host (any scope); counts a refusal against the
-    client's address like a refused key. AuthFailure (401 or 429) otherwise."""
-    return _checked(
-        ctx,
-        request,
-        lambda host: ctx.store.authenticate_session(token, host=host),
-        lambda exc: f"{exc}; sign in again at the login page",
-    )
+    client's address like a refused key. AuthFailure (401 or 429) otherwise.
+
+    The session is kept on the request (:func:`caller_reach`): what it may create ends with it.
+    """
+
+    def check(host: str | None) -> ApiKey:
+        session, key = ctx.store.check_session(token, host=host)
+        request.state.waypost_session = session
+        return key
+
+    return _checked(ctx, request, check, lambda exc: f"{exc}; sign in again at the login page")
+
+
+def caller_reach(request: Request, key: ApiKey) -> KeyReach:
+    """How far the caller reaches: its key's scope, host and expiry, and, signed in with the
+    login cookie, no later than its session ends. A key it creates may reach no further."""
+    session: Session | None = getattr(request.state, "waypost_session", None)
+    return KeyReach.of(key, until=None if session is None else session.expires_at)
 
 
 def _checked(

@@ -11,6 +11,7 @@ the client's address like any refused key, and the form is not served in a frame
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html import escape
 from urllib.parse import parse_qs
 
@@ -109,7 +110,7 @@ def login_router(ctx: AdminContext) -> APIRouter:
         next = form.get("next", "")
         try:
             key = authenticate_key(ctx, request, form.get("key", ""))  # any scope may sign in
-            _, token = ctx.store.create_session(
+            session, token = ctx.store.create_session(
                 key.id,
                 lifetime=ctx.cookie_max_age,
                 # What signed in, for whoever lists the sessions; the store cleans and trims it.
@@ -130,10 +131,12 @@ def login_router(ctx: AdminContext) -> APIRouter:
         response = RedirectResponse(
             location, status_code=303, headers={"Cache-Control": "no-store"}
         )
+        # The session ends when its key does, if that is sooner: so does the cookie.
+        left = (session.expires_at - datetime.now(UTC)).total_seconds()
         response.set_cookie(
             COOKIE_NAME,
             token,
-            max_age=ctx.cookie_max_age,
+            max_age=max(1, min(ctx.cookie_max_age, int(left))),
             path=ctx.base(request) or "/",
             secure=request.url.scheme == "https",
             httponly=True,

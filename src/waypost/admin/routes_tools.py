@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from waypost.admin._context import COOKIE_NAME, AdminContext, ApiError
-from waypost.admin.auth import authorizer
+from waypost.admin.auth import authorizer, caller_reach
 from waypost.admin.routes_rules import changes_to_operations
 from waypost.admin.schemas import (
     DecisionOut,
@@ -27,7 +27,7 @@ from waypost.admin.schemas import (
     ValidateOut,
 )
 from waypost.admin.service import EXPORT_FORMATS, export_snapshot, import_text, validate
-from waypost.store.keys import ApiKey, parse_expiry
+from waypost.store.keys import ApiKey, limit_new_key, parse_expiry
 from waypost.store.sessions import Session, token_session_id
 
 __all__ = ["keys_router", "sessions_router", "tools_router"]
@@ -118,8 +118,10 @@ def tools_router(ctx: AdminContext) -> APIRouter:
     @router.post("/import", response_model=ImportOut, tags=["tools"])
     def import_rules(body: ImportBody, key: ApiKey = write) -> dict[str, Any]:
         """Import a file (Waypost YAML/JSON, or netlify, vercel, cloudflare, nginx, apache,
-        htaccess, wordpress-csv, wordpress-json, wagtail, csv); reports imported and skipped
-        lines."""
+        htaccess, wordpress-csv, wordpress-json, wagtail, csv) in mode merge (the default),
+        append or replace; reports imported and skipped lines, what changed, and the revision
+        to roll back to to undo it. A replace that deletes more rules than it keeps is refused
+        (409 ``confirmation_required``) unless ``confirm_deletes`` allows that many."""
         report = import_text(
             store,
             body.content,
@@ -127,6 +129,7 @@ def tools_router(ctx: AdminContext) -> APIRouter:
             filename=body.filename,
             mode=body.mode,
             dry_run=body.dry_run,
+            confirm_deletes=body.confirm_deletes,
             key_id=key.id,
             message=body.message,
         )
@@ -158,8 +161,12 @@ def keys_router(ctx: AdminContext) -> APIRouter:
         return [k.to_dict() for k in store.list_keys()]
 
     @router.post("", response_model=KeyCreatedOut, status_code=201)
-    def create_key(body: KeyCreateBody, key: ApiKey = admin) -> dict[str, Any]:
-        """A new key; ``secret`` is the whole key, shown only in this answer."""
+    def create_key(body: KeyCreateBody, request: Request, key: ApiKey = admin) -> dict[str, Any]:
+        """A new key; ``secret`` is the whole key, shown only in this answer. It never reaches
+        further than the key (or sign-in) making it: its scope at most that key's; made by a
+        host-bound key it is bound to the same host, made by an expiring key (or a sign-in
+        session) it expires no later (left out: inherited); asking for more is 403
+        ``too_broad``."""
         expires_at = None
         if body.expires is not None:
             try:
@@ -171,11 +178,21 @@ def keys_router(ctx: AdminContext) -> APIRouter:
                     str(exc),
                     extra={"problems": [{"path": "expires", "message": str(exc)}]},
                 ) from None
+        host, expires_at, problems = limit_new_key(
+            caller_reach(request, key), body.scope, body.host, expires_at
+        )
+        if problems:
+            raise ApiError(
+                403,
+                "too_broad",
+                problems[0][1],
+                extra={"problems": [{"path": p, "message": m} for p, m in problems]},
+            )
         created, secret = store.create_key(
             body.scope,
             expires_at=expires_at,
             note=body.note,
-            host=body.host,
+            host=host,
             created_by=key.id,
         )
         return {"key": created.to_dict(), "secret": secret}

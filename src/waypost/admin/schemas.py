@@ -21,6 +21,7 @@ __all__ = [
     "ExportOut",
     "ImportBody",
     "ImportOut",
+    "ImportOutcomeOut",
     "KeyCreateBody",
     "KeyCreatedOut",
     "KeyOut",
@@ -316,10 +317,26 @@ class ImportBody(BaseModel):
     format: str = Field("auto", max_length=40)
     content: str = Field(max_length=20_000_000)
     filename: str | None = Field(None, max_length=500)
-    mode: Literal["replace", "append"] = Field(
-        "replace", description="replace: the rule set becomes the file; append: add its rules"
+    mode: Literal["merge", "append", "replace"] = Field(
+        "merge",
+        description=(
+            "merge: the file's rules go into the stored ones (a rule with the same name, or the "
+            "same from and conditions, is replaced in place; nothing is deleted); append: add "
+            "its rules at the end; replace: the rule set becomes the file (a replace that "
+            "deletes more rules than it keeps needs confirm_deletes)"
+        ),
     )
-    dry_run: bool = Field(False, description="Check and report; write nothing")
+    dry_run: bool = Field(
+        False, description="Check and report what would change (outcome); write nothing"
+    )
+    confirm_deletes: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "replace: allow deleting up to this many stored rules (the outcome.deleted of a dry "
+            "run); without it a replace that deletes more rules than it keeps is refused (409)"
+        ),
+    )
     message: Message = Field("", max_length=2000)
 
 
@@ -339,8 +356,27 @@ class NoteOut(BaseModel):
     message: str
 
 
+class ImportOutcomeOut(BaseModel):
+    """What an import did (or, for a dry run, would do) to the stored rules: rules ``created``,
+    ``updated``, ``unchanged``, ``deleted`` (replace only) and ``kept``; ``previous_revision``
+    is the revision before it."""
+
+    mode: str
+    previous_revision: int
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+    kept: int
+    moved: int
+    settings_changed: bool
+    dry_run: bool
+
+
 class ImportOut(BaseModel):
-    """What an import did: ``imported`` rules, every ``skipped`` line (as the CLI reports)."""
+    """What an import did: ``imported`` rules, every ``skipped`` line (as the CLI reports), what
+    it did to the stored rules (``outcome``), the ``revision`` it made and ``rollback_to``, the
+    revision to roll back to (``POST /api/revisions/{rollback_to}/rollback``) to undo it."""
 
     format: str
     imported: int
@@ -348,7 +384,10 @@ class ImportOut(BaseModel):
     notes: list[NoteOut]
     summary: str
     dry_run: bool
+    mode: str | None
+    outcome: ImportOutcomeOut | None
     revision: RevisionOut | None
+    rollback_to: int | None
 
 
 class UnsupportedOut(BaseModel):

@@ -24,7 +24,15 @@ from waypost.exceptions import ValidationError
 from waypost.rules.model import Rule
 from waypost.store import check_rule_set, to_json_value
 from waypost.store.base import Store
-from waypost.store.model import DeleteRule, Operation, Revision, Snapshot, UpsertRule
+from waypost.store.model import (
+    DeleteRule,
+    ImportMode,
+    ImportOutcome,
+    Operation,
+    Revision,
+    Snapshot,
+    UpsertRule,
+)
 from waypost.store.transfer import dump_document
 from waypost.tools.formats import (
     EXPORTERS,
@@ -216,15 +224,24 @@ def validate(
 @dataclass(frozen=True, slots=True)
 class ImportReport:
     """What an import read (``result``: rules, skipped lines, notes), the settings it brings
-    (None: keep the stored ones) and the revision it made (None: a dry run, or no change)."""
+    (None: keep the stored ones), and what it did to the stored rules (``outcome``: None before
+    it ran; its revision is None for a dry run, or when nothing changed)."""
 
     result: ImportResult
     allowed_hosts: tuple[str, ...] | None
-    revision: Revision | None = None
+    outcome: ImportOutcome | None = None
+
+    @property
+    def revision(self) -> Revision | None:
+        """The revision the import made (None: a dry run, or no change)."""
+        return None if self.outcome is None else self.outcome.revision
 
     def to_dict(self, *, dry_run: bool) -> dict[str, Any]:
-        """A JSON-ready dict: counts, every skipped line and note, the CLI's summary."""
+        """A JSON-ready dict: counts, every skipped line and note, the CLI's summary, what it
+        did to the stored rules and the revision that undoes it (``rollback_to``)."""
         result = self.result
+        outcome = self.outcome
+        written = self.revision is not None
         return {
             "format": result.format,
             "imported": len(result.rules),
@@ -234,7 +251,10 @@ class ImportReport:
             "notes": [{"line": n.line, "text": n.text, "message": n.message} for n in result.notes],
             "summary": result.summary(),
             "dry_run": dry_run,
+            "mode": None if outcome is None else outcome.mode,
+            "outcome": None if outcome is None else outcome.to_dict(),
             "revision": None if self.revision is None else self.revision.to_dict(),
+            "rollback_to": outcome.previous_revision if outcome is not None and written else None,
         }
 
 
@@ -308,43 +328,36 @@ def import_text(
     *,
     format: str,
     filename: str | None = None,
-    mode: str = "replace",
+    mode: ImportMode = "merge",
     dry_run: bool = False,
+    confirm_deletes: int | None = None,
     key_id: str | None = None,
     message: str = "",
 ) -> ImportReport:
-    """Import a file's ``text``: ``replace`` makes the rule set exactly its rules (a Waypost
-    document also brings its defaults and allowed hosts; another format keeps the stored ones),
-    ``append`` adds its rules at the end. ``dry_run`` checks without writing.
+    """Import a file's ``text`` in ``mode`` (see :meth:`Store.import_rules`): ``merge`` puts its
+    rules into the stored ones (a rule with the same name, or the same ``from`` and conditions,
+    is replaced in place; nothing is deleted), ``append`` adds them at the end, ``replace`` makes
+    the rule set exactly the file's. A Waypost document also brings its defaults and allowed
+    hosts; another format keeps the stored ones. ``dry_run`` checks and counts without writing.
 
     Raises :class:`~waypost.exceptions.ValidationError` with every problem, located
-    (``rules[3].to`` for a replace, ``changes[3].rule.to`` for an append).
+    (``rules[3].to``), and :class:`~waypost.exceptions.ConfirmationError` for a replace that
+    deletes more than it keeps beyond ``confirm_deletes``.
     """
     report = read_import(text, format, filename)
     result = report.result
-    message = message or f"import ({result.format}, {mode})"
-    if mode == "append":
-        operations = [UpsertRule(rule) for rule in result.rules]
-        if dry_run:
-            problems = validate(store.load_snapshot(), operations=operations)
-            if problems:
-                raise ValidationError((p["path"], p["message"]) for p in problems)
-            return report
-        revision = store.apply(operations, key_id=key_id, message=message)
-        return ImportReport(result, report.allowed_hosts, revision)
-    snapshot = store.load_snapshot()
     own = report.allowed_hosts is not None
-    defaults = result.defaults if own else snapshot.defaults
-    hosts = report.allowed_hosts if report.allowed_hosts is not None else snapshot.allowed_hosts
-    if dry_run:
-        problems = validate(snapshot, rules=result.rules, defaults=defaults, allowed_hosts=hosts)
-        if problems:
-            raise ValidationError((p["path"], p["message"]) for p in problems)
-        return report
-    revision = store.replace_rules(
-        result.rules, defaults=defaults, allowed_hosts=hosts, key_id=key_id, message=message
+    outcome = store.import_rules(
+        result.rules,
+        mode=mode,
+        defaults=result.defaults if own else None,
+        allowed_hosts=report.allowed_hosts,
+        confirm_deletes=confirm_deletes,
+        dry_run=dry_run,
+        key_id=key_id,
+        message=message or f"import ({result.format}, {mode})",
     )
-    return ImportReport(result, report.allowed_hosts, revision)
+    return ImportReport(result, report.allowed_hosts, outcome)
 
 
 def export_snapshot(snapshot: Snapshot, format: str) -> dict[str, Any]:

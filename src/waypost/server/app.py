@@ -39,25 +39,28 @@ from waypost.server.bodies import (
     stream_body,
     unsupported_coding,
 )
-from waypost.server.core import WaypostServer
+from waypost.server.core import HEALTH_PATH, METRICS_PATH, WaypostServer
 from waypost.server.proxy import Forward
 from waypost.server.reloading import Signature
 from waypost.settings import Settings
 
-__all__ = ["MALFORMED", "WaypostApp"]
+__all__ = ["BODY_FAILED", "WaypostApp"]
 
 logger = logging.getLogger("waypost.server")
 #: How far behind a scrape answered by another worker, or the access log, may be.
 FLUSH_SECONDS = 0.5
+# Headers that carry an API key.
+_KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-secret-token"})
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-#: Set in the scope by the connection (:mod:`waypost.server.protocol`) when the request's body
-#: turned out malformed and the connection answered 400 itself.
-MALFORMED = "waypost.malformed_body"
+#: Set in the scope by the connection (:mod:`waypost.server.protocol`) when it ended the
+#: request's body itself: ``"malformed"`` (it answered 400) or ``"stalled"`` (it answered 408,
+#: past ``body_timeout``, and counted and logged the request).
+BODY_FAILED = "waypost.body_failed"
 
 
 def _closing(response: Response) -> Response:
@@ -99,6 +102,24 @@ class WaypostApp:
         self.admin: Any = None
         self._admin_store: Any = None
         self.is_admin_path: Callable[[str], bool] = lambda path: False
+        self._keyed_metrics = not self.server.settings.public_metrics
+        self._admin_cookie = b""
+
+    def to_admin(self, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
+        """True when the admin app answers this request (serving from a store only): its own
+        paths, and health or metrics asked with credentials (or metrics needing them), whose
+        key it checks. (``headers`` as ASGI has them: lower-case names.)"""
+        if self.admin is None:
+            return False
+        if path in (HEALTH_PATH, METRICS_PATH):
+            if path == METRICS_PATH and self._keyed_metrics:
+                return True
+            cookie = self._admin_cookie
+            return any(
+                name in _KEY_HEADERS or (name == b"cookie" and cookie in value)
+                for name, value in headers
+            )
+        return self.is_admin_path(path)
 
     @property
     def engine(self) -> Engine:
@@ -147,12 +168,17 @@ class WaypostApp:
             return
         # Imported only when serving a store: FastAPI is not needed to serve a file.
         from waypost.admin import ADMIN_PREFIX, create_admin_app, is_admin_path
+        from waypost.admin._context import COOKIE_NAME
+        from waypost.server._keyed import add_keyed_routes
         from waypost.store import open_store
 
         # Opened here, in the worker: database connections must not cross a fork.
         self._admin_store = open_store(self.store_url)
+        admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX)
+        add_keyed_routes(admin, self.server)  # health's details and metrics, for a read key
+        self._admin_cookie = COOKIE_NAME.encode("ascii") + b"="
         self.is_admin_path = is_admin_path
-        self.admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX)
+        self.admin = admin
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The admin API, counted and logged like every other request."""
@@ -178,7 +204,9 @@ class WaypostApp:
         query = scope.get("query_string", b"").decode("latin-1")
         target = scope["path"] + ("?" + query if query else "")
         body = await self._admin_body(scope, receive, counting_send, target)
-        if body is not None:
+        if body is None:  # the connection answered, counted and logged it
+            return
+        if isinstance(body, bytes):
             sent = False
 
             async def replay() -> Message:
@@ -190,11 +218,14 @@ class WaypostApp:
                 return {"type": "http.request", "body": body, "more_body": False}
 
             await self.admin(scope, replay, counting_send)
+            status, size = seen["status"], seen["size"]
+        else:  # answered (413), or ended, here
+            status, size = body
         client = scope.get("client")
         self.server.done(
             "internal",
-            seen["status"],
-            seen["size"],
+            status,
+            size,
             client_ip=client[0] if client else None,
             method=scope["method"],
             target=target,
@@ -204,10 +235,10 @@ class WaypostApp:
 
     async def _admin_body(
         self, scope: Scope, receive: Receive, send: Send, target: str
-    ) -> bytes | None:
+    ) -> bytes | tuple[int, int] | None:
         """The admin request's body, read whole and bounded by ``max_body_bytes`` (FastAPI
-        would read any size into memory, before it checks the caller's key); None when the
-        request was answered (413) or ended here."""
+        would read any size into memory, before it checks the caller's key). Else the status
+        and size to count (answered 413, or the body never ended), or None (counted already)."""
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         if not has_body(headers):
             return b""
@@ -220,8 +251,7 @@ class WaypostApp:
                     receive, limit=limit, memory=sys.maxsize, directory=self.server.bodies
                 )
             except BodyIncomplete as exc:
-                self._incomplete(scope, exc, target, "the admin API did not see it")
-                return None
+                return self._incomplete(scope, exc, target, "the admin API did not see it")
             except BodyTooLarge:
                 pass
             else:
@@ -240,7 +270,7 @@ class WaypostApp:
             payload,
         )
         await send_response(send, response)
-        return None
+        return 413, len(payload)
 
     async def _drain(self) -> None:
         server = self.server
@@ -258,7 +288,7 @@ class WaypostApp:
             self.server.in_flight -= 1
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.admin is not None and self.is_admin_path(scope["path"]):
+        if self.admin is not None and self.to_admin(scope["path"], scope["headers"]):
             await self._admin(scope, receive, send)
             return
         server = self.server
@@ -278,9 +308,12 @@ class WaypostApp:
             await send_response(send, response)
             status, size = response.status, len(response.body)
         elif answer.forward is not None:
-            status, size = await self._proxy(
+            result = await self._proxy(
                 scope, receive, send, answer.forward, answer.vary, headers, target
             )
+            if result is None:  # the connection answered, counted and logged it
+                return
+            status, size = result
         else:  # pragma: no cover - an Answer always carries one of the two
             raise RuntimeError("empty answer")
         server.done(
@@ -303,9 +336,10 @@ class WaypostApp:
         vary: tuple[str, ...],
         headers: list[tuple[str, str]],
         target: str,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int] | None:
         """Send the request upstream (its body buffered first, or streamed) and relay the answer.
-        Returns ``(status, bytes sent)`` for the access log."""
+        Returns ``(status, bytes sent)`` for the access log, or None when the connection has
+        counted the request already."""
         server = self.server
         settings = server.settings
         head = forward.method == "HEAD"
@@ -339,7 +373,9 @@ class WaypostApp:
                 forward = forward.with_length(buffered.size)
                 body = buffered.content()
             else:
-                body = stream_body(receive, limit=limit, timeout=settings.upstream_timeout)
+                # A body that stalls is ended by the connection (body_timeout): the iterator
+                # then raises, and the upstream request with it.
+                body = stream_body(receive, limit=limit)
 
         async def start(status: int, out: list[tuple[str, str]]) -> None:
             await send(
@@ -358,11 +394,7 @@ class WaypostApp:
         except BodyTooLarge:  # streamed: httpx closed the upstream connection mid-body
             return await _refuse(send, _too_large(limit, head))
         except BodyIncomplete as exc:
-            result = self._incomplete(scope, exc, target, "the upstream request was aborted")
-            if exc.timed_out:
-                detail = f"The request body stopped arriving for {settings.upstream_timeout} s."
-                return await _refuse(send, _closing(error_response(408, detail, head=head)))
-            return result
+            return self._incomplete(scope, exc, target, "the upstream request was aborted")
         finally:
             if buffered is not None:
                 buffered.close()
@@ -371,15 +403,18 @@ class WaypostApp:
 
     def _incomplete(
         self, scope: Scope, exc: BodyIncomplete, target: str, outcome: str
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int] | None:
         """Log a body that did not arrive complete (one line: the client's doing, not a fault
         of the server) and return the status for the access log: 400 (malformed, answered by the
-        connection), 408 (stopped arriving) or 499 (the client closed, as nginx logs it)."""
+        connection) or 499 (the client closed, as nginx logs it); None for one that stalled (the
+        connection answered 408 and counted it)."""
         received = exc.received
-        if scope.get(MALFORMED):
+        failed = scope.get(BODY_FAILED)
+        status: int | None
+        if failed == "malformed":
             status, why = 400, "the body was malformed (answered 400)"
-        elif exc.timed_out:
-            status, why = 408, f"the body stopped arriving after {received} bytes (answered 408)"
+        elif failed == "stalled":
+            status, why = None, f"the body stopped arriving after {received} bytes (answered 408)"
         else:
             status, why = (
                 499,
@@ -394,7 +429,7 @@ class WaypostApp:
             why,
             outcome,
         )
-        return status, 0
+        return None if status is None else (status, 0)
 
 
 async def _refuse(send: Send, response: Response) -> tuple[int, int]:

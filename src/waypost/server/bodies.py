@@ -15,12 +15,12 @@ anything, and sends it with a ``Content-Length``:
 Streaming (``request_buffering off``) is for uploads too large or too slow to hold: each piece goes
 on as it arrives, and a body that fails raises out of the iterator httpx is reading, which makes
 httpx close the upstream connection before the end of the body is sent, so the upstream never
-sees a complete request. A body that stops arriving for ``timeout`` seconds fails the same way.
+sees a complete request. A body that stops arriving fails the same way: the connection ends it
+after ``body_timeout`` (see :mod:`waypost.server.protocol`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -54,13 +54,12 @@ class BodyTooLarge(Exception):
 
 
 class BodyIncomplete(Exception):
-    """The request body ended before it was complete: the client closed the connection, sent a
-    malformed body (the connection answered 400), or, with ``timed_out``, stopped sending."""
+    """The request body ended before it was complete: the client closed the connection, or the
+    connection ended it (a malformed body answered 400, a stalled one 408)."""
 
-    def __init__(self, received: int, *, timed_out: bool = False) -> None:
+    def __init__(self, received: int) -> None:
         super().__init__(f"the request body ended after {received} bytes")
         self.received = received
-        self.timed_out = timed_out
 
 
 def has_body(headers: Iterable[tuple[str, str]]) -> bool:
@@ -216,19 +215,16 @@ async def read_body(
     return BufferedBody(b"".join(pieces), None, size)
 
 
-async def stream_body(receive: Receive, *, limit: int, timeout: float) -> AsyncIterator[bytes]:
+async def stream_body(receive: Receive, *, limit: int) -> AsyncIterator[bytes]:
     """The request body as it arrives, for a streamed upstream request.
 
     Raises (out of the iterator, so the upstream request is aborted) :class:`BodyTooLarge` past
     ``limit`` bytes (0: no limit), and :class:`BodyIncomplete` when the connection ends before
-    the body does or no data arrives for ``timeout`` seconds.
+    the body does.
     """
     size = 0
     while True:
-        try:
-            message = await asyncio.wait_for(receive(), timeout)
-        except TimeoutError:
-            raise BodyIncomplete(size, timed_out=True) from None
+        message = await receive()
         if message["type"] != "http.request":
             raise BodyIncomplete(size)
         chunk = message.get("body", b"")

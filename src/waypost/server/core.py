@@ -8,7 +8,8 @@ bytes.
 In order, a request is:
 
 1. refused with 414 / 431 if its target or headers are larger than the limits;
-2. answered by Waypost itself on ``/_waypost/health`` and ``/_waypost/metrics``;
+2. answered by Waypost itself on ``/_waypost/health`` (details only with a read API key, see
+   :class:`~waypost.server.app.WaypostApp`) and ``/_waypost/metrics``;
 3. decided by the engine: redirect and respond are answered here; pass and rewrite are proxied
    to the upstream when there is one, else answered with the 404 page.
 """
@@ -233,20 +234,38 @@ class WaypostServer:
         return Answer(action, page)
 
     def _internal(self, raw_path: str, head: bool) -> Response | None:
+        # Without a key (see WaypostApp, which checks one): health says only ok or degraded,
+        # metrics answer only when public. The details name the database and quote its errors.
         if raw_path == HEALTH_PATH:
-            return self._json(self.health(), head)
+            return self.health_response(head, details=self.settings.public_health_details)
         if raw_path == METRICS_PATH:
-            body = self.metrics.render()
-            headers = (
-                ("content-type", CONTENT_TYPE),
-                ("content-length", str(len(body))),
-                ("cache-control", "no-store"),
-            )
-            return Response(200, headers, b"" if head else body)
+            if not self.settings.public_metrics:
+                detail = "The metrics need a read API key (Authorization: Bearer wp_...)."
+                return error_response(401, detail, head=head)
+            return self.metrics_response(head)
         return None
 
+    def health_response(self, head: bool, *, details: bool) -> Response:
+        """``/_waypost/health``: :meth:`health` with ``details``, else :meth:`public_health`."""
+        return self._json(self.health() if details else self.public_health(), head)
+
+    def metrics_response(self, head: bool) -> Response:
+        """``/_waypost/metrics``: the Prometheus text."""
+        body = self.metrics.render()
+        headers = (
+            ("content-type", CONTENT_TYPE),
+            ("content-length", str(len(body))),
+            ("cache-control", "no-store"),
+        )
+        return Response(200, headers, b"" if head else body)
+
+    def public_health(self) -> dict[str, object]:
+        """What anyone may see of :meth:`health`: ``{"status": "ok"}`` or ``"degraded"``."""
+        return {"status": self.health()["status"]}
+
     def health(self) -> dict[str, object]:
-        """Liveness and what is serving: rule count, revision (file hash), load time, worker pid."""
+        """Liveness and what is serving: rule count, revision (file hash), load time, worker pid;
+        from a store, which one and why it is degraded (for a read key: see public_health)."""
         sync = self.store_sync
         if sync is not None:
             return {

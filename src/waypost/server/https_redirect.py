@@ -8,36 +8,47 @@ HTTP-01 challenge follows the redirect to the HTTPS port (it does not check the 
 the way), where the rules or the upstream answer it.
 
 The host comes from the request's Host header, which is what the browser asked for, so this is
-no open redirect; a Host that is not a plain host name or address is refused (400). Heads are
-bounded like the main server's (414, 431), and an idle connection is closed after the
-keep-alive timeout.
+no open redirect; a Host that is not a plain host name or address is refused (400). Still, a
+client (or a cache in front that does not key on Host) could make it name any host: with
+``--https-redirect-hosts`` only the site's own names are redirected and any other Host gets 400.
+Heads are bounded like the main server's (414, 431), a head must arrive within the header timeout
+of its first byte (408), and an idle connection is closed after the keep-alive timeout. A request
+that asks to upgrade is answered and the connection closed: what follows its head is never read
+as another request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from email.utils import formatdate
 from typing import cast
 
 import httptools
 
 from waypost.http import Response, encode_location, error_response, plain_response, reason
+from waypost.rules.safety import host_allowed
+from waypost.server._hosts import LABEL, parse_https_redirect_hosts
 from waypost.server.core import WaypostServer
 
 __all__ = ["HttpsRedirectProtocol", "https_location"]
 
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(
-    rf"(?P<host>{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{{1,5}}))?\Z"
+    rf"(?P<host>{LABEL}(?:\.{LABEL})*\.?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{{1,5}}))?\Z"
 )
 
 
-def https_location(host: str, target: str, https_port: int) -> str | None:
+def https_location(
+    host: str, target: str, https_port: int, allowed_hosts: Sequence[str] = ()
+) -> str | None:
     """``https://host[:port]target`` for a request's Host header and target, or None when the
-    Host is not a plain host name or address, or the target is not a path."""
+    Host is not a plain host name or address (or not one of ``allowed_hosts``, when given), or
+    the target is not a path."""
     match = _HOST.match(host.strip())
     if match is None or not target.startswith("/"):
+        return None
+    if allowed_hosts and not host_allowed(match.group("host"), allowed_hosts):
         return None
     port = "" if https_port == 443 else f":{https_port}"
     return encode_location(f"https://{match.group('host').lower()}{port}{target}")
@@ -53,6 +64,9 @@ class HttpsRedirectProtocol(asyncio.Protocol):
         self._max_line = settings.max_request_line
         self._max_headers = settings.max_header_bytes
         self._timeout = settings.keep_alive_timeout
+        self._allowed = parse_https_redirect_hosts(settings.https_redirect_hosts)
+        self._header_timeout = settings.header_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -71,9 +85,10 @@ class HttpsRedirectProtocol(asyncio.Protocol):
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._head_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._head_timer = None
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -98,6 +113,20 @@ class HttpsRedirectProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url, self._host, self._header_bytes, self._headers = b"", "", 0, []
+        # The keep-alive timer restarts with every read; a head trickled in must still end in
+        # time (as the main server's header_timeout).
+        loop = asyncio.get_running_loop()
+        self._head_timer = loop.call_later(self._header_timeout, self._head_late)
+
+    def on_headers_complete(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        detail = f"The request head did not arrive within {self._header_timeout:g} s."
+        self._send(error_response(408, detail), keep_alive=False)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -122,15 +151,21 @@ class HttpsRedirectProtocol(asyncio.Protocol):
         method = self.parser.get_method().decode("ascii", "replace")
         target = self._url.decode("latin-1")
         head = method == "HEAD"
-        location = https_location(self._host, target, self.https_port)
+        location = https_location(self._host, target, self.https_port, self._allowed)
         if location is None:
             detail = "The request has no usable Host header or path to send to HTTPS."
+            if self._allowed:
+                detail = "The request is not for a host of this site, or has no usable path."
             response = error_response(400, detail, head=head)
         else:
             text = f"{reason(308)}: {location}\n"
             page = plain_response(308, text, head=head)
             response = Response(308, (("location", location), *page.headers), page.body)
-        keep_alive = self.parser.should_keep_alive() and location is not None
+        keep_alive = (
+            self.parser.should_keep_alive()
+            and location is not None
+            and not self.parser.should_upgrade()  # its body would be read as a request
+        )
         self._send(response, keep_alive=keep_alive)
         version = self.parser.get_http_version()
         self.server.done(

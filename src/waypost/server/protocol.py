@@ -13,7 +13,12 @@ one still in progress on the same connection) takes uvicorn's ordinary ASGI path
 It also bounds what a client may send before its head is complete: httptools buffers a header
 until its end, so without a limit a client could make a worker hold any amount of memory. Past
 ``max_request_line + max_header_bytes`` (plus room for the request line and separators) the
-connection gets 414 or 431 and is closed.
+connection gets 414 or 431 and is closed. And it bounds how long a client may take: a head must be
+complete within ``header_timeout`` of its first byte and a body must not go ``body_timeout``
+without a byte, else the client gets 408 and the connection is closed (nginx's
+``client_header_timeout`` / ``client_body_timeout``). Like the keep-alive timeout, these are one
+timer per connection that is set only when a read ends inside a head or a body, so a request
+that arrives in one read costs no timer at all.
 
 The uvicorn version is pinned: this class builds on ``HttpToolsProtocol``'s per-request state
 (``url``, ``headers``, ``cycle``, ``pipeline``, ``flow``), and ``tests/server`` exercises both paths
@@ -29,10 +34,11 @@ from urllib.parse import unquote
 import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.utils import get_path_with_query_string
 from uvicorn.server import ServerState
 
 from waypost.http import Response, error_response
-from waypost.server.app import MALFORMED, WaypostApp
+from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer
 from waypost.server.tunnel import Tunnel, tunnel_target
 
@@ -42,6 +48,7 @@ _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
+_BLANK = (b"\r", b"\n")
 
 
 class _Pending(NamedTuple):
@@ -74,6 +81,8 @@ class WaypostProtocol(HttpToolsProtocol):
         settings = app.server.settings
         self._max_line = settings.max_request_line
         self._max_head = settings.max_request_line + settings.max_header_bytes + _HEAD_SLACK
+        self._header_timeout = settings.header_timeout
+        self._body_timeout = settings.body_timeout
         #: Bytes received since the current request head began (None outside a head).
         self._head_bytes: int | None = None
         #: True when a request ended within the data being fed to the parser.
@@ -88,6 +97,16 @@ class WaypostProtocol(HttpToolsProtocol):
         #: A WebSocket request going upstream: waiting for its head to end, then its tunnel.
         self._upgrade: _Pending | None = None
         self._tunnel: Tunnel | None = None
+        #: A request that asks to upgrade and is answered as a plain one: the header lines that
+        #: frame its body, until httptools has stopped at the end of its head (see _feed()).
+        self._plain_upgrade: bytes | None = None
+        #: When the current head began, and the timer of its deadline (header_timeout).
+        self._head_started = 0.0
+        self._head_timer: asyncio.TimerHandle | None = None
+        #: True from the end of a request's head to the end of its body; the timer that closes
+        #: a body that stopped arriving (body_timeout).
+        self._in_body = False
+        self._body_timer: asyncio.TimerHandle | None = None
 
     # -- limits -----------------------------------------------------------------------------
 
@@ -95,30 +114,85 @@ class WaypostProtocol(HttpToolsProtocol):
         if self._tunnel is not None:
             self._tunnel.from_client(data)
             return
+        if (
+            data[:1] in _BLANK
+            and self._head_bytes is None
+            and not self._in_body
+            and not data.strip(b"\r\n")
+        ):
+            # Blank lines between requests, which the parser skips: not a request coming, so
+            # they do not keep an idle connection open (a Slowloris that sends only CRLF).
+            return
         self._last_data = self.loop.time()
         self._completed = False
         # uvicorn's data_received(), keeping what follows an upgrade request's head.
         self._unset_keepalive_if_required()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            msg = "Invalid HTTP request received."
-            self.logger.warning(msg)
-            self._body_failed()
-            self.send_400_response(msg)
+        if not self._feed(data):
             return
-        except httptools.HttpParserUpgrade as exc:
-            if self._upgrade is not None:
-                self._start_tunnel(data[exc.args[0] :] if exc.args else b"")
-            # else: answered here (and closed), or by the app as a plain request
-            return
-        # Still inside a request head after this data: count it. When a request ended within
-        # this data, where the next head began is not known, so its first piece is not counted:
-        # a head is refused at most one read (256 KiB) past the limit, never left unbounded.
-        if self._head_bytes is not None and not self._completed:
-            self._head_bytes += len(data)
-            if self._head_bytes > self._max_head:
-                self._refuse_head()
+        if self._head_bytes is not None:
+            # Still inside a request head after this data: count it. When a request ended within
+            # this data, where the next head began is not known, so its first piece is not
+            # counted: a head is refused at most one read (256 KiB) past the limit, never left
+            # unbounded.
+            if not self._completed:
+                self._head_bytes += len(data)
+                if self._head_bytes > self._max_head:
+                    self._refuse_head()
+                    return
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_at(
+                    self._head_started + self._header_timeout, self._head_check
+                )
+        elif self._in_body and self._body_timer is None:
+            self._body_timer = self.loop.call_later(self._body_timeout, self._body_check)
+
+    def _feed(self, data: bytes) -> bool:
+        """Parse ``data``; False when the connection is no longer read as HTTP requests.
+
+        httptools stops at the end of a head that asks to upgrade (``Connection: upgrade``), as
+        if the rest of the connection spoke the new protocol, and would read the body of such a
+        request as the next request. Only a WebSocket handshake that goes upstream becomes a
+        tunnel; any other is a plain request (a server may ignore Upgrade, RFC 9110 §7.8), so
+        its body is read by its own framing and parsing goes on after it.
+        """
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return True
+            except httptools.HttpParserError:
+                msg = "Invalid HTTP request received."
+                self.logger.warning(msg)
+                self._body_failed()
+                self.send_400_response(msg)
+                return False
+            except httptools.HttpParserUpgrade as exc:
+                rest = data[exc.args[0] :] if exc.args else b""
+                if self._upgrade is not None:
+                    self._start_tunnel(rest)
+                    return False
+                if self.transport.is_closing():
+                    return False
+                if self._plain_upgrade is not None:
+                    try:
+                        self._read_body_after_upgrade(self._plain_upgrade)
+                    except httptools.HttpParserError:
+                        self._body_failed()
+                        self.send_400_response("Invalid HTTP request received.")
+                        return False
+                if not rest:
+                    return True
+                data = rest
+
+    def _read_body_after_upgrade(self, framing: bytes) -> None:
+        """Go on with a parser that has read a head made of just the body's framing headers, so
+        that it reads the upgrade request's body, and the requests after it, as HTTP/1.1."""
+        self._plain_upgrade = None
+        callbacks = _AfterHead(self)
+        parser = httptools.HttpRequestParser(callbacks)
+        parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn's parser
+        parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n")
+        callbacks.reading_head = False
+        self.parser = parser
 
     def _body_failed(self) -> None:
         """The request the app is reading turned out malformed (a bad chunk, say): tell its app
@@ -126,7 +200,7 @@ class WaypostProtocol(HttpToolsProtocol):
         gone, and by then the app may have read what looked like a whole body."""
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            cycle.scope[MALFORMED] = True  # type: ignore[literal-required]
+            cycle.scope[BODY_FAILED] = "malformed"  # type: ignore[literal-required]
             cycle.disconnected = True
             cycle.message_event.set()
 
@@ -162,8 +236,10 @@ class WaypostProtocol(HttpToolsProtocol):
         self.expect_100_continue = False
         self.headers = []
         self._head_bytes = 0
+        self._head_started = self._last_data
         self._answer = None
         self._upgrade = None
+        self._plain_upgrade = None
 
     def _asgi(self) -> None:
         """Hand the request whose head just arrived to uvicorn's ASGI path."""
@@ -175,14 +251,21 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
+        self._in_body = True
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         parser = self.parser
         upgrade = parser.should_upgrade()
+        plain_upgrade = upgrade and not self._can_tunnel()
+        if plain_upgrade:
+            self._plain_upgrade = self._body_framing()
         if (
             (self.cycle is not None and not self.cycle.response_complete)
             or self.pipeline
             or self.flow.write_paused
             or self.expect_100_continue
-            or (upgrade and not self._can_tunnel())
+            or plain_upgrade
         ):
             self._asgi()
             return
@@ -195,7 +278,7 @@ class WaypostProtocol(HttpToolsProtocol):
         raw_path = raw.decode("latin-1")
         path = unquote(raw_path) if "%" in raw_path else raw_path
         app = self.app_instance
-        if app.admin is not None and app.is_admin_path(path):
+        if app.admin is not None and app.to_admin(path, self.headers):
             self._asgi()
             return
         matcher = self.waypost.engine.matcher
@@ -241,6 +324,15 @@ class WaypostProtocol(HttpToolsProtocol):
             for name, value in self.headers
         )
 
+    def _body_framing(self) -> bytes | None:
+        """The Content-Length or Transfer-Encoding lines of a request that has a body."""
+        lines = [
+            name + b": " + value + b"\r\n"
+            for name, value in self.headers
+            if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+        ]
+        return b"".join(lines) or None
+
     def _start_tunnel(self, rest: bytes) -> None:
         """The upgrade request's head has ended: open its tunnel (see waypost.server.tunnel)."""
         pending = self._upgrade
@@ -262,16 +354,18 @@ class WaypostProtocol(HttpToolsProtocol):
                 headers=pending.headers,
             )
 
-        def refuse(status: int) -> int:
-            detail = "The request cannot be sent on." if status == 400 else None
-            response = error_response(status, detail or "The upstream did not answer.")
+        def refuse(status: int, detail: str) -> int:
+            response = error_response(status, detail)
             self._write(response, keep_alive=False)
             return len(response.body)
+
+        def start_response(status: int, headers: list[tuple[str, str]]) -> None:
+            self._write(Response(status, tuple(headers), b""), keep_alive=False)
 
         try:
             target = tunnel_target(pending.answer.forward, "websocket")
         except ValueError:
-            done(400, refuse(400))
+            done(400, refuse(400, "The request cannot be sent on."))
             self.transport.close()
             return
         proxy = self.waypost.proxy
@@ -280,6 +374,7 @@ class WaypostProtocol(HttpToolsProtocol):
             self.flow.drain,
             done,
             refuse,
+            start_response,
             timeout=proxy.timeout if proxy is not None else 30.0,
         )
         self._tunnel.start(target, rest)
@@ -290,6 +385,9 @@ class WaypostProtocol(HttpToolsProtocol):
         # else: the answer does not depend on the body; it is read and dropped.
 
     def on_message_complete(self) -> None:
+        if self._plain_upgrade is not None:
+            return  # httptools ends an upgrade request at its head; its body comes (see _feed)
+        self._in_body = False
         pending = self._answer
         self._completed = True
         if self._upgrade is not None:  # the tunnel starts once the parser stops at the upgrade
@@ -317,6 +415,77 @@ class WaypostProtocol(HttpToolsProtocol):
             self.transport.close()
         elif self._idle_timer is None:
             self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    # -- slow clients -------------------------------------------------------------------------
+
+    def _head_check(self) -> None:
+        """The head's deadline (header_timeout from its first byte), as nginx's
+        client_header_timeout: a head trickled in a line at a time must not hold the connection
+        for as long as the client likes."""
+        self._head_timer = None
+        if self._head_bytes is None or self.transport.is_closing():
+            return
+        late = self.loop.time() - (self._head_started + self._header_timeout)
+        if late < 0:  # the loop may run a timer a little before its time
+            self._head_timer = self.loop.call_later(-late, self._head_check)
+            return
+        setting = self.waypost.settings.header_timeout
+        self._time_out(f"The request head did not arrive within {setting:g} s (header_timeout).")
+
+    def _body_check(self) -> None:
+        """A body that stopped arriving (body_timeout between two reads), as nginx's
+        client_body_timeout. Time when this server is not reading (the upstream takes the body
+        slower than it comes, or the client waits for its 100 Continue) is not the client's."""
+        self._body_timer = None
+        if not self._in_body or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        cycle = self.cycle
+        if self.flow.read_paused or (
+            cycle is not None and cycle.waiting_for_100_continue and not cycle.response_complete
+        ):
+            self._last_data = now
+        idle = now - self._last_data
+        if idle < self._body_timeout:
+            self._body_timer = self.loop.call_later(self._body_timeout - idle, self._body_check)
+            return
+        setting = self.waypost.settings.body_timeout
+        self._time_out(f"The request body stopped arriving for {setting:g} s (body_timeout).")
+
+    def _time_out(self, detail: str) -> None:
+        """Answer 408 (when no response has begun), log it, and close the connection."""
+        response = error_response(408, detail)
+        cycle = self.cycle
+        method, target = "-", "-"
+        answer = True
+        if self._answer is not None:
+            method, target = self._answer.method, self._answer.target
+        elif cycle is not None and (self._in_body or not cycle.response_complete):
+            # The app has this request (or is answering the one before this head): a 408 only
+            # if no response has begun. The app sees the client gone; nothing more is written.
+            answer = self._in_body and not cycle.response_started
+            if answer:
+                method, target = cycle.scope["method"], get_path_with_query_string(cycle.scope)
+            if not cycle.response_complete:
+                if self._in_body:  # the app logs it, and leaves the counting to this
+                    cycle.scope[BODY_FAILED] = "stalled"  # type: ignore[literal-required]
+                cycle.disconnected = True
+                cycle.message_event.set()
+        if answer:
+            self._write(response, keep_alive=False)
+        self.waypost.done(
+            "rejected",
+            408,
+            len(response.body) if answer else 0,
+            client_ip=self.client[0] if self.client else None,
+            method=method,
+            target=target,
+            protocol="HTTP/1.1",
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers or ()],
+        )
+        self._head_bytes = None
+        self._in_body = False
+        self.transport.close()
 
     def _idle_check(self) -> None:
         """Close the connection once it has been idle for the keep-alive timeout.
@@ -347,9 +516,10 @@ class WaypostProtocol(HttpToolsProtocol):
         self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        for timer in (self._idle_timer, self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._head_timer = self._body_timer = None
         if self._tunnel is not None:
             self._tunnel.client_closed()
         super().connection_lost(exc)
@@ -376,6 +546,38 @@ class WaypostProtocol(HttpToolsProtocol):
         out.append(b"\r\n")
         out.append(response.body)
         self.transport.write(b"".join(out))
+
+
+class _AfterHead:
+    """Parser callbacks for :meth:`WaypostProtocol._read_body_after_upgrade`: while the parser
+    reads the made-up head, nothing reaches the protocol (its request is the upgrade request);
+    after it, everything does."""
+
+    def __init__(self, protocol: WaypostProtocol) -> None:
+        self.protocol = protocol
+        self.reading_head = True
+
+    def on_message_begin(self) -> None:
+        if not self.reading_head:
+            self.protocol.on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        if not self.reading_head:
+            self.protocol.on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.reading_head:
+            self.protocol.on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if not self.reading_head:
+            self.protocol.on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.protocol.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.protocol.on_message_complete()
 
 
 def protocol_for(app: WaypostApp) -> type[WaypostProtocol]:

@@ -10,7 +10,8 @@ the ASGI path under it serves the admin API and the upstream proxy. What this mo
   error listed); workers are forked from it and inherit the loaded engine, then each watches the
   file on its own (hot reload). One listening socket, bound before the fork, is shared by all;
 - with several workers, a supervisor in the main process restarts a worker that dies and passes
-  SIGTERM/SIGINT on; with one, the main process serves itself;
+  SIGTERM/SIGINT on; with one, the main process serves itself. A worker whose supervisor dies
+  (even by SIGKILL) stops too, gracefully, so that no orphan keeps the port;
 - with several workers, prometheus_client's multiprocess mode in a private temporary folder, set
   before any worker starts and removed at exit;
 - logging: Waypost's messages on standard error, the access log on standard output;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import gc
 import logging
@@ -56,6 +58,7 @@ logger = logging.getLogger("waypost.server")
 def check_serve_settings(settings: Settings) -> None:
     """Raise a :class:`~waypost.exceptions.WaypostError` (or ``SettingsError``) for a setting that
     cannot work: a bad upstream URL, a 404 template that does not load, an impossible number."""
+    from waypost.server._hosts import parse_https_redirect_hosts
     from waypost.server.forwarding import parse_trusted_proxies
     from waypost.server.pages import NotFoundPage
     from waypost.server.proxy import check_upstream
@@ -80,14 +83,27 @@ def check_serve_settings(settings: Settings) -> None:
         raise SettingsError(
             f"request_buffering must be 'on' or 'off', not {settings.request_buffering!r}"
         )
-    if settings.keep_alive_timeout <= 0:
-        raise SettingsError(
-            f"keep_alive_timeout must be more than 0, not {settings.keep_alive_timeout!r}"
-        )
+    for name in ("keep_alive_timeout", "header_timeout", "body_timeout"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be more than 0, not {getattr(settings, name)!r}")
     for name in ("redirect_max_age", "reload_interval", "graceful_timeout"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
     check_tls(settings.tls_cert, settings.tls_key)
+    try:
+        parse_https_redirect_hosts(settings.https_redirect_hosts)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    if settings.https_redirect_hosts and settings.http_redirect_port is None:
+        raise SettingsError(
+            "https_redirect_hosts names the hosts --http-redirect-port sends to HTTPS; give "
+            "--http-redirect-port too"
+        )
+    if not settings.public_metrics and not settings.db:
+        raise SettingsError(
+            "--no-public-metrics makes /_waypost/metrics need a read API key, and keys live in "
+            "the rule store: serve with --db, or keep the metrics public and firewall them"
+        )
     redirect_port = settings.http_redirect_port
     if redirect_port is not None:
         if not settings.tls_cert:
@@ -184,13 +200,14 @@ def run_server(
         settings.workers,
     )
 
-    def serve() -> None:
+    def serve(supervisor: int | None = None) -> None:
         # Runs in each worker, after the fork: the metrics, the watcher thread and the upstream
         # connection pool belong to that worker.
         _serve_worker(
             listener,
             engine,
             settings,
+            supervisor=supervisor,
             redirect_listener=redirect_listener,
             rules_path=rules_path,
             rules_signature=signature,
@@ -247,6 +264,7 @@ def _serve_worker(
     engine: Engine,
     settings: Settings,
     *,
+    supervisor: int | None = None,
     redirect_listener: socket.socket | None = None,
     **app_args: Any,
 ) -> None:
@@ -274,6 +292,7 @@ def _serve_worker(
         ssl_keyfile=settings.tls_key,
     )
     server = _Server(config)
+    server.supervisor = supervisor
     if redirect_listener is not None:
         server.https_redirect = (redirect_listener, app.server, listener.getsockname()[1])
     if settings.tls_cert and settings.reload_interval > 0:
@@ -298,6 +317,8 @@ class _Server(uvicorn.Server):
     _tls: Any = None
     #: (socket, WaypostServer, HTTPS port) when plain HTTP is redirected to HTTPS.
     https_redirect: tuple[socket.socket, Any, int] | None = None
+    #: The supervisor's pid, in a worker: when it is no longer this process's parent, stop.
+    supervisor: int | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -316,6 +337,17 @@ class _Server(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         # uvicorn ticks every 0.1 s, the first time as serving starts.
+        if (
+            self.supervisor is not None
+            and counter % _PARENT_EVERY == 0
+            and os.getppid() != self.supervisor
+            and not self.should_exit
+        ):
+            # The portable way (Linux is told at once, see _exit_with_supervisor): an orphan
+            # would keep answering on the shared port and hold it, so that a restarted server
+            # cannot listen. Stop as SIGTERM would: requests in flight finish.
+            logger.warning("waypost: the supervisor (pid %d) is gone; stopping", self.supervisor)
+            self.should_exit = True
         if self.tls_paths is not None and self.config.ssl is not None:
             if self._tls is None:
                 from waypost.server.tls import CertificateReloader
@@ -337,11 +369,38 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _supervise(serve: Callable[[], None], workers: int, kill_timeout: float) -> None:
-    """Fork ``workers`` processes running ``serve``; restart one that dies; on SIGTERM or SIGINT
-    pass SIGTERM to all, wait up to ``kill_timeout`` seconds, then kill what is left."""
+#: Ticks (0.1 s) between a worker's checks that its supervisor is still its parent.
+_PARENT_EVERY = 5
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _exit_with_supervisor(supervisor: int) -> None:
+    """In a worker just forked from ``supervisor``: have the kernel send SIGTERM (a graceful
+    stop) when the supervisor dies, even by SIGKILL, which no handler of its own could pass on.
+
+    That is Linux's ``prctl(PR_SET_PDEATHSIG)``; elsewhere, or if it fails, the worker finds out
+    on its own within half a second (``_Server.on_tick``). A supervisor that died between the
+    fork and the prctl call would never send the signal, hence the check after it.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+                error = ctypes.get_errno()
+                logger.warning("waypost: prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(error))
+        except (OSError, AttributeError) as exc:  # no libc to load, or no prctl in it
+            logger.warning("waypost: prctl(PR_SET_PDEATHSIG) is not available: %s", exc)
+    if os.getppid() != supervisor:
+        raise SystemExit(0)  # orphaned already: nothing was served yet
+
+
+def _supervise(serve: Callable[[int], None], workers: int, kill_timeout: float) -> None:
+    """Fork ``workers`` processes running ``serve(supervisor_pid)``; restart one that dies; on
+    SIGTERM or SIGINT pass SIGTERM to all, wait up to ``kill_timeout`` seconds, then kill what is
+    left. A worker stops by itself when this process dies (see :func:`_exit_with_supervisor`)."""
     children: dict[int, int] = {}
     stopping: list[float] = []
+    supervisor = os.getpid()
 
     def spawn(slot: int) -> None:
         pid = os.fork()
@@ -350,7 +409,8 @@ def _supervise(serve: Callable[[], None], workers: int, kill_timeout: float) -> 
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                serve()
+                _exit_with_supervisor(supervisor)
+                serve(supervisor)
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1

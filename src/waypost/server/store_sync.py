@@ -4,8 +4,8 @@ A committed change reaches every worker of every instance within a second: Postg
 NOTIFY, SQLite's ``data_version`` moves, and the worker's background thread loads the new
 snapshot and swaps it in with :meth:`Engine.replace` (atomic: a request sees the old rules or the
 new ones). If the database becomes unreachable, the worker keeps serving its last good snapshot,
-``/_waypost/health`` says ``degraded`` with the reason, and it recovers by itself (retrying with
-back-off) when the database returns.
+``/_waypost/health`` says ``degraded`` (and why, for a read key), and it recovers by itself
+(retrying with back-off) when the database returns.
 
 Connections are opened in the worker, after any fork: database connections are not fork-safe.
 """

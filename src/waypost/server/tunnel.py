@@ -4,10 +4,11 @@ A WebSocket starts as an HTTP/1.1 request with ``Upgrade: websocket``. When the 
 upstream (it passes, or a rewrite changes its path), the server opens a connection to the
 upstream, sends it the request head (built by :func:`tunnel_target` from the same
 :class:`~waypost.server.proxy.Forward` as any proxied request, with ``Connection: upgrade`` and
-``Upgrade`` put back), and from then on copies bytes both ways: the upstream's ``101 Switching
-Protocols`` and the frames that follow reach the client unchanged, and the client's frames the
-upstream. The tunnel ends when either side closes. Redirects and fixed responses answer the
-upgrade request like any other request.
+``Upgrade`` put back), and reads its answer. Only a ``101 Switching Protocols`` that switches to
+``websocket`` makes the connection a tunnel (as in nginx): the 101 and the frames that follow
+reach the client unchanged, and the client's frames the upstream, until either side closes. Any
+other answer reaches the client as a plain response, and both connections are closed. Redirects
+and fixed responses answer the upgrade request like any other request.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from waypost.server.proxy import Forward
+import httptools
 
-__all__ = ["Tunnel", "TunnelTarget", "tunnel_target"]
+from waypost.server.proxy import Forward, UpstreamProxy
+
+__all__ = ["Tunnel", "TunnelTarget", "is_switch", "tunnel_target"]
 
 logger = logging.getLogger("waypost.server")
 
@@ -71,22 +74,66 @@ def tunnel_target(forward: Forward, upgrade: str) -> TunnelTarget:
         raise ValueError("the request holds text that is not latin-1") from None
 
 
-def _status(first: bytes) -> int:
-    """The status of an HTTP/1.1 response from its first bytes (502 when unreadable)."""
-    line = first.split(b"\r\n", 1)[0].split(b" ", 2)
-    if len(line) >= 2 and line[0].startswith(b"HTTP/") and line[1].isdigit():
-        return int(line[1])
-    return 502
+def is_switch(status: int, headers: list[tuple[str, str]], upgrade: str) -> bool:
+    """Whether an upstream's response head switches the connection to ``upgrade``: a 101 that
+    says ``Connection: upgrade`` and names the protocol the request asked for (RFC 9110 §7.8).
+    A 101 that does not is no switch, and the connection is not handed to it."""
+    if status != 101:
+        return False
+    tokens = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    upgrades = [value.strip().lower() for name, value in headers if name.lower() == "upgrade"]
+    return "upgrade" in tokens and upgrades == [upgrade]
+
+
+class _UpstreamResponse:
+    """httptools callbacks collecting the upstream's answer to the handshake (sans-io)."""
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[str, str]] = []
+        self.head_done = False
+        self.complete = False
+        self.body: list[bytes] = []
+
+    def on_message_begin(self) -> None:
+        # An interim response (100, 103) is read past: only the final answer is relayed.
+        self.headers, self.head_done, self.body = [], False, []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
 
 
 class Tunnel:
-    """One client connection's tunnel to the upstream.
+    """One client connection's WebSocket handshake and, once the upstream switches, its tunnel.
+
+    As nginx does, the connection becomes a tunnel only when the upstream answers ``101`` with
+    ``Connection: upgrade`` and ``Upgrade: websocket``. Any other answer is relayed to the client
+    as a plain response (hop-by-hop headers dropped) and both connections are closed: what the
+    client sends after its handshake never reaches the upstream unless it switched, so a
+    keep-alive upstream cannot be made to read it as another request (one that skipped the
+    rules and carried a forged ``X-Forwarded-For``). A client sends nothing after its handshake
+    until it has the 101 (RFC 6455 §4.1): bytes that come before it are not frames, and the
+    handshake is refused with 400.
 
     ``transport`` is the client's; ``drain`` waits until the client has taken what was written
     (the connection's flow control); ``done(status, size)`` is called once at the end with the
-    upstream's status (502/504 when it could not be reached) and the bytes sent to the client;
-    ``refuse(status)`` answers the client with an error page when the upstream cannot be reached
-    and returns the size of its body.
+    status the client got (502/504 when the upstream could not be reached) and the bytes of
+    body sent; ``refuse(status, detail)`` answers the client with an error page and returns the
+    size of its body; ``start_response(status, headers)`` writes the head of a plain response
+    (with ``connection: close``).
     """
 
     def __init__(
@@ -94,31 +141,43 @@ class Tunnel:
         transport: asyncio.Transport,
         drain: Callable[[], Awaitable[None]],
         done: Callable[[int, int], None],
-        refuse: Callable[[int], int],
+        refuse: Callable[[int, str], int],
+        start_response: Callable[[int, list[tuple[str, str]]], None],
         *,
         timeout: float,
+        upgrade: str = "websocket",
     ) -> None:
         self.transport = transport
         self._drain = drain
         self._done = done
         self._refuse = refuse
+        self._start_response = start_response
         self._timeout = timeout
+        self._upgrade = upgrade
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pending: list[bytes] = []
         self._closed = False
+        self._switched = False
+        self._early = False
+        self._status = 502  # what the client got, for done() when the client went away first
 
     def start(self, target: TunnelTarget, first: bytes) -> None:
-        """Connect and send the head and ``first`` (what the client sent after its head)."""
-        self.transport.pause_reading()  # until the upstream is there to take it
-        self._pending.append(target.head + first)
+        """Connect and send the head; ``first`` is what the client sent after its head."""
+        if first:
+            self._client_too_early()
         self._task = asyncio.get_running_loop().create_task(self._run(target))
 
+    def _client_too_early(self) -> None:
+        # Not buffered, never sent: the handshake will be refused. Reading stops until then.
+        self._early = True
+        self.transport.pause_reading()
+
     def from_client(self, data: bytes) -> None:
-        """Bytes from the client: to the upstream, pausing the client if the upstream lags."""
+        """Bytes from the client: to the upstream once it has switched, pausing the client if
+        the upstream lags."""
         writer = self._writer
-        if writer is None:
-            self._pending.append(data)
+        if not self._switched or writer is None:
+            self._client_too_early()
             return
         writer.write(data)
         if writer.transport.get_write_buffer_size() > _HIGH_WATER:
@@ -136,10 +195,17 @@ class Tunnel:
     def client_closed(self) -> None:
         """The client went away: close the upstream side too."""
         self._closed = True
-        if self._writer is not None:
-            self._writer.close()
+        if self._switched and self._writer is not None:
+            self._writer.close()  # the tunnel's loop ends, and reports its status and size
         elif self._task is not None:
             self._task.cancel()
+
+    async def _read(self, reader: asyncio.StreamReader) -> bytes:
+        """The upstream's next bytes (b"" at its end); TimeoutError past the upstream timeout."""
+        try:
+            return await asyncio.wait_for(reader.read(_READ_SIZE), self._timeout)
+        except (ConnectionError, OSError):
+            return b""
 
     async def _run(self, target: TunnelTarget) -> None:
         status, size = 502, 0
@@ -162,35 +228,131 @@ class Tunnel:
                     exc or type(exc).__name__,
                 )
                 if not self.transport.is_closing():
-                    size = self._refuse(status)
+                    size = self._refuse(status, "The upstream did not answer.")
                 return
             self._writer = writer
-            for data in self._pending:
-                writer.write(data)
-            self._pending.clear()
-            if self._closed:
-                writer.close()
-                return
-            self.transport.resume_reading()
-            first = True
-            while True:
-                try:
-                    chunk = await reader.read(_READ_SIZE)
-                except (ConnectionError, OSError):
-                    break
-                if not chunk:
-                    break
-                if first:
-                    status, first = _status(chunk), False
-                if self.transport.is_closing():
-                    break
-                self.transport.write(chunk)
-                size += len(chunk)
-                await self._drain()
-            writer.close()
-        except asyncio.CancelledError:
-            pass
+            writer.write(target.head)
+            status, size = await self._handshake(target, reader)
+        except asyncio.CancelledError:  # the client went away
+            status = self._status
         finally:
+            if self._writer is not None:
+                self._writer.close()
             if not self.transport.is_closing():
                 self.transport.close()
             self._done(status, size)
+
+    async def _handshake(
+        self, target: TunnelTarget, reader: asyncio.StreamReader
+    ) -> tuple[int, int]:
+        """Read the upstream's answer; tunnel on a switch, else relay it. (status, size)"""
+        response = _UpstreamResponse()
+        parser = httptools.HttpResponseParser(response)
+        head = bytearray()  # the answer's head as it came, for a 101 passed on unchanged
+        while True:
+            try:
+                chunk = await self._read(reader)
+            except TimeoutError:
+                logger.error("waypost: upstream timed out answering a WebSocket: %s", target.host)
+                return 504, self._refuse(504, "The upstream did not answer in time.")
+            if not chunk:
+                break
+            try:
+                parser.feed_data(chunk)
+            except httptools.HttpParserUpgrade as exc:
+                end = exc.args[0]
+                rest = chunk[end:]
+                head += chunk[:end]
+                return await self._switch(response, parser, bytes(head), rest, reader)
+            except httptools.HttpParserError:
+                break  # (httptools also refuses a 101 that names no protocol)
+            if not response.head_done:
+                head += chunk
+            elif parser.get_status_code() > 599:
+                break
+            elif parser.get_status_code() >= 200:
+                return await self._relay(response, parser, reader)
+            else:
+                head.clear()  # an interim response (100, 103): the answer is still to come
+        if response.head_done and parser.get_status_code() == 101:
+            detail = "The upstream answered 101 without switching to the protocol asked for."
+        else:
+            detail = "The upstream sent no valid answer."
+        logger.error("waypost: %s (%s)", detail, target.host)
+        return 502, self._refuse(502, detail)
+
+    async def _switch(
+        self,
+        response: _UpstreamResponse,
+        parser: httptools.HttpResponseParser,
+        head: bytes,
+        rest: bytes,
+        reader: asyncio.StreamReader,
+    ) -> tuple[int, int]:
+        """The upstream answered 101: the tunnel, if it switched to what the client asked for."""
+        status = parser.get_status_code()
+        if not is_switch(status, response.headers, self._upgrade):
+            detail = "The upstream answered 101 without switching to the protocol asked for."
+            logger.error("waypost: %s", detail)
+            return 502, self._refuse(502, detail)
+        if self._early:
+            return 400, self._refuse(
+                400, "Data came before the WebSocket handshake was answered (RFC 6455 4.1)."
+            )
+        self._switched = True
+        self._status = 101
+        self.transport.write(head + rest)
+        size = len(rest)
+        self.transport.resume_reading()
+        while not self._closed:
+            try:
+                chunk = await reader.read(_READ_SIZE)
+            except (ConnectionError, OSError):
+                break
+            if not chunk or self.transport.is_closing():
+                break
+            self.transport.write(chunk)
+            size += len(chunk)
+            await self._drain()
+        return 101, size
+
+    async def _relay(
+        self,
+        response: _UpstreamResponse,
+        parser: httptools.HttpResponseParser,
+        reader: asyncio.StreamReader,
+    ) -> tuple[int, int]:
+        """A plain answer: its head (hop-by-hop headers dropped) and body, then the end."""
+        status = parser.get_status_code()
+        headers = UpstreamProxy.response_headers(response.headers)
+        # Framed by Content-Length when it had one, else re-chunked (the upstream's own framing
+        # is hop-by-hop); either way the connection closes after it.
+        length = any(name == "content-length" for name, _ in headers)
+        bodiless = status in (204, 304)
+        chunked = not length and not bodiless
+        if chunked:
+            headers.append(("transfer-encoding", "chunked"))
+        self._start_response(status, headers)
+        self._status = status
+        size = 0
+        while True:
+            for piece in response.body:
+                size += len(piece)
+                self.transport.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            response.body.clear()
+            await self._drain()
+            if response.complete or self.transport.is_closing():
+                break
+            try:
+                chunk = await self._read(reader)
+            except TimeoutError:
+                chunk = b""
+            if not chunk:
+                break
+            try:
+                parser.feed_data(chunk)
+            except httptools.HttpParserError:
+                break
+        if response.complete and chunked and not self.transport.is_closing():
+            self.transport.write(b"0\r\n\r\n")
+        return status, size

@@ -17,10 +17,18 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from waypost.exceptions import NotFoundError, SchemaError, StoreError, ValidationError
+from waypost.exceptions import (
+    ConfirmationError,
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    ValidationError,
+)
+from waypost.store._import import import_outcome, plan_import
 from waypost.store._sql_base import RULE_COLUMNS, Conn, Listener
 from waypost.store._sql_keys import KeyMethods
 from waypost.store._sql_revisions import RevisionMethods
@@ -36,11 +44,14 @@ from waypost.store._state import (
     new_rule_id,
     plan_writes,
 )
-from waypost.store._validate import check_rule_set, dumps, to_json_value
+from waypost.store._validate import check_rule_set, dumps
 from waypost.store.keys import KeyChecker
 from waypost.store.migrations import LATEST, MIGRATIONS, Dialect
 from waypost.store.model import (
+    IMPORT_MODES,
     DeleteRule,
+    ImportMode,
+    ImportOutcome,
     Operation,
     Revision,
     RuleChange,
@@ -256,10 +267,17 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         message: str,
         settings_label: str = "settings",
         rollback_of: int | None = None,
+        inspect: Callable[[State, list[Entry], list[Write]], None] | None = None,
+        dry_run: bool = False,
     ) -> tuple[Revision | None, list[Entry], dict[str, int]]:
-        """Apply a change: build the new rule set from the locked state, check it, write it."""
-        with self._transaction(write=True) as conn:
-            state = self._state(conn, lock=True)
+        """Apply a change: build the new rule set from the locked state, check it, write it.
+
+        ``inspect(state, entries, writes)`` sees the change before it is written, in the same
+        transaction (so what it counts is what is written), and may refuse it by raising.
+        ``dry_run`` does everything but the writing, without taking the writers' lock.
+        """
+        with self._transaction(write=not dry_run) as conn:
+            state = self._state(conn, lock=not dry_run)
             entries, settings = build(conn, state)
             ruleset = check_rule_set(
                 [entry.rule for entry in entries],
@@ -270,8 +288,10 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             )
             number = state.revision + 1
             writes = plan_writes(state, entries, settings, number)
+            if inspect is not None:
+                inspect(state, entries, writes)
             versions = {entry.id: entry.old.version if entry.old else number for entry in entries}
-            if not writes:
+            if not writes or dry_run:
                 return None, entries, versions
             kinds = {e.id: rule.action.kind for e, rule in zip(entries, ruleset.rules, strict=True)}
             revision = self._write(
@@ -509,37 +529,113 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         key_id: str | None = None,
         message: str = "",
     ) -> Revision | None:
-        """Make the rule set exactly ``rules`` with these settings (an import); None when
-        nothing changes.
+        """Make the rule set exactly ``rules`` with these settings; None when nothing changes.
 
-        A stored rule keeps its id when a new one has its name, or else exactly its content,
+        This is :meth:`import_rules` in ``replace`` mode for programs that mean it: it deletes
+        whatever the new rule set lacks without asking for a confirmation. A stored rule keeps
+        its id when a new one has its name, exactly its content, or its ``from`` and conditions,
         so that re-importing an edited file records only what was edited.
         """
+        outcome = self._import(
+            rules,
+            mode="replace",
+            defaults=dict(defaults or {}),
+            allowed_hosts=tuple(allowed_hosts),
+            confirm_deletes=None,
+            guard=False,
+            dry_run=False,
+            key_id=key_id,
+            message=message,
+        )
+        return outcome.revision
+
+    def import_rules(
+        self,
+        rules: Sequence[Mapping[str, Any]],
+        *,
+        mode: ImportMode = "merge",
+        defaults: Mapping[str, Any] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        confirm_deletes: int | None = None,
+        dry_run: bool = False,
+        key_id: str | None = None,
+        message: str = "",
+    ) -> ImportOutcome:
+        """Import ``rules`` (a rules file's mappings) in ``mode`` (``merge``, ``append`` or
+        ``replace``; see :mod:`waypost.store._import`) as one revision, all or nothing.
+
+        ``defaults`` / ``allowed_hosts`` are the file's settings (None: it has none, keep the
+        stored ones). A ``replace`` that deletes more stored rules than it keeps raises
+        :class:`~waypost.exceptions.ConfirmationError` unless ``confirm_deletes`` allows that
+        many deletions (it also caps them: a replace deleting more than ``confirm_deletes``,
+        say because the store changed since a dry run, is refused). ``dry_run`` checks and
+        counts without writing. ValidationError lists every problem (``rules[3].to``).
+        """
+        if mode not in IMPORT_MODES:
+            raise ValidationError(
+                [("mode", f"{mode!r} is not an import mode; use {', '.join(IMPORT_MODES)}")]
+            )
+        if confirm_deletes is not None and confirm_deletes < 0:
+            raise ValidationError(
+                [("confirm_deletes", f"must be 0 or more, got {confirm_deletes!r}")]
+            )
+        return self._import(
+            rules,
+            mode=mode,
+            defaults=defaults,
+            allowed_hosts=allowed_hosts,
+            confirm_deletes=confirm_deletes,
+            guard=True,
+            dry_run=dry_run,
+            key_id=key_id,
+            message=message,
+        )
+
+    def _import(
+        self,
+        rules: Sequence[Mapping[str, Any]],
+        *,
+        mode: ImportMode,
+        defaults: Mapping[str, Any] | None,
+        allowed_hosts: Sequence[str] | None,
+        confirm_deletes: int | None,
+        guard: bool,
+        dry_run: bool,
+        key_id: str | None,
+        message: str,
+    ) -> ImportOutcome:
+        seen: list[ImportOutcome] = []
 
         def build(conn: Conn, state: State) -> tuple[list[Entry], Settings]:
             problems: list[tuple[str, str]] = []
-            by_name = {r.rule.get("name"): r for r in state.rows if r.rule.get("name")}
-            by_content: dict[str, list[Row]] = {}
-            for row in state.rows:
-                by_content.setdefault(dumps(row.rule), []).append(row)
-            used: set[str] = set()
-            entries: list[Entry] = []
-            for index, given in enumerate(rules):
-                rule = to_json_value(given, f"rules[{index}]", problems)
-                old = by_name.get(rule.get("name")) if isinstance(rule, dict) else None
-                if old is None or old.id in used:
-                    candidates = by_content.get(dumps(rule), [])
-                    old = next((row for row in candidates if row.id not in used), None)
-                if old is not None:
-                    used.add(old.id)
-                entries.append(
-                    Entry(old.id if old else new_rule_id(), rule, f"rules[{index}]", old)
-                )
-            new_defaults = to_json_value(dict(defaults or {}), "defaults", problems)
-            hosts = tuple(to_json_value(list(allowed_hosts), "allowed_hosts", problems))
+            entries, settings = plan_import(
+                state,
+                rules,
+                mode=mode,
+                defaults=defaults,
+                allowed_hosts=allowed_hosts,
+                problems=problems,
+            )
             if problems:
                 raise ValidationError(problems)
-            return entries, Settings(new_defaults, hosts, state.settings.version)
+            return entries, settings
 
-        revision, _, _ = self._commit(build, key_id=key_id, message=message)
-        return revision
+        def inspect(state: State, entries: list[Entry], writes: list[Write]) -> None:
+            outcome = import_outcome(state, entries, writes, mode)
+            seen.append(outcome)
+            if not guard or dry_run:
+                return
+            allowed = outcome.kept if confirm_deletes is None else confirm_deletes
+            if outcome.deleted > allowed:
+                confirmed = "" if confirm_deletes is None else f" (confirmed: {confirm_deletes})"
+                raise ConfirmationError(
+                    f"this replace deletes {outcome.deleted} of the {len(state.rows)} stored "
+                    f"rules and keeps {outcome.kept}{confirmed}; nothing was written",
+                    deleted=outcome.deleted,
+                    kept=outcome.kept,
+                )
+
+        revision, _, _ = self._commit(
+            build, key_id=key_id, message=message, inspect=inspect, dry_run=dry_run
+        )
+        return replace(seen[-1], revision=revision, dry_run=dry_run)

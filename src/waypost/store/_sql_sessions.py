@@ -81,7 +81,8 @@ class SessionMethods(SqlMixin):
         client_address: str | None = None,
     ) -> tuple[Session, str]:
         """A new sign-in session for the API key ``key_id``, ending ``lifetime`` seconds from
-        now: the stored record and the token, which is not kept anywhere (only its hash).
+        now (or when the key expires, if that is sooner): the stored record and the token,
+        which is not kept anywhere (only its hash).
 
         ``user_agent`` and ``client_address`` say what signed in, for a person reading the list
         of sessions; they are kept as :func:`~waypost.store.sessions.clean_client_text` makes
@@ -96,22 +97,28 @@ class SessionMethods(SqlMixin):
         token = new_session_token()
         digest = hash_token(token)
         now = datetime.now(UTC)
-        session = Session(
-            public_id(digest),
-            key_id,
-            now,
-            now + timedelta(seconds=lifetime),
-            user_agent=clean_client_text(user_agent, USER_AGENT_MAX),
-            client_address=clean_client_text(client_address, CLIENT_ADDRESS_MAX),
-        )
         with self._transaction(write=True) as conn:
             self._prune_sessions(conn, now)
             rows = conn.execute(f"SELECT {KEY_COLUMNS} FROM waypost_keys WHERE id = ?", (key_id,))
             if not rows:
                 raise NotFoundError(f"there is no API key {key_id!r}")
-            status = self._key(rows[0]).status(now)
+            key = self._key(rows[0])
+            status = key.status(now)
             if status != "active":
                 raise AuthError(status, f"API key {key_id!r} is {status}; it cannot sign in")
+            # A session never outlasts its key: it would be refused then anyway, and the list
+            # of sessions (and a key made by this session) must not promise more.
+            ends = now + timedelta(seconds=lifetime)
+            if key.expires_at is not None:
+                ends = min(ends, key.expires_at)
+            session = Session(
+                public_id(digest),
+                key_id,
+                now,
+                ends,
+                user_agent=clean_client_text(user_agent, USER_AGENT_MAX),
+                client_address=clean_client_text(client_address, CLIENT_ADDRESS_MAX),
+            )
             conn.execute(
                 f"INSERT INTO waypost_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -132,9 +139,15 @@ class SessionMethods(SqlMixin):
         """The API key a session token signs in as, if the session has not ended and the key
         may be used for a request to ``host`` needing ``scope``; AuthError with a ``reason``
         otherwise (``malformed``, ``unknown``, ``expired``, or the key's own reasons)."""
-        _, key = self.sessions.authenticate(token, host=host, scope=scope)
+        return self.check_session(token, host=host, scope=scope)[1]
+
+    def check_session(
+        self, token: str, *, host: str | None = None, scope: KeyScope | None = None
+    ) -> tuple[Session, ApiKey]:
+        """:meth:`authenticate_session` with the session itself (when it ends, for one)."""
+        session, key = self.sessions.authenticate(token, host=host, scope=scope)
         self.keys.note_use(key.id)
-        return key
+        return session, key
 
     def end_session(self, token: str) -> bool:
         """Sign out: delete the session for ``token`` (at once in this process; within the cache

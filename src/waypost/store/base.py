@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from waypost.store.keys import ApiKey, KeyScope
 from waypost.store.model import (
+    ImportMode,
+    ImportOutcome,
     Operation,
     Revision,
     RevisionDiff,
@@ -144,7 +146,23 @@ class Store(Protocol):
         key_id: str | None = None,
         message: str = "",
     ) -> Revision | None:
-        """Make the rule set exactly this (an import)."""
+        """Make the rule set exactly this, deleting what it lacks without asking."""
+        ...
+
+    def import_rules(
+        self,
+        rules: Sequence[Mapping[str, Any]],
+        *,
+        mode: ImportMode = "merge",
+        defaults: Mapping[str, Any] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        confirm_deletes: int | None = None,
+        dry_run: bool = False,
+        key_id: str | None = None,
+        message: str = "",
+    ) -> ImportOutcome:
+        """Import a rules file's rules in ``mode`` (merge, append, replace); a replace deleting
+        more than it keeps raises ConfirmationError unless ``confirm_deletes`` allows it."""
         ...
 
     # history
@@ -230,6 +248,12 @@ class Store(Protocol):
         self, token: str, *, host: str | None = None, scope: KeyScope | None = None
     ) -> ApiKey:
         """The key a session token signs in as (AuthError with a reason)."""
+        ...
+
+    def check_session(
+        self, token: str, *, host: str | None = None, scope: KeyScope | None = None
+    ) -> tuple[Session, ApiKey]:
+        """``authenticate_session`` with the session itself (when it ends, for one)."""
         ...
 
     def end_session(self, token: str) -> bool:

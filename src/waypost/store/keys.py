@@ -33,9 +33,11 @@ __all__ = [
     "SCOPES",
     "ApiKey",
     "KeyChecker",
+    "KeyReach",
     "KeyScope",
     "check_key",
     "hash_secret",
+    "limit_new_key",
     "new_key",
     "normalize_host",
     "parse_expiry",
@@ -148,6 +150,69 @@ def parse_expiry(text: str, *, now: datetime | None = None) -> datetime:
     if moment <= now:
         raise ValueError(f"{text!r} is in the past; a key must expire in the future")
     return moment
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReach:
+    """What a credential may do: its ``scope``, the one ``host`` it is valid for (None: any),
+    and until when (``expires_at``; None: no end). A sign-in session reaches as far as its key,
+    and no later than the session's own end."""
+
+    scope: KeyScope
+    host: str | None = None
+    expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, key: ApiKey, *, until: datetime | None = None) -> KeyReach:
+        """The reach of ``key``, or of a session of it that ends at ``until``."""
+        ends = [moment for moment in (key.expires_at, until) if moment is not None]
+        return cls(key.scope, key.host, min(ends) if ends else None)
+
+
+def limit_new_key(
+    creator: KeyReach, scope: KeyScope, host: str | None, expires_at: datetime | None
+) -> tuple[str | None, datetime | None, list[tuple[str, str]]]:
+    """The host and expiry of a key that ``creator`` makes, and every way the requested key
+    would reach further than ``creator`` (``(field, message)``; none: it may be made).
+
+    A key made with a key (or a session) may never do more than its maker, or it would outlive
+    a revocation-by-expiry or escape a host binding: its scope is at most the maker's; a
+    host-bound maker makes keys bound to the same host (left out: inherited); an expiring maker
+    makes keys that expire no later (left out: the maker's expiry).
+    """
+    problems: list[tuple[str, str]] = []
+    if SCOPES.index(scope) > SCOPES.index(creator.scope):
+        problems.append(
+            (
+                "scope",
+                f"the key making this one has scope {creator.scope!r}; it cannot make a key "
+                f"with scope {scope!r}: ask for {creator.scope!r} or less",
+            )
+        )
+    if creator.host is not None:
+        if host is None:
+            host = creator.host
+        elif normalize_host(host) != creator.host:
+            problems.append(
+                (
+                    "host",
+                    f"the key making this one is only valid for {creator.host!r}, so the keys "
+                    f"it makes must be too: leave host out or give {creator.host!r}",
+                )
+            )
+    if creator.expires_at is not None:
+        ends = creator.expires_at.isoformat(timespec="seconds")
+        if expires_at is None:
+            expires_at = creator.expires_at
+        elif expires_at > creator.expires_at:
+            problems.append(
+                (
+                    "expires",
+                    f"the key (or sign-in) making this one ends at {ends}, so the keys it makes "
+                    "must expire by then: give an earlier expiry or leave it out",
+                )
+            )
+    return host, expires_at, problems
 
 
 KeyLookup = Callable[[str], tuple[ApiKey, str] | None]

@@ -9,6 +9,7 @@
 - :class:`RevisionDiff`, :class:`RuleDiff`: how the rule set differs between two revisions;
 - :class:`UpsertRule`, :class:`DeleteRule`, :class:`SetSettings`: the operations of a bulk
   change (:meth:`Store.apply`);
+- :class:`ImportOutcome`: what an import does (or would do) to the stored rules, in which mode;
 - :class:`SchemaStatus`: where a database stands in the numbered migrations.
 """
 
@@ -20,9 +21,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 __all__ = [
+    "IMPORT_MODES",
     "ChangeOp",
     "DeleteRule",
     "DiffKind",
+    "ImportMode",
+    "ImportOutcome",
     "Operation",
     "Revision",
     "RevisionDiff",
@@ -39,6 +43,9 @@ __all__ = [
 
 ChangeOp = Literal["create", "update", "move", "delete", "settings"]
 DiffKind = Literal["added", "removed", "changed", "moved"]
+ImportMode = Literal["merge", "append", "replace"]
+#: How an import meets the stored rules (see :meth:`Store.import_rules`); merge is the default.
+IMPORT_MODES: tuple[ImportMode, ...] = ("merge", "append", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,3 +285,64 @@ class SchemaStatus:
     def up_to_date(self) -> bool:
         """True when every migration has been applied."""
         return self.version >= self.latest
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What an import did, or would do (``dry_run``), to the stored rules.
+
+    Counts are of rules: ``created`` (rules of the file the store did not have), ``updated``
+    (stored rules the file changes), ``unchanged`` (stored rules left as they were),
+    ``deleted`` (stored rules the file does not have: ``replace`` mode only) and ``kept`` (stored
+    rules still there afterwards, changed or not). ``previous_revision`` is the revision before
+    the import: rolling back to it undoes the import. ``revision`` is the one the import made
+    (None for a dry run, or when nothing changed).
+    """
+
+    mode: ImportMode
+    previous_revision: int
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    kept: int = 0
+    moved: int = 0
+    settings_changed: bool = False
+    revision: Revision | None = None
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """True when the import changes (or would change) anything."""
+        return bool(
+            self.created or self.updated or self.deleted or self.moved or self.settings_changed
+        )
+
+    def summary(self) -> str:
+        """``3 created, 1 updated, 0 deleted, 12 kept`` (and the settings when they change)."""
+        parts = [
+            f"{self.created} created",
+            f"{self.updated} updated",
+            f"{self.deleted} deleted",
+            f"{self.kept} kept",
+        ]
+        if self.moved:
+            parts.append(f"{self.moved} moved")
+        if self.settings_changed:
+            parts.append("settings changed")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the revision without its changes)."""
+        return {
+            "mode": self.mode,
+            "previous_revision": self.previous_revision,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "kept": self.kept,
+            "moved": self.moved,
+            "settings_changed": self.settings_changed,
+            "dry_run": self.dry_run,
+        }

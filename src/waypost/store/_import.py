@@ -1,0 +1,193 @@
+"""Importing a rule set into the store, as pure functions: the three modes, and when a rule of
+the file is a rule the store already has.
+
+The modes (``waypost db import --mode``, ``POST /api/import`` ``mode``):
+
+- ``merge`` (the default): the file's rules go into the stored rule set. A rule of the file that
+  is *the same rule* as a stored one (below) takes its place: same id, same position, the file's
+  content. Every other rule of the file is added at the end, in file order. No stored rule is
+  deleted, so an empty file changes nothing.
+- ``append``: every rule of the file is added at the end; the stored rules are left alone. A rule
+  that is the same rule as a stored one is an error (a duplicate), as in a rules file.
+- ``replace``: the rule set becomes exactly the file's. A stored rule the file still has keeps its
+  id; the others are deleted (the store refuses to delete more than it keeps unless the caller
+  confirms: :class:`~waypost.exceptions.ConfirmationError`).
+
+*The same rule*: the same ``name``; or, for rules without one, the same request-matching key, that
+is the same ``from`` (the same literal path, or the same pattern shape and converters, whatever
+the variables are called) under the same ``strict_slashes`` / ``case_insensitive`` options, and
+the same ``when:`` conditions. Two such rules in one rule set would be duplicates (the second could
+never apply), which is why the file's rule replaces the stored one. ``replace`` also keeps the id
+of a stored rule whose content is exactly a rule of the file.
+
+Settings: ``replace`` takes the file's ``defaults`` and ``allowed_hosts``; ``merge`` and
+``append`` set the file's defaults over the stored ones key by key and add its allowed hosts. A
+file that has no settings of its own (any format but Waypost's YAML/JSON: None here) keeps the
+stored ones in every mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from waypost.rules.load import rules_from_mappings
+from waypost.rules.model import Rule
+from waypost.rules.pattern import normalize_path
+from waypost.store._state import Entry, Row, State, Write, new_rule_id
+from waypost.store._validate import dumps, to_json_value
+from waypost.store.model import ImportMode, ImportOutcome, Settings
+
+__all__ = ["import_outcome", "plan_import", "rule_identity"]
+
+
+def rule_identity(rule: Rule) -> Hashable:
+    """What makes two rules the same rule for an import (and duplicates in one rule set): the
+    ``from`` pattern's shape under its slash and case options, and the conditions."""
+    options = rule.options
+    if rule.pattern is None:
+        shape = normalize_path(
+            rule.path,
+            strict_slashes=options.strict_slashes,
+            case_insensitive=options.case_insensitive,
+        )
+    else:
+        shape = "<pattern>" + rule.pattern.signature
+    return (options.strict_slashes, options.case_insensitive, shape, rule.conditions)
+
+
+def _identities(
+    rules: Sequence[Any], defaults: Mapping[str, Any], allowed_hosts: Sequence[str]
+) -> list[Hashable | None]:
+    """Each rule's identity (None for a rule that does not load: it is reported when the new
+    rule set is checked, and meanwhile matches nothing)."""
+    found: list[Hashable | None] = [None] * len(rules)
+    ruleset, _ = rules_from_mappings(
+        list(rules), defaults=defaults or None, allowed_hosts=allowed_hosts
+    )
+    for rule in ruleset.rules:
+        if 0 <= rule.index < len(found):
+            found[rule.index] = rule_identity(rule)
+    return found
+
+
+def _settings(
+    state: State,
+    mode: ImportMode,
+    defaults: Mapping[str, Any] | None,
+    allowed_hosts: Sequence[str] | None,
+    problems: list[tuple[str, str]],
+) -> Settings:
+    stored = state.settings
+    new_defaults: Mapping[str, Any] = stored.defaults
+    hosts: tuple[str, ...] = stored.allowed_hosts
+    if defaults is not None:
+        given = to_json_value(dict(defaults), "defaults", problems)
+        new_defaults = given if mode == "replace" else {**stored.defaults, **given}
+    if allowed_hosts is not None:
+        if isinstance(allowed_hosts, str):
+            allowed_hosts = [allowed_hosts]
+        given_hosts = tuple(to_json_value(list(allowed_hosts), "allowed_hosts", problems))
+        if mode == "replace":
+            hosts = given_hosts
+        else:
+            hosts = (*hosts, *(h for h in given_hosts if h not in hosts))
+    return Settings(new_defaults, hosts, stored.version)
+
+
+def plan_import(
+    state: State,
+    rules: Sequence[Mapping[str, Any]],
+    *,
+    mode: ImportMode,
+    defaults: Mapping[str, Any] | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    problems: list[tuple[str, str]],
+) -> tuple[list[Entry], Settings]:
+    """The rule set after importing ``rules`` in ``mode`` (see the module's docstring), and its
+    settings; values JSON cannot hold are reported in ``problems`` (``rules[3].to``)."""
+    settings = _settings(state, mode, defaults, allowed_hosts, problems)
+    given = [to_json_value(rule, f"rules[{i}]", problems) for i, rule in enumerate(rules)]
+    if mode == "append":
+        stored = [Entry(row.id, row.rule, f"rules[{row.id}]", row) for row in state.rows]
+        added = [Entry(new_rule_id(), rule, f"rules[{i}]") for i, rule in enumerate(given)]
+        return stored + added, settings
+
+    by_name: dict[str, Row] = {}
+    for row in state.rows:
+        name = row.rule.get("name")
+        if isinstance(name, str) and name:
+            by_name.setdefault(name, row)
+    old_ids = _identities([row.rule for row in state.rows], state.settings.defaults, ())
+    by_identity: dict[Hashable, Row] = {}
+    for row, identity in zip(state.rows, old_ids, strict=True):
+        if identity is not None:
+            by_identity.setdefault(identity, row)
+    by_content: dict[str, list[Row]] = {}
+    if mode == "replace":
+        for row in state.rows:
+            by_content.setdefault(dumps(row.rule), []).append(row)
+    new_ids = _identities(given, settings.defaults, ())
+
+    used: set[str] = set()
+    matched: list[Row | None] = []
+    for rule, identity in zip(given, new_ids, strict=True):
+        name = rule.get("name") if isinstance(rule, dict) else None
+        old = by_name.get(name) if isinstance(name, str) and name else None
+        if old is None or old.id in used:
+            candidates = by_content.get(dumps(rule), [])
+            old = next((row for row in candidates if row.id not in used), None)
+        if old is None and identity is not None:
+            old = by_identity.get(identity)
+        if old is not None and old.id in used:
+            old = None
+        if old is not None:
+            used.add(old.id)
+        matched.append(old)
+
+    if mode == "replace":
+        entries = [
+            Entry(old.id if old else new_rule_id(), rule, f"rules[{i}]", old)
+            for i, (rule, old) in enumerate(zip(given, matched, strict=True))
+        ]
+        return entries, settings
+    # merge: the stored rules in their places (the file's content where it has the same rule),
+    # then the file's new rules in file order.
+    replaced = {
+        old.id: (rule, f"rules[{i}]")
+        for i, (rule, old) in enumerate(zip(given, matched, strict=True))
+        if old is not None
+    }
+    entries = []
+    for row in state.rows:
+        rule, label = replaced.get(row.id, (row.rule, f"rules[{row.id}]"))
+        entries.append(Entry(row.id, rule, label, row))
+    entries.extend(
+        Entry(new_rule_id(), rule, f"rules[{i}]")
+        for i, (rule, old) in enumerate(zip(given, matched, strict=True))
+        if old is None
+    )
+    return entries, settings
+
+
+def import_outcome(
+    state: State, entries: Sequence[Entry], writes: Sequence[Write], mode: ImportMode
+) -> ImportOutcome:
+    """What importing ``entries`` over ``state`` does (``writes`` from ``plan_writes``)."""
+    remaining = {entry.id for entry in entries}
+    deleted = sum(1 for row in state.rows if row.id not in remaining)
+    created = sum(1 for entry in entries if entry.old is None)
+    updated = sum(1 for w in writes if w.op == "update")
+    moved = sum(1 for w in writes if w.op == "move")
+    kept = len(state.rows) - deleted
+    return ImportOutcome(
+        mode,
+        state.revision,
+        created=created,
+        updated=updated,
+        unchanged=kept - updated,
+        deleted=deleted,
+        kept=kept,
+        moved=moved,
+        settings_changed=any(w.op == "settings" for w in writes),
+    )
