@@ -191,6 +191,10 @@ class WaypostApp:
                 seen["size"] += len(message.get("body", b""))
             await send(message)
 
+        # The connection marks this scope when it ends the body itself (see BODY_FAILED).
+        body = await self._admin_body(scope, receive, counting_send)
+        if body is None:  # the connection answered, counted and logged it
+            return
         proxies = self.server.proxies
         peer = scope.get("client")
         if proxies and peer is not None:
@@ -203,9 +207,6 @@ class WaypostApp:
                 scope = {**scope, "client": (client, 0)}
         query = scope.get("query_string", b"").decode("latin-1")
         target = scope["path"] + ("?" + query if query else "")
-        body = await self._admin_body(scope, receive, counting_send, target)
-        if body is None:  # the connection answered, counted and logged it
-            return
         if isinstance(body, bytes):
             sent = False
 
@@ -234,7 +235,7 @@ class WaypostApp:
         )
 
     async def _admin_body(
-        self, scope: Scope, receive: Receive, send: Send, target: str
+        self, scope: Scope, receive: Receive, send: Send
     ) -> bytes | tuple[int, int] | None:
         """The admin request's body, read whole and bounded by ``max_body_bytes`` (FastAPI
         would read any size into memory, before it checks the caller's key). Else the status
@@ -251,6 +252,7 @@ class WaypostApp:
                     receive, limit=limit, memory=sys.maxsize, directory=self.server.bodies
                 )
             except BodyIncomplete as exc:
+                target = scope["path"]
                 return self._incomplete(scope, exc, target, "the admin API did not see it")
             except BodyTooLarge:
                 pass
