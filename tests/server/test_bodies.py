@@ -145,6 +145,7 @@ def recording() -> Iterator[RecordingUpstream]:
 
 
 def _serve(tmp: Path, upstream: RecordingUpstream, **env: str) -> Served:
+    tmp.mkdir(parents=True, exist_ok=True)
     rules = tmp / "bodies.yaml"
     rules.write_text(RULES, encoding="utf-8")
     spool = tmp / "spool"
@@ -152,7 +153,6 @@ def _serve(tmp: Path, upstream: RecordingUpstream, **env: str) -> Served:
     environ = {
         "WAYPOST_MAX_BODY_BYTES": str(LIMIT),
         "WAYPOST_BODY_BUFFER_BYTES": str(MEMORY),
-        "WAYPOST_UPSTREAM_TIMEOUT": "1",
         "TMPDIR": str(spool),
         **env,
     }
@@ -161,9 +161,7 @@ def _serve(tmp: Path, upstream: RecordingUpstream, **env: str) -> Served:
 
 @pytest.fixture(scope="module")
 def buffered(module_tmp: Path, recording: RecordingUpstream) -> Iterator[Served]:
-    folder = module_tmp / "buffered"
-    _mkdir(folder)
-    served = _serve(folder, recording)
+    served = _serve(module_tmp / "buffered", recording)
     yield served
     served.stop()
 
@@ -171,15 +169,9 @@ def buffered(module_tmp: Path, recording: RecordingUpstream) -> Iterator[Served]
 @pytest.fixture(scope="module")
 def streaming(module_tmp: Path, recording: RecordingUpstream) -> Iterator[Served]:
     folder = module_tmp / "streaming"
-    _mkdir(folder)
     served = _serve(folder, recording, WAYPOST_REQUEST_BUFFERING="off", WAYPOST_BODY_TIMEOUT="1")
     yield served
     served.stop()
-
-
-def _mkdir(path: Path) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    return True
 
 
 # -- talking to the server ------------------------------------------------------------------
