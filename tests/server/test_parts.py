@@ -104,6 +104,8 @@ def test_upstream_url_is_checked() -> None:
         (["--body-timeout", "-1"], "body_timeout must be more than 0, not -1.0"),
         (["--reload-max-shrink", "50"], "reload_max_shrink is a share of the rules, from 0 to 1"),
         (["--reload-max-shrink", "-0.1"], "(0.5: a reload may drop half of them; 1: any number)"),
+        (["--request-buffering", "of"], "request_buffering must be 'on' or 'off', not 'of'"),
+        (["--max-body-bytes", "-1"], "max_body_bytes must not be negative, not -1"),
     ],
     ids=[
         "upstream",
@@ -115,6 +117,8 @@ def test_upstream_url_is_checked() -> None:
         "body-timeout",
         "shrink-50",
         "shrink-negative",
+        "buffering",
+        "body-limit",
     ],
 )
 def test_serve_refuses_bad_settings(args: list[str], message: str) -> None:

@@ -32,6 +32,7 @@ from waypost.engine import Engine
 from waypost.http import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog, BufferedAccessLog
+from waypost.server.bodies import BodyDirectory
 from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
@@ -132,6 +133,8 @@ class WaypostServer:
         if settings.access_log:
             self.access_log = BufferedAccessLog() if buffered_log else AccessLog()
         self.proxies = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))
+        #: Where request bodies larger than ``body_buffer_bytes`` are buffered.
+        self.bodies = BodyDirectory()
         self._behind_proxies = bool(self.proxies)
         self._observe = self.metrics.observe_decision
         self.in_flight = 0
@@ -156,6 +159,7 @@ class WaypostServer:
             self.store_sync.stop()
         if self.proxy is not None:
             await self.proxy.aclose()
+        self.bodies.remove()
 
     def flush(self) -> None:
         """Write what the metrics and the access log hold back (see ``buffered_log``)."""
@@ -325,7 +329,7 @@ class WaypostServer:
         self,
         forward: Forward,
         vary: tuple[str, ...],
-        body: AsyncIterator[bytes] | None,
+        body: bytes | AsyncIterator[bytes] | None,
         start: Callable[[int, list[tuple[str, str]]], Awaitable[None]],
         write: Callable[[bytes], Awaitable[None]],
         *,
@@ -335,7 +339,9 @@ class WaypostServer:
 
         Returns ``(status, bytes sent)``. An upstream that cannot be reached is answered 502, one
         that times out before answering 504; a failure mid-body raises (the adapter drops the
-        connection, as the status has been sent).
+        connection, as the status has been sent). An exception raised by a streamed ``body``
+        (the client's body failed, see :mod:`waypost.server.bodies`) comes out as it is, before
+        anything is sent, with the upstream connection closed.
         """
         proxy = self.proxy
         if proxy is None:

@@ -38,7 +38,7 @@ from uvicorn.protocols.utils import get_path_with_query_string
 from uvicorn.server import ServerState
 
 from waypost.http import Response, error_response
-from waypost.server.app import WaypostApp
+from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer
 from waypost.server.tunnel import Tunnel, tunnel_target
 
@@ -162,6 +162,7 @@ class WaypostProtocol(HttpToolsProtocol):
             except httptools.HttpParserError:
                 msg = "Invalid HTTP request received."
                 self.logger.warning(msg)
+                self._body_failed()
                 self.send_400_response(msg)
                 return False
             except httptools.HttpParserUpgrade as exc:
@@ -175,6 +176,7 @@ class WaypostProtocol(HttpToolsProtocol):
                     try:
                         self._read_body_after_upgrade(self._plain_upgrade)
                     except httptools.HttpParserError:
+                        self._body_failed()
                         self.send_400_response("Invalid HTTP request received.")
                         return False
                 if not rest:
@@ -191,6 +193,16 @@ class WaypostProtocol(HttpToolsProtocol):
         parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n")
         callbacks.reading_head = False
         self.parser = parser
+
+    def _body_failed(self) -> None:
+        """The request the app is reading turned out malformed (a bad chunk, say): tell its app
+        now, so that it sends nothing upstream. uvicorn would tell it only once the connection is
+        gone, and by then the app may have read what looked like a whole body."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.scope[BODY_FAILED] = "malformed"  # type: ignore[literal-required]
+            cycle.disconnected = True
+            cycle.message_event.set()
 
     def _refuse_head(self) -> None:
         settings = self.waypost.settings
@@ -455,6 +467,8 @@ class WaypostProtocol(HttpToolsProtocol):
             if answer:
                 method, target = cycle.scope["method"], get_path_with_query_string(cycle.scope)
             if not cycle.response_complete:
+                if self._in_body:  # the app logs it, and leaves the counting to this
+                    cycle.scope[BODY_FAILED] = "stalled"  # type: ignore[literal-required]
                 cycle.disconnected = True
                 cycle.message_event.set()
         if answer:

@@ -76,6 +76,13 @@ def check_serve_settings(settings: Settings) -> None:
     for name in ("workers", "max_request_line", "max_header_bytes"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1, not {getattr(settings, name)!r}")
+    for name in ("max_body_bytes", "body_buffer_bytes"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
+    if settings.request_buffering.strip().lower() not in ("on", "off"):
+        raise SettingsError(
+            f"request_buffering must be 'on' or 'off', not {settings.request_buffering!r}"
+        )
     for name in ("keep_alive_timeout", "header_timeout", "body_timeout"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be more than 0, not {getattr(settings, name)!r}")
