@@ -115,6 +115,14 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "reload_max_shrink",
+        0.5,
+        "Largest share of the serving rules a reload of the rules file may drop (0.5: half); a "
+        "file that drops more, or every rule, is held back (the previous rules keep serving, "
+        "health says degraded) until it changes or says allow_shrink: true. 1 turns this off.",
+        float,
+    ),
+    Setting(
         "max_request_line",
         8190,
         "Longest request target (path and query) in bytes; longer ones get 414.",
@@ -225,6 +233,7 @@ class Settings:
     not_found_template: str | None = None
     redirect_max_age: int = 3600
     reload_interval: float = 0.25
+    reload_max_shrink: float = 0.5
     max_request_line: int = 8190
     max_header_bytes: int = 32768
     max_body_bytes: int = 10_485_760
