@@ -115,6 +115,14 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "reload_max_shrink",
+        0.5,
+        "Largest share of the serving rules a reload of the rules file may drop (0.5: half); a "
+        "file that drops more, or every rule, is held back (the previous rules keep serving, "
+        "health says degraded) until it changes or says allow_shrink: true. 1 turns this off.",
+        float,
+    ),
+    Setting(
         "max_request_line",
         8190,
         "Longest request target (path and query) in bytes; longer ones get 414.",
@@ -125,6 +133,25 @@ SETTINGS: tuple[Setting, ...] = (
         32768,
         "Largest total size of the request headers in bytes; larger ones get 431.",
         int,
+    ),
+    Setting(
+        "max_body_bytes",
+        10_485_760,
+        "Largest request body in bytes that is sent upstream; a larger one gets 413 (0: no limit).",
+        int,
+    ),
+    Setting(
+        "body_buffer_bytes",
+        262_144,
+        "Bytes of a request body held in memory while it is read; the rest goes to a temporary "
+        "file.",
+        int,
+    ),
+    Setting(
+        "request_buffering",
+        "on",
+        "on: read a request body to its end before the upstream sees the request; off: stream "
+        "it, and abort the upstream request if the body fails.",
     ),
     Setting(
         "keep_alive_timeout",
@@ -206,8 +233,12 @@ class Settings:
     not_found_template: str | None = None
     redirect_max_age: int = 3600
     reload_interval: float = 0.25
+    reload_max_shrink: float = 0.5
     max_request_line: int = 8190
     max_header_bytes: int = 32768
+    max_body_bytes: int = 10_485_760
+    body_buffer_bytes: int = 262_144
+    request_buffering: str = "on"
     keep_alive_timeout: float = 5.0
     header_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -218,6 +249,11 @@ class Settings:
     https_redirect_hosts: str | None = None
     public_health_details: bool = False
     public_metrics: bool = True
+
+    @property
+    def buffers_requests(self) -> bool:
+        """True unless ``request_buffering`` is ``off``."""
+        return self.request_buffering.strip().lower() != "off"
 
     @property
     def scheme(self) -> str:

@@ -175,3 +175,78 @@ def test_the_loader_reads_rules_with_a_custom_converter(
     assert engine.resolve("GET", "/de/x").location == "/x?lang=de"
     with pytest.raises(RulesError, match="unknown converter 'lang'"):
         Engine.from_file(path)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("yaml", "allow_shrink: true\nrules: []\n"),
+        ("toml", "allow_shrink = true\nrules = []\n"),
+        ("json", '{"allow_shrink": true, "rules": []}'),
+    ],
+    ids=["yaml", "toml", "json"],
+)
+def test_a_file_may_say_allow_shrink(fmt: str, text: str) -> None:
+    ruleset, errors = parse_rules(text, format=fmt)
+    assert (errors, len(ruleset), ruleset.allow_shrink) == ([], 0, True)
+    assert parse_rules("rules: []\n", format="yaml")[0].allow_shrink is False
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "where"),
+    [
+        ("yaml", "rules: []\nallow_shrink: please\n", (2, 15)),
+        ("toml", 'allow_shrink = "yes"\nrules = []\n', (1, 16)),
+        ("json", '{"rules": [],\n "allow_shrink": 1}', (2, 18)),
+    ],
+    ids=["yaml", "toml", "json"],
+)
+def test_allow_shrink_other_than_true_or_false_is_an_error_at_its_place(
+    fmt: str, text: str, where: tuple[int, int]
+) -> None:
+    _, errors = parse_rules(text, format=fmt, file="r")
+    (error,) = errors
+    assert (error.line, error.col) == where
+    assert error.message.startswith("'allow_shrink' is true or false, got ")
+    assert "write 'allow_shrink: true'" in error.message
+
+
+BROKEN_YAML = [
+    "rules:\n  - from: /a/<itn:x>\n    to: /b\n",
+    "rules:\n  - from: /a\n    to: /b\n    stauts: 301\n",
+    "rules:\n\t- from: /a\n",
+    'rules:\n  - from: "/a\n',
+    "rules:\n  - from: /a\n    from: /b\n    to: /c\n",
+    "rules:\n  - {from: /é/<int:x>, to: /b/{y}}\n",
+    "rules:\n  - from: /😀/<itn:x>\n    to: /b\n",
+    "defaults: {status: 305}\nrules: []\n",
+    "rules: [\n",
+    "[" * 3000 + "]" * 3000,
+]
+
+
+@pytest.mark.parametrize("text", BROKEN_YAML, ids=range(len(BROKEN_YAML)))
+def test_yaml_errors_are_the_same_with_libyaml_and_the_python_parser(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libyaml composes the nodes (fast); the pure-Python parser words the syntax errors.
+    from waypost.rules import load
+
+    if load._FAST_LOADER is None:
+        pytest.skip("PyYAML was built without libyaml")
+    fast = [str(e) for e in parse_rules(text, format="yaml")[1]]
+    monkeypatch.setattr(load, "_FAST_LOADER", None)
+    slow = [str(e) for e in parse_rules(text, format="yaml")[1]]
+    assert fast == slow
+    assert fast, "each of these texts has an error"
+
+
+def test_rule_lines_are_the_same_with_libyaml_and_the_python_parser(
+    rules_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waypost.rules import load
+
+    files = [rules_data / "site.yaml", rules_data / "site.json", EXAMPLES]
+    fast = [[(r.line, r.path) for r in read_rules(f)[0].rules] for f in files]
+    monkeypatch.setattr(load, "_FAST_LOADER", None)
+    assert fast == [[(r.line, r.path) for r in read_rules(f)[0].rules] for f in files]

@@ -102,8 +102,24 @@ def test_upstream_url_is_checked() -> None:
         (["--port", "99999"], "port must be from 0 to 65535, not 99999"),
         (["--header-timeout", "0"], "header_timeout must be more than 0, not 0.0"),
         (["--body-timeout", "-1"], "body_timeout must be more than 0, not -1.0"),
+        (["--reload-max-shrink", "50"], "reload_max_shrink is a share of the rules, from 0 to 1"),
+        (["--reload-max-shrink", "-0.1"], "(0.5: a reload may drop half of them; 1: any number)"),
+        (["--request-buffering", "of"], "request_buffering must be 'on' or 'off', not 'of'"),
+        (["--max-body-bytes", "-1"], "max_body_bytes must not be negative, not -1"),
     ],
-    ids=["upstream", "template", "workers", "log-level", "port", "header-timeout", "body-timeout"],
+    ids=[
+        "upstream",
+        "template",
+        "workers",
+        "log-level",
+        "port",
+        "header-timeout",
+        "body-timeout",
+        "shrink-50",
+        "shrink-negative",
+        "buffering",
+        "body-limit",
+    ],
 )
 def test_serve_refuses_bad_settings(args: list[str], message: str) -> None:
     rules = Path(__file__).parents[2] / "examples" / "rules.yaml"

@@ -401,6 +401,9 @@ class RuleSet:
     allowed_hosts: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
+    #: The file says ``allow_shrink: true``: a hot reload may swap it in even when it drops more
+    #: of the serving rules than the server's shrink guard lets through (see the server docs).
+    allow_shrink: bool = False
 
     def __len__(self) -> int:
         return len(self.rules)

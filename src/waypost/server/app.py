@@ -6,6 +6,10 @@ All the logic lives in :class:`~waypost.server.core.WaypostServer`; this module 
 messages. ASGI keeps the request target as the client sent it (``raw_path``), so an encoded slash
 (``%2F``) or a byte that is not UTF-8 is forwarded to the upstream unchanged.
 
+A request body going upstream is read to its end first (see :mod:`waypost.server.bodies`), so a
+body that fails never reaches the upstream as a finished request; a client that goes away
+mid-body is one INFO line, not a traceback.
+
 Lifespan startup starts the rules watcher; lifespan shutdown (after SIGTERM, once the server has
 stopped accepting) waits up to ``graceful_timeout`` for requests still in flight, then closes the
 upstream connections.
@@ -14,7 +18,9 @@ upstream connections.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -22,11 +28,23 @@ from typing import Any
 
 from waypost.asgi import send_response
 from waypost.engine import Engine
+from waypost.http import Response, error_response
+from waypost.server.bodies import (
+    BodyIncomplete,
+    BodyTooLarge,
+    BufferedBody,
+    declared_length,
+    has_body,
+    read_body,
+    stream_body,
+    unsupported_coding,
+)
 from waypost.server.core import HEALTH_PATH, METRICS_PATH, WaypostServer
+from waypost.server.proxy import Forward
 from waypost.server.reloading import Signature
 from waypost.settings import Settings
 
-__all__ = ["WaypostApp"]
+__all__ = ["BODY_FAILED", "WaypostApp"]
 
 logger = logging.getLogger("waypost.server")
 #: How far behind a scrape answered by another worker, or the access log, may be.
@@ -39,22 +57,21 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+#: Set in the scope by the connection (:mod:`waypost.server.protocol`) when it ended the
+#: request's body itself: ``"malformed"`` (it answered 400) or ``"stalled"`` (it answered 408,
+#: past ``body_timeout``, and counted and logged the request).
+BODY_FAILED = "waypost.body_failed"
 
-class _ClientGone(Exception):
-    """The client's connection ended before its request body did."""
+
+def _closing(response: Response) -> Response:
+    # The body was not read (or not all of it): it stands between this answer and the next
+    # request, so the connection ends here.
+    return Response(response.status, (*response.headers, ("connection", "close")), response.body)
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            # Ending the stream here would send the upstream a short body as if it were whole.
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+def _too_large(limit: int, head: bool = False) -> Response:
+    detail = f"The request body is larger than {limit} bytes."
+    return _closing(error_response(413, detail, head=head))
 
 
 class WaypostApp:
@@ -67,6 +84,8 @@ class WaypostApp:
         *,
         rules_path: str | Path | None = None,
         rules_signature: Signature | None = None,
+        rules_revision: str | None = None,
+        reload_decisions: str | Path | None = None,
         store_url: str | None = None,
         store_revision: int = 0,
         buffered_log: bool = False,
@@ -76,6 +95,8 @@ class WaypostApp:
             settings,
             rules_path=rules_path,
             rules_signature=rules_signature,
+            rules_revision=rules_revision,
+            reload_decisions=reload_decisions,
             store_url=store_url,
             store_revision=store_revision,
             buffered_log=buffered_log,
@@ -174,6 +195,10 @@ class WaypostApp:
                 seen["size"] += len(message.get("body", b""))
             await send(message)
 
+        # The connection marks this scope when it ends the body itself (see BODY_FAILED).
+        body = await self._admin_body(scope, receive, counting_send)
+        if body is None:  # the connection answered, counted and logged it
+            return
         proxies = self.server.proxies
         peer = scope.get("client")
         if proxies and peer is not None:
@@ -184,19 +209,74 @@ class WaypostApp:
             client = proxies.client(peer[0], headers)
             if client != peer[0]:
                 scope = {**scope, "client": (client, 0)}
-        await self.admin(scope, receive, counting_send)
         query = scope.get("query_string", b"").decode("latin-1")
+        target = scope["path"] + ("?" + query if query else "")
+        if isinstance(body, bytes):
+            sent = False
+
+            async def replay() -> Message:
+                # The body read here, then the connection's own messages (a disconnect).
+                nonlocal sent
+                if sent:
+                    return await receive()
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.admin(scope, replay, counting_send)
+            status, size = seen["status"], seen["size"]
+        else:  # answered (413), or ended, here
+            status, size = body
         client = scope.get("client")
         self.server.done(
             "internal",
-            seen["status"],
-            seen["size"],
+            status,
+            size,
             client_ip=client[0] if client else None,
             method=scope["method"],
-            target=scope["path"] + ("?" + query if query else ""),
+            target=target,
             protocol="HTTP/" + scope.get("http_version", "1.1"),
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
         )
+
+    async def _admin_body(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> bytes | tuple[int, int] | None:
+        """The admin request's body, read whole and bounded by ``max_body_bytes`` (FastAPI
+        would read any size into memory, before it checks the caller's key). Else the status
+        and size to count (answered 413, or the body never ended), or None (counted already)."""
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        if not has_body(headers):
+            return b""
+        limit = self.server.settings.max_body_bytes
+        declared = declared_length(headers)
+        if not limit or declared is None or declared <= limit:
+            try:
+                # JSON is parsed in memory anyway: no temporary file for an admin body.
+                buffered = await read_body(
+                    receive, limit=limit, memory=sys.maxsize, directory=self.server.bodies
+                )
+            except BodyIncomplete as exc:
+                target = scope["path"]
+                return self._incomplete(scope, exc, target, "the admin API did not see it")
+            except BodyTooLarge:
+                pass
+            else:
+                content = buffered.content()
+                assert isinstance(content, bytes)  # in memory: never spilled
+                return content
+        message = f"the request body is larger than {limit} bytes (max_body_bytes)"
+        payload = json.dumps({"error": "too_large", "message": message}).encode()
+        response = Response(
+            413,
+            (
+                ("content-type", "application/json"),
+                ("content-length", str(len(payload))),
+                ("connection", "close"),
+            ),
+            payload,
+        )
+        await send_response(send, response)
+        return 413, len(payload)
 
     async def _drain(self) -> None:
         server = self.server
@@ -228,39 +308,20 @@ class WaypostApp:
         answer = server.answer(
             method, raw_path, query, headers, client_ip, scope.get("scheme", "http")
         )
+        target = raw_path + ("?" + query if query else "")
         if answer.response is not None:
             response = answer.response
             await send_response(send, response)
             status, size = response.status, len(response.body)
         elif answer.forward is not None:
-
-            async def start(status: int, out: list[tuple[str, str]]) -> None:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": status,
-                        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out],
-                    }
-                )
-
-            async def write(chunk: bytes) -> None:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-            try:
-                status, size = await server.relay(
-                    answer.forward,
-                    answer.vary,
-                    _body(receive),
-                    start,
-                    write,
-                    head=method == "HEAD",
-                )
-            except _ClientGone:
-                return  # nobody to answer (a body that stalled was answered 408 and logged)
-            await send({"type": "http.response.body", "body": b""})
+            result = await self._proxy(
+                scope, receive, send, answer.forward, answer.vary, headers, target
+            )
+            if result is None:  # the connection answered, counted and logged it
+                return
+            status, size = result
         else:  # pragma: no cover - an Answer always carries one of the two
             raise RuntimeError("empty answer")
-        target = raw_path + ("?" + query if query else "")
         server.done(
             answer.action,
             status,
@@ -271,3 +332,112 @@ class WaypostApp:
             protocol="HTTP/" + scope.get("http_version", "1.1"),
             headers=headers,
         )
+
+    async def _proxy(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        forward: Forward,
+        vary: tuple[str, ...],
+        headers: list[tuple[str, str]],
+        target: str,
+    ) -> tuple[int, int] | None:
+        """Send the request upstream (its body buffered first, or streamed) and relay the answer.
+        Returns ``(status, bytes sent)`` for the access log, or None when the connection has
+        counted the request already."""
+        server = self.server
+        settings = server.settings
+        head = forward.method == "HEAD"
+        limit = settings.max_body_bytes
+        body: bytes | AsyncIterator[bytes] | None = None
+        buffered: BufferedBody | None = None
+        if forward.has_body:
+            coding = unsupported_coding(headers)
+            if coding is not None:
+                detail = (
+                    f"Transfer-Encoding {coding!r} is not supported; send the body as it is, "
+                    "with Content-Length or Transfer-Encoding: chunked."
+                )
+                return await _refuse(send, _closing(error_response(501, detail, head=head)))
+            declared = declared_length(headers)
+            if limit and declared is not None and declared > limit:
+                # Refused before any of the body is read (so no 100 Continue goes out either).
+                return await _refuse(send, _too_large(limit, head))
+            if settings.buffers_requests:
+                try:
+                    buffered = await read_body(
+                        receive,
+                        limit=limit,
+                        memory=settings.body_buffer_bytes,
+                        directory=server.bodies,
+                    )
+                except BodyTooLarge:
+                    return await _refuse(send, _too_large(limit, head))
+                except BodyIncomplete as exc:
+                    return self._incomplete(scope, exc, target, "nothing was sent upstream")
+                forward = forward.with_length(buffered.size)
+                body = buffered.content()
+            else:
+                # A body that stalls is ended by the connection (body_timeout): the iterator
+                # then raises, and the upstream request with it.
+                body = stream_body(receive, limit=limit)
+
+        async def start(status: int, out: list[tuple[str, str]]) -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out],
+                }
+            )
+
+        async def write(chunk: bytes) -> None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        try:
+            status, size = await server.relay(forward, vary, body, start, write, head=head)
+        except BodyTooLarge:  # streamed: httpx closed the upstream connection mid-body
+            return await _refuse(send, _too_large(limit, head))
+        except BodyIncomplete as exc:
+            return self._incomplete(scope, exc, target, "the upstream request was aborted")
+        finally:
+            if buffered is not None:
+                buffered.close()
+        await send({"type": "http.response.body", "body": b""})
+        return status, size
+
+    def _incomplete(
+        self, scope: Scope, exc: BodyIncomplete, target: str, outcome: str
+    ) -> tuple[int, int] | None:
+        """Log a body that did not arrive complete (one line: the client's doing, not a fault
+        of the server) and return the status for the access log: 400 (malformed, answered by the
+        connection) or 499 (the client closed, as nginx logs it); None for one that stalled (the
+        connection answered 408 and counted it)."""
+        received = exc.received
+        failed = scope.get(BODY_FAILED)
+        status: int | None
+        if failed == "malformed":
+            status, why = 400, "the body was malformed (answered 400)"
+        elif failed == "stalled":
+            status, why = None, f"the body stopped arriving after {received} bytes (answered 408)"
+        else:
+            status, why = (
+                499,
+                f"the client closed the connection after {received} bytes of the body",
+            )
+        client = scope.get("client")
+        logger.info(
+            "waypost: %s %r from %s: %s; %s",
+            scope["method"],
+            target,
+            client[0] if client else "-",
+            why,
+            outcome,
+        )
+        return None if status is None else (status, 0)
+
+
+async def _refuse(send: Send, response: Response) -> tuple[int, int]:
+    await send_response(send, response)
+    return response.status, len(response.body)

@@ -32,6 +32,7 @@ from waypost.engine import Engine
 from waypost.http import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog, BufferedAccessLog
+from waypost.server.bodies import BodyDirectory
 from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
@@ -75,7 +76,8 @@ def _printable_path(path: str) -> str:
 class WaypostServer:
     """The standalone server's state and logic for one worker process.
 
-    ``rules_path`` enables hot reload of that file (every ``settings.reload_interval`` seconds).
+    ``rules_path`` enables hot reload of that file (every ``settings.reload_interval`` seconds);
+    ``reload_decisions`` is the folder the workers share for the shrink guard's verdicts.
     Call :meth:`start` in the worker (after any fork) and :meth:`aclose` when it stops.
     ``buffered_log`` writes the access log to standard output in batches (see
     :class:`~waypost.server.access_log.BufferedAccessLog`); :meth:`flush` writes them out.
@@ -88,6 +90,8 @@ class WaypostServer:
         *,
         rules_path: str | Path | None = None,
         rules_signature: Signature | None = None,
+        rules_revision: str | None = None,
+        reload_decisions: str | Path | None = None,
         store_url: str | None = None,
         store_revision: int = 0,
         buffered_log: bool = False,
@@ -103,6 +107,9 @@ class WaypostServer:
                 interval=settings.reload_interval,
                 on_reload=self._reloaded,
                 loaded_signature=rules_signature,
+                loaded_revision=rules_revision,
+                max_shrink=settings.reload_max_shrink,
+                decisions=reload_decisions,
             )
             if rules_path is not None
             else None
@@ -110,7 +117,11 @@ class WaypostServer:
         self.store_sync: StoreSync | None = None
         if store_url is not None:
             self.store_sync = StoreSync(
-                engine, store_url, revision=store_revision, on_reload=self._reloaded
+                engine,
+                store_url,
+                revision=store_revision,
+                on_reload=self._reloaded,
+                max_shrink=settings.reload_max_shrink,
             )
         self.page = NotFoundPage(settings.not_found_template)
         self.proxy = (
@@ -122,6 +133,8 @@ class WaypostServer:
         if settings.access_log:
             self.access_log = BufferedAccessLog() if buffered_log else AccessLog()
         self.proxies = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))
+        #: Where request bodies larger than ``body_buffer_bytes`` are buffered.
+        self.bodies = BodyDirectory()
         self._behind_proxies = bool(self.proxies)
         self._observe = self.metrics.observe_decision
         self.in_flight = 0
@@ -146,15 +159,21 @@ class WaypostServer:
             self.store_sync.stop()
         if self.proxy is not None:
             await self.proxy.aclose()
+        self.bodies.remove()
 
     def flush(self) -> None:
         """Write what the metrics and the access log hold back (see ``buffered_log``)."""
+        self._gauge_degraded()
         self.metrics.flush()
         if isinstance(self.access_log, BufferedAccessLog):
             self.access_log.flush()
 
     def _reloaded(self, ok: bool) -> None:
         self.metrics.reloaded(ok, len(self.engine))
+        self._gauge_degraded()
+
+    def _gauge_degraded(self) -> None:
+        self.metrics.degraded.set(1 if self.degraded() else 0)
 
     # -- answering ------------------------------------------------------------------------
 
@@ -247,6 +266,7 @@ class WaypostServer:
 
     def metrics_response(self, head: bool) -> Response:
         """``/_waypost/metrics``: the Prometheus text."""
+        self._gauge_degraded()
         body = self.metrics.render()
         headers = (
             ("content-type", CONTENT_TYPE),
@@ -259,9 +279,16 @@ class WaypostServer:
         """What anyone may see of :meth:`health`: ``{"status": "ok"}`` or ``"degraded"``."""
         return {"status": self.health()["status"]}
 
+    def degraded(self) -> str | None:
+        """Why the rules serving are not their source's (None when they are)."""
+        if self.store_sync is not None:
+            return self.store_sync.degraded
+        return self.watcher.degraded if self.watcher is not None else None
+
     def health(self) -> dict[str, object]:
         """Liveness and what is serving: rule count, revision (file hash), load time, worker pid;
-        from a store, which one and why it is degraded (for a read key: see public_health)."""
+        ``degraded`` with the ``reason`` when the source has changes that are not serving; from
+        a store, which one (for a read key: see public_health)."""
         sync = self.store_sync
         if sync is not None:
             return {
@@ -274,11 +301,13 @@ class WaypostServer:
                 "pid": os.getpid(),
             }
         loaded = self.watcher.loaded if self.watcher is not None else None
+        reason = self.degraded()
         return {
-            "status": "ok",
+            "status": "degraded" if reason else "ok",
             "rules": len(self.engine),
             "revision": loaded.revision if loaded else None,
             "loaded_at": loaded.label.partition("@")[2] if loaded else None,
+            "reason": reason,
             "pid": os.getpid(),
         }
 
@@ -300,7 +329,7 @@ class WaypostServer:
         self,
         forward: Forward,
         vary: tuple[str, ...],
-        body: AsyncIterator[bytes] | None,
+        body: bytes | AsyncIterator[bytes] | None,
         start: Callable[[int, list[tuple[str, str]]], Awaitable[None]],
         write: Callable[[bytes], Awaitable[None]],
         *,
@@ -310,7 +339,9 @@ class WaypostServer:
 
         Returns ``(status, bytes sent)``. An upstream that cannot be reached is answered 502, one
         that times out before answering 504; a failure mid-body raises (the adapter drops the
-        connection, as the status has been sent).
+        connection, as the status has been sent). An exception raised by a streamed ``body``
+        (the client's body failed, see :mod:`waypost.server.bodies`) comes out as it is, before
+        anything is sent, with the upstream connection closed.
         """
         proxy = self.proxy
         if proxy is None:

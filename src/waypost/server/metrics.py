@@ -80,8 +80,16 @@ class ServerMetrics:
         )
         self.reload_failures = Counter(
             "waypost_reload_failures",
-            "Reloads of the rules file that failed (the previous rules kept serving).",
+            "Reloads that failed or were held back by the shrink guard (the previous rules kept "
+            "serving).",
             registry=registry,
+        )
+        self.degraded = Gauge(
+            "waypost_degraded",
+            "1 while the rules serving are not their source's: a rules file that does not load "
+            "or is held back by the shrink guard, a rule store that cannot be reached or read.",
+            registry=registry,
+            multiprocess_mode="livemax",
         )
         self.decision_seconds = Histogram(
             "waypost_decision_seconds",

@@ -38,7 +38,7 @@ from uvicorn.protocols.utils import get_path_with_query_string
 from uvicorn.server import ServerState
 
 from waypost.http import Response, error_response
-from waypost.server.app import WaypostApp
+from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer
 from waypost.server.request_head import Refusal, check_request_head
 from waypost.server.tunnel import Tunnel, tunnel_target
@@ -205,6 +205,7 @@ class WaypostProtocol(HttpToolsProtocol):
                     try:
                         self._read_body_after_upgrade(self._plain_upgrade)
                     except httptools.HttpParserError:
+                        self._body_failed()
                         self.send_400_response("Invalid HTTP request received.")
                         return False
                 if not rest:
@@ -222,18 +223,21 @@ class WaypostProtocol(HttpToolsProtocol):
             # Data after a request that closes the connection (strict llhttp's error): it is
             # not read; the connection closes once that request's response is written.
             return
-        if self._response_in_progress(body_read=True):
-            # A pipelined request behind one still being answered: the 400 would land in the
-            # middle of that answer. Close once it is written, instead.
-            self._close_after_response()
-            return
+        if self.cycle is not None and self.cycle.response_started:
+            if not self.cycle.response_complete:
+                # Behind a request whose answer is being written: a 400 would land in the middle
+                # of it. Close once it is written, instead.
+                self._close_after_response()
+                return
         # llhttp's reason names what is wrong ("Invalid header value char"), never the bytes.
         detail = f"The request is not valid HTTP/1.1: {exc}."
         if self._response_in_progress():
-            # In the body of the request being answered: answer now and close, which ends
-            # that request (uvicorn's way).
-            self.logger.warning(detail)
-            self.send_400_response(detail)
+            # In or right after the body of the request being read: the stream is not what it
+            # claimed to be, so that request's app sends nothing upstream (see _body_failed())
+            # and the 400 answers in its place.
+            self._body_failed()
+            self._write(error_response(400, detail), keep_alive=False)
+            self.transport.close()
             return
         self._refuse(Refusal(400, detail), parsed=False)
 
@@ -288,6 +292,16 @@ class WaypostProtocol(HttpToolsProtocol):
         )
         self._write(response, keep_alive=False)
         self.transport.close()
+
+    def _body_failed(self) -> None:
+        """The request the app is reading turned out malformed (a bad chunk, say): tell its app
+        now, so that it sends nothing upstream. uvicorn would tell it only once the connection is
+        gone, and by then the app may have read what looked like a whole body."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.scope[BODY_FAILED] = "malformed"  # type: ignore[literal-required]
+            cycle.disconnected = True
+            cycle.message_event.set()
 
     def _refuse_head(self) -> None:
         settings = self.waypost.settings
@@ -581,6 +595,8 @@ class WaypostProtocol(HttpToolsProtocol):
             if answer:
                 method, target = cycle.scope["method"], get_path_with_query_string(cycle.scope)
             if not cycle.response_complete:
+                if self._in_body:  # the app logs it, and leaves the counting to this
+                    cycle.scope[BODY_FAILED] = "stalled"  # type: ignore[literal-required]
                 cycle.disconnected = True
                 cycle.message_event.set()
         if answer:

@@ -7,7 +7,8 @@ Requests that pass, and rewrites (with the rewritten path and query, and the rul
   Upgrade, Proxy-*) are not forwarded, either way (RFC 9110 §7.6.1);
 - ``X-Forwarded-For`` gets the client's address appended, ``X-Forwarded-Proto`` and
   ``X-Forwarded-Host`` say how the client reached Waypost; ``Host`` is the upstream's;
-- bodies are streamed, never buffered, and passed through undecoded (a gzip body stays gzip);
+- response bodies are streamed; request bodies are buffered first, or streamed (see
+  :mod:`waypost.server.bodies`); both are passed through undecoded (a gzip body stays gzip);
 - an upstream that cannot be reached is a 502, one that is too slow a 504.
 """
 
@@ -76,6 +77,13 @@ class Forward:
     url: str
     headers: tuple[tuple[str, str], ...]
     has_body: bool
+
+    def with_length(self, size: int) -> Forward:
+        """This request with its body's length declared: a buffered body goes upstream with a
+        ``Content-Length`` (as nginx sends it), whatever framing the client used."""
+        headers = [(k, v) for k, v in self.headers if k != "content-length"]
+        headers.append(("content-length", str(size)))
+        return Forward(self.method, self.url, tuple(headers), self.has_body)
 
 
 class UpstreamProxy:
@@ -165,11 +173,13 @@ class UpstreamProxy:
         return self._client
 
     async def send(
-        self, forward: Forward, body: AsyncIterator[bytes] | None = None
+        self, forward: Forward, body: bytes | AsyncIterator[bytes] | None = None
     ) -> httpx.Response:
-        """Send ``forward`` with ``body`` streamed; the response's body is not read yet.
+        """Send ``forward`` with ``body`` (streamed if an iterator); the response's body is not
+        read yet.
 
-        Raises ``httpx.TimeoutException`` (answer 504) or ``httpx.TransportError`` (answer 502).
+        Raises ``httpx.TimeoutException`` (answer 504) or ``httpx.TransportError`` (answer 502);
+        an exception raised by ``body`` comes out as it is, the upstream connection closed.
         Close the response with ``await response.aclose()``.
         """
         client = self._get_client()

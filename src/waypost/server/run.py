@@ -44,7 +44,7 @@ import uvicorn
 
 from waypost.engine import Engine
 from waypost.exceptions import WaypostError
-from waypost.server.reloading import file_signature
+from waypost.server.reloading import file_revision, file_signature
 from waypost.settings import Settings
 
 __all__ = ["ListenError", "check_serve_settings", "listen", "logging_config", "run_server"]
@@ -76,12 +76,24 @@ def check_serve_settings(settings: Settings) -> None:
     for name in ("workers", "max_request_line", "max_header_bytes"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1, not {getattr(settings, name)!r}")
+    for name in ("max_body_bytes", "body_buffer_bytes"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
+    if settings.request_buffering.strip().lower() not in ("on", "off"):
+        raise SettingsError(
+            f"request_buffering must be 'on' or 'off', not {settings.request_buffering!r}"
+        )
     for name in ("keep_alive_timeout", "header_timeout", "body_timeout"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be more than 0, not {getattr(settings, name)!r}")
     for name in ("redirect_max_age", "reload_interval", "graceful_timeout"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(settings, name)!r}")
+    if not 0 <= settings.reload_max_shrink <= 1:
+        raise SettingsError(
+            "reload_max_shrink is a share of the rules, from 0 to 1 (0.5: a reload may drop "
+            f"half of them; 1: any number), not {settings.reload_max_shrink!r}"
+        )
     check_tls(settings.tls_cert, settings.tls_key)
     try:
         parse_https_redirect_hosts(settings.https_redirect_hosts)
@@ -169,16 +181,23 @@ def run_server(
     signature = rules_signature
     if signature is None and rules_path is not None:
         signature = file_signature(rules_path)
+    # What health reports as serving until a reload (a worker restarted later serves this too,
+    # until it catches up: see RulesWatcher).
+    revision = file_revision(Path(rules_path)) if rules_path is not None else None
     # The loaded rules live as long as the process: keep the cyclic GC from walking a million of
     # them again and again (pauses in the p99), and keep forked workers from touching, and so
     # copying, the pages they sit on.
     gc.collect()
     gc.freeze()
     metrics_dir: str | None = None
+    decisions_dir: str | None = None
     if settings.workers > 1:
         # Must be set before prometheus_client creates any value, so before any worker starts.
         metrics_dir = tempfile.mkdtemp(prefix="waypost-metrics-")
         os.environ[MULTIPROCESS_ENV] = metrics_dir
+        if rules_path is not None:
+            # Where the workers' watchers share the shrink guard's verdicts (one for all).
+            decisions_dir = tempfile.mkdtemp(prefix="waypost-reload-")
     logging.config.dictConfig(logging_config(settings))
     sys.stdout.flush()  # the access log writes to the file descriptor, after what is buffered
     if listener is None:
@@ -204,6 +223,8 @@ def run_server(
             redirect_listener=redirect_listener,
             rules_path=rules_path,
             rules_signature=signature,
+            rules_revision=revision,
+            reload_decisions=decisions_dir,
             store_url=store_url,
             store_revision=store_revision,
         )
@@ -217,8 +238,9 @@ def run_server(
         listener.close()
         if redirect_listener is not None:
             redirect_listener.close()
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        for folder in (metrics_dir, decisions_dir):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 class ListenError(WaypostError):

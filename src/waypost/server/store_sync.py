@@ -5,7 +5,16 @@ NOTIFY, SQLite's ``data_version`` moves, and the worker's background thread load
 snapshot and swaps it in with :meth:`Engine.replace` (atomic: a request sees the old rules or the
 new ones). If the database becomes unreachable, the worker keeps serving its last good snapshot,
 ``/_waypost/health`` says ``degraded`` (and why, for a read key), and it recovers by itself
-(retrying with back-off) when the database returns.
+(retrying with back-off) when the database returns. A revision this version cannot load (the
+store validates every write, so rules from a newer Waypost) is skipped the same way: degraded,
+counted as a failed reload, the last good snapshot serving, until a later revision loads.
+
+The file watcher's shrink guard (:mod:`waypost.server.reloading`) does not apply here: a
+revision is a committed transaction, never half-written, and the admin API and ``waypost db``
+show it as the rules (an import that would delete more rules than it keeps already needs a
+confirmation there); a worker that refused it would serve other rules than the store says, with
+no one to tell. A revision that drops every rule, or more than ``reload_max_shrink`` of them, is
+served and logged as a warning.
 
 Connections are opened in the worker, after any fork: database connections are not fork-safe.
 """
@@ -22,6 +31,7 @@ from typing import Any
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, StoreError
 from waypost.server._background import BackgroundLoop
+from waypost.server.reloading import shrink_problem
 from waypost.store import open_store
 
 __all__ = ["StoreSync", "engine_from_store"]
@@ -53,17 +63,33 @@ class StoreSync(BackgroundLoop):
         revision: int,
         on_reload: Callable[[bool], None] | None = None,
         poll: float = 0.25,
+        max_shrink: float = 0.5,
     ) -> None:
         self.engine = engine
         self.url = url
+        #: The revision serving (a revision that did not load is not it).
         self.revision = revision
         self.on_reload = on_reload
         self.poll = poll
+        self.max_shrink = max_shrink
         self.loaded_at = datetime.now(UTC)
-        self.degraded: str | None = None
+        #: Why the store cannot be reached, and why its latest revision does not load.
+        self.unreachable: str | None = None
+        self.unloadable: str | None = None
         self.location = url
         self._store: Any = None
+        self._skipped = revision
         super().__init__()
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the rules serving are not the store's latest (None when they are)."""
+        return self.unreachable or self.unloadable
+
+    @degraded.setter
+    def degraded(self, reason: str | None) -> None:
+        # As a failed poll sets it (tests set it so, without a database to lose).
+        self.unreachable = reason
 
     thread_name = "store"
 
@@ -82,10 +108,10 @@ class StoreSync(BackgroundLoop):
                     if listener is None:
                         listener = self._store.listener()
                     current = self._store.current_revision()
-                    if self.degraded is not None:
+                    if self.unreachable is not None:
                         logger.warning("waypost: the rule store is back (%s)", self.location)
-                        self.degraded = None
-                    if current != self.revision:
+                        self.unreachable = None
+                    if current not in (self.revision, self._skipped):
                         self._load()
                     pause = self.poll
                     listener.wait(self.poll)
@@ -108,28 +134,44 @@ class StoreSync(BackgroundLoop):
                 listener.close()
 
     def _failed(self, reason: str) -> None:
-        if self.degraded is None:
+        if self.unreachable is None:
             logger.error(
                 "waypost: the rule store is unreachable (%s); serving revision %d until it returns",
                 reason,
                 self.revision,
             )
-        self.degraded = reason
+        self.unreachable = reason
 
     def _load(self) -> None:
         started = time.perf_counter()
         snapshot = self._store.load_snapshot()
+        serving = len(self.engine)
         try:
             self.engine.replace(
                 snapshot.rules, defaults=snapshot.defaults, allowed_hosts=snapshot.allowed_hosts
             )
         except RulesError as exc:
             # The store validates every write, so this means rules this version cannot read.
-            logger.error("waypost: revision %d does not load: %s", snapshot.revision, exc)
-            self.revision = snapshot.revision
+            logger.error(
+                "waypost: revision %d does not load: %s; still serving revision %d",
+                snapshot.revision,
+                exc,
+                self.revision,
+            )
+            self._skipped = snapshot.revision
+            self.unloadable = f"revision {snapshot.revision} does not load: {exc}"
             self._notify(ok=False)
             return
-        self.revision = snapshot.revision
+        shrink = shrink_problem(serving, len(self.engine), self.max_shrink)
+        if shrink is not None:
+            logger.warning(
+                "waypost: revision %d of the rule store is serving, and %s (a committed "
+                "revision is served as it is)",
+                snapshot.revision,
+                shrink,
+            )
+        self.revision = self._skipped = snapshot.revision
+        self.unloadable = None
         self.loaded_at = datetime.now(UTC)
         logger.info(
             "waypost: loaded revision %d from the store: %d rules (%.0f ms)",
