@@ -223,12 +223,12 @@ class WaypostProtocol(HttpToolsProtocol):
             # Data after a request that closes the connection (strict llhttp's error): it is
             # not read; the connection closes once that request's response is written.
             return
-        if self.cycle is not None and self.cycle.response_started:
-            if not self.cycle.response_complete:
-                # Behind a request whose answer is being written: a 400 would land in the middle
-                # of it. Close once it is written, instead.
-                self._close_after_response()
-                return
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            # Behind a request whose answer is being written: a 400 would land in the middle of
+            # it. Close once it is written, instead.
+            self._close_after_response()
+            return
         # llhttp's reason names what is wrong ("Invalid header value char"), never the bytes.
         detail = f"The request is not valid HTTP/1.1: {exc}."
         if self._response_in_progress():
