@@ -257,7 +257,8 @@ CHUNKED = "Transfer-Encoding: chunked"
 FAILING_BODIES = [
     ("chunked-aborted", "POST", "/upload", [CHUNKED], b"5\r\nhello\r\n", None),
     ("bad-chunk-size", "POST", "/upload", [CHUNKED], b"5\r\nhello\r\nzz\r\n", 400),
-    ("invalid-transfer-encoding", "POST", "/upload", ["Transfer-Encoding: gzip"], b"hello", 400),
+    # 501, as nginx answers a transfer coding it does not know (waypost.server.request_head).
+    ("invalid-transfer-encoding", "POST", "/upload", ["Transfer-Encoding: gzip"], b"hello", 501),
     ("content-length-longer-than-sent", "POST", "/upload", ["Content-Length: 100"], b"hello", None),
     # The bytes past the body are not a request: the connection is answered 400 and closed
     # before the request could be answered, so it is not sent on either.

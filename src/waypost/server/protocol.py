@@ -40,6 +40,7 @@ from uvicorn.server import ServerState
 from waypost.http import Response, error_response
 from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer
+from waypost.server.request_head import Refusal, check_request_head
 from waypost.server.tunnel import Tunnel, tunnel_target
 
 __all__ = ["WaypostProtocol", "protocol_for"]
@@ -49,6 +50,32 @@ _KEEP_ALIVE = b"connection: keep-alive\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
 _BLANK = (b"\r", b"\n")
+# Every leniency llhttp has, off (uvicorn turns lenient_data_after_close on): what strict llhttp
+# refuses, Waypost refuses, so that no upstream reads a request differently from Waypost.
+_STRICT = {
+    name: False
+    for name in (
+        "lenient_headers",
+        "lenient_chunked_length",
+        "lenient_keep_alive",
+        "lenient_transfer_encoding",
+        "lenient_version",
+        "lenient_data_after_close",
+        "lenient_optional_lf_after_cr",
+        "lenient_optional_cr_before_lf",
+        "lenient_optional_crlf_after_chunk",
+        "lenient_spaces_after_chunk_size",
+    )
+}
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a request refused from its head (httptools
+    stops at once and raises a parser error from it)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.detail)
+        self.refusal = refusal
 
 
 class _Pending(NamedTuple):
@@ -76,6 +103,7 @@ class WaypostProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.parser.set_dangerous_leniencies(**_STRICT)
         app = self.app_instance
         self.waypost = app.server
         settings = app.server.settings
@@ -97,6 +125,10 @@ class WaypostProtocol(HttpToolsProtocol):
         #: A WebSocket request going upstream: waiting for its head to end, then its tunnel.
         self._upgrade: _Pending | None = None
         self._tunnel: Tunnel | None = None
+        #: Past the current request's head: header lines now are trailers.
+        self._in_trailers = False
+        #: The last request asked to close the connection (nothing after it is read).
+        self._last_closes = False
         #: A request that asks to upgrade and is answered as a plain one: the header lines that
         #: frame its body, until httptools has stopped at the end of its head (see _feed()).
         self._plain_upgrade: bytes | None = None
@@ -159,11 +191,8 @@ class WaypostProtocol(HttpToolsProtocol):
             try:
                 self.parser.feed_data(data)
                 return True
-            except httptools.HttpParserError:
-                msg = "Invalid HTTP request received."
-                self.logger.warning(msg)
-                self._body_failed()
-                self.send_400_response(msg)
+            except httptools.HttpParserError as exc:
+                self._parse_error(exc)
                 return False
             except httptools.HttpParserUpgrade as exc:
                 rest = data[exc.args[0] :] if exc.args else b""
@@ -183,16 +212,86 @@ class WaypostProtocol(HttpToolsProtocol):
                     return True
                 data = rest
 
+    def _parse_error(self, exc: httptools.HttpParserError) -> None:
+        """What the parser refused: a 400 and a close, unless that 400 would not be the answer
+        to the request being read."""
+        # A callback's exception comes out of feed_data() as the context of a parser error.
+        if isinstance(exc.__context__, _Refused):
+            self._refuse(exc.__context__.refusal)
+            return
+        if self._last_closes:
+            # Data after a request that closes the connection (strict llhttp's error): it is
+            # not read; the connection closes once that request's response is written.
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            # Behind a request whose answer is being written: a 400 would land in the middle of
+            # it. Close once it is written, instead.
+            self._close_after_response()
+            return
+        # llhttp's reason names what is wrong ("Invalid header value char"), never the bytes.
+        detail = f"The request is not valid HTTP/1.1: {exc}."
+        if self._response_in_progress():
+            # In or right after the body of the request being read: the stream is not what it
+            # claimed to be, so that request's app sends nothing upstream (see _body_failed())
+            # and the 400 answers in its place.
+            self._body_failed()
+            self._write(error_response(400, detail), keep_alive=False)
+            self.transport.close()
+            return
+        self._refuse(Refusal(400, detail), parsed=False)
+
     def _read_body_after_upgrade(self, framing: bytes) -> None:
         """Go on with a parser that has read a head made of just the body's framing headers, so
         that it reads the upgrade request's body, and the requests after it, as HTTP/1.1."""
         self._plain_upgrade = None
         callbacks = _AfterHead(self)
         parser = httptools.HttpRequestParser(callbacks)
-        parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn's parser
+        parser.set_dangerous_leniencies(**_STRICT)
         parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n")
         callbacks.reading_head = False
         self.parser = parser
+
+    def _response_in_progress(self, *, body_read: bool = False) -> bool:
+        """A request on the ASGI path is still being answered (with ``body_read``: one whose
+        request has been read to its end, so that what failed to parse came after it)."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return False
+        return not (body_read and cycle.more_body)
+
+    def _close_after_response(self) -> None:
+        # The last request queued (pipeline.appendleft) is answered last: it closes.
+        last = self.pipeline[0][0] if self.pipeline else self.cycle
+        if last is not None:
+            last.keep_alive = False
+        self._last_closes = True
+
+    def _refuse(self, refusal: Refusal, *, parsed: bool = True) -> None:
+        """Answer a request refused from its head (see waypost.server.request_head), or one the
+        parser refused (``parsed=False``: its method and target are not known), and close:
+        where its body would end, and so where the next request would start, is not trusted."""
+        self._head_bytes = None
+        self._answer = self._upgrade = None
+        if self._response_in_progress():
+            self._close_after_response()
+            return
+        method = self.parser.get_method().decode("latin-1") if parsed else "-"
+        response = error_response(refusal.status, refusal.detail, head=method == "HEAD")
+        self.waypost.done(
+            "rejected",
+            response.status,
+            len(response.body),
+            client_ip=self.client[0] if self.client else None,
+            method=method,
+            target=self.url.decode("latin-1") if parsed else "-",
+            protocol="HTTP/" + self.parser.get_http_version() if parsed else "HTTP/1.1",
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
+            if parsed
+            else (),
+        )
+        self._write(response, keep_alive=False)
+        self.transport.close()
 
     def _body_failed(self) -> None:
         """The request the app is reading turned out malformed (a bad chunk, say): tell its app
@@ -240,6 +339,20 @@ class WaypostProtocol(HttpToolsProtocol):
         self._answer = None
         self._upgrade = None
         self._plain_upgrade = None
+        self._in_trailers = False
+        self._last_closes = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_trailers:
+            # Trailer fields (after a chunked body) are dropped: they are not request headers
+            # (RFC 9110 §6.5.1), and a trailing Host or Content-Length must not become one.
+            return
+        if b"_" in name:
+            # nginx's underscores_in_headers off: an upstream that reads '_' as '-' must never
+            # see Transfer_Encoding or Content_Length as framing.
+            return
+        # llhttp keeps the whitespace after a value; it is not part of it (RFC 9110 §5.5).
+        super().on_header(name, value.rstrip(b" \t"))
 
     def _asgi(self) -> None:
         """Hand the request whose head just arrived to uvicorn's ASGI path."""
@@ -248,14 +361,25 @@ class WaypostProtocol(HttpToolsProtocol):
         self.url, self.headers, self.expect_100_continue = url, headers, expect
         self.scope["headers"] = headers
         super().on_headers_complete()
+        if not self.parser.should_keep_alive() and self.cycle is not None:
+            # uvicorn keeps the connection after a request that says "Connection: close"
+            # (RFC 9112 §9.6: the server closes it after the response).
+            self.cycle.keep_alive = False
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
+        self._in_trailers = True
         self._in_body = True
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
         parser = self.parser
+        # The checks both paths share: nothing below, nor the ASGI path, sees a refused head.
+        refusal, self.url = check_request_head(
+            parser.get_method(), self.url, parser.get_http_version(), self.headers
+        )
+        if refusal is not None:
+            raise _Refused(refusal)
         upgrade = parser.should_upgrade()
         plain_upgrade = upgrade and not self._can_tunnel()
         if plain_upgrade:
@@ -390,6 +514,7 @@ class WaypostProtocol(HttpToolsProtocol):
         self._in_body = False
         pending = self._answer
         self._completed = True
+        self._last_closes = not self.parser.should_keep_alive()
         if self._upgrade is not None:  # the tunnel starts once the parser stops at the upgrade
             return
         if pending is None:
@@ -398,7 +523,10 @@ class WaypostProtocol(HttpToolsProtocol):
         self._answer = None
         response = pending.answer.response
         assert response is not None  # on_headers_complete() keeps only answers with one
-        keep_alive = pending.keep_alive and not self._closing
+        # A head over the limits (414, 431) closes the connection, as nginx does.
+        keep_alive = (
+            pending.keep_alive and not self._closing and pending.answer.action != "rejected"
+        )
         self._write(response, keep_alive=keep_alive, http_1_0=pending.version == "1.0")
         self.waypost.done(
             pending.answer.action,

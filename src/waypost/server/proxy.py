@@ -186,7 +186,8 @@ class UpstreamProxy:
         request = client.build_request(
             forward.method,
             forward.url,
-            headers=list(forward.headers),
+            # As bytes: a value may hold obs-text (RFC 9110 §5.5), which httpx would not encode.
+            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in forward.headers],
             content=body if forward.has_body else None,
         )
         return await client.send(request, stream=True)
