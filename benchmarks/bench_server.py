@@ -1,7 +1,7 @@
 """Benchmark the standalone server against nginx and a hand-written Starlette app, with wrk.
 
     python benchmarks/bench_server.py [--duration 10] [--connections 10] [--repeat 3]
-                                      [--sizes 1000,1000000] [--quick]
+                                      [--sizes 1000,1000000] [--quick] [--baseline-src DIR]
 
 Every server answers the same exact redirects (``/p/<i>`` -> ``/n/<i>``, 301) on loopback; wrk
 keeps its connections alive and draws each request's path at random from a file of paths spread
@@ -14,7 +14,11 @@ across the whole rule set. The server runs on CPU 0 and wrk on CPU 1 (taskset), 
   Waypost until the direct answers);
 - ``nginx``: a ``map`` of the redirects and ``return 301`` (the practical ceiling), access log off;
 - ``starlette``: one ``Route`` per redirect, served by uvicorn (what a user would write by hand).
-  Starlette matches routes one by one, so it is measured up to ``--starlette-max`` routes.
+  Starlette matches routes one by one, so it is measured up to ``--starlette-max`` routes;
+- ``waypost-baseline`` (with ``--baseline-src DIR``): ``waypost serve`` from another source tree
+  (the code before a change: ``git archive OLD src | tar -x -C DIR``, then build its compiled
+  store with ``python setup.py build_ext --inplace`` there), so that what a change costs is
+  measured in the same rounds as the change itself.
 
 Every server is started first; then ``--repeat`` rounds give each one wrk run in turn, so that a
 noisy neighbour on this shared machine slows the contenders of a round alike. A server's figure is
@@ -188,7 +192,7 @@ def _wrk(port: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str, 
 def _command(name: str, port: int, rules: Path, tmp: Path, size: int) -> list[str]:
     python = str(BIN / "python")
     bench_dir = str(ROOT / "benchmarks")
-    if name == "waypost":
+    if name in ("waypost", "waypost-baseline"):
         return [
             python,
             "-m",
@@ -247,7 +251,7 @@ def _command(name: str, port: int, rules: Path, tmp: Path, size: int) -> list[st
 class Contender:
     """One server running with one rule-set size, measured in rounds with the others."""
 
-    def __init__(self, name: str, size: int, tmp: Path) -> None:
+    def __init__(self, name: str, size: int, tmp: Path, baseline_src: Path | None = None) -> None:
         self.name, self.size = name, size
         self.port = _free_port()
         rules = tmp / f"rules-{size}.csv"
@@ -262,6 +266,11 @@ class Contender:
             k for k in self.env if k.startswith("WAYPOST_") and not k.startswith("WAYPOST_BENCH")
         ]:
             del self.env[key]
+        if name == "waypost-baseline":
+            if baseline_src is None:
+                raise ValueError("waypost-baseline needs --baseline-src")
+            # Its src/ comes first on the path, ahead of the editable install of this tree.
+            self.env["PYTHONPATH"] = str(baseline_src / "src")
         self.log = (tmp / f"{name}-{size}.log").open("wb")
         self.proc = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *_command(name, self.port, rules, tmp, size)],
@@ -312,7 +321,7 @@ def measure_all(
     contenders: list[Contender] = []
     try:
         for name, size in plan:
-            contenders.append(Contender(name, size, tmp))
+            contenders.append(Contender(name, size, tmp, args.baseline_src))
             # One at a time: a million-rule server loads faster without another beside it.
             contenders[-1].wait(start_timeout)
         ready = [c for c in contenders if c.ready is not None]
@@ -399,6 +408,11 @@ def verdicts(results: list[dict[str, Any]], small: int, large: int) -> list[dict
         add(f"waypost vs Starlette, {small:,} rules", _paired(waypost, starlette), 3)
     if waypost and waypost_large and large != small:
         add(f"waypost {large:,} vs {small:,} rules", _paired(waypost_large, waypost), 0.9)
+    for size in dict.fromkeys((small, large)):
+        waypost_n, before = _get(results, "waypost", size), _get(results, "waypost-baseline", size)
+        if waypost_n and before:
+            # A change may cost a little; more than 5% of the rate needs a reason.
+            add(f"waypost vs its baseline, {size:,} rules", _paired(waypost_n, before), 0.95)
     return out
 
 
@@ -463,7 +477,19 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, 1,000 rules")
     parser.add_argument("--no-write", action="store_true", help="do not write results/")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="a source tree (with src/ and its built compiled store) to run as waypost-baseline",
+    )
     args = parser.parse_args()
+    if args.baseline_src is not None:
+        args.baseline_src = args.baseline_src.resolve()
+        if not (args.baseline_src / "src" / "waypost").is_dir():
+            sys.exit(f"--baseline-src {args.baseline_src}: no src/waypost there")
+        if "waypost-baseline" not in args.servers.split(","):
+            args.servers += ",waypost-baseline"
     if args.quick:
         args.duration, args.repeat, args.sizes = 3, 1, "1000"
     for tool in ("wrk", "nginx", "taskset"):

@@ -81,9 +81,10 @@ class RecordingUpstream:
             except OSError:
                 return
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            # Started before requests_for() can see it: joining a thread not yet started raises.
             with self.lock:
+                thread.start()
                 self._threads.append(thread)
-            thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
         parser = h11.Connection(h11.SERVER)
