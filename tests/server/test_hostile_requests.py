@@ -426,6 +426,24 @@ def test_request_shapes(
     )
 
 
+REFUSED = [shape for shape in SHAPES if shape.refused is not None]
+
+
+@pytest.mark.parametrize("shape", REFUSED, ids=[shape.id for shape in REFUSED])
+def test_refused_shapes_behind_a_good_request(
+    waypost: Served, upstream: RecordingUpstream, shape: Shape
+) -> None:
+    """The same shapes on a connection that has already sent a good request with the same Host:
+    the protocol lets a head it has seen before through without the full check (the fast path
+    of on_headers_complete), which must never let one of these through."""
+    first = get().format(path="/go")
+    data = (first + shape.data.format(path="/go")).encode("latin-1")
+    got = exchange(waypost.port, data, answers=None)
+    assert got.statuses == [301, shape.refused], got
+    assert got.closed
+    assert settled(upstream) == []
+
+
 # -- trailers, the absolute form, pipelining, limits ------------------------------------------
 
 
