@@ -7,6 +7,7 @@ log, and the limits on the request line and headers.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,6 +197,61 @@ def test_large_headers_are_431(server: Served) -> None:
     assert huge.startswith(b"HTTP/1.1 431")
     # ... and the server is still there.
     assert httpx.get(server.base + "/old-page").status_code == 301
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"h" * 2_000_000 + b"\r\n\r\n", b"431"),
+        (b"GET /" + b"p" * 2_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n" + b"Y: y\r\n" * 200_000, b"400"),
+    ],
+    ids=["head-too-large", "target-too-long", "malformed-head"],
+)
+def test_a_refused_request_still_being_sent_gets_its_answer(
+    server: Served, data: bytes, status: bytes
+) -> None:
+    """The client is still sending when the answer comes: the server reads and drops the rest
+    (nginx's lingering close) instead of closing with data unread, which resets the connection
+    and can destroy the answer before the client reads it. Tried many times: a reset is a
+    race that a single try often wins."""
+    for _ in range(15):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            try:
+                sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                pytest.fail(f"the server reset the connection while the request was sent: {exc}")
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError as exc:
+                    pytest.fail(f"reset before the answer was read ({received[:40]!r}): {exc}")
+                if not chunk:
+                    break
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 " + status), received[:80]
+
+
+def test_a_refused_connection_is_not_read_for_ever(server: Served) -> None:
+    """What the client sends after a refusal is dropped for at most 5 s (nginx's
+    lingering_timeout), then the connection is closed: a client cannot keep it by sending."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n")
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        started = time.monotonic()
+        closed_after = None
+        while time.monotonic() - started < 12:
+            try:
+                sock.sendall(b"x" * 4096)
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.05)
+    assert closed_after is not None, "the server still read the connection after 12 s"
+    assert 4 < closed_after < 9, closed_after
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

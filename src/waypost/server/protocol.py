@@ -46,6 +46,13 @@ from waypost.server.tunnel import Tunnel, tunnel_target
 __all__ = ["WaypostProtocol", "protocol_for"]
 
 _CLOSE = b"connection: close\r\n"
+# How long a refused connection is still read (and what arrives dropped) after its answer: see
+# _linger(). nginx's lingering_timeout is 5 s.
+_LINGER_SECONDS = 5.0
+# ... and how much of it: a client that keeps sending without reading is not read for ever.
+_LINGER_BYTES = 16 * 1024 * 1024
+# The header names on_header() takes note of.
+_NOTED = frozenset({b"host", b"transfer-encoding", b"expect"})
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
@@ -137,7 +144,7 @@ class WaypostProtocol(HttpToolsProtocol):
         #: The last request asked to close the connection (nothing after it is read).
         self._last_closes = False
         #: A request that asks to upgrade and is answered as a plain one: the header lines that
-        #: frame its body, until httptools has stopped at the end of its head (see _feed()).
+        #: frame its body, until httptools has stopped at the end of its head (_after_upgrade()).
         self._plain_upgrade: bytes | None = None
         #: When the current head began, and the timer of its deadline (header_timeout).
         self._head_started = 0.0
@@ -146,12 +153,22 @@ class WaypostProtocol(HttpToolsProtocol):
         #: a body that stopped arriving (body_timeout).
         self._in_body = False
         self._body_timer: asyncio.TimerHandle | None = None
+        #: Answered and closing: what the client still sends is read and dropped (_linger()).
+        self._lingering = False
+        self._lingered = 0
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     # -- limits -----------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:
             self._tunnel.from_client(data)
+            return
+        if self._lingering:
+            # The rest of a refused request: dropped unread (see _linger()).
+            self._lingered += len(data)
+            if self._lingered > _LINGER_BYTES:
+                self.transport.close()
             return
         if (
             data[:1] in _BLANK
@@ -166,8 +183,14 @@ class WaypostProtocol(HttpToolsProtocol):
         self._completed = False
         # uvicorn's data_received(), keeping what follows an upgrade request's head.
         self._unset_keepalive_if_required()
-        if not self._feed(data):
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._parse_error(exc)
             return
+        except httptools.HttpParserUpgrade as exc:
+            if not self._after_upgrade(data, exc):
+                return
         if self._head_bytes is not None:
             # Still inside a request head after this data: count it. When a request ended within
             # this data, where the next head began is not known, so its first piece is not
@@ -185,16 +208,34 @@ class WaypostProtocol(HttpToolsProtocol):
         elif self._in_body and self._body_timer is None:
             self._body_timer = self.loop.call_later(self._body_timeout, self._body_check)
 
-    def _feed(self, data: bytes) -> bool:
-        """Parse ``data``; False when the connection is no longer read as HTTP requests.
+    def _after_upgrade(self, data: bytes, stop: httptools.HttpParserUpgrade) -> bool:
+        """The parser stopped at the end of a head that asks to upgrade, ``stop`` saying where
+        in ``data``; False when the connection is no longer read as HTTP requests.
 
-        httptools stops at the end of a head that asks to upgrade (``Connection: upgrade``), as
-        if the rest of the connection spoke the new protocol, and would read the body of such a
-        request as the next request. Only a WebSocket handshake that goes upstream becomes a
-        tunnel; any other is a plain request (a server may ignore Upgrade, RFC 9110 §7.8), so
-        its body is read by its own framing and parsing goes on after it.
+        httptools stops there (``Connection: upgrade``) as if the rest of the connection spoke
+        the new protocol, and would read the body of such a request as the next request. Only a
+        WebSocket handshake that goes upstream becomes a tunnel; any other is a plain request (a
+        server may ignore Upgrade, RFC 9110 §7.8), so its body is read by its own framing and
+        parsing goes on after it. (Kept out of data_received(), which every request goes
+        through.)
         """
         while True:
+            rest = data[stop.args[0] :] if stop.args else b""
+            if self._upgrade is not None:
+                self._start_tunnel(rest)
+                return False
+            if self.transport.is_closing():
+                return False
+            if self._plain_upgrade is not None:
+                try:
+                    self._read_body_after_upgrade(self._plain_upgrade)
+                except httptools.HttpParserError:
+                    self._body_failed()
+                    self.send_400_response("Invalid HTTP request received.")
+                    return False
+            if not rest:
+                return True
+            data = rest
             try:
                 self.parser.feed_data(data)
                 return True
@@ -202,22 +243,7 @@ class WaypostProtocol(HttpToolsProtocol):
                 self._parse_error(exc)
                 return False
             except httptools.HttpParserUpgrade as exc:
-                rest = data[exc.args[0] :] if exc.args else b""
-                if self._upgrade is not None:
-                    self._start_tunnel(rest)
-                    return False
-                if self.transport.is_closing():
-                    return False
-                if self._plain_upgrade is not None:
-                    try:
-                        self._read_body_after_upgrade(self._plain_upgrade)
-                    except httptools.HttpParserError:
-                        self._body_failed()
-                        self.send_400_response("Invalid HTTP request received.")
-                        return False
-                if not rest:
-                    return True
-                data = rest
+                stop = exc
 
     def _parse_error(self, exc: httptools.HttpParserError) -> None:
         """What the parser refused: a 400 and a close, unless that 400 would not be the answer
@@ -244,7 +270,7 @@ class WaypostProtocol(HttpToolsProtocol):
             # and the 400 answers in its place.
             self._body_failed()
             self._write(error_response(400, detail), keep_alive=False)
-            self.transport.close()
+            self._linger()
             return
         self._refuse(Refusal(400, detail), parsed=False)
 
@@ -298,7 +324,38 @@ class WaypostProtocol(HttpToolsProtocol):
             else (),
         )
         self._write(response, keep_alive=False)
-        self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close a connection whose request was refused before it was read to its end, so that
+        the client gets the answer rather than a reset.
+
+        Closing a socket with unread data makes the kernel send a reset, and a reset can reach
+        the client before it has read the answer (a 431 for a head too large, say, while the
+        client is still sending it). As nginx's lingering_close does, the answer is followed by
+        the end of this side of the connection (FIN), and whatever the client still sends is
+        read and dropped until it closes, for at most ``_LINGER_SECONDS`` and ``_LINGER_BYTES``.
+        """
+        transport = self.transport
+        if self._lingering or transport.is_closing():
+            return
+        self._lingering = True
+        self._head_bytes = None
+        self._in_body = False
+        for timer in (self._idle_timer, self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._head_timer = self._body_timer = None
+        try:
+            if not transport.can_write_eof():  # TLS: close_notify says the same
+                transport.close()
+                return
+            transport.write_eof()
+            transport.resume_reading()
+        except (OSError, RuntimeError):
+            transport.close()
+            return
+        self._linger_timer = self.loop.call_later(_LINGER_SECONDS, transport.close)
 
     def _body_failed(self) -> None:
         """The request the app is reading turned out malformed (a bad chunk, say): tell its app
@@ -330,8 +387,7 @@ class WaypostProtocol(HttpToolsProtocol):
             headers=(),
         )
         self._write(response, keep_alive=False)
-        self.transport.close()
-        self._head_bytes = None
+        self._linger()
 
     # -- the request ------------------------------------------------------------------------
 
@@ -365,13 +421,14 @@ class WaypostProtocol(HttpToolsProtocol):
         # uvicorn's on_header(), written out (it runs for every header line of every request),
         # noting what the fast check in on_headers_complete() needs.
         name = name.lower()
-        if name == b"host":
-            self._hosts += 1
-            self._host = value
-        elif name == b"transfer-encoding":
-            self._chunked = True
-        elif name == b"expect" and value.lower() == b"100-continue":
-            self.expect_100_continue = True
+        if name in _NOTED:  # one set lookup for the common header, not three comparisons
+            if name == b"host":
+                self._hosts += 1
+                self._host = value
+            elif name == b"transfer-encoding":
+                self._chunked = True
+            elif value.lower() == b"100-continue":  # Expect
+                self.expect_100_continue = True
         self.headers.append((name, value))
 
     def _asgi(self) -> None:
@@ -544,7 +601,8 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         if self._plain_upgrade is not None:
-            return  # httptools ends an upgrade request at its head; its body comes (see _feed)
+            # httptools ends an upgrade request at its head; its body comes (_after_upgrade()).
+            return
         self._in_body = False
         pending = self._answer
         self._completed = True
@@ -678,10 +736,10 @@ class WaypostProtocol(HttpToolsProtocol):
         self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._idle_timer, self._head_timer, self._body_timer):
+        for timer in (self._idle_timer, self._head_timer, self._body_timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
-        self._idle_timer = self._head_timer = self._body_timer = None
+        self._idle_timer = self._head_timer = self._body_timer = self._linger_timer = None
         if self._tunnel is not None:
             self._tunnel.client_closed()
         super().connection_lost(exc)
