@@ -384,6 +384,29 @@ def test_a_body_over_the_limit_gets_413_at_once(
         assert seen == []
 
 
+@pytest.mark.parametrize("mode", ["buffered", "streaming"])
+def test_a_client_that_sends_the_whole_body_before_reading_gets_the_413(
+    request: pytest.FixtureRequest, mode: str
+) -> None:
+    """A client that sends all of a too large body before it reads (as most HTTP libraries
+    do) gets the 413 answered at once, not a reset: the connection lingers instead of closing
+    with the body unread. Tried many times: a reset is a race that a single try can win."""
+    served: Served = request.getfixturevalue(mode)
+    body = b"x" * (LIMIT * 40)
+    data = _head("POST", "/upload/whole", f"Content-Length: {len(body)}") + body
+    for _ in range(15):
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                received = b""
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except OSError as exc:  # reset, or no longer connected
+                pytest.fail(f"the connection was reset instead of answered: {exc}")
+        assert _status(received) == 413, received[:80]
+
+
 def test_expect_100_continue_is_answered_by_waypost(
     buffered: Served, recording: RecordingUpstream
 ) -> None:

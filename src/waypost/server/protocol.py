@@ -50,7 +50,7 @@ _CLOSE = b"connection: close\r\n"
 # _linger(). nginx's lingering_timeout is 5 s.
 _LINGER_SECONDS = 5.0
 # ... and how much of it: a client that keeps sending without reading is not read for ever.
-_LINGER_BYTES = 16 * 1024 * 1024
+_LINGER_BYTES = 64 * 1024 * 1024
 # The header names on_header() takes note of.
 _NOTED = frozenset({b"host", b"transfer-encoding", b"expect"})
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
@@ -438,10 +438,14 @@ class WaypostProtocol(HttpToolsProtocol):
         self.url, self.headers, self.expect_100_continue = url, headers, expect
         self.scope["headers"] = headers
         super().on_headers_complete()
-        if not self.parser.should_keep_alive() and self.cycle is not None:
-            # uvicorn keeps the connection after a request that says "Connection: close"
-            # (RFC 9112 §9.6: the server closes it after the response).
-            self.cycle.keep_alive = False
+        if self.cycle is not None:
+            # The app may answer before the body has arrived (413, an upstream that failed):
+            # closing then must linger too (see _CycleTransport).
+            self.cycle.transport = _CycleTransport(self)  # type: ignore[assignment]
+            if not self.parser.should_keep_alive():
+                # uvicorn keeps the connection after a request that says "Connection: close"
+                # (RFC 9112 §9.6: the server closes it after the response).
+                self.cycle.keep_alive = False
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
@@ -766,6 +770,37 @@ class WaypostProtocol(HttpToolsProtocol):
         out.append(b"\r\n")
         out.append(response.body)
         self.transport.write(b"".join(out))
+
+
+class _CycleTransport:
+    """The connection's transport as uvicorn's response cycle (the ASGI path) sees it.
+
+    When the response ends with ``Connection: close`` while the request's body is still
+    arriving (a 413 for a Content-Length over ``--max-body-bytes``, answered before the body is
+    read), closing at once would reset the connection with the body unread, and the client
+    could lose the answer: the connection lingers instead (:meth:`WaypostProtocol._linger`).
+    """
+
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(self, protocol: WaypostProtocol) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._protocol._in_body:
+            self._protocol._linger()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class _AfterHead:
