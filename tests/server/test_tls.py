@@ -353,3 +353,32 @@ def test_the_redirect_port_cuts_off_slow_heads_and_reads_no_body_as_a_request(
         assert b"/inner" not in received
     finally:
         served.stop()
+
+
+def test_the_redirect_port_answers_a_refused_request_still_being_sent(
+    rules: Path, tls: tuple[Path, Path], module_tmp: Path
+) -> None:
+    """A head too large is answered 431 while the client is still sending it, and the rest is
+    read and dropped (nginx's lingering close), so the answer is not lost to a reset."""
+    cert, key = tls
+    redirect_port = free_port()
+    served = start_server(
+        rules, "--tls-cert", str(cert), "--tls-key", str(key),
+        "--http-redirect-port", str(redirect_port), tmp=module_tmp, ca=cert,
+    )  # fmt: skip
+    # Many header lines: refused at the limit, with two megabytes still to come.
+    data = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"Y: y\r\n" * 400_000 + b"\r\n"
+    try:
+        for _ in range(15):
+            with socket.create_connection(("127.0.0.1", redirect_port), timeout=10) as sock:
+                try:
+                    sock.sendall(data)
+                    sock.shutdown(socket.SHUT_WR)
+                    received = b""
+                    while chunk := sock.recv(65536):
+                        received += chunk
+                except OSError as exc:
+                    pytest.fail(f"the connection was reset instead of answered: {exc}")
+            assert received.startswith(b"HTTP/1.1 431 "), received[:80]
+    finally:
+        served.stop()

@@ -30,6 +30,7 @@ import httptools
 from waypost.http import Response, encode_location, error_response, plain_response, reason
 from waypost.rules.safety import host_allowed
 from waypost.server._hosts import LABEL, parse_https_redirect_hosts
+from waypost.server._linger import LINGER_BYTES, LINGER_SECONDS, half_close
 from waypost.server.core import WaypostServer
 
 __all__ = ["HttpsRedirectProtocol", "https_location"]
@@ -75,6 +76,9 @@ class HttpsRedirectProtocol(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._client: str | None = None
+        #: Answered and closing: what the client still sends is dropped (see _linger).
+        self._lingering = False
+        self._lingered = 0
 
     # -- the connection -----------------------------------------------------------------------
 
@@ -101,6 +105,11 @@ class HttpsRedirectProtocol(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                self._close()
+            return
         self._arm()
         try:
             self.parser.feed_data(data)
@@ -146,7 +155,7 @@ class HttpsRedirectProtocol(asyncio.Protocol):
             self._host = text[1]
 
     def on_message_complete(self) -> None:
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing() or self._lingering:
             return
         method = self.parser.get_method().decode("ascii", "replace")
         target = self._url.decode("latin-1")
@@ -181,7 +190,7 @@ class HttpsRedirectProtocol(asyncio.Protocol):
 
     def _send(self, response: Response, *, keep_alive: bool) -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self._lingering:
             return
         lines = [f"HTTP/1.1 {response.status} {reason(response.status)}"]
         lines.append(f"date: {formatdate(usegmt=True)}")
@@ -191,4 +200,15 @@ class HttpsRedirectProtocol(asyncio.Protocol):
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         transport.write(head + response.body)
         if not keep_alive:
-            transport.close()
+            self._linger(transport)
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Close without resetting a client still sending (see waypost.server._linger)."""
+        self._lingering = True
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        if half_close(transport):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, self._close)

@@ -38,6 +38,7 @@ from uvicorn.protocols.utils import get_path_with_query_string
 from uvicorn.server import ServerState
 
 from waypost.http import Response, error_response
+from waypost.server._linger import LINGER_BYTES, LINGER_SECONDS, half_close
 from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer
 from waypost.server.request_head import Refusal, check_request_head
@@ -46,11 +47,6 @@ from waypost.server.tunnel import Tunnel, tunnel_target
 __all__ = ["WaypostProtocol", "protocol_for"]
 
 _CLOSE = b"connection: close\r\n"
-# How long a refused connection is still read (and what arrives dropped) after its answer: see
-# _linger(). nginx's lingering_timeout is 5 s.
-_LINGER_SECONDS = 5.0
-# ... and how much of it: a client that keeps sending without reading is not read for ever.
-_LINGER_BYTES = 64 * 1024 * 1024
 # The header names on_header() takes note of.
 _NOTED = frozenset({b"host", b"transfer-encoding", b"expect"})
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
@@ -167,7 +163,7 @@ class WaypostProtocol(HttpToolsProtocol):
         if self._lingering:
             # The rest of a refused request: dropped unread (see _linger()).
             self._lingered += len(data)
-            if self._lingered > _LINGER_BYTES:
+            if self._lingered > LINGER_BYTES:
                 self.transport.close()
             return
         if (
@@ -328,14 +324,7 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def _linger(self) -> None:
         """Close a connection whose request was refused before it was read to its end, so that
-        the client gets the answer rather than a reset.
-
-        Closing a socket with unread data makes the kernel send a reset, and a reset can reach
-        the client before it has read the answer (a 431 for a head too large, say, while the
-        client is still sending it). As nginx's lingering_close does, the answer is followed by
-        the end of this side of the connection (FIN), and whatever the client still sends is
-        read and dropped until it closes, for at most ``_LINGER_SECONDS`` and ``_LINGER_BYTES``.
-        """
+        the client gets the answer rather than a reset (see :mod:`waypost.server._linger`)."""
         transport = self.transport
         if self._lingering or transport.is_closing():
             return
@@ -346,16 +335,8 @@ class WaypostProtocol(HttpToolsProtocol):
             if timer is not None:
                 timer.cancel()
         self._idle_timer = self._head_timer = self._body_timer = None
-        try:
-            if not transport.can_write_eof():  # TLS: close_notify says the same
-                transport.close()
-                return
-            transport.write_eof()
-            transport.resume_reading()
-        except (OSError, RuntimeError):
-            transport.close()
-            return
-        self._linger_timer = self.loop.call_later(_LINGER_SECONDS, transport.close)
+        if half_close(transport):
+            self._linger_timer = self.loop.call_later(LINGER_SECONDS, transport.close)
 
     def _body_failed(self) -> None:
         """The request the app is reading turned out malformed (a bad chunk, say): tell its app
