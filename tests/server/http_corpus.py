@@ -18,21 +18,10 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from waypost.server.protocol import _STRICT
+
 CORPUS = Path(__file__).parents[1] / "data" / "http-corpus"
 ADDED_HOST = b"Host: corpus.example\r\n"
-#: Every leniency httptools lets a server turn on (all off is strict llhttp).
-LENIENCIES = (
-    "lenient_headers",
-    "lenient_chunked_length",
-    "lenient_keep_alive",
-    "lenient_transfer_encoding",
-    "lenient_version",
-    "lenient_data_after_close",
-    "lenient_optional_lf_after_cr",
-    "lenient_optional_cr_before_lf",
-    "lenient_optional_crlf_after_chunk",
-    "lenient_spaces_after_chunk_size",
-)
 
 
 @dataclass(frozen=True)
@@ -209,7 +198,7 @@ def strict_parse(data: bytes) -> tuple[list[str], str | None]:
 
     recorder = Recorder()
     parser = httptools.HttpRequestParser(recorder)
-    parser.set_dangerous_leniencies(**{name: False for name in LENIENCIES})
+    parser.set_dangerous_leniencies(**_STRICT)  # the server's own: every leniency off
     try:
         parser.feed_data(data)
     except httptools.HttpParserUpgrade:

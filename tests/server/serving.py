@@ -117,6 +117,22 @@ def raw_request(port: int, data: bytes, timeout: float = 5) -> bytes:
     return b"".join(chunks)
 
 
+def answer_to_whole_request(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Send all of ``data`` before reading (as most HTTP libraries do), then read the answer
+    until the server closes. A reset, while sending or reading, fails the test: the server
+    closed with the request unread instead of lingering (see waypost.server._linger)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        except OSError as exc:  # reset, or no longer connected
+            pytest.fail(f"the connection was reset instead of answered: {exc}")
+    return received
+
+
 # -- an upstream site on loopback -----------------------------------------------------------
 
 

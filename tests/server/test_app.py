@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving import Served, raw_request, start_server
+from serving import Served, answer_to_whole_request, raw_request, start_server
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
 EXTRA_RULES = """
@@ -216,21 +216,7 @@ def test_a_refused_request_still_being_sent_gets_its_answer(
     and can destroy the answer before the client reads it. Tried many times: a reset is a
     race that a single try often wins."""
     for _ in range(15):
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            try:
-                sock.sendall(data)
-            except (BrokenPipeError, ConnectionResetError) as exc:
-                pytest.fail(f"the server reset the connection while the request was sent: {exc}")
-            sock.shutdown(socket.SHUT_WR)
-            received = b""
-            while True:
-                try:
-                    chunk = sock.recv(65536)
-                except ConnectionResetError as exc:
-                    pytest.fail(f"reset before the answer was read ({received[:40]!r}): {exc}")
-                if not chunk:
-                    break
-                received += chunk
+        received = answer_to_whole_request(server.port, data)
         assert received.startswith(b"HTTP/1.1 " + status), received[:80]
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import h11
 import httpx
 import pytest
-from serving import Served, start_server
+from serving import Served, answer_to_whole_request, start_server
 
 from _servers import Server
 from waypost.server.bodies import (
@@ -395,15 +395,7 @@ def test_a_client_that_sends_the_whole_body_before_reading_gets_the_413(
     body = b"x" * (LIMIT * 40)
     data = _head("POST", "/upload/whole", f"Content-Length: {len(body)}") + body
     for _ in range(15):
-        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
-            try:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-                received = b""
-                while chunk := sock.recv(65536):
-                    received += chunk
-            except OSError as exc:  # reset, or no longer connected
-                pytest.fail(f"the connection was reset instead of answered: {exc}")
+        received = answer_to_whole_request(served.port, data)
         assert _status(received) == 413, received[:80]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import Upstream, free_port, raw_request, start_server
+from serving import Upstream, answer_to_whole_request, free_port, raw_request, start_server
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -370,15 +370,7 @@ def test_the_redirect_port_answers_a_refused_request_still_being_sent(
     data = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"Y: y\r\n" * 400_000 + b"\r\n"
     try:
         for _ in range(15):
-            with socket.create_connection(("127.0.0.1", redirect_port), timeout=10) as sock:
-                try:
-                    sock.sendall(data)
-                    sock.shutdown(socket.SHUT_WR)
-                    received = b""
-                    while chunk := sock.recv(65536):
-                        received += chunk
-                except OSError as exc:
-                    pytest.fail(f"the connection was reset instead of answered: {exc}")
+            received = answer_to_whole_request(redirect_port, data)
             assert received.startswith(b"HTTP/1.1 431 "), received[:80]
     finally:
         served.stop()

@@ -305,22 +305,55 @@ class WaypostProtocol(HttpToolsProtocol):
         if self._response_in_progress():
             self._close_after_response()
             return
-        method = self.parser.get_method().decode("latin-1") if parsed else "-"
+        if not parsed:
+            self._send_refusal(refusal)
+            return
+        parser = self.parser
+        self._send_refusal(
+            refusal,
+            parser.get_method().decode("latin-1"),
+            self.url.decode("latin-1"),
+            "HTTP/" + parser.get_http_version(),
+            self.headers,
+        )
+
+    def _send_refusal(
+        self,
+        refusal: Refusal,
+        method: str = "-",
+        target: str = "-",
+        protocol: str = "HTTP/1.1",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Answer a refused request (``-`` where its method and target are not known), count
+        and log it as rejected, and close the connection (lingering)."""
         response = error_response(refusal.status, refusal.detail, head=method == "HEAD")
+        self._count_rejected(response, method, target, protocol, headers)
+        self._write(response, keep_alive=False)
+        self._linger()
+
+    def _count_rejected(
+        self,
+        response: Response,
+        method: str,
+        target: str,
+        protocol: str,
+        headers: list[tuple[bytes, bytes]] | None,
+        *,
+        size: int | None = None,
+    ) -> None:
+        """Count and log a request this protocol refused (``size``: of the body sent, when not
+        the whole of ``response``'s)."""
         self.waypost.done(
             "rejected",
             response.status,
-            len(response.body),
+            len(response.body) if size is None else size,
             client_ip=self.client[0] if self.client else None,
             method=method,
-            target=self.url.decode("latin-1") if parsed else "-",
-            protocol="HTTP/" + self.parser.get_http_version() if parsed else "HTTP/1.1",
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
-            if parsed
-            else (),
+            target=target,
+            protocol=protocol,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers or ()],
         )
-        self._write(response, keep_alive=False)
-        self._linger()
 
     def _linger(self) -> None:
         """Close a connection whose request was refused before it was read to its end, so that
@@ -331,10 +364,7 @@ class WaypostProtocol(HttpToolsProtocol):
         self._lingering = True
         self._head_bytes = None
         self._in_body = False
-        for timer in (self._idle_timer, self._head_timer, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._idle_timer = self._head_timer = self._body_timer = None
+        self._cancel_timers()
         if half_close(transport):
             self._linger_timer = self.loop.call_later(LINGER_SECONDS, transport.close)
 
@@ -349,26 +379,15 @@ class WaypostProtocol(HttpToolsProtocol):
             cycle.message_event.set()
 
     def _refuse_head(self) -> None:
+        """A head that grew past the limits before it ended: 414 or 431, without parsing on."""
         settings = self.waypost.settings
         url = getattr(self, "url", b"")
         if url is not None and len(url) > self._max_line:
             detail = f"The request target is longer than {settings.max_request_line} bytes."
-            response = error_response(414, detail)
+            self._send_refusal(Refusal(414, detail))
         else:
             detail = f"The request headers are larger than {settings.max_header_bytes} bytes."
-            response = error_response(431, detail)
-        self.waypost.done(
-            "rejected",
-            response.status,
-            len(response.body),
-            client_ip=self.client[0] if self.client else None,
-            method="-",
-            target="-",
-            protocol="HTTP/1.1",
-            headers=(),
-        )
-        self._write(response, keep_alive=False)
-        self._linger()
+            self._send_refusal(Refusal(431, detail))
 
     # -- the request ------------------------------------------------------------------------
 
@@ -678,15 +697,8 @@ class WaypostProtocol(HttpToolsProtocol):
                 cycle.message_event.set()
         if answer:
             self._write(response, keep_alive=False)
-        self.waypost.done(
-            "rejected",
-            408,
-            len(response.body) if answer else 0,
-            client_ip=self.client[0] if self.client else None,
-            method=method,
-            target=target,
-            protocol="HTTP/1.1",
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers or ()],
+        self._count_rejected(
+            response, method, target, "HTTP/1.1", self.headers, size=None if answer else 0
         )
         self._head_bytes = None
         self._in_body = False
@@ -720,11 +732,14 @@ class WaypostProtocol(HttpToolsProtocol):
         self._last_data = self.loop.time()
         self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _cancel_timers(self) -> None:
         for timer in (self._idle_timer, self._head_timer, self._body_timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
         self._idle_timer = self._head_timer = self._body_timer = self._linger_timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
         if self._tunnel is not None:
             self._tunnel.client_closed()
         super().connection_lost(exc)
