@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import gc
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -34,15 +33,7 @@ from waypost.decision import (
 )
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.matching import Matcher, compile_matcher
-from waypost.rules.converters import (
-    AnyConverter,
-    BaseConverter,
-    FloatConverter,
-    IntConverter,
-    PathConverter,
-    UUIDConverter,
-    merge_converters,
-)
+from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.load import read_rules, rules_from_mappings
 from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleSet
 from waypost.rules.request import HeaderInput, Request, split_url
@@ -103,20 +94,10 @@ _SAME_SITE = parse_target("/")
 
 def _sample(converter: BaseConverter) -> Any:
     """A value the converter accepts, to try route targets at start-up."""
-    example = getattr(converter, "example", None)
-    if callable(example):
-        return example()
-    if isinstance(converter, IntConverter):
-        return converter.min if converter.min is not None else 1
-    if isinstance(converter, FloatConverter):
-        return 1.5
-    if isinstance(converter, UUIDConverter):
-        return uuid.UUID(int=1)
-    if isinstance(converter, AnyConverter):
-        return converter.items[0]
-    if isinstance(converter, PathConverter):
-        return "a/b"
-    return "sample"
+    try:
+        return converter.sample()
+    except ValueError:  # a converter that cannot give one: its route is tried with some text
+        return "sample"
 
 
 def _check_routes(rules: Iterable[Rule], resolver: RouteResolver) -> None:

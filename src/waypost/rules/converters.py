@@ -16,6 +16,13 @@ Built-in weights, and so the order in which candidates are tried at one path seg
 
 A segment that mixes text and a variable (``item-<int:id>.html``) ranks 5 below its converter: the
 literal text makes it more specific than the bare variable.
+
+What the rest of Waypost needs to know of a converter it asks the converter, so that a user's
+converter takes part like a built-in one: :meth:`BaseConverter.sample` (a value it accepts, for the
+start-up check of route targets and the sample URLs of ``waypost check``), :meth:`~BaseConverter.
+parser` (a quicker ``to_python`` the compiled index may use), :meth:`~BaseConverter.
+segment_parser` (a whole segment read without the regex) and ``open_ended`` (whether two such
+variables side by side are ambiguous).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +46,25 @@ __all__ = [
     "StringConverter",
     "UUIDConverter",
 ]
+
+
+#: Texts a converter without samples of its own is tried on (see BaseConverter.sample).
+_SAMPLE_TEXTS = (
+    "wpsample", "example", "sample", "x", "ab", "en", "de", "1", "7", "42", "2024", "1.5",
+    "wp/sample", "a/b", "2024-01-01", "abc123",
+)  # fmt: skip
+_STRINGS = ("wpsample", "example", "third")
+_PATHS = ("wp/sample", "other/page", "third/x")
+_INTS = (4711, 8128, 9001)
+_FLOATS = (47.5, 81.25, 90.125)
+_UUIDS = (
+    uuid.UUID("6f1c2a44-1b5e-4d3a-9c7e-0d2f4a6b8c10"),
+    uuid.UUID("0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b"),
+    uuid.UUID("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"),
+)
+
+#: What :meth:`BaseConverter.parser` returns for "the value is the matched text itself".
+SAME_TEXT: Callable[[str], Any] = str
 
 
 def _check_bounds(**bounds: Any) -> None:
@@ -61,6 +87,10 @@ class BaseConverter:
     weight: int = 100
     #: True for converters whose text may contain '/', like ``path``.
     spans_slashes: bool = False
+    #: True when the text has no set length or end (string, int, float; path spans slashes):
+    #: two variables side by side with such a converter first ('<a><b>') are refused, as their
+    #: split is ambiguous and their regex backtracks polynomially on a long hostile segment.
+    open_ended: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args or kwargs:
@@ -74,12 +104,67 @@ class BaseConverter:
         """Turn a value into (unencoded) URL text; raise ValueError/TypeError if ill-typed."""
         return str(value)
 
+    def sample(self, k: int = 0) -> Any:
+        """A value this converter accepts; ``k`` picks among a few distinct ones.
+
+        Used to try route targets at start-up and to make sample URLs for ``waypost check``. The
+        default calls ``example()`` when the subclass defines one (for ``k == 0``), else tries a
+        few common texts on ``regex`` and ``to_python``; raises ValueError when none passes.
+        Override it when neither fits.
+        """
+        example = getattr(self, "example", None)
+        if k == 0 and callable(example):
+            return example()
+        accepted: list[Any] = []
+        for text in _SAMPLE_TEXTS:
+            if not re.fullmatch(self.regex, text, re.DOTALL):
+                continue
+            try:
+                accepted.append(self.to_python(text))
+            except (ValueError, TypeError, OverflowError):
+                continue
+        if not accepted:
+            raise ValueError(f"no sample value for {self!r}: give it a sample() method")
+        return accepted[k % len(accepted)]
+
+    def parser(self) -> Callable[[str], Any] | None:
+        """A quicker equal of ``to_python`` for text ``regex`` matched, for the compiled index
+        (:mod:`waypost.matching`); :data:`SAME_TEXT` when the value is the text itself.
+
+        None (the default) keeps the rules using this converter out of the compiled index: it
+        joins the regexes of a pattern's segments with '/', which is only right when the regex
+        never matches '/'. A subclass whose regex never does may return ``self.to_python``.
+        """
+        return None
+
+    def segment_parser(self) -> Callable[[str], list[Any] | None] | None:
+        """For a segment that is this variable alone: a function from the segment's text to
+        ``[value]``, or None when the text does not match, without running ``regex``; None (the
+        default) when the regex must run."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
+def _whole_text(text: str) -> list[Any] | None:
+    return [text] if text else None
+
+
+def _whole_int(text: str) -> list[Any] | None:
+    # What '\d+' and int() accept together, without the regex.
+    if not text.isdecimal():
+        return None
+    try:
+        return [int(text)]
+    except ValueError:  # more digits than int() takes (sys.get_int_max_str_digits()): no match
+        return None
+
+
 class StringConverter(BaseConverter):
     """One path segment: ``<name>`` or ``<string:name>``; ``minlength``/``maxlength``/``length``."""
+
+    open_ended = True
 
     def __init__(
         self, minlength: int = 1, maxlength: int | None = None, length: int | None = None
@@ -104,6 +189,27 @@ class StringConverter(BaseConverter):
             raise ValueError("a one-segment value cannot contain '/'")
         return text
 
+    def sample(self, k: int = 0) -> Any:
+        if type(self).regex != StringConverter.regex:  # a subclass with its own regex
+            return super().sample(k)
+        text = _STRINGS[k % len(_STRINGS)]
+        if len(text) < self.minlength:
+            text = (text * self.minlength)[: self.minlength]
+        if self.maxlength is not None and len(text) > self.maxlength:
+            text = text[k : k + self.maxlength] or text[: self.maxlength]
+        return text
+
+    def parser(self) -> Callable[[str], Any] | None:
+        if type(self) is not StringConverter:  # a subclass may change regex or to_python
+            return None
+        unbounded = self.minlength <= 1 and self.maxlength is None
+        return SAME_TEXT if unbounded else self.to_python  # the regex never matches empty text
+
+    def segment_parser(self) -> Callable[[str], list[Any] | None] | None:
+        if type(self) is not StringConverter:  # a subclass may change regex or to_python
+            return None
+        return _whole_text if self.minlength == 1 and self.maxlength is None else None
+
 
 class PathConverter(BaseConverter):
     """The rest of a path, slashes included: ``<path:rest>``. Never empty."""
@@ -111,6 +217,15 @@ class PathConverter(BaseConverter):
     regex = "[^/].*"
     weight = 200
     spans_slashes = True
+    open_ended = True
+
+    def sample(self, k: int = 0) -> Any:
+        return _PATHS[k % len(_PATHS)]
+
+    def parser(self) -> Callable[[str], Any] | None:
+        if type(self) is not PathConverter:  # a subclass may change regex or to_python
+            return None
+        return SAME_TEXT
 
 
 class IntConverter(BaseConverter):
@@ -118,6 +233,7 @@ class IntConverter(BaseConverter):
 
     regex = r"\d+"
     weight = 50
+    open_ended = True
 
     def __init__(self, min: int | None = None, max: int | None = None) -> None:
         _check_bounds(min=min, max=max)
@@ -141,12 +257,33 @@ class IntConverter(BaseConverter):
         self.to_python(str(number))
         return str(number)
 
+    def sample(self, k: int = 0) -> Any:
+        number = _INTS[k % len(_INTS)]
+        if self.max is not None and number > self.max:
+            number = self.max - k
+        if self.min is not None and number < self.min:
+            number = self.min + k
+        if self.max is not None and number > self.max:
+            number = self.max
+        return number
+
+    def parser(self) -> Callable[[str], Any] | None:
+        if type(self) is not IntConverter:  # a subclass may change regex or to_python
+            return None
+        return self.to_python if self.min is not None or self.max is not None else int
+
+    def segment_parser(self) -> Callable[[str], list[Any] | None] | None:
+        if type(self) is not IntConverter:  # a subclass may change regex or to_python
+            return None
+        return _whole_int if self.min is None and self.max is None else None
+
 
 class FloatConverter(BaseConverter):
     r"""A decimal number with a point, as a float: ``<float:price>`` matches ``1.5``, not ``1``."""
 
     regex = r"\d+\.\d+"
     weight = 50
+    open_ended = True
 
     def to_python(self, value: str) -> float:
         return float(value)
@@ -161,6 +298,14 @@ class FloatConverter(BaseConverter):
         # <float:x> would not match. Decimal(repr()) keeps the shortest round-tripping digits.
         text = format(Decimal(repr(number)), "f")
         return text if "." in text else text + ".0"
+
+    def sample(self, k: int = 0) -> Any:
+        return _FLOATS[k % len(_FLOATS)]
+
+    def parser(self) -> Callable[[str], Any] | None:
+        if type(self) is not FloatConverter:  # a subclass may change regex or to_python
+            return None
+        return float
 
 
 class UUIDConverter(BaseConverter):
@@ -178,6 +323,14 @@ class UUIDConverter(BaseConverter):
         if isinstance(value, str):
             return str(uuid.UUID(value))
         raise TypeError(f"expected a UUID, got {type(value).__name__}")
+
+    def sample(self, k: int = 0) -> Any:
+        return _UUIDS[k % len(_UUIDS)]
+
+    def parser(self) -> Callable[[str], Any] | None:
+        if type(self) is not UUIDConverter:  # a subclass may change regex or to_python
+            return None
+        return self.to_python
 
 
 class AnyConverter(BaseConverter):
@@ -202,6 +355,14 @@ class AnyConverter(BaseConverter):
         if text not in self.items:
             raise ValueError(f"{text!r} is not one of {', '.join(map(repr, self.items))}")
         return text
+
+    def sample(self, k: int = 0) -> Any:
+        return self.items[k % len(self.items)]
+
+    def parser(self) -> Callable[[str], Any] | None:
+        if type(self) is not AnyConverter:  # a subclass may change regex or to_python
+            return None
+        return SAME_TEXT
 
     def __repr__(self) -> str:
         return f"AnyConverter({', '.join(map(repr, self.items))})"

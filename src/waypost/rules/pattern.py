@@ -29,9 +29,6 @@ from waypost.exceptions import RuleSyntaxError
 from waypost.rules.converters import (
     DEFAULT_CONVERTERS,
     BaseConverter,
-    FloatConverter,
-    IntConverter,
-    StringConverter,
 )
 
 __all__ = ["Pattern", "Segment", "Variable", "parse_pattern", "quote_path"]
@@ -274,7 +271,9 @@ def _split_pieces(
                 col=match.start(),
             )
         before = pieces[-1] if pieces and not text else None
-        if isinstance(before, Variable) and _is_unbounded(before.converter):
+        if isinstance(before, Variable) and (
+            before.converter.open_ended or before.converter.spans_slashes
+        ):
             raise RuleSyntaxError(
                 f"variables <{before.name}> and <{variable.name}> touch in {pattern!r}, so no one "
                 f"could tell where one ends; put text between them, like <{before.name}>-"
@@ -289,17 +288,6 @@ def _split_pieces(
     if text:
         pieces.append(text)
     return pieces
-
-
-def _is_unbounded(converter: BaseConverter) -> bool:
-    """True for built-in converters whose text has no set length or end: string, path, int, float.
-
-    Two variables side by side with such a converter first ('<a><b>', '<int:a><int:b>') are
-    ambiguous, and their regex backtracks polynomially on a long hostile segment.
-    """
-    return converter.spans_slashes or isinstance(
-        converter, StringConverter | IntConverter | FloatConverter
-    )
 
 
 def _segment(pieces: list[str | Variable], flags: int, weight_of: Any) -> Segment:

@@ -23,7 +23,6 @@ Everything here is pure: no file or network access (the CLI reads and writes the
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -35,12 +34,6 @@ from waypost.exceptions import RuleError
 from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
 from waypost.rules.converters import (
     AnyConverter,
-    BaseConverter,
-    FloatConverter,
-    IntConverter,
-    PathConverter,
-    StringConverter,
-    UUIDConverter,
 )
 from waypost.rules.model import Redirect, Rewrite, Rule, RuleSet
 from waypost.rules.pattern import quote_path
@@ -72,19 +65,6 @@ _SUGGEST = {301: 308, 302: 307}
 
 # Sample values, distinctive enough not to collide with the static text of other rules (a
 # sample '/blog/x' could hit a real '/blog/x' rule and make a pattern look shadowed).
-_STRINGS = ("wpsample", "example", "third")
-_PATHS = ("wp/sample", "other/page", "third/x")
-_INTS = (4711, 8128, 9001)
-_FLOATS = (47.5, 81.25, 90.125)
-_UUIDS = (
-    uuid.UUID("6f1c2a44-1b5e-4d3a-9c7e-0d2f4a6b8c10"),
-    uuid.UUID("0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b"),
-    uuid.UUID("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"),
-)
-_CUSTOM_TRIES = (
-    "wpsample", "example", "sample", "x", "ab", "en", "de", "1", "7", "42", "2024", "1.5",
-    "wp/sample", "a/b", "2024-01-01", "abc123",
-)  # fmt: skip
 _MAX_ANY_SAMPLES = 6
 
 
@@ -169,49 +149,6 @@ def combined_status(statuses: Sequence[int]) -> int:
 # Sample paths
 
 
-def _sample_value(converter: BaseConverter, k: int) -> Any:
-    """A value ``converter`` accepts; ``k`` picks among a few distinct ones."""
-    example = getattr(converter, "example", None)
-    if k == 0 and callable(example):
-        return example()
-    if isinstance(converter, AnyConverter):
-        return converter.items[k % len(converter.items)]
-    if isinstance(converter, IntConverter):
-        number = _INTS[k % len(_INTS)]
-        if converter.max is not None and number > converter.max:
-            number = converter.max - k
-        if converter.min is not None and number < converter.min:
-            number = converter.min + k
-        if converter.max is not None and number > converter.max:
-            number = converter.max
-        return number
-    if isinstance(converter, FloatConverter):
-        return _FLOATS[k % len(_FLOATS)]
-    if isinstance(converter, UUIDConverter):
-        return _UUIDS[k % len(_UUIDS)]
-    if isinstance(converter, PathConverter):
-        return _PATHS[k % len(_PATHS)]
-    if isinstance(converter, StringConverter) and type(converter).regex == StringConverter.regex:
-        text = _STRINGS[k % len(_STRINGS)]
-        if len(text) < converter.minlength:
-            text = (text * converter.minlength)[: converter.minlength]
-        if converter.maxlength is not None and len(text) > converter.maxlength:
-            text = text[k : k + converter.maxlength] or text[: converter.maxlength]
-        return text
-    flags = re.DOTALL
-    accepted: list[Any] = []
-    for text in _CUSTOM_TRIES:
-        if not re.fullmatch(converter.regex, text, flags):
-            continue
-        try:
-            accepted.append(converter.to_python(text))
-        except (ValueError, TypeError, OverflowError):
-            continue
-    if not accepted:
-        raise ValueError("no sample value")
-    return accepted[k % len(accepted)]
-
-
 def sample_paths(rule: Rule, count: int = 2) -> list[tuple[str, dict[str, Any]]]:
     """Up to ``count`` request paths (percent-encoded) that ``rule``'s pattern matches.
 
@@ -235,7 +172,7 @@ def sample_paths(rule: Rule, count: int = 2) -> list[tuple[str, dict[str, Any]]]
     seen: set[str] = set()
     for k in range(max(count, min(words, _MAX_ANY_SAMPLES))):
         try:
-            values = {v.name: _sample_value(v.converter, k) for v in pattern.variables}
+            values = {v.name: v.converter.sample(k) for v in pattern.variables}
             path = pattern.build(values)
         except (ValueError, TypeError, KeyError, OverflowError):
             continue
