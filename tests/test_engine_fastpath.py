@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from waypost import Engine, RulesError
-from waypost.decision import Decision, new_decision, new_redirect
+from waypost.decision import Decision, make_decision
 from waypost.rules.converters import BaseConverter, IntConverter, merge_converters
 from waypost.rules.load import rules_from_mappings
 from waypost.rules.model import Pass, Rule, RuleSet
@@ -33,10 +33,19 @@ from waypost.rules.request import Request
     ],
     ids=["pass", "redirect", "rewrite", "respond"],
 )
-def test_new_decision_is_a_plain_decision(kwargs: dict[str, Any]) -> None:
+def test_make_decision_is_a_plain_decision(kwargs: dict[str, Any]) -> None:
     rule = Rule("/a", Pass(), 0)
-    fast = new_decision(**kwargs, rule=rule)
     slow = Decision(**kwargs, rule=rule)
+    fast = make_decision(
+        slow.action,
+        slow.status,
+        slow.location,
+        slow.path,
+        slow.query,
+        slow.headers,
+        slow.body,
+        rule,
+    )
     assert type(fast) is Decision
     assert fast == slow
     assert hash(fast) == hash(slow)
@@ -48,16 +57,15 @@ def test_new_decision_is_a_plain_decision(kwargs: dict[str, Any]) -> None:
         fast.location = "/elsewhere"  # type: ignore[misc]
 
 
-def test_new_redirect_is_new_decision_of_a_redirect() -> None:
-    rule = Rule("/a", Pass(), 0)
-    fast = new_redirect(302, "/b", rule)
-    assert type(fast) is Decision
-    assert fast == Decision("redirect", 302, location="/b", rule=rule)
-    assert repr(fast) == repr(new_decision("redirect", 302, location="/b", rule=rule))
+def test_a_lazy_decision_reads_its_rule_when_asked() -> None:
+    rules = (Rule("/a", Pass(), 0), Rule("/b", Pass(), 1))
+    lazy = make_decision("redirect", 302, "/x", None, None, (), None, None, (rules, 1, None))
+    assert lazy.rule is rules[1]
+    assert lazy == Decision("redirect", 302, location="/x", rule=rules[1])
 
 
 # -- the first pattern candidate --------------------------------------------------------------
-# Matcher.first_pattern() walks a compiled index (waypost._compiled) to the first candidate;
+# Matcher.first_pattern() walks a compiled index (matching._index) to the first candidate;
 # Matcher.pattern_candidates() collects them all from the trie and sorts them. They must agree,
 # and resolve() (which uses the first) must decide what explain() (which uses them all) decides.
 
@@ -83,10 +91,10 @@ def assert_first_is_the_first_of_all(engine: Engine, url: str) -> None:
     assert engine.resolve("GET", url) == engine.explain("GET", url).decision, url
     raw_path, _, query = url.partition("?")
     for stage in ("all", "before", "missing"):
-        # resolve_request() (the middleware's) takes the same shortcut, stage by stage.
+        # resolve(request) (the middleware's) takes the same shortcut, stage by stage.
         request = Request("GET", raw_path, query)
         expected = engine.explain("GET", url, stage=stage).decision
-        assert engine.resolve_request(request, stage=stage) == expected, (url, stage)
+        assert engine.resolve(request, stage=stage) == expected, (url, stage)
 
 
 TRICKY: list[tuple[str, list[dict[str, Any]], list[str]]] = [

@@ -19,77 +19,49 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import quote, unquote, unquote_plus
+from typing import Any
+from urllib.parse import quote
 
-from waypost.decision import (
-    NO_MATCH,
-    Decision,
-    Step,
-    Trace,
-    new_decision,
-    new_packed_redirect,
-    new_redirect,
-)
+from waypost.decision import NO_MATCH, Decision, Step, Trace
+from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.load import read_rules, rules_from_mappings
-from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleSet
-from waypost.rules.request import HeaderInput, Request, split_url
+from waypost.rules.model import Redirect, Rule, RuleSet
+from waypost.rules.request import HeaderInput, Request
 from waypost.rules.safety import location_problem
-from waypost.rules.target import RouteTarget, Target, fill_indexed, parse_target
+from waypost.rules.target import RouteTarget, parse_target
 
-__all__ = ["Decision", "Engine", "Step", "Trace"]
-
-Stage = Literal["all", "before", "missing"]
-# Re-quoting a raw query string keeps existing escapes and reserved characters but encodes
-# anything a client should not have sent raw (spaces, control characters, non-ASCII).
-_QUERY_SAFE = "=&+%/:@!$'()*,;?-._~"
-_REFUSED_BODY = "Bad Request: the redirect target built from this request is not allowed.\n"
-
-
-def _merge_query(location: str, request_query: str) -> str:
-    """``location`` with the request's query carried over; the target's own params win."""
-    if not request_query:
-        return location
-    try:
-        # surrogateescape: bytes decoded with surrogateescape go back as the same %XX escapes.
-        extra = quote(request_query, safe=_QUERY_SAFE, errors="surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate no encoding can write: never raise on a request
-        extra = quote(request_query, safe=_QUERY_SAFE, errors="replace")
-    hash_at = location.find("#")
-    fragment = ""
-    if hash_at >= 0:
-        location, fragment = location[:hash_at], location[hash_at:]
-    base, sep, own = location.partition("?")
-    if not sep or not own:
-        return f"{base}?{extra}{fragment}"
-    own_keys = {unquote_plus(pair.partition("=")[0]) for pair in own.split("&") if pair}
-    kept = [
-        pair
-        for pair in extra.split("&")
-        if pair and unquote_plus(pair.partition("=")[0]) not in own_keys
-    ]
-    if not kept:
-        return f"{location}{fragment}"
-    return f"{base}?{own}&{'&'.join(kept)}{fragment}"
-
-
-class _Snapshot:
-    """One rule set and its matcher; swapped as a whole."""
-
-    __slots__ = ("allowed_hosts", "has_fallbacks", "matcher", "ruleset")
-
-    def __init__(self, ruleset: RuleSet, matcher: Matcher) -> None:
-        self.ruleset = ruleset
-        self.matcher = matcher
-        self.allowed_hosts = ruleset.allowed_hosts
-        self.has_fallbacks = any(rule.options.only_if_missing for rule in ruleset.rules)
-
+__all__ = ["Decision", "Engine", "Stage", "Step", "Trace"]
 
 RouteResolver = Callable[[str, Mapping[str, str]], str]
 _SAME_SITE = parse_target("/")
+
+
+class _Snapshot:
+    """One rule set, its matcher and the plans of its rules; swapped as a whole."""
+
+    __slots__ = ("has_fallbacks", "matcher", "plans", "ruleset", "site")
+
+    def __init__(self, ruleset: RuleSet, routes: RouteResolver | None = None) -> None:
+        self.ruleset = ruleset
+        self.has_fallbacks = any(rule.options.only_if_missing for rule in ruleset.rules)
+        self.site = Site(ruleset.allowed_hosts, routes)
+        #: Plans by id(rule) (the rule set keeps every rule alive), made when a rule is first
+        #: applied; the compiled index holds the plans of its pattern rules already (see
+        #: compile_matcher(payload=...)).
+        self.plans: dict[int, Plan] = {}
+        self.matcher: Matcher = compile_matcher(
+            ruleset.rules, payload=plan_for, packed=StoredRedirect(ruleset.rules)
+        )
+
+    def plan(self, rule: Rule) -> Plan:
+        """The plan of ``rule`` for values from the trie (made once; see plan_for())."""
+        plan = self.plans.get(id(rule))
+        if plan is None:
+            plan = self.plans[id(rule)] = plan_for(rule, prepared=False)
+        return plan
 
 
 def _sample(converter: BaseConverter) -> Any:
@@ -134,64 +106,6 @@ def _check_routes(rules: Iterable[Rule], resolver: RouteResolver) -> None:
         raise RulesError(errors)
 
 
-def _plan(rule: Rule) -> tuple[Any, ...] | None:
-    """What :func:`_apply_plan` needs to apply the pattern rule ``rule``, in one flat tuple.
-
-    None for the rules left to :meth:`Engine._apply`: rules with conditions, route targets, and
-    targets needing the per-request safety check (see ``Target.fixed_origin``). One tuple, not
-    a tree of objects: with a million rules each object a request reads is a likely cache miss.
-    """
-    pattern = rule.pattern
-    if pattern is None or not rule.conditions.empty:
-        return None
-    action = rule.action
-    keep_query = rule.options.query == "keep"
-    if isinstance(action, Redirect | Rewrite):
-        target = action.target
-        fill: tuple[Any, ...]
-        if isinstance(target, str):
-            fill = (target, None, (), ())
-        elif isinstance(target, Target) and target.fixed_origin:
-            indexed = target.indexed_plan(tuple(pattern.converters), pattern.converters)
-            if indexed is None:
-                return None
-            fill = tuple(indexed)
-        else:
-            return None
-        if isinstance(action, Redirect):
-            return ("redirect", action.status, keep_query, *fill, ())
-        return ("rewrite", None, keep_query, *fill, action.set_headers)
-    if isinstance(action, Respond):
-        return ("respond", action.status, action.body, action.headers)
-    return ("pass",)
-
-
-def _apply_plan(
-    plan: tuple[Any, ...], rule: Rule, values: tuple[Any, ...], query: str
-) -> Decision | None:
-    """What :meth:`Engine._apply` decides for ``rule`` (made into ``plan`` by :func:`_plan`).
-
-    None when a value needs the general way of building the target (then call ``_apply()``).
-    """
-    action = plan[0]
-    if action == "redirect" or action == "rewrite":
-        _, status, keep_query, text, pick, texts, paths, headers = plan
-        built = text if pick is None else fill_indexed(text, pick, texts, paths, values)
-        if built is None:
-            return None
-        if query and keep_query:
-            built = _merge_query(built, query)
-        if action == "redirect":
-            return new_redirect(status, built, rule)
-        new_path, _, new_query = built.partition("?")
-        return new_decision(
-            "rewrite", None, path=new_path, query=new_query, headers=headers, rule=rule
-        )
-    if action == "respond":
-        return new_decision("respond", plan[1], headers=plan[3], body=plan[2], rule=rule)
-    return new_decision("pass", rule=rule)
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector off while a rule set is built.
@@ -211,12 +125,12 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _compile(ruleset: RuleSet, errors: list[RuleError]) -> _Snapshot:
-    matcher = compile_matcher(ruleset.rules, payload=_plan)
-    errors = [*errors, *matcher.duplicates]
+    snapshot = _Snapshot(ruleset)
+    errors = [*errors, *snapshot.matcher.duplicates]
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0, e.col or 0))
         raise RulesError(errors, file=ruleset.source)
-    return _Snapshot(ruleset, matcher)
+    return snapshot
 
 
 class Engine:
@@ -320,6 +234,7 @@ class Engine:
     def _install(self, snapshot: _Snapshot) -> None:
         if self._routes is not None:
             _check_routes(snapshot.ruleset.rules, self._routes)
+            snapshot.site.routes = self._routes
         self._snapshot = snapshot
 
     @property
@@ -335,56 +250,46 @@ class Engine:
         a RulesError naming the rule's file:line, not later as a redirect into a 404.
         """
         _check_routes(self._snapshot.ruleset.rules, resolver)
-        self._routes = resolver
+        self._routes = self._snapshot.site.routes = resolver
 
     # -- resolving --------------------------------------------------------------------------
 
     def resolve(
         self,
-        method: str,
-        url: str,
+        request: Request | str,
+        url: str | None = None,
         headers: HeaderInput = None,
         client_ip: str | None = None,
         *,
         now: datetime | None = None,
+        stage: Stage = "all",
     ) -> Decision:
-        """What happens to ``method url``. ``url`` is a path with query, or an absolute URL."""
-        snapshot = self._snapshot
-        if url[:1] == "/" and "#" not in url:  # what split_url() does with a plain path, inline
-            host = None
-            raw_path, _, query = url.partition("?")
-        else:
-            host, raw_path, query = split_url(url)
-        path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
-        matcher = snapshot.matcher
-        prefetch = matcher.prefetch_packed
-        if prefetch is not None:
-            # Does the path start like an exact rule's, and if so, load the packed rule's bucket
-            # while _shortcut() gets to the lookup (with a million rules it is a miss to memory).
-            exact = prefetch(path, matcher.exact_prefixes)
-        else:
-            prefixes = matcher.exact_prefixes
-            exact = prefixes is None or path.startswith(prefixes)
-        decision = self._shortcut(path, query, snapshot, "all", exact)
-        if decision is not None:
-            return decision
-        request = Request(
-            method, raw_path, query, headers, host=host, client_ip=client_ip, now=now, path=path
-        )
-        return self._decide(request, snapshot, None)
-
-    def resolve_request(self, request: Request, *, stage: Stage = "all") -> Decision:
-        """Like :meth:`resolve`, for a :class:`~waypost.rules.request.Request` built by middleware.
+        """What happens to ``request``: a :class:`~waypost.rules.request.Request`, or, as a
+        convenience, a method and a URL (a path with query, or an absolute URL) with optional
+        headers and client address.
 
         ``stage`` serves ``only_if_missing`` rules: ``"before"`` (before the app runs) skips them,
         ``"missing"`` (the app answered 404) considers only them, ``"all"`` considers every rule
         (the standalone server with no app behind it).
         """
+        if not isinstance(request, Request):
+            if url is None:
+                raise TypeError("resolve() takes a Request, or a method and a URL")
+            request = Request.from_url(request, url, headers, client_ip, now)
         snapshot = self._snapshot
-        decision = self._shortcut(request.path, request.query_string, snapshot, stage)
-        if decision is not None:
-            return decision
+        hit = snapshot.matcher.first(request.path)
+        if hit is None:
+            return NO_MATCH
+        rule, payload, values = hit
+        plan: Plan = snapshot.plan(rule) if payload is None else payload  # type: ignore[arg-type]
+        if plan.decides_alone(values, stage):
+            # The common case: the first candidate has no conditions, so it decides.
+            return plan.apply(rule, values, request.query_string, snapshot.site, None)
         return self._decide(request, snapshot, None, stage)
+
+    def resolve_request(self, request: Request, *, stage: Stage = "all") -> Decision:
+        """``resolve(request, stage=stage)``: the name of earlier versions."""
+        return self.resolve(request, stage=stage)
 
     def apply(
         self, rule: Rule, values: Mapping[str, Any] | None = None, query: str = ""
@@ -394,96 +299,40 @@ class Engine:
         ``values`` are what its pattern's converters made (none for an exact rule) and ``query``
         the request's query string. The checks use it to ask what one rule does on its own.
         """
-        return self._apply(rule, values or {}, query, self._snapshot, None)
-
-    def _shortcut(
-        self,
-        path: str,
-        query: str,
-        snapshot: _Snapshot,
-        stage: Stage,
-        exact: bool | None = None,
-    ) -> Decision | None:
-        """The decision when the first candidate decides alone (it has no conditions and belongs
-        to ``stage``), or when nothing matches; None when the full search must run. ``exact``:
-        whether the path starts with one of ``exact_prefixes``, when the caller knows."""
-        matcher = snapshot.matcher
-        hit = None
-        if exact is None:
-            prefixes = matcher.exact_prefixes
-            exact = prefixes is None or path.startswith(prefixes)
-        # The exact lookup is skipped when no exact rule starts with the path's first segment:
-        # with a million rules it is a miss to memory, the dearest step of a pattern hit.
-        if exact:
-            table = matcher.exact_table
-            if table is not None:
-                key = path if len(path) < 2 or path[-1] != "/" else (path.rstrip("/") or "/")
-                hit = table.get(key)
-                if hit is None and (find := matcher.find_packed) is not None:
-                    # A packed literal redirect (see PackedRule): unconditional, its target and
-                    # meta come with it, and the rule object is left alone (new_packed_redirect);
-                    # one miss to memory with a million rules.
-                    packed = find(key)
-                    if packed is not None:
-                        meta, index, target = packed
-                        options = meta.options
-                        if stage == "all" or options.only_if_missing == (stage == "missing"):
-                            if query and options.query == "keep":
-                                target = _merge_query(target, query)
-                            return new_packed_redirect(
-                                meta.status, target, (matcher.rules, index, meta)
-                            )
-                        hit = matcher.rules[index]
-            if (
-                hit is not None
-                and not isinstance(hit, tuple)
-                and hit.conditions.empty
-                and (stage == "all" or hit.options.only_if_missing == (stage == "missing"))
-            ):
-                # The common case: one unconditional exact rule, no request parsing needed.
-                return self._apply(hit, {}, query, snapshot, None)
-        if hit is None and matcher.lookup_is_complete:
-            # Only patterns can match. When none does, or the first has no conditions, the
-            # answer is the one _decide() would give, without building a Request.
-            found = matcher.first_pattern(path)
-            if found is None:
-                return NO_MATCH
-            rule, plan, values = found
-            if stage != "all" and rule.options.only_if_missing != (stage == "missing"):
-                return None
-            if plan is not None:  # made by _plan(): the rule has no conditions
-                decision = _apply_plan(plan, rule, values, query)
-                if decision is not None:
-                    return decision
-            if rule.conditions.empty:
-                names = rule.pattern.converters if rule.pattern else ()
-                return self._apply(
-                    rule, dict(zip(names, values, strict=True)), query, snapshot, None
-                )
-        return None
+        snapshot = self._snapshot
+        named = values or {}
+        ordered = tuple(named[name] for name in rule.pattern.converters) if rule.pattern else ()
+        return snapshot.plan(rule).apply(rule, ordered, query, snapshot.site, None)
 
     def explain(
         self,
-        method: str,
-        url: str,
+        request: Request | str,
+        url: str | None = None,
         headers: HeaderInput = None,
         client_ip: str | None = None,
         *,
         now: datetime | None = None,
         stage: Stage = "all",
     ) -> Trace:
-        """The decision for this request and the trace of every candidate tried.
+        """The decision for this request (as for :meth:`resolve`) and the trace of every
+        candidate tried.
 
-        ``stage`` is as for :meth:`resolve_request`: ``"before"`` explains what the middleware
-        does before the app runs, ``"missing"`` what it does when the app answered 404.
+        ``stage`` is as for :meth:`resolve`: ``"before"`` explains what the middleware does
+        before the app runs, ``"missing"`` what it does when the app answered 404.
         """
+        if not isinstance(request, Request):
+            if url is None:
+                raise TypeError("explain() takes a Request, or a method and a URL")
+            request = Request.from_url(request, url, headers, client_ip, now)
         snapshot = self._snapshot
-        host, raw_path, query = split_url(url)
-        request = Request(method, raw_path, query, headers, host=host, client_ip=client_ip, now=now)
         steps: list[Step] = []
         decision = self._decide(request, snapshot, steps, stage)
         return Trace(
-            request.method, request.path, decision, tuple(steps), snapshot.matcher.rule_count
+            request.method,
+            request.path,
+            decision,
+            tuple(steps),
+            snapshot.matcher.rule_count,
         )
 
     def _decide(
@@ -493,146 +342,31 @@ class Engine:
         steps: list[Step] | None,
         stage: Stage = "all",
     ) -> Decision:
+        """The full search: every candidate in priority order, until one applies."""
         vary: list[str] = []
-        for rule, values in snapshot.matcher.candidates(request.path):
-            if stage != "all" and rule.options.only_if_missing != (stage == "missing"):
+        for rule, named in snapshot.matcher.candidates(request.path):
+            plan = snapshot.plan(rule)
+            if stage != "all" and plan.only_if_missing != (stage == "missing"):
                 if steps is not None:
                     reason = (
                         "only when the app answers 404"
                         if stage == "before"
                         else "not a 404 fallback"
                     )
-                    steps.append(Step(rule, values, "skipped", reason))
+                    steps.append(Step(rule, named, "skipped", reason))
                 continue
-            if not rule.conditions.empty:
+            if plan.conditional:
                 # The outcome now depends on what these conditions read: say so in Vary.
                 vary.extend(n for n in rule.conditions.reads() if n not in vary)
                 failure = rule.conditions.failure(request)
                 if failure is not None:
                     if steps is not None:
-                        steps.append(Step(rule, values, "skipped", f"condition failed: {failure}"))
+                        steps.append(Step(rule, named, "skipped", f"condition failed: {failure}"))
                     continue
-            decision = self._apply(rule, values, request.query_string, snapshot, steps)
+            values = tuple(named.values())
+            decision = plan.apply(rule, values, request.query_string, snapshot.site, steps)
             return replace(decision, vary=tuple(vary)) if vary else decision
         return Decision("pass", vary=tuple(vary)) if vary else NO_MATCH
-
-    def _apply(
-        self,
-        rule: Rule,
-        values: Mapping[str, Any],
-        query: str,
-        snapshot: _Snapshot,
-        steps: list[Step] | None,
-    ) -> Decision:
-        action = rule._action
-        if isinstance(action, str):  # a literal redirect, the bulk of a big table
-            location = (
-                action
-                if not query or rule._meta.options.query != "keep"
-                else _merge_query(action, query)
-            )
-            if steps is not None:
-                steps.append(Step(rule, values, "applied"))
-            return new_redirect(rule._meta.status, location, rule)
-        if isinstance(action, Redirect):
-            target = action.target
-            if isinstance(target, str):
-                location = target
-            elif isinstance(target, RouteTarget):
-                built = self._route(rule, target, values, steps)
-                if isinstance(built, Decision):
-                    return built
-                location = built
-            else:
-                built = self._fill(rule, target, values, snapshot, steps)
-                if isinstance(built, Decision):
-                    return built
-                location = built
-            if query and rule.options.query == "keep":
-                location = _merge_query(location, query)
-            decision = new_redirect(action.status, location, rule)
-        elif isinstance(action, Rewrite):
-            target = action.target
-            if isinstance(target, str):
-                built_target = target
-            else:
-                built = self._fill(rule, target, values, snapshot, steps)
-                if isinstance(built, Decision):
-                    return built
-                built_target = built
-            if query and rule.options.query == "keep":
-                built_target = _merge_query(built_target, query)
-            new_path, _, new_query = built_target.partition("?")
-            decision = new_decision(
-                "rewrite",
-                None,
-                path=new_path,
-                query=new_query,
-                headers=action.set_headers,
-                rule=rule,
-            )
-        elif isinstance(action, Respond):
-            decision = new_decision(
-                "respond", action.status, headers=action.headers, body=action.body, rule=rule
-            )
-        else:
-            decision = new_decision("pass", rule=rule)
-        if steps is not None:
-            steps.append(Step(rule, values, "applied"))
-        return decision
-
-    def _route(
-        self, rule: Rule, target: RouteTarget, values: Mapping[str, Any], steps: list[Step] | None
-    ) -> str | Decision:
-        resolver = self._routes
-        problem: str | None
-        if resolver is None:
-            problem = "route targets are resolved by the host app; use the middleware"
-        else:
-            try:
-                location = resolver(target.route, target.fill(values))
-                problem = location_problem(location, _SAME_SITE, ())
-            except Exception as exc:  # the host app's router may raise anything
-                problem = f"the app could not build route {target.route!r}: {exc}"
-            if problem is None:
-                return location
-        if steps is not None:
-            steps.append(Step(rule, values, "refused", problem))
-        return Decision(
-            "respond",
-            500 if resolver is None else 400,
-            headers=(("Content-Type", "text/plain; charset=utf-8"),),
-            body=f"{problem}\n" if resolver is None else _REFUSED_BODY,
-            rule=rule,
-        )
-
-    def _fill(
-        self,
-        rule: Rule,
-        target: Target,
-        values: Mapping[str, Any],
-        snapshot: _Snapshot,
-        steps: list[Step] | None,
-    ) -> str | Decision:
-        pattern = rule.pattern
-        try:
-            location = target.build(values, pattern.converters if pattern else {})
-            if target.fixed_origin:
-                return location
-            problem = location_problem(location, target, snapshot.allowed_hosts)
-        except (ValueError, TypeError, KeyError) as exc:
-            problem = f"the target could not be built: {exc}"
-        if problem is None:
-            return location
-        if steps is not None:
-            steps.append(Step(rule, values, "refused", f"unsafe target: {problem}"))
-        return Decision(
-            "respond",
-            400,
-            headers=(("Content-Type", "text/plain; charset=utf-8"),),
-            body=_REFUSED_BODY,
-            rule=rule,
-        )
 
     # -- building URLs ----------------------------------------------------------------------
 

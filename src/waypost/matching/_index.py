@@ -1,6 +1,6 @@
 """The first pattern candidate for a path, found without collecting and sorting them all.
 
-:class:`~waypost.matching.Matcher` keeps a segment trie that yields *every* pattern candidate in
+The matcher keeps a segment trie (:mod:`._trie`) that yields *every* pattern candidate in
 priority order: ``explain()`` and rules with conditions need them all. Most requests need only the
 first one, which decides when it has no conditions. :func:`compile_first` turns a trie into a
 :class:`FirstIndex` that walks straight to that first candidate and stops.
@@ -30,26 +30,20 @@ IGNORECASE and ``str.lower()`` disagree on a few characters), as are matchers wi
 
 A leaf's regex joins the segment regexes with ``/``. It matches exactly what the segment-by-segment
 walk matches, with the same groups, because no built-in converter's text holds ``/`` outside a tail
-(so the slashes line up); leaves are only made when every converter left is a built-in.
+(so the slashes line up); leaves are only made when every converter left vouches for it (its
+``parser()`` is not None).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from itertools import pairwise
 from operator import call
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from waypost.rules.converters import (
-    AnyConverter,
-    BaseConverter,
-    FloatConverter,
-    IntConverter,
-    PathConverter,
-    StringConverter,
-    UUIDConverter,
-)
+from waypost.matching._trie import TrieNode
+from waypost.rules.converters import SAME_TEXT
 from waypost.rules.model import Rule
 from waypost.rules.pattern import Segment
 
@@ -73,21 +67,6 @@ class _Unsure:
 
 
 UNSURE: Final = _Unsure()
-
-
-class TrieNode(Protocol):
-    """What :func:`compile_first` reads of a :mod:`waypost.matching` trie node."""
-
-    @property
-    def static(self) -> Mapping[str, TrieNode]: ...
-    @property
-    def dynamic(self) -> Iterable[tuple[Segment, TrieNode]]: ...
-    @property
-    def edges(self) -> Iterable[tuple[Callable[[str], list[Any] | None], TrieNode]]: ...
-    @property
-    def rules(self) -> Iterable[Rule]: ...
-    @property
-    def tails(self) -> Iterable[tuple[Segment, Rule]]: ...
 
 
 class _Leaf:
@@ -429,9 +408,9 @@ class _Compiler:
                 continue
             if part.regex.flags & re.IGNORECASE:
                 return None
-            for variable, general in zip(part.variables, part.parsers, strict=True):
-                parser = _parser(variable.converter, general)
-                if parser is None:
+            for variable in part.variables:
+                parser = variable.converter.parser()
+                if parser is None:  # the converter cannot vouch for its regex: no leaf
                     return None
                 parsers.append(parser)
             regex.append("/" + part.regex.pattern)
@@ -441,28 +420,7 @@ class _Compiler:
             compiled = self.shared[("regex", source)] = re.compile(source, re.DOTALL)
         if (compiled.groups if compiled else 0) != len(parsers):  # pragma: no cover - a safeguard
             return None
-        plain = all(parser is str for parser in parsers)
+        plain = all(parser is SAME_TEXT for parser in parsers)
         return _Leaf(
             compiled, None if plain else self.share(tuple(parsers)), rule, self.payload(rule)
         )
-
-
-def _parser(converter: BaseConverter, general: Callable[[str], Any]) -> Callable[[str], Any] | None:
-    """A quicker equal of ``converter.to_python`` on text its regex matched; None: not built-in.
-
-    ``str`` stands for "the text itself" (``str(text)`` is ``text``).
-    """
-    kind = type(converter)
-    if kind is StringConverter:
-        short = converter.minlength <= 1 and converter.maxlength is None  # type: ignore[attr-defined]
-        return str if short else general  # the regex never matches empty text
-    if kind is IntConverter:
-        bounded = converter.min is not None or converter.max is not None  # type: ignore[attr-defined]
-        return general if bounded else int
-    if kind is PathConverter or kind is AnyConverter:
-        return str
-    if kind is FloatConverter:
-        return float
-    if kind is UUIDConverter:
-        return general
-    return None

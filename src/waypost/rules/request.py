@@ -1,8 +1,11 @@
-"""A sans-io view of an HTTP request, parsed lazily: only what a rule's conditions read is parsed.
+"""The request, as every part of Waypost sees it: built once, parsed lazily.
 
-Built by the engine from ``resolve(method, url, headers, client_ip)``; middleware builds the same
-from an ASGI scope or a WSGI environ. Header names are case-insensitive; repeated headers are
-joined with ``", "`` (cookies with ``"; "``).
+The standalone server builds one from the connection's request head, the ASGI and WSGI middlewares
+from a scope or an environ, and :meth:`Request.from_url` from a method and a URL (the CLI, the
+admin API, ``Engine.resolve(method, url)``); :meth:`waypost.engine.Engine.resolve` takes it. The
+URL is split and the path decoded once, here; only what a rule's conditions read (headers,
+cookies, query parameters, Accept) is parsed, when they first read it. Header names are
+case-insensitive; repeated headers are joined with ``", "`` (cookies with ``"; "``).
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class Request:
         "path",
         "query_string",
         "raw_path",
+        "scheme",
     )
 
     def __init__(
@@ -90,6 +94,7 @@ class Request:
         client_ip: str | None = None,
         now: datetime | None = None,
         path: str | None = None,
+        scheme: str = "http",
     ) -> None:
         self.method = method.upper()
         self.raw_path = raw_path
@@ -100,10 +105,48 @@ class Request:
         self._host = host
         self.client_ip = client_ip
         self.now = now
+        self.scheme = scheme
         self._query: dict[str, list[str]] | None = None
         self._cookies: dict[str, str] | None = None
         self._accept: str | None = None
         self._language: str | None = None
+
+    @classmethod
+    def from_url(
+        cls,
+        method: str,
+        url: str,
+        headers: HeaderInput = None,
+        client_ip: str | None = None,
+        now: datetime | None = None,
+    ) -> Request:
+        """The request for ``method url``: ``url`` is a path with query, or an absolute URL
+        (whose host and scheme the request takes); the fragment is dropped."""
+        scheme = "http"
+        if url[:1] == "/" and "#" not in url:  # what split_url() does with a plain path, inline
+            host = None
+            raw_path, _, query = url.partition("?")
+        else:
+            host, raw_path, query = split_url(url)
+            if host is not None:
+                scheme = url.partition(":")[0].lower()
+        path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+        return cls(
+            method,
+            raw_path,
+            query,
+            headers,
+            host=host,
+            client_ip=client_ip,
+            now=now,
+            path=path,
+            scheme=scheme,
+        )
+
+    @property
+    def raw_headers(self) -> HeaderInput:
+        """The headers as given (pairs, or a mapping), for code that forwards them."""
+        return self._raw_headers
 
     @property
     def headers(self) -> dict[str, str]:

@@ -227,15 +227,16 @@ class WaypostApp:
         else:  # answered (413), or ended, here
             status, size = body
         client = scope.get("client")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         self.server.done(
             "internal",
             status,
             size,
-            client_ip=client[0] if client else None,
+            client_ip=self.server.client(client[0] if client else None, headers),
             method=scope["method"],
             target=target,
             protocol="HTTP/" + scope.get("http_version", "1.1"),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            headers=headers,
         )
 
     async def _admin_body(
@@ -304,10 +305,11 @@ class WaypostApp:
         query = scope.get("query_string", b"").decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         client = scope.get("client")
-        client_ip = client[0] if client else None
-        answer = server.answer(
-            method, raw_path, query, headers, client_ip, scope.get("scheme", "http")
+        peer = client[0] if client else None
+        request = server.request(
+            method, raw_path, query, headers, peer, scope.get("scheme", "http")
         )
+        answer = server.answer(request, peer)
         target = raw_path + ("?" + query if query else "")
         if answer.response is not None:
             response = answer.response
@@ -326,7 +328,7 @@ class WaypostApp:
             answer.action,
             status,
             size,
-            client_ip=client_ip,
+            client_ip=request.client_ip,
             method=method,
             target=target,
             protocol="HTTP/" + scope.get("http_version", "1.1"),

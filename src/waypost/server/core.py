@@ -1,8 +1,9 @@
 """The server's logic, apart from any server interface: what to answer, and what to count and log.
 
-:class:`WaypostServer` turns a request (method, raw path, query, headers, client address) into an
-:class:`Answer`: a finished :class:`~waypost.http.Response`, or a :class:`~waypost.server.proxy.
-Forward` to send upstream. The ASGI adapter (:mod:`waypost.server.app`) only moves
+:class:`WaypostServer` builds the one :class:`~waypost.rules.request.Request` of a request
+(:meth:`WaypostServer.request`) and turns it into an :class:`Answer`: a finished response, or a
+:class:`~waypost.server.proxy.Forward` to send upstream. The connection
+(:mod:`waypost.server.protocol`) and the ASGI adapter (:mod:`waypost.server.app`) only move
 bytes.
 
 In order, a request is:
@@ -177,21 +178,34 @@ class WaypostServer:
 
     # -- answering ------------------------------------------------------------------------
 
-    def answer(
+    def request(
         self,
         method: str,
         raw_path: str,
         query: str,
         headers: list[tuple[str, str]],
-        client_ip: str | None,
+        peer: str | None,
         scheme: str = "http",
-        *,
-        path: str | None = None,
-    ) -> Answer:
-        """What to do with one request. ``raw_path`` is percent-encoded, ``query`` raw;
-        ``path`` is the decoded path when the server already decoded it (else decoded here).
-        ``client_ip`` is the connection's peer (behind trusted proxies, see :meth:`client`)."""
+    ) -> Request:
+        """The one :class:`~waypost.rules.request.Request` of a request to this server: the path
+        decoded once, the client worked out once (the connection's ``peer``, or behind trusted
+        proxies the address they forwarded). ``raw_path`` is percent-encoded, ``query`` raw."""
+        client = self.proxies.client(peer, headers) if self._behind_proxies else peer
+        path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+        return Request(method, raw_path, query, headers, client_ip=client, path=path, scheme=scheme)
+
+    def client(self, peer: str | None, headers: list[tuple[str, str]]) -> str | None:
+        """The client's address for a request no :meth:`request` was built for (a refusal)."""
+        return self.proxies.client(peer, headers) if self._behind_proxies else peer
+
+    def answer(self, request: Request, peer: str | None) -> Answer:
+        """What to do with ``request`` (from :meth:`request`); ``peer`` is the connection's
+        address, which the upstream gets appended to X-Forwarded-For."""
         settings = self.settings
+        method = request.method
+        raw_path = request.raw_path
+        query = request.query_string
+        headers: list[tuple[str, str]] = request.raw_headers  # type: ignore[assignment]
         head = method == "HEAD"
         if len(raw_path) + len(query) + 1 > settings.max_request_line:
             detail = f"The request target is longer than {settings.max_request_line} bytes."
@@ -206,17 +220,9 @@ class WaypostServer:
             internal = self._internal(raw_path, head)
             if internal is not None:
                 return Answer("internal", internal)
-        # Conditions see the real client; the upstream gets the peer appended to X-Forwarded-For.
-        client = self.proxies.client(client_ip, headers) if self._behind_proxies else client_ip
         started = _clock()
         try:
-            if path is None:
-                # resolve() answers an unconditional exact rule without building a Request.
-                url = f"{raw_path}?{query}" if query else raw_path
-                decision = self.engine.resolve(method, url, headers, client)
-            else:
-                request = Request(method, raw_path, query, headers, client_ip=client, path=path)
-                decision = self.engine.resolve_request(request)
+            decision = self.engine.resolve(request)
         except Exception:  # a bug must cost one request, not the worker
             logger.exception("waypost: deciding %s %s failed", method, raw_path)
             return Answer("error", error_response(500, head=head))
@@ -235,17 +241,17 @@ class WaypostServer:
                     decision.path or "/",
                     decision.query or "",
                     headers,
-                    client_ip=client_ip,
-                    scheme=scheme,
+                    client_ip=peer,
+                    scheme=request.scheme,
                     set_headers=decision.headers,
                 )
             else:
                 forward = proxy.forward(
-                    method, raw_path, query, headers, client_ip=client_ip, scheme=scheme
+                    method, raw_path, query, headers, client_ip=peer, scheme=request.scheme
                 )
             return Answer(action, forward=forward, vary=decision.vary)
-        shown = path if path is not None else unquote(raw_path, errors="surrogateescape")
-        page = self.page.render(_printable_path(shown), method, head=head, vary=decision.vary)
+        shown = _printable_path(request.path)
+        page = self.page.render(shown, method, head=head, vary=decision.vary)
         return Answer(action, page)
 
     def _internal(self, raw_path: str, head: bool) -> Response | None:
@@ -396,12 +402,10 @@ class WaypostServer:
         protocol: str,
         headers: Iterable[tuple[str, str]],
     ) -> None:
-        """Count the request and write its access log line (with the real client's address)."""
+        """Count the request and write its access log line; ``client_ip`` is the real client's
+        address (the request's, or :meth:`client` for a request refused before one was built)."""
         self.metrics.count(action, status)
         if self.access_log is not None:
-            headers = list(headers)
-            if self.proxies:
-                client_ip = self.proxies.client(client_ip, headers)
             referer = user_agent = None
             for name, value in headers:
                 key = name.lower()

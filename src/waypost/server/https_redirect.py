@@ -181,7 +181,7 @@ class HttpsRedirectProtocol(asyncio.Protocol):
             "https-redirect",
             response.status,
             len(response.body),
-            client_ip=self._client,
+            client_ip=self.server.client(self._client, self._headers),
             method=method,
             target=target,
             protocol=f"HTTP/{version}",

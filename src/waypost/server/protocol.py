@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, NamedTuple
-from urllib.parse import unquote
 
 import httptools
 from uvicorn.config import Config
@@ -90,6 +89,7 @@ class _Pending(NamedTuple):
     version: str
     keep_alive: bool
     headers: list[tuple[str, str]]
+    #: The real client's address (behind trusted proxies, what they forwarded).
     client_ip: str | None
 
 
@@ -344,15 +344,16 @@ class WaypostProtocol(HttpToolsProtocol):
     ) -> None:
         """Count and log a request this protocol refused (``size``: of the body sent, when not
         the whole of ``response``'s)."""
+        text_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers or ()]
         self.waypost.done(
             "rejected",
             response.status,
             len(response.body) if size is None else size,
-            client_ip=self.client[0] if self.client else None,
+            client_ip=self.waypost.client(self.client[0] if self.client else None, text_headers),
             method=method,
             target=target,
             protocol=protocol,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers or ()],
+            headers=text_headers,
         )
 
     def _linger(self) -> None:
@@ -495,23 +496,23 @@ class WaypostProtocol(HttpToolsProtocol):
             parsed = httptools.parse_url(url)
             raw, raw_query = parsed.path, parsed.query or b""
         raw_path = raw.decode("latin-1")
-        path = unquote(raw_path) if "%" in raw_path else raw_path
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
+        peer = self.client[0] if self.client else None
+        server = self.waypost
+        request = server.request(
+            raw_method.decode("ascii"),
+            raw_path,
+            raw_query.decode("latin-1"),
+            headers,
+            peer,
+            self.scheme or "http",
+        )
         app = self.app_instance
-        if app.admin is not None and app.to_admin(path, self.headers):
+        if app.admin is not None and app.to_admin(request.path, self.headers):
             self._asgi()
             return
-        matcher = self.waypost.engine.matcher
-        prefetch = matcher.prefetch_packed
-        if prefetch is not None:
-            # With a million rules the rule's record is a trip to memory: start it now, so that
-            # it arrives while the headers are decoded and answer() gets to the lookup.
-            prefetch(path, matcher.exact_prefixes)
-        method = raw_method.decode("ascii")
-        query = raw_query.decode("latin-1")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
-        client_ip = self.client[0] if self.client else None
-        scheme = self.scheme or "http"
-        answer = self.waypost.answer(method, raw_path, query, headers, client_ip, scheme)
+        answer = server.answer(request, peer)
+        method, query = request.method, request.query_string
         target = f"{raw_path}?{query}" if raw_query else raw_path
         pending = _Pending(
             answer,
@@ -520,7 +521,7 @@ class WaypostProtocol(HttpToolsProtocol):
             version,
             parser.should_keep_alive() and not upgrade,
             headers,
-            client_ip,
+            request.client_ip,
         )
         if answer.response is not None:
             self._answer = pending

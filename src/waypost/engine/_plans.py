@@ -1,0 +1,354 @@
+"""How a rule is applied: a plan made once per rule, and one way to apply it.
+
+:func:`plan_for` reads a rule once (its action, target, options, whether it has conditions) and
+makes a :class:`Plan`; :meth:`Plan.apply` turns the rule's values and the request's query into the
+:class:`~waypost.decision.Decision`. Every decision the engine makes for a rule goes through a
+plan's ``apply``: the first candidate of the fast road, every candidate of the full search, and
+``explain()`` (which passes ``steps`` to be told what happened).
+
+What a redirect or rewrite target becomes is a :class:`Fill`: fixed text, a prepared format
+(:class:`Indexed`, the common case of a pattern's target), the general build with its safety check
+(:class:`Checked`, for targets whose host or scheme a value could change), or the host app's reverse
+routing (:class:`Route`). When a filled-in target would leave the site (see
+:mod:`waypost.rules.safety`) the decision is ``respond`` 400 and the trace says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import quote, unquote_plus
+
+from waypost.decision import Decision, Step, make_decision
+from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleMeta
+from waypost.rules.safety import location_problem
+from waypost.rules.target import RouteTarget, Target, fill_indexed, parse_target
+
+__all__ = ["Plan", "Site", "Stage", "merge_query", "plan_for"]
+
+Stage = Literal["all", "before", "missing"]
+RouteResolver = Callable[[str, Mapping[str, str]], str]
+Steps = list[Step] | None
+
+# Re-quoting a raw query string keeps existing escapes and reserved characters but encodes
+# anything a client should not have sent raw (spaces, control characters, non-ASCII).
+_QUERY_SAFE = "=&+%/:@!$'()*,;?-._~"
+_REFUSED_BODY = "Bad Request: the redirect target built from this request is not allowed.\n"
+_TEXT_PLAIN = (("Content-Type", "text/plain; charset=utf-8"),)
+_SAME_SITE = parse_target("/")
+
+
+def merge_query(location: str, request_query: str) -> str:
+    """``location`` with the request's query carried over; the target's own params win."""
+    if not request_query:
+        return location
+    try:
+        # surrogateescape: bytes decoded with surrogateescape go back as the same %XX escapes.
+        extra = quote(request_query, safe=_QUERY_SAFE, errors="surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no encoding can write: never raise on a request
+        extra = quote(request_query, safe=_QUERY_SAFE, errors="replace")
+    hash_at = location.find("#")
+    fragment = ""
+    if hash_at >= 0:
+        location, fragment = location[:hash_at], location[hash_at:]
+    base, sep, own = location.partition("?")
+    if not sep or not own:
+        return f"{base}?{extra}{fragment}"
+    own_keys = {unquote_plus(pair.partition("=")[0]) for pair in own.split("&") if pair}
+    kept = [
+        pair
+        for pair in extra.split("&")
+        if pair and unquote_plus(pair.partition("=")[0]) not in own_keys
+    ]
+    if not kept:
+        return f"{location}{fragment}"
+    return f"{base}?{own}&{'&'.join(kept)}{fragment}"
+
+
+class Site:
+    """What applying a rule needs beyond the rule: the rule set's allowed hosts, and the host
+    app's reverse routing for ``to: {route: ...}`` targets (None outside a middleware)."""
+
+    __slots__ = ("allowed_hosts", "routes")
+
+    def __init__(self, allowed_hosts: tuple[str, ...], routes: RouteResolver | None) -> None:
+        self.allowed_hosts = allowed_hosts
+        self.routes = routes
+
+
+def _named(rule: Rule, values: Sequence[Any]) -> dict[str, Any]:
+    pattern = rule.pattern
+    return dict(zip(pattern.converters, values, strict=True)) if pattern else {}
+
+
+def _refused(rule: Rule, values: Sequence[Any], steps: Steps, reason: str) -> Decision:
+    if steps is not None:
+        steps.append(Step(rule, _named(rule, values), "refused", reason))
+    return make_decision("respond", 400, None, None, None, _TEXT_PLAIN, _REFUSED_BODY, rule)
+
+
+# -- targets --------------------------------------------------------------------------------
+
+
+class Fill:
+    """What a redirect or rewrite target becomes for a request: :meth:`build` gives the text, or
+    the refusal decision when the filled-in target is not allowed."""
+
+    __slots__ = ()
+
+    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+        raise NotImplementedError
+
+
+class Text(Fill):
+    """A target without placeholders."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+        return self.text
+
+
+class Checked(Fill):
+    """A target filled in the general way (:meth:`Target.build`); unless its scheme and host are
+    fixed, the result is checked (:func:`~waypost.rules.safety.location_problem`)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+        target = self.target
+        pattern = rule.pattern
+        try:
+            location = target.build(_named(rule, values), pattern.converters if pattern else {})
+            if target.fixed_origin:
+                return location
+            problem = location_problem(location, target, site.allowed_hosts)
+        except (ValueError, TypeError, KeyError) as exc:
+            problem = f"the target could not be built: {exc}"
+        if problem is None:
+            return location
+        return _refused(rule, values, steps, f"unsafe target: {problem}")
+
+
+class Indexed(Checked):
+    """A target with a fixed scheme and host, prepared by :meth:`Target.indexed_plan`: filled by
+    one string format from the values in order, or the general way for a value that needs
+    quoting."""
+
+    __slots__ = ("format", "paths", "pick", "texts")
+
+    def __init__(self, target: Target, rule: Rule) -> None:
+        super().__init__(target)
+        pattern = rule.pattern
+        assert pattern is not None  # made only for pattern rules
+        indexed = target.indexed_plan(tuple(pattern.converters), pattern.converters)
+        assert indexed is not None  # fill_for() asked can_index() first
+        self.format, self.pick, self.texts, self.paths = indexed
+
+    @staticmethod
+    def can_index(target: Target, rule: Rule) -> bool:
+        pattern = rule.pattern
+        return (
+            pattern is not None
+            and target.fixed_origin
+            and target.indexed_plan(tuple(pattern.converters), pattern.converters) is not None
+        )
+
+    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+        built = fill_indexed(self.format, self.pick, self.texts, self.paths, values)
+        return built if built is not None else Checked.build(self, rule, values, site, steps)
+
+
+class Route(Fill):
+    """A ``to: {route: ...}`` target: built by the host app's reverse routing, then checked."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: RouteTarget) -> None:
+        self.target = target
+
+    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+        target = self.target
+        resolver = site.routes
+        if resolver is None:
+            problem = "route targets are resolved by the host app; use the middleware"
+            if steps is not None:
+                steps.append(Step(rule, _named(rule, values), "refused", problem))
+            return make_decision(
+                "respond", 500, None, None, None, _TEXT_PLAIN, f"{problem}\n", rule
+            )
+        try:
+            location = resolver(target.route, target.fill(_named(rule, values)))
+            problem_or_none = location_problem(location, _SAME_SITE, ())
+        except Exception as exc:  # the host app's router may raise anything
+            problem_or_none = f"the app could not build route {target.route!r}: {exc}"
+        if problem_or_none is None:
+            return location
+        if steps is not None:
+            steps.append(Step(rule, _named(rule, values), "refused", problem_or_none))
+        return make_decision("respond", 400, None, None, None, _TEXT_PLAIN, _REFUSED_BODY, rule)
+
+
+def fill_for(rule: Rule, target: str | Target | RouteTarget, prepared: bool) -> Fill:
+    """The :class:`Fill` of ``rule``'s target (see :func:`plan_for` for ``prepared``)."""
+    if isinstance(target, str):
+        return Text(target)
+    if isinstance(target, RouteTarget):
+        return Route(target)
+    if prepared and Indexed.can_index(target, rule):
+        return Indexed(target, rule)
+    return Checked(target)
+
+
+# -- plans ----------------------------------------------------------------------------------
+
+
+class Plan:
+    """How one rule is applied. ``conditional``: the rule has conditions (the engine checks them
+    before :meth:`apply`); ``only_if_missing``: the rule waits for the app's 404."""
+
+    __slots__ = ("conditional", "only_if_missing")
+
+    def __init__(self, rule: Rule) -> None:
+        self.conditional = not rule.conditions.empty
+        self.only_if_missing = rule.options.only_if_missing
+
+    def decides_alone(self, values: Sequence[Any], stage: Stage) -> bool:
+        """Whether, as the first candidate, the rule decides without a look at the others: it
+        has no conditions and belongs to ``stage``."""
+        return not self.conditional and (
+            stage == "all" or self.only_if_missing == (stage == "missing")
+        )
+
+    def apply(
+        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
+    ) -> Decision:
+        """The decision of ``rule`` (its conditions hold) for its ``values`` and the request's
+        raw ``query``; ``steps``, when given, is told what happened."""
+        raise NotImplementedError
+
+
+class RedirectTo(Plan):
+    __slots__ = ("fill", "keep_query", "status")
+
+    def __init__(self, rule: Rule, action: Redirect, prepared: bool) -> None:
+        super().__init__(rule)
+        self.status = action.status
+        self.fill = fill_for(rule, action.target, prepared)
+        self.keep_query = rule.options.query == "keep"
+
+    def apply(
+        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
+    ) -> Decision:
+        location = self.fill.build(rule, values, site, steps)
+        if type(location) is not str:
+            return location  # type: ignore[return-value]
+        if query and self.keep_query:
+            location = merge_query(location, query)
+        if steps is not None:
+            steps.append(Step(rule, _named(rule, values), "applied"))
+        return make_decision("redirect", self.status, location, None, None, (), None, rule)
+
+
+class RewriteTo(Plan):
+    __slots__ = ("fill", "headers", "keep_query")
+
+    def __init__(self, rule: Rule, action: Rewrite, prepared: bool) -> None:
+        super().__init__(rule)
+        self.fill = fill_for(rule, action.target, prepared)
+        self.keep_query = rule.options.query == "keep"
+        self.headers = action.set_headers
+
+    def apply(
+        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
+    ) -> Decision:
+        built = self.fill.build(rule, values, site, steps)
+        if type(built) is not str:
+            return built  # type: ignore[return-value]
+        if query and self.keep_query:
+            built = merge_query(built, query)
+        if steps is not None:
+            steps.append(Step(rule, _named(rule, values), "applied"))
+        path, _, new_query = built.partition("?")
+        return make_decision("rewrite", None, None, path, new_query, self.headers, None, rule)
+
+
+class RespondWith(Plan):
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, rule: Rule, action: Respond) -> None:
+        super().__init__(rule)
+        self.status = action.status
+        self.body = action.body
+        self.headers = action.headers
+
+    def apply(
+        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
+    ) -> Decision:
+        if steps is not None:
+            steps.append(Step(rule, _named(rule, values), "applied"))
+        return make_decision(
+            "respond", self.status, None, None, None, self.headers, self.body, rule
+        )
+
+
+class PassOn(Plan):
+    __slots__ = ()
+
+    def apply(
+        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
+    ) -> Decision:
+        if steps is not None:
+            steps.append(Step(rule, _named(rule, values), "applied"))
+        return make_decision("pass", None, None, None, None, (), None, rule)
+
+
+class StoredRedirect(Plan):
+    """A literal redirect found in the compiled store: ``rule`` is its index in ``rules`` and
+    ``values`` the store's ``(meta, index, target)``. The rule object is not read (with a million
+    rules it is a miss to memory): the decision looks it up when its ``rule`` is first read."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.conditional = False
+        self.only_if_missing = False
+        self.rules = rules
+
+    def decides_alone(self, values: Sequence[Any], stage: Stage) -> bool:
+        meta: RuleMeta = values[0]
+        return stage == "all" or meta.options.only_if_missing == (stage == "missing")
+
+    def apply(
+        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
+    ) -> Decision:
+        meta, index, target = values
+        if query and meta.options.query == "keep":
+            target = merge_query(target, query)
+        return make_decision(
+            "redirect", meta.status, target, None, None, (), None, None, (self.rules, index, meta)
+        )
+
+
+def plan_for(rule: Rule, *, prepared: bool = True) -> Plan:
+    """The :class:`Plan` of ``rule``.
+
+    ``prepared``: the values will be those of the rule's own converters, in their order (what the
+    compiled index guarantees), so the target may be filled by a prepared format
+    (:class:`Indexed`). The trie's candidates may carry values another rule's converters made
+    (rules of one shape share an edge), which only the general build writes right.
+    """
+    action = rule.action
+    if isinstance(action, Redirect):
+        return RedirectTo(rule, action, prepared)
+    if isinstance(action, Rewrite):
+        return RewriteTo(rule, action, prepared)
+    if isinstance(action, Respond):
+        return RespondWith(rule, action)
+    return PassOn(rule)
