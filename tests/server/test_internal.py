@@ -177,7 +177,8 @@ def test_degraded_health_does_not_say_why_without_a_key(tmp_path: Path) -> None:
         )
         assert server.store_sync is not None
         server.store_sync.degraded = reason  # as after a failed poll (never started here)
-        answer = server.answer("GET", "/_waypost/health", "", [("host", "x")], "127.0.0.1")
+        request = server.request("GET", "/_waypost/health", "", [("host", "x")], "127.0.0.1")
+        answer = server.answer(request, "127.0.0.1")
         assert answer.response is not None
         data = json.loads(answer.response.body)
         assert {k: v for k, v in data.items() if k in expected} == expected
