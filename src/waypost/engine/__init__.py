@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from waypost.decision import NO_MATCH, Decision, Step, Trace
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, plan_for
@@ -29,7 +29,7 @@ from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.load import read_rules, rules_from_mappings
 from waypost.rules.model import Redirect, Rule, RuleSet
-from waypost.rules.request import HeaderInput, Request
+from waypost.rules.request import HeaderInput, Request, parse_url
 from waypost.rules.safety import location_problem
 from waypost.rules.target import RouteTarget, parse_target
 
@@ -272,20 +272,43 @@ class Engine:
         ``"missing"`` (the app answered 404) considers only them, ``"all"`` considers every rule
         (the standalone server with no app behind it).
         """
-        if not isinstance(request, Request):
-            if url is None:
+        if url is None:
+            if not isinstance(request, Request):
                 raise TypeError("resolve() takes a Request, or a method and a URL")
-            request = Request.from_url(request, url, headers, client_ip, now)
+            path, query = request.path, request.query_string
+        else:
+            # The convenience: the URL is split and decoded here, once (a path with a query
+            # inline: parse_url() does the same); its Request is built only when the first
+            # candidate does not decide alone (below), from these parts.
+            method: str = request  # type: ignore[assignment]
+            if url[:1] == "/" and "#" not in url:
+                scheme, host = "http", None
+                raw_path, _, query = url.partition("?")
+                path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+            else:
+                scheme, host, raw_path, query, path = parse_url(url)
         snapshot = self._snapshot
-        hit = snapshot.matcher.first(request.path)
+        hit = snapshot.matcher.first(path)
         if hit is None:
             return NO_MATCH
         rule, payload, values = hit
         plan: Plan = snapshot.plan(rule) if payload is None else payload  # type: ignore[arg-type]
-        if plan.decides_alone(values, stage):
+        if stage in plan.alone:
             # The common case: the first candidate has no conditions, so it decides.
-            return plan.apply(rule, values, request.query_string, snapshot.site, None)
-        return self._decide(request, snapshot, None, stage)
+            return plan.apply(rule, values, query, snapshot.site, None)
+        if url is not None:
+            request = Request(
+                method,
+                raw_path,
+                query,
+                headers,
+                host=host,
+                client_ip=client_ip,
+                now=now,
+                path=path,
+                scheme=scheme,
+            )
+        return self._decide(request, snapshot, None, stage)  # type: ignore[arg-type]
 
     def resolve_request(self, request: Request, *, stage: Stage = "all") -> Decision:
         """``resolve(request, stage=stage)``: the name of earlier versions."""

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote_plus
 
 from waypost.decision import Decision, Step, make_decision
-from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleMeta
+from waypost.rules.model import Redirect, Respond, Rewrite, Rule
 from waypost.rules.safety import location_problem
 from waypost.rules.target import RouteTarget, Target, fill_indexed, parse_target
 
@@ -209,21 +209,26 @@ def fill_for(rule: Rule, target: str | Target | RouteTarget, prepared: bool) -> 
 # -- plans ----------------------------------------------------------------------------------
 
 
+_NO_STAGE: frozenset[Stage] = frozenset()
+
+
 class Plan:
     """How one rule is applied. ``conditional``: the rule has conditions (the engine checks them
-    before :meth:`apply`); ``only_if_missing``: the rule waits for the app's 404."""
+    before :meth:`apply`); ``only_if_missing``: the rule waits for the app's 404; ``alone``: the
+    stages in which the rule, as the first candidate, decides without a look at the others (it
+    has no conditions and belongs to the stage). An attribute, not a method: it is read once per
+    request, and a set lookup costs less than a call."""
 
-    __slots__ = ("conditional", "only_if_missing")
+    __slots__ = ("alone", "conditional", "only_if_missing")
 
     def __init__(self, rule: Rule) -> None:
         self.conditional = not rule.conditions.empty
         self.only_if_missing = rule.options.only_if_missing
-
-    def decides_alone(self, values: Sequence[Any], stage: Stage) -> bool:
-        """Whether, as the first candidate, the rule decides without a look at the others: it
-        has no conditions and belongs to ``stage``."""
-        return not self.conditional and (
-            stage == "all" or self.only_if_missing == (stage == "missing")
+        waits = frozenset[Stage](("all", "missing"))
+        self.alone = (
+            _NO_STAGE
+            if self.conditional
+            else (waits if self.only_if_missing else frozenset[Stage](("all", "before")))
         )
 
     def apply(
@@ -319,11 +324,10 @@ class StoredRedirect(Plan):
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.conditional = False
         self.only_if_missing = False
+        # Whether the rule waits for a 404 is in its meta: outside the standalone server's
+        # stage 'all' the engine asks the full search, which reads it (stored rules rarely wait).
+        self.alone = frozenset[Stage](("all",))
         self.rules = rules
-
-    def decides_alone(self, values: Sequence[Any], stage: Stage) -> bool:
-        meta: RuleMeta = values[0]
-        return stage == "all" or meta.options.only_if_missing == (stage == "missing")
 
     def apply(
         self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps

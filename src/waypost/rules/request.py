@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import unquote, unquote_plus
 
-__all__ = ["Request", "split_url"]
+__all__ = ["Request", "parse_url", "split_url"]
 
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -51,6 +51,20 @@ def split_url(url: str) -> tuple[str | None, str, str]:
         url = url[:hash_at]
     path, _, query = url.partition("?")
     return host, path, query
+
+
+def parse_url(url: str) -> tuple[str, str | None, str, str, str]:
+    """``(scheme, host or None, raw path, raw query, decoded path)`` of a path with query or an
+    absolute URL: what :class:`Request` is made of. The scheme is ``http`` for a path."""
+    if url[:1] == "/" and "#" not in url:  # the common case, inline
+        host = None
+        scheme = "http"
+        raw_path, _, query = url.partition("?")
+    else:
+        host, raw_path, query = split_url(url)
+        scheme = url.partition(":")[0].lower() if host is not None else "http"
+    path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+    return scheme, host, raw_path, query, path
 
 
 def _quality(params: str) -> float:
@@ -122,15 +136,7 @@ class Request:
     ) -> Request:
         """The request for ``method url``: ``url`` is a path with query, or an absolute URL
         (whose host and scheme the request takes); the fragment is dropped."""
-        scheme = "http"
-        if url[:1] == "/" and "#" not in url:  # what split_url() does with a plain path, inline
-            host = None
-            raw_path, _, query = url.partition("?")
-        else:
-            host, raw_path, query = split_url(url)
-            if host is not None:
-                scheme = url.partition(":")[0].lower()
-        path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+        scheme, host, raw_path, query, path = parse_url(url)
         return cls(
             method,
             raw_path,
