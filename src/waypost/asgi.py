@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote
 
 from waypost.engine import Decision, Engine
 from waypost.exceptions import WaypostError
-from waypost.http import Response, decision_response
+from waypost.responses import Response, decision_response
 from waypost.rules.request import Request
 
 __all__ = ["WaypostMiddleware", "request_from_scope", "send_response"]

@@ -28,7 +28,7 @@ from typing import Any
 
 from waypost.asgi import send_response
 from waypost.engine import Engine
-from waypost.http import Response, error_response
+from waypost.responses import Response, error_response
 from waypost.server.bodies import (
     BodyIncomplete,
     BodyTooLarge,

@@ -1,9 +1,9 @@
 """The server's logic, apart from any server interface: what to answer, and what to count and log.
 
 :class:`WaypostServer` turns a request (method, raw path, query, headers, client address) into an
-:class:`Answer`: a finished :class:`~waypost.http.Response`, or a :class:`~waypost.server.proxy.
-Forward` to send upstream. The ASGI adapter (:mod:`waypost.server.app`) only moves
-bytes.
+:class:`Answer`: a finished :class:`~waypost.responses.Response`, or a
+:class:`~waypost.server.proxy.Forward` to send upstream. The ASGI adapter
+(:mod:`waypost.server.app`) only moves bytes.
 
 In order, a request is:
 
@@ -29,7 +29,7 @@ from urllib.parse import unquote
 import httpx
 
 from waypost.engine import Engine
-from waypost.http import Response, decision_response, error_response, plain_response
+from waypost.responses import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog, BufferedAccessLog
 from waypost.server.bodies import BodyDirectory
