@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,7 +26,7 @@ from urllib.parse import quote, unquote
 
 from waypost.engine import Decision, Engine
 from waypost.exceptions import WaypostError
-from waypost.responses import decision_response
+from waypost.responses import decision_response, reason
 from waypost.rules.request import Request
 
 __all__ = ["WaypostMiddleware", "request_from_environ"]
@@ -79,16 +78,10 @@ def _flask_routes(app: Any) -> RouteBuilder | None:
 
 def _start(start_response: StartResponse, decision: Decision, head: bool, max_age: int) -> bytes:
     response = decision_response(decision, head=head, default_max_age=max_age)
-    status = f"{response.status} {_reason(response.status)}"
+    # PEP 3333 wants a phrase after the code, even for a status HTTP has not registered.
+    status = f"{response.status} {reason(response.status) or 'Unknown'}"
     start_response(status, list(response.headers))
     return response.body
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
 
 
 class WaypostMiddleware:
