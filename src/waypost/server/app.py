@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from waypost.asgi import send_response
 from waypost.engine import Engine
+from waypost.middleware.asgi import send_response
 from waypost.responses import Response, error_response
 from waypost.server.bodies import (
     BodyIncomplete,
