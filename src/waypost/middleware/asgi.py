@@ -19,7 +19,7 @@ Plain ASGI: no web framework is imported.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,16 +27,12 @@ from urllib.parse import quote, unquote
 
 from waypost.engine import Decision, Engine
 from waypost.exceptions import WaypostError
+from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
 from waypost.responses import Response, decision_response
 from waypost.rules.request import Request
 
 __all__ = ["WaypostMiddleware", "request_from_scope", "send_response"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RouteBuilder = Callable[[str, Mapping[str, str]], str]
 
 

@@ -20,21 +20,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote, unquote
 
 from waypost.engine import Decision, Engine
 from waypost.exceptions import WaypostError
+from waypost.middleware._types import Environ, ExcInfo, StartResponse, WSGIApp
 from waypost.responses import decision_response, reason
 from waypost.rules.request import Request
 
 __all__ = ["WaypostMiddleware", "request_from_environ"]
 
-Environ = dict[str, Any]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
-StartResponse = Callable[..., Callable[[bytes], object]]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 RouteBuilder = Callable[[str, Mapping[str, str]], str]
 
 
@@ -169,7 +165,9 @@ class WaypostMiddleware:
         captured: dict[str, Any] = {}
         written: list[bytes] = []
 
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Callable[[bytes], object]:
             captured["status"], captured["headers"], captured["exc_info"] = (
                 status,
                 headers,
