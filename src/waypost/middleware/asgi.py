@@ -19,52 +19,19 @@ Plain ASGI: no web framework is imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from waypost.engine import Decision, Engine
+from waypost.engine import Decision, RouteResolver
 from waypost.exceptions import WaypostError
+from waypost.middleware._common import MiddlewareBase, resolver_for
 from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
-from waypost.responses import Response, decision_response
+from waypost.middleware.request import request_from_scope
+from waypost.responses import Response
 from waypost.rules.request import Request
 
 __all__ = ["WaypostMiddleware", "request_from_scope", "send_response"]
-
-RouteBuilder = Callable[[str, Mapping[str, str]], str]
-
-
-def _app_relative(scope: Scope) -> tuple[str, str, str]:
-    """``(root_path, decoded path inside the app, raw path inside the app)``."""
-    root = scope.get("root_path", "") or ""
-    path: str = scope["path"]
-    raw_bytes = scope.get("raw_path")
-    raw = raw_bytes.decode("latin-1").partition("?")[0] if raw_bytes else quote(path)
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
-        quoted_root = quote(root)
-        if raw.startswith(quoted_root):
-            raw = raw[len(quoted_root) :] or "/"
-        elif raw.startswith(root):
-            raw = raw[len(root) :] or "/"
-    return root, path, raw
-
-
-def request_from_scope(scope: Scope) -> Request:
-    """A :class:`~waypost.rules.request.Request` for an ASGI HTTP scope (path inside the app)."""
-    _, path, raw = _app_relative(scope)
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
-    client = scope.get("client")
-    return Request(
-        scope.get("method", "GET"),
-        raw,
-        scope.get("query_string", b"").decode("latin-1"),
-        headers,
-        client_ip=client[0] if client else None,
-        path=path,
-    )
 
 
 async def send_response(send: Send, response: Response) -> None:
@@ -77,13 +44,6 @@ async def send_response(send: Send, response: Response) -> None:
         }
     )
     await send({"type": "http.response.body", "body": response.body})
-
-
-def _with_root(decision: Decision, root: str) -> Decision:
-    location = decision.location
-    if root and location and location.startswith("/"):
-        return replace(decision, location=quote(root) + location)
-    return decision
 
 
 def rewritten_scope(scope: Scope, decision: Decision) -> Scope:
@@ -105,7 +65,7 @@ def rewritten_scope(scope: Scope, decision: Decision) -> Scope:
     return new
 
 
-def _starlette_routes(app: Any) -> RouteBuilder | None:
+def _starlette_routes(app: Any) -> RouteResolver | None:
     url_path_for = getattr(app, "url_path_for", None)
     if not callable(url_path_for):
         return None
@@ -116,41 +76,25 @@ def _starlette_routes(app: Any) -> RouteBuilder | None:
     return build
 
 
-class WaypostMiddleware:
+class WaypostMiddleware(MiddlewareBase[ASGIApp]):
     """ASGI middleware answering redirects and responses, rewriting, or passing requests on.
 
-    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves
-    ``to: {route: ...}`` targets; by default the app's own ``url_path_for`` (Starlette/FastAPI,
-    found at start-up), or give a callable ``(name, params) -> path``.
+    ``WaypostMiddleware(app, rules, *, routes=None, default_max_age=3600)``: ``rules`` is a rules
+    file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves ``to: {route: ...}``
+    targets; by default the app's own ``url_path_for`` (Starlette/FastAPI, found at start-up),
+    or give an app or a callable ``(name, params) -> path``.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        rules: str | Path | Engine,
-        *,
-        routes: RouteBuilder | Any | None = None,
-        default_max_age: int = 3600,
-    ) -> None:
-        self.app = app
-        self.engine = rules if isinstance(rules, Engine) else Engine.from_file(rules)
-        self.default_max_age = default_max_age
-        self._routes_bound = False
-        if routes is not None:
-            builder = routes if not hasattr(routes, "url_path_for") else _starlette_routes(routes)
-            if builder is None:
-                raise WaypostError(f"routes={routes!r} is neither a callable nor an app")
-            self.engine.bind_routes(builder)
-            self._routes_bound = True
+    def _route_resolver(self, routes: Any) -> RouteResolver | None:
+        # None: the app is found in the scope at start-up (lifespan) or on the first request.
+        return None if routes is None else resolver_for(routes, _starlette_routes, "an app")
 
     def _bind_from(self, scope: Scope) -> None:
         if self._routes_bound:
             return
-        builder = _starlette_routes(scope.get("app"))
-        if builder is not None:
-            # Raises RulesError naming every rule whose route the app does not have.
-            self.engine.bind_routes(builder)
-            self._routes_bound = True
+        resolver = _starlette_routes(scope.get("app"))
+        if resolver is not None:
+            self._bind(resolver)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -168,10 +112,8 @@ class WaypostMiddleware:
         fallbacks = engine.has_fallback_rules
         decision = engine.resolve_request(request, stage="before" if fallbacks else "all")
         head = scope.get("method") == "HEAD"
-        if decision.action in ("redirect", "respond"):
-            response = decision_response(
-                _with_root(decision, root), head=head, default_max_age=self.default_max_age
-            )
+        response = self.answer(decision, root, head)
+        if response is not None:
             await send_response(send, response)
             return
         if decision.action == "rewrite":
@@ -183,18 +125,17 @@ class WaypostMiddleware:
 
     def _fallback_send(self, send: Send, request: Request, root: str, head: bool) -> Send:
         """A ``send`` that replaces the app's 404 by an ``only_if_missing`` rule's answer."""
-        state: dict[str, Any] = {"replaced": False, "held": None}
+        replaced = False
 
         async def wrapped(message: Message) -> None:
-            if state["replaced"]:
+            nonlocal replaced
+            if replaced:
                 return  # the app's own 404 body is dropped
             if message["type"] == "http.response.start" and message.get("status") == 404:
                 decision = self.engine.resolve_request(request, stage="missing")
-                if decision.action in ("redirect", "respond"):
-                    state["replaced"] = True
-                    response = decision_response(
-                        _with_root(decision, root), head=head, default_max_age=self.default_max_age
-                    )
+                response = self.answer(decision, root, head)
+                if response is not None:
+                    replaced = True
                     await send_response(send, response)
                     return
             await send(message)
@@ -211,6 +152,3 @@ class WaypostMiddleware:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
             raise
         await self.app(scope, receive, send)
-
-    def __repr__(self) -> str:
-        return f"WaypostMiddleware({self.app!r}, rules={self.engine!r})"

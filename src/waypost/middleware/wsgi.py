@@ -18,20 +18,17 @@ Plain WSGI: no web framework is imported.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
-from waypost.engine import Decision, Engine
-from waypost.exceptions import WaypostError
+from waypost.engine import Decision, RouteResolver
+from waypost.middleware._common import MiddlewareBase, resolver_for
 from waypost.middleware._types import Environ, ExcInfo, StartResponse, WSGIApp
-from waypost.responses import decision_response, reason
+from waypost.middleware.request import request_from_environ
+from waypost.responses import Response, reason
 from waypost.rules.request import Request
 
 __all__ = ["WaypostMiddleware", "request_from_environ"]
-
-RouteBuilder = Callable[[str, Mapping[str, str]], str]
 
 
 def _wsgi_text(value: str) -> str:
@@ -39,28 +36,7 @@ def _wsgi_text(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def request_from_environ(environ: Environ) -> Request:
-    """A :class:`~waypost.rules.request.Request` for a WSGI environ (``PATH_INFO``)."""
-    path_info = environ.get("PATH_INFO", "") or "/"
-    # PEP 3333: PATH_INFO is decoded bytes seen as latin-1; recover the real text.
-    path = path_info.encode("latin-1").decode("utf-8", "surrogateescape")
-    headers: list[tuple[str, str]] = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers.append((key[5:].replace("_", "-"), value))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((key.replace("_", "-"), value))
-    return Request(
-        environ.get("REQUEST_METHOD", "GET"),
-        quote(path, safe="/%:@!$&'()*+,;=-._~"),
-        environ.get("QUERY_STRING", ""),
-        headers,
-        client_ip=environ.get("REMOTE_ADDR"),
-        path=path,
-    )
-
-
-def _flask_routes(app: Any) -> RouteBuilder | None:
+def _flask_routes(app: Any) -> RouteResolver | None:
     url_map = getattr(app, "url_map", None)
     if url_map is None or not hasattr(url_map, "bind"):
         return None
@@ -72,45 +48,46 @@ def _flask_routes(app: Any) -> RouteBuilder | None:
     return build
 
 
-def _start(start_response: StartResponse, decision: Decision, head: bool, max_age: int) -> bytes:
-    response = decision_response(decision, head=head, default_max_age=max_age)
+def _start(start_response: StartResponse, response: Response) -> list[bytes]:
+    """Start ``response`` and return its body, as a WSGI app's return value."""
     # PEP 3333 wants a phrase after the code, even for a status HTTP has not registered.
     status = f"{response.status} {reason(response.status) or 'Unknown'}"
     start_response(status, list(response.headers))
-    return response.body
+    return [response.body]
 
 
-class WaypostMiddleware:
+def _rewritten(environ: Environ, decision: Decision) -> Environ:
+    """A copy of ``environ`` that sends the app to the rewritten path, query and headers."""
+    new = dict(environ)
+    new["PATH_INFO"] = _wsgi_text(unquote(decision.path or "/"))
+    new["QUERY_STRING"] = decision.query or ""
+    new["RAW_URI"] = new["REQUEST_URI"] = (
+        (environ.get("SCRIPT_NAME", "") or "")
+        + (decision.path or "/")
+        + (f"?{decision.query}" if decision.query else "")
+    )
+    for name, value in decision.headers:
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            new[key] = value
+        else:
+            new["HTTP_" + key] = value
+    return new
+
+
+class WaypostMiddleware(MiddlewareBase[WSGIApp]):
     """WSGI middleware answering redirects and responses, rewriting, or passing requests on.
 
-    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves
-    ``to: {route: ...}`` targets: a Flask app, or a callable ``(name, params) -> path``; by
-    default the Flask app behind ``app.wsgi_app`` is used.
+    ``WaypostMiddleware(app, rules, *, routes=None, default_max_age=3600)``: ``rules`` is a rules
+    file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves ``to: {route: ...}``
+    targets: a Flask app, or a callable ``(name, params) -> path``; by default the Flask app
+    behind ``app.wsgi_app`` is used. Route targets are checked here, when the middleware is made.
     """
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        rules: str | Path | Engine,
-        *,
-        routes: RouteBuilder | Any | None = None,
-        default_max_age: int = 3600,
-    ) -> None:
-        self.app = app
-        self.engine = rules if isinstance(rules, Engine) else Engine.from_file(rules)
-        self.default_max_age = default_max_age
-        builder: RouteBuilder | None
+    def _route_resolver(self, routes: Any) -> RouteResolver | None:
         if routes is None:
-            builder = _flask_routes(getattr(app, "__self__", None))
-        elif hasattr(routes, "url_map"):
-            builder = _flask_routes(routes)
-        elif callable(routes):
-            builder = routes
-        else:
-            raise WaypostError(f"routes={routes!r} is neither a callable nor a Flask app")
-        if builder is not None:
-            # Raises RulesError naming every rule whose endpoint the app does not have.
-            self.engine.bind_routes(builder)
+            return _flask_routes(getattr(self.app, "__self__", None))
+        return resolver_for(routes, _flask_routes, "a Flask app")
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = request_from_environ(environ)
@@ -119,40 +96,14 @@ class WaypostMiddleware:
         decision = engine.resolve_request(request, stage="before" if fallbacks else "all")
         head = environ.get("REQUEST_METHOD") == "HEAD"
         script = environ.get("SCRIPT_NAME", "") or ""
-        if decision.action in ("redirect", "respond"):
-            return [
-                _start(start_response, self._rooted(decision, script), head, self.default_max_age)
-            ]
+        response = self.answer(decision, script, head)
+        if response is not None:
+            return _start(start_response, response)
         if decision.action == "rewrite":
-            environ = self._rewritten(environ, decision)
+            environ = _rewritten(environ, decision)
         if not fallbacks:
             return self.app(environ, start_response)
         return self._with_fallback(environ, start_response, request, script, head)
-
-    @staticmethod
-    def _rooted(decision: Decision, script: str) -> Decision:
-        location = decision.location
-        if script and location and location.startswith("/"):
-            return replace(decision, location=quote(script) + location)
-        return decision
-
-    @staticmethod
-    def _rewritten(environ: Environ, decision: Decision) -> Environ:
-        new = dict(environ)
-        new["PATH_INFO"] = _wsgi_text(unquote(decision.path or "/"))
-        new["QUERY_STRING"] = decision.query or ""
-        new["RAW_URI"] = new["REQUEST_URI"] = (
-            (environ.get("SCRIPT_NAME", "") or "")
-            + (decision.path or "/")
-            + (f"?{decision.query}" if decision.query else "")
-        )
-        for name, value in decision.headers:
-            key = name.upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                new[key] = value
-            else:
-                new["HTTP_" + key] = value
-        return new
 
     def _with_fallback(
         self,
@@ -178,15 +129,10 @@ class WaypostMiddleware:
         body = self.app(environ, capture)
         if str(captured.get("status", "")).startswith("404"):
             decision = self.engine.resolve_request(request, stage="missing")
-            if decision.action in ("redirect", "respond"):
-                close = getattr(body, "close", None)
-                if close is not None:
-                    close()
-                return [
-                    _start(
-                        start_response, self._rooted(decision, script), head, self.default_max_age
-                    )
-                ]
+            response = self.answer(decision, script, head)
+            if response is not None:
+                _close(body)
+                return _start(start_response, response)
         if "status" not in captured:
             # The app starts the response lazily, while iterating: nothing to intercept.
             return _Passthrough(body, start_response, captured, written)
@@ -195,8 +141,12 @@ class WaypostMiddleware:
             write(chunk)
         return body
 
-    def __repr__(self) -> str:
-        return f"WaypostMiddleware({self.app!r}, rules={self.engine!r})"
+
+def _close(body: Iterable[bytes]) -> None:
+    """Close an app's body, as PEP 3333 asks of whoever stops iterating it."""
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
 
 
 class _Passthrough:
@@ -231,6 +181,4 @@ class _Passthrough:
             yield from self.written
 
     def close(self) -> None:
-        close = getattr(self.body, "close", None)
-        if close is not None:
-            close()
+        _close(self.body)
