@@ -152,10 +152,10 @@ def test_resolve_accepts_absolute_urls_and_header_pairs() -> None:
     assert engine.resolve("GET", "/a", {"Host": "other.com"}).action == "pass"
 
 
-def test_resolve_request_decides_like_resolve() -> None:
+def test_resolve_takes_a_request_built_by_middleware() -> None:
     engine = Engine([{"from": "/caf\u00e9/<int:n>", "to": "/c/{n}"}])
     request = Request("GET", "/caf%C3%A9/05", "x=1")
-    assert engine.resolve_request(request).location == "/c/5?x=1"
+    assert engine.resolve(request).location == "/c/5?x=1"
 
 
 def test_decision_to_dict() -> None:

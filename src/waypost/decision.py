@@ -2,7 +2,7 @@
 :class:`Step` values.
 
 These are plain immutable values; :mod:`waypost.engine` builds them and
-:mod:`waypost.http` turns a decision into a response. ``waypost.engine`` re-exports them.
+:mod:`waypost.responses` turns a decision into a response. ``waypost.engine`` re-exports them.
 """
 
 from __future__ import annotations

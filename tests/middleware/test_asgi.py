@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.testclient import TestClient
 
 from waypost import Engine, RulesError
-from waypost.asgi import WaypostMiddleware
+from waypost.middleware.asgi import WaypostMiddleware
 
 REWRITE = {
     "from": "/old/<path:rest>",

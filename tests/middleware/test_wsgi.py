@@ -8,7 +8,7 @@ import pytest
 from flask import Flask, redirect, request
 
 from waypost import Engine, RulesError
-from waypost.wsgi import WaypostMiddleware
+from waypost.middleware.wsgi import WaypostMiddleware
 
 
 def make_app(rules: list[dict[str, Any]], **engine_kwargs: Any) -> Flask:

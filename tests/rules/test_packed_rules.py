@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from waypost import Engine, RulesError
 from waypost.decision import Decision, rule_options
-from waypost.http import decision_response
 from waypost.matching import compile_matcher
+from waypost.responses import decision_response
 from waypost.rules._build import PACK_RULES_ENV
 from waypost.rules.load import parse_rules
 from waypost.rules.model import PackedRule, Rule, RuleSet

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from waypost.cli import main
 from waypost.engine import Engine
-from waypost.http import encode_location, safe_header_value
+from waypost.responses import encode_location, safe_header_value
 from waypost.server.access_log import AccessLog, escape
 from waypost.server.app import WaypostApp
 from waypost.server.pages import NotFoundPage, TemplateError

@@ -15,7 +15,7 @@ from nginx_serving import SERVER_MARKER, serving_nginx
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError
-from waypost.http import decision_response
+from waypost.responses import decision_response
 from waypost.tools.formats import EXPORTERS, IMPORTERS
 
 RULES: list[dict[str, Any]] = [

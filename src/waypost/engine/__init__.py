@@ -310,10 +310,6 @@ class Engine:
             )
         return self._decide(request, snapshot, None, stage)  # type: ignore[arg-type]
 
-    def resolve_request(self, request: Request, *, stage: Stage = "all") -> Decision:
-        """``resolve(request, stage=stage)``: the name of earlier versions."""
-        return self.resolve(request, stage=stage)
-
     def apply(
         self, rule: Rule, values: Mapping[str, Any] | None = None, query: str = ""
     ) -> Decision:

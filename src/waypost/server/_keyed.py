@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, Request, Response
 
 from waypost.admin.auth import authorizer
-from waypost.http import Response as WaypostResponse
+from waypost.responses import Response as WaypostResponse
 from waypost.server.core import HEALTH_PATH, METRICS_PATH, WaypostServer
 
 __all__ = ["add_keyed_routes"]

@@ -22,13 +22,14 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from waypost.asgi import send_response
 from waypost.engine import Engine
-from waypost.http import Response, error_response
+from waypost.middleware._types import Message, Receive, Scope, Send
+from waypost.middleware.asgi import send_response
+from waypost.responses import Response, error_response
 from waypost.server.bodies import (
     BodyIncomplete,
     BodyTooLarge,
@@ -51,11 +52,6 @@ logger = logging.getLogger("waypost.server")
 FLUSH_SECONDS = 0.5
 # Headers that carry an API key.
 _KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-secret-token"})
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 #: Set in the scope by the connection (:mod:`waypost.server.protocol`) when it ended the
 #: request's body itself: ``"malformed"`` (it answered 400) or ``"stalled"`` (it answered 408,

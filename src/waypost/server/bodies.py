@@ -24,8 +24,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from typing import IO, Any
+from collections.abc import AsyncIterator, Iterable
+from typing import IO
+
+from waypost.middleware._types import Receive
 
 __all__ = [
     "BodyDirectory",
@@ -39,7 +41,6 @@ __all__ = [
     "unsupported_coding",
 ]
 
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 #: How much of a spilled body is read from its file at a time to send upstream.
 _READ_SIZE = 65_536

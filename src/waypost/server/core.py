@@ -1,10 +1,10 @@
 """The server's logic, apart from any server interface: what to answer, and what to count and log.
 
 :class:`WaypostServer` builds the one :class:`~waypost.rules.request.Request` of a request
-(:meth:`WaypostServer.request`) and turns it into an :class:`Answer`: a finished response, or a
-:class:`~waypost.server.proxy.Forward` to send upstream. The connection
-(:mod:`waypost.server.protocol`) and the ASGI adapter (:mod:`waypost.server.app`) only move
-bytes.
+(:meth:`WaypostServer.request`) and turns it into an :class:`Answer`: a finished
+:class:`~waypost.responses.Response`, or a :class:`~waypost.server.proxy.Forward` to send
+upstream. The connection (:mod:`waypost.server.protocol`) and the ASGI adapter
+(:mod:`waypost.server.app`) only move bytes.
 
 In order, a request is:
 
@@ -30,7 +30,7 @@ from urllib.parse import unquote
 import httpx
 
 from waypost.engine import Engine
-from waypost.http import Response, decision_response, error_response, plain_response
+from waypost.responses import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog, BufferedAccessLog
 from waypost.server.bodies import BodyDirectory

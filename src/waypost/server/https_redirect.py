@@ -27,7 +27,7 @@ from typing import cast
 
 import httptools
 
-from waypost.http import Response, encode_location, error_response, plain_response, reason
+from waypost.responses import Response, encode_location, error_response, plain_response, reason
 from waypost.rules.safety import host_allowed
 from waypost.server._hosts import LABEL, parse_https_redirect_hosts
 from waypost.server._linger import LINGER_BYTES, LINGER_SECONDS, half_close

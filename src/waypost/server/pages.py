@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 
 from waypost.exceptions import WaypostError
-from waypost.http import Response, error_response, html_response
+from waypost.responses import Response, error_response, html_response
 
 __all__ = ["NotFoundPage", "TemplateError"]
 

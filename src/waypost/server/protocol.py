@@ -36,7 +36,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_path_with_query_string
 from uvicorn.server import ServerState
 
-from waypost.http import Response, error_response
+from waypost.responses import Response, error_response
 from waypost.server._linger import LINGER_BYTES, LINGER_SECONDS, half_close
 from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer

@@ -14,7 +14,7 @@ location of the site (``location ~ /\\.``) takes the internal URI; ``internal`` 
 404 to a request from outside for it, so the export reserves ``/.waypost/respond/``. An access log
 that writes ``$uri`` shows the internal URI (``$request_uri`` is the path asked for).
 
-The location answers as Waypost does (:func:`waypost.http.decision_response`): the Content-Type
+The location answers as Waypost does (:func:`waypost.responses.decision_response`): the Content-Type
 (``text/plain; charset=utf-8`` unless the rule sets one) is its ``default_type``, with
 ``charset off`` so that an inherited ``charset`` adds nothing; headers are ``add_header ...
 always`` (an empty map value sends no header); and ``return 410 $waypost_respond_body`` sends

@@ -12,6 +12,7 @@ CR, LF and NUL in a field value would split the response).
 from __future__ import annotations
 
 from functools import partial
+from http import HTTPStatus
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ __all__ = [
     "error_response",
     "html_response",
     "plain_response",
+    "reason",
     "safe_header_value",
 ]
 
@@ -34,20 +36,13 @@ DEFAULT_MAX_AGE = 3600
 _PERMANENT = (301, 308)
 _TEXT = "text/plain; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
-_REASONS = {
-    301: "Moved Permanently",
-    302: "Found",
-    303: "See Other",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    404: "Not Found",
+# The one reason-phrase table (error pages, redirect bodies, status lines): Python's, with RFC
+# 9110's names where Python 3.11 still has the older ones, so the text is the same on every Python.
+_REASONS = {status.value: status.phrase for status in HTTPStatus} | {
+    413: "Content Too Large",
     414: "URI Too Long",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
 }
 # Everything RFC 3986 allows in a URI, plus '%' so existing escapes are kept as they are.
 _URI_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
@@ -70,7 +65,8 @@ class Response(NamedTuple):
 
 
 def reason(status: int) -> str:
-    """The reason phrase for ``status`` ('' when unknown)."""
+    """The reason phrase for ``status``: ``'Not Found'`` for 404, ``''`` for a status HTTP has not
+    registered (the status line ``'HTTP/1.1 599 '`` is still valid; RFC 9112 §4)."""
     return _REASONS.get(status, "")
 
 

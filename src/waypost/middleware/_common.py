@@ -1,0 +1,92 @@
+"""What the ASGI and WSGI middleware share: holding the app and the engine, binding the app's
+reverse routing, and answering a decision under the app's mount point.
+
+Each middleware differs only in how it reads a request and writes a response; everything else
+lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Generic, TypeVar, cast
+from urllib.parse import quote
+
+from waypost.engine import Decision, Engine, RouteResolver
+from waypost.exceptions import WaypostError
+from waypost.responses import DEFAULT_MAX_AGE, Response, decision_response
+
+__all__ = ["AppRoutes", "MiddlewareBase", "resolver_for", "under_mount"]
+
+App = TypeVar("App")
+#: A framework's reverse routing read off an app, or None when the object is not such an app.
+AppRoutes = Callable[[Any], RouteResolver | None]
+
+
+def under_mount(decision: Decision, mount: str) -> Decision:
+    """``decision`` with a same-site Location moved under ``mount`` (ASGI's ``root_path``,
+    WSGI's ``SCRIPT_NAME``): rules match the path inside the app, the browser needs it all."""
+    location = decision.location
+    if mount and location and location.startswith("/"):
+        return replace(decision, location=quote(mount) + location)
+    return decision
+
+
+def resolver_for(routes: Any, app_routes: AppRoutes, kind: str) -> RouteResolver:
+    """The ``routes=`` a middleware was given, as a resolver: an app's own reverse routing (read
+    by ``app_routes``), or a callable ``(name, params) -> path``; ``kind`` names the app for the
+    error ("a Flask app")."""
+    # An app first: a Starlette or Flask app is itself callable, but not a resolver.
+    resolver = app_routes(routes)
+    if resolver is not None:
+        return resolver
+    if callable(routes):
+        return cast(RouteResolver, routes)
+    raise WaypostError(f"routes={routes!r} is neither a callable nor {kind}")
+
+
+class MiddlewareBase(Generic[App]):
+    """The app, the engine, the redirect cache lifetime, and the answer to a decision.
+
+    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`; ``routes`` resolves
+    ``to: {route: ...}`` targets (see each middleware); ``default_max_age`` is the cache lifetime
+    of a permanent redirect whose rule sets none.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        rules: str | Path | Engine,
+        *,
+        routes: RouteResolver | Any | None = None,
+        default_max_age: int = DEFAULT_MAX_AGE,
+    ) -> None:
+        self.app = app
+        self.engine = rules if isinstance(rules, Engine) else Engine.from_file(rules)
+        self.default_max_age = default_max_age
+        self._routes_bound = False
+        resolver = self._route_resolver(routes)
+        if resolver is not None:
+            self._bind(resolver)
+
+    def _route_resolver(self, routes: Any) -> RouteResolver | None:
+        """The resolver for ``routes=`` (None: none yet); each middleware knows its framework."""
+        raise NotImplementedError
+
+    def _bind(self, resolver: RouteResolver) -> None:
+        # Raises RulesError naming every rule whose route the app does not have.
+        self.engine.bind_routes(resolver)
+        self._routes_bound = True
+
+    def answer(self, decision: Decision, mount: str, head: bool) -> Response | None:
+        """The middleware's own response to a redirect or respond ``decision``, with a same-site
+        Location under ``mount``; None for a rewrite or a pass, which the app answers."""
+        if decision.action != "redirect" and decision.action != "respond":
+            return None
+        return decision_response(
+            under_mount(decision, mount), head=head, default_max_age=self.default_max_age
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.app!r}, rules={self.engine!r})"

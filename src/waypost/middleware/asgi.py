@@ -1,0 +1,154 @@
+"""ASGI middleware: Waypost in front of any ASGI app (FastAPI, Starlette, Django's ASGI handler).
+
+::
+
+    app.add_middleware(WaypostMiddleware, rules="rules.yaml")        # FastAPI / Starlette
+    app = WaypostMiddleware(app, rules=Engine.from_file("rules.yaml"))  # any ASGI app
+
+- redirect and respond decisions are answered here; the app never sees the request;
+- a rewrite changes what the app sees (``path``, ``raw_path``, ``query_string``, headers) while
+  the browser's URL stays; pass hands the request on untouched;
+- ``only_if_missing`` rules apply only when the app answers 404;
+- ``to: {route: name, ...}`` targets are built by the app's own ``url_path_for`` and checked at
+  start-up (lifespan), so a missing endpoint fails fast;
+- lifespan and other scope types pass straight through; ``root_path`` is respected: rules match
+  the path inside the app, and same-site Locations get the ``root_path`` prefix back.
+
+Plain ASGI: no web framework is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+from waypost.engine import Decision, RouteResolver
+from waypost.exceptions import WaypostError
+from waypost.middleware._common import MiddlewareBase, resolver_for
+from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
+from waypost.middleware.request import request_from_scope
+from waypost.responses import Response
+from waypost.rules.request import Request
+
+__all__ = ["WaypostMiddleware", "request_from_scope", "send_response"]
+
+
+async def send_response(send: Send, response: Response) -> None:
+    """Write ``response`` to ASGI ``send``."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": response.encoded_headers(),
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def rewritten_scope(scope: Scope, decision: Decision) -> Scope:
+    """A copy of ``scope`` that sends the app to the rewritten path, query and headers."""
+    root = scope.get("root_path", "") or ""
+    raw_path = decision.path or "/"
+    new = dict(scope)
+    new["path"] = root + unquote(raw_path)
+    new["raw_path"] = (quote(root) + raw_path).encode("latin-1")
+    new["query_string"] = (decision.query or "").encode("latin-1")
+    if decision.headers:
+        replaced = {name.lower().encode("latin-1") for name, _ in decision.headers}
+        headers = [(k, v) for k, v in scope.get("headers", ()) if k.lower() not in replaced]
+        headers.extend(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in decision.headers
+        )
+        new["headers"] = headers
+    return new
+
+
+def _starlette_routes(app: Any) -> RouteResolver | None:
+    url_path_for = getattr(app, "url_path_for", None)
+    if not callable(url_path_for):
+        return None
+
+    def build(name: str, params: Mapping[str, str]) -> str:
+        return str(url_path_for(name, **params))
+
+    return build
+
+
+class WaypostMiddleware(MiddlewareBase[ASGIApp]):
+    """ASGI middleware answering redirects and responses, rewriting, or passing requests on.
+
+    ``WaypostMiddleware(app, rules, *, routes=None, default_max_age=3600)``: ``rules`` is a rules
+    file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves ``to: {route: ...}``
+    targets; by default the app's own ``url_path_for`` (Starlette/FastAPI, found at start-up),
+    or give an app or a callable ``(name, params) -> path``.
+    """
+
+    def _route_resolver(self, routes: Any) -> RouteResolver | None:
+        # None: the app is found in the scope at start-up (lifespan) or on the first request.
+        return None if routes is None else resolver_for(routes, _starlette_routes, "an app")
+
+    def _bind_from(self, scope: Scope) -> None:
+        if self._routes_bound:
+            return
+        resolver = _starlette_routes(scope.get("app"))
+        if resolver is not None:
+            self._bind(resolver)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if kind != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self._routes_bound and "app" in scope:
+            self._bind_from(scope)
+        root = scope.get("root_path", "") or ""
+        request = request_from_scope(scope)
+        engine = self.engine
+        fallbacks = engine.has_fallback_rules
+        decision = engine.resolve(request, stage="before" if fallbacks else "all")
+        head = scope.get("method") == "HEAD"
+        response = self.answer(decision, root, head)
+        if response is not None:
+            await send_response(send, response)
+            return
+        if decision.action == "rewrite":
+            scope = rewritten_scope(scope, decision)
+        if not fallbacks:
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, self._fallback_send(send, request, root, head))
+
+    def _fallback_send(self, send: Send, request: Request, root: str, head: bool) -> Send:
+        """A ``send`` that replaces the app's 404 by an ``only_if_missing`` rule's answer."""
+        replaced = False
+
+        async def wrapped(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the app's own 404 body is dropped
+            if message["type"] == "http.response.start" and message.get("status") == 404:
+                decision = self.engine.resolve(request, stage="missing")
+                response = self.answer(decision, root, head)
+                if response is not None:
+                    replaced = True
+                    await send_response(send, response)
+                    return
+            await send(message)
+
+        return wrapped
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check route targets at start-up (fail fast), then hand lifespan to the app."""
+        try:
+            self._bind_from(scope)
+        except WaypostError as exc:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            raise
+        await self.app(scope, receive, send)

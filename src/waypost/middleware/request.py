@@ -1,0 +1,71 @@
+"""The one :class:`~waypost.rules.request.Request` a middleware builds and hands to the engine.
+
+An ASGI scope and a WSGI environ carry the same request in two shapes; both become the same
+``Request``, for the path *inside* the app: rules match below the mount point (ASGI's
+``root_path``, WSGI's ``SCRIPT_NAME``), and :mod:`waypost.middleware._common` puts the mount
+point back in front of a same-site Location.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from waypost.middleware._types import Environ, Scope
+from waypost.rules.request import Request
+
+__all__ = ["request_from_environ", "request_from_scope"]
+
+# What a raw WSGI path keeps unescaped: RFC 3986's path characters, and '%' so escapes stay.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+
+
+def _app_relative(scope: Scope) -> tuple[str, str]:
+    """``(decoded path inside the app, raw path inside the app)`` of an ASGI scope."""
+    root = scope.get("root_path", "") or ""
+    path: str = scope["path"]
+    raw_bytes = scope.get("raw_path")
+    raw = raw_bytes.decode("latin-1").partition("?")[0] if raw_bytes else quote(path)
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+        quoted_root = quote(root)
+        if raw.startswith(quoted_root):
+            raw = raw[len(quoted_root) :] or "/"
+        elif raw.startswith(root):
+            raw = raw[len(root) :] or "/"
+    return path, raw
+
+
+def request_from_scope(scope: Scope) -> Request:
+    """A :class:`~waypost.rules.request.Request` for an ASGI HTTP scope (path inside the app)."""
+    path, raw = _app_relative(scope)
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+    client = scope.get("client")
+    return Request(
+        scope.get("method", "GET"),
+        raw,
+        scope.get("query_string", b"").decode("latin-1"),
+        headers,
+        client_ip=client[0] if client else None,
+        path=path,
+    )
+
+
+def request_from_environ(environ: Environ) -> Request:
+    """A :class:`~waypost.rules.request.Request` for a WSGI environ (``PATH_INFO``)."""
+    path_info = environ.get("PATH_INFO", "") or "/"
+    # PEP 3333: PATH_INFO is decoded bytes seen as latin-1; recover the real text.
+    path = path_info.encode("latin-1").decode("utf-8", "surrogateescape")
+    headers: list[tuple[str, str]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-"), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-"), value))
+    return Request(
+        environ.get("REQUEST_METHOD", "GET"),
+        quote(path, safe=_PATH_SAFE),
+        environ.get("QUERY_STRING", ""),
+        headers,
+        client_ip=environ.get("REMOTE_ADDR"),
+        path=path,
+    )

@@ -1,0 +1,184 @@
+"""WSGI middleware: Waypost in front of any WSGI app (Flask, Django's WSGI handler, ...).
+
+::
+
+    app.wsgi_app = WaypostMiddleware(app.wsgi_app, rules="rules.yaml")   # Flask
+
+- redirect and respond decisions are answered here; the app never sees the request;
+- a rewrite changes ``PATH_INFO``, ``QUERY_STRING`` and ``HTTP_*`` while the browser's URL stays;
+- ``only_if_missing`` rules apply only when the app answers 404;
+- ``to: {route: name, ...}`` targets are built by the app's own URL map (Flask's ``url_for``
+  rules), found from ``app.wsgi_app``'s Flask app or given as ``routes=``, and checked when the
+  middleware is created;
+- ``SCRIPT_NAME`` is respected: rules match ``PATH_INFO``, same-site Locations get the prefix.
+
+Plain WSGI: no web framework is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from waypost.engine import Decision, RouteResolver
+from waypost.middleware._common import MiddlewareBase, resolver_for
+from waypost.middleware._types import Environ, ExcInfo, StartResponse, WSGIApp
+from waypost.middleware.request import request_from_environ
+from waypost.responses import Response, reason
+from waypost.rules.request import Request
+
+__all__ = ["WaypostMiddleware", "request_from_environ"]
+
+
+def _wsgi_text(value: str) -> str:
+    """PEP 3333 'native strings': the UTF-8 bytes of the path, seen as latin-1."""
+    return value.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def _flask_routes(app: Any) -> RouteResolver | None:
+    url_map = getattr(app, "url_map", None)
+    if url_map is None or not hasattr(url_map, "bind"):
+        return None
+    adapter = url_map.bind("localhost", script_name="/")
+
+    def build(name: str, params: Mapping[str, str]) -> str:
+        return str(adapter.build(name, dict(params), force_external=False))
+
+    return build
+
+
+def _start(start_response: StartResponse, response: Response) -> list[bytes]:
+    """Start ``response`` and return its body, as a WSGI app's return value."""
+    # PEP 3333 wants a phrase after the code, even for a status HTTP has not registered.
+    status = f"{response.status} {reason(response.status) or 'Unknown'}"
+    start_response(status, list(response.headers))
+    return [response.body]
+
+
+def _rewritten(environ: Environ, decision: Decision) -> Environ:
+    """A copy of ``environ`` that sends the app to the rewritten path, query and headers."""
+    new = dict(environ)
+    new["PATH_INFO"] = _wsgi_text(unquote(decision.path or "/"))
+    new["QUERY_STRING"] = decision.query or ""
+    new["RAW_URI"] = new["REQUEST_URI"] = (
+        (environ.get("SCRIPT_NAME", "") or "")
+        + (decision.path or "/")
+        + (f"?{decision.query}" if decision.query else "")
+    )
+    for name, value in decision.headers:
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            new[key] = value
+        else:
+            new["HTTP_" + key] = value
+    return new
+
+
+class WaypostMiddleware(MiddlewareBase[WSGIApp]):
+    """WSGI middleware answering redirects and responses, rewriting, or passing requests on.
+
+    ``WaypostMiddleware(app, rules, *, routes=None, default_max_age=3600)``: ``rules`` is a rules
+    file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves ``to: {route: ...}``
+    targets: a Flask app, or a callable ``(name, params) -> path``; by default the Flask app
+    behind ``app.wsgi_app`` is used. Route targets are checked here, when the middleware is made.
+    """
+
+    def _route_resolver(self, routes: Any) -> RouteResolver | None:
+        if routes is None:
+            return _flask_routes(getattr(self.app, "__self__", None))
+        return resolver_for(routes, _flask_routes, "a Flask app")
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request = request_from_environ(environ)
+        engine = self.engine
+        fallbacks = engine.has_fallback_rules
+        decision = engine.resolve(request, stage="before" if fallbacks else "all")
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        script = environ.get("SCRIPT_NAME", "") or ""
+        response = self.answer(decision, script, head)
+        if response is not None:
+            return _start(start_response, response)
+        if decision.action == "rewrite":
+            environ = _rewritten(environ, decision)
+        if not fallbacks:
+            return self.app(environ, start_response)
+        return self._with_fallback(environ, start_response, request, script, head)
+
+    def _with_fallback(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        request: Request,
+        script: str,
+        head: bool,
+    ) -> Iterable[bytes]:
+        captured: dict[str, Any] = {}
+        written: list[bytes] = []
+
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            captured["status"], captured["headers"], captured["exc_info"] = (
+                status,
+                headers,
+                exc_info,
+            )
+            return written.append
+
+        body = self.app(environ, capture)
+        if str(captured.get("status", "")).startswith("404"):
+            decision = self.engine.resolve(request, stage="missing")
+            response = self.answer(decision, script, head)
+            if response is not None:
+                _close(body)
+                return _start(start_response, response)
+        if "status" not in captured:
+            # The app starts the response lazily, while iterating: nothing to intercept.
+            return _Passthrough(body, start_response, captured, written)
+        write = start_response(captured["status"], captured["headers"], captured["exc_info"])
+        for chunk in written:
+            write(chunk)
+        return body
+
+
+def _close(body: Iterable[bytes]) -> None:
+    """Close an app's body, as PEP 3333 asks of whoever stops iterating it."""
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+class _Passthrough:
+    """Iterates an app body whose start_response comes during iteration (generators)."""
+
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        start_response: StartResponse,
+        captured: dict[str, Any],
+        written: list[bytes],
+    ) -> None:
+        self.body = body
+        self.start_response = start_response
+        self.captured = captured
+        self.written = written
+
+    def __iter__(self) -> Iterator[bytes]:
+        started = False
+        for chunk in self.body:
+            if not started and "status" in self.captured:
+                self.start_response(
+                    self.captured["status"], self.captured["headers"], self.captured["exc_info"]
+                )
+                started = True
+                yield from self.written
+            yield chunk
+        if not started and "status" in self.captured:
+            self.start_response(
+                self.captured["status"], self.captured["headers"], self.captured["exc_info"]
+            )
+            yield from self.written
+
+    def close(self) -> None:
+        _close(self.body)

@@ -1,0 +1,86 @@
+"""Both middlewares build the same Request for the same request: from an ASGI scope or a WSGI
+environ, for the path inside the app (below ``root_path`` / ``SCRIPT_NAME``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from waypost.middleware.request import request_from_environ, request_from_scope
+
+# (what the client asked, mount point, expected Request.raw_path, Request.path)
+CASES = [
+    ("/old/page", "", "/old/page", "/old/page"),
+    ("/shop/old/page", "/shop", "/old/page", "/old/page"),
+    ("/shop", "/shop", "/", "/"),
+    ("/caf%C3%A9/menu", "", "/caf%C3%A9/menu", "/café/menu"),
+    ("/a%20b", "", "/a%20b", "/a b"),
+]
+IDS = ["plain", "mounted", "the mount point itself", "UTF-8 path", "escaped space"]
+
+
+def _scope(target: str, mount: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": "HEAD",
+        "path": unquote(target),
+        "raw_path": target.encode("latin-1"),
+        "root_path": mount,
+        "query_string": b"a=1&b=%C3%A9",
+        "headers": [(b"host", b"example.com"), (b"accept-language", b"fr")],
+        "client": ("203.0.113.9", 50000),
+    }
+
+
+def _environ(target: str, mount: str) -> dict[str, Any]:
+    path = unquote(target)[len(mount) :] or "/"
+    return {
+        "REQUEST_METHOD": "HEAD",
+        "SCRIPT_NAME": mount,
+        # PEP 3333: the path's UTF-8 bytes, seen as latin-1.
+        "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+        "QUERY_STRING": "a=1&b=%C3%A9",
+        "HTTP_HOST": "example.com",
+        "HTTP_ACCEPT_LANGUAGE": "fr",
+        "REMOTE_ADDR": "203.0.113.9",
+    }
+
+
+@pytest.mark.parametrize(("target", "mount", "raw_path", "path"), CASES, ids=IDS)
+def test_scope_and_environ_make_the_same_request(
+    target: str, mount: str, raw_path: str, path: str
+) -> None:
+    for request in (
+        request_from_scope(_scope(target, mount)),
+        request_from_environ(_environ(target, mount)),
+    ):
+        assert (request.method, request.raw_path, request.path) == ("HEAD", raw_path, path)
+        assert request.query_string == "a=1&b=%C3%A9"
+        assert request.host == "example.com"
+        assert request.headers["accept-language"] == "fr"
+        assert request.client_ip == "203.0.113.9"
+
+
+@pytest.mark.parametrize(
+    ("environ", "headers"),
+    [
+        ({"CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "3"}, {"content-type": "text/plain"}),
+        ({"CONTENT_TYPE": "", "HTTP_X_FORWARDED_FOR": "a"}, {"x-forwarded-for": "a"}),
+    ],
+    ids=["content headers are headers", "an empty CONTENT_TYPE is not"],
+)
+def test_environ_headers(environ: dict[str, Any], headers: dict[str, str]) -> None:
+    request = request_from_environ({"PATH_INFO": "/", **environ})
+    assert headers.items() <= request.headers.items()
+    assert ("content-type" in request.headers) == bool(environ.get("CONTENT_TYPE"))
+
+
+def test_minimal_scope_and_environ() -> None:
+    for request in (
+        request_from_scope({"type": "http", "path": "/x"}),
+        request_from_environ({"PATH_INFO": "/x"}),
+    ):
+        assert (request.method, request.raw_path, request.query_string) == ("GET", "/x", "")
+        assert request.client_ip is None
