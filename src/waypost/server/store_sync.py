@@ -39,7 +39,7 @@ __all__ = ["StoreSync", "engine_from_store"]
 logger = logging.getLogger("waypost.server")
 
 
-def engine_from_store(url: str) -> tuple[Engine, int]:
+def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int]:
     """An engine for the store's current rules, and the revision it holds."""
     store = open_store(url)
     try:
@@ -47,7 +47,10 @@ def engine_from_store(url: str) -> tuple[Engine, int]:
     finally:
         store.close()
     engine = Engine(
-        snapshot.rules, defaults=snapshot.defaults, allowed_hosts=snapshot.allowed_hosts
+        snapshot.rules,
+        defaults=snapshot.defaults,
+        allowed_hosts=snapshot.allowed_hosts,
+        pack_rules=pack_rules,
     )
     return engine, snapshot.revision
 
