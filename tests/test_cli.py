@@ -167,4 +167,3 @@ def test_pack_rules_comes_from_the_configuration(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("WAYPOST_PACK_RULES", "maybe")
     code, out = run("resolve", EXAMPLE, "/old-page")
     assert code == 2 and "WAYPOST_PACK_RULES='maybe' is not a yes/no value" in out
-

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from waypost.cli._report import load_engine
-from waypost.engine import Decision, Engine
+from waypost.engine import Decision, Engine, Trace
 
 __all__ = ["explain_command", "parse_headers", "resolve_command"]
 
@@ -73,6 +73,10 @@ class _Asked:
     client_ip: str | None
     as_json: bool
 
+    def answer(self, result: Decision | Trace, text: str) -> None:
+        """Print ``result`` as JSON with ``--json``, else ``text``."""
+        click.echo(json.dumps(result.to_dict(), indent=2) if self.as_json else text)
+
 
 _request_options = [
     click.argument("rules", type=click.Path(dir_okay=False)),
@@ -124,20 +128,14 @@ def _request_command(name: str) -> Callable[[Callable[[_Asked], None]], click.Co
 def resolve_command(asked: _Asked) -> None:
     """Print what RULES do with a request for URL."""
     decision = asked.engine.resolve(asked.method, asked.url, asked.headers, asked.client_ip)
-    if asked.as_json:
-        click.echo(json.dumps(decision.to_dict(), indent=2))
-    else:
-        click.echo(_describe(decision))
+    asked.answer(decision, _describe(decision))
 
 
 @_request_command("explain")
 def explain_command(asked: _Asked) -> None:
     """Print every rule tried for URL, and why each did or did not apply."""
     trace = asked.engine.explain(asked.method, asked.url, asked.headers, asked.client_ip)
-    if asked.as_json:
-        click.echo(json.dumps(trace.to_dict(), indent=2))
-    else:
-        click.echo(trace.render())
+    asked.answer(trace, trace.render())
 
 
 def _describe(decision: Decision) -> str:

@@ -108,7 +108,6 @@ def _store_engine(url: str, seed: str | None, *, pack_rules: bool) -> tuple[Engi
     try:
         store = open_store(url)
         try:
-            location = store.location
             if seed is not None and store.current_revision() == 0:
                 document = read_document(seed)
                 store.replace_rules(
@@ -119,7 +118,7 @@ def _store_engine(url: str, seed: str | None, *, pack_rules: bool) -> tuple[Engi
                 )
         finally:
             store.close()
-        engine, revision = engine_from_store(url, pack_rules=pack_rules)
+        engine, revision, location = engine_from_store(url, pack_rules=pack_rules)
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, exc.file or "rules")
     except WaypostError as exc:

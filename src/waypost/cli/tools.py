@@ -8,9 +8,9 @@ trace loops; 2 a usage mistake; 3 ``check`` found warnings but no error.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -32,7 +32,7 @@ from waypost.cli.resolve import parse_headers
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, WaypostError
 from waypost.rules.load import FORMATS, parse_rules
-from waypost.store import open_store
+from waypost.server.store_sync import engine_from_store
 from waypost.store.model import ImportMode
 from waypost.store.transfer import read_document
 from waypost.tools.annotations import render_github, render_gitlab, render_human, render_json
@@ -44,29 +44,19 @@ from waypost.tools.trace import MAX_REDIRECTS, follow
 
 __all__ = ["check_command", "export_command", "import_command", "test_command", "trace_command"]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 _CASE_FORMATS = {".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
 
 
 def _store_engine(db: str) -> tuple[Engine, str]:
     """An engine for the store's rules, and how to name them in messages."""
     try:
-        store = open_store(db)
-        try:
-            snapshot = store.load_snapshot()
-            name = f"{store.location}@{snapshot.revision}"
-        finally:
-            store.close()
-        engine = Engine(
-            snapshot.rules,
-            defaults=snapshot.defaults,
-            allowed_hosts=snapshot.allowed_hosts,
-            pack_rules=pack_rules_setting(),
-        )
+        engine, revision, location = engine_from_store(db, pack_rules=pack_rules_setting())
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, db)
     except WaypostError as exc:
         raise click.ClickException(str(exc)) from None
-    return engine, name
+    return engine, f"{location}@{revision}"
 
 
 def _read_text(path: str) -> str:
@@ -275,22 +265,22 @@ def trace_command(
 # import and export
 
 
+def _format_option(
+    choices: Iterable[str], help: str, *, required: bool = False
+) -> Callable[[_F], _F]:
+    return click.option(
+        "--format", "fmt", type=click.Choice(sorted(choices)), required=required, help=help
+    )
+
+
+def _output_option(help: str) -> Callable[[_F], _F]:
+    return click.option("-o", "--output", type=click.Path(dir_okay=False), help=help)
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(sorted(IMPORTERS)),
-    default=None,
-    help="The format of FILE (guessed from its name and content when left out).",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the rules here (YAML); stdout when left out.",
-)
+@_format_option(IMPORTERS, "The format of FILE (guessed from its name and content when left out).")
+@_output_option("Write the rules here (YAML); stdout when left out.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--dry-run", is_flag=True, help="Show the report; write nothing.")
 @click.option("--strict", is_flag=True, help="Exit 1 when a line was skipped.")
@@ -399,20 +389,8 @@ def _import_into_store(
 
 @click.command("export")
 @click.argument("rules", type=click.Path(dir_okay=False), required=False)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(sorted(EXPORTERS)),
-    required=True,
-    help="The format to write.",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write here; stdout when left out.",
-)
+@_format_option(EXPORTERS, "The format to write.", required=True)
+@_output_option("Write here; stdout when left out.")
 @click.option(
     "--host",
     default=None,

@@ -39,11 +39,13 @@ __all__ = ["StoreSync", "engine_from_store"]
 logger = logging.getLogger("waypost.server")
 
 
-def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int]:
-    """An engine for the store's current rules, and the revision it holds."""
+def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int, str]:
+    """An engine for the store's current rules, the revision it holds, and the store's location
+    (its URL without a password)."""
     store = open_store(url)
     try:
         snapshot = store.load_snapshot()
+        location = store.location
     finally:
         store.close()
     engine = Engine(
@@ -52,7 +54,7 @@ def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int
         allowed_hosts=snapshot.allowed_hosts,
         pack_rules=pack_rules,
     )
-    return engine, snapshot.revision
+    return engine, snapshot.revision, location
 
 
 class StoreSync(BackgroundLoop):
