@@ -128,7 +128,7 @@ def _request_command(name: str) -> Callable[[Callable[[_Asked], None]], click.Co
 def resolve_command(asked: _Asked) -> None:
     """Print what RULES do with a request for URL."""
     decision = asked.engine.resolve(asked.method, asked.url, asked.headers, asked.client_ip)
-    asked.answer(decision, _describe(decision))
+    asked.answer(decision, decision.describe())
 
 
 @_request_command("explain")
@@ -136,19 +136,3 @@ def explain_command(asked: _Asked) -> None:
     """Print every rule tried for URL, and why each did or did not apply."""
     trace = asked.engine.explain(asked.method, asked.url, asked.headers, asked.client_ip)
     asked.answer(trace, trace.render())
-
-
-def _describe(decision: Decision) -> str:
-    rule = decision.rule
-    where = f"  [{rule.source}{' ' + rule.name if rule and rule.name else ''}]" if rule else ""
-    if decision.action == "redirect":
-        return f"redirect {decision.status} {decision.location}{where}"
-    if decision.action == "rewrite":
-        query = f"?{decision.query}" if decision.query else ""
-        headers = "".join(f"\n  {k}: {v}" for k, v in decision.headers)
-        return f"rewrite {decision.path}{query}{where}{headers}"
-    if decision.action == "respond":
-        headers = "".join(f"\n  {k}: {v}" for k, v in decision.headers)
-        body = f"\n\n{decision.body}" if decision.body else ""
-        return f"respond {decision.status}{where}{headers}{body}"
-    return f"pass{where or '  (no rule applies)'}"
