@@ -97,7 +97,7 @@ def waypost_asgi() -> Any:
     """The Waypost ASGI app for the rules in $WAYPOST_BENCH_RULES (no access log, no reload)."""
     from waypost.engine import Engine
     from waypost.server.app import WaypostApp
-    from waypost.settings import Settings
+    from waypost.server.config import Settings
 
     engine = Engine.from_file(os.environ["WAYPOST_BENCH_RULES"])
     return WaypostApp(engine, Settings(access_log=False, reload_interval=0))

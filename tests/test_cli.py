@@ -156,3 +156,14 @@ def test_unknown_file_type(tmp_path: Path) -> None:
     code, out = run("check", str(path))
     assert code == 1
     assert "unknown rules file type '.ini'" in out
+
+
+def test_pack_rules_comes_from_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """WAYPOST_PACK_RULES is read by the configuration and reaches the loader as a parameter:
+    the answer is the same either way; a value that is not yes/no is a usage mistake."""
+    for value in ("0", "1", "no"):
+        monkeypatch.setenv("WAYPOST_PACK_RULES", value)
+        assert run("resolve", EXAMPLE, "/old-page")[1].startswith("redirect 301 /new-page")
+    monkeypatch.setenv("WAYPOST_PACK_RULES", "maybe")
+    code, out = run("resolve", EXAMPLE, "/old-page")
+    assert code == 2 and "WAYPOST_PACK_RULES='maybe' is not a yes/no value" in out

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import waypost
-from waypost.settings import SETTINGS, Settings
+from waypost.server.config import SETTINGS, Settings
 
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent

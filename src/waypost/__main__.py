@@ -1,5 +1,5 @@
 """``python -m waypost``: the same as the ``waypost`` command."""
 
-from waypost.cli import main
+from waypost.cli import run
 
-main()
+run()

@@ -97,6 +97,27 @@ class Decision:
             "vary": list(self.vary),
         }
 
+    def describe(self) -> str:
+        """The decision for people, as ``waypost resolve`` prints it: the action, its status and
+        target, the rule that decided (``[file:line name]``), then any headers and body::
+
+            redirect 301 /new-page  [rules.yaml:9]
+            respond 410  [rules.yaml:12 gone]
+            pass  (no rule applies)
+        """
+        rule = self.rule
+        where = f"  [{rule.source}{' ' + rule.name if rule.name else ''}]" if rule else ""
+        headers = "".join(f"\n  {k}: {v}" for k, v in self.headers)
+        if self.action == "redirect":
+            return f"redirect {self.status} {self.location}{where}"
+        if self.action == "rewrite":
+            query = f"?{self.query}" if self.query else ""
+            return f"rewrite {self.path}{query}{where}{headers}"
+        if self.action == "respond":
+            body = f"\n\n{self.body}" if self.body else ""
+            return f"respond {self.status}{where}{headers}{body}"
+        return f"pass{where or '  (no rule applies)'}"
+
 
 NO_MATCH = Decision("pass")
 

@@ -16,7 +16,9 @@
     │   ├── ConfirmationError    an import would delete more rules than it keeps; confirm it
     │   └── ValidationError      a change the loader rejects; every problem with its field path
     ├── AuthError                an API key or session was refused; ``reason`` says why
-    └── FixError                 ``waypost check --fix`` cannot edit a file safely; says why
+    ├── FixError                 ``waypost check --fix`` cannot edit a file safely; says why
+    └── SettingsError            a server setting (a flag or a WAYPOST_* variable) is not usable;
+                                 also a ValueError
 
 Messages are written for people: what is wrong, the offending text quoted with ``!r``, where it is
 (``file:line:col``), and how to fix it.
@@ -38,6 +40,7 @@ __all__ = [
     "RuleSyntaxError",
     "RulesError",
     "SchemaError",
+    "SettingsError",
     "StoreError",
     "StoreUnavailable",
     "UrlBuildError",
@@ -200,3 +203,11 @@ class AuthError(WaypostError):
 
 class FixError(WaypostError):
     """``waypost check --fix`` cannot edit the file safely; the message says why and what to do."""
+
+
+class SettingsError(WaypostError, ValueError):
+    """A server setting's value (from a flag or a ``WAYPOST_*`` variable) is not usable.
+
+    Also a :class:`ValueError`: it is raised where a value does not parse, and was one before it
+    joined the hierarchy.
+    """

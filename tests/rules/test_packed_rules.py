@@ -1,7 +1,8 @@
 """Packed literal redirects (waypost._plainstore, PackedRule) answer exactly as plain rules do.
 
-The loader packs literal redirects into a compiled store when it is built; WAYPOST_PACK_RULES=0
-turns that off. Every test that builds an engine here builds it both ways and compares.
+The loader packs literal redirects into a compiled store when it is built; ``pack_rules=False``
+(the server's WAYPOST_PACK_RULES=0) turns that off. Every test that builds an engine here
+builds it both ways and compares.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from waypost import Engine, RulesError
 from waypost.decision import Decision, rule_options
 from waypost.matching import compile_matcher
 from waypost.responses import decision_response
-from waypost.rules._build import PACK_RULES_ENV
 from waypost.rules.load import parse_rules
 from waypost.rules.model import PackedRule, Rule, RuleSet
 
@@ -34,12 +34,6 @@ except ImportError:  # pragma: no cover - only without a C compiler
         "waypost._plainstore is not built (needs a C compiler: pip install -e . builds it)",
         allow_module_level=True,
     )
-
-
-@pytest.fixture(autouse=True)
-def _packing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests pack rules, whatever WAYPOST_PACK_RULES says outside them."""
-    monkeypatch.setenv(PACK_RULES_ENV, "1")
 
 
 # -- the store on its own -----------------------------------------------------------------------
@@ -157,17 +151,16 @@ def test_store_is_a_dict_of_first_occurrences(
 # -- the loader ---------------------------------------------------------------------------------
 
 
-def _load(text: str, fmt: str = "csv", file: str = "rules.csv") -> RuleSet:
-    ruleset, errors = parse_rules(text, format=fmt, file=file)
+def _load(text: str, fmt: str = "csv", file: str = "rules.csv", *, pack: bool = True) -> RuleSet:
+    ruleset, errors = parse_rules(text, format=fmt, file=file, pack_rules=pack)
     assert not errors
     return ruleset
 
 
-def test_literal_redirects_are_packed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_literal_redirects_are_packed() -> None:
     text = "from,to,status\n/a,/x,301\n/b/,/y,302\n/café,/z,301\n/c,https://e.example/c,308\n"
     packed = _load(text)
-    monkeypatch.setenv(PACK_RULES_ENV, "0")
-    plain = _load(text)
+    plain = _load(text, pack=False)
     assert [type(r).__name__ for r in packed.rules] == ["PackedRule", "Rule", "Rule", "PackedRule"]
     assert all(type(r) is Rule for r in plain.rules)
     for a, b in zip(packed.rules, plain.rules, strict=True):
@@ -211,13 +204,10 @@ def test_a_packed_rule_copies_and_pickles_as_a_plain_rule() -> None:
 # -- the engine, packed and not -----------------------------------------------------------------
 
 
-def _engines(
-    monkeypatch: pytest.MonkeyPatch, rules: list[dict[str, Any]], **kwargs: Any
-) -> Iterator[Engine | RulesError]:
-    for pack in ("1", "0"):
-        monkeypatch.setenv(PACK_RULES_ENV, pack)
+def _engines(rules: list[dict[str, Any]], **kwargs: Any) -> Iterator[Engine | RulesError]:
+    for pack in (True, False):
         try:
-            yield Engine(rules, **kwargs)
+            yield Engine(rules, pack_rules=pack, **kwargs)
         except RulesError as exc:
             yield exc
 
@@ -262,9 +252,7 @@ def _without_duplicates(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-@settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=200, deadline=None)
 @given(
     rules=st.lists(_rule, max_size=12),
     requests=st.lists(
@@ -282,10 +270,10 @@ def _without_duplicates(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ),
 )
 def test_packed_and_plain_engines_agree(
-    monkeypatch: pytest.MonkeyPatch, rules: list[dict[str, Any]], requests: list[tuple[str, str]]
+    rules: list[dict[str, Any]], requests: list[tuple[str, str]]
 ) -> None:
     for chosen in (rules, _without_duplicates(rules)):
-        packed, plain = _engines(monkeypatch, chosen)
+        packed, plain = _engines(chosen)
         if isinstance(plain, RulesError):
             assert isinstance(packed, RulesError)
             assert [str(e) for e in packed.errors] == [str(e) for e in plain.errors], chosen
@@ -342,7 +330,7 @@ def test_a_store_missing_some_rules_is_not_used() -> None:
     assert reindexed.lookup("/c") is rules[2]
 
 
-def test_duplicates_and_conflicts_are_reported_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duplicates_and_conflicts_are_reported_as_before() -> None:
     rules = [
         {"from": "/a", "to": "/x"},
         {"from": "/a", "to": "/y"},
@@ -351,7 +339,7 @@ def test_duplicates_and_conflicts_are_reported_as_before(monkeypatch: pytest.Mon
         {"from": "/c", "to": "/v"},
         {"from": "/c", "respond": 410},
     ]
-    packed, plain = _engines(monkeypatch, rules)
+    packed, plain = _engines(rules)
     assert isinstance(packed, RulesError) and isinstance(plain, RulesError)
     assert [str(e) for e in packed.errors] == [str(e) for e in plain.errors]
     assert len(packed.errors) == 2

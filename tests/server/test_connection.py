@@ -20,7 +20,7 @@ from serving import Served, start_server
 
 from waypost.engine import Engine
 from waypost.server.app import WaypostApp
-from waypost.settings import Settings
+from waypost.server.config import Settings
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
 EXTRA_RULES = """

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from _servers import Server
+from waypost.exceptions import SettingsError
 from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
-from waypost.settings import SettingsError
 
 PROXIES = TrustedProxies(parse_trusted_proxies("10.0.0.0/8, 127.0.0.1, fd00::/8"))
 

@@ -21,8 +21,8 @@ from serving import Served, raw_request, start_server
 
 from _servers import Server
 from waypost.engine import Engine
+from waypost.server.config import Settings
 from waypost.server.core import WaypostServer
-from waypost.settings import Settings
 from waypost.store import open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"

@@ -16,9 +16,9 @@ from waypost.engine import Engine
 from waypost.responses import encode_location, safe_header_value
 from waypost.server.access_log import AccessLog, escape
 from waypost.server.app import WaypostApp
+from waypost.server.config import SETTINGS, Settings, SettingsError
 from waypost.server.pages import NotFoundPage, TemplateError
 from waypost.server.proxy import UpstreamError, UpstreamProxy, check_upstream
-from waypost.settings import SETTINGS, Settings, SettingsError
 
 
 @pytest.mark.parametrize(
@@ -56,6 +56,8 @@ def test_settings_parse_environment_values() -> None:
     with pytest.raises(SettingsError, match="yes/no"):
         Settings.from_env({"WAYPOST_ACCESS_LOG": "maybe"})
     assert all(s.default == getattr(Settings(), s.name) for s in SETTINGS)
+    assert Settings.from_env({"WAYPOST_PACK_RULES": "0"}).pack_rules is False
+    assert Settings.from_env({}).pack_rules is True
 
 
 def test_access_log_escapes_client_text() -> None:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from waypost import Engine
+from waypost.server.config import Settings
 from waypost.server.core import WaypostServer
 from waypost.server.reloading import RulesWatcher, file_revision, shrink_problem
 from waypost.server.store_sync import StoreSync
-from waypost.settings import Settings
 
 
 def rules_text(count: int, tag: str = "a") -> str:

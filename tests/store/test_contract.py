@@ -18,7 +18,7 @@ from waypost.exceptions import (
     StoreUnavailable,
     ValidationError,
 )
-from waypost.store import DeleteRule, SetSettings, UpsertRule
+from waypost.store import DeleteRule, SetRuleSetSettings, UpsertRule
 from waypost.store._sql import SqlStore
 from waypost.store.migrations import LATEST
 from waypost.store.transfer import dump_document, read_document
@@ -164,7 +164,7 @@ def test_a_stale_version_is_a_conflict_and_overwrites_nothing(store: SqlStore) -
 
 def test_a_bulk_change_is_all_or_nothing_with_every_problem(store: SqlStore) -> None:
     keep = store.create_rule(redirect(0))
-    operations: list[UpsertRule | DeleteRule | SetSettings] = [
+    operations: list[UpsertRule | DeleteRule | SetRuleSetSettings] = [
         UpsertRule(redirect(n)) for n in range(1, 101)
     ]
     operations[42] = UpsertRule({"from": "/bad/<itn:id>", "to": "/x"})
@@ -206,7 +206,7 @@ def test_a_bulk_change_is_all_or_nothing_with_every_problem(store: SqlStore) -> 
 def test_settings_are_checked_with_the_rules(store: SqlStore) -> None:
     store.create_rule(redirect(1))
     with pytest.raises(ValidationError) as caught:
-        store.apply([SetSettings(defaults={"status": 299})])
+        store.apply([SetRuleSetSettings(defaults={"status": 299})])
     assert caught.value.problems[0][0] == "changes"
     assert "299" in caught.value.problems[0][1]
     with pytest.raises(ValidationError, match="position"):

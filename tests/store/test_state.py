@@ -9,7 +9,7 @@ import pytest
 from waypost.exceptions import ValidationError
 from waypost.store._state import STEP, Row, Write, assign_keys, diff_rows, rewind
 from waypost.store._validate import check_rule_set, to_json_value
-from waypost.store.model import Settings, Snapshot
+from waypost.store.model import RuleSetSettings, Snapshot
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_diff_and_rewind() -> None:
         Write("create", "c", None, c.rule, None, 3),
         Write("settings", None, {"defaults": {"status": 302}, "allowed_hosts": []}, {}),
     ]
-    rows, settings = rewind([a, b2, c], Settings({}, ("x.com",)), undo)
+    rows, settings = rewind([a, b2, c], RuleSetSettings({}, ("x.com",)), undo)
     assert rows == [a, b]
     assert settings.defaults == {"status": 302} and settings.allowed_hosts == ()
 

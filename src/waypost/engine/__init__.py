@@ -138,10 +138,11 @@ class Engine:
 
     ``rules`` is a list of mappings in the rules file's structure (the entries under ``rules:``),
     with optional ``defaults`` and ``allowed_hosts``; or use :meth:`from_file`. Raises
-    :class:`~waypost.exceptions.RulesError` listing every problem.
+    :class:`~waypost.exceptions.RulesError` listing every problem. ``pack_rules=False`` keeps
+    every rule a plain Rule, in this load and in every reload (no packed literal redirects).
     """
 
-    __slots__ = ("_converters", "_routes", "_snapshot")
+    __slots__ = ("_converters", "_pack_rules", "_routes", "_snapshot")
 
     def __init__(
         self,
@@ -150,8 +151,10 @@ class Engine:
         defaults: Mapping[str, Any] | None = None,
         allowed_hosts: Sequence[str] = (),
         converters: Mapping[str, type[BaseConverter]] | None = None,
+        pack_rules: bool = True,
     ) -> None:
         self._converters = merge_converters(converters)
+        self._pack_rules = pack_rules
         self._routes: RouteResolver | None = None
         self._snapshot = self._build(rules, defaults, allowed_hosts)
 
@@ -164,7 +167,11 @@ class Engine:
         if isinstance(rules, RuleSet):
             return _compile(rules, [])
         ruleset, errors = rules_from_mappings(
-            rules, defaults=defaults, allowed_hosts=allowed_hosts, converters=self._converters
+            rules,
+            defaults=defaults,
+            allowed_hosts=allowed_hosts,
+            converters=self._converters,
+            pack_rules=self._pack_rules,
         )
         return _compile(ruleset, errors)
 
@@ -174,17 +181,21 @@ class Engine:
         path: str | Path,
         *,
         converters: Mapping[str, type[BaseConverter]] | None = None,
+        pack_rules: bool = True,
     ) -> Engine:
         """An engine for a rules file (.yaml, .yml, .toml, .json or .csv)."""
         engine = cls.__new__(cls)
         engine._converters = merge_converters(converters)
+        engine._pack_rules = pack_rules
         engine._routes = None
         engine._snapshot = engine._load_file(path)
         return engine
 
     def _load_file(self, path: str | Path) -> _Snapshot:
         with _collector_paused():
-            ruleset, errors = read_rules(path, converters=self._converters)
+            ruleset, errors = read_rules(
+                path, converters=self._converters, pack_rules=self._pack_rules
+            )
             return _compile(ruleset, errors)
 
     # -- state ------------------------------------------------------------------------------
@@ -193,6 +204,11 @@ class Engine:
     def rules(self) -> tuple[Rule, ...]:
         """The current rules, in file order."""
         return self._snapshot.ruleset.rules
+
+    @property
+    def pack_rules(self) -> bool:
+        """False when every rule is kept a plain Rule (see ``pack_rules`` above)."""
+        return self._pack_rules
 
     @property
     def ruleset(self) -> RuleSet:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,9 +44,6 @@ try:
     _PlainStore = importlib.import_module("waypost._plainstore").PlainStore
 except ImportError:  # pragma: no cover - built without a C compiler: every rule is a plain Rule
     _PlainStore = None
-
-#: Set WAYPOST_PACK_RULES=0 to keep every rule a plain Rule even when the store is built.
-PACK_RULES_ENV = "WAYPOST_PACK_RULES"
 
 RULE_KEYS = (
     "name",
@@ -256,11 +252,16 @@ def _headers(value: Any, keys: tuple[str | int, ...], what: str) -> tuple[tuple[
 
 @dataclass
 class RuleBuilder:
-    """Builds rules one mapping at a time, under one set of defaults and converters."""
+    """Builds rules one mapping at a time, under one set of defaults and converters.
+
+    ``pack``: False keeps every rule a plain Rule even when the compiled store is built (the
+    server's ``pack_rules`` setting, ``WAYPOST_PACK_RULES=0``).
+    """
 
     defaults: Mapping[str, Any]
     converters: Mapping[str, type[BaseConverter]]
     file: str | None = None
+    pack: bool = True
 
     def __post_init__(self) -> None:
         self._names: dict[str, int] = {}
@@ -277,7 +278,7 @@ class RuleBuilder:
             _PlainStore is not None
             and not options.strict_slashes
             and not options.case_insensitive
-            and os.environ.get(PACK_RULES_ENV, "1") != "0"
+            and self.pack
         )
         self._store: Any = None
         self._plain_meta_ids = {status: i for i, status in enumerate(self._plain_metas)}

@@ -486,6 +486,7 @@ def _from_document(
     errors: list[RuleError],
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] = (),
+    pack_rules: bool = True,
 ) -> RuleSet:
     if isinstance(document, list):
         document = {"rules": document}
@@ -551,7 +552,7 @@ def _from_document(
         child = rules_pos.children.get(index) if rules_pos else None
         return child.line if child else None
 
-    builder = RuleBuilder(merged_defaults, converters, file)
+    builder = RuleBuilder(merged_defaults, converters, file, pack_rules)
     rules = _build_all(
         entries,
         builder=builder,
@@ -573,8 +574,12 @@ def rules_from_mappings(
     allowed_hosts: Sequence[str] = (),
     converters: Mapping[str, type[BaseConverter]] | None = None,
     source: str | None = None,
+    pack_rules: bool = True,
 ) -> tuple[RuleSet, list[RuleError]]:
-    """Build rules from Python mappings in the file's structure; returns rules and errors."""
+    """Build rules from Python mappings in the file's structure; returns rules and errors.
+
+    ``pack_rules=False`` keeps every rule a plain Rule (no packed literal redirects).
+    """
     errors: list[RuleError] = []
     document: dict[str, Any] = {"rules": list(rules)}
     if defaults is not None:
@@ -582,7 +587,12 @@ def rules_from_mappings(
     if allowed_hosts:
         document["allowed_hosts"] = list(allowed_hosts)
     ruleset = _from_document(
-        document, None, file=source, converters=merge_converters(converters), errors=errors
+        document,
+        None,
+        file=source,
+        converters=merge_converters(converters),
+        errors=errors,
+        pack_rules=pack_rules,
     )
     return ruleset, errors
 
@@ -593,13 +603,14 @@ def _csv_rules(
     conv: Mapping[str, type[BaseConverter]],
     defaults: Mapping[str, Any] | None,
     allowed_hosts: Sequence[str],
+    pack_rules: bool,
 ) -> tuple[RuleSet, list[RuleError]]:
     """Rules from the lines of a CSV table, built as they are read."""
     errors: list[RuleError] = []
     # Rows are built as they are read; reading errors still come before building errors.
     read_errors: list[RuleError] = []
     build_errors: list[RuleError] = []
-    builder = RuleBuilder(dict(defaults or {}), conv, file)
+    builder = RuleBuilder(dict(defaults or {}), conv, file, pack_rules)
     rules: list[Rule] = []
     # Rules hold no reference cycles: collecting while a million of them are made only walks
     # the growing heap again and again (a fifth of the loading time).
@@ -636,15 +647,19 @@ def parse_rules(
     converters: Mapping[str, type[BaseConverter]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] = (),
+    pack_rules: bool = True,
 ) -> tuple[RuleSet, list[RuleError]]:
-    """Parse rules text in ``format`` ('yaml', 'toml', 'json' or 'csv'); returns rules, errors."""
+    """Parse rules text in ``format`` ('yaml', 'toml', 'json' or 'csv'); returns rules, errors.
+
+    ``pack_rules=False`` keeps every rule a plain Rule (no packed literal redirects).
+    """
     conv = merge_converters(converters)
     if text.startswith("\ufeff"):
         text = text[1:]
     errors: list[RuleError] = []
     if format == "csv":
         lines = (m.group() for m in _CSV_LINE.finditer(text))
-        return _csv_rules(lines, file, conv, defaults, allowed_hosts)
+        return _csv_rules(lines, file, conv, defaults, allowed_hosts, pack_rules)
     readers = {"yaml": _read_yaml, "json": _read_json, "toml": _read_toml}
     reader = readers.get(format)
     if reader is None:
@@ -661,6 +676,7 @@ def parse_rules(
         errors=errors,
         defaults=defaults,
         allowed_hosts=allowed_hosts,
+        pack_rules=pack_rules,
     )
     errors.sort(key=lambda e: (e.line or 0, e.col or 0))
     return ruleset, errors
@@ -670,6 +686,7 @@ def read_rules(
     path: str | Path,
     *,
     converters: Mapping[str, type[BaseConverter]] | None = None,
+    pack_rules: bool = True,
 ) -> tuple[RuleSet, list[RuleError]]:
     """Read a rules file; returns the rules that loaded and every error (none means all loaded)."""
     path = Path(path)
@@ -684,7 +701,7 @@ def read_rules(
             )
         ]
     if format == "csv":
-        return _read_csv_file(path, name, converters)
+        return _read_csv_file(path, name, converters, pack_rules)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -696,7 +713,7 @@ def read_rules(
     except UnicodeDecodeError:
         return RuleSet((), source=name), [_not_utf8(raw, name)]
     del raw  # a large file is held once (as text) while it is parsed, not twice
-    return parse_rules(text, format=format, file=name, converters=converters)
+    return parse_rules(text, format=format, file=name, converters=converters, pack_rules=pack_rules)
 
 
 def _not_utf8(raw: bytes, name: str) -> RuleError:
@@ -712,12 +729,17 @@ def _not_utf8(raw: bytes, name: str) -> RuleError:
 
 
 def _read_csv_file(
-    path: Path, name: str, converters: Mapping[str, type[BaseConverter]] | None
+    path: Path,
+    name: str,
+    converters: Mapping[str, type[BaseConverter]] | None,
+    pack_rules: bool,
 ) -> tuple[RuleSet, list[RuleError]]:
     """A CSV rules file, streamed: its text is never held whole (67 MB for a million rows)."""
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
-            ruleset, errors = _csv_rules(handle, name, merge_converters(converters), None, ())
+            ruleset, errors = _csv_rules(
+                handle, name, merge_converters(converters), None, (), pack_rules
+            )
     except OSError as exc:
         return RuleSet((), source=name), [
             RuleError(f"cannot read the file: {exc.strerror}", file=name)
@@ -731,9 +753,13 @@ def load_rules(
     path: str | Path,
     *,
     converters: Mapping[str, type[BaseConverter]] | None = None,
+    pack_rules: bool = True,
 ) -> RuleSet:
-    """Load and validate a rules file; raises RulesError listing every problem."""
-    ruleset, errors = read_rules(path, converters=converters)
+    """Load and validate a rules file; raises RulesError listing every problem.
+
+    ``pack_rules=False`` keeps every rule a plain Rule (no packed literal redirects).
+    """
+    ruleset, errors = read_rules(path, converters=converters, pack_rules=pack_rules)
     if errors:
         raise RulesError(errors, file=str(path))
     return ruleset

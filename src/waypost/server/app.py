@@ -40,10 +40,10 @@ from waypost.server.bodies import (
     stream_body,
     unsupported_coding,
 )
+from waypost.server.config import Settings
 from waypost.server.core import HEALTH_PATH, METRICS_PATH, WaypostServer
 from waypost.server.proxy import Forward
 from waypost.server.reloading import Signature
-from waypost.settings import Settings
 
 __all__ = ["BODY_FAILED", "WaypostApp"]
 

@@ -34,13 +34,13 @@ from waypost.responses import Response, decision_response, error_response, plain
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog, BufferedAccessLog
 from waypost.server.bodies import BodyDirectory
+from waypost.server.config import Settings
 from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
 from waypost.server.proxy import Forward, UpstreamProxy
 from waypost.server.reloading import RulesWatcher, Signature
 from waypost.server.store_sync import StoreSync
-from waypost.settings import Settings
 
 __all__ = ["HEALTH_PATH", "METRICS_PATH", "Answer", "WaypostServer"]
 

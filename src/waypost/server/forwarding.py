@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from waypost.settings import SettingsError
+from waypost.exceptions import SettingsError
 
 __all__ = ["TrustedProxies", "parse_trusted_proxies"]
 

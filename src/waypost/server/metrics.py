@@ -16,7 +16,6 @@ prometheus_client take a lock each and cost more than deciding a request does.)
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_left
 from typing import Any
 
@@ -56,11 +55,10 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        # prometheus_client picks its value store when first imported: multiprocess only if the
-        # variable was set by then (``waypost serve`` sets it before anything imports it).
-        self.multiprocess = bool(os.environ.get(MULTIPROCESS_ENV)) and (
-            _values.ValueClass is not _values.MutexValue
-        )
+        # prometheus_client picks its value store when first imported: multiprocess only if its
+        # variable was set by then (``waypost serve`` sets it before anything imports it). That
+        # choice is what counts, so it is read here rather than the environment.
+        self.multiprocess = _values.ValueClass is not _values.MutexValue
         registry = self.registry
         self.requests = Counter(
             "waypost_requests",

@@ -291,7 +291,10 @@ class RulesWatcher(BackgroundLoop):
             return False
         # Parsed as the rules file itself, so that rules name it (in traces, in errors).
         ruleset, errors = parse_rules(
-            raw.decode("utf-8", "replace"), format=FORMATS[copy.suffix], file=str(self.path)
+            raw.decode("utf-8", "replace"),
+            format=FORMATS[copy.suffix],
+            file=str(self.path),
+            pack_rules=self.engine.pack_rules,
         )
         try:
             if errors:

@@ -43,9 +43,9 @@ from typing import Any
 import uvicorn
 
 from waypost.engine import Engine
-from waypost.exceptions import WaypostError
+from waypost.exceptions import SettingsError, WaypostError
+from waypost.server.config import Settings
 from waypost.server.reloading import file_revision, file_signature
-from waypost.settings import Settings
 
 __all__ = ["ListenError", "check_serve_settings", "listen", "logging_config", "run_server"]
 
@@ -56,14 +56,14 @@ logger = logging.getLogger("waypost.server")
 
 
 def check_serve_settings(settings: Settings) -> None:
-    """Raise a :class:`~waypost.exceptions.WaypostError` (or ``SettingsError``) for a setting that
-    cannot work: a bad upstream URL, a 404 template that does not load, an impossible number."""
+    """Raise a :class:`~waypost.exceptions.SettingsError` (or another WaypostError) for a setting
+    that cannot work: a bad upstream URL, a 404 template that does not load, an impossible
+    number."""
     from waypost.server._hosts import parse_https_redirect_hosts
     from waypost.server.forwarding import parse_trusted_proxies
     from waypost.server.pages import NotFoundPage
     from waypost.server.proxy import check_upstream
     from waypost.server.tls import check_tls
-    from waypost.settings import SettingsError
 
     if settings.upstream:
         check_upstream(settings.upstream)

@@ -39,17 +39,22 @@ __all__ = ["StoreSync", "engine_from_store"]
 logger = logging.getLogger("waypost.server")
 
 
-def engine_from_store(url: str) -> tuple[Engine, int]:
-    """An engine for the store's current rules, and the revision it holds."""
+def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int, str]:
+    """An engine for the store's current rules, the revision it holds, and the store's location
+    (its URL without a password)."""
     store = open_store(url)
     try:
         snapshot = store.load_snapshot()
+        location = store.location
     finally:
         store.close()
     engine = Engine(
-        snapshot.rules, defaults=snapshot.defaults, allowed_hosts=snapshot.allowed_hosts
+        snapshot.rules,
+        defaults=snapshot.defaults,
+        allowed_hosts=snapshot.allowed_hosts,
+        pack_rules=pack_rules,
     )
-    return engine, snapshot.revision
+    return engine, snapshot.revision, location
 
 
 class StoreSync(BackgroundLoop):

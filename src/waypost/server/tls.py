@@ -15,8 +15,8 @@ import logging
 import ssl
 from pathlib import Path
 
+from waypost.exceptions import SettingsError
 from waypost.server.reloading import file_signature
-from waypost.settings import SettingsError
 
 __all__ = ["CertificateReloader", "check_tls"]
 

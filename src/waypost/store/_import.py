@@ -20,10 +20,10 @@ the same ``when:`` conditions. Two such rules in one rule set would be duplicate
 never apply), which is why the file's rule replaces the stored one. ``replace`` also keeps the id
 of a stored rule whose content is exactly a rule of the file.
 
-Settings: ``replace`` takes the file's ``defaults`` and ``allowed_hosts``; ``merge`` and
-``append`` set the file's defaults over the stored ones key by key and add its allowed hosts. A
-file that has no settings of its own (any format but Waypost's YAML/JSON: None here) keeps the
-stored ones in every mode.
+The rule set's settings: ``replace`` takes the file's ``defaults`` and ``allowed_hosts``;
+``merge`` and ``append`` set the file's defaults over the stored ones key by key and add its
+allowed hosts. A file that has no settings of its own (any format but Waypost's YAML/JSON: None
+here) keeps the stored ones in every mode.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from waypost.rules.model import Rule
 from waypost.rules.pattern import normalize_path
 from waypost.store._state import Entry, Row, State, Write, new_rule_id
 from waypost.store._validate import dumps, to_json_value
-from waypost.store.model import ImportMode, ImportOutcome, Settings
+from waypost.store.model import ImportMode, ImportOutcome, RuleSetSettings
 
 __all__ = ["import_outcome", "plan_import", "rule_identity"]
 
@@ -77,7 +77,7 @@ def _settings(
     defaults: Mapping[str, Any] | None,
     allowed_hosts: Sequence[str] | None,
     problems: list[tuple[str, str]],
-) -> Settings:
+) -> RuleSetSettings:
     stored = state.settings
     new_defaults: Mapping[str, Any] = stored.defaults
     hosts: tuple[str, ...] = stored.allowed_hosts
@@ -92,7 +92,7 @@ def _settings(
             hosts = given_hosts
         else:
             hosts = (*hosts, *(h for h in given_hosts if h not in hosts))
-    return Settings(new_defaults, hosts, stored.version)
+    return RuleSetSettings(new_defaults, hosts, stored.version)
 
 
 def plan_import(
@@ -103,7 +103,7 @@ def plan_import(
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] | None = None,
     problems: list[tuple[str, str]],
-) -> tuple[list[Entry], Settings]:
+) -> tuple[list[Entry], RuleSetSettings]:
     """The rule set after importing ``rules`` in ``mode`` (see the module's docstring), and its
     settings; values JSON cannot hold are reported in ``problems`` (``rules[3].to``)."""
     settings = _settings(state, mode, defaults, allowed_hosts, problems)

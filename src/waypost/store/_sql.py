@@ -55,9 +55,9 @@ from waypost.store.model import (
     Operation,
     Revision,
     RuleChange,
+    RuleSetSettings,
     SchemaStatus,
-    SetSettings,
-    Settings,
+    SetRuleSetSettings,
     Snapshot,
     StoredRule,
     UpsertRule,
@@ -234,7 +234,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         return State(
             int(head[0]),
             tuple(Row(r[0], json.loads(r[1]), int(r[4]), int(r[2]), int(r[3])) for r in rows),
-            Settings(json.loads(head[1]), tuple(json.loads(head[2])), int(head[3])),
+            RuleSetSettings(json.loads(head[1]), tuple(json.loads(head[2])), int(head[3])),
         )
 
     def load_snapshot(self) -> Snapshot:
@@ -249,19 +249,19 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             tuple(row.id for row in state.rows),
         )
 
-    def get_settings(self) -> Settings:
+    def get_settings(self) -> RuleSetSettings:
         """The defaults and allowed hosts, with their version (for ``expected_version``)."""
         with self._transaction() as conn:
             head = conn.execute(
                 "SELECT defaults, allowed_hosts, settings_version FROM waypost_state WHERE id = 1"
             )[0]
-        return Settings(json.loads(head[0]), tuple(json.loads(head[1])), int(head[2]))
+        return RuleSetSettings(json.loads(head[0]), tuple(json.loads(head[1])), int(head[2]))
 
     # -- writing -------------------------------------------------------------------------------
 
     def _commit(
         self,
-        build: Callable[[Conn, State], tuple[list[Entry], Settings]],
+        build: Callable[[Conn, State], tuple[list[Entry], RuleSetSettings]],
         *,
         key_id: str | None,
         message: str,
@@ -509,11 +509,13 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         expected_version: int | None = None,
         key_id: str | None = None,
         message: str = "",
-    ) -> Settings:
+    ) -> RuleSetSettings:
         """Replace the defaults and/or allowed hosts (None leaves one alone)."""
         self._commit(
             lambda conn, state: apply_operations(
-                state, [SetSettings(defaults, allowed_hosts, expected_version)], label=lambda _: ""
+                state,
+                [SetRuleSetSettings(defaults, allowed_hosts, expected_version)],
+                label=lambda _: "",
             ),
             key_id=key_id,
             message=message,
@@ -606,7 +608,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
     ) -> ImportOutcome:
         seen: list[ImportOutcome] = []
 
-        def build(conn: Conn, state: State) -> tuple[list[Entry], Settings]:
+        def build(conn: Conn, state: State) -> tuple[list[Entry], RuleSetSettings]:
             problems: list[tuple[str, str]] = []
             entries, settings = plan_import(
                 state,

@@ -12,7 +12,7 @@ from typing import Any
 from waypost.exceptions import NotFoundError, ValidationError
 from waypost.store._sql_base import MAX_PAGE, Conn, SqlMixin
 from waypost.store._state import Entry, Row, State, Write, diff_rows, rewind
-from waypost.store.model import Revision, RevisionDiff, RuleChange, Settings
+from waypost.store.model import Revision, RevisionDiff, RuleChange, RuleSetSettings
 
 __all__ = ["RevisionMethods"]
 
@@ -26,7 +26,7 @@ class RevisionMethods(SqlMixin):
     @abstractmethod
     def _commit(
         self,
-        build: Callable[[Conn, State], tuple[list[Entry], Settings]],
+        build: Callable[[Conn, State], tuple[list[Entry], RuleSetSettings]],
         *,
         key_id: str | None,
         message: str,
@@ -87,7 +87,7 @@ class RevisionMethods(SqlMixin):
             ),
         )
 
-    def _at(self, conn: Conn, state: State, number: int) -> tuple[list[Row], Settings]:
+    def _at(self, conn: Conn, state: State, number: int) -> tuple[list[Row], RuleSetSettings]:
         if not 0 <= number <= state.revision:
             raise NotFoundError(
                 f"there is no revision {number}; revisions run from 0 (empty) to {state.revision}"
@@ -135,11 +135,11 @@ class RevisionMethods(SqlMixin):
         """Make the rule set what it was at ``to_revision``, as a new revision (None when it
         already is). Rules deleted since come back with their ids."""
 
-        def build(conn: Conn, state: State) -> tuple[list[Entry], Settings]:
+        def build(conn: Conn, state: State) -> tuple[list[Entry], RuleSetSettings]:
             rows, settings = self._at(conn, state, to_revision)
             current = {row.id: row for row in state.rows}
             entries = [Entry(r.id, r.rule, f"rules[{r.id}]", current.get(r.id)) for r in rows]
-            return entries, Settings(
+            return entries, RuleSetSettings(
                 settings.defaults, settings.allowed_hosts, state.settings.version
             )
 

@@ -27,8 +27,8 @@ from waypost.store.model import (
     DeleteRule,
     Operation,
     RuleDiff,
-    SetSettings,
-    Settings,
+    RuleSetSettings,
+    SetRuleSetSettings,
     StoredRule,
 )
 
@@ -74,7 +74,7 @@ class State:
 
     revision: int
     rows: tuple[Row, ...]
-    settings: Settings = field(default_factory=Settings)
+    settings: RuleSetSettings = field(default_factory=RuleSetSettings)
 
     def stored(self, index: int) -> StoredRule:
         """Row ``index`` as a :class:`StoredRule`."""
@@ -107,7 +107,7 @@ class Write:
     created_revision: int = 0
 
 
-def _settings_dict(settings: Settings) -> dict[str, Any]:
+def _settings_dict(settings: RuleSetSettings) -> dict[str, Any]:
     return {"defaults": dict(settings.defaults), "allowed_hosts": list(settings.allowed_hosts)}
 
 
@@ -130,7 +130,7 @@ def apply_operations(
     *,
     label: Callable[[int], str] = lambda index: f"changes[{index}]",
     new_id: Callable[[], str] = new_rule_id,
-) -> tuple[list[Entry], Settings]:
+) -> tuple[list[Entry], RuleSetSettings]:
     """The rule set after ``operations`` (in order), and its settings.
 
     Raises :class:`NotFoundError` for an unknown id, :class:`ConflictError` for a stale
@@ -146,7 +146,7 @@ def apply_operations(
     problems: list[tuple[str, str]] = []
     for index, operation in enumerate(operations):
         where = label(index)
-        if isinstance(operation, SetSettings):
+        if isinstance(operation, SetRuleSetSettings):
             if (
                 operation.expected_version is not None
                 and operation.expected_version != state.settings.version
@@ -208,7 +208,7 @@ def apply_operations(
         )
         for rule_id in order
     ]
-    return entries, Settings(defaults, hosts, state.settings.version)
+    return entries, RuleSetSettings(defaults, hosts, state.settings.version)
 
 
 def _longest_increasing(keys: Sequence[int | None]) -> set[int]:
@@ -281,7 +281,7 @@ def assign_keys(old_keys: Sequence[int | None]) -> tuple[list[int], set[int]]:
 
 
 def plan_writes(
-    state: State, entries: Sequence[Entry], settings: Settings, revision: int
+    state: State, entries: Sequence[Entry], settings: RuleSetSettings, revision: int
 ) -> list[Write]:
     """The rows to write to turn ``state`` into ``entries`` and ``settings`` at ``revision``."""
     writes: list[Write] = []
@@ -316,14 +316,14 @@ def plan_writes(
 
 
 def rewind(
-    rows: Iterable[Row], settings: Settings, undo: Iterable[Write]
-) -> tuple[list[Row], Settings]:
+    rows: Iterable[Row], settings: RuleSetSettings, undo: Iterable[Write]
+) -> tuple[list[Row], RuleSetSettings]:
     """The rule set before ``undo`` (the writes of later revisions, newest first) was written."""
     current = {row.id: row for row in rows}
     for write in undo:
         if write.op == "settings":
             before = write.before or {}
-            settings = Settings(
+            settings = RuleSetSettings(
                 before.get("defaults", {}), tuple(before.get("allowed_hosts", ())), 0
             )
             continue

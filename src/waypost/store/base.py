@@ -19,8 +19,8 @@ from waypost.store.model import (
     Revision,
     RevisionDiff,
     RulePage,
+    RuleSetSettings,
     SchemaStatus,
-    Settings,
     Snapshot,
     StoredRule,
 )
@@ -62,7 +62,7 @@ class Store(Protocol):
         """The whole rule set, for ``Engine.replace``."""
         ...
 
-    def get_settings(self) -> Settings:
+    def get_settings(self) -> RuleSetSettings:
         """The defaults and allowed hosts."""
         ...
 
@@ -127,7 +127,7 @@ class Store(Protocol):
         expected_version: int | None = None,
         key_id: str | None = None,
         message: str = "",
-    ) -> Settings:
+    ) -> RuleSetSettings:
         """Replace the defaults and/or the allowed hosts."""
         ...
 

@@ -3,11 +3,11 @@
 - :class:`StoredRule`: one rule as stored: a stable ``id``, its ``position`` (priority, file
   order), its ``version`` (an ETag) and its mapping in the rules file's structure;
 - :class:`RulePage`: one page of :meth:`Store.list_rules`, with the cursor of the next page;
-- :class:`Settings`: the rule set's ``defaults`` and ``allowed_hosts``, with their version;
+- :class:`RuleSetSettings`: the rule set's ``defaults`` and ``allowed_hosts``, with their version;
 - :class:`Snapshot`: the whole rule set at a revision, ready for ``Engine.replace``;
 - :class:`Revision`, :class:`RuleChange`: one committed change set and what it changed;
 - :class:`RevisionDiff`, :class:`RuleDiff`: how the rule set differs between two revisions;
-- :class:`UpsertRule`, :class:`DeleteRule`, :class:`SetSettings`: the operations of a bulk
+- :class:`UpsertRule`, :class:`DeleteRule`, :class:`SetRuleSetSettings`: the operations of a bulk
   change (:meth:`Store.apply`);
 - :class:`ImportOutcome`: what an import does (or would do) to the stored rules, in which mode;
 - :class:`SchemaStatus`: where a database stands in the numbered migrations.
@@ -33,9 +33,9 @@ __all__ = [
     "RuleChange",
     "RuleDiff",
     "RulePage",
+    "RuleSetSettings",
     "SchemaStatus",
-    "SetSettings",
-    "Settings",
+    "SetRuleSetSettings",
     "Snapshot",
     "StoredRule",
     "UpsertRule",
@@ -94,7 +94,7 @@ class RulePage:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class RuleSetSettings:
     """The rule set's ``defaults`` and ``allowed_hosts``; ``version`` as for a rule."""
 
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -217,7 +217,7 @@ class RevisionDiff:
     from_revision: int
     to_revision: int
     rules: tuple[RuleDiff, ...]
-    settings: tuple[Settings, Settings] | None = None
+    settings: tuple[RuleSetSettings, RuleSetSettings] | None = None
 
     @property
     def empty(self) -> bool:
@@ -262,7 +262,7 @@ class DeleteRule:
 
 
 @dataclass(frozen=True, slots=True)
-class SetSettings:
+class SetRuleSetSettings:
     """Replace the ``defaults`` and/or the ``allowed_hosts`` (None leaves that one alone)."""
 
     defaults: Mapping[str, Any] | None = None
@@ -270,7 +270,7 @@ class SetSettings:
     expected_version: int | None = None
 
 
-Operation = UpsertRule | DeleteRule | SetSettings
+Operation = UpsertRule | DeleteRule | SetRuleSetSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
+from waypost.cli._report import fail
 from waypost.exceptions import ConfirmationError
 from waypost.store import open_store
 from waypost.store.model import ImportMode, ImportOutcome
@@ -52,16 +52,11 @@ yes_option = click.option(
 )
 
 
-def _refuse(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 def check_output(path: str | None, *, force: bool) -> None:
     """Refuse (exit 2, one line) to go on when ``path`` exists and ``force`` is not given: called
     before any work, so that nothing is done for an output that will be refused."""
     if path is not None and not force and os.path.lexists(path):
-        _refuse(f"{path} already exists; add --force to overwrite it", 2)
+        fail(f"{path} already exists; add --force to overwrite it", 2)
 
 
 def write_atomically(path: str | Path, text: str, *, overwrite: bool = True) -> None:
@@ -107,9 +102,9 @@ def write_output(path: str, text: str, *, force: bool) -> None:
     try:
         write_atomically(path, text, overwrite=force)
     except FileExistsError:
-        _refuse(f"{path} already exists; add --force to overwrite it", 2)
+        fail(f"{path} already exists; add --force to overwrite it", 2)
     except OSError as exc:
-        _refuse(f"{path}: cannot write the file: {exc.strerror}", 1)
+        fail(f"{path}: cannot write the file: {exc.strerror}", 1)
 
 
 def _plural(count: int, word: str) -> str:
@@ -153,7 +148,7 @@ def import_into_store(
             outcome = run(None)
         except ConfirmationError as exc:
             if not yes:
-                _refuse(
+                fail(
                     f"{source}: --mode replace deletes {_plural(exc.deleted, 'stored rule')} "
                     f"and keeps {exc.kept}; nothing was written: add --yes to delete "
                     f"{_plural(exc.deleted, 'rule')} and keep {exc.kept} (or use --mode merge, "
@@ -163,7 +158,7 @@ def import_into_store(
             try:
                 outcome = run(exc.deleted)
             except ConfirmationError as again:
-                _refuse(
+                fail(
                     f"{source}: the store changed while importing (the replace now deletes "
                     f"{_plural(again.deleted, 'rule')}); nothing was written: run the command "
                     "again",

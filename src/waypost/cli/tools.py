@@ -8,13 +8,13 @@ trace loops; 2 a usage mistake; 3 ``check`` found warnings but no error.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, TypeVar, cast
 
 import click
 
-from waypost._cli_files import (
+from waypost.cli._files import (
     check_output,
     import_into_store,
     mode_option,
@@ -22,10 +22,17 @@ from waypost._cli_files import (
     write_output,
     yes_option,
 )
+from waypost.cli._report import (
+    exit_with_rule_errors,
+    fail,
+    load_engine,
+    pack_rules_setting,
+)
+from waypost.cli.resolve import parse_headers
 from waypost.engine import Engine
-from waypost.exceptions import RuleError, RulesError, WaypostError
+from waypost.exceptions import RulesError, WaypostError
 from waypost.rules.load import FORMATS, parse_rules
-from waypost.store import open_store
+from waypost.server.store_sync import engine_from_store
 from waypost.store.model import ImportMode
 from waypost.store.transfer import read_document
 from waypost.tools.annotations import render_github, render_gitlab, render_human, render_json
@@ -37,44 +44,19 @@ from waypost.tools.trace import MAX_REDIRECTS, follow
 
 __all__ = ["check_command", "export_command", "import_command", "test_command", "trace_command"]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 _CASE_FORMATS = {".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
-
-
-def _print_errors(errors: Sequence[RuleError], file: str) -> None:
-    count = len(errors)
-    click.echo(f"{file}: {count} error{'s' if count != 1 else ''}", err=True)
-    for error in errors:
-        click.echo(f"  {error}", err=True)
-
-
-def _engine_or_exit(rules: str) -> Engine:
-    try:
-        return Engine.from_file(rules)
-    except RulesError as exc:
-        _print_errors(exc.errors, exc.file or rules)
-        sys.exit(1)
 
 
 def _store_engine(db: str) -> tuple[Engine, str]:
     """An engine for the store's rules, and how to name them in messages."""
     try:
-        store = open_store(db)
-        try:
-            snapshot = store.load_snapshot()
-            name = f"{store.location}@{snapshot.revision}"
-        finally:
-            store.close()
-        engine = Engine(
-            snapshot.rules,
-            defaults=snapshot.defaults,
-            allowed_hosts=snapshot.allowed_hosts,
-        )
+        engine, revision, location = engine_from_store(db, pack_rules=pack_rules_setting())
     except RulesError as exc:
-        _print_errors(exc.errors, db)
-        sys.exit(1)
+        exit_with_rule_errors(exc.errors, db)
     except WaypostError as exc:
         raise click.ClickException(str(exc)) from None
-    return engine, name
+    return engine, f"{location}@{revision}"
 
 
 def _read_text(path: str) -> str:
@@ -90,11 +72,6 @@ def _read_text(path: str) -> str:
         raise click.ClickException(
             f"{path}:{line}: not UTF-8 text; save the file as UTF-8"
         ) from None
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,17 +139,15 @@ def check_command(
     if as_json:
         output = "json"
     try:
-        engine = Engine.from_file(rules)
+        engine = Engine.from_file(rules, pack_rules=pack_rules_setting())
     except RulesError as exc:
         errors = list(exc.errors)
         if output == "json":
             click.echo(render_json(load_findings(errors), file=rules, rule_count=0, errors=errors))
-        elif output in ("github", "gitlab"):
+            sys.exit(1)
+        if output in ("github", "gitlab"):
             _emit(load_findings(errors), output, file=rules, count=0, verbose=verbose)
-            _print_errors(errors, rules)
-        else:
-            _print_errors(errors, rules)
-        sys.exit(1)
+        exit_with_rule_errors(errors, rules)
     findings = check_rules(engine, site_hosts=hosts)
     if fix:
         fixes = [f.fix for f in findings if f.fix is not None]
@@ -187,34 +162,21 @@ def check_command(
 def _fix(rules: str, chosen: list[Fix], hosts: tuple[str, ...]) -> tuple[Engine, list[Finding]]:
     format = FORMATS.get(Path(rules).suffix.lower())
     if format is None:  # pragma: no cover - the file loaded, so its type is known
-        _fail(f"{rules}: --fix cannot edit this file type")
+        fail(f"{rules}: --fix cannot edit this file type")
     text = _read_text(rules)
     try:
         fixed = apply_fixes(text, format, chosen, file=rules)
     except FixError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     write_atomically(rules, fixed)
     count = len(chosen)
     click.echo(f"{rules}: fixed {count} chain{'s' if count != 1 else ''}", err=True)
-    engine = _engine_or_exit(rules)
+    engine = load_engine(rules)
     return engine, check_rules(engine, site_hosts=hosts)
 
 
 # --------------------------------------------------------------------------------------------
 # test and trace
-
-
-def parse_headers(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``-H 'Name: value'`` options as header pairs; a malformed one is a usage error."""
-    pairs: list[tuple[str, str]] = []
-    for value in values:
-        name, sep, rest = value.partition(":")
-        if not sep or not name.strip():
-            raise click.BadParameter(
-                f"{value!r} is not a header; write it as 'Name: value'", param_hint="'-H'"
-            )
-        pairs.append((name.strip(), rest.strip()))
-    return pairs
 
 
 @click.command("test")
@@ -231,11 +193,10 @@ def test_command(rules: str, cases: str, hosts: tuple[str, ...], as_json: bool) 
         raise click.BadParameter(
             f"{cases!r}: a cases file is .csv, .yaml or .yml", param_hint="'CASES'"
         )
-    engine = _engine_or_exit(rules)
+    engine = load_engine(rules)
     parsed, errors = parse_cases(_read_text(cases), format=format, file=cases)
     if errors:
-        _print_errors(errors, cases)
-        sys.exit(1)
+        exit_with_rule_errors(errors, cases)
     results = run_cases(engine, parsed, site_hosts=hosts)
     if as_json:
         import json
@@ -288,7 +249,7 @@ def trace_command(
 ) -> None:
     """Follow the redirects of URL hop by hop, as a browser would; exit 1 when they loop."""
     pairs = parse_headers(headers)
-    engine = _engine_or_exit(rules)
+    engine = load_engine(rules)
     site = (*engine.ruleset.allowed_hosts, *hosts)
     walk = follow(engine, method, url, pairs, client_ip, site_hosts=site, limit=max_hops)
     if as_json:
@@ -304,22 +265,22 @@ def trace_command(
 # import and export
 
 
+def _format_option(
+    choices: Iterable[str], help: str, *, required: bool = False
+) -> Callable[[_F], _F]:
+    return click.option(
+        "--format", "fmt", type=click.Choice(sorted(choices)), required=required, help=help
+    )
+
+
+def _output_option(help: str) -> Callable[[_F], _F]:
+    return click.option("-o", "--output", type=click.Path(dir_okay=False), help=help)
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(sorted(IMPORTERS)),
-    default=None,
-    help="The format of FILE (guessed from its name and content when left out).",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the rules here (YAML); stdout when left out.",
-)
+@_format_option(IMPORTERS, "The format of FILE (guessed from its name and content when left out).")
+@_output_option("Write the rules here (YAML); stdout when left out.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--dry-run", is_flag=True, help="Show the report; write nothing.")
 @click.option("--strict", is_flag=True, help="Exit 1 when a line was skipped.")
@@ -403,8 +364,7 @@ def _import_into_store(
         try:
             document = read_document(file)
         except RulesError as exc:
-            _print_errors(exc.errors, exc.file or file)
-            sys.exit(1)
+            exit_with_rule_errors(exc.errors, exc.file or file)
         rules = document.rules
         if fmt != "csv":  # a CSV table has no settings of its own
             defaults, hosts = document.defaults, document.allowed_hosts
@@ -422,28 +382,15 @@ def _import_into_store(
             err=True,
         )
     except RulesError as exc:
-        _print_errors(exc.errors, db)
-        sys.exit(1)
+        exit_with_rule_errors(exc.errors, db)
     except WaypostError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @click.command("export")
 @click.argument("rules", type=click.Path(dir_okay=False), required=False)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(sorted(EXPORTERS)),
-    required=True,
-    help="The format to write.",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write here; stdout when left out.",
-)
+@_format_option(EXPORTERS, "The format to write.", required=True)
+@_output_option("Write here; stdout when left out.")
 @click.option(
     "--host",
     default=None,
@@ -466,7 +413,7 @@ def export_command(
     with its file:line and the reason, never dropped silently."""
     check_output(output, force=force)
     if rules is not None and db is None:
-        engine = _engine_or_exit(rules)
+        engine = load_engine(rules)
     elif db is not None and rules is None:
         engine, rules = _store_engine(db)
     else:

@@ -13,25 +13,24 @@ key, so it is not limited the way the admin API's ``POST /api/keys`` is.
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import click
 
-from waypost._cli_files import (
+from waypost.cli._files import (
     check_output,
     import_into_store,
     mode_option,
     write_output,
     yes_option,
 )
-from waypost.exceptions import RulesError, ValidationError, WaypostError
+from waypost.cli._report import reports_errors
+from waypost.server.config import SETTING
 from waypost.store import open_store
 from waypost.store._sql import SqlStore
 from waypost.store.keys import SCOPES, KeyScope, parse_expiry
@@ -40,42 +39,16 @@ from waypost.store.transfer import dump_document, read_document
 
 __all__ = ["db_group", "keys_group", "sessions_group"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
+# The server's ``db`` setting, under the same variable (``waypost serve --db`` is this store).
+_DB_ENV = SETTING["db"].env
 _db_option = click.option(
     "--db",
     "db",
-    envvar="WAYPOST_DB",
+    envvar=_DB_ENV,
     required=True,
     metavar="URL",
-    help="The store: sqlite:///path/rules.db or postgresql://user@host/db [env WAYPOST_DB].",
+    help=f"The store: sqlite:///path/rules.db or postgresql://user@host/db [env {_DB_ENV}].",
 )
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _reports_errors(func: F) -> F:
-    """Turn the store's errors into messages for people and exit code 1 (no traceback)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RulesError as exc:
-            count = len(exc.errors)
-            click.echo(f"{exc.file or 'rules'}: {count} error{'s' if count != 1 else ''}", err=True)
-            for error in exc.errors:
-                click.echo(f"  {error}", err=True)
-            sys.exit(1)
-        except ValidationError as exc:
-            _fail(str(exc))
-        except WaypostError as exc:
-            _fail(str(exc))
-
-    return cast(F, wrapper)
 
 
 @contextmanager
@@ -121,7 +94,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @_db_option
-@_reports_errors
+@reports_errors
 def db_upgrade(db: str) -> None:
     """Create the store's tables or apply pending migrations (running it again does nothing)."""
     with _store(db, auto_upgrade=False) as store:
@@ -135,7 +108,7 @@ def db_upgrade(db: str) -> None:
 @db_group.command("status")
 @_db_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_reports_errors
+@reports_errors
 def db_status(db: str, as_json: bool) -> None:
     """Print the schema version, pending migrations and the current revision."""
     with _store(db, auto_upgrade=False) as store:
@@ -174,7 +147,7 @@ def db_status(db: str, as_json: bool) -> None:
 @yes_option
 @click.option("--dry-run", is_flag=True, help="Say what the import would change; write nothing.")
 @click.option("-m", "--message", default=None, help="The revision's message.")
-@_reports_errors
+@reports_errors
 def db_import(
     rules: str, db: str, mode: str, yes: bool, dry_run: bool, message: str | None
 ) -> None:
@@ -201,7 +174,7 @@ def db_import(
 @_db_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@_reports_errors
+@reports_errors
 def db_export(db: str, output: str | None, force: bool) -> None:
     """Print the store's rule set as a YAML rules file (or write it to --output, which must not
     exist unless --force)."""
@@ -218,7 +191,7 @@ def db_export(db: str, output: str | None, force: bool) -> None:
 @_db_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_reports_errors
+@reports_errors
 def db_history(db: str, limit: int, as_json: bool) -> None:
     """List the latest revisions: number, time, API key, message and counts."""
     with _store(db) as store:
@@ -239,7 +212,7 @@ def db_history(db: str, limit: int, as_json: bool) -> None:
 @click.argument("to_revision", type=int, required=False)
 @_db_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_reports_errors
+@reports_errors
 def db_diff(from_revision: int, to_revision: int | None, db: str, as_json: bool) -> None:
     """Show how the rules changed from FROM_REVISION to TO_REVISION (default: the current)."""
     with _store(db) as store:
@@ -263,7 +236,7 @@ def db_diff(from_revision: int, to_revision: int | None, db: str, as_json: bool)
 @click.argument("revision", type=int)
 @_db_option
 @click.option("-m", "--message", default=None, help="The revision's message.")
-@_reports_errors
+@reports_errors
 def db_rollback(revision: int, db: str, message: str | None) -> None:
     """Restore the rule set of REVISION, as a new revision."""
     with _store(db) as store:
@@ -291,7 +264,7 @@ def keys_group() -> None:
 @click.option("--note", default="", help="Whose key it is, what it is for.")
 @click.option("--host", default=None, help="Only valid for requests to this host.")
 @_db_option
-@_reports_errors
+@reports_errors
 def keys_create(scope: str, expires: str | None, note: str, host: str | None, db: str) -> None:
     """Create an API key and print it (once: only its hash is stored)."""
     try:
@@ -317,7 +290,7 @@ def keys_create(scope: str, expires: str | None, note: str, host: str | None, db
 @keys_group.command("list")
 @_db_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_reports_errors
+@reports_errors
 def keys_list(db: str, as_json: bool) -> None:
     """List the API keys with their scope, status and last use (never their secrets)."""
     with _store(db) as store:
@@ -341,7 +314,7 @@ def keys_list(db: str, as_json: bool) -> None:
 @keys_group.command("revoke")
 @click.argument("key_id")
 @_db_option
-@_reports_errors
+@reports_errors
 def keys_revoke(key_id: str, db: str) -> None:
     """Revoke the API key KEY_ID (running servers stop accepting it within seconds)."""
     with _store(db) as store:
@@ -362,7 +335,7 @@ def sessions_group() -> None:
 @_db_option
 @click.option("--key", "key_id", default=None, metavar="KEY_ID", help="Only this key's sessions.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_reports_errors
+@reports_errors
 def sessions_list(db: str, key_id: str | None, as_json: bool) -> None:
     """List the sign-in sessions that have not ended: id, API key, when made, last seen and
     expires, the client address and user agent that signed in (never their tokens). Expired
@@ -395,7 +368,7 @@ def sessions_list(db: str, key_id: str | None, as_json: bool) -> None:
 @click.argument("session_id", required=False, metavar="[ID]")
 @click.option("--key", "key_id", default=None, metavar="KEY_ID", help="End all of this key's.")
 @_db_option
-@_reports_errors
+@reports_errors
 def sessions_end(session_id: str | None, key_id: str | None, db: str) -> None:
     """End the sign-in session ID (from `waypost sessions list`), or every session of the API key
     --key KEY_ID. The key stays valid (to end it too, revoke it); running servers stop accepting

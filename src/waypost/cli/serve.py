@@ -1,0 +1,126 @@
+"""``waypost serve``: the standalone server, over a rules file or the rule store.
+
+Its flags are made from :mod:`waypost.server.config`, one per setting (the environment and the
+defaults are resolved there too): a setting declared there is a flag here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from waypost.cli._report import exit_with_rule_errors, load_engine
+from waypost.engine import Engine
+from waypost.exceptions import RulesError, SettingsError, WaypostError
+from waypost.server.config import SETTINGS, Settings
+
+__all__ = ["serve_command"]
+
+
+def _serve_options(func: Any) -> Any:
+    """One flag per setting of :mod:`waypost.server.config`, in its order."""
+    for setting in reversed(SETTINGS):
+        shown = "off" if setting.default is None else setting.default
+        help_text = f"{setting.help} [env {setting.env}; default {shown}]"
+        if setting.kind is bool:
+            flag = f"{setting.flag}/--no-{setting.flag[2:]}"
+            func = click.option(flag, setting.name, default=None, help=help_text)(func)
+        else:
+            kind = {int: click.INT, float: click.FLOAT}.get(setting.kind)
+            option = click.option(setting.flag, setting.name, type=kind, help=help_text)
+            func = option(func)
+    return func
+
+
+@click.command("serve")
+@click.argument("rules", type=click.Path(dir_okay=False), required=False)
+@_serve_options
+def serve_command(rules: str | None, **flags: Any) -> None:
+    """Serve RULES (or the rule store --db) over HTTP (uvicorn): redirects and responses from the
+    engine, the rest proxied to --upstream or answered 404; changes are picked up while serving.
+
+    With both RULES and --db, RULES is imported into the store first if the store is empty."""
+    try:
+        from waypost.server.run import ListenError, check_serve_settings, listen, run_server
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the server needs {exc.name}: pip install 'waypost[server]'"
+        ) from None
+
+    try:
+        settings = Settings.from_env(**flags)
+        check_serve_settings(settings)
+    except (SettingsError, WaypostError) as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        listener = listen(settings.host, settings.port)
+        redirect_listener = None
+        if settings.http_redirect_port is not None:
+            redirect_listener = listen(settings.host, settings.http_redirect_port)
+    except ListenError as exc:
+        raise click.ClickException(str(exc)) from None
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    upstream = f"; upstream {settings.upstream}" if settings.upstream else ""
+    if settings.http_redirect_port is not None:
+        upstream += f"; http://{settings.host}:{settings.http_redirect_port}/ redirects to HTTPS"
+    address = f"{settings.scheme}://{settings.host}:{settings.port}/{workers}{upstream}"
+    if settings.db is None:
+        if rules is None:
+            raise click.UsageError("give a RULES file to serve, or --db to serve a rule store")
+        from waypost.server.reloading import file_signature
+
+        signature = file_signature(rules)  # before loading: a change from now on is reloaded
+        engine = load_engine(rules, pack_rules=settings.pack_rules)
+        click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; {address}", err=True)
+        run_server(
+            engine,
+            rules,
+            settings,
+            rules_signature=signature,
+            listener=listener,
+            redirect_listener=redirect_listener,
+        )
+        return
+    engine, revision, location = _store_engine(settings.db, rules, pack_rules=settings.pack_rules)
+    click.echo(
+        f"waypost: {len(engine)} rules from {location} (revision {revision}); {address}",
+        err=True,
+    )
+    run_server(
+        engine,
+        None,
+        settings,
+        store_url=settings.db,
+        store_revision=revision,
+        listener=listener,
+        redirect_listener=redirect_listener,
+    )
+
+
+def _store_engine(url: str, seed: str | None, *, pack_rules: bool) -> tuple[Engine, int, str]:
+    """The engine for the store at ``url`` (importing ``seed`` into an empty store first)."""
+    from waypost.server.store_sync import engine_from_store
+    from waypost.store import open_store
+    from waypost.store.transfer import read_document
+
+    try:
+        store = open_store(url)
+        try:
+            if seed is not None and store.current_revision() == 0:
+                document = read_document(seed)
+                store.replace_rules(
+                    document.rules,
+                    defaults=document.defaults,
+                    allowed_hosts=document.allowed_hosts,
+                    message=f"seeded from {Path(seed).name}",
+                )
+        finally:
+            store.close()
+        engine, revision, location = engine_from_store(url, pack_rules=pack_rules)
+    except RulesError as exc:
+        exit_with_rule_errors(exc.errors, exc.file or "rules")
+    except WaypostError as exc:
+        raise click.ClickException(str(exc)) from None
+    return engine, revision, location
