@@ -222,8 +222,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
 
     def current_revision(self) -> int:
         """The number of the latest revision (0 before the first change)."""
-        with self._transaction() as conn:
-            return int(conn.execute("SELECT revision FROM waypost_state WHERE id = 1")[0][0])
+        return int(self._read("SELECT revision FROM waypost_state WHERE id = 1")[0][0])
 
     def _state(self, conn: Conn, *, lock: bool = False) -> State:
         head = conn.execute(
@@ -251,10 +250,9 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
 
     def get_settings(self) -> Settings:
         """The defaults and allowed hosts, with their version (for ``expected_version``)."""
-        with self._transaction() as conn:
-            head = conn.execute(
-                "SELECT defaults, allowed_hosts, settings_version FROM waypost_state WHERE id = 1"
-            )[0]
+        head = self._read(
+            "SELECT defaults, allowed_hosts, settings_version FROM waypost_state WHERE id = 1"
+        )[0]
         return Settings(json.loads(head[0]), tuple(json.loads(head[1])), int(head[2]))
 
     # -- writing -------------------------------------------------------------------------------

@@ -55,3 +55,8 @@ class SqlMixin(ABC):
 
     @abstractmethod
     def _time_value(self, value: Any) -> datetime | None: ...
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement, read in a transaction of its own."""
+        with self._transaction() as conn:
+            return conn.execute(sql, params)

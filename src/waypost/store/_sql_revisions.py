@@ -45,12 +45,11 @@ class RevisionMethods(SqlMixin):
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
         clause, params = ("WHERE number < ? ", [before]) if before is not None else ("", [])
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT number, created_at, key_id, message, counts, rollback_of FROM "
-                f"waypost_revisions {clause}ORDER BY number DESC LIMIT ?",
-                (*params, limit),
-            )
+        rows = self._read(
+            "SELECT number, created_at, key_id, message, counts, rollback_of FROM "
+            f"waypost_revisions {clause}ORDER BY number DESC LIMIT ?",
+            (*params, limit),
+        )
         return tuple(self._revision(row) for row in rows)
 
     def get_revision(self, number: int) -> Revision:

@@ -64,12 +64,11 @@ class RuleQueryMethods(SqlMixin):
 
     def get_rule(self, rule_id: str) -> StoredRule:
         """The rule ``rule_id``; NotFoundError when there is none."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {RULE_COLUMNS}, (SELECT count(*) FROM waypost_rules AS o "
-                "WHERE o.sort_key < r.sort_key) FROM waypost_rules AS r WHERE id = ?",
-                (rule_id,),
-            )
+        rows = self._read(
+            f"SELECT {RULE_COLUMNS}, (SELECT count(*) FROM waypost_rules AS o "
+            "WHERE o.sort_key < r.sort_key) FROM waypost_rules AS r WHERE id = ?",
+            (rule_id,),
+        )
         if not rows:
             raise NotFoundError(f"there is no rule {rule_id!r}")
         r = rows[0]
@@ -113,13 +112,12 @@ class RuleQueryMethods(SqlMixin):
             where.append("sort_key > ?")
             params.append(_after(cursor))
         clause = f"WHERE {' AND '.join(where)} " if where else ""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {RULE_COLUMNS}, position FROM (SELECT *, row_number() OVER "
-                "(ORDER BY sort_key) - 1 AS position FROM waypost_rules) AS ranked "
-                f"{clause}ORDER BY sort_key LIMIT ?",
-                (*params, limit + 1),
-            )
+        rows = self._read(
+            f"SELECT {RULE_COLUMNS}, position FROM (SELECT *, row_number() OVER "
+            "(ORDER BY sort_key) - 1 AS position FROM waypost_rules) AS ranked "
+            f"{clause}ORDER BY sort_key LIMIT ?",
+            (*params, limit + 1),
+        )
         rules = tuple(
             StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
             for r in rows[:limit]
