@@ -4,14 +4,14 @@ and the errors the routes raise for the exception handlers to render."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
 from waypost.admin._ratelimit import FailureLimiter
-from waypost.admin.service import EngineCache
+from waypost.admin.service import EngineCache, problems_out
 from waypost.store.base import Store
 from waypost.store.model import Revision
 
@@ -45,6 +45,13 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.extra = extra or {}
         super().__init__(message)
+
+    @classmethod
+    def of_problems(
+        cls, status: int, error: str, message: str, problems: Iterable[tuple[str, str]]
+    ) -> ApiError:
+        """An error listing ``problems`` (``(path, message)`` pairs) as ``problems``."""
+        return cls(status, error, message, extra={"problems": problems_out(problems)})
 
     def body(self) -> dict[str, Any]:
         """The JSON body: ``{"error", "message", ...}``."""

@@ -41,6 +41,7 @@ from waypost.admin.login import login_router
 from waypost.admin.routes_rules import rules_router
 from waypost.admin.routes_tools import keys_router, sessions_router, tools_router
 from waypost.admin.schemas import ErrorOut
+from waypost.admin.service import problems_out
 from waypost.exceptions import (
     ConfirmationError,
     ConflictError,
@@ -115,7 +116,7 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ValidationError)
-        problems = [{"path": _problem_path(p), "message": m} for p, m in exc.problems]
+        problems = problems_out((_problem_path(p), m) for p, m in exc.problems)
         count = len(problems)
         return _error(
             422,

@@ -65,11 +65,11 @@ def changes_to_operations(changes: list[Change]) -> list[Operation]:
     for index, change in enumerate(changes):
         if change.op == "delete":
             if change.id is None:
-                raise ApiError(
+                raise ApiError.of_problems(
                     422,
                     "invalid",
                     "a delete names the rule's id",
-                    extra={"problems": [{"path": f"changes[{index}].id", "message": "required"}]},
+                    [(f"changes[{index}].id", "required")],
                 )
             operations.append(DeleteRule(change.id, change.version))
         else:
@@ -84,6 +84,12 @@ def _etag(version: int) -> str:
 def _rule(response: Response, stored: StoredRule) -> dict[str, Any]:
     response.headers["ETag"] = _etag(stored.version)
     return stored.to_dict()
+
+
+def _written(ctx: AdminContext, response: Response, stored: StoredRule) -> dict[str, Any]:
+    """A rule just written: ``on_change`` is told, and it is the answer (with its ETag)."""
+    ctx.changed_to(stored.version)
+    return _rule(response, stored)
 
 
 def _expected(ctx: AdminContext, if_match: str | None, version: int | None) -> int | None:
@@ -115,6 +121,24 @@ def rules_router(ctx: AdminContext) -> APIRouter:
     read = Depends(authorizer(ctx, "read"))
     write = Depends(authorizer(ctx, "write"))
     store = ctx.store
+
+    def update(
+        response: Response,
+        rule_id: str,
+        content: Mapping[str, Any] | None,
+        expected: int | None,
+        body: RuleBody | RulePatchBody,
+        key: ApiKey,
+    ) -> dict[str, Any]:
+        stored = store.update_rule(
+            rule_id,
+            content,
+            expected_version=expected,
+            position=body.position,
+            key_id=key.id,
+            message=body.message or f"change rule {rule_id}",
+        )
+        return _written(ctx, response, stored)
 
     @router.get("/rules", response_model=RulePageOut, tags=["rules"])
     def list_rules(
@@ -149,9 +173,8 @@ def rules_router(ctx: AdminContext) -> APIRouter:
             key_id=key.id,
             message=body.message or "create a rule",
         )
-        ctx.changed_to(stored.version)
         response.headers["Location"] = f"{ctx.base(request)}/api/rules/{stored.id}"
-        return _rule(response, stored)
+        return _written(ctx, response, stored)
 
     @router.post("/rules/bulk", response_model=WriteOut, tags=["rules"])
     def bulk(body: BulkBody, key: ApiKey = write) -> dict[str, Any]:
@@ -178,16 +201,8 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         if_match: IfMatch = None,
     ) -> Any:
         """Replace the rule's content (and move it to ``position`` if given)."""
-        stored = store.update_rule(
-            rule_id,
-            body.rule,
-            expected_version=_expected(ctx, if_match, body.version),
-            position=body.position,
-            key_id=key.id,
-            message=body.message or f"change rule {rule_id}",
-        )
-        ctx.changed_to(stored.version)
-        return _rule(response, stored)
+        expected = _expected(ctx, if_match, body.version)
+        return update(response, rule_id, body.rule, expected, body, key)
 
     @router.patch("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
     def patch_rule(
@@ -201,17 +216,9 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         expected = _expected(ctx, if_match, body.version)
         current = store.get_rule(rule_id)
         content = None if body.rule is None else merge_patch(current.rule, body.rule)
-        stored = store.update_rule(
-            rule_id,
-            content,
-            # Merged into what was just read: a change made in between is a conflict.
-            expected_version=current.version if expected is None else expected,
-            position=body.position,
-            key_id=key.id,
-            message=body.message or f"change rule {rule_id}",
-        )
-        ctx.changed_to(stored.version)
-        return _rule(response, stored)
+        # Merged into what was just read: a change made in between is a conflict.
+        expected = current.version if expected is None else expected
+        return update(response, rule_id, content, expected, body, key)
 
     @router.delete("/rules/{rule_id}", response_model=WriteOut, tags=["rules"])
     def delete_rule(

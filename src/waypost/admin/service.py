@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -47,9 +47,11 @@ __all__ = [
     "IMPORT_FORMATS",
     "EngineCache",
     "ImportReport",
+    "ProblemDict",
     "Resolved",
     "export_snapshot",
     "import_text",
+    "problems_out",
     "validate",
 ]
 
@@ -135,8 +137,16 @@ class EngineCache:
 # -- validate -------------------------------------------------------------------------------
 
 
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"path": path, "message": message} for path, message in exc.problems]
+class ProblemDict(TypedDict):
+    """One problem as the API shows it (:class:`~waypost.admin.schemas.Problem`)."""
+
+    path: str
+    message: str
+
+
+def problems_out(problems: Iterable[tuple[str, str]]) -> list[ProblemDict]:
+    """``(path, message)`` pairs as the API's ``{"path", "message"}`` objects."""
+    return [{"path": path, "message": message} for path, message in problems]
 
 
 def _apply_in_memory(
@@ -183,7 +193,7 @@ def validate(
     rules: Sequence[Mapping[str, Any]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] | None = None,
-) -> list[dict[str, str]]:
+) -> list[ProblemDict]:
     """Every problem (``{"path", "message"}``) of one of: ``rule`` among the stored rules
     (standing in for ``rule_id`` when given), ``operations`` applied to the stored rules, or
     ``rules`` alone with ``defaults`` and ``allowed_hosts``. Writes nothing."""
@@ -204,7 +214,7 @@ def validate(
         else:
             candidates, labels, problems = _apply_in_memory(snapshot, operations or ())
     if problems:
-        return [{"path": path, "message": message} for path, message in problems]
+        return problems_out(problems)
     try:
         check_rule_set(
             candidates,
@@ -214,7 +224,7 @@ def validate(
             settings_label=settings_label,
         )
     except ValidationError as exc:
-        return _problems(exc)
+        return problems_out(exc.problems)
     return []
 
 
