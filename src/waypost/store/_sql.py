@@ -13,7 +13,6 @@ SQL is written once with ``?`` placeholders; a PostgreSQL connection turns them 
 from __future__ import annotations
 
 import json
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -29,22 +28,13 @@ from waypost.exceptions import (
     ValidationError,
 )
 from waypost.store._import import import_outcome, plan_import
-from waypost.store._sql_base import RULE_COLUMNS, Conn, Listener
+from waypost.store._sql_base import Conn, Listener
 from waypost.store._sql_keys import KeyMethods
 from waypost.store._sql_revisions import RevisionMethods
-from waypost.store._sql_rules import RuleQueryMethods, search_text
+from waypost.store._sql_rules import RuleQueryMethods
 from waypost.store._sql_sessions import SessionMethods
 from waypost.store._sql_watch import WatchMethods
-from waypost.store._state import (
-    Entry,
-    Row,
-    State,
-    Write,
-    apply_operations,
-    new_rule_id,
-    plan_writes,
-)
-from waypost.store._validate import check_rule_set, dumps
+from waypost.store._state import Entry, State, Write, apply_operations, new_rule_id
 from waypost.store.keys import KeyChecker
 from waypost.store.migrations import LATEST, MIGRATIONS, Dialect
 from waypost.store.model import (
@@ -54,7 +44,6 @@ from waypost.store.model import (
     ImportOutcome,
     Operation,
     Revision,
-    RuleChange,
     SchemaStatus,
     SetSettings,
     Settings,
@@ -66,20 +55,18 @@ from waypost.store.sessions import SessionChecker
 
 __all__ = ["Conn", "Listener", "SqlStore"]
 
-log = logging.getLogger("waypost.store")
-
 
 class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, SessionMethods, ABC):
     """The rule store over a SQL database; see :class:`waypost.store.Store` for the contract.
 
-    This module holds the schema, the snapshot reads and the writes; the other parts are mixins:
-    rule queries (:mod:`~waypost.store._sql_rules`), history (:mod:`~waypost.store._sql_revisions`),
-    change watching (:mod:`~waypost.store._sql_watch`), API keys (:mod:`~waypost.store._sql_keys`)
+    This module holds the schema, the snapshot reads and the write operations; the other parts
+    are mixins: the commit they all go through (:mod:`~waypost.store._sql_commit`), rule queries
+    (:mod:`~waypost.store._sql_rules`), history (:mod:`~waypost.store._sql_revisions`), change
+    watching (:mod:`~waypost.store._sql_watch`), API keys (:mod:`~waypost.store._sql_keys`)
     and sign-in sessions (:mod:`~waypost.store._sql_sessions`).
     """
 
     dialect: ClassVar[Dialect]
-    _for_update: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -118,10 +105,6 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
     @abstractmethod
     def _schema_version(self, conn: Conn) -> int:
         """The highest migration applied (0 when there is no ``waypost_schema`` table)."""
-
-    @abstractmethod
-    def _notify(self, conn: Conn, revision: int) -> None:
-        """Tell other processes, once this transaction commits, that ``revision`` exists."""
 
     @abstractmethod
     def listener(self) -> Listener:
@@ -224,18 +207,6 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         """The number of the latest revision (0 before the first change)."""
         return int(self._read("SELECT revision FROM waypost_state WHERE id = 1")[0][0])
 
-    def _state(self, conn: Conn, *, lock: bool = False) -> State:
-        head = conn.execute(
-            "SELECT revision, defaults, allowed_hosts, settings_version FROM waypost_state "
-            "WHERE id = 1" + (self._for_update if lock else "")
-        )[0]
-        rows = conn.execute(f"SELECT {RULE_COLUMNS} FROM waypost_rules ORDER BY sort_key")
-        return State(
-            int(head[0]),
-            tuple(Row(r[0], json.loads(r[1]), int(r[4]), int(r[2]), int(r[3])) for r in rows),
-            Settings(json.loads(head[1]), tuple(json.loads(head[2])), int(head[3])),
-        )
-
     def load_snapshot(self) -> Snapshot:
         """The whole rule set at the current revision, read in one snapshot."""
         with self._transaction() as conn:
@@ -256,146 +227,6 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         return Settings(json.loads(head[0]), tuple(json.loads(head[1])), int(head[2]))
 
     # -- writing -------------------------------------------------------------------------------
-
-    def _commit(
-        self,
-        build: Callable[[Conn, State], tuple[list[Entry], Settings]],
-        *,
-        key_id: str | None,
-        message: str,
-        settings_label: str = "settings",
-        rollback_of: int | None = None,
-        inspect: Callable[[State, list[Entry], list[Write]], None] | None = None,
-        dry_run: bool = False,
-    ) -> tuple[Revision | None, list[Entry], dict[str, int]]:
-        """Apply a change: build the new rule set from the locked state, check it, write it.
-
-        ``inspect(state, entries, writes)`` sees the change before it is written, in the same
-        transaction (so what it counts is what is written), and may refuse it by raising.
-        ``dry_run`` does everything but the writing, without taking the writers' lock.
-        """
-        with self._transaction(write=not dry_run) as conn:
-            state = self._state(conn, lock=not dry_run)
-            entries, settings = build(conn, state)
-            ruleset = check_rule_set(
-                [entry.rule for entry in entries],
-                [entry.label for entry in entries],
-                defaults=settings.defaults,
-                allowed_hosts=settings.allowed_hosts,
-                settings_label=settings_label,
-            )
-            number = state.revision + 1
-            writes = plan_writes(state, entries, settings, number)
-            if inspect is not None:
-                inspect(state, entries, writes)
-            versions = {entry.id: entry.old.version if entry.old else number for entry in entries}
-            if not writes or dry_run:
-                return None, entries, versions
-            kinds = {e.id: rule.action.kind for e, rule in zip(entries, ruleset.rules, strict=True)}
-            revision = self._write(
-                conn,
-                state,
-                number,
-                writes,
-                kinds,
-                key_id=key_id,
-                message=message,
-                rollback_of=rollback_of,
-            )
-            versions.update({w.rule_id: w.version for w in writes if w.rule_id and w.after})
-            self._notify(conn, number)
-        return revision, entries, versions
-
-    def _write(
-        self,
-        conn: Conn,
-        state: State,
-        number: int,
-        writes: Sequence[Write],
-        kinds: Mapping[str, str],
-        *,
-        key_id: str | None,
-        message: str,
-        rollback_of: int | None,
-    ) -> Revision:
-        now = datetime.now(UTC)
-        counts = {"created": 0, "updated": 0, "moved": 0, "deleted": 0, "settings": 0}
-        names = {"create": "created", "update": "updated", "move": "moved", "delete": "deleted"}
-        for write in writes:
-            if write.op in names:
-                counts[names[write.op]] += 1
-            elif write.op == "settings":
-                counts["settings"] = 1
-        conn.execute(
-            "INSERT INTO waypost_revisions (number, created_at, key_id, message, counts, "
-            "rollback_of) VALUES (?, ?, ?, ?, ?, ?)",
-            (number, self._time_param(now), key_id, message, dumps(counts), rollback_of),
-        )
-        deletes: list[tuple[Any, ...]] = []
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        for write in writes:
-            rule = write.after
-            if write.op == "delete":
-                deletes.append((write.rule_id,))
-            elif write.op == "settings" and rule is not None:
-                conn.execute(
-                    "UPDATE waypost_state SET defaults = ?, allowed_hosts = ?, "
-                    "settings_version = ? WHERE id = 1",
-                    (dumps(rule["defaults"]), dumps(rule["allowed_hosts"]), number),
-                )
-            elif rule is not None and write.rule_id is not None:
-                name = rule.get("name")
-                derived = (
-                    dumps(rule),
-                    write.version,
-                    name if isinstance(name, str) else None,
-                    str(rule.get("from", "")),
-                    kinds[write.rule_id],
-                    search_text(rule),
-                )
-                if write.op == "create":
-                    inserts.append(
-                        (write.rule_id, write.after_key, write.created_revision, *derived)
-                    )
-                else:
-                    updates.append((write.after_key, *derived, write.rule_id))
-        if deletes:
-            conn.executemany("DELETE FROM waypost_rules WHERE id = ?", deletes)
-        if updates:
-            conn.executemany(
-                "UPDATE waypost_rules SET sort_key = ?, rule = ?, version = ?, name = ?, "
-                "from_path = ?, action = ?, search = ? WHERE id = ?",
-                updates,
-            )
-        if inserts:
-            conn.executemany(
-                "INSERT INTO waypost_rules (id, sort_key, created_revision, rule, version, name, "
-                "from_path, action, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                inserts,
-            )
-        conn.executemany(
-            "INSERT INTO waypost_changes (revision, seq, op, rule_id, before_rule, after_rule, "
-            "before_key, after_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    number,
-                    seq,
-                    w.op,
-                    w.rule_id,
-                    None if w.before is None else dumps(w.before),
-                    None if w.after is None else dumps(w.after),
-                    w.before_key,
-                    w.after_key,
-                )
-                for seq, w in enumerate(writes)
-            ],
-        )
-        conn.execute("UPDATE waypost_state SET revision = ? WHERE id = 1", (number,))
-        changes = tuple(
-            RuleChange(w.op, w.rule_id, w.before, w.after) for w in writes if w.op != "rekey"
-        )
-        return Revision(number, now, key_id, message, counts, rollback_of, changes)
 
     def apply(
         self,

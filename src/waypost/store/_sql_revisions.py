@@ -5,34 +5,20 @@ revisions, and rollback as a new revision."""
 from __future__ import annotations
 
 import json
-from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from waypost.exceptions import NotFoundError, ValidationError
-from waypost.store._sql_base import MAX_PAGE, Conn, SqlMixin
+from waypost.store._sql_base import MAX_PAGE, Conn
+from waypost.store._sql_commit import CommitMethods
 from waypost.store._state import Entry, Row, State, Write, diff_rows, rewind
 from waypost.store.model import Revision, RevisionDiff, RuleChange, Settings
 
 __all__ = ["RevisionMethods"]
 
 
-class RevisionMethods(SqlMixin):
+class RevisionMethods(CommitMethods):
     """``list_revisions``, ``get_revision``, ``diff`` and ``rollback`` (mixed into SqlStore)."""
-
-    @abstractmethod
-    def _state(self, conn: Conn, *, lock: bool = False) -> State: ...
-
-    @abstractmethod
-    def _commit(
-        self,
-        build: Callable[[Conn, State], tuple[list[Entry], Settings]],
-        *,
-        key_id: str | None,
-        message: str,
-        settings_label: str = "settings",
-        rollback_of: int | None = None,
-    ) -> tuple[Revision | None, list[Entry], dict[str, int]]: ...
 
     def _revision(self, row: Sequence[Any]) -> Revision:
         created_at = self._time_value(row[1])
