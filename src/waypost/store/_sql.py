@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from waypost.exceptions import (
     ConfirmationError,
@@ -53,7 +53,16 @@ from waypost.store.model import (
 )
 from waypost.store.sessions import SessionChecker
 
-__all__ = ["Conn", "Listener", "SqlStore"]
+__all__ = ["CheckOptions", "Conn", "Listener", "SqlStore"]
+
+
+class CheckOptions(TypedDict, total=False):
+    """How a store checks API keys and sign-in sessions, passed on by each kind of store:
+    ``key_ttl`` (seconds a successful check is trusted, 2) and ``key_usage_interval`` (at most
+    one last-use write per key or session in this many seconds, 60)."""
+
+    key_ttl: float
+    key_usage_interval: float
 
 
 class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, SessionMethods, ABC):

@@ -22,11 +22,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Unpack, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from waypost.exceptions import StoreError, StoreUnavailable
-from waypost.store._sql import Conn, Listener, SqlStore
+from waypost.store._sql import CheckOptions, Conn, Listener, SqlStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -125,13 +125,10 @@ class PostgresStore(SqlStore):
         auto_upgrade: bool = False,
         connect_timeout: float = 5.0,
         pool_size: int = 4,
-        key_ttl: float = 2.0,
-        key_usage_interval: float = 60.0,
+        **checks: Unpack[CheckOptions],
     ) -> None:
         _driver()
-        super().__init__(
-            auto_upgrade=auto_upgrade, key_ttl=key_ttl, key_usage_interval=key_usage_interval
-        )
+        super().__init__(auto_upgrade=auto_upgrade, **checks)
         self.url = url
         self.schema = schema
         self.channel = channel

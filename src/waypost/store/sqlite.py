@@ -19,11 +19,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 from waypost.exceptions import StoreError, StoreUnavailable
-from waypost.store._sql import Conn, Listener, SqlStore
+from waypost.store._sql import CheckOptions, Conn, Listener, SqlStore
 from waypost.store.migrations import LATEST, MIGRATIONS
 from waypost.store.model import SchemaStatus
 
@@ -92,12 +92,9 @@ class SqliteStore(SqlStore):
         auto_upgrade: bool = True,
         timeout: float = 5.0,
         poll_interval: float = 0.1,
-        key_ttl: float = 2.0,
-        key_usage_interval: float = 60.0,
+        **checks: Unpack[CheckOptions],
     ) -> None:
-        super().__init__(
-            auto_upgrade=auto_upgrade, key_ttl=key_ttl, key_usage_interval=key_usage_interval
-        )
+        super().__init__(auto_upgrade=auto_upgrade, **checks)
         self.path = Path(path)
         self.timeout = timeout
         self.poll_interval = poll_interval
