@@ -13,6 +13,7 @@ SQL is written once with ``?`` placeholders; a PostgreSQL connection turns them 
 from __future__ import annotations
 
 import json
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -374,14 +375,12 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         its id when a new one has its name, exactly its content, or its ``from`` and conditions,
         so that re-importing an edited file records only what was edited.
         """
-        outcome = self._import(
+        outcome = self.import_rules(
             rules,
             mode="replace",
             defaults=dict(defaults or {}),
             allowed_hosts=tuple(allowed_hosts),
-            confirm_deletes=None,
-            guard=False,
-            dry_run=False,
+            confirm_deletes=sys.maxsize,  # whatever it deletes: that is what it is for
             key_id=key_id,
             message=message,
         )
@@ -417,31 +416,6 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             raise ValidationError(
                 [("confirm_deletes", f"must be 0 or more, got {confirm_deletes!r}")]
             )
-        return self._import(
-            rules,
-            mode=mode,
-            defaults=defaults,
-            allowed_hosts=allowed_hosts,
-            confirm_deletes=confirm_deletes,
-            guard=True,
-            dry_run=dry_run,
-            key_id=key_id,
-            message=message,
-        )
-
-    def _import(
-        self,
-        rules: Sequence[Mapping[str, Any]],
-        *,
-        mode: ImportMode,
-        defaults: Mapping[str, Any] | None,
-        allowed_hosts: Sequence[str] | None,
-        confirm_deletes: int | None,
-        guard: bool,
-        dry_run: bool,
-        key_id: str | None,
-        message: str,
-    ) -> ImportOutcome:
         seen: list[ImportOutcome] = []
 
         def build(conn: Conn, state: State) -> tuple[list[Entry], Settings]:
@@ -461,7 +435,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         def inspect(state: State, entries: list[Entry], writes: list[Write]) -> None:
             outcome = import_outcome(state, entries, writes, mode)
             seen.append(outcome)
-            if not guard or dry_run:
+            if dry_run:
                 return
             allowed = outcome.kept if confirm_deletes is None else confirm_deletes
             if outcome.deleted > allowed:
