@@ -121,14 +121,6 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         """A :class:`Listener` on its own connection (close it when done)."""
 
     @abstractmethod
-    def _time_param(self, moment: datetime | None) -> Any:
-        """``moment`` as a query parameter."""
-
-    @abstractmethod
-    def _time_value(self, value: Any) -> datetime | None:
-        """A timestamp column's value as an aware datetime."""
-
-    @abstractmethod
     def _close_connections(self) -> None:
         """Close every connection this store opened."""
 

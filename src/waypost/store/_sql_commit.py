@@ -10,7 +10,7 @@ import json
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from waypost.store._sql_base import RULE_COLUMNS, Conn, SqlMixin
 from waypost.store._sql_rules import search_text
@@ -117,9 +117,9 @@ class CommitMethods(SqlMixin):
             "rollback_of) VALUES (?, ?, ?, ?, ?, ?)",
             (number, self._time_param(now), key_id, message, dumps(counts), rollback_of),
         )
-        deletes: list[tuple[Any, ...]] = []
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
+        deletes: list[tuple[object, ...]] = []
+        inserts: list[tuple[object, ...]] = []
+        updates: list[tuple[object, ...]] = []
         for write in writes:
             rule = write.after
             if write.op == "delete":

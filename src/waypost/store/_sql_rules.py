@@ -8,7 +8,6 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from waypost.exceptions import NotFoundError, ValidationError
 from waypost.store._sql_base import MAX_PAGE, RULE_COLUMNS, SqlMixin
@@ -19,11 +18,11 @@ __all__ = ["ACTIONS", "RuleQueryMethods", "search_text"]
 ACTIONS = ("redirect", "rewrite", "respond", "pass")
 
 
-def search_text(value: Any) -> str:
+def search_text(value: object) -> str:
     """The text a rule is searched by: its values (not its keys), lower case."""
     parts: list[str] = []
 
-    def walk(item: Any) -> None:
+    def walk(item: object) -> None:
         if isinstance(item, Mapping):
             for key, inner in item.items():
                 if isinstance(inner, Mapping):  # header and query names are worth finding
@@ -89,7 +88,7 @@ class RuleQueryMethods(SqlMixin):
         rule's values (any case). At most ``limit`` (1 to 1000) per page; pass the page's
         ``next_cursor`` as ``cursor`` for the next one."""
         where: list[str] = []
-        params: list[Any] = []
+        params: list[object] = []
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
         if from_prefix:

@@ -47,7 +47,7 @@ class SessionMethods(SqlMixin):
     @abstractmethod
     def _key(self, row: Sequence[Any]) -> ApiKey: ...
 
-    def _moment(self, value: Any) -> datetime:
+    def _moment(self, value: object) -> datetime:
         moment = self._time_value(value)
         assert moment is not None  # the column is NOT NULL
         return moment
