@@ -122,15 +122,18 @@ def rules_router(ctx: AdminContext) -> APIRouter:
     write = Depends(authorizer(ctx, "write"))
     store = ctx.store
 
-    def update(
-        response: Response,
-        rule_id: str,
-        content: Mapping[str, Any] | None,
-        expected: int | None,
-        body: RuleBody | RulePatchBody,
-        key: ApiKey,
-    ) -> dict[str, Any]:
-        stored = store.update_rule(
+    def change_rule(
+        rule_id: str, body: RuleBody | RulePatchBody, key: ApiKey, if_match: str | None
+    ) -> StoredRule:
+        """PUT (``body.rule`` replaces the content) or PATCH (it is merged in) of a rule."""
+        expected = _expected(ctx, if_match, body.version)
+        content = body.rule
+        if isinstance(body, RulePatchBody):
+            current = store.get_rule(rule_id)
+            content = None if body.rule is None else merge_patch(current.rule, body.rule)
+            # Merged into what was just read: a change made in between is a conflict.
+            expected = current.version if expected is None else expected
+        return store.update_rule(
             rule_id,
             content,
             expected_version=expected,
@@ -138,7 +141,6 @@ def rules_router(ctx: AdminContext) -> APIRouter:
             key_id=key.id,
             message=body.message or f"change rule {rule_id}",
         )
-        return _written(ctx, response, stored)
 
     @router.get("/rules", response_model=RulePageOut, tags=["rules"])
     def list_rules(
@@ -201,8 +203,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         if_match: IfMatch = None,
     ) -> Any:
         """Replace the rule's content (and move it to ``position`` if given)."""
-        expected = _expected(ctx, if_match, body.version)
-        return update(response, rule_id, body.rule, expected, body, key)
+        return _written(ctx, response, change_rule(rule_id, body, key, if_match))
 
     @router.patch("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
     def patch_rule(
@@ -213,12 +214,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         if_match: IfMatch = None,
     ) -> Any:
         """Merge ``rule`` into the stored rule (null removes a key) and/or move it."""
-        expected = _expected(ctx, if_match, body.version)
-        current = store.get_rule(rule_id)
-        content = None if body.rule is None else merge_patch(current.rule, body.rule)
-        # Merged into what was just read: a change made in between is a conflict.
-        expected = current.version if expected is None else expected
-        return update(response, rule_id, content, expected, body, key)
+        return _written(ctx, response, change_rule(rule_id, body, key, if_match))
 
     @router.delete("/rules/{rule_id}", response_model=WriteOut, tags=["rules"])
     def delete_rule(
