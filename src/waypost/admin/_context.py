@@ -4,9 +4,8 @@ and the errors the routes raise for the exception handlers to render."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.requests import Request
 
@@ -37,7 +36,7 @@ class ApiError(Exception):
         message: str,
         *,
         headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> None:
         self.status = status
         self.error = error
@@ -53,7 +52,7 @@ class ApiError(Exception):
         """An error listing ``problems`` (``(path, message)`` pairs) as ``problems``."""
         return cls(status, error, message, extra={"problems": problems_out(problems)})
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, object]:
         """The JSON body: ``{"error", "message", ...}``."""
         return {"error": self.error, "message": self.message, **self.extra}
 

@@ -81,12 +81,12 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _rule(response: Response, stored: StoredRule) -> dict[str, Any]:
+def _rule(response: Response, stored: StoredRule) -> dict[str, object]:
     response.headers["ETag"] = _etag(stored.version)
     return stored.to_dict()
 
 
-def _written(ctx: AdminContext, response: Response, stored: StoredRule) -> dict[str, Any]:
+def _written(ctx: AdminContext, response: Response, stored: StoredRule) -> dict[str, object]:
     """A rule just written: ``on_change`` is told, and it is the answer (with its ETag)."""
     ctx.changed_to(stored.version)
     return _rule(response, stored)
@@ -151,7 +151,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         search: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         """Rules in priority order: ``from`` starting with ``from_prefix``, exactly ``name``,
         ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere; ``limit`` a page."""
         page = store.list_rules(
@@ -167,7 +167,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
     @router.post("/rules", response_model=RuleOut, status_code=201, tags=["rules"])
     def create_rule(
         body: RuleBody, request: Request, response: Response, key: ApiKey = write
-    ) -> Any:
+    ) -> dict[str, object]:
         """Add a rule (last, or at ``position``); 422 lists every problem."""
         stored = store.create_rule(
             body.rule,
@@ -179,7 +179,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         return _written(ctx, response, stored)
 
     @router.post("/rules/bulk", response_model=WriteOut, tags=["rules"])
-    def bulk(body: BulkBody, key: ApiKey = write) -> dict[str, Any]:
+    def bulk(body: BulkBody, key: ApiKey = write) -> dict[str, object]:
         """Several creates, changes, moves and deletes as one revision, all or nothing."""
         revision = store.apply(
             changes_to_operations(body.changes),
@@ -190,7 +190,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         return {"revision": None if revision is None else revision.to_dict()}
 
     @router.get("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
-    def get_rule(rule_id: RuleId, response: Response, key: ApiKey = read) -> Any:
+    def get_rule(rule_id: RuleId, response: Response, key: ApiKey = read) -> dict[str, object]:
         """One rule; its ``version`` is the ETag."""
         return _rule(response, store.get_rule(rule_id))
 
@@ -201,7 +201,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         response: Response,
         key: ApiKey = write,
         if_match: IfMatch = None,
-    ) -> Any:
+    ) -> dict[str, object]:
         """Replace the rule's content (and move it to ``position`` if given)."""
         return _written(ctx, response, change_rule(rule_id, body, key, if_match))
 
@@ -212,7 +212,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         response: Response,
         key: ApiKey = write,
         if_match: IfMatch = None,
-    ) -> Any:
+    ) -> dict[str, object]:
         """Merge ``rule`` into the stored rule (null removes a key) and/or move it."""
         return _written(ctx, response, change_rule(rule_id, body, key, if_match))
 
@@ -223,7 +223,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         if_match: IfMatch = None,
         version: Annotated[int | None, Query(ge=0, le=MAX_NUMBER)] = None,
         message: Annotated[str, Query(max_length=2000)] = "",
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         """Delete the rule."""
         revision = store.delete_rule(
             rule_id,
@@ -235,7 +235,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         return {"revision": revision.to_dict()}
 
     @router.get("/settings", response_model=SettingsOut, tags=["rules"])
-    def get_settings(response: Response, key: ApiKey = read) -> Any:
+    def get_settings(response: Response, key: ApiKey = read) -> dict[str, object]:
         """The defaults and allowed hosts; ``version`` is the ETag."""
         settings = store.get_settings()
         response.headers["ETag"] = _etag(settings.version)
@@ -247,7 +247,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         response: Response,
         key: ApiKey = write,
         if_match: IfMatch = None,
-    ) -> Any:
+    ) -> dict[str, object]:
         """Replace the defaults and/or the allowed hosts (every rule is checked again)."""
         settings = store.set_settings(
             defaults=body.defaults,
@@ -275,19 +275,19 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         from_revision: Annotated[int, Query(alias="from", ge=0, le=MAX_NUMBER)],
         to_revision: Annotated[int | None, Query(alias="to", ge=0, le=MAX_NUMBER)] = None,
         key: ApiKey = read,
-    ) -> Any:
+    ) -> dict[str, object]:
         """How the rule set at ``to`` (default: now) differs from the one at ``from``."""
         return store.diff(from_revision, to_revision).to_dict()
 
     @router.get("/revisions/{number}", response_model=RevisionOut, tags=["history"])
-    def get_revision(number: Number, key: ApiKey = read) -> Any:
+    def get_revision(number: Number, key: ApiKey = read) -> dict[str, object]:
         """One revision with every change it made."""
         return store.get_revision(number).to_dict()
 
     @router.post("/revisions/{number}/rollback", response_model=WriteOut, tags=["history"])
     def rollback(
         number: Number, key: ApiKey = write, body: RollbackBody | None = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         """Make the rule set what it was at revision ``number``, as a new revision."""
         revision = store.rollback(
             number, key_id=key.id, message=body.message if body is not None else ""

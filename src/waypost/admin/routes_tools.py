@@ -5,7 +5,7 @@ sessions."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
@@ -28,7 +28,13 @@ from waypost.admin.schemas import (
     ValidateBody,
     ValidateOut,
 )
-from waypost.admin.service import EXPORT_FORMATS, export_snapshot, import_text, validate
+from waypost.admin.service import (
+    EXPORT_FORMATS,
+    ExportedDict,
+    export_snapshot,
+    import_text,
+    validate,
+)
 from waypost.store.keys import ApiKey, limit_new_key, parse_expiry
 from waypost.store.sessions import Session, token_session_id
 
@@ -63,21 +69,21 @@ def _add_try_routes(
     method: the engine's decision (resolve) or its trace (explain) for the request."""
     read = Depends(authorizer(ctx, "read"))
 
-    def answer(body: ResolveBody) -> dict[str, Any]:
+    def answer(body: ResolveBody) -> dict[str, object]:
         resolved = ctx.engines.get()
         request = (body.method.upper(), body.url, body.headers, body.client_ip)
         if what == "explain":
             return resolved.trace(resolved.engine.explain(*request, now=body.at))
         return resolved.decision(resolved.engine.resolve(*request, now=body.at))
 
-    def posted(body: ResolveBody, key: ApiKey = read) -> dict[str, Any]:
+    def posted(body: ResolveBody, key: ApiKey = read) -> dict[str, object]:
         return answer(body)
 
     def queried(
         url: Annotated[str, Query(min_length=1, max_length=8192)],
         method: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z]+$")] = "GET",
         key: ApiKey = read,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         return answer(ResolveBody(url=url, method=method, client_ip=None, at=None))
 
     quick = f"``POST /api/{what}`` for a quick look: a URL and a method, no headers."
@@ -105,12 +111,12 @@ def tools_router(ctx: AdminContext) -> APIRouter:
     store = ctx.store
 
     @router.get("/me", response_model=KeyOut, tags=["keys"])
-    def me(key: ApiKey = read) -> Any:
+    def me(key: ApiKey = read) -> dict[str, object]:
         """The API key making this request."""
         return key.to_dict()
 
     @router.post("/validate", response_model=ValidateOut, tags=["tools"])
-    def validate_rules(body: ValidateBody, key: ApiKey = read) -> dict[str, Any]:
+    def validate_rules(body: ValidateBody, key: ApiKey = read) -> dict[str, object]:
         """Check a rule, a bulk change or a whole rule set; every problem; nothing written."""
         given = [body.rule is not None, body.changes is not None, body.rules is not None]
         if sum(given) != 1:
@@ -135,7 +141,7 @@ def tools_router(ctx: AdminContext) -> APIRouter:
         _add_try_routes(router, ctx, what, model, description)
 
     @router.post("/import", response_model=ImportOut, tags=["tools"])
-    def import_rules(body: ImportBody, key: ApiKey = write) -> dict[str, Any]:
+    def import_rules(body: ImportBody, key: ApiKey = write) -> dict[str, object]:
         """Import a file (Waypost YAML/JSON, or netlify, vercel, cloudflare, nginx, apache,
         htaccess, wordpress-csv, wordpress-json, wagtail, csv) in mode merge (the default),
         append or replace; reports imported and skipped lines, what changed, and the revision
@@ -161,7 +167,7 @@ def tools_router(ctx: AdminContext) -> APIRouter:
         format: Annotated[str, Query(max_length=40, description=", ".join(EXPORT_FORMATS))] = (
             "yaml"
         ),
-    ) -> dict[str, Any]:
+    ) -> ExportedDict:
         """The stored rule set as a file; rules the format cannot express are listed."""
         return export_snapshot(store.load_snapshot(), format)
 
@@ -175,12 +181,12 @@ def keys_router(ctx: AdminContext) -> APIRouter:
     store = ctx.store
 
     @router.get("", response_model=list[KeyOut])
-    def list_keys(key: ApiKey = admin) -> list[dict[str, Any]]:
+    def list_keys(key: ApiKey = admin) -> list[dict[str, object]]:
         """Every API key with its status and last use (never a secret)."""
         return [k.to_dict() for k in store.list_keys()]
 
     @router.post("", response_model=KeyCreatedOut, status_code=201)
-    def create_key(body: KeyCreateBody, request: Request, key: ApiKey = admin) -> dict[str, Any]:
+    def create_key(body: KeyCreateBody, request: Request, key: ApiKey = admin) -> dict[str, object]:
         """A new key; ``secret`` is the whole key, shown only in this answer. It never reaches
         further than the key (or sign-in) making it: its scope at most that key's; made by a
         host-bound key it is bound to the same host, made by an expiring key (or a sign-in
@@ -209,19 +215,19 @@ def keys_router(ctx: AdminContext) -> APIRouter:
         return {"key": created.to_dict(), "secret": secret}
 
     @router.get("/{key_id}", response_model=KeyOut)
-    def get_key(key_id: KeyId, key: ApiKey = admin) -> Any:
+    def get_key(key_id: KeyId, key: ApiKey = admin) -> dict[str, object]:
         """One key."""
         return store.get_key(key_id).to_dict()
 
     @router.delete("/{key_id}", response_model=KeyOut)
-    def revoke_key(key_id: KeyId, key: ApiKey = admin) -> Any:
+    def revoke_key(key_id: KeyId, key: ApiKey = admin) -> dict[str, object]:
         """Revoke a key: at once in this process, within a few seconds everywhere. It ends the
         key's sign-in sessions too."""
         store.get_key(key_id)  # 404 for an unknown id
         return store.revoke_key(key_id).to_dict()
 
     @router.delete("/{key_id}/sessions", response_model=SessionsEndedOut)
-    def end_key_sessions(key_id: KeyId, request: Request, key: ApiKey = admin) -> Any:
+    def end_key_sessions(key_id: KeyId, request: Request, key: ApiKey = admin) -> dict[str, object]:
         """End every sign-in session of a key (signed in on any browser): at once in this
         process, within a few seconds everywhere. The key stays valid; revoke it to end it."""
         return {"key_id": key_id, "ended": _sessions_out(request, store.end_key_sessions(key_id))}
@@ -229,7 +235,7 @@ def keys_router(ctx: AdminContext) -> APIRouter:
     return router
 
 
-def _sessions_out(request: Request, sessions: Iterable[Session]) -> list[dict[str, Any]]:
+def _sessions_out(request: Request, sessions: Iterable[Session]) -> list[dict[str, object]]:
     """Sessions as :class:`SessionOut`: ``current`` for the one of the request's own cookie."""
     mine = token_session_id(request.cookies.get(COOKIE_NAME))
     return [{**session.to_dict(), "current": session.id == mine} for session in sessions]
@@ -248,14 +254,16 @@ def sessions_router(ctx: AdminContext) -> APIRouter:
         key_id: Annotated[
             str | None, Query(min_length=1, max_length=200, description="Only this key's")
         ] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, object]]:
         """Every sign-in session that has not ended, oldest first: its id, the key it signs in
         as, when it was made, last seen and expires, and the user agent and client address that
         signed in (never its token). Expired sessions are deleted on the way."""
         return _sessions_out(request, store.list_sessions(key_id=key_id))
 
     @router.delete("/{session_id}", response_model=SessionOut)
-    def end_session(session_id: SessionId, request: Request, key: ApiKey = admin) -> Any:
+    def end_session(
+        session_id: SessionId, request: Request, key: ApiKey = admin
+    ) -> dict[str, object]:
         """End one sign-in session: its cookie stops working at once in this process, within a
         few seconds everywhere. The key it signed in as stays valid."""
         return _sessions_out(request, [store.end_session_by_id(session_id)])[0]

@@ -73,7 +73,7 @@ class ErrorOut(BaseModel):
     message: str
     reason: str | None = None
     problems: list[Problem] | None = None
-    current: dict[str, Any] | None = None
+    current: dict[str, object] | None = None
     expected: int | None = None
 
 
@@ -87,7 +87,7 @@ class RuleOut(BaseModel):
     position: int
     version: int
     created_revision: int
-    rule: dict[str, Any]
+    rule: dict[str, object]
 
 
 class RulePageOut(BaseModel):
@@ -102,7 +102,7 @@ class RuleBody(BaseModel):
 
     model_config = _CLOSED
 
-    rule: dict[str, Any] = Field(
+    rule: dict[str, object] = Field(
         description="The rule as in a rules file, e.g. {'from': '/old', 'to': '/new'}"
     )
     position: int | None = Field(
@@ -118,7 +118,7 @@ class RulePatchBody(BaseModel):
 
     model_config = _CLOSED
 
-    rule: dict[str, Any] | None = None
+    rule: dict[str, object] | None = None
     position: int | None = Field(None, ge=0, le=MAX_NUMBER)
     version: int | None = _version("The version you read (like If-Match)")
     message: Message = Field("", max_length=2000)
@@ -132,7 +132,7 @@ class Change(BaseModel):
 
     op: Literal["upsert", "delete"]
     id: str | None = Field(None, max_length=200)
-    rule: dict[str, Any] | None = None
+    rule: dict[str, object] | None = None
     position: int | None = Field(None, ge=0, le=MAX_NUMBER)
     version: int | None = _version("The version you read")
 
@@ -151,8 +151,8 @@ class RuleChangeOut(BaseModel):
 
     op: str
     rule_id: str | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: dict[str, object] | None
+    after: dict[str, object] | None
 
 
 class RevisionOut(BaseModel):
@@ -178,8 +178,8 @@ class RuleDiffOut(BaseModel):
 
     kind: str
     rule_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: dict[str, object] | None
+    after: dict[str, object] | None
     before_position: int | None
     after_position: int | None
 
@@ -190,7 +190,7 @@ class RevisionDiffOut(BaseModel):
     from_revision: int
     to_revision: int
     rules: list[RuleDiffOut]
-    settings: dict[str, Any] | None
+    settings: dict[str, object] | None
 
 
 class RollbackBody(BaseModel):
@@ -204,7 +204,7 @@ class RollbackBody(BaseModel):
 class SettingsOut(BaseModel):
     """The rule set's defaults and allowed hosts; ``version`` is also the ETag."""
 
-    defaults: dict[str, Any]
+    defaults: dict[str, object]
     allowed_hosts: list[str]
     version: int
 
@@ -214,7 +214,7 @@ class SettingsBody(BaseModel):
 
     model_config = _CLOSED
 
-    defaults: dict[str, Any] | None = None
+    defaults: dict[str, object] | None = None
     allowed_hosts: list[str] | None = Field(None, max_length=10_000)
     version: int | None = _version("The version you read (like If-Match)")
     message: Message = Field("", max_length=2000)
@@ -230,11 +230,11 @@ class ValidateBody(BaseModel):
 
     model_config = _CLOSED
 
-    rule: dict[str, Any] | None = None
+    rule: dict[str, object] | None = None
     id: str | None = Field(None, max_length=200)
     changes: list[Change] | None = Field(None, max_length=10_000)
-    rules: list[dict[str, Any]] | None = Field(None, max_length=100_000)
-    defaults: dict[str, Any] | None = None
+    rules: list[dict[str, object]] | None = Field(None, max_length=100_000)
+    defaults: dict[str, object] | None = None
     allowed_hosts: list[str] | None = Field(None, max_length=10_000)
 
 
