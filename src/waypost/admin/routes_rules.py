@@ -28,6 +28,7 @@ from waypost.admin.schemas import (
     RuleOut,
     RulePageOut,
     RulePatchBody,
+    RuleQuery,
     SettingsBody,
     SettingsOut,
     WriteOut,
@@ -143,25 +144,10 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         )
 
     @router.get("/rules", response_model=RulePageOut, tags=["rules"])
-    def list_rules(
-        key: ApiKey = read,
-        from_prefix: Annotated[str | None, Query(max_length=2000)] = None,
-        name: Annotated[str | None, Query(max_length=200)] = None,
-        action: Annotated[str | None, Query(max_length=20)] = None,
-        search: Annotated[str | None, Query(max_length=200)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Query(max_length=200)] = None,
-    ) -> dict[str, object]:
+    def list_rules(query: Annotated[RuleQuery, Query()], key: ApiKey = read) -> dict[str, object]:
         """Rules in priority order: ``from`` starting with ``from_prefix``, exactly ``name``,
         ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere; ``limit`` a page."""
-        page = store.list_rules(
-            from_prefix=from_prefix,
-            name=name,
-            action=action,
-            search=search,
-            limit=limit,
-            cursor=cursor,
-        )
+        page = store.list_rules(**query.model_dump())
         return {"rules": [r.to_dict() for r in page.rules], "next_cursor": page.next_cursor}
 
     @router.post("/rules", response_model=RuleOut, status_code=201, tags=["rules"])

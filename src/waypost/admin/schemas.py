@@ -34,6 +34,7 @@ __all__ = [
     "RuleOut",
     "RulePageOut",
     "RulePatchBody",
+    "RuleQuery",
     "SessionOut",
     "SessionsEndedOut",
     "SettingsBody",
@@ -95,6 +96,18 @@ class RulePageOut(BaseModel):
 
     rules: list[RuleOut]
     next_cursor: str | None = None
+
+
+class RuleQuery(BaseModel):
+    """The filters of a rules listing (query parameters), as :meth:`Store.list_rules` takes
+    them."""
+
+    from_prefix: str | None = Field(None, max_length=2000)
+    name: str | None = Field(None, max_length=200)
+    action: str | None = Field(None, max_length=20)
+    search: str | None = Field(None, max_length=200)
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=200)
 
 
 class RuleBody(BaseModel):
