@@ -197,7 +197,7 @@ def test_last_seen_is_recorded_without_a_write_per_request(
         writes.append(dict(seen))
         record(seen)
 
-    monkeypatch.setattr(store.sessions._seen, "_write", counting)
+    monkeypatch.setattr(store.sessions, "_record_use", counting)
     for _ in range(20):
         store.authenticate_session(token)
     assert len(writes) == 1  # the first use; the rest wait for the interval or close()

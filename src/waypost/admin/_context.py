@@ -4,14 +4,13 @@ and the errors the routes raise for the exception handlers to render."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.requests import Request
 
 from waypost.admin._ratelimit import FailureLimiter
-from waypost.admin.service import EngineCache
+from waypost.admin.service import EngineCache, problems_out
 from waypost.store.base import Store
 from waypost.store.model import Revision
 
@@ -37,7 +36,7 @@ class ApiError(Exception):
         message: str,
         *,
         headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> None:
         self.status = status
         self.error = error
@@ -46,7 +45,14 @@ class ApiError(Exception):
         self.extra = extra or {}
         super().__init__(message)
 
-    def body(self) -> dict[str, Any]:
+    @classmethod
+    def of_problems(
+        cls, status: int, error: str, message: str, problems: Iterable[tuple[str, str]]
+    ) -> ApiError:
+        """An error listing ``problems`` (``(path, message)`` pairs) as ``problems``."""
+        return cls(status, error, message, extra={"problems": problems_out(problems)})
+
+    def body(self) -> dict[str, object]:
         """The JSON body: ``{"error", "message", ...}``."""
         return {"error": self.error, "message": self.message, **self.extra}
 

@@ -21,8 +21,7 @@ Every error is JSON ``{"error": code, "message": sentence, ...}``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -41,6 +40,7 @@ from waypost.admin.login import login_router
 from waypost.admin.routes_rules import rules_router
 from waypost.admin.routes_tools import keys_router, sessions_router, tools_router
 from waypost.admin.schemas import ErrorOut
+from waypost.admin.service import problems_out
 from waypost.exceptions import (
     ConfirmationError,
     ConflictError,
@@ -59,7 +59,7 @@ log = logging.getLogger("waypost.admin")
 
 #: Where the standalone server mounts the admin app (``/_waypost/api/...``, ``/_waypost/login``).
 ADMIN_PREFIX = "/_waypost"
-_ERRORS: dict[int | str, dict[str, Any]] = {
+_ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in [
         (400, "A malformed If-Match"),
@@ -88,7 +88,7 @@ def is_admin_path(path: str, prefix: str = ADMIN_PREFIX) -> bool:
     return rest in ("/api", "/login", "/logout") or rest.startswith("/api/")
 
 
-def _path(location: tuple[Any, ...]) -> str:
+def _path(location: Sequence[object]) -> str:
     parts = list(location[1:] if location and location[0] == "body" else location)
     out = ""
     for part in parts:
@@ -102,7 +102,7 @@ def _problem_path(path: str) -> str:
     return path.lstrip(".")
 
 
-def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+def _error(status: int, error: str, message: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
 
 
@@ -115,7 +115,7 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ValidationError)
-        problems = [{"path": _problem_path(p), "message": m} for p, m in exc.problems]
+        problems = problems_out((_problem_path(p), m) for p, m in exc.problems)
         count = len(problems)
         return _error(
             422,
@@ -189,7 +189,7 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
             headers=exc.headers,
         )
 
-    handlers: list[tuple[type[Exception], Callable[[Request, Exception], Any]]] = [
+    handlers: list[tuple[type[Exception], Callable[[Request, Exception], Awaitable[Response]]]] = [
         (ApiError, api_error),
         (ValidationError, invalid),
         (RequestValidationError, schema_invalid),

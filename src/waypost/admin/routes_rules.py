@@ -28,6 +28,7 @@ from waypost.admin.schemas import (
     RuleOut,
     RulePageOut,
     RulePatchBody,
+    RuleQuery,
     SettingsBody,
     SettingsOut,
     WriteOut,
@@ -65,11 +66,11 @@ def changes_to_operations(changes: list[Change]) -> list[Operation]:
     for index, change in enumerate(changes):
         if change.op == "delete":
             if change.id is None:
-                raise ApiError(
+                raise ApiError.of_problems(
                     422,
                     "invalid",
                     "a delete names the rule's id",
-                    extra={"problems": [{"path": f"changes[{index}].id", "message": "required"}]},
+                    [(f"changes[{index}].id", "required")],
                 )
             operations.append(DeleteRule(change.id, change.version))
         else:
@@ -81,9 +82,15 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _rule(response: Response, stored: StoredRule) -> dict[str, Any]:
+def _rule(response: Response, stored: StoredRule) -> dict[str, object]:
     response.headers["ETag"] = _etag(stored.version)
     return stored.to_dict()
+
+
+def _written(ctx: AdminContext, response: Response, stored: StoredRule) -> dict[str, object]:
+    """A rule just written: ``on_change`` is told, and it is the answer (with its ETag)."""
+    ctx.changed_to(stored.version)
+    return _rule(response, stored)
 
 
 def _expected(ctx: AdminContext, if_match: str | None, version: int | None) -> int | None:
@@ -116,32 +123,37 @@ def rules_router(ctx: AdminContext) -> APIRouter:
     write = Depends(authorizer(ctx, "write"))
     store = ctx.store
 
+    def change_rule(
+        rule_id: str, body: RuleBody | RulePatchBody, key: ApiKey, if_match: str | None
+    ) -> StoredRule:
+        """PUT (``body.rule`` replaces the content) or PATCH (it is merged in) of a rule."""
+        expected = _expected(ctx, if_match, body.version)
+        content = body.rule
+        if isinstance(body, RulePatchBody):
+            current = store.get_rule(rule_id)
+            content = None if body.rule is None else merge_patch(current.rule, body.rule)
+            # Merged into what was just read: a change made in between is a conflict.
+            expected = current.version if expected is None else expected
+        return store.update_rule(
+            rule_id,
+            content,
+            expected_version=expected,
+            position=body.position,
+            key_id=key.id,
+            message=body.message or f"change rule {rule_id}",
+        )
+
     @router.get("/rules", response_model=RulePageOut, tags=["rules"])
-    def list_rules(
-        key: ApiKey = read,
-        from_prefix: Annotated[str | None, Query(max_length=2000)] = None,
-        name: Annotated[str | None, Query(max_length=200)] = None,
-        action: Annotated[str | None, Query(max_length=20)] = None,
-        search: Annotated[str | None, Query(max_length=200)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Query(max_length=200)] = None,
-    ) -> dict[str, Any]:
+    def list_rules(query: Annotated[RuleQuery, Query()], key: ApiKey = read) -> dict[str, object]:
         """Rules in priority order: ``from`` starting with ``from_prefix``, exactly ``name``,
         ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere; ``limit`` a page."""
-        page = store.list_rules(
-            from_prefix=from_prefix,
-            name=name,
-            action=action,
-            search=search,
-            limit=limit,
-            cursor=cursor,
-        )
+        page = store.list_rules(**query.model_dump())
         return {"rules": [r.to_dict() for r in page.rules], "next_cursor": page.next_cursor}
 
     @router.post("/rules", response_model=RuleOut, status_code=201, tags=["rules"])
     def create_rule(
         body: RuleBody, request: Request, response: Response, key: ApiKey = write
-    ) -> Any:
+    ) -> dict[str, object]:
         """Add a rule (last, or at ``position``); 422 lists every problem."""
         stored = store.create_rule(
             body.rule,
@@ -149,12 +161,11 @@ def rules_router(ctx: AdminContext) -> APIRouter:
             key_id=key.id,
             message=body.message or "create a rule",
         )
-        ctx.changed_to(stored.version)
         response.headers["Location"] = f"{ctx.base(request)}/api/rules/{stored.id}"
-        return _rule(response, stored)
+        return _written(ctx, response, stored)
 
     @router.post("/rules/bulk", response_model=WriteOut, tags=["rules"])
-    def bulk(body: BulkBody, key: ApiKey = write) -> dict[str, Any]:
+    def bulk(body: BulkBody, key: ApiKey = write) -> dict[str, object]:
         """Several creates, changes, moves and deletes as one revision, all or nothing."""
         revision = store.apply(
             changes_to_operations(body.changes),
@@ -165,7 +176,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         return {"revision": None if revision is None else revision.to_dict()}
 
     @router.get("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
-    def get_rule(rule_id: RuleId, response: Response, key: ApiKey = read) -> Any:
+    def get_rule(rule_id: RuleId, response: Response, key: ApiKey = read) -> dict[str, object]:
         """One rule; its ``version`` is the ETag."""
         return _rule(response, store.get_rule(rule_id))
 
@@ -176,18 +187,9 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         response: Response,
         key: ApiKey = write,
         if_match: IfMatch = None,
-    ) -> Any:
+    ) -> dict[str, object]:
         """Replace the rule's content (and move it to ``position`` if given)."""
-        stored = store.update_rule(
-            rule_id,
-            body.rule,
-            expected_version=_expected(ctx, if_match, body.version),
-            position=body.position,
-            key_id=key.id,
-            message=body.message or f"change rule {rule_id}",
-        )
-        ctx.changed_to(stored.version)
-        return _rule(response, stored)
+        return _written(ctx, response, change_rule(rule_id, body, key, if_match))
 
     @router.patch("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
     def patch_rule(
@@ -196,22 +198,9 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         response: Response,
         key: ApiKey = write,
         if_match: IfMatch = None,
-    ) -> Any:
+    ) -> dict[str, object]:
         """Merge ``rule`` into the stored rule (null removes a key) and/or move it."""
-        expected = _expected(ctx, if_match, body.version)
-        current = store.get_rule(rule_id)
-        content = None if body.rule is None else merge_patch(current.rule, body.rule)
-        stored = store.update_rule(
-            rule_id,
-            content,
-            # Merged into what was just read: a change made in between is a conflict.
-            expected_version=current.version if expected is None else expected,
-            position=body.position,
-            key_id=key.id,
-            message=body.message or f"change rule {rule_id}",
-        )
-        ctx.changed_to(stored.version)
-        return _rule(response, stored)
+        return _written(ctx, response, change_rule(rule_id, body, key, if_match))
 
     @router.delete("/rules/{rule_id}", response_model=WriteOut, tags=["rules"])
     def delete_rule(
@@ -220,7 +209,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         if_match: IfMatch = None,
         version: Annotated[int | None, Query(ge=0, le=MAX_NUMBER)] = None,
         message: Annotated[str, Query(max_length=2000)] = "",
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         """Delete the rule."""
         revision = store.delete_rule(
             rule_id,
@@ -232,7 +221,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         return {"revision": revision.to_dict()}
 
     @router.get("/settings", response_model=SettingsOut, tags=["rules"])
-    def get_settings(response: Response, key: ApiKey = read) -> Any:
+    def get_settings(response: Response, key: ApiKey = read) -> dict[str, object]:
         """The defaults and allowed hosts; ``version`` is the ETag."""
         settings = store.get_settings()
         response.headers["ETag"] = _etag(settings.version)
@@ -244,7 +233,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         response: Response,
         key: ApiKey = write,
         if_match: IfMatch = None,
-    ) -> Any:
+    ) -> dict[str, object]:
         """Replace the defaults and/or the allowed hosts (every rule is checked again)."""
         settings = store.set_settings(
             defaults=body.defaults,
@@ -272,19 +261,19 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         from_revision: Annotated[int, Query(alias="from", ge=0, le=MAX_NUMBER)],
         to_revision: Annotated[int | None, Query(alias="to", ge=0, le=MAX_NUMBER)] = None,
         key: ApiKey = read,
-    ) -> Any:
+    ) -> dict[str, object]:
         """How the rule set at ``to`` (default: now) differs from the one at ``from``."""
         return store.diff(from_revision, to_revision).to_dict()
 
     @router.get("/revisions/{number}", response_model=RevisionOut, tags=["history"])
-    def get_revision(number: Number, key: ApiKey = read) -> Any:
+    def get_revision(number: Number, key: ApiKey = read) -> dict[str, object]:
         """One revision with every change it made."""
         return store.get_revision(number).to_dict()
 
     @router.post("/revisions/{number}/rollback", response_model=WriteOut, tags=["history"])
     def rollback(
         number: Number, key: ApiKey = write, body: RollbackBody | None = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         """Make the rule set what it was at revision ``number``, as a new revision."""
         revision = store.rollback(
             number, key_id=key.id, message=body.message if body is not None else ""

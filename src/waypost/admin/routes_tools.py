@@ -4,9 +4,11 @@ sessions."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Iterable
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel
 
 from waypost.admin._context import COOKIE_NAME, AdminContext, ApiError
 from waypost.admin.auth import authorizer, caller_reach
@@ -26,7 +28,13 @@ from waypost.admin.schemas import (
     ValidateBody,
     ValidateOut,
 )
-from waypost.admin.service import EXPORT_FORMATS, export_snapshot, import_text, validate
+from waypost.admin.service import (
+    EXPORT_FORMATS,
+    ExportedDict,
+    export_snapshot,
+    import_text,
+    validate,
+)
 from waypost.store.keys import ApiKey, limit_new_key, parse_expiry
 from waypost.store.sessions import Session, token_session_id
 
@@ -38,6 +46,62 @@ SessionId = Annotated[
 ]
 
 
+# What the stored rules would do with a request: asked with a whole request (POST) or, for a
+# quick look, with a URL and a method (GET).
+_TRIES: tuple[tuple[Literal["resolve", "explain"], type[BaseModel], str], ...] = (
+    ("resolve", DecisionOut, "What the stored rules would do with this request."),
+    (
+        "explain",
+        TraceOut,
+        "Every candidate rule tried for this request, and why it did or did not apply.",
+    ),
+)
+
+
+def _add_try_routes(
+    router: APIRouter,
+    ctx: AdminContext,
+    what: Literal["resolve", "explain"],
+    model: type[BaseModel],
+    description: str,
+) -> None:
+    """``POST /api/{what}`` with a :class:`ResolveBody` and ``GET /api/{what}`` with a URL and a
+    method: the engine's decision (resolve) or its trace (explain) for the request."""
+    read = Depends(authorizer(ctx, "read"))
+
+    def answer(body: ResolveBody) -> dict[str, object]:
+        resolved = ctx.engines.get()
+        request = (body.method.upper(), body.url, body.headers, body.client_ip)
+        if what == "explain":
+            return resolved.trace(resolved.engine.explain(*request, now=body.at))
+        return resolved.decision(resolved.engine.resolve(*request, now=body.at))
+
+    def posted(body: ResolveBody, key: ApiKey = read) -> dict[str, object]:
+        return answer(body)
+
+    def queried(
+        url: Annotated[str, Query(min_length=1, max_length=8192)],
+        method: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z]+$")] = "GET",
+        key: ApiKey = read,
+    ) -> dict[str, object]:
+        return answer(ResolveBody(url=url, method=method, client_ip=None, at=None))
+
+    quick = f"``POST /api/{what}`` for a quick look: a URL and a method, no headers."
+    for endpoint, method, name, text in (
+        (posted, "POST", what, description),
+        (queried, "GET", f"{what}_get", quick),
+    ):
+        router.add_api_route(
+            f"/{what}",
+            endpoint,
+            methods=[method],
+            response_model=model,
+            tags=["tools"],
+            name=name,
+            description=text,
+        )
+
+
 def tools_router(ctx: AdminContext) -> APIRouter:
     """``/api/validate``, ``/api/resolve``, ``/api/explain``, ``/api/import``, ``/api/export``
     and ``/api/me``."""
@@ -47,20 +111,20 @@ def tools_router(ctx: AdminContext) -> APIRouter:
     store = ctx.store
 
     @router.get("/me", response_model=KeyOut, tags=["keys"])
-    def me(key: ApiKey = read) -> Any:
+    def me(key: ApiKey = read) -> dict[str, object]:
         """The API key making this request."""
         return key.to_dict()
 
     @router.post("/validate", response_model=ValidateOut, tags=["tools"])
-    def validate_rules(body: ValidateBody, key: ApiKey = read) -> dict[str, Any]:
+    def validate_rules(body: ValidateBody, key: ApiKey = read) -> dict[str, object]:
         """Check a rule, a bulk change or a whole rule set; every problem; nothing written."""
         given = [body.rule is not None, body.changes is not None, body.rules is not None]
         if sum(given) != 1:
-            raise ApiError(
+            raise ApiError.of_problems(
                 422,
                 "invalid",
                 "give exactly one of rule, changes or rules",
-                extra={"problems": [{"path": "", "message": "give one of rule, changes or rules"}]},
+                [("", "give one of rule, changes or rules")],
             )
         problems = validate(
             store.load_snapshot(),
@@ -73,50 +137,11 @@ def tools_router(ctx: AdminContext) -> APIRouter:
         )
         return {"valid": not problems, "problems": problems}
 
-    def _resolve(body: ResolveBody) -> dict[str, Any]:
-        resolved = ctx.engines.get()
-        decision = resolved.engine.resolve(
-            body.method.upper(), body.url, body.headers, body.client_ip, now=body.at
-        )
-        return resolved.decision(decision)
-
-    def _explain(body: ResolveBody) -> dict[str, Any]:
-        resolved = ctx.engines.get()
-        trace = resolved.engine.explain(
-            body.method.upper(), body.url, body.headers, body.client_ip, now=body.at
-        )
-        return resolved.trace(trace)
-
-    @router.post("/resolve", response_model=DecisionOut, tags=["tools"])
-    def resolve(body: ResolveBody, key: ApiKey = read) -> dict[str, Any]:
-        """What the stored rules would do with this request."""
-        return _resolve(body)
-
-    @router.get("/resolve", response_model=DecisionOut, tags=["tools"])
-    def resolve_get(
-        url: Annotated[str, Query(min_length=1, max_length=8192)],
-        method: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z]+$")] = "GET",
-        key: ApiKey = read,
-    ) -> dict[str, Any]:
-        """``POST /api/resolve`` for a quick look: a URL and a method, no headers."""
-        return _resolve(ResolveBody(url=url, method=method, client_ip=None, at=None))
-
-    @router.post("/explain", response_model=TraceOut, tags=["tools"])
-    def explain(body: ResolveBody, key: ApiKey = read) -> dict[str, Any]:
-        """Every candidate rule tried for this request, and why it did or did not apply."""
-        return _explain(body)
-
-    @router.get("/explain", response_model=TraceOut, tags=["tools"])
-    def explain_get(
-        url: Annotated[str, Query(min_length=1, max_length=8192)],
-        method: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z]+$")] = "GET",
-        key: ApiKey = read,
-    ) -> dict[str, Any]:
-        """``POST /api/explain`` for a quick look: a URL and a method, no headers."""
-        return _explain(ResolveBody(url=url, method=method, client_ip=None, at=None))
+    for what, model, description in _TRIES:
+        _add_try_routes(router, ctx, what, model, description)
 
     @router.post("/import", response_model=ImportOut, tags=["tools"])
-    def import_rules(body: ImportBody, key: ApiKey = write) -> dict[str, Any]:
+    def import_rules(body: ImportBody, key: ApiKey = write) -> dict[str, object]:
         """Import a file (Waypost YAML/JSON, or netlify, vercel, cloudflare, nginx, apache,
         htaccess, wordpress-csv, wordpress-json, wagtail, csv) in mode merge (the default),
         append or replace; reports imported and skipped lines, what changed, and the revision
@@ -142,7 +167,7 @@ def tools_router(ctx: AdminContext) -> APIRouter:
         format: Annotated[str, Query(max_length=40, description=", ".join(EXPORT_FORMATS))] = (
             "yaml"
         ),
-    ) -> dict[str, Any]:
+    ) -> ExportedDict:
         """The stored rule set as a file; rules the format cannot express are listed."""
         return export_snapshot(store.load_snapshot(), format)
 
@@ -156,12 +181,12 @@ def keys_router(ctx: AdminContext) -> APIRouter:
     store = ctx.store
 
     @router.get("", response_model=list[KeyOut])
-    def list_keys(key: ApiKey = admin) -> list[dict[str, Any]]:
+    def list_keys(key: ApiKey = admin) -> list[dict[str, object]]:
         """Every API key with its status and last use (never a secret)."""
         return [k.to_dict() for k in store.list_keys()]
 
     @router.post("", response_model=KeyCreatedOut, status_code=201)
-    def create_key(body: KeyCreateBody, request: Request, key: ApiKey = admin) -> dict[str, Any]:
+    def create_key(body: KeyCreateBody, request: Request, key: ApiKey = admin) -> dict[str, object]:
         """A new key; ``secret`` is the whole key, shown only in this answer. It never reaches
         further than the key (or sign-in) making it: its scope at most that key's; made by a
         host-bound key it is bound to the same host, made by an expiring key (or a sign-in
@@ -172,22 +197,14 @@ def keys_router(ctx: AdminContext) -> APIRouter:
             try:
                 expires_at = parse_expiry(body.expires)
             except ValueError as exc:
-                raise ApiError(
-                    422,
-                    "invalid",
-                    str(exc),
-                    extra={"problems": [{"path": "expires", "message": str(exc)}]},
+                raise ApiError.of_problems(
+                    422, "invalid", str(exc), [("expires", str(exc))]
                 ) from None
         host, expires_at, problems = limit_new_key(
             caller_reach(request, key), body.scope, body.host, expires_at
         )
         if problems:
-            raise ApiError(
-                403,
-                "too_broad",
-                problems[0][1],
-                extra={"problems": [{"path": p, "message": m} for p, m in problems]},
-            )
+            raise ApiError.of_problems(403, "too_broad", problems[0][1], problems)
         created, secret = store.create_key(
             body.scope,
             expires_at=expires_at,
@@ -198,31 +215,30 @@ def keys_router(ctx: AdminContext) -> APIRouter:
         return {"key": created.to_dict(), "secret": secret}
 
     @router.get("/{key_id}", response_model=KeyOut)
-    def get_key(key_id: KeyId, key: ApiKey = admin) -> Any:
+    def get_key(key_id: KeyId, key: ApiKey = admin) -> dict[str, object]:
         """One key."""
         return store.get_key(key_id).to_dict()
 
     @router.delete("/{key_id}", response_model=KeyOut)
-    def revoke_key(key_id: KeyId, key: ApiKey = admin) -> Any:
+    def revoke_key(key_id: KeyId, key: ApiKey = admin) -> dict[str, object]:
         """Revoke a key: at once in this process, within a few seconds everywhere. It ends the
         key's sign-in sessions too."""
         store.get_key(key_id)  # 404 for an unknown id
         return store.revoke_key(key_id).to_dict()
 
     @router.delete("/{key_id}/sessions", response_model=SessionsEndedOut)
-    def end_key_sessions(key_id: KeyId, request: Request, key: ApiKey = admin) -> Any:
+    def end_key_sessions(key_id: KeyId, request: Request, key: ApiKey = admin) -> dict[str, object]:
         """End every sign-in session of a key (signed in on any browser): at once in this
         process, within a few seconds everywhere. The key stays valid; revoke it to end it."""
-        mine = token_session_id(request.cookies.get(COOKIE_NAME))
-        ended = store.end_key_sessions(key_id)
-        return {"key_id": key_id, "ended": [_session_out(s, mine) for s in ended]}
+        return {"key_id": key_id, "ended": _sessions_out(request, store.end_key_sessions(key_id))}
 
     return router
 
 
-def _session_out(session: Session, current: str | None) -> dict[str, Any]:
-    """A session as :class:`SessionOut`: ``current`` when it is the request's own cookie's."""
-    return {**session.to_dict(), "current": session.id == current}
+def _sessions_out(request: Request, sessions: Iterable[Session]) -> list[dict[str, object]]:
+    """Sessions as :class:`SessionOut`: ``current`` for the one of the request's own cookie."""
+    mine = token_session_id(request.cookies.get(COOKIE_NAME))
+    return [{**session.to_dict(), "current": session.id == mine} for session in sessions]
 
 
 def sessions_router(ctx: AdminContext) -> APIRouter:
@@ -238,18 +254,18 @@ def sessions_router(ctx: AdminContext) -> APIRouter:
         key_id: Annotated[
             str | None, Query(min_length=1, max_length=200, description="Only this key's")
         ] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, object]]:
         """Every sign-in session that has not ended, oldest first: its id, the key it signs in
         as, when it was made, last seen and expires, and the user agent and client address that
         signed in (never its token). Expired sessions are deleted on the way."""
-        mine = token_session_id(request.cookies.get(COOKIE_NAME))
-        return [_session_out(s, mine) for s in store.list_sessions(key_id=key_id)]
+        return _sessions_out(request, store.list_sessions(key_id=key_id))
 
     @router.delete("/{session_id}", response_model=SessionOut)
-    def end_session(session_id: SessionId, request: Request, key: ApiKey = admin) -> Any:
+    def end_session(
+        session_id: SessionId, request: Request, key: ApiKey = admin
+    ) -> dict[str, object]:
         """End one sign-in session: its cookie stops working at once in this process, within a
         few seconds everywhere. The key it signed in as stays valid."""
-        mine = token_session_id(request.cookies.get(COOKIE_NAME))
-        return _session_out(store.end_session_by_id(session_id), mine)
+        return _sessions_out(request, [store.end_session_by_id(session_id)])[0]
 
     return router

@@ -34,6 +34,7 @@ __all__ = [
     "RuleOut",
     "RulePageOut",
     "RulePatchBody",
+    "RuleQuery",
     "SessionOut",
     "SessionsEndedOut",
     "SettingsBody",
@@ -73,7 +74,7 @@ class ErrorOut(BaseModel):
     message: str
     reason: str | None = None
     problems: list[Problem] | None = None
-    current: dict[str, Any] | None = None
+    current: dict[str, object] | None = None
     expected: int | None = None
 
 
@@ -87,7 +88,7 @@ class RuleOut(BaseModel):
     position: int
     version: int
     created_revision: int
-    rule: dict[str, Any]
+    rule: dict[str, object]
 
 
 class RulePageOut(BaseModel):
@@ -97,12 +98,24 @@ class RulePageOut(BaseModel):
     next_cursor: str | None = None
 
 
+class RuleQuery(BaseModel):
+    """The filters of a rules listing (query parameters), as :meth:`Store.list_rules` takes
+    them."""
+
+    from_prefix: str | None = Field(None, max_length=2000)
+    name: str | None = Field(None, max_length=200)
+    action: str | None = Field(None, max_length=20)
+    search: str | None = Field(None, max_length=200)
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=200)
+
+
 class RuleBody(BaseModel):
     """A rule to create or to put in place of one (``PUT``)."""
 
     model_config = _CLOSED
 
-    rule: dict[str, Any] = Field(
+    rule: dict[str, object] = Field(
         description="The rule as in a rules file, e.g. {'from': '/old', 'to': '/new'}"
     )
     position: int | None = Field(
@@ -118,7 +131,7 @@ class RulePatchBody(BaseModel):
 
     model_config = _CLOSED
 
-    rule: dict[str, Any] | None = None
+    rule: dict[str, object] | None = None
     position: int | None = Field(None, ge=0, le=MAX_NUMBER)
     version: int | None = _version("The version you read (like If-Match)")
     message: Message = Field("", max_length=2000)
@@ -132,7 +145,7 @@ class Change(BaseModel):
 
     op: Literal["upsert", "delete"]
     id: str | None = Field(None, max_length=200)
-    rule: dict[str, Any] | None = None
+    rule: dict[str, object] | None = None
     position: int | None = Field(None, ge=0, le=MAX_NUMBER)
     version: int | None = _version("The version you read")
 
@@ -151,8 +164,8 @@ class RuleChangeOut(BaseModel):
 
     op: str
     rule_id: str | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: dict[str, object] | None
+    after: dict[str, object] | None
 
 
 class RevisionOut(BaseModel):
@@ -178,8 +191,8 @@ class RuleDiffOut(BaseModel):
 
     kind: str
     rule_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: dict[str, object] | None
+    after: dict[str, object] | None
     before_position: int | None
     after_position: int | None
 
@@ -190,7 +203,7 @@ class RevisionDiffOut(BaseModel):
     from_revision: int
     to_revision: int
     rules: list[RuleDiffOut]
-    settings: dict[str, Any] | None
+    settings: dict[str, object] | None
 
 
 class RollbackBody(BaseModel):
@@ -204,7 +217,7 @@ class RollbackBody(BaseModel):
 class SettingsOut(BaseModel):
     """The rule set's defaults and allowed hosts; ``version`` is also the ETag."""
 
-    defaults: dict[str, Any]
+    defaults: dict[str, object]
     allowed_hosts: list[str]
     version: int
 
@@ -214,7 +227,7 @@ class SettingsBody(BaseModel):
 
     model_config = _CLOSED
 
-    defaults: dict[str, Any] | None = None
+    defaults: dict[str, object] | None = None
     allowed_hosts: list[str] | None = Field(None, max_length=10_000)
     version: int | None = _version("The version you read (like If-Match)")
     message: Message = Field("", max_length=2000)
@@ -230,11 +243,11 @@ class ValidateBody(BaseModel):
 
     model_config = _CLOSED
 
-    rule: dict[str, Any] | None = None
+    rule: dict[str, object] | None = None
     id: str | None = Field(None, max_length=200)
     changes: list[Change] | None = Field(None, max_length=10_000)
-    rules: list[dict[str, Any]] | None = Field(None, max_length=100_000)
-    defaults: dict[str, Any] | None = None
+    rules: list[dict[str, object]] | None = Field(None, max_length=100_000)
+    defaults: dict[str, object] | None = None
     allowed_hosts: list[str] | None = Field(None, max_length=10_000)
 
 

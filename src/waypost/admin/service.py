@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -46,10 +46,16 @@ __all__ = [
     "EXPORT_FORMATS",
     "IMPORT_FORMATS",
     "EngineCache",
+    "ExportNoteDict",
+    "ExportedDict",
     "ImportReport",
+    "ProblemDict",
     "Resolved",
+    "RuleRefDict",
+    "UnsupportedDict",
     "export_snapshot",
     "import_text",
+    "problems_out",
     "validate",
 ]
 
@@ -64,6 +70,14 @@ EXPORT_FORMATS: tuple[str, ...] = tuple(sorted({*_OWN_FORMATS, *EXPORTERS}))
 # -- resolve and explain --------------------------------------------------------------------
 
 
+class RuleRefDict(TypedDict):
+    """The rule that decided, as the API names it (:class:`~waypost.admin.schemas.RuleRef`)."""
+
+    id: str | None
+    name: str | None
+    source: str
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """An engine for one revision of the stored rules, and the store id of each of its rules."""
@@ -72,7 +86,7 @@ class Resolved:
     engine: Engine
     rule_ids: Mapping[int, str]
 
-    def rule_ref(self, rule: Rule | None) -> dict[str, Any] | None:
+    def rule_ref(self, rule: Rule | None) -> RuleRefDict | None:
         """``{"id", "name", "source"}`` of ``rule`` (None for no rule)."""
         if rule is None:
             return None
@@ -135,16 +149,24 @@ class EngineCache:
 # -- validate -------------------------------------------------------------------------------
 
 
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"path": path, "message": message} for path, message in exc.problems]
+class ProblemDict(TypedDict):
+    """One problem as the API shows it (:class:`~waypost.admin.schemas.Problem`)."""
+
+    path: str
+    message: str
+
+
+def problems_out(problems: Iterable[tuple[str, str]]) -> list[ProblemDict]:
+    """``(path, message)`` pairs as the API's ``{"path", "message"}`` objects."""
+    return [{"path": path, "message": message} for path, message in problems]
 
 
 def _apply_in_memory(
     snapshot: Snapshot, operations: Sequence[Operation]
-) -> tuple[list[Any], list[str], list[tuple[str, str]]]:
+) -> tuple[list[object], list[str], list[tuple[str, str]]]:
     """The rule set after ``operations`` (without writing): rules, their labels, problems."""
     order = list(snapshot.rule_ids)
-    content: dict[str, Any] = dict(zip(snapshot.rule_ids, snapshot.rules, strict=True))
+    content: dict[str, object] = dict(zip(snapshot.rule_ids, snapshot.rules, strict=True))
     labels: dict[str, str] = {rule_id: f"rules[{rule_id}]" for rule_id in order}
     problems: list[tuple[str, str]] = []
     for index, operation in enumerate(operations):
@@ -183,7 +205,7 @@ def validate(
     rules: Sequence[Mapping[str, Any]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] | None = None,
-) -> list[dict[str, str]]:
+) -> list[ProblemDict]:
     """Every problem (``{"path", "message"}``) of one of: ``rule`` among the stored rules
     (standing in for ``rule_id`` when given), ``operations`` applied to the stored rules, or
     ``rules`` alone with ``defaults`` and ``allowed_hosts``. Writes nothing."""
@@ -204,7 +226,7 @@ def validate(
         else:
             candidates, labels, problems = _apply_in_memory(snapshot, operations or ())
     if problems:
-        return [{"path": path, "message": message} for path, message in problems]
+        return problems_out(problems)
     try:
         check_rule_set(
             candidates,
@@ -214,7 +236,7 @@ def validate(
             settings_label=settings_label,
         )
     except ValidationError as exc:
-        return _problems(exc)
+        return problems_out(exc.problems)
     return []
 
 
@@ -236,7 +258,7 @@ class ImportReport:
         """The revision the import made (None: a dry run, or no change)."""
         return None if self.outcome is None else self.outcome.revision
 
-    def to_dict(self, *, dry_run: bool) -> dict[str, Any]:
+    def to_dict(self, *, dry_run: bool) -> dict[str, object]:
         """A JSON-ready dict: counts, every skipped line and note, the CLI's summary, what it
         did to the stored rules and the revision that undoes it (``rollback_to``)."""
         result = self.result
@@ -360,7 +382,34 @@ def import_text(
     return ImportReport(result, report.allowed_hosts, outcome)
 
 
-def export_snapshot(snapshot: Snapshot, format: str) -> dict[str, Any]:
+class UnsupportedDict(TypedDict):
+    """A rule the export format cannot express (:class:`~waypost.admin.schemas.UnsupportedOut`)."""
+
+    index: int
+    rule_id: str | None
+    reason: str
+
+
+class ExportNoteDict(TypedDict):
+    """A rule exported with a difference (:class:`~waypost.admin.schemas.ExportNoteOut`)."""
+
+    index: int
+    rule_id: str | None
+    note: str
+
+
+class ExportedDict(TypedDict):
+    """What :func:`export_snapshot` answers (:class:`~waypost.admin.schemas.ExportOut`)."""
+
+    format: str
+    revision: int
+    content: str
+    exported: int
+    unsupported: list[UnsupportedDict]
+    notes: list[ExportNoteDict]
+
+
+def export_snapshot(snapshot: Snapshot, format: str) -> ExportedDict:
     """The rule set as a file in ``format``: ``{"format", "revision", "content", "exported",
     "unsupported", "notes"}``; every rule the format cannot express is listed, none dropped
     silently, and every rule it carries with a difference has a note."""
@@ -384,11 +433,11 @@ def export_snapshot(snapshot: Snapshot, format: str) -> dict[str, Any]:
     def rule_id(index: int) -> str | None:
         return ids[index] if 0 <= index < len(ids) else None
 
-    unsupported = [
+    unsupported: list[UnsupportedDict] = [
         {"index": item.index, "rule_id": rule_id(item.index), "reason": item.render()}
         for item in result.unsupported
     ]
-    notes = [
+    notes: list[ExportNoteDict] = [
         {"index": item.index, "rule_id": rule_id(item.index), "note": item.render()}
         for item in result.notes
     ]
@@ -400,9 +449,9 @@ def _exported(
     snapshot: Snapshot,
     content: str,
     exported: int,
-    unsupported: list[Any],
-    notes: list[Any],
-) -> dict[str, Any]:
+    unsupported: list[UnsupportedDict],
+    notes: list[ExportNoteDict],
+) -> ExportedDict:
     return {
         "format": format,
         "revision": snapshot.revision,

@@ -10,8 +10,9 @@ change notification and API keys.
     engine.replace(rules, defaults=defaults, allowed_hosts=allowed_hosts)
 
 Layers: ``model`` (values), ``_state`` and ``_validate`` (pure bookkeeping and checks),
-``_sql`` (the shared SQL store; its rule queries, history, watching, keys and sessions are
-mixins in ``_sql_rules``, ``_sql_revisions``, ``_sql_watch``, ``_sql_keys``, ``_sql_sessions``),
+``_sql`` (the shared SQL store; its commit path, rule queries, history, watching, keys and
+sessions are mixins in ``_sql_commit``, ``_sql_rules``, ``_sql_revisions``, ``_sql_watch``,
+``_sql_keys``, ``_sql_sessions``),
 ``sqlite`` / ``postgres`` (connections and notification),
 ``migrations`` (the schema), ``keys`` (API keys), ``sessions`` (admin sign-in sessions),
 ``transfer`` (rules files in and out).

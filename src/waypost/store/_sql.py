@@ -13,13 +13,13 @@ SQL is written once with ``?`` placeholders; a PostgreSQL connection turns them 
 from __future__ import annotations
 
 import json
-import logging
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from waypost.exceptions import (
     ConfirmationError,
@@ -29,22 +29,13 @@ from waypost.exceptions import (
     ValidationError,
 )
 from waypost.store._import import import_outcome, plan_import
-from waypost.store._sql_base import RULE_COLUMNS, Conn, Listener
+from waypost.store._sql_base import Conn, Listener
 from waypost.store._sql_keys import KeyMethods
 from waypost.store._sql_revisions import RevisionMethods
-from waypost.store._sql_rules import RuleQueryMethods, search_text
+from waypost.store._sql_rules import RuleQueryMethods
 from waypost.store._sql_sessions import SessionMethods
 from waypost.store._sql_watch import WatchMethods
-from waypost.store._state import (
-    Entry,
-    Row,
-    State,
-    Write,
-    apply_operations,
-    new_rule_id,
-    plan_writes,
-)
-from waypost.store._validate import check_rule_set, dumps
+from waypost.store._state import Entry, State, Write, apply_operations, new_rule_id
 from waypost.store.keys import KeyChecker
 from waypost.store.migrations import LATEST, MIGRATIONS, Dialect
 from waypost.store.model import (
@@ -54,7 +45,6 @@ from waypost.store.model import (
     ImportOutcome,
     Operation,
     Revision,
-    RuleChange,
     RuleSetSettings,
     SchemaStatus,
     SetRuleSetSettings,
@@ -64,22 +54,29 @@ from waypost.store.model import (
 )
 from waypost.store.sessions import SessionChecker
 
-__all__ = ["Conn", "Listener", "SqlStore"]
+__all__ = ["CheckOptions", "Conn", "Listener", "SqlStore"]
 
-log = logging.getLogger("waypost.store")
+
+class CheckOptions(TypedDict, total=False):
+    """How a store checks API keys and sign-in sessions, passed on by each kind of store:
+    ``key_ttl`` (seconds a successful check is trusted, 2) and ``key_usage_interval`` (at most
+    one last-use write per key or session in this many seconds, 60)."""
+
+    key_ttl: float
+    key_usage_interval: float
 
 
 class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, SessionMethods, ABC):
     """The rule store over a SQL database; see :class:`waypost.store.Store` for the contract.
 
-    This module holds the schema, the snapshot reads and the writes; the other parts are mixins:
-    rule queries (:mod:`~waypost.store._sql_rules`), history (:mod:`~waypost.store._sql_revisions`),
-    change watching (:mod:`~waypost.store._sql_watch`), API keys (:mod:`~waypost.store._sql_keys`)
+    This module holds the schema, the snapshot reads and the write operations; the other parts
+    are mixins: the commit they all go through (:mod:`~waypost.store._sql_commit`), rule queries
+    (:mod:`~waypost.store._sql_rules`), history (:mod:`~waypost.store._sql_revisions`), change
+    watching (:mod:`~waypost.store._sql_watch`), API keys (:mod:`~waypost.store._sql_keys`)
     and sign-in sessions (:mod:`~waypost.store._sql_sessions`).
     """
 
     dialect: ClassVar[Dialect]
-    _for_update: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -120,20 +117,8 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         """The highest migration applied (0 when there is no ``waypost_schema`` table)."""
 
     @abstractmethod
-    def _notify(self, conn: Conn, revision: int) -> None:
-        """Tell other processes, once this transaction commits, that ``revision`` exists."""
-
-    @abstractmethod
     def listener(self) -> Listener:
         """A :class:`Listener` on its own connection (close it when done)."""
-
-    @abstractmethod
-    def _time_param(self, moment: datetime | None) -> Any:
-        """``moment`` as a query parameter."""
-
-    @abstractmethod
-    def _time_value(self, value: Any) -> datetime | None:
-        """A timestamp column's value as an aware datetime."""
 
     @abstractmethod
     def _close_connections(self) -> None:
@@ -222,20 +207,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
 
     def current_revision(self) -> int:
         """The number of the latest revision (0 before the first change)."""
-        with self._transaction() as conn:
-            return int(conn.execute("SELECT revision FROM waypost_state WHERE id = 1")[0][0])
-
-    def _state(self, conn: Conn, *, lock: bool = False) -> State:
-        head = conn.execute(
-            "SELECT revision, defaults, allowed_hosts, settings_version FROM waypost_state "
-            "WHERE id = 1" + (self._for_update if lock else "")
-        )[0]
-        rows = conn.execute(f"SELECT {RULE_COLUMNS} FROM waypost_rules ORDER BY sort_key")
-        return State(
-            int(head[0]),
-            tuple(Row(r[0], json.loads(r[1]), int(r[4]), int(r[2]), int(r[3])) for r in rows),
-            RuleSetSettings(json.loads(head[1]), tuple(json.loads(head[2])), int(head[3])),
-        )
+        return int(self._read("SELECT revision FROM waypost_state WHERE id = 1")[0][0])
 
     def load_snapshot(self) -> Snapshot:
         """The whole rule set at the current revision, read in one snapshot."""
@@ -251,153 +223,12 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
 
     def get_settings(self) -> RuleSetSettings:
         """The defaults and allowed hosts, with their version (for ``expected_version``)."""
-        with self._transaction() as conn:
-            head = conn.execute(
-                "SELECT defaults, allowed_hosts, settings_version FROM waypost_state WHERE id = 1"
-            )[0]
+        head = self._read(
+            "SELECT defaults, allowed_hosts, settings_version FROM waypost_state WHERE id = 1"
+        )[0]
         return RuleSetSettings(json.loads(head[0]), tuple(json.loads(head[1])), int(head[2]))
 
     # -- writing -------------------------------------------------------------------------------
-
-    def _commit(
-        self,
-        build: Callable[[Conn, State], tuple[list[Entry], RuleSetSettings]],
-        *,
-        key_id: str | None,
-        message: str,
-        settings_label: str = "settings",
-        rollback_of: int | None = None,
-        inspect: Callable[[State, list[Entry], list[Write]], None] | None = None,
-        dry_run: bool = False,
-    ) -> tuple[Revision | None, list[Entry], dict[str, int]]:
-        """Apply a change: build the new rule set from the locked state, check it, write it.
-
-        ``inspect(state, entries, writes)`` sees the change before it is written, in the same
-        transaction (so what it counts is what is written), and may refuse it by raising.
-        ``dry_run`` does everything but the writing, without taking the writers' lock.
-        """
-        with self._transaction(write=not dry_run) as conn:
-            state = self._state(conn, lock=not dry_run)
-            entries, settings = build(conn, state)
-            ruleset = check_rule_set(
-                [entry.rule for entry in entries],
-                [entry.label for entry in entries],
-                defaults=settings.defaults,
-                allowed_hosts=settings.allowed_hosts,
-                settings_label=settings_label,
-            )
-            number = state.revision + 1
-            writes = plan_writes(state, entries, settings, number)
-            if inspect is not None:
-                inspect(state, entries, writes)
-            versions = {entry.id: entry.old.version if entry.old else number for entry in entries}
-            if not writes or dry_run:
-                return None, entries, versions
-            kinds = {e.id: rule.action.kind for e, rule in zip(entries, ruleset.rules, strict=True)}
-            revision = self._write(
-                conn,
-                state,
-                number,
-                writes,
-                kinds,
-                key_id=key_id,
-                message=message,
-                rollback_of=rollback_of,
-            )
-            versions.update({w.rule_id: w.version for w in writes if w.rule_id and w.after})
-            self._notify(conn, number)
-        return revision, entries, versions
-
-    def _write(
-        self,
-        conn: Conn,
-        state: State,
-        number: int,
-        writes: Sequence[Write],
-        kinds: Mapping[str, str],
-        *,
-        key_id: str | None,
-        message: str,
-        rollback_of: int | None,
-    ) -> Revision:
-        now = datetime.now(UTC)
-        counts = {"created": 0, "updated": 0, "moved": 0, "deleted": 0, "settings": 0}
-        names = {"create": "created", "update": "updated", "move": "moved", "delete": "deleted"}
-        for write in writes:
-            if write.op in names:
-                counts[names[write.op]] += 1
-            elif write.op == "settings":
-                counts["settings"] = 1
-        conn.execute(
-            "INSERT INTO waypost_revisions (number, created_at, key_id, message, counts, "
-            "rollback_of) VALUES (?, ?, ?, ?, ?, ?)",
-            (number, self._time_param(now), key_id, message, dumps(counts), rollback_of),
-        )
-        deletes: list[tuple[Any, ...]] = []
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        for write in writes:
-            rule = write.after
-            if write.op == "delete":
-                deletes.append((write.rule_id,))
-            elif write.op == "settings" and rule is not None:
-                conn.execute(
-                    "UPDATE waypost_state SET defaults = ?, allowed_hosts = ?, "
-                    "settings_version = ? WHERE id = 1",
-                    (dumps(rule["defaults"]), dumps(rule["allowed_hosts"]), number),
-                )
-            elif rule is not None and write.rule_id is not None:
-                name = rule.get("name")
-                derived = (
-                    dumps(rule),
-                    write.version,
-                    name if isinstance(name, str) else None,
-                    str(rule.get("from", "")),
-                    kinds[write.rule_id],
-                    search_text(rule),
-                )
-                if write.op == "create":
-                    inserts.append(
-                        (write.rule_id, write.after_key, write.created_revision, *derived)
-                    )
-                else:
-                    updates.append((write.after_key, *derived, write.rule_id))
-        if deletes:
-            conn.executemany("DELETE FROM waypost_rules WHERE id = ?", deletes)
-        if updates:
-            conn.executemany(
-                "UPDATE waypost_rules SET sort_key = ?, rule = ?, version = ?, name = ?, "
-                "from_path = ?, action = ?, search = ? WHERE id = ?",
-                updates,
-            )
-        if inserts:
-            conn.executemany(
-                "INSERT INTO waypost_rules (id, sort_key, created_revision, rule, version, name, "
-                "from_path, action, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                inserts,
-            )
-        conn.executemany(
-            "INSERT INTO waypost_changes (revision, seq, op, rule_id, before_rule, after_rule, "
-            "before_key, after_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    number,
-                    seq,
-                    w.op,
-                    w.rule_id,
-                    None if w.before is None else dumps(w.before),
-                    None if w.after is None else dumps(w.after),
-                    w.before_key,
-                    w.after_key,
-                )
-                for seq, w in enumerate(writes)
-            ],
-        )
-        conn.execute("UPDATE waypost_state SET revision = ? WHERE id = 1", (number,))
-        changes = tuple(
-            RuleChange(w.op, w.rule_id, w.before, w.after) for w in writes if w.op != "rekey"
-        )
-        return Revision(number, now, key_id, message, counts, rollback_of, changes)
 
     def apply(
         self,
@@ -538,14 +369,12 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         its id when a new one has its name, exactly its content, or its ``from`` and conditions,
         so that re-importing an edited file records only what was edited.
         """
-        outcome = self._import(
+        outcome = self.import_rules(
             rules,
             mode="replace",
             defaults=dict(defaults or {}),
             allowed_hosts=tuple(allowed_hosts),
-            confirm_deletes=None,
-            guard=False,
-            dry_run=False,
+            confirm_deletes=sys.maxsize,  # whatever it deletes: that is what it is for
             key_id=key_id,
             message=message,
         )
@@ -581,31 +410,6 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             raise ValidationError(
                 [("confirm_deletes", f"must be 0 or more, got {confirm_deletes!r}")]
             )
-        return self._import(
-            rules,
-            mode=mode,
-            defaults=defaults,
-            allowed_hosts=allowed_hosts,
-            confirm_deletes=confirm_deletes,
-            guard=True,
-            dry_run=dry_run,
-            key_id=key_id,
-            message=message,
-        )
-
-    def _import(
-        self,
-        rules: Sequence[Mapping[str, Any]],
-        *,
-        mode: ImportMode,
-        defaults: Mapping[str, Any] | None,
-        allowed_hosts: Sequence[str] | None,
-        confirm_deletes: int | None,
-        guard: bool,
-        dry_run: bool,
-        key_id: str | None,
-        message: str,
-    ) -> ImportOutcome:
         seen: list[ImportOutcome] = []
 
         def build(conn: Conn, state: State) -> tuple[list[Entry], RuleSetSettings]:
@@ -625,7 +429,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         def inspect(state: State, entries: list[Entry], writes: list[Write]) -> None:
             outcome = import_outcome(state, entries, writes, mode)
             seen.append(outcome)
-            if not guard or dry_run:
+            if dry_run:
                 return
             allowed = outcome.kept if confirm_deletes is None else confirm_deletes
             if outcome.deleted > allowed:

@@ -86,8 +86,7 @@ class KeyMethods(SqlMixin):
         """Every API key, oldest first, with when each was last used."""
         with suppress(StoreError):
             self.keys.flush()
-        with self._transaction() as conn:
-            rows = conn.execute(f"SELECT {KEY_COLUMNS} FROM waypost_keys ORDER BY created_at, id")
+        rows = self._read(f"SELECT {KEY_COLUMNS} FROM waypost_keys ORDER BY created_at, id")
         return tuple(self._key(row) for row in rows)
 
     def get_key(self, key_id: str) -> ApiKey:
@@ -119,8 +118,7 @@ class KeyMethods(SqlMixin):
         return self.keys.authenticate(presented, host=host, scope=scope)
 
     def _find_key(self, key_id: str) -> tuple[ApiKey, str] | None:
-        with self._transaction() as conn:
-            rows = conn.execute(f"SELECT {KEY_COLUMNS} FROM waypost_keys WHERE id = ?", (key_id,))
+        rows = self._read(f"SELECT {KEY_COLUMNS} FROM waypost_keys WHERE id = ?", (key_id,))
         return (self._key(rows[0]), rows[0][9]) if rows else None
 
     def _record_key_use(self, used: Mapping[str, datetime]) -> None:

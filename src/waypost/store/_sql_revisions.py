@@ -5,34 +5,20 @@ revisions, and rollback as a new revision."""
 from __future__ import annotations
 
 import json
-from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from waypost.exceptions import NotFoundError, ValidationError
-from waypost.store._sql_base import MAX_PAGE, Conn, SqlMixin
+from waypost.store._sql_base import MAX_PAGE, Conn
+from waypost.store._sql_commit import CommitMethods
 from waypost.store._state import Entry, Row, State, Write, diff_rows, rewind
 from waypost.store.model import Revision, RevisionDiff, RuleChange, RuleSetSettings
 
 __all__ = ["RevisionMethods"]
 
 
-class RevisionMethods(SqlMixin):
+class RevisionMethods(CommitMethods):
     """``list_revisions``, ``get_revision``, ``diff`` and ``rollback`` (mixed into SqlStore)."""
-
-    @abstractmethod
-    def _state(self, conn: Conn, *, lock: bool = False) -> State: ...
-
-    @abstractmethod
-    def _commit(
-        self,
-        build: Callable[[Conn, State], tuple[list[Entry], RuleSetSettings]],
-        *,
-        key_id: str | None,
-        message: str,
-        settings_label: str = "settings",
-        rollback_of: int | None = None,
-    ) -> tuple[Revision | None, list[Entry], dict[str, int]]: ...
 
     def _revision(self, row: Sequence[Any]) -> Revision:
         created_at = self._time_value(row[1])
@@ -45,12 +31,11 @@ class RevisionMethods(SqlMixin):
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
         clause, params = ("WHERE number < ? ", [before]) if before is not None else ("", [])
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT number, created_at, key_id, message, counts, rollback_of FROM "
-                f"waypost_revisions {clause}ORDER BY number DESC LIMIT ?",
-                (*params, limit),
-            )
+        rows = self._read(
+            "SELECT number, created_at, key_id, message, counts, rollback_of FROM "
+            f"waypost_revisions {clause}ORDER BY number DESC LIMIT ?",
+            (*params, limit),
+        )
         return tuple(self._revision(row) for row in rows)
 
     def get_revision(self, number: int) -> Revision:

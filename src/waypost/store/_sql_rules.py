@@ -8,7 +8,6 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from waypost.exceptions import NotFoundError, ValidationError
 from waypost.store._sql_base import MAX_PAGE, RULE_COLUMNS, SqlMixin
@@ -19,11 +18,11 @@ __all__ = ["ACTIONS", "RuleQueryMethods", "search_text"]
 ACTIONS = ("redirect", "rewrite", "respond", "pass")
 
 
-def search_text(value: Any) -> str:
+def search_text(value: object) -> str:
     """The text a rule is searched by: its values (not its keys), lower case."""
     parts: list[str] = []
 
-    def walk(item: Any) -> None:
+    def walk(item: object) -> None:
         if isinstance(item, Mapping):
             for key, inner in item.items():
                 if isinstance(inner, Mapping):  # header and query names are worth finding
@@ -64,12 +63,11 @@ class RuleQueryMethods(SqlMixin):
 
     def get_rule(self, rule_id: str) -> StoredRule:
         """The rule ``rule_id``; NotFoundError when there is none."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {RULE_COLUMNS}, (SELECT count(*) FROM waypost_rules AS o "
-                "WHERE o.sort_key < r.sort_key) FROM waypost_rules AS r WHERE id = ?",
-                (rule_id,),
-            )
+        rows = self._read(
+            f"SELECT {RULE_COLUMNS}, (SELECT count(*) FROM waypost_rules AS o "
+            "WHERE o.sort_key < r.sort_key) FROM waypost_rules AS r WHERE id = ?",
+            (rule_id,),
+        )
         if not rows:
             raise NotFoundError(f"there is no rule {rule_id!r}")
         r = rows[0]
@@ -90,7 +88,7 @@ class RuleQueryMethods(SqlMixin):
         rule's values (any case). At most ``limit`` (1 to 1000) per page; pass the page's
         ``next_cursor`` as ``cursor`` for the next one."""
         where: list[str] = []
-        params: list[Any] = []
+        params: list[object] = []
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError([("limit", f"must be 1 to {MAX_PAGE}, got {limit}")])
         if from_prefix:
@@ -113,13 +111,12 @@ class RuleQueryMethods(SqlMixin):
             where.append("sort_key > ?")
             params.append(_after(cursor))
         clause = f"WHERE {' AND '.join(where)} " if where else ""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {RULE_COLUMNS}, position FROM (SELECT *, row_number() OVER "
-                "(ORDER BY sort_key) - 1 AS position FROM waypost_rules) AS ranked "
-                f"{clause}ORDER BY sort_key LIMIT ?",
-                (*params, limit + 1),
-            )
+        rows = self._read(
+            f"SELECT {RULE_COLUMNS}, position FROM (SELECT *, row_number() OVER "
+            "(ORDER BY sort_key) - 1 AS position FROM waypost_rules) AS ranked "
+            f"{clause}ORDER BY sort_key LIMIT ?",
+            (*params, limit + 1),
+        )
         rules = tuple(
             StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
             for r in rows[:limit]

@@ -47,7 +47,7 @@ class SessionMethods(SqlMixin):
     @abstractmethod
     def _key(self, row: Sequence[Any]) -> ApiKey: ...
 
-    def _moment(self, value: Any) -> datetime:
+    def _moment(self, value: object) -> datetime:
         moment = self._time_value(value)
         assert moment is not None  # the column is NOT NULL
         return moment
@@ -241,12 +241,11 @@ class SessionMethods(SqlMixin):
             self.sessions.forget(digest=row[0])
 
     def _find_session(self, digest: str) -> tuple[Session, ApiKey] | None:
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {_JOINED_SESSION}, {_JOINED_KEY} FROM waypost_sessions AS s "
-                "JOIN waypost_keys AS k ON k.id = s.key_id WHERE s.token_hash = ?",
-                (digest,),
-            )
+        rows = self._read(
+            f"SELECT {_JOINED_SESSION}, {_JOINED_KEY} FROM waypost_sessions AS s "
+            "JOIN waypost_keys AS k ON k.id = s.key_id WHERE s.token_hash = ?",
+            (digest,),
+        )
         if not rows:
             return None
         return self._session(rows[0][:_WIDTH]), self._key(rows[0][_WIDTH:])

@@ -32,12 +32,12 @@ _MARK = "\x00rule"
 _MARK_REF = re.compile(re.escape(_MARK) + r"[:#](\d+)")
 
 
-def dumps(value: Any) -> str:
+def dumps(value: object) -> str:
     """``value`` as compact JSON text (key order kept, non-ASCII kept)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def to_json_value(value: Any, path: str, problems: list[tuple[str, str]]) -> Any:
+def to_json_value(value: object, path: str, problems: list[tuple[str, str]]) -> Any:
     """``value`` with dates as ISO 8601 text, tuples as lists and keys as text; anything JSON
     cannot hold is reported in ``problems`` (at ``path``) and replaced by None."""
     if value is None or isinstance(value, str | bool | int):

@@ -18,15 +18,12 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from waypost.exceptions import AuthError
-from waypost.store._cache import CheckCache
-from waypost.store._usage import UsageLog, UsageRecorder
+from waypost.store._checker import CachedChecker
 
 __all__ = [
     "KEY_PREFIX",
@@ -215,9 +212,6 @@ def limit_new_key(
     return host, expires_at, problems
 
 
-KeyLookup = Callable[[str], tuple[ApiKey, str] | None]
-
-
 def check_key(key: ApiKey, host: str | None, scope: KeyScope | None = None) -> None:
     """Raise :class:`AuthError` unless ``key`` may be used now for a request to ``host`` needing
     ``scope``: it is not revoked or expired, its host binding (if any) matches, its scope
@@ -240,45 +234,14 @@ def check_key(key: ApiKey, host: str | None, scope: KeyScope | None = None) -> N
         )
 
 
-class KeyChecker:
+class KeyChecker(CachedChecker[tuple[ApiKey, str], ApiKey]):
     """Checks presented keys against a store, with a short cache and throttled last-use writes.
 
     ``lookup(public_id)`` returns the stored key and its secret's hash (None when unknown);
-    ``record_use({id: when})`` writes last-use times. Thread-safe.
+    ``record_use({id: when})`` writes last-use times. Thread-safe. The cache maps the SHA-256
+    of the whole presented key to the key: a hit means the secret was verified against the
+    database less than ``ttl`` seconds ago.
     """
-
-    def __init__(
-        self,
-        lookup: KeyLookup,
-        record_use: UsageRecorder,
-        *,
-        ttl: float = 2.0,
-        usage_interval: float = 60.0,
-        cache_size: int = 1024,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._lookup = lookup
-        self._record_use = record_use
-        # SHA-256 of the whole presented key -> the key: a hit means the secret was verified
-        # against the database less than ``ttl`` seconds ago.
-        self._cache: CheckCache[ApiKey] = CheckCache(ttl=ttl, size=cache_size, clock=clock)
-        # Looked up at each write, so that a test may swap ``_record_use``.
-        self._usage = UsageLog(
-            lambda used: self._record_use(used), interval=usage_interval, clock=clock
-        )
-
-    @property
-    def usage_interval(self) -> float:
-        """At most one last-use write per key in this many seconds."""
-        return self._usage.interval
-
-    @property
-    def ttl(self) -> float:
-        """Seconds a successful check is trusted before the store is asked again."""
-        return self._cache.ttl
-
-    def __repr__(self) -> str:
-        return f"KeyChecker(ttl={self.ttl!r}, usage_interval={self.usage_interval!r})"
 
     def forget(self, key_id: str | None = None) -> None:
         """Drop cached checks (of one key, or all): after a revoke in this process."""
@@ -316,7 +279,3 @@ class KeyChecker:
     def note_use(self, key_id: str) -> None:
         """Key ``key_id`` was used now (by its key or one of its sign-in sessions)."""
         self._usage.note(key_id)
-
-    def flush(self, only: str | None = None) -> None:
-        """Write pending last-use times (of one key, or all)."""
-        self._usage.flush(only)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 __all__ = [
     "IMPORT_MODES",
@@ -48,8 +48,34 @@ ImportMode = Literal["merge", "append", "replace"]
 IMPORT_MODES: tuple[ImportMode, ...] = ("merge", "append", "replace")
 
 
+def _plain(value: object) -> object:
+    """``value`` as JSON holds it: a datetime in ISO 8601, a mapping as a dict, a tuple as a list
+    (of plain items), a value of this module as its own ``to_dict()``."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, _Shown):
+        return value.to_dict()
+    return value
+
+
+class _Shown:
+    """A value whose ``to_dict()`` shows the fields ``_shown`` names, in that order, each made
+    plain for JSON (:func:`_plain`)."""
+
+    __slots__ = ()
+    _shown: ClassVar[tuple[str, ...]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {name: _plain(getattr(self, name)) for name in self._shown}
+
+
 @dataclass(frozen=True, slots=True)
-class StoredRule:
+class StoredRule(_Shown):
     """One rule in the store.
 
     ``version`` is the number of the revision that last changed this rule (its content or its
@@ -63,6 +89,8 @@ class StoredRule:
     rule: Mapping[str, Any]
     created_revision: int
 
+    _shown = ("id", "position", "version", "created_revision", "rule")
+
     @property
     def name(self) -> str | None:
         """The rule's ``name``, if it has one."""
@@ -73,16 +101,6 @@ class StoredRule:
     def path(self) -> str:
         """The rule's ``from`` pattern."""
         return str(self.rule.get("from", ""))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "id": self.id,
-            "position": self.position,
-            "version": self.version,
-            "created_revision": self.created_revision,
-            "rule": dict(self.rule),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +155,7 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class RuleChange:
+class RuleChange(_Shown):
     """What one revision did to one rule (``rule_id``) or to the settings (``op == "settings"``).
 
     ``before`` / ``after`` are the rule mappings (None for a create / a delete); for settings
@@ -149,13 +167,11 @@ class RuleChange:
     before: Mapping[str, Any] | None
     after: Mapping[str, Any] | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"op": self.op, "rule_id": self.rule_id, "before": self.before, "after": self.after}
+    _shown = ("op", "rule_id", "before", "after")
 
 
 @dataclass(frozen=True, slots=True)
-class Revision:
+class Revision(_Shown):
     """One committed change set: who (``key_id``, None for the command line), when, why.
 
     ``counts`` tells how many rules were created, updated, moved and deleted, and whether the
@@ -171,21 +187,11 @@ class Revision:
     rollback_of: int | None = None
     changes: tuple[RuleChange, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "number": self.number,
-            "created_at": self.created_at.isoformat(),
-            "key_id": self.key_id,
-            "message": self.message,
-            "counts": dict(self.counts),
-            "rollback_of": self.rollback_of,
-            "changes": [change.to_dict() for change in self.changes],
-        }
+    _shown = ("number", "created_at", "key_id", "message", "counts", "rollback_of", "changes")
 
 
 @dataclass(frozen=True, slots=True)
-class RuleDiff:
+class RuleDiff(_Shown):
     """How one rule differs between two revisions; positions are 0-based (None: absent)."""
 
     kind: DiffKind
@@ -195,16 +201,7 @@ class RuleDiff:
     before_position: int | None
     after_position: int | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "kind": self.kind,
-            "rule_id": self.rule_id,
-            "before": self.before,
-            "after": self.after,
-            "before_position": self.before_position,
-            "after_position": self.after_position,
-        }
+    _shown = ("kind", "rule_id", "before", "after", "before_position", "after_position")
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +285,7 @@ class SchemaStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class ImportOutcome:
+class ImportOutcome(_Shown):
     """What an import did, or would do (``dry_run``), to the stored rules.
 
     Counts are of rules: ``created`` (rules of the file the store did not have), ``updated``
@@ -311,6 +308,20 @@ class ImportOutcome:
     revision: Revision | None = None
     dry_run: bool = False
 
+    # The revision is left out: the API and the CLI show it on its own.
+    _shown = (
+        "mode",
+        "previous_revision",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "kept",
+        "moved",
+        "settings_changed",
+        "dry_run",
+    )
+
     @property
     def changed(self) -> bool:
         """True when the import changes (or would change) anything."""
@@ -331,18 +342,3 @@ class ImportOutcome:
         if self.settings_changed:
             parts.append("settings changed")
         return ", ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (the revision without its changes)."""
-        return {
-            "mode": self.mode,
-            "previous_revision": self.previous_revision,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "deleted": self.deleted,
-            "kept": self.kept,
-            "moved": self.moved,
-            "settings_changed": self.settings_changed,
-            "dry_run": self.dry_run,
-        }

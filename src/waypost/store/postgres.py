@@ -22,14 +22,16 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Unpack, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from waypost.exceptions import StoreError, StoreUnavailable
-from waypost.store._sql import Conn, Listener, SqlStore
+from waypost.store._sql import CheckOptions, Conn, Listener, SqlStore
+from waypost.store._sql_base import TimeParam
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.rows import TupleRow
 
 __all__ = ["PostgresStore", "redact_url"]
 
@@ -62,11 +64,11 @@ def _placeholders(sql: str) -> str:
 
 
 class _PgConn:
-    def __init__(self, store: PostgresStore, connection: psycopg.Connection[Any]) -> None:
+    def __init__(self, store: PostgresStore, connection: psycopg.Connection[TupleRow]) -> None:
         self._store = store
         self._connection = connection
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         pg = _driver()
         try:
             cursor = self._connection.execute(_placeholders(sql), params)
@@ -74,7 +76,7 @@ class _PgConn:
         except pg.Error as exc:
             raise self._store._error(exc) from None
 
-    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
         pg = _driver()
         try:
             with self._connection.cursor() as cursor:
@@ -125,19 +127,16 @@ class PostgresStore(SqlStore):
         auto_upgrade: bool = False,
         connect_timeout: float = 5.0,
         pool_size: int = 4,
-        key_ttl: float = 2.0,
-        key_usage_interval: float = 60.0,
+        **checks: Unpack[CheckOptions],
     ) -> None:
         _driver()
-        super().__init__(
-            auto_upgrade=auto_upgrade, key_ttl=key_ttl, key_usage_interval=key_usage_interval
-        )
+        super().__init__(auto_upgrade=auto_upgrade, **checks)
         self.url = url
         self.schema = schema
         self.channel = channel
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
-        self._idle: list[psycopg.Connection[Any]] = []
+        self._idle: list[psycopg.Connection[TupleRow]] = []
         self._pool_lock = threading.Lock()
 
     @property
@@ -152,11 +151,11 @@ class PostgresStore(SqlStore):
             return StoreUnavailable(f"cannot reach the database at {self.location}: {text}")
         return StoreError(f"the database at {self.location} failed: {text}")
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self) -> psycopg.Connection[TupleRow]:
         pg = _driver()
         try:
             connection = cast(
-                "psycopg.Connection[Any]",
+                "psycopg.Connection[TupleRow]",
                 pg.connect(
                     self.url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout))
                 ),
@@ -173,7 +172,7 @@ class PostgresStore(SqlStore):
                 raise self._error(exc) from None
         return connection
 
-    def _checkout(self) -> psycopg.Connection[Any]:
+    def _checkout(self) -> psycopg.Connection[TupleRow]:
         with self._pool_lock:
             while self._idle:
                 connection = self._idle.pop()
@@ -181,7 +180,7 @@ class PostgresStore(SqlStore):
                     return connection
         return self._connect()
 
-    def _checkin(self, connection: psycopg.Connection[Any]) -> None:
+    def _checkin(self, connection: psycopg.Connection[TupleRow]) -> None:
         pg = _driver()
         idle = pg.pq.TransactionStatus.IDLE
         with self._pool_lock:
@@ -240,10 +239,10 @@ class PostgresStore(SqlStore):
         self._ensure_schema()
         return _NotifyListener(self)
 
-    def _time_param(self, moment: datetime | None) -> Any:
+    def _time_param(self, moment: datetime | None) -> TimeParam:
         return moment
 
-    def _time_value(self, value: Any) -> datetime | None:
+    def _time_value(self, value: object) -> datetime | None:
         if value is None:
             return None
         if isinstance(value, datetime):

@@ -25,16 +25,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import time
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from waypost.exceptions import AuthError
-from waypost.store._cache import CheckCache
-from waypost.store._usage import UsageLog, UsageRecorder
+from waypost.store._checker import CachedChecker
 from waypost.store.keys import ApiKey, KeyScope, check_key
 
 __all__ = [
@@ -155,42 +152,14 @@ def token_session_id(token: str | None) -> str | None:
         return None
 
 
-SessionLookup = Callable[[str], tuple[Session, ApiKey] | None]
-
-
-class SessionChecker:
+class SessionChecker(CachedChecker[tuple[Session, ApiKey], tuple[Session, ApiKey]]):
     """Checks presented session tokens against a store, with a short cache and throttled
     last-seen writes.
 
     ``lookup(digest)`` returns the session with that token hash and its key (None when there is
-    none: never made, signed out, purged, or its key revoked); ``record_seen({digest: when})``
-    writes last-seen times. Thread-safe.
+    none: never made, signed out, purged, or its key revoked); ``record_use({digest: when})``
+    writes last-seen times. Thread-safe. The cache maps a token hash to (session, its key).
     """
-
-    def __init__(
-        self,
-        lookup: SessionLookup,
-        record_seen: UsageRecorder,
-        *,
-        ttl: float = 2.0,
-        usage_interval: float = 60.0,
-        cache_size: int = 1024,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._lookup = lookup
-        # token hash -> (session, its key)
-        self._cache: CheckCache[tuple[Session, ApiKey]] = CheckCache(
-            ttl=ttl, size=cache_size, clock=clock
-        )
-        self._seen = UsageLog(record_seen, interval=usage_interval, clock=clock)
-
-    @property
-    def ttl(self) -> float:
-        """Seconds a successful check is trusted before the store is asked again."""
-        return self._cache.ttl
-
-    def __repr__(self) -> str:
-        return f"SessionChecker(ttl={self.ttl!r}, usage_interval={self._seen.interval!r})"
 
     def forget(self, *, digest: str | None = None, key_id: str | None = None) -> None:
         """Drop cached checks: of one session (signed out), of one key's sessions (revoked), or
@@ -223,9 +192,5 @@ class SessionChecker:
             self._cache.pop(digest)
             raise AuthError("expired", f"this sign-in expired at {session.expires_at.isoformat()}")
         check_key(key, host, scope)
-        self._seen.note(digest)
+        self._usage.note(digest)
         return session, key
-
-    def flush(self) -> None:
-        """Write pending last-seen times."""
-        self._seen.flush()

@@ -19,11 +19,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 from waypost.exceptions import StoreError, StoreUnavailable
-from waypost.store._sql import Conn, Listener, SqlStore
+from waypost.store._sql import CheckOptions, Conn, Listener, SqlStore
+from waypost.store._sql_base import TimeParam
 from waypost.store.migrations import LATEST, MIGRATIONS
 from waypost.store.model import SchemaStatus
 
@@ -37,13 +38,13 @@ class _SqliteConn:
         self._store = store
         self._connection = connection
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._connection.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise self._store._error(exc) from None
 
-    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
         try:
             self._connection.executemany(sql, params)
         except sqlite3.Error as exc:
@@ -92,12 +93,9 @@ class SqliteStore(SqlStore):
         auto_upgrade: bool = True,
         timeout: float = 5.0,
         poll_interval: float = 0.1,
-        key_ttl: float = 2.0,
-        key_usage_interval: float = 60.0,
+        **checks: Unpack[CheckOptions],
     ) -> None:
-        super().__init__(
-            auto_upgrade=auto_upgrade, key_ttl=key_ttl, key_usage_interval=key_usage_interval
-        )
+        super().__init__(auto_upgrade=auto_upgrade, **checks)
         self.path = Path(path)
         self.timeout = timeout
         self.poll_interval = poll_interval
@@ -194,10 +192,10 @@ class SqliteStore(SqlStore):
         self._ensure_schema()
         return _DataVersionListener(self)
 
-    def _time_param(self, moment: datetime | None) -> Any:
+    def _time_param(self, moment: datetime | None) -> TimeParam:
         return None if moment is None else moment.astimezone(UTC).isoformat()
 
-    def _time_value(self, value: Any) -> datetime | None:
+    def _time_value(self, value: object) -> datetime | None:
         if value is None:
             return None
         moment = datetime.fromisoformat(str(value))

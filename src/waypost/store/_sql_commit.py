@@ -1,0 +1,184 @@
+"""The write path of :class:`~waypost.store._sql.SqlStore`: the rule set as stored (locked for a
+write), and one change applied to it as one revision: built from the locked state, checked with
+the rules loader and the engine (:mod:`waypost.store._validate`), then written with the record
+that undoes it. The store's writes and a rollback (:mod:`waypost.store._sql_revisions`) all come
+through :meth:`CommitMethods._commit`."""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from waypost.store._sql_base import RULE_COLUMNS, Conn, SqlMixin
+from waypost.store._sql_rules import search_text
+from waypost.store._state import Entry, Row, State, Write, plan_writes
+from waypost.store._validate import check_rule_set, dumps
+from waypost.store.model import Revision, RuleChange, RuleSetSettings
+
+__all__ = ["CommitMethods"]
+
+
+class CommitMethods(SqlMixin):
+    """``_state`` and ``_commit`` (mixed into SqlStore)."""
+
+    #: What locks the ``waypost_state`` row for a write ("" where the transaction does).
+    _for_update: ClassVar[str] = ""
+
+    @abstractmethod
+    def _notify(self, conn: Conn, revision: int) -> None:
+        """Tell other processes, once this transaction commits, that ``revision`` exists."""
+
+    def _state(self, conn: Conn, *, lock: bool = False) -> State:
+        head = conn.execute(
+            "SELECT revision, defaults, allowed_hosts, settings_version FROM waypost_state "
+            "WHERE id = 1" + (self._for_update if lock else "")
+        )[0]
+        rows = conn.execute(f"SELECT {RULE_COLUMNS} FROM waypost_rules ORDER BY sort_key")
+        return State(
+            int(head[0]),
+            tuple(Row(r[0], json.loads(r[1]), int(r[4]), int(r[2]), int(r[3])) for r in rows),
+            RuleSetSettings(json.loads(head[1]), tuple(json.loads(head[2])), int(head[3])),
+        )
+
+    def _commit(
+        self,
+        build: Callable[[Conn, State], tuple[list[Entry], RuleSetSettings]],
+        *,
+        key_id: str | None,
+        message: str,
+        settings_label: str = "settings",
+        rollback_of: int | None = None,
+        inspect: Callable[[State, list[Entry], list[Write]], None] | None = None,
+        dry_run: bool = False,
+    ) -> tuple[Revision | None, list[Entry], dict[str, int]]:
+        """Apply a change: build the new rule set from the locked state, check it, write it.
+
+        ``inspect(state, entries, writes)`` sees the change before it is written, in the same
+        transaction (so what it counts is what is written), and may refuse it by raising.
+        ``dry_run`` does everything but the writing, without taking the writers' lock.
+        """
+        with self._transaction(write=not dry_run) as conn:
+            state = self._state(conn, lock=not dry_run)
+            entries, settings = build(conn, state)
+            ruleset = check_rule_set(
+                [entry.rule for entry in entries],
+                [entry.label for entry in entries],
+                defaults=settings.defaults,
+                allowed_hosts=settings.allowed_hosts,
+                settings_label=settings_label,
+            )
+            number = state.revision + 1
+            writes = plan_writes(state, entries, settings, number)
+            if inspect is not None:
+                inspect(state, entries, writes)
+            versions = {entry.id: entry.old.version if entry.old else number for entry in entries}
+            if not writes or dry_run:
+                return None, entries, versions
+            kinds = {e.id: rule.action.kind for e, rule in zip(entries, ruleset.rules, strict=True)}
+            revision = self._write(
+                conn,
+                state,
+                number,
+                writes,
+                kinds,
+                key_id=key_id,
+                message=message,
+                rollback_of=rollback_of,
+            )
+            versions.update({w.rule_id: w.version for w in writes if w.rule_id and w.after})
+            self._notify(conn, number)
+        return revision, entries, versions
+
+    def _write(
+        self,
+        conn: Conn,
+        state: State,
+        number: int,
+        writes: Sequence[Write],
+        kinds: Mapping[str, str],
+        *,
+        key_id: str | None,
+        message: str,
+        rollback_of: int | None,
+    ) -> Revision:
+        now = datetime.now(UTC)
+        counts = {"created": 0, "updated": 0, "moved": 0, "deleted": 0, "settings": 0}
+        names = {"create": "created", "update": "updated", "move": "moved", "delete": "deleted"}
+        for write in writes:
+            if write.op in names:
+                counts[names[write.op]] += 1
+            elif write.op == "settings":
+                counts["settings"] = 1
+        conn.execute(
+            "INSERT INTO waypost_revisions (number, created_at, key_id, message, counts, "
+            "rollback_of) VALUES (?, ?, ?, ?, ?, ?)",
+            (number, self._time_param(now), key_id, message, dumps(counts), rollback_of),
+        )
+        deletes: list[tuple[object, ...]] = []
+        inserts: list[tuple[object, ...]] = []
+        updates: list[tuple[object, ...]] = []
+        for write in writes:
+            rule = write.after
+            if write.op == "delete":
+                deletes.append((write.rule_id,))
+            elif write.op == "settings" and rule is not None:
+                conn.execute(
+                    "UPDATE waypost_state SET defaults = ?, allowed_hosts = ?, "
+                    "settings_version = ? WHERE id = 1",
+                    (dumps(rule["defaults"]), dumps(rule["allowed_hosts"]), number),
+                )
+            elif rule is not None and write.rule_id is not None:
+                name = rule.get("name")
+                derived = (
+                    dumps(rule),
+                    write.version,
+                    name if isinstance(name, str) else None,
+                    str(rule.get("from", "")),
+                    kinds[write.rule_id],
+                    search_text(rule),
+                )
+                if write.op == "create":
+                    inserts.append(
+                        (write.rule_id, write.after_key, write.created_revision, *derived)
+                    )
+                else:
+                    updates.append((write.after_key, *derived, write.rule_id))
+        if deletes:
+            conn.executemany("DELETE FROM waypost_rules WHERE id = ?", deletes)
+        if updates:
+            conn.executemany(
+                "UPDATE waypost_rules SET sort_key = ?, rule = ?, version = ?, name = ?, "
+                "from_path = ?, action = ?, search = ? WHERE id = ?",
+                updates,
+            )
+        if inserts:
+            conn.executemany(
+                "INSERT INTO waypost_rules (id, sort_key, created_revision, rule, version, name, "
+                "from_path, action, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+        conn.executemany(
+            "INSERT INTO waypost_changes (revision, seq, op, rule_id, before_rule, after_rule, "
+            "before_key, after_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    number,
+                    seq,
+                    w.op,
+                    w.rule_id,
+                    None if w.before is None else dumps(w.before),
+                    None if w.after is None else dumps(w.after),
+                    w.before_key,
+                    w.after_key,
+                )
+                for seq, w in enumerate(writes)
+            ],
+        )
+        conn.execute("UPDATE waypost_state SET revision = ? WHERE id = 1", (number,))
+        changes = tuple(
+            RuleChange(w.op, w.rule_id, w.before, w.after) for w in writes if w.op != "rekey"
+        )
+        return Revision(number, now, key_id, message, counts, rollback_of, changes)
