@@ -44,6 +44,7 @@ from ._common import (
     Collector,
     Refusal,
     check_baseline,
+    export_each,
     is_absolute_url,
     merge_slash_twins,
     single_value,
@@ -52,7 +53,7 @@ from ._common import (
 )
 from ._json import element_lines
 from ._regex import Guard, target_guards
-from ._report import ExportResult, ImportResult, Unsupported
+from ._report import ExportResult, ImportResult
 from ._safety import CONTROLS, LEAD_GUARD
 from ._text import clean_text
 
@@ -456,15 +457,9 @@ def export_vercel(
     destination's leading '/' never starts with '/' or '\\' (decoded or percent-encoded) nor
     holds a control character. Where Waypost would answer 400, Vercel finds no rule.
     """
+    made, unsupported = export_each(rules, lambda rule: _export_rule(rule, defaults, allowed_hosts))
     out: dict[str, list[dict[str, Any]]] = {"redirects": [], "rewrites": []}
-    unsupported: list[Unsupported] = []
-    for index, rule in enumerate(rules):
-        try:
-            kind, entries = _export_rule(rule, defaults, allowed_hosts)
-        except Refusal as refusal:
-            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-            continue
+    for _, _, (kind, entries) in made:
         out[kind].extend(entries)
     document = {key: value for key, value in out.items() if value}
-    exported = len(rules) - len(unsupported)
-    return ExportResult(json.dumps(document, indent=2) + "\n", unsupported, exported)
+    return ExportResult(json.dumps(document, indent=2) + "\n", unsupported, len(made))
