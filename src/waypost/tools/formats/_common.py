@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ._canon import action_of, effective_rule, ends_with_path_variable, uses_last_variable
-from ._report import ImportResult, Note, Skipped, Unsupported
+from ._report import ImportResult, Note, Refusal, Skipped
 
 __all__ = [
     "REDIRECT_STATUSES",
     "Collector",
     "Refusal",
     "check_baseline",
-    "export_each",
     "is_absolute_url",
     "merge_slash_twins",
     "needs_strict",
@@ -28,29 +27,6 @@ __all__ = [
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-class Refusal(ValueError):
-    """Raised inside an importer or exporter for one line or rule; the message is the reason."""
-
-
-_Made = TypeVar("_Made")
-
-
-def export_each(
-    rules: Sequence[Mapping[str, Any]], export_rule: Callable[[Mapping[str, Any]], _Made]
-) -> tuple[list[tuple[int, Mapping[str, Any], _Made]], list[Unsupported]]:
-    """What ``export_rule`` makes of each rule, with the rule and its index, and an
-    :class:`Unsupported` for each rule it refuses (raises :class:`Refusal` for): an exporter
-    drops no rule silently."""
-    made: list[tuple[int, Mapping[str, Any], _Made]] = []
-    unsupported: list[Unsupported] = []
-    for index, rule in enumerate(rules):
-        try:
-            made.append((index, rule, export_rule(rule)))
-        except Refusal as refusal:
-            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-    return made, unsupported
 
 
 def is_absolute_url(text: str) -> bool:

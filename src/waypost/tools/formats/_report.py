@@ -8,28 +8,29 @@ it wrote with a difference the reader should know of carries an :class:`ExportNo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["ExportNote", "ExportResult", "ImportResult", "Note", "Skipped", "Unsupported"]
+__all__ = [
+    "ExportNote",
+    "ExportResult",
+    "ImportResult",
+    "Note",
+    "Refusal",
+    "Skipped",
+    "Unsupported",
+    "export_each",
+]
 
 
-_Entry = TypeVar("_Entry")
-
-
-def _summary(
-    head: str,
-    notes: Sequence[object],
-    entries: list[_Entry],
-    order: Callable[[_Entry], int],
-    render: Callable[[_Entry], str],
-) -> str:
-    """``head`` (with the count of notes, if any), then one line per entry, in ``order``."""
+def _summary(head: str, notes: int, entries: list[tuple[int, str]]) -> str:
+    """``head`` (with the count of notes, if any), then the entries' lines in the order of their
+    numbers (a source line or a rule index; problems before notes where they tie)."""
     if notes:
-        head += f", {len(notes)} note" if len(notes) == 1 else f", {len(notes)} notes"
-    entries.sort(key=order)
-    return "\n".join([head, *map(render, entries)])
+        head += f", {notes} note" if notes == 1 else f", {notes} notes"
+    entries.sort(key=lambda entry: entry[0])
+    return "\n".join([head, *(text for _, text in entries)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +83,10 @@ class ImportResult:
 
     def summary(self, filename: str = "<input>") -> str:
         """A headline such as ``12 imported, 2 skipped``, then one line per skip and note."""
-        entries: list[Skipped | Note] = [*self.skipped, *self.notes]
-        return _summary(
-            f"{len(self.rules)} imported, {len(self.skipped)} skipped",
-            self.notes,
-            entries,
-            lambda entry: entry.line,
-            lambda entry: entry.render(filename),
-        )
+        head = f"{len(self.rules)} imported, {len(self.skipped)} skipped"
+        said: list[Skipped | Note] = [*self.skipped, *self.notes]
+        entries = [(entry.line, entry.render(filename)) for entry in said]
+        return _summary(head, len(self.notes), entries)
 
 
 def _which_rule(index: int, rule: Any) -> str:
@@ -145,11 +142,30 @@ class ExportResult:
     def summary(self) -> str:
         """A headline such as ``3 exported, 1 unsupported, 1 note``, then one line per
         unsupported rule and per note."""
-        entries: list[Unsupported | ExportNote] = [*self.unsupported, *self.notes]
-        return _summary(
-            f"{self.exported} exported, {len(self.unsupported)} unsupported",
-            self.notes,
-            entries,
-            lambda entry: entry.index,
-            lambda entry: entry.render(),
-        )
+        head = f"{self.exported} exported, {len(self.unsupported)} unsupported"
+        said: list[Unsupported | ExportNote] = [*self.unsupported, *self.notes]
+        entries = [(entry.index, entry.render()) for entry in said]
+        return _summary(head, len(self.notes), entries)
+
+
+class Refusal(ValueError):
+    """Raised inside an importer or exporter for one line or rule; the message is the reason."""
+
+
+_Made = TypeVar("_Made")
+
+
+def export_each(
+    rules: Sequence[Mapping[str, Any]], export_rule: Callable[[Mapping[str, Any]], _Made]
+) -> tuple[list[tuple[int, Mapping[str, Any], _Made]], list[Unsupported]]:
+    """What ``export_rule`` makes of each rule, with the rule and its index, and an
+    :class:`Unsupported` for each rule it refuses (raises :class:`Refusal` for): an exporter
+    drops no rule silently."""
+    made: list[tuple[int, Mapping[str, Any], _Made]] = []
+    unsupported: list[Unsupported] = []
+    for index, rule in enumerate(rules):
+        try:
+            made.append((index, rule, export_rule(rule)))
+        except Refusal as refusal:
+            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
+    return made, unsupported

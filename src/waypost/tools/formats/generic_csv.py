@@ -23,11 +23,10 @@ from ._common import (
     Collector,
     Refusal,
     check_baseline,
-    export_each,
     needs_strict,
     unsupported_keys,
 )
-from ._report import ExportResult, ImportResult
+from ._report import ExportResult, ImportResult, export_each
 from ._safety import exposure
 from ._text import read_csv_rows
 

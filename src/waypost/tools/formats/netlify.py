@@ -44,14 +44,13 @@ from ._common import (
     Collector,
     Refusal,
     check_baseline,
-    export_each,
     is_absolute_url,
     needs_strict,
     single_value,
     split_source_url,
     unsupported_keys,
 )
-from ._report import ExportResult, ImportResult, Skipped
+from ._report import ExportResult, ImportResult, Skipped, export_each
 from ._safety import exposure, refuse_exposed
 from ._text import clean_text, numbered_lines
 

@@ -44,7 +44,6 @@ from ._common import (
     Collector,
     Refusal,
     check_baseline,
-    export_each,
     is_absolute_url,
     merge_slash_twins,
     single_value,
@@ -53,7 +52,7 @@ from ._common import (
 )
 from ._json import element_lines
 from ._regex import Guard, target_guards
-from ._report import ExportResult, ImportResult
+from ._report import ExportResult, ImportResult, export_each
 from ._safety import CONTROLS, LEAD_GUARD
 from ._text import clean_text
 

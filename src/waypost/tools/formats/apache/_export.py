@@ -15,12 +15,11 @@ from .._common import (
     REDIRECT_STATUSES,
     Refusal,
     check_baseline,
-    export_each,
     single_value,
     unsupported_keys,
 )
 from .._regex import RegexNotSupported, pattern_regex, target_guards
-from .._report import ExportNote, ExportResult
+from .._report import ExportNote, ExportResult, export_each
 
 __all__ = ["export_apache"]
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
-from .._common import REDIRECT_STATUSES, Refusal, check_baseline, export_each, unsupported_keys
+from .._common import REDIRECT_STATUSES, Refusal, check_baseline, unsupported_keys
 from .._regex import Guard, RegexNotSupported, pattern_regex, target_guards
-from .._report import ExportResult
+from .._report import ExportResult, export_each
 from ._respond import ResponseTable, read_respond
 from ._syntax import DOLLAR, DOLLAR_BLOCK, quote_text, quote_word
 
