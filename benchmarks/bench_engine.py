@@ -400,12 +400,12 @@ def time_growth(
     return {"median": statistics.median(ratios), "low": min(ratios), "high": max(ratios)}
 
 
-def resolve_loop(engine: Engine) -> Callable[[Sequence[str]], None]:
-    resolve = engine.resolve
+def get_loop(call: Callable[[str, str], object]) -> Callable[[Sequence[str]], None]:
+    """A loop asking ``call("GET", path)`` of each path: engine.resolve or engine.explain."""
 
     def run(paths: Sequence[str]) -> None:
         for path in paths:
-            resolve("GET", path)
+            call("GET", path)
 
     return run
 
@@ -414,16 +414,6 @@ def call_loop(function: Callable[[str], object]) -> Callable[[Sequence[str]], No
     def run(paths: Sequence[str]) -> None:
         for path in paths:
             function(path)
-
-    return run
-
-
-def explain_loop(engine: Engine) -> Callable[[Sequence[str]], None]:
-    explain = engine.explain
-
-    def run(paths: Sequence[str]) -> None:
-        for path in paths:
-            explain("GET", path)
 
     return run
 
@@ -615,8 +605,8 @@ def compared_loops(n: int, sample: int) -> dict[str, tuple[Loop, Sequence[Any]]]
             loops[key] = (url_for_loop(engine), calls)
         else:
             call, kind = key.split("_")
-            make = resolve_loop if call == "resolve" else explain_loop
-            loops[key] = (make(engine), paths[kind][:count])
+            method = engine.resolve if call == "resolve" else engine.explain
+            loops[key] = (get_loop(method), paths[kind][:count])
     for loop, items in loops.values():
         warm_up(loop, items)
     return loops
@@ -871,15 +861,17 @@ def main() -> None:
         row["find_ns"] = paired.get("find")
         del baseline
         for kind in ("exact", "pattern", "miss"):
-            row[f"resolve_{kind}_ns"] = time_per_call(resolve_loop(engine), paths[kind], repeats)
+            row[f"resolve_{kind}_ns"] = time_per_call(
+                get_loop(engine.resolve), paths[kind], repeats
+            )
         if first is None:
             first = (engine, paths)
         else:
             for kind in ("exact", "pattern", "miss"):
                 growth = time_growth(
-                    resolve_loop(first[0]),
+                    get_loop(first[0].resolve),
                     first[1][kind],
-                    resolve_loop(engine),
+                    get_loop(engine.resolve),
                     paths[kind],
                     max(repeats, 9),
                 )
@@ -915,7 +907,7 @@ def main() -> None:
             del route
             gc.collect()
         for kind in ("exact", "pattern", "miss"):
-            ours = time_per_call(resolve_loop(engine), paths[kind], repeats)
+            ours = time_per_call(get_loop(engine.resolve), paths[kind], repeats)
             entry[f"waypost_{kind}_ns"] = ours
             entry[f"werkzeug_ratio_{kind}"] = entry[f"werkzeug_{kind}_ns"] / ours
             entry[f"starlette_ratio_{kind}"] = entry[f"starlette_{kind}_ns"] / ours
