@@ -23,6 +23,15 @@ its whole routing call. Starlette is timed with the loop its ``Router`` runs on 
 (``route.matches(scope)`` over the routes until a full match), with a real HTTP scope: calling the
 router as an ASGI app would add the cost of building a Request and a Response to Starlette's side,
 which is not routing, and waypost's ``resolve()`` is compared as the whole call it is.
+
+``--baseline-src DIR`` compares this tree's engine with the one of an older tree in ``DIR/src``
+(see ``_baseline.py`` for how to make it) instead of the run above, and writes no results: each
+tree runs in a worker process of its own, and the parent asks them for samples in turn (which one
+goes first alternates), so both share the machine's noise. Loading (``Engine.from_file()`` of a
+CSV in fresh interpreters, alternated too), ``resolve()``, ``explain()`` and ``url_for()`` are
+timed with the public API only, at each size (``--sizes`` to choose them), and the table gives both
+medians and the median of the round-by-round ratios this / baseline. About two minutes of CPU (four
+on a busy machine), ``--quick`` about twenty seconds.
 """
 
 from __future__ import annotations
@@ -34,22 +43,26 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from _baseline import add_baseline_argument, checked_baseline_src, tree_env
+
+if TYPE_CHECKING:
+    from waypost import Engine
+
+# Waypost itself is imported where it is used, after main() has put this tree's src/ first on the
+# path, or from the tree that a --worker's PYTHONPATH names (this one or --baseline-src's).
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "src"))
-
-from waypost import Engine  # noqa: E402
-from waypost.rules.load import read_rules  # noqa: E402
-from waypost.rules.model import RuleSet  # noqa: E402
 
 OUT = HERE / "out"
 RESULTS = HERE / "results"
@@ -157,7 +170,6 @@ def exact_rule(i: int) -> tuple[str, str, int]:
     return f"/wiki/{slug.title().replace('-', '_')}_{i}", f"/kb/{slug}-{i}", status
 
 
-# Pattern rules: (waypost pattern, target, a function building a matching path).
 def pattern_rule(k: int) -> tuple[str, str, str]:
     """The k-th pattern rule: (from, action key, target)."""
     kind = k % 10
@@ -180,23 +192,38 @@ def pattern_rule(k: int) -> tuple[str, str, str]:
     return f"/<int:year>/report-{k}.pdf", "to", f"/reports/{{year}}/{k}.pdf"
 
 
-def pattern_path(k: int, rng: random.Random) -> str:
-    """A request path that the k-th pattern rule (and only it) matches."""
+def pattern_name(k: int) -> str:
+    """The name of the k-th pattern rule (for url_for)."""
+    return f"p{k}"
+
+
+def pattern_values(k: int, rng: random.Random) -> dict[str, Any]:
+    """Values for the variables of the k-th pattern rule, as its converters make them."""
     kind = k % 10
     slug = _slug(rng.randrange(1_000_000))
     if kind in (0, 1):
-        return f"/archive-{k}/{rng.randrange(2000, 2025)}/{slug}"
+        return {"year": rng.randrange(2000, 2025), "slug": slug}
     if kind in (2, 3):
-        return f"/shop-{k}/category-{rng.randrange(500)}/item-{rng.randrange(10**6)}.html"
+        return {"cat": rng.randrange(500), "id": rng.randrange(10**6)}
     if kind == 4:
-        return f"/files-{k}/img/{rng.randrange(100)}/{slug}.png"
+        return {"rest": f"img/{rng.randrange(100)}/{slug}.png"}
     if kind in (5, 6):
-        return f"/user-{k}/{slug}/posts/{rng.randrange(10**5)}"
+        return {"name": slug, "post": rng.randrange(10**5)}
     if kind == 7:
-        return f"/forum-{k}/t/{rng.randrange(10**6)}"
+        return {"topic": rng.randrange(10**6)}
     if kind == 8:
-        return f"/{rng.choice(('en', 'de', 'fr', 'es'))}/guide-{k}/{slug}"
-    return f"/{rng.randrange(2000, 2025)}/report-{k}.pdf"
+        return {"lang": rng.choice(("en", "de", "fr", "es")), "slug": slug}
+    return {"year": rng.randrange(2000, 2025)}
+
+
+def fill_pattern(pattern: str, values: dict[str, Any]) -> str:
+    """``pattern`` with its variables (``<name>``, ``<int:name>``) replaced by ``values``."""
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), pattern)
+
+
+def pattern_path(k: int, rng: random.Random) -> str:
+    """A request path that the k-th pattern rule (and only it) matches."""
+    return fill_pattern(pattern_rule(k)[0], pattern_values(k, rng))
 
 
 def miss_path(i: int, rng: random.Random) -> str:
@@ -236,7 +263,7 @@ def write_rules(n: int) -> tuple[Path, Path, int, int]:
     n_exact = n - n_patterns
     OUT.mkdir(parents=True, exist_ok=True)
     csv_path = OUT / f"exact-{n_exact}.csv"
-    yaml_path = OUT / f"patterns-{n_patterns}.yaml"
+    yaml_path = OUT / f"patterns-{n_patterns}-named.yaml"
     if not csv_path.exists():
         tmp = csv_path.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8", newline="") as f:
@@ -247,7 +274,8 @@ def write_rules(n: int) -> tuple[Path, Path, int, int]:
         lines = ["defaults:", "  status: 301", "rules:"]
         for k in range(n_patterns):
             frm, key, target = pattern_rule(k)
-            lines.append(f"  - from: '{frm}'")
+            lines.append(f"  - name: {pattern_name(k)}")
+            lines.append(f"    from: '{frm}'")
             lines.append(f"    {key}: '{target}'")
         yaml_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return csv_path, yaml_path, n_exact, n_patterns
@@ -267,12 +295,15 @@ def write_exact_csv(n: int) -> Path:
 
 
 def build_engine(n: int) -> tuple[Engine, int, int]:
-    """An engine holding the exact rules (CSV) and the patterns (YAML) of size n."""
+    """An engine holding the exact rules (CSV) and the patterns (YAML) of size n.
+
+    Built with the public API only (load_rules, RuleSet, Engine), which the tree of
+    --baseline-src has too."""
+    from waypost import Engine, RuleSet, load_rules
+
     csv_path, yaml_path, n_exact, n_patterns = write_rules(n)
-    exact, errors = read_rules(csv_path)
-    patterns, more = read_rules(yaml_path)
-    if errors or more:
-        raise SystemExit(f"generated rules do not load: {(errors + more)[:3]}")
+    exact = load_rules(csv_path)
+    patterns = load_rules(yaml_path)
     offset = len(exact.rules)
     rules = exact.rules + tuple(r.replace(index=r.index + offset) for r in patterns.rules)
     engine = Engine(RuleSet(rules, source=f"{csv_path.name}+{yaml_path.name}"))
@@ -299,85 +330,82 @@ def request_paths(n_exact: int, n_patterns: int, count: int, seed: int) -> dict[
 # contender (waypost, dict.get, Werkzeug, Starlette) is timed with the same clock.
 _clock = time.thread_time_ns
 
+Loop = Callable[[Sequence[Any]], object]
 
-def time_per_call(
-    loop: Callable[[Sequence[str]], object], items: Sequence[str], repeats: int
-) -> float:
-    """Median nanoseconds per item of ``loop(items)`` over ``repeats`` samples, gc off."""
-    loop(items[: max(1, len(items) // 20)])  # warm up
-    samples = []
+
+@contextmanager
+def gc_off() -> Iterator[None]:
+    """The garbage collector collected, then off: no collection lands inside a sample."""
     gc.collect()
     gc.disable()
     try:
-        for _ in range(repeats):
-            start = _clock()
-            loop(items)
-            samples.append((_clock() - start) / len(items))
+        yield
     finally:
         gc.enable()
-    return statistics.median(samples)
 
 
-def time_paired(
-    loops: dict[str, Callable[[Sequence[str]], object]], items: Sequence[str], repeats: int
-) -> dict[str, float]:
+def warm_up(loop: Loop, items: Sequence[Any]) -> None:
+    loop(items[: max(1, len(items) // 20)])
+
+
+def sample_ns(loop: Loop, items: Sequence[Any]) -> float:
+    """Nanoseconds per item of one ``loop(items)`` (the caller turns the collector off)."""
+    start = _clock()
+    loop(items)
+    return (_clock() - start) / len(items)
+
+
+def median_ratio(these: Sequence[float], those: Sequence[float]) -> float:
+    """The median of the sample-by-sample ratios ``these[i] / those[i]``: samples taken in turn
+    share a noisy spell, so their ratio is steadier than the ratio of the medians."""
+    return statistics.median(a / b for a, b in zip(these, those, strict=True))
+
+
+def time_per_call(loop: Loop, items: Sequence[Any], repeats: int) -> float:
+    """Median nanoseconds per item of ``loop(items)`` over ``repeats`` samples, gc off."""
+    warm_up(loop, items)
+    with gc_off():
+        return statistics.median(sample_ns(loop, items) for _ in range(repeats))
+
+
+def time_paired(loops: dict[str, Loop], items: Sequence[Any], repeats: int) -> dict[str, float]:
     """Like time_per_call for several loops, interleaved sample by sample so that a noisy
     neighbour slows them alike; also the median of the per-sample ratios to the first loop."""
     for loop in loops.values():
-        loop(items[: max(1, len(items) // 20)])
+        warm_up(loop, items)
     samples: dict[str, list[float]] = {name: [] for name in loops}
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_off():
         for _ in range(repeats):
             for name, loop in loops.items():
-                start = _clock()
-                loop(items)
-                samples[name].append((_clock() - start) / len(items))
-    finally:
-        gc.enable()
+                samples[name].append(sample_ns(loop, items))
     first = next(iter(loops))
     out = {name: statistics.median(values) for name, values in samples.items()}
     for name in loops:
-        ratios = [a / b for a, b in zip(samples[name], samples[first], strict=True)]
-        out[f"{name}_ratio"] = statistics.median(ratios)
+        out[f"{name}_ratio"] = median_ratio(samples[name], samples[first])
     return out
 
 
 def time_growth(
-    small: Callable[[Sequence[str]], object],
-    small_items: Sequence[str],
-    large: Callable[[Sequence[str]], object],
-    large_items: Sequence[str],
-    repeats: int,
+    small: Loop, small_items: Sequence[Any], large: Loop, large_items: Sequence[Any], repeats: int
 ) -> dict[str, float]:
     """How much dearer ``large`` is than ``small`` per item: samples taken in turn, one of each
     a round, and the median of the round-by-round ratios (a noisy spell slows both alike)."""
-    small(small_items[: max(1, len(small_items) // 20)])
-    large(large_items[: max(1, len(large_items) // 20)])
+    warm_up(small, small_items)
+    warm_up(large, large_items)
     ratios = []
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_off():
         for _ in range(repeats):
-            start = _clock()
-            small(small_items)
-            a = (_clock() - start) / len(small_items)
-            start = _clock()
-            large(large_items)
-            b = (_clock() - start) / len(large_items)
-            ratios.append(b / a)
-    finally:
-        gc.enable()
+            a = sample_ns(small, small_items)
+            ratios.append(sample_ns(large, large_items) / a)
     return {"median": statistics.median(ratios), "low": min(ratios), "high": max(ratios)}
 
 
-def resolve_loop(engine: Engine) -> Callable[[Sequence[str]], None]:
-    resolve = engine.resolve
+def get_loop(call: Callable[[str, str], object]) -> Callable[[Sequence[str]], None]:
+    """A loop asking ``call("GET", path)`` of each path: engine.resolve or engine.explain."""
 
     def run(paths: Sequence[str]) -> None:
         for path in paths:
-            resolve("GET", path)
+            call("GET", path)
 
     return run
 
@@ -388,6 +416,23 @@ def call_loop(function: Callable[[str], object]) -> Callable[[Sequence[str]], No
             function(path)
 
     return run
+
+
+def url_for_loop(engine: Engine) -> Callable[[Sequence[tuple[str, dict[str, Any]]]], None]:
+    url_for = engine.url_for
+
+    def run(calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        for name, values in calls:
+            url_for(name, **values)
+
+    return run
+
+
+def url_for_calls(n_patterns: int, count: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """(rule name, values) of ``count`` pattern rules drawn across the rule set."""
+    rng = random.Random(seed)
+    ks = [rng.randrange(n_patterns) for _ in range(count)]
+    return [(pattern_name(k), pattern_values(k, rng)) for k in ks]
 
 
 def check_answers(engine: Engine, paths: dict[str, list[str]]) -> None:
@@ -469,7 +514,6 @@ def starlette_router(n: int) -> Callable[[str], object]:
 _LOAD_SCRIPT = textwrap.dedent(
     """
     import gc, json, resource, sys, time
-    sys.path.insert(0, sys.argv[2])
     import psutil
     import waypost
     from waypost import Engine
@@ -487,28 +531,27 @@ _LOAD_SCRIPT = textwrap.dedent(
 )
 
 
+def load_once(csv_path: Path, tree: Path = ROOT) -> dict[str, Any]:
+    """``Engine.from_file(csv_path)`` in a fresh interpreter running the code of ``tree``."""
+    # Through a shell that forks the interpreter (not exec): Linux starts a process's
+    # ru_maxrss at its parent's resident size, and this process may be large.
+    done = subprocess.run(
+        ["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", _LOAD_SCRIPT, str(csv_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=tree_env(tree),
+    )
+    return dict(json.loads(done.stdout))
+
+
 def measure_load(csv_path: Path, repeats: int) -> dict[str, Any]:
-    runs = []
-    for _ in range(repeats):
-        # Through a shell that forks the interpreter (not exec): Linux starts a process's
-        # ru_maxrss at its parent's resident size, and this process may be large.
-        done = subprocess.run(
-            [
-                "/bin/sh",
-                "-c",
-                '"$@"; exit $?',
-                "sh",
-                sys.executable,
-                "-c",
-                _LOAD_SCRIPT,
-                str(csv_path),
-                str(ROOT / "src"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs.append(json.loads(done.stdout))
+    return summarize_load([load_once(csv_path) for _ in range(repeats)])
+
+
+def summarize_load(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The medians of the runs of load_once()."""
+    repeats = len(runs)
     base_mb = statistics.median(r["base_kb"] for r in runs) / 1024
     rules = runs[0]["rules"]
     held_mb = statistics.median(r["held_bytes"] for r in runs) / 2**20
@@ -525,21 +568,243 @@ def measure_load(csv_path: Path, repeats: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Against the code of another tree (--baseline-src): one worker process per tree, samples in turn
+
+# What both trees are timed on, with the public API only: (key, label, items per sample / sample).
+COMPARED = (
+    ("resolve_exact", "resolve() exact hit", 1),
+    ("resolve_pattern", "resolve() pattern hit", 1),
+    ("resolve_miss", "resolve() miss", 1),
+    ("explain_exact", "explain() exact hit", 10),
+    ("explain_pattern", "explain() pattern hit", 10),
+    ("explain_miss", "explain() miss", 10),
+    ("url_for", "url_for() of a pattern rule", 10),
+)
+
+
+def check_url_for(engine: Engine, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """url_for() builds the path the named pattern rule matches."""
+    for name, values in calls[:200]:
+        want = fill_pattern(pattern_rule(int(name.removeprefix("p")))[0], values)
+        got = engine.url_for(name, **values)
+        if got != want:
+            raise SystemExit(f"url_for({name!r}, {values!r}) gave {got!r}, not {want!r}")
+
+
+def compared_loops(n: int, sample: int) -> dict[str, tuple[Loop, Sequence[Any]]]:
+    """The engine of size n and what COMPARED times on it, checked and warmed up."""
+    engine, n_exact, n_patterns = build_engine(n)
+    paths = request_paths(n_exact, n_patterns, sample, seed=n)
+    check_answers(engine, paths)
+    loops: dict[str, tuple[Loop, Sequence[Any]]] = {}
+    for key, _, fewer in COMPARED:
+        count = max(100, sample // fewer)
+        if key == "url_for":
+            calls = url_for_calls(n_patterns, count, seed=n)
+            check_url_for(engine, calls)
+            loops[key] = (url_for_loop(engine), calls)
+        else:
+            call, kind = key.split("_")
+            method = engine.resolve if call == "resolve" else engine.explain
+            loops[key] = (get_loop(method), paths[kind][:count])
+    for loop, items in loops.values():
+        warm_up(loop, items)
+    return loops
+
+
+def serve_worker() -> None:
+    """``--worker``: time what the parent asks, one sample per request, with the waypost that
+    PYTHONPATH names (this tree's or the baseline's). Requests and answers are JSON lines."""
+    import importlib.util
+
+    import waypost
+
+    compiled = importlib.util.find_spec("waypost._plainstore") is not None
+
+    def answer(message: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    answer({"waypost": waypost.__file__, "compiled": compiled})
+    loops: dict[str, tuple[Loop, Sequence[Any]]] = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "build":
+            loops = {}
+            gc.enable()
+            gc.collect()
+            start = time.perf_counter()
+            loops = compared_loops(request["size"], request["sample"])
+            answer({"seconds": time.perf_counter() - start})
+            # Off from here to the next build, collected once: a collection per sample would walk
+            # every object of a million-rule engine, seconds of the run for nothing.
+            gc.collect()
+            gc.disable()
+        elif request["op"] == "time":
+            loop, items = loops[request["key"]]
+            answer({"ns": sample_ns(loop, items)})
+
+
+class TreeWorker:
+    """A worker process running the code of one tree (``python bench_engine.py --worker``)."""
+
+    def __init__(self, label: str, tree: Path) -> None:
+        self.label = label
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker"],
+            env=tree_env(tree),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        hello = self._read()
+        # The PYTHONPATH must have won over the editable install: else both workers time one tree.
+        if not Path(hello["waypost"]).resolve().is_relative_to(tree / "src"):
+            self.close()
+            raise SystemExit(f"{label}: imported waypost from {hello['waypost']}, not {tree}/src")
+        self.compiled: bool = hello["compiled"]
+
+    def _read(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line:
+            raise SystemExit(f"the {self.label} worker stopped (exit code {self.proc.wait()})")
+        return dict(json.loads(line))
+
+    def ask(self, **request: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def paired_figures(samples: dict[str, list[float]]) -> dict[str, float]:
+    """Both medians and the median of the round-by-round ratios this tree / baseline."""
+    return {
+        "this": statistics.median(samples["this"]),
+        "baseline": statistics.median(samples["baseline"]),
+        "ratio": median_ratio(samples["this"], samples["baseline"]),
+    }
+
+
+def compare(
+    baseline: Path, sizes: list[int], sample: int, repeats: int, load_size: int, load_repeats: int
+) -> None:
+    """Time this tree and ``baseline`` on the same measurements, samples in turn, and print
+    both medians and the ratio this / baseline of each (about 1.0: no change)."""
+    trees = {"this": ROOT, "baseline": baseline}
+    started = time.time()
+
+    def say(text: str) -> None:
+        print(f"[{time.time() - started:6.1f}s] {text}", flush=True)
+
+    def in_turn(round_number: int) -> list[str]:
+        # Which tree goes first alternates: neither always runs on the warmer machine.
+        return list(trees) if round_number % 2 == 0 else list(reversed(trees))
+
+    rows: list[tuple[str, str, dict[str, float], str]] = []
+    csv_path = write_exact_csv(load_size)
+    say(f"loading {csv_path.name} in fresh interpreters, {load_repeats} rounds")
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
+    for round_number in range(load_repeats):
+        for label in in_turn(round_number):
+            runs[label].append(load_once(csv_path, trees[label]))
+    for key, label, unit in (
+        ("seconds", "Engine.from_file() CSV", "s"),
+        ("peak_kb", "peak RSS", "MB"),
+    ):
+        scale = 1 / 1024 if unit == "MB" else 1.0
+        samples = {tree: [run[key] * scale for run in runs[tree]] for tree in trees}
+        rows.append((label, f"{load_size:,}", paired_figures(samples), unit))
+
+    workers = {label: TreeWorker(label, tree) for label, tree in trees.items()}
+    try:
+        if workers["this"].compiled != workers["baseline"].compiled:
+            print(
+                "warning: one tree runs without the compiled store (_plainstore): "
+                + ", ".join(f"{w.label}: {w.compiled}" for w in workers.values()),
+                flush=True,
+            )
+        for n in sizes:
+            write_rules(n)  # once, here, not by both workers at once
+            build: dict[str, list[float]] = {}
+            for label, worker in workers.items():
+                say(f"building the engine with {n:,} rules ({label})")
+                build[label] = [worker.ask(op="build", size=n, sample=sample)["seconds"]]
+            rows.append(
+                ("build (load_rules + Engine), 1 sample", f"{n:,}", paired_figures(build), "s")
+            )
+            for key, label, _ in COMPARED:
+                samples = {tree: [] for tree in trees}
+                for round_number in range(repeats):
+                    for tree in in_turn(round_number):
+                        samples[tree].append(workers[tree].ask(op="time", key=key)["ns"])
+                figures = paired_figures(samples)
+                rows.append((label, f"{n:,}", figures, "µs"))
+                say(
+                    f"  {label}: {_us(figures['this'])} vs {_us(figures['baseline'])} µs, "
+                    f"{figures['ratio']:.3f}"
+                )
+    finally:
+        for worker in workers.values():
+            worker.close()
+    print()
+    print(f"This tree ({ROOT}) against --baseline-src {baseline}: medians of {repeats} samples")
+    print("taken in turn; the ratio is the median of the round-by-round ratios (< 1: faster now).")
+    print()
+    print("| measurement | rules | this tree | baseline | this / baseline |")
+    print("|---|---:|---:|---:|---:|")
+    for label, size, figures, unit in rows:
+        if unit == "µs":
+            this, base = _us(figures["this"]), _us(figures["baseline"])
+        else:
+            this, base = f"{figures['this']:.2f}", f"{figures['baseline']:.2f}"
+        print(f"| {label} | {size} | {this} {unit} | {base} {unit} | {figures['ratio']:.3f} |")
+    say("done")
+
+
+# --------------------------------------------------------------------------------------------
 # The run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    parser.add_argument("--repeats", type=int, default=5, help="samples per figure (median)")
+    parser.add_argument(
+        "--repeats", type=int, help="samples per figure (median; 5, with --baseline-src 15)"
+    )
+    add_baseline_argument(parser)
+    parser.add_argument(
+        "--sizes",
+        help="with --baseline-src: the rule-set sizes to compare, e.g. 1000,100000 "
+        "(default: those of the run)",
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        serve_worker()
+        return
     quick = args.quick
-    repeats = max(5, args.repeats)
+    repeats = max(5, args.repeats or 5)
     sizes = [1_000, 10_000, 100_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
     router_sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
     sample = 20_000 if quick else 100_000
     load_size = 100_000 if quick else 1_000_000
     budget = 200_000 if quick else 2_000_000  # Starlette: routes scanned per sample
+    baseline = checked_baseline_src(args.baseline_src)
+    if baseline is not None:
+        if args.sizes:
+            sizes = [int(size) for size in args.sizes.split(",")]
+        # Half the paths of a run alone: 15 rounds of two trees stay within about three minutes.
+        compare(baseline, sizes, sample // 2, max(5, args.repeats or 15), load_size, 3)
+        return
+    if args.sizes:
+        parser.error("--sizes goes with --baseline-src")
+    sys.path.insert(0, str(ROOT / "src"))  # this tree's waypost, installed or not
     started = time.time()
 
     def say(text: str) -> None:
@@ -596,15 +861,17 @@ def main() -> None:
         row["find_ns"] = paired.get("find")
         del baseline
         for kind in ("exact", "pattern", "miss"):
-            row[f"resolve_{kind}_ns"] = time_per_call(resolve_loop(engine), paths[kind], repeats)
+            row[f"resolve_{kind}_ns"] = time_per_call(
+                get_loop(engine.resolve), paths[kind], repeats
+            )
         if first is None:
             first = (engine, paths)
         else:
             for kind in ("exact", "pattern", "miss"):
                 growth = time_growth(
-                    resolve_loop(first[0]),
+                    get_loop(first[0].resolve),
                     first[1][kind],
-                    resolve_loop(engine),
+                    get_loop(engine.resolve),
                     paths[kind],
                     max(repeats, 9),
                 )
@@ -640,7 +907,7 @@ def main() -> None:
             del route
             gc.collect()
         for kind in ("exact", "pattern", "miss"):
-            ours = time_per_call(resolve_loop(engine), paths[kind], repeats)
+            ours = time_per_call(get_loop(engine.resolve), paths[kind], repeats)
             entry[f"waypost_{kind}_ns"] = ours
             entry[f"werkzeug_ratio_{kind}"] = entry[f"werkzeug_{kind}_ns"] / ours
             entry[f"starlette_ratio_{kind}"] = entry[f"starlette_{kind}_ns"] / ours

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _baseline import add_baseline_argument, checked_baseline_src, tree_env
 
 from waypost.server.reloading import file_revision
 
@@ -103,7 +104,7 @@ def measure(
     connections: int,
     *,
     pin: bool = False,
-    src: Path | None = None,
+    tree: Path | None = None,
 ) -> dict[str, list[float]]:
     tmp = Path(tempfile.mkdtemp(prefix="waypost-bench-reload-"))
     rules = tmp / "rules.yaml"
@@ -130,7 +131,7 @@ def measure(
         ],
         stdout=subprocess.DEVNULL,
         stderr=err,
-        env={**os.environ, "PYTHONPATH": str(src)} if src is not None else None,
+        env=tree_env(tree),
     )
     wrk: subprocess.Popen[bytes] | None = None
     clients: dict[int, httpx.Client] = {}
@@ -218,13 +219,9 @@ def main() -> None:
         action="store_true",
         help="server on CPU 0, wrk on CPU 1 (taskset), as in bench_server.py",
     )
-    parser.add_argument(
-        "--baseline-src",
-        type=Path,
-        help="a source tree (its src/ folder) to measure first, in the same run: the code before "
-        "a change (git archive OLD src | tar -x -C DIR, plus the built _plainstore module)",
-    )
+    add_baseline_argument(parser)
     args = parser.parse_args()
+    baseline_src = checked_baseline_src(args.baseline_src)
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk on PATH (Debian: apt-get install -y wrk)")
     os.chdir(ROOT)
@@ -235,12 +232,12 @@ def main() -> None:
     )
     print("| ---: | --- | ---: | ---: | ---: |")
     codes: list[tuple[str, Path | None]] = [("this", None)]
-    if args.baseline_src is not None:
-        codes.insert(0, ("baseline", args.baseline_src.resolve()))
+    if baseline_src is not None:
+        codes.insert(0, ("baseline", baseline_src))
     for size in (int(s) for s in args.sizes.split(",")):
-        for label, src in codes:
+        for label, tree in codes:
             figures = measure(
-                size, args.workers, args.rounds, args.connections, pin=args.pin, src=src
+                size, args.workers, args.rounds, args.connections, pin=args.pin, tree=tree
             )
             load, live = (
                 f"{statistics.median(v):.2f} s / {max(v):.2f} s" if v else "n/a"

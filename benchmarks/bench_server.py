@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _baseline import add_baseline_argument, checked_baseline_src, tree_env
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
@@ -255,22 +257,15 @@ class Contender:
         self.name, self.size = name, size
         self.port = _free_port()
         rules = tmp / f"rules-{size}.csv"
+        if name == "waypost-baseline" and baseline_src is None:
+            raise ValueError("waypost-baseline needs --baseline-src")
         self.env = {
-            **os.environ,
+            **tree_env(baseline_src if name == "waypost-baseline" else None),
             "WAYPOST_BENCH_RULES": str(rules),
             "WAYPOST_BENCH_SIZE": str(size),
             "WAYPOST_BENCH_PATHS": str(tmp / f"paths-{size}.txt"),
             "WAYPOST_BENCH_LUA": str(tmp / "paths.lua"),
         }
-        for key in [
-            k for k in self.env if k.startswith("WAYPOST_") and not k.startswith("WAYPOST_BENCH")
-        ]:
-            del self.env[key]
-        if name == "waypost-baseline":
-            if baseline_src is None:
-                raise ValueError("waypost-baseline needs --baseline-src")
-            # Its src/ comes first on the path, ahead of the editable install of this tree.
-            self.env["PYTHONPATH"] = str(baseline_src / "src")
         self.log = (tmp / f"{name}-{size}.log").open("wb")
         self.proc = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *_command(name, self.port, rules, tmp, size)],
@@ -477,19 +472,11 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, 1,000 rules")
     parser.add_argument("--no-write", action="store_true", help="do not write results/")
-    parser.add_argument(
-        "--baseline-src",
-        type=Path,
-        default=None,
-        help="a source tree (with src/ and its built compiled store) to run as waypost-baseline",
-    )
+    add_baseline_argument(parser)
     args = parser.parse_args()
-    if args.baseline_src is not None:
-        args.baseline_src = args.baseline_src.resolve()
-        if not (args.baseline_src / "src" / "waypost").is_dir():
-            sys.exit(f"--baseline-src {args.baseline_src}: no src/waypost there")
-        if "waypost-baseline" not in args.servers.split(","):
-            args.servers += ",waypost-baseline"
+    args.baseline_src = checked_baseline_src(args.baseline_src)
+    if args.baseline_src is not None and "waypost-baseline" not in args.servers.split(","):
+        args.servers += ",waypost-baseline"
     if args.quick:
         args.duration, args.repeat, args.sizes = 3, 1, "1000"
     for tool in ("wrk", "nginx", "taskset"):

@@ -34,6 +34,7 @@ from waypost.rules.safety import control_character
 __all__ = [
     "FORMATS",
     "csv_rows",
+    "csv_table",
     "load_rules",
     "parse_rules",
     "read_rules",
@@ -329,6 +330,43 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, int, list[str]]]:
         raise
 
 
+def csv_table(
+    lines: Iterable[str],
+    file: str,
+    errors: list[RuleError],
+    *,
+    check_header: Callable[[list[str], list[str], int], bool],
+    wrong_width: Callable[[list[str], list[str]], str],
+    empty: str,
+) -> Iterator[tuple[list[str], list[str], int]]:
+    """Each row after the header of a CSV table, as ``(header, row, line)``.
+
+    The header is the first row, its names stripped and lower-cased: ``check_header(header, row,
+    line)`` adds what is wrong with it to ``errors`` and says whether to read on. A row not as
+    wide as the header is an error (``wrong_width(header, row)`` words it) and is passed over;
+    text that is not CSV ends the table with an error at its line, and a table without a header
+    is the error ``empty`` at line 1. Rows are read one at a time, as ``lines`` gives them.
+    """
+    header: list[str] | None = None
+    try:
+        for start, _, row in csv_rows(lines):
+            if header is None:
+                header = [h.strip().lower() for h in row]
+                if not check_header(header, row, start):
+                    return
+                continue
+            if len(row) != len(header):
+                errors.append(RuleError(wrong_width(header, row), file=file, line=start))
+                continue
+            yield header, row, start
+    except csv.Error as exc:
+        errors.append(
+            RuleError(f"not valid CSV: {exc}", file=file, line=getattr(exc, "line", None))
+        )
+    if header is None and not errors:
+        errors.append(RuleError(empty, file=file, line=1))
+
+
 def _read_csv(
     lines: Iterable[str], file: str, errors: list[RuleError]
 ) -> Iterator[tuple[dict[str, str], int]]:
@@ -337,82 +375,63 @@ def _read_csv(
     Rows are produced one at a time from ``lines`` (an open file, or lines cut lazily from a
     text): a million-row file is never held whole, nor as a list of rows.
     """
-    header: list[str] | None = None
-    try:
-        for start, _, row in csv_rows(lines):
-            if header is None:
-                header = [h.strip().lower() for h in row]
-                suggested: set[str] = set()
-                separator = next((c for c in ";\t|" if len(row) == 1 and c in row[0]), None)
-                if separator is not None:
-                    errors.append(
-                        RuleError(
-                            f"the header {row[0]!r} is separated by {separator!r}; a rules CSV "
-                            "is separated by commas: from,to,status (save it as 'CSV, comma "
-                            "delimited')",
-                            file=file,
-                            line=start,
-                        )
-                    )
-                    return
-                for index, name in enumerate(header):
-                    if name not in CSV_COLUMNS:
-                        close = difflib.get_close_matches(name, CSV_COLUMNS, n=1)
-                        suggested.update(close)
-                        hint = (
-                            f"did you mean {close[0]!r}?"
-                            if close
-                            else "expected from,to,status[,name]"
-                        )
-                        errors.append(
-                            RuleError(
-                                f"unknown column {row[index]!r}; {hint}", file=file, line=start
-                            )
-                        )
-                for required in ("from", "to"):
-                    # 'form' already got "did you mean 'from'?": one mistake, one error.
-                    if required not in header and required not in suggested:
-                        errors.append(
-                            RuleError(
-                                f"the header has no {required!r} column; the first line must be "
-                                "from,to,status (name optional)",
-                                file=file,
-                                line=start,
-                            )
-                        )
-                if len(set(header)) != len(header):
-                    errors.append(
-                        RuleError(
-                            f"a column appears twice in the header {row!r}", file=file, line=start
-                        )
-                    )
-                if errors:
-                    return
-                continue
-            if len(row) != len(header):
+
+    def check_header(header: list[str], row: list[str], start: int) -> bool:
+        suggested: set[str] = set()
+        separator = next((c for c in ";\t|" if len(row) == 1 and c in row[0]), None)
+        if separator is not None:
+            errors.append(
+                RuleError(
+                    f"the header {row[0]!r} is separated by {separator!r}; a rules CSV "
+                    "is separated by commas: from,to,status (save it as 'CSV, comma "
+                    "delimited')",
+                    file=file,
+                    line=start,
+                )
+            )
+            return False
+        for index, name in enumerate(header):
+            if name not in CSV_COLUMNS:
+                close = difflib.get_close_matches(name, CSV_COLUMNS, n=1)
+                suggested.update(close)
+                hint = f"did you mean {close[0]!r}?" if close else "expected from,to,status[,name]"
+                errors.append(
+                    RuleError(f"unknown column {row[index]!r}; {hint}", file=file, line=start)
+                )
+        for required in ("from", "to"):
+            # 'form' already got "did you mean 'from'?": one mistake, one error.
+            if required not in header and required not in suggested:
                 errors.append(
                     RuleError(
-                        f"this row has {len(row)} column{'s' if len(row) != 1 else ''} but the "
-                        "header "
-                        f"has {len(header)} ({','.join(header)}): {','.join(row)!r}",
+                        f"the header has no {required!r} column; the first line must be "
+                        "from,to,status (name optional)",
                         file=file,
                         line=start,
                     )
                 )
-                continue
-            entry = {
-                k: v.strip() for k, v in zip(header, row, strict=True) if v.strip() or k == "from"
-            }
-            yield entry, start
-    except csv.Error as exc:
-        errors.append(
-            RuleError(f"not valid CSV: {exc}", file=file, line=getattr(exc, "line", None))
-        )
-    if header is None and not errors:
-        errors.append(
-            RuleError(
-                "the CSV file is empty; its first line must be from,to,status", file=file, line=1
+        if len(set(header)) != len(header):
+            errors.append(
+                RuleError(f"a column appears twice in the header {row!r}", file=file, line=start)
             )
+        return not errors
+
+    def wrong_width(header: list[str], row: list[str]) -> str:
+        return (
+            f"this row has {len(row)} column{'s' if len(row) != 1 else ''} but the header "
+            f"has {len(header)} ({','.join(header)}): {','.join(row)!r}"
+        )
+
+    for header, row, start in csv_table(
+        lines,
+        file,
+        errors,
+        check_header=check_header,
+        wrong_width=wrong_width,
+        empty="the CSV file is empty; its first line must be from,to,status",
+    ):
+        yield (
+            {k: v.strip() for k, v in zip(header, row, strict=True) if v.strip() or k == "from"},
+            start,
         )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import FrozenInstanceError, dataclass, field
+from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
 from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
@@ -57,8 +58,20 @@ class RuleOptions:
 DEFAULT_OPTIONS = RuleOptions()
 
 
+class _Targeted:
+    """The part of an action with a target (a redirect, a rewrite) that reads it back."""
+
+    __slots__ = ()
+    target: str | Target | RouteTarget
+
+    @property
+    def text(self) -> str:
+        """The target as written."""
+        return self.target if isinstance(self.target, str) else self.target.text
+
+
 @dataclass(frozen=True, slots=True)
-class Redirect:
+class Redirect(_Targeted):
     """Send the client elsewhere. ``target`` is the finished URL (str), a template, or a route
     of the host app (resolved by the middleware through the app's own reverse routing)."""
 
@@ -66,24 +79,14 @@ class Redirect:
     status: int = 301
     kind: ClassVar[Literal["redirect"]] = "redirect"
 
-    @property
-    def text(self) -> str:
-        """The target as written."""
-        return self.target if isinstance(self.target, str) else self.target.text
-
 
 @dataclass(frozen=True, slots=True)
-class Rewrite:
+class Rewrite(_Targeted):
     """Continue to the app with another path and query; ``set_headers`` are added to the request."""
 
     target: str | Target
     set_headers: tuple[tuple[str, str], ...] = ()
     kind: ClassVar[Literal["rewrite"]] = "rewrite"
-
-    @property
-    def text(self) -> str:
-        """The target as written."""
-        return self.target if isinstance(self.target, str) else self.target.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,12 @@ def pack_position(index: int, line: int | None) -> int:
     if line < 0:
         raise ValueError(f"a rule's line is 0 or more: {line!r}")
     return index | (line + 1) << 32
+
+
+def _from_meta(name: str, doc: str) -> Any:
+    """A Rule attribute kept in its :class:`RuleMeta`: a read-only property whose getter is an
+    ``attrgetter`` (C), as quick as a method that returns ``self._meta.<name>``."""
+    return property(attrgetter(f"_meta.{name}"), doc=doc)
 
 
 class Rule:
@@ -203,30 +212,16 @@ class Rule:
             return Redirect(action, self._meta.status)
         return action
 
-    @property
-    def pattern(self) -> Pattern | None:
-        """The parsed pattern, None for a pattern without variables."""
-        return self._meta.pattern
-
-    @property
-    def conditions(self) -> Conditions:
-        """The parsed ``when:`` (and ``methods``)."""
-        return self._meta.conditions
-
-    @property
-    def name(self) -> str | None:
-        """The rule's name, for url_for()."""
-        return self._meta.name
-
-    @property
-    def file(self) -> str | None:
-        """The file the rule came from."""
-        return self._meta.file
-
-    @property
-    def options(self) -> RuleOptions:
-        """query / trailing_slash / case / only_if_missing / max_age for this rule."""
-        return self._meta.options
+    # What the rule keeps in its shared RuleMeta, read-only like the rest (see __setattr__).
+    pattern: Pattern | None = _from_meta(
+        "pattern", "The parsed pattern, None for a pattern without variables."
+    )
+    conditions: Conditions = _from_meta("conditions", "The parsed ``when:`` (and ``methods``).")
+    name: str | None = _from_meta("name", "The rule's name, for url_for().")
+    file: str | None = _from_meta("file", "The file the rule came from.")
+    options: RuleOptions = _from_meta(
+        "options", "query / trailing_slash / case / only_if_missing / max_age for this rule."
+    )
 
     @property
     def meta(self) -> RuleMeta:

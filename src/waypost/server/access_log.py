@@ -29,6 +29,10 @@ _MAX_PENDING = 256
 
 access_logger = logging.getLogger("waypost.access")
 
+#: What a line tells, in the order of :meth:`AccessLog.line`'s arguments: client, method,
+#: target, protocol, status, size, referer, user agent.
+LineFields = tuple[str | None, str, str, str, int, int, str | None, str | None]
+
 _UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
 
 
@@ -82,19 +86,9 @@ class AccessLog:
             f'"{escape(referer) if referer else "-"}" "{escape(user_agent) if user_agent else "-"}"'
         )
 
-    def write(
-        self,
-        client: str | None,
-        method: str,
-        target: str,
-        protocol: str,
-        status: int,
-        size: int,
-        referer: str | None,
-        user_agent: str | None,
-    ) -> None:
-        """Write one line."""
-        self._emit(self.line(client, method, target, protocol, status, size, referer, user_agent))
+    def write(self, *fields: *LineFields) -> None:
+        """Write one line: :meth:`line` of the same fields."""
+        self._emit(self.line(*fields))
 
     def _emit(self, line: str) -> None:
         self._logger.info(line)

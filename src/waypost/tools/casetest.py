@@ -25,7 +25,6 @@ Pure: :func:`parse_cases` reads text, :func:`run_cases` asks the engine.
 
 from __future__ import annotations
 
-import csv
 import difflib
 import io
 from collections.abc import Mapping, Sequence
@@ -37,7 +36,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from waypost.engine import Decision, Engine
 from waypost.exceptions import RuleError
-from waypost.rules.load import csv_rows
+from waypost.rules.load import csv_table
 from waypost.tools.trace import follow
 
 __all__ = [
@@ -200,46 +199,29 @@ def _unknown(key: str, known: Sequence[str], what: str = "key") -> str:
 def _parse_csv(text: str, file: str) -> tuple[list[Case], list[RuleError]]:
     cases: list[Case] = []
     errors: list[RuleError] = []
-    header: list[str] | None = None
-    try:
-        for start, _, row in csv_rows(io.StringIO(text, newline="")):
-            if header is None:
-                header = [h.strip().lower() for h in row]
-                bad = [h for h in header if h not in CASE_KEYS]
-                if bad or "url" not in header:
-                    problem = (
-                        _unknown(bad[0], CASE_KEYS, "column") if bad else "the header has no 'url'"
-                    )
-                    errors.append(
-                        RuleError(f"{problem} (header: {','.join(row)})", file=file, line=start)
-                    )
-                    return cases, errors
-                continue
-            if len(row) != len(header):
-                errors.append(
-                    RuleError(
-                        f"this row has {len(row)} columns but the header has {len(header)}",
-                        file=file,
-                        line=start,
-                    )
-                )
-                continue
-            try:
-                cases.append(_case(dict(zip(header, row, strict=True)), start))
-            except _Bad as exc:
-                errors.append(RuleError(str(exc), file=file, line=start))
-    except csv.Error as exc:
-        errors.append(
-            RuleError(f"not valid CSV: {exc}", file=file, line=getattr(exc, "line", None))
-        )
-    if header is None and not errors:
-        errors.append(
-            RuleError(
-                "the file is empty; its first line names the columns, like url,status,location",
-                file=file,
-                line=1,
-            )
-        )
+
+    def check_header(header: list[str], row: list[str], start: int) -> bool:
+        bad = [h for h in header if h not in CASE_KEYS]
+        if bad or "url" not in header:
+            problem = _unknown(bad[0], CASE_KEYS, "column") if bad else "the header has no 'url'"
+            errors.append(RuleError(f"{problem} (header: {','.join(row)})", file=file, line=start))
+            return False
+        return True
+
+    for header, row, start in csv_table(
+        io.StringIO(text, newline=""),
+        file,
+        errors,
+        check_header=check_header,
+        wrong_width=lambda header, row: (
+            f"this row has {len(row)} columns but the header has {len(header)}"
+        ),
+        empty="the file is empty; its first line names the columns, like url,status,location",
+    ):
+        try:
+            cases.append(_case(dict(zip(header, row, strict=True)), start))
+        except _Bad as exc:
+            errors.append(RuleError(str(exc), file=file, line=start))
     return cases, errors
 
 

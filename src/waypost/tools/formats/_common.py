@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ._canon import action_of, effective_rule, ends_with_path_variable, uses_last_variable
-from ._report import ImportResult, Note, Skipped
+from ._report import ImportResult, Note, Refusal, Skipped
 
 __all__ = [
     "REDIRECT_STATUSES",
@@ -27,10 +27,6 @@ __all__ = [
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-class Refusal(ValueError):
-    """Raised inside an importer or exporter for one line or rule; the message is the reason."""
 
 
 def is_absolute_url(text: str) -> bool:

@@ -1,13 +1,36 @@
-"""Line numbers for JSON array elements, which the json module does not report."""
+"""Reading a JSON export, and line numbers for its array elements (the json module has none)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["element_lines", "line_of"]
+from ._common import Collector
+from ._report import ImportResult
+from ._text import clean_text
+
+__all__ = ["element_lines", "import_json", "line_of"]
 
 _DECODER = json.JSONDecoder()
 _SPACE = " \t\n\r"
+
+
+def import_json(
+    text: str, format: str, read: Callable[[str, Any, Collector], None]
+) -> ImportResult:
+    """Import a JSON export: ``read(text, value, collector)`` reads the value ``text`` holds (the
+    text as :func:`clean_text` left it). Invalid JSON imports nothing; its parse error is then the
+    one skip, at its line."""
+    collector = Collector()
+    text = clean_text(text)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        collector.skip(error.lineno, "", f"invalid JSON, nothing imported: {error.msg}")
+    else:
+        read(text, data, collector)
+    return collector.result(format)
 
 
 def line_of(text: str, offset: int) -> int:

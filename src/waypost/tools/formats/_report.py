@@ -8,40 +8,63 @@ it wrote with a difference the reader should know of carries an :class:`ExportNo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["ExportNote", "ExportResult", "ImportResult", "Note", "Skipped", "Unsupported"]
+__all__ = [
+    "ExportNote",
+    "ExportResult",
+    "ImportResult",
+    "Note",
+    "Refusal",
+    "Skipped",
+    "Unsupported",
+    "export_each",
+]
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+def _summary(head: str, notes: int, entries: list[tuple[int, str]]) -> str:
+    """``head`` (with the count of notes, if any), then the entries' lines in the order of their
+    numbers (a source line or a rule index; problems before notes where they tie)."""
+    if notes:
+        head += f", {notes} note" if notes == 1 else f", {notes} notes"
+    entries.sort(key=lambda entry: entry[0])
+    return "\n".join([head, *(text for _, text in entries)])
 
 
 @dataclass(frozen=True, slots=True)
-class Skipped:
-    """A source line that was not imported: ``line`` is 1-based, ``text`` the line as written."""
+class _AtLine:
+    """Something said about a source line: ``line`` is 1-based, ``text`` the line as written."""
 
     line: int
     text: str
+
+    def _render(self, filename: str, what: str) -> str:
+        # file:line: what: 'text', the form compilers and editors understand.
+        return f"{filename}:{self.line}: {what}: {self.text!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped(_AtLine):
+    """A source line that was not imported: ``line`` is 1-based, ``text`` the line as written."""
+
     reason: str
 
     def render(self, filename: str = "<input>") -> str:
         """The skip as ``file:line: reason: 'text'``, the form compilers and editors understand."""
-        return f"{filename}:{self.line}: {self.reason}: {self.text!r}"
+        return self._render(filename, self.reason)
 
 
 @dataclass(frozen=True, slots=True)
-class Note:
+class Note(_AtLine):
     """A line that was imported with an assumption the reader should check."""
 
-    line: int
-    text: str
     message: str
 
     def render(self, filename: str = "<input>") -> str:
         """The note as ``file:line: note: message: 'text'``."""
-        return f"{filename}:{self.line}: note: {self.message}: {self.text!r}"
+        return self._render(filename, f"note: {self.message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +84,9 @@ class ImportResult:
     def summary(self, filename: str = "<input>") -> str:
         """A headline such as ``12 imported, 2 skipped``, then one line per skip and note."""
         head = f"{len(self.rules)} imported, {len(self.skipped)} skipped"
-        if self.notes:
-            head += f", {_plural(len(self.notes), 'note')}"
-        entries: list[Skipped | Note] = [*self.skipped, *self.notes]
-        entries.sort(key=lambda entry: entry.line)
-        return "\n".join([head, *(entry.render(filename) for entry in entries)])
+        said: list[Skipped | Note] = [*self.skipped, *self.notes]
+        entries = [(entry.line, entry.render(filename)) for entry in said]
+        return _summary(head, len(self.notes), entries)
 
 
 def _which_rule(index: int, rule: Any) -> str:
@@ -75,29 +96,37 @@ def _which_rule(index: int, rule: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Unsupported:
-    """A rule (``rules[index]``) that the export format cannot express, and why."""
+class _AboutRule:
+    """Something said about ``rules[index]`` of an export."""
 
     index: int
     rule: dict[str, Any]
+
+    def _render(self, what: str) -> str:
+        # rule N (from '/x'): what; N is 1-based like a line number.
+        return f"{_which_rule(self.index, self.rule)}: {what}"
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported(_AboutRule):
+    """A rule (``rules[index]``) that the export format cannot express, and why."""
+
     reason: str
 
     def render(self) -> str:
         """The report as ``rule N (from '/x'): reason``; N is 1-based like a line number."""
-        return f"{_which_rule(self.index, self.rule)}: {self.reason}"
+        return self._render(self.reason)
 
 
 @dataclass(frozen=True, slots=True)
-class ExportNote:
+class ExportNote(_AboutRule):
     """A rule (``rules[index]``) that was exported, but answers differently in some case."""
 
-    index: int
-    rule: dict[str, Any]
     message: str
 
     def render(self) -> str:
         """The note as ``rule N (from '/x'): note: message``; N is 1-based like a line number."""
-        return f"{_which_rule(self.index, self.rule)}: note: {self.message}"
+        return self._render(f"note: {self.message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +143,29 @@ class ExportResult:
         """A headline such as ``3 exported, 1 unsupported, 1 note``, then one line per
         unsupported rule and per note."""
         head = f"{self.exported} exported, {len(self.unsupported)} unsupported"
-        if self.notes:
-            head += f", {_plural(len(self.notes), 'note')}"
-        entries: list[Unsupported | ExportNote] = [*self.unsupported, *self.notes]
-        entries.sort(key=lambda entry: entry.index)
-        return "\n".join([head, *(entry.render() for entry in entries)])
+        said: list[Unsupported | ExportNote] = [*self.unsupported, *self.notes]
+        entries = [(entry.index, entry.render()) for entry in said]
+        return _summary(head, len(self.notes), entries)
+
+
+class Refusal(ValueError):
+    """Raised inside an importer or exporter for one line or rule; the message is the reason."""
+
+
+_Made = TypeVar("_Made")
+
+
+def export_each(
+    rules: Sequence[Mapping[str, Any]], export_rule: Callable[[Mapping[str, Any]], _Made]
+) -> tuple[list[tuple[int, Mapping[str, Any], _Made]], list[Unsupported]]:
+    """What ``export_rule`` makes of each rule, with the rule and its index, and an
+    :class:`Unsupported` for each rule it refuses (raises :class:`Refusal` for): an exporter
+    drops no rule silently."""
+    made: list[tuple[int, Mapping[str, Any], _Made]] = []
+    unsupported: list[Unsupported] = []
+    for index, rule in enumerate(rules):
+        try:
+            made.append((index, rule, export_rule(rule)))
+        except Refusal as refusal:
+            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
+    return made, unsupported

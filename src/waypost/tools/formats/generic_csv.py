@@ -26,7 +26,7 @@ from ._common import (
     needs_strict,
     unsupported_keys,
 )
-from ._report import ExportResult, ImportResult, Unsupported
+from ._report import ExportResult, ImportResult, export_each
 from ._safety import exposure
 from ._text import read_csv_rows
 
@@ -82,44 +82,40 @@ def parse_csv(text: str) -> ImportResult:
     return collector.result("csv")
 
 
+def _export_row(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> list[Any]:
+    eff = check_baseline(rule, defaults)
+    reason = unsupported_keys(
+        eff, {"to", "respond", "status", "query", "trailing_slash", "case"}, set()
+    )
+    if reason:
+        raise Refusal(reason)
+    if eff.get("query", "keep") != "keep":
+        raise Refusal("the CSV has no column for 'query: drop'")
+    if needs_strict(eff) or eff["case"] != "sensitive":
+        raise Refusal("the CSV has no column for 'trailing_slash' or 'case'")
+    if "to" in eff:
+        host = exposure(str(eff["to"])).host
+        if host is not None:
+            raise Refusal(
+                f"{{{host.name}}} fills in the target's host ({host.template}), and the "
+                "CSV has no place for allowed_hosts: Waypost would refuse every host"
+            )
+        return [eff["from"], eff["to"], eff["status"], eff.get("name", "")]
+    respond = eff["respond"]
+    if isinstance(respond, Mapping):
+        if set(respond) != {"status"}:
+            raise Refusal("the CSV has no column for a response body or headers")
+        respond = respond["status"]
+    return [eff["from"], "", respond, eff.get("name", "")]
+
+
 def export_csv(
     rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
 ) -> ExportResult:
     """Write rules as ``from,to,status,name`` CSV rows (statuses written out)."""
+    made, unsupported = export_each(rules, lambda rule: _export_row(rule, defaults))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_COLUMNS)
-    unsupported: list[Unsupported] = []
-    for index, rule in enumerate(rules):
-        try:
-            eff = check_baseline(rule, defaults)
-            reason = unsupported_keys(
-                eff, {"to", "respond", "status", "query", "trailing_slash", "case"}, set()
-            )
-            if reason:
-                raise Refusal(reason)
-            if eff.get("query", "keep") != "keep":
-                raise Refusal("the CSV has no column for 'query: drop'")
-            if needs_strict(eff) or eff["case"] != "sensitive":
-                raise Refusal("the CSV has no column for 'trailing_slash' or 'case'")
-            if "to" in eff:
-                host = exposure(str(eff["to"])).host
-                if host is not None:
-                    raise Refusal(
-                        f"{{{host.name}}} fills in the target's host ({host.template}), and the "
-                        "CSV has no place for allowed_hosts: Waypost would refuse every host"
-                    )
-                row = [eff["from"], eff["to"], eff["status"], eff.get("name", "")]
-            else:
-                respond = eff["respond"]
-                if isinstance(respond, Mapping):
-                    if set(respond) != {"status"}:
-                        raise Refusal("the CSV has no column for a response body or headers")
-                    respond = respond["status"]
-                row = [eff["from"], "", respond, eff.get("name", "")]
-        except Refusal as refusal:
-            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-            continue
-        writer.writerow(row)
-    exported = len(rules) - len(unsupported)
-    return ExportResult(buffer.getvalue(), unsupported, exported)
+    writer.writerows(row for _, _, row in made)
+    return ExportResult(buffer.getvalue(), unsupported, len(made))

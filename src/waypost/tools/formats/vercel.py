@@ -50,11 +50,10 @@ from ._common import (
     slash_twins,
     unsupported_keys,
 )
-from ._json import element_lines
+from ._json import element_lines, import_json
 from ._regex import Guard, target_guards
-from ._report import ExportResult, ImportResult, Unsupported
+from ._report import ExportResult, ImportResult, export_each
 from ._safety import CONTROLS, LEAD_GUARD
-from ._text import clean_text
 
 __all__ = ["export_vercel", "parse_vercel"]
 
@@ -250,16 +249,13 @@ def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
 
 def parse_vercel(text: str) -> ImportResult:
     """Read the ``redirects`` and ``rewrites`` of a ``vercel.json``; see the module docstring."""
-    text = clean_text(text)
-    collector = Collector()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        collector.skip(error.lineno, "", f"invalid JSON, nothing imported: {error.msg}")
-        return collector.result("vercel")
+    return import_json(text, "vercel", _read_vercel)
+
+
+def _read_vercel(text: str, data: Any, collector: Collector) -> None:
     if not isinstance(data, dict):
         collector.skip(1, "", "vercel.json must hold an object")
-        return collector.result("vercel")
+        return
     lines = text.split("\n")
     for kind in ("redirects", "rewrites", "routes"):
         entries = data.get(kind) or []
@@ -278,7 +274,6 @@ def parse_vercel(text: str) -> ImportResult:
             except Refusal as refusal:
                 collector.skip(number, raw, str(refusal))
     collector.rules[:] = merge_slash_twins(collector.rules)
-    return collector.result("vercel")
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -456,15 +451,9 @@ def export_vercel(
     destination's leading '/' never starts with '/' or '\\' (decoded or percent-encoded) nor
     holds a control character. Where Waypost would answer 400, Vercel finds no rule.
     """
+    made, unsupported = export_each(rules, lambda rule: _export_rule(rule, defaults, allowed_hosts))
     out: dict[str, list[dict[str, Any]]] = {"redirects": [], "rewrites": []}
-    unsupported: list[Unsupported] = []
-    for index, rule in enumerate(rules):
-        try:
-            kind, entries = _export_rule(rule, defaults, allowed_hosts)
-        except Refusal as refusal:
-            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-            continue
+    for _, _, (kind, entries) in made:
         out[kind].extend(entries)
     document = {key: value for key, value in out.items() if value}
-    exported = len(rules) - len(unsupported)
-    return ExportResult(json.dumps(document, indent=2) + "\n", unsupported, exported)
+    return ExportResult(json.dumps(document, indent=2) + "\n", unsupported, len(made))

@@ -27,14 +27,15 @@ Mapping:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ._common import REDIRECT_STATUSES, Collector, Refusal, is_absolute_url, query_condition
-from ._json import element_lines
+from ._json import element_lines, import_json
 from ._regex import RegexNotSupported, convert_regex, parse_dollar_refs, render_ref_target
 from ._report import ImportResult
-from ._text import clean_text, parse_bool, read_csv_rows
+from ._text import parse_bool, read_csv_rows
 
 __all__ = ["parse_wordpress_csv", "parse_wordpress_json"]
 
@@ -114,6 +115,74 @@ def _build(
     return rules, notes
 
 
+_Built = tuple[list[dict[str, Any]], tuple[str, ...]]
+
+
+def _collect(collector: Collector, line: int, raw: str, build: Callable[[], _Built]) -> None:
+    """Add the rules ``build()`` makes of one redirect, with its notes, or skip the redirect
+    with the reason it was refused."""
+    try:
+        rules, notes = build()
+    except (Refusal, RegexNotSupported) as error:
+        collector.skip(line, raw, str(error))
+        return
+    for note in notes:
+        collector.note(line, raw, note)
+    for rule in rules:
+        collector.add(line, raw, rule)
+
+
+def _from_csv(fields: list[str], columns: dict[str, int]) -> _Built:
+    def field(name: str, default: str = "") -> str:
+        index = columns.get(name)
+        return fields[index] if index is not None and index < len(fields) else default
+
+    status = field("status")
+    if status.lower() == "disabled":
+        raise Refusal("the redirect is disabled in WordPress")
+    code_text = field("code", "301") or "301"
+    if not code_text.isdigit():
+        raise Refusal(f"code {code_text!r} is not a number")
+    regex = parse_bool(field("regex", "0"))
+    if regex is None:
+        raise Refusal(f"regex {field('regex')!r} is not 0 or 1")
+    match_type = field("match", "url") or "url"
+    if match_type != "url":
+        raise Refusal(f"the match type {match_type!r} has no Waypost equivalent")
+    return _build(
+        field("source"),
+        field("target"),
+        regex=regex,
+        code=int(code_text),
+        action_type=field("type", "url") or "url",
+        flags={},
+    )
+
+
+def _from_json(item: Any) -> _Built:
+    if not isinstance(item, dict):
+        raise Refusal("a redirect must be an object")
+    if item.get("enabled", True) is False or item.get("status") == "disabled":
+        raise Refusal("the redirect is disabled in WordPress")
+    match_type = item.get("match_type", "url")
+    if match_type != "url":
+        raise Refusal(f"the match type {match_type!r} has no Waypost equivalent")
+    action_data = item.get("action_data")
+    target = action_data.get("url", "") if isinstance(action_data, dict) else action_data or ""
+    flags = ((item.get("match_data") or {}).get("source")) or {}
+    code = item.get("action_code", 301)
+    code = int(code) if str(code).isdigit() else 0
+    regex = item.get("regex", flags.get("flag_regex", False))
+    return _build(
+        str(item.get("url", "")),
+        str(target),
+        regex=regex in (True, 1, "1", "true"),
+        code=code,
+        action_type=str(item.get("action_type", "url")),
+        flags=flags if isinstance(flags, dict) else {},
+    )
+
+
 def parse_wordpress_csv(text: str) -> ImportResult:
     """Read a Redirection CSV export; see the module docstring."""
     collector = Collector()
@@ -122,93 +191,22 @@ def parse_wordpress_csv(text: str) -> ImportResult:
         if position == 0 and fields[0].lower() == "source":
             columns = {name.lower(): index for index, name in enumerate(fields)}
             continue
-
-        def field(
-            name: str,
-            default: str = "",
-            fields: list[str] = fields,
-            columns: dict[str, int] = columns,
-        ) -> str:
-            index = columns.get(name)
-            return fields[index] if index is not None and index < len(fields) else default
-
-        try:
-            status = field("status")
-            if status.lower() == "disabled":
-                raise Refusal("the redirect is disabled in WordPress")
-            code_text = field("code", "301") or "301"
-            if not code_text.isdigit():
-                raise Refusal(f"code {code_text!r} is not a number")
-            regex = parse_bool(field("regex", "0"))
-            if regex is None:
-                raise Refusal(f"regex {field('regex')!r} is not 0 or 1")
-            match_type = field("match", "url") or "url"
-            if match_type != "url":
-                raise Refusal(f"the match type {match_type!r} has no Waypost equivalent")
-            rules, notes = _build(
-                field("source"),
-                field("target"),
-                regex=regex,
-                code=int(code_text),
-                action_type=field("type", "url") or "url",
-                flags={},
-            )
-        except (Refusal, RegexNotSupported) as error:
-            collector.skip(line, raw, str(error))
-            continue
-        for note in notes:
-            collector.note(line, raw, note)
-        for rule in rules:
-            collector.add(line, raw, rule)
+        _collect(collector, line, raw, partial(_from_csv, fields, columns))
     return collector.result("wordpress-csv")
 
 
 def parse_wordpress_json(text: str) -> ImportResult:
     """Read a Redirection JSON export; see the module docstring."""
-    text = clean_text(text)
-    collector = Collector()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        collector.skip(error.lineno, "", f"invalid JSON, nothing imported: {error.msg}")
-        return collector.result("wordpress-json")
+    return import_json(text, "wordpress-json", _read_json)
+
+
+def _read_json(text: str, data: Any, collector: Collector) -> None:
     redirects = data.get("redirects") if isinstance(data, dict) else None
     if not isinstance(redirects, list):
         collector.skip(1, "", "the file has no 'redirects' list; is it a Redirection export?")
-        return collector.result("wordpress-json")
+        return
     positions = element_lines(text, "redirects")
     for index, item in enumerate(redirects):
         line = positions[index] if index < len(positions) else 1
         raw = json.dumps(item.get("url") if isinstance(item, dict) else item, ensure_ascii=False)
-        try:
-            if not isinstance(item, dict):
-                raise Refusal("a redirect must be an object")
-            if item.get("enabled", True) is False or item.get("status") == "disabled":
-                raise Refusal("the redirect is disabled in WordPress")
-            match_type = item.get("match_type", "url")
-            if match_type != "url":
-                raise Refusal(f"the match type {match_type!r} has no Waypost equivalent")
-            action_data = item.get("action_data")
-            target = (
-                action_data.get("url", "") if isinstance(action_data, dict) else action_data or ""
-            )
-            flags = ((item.get("match_data") or {}).get("source")) or {}
-            code = item.get("action_code", 301)
-            code = int(code) if str(code).isdigit() else 0
-            regex = item.get("regex", flags.get("flag_regex", False))
-            rules, notes = _build(
-                str(item.get("url", "")),
-                str(target),
-                regex=regex in (True, 1, "1", "true"),
-                code=code,
-                action_type=str(item.get("action_type", "url")),
-                flags=flags if isinstance(flags, dict) else {},
-            )
-        except (Refusal, RegexNotSupported) as error:
-            collector.skip(line, raw, str(error))
-            continue
-        for note in notes:
-            collector.note(line, raw, note)
-        for rule in rules:
-            collector.add(line, raw, rule)
-    return collector.result("wordpress-json")
+        _collect(collector, line, raw, partial(_from_json, item))

@@ -19,7 +19,7 @@ from .._common import (
     unsupported_keys,
 )
 from .._regex import RegexNotSupported, pattern_regex, target_guards
-from .._report import ExportNote, ExportResult, Unsupported
+from .._report import ExportNote, ExportResult, export_each
 
 __all__ = ["export_apache"]
 
@@ -302,20 +302,14 @@ def export_apache(
     to make, the rule is unsupported), and one right after the target's leading '/' never starts
     with '/' or '\\'.
     """
+    made, unsupported = export_each(rules, lambda rule: _export_rule(rule, defaults, allowed_hosts))
     lines: list[str] = []
-    unsupported: list[Unsupported] = []
     notes: list[ExportNote] = []
-    for index, rule in enumerate(rules):
-        try:
-            rule_lines, rule_notes = _export_rule(rule, defaults, allowed_hosts)
-        except Refusal as refusal:
-            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-            continue
+    for index, rule, (rule_lines, rule_notes) in made:
         lines.extend(rule_lines)
         notes.extend(ExportNote(index, dict(rule), note) for note in rule_notes)
     header = list(_HEADER)
     if any(",BNE=" in line for line in lines if line.startswith("RewriteRule ")):
         header.append(_BNE_HEADER)
-    exported = len(rules) - len(unsupported)
     text = "\n".join([*header, "RewriteEngine On", *lines]) + "\n"
-    return ExportResult(text, unsupported, exported, notes)
+    return ExportResult(text, unsupported, len(made), notes)

@@ -10,7 +10,7 @@ from typing import Any
 from .._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
 from .._common import REDIRECT_STATUSES, Refusal, check_baseline, unsupported_keys
 from .._regex import Guard, RegexNotSupported, pattern_regex, target_guards
-from .._report import ExportResult, Unsupported
+from .._report import ExportResult, export_each
 from ._respond import ResponseTable, read_respond
 from ._syntax import DOLLAR, DOLLAR_BLOCK, quote_text, quote_word
 
@@ -283,11 +283,7 @@ def export_nginx(
     Where Waypost would answer 400, nginx finds no rule and the request goes on.
     """
     out = _Export()
-    unsupported: list[Unsupported] = []
-    for index, rule in enumerate(rules):
-        try:
-            _export_rule(rule, defaults, allowed_hosts, out)
-        except Refusal as refusal:
-            unsupported.append(Unsupported(index, dict(rule), str(refusal)))
-    exported = len(rules) - len(unsupported)
-    return ExportResult(out.text(), unsupported, exported)
+    made, unsupported = export_each(
+        rules, lambda rule: _export_rule(rule, defaults, allowed_hosts, out)
+    )
+    return ExportResult(out.text(), unsupported, len(made))
