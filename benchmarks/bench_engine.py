@@ -852,8 +852,9 @@ def main() -> None:
         # packed literal redirects in its compiled store, not in a dict).
         baseline = {rule.path: rule for rule in engine.rules if rule.pattern is None}
         loops = {"dict_get": call_loop(baseline.get), "lookup": call_loop(engine.matcher.lookup)}
-        if engine.matcher.find_packed is not None:  # what resolve() asks for a packed rule
-            loops["find"] = call_loop(engine.matcher.find_packed)
+        # What resolve() asks the matcher: the first candidate (for a packed rule its target and
+        # meta, not the rule object).
+        loops["find"] = call_loop(engine.matcher.first)
         paired = time_paired(loops, paths["exact"], max(repeats, 9))
         row["dict_get_ns"] = paired["dict_get"]
         row["lookup_ns"] = paired["lookup"]
@@ -1042,10 +1043,10 @@ def render(results: dict[str, Any], sizes: list[int], router_sizes: list[int]) -
         "",
         "`dict.get` is a plain dict of the exact paths to their rules; `matcher.lookup` finds the "
         "rule object (literal redirects are packed in the compiled store: its lookup, then the "
-        "rule at the index it gives); `store find` is what `resolve()` asks for a packed rule "
-        "(its target and meta, not the rule object).",
+        "rule at the index it gives); `matcher.first` is what `resolve()` asks the matcher (for a "
+        "packed rule its target and meta, not the rule object).",
         "",
-        "| rules | dict.get | matcher.lookup | ratio | store find | resolve exact hit "
+        "| rules | dict.get | matcher.lookup | ratio | matcher.first | resolve exact hit "
         "| resolve pattern hit | resolve miss |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
