@@ -335,9 +335,7 @@ class Engine:
         the request's query string. The checks use it to ask what one rule does on its own.
         """
         snapshot = self._snapshot
-        named = values or {}
-        ordered = tuple(named[name] for name in rule.pattern.converters) if rule.pattern else ()
-        return snapshot.plan(rule).apply(rule, ordered, query, snapshot.site, None)
+        return snapshot.plan(rule).apply(rule, values or {}, query, snapshot.site, None)
 
     def explain(
         self,
@@ -398,8 +396,7 @@ class Engine:
                     if steps is not None:
                         steps.append(Step(rule, named, "skipped", f"condition failed: {failure}"))
                     continue
-            values = tuple(named.values())
-            decision = plan.apply(rule, values, request.query_string, snapshot.site, steps)
+            decision = plan.apply(rule, named, request.query_string, snapshot.site, steps)
             return replace(decision, vary=tuple(vary)) if vary else decision
         return Decision("pass", vary=tuple(vary)) if vary else NO_MATCH
 

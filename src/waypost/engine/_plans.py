@@ -20,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote_plus
 
 from waypost.decision import Decision, Step, make_decision
-from waypost.rules.model import Redirect, Respond, Rewrite, Rule
+from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleMeta
 from waypost.rules.safety import location_problem
 from waypost.rules.target import RouteTarget, Target, fill_indexed, parse_target
 
@@ -29,6 +29,9 @@ __all__ = ["Plan", "Site", "Stage", "merge_query", "plan_for"]
 Stage = Literal["all", "before", "missing"]
 RouteResolver = Callable[[str, Mapping[str, str]], str]
 Steps = list[Step] | None
+#: A rule's values: in the order of its pattern's variables (from the compiled index), or by name
+#: (from the trie's full search, which names them already).
+Values = Sequence[Any] | Mapping[str, Any]
 
 # Re-quoting a raw query string keeps existing escapes and reserved characters but encodes
 # anything a client should not have sent raw (spaces, control characters, non-ASCII).
@@ -76,12 +79,14 @@ class Site:
         self.routes = routes
 
 
-def _named(rule: Rule, values: Sequence[Any]) -> dict[str, Any]:
+def _named(rule: Rule, values: Values) -> Mapping[str, Any]:
+    if isinstance(values, Mapping):
+        return values
     pattern = rule.pattern
     return dict(zip(pattern.converters, values, strict=True)) if pattern else {}
 
 
-def _refused(rule: Rule, values: Sequence[Any], steps: Steps, reason: str) -> Decision:
+def _refused(rule: Rule, values: Values, steps: Steps, reason: str) -> Decision:
     if steps is not None:
         steps.append(Step(rule, _named(rule, values), "refused", reason))
     return make_decision("respond", 400, None, None, None, _TEXT_PLAIN, _REFUSED_BODY, rule)
@@ -96,7 +101,7 @@ class Fill:
 
     __slots__ = ()
 
-    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+    def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
         raise NotImplementedError
 
 
@@ -108,7 +113,7 @@ class Text(Fill):
     def __init__(self, text: str) -> None:
         self.text = text
 
-    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+    def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
         return self.text
 
 
@@ -121,7 +126,7 @@ class Checked(Fill):
     def __init__(self, target: Target) -> None:
         self.target = target
 
-    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+    def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
         target = self.target
         pattern = rule.pattern
         try:
@@ -160,8 +165,10 @@ class Indexed(Checked):
             and target.indexed_plan(tuple(pattern.converters), pattern.converters) is not None
         )
 
-    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
-        built = fill_indexed(self.format, self.pick, self.texts, self.paths, values)
+    def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
+        # Prepared plans get their values in order, from the compiled index (see plan_for()).
+        ordered: Sequence[Any] = values  # type: ignore[assignment]
+        built = fill_indexed(self.format, self.pick, self.texts, self.paths, ordered)
         return built if built is not None else Checked.build(self, rule, values, site, steps)
 
 
@@ -173,7 +180,7 @@ class Route(Fill):
     def __init__(self, target: RouteTarget) -> None:
         self.target = target
 
-    def build(self, rule: Rule, values: Sequence[Any], site: Site, steps: Steps) -> str | Decision:
+    def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
         target = self.target
         resolver = site.routes
         if resolver is None:
@@ -231,9 +238,7 @@ class Plan:
             else (waits if self.only_if_missing else frozenset[Stage](("all", "before")))
         )
 
-    def apply(
-        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
-    ) -> Decision:
+    def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
         """The decision of ``rule`` (its conditions hold) for its ``values`` and the request's
         raw ``query``; ``steps``, when given, is told what happened."""
         raise NotImplementedError
@@ -248,9 +253,7 @@ class RedirectTo(Plan):
         self.fill = fill_for(rule, action.target, prepared)
         self.keep_query = rule.options.query == "keep"
 
-    def apply(
-        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
-    ) -> Decision:
+    def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
         location = self.fill.build(rule, values, site, steps)
         if type(location) is not str:
             return location  # type: ignore[return-value]
@@ -270,9 +273,7 @@ class RewriteTo(Plan):
         self.keep_query = rule.options.query == "keep"
         self.headers = action.set_headers
 
-    def apply(
-        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
-    ) -> Decision:
+    def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
         built = self.fill.build(rule, values, site, steps)
         if type(built) is not str:
             return built  # type: ignore[return-value]
@@ -293,9 +294,7 @@ class RespondWith(Plan):
         self.body = action.body
         self.headers = action.headers
 
-    def apply(
-        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
-    ) -> Decision:
+    def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
         if steps is not None:
             steps.append(Step(rule, _named(rule, values), "applied"))
         return make_decision(
@@ -306,9 +305,7 @@ class RespondWith(Plan):
 class PassOn(Plan):
     __slots__ = ()
 
-    def apply(
-        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
-    ) -> Decision:
+    def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
         if steps is not None:
             steps.append(Step(rule, _named(rule, values), "applied"))
         return make_decision("pass", None, None, None, None, (), None, rule)
@@ -329,10 +326,11 @@ class StoredRedirect(Plan):
         self.alone = frozenset[Stage](("all",))
         self.rules = rules
 
-    def apply(
-        self, rule: Any, values: Sequence[Any], query: str, site: Site, steps: Steps
-    ) -> Decision:
-        meta, index, target = values
+    def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
+        meta: RuleMeta
+        index: int
+        target: str
+        meta, index, target = values  # type: ignore[assignment]
         if query and meta.options.query == "keep":
             target = merge_query(target, query)
         return make_decision(
