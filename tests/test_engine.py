@@ -339,7 +339,7 @@ def test_explain_traces_every_candidate_and_why() -> None:
     assert trace.decision == engine.resolve("GET", "/docs/5")
     text = trace.render()
     assert text.splitlines()[0] == "GET /docs/5  (3 rules loaded)"
-    assert "condition failed" in text and text.endswith("=> redirect 301 to /x/5")
+    assert "condition failed" in text and text.endswith("=> redirect 301 /x/5")
     data = trace.to_dict()
     assert data["steps"][1]["outcome"] == "applied"
     assert data["steps"][0]["values"] == {"n": "5"}

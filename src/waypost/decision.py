@@ -97,26 +97,32 @@ class Decision:
             "vary": list(self.vary),
         }
 
-    def describe(self) -> str:
-        """The decision for people, as ``waypost resolve`` prints it: the action, its status and
-        target, the rule that decided (``[file:line name]``), then any headers and body::
+    def describe(self, *, detail: bool = True) -> str:
+        """The decision for people: the action, its status and target, then (with ``detail``)
+        the rule that decided (``[file:line name]``), the headers and a respond's body. The one
+        wording ``waypost resolve``, ``explain`` and ``trace`` print::
 
             redirect 301 /new-page  [rules.yaml:9]
+            rewrite /app/items?id=4  [rules.yaml:20]
             respond 410  [rules.yaml:12 gone]
-            pass  (no rule applies)
+            pass (no rule applies)
         """
-        rule = self.rule
-        where = f"  [{rule.source}{' ' + rule.name if rule.name else ''}]" if rule else ""
-        headers = "".join(f"\n  {k}: {v}" for k, v in self.headers)
         if self.action == "redirect":
-            return f"redirect {self.status} {self.location}{where}"
-        if self.action == "rewrite":
-            query = f"?{self.query}" if self.query else ""
-            return f"rewrite {self.path}{query}{where}{headers}"
-        if self.action == "respond":
-            body = f"\n\n{self.body}" if self.body else ""
-            return f"respond {self.status}{where}{headers}{body}"
-        return f"pass{where or '  (no rule applies)'}"
+            text = f"redirect {self.status} {self.location}"
+        elif self.action == "rewrite":
+            text = f"rewrite {self.path}{f'?{self.query}' if self.query else ''}"
+        elif self.action == "respond":
+            text = f"respond {self.status}"
+        else:
+            text = "pass (the app answers)" if self.rule else "pass (no rule applies)"
+        rule = self.rule
+        if not detail or rule is None:
+            return text
+        text += f"  [{rule.source}{' ' + rule.name if rule.name else ''}]"
+        text += "".join(f"\n  {k}: {v}" for k, v in self.headers)
+        if self.action == "respond" and self.body:
+            text += f"\n\n{self.body}"
+        return text
 
 
 NO_MATCH = Decision("pass")
@@ -257,16 +263,5 @@ class Trace:
                 head += f"  ({values})"
             lines.append(head)
             lines.append(f"     {step.outcome}" + (f": {step.reason}" if step.reason else ""))
-        lines.append("=> " + _describe(self.decision))
+        lines.append("=> " + self.decision.describe(detail=False))
         return "\n".join(lines)
-
-
-def _describe(decision: Decision) -> str:
-    if decision.action == "redirect":
-        return f"redirect {decision.status} to {decision.location}"
-    if decision.action == "rewrite":
-        query = f"?{decision.query}" if decision.query else ""
-        return f"rewrite to {decision.path}{query}"
-    if decision.action == "respond":
-        return f"respond {decision.status}"
-    return "pass (no rule applies; the request goes on unchanged)"

@@ -188,7 +188,7 @@ def test_render_and_json() -> None:
     text = walk.render()
     assert text.splitlines() == [
         " 1. GET /a",
-        "    301 -> /b  [<rules>#1]",
+        "    redirect 301 /b  [<rules>#1]",
         " 2. GET /b",
         "    respond 410  [<rules>#2]",
         "final: /b after 1 redirect; it answers 410",

@@ -56,18 +56,6 @@ class Hop:
         """The rule that decided this hop (None when no rule applied)."""
         return self.decision.rule
 
-    def describe(self) -> str:
-        """The decision in a few words: ``301 -> /new``, ``respond 410``, ``pass``."""
-        decision = self.decision
-        if decision.action == "redirect":
-            return f"{decision.status} -> {decision.location}"
-        if decision.action == "rewrite":
-            query = f"?{decision.query}" if decision.query else ""
-            return f"rewrite to {decision.path}{query}"
-        if decision.action == "respond":
-            return f"respond {decision.status}"
-        return "pass (the app answers)" if decision.rule else "pass (no rule applies)"
-
 
 @dataclass(frozen=True, slots=True)
 class RedirectChain:
@@ -153,7 +141,7 @@ class RedirectChain:
             if rule is not None:
                 where = f"  [{rule.source}{' ' + rule.name if rule.name else ''}]"
             lines.append(f"{number:>2}. {hop.method} {hop.url}")
-            lines.append(f"    {hop.describe()}{where}")
+            lines.append(f"    {hop.decision.describe(detail=False)}{where}")
         lines.append(self.summary())
         return "\n".join(lines)
 
