@@ -332,7 +332,10 @@ def test_trace_command(args: list[str], code: int, last: str) -> None:
 
 def test_trace_command_prints_every_hop_and_json() -> None:
     _, out, _ = run("trace", MIGRATION, "/about-us")
-    assert out.splitlines()[:2] == [" 1. GET /about-us", f"    redirect 301 /about  [{MIGRATION}:18]"]
+    assert out.splitlines()[:2] == [
+        " 1. GET /about-us",
+        f"    redirect 301 /about  [{MIGRATION}:18]",
+    ]
     code, out, _ = run("trace", MIGRATION, "/about-us", "--json")
     data = json.loads(out)
     assert (code, data["outcome"], data["redirects"]) == (0, "final", 2)
