@@ -24,9 +24,10 @@ alternative with a smaller pair comes first. A static child's pair is ``(0, -len
 converter's (all weigh more than 0), so the walk tries the static child, then the edges and tails
 by their pair, and returns the first candidate found. Where that argument does not hold (a custom
 converter weighing 0 or less, or two alternatives of equal pair whose order the segments further
-right decide) the node is marked unordered and the walk answers :data:`UNSURE`: the caller then
-uses the full search. Case-insensitive tries are left to the full search too (a regex's
-IGNORECASE and ``str.lower()`` disagree on a few characters), as are matchers with several tries.
+right decide) the node is marked unordered and a walk that reaches it raises :class:`_Unordered`:
+:meth:`FirstIndex.first` then asks the full search. Case-insensitive tries are left to the full
+search too (a regex's IGNORECASE and ``str.lower()`` disagree on a few characters), as are
+matchers with several tries.
 
 A leaf's regex joins the segment regexes with ``/``. It matches exactly what the segment-by-segment
 walk matches, with the same groups, because no built-in converter's text holds ``/`` outside a tail
@@ -40,14 +41,14 @@ import re
 from collections.abc import Callable, Mapping
 from itertools import pairwise
 from operator import call
-from typing import Any, Final
+from typing import Any, NamedTuple
 
 from waypost.matching._trie import TrieNode
 from waypost.rules.converters import SAME_TEXT
 from waypost.rules.model import Rule
 from waypost.rules.pattern import Segment
 
-__all__ = ["UNSURE", "FirstIndex", "Hit", "compile_first"]
+__all__ = ["FirstIndex", "Hit", "compile_first"]
 
 #: A candidate: the rule, its payload, and its values in the order of the pattern's variables.
 Hit = tuple[Rule, Any, tuple[Any, ...]]
@@ -57,16 +58,8 @@ _CONVERSION_ERRORS = (ValueError, TypeError, OverflowError)
 _MAX_DEPTH = 100
 
 
-class _Unsure:
-    """The answer of a walk that reached a node whose order it cannot vouch for."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNSURE"
-
-
-UNSURE: Final = _Unsure()
+class _Unordered(Exception):
+    """A walk reached a node whose order it cannot vouch for: the full search must answer."""
 
 
 class _Leaf:
@@ -91,13 +84,28 @@ class _Leaf:
 # (rule, payload) of a rule reached at a node, and a tail: (segment, rule, payload).
 _Entry = tuple[Rule, Any]
 _Tail = tuple[Segment, Rule, Any]
-# An alternative at a node, in priority order: (edge, child, gate) for a dynamic segment, where
-# gate, when not None, holds every text the segment after this one can have for the child to
-# match (its static children, or a leaf's next static segment); or (None, tails, None) for the
-# tails of one shape, in file order.
-_Alternative = tuple[
-    Callable[[str], list[Any] | None] | None, Any, Mapping[str, Any] | frozenset[str] | None
-]
+
+
+class _Edge(NamedTuple):
+    """A dynamic segment at a node: ``edge`` reads the segment's values (None: no match) and
+    ``target`` is what is below. ``gate``, when not None, holds every text the segment after this
+    one can have for the target to match (its static children, or a leaf's next static
+    segment), so that a segment the target cannot follow is skipped before the edge runs."""
+
+    edge: Callable[[str], list[Any] | None]
+    target: _Leaf | _Branch
+    gate: Mapping[str, Any] | frozenset[str] | None
+
+
+class _Tails(NamedTuple):
+    """The tails of one shape at a node (``<path:...>`` and what follows it), in file order:
+    matched against the rest of the path."""
+
+    tails: tuple[_Tail, ...]
+
+
+#: What a node offers after its static child, in priority order.
+_Alternative = _Edge | _Tails
 
 
 class _Branch:
@@ -138,14 +146,14 @@ def _match_leaf(leaf: _Leaf, path: str, pos: int, values: tuple[Any, ...]) -> Hi
 
 def _walk(
     node: _Branch, path: str, segments: list[str], depth: int, pos: int, values: tuple[Any, ...]
-) -> Hit | _Unsure | None:
+) -> Hit | None:
     """The first candidate below ``node``.
 
     ``segments`` is ``path.split("/")``; ``segments[depth]`` is the segment that led to ``node``
     (``''`` at the root, before the first '/'), and ``path[pos]`` is the '/' after it.
     """
     if not node.ordered:
-        return UNSURE
+        raise _Unordered
     depth += 1
     if depth == len(segments):
         end = node.end
@@ -168,22 +176,15 @@ def _walk(
 
 def _alternatives(
     node: _Branch, path: str, segments: list[str], depth: int, pos: int, values: tuple[Any, ...]
-) -> Hit | _Unsure | None:
+) -> Hit | None:
     """The first candidate through ``node``'s edges and tails, for segment ``depth``."""
     text = segments[depth]
     stop = pos + 1 + len(text)
-    for edge, target, gate in node.alternatives:
-        if gate is not None:
-            # The child needs a next segment in gate: without one it yields nothing, so skip it
-            # before running the edge (as the trie does).
-            if depth + 1 == len(segments) or segments[depth + 1] not in gate:
-                continue
-        elif edge is None:
+    for alternative in node.alternatives:
+        if isinstance(alternative, _Tails):
             # Tails of one shape, as the trie matches them: against the rest of the path.
             rest = path[pos + 1 :]
-            tail: _Tail
-            for tail in target:
-                segment = tail[0]
+            for segment, rule, payload in alternative.tails:
                 match = segment.regex.fullmatch(rest)
                 if match is None:
                     continue
@@ -191,16 +192,21 @@ def _alternatives(
                     converted = tuple(map(call, segment.parsers, match.groups()))
                 except _CONVERSION_ERRORS:
                     continue
-                return tail[1], tail[2], values + converted
+                return rule, payload, values + converted
             continue
-        taken = edge(text)  # type: ignore[misc]
+        edge, target, gate = alternative
+        # A target that needs a next segment in gate yields nothing without one: skip it before
+        # running the edge (as the trie does).
+        if gate is not None and (depth + 1 == len(segments) or segments[depth + 1] not in gate):
+            continue
+        taken = edge(text)
         if taken is None:
             continue
         more = (*values, *taken)
         found = (
             _match_leaf(target, path, stop, more)
             if type(target) is _Leaf
-            else _walk(target, path, segments, depth, stop, more)
+            else _walk(target, path, segments, depth, stop, more)  # type: ignore[arg-type]
         )
         if found is not None:
             return found
@@ -231,29 +237,30 @@ class FirstIndex:
         if segments[0] or len(segments) == 1:  # not a path: leave it to the trie's own reading
             return self.search(path)
         root = self.root
-        found: Hit | _Unsure | None
-        if root.ordered:
-            # The commonest hit, inline: a static first segment leading to a single rule.
-            text = segments[1]
-            leaf = root.static.get(text)
-            if type(leaf) is _Leaf:
-                regex = leaf.regex
-                match = None if regex is None else regex.fullmatch(path, len(text) + 1)
-                if match is not None:
-                    values: tuple[Any, ...] = match.groups()
-                    parsers = leaf.parsers
-                    if parsers is None:
-                        return leaf.rule, leaf.payload, values
-                    try:
-                        return leaf.rule, leaf.payload, tuple(map(call, parsers, values))
-                    except _CONVERSION_ERRORS:
-                        pass
-                found = _match_leaf(leaf, path, len(text) + 1, ()) if regex is None else None
-                if found is None and root.alternatives:
-                    found = _alternatives(root, path, segments, 1, 0, ())
-                return self.search(path) if found is UNSURE else found  # type: ignore[return-value]
-        found = _walk(root, path, segments, 0, 0, ())
-        return self.search(path) if found is UNSURE else found  # type: ignore[return-value]
+        try:
+            if root.ordered:
+                # The commonest hit, inline: a static first segment leading to a single rule.
+                text = segments[1]
+                leaf = root.static.get(text)
+                if type(leaf) is _Leaf:
+                    regex = leaf.regex
+                    match = None if regex is None else regex.fullmatch(path, len(text) + 1)
+                    if match is not None:
+                        values: tuple[Any, ...] = match.groups()
+                        parsers = leaf.parsers
+                        if parsers is None:
+                            return leaf.rule, leaf.payload, values
+                        try:
+                            return leaf.rule, leaf.payload, tuple(map(call, parsers, values))
+                        except _CONVERSION_ERRORS:
+                            pass
+                    found = _match_leaf(leaf, path, len(text) + 1, ()) if regex is None else None
+                    if found is None and root.alternatives:
+                        found = _alternatives(root, path, segments, 1, 0, ())
+                    return found
+            return _walk(root, path, segments, 0, 0, ())
+        except _Unordered:
+            return self.search(path)
 
 
 class _TooDeep(Exception):
@@ -278,74 +285,15 @@ def compile_first(
     if root is None:
         return FirstIndex(_Branch({}, None, (), True), strict_slashes, search)
     try:
-        return FirstIndex(_Compiler(root, payload).branch(root, 0), strict_slashes, search)
+        return FirstIndex(_Compiler(payload).branch(root, 0), strict_slashes, search)
     except _TooDeep:
         return None
-
-
-def _rules_below(node: TrieNode) -> list[Rule]:
-    found: list[Rule] = []
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        found.extend(node.rules)
-        found.extend(rule for _, rule in node.tails)
-        stack.extend(node.static.values())
-        stack.extend(child for _, child in node.dynamic)
-    return found
-
-
-def _mixed(root: TrieNode) -> set[int]:
-    """The nodes with an edge whose values some rule below gets from converters of other types.
-
-    Patterns of one shape share an edge, converted by the first one's converters: the same
-    types, unless rule sets loaded with different converters were put together. Values of
-    another type could then reach a target plan made for this rule's own types, so the walk
-    leaves such nodes to the full search.
-    """
-    mixed: set[int] = set()
-    for rule in _rules_below(root):
-        pattern = rule.pattern
-        assert pattern is not None  # only pattern rules reach the trie
-        node = root
-        for part in pattern.parts:
-            if isinstance(part, str):
-                node = node.static[part]
-                continue
-            for segment, child in node.dynamic:
-                if segment.signature == part.signature:
-                    if [type(v.converter) for v in segment.variables] != [
-                        type(v.converter) for v in part.variables
-                    ]:
-                        mixed.add(id(node))
-                    node = child
-                    break
-    return mixed
-
-
-def _count(node: TrieNode, counts: dict[int, tuple[int, Rule]], depth: int) -> tuple[int, Rule]:
-    """How many rules ``node``'s subtree holds, and one of them."""
-    if depth > _MAX_DEPTH:
-        raise _TooDeep
-    rules = [*node.rules, *(rule for _, rule in node.tails)]
-    total = len(rules)
-    some = rules[0] if rules else None
-    for child in [*node.static.values(), *(child for _, child in node.dynamic)]:
-        below, one = _count(child, counts, depth + 1)
-        total += below
-        some = some or one
-    assert some is not None  # the trie makes a node only to put a rule under it
-    counts[id(node)] = (total, some)
-    return total, some
 
 
 class _Compiler:
     """Builds the index of one trie, sharing equal regexes and converter lists between leaves."""
 
-    def __init__(self, root: TrieNode, payload: Payload) -> None:
-        self.counts: dict[int, tuple[int, Rule]] = {}
-        _count(root, self.counts, 0)
-        self.mixed = _mixed(root)
+    def __init__(self, payload: Payload) -> None:
         self.payload = payload
         self.shared: dict[Any, Any] = {}
 
@@ -354,9 +302,11 @@ class _Compiler:
         return self.shared.setdefault(value, value)
 
     def child(self, node: TrieNode, depth: int) -> _Leaf | _Branch:
-        total, rule = self.counts[id(node)]
-        if total == 1:
-            leaf = self.leaf(rule, depth)
+        if depth > _MAX_DEPTH:
+            raise _TooDeep
+        if node.size == 1:
+            assert node.some is not None  # the trie makes a node only to put a rule under it
+            leaf = self.leaf(node.some, depth)
             if leaf is not None:
                 return leaf
         return self.branch(node, depth)
@@ -376,20 +326,20 @@ class _Compiler:
                 parts = below.rule.pattern.parts  # type: ignore[union-attr]
                 if depth + 1 < len(parts) and isinstance(parts[depth + 1], str):
                     gate = frozenset([parts[depth + 1]])  # type: ignore[list-item]
-            ranked.append(((segment.weight, -segment.static_chars), (edge, below, gate)))
+            ranked.append(((segment.weight, -segment.static_chars), _Edge(edge, below, gate)))
         shapes: dict[str, list[tuple[Segment, Rule]]] = {}
         for segment, rule in node.tails:
             shapes.setdefault(segment.signature, []).append((segment, rule))
         for same in shapes.values():
             same.sort(key=lambda item: item[1].index)
-            tails = tuple((segment, rule, payload(rule)) for segment, rule in same)
-            ranked.append(((same[0][0].weight, -same[0][0].static_chars), (None, tails, None)))
+            tails = _Tails(tuple((segment, rule, payload(rule)) for segment, rule in same))
+            ranked.append(((same[0][0].weight, -same[0][0].static_chars), tails))
         ranked.sort(key=lambda item: item[0])
         ranks = [rank for rank, _ in ranked]
         ordered = (
             all(a < b for a, b in pairwise(ranks))
             and (not static or all(weight > 0 for weight, _ in ranks))
-            and id(node) not in self.mixed
+            and not node.mixed
         )
         return _Branch(static, end, tuple(item for _, item in ranked), ordered)
 

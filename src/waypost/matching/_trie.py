@@ -29,7 +29,10 @@ _NO_CHILDREN: dict[str, Any] = {}
 
 
 class TrieNode:
-    __slots__ = ("dynamic", "edges", "rules", "static", "tails")
+    """One node: its static children by segment text, its dynamic segments (by weight) and the
+    rules whose pattern ends here or continues with a tail (``<path:...>``)."""
+
+    __slots__ = ("dynamic", "edges", "mixed", "rules", "size", "some", "static", "tails")
 
     def __init__(self) -> None:
         self.static: dict[str, TrieNode] = {}
@@ -38,6 +41,13 @@ class TrieNode:
         self.edges: list[tuple[Callable[[str], list[Any] | None], TrieNode]] = []
         self.rules: list[Rule] = []
         self.tails: list[tuple[Segment, Rule]] = []
+        #: How many rules the subtree holds, and one of them (the first inserted).
+        self.size = 0
+        self.some: Rule | None = None
+        #: True when a dynamic segment here is shared by patterns whose converters are of other
+        #: types (rule sets loaded with different converters): the values it makes are the first
+        #: pattern's, which only the general build writes right for the others.
+        self.mixed = False
 
 
 def _edge(segment: Segment) -> Callable[[str], list[Any] | None]:
@@ -83,6 +93,8 @@ class Trie:
         assert pattern is not None  # only pattern rules reach the trie
         node = self.root
         for part in pattern.parts:
+            node.size += 1
+            node.some = node.some or rule
             if isinstance(part, str):
                 child = node.static.get(part)
                 if child is None:
@@ -91,6 +103,9 @@ class Trie:
                 for segment, existing in node.dynamic:
                     if segment.signature == part.signature:
                         child = existing
+                        kinds = [type(v.converter) for v in segment.variables]
+                        if kinds != [type(v.converter) for v in part.variables]:
+                            node.mixed = True
                         break
                 else:
                     child = TrieNode()
@@ -98,6 +113,8 @@ class Trie:
                     node.dynamic.sort(key=lambda item: item[0].weight)
                     node.edges = [(_edge(segment), branch) for segment, branch in node.dynamic]
             node = child
+        node.size += 1
+        node.some = node.some or rule
         if pattern.tail is not None:
             node.tails.append((pattern.tail, rule))
         else:
