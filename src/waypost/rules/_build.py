@@ -96,6 +96,7 @@ _set_path = _SLOT_SETTERS["path"]
 _set_action = _SLOT_SETTERS["_action"]
 _set_position = _SLOT_SETTERS["_position"]
 _set_meta = _SLOT_SETTERS["_meta"]
+_set_store = vars(PackedRule)["store"].__set__
 
 
 def _choice(key: str, value: Any, keys: tuple[str | int, ...]) -> str:
@@ -439,7 +440,7 @@ class RuleBuilder:
                 assert _PlainStore is not None  # self._packing says so
                 store = self._store = _PlainStore(tuple(self._plain_metas.values()))
             packed: Rule = _new_object(PackedRule)
-            _set_path(packed, store)  # PackedRule.path reads the path back from the store
+            _set_store(packed, store)  # PackedRule.path and the target read back from the store
             _set_position(packed, position)
             _set_meta(packed, self._plain_metas[status])
             store.add(index, path, to, self._plain_meta_ids[status])

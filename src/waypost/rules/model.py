@@ -316,34 +316,30 @@ class Rule:
         return f"Rule({self.path!r}, {self.action!r}, source={self.source!r})"
 
 
-_PATH_SLOT: Any = Rule.__dict__["path"]
-
-
 class PackedRule(Rule):
     """A literal redirect whose path and target are kept packed in a store.
 
     The bulk of a large CSV table. The loader adds such rules to a
     ``waypost._plainstore.PlainStore`` (a compiled module; without it every rule is a plain
     :class:`Rule`): the store keeps the path and the target as bytes and finds a rule by its path
-    in one miss to memory, and the rule keeps the store in its ``path`` slot instead of two
-    strings. ``path`` and the target read back from the store; everything else is a Rule's.
+    in one miss to memory, and the rule keeps the store (``store``) instead of two strings.
+    ``path`` and the target read back from the store; everything else is a Rule's. (The ``path``
+    and ``_action`` slots it inherits stay empty.)
     """
 
-    __slots__ = ()
+    __slots__ = ("store",)
 
-    @property
-    def store(self) -> Any:
-        """The store holding this rule's path and target."""
-        return _PATH_SLOT.__get__(self)
+    #: The store holding this rule's path and target (a ``waypost._plainstore.PlainStore``).
+    store: Any
 
     @property
     def path(self) -> str:  # type: ignore[override]
         """The ``from`` text as written."""
-        return _PATH_SLOT.__get__(self).path(self._position & _INDEX_MASK)  # type: ignore[no-any-return]
+        return self.store.path(self._position & _INDEX_MASK)  # type: ignore[no-any-return]
 
     @property
     def _action(self) -> str:  # type: ignore[override]
-        return _PATH_SLOT.__get__(self).target(self._position & _INDEX_MASK)  # type: ignore[no-any-return]
+        return self.store.target(self._position & _INDEX_MASK)  # type: ignore[no-any-return]
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy or a pickle is an ordinary Rule: the store is not copied.
