@@ -86,10 +86,18 @@ def _named(rule: Rule, values: Values) -> Mapping[str, Any]:
     return dict(zip(pattern.converters, values, strict=True)) if pattern else {}
 
 
-def _refused(rule: Rule, values: Values, steps: Steps, reason: str) -> Decision:
+def _refused(
+    rule: Rule,
+    values: Values,
+    steps: Steps,
+    reason: str,
+    status: int = 400,
+    body: str = _REFUSED_BODY,
+) -> Decision:
+    """The decision when ``rule``'s target cannot be sent (``reason`` goes to the trace)."""
     if steps is not None:
         steps.append(Step(rule, _named(rule, values), "refused", reason))
-    return make_decision("respond", 400, None, None, None, _TEXT_PLAIN, _REFUSED_BODY, rule)
+    return make_decision("respond", status, None, None, None, _TEXT_PLAIN, body, rule)
 
 
 # -- targets --------------------------------------------------------------------------------
@@ -99,32 +107,31 @@ class Fill:
     """What a redirect or rewrite target becomes for a request: :meth:`build` gives the text, or
     the refusal decision when the filled-in target is not allowed."""
 
-    __slots__ = ()
+    __slots__ = ("target",)
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
 
     def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
         raise NotImplementedError
 
 
 class Text(Fill):
-    """A target without placeholders."""
+    """A target without placeholders (``target`` is its text)."""
 
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
+    __slots__ = ()
+    target: str
 
     def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
-        return self.text
+        return self.target
 
 
 class Checked(Fill):
     """A target filled in the general way (:meth:`Target.build`); unless its scheme and host are
     fixed, the result is checked (:func:`~waypost.rules.safety.location_problem`)."""
 
-    __slots__ = ("target",)
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
+    __slots__ = ()
+    target: Target
 
     def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
         target = self.target
@@ -175,31 +182,21 @@ class Indexed(Checked):
 class Route(Fill):
     """A ``to: {route: ...}`` target: built by the host app's reverse routing, then checked."""
 
-    __slots__ = ("target",)
-
-    def __init__(self, target: RouteTarget) -> None:
-        self.target = target
+    __slots__ = ()
+    target: RouteTarget
 
     def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
         target = self.target
         resolver = site.routes
         if resolver is None:
             problem = "route targets are resolved by the host app; use the middleware"
-            if steps is not None:
-                steps.append(Step(rule, _named(rule, values), "refused", problem))
-            return make_decision(
-                "respond", 500, None, None, None, _TEXT_PLAIN, f"{problem}\n", rule
-            )
+            return _refused(rule, values, steps, problem, 500, f"{problem}\n")
         try:
             location = resolver(target.route, target.fill(_named(rule, values)))
-            problem_or_none = location_problem(location, _SAME_SITE, ())
+            refusal = location_problem(location, _SAME_SITE, ())
         except Exception as exc:  # the host app's router may raise anything
-            problem_or_none = f"the app could not build route {target.route!r}: {exc}"
-        if problem_or_none is None:
-            return location
-        if steps is not None:
-            steps.append(Step(rule, _named(rule, values), "refused", problem_or_none))
-        return make_decision("respond", 400, None, None, None, _TEXT_PLAIN, _REFUSED_BODY, rule)
+            refusal = f"the app could not build route {target.route!r}: {exc}"
+        return location if refusal is None else _refused(rule, values, steps, refusal)
 
 
 def fill_for(rule: Rule, target: str | Target | RouteTarget, prepared: bool) -> Fill:
