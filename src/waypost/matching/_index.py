@@ -99,9 +99,13 @@ class _Edge(NamedTuple):
 
 class _Tails(NamedTuple):
     """The tails of one shape at a node (``<path:...>`` and what follows it), in file order:
-    matched against the rest of the path."""
+    matched against the rest of the path. Its fields line up with :class:`_Edge`'s, ``edge``
+    always None, so that the walk unpacks every alternative alike and tells them apart by it
+    (a type() test on each alternative cost a miss 8% more instructions at 10,000 rules)."""
 
+    edge: None
     tails: tuple[_Tail, ...]
+    gate: None
 
 
 #: What a node offers after its static child, in priority order.
@@ -180,11 +184,15 @@ def _alternatives(
     """The first candidate through ``node``'s edges and tails, for segment ``depth``."""
     text = segments[depth]
     stop = pos + 1 + len(text)
-    for alternative in node.alternatives:
-        if isinstance(alternative, _Tails):
-            # Tails of one shape, as the trie matches them: against the rest of the path.
+    for edge, target, gate in node.alternatives:
+        if gate is not None:
+            # A target that needs a next segment in gate yields nothing without one: skip it
+            # before running the edge (as the trie does).
+            if depth + 1 == len(segments) or segments[depth + 1] not in gate:
+                continue
+        elif edge is None:  # a _Tails: matched as the trie matches them, against the rest
             rest = path[pos + 1 :]
-            for segment, rule, payload in alternative.tails:
+            for segment, rule, payload in target:  # type: ignore[union-attr]
                 match = segment.regex.fullmatch(rest)
                 if match is None:
                     continue
@@ -194,12 +202,7 @@ def _alternatives(
                     continue
                 return rule, payload, values + converted
             continue
-        edge, target, gate = alternative
-        # A target that needs a next segment in gate yields nothing without one: skip it before
-        # running the edge (as the trie does).
-        if gate is not None and (depth + 1 == len(segments) or segments[depth + 1] not in gate):
-            continue
-        taken = edge(text)
+        taken = edge(text)  # type: ignore[misc]
         if taken is None:
             continue
         more = (*values, *taken)
@@ -332,7 +335,9 @@ class _Compiler:
             shapes.setdefault(segment.signature, []).append((segment, rule))
         for same in shapes.values():
             same.sort(key=lambda item: item[1].index)
-            tails = _Tails(tuple((segment, rule, payload(rule)) for segment, rule in same))
+            tails = _Tails(
+                None, tuple((segment, rule, payload(rule)) for segment, rule in same), None
+            )
             ranked.append(((same[0][0].weight, -same[0][0].static_chars), tails))
         ranked.sort(key=lambda item: item[0])
         ranks = [rank for rank, _ in ranked]
