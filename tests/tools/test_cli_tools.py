@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from nginx_serving import SERVER_MARKER, serving_nginx
 
+from tests.tools.nginx_serving import SERVER_MARKER, serving_nginx
 from waypost.cli import main
 from waypost.engine import Decision, Engine
 from waypost.rules.converters import (
