@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from waypost.cli import main
 
-EXAMPLE = str(Path(__file__).parents[1] / "examples" / "rules.yaml")
+EXAMPLE = str(Path(__file__).parents[2] / "examples" / "rules.yaml")
 
 
 def run(*args: str) -> tuple[int, str]:
