@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -107,3 +108,167 @@ def test_mypy_strict_is_clean() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Modules with no test module of their own, and why. A reason that names a test file names one that
+# exists (checked below); a new module needs its own test module or a line here.
+WITHOUT_OWN_TESTS: dict[str, str] = {
+    "__init__.py": "public re-exports; tests/test_codebase.py keeps __all__ in sync",
+    "__main__.py": "one line; run as `python -m waypost` by tests/cli/test_cli.py",
+    "asgi.py": "re-export of middleware/asgi.py; tests/middleware/test_documented_paths.py",
+    "wsgi.py": "re-export of middleware/wsgi.py; tests/middleware/test_documented_paths.py",
+    "exceptions.py": "the error tree; messages are tested where raised: tests/rules/test_errors.py",
+    # the admin API: tested over HTTP, route by route, against both stores
+    "admin/__init__.py": "re-exports; tests/admin/test_mount.py mounts the app",
+    "admin/_context.py": "request context of the admin app; tests/admin/test_auth.py",
+    "admin/_ratelimit.py": "the failure limiter; tests/admin/test_http.py",
+    "admin/app.py": "the app factory; tests/admin/test_http.py and tests/admin/test_mount.py",
+    "admin/login.py": "sign-in; tests/admin/test_sessions_api.py, tests/admin/test_browser.py",
+    "admin/routes_rules.py": "tests/admin/test_rules_api.py and tests/admin/test_import_modes.py",
+    "admin/routes_tools.py": "tests/admin/test_tools_api.py",
+    "admin/schemas.py": "request and answer models; tests/admin/test_openapi.py (schemathesis)",
+    "admin/service.py": "tests/admin/test_rules_api.py and tests/admin/test_tools_api.py",
+    # the command line
+    "cli/_files.py": "output files; tests/cli/test_tools.py, tests/cli/test_store.py",
+    "cli/_report.py": "error reporting and engine loading; tests/cli/test_cli.py",
+    "cli/serve.py": "starts a server; tests/server/test_app.py runs `waypost serve` for real",
+    # the matcher's parts, judged through the Matcher
+    "matching/_exact.py": "the exact-path table; tests/matching/test_matching.py, test_index.py",
+    "matching/_trie.py": "the segment trie; tests/matching/test_index.py sets it beside the index",
+    # the middleware
+    "middleware/__init__.py": "re-exports; tests/middleware/test_documented_paths.py",
+    "middleware/_types.py": "type aliases only",
+    # the rule language
+    "rules/__init__.py": "a docstring only",
+    "rules/_build.py": "tests/rules/test_load.py and tests/rules/test_plain_rules.py",
+    "rules/request.py": "the Request value; tests/middleware/test_request.py builds it from both "
+    "middlewares, tests/rules/test_conditions.py reads it",
+    "rules/safety.py": "location checks; tests/test_security.py runs the hostile corpus at it",
+    # the standalone server: real servers on loopback, by behaviour rather than by module
+    "server/__init__.py": "re-exports",
+    "server/_background.py": "the follower thread; tests/server/test_reloading.py",
+    "server/_keyed.py": "health and metrics for a read key; tests/server/test_internal.py",
+    "server/_linger.py": "closing a refused connection; tests/server/test_hostile_requests.py",
+    "server/access_log.py": "tests/server/test_parts.py",
+    "server/config.py": "settings; tests/server/test_parts.py and tests/test_codebase.py",
+    "server/core.py": "the request path; tests/server/test_app.py, tests/server/test_internal.py",
+    "server/https_redirect.py": "tests/server/test_internal.py and tests/test_security.py",
+    "server/metrics.py": "tests/server/test_parts.py",
+    "server/pages.py": "the 404 page; tests/server/test_parts.py",
+    "server/protocol.py": "HTTP/1.1 on a socket; tests/server/test_connection.py, "
+    "tests/server/test_hostile_requests.py, tests/server/test_timeouts.py",
+    "server/run.py": "process and workers; tests/server/test_workers.py",
+    "server/store_sync.py": "following the store; tests/server/test_store_serving.py",
+    "server/tunnel.py": "WebSocket tunnels; tests/server/test_websocket.py",
+    # the stores: one contract run against SQLite and PostgreSQL
+    "store/__init__.py": "open_store and re-exports; tests/store/test_contract.py",
+    "store/_cache.py": "tests/store/test_sessions.py and tests/store/test_keys.py",
+    "store/_checker.py": "tests/store/test_keys.py and tests/store/test_sessions.py",
+    "store/_import.py": "imports into the store; tests/store/test_transfer.py",
+    "store/_sql.py": "the SQL store; tests/store/test_contract.py",
+    "store/_sql_base.py": "tests/store/test_contract.py",
+    "store/_sql_commit.py": "tests/store/test_contract.py and tests/server/test_durability.py",
+    "store/_sql_keys.py": "tests/store/test_keys.py",
+    "store/_sql_revisions.py": "tests/store/test_contract.py",
+    "store/_sql_rules.py": "tests/store/test_contract.py",
+    "store/_sql_sessions.py": "tests/store/test_sessions.py",
+    "store/_sql_watch.py": "change notification; tests/store/test_contract.py",
+    "store/_usage.py": "key usage bookkeeping; tests/store/test_keys.py",
+    "store/_validate.py": "tests/store/test_state.py",
+    "store/base.py": "the Store protocol; tests/store/test_contract.py",
+    "store/connect.py": "URL -> store; tests/store/test_contract.py and tests/cli/test_store.py",
+    "store/migrations.py": "tests/store/test_contract.py and tests/cli/test_store.py",
+    "store/model.py": "stored values; tests/store/test_state.py",
+    "store/postgres.py": "tests/store/test_contract.py (WAYPOST_TEST_POSTGRES_URL)",
+    "store/sqlite.py": "tests/store/test_contract.py",
+    # the migration tools
+    "tools/__init__.py": "a docstring only",
+    "tools/annotations.py": "findings as CI annotations; tests/cli/test_tools.py",
+    "tools/fix.py": "check --fix; tests/cli/test_tools.py",
+    "tools/formats/__init__.py": "the format registry; tests/tools/formats/test_formats_units.py",
+    "tools/formats/_canon.py": "tests/tools/formats/test_formats_roundtrip.py",
+    "tools/formats/_common.py": "tests/tools/formats/test_formats_units.py",
+    "tools/formats/_json.py": "tests/tools/formats/test_formats_import.py",
+    "tools/formats/_regex.py": "tests/tools/formats/test_formats_units.py",
+    "tools/formats/_report.py": "tests/tools/formats/test_formats_units.py",
+    "tools/formats/_text.py": "tests/tools/formats/test_formats_units.py",
+    "tools/formats/apache/__init__.py": "re-exports",
+    "tools/formats/apache/_export.py": "tests/tools/formats/test_apache_redirect.py",
+    "tools/formats/apache/_import.py": "tests/tools/formats/test_formats_import.py and "
+    "tests/tools/formats/apache/test_order.py",
+    "tools/formats/nginx/__init__.py": "re-exports",
+    "tools/formats/nginx/_export.py": "tests/tools/formats/test_formats_export.py",
+    "tools/formats/nginx/_import.py": "tests/tools/formats/test_formats_import.py",
+    "tools/formats/nginx/_syntax.py": "tests/tools/formats/test_formats_import.py",
+    # one importer and exporter per format, tested side by side against the sample files
+    **{
+        f"tools/formats/{name}.py": "tests/tools/formats/test_formats_import.py, "
+        "tests/tools/formats/test_formats_export.py, tests/tools/formats/test_formats_roundtrip.py"
+        for name in (
+            "cloudflare",
+            "generic_csv",
+            "netlify",
+            "vercel",
+            "wagtail",
+            "wordpress",
+            "yaml_format",
+        )
+    },
+}
+
+
+def mirror(module: Path) -> Path:
+    """The test module of ``module`` (relative to src/waypost).
+
+    The rule: ``src/waypost/<dirs>/<name>.py`` is tested by ``tests/<dirs>/test_<name>.py``, one
+    leading underscore dropped (``matching/_trie.py`` -> ``tests/matching/test_trie.py``); a
+    package's ``__init__.py`` by ``tests/<dirs>/test_<package>.py`` (``engine/__init__.py`` ->
+    ``tests/engine/test_engine.py``), the top package's by ``tests/test_waypost.py``. tests/ is a
+    package, so test modules in different folders may share a name as their modules do.
+    """
+    name = module.stem
+    if name == "__init__":
+        name = module.parent.name or "waypost"
+    return Path("tests", *module.parent.parts, f"test_{name.removeprefix('_')}.py")
+
+
+def test_every_module_has_its_own_test_module_or_a_written_reason() -> None:
+    src = ROOT / "src" / "waypost"
+    modules = sorted(path.relative_to(src) for path in src.rglob("*.py"))
+    mirrors = [mirror(module) for module in modules]
+    assert len(set(mirrors)) == len(mirrors), "two modules mirror to one test module"
+    missing = [
+        f"{module} -> {test}"
+        for module, test in zip(modules, mirrors, strict=True)
+        if not (ROOT / test).exists() and module.as_posix() not in WITHOUT_OWN_TESTS
+    ]
+    assert not missing, "modules without a test module or a reason in WITHOUT_OWN_TESTS:\n" + (
+        "\n".join(missing)
+    )
+    known = {module.as_posix() for module in modules}
+    stale = [name for name in WITHOUT_OWN_TESTS if name not in known]
+    assert not stale, f"WITHOUT_OWN_TESTS names modules that are gone: {stale}"
+    tested = [
+        name
+        for name, test in zip(known, map(mirror, map(Path, known)), strict=True)
+        if name in WITHOUT_OWN_TESTS and (ROOT / test).exists()
+    ]
+    assert not tested, f"these have their own test module now; drop their reason: {tested}"
+    for name, reason in WITHOUT_OWN_TESTS.items():
+        for named in re.findall(r"tests/[\w/]+\.py", reason):
+            assert (ROOT / named).exists(), f"{name}: the reason names {named}, which is gone"
+
+
+@pytest.mark.parametrize(
+    ("module", "test"),
+    [
+        ("decision.py", "tests/test_decision.py"),
+        ("matching/__init__.py", "tests/matching/test_matching.py"),
+        ("matching/_trie.py", "tests/matching/test_trie.py"),
+        ("tools/formats/nginx/_respond.py", "tests/tools/formats/nginx/test_respond.py"),
+        ("__init__.py", "tests/test_waypost.py"),
+    ],
+    ids=["module", "package", "private-module", "nested", "top-package"],
+)
+def test_the_mirror_rule(module: str, test: str) -> None:
+    assert mirror(Path(module)) == Path(test)

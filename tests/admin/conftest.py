@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from admin_support import API, Keys, make_keys
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.admin.admin_support import API, Keys, make_keys
 from waypost.admin import ADMIN_PREFIX, create_admin_app
 from waypost.store._sql import SqlStore
 

@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from admin_support import API, Keys, make_keys
 from fastapi.testclient import TestClient
 
+from tests.admin.admin_support import API, Keys, make_keys
 from waypost.admin import ADMIN_PREFIX, COOKIE_NAME, CSRF_HEADER, create_admin_app
 from waypost.store._sql import SqlStore
 

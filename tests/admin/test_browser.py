@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from _servers import Server
+from tests._servers import Server
 from waypost.store import open_store
 
 CHROMIUM = Path("/usr/bin/chromium")

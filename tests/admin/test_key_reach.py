@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from test_sessions_api import sign_in
 
+from tests.admin.test_sessions_api import sign_in
 from waypost.admin import COOKIE_NAME, CSRF_HEADER
 from waypost.store._sql import SqlStore
 from waypost.store.keys import KeyReach, limit_new_key

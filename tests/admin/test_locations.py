@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from admin_support import API, Keys, make_keys
 from fastapi import FastAPI
 
-from test_security import PAYLOADS, Payload, browser_destination, needs_corpus
+from tests.admin.admin_support import API, Keys, make_keys
+from tests.test_security import PAYLOADS, Payload, browser_destination, needs_corpus
 from waypost.admin import ADMIN_PREFIX, create_admin_app
 from waypost.store.sqlite import SqliteStore
 

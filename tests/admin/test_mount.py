@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import uvicorn
-from admin_support import make_keys
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.admin.admin_support import make_keys
 from waypost.admin import create_admin_app
 from waypost.store._sql import SqlStore
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from admin_support import API, Keys
 from fastapi.testclient import TestClient
 
+from tests.admin.admin_support import API, Keys
 from waypost.admin import ADMIN_PREFIX, create_admin_app
 from waypost.exceptions import RulesError
 from waypost.rules.load import parse_rules

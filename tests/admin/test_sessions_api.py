@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from admin_support import API, Keys
 from fastapi.testclient import TestClient
 
-from test_security import PAYLOADS, needs_corpus
+from tests.admin.admin_support import API, Keys
+from tests.test_security import PAYLOADS, needs_corpus
 from waypost.admin import ADMIN_PREFIX, COOKIE_NAME, CSRF_HEADER
 from waypost.store._sql import SqlStore
 from waypost.store.sessions import hash_token, token_session_id

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from admin_support import Keys
 
+from tests.admin.admin_support import Keys
 from waypost.store._sql import SqlStore
 
 Api = Callable[..., Any]

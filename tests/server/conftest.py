@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving import Upstream
+
+from tests.server.serving import Upstream
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving import Served, answer_to_whole_request, raw_request, start_server
+
+from tests.server.serving import Served, answer_to_whole_request, raw_request, start_server
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
 EXTRA_RULES = """

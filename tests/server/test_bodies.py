@@ -25,9 +25,9 @@ from typing import Any
 import h11
 import httpx
 import pytest
-from serving import Served, answer_to_whole_request, start_server
 
-from _servers import Server
+from tests._servers import Server
+from tests.server.serving import Served, answer_to_whole_request, start_server
 from waypost.server.bodies import (
     BodyDirectory,
     BodyIncomplete,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import Served, start_server
 
+from tests.server.serving import Served, start_server
 from waypost.engine import Engine
 from waypost.server.app import WaypostApp
 from waypost.server.config import Settings

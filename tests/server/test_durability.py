@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _servers import Server
+from tests._servers import Server
 from waypost.store import open_store
 
 POSTGRES_URL = os.environ.get("WAYPOST_TEST_POSTGRES_URL")

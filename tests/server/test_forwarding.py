@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _servers import Server
+from tests._servers import Server
 from waypost.exceptions import SettingsError
 from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 

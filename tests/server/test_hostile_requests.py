@@ -26,10 +26,10 @@ from typing import Any, NamedTuple
 
 import h11
 import pytest
-from http_corpus import CorpusCase, gunicorn_cases, llhttp_cases
-from serving import Served, start_server
 
-from _servers import Server
+from tests._servers import Server
+from tests.server.http_corpus import CorpusCase, gunicorn_cases, llhttp_cases
+from tests.server.serving import Served, start_server
 from waypost.store import open_store
 
 RULES = """

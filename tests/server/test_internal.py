@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import Served, raw_request, start_server
 
-from _servers import Server
+from tests._servers import Server
+from tests.server.serving import Served, raw_request, start_server
 from waypost.engine import Engine
 from waypost.server.config import Settings
 from waypost.server.core import WaypostServer

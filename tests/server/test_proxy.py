@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from serving import Served, Upstream, free_port, start_server
+
+from tests.server.serving import Served, Upstream, free_port, start_server
 
 RULES = """
 rules:

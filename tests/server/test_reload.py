@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import Served, start_server
+
+from tests.server.serving import Served, start_server
 
 RULES_V1 = "rules:\n  - from: /a\n    to: /one\n"
 RULES_V2 = "rules:\n  - from: /a\n    to: /two\n  - from: /b\n    to: /bee\n"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import start_server
 
+from tests.server.serving import start_server
 from waypost.server.reloading import file_revision
 
 RULES = 1_000

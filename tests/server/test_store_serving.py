@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _servers import Server, free_port
+from tests._servers import Server, free_port
 from waypost.store import open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"

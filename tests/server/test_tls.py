@@ -19,7 +19,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import Upstream, answer_to_whole_request, free_port, raw_request, start_server
+
+from tests.server.serving import (
+    Upstream,
+    answer_to_whole_request,
+    free_port,
+    raw_request,
+    start_server,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from raw_upstream import RawUpstream
-from serving import Served, start_server
+
+from tests.server.raw_upstream import RawUpstream
+from tests.server.serving import Served, start_server
 
 RULES = """\
 rules:

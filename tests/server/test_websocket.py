@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from raw_upstream import RawUpstream, Seen
-from serving import Served, free_port, raw_request, start_server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.sync.server import Server, ServerConnection, serve
+
+from tests.server.raw_upstream import RawUpstream, Seen
+from tests.server.serving import Served, free_port, raw_request, start_server
 
 RULES = """\
 rules:

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from serving import start_server
 
-from _servers import running
+from tests._servers import running
+from tests.server.serving import start_server
 from waypost.server.run import _PARENT_EVERY, _Server
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"

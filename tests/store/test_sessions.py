@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from test_security import PAYLOADS, needs_corpus
+from tests.test_security import PAYLOADS, needs_corpus
 from waypost.exceptions import AuthError, NotFoundError, ValidationError
 from waypost.store import _sql
 from waypost.store._cache import CheckCache

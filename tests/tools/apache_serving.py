@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from _servers import free_port, running
+from tests._servers import free_port, running
 
 MODULES = Path("/usr/lib/apache2/modules")
 BINARY = Path("/usr/sbin/apache2")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _servers import free_port, running
+from tests._servers import free_port, running
 
 #: Where the nginx export (and the test configurations) split into http {} and server {} parts.
 SERVER_MARKER = "# -- in the server {} block --"

@@ -24,10 +24,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from apache_serving import serving_apache
-from nginx_serving import SERVER_MARKER, serving_nginx
 
-from test_security import PAYLOADS, browser_destination, needs_corpus
+from tests.test_security import PAYLOADS, browser_destination, needs_corpus
+from tests.tools.apache_serving import serving_apache
+from tests.tools.nginx_serving import SERVER_MARKER, serving_nginx
 from waypost.tools.formats import export_apache, export_nginx
 
 ALLOWED_HOSTS = ["*.example.org", "www.whitelisteddomain.tld"]

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tools.apache_serving import serving_apache
+from tests.tools.apache_serving import serving_apache
 from waypost.engine import Engine
 from waypost.rules.target import _SAFE_BY_PART
 from waypost.tools.formats import EXPORTERS, IMPORTERS

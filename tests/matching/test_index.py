@@ -1,14 +1,13 @@
-"""The engine's fast paths give exactly what the general path gives.
+"""The compiled first-candidate index (matching/_index.py) gives exactly what the trie gives.
 
-``Engine.resolve()`` takes shortcuts for the common requests (see :mod:`waypost.engine`); each test
-here sets a shortcut's answer beside the one the general code gives for the same request.
+``Matcher.first_pattern()`` walks the index to the first pattern candidate, the shortcut
+``Engine.resolve()`` takes; ``Matcher.pattern_candidates()`` collects them all from the trie
+(matching/_trie.py) and sorts them. Each test here sets the index's answer beside the trie's.
 """
 
 from __future__ import annotations
 
-import gc
 import re
-from dataclasses import FrozenInstanceError, fields
 from typing import Any
 
 import pytest
@@ -16,53 +15,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from waypost import Engine, RulesError
-from waypost.decision import Decision, make_decision
 from waypost.rules.converters import BaseConverter, IntConverter, merge_converters
 from waypost.rules.load import rules_from_mappings
-from waypost.rules.model import Pass, Rule, RuleSet
+from waypost.rules.model import RuleSet
 from waypost.rules.request import Request
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"action": "pass"},
-        {"action": "redirect", "status": 301, "location": "/x"},
-        {"action": "rewrite", "path": "/p", "query": "a=1", "headers": (("X-A", "1"),)},
-        {"action": "respond", "status": 410, "headers": (("A", "b"),), "body": "gone"},
-    ],
-    ids=["pass", "redirect", "rewrite", "respond"],
-)
-def test_make_decision_is_a_plain_decision(kwargs: dict[str, Any]) -> None:
-    rule = Rule("/a", Pass(), 0)
-    slow = Decision(**kwargs, rule=rule)
-    fast = make_decision(
-        slow.action,
-        slow.status,
-        slow.location,
-        slow.path,
-        slow.query,
-        slow.headers,
-        slow.body,
-        rule,
-    )
-    assert type(fast) is Decision
-    assert fast == slow
-    assert hash(fast) == hash(slow)
-    assert repr(fast) == repr(slow)
-    assert [getattr(fast, f.name) for f in fields(Decision)] == [
-        getattr(slow, f.name) for f in fields(Decision)
-    ]
-    with pytest.raises(FrozenInstanceError):
-        fast.location = "/elsewhere"  # type: ignore[misc]
-
-
-def test_a_lazy_decision_reads_its_rule_when_asked() -> None:
-    rules = (Rule("/a", Pass(), 0), Rule("/b", Pass(), 1))
-    lazy = make_decision("redirect", 302, "/x", None, None, (), None, None, (rules, 1, None))
-    assert lazy.rule is rules[1]
-    assert lazy == Decision("redirect", 302, location="/x", rule=rules[1])
-
 
 # -- the first pattern candidate --------------------------------------------------------------
 # Matcher.first_pattern() walks a compiled index (matching._index) to the first candidate;
@@ -499,17 +455,3 @@ def test_exact_rules_win_with_or_without_the_first_segment_shortcut(heads: int, 
         assert_first_is_the_first_of_all(engine, url)
     assert engine.resolve("GET", "/e5/x0").location == "/exact/5"
     assert engine.resolve("GET", "/z/x0").location == "/pattern/z"
-
-
-def test_a_replaced_rule_set_is_freed_at_once() -> None:
-    # No reference cycle through the compiled index: with a million rules, waiting for the
-    # cyclic garbage collector would keep the old set in memory beside the new one.
-    engine = Engine([to("/a/<x>", "/b/{x}"), to("/c", "/d")])
-    assert engine.resolve("GET", "/a/1").location == "/b/1"
-    gc.collect()
-    gc.disable()
-    try:
-        engine.replace([to("/e/<x>", "/f/{x}")])
-        assert gc.collect() == 0
-    finally:
-        gc.enable()

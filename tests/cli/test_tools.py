@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from nginx_serving import SERVER_MARKER, serving_nginx
 
+from tests.tools.nginx_serving import SERVER_MARKER, serving_nginx
 from waypost.cli import main
 from waypost.engine import Decision, Engine
 from waypost.rules.converters import (
@@ -35,6 +35,12 @@ EXAMPLE = str(Path(__file__).parents[2] / "examples" / "rules.yaml")
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stdout, result.stderr
+
+
+def output(*args: str) -> tuple[int, str]:
+    """The exit code and what a terminal shows (standard output and error, interleaved)."""
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -709,3 +715,44 @@ def test_export_narrows_a_host_from_the_request_to_the_allowed_hosts(tmp_path: P
         assert "1 exported, 0 not expressible" in err, fmt
     code, out, err = run("export", str(rules), "--format", "netlify")
     assert "not exported" in err and "leads off-site" in err
+
+
+def test_check_clean_exits_0() -> None:
+    code, out = output("check", EXAMPLE)
+    assert (code, out.strip()) == (0, f"{EXAMPLE}: ok, 8 rules")
+
+
+def test_check_lists_every_error_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "rules:\n"
+        "  - from: /a\n    to: /b\n    status: 404\n"
+        "  - from: /<itn:id>\n    to: /x\n"
+        "  - from: /c\n    to: ftp://example.com/x\n"
+        "  - from: /a\n    to: /c\n",
+        encoding="utf-8",
+    )
+    code, out = output("check", str(bad), "--json")
+    data = json.loads(out)
+    assert code == 1
+    assert data["ok"] is False
+    assert [e["line"] for e in data["errors"]] == [4, 5, 8]
+    assert "did you mean 'int'?" in data["errors"][1]["message"]
+    assert "only http and https" in data["errors"][2]["message"]
+
+
+def test_check_reports_duplicates(tmp_path: Path) -> None:
+    bad = tmp_path / "dup.csv"
+    bad.write_text("from,to,status\n/a,/b,301\n/a,/c,302\n", encoding="utf-8")
+    code, out = output("check", str(bad))
+    assert code == 1
+    assert "dup.csv:3: duplicate rule: '/a'" in out
+    assert "dup.csv:2" in out
+
+
+def test_unknown_file_type(tmp_path: Path) -> None:
+    path = tmp_path / "rules.ini"
+    path.write_text("x", encoding="utf-8")
+    code, out = output("check", str(path))
+    assert code == 1
+    assert "unknown rules file type '.ini'" in out

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from nginx_serving import SERVER_MARKER, serving_nginx
 
+from tests.tools.nginx_serving import SERVER_MARKER, serving_nginx
 from waypost.engine import Engine
 from waypost.exceptions import RulesError
 from waypost.responses import decision_response

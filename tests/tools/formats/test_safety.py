@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from test_security import PAYLOADS, browser_destination, needs_corpus
+from tests.test_security import PAYLOADS, browser_destination, needs_corpus
 from waypost.engine import Engine
 from waypost.tools.formats import (
     EXPORTERS,

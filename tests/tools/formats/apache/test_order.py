@@ -24,7 +24,7 @@ from typing import Literal
 import httpx
 import pytest
 
-from tools.apache_serving import serving_apache
+from tests.tools.apache_serving import serving_apache
 from waypost.engine import Engine
 from waypost.tools.formats import IMPORTERS, detect_format, parse_apache
 

@@ -1,0 +1,42 @@
+"""The command group (waypost.cli.main, and ``python -m waypost``): usage mistakes exit 2, and a
+user's mistake is a message, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from waypost.cli import main
+
+EXAMPLE = str(Path(__file__).parents[2] / "examples" / "rules.yaml")
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["resolve", EXAMPLE, "/x", "-H", "no-colon"], ["resolve", EXAMPLE], ["frobnicate"]],
+    ids=["bad-header", "missing-url", "unknown-command"],
+)
+def test_usage_mistakes_exit_2(args: list[str]) -> None:
+    code, _ = run(*args)
+    assert code == 2
+
+
+def test_missing_file_is_a_clear_error_without_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "waypost", "resolve", str(tmp_path / "nope.yaml"), "/"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "cannot read the file" in proc.stderr
+    assert "Traceback" not in proc.stderr
