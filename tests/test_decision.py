@@ -95,7 +95,7 @@ def test_to_dict(decision: Decision, expected: dict[str, Any]) -> None:
             Decision("respond", 503, headers=(("R", "1"),), body="soon"),
             "respond 503\n  R: 1\n\nsoon",
         ),
-        (Decision("pass"), "pass  (no rule applies)"),
+        (Decision("pass"), "pass (no rule applies)"),
     ],
     ids=["redirect", "rewrite", "respond", "pass"],
 )

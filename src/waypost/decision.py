@@ -115,10 +115,11 @@ class Decision:
             text = f"respond {self.status}"
         else:
             text = "pass (the app answers)" if self.rule else "pass (no rule applies)"
-        rule = self.rule
-        if not detail or rule is None:
+        if not detail:
             return text
-        text += f"  [{rule.source}{' ' + rule.name if rule.name else ''}]"
+        rule = self.rule
+        if rule is not None:
+            text += f"  [{rule.source}{' ' + rule.name if rule.name else ''}]"
         text += "".join(f"\n  {k}: {v}" for k, v in self.headers)
         if self.action == "respond" and self.body:
             text += f"\n\n{self.body}"

@@ -6,7 +6,7 @@ does, so a ``RewriteRule`` takes a request before any ``Redirect`` or ``Redirect
 the lines stand. One exception, in ``.htaccess`` only: an internal rewrite (no ``R``, ``F`` or
 ``G``) merely marks the request for an internal redirect, which happens after mod_alias's fixup
 has run, so a ``Redirect`` matching the original path wins over it. (A real Apache 2.4 answers
-so; ``tests/tools/formats/test_apache_order.py`` checks it.)
+so; ``tests/tools/formats/apache/test_order.py`` checks it.)
 
 Waypost's priority is not file order either: exact paths first, then specificity, then file
 order. So the rules are written in Apache's order (ties then go the right way) and every pair of
