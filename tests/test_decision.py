@@ -122,7 +122,7 @@ def test_trace_render_lists_every_step_then_the_decision() -> None:
         "     skipped: condition failed: host\n"
         "  2. rules.yaml:9  from '/a/<int:n>'  (n=5)\n"
         "     applied\n"
-        "=> redirect 302 to /b/5"
+        "=> redirect 302 /b/5"
     )
     assert trace.to_dict()["steps"][1] == {
         "rule": {"name": None, "source": "rules.yaml:9", "from": "/a/<int:n>"},
@@ -135,9 +135,9 @@ def test_trace_render_lists_every_step_then_the_decision() -> None:
 @pytest.mark.parametrize(
     ("decision", "last_line"),
     [
-        (Decision("rewrite", path="/p", query="q=1"), "=> rewrite to /p?q=1"),
+        (Decision("rewrite", path="/p", query="q=1"), "=> rewrite /p?q=1"),
         (Decision("respond", 410), "=> respond 410"),
-        (NO_MATCH, "=> pass (no rule applies; the request goes on unchanged)"),
+        (NO_MATCH, "=> pass (no rule applies)"),
     ],
     ids=["rewrite", "respond", "no-match"],
 )
