@@ -23,6 +23,7 @@ from tests.server.serving import Served, raw_request, start_server
 from waypost.engine import Engine
 from waypost.server.config import Settings
 from waypost.server.core import WaypostServer
+from waypost.server.sources import StoreSource
 from waypost.store import open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
@@ -173,7 +174,7 @@ def test_degraded_health_does_not_say_why_without_a_key(tmp_path: Path) -> None:
         server = WaypostServer(
             Engine([]),
             Settings(access_log=False, public_health_details=public),
-            store_url=f"sqlite:///{tmp_path / 'rules.db'}",
+            source=StoreSource(f"sqlite:///{tmp_path / 'rules.db'}"),
         )
         assert server.store_sync is not None
         server.store_sync.degraded = reason  # as after a failed poll (never started here)

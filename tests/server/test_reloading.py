@@ -21,6 +21,7 @@ from waypost import Engine
 from waypost.server.config import Settings
 from waypost.server.core import WaypostServer
 from waypost.server.reloading import RulesWatcher, file_revision, shrink_problem
+from waypost.server.sources import FileSource
 from waypost.server.store_sync import StoreSync
 
 
@@ -219,7 +220,7 @@ def test_shrink_problem(serving: int, loaded: int, max_shrink: float, held: bool
 def test_health_and_metrics_say_degraded_while_held_back(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(rules_text(4), encoding="utf-8")
-    server = WaypostServer(Engine.from_file(path), Settings(), rules_path=path)
+    server = WaypostServer(Engine.from_file(path), Settings(), source=FileSource(path))
     assert server.watcher is not None
     write(path, "")
     server.watcher.check()

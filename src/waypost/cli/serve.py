@@ -15,6 +15,7 @@ from waypost.cli._report import exit_with_rule_errors, load_engine
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, SettingsError, WaypostError
 from waypost.server.config import SETTINGS, Settings
+from waypost.server.sources import FileSource, RulesSource, StoreSource
 
 __all__ = ["serve_command"]
 
@@ -66,6 +67,7 @@ def serve_command(rules: str | None, **flags: Any) -> None:
     if settings.http_redirect_port is not None:
         upstream += f"; http://{settings.host}:{settings.http_redirect_port}/ redirects to HTTPS"
     address = f"{settings.scheme}://{settings.host}:{settings.port}/{workers}{upstream}"
+    source: RulesSource
     if settings.db is None:
         if rules is None:
             raise click.UsageError("give a RULES file to serve, or --db to serve a rule store")
@@ -73,30 +75,17 @@ def serve_command(rules: str | None, **flags: Any) -> None:
 
         signature = file_signature(rules)  # before loading: a change from now on is reloaded
         engine = load_engine(rules, pack_rules=settings.pack_rules)
+        source = FileSource(rules, signature=signature)
         click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; {address}", err=True)
-        run_server(
-            engine,
-            rules,
-            settings,
-            rules_signature=signature,
-            listener=listener,
-            redirect_listener=redirect_listener,
+    else:
+        db = settings.db
+        engine, revision, location = _store_engine(db, rules, pack_rules=settings.pack_rules)
+        source = StoreSource(db, revision)
+        click.echo(
+            f"waypost: {len(engine)} rules from {location} (revision {revision}); {address}",
+            err=True,
         )
-        return
-    engine, revision, location = _store_engine(settings.db, rules, pack_rules=settings.pack_rules)
-    click.echo(
-        f"waypost: {len(engine)} rules from {location} (revision {revision}); {address}",
-        err=True,
-    )
-    run_server(
-        engine,
-        None,
-        settings,
-        store_url=settings.db,
-        store_revision=revision,
-        listener=listener,
-        redirect_listener=redirect_listener,
-    )
+    run_server(engine, source, settings, listener=listener, redirect_listener=redirect_listener)
 
 
 def _store_engine(url: str, seed: str | None, *, pack_rules: bool) -> tuple[Engine, int, str]:

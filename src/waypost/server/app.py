@@ -23,7 +23,6 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from waypost.engine import Engine
@@ -43,7 +42,7 @@ from waypost.server.bodies import (
 from waypost.server.config import Settings
 from waypost.server.core import HEALTH_PATH, METRICS_PATH, WaypostServer
 from waypost.server.proxy import Forward
-from waypost.server.reloading import Signature
+from waypost.server.sources import StoreSource
 
 __all__ = ["BODY_FAILED", "WaypostApp"]
 
@@ -71,33 +70,17 @@ def _too_large(limit: int, head: bool = False) -> Response:
 
 
 class WaypostApp:
-    """An ASGI app answering every request from ``engine`` (see :class:`WaypostServer`)."""
+    """An ASGI app answering every request from ``engine`` with ``settings`` (see
+    :class:`WaypostServer`); or, given a :class:`WaypostServer` instead of an engine, from that
+    server (``waypost serve`` makes one that follows its rules file or store)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        settings: Settings | None = None,
-        *,
-        rules_path: str | Path | None = None,
-        rules_signature: Signature | None = None,
-        rules_revision: str | None = None,
-        reload_decisions: str | Path | None = None,
-        store_url: str | None = None,
-        store_revision: int = 0,
-        buffered_log: bool = False,
-    ) -> None:
-        self.server = WaypostServer(
-            engine,
-            settings,
-            rules_path=rules_path,
-            rules_signature=rules_signature,
-            rules_revision=rules_revision,
-            reload_decisions=reload_decisions,
-            store_url=store_url,
-            store_revision=store_revision,
-            buffered_log=buffered_log,
-        )
-        self.store_url = store_url
+    def __init__(self, engine: Engine | WaypostServer, settings: Settings | None = None) -> None:
+        if isinstance(engine, WaypostServer):
+            if settings is not None:
+                raise TypeError("WaypostApp(server) serves with the server's own settings")
+            self.server = engine
+        else:
+            self.server = WaypostServer(engine, settings)
         #: The admin API (serving from a store only), made in the worker at start-up.
         self.admin: Any = None
         self._admin_store: Any = None
@@ -164,7 +147,8 @@ class WaypostApp:
             self.server.flush()
 
     def _start_admin(self) -> None:
-        if self.store_url is None or self.admin is not None:
+        source = self.server.source
+        if not isinstance(source, StoreSource) or self.admin is not None:
             return
         # Imported only when serving a store: FastAPI is not needed to serve a file.
         from waypost.admin import ADMIN_PREFIX, create_admin_app, is_admin_path
@@ -173,7 +157,7 @@ class WaypostApp:
         from waypost.store import open_store
 
         # Opened here, in the worker: database connections must not cross a fork.
-        self._admin_store = open_store(self.store_url)
+        self._admin_store = open_store(source.url)
         admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX)
         add_keyed_routes(admin, self.server)  # health's details and metrics, for a read key
         self._admin_cookie = COOKIE_NAME.encode("ascii") + b"="

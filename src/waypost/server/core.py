@@ -23,7 +23,6 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
-from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
 
@@ -39,7 +38,8 @@ from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
 from waypost.server.proxy import Forward, UpstreamProxy
-from waypost.server.reloading import RulesWatcher, Signature
+from waypost.server.reloading import RulesWatcher
+from waypost.server.sources import FileSource, RulesSource, StoreSource
 from waypost.server.store_sync import StoreSync
 
 __all__ = ["HEALTH_PATH", "METRICS_PATH", "Answer", "WaypostServer"]
@@ -77,11 +77,13 @@ def _printable_path(path: str) -> str:
 class WaypostServer:
     """The standalone server's state and logic for one worker process.
 
-    ``rules_path`` enables hot reload of that file (every ``settings.reload_interval`` seconds);
-    ``reload_decisions`` is the folder the workers share for the shrink guard's verdicts.
-    Call :meth:`start` in the worker (after any fork) and :meth:`aclose` when it stops.
-    ``buffered_log`` writes the access log to standard output in batches (see
-    :class:`~waypost.server.access_log.BufferedAccessLog`); :meth:`flush` writes them out.
+    ``source`` says where the rules come from: a :class:`~waypost.server.sources.FileSource` is
+    reloaded when the file changes (looked at every ``settings.reload_interval`` seconds), a
+    :class:`~waypost.server.sources.StoreSource` follows the store's committed revisions; with
+    None the rules stay as they are. Call :meth:`start` in the worker (after any fork) and
+    :meth:`aclose` when it stops. ``buffered_log`` writes the access log to standard output in
+    batches (see :class:`~waypost.server.access_log.BufferedAccessLog`); :meth:`flush` writes
+    them out.
     """
 
     def __init__(
@@ -89,38 +91,33 @@ class WaypostServer:
         engine: Engine,
         settings: Settings | None = None,
         *,
-        rules_path: str | Path | None = None,
-        rules_signature: Signature | None = None,
-        rules_revision: str | None = None,
-        reload_decisions: str | Path | None = None,
-        store_url: str | None = None,
-        store_revision: int = 0,
+        source: RulesSource | None = None,
         buffered_log: bool = False,
     ) -> None:
         self.settings = settings = settings or Settings()
         self.engine = engine
+        #: Where the rules come from (see :mod:`waypost.server.sources`).
+        self.source = source
         self.metrics = ServerMetrics()
         self.metrics.rules.set(len(engine))
-        self.watcher = (
-            RulesWatcher(
+        self.watcher: RulesWatcher | None = None
+        self.store_sync: StoreSync | None = None
+        if isinstance(source, FileSource):
+            self.watcher = RulesWatcher(
                 engine,
-                rules_path,
+                source.path,
                 interval=settings.reload_interval,
                 on_reload=self._reloaded,
-                loaded_signature=rules_signature,
-                loaded_revision=rules_revision,
+                loaded_signature=source.signature,
+                loaded_revision=source.revision,
                 max_shrink=settings.reload_max_shrink,
-                decisions=reload_decisions,
+                decisions=source.decisions,
             )
-            if rules_path is not None
-            else None
-        )
-        self.store_sync: StoreSync | None = None
-        if store_url is not None:
+        elif isinstance(source, StoreSource):
             self.store_sync = StoreSync(
                 engine,
-                store_url,
-                revision=store_revision,
+                source.url,
+                revision=source.revision,
                 on_reload=self._reloaded,
                 max_shrink=settings.reload_max_shrink,
             )

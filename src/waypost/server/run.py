@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -46,6 +47,7 @@ from waypost.engine import Engine
 from waypost.exceptions import SettingsError, WaypostError
 from waypost.server.config import Settings
 from waypost.server.reloading import file_revision, file_signature
+from waypost.server.sources import FileSource, RulesSource
 
 __all__ = ["ListenError", "check_serve_settings", "listen", "logging_config", "run_server"]
 
@@ -162,28 +164,27 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 
 def run_server(
     engine: Engine,
-    rules_path: str | Path | None,
+    source: RulesSource,
     settings: Settings,
     *,
-    store_url: str | None = None,
-    store_revision: int = 0,
-    rules_signature: Any = None,
     listener: socket.socket | None = None,
     redirect_listener: socket.socket | None = None,
 ) -> None:
-    """Serve ``engine`` until SIGTERM/SIGINT, following ``rules_path`` (hot reload) or the rule
-    store at ``store_url`` (every committed revision). ``listener`` is the socket from
-    :func:`listen` (made here when not given)."""
+    """Serve ``engine`` until SIGTERM/SIGINT, following ``source``: its rules file (hot reload)
+    or its rule store (every committed revision). ``listener`` is the socket from :func:`listen`
+    (made here when not given)."""
     check_serve_settings(settings)
-    # Taken before the workers fork (best: by the caller, before it loaded the engine): each
-    # worker compares the file with this, not with what it finds when it starts, so an edit
-    # made while workers start up still reaches every one.
-    signature = rules_signature
-    if signature is None and rules_path is not None:
-        signature = file_signature(rules_path)
-    # What health reports as serving until a reload (a worker restarted later serves this too,
-    # until it catches up: see RulesWatcher).
-    revision = file_revision(Path(rules_path)) if rules_path is not None else None
+    if isinstance(source, FileSource):
+        # Taken before the workers fork (best: by the caller, before it loaded the engine): each
+        # worker compares the file with this, not with what it finds when it starts, so an edit
+        # made while workers start up still reaches every one. The revision is what health
+        # reports as serving until a reload (a worker restarted later serves this too, until it
+        # catches up: see RulesWatcher).
+        signature = source.signature
+        if signature is None:
+            signature = file_signature(source.path)
+        revision = file_revision(Path(source.path))
+        source = replace(source, signature=signature, revision=revision)
     # The loaded rules live as long as the process: keep the cyclic GC from walking a million of
     # them again and again (pauses in the p99), and keep forked workers from touching, and so
     # copying, the pages they sit on.
@@ -195,9 +196,10 @@ def run_server(
         # Must be set before prometheus_client creates any value, so before any worker starts.
         metrics_dir = tempfile.mkdtemp(prefix="waypost-metrics-")
         os.environ[MULTIPROCESS_ENV] = metrics_dir
-        if rules_path is not None:
+        if isinstance(source, FileSource):
             # Where the workers' watchers share the shrink guard's verdicts (one for all).
             decisions_dir = tempfile.mkdtemp(prefix="waypost-reload-")
+            source = replace(source, decisions=decisions_dir)
     logging.config.dictConfig(logging_config(settings))
     sys.stdout.flush()  # the access log writes to the file descriptor, after what is buffered
     if listener is None:
@@ -215,19 +217,7 @@ def run_server(
     def serve(supervisor: int | None = None) -> None:
         # Runs in each worker, after the fork: the metrics, the watcher thread and the upstream
         # connection pool belong to that worker.
-        _serve_worker(
-            listener,
-            engine,
-            settings,
-            supervisor=supervisor,
-            redirect_listener=redirect_listener,
-            rules_path=rules_path,
-            rules_signature=signature,
-            rules_revision=revision,
-            reload_decisions=decisions_dir,
-            store_url=store_url,
-            store_revision=store_revision,
-        )
+        _serve_worker(listener, redirect_listener, engine, source, settings, supervisor)
 
     try:
         if settings.workers == 1:
@@ -276,19 +266,19 @@ def listen(host: str, port: int) -> socket.socket:
 
 def _serve_worker(
     listener: socket.socket,
+    redirect_listener: socket.socket | None,
     engine: Engine,
+    source: RulesSource,
     settings: Settings,
-    *,
-    supervisor: int | None = None,
-    redirect_listener: socket.socket | None = None,
-    **app_args: Any,
+    supervisor: int | None,
 ) -> None:
     import uvicorn
 
     from waypost.server.app import WaypostApp
+    from waypost.server.core import WaypostServer
     from waypost.server.protocol import protocol_for
 
-    app = WaypostApp(engine, settings, buffered_log=True, **app_args)
+    app = WaypostApp(WaypostServer(engine, settings, source=source, buffered_log=True))
     config = uvicorn.Config(
         app,
         http=protocol_for(app),
