@@ -270,13 +270,14 @@ class Engine:
 
     # -- resolving --------------------------------------------------------------------------
 
+    # No keyword-only parameters: CPython 3.11 does not specialize a call to a function that
+    # has them (a slower frame set-up), and resolve() is the call made per request.
     def resolve(
         self,
         request: Request | str,
         url: str | None = None,
         headers: HeaderInput = None,
         client_ip: str | None = None,
-        *,
         now: datetime | None = None,
         stage: Stage = "all",
     ) -> Decision:
