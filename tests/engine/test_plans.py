@@ -17,13 +17,12 @@ from waypost.engine._plans import (
     Indexed,
     PassOn,
     Plan,
-    RedirectTo,
     RespondWith,
-    RewriteTo,
     Route,
     Site,
     StoredRedirect,
     Text,
+    ToTarget,
     merge_query,
     plan_for,
 )
@@ -43,7 +42,7 @@ def rule_of(mapping: dict[str, Any], **options: Any) -> Rule:
 
 
 def fill_of(plan: Plan) -> object:
-    assert isinstance(plan, RedirectTo | RewriteTo)
+    assert isinstance(plan, ToTarget)
     return plan.fill
 
 
@@ -53,14 +52,14 @@ def fill_of(plan: Plan) -> object:
 @pytest.mark.parametrize(
     ("mapping", "prepared", "plan_type", "fill_type"),
     [
-        ({"from": "/a", "to": "/b"}, True, RedirectTo, Text),
-        ({"from": "/a/<x>", "to": "/b/{x}"}, True, RedirectTo, Indexed),
-        ({"from": "/a/<x>", "to": "/b/{x}"}, False, RedirectTo, Checked),
-        ({"from": "/a/<h>", "to": "https://{h}/x"}, True, RedirectTo, Checked),
-        ({"from": "/a/<p>", "to": "/{p}"}, True, RedirectTo, Checked),
-        ({"from": "/a/<x>", "to": {"route": "user"}}, True, RedirectTo, Route),
-        ({"from": "/a/<x>", "rewrite": "/b/{x}"}, True, RewriteTo, Indexed),
-        ({"from": "/a", "rewrite": "/b"}, True, RewriteTo, Text),
+        ({"from": "/a", "to": "/b"}, True, ToTarget, Text),
+        ({"from": "/a/<x>", "to": "/b/{x}"}, True, ToTarget, Indexed),
+        ({"from": "/a/<x>", "to": "/b/{x}"}, False, ToTarget, Checked),
+        ({"from": "/a/<h>", "to": "https://{h}/x"}, True, ToTarget, Checked),
+        ({"from": "/a/<p>", "to": "/{p}"}, True, ToTarget, Checked),
+        ({"from": "/a/<x>", "to": {"route": "user"}}, True, ToTarget, Route),
+        ({"from": "/a/<x>", "rewrite": "/b/{x}"}, True, ToTarget, Indexed),
+        ({"from": "/a", "rewrite": "/b"}, True, ToTarget, Text),
         ({"from": "/a", "respond": 410}, True, RespondWith, None),
         ({"from": "/a", "pass": True}, True, PassOn, None),
     ],

@@ -241,34 +241,20 @@ class Plan:
         raise NotImplementedError
 
 
-class RedirectTo(Plan):
-    __slots__ = ("fill", "keep_query", "status")
+class ToTarget(Plan):
+    """A redirect (``redirect``: to ``status``) or a rewrite (what the app sees changes, and
+    ``headers`` are set on the request): its target built from the values, with the request's
+    query when the rule keeps it."""
 
-    def __init__(self, rule: Rule, action: Redirect, prepared: bool) -> None:
-        super().__init__(rule)
-        self.status = action.status
-        self.fill = fill_for(rule, action.target, prepared)
-        self.keep_query = rule.options.query == "keep"
+    __slots__ = ("fill", "headers", "keep_query", "redirect", "status")
 
-    def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
-        location = self.fill.build(rule, values, site, steps)
-        if type(location) is not str:
-            return location  # type: ignore[return-value]
-        if query and self.keep_query:
-            location = merge_query(location, query)
-        if steps is not None:
-            steps.append(Step(rule, _named(rule, values), "applied"))
-        return make_decision("redirect", self.status, location, None, None, (), None, rule)
-
-
-class RewriteTo(Plan):
-    __slots__ = ("fill", "headers", "keep_query")
-
-    def __init__(self, rule: Rule, action: Rewrite, prepared: bool) -> None:
+    def __init__(self, rule: Rule, action: Redirect | Rewrite, prepared: bool) -> None:
         super().__init__(rule)
         self.fill = fill_for(rule, action.target, prepared)
         self.keep_query = rule.options.query == "keep"
-        self.headers = action.set_headers
+        self.redirect = isinstance(action, Redirect)
+        self.status = action.status if isinstance(action, Redirect) else None
+        self.headers = action.set_headers if isinstance(action, Rewrite) else ()
 
     def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
         built = self.fill.build(rule, values, site, steps)
@@ -278,6 +264,8 @@ class RewriteTo(Plan):
             built = merge_query(built, query)
         if steps is not None:
             steps.append(Step(rule, _named(rule, values), "applied"))
+        if self.redirect:
+            return make_decision("redirect", self.status, built, None, None, (), None, rule)
         path, _, new_query = built.partition("?")
         return make_decision("rewrite", None, None, path, new_query, self.headers, None, rule)
 
@@ -344,10 +332,8 @@ def plan_for(rule: Rule, *, prepared: bool = True) -> Plan:
     (rules of one shape share an edge), which only the general build writes right.
     """
     action = rule.action
-    if isinstance(action, Redirect):
-        return RedirectTo(rule, action, prepared)
-    if isinstance(action, Rewrite):
-        return RewriteTo(rule, action, prepared)
+    if isinstance(action, Redirect | Rewrite):
+        return ToTarget(rule, action, prepared)
     if isinstance(action, Respond):
         return RespondWith(rule, action)
     return PassOn(rule)
