@@ -264,10 +264,15 @@ def upstream(recorder: RecordingUpstream) -> RecordingUpstream:
     return recorder
 
 
-def settled(upstream: RecordingUpstream) -> list[Received]:
+def settled(upstream: RecordingUpstream, expected: int = 0) -> list[Received]:
     """What the upstream received, once a request Waypost was still sending has had time to
-    arrive (a refused request must not arrive, even late)."""
+    arrive (a refused request must not arrive, even late). ``expected``: how many requests may
+    arrive (the complete ones before a refused one in a pipeline); they are waited for, up to a
+    few seconds, so that on a loaded machine one arriving late is not taken for the next case's."""
     time.sleep(0.05)
+    deadline = time.monotonic() + 3
+    while len(upstream.received) < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
     upstream.quiet(0.15)
     return upstream.take()
 
@@ -699,7 +704,7 @@ def check_case(port: int, upstream: RecordingUpstream, case: CorpusCase, *, refu
         answers=None if refused else len(targets),
         half_close=refused and case.incomplete,
     )
-    received = settled(upstream)
+    received = settled(upstream, len(targets))
     check_upstream(received, targets)
     if refused:
         assert got.closed, got

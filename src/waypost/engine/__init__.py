@@ -314,17 +314,8 @@ class Engine:
             # The common case: the first candidate has no conditions, so it decides.
             return plan.apply(rule, values, query, snapshot.site, None)
         if url is not None:
-            request = Request(
-                method,
-                raw_path,
-                query,
-                headers,
-                host=host,
-                client_ip=client_ip,
-                now=now,
-                path=path,
-                scheme=scheme,
-            )
+            parts = (scheme, host, raw_path, query, path)
+            request = Request.from_parts(method, parts, headers, client_ip, now)
         return self._decide(request, snapshot, None, stage)  # type: ignore[arg-type]
 
     def apply(

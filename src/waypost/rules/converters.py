@@ -134,13 +134,23 @@ class BaseConverter:
         None (the default) keeps the rules using this converter out of the compiled index: it
         joins the regexes of a pattern's segments with '/', which is only right when the regex
         never matches '/'. A subclass whose regex never does may return ``self.to_python``.
+        A built-in converter's answer (its ``_own_parser()``) holds for that class only: a
+        subclass of it, which may change ``regex`` or ``to_python``, gets None unless it
+        overrides this method.
         """
-        return None
+        return self._own_parser() if type(self) in _BUILT_IN else None
 
     def segment_parser(self) -> Callable[[str], list[Any] | None] | None:
         """For a segment that is this variable alone: a function from the segment's text to
         ``[value]``, or None when the text does not match, without running ``regex``; None (the
-        default) when the regex must run."""
+        default) when the regex must run. As for :meth:`parser`, a built-in's answer holds for
+        that class only."""
+        return self._own_segment_parser() if type(self) in _BUILT_IN else None
+
+    def _own_parser(self) -> Callable[[str], Any] | None:
+        return None
+
+    def _own_segment_parser(self) -> Callable[[str], list[Any] | None] | None:
         return None
 
     def __repr__(self) -> str:
@@ -199,15 +209,11 @@ class StringConverter(BaseConverter):
             text = text[k : k + self.maxlength] or text[: self.maxlength]
         return text
 
-    def parser(self) -> Callable[[str], Any] | None:
-        if type(self) is not StringConverter:  # a subclass may change regex or to_python
-            return None
+    def _own_parser(self) -> Callable[[str], Any] | None:
         unbounded = self.minlength <= 1 and self.maxlength is None
         return SAME_TEXT if unbounded else self.to_python  # the regex never matches empty text
 
-    def segment_parser(self) -> Callable[[str], list[Any] | None] | None:
-        if type(self) is not StringConverter:  # a subclass may change regex or to_python
-            return None
+    def _own_segment_parser(self) -> Callable[[str], list[Any] | None] | None:
         return _whole_text if self.minlength == 1 and self.maxlength is None else None
 
 
@@ -222,9 +228,7 @@ class PathConverter(BaseConverter):
     def sample(self, k: int = 0) -> Any:
         return _PATHS[k % len(_PATHS)]
 
-    def parser(self) -> Callable[[str], Any] | None:
-        if type(self) is not PathConverter:  # a subclass may change regex or to_python
-            return None
+    def _own_parser(self) -> Callable[[str], Any] | None:
         return SAME_TEXT
 
 
@@ -267,14 +271,10 @@ class IntConverter(BaseConverter):
             number = self.max
         return number
 
-    def parser(self) -> Callable[[str], Any] | None:
-        if type(self) is not IntConverter:  # a subclass may change regex or to_python
-            return None
+    def _own_parser(self) -> Callable[[str], Any] | None:
         return self.to_python if self.min is not None or self.max is not None else int
 
-    def segment_parser(self) -> Callable[[str], list[Any] | None] | None:
-        if type(self) is not IntConverter:  # a subclass may change regex or to_python
-            return None
+    def _own_segment_parser(self) -> Callable[[str], list[Any] | None] | None:
         return _whole_int if self.min is None and self.max is None else None
 
 
@@ -302,9 +302,7 @@ class FloatConverter(BaseConverter):
     def sample(self, k: int = 0) -> Any:
         return _FLOATS[k % len(_FLOATS)]
 
-    def parser(self) -> Callable[[str], Any] | None:
-        if type(self) is not FloatConverter:  # a subclass may change regex or to_python
-            return None
+    def _own_parser(self) -> Callable[[str], Any] | None:
         return float
 
 
@@ -327,9 +325,7 @@ class UUIDConverter(BaseConverter):
     def sample(self, k: int = 0) -> Any:
         return _UUIDS[k % len(_UUIDS)]
 
-    def parser(self) -> Callable[[str], Any] | None:
-        if type(self) is not UUIDConverter:  # a subclass may change regex or to_python
-            return None
+    def _own_parser(self) -> Callable[[str], Any] | None:
         return self.to_python
 
 
@@ -359,14 +355,17 @@ class AnyConverter(BaseConverter):
     def sample(self, k: int = 0) -> Any:
         return self.items[k % len(self.items)]
 
-    def parser(self) -> Callable[[str], Any] | None:
-        if type(self) is not AnyConverter:  # a subclass may change regex or to_python
-            return None
+    def _own_parser(self) -> Callable[[str], Any] | None:
         return SAME_TEXT
 
     def __repr__(self) -> str:
         return f"AnyConverter({', '.join(map(repr, self.items))})"
 
+
+# Whose _own_parser() and _own_segment_parser() answers hold (see BaseConverter.parser).
+_BUILT_IN = frozenset(
+    {StringConverter, PathConverter, IntConverter, FloatConverter, UUIDConverter, AnyConverter}
+)
 
 #: The converters every pattern can use; pass ``converters=`` to add your own.
 DEFAULT_CONVERTERS: Mapping[str, type[BaseConverter]] = {

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import unquote, unquote_plus
 
-__all__ = ["Request", "parse_url", "split_url"]
+__all__ = ["Request", "UrlParts", "parse_url", "split_url"]
 
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -53,7 +53,11 @@ def split_url(url: str) -> tuple[str | None, str, str]:
     return host, path, query
 
 
-def parse_url(url: str) -> tuple[str, str | None, str, str, str]:
+#: ``(scheme, host or None, raw path, raw query, decoded path)``: what :func:`parse_url` gives.
+UrlParts = tuple[str, str | None, str, str, str]
+
+
+def parse_url(url: str) -> UrlParts:
     """``(scheme, host or None, raw path, raw query, decoded path)`` of a path with query or an
     absolute URL: what :class:`Request` is made of. The scheme is ``http`` for a path."""
     if url[:1] == "/" and "#" not in url:  # the common case, inline
@@ -136,7 +140,19 @@ class Request:
     ) -> Request:
         """The request for ``method url``: ``url`` is a path with query, or an absolute URL
         (whose host and scheme the request takes); the fragment is dropped."""
-        scheme, host, raw_path, query, path = parse_url(url)
+        return cls.from_parts(method, parse_url(url), headers, client_ip, now)
+
+    @classmethod
+    def from_parts(
+        cls,
+        method: str,
+        parts: UrlParts,
+        headers: HeaderInput = None,
+        client_ip: str | None = None,
+        now: datetime | None = None,
+    ) -> Request:
+        """The request for ``method`` and a URL already split (:func:`parse_url`)."""
+        scheme, host, raw_path, query, path = parts
         return cls(
             method,
             raw_path,
