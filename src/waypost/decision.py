@@ -135,8 +135,8 @@ NO_MATCH = Decision("pass")
 # store is the cheapest write Python has) and then makes it a Decision: CPython allows the
 # __class__ change because the two layouts are the same (same slot names; CPython lays slots out
 # in sorted order, whatever order __slots__ lists). The result is an ordinary immutable Decision
-# (type, equality, hash and repr are the same). benchmarks/bench_engine.py measures both ways
-# ("decision: dataclass" against "decision: make_decision").
+# (type, equality, hash and repr are the same). benchmarks/bench_engine.py times both ways (its
+# "speed tricks" table): make_decision() takes 0.28x the time of the dataclass's __init__.
 class _DecisionDraft:
     __slots__ = (
         "_lazy",
@@ -183,7 +183,9 @@ def make_decision(
     ``lazy``, for the redirect of a packed rule (:class:`~waypost.rules.model.PackedRule`), is
     ``(rules, index, meta)`` and ``rule`` None: the rule is ``rules[index]``, looked up only when
     ``rule`` is first read. With a million rules, reading the rule object is a miss to memory that
-    the answer does not need (:func:`rule_options` gives what the server needs from it).
+    the answer does not need (:func:`rule_options` gives what the server needs from it); the
+    "speed tricks" table of benchmarks/bench_engine.py times an exact hit with and without reading
+    it (0.6x).
     """
     draft = _DecisionDraft()
     draft.action = action
