@@ -20,44 +20,13 @@ sessions are mixins in ``_sql_commit``, ``_sql_rules``, ``_sql_revisions``, ``_s
 
 from __future__ import annotations
 
+from waypost.store import model
 from waypost.store._validate import check_rule_set, to_json_value
 from waypost.store.base import Store
 from waypost.store.connect import open_store
 from waypost.store.keys import ApiKey, KeyScope
-from waypost.store.model import (
-    DeleteRule,
-    Operation,
-    Revision,
-    RevisionDiff,
-    RuleChange,
-    RuleDiff,
-    RulePage,
-    RuleSetSettings,
-    SchemaStatus,
-    SetRuleSetSettings,
-    Snapshot,
-    StoredRule,
-    UpsertRule,
-)
+from waypost.store.model import *  # noqa: F403 -- every value; model.__all__ lists them once
 
-__all__ = [
-    "ApiKey",
-    "DeleteRule",
-    "KeyScope",
-    "Operation",
-    "Revision",
-    "RevisionDiff",
-    "RuleChange",
-    "RuleDiff",
-    "RulePage",
-    "RuleSetSettings",
-    "SchemaStatus",
-    "SetRuleSetSettings",
-    "Snapshot",
-    "Store",
-    "StoredRule",
-    "UpsertRule",
-    "check_rule_set",
-    "open_store",
-    "to_json_value",
-]
+# The values are model's public names, as asyncio's __init__ adds up its modules' __all__.
+__all__ = ["ApiKey", "KeyScope", "Store", "check_rule_set", "open_store", "to_json_value"]
+__all__ += model.__all__

@@ -67,7 +67,13 @@ class CheckOptions(TypedDict, total=False):
 
 
 class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, SessionMethods, ABC):
-    """The rule store over a SQL database; see :class:`waypost.store.Store` for the contract.
+    """The rule store over a SQL database, public as :class:`waypost.store.Store`: its methods
+    are what the admin API and the server rely on.
+
+    Every method may raise :class:`~waypost.exceptions.StoreUnavailable` (the database cannot
+    be reached) or :class:`~waypost.exceptions.SchemaError` (``waypost db upgrade`` is needed).
+    Writes take ``key_id`` (the API key making the change, None for the command line) and a
+    ``message``; each one that changes something is one revision.
 
     This module holds the schema, the snapshot reads and the write operations; the other parts
     are mixins: the commit they all go through (:mod:`~waypost.store._sql_commit`), rule queries
