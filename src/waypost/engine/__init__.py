@@ -315,7 +315,7 @@ class Engine:
             return plan.apply(rule, values, query, snapshot.site, None)
         if url is not None:
             parts = (scheme, host, raw_path, query, path)
-            request = Request.from_parts(method, parts, headers, client_ip, now)
+            request = Request.from_url(method, parts, headers, client_ip, now)
         return self._decide(request, snapshot, None, stage)  # type: ignore[arg-type]
 
     def apply(

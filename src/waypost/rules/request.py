@@ -133,25 +133,15 @@ class Request:
     def from_url(
         cls,
         method: str,
-        url: str,
+        url: str | UrlParts,
         headers: HeaderInput = None,
         client_ip: str | None = None,
         now: datetime | None = None,
     ) -> Request:
         """The request for ``method url``: ``url`` is a path with query, or an absolute URL
-        (whose host and scheme the request takes); the fragment is dropped."""
-        return cls.from_parts(method, parse_url(url), headers, client_ip, now)
-
-    @classmethod
-    def from_parts(
-        cls,
-        method: str,
-        parts: UrlParts,
-        headers: HeaderInput = None,
-        client_ip: str | None = None,
-        now: datetime | None = None,
-    ) -> Request:
-        """The request for ``method`` and a URL already split (:func:`parse_url`)."""
+        (whose host and scheme the request takes; the fragment is dropped), or a URL already
+        split by :func:`parse_url`."""
+        parts = parse_url(url) if isinstance(url, str) else url
         scheme, host, raw_path, query, path = parts
         return cls(
             method,
