@@ -21,7 +21,7 @@ from waypost import Engine
 from waypost.server.config import Settings
 from waypost.server.core import WaypostServer
 from waypost.server.reloading import RulesWatcher, file_revision, shrink_problem
-from waypost.server.sources import FileSource
+from waypost.server.sources import FileSource, StoreSource
 from waypost.server.store_sync import StoreSync
 
 
@@ -41,13 +41,16 @@ def write(path: Path, text: str) -> None:
 class Watched:
     """A rules file of four rules, its engine, and a watcher whose outcomes are kept."""
 
-    def __init__(self, tmp_path: Path, **options: Any) -> None:
+    def __init__(self, tmp_path: Path, decisions: Path | None = None, **options: Any) -> None:
         self.path = tmp_path / "rules.yaml"
         self.path.write_text(rules_text(4), encoding="utf-8")
         self.engine = Engine.from_file(self.path)
         self.outcomes: list[bool] = []
         self.watcher = RulesWatcher(
-            self.engine, self.path, on_reload=self.outcomes.append, **options
+            self.engine,
+            FileSource(self.path, decisions=decisions),
+            on_reload=self.outcomes.append,
+            **options,
         )
 
     def settle(self) -> bool | None:
@@ -254,7 +257,7 @@ class _Store:
 def test_a_store_revision_that_does_not_load_says_degraded_and_keeps_its_revision() -> None:
     engine = Engine([{"from": "/a", "to": "/b"}])
     outcomes: list[bool] = []
-    sync = StoreSync(engine, "sqlite:///unused.db", revision=3, on_reload=outcomes.append)
+    sync = StoreSync(engine, StoreSource("sqlite:///unused.db", 3), on_reload=outcomes.append)
     sync._store = _Store([{"from": "/a/<itn:x>", "to": "/c"}], revision=4)
     sync._load()
     assert (sync.revision, len(engine), outcomes) == (3, 1, [False])
@@ -272,20 +275,15 @@ def test_a_worker_started_later_serves_what_the_others_serve(tmp_path: Path) -> 
     path = tmp_path / "rules.yaml"
     path.write_text(rules_text(10), encoding="utf-8")
     started_with = (os.stat(path), file_revision(path))
-    running = RulesWatcher(Engine.from_file(path), path, decisions=decisions)
+    running = RulesWatcher(Engine.from_file(path), FileSource(path, decisions=decisions))
     for count in (6, 4):  # 40% fewer, then a third fewer: each passes
         write(path, rules_text(count, "b"))
         assert running.check() is None
         assert running.check() is True
     engine = Engine([{"from": f"/r{i}", "to": f"/a{i}"} for i in range(10)])
     signature = file_signature_of(started_with[0])
-    restarted = RulesWatcher(
-        engine,
-        path,
-        decisions=decisions,
-        loaded_signature=signature,
-        loaded_revision=started_with[1],
-    )
+    loaded = FileSource(path, signature=signature, revision=started_with[1], decisions=decisions)
+    restarted = RulesWatcher(engine, loaded)
     assert restarted.catch_up() is True
     assert (len(engine), restarted.loaded.revision) == (4, running.loaded.revision)
     assert engine.rules[0].file == str(path)
@@ -311,8 +309,9 @@ def test_workers_that_saw_different_versions_end_up_serving_the_same(
     decisions.mkdir()
     path = tmp_path / "rules.yaml"
     path.write_text(rules_text(1000), encoding="utf-8")
-    saw = RulesWatcher(Engine.from_file(path), path, decisions=decisions)
-    missed = RulesWatcher(Engine.from_file(path), path, decisions=decisions)
+    shared = FileSource(path, decisions=decisions)
+    saw = RulesWatcher(Engine.from_file(path), shared)
+    missed = RulesWatcher(Engine.from_file(path), shared)
     # Each first check() must see the change as not settled yet, however long the other
     # worker's reload takes on a loaded machine: the settle time is made long here.
     saw.quiet = missed.quiet = 3600.0
@@ -365,7 +364,7 @@ def test_a_store_revision_that_drops_every_rule_is_served_and_warned(
 ) -> None:
     # A revision is committed, never half-written, and is what the admin API shows: no guard.
     engine = Engine([{"from": f"/r{i}", "to": "/x"} for i in range(4)])
-    sync = StoreSync(engine, "sqlite:///unused.db", revision=3)
+    sync = StoreSync(engine, StoreSource("sqlite:///unused.db", 3))
     sync._store = _Store([], revision=4)
     with caplog.at_level(logging.WARNING, logger="waypost.server"):
         sync._load()

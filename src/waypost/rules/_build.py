@@ -383,20 +383,8 @@ class RuleBuilder:
 
         if errors or action is None or not isinstance(path, str):
             return None, errors
-        return (
-            Rule(
-                path=path,
-                action=action,
-                index=index,
-                pattern=pattern,
-                conditions=conditions,
-                name=name,
-                file=self.file,
-                line=line,
-                options=options,
-            ),
-            errors,
-        )
+        meta = RuleMeta(pattern, conditions, name, self.file, options)
+        return Rule(path, action, index, line=line, meta=meta), errors
 
     def _plain(self, entry: Any, index: int, line: int | None) -> Rule | None:
         """The rule for a literal redirect (``from,to[,status]``, no options), or None.

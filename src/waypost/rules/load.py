@@ -499,14 +499,19 @@ def _build_all(
 def _from_document(
     document: Any,
     root: _Pos | None,
-    *,
     file: str | None,
     converters: Mapping[str, type[BaseConverter]],
+    defaults: Mapping[str, Any] | None,
+    allowed_hosts: Sequence[str],
+    pack_rules: bool,
     errors: list[RuleError],
-    defaults: Mapping[str, Any] | None = None,
-    allowed_hosts: Sequence[str] = (),
-    pack_rules: bool = True,
 ) -> RuleSet:
+    """The rules of a read ``document``; its problems are added to ``errors``.
+
+    ``root`` says where its parts are in ``file`` (None for mappings given in Python).
+    ``converters`` are merged already; ``defaults`` and ``allowed_hosts`` come before the
+    document's own. The arguments are those of :func:`_csv_rules`, in the same order.
+    """
     if isinstance(document, list):
         document = {"rules": document}
     if document is None:
@@ -600,19 +605,14 @@ def rules_from_mappings(
     ``pack_rules=False`` keeps every rule a plain Rule (no packed literal redirects).
     """
     errors: list[RuleError] = []
+    # The defaults and hosts go into the document, to be checked as a file's are.
     document: dict[str, Any] = {"rules": list(rules)}
     if defaults is not None:
         document["defaults"] = dict(defaults)
     if allowed_hosts:
         document["allowed_hosts"] = list(allowed_hosts)
-    ruleset = _from_document(
-        document,
-        None,
-        file=source,
-        converters=merge_converters(converters),
-        errors=errors,
-        pack_rules=pack_rules,
-    )
+    conv = merge_converters(converters)
+    ruleset = _from_document(document, None, source, conv, None, (), pack_rules, errors)
     return ruleset, errors
 
 
@@ -688,14 +688,7 @@ def parse_rules(
     if read_errors and document is None:
         return RuleSet((), source=file), errors
     ruleset = _from_document(
-        document,
-        root,
-        file=file,
-        converters=conv,
-        errors=errors,
-        defaults=defaults,
-        allowed_hosts=allowed_hosts,
-        pack_rules=pack_rules,
+        document, root, file, conv, defaults, allowed_hosts, pack_rules, errors
     )
     errors.sort(key=lambda e: (e.line or 0, e.col or 0))
     return ruleset, errors

@@ -105,21 +105,14 @@ class WaypostServer:
         if isinstance(source, FileSource):
             self.watcher = RulesWatcher(
                 engine,
-                source.path,
+                source,
                 interval=settings.reload_interval,
                 on_reload=self._reloaded,
-                loaded_signature=source.signature,
-                loaded_revision=source.revision,
                 max_shrink=settings.reload_max_shrink,
-                decisions=source.decisions,
             )
         elif isinstance(source, StoreSource):
             self.store_sync = StoreSync(
-                engine,
-                source.url,
-                revision=source.revision,
-                on_reload=self._reloaded,
-                max_shrink=settings.reload_max_shrink,
+                engine, source, on_reload=self._reloaded, max_shrink=settings.reload_max_shrink
             )
         self.page = NotFoundPage(settings.not_found_template)
         self.proxy = (

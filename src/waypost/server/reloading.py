@@ -43,6 +43,7 @@ from waypost.exceptions import RulesError
 from waypost.rules.load import FORMATS, parse_rules
 from waypost.rules.model import RuleSet
 from waypost.server._background import BackgroundLoop
+from waypost.server.sources import FileSource
 
 __all__ = [
     "LoadedRules",
@@ -126,43 +127,45 @@ class _HeldBack(Exception):
 
 
 class RulesWatcher(BackgroundLoop):
-    """Keeps ``engine`` in step with the rules file at ``path``.
+    """Keeps ``engine`` in step with the rules file of ``source``: a
+    :class:`~waypost.server.sources.FileSource` (its ``signature`` and ``revision`` describe the
+    file as ``engine`` was loaded from it, its ``decisions`` folder is shared with the other
+    workers for the shrink guard's verdicts), or just the file's path.
 
     ``on_reload(ok)`` is called after every load attempt (for the metrics). ``max_shrink`` is the
-    shrink guard's share (see the module docstring); ``decisions`` a folder shared with the other
-    workers, for the guard's verdicts. :attr:`degraded` says why the rules serving are not the
-    file's (None when they are). Start the polling thread with :meth:`start` in the worker
-    process (after any fork), stop it with :meth:`stop`.
+    shrink guard's share (see the module docstring). :attr:`degraded` says why the rules serving
+    are not the file's (None when they are). Start the polling thread with :meth:`start` in the
+    worker process (after any fork), stop it with :meth:`stop`.
     """
 
     def __init__(
         self,
         engine: Engine,
-        path: str | Path,
+        source: FileSource | str | Path,
         *,
         interval: float = 0.25,
         on_reload: Callable[[bool], None] | None = None,
-        loaded_signature: Signature | None = None,
-        loaded_revision: str | None = None,
         max_shrink: float = 0.5,
-        decisions: str | Path | None = None,
     ) -> None:
+        if not isinstance(source, FileSource):
+            source = FileSource(source)
         self.engine = engine
-        self.path = Path(path)
+        self.path = Path(source.path)
         self.interval = interval
         self.on_reload = on_reload
         self.max_shrink = max_shrink
-        self.decisions = Path(decisions) if decisions is not None else None
+        self.decisions = Path(source.decisions) if source.decisions is not None else None
         self.degraded: str | None = None
         # The file as it was when ``engine`` was loaded (in the main process, before the fork):
         # a change made while a worker was starting must still reach that worker.
-        seen = loaded_signature if loaded_signature is not None else _signature(self.path)
+        seen = source.signature if source.signature is not None else _signature(self.path)
         self._seen: Signature = seen or _MISSING
         self._pending: Signature | None = None
         self._reported: Signature | None = None
         #: How long a change must stay unchanged before it is loaded.
         self.quiet = min(interval, _QUIET_SECONDS) if interval > 0 else _QUIET_SECONDS
         self._wait = self.quiet  # until the next check, while a change settles
+        loaded_revision = source.revision
         if loaded_revision is None:
             loaded_revision = file_revision(self.path)
         self.loaded = LoadedRules(loaded_revision, datetime.now(UTC), len(engine))

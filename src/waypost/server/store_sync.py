@@ -32,6 +32,7 @@ from waypost.engine import Engine
 from waypost.exceptions import RulesError, StoreError
 from waypost.server._background import BackgroundLoop
 from waypost.server.reloading import shrink_problem
+from waypost.server.sources import StoreSource
 from waypost.store import open_store
 
 __all__ = ["StoreSync", "engine_from_store"]
@@ -58,22 +59,22 @@ def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int
 
 
 class StoreSync(BackgroundLoop):
-    """Keeps ``engine`` at the store's latest revision, from a daemon thread of this worker."""
+    """Keeps ``engine`` at the latest revision of the store of ``source`` (``engine`` holds its
+    revision ``source.revision``), from a daemon thread of this worker."""
 
     def __init__(
         self,
         engine: Engine,
-        url: str,
+        source: StoreSource,
         *,
-        revision: int,
         on_reload: Callable[[bool], None] | None = None,
         poll: float = 0.25,
         max_shrink: float = 0.5,
     ) -> None:
         self.engine = engine
-        self.url = url
+        self.url = self.location = source.url
         #: The revision serving (a revision that did not load is not it).
-        self.revision = revision
+        self.revision = self._skipped = source.revision
         self.on_reload = on_reload
         self.poll = poll
         self.max_shrink = max_shrink
@@ -81,9 +82,7 @@ class StoreSync(BackgroundLoop):
         #: Why the store cannot be reached, and why its latest revision does not load.
         self.unreachable: str | None = None
         self.unloadable: str | None = None
-        self.location = url
         self._store: Any = None
-        self._skipped = revision
         super().__init__()
 
     @property

@@ -99,16 +99,10 @@ class CaseResult:
         return not self.problems
 
     def got_text(self) -> str:
-        """What happened, in the same words as :meth:`Case.expected_text`."""
+        """What happened, in the same words as :meth:`Case.expected_text`: the decision's own
+        (:meth:`Decision.describe`), but a bare ``pass`` (a case expects ``action: pass``)."""
         d = self.decision
-        if d.action == "redirect":
-            text = f"redirect {d.status} {d.location}"
-        elif d.action == "rewrite":
-            text = f"rewrite {_rewritten(d)}"
-        elif d.action == "respond":
-            text = f"respond {d.status}"
-        else:
-            text = "pass"
+        text = "pass" if d.action == "pass" else d.describe(detail=False)
         if self.case.final is not None and self.final_url is not None:
             text += f" final {self.final_url}"
         return text
