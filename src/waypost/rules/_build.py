@@ -11,7 +11,7 @@ import difflib
 import importlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from waypost.exceptions import RuleSyntaxError
@@ -96,7 +96,6 @@ _set_path = _SLOT_SETTERS["path"]
 _set_action = _SLOT_SETTERS["_action"]
 _set_position = _SLOT_SETTERS["_position"]
 _set_meta = _SLOT_SETTERS["_meta"]
-_set_store = vars(PackedRule)["store"].__set__
 
 
 def _choice(key: str, value: Any, keys: tuple[str | int, ...]) -> str:
@@ -282,6 +281,7 @@ class RuleBuilder:
             and self.pack
         )
         self._store: Any = None
+        self._packed_metas: dict[int, RuleMeta] = {}
         self._plain_meta_ids = {status: i for i, status in enumerate(self._plain_metas)}
 
     def finish(self) -> None:
@@ -427,10 +427,14 @@ class RuleBuilder:
             if store is None:
                 assert _PlainStore is not None  # self._packing says so
                 store = self._store = _PlainStore(tuple(self._plain_metas.values()))
+                # The packed rules' metas name the store (PackedRule reads its path and target
+                # back from it); the store's own metas, what a lookup answers, need not.
+                self._packed_metas = {
+                    status: replace(meta, store=store) for status, meta in self._plain_metas.items()
+                }
             packed: Rule = _new_object(PackedRule)
-            _set_store(packed, store)  # PackedRule.path and the target read back from the store
             _set_position(packed, position)
-            _set_meta(packed, self._plain_metas[status])
+            _set_meta(packed, self._packed_metas[status])
             store.add(index, path, to, self._plain_meta_ids[status])
             return packed
         rule = _new_object(Rule)

@@ -14,7 +14,7 @@ Rules are kept small: a million of them are held in memory. A static rule has no
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import FrozenInstanceError, dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field, replace
 from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
@@ -120,6 +120,9 @@ class RuleMeta:
     options: RuleOptions = DEFAULT_OPTIONS
     #: For a compact literal redirect (see :class:`Rule`): its status.
     status: int = 301
+    #: For a :class:`PackedRule`: the store holding its path and target (a
+    #: ``waypost._plainstore.PlainStore``), shared by every packed rule of the load.
+    store: Any = field(default=None, compare=False, repr=False)
 
 
 _INDEX_MASK = 0xFFFFFFFF
@@ -322,28 +325,32 @@ class PackedRule(Rule):
     The bulk of a large CSV table. The loader adds such rules to a
     ``waypost._plainstore.PlainStore`` (a compiled module; without it every rule is a plain
     :class:`Rule`): the store keeps the path and the target as bytes and finds a rule by its path
-    in one miss to memory, and the rule keeps the store (``store``) instead of two strings.
-    ``path`` and the target read back from the store; everything else is a Rule's. (The ``path``
-    and ``_action`` slots it inherits stay empty.)
+    in one miss to memory. The rule's shared :class:`RuleMeta` names the store (``store``);
+    ``path`` and the target read back from it; everything else is a Rule's. (The ``path`` and
+    ``_action`` slots it inherits stay empty: a slot of its own for the store would cost 16 MB
+    with a million rules, for a reference every rule of the load shares.)
     """
 
-    __slots__ = ("store",)
+    __slots__ = ()
 
-    #: The store holding this rule's path and target (a ``waypost._plainstore.PlainStore``).
-    store: Any
+    @property
+    def store(self) -> Any:
+        """The store holding this rule's path and target."""
+        return self._meta.store
 
     @property
     def path(self) -> str:  # type: ignore[override]
         """The ``from`` text as written."""
-        return self.store.path(self._position & _INDEX_MASK)  # type: ignore[no-any-return]
+        return self._meta.store.path(self._position & _INDEX_MASK)  # type: ignore[no-any-return]
 
     @property
     def _action(self) -> str:  # type: ignore[override]
-        return self.store.target(self._position & _INDEX_MASK)  # type: ignore[no-any-return]
+        return self._meta.store.target(self._position & _INDEX_MASK)  # type: ignore[no-any-return]
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy or a pickle is an ordinary Rule: the store is not copied.
-        return (_unpacked, (self.path, self._action, self.index, self.line, self._meta))
+        meta = replace(self._meta, store=None)
+        return (_unpacked, (self.path, self._action, self.index, self.line, meta))
 
 
 def _unpacked(path: str, target: str, index: int, line: int | None, meta: RuleMeta) -> Rule:
