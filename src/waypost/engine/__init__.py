@@ -290,9 +290,10 @@ class Engine:
         (the standalone server with no app behind it).
         """
         if url is None:
-            if not isinstance(request, Request):
-                raise TypeError("resolve() takes a Request, or a method and a URL")
-            path, query = request.path, request.query_string
+            try:
+                path, query = request.path, request.query_string  # type: ignore[union-attr]
+            except AttributeError:  # a str without a URL (try: free in CPython 3.11)
+                raise TypeError("resolve() takes a Request, or a method and a URL") from None
         else:
             # The convenience: the URL is split and decoded here, once (a path with a query
             # inline: parse_url() does the same); its Request is built only when the first

@@ -91,12 +91,12 @@ class Request:
         "_host",
         "_language",
         "_query",
-        "_raw_headers",
         "client_ip",
         "method",
         "now",
         "path",
         "query_string",
+        "raw_headers",
         "raw_path",
         "scheme",
     )
@@ -107,27 +107,31 @@ class Request:
         raw_path: str,
         query_string: str = "",
         headers: HeaderInput = None,
-        *,
         host: str | None = None,
         client_ip: str | None = None,
         now: datetime | None = None,
         path: str | None = None,
         scheme: str = "http",
     ) -> None:
+        # One is built per request: the parameters are positional-or-keyword (a call with
+        # keywords, or to a function with keyword-only ones, costs CPython 3.11 more), and the
+        # parsed views (headers, query, cookies, Accept, language) stay unset until first read.
         self.method = method.upper()
         self.raw_path = raw_path
         self.path = path if path is not None else unquote(raw_path, errors="surrogateescape")
         self.query_string = query_string
-        self._raw_headers = headers
-        self._headers: dict[str, str] | None = None
+        #: The headers as given (pairs, or a mapping), for code that forwards them.
+        self.raw_headers = headers
         self._host = host
         self.client_ip = client_ip
         self.now = now
         self.scheme = scheme
-        self._query: dict[str, list[str]] | None = None
-        self._cookies: dict[str, str] | None = None
-        self._accept: str | None = None
-        self._language: str | None = None
+
+    _headers: dict[str, str]
+    _query: dict[str, list[str]]
+    _cookies: dict[str, str]
+    _accept: str
+    _language: str
 
     @classmethod
     def from_url(
@@ -143,29 +147,16 @@ class Request:
         split by :func:`parse_url`."""
         parts = parse_url(url) if isinstance(url, str) else url
         scheme, host, raw_path, query, path = parts
-        return cls(
-            method,
-            raw_path,
-            query,
-            headers,
-            host=host,
-            client_ip=client_ip,
-            now=now,
-            path=path,
-            scheme=scheme,
-        )
-
-    @property
-    def raw_headers(self) -> HeaderInput:
-        """The headers as given (pairs, or a mapping), for code that forwards them."""
-        return self._raw_headers
+        return cls(method, raw_path, query, headers, host, client_ip, now, path, scheme)
 
     @property
     def headers(self) -> dict[str, str]:
         """Lower-cased header names to values."""
-        if self._headers is None:
+        try:
+            return self._headers
+        except AttributeError:  # not read yet
             merged: dict[str, str] = {}
-            raw = self._raw_headers
+            raw = self.raw_headers
             pairs = raw.items() if isinstance(raw, Mapping) else (raw or ())
             for name, value in pairs:
                 key = name.lower()
@@ -174,7 +165,7 @@ class Request:
                 else:
                     merged[key] = value
             self._headers = merged
-        return self._headers
+            return merged
 
     @property
     def host(self) -> str:
@@ -188,7 +179,9 @@ class Request:
     @property
     def query(self) -> dict[str, list[str]]:
         """Query parameters (decoded) to their values, in order; blank values are kept."""
-        if self._query is None:
+        try:
+            return self._query
+        except AttributeError:  # not read yet
             parsed: dict[str, list[str]] = {}
             for pair in self.query_string.split("&"):
                 if not pair:
@@ -196,19 +189,21 @@ class Request:
                 key, _, value = pair.partition("=")
                 parsed.setdefault(unquote_plus(key), []).append(unquote_plus(value))
             self._query = parsed
-        return self._query
+            return parsed
 
     @property
     def cookies(self) -> dict[str, str]:
         """Cookie names to values (the first of repeated names wins, as browsers send them)."""
-        if self._cookies is None:
+        try:
+            return self._cookies
+        except AttributeError:  # not read yet
             jar: dict[str, str] = {}
             for chunk in self.headers.get("cookie", "").split(";"):
                 name, sep, value = chunk.strip().partition("=")
                 if sep and name and name not in jar:
                     jar[name] = value.strip().strip('"')
             self._cookies = jar
-        return self._cookies
+            return jar
 
     @property
     def accept(self) -> str:
@@ -218,7 +213,9 @@ class Request:
         least that of any JSON type. API clients, ``fetch()`` asking for JSON and ``curl`` (which
         sends ``*/*``) are ``'json'``.
         """
-        if self._accept is None:
+        try:
+            return self._accept
+        except AttributeError:  # not read yet
             html = json = 0.0
             for item in self.headers.get("accept", "").split(","):
                 media, _, params = item.strip().partition(";")
@@ -229,12 +226,14 @@ class Request:
                 elif media in _MEDIA_JSON or media.endswith("+json"):
                     json = max(json, q)
             self._accept = "html" if html > 0 and html >= json else "json"
-        return self._accept
+            return self._accept
 
     @property
     def language(self) -> str:
         """The client's most preferred language from Accept-Language, lower-cased ('' if none)."""
-        if self._language is None:
+        try:
+            return self._language
+        except AttributeError:  # not read yet
             best, best_q = "", 0.0
             for item in self.headers.get("accept-language", "").split(","):
                 tag, _, params = item.strip().partition(";")
@@ -243,7 +242,7 @@ class Request:
                 if tag and tag != "*" and q > best_q:
                     best, best_q = tag, q
             self._language = best
-        return self._language
+            return best
 
     def current_time(self) -> datetime:
         """``now`` as given (a naive time is taken as UTC, like the rules' times), else UTC now."""

@@ -28,6 +28,7 @@ on a real socket.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any, NamedTuple
 
 import httptools
@@ -37,6 +38,7 @@ from uvicorn.protocols.utils import get_path_with_query_string
 from uvicorn.server import ServerState
 
 from waypost.responses import Response, error_response
+from waypost.rules.request import Request
 from waypost.server._linger import LINGER_BYTES, LINGER_SECONDS, half_close
 from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer
@@ -84,13 +86,27 @@ class _Pending(NamedTuple):
     """A request answered here, waiting for the end of its body."""
 
     answer: Answer
-    method: str
+    request: Request
     target: str
     version: str
     keep_alive: bool
-    headers: list[tuple[str, str]]
-    #: The real client's address (behind trusted proxies, what they forwarded).
-    client_ip: str | None
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return self.request.raw_headers  # type: ignore[return-value]  # the server's: pairs
+
+    @property
+    def client_ip(self) -> str | None:
+        """The real client's address (behind trusted proxies, what they forwarded)."""
+        return self.request.client_ip
+
+
+# One is made per request: a C-level constructor (a NamedTuple's own __new__ is a Python function).
+_pending = partial(tuple.__new__, _Pending)
 
 
 class WaypostProtocol(HttpToolsProtocol):
@@ -512,17 +528,9 @@ class WaypostProtocol(HttpToolsProtocol):
             self._asgi()
             return
         answer = server.answer(request, peer)
-        method, query = request.method, request.query_string
-        target = f"{raw_path}?{query}" if raw_query else raw_path
-        pending = _Pending(
-            answer,
-            method,
-            target,
-            version,
-            parser.should_keep_alive() and not upgrade,
-            headers,
-            request.client_ip,
-        )
+        target = f"{raw_path}?{request.query_string}" if raw_query else raw_path
+        keep_alive = parser.should_keep_alive() and not upgrade
+        pending = _pending((answer, request, target, version, keep_alive))
         if answer.response is not None:
             self._answer = pending
         elif upgrade and answer.forward is not None:  # a WebSocket to the upstream
