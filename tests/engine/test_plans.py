@@ -41,9 +41,14 @@ def rule_of(mapping: dict[str, Any], **options: Any) -> Rule:
     return ruleset.rules[0]
 
 
-def fill_of(plan: Plan) -> object:
+def fill_of(plan: Plan) -> type:
+    """The kind of fill that builds the plan's target: Indexed when the plan holds a prepared
+    format itself (its fill, the general build, is then the fallback)."""
     assert isinstance(plan, ToTarget)
-    return plan.fill
+    if plan.format is not None:
+        assert type(plan.fill) is Checked
+        return Indexed
+    return type(plan.fill)
 
 
 # -- plan_for: one plan per action, one fill per target -------------------------------------
@@ -82,7 +87,7 @@ def test_plan_for_each_action_and_target(
     plan = plan_for(rule_of(mapping), prepared=prepared)
     assert type(plan) is plan_type
     if fill_type is not None:
-        assert type(fill_of(plan)) is fill_type
+        assert fill_of(plan) is fill_type
 
 
 @pytest.mark.parametrize(
