@@ -213,7 +213,12 @@ def fill_for(rule: Rule, target: str | Target | RouteTarget, prepared: bool) -> 
 # -- plans ----------------------------------------------------------------------------------
 
 
+# What Plan.alone holds: one shared set each, so that a plan's set is no object of its own to
+# read (with a million rules, a likely miss to memory on every request).
 _NO_STAGE: frozenset[Stage] = frozenset()
+_BEFORE_OR_ALL: frozenset[Stage] = frozenset(("all", "before"))
+_MISSING_OR_ALL: frozenset[Stage] = frozenset(("all", "missing"))
+_ALL: frozenset[Stage] = frozenset(("all",))
 
 
 class Plan:
@@ -228,11 +233,10 @@ class Plan:
     def __init__(self, rule: Rule) -> None:
         self.conditional = not rule.conditions.empty
         self.only_if_missing = rule.options.only_if_missing
-        waits = frozenset[Stage](("all", "missing"))
         self.alone = (
             _NO_STAGE
             if self.conditional
-            else (waits if self.only_if_missing else frozenset[Stage](("all", "before")))
+            else (_MISSING_OR_ALL if self.only_if_missing else _BEFORE_OR_ALL)
         )
 
     def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
@@ -346,7 +350,7 @@ class StoredRedirect(Plan):
         self.only_if_missing = False
         # Whether the rule waits for a 404 is in its meta: outside the standalone server's
         # stage 'all' the engine asks the full search, which reads it (stored rules rarely wait).
-        self.alone = frozenset[Stage](("all",))
+        self.alone = _ALL
         self.rules = rules
 
     def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
