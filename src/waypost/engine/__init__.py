@@ -319,6 +319,11 @@ class Engine:
             request = Request.from_url(method, parts, headers, client_ip, now)
         return self._decide(request, snapshot, None, stage)  # type: ignore[arg-type]
 
+    def candidates(self, path: str) -> Iterator[tuple[Rule, dict[str, Any]]]:
+        """Every rule whose pattern matches the decoded ``path``, in the order the engine tries
+        them, with the values each would get (conditions aside). The checks use it."""
+        return self._snapshot.matcher.candidates(path)
+
     def apply(
         self, rule: Rule, values: Mapping[str, Any] | None = None, query: str = ""
     ) -> Decision:

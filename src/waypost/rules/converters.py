@@ -32,7 +32,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from waypost.exceptions import ConverterError
 
@@ -87,6 +87,10 @@ class BaseConverter:
     weight: int = 100
     #: True for converters whose text may contain '/', like ``path``.
     spans_slashes: bool = False
+    #: A few values the converter accepts, for :meth:`sample` (empty: found from the regex).
+    samples: ClassVar[tuple[Any, ...]] = ()
+    # A built-in's quick parser when it does not depend on arguments (see parser()).
+    _quick: ClassVar[Callable[[str], Any] | None] = None
     #: True when the text has no set length or end (string, int, float; path spans slashes):
     #: two variables side by side with such a converter first ('<a><b>') are refused, as their
     #: split is ambiguous and their regex backtracks polynomially on a long hostile segment.
@@ -108,13 +112,15 @@ class BaseConverter:
         """A value this converter accepts; ``k`` picks among a few distinct ones.
 
         Used to try route targets at start-up and to make sample URLs for ``waypost check``. The
-        default calls ``example()`` when the subclass defines one (for ``k == 0``), else tries a
-        few common texts on ``regex`` and ``to_python``; raises ValueError when none passes.
-        Override it when neither fits.
+        default calls ``example()`` when the subclass defines one (for ``k == 0``), else takes
+        one of ``samples``, else tries a few common texts on ``regex`` and ``to_python``; raises
+        ValueError when none passes. Override it when none of these fits.
         """
         example = getattr(self, "example", None)
         if k == 0 and callable(example):
             return example()
+        if self.samples:
+            return self.samples[k % len(self.samples)]
         accepted: list[Any] = []
         for text in _SAMPLE_TEXTS:
             if not re.fullmatch(self.regex, text, re.DOTALL):
@@ -148,7 +154,7 @@ class BaseConverter:
         return self._own_segment_parser() if type(self) in _BUILT_IN else None
 
     def _own_parser(self) -> Callable[[str], Any] | None:
-        return None
+        return type(self)._quick
 
     def _own_segment_parser(self) -> Callable[[str], list[Any] | None] | None:
         return None
@@ -224,12 +230,8 @@ class PathConverter(BaseConverter):
     weight = 200
     spans_slashes = True
     open_ended = True
-
-    def sample(self, k: int = 0) -> Any:
-        return _PATHS[k % len(_PATHS)]
-
-    def _own_parser(self) -> Callable[[str], Any] | None:
-        return SAME_TEXT
+    samples = _PATHS
+    _quick = SAME_TEXT
 
 
 class IntConverter(BaseConverter):
@@ -284,6 +286,8 @@ class FloatConverter(BaseConverter):
     regex = r"\d+\.\d+"
     weight = 50
     open_ended = True
+    samples = _FLOATS
+    _quick = float
 
     def to_python(self, value: str) -> float:
         return float(value)
@@ -299,18 +303,13 @@ class FloatConverter(BaseConverter):
         text = format(Decimal(repr(number)), "f")
         return text if "." in text else text + ".0"
 
-    def sample(self, k: int = 0) -> Any:
-        return _FLOATS[k % len(_FLOATS)]
-
-    def _own_parser(self) -> Callable[[str], Any] | None:
-        return float
-
 
 class UUIDConverter(BaseConverter):
     """A UUID in its canonical 8-4-4-4-12 form, as ``uuid.UUID``."""
 
     regex = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     weight = 40
+    samples = _UUIDS
 
     def to_python(self, value: str) -> uuid.UUID:
         return uuid.UUID(value)
@@ -321,9 +320,6 @@ class UUIDConverter(BaseConverter):
         if isinstance(value, str):
             return str(uuid.UUID(value))
         raise TypeError(f"expected a UUID, got {type(value).__name__}")
-
-    def sample(self, k: int = 0) -> Any:
-        return _UUIDS[k % len(_UUIDS)]
 
     def _own_parser(self) -> Callable[[str], Any] | None:
         return self.to_python
@@ -352,11 +348,10 @@ class AnyConverter(BaseConverter):
             raise ValueError(f"{text!r} is not one of {', '.join(map(repr, self.items))}")
         return text
 
+    _quick = SAME_TEXT
+
     def sample(self, k: int = 0) -> Any:
         return self.items[k % len(self.items)]
-
-    def _own_parser(self) -> Callable[[str], Any] | None:
-        return SAME_TEXT
 
     def __repr__(self) -> str:
         return f"AnyConverter({', '.join(map(repr, self.items))})"

@@ -11,8 +11,9 @@ case-insensitive; repeated headers are joined with ``", "`` (cookies with ``"; "
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar, overload
 from urllib.parse import unquote, unquote_plus
 
 __all__ = ["Request", "UrlParts", "parse_url", "split_url"]
@@ -71,6 +72,35 @@ def parse_url(url: str) -> UrlParts:
     return scheme, host, raw_path, query, path
 
 
+T = TypeVar("T")
+
+
+class _ParsedOnce(Generic[T]):
+    """A property parsed from the request when first read and kept in the slot of the same name
+    with a leading underscore (a request that no condition reads never parses it)."""
+
+    def __init__(self, parse: Callable[[Request], T]) -> None:
+        self.parse = parse
+        self.__doc__ = parse.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot: Any = vars(owner)["_" + name]  # the member descriptor of __slots__
+
+    @overload
+    def __get__(self, request: None, owner: type) -> _ParsedOnce[T]: ...
+    @overload
+    def __get__(self, request: Request, owner: type) -> T: ...
+    def __get__(self, request: Request | None, owner: type) -> T | _ParsedOnce[T]:
+        if request is None:
+            return self
+        try:
+            return self.slot.__get__(request, owner)  # type: ignore[no-any-return]
+        except AttributeError:  # not read yet
+            value = self.parse(request)
+            self.slot.__set__(request, value)
+            return value
+
+
 def _quality(params: str) -> float:
     found = _Q.search(params)
     if not found:
@@ -127,12 +157,6 @@ class Request:
         self.now = now
         self.scheme = scheme
 
-    _headers: dict[str, str]
-    _query: dict[str, list[str]]
-    _cookies: dict[str, str]
-    _accept: str
-    _language: str
-
     @classmethod
     def from_url(
         cls,
@@ -149,23 +173,19 @@ class Request:
         scheme, host, raw_path, query, path = parts
         return cls(method, raw_path, query, headers, host, client_ip, now, path, scheme)
 
-    @property
+    @_ParsedOnce
     def headers(self) -> dict[str, str]:
         """Lower-cased header names to values."""
-        try:
-            return self._headers
-        except AttributeError:  # not read yet
-            merged: dict[str, str] = {}
-            raw = self.raw_headers
-            pairs = raw.items() if isinstance(raw, Mapping) else (raw or ())
-            for name, value in pairs:
-                key = name.lower()
-                if key in merged:
-                    merged[key] += ("; " if key == "cookie" else ", ") + value
-                else:
-                    merged[key] = value
-            self._headers = merged
-            return merged
+        merged: dict[str, str] = {}
+        raw = self.raw_headers
+        pairs = raw.items() if isinstance(raw, Mapping) else (raw or ())
+        for name, value in pairs:
+            key = name.lower()
+            if key in merged:
+                merged[key] += ("; " if key == "cookie" else ", ") + value
+            else:
+                merged[key] = value
+        return merged
 
     @property
     def host(self) -> str:
@@ -176,36 +196,28 @@ class Request:
             return host.partition("]")[0] + "]"
         return host.rpartition(":")[0] if host.count(":") == 1 else host
 
-    @property
+    @_ParsedOnce
     def query(self) -> dict[str, list[str]]:
         """Query parameters (decoded) to their values, in order; blank values are kept."""
-        try:
-            return self._query
-        except AttributeError:  # not read yet
-            parsed: dict[str, list[str]] = {}
-            for pair in self.query_string.split("&"):
-                if not pair:
-                    continue
-                key, _, value = pair.partition("=")
-                parsed.setdefault(unquote_plus(key), []).append(unquote_plus(value))
-            self._query = parsed
-            return parsed
+        parsed: dict[str, list[str]] = {}
+        for pair in self.query_string.split("&"):
+            if not pair:
+                continue
+            key, _, value = pair.partition("=")
+            parsed.setdefault(unquote_plus(key), []).append(unquote_plus(value))
+        return parsed
 
-    @property
+    @_ParsedOnce
     def cookies(self) -> dict[str, str]:
         """Cookie names to values (the first of repeated names wins, as browsers send them)."""
-        try:
-            return self._cookies
-        except AttributeError:  # not read yet
-            jar: dict[str, str] = {}
-            for chunk in self.headers.get("cookie", "").split(";"):
-                name, sep, value = chunk.strip().partition("=")
-                if sep and name and name not in jar:
-                    jar[name] = value.strip().strip('"')
-            self._cookies = jar
-            return jar
+        jar: dict[str, str] = {}
+        for chunk in self.headers.get("cookie", "").split(";"):
+            name, sep, value = chunk.strip().partition("=")
+            if sep and name and name not in jar:
+                jar[name] = value.strip().strip('"')
+        return jar
 
-    @property
+    @_ParsedOnce
     def accept(self) -> str:
         """``'html'`` when the client prefers a page (a browser), else ``'json'``.
 
@@ -213,36 +225,28 @@ class Request:
         least that of any JSON type. API clients, ``fetch()`` asking for JSON and ``curl`` (which
         sends ``*/*``) are ``'json'``.
         """
-        try:
-            return self._accept
-        except AttributeError:  # not read yet
-            html = json = 0.0
-            for item in self.headers.get("accept", "").split(","):
-                media, _, params = item.strip().partition(";")
-                media = media.strip().lower()
-                q = _quality(params)
-                if media in _MEDIA_HTML:
-                    html = max(html, q)
-                elif media in _MEDIA_JSON or media.endswith("+json"):
-                    json = max(json, q)
-            self._accept = "html" if html > 0 and html >= json else "json"
-            return self._accept
+        html = json = 0.0
+        for item in self.headers.get("accept", "").split(","):
+            media, _, params = item.strip().partition(";")
+            media = media.strip().lower()
+            q = _quality(params)
+            if media in _MEDIA_HTML:
+                html = max(html, q)
+            elif media in _MEDIA_JSON or media.endswith("+json"):
+                json = max(json, q)
+        return "html" if html > 0 and html >= json else "json"
 
-    @property
+    @_ParsedOnce
     def language(self) -> str:
         """The client's most preferred language from Accept-Language, lower-cased ('' if none)."""
-        try:
-            return self._language
-        except AttributeError:  # not read yet
-            best, best_q = "", 0.0
-            for item in self.headers.get("accept-language", "").split(","):
-                tag, _, params = item.strip().partition(";")
-                tag = tag.strip().lower()
-                q = _quality(params)
-                if tag and tag != "*" and q > best_q:
-                    best, best_q = tag, q
-            self._language = best
-            return best
+        best, best_q = "", 0.0
+        for item in self.headers.get("accept-language", "").split(","):
+            tag, _, params = item.strip().partition(";")
+            tag = tag.strip().lower()
+            q = _quality(params)
+            if tag and tag != "*" and q > best_q:
+                best, best_q = tag, q
+        return best
 
     def current_time(self) -> datetime:
         """``now`` as given (a naive time is taken as UTC, like the rules' times), else UTC now."""

@@ -321,7 +321,7 @@ class _Checker:
             samples = [
                 (path, values)
                 for path, values in sample_paths(rule)
-                if any(r is rule for r, _ in self.engine.matcher.candidates(unquote(path)))
+                if any(r is rule for r, _ in self.engine.candidates(unquote(path)))
             ]
             if samples and self.shadowing(rule, samples):
                 continue
@@ -338,7 +338,7 @@ class _Checker:
         winners: list[Rule] = []
         for path, _ in samples:
             winner = None
-            for other, _values in self.engine.matcher.candidates(unquote(path)):
+            for other, _values in self.engine.candidates(unquote(path)):
                 if other is rule:
                     break
                 if other.options.only_if_missing and not rule.options.only_if_missing:
