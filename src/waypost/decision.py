@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from waypost.rules.model import Rule, RuleOptions
+from waypost.rules.model import Rule, RuleMeta, RuleOptions
 
 __all__ = [
     "NO_MATCH",
@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 ActionName = Literal["redirect", "rewrite", "respond", "pass"]
+#: A packed rule, not read yet: ``(rules, index, meta)``, the rule being ``rules[index]``.
+LazyRule = tuple[tuple[Rule, ...], int, RuleMeta]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,7 @@ class Decision:
     vary: tuple[str, ...] = ()
     # A packed rule's redirect (see make_decision()): (rules, index, meta), ``rule`` being
     # rules[index], looked up when first read. Not part of the value.
-    _lazy: Any = field(default=None, init=False, repr=False, compare=False)
+    _lazy: LazyRule | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for an unset slot: the rule of a packed redirect, not looked up yet.
@@ -159,7 +161,7 @@ class _DecisionDraft:
     body: str | None
     rule: Rule | None
     vary: tuple[str, ...]
-    _lazy: tuple[Any, int, Any] | None
+    _lazy: LazyRule | None
 
 
 if sorted(_DecisionDraft.__slots__) != sorted(Decision.__slots__):  # pragma: no cover
@@ -175,7 +177,7 @@ def make_decision(
     headers: tuple[tuple[str, str], ...],
     body: str | None,
     rule: Rule | None,
-    lazy: tuple[Any, int, Any] | None = None,
+    lazy: LazyRule | None = None,
 ) -> Decision:
     """``Decision(action, status, location, path, query, headers, body, rule)``, five times
     faster (see above); every argument but ``lazy`` is positional and required.
@@ -208,8 +210,7 @@ def rule_options(decision: Decision) -> RuleOptions | None:
     packed rule."""
     lazy = decision._lazy
     if lazy is not None:
-        options: RuleOptions = lazy[2].options
-        return options
+        return lazy[2].options
     rule = decision.rule
     return None if rule is None else rule.options
 
