@@ -213,3 +213,70 @@ def test_the_matcher_is_sized_and_named() -> None:
     assert len(matcher) == 2
     assert set(matcher.by_name) == {"a", "c"}
     assert repr(matcher) == "<Matcher 2 rules>"
+
+
+# -- first match: defaults {order: first_match} --------------------------------------------------
+
+FIRST_MATCH = [
+    {"from": "/splat/<path:rest>", "to": "/general"},
+    {"from": "/splat/foo/<path:rest>", "to": "/specific"},
+    {"from": "/x/<y>", "to": "/pattern"},
+    {"from": "/x/b", "to": "/exact"},
+    {"from": "/x/b", "to": "/again"},
+    {"from": "/c", "to": "/for-posts", "when": {"methods": ["POST"]}},
+    {"from": "/c", "to": "/everyone"},
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "first_match", "specificity"),
+    [
+        ("/splat/foo/x", "GET", "/general", "/specific"),
+        ("/splat/bar", "GET", "/general", "/general"),
+        ("/x/b", "GET", "/pattern", "/exact"),
+        ("/x/z", "GET", "/pattern", "/pattern"),
+        ("/c", "POST", "/for-posts", "/for-posts"),
+        ("/c", "GET", "/everyone", "/everyone"),
+    ],
+    ids=[
+        "an-earlier-general-pattern-wins",
+        "only-one-matches",
+        "a-pattern-listed-first-beats-an-exact-path",
+        "the-exact-path-does-not-match",
+        "a-condition-that-holds",
+        "a-condition-that-fails-gives-the-next-in-file-order",
+    ],
+)
+def test_first_match_takes_the_first_matching_line(
+    path: str, method: str, first_match: str, specificity: str
+) -> None:
+    ordered = Engine(FIRST_MATCH, defaults={"order": "first_match"})
+    assert ordered.resolve(method, path).location == first_match
+    assert ordered.explain(method, path).decision.location == first_match
+    # The same rules without the duplicate load in specificity order, as before.
+    by_weight = Engine([r for r in FIRST_MATCH if r["to"] != "/again"])
+    assert by_weight.resolve(method, path).location == specificity
+
+
+def test_first_match_lists_candidates_in_file_order_and_allows_rules_alike() -> None:
+    engine = Engine(FIRST_MATCH, defaults={"order": "first_match"})
+    assert [rule.index for rule, _ in engine.candidates("/x/b")] == [2, 3, 4]
+    with pytest.raises(RulesError, match="duplicate rule"):
+        Engine(FIRST_MATCH)  # in specificity order two rules alike are a load error
+
+
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "plain"])
+def test_first_match_with_a_big_exact_table(pack: bool) -> None:
+    rules = [{"from": "/<path:any>", "to": "/catch-all"}]
+    rules += [{"from": f"/p/{i}", "to": f"/n/{i}"} for i in range(300)]
+    rules += [{"from": "/p/7", "to": "/later"}]
+    engine = Engine(rules, defaults={"order": "first_match"}, pack_rules=pack)
+    assert engine.resolve("GET", "/p/7").location == "/catch-all"
+    assert [rule.index for rule, _ in engine.candidates("/p/7")] == [0, 8, 301]
+
+
+def test_order_is_a_file_setting_with_a_clear_error() -> None:
+    with pytest.raises(RulesError, match="order"):
+        Engine([{"from": "/a", "to": "/b"}], defaults={"order": "first"})
+    with pytest.raises(RulesError, match="order"):
+        Engine([{"from": "/a", "to": "/b", "order": "first_match"}])

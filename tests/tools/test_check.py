@@ -517,3 +517,18 @@ def test_findings_serialise() -> None:
 
 def test_worst_severity_of_nothing_is_none() -> None:
     assert worst_severity([]) is None
+
+
+def test_first_match_files_are_checked_in_file_order() -> None:
+    # A general pattern listed first shadows a narrower one, and a repeated path is legal but can
+    # never apply: both are reported, in the order the file says rules are tried.
+    engine = engine_for(
+        "defaults: {order: first_match}\n"
+        "rules:\n"
+        "  - from: /splat/<path:rest>\n    to: /a\n    methods: [GET]\n"
+        "  - from: /splat/foo/<path:rest>\n    to: /b\n    methods: [GET]\n"
+        "  - from: /x/b\n    to: /e\n    methods: [GET]\n"
+        "  - from: /x/b\n    to: /dup\n    methods: [GET]\n"
+    )
+    findings = check_rules(engine, site_hosts=["www.example.com"])
+    assert problems(findings) == {("warning", "shadowed", 6), ("warning", "shadowed", 12)}

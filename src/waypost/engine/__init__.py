@@ -53,7 +53,10 @@ class _Snapshot:
         #: compile_matcher(payload=...)).
         self.plans: dict[int, Plan] = {}
         self.matcher: Matcher = compile_matcher(
-            ruleset.rules, payload=plan_for, packed=StoredRedirect(ruleset.rules)
+            ruleset.rules,
+            payload=plan_for,
+            packed=StoredRedirect(ruleset.rules),
+            first_match=ruleset.defaults.get("order") == "first_match",
         )
 
     def plan(self, rule: Rule) -> Plan:

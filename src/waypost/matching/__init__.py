@@ -17,9 +17,14 @@ every candidate in the same order (the first one again first), which is how the 
 compiled index of :mod:`._index`, which finds the first pattern candidate without collecting them
 all and gives what the trie gives (property-based tests compare the two).
 
+**First match** (``compile_matcher(first_match=True)``, a rules file's ``defaults: {order:
+first_match}``, the order of Netlify, Cloudflare Pages and Apache): every matching rule, exact or
+pattern, is offered in file order instead, and ``first()`` is the first of them. Two rules alike
+are then no load error: the later one can never apply, and ``waypost check`` says it is shadowed.
+
 The matcher is built once and never changed: a reload builds a new one (see
 :class:`waypost.engine.Engine`). Two rules with the same pattern (same shape and converters) and the
-same conditions are reported in ``duplicates``.
+same conditions are reported in ``duplicates`` (in specificity order).
 """
 
 from __future__ import annotations
@@ -61,6 +66,10 @@ def _no_payload(rule: Rule) -> None:
     return None
 
 
+def _file_order(candidate: Candidate) -> int:
+    return candidate[0].index
+
+
 class Matcher:
     """An immutable index of rules. Build it with :func:`compile_matcher`."""
 
@@ -68,6 +77,7 @@ class Matcher:
         "_default",
         "_exact",
         "_find",
+        "_first_match",
         "_first_pattern",
         "_packed",
         "_prefetch",
@@ -90,8 +100,10 @@ class Matcher:
         duplicates: tuple[RuleError, ...],
         payload: Payload,
         packed: Any,
+        first_match: bool = False,
     ) -> None:
         self.rules = rules
+        self._first_match = first_match
         self.rule_count = len(rules)
         self.by_name = by_name
         self.duplicates = duplicates
@@ -127,7 +139,7 @@ class Matcher:
         # a replaced rule set would wait for the cyclic garbage collector to be freed.
         search = partial(search_first, self._tries)
         index: FirstIndex | None = None
-        if len(tries) <= 1:
+        if len(tries) <= 1 and not first_match:  # the index follows specificity order
             trie = tries[0] if tries else None
             index = compile_first(
                 trie.root if trie else None,
@@ -144,7 +156,7 @@ class Matcher:
     def first(self, path: str) -> Hit | None:
         """The first candidate for the decoded ``path`` (see :data:`Hit`), or None."""
         table = self._default
-        if table is None:  # exact rules of several variants: the general search
+        if table is None or self._first_match:  # the general search
             for rule, values in self.candidates(path):
                 return rule, None, tuple(values.values())
             return None
@@ -205,6 +217,12 @@ class Matcher:
 
     def candidates(self, path: str) -> Iterator[Candidate]:
         """Every rule matching the decoded ``path``, in priority order, with its values."""
+        if self._first_match:
+            found: list[Candidate] = [(rule, {}) for rule in self.exact_candidates(path)]
+            found += self.pattern_candidates(path)
+            found.sort(key=_file_order)
+            yield from found
+            return
         for rule in self.exact_candidates(path):
             yield rule, {}
         yield from self.pattern_candidates(path)
@@ -232,14 +250,19 @@ class Matcher:
 
 
 def compile_matcher(
-    rules: Iterable[Rule], *, payload: Payload | None = None, packed: Any = None
+    rules: Iterable[Rule],
+    *,
+    payload: Payload | None = None,
+    packed: Any = None,
+    first_match: bool = False,
 ) -> Matcher:
     """Index ``rules`` (in priority order of file position) into a :class:`Matcher`.
 
     ``payload(rule)``, when given, is called once per pattern rule the compiled index holds, and
     :meth:`Matcher.first` hands its result back with each hit on the rule (the engine keeps there
     how to apply the rule, so that a hit touches few objects); ``packed`` is handed back with a
-    hit in the store.
+    hit in the store. ``first_match``: candidates come in file order (see the module's doc), and
+    rules alike are no error.
     """
     ordered = tuple(rules)
     store = usable_store(ordered)
@@ -297,7 +320,8 @@ def compile_matcher(
         tables,
         list(tries.values()),
         by_name,
-        tuple(e for _, e in duplicates),
+        () if first_match else tuple(e for _, e in duplicates),
         payload or _no_payload,
         packed,
+        first_match,
     )

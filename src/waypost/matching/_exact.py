@@ -129,9 +129,10 @@ def merge_store(
     table: dict[str, Rule | tuple[Rule, ...]],
     duplicates: list[tuple[int, RuleError]],
 ) -> None:
-    """Paths of ``table`` (the default variant) that the store has too get an entry holding all
-    their rules in file order, which lookups find first; duplicates are reported as they would
-    be were every rule in ``table`` (the later rule, against the first earlier one like it)."""
+    """Paths of ``table`` (the default variant) that the store has too, or that the store has
+    more than once, get an entry holding all their rules in file order, which lookups find
+    first; duplicates are reported as they would be were every rule in ``table`` (the later
+    rule, against the first earlier one like it)."""
     repeated: dict[int, list[int]] = {}
     for first, duplicate in store.duplicates:
         duplicates.append((duplicate, duplicate_error(rules[duplicate], rules[first])))
@@ -151,3 +152,9 @@ def merge_store(
                 if other.conditions == rule.conditions:
                     duplicates.append((rule.index, duplicate_error(rule, other)))
                     break
+    # A path the store holds more than once (only its first rule is found there): every one
+    # of its rules is a candidate, for explain() and the checks, and in a first-match file.
+    for first, again in repeated.items():
+        key = rules[first].path  # a packed rule's path is its lookup key
+        if key not in table:
+            table[key] = tuple(rules[i] for i in sorted((first, *again)))

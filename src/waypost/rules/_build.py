@@ -64,11 +64,13 @@ RULE_KEYS = (
 )
 _RULE_KEY_SET = frozenset(RULE_KEYS)
 _ACTIONS = ("to", "rewrite", "respond", "pass")
-DEFAULT_KEYS = ("status", "query", "trailing_slash", "case", "max_age")
+DEFAULT_KEYS = ("status", "query", "trailing_slash", "case", "max_age", "order")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "query": ("keep", "drop"),
     "trailing_slash": ("ignore", "strict"),
     "case": ("sensitive", "insensitive"),
+    # File-level only: which rule applies when several match (see the README's "Priority").
+    "order": ("specificity", "first_match"),
 }
 # A pattern with none of these is static (no variables) and needs no parsing beyond this check.
 _NOT_PLAIN_PATTERN = re.compile(r"[<>?#\x00-\x1f\x7f]")
