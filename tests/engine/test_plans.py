@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from waypost.decision import Decision, Step
 from waypost.engine._plans import (
     Checked,
-    Indexed,
     PassOn,
     Plan,
     RespondWith,
@@ -25,6 +24,7 @@ from waypost.engine._plans import (
     ToTarget,
     merge_query,
     plan_for,
+    prepared_format,
 )
 from waypost.rules.load import rules_from_mappings
 from waypost.rules.model import PackedRule, Rule
@@ -41,13 +41,17 @@ def rule_of(mapping: dict[str, Any], **options: Any) -> Rule:
     return ruleset.rules[0]
 
 
-def fill_of(plan: Plan) -> type:
-    """The kind of fill that builds the plan's target: Indexed when the plan holds a prepared
-    format itself (its fill, the general build, is then the fallback)."""
+#: What fill_of() says of a plan that holds a prepared format itself.
+PREPARED = "prepared"
+
+
+def fill_of(plan: Plan) -> type | str:
+    """What builds the plan's target: PREPARED when the plan holds a prepared format itself
+    (its fill, the general build, is then the fallback), else the type of its fill."""
     assert isinstance(plan, ToTarget)
     if plan.format is not None:
         assert type(plan.fill) is Checked
-        return Indexed
+        return PREPARED
     return type(plan.fill)
 
 
@@ -58,12 +62,12 @@ def fill_of(plan: Plan) -> type:
     ("mapping", "prepared", "plan_type", "fill_type"),
     [
         ({"from": "/a", "to": "/b"}, True, ToTarget, Text),
-        ({"from": "/a/<x>", "to": "/b/{x}"}, True, ToTarget, Indexed),
+        ({"from": "/a/<x>", "to": "/b/{x}"}, True, ToTarget, PREPARED),
         ({"from": "/a/<x>", "to": "/b/{x}"}, False, ToTarget, Checked),
         ({"from": "/a/<h>", "to": "https://{h}/x"}, True, ToTarget, Checked),
         ({"from": "/a/<p>", "to": "/{p}"}, True, ToTarget, Checked),
         ({"from": "/a/<x>", "to": {"route": "user"}}, True, ToTarget, Route),
-        ({"from": "/a/<x>", "rewrite": "/b/{x}"}, True, ToTarget, Indexed),
+        ({"from": "/a/<x>", "rewrite": "/b/{x}"}, True, ToTarget, PREPARED),
         ({"from": "/a", "rewrite": "/b"}, True, ToTarget, Text),
         ({"from": "/a", "respond": 410}, True, RespondWith, None),
         ({"from": "/a", "pass": True}, True, PassOn, None),
@@ -82,7 +86,7 @@ def fill_of(plan: Plan) -> type:
     ],
 )
 def test_plan_for_each_action_and_target(
-    mapping: dict[str, Any], prepared: bool, plan_type: type[Plan], fill_type: type | None
+    mapping: dict[str, Any], prepared: bool, plan_type: type[Plan], fill_type: type | str | None
 ) -> None:
     plan = plan_for(rule_of(mapping), prepared=prepared)
     assert type(plan) is plan_type
@@ -238,10 +242,12 @@ def test_the_prepared_fill_gives_the_general_build(target: str, n: int, s: str, 
     rule = rule_of({"from": PATTERN, "to": target})
     assert rule.pattern is not None
     built = rule.action.target
-    assert isinstance(built, Target) and Indexed.can_index(built, rule)
+    assert isinstance(built, Target) and prepared_format(rule, built) is not None
     values = (n, s, p)
     general = built.build({"n": n, "s": s, "p": p}, rule.pattern.converters)
-    prepared = Indexed(built, rule).build(rule, values, NOWHERE, None)
+    plan = plan_for(rule)
+    assert isinstance(plan, ToTarget) and plan.format is not None
+    prepared = plan.apply(rule, values, "", NOWHERE, None).location
     checked = Checked(built).build(rule, values, NOWHERE, None)
     assert prepared == checked == general
 

@@ -6,11 +6,12 @@ makes a :class:`Plan`; :meth:`Plan.apply` turns the rule's values and the reques
 plan's ``apply``: the first candidate of the fast road, every candidate of the full search, and
 ``explain()`` (which passes ``steps`` to be told what happened).
 
-What a redirect or rewrite target becomes is a :class:`Fill`: fixed text, a prepared format
-(:class:`Indexed`, the common case of a pattern's target), the general build with its safety check
-(:class:`Checked`, for targets whose host or scheme a value could change), or the host app's reverse
-routing (:class:`Route`). When a filled-in target would leave the site (see
-:mod:`waypost.rules.safety`) the decision is ``respond`` 400 and the trace says why.
+What a redirect or rewrite target becomes is a :class:`Fill`: fixed text, the general build with
+its safety check (:class:`Checked`), or the host app's reverse routing (:class:`Route`). The common
+case of a pattern's target, one string format filled from the values in order, is held by the plan
+itself (:class:`ToTarget`), with the general build as its fallback. When a filled-in target would
+leave the site (see :mod:`waypost.rules.safety`) the decision is ``respond`` 400 and the trace
+says why.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from urllib.parse import quote, unquote_plus
 from waypost.decision import Decision, Step, make_decision
 from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleMeta
 from waypost.rules.safety import location_problem
-from waypost.rules.target import RouteTarget, Target, fill_indexed, parse_target
+from waypost.rules.target import IndexedPlan, RouteTarget, Target, fill_indexed, parse_target
 
 __all__ = ["Plan", "Site", "Stage", "merge_query", "plan_for"]
 
@@ -148,37 +149,6 @@ class Checked(Fill):
         return _refused(rule, values, steps, f"unsafe target: {problem}")
 
 
-class Indexed(Checked):
-    """A target with a fixed scheme and host, prepared by :meth:`Target.indexed_plan`: filled by
-    one string format from the values in order, or the general way for a value that needs
-    quoting."""
-
-    __slots__ = ("format", "paths", "pick", "texts")
-
-    def __init__(self, target: Target, rule: Rule) -> None:
-        super().__init__(target)
-        pattern = rule.pattern
-        assert pattern is not None  # made only for pattern rules
-        indexed = target.indexed_plan(tuple(pattern.converters), pattern.converters)
-        assert indexed is not None  # fill_for() asked can_index() first
-        self.format, self.pick, self.texts, self.paths = indexed
-
-    @staticmethod
-    def can_index(target: Target, rule: Rule) -> bool:
-        pattern = rule.pattern
-        return (
-            pattern is not None
-            and target.fixed_origin
-            and target.indexed_plan(tuple(pattern.converters), pattern.converters) is not None
-        )
-
-    def build(self, rule: Rule, values: Values, site: Site, steps: Steps) -> str | Decision:
-        # Prepared plans get their values in order, from the compiled index (see plan_for()).
-        ordered: Sequence[Any] = values  # type: ignore[assignment]
-        built = fill_indexed(self.format, self.pick, self.texts, self.paths, ordered)
-        return built if built is not None else Checked.build(self, rule, values, site, steps)
-
-
 class Route(Fill):
     """A ``to: {route: ...}`` target: built by the host app's reverse routing, then checked."""
 
@@ -199,15 +169,24 @@ class Route(Fill):
         return location if refusal is None else _refused(rule, values, steps, refusal)
 
 
-def fill_for(rule: Rule, target: str | Target | RouteTarget, prepared: bool) -> Fill:
-    """The :class:`Fill` of ``rule``'s target (see :func:`plan_for` for ``prepared``)."""
+def fill_for(target: str | Target | RouteTarget) -> Fill:
+    """The :class:`Fill` of a target."""
     if isinstance(target, str):
         return Text(target)
     if isinstance(target, RouteTarget):
         return Route(target)
-    if prepared and Indexed.can_index(target, rule):
-        return Indexed(target, rule)
     return Checked(target)
+
+
+def prepared_format(rule: Rule, target: str | Target | RouteTarget) -> IndexedPlan | None:
+    """``rule``'s target as one string format filled from the values in order
+    (:meth:`Target.indexed_plan`), or None when it needs the general build: a target whose scheme
+    or host a value could change, a placeholder that is no variable of the pattern, a custom
+    converter."""
+    pattern = rule.pattern
+    if pattern is None or not isinstance(target, Target) or not target.fixed_origin:
+        return None
+    return target.indexed_plan(tuple(pattern.converters), pattern.converters)
 
 
 # -- plans ----------------------------------------------------------------------------------
@@ -251,10 +230,11 @@ class ToTarget(Plan):
     query when the rule keeps it.
 
     The two commonest targets are kept in the plan itself rather than in its :class:`Fill`: fixed
-    ``text``, or a prepared ``format`` (see :class:`Indexed`), whose general build ``fill`` is
-    then the fallback. With a million rules every object a request reads is a likely miss to
-    memory, and a pattern hit read the plan and its fill (a pattern hit at 1,000,000 rules took
-    1.15x as long, benchmarks/bench_engine.py --baseline-src).
+    ``text``, or a prepared ``format`` (see :func:`prepared_format`), whose general build
+    ``fill`` is then the fallback for a value that needs quoting. With a million rules every
+    object a request reads is a likely miss to memory, and a pattern hit read the plan and its
+    fill (a pattern hit at 1,000,000 rules took 1.15x as long,
+    benchmarks/bench_engine.py --baseline-src).
     """
 
     __slots__ = (
@@ -272,18 +252,13 @@ class ToTarget(Plan):
 
     def __init__(self, rule: Rule, action: Redirect | Rewrite, prepared: bool) -> None:
         super().__init__(rule)
-        fill = fill_for(rule, action.target, prepared)
-        self.text = fill.target if type(fill) is Text else None
+        target = action.target
+        self.fill = fill_for(target)
+        self.text = target if isinstance(target, str) else None
+        indexed = prepared_format(rule, target) if prepared else None
         self.format: str | None = None
-        if type(fill) is Indexed:
-            self.format, self.pick, self.texts, self.paths = (
-                fill.format,
-                fill.pick,
-                fill.texts,
-                fill.paths,
-            )
-            fill = Checked(fill.target)
-        self.fill = fill
+        if indexed is not None:
+            self.format, self.pick, self.texts, self.paths = indexed
         self.keep_query = rule.options.query == "keep"
         self.redirect = isinstance(action, Redirect)
         self.status = action.status if isinstance(action, Redirect) else None
@@ -370,7 +345,7 @@ def plan_for(rule: Rule, *, prepared: bool = True) -> Plan:
 
     ``prepared``: the values will be those of the rule's own converters, in their order (what the
     compiled index guarantees), so the target may be filled by a prepared format
-    (:class:`Indexed`). The trie's candidates may carry values another rule's converters made
+    (:func:`prepared_format`). The trie's candidates may carry values another rule's converters made
     (rules of one shape share an edge), which only the general build writes right.
     """
     action = rule.action
