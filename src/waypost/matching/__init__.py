@@ -82,7 +82,6 @@ class Matcher:
         "_packed",
         "_prefetch",
         "_prefixes",
-        "_search",
         "_store",
         "_tries",
         "by_name",
@@ -148,7 +147,6 @@ class Matcher:
                 payload=payload,
                 search=search,
             )
-        self._search = search
         self._first_pattern: Callable[[str], Hit | None] = (
             index.first if index is not None else search
         )
