@@ -148,7 +148,9 @@ class Request:
         # parsed views (headers, query, cookies, Accept, language) stay unset until first read.
         self.method = method.upper()
         self.raw_path = raw_path
-        self.path = path if path is not None else unquote(raw_path, errors="surrogateescape")
+        if path is None:
+            path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+        self.path = path
         self.query_string = query_string
         #: The headers as given (pairs, or a mapping), for code that forwards them.
         self.raw_headers = headers

@@ -24,7 +24,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from typing import NamedTuple
-from urllib.parse import unquote
 
 import httpx
 
@@ -181,8 +180,8 @@ class WaypostServer:
         decoded once, the client worked out once (the connection's ``peer``, or behind trusted
         proxies the address they forwarded). ``raw_path`` is percent-encoded, ``query`` raw."""
         client = self.proxies.client(peer, headers) if self._behind_proxies else peer
-        path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
-        return Request(method, raw_path, query, headers, client_ip=client, path=path, scheme=scheme)
+        # Positional: a call with keywords costs CPython 3.11 a dict; the Request decodes the path.
+        return Request(method, raw_path, query, headers, None, client, None, None, scheme)
 
     def client(self, peer: str | None, headers: list[tuple[str, str]]) -> str | None:
         """The client's address for a request no :meth:`request` was built for (a refusal)."""
