@@ -1,0 +1,20 @@
+"""The peers' own redirect-parser tests as Waypost's conformance suite (issue #14).
+
+``tests/data/peer-formats/`` holds them as data, copied from ``../shared/peer-formats`` (its
+README names each source and commit). Each suite module turns its peer's tests into
+:class:`~._harness.Case`\\ s; ``test_conformance.py`` runs them all and fails on any case that
+neither agrees with the peer nor is refused or skipped with a reason. ``python -m
+tests.tools.formats.conformance`` prints the per-suite figures the README gives.
+"""
+
+from __future__ import annotations
+
+from ._harness import Case
+from .cloudflare import bulk_cases, pages_runtime_cases
+
+__all__ = ["all_cases"]
+
+
+def all_cases() -> list[Case]:
+    """Every case of every suite, in suite order."""
+    return [*pages_runtime_cases(), *bulk_cases()]

@@ -1,0 +1,39 @@
+"""Every case of the peers' own suites agrees with the peer, or is refused or skipped with a
+reason (see ``_harness``). The data is in tests/data/peer-formats (copied from
+../shared/peer-formats; its README names the sources)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from . import all_cases
+from ._harness import DATA, Case, run_case
+
+SHARED = Path(__file__).parents[5] / "shared" / "peer-formats"
+
+CASES = all_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.suite}:{c.name}" for c in CASES])
+def test_case_agrees_or_is_refused_with_a_reason(case: Case) -> None:
+    outcome = run_case(case)
+    assert outcome.verdict != "disagree", outcome.render()
+    if outcome.verdict != "agree":
+        assert outcome.details, "a case that does not agree says why"
+
+
+def test_the_copy_is_the_shared_suite() -> None:
+    """The repository's copy is ../shared/peer-formats as it stands, where that is present."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent: the copy in {DATA} is what runs")
+    ours = sorted(p.relative_to(DATA) for p in DATA.rglob("*") if p.is_file())
+    theirs = sorted(p.relative_to(SHARED) for p in SHARED.rglob("*") if p.is_file())
+    assert ours == theirs
+    for name in ours:
+        assert (DATA / name).read_bytes() == (SHARED / name).read_bytes(), name
+
+
+def test_every_suite_is_run() -> None:
+    assert {case.suite for case in CASES} >= {"cloudflare-pages", "cloudflare-bulk"}
