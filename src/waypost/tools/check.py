@@ -321,13 +321,17 @@ class _Checker:
                 related=related,
             )
         else:
-            why = "it comes first" if first.index < rule.index else "it is more specific"
+            if self.engine.ruleset.defaults.get("order") == "first_match":
+                why, fix = "it comes first in this first-match file", "move it above the other"
+            else:
+                why = "it comes first" if first.index < rule.index else "it is more specific"
+                fix = "make it more specific than the other"
             self.add(
                 "warning",
                 "shadowed",
                 f"can never apply: the rule at {first.source} (from {first.path!r}) matches "
                 f"every request this one does and always wins ({why}); remove this rule, or "
-                "make it more specific than the other",
+                f"{fix}",
                 rule,
                 related=related,
             )
