@@ -191,8 +191,8 @@ def _position(item: Any, index: int) -> tuple[int, int, int]:
     tie), then where the export lists it."""
 
     def number(key: str) -> int:
-        value = item.get(key) if isinstance(item, dict) else None
-        return int(value) if isinstance(value, int) or str(value).isdigit() else 0
+        value = str(item.get(key) if isinstance(item, dict) else None)
+        return int(value) if value.isdigit() else 0
 
     return number("position"), number("id"), index
 
