@@ -13,13 +13,24 @@ Import reads path-to-regexp sources:
   ``when.cookies`` and ``when.query`` (a missing ``value`` means "present"); ``missing`` items go to
   ``when.not``. Values must be literal text: Vercel reads them as anchored regexes, and one with
   regex syntax is skipped.
-* ``statusCode`` wins over ``permanent`` (308, the default) / ``permanent: false`` (307).
+* ``statusCode``, or ``permanent`` (308, the default) / ``permanent: false`` (307).
   Vercel matches case-insensitively unless ``caseSensitive`` is true, so imported rules get
   ``case: insensitive`` unless the source says otherwise.
 * Vercel matches the trailing slash exactly: rules get ``trailing_slash: strict``, and the
   ``/x`` + ``/x/`` entry pair the exporter writes for an ignored slash reads back as one rule.
-* ``rewrites`` to a path become ``rewrite``; to a URL they are proxies and are skipped.
-  ``routes`` (the legacy syntax), ``basePath`` and ``locale`` are skipped.
+* ``rewrites`` to a path become ``rewrite`` with ``only_if_missing: true`` (Vercel applies them
+  after ``{handle: filesystem}``, when no file answers); a parameter the destination's path does
+  not use is added to its query, as Vercel does (``/projects/:id/edit`` to
+  ``/projects.html?id={id}``); a rewrite's fragment is dropped. To a URL they are proxies and are
+  skipped, as is a rewrite's ``statusCode``. ``routes`` (the legacy syntax), ``basePath`` and
+  ``locale`` are skipped.
+* ``{...}`` groups are opened (``/feature-{:slug}``); an optional parameter that matched nothing
+  is filled in as ``''``. Refused as Vercel refuses them: a destination segment neither the
+  source nor ``has`` defines, a ``:`` without a name, a ``?``/``+`` after no parameter, both
+  ``permanent`` and ``statusCode``.
+* ``cleanUrls: true`` and ``trailingSlash: false`` become the redirects Vercel puts before all
+  others, at the line of their key (``trailingSlash: true`` is reported). Vercel applies its
+  routes in array order, so the import sets ``defaults: {order: first_match}``.
 
 Export writes ``statusCode`` explicitly and ``caseSensitive: true`` for case-sensitive rules, and
 a path variable as ``:name(.+)`` when the rule is strict, else as ``:name+``.
