@@ -163,6 +163,11 @@ EXPECTED_UNSUPPORTED = {
     ],
     "vercel": [
         (2, "Vercel always passes the query string on"),
+        (
+            3,
+            "Vercel applies rewrites only when no file answers; set 'only_if_missing: true' "
+            "for the rewrite to mean that",
+        ),
         (4, "cannot express 'respond'"),
         (6, "cannot express 'pass'"),
     ],
@@ -246,9 +251,6 @@ def test_vercel_export_document() -> None:
                     {"type": "query", "key": "preview", "value": "1"},
                 ],
             },
-        ],
-        "rewrites": [
-            {"source": "/app/:page+", "destination": "/index.html", "caseSensitive": True}
         ],
     }
 

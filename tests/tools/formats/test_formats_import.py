@@ -114,6 +114,17 @@ SAMPLES = [
         "vercel.json",
         "vercel",
         [
+            # cleanUrls: the redirects Vercel puts before all others.
+            {"from": "/index", "to": "/", "status": 308, "case": "insensitive"},
+            {"from": "/index.html", "to": "/", "status": 308, "case": "insensitive"},
+            {"from": "/<path:path>/index", "to": "/{path}", "status": 308, "case": "insensitive"},
+            {
+                "from": "/<path:path>/index.html",
+                "to": "/{path}",
+                "status": 308,
+                "case": "insensitive",
+            },
+            {"from": "/<path:path>.html", "to": "/{path}", "status": 308, "case": "insensitive"},
             {
                 "from": "/old-blog",
                 "to": "/blog",
@@ -129,8 +140,9 @@ SAMPLES = [
                 "trailing_slash": "strict",
             },
             {
+                # ':path*' matched nothing: Vercel fills in '' ('/help/:path*' gives '/help/').
                 "from": "/docs",
-                "to": "/help",
+                "to": "/help/",
                 "status": 301,
                 "case": "insensitive",
                 "trailing_slash": "strict",
@@ -155,19 +167,32 @@ SAMPLES = [
                 "trailing_slash": "strict",
                 "when": {"cookies": {"beta": "yes"}, "not": {"headers": {"x-preview": "*"}}},
             },
-            {"from": "/app/<path:path>", "rewrite": "/index.html", "case": "insensitive"},
+            {
+                # After the filesystem, and the unused parameter goes to the query.
+                "from": "/app/<path:path>",
+                "rewrite": "/index.html?path={path}",
+                "only_if_missing": True,
+                "case": "insensitive",
+            },
         ],
         [
             (9, "the parameter ':name([a-z]+)' uses a regex Waypost has no converter for"),
-            (10, "the source '/(.*)' has an unnamed group or wildcard; name it"),
+            (
+                10,
+                "the source '/(.*)' has an unnamed regex group or wildcard, which Waypost "
+                "patterns cannot express; name the parameter (':name')",
+            ),
             (
                 18,
                 "the header value '(?<lang>de|fr)' in 'has' is a regex; only literal values import",
             ),
             (23, "'locale' (a Next.js option) has no Waypost equivalent"),
-            (27, "a rewrite to another site is a proxy; Waypost rewrites only within the app"),
+            (
+                27,
+                "a rewrite to another site is a proxy; this Waypost cannot proxy to another origin",
+            ),
         ],
-        [],
+        [3],
         id="vercel",
     ),
     pytest.param(

@@ -92,7 +92,8 @@ EXPRESSIBLE: dict[str, list[dict[str, Any]]] = {
         {"from": "/blog/<int:year>/<slug>.html", "to": "/posts/{year}/{slug}", "status": 301},
         {"from": "/docs/<path:rest>", "to": "/help/{rest}", "status": 307},
         {"from": "/kind/<any(a,b):kind>", "to": "/k/{kind}"},
-        {"from": "/app/<path:page>", "rewrite": "/index.html"},
+        # Vercel's rewrites wait for a missing file, and name unused parameters in the query.
+        {"from": "/app/<path:page>", "rewrite": "/index.html?page={page}", "only_if_missing": True},
         {
             "from": "/beta",
             "to": "/beta/home",

@@ -10,7 +10,7 @@ from ._common import Collector
 from ._report import ImportResult
 from ._text import clean_text
 
-__all__ = ["element_lines", "import_json", "line_of"]
+__all__ = ["element_lines", "import_json", "key_line", "line_of"]
 
 _DECODER = json.JSONDecoder()
 _SPACE = " \t\n\r"
@@ -76,3 +76,28 @@ def element_lines(text: str, key: str) -> list[int]:
     except (IndexError, ValueError):
         return []
     return []
+
+
+def key_line(text: str, key: str) -> int | None:
+    """The line on which the top-level ``key`` of the JSON object ``text`` is written, if any.
+
+    ``text`` must already be valid JSON (parse it first); anything unexpected returns ``None``.
+    """
+    try:
+        pos = _skip(text, 0)
+        if text[pos] != "{":
+            return None
+        pos = _skip(text, pos + 1)
+        while text[pos] != "}":
+            start = pos
+            name, pos = _DECODER.raw_decode(text, pos)
+            if name == key:
+                return line_of(text, start)
+            pos = _skip(text, _skip(text, pos) + 1)  # the ':'
+            _, pos = _DECODER.raw_decode(text, pos)
+            pos = _skip(text, pos)
+            if text[pos] == ",":
+                pos = _skip(text, pos + 1)
+    except (IndexError, ValueError):
+        return None
+    return None

@@ -13,13 +13,24 @@ Import reads path-to-regexp sources:
   ``when.cookies`` and ``when.query`` (a missing ``value`` means "present"); ``missing`` items go to
   ``when.not``. Values must be literal text: Vercel reads them as anchored regexes, and one with
   regex syntax is skipped.
-* ``statusCode`` wins over ``permanent`` (308, the default) / ``permanent: false`` (307).
+* ``statusCode``, or ``permanent`` (308, the default) / ``permanent: false`` (307).
   Vercel matches case-insensitively unless ``caseSensitive`` is true, so imported rules get
   ``case: insensitive`` unless the source says otherwise.
 * Vercel matches the trailing slash exactly: rules get ``trailing_slash: strict``, and the
   ``/x`` + ``/x/`` entry pair the exporter writes for an ignored slash reads back as one rule.
-* ``rewrites`` to a path become ``rewrite``; to a URL they are proxies and are skipped.
-  ``routes`` (the legacy syntax), ``basePath`` and ``locale`` are skipped.
+* ``rewrites`` to a path become ``rewrite`` with ``only_if_missing: true`` (Vercel applies them
+  after ``{handle: filesystem}``, when no file answers); a parameter the destination's path does
+  not use is added to its query, as Vercel does (``/projects/:id/edit`` to
+  ``/projects.html?id={id}``); a rewrite's fragment is dropped. To a URL they are proxies and are
+  skipped, as is a rewrite's ``statusCode``. ``routes`` (the legacy syntax), ``basePath`` and
+  ``locale`` are skipped.
+* ``{...}`` groups are opened (``/feature-{:slug}``); an optional parameter that matched nothing
+  is filled in as ``''``. Refused as Vercel refuses them: a destination segment neither the
+  source nor ``has`` defines, a ``:`` without a name, a ``?``/``+`` after no parameter, both
+  ``permanent`` and ``statusCode``.
+* ``cleanUrls: true`` and ``trailingSlash: false`` become the redirects Vercel puts before all
+  others, at the line of their key (``trailingSlash: true`` is reported). Vercel applies its
+  routes in array order, so the import sets ``defaults: {order: first_match}``.
 
 Export writes ``statusCode`` explicitly and ``caseSensitive: true`` for case-sensitive rules, and
 a path variable as ``:name(.+)`` when the rule is strict, else as ``:name+``.
@@ -30,6 +41,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ._canon import (
@@ -50,7 +62,7 @@ from ._common import (
     slash_twins,
     unsupported_keys,
 )
-from ._json import element_lines, import_json
+from ._json import element_lines, import_json, key_line
 from ._regex import Guard, target_guards
 from ._report import ExportResult, ImportResult, export_each
 from ._safety import CONTROLS, LEAD_GUARD
@@ -93,31 +105,91 @@ def _param_converter(name: str, regex: str | None) -> str:
     raise Refusal(f"the parameter ':{name}({regex})' uses a regex Waypost has no converter for")
 
 
-def _convert_source(source: str) -> tuple[list[str], set[str], str | None, bool]:
+def _ungroup(text: str, where: str) -> str:
+    """``text`` with path-to-regexp's ``{...}`` groups opened: ``/feature-{:slug}`` is
+    ``/feature-:slug``. A group with a modifier (``{...}?``) is refused; braces inside a
+    parameter's regex (``([a-z]{2})``) are the regex's own."""
+    out: list[str] = []
+    depth = 0
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\":
+            out.append(text[pos : pos + 2])
+            pos += 2
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "{" and depth == 0:
+            end = text.find("}", pos)
+            inner = text[pos + 1 : end]
+            if end < 0 or "{" in inner:
+                raise Refusal(f"the {where} {text!r} has a '{{' without its '}}'")
+            if text[end + 1 : end + 2] in ("?", "*", "+") and end + 1 < len(text):
+                raise Refusal(
+                    f"the optional or repeated group {text[pos : end + 2]!r} in the {where} "
+                    "has no Waypost equivalent"
+                )
+            out.append(inner)
+            pos = end + 1
+            continue
+        elif char == "}" and depth == 0:
+            raise Refusal(f"the {where} {text!r} has a '}}' without its '{{'")
+        out.append(char)
+        pos += 1
+    return "".join(out)
+
+
+def _check_literal(literal: str, source: str) -> None:
+    """Refuse source text path-to-regexp does not read as literal text."""
+    if "(" in literal or ")" in literal or "*" in literal:
+        raise Refusal(
+            f"the source {source!r} has an unnamed regex group or wildcard, which Waypost "
+            "patterns cannot express; name the parameter (':name')"
+        )
+    if ":" in literal:
+        raise Refusal(
+            f"the source {source!r} has a ':' without a parameter name; Vercel refuses the pattern"
+        )
+    if "?" in literal or "+" in literal:
+        raise Refusal(
+            f"the source {source!r} has a '?' or '+' that follows no parameter; Vercel refuses "
+            "the pattern"
+        )
+
+
+def _convert_source(source: str) -> tuple[list[str], list[str], str | None, bool]:
     """Waypost patterns for a source (one, or two when the last segment is optional).
 
-    Returns the patterns (the bare one first), the parameter names, the name of the optional
-    last parameter, if any, and whether a last ``:name(.+)`` keeps the trailing slash.
+    Returns the patterns (the bare one first), the parameter names in order, the name of the
+    optional last parameter, if any, and whether a last ``:name(.+)`` keeps the trailing slash.
+    A last segment may be followed by one '/' (``/catchall/:rest*/``).
     """
     if not source.startswith("/"):
-        raise Refusal(f"the source {source!r} does not start with '/'")
+        raise Refusal(
+            f"the source {source!r} does not start with '/' (a regex such as '^/...' is not a "
+            "Vercel pattern; Vercel refuses it)"
+        )
     if "<" in source or ">" in source:
         raise Refusal(f"the source {source!r} contains '<' or '>', which Waypost patterns cannot")
+    source = _ungroup(source, "source")
     out: list[str] = []
-    names: set[str] = set()
+    names: list[str] = []
     optional: str | None = None
     strict_path = False
     pos = 0
     for match in _PARAM.finditer(source):
         literal = source[pos : match.start()]
-        if "(" in literal or ")" in literal or "*" in literal:
-            raise Refusal(f"the source {source!r} has an unnamed group or wildcard; name it")
+        _check_literal(literal, source)
         out.append(literal)
         name, regex, modifier = match.groups()
-        names.add(name)
-        at_end = match.end() == len(source)
+        names.append(name)
+        rest = source[match.end() :]
+        last = rest in ("", "/")
         whole = source[: match.start()].endswith("/")
-        if modifier in ("*", "+", "?") and not (at_end and whole):
+        if modifier in ("*", "+", "?") and not (last and whole):
             raise Refusal(
                 f"':{name}{modifier}' is only supported as the whole last segment of the source"
             )
@@ -125,61 +197,114 @@ def _convert_source(source: str) -> tuple[list[str], set[str], str | None, bool]
             if regex is not None and regex != _LEAD_SEGMENT:
                 raise Refusal(f"':{name}({regex}){modifier}' repeats a regex; Waypost cannot")
             out.append(f"<path:{name}>")
-        elif regex in (".+", _LEAD_PATH) and not modifier and at_end and whole:
+        elif regex in (".+", _LEAD_PATH) and not modifier and rest == "" and whole:
             out.append(f"<path:{name}>")
             strict_path = True
         else:
             out.append(_param_converter(name, regex))
         if modifier in ("*", "?"):
             optional = name
-        if not at_end and re.match(r"\w", source[match.end()]):
+        if rest and re.match(r"\w", rest):
             raise Refusal(f"':{name}' is followed by a letter; path-to-regexp reads one name")
         pos = match.end()
     tail = source[pos:]
-    if "(" in tail or ")" in tail or "*" in tail:
-        raise Refusal(f"the source {source!r} has an unnamed group or wildcard; name it")
+    _check_literal(tail, source)
     if optional is None:
         return ["".join(out) + tail], names, None, strict_path
-    bare = "".join(out[:-2]) + out[-2].rstrip("/")
-    return [bare or "/", "".join(out)], names, optional, strict_path
+    bare = "".join(out[:-2]) + out[-2].rstrip("/") + tail
+    return [bare or "/", "".join(out) + tail], names, optional, strict_path
 
 
-def _convert_destination(destination: str, names: set[str], empty: str | None) -> str:
+def _scanned(destination: str) -> str:
+    """The destination without ``scheme://user:password@``, where ':' names no parameter."""
+    return re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@?#]*@)?", "", destination)
+
+
+def _check_segments(destination: str, names: Sequence[str], has_names: set[str]) -> None:
+    for match in _PARAM.finditer(_scanned(destination)):
+        name = match.group(1)
+        if name in names:
+            continue
+        if name in has_names:
+            raise Refusal(
+                f"the destination fills in ':{name}' from a 'has' item; Waypost fills a "
+                "target from the path only"
+            )
+        raise Refusal(
+            f"the destination has the segment ':{name}', which neither the source nor 'has' "
+            "defines (Vercel refuses the entry; it would be sent as literal text)"
+        )
+
+
+def _convert_destination(
+    destination: str,
+    names: Sequence[str],
+    has_names: set[str],
+    empty: str | None,
+    *,
+    rewrite: bool,
+) -> str:
+    """The Waypost target of a destination, as Vercel's ``replaceSegments`` fills it in.
+
+    Vercel splits the destination as a URL before it fills in parameters, so the first '?'
+    starts the query even right after a parameter (in '/p/:id?name=:slug' it is not
+    path-to-regexp's "optional" modifier) and an empty query is dropped. A rewrite whose path,
+    host and fragment use none of the parameters gets each one its query does not name added
+    to it (``/projects/:id/edit`` to ``/projects.html?id=one``); a rewrite's fragment never
+    reaches the app. ``empty`` is the optional parameter the bare rule matches without: its
+    value is ``''``, as Vercel fills in an unmatched group.
+    """
     if re.search(r"\$\d", destination):
         raise Refusal("the destination uses numbered groups ($1); name the parameters instead")
-    # Vercel splits the destination as a URL before it fills in parameters (routing-utils'
-    # replaceSegments), so the first '?' starts the query even right after a parameter: in
-    # '/p/:id?name=:slug' it is not path-to-regexp's "optional" modifier.
-    path, mark, query = destination.partition("?")
+    destination = _ungroup(destination, "destination")
+    _check_segments(destination, names, has_names)
+    before, hash_mark, fragment = destination.partition("#")
+    path, _, query = before.partition("?")
+    used = {m.group(1) for m in _PARAM.finditer(_scanned(path) + hash_mark + fragment)}
+    if rewrite and not used & ({*names} | has_names):
+        if has_names:
+            raise Refusal(
+                "Vercel adds the values of the 'has' items to the rewritten query when the "
+                "destination's path uses no parameter; Waypost cannot fill them in"
+            )
+        keys = {item.partition("=")[0] for item in query.split("&")}
+        added = [f"{name}=:{name}" for name in names if name not in keys]
+        query = "&".join([item for item in [query, *added] if item])
+    if rewrite:
+        hash_mark = fragment = ""
     result = _convert_destination_part(path, names, empty)
-    if mark:
-        result += mark + _convert_destination_part(query, names, empty)
+    if query:
+        result += "?" + _convert_destination_part(query, names, empty)
+    if hash_mark:
+        result += "#" + _convert_destination_part(fragment, names, empty)
     return result or "/"
 
 
-def _convert_destination_part(destination: str, names: set[str], empty: str | None) -> str:
+def _convert_destination_part(destination: str, names: Sequence[str], empty: str | None) -> str:
     out: list[str] = []
     pos = 0
     for match in _PARAM.finditer(destination):
         name, regex, _modifier = match.groups()
-        literal = destination[pos : match.start()]
+        literal = destination[pos : match.start()].replace("{", "{{").replace("}", "}}")
         if name not in names or regex is not None:
-            out.append((literal + match.group(0)).replace("{", "{{").replace("}", "}}"))
+            out.append(literal + match.group(0).replace("{", "{{").replace("}", "}}"))
         elif name == empty:
-            if literal.endswith("/"):
-                literal = literal[:-1]
-            out.append(literal.replace("{", "{{").replace("}", "}}"))
+            out.append(literal)
         else:
-            out.append(literal.replace("{", "{{").replace("}", "}}") + f"{{{name}}}")
+            out.append(literal + f"{{{name}}}")
         pos = match.end()
     out.append(destination[pos:].replace("{", "{{").replace("}", "}}"))
     return "".join(out)
 
 
-def _conditions(items: Any, where: str) -> dict[str, Any]:
+def _conditions(items: Any, where: str) -> tuple[dict[str, Any], set[str]]:
+    """``when`` conditions of ``has`` or ``missing`` items, and the names the items define for
+    the destination (Vercel's ``collectHasSegments``: the key of an item without a value, and
+    ``host`` for a host item)."""
     if not isinstance(items, list):
         raise Refusal(f"'{where}' must be a list")
     when: dict[str, Any] = {}
+    defined: set[str] = set()
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
             raise Refusal(f"cannot read the '{where}' item {item!r}")
@@ -194,14 +319,40 @@ def _conditions(items: Any, where: str) -> dict[str, Any]:
             if "host" in when:
                 raise Refusal(f"'{where}' has two host items")
             when["host"] = value.lower()
+            defined.add("host")
         elif kind in _CONDITION_KEYS:
             key = item.get("key")
             if not isinstance(key, str):
                 raise Refusal(f"a {kind} item in '{where}' needs a key")
+            if kind == "header":
+                key = key.lower()
             when.setdefault(_CONDITION_KEYS[kind], {})[key] = "*" if value is None else value
+            if value is None:
+                defined.add(key)
         else:
             raise Refusal(f"the '{where}' type {kind!r} has no Waypost equivalent")
-    return when
+    return when, defined
+
+
+def _status(entry: Mapping[str, Any], kind: str) -> int | None:
+    status = entry.get("statusCode")
+    if kind == "rewrites":
+        if status is not None:
+            raise Refusal(
+                f"a rewrite's statusCode ({status!r}) has no Waypost equivalent: a Waypost "
+                "rewrite answers with the app's status"
+            )
+        return None
+    permanent = entry.get("permanent")
+    if permanent is not None and status is not None:
+        raise Refusal("the entry defines both 'permanent' and 'statusCode'; Vercel refuses it")
+    if isinstance(permanent, bool):
+        status = 308 if permanent else 307
+    elif status is None:
+        status = 308
+    if status not in REDIRECT_STATUSES:
+        raise Refusal(f"statusCode {status!r} is not a redirect status")
+    return int(status)
 
 
 def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
@@ -213,21 +364,25 @@ def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
     source, destination = entry.get("source"), entry.get("destination")
     if not isinstance(source, str) or not isinstance(destination, str):
         raise Refusal("the entry needs 'source' and 'destination' strings")
+    env = entry.get("env") or []
+    if any(isinstance(name, str) and f"${name}" in destination for name in env):
+        raise Refusal("the destination uses environment variables ('env'); Waypost has none")
     patterns, names, optional, strict_path = _convert_source(source)
-    when = _conditions(entry.get("has", []), "has")
-    missing = _conditions(entry.get("missing", []), "missing")
+    when, has_names = _conditions(entry.get("has", []), "has")
+    missing, _ = _conditions(entry.get("missing", []), "missing")
     if missing:
         when["not"] = missing
     base: dict[str, Any] = {}
-    if kind == "redirects":
-        status = entry.get("statusCode")
-        if status is None:
-            status = 307 if entry.get("permanent", True) is False else 308
-        if status not in REDIRECT_STATUSES:
-            raise Refusal(f"statusCode {status!r} is not a redirect status")
+    status = _status(entry, kind)
+    if status is not None:
         base["status"] = status
     elif is_absolute_url(destination):
-        raise Refusal("a rewrite to another site is a proxy; Waypost rewrites only within the app")
+        raise Refusal(
+            "a rewrite to another site is a proxy; this Waypost cannot proxy to another origin"
+        )
+    else:
+        # Vercel's rewrites come after {handle: filesystem}: a file at the path answers first.
+        base["only_if_missing"] = True
     if entry.get("caseSensitive") is not True:
         base["case"] = "insensitive"
     base["trailing_slash"] = "strict"
@@ -237,7 +392,9 @@ def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
     rules = []
     for pattern in patterns:
         empty = optional if pattern == patterns[0] and len(patterns) == 2 else None
-        target = _convert_destination(destination, names, empty)
+        target = _convert_destination(
+            destination, names, has_names, empty, rewrite=kind == "rewrites"
+        )
         rule = {"from": pattern, action: target, **base}
         if ends_with_path_variable(pattern) and not strict_path:
             # ':name+' and ':name*' leave a trailing slash out of the value, as Waypost does
@@ -247,9 +404,61 @@ def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
     return rules
 
 
+def _clean_urls(trailing_slash: Any) -> list[dict[str, Any]]:
+    """The redirects Vercel puts first for ``cleanUrls: true`` (routing-utils'
+    ``convertCleanUrls``): ``/index`` and ``/x/index.html`` to their directory, ``/x.html`` to
+    ``/x``, with or without a slash after them; with ``trailingSlash: true`` the target ends
+    with '/'. (Vercel's ``/index`` gives ``//`` then; Waypost redirects it to ``/``.)"""
+    slash = "/" if trailing_slash is True else ""
+    base = {"status": 308, "case": "insensitive"}
+    return [
+        {"from": "/index", "to": "/", **base},
+        {"from": "/index.html", "to": "/", **base},
+        {"from": "/<path:path>/index", "to": f"/{{path}}{slash}", **base},
+        {"from": "/<path:path>/index.html", "to": f"/{{path}}{slash}", **base},
+        {"from": "/<path:path>.html", "to": f"/{{path}}{slash}", **base},
+    ]
+
+
 def parse_vercel(text: str) -> ImportResult:
-    """Read the ``redirects`` and ``rewrites`` of a ``vercel.json``; see the module docstring."""
-    return import_json(text, "vercel", _read_vercel)
+    """Read the ``redirects`` and ``rewrites`` of a ``vercel.json``; see the module docstring.
+
+    Vercel applies its routes in order, the first that matches wins: the rules keep that
+    order (``defaults: {order: first_match}``).
+    """
+    result = import_json(text, "vercel", _read_vercel)
+    return replace(result, defaults={**result.defaults, "order": "first_match"})
+
+
+def _read_top_level(text: str, data: dict[str, Any], collector: Collector) -> None:
+    """``cleanUrls`` and ``trailingSlash``: the routes Vercel inserts before the redirects."""
+    trailing = data.get("trailingSlash")
+    for key in ("cleanUrls", "trailingSlash"):
+        if key not in data:
+            continue
+        value = data[key]
+        number = key_line(text, key) or 1
+        raw = f'"{key}": {json.dumps(value)}'
+        if not isinstance(value, bool):
+            collector.skip(number, raw, f"'{key}' must be true or false")
+        elif key == "cleanUrls" and value:
+            for rule in _clean_urls(trailing):
+                collector.add(number, raw, rule)
+            collector.note(
+                number,
+                raw,
+                "cleanUrls also serves /x from x.html; the app or its static files must do that",
+            )
+        elif key == "trailingSlash" and value is False:
+            rule = {"from": "/<path:path>/", "to": "/{path}", "status": 308}
+            collector.add(number, raw, {**rule, "trailing_slash": "strict"})
+        elif key == "trailingSlash":
+            collector.skip(
+                number,
+                raw,
+                "'trailingSlash: true' redirects paths whose last segment has no dot to add a "
+                "slash; Waypost patterns cannot say 'no dot'",
+            )
 
 
 def _read_vercel(text: str, data: Any, collector: Collector) -> None:
@@ -257,6 +466,7 @@ def _read_vercel(text: str, data: Any, collector: Collector) -> None:
         collector.skip(1, "", "vercel.json must hold an object")
         return
     lines = text.split("\n")
+    _read_top_level(text, data, collector)
     for kind in ("redirects", "rewrites", "routes"):
         entries = data.get(kind) or []
         if not isinstance(entries, list):
@@ -268,7 +478,10 @@ def _read_vercel(text: str, data: Any, collector: Collector) -> None:
             raw = json.dumps(entry, ensure_ascii=False) if positions else lines[number - 1]
             try:
                 if kind == "routes":
-                    raise Refusal("legacy 'routes' are not imported; rewrite them as redirects")
+                    raise Refusal(
+                        "legacy 'routes' (regex 'src'/'dest') are not imported; write them as "
+                        "'redirects' and 'rewrites'"
+                    )
                 for rule in _read_entry(entry, kind):
                     collector.add(number, raw, rule)
             except Refusal as refusal:
@@ -390,17 +603,48 @@ def _export_conditions(when: Mapping[str, Any], negated: bool) -> list[dict[str,
     return items
 
 
+def _check_rewrite(eff: Mapping[str, Any]) -> None:
+    """Refuse a rewrite Vercel would apply differently: Vercel's rewrites come after its files
+    (only when no file answers), and a destination whose path uses none of the source's
+    parameters gets every one its query does not name added to it (``?page=...``)."""
+    if not eff["only_if_missing"]:
+        raise Refusal(
+            "Vercel applies rewrites only when no file answers; set 'only_if_missing: true' "
+            "for the rewrite to mean that"
+        )
+    names = [p.name for p in parse_pattern_pieces(str(eff["from"])) if isinstance(p, Variable)]
+    target = str(eff["rewrite"])
+    before, _, fragment = target.partition("#")
+    path, _, query = before.partition("?")
+    used = {
+        piece.name
+        for piece in parse_target_pieces(path + fragment)
+        if isinstance(piece, Placeholder)
+    }
+    keys = {item.partition("=")[0] for item in query.split("&")}
+    added = [name for name in names if name not in keys]
+    if names and not used and added:
+        raise Refusal(
+            f"Vercel would add {', '.join(repr(n) for n in added)} to the rewritten query "
+            "(the target's path uses no parameter); name them in the target's query"
+        )
+
+
 def _export_rule(
     rule: Mapping[str, Any], defaults: Mapping[str, Any] | None, allowed_hosts: Sequence[str]
 ) -> tuple[str, list[dict[str, Any]]]:
-    eff = check_baseline(rule, defaults)
+    eff = check_baseline(rule, defaults, only_if_missing=True)
     reason = unsupported_keys(
         eff,
-        {"to", "rewrite", "status", "query", "trailing_slash", "case", "when"},
+        {"to", "rewrite", "status", "query", "trailing_slash", "case", "when", "only_if_missing"},
         {"host", "headers", "cookies", "query", "not"},
     )
     if reason:
         raise Refusal(reason)
+    if "to" in eff and eff["only_if_missing"]:
+        raise Refusal("Vercel applies redirects before its files; it cannot wait for the 404")
+    if "rewrite" in eff:
+        _check_rewrite(eff)
     if eff["query"] != "keep":
         raise Refusal("Vercel always passes the query string on")
     when = eff.get("when") or {}

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from ._harness import Case
 from .cloudflare import bulk_cases, pages_runtime_cases
+from .vercel import superstatic_cases, transformed_cases
 
 __all__ = ["all_cases"]
 
 
 def all_cases() -> list[Case]:
     """Every case of every suite, in suite order."""
-    return [*pages_runtime_cases(), *bulk_cases()]
+    return [
+        *pages_runtime_cases(),
+        *bulk_cases(),
+        *superstatic_cases(),
+        *transformed_cases(),
+    ]
