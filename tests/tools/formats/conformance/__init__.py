@@ -10,11 +10,11 @@ tests.tools.formats.conformance`` prints the per-suite figures the README gives.
 from __future__ import annotations
 
 from ._harness import Case
-from .cloudflare import bulk_cases, pages_runtime_cases
+from .cloudflare import bulk_cases, pages_parse_cases, pages_runtime_cases
 
 __all__ = ["all_cases"]
 
 
 def all_cases() -> list[Case]:
     """Every case of every suite, in suite order."""
-    return [*pages_runtime_cases(), *bulk_cases()]
+    return [*pages_parse_cases(), *pages_runtime_cases(), *bulk_cases()]
