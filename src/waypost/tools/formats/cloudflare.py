@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
@@ -55,7 +56,60 @@ _STATUSES = frozenset({301, 302, 307, 308})
 _FLAGS = ("preserve_query_string", "include_subdomains", "subpath_matching", "preserve_path_suffix")
 
 
-def _read_row(fields: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One CSV line read: where Cloudflare's matching puts it, and the rules it gives."""
+
+    line: int
+    raw: str
+    scheme: str | None
+    host: str
+    subdomains: bool
+    path: str
+    subpath: bool
+    rules: list[dict[str, Any]]
+    notes: list[str]
+
+    @property
+    def source(self) -> str:
+        return (f"{self.scheme}://" if self.scheme else "") + self.host + self.path
+
+
+def precedence(path: str, host: str, subdomains: bool, scheme: str | None) -> tuple[Any, ...]:
+    """Cloudflare's order among URL redirects that match one request, smallest first ("How
+    Bulk Redirects work", *Determining the URL redirect to apply*): the more specific subpath
+    (the longer path; a trailing slash does not count), then an exact host before
+    ``include_subdomains``, then the more specific domain (more labels), then a source with a
+    scheme before one without."""
+    return (
+        -len(path.rstrip("/")),
+        subdomains,
+        -host.count("."),
+        scheme is None,
+    )
+
+
+def _under(parent: str, path: str) -> bool:
+    return path == parent or path.startswith(parent if parent.endswith("/") else parent + "/")
+
+
+def overlaps(first: tuple[str, bool, str, bool], second: tuple[str, bool, str, bool]) -> bool:
+    """Whether some request matches both lines, each ``(host, include_subdomains, path,
+    subpath_matching)`` (the scheme aside)."""
+    host_a, subs_a, path_a, sub_a = first
+    host_b, subs_b, path_b, sub_b = second
+    hosts = (
+        host_a == host_b
+        or (subs_a and host_b.endswith("." + host_a))
+        or (subs_b and host_a.endswith("." + host_b))
+    )
+    paths = (
+        path_a == path_b or (sub_a and _under(path_a, path_b)) or (sub_b and _under(path_b, path_a))
+    )
+    return hosts and paths
+
+
+def _read_row(line: int, raw: str, fields: list[str]) -> _Row:
     if len(fields) < 2 or not fields[0] or not fields[1]:
         raise Refusal("a row needs a source URL and a target URL")
     if len(fields) > 7:
@@ -96,26 +150,89 @@ def _read_row(fields: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
             # Nothing of the path is kept, so the slash changes nothing: the simpler rule.
             del sub["trailing_slash"]
         rules.append(sub)
-    return rules, notes
+    return _Row(
+        line,
+        raw,
+        scheme,
+        host,
+        flags["include_subdomains"],
+        path,
+        flags["subpath_matching"],
+        rules,
+        notes,
+    )
+
+
+def _scheme_conflict(row: _Row, later: list[_Row]) -> str | None:
+    """Why ``row`` (a source with a scheme) cannot be imported, if a line it comes before in
+    Cloudflare's order answers the other scheme's requests that ``row`` matches: Waypost has
+    no condition on the scheme, so ``row`` would answer them too."""
+    mine = (row.host, row.subdomains, row.path, row.subpath)
+    for other in later:
+        if other.scheme == row.scheme or other.rules == row.rules:
+            continue
+        if overlaps(mine, (other.host, other.subdomains, other.path, other.subpath)):
+            others = f"{other.scheme} requests" if other.scheme else "the other scheme's requests"
+            return (
+                f"Waypost cannot match the scheme: Cloudflare applies this line to {row.scheme} "
+                f"requests only and line {other.line} to {others}; Waypost would apply this "
+                "line to both"
+            )
+    return None
 
 
 def parse_cloudflare(text: str) -> ImportResult:
-    """Read a Cloudflare Bulk Redirects CSV; see the module docstring."""
+    """Read a Cloudflare Bulk Redirects CSV; see the module docstring.
+
+    A list is a set: Cloudflare chooses among the redirects that match by its own precedence
+    (:func:`precedence`), not by line. The rules are written in that order under
+    ``order: first_match``, so that Waypost's first match is Cloudflare's choice.
+    """
     collector = Collector()
     collector.scheme_note = True
+    rows: list[_Row] = []
+    sources: dict[str, int] = {}
     for index, (line, raw, fields) in enumerate(read_csv_rows(text)):
         if index == 0 and fields[0].lower() in ("source_url", "source", "source url"):
             continue
         try:
-            rules, notes = _read_row(fields)
+            row = _read_row(line, raw, fields)
+            if row.source in sources:
+                raise Refusal(
+                    f"the source URL {row.source!r} is on line {sources[row.source]} already; "
+                    "Cloudflare refuses a list that has one source URL twice"
+                )
+            sources[row.source] = line
         except Refusal as refusal:
             collector.skip(line, raw, str(refusal))
             continue
-        for rule in rules:
-            collector.add(line, raw, rule, notes)
+        rows.append(row)
+    rows.sort(key=lambda r: (*precedence(r.path, r.host, r.subdomains, r.scheme), r.line))
+    kept: list[_Row] = []
+    for position, row in enumerate(rows):
+        reason = _scheme_conflict(row, rows[position + 1 :]) if row.scheme else None
+        if reason:
+            collector.skip(row.line, row.raw, reason)
+            continue
+        kept.append(row)
+    for row in kept:
+        notes = row.notes
+        for rule in row.rules:
+            collector.add(row.line, row.raw, rule, notes)
             notes = []
-    collector.rules[:] = merge_slash_twins(collector.rules)
-    return collector.result("cloudflare")
+    # The exporter writes a rule that ignores the slash as two lines ('/x', '/x/'): one again.
+    merged: list[tuple[dict[str, Any], int]] = []
+    for rule, line in zip(collector.rules, collector.lines, strict=True):
+        if merged and len(pair := merge_slash_twins([dict(merged[-1][0]), dict(rule)])) == 1:
+            merged[-1] = (pair[0], merged[-1][1])
+            continue
+        merged.append((rule, line))
+    collector.rules[:] = [rule for rule, _ in merged]
+    collector.lines[:] = [line for _, line in merged]
+    collector.skipped.sort(key=lambda skip: skip.line)
+    result = collector.result("cloudflare")
+    result.defaults["order"] = "first_match"
+    return result
 
 
 # -- export -------------------------------------------------------------------------------------

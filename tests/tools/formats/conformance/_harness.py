@@ -164,6 +164,10 @@ def run_case(case: Case) -> Outcome:
         return Outcome(case, "disagree", [*details, *problems])
     if case.reject is not None or expected_invalid:
         verdict = "refused"
+        # A refusal says why: the lines refused, each with Waypost's reason.
+        details.extend(
+            f"line {line} refused: {skipped[line].reason}" for line in sorted(expected_invalid)
+        )
     if engine is None:
         if case.asks:
             return Outcome(case, "disagree", problems)

@@ -12,8 +12,10 @@ and, when relative, its runs of slashes squeezed into one; a 200 serves the targ
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from ._harness import DATA, Ask, Case, ask_from
@@ -114,17 +116,64 @@ def pages_runtime_cases() -> list[Case]:
     ]
 
 
-def bulk_cases() -> list[Case]:
-    """The documentation's examples, each a CSV file and the redirects it makes."""
-    data = json.loads((DATA / "cloudflare-bulk" / "docs_cases.json").read_text(encoding="utf-8"))
-    return [
-        Case(
-            "cloudflare-bulk",
-            entry["test"],
-            entry.get("file") or "redirects.csv",
-            entry["input"],
-            tuple(ask_from(ask) for ask in entry["requests"]),
-            format=None if entry.get("file") else "cloudflare",
+def bulk_line(text: str, url: str) -> int | None:
+    """The CSV line whose redirect Cloudflare applies to ``url``, by its documented matching
+    (the scheme if the source has one; the host, or its subdomains with ``include_subdomains``;
+    the path, or a path under it with ``subpath_matching``) and precedence (the more specific
+    subpath, an exact host, the more specific domain, a source with a scheme: "How Bulk
+    Redirects work")."""
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    path = "/" + path.partition("?")[0]
+    best: tuple[tuple[Any, ...], int] | None = None
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if len(row) < 2:
+            continue
+        source_scheme, sep, source = row[0].partition("://")
+        if not sep:
+            source_scheme, source = "", row[0]
+        source_host, _, source_path = source.partition("/")
+        source_path = "/" + source_path
+        flags = [cell.strip().upper() == "TRUE" for cell in [*row[3:], "", "", "", ""][:4]]
+        subdomains, subpath = flags[1], flags[2]
+        under = source_path if source_path.endswith("/") else source_path + "/"
+        if source_scheme and source_scheme != scheme:
+            continue
+        if host != source_host and not (subdomains and host.endswith("." + source_host)):
+            continue
+        if path != source_path and not (subpath and path.startswith(under)):
+            continue
+        key = (
+            -len(source_path.rstrip("/")),
+            subdomains,
+            -source_host.count("."),
+            not source_scheme,
         )
-        for entry in data["cases"]
-    ]
+        if best is None or key < best[0]:
+            best = (key, number)
+    return best[1] if best else None
+
+
+def bulk_cases() -> list[Case]:
+    """The documentation's examples, each a CSV file and the redirects it makes; a request's
+    line, which the examples leave out, is the one :func:`bulk_line` finds."""
+    data = json.loads((DATA / "cloudflare-bulk" / "docs_cases.json").read_text(encoding="utf-8"))
+    cases = []
+    for entry in data["cases"]:
+        asks = []
+        for item in entry["requests"]:
+            ask = ask_from(item)
+            if ask.line is None:
+                ask = replace(ask, line=bulk_line(entry["input"], ask.url))
+            asks.append(ask)
+        cases.append(
+            Case(
+                "cloudflare-bulk",
+                entry["test"],
+                entry.get("file") or "redirects.csv",
+                entry["input"],
+                tuple(asks),
+                format=None if entry.get("file") else "cloudflare",
+            )
+        )
+    return cases
