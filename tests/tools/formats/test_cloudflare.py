@@ -8,7 +8,13 @@ import pytest
 from waypost.engine import Engine
 from waypost.rules.load import parse_rules
 from waypost.rules.request import Request
-from waypost.tools.formats import IMPORTERS, ImportResult, export_yaml, parse_cloudflare
+from waypost.tools.formats import (
+    IMPORTERS,
+    ImportResult,
+    export_cloudflare,
+    export_yaml,
+    parse_cloudflare,
+)
 from waypost.tools.formats.cloudflare_pages import parse_cloudflare_pages
 
 
@@ -185,3 +191,37 @@ def test_bulk_a_source_url_twice_is_refused() -> None:
     result = parse_cloudflare("example.com/x,https://t/1,301\nexample.com/x,https://t/2,302\n")
     assert "Cloudflare refuses a list" in skipped(result)[2]
     assert answer(result, "http://example.com/x") == "redirect 301 https://t/1"
+
+
+# -- the Bulk exporter: no order of its own, one redirect per source URL --------------------------
+
+
+def test_bulk_export_reports_a_rule_cloudflare_would_put_first() -> None:
+    rules = [
+        {"from": "/p", "to": "https://t/any", "when": {"host": ["example.com", "*.example.com"]}},
+        {"from": "/p", "to": "https://t/exact", "when": {"host": "foo.example.com"}},
+    ]
+    exported = export_cloudflare(rules, {"order": "first_match"})
+    assert [item.index for item in exported.unsupported] == [1]
+    assert "before rule 1" in exported.unsupported[0].reason
+    assert "foo.example.com" not in exported.text
+
+
+def test_bulk_export_keeps_what_cloudflare_orders_alike() -> None:
+    rules = [
+        {"from": "/p", "to": "https://t/exact", "when": {"host": "foo.example.com"}},
+        {"from": "/p", "to": "https://t/any", "when": {"host": ["example.com", "*.example.com"]}},
+    ]
+    exported = export_cloudflare(rules, {"order": "first_match"})
+    assert not exported.unsupported
+    assert answer(parse_cloudflare(exported.text), "http://foo.example.com/p").endswith("exact")
+
+
+def test_bulk_export_writes_one_redirect_per_source_url() -> None:
+    rules = [
+        {"from": "/x", "to": "https://t/1", "trailing_slash": "strict"},
+        {"from": "/x", "to": "https://t/2", "trailing_slash": "strict"},
+    ]
+    exported = export_cloudflare(rules, {"order": "first_match"}, host="example.com")
+    assert [item.index for item in exported.unsupported] == [1]
+    assert "one redirect per source URL" in exported.unsupported[0].reason

@@ -14,7 +14,16 @@ Cloudflare does not allow one. Cloudflare matches the trailing slash exactly, so
 ``trailing_slash: strict``; the exporter writes a rule that ignores the slash as two lines
 (``/x`` and ``/x/``), which read back as one rule.
 
-Export needs a host for every rule: from ``when.host`` or the ``host`` argument. The exact rule
+Cloudflare chooses among the redirects that match by its documented precedence, not by line
+(the more specific subpath, an exact host before ``include_subdomains``, the more specific
+domain, a source with a scheme): the import writes the rules in that order under
+``order: first_match``. Waypost has no condition on the scheme, so a source with a scheme is
+imported for both (with a note), unless another line would answer the other scheme's requests:
+then it is refused with that reason. A source URL listed twice is refused on its later line.
+
+Export needs a host for every rule: from ``when.host`` or the ``host`` argument. A rule that
+Cloudflare's precedence would apply where Waypost applies an earlier one, or that repeats a
+source URL already written, is reported instead of written. The exact rule
 and ``<path:...>`` rule pair that an import produces is written back as one subpath line (a
 ``<path:...>`` rule whose target ends in its value must be strict: Cloudflare keeps the slash).
 
@@ -304,17 +313,75 @@ def _subpath(exact: dict[str, Any], sub: dict[str, Any]) -> bool | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """What one exported rule (or exact and subpath pair) writes: its CSV rows and where
+    Cloudflare's matching puts them."""
+
+    index: int
+    consumed: int
+    host: str
+    subdomains: bool
+    path: str
+    subpath: bool
+    rows: list[list[Any]]
+
+    @property
+    def where(self) -> tuple[str, bool, str, bool]:
+        return (self.host, self.subdomains, self.path, self.subpath)
+
+
+def _waypost_first(a: _Line, b: _Line, first_match: bool) -> _Line:
+    """Which of two overlapping lines Waypost applies (``a`` comes first in the file): the
+    first under first_match; else the more specific path (an exact path before a pattern, a
+    longer prefix first), then file order."""
+    if first_match:
+        return a
+    length_a, length_b = len(a.path.rstrip("/")), len(b.path.rstrip("/"))
+    if length_a != length_b:
+        return a if length_a > length_b else b
+    if a.subpath != b.subpath:
+        return b if a.subpath else a
+    return a
+
+
+def _order_conflicts(lines: list[_Line], first_match: bool) -> dict[int, str]:
+    """The lines Cloudflare would apply where Waypost applies another, by index, with why:
+    a list is a set, and Cloudflare's precedence (:func:`precedence`) decides."""
+    refused: dict[int, str] = {}
+    for position, line in enumerate(lines):
+        for earlier in lines[:position]:
+            if earlier.index in refused or not overlaps(earlier.where, line.where):
+                continue
+            ours = _waypost_first(earlier, line, first_match)
+            key_e = precedence(earlier.path, earlier.host, earlier.subdomains, None)
+            key_l = precedence(line.path, line.host, line.subdomains, None)
+            theirs = line if key_l < key_e else earlier
+            if ours is not theirs:
+                loser = ours.index + 1
+                refused[theirs.index] = (
+                    f"Cloudflare would apply it before rule {loser} (its host or path is more "
+                    f"specific), where Waypost applies rule {loser} first; a Bulk Redirects list "
+                    "has no order of its own"
+                )
+                break
+    return refused
+
+
 def export_cloudflare(
     rules: Sequence[Mapping[str, Any]],
     defaults: Mapping[str, Any] | None = None,
     *,
     host: str | None = None,
 ) -> ExportResult:
-    """Write rules as a Cloudflare Bulk Redirects CSV; ``host`` serves rules without one."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    """Write rules as a Cloudflare Bulk Redirects CSV; ``host`` serves rules without one.
+
+    Cloudflare chooses among matching redirects by its own precedence, not by line, and allows
+    one redirect per source URL: a rule whose source URL another rule wrote already, or that
+    Cloudflare would apply where Waypost applies an earlier rule, is reported, not written.
+    """
     unsupported: list[Unsupported] = []
-    exported = 0
+    lines: list[_Line] = []
     index = 0
     while index < len(rules):
         rule = rules[index]
@@ -337,20 +404,49 @@ def export_cloudflare(
             flags = [eff["query"] == "keep", subdomains, subpath is not None, bool(subpath)]
             target = _literal(str(eff["to"]))
             # Cloudflare matches the trailing slash exactly: an ignored slash needs two lines.
-            for path in slash_twins(str(eff["from"]), eff["trailing_slash"]):
-                writer.writerow(
-                    [
-                        apex + path,
-                        target,
-                        eff["status"],
-                        *("TRUE" if flag else "FALSE" for flag in flags),
-                    ]
-                )
+            rows = [
+                [apex + path, target, eff["status"], *("TRUE" if f else "FALSE" for f in flags)]
+                for path in slash_twins(str(eff["from"]), eff["trailing_slash"])
+            ]
             consumed = 2 if subpath is not None else 1
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
             consumed = 1
         else:
-            exported += consumed
+            path = str(eff["from"])
+            lines.append(_Line(index, consumed, apex, subdomains, path, subpath is not None, rows))
         index += consumed
+    written: dict[str, int] = {}
+    kept: list[_Line] = []
+    for line in lines:
+        taken = next((written[row[0]] for row in line.rows if row[0] in written), None)
+        if taken is not None:
+            reason = (
+                f"rule {taken + 1} has the source URL {line.host + line.path!r} already; "
+                "Cloudflare allows one redirect per source URL"
+            )
+            for offset in range(line.consumed):
+                unsupported.append(
+                    Unsupported(line.index + offset, dict(rules[line.index + offset]), reason)
+                )
+            continue
+        written.update((row[0], line.index) for row in line.rows)
+        kept.append(line)
+    first_match = (defaults or {}).get("order") == "first_match"
+    conflicts = _order_conflicts(kept, first_match)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    exported = 0
+    for line in kept:
+        if line.index in conflicts:
+            for offset in range(line.consumed):
+                unsupported.append(
+                    Unsupported(
+                        line.index + offset, dict(rules[line.index + offset]), conflicts[line.index]
+                    )
+                )
+            continue
+        writer.writerows(line.rows)
+        exported += line.consumed
+    unsupported.sort(key=lambda item: item.index)
     return ExportResult(buffer.getvalue(), unsupported, exported)
