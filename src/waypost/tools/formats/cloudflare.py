@@ -197,7 +197,7 @@ def parse_cloudflare(text: str) -> ImportResult:
     (:func:`precedence`), not by line. The rules are written in that order under
     ``order: first_match``, so that Waypost's first match is Cloudflare's choice.
     """
-    collector = Collector()
+    collector = Collector(first_match=True)
     collector.scheme_note = True
     rows: list[_Row] = []
     sources: dict[str, int] = {}
@@ -239,9 +239,7 @@ def parse_cloudflare(text: str) -> ImportResult:
     collector.rules[:] = [rule for rule, _ in merged]
     collector.lines[:] = [line for _, line in merged]
     collector.skipped.sort(key=lambda skip: skip.line)
-    result = collector.result("cloudflare")
-    result.defaults["order"] = "first_match"
-    return result
+    return collector.result("cloudflare")
 
 
 # -- export -------------------------------------------------------------------------------------

@@ -267,7 +267,7 @@ def _rules_for(source: _Source, to: str, status: int) -> tuple[list[dict[str, An
 
 def parse_cloudflare_pages(text: str) -> ImportResult:
     """Read a Cloudflare Pages ``_redirects`` file; see the module docstring."""
-    collector = Collector()
+    collector = Collector(first_match=True)
     seen: set[str] = set()
     static_rules = dynamic_rules = 0
     static_allowed = True
@@ -358,6 +358,4 @@ def parse_cloudflare_pages(text: str) -> ImportResult:
         collector.notes.extend(
             Note(number, raw, note) for note in dict.fromkeys(notes + rule_notes)
         )
-    result = collector.result("cloudflare-pages")
-    result.defaults["order"] = "first_match"
-    return result
+    return collector.result("cloudflare-pages")
