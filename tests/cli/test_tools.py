@@ -756,3 +756,17 @@ def test_unknown_file_type(tmp_path: Path) -> None:
     code, out = output("check", str(path))
     assert code == 1
     assert "unknown rules file type '.ini'" in out
+
+
+def test_import_cloudflare_pages_is_chosen_by_format(tmp_path: Path) -> None:
+    """_redirects reads as Netlify's (the name cannot tell), with a hint; --format
+    cloudflare-pages reads Cloudflare's dialect: 302 by default, first match in line order."""
+    source = write(tmp_path, "_redirects", "/splat/* /one/:splat\n/splat/foo/* /two\n")
+    code, _, err = run("import", str(source))
+    assert code == 0 and "--format cloudflare-pages" in err
+    out = tmp_path / "rules.yaml"
+    code, _, err = run("import", str(source), "--format", "cloudflare-pages", "-o", str(out))
+    assert code == 0, err
+    engine = Engine.from_file(out)
+    decision = engine.resolve("GET", "/splat/foo/x")
+    assert (decision.status, decision.location) == (302, "/one/foo/x")

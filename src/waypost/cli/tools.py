@@ -304,10 +304,11 @@ def import_command(
     yes: bool,
     message: str | None,
 ) -> None:
-    """Read redirects from FILE (nginx, Apache, Netlify, Vercel, Cloudflare, WordPress, Wagtail,
-    CSV, or Waypost's own formats) as a Waypost YAML rules file, or into the rule store with
-    --db (merged into its rules unless --mode says otherwise). Every skipped line is reported
-    with its reason."""
+    """Read redirects from FILE (nginx, Apache, Netlify, Vercel, Cloudflare Bulk Redirects and
+    Pages, WordPress, Wagtail, CSV, or Waypost's own formats) as a Waypost YAML rules file, or
+    into the rule store with --db (merged into its rules unless --mode says otherwise). Every
+    skipped line is reported with its reason. A _redirects file is read as Netlify's; pass
+    --format cloudflare-pages for Cloudflare Pages' dialect (302 by default, first match)."""
     if db is not None and output is not None:
         raise click.UsageError("give --db or --output, not both")
     if not dry_run:
@@ -319,6 +320,13 @@ def import_command(
             raise click.UsageError(
                 f"cannot tell the format of {file!r}; pass --format, one of "
                 + ", ".join(sorted(IMPORTERS))
+            )
+        if fmt == "netlify" and Path(file).name == "_redirects":
+            # The name is the same on both platforms; the meaning differs (302, first match).
+            click.echo(
+                f"{file}: read as Netlify's _redirects; for Cloudflare Pages pass "
+                "--format cloudflare-pages",
+                err=True,
             )
     result = IMPORTERS[fmt](text)
     click.echo(f"{file} ({fmt}): {result.summary(file)}", err=True)

@@ -297,6 +297,7 @@ def test_registry_names() -> None:
             "netlify-toml",
             "vercel",
             "cloudflare",
+            "cloudflare-pages",
             "nginx",
             "apache",
             "htaccess",

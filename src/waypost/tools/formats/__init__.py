@@ -19,6 +19,7 @@ Formats, by registry name::
     netlify-toml    netlify.toml [[redirects]]          import
     vercel          vercel.json redirects/rewrites      import, export
     cloudflare      Cloudflare Bulk Redirects CSV       import, export
+    cloudflare-pages  Cloudflare Pages _redirects       import (chosen by name: --format)
     nginx           map / location / rewrite / return   import, export
     apache          Redirect* / RewriteRule             import, export (.htaccess)
     htaccess        the same, from a .htaccess          import
@@ -42,6 +43,7 @@ from ._report import ExportNote, ExportResult, ImportResult, Note, Skipped, Unsu
 from ._text import clean_text
 from .apache import export_apache, parse_apache, parse_htaccess
 from .cloudflare import export_cloudflare, parse_cloudflare
+from .cloudflare_pages import parse_cloudflare_pages
 from .generic_csv import export_csv, parse_csv
 from .netlify import export_netlify, parse_netlify, parse_netlify_toml
 from .nginx import export_nginx, parse_nginx
@@ -75,6 +77,7 @@ __all__ = [
     "normalise_rule",
     "parse_apache",
     "parse_cloudflare",
+    "parse_cloudflare_pages",
     "parse_csv",
     "parse_htaccess",
     "parse_netlify",
@@ -96,6 +99,7 @@ IMPORTERS: dict[str, Importer] = {
     "netlify-toml": parse_netlify_toml,
     "vercel": parse_vercel,
     "cloudflare": parse_cloudflare,
+    "cloudflare-pages": parse_cloudflare_pages,
     "nginx": parse_nginx,
     "apache": parse_apache,
     "htaccess": parse_htaccess,
@@ -204,8 +208,10 @@ def detect_format(filename: str, text: str) -> str | None:
     """The registry name of the format of ``filename`` with contents ``text``, or ``None``.
 
     The file name decides when it is conventional (``_redirects``, ``netlify.toml``,
-    ``vercel.json``, ``.htaccess``); otherwise the extension narrows the choice and the content
-    decides (a CSV header, JSON keys, nginx or Apache directives).
+    ``vercel.json``, ``.htaccess``; ``_redirects`` is read as Netlify's, since the name cannot
+    tell it from Cloudflare Pages', which ``--format cloudflare-pages`` chooses); otherwise the
+    extension narrows the choice and the content decides (a CSV header, JSON keys, nginx or
+    Apache directives).
     """
     path = PurePosixPath(filename.replace("\\", "/"))
     name, suffix = path.name.lower(), path.suffix.lower()

@@ -172,6 +172,8 @@ class Collector:
     def __init__(self, *, first_match: bool = False) -> None:
         self.first_match = first_match
         self.rules: list[dict[str, Any]] = []
+        #: The source line of each rule, in step with ``rules``.
+        self.lines: list[int] = []
         self.skipped: list[Skipped] = []
         self.notes: list[Note] = []
         self._seen: dict[str, int] = {}
@@ -198,6 +200,7 @@ class Collector:
             return
         self._seen[key] = line
         self.rules.append(rule)
+        self.lines.append(line)
         self.notes.extend(Note(line, text, note) for note in notes)
 
     def skip(self, line: int, text: str, reason: str) -> None:
@@ -211,4 +214,5 @@ class Collector:
     def result(self, fmt: str) -> ImportResult:
         """The finished :class:`ImportResult`."""
         defaults = dict(FIRST_MATCH) if self.first_match else {}
-        return ImportResult(self.rules, self.skipped, fmt, self.notes, defaults)
+        lines = self.lines if len(self.lines) == len(self.rules) else []
+        return ImportResult(self.rules, self.skipped, fmt, self.notes, defaults, lines=lines)

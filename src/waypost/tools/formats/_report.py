@@ -72,7 +72,10 @@ class ImportResult:
     """The rules read from a file in another format, in Waypost's canonical mapping form.
 
     ``rules`` are plain dicts shaped like the entries of a Waypost YAML ``rules:`` list;
-    ``defaults`` is the file's own ``defaults:`` mapping when the format has one (YAML only).
+    ``defaults`` is the file's own ``defaults:`` mapping when the format has one (YAML), or the
+    order and defaults its peer implies (``{"order": "first_match"}``). ``lines``, when an
+    importer records them, gives the source line of each rule (one line may make several rules:
+    a Cloudflare splat that also matches the empty text, a Bulk subpath).
     """
 
     rules: list[dict[str, Any]]
@@ -80,6 +83,7 @@ class ImportResult:
     format: str
     notes: list[Note] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
+    lines: list[int] = field(default_factory=list)
 
     def summary(self, filename: str = "<input>") -> str:
         """A headline such as ``12 imported, 2 skipped``, then one line per skip and note."""

@@ -14,7 +14,16 @@ Cloudflare does not allow one. Cloudflare matches the trailing slash exactly, so
 ``trailing_slash: strict``; the exporter writes a rule that ignores the slash as two lines
 (``/x`` and ``/x/``), which read back as one rule.
 
-Export needs a host for every rule: from ``when.host`` or the ``host`` argument. The exact rule
+Cloudflare chooses among the redirects that match by its documented precedence, not by line
+(the more specific subpath, an exact host before ``include_subdomains``, the more specific
+domain, a source with a scheme): the import writes the rules in that order under
+``order: first_match``. Waypost has no condition on the scheme, so a source with a scheme is
+imported for both (with a note), unless another line would answer the other scheme's requests:
+then it is refused with that reason. A source URL listed twice is refused on its later line.
+
+Export needs a host for every rule: from ``when.host`` or the ``host`` argument. A rule that
+Cloudflare's precedence would apply where Waypost applies an earlier one, or that repeats a
+source URL already written, is reported instead of written. The exact rule
 and ``<path:...>`` rule pair that an import produces is written back as one subpath line (a
 ``<path:...>`` rule whose target ends in its value must be strict: Cloudflare keeps the slash).
 
@@ -32,6 +41,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
@@ -55,7 +65,60 @@ _STATUSES = frozenset({301, 302, 307, 308})
 _FLAGS = ("preserve_query_string", "include_subdomains", "subpath_matching", "preserve_path_suffix")
 
 
-def _read_row(fields: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One CSV line read: where Cloudflare's matching puts it, and the rules it gives."""
+
+    line: int
+    raw: str
+    scheme: str | None
+    host: str
+    subdomains: bool
+    path: str
+    subpath: bool
+    rules: list[dict[str, Any]]
+    notes: list[str]
+
+    @property
+    def source(self) -> str:
+        return (f"{self.scheme}://" if self.scheme else "") + self.host + self.path
+
+
+def precedence(path: str, host: str, subdomains: bool, scheme: str | None) -> tuple[Any, ...]:
+    """Cloudflare's order among URL redirects that match one request, smallest first ("How
+    Bulk Redirects work", *Determining the URL redirect to apply*): the more specific subpath
+    (the longer path; a trailing slash does not count), then an exact host before
+    ``include_subdomains``, then the more specific domain (more labels), then a source with a
+    scheme before one without."""
+    return (
+        -len(path.rstrip("/")),
+        subdomains,
+        -host.count("."),
+        scheme is None,
+    )
+
+
+def _under(parent: str, path: str) -> bool:
+    return path == parent or path.startswith(parent if parent.endswith("/") else parent + "/")
+
+
+def overlaps(first: tuple[str, bool, str, bool], second: tuple[str, bool, str, bool]) -> bool:
+    """Whether some request matches both lines, each ``(host, include_subdomains, path,
+    subpath_matching)`` (the scheme aside)."""
+    host_a, subs_a, path_a, sub_a = first
+    host_b, subs_b, path_b, sub_b = second
+    hosts = (
+        host_a == host_b
+        or (subs_a and host_b.endswith("." + host_a))
+        or (subs_b and host_a.endswith("." + host_b))
+    )
+    paths = (
+        path_a == path_b or (sub_a and _under(path_a, path_b)) or (sub_b and _under(path_b, path_a))
+    )
+    return hosts and paths
+
+
+def _read_row(line: int, raw: str, fields: list[str]) -> _Row:
     if len(fields) < 2 or not fields[0] or not fields[1]:
         raise Refusal("a row needs a source URL and a target URL")
     if len(fields) > 7:
@@ -96,25 +159,86 @@ def _read_row(fields: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
             # Nothing of the path is kept, so the slash changes nothing: the simpler rule.
             del sub["trailing_slash"]
         rules.append(sub)
-    return rules, notes
+    return _Row(
+        line,
+        raw,
+        scheme,
+        host,
+        flags["include_subdomains"],
+        path,
+        flags["subpath_matching"],
+        rules,
+        notes,
+    )
+
+
+def _scheme_conflict(row: _Row, later: list[_Row]) -> str | None:
+    """Why ``row`` (a source with a scheme) cannot be imported, if a line it comes before in
+    Cloudflare's order answers the other scheme's requests that ``row`` matches: Waypost has
+    no condition on the scheme, so ``row`` would answer them too."""
+    mine = (row.host, row.subdomains, row.path, row.subpath)
+    for other in later:
+        if other.scheme == row.scheme or other.rules == row.rules:
+            continue
+        if overlaps(mine, (other.host, other.subdomains, other.path, other.subpath)):
+            others = f"{other.scheme} requests" if other.scheme else "the other scheme's requests"
+            return (
+                f"Waypost cannot match the scheme: Cloudflare applies this line to {row.scheme} "
+                f"requests only and line {other.line} to {others}; Waypost would apply this "
+                "line to both"
+            )
+    return None
 
 
 def parse_cloudflare(text: str) -> ImportResult:
-    """Read a Cloudflare Bulk Redirects CSV; see the module docstring."""
-    collector = Collector()
+    """Read a Cloudflare Bulk Redirects CSV; see the module docstring.
+
+    A list is a set: Cloudflare chooses among the redirects that match by its own precedence
+    (:func:`precedence`), not by line. The rules are written in that order under
+    ``order: first_match``, so that Waypost's first match is Cloudflare's choice.
+    """
+    collector = Collector(first_match=True)
     collector.scheme_note = True
+    rows: list[_Row] = []
+    sources: dict[str, int] = {}
     for index, (line, raw, fields) in enumerate(read_csv_rows(text)):
         if index == 0 and fields[0].lower() in ("source_url", "source", "source url"):
             continue
         try:
-            rules, notes = _read_row(fields)
+            row = _read_row(line, raw, fields)
+            if row.source in sources:
+                raise Refusal(
+                    f"the source URL {row.source!r} is on line {sources[row.source]} already; "
+                    "Cloudflare refuses a list that has one source URL twice"
+                )
+            sources[row.source] = line
         except Refusal as refusal:
             collector.skip(line, raw, str(refusal))
             continue
-        for rule in rules:
-            collector.add(line, raw, rule, notes)
+        rows.append(row)
+    rows.sort(key=lambda r: (*precedence(r.path, r.host, r.subdomains, r.scheme), r.line))
+    kept: list[_Row] = []
+    for position, row in enumerate(rows):
+        reason = _scheme_conflict(row, rows[position + 1 :]) if row.scheme else None
+        if reason:
+            collector.skip(row.line, row.raw, reason)
+            continue
+        kept.append(row)
+    for row in kept:
+        notes = row.notes
+        for rule in row.rules:
+            collector.add(row.line, row.raw, rule, notes)
             notes = []
-    collector.rules[:] = merge_slash_twins(collector.rules)
+    # The exporter writes a rule that ignores the slash as two lines ('/x', '/x/'): one again.
+    merged: list[tuple[dict[str, Any], int]] = []
+    for rule, line in zip(collector.rules, collector.lines, strict=True):
+        if merged and len(pair := merge_slash_twins([dict(merged[-1][0]), dict(rule)])) == 1:
+            merged[-1] = (pair[0], merged[-1][1])
+            continue
+        merged.append((rule, line))
+    collector.rules[:] = [rule for rule, _ in merged]
+    collector.lines[:] = [line for _, line in merged]
+    collector.skipped.sort(key=lambda skip: skip.line)
     return collector.result("cloudflare")
 
 
@@ -187,17 +311,75 @@ def _subpath(exact: dict[str, Any], sub: dict[str, Any]) -> bool | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """What one exported rule (or exact and subpath pair) writes: its CSV rows and where
+    Cloudflare's matching puts them."""
+
+    index: int
+    consumed: int
+    host: str
+    subdomains: bool
+    path: str
+    subpath: bool
+    rows: list[list[Any]]
+
+    @property
+    def where(self) -> tuple[str, bool, str, bool]:
+        return (self.host, self.subdomains, self.path, self.subpath)
+
+
+def _waypost_first(a: _Line, b: _Line, first_match: bool) -> _Line:
+    """Which of two overlapping lines Waypost applies (``a`` comes first in the file): the
+    first under first_match; else the more specific path (an exact path before a pattern, a
+    longer prefix first), then file order."""
+    if first_match:
+        return a
+    length_a, length_b = len(a.path.rstrip("/")), len(b.path.rstrip("/"))
+    if length_a != length_b:
+        return a if length_a > length_b else b
+    if a.subpath != b.subpath:
+        return b if a.subpath else a
+    return a
+
+
+def _order_conflicts(lines: list[_Line], first_match: bool) -> dict[int, str]:
+    """The lines Cloudflare would apply where Waypost applies another, by index, with why:
+    a list is a set, and Cloudflare's precedence (:func:`precedence`) decides."""
+    refused: dict[int, str] = {}
+    for position, line in enumerate(lines):
+        for earlier in lines[:position]:
+            if earlier.index in refused or not overlaps(earlier.where, line.where):
+                continue
+            ours = _waypost_first(earlier, line, first_match)
+            key_e = precedence(earlier.path, earlier.host, earlier.subdomains, None)
+            key_l = precedence(line.path, line.host, line.subdomains, None)
+            theirs = line if key_l < key_e else earlier
+            if ours is not theirs:
+                loser = ours.index + 1
+                refused[theirs.index] = (
+                    f"Cloudflare would apply it before rule {loser} (its host or path is more "
+                    f"specific), where Waypost applies rule {loser} first; a Bulk Redirects list "
+                    "has no order of its own"
+                )
+                break
+    return refused
+
+
 def export_cloudflare(
     rules: Sequence[Mapping[str, Any]],
     defaults: Mapping[str, Any] | None = None,
     *,
     host: str | None = None,
 ) -> ExportResult:
-    """Write rules as a Cloudflare Bulk Redirects CSV; ``host`` serves rules without one."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    """Write rules as a Cloudflare Bulk Redirects CSV; ``host`` serves rules without one.
+
+    Cloudflare chooses among matching redirects by its own precedence, not by line, and allows
+    one redirect per source URL: a rule whose source URL another rule wrote already, or that
+    Cloudflare would apply where Waypost applies an earlier rule, is reported, not written.
+    """
     unsupported: list[Unsupported] = []
-    exported = 0
+    lines: list[_Line] = []
     index = 0
     while index < len(rules):
         rule = rules[index]
@@ -220,20 +402,49 @@ def export_cloudflare(
             flags = [eff["query"] == "keep", subdomains, subpath is not None, bool(subpath)]
             target = _literal(str(eff["to"]))
             # Cloudflare matches the trailing slash exactly: an ignored slash needs two lines.
-            for path in slash_twins(str(eff["from"]), eff["trailing_slash"]):
-                writer.writerow(
-                    [
-                        apex + path,
-                        target,
-                        eff["status"],
-                        *("TRUE" if flag else "FALSE" for flag in flags),
-                    ]
-                )
+            rows = [
+                [apex + path, target, eff["status"], *("TRUE" if f else "FALSE" for f in flags)]
+                for path in slash_twins(str(eff["from"]), eff["trailing_slash"])
+            ]
             consumed = 2 if subpath is not None else 1
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
             consumed = 1
         else:
-            exported += consumed
+            path = str(eff["from"])
+            lines.append(_Line(index, consumed, apex, subdomains, path, subpath is not None, rows))
         index += consumed
+    written: dict[str, int] = {}
+    kept: list[_Line] = []
+    for line in lines:
+        taken = next((written[row[0]] for row in line.rows if row[0] in written), None)
+        if taken is not None:
+            reason = (
+                f"rule {taken + 1} has the source URL {line.host + line.path!r} already; "
+                "Cloudflare allows one redirect per source URL"
+            )
+            for offset in range(line.consumed):
+                unsupported.append(
+                    Unsupported(line.index + offset, dict(rules[line.index + offset]), reason)
+                )
+            continue
+        written.update((row[0], line.index) for row in line.rows)
+        kept.append(line)
+    first_match = (defaults or {}).get("order") == "first_match"
+    conflicts = _order_conflicts(kept, first_match)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    exported = 0
+    for line in kept:
+        if line.index in conflicts:
+            for offset in range(line.consumed):
+                unsupported.append(
+                    Unsupported(
+                        line.index + offset, dict(rules[line.index + offset]), conflicts[line.index]
+                    )
+                )
+            continue
+        writer.writerows(line.rows)
+        exported += line.consumed
+    unsupported.sort(key=lambda item: item.index)
     return ExportResult(buffer.getvalue(), unsupported, exported)
