@@ -163,9 +163,9 @@ def test_apache_narrows_the_host_and_the_leading_value() -> None:
     rules = [line for line in exported.text.splitlines() if line.startswith("RewriteRule")]
     flags = "[R=301,B,BNE=/!$&'()*+;=:@-.~,BNP,NE,L]"
     assert rules == [
-        rf"RewriteRule ^go/((?![/\x5c]).+?)/?$ /$1 {flags}",
         rf"RewriteRule ^out/([dD][oO][cC][sS]\.[eE][xX][aA][mM][pP][lL][eE]\.[oO][rR][gG])/(.+?)/?$"
         f" https://$1/$2 {flags}",
+        rf"RewriteRule ^go/((?![/\x5c]).+?)/?$ /$1 {flags}",
     ]
 
 
@@ -313,8 +313,9 @@ def json_entries(text: str) -> list[dict[str, Any]]:
 
 def test_vercel_still_sends_allowed_values() -> None:
     entries = json_entries(export_vercel([GO, OUT], allowed_hosts=ALLOWED).text)
-    assert vercel_destinations(entries[0], "/go/docs/start")[0] == "/docs/start"
-    assert vercel_destinations(entries[1], "/out/Docs.example.org/a/b")[0] == (
+    # In Waypost's priority order: '/out/...' (the longer first segment) before '/go/...'.
+    assert vercel_destinations(entries[1], "/go/docs/start")[0] == "/docs/start"
+    assert vercel_destinations(entries[0], "/out/Docs.example.org/a/b")[0] == (
         "https://Docs.example.org/a/b"
     )
 

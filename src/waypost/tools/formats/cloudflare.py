@@ -45,6 +45,7 @@ from ._common import (
     split_source_url,
     unsupported_keys,
 )
+from ._priority import first_match, priority_key
 from ._report import ExportResult, ImportResult, Unsupported
 from ._safety import exposure, refuse_exposed
 from ._text import parse_bool, read_csv_rows
@@ -193,9 +194,17 @@ def export_cloudflare(
     *,
     host: str | None = None,
 ) -> ExportResult:
-    """Write rules as a Cloudflare Bulk Redirects CSV; ``host`` serves rules without one."""
+    """Write rules as a Cloudflare Bulk Redirects CSV; ``host`` serves rules without one.
+
+    The lines are in the order Waypost offers the rules: file order for ``order: first_match``;
+    else exact paths first, then the subpath lines by the specificity of their ``<path:...>``
+    rule (see ``_priority``), so that ``/docs/special`` listed after the subpath line of
+    ``/docs/`` still wins.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    rows: list[tuple[Any, list[Any]]] = []
+    in_file_order = first_match(defaults)
     unsupported: list[Unsupported] = []
     exported = 0
     index = 0
@@ -220,20 +229,21 @@ def export_cloudflare(
             flags = [eff["query"] == "keep", subdomains, subpath is not None, bool(subpath)]
             target = _literal(str(eff["to"]))
             # Cloudflare matches the trailing slash exactly: an ignored slash needs two lines.
-            for path in slash_twins(str(eff["from"]), eff["trailing_slash"]):
-                writer.writerow(
-                    [
-                        apex + path,
-                        target,
-                        eff["status"],
-                        *("TRUE" if flag else "FALSE" for flag in flags),
-                    ]
-                )
             consumed = 2 if subpath is not None else 1
+            key: Any = (
+                index
+                if in_file_order
+                else priority_key(index + consumed - 1, rules[index + consumed - 1], defaults)
+            )
+            for path in slash_twins(str(eff["from"]), eff["trailing_slash"]):
+                row = [apex + path, target, eff["status"]]
+                rows.append((key, [*row, *("TRUE" if flag else "FALSE" for flag in flags)]))
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
             consumed = 1
         else:
             exported += consumed
         index += consumed
+    rows.sort(key=lambda pair: pair[0])  # stable: a rule's lines stay together, in order
+    writer.writerows(row for _key, row in rows)
     return ExportResult(buffer.getvalue(), unsupported, exported)

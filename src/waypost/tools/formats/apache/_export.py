@@ -19,6 +19,7 @@ from .._common import (
     unsupported_keys,
 )
 from .._regex import RegexNotSupported, pattern_regex, target_guards
+from .._priority import priority_order
 from .._report import ExportNote, ExportResult, export_each
 
 __all__ = ["export_apache"]
@@ -285,7 +286,9 @@ def export_apache(
     allowed_hosts: Sequence[str] = (),
 ) -> ExportResult:
     """Write rules as mod_rewrite directives for an ``.htaccess`` file (``RewriteEngine On``
-    first), in order, so the first rule that matches applies.
+    first). mod_rewrite applies the first rule that matches (every rule ends in ``L``), so the
+    rules are written in the order Waypost offers them: file order for a rule set with ``order:
+    first_match``, else exact paths first and patterns by specificity (see ``_priority``).
 
     A redirect's Location is the one Waypost sends: the target's text is written already
     percent-encoded and sent as written (``NE``), and the values filled in from the request are
@@ -302,12 +305,17 @@ def export_apache(
     to make, the rule is unsupported), and one right after the target's leading '/' never starts
     with '/' or '\\'.
     """
-    made, unsupported = export_each(rules, lambda rule: _export_rule(rule, defaults, allowed_hosts))
+    made, unsupported = export_each(
+        rules,
+        lambda rule: _export_rule(rule, defaults, allowed_hosts),
+        priority_order(rules, defaults),
+    )
     lines: list[str] = []
     notes: list[ExportNote] = []
     for index, rule, (rule_lines, rule_notes) in made:
         lines.extend(rule_lines)
         notes.extend(ExportNote(index, dict(rule), note) for note in rule_notes)
+    notes.sort(key=lambda note: note.index)
     header = list(_HEADER)
     if any(",BNE=" in line for line in lines if line.startswith("RewriteRule ")):
         header.append(_BNE_HEADER)
