@@ -287,7 +287,8 @@ ENCODED_RULES: list[dict[str, Any]] = [
     {"from": "/blog/<path:rest>", "to": "/new/{rest}", "status": 301},
     {"from": "/tag/<name>", "to": "/t/{name}?q={name}", "status": 302},
     {"from": "/find/<path:terms>", "to": "/search?q={terms}", "status": 301, "query": "drop"},
-    {"from": "/page/<path:rest>", "to": "/book#{rest}", "status": 301},
+    # query: drop, as Apache would put a kept query string after the fragment (refused).
+    {"from": "/page/<path:rest>", "to": "/book#{rest}", "status": 301, "query": "drop"},
     {"from": "/n/<int:n>", "to": "/m/{n}", "status": 301},
     {"from": "/old-cafe", "to": "/café", "status": 301},
     {"from": "/percent", "to": "/a%20b$c", "status": 301},

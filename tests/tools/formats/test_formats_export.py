@@ -67,8 +67,15 @@ if ($waypost_exact_301_path = $uri) {
 if ($waypost_exact_respond_path = $uri) {
     rewrite ^ $waypost_exact_respond last;
 }
-location ~ ^/blog/(?<year>\\d+)/(?<slug>[\\x21\\x24\\x26\\x27\\x28\\x29\\x2a\\x2b\\x2c\\x2d\\x2e0123456789\\x3a\\x3b\\x3d\\x40ABCDEFGHIJKLMNOPQRSTUVWXYZ\\x5fabcdefghijklmnopqrstuvwxyz\\x7e]+)/?$ { return 302 /posts/$year/$slug$is_args$args; }
-location ~ ^/docs/(?<rest>[\\x21\\x24\\x26\\x27\\x28\\x29\\x2a\\x2b\\x2c\\x2d\\x2e\\x2f0123456789\\x3a\\x3b\\x3d\\x40ABCDEFGHIJKLMNOPQRSTUVWXYZ\\x5fabcdefghijklmnopqrstuvwxyz\\x7e]+?)/?$ { return 308 https://docs.example.com/$rest; }
+location ~ ^/blog/(?<year>\\d+)/(?<slug>\
+[\\x21\\x24\\x26\\x27\\x28\\x29\\x2a\\x2b\\x2c\\x2d\\x2e0123456789\
+\\x3a\\x3b\\x3d\\x40\
+ABCDEFGHIJKLMNOPQRSTUVWXYZ\\x5f\
+abcdefghijklmnopqrstuvwxyz\\x7e]+)/?$ { return 302 /posts/$year/$slug$is_args$args; }
+location ~ ^/docs/(?<rest>[\\x21\\x24\\x26\\x27\\x28\\x29\\x2a\\x2b\\x2c\\x2d\\x2e\\x2f0123456789\
+\\x3a\\x3b\\x3d\\x40\
+ABCDEFGHIJKLMNOPQRSTUVWXYZ\\x5f\
+abcdefghijklmnopqrstuvwxyz\\x7e]+?)/?$ { return 308 https://docs.example.com/$rest; }
 location ~ ^/app/(?<page>.+?)/?$ { rewrite ^/app/(?<page>.+?)/?$ /index.html last; }
 location ^~ /.waypost/respond/410/ {
     internal;

@@ -21,7 +21,7 @@ from waypost.rules.pattern import parse_pattern
 from ._canon import effective_rule, parse_pattern_pieces
 from ._regex import RegexNotSupported, pattern_regex
 
-__all__ = ["first_match", "out_of_order", "overlap", "priority_order", "priority_key"]
+__all__ = ["first_match", "out_of_order", "overlap", "priority_key", "priority_order"]
 
 _Key = tuple[int, tuple[tuple[int, int], ...], int]
 

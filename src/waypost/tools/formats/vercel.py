@@ -51,8 +51,8 @@ from ._common import (
     unsupported_keys,
 )
 from ._json import element_lines, import_json
-from ._regex import Guard, target_guards
 from ._priority import overlap, priority_order
+from ._regex import Guard, target_guards
 from ._report import ExportResult, ImportResult, Unsupported, export_each
 from ._safety import CONTROLS, LEAD_GUARD
 

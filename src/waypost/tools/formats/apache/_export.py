@@ -18,8 +18,8 @@ from .._common import (
     single_value,
     unsupported_keys,
 )
-from .._regex import RegexNotSupported, pattern_regex, target_guards
 from .._priority import priority_order
+from .._regex import RegexNotSupported, pattern_regex, target_guards
 from .._report import ExportNote, ExportResult, export_each
 
 __all__ = ["export_apache"]
@@ -260,6 +260,16 @@ def _export_rule(
         flags.append({403: "F", 410: "G"}.get(status, f"R={status}"))
     else:
         raw = str(eff.get("to", eff.get("rewrite")))
+        if eff["query"] == "keep" and "to" in eff and "#" in raw:
+            raise Refusal(
+                "mod_rewrite appends the request's query string after the target's fragment "
+                "('/page#top?x=1'), where Waypost puts it before ('/page?x=1#top')"
+            )
+        if "to" in eff and raw.endswith("?"):
+            raise Refusal(
+                "mod_rewrite takes a '?' at the end of the target for 'no query string' and "
+                "sends none, where Waypost sends the '?'"
+            )
         target, filled = _substitution(raw, names, redirect="to" in eff)
         if "to" in eff:
             if eff["status"] not in REDIRECT_STATUSES:

@@ -332,9 +332,7 @@ def _encoding_guards(
         guard = out.get(name, Guard())
         if guard.body is not None:
             continue  # a host's regex: letters, digits, '-' and '.'
-        body = "".join(
-            char if char.isalnum() else f"\\x{ord(char):02x}" for char in sorted(chars)
-        )
+        body = "".join(char if char.isalnum() else f"\\x{ord(char):02x}" for char in sorted(chars))
         out[name] = dataclasses.replace(guard, chars=body)
     return out, [name for name in kept if out[name].chars is not None]
 

@@ -44,6 +44,7 @@ def split_kept_query(target: str) -> tuple[str, bool]:
             return head.removesuffix(suffix) + keep_mark + mark + fragment, True
     return target, False
 
+
 _PATH_VARIABLES = ("$uri", "$request_uri", "$document_uri")
 
 
