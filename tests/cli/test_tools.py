@@ -403,7 +403,7 @@ def test_import_needs_a_format_it_can_tell(tmp_path: Path) -> None:
     "command",
     [
         ["import", "{source}", "-o", "{out}"],
-        ["export", EXAMPLE, "--format", "nginx", "-o", "{out}"],
+        ["export", EXAMPLE, "--format", "nginx", "--allow-partial", "-o", "{out}"],
         ["export", "--db", "sqlite:///{tmp}/w.db", "--format", "csv", "-o", "{out}"],
     ],
     ids=["import", "export", "export-db"],
@@ -448,18 +448,31 @@ def test_format_htaccess_says_a_file_is_one(tmp_path: Path) -> None:
 
 def test_export_reports_what_the_format_cannot_express() -> None:
     code, stdout, err = run("export", str(DATA / "roundtrip.yaml"), "--format", "csv")
-    assert code == 0
+    # Written all the same, but a rule left out fails the command unless --allow-partial.
+    assert code == 1
     assert stdout.startswith("from,to,status,name\n")
     assert f"{DATA / 'roundtrip.yaml'}:6: not exported: " in err
     assert err.splitlines()[-1].endswith("3 exported, 8 not expressible in csv")
     assert run("export", str(DATA / "roundtrip.yaml"), "--format", "csv", "--strict")[0] == 1
+    code, stdout, err = run(
+        "export", str(DATA / "roundtrip.yaml"), "--format", "csv", "--allow-partial"
+    )
+    assert code == 0
+    assert stdout.startswith("from,to,status,name\n")
+    assert f"{DATA / 'roundtrip.yaml'}:6: not exported: " in err
+
+
+def test_an_export_that_expresses_every_rule_exits_0() -> None:
+    code, _stdout, err = run("export", str(DATA / "nginx_diff.yaml"), "--format", "nginx")
+    assert code == 0, err
+    assert "not exported" not in err
 
 
 def test_export_to_a_file_and_cloudflare_host(tmp_path: Path) -> None:
     out = tmp_path / "bulk.csv"
     code, stdout, _ = run(
         "export", str(DATA / "nginx_diff.yaml"), "--format", "cloudflare", "--host", "example.com",
-        "-o", str(out),
+        "--allow-partial", "-o", str(out),
     )  # fmt: skip
     assert (code, stdout) == (0, "")
     assert "example.com/old-page" in out.read_text(encoding="utf-8")
@@ -714,6 +727,7 @@ def test_export_narrows_a_host_from_the_request_to_the_allowed_hosts(tmp_path: P
         assert "[eE][xX][aA][mM][pP][lL][eE]" in out, fmt  # only the allowed hosts match
         assert "1 exported, 0 not expressible" in err, fmt
     code, out, err = run("export", str(rules), "--format", "netlify")
+    assert code == 1
     assert "not exported" in err and "leads off-site" in err
 
 

@@ -408,7 +408,13 @@ def _import_into_store(
     help="cloudflare: the host of rules without a host condition (Cloudflare needs one).",
 )
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("--strict", is_flag=True, help="Exit 1 when a rule cannot be expressed.")
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Exit 0 even when some rules cannot be expressed (each is still reported on stderr); "
+    "without it the export is written and the exit code is 1.",
+)
+@click.option("--strict", is_flag=True, hidden=True, help="The default now; kept for scripts.")
 @click.option("--db", default=None, help="Export this rule store's rules instead of RULES.")
 def export_command(
     rules: str | None,
@@ -416,12 +422,14 @@ def export_command(
     output: str | None,
     force: bool,
     host: str | None,
+    allow_partial: bool,
     strict: bool,
     db: str | None,
 ) -> None:
     """Write RULES (or the rule store --db) in another format, to stdout or to --output (which
     must not exist unless --force). A rule the format cannot express is reported on stderr
-    with its file:line and the reason, never dropped silently."""
+    with its file:line and the reason, never dropped silently, and the exit code is 1 (the
+    rest is still written) unless --allow-partial."""
     check_output(output, force=force)
     if rules is not None and db is None:
         engine = load_engine(rules)
@@ -454,4 +462,4 @@ def export_command(
     else:
         write_output(output, result.text, force=force)
     click.echo(summary, err=True)
-    sys.exit(1 if strict and result.unsupported else 0)
+    sys.exit(1 if result.unsupported and (strict or not allow_partial) else 0)

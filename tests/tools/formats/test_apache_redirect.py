@@ -247,13 +247,17 @@ CONFIGS = list(dict.fromkeys(text for text, _url, _want in CASES))
 
 @pytest.mark.parametrize("text", CONFIGS, ids=[_case_id(text) for text in CONFIGS])
 def test_imported_redirects_export_to_htaccess_and_import_back_the_same(text: str) -> None:
-    imported = IMPORTERS["apache"](text).rules
-    exported = EXPORTERS["apache"](imported, None)
+    result = IMPORTERS["apache"](text)
+    imported = result.rules
+    # Apache applies the first rule that matches: the import says so, and the export keeps it.
+    assert result.defaults == {"order": "first_match"}
+    exported = EXPORTERS["apache"](imported, result.defaults)
     assert exported.unsupported == []
     back = IMPORTERS["apache"](exported.text)
     assert back.skipped == []
     assert [_renamed(rule) for rule in back.rules] == imported, exported.text
-    original, again = Engine(imported), Engine(back.rules)
+    original = Engine(imported, defaults=result.defaults)
+    again = Engine(back.rules, defaults=back.defaults)
     for _text, url, _want in CASES:
         assert _answer(again, url) == _answer(original, url), (url, exported.text)
 
@@ -283,7 +287,8 @@ ENCODED_RULES: list[dict[str, Any]] = [
     {"from": "/blog/<path:rest>", "to": "/new/{rest}", "status": 301},
     {"from": "/tag/<name>", "to": "/t/{name}?q={name}", "status": 302},
     {"from": "/find/<path:terms>", "to": "/search?q={terms}", "status": 301, "query": "drop"},
-    {"from": "/page/<path:rest>", "to": "/book#{rest}", "status": 301},
+    # query: drop, as Apache would put a kept query string after the fragment (refused).
+    {"from": "/page/<path:rest>", "to": "/book#{rest}", "status": 301, "query": "drop"},
     {"from": "/n/<int:n>", "to": "/m/{n}", "status": 301},
     {"from": "/old-cafe", "to": "/café", "status": 301},
     {"from": "/percent", "to": "/a%20b$c", "status": 301},

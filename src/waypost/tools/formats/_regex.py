@@ -23,6 +23,7 @@ the literal dot its author meant, which matches a subset of what the regex match
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -82,11 +83,17 @@ class Guard:
     lead: bool = False
     #: The value may not hold a control character (the server writes it decoded).
     controls: bool = False
+    #: The only characters the value may hold (a regex class body), when the server writes the
+    #: value decoded and Waypost would percent-encode any other (see the nginx export).
+    chars: str | None = None
 
     def group_body(self, converter: str, lazy: bool) -> str:
         """The group's regex for a ``string`` or ``path`` variable."""
         if self.body is not None:
             return self.body
+        if self.chars is not None:
+            body = f"[{self.chars}]" + ("+?" if lazy else "+")
+            return (LEAD_GUARD if self.lead else "") + body
         excluded = ("/" if converter == "string" else "") + (CONTROLS if self.controls else "")
         body = (f"[^{excluded}]" if excluded else ".") + ("+?" if lazy else "+")
         return (LEAD_GUARD if self.lead else "") + body
@@ -134,6 +141,23 @@ class Ref:
     text: str
 
 
+_KEPT_CLASS = re.compile(r"\[((?:\\x[0-9a-f]{2}|[A-Za-z0-9])+)\]\+")
+_KEPT_CHARS = frozenset(string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/?")
+
+
+def _kept_class(plain: str) -> str | None:
+    """``[^/]+`` or ``.+`` for the class of the characters Waypost writes unencoded that the
+    nginx export narrows a value to (see Guard.chars), else None. It reads back as the plain
+    converter: the export notes what nginx does differently."""
+    match = _KEPT_CLASS.fullmatch(plain)
+    if match is None:
+        return None
+    chars = set(re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), match.group(1)))
+    if not chars <= _KEPT_CHARS or not set(string.ascii_letters + string.digits) <= chars:
+        return None
+    return ".+" if "/" in chars else "[^/]+"
+
+
 def _classify(body: str, regex: str) -> tuple[str, str, bool]:
     """The converter, its arguments and whether it may be empty, for a group body."""
     plain = body[:-1] if body.endswith(("*?", "+?")) else body
@@ -141,6 +165,7 @@ def _classify(body: str, regex: str) -> tuple[str, str, bool]:
     # the engine refuses (400) anyway, so they read back as the plain converter.
     plain = plain.removeprefix(LEAD_GUARD)
     plain = {f"[^{CONTROLS}]+": ".+", f"[^/{CONTROLS}]+": "[^/]+"}.get(plain, plain)
+    plain = _kept_class(plain) or plain
     if plain == ".*":
         return "path", "", True
     if plain == ".+":

@@ -160,16 +160,22 @@ _Made = TypeVar("_Made")
 
 
 def export_each(
-    rules: Sequence[Mapping[str, Any]], export_rule: Callable[[Mapping[str, Any]], _Made]
+    rules: Sequence[Mapping[str, Any]],
+    export_rule: Callable[[Mapping[str, Any]], _Made],
+    order: Sequence[int] | None = None,
 ) -> tuple[list[tuple[int, Mapping[str, Any], _Made]], list[Unsupported]]:
     """What ``export_rule`` makes of each rule, with the rule and its index, and an
     :class:`Unsupported` for each rule it refuses (raises :class:`Refusal` for): an exporter
-    drops no rule silently."""
+    drops no rule silently. ``order`` (indices of ``rules``) is the order to make them in, and
+    the order of what is made: the order the format needs them written in (see
+    ``_priority``); file order when left out. The unsupported rules come in file order."""
     made: list[tuple[int, Mapping[str, Any], _Made]] = []
     unsupported: list[Unsupported] = []
-    for index, rule in enumerate(rules):
+    for index in range(len(rules)) if order is None else order:
+        rule = rules[index]
         try:
             made.append((index, rule, export_rule(rule)))
         except Refusal as refusal:
             unsupported.append(Unsupported(index, dict(rule), str(refusal)))
+    unsupported.sort(key=lambda item: item.index)
     return made, unsupported

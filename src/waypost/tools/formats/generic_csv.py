@@ -9,6 +9,10 @@ The file is read by Waypost, which checks every target it fills in (README, "Saf
 target that starts with a value (``/{to}``) is safe to write. One whose host comes from the
 request is not written: the file has no place for ``allowed_hosts``, so Waypost reading it would
 refuse every host (400) where the rules allowed some.
+
+The file has no place for ``defaults`` either, so Waypost reads it in specificity order: a rule
+of an ``order: first_match`` rule set that specificity would try before an earlier rule of the
+file, on a path both match, is not written (see ``_priority``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ._common import (
     needs_strict,
     unsupported_keys,
 )
+from ._priority import out_of_order, priority_order
 from ._report import ExportResult, ImportResult, export_each
 from ._safety import exposure
 from ._text import read_csv_rows
@@ -113,7 +118,22 @@ def export_csv(
     rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
 ) -> ExportResult:
     """Write rules as ``from,to,status,name`` CSV rows (statuses written out)."""
-    made, unsupported = export_each(rules, lambda rule: _export_row(rule, defaults))
+    by_specificity = {key: value for key, value in (defaults or {}).items() if key != "order"}
+    jumps = out_of_order(rules, defaults, priority_order(rules, by_specificity))
+
+    position = {id(rule): index for index, rule in enumerate(rules)}
+
+    def export_row(rule: Mapping[str, Any]) -> list[Any]:
+        index = position[id(rule)]
+        if index in jumps:
+            raise Refusal(
+                f"the CSV is read in specificity order, which tries this rule before rule "
+                f"{jumps[index] + 1} on paths both match, where 'order: first_match' tries "
+                "that one first"
+            )
+        return _export_row(rule, defaults)
+
+    made, unsupported = export_each(rules, export_row)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_COLUMNS)

@@ -63,8 +63,9 @@ from ._common import (
     unsupported_keys,
 )
 from ._json import element_lines, import_json, key_line
+from ._priority import overlap, priority_order
 from ._regex import Guard, target_guards
-from ._report import ExportResult, ImportResult, export_each
+from ._report import ExportResult, ImportResult, Unsupported, export_each
 from ._safety import CONTROLS, LEAD_GUARD
 
 __all__ = ["export_vercel", "parse_vercel"]
@@ -694,10 +695,38 @@ def export_vercel(
     allows (with no allowed host to make, the rule is unsupported), and one right after the
     destination's leading '/' never starts with '/' or '\\' (decoded or percent-encoded) nor
     holds a control character. Where Waypost would answer 400, Vercel finds no rule.
+
+    Vercel applies the first entry of each array that matches, so the entries are in the order
+    Waypost offers the rules (file order for ``order: first_match``, else by specificity; see
+    ``_priority``). It applies every redirect before any rewrite, so a redirect that Waypost
+    offers after a rewrite on a path both match is unsupported: Vercel would redirect where
+    Waypost rewrites.
     """
-    made, unsupported = export_each(rules, lambda rule: _export_rule(rule, defaults, allowed_hosts))
+    made, unsupported = export_each(
+        rules,
+        lambda rule: _export_rule(rule, defaults, allowed_hosts),
+        priority_order(rules, defaults),
+    )
     out: dict[str, list[dict[str, Any]]] = {"redirects": [], "rewrites": []}
-    for _, _, (kind, entries) in made:
+    rewrites: list[tuple[int, Mapping[str, Any]]] = []
+    exported = 0
+    for index, rule, (kind, entries) in made:
+        if kind == "rewrites":
+            rewrites.append((index, rule))
+        else:
+            first = next((i for i, r in rewrites if overlap(r, rule, defaults)), None)
+            if first is not None:
+                unsupported.append(
+                    Unsupported(
+                        index,
+                        dict(rule),
+                        f"Vercel applies every redirect before any rewrite, and Waypost offers "
+                        f"the rewrite of rule {first + 1} first on paths both match",
+                    )
+                )
+                continue
         out[kind].extend(entries)
+        exported += 1
+    unsupported.sort(key=lambda item: item.index)
     document = {key: value for key, value in out.items() if value}
-    return ExportResult(json.dumps(document, indent=2) + "\n", unsupported, len(made))
+    return ExportResult(json.dumps(document, indent=2) + "\n", unsupported, exported)

@@ -18,6 +18,7 @@ from .._common import (
     single_value,
     unsupported_keys,
 )
+from .._priority import priority_order
 from .._regex import RegexNotSupported, pattern_regex, target_guards
 from .._report import ExportNote, ExportResult, export_each
 
@@ -259,6 +260,16 @@ def _export_rule(
         flags.append({403: "F", 410: "G"}.get(status, f"R={status}"))
     else:
         raw = str(eff.get("to", eff.get("rewrite")))
+        if eff["query"] == "keep" and "to" in eff and "#" in raw:
+            raise Refusal(
+                "mod_rewrite appends the request's query string after the target's fragment "
+                "('/page#top?x=1'), where Waypost puts it before ('/page?x=1#top')"
+            )
+        if "to" in eff and raw.endswith("?"):
+            raise Refusal(
+                "mod_rewrite takes a '?' at the end of the target for 'no query string' and "
+                "sends none, where Waypost sends the '?'"
+            )
         target, filled = _substitution(raw, names, redirect="to" in eff)
         if "to" in eff:
             if eff["status"] not in REDIRECT_STATUSES:
@@ -285,7 +296,9 @@ def export_apache(
     allowed_hosts: Sequence[str] = (),
 ) -> ExportResult:
     """Write rules as mod_rewrite directives for an ``.htaccess`` file (``RewriteEngine On``
-    first), in order, so the first rule that matches applies.
+    first). mod_rewrite applies the first rule that matches (every rule ends in ``L``), so the
+    rules are written in the order Waypost offers them: file order for a rule set with ``order:
+    first_match``, else exact paths first and patterns by specificity (see ``_priority``).
 
     A redirect's Location is the one Waypost sends: the target's text is written already
     percent-encoded and sent as written (``NE``), and the values filled in from the request are
@@ -302,12 +315,17 @@ def export_apache(
     to make, the rule is unsupported), and one right after the target's leading '/' never starts
     with '/' or '\\'.
     """
-    made, unsupported = export_each(rules, lambda rule: _export_rule(rule, defaults, allowed_hosts))
+    made, unsupported = export_each(
+        rules,
+        lambda rule: _export_rule(rule, defaults, allowed_hosts),
+        priority_order(rules, defaults),
+    )
     lines: list[str] = []
     notes: list[ExportNote] = []
     for index, rule, (rule_lines, rule_notes) in made:
         lines.extend(rule_lines)
         notes.extend(ExportNote(index, dict(rule), note) for note in rule_notes)
+    notes.sort(key=lambda note: note.index)
     header = list(_HEADER)
     if any(",BNE=" in line for line in lines if line.startswith("RewriteRule ")):
         header.append(_BNE_HEADER)

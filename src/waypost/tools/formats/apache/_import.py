@@ -674,7 +674,10 @@ def parse_apache(text: str, *, context: Context | None = None) -> ImportResult:
             collector.add(entry.line, entry.text, rule)
     collector.skipped.sort(key=lambda skip: skip.line)
     collector.notes.sort(key=lambda note: note.line)
-    return collector.result("htaccess" if context == "htaccess" else "apache")
+    result = collector.result("htaccess" if context == "htaccess" else "apache")
+    # Apache applies the rules in the order they were added in (see _order): first match.
+    result.defaults["order"] = "first_match"
+    return result
 
 
 def parse_htaccess(text: str) -> ImportResult:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
+from waypost.exceptions import RuleSyntaxError
+from waypost.rules.target import _SAFE_BY_PART, parse_target
+
+from .._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
 from .._common import REDIRECT_STATUSES, Refusal, check_baseline, unsupported_keys
+from .._priority import _Paths, first_match, priority_key
 from .._regex import Guard, RegexNotSupported, pattern_regex, target_guards
-from .._report import ExportResult, export_each
+from .._report import ExportNote, ExportResult, export_each
 from ._respond import ResponseTable, read_respond
 from ._syntax import DOLLAR, DOLLAR_BLOCK, quote_text, quote_word
 
@@ -41,7 +47,18 @@ _Kind = int | str
 _RESPOND = "respond"
 
 
+#: ``&`` and the request's query string, or nothing without one: what a target with its own
+#: query string appends to keep the request's (Waypost merges the two, the target's first).
+_AND_ARGS = "$waypost_and_args"
+_AND_ARGS_MAP = ["map $args $waypost_and_args {", '    default "&$args";', '    "" "";', "}"]
+
+
 def _target(target: str, keep_query: bool, *, rewrite_style: bool) -> str:
+    """The target as nginx writes it. A redirect keeps the request's query string the way
+    Waypost does: after the target's path (``$is_args$args``) or its own query (``&`` and the
+    request's, by the map ``$waypost_and_args``), before any fragment. A rewrite lets nginx add
+    the query: ``rewrite`` appends the request's (after a ``&`` when the target has its own),
+    unless the target ends in ``?``."""
     pieces = parse_target_pieces(target)
     out: list[str] = []
     for index, piece in enumerate(pieces):
@@ -56,7 +73,17 @@ def _target(target: str, keep_query: bool, *, rewrite_style: bool) -> str:
     text = "".join(out)
     if rewrite_style:
         return text if keep_query else text + "?"
-    return text + "$is_args$args" if keep_query else text
+    if not keep_query:
+        return text
+    hash_at = text.find("#")
+    fragment = text[hash_at:] if hash_at >= 0 else ""
+    text = text[:hash_at] if hash_at >= 0 else text
+    base, mark, own = text.partition("?")
+    if not mark:
+        return f"{text}$is_args$args{fragment}"
+    if not own:
+        return f"{base}?$args{fragment}"
+    return f"{text}{_AND_ARGS}{fragment}"
 
 
 @dataclass(slots=True)
@@ -79,8 +106,8 @@ class _Export:
     insensitive: dict[_Kind, list[str]] = field(default_factory=dict)
     taken: dict[str, _Taken] = field(default_factory=dict)
     responses: ResponseTable = field(default_factory=ResponseTable)
-    #: Pattern rules: locations, in rule order.
-    lines: list[str] = field(default_factory=list)
+    #: Pattern rules: locations, with the key of the order they are written in (see export_nginx).
+    lines: list[tuple[Any, str]] = field(default_factory=list)
 
     def exact(self, kind: _Kind, path: str, insensitive: bool, value: str) -> None:
         """Answer ``path`` with ``value`` (a target, or an internal URI) unless an earlier exact
@@ -131,7 +158,10 @@ class _Export:
             http.extend([f"map $uri {variable} {{", '    default "";', *entries, "}"])
             server.extend([f"if ({variable}) {{", f"    {_answer(kind, variable)};", "}"])
         http.extend(self.responses.http_lines())
-        server.extend(self.lines)
+        locations = [line for _key, line in sorted(self.lines, key=lambda pair: pair[0])]
+        if any(_AND_ARGS in line for line in (*http, *server, *locations)):
+            http.extend(_AND_ARGS_MAP)
+        server.extend(locations)
         server.extend(self.responses.server_lines())
         if any(DOLLAR in line for line in (*http, *server)):
             http.append(DOLLAR_BLOCK)
@@ -164,7 +194,12 @@ def _export_rule(
     defaults: Mapping[str, Any] | None,
     allowed_hosts: Sequence[str],
     out: _Export,
-) -> None:
+    key: Any,
+    as_location: bool,
+) -> list[str]:
+    """Add ``rule`` to ``out``; its notes. ``key`` orders its location among the others;
+    ``as_location`` writes a static rule as a location too (a first-match rule set where an
+    earlier pattern may take its path: the exact maps are checked before every location)."""
     eff = check_baseline(rule, defaults)
     reason = unsupported_keys(
         eff, {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case"}, set()
@@ -182,7 +217,7 @@ def _export_rule(
     ours = sorted(name for name in names if name.startswith("waypost_"))
     if ours:
         raise Refusal(f"the variable name {ours[0]!r} could clash with the export's; rename it")
-    static = not names
+    static = not names and not as_location
     ignore_slash = eff["trailing_slash"] == "ignore"
     insensitive = eff["case"] == "insensitive"
     keep = eff.get("query") == "keep"
@@ -192,18 +227,31 @@ def _export_rule(
         if status not in REDIRECT_STATUSES:
             raise Refusal(f"status {status!r} is not a redirect status")
         target = _target(str(eff["to"]), keep, rewrite_style=False)
+        notes = []
+        if keep and "?" in str(eff["to"]).partition("#")[0].rstrip("?"):
+            notes.append(
+                "a request parameter the target sets too is sent twice by nginx (the target's "
+                "value first), where Waypost sends the target's only"
+            )
         if static:
             # A map key, so a hash lookup, one for any number of paths.
             for path in _exact_paths(pattern, ignore_slash):
                 out.exact(status, path, insensitive, target)
         else:
-            guards = _guards(pattern, str(eff["to"]), allowed_hosts)
+            guards, encoded = _encoding_guards(
+                pattern, str(eff["to"]), _guards(pattern, str(eff["to"]), allowed_hosts)
+            )
+            if encoded:
+                notes.append(_encoding_note(encoded))
             location = _regex(pattern, ignore_slash, insensitive, guards).removeprefix("(?i)")
             out.lines.append(
-                f"location {modifier} {quote_word(location)} "
-                f"{{ return {status} {quote_word(target)}; }}"
+                (
+                    key,
+                    f"location {modifier} {quote_word(location)} "
+                    f"{{ return {status} {quote_word(target)}; }}",
+                )
             )
-        return
+        return notes
     if "rewrite" in eff:
         guards = _guards(pattern, str(eff["rewrite"]), allowed_hosts)
         regex = _regex(pattern, ignore_slash, insensitive, guards)
@@ -212,10 +260,13 @@ def _export_rule(
         # server-level rewrite would run before nginx chooses a location.
         location = regex.removeprefix("(?i)")
         out.lines.append(
-            f"location {modifier} {quote_word(location)} "
-            f"{{ rewrite {quote_word(regex)} {quote_word(target)} last; }}"
+            (
+                key,
+                f"location {modifier} {quote_word(location)} "
+                f"{{ rewrite {quote_word(regex)} {quote_word(target)} last; }}",
+            )
         )
-        return
+        return []
     if "respond" in eff:
         uri = out.responses.uri(read_respond(eff["respond"]))
         if static:
@@ -223,8 +274,10 @@ def _export_rule(
                 out.exact(_RESPOND, path, insensitive, uri)
         else:
             regex = _regex(pattern, ignore_slash, insensitive).removeprefix("(?i)")
-            out.lines.append(f"location {modifier} {quote_word(regex)} {{ rewrite ^ {uri} last; }}")
-        return
+            out.lines.append(
+                (key, f"location {modifier} {quote_word(regex)} {{ rewrite ^ {uri} last; }}")
+            )
+        return []
     raise Refusal("'pass' has no nginx equivalent")
 
 
@@ -237,6 +290,61 @@ def _guards(pattern: str, target: str, allowed_hosts: Sequence[str]) -> dict[str
     hold a control character, one that starts the path may not start with '/' or '\\', and one
     in the host must make a host in ``allowed_hosts`` (see ``_safety``)."""
     return target_guards(pattern, target, allowed_hosts, "nginx", controls=True)
+
+
+#: What a value may hold for nginx to write it as Waypost does: the characters Waypost leaves as
+#: they are in each part of a URL (waypost.rules.target), since nginx writes a value decoded.
+_ALWAYS_KEPT = string.ascii_letters + string.digits + "-._~"
+
+
+def _kept(part: str, spans_slashes: bool) -> str:
+    return _ALWAYS_KEPT + _SAFE_BY_PART[part] + ("/" if spans_slashes or part != "path" else "")
+
+
+def _encoding_guards(
+    pattern: str, target: str, guards: dict[str, Guard]
+) -> tuple[dict[str, Guard], list[str]]:
+    """``guards`` narrowed so that a ``string`` or ``path`` value the target fills into its
+    path, query or fragment holds only characters Waypost writes as they are, and the names of
+    the values so narrowed. nginx matches the decoded path and writes a capture as it is (a
+    space as a space, 'é' as two raw bytes, '?' as the start of a query), where Waypost
+    percent-encodes; nginx has no way to encode it, so such a request finds no rule."""
+    try:
+        parsed = parse_target(target)
+    except RuleSyntaxError as error:
+        raise Refusal(error.message) from None
+    variables = {
+        piece.name: piece for piece in parse_pattern_pieces(pattern) if isinstance(piece, Variable)
+    }
+    kept: dict[str, set[str]] = {}
+    for piece in parsed.pieces:
+        if isinstance(piece, str) or piece.part == "authority":
+            continue
+        variable = variables.get(piece.name)
+        if variable is None or variable.converter not in ("string", "path"):
+            continue
+        chars = set(_kept(piece.part, variable.converter == "path"))
+        if variable.converter == "string":
+            chars.discard("/")
+        kept[piece.name] = kept.get(piece.name, chars) & chars
+    out = dict(guards)
+    for name, chars in kept.items():
+        guard = out.get(name, Guard())
+        if guard.body is not None:
+            continue  # a host's regex: letters, digits, '-' and '.'
+        body = "".join(char if char.isalnum() else f"\\x{ord(char):02x}" for char in sorted(chars))
+        out[name] = dataclasses.replace(guard, chars=body)
+    return out, [name for name in kept if out[name].chars is not None]
+
+
+def _encoding_note(names: Sequence[str]) -> str:
+    named = ", ".join(f"{{{name}}}" for name in names)
+    return (
+        f"nginx writes {named} as it is, not percent-encoded, so it matches only values Waypost "
+        "sends as they are (letters, digits and -._~!$&'()*+,;=:@/ as the URL part allows): a "
+        "request whose value holds anything else (a space, '%', '?', non-ASCII...) finds no "
+        "rule in nginx, where Waypost redirects"
+    )
 
 
 def _regex(
@@ -283,7 +391,25 @@ def export_nginx(
     Where Waypost would answer 400, nginx finds no rule and the request goes on.
     """
     out = _Export()
-    made, unsupported = export_each(
-        rules, lambda rule: _export_rule(rule, defaults, allowed_hosts, out)
-    )
-    return ExportResult(out.text(), unsupported, len(made))
+    in_file_order = first_match(defaults)
+    position = {id(rule): index for index, rule in enumerate(rules)}
+    paths = _Paths(rules, defaults)
+    patterns: list[int] = []
+
+    def export(rule: Mapping[str, Any]) -> list[str]:
+        index = position[id(rule)]
+        key: Any = priority_key(index, rule, defaults)
+        located = key[0] != 0
+        if in_file_order:
+            # Every location comes after every exact path: an exact rule an earlier location
+            # may take the path of is a location too, written in its place.
+            located = located or any(paths.overlap(earlier, index) for earlier in patterns)
+            key = index
+        notes = _export_rule(rule, defaults, allowed_hosts, out, key, located)
+        if located:
+            patterns.append(index)
+        return notes
+
+    made, unsupported = export_each(rules, export)
+    notes = [ExportNote(index, dict(rule), note) for index, rule, said in made for note in said]
+    return ExportResult(out.text(), unsupported, len(made), notes)

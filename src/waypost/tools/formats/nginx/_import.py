@@ -29,6 +29,22 @@ from ._syntax import DOLLAR, Node, parse_config, unquote_dollars
 
 __all__ = ["parse_nginx"]
 
+
+#: The map Waypost's export writes for a target with its own query string (see _export).
+_AND_ARGS_MAP = ("$args", "$waypost_and_args")
+
+
+def split_kept_query(target: str) -> tuple[str, bool]:
+    """``target`` without what keeps the request's query string, and whether it did: a
+    ``$is_args$args`` after the path, ``$waypost_and_args`` after the target's own query (the
+    export's map), or ``$args`` after a bare ``?``; a fragment may follow."""
+    head, mark, fragment = target.partition("#")
+    for suffix, keep_mark in (("$is_args$args", ""), ("$waypost_and_args", ""), ("?$args", "?")):
+        if head.endswith(suffix):
+            return head.removesuffix(suffix) + keep_mark + mark + fragment, True
+    return target, False
+
+
 _PATH_VARIABLES = ("$uri", "$request_uri", "$document_uri")
 
 
@@ -113,7 +129,7 @@ class _Importer:
         if not guard or len(inner) != 1:
             return
         if inner[0].name == "return" and len(inner[0].args) == 2:
-            target = inner[0].args[1].removesuffix("$is_args$args")
+            target = split_kept_query(inner[0].args[1])[0]
         elif _internal_rewrite(inner[0]):
             target = inner[0].args[1]
         else:
@@ -130,8 +146,7 @@ class _Importer:
                     self.responder_maps.add(value)
 
     def _use(self, target: str, status: int, hosts: list[str] | None) -> None:
-        keep = target.endswith("$is_args$args")
-        name = target.removesuffix("$is_args$args")
+        name, keep = split_kept_query(target)
         if re.fullmatch(r"\$\w+", name):
             self.uses.setdefault(name, _MapUse(status, keep, hosts))
 
@@ -153,6 +168,8 @@ class _Importer:
         self.skip(node, "included files are not read; import them separately")
 
     def on_map(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
+        if tuple(node.args) == _AND_ARGS_MAP:
+            return  # the export's own map, read with the targets that use it
         if len(node.args) != 2 or node.args[0] not in _PATH_VARIABLES:
             self.skip(node, "only maps of $uri or $request_uri hold redirects; map ignored")
             return
@@ -205,8 +222,8 @@ class _Importer:
         if not value:
             self.skip(entry, "an empty value means no redirect")
             return
-        keep = value.endswith("$is_args$args") or use.keep_query
-        value = value.removesuffix("$is_args$args")
+        value, kept = split_kept_query(value)
+        keep = kept or use.keep_query
         case: dict[str, str] = {"case": "insensitive"}
         if guarded is not None:
             # The 'if' compares the guard map's value with $uri exactly: the rule is that path,
@@ -433,8 +450,7 @@ class _Importer:
                     _slash(item, converted)
                 return rules, notes
             status, target = value
-            keep = target.endswith("$is_args$args")
-            target = target.removesuffix("$is_args$args")
+            target, keep = split_kept_query(target)
             return self._regex_rules(converted, target, {"to": status}, keep), notes
         exact = args[0] == "="
         path = args[1] if args[0] in ("=", "^~") else args[0]
@@ -470,9 +486,7 @@ class _Importer:
         return rules, notes
 
     def _location_target(self, target: str, path: str, under: str | None) -> tuple[str, bool]:
-        keep = False
-        if target.endswith("$is_args$args"):
-            target, keep = target.removesuffix("$is_args$args"), True
+        target, keep = split_kept_query(target)
         matched = (
             path.replace("{", "{{").replace("}", "}}")
             if under is None
