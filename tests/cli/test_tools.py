@@ -765,5 +765,6 @@ def test_import_writes_the_importers_proxy_hosts(
     found = ImportResult([rule], [], "netlify", proxy_hosts=["api.example.com"])
     monkeypatch.setitem(IMPORTERS, "netlify", lambda text: found)
     source = write(tmp_path, "_redirects", "/api/* https://api.example.com/v1/:splat 200\n")
-    _, stdout, _ = run("import", str(source), "--format", "netlify")
+    code, stdout, stderr = run("import", str(source), "--format", "netlify")
     assert stdout.startswith("proxy_hosts:\n- api.example.com\nrules:\n")
+    assert (code, "do not load" in stderr) == (0, False)  # the proxy rule loads

@@ -92,3 +92,31 @@ def test_cases_can_expect_a_proxy() -> None:
     assert errors == []
     (result,) = run_cases(engine, cases)
     assert result.problems == ()
+
+
+def test_export_keeps_proxy_rules_where_the_format_can_proxy(tmp_path: Path) -> None:
+    rules = _file(tmp_path)
+    code, stdout, _ = run("export", rules, "--format", "yaml")
+    assert code == 0 and stdout.startswith("proxy_hosts:\n- api.example.com\nrules:\n")
+    back = tmp_path / "back.yaml"
+    back.write_text(stdout, encoding="utf-8")
+    decision = Engine.from_file(back).resolve("GET", "/api/x?q=1")
+    assert decision.describe(detail=False) == "proxy https://api.example.com/v1/x?q=1"
+    assert (
+        "/api/* https://api.example.com/v1/:splat 200!"
+        in run("export", rules, "--format", "netlify")[1]
+    )
+    assert (
+        '"destination": "https://api.example.com/v1/:rest"'
+        in run("export", rules, "--format", "vercel")[1]
+    )
+
+
+def test_export_refuses_a_proxy_rule_where_it_would_become_a_redirect(tmp_path: Path) -> None:
+    rules = _file(tmp_path)
+    for fmt, words in (("nginx", "proxy_pass"), ("apache", "ProxyPass")):
+        code, stdout, stderr = run("export", rules, "--format", fmt, "--strict")
+        assert code == 1
+        assert f"{rules}:3: not exported: a rewrite to another origin (a proxy)" in stderr
+        assert words in stderr
+        assert "api.example.com" not in stdout

@@ -426,7 +426,12 @@ def export_command(
     # allowed_hosts: Waypost's own format keeps them; nginx, Apache and Vercel narrow a target
     # host taken from the request to them (a host they do not allow is refused, as Waypost does).
     result = export_rules(
-        fmt, mappings, defaults, allowed_hosts=engine.ruleset.allowed_hosts, host=host
+        fmt,
+        mappings,
+        defaults,
+        allowed_hosts=engine.ruleset.allowed_hosts,
+        host=host,
+        proxy_hosts=engine.ruleset.proxy_hosts,
     )
     for item in result.unsupported:
         where = source[item.index].source if 0 <= item.index < len(source) else rules

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._canon import Placeholder, parse_pattern_pieces, parse_target_pieces
-from .._common import REDIRECT_STATUSES, Refusal, check_baseline, unsupported_keys
+from .._common import (
+    REDIRECT_STATUSES,
+    Refusal,
+    check_baseline,
+    refuse_proxy,
+    unsupported_keys,
+)
 from .._regex import Guard, RegexNotSupported, pattern_regex, target_guards
 from .._report import ExportResult, export_each
 from ._respond import ResponseTable, read_respond
@@ -173,6 +179,7 @@ def _export_rule(
         if eff.get("when"):
             reason += " (nginx conditions need server blocks or 'if'; write them by hand)"
         raise Refusal(reason)
+    refuse_proxy(eff, "nginx", "write a location with proxy_pass by hand")
     pattern = str(eff["from"])
     pieces = parse_pattern_pieces(pattern)
     names = [piece.name for piece in pieces if not isinstance(piece, str)]
