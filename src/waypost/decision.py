@@ -23,7 +23,7 @@ __all__ = [
     "rule_options",
 ]
 
-ActionName = Literal["redirect", "rewrite", "respond", "pass"]
+ActionName = Literal["redirect", "rewrite", "proxy", "respond", "pass"]
 #: A packed rule, not read yet: ``(rules, index, meta)``, the rule being ``rules[index]``.
 LazyRule = tuple[tuple[Rule, ...], int, RuleMeta]
 
@@ -32,11 +32,14 @@ LazyRule = tuple[tuple[Rule, ...], int, RuleMeta]
 class Decision:
     """What to do with a request.
 
-    - ``action``: ``"redirect"``, ``"rewrite"``, ``"respond"`` or ``"pass"``;
+    - ``action``: ``"redirect"``, ``"rewrite"``, ``"proxy"``, ``"respond"`` or ``"pass"``;
+      ``"proxy"`` is a rewrite to an absolute URL: the request goes to another origin;
     - ``status``: the HTTP status for redirect and respond (None otherwise);
-    - ``location``: the Location of a redirect (a path or an absolute URL, percent-encoded);
-    - ``path`` / ``query``: the new path (percent-encoded) and query string of a rewrite;
-    - ``headers``: response headers (respond) or request headers to set (rewrite);
+    - ``location``: the Location of a redirect (a path or an absolute URL, percent-encoded), or
+      the absolute URL (with its query) a proxied request is sent to;
+    - ``path`` / ``query``: the new path (percent-encoded) and query string of a rewrite or a
+      proxy (for a proxy, those of ``location``);
+    - ``headers``: response headers (respond) or request headers to set (rewrite, proxy);
     - ``body``: the body of a respond decision;
     - ``rule``: the rule that decided (its ``name`` and ``source``), None when no rule applied;
     - ``vary``: the request headers the decision depended on (Accept, Cookie, ...).
@@ -106,6 +109,7 @@ class Decision:
 
             redirect 301 /new-page  [rules.yaml:9]
             rewrite /app/items?id=4  [rules.yaml:20]
+            proxy https://api.example.com/v1/items?id=4  [rules.yaml:24]
             respond 410  [rules.yaml:12 gone]
             pass (no rule applies)
         """
@@ -113,6 +117,8 @@ class Decision:
             text = f"redirect {self.status} {self.location}"
         elif self.action == "rewrite":
             text = f"rewrite {self.path}{f'?{self.query}' if self.query else ''}"
+        elif self.action == "proxy":
+            text = f"proxy {self.location}"
         elif self.action == "respond":
             text = f"respond {self.status}"
         else:

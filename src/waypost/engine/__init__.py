@@ -140,7 +140,8 @@ class Engine:
     """Resolve requests against a rule set.
 
     ``rules`` is a list of mappings in the rules file's structure (the entries under ``rules:``),
-    with optional ``defaults`` and ``allowed_hosts``; or use :meth:`from_file`. Raises
+    with optional ``defaults``, ``allowed_hosts`` and ``proxy_hosts`` (the hosts a rewrite to an
+    absolute URL may proxy to); or use :meth:`from_file`. Raises
     :class:`~waypost.exceptions.RulesError` listing every problem. ``pack_rules=False`` keeps
     every rule a plain Rule, in this load and in every reload (no packed literal redirects).
     """
@@ -155,17 +156,19 @@ class Engine:
         allowed_hosts: Sequence[str] = (),
         converters: Mapping[str, type[BaseConverter]] | None = None,
         pack_rules: bool = True,
+        proxy_hosts: Sequence[str] = (),
     ) -> None:
         self._converters = merge_converters(converters)
         self._pack_rules = pack_rules
         self._routes: RouteResolver | None = None
-        self._snapshot = self._build(rules, defaults, allowed_hosts)
+        self._snapshot = self._build(rules, defaults, allowed_hosts, proxy_hosts)
 
     def _build(
         self,
         rules: Sequence[Mapping[str, Any]] | RuleSet,
         defaults: Mapping[str, Any] | None,
         allowed_hosts: Sequence[str],
+        proxy_hosts: Sequence[str] = (),
     ) -> _Snapshot:
         if isinstance(rules, RuleSet):
             return _compile(rules, [])
@@ -173,6 +176,7 @@ class Engine:
             rules,
             defaults=defaults,
             allowed_hosts=allowed_hosts,
+            proxy_hosts=proxy_hosts,
             converters=self._converters,
             pack_rules=self._pack_rules,
         )
@@ -235,9 +239,10 @@ class Engine:
         *,
         defaults: Mapping[str, Any] | None = None,
         allowed_hosts: Sequence[str] = (),
+        proxy_hosts: Sequence[str] = (),
     ) -> None:
         """Swap in a new rule set atomically; on any error the current rules stay in place."""
-        self._install(self._build(rules, defaults, allowed_hosts))
+        self._install(self._build(rules, defaults, allowed_hosts, proxy_hosts))
 
     def reload(self, path: str | Path, *, accept: Callable[[RuleSet], None] | None = None) -> None:
         """Load ``path`` and swap it in atomically; on any error the current rules stay.

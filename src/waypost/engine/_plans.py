@@ -16,9 +16,10 @@ says why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote, unquote, unquote_plus
 
 from waypost.decision import Decision, Step, make_decision
 from waypost.rules.model import Redirect, Respond, Rewrite, Rule, RuleMeta
@@ -40,6 +41,7 @@ _QUERY_SAFE = "=&+%/:@!$'()*,;?-._~"
 _REFUSED_BODY = "Bad Request: the redirect target built from this request is not allowed.\n"
 _TEXT_PLAIN = (("Content-Type", "text/plain; charset=utf-8"),)
 _SAME_SITE = parse_target("/")
+_DOT_SEGMENT = re.compile(r"(?:^|[/\\])\.\.?(?:[/\\]|$)")
 
 
 def merge_query(location: str, request_query: str) -> str:
@@ -287,6 +289,44 @@ class ToTarget(Plan):
         return make_decision("rewrite", None, None, path, new_query, self.headers, None, rule)
 
 
+class ProxyTo(ToTarget):
+    """A rewrite to an absolute URL: the request is proxied to that origin. Its scheme and host
+    are literal text (the loader refuses a host filled from the request), so only the path and
+    query are filled in; the decision's ``location`` is the whole URL, ``path`` and ``query``
+    its parts. A plan of its own, so that ordinary rewrites pay nothing for it (its ``apply``
+    repeats ToTarget's rather than adding a call to the common road)."""
+
+    __slots__ = ()
+
+    def apply(self, rule: Any, values: Values, query: str, site: Site, steps: Steps) -> Decision:
+        url = self.text
+        if url is None:
+            if self.format is not None:
+                ordered: Sequence[Any] = values  # type: ignore[assignment]
+                url = fill_indexed(self.format, self.pick, self.texts, self.paths, ordered)
+            if url is None:
+                built = self.fill.build(rule, values, site, steps)
+                if isinstance(built, Decision):  # refused
+                    return built
+                url = built
+        if query and self.keep_query:
+            url = merge_query(url, query)
+        url, _, new_query = url.partition("?")
+        # 'https://host/path': the path starts at the first '/' after the scheme's '//'.
+        at = url.find("/", url.index("//") + 2)
+        path = url[at:] if at >= 0 else "/"
+        if "." in path and _DOT_SEGMENT.search(unquote(path)):
+            # '/api/<path:rest>' to 'https://api.example.com/v1/{rest}' must not reach
+            # 'https://api.example.com/admin' by way of '/api/../admin' (or '%2e%2e'): the origin
+            # would resolve the dot segment (RFC 3986 5.2.4) outside the target's path.
+            reason = f"the proxied path {path!r} has a dot segment ('.' or '..')"
+            return _refused(rule, values, steps, reason)
+        if steps is not None:
+            steps.append(Step(rule, _named(rule, values), "applied"))
+        location = f"{url}{'' if at >= 0 else '/'}{'?' if new_query else ''}{new_query}"
+        return make_decision("proxy", None, location, path, new_query, self.headers, None, rule)
+
+
 class RespondWith(Plan):
     __slots__ = ("body", "headers", "status")
 
@@ -349,6 +389,8 @@ def plan_for(rule: Rule, *, prepared: bool = True) -> Plan:
     (rules of one shape share an edge), which only the general build writes right.
     """
     action = rule.action
+    if isinstance(action, Rewrite) and action.proxy:
+        return ProxyTo(rule, action, prepared)
     if isinstance(action, Redirect | Rewrite):
         return ToTarget(rule, action, prepared)
     if isinstance(action, Respond):

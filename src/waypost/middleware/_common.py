@@ -7,6 +7,7 @@ lives here once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,9 +16,18 @@ from urllib.parse import quote
 
 from waypost.engine import Decision, Engine, RouteResolver
 from waypost.exceptions import WaypostError
-from waypost.responses import DEFAULT_MAX_AGE, Response, decision_response
+from waypost.responses import DEFAULT_MAX_AGE, Response, decision_response, error_response
+from waypost.rules.model import Rewrite
 
-__all__ = ["AppRoutes", "MiddlewareBase", "resolver_for", "under_mount"]
+__all__ = ["AppRoutes", "MiddlewareBase", "proxy_rules_problem", "resolver_for", "under_mount"]
+
+logger = logging.getLogger("waypost.middleware")
+
+_NO_PROXY = (
+    "the middleware cannot proxy (it has no HTTP client): serve these rules with the "
+    "standalone server ('waypost serve', which proxies them), put the proxy in front of the "
+    "app (nginx proxy_pass), or redirect with 'to:' instead"
+)
 
 App = TypeVar("App")
 #: A framework's reverse routing read off an app, or None when the object is not such an app.
@@ -46,12 +56,34 @@ def resolver_for(routes: Any, app_routes: AppRoutes, kind: str) -> RouteResolver
     raise WaypostError(f"routes={routes!r} is neither a callable nor {kind}")
 
 
+def proxy_rules_problem(engine: Engine) -> str | None:
+    """Why the middleware refuses ``engine``'s rules: each rule that proxies to another origin
+    (a rewrite to an absolute URL), by ``file:line``; None when there is none."""
+    if not engine.ruleset.proxy_hosts:
+        return None  # the loader lets no proxy rule through without proxy_hosts
+    found = [
+        f"{rule.source} (rewrite: {action.text})"
+        for rule in engine.rules
+        if isinstance(action := rule.action, Rewrite) and action.proxy
+    ]
+    if not found:
+        return None
+    return f"{len(found)} rule(s) proxy to another origin, and {_NO_PROXY}: " + "; ".join(found)
+
+
 class MiddlewareBase(Generic[App]):
     """The app, the engine, the redirect cache lifetime, and the answer to a decision.
 
     ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`; ``routes`` resolves
     ``to: {route: ...}`` targets (see each middleware); ``default_max_age`` is the cache lifetime
     of a permanent redirect whose rule sets none.
+
+    Proxy rules (a ``rewrite`` to an absolute URL) need an HTTP client, which the middleware does
+    not have: rules that hold one are refused when the middleware is made
+    (:class:`~waypost.exceptions.WaypostError` naming each by ``file:line``), and a proxy
+    decision that still comes (rules swapped in later with ``Engine.replace``/``reload``) is
+    answered 502 with an error logged on ``waypost.middleware``; never handed to the app as if
+    no rule applied.
     """
 
     def __init__(
@@ -64,6 +96,9 @@ class MiddlewareBase(Generic[App]):
     ) -> None:
         self.app = app
         self.engine = rules if isinstance(rules, Engine) else Engine.from_file(rules)
+        problem = proxy_rules_problem(self.engine)
+        if problem is not None:
+            raise WaypostError(problem)
         self.default_max_age = default_max_age
         self._routes_bound = False
         resolver = self._route_resolver(routes)
@@ -81,11 +116,27 @@ class MiddlewareBase(Generic[App]):
 
     def answer(self, decision: Decision, mount: str, head: bool) -> Response | None:
         """The middleware's own response to a redirect or respond ``decision``, with a same-site
-        Location under ``mount``; None for a rewrite or a pass, which the app answers."""
+        Location under ``mount``; None for a rewrite or a pass, which the app answers; 502 for a
+        proxy decision, which the middleware cannot carry out."""
         if decision.action != "redirect" and decision.action != "respond":
+            if decision.action == "proxy":
+                return self._cannot_proxy(decision, head)
             return None
         return decision_response(
             under_mount(decision, mount), head=head, default_max_age=self.default_max_age
+        )
+
+    @staticmethod
+    def _cannot_proxy(decision: Decision, head: bool) -> Response:
+        rule = decision.rule
+        logger.error(
+            "waypost: not proxying to %s (rule %s): %s",
+            decision.location,
+            rule.source if rule is not None else "-",
+            _NO_PROXY,
+        )
+        return error_response(
+            502, "This address is proxied, which this server cannot do.", head=head
         )
 
     def __repr__(self) -> str:

@@ -9,6 +9,10 @@
 - a rewrite changes what the app sees (``path``, ``raw_path``, ``query_string``, headers) while
   the browser's URL stays; pass hands the request on untouched;
 - ``only_if_missing`` rules apply only when the app answers 404;
+- proxy rules (a ``rewrite`` to an absolute URL, listed in ``proxy_hosts``) need the standalone
+  server: a middleware given rules that proxy refuses them when it is made (WaypostError naming
+  each rule by file:line); a proxy decision from rules swapped in later is answered 502 with an
+  error logged on the ``waypost.middleware`` logger, never passed to the app unchanged;
 - ``to: {route: name, ...}`` targets are built by the app's own ``url_path_for`` and checked at
   start-up (lifespan), so a missing endpoint fails fast;
 - lifespan and other scope types pass straight through; ``root_path`` is respected: rules match

@@ -7,6 +7,10 @@
 - redirect and respond decisions are answered here; the app never sees the request;
 - a rewrite changes ``PATH_INFO``, ``QUERY_STRING`` and ``HTTP_*`` while the browser's URL stays;
 - ``only_if_missing`` rules apply only when the app answers 404;
+- proxy rules (a ``rewrite`` to an absolute URL, listed in ``proxy_hosts``) need the standalone
+  server: a middleware given rules that proxy refuses them when it is made (WaypostError naming
+  each rule by file:line); a proxy decision from rules swapped in later is answered 502 with an
+  error logged on the ``waypost.middleware`` logger, never passed to the app unchanged;
 - ``to: {route: name, ...}`` targets are built by the app's own URL map (Flask's ``url_for``
   rules), found from ``app.wsgi_app``'s Flask app or given as ``routes=``, and checked when the
   middleware is created;

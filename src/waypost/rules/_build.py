@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from waypost.exceptions import RuleSyntaxError
 from waypost.rules._errors import FieldError
@@ -32,7 +33,7 @@ from waypost.rules.model import (
     RuleOptions,
 )
 from waypost.rules.pattern import parse_pattern
-from waypost.rules.safety import control_character, header_name_problem
+from waypost.rules.safety import control_character, header_name_problem, host_allowed
 from waypost.rules.target import Placeholder, RouteTarget, Target, parse_target, parse_template
 
 __all__ = ["RULE_KEYS", "RuleBuilder", "parse_defaults"]
@@ -264,6 +265,8 @@ class RuleBuilder:
     converters: Mapping[str, type[BaseConverter]]
     file: str | None = None
     pack: bool = True
+    #: The hosts a rewrite to an absolute URL may proxy to (the file's ``proxy_hosts``).
+    proxy_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._names: dict[str, int] = {}
@@ -461,11 +464,7 @@ class RuleBuilder:
         except RuleSyntaxError as exc:
             raise FieldError(exc.message, (key,), exc.col) from None
         if key == "rewrite" and target.absolute:
-            raise FieldError(
-                f"rewrite target {value!r} must be a path on this site; use 'to:' to redirect "
-                "to another host",
-                (key,),
-            )
+            _check_proxy_target(value, target, self.proxy_hosts)
         known: Mapping[str, BaseConverter] = variables if variables is not None else {}
         for piece in target.pieces if variables is not None else ():
             if not isinstance(piece, str) and piece.name not in known:
@@ -563,3 +562,48 @@ class RuleBuilder:
                 f"respond {status} is a redirect status; use 'to:' with status: {status}", keys
             )
         return Respond(status, body, headers)
+
+
+def _check_proxy_target(text: str, target: Target, proxy_hosts: tuple[str, ...]) -> None:
+    """Raise the :class:`FieldError` of a proxy target (a rewrite to an absolute URL) whose
+    origin is not fixed in the file and listed in ``proxy_hosts``.
+
+    The host must be literal text: a host (or port) filled in from the request would make
+    Waypost an open proxy, able to reach any host the server can (SSRF), whatever the list says.
+    """
+    start = text.index("://") + 3
+    if target.host is None:
+        slot = next(p for p in target.pieces if isinstance(p, Placeholder))
+        raise FieldError(
+            f"rewrite target {text!r} takes its host or port from {{{slot.name}}}; the origin a "
+            "request is proxied to is written out in the file, never taken from the request "
+            "(that would be an open proxy): write the host, like 'https://api.example.com/{rest}'",
+            ("rewrite",),
+            slot.offset,
+        )
+    if "#" in text:
+        raise FieldError(
+            f"rewrite target {text!r} has a fragment; a proxied request has none: remove the "
+            "'#...'",
+            ("rewrite",),
+            text.index("#"),
+        )
+    try:
+        parts = urlsplit(f"//{target.host}")
+        host, _ = parts.hostname or "", parts.port
+    except ValueError:
+        raise FieldError(
+            f"rewrite target {text!r} has no valid host and port; write it like "
+            "'https://api.example.com:8443/path'",
+            ("rewrite",),
+            start,
+        ) from None
+    if not host_allowed(host, proxy_hosts):
+        listed = f"proxy_hosts {list(proxy_hosts)!r}" if proxy_hosts else "no proxy_hosts"
+        raise FieldError(
+            f"rewrite target {text!r} proxies the request to {host!r}, and the file lists "
+            f"{listed}; to allow it, add the host to the top-level list "
+            f"(proxy_hosts: [{host}]), or use 'to:' to redirect the client there instead",
+            ("rewrite",),
+            start,
+        )

@@ -1,8 +1,9 @@
 """Reading rules files: YAML (.yaml/.yml), TOML (.toml), JSON (.json) and CSV (.csv).
 
-YAML, TOML and JSON hold one structure (``defaults``, ``allowed_hosts``, ``rules``); CSV holds a
-table with the header ``from,to,status`` and an optional ``name`` column. Every error carries
-``file:line:col`` and the loader reports all of them at once (:class:`RulesError`).
+YAML, TOML and JSON hold one structure (``defaults``, ``allowed_hosts``, ``proxy_hosts``,
+``rules``); CSV holds a table with the header ``from,to,status`` and an optional ``name`` column.
+Every error carries ``file:line:col`` and the loader reports all of them at once
+(:class:`RulesError`).
 
 The loader reads a file and parses text; it never touches the network and is pure otherwise.
 """
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json", ".csv": "csv"}
-TOP_KEYS = ("defaults", "allowed_hosts", "allow_shrink", "rules")
+TOP_KEYS = ("defaults", "allowed_hosts", "proxy_hosts", "allow_shrink", "rules")
 CSV_COLUMNS = ("from", "to", "status", "name")
 _MAX_NODES = 2_000_000
 
@@ -454,20 +455,32 @@ def _where(index: int, exc: FieldError) -> str:
     return f"rule #{index + 1}{keys}: "
 
 
-def _hosts(value: Any) -> tuple[tuple[str, ...], list[FieldError]]:
+def _hosts(value: Any, key: str = "allowed_hosts") -> tuple[tuple[str, ...], list[FieldError]]:
+    """The host names of the top-level list ``key`` (``allowed_hosts`` or ``proxy_hosts``)."""
     items = value if isinstance(value, list) else [value]
     hosts: list[str] = []
     errors: list[FieldError] = []
+    what = "allowed host" if key == "allowed_hosts" else "proxy host"
     for index, item in enumerate(items):
-        where = ("allowed_hosts", index) if isinstance(value, list) else ("allowed_hosts",)
+        where = (key, index) if isinstance(value, list) else (key,)
         if not isinstance(item, str) or not item.strip() or control_character(item) or "/" in item:
             errors.append(
-                FieldError(
-                    f"allowed host must be a host name like 'example.com', got {item!r}", where
-                )
+                FieldError(f"{what} must be a host name like 'example.com', got {item!r}", where)
             )
             continue
         host = item.strip().lower()
+        if key == "proxy_hosts":
+            if host.startswith("[") and host.endswith("]"):  # an IPv6 address, as in a URL
+                host = host[1:-1]
+            elif ":" in host:
+                errors.append(
+                    FieldError(
+                        f"proxy host {item!r} has a port; list the host alone "
+                        f"({host.rpartition(':')[0]!r}) and write the port in the rewrite target",
+                        where,
+                    )
+                )
+                continue
         if "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
             errors.append(
                 FieldError(f"a wildcard host is written '*.example.com', got {item!r}", where)
@@ -505,12 +518,14 @@ def _from_document(
     allowed_hosts: Sequence[str],
     pack_rules: bool,
     errors: list[RuleError],
+    proxy: Sequence[str] = (),
 ) -> RuleSet:
     """The rules of a read ``document``; its problems are added to ``errors``.
 
     ``root`` says where its parts are in ``file`` (None for mappings given in Python).
-    ``converters`` are merged already; ``defaults`` and ``allowed_hosts`` come before the
-    document's own. The arguments are those of :func:`_csv_rules`, in the same order.
+    ``converters`` are merged already; ``defaults``, ``allowed_hosts`` and ``proxy`` (proxy
+    hosts) come before the document's own. The arguments are those of :func:`_csv_rules`, in the
+    same order, then ``errors`` and ``proxy``.
     """
     if isinstance(document, list):
         document = {"rules": document}
@@ -520,7 +535,7 @@ def _from_document(
         errors.append(
             RuleError(
                 f"a rules file holds a mapping with 'rules:' (and optional 'defaults:', "
-                f"'allowed_hosts:'), got {type(document).__name__}",
+                f"'allowed_hosts:', 'proxy_hosts:'), got {type(document).__name__}",
                 file=file,
                 line=root.line if root else None,
             )
@@ -547,6 +562,11 @@ def _from_document(
     if document.get("allowed_hosts") is not None:
         parsed, problems = _hosts(document["allowed_hosts"])
         hosts += parsed
+        errors.extend(_problem(file, root, (), p) for p in problems)
+    proxy_hosts: tuple[str, ...] = tuple(proxy)
+    if document.get("proxy_hosts") is not None:
+        parsed, problems = _hosts(document["proxy_hosts"], "proxy_hosts")
+        proxy_hosts += parsed
         errors.extend(_problem(file, root, (), p) for p in problems)
     allow_shrink = document.get("allow_shrink", False)
     if not isinstance(allow_shrink, bool):
@@ -576,7 +596,7 @@ def _from_document(
         child = rules_pos.children.get(index) if rules_pos else None
         return child.line if child else None
 
-    builder = RuleBuilder(merged_defaults, converters, file, pack_rules)
+    builder = RuleBuilder(merged_defaults, converters, file, pack_rules, proxy_hosts)
     rules = _build_all(
         entries,
         builder=builder,
@@ -588,7 +608,7 @@ def _from_document(
         ),
         errors=errors,
     )
-    return RuleSet(tuple(rules), hosts, merged_defaults, file, allow_shrink)
+    return RuleSet(tuple(rules), hosts, merged_defaults, file, allow_shrink, proxy_hosts)
 
 
 def rules_from_mappings(
@@ -599,6 +619,7 @@ def rules_from_mappings(
     converters: Mapping[str, type[BaseConverter]] | None = None,
     source: str | None = None,
     pack_rules: bool = True,
+    proxy_hosts: Sequence[str] = (),
 ) -> tuple[RuleSet, list[RuleError]]:
     """Build rules from Python mappings in the file's structure; returns rules and errors.
 
@@ -611,6 +632,8 @@ def rules_from_mappings(
         document["defaults"] = dict(defaults)
     if allowed_hosts:
         document["allowed_hosts"] = list(allowed_hosts)
+    if proxy_hosts:
+        document["proxy_hosts"] = list(proxy_hosts)
     conv = merge_converters(converters)
     ruleset = _from_document(document, None, source, conv, None, (), pack_rules, errors)
     return ruleset, errors

@@ -84,11 +84,24 @@ class Redirect(_Targeted):
 
 @dataclass(frozen=True, slots=True)
 class Rewrite(_Targeted):
-    """Continue to the app with another path and query; ``set_headers`` are added to the request."""
+    """Continue to the app with another path and query; ``set_headers`` are added to the request.
+
+    A target that is an absolute http(s) URL proxies the request to that origin instead (see
+    :attr:`proxy`); its host is fixed in the rules file and listed in the rule set's
+    ``proxy_hosts``.
+    """
 
     target: str | Target
     set_headers: tuple[tuple[str, str], ...] = ()
     kind: ClassVar[Literal["rewrite"]] = "rewrite"
+
+    @property
+    def proxy(self) -> bool:
+        """True when the target is an absolute URL: the request is proxied to another origin."""
+        target = self.target
+        if isinstance(target, str):
+            return target.startswith(("http://", "https://"))
+        return target.absolute
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +417,9 @@ class RuleSet:
     #: The file says ``allow_shrink: true``: a hot reload may swap it in even when it drops more
     #: of the serving rules than the server's shrink guard lets through (see the server docs).
     allow_shrink: bool = False
+    #: The hosts a ``rewrite`` to an absolute URL may proxy to (``*.example.org`` allows its
+    #: subdomains); a separate list from ``allowed_hosts``, which is about redirect targets.
+    proxy_hosts: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rules)

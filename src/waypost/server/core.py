@@ -12,7 +12,9 @@ In order, a request is:
 2. answered by Waypost itself on ``/_waypost/health`` (details only with a read API key, see
    :class:`~waypost.server.app.WaypostApp`) and ``/_waypost/metrics``;
 3. decided by the engine: redirect and respond are answered here; pass and rewrite are proxied
-   to the upstream when there is one, else answered with the 404 page.
+   to the upstream when there is one, else answered with the 404 page; a proxy decision (a
+   rewrite to an absolute URL) is proxied to its URL, upstream or not, once
+   :func:`~waypost.server.proxy.proxy_refusal` has no objection (else 502).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import NamedTuple
 
 import httpx
 
-from waypost.engine import Engine
+from waypost.engine import Decision, Engine
 from waypost.responses import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog, BufferedAccessLog
@@ -36,7 +38,7 @@ from waypost.server.config import Settings
 from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
-from waypost.server.proxy import Forward, UpstreamProxy
+from waypost.server.proxy import Forward, UpstreamProxy, proxy_refusal
 from waypost.server.reloading import RulesWatcher
 from waypost.server.sources import FileSource, RulesSource, StoreSource
 from waypost.server.store_sync import StoreSync
@@ -119,6 +121,9 @@ class WaypostServer:
             if settings.upstream
             else None
         )
+        #: What proxy decisions (and relay()) go through: the upstream's proxy when there is one
+        #: (one pool of connections, kept per origin), else a proxy without an upstream.
+        self.origins = self.proxy or UpstreamProxy(None, timeout=settings.upstream_timeout)
         self.access_log: AccessLog | None = None
         if settings.access_log:
             self.access_log = BufferedAccessLog() if buffered_log else AccessLog()
@@ -147,8 +152,7 @@ class WaypostServer:
             self.watcher.stop()
         if self.store_sync is not None:
             self.store_sync.stop()
-        if self.proxy is not None:
-            await self.proxy.aclose()
+        await self.origins.aclose()
         self.bodies.remove()
 
     def flush(self) -> None:
@@ -222,6 +226,8 @@ class WaypostServer:
                 decision, head=head, default_max_age=settings.redirect_max_age
             )
             return _answer((action, response, None, ()))
+        if action == "proxy":
+            return self._to_origin(request, decision, peer, head)
         proxy = self.proxy
         if proxy is not None:
             if action == "rewrite":
@@ -242,6 +248,37 @@ class WaypostServer:
         shown = _printable_path(request.path)
         page = self.page.render(shown, method, head=head, vary=decision.vary)
         return Answer(action, page)
+
+    def _to_origin(
+        self, request: Request, decision: Decision, peer: str | None, head: bool
+    ) -> Answer:
+        """A proxy decision: the request goes to the decision's URL, with the headers, forwarded
+        headers, limits and timeouts of the upstream (see :mod:`waypost.server.proxy`)."""
+        url = decision.location or ""
+        refusal = proxy_refusal(url, self.engine.ruleset.proxy_hosts)
+        if refusal is not None:
+            rule = decision.rule
+            logger.error(
+                "waypost: not proxying %s %r (rule %s): %s",
+                request.method,
+                request.raw_path,
+                rule.source if rule is not None else "-",
+                refusal,
+            )
+            return Answer(
+                "proxy", error_response(502, "The proxy target is not allowed.", head=head)
+            )
+        forward = self.origins.forward(
+            request.method,
+            decision.path or "/",
+            decision.query or "",
+            request.raw_headers,  # type: ignore[arg-type]
+            client_ip=peer,
+            scheme=request.scheme,
+            set_headers=decision.headers,
+            url=url,
+        )
+        return Answer("proxy", forward=forward, vary=decision.vary)
 
     def _internal(self, raw_path: str, head: bool) -> Response | None:
         # Without a key (see WaypostApp, which checks one): health says only ok or degraded,
@@ -338,9 +375,7 @@ class WaypostServer:
         (the client's body failed, see :mod:`waypost.server.bodies`) comes out as it is, before
         anything is sent, with the upstream connection closed.
         """
-        proxy = self.proxy
-        if proxy is None:
-            raise RuntimeError("relay() needs an upstream")
+        proxy = self.origins
         try:
             upstream = await proxy.send(forward, body)
         except httpx.TimeoutException:

@@ -543,7 +543,11 @@ class WaypostProtocol(HttpToolsProtocol):
     def _can_tunnel(self) -> bool:
         """A WebSocket handshake (a GET without a body, RFC 6455 §4.1) with an upstream to go to.
         Anything else that asks to upgrade takes the ASGI path as a plain request."""
-        if self.waypost.proxy is None or self._get_upgrade() != b"websocket":
+        waypost = self.waypost
+        # Somewhere to go: the upstream, or (when the rules may proxy) a proxy rule's origin.
+        if waypost.proxy is None and not waypost.engine.ruleset.proxy_hosts:
+            return False
+        if self._get_upgrade() != b"websocket":
             return False
         if self.parser.get_method() != b"GET":
             return False
@@ -596,14 +600,15 @@ class WaypostProtocol(HttpToolsProtocol):
             done(400, refuse(400, "The request cannot be sent on."))
             self.transport.close()
             return
-        proxy = self.waypost.proxy
+        proxy = self.waypost.origins
         self._tunnel = Tunnel(
             self.transport,
             self.flow.drain,
             done,
             refuse,
             start_response,
-            timeout=proxy.timeout if proxy is not None else 30.0,
+            timeout=proxy.timeout,
+            tls=proxy.verify,
         )
         self._tunnel.start(target, rest)
 

@@ -1,7 +1,10 @@
-"""Proxying to the upstream site (``--upstream URL``) with httpx, streamed both ways.
+"""Proxying to the upstream site (``--upstream URL``) and to the origins of proxy rules, with
+httpx, streamed both ways.
 
 Requests that pass, and rewrites (with the rewritten path and query, and the rule's
-``set_headers``), go to the upstream as they came, like nginx's ``proxy_pass``:
+``set_headers``), go to the upstream as they came, like nginx's ``proxy_pass``; a proxy decision
+(a rewrite to an absolute URL, to a host in the rules' ``proxy_hosts``) goes to its URL the same
+way, over the same pool of connections (one pool per origin, kept alive between requests):
 
 - hop-by-hop headers (Connection and what it names, Keep-Alive, TE, Trailer, Transfer-Encoding,
   Upgrade, Proxy-*) are not forwarded, either way (RFC 9110 §7.6.1);
@@ -9,11 +12,15 @@ Requests that pass, and rewrites (with the rewritten path and query, and the rul
   ``X-Forwarded-Host`` say how the client reached Waypost; ``Host`` is the upstream's;
 - response bodies are streamed; request bodies are buffered first, or streamed (see
   :mod:`waypost.server.bodies`); both are passed through undecoded (a gzip body stays gzip);
-- an upstream that cannot be reached is a 502, one that is too slow a 504.
+- an upstream that cannot be reached is a 502, one that is too slow a 504;
+- an https upstream or origin must present a certificate that verifies for its host name,
+  against the system's CA certificates (which ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` set, as
+  OpenSSL reads them) and certifi's bundle (what httpx trusts by default).
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -21,8 +28,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from waypost.exceptions import WaypostError
+from waypost.rules.safety import control_character, host_allowed
 
-__all__ = ["Forward", "UpstreamError", "UpstreamProxy", "check_upstream"]
+__all__ = [
+    "Forward",
+    "UpstreamError",
+    "UpstreamProxy",
+    "check_upstream",
+    "proxy_refusal",
+    "tls_context",
+]
 
 _HOP_BY_HOP = frozenset(
     {
@@ -60,6 +75,39 @@ def check_upstream(url: str) -> str:
     return url.rstrip("/")
 
 
+def proxy_refusal(url: str, proxy_hosts: Iterable[str]) -> str | None:
+    """Why a proxy decision's ``url`` must not be sent, or None when it may.
+
+    The loader only lets through a proxy rule whose origin is written out and listed in
+    ``proxy_hosts``; this is the second lock, for rules built some other way: an http(s) URL,
+    nothing that could split a request head (CR, LF, NUL, other controls, whitespace), and a
+    host in ``proxy_hosts``.
+    """
+    bad = control_character(url)
+    if bad is not None or " " in url or "\\" in url:
+        return f"a control character, space or backslash in {url!r}"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError:
+        return f"{url!r} has no valid host and port"
+    if parts.scheme not in ("http", "https") or not host or parts.username is not None:
+        return f"{url!r} is not an http(s) URL with a host"
+    if not host_allowed(host, proxy_hosts):
+        return f"the host {host!r} is not in the rules' proxy_hosts"
+    return None
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS context https upstreams and origins are verified with: certificate and host name
+    checked (never turned off), against the system's CA certificates and certifi's bundle."""
+    context = httpx.create_ssl_context()  # certifi's bundle, as httpx verifies by default
+    # The system's too, as OpenSSL finds them (SSL_CERT_FILE and SSL_CERT_DIR say where).
+    context.load_default_certs()
+    return context
+
+
 def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     return {
         token.strip().lower()
@@ -87,15 +135,28 @@ class Forward:
 
 
 class UpstreamProxy:
-    """Forwards requests to ``upstream`` (a base URL; its path is a prefix) over pooled connections.
+    """Forwards requests to ``upstream`` (a base URL; its path is a prefix), and proxy decisions
+    to their own URL, over pooled connections. ``upstream`` None: only proxy decisions.
 
-    Create it in the worker process that uses it (after any fork); close it with :meth:`aclose`.
+    ``verify`` is the TLS context of https connections (:func:`tls_context` by default; tests
+    give one that trusts their own certificate). Create it in the worker process that uses it
+    (after any fork); close it with :meth:`aclose`.
     """
 
-    def __init__(self, upstream: str, *, timeout: float = 30.0) -> None:
-        self.upstream = check_upstream(upstream)
+    def __init__(
+        self, upstream: str | None, *, timeout: float = 30.0, verify: ssl.SSLContext | None = None
+    ) -> None:
+        self.upstream = check_upstream(upstream) if upstream is not None else None
         self.timeout = timeout
+        self._verify = verify
         self._client: httpx.AsyncClient | None = None
+
+    @property
+    def verify(self) -> ssl.SSLContext:
+        """The TLS context of https connections (made when first needed)."""
+        if self._verify is None:
+            self._verify = tls_context()
+        return self._verify
 
     def __repr__(self) -> str:
         return f"UpstreamProxy({self.upstream!r}, timeout={self.timeout!r})"
@@ -110,8 +171,11 @@ class UpstreamProxy:
         client_ip: str | None,
         scheme: str,
         set_headers: tuple[tuple[str, str], ...] = (),
+        url: str | None = None,
     ) -> Forward:
-        """The upstream request for a client's request (``raw_path`` percent-encoded)."""
+        """The upstream request for a client's request (``raw_path`` percent-encoded); with
+        ``url`` (a proxy decision's absolute URL, with its query) it goes there instead, with
+        the same headers (``Host`` is the URL's)."""
         headers = list(headers)
         drop = _NOT_FORWARDED | _connection_tokens(headers)
         replaced = {name.lower() for name, _ in set_headers}
@@ -139,9 +203,12 @@ class UpstreamProxy:
         out.append(("x-forwarded-proto", scheme))
         if host:
             out.append(("x-forwarded-host", host))
-        url = self.upstream + (raw_path if raw_path.startswith("/") else "/" + raw_path)
-        if query:
-            url += "?" + query
+        if url is None:
+            if self.upstream is None:
+                raise RuntimeError("forward() without a url needs an upstream")
+            url = self.upstream + (raw_path if raw_path.startswith("/") else "/" + raw_path)
+            if query:
+                url += "?" + query
         return Forward(method, url, tuple(out), has_body)
 
     @staticmethod
@@ -160,6 +227,7 @@ class UpstreamProxy:
         if self._client is None:
             client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeout),
+                verify=self.verify,
                 follow_redirects=False,
                 trust_env=False,  # never route through a proxy from the environment
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),

@@ -146,8 +146,11 @@ class Tunnel:
         *,
         timeout: float,
         upgrade: str = "websocket",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.transport = transport
+        #: The TLS context of a wss:// upstream (the HTTP proxy's, so both trust the same CAs).
+        self._tls = tls
         self._drain = drain
         self._done = done
         self._refuse = refuse
@@ -215,7 +218,7 @@ class Tunnel:
                     asyncio.open_connection(
                         target.host,
                         target.port,
-                        ssl=ssl.create_default_context() if target.tls else None,
+                        ssl=(self._tls or ssl.create_default_context()) if target.tls else None,
                     ),
                     self._timeout,
                 )

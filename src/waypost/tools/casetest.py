@@ -16,9 +16,10 @@ the expectations may also sit under ``expect:``)::
 
 Columns: ``url`` (required), ``method`` (GET), ``headers`` (``Name: value`` pairs separated by
 ``|`` in CSV), ``ip``, ``name``, and at least one expectation: ``status`` (``200`` means "not
-redirected, the app answers": a pass or a rewrite), ``location`` (the redirect's Location, or a
-rewrite's new path and query), ``action`` (redirect, rewrite, respond, pass) and ``final`` (the
-URL a browser ends at after following every redirect).
+redirected, the app answers": a pass, a rewrite or a proxy), ``location`` (the redirect's
+Location, a rewrite's new path and query, or the URL a proxy sends the request to), ``action``
+(redirect, rewrite, proxy, respond, pass) and ``final`` (the URL a browser ends at after following
+every redirect).
 
 Pure: :func:`parse_cases` reads text, :func:`run_cases` asks the engine.
 """
@@ -50,7 +51,7 @@ __all__ = [
 
 CASE_KEYS = ("method", "url", "headers", "ip", "name", "status", "location", "action", "final")
 _EXPECT_KEYS = ("status", "location", "action", "final")
-_ACTIONS = ("redirect", "rewrite", "respond", "pass")
+_ACTIONS = ("redirect", "rewrite", "proxy", "respond", "pass")
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,13 +291,13 @@ def _check(case: Case, decision: Decision, final_url: str | None) -> tuple[str, 
     if case.action is not None and decision.action != case.action:
         problems.append(f"action is {decision.action}, expected {case.action}")
     if case.status is not None:
-        if case.status == 200 and decision.action in ("pass", "rewrite"):
-            pass  # the app answers
+        if case.status == 200 and decision.action in ("pass", "rewrite", "proxy"):
+            pass  # the app (or the proxied origin) answers
         elif decision.status != case.status:
             got = decision.status if decision.status is not None else f"none ({decision.action})"
             problems.append(f"status is {got}, expected {case.status}")
     if case.location is not None:
-        if decision.action == "redirect":
+        if decision.action == "redirect" or decision.action == "proxy":
             got_location: str | None = decision.location
         elif decision.action == "rewrite":
             got_location = _rewritten(decision)

@@ -457,7 +457,13 @@ class _Checker:
                 # The rule alone, its conditions aside, matches the sample and converts its values.
                 if single is None:
                     alone = rule.replace(conditions=EMPTY_CONDITIONS)
-                    single = Engine(RuleSet((alone,), allowed_hosts=self.ruleset.allowed_hosts))
+                    single = Engine(
+                        RuleSet(
+                            (alone,),
+                            allowed_hosts=self.ruleset.allowed_hosts,
+                            proxy_hosts=self.ruleset.proxy_hosts,
+                        )
+                    )
                 first = single.resolve(
                     context.method, path, context.headers, context.client_ip, now=context.now
                 )

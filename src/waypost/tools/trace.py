@@ -5,7 +5,9 @@ redirect it resolves the ``Location`` against the current URL and asks again, wi
 browser would use for the next request (Fetch standard, "HTTP-redirect fetch": a 301 or 302
 turns a POST into a GET, a 303 turns anything but GET/HEAD into a GET, 307 and 308 keep the
 method). An absolute ``Location`` on one of the site's own hosts stays on the site; any other
-host ends the walk there. Browsers give up after 20 redirects; so does :func:`follow`.
+host ends the walk there. A proxy decision (a rewrite to another origin) ends it too: what that
+origin answers is not known here, so a loop through a proxy is not followed. Browsers give up
+after 20 redirects; so does :func:`follow`.
 
 Pure: no network, no files. The engine answers every hop.
 """
@@ -124,6 +126,8 @@ class RedirectChain:
         elif decision.action == "rewrite":
             query = f"?{decision.query}" if decision.query else ""
             there = f"rewritten to {decision.path}{query} for the app"
+        elif decision.action == "proxy":
+            there = f"proxied to {decision.location} (another origin; not followed)"
         elif decision.action == "redirect":  # pragma: no cover - a redirect is followed
             there = f"{decision.status} -> {decision.location}"
         elif decision.rule is not None:

@@ -129,10 +129,12 @@ def export_rules(
     *,
     allowed_hosts: Sequence[str] = (),
     host: str | None = None,
+    proxy_hosts: Sequence[str] = (),
 ) -> ExportResult:
     """``rules`` written in ``format`` (a key of :data:`EXPORTERS`), with what each format can
     use: ``allowed_hosts`` (a target's host taken from the request is narrowed to them, where
-    the format can express it) and, for Cloudflare, ``host``."""
+    the format can express it), for Cloudflare ``host``, and for Waypost's own YAML
+    ``proxy_hosts``."""
     if format == "cloudflare":
         return export_cloudflare(rules, defaults, host=host)
     if format == "nginx":
@@ -142,7 +144,7 @@ def export_rules(
     if format == "vercel":
         return export_vercel(rules, defaults, allowed_hosts=allowed_hosts)
     if format == "yaml":
-        return export_yaml(rules, defaults, allowed_hosts=allowed_hosts)
+        return export_yaml(rules, defaults, allowed_hosts=allowed_hosts, proxy_hosts=proxy_hosts)
     return EXPORTERS[format](rules, defaults)
 
 

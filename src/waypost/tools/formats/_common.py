@@ -216,3 +216,13 @@ class Collector:
         defaults = dict(FIRST_MATCH) if self.first_match else {}
         lines = self.lines if len(self.lines) == len(self.rules) else []
         return ImportResult(self.rules, self.skipped, fmt, self.notes, defaults, lines=lines)
+
+
+def refuse_proxy(rule: Mapping[str, Any], platform: str, how: str) -> None:
+    """Raise :class:`Refusal` for a proxy rule (a ``rewrite`` to an absolute URL), which
+    ``platform`` would turn into a redirect; ``how`` says what to write there by hand."""
+    target = rule.get("rewrite")
+    if isinstance(target, str) and target[:8].lower().startswith(("http://", "https://")):
+        raise Refusal(
+            f"a rewrite to another origin (a proxy) would be a redirect in {platform}; {how}"
+        )

@@ -76,6 +76,8 @@ class ImportResult:
     order and defaults its peer implies (``{"order": "first_match"}``). ``lines``, when an
     importer records them, gives the source line of each rule (one line may make several rules:
     a Cloudflare splat that also matches the empty text, a Bulk subpath).
+    ``proxy_hosts`` are the origins the imported rules proxy to (a ``rewrite`` to an absolute
+    URL), written as the file's top-level ``proxy_hosts:`` so that the rules load.
     """
 
     rules: list[dict[str, Any]]
@@ -84,6 +86,7 @@ class ImportResult:
     notes: list[Note] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
     lines: list[int] = field(default_factory=list)
+    proxy_hosts: list[str] = field(default_factory=list)
 
     def summary(self, filename: str = "<input>") -> str:
         """A headline such as ``12 imported, 2 skipped``, then one line per skip and note."""

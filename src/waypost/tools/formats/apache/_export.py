@@ -15,6 +15,7 @@ from .._common import (
     REDIRECT_STATUSES,
     Refusal,
     check_baseline,
+    refuse_proxy,
     single_value,
     unsupported_keys,
 )
@@ -223,6 +224,7 @@ def _export_rule(
     )
     if reason:
         raise Refusal(reason)
+    refuse_proxy(eff, "Apache", "write a ProxyPass (mod_proxy) by hand")
     pattern = str(eff["from"])
     # mod_rewrite checks no Location: a back-reference in the host must be narrowed to the
     # allowed hosts, and one right after the leading '/' must not start with '/' or '\' (with

@@ -13,7 +13,13 @@ from waypost.exceptions import RuleSyntaxError
 from waypost.rules.target import _SAFE_BY_PART, parse_target
 
 from .._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
-from .._common import REDIRECT_STATUSES, Refusal, check_baseline, unsupported_keys
+from .._common import (
+    REDIRECT_STATUSES,
+    Refusal,
+    check_baseline,
+    refuse_proxy,
+    unsupported_keys,
+)
 from .._priority import _Paths, first_match, priority_key
 from .._regex import Guard, RegexNotSupported, pattern_regex, target_guards
 from .._report import ExportNote, ExportResult, export_each
@@ -208,6 +214,7 @@ def _export_rule(
         if eff.get("when"):
             reason += " (nginx conditions need server blocks or 'if'; write them by hand)"
         raise Refusal(reason)
+    refuse_proxy(eff, "nginx", "write a location with proxy_pass by hand")
     pattern = str(eff["from"])
     pieces = parse_pattern_pieces(pattern)
     names = [piece.name for piece in pieces if not isinstance(piece, str)]
