@@ -25,7 +25,7 @@ from waypost.rules.converters import (
 from waypost.rules.model import Rule
 from waypost.tools.check import Fix
 from waypost.tools.fix import FixError, apply_fixes
-from waypost.tools.formats import EXPORTERS, IMPORTERS, export_cloudflare
+from waypost.tools.formats import EXPORTERS, IMPORTERS, ImportResult, export_cloudflare
 
 DATA = Path(__file__).parents[1] / "data" / "tools"
 MIGRATION = str(DATA / "migration.yaml")
@@ -756,3 +756,14 @@ def test_unknown_file_type(tmp_path: Path) -> None:
     code, out = output("check", str(path))
     assert code == 1
     assert "unknown rules file type '.ini'" in out
+
+
+def test_import_writes_the_importers_proxy_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule = {"from": "/api/<path:rest>", "rewrite": "https://api.example.com/v1/{rest}"}
+    found = ImportResult([rule], [], "netlify", proxy_hosts=["api.example.com"])
+    monkeypatch.setitem(IMPORTERS, "netlify", lambda text: found)
+    source = write(tmp_path, "_redirects", "/api/* https://api.example.com/v1/:splat 200\n")
+    _, stdout, _ = run("import", str(source), "--format", "netlify")
+    assert stdout.startswith("proxy_hosts:\n- api.example.com\nrules:\n")

@@ -39,7 +39,7 @@ from waypost.tools.annotations import render_github, render_gitlab, render_human
 from waypost.tools.casetest import parse_cases, render_failures, run_cases
 from waypost.tools.check import Finding, Fix, check_rules, load_findings, worst_severity
 from waypost.tools.fix import FixError, apply_fixes
-from waypost.tools.formats import EXPORTERS, IMPORTERS, detect_format, export_rules
+from waypost.tools.formats import EXPORTERS, IMPORTERS, detect_format, export_rules, export_yaml
 from waypost.tools.trace import MAX_REDIRECTS, follow
 
 __all__ = ["check_command", "export_command", "import_command", "test_command", "trace_command"]
@@ -322,7 +322,7 @@ def import_command(
             )
     result = IMPORTERS[fmt](text)
     click.echo(f"{file} ({fmt}): {result.summary(file)}", err=True)
-    exported = EXPORTERS["yaml"](result.rules, result.defaults or None)
+    exported = export_yaml(result.rules, result.defaults or None, proxy_hosts=result.proxy_hosts)
     for item in exported.unsupported:
         click.echo(f"{file}: not written: {item.render()}", err=True)
     name = output or "<stdout>"

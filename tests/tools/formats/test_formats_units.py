@@ -16,6 +16,7 @@ from waypost.tools.formats import (
     Skipped,
     Unsupported,
     detect_format,
+    export_yaml,
     normalise_rule,
 )
 from waypost.tools.formats._regex import RegexNotSupported, convert_regex, pattern_regex
@@ -406,3 +407,15 @@ def test_importers_never_raise_on_garbage(fmt: str, text: str) -> None:
     result = IMPORTERS[fmt](text)
     for skip in result.skipped:
         assert skip.line >= 1 and skip.reason
+
+
+def test_import_result_carries_proxy_hosts_into_the_yaml_export() -> None:
+    assert ImportResult([], [], "netlify").proxy_hosts == []
+    rules = [{"from": "/api/<path:rest>", "rewrite": "https://api.example.com/v1/{rest}"}]
+    text = EXPORTERS["yaml"](rules, None).text
+    assert "proxy_hosts" not in text
+    text = export_yaml(rules, None, proxy_hosts=["api.example.com", "*.backend.example.org"]).text
+    assert text.startswith("proxy_hosts:\n- api.example.com\n- '*.backend.example.org'\nrules:\n")
+    back = IMPORTERS["yaml"](text)
+    assert back.proxy_hosts == ["api.example.com", "*.backend.example.org"]
+    assert back.rules == rules

@@ -73,6 +73,8 @@ class ImportResult:
 
     ``rules`` are plain dicts shaped like the entries of a Waypost YAML ``rules:`` list;
     ``defaults`` is the file's own ``defaults:`` mapping when the format has one (YAML only).
+    ``proxy_hosts`` are the origins the imported rules proxy to (a ``rewrite`` to an absolute
+    URL), written as the file's top-level ``proxy_hosts:`` so that the rules load.
     """
 
     rules: list[dict[str, Any]]
@@ -80,6 +82,7 @@ class ImportResult:
     format: str
     notes: list[Note] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
+    proxy_hosts: list[str] = field(default_factory=list)
 
     def summary(self, filename: str = "<input>") -> str:
         """A headline such as ``12 imported, 2 skipped``, then one line per skip and note."""

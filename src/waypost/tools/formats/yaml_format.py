@@ -54,9 +54,14 @@ def parse_yaml(text: str) -> ImportResult:
         collector.skip(line, "", f"invalid YAML, nothing imported: {problem}")
         return collector.result("yaml")
     defaults: dict[str, Any] = {}
+    proxy_hosts: list[str] = []
     if isinstance(data, dict):
         raw_defaults = data.get("defaults") or {}
         defaults = dict(raw_defaults) if isinstance(raw_defaults, dict) else {}
+        raw_proxy = data.get("proxy_hosts") or []
+        # Checked when the rules load; only a list of text is carried over here.
+        if isinstance(raw_proxy, list):
+            proxy_hosts = [host for host in raw_proxy if isinstance(host, str)]
         rules = data.get("rules") or []
     else:
         rules = data or []
@@ -73,7 +78,7 @@ def parse_yaml(text: str) -> ImportResult:
             continue
         collector.rules.append(rule)
     result = collector.result("yaml")
-    return ImportResult(result.rules, result.skipped, "yaml", result.notes, defaults)
+    return ImportResult(result.rules, result.skipped, "yaml", result.notes, defaults, proxy_hosts)
 
 
 def export_yaml(
@@ -81,9 +86,10 @@ def export_yaml(
     defaults: Mapping[str, Any] | None = None,
     *,
     allowed_hosts: Sequence[str] = (),
+    proxy_hosts: Sequence[str] = (),
 ) -> ExportResult:
-    """Write rules (with ``defaults`` and ``allowed_hosts``) as a Waypost YAML rules file;
-    nothing is lost."""
+    """Write rules (with ``defaults``, ``allowed_hosts`` and ``proxy_hosts``) as a Waypost YAML
+    rules file; nothing is lost."""
     plain: list[dict[str, Any]] = []
     unsupported: list[Unsupported] = []
     for index, rule in enumerate(rules):
@@ -101,6 +107,8 @@ def export_yaml(
         document["defaults"] = _plain(defaults)
     if allowed_hosts:
         document["allowed_hosts"] = list(allowed_hosts)
+    if proxy_hosts:
+        document["proxy_hosts"] = list(proxy_hosts)
     document["rules"] = plain
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return ExportResult(text, unsupported, len(plain))
