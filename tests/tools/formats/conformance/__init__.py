@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from ._harness import Case
 from .cloudflare import bulk_cases, pages_runtime_cases
+from .netlify import netlify_cases
 
 __all__ = ["all_cases"]
 
 
 def all_cases() -> list[Case]:
     """Every case of every suite, in suite order."""
-    return [*pages_runtime_cases(), *bulk_cases()]
+    return [*pages_runtime_cases(), *bulk_cases(), *netlify_cases()]

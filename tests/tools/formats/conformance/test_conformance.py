@@ -36,4 +36,4 @@ def test_the_copy_is_the_shared_suite() -> None:
 
 
 def test_every_suite_is_run() -> None:
-    assert {case.suite for case in CASES} >= {"cloudflare-pages", "cloudflare-bulk"}
+    assert {case.suite for case in CASES} >= {"cloudflare-pages", "cloudflare-bulk", "netlify"}
