@@ -61,15 +61,27 @@ SAMPLES = [
                 "the target uses the query value ':id'; Waypost placeholders refer only to "
                 "path variables",
             ),
-            (15, "status 200 to another site is a proxy; Waypost rewrites only within the app"),
+            (
+                15,
+                "status 200 to 'https://api.example.org/:splat' proxies to another site; "
+                "Waypost rewrites only within the app",
+            ),
             (
                 22,
                 "same rule as line 21 once the scheme is dropped (Waypost matches http and "
                 "https alike)",
             ),
-            (26, "the Netlify condition 'Country' has no Waypost equivalent"),
-            (27, "the Netlify condition 'Role' has no Waypost equivalent"),
-            (28, "the line has no target path or URL"),
+            (
+                26,
+                "the Netlify condition Country=us (the visitor's country) has no Waypost "
+                "equivalent",
+            ),
+            (
+                27,
+                "the Netlify condition Role=member (the visitor's role, from its JWT) has no "
+                "Waypost equivalent",
+            ),
+            (28, "missing destination: the line has only a source"),
         ],
         [6, 14, 18, 21],
         id="netlify",
@@ -102,8 +114,16 @@ SAMPLES = [
             {"from": "/<path:splat>", "rewrite": "/index.html", "only_if_missing": True},
         ],
         [
-            (22, "the Netlify condition 'Country' has no Waypost equivalent"),
-            (33, "cannot import 'headers' of a redirect"),
+            (
+                22,
+                "the Netlify condition Country=de,fr (the visitor's country) has no Waypost "
+                "equivalent",
+            ),
+            (
+                33,
+                "status 200 to 'https://api.example.com/:splat' proxies to another site; "
+                "Waypost rewrites only within the app",
+            ),
         ],
         [10, 16, 39],
         id="netlify-toml",

@@ -157,6 +157,12 @@ def run_case(case: Case) -> Outcome:
         return Outcome(case, "disagree", [*details, *problems])
     if case.reject is not None or expected_invalid:
         verdict = "refused"
+        # What Waypost said of the lines the peer rejects: the case's reason for not agreeing.
+        # (A peer that rejects the whole input without naming lines rejects every skipped one.)
+        expected_invalid = expected_invalid or set(skipped)
+        details.extend(
+            f"line {line} refused: {skipped[line].reason}" for line in sorted(expected_invalid)
+        )
     if engine is None:
         # Rules that do not load are a disagreement whether or not the case asks anything.
         return Outcome(case, "disagree", problems)
