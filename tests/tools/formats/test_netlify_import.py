@@ -203,3 +203,25 @@ def test_toml_lines_follow_each_entry_even_without_from() -> None:
     result = IMPORTERS["netlify-toml"](text)
     assert [skip.line for skip in result.skipped] == [1]
     assert result.rules[0]["from"] == "/a"
+
+
+def test_a_200_to_a_url_proxies_there_and_lists_its_host() -> None:
+    text = (
+        "/api/* https://api.example.com/v1/:splat 200!\n"
+        "/search q=:q https://search.example.com/find 200!\n"
+        "/go/:site https://:site.example.com/ 200!\n"
+    )
+    result = IMPORTERS["netlify"](text)
+    assert result.rules == [
+        {"from": "/api/<path:splat>", "rewrite": "https://api.example.com/v1/{splat}"},
+        {
+            "from": "/search",
+            "rewrite": "https://search.example.com/find",
+            "query": "drop",
+            "when": {"query": {"q": "*"}},
+        },
+    ]
+    assert result.proxy_hosts == ["api.example.com", "search.example.com"]
+    assert [(skip.line, skip.reason) for skip in result.skipped] == [
+        (3, "the proxy target 'https://:site.example.com/' takes its host from the request")
+    ]

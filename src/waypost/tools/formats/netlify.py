@@ -16,7 +16,8 @@ its own tests, which the conformance suite runs):
 * Status 301 (the default), 302, 303, 307, 308 make ``to`` rules. A rule without ``!`` (force)
   only applies when no file exists at the path, so it gets ``only_if_missing: true`` (the rule
   waits for the app's 404); a forced rule always applies. Status 200 to a path is a
-  ``rewrite``; 200 to a URL is a proxy and is skipped. 404, 410 and other error statuses
+  ``rewrite``; 200 to a URL proxies there (a ``rewrite`` to the URL, its host listed in the
+  result's ``proxy_hosts``). 404, 410 and other error statuses
   become ``respond: <status>`` with a note: Netlify serves the target page with that status,
   Waypost answers with the status and no page.
 * A full-URL source (``https://old.example.com/*``) becomes ``when.host``; the scheme is dropped
@@ -30,7 +31,7 @@ its own tests, which the conformance suite runs):
   no Waypost equivalent and their lines are skipped, as are rate limits (``rate_limit``).
   ``Sign=``/``signed`` (the secret Netlify signs a proxied request with) is noted and ignored on
   a redirect or a rewrite, where Netlify signs nothing; a signed proxy is skipped.
-  ``headers`` (sent with a rewritten request) become ``set_headers`` of a rewrite.
+  ``headers`` (sent with a rewritten or proxied request) become ``set_headers``.
 * Refused as Netlify refuses them: a source under ``/.netlify``, a URL without a host
   (``http://``), a destination that is neither a path nor a URL, an unknown status, a missing
   ``to`` (other than a forward rule); in netlify.toml also ``[redirects]`` written as a table, an
@@ -56,6 +57,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
 from ._common import (
@@ -213,10 +215,15 @@ def _build_rule(entry: _Redirect) -> tuple[dict[str, Any], list[str]]:
         if entry.query:
             rule["query"] = "drop"
     elif proxy:
-        raise Refusal(
-            f"status 200 to {target!r} proxies to another site; Waypost rewrites only within "
-            "the app"
-        )
+        # A placeholder in the authority (':site'; a port is digits) would let the request
+        # choose where it is proxied: Waypost proxies only to hosts written out.
+        if re.search(r":[A-Za-z_]", urlsplit(target).netloc):
+            raise Refusal(f"the proxy target {target!r} takes its host from the request")
+        rule["rewrite"] = _convert_target(target, names, query_vars)
+        if entry.query:
+            rule["query"] = "drop"
+        if entry.headers:
+            rule["set_headers"] = dict(entry.headers)
     elif status == 200:
         rule["rewrite"] = _convert_target(target, names, query_vars)
         if entry.query:
@@ -304,11 +311,24 @@ def parse_netlify(text: str) -> ImportResult:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
         builder.add(number, raw, rule, notes)
-    return replace(builder.result("netlify"), defaults=dict(_FIRST_MATCH))
+    return _finish(builder.result("netlify"))
 
 
 #: Netlify applies the first rule that matches, in file order.
 _FIRST_MATCH = {"order": "first_match"}
+
+
+def _finish(result: ImportResult) -> ImportResult:
+    """``result`` in Netlify's first-match order, with the hosts its proxy rules go to."""
+    hosts: list[str] = []
+    for rule in result.rules:
+        target = rule.get("rewrite")
+        if isinstance(target, str) and is_absolute_url(target):
+            host = (urlsplit(target).hostname or "").lower()
+            if host and host not in hosts:
+                hosts.append(host)
+    return replace(result, defaults=dict(_FIRST_MATCH), proxy_hosts=hosts)
+
 
 _TOML_TABLE = re.compile(r"^\s*\[\[\s*redirects\s*\]\]")
 _TOML_KEY = re.compile(r"^\s*(from|origin)\s*=")
@@ -422,7 +442,7 @@ def parse_netlify_toml(text: str) -> ImportResult:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
         builder.add(number, raw, rule, notes)
-    return replace(builder.result("netlify-toml"), defaults=dict(_FIRST_MATCH))
+    return _finish(builder.result("netlify-toml"))
 
 
 # -- export -------------------------------------------------------------------------------------

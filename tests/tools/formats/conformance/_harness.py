@@ -32,7 +32,7 @@ from waypost.engine import Engine
 from waypost.exceptions import RulesError
 from waypost.rules.load import parse_rules
 from waypost.rules.request import Request
-from waypost.tools.formats import EXPORTERS, IMPORTERS, ImportResult, detect_format
+from waypost.tools.formats import IMPORTERS, ImportResult, detect_format, export_yaml
 
 __all__ = ["DATA", "Ask", "Case", "Outcome", "run_case"]
 
@@ -111,7 +111,7 @@ def import_case(case: Case) -> tuple[str | None, ImportResult | None, Engine | N
     if fmt not in IMPORTERS:
         return fmt, None, None, [f"Waypost has no importer for the format {fmt!r}"]
     result = IMPORTERS[fmt](case.text)
-    exported = EXPORTERS["yaml"](result.rules, result.defaults or None)
+    exported = export_yaml(result.rules, result.defaults or None, proxy_hosts=result.proxy_hosts)
     problems = [f"not written: {item.render()}" for item in exported.unsupported]
     ruleset, errors = parse_rules(exported.text, format="yaml", file="imported.yaml")
     problems.extend(f"the imported rules do not load: {error}" for error in errors)
