@@ -118,3 +118,77 @@ def test_a_replace_from_another_format_needs_yes(tmp_path: Path) -> None:
     assert code == 0, err
     revision, rules, hosts = _stored(db)
     assert (revision, len(rules), hosts) == (2, 2, ("example.com", "*.example.org"))
+
+
+FIRST_MATCH_CONFLICT = """\
+defaults: {order: first_match}
+rules:
+  - from: /splat/<path:rest>
+    to: /all/{rest}
+  - from: /splat/foo/<path:rest>
+    to: /never/{rest}
+"""
+
+FIRST_MATCH_ORDER_FREE = """\
+defaults: {order: first_match}
+rules:
+  - from: /shop/<path:rest>
+    to: /store/{rest}
+  - from: /brand-new
+    to: /here
+"""
+
+
+def _order(db: str) -> object:
+    with open_store(db) as store:
+        return store.load_snapshot().defaults.get("order", "specificity")
+
+
+def test_a_file_whose_order_decides_is_not_merged_into_rules_of_the_other_order(
+    tmp_path: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    assert run("import", str(EXAMPLE), "--db", db)[0] == 0
+    source = tmp_path / "first.yaml"
+    source.write_text(FIRST_MATCH_CONFLICT, encoding="utf-8")
+    for mode in ("merge", "append"):
+        code, _, err = run("import", str(source), "--db", db, "--mode", mode)
+        assert code == 1, err
+        assert "defaults.order" in err
+        assert "the stored rules are tried by specificity and the imported ones in file order" in (
+            err
+        )
+        assert (
+            "'/splat/foo/wp/sample': rules[0] ('/splat/<path:rest>') in file order, rules[1] "
+            "('/splat/foo/<path:rest>') by specificity" in err
+        )
+    assert _stored(db)[0] == 1  # nothing written
+    assert _order(db) == "specificity"
+    code, _, err = run("import", str(source), "--db", db, "--mode", "replace", "--yes")
+    assert code == 0, err
+    assert _order(db) == "first_match"
+    rules = _stored(db)[1]
+    engine = Engine(rules, defaults={"order": "first_match"})
+    assert engine.resolve("GET", "/splat/foo/x").location == "/all/foo/x"
+
+
+def test_a_file_whose_order_does_not_matter_is_merged_under_the_stored_order(
+    tmp_path: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    assert run("import", str(EXAMPLE), "--db", db)[0] == 0
+    source = tmp_path / "first.yaml"
+    source.write_text(FIRST_MATCH_ORDER_FREE, encoding="utf-8")
+    code, _, err = run("import", str(source), "--db", db)
+    assert code == 0, err
+    assert _order(db) == "specificity"
+    assert _stored(db)[0] == 2
+
+
+def test_an_empty_store_takes_the_order_of_the_file(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    source = tmp_path / "first.yaml"
+    source.write_text(FIRST_MATCH_CONFLICT, encoding="utf-8")
+    code, _, err = run("import", str(source), "--db", db)
+    assert code == 0, err
+    assert _order(db) == "first_match"

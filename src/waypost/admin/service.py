@@ -360,7 +360,9 @@ def import_text(
     rules into the stored ones (a rule with the same name, or the same ``from`` and conditions,
     is replaced in place; nothing is deleted), ``append`` adds them at the end, ``replace`` makes
     the rule set exactly the file's. A Waypost document also brings its defaults and allowed
-    hosts; another format keeps the stored ones. ``dry_run`` checks and counts without writing.
+    hosts; another format keeps the stored ones but for the order its peer applies rules in
+    (``order: first_match`` for Netlify, Cloudflare Pages, Apache), which a merge or append into
+    rules tried in the other order refuses. ``dry_run`` checks and counts without writing.
 
     Raises :class:`~waypost.exceptions.ValidationError` with every problem, located
     (``rules[3].to``), and :class:`~waypost.exceptions.ConfirmationError` for a replace that
@@ -372,7 +374,7 @@ def import_text(
     outcome = store.import_rules(
         result.rules,
         mode=mode,
-        defaults=result.defaults if own else None,
+        defaults=result.defaults if own else (result.defaults or None),
         allowed_hosts=report.allowed_hosts,
         confirm_deletes=confirm_deletes,
         dry_run=dry_run,

@@ -8,7 +8,7 @@ trace loops; 2 a usage mistake; 3 ``check`` found warnings but no error.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -39,7 +39,14 @@ from waypost.tools.annotations import render_github, render_gitlab, render_human
 from waypost.tools.casetest import parse_cases, render_failures, run_cases
 from waypost.tools.check import Finding, Fix, check_rules, load_findings, worst_severity
 from waypost.tools.fix import FixError, apply_fixes
-from waypost.tools.formats import EXPORTERS, IMPORTERS, detect_format, export_rules, export_yaml
+from waypost.tools.formats import (
+    EXPORTERS,
+    IMPORTERS,
+    ImportResult,
+    detect_format,
+    export_rules,
+    export_yaml,
+)
 from waypost.tools.trace import MAX_REDIRECTS, follow
 
 __all__ = ["check_command", "export_command", "import_command", "test_command", "trace_command"]
@@ -335,7 +342,7 @@ def import_command(
                 f"{file}: nothing written to the store: the rules above do not load", err=True
             )
             sys.exit(1)
-        _import_into_store(db, file, fmt, result.rules, mode, yes, dry_run, message)
+        _import_into_store(db, file, fmt, result, mode, yes, dry_run, message)
         sys.exit(1 if strict and result.skipped else 0)
     if not dry_run:
         if output is None:
@@ -351,15 +358,18 @@ def _import_into_store(
     db: str,
     file: str,
     fmt: str,
-    rules: Sequence[Any],
+    result: ImportResult,
     mode: str,
     yes: bool,
     dry_run: bool,
     message: str | None,
 ) -> None:
-    """Import ``rules`` into the store in ``mode`` (Waypost's own files exactly as written, with
-    their settings; other formats keep the stored settings)."""
-    defaults = hosts = None
+    """Import ``result`` into the store in ``mode`` (Waypost's own files exactly as written, with
+    their settings; other formats keep the stored settings, but for the order their peer applies
+    rules in)."""
+    rules: Sequence[Any] = result.rules
+    defaults: Mapping[str, Any] | None = result.defaults or None
+    hosts = None
     if FORMATS.get(Path(file).suffix.lower()) == fmt or fmt == "yaml":
         try:
             document = read_document(file)

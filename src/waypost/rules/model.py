@@ -19,7 +19,8 @@ from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
 from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
-from waypost.rules.pattern import Pattern
+from waypost.rules.converters import AnyConverter
+from waypost.rules.pattern import Pattern, quote_path
 from waypost.rules.target import RouteTarget, Target
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "RuleOptions",
     "RuleSet",
     "pack_position",
+    "sample_paths",
 ]
 
 RedirectStatus = Literal[301, 302, 303, 307, 308]
@@ -408,3 +410,40 @@ class RuleSet:
 
     def __repr__(self) -> str:
         return f"RuleSet(<{len(self.rules)} rules>, source={self.source!r})"
+
+
+# The most words of an ``any`` converter sample_paths() tries.
+MAX_ANY_SAMPLES = 6
+
+
+def sample_paths(rule: Rule, count: int = 2) -> list[tuple[str, dict[str, Any]]]:
+    """Up to ``count`` request paths (percent-encoded) that ``rule``'s pattern matches.
+
+    A static rule has one: its own path. A pattern rule gets each variable filled with a
+    representative value (int 4711, string 'wpsample', path 'wp/sample', any: each word in
+    turn, uuid: a fixed one); every word of an ``any`` is tried. Returns the paths with the
+    values used; empty when no value fits a custom converter.
+    """
+    pattern = rule.pattern
+    if pattern is None:
+        return [(quote_path(rule.path), {})]
+    words = max(
+        (
+            len(v.converter.items)
+            for v in pattern.variables
+            if isinstance(v.converter, AnyConverter)
+        ),
+        default=0,
+    )
+    out: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for k in range(max(count, min(words, MAX_ANY_SAMPLES))):
+        try:
+            values = {v.name: v.converter.sample(k) for v in pattern.variables}
+            path = pattern.build(values)
+        except (ValueError, TypeError, KeyError, OverflowError):
+            continue
+        if path not in seen:
+            seen.add(path)
+            out.append((path, values))
+    return out

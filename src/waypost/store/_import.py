@@ -20,10 +20,14 @@ the same ``when:`` conditions. Two such rules in one rule set would be duplicate
 never apply), which is why the file's rule replaces the stored one. ``replace`` also keeps the id
 of a stored rule whose content is exactly a rule of the file.
 
-The rule set's settings: ``replace`` takes the file's ``defaults`` and ``allowed_hosts``;
-``merge`` and ``append`` set the file's defaults over the stored ones key by key and add its
-allowed hosts. A file that has no settings of its own (any format but Waypost's YAML/JSON: None
-here) keeps the stored ones in every mode.
+The rule set's settings: ``replace`` takes the file's ``defaults`` and ``allowed_hosts``; ``merge``
+and ``append`` set the file's defaults over the stored ones key by key and add its allowed hosts. A
+file that has no settings of its own (None here) keeps the stored ones in every mode; another
+format's file brings only the order its peer applies rules in (Netlify, Cloudflare Pages and Apache
+apply the first matching line: ``order: first_match``). When ``merge`` or ``append`` meets stored
+rules tried in the other order, the stored order stays if the file's rules decide the same in both
+orders (see :mod:`waypost.matching._order`), and the import is refused otherwise, naming the paths
+where the orders disagree; an empty rule set, or ``replace``, takes the file's order.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+from waypost.matching._order import order_conflicts
 from waypost.rules.load import rules_from_mappings
 from waypost.rules.model import Rule
 from waypost.rules.pattern import normalize_path
@@ -95,6 +100,45 @@ def _settings(
     return RuleSetSettings(new_defaults, hosts, stored.version)
 
 
+def _reconcile_order(
+    state: State,
+    mode: ImportMode,
+    defaults: Mapping[str, Any] | None,
+    rules: Sequence[Any],
+    problems: list[tuple[str, str]],
+) -> Mapping[str, Any] | None:
+    """The file's defaults once its ``order`` meets the stored rules' in a merge or append.
+
+    The stored order stays when the file's own rules decide the same in both orders (the file's
+    ``order`` is dropped); otherwise one side's rules would decide differently whichever order
+    the result had, and the import is refused with the paths where the orders disagree.
+    """
+    if defaults is None or mode == "replace" or not state.rows or "order" not in defaults:
+        return defaults
+    stored = state.settings.defaults.get("order", "specificity")
+    if defaults["order"] == stored:
+        return defaults
+    rest = {key: value for key, value in defaults.items() if key != "order"}
+    ruleset, _ = rules_from_mappings(list(rules), defaults=rest or None, pack_rules=False)
+    conflicts = order_conflicts(ruleset.rules, limit=3)
+    if not conflicts:
+        return rest
+    words = {"specificity": "by specificity", "first_match": "in file order (first match)"}
+    problems.append(
+        (
+            "defaults.order",
+            f"the stored rules are tried {words.get(str(stored), stored)} and the imported "
+            f"ones {words.get(str(defaults['order']), defaults['order'])}, and the order "
+            "decides for some of them ("
+            + "; ".join(conflict.describe() for conflict in conflicts)
+            + f"): a {mode} would change what one side decides. Import with mode replace, "
+            "into an empty rule set, or export the stored rules and import them together with "
+            "the file",
+        )
+    )
+    return defaults
+
+
 def plan_import(
     state: State,
     rules: Sequence[Mapping[str, Any]],
@@ -106,6 +150,7 @@ def plan_import(
 ) -> tuple[list[Entry], RuleSetSettings]:
     """The rule set after importing ``rules`` in ``mode`` (see the module's docstring), and its
     settings; values JSON cannot hold are reported in ``problems`` (``rules[3].to``)."""
+    defaults = _reconcile_order(state, mode, defaults, rules, problems)
     settings = _settings(state, mode, defaults, allowed_hosts, problems)
     given = [to_json_value(rule, f"rules[{i}]", problems) for i, rule in enumerate(rules)]
     if mode == "append":

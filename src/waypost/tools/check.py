@@ -32,10 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 from waypost.engine import Engine
 from waypost.exceptions import RuleError
 from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
-from waypost.rules.converters import (
-    AnyConverter,
-)
-from waypost.rules.model import Redirect, Rewrite, Rule, RuleSet
+from waypost.rules.model import Redirect, Rewrite, Rule, RuleSet, sample_paths
 from waypost.rules.pattern import quote_path
 from waypost.rules.safety import host_allowed
 from waypost.rules.target import Target, parse_target
@@ -62,10 +59,6 @@ _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 _TEMPORARY = frozenset({302, 303, 307})
 _KEEPS_METHOD = frozenset({307, 308})
 _SUGGEST = {301: 308, 302: 307}
-
-# Sample values, distinctive enough not to collide with the static text of other rules (a
-# sample '/blog/x' could hit a real '/blog/x' rule and make a pattern look shadowed).
-_MAX_ANY_SAMPLES = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,39 +140,6 @@ def combined_status(statuses: Sequence[int]) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Sample paths
-
-
-def sample_paths(rule: Rule, count: int = 2) -> list[tuple[str, dict[str, Any]]]:
-    """Up to ``count`` request paths (percent-encoded) that ``rule``'s pattern matches.
-
-    A static rule has one: its own path. A pattern rule gets each variable filled with a
-    representative value (int 4711, string 'wpsample', path 'wp/sample', any: each word in
-    turn, uuid: a fixed one); every word of an ``any`` is tried. Returns the paths with the
-    values used; empty when no value fits a custom converter.
-    """
-    pattern = rule.pattern
-    if pattern is None:
-        return [(quote_path(rule.path), {})]
-    words = max(
-        (
-            len(v.converter.items)
-            for v in pattern.variables
-            if isinstance(v.converter, AnyConverter)
-        ),
-        default=0,
-    )
-    out: list[tuple[str, dict[str, Any]]] = []
-    seen: set[str] = set()
-    for k in range(max(count, min(words, _MAX_ANY_SAMPLES))):
-        try:
-            values = {v.name: v.converter.sample(k) for v in pattern.variables}
-            path = pattern.build(values)
-        except (ValueError, TypeError, KeyError, OverflowError):
-            continue
-        if path not in seen:
-            seen.add(path)
-            out.append((path, values))
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,13 +321,17 @@ class _Checker:
                 related=related,
             )
         else:
-            why = "it comes first" if first.index < rule.index else "it is more specific"
+            if self.engine.ruleset.defaults.get("order") == "first_match":
+                why, fix = "it comes first in this first-match file", "move it above the other"
+            else:
+                why = "it comes first" if first.index < rule.index else "it is more specific"
+                fix = "make it more specific than the other"
             self.add(
                 "warning",
                 "shadowed",
                 f"can never apply: the rule at {first.source} (from {first.path!r}) matches "
                 f"every request this one does and always wins ({why}); remove this rule, or "
-                "make it more specific than the other",
+                f"{fix}",
                 rule,
                 related=related,
             )

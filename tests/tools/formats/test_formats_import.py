@@ -6,13 +6,15 @@ CRLF line endings, semicolon or tab delimiters, and lines that must be skipped.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from waypost.engine import Engine
-from waypost.tools.formats import IMPORTERS
+from waypost.rules.load import parse_rules
+from waypost.tools.formats import EXPORTERS, IMPORTERS
 
 DATA = Path(__file__).parents[2] / "data" / "formats"
 
@@ -892,3 +894,30 @@ def test_a_greedy_group_keeps_the_trailing_slash_as_the_regex_engine_does(
     assert engine.resolve("GET", "/old/a/").location == "/new/a/"
     assert engine.resolve("GET", "/old/a").location == "/new/a"
     assert engine.resolve("GET", "/old/a/b/").location == "/new/a/b/"
+
+
+def test_wordpress_redirects_are_tried_by_position_and_the_first_match_applies() -> None:
+    # The plugin sorts the redirects matching a URL by position (then id) and applies the first:
+    # here the regex at position 0 wins over the literal at position 1, listed first.
+    text = json.dumps(
+        {
+            "redirects": [
+                {"id": 7, "position": 1, "url": "/old/page", "action_data": {"url": "/b"}},
+                {
+                    "id": 9,
+                    "position": 0,
+                    "url": "^/old/(.*)$",
+                    "regex": True,
+                    "action_data": {"url": "/a/$1"},
+                },
+            ]
+        }
+    )
+    result = IMPORTERS["wordpress-json"](text)
+    assert result.defaults == {"order": "first_match"}
+    assert [rule["from"] for rule in result.rules][-1] == "/old/page"
+    exported = EXPORTERS["yaml"](result.rules, result.defaults)
+    engine = Engine(parse_rules(exported.text, format="yaml")[0])
+    assert engine.resolve("GET", "/old/page").location == "/a/page"
+    csv_result = IMPORTERS["wordpress-csv"]("source,target,regex,code\n/x,/y,0,301\n")
+    assert csv_result.defaults == {"order": "first_match"}

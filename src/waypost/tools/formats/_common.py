@@ -11,6 +11,7 @@ from ._canon import action_of, effective_rule, ends_with_path_variable, uses_las
 from ._report import ImportResult, Note, Refusal, Skipped
 
 __all__ = [
+    "FIRST_MATCH",
     "REDIRECT_STATUSES",
     "Collector",
     "Refusal",
@@ -157,10 +158,19 @@ def needs_strict(eff: Mapping[str, Any]) -> bool:
     return not ends_with_path_variable(pattern) or uses_last_variable(eff, pattern)
 
 
-class Collector:
-    """Collects an importer's rules, skips and notes; a repeated rule is skipped as a duplicate."""
+#: The defaults of an import from a format that applies the first matching line.
+FIRST_MATCH: dict[str, Any] = {"order": "first_match"}
 
-    def __init__(self) -> None:
+
+class Collector:
+    """Collects an importer's rules, skips and notes; a repeated rule is skipped as a duplicate.
+
+    ``first_match``: the peer applies the first matching line (Netlify, Cloudflare Pages, Apache,
+    WordPress Redirection), so the result asks for ``order: first_match``.
+    """
+
+    def __init__(self, *, first_match: bool = False) -> None:
+        self.first_match = first_match
         self.rules: list[dict[str, Any]] = []
         self.skipped: list[Skipped] = []
         self.notes: list[Note] = []
@@ -200,4 +210,5 @@ class Collector:
 
     def result(self, fmt: str) -> ImportResult:
         """The finished :class:`ImportResult`."""
-        return ImportResult(self.rules, self.skipped, fmt, self.notes)
+        defaults = dict(FIRST_MATCH) if self.first_match else {}
+        return ImportResult(self.rules, self.skipped, fmt, self.notes, defaults)

@@ -22,6 +22,9 @@ Mapping:
   parameters; Waypost's query conditions cannot say "no other parameters", so the imported rule
   matches those too.
 * Disabled redirects (``status: disabled``, ``enabled: false``) are skipped.
+* Order: the plugin tries the redirects that match a URL by their ``position`` (then their id) and
+  applies the first, so the rules are written in that order (the JSON export's ``position`` and
+  ``id``; the CSV export, which has neither, in its row order) with ``order: first_match``.
 """
 
 from __future__ import annotations
@@ -183,9 +186,20 @@ def _from_json(item: Any) -> _Built:
     )
 
 
+def _position(item: Any, index: int) -> tuple[int, int, int]:
+    """Where the plugin tries ``item``: by ``position``, then by ``id`` (its order when positions
+    tie), then where the export lists it."""
+
+    def number(key: str) -> int:
+        value = str(item.get(key) if isinstance(item, dict) else None)
+        return int(value) if value.isdigit() else 0
+
+    return number("position"), number("id"), index
+
+
 def parse_wordpress_csv(text: str) -> ImportResult:
     """Read a Redirection CSV export; see the module docstring."""
-    collector = Collector()
+    collector = Collector(first_match=True)
     columns: dict[str, int] = {name: index for index, name in enumerate(_POSITIONAL)}
     for position, (line, raw, fields) in enumerate(read_csv_rows(text)):
         if position == 0 and fields[0].lower() == "source":
@@ -205,8 +219,10 @@ def _read_json(text: str, data: Any, collector: Collector) -> None:
     if not isinstance(redirects, list):
         collector.skip(1, "", "the file has no 'redirects' list; is it a Redirection export?")
         return
-    positions = element_lines(text, "redirects")
-    for index, item in enumerate(redirects):
-        line = positions[index] if index < len(positions) else 1
+    collector.first_match = True
+    lines = element_lines(text, "redirects")
+    for index in sorted(range(len(redirects)), key=lambda i: _position(redirects[i], i)):
+        item = redirects[index]
+        line = lines[index] if index < len(lines) else 1
         raw = json.dumps(item.get("url") if isinstance(item, dict) else item, ensure_ascii=False)
         _collect(collector, line, raw, partial(_from_json, item))
