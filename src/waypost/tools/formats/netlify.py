@@ -299,7 +299,7 @@ def _parse_line(line: str) -> _Redirect:
 
 def parse_netlify(text: str) -> ImportResult:
     """Read a Netlify ``_redirects`` file; see the module docstring for what maps to what."""
-    builder = Collector()
+    builder = Collector(first_match=True)  # Netlify applies the first matching line
     builder.scheme_note = True
     for number, raw in numbered_lines(text):
         line = raw.strip()
@@ -314,12 +314,8 @@ def parse_netlify(text: str) -> ImportResult:
     return _finish(builder.result("netlify"))
 
 
-#: Netlify applies the first rule that matches, in file order.
-_FIRST_MATCH = {"order": "first_match"}
-
-
 def _finish(result: ImportResult) -> ImportResult:
-    """``result`` in Netlify's first-match order, with the hosts its proxy rules go to."""
+    """``result`` with the hosts its proxy rules go to."""
     hosts: list[str] = []
     for rule in result.rules:
         target = rule.get("rewrite")
@@ -327,7 +323,7 @@ def _finish(result: ImportResult) -> ImportResult:
             host = (urlsplit(target).hostname or "").lower()
             if host and host not in hosts:
                 hosts.append(host)
-    return replace(result, defaults=dict(_FIRST_MATCH), proxy_hosts=hosts)
+    return replace(result, proxy_hosts=hosts)
 
 
 _TOML_TABLE = re.compile(r"^\s*\[\[\s*redirects\s*\]\]")
@@ -408,7 +404,7 @@ def _toml_redirect(entry: Any) -> _Redirect:
 def parse_netlify_toml(text: str) -> ImportResult:
     """Read the ``[[redirects]]`` of a ``netlify.toml``; other tables are ignored."""
     text = clean_text(text)
-    builder = Collector()
+    builder = Collector(first_match=True)  # Netlify applies the first matching line
     builder.scheme_note = True
     try:
         data = tomllib.loads(text)
