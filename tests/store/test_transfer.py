@@ -27,7 +27,7 @@ def test_a_netlify_file_goes_into_the_store_as_one_revision(tmp_path: Path) -> N
     code, _, err = run("import", str(source), "--db", db, "-m", "from Netlify")
     assert code == 0, err
     assert "2 imported, 1 skipped" in err
-    assert "_redirects:4: the line has no target path or URL: '/bad'" in err
+    assert "_redirects:4: missing destination: the line has only a source: '/bad'" in err
     store = open_store(db)
     try:
         snapshot = store.load_snapshot()

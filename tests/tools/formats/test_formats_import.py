@@ -48,6 +48,11 @@ SAMPLES = [
                 "when": {"query": {"q": "redirects"}},
             },
             {"from": "/app/<path:splat>", "rewrite": "/app/index.html", "only_if_missing": True},
+            {
+                "from": "/api/<path:splat>",
+                "rewrite": "https://api.example.org/{splat}",
+                "only_if_missing": True,
+            },
             {"from": "/legacy-page", "respond": 410, "only_if_missing": True},
             {
                 "from": "/<path:splat>",
@@ -63,17 +68,24 @@ SAMPLES = [
                 "the target uses the query value ':id'; Waypost placeholders refer only to "
                 "path variables",
             ),
-            (15, "status 200 to another site is a proxy; Waypost rewrites only within the app"),
             (
                 22,
                 "same rule as line 21 once the scheme is dropped (Waypost matches http and "
                 "https alike)",
             ),
-            (26, "the Netlify condition 'Country' has no Waypost equivalent"),
-            (27, "the Netlify condition 'Role' has no Waypost equivalent"),
-            (28, "the line has no target path or URL"),
+            (
+                26,
+                "the Netlify condition Country=us (the visitor's country) has no Waypost "
+                "equivalent",
+            ),
+            (
+                27,
+                "the Netlify condition Role=member (the visitor's role, from its JWT) has no "
+                "Waypost equivalent",
+            ),
+            (28, "missing destination: the line has only a source"),
         ],
-        [6, 14, 18, 21],
+        [6, 14, 15, 18, 21],
         id="netlify",
     ),
     pytest.param(
@@ -101,13 +113,22 @@ SAMPLES = [
                 "only_if_missing": True,
                 "when": {"query": {"campaign": "*"}},
             },
+            {
+                "from": "/api/<path:splat>",
+                "rewrite": "https://api.example.com/{splat}",
+                "set_headers": {"X-From": "Netlify"},
+                "only_if_missing": True,
+            },
             {"from": "/<path:splat>", "rewrite": "/index.html", "only_if_missing": True},
         ],
         [
-            (22, "the Netlify condition 'Country' has no Waypost equivalent"),
-            (33, "cannot import 'headers' of a redirect"),
+            (
+                22,
+                "the Netlify condition Country=de,fr (the visitor's country) has no Waypost "
+                "equivalent",
+            ),
         ],
-        [10, 16, 39],
+        [10, 16, 33, 39],
         id="netlify-toml",
     ),
     pytest.param(
@@ -677,7 +698,7 @@ def test_every_skipped_line_quotes_the_source_line(filename: str, fmt: str) -> N
 def test_summary_lists_skips_and_notes_in_line_order() -> None:
     result = IMPORTERS["netlify"]((DATA / "_redirects").read_text(encoding="utf-8"))
     summary = result.summary("_redirects").splitlines()
-    assert summary[0] == "9 imported, 6 skipped, 4 notes"
+    assert summary[0] == "10 imported, 5 skipped, 5 notes"
     assert summary[1] == (
         "_redirects:6: note: Netlify's '/news/*' also matches '/news/' itself; add a rule if "
         "that matters: '/news/*               /blog/:splat                301!'"

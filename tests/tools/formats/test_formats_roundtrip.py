@@ -23,6 +23,7 @@ from waypost.tools.formats import (
     IMPORTERS,
     Skipped,
     export_cloudflare,
+    export_yaml,
     normalise_rule,
 )
 from waypost.tools.formats._canon import (
@@ -405,7 +406,10 @@ SAMPLES = {
 @pytest.mark.parametrize("fmt", sorted(SAMPLES), ids=sorted(SAMPLES))
 def test_imported_rules_load_without_errors(fmt: str) -> None:
     imported = IMPORTERS[fmt]((DATA / SAMPLES[fmt]).read_text(encoding="utf-8"))
-    exported = EXPORTERS["yaml"](imported.rules, None)
+    # As 'waypost import' writes them: with the importer's defaults and proxy hosts.
+    exported = export_yaml(
+        imported.rules, imported.defaults or None, proxy_hosts=imported.proxy_hosts
+    )
     ruleset, errors = parse_rules(exported.text, format="yaml", file=SAMPLES[fmt])
     assert errors == []
     assert len(ruleset.rules) == len(imported.rules)

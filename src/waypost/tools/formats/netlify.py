@@ -1,15 +1,23 @@
 """Netlify: the ``_redirects`` file and the ``[[redirects]]`` tables of ``netlify.toml``.
 
-Import:
+Import (read as netlify/build's redirect parser reads it; ``tests/data/peer-formats/netlify`` holds
+its own tests, which the conformance suite runs):
 
+* Netlify applies the first line that matches, so the result says ``defaults: {order:
+  first_match}``: the rules are tried in file order, and two lines for one path are legal (the
+  later one is tried when the first does not apply).
 * ``/*`` at the end of a path becomes ``<path:splat>`` and ``:splat`` in the target ``{splat}``;
   a ``:name`` segment becomes ``<name>`` and ``:name`` in the target ``{name}``. Netlify's splat
   also matches the bare directory (``/news/*`` matches ``/news/``), which ``<path:...>`` does not;
   each such rule carries a note.
+* A line is ``from [key=value ...] to [status[!]] [Condition=a,b ...] [# comment]``; a word
+  starting with ``#`` ends the line (``/page#part`` is a target with a fragment). A forward rule
+  leaves out the target (``/admin/* 200``: the target is ``/admin/:splat``).
 * Status 301 (the default), 302, 303, 307, 308 make ``to`` rules. A rule without ``!`` (force)
   only applies when no file exists at the path, so it gets ``only_if_missing: true`` (the rule
   waits for the app's 404); a forced rule always applies. Status 200 to a path is a
-  ``rewrite``; 200 to a URL is a proxy and is skipped. 404, 410 and other error statuses
+  ``rewrite``; 200 to a URL proxies there (a ``rewrite`` to the URL, its host listed in the
+  result's ``proxy_hosts``). 404, 410 and other error statuses
   become ``respond: <status>`` with a note: Netlify serves the target page with that status,
   Waypost answers with the status and no page.
 * A full-URL source (``https://old.example.com/*``) becomes ``when.host``; the scheme is dropped
@@ -20,7 +28,18 @@ Import:
   matched. A target that uses a query value (``/blog/:id``) is skipped: Waypost placeholders only
   refer to path variables. Rules without query parameters keep the query string.
 * ``Language=de,fr`` becomes ``when.language``; ``Country``, ``Role`` and ``Cookie`` conditions have
-  no Waypost equivalent and their lines are skipped.
+  no Waypost equivalent and their lines are skipped, as are rate limits (``rate_limit``).
+  ``Sign=``/``signed`` (the secret Netlify signs a proxied request with) is noted and ignored on
+  a redirect or a rewrite, where Netlify signs nothing; a signed proxy is skipped.
+  ``headers`` (sent with a rewritten or proxied request) become ``set_headers``.
+* Refused as Netlify refuses them: a source under ``/.netlify``, a URL without a host
+  (``http://``), a destination that is neither a path nor a URL, an unknown status, a missing
+  ``to`` (other than a forward rule); in netlify.toml also ``[redirects]`` written as a table, an
+  entry that is not a table, ``headers``/``query``/``conditions`` that are not tables. A source
+  without its leading ``/`` is skipped too (Netlify's _redirects refuses it, and netlify.toml,
+  which takes it, gives it no documented meaning). netlify.toml's older key names (``origin``,
+  ``destination``, ``params``/``parameters``, ``sign``/``signing``) and a status written as a
+  string (``status = "200"``) are read as Netlify reads them.
 
 Export writes one line per rule (two for a host: http and https), forced with ``!`` unless the
 rule sets ``only_if_missing``. Netlify ignores trailing slashes, so ``trailing_slash: strict``
@@ -36,7 +55,9 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._canon import Placeholder, Variable, parse_pattern_pieces, parse_target_pieces
 from ._common import (
@@ -111,21 +132,48 @@ def _convert_target(target: str, names: set[str], query_vars: set[str]) -> str:
     return "".join(out)
 
 
-def _build_rule(
-    source: str,
-    target: str | None,
-    status: int,
-    query: Mapping[str, str],
-    conditions: Mapping[str, list[str]],
-    force: bool,
-) -> tuple[dict[str, Any], list[str]]:
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    """One redirect as Netlify's parsers read it, from a ``_redirects`` line or a table."""
+
+    source: str
+    target: str | None
+    status: int = 301
+    force: bool = False
+    query: Mapping[str, str] = field(default_factory=dict)
+    conditions: Mapping[str, list[str]] = field(default_factory=dict)
+    signed: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _check_source(source: str) -> tuple[str | None, str]:
+    """The host (if any) and the path of a source, or refuse what Netlify refuses (a URL it
+    cannot read, a ``/.netlify`` path) or gives no meaning (a path without its ``/``)."""
+    scheme, host, path, query = split_source_url(source)
+    if scheme is not None and host is None:
+        raise Refusal(f"invalid URL {source!r}: it has no host")
+    if scheme is None and not source.startswith("/"):
+        raise Refusal(
+            f"the source {source!r} is neither a path starting with '/' nor a URL (Netlify's "
+            "_redirects refuses it; netlify.toml gives it no documented meaning)"
+        )
+    if query:
+        raise Refusal("a query string in the source path is not Netlify syntax; use 'key=value'")
+    if path == "/.netlify" or path.startswith("/.netlify/"):
+        raise Refusal("sources must not start with '/.netlify': Netlify keeps that path for itself")
+    return host, path
+
+
+def _build_rule(entry: _Redirect) -> tuple[dict[str, Any], list[str]]:
     """One Netlify redirect as a Waypost rule and the notes it deserves, or raise Refusal."""
     notes: list[str] = []
-    _scheme, host, path, source_query = split_source_url(source)
-    if source_query:
-        raise Refusal("a query string in the source path is not Netlify syntax; use 'key=value'")
-    if not path.startswith("/"):
-        raise Refusal(f"the source {source!r} is neither a path nor a URL")
+    status, target = entry.status, entry.target
+    if target is None and not (200 <= status < 300 and entry.source.endswith("/*")):
+        raise Refusal("missing 'to': only a 200 rule whose path ends in '/*' may omit it")
+    host, path = _check_source(entry.source)
+    if target is None:
+        # A forward rule ('/admin/* 200'): Netlify makes the target '/admin/:splat'.
+        target = path[:-1] + ":splat"
     pattern, names, splat = _convert_path(path)
     if splat:
         base = path[:-1]
@@ -134,46 +182,66 @@ def _build_rule(
     if host:
         when["host"] = host
     query_vars: set[str] = set()
-    if query:
+    if entry.query:
         when_query: dict[str, str] = {}
-        for key, value in query.items():
+        for key, value in entry.query.items():
             if value.startswith(":"):
                 query_vars.add(value[1:])
                 when_query[key] = "*"
             else:
                 when_query[key] = value
         when["query"] = when_query
-    for key, values in conditions.items():
+    for key, values in entry.conditions.items():
         if key.lower() == "language":
             when["language"] = [value.lower() for value in values]
         else:
-            raise Refusal(f"the Netlify condition {key!r} has no Waypost equivalent")
+            raise Refusal(
+                f"the Netlify condition {key}={','.join(values)} (the visitor's "
+                f"{_CONDITION_WORDS.get(key.lower(), key)}) has no Waypost equivalent"
+            )
+    proxy = status == 200 and is_absolute_url(target)
+    if entry.signed is not None:
+        if proxy:
+            raise Refusal(
+                f"Netlify signs the proxied request with the secret {entry.signed!r} (a JWS in "
+                "X-Nf-Sign); Waypost cannot sign a request"
+            )
+        notes.append(
+            f"Netlify signs only proxied requests; 'signed = {entry.signed}' does nothing here"
+        )
     rule: dict[str, Any] = {"from": pattern}
     if status in REDIRECT_STATUSES:
-        if not target:
-            raise Refusal(f"status {status} needs a target")
         rule["to"] = _convert_target(target, names, query_vars)
         rule["status"] = status
-        if query:
+        if entry.query:
             rule["query"] = "drop"
-    elif status == 200:
-        if not target or is_absolute_url(target):
-            raise Refusal(
-                "status 200 to another site is a proxy; Waypost rewrites only within the app"
-            )
+    elif proxy:
+        # A placeholder in the authority (':site'; a port is digits) would let the request
+        # choose where it is proxied: Waypost proxies only to hosts written out.
+        if re.search(r":[A-Za-z_]", urlsplit(target).netloc):
+            raise Refusal(f"the proxy target {target!r} takes its host from the request")
         rule["rewrite"] = _convert_target(target, names, query_vars)
-        if query:
+        if entry.query:
             rule["query"] = "drop"
+        if entry.headers:
+            rule["set_headers"] = dict(entry.headers)
+    elif status == 200:
+        rule["rewrite"] = _convert_target(target, names, query_vars)
+        if entry.query:
+            rule["query"] = "drop"
+        if entry.headers:
+            rule["set_headers"] = dict(entry.headers)
     elif 400 <= status <= 599:
         rule["respond"] = status
-        if target:
-            notes.append(
-                f"Netlify serves {target!r} with status {status}; the rule responds {status} "
-                "without that page"
-            )
+        notes.append(
+            f"Netlify serves {target!r} with status {status}; the rule responds {status} "
+            "without that page"
+        )
     else:
         raise Refusal(f"status {status} is not a redirect, a rewrite (200) or an error status")
-    if not force:
+    if entry.headers and "set_headers" not in rule:
+        notes.append("Netlify sends 'headers' only with rewritten and proxied requests; ignored")
+    if not entry.force:
         # Netlify applies an unforced rule only when no file exists at the path ("shadowing").
         rule["only_if_missing"] = True
     if when:
@@ -181,58 +249,163 @@ def _build_rule(
     return rule, notes
 
 
-def _parse_line(
-    line: str,
-) -> tuple[str, str | None, int, dict[str, str], dict[str, list[str]], bool]:
+_CONDITION_WORDS = {"country": "country", "role": "role, from its JWT", "cookie": "cookies"}
+
+
+def _is_pair(token: str) -> bool:
+    return "=" in token and not token.startswith("/") and not is_absolute_url(token)
+
+
+def _parse_line(line: str) -> _Redirect:
+    """A ``_redirects`` line, read as Netlify's line parser reads it."""
     tokens = line.split()
+    for index, token in enumerate(tokens):
+        if token.startswith("#"):  # an inline comment ('/a/b#frag' is a target, not one)
+            del tokens[index:]
+            break
     source, rest = tokens[0], tokens[1:]
+    if not rest:
+        raise Refusal("missing destination: the line has only a source")
     query: dict[str, str] = {}
-    while rest and "=" in rest[0] and not rest[0].startswith("/") and not is_absolute_url(rest[0]):
-        key, _, value = rest.pop(0).partition("=")
-        query[key] = value
     target: str | None = None
-    if rest and (rest[0].startswith("/") or is_absolute_url(rest[0])):
+    if not _STATUS.match(rest[0]):  # else a forward rule ('/admin/* 200'), without a target
+        while rest and _is_pair(rest[0]):
+            key, _, value = rest.pop(0).partition("=")
+            query[key] = value
+        if not rest or not (rest[0].startswith("/") or is_absolute_url(rest[0])):
+            found = repr(rest[0]) if rest else "nothing"
+            raise Refusal(f"the destination must start with '/' or be a URL; found {found}")
         target = rest.pop(0)
-    status, conditions, force = 301, {}, False
-    if rest and (match := _STATUS.match(rest[0])):
+    status, force = 301, False
+    if rest:
+        match = _STATUS.match(rest.pop(0))
+        if not match:
+            raise Refusal(
+                f"invalid status code {line.split()[len(tokens) - len(rest) - 1]!r}: the "
+                "destination is followed by a status ('301', '200!'), then conditions"
+            )
         status, force = int(match.group(1)), bool(match.group(2))
-        rest.pop(0)
+    conditions: dict[str, list[str]] = {}
+    signed: str | None = None
     for token in rest:
         key, sep, value = token.partition("=")
-        if not sep or not key[:1].isupper():
-            raise Refusal(
-                f"cannot read {token!r}: expected a status or a condition like Language=de"
-            )
-        conditions[key] = value.split(",")
-    if target is None and not 400 <= status <= 599:
-        raise Refusal("the line has no target path or URL")
-    return source, target, status, query, conditions, force
+        if not sep:
+            raise Refusal(f"cannot read {token!r}: expected a condition like Language=de")
+        if key in ("Sign", "signed"):
+            signed = value
+        else:
+            conditions[key] = value.split(",")
+    return _Redirect(source, target, status, force, query, conditions, signed)
 
 
 def parse_netlify(text: str) -> ImportResult:
     """Read a Netlify ``_redirects`` file; see the module docstring for what maps to what."""
-    builder = Collector()
+    builder = Collector(first_match=True)  # Netlify applies the first matching line
     builder.scheme_note = True
     for number, raw in numbered_lines(text):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         try:
-            rule, notes = _build_rule(*_parse_line(line))
+            rule, notes = _build_rule(_parse_line(line))
         except Refusal as refusal:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
         builder.add(number, raw, rule, notes)
-    return builder.result("netlify")
+    return _finish(builder.result("netlify"))
 
 
-_TOML_FROM = re.compile(r"^\s*from\s*=|[{,]\s*from\s*=")
+def _finish(result: ImportResult) -> ImportResult:
+    """``result`` with the hosts its proxy rules go to."""
+    hosts: list[str] = []
+    for rule in result.rules:
+        target = rule.get("rewrite")
+        if isinstance(target, str) and is_absolute_url(target):
+            host = (urlsplit(target).hostname or "").lower()
+            if host and host not in hosts:
+                hosts.append(host)
+    return replace(result, proxy_hosts=hosts)
+
+
+_TOML_TABLE = re.compile(r"^\s*\[\[\s*redirects\s*\]\]")
+_TOML_KEY = re.compile(r"^\s*(from|origin)\s*=")
+_TOML_ANY = re.compile(r"^\s*\[|^\s*redirects\s*=")
+
+#: The old names netlify.toml still accepts, and the names they stand for.
+_TOML_ALIASES = {
+    "origin": "from",
+    "destination": "to",
+    "params": "query",
+    "parameters": "query",
+    "sign": "signed",
+    "signing": "signed",
+}
+_TOML_KEYS = {"from", "to", "status", "force", "query", "conditions", "signed", "headers"}
+
+
+def _toml_entry_lines(lines: list[str], count: int) -> list[int]:
+    """Per ``[[redirects]]`` entry, the line that names its source (``from`` or ``origin``), or
+    its header when none does; line 1 for entries written some other way."""
+    headers = [n for n, line in enumerate(lines, start=1) if _TOML_TABLE.match(line)]
+    if len(headers) != count:
+        return [1] * count
+    out: list[int] = []
+    for index, header in enumerate(headers):
+        end = headers[index + 1] if index + 1 < len(headers) else len(lines) + 1
+        named = [n for n in range(header + 1, end) if _TOML_KEY.match(lines[n - 1])]
+        out.append(named[0] if named else header)
+    return out
+
+
+def _toml_status(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)  # Netlify reads status = "200" as 200
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise Refusal(f"invalid status code {value!r}")
+
+
+def _toml_redirect(entry: Any) -> _Redirect:
+    if not isinstance(entry, dict):
+        raise Refusal(f"each redirect must be a table ([[redirects]]), not {entry!r}")
+    # The current name wins over an old one written beside it.
+    data = {str(key): value for key, value in entry.items() if key not in _TOML_ALIASES}
+    for old, value in entry.items():
+        if old in _TOML_ALIASES:
+            data.setdefault(_TOML_ALIASES[old], value)
+    if "rate_limit" in data:
+        raise Refusal("Netlify's rate limiting ('rate_limit') has no Waypost equivalent")
+    extra = sorted(set(data) - _TOML_KEYS)
+    if extra:
+        raise Refusal(f"cannot import {', '.join(map(repr, extra))} of a redirect")
+    if not isinstance(data.get("from"), str):
+        raise Refusal("missing 'from': the redirect has no source path or URL")
+    target = data.get("to")
+    if target is not None and not isinstance(target, str):
+        raise Refusal(f"'to' {target!r} is not a string")
+    for key in ("query", "conditions", "headers"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise Refusal(f"'{key}' must be an object (a table), not {data[key]!r}")
+    signed = data.get("signed")
+    return _Redirect(
+        data["from"],
+        target,
+        _toml_status(data.get("status", 301)),
+        data.get("force", False) is True,
+        {str(k): str(v) for k, v in (data.get("query") or {}).items()},
+        {
+            str(k): [str(item) for item in (v if isinstance(v, list) else [v])]
+            for k, v in (data.get("conditions") or {}).items()
+        },
+        None if signed is None else str(signed),
+        {str(k): str(v) for k, v in (data.get("headers") or {}).items()},
+    )
 
 
 def parse_netlify_toml(text: str) -> ImportResult:
     """Read the ``[[redirects]]`` of a ``netlify.toml``; other tables are ignored."""
     text = clean_text(text)
-    builder = Collector()
+    builder = Collector(first_match=True)  # Netlify applies the first matching line
     builder.scheme_note = True
     try:
         data = tomllib.loads(text)
@@ -242,37 +415,31 @@ def parse_netlify_toml(text: str) -> ImportResult:
         builder.skipped.append(Skipped(line, "", f"invalid TOML, nothing imported: {error}"))
         return builder.result("netlify-toml")
     lines = text.split("\n")
-    from_lines = [n for n, line in enumerate(lines, start=1) if _TOML_FROM.search(line)]
     entries = data.get("redirects", [])
     if not isinstance(entries, list):
-        entries = []
-    for index, entry in enumerate(entries):
-        number = from_lines[index] if index < len(from_lines) else 1
-        raw = lines[number - 1] if index < len(from_lines) else "[[redirects]]"
+        number = next(
+            (
+                n
+                for n, line in enumerate(lines, start=1)
+                if "redirects" in line and _TOML_ANY.match(line)
+            ),
+            1,
+        )
+        builder.skip(
+            number,
+            lines[number - 1],
+            "'redirects' must be an array of tables, written [[redirects]]; nothing imported",
+        )
+        return builder.result("netlify-toml")
+    for entry, number in zip(entries, _toml_entry_lines(lines, len(entries)), strict=True):
+        raw = lines[number - 1]
         try:
-            if not isinstance(entry, dict) or not isinstance(entry.get("from"), str):
-                raise Refusal("the [[redirects]] table has no 'from' string")
-            extra = sorted(set(entry) - {"from", "to", "status", "force", "query", "conditions"})
-            if extra:
-                raise Refusal(f"cannot import {', '.join(map(repr, extra))} of a redirect")
-            status = entry.get("status", 301)
-            if not isinstance(status, int):
-                raise Refusal(f"status {status!r} is not a number")
-            query = {str(k): str(v) for k, v in (entry.get("query") or {}).items()}
-            conditions = {
-                str(k): [str(item) for item in (v if isinstance(v, list) else [v])]
-                for k, v in (entry.get("conditions") or {}).items()
-            }
-            target = entry.get("to")
-            if target is not None and not isinstance(target, str):
-                raise Refusal(f"'to' {target!r} is not a string")
-            force = entry.get("force", False) is True
-            rule, notes = _build_rule(entry["from"], target, status, query, conditions, force)
+            rule, notes = _build_rule(_toml_redirect(entry))
         except Refusal as refusal:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
         builder.add(number, raw, rule, notes)
-    return builder.result("netlify-toml")
+    return _finish(builder.result("netlify-toml"))
 
 
 # -- export -------------------------------------------------------------------------------------

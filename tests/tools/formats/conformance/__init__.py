@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._harness import Case
 from .cloudflare import bulk_cases, pages_parse_cases, pages_runtime_cases
+from .netlify import netlify_cases
 from .vercel import superstatic_cases, transformed_cases
 
 __all__ = ["all_cases"]
@@ -19,6 +20,7 @@ __all__ = ["all_cases"]
 def all_cases() -> list[Case]:
     """Every case of every suite, in suite order."""
     return [
+        *netlify_cases(),
         *pages_parse_cases(),
         *pages_runtime_cases(),
         *bulk_cases(),

@@ -32,7 +32,7 @@ from waypost.engine import Engine
 from waypost.exceptions import RulesError
 from waypost.rules.load import parse_rules
 from waypost.rules.request import Request
-from waypost.tools.formats import EXPORTERS, IMPORTERS, ImportResult, detect_format
+from waypost.tools.formats import IMPORTERS, ImportResult, detect_format, export_yaml
 
 __all__ = ["DATA", "Ask", "Case", "Outcome", "run_case"]
 
@@ -111,7 +111,7 @@ def import_case(case: Case) -> tuple[str | None, ImportResult | None, Engine | N
     if fmt not in IMPORTERS:
         return fmt, None, None, [f"Waypost has no importer for the format {fmt!r}"]
     result = IMPORTERS[fmt](case.text)
-    exported = EXPORTERS["yaml"](result.rules, result.defaults or None)
+    exported = export_yaml(result.rules, result.defaults or None, proxy_hosts=result.proxy_hosts)
     problems = [f"not written: {item.render()}" for item in exported.unsupported]
     ruleset, errors = parse_rules(exported.text, format="yaml", file="imported.yaml")
     problems.extend(f"the imported rules do not load: {error}" for error in errors)
@@ -164,14 +164,15 @@ def run_case(case: Case) -> Outcome:
         return Outcome(case, "disagree", [*details, *problems])
     if case.reject is not None or expected_invalid:
         verdict = "refused"
-        # A refusal says why: the lines refused, each with Waypost's reason.
+        # What Waypost said of the lines the peer rejects: the case's reason for not agreeing.
+        # (A peer that rejects the whole input without naming lines rejects every skipped one.)
+        expected_invalid = expected_invalid or set(skipped)
         details.extend(
             f"line {line} refused: {skipped[line].reason}" for line in sorted(expected_invalid)
         )
     if engine is None:
-        if case.asks:
-            return Outcome(case, "disagree", problems)
-        return Outcome(case, verdict, problems)
+        # Rules that do not load are a disagreement whether or not the case asks anything.
+        return Outcome(case, "disagree", problems)
     for ask in case.asks:
         got = answer(engine, ask)
         if got == ask.expect or got in ask.also:
