@@ -137,13 +137,39 @@ def test_merge_adds_settings_and_keeps_the_stored_ones(api: Api, store: SqlStore
 
 
 def test_another_format_keeps_the_stored_settings_in_every_mode(api: Api, store: SqlStore) -> None:
+    """...but for its peer's order (Netlify: the first matching line), which a merge or append
+    keeps out when it does not matter to the file's rules, and a replace takes."""
     _seed(store)
-    for mode, path in (("merge", "/x"), ("append", "/y"), ("replace", "/z")):
+    for mode, path in (("merge", "/x"), ("append", "/y")):
         body = {"format": "netlify", "content": f"{path} /there 301\n", "mode": mode}
-        response = api("POST", "/import", "write", json={**body, "confirm_deletes": 9})
+        response = api("POST", "/import", "write", json=body)
         assert response.status_code == 200, response.text
+        settings = store.get_settings()
+        assert (dict(settings.defaults), settings.allowed_hosts) == (
+            {"status": 301},
+            ("example.com",),
+        )
+    body = {"format": "netlify", "content": "/z /there 301\n", "mode": "replace"}
+    response = api("POST", "/import", "write", json={**body, "confirm_deletes": 9})
+    assert response.status_code == 200, response.text
     settings = store.get_settings()
-    assert (dict(settings.defaults), settings.allowed_hosts) == ({"status": 301}, ("example.com",))
+    assert (dict(settings.defaults), settings.allowed_hosts) == (
+        {"status": 301, "order": "first_match"},
+        ("example.com",),
+    )
+
+
+def test_a_merge_whose_order_decides_is_refused(api: Api, store: SqlStore) -> None:
+    before = _seed(store)
+    content = "/splat/* /one/:splat 301!\n/splat/foo/* /two 301!\n"
+    response = api(
+        "POST", "/import", "write", json={"format": "netlify", "content": content, "mode": "merge"}
+    )
+    assert response.status_code == 422
+    (problem,) = response.json()["problems"]
+    assert problem["path"] == "defaults.order"
+    assert "'/splat/foo/wp/sample'" in problem["message"]
+    assert store.current_revision() == before
 
 
 def test_a_dry_run_counts_what_would_change_and_writes_nothing(api: Api, store: SqlStore) -> None:

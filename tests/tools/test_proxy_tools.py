@@ -106,9 +106,14 @@ def test_export_keeps_proxy_rules_where_the_format_can_proxy(tmp_path: Path) -> 
         "/api/* https://api.example.com/v1/:splat 200!"
         in run("export", rules, "--format", "netlify")[1]
     )
+    # Vercel applies rewrites only where no file answers: a proxy that always applies is
+    # refused, one that waits for the app's 404 is written.
+    code, _, err = run("export", rules, "--format", "vercel")
+    assert code == 1 and "only_if_missing" in err
+    waiting = _file(tmp_path, RULES.replace("    rewrite:", "    only_if_missing: true\n    rewrite:"))
     assert (
         '"destination": "https://api.example.com/v1/:rest"'
-        in run("export", rules, "--format", "vercel")[1]
+        in run("export", waiting, "--format", "vercel")[1]
     )
 
 

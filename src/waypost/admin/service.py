@@ -374,7 +374,8 @@ def import_text(
     outcome = store.import_rules(
         result.rules,
         mode=mode,
-        defaults=result.defaults if own else (result.defaults or None),
+        defaults=result.defaults if own else None,
+        order=None if own else result.defaults.get("order"),
         allowed_hosts=report.allowed_hosts,
         confirm_deletes=confirm_deletes,
         dry_run=dry_run,

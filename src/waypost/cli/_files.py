@@ -123,6 +123,7 @@ def import_into_store(
     message: str,
     source: str,
     err: bool = False,
+    order: str | None = None,
 ) -> ImportOutcome:
     """Import ``rules`` into the store ``db`` in ``mode`` and say what it did (on stderr with
     ``err``): the counts, the revision and the ``waypost db rollback`` command that undoes it.
@@ -139,6 +140,7 @@ def import_into_store(
                 mode=mode,
                 defaults=defaults,
                 allowed_hosts=allowed_hosts,
+                order=order,
                 confirm_deletes=confirm,
                 dry_run=dry_run,
                 message=message,

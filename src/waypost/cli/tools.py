@@ -376,7 +376,8 @@ def _import_into_store(
     their settings; other formats keep the stored settings, but for the order their peer applies
     rules in)."""
     rules: Sequence[Any] = result.rules
-    defaults: Mapping[str, Any] | None = result.defaults or None
+    defaults: Mapping[str, Any] | None = None
+    order = result.defaults.get("order")
     hosts = None
     if FORMATS.get(Path(file).suffix.lower()) == fmt or fmt == "yaml":
         try:
@@ -384,6 +385,7 @@ def _import_into_store(
         except RulesError as exc:
             exit_with_rule_errors(exc.errors, exc.file or file)
         rules = document.rules
+        order = None
         if fmt != "csv":  # a CSV table has no settings of its own
             defaults, hosts = document.defaults, document.allowed_hosts
     try:
@@ -398,6 +400,7 @@ def _import_into_store(
             message=message or f"import {Path(file).name} ({fmt})",
             source=file,
             err=True,
+            order=order,
         )
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, db)

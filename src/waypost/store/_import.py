@@ -82,6 +82,7 @@ def _settings(
     defaults: Mapping[str, Any] | None,
     allowed_hosts: Sequence[str] | None,
     problems: list[tuple[str, str]],
+    order: str | None = None,
 ) -> RuleSetSettings:
     stored = state.settings
     new_defaults: Mapping[str, Any] = stored.defaults
@@ -89,6 +90,8 @@ def _settings(
     if defaults is not None:
         given = to_json_value(dict(defaults), "defaults", problems)
         new_defaults = given if mode == "replace" else {**stored.defaults, **given}
+    if order is not None and new_defaults.get("order", "specificity") != order:
+        new_defaults = {**new_defaults, "order": order}
     if allowed_hosts is not None:
         if isinstance(allowed_hosts, str):
             allowed_hosts = [allowed_hosts]
@@ -104,31 +107,35 @@ def _reconcile_order(
     state: State,
     mode: ImportMode,
     defaults: Mapping[str, Any] | None,
+    order: str | None,
     rules: Sequence[Any],
     problems: list[tuple[str, str]],
-) -> Mapping[str, Any] | None:
-    """The file's defaults once its ``order`` meets the stored rules' in a merge or append.
+) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The file's defaults and order once its order (``order``, or its defaults' ``order``)
+    meets the stored rules' in a merge or append.
 
     The stored order stays when the file's own rules decide the same in both orders (the file's
-    ``order`` is dropped); otherwise one side's rules would decide differently whichever order
-    the result had, and the import is refused with the paths where the orders disagree.
+    order is dropped); otherwise one side's rules would decide differently whichever order the
+    result had, and the import is refused with the paths where the orders disagree.
     """
-    if defaults is None or mode == "replace" or not state.rows or "order" not in defaults:
-        return defaults
+    if order is None and defaults is not None:
+        order = defaults.get("order")
+    if order is None or mode == "replace" or not state.rows:
+        return defaults, order
     stored = state.settings.defaults.get("order", "specificity")
-    if defaults["order"] == stored:
-        return defaults
-    rest = {key: value for key, value in defaults.items() if key != "order"}
+    if order == stored:
+        return defaults, order
+    rest = {key: value for key, value in (defaults or {}).items() if key != "order"}
     ruleset, _ = rules_from_mappings(list(rules), defaults=rest or None, pack_rules=False)
     conflicts = order_conflicts(ruleset.rules, limit=3)
     if not conflicts:
-        return rest
+        return (rest if defaults is not None else None), None
     words = {"specificity": "by specificity", "first_match": "in file order (first match)"}
     problems.append(
         (
             "defaults.order",
             f"the stored rules are tried {words.get(str(stored), stored)} and the imported "
-            f"ones {words.get(str(defaults['order']), defaults['order'])}, and the order "
+            f"ones {words.get(order, order)}, and the order "
             "decides for some of them ("
             + "; ".join(conflict.describe() for conflict in conflicts)
             + f"): a {mode} would change what one side decides. Import with mode replace, "
@@ -136,7 +143,7 @@ def _reconcile_order(
             "the file",
         )
     )
-    return defaults
+    return defaults, order
 
 
 def plan_import(
@@ -146,12 +153,16 @@ def plan_import(
     mode: ImportMode,
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    order: str | None = None,
     problems: list[tuple[str, str]],
 ) -> tuple[list[Entry], RuleSetSettings]:
     """The rule set after importing ``rules`` in ``mode`` (see the module's docstring), and its
-    settings; values JSON cannot hold are reported in ``problems`` (``rules[3].to``)."""
-    defaults = _reconcile_order(state, mode, defaults, rules, problems)
-    settings = _settings(state, mode, defaults, allowed_hosts, problems)
+    settings; values JSON cannot hold are reported in ``problems`` (``rules[3].to``).
+
+    ``order`` is the order the rules were written for, when the file has no settings of its own
+    (another format's: its peer's order); a Waypost file's ``defaults`` say it themselves."""
+    defaults, order = _reconcile_order(state, mode, defaults, order, rules, problems)
+    settings = _settings(state, mode, defaults, allowed_hosts, problems, order)
     given = [to_json_value(rule, f"rules[{i}]", problems) for i, rule in enumerate(rules)]
     if mode == "append":
         stored = [Entry(row.id, row.rule, f"rules[{row.id}]", row) for row in state.rows]

@@ -397,12 +397,17 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         dry_run: bool = False,
         key_id: str | None = None,
         message: str = "",
+        order: str | None = None,
     ) -> ImportOutcome:
         """Import ``rules`` (a rules file's mappings) in ``mode`` (``merge``, ``append`` or
         ``replace``; see :mod:`waypost.store._import`) as one revision, all or nothing.
 
         ``defaults`` / ``allowed_hosts`` are the file's settings (None: it has none, keep the
-        stored ones). A ``replace`` that deletes more stored rules than it keeps raises
+        stored ones); ``order`` the order another format's rules were written for (its peer's:
+        ``first_match`` for Netlify, say), which a merge or append into rules of the other order
+        keeps only where it does not matter (see :mod:`waypost.store._import`).
+
+        A ``replace`` that deletes more stored rules than it keeps raises
         :class:`~waypost.exceptions.ConfirmationError` unless ``confirm_deletes`` allows that
         many deletions (it also caps them: a replace deleting more than ``confirm_deletes``,
         say because the store changed since a dry run, is refused). ``dry_run`` checks and
@@ -426,6 +431,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
                 mode=mode,
                 defaults=defaults,
                 allowed_hosts=allowed_hosts,
+                order=order,
                 problems=problems,
             )
             if problems:
