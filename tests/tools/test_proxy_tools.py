@@ -110,7 +110,9 @@ def test_export_keeps_proxy_rules_where_the_format_can_proxy(tmp_path: Path) -> 
     # refused, one that waits for the app's 404 is written.
     code, _, err = run("export", rules, "--format", "vercel")
     assert code == 1 and "only_if_missing" in err
-    waiting = _file(tmp_path, RULES.replace("    rewrite:", "    only_if_missing: true\n    rewrite:"))
+    waiting = _file(
+        tmp_path, RULES.replace("    rewrite:", "    only_if_missing: true\n    rewrite:")
+    )
     assert (
         '"destination": "https://api.example.com/v1/:rest"'
         in run("export", waiting, "--format", "vercel")[1]

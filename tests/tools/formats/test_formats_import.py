@@ -329,42 +329,6 @@ SAMPLES = [
                 "when": {"host": "www.example.com"},
             },
             {
-                "from": "/contact.php",
-                "to": "/contact",
-                "status": 301,
-                "query": "drop",
-                "trailing_slash": "strict",
-                "when": {"host": "www.example.com"},
-            },
-            {
-                "from": "/downloads/",
-                "to": "https://files.example.com/downloads/",
-                "status": 302,
-                "trailing_slash": "strict",
-                "when": {"host": "www.example.com"},
-            },
-            {
-                "from": "/downloads/<path:rest>",
-                "to": "https://files.example.com/downloads/{rest}",
-                "status": 302,
-                "trailing_slash": "strict",
-                "when": {"host": "www.example.com"},
-            },
-            {
-                "from": "/Docs/<path:p1>",
-                "to": "/docs/{p1}",
-                "status": 308,
-                "case": "insensitive",
-                "trailing_slash": "strict",
-                "when": {"host": "www.example.com"},
-            },
-            {
-                "from": "/gone",
-                "respond": 410,
-                "trailing_slash": "strict",
-                "when": {"host": "www.example.com"},
-            },
-            {
                 "from": "/news/<path:p1>",
                 "to": "/blog/{p1}",
                 "status": 301,
@@ -383,6 +347,54 @@ SAMPLES = [
                 "to": "/rss.xml",
                 "status": 302,
                 "query": "drop",
+                "when": {"host": "www.example.com"},
+            },
+            {
+                "from": "/contact.php",
+                "to": "/contact",
+                "status": 301,
+                "query": "drop",
+                "trailing_slash": "strict",
+                "when": {"host": "www.example.com"},
+            },
+            {
+                "from": "/gone",
+                "respond": 410,
+                "trailing_slash": "strict",
+                "when": {"host": "www.example.com"},
+            },
+            {
+                "from": "/Docs/<path:p1>",
+                "to": "/docs/{p1}",
+                "status": 308,
+                "trailing_slash": "strict",
+                "case": "insensitive",
+                "when": {"host": "www.example.com"},
+            },
+            {
+                "from": "/downloads/",
+                "to": "https://files.example.com/downloads/",
+                "status": 302,
+                "trailing_slash": "strict",
+                "when": {"host": "www.example.com"},
+            },
+            {
+                "from": "/downloads/<path:rest>",
+                "to": "https://files.example.com/downloads/{rest}",
+                "status": 302,
+                "trailing_slash": "strict",
+                "when": {"host": "www.example.com"},
+            },
+            {
+                "from": "/api/",
+                "pass": True,
+                "trailing_slash": "strict",
+                "when": {"host": "www.example.com"},
+            },
+            {
+                "from": "/api/<path:rest>",
+                "pass": True,
+                "trailing_slash": "strict",
                 "when": {"host": "www.example.com"},
             },
         ],
@@ -798,8 +810,13 @@ def test_nginx_rewrite_inside_a_location_is_kept_only_when_it_cannot_escape_it()
         "}\n"
     )
     result = IMPORTERS["nginx"](text)
+    # In nginx's order (an exact location first); what a location serves when its rewrites do
+    # not apply is kept as 'pass' rules, so that no rule after it takes those paths.
     assert result.rules == [
-        {"from": "/blog/<int:p1>", "to": "/posts/{p1}", "status": 301, "trailing_slash": "strict"}
+        {"from": "/x", "pass": True, "trailing_slash": "strict"},
+        {"from": "/blog/<int:p1>", "to": "/posts/{p1}", "status": 301, "trailing_slash": "strict"},
+        {"from": "/blog/", "pass": True, "trailing_slash": "strict"},
+        {"from": "/blog/<path:rest>", "pass": True, "trailing_slash": "strict"},
     ]
     assert [(skip.line, skip.reason) for skip in result.skipped] == [
         (5, "this rewrite only runs inside 'location = /x'; its regex could match paths outside it")
@@ -836,7 +853,7 @@ def test_nginx_greedy_groups_and_uri_keep_the_trailing_slash(
 ) -> None:
     # nginx matches the path as it is: '(.*)$' and $uri keep a trailing slash.
     imported = IMPORTERS["nginx"](config)
-    decision = Engine(imported.rules).resolve("GET", url)
+    decision = Engine(imported.rules, defaults=imported.defaults).resolve("GET", url)
     assert (decision.status, decision.location) == (301, location)
 
 
@@ -851,7 +868,8 @@ def test_nginx_prefix_location_not_using_the_path_imports_as_one_rule_ignoring_t
 def test_nginx_plain_map_keys_match_ignoring_case_like_nginx() -> None:
     # nginx: "Strings are matched ignoring the case"; '~' regex keys stay case-sensitive.
     text = "map $uri $to {\n    /Old /new;\n    ~^/Re/(.+)$ /re/$1;\n}\nreturn 301 $to;\n"
-    engine = Engine(IMPORTERS["nginx"](text).rules)
+    imported = IMPORTERS["nginx"](text)
+    engine = Engine(imported.rules, defaults=imported.defaults)
     assert engine.resolve("GET", "/old").location == "/new"
     assert engine.resolve("GET", "/OLD").location == "/new"
     assert engine.resolve("GET", "/old/").action == "pass"
@@ -946,3 +964,71 @@ def test_wordpress_redirects_are_tried_by_position_and_the_first_match_applies()
     assert engine.resolve("GET", "/old/page").location == "/a/page"
     csv_result = IMPORTERS["wordpress-csv"]("source,target,regex,code\n/x,/y,0,301\n")
     assert csv_result.defaults == {"order": "first_match"}
+
+
+def _nginx_engine(text: str) -> Engine:
+    imported = IMPORTERS["nginx"](text)
+    assert imported.defaults == {"order": "first_match"}
+    return Engine(imported.rules, defaults=imported.defaults)
+
+
+@pytest.mark.parametrize(
+    ("text", "url", "expected"),
+    [
+        pytest.param(
+            "rewrite ^/splat/(.*)$ /a/$1 permanent;\nrewrite ^/splat/foo/(.*)$ /b/$1 permanent;\n",
+            "/splat/foo/x",
+            "redirect 301 /a/foo/x",
+            id="server-rewrites-in-file-order",
+        ),
+        pytest.param(
+            "server {\n  location = /old/x { return 301 /y; }\n"
+            "  rewrite ^/old/(.*)$ /new/$1 permanent;\n}\n",
+            "/old/x",
+            "redirect 301 /new/x",
+            id="server-rewrites-before-locations",
+        ),
+        pytest.param(
+            "server {\n  location /docs/special/ { return 301 /s/; }\n"
+            "  location ~ ^/docs/(.+)$ { return 301 /r/$1; }\n}\n",
+            "/docs/special/x",
+            "redirect 301 /r/special/x",
+            id="regex-before-a-longer-plain-prefix",
+        ),
+        pytest.param(
+            "server {\n  location ^~ /static/ { root /srv; }\n"
+            "  location ~ ^/(.+)$ { return 301 /r/$1; }\n}\n",
+            "/static/a",
+            "pass",
+            id="caret-tilde-prefix-before-regex-and-served",
+        ),
+        pytest.param(
+            "server {\n  location /api/ { proxy_pass http://127.0.0.1:9; }\n"
+            "  location / { return 301 https://example.com$request_uri; }\n}\n",
+            "/api/x",
+            "pass",
+            id="a-longer-prefix-that-serves",
+        ),
+        pytest.param(
+            "server {\n  location /api/ { proxy_pass http://127.0.0.1:9; }\n"
+            "  location / { return 301 https://example.com$request_uri; }\n}\n",
+            "/other",
+            "redirect 301 https://example.com/other",
+            id="the-shorter-prefix",
+        ),
+    ],
+)
+def test_nginx_imports_decide_in_nginx_order(text: str, url: str, expected: str) -> None:
+    decision = _nginx_engine(text).resolve("GET", url).describe(detail=False)
+    assert ("pass" if decision.startswith("pass") else decision) == expected
+
+
+def test_nginx_caret_tilde_prefix_under_a_longer_plain_prefix_with_regexes_is_refused() -> None:
+    text = (
+        "server {\n  location ^~ /a/ { return 301 /caret/; }\n"
+        "  location /a/b/ { return 301 /plain/; }\n"
+        "  location ~ ^/a/(.+)$ { return 301 /r/$1; }\n}\n"
+    )
+    result = IMPORTERS["nginx"](text)
+    assert [skip.line for skip in result.skipped] == [2]
+    assert "regex locations before this one" in result.skipped[0].reason

@@ -440,7 +440,7 @@ ORDERED_URLS = ["/splat/a", "/splat/foo/y", "/splat/foo/x", "/splat/foo/x/", "/o
 ORDERS = {"specificity": None, "first_match": {"order": "first_match"}}
 #: Importers that do not yet say their peer applies the first matching line (#14, imports);
 #: nginx's reads its regex locations (which it tries in file order) by specificity.
-NO_ORDER_YET = {"nginx"}
+NO_ORDER_YET: set[str] = set()
 ORDER_FORMATS = ["apache", "csv", "netlify", "nginx", "vercel", "yaml"]
 
 

@@ -219,7 +219,7 @@ def test_guarded_exports_import_back_as_the_same_rules(fmt: str) -> None:
     assert exported.unsupported == []
     back = IMPORTERS[fmt](exported.text)
     assert [skip.reason for skip in back.skipped if "same rule" not in skip.reason] == []
-    original, again = Engine(rules), Engine(back.rules)
+    original, again = Engine(rules), Engine(back.rules, defaults=back.defaults)
     for url in ["/go/a/b", "/go/a/b/", "/r/x", "/s/a/b/", "/docs/a/"]:
         first, second = original.resolve("GET", url), again.resolve("GET", url)
         assert (first.action, first.location, first.path) == (

@@ -25,6 +25,16 @@ Import understands:
   internal URI. Other internal rewrites and internal locations are skipped.
 * ``server_name`` gives the rules of its server block a ``when.host``.
 
+Order: nginx runs a server's ``rewrite``/``return`` directives in file order (a map's plain keys,
+then its regex keys in order, where the map is used), then picks one location (an exact ``=``
+one; else the longest prefix if ``^~``; else the first regex location in file order; else the
+longest prefix) and runs its rewrites in order, then its return. The imported rules are written
+in that order with ``order: first_match`` (see ``_Importer.order_key``), and a location that
+serves its paths itself (files, ``proxy_pass``) becomes ``pass`` rules, so that no rule after it
+takes them. A ``^~`` prefix that a longer plain prefix extends, in a server with regex
+locations, has no place in one list (nginx tries the regexes first for some of its paths only)
+and is skipped with that reason.
+
 Skipped with a reason: server-wide redirects (``return 301 https://$host$request_uri;``),
 targets using other variables (``$host``, ``$scheme``, ``$http_...``), ``if`` blocks other than
 the map test, ``rewrite`` inside locations it could escape, ``include``d files, named

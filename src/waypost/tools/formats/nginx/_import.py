@@ -55,6 +55,10 @@ class _MapUse:
     hosts: list[str] | None = None
     #: 'rewrite ^ $map last': the values are internal URIs (how Waypost exports respond rules).
     internal: bool = False
+    #: Where nginx looks the map up: the server (its index in the file) and the line of the
+    #: directive that uses the map; its entries are tried there (see _Importer.order_key).
+    server: int = 0
+    line: int = 0
 
 
 def _server_hosts(server: Node) -> list[str] | None:
@@ -84,6 +88,12 @@ class _Importer:
     #: Internal locations that answer, by (modifier, path), and the maps they read.
     responders: dict[tuple[str, str], Responder] = field(default_factory=dict)
     responder_maps: set[str] = field(default_factory=set)
+    #: nginx's order of each rule of the collector (see order_key), and the server being read
+    #: (counted in both passes) with its prefix locations and whether it has regex locations.
+    keys: list[tuple[int, ...]] = field(default_factory=list)
+    server: int = 0
+    prefixes: list[tuple[str, str]] = field(default_factory=list)
+    regex_locations: bool = False
 
     def raw(self, node: Node) -> str:
         return self.lines[node.line - 1].strip()
@@ -91,25 +101,69 @@ class _Importer:
     def skip(self, node: Node, reason: str) -> None:
         self.collector.skip(node.line, self.raw(node), reason)
 
-    def add(self, node: Node, rule: dict[str, Any], hosts: list[str] | None) -> None:
+    def add(
+        self, node: Node, rule: dict[str, Any], hosts: list[str] | None, key: tuple[int, ...]
+    ) -> None:
+        """Add ``rule`` read from ``node``, tried where ``key`` says (see :meth:`order_key`)."""
         if hosts:
             rule.setdefault("when", {})["host"] = hosts[0] if len(hosts) == 1 else list(hosts)
+        before = len(self.collector.rules)
         self.collector.add(node.line, self.raw(node), rule)
+        if len(self.collector.rules) > before:
+            self.keys.append(key)
+
+    def order_key(self, node: Node, location: Node | None) -> tuple[int, ...]:
+        """Where nginx tries the rule read from ``node`` (inside ``location``, if any).
+
+        nginx runs a server's ``rewrite`` and ``return`` directives in file order (a map's plain
+        keys, then its regex keys in order, where the map is used), then picks a location: an
+        exact ``=`` one; else the longest prefix if it is ``^~``; else the first regex location
+        in file order; else the longest prefix. Inside a location its rewrites run in order,
+        then its return. As one list tried in order (the imported rules are ``order:
+        first_match``): server directives, exact locations, ``^~`` prefixes that no longer plain
+        prefix extends (longest first), regex locations, the other prefixes (longest first).
+        """
+        if location is None:
+            return (self.server, 0, node.line, 0, 0)
+        modifier, path = _location_key(location)
+        if modifier == "=":
+            where: tuple[int, ...] = (1, 0, location.line)
+        elif modifier in ("~", "~*"):
+            where = (3, 0, location.line)
+        elif modifier == "^~" and not self._extended(path):
+            where = (2, -len(path), location.line)
+        else:
+            where = (4, -len(path), location.line)
+        return (self.server, *where, node.line)
+
+    def map_key(self, use: _MapUse, entry: Node) -> tuple[int, ...]:
+        """Where nginx tries a map entry: where the map is used, plain keys before regexes."""
+        return (use.server, 0, use.line, 1 if entry.name.startswith("~") else 0, entry.line)
+
+    def _extended(self, path: str) -> bool:
+        """True when a longer plain prefix location starts with the ``^~`` prefix ``path``."""
+        return any(
+            modifier == "" and len(other) > len(path) and other.startswith(path)
+            for modifier, other in self.prefixes
+        )
 
     # -- pass 1: how map variables are used ---------------------------------------------------
 
     def find_uses(self, nodes: list[Node], hosts: list[str] | None = None) -> None:
         for node in nodes:
+            if node.name == "server":
+                self.server += 1
             if node.name == "return" and len(node.args) == 2 and node.args[0].isdigit():
-                self._use(node.args[1], int(node.args[0]), hosts)
+                self._use(node, node.args[1], int(node.args[0]), hosts)
             elif _internal_rewrite(node) and node.args[1].startswith("$"):
-                self.uses.setdefault(node.args[1], _MapUse(0, False, hosts, internal=True))
+                use = _MapUse(0, False, hosts, internal=True, server=self.server, line=node.line)
+                self.uses.setdefault(node.args[1], use)
             elif node.name == "rewrite" and len(node.args) >= 2 and node.args[0] == "^":
                 flag = node.args[2] if len(node.args) > 2 else "redirect"
                 status = 301 if flag == "permanent" else 302
                 target = node.args[1]
                 target = target[:-1] if target.endswith("?") else target + "$is_args$args"
-                self._use(target, status, hosts)
+                self._use(node, target, status, hosts)
             elif node.name == "map" and len(node.args) == 2:
                 self.maps[node.args[1]] = node
             elif node.name == "if":
@@ -145,10 +199,11 @@ class _Importer:
                 if re.fullmatch(r"\$\w+", value):
                     self.responder_maps.add(value)
 
-    def _use(self, target: str, status: int, hosts: list[str] | None) -> None:
+    def _use(self, node: Node, target: str, status: int, hosts: list[str] | None) -> None:
         name, keep = split_kept_query(target)
         if re.fullmatch(r"\$\w+", name):
-            self.uses.setdefault(name, _MapUse(status, keep, hosts))
+            use = _MapUse(status, keep, hosts, server=self.server, line=node.line)
+            self.uses.setdefault(name, use)
 
     # -- pass 2: rules ------------------------------------------------------------------------
 
@@ -162,7 +217,12 @@ class _Importer:
                 handler(node, hosts, location)
 
     def on_server(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
-        self.walk(node.children or [], _server_hosts(node), None)
+        self.server += 1
+        children = node.children or []
+        locations = [_location_key(child) for child in children if child.name == "location"]
+        self.prefixes = [(m, path) for m, path in locations if m in ("", "^~")]
+        self.regex_locations = any(m in ("~", "~*") for m, _ in locations)
+        self.walk(children, _server_hosts(node), None)
 
     def on_include(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         self.skip(node, "included files are not read; import them separately")
@@ -238,7 +298,8 @@ class _Importer:
                 if key.startswith("~") or request_uri:
                     raise Refusal("only plain keys of a $uri map lead to respond locations")
                 respond = {"from": key, "respond": self._respond_at(value)}
-                self.add(entry, {**respond, "trailing_slash": "strict", **case}, hosts)
+                made = {**respond, "trailing_slash": "strict", **case}
+                self.add(entry, made, hosts, self.map_key(use, entry))
                 return
             if key.startswith("~"):
                 insensitive = key.startswith("~*")
@@ -265,7 +326,7 @@ class _Importer:
             self.skip(entry, str(error))
             return
         for rule in rules:
-            self.add(entry, rule, hosts)
+            self.add(entry, rule, hosts, self.map_key(use, entry))
 
     def _respond_at(self, uri: str) -> int | dict[str, Any]:
         """The respond value of an internal ``uri``: its location's status, and the text and
@@ -359,8 +420,9 @@ class _Importer:
             return
         for note in converted.notes:
             self.collector.note(node.line, self.raw(node), note)
+        key = self.order_key(node, location)
         for rule in rules:
-            self.add(node, rule, hosts)
+            self.add(node, rule, hosts, key)
 
     def _check_inside(self, location: Node, regex: str, converted: RegexPattern) -> None:
         args = location.args
@@ -380,6 +442,15 @@ class _Importer:
 
     def on_location(self, node: Node, hosts: list[str] | None, location: Node | None) -> None:
         children = node.children or []
+        modifier, path = _location_key(node)
+        if modifier == "^~" and self.regex_locations and self._extended(path):
+            self.skip(
+                node,
+                f"a longer prefix location starts with {path!r}: nginx then tries the regex "
+                "locations before this one for some paths and not for others, an order one "
+                "list of rules cannot keep; not imported",
+            )
+            return
         if any(child.name == "internal" for child in children):
             if self._responder_of(node) is None:
                 self.skip(node, "an internal location is reached only from inside nginx")
@@ -400,6 +471,18 @@ class _Importer:
         elif rewrites:
             self.walk(rewrites, hosts, node)
         if not returns:
+            if any(_covers(node, rewrite) for rewrite in rewrites):
+                return  # a rewrite takes every path the location is chosen for
+            # The location serves the paths it is chosen for (files, a proxy): no rule after it
+            # in nginx's order may take them, so they are kept as 'pass' rules.
+            try:
+                rules, _ = self._location_rules(node, ("pass", True))
+            except (Refusal, RegexNotSupported) as error:
+                self.skip(node, f"the paths this location serves cannot be kept: {error}")
+                return
+            key = (*self.order_key(node, node)[:-1], _AFTER_ALL)  # after its rewrites
+            for rule in rules:
+                self.add(node, rule, hosts, key)
             return
         ret = returns[0]
         try:
@@ -413,8 +496,9 @@ class _Importer:
             return
         for note in notes:
             self.collector.note(node.line, self.raw(node), note)
+        key = self.order_key(ret, node)
         for rule in rules:
-            self.add(ret, rule, hosts)
+            self.add(ret, rule, hosts, key)
 
     def _return_action(self, ret: Node) -> tuple[str, Any]:
         args = ret.args
@@ -444,8 +528,8 @@ class _Importer:
         if args[0] in ("~", "~*"):
             converted = convert_regex(args[1], case_insensitive=args[0] == "~*")
             notes.extend(converted.notes)
-            if kind == "respond":
-                rules = [{"from": p, "respond": value} for p, _ in converted.variants()]
+            if kind in ("respond", "pass"):
+                rules = [{"from": p, kind: value} for p, _ in converted.variants()]
                 for item in rules:
                     _slash(item, converted)
                 return rules, notes
@@ -473,8 +557,8 @@ class _Importer:
         rules = []
         for pattern, under_path in variants:
             rule: dict[str, Any] = {"from": pattern}
-            if kind == "respond":
-                rule["respond"] = value
+            if kind in ("respond", "pass"):
+                rule[kind] = value
             else:
                 status, target = value
                 rendered, keep = self._location_target(target, pattern, under_path)
@@ -532,9 +616,14 @@ def parse_nginx(text: str) -> ImportResult:
     nodes = parse_config(text)
     importer = _Importer(text.split("\n"))
     importer.find_uses(nodes)
+    importer.server = 0
     importer.walk(nodes, None, None)
-    importer.collector.rules[:] = merge_slash_twins(importer.collector.rules)
-    result = importer.collector.result("nginx")
+    # In the order nginx tries them (see _Importer.order_key), the first match applying.
+    collector = importer.collector
+    ordered = sorted(range(len(collector.rules)), key=importer.keys.__getitem__)
+    collector.rules[:] = merge_slash_twins([collector.rules[i] for i in ordered])
+    collector.first_match = True
+    result = collector.result("nginx")
     result.skipped.sort(key=lambda skip: skip.line)
     return result
 
@@ -543,6 +632,28 @@ def _location_key(node: Node) -> tuple[str, str]:
     """A location's (modifier, path): ('=', '/a'), ('^~', '/b/'), ('', '/c')."""
     args = node.args
     return (args[0], args[1]) if len(args) == 2 else ("", args[0] if args else "")
+
+
+#: An order key's last element that sorts after every line of a location.
+_AFTER_ALL = 1 << 62
+
+_WHOLE_PATH = frozenset({"^", "^.*", "^(.*)", "^(.*)$", "^/(.*)$", ".*", "(.*)"})
+
+
+def _covers(location: Node, rewrite: Node) -> bool:
+    """True when ``rewrite`` (inside ``location``) matches every path the location is chosen
+    for: a regex of the whole path, or the location's own regex (how Waypost exports rewrites)."""
+    if rewrite.name != "rewrite" or not rewrite.args:
+        return False
+    regex = rewrite.args[0]
+    if regex in _WHOLE_PATH:
+        return True
+    args = location.args
+    return (
+        len(args) == 2
+        and args[0] in ("~", "~*")
+        and regex == ("(?i)" if args[0] == "~*" else "") + args[1]
+    )
 
 
 def _internal_rewrite(node: Node) -> bool:
