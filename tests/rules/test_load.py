@@ -250,3 +250,32 @@ def test_rule_lines_are_the_same_with_libyaml_and_the_python_parser(
     fast = [[(r.line, r.path) for r in read_rules(f)[0].rules] for f in files]
     monkeypatch.setattr(load, "_FAST_LOADER", None)
     assert fast == [[(r.line, r.path) for r in read_rules(f)[0].rules] for f in files]
+
+
+@pytest.mark.parametrize(
+    ("source", "url", "expected"),
+    [
+        ("/some%20page", "/some%20page", "/other"),
+        ("/some%20page", "/some page", "/other"),
+        ("/caf%C3%A9/<int:n>", "/caf%C3%A9/5", "/other"),
+        ("/x%2Fy", "/x%2Fy", "/other"),
+        ("/100%25", "/100%25", "/other"),
+    ],
+)
+def test_a_percent_encoded_source_matches_the_request_it_names(
+    source: str, url: str, expected: str
+) -> None:
+    """Requests are matched by their decoded path, so the escapes of a 'from' are decoded too:
+    peers write sources encoded (Netlify's '/some%20page')."""
+    engine = Engine(
+        parse_rules(f"rules:\n  - from: '{source}'\n    to: /other\n", format="yaml")[0]
+    )
+    assert engine.resolve("GET", url).location == expected
+
+
+def test_a_source_escape_that_decodes_to_a_question_mark_is_an_error() -> None:
+    _, errors = parse_rules("rules:\n  - from: /a%3Fb\n    to: /x\n", format="yaml", file="r.yaml")
+    assert [str(error) for error in errors] == [
+        "r.yaml:2:11: 'from' '/a%3Fb' has a percent-escape that decodes to '?', which a pattern "
+        "cannot match; Waypost matches decoded paths, so remove it"
+    ]

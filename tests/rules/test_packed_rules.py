@@ -13,6 +13,7 @@ import pickle
 import string
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given, settings
@@ -242,7 +243,7 @@ def _without_duplicates(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: set[tuple[Any, ...]] = set()
     out = []
     for rule in rules:
-        path = rule["from"].rstrip("/") or "/"
+        path = unquote(rule["from"]).rstrip("/") or "/"  # a 'from' matches decoded
         if rule.get("case") == "insensitive":
             path = path.lower()
         key = (path, "methods" in rule, rule.get("case"))

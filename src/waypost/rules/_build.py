@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from waypost.exceptions import RuleSyntaxError
 from waypost.rules._errors import FieldError
@@ -75,6 +75,38 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 # A pattern with none of these is static (no variables) and needs no parsing beyond this check.
 _NOT_PLAIN_PATTERN = re.compile(r"[<>?#\x00-\x1f\x7f]")
+# A percent-escape in a 'from' (outside a variable's <...>), and what it must not decode to.
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_VARIABLE = re.compile(r"<[^<>]*>")
+_NOT_DECODABLE = re.compile(r"[<>?#\x00-\x1f\x7f]")
+
+
+def decoded_source(path: str) -> str:
+    """``path`` (a rule's ``from``) with the percent-escapes of its text decoded (what is inside
+    a variable's ``<...>`` is left alone): requests are matched by their decoded path, so
+    ``/some%20page`` matches a request for ``/some%20page`` (decoded ``/some page``), as it does
+    on the peers whose files write sources encoded. Raises FieldError for an escape that decodes
+    to ``?``, ``#``, ``<``, ``>`` or a control character, which a pattern cannot hold."""
+    out: list[str] = []
+    pos = 0
+    for match in [*_VARIABLE.finditer(path), None]:
+        end = match.start() if match is not None else len(path)
+        text = path[pos:end]
+        if _ESCAPE.search(text):
+            decoded = unquote(text, errors="surrogateescape")
+            bad = _NOT_DECODABLE.search(decoded)
+            if bad is not None:
+                raise FieldError(
+                    f"'from' {path!r} has a percent-escape that decodes to {bad.group()!r}, "
+                    "which a pattern cannot match; Waypost matches decoded paths, so remove it",
+                    ("from",),
+                )
+            text = decoded
+        out.append(text)
+        if match is not None:
+            out.append(match.group())
+            pos = match.end()
+    return "".join(out)
 # A literal same-site path needing no encoding: printable ASCII, no braces, backslash or '//'.
 _PLAIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-z|~]*\Z")
 # A literal http(s) URL that parse_target() would keep exactly as written: a plain host (no user
@@ -323,6 +355,11 @@ class RuleBuilder:
         path = entry.get("from")
         pattern = None
         variables: dict[str, BaseConverter] | None = {}
+        if isinstance(path, str) and "%" in path:
+            try:
+                path = decoded_source(path)
+            except FieldError as exc:
+                errors.append(exc)
         if path is None:
             if "from" not in suggested:  # 'form' already got "did you mean 'from'?"
                 errors.append(
@@ -408,6 +445,7 @@ class RuleBuilder:
             or type(to) is not str
             or path[:1] != "/"
             or _NOT_PLAIN_PATTERN.search(path)
+            or "%" in path
             or not (_PLAIN_PATH.match(to) or _PLAIN_URL.match(to))
         ):
             return None
