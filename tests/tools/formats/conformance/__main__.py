@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from . import all_cases
-from ._harness import VERDICTS, run_case, tally
+from ._harness import render_table, run_case
 
 
 def main(argv: list[str]) -> int:
@@ -16,15 +16,8 @@ def main(argv: list[str]) -> int:
             if outcome.verdict != "agree":
                 print(outcome.render())
         print()
-    table = tally(outcomes)
-    print("| suite | cases | " + " | ".join(VERDICTS) + " |")
-    print("| --- | ---: | " + " | ".join("---:" for _ in VERDICTS) + " |")
-    for suite, row in table.items():
-        cells = " | ".join(str(row[verdict]) for verdict in VERDICTS)
-        print(f"| {suite} | {sum(row.values())} | {cells} |")
-    total = {verdict: sum(row[verdict] for row in table.values()) for verdict in VERDICTS}
-    print(f"| all | {sum(total.values())} | " + " | ".join(map(str, total.values())) + " |")
-    return 1 if total["disagree"] else 0
+    print(render_table(outcomes))
+    return 1 if any(outcome.verdict == "disagree" for outcome in outcomes) else 0
 
 
 if __name__ == "__main__":

@@ -214,3 +214,18 @@ def ask_from(data: dict[str, Any]) -> Ask:
         headers=tuple((k, v) for k, v in (data.get("headers") or {}).items()),
         exists=bool(data.get("exists", False)),
     )
+
+
+def render_table(outcomes: list[Outcome]) -> str:
+    """The per-suite figures as the README's Markdown table."""
+    table = tally(outcomes)
+    lines = [
+        "| suite | cases | " + " | ".join(VERDICTS) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in VERDICTS) + " |",
+    ]
+    for suite, row in table.items():
+        cells = " | ".join(str(row[verdict]) for verdict in VERDICTS)
+        lines.append(f"| {suite} | {sum(row.values())} | {cells} |")
+    total = {verdict: sum(row[verdict] for row in table.values()) for verdict in VERDICTS}
+    lines.append(f"| all | {sum(total.values())} | " + " | ".join(map(str, total.values())) + " |")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from . import all_cases
-from ._harness import DATA, Case, run_case
+from ._harness import DATA, Case, render_table, run_case
 
 SHARED = Path(__file__).parents[5] / "shared" / "peer-formats"
 
@@ -42,3 +42,11 @@ def test_every_suite_is_run() -> None:
         "cloudflare-bulk",
         "vercel",
     }
+
+
+def test_the_readme_gives_the_figures_of_this_run() -> None:
+    readme = (Path(__file__).parents[4] / "README.md").read_text(encoding="utf-8")
+    written = readme.split("<!-- conformance -->\n", 1)[1].split("\n<!-- /conformance -->", 1)[0]
+    assert written == render_table([run_case(case) for case in CASES]), (
+        "update the README's table: python -m tests.tools.formats.conformance"
+    )
