@@ -23,6 +23,7 @@ from waypost.tools.formats import (
     IMPORTERS,
     Skipped,
     export_cloudflare,
+    export_rules,
     export_yaml,
     normalise_rule,
 )
@@ -438,19 +439,14 @@ ORDERED = [
 ]
 ORDERED_URLS = ["/splat/a", "/splat/foo/y", "/splat/foo/x", "/splat/foo/x/", "/other", "/none"]
 ORDERS = {"specificity": None, "first_match": {"order": "first_match"}}
-#: Importers that do not yet say their peer applies the first matching line (#14, imports);
-#: nginx's reads its regex locations (which it tries in file order) by specificity.
-NO_ORDER_YET: set[str] = set()
-ORDER_FORMATS = ["apache", "csv", "netlify", "nginx", "vercel", "yaml"]
+ORDER_FORMATS = ["apache", "cloudflare", "csv", "netlify", "nginx", "vercel", "yaml"]
 
 
 @pytest.mark.parametrize("order", sorted(ORDERS))
 @pytest.mark.parametrize("fmt", ORDER_FORMATS)
 def test_import_of_export_decides_the_same_in_both_orders(fmt: str, order: str) -> None:
     defaults = ORDERS[order]
-    if order == "first_match" and fmt in NO_ORDER_YET:
-        pytest.xfail(f"the {fmt} importer does not set order: first_match yet")
-    exported = EXPORTERS[fmt](ORDERED, defaults)
+    exported = export_rules(fmt, ORDERED, defaults, host="example.com")
     refused = {item.index for item in exported.unsupported}
     kept = [rule for index, rule in enumerate(ORDERED) if index not in refused]
     assert kept
@@ -483,8 +479,6 @@ def test_csv_refuses_a_first_match_rule_specificity_would_try_too_early() -> Non
 @pytest.mark.parametrize("order", sorted(ORDERS))
 @pytest.mark.parametrize("fmt", ["apache", "nginx", "yaml"])
 def test_export_import_export_writes_the_same_file(fmt: str, order: str) -> None:
-    if order == "first_match" and fmt in NO_ORDER_YET:
-        pytest.xfail(f"the {fmt} importer does not set order: first_match yet")
     first = EXPORTERS[fmt](ORDERED, ORDERS[order])
     imported = IMPORTERS[fmt](first.text)
     second = EXPORTERS[fmt](imported.rules, imported.defaults or None)
