@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from waypost.exceptions import WaypostError
@@ -60,17 +61,22 @@ def priority_order(
     return sorted(range(len(rules)), key=keys.__getitem__)
 
 
-#: Sample values per converter, to find paths two patterns both match.
+#: Sample values per converter, to find paths two patterns both match (several, with and
+#: without a trailing slash and with other first characters, so that a rule with literal text
+#: where another has a variable is not taken for covering it).
 _SAMPLES: dict[str, tuple[str, ...]] = {
     "string": ("x", "a-1.b", "Zq", "1", "12345678-1234-1234-1234-123456789abc"),
-    "path": ("x", "x/y", "x/y/z", "1", "1.5"),
+    "path": ("x", "x/y", "x/y/", "Zq.z", "x/y/z", "1", "1.5"),
     "int": ("1", "42"),
     "float": ("1.5",),
     "uuid": ("12345678-1234-1234-1234-123456789abc",),
 }
 
 
-def _samples(pattern: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def pattern_samples(pattern: str) -> tuple[str, ...]:
+    """A few request paths (decoded) that ``pattern`` may match, each also with and without its
+    trailing slash."""
     choices: list[tuple[str, ...]] = []
     for piece in parse_pattern_pieces(pattern):
         if isinstance(piece, str):
@@ -86,7 +92,7 @@ def _samples(pattern: str) -> list[str]:
         for variant in (path, path.rstrip("/") or "/", path + "/"):
             if variant not in out:
                 out.append(variant)
-    return out
+    return tuple(out)
 
 
 def _matcher(eff: Mapping[str, Any]) -> Callable[[str], bool]:
@@ -106,13 +112,13 @@ class _Paths:
     def __init__(self, rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None):
         self._rules = rules
         self._defaults = defaults
-        self._made: dict[int, tuple[Callable[[str], bool], list[str]]] = {}
+        self._made: dict[int, tuple[Callable[[str], bool], tuple[str, ...]]] = {}
 
-    def get(self, index: int) -> tuple[Callable[[str], bool], list[str]]:
+    def get(self, index: int) -> tuple[Callable[[str], bool], tuple[str, ...]]:
         made = self._made.get(index)
         if made is None:
             eff = effective_rule(self._rules[index], self._defaults)
-            made = self._made[index] = (_matcher(eff), _samples(str(eff.get("from", ""))))
+            made = self._made[index] = (_matcher(eff), pattern_samples(str(eff.get("from", ""))))
         return made
 
     def overlap(self, one: int, two: int) -> bool:

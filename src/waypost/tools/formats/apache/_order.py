@@ -22,30 +22,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
 
 from waypost.engine import Engine
 from waypost.exceptions import WaypostError
 
-from .._canon import parse_pattern_pieces
+from .._priority import pattern_samples
 from .._regex import RegexNotSupported, pattern_regex
 
 __all__ = ["Entry", "Module", "apache_order"]
 
 Module = Literal["rewrite", "alias"]
 
-#: Sample values per converter: plain, then the shapes that tell patterns apart (more segments,
-#: a trailing slash, other first characters, so that a rule with literal text where this one has
-#: a variable is not taken for covering it).
-_SAMPLES: dict[str, tuple[str, ...]] = {
-    "string": ("x", "a-1.b", "Zq"),
-    "path": ("x", "x/y", "x/y/", "Zq.z"),
-    "int": ("1", "42"),
-    "float": ("1.5",),
-    "uuid": ("12345678-1234-1234-1234-123456789abc",),
-}
 _SAFE = "/:@!$&'()*+,;=-._~"
 
 
@@ -64,28 +53,6 @@ class Entry:
     conditions: list[tuple[int, str]] = field(default_factory=list)
     #: Set by :func:`apache_order` when no rule of the line is left: why.
     skipped: str | None = None
-
-
-@lru_cache(maxsize=4096)
-def _samples(pattern: str) -> tuple[str, ...]:
-    """A few request paths (decoded) that ``pattern`` may match."""
-    pieces = parse_pattern_pieces(pattern)
-    choices: list[tuple[str, ...]] = []
-    for piece in pieces:
-        if isinstance(piece, str):
-            choices.append((piece,))
-        elif piece.converter == "any":
-            choices.append(tuple(w.strip().strip("'\"") for w in piece.args.split(",")))
-        else:
-            choices.append(_SAMPLES.get(piece.converter, ("x",)))
-    width = max(len(choice) for choice in choices) if choices else 1
-    paths = ["".join(choice[i % len(choice)] for choice in choices) for i in range(width)]
-    out: list[str] = []
-    for path in paths:
-        for variant in (path, path + "/" if not path.endswith("/") else path[:-1] or "/"):
-            if variant not in out:
-                out.append(variant)
-    return tuple(out)
 
 
 def _bare(rule: dict[str, Any], name: str) -> dict[str, Any]:
@@ -219,7 +186,7 @@ def _takers(
 ) -> Iterator[tuple[Entry, dict[str, Any]]]:
     """The earlier rules (of the other module) that match every path ``rule`` matches, where
     Waypost would offer ``rule`` first, whatever their conditions."""
-    own = [path for path in _samples(rule["from"]) if matches(rule, path)]
+    own = [path for path in pattern_samples(rule["from"]) if matches(rule, path)]
     if not own:
         return
     for other, earlier in _others(kept, entry):
@@ -282,7 +249,9 @@ def _conflicts(
                 continue
             if rule["from"] in found.get(other.line, (other, {}))[1]:
                 continue
-            paths = dict.fromkeys([*_samples(rule["from"]), *_samples(earlier["from"])])
+            paths = dict.fromkeys(
+                [*pattern_samples(rule["from"]), *pattern_samples(earlier["from"])]
+            )
             both = [p for p in paths if matches(rule, p) and matches(earlier, p)]
             witness = next((p for p in both if _first(earlier, rule, p) == "later"), None)
             if witness is not None:
