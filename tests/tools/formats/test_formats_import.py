@@ -195,6 +195,20 @@ SAMPLES = [
                 "only_if_missing": True,
                 "case": "insensitive",
             },
+            # A rewrite to another origin proxies there (also after the filesystem).
+            {
+                "from": "/api",
+                "rewrite": "https://api.example.com/",
+                "only_if_missing": True,
+                "case": "insensitive",
+                "trailing_slash": "strict",
+            },
+            {
+                "from": "/api/<path:path>",
+                "rewrite": "https://api.example.com/{path}",
+                "only_if_missing": True,
+                "case": "insensitive",
+            },
         ],
         [
             (9, "the parameter ':name([a-z]+)' uses a regex Waypost has no converter for"),
@@ -208,10 +222,6 @@ SAMPLES = [
                 "the header value '(?<lang>de|fr)' in 'has' is a regex; only literal values import",
             ),
             (23, "'locale' (a Next.js option) has no Waypost equivalent"),
-            (
-                27,
-                "a rewrite to another site is a proxy; this Waypost cannot proxy to another origin",
-            ),
         ],
         [3],
         id="vercel",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -24,6 +25,7 @@ __all__ = [
     "slash_twins",
     "split_source_url",
     "unsupported_keys",
+    "with_proxy_hosts",
 ]
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -226,3 +228,16 @@ def refuse_proxy(rule: Mapping[str, Any], platform: str, how: str) -> None:
         raise Refusal(
             f"a rewrite to another origin (a proxy) would be a redirect in {platform}; {how}"
         )
+
+
+def with_proxy_hosts(result: ImportResult) -> ImportResult:
+    """``result`` with the hosts its proxy rules (a ``rewrite`` to an absolute URL) go to, in the
+    order they first appear, so that ``waypost import`` writes them as ``proxy_hosts:``."""
+    hosts: list[str] = []
+    for rule in result.rules:
+        target = rule.get("rewrite")
+        if isinstance(target, str) and is_absolute_url(target):
+            host = (urlsplit(target).hostname or "").lower()
+            if host and host not in hosts:
+                hosts.append(host)
+    return replace(result, proxy_hosts=hosts)

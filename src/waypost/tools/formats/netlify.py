@@ -55,7 +55,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +70,7 @@ from ._common import (
     single_value,
     split_source_url,
     unsupported_keys,
+    with_proxy_hosts,
 )
 from ._priority import priority_order
 from ._report import ExportResult, ImportResult, Skipped, export_each
@@ -312,19 +313,7 @@ def parse_netlify(text: str) -> ImportResult:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
         builder.add(number, raw, rule, notes)
-    return _finish(builder.result("netlify"))
-
-
-def _finish(result: ImportResult) -> ImportResult:
-    """``result`` with the hosts its proxy rules go to."""
-    hosts: list[str] = []
-    for rule in result.rules:
-        target = rule.get("rewrite")
-        if isinstance(target, str) and is_absolute_url(target):
-            host = (urlsplit(target).hostname or "").lower()
-            if host and host not in hosts:
-                hosts.append(host)
-    return replace(result, proxy_hosts=hosts)
+    return with_proxy_hosts(builder.result("netlify"))
 
 
 _TOML_TABLE = re.compile(r"^\s*\[\[\s*redirects\s*\]\]")
@@ -439,7 +428,7 @@ def parse_netlify_toml(text: str) -> ImportResult:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
         builder.add(number, raw, rule, notes)
-    return _finish(builder.result("netlify-toml"))
+    return with_proxy_hosts(builder.result("netlify-toml"))
 
 
 # -- export -------------------------------------------------------------------------------------
