@@ -70,8 +70,8 @@ SAMPLES = [
             ),
             (
                 22,
-                "same rule as line 21 once the scheme is dropped (Waypost matches http and "
-                "https alike)",
+                "same rule as line 21 once the scheme is dropped (the two lines give one "
+                "redirect for http and https)",
             ),
             (
                 26,
@@ -285,8 +285,8 @@ SAMPLES = [
         [
             (
                 7,
-                "same rule as line 6 once the scheme is dropped (Waypost matches http and "
-                "https alike)",
+                "same rule as line 6 once the scheme is dropped (the two lines give one "
+                "redirect for http and https)",
             ),
             (8, "the source URL '/no-host' has no host"),
             (9, "Cloudflare source URLs cannot have a query string"),
