@@ -671,7 +671,7 @@ def test_nginx_import_reads_respond_rules_back() -> None:
     ]
 
 
-# -- a scheme condition -----------------------------------------------------------------------------
+# -- a scheme condition ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("scheme", "cond"), [("https", "=on"), ("http", "!=on")])

@@ -200,9 +200,7 @@ def test_an_exported_rewrite_comes_back_the_same() -> None:
 
 def proxied(result: ImportResult, url: str, *, exists: bool = False) -> str:
     """The answer of the rules as ``waypost import`` writes them (with their proxy hosts)."""
-    engine = Engine(
-        result.rules, defaults=result.defaults or None, proxy_hosts=result.proxy_hosts
-    )
+    engine = Engine(result.rules, defaults=result.defaults or None, proxy_hosts=result.proxy_hosts)
     decision = engine.resolve(
         "GET", "http://example.com" + url, stage="before" if exists else "all"
     )
