@@ -84,3 +84,15 @@ def test_minimal_scope_and_environ() -> None:
     ):
         assert (request.method, request.raw_path, request.query_string) == ("GET", "/x", "")
         assert request.client_ip is None
+
+
+def test_the_request_has_the_scheme_the_server_says() -> None:
+    """ASGI's ``scope['scheme']`` and WSGI's ``wsgi.url_scheme`` (what the server, or a proxy
+    fix in front of the app, made of the connection) are the request's scheme."""
+    for request, scheme in (
+        (request_from_scope({"type": "http", "path": "/x", "scheme": "https"}), "https"),
+        (request_from_environ({"PATH_INFO": "/x", "wsgi.url_scheme": "https"}), "https"),
+        (request_from_scope({"type": "http", "path": "/x"}), "http"),
+        (request_from_environ({"PATH_INFO": "/x"}), "http"),
+    ):
+        assert request.scheme == scheme

@@ -285,6 +285,48 @@ def test_not(when: dict[str, Any], headers: dict[str, str], expected: bool) -> N
     assert applies(when, headers=headers) is expected
 
 
+@pytest.mark.parametrize(
+    ("scheme", "url", "expected"),
+    [
+        ("http", "http://example.com/x", True),
+        ("http", "https://example.com/x", False),
+        ("https", "https://example.com/x", True),
+        ("HTTPS", "https://example.com/x", True),
+        ("https", "/x", False),  # a path alone is an http request
+        (["http", "https"], "https://example.com/x", True),
+        (["https"], "http://example.com/x", False),
+    ],
+    ids=["http", "http-not-https", "https", "upper-case", "path-is-http", "list", "list-miss"],
+)
+def test_scheme(scheme: Any, url: str, expected: bool) -> None:
+    assert applies({"scheme": scheme}, url=url) is expected
+
+
+def test_scheme_reads_the_request_scheme_also_for_websockets() -> None:
+    engine = Engine([{"from": "/x", "respond": 204, "when": {"scheme": "https"}}])
+    for scheme, expected in (("https", True), ("wss", True), ("http", False), ("ws", False)):
+        request = Request("GET", "/x", scheme=scheme)
+        assert (engine.resolve(request).action == "respond") is expected, scheme
+
+
+def test_a_failed_scheme_condition_is_explained() -> None:
+    engine = Engine([{"from": "/x", "to": "https://example.com/x", "when": {"scheme": "http"}}])
+    [step] = engine.explain("GET", "https://example.com/x").steps
+    assert step.reason == "condition failed: scheme: scheme is 'https'"
+    # Behind a proxy that ends TLS the scheme comes from X-Forwarded-Proto: caches must vary.
+    assert engine.resolve("GET", "http://example.com/x").vary == ("X-Forwarded-Proto",)
+
+
+def test_scheme_round_trips_through_to_mapping() -> None:
+    engine = Engine(
+        [{"from": "/x", "to": "/y", "when": {"scheme": "HTTP", "not": {"scheme": "https"}}}]
+    )
+    assert engine.rules[0].to_mapping()["when"] == {
+        "scheme": ["http"],
+        "not": {"scheme": ["https"]},
+    }
+
+
 def test_every_condition_must_hold() -> None:
     when = {"methods": ["GET"], "query": {"ref": "mail"}, "language": "de"}
     headers = {"Accept-Language": "de"}
@@ -306,6 +348,10 @@ def test_every_condition_must_hold() -> None:
         ({"hots": "example.com"}, "unknown condition 'hots'; did you mean 'host'?"),
         ({"not": {"not": {"host": "a"}}}, "unknown condition 'not'"),
         ({"host": ""}, "a host must be a non-empty string"),
+        ({"scheme": "ftp"}, "scheme must be 'http' or 'https' (or a list of them), got 'ftp'"),
+        ({"scheme": "https://"}, "got 'https://'; did you mean 'https'?"),
+        ({"scheme": ["http", "htps"]}, "got 'htps'; did you mean 'https'?"),
+        ({"scheme": []}, "a scheme must not be an empty list"),
         ({"headers": {"X-A\r\nSet-Cookie": "*"}}, "is not a valid header name"),
         ("host", "'when' must be a mapping"),
     ],
@@ -320,6 +366,10 @@ def test_every_condition_must_hold() -> None:
         "unknown-condition",
         "nested-not",
         "empty-host",
+        "other-scheme",
+        "scheme-with-slashes",
+        "misspelt-scheme-in-a-list",
+        "no-scheme",
         "crlf-in-header-name",
         "when-not-mapping",
     ],

@@ -51,6 +51,25 @@ def test_the_client_is_the_first_untrusted_hop(
     assert PROXIES.client(peer, headers) == client
 
 
+@pytest.mark.parametrize(
+    ("peer", "proto", "scheme"),
+    [
+        ("203.0.113.5", "https", "http"),  # not a proxy: a client cannot claim https
+        ("10.0.0.2", "https", "https"),
+        ("10.0.0.2", "HTTPS", "https"),
+        ("10.0.0.2", "http, https", "https"),  # the nearest proxy's entry is the last
+        ("10.0.0.2", "javascript", "http"),  # not a scheme: the connection's own
+        ("10.0.0.2", None, "http"),
+    ],
+    ids=["untrusted-peer", "trusted", "upper-case", "the-last-entry", "not-a-scheme", "none"],
+)
+def test_the_scheme_is_forwarded_only_by_trusted_proxies(
+    peer: str, proto: str | None, scheme: str
+) -> None:
+    headers = [("X-Forwarded-Proto", proto)] if proto else []
+    assert PROXIES.scheme(peer, headers, "http") == scheme
+
+
 def test_a_bad_block_is_a_settings_error() -> None:
     with pytest.raises(SettingsError, match=re.escape("'10.0.0.0/33'")):
         parse_trusted_proxies("10.0.0.0/33")
@@ -69,6 +88,29 @@ def test_the_server_uses_the_forwarded_client_for_ip_conditions(tmp_path: Path) 
         assert httpx.get(trusting.base + "/office", headers=forwarded).status_code == 204
         assert httpx.get(plain.base + "/office", headers=forwarded).status_code == 404
         assert httpx.get(trusting.base + "/office").status_code == 404
+    finally:
+        trusting.stop()
+        plain.stop()
+
+
+def test_the_server_uses_the_forwarded_scheme_for_scheme_conditions(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - from: /<path:p>\n    when: {scheme: http}\n    to: https://example.com/{p}\n",
+        encoding="utf-8",
+    )
+    tls = {"X-Forwarded-Proto": "https"}
+    trusting = Server(None, str(rules), "--trusted-proxies", "127.0.0.1")
+    plain = Server(None, str(rules))
+    try:
+        # Behind a proxy that ended TLS: the client used https, no redirect (no loop).
+        assert httpx.get(trusting.base + "/a", headers=tls).status_code == 404
+        assert httpx.get(trusting.base + "/a").status_code == 301
+        # Not trusted, the header is the client's word: the connection is http.
+        answer = httpx.get(plain.base + "/a", headers=tls)
+        assert answer.status_code == 301
+        assert answer.headers["location"] == "https://example.com/a"
+        assert "X-Forwarded-Proto" in answer.headers["vary"]
     finally:
         trusting.stop()
         plain.stop()

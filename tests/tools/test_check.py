@@ -294,6 +294,71 @@ CASES: list[tuple[str, str, set[tuple[str, str, int | None]]]] = [
         set(),
     ),
     (
+        # The usual upgrade: from http only, so https://www.example.com/a is final, not a loop.
+        "http-to-https-is-no-loop",
+        """
+  - from: /<path:p>
+    when: {scheme: http}
+    to: https://www.example.com/{p}
+    status: 308
+""",
+        set(),
+    ),
+    (
+        "to-https-without-the-condition-loops",
+        """
+  - from: /<path:p>
+    to: https://www.example.com/{p}
+    status: 308
+""",
+        {("error", "loop", 2)},
+    ),
+    (
+        # An https-only rule is walked from https: '/b' stays on https, where the http rule
+        # does not apply; from http it would.
+        "https-rule-walked-from-https",
+        """
+  - from: /a
+    when: {scheme: https}
+    to: /b
+    status: 308
+  - from: /b
+    when: {scheme: http}
+    to: /a
+    status: 308
+""",
+        set(),
+    ),
+    (
+        # Found only when the walk stays on https ('/b' is asked over https too).
+        "https-only-loop",
+        """
+  - from: /a
+    when: {scheme: https}
+    to: /b
+    status: 308
+  - from: /b
+    when: {scheme: https}
+    to: /a
+    status: 308
+""",
+        {("error", "loop", 2)},
+    ),
+    (
+        "one-path-per-scheme-is-no-duplicate",
+        """
+  - from: /old
+    when: {scheme: http}
+    to: https://www.example.com/new
+    status: 308
+  - from: /old
+    when: {scheme: https}
+    to: /new
+    status: 308
+""",
+        set(),
+    ),
+    (
         "open-redirect-without-allowed-hosts",
         """
   - from: /out/<site>/<path:rest>
@@ -456,6 +521,11 @@ def conditions(value: dict[str, Any]) -> Any:
         ({"after": "2025-01-01"}, {"after": "2024-01-01"}, True),
         ({"not": {"cookies": {"s": "*"}}}, {"not": {"cookies": {"s": "*"}}}, True),
         ({}, {"not": {"cookies": {"s": "*"}}}, False),
+        ({"scheme": "http"}, {"scheme": ["http", "https"]}, True),
+        ({"scheme": ["http", "https"]}, {"scheme": "http"}, False),
+        ({"scheme": "https"}, {"scheme": "http"}, False),
+        ({}, {"scheme": "https"}, False),
+        ({"scheme": "https"}, {}, True),
     ],
     ids=[
         "no-conditions",
@@ -473,6 +543,11 @@ def conditions(value: dict[str, Any]) -> Any:
         "after",
         "negation-equal",
         "negation-missing",
+        "scheme-subset",
+        "scheme-superset",
+        "scheme-other",
+        "scheme-missing",
+        "scheme-no-condition",
     ],
 )
 def test_conditions_imply(narrow: dict[str, Any], wide: dict[str, Any], expected: bool) -> None:

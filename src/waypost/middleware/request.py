@@ -47,6 +47,9 @@ def request_from_scope(scope: Scope) -> Request:
         headers,
         client_ip=client[0] if client else None,
         path=path,
+        # The server's scheme: behind a proxy, what the server was told to trust (uvicorn's
+        # --proxy-headers, hypercorn's ProxyFixMiddleware).
+        scheme=scope.get("scheme", "http"),
     )
 
 
@@ -68,4 +71,6 @@ def request_from_environ(environ: Environ) -> Request:
         headers,
         client_ip=environ.get("REMOTE_ADDR"),
         path=path,
+        # Behind a proxy, what werkzeug's ProxyFix (or the server) made of X-Forwarded-Proto.
+        scheme=environ.get("wsgi.url_scheme", "http"),
     )

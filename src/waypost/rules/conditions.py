@@ -1,6 +1,8 @@
 """Conditions under ``when:``: every one listed must hold for a rule to apply.
 
 ``methods`` (GET implies HEAD), ``host`` (``*.example.com`` matches any subdomain, not the apex),
+``scheme`` (``http`` or ``https``, or a list: the scheme the client used, behind trusted proxies
+what they forwarded in X-Forwarded-Proto),
 ``query`` / ``headers`` / ``cookies`` (``{key: value}``: exact value, a list of values, ``"*"`` for
 present, ``null`` for absent), ``accept`` (``json`` or ``html``), ``language`` (the client's most
 preferred language; ``de`` matches ``de-AT``), ``ip`` (CIDR list), ``after`` / ``before`` (ISO 8601;
@@ -29,6 +31,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 CONDITION_KEYS = (
     "methods",
     "host",
+    "scheme",
     "query",
     "headers",
     "cookies",
@@ -42,6 +45,9 @@ CONDITION_KEYS = (
 _METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
+_SCHEMES = ("http", "https")
+# A WebSocket handshake's ASGI scope says 'ws'/'wss': the same transport as http/https.
+_SCHEME_OF = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ class Conditions:
 
     methods: frozenset[str] | None = None
     hosts: tuple[str, ...] | None = None
+    schemes: tuple[str, ...] | None = None
     query: tuple[tuple[str, ValueTest], ...] = ()
     headers: tuple[tuple[str, ValueTest], ...] = ()
     cookies: tuple[tuple[str, ValueTest], ...] = ()
@@ -71,6 +78,11 @@ class Conditions:
         names: list[str] = []
         if self.hosts is not None:
             names.append("Host")
+        if self.schemes is not None:
+            # The scheme is part of the URL a cache keys on, but behind a proxy that ends TLS
+            # Waypost reads it from X-Forwarded-Proto: a cache between that proxy and Waypost
+            # must not give an https client the answer for http (the classic redirect loop).
+            names.append("X-Forwarded-Proto")
         if self.accept is not None:
             names.append("Accept")
         if self.languages is not None:
@@ -88,6 +100,8 @@ class Conditions:
             tests.append(("methods", lambda r: r.method in self.methods))
         if self.hosts is not None:
             tests.append(("host", lambda r: host_allowed(r.host, self.hosts)))
+        if self.schemes is not None:
+            tests.append(("scheme", lambda r: _scheme_of(r.scheme) in self.schemes))
         for key, want in self.query:
             tests.append((f"query {key!r}", _value_test(lambda r, k=key: r.query.get(k), want)))
         for key, want in self.headers:
@@ -149,6 +163,11 @@ def _value_test(get: Any, want: ValueTest) -> Any:
     return test
 
 
+def _scheme_of(scheme: str) -> str:
+    lowered = scheme.lower()
+    return _SCHEME_OF.get(lowered, lowered)
+
+
 def _language_matches(language: str, wanted: tuple[str, ...] | None) -> bool:
     if not language or not wanted:
         return False
@@ -173,6 +192,8 @@ def _describe(label: str, request: Request) -> str:
         return f"method is {request.method}"
     if label == "host":
         return f"host is {request.host!r}"
+    if label == "scheme":
+        return f"scheme is {_scheme_of(request.scheme)!r}"
     if label == "accept":
         return f"client accepts {request.accept}"
     if label == "language":
@@ -212,6 +233,24 @@ def parse_methods(value: Any, keys: tuple[str | int, ...]) -> frozenset[str]:
     if "GET" in methods:
         methods.add("HEAD")
     return frozenset(methods)
+
+
+def parse_schemes(value: Any, keys: tuple[str | int, ...]) -> tuple[str, ...]:
+    """``https`` or ``[http, https]`` -> ``('https',)``; any other scheme is an error."""
+    schemes: list[str] = []
+    for index, text in enumerate(_strings(value, keys, "a scheme")):
+        scheme = text.lower()
+        if scheme not in _SCHEMES:
+            bare = scheme.partition(":")[0]
+            close = [bare] if bare in _SCHEMES else difflib.get_close_matches(scheme, _SCHEMES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise FieldError(
+                f"scheme must be 'http' or 'https' (or a list of them), got {text!r}{hint}",
+                (*keys, index) if isinstance(value, list | tuple) else keys,
+            )
+        if scheme not in schemes:
+            schemes.append(scheme)
+    return tuple(schemes)
 
 
 def _value_tests(
@@ -277,6 +316,8 @@ def parse_conditions(
             fields["methods"] = parse_methods(item, where)
         elif key == "host":
             fields["hosts"] = tuple(h.lower() for h in _strings(item, where, "a host"))
+        elif key == "scheme":
+            fields["schemes"] = parse_schemes(item, where)
         elif key == "query":
             fields["query"] = _value_tests(item, where, "query parameter")
         elif key == "headers":

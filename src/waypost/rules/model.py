@@ -382,6 +382,8 @@ def conditions_to_mapping(conditions: Conditions) -> dict[str, Any]:
         out["methods"] = sorted(methods)
     if conditions.hosts is not None:
         out["host"] = list(conditions.hosts)
+    if conditions.schemes is not None:
+        out["scheme"] = list(conditions.schemes)
     for key, values in (
         ("query", conditions.query),
         ("headers", conditions.headers),

@@ -181,9 +181,13 @@ class WaypostServer:
         scheme: str = "http",
     ) -> Request:
         """The one :class:`~waypost.rules.request.Request` of a request to this server: the path
-        decoded once, the client worked out once (the connection's ``peer``, or behind trusted
-        proxies the address they forwarded). ``raw_path`` is percent-encoded, ``query`` raw."""
-        client = self.proxies.client(peer, headers) if self._behind_proxies else peer
+        decoded once, the client worked out once (the connection's ``peer`` and ``scheme``, or
+        behind trusted proxies the address and scheme they forwarded). ``raw_path`` is
+        percent-encoded, ``query`` raw."""
+        client = peer
+        if self._behind_proxies:
+            client = self.proxies.client(peer, headers)
+            scheme = self.proxies.scheme(peer, headers, scheme)
         # Positional: a call with keywords costs CPython 3.11 a dict; the Request decodes the path.
         return Request(method, raw_path, query, headers, None, client, None, None, scheme)
 

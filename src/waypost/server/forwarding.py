@@ -5,6 +5,12 @@ The peer address of the connection is the client unless it is one of ``trusted_p
 trusted proxies, and the first address that is not one of them is the client. A malformed
 entry stops the walk at the last trusted hop: a client cannot forge its way past a proxy, since
 whatever it sent stands to the left of what the proxy appended.
+
+The scheme the client used (for ``scheme:`` conditions, and the ``X-Forwarded-Proto`` Waypost
+sends on) is the connection's own, or, from a trusted proxy, its ``X-Forwarded-Proto``: the last
+entry of the header (the one the nearest proxy wrote, as Werkzeug's ``ProxyFix`` reads it), when
+that is ``http`` or ``https``. From anyone else the header is ignored: a client cannot make an
+http request look like https.
 """
 
 from __future__ import annotations
@@ -80,3 +86,17 @@ class TrustedProxies:
             if not self.trusts(entry):
                 break
         return client
+
+    def scheme(self, peer: str | None, headers: Iterable[tuple[str, str]], own: str) -> str:
+        """The scheme the client used: ``own`` (the connection's), or from a trusted proxy the
+        last ``X-Forwarded-Proto`` entry when it is ``http`` or ``https``."""
+        if not self.networks or not self.trusts(peer):
+            return own
+        forwarded: str | None = None
+        for name, value in headers:
+            if name.lower() == "x-forwarded-proto":
+                forwarded = value  # a repeated header: the last one is the nearest proxy's
+        if forwarded is None:
+            return own
+        last = forwarded.rpartition(",")[2].strip().lower()
+        return last if last in ("http", "https") else own

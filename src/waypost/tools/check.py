@@ -153,6 +153,7 @@ class _Context:
     now: datetime | None = None
     host: str | None = None
     method: str = "GET"
+    scheme: str = "http"
 
 
 def _first_value(test: Any) -> str | None:
@@ -196,7 +197,8 @@ def _context(conditions: Conditions, now: datetime | None) -> _Context:
     method = "GET"
     if conditions.methods is not None and "GET" not in conditions.methods:
         method = "POST" if "POST" in conditions.methods else sorted(conditions.methods)[0]
-    return _Context(tuple(headers), client_ip, when, host, method)
+    scheme = conditions.schemes[0] if conditions.schemes else "http"
+    return _Context(tuple(headers), client_ip, when, host, method, scheme)
 
 
 def _value_implied(narrow: Any, wide: Any) -> bool:
@@ -226,6 +228,10 @@ def conditions_imply(narrow: Conditions, wide: Conditions) -> bool:
     for field in ("query", "headers", "cookies"):
         if not _tests_implied(getattr(narrow, field), getattr(wide, field)):
             return False
+    if wide.schemes is not None and (
+        narrow.schemes is None or not set(narrow.schemes) <= set(wide.schemes)
+    ):
+        return False
     if wide.accept is not None and narrow.accept != wide.accept:
         return False
     if wide.languages is not None and (
@@ -481,6 +487,7 @@ class _Checker:
                     site_hosts=hosts,
                     now=context.now,
                     first=first,
+                    scheme=context.scheme,
                 )
             )
         shapes = {(w.outcome, w.loop_at, tuple(id(r) for r in w.rules)) for w in walks}

@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 from waypost.engine import Decision, Engine
 from waypost.rules.model import Rule
-from waypost.rules.request import HeaderInput
+from waypost.rules.request import HeaderInput, Request, parse_url
 from waypost.rules.safety import host_allowed
 
 __all__ = ["MAX_REDIRECTS", "Hop", "Outcome", "RedirectChain", "follow", "next_method"]
@@ -174,22 +174,25 @@ def _host_of(url: str) -> str | None:
         return None
 
 
-def _key(method: str, url: str) -> tuple[str, str | None, str]:
-    """What makes two requests the same for loop detection: method, host and path-with-query."""
+def _key(method: str, url: str, scheme: str) -> tuple[str, str, str | None, str]:
+    """What makes two requests the same for loop detection: method, scheme, host and
+    path-with-query. (``http://x/a`` and ``https://x/a`` differ: a rule may hold for one scheme
+    only.) ``scheme`` is the walk's, for a path."""
     host = _host_of(url)
     if host is None:
-        return method, None, url
+        return method, scheme, None, url
     parts = urlsplit(url)
     rest = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return method, host, rest
+    return method, parts.scheme.lower(), host, rest
 
 
-def _join(current: str, location: str) -> str:
-    """``location`` resolved against ``current`` (a path, or an absolute URL)."""
+def _join(current: str, location: str, scheme: str = "https") -> str:
+    """``location`` resolved against ``current`` (a path, or an absolute URL); ``scheme`` is
+    the walk's, for a path."""
     if _SCHEME.match(location):
         return location
     if location.startswith("//"):
-        scheme = urlsplit(current).scheme if _SCHEME.match(current) else "https"
+        scheme = urlsplit(current).scheme if _SCHEME.match(current) else scheme
         return f"{scheme or 'https'}:{location}"
     if (
         location[:1] == "/"
@@ -214,13 +217,16 @@ def follow(
     now: datetime | None = None,
     limit: int = MAX_REDIRECTS,
     first: Decision | None = None,
+    scheme: str = "http",
 ) -> RedirectChain:
     """Follow ``method url`` through the engine's redirects, as a browser would.
 
     ``url`` is a path with query or an absolute URL. ``site_hosts`` are the hosts that are this
     site (``*.example.org`` allowed): a redirect to one of them continues here; the URL's own
     host always counts. ``first``, when given, is used as the decision of the first hop instead
-    of asking the engine (the checks use it to start from one particular rule).
+    of asking the engine (the checks use it to start from one particular rule). ``scheme`` is
+    the scheme of the requests to a path (an absolute URL says its own): the checks walk a rule
+    that holds for https only from https.
     """
     hosts = [h.lower() for h in site_hosts]
     start_host = _host_of(url)
@@ -228,18 +234,21 @@ def follow(
         hosts.append(start_host)
     method = method.upper()
     hops: list[Hop] = []
-    seen: dict[tuple[str, str | None, str], int] = {}
+    seen: dict[tuple[str, str, str | None, str], int] = {}
     current = url
     statuses: list[int] = []
     while True:
-        key = _key(method, current)
+        key = _key(method, current, scheme)
         if key in seen:
             return RedirectChain(tuple(hops), "loop", current, seen[key], limit, tuple(statuses))
         seen[key] = len(hops)
         if first is not None and not hops:
             decision = first
         else:
-            decision = engine.resolve(method, current, headers, client_ip, now=now)
+            parts = parse_url(current)
+            if parts[1] is None:  # a path: the walk's scheme
+                parts = (scheme, *parts[1:])
+            decision = engine.resolve(Request.from_url(method, parts, headers, client_ip, now))
         hops.append(Hop(method, current, decision))
         if decision.action != "redirect" or decision.location is None:
             return RedirectChain(tuple(hops), "final", current, None, limit, tuple(statuses))
@@ -249,7 +258,7 @@ def follow(
             return RedirectChain(
                 tuple(hops), "too-many", decision.location, None, limit, tuple(statuses)
             )
-        target = _join(current, decision.location)
+        target = _join(current, decision.location, scheme)
         host = _host_of(target)
         if host is not None and not host_allowed(host, hosts):
             return RedirectChain(tuple(hops), "offsite", target, None, limit, tuple(statuses))

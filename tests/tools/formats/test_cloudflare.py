@@ -170,21 +170,46 @@ def test_bulk_answers_by_cloudflare_precedence(text: str, asks: list[tuple[str, 
         assert answer(result, url) == f"redirect 301 https://t/{target}", url
 
 
-def test_bulk_a_scheme_line_another_line_answers_on_the_other_scheme_is_refused() -> None:
+def test_bulk_a_scheme_beats_no_scheme_for_its_own_scheme_only() -> None:
     result = parse_cloudflare(
-        "http://example.com/x,https://t/http,301,FALSE,FALSE,FALSE,FALSE\n"
         "example.com/x,https://t/any,301,FALSE,FALSE,FALSE,FALSE\n"
+        "http://example.com/x,https://t/http,301,FALSE,FALSE,FALSE,FALSE\n"
     )
-    assert "cannot match the scheme" in skipped(result)[1]
+    assert result.skipped == []
+    assert result.rules[0]["when"] == {"host": "example.com", "scheme": "http"}
+    assert answer(result, "http://example.com/x") == "redirect 301 https://t/http"
     assert answer(result, "https://example.com/x") == "redirect 301 https://t/any"
+
+
+def test_bulk_a_lone_scheme_line_keeps_its_scheme() -> None:
+    result = parse_cloudflare("https://example.com/x,https://t/y,301\n")
+    assert result.rules[0]["when"] == {"host": "example.com", "scheme": "https"}
+    assert answer(result, "https://example.com/x") == "redirect 301 https://t/y"
+    assert answer(result, "http://example.com/x") == "pass"
 
 
 def test_bulk_the_usual_http_https_pair_is_one_rule() -> None:
     result = parse_cloudflare(
         "http://example.com/x,https://t/y,301\nhttps://example.com/x,https://t/y,301\n"
     )
-    assert len(result.rules) == 1
+    assert len(result.rules) == 1 and "scheme" not in result.rules[0]["when"]
     assert "same rule as line 1" in skipped(result)[2]
+    assert "line 2 gives the same redirect for https" in result.notes[0].message
+
+
+def test_bulk_a_pair_that_differs_keeps_both_schemes() -> None:
+    result = parse_cloudflare(
+        "http://example.com/x,https://t/a,301\nhttps://example.com/x,https://t/b,302\n"
+    )
+    assert result.skipped == []
+    assert [rule["when"]["scheme"] for rule in result.rules] == ["http", "https"]
+    assert answer(result, "http://example.com/x") == "redirect 301 https://t/a"
+    assert answer(result, "https://example.com/x") == "redirect 302 https://t/b"
+
+
+def test_bulk_another_scheme_is_refused() -> None:
+    result = parse_cloudflare("ftp://example.com/x,https://t/y,301\n")
+    assert "neither http nor https" in skipped(result)[1]
 
 
 def test_bulk_a_source_url_twice_is_refused() -> None:
@@ -225,3 +250,45 @@ def test_bulk_export_writes_one_redirect_per_source_url() -> None:
     exported = export_cloudflare(rules, {"order": "first_match"}, host="example.com")
     assert [item.index for item in exported.unsupported] == [1]
     assert "one redirect per source URL" in exported.unsupported[0].reason
+
+
+# -- the Bulk exporter: a rule for one scheme is a source URL with that scheme --------------------
+
+SCHEMED = [
+    {
+        "from": "/x",
+        "to": "https://t/http",
+        "status": 301,
+        "trailing_slash": "strict",
+        "query": "drop",
+        "when": {"host": "example.com", "scheme": "http"},
+    },
+    {
+        "from": "/x",
+        "to": "https://t/any",
+        "status": 301,
+        "trailing_slash": "strict",
+        "query": "drop",
+        "when": {"host": "example.com"},
+    },
+]
+
+
+def test_bulk_export_writes_the_scheme_into_the_source_url() -> None:
+    exported = export_cloudflare(SCHEMED, {"order": "first_match"})
+    assert exported.unsupported == []
+    assert exported.text.splitlines()[0].startswith("http://example.com/x,")
+    back = parse_cloudflare(exported.text)
+    assert back.rules == SCHEMED
+    both = {**SCHEMED[0], "when": {"host": "example.com", "scheme": ["http", "https"]}}
+    assert export_cloudflare([both]).text.startswith("example.com/x,")
+
+
+def test_bulk_export_reports_a_scheme_rule_waypost_would_try_later() -> None:
+    # Waypost applies the rule for both schemes first; Cloudflare, the http one on http.
+    exported = export_cloudflare(SCHEMED[::-1], {"order": "first_match"})
+    assert [item.index for item in exported.unsupported] == [1]
+    assert "Cloudflare would apply it before rule 1" in exported.unsupported[0].reason
+    # One rule per scheme: no request matches both, so no conflict either way.
+    https = {**SCHEMED[1], "when": {"host": "example.com", "scheme": "https"}}
+    assert export_cloudflare([https, SCHEMED[0]], {"order": "first_match"}).unsupported == []

@@ -669,3 +669,33 @@ def test_nginx_import_reads_respond_rules_back() -> None:
         {"from": "/Legal", "respond": 451, "case": "insensitive"},
         {"from": "/api/<path:rest>", "respond": rules[2]["respond"]},
     ]
+
+
+# -- a scheme condition ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scheme", "cond"), [("https", "=on"), ("http", "!=on")])
+def test_apache_tests_the_scheme_with_https_and_reads_it_back(scheme: str, cond: str) -> None:
+    rule = {"from": "/a", "to": "https://www.example.com/a", "status": 301}
+    rule["when"] = {"scheme": scheme}
+    exported = EXPORTERS["apache"]([rule], None)
+    assert exported.unsupported == []
+    assert f"RewriteCond %{{HTTPS}} {cond}" in exported.text.splitlines()
+    assert "X-Forwarded-Proto" in exported.text  # the note on a proxy that ends TLS
+    assert IMPORTERS["apache"](exported.text).rules == [rule]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "words"),
+    [
+        ("nginx", "$scheme"),
+        ("vercel", "when.scheme"),
+        ("csv", "when.scheme"),
+        ("netlify", "full URL source"),
+    ],
+)
+def test_formats_without_a_scheme_test_refuse_it(fmt: str, words: str) -> None:
+    rule = {"from": "/a", "to": "/b", "when": {"scheme": "http"}}
+    exported = EXPORTERS[fmt]([rule], None)
+    assert [item.index for item in exported.unsupported] == [0]
+    assert words in exported.unsupported[0].reason

@@ -70,8 +70,8 @@ SAMPLES = [
             ),
             (
                 22,
-                "same rule as line 21 once the scheme is dropped (Waypost matches http and "
-                "https alike)",
+                "same rule as line 21 once the scheme is dropped (the two lines give one "
+                "redirect for http and https)",
             ),
             (
                 26,
@@ -195,6 +195,20 @@ SAMPLES = [
                 "only_if_missing": True,
                 "case": "insensitive",
             },
+            # A rewrite to another origin proxies there (also after the filesystem).
+            {
+                "from": "/api",
+                "rewrite": "https://api.example.com/",
+                "only_if_missing": True,
+                "case": "insensitive",
+                "trailing_slash": "strict",
+            },
+            {
+                "from": "/api/<path:path>",
+                "rewrite": "https://api.example.com/{path}",
+                "only_if_missing": True,
+                "case": "insensitive",
+            },
         ],
         [
             (9, "the parameter ':name([a-z]+)' uses a regex Waypost has no converter for"),
@@ -208,10 +222,6 @@ SAMPLES = [
                 "the header value '(?<lang>de|fr)' in 'has' is a regex; only literal values import",
             ),
             (23, "'locale' (a Next.js option) has no Waypost equivalent"),
-            (
-                27,
-                "a rewrite to another site is a proxy; this Waypost cannot proxy to another origin",
-            ),
         ],
         [3],
         id="vercel",
@@ -275,8 +285,8 @@ SAMPLES = [
         [
             (
                 7,
-                "same rule as line 6 once the scheme is dropped (Waypost matches http and "
-                "https alike)",
+                "same rule as line 6 once the scheme is dropped (the two lines give one "
+                "redirect for http and https)",
             ),
             (8, "the source URL '/no-host' has no host"),
             (9, "Cloudflare source URLs cannot have a query string"),

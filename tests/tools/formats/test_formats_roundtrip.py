@@ -483,3 +483,35 @@ def test_export_import_export_writes_the_same_file(fmt: str, order: str) -> None
     imported = IMPORTERS[fmt](first.text)
     second = EXPORTERS[fmt](imported.rules, imported.defaults or None)
     assert second.text == first.text
+
+
+# -- proxy rules: a rewrite to another origin ---------------------------------------------------
+
+PROXIES = [
+    {
+        "from": "/api/<path:rest>",
+        "rewrite": "https://api.example.com/v1/{rest}",
+        "only_if_missing": True,
+    },
+    {"from": "/docs", "rewrite": "https://docs.example.org:8443/", "only_if_missing": True},
+    {"from": "/status", "rewrite": "/health.json", "only_if_missing": True},
+]
+PROXY_URLS = ["/api/x", "/api/x/y?q=1", "/docs", "/docs/?a=b", "/status", "/none"]
+
+
+@pytest.mark.parametrize("fmt", ["netlify", "vercel"])
+def test_proxy_rules_come_back_proxying_to_the_same_origin(fmt: str) -> None:
+    exported = EXPORTERS[fmt](PROXIES, None)
+    assert exported.unsupported == []
+    imported = IMPORTERS[fmt](exported.text)
+    assert not_duplicates(imported.skipped) == []
+    assert sorted(imported.proxy_hosts) == ["api.example.com", "docs.example.org"]
+    original = Engine(PROXIES, proxy_hosts=["api.example.com", "docs.example.org"])
+    again = Engine(
+        imported.rules, defaults=imported.defaults or None, proxy_hosts=imported.proxy_hosts
+    )
+    for url in PROXY_URLS:
+        for stage in ("all", "before"):  # with and without a file at the path
+            want = original.resolve("GET", "http://example.com" + url, stage=stage)
+            got = again.resolve("GET", "http://example.com" + url, stage=stage)
+            assert got.describe(detail=False) == want.describe(detail=False), (url, stage)

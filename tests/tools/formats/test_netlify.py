@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from waypost.engine import Engine
-from waypost.tools.formats import IMPORTERS
+from waypost.tools.formats import EXPORTERS, IMPORTERS
 
 
 def one_rule(fmt: str, text: str) -> dict[str, Any]:
@@ -225,3 +225,68 @@ def test_a_200_to_a_url_proxies_there_and_lists_its_host() -> None:
     assert [(skip.line, skip.reason) for skip in result.skipped] == [
         (3, "the proxy target 'https://:site.example.com/' takes its host from the request")
     ]
+
+
+# -- the scheme of a full-URL source --------------------------------------------------------------
+
+
+def _decide(result: Any, url: str) -> str:
+    engine = Engine(result.rules, defaults=result.defaults or None)
+    text = engine.resolve("GET", url).describe(detail=False)
+    return "pass" if text.startswith("pass") else text
+
+
+@pytest.mark.parametrize("fmt", ["netlify", "netlify-toml"])
+def test_a_lone_full_url_source_applies_to_its_scheme_only(fmt: str) -> None:
+    text = (
+        "http://old.example.com/* https://new.example.com/:splat 301!\n"
+        if fmt == "netlify"
+        else '[[redirects]]\nfrom = "http://old.example.com/*"\n'
+        'to = "https://new.example.com/:splat"\nforce = true\n'
+    )
+    rule = one_rule(fmt, text)
+    assert rule["when"] == {"host": "old.example.com", "scheme": "http"}
+    result = IMPORTERS[fmt](text)
+    assert _decide(result, "http://old.example.com/a") == "redirect 301 https://new.example.com/a"
+    assert _decide(result, "https://old.example.com/a") == "pass"
+
+
+def test_the_http_https_pair_in_a_row_is_one_rule_for_both() -> None:
+    result = IMPORTERS["netlify"](
+        "http://old.example.com/* https://new.example.com/:splat 301!\n"
+        "https://old.example.com/* https://new.example.com/:splat 301!\n"
+    )
+    assert [rule["when"] for rule in result.rules] == [{"host": "old.example.com"}]
+    assert [
+        (skip.line, "once the scheme is dropped" in skip.reason) for skip in result.skipped
+    ] == [(2, True)]
+
+
+def test_a_pair_apart_or_unlike_keeps_each_scheme() -> None:
+    # Line 2 answers https first (Netlify applies the first matching line): lines 1 and 3 are
+    # not one rule for both schemes.
+    text = (
+        "http://old.example.com/x /one 301!\n"
+        "https://old.example.com/* /two 301!\n"
+        "https://old.example.com/x /one 301!\n"
+        "http://old.example.com/y /a 301!\n"
+        "https://old.example.com/y /b 301!\n"
+    )
+    result = IMPORTERS["netlify"](text)
+    assert result.skipped == []
+    schemes = [rule["when"]["scheme"] for rule in result.rules]
+    assert schemes == ["http", "https", "https", "http", "https"]
+    assert _decide(result, "https://old.example.com/x") == "redirect 301 /two"
+    assert _decide(result, "http://old.example.com/x") == "redirect 301 /one"
+    assert _decide(result, "http://old.example.com/y") == "redirect 301 /a"
+
+
+def test_the_export_writes_a_line_per_scheme_and_needs_a_host_for_one() -> None:
+    rule = {"from": "/x", "to": "/y", "when": {"host": "a.example.com", "scheme": "http"}}
+    exported = EXPORTERS["netlify"]([rule])
+    assert exported.text.splitlines()[1:] == ["http://a.example.com/x /y 301!"]
+    assert IMPORTERS["netlify"](exported.text).rules == [{**rule, "status": 301}]
+    hostless = EXPORTERS["netlify"]([{"from": "/x", "to": "/y", "when": {"scheme": "https"}}])
+    assert "full URL source" in hostless.unsupported[0].reason
+    both = {**rule, "when": {"host": "a.example.com", "scheme": ["http", "https"]}}
+    assert len(EXPORTERS["netlify"]([both]).text.splitlines()) == 3

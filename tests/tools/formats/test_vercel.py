@@ -193,3 +193,110 @@ def test_an_exported_rewrite_comes_back_the_same() -> None:
     assert exported.unsupported == []
     back = IMPORTERS["vercel"](exported.text).rules
     assert back == [rule]
+
+
+# -- rewrites to another origin (proxies) --------------------------------------------------------
+
+
+def proxied(result: ImportResult, url: str, *, exists: bool = False) -> str:
+    """The answer of the rules as ``waypost import`` writes them (with their proxy hosts)."""
+    engine = Engine(result.rules, defaults=result.defaults or None, proxy_hosts=result.proxy_hosts)
+    decision = engine.resolve(
+        "GET", "http://example.com" + url, stage="before" if exists else "all"
+    )
+    text = decision.describe(detail=False)
+    return "pass" if text.startswith("pass") else text
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "url", "expect"),
+    [
+        (
+            "/api/:path*",
+            "https://api.example.com/v1/:path*",
+            "/api/items/4?q=1",
+            "proxy https://api.example.com/v1/items/4?q=1",
+        ),
+        ("/docs", "https://Docs.Example.com/", "/docs", "proxy https://Docs.Example.com/"),
+        (
+            "/a/:id/:name",
+            "https://example.com/?tag=1&tag=2",
+            "/a/10/email",
+            "proxy https://example.com/?tag=1&tag=2&id=10&name=email",
+        ),
+        (
+            "/p/:slug",
+            "http://origin.example.org:8080/x/:slug#part",
+            "/p/one",
+            "proxy http://origin.example.org:8080/x/one",
+        ),
+    ],
+    ids=["path-parameter", "host-lowercased-in-the-list", "unused-to-query", "port-no-fragment"],
+)
+def test_a_rewrite_to_a_url_proxies_there(
+    source: str, destination: str, url: str, expect: str
+) -> None:
+    result = one("rewrites", source=source, destination=destination)
+    assert result.skipped == []
+    assert all(rule["only_if_missing"] for rule in result.rules)
+    host = destination.split("://")[1].split("/")[0].split(":")[0].lower()
+    assert result.proxy_hosts == [host]
+    assert proxied(result, url) == expect
+    # After Vercel's filesystem: a file at the path answers first.
+    assert proxied(result, url, exists=True) == "pass"
+
+
+def test_proxy_hosts_are_listed_once_in_first_use_order() -> None:
+    result = imported(
+        {
+            "rewrites": [
+                {"source": "/b/:p*", "destination": "https://b.example.com/:p*"},
+                {"source": "/a", "destination": "https://a.example.com/"},
+                {"source": "/b2", "destination": "https://b.example.com/two"},
+                {"source": "/local", "destination": "/index.html"},
+            ]
+        }
+    )
+    assert result.skipped == []
+    assert result.proxy_hosts == ["b.example.com", "a.example.com"]
+
+
+def test_redirects_to_a_url_list_no_proxy_host() -> None:
+    result = one("redirects", source="/a", destination="https://elsewhere.example.com/")
+    assert result.proxy_hosts == []
+    assert answer(result, "/a") == "redirect 308 https://elsewhere.example.com/"
+
+
+@pytest.mark.parametrize(
+    ("destination", "reason"),
+    [
+        ("https://:tenant.example.com/x", "takes its host or port from ':tenant'"),
+        ("https://{:tenant}.example.com/x", "takes its host or port from ':tenant'"),
+        ("https://api.example.com::port/x", "takes its host or port from ':port'"),
+        ("https://user:pass@api.example.com/x", "user info"),
+        ("ftp://files.example.com/x", "not an http(s) URL"),
+    ],
+    ids=["host-from-a-parameter", "host-from-a-group", "port-from-a-parameter", "user-info", "ftp"],
+)
+def test_a_proxy_vercel_takes_and_waypost_must_not_is_reported(
+    destination: str, reason: str
+) -> None:
+    result = one("rewrites", source="/t/:tenant/:port", destination=destination)
+    assert result.rules == [] and result.proxy_hosts == []
+    assert [skip.line for skip in result.skipped] == [3]
+    assert reason in result.skipped[0].reason
+
+
+def test_an_exported_proxy_comes_back_the_same() -> None:
+    rule = {
+        "from": "/api/<path:rest>",
+        "rewrite": "https://api.example.com/v1/{rest}",
+        "only_if_missing": True,
+    }
+    exported = EXPORTERS["vercel"]([rule], None)
+    assert exported.unsupported == []
+    [entry] = json.loads(exported.text)["rewrites"]
+    assert entry["destination"] == "https://api.example.com/v1/:rest"
+    back = IMPORTERS["vercel"](exported.text)
+    assert back.rules == [rule]
+    assert back.proxy_hosts == ["api.example.com"]

@@ -215,9 +215,9 @@ def _normalise_when(when: Mapping[str, Any]) -> dict[str, Any]:
                 name: item[0] if isinstance(item, list) and len(item) == 1 else item
                 for name, item in value.items()
             }
-        elif key in ("host", "language", "methods", "ip") and isinstance(value, str):
+        elif key in ("host", "scheme", "language", "methods", "ip") and isinstance(value, str):
             value = [value]
-        if key in ("host", "language") and isinstance(value, list):
+        if key in ("host", "scheme", "language") and isinstance(value, list):
             value = sorted(str(item).lower() for item in value)
         if value in ({}, [], None) and key != "not":
             continue

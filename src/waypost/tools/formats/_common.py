@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -24,6 +25,7 @@ __all__ = [
     "slash_twins",
     "split_source_url",
     "unsupported_keys",
+    "with_proxy_hosts",
 ]
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -191,7 +193,8 @@ class Collector:
                     text,
                     f"same rule as line {self._seen[key]}"
                     + (
-                        " once the scheme is dropped (Waypost matches http and https alike)"
+                        " once the scheme is dropped (the two lines give one redirect for http "
+                        "and https)"
                         if self.scheme_note
                         else ""
                     ),
@@ -202,6 +205,38 @@ class Collector:
         self.rules.append(rule)
         self.lines.append(line)
         self.notes.extend(Note(line, text, note) for note in notes)
+
+    def add_scheme_twin(self, line: int, text: str, rule: dict[str, Any]) -> bool:
+        """Where ``rule`` (for one scheme: ``when.scheme``) repeats the rule added last for the
+        other scheme, make that rule hold for both, report ``line`` as the same rule and return
+        True. Only the rule right before counts: in a first-match file a line between the two
+        may answer one scheme's requests."""
+        if not self.rules:
+            return False
+        last = self.rules[-1]
+        when, last_when = rule.get("when") or {}, last.get("when") or {}
+        if {when.get("scheme"), last_when.get("scheme")} != {"http", "https"}:
+            return False
+
+        def bare(one: Mapping[str, Any]) -> dict[str, Any]:
+            kept = {k: v for k, v in one["when"].items() if k != "scheme"}
+            return {**{k: v for k, v in one.items() if k != "when"}, "when": kept}
+
+        if bare(rule) != bare(last):
+            return False
+        self.rules[-1] = bare(last)
+        if not self.rules[-1]["when"]:
+            del self.rules[-1]["when"]
+        self._seen[repr(sorted(self.rules[-1].items()))] = self.lines[-1]
+        self.skipped.append(
+            Skipped(
+                line,
+                text,
+                f"same rule as line {self.lines[-1]} once the scheme is dropped (the two lines "
+                "give one redirect for http and https)",
+            )
+        )
+        return True
 
     def skip(self, line: int, text: str, reason: str) -> None:
         """Record a line that was not imported."""
@@ -226,3 +261,16 @@ def refuse_proxy(rule: Mapping[str, Any], platform: str, how: str) -> None:
         raise Refusal(
             f"a rewrite to another origin (a proxy) would be a redirect in {platform}; {how}"
         )
+
+
+def with_proxy_hosts(result: ImportResult) -> ImportResult:
+    """``result`` with the hosts its proxy rules (a ``rewrite`` to an absolute URL) go to, in the
+    order they first appear, so that ``waypost import`` writes them as ``proxy_hosts:``."""
+    hosts: list[str] = []
+    for rule in result.rules:
+        target = rule.get("rewrite")
+        if isinstance(target, str) and is_absolute_url(target):
+            host = (urlsplit(target).hostname or "").lower()
+            if host and host not in hosts:
+                hosts.append(host)
+    return replace(result, proxy_hosts=hosts)

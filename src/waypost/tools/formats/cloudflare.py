@@ -5,7 +5,9 @@ preserve_query_string, include_subdomains, subpath_matching, preserve_path_suffi
 two are required, the status defaults to 301 and the flags to false.
 
 Import: the host of ``source_url`` becomes ``when.host`` (``include_subdomains`` adds
-``*.host``); a scheme is dropped with a note, since Waypost matches http and https alike.
+``*.host``) and its scheme, if any, ``when.scheme`` (Cloudflare applies ``http://example.com/x``
+to http requests only); where the list gives the same redirect for both schemes, the scheme is
+dropped and the second line reported as the same rule.
 ``subpath_matching`` gives two rules, the exact path and ``<path:suffix>`` under it, whose
 target ends in ``{suffix}`` when ``preserve_path_suffix`` is set; Cloudflare appends the rest of
 the path as it is, trailing slash included, so that rule is ``trailing_slash: strict``.
@@ -17,11 +19,10 @@ Cloudflare does not allow one. Cloudflare matches the trailing slash exactly, so
 Cloudflare chooses among the redirects that match by its documented precedence, not by line
 (the more specific subpath, an exact host before ``include_subdomains``, the more specific
 domain, a source with a scheme): the import writes the rules in that order under
-``order: first_match``. Waypost has no condition on the scheme, so a source with a scheme is
-imported for both (with a note), unless another line would answer the other scheme's requests:
-then it is refused with that reason. A source URL listed twice is refused on its later line.
+``order: first_match``. A source URL listed twice is refused on its later line.
 
-Export needs a host for every rule: from ``when.host`` or the ``host`` argument. A rule that
+Export needs a host for every rule: from ``when.host`` or the ``host`` argument; a rule for
+one scheme (``when.scheme: http``) is written with it (``http://example.com/x``). A rule that
 Cloudflare's precedence would apply where Waypost applies an earlier one, or that repeats a
 source URL already written, is reported instead of written. The exact rule
 and ``<path:...>`` rule pair that an import produces is written back as one subpath line (a
@@ -140,9 +141,9 @@ def _read_row(line: int, raw: str, fields: list[str]) -> _Row:
         raise Refusal("Cloudflare source URLs cannot have a query string")
     if "<" in path or ">" in path:
         raise Refusal(f"the path {path!r} contains '<' or '>', which Waypost patterns cannot")
-    notes = []
-    if scheme:
-        notes.append(f"the scheme {scheme!r} was dropped: Waypost matches http and https alike")
+    if scheme not in (None, "http", "https"):
+        raise Refusal(f"the source URL {source!r} is neither http nor https")
+    notes: list[str] = []
     base: dict[str, Any] = {"status": int(status_text), "trailing_slash": "strict"}
     if not flags["preserve_query_string"]:
         base["query"] = "drop"
@@ -172,21 +173,18 @@ def _read_row(line: int, raw: str, fields: list[str]) -> _Row:
     )
 
 
-def _scheme_conflict(row: _Row, later: list[_Row]) -> str | None:
-    """Why ``row`` (a source with a scheme) cannot be imported, if a line it comes before in
-    Cloudflare's order answers the other scheme's requests that ``row`` matches: Waypost has
-    no condition on the scheme, so ``row`` would answer them too."""
-    mine = (row.host, row.subdomains, row.path, row.subpath)
-    for other in later:
-        if other.scheme == row.scheme or other.rules == row.rules:
-            continue
-        if overlaps(mine, (other.host, other.subdomains, other.path, other.subpath)):
-            others = f"{other.scheme} requests" if other.scheme else "the other scheme's requests"
-            return (
-                f"Waypost cannot match the scheme: Cloudflare applies this line to {row.scheme} "
-                f"requests only and line {other.line} to {others}; Waypost would apply this "
-                "line to both"
-            )
+def _listed_alike(row: _Row, rows: list[_Row]) -> _Row | None:
+    """The line that gives ``row`` (a source with a scheme) for the other scheme, the same
+    redirect, if there is one: then the two are one rule for both schemes."""
+    for other in rows:
+        if (
+            other.scheme is not None
+            and other.scheme != row.scheme
+            and (other.host, other.subdomains, other.path, other.subpath)
+            == (row.host, row.subdomains, row.path, row.subpath)
+            and other.rules == row.rules
+        ):
+            return other
     return None
 
 
@@ -217,14 +215,20 @@ def parse_cloudflare(text: str) -> ImportResult:
             continue
         rows.append(row)
     rows.sort(key=lambda r: (*precedence(r.path, r.host, r.subdomains, r.scheme), r.line))
-    kept: list[_Row] = []
-    for position, row in enumerate(rows):
-        reason = _scheme_conflict(row, rows[position + 1 :]) if row.scheme else None
-        if reason:
-            collector.skip(row.line, row.raw, reason)
-            continue
-        kept.append(row)
-    for row in kept:
+    # A source with a scheme applies to that scheme's requests only ('http://example.com/x'
+    # beats 'example.com/x' for http, not for https), unless the list says the same for both.
+    twins = {id(row): _listed_alike(row, rows) for row in rows if row.scheme}
+    for row in rows:
+        twin = twins.get(id(row))
+        if twin is not None:
+            row.notes.append(
+                f"the scheme {row.scheme!r} was dropped: line {twin.line} gives the same "
+                f"redirect for {twin.scheme}, so the rule applies to both"
+            )
+        elif row.scheme:
+            for rule in row.rules:
+                rule["when"]["scheme"] = row.scheme
+    for row in rows:
         notes = row.notes
         for rule in row.rules:
             collector.add(row.line, row.raw, rule, notes)
@@ -264,7 +268,7 @@ def _host_of(when: Mapping[str, Any], host: str | None) -> tuple[str, bool]:
 def _check(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
     eff = check_baseline(rule, defaults)
     reason = unsupported_keys(
-        eff, {"to", "status", "query", "trailing_slash", "case", "when"}, {"host"}
+        eff, {"to", "status", "query", "trailing_slash", "case", "when"}, {"host", "scheme"}
     )
     if reason:
         raise Refusal(reason)
@@ -323,10 +327,22 @@ class _Line:
     path: str
     subpath: bool
     rows: list[list[Any]]
+    scheme: str | None = None
 
     @property
     def where(self) -> tuple[str, bool, str, bool]:
         return (self.host, self.subdomains, self.path, self.subpath)
+
+
+def _scheme_of(when: Mapping[str, Any]) -> str | None:
+    """The one scheme a rule applies to (written into its source URL), or None for both."""
+    schemes = when.get("scheme")
+    if schemes is None:
+        return None
+    found = {str(s).lower() for s in ([schemes] if isinstance(schemes, str) else schemes)}
+    if found >= {"http", "https"}:
+        return None
+    return found.pop()
 
 
 def _waypost_first(a: _Line, b: _Line, first_match: bool) -> _Line:
@@ -351,9 +367,11 @@ def _order_conflicts(lines: list[_Line], first_match: bool) -> dict[int, str]:
         for earlier in lines[:position]:
             if earlier.index in refused or not overlaps(earlier.where, line.where):
                 continue
+            if None not in (earlier.scheme, line.scheme) and earlier.scheme != line.scheme:
+                continue  # one for http, the other for https: no request matches both
             ours = _waypost_first(earlier, line, first_match)
-            key_e = precedence(earlier.path, earlier.host, earlier.subdomains, None)
-            key_l = precedence(line.path, line.host, line.subdomains, None)
+            key_e = precedence(earlier.path, earlier.host, earlier.subdomains, earlier.scheme)
+            key_l = precedence(line.path, line.host, line.subdomains, line.scheme)
             theirs = line if key_l < key_e else earlier
             if ours is not theirs:
                 loser = ours.index + 1
@@ -393,6 +411,8 @@ def export_cloudflare(
                     "trailing slash in its value (trailing_slash: strict)"
                 )
             apex, subdomains = _host_of(eff.get("when") or {}, host)
+            scheme = _scheme_of(eff.get("when") or {})
+            prefix = f"{scheme}://" if scheme else ""
             subpath: bool | None = None
             if index + 1 < len(rules) and needs_strict(eff):
                 try:
@@ -403,7 +423,12 @@ def export_cloudflare(
             target = _literal(str(eff["to"]))
             # Cloudflare matches the trailing slash exactly: an ignored slash needs two lines.
             rows = [
-                [apex + path, target, eff["status"], *("TRUE" if f else "FALSE" for f in flags)]
+                [
+                    prefix + apex + path,
+                    target,
+                    eff["status"],
+                    *("TRUE" if f else "FALSE" for f in flags),
+                ]
                 for path in slash_twins(str(eff["from"]), eff["trailing_slash"])
             ]
             consumed = 2 if subpath is not None else 1
@@ -412,7 +437,9 @@ def export_cloudflare(
             consumed = 1
         else:
             path = str(eff["from"])
-            lines.append(_Line(index, consumed, apex, subdomains, path, subpath is not None, rows))
+            lines.append(
+                _Line(index, consumed, apex, subdomains, path, subpath is not None, rows, scheme)
+            )
         index += consumed
     written: dict[str, int] = {}
     kept: list[_Line] = []
@@ -420,7 +447,7 @@ def export_cloudflare(
         taken = next((written[row[0]] for row in line.rows if row[0] in written), None)
         if taken is not None:
             reason = (
-                f"rule {taken + 1} has the source URL {line.host + line.path!r} already; "
+                f"rule {taken + 1} has the source URL {line.rows[0][0]!r} already; "
                 "Cloudflare allows one redirect per source URL"
             )
             for offset in range(line.consumed):

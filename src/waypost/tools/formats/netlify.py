@@ -20,9 +20,10 @@ its own tests, which the conformance suite runs):
   result's ``proxy_hosts``). 404, 410 and other error statuses
   become ``respond: <status>`` with a note: Netlify serves the target page with that status,
   Waypost answers with the status and no page.
-* A full-URL source (``https://old.example.com/*``) becomes ``when.host``; the scheme is dropped
-  (Waypost matches http and https alike), so the usual http/https pair collapses into one rule and
-  the second line is reported as a duplicate.
+* A full-URL source (``https://old.example.com/*``) becomes ``when.host`` and ``when.scheme``:
+  the line applies to that scheme's requests only. The usual http/https pair (two lines in a row
+  that differ only in the scheme) is one rule for both schemes, and the second line is reported
+  as the same rule.
 * Query parameters (``/store id=:id``) become ``when.query`` (``:id`` = present, a literal value =
   equal) and the rule gets ``query: drop``, because Netlify does not forward the parameters it
   matched. A target that uses a query value (``/blog/:id``) is skipped: Waypost placeholders only
@@ -41,7 +42,8 @@ its own tests, which the conformance suite runs):
   ``destination``, ``params``/``parameters``, ``sign``/``signing``) and a status written as a
   string (``status = "200"``) are read as Netlify reads them.
 
-Export writes one line per rule (two for a host: http and https), forced with ``!`` unless the
+Export writes one line per rule (two for a host: http and https; one for a rule with
+``when.scheme``, which needs a host), forced with ``!`` unless the
 rule sets ``only_if_missing``. Netlify ignores trailing slashes, so ``trailing_slash: strict``
 rules are reported as unsupported. A splat or placeholder matches any text, and Netlify's
 documentation says nothing of checking what it fills in, so a target whose host comes from one
@@ -55,7 +57,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +72,7 @@ from ._common import (
     single_value,
     split_source_url,
     unsupported_keys,
+    with_proxy_hosts,
 )
 from ._priority import priority_order
 from ._report import ExportResult, ImportResult, Skipped, export_each
@@ -146,12 +149,14 @@ class _Redirect:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def _check_source(source: str) -> tuple[str | None, str]:
-    """The host (if any) and the path of a source, or refuse what Netlify refuses (a URL it
-    cannot read, a ``/.netlify`` path) or gives no meaning (a path without its ``/``)."""
+def _check_source(source: str) -> tuple[str | None, str | None, str]:
+    """The scheme and host (if any) and the path of a source, or refuse what Netlify refuses (a
+    URL it cannot read, a ``/.netlify`` path) or gives no meaning (a path without its ``/``)."""
     scheme, host, path, query = split_source_url(source)
     if scheme is not None and host is None:
         raise Refusal(f"invalid URL {source!r}: it has no host")
+    if scheme not in (None, "http", "https"):
+        raise Refusal(f"the source {source!r} is neither an http nor an https URL")
     if scheme is None and not source.startswith("/"):
         raise Refusal(
             f"the source {source!r} is neither a path starting with '/' nor a URL (Netlify's "
@@ -161,7 +166,7 @@ def _check_source(source: str) -> tuple[str | None, str]:
         raise Refusal("a query string in the source path is not Netlify syntax; use 'key=value'")
     if path == "/.netlify" or path.startswith("/.netlify/"):
         raise Refusal("sources must not start with '/.netlify': Netlify keeps that path for itself")
-    return host, path
+    return scheme, host, path
 
 
 def _build_rule(entry: _Redirect) -> tuple[dict[str, Any], list[str]]:
@@ -170,7 +175,7 @@ def _build_rule(entry: _Redirect) -> tuple[dict[str, Any], list[str]]:
     status, target = entry.status, entry.target
     if target is None and not (200 <= status < 300 and entry.source.endswith("/*")):
         raise Refusal("missing 'to': only a 200 rule whose path ends in '/*' may omit it")
-    host, path = _check_source(entry.source)
+    scheme, host, path = _check_source(entry.source)
     if target is None:
         # A forward rule ('/admin/* 200'): Netlify makes the target '/admin/:splat'.
         target = path[:-1] + ":splat"
@@ -181,6 +186,8 @@ def _build_rule(entry: _Redirect) -> tuple[dict[str, Any], list[str]]:
     when: dict[str, Any] = {}
     if host:
         when["host"] = host
+    if scheme:
+        when["scheme"] = scheme
     query_vars: set[str] = set()
     if entry.query:
         when_query: dict[str, str] = {}
@@ -301,7 +308,6 @@ def _parse_line(line: str) -> _Redirect:
 def parse_netlify(text: str) -> ImportResult:
     """Read a Netlify ``_redirects`` file; see the module docstring for what maps to what."""
     builder = Collector(first_match=True)  # Netlify applies the first matching line
-    builder.scheme_note = True
     for number, raw in numbered_lines(text):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -311,20 +317,9 @@ def parse_netlify(text: str) -> ImportResult:
         except Refusal as refusal:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
-        builder.add(number, raw, rule, notes)
-    return _finish(builder.result("netlify"))
-
-
-def _finish(result: ImportResult) -> ImportResult:
-    """``result`` with the hosts its proxy rules go to."""
-    hosts: list[str] = []
-    for rule in result.rules:
-        target = rule.get("rewrite")
-        if isinstance(target, str) and is_absolute_url(target):
-            host = (urlsplit(target).hostname or "").lower()
-            if host and host not in hosts:
-                hosts.append(host)
-    return replace(result, proxy_hosts=hosts)
+        if not builder.add_scheme_twin(number, raw, rule):
+            builder.add(number, raw, rule, notes)
+    return with_proxy_hosts(builder.result("netlify"))
 
 
 _TOML_TABLE = re.compile(r"^\s*\[\[\s*redirects\s*\]\]")
@@ -406,7 +401,6 @@ def parse_netlify_toml(text: str) -> ImportResult:
     """Read the ``[[redirects]]`` of a ``netlify.toml``; other tables are ignored."""
     text = clean_text(text)
     builder = Collector(first_match=True)  # Netlify applies the first matching line
-    builder.scheme_note = True
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -438,8 +432,9 @@ def parse_netlify_toml(text: str) -> ImportResult:
         except Refusal as refusal:
             builder.skipped.append(Skipped(number, raw, str(refusal)))
             continue
-        builder.add(number, raw, rule, notes)
-    return _finish(builder.result("netlify-toml"))
+        if not builder.add_scheme_twin(number, raw, rule):
+            builder.add(number, raw, rule, notes)
+    return with_proxy_hosts(builder.result("netlify-toml"))
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -497,7 +492,7 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) ->
         eff,
         {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case", "when"}
         | {"only_if_missing"},
-        {"host", "query", "language"},
+        {"host", "scheme", "query", "language"},
     )
     if reason:
         raise Refusal(reason)
@@ -545,13 +540,20 @@ def _export_rule(rule: Mapping[str, Any], defaults: Mapping[str, Any] | None) ->
         languages = [languages] if isinstance(languages, str) else languages
         tail.append("Language=" + ",".join(languages))
     hosts = when.get("host")
+    raw_schemes = when.get("scheme") or ["http", "https"]
+    schemes = sorted({raw_schemes} if isinstance(raw_schemes, str) else set(raw_schemes))
     if hosts is None:
+        if len(schemes) == 1:
+            raise Refusal(
+                "Netlify matches a scheme only in a full URL source (http://host/path); set "
+                "'when.host' to write one"
+            )
         sources = [path]
     else:
         host_list = [hosts] if isinstance(hosts, str) else list(hosts)
         if len(host_list) != 1 or "*" in host_list[0]:
             raise Refusal("Netlify matches one exact host per line; split the rule per host")
-        sources = [f"http://{host_list[0]}{path}", f"https://{host_list[0]}{path}"]
+        sources = [f"{scheme}://{host_list[0]}{path}" for scheme in schemes]
     return [" ".join([source, *parts, *tail]) for source in sources]
 
 

@@ -21,9 +21,11 @@ Import reads path-to-regexp sources:
 * ``rewrites`` to a path become ``rewrite`` with ``only_if_missing: true`` (Vercel applies them
   after ``{handle: filesystem}``, when no file answers); a parameter the destination's path does
   not use is added to its query, as Vercel does (``/projects/:id/edit`` to
-  ``/projects.html?id={id}``); a rewrite's fragment is dropped. To a URL they are proxies and are
-  skipped, as is a rewrite's ``statusCode``. ``routes`` (the legacy syntax), ``basePath`` and
-  ``locale`` are skipped.
+  ``/projects.html?id={id}``); a rewrite's fragment is dropped. To an http(s) URL they proxy
+  there: a ``rewrite`` to the URL, also ``only_if_missing``, its host listed in the result's
+  ``proxy_hosts``; one whose host or port comes from a parameter (``https://:sub.example.com/``)
+  or that carries user info is skipped, as is a rewrite's ``statusCode``. ``routes`` (the legacy
+  syntax), ``basePath`` and ``locale`` are skipped.
 * ``{...}`` groups are opened (``/feature-{:slug}``); an optional parameter that matched nothing
   is filled in as ``''``. Refused as Vercel refuses them: a destination segment neither the
   source nor ``has`` defines, a ``:`` without a name, a ``?``/``+`` after no parameter, both
@@ -43,6 +45,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._canon import (
     Placeholder,
@@ -61,6 +64,7 @@ from ._common import (
     single_value,
     slash_twins,
     unsupported_keys,
+    with_proxy_hosts,
 )
 from ._json import element_lines, import_json, key_line
 from ._priority import overlap, priority_order
@@ -335,6 +339,39 @@ def _conditions(items: Any, where: str) -> tuple[dict[str, Any], set[str]]:
     return when, defined
 
 
+def _check_proxy_destination(destination: str) -> None:
+    """Refuse a rewrite to another origin (a proxy) that Waypost cannot proxy as Vercel does:
+    a scheme other than http(s), user info (``user:pass@``), or a host or port filled in from
+    a parameter (the origin a request is proxied to never comes from the request)."""
+    scheme, _, rest = destination.partition("://")
+    if scheme.lower() not in ("http", "https"):
+        raise Refusal(
+            f"the rewrite's destination {destination!r} is not an http(s) URL; Waypost proxies "
+            "only to http and https origins"
+        )
+    authority = re.split(r"[/?#]", _ungroup(rest, "destination"), maxsplit=1)[0]
+    if "@" in authority:
+        raise Refusal(
+            f"the rewrite's destination {destination!r} carries user info ('...@'); Waypost "
+            "proxies to a host alone (send credentials with a header the origin checks)"
+        )
+    if param := _PARAM.search(authority):
+        raise Refusal(
+            f"the rewrite's destination {destination!r} takes its host or port from "
+            f"':{param.group(1)}'; Waypost proxies only to an origin written out, never to one "
+            "taken from the request (that would be an open proxy)"
+        )
+    try:
+        parts = urlsplit(f"//{authority}")
+        if not parts.hostname:
+            raise ValueError
+        _port = parts.port
+    except ValueError:
+        raise Refusal(
+            f"the rewrite's destination {destination!r} has no valid host and port"
+        ) from None
+
+
 def _status(entry: Mapping[str, Any], kind: str) -> int | None:
     status = entry.get("statusCode")
     if kind == "rewrites":
@@ -377,12 +414,11 @@ def _read_entry(entry: Any, kind: str) -> list[dict[str, Any]]:
     status = _status(entry, kind)
     if status is not None:
         base["status"] = status
-    elif is_absolute_url(destination):
-        raise Refusal(
-            "a rewrite to another site is a proxy; this Waypost cannot proxy to another origin"
-        )
     else:
-        # Vercel's rewrites come after {handle: filesystem}: a file at the path answers first.
+        if is_absolute_url(destination):
+            _check_proxy_destination(destination)
+        # Vercel's rewrites come after {handle: filesystem}: a file at the path answers first
+        # (a rewrite to another origin, a proxy, too).
         base["only_if_missing"] = True
     if entry.get("caseSensitive") is not True:
         base["case"] = "insensitive"
@@ -427,7 +463,7 @@ def parse_vercel(text: str) -> ImportResult:
     Vercel applies its routes in order, the first that matches wins: the rules keep that
     order (``defaults: {order: first_match}``).
     """
-    result = import_json(text, "vercel", _read_vercel)
+    result = with_proxy_hosts(import_json(text, "vercel", _read_vercel))
     return replace(result, defaults={**result.defaults, "order": "first_match"})
 
 

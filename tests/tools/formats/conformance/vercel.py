@@ -168,10 +168,11 @@ def answer_of(
     if "dest" not in route:
         return "pass"  # a route with neither: matching ends here, the app answers
     dest = substitute(str(route["dest"]), match, named)
-    if re.match(r"^[a-z][a-z0-9+.-]*://", dest, re.IGNORECASE):
-        return f"proxy {with_query(dest, request.query)}"
-    # The fragment never reaches the app; the request's query joins the destination's.
+    # The fragment is never sent (neither to the app nor to another origin); the request's
+    # query joins the destination's.
     text = with_query(dest.partition("#")[0], request.query)
+    if re.match(r"^[a-z][a-z0-9+.-]*://", dest, re.IGNORECASE):
+        return f"proxy {text}"
     if "status" in route:
         return f"rewrite {text} answered with status {route['status']}"
     return f"rewrite {text}"

@@ -75,6 +75,11 @@ def _conditions(when: Mapping[str, Any]) -> list[str]:
         lines.append(f"RewriteCond %{{HTTP_HOST}} {_host_regex(when['host'])} [NC]")
     if "host" in negated:
         lines.append(f"RewriteCond %{{HTTP_HOST}} !{_host_regex(negated['host'])} [NC]")
+    raw_schemes = when.get("scheme")
+    schemes = {raw_schemes} if isinstance(raw_schemes, str) else set(raw_schemes or ())
+    if len(schemes) == 1:
+        # mod_ssl's %{HTTPS} is 'on' or 'off' (and off without mod_ssl).
+        lines.append("RewriteCond %{HTTPS} " + ("=on" if "https" in schemes else "!=on"))
     for source, negate in ((when.get("query") or {}, False), (negated.get("query") or {}, True)):
         for key, raw_value in source.items():
             value = single_value(raw_value, f"the query parameter {key!r}")
@@ -220,7 +225,7 @@ def _export_rule(
     reason = unsupported_keys(
         eff,
         {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case", "when"},
-        {"host", "query", "methods", "not"},
+        {"host", "scheme", "query", "methods", "not"},
     )
     if reason:
         raise Refusal(reason)
@@ -246,7 +251,8 @@ def _export_rule(
         )
     except RegexNotSupported as error:
         raise Refusal(str(error)) from None
-    lines = _conditions(eff.get("when") or {})
+    when = eff.get("when") or {}
+    lines = _conditions(when)
     flags: list[str] = []
     notes: list[str] = []
     if "respond" in eff:
@@ -288,6 +294,12 @@ def _export_rule(
         flags.append("NC")
     flags.extend(["NE", "L"])
     lines.append(f"RewriteRule {_quote(regex)} {_quote(target)} [{','.join(flags)}]")
+    if any(line.startswith("RewriteCond %{HTTPS}") for line in lines):
+        notes = [
+            *notes,
+            "%{HTTPS} is the scheme of Apache's own connection: behind a proxy that ends TLS it "
+            "is off (test %{HTTP:X-Forwarded-Proto} there instead)",
+        ]
     return [*(f"# note: {note}" for note in notes), *lines], notes
 
 

@@ -93,6 +93,14 @@ def _add_condition(when: dict[str, Any], args: list[str]) -> None:
                 del when["not"]
         else:
             target.setdefault("query", {})[match.group("key")] = "*"
+    elif test == "%{HTTPS}" and pattern.lower() in ("on", "=on", "^on$", "off", "=off", "^off$"):
+        # mod_ssl says 'on' or 'off': a test of one is a test of the scheme.
+        https = ("on" in pattern.lower()) != negate
+        if "scheme" in when:
+            raise Refusal("two HTTPS conditions cannot be combined")
+        when["scheme"] = "https" if https else "http"
+        if negate and not when["not"]:
+            del when["not"]
     elif test == "%{REQUEST_METHOD}" and not negate and (match := _METHODS.match(pattern)):
         when["methods"] = (match.group("methods") or match.group("one")).split("|")
     else:

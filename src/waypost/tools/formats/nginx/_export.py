@@ -211,7 +211,13 @@ def _export_rule(
         eff, {"to", "rewrite", "respond", "status", "query", "trailing_slash", "case"}, set()
     )
     if reason:
-        if eff.get("when"):
+        if "scheme" in (eff.get("when") or {}):
+            reason += (
+                " (nginx tests the scheme in a server block per scheme, or with "
+                "'if ($scheme = http)'; write it by hand: a failed 'if' does not go on to the "
+                "next rule as Waypost does)"
+            )
+        elif eff.get("when"):
             reason += " (nginx conditions need server blocks or 'if'; write them by hand)"
         raise Refusal(reason)
     refuse_proxy(eff, "nginx", "write a location with proxy_pass by hand")
