@@ -29,7 +29,7 @@ same conditions are reported in ``duplicates`` (in specificity order).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -48,7 +48,7 @@ from waypost.matching._trie import Candidate, Trie, priority, search_first
 from waypost.rules.model import PackedRule, Rule
 from waypost.rules.pattern import normalize_path
 
-__all__ = ["Candidate", "Hit", "Matcher", "compile_matcher"]
+__all__ = ["Candidate", "Hit", "Matcher", "compile_matcher", "rule_identity"]
 
 #: The first candidate for a path: ``(rule, payload, values)``.
 #:
@@ -323,3 +323,19 @@ def compile_matcher(
         packed,
         first_match,
     )
+
+
+def rule_identity(rule: Rule) -> Hashable:
+    """What makes two rules the same rule (duplicates in one rule set, the rule an import
+    replaces): the ``from`` pattern's shape under its slash and case options, and the
+    conditions."""
+    options = rule.options
+    if rule.pattern is None:
+        shape = normalize_path(
+            rule.path,
+            strict_slashes=options.strict_slashes,
+            case_insensitive=options.case_insensitive,
+        )
+    else:
+        shape = "<pattern>" + rule.pattern.signature
+    return (options.strict_slashes, options.case_insensitive, shape, rule.conditions)

@@ -35,30 +35,14 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+from waypost.matching import rule_identity
 from waypost.matching._order import order_conflicts
 from waypost.rules.load import rules_from_mappings
-from waypost.rules.model import Rule
-from waypost.rules.pattern import normalize_path
 from waypost.store._state import Entry, Row, State, Write, new_rule_id
 from waypost.store._validate import dumps, to_json_value
 from waypost.store.model import ImportMode, ImportOutcome, RuleSetSettings
 
-__all__ = ["import_outcome", "plan_import", "rule_identity"]
-
-
-def rule_identity(rule: Rule) -> Hashable:
-    """What makes two rules the same rule for an import (and duplicates in one rule set): the
-    ``from`` pattern's shape under its slash and case options, and the conditions."""
-    options = rule.options
-    if rule.pattern is None:
-        shape = normalize_path(
-            rule.path,
-            strict_slashes=options.strict_slashes,
-            case_insensitive=options.case_insensitive,
-        )
-    else:
-        shape = "<pattern>" + rule.pattern.signature
-    return (options.strict_slashes, options.case_insensitive, shape, rule.conditions)
+__all__ = ["import_outcome", "plan_import"]
 
 
 def _identities(

@@ -515,3 +515,19 @@ def test_proxy_rules_come_back_proxying_to_the_same_origin(fmt: str) -> None:
             want = original.resolve("GET", "http://example.com" + url, stage=stage)
             got = again.resolve("GET", "http://example.com" + url, stage=stage)
             assert got.describe(detail=False) == want.describe(detail=False), (url, stage)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "nginx"])
+def test_a_first_match_rule_that_never_applies_is_reported_where_one_rule_per_path_fits(
+    fmt: str,
+) -> None:
+    rules = [
+        {"from": "/a", "to": "/b"},
+        {"from": "/a", "to": "/c"},
+        {"from": "/x/<p>", "to": "/y"},
+        {"from": "/x/<q>", "to": "/z"},
+    ]
+    exported = EXPORTERS[fmt](rules, {"order": "first_match"})
+    assert [item.index for item in exported.unsupported] == [1, 3]
+    assert "never applies in 'order: first_match'" in exported.unsupported[0].reason
+    assert exported.exported == 2

@@ -12,11 +12,13 @@ the order Waypost offers its rules decides the same there: one sort of every rul
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from waypost.exceptions import WaypostError
+from waypost.matching import rule_identity
+from waypost.rules.load import rules_from_mappings
 from waypost.rules.pattern import parse_pattern
 
 from ._canon import effective_rule, parse_pattern_pieces
@@ -161,3 +163,26 @@ def out_of_order(
             if earlier < found.get(later, later) and paths.overlap(earlier, later):
                 found[later] = earlier
     return found
+
+
+def repeated_rules(
+    rules: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None
+) -> dict[int, str]:
+    """In a first-match set, the index of each rule that is the same rule as an earlier one (the
+    same ``from`` and conditions: legal there, and it never applies), with the reason a format
+    that holds one rule per path gives when it refuses it. Empty for a specificity set, where
+    such rules are a load error already."""
+    if not first_match(defaults):
+        return {}
+    rest = {key: value for key, value in (defaults or {}).items() if key != "order"}
+    ruleset, _ = rules_from_mappings(list(rules), defaults=rest or None, pack_rules=False)
+    first: dict[Hashable, int] = {}
+    out: dict[int, str] = {}
+    for rule in ruleset.rules:
+        earlier = first.setdefault(rule_identity(rule), rule.index)
+        if earlier != rule.index:
+            out[rule.index] = (
+                f"rule {earlier + 1} has the same 'from' and conditions and comes first, so this "
+                "one never applies in 'order: first_match'"
+            )
+    return out

@@ -30,7 +30,7 @@ from ._common import (
     needs_strict,
     unsupported_keys,
 )
-from ._priority import out_of_order, priority_order
+from ._priority import out_of_order, priority_order, repeated_rules
 from ._report import ExportResult, ImportResult, export_each
 from ._safety import exposure
 from ._text import read_csv_rows
@@ -120,11 +120,16 @@ def export_csv(
     """Write rules as ``from,to,status,name`` CSV rows (statuses written out)."""
     by_specificity = {key: value for key, value in (defaults or {}).items() if key != "order"}
     jumps = out_of_order(rules, defaults, priority_order(rules, by_specificity))
+    repeats = repeated_rules(rules, defaults)
 
     position = {id(rule): index for index, rule in enumerate(rules)}
 
     def export_row(rule: Mapping[str, Any]) -> list[Any]:
         index = position[id(rule)]
+        if index in repeats:
+            raise Refusal(
+                repeats[index] + "; a CSV table has no order, and the two would be duplicates there"
+            )
         if index in jumps:
             raise Refusal(
                 f"the CSV is read in specificity order, which tries this rule before rule "

@@ -20,7 +20,7 @@ from .._common import (
     refuse_proxy,
     unsupported_keys,
 )
-from .._priority import _Paths, first_match, priority_key
+from .._priority import _Paths, first_match, priority_key, repeated_rules
 from .._regex import Guard, RegexNotSupported, pattern_regex, target_guards
 from .._report import ExportNote, ExportResult, export_each
 from ._respond import ResponseTable, read_respond
@@ -408,9 +408,12 @@ def export_nginx(
     position = {id(rule): index for index, rule in enumerate(rules)}
     paths = _Paths(rules, defaults)
     patterns: list[int] = []
+    repeats = repeated_rules(rules, defaults)
 
     def export(rule: Mapping[str, Any]) -> list[str]:
         index = position[id(rule)]
+        if index in repeats:
+            raise Refusal(repeats[index] + "; nginx holds one map entry or location per path")
         key: Any = priority_key(index, rule, defaults)
         located = key[0] != 0
         if in_file_order:
