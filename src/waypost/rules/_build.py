@@ -107,6 +107,8 @@ def decoded_source(path: str) -> str:
             out.append(match.group())
             pos = match.end()
     return "".join(out)
+
+
 # A literal same-site path needing no encoding: printable ASCII, no braces, backslash or '//'.
 _PLAIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-z|~]*\Z")
 # A literal http(s) URL that parse_target() would keep exactly as written: a plain host (no user
