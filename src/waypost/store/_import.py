@@ -27,10 +27,11 @@ own (None here) keeps the stored ones in every mode; another format's file bring
 its peer applies rules in (Netlify, Cloudflare Pages and Apache apply the first matching line:
 ``order: first_match``) and, as its ``proxy_hosts``, the origins its rules proxy to (Netlify's
 ``200`` to a URL, Vercel's rewrites to another origin), which the modes treat as a Waypost
-file's. When ``merge`` or ``append`` meets stored
-rules tried in the other order, the stored order stays if the file's rules decide the same in both
-orders (see :mod:`waypost.matching._order`), and the import is refused otherwise, naming the paths
-where the orders disagree; an empty rule set, or ``replace``, takes the file's order.
+file's (so a ``replace`` with a file that proxies nowhere empties the list: no rule left needs
+it). When ``merge`` or ``append`` meets stored rules tried in the other order, the stored order
+stays if the file's rules decide the same in both orders (see :mod:`waypost.matching._order`),
+and the import is refused otherwise, naming the paths where the orders disagree; an empty rule
+set, or ``replace``, takes the file's order.
 """
 
 from __future__ import annotations
