@@ -169,6 +169,7 @@ STORED = ("*.backend.example.org",)
         ("replace", [BACKEND], None, STORED),
         ("merge", [], [*STORED, "api.example.com"], (*STORED, "api.example.com")),
         ("append", [API], "api.example.com", (*STORED, "api.example.com")),
+        ("replace", [{"from": "/x", "to": "/y"}], [], ()),
     ],
     ids=[
         "replace-takes-the-files",
@@ -178,6 +179,7 @@ STORED = ("*.backend.example.org",)
         "none-keeps-replace",
         "no-duplicates",
         "one-host-as-text",
+        "replace-with-an-empty-list-empties-it",
     ],
 )
 def test_imports_set_proxy_hosts_as_they_set_allowed_hosts(
