@@ -215,7 +215,12 @@ def test_bulk_is_all_or_nothing(api: Api) -> None:
 
 def test_settings_have_an_etag_and_are_checked(api: Api) -> None:
     current = api("GET", "/settings")
-    assert current.json() == {"defaults": {}, "allowed_hosts": [], "version": 0}
+    assert current.json() == {
+        "defaults": {},
+        "allowed_hosts": [],
+        "proxy_hosts": [],
+        "version": 0,
+    }
     changed = api(
         "PUT",
         "/settings",

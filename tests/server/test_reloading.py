@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from waypost.server.core import WaypostServer
 from waypost.server.reloading import RulesWatcher, file_revision, shrink_problem
 from waypost.server.sources import FileSource, StoreSource
 from waypost.server.store_sync import StoreSync
+from waypost.store.model import Snapshot
 
 
 def rules_text(count: int, tag: str = "a") -> str:
@@ -246,11 +246,9 @@ class _Store:
     """Stands in for a rule store whose latest revision this version cannot load."""
 
     def __init__(self, rules: list[dict[str, object]], revision: int) -> None:
-        self.snapshot = SimpleNamespace(
-            rules=rules, defaults={}, allowed_hosts=(), revision=revision
-        )
+        self.snapshot = Snapshot(revision, {}, (), tuple(rules))
 
-    def load_snapshot(self) -> SimpleNamespace:
+    def load_snapshot(self) -> Snapshot:
         return self.snapshot
 
 

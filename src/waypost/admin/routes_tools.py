@@ -134,6 +134,7 @@ def tools_router(ctx: AdminContext) -> APIRouter:
             rules=body.rules,
             defaults=body.defaults,
             allowed_hosts=body.allowed_hosts,
+            proxy_hosts=body.proxy_hosts,
         )
         return {"valid": not problems, "problems": problems}
 

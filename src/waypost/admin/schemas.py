@@ -215,20 +215,32 @@ class RollbackBody(BaseModel):
 
 
 class SettingsOut(BaseModel):
-    """The rule set's defaults and allowed hosts; ``version`` is also the ETag."""
+    """The rule set's defaults, allowed hosts and proxy hosts; ``version`` is also the ETag."""
 
     defaults: dict[str, object]
-    allowed_hosts: list[str]
+    allowed_hosts: list[str] = Field(
+        description="The hosts a redirect may send clients to, besides the request's own"
+    )
+    proxy_hosts: list[str] = Field(
+        description="The hosts a rewrite to an absolute http(s) URL may proxy the request to "
+        "('*.example.org' allows its subdomains); see docs/proxying.md"
+    )
     version: int
 
 
 class SettingsBody(BaseModel):
-    """New defaults and/or allowed hosts (a field left out stays as it is)."""
+    """New defaults, allowed hosts and/or proxy hosts (a field left out stays as it is)."""
 
     model_config = _CLOSED
 
     defaults: dict[str, object] | None = None
     allowed_hosts: list[str] | None = Field(None, max_length=10_000)
+    proxy_hosts: list[str] | None = Field(
+        None,
+        max_length=10_000,
+        description="The hosts a rewrite to an absolute http(s) URL may proxy to; every rule "
+        "is checked again, so a host a rule proxies to cannot be taken out",
+    )
     version: int | None = _version("The version you read (like If-Match)")
     message: Message = Field("", max_length=2000)
 
@@ -239,7 +251,7 @@ class SettingsBody(BaseModel):
 class ValidateBody(BaseModel):
     """What to check, one of: ``rule`` (a rule, against the stored ones; with ``id`` it stands
     in for that rule), ``changes`` (a bulk change, against the stored rules) or ``rules`` (a whole
-    rule set on its own, with ``defaults`` and ``allowed_hosts``)."""
+    rule set on its own, with ``defaults``, ``allowed_hosts`` and ``proxy_hosts``)."""
 
     model_config = _CLOSED
 
@@ -249,6 +261,7 @@ class ValidateBody(BaseModel):
     rules: list[dict[str, object]] | None = Field(None, max_length=100_000)
     defaults: dict[str, object] | None = None
     allowed_hosts: list[str] | None = Field(None, max_length=10_000)
+    proxy_hosts: list[str] | None = Field(None, max_length=10_000)
 
 
 class ValidateOut(BaseModel):

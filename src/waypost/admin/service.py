@@ -61,7 +61,8 @@ __all__ = [
 
 log = logging.getLogger("waypost.admin")
 
-#: Waypost's own rules documents: the whole rule set with ``defaults`` and ``allowed_hosts``.
+#: Waypost's own rules documents: the whole rule set with ``defaults``, ``allowed_hosts`` and
+#: ``proxy_hosts``.
 _OWN_FORMATS = ("yaml", "json")
 IMPORT_FORMATS: tuple[str, ...] = tuple(sorted({*_OWN_FORMATS, *IMPORTERS}))
 EXPORT_FORMATS: tuple[str, ...] = tuple(sorted({*_OWN_FORMATS, *EXPORTERS}))
@@ -139,7 +140,10 @@ class EngineCache:
     @staticmethod
     def _build(snapshot: Snapshot) -> Resolved:
         engine = Engine(
-            snapshot.rules, defaults=snapshot.defaults, allowed_hosts=snapshot.allowed_hosts
+            snapshot.rules,
+            defaults=snapshot.defaults,
+            allowed_hosts=snapshot.allowed_hosts,
+            proxy_hosts=snapshot.proxy_hosts,
         )
         pairs = zip(engine.rules, snapshot.rule_ids, strict=True)
         ids = {id(rule): rule_id for rule, rule_id in pairs}
@@ -205,10 +209,12 @@ def validate(
     rules: Sequence[Mapping[str, Any]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    proxy_hosts: Sequence[str] | None = None,
 ) -> list[ProblemDict]:
     """Every problem (``{"path", "message"}``) of one of: ``rule`` among the stored rules
     (standing in for ``rule_id`` when given), ``operations`` applied to the stored rules, or
-    ``rules`` alone with ``defaults`` and ``allowed_hosts``. Writes nothing."""
+    ``rules`` alone with ``defaults``, ``allowed_hosts`` and ``proxy_hosts``. Writes
+    nothing."""
     problems: list[tuple[str, str]] = []
     settings_label = "settings"
     if rules is not None:
@@ -216,8 +222,10 @@ def validate(
         labels = [f"rules[{i}]" for i in range(len(candidates))]
         use_defaults = to_json_value(dict(defaults or {}), "defaults", problems)
         hosts = to_json_value(list(allowed_hosts or ()), "allowed_hosts", problems)
+        proxy = to_json_value(list(proxy_hosts or ()), "proxy_hosts", problems)
     else:
         use_defaults, hosts = dict(snapshot.defaults), list(snapshot.allowed_hosts)
+        proxy = list(snapshot.proxy_hosts)
         if rule is not None:
             change = UpsertRule(rule, id=rule_id)
             candidates, labels, problems = _apply_in_memory(snapshot, [change])
@@ -233,6 +241,7 @@ def validate(
             labels,
             defaults=use_defaults,
             allowed_hosts=hosts,
+            proxy_hosts=proxy,
             settings_label=settings_label,
         )
     except ValidationError as exc:
@@ -246,12 +255,15 @@ def validate(
 @dataclass(frozen=True, slots=True)
 class ImportReport:
     """What an import read (``result``: rules, skipped lines, notes), the settings it brings
-    (None: keep the stored ones), and what it did to the stored rules (``outcome``: None before
-    it ran; its revision is None for a dry run, or when nothing changed)."""
+    (None: keep the stored ones; ``allowed_hosts`` is None for another format than Waypost's,
+    whose ``proxy_hosts`` are the origins its rules proxy to), and what it did to the stored
+    rules (``outcome``: None before it ran; its revision is None for a dry run, or when nothing
+    changed)."""
 
     result: ImportResult
     allowed_hosts: tuple[str, ...] | None
     outcome: ImportOutcome | None = None
+    proxy_hosts: tuple[str, ...] | None = None
 
     @property
     def revision(self) -> Revision | None:
@@ -280,8 +292,19 @@ class ImportReport:
         }
 
 
-def _own_document(text: str, format: str) -> tuple[ImportResult, tuple[str, ...]]:
-    """A Waypost YAML or JSON document: its rules, defaults and allowed hosts."""
+def _host_list(document: Mapping[str, Any], key: str, problems: list[tuple[str, str]]) -> list[Any]:
+    """The document's top-level host list ``key`` (one host may be given as text)."""
+    hosts = document.get(key) or []
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    if not isinstance(hosts, list):
+        problems.append((f"content.{key}", "must be a list of host names"))
+        return []
+    return hosts
+
+
+def _own_document(text: str, format: str) -> tuple[ImportResult, tuple[str, ...], tuple[str, ...]]:
+    """A Waypost YAML or JSON document: its rules, defaults, allowed hosts and proxy hosts."""
     try:
         document = json.loads(text) if format == "json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -298,19 +321,16 @@ def _own_document(text: str, format: str) -> tuple[ImportResult, tuple[str, ...]
     problems: list[tuple[str, str]] = []
     rules = document.get("rules") or []
     defaults = document.get("defaults") or {}
-    hosts = document.get("allowed_hosts") or []
     if not isinstance(rules, list):
         problems.append(("content.rules", "must be a list of rules"))
     if not isinstance(defaults, dict):
         problems.append(("content.defaults", "must be a mapping"))
-    if isinstance(hosts, str):
-        hosts = [hosts]
-    if not isinstance(hosts, list):
-        problems.append(("content.allowed_hosts", "must be a list of host names"))
+    hosts = _host_list(document, "allowed_hosts", problems)
+    proxy = _host_list(document, "proxy_hosts", problems)
     if problems:
         raise ValidationError(problems)
-    result = ImportResult(list(rules), [], format, [], dict(defaults))
-    return result, tuple(hosts)
+    result = ImportResult(list(rules), [], format, [], dict(defaults), proxy_hosts=list(proxy))
+    return result, tuple(hosts), tuple(proxy)
 
 
 def read_import(text: str, format: str, filename: str | None) -> ImportReport:
@@ -329,8 +349,8 @@ def read_import(text: str, format: str, filename: str | None) -> ImportReport:
             )
         format = guessed
     if format in _OWN_FORMATS:
-        result, hosts = _own_document(text, format)
-        return ImportReport(result, hosts)
+        result, hosts, proxy = _own_document(text, format)
+        return ImportReport(result, hosts, proxy_hosts=proxy)
     importer = IMPORTERS.get(format)
     if importer is None:
         raise ValidationError(
@@ -341,7 +361,9 @@ def read_import(text: str, format: str, filename: str | None) -> ImportReport:
     except Exception as exc:  # a converter's bug must not become a 500 for a file upload
         log.exception("the %s importer failed", format)
         raise ValidationError([("content", f"the {format} importer failed: {exc}")]) from None
-    return ImportReport(result, None)
+    # The origins the file's rules proxy to (Netlify's 200 to a URL, Vercel's rewrites to
+    # another origin) are its proxy hosts: without them those rules do not load.
+    return ImportReport(result, None, proxy_hosts=tuple(result.proxy_hosts))
 
 
 def import_text(
@@ -359,10 +381,12 @@ def import_text(
     """Import a file's ``text`` in ``mode`` (see :meth:`Store.import_rules`): ``merge`` puts its
     rules into the stored ones (a rule with the same name, or the same ``from`` and conditions,
     is replaced in place; nothing is deleted), ``append`` adds them at the end, ``replace`` makes
-    the rule set exactly the file's. A Waypost document also brings its defaults and allowed
-    hosts; another format keeps the stored ones but for the order its peer applies rules in
-    (``order: first_match`` for Netlify, Cloudflare Pages, Apache), which a merge or append into
-    rules tried in the other order refuses. ``dry_run`` checks and counts without writing.
+    the rule set exactly the file's. A Waypost document also brings its defaults, allowed hosts
+    and proxy hosts; another format keeps the stored ones but for the order its peer applies
+    rules in (``order: first_match`` for Netlify, Cloudflare Pages, Apache), which a merge or
+    append into rules tried in the other order refuses, and the origins its rules proxy to, which
+    are its proxy hosts (a replace takes them, a merge or append adds them to the stored ones).
+    ``dry_run`` checks and counts without writing.
 
     Raises :class:`~waypost.exceptions.ValidationError` with every problem, located
     (``rules[3].to``), and :class:`~waypost.exceptions.ConfirmationError` for a replace that
@@ -377,12 +401,13 @@ def import_text(
         defaults=result.defaults if own else None,
         order=None if own else result.defaults.get("order"),
         allowed_hosts=report.allowed_hosts,
+        proxy_hosts=report.proxy_hosts,
         confirm_deletes=confirm_deletes,
         dry_run=dry_run,
         key_id=key_id,
         message=message or f"import ({result.format}, {mode})",
     )
-    return ImportReport(result, report.allowed_hosts, outcome)
+    return ImportReport(result, report.allowed_hosts, outcome, report.proxy_hosts)
 
 
 class UnsupportedDict(TypedDict):
@@ -429,7 +454,11 @@ def export_snapshot(snapshot: Snapshot, format: str) -> ExportedDict:
             [("format", f"{format!r} is not an export format; use {', '.join(EXPORT_FORMATS)}")]
         )
     result = export_rules(
-        format, rules, dict(snapshot.defaults) or None, allowed_hosts=snapshot.allowed_hosts
+        format,
+        rules,
+        dict(snapshot.defaults) or None,
+        allowed_hosts=snapshot.allowed_hosts,
+        proxy_hosts=snapshot.proxy_hosts,
     )
     ids = snapshot.rule_ids
 

@@ -124,6 +124,7 @@ def import_into_store(
     source: str,
     err: bool = False,
     order: str | None = None,
+    proxy_hosts: Sequence[str] | None = None,
 ) -> ImportOutcome:
     """Import ``rules`` into the store ``db`` in ``mode`` and say what it did (on stderr with
     ``err``): the counts, the revision and the ``waypost db rollback`` command that undoes it.
@@ -140,6 +141,7 @@ def import_into_store(
                 mode=mode,
                 defaults=defaults,
                 allowed_hosts=allowed_hosts,
+                proxy_hosts=proxy_hosts,
                 order=order,
                 confirm_deletes=confirm,
                 dry_run=dry_run,

@@ -103,6 +103,7 @@ def _store_engine(url: str, seed: str | None, *, pack_rules: bool) -> tuple[Engi
                     document.rules,
                     defaults=document.defaults,
                     allowed_hosts=document.allowed_hosts,
+                    proxy_hosts=document.proxy_hosts,
                     message=f"seeded from {Path(seed).name}",
                 )
         finally:

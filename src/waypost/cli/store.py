@@ -155,13 +155,14 @@ def db_import(
     merged into the stored rules (the default), appended, or replacing them (--mode). Prints
     what changed and the `waypost db rollback` command that undoes it."""
     document = read_document(rules)
-    # A CSV file has no settings of its own: the stored defaults and allowed hosts stay.
+    # A CSV file has no settings of its own: the stored defaults and host lists stay.
     own_settings = Path(rules).suffix.lower() != ".csv"
     import_into_store(
         db,
         document.rules,
         defaults=document.defaults if own_settings else None,
         allowed_hosts=document.allowed_hosts if own_settings else None,
+        proxy_hosts=document.proxy_hosts if own_settings else None,
         mode=cast(ImportMode, mode),
         yes=yes,
         dry_run=dry_run,

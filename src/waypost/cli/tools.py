@@ -374,11 +374,12 @@ def _import_into_store(
 ) -> None:
     """Import ``result`` into the store in ``mode`` (Waypost's own files exactly as written, with
     their settings; other formats keep the stored settings, but for the order their peer applies
-    rules in)."""
+    rules in and the origins their rules proxy to, which are the file's proxy hosts)."""
     rules: Sequence[Any] = result.rules
     defaults: Mapping[str, Any] | None = None
     order = result.defaults.get("order")
     hosts = None
+    proxy: Sequence[str] | None = result.proxy_hosts
     if FORMATS.get(Path(file).suffix.lower()) == fmt or fmt == "yaml":
         try:
             document = read_document(file)
@@ -386,14 +387,17 @@ def _import_into_store(
             exit_with_rule_errors(exc.errors, exc.file or file)
         rules = document.rules
         order = None
+        proxy = None
         if fmt != "csv":  # a CSV table has no settings of its own
             defaults, hosts = document.defaults, document.allowed_hosts
+            proxy = document.proxy_hosts
     try:
         import_into_store(
             db,
             rules,
             defaults=defaults,
             allowed_hosts=hosts,
+            proxy_hosts=proxy,
             mode=cast(ImportMode, mode),
             yes=yes,
             dry_run=dry_run,

@@ -53,6 +53,7 @@ def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int
         snapshot.rules,
         defaults=snapshot.defaults,
         allowed_hosts=snapshot.allowed_hosts,
+        proxy_hosts=snapshot.proxy_hosts,
         pack_rules=pack_rules,
     )
     return engine, snapshot.revision, location
@@ -152,7 +153,10 @@ class StoreSync(BackgroundLoop):
         serving = len(self.engine)
         try:
             self.engine.replace(
-                snapshot.rules, defaults=snapshot.defaults, allowed_hosts=snapshot.allowed_hosts
+                snapshot.rules,
+                defaults=snapshot.defaults,
+                allowed_hosts=snapshot.allowed_hosts,
+                proxy_hosts=snapshot.proxy_hosts,
             )
         except RulesError as exc:
             # The store validates every write, so this means rules this version cannot read.

@@ -6,8 +6,13 @@ change notification and API keys.
     store = open_store("sqlite:///waypost.db")          # or "postgresql://user@host/db"
     rule = store.create_rule({"from": "/old", "to": "/new"}, key_id=key.id, message="move")
     store.update_rule(rule.id, {"from": "/old", "to": "/newer"}, expected_version=rule.version)
-    revision, defaults, allowed_hosts, rules = store.load_snapshot()
-    engine.replace(rules, defaults=defaults, allowed_hosts=allowed_hosts)
+    snapshot = store.load_snapshot()
+    engine.replace(
+        snapshot.rules,
+        defaults=snapshot.defaults,
+        allowed_hosts=snapshot.allowed_hosts,
+        proxy_hosts=snapshot.proxy_hosts,
+    )
 
 Layers: ``model`` (values), ``_state`` and ``_validate`` (pure bookkeeping and checks),
 ``_sql`` (the shared SQL store; its commit path, rule queries, history, watching, keys and

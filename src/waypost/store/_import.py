@@ -20,14 +20,18 @@ the same ``when:`` conditions. Two such rules in one rule set would be duplicate
 never apply), which is why the file's rule replaces the stored one. ``replace`` also keeps the id
 of a stored rule whose content is exactly a rule of the file.
 
-The rule set's settings: ``replace`` takes the file's ``defaults`` and ``allowed_hosts``; ``merge``
-and ``append`` set the file's defaults over the stored ones key by key and add its allowed hosts. A
-file that has no settings of its own (None here) keeps the stored ones in every mode; another
-format's file brings only the order its peer applies rules in (Netlify, Cloudflare Pages and Apache
-apply the first matching line: ``order: first_match``). When ``merge`` or ``append`` meets stored
-rules tried in the other order, the stored order stays if the file's rules decide the same in both
-orders (see :mod:`waypost.matching._order`), and the import is refused otherwise, naming the paths
-where the orders disagree; an empty rule set, or ``replace``, takes the file's order.
+The rule set's settings: ``replace`` takes the file's ``defaults``, ``allowed_hosts`` and
+``proxy_hosts``; ``merge`` and ``append`` set the file's defaults over the stored ones key by key
+and add its allowed hosts and proxy hosts to the stored lists. A file that has no settings of its
+own (None here) keeps the stored ones in every mode; another format's file brings only the order
+its peer applies rules in (Netlify, Cloudflare Pages and Apache apply the first matching line:
+``order: first_match``) and, as its ``proxy_hosts``, the origins its rules proxy to (Netlify's
+``200`` to a URL, Vercel's rewrites to another origin), which the modes treat as a Waypost
+file's (so a ``replace`` with a file that proxies nowhere empties the list: no rule left needs
+it). When ``merge`` or ``append`` meets stored rules tried in the other order, the stored order
+stays if the file's rules decide the same in both orders (see :mod:`waypost.matching._order`),
+and the import is refused otherwise, naming the paths where the orders disagree; an empty rule
+set, or ``replace``, takes the file's order.
 """
 
 from __future__ import annotations
@@ -46,18 +50,38 @@ __all__ = ["import_outcome", "plan_import"]
 
 
 def _identities(
-    rules: Sequence[Any], defaults: Mapping[str, Any], allowed_hosts: Sequence[str]
+    rules: Sequence[Any], defaults: Mapping[str, Any], proxy_hosts: Sequence[str]
 ) -> list[Hashable | None]:
     """Each rule's identity (None for a rule that does not load: it is reported when the new
-    rule set is checked, and meanwhile matches nothing)."""
+    rule set is checked, and meanwhile matches nothing). ``proxy_hosts`` let a proxy rule load:
+    a rewrite to a host they lack is not a rule at all."""
     found: list[Hashable | None] = [None] * len(rules)
     ruleset, _ = rules_from_mappings(
-        list(rules), defaults=defaults or None, allowed_hosts=allowed_hosts
+        list(rules), defaults=defaults or None, proxy_hosts=proxy_hosts
     )
     for rule in ruleset.rules:
         if 0 <= rule.index < len(found):
             found[rule.index] = rule_identity(rule)
     return found
+
+
+def _hosts(
+    stored: tuple[str, ...],
+    given: Sequence[str] | None,
+    key: str,
+    replace: bool,
+    problems: list[tuple[str, str]],
+) -> tuple[str, ...]:
+    """The host list ``key`` after an import: the file's (``replace``), or the stored list with
+    the file's hosts it lacks added in file order; None (the file has no list) keeps it."""
+    if given is None:
+        return stored
+    if isinstance(given, str):
+        given = [given]
+    given_hosts = tuple(to_json_value(list(given), key, problems))
+    if replace:
+        return given_hosts
+    return (*stored, *(h for h in given_hosts if h not in stored))
 
 
 def _settings(
@@ -67,24 +91,26 @@ def _settings(
     allowed_hosts: Sequence[str] | None,
     problems: list[tuple[str, str]],
     order: str | None = None,
+    proxy_hosts: Sequence[str] | None = None,
 ) -> RuleSetSettings:
     stored = state.settings
     new_defaults: Mapping[str, Any] = stored.defaults
-    hosts: tuple[str, ...] = stored.allowed_hosts
     if defaults is not None:
         given = to_json_value(dict(defaults), "defaults", problems)
         new_defaults = given if mode == "replace" else {**stored.defaults, **given}
     if order is not None and new_defaults.get("order", "specificity") != order:
         new_defaults = {**new_defaults, "order": order}
-    if allowed_hosts is not None:
-        if isinstance(allowed_hosts, str):
-            allowed_hosts = [allowed_hosts]
-        given_hosts = tuple(to_json_value(list(allowed_hosts), "allowed_hosts", problems))
-        if mode == "replace":
-            hosts = given_hosts
-        else:
-            hosts = (*hosts, *(h for h in given_hosts if h not in hosts))
-    return RuleSetSettings(new_defaults, hosts, stored.version)
+    replace = mode == "replace"
+    hosts = _hosts(stored.allowed_hosts, allowed_hosts, "allowed_hosts", replace, problems)
+    proxy = _hosts(stored.proxy_hosts, proxy_hosts, "proxy_hosts", replace, problems)
+    return RuleSetSettings(new_defaults, hosts, stored.version, proxy)
+
+
+def _known_hosts(stored: Sequence[str], given: Sequence[str] | None) -> list[str]:
+    """The host names of ``stored`` and ``given`` (text or a list), to load rules under while
+    planning; the lists themselves are checked with the new rule set."""
+    more = [given] if isinstance(given, str) else list(given or ())
+    return [host for host in (*stored, *more) if isinstance(host, str)]
 
 
 def _reconcile_order(
@@ -94,6 +120,7 @@ def _reconcile_order(
     order: str | None,
     rules: Sequence[Any],
     problems: list[tuple[str, str]],
+    proxy_hosts: Sequence[str] = (),
 ) -> tuple[Mapping[str, Any] | None, str | None]:
     """The file's defaults and order once its order (``order``, or its defaults' ``order``)
     meets the stored rules' in a merge or append.
@@ -110,7 +137,9 @@ def _reconcile_order(
     if order == stored:
         return defaults, order
     rest = {key: value for key, value in (defaults or {}).items() if key != "order"}
-    ruleset, _ = rules_from_mappings(list(rules), defaults=rest or None, pack_rules=False)
+    ruleset, _ = rules_from_mappings(
+        list(rules), defaults=rest or None, pack_rules=False, proxy_hosts=proxy_hosts
+    )
     conflicts = order_conflicts(ruleset.rules, limit=3)
     if not conflicts:
         return (rest if defaults is not None else None), None
@@ -139,14 +168,16 @@ def plan_import(
     allowed_hosts: Sequence[str] | None = None,
     order: str | None = None,
     problems: list[tuple[str, str]],
+    proxy_hosts: Sequence[str] | None = None,
 ) -> tuple[list[Entry], RuleSetSettings]:
     """The rule set after importing ``rules`` in ``mode`` (see the module's docstring), and its
     settings; values JSON cannot hold are reported in ``problems`` (``rules[3].to``).
 
     ``order`` is the order the rules were written for, when the file has no settings of its own
     (another format's: its peer's order); a Waypost file's ``defaults`` say it themselves."""
-    defaults, order = _reconcile_order(state, mode, defaults, order, rules, problems)
-    settings = _settings(state, mode, defaults, allowed_hosts, problems, order)
+    known = _known_hosts(state.settings.proxy_hosts, proxy_hosts)
+    defaults, order = _reconcile_order(state, mode, defaults, order, rules, problems, known)
+    settings = _settings(state, mode, defaults, allowed_hosts, problems, order, proxy_hosts)
     given = [to_json_value(rule, f"rules[{i}]", problems) for i, rule in enumerate(rules)]
     if mode == "append":
         stored = [Entry(row.id, row.rule, f"rules[{row.id}]", row) for row in state.rows]
@@ -158,7 +189,9 @@ def plan_import(
         name = row.rule.get("name")
         if isinstance(name, str) and name:
             by_name.setdefault(name, row)
-    old_ids = _identities([row.rule for row in state.rows], state.settings.defaults, ())
+    old_ids = _identities(
+        [row.rule for row in state.rows], state.settings.defaults, state.settings.proxy_hosts
+    )
     by_identity: dict[Hashable, Row] = {}
     for row, identity in zip(state.rows, old_ids, strict=True):
         if identity is not None:
@@ -167,7 +200,7 @@ def plan_import(
     if mode == "replace":
         for row in state.rows:
             by_content.setdefault(dumps(row.rule), []).append(row)
-    new_ids = _identities(given, settings.defaults, ())
+    new_ids = _identities(given, settings.defaults, known)
 
     used: set[str] = set()
     matched: list[Row | None] = []

@@ -225,14 +225,22 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             state.settings.allowed_hosts,
             tuple(row.rule for row in state.rows),
             tuple(row.id for row in state.rows),
+            state.settings.proxy_hosts,
         )
 
     def get_settings(self) -> RuleSetSettings:
-        """The defaults and allowed hosts, with their version (for ``expected_version``)."""
+        """The defaults, allowed hosts and proxy hosts, with their version (for
+        ``expected_version``)."""
         head = self._read(
-            "SELECT defaults, allowed_hosts, settings_version FROM waypost_state WHERE id = 1"
+            "SELECT defaults, allowed_hosts, settings_version, proxy_hosts FROM waypost_state "
+            "WHERE id = 1"
         )[0]
-        return RuleSetSettings(json.loads(head[0]), tuple(json.loads(head[1])), int(head[2]))
+        return RuleSetSettings(
+            json.loads(head[0]),
+            tuple(json.loads(head[1])),
+            int(head[2]),
+            tuple(json.loads(head[3])),
+        )
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -346,12 +354,16 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         expected_version: int | None = None,
         key_id: str | None = None,
         message: str = "",
+        proxy_hosts: Sequence[str] | None = None,
     ) -> RuleSetSettings:
-        """Replace the defaults and/or allowed hosts (None leaves one alone)."""
+        """Replace the defaults, allowed hosts and/or proxy hosts (None leaves one alone).
+
+        The whole rule set is checked under the new settings: taking a host out of
+        ``proxy_hosts`` while a rule proxies to it is a ValidationError naming the rule."""
         self._commit(
             lambda conn, state: apply_operations(
                 state,
-                [SetRuleSetSettings(defaults, allowed_hosts, expected_version)],
+                [SetRuleSetSettings(defaults, allowed_hosts, expected_version, proxy_hosts)],
                 label=lambda _: "",
             ),
             key_id=key_id,
@@ -367,6 +379,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         allowed_hosts: Sequence[str] = (),
         key_id: str | None = None,
         message: str = "",
+        proxy_hosts: Sequence[str] = (),
     ) -> Revision | None:
         """Make the rule set exactly ``rules`` with these settings; None when nothing changes.
 
@@ -380,6 +393,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             mode="replace",
             defaults=dict(defaults or {}),
             allowed_hosts=tuple(allowed_hosts),
+            proxy_hosts=tuple(proxy_hosts),
             confirm_deletes=sys.maxsize,  # whatever it deletes: that is what it is for
             key_id=key_id,
             message=message,
@@ -398,12 +412,14 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         key_id: str | None = None,
         message: str = "",
         order: str | None = None,
+        proxy_hosts: Sequence[str] | None = None,
     ) -> ImportOutcome:
         """Import ``rules`` (a rules file's mappings) in ``mode`` (``merge``, ``append`` or
         ``replace``; see :mod:`waypost.store._import`) as one revision, all or nothing.
 
-        ``defaults`` / ``allowed_hosts`` are the file's settings (None: it has none, keep the
-        stored ones); ``order`` the order another format's rules were written for (its peer's:
+        ``defaults`` / ``allowed_hosts`` / ``proxy_hosts`` are the file's settings (None: it has
+        none, keep the stored ones; another format's proxy origins are its ``proxy_hosts``);
+        ``order`` the order another format's rules were written for (its peer's:
         ``first_match`` for Netlify, say), which a merge or append into rules of the other order
         keeps only where it does not matter (see :mod:`waypost.store._import`).
 
@@ -433,6 +449,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
                 allowed_hosts=allowed_hosts,
                 order=order,
                 problems=problems,
+                proxy_hosts=proxy_hosts,
             )
             if problems:
                 raise ValidationError(problems)

@@ -33,14 +33,20 @@ class CommitMethods(SqlMixin):
 
     def _state(self, conn: Conn, *, lock: bool = False) -> State:
         head = conn.execute(
-            "SELECT revision, defaults, allowed_hosts, settings_version FROM waypost_state "
+            "SELECT revision, defaults, allowed_hosts, settings_version, proxy_hosts "
+            "FROM waypost_state "
             "WHERE id = 1" + (self._for_update if lock else "")
         )[0]
         rows = conn.execute(f"SELECT {RULE_COLUMNS} FROM waypost_rules ORDER BY sort_key")
         return State(
             int(head[0]),
             tuple(Row(r[0], json.loads(r[1]), int(r[4]), int(r[2]), int(r[3])) for r in rows),
-            RuleSetSettings(json.loads(head[1]), tuple(json.loads(head[2])), int(head[3])),
+            RuleSetSettings(
+                json.loads(head[1]),
+                tuple(json.loads(head[2])),
+                int(head[3]),
+                tuple(json.loads(head[4])),
+            ),
         )
 
     def _commit(
@@ -68,6 +74,7 @@ class CommitMethods(SqlMixin):
                 [entry.label for entry in entries],
                 defaults=settings.defaults,
                 allowed_hosts=settings.allowed_hosts,
+                proxy_hosts=settings.proxy_hosts,
                 settings_label=settings_label,
             )
             number = state.revision + 1
@@ -127,8 +134,13 @@ class CommitMethods(SqlMixin):
             elif write.op == "settings" and rule is not None:
                 conn.execute(
                     "UPDATE waypost_state SET defaults = ?, allowed_hosts = ?, "
-                    "settings_version = ? WHERE id = 1",
-                    (dumps(rule["defaults"]), dumps(rule["allowed_hosts"]), number),
+                    "proxy_hosts = ?, settings_version = ? WHERE id = 1",
+                    (
+                        dumps(rule["defaults"]),
+                        dumps(rule["allowed_hosts"]),
+                        dumps(rule["proxy_hosts"]),
+                        number,
+                    ),
                 )
             elif rule is not None and write.rule_id is not None:
                 name = rule.get("name")

@@ -107,10 +107,11 @@ class RevisionMethods(CommitMethods):
             before, before_settings = self._at(conn, state, from_revision)
             after, after_settings = self._at(conn, state, target)
         settings = None
-        if (before_settings.defaults, before_settings.allowed_hosts) != (
-            after_settings.defaults,
-            after_settings.allowed_hosts,
-        ):
+        if (
+            before_settings.defaults,
+            before_settings.allowed_hosts,
+            before_settings.proxy_hosts,
+        ) != (after_settings.defaults, after_settings.allowed_hosts, after_settings.proxy_hosts):
             settings = (before_settings, after_settings)
         return RevisionDiff(from_revision, target, tuple(diff_rows(before, after)), settings)
 
@@ -125,7 +126,10 @@ class RevisionMethods(CommitMethods):
             current = {row.id: row for row in state.rows}
             entries = [Entry(r.id, r.rule, f"rules[{r.id}]", current.get(r.id)) for r in rows]
             return entries, RuleSetSettings(
-                settings.defaults, settings.allowed_hosts, state.settings.version
+                settings.defaults,
+                settings.allowed_hosts,
+                state.settings.version,
+                settings.proxy_hosts,
             )
 
         revision, _, _ = self._commit(

@@ -108,7 +108,21 @@ class Write:
 
 
 def _settings_dict(settings: RuleSetSettings) -> dict[str, Any]:
-    return {"defaults": dict(settings.defaults), "allowed_hosts": list(settings.allowed_hosts)}
+    return {
+        "defaults": dict(settings.defaults),
+        "allowed_hosts": list(settings.allowed_hosts),
+        "proxy_hosts": list(settings.proxy_hosts),
+    }
+
+
+def _host_list(
+    value: Sequence[str], path: str, problems: list[tuple[str, str]]
+) -> tuple[str, ...] | None:
+    """``value`` (a list of host names) as stored, or None (and a problem) when it is text."""
+    if isinstance(value, str):
+        problems.append((path, "must be a list of host names"))
+        return None
+    return tuple(to_json_value(list(value), path, problems))
 
 
 def _conflict(state: State, rule_id: str, expected: int) -> ConflictError:
@@ -143,6 +157,7 @@ def apply_operations(
     labels: dict[str, str] = {}
     defaults: Mapping[str, Any] = state.settings.defaults
     hosts: tuple[str, ...] = state.settings.allowed_hosts
+    proxy_hosts: tuple[str, ...] = state.settings.proxy_hosts
     problems: list[tuple[str, str]] = []
     for index, operation in enumerate(operations):
         where = label(index)
@@ -160,14 +175,11 @@ def apply_operations(
             if operation.defaults is not None:
                 defaults = to_json_value(dict(operation.defaults), f"{where}.defaults", problems)
             if operation.allowed_hosts is not None:
-                if isinstance(operation.allowed_hosts, str):
-                    problems.append((f"{where}.allowed_hosts", "must be a list of host names"))
-                else:
-                    hosts = tuple(
-                        to_json_value(
-                            list(operation.allowed_hosts), f"{where}.allowed_hosts", problems
-                        )
-                    )
+                given = _host_list(operation.allowed_hosts, f"{where}.allowed_hosts", problems)
+                hosts = hosts if given is None else given
+            if operation.proxy_hosts is not None:
+                given = _host_list(operation.proxy_hosts, f"{where}.proxy_hosts", problems)
+                proxy_hosts = proxy_hosts if given is None else given
             continue
         rule_id = operation.id
         if rule_id is not None and rule_id not in content:
@@ -208,7 +220,7 @@ def apply_operations(
         )
         for rule_id in order
     ]
-    return entries, RuleSetSettings(defaults, hosts, state.settings.version)
+    return entries, RuleSetSettings(defaults, hosts, state.settings.version, proxy_hosts)
 
 
 def _longest_increasing(keys: Sequence[int | None]) -> set[int]:
@@ -323,8 +335,12 @@ def rewind(
     for write in undo:
         if write.op == "settings":
             before = write.before or {}
+            # A record from before migration 4 has no proxy_hosts: the rule set had none.
             settings = RuleSetSettings(
-                before.get("defaults", {}), tuple(before.get("allowed_hosts", ())), 0
+                before.get("defaults", {}),
+                tuple(before.get("allowed_hosts", ())),
+                0,
+                tuple(before.get("proxy_hosts", ())),
             )
             continue
         if write.rule_id is None:

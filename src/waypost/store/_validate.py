@@ -74,22 +74,25 @@ def check_rule_set(
     *,
     defaults: Mapping[str, Any],
     allowed_hosts: Sequence[str],
+    proxy_hosts: Sequence[str] = (),
     settings_label: str = "settings",
 ) -> RuleSet:
     """Build ``rules`` (in priority order) as the loader and the engine would; return the rule
     set, or raise :class:`~waypost.exceptions.ValidationError` with every problem.
 
     ``labels[i]`` is the path of ``rules[i]`` in the caller's request (``rules[4]``,
-    ``changes[2].rule``); a problem in the defaults or allowed hosts gets ``settings_label``.
+    ``changes[2].rule``); a problem in the defaults, allowed hosts or proxy hosts gets
+    ``settings_label``. A rule that proxies to a host ``proxy_hosts`` lacks gets the loader's
+    message, as in a rules file.
     """
     problems: list[tuple[str, str]] = []
     _, setting_errors = rules_from_mappings(
-        [], defaults=defaults or None, allowed_hosts=allowed_hosts
+        [], defaults=defaults or None, allowed_hosts=allowed_hosts, proxy_hosts=proxy_hosts
     )
     seen = {error.message for error in setting_errors}
     problems.extend((settings_label, error.message) for error in setting_errors)
     ruleset, errors = rules_from_mappings(
-        rules, defaults=defaults or None, allowed_hosts=allowed_hosts
+        rules, defaults=defaults or None, allowed_hosts=allowed_hosts, proxy_hosts=proxy_hosts
     )
     for error in errors:
         found = _RULE_PREFIX.match(error.message)
@@ -103,7 +106,11 @@ def check_rule_set(
         rule.replace(file=_MARK, line=number) for number, rule in enumerate(ruleset.rules, 1)
     )
     try:
-        Engine(RuleSet(marked, ruleset.allowed_hosts, ruleset.defaults))
+        Engine(
+            RuleSet(
+                marked, ruleset.allowed_hosts, ruleset.defaults, proxy_hosts=ruleset.proxy_hosts
+            )
+        )
     except RulesError as exc:
 
         def name(match: re.Match[str]) -> str:

@@ -8,7 +8,8 @@ released migration: add the next number.
 
 Tables (all prefixed ``waypost_`` so that they can share a PostgreSQL schema):
 
-- ``waypost_state``: one row: the current revision, the defaults and allowed hosts (JSON);
+- ``waypost_state``: one row: the current revision, the defaults, allowed hosts and proxy hosts
+  (JSON; ``proxy_hosts`` from migration 4);
 - ``waypost_rules``: one row per rule: id, sort key (priority), the mapping (JSON), version, and
   columns derived from the rule for filtering (name, from, action, search text);
 - ``waypost_revisions``: who (API key id), when, why, and counts of what changed;
@@ -130,6 +131,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             # shows as "unknown"; both databases add such a column without rewriting the table.
             "ALTER TABLE waypost_sessions ADD COLUMN user_agent TEXT",
             "ALTER TABLE waypost_sessions ADD COLUMN client_address TEXT",
+        ),
+    ),
+    Migration(
+        4,
+        "proxy hosts: the origins the rule set's rewrites may proxy to",
+        (
+            # A rule set stored before proxying existed proxies nowhere: '[]'. Both databases
+            # add a column with a constant default without rewriting the table. The settings
+            # recorded in waypost_changes before it lack the key; rewinding reads that as [].
+            "ALTER TABLE waypost_state ADD COLUMN proxy_hosts TEXT NOT NULL DEFAULT '[]'",
         ),
     ),
 )

@@ -3,7 +3,8 @@
 - :class:`StoredRule`: one rule as stored: a stable ``id``, its ``position`` (priority, file
   order), its ``version`` (an ETag) and its mapping in the rules file's structure;
 - :class:`RulePage`: one page of :meth:`Store.list_rules`, with the cursor of the next page;
-- :class:`RuleSetSettings`: the rule set's ``defaults`` and ``allowed_hosts``, with their version;
+- :class:`RuleSetSettings`: the rule set's ``defaults``, ``allowed_hosts`` and ``proxy_hosts``,
+  with their version;
 - :class:`Snapshot`: the whole rule set at a revision, ready for ``Engine.replace``;
 - :class:`Revision`, :class:`RuleChange`: one committed change set and what it changed;
 - :class:`RevisionDiff`, :class:`RuleDiff`: how the rule set differs between two revisions;
@@ -113,17 +114,23 @@ class RulePage:
 
 @dataclass(frozen=True, slots=True)
 class RuleSetSettings:
-    """The rule set's ``defaults`` and ``allowed_hosts``; ``version`` as for a rule."""
+    """The rule set's ``defaults``, ``allowed_hosts`` (hosts a redirect may send clients to) and
+    ``proxy_hosts`` (origins a rewrite may proxy to); ``version`` as for a rule.
+
+    ``proxy_hosts`` comes after ``version`` so that positional construction from before proxying
+    existed keeps its meaning."""
 
     defaults: Mapping[str, Any] = field(default_factory=dict)
     allowed_hosts: tuple[str, ...] = ()
     version: int = 0
+    proxy_hosts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "defaults": dict(self.defaults),
             "allowed_hosts": list(self.allowed_hosts),
+            "proxy_hosts": list(self.proxy_hosts),
             "version": self.version,
         }
 
@@ -131,16 +138,19 @@ class RuleSetSettings:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The whole rule set at ``revision``: ``Engine(snapshot.rules, defaults=snapshot.defaults,
-    allowed_hosts=snapshot.allowed_hosts)`` (or ``engine.replace(...)`` with the same)."""
+    allowed_hosts=snapshot.allowed_hosts, proxy_hosts=snapshot.proxy_hosts)`` (or
+    ``engine.replace(...)`` with the same)."""
 
     revision: int
     defaults: Mapping[str, Any]
     allowed_hosts: tuple[str, ...]
     rules: tuple[Mapping[str, Any], ...]
     rule_ids: tuple[str, ...] = ()
+    proxy_hosts: tuple[str, ...] = ()
 
     def __iter__(self) -> Any:
-        """Unpack as ``revision, defaults, allowed_hosts, rules = snapshot``."""
+        """Unpack as ``revision, defaults, allowed_hosts, rules = snapshot`` (the unpacking
+        predates ``proxy_hosts``, which it leaves out: read it as ``snapshot.proxy_hosts``)."""
         return iter((self.revision, self.defaults, self.allowed_hosts, self.rules))
 
     def to_document(self) -> dict[str, Any]:
@@ -150,6 +160,8 @@ class Snapshot:
             document["defaults"] = dict(self.defaults)
         if self.allowed_hosts:
             document["allowed_hosts"] = list(self.allowed_hosts)
+        if self.proxy_hosts:
+            document["proxy_hosts"] = list(self.proxy_hosts)
         document["rules"] = [dict(rule) for rule in self.rules]
         return document
 
@@ -159,7 +171,8 @@ class RuleChange(_Shown):
     """What one revision did to one rule (``rule_id``) or to the settings (``op == "settings"``).
 
     ``before`` / ``after`` are the rule mappings (None for a create / a delete); for settings
-    they are ``{"defaults": ..., "allowed_hosts": ...}``.
+    they are ``{"defaults": ..., "allowed_hosts": ..., "proxy_hosts": ...}`` (a record written
+    before the store knew proxy hosts has no ``proxy_hosts``: there were none).
     """
 
     op: ChangeOp
@@ -208,7 +221,8 @@ class RuleDiff(_Shown):
 class RevisionDiff:
     """The rule set at ``to_revision`` compared with ``from_revision``.
 
-    ``settings`` is ``(before, after)`` when the defaults or allowed hosts differ, else None.
+    ``settings`` is ``(before, after)`` when the defaults, allowed hosts or proxy hosts differ,
+    else None.
     """
 
     from_revision: int
@@ -260,11 +274,13 @@ class DeleteRule:
 
 @dataclass(frozen=True, slots=True)
 class SetRuleSetSettings:
-    """Replace the ``defaults`` and/or the ``allowed_hosts`` (None leaves that one alone)."""
+    """Replace the ``defaults``, the ``allowed_hosts`` and/or the ``proxy_hosts`` (None leaves
+    that one alone)."""
 
     defaults: Mapping[str, Any] | None = None
     allowed_hosts: Sequence[str] | None = None
     expected_version: int | None = None
+    proxy_hosts: Sequence[str] | None = None
 
 
 Operation = UpsertRule | DeleteRule | SetRuleSetSettings

@@ -32,6 +32,7 @@ class RulesDocument:
     rules: tuple[Mapping[str, Any], ...]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     allowed_hosts: tuple[str, ...] = ()
+    proxy_hosts: tuple[str, ...] = ()
 
 
 def _csv_mapping(rule: Rule) -> dict[str, Any]:
@@ -66,10 +67,12 @@ def read_document(path: str | Path) -> RulesDocument:
         document = {"rules": document}
     document = document or {}
     hosts = document.get("allowed_hosts") or ()
+    proxy = document.get("proxy_hosts") or ()
     return RulesDocument(
         tuple(document.get("rules") or ()),
         dict(document.get("defaults") or {}),
         tuple([hosts] if isinstance(hosts, str) else hosts),
+        tuple([proxy] if isinstance(proxy, str) else proxy),
     )
 
 
