@@ -132,6 +132,9 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "cli/_files.py": "output files; tests/cli/test_tools.py, tests/cli/test_store.py",
     "cli/_report.py": "error reporting and engine loading; tests/cli/test_cli.py",
     "cli/serve.py": "starts a server; tests/server/test_app.py runs `waypost serve` for real",
+    # the guards
+    "guards/base.py": "the outcome values and the Guard protocol; tests/guards/test_basic.py, "
+    "tests/guards/test_session.py and tests/guards/test_python.py check what each kind answers",
     # the matcher's parts, judged through the Matcher
     "matching/_exact.py": "the exact-path table; tests/matching/test_matching.py, test_index.py",
     "matching/_trie.py": "the segment trie; tests/matching/test_index.py sets it beside the index",

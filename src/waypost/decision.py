@@ -227,7 +227,8 @@ class Step:
 
     rule: Rule
     values: Mapping[str, Any]
-    outcome: Literal["applied", "skipped", "refused"]
+    #: ``guarded``: a guard the request passed; ``denied``: the guard that failed (and answered).
+    outcome: Literal["applied", "skipped", "refused", "guarded", "denied"]
     reason: str = ""
 
 

@@ -23,8 +23,10 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from waypost.decision import NO_MATCH, Decision, Step, Trace
+from waypost.engine._guards import GuardLayer, identity_headers, identity_headers_of
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
+from waypost.guards import GuardCheck, build_guards
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.load import read_rules, rules_from_mappings
@@ -37,15 +39,18 @@ __all__ = ["Decision", "Engine", "Stage", "Step", "Trace"]
 
 RouteResolver = Callable[[str, Mapping[str, str]], str]
 _SAME_SITE = parse_target("/")
+_GUARD_VARY = ("Authorization", "Cookie")
 
 
 class _Snapshot:
     """One rule set, its matcher and the plans of its rules; swapped as a whole."""
 
-    __slots__ = ("has_fallbacks", "matcher", "plans", "ruleset", "site")
+    __slots__ = ("guards", "has_fallbacks", "matcher", "plans", "ruleset", "site")
 
     def __init__(self, ruleset: RuleSet, routes: RouteResolver | None = None) -> None:
         self.ruleset = ruleset
+        #: The guard layer; None when no rule requires a guard (resolve() then pays nothing).
+        self.guards: GuardLayer | None = None
         self.has_fallbacks = any(rule.options.only_if_missing for rule in ruleset.rules)
         self.site = Site(ruleset.allowed_hosts, routes)
         #: Plans by id(rule) (the rule set keeps every rule alive), made when a rule is first
@@ -127,9 +132,18 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _compile(ruleset: RuleSet, errors: list[RuleError]) -> _Snapshot:
+def _compile(
+    ruleset: RuleSet, errors: list[RuleError], checks: Mapping[str, GuardCheck] | None = None
+) -> _Snapshot:
     snapshot = _Snapshot(ruleset)
     errors = [*errors, *snapshot.matcher.duplicates]
+    if ruleset.guard_rules or ruleset.guards or checks:
+        guards, problems = build_guards(ruleset.guards, checks)
+        errors.extend(problems)
+        if ruleset.guard_rules:
+            layer = GuardLayer(ruleset.guard_rules, guards)
+            errors.extend(layer.problems())
+            snapshot.guards = layer
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0, e.col or 0))
         raise RulesError(errors, file=ruleset.source)
@@ -144,9 +158,13 @@ class Engine:
     absolute URL may proxy to); or use :meth:`from_file`. Raises
     :class:`~waypost.exceptions.RulesError` listing every problem. ``pack_rules=False`` keeps
     every rule a plain Rule, in this load and in every reload (no packed literal redirects).
+
+    ``guards`` are the guards rules may ``require`` (see :mod:`waypost.guards`): a name maps to
+    a Python check (``check(request)`` returns an identity mapping, None or False) or, like a
+    file's ``guards:``, to one kind with its options (``{"basic": {"htpasswd": ...}}``).
     """
 
-    __slots__ = ("_converters", "_pack_rules", "_routes", "_snapshot")
+    __slots__ = ("_checks", "_converters", "_pack_rules", "_routes", "_snapshot")
 
     def __init__(
         self,
@@ -157,11 +175,13 @@ class Engine:
         converters: Mapping[str, type[BaseConverter]] | None = None,
         pack_rules: bool = True,
         proxy_hosts: Sequence[str] = (),
+        guards: Mapping[str, GuardCheck | Mapping[str, Any]] | None = None,
     ) -> None:
         self._converters = merge_converters(converters)
         self._pack_rules = pack_rules
         self._routes: RouteResolver | None = None
-        self._snapshot = self._build(rules, defaults, allowed_hosts, proxy_hosts)
+        self._checks, declared = _split_guards(guards)
+        self._snapshot = self._build(rules, defaults, allowed_hosts, proxy_hosts, declared)
 
     def _build(
         self,
@@ -169,9 +189,10 @@ class Engine:
         defaults: Mapping[str, Any] | None,
         allowed_hosts: Sequence[str],
         proxy_hosts: Sequence[str] = (),
+        guards: Mapping[str, Any] | None = None,
     ) -> _Snapshot:
         if isinstance(rules, RuleSet):
-            return _compile(rules, [])
+            return _compile(rules, [], self._checks)
         ruleset, errors = rules_from_mappings(
             rules,
             defaults=defaults,
@@ -179,8 +200,10 @@ class Engine:
             proxy_hosts=proxy_hosts,
             converters=self._converters,
             pack_rules=self._pack_rules,
+            guards=guards,
+            guard_names=self._checks.keys(),
         )
-        return _compile(ruleset, errors)
+        return _compile(ruleset, errors, self._checks)
 
     @classmethod
     def from_file(
@@ -189,21 +212,27 @@ class Engine:
         *,
         converters: Mapping[str, type[BaseConverter]] | None = None,
         pack_rules: bool = True,
+        guards: Mapping[str, GuardCheck] | None = None,
     ) -> Engine:
-        """An engine for a rules file (.yaml, .yml, .toml, .json or .csv)."""
+        """An engine for a rules file (.yaml, .yml, .toml, .json or .csv); ``guards`` are
+        Python checks its rules may ``require`` (the file declares the others)."""
         engine = cls.__new__(cls)
         engine._converters = merge_converters(converters)
         engine._pack_rules = pack_rules
         engine._routes = None
+        engine._checks = dict(guards or {})
         engine._snapshot = engine._load_file(path)
         return engine
 
     def _load_file(self, path: str | Path) -> _Snapshot:
         with _collector_paused():
             ruleset, errors = read_rules(
-                path, converters=self._converters, pack_rules=self._pack_rules
+                path,
+                converters=self._converters,
+                pack_rules=self._pack_rules,
+                guard_names=self._checks.keys(),
             )
-            return _compile(ruleset, errors)
+            return _compile(ruleset, errors, self._checks)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -262,6 +291,12 @@ class Engine:
         self._snapshot = snapshot
 
     @property
+    def has_guards(self) -> bool:
+        """True when some rule requires a guard: the adapters then remove a client's own
+        ``X-Waypost-User`` / ``X-Waypost-Guard`` and send on the ones the guards set."""
+        return self._snapshot.guards is not None
+
+    @property
     def has_fallback_rules(self) -> bool:
         """True when some rule has ``only_if_missing`` (it waits for the app's 404)."""
         return self._snapshot.has_fallbacks
@@ -314,6 +349,12 @@ class Engine:
             else:
                 scheme, host, raw_path, query, path = parse_url(url)
         snapshot = self._snapshot
+        if snapshot.guards is not None:
+            # The one check a rule set without guards pays (see _guarded()).
+            if url is not None:
+                parts = (scheme, host, raw_path, query, path)
+                request = Request.from_url(method, parts, headers, client_ip, now)
+            return self._guarded(request, snapshot, snapshot.guards, None, stage)  # type: ignore[arg-type]
         hit = snapshot.matcher.first(path)
         if hit is None:
             return NO_MATCH
@@ -365,7 +406,10 @@ class Engine:
             request = Request.from_url(request, url, headers, client_ip, now)
         snapshot = self._snapshot
         steps: list[Step] = []
-        decision = self._decide(request, snapshot, steps, stage)
+        if snapshot.guards is not None:
+            decision = self._guarded(request, snapshot, snapshot.guards, steps, stage)
+        else:
+            decision = self._decide(request, snapshot, steps, stage)
         return Trace(
             request.method,
             request.path,
@@ -373,6 +417,56 @@ class Engine:
             tuple(steps),
             snapshot.matcher.rule_count,
         )
+
+    def _guarded(
+        self,
+        request: Request,
+        snapshot: _Snapshot,
+        layer: GuardLayer,
+        steps: list[Step] | None,
+        stage: Stage,
+    ) -> Decision:
+        """The guard layer, then the rules: every guard whose rule matches must pass before any
+        rule that decides is considered (an exact redirect inside a guarded area included).
+
+        A rewrite's new path is checked against the guards again, so a rewrite cannot route
+        around one. The identity the guards found goes on as request headers of a pass, rewrite
+        or proxy decision; a rule's ``set_headers`` cannot set those headers.
+        """
+        denied, passed = layer.check(request, steps)
+        if denied is not None:
+            return denied
+        decision = self._decide(request, snapshot, steps, stage)
+        action = decision.action
+        if action == "rewrite":
+            target = Request(
+                request.method,
+                decision.path or "/",
+                decision.query or "",
+                request.raw_headers,
+                request.host or None,
+                request.client_ip,
+                request.now,
+                None,
+                request.scheme,
+            )
+            denied, also = layer.check(target, steps)
+            if denied is not None:
+                return denied
+            passed += [
+                (name, allowed) for name, allowed in also if all(name != n for n, _ in passed)
+            ]
+        if passed:
+            # What a guarded area answers depends on the credential: a shared cache must not
+            # hand it (a redirect inside the area, say) to a client without one.
+            vary = (*decision.vary, *(n for n in _GUARD_VARY if n not in decision.vary))
+            decision = replace(decision, vary=vary)
+        if action not in ("rewrite", "pass", "proxy"):
+            return decision  # a response of its own: no request goes on
+        headers = (*identity_headers_of(decision.headers), *identity_headers(passed))
+        if headers != decision.headers:
+            decision = replace(decision, headers=headers)
+        return decision
 
     def _decide(
         self,
@@ -473,3 +567,17 @@ def _bad_value(converter: BaseConverter, value: Any) -> bool:
     except (ValueError, TypeError):
         return True
     return False
+
+
+def _split_guards(
+    guards: Mapping[str, GuardCheck | Mapping[str, Any]] | None,
+) -> tuple[dict[str, GuardCheck], dict[str, Any] | None]:
+    """The Python checks, and the guards declared as a file declares them."""
+    checks: dict[str, GuardCheck] = {}
+    declared: dict[str, Any] = {}
+    for name, guard in (guards or {}).items():
+        if isinstance(guard, Mapping):
+            declared[name] = guard
+        else:
+            checks[name] = guard
+    return checks, declared or None

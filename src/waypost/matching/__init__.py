@@ -253,6 +253,7 @@ def compile_matcher(
     payload: Payload | None = None,
     packed: Any = None,
     first_match: bool = False,
+    guard_layer: bool = False,
 ) -> Matcher:
     """Index ``rules`` (in priority order of file position) into a :class:`Matcher`.
 
@@ -260,7 +261,8 @@ def compile_matcher(
     :meth:`Matcher.first` hands its result back with each hit on the rule (the engine keeps there
     how to apply the rule, so that a hit touches few objects); ``packed`` is handed back with a
     hit in the store. ``first_match``: candidates come in file order (see the module's doc), and
-    rules alike are no error.
+    rules alike are no error. A rule that only guards (``require:`` without an action) is left
+    out, unless ``guard_layer`` (the engine's matcher of guard rules).
     """
     ordered = tuple(rules)
     store = usable_store(ordered)
@@ -272,6 +274,9 @@ def compile_matcher(
     for rule in ordered:
         if store is not None and type(rule) is PackedRule and rule.store is store:
             continue  # found in the store (no name, no pattern: a literal redirect)
+        requirement = rule.requirement
+        if requirement is not None and requirement.guard_only and not guard_layer:
+            continue  # a rule that only guards: the engine's guard layer holds it
         options = rule.options
         variant = (options.strict_slashes, options.case_insensitive)
         if rule.name:

@@ -26,6 +26,7 @@ from waypost.rules.model import (
     PackedRule,
     Pass,
     Redirect,
+    Requirement,
     Respond,
     Rewrite,
     Rule,
@@ -36,7 +37,7 @@ from waypost.rules.pattern import parse_pattern
 from waypost.rules.safety import control_character, header_name_problem, host_allowed
 from waypost.rules.target import Placeholder, RouteTarget, Target, parse_target, parse_template
 
-__all__ = ["RULE_KEYS", "RuleBuilder", "parse_defaults"]
+__all__ = ["RULE_KEYS", "RuleBuilder", "check_login_url", "parse_defaults"]
 
 # The compiled store (waypost/_plainstore.c, typed in _plainstore.pyi). Imported by name: it is
 # a leaf module of its own, and the import checker cannot see inside a compiled module.
@@ -62,6 +63,8 @@ RULE_KEYS = (
     "set_headers",
     "only_if_missing",
     "max_age",
+    "require",
+    "login_url",
 )
 _RULE_KEY_SET = frozenset(RULE_KEYS)
 _ACTIONS = ("to", "rewrite", "respond", "pass")
@@ -133,6 +136,28 @@ _set_path = _SLOT_SETTERS["path"]
 _set_action = _SLOT_SETTERS["_action"]
 _set_position = _SLOT_SETTERS["_position"]
 _set_meta = _SLOT_SETTERS["_meta"]
+
+
+def check_login_url(value: Any, keys: tuple[str | int, ...]) -> str:
+    """``value`` when it is a path on this site (``/login``, ``/login?app=1``); else FieldError.
+
+    A login URL is where a browser is sent with the path it asked for in ``next``: one on another
+    site (``https://...``, ``//host``, ``/\\host``) would hand that site the visitor.
+    """
+    if (
+        not isinstance(value, str)
+        or not value.startswith("/")
+        or value.startswith(("//", "/\\"))
+        or control_character(value)
+        or "#" in value
+        or " " in value
+    ):
+        raise FieldError(
+            f"a login_url is a path on this site like '/login', got {value!r}; "
+            "write it without a scheme, host or fragment",
+            keys,
+        )
+    return value
 
 
 def _choice(key: str, value: Any, keys: tuple[str | int, ...]) -> str:
@@ -301,6 +326,9 @@ class RuleBuilder:
     pack: bool = True
     #: The hosts a rewrite to an absolute URL may proxy to (the file's ``proxy_hosts``).
     proxy_hosts: tuple[str, ...] = ()
+    #: The guard names a ``require:`` may use (declared under ``guards:`` or given to the
+    #: engine as callables); None: any name (not checked here).
+    guard_names: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self._names: dict[str, int] = {}
@@ -386,6 +414,9 @@ class RuleBuilder:
                 else:
                     variables = {v.name: v.converter for v in pattern.variables}
 
+        requirement = None
+        if "require" in entry or "login_url" in entry:
+            requirement = self._requirement(entry, errors)
         action = self._action(entry, errors, variables, path if isinstance(path, str) else "")
 
         conditions = EMPTY_CONDITIONS
@@ -427,8 +458,62 @@ class RuleBuilder:
 
         if errors or action is None or not isinstance(path, str):
             return None, errors
-        meta = RuleMeta(pattern, conditions, name, self.file, options)
+        meta = RuleMeta(pattern, conditions, name, self.file, options, requirement=requirement)
         return Rule(path, action, index, line=line, meta=meta), errors
+
+    def _requirement(
+        self, entry: Mapping[str, Any], errors: list[FieldError]
+    ) -> Requirement | None:
+        """The rule's ``require:`` and ``login_url:``; None (with errors) when they are wrong."""
+        value = entry.get("require")
+        if value is None:
+            errors.append(
+                FieldError(
+                    "'login_url' goes with 'require' (the guards whose failure sends a browser "
+                    "there); add require: <guard name>",
+                    ("login_url",),
+                )
+            )
+            return None
+        names = value if isinstance(value, list) else [value]
+        good: list[str] = []
+        for number, item in enumerate(names):
+            keys: tuple[str | int, ...] = (
+                ("require", number) if isinstance(value, list) else ("require",)
+            )
+            if not isinstance(item, str) or not item:
+                errors.append(
+                    FieldError(
+                        f"'require' names guards declared under 'guards:', got {item!r}", keys
+                    )
+                )
+                continue
+            known = self.guard_names
+            if known is not None and item not in known:
+                close = difflib.get_close_matches(item, sorted(known), n=1)
+                if close:
+                    hint = f"did you mean {close[0]!r}?"
+                elif known:
+                    hint = f"declared guards: {', '.join(sorted(known))}"
+                else:
+                    hint = "declare it under 'guards:' at the top of the file"
+                errors.append(FieldError(f"unknown guard {item!r}; {hint}", keys))
+                continue
+            if item not in good:
+                good.append(item)
+        if not names:
+            errors.append(FieldError("'require' names at least one guard", ("require",)))
+        login_url = entry.get("login_url")
+        if login_url is not None:
+            try:
+                login_url = check_login_url(login_url, ("login_url",))
+            except FieldError as exc:
+                errors.append(exc)
+                login_url = None
+        if len(good) != len(names):
+            return None
+        guard_only = not any(k in entry for k in _ACTIONS)
+        return Requirement(tuple(good), login_url, guard_only)
 
     def _plain(self, entry: Any, index: int, line: int | None) -> Rule | None:
         """The rule for a literal redirect (``from,to[,status]``, no options), or None.
@@ -531,6 +616,8 @@ class RuleBuilder:
         path: str,
     ) -> Action | None:
         present = [k for k in _ACTIONS if k in entry]
+        if not present and "require" in entry:
+            return Pass()  # a rule that only guards (see Requirement.guard_only)
         if len(present) != 1:
             if present:
                 message = f"a rule has exactly one action, this one has {', '.join(present)}"

@@ -16,7 +16,7 @@ import gc
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,10 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from waypost.exceptions import RuleError, RulesError
-from waypost.rules._build import RuleBuilder, parse_defaults
+from waypost.rules._build import RuleBuilder, check_login_url, parse_defaults
 from waypost.rules._errors import FieldError
 from waypost.rules.converters import BaseConverter, merge_converters
-from waypost.rules.model import Rule, RuleSet
+from waypost.rules.model import GUARD_KINDS, LATER_GUARD_KINDS, GuardSpec, Rule, RuleSet
 from waypost.rules.safety import control_character
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json", ".csv": "csv"}
-TOP_KEYS = ("defaults", "allowed_hosts", "proxy_hosts", "allow_shrink", "rules")
+TOP_KEYS = ("defaults", "allowed_hosts", "proxy_hosts", "allow_shrink", "guards", "rules")
 CSV_COLUMNS = ("from", "to", "status", "name")
 _MAX_NODES = 2_000_000
 
@@ -490,6 +490,149 @@ def _hosts(value: Any, key: str = "allowed_hosts") -> tuple[tuple[str, ...], lis
     return tuple(hosts), errors
 
 
+# The options of each guard kind: name -> (required, type, default). ``python`` is a guard whose
+# check the application gives the engine (``Engine(..., guards={name: check})``).
+_GUARD_OPTIONS: dict[str, dict[str, tuple[bool, type, Any]]] = {
+    "basic": {"htpasswd": (True, str, None), "realm": (False, str, None)},
+    "session": {
+        "secret_env": (True, str, None),
+        "cookie": (False, str, "session"),
+        "key": (False, str, "_user_id"),
+        # Flask's PERMANENT_SESSION_LIFETIME default: 31 days.
+        "max_age": (False, int, 31 * 24 * 3600),
+    },
+    "python": {},
+}
+_ALL_KINDS = (*GUARD_KINDS, "python", *LATER_GUARD_KINDS)
+
+
+def _guard_options(
+    name: str, kind: str, value: Any, folder: Path | None
+) -> tuple[dict[str, Any], list[FieldError]]:
+    where: tuple[str | int, ...] = ("guards", name, kind)
+    declared = _GUARD_OPTIONS[kind]
+    if value is None or value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        return {}, [
+            FieldError(f"the options of a {kind!r} guard are a mapping, got {value!r}", where)
+        ]
+    errors: list[FieldError] = []
+    options: dict[str, Any] = {}
+    for key in value:
+        if key not in declared:
+            close = difflib.get_close_matches(str(key), list(declared), n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"a {kind!r} guard takes {', '.join(declared) or 'no options'}"
+            )
+            errors.append(FieldError(f"unknown option {key!r}; {hint}", (*where, key), at_key=True))
+    for key, (required, kind_type, default) in declared.items():
+        item = value.get(key, default)
+        if item is None:
+            if required:
+                errors.append(
+                    FieldError(
+                        f"a {kind!r} guard needs {key!r}, like {kind}: {{{key}: ...}}", where
+                    )
+                )
+            continue
+        if (
+            not isinstance(item, kind_type)
+            or isinstance(item, bool)
+            or (isinstance(item, str) and (not item or control_character(item) or '"' in item))
+            or (isinstance(item, int) and item <= 0)
+        ):
+            what = "a positive number" if kind_type is int else "text without quotes"
+            errors.append(FieldError(f"{key!r} is {what}, got {item!r}", (*where, key)))
+            continue
+        options[key] = item
+    htpasswd = options.get("htpasswd")
+    if htpasswd is not None and folder is not None and not Path(htpasswd).is_absolute():
+        # Relative to the rules file, as a server started from another folder must find it.
+        options["htpasswd"] = str(folder / htpasswd)
+    if kind == "basic":
+        options.setdefault("realm", name)
+    return options, errors
+
+
+def _guards(
+    value: Any, file: str | None, line_of: Callable[[str], int | None]
+) -> tuple[tuple[GuardSpec, ...], list[FieldError]]:
+    """The guards declared under ``guards:`` (name -> one kind with its options)."""
+    if not isinstance(value, Mapping):
+        return (), [
+            FieldError(
+                "'guards' maps a name to one guard kind with its options, like "
+                "guards: {staff: {basic: {htpasswd: staff.htpasswd}}}",
+                ("guards",),
+            )
+        ]
+    folder = Path(file).parent if file is not None else None
+    specs: list[GuardSpec] = []
+    errors: list[FieldError] = []
+    for name, body in value.items():
+        where: tuple[str | int, ...] = ("guards", name)
+        if not isinstance(name, str) or not name.replace("_", "a").replace("-", "a").isalnum():
+            errors.append(
+                FieldError(
+                    f"a guard name is letters, digits, '_' and '-', got {name!r}",
+                    where,
+                    at_key=True,
+                )
+            )
+            continue
+        if not isinstance(body, Mapping):
+            errors.append(
+                FieldError(
+                    f"guard {name!r} is a mapping of one kind to its options, like "
+                    f"{name}: {{basic: {{htpasswd: users.htpasswd}}}}; got {body!r}",
+                    where,
+                )
+            )
+            continue
+        login_url = None
+        if "login_url" in body:
+            try:
+                login_url = check_login_url(body["login_url"], (*where, "login_url"))
+            except FieldError as exc:
+                errors.append(exc)
+        kinds = [k for k in body if k != "login_url"]
+        if len(kinds) != 1:
+            errors.append(
+                FieldError(
+                    f"guard {name!r} has exactly one kind ({', '.join(GUARD_KINDS)} or python), "
+                    f"got {', '.join(map(repr, kinds)) or 'none'}",
+                    where,
+                )
+            )
+            continue
+        kind = kinds[0]
+        if kind in LATER_GUARD_KINDS:
+            errors.append(
+                FieldError(
+                    f"guard kind {kind!r} is not available yet; use one of "
+                    f"{', '.join(GUARD_KINDS)}, or python (a check given to the Engine)",
+                    (*where, kind),
+                    at_key=True,
+                )
+            )
+            continue
+        if kind not in _GUARD_OPTIONS:
+            close = difflib.get_close_matches(str(kind), _ALL_KINDS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(_ALL_KINDS)}"
+            errors.append(
+                FieldError(f"unknown guard kind {kind!r}; {hint}", (*where, kind), at_key=True)
+            )
+            continue
+        options, problems = _guard_options(name, kind, body[kind], folder)
+        errors.extend(problems)
+        if not problems:
+            specs.append(GuardSpec(name, kind, options, login_url, file, line_of(name)))
+    return tuple(specs), errors
+
+
 def _build_all(
     entries: Sequence[Any],
     *,
@@ -519,6 +662,7 @@ def _from_document(
     pack_rules: bool,
     errors: list[RuleError],
     proxy: Sequence[str] = (),
+    guard_names: Collection[str] = (),
 ) -> RuleSet:
     """The rules of a read ``document``; its problems are added to ``errors``.
 
@@ -584,6 +728,22 @@ def _from_document(
             )
         )
         allow_shrink = False
+    guards: tuple[GuardSpec, ...] = ()
+    if document.get("guards") is not None:
+        guards_pos = root.children.get("guards") if root else None
+
+        def guard_line(name: str) -> int | None:
+            # The line of the name (the key), where the guard is declared.
+            child = (
+                (guards_pos.keys.get(name) or guards_pos.children.get(name)) if guards_pos else None
+            )
+            return child.line if child else None
+
+        guards, guard_problems = _guards(document["guards"], file, guard_line)
+        errors.extend(_problem(file, root, (), p) for p in guard_problems)
+        if guard_problems and isinstance(document["guards"], Mapping):
+            # A guard with a mistake is still a name: don't also call each require of it unknown.
+            guard_names = {*guard_names, *map(str, document["guards"])}
     entries = document.get("rules", [])
     if not isinstance(entries, list):
         errors.append(
@@ -596,7 +756,14 @@ def _from_document(
         child = rules_pos.children.get(index) if rules_pos else None
         return child.line if child else None
 
-    builder = RuleBuilder(merged_defaults, converters, file, pack_rules, proxy_hosts)
+    builder = RuleBuilder(
+        merged_defaults,
+        converters,
+        file,
+        pack_rules,
+        proxy_hosts,
+        frozenset({*guard_names, *(g.name for g in guards)}),
+    )
     rules = _build_all(
         entries,
         builder=builder,
@@ -608,7 +775,19 @@ def _from_document(
         ),
         errors=errors,
     )
-    return RuleSet(tuple(rules), hosts, merged_defaults, file, allow_shrink, proxy_hosts)
+    guard_rules = (
+        tuple(r for r in rules if r.requirement is not None) if guards or guard_names else ()
+    )
+    return RuleSet(
+        tuple(rules),
+        hosts,
+        merged_defaults,
+        file,
+        allow_shrink,
+        proxy_hosts,
+        guards,
+        guard_rules,
+    )
 
 
 def rules_from_mappings(
@@ -620,10 +799,14 @@ def rules_from_mappings(
     source: str | None = None,
     pack_rules: bool = True,
     proxy_hosts: Sequence[str] = (),
+    guards: Mapping[str, Any] | None = None,
+    guard_names: Collection[str] = (),
 ) -> tuple[RuleSet, list[RuleError]]:
     """Build rules from Python mappings in the file's structure; returns rules and errors.
 
     ``pack_rules=False`` keeps every rule a plain Rule (no packed literal redirects).
+    ``guards`` are declared as under a file's ``guards:``; ``guard_names`` are guards the engine
+    is given as Python callables, which ``require:`` may name too.
     """
     errors: list[RuleError] = []
     # The defaults and hosts go into the document, to be checked as a file's are.
@@ -634,8 +817,12 @@ def rules_from_mappings(
         document["allowed_hosts"] = list(allowed_hosts)
     if proxy_hosts:
         document["proxy_hosts"] = list(proxy_hosts)
+    if guards:
+        document["guards"] = dict(guards)
     conv = merge_converters(converters)
-    ruleset = _from_document(document, None, source, conv, None, (), pack_rules, errors)
+    ruleset = _from_document(
+        document, None, source, conv, None, (), pack_rules, errors, (), guard_names
+    )
     return ruleset, errors
 
 
@@ -690,10 +877,12 @@ def parse_rules(
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] = (),
     pack_rules: bool = True,
+    guard_names: Collection[str] = (),
 ) -> tuple[RuleSet, list[RuleError]]:
     """Parse rules text in ``format`` ('yaml', 'toml', 'json' or 'csv'); returns rules, errors.
 
     ``pack_rules=False`` keeps every rule a plain Rule (no packed literal redirects).
+    ``guard_names``: guards given to the engine as Python callables (``require:`` may name them).
     """
     conv = merge_converters(converters)
     if text.startswith("\ufeff"):
@@ -711,7 +900,7 @@ def parse_rules(
     if read_errors and document is None:
         return RuleSet((), source=file), errors
     ruleset = _from_document(
-        document, root, file, conv, defaults, allowed_hosts, pack_rules, errors
+        document, root, file, conv, defaults, allowed_hosts, pack_rules, errors, (), guard_names
     )
     errors.sort(key=lambda e: (e.line or 0, e.col or 0))
     return ruleset, errors
@@ -722,8 +911,12 @@ def read_rules(
     *,
     converters: Mapping[str, type[BaseConverter]] | None = None,
     pack_rules: bool = True,
+    guard_names: Collection[str] = (),
 ) -> tuple[RuleSet, list[RuleError]]:
-    """Read a rules file; returns the rules that loaded and every error (none means all loaded)."""
+    """Read a rules file; returns the rules that loaded and every error (none means all loaded).
+
+    ``guard_names``: guards given to the engine as Python callables (``require:`` may name them).
+    """
     path = Path(path)
     name = str(path)
     format = FORMATS.get(path.suffix.lower())
@@ -748,7 +941,14 @@ def read_rules(
     except UnicodeDecodeError:
         return RuleSet((), source=name), [_not_utf8(raw, name)]
     del raw  # a large file is held once (as text) while it is parsed, not twice
-    return parse_rules(text, format=format, file=name, converters=converters, pack_rules=pack_rules)
+    return parse_rules(
+        text,
+        format=format,
+        file=name,
+        converters=converters,
+        pack_rules=pack_rules,
+        guard_names=guard_names,
+    )
 
 
 def _not_utf8(raw: bytes, name: str) -> RuleError:

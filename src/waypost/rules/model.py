@@ -26,9 +26,11 @@ from waypost.rules.target import RouteTarget, Target
 __all__ = [
     "REDIRECT_STATUSES",
     "Action",
+    "GuardSpec",
     "PackedRule",
     "Pass",
     "Redirect",
+    "Requirement",
     "Respond",
     "Rewrite",
     "Rule",
@@ -123,6 +125,46 @@ class Pass:
 
 Action = Redirect | Rewrite | Respond | Pass
 
+#: The guard kinds a rules file may name under ``guards:``; the later ones are not built yet.
+GUARD_KINDS = ("basic", "session")
+LATER_GUARD_KINDS = ("api_key", "jwt", "forward_auth")
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSpec:
+    """A guard declared under ``guards:``: its name, its kind and the kind's options.
+
+    The options are checked by the loader (:mod:`waypost.rules.load`); the check itself is built
+    from them by :mod:`waypost.guards`. A path in the options (``htpasswd``) is already made
+    relative to the rules file's folder. ``login_url`` is where a browser is sent when the guard
+    fails and the rule names none.
+    """
+
+    name: str
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    login_url: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+    @property
+    def source(self) -> str:
+        """``file:line`` where the guard was declared."""
+        return f"{self.file or '<rules>'}:{self.line}" if self.line else (self.file or "<rules>")
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """A rule's ``require:``: the guards that must all pass, and where a browser logs in.
+
+    ``guard_only`` is True for a rule without an action: it only guards (it is not one of the
+    rules that decide; see :attr:`RuleSet.guard_rules`).
+    """
+
+    guards: tuple[str, ...]
+    login_url: str | None = None
+    guard_only: bool = False
+
 
 @dataclass(frozen=True, slots=True)
 class RuleMeta:
@@ -138,6 +180,8 @@ class RuleMeta:
     #: For a :class:`PackedRule`: the store holding its path and target (a
     #: ``waypost._plainstore.PlainStore``), shared by every packed rule of the load.
     store: Any = field(default=None, compare=False, repr=False)
+    #: The rule's ``require:`` (None for a rule that guards nothing).
+    requirement: Requirement | None = None
 
 
 _INDEX_MASK = 0xFFFFFFFF
@@ -242,6 +286,11 @@ class Rule:
     )
 
     @property
+    def requirement(self) -> Requirement | None:
+        """The guards the rule requires (``require:``), None for most rules."""
+        return self._meta.requirement
+
+    @property
     def meta(self) -> RuleMeta:
         """The shared parts of the rule."""
         return self._meta
@@ -283,8 +332,17 @@ class Rule:
         if self.name:
             out["name"] = self.name
         out["from"] = self.path
+        requirement = self.requirement
+        if requirement is not None:
+            out["require"] = (
+                requirement.guards[0] if len(requirement.guards) == 1 else list(requirement.guards)
+            )
+            if requirement.login_url is not None:
+                out["login_url"] = requirement.login_url
         action = self.action
-        if isinstance(action, Redirect):
+        if requirement is not None and requirement.guard_only:
+            pass
+        elif isinstance(action, Redirect):
             target = action.target
             if isinstance(target, RouteTarget):
                 out["to"] = {
@@ -422,6 +480,13 @@ class RuleSet:
     #: The hosts a ``rewrite`` to an absolute URL may proxy to (``*.example.org`` allows its
     #: subdomains); a separate list from ``allowed_hosts``, which is about redirect targets.
     proxy_hosts: tuple[str, ...] = ()
+    #: The guards declared under ``guards:``, in file order.
+    guards: tuple[GuardSpec, ...] = ()
+    #: Every rule with ``require:``, in file order: the guard layer (see :mod:`waypost.engine`).
+    #: They are in ``rules`` too (a rule's index is its place there); one without an action
+    #: (``requirement.guard_only``) only guards: the matcher leaves it out of the rules that
+    #: decide.
+    guard_rules: tuple[Rule, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rules)

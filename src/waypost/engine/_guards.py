@@ -1,0 +1,235 @@
+"""The guard layer: the guards every request must pass before any rule decides.
+
+Guards are a layer, not a rule priority. A rule with ``require:`` is put into a matcher of its
+own, and for each request every guard rule whose pattern (and conditions) match is found, and
+each guard it requires is run; the first that fails answers the request. Only when all pass are
+the rules that decide searched, so an exact redirect or a rewrite inside a guarded area is never
+reached without the credential. A rewrite's new path is checked again (see
+:meth:`GuardLayer.check`), so a rewrite cannot route around a guard either.
+
+Path tricks: the guard rules are matched against the decoded path the matcher sees *and* its
+canonical form (``//`` and ``/./`` collapsed, ``/../`` resolved, ``;params`` and backslashes
+read as Tomcat, Spring and IIS read them; see :func:`canonical_path`): whichever form the app or
+the upstream ends up routing, the guard has seen it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote
+
+from waypost.decision import Decision, Step
+from waypost.exceptions import RuleError
+from waypost.guards import GUARD_HEADER, USER_HEADER, Allowed, Denied, Guard
+from waypost.matching import Matcher, compile_matcher
+from waypost.rules.model import Requirement, Rule
+from waypost.rules.request import Request
+
+__all__ = ["GuardLayer", "canonical_path", "identity_headers_of"]
+
+_VARY = ("Accept", "Authorization", "Cookie")
+_IDENTITY_NAMES = frozenset({USER_HEADER.lower(), GUARD_HEADER.lower()})
+
+
+def canonical_path(path: str) -> str:
+    """``path`` (decoded) as a server that normalizes paths reads it: empty and ``.`` segments
+    dropped, ``..`` resolved (never above the root), ``;params`` removed from each segment and
+    ``\\`` taken as ``/``; a trailing slash is kept."""
+    segments: list[str] = []
+    for segment in path.replace("\\", "/").split("/"):
+        segment = segment.partition(";")[0]
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    out = "/" + "/".join(segments)
+    if segments and path.endswith(("/", "\\")):
+        out += "/"
+    return out
+
+
+def identity_headers_of(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``headers`` without the identity headers (a rule's ``set_headers`` cannot forge them)."""
+    return tuple((k, v) for k, v in headers if k.lower() not in _IDENTITY_NAMES)
+
+
+def _safe_next(request: Request) -> str:
+    """The ``next`` of a login redirect: only the path and query of the request, never a URL
+    of another site (a path starting ``//`` or ``/\\`` would be one)."""
+    path = "/" + request.raw_path.lstrip("/\\")
+    if request.query_string:
+        path += "?" + request.query_string
+    return path
+
+
+def _wants_json(request: Request) -> bool:
+    """A JSON client: it sent JSON, or prefers JSON in Accept (see Request.accept)."""
+    content_type = request.headers.get("content-type", "").lower()
+    return request.accept == "json" or "json" in content_type
+
+
+class GuardLayer:
+    """The guard rules of one rule set and the guards they require; immutable once built."""
+
+    __slots__ = ("guards", "matcher", "rules")
+
+    def __init__(self, rules: tuple[Rule, ...], guards: Mapping[str, Guard]) -> None:
+        self.rules = rules
+        self.guards = dict(guards)
+        # File order: all matching guard rules are collected anyway; first_match keeps two
+        # guard rules of one pattern (an area guarded twice) from being reported as duplicates.
+        self.matcher: Matcher = compile_matcher(rules, first_match=True, guard_layer=True)
+
+    def problems(self) -> list[RuleError]:
+        """Load errors: a guard whose name is unknown, and a login URL inside the area of the
+        guard that sends browsers to it (a login loop)."""
+        errors: list[RuleError] = []
+        for rule in self.rules:
+            requirement = rule.requirement
+            assert requirement is not None  # the guard rules are the rules with one
+            for name in requirement.guards:
+                if name not in self.guards:
+                    errors.append(
+                        RuleError(
+                            f"unknown guard {name!r}; declare it under 'guards:' or give it "
+                            "to the engine: Engine(..., guards={name: check})",
+                            file=rule.file,
+                            line=rule.line,
+                        )
+                    )
+                    continue
+                login_url = requirement.login_url or self.guards[name].login_url
+                if login_url is None:
+                    continue
+                for other in self._requiring(login_url, name):
+                    errors.append(
+                        RuleError(
+                            f"login_url {login_url!r} is inside the area guard {name!r} "
+                            f"protects (the rule at {other.source}): a browser sent there to "
+                            "log in would be sent there again; leave the login page out of "
+                            "the guarded pattern",
+                            file=rule.file,
+                            line=rule.line,
+                        )
+                    )
+                    break
+        return errors
+
+    def _requiring(self, url: str, name: str) -> Iterable[Rule]:
+        path = url.partition("?")[0]
+        for candidate in (path, canonical_path(path)):
+            for rule, _ in self.matcher.candidates(candidate):
+                requirement = rule.requirement
+                if requirement is not None and name in requirement.guards:
+                    yield rule
+
+    def required(self, request: Request, steps: list[Step] | None) -> dict[str, Rule]:
+        """The guards ``request`` must pass, each with the first rule requiring it."""
+        required: dict[str, Rule] = {}
+        path = request.path
+        canonical = canonical_path(path)
+        seen: set[int] = set()
+        for candidate in (path,) if canonical == path else (path, canonical):
+            for rule, values in self.matcher.candidates(candidate):
+                if id(rule) in seen:
+                    continue
+                seen.add(id(rule))
+                if not rule.conditions.empty:
+                    failure = rule.conditions.failure(request)
+                    if failure is not None:
+                        if steps is not None:
+                            steps.append(
+                                Step(rule, values, "skipped", f"guard condition failed: {failure}")
+                            )
+                        continue
+                requirement: Requirement = rule.requirement  # type: ignore[assignment]
+                for name in requirement.guards:
+                    required.setdefault(name, rule)
+        return required
+
+    def check(
+        self, request: Request, steps: list[Step] | None
+    ) -> tuple[Decision | None, list[tuple[str, Allowed]]]:
+        """Run every guard ``request`` must pass: the decision of the first that fails (and
+        nothing else), or None and the guards that passed with what each found."""
+        passed: list[tuple[str, Allowed]] = []
+        for name, rule in self.required(request, steps).items():
+            guard = self.guards[name]
+            outcome = guard.check(request)
+            if isinstance(outcome, Denied):
+                if steps is not None:
+                    steps.append(
+                        Step(
+                            rule,
+                            {},
+                            "denied",
+                            f"guard {name!r} ({guard.kind}) failed: {outcome.reason}",
+                        )
+                    )
+                return self.denial(request, rule, guard, outcome), passed
+            if steps is not None:
+                steps.append(
+                    Step(
+                        rule,
+                        {},
+                        "guarded",
+                        f"guard {name!r} ({guard.kind}) passed: {outcome.reason or 'allowed'}",
+                    )
+                )
+            passed.append((name, outcome))
+        return None, passed
+
+    @staticmethod
+    def denial(request: Request, rule: Rule, guard: Guard, outcome: Denied) -> Decision:
+        """What a client that failed ``guard`` gets.
+
+        403 (known but not allowed) is always a 403: sending such a client to log in again
+        would loop. A 401 sends a browser to the login URL (the rule's, else the guard's) with
+        ``next``; a JSON client, or any client when there is no login URL, gets the 401 with the
+        guard's challenge (a browser then prompts for Basic credentials).
+        """
+        requirement = rule.requirement
+        login_url = (requirement.login_url if requirement else None) or guard.login_url
+        wants_json = _wants_json(request)
+        if outcome.status == 401 and login_url is not None and not wants_json:
+            separator = "&" if "?" in login_url else "?"
+            location = f"{login_url}{separator}next={quote(_safe_next(request), safe='/')}"
+            # 303 after a POST, so the browser GETs the login page (RFC 9110 15.4.4).
+            status = 302 if request.method in ("GET", "HEAD") else 303
+            return Decision(
+                "redirect",
+                status,
+                location,
+                headers=(("Cache-Control", "no-store"),),
+                rule=rule,
+                vary=_VARY,
+            )
+        if outcome.status == 403:
+            error, message = "forbidden", "you are not allowed to see this page"
+        else:
+            error, message = "unauthorized", "this page needs you to log in"
+        headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
+        if wants_json:
+            body = json.dumps({"error": error, "message": message})
+            headers.insert(0, ("Content-Type", "application/json"))
+        else:
+            body = f"{outcome.status} {error.capitalize()}: {message}\n"
+            headers.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
+        if outcome.status == 401 and outcome.challenge is not None:
+            headers.append(("WWW-Authenticate", outcome.challenge))
+        return Decision(
+            "respond", outcome.status, headers=tuple(headers), body=body, rule=rule, vary=_VARY
+        )
+
+
+def identity_headers(passed: list[tuple[str, Allowed]]) -> tuple[tuple[str, str], ...]:
+    """The request headers that carry the identity to the app or upstream."""
+    if not passed:
+        return ()
+    user = next((allowed.user for _, allowed in passed if allowed.user), "")
+    names = ", ".join(name for name, _ in passed)
+    return ((USER_HEADER, user), (GUARD_HEADER, names)) if user else ((GUARD_HEADER, names),)

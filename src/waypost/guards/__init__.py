@@ -1,0 +1,38 @@
+"""Guards: checks that protect the site's own paths (see docs/guards.md).
+
+A rules file declares named guards (``guards:``) and rules ``require`` them; the engine runs
+every guard whose rule matches a request before any other rule is considered (see
+:mod:`waypost.engine`). The kinds are sans-io checks on a
+:class:`~waypost.rules.request.Request`:
+
+- ``basic``: HTTP Basic against an htpasswd file of bcrypt hashes (:mod:`.basic`);
+- ``session``: a signed Flask session cookie, as Flask-Login writes it (:mod:`.session`);
+- ``python``: a callable the application gives the engine (:mod:`.python`).
+
+``basic`` and ``session`` need the ``guards`` extra (bcrypt, itsdangerous).
+"""
+
+from __future__ import annotations
+
+from waypost.guards.base import Allowed, Denied, Guard, Outcome
+from waypost.guards.build import build_guards
+from waypost.guards.python import GuardCheck, PythonGuard
+
+__all__ = [
+    "GUARD_HEADER",
+    "IDENTITY_HEADERS",
+    "USER_HEADER",
+    "Allowed",
+    "Denied",
+    "Guard",
+    "GuardCheck",
+    "Outcome",
+    "PythonGuard",
+    "build_guards",
+]
+
+#: The request header the app or upstream gets the user in; a client's own copy is removed.
+USER_HEADER = "X-Waypost-User"
+#: The request header naming the guards that passed (comma-separated).
+GUARD_HEADER = "X-Waypost-Guard"
+IDENTITY_HEADERS = (USER_HEADER, GUARD_HEADER)

@@ -1,0 +1,62 @@
+"""What a guard answers, and what every guard kind provides.
+
+A guard is a sans-io check on a :class:`~waypost.rules.request.Request`: it reads headers and
+cookies, never the network, and answers :class:`Allowed` (with the identity it found) or
+:class:`Denied` (with the status and, for a 401, the ``WWW-Authenticate`` challenge that fits).
+A ``reason`` is for ``waypost explain`` and logs: it never holds a secret (no password, token or
+cookie value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from waypost.rules.request import Request
+
+__all__ = ["Allowed", "Denied", "Guard", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """The guard passed: ``user`` is who the request is (sent on as ``X-Waypost-User``)."""
+
+    user: str
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """The guard failed: 401 (no or bad credentials) or 403 (known, but not allowed).
+
+    ``challenge`` is the ``WWW-Authenticate`` value of a 401 (``Basic realm="Staff"``), None
+    when the kind has none.
+    """
+
+    status: Literal[401, 403]
+    reason: str
+    challenge: str | None = None
+
+
+Outcome = Allowed | Denied
+
+
+class Guard(Protocol):
+    """One named guard, built from a rules file's ``guards:`` or given as a Python callable."""
+
+    @property
+    def name(self) -> str:
+        """The name rules ``require``."""
+
+    @property
+    def kind(self) -> str:
+        """``basic``, ``session`` or ``python``."""
+
+    @property
+    def login_url(self) -> str | None:
+        """Where a browser is sent when the guard fails (the guard's own; a rule's comes first)."""
+
+    def check(self, request: Request) -> Outcome:
+        """Allowed or Denied; reads the request only."""

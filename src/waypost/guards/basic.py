@@ -1,0 +1,94 @@
+"""The ``basic`` guard: HTTP Basic authentication against an htpasswd file of bcrypt hashes.
+
+The file is what ``htpasswd -B`` writes (``user:$2y$...``, one a line); other hash kinds (MD5
+``$apr1$``, ``{SHA}``, crypt) are refused when the file is read, since they are weak. Passwords
+are checked with the ``bcrypt`` library. An unknown user is checked against a dummy hash of the
+same cost, so that it takes about as long as a wrong password (no user enumeration by timing),
+and both get the same answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from pathlib import Path
+
+import bcrypt
+
+from waypost.guards.base import Allowed, Denied, Outcome
+from waypost.rules.request import Request
+
+__all__ = ["BasicGuard", "read_htpasswd"]
+
+_BCRYPT_PREFIXES = ("$2y$", "$2b$", "$2a$")
+
+
+def read_htpasswd(path: str | Path) -> dict[str, bytes]:
+    """The users and bcrypt hashes of an htpasswd file; ValueError (naming the line) for a line
+    that is not ``user:bcrypt-hash``, OSError when the file cannot be read."""
+    users: dict[str, bytes] = {}
+    text = Path(path).read_text(encoding="utf-8")
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not user:
+            raise ValueError(f"line {number} is not 'user:hash'")
+        if not hashed.startswith(_BCRYPT_PREFIXES):
+            raise ValueError(
+                f"line {number} (user {user!r}) is not a bcrypt hash; "
+                "write the file with 'htpasswd -B' (MD5, SHA and crypt hashes are refused)"
+            )
+        users[user] = hashed.encode("ascii")
+    return users
+
+
+class BasicGuard:
+    """HTTP Basic against bcrypt hashes; ``users`` maps a user name to its hash."""
+
+    kind = "basic"
+
+    def __init__(
+        self, name: str, users: Mapping[str, bytes], realm: str, login_url: str | None = None
+    ) -> None:
+        self.name = name
+        self.realm = realm
+        self.login_url = login_url
+        self._users = dict(users)
+        self._challenge = f'Basic realm="{realm}", charset="UTF-8"'
+        # An unknown user costs a bcrypt check too, of the cost the file's hashes use.
+        cost = 12
+        for hashed in self._users.values():
+            try:
+                cost = int(hashed.split(b"$")[2])
+            except (IndexError, ValueError):
+                continue
+            break
+        self._dummy = bcrypt.hashpw(b"waypost: no such user", bcrypt.gensalt(max(4, cost)))
+
+    def __repr__(self) -> str:
+        return f"BasicGuard({self.name!r}, <{len(self._users)} users>, realm={self.realm!r})"
+
+    def check(self, request: Request) -> Outcome:
+        """Allowed with the user name, or 401 with a ``Basic`` challenge."""
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return Denied(401, "no Basic credentials", self._challenge)
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return Denied(401, "malformed Basic credentials", self._challenge)
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            return Denied(401, "malformed Basic credentials", self._challenge)
+        hashed = self._users.get(user)
+        # bcrypt reads at most 72 bytes; bcrypt 5 refuses longer ones: cut as htpasswd does.
+        secret = password.encode("utf-8")[:72]
+        if hashed is None:
+            bcrypt.checkpw(secret, self._dummy)  # the same work as a wrong password
+            return Denied(401, "unknown user or wrong password", self._challenge)
+        if not bcrypt.checkpw(secret, hashed):
+            return Denied(401, "unknown user or wrong password", self._challenge)
+        return Allowed(user, {"user": user}, f"user {user!r}")

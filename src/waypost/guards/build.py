@@ -1,0 +1,120 @@
+"""Guards from their declarations (a rules file's ``guards:``) and the application's callables.
+
+Everything a guard needs is read here, once per load: the htpasswd file, the signing key from its
+environment variable. A problem is a :class:`~waypost.exceptions.RuleError` at the guard's
+``file:line`` that says how to fix it; the cryptography libraries are an extra
+(``pip install 'waypost[guards]'``), and their absence is such an error too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from waypost.exceptions import RuleError
+from waypost.guards.base import Guard
+from waypost.guards.python import PythonGuard
+from waypost.rules.model import GuardSpec
+
+__all__ = ["build_guards"]
+
+_EXTRA = "pip install 'waypost[guards]'"
+
+
+def _missing(spec: GuardSpec, library: str) -> RuleError:
+    return RuleError(
+        f"guard {spec.name!r}: the {spec.kind!r} guard needs the {library!r} library; {_EXTRA}",
+        file=spec.file,
+        line=spec.line,
+    )
+
+
+def _build(spec: GuardSpec, callables: Mapping[str, Callable[..., Any]]) -> Guard:
+    options = spec.options
+    if spec.kind == "basic":
+        try:
+            from waypost.guards.basic import BasicGuard, read_htpasswd
+        except ImportError as exc:
+            if exc.name != "bcrypt":
+                raise
+            raise _missing(spec, "bcrypt") from None
+        path = options["htpasswd"]
+        try:
+            users = read_htpasswd(path)
+        except OSError as exc:
+            raise RuleError(
+                f"guard {spec.name!r}: cannot read the htpasswd file {path!r}: {exc.strerror}; "
+                "its path is relative to the rules file",
+                file=spec.file,
+                line=spec.line,
+            ) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RuleError(
+                f"guard {spec.name!r}: the htpasswd file {path!r}: {exc}",
+                file=spec.file,
+                line=spec.line,
+            ) from None
+        return BasicGuard(spec.name, users, options["realm"], spec.login_url)
+    if spec.kind == "session":
+        try:
+            from waypost.guards.session import SessionGuard
+        except ImportError as exc:
+            if exc.name != "itsdangerous":
+                raise
+            raise _missing(spec, "itsdangerous") from None
+        variable = options["secret_env"]
+        secret = os.environ.get(variable)
+        if not secret:
+            # The name of the variable, never its value.
+            raise RuleError(
+                f"guard {spec.name!r}: the environment variable {variable!r} (the app's "
+                "SECRET_KEY) is not set; set it where the server or the app runs",
+                file=spec.file,
+                line=spec.line,
+            )
+        return SessionGuard(
+            spec.name,
+            [secret],
+            cookie=options["cookie"],
+            key=options["key"],
+            max_age=options["max_age"],
+            login_url=spec.login_url,
+        )
+    # kind 'python': declared in the file, given to the engine as a callable.
+    check = callables.get(spec.name)
+    if check is None:
+        raise RuleError(
+            f"guard {spec.name!r} is a python guard, but the engine was given no check for it; "
+            f"pass Engine(..., guards={{{spec.name!r}: check}})",
+            file=spec.file,
+            line=spec.line,
+        )
+    return PythonGuard(spec.name, check, spec.login_url)
+
+
+def build_guards(
+    specs: Iterable[GuardSpec],
+    callables: Mapping[str, Callable[..., Any]] | None = None,
+) -> tuple[dict[str, Guard], list[RuleError]]:
+    """Every guard by name, and the errors of those that could not be built.
+
+    ``callables`` are guards given as Python checks (see :mod:`waypost.guards.python`); a file
+    may declare them (``name: {python: {}}``) or just ``require`` them.
+    """
+    callables = dict(callables or {})
+    guards: dict[str, Guard] = {}
+    errors: list[RuleError] = []
+    for spec in specs:
+        try:
+            guards[spec.name] = _build(spec, callables)
+        except RuleError as exc:
+            errors.append(exc)
+    for name, check in callables.items():
+        if name in guards:
+            continue
+        if not callable(check):
+            errors.append(RuleError(f"guard {name!r}: {check!r} is not callable"))
+            continue
+        guards[name] = PythonGuard(name, check)
+    return guards, errors

@@ -1,0 +1,106 @@
+"""The ``session`` guard: a signed Flask session cookie, as Flask and Flask-Login write it.
+
+The cookie is verified with ``itsdangerous`` exactly as Flask's ``SecureCookieSessionInterface``
+does: a ``URLSafeTimedSerializer`` with the salt ``'cookie-session'``, HMAC key derivation and
+SHA-1, and a maximum age (Flask's ``PERMANENT_SESSION_LIFETIME``, 31 days unless set). The
+payload is the JSON of Flask's ``TaggedJSONSerializer``; the guard reads it (tags included)
+without importing Flask. The request passes when the session holds ``key`` (Flask-Login's
+``_user_id``), whose value becomes the user.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from waypost.guards.base import Allowed, Denied, Outcome
+from waypost.rules.request import Request
+
+__all__ = ["SessionGuard", "TaggedJSON"]
+
+
+def _untag(value: Any) -> Any:
+    """A value of Flask's tagged JSON, its tags (``{" t": [...]}`` and the like) read back."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (tag, inner), *_ = value.items()
+            if tag == " t":
+                return tuple(_untag(v) for v in inner)
+            if tag == " di":
+                return {k: _untag(v) for k, v in inner.items()}
+            if tag == " u":
+                return uuid.UUID(inner)
+            if tag == " b":
+                return base64.b64decode(inner)
+            if tag in (" m", " d"):  # Markup, an HTTP date: kept as their text
+                return inner
+        return {k: _untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value
+
+
+class TaggedJSON:
+    """Reads (and, for tests, writes plain) JSON in the form of Flask's ``TaggedJSONSerializer``."""
+
+    @staticmethod
+    def dumps(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    @staticmethod
+    def loads(text: str | bytes) -> Any:
+        return _untag(json.loads(text))
+
+
+class SessionGuard:
+    """A Flask session cookie signed with one of ``secrets`` (the current key last, as
+    Flask's ``SECRET_KEY_FALLBACKS`` come first) that holds ``key``."""
+
+    kind = "session"
+
+    def __init__(
+        self,
+        name: str,
+        secrets: Sequence[str],
+        *,
+        cookie: str = "session",
+        key: str = "_user_id",
+        max_age: int = 31 * 24 * 3600,
+        login_url: str | None = None,
+    ) -> None:
+        self.name = name
+        self.cookie = cookie
+        self.key = key
+        self.max_age = max_age
+        self.login_url = login_url
+        self._serializer: URLSafeTimedSerializer = URLSafeTimedSerializer(
+            list(secrets),
+            salt="cookie-session",
+            serializer=TaggedJSON,
+            signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
+        )
+
+    def __repr__(self) -> str:
+        return f"SessionGuard({self.name!r}, cookie={self.cookie!r}, key={self.key!r})"
+
+    def check(self, request: Request) -> Outcome:
+        """Allowed with the session's ``key`` as the user, or 401."""
+        value = request.cookies.get(self.cookie)
+        if not value:
+            return Denied(401, f"no {self.cookie!r} cookie")
+        try:
+            data = self._serializer.loads(value, max_age=self.max_age)
+        except BadSignature as exc:
+            # SignatureExpired is a BadSignature: say which, never the cookie.
+            why = "expired" if type(exc).__name__ == "SignatureExpired" else "bad signature"
+            return Denied(401, f"{self.cookie!r} cookie rejected: {why}")
+        if not isinstance(data, dict) or data.get(self.key) in (None, ""):
+            return Denied(401, f"the session has no {self.key!r} (not logged in)")
+        user = str(data[self.key])
+        return Allowed(user, {"user": user}, f"session {self.key!r} = {user!r}")

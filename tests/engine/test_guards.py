@@ -1,0 +1,192 @@
+"""The guard layer of the engine: guards run before any rule decides, whatever its priority;
+a rewrite is checked again for its new path; path tricks do not slip past; what a failing
+client gets; the identity sent on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from waypost.engine import Engine
+from waypost.engine._guards import canonical_path
+from waypost.rules.request import Request
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+JSON = {"Accept": "application/json"}
+
+
+def check(request: Request) -> Mapping[str, Any] | bool | None:
+    token = request.headers.get("x-token")
+    if token == "ann":
+        return {"user": "ann"}
+    if token == "eve":
+        return False  # known, but not allowed
+    return None
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return Engine(
+        [
+            {"from": "/admin/<path:rest>", "require": "staff", "login_url": "/login"},
+            {"from": "/admin", "require": "staff", "login_url": "/login"},
+            # An exact rule has a higher priority than the guard's pattern: still guarded.
+            {"from": "/admin/secret", "to": "/treasure"},
+            {
+                "from": "/admin/inner",
+                "rewrite": "/app/inner",
+                "set_headers": {"X-Waypost-User": "x"},
+            },
+            {"from": "/public", "rewrite": "/admin/reports"},
+            {"from": "/open", "rewrite": "/app/open"},
+            {"from": "/login", "respond": 200},
+        ],
+        guards={"staff": check},
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/secret",
+        "/admin/secret/",
+        "/admin",
+        "/admin/",
+        "/%61dmin/secret",
+        "/admin%2Fsecret",
+        "//admin/secret",
+        "/./admin/secret",
+        "/admin/./secret",
+        "/public/../admin/secret",
+        "/admin;jsessionid=1/secret",
+        "/admin\\secret",
+        "/x/..%2Fadmin/secret",
+    ],
+    ids=[
+        "exact",
+        "trailing-slash",
+        "bare",
+        "bare-slash",
+        "encoded-letter",
+        "encoded-slash",
+        "double-slash",
+        "dot-segment",
+        "inner-dot",
+        "dot-dot",
+        "path-params",
+        "backslash",
+        "encoded-dot-dot",
+    ],
+)
+def test_a_guarded_path_is_guarded_in_every_spelling(engine: Engine, url: str) -> None:
+    decision = engine.resolve("GET", url, JSON)
+    assert (decision.action, decision.status) == ("respond", 401), url
+
+
+def test_an_exact_redirect_inside_a_guarded_area_needs_the_credential(engine: Engine) -> None:
+    assert engine.resolve("GET", "/admin/secret", JSON).status == 401
+    decision = engine.resolve("GET", "/admin/secret", {"X-Token": "ann"})
+    assert (decision.action, decision.location) == ("redirect", "/treasure")
+    # What a guarded area answers depends on the credential: no shared cache may keep it.
+    assert {"Authorization", "Cookie"} <= set(decision.vary)
+
+
+def test_a_rewrite_into_a_guarded_area_is_checked_again(engine: Engine) -> None:
+    assert engine.resolve("GET", "/public", JSON).status == 401
+    decision = engine.resolve("GET", "/public", {"X-Token": "ann"})
+    assert (decision.action, decision.path) == ("rewrite", "/admin/reports")
+    assert dict(decision.headers)["X-Waypost-User"] == "ann"
+
+
+def test_a_json_client_gets_a_401_json_body(engine: Engine) -> None:
+    decision = engine.resolve("POST", "/admin/x", {"Content-Type": "application/json"})
+    assert decision.status == 401
+    assert json.loads(decision.body or "") == {
+        "error": "unauthorized",
+        "message": "this page needs you to log in",
+    }
+    assert dict(decision.headers)["Content-Type"] == "application/json"
+
+
+def test_a_browser_is_sent_to_log_in_with_only_the_path_and_query(engine: Engine) -> None:
+    decision = engine.resolve("GET", "https://example.com/admin/a%20b?x=1&y=2", BROWSER)
+    assert (decision.action, decision.status) == ("redirect", 302)
+    assert decision.location == "/login?next=/admin/a%2520b%3Fx%3D1%26y%3D2"
+    post = engine.resolve("POST", "//evil.example/../admin/x", BROWSER)
+    # 303 after a POST; the next never starts '//' (another site).
+    assert post.status == 303
+    assert post.location is not None and post.location.startswith("/login?next=/evil.example")
+
+
+def test_authenticated_but_not_allowed_is_403_never_a_login_loop(engine: Engine) -> None:
+    for headers in (BROWSER, JSON):
+        decision = engine.resolve("GET", "/admin/x", {**headers, "X-Token": "eve"})
+        assert (decision.action, decision.status) == ("respond", 403)
+
+
+def test_the_identity_goes_on_and_no_rule_can_forge_it(engine: Engine) -> None:
+    decision = engine.resolve("GET", "/admin/inner", {"X-Token": "ann"})
+    assert decision.action == "rewrite"
+    assert [v for k, v in decision.headers if k == "X-Waypost-User"] == ["ann"]
+    assert dict(decision.headers)["X-Waypost-Guard"] == "staff"
+    passed = engine.resolve("GET", "/admin/other", {"X-Token": "ann"})
+    assert passed.action == "pass"
+    assert dict(passed.headers) == {"X-Waypost-User": "ann", "X-Waypost-Guard": "staff"}
+    # Outside the guarded area nothing is set (the adapters strip a client's own copy).
+    assert engine.resolve("GET", "/open").headers == ()
+
+
+def test_a_browser_without_a_login_url_gets_the_401() -> None:
+    engine = Engine([{"from": "/a", "require": "g"}], guards={"g": lambda r: None})
+    decision = engine.resolve("GET", "/a", BROWSER)
+    assert (decision.action, decision.status) == ("respond", 401)
+
+
+def test_guard_conditions_decide_whether_the_guard_runs() -> None:
+    engine = Engine(
+        [{"from": "/a", "require": "g", "methods": ["POST"]}], guards={"g": lambda r: None}
+    )
+    assert engine.resolve("GET", "/a").action == "pass"
+    assert engine.resolve("POST", "/a").status == 401
+
+
+def test_all_required_guards_must_pass() -> None:
+    engine = Engine(
+        [{"from": "/a", "require": ["one", "two"]}],
+        guards={"one": lambda r: {"user": "ann"}, "two": lambda r: None},
+    )
+    assert engine.resolve("GET", "/a").status == 401
+
+
+def test_explain_shows_which_guards_ran_and_why(engine: Engine) -> None:
+    trace = engine.explain("GET", "/admin/secret", {"X-Token": "ann"})
+    assert [s.outcome for s in trace.steps] == ["guarded", "applied"]
+    assert "guard 'staff' (python) passed: user 'ann'" in trace.render()
+    failed = engine.explain("GET", "/admin/secret", {"X-Token": "nope"})
+    assert "guard 'staff' (python) failed: the check found no identity" in failed.render()
+    assert "nope" not in failed.render()
+
+
+def test_a_rule_set_without_guards_has_no_guard_layer() -> None:
+    engine = Engine([{"from": "/a", "to": "/b"}])
+    assert not engine.has_guards
+    assert engine._snapshot.guards is None
+
+
+@pytest.mark.parametrize(
+    ("path", "canonical"),
+    [
+        ("/a//b", "/a/b"),
+        ("/a/./b/", "/a/b/"),
+        ("/a/../../b", "/b"),
+        ("/a;x=1/b", "/a/b"),
+        ("\\a\\b", "/a/b"),
+        ("/", "/"),
+        ("//", "/"),
+    ],
+)
+def test_canonical_path(path: str, canonical: str) -> None:
+    assert canonical_path(path) == canonical
