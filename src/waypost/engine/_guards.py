@@ -21,15 +21,21 @@ from urllib.parse import quote
 
 from waypost.decision import Decision, Step
 from waypost.exceptions import RuleError
-from waypost.guards import GUARD_HEADER, USER_HEADER, Allowed, Denied, Guard
+from waypost.guards import (
+    GUARD_HEADER,
+    USER_HEADER,
+    Allowed,
+    Denied,
+    Guard,
+    without_identity_headers,
+)
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.model import Requirement, Rule
 from waypost.rules.request import Request
 
-__all__ = ["GuardLayer", "canonical_path", "identity_headers_of"]
+__all__ = ["GuardLayer", "canonical_path", "identity_headers", "identity_headers_of"]
 
 _VARY = ("Accept", "Authorization", "Cookie")
-_IDENTITY_NAMES = frozenset({USER_HEADER.lower(), GUARD_HEADER.lower()})
 
 
 def canonical_path(path: str) -> str:
@@ -54,7 +60,7 @@ def canonical_path(path: str) -> str:
 
 def identity_headers_of(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """``headers`` without the identity headers (a rule's ``set_headers`` cannot forge them)."""
-    return tuple((k, v) for k, v in headers if k.lower() not in _IDENTITY_NAMES)
+    return tuple(without_identity_headers(headers))
 
 
 def _safe_next(request: Request) -> str:

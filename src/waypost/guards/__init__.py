@@ -14,6 +14,8 @@ every guard whose rule matches a request before any other rule is considered (se
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from waypost.guards.base import Allowed, Denied, Guard, Outcome
 from waypost.guards.build import build_guards
 from waypost.guards.python import GuardCheck, PythonGuard
@@ -29,6 +31,7 @@ __all__ = [
     "Outcome",
     "PythonGuard",
     "build_guards",
+    "without_identity_headers",
 ]
 
 #: The request header the app or upstream gets the user in; a client's own copy is removed.
@@ -36,3 +39,11 @@ USER_HEADER = "X-Waypost-User"
 #: The request header naming the guards that passed (comma-separated).
 GUARD_HEADER = "X-Waypost-Guard"
 IDENTITY_HEADERS = (USER_HEADER, GUARD_HEADER)
+_IDENTITY_KEYS = frozenset(name.lower() for name in IDENTITY_HEADERS)
+
+
+def without_identity_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` without any copy of the identity headers: what a client (or a rule's
+    ``set_headers``) sent in them is removed before the guards' own are set. ``X_Waypost_User``
+    goes too: some servers read ``_`` as ``-`` (a WSGI environ has one key for both)."""
+    return [(k, v) for k, v in headers if k.lower().replace("_", "-") not in _IDENTITY_KEYS]

@@ -16,10 +16,19 @@ from urllib.parse import quote
 
 from waypost.engine import Decision, Engine, RouteResolver
 from waypost.exceptions import WaypostError
+from waypost.guards import GUARD_HEADER, USER_HEADER
 from waypost.responses import DEFAULT_MAX_AGE, Response, decision_response, error_response
 from waypost.rules.model import Rewrite
 
-__all__ = ["AppRoutes", "MiddlewareBase", "proxy_rules_problem", "resolver_for", "under_mount"]
+__all__ = [
+    "AppRoutes",
+    "GuardIdentity",
+    "MiddlewareBase",
+    "identity_of",
+    "proxy_rules_problem",
+    "resolver_for",
+    "under_mount",
+]
 
 logger = logging.getLogger("waypost.middleware")
 
@@ -41,6 +50,62 @@ def under_mount(decision: Decision, mount: str) -> Decision:
     if mount and location and location.startswith("/"):
         return replace(decision, location=quote(mount) + location)
     return decision
+
+
+class GuardIdentity:
+    """Who the guards let through, where a framework looks for it: ASGI ``scope["user"]``
+    (Starlette's ``request.user``), WSGI ``environ["waypost.identity"]``.
+
+    ``user`` is the identity the guards found (``X-Waypost-User``, '' when a guard gave none),
+    ``guards`` the names of the guards that passed. Shaped like Starlette's ``BaseUser``
+    (``is_authenticated``, ``display_name``, ``identity``).
+    """
+
+    __slots__ = ("guards", "user")
+
+    def __init__(self, user: str, guards: tuple[str, ...]) -> None:
+        self.user = user
+        self.guards = guards
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Always True: only a request that passed its guards has one."""
+        return True
+
+    @property
+    def display_name(self) -> str:
+        """The user."""
+        return self.user
+
+    @property
+    def identity(self) -> str:
+        """The user."""
+        return self.user
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GuardIdentity) and (self.user, self.guards) == (
+            other.user,
+            other.guards,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.user, self.guards))
+
+    def __repr__(self) -> str:
+        return f"GuardIdentity({self.user!r}, {self.guards!r})"
+
+
+def identity_of(decision: Decision) -> GuardIdentity | None:
+    """The identity the guards put on ``decision`` (a pass or a rewrite), None without one."""
+    user = guards = None
+    for name, value in decision.headers:
+        if name == USER_HEADER:
+            user = value
+        elif name == GUARD_HEADER:
+            guards = value
+    if guards is None:
+        return None
+    return GuardIdentity(user or "", tuple(guards.split(", ")))
 
 
 def resolver_for(routes: Any, app_routes: AppRoutes, kind: str) -> RouteResolver:

@@ -29,7 +29,8 @@ from urllib.parse import quote, unquote
 
 from waypost.engine import Decision, RouteResolver
 from waypost.exceptions import WaypostError
-from waypost.middleware._common import MiddlewareBase, resolver_for
+from waypost.guards import without_identity_headers
+from waypost.middleware._common import MiddlewareBase, identity_of, resolver_for
 from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
 from waypost.middleware.request import request_from_scope
 from waypost.responses import Response
@@ -66,6 +67,27 @@ def rewritten_scope(scope: Scope, decision: Decision) -> Scope:
             for name, value in decision.headers
         )
         new["headers"] = headers
+    return new
+
+
+def guarded_scope(scope: Scope, decision: Decision) -> Scope:
+    """A copy of ``scope`` without the client's identity headers, with the guards' own (for a
+    pass or a rewrite), and the identity in ``scope["user"]`` and ``scope["state"]``
+    (``request.user`` and ``request.state.waypost_identity`` in Starlette and FastAPI)."""
+    new = dict(scope)
+    raw = [(k.decode("latin-1"), v) for k, v in scope.get("headers", ())]
+    kept = {k for k, _ in without_identity_headers((k, "") for k, _ in raw)}
+    headers = [(k.encode("latin-1"), v) for k, v in raw if k in kept]
+    identity = identity_of(decision)
+    if identity is not None:
+        headers.extend(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in decision.headers
+            if value and name.lower() in ("x-waypost-user", "x-waypost-guard")
+        )
+        new["user"] = identity
+        new["state"] = {**(scope.get("state") or {}), "waypost_identity": identity}
+    new["headers"] = headers
     return new
 
 
@@ -122,6 +144,8 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
             return
         if decision.action == "rewrite":
             scope = rewritten_scope(scope, decision)
+        if engine.has_guards:
+            scope = guarded_scope(scope, decision)
         if not fallbacks:
             await self.app(scope, receive, send)
             return

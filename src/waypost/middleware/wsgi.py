@@ -26,13 +26,17 @@ from typing import Any
 from urllib.parse import unquote
 
 from waypost.engine import Decision, RouteResolver
-from waypost.middleware._common import MiddlewareBase, resolver_for
+from waypost.guards import IDENTITY_HEADERS
+from waypost.middleware._common import MiddlewareBase, identity_of, resolver_for
 from waypost.middleware._types import Environ, ExcInfo, StartResponse, WSGIApp
 from waypost.middleware.request import request_from_environ
 from waypost.responses import Response, reason
 from waypost.rules.request import Request
 
 __all__ = ["WaypostMiddleware", "request_from_environ"]
+
+# The environ keys of the identity headers (X-Waypost-User and X_Waypost_User alike).
+_IDENTITY_KEYS = frozenset("HTTP_" + name.upper().replace("-", "_") for name in IDENTITY_HEADERS)
 
 
 def _wsgi_text(value: str) -> str:
@@ -79,6 +83,21 @@ def _rewritten(environ: Environ, decision: Decision) -> Environ:
     return new
 
 
+def guarded_environ(environ: Environ, decision: Decision) -> Environ:
+    """A copy of ``environ`` without the client's identity headers, with the guards' own (for
+    a pass or a rewrite), and the identity in ``environ["waypost.identity"]`` (a
+    :class:`~waypost.middleware._common.GuardIdentity`, or None)."""
+    new = {k: v for k, v in environ.items() if k not in _IDENTITY_KEYS}
+    identity = identity_of(decision)
+    if identity is not None:
+        for name, value in decision.headers:
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key in _IDENTITY_KEYS and value:
+                new[key] = _wsgi_text(value)
+    new["waypost.identity"] = identity
+    return new
+
+
 class WaypostMiddleware(MiddlewareBase[WSGIApp]):
     """WSGI middleware answering redirects and responses, rewriting, or passing requests on.
 
@@ -105,6 +124,8 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
             return _start(start_response, response)
         if decision.action == "rewrite":
             environ = _rewritten(environ, decision)
+        if engine.has_guards:
+            environ = guarded_environ(environ, decision)
         if not fallbacks:
             return self.app(environ, start_response)
         return self._with_fallback(environ, start_response, request, script, head)

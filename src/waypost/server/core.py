@@ -30,6 +30,7 @@ from typing import NamedTuple
 import httpx
 
 from waypost.engine import Decision, Engine
+from waypost.guards import without_identity_headers
 from waypost.responses import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog, BufferedAccessLog
@@ -225,13 +226,16 @@ class WaypostServer:
             return Answer("error", error_response(500, head=head))
         self._observe(_clock() - started)
         action = decision.action
+        if self.engine.has_guards:
+            # Only the guards set the identity headers: a client's own copy never goes on.
+            headers = without_identity_headers(headers)
         if action == "redirect" or action == "respond":
             response = decision_response(
                 decision, head=head, default_max_age=settings.redirect_max_age
             )
             return _answer((action, response, None, ()))
         if action == "proxy":
-            return self._to_origin(request, decision, peer, head)
+            return self._to_origin(request, decision, peer, head, headers)
         proxy = self.proxy
         if proxy is not None:
             if action == "rewrite":
@@ -246,7 +250,13 @@ class WaypostServer:
                 )
             else:
                 forward = proxy.forward(
-                    method, raw_path, query, headers, client_ip=peer, scheme=request.scheme
+                    method,
+                    raw_path,
+                    query,
+                    headers,
+                    client_ip=peer,
+                    scheme=request.scheme,
+                    set_headers=decision.headers,  # a guard's identity, if any
                 )
             return Answer(action, forward=forward, vary=decision.vary)
         shown = _printable_path(request.path)
@@ -254,7 +264,12 @@ class WaypostServer:
         return Answer(action, page)
 
     def _to_origin(
-        self, request: Request, decision: Decision, peer: str | None, head: bool
+        self,
+        request: Request,
+        decision: Decision,
+        peer: str | None,
+        head: bool,
+        headers: list[tuple[str, str]],
     ) -> Answer:
         """A proxy decision: the request goes to the decision's URL, with the headers, forwarded
         headers, limits and timeouts of the upstream (see :mod:`waypost.server.proxy`)."""
@@ -276,7 +291,7 @@ class WaypostServer:
             request.method,
             decision.path or "/",
             decision.query or "",
-            request.raw_headers,  # type: ignore[arg-type]
+            headers,
             client_ip=peer,
             scheme=request.scheme,
             set_headers=decision.headers,
