@@ -308,11 +308,15 @@ class Rule:
             "line": self.line,
             "options": self.options,
         }
+        requirement = changes.pop("requirement", self.requirement)
         unknown = changes.keys() - fields_now.keys()
         if unknown:
             raise TypeError(f"Rule has no field {sorted(unknown)[0]!r}")
         fields_now.update(changes)
-        return Rule(**fields_now)
+        rule = Rule(**fields_now)
+        if requirement is not None:
+            object.__setattr__(rule, "_meta", replace(rule._meta, requirement=requirement))
+        return rule
 
     @property
     def source(self) -> str:

@@ -13,7 +13,8 @@
 - ``method-change``: a 301 or 302 on a rule that matches POST: the browser repeats the request
   as a GET and the form data is lost (307 and 308 keep the method);
 - ``open-redirect``: a target whose host (or first path segment) comes from the request;
-- ``self-host``: an absolute target pointing back at one of the site's own hosts.
+- ``self-host``: an absolute target pointing back at one of the site's own hosts;
+- ``unused-guard``: a guard declared under ``guards:`` that no rule requires.
 
 Pattern rules are checked through sample paths: each variable is filled with a representative
 value (see :func:`sample_paths`), so a loop through ``/a/<path:p> -> /b/{p} -> /a/{p}`` is found.
@@ -295,8 +296,32 @@ class _Checker:
             self.target_safety(rule)
             if samples and isinstance(rule.action, Redirect) and _target_text(rule) is not None:
                 self.chains(rule, samples)
+        self.unused_guards()
         self.findings.sort(key=lambda f: (f.file or "", f.line or 0, _RANK[f.severity], f.kind))
         return self.findings
+
+    # -- guards -------------------------------------------------------------------------------
+
+    def unused_guards(self) -> None:
+        required = {
+            name
+            for rule in self.ruleset.guard_rules
+            if rule.requirement is not None
+            for name in rule.requirement.guards
+        }
+        for spec in self.ruleset.guards:
+            if spec.name not in required:
+                self.findings.append(
+                    Finding(
+                        "warning",
+                        "unused-guard",
+                        f"guard {spec.name!r} ({spec.kind}) is declared but no rule requires "
+                        f"it, so it protects nothing; add 'require: {spec.name}' to the rules "
+                        "of the area it should guard, or remove it",
+                        spec.file,
+                        spec.line,
+                    )
+                )
 
     # -- shadowed rules and duplicates --------------------------------------------------------
 
