@@ -86,6 +86,17 @@ def test_a_guarded_path_is_guarded_in_every_spelling(engine: Engine, url: str) -
     assert (decision.action, decision.status) == ("respond", 401), url
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["/admin%00/secret", "/%c0%ae%c0%ae/admin/secret", "/open%00"],
+    ids=["nul", "overlong", "open"],
+)
+def test_a_path_with_a_nul_or_bytes_not_utf8_is_refused(engine: Engine, url: str) -> None:
+    decision = engine.resolve("GET", url, JSON)
+    assert (decision.action, decision.status) == ("respond", 400)
+    assert json.loads(decision.body or "")["error"] == "bad_request"
+
+
 def test_an_exact_redirect_inside_a_guarded_area_needs_the_credential(engine: Engine) -> None:
     assert engine.resolve("GET", "/admin/secret", JSON).status == 401
     decision = engine.resolve("GET", "/admin/secret", {"X-Token": "ann"})

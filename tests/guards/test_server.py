@@ -120,6 +120,7 @@ def test_a_flask_login_session_passes(served: Served) -> None:
         "/admin/./secret",
         "/x/../admin/secret",
         "/admin;p=1/secret",
+        "/ADMIN/../admin/secret",
     ],
 )
 def test_every_spelling_of_a_guarded_path_is_guarded(served: Served, target: str) -> None:
@@ -127,6 +128,14 @@ def test_every_spelling_of_a_guarded_path_is_guarded(served: Served, target: str
         served.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
     )
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+
+
+@pytest.mark.parametrize("target", ["/admin%00/secret", "/%c0%ae%c0%ae/admin/secret"])
+def test_a_nul_or_an_overlong_form_is_refused(served: Served, target: str) -> None:
+    answer = raw_request(
+        served.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
 
 
 def test_no_secret_reaches_the_log(served: Served, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ the upstream ends up routing, the guard has seen it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
@@ -36,6 +37,10 @@ from waypost.rules.request import Request
 __all__ = ["GuardLayer", "canonical_path", "identity_headers", "identity_headers_of"]
 
 _VARY = ("Accept", "Authorization", "Cookie")
+# A NUL, or bytes that are not UTF-8 (kept as surrogates by the decoding: overlong forms such as
+# %c0%ae for '.' among them). A server or app may read either as something else than the
+# matcher does (a truncated path, a dot), so with guards loaded such a path is refused.
+_UNREADABLE = re.compile("[\x00\udc80-\udcff]")
 
 
 def canonical_path(path: str) -> str:
@@ -163,6 +168,8 @@ class GuardLayer:
         """Run every guard ``request`` must pass: the decision of the first that fails (and
         nothing else), or None and the guards that passed with what each found."""
         passed: list[tuple[str, Allowed]] = []
+        if _UNREADABLE.search(request.path) is not None:
+            return _refused(request), passed
         for name, rule in self.required(request, steps).items():
             guard = self.guards[name]
             outcome = guard.check(request)
@@ -230,6 +237,18 @@ class GuardLayer:
         return Decision(
             "respond", outcome.status, headers=tuple(headers), body=body, rule=rule, vary=_VARY
         )
+
+
+def _refused(request: Request) -> Decision:
+    """The answer to a path the guards cannot read as every server would (NUL, not UTF-8)."""
+    message = "the path holds a NUL or bytes that are not UTF-8"
+    if _wants_json(request):
+        body = json.dumps({"error": "bad_request", "message": message})
+        content_type = "application/json"
+    else:
+        body, content_type = f"400 Bad request: {message}\n", "text/plain; charset=utf-8"
+    headers = (("Content-Type", content_type), ("Cache-Control", "no-store"))
+    return Decision("respond", 400, headers=headers, body=body)
 
 
 def identity_headers(passed: list[tuple[str, Allowed]]) -> tuple[tuple[str, str], ...]:
