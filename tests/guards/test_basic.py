@@ -6,11 +6,12 @@ import base64
 import time
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from tests.guards.conftest import htpasswd_line
 from waypost.guards import Allowed, Denied
-from waypost.guards.basic import BasicGuard, read_htpasswd
+from waypost.guards.basic import CACHE_SECONDS, BasicGuard, read_htpasswd
 from waypost.rules.request import Request
 
 
@@ -67,6 +68,30 @@ def test_an_unknown_user_takes_about_as_long_as_a_wrong_password(guard: BasicGua
     # Both run one bcrypt check of the same cost (without the dummy check, an unknown user
     # answers in microseconds, a thousand times faster).
     assert 0.3 < unknown / wrong < 3
+
+
+def test_a_success_is_remembered_for_a_while(
+    guard: BasicGuard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counted(password: bytes, hashed: bytes) -> bool:
+        checks.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counted)
+    assert isinstance(check(guard, basic("ann", "s3cret")), Allowed)
+    assert isinstance(check(guard, basic("ann", "s3cret")), Allowed)
+    assert len(checks) == 1
+    # A wrong password is never remembered, and does not hit the remembered success.
+    assert isinstance(check(guard, basic("ann", "wrong")), Denied)
+    assert isinstance(check(guard, basic("ann", "wrong")), Denied)
+    assert len(checks) == 3
+    later = time.monotonic() + CACHE_SECONDS + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert isinstance(check(guard, basic("ann", "s3cret")), Allowed)
+    assert len(checks) == 4
 
 
 def test_only_bcrypt_lines_are_read(tmp_path: Path) -> None:

@@ -5,12 +5,22 @@ The file is what ``htpasswd -B`` writes (``user:$2y$...``, one a line); other ha
 are checked with the ``bcrypt`` library. An unknown user is checked against a dummy hash of the
 same cost, so that it takes about as long as a wrong password (no user enumeration by timing),
 and both get the same answer.
+
+A bcrypt check costs milliseconds by design, and a browser sends the same credentials with every
+request, so a success is remembered for ``CACHE_SECONDS``: by an HMAC of the credentials under a
+key made for this guard (never the password itself). A reload builds a new guard with an empty
+cache, so a user removed from the file is refused from the reload on; until then, for at most
+``CACHE_SECONDS``, by the cache running out.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,9 +29,12 @@ import bcrypt
 from waypost.guards.base import Allowed, Denied, Outcome
 from waypost.rules.request import Request
 
-__all__ = ["BasicGuard", "read_htpasswd"]
+__all__ = ["CACHE_SECONDS", "BasicGuard", "read_htpasswd"]
 
 _BCRYPT_PREFIXES = ("$2y$", "$2b$", "$2a$")
+#: How long a successful check is remembered.
+CACHE_SECONDS = 60.0
+_CACHE_SIZE = 4096
 
 
 def read_htpasswd(path: str | Path) -> dict[str, bytes]:
@@ -67,6 +80,9 @@ class BasicGuard:
                 continue
             break
         self._dummy = bcrypt.hashpw(b"waypost: no such user", bcrypt.gensalt(max(4, cost)))
+        self._cache_key = os.urandom(32)
+        #: HMAC of the credentials -> (user, monotonic time the entry runs out).
+        self._passed: dict[bytes, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"BasicGuard({self.name!r}, <{len(self._users)} users>, realm={self.realm!r})"
@@ -83,6 +99,11 @@ class BasicGuard:
         user, sep, password = decoded.partition(":")
         if not sep:
             return Denied(401, "malformed Basic credentials", self._challenge)
+        digest = hmac.new(self._cache_key, decoded.encode("utf-8"), hashlib.sha256).digest()
+        now = time.monotonic()
+        remembered = self._passed.get(digest)
+        if remembered is not None and remembered[1] > now:
+            return Allowed(user, {"user": user}, f"user {user!r} (checked less than a minute ago)")
         hashed = self._users.get(user)
         # bcrypt reads at most 72 bytes; bcrypt 5 refuses longer ones: cut as htpasswd does.
         secret = password.encode("utf-8")[:72]
@@ -91,4 +112,7 @@ class BasicGuard:
             return Denied(401, "unknown user or wrong password", self._challenge)
         if not bcrypt.checkpw(secret, hashed):
             return Denied(401, "unknown user or wrong password", self._challenge)
+        if len(self._passed) >= _CACHE_SIZE:
+            self._passed.clear()  # bounded: many distinct credentials cost a bcrypt check again
+        self._passed[digest] = (user, now + CACHE_SECONDS)
         return Allowed(user, {"user": user}, f"user {user!r}")
