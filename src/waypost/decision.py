@@ -38,7 +38,9 @@ class Decision:
     - ``location``: the Location of a redirect (a path or an absolute URL, percent-encoded), or
       the absolute URL (with its query) a proxied request is sent to;
     - ``path`` / ``query``: the new path (percent-encoded) and query string of a rewrite or a
-      proxy (for a proxy, those of ``location``);
+      proxy (for a proxy, those of ``location``); for a guard's redirect to its login page,
+      ``path`` is the ``next`` it carries (the path and query asked for, percent-encoded), so
+      that a middleware can put its mount point in front of it too;
     - ``headers``: response headers (respond) or request headers to set (rewrite, proxy);
     - ``body``: the body of a respond decision;
     - ``rule``: the rule that decided (its ``name`` and ``source``), None when no rule applied;

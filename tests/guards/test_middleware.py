@@ -144,3 +144,13 @@ def test_every_spelling_of_a_guarded_path_is_guarded(client: Any, path: str) -> 
         path_info = unquote(path).encode().decode("latin-1")
         response = client.get("/", environ_overrides={"PATH_INFO": path_info})
     assert response.status_code == 401
+
+
+def test_under_a_mount_the_login_page_and_next_are_both_under_it(engine: Engine) -> None:
+    inner = FastAPI()
+    inner.add_middleware(AsgiMiddleware, rules=engine)
+    outer = FastAPI()
+    outer.mount("/site", inner)
+    client = TestClient(outer, follow_redirects=False)
+    response = client.get("/site/admin/x?a=1", headers=BROWSER)
+    assert response.headers["Location"] == "/site/login?next=/site/admin/x%3Fa%3D1"

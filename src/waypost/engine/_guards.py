@@ -210,13 +210,16 @@ class GuardLayer:
         wants_json = _wants_json(request)
         if outcome.status == 401 and login_url is not None and not wants_json:
             separator = "&" if "?" in login_url else "?"
-            location = f"{login_url}{separator}next={quote(_safe_next(request), safe='/')}"
+            next_path = _safe_next(request)
+            # 'next' comes last: a middleware rewrites it under its mount (see under_mount()).
+            location = f"{login_url}{separator}next={quote(next_path, safe='/')}"
             # 303 after a POST, so the browser GETs the login page (RFC 9110 15.4.4).
             status = 302 if request.method in ("GET", "HEAD") else 303
             return Decision(
                 "redirect",
                 status,
                 location,
+                path=next_path,
                 headers=(("Cache-Control", "no-store"),),
                 rule=rule,
                 vary=_VARY,

@@ -48,7 +48,12 @@ def under_mount(decision: Decision, mount: str) -> Decision:
     WSGI's ``SCRIPT_NAME``): rules match the path inside the app, the browser needs it all."""
     location = decision.location
     if mount and location and location.startswith("/"):
-        return replace(decision, location=quote(mount) + location)
+        location = quote(mount) + location
+        if decision.path is not None:
+            # A guard's login redirect: its 'next' (last in the Location) is under the mount too.
+            start = location.rindex("next=") + len("next=")
+            location = location[:start] + quote(quote(mount) + decision.path, safe="/")
+        return replace(decision, location=location)
     return decision
 
 
