@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from waypost.exceptions import RulesError
+from waypost.exceptions import RuleError, RulesError
 from waypost.rules.load import FORMATS, read_rules
 from waypost.rules.model import Redirect, Rule
 from waypost.store.model import Snapshot
@@ -53,6 +53,21 @@ def read_document(path: str | Path) -> RulesDocument:
     ruleset, errors = read_rules(path)
     if errors:
         raise RulesError(errors, file=str(path))
+    if ruleset.guards or ruleset.guard_rules:
+        # Refused rather than dropped: a store without the guards would serve the area open.
+        first = ruleset.guards[0] if ruleset.guards else ruleset.guard_rules[0]
+        raise RulesError(
+            [
+                RuleError(
+                    "the rule store does not hold guards yet ('guards:' and 'require:'); serve "
+                    "this file directly (waypost serve FILE, without --db), or keep the guarded "
+                    "rules out of the store",
+                    file=str(path),
+                    line=first.line,
+                )
+            ],
+            file=str(path),
+        )
     format = FORMATS[path.suffix.lower()]
     if format == "csv":
         return RulesDocument(tuple(_csv_mapping(rule) for rule in ruleset.rules))
