@@ -69,3 +69,12 @@ def test_explain_shows_which_guards_ran_and_why_without_a_secret(tmp_path: Path)
     )
     assert "guard 'staff' (basic) passed: user 'ann'" in result.output
     assert "=> redirect 301 /treasure" in result.output
+
+
+def test_export_refuses_rules_with_guards(tmp_path: Path) -> None:
+    rules = write(tmp_path)
+    for fmt in ("nginx", "yaml"):
+        result = CliRunner().invoke(main, ["export", str(rules), "--format", fmt])
+        assert result.exit_code == 1
+        assert f"{rules}:7: not exported: it requires a guard" in result.output
+        assert "cannot be exported yet" in result.output
