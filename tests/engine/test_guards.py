@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from waypost.engine import Engine
 from waypost.engine._guards import canonical_path
@@ -201,3 +203,46 @@ def test_a_rule_set_without_guards_has_no_guard_layer() -> None:
 )
 def test_canonical_path(path: str, canonical: str) -> None:
     assert canonical_path(path) == canonical
+
+
+_SEGMENT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_~", min_size=1, max_size=8)
+
+
+@st.composite
+def guarded_spellings(draw: st.DrawFn) -> str:
+    """A path inside /admin/, spelt with the tricks servers normalize away."""
+    segments = ["admin", *draw(st.lists(_SEGMENT, min_size=1, max_size=4))]
+    out: list[str] = []
+    for segment in segments:
+        trick = draw(st.sampled_from(["", "double", "dot", "dotdot", "param", "encode"]))
+        if trick == "double":
+            out.append("")  # '//' before the segment
+        elif trick == "dot":
+            out.append(".")
+        elif trick == "dotdot":
+            out.extend([draw(_SEGMENT), ".."])
+        if trick == "param":
+            segment += ";" + draw(_SEGMENT)
+        elif trick == "encode":
+            at = draw(st.integers(0, len(segment) - 1))
+            segment = segment[:at] + f"%{ord(segment[at]):02X}" + segment[at + 1 :]
+        out.append(segment)
+    path = "/" + "/".join(out)
+    return path + "/" if draw(st.booleans()) else path
+
+
+@settings(max_examples=300, deadline=None)
+@given(url=guarded_spellings())
+def test_no_spelling_of_a_guarded_path_slips_past(url: str) -> None:
+    engine = _PROPERTY_ENGINE
+    decision = engine.resolve("GET", url, JSON)
+    assert (decision.action, decision.status) == ("respond", 401), url
+
+
+_PROPERTY_ENGINE = Engine(
+    [
+        {"from": "/admin/<path:rest>", "require": "staff"},
+        {"from": "/admin/<path:rest>", "to": "/elsewhere/{rest}"},
+    ],
+    guards={"staff": check},
+)
