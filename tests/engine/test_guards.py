@@ -158,6 +158,15 @@ def test_a_browser_without_a_login_url_gets_the_401() -> None:
     assert (decision.action, decision.status) == ("respond", 401)
 
 
+def test_a_strict_slash_guard_still_guards_the_path_with_a_slash() -> None:
+    engine = Engine(
+        [{"from": "/admin", "require": "g", "trailing_slash": "strict"}],
+        guards={"g": lambda r: None},
+    )
+    assert engine.resolve("GET", "/admin/").status == 401
+    assert engine.resolve("GET", "/admin//").status == 401
+
+
 def test_guard_conditions_decide_whether_the_guard_runs() -> None:
     engine = Engine(
         [{"from": "/a", "require": "g", "methods": ["POST"]}], guards={"g": lambda r: None}

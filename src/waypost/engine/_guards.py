@@ -143,8 +143,15 @@ class GuardLayer:
         required: dict[str, Rule] = {}
         path = request.path
         canonical = canonical_path(path)
+        forms = [path]
+        if canonical != path:
+            forms.append(canonical)
+        if len(canonical) > 1 and canonical.endswith("/"):
+            # A guard rule with 'trailing_slash: strict' still guards the path with a slash: an
+            # app may well serve both alike.
+            forms.append(canonical.rstrip("/"))
         seen: set[int] = set()
-        for candidate in (path,) if canonical == path else (path, canonical):
+        for candidate in forms:
             for rule, values in self.matcher.candidates(candidate):
                 if id(rule) in seen:
                     continue
