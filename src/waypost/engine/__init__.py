@@ -370,7 +370,8 @@ class Engine:
             request = Request.from_url(request, url, headers, client_ip, now)
         snapshot = self._snapshot
         steps: list[Step] = []
-        fixed = normal_path(request.path)
+        path = request.path
+        fixed = normal_path(path) if "/." in path or "//" in path else None
         if fixed is not None:
             decision = _to_normal_form(fixed, request.query_string)
         else:
