@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from waypost import Decision, Engine, RulesError, UrlBuildError
-from waypost.rules.request import Request
+from waypost.rules.request import Request, normal_path
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308], ids=lambda s: f"status-{s}")
@@ -411,3 +411,47 @@ def test_a_replaced_rule_set_is_freed_at_once() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("path", "normal"),
+    [
+        ("/a/b", None),
+        ("/", None),
+        ("/a/b/", None),
+        ("/.well-known/x", None),
+        ("/a/.b/..c", None),
+        ("/a/./b", "/a/b"),
+        ("/a/../b", "/b"),
+        ("/../../x", "/x"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/.", "/a/b/"),
+        ("//admin/x", "/admin/x"),
+        ("/a//b", "/a/b"),
+        ("/a/b//", "/a/b/"),
+        ("//", "/"),
+    ],
+)
+def test_the_normal_form_of_a_path(path: str, normal: str | None) -> None:
+    assert normal_path(path) == normal
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("/public/../admin/x?q=1", "/admin/x?q=1"),
+        ("/%2e%2e/admin", "/admin"),
+        ("/public%2F..%2Fadmin", "/admin"),
+        ("//evil.com", "/evil.com"),
+        ("/caf%C3%A9/../x%20y", "/x%20y"),
+    ],
+)
+def test_a_path_not_in_normal_form_is_sent_there_before_any_rule(url: str, location: str) -> None:
+    engine = Engine([{"from": "/<path:p>", "to": "/caught/{p}"}])
+    for decision in (engine.resolve("POST", url), engine.explain("POST", url).decision):
+        assert (decision.action, decision.status, decision.location) == (
+            "redirect",
+            308,
+            location,
+        )
+        assert decision.rule is None

@@ -279,3 +279,10 @@ def test_a_source_escape_that_decodes_to_a_question_mark_is_an_error() -> None:
         "r.yaml:2:11: 'from' '/a%3Fb' has a percent-escape that decodes to '?', which a pattern "
         "cannot match; Waypost matches decoded paths, so remove it"
     ]
+
+
+@pytest.mark.parametrize("source", ["//x", "/a/../b", "/a/./b", "/a//<x>", "/a/%2e%2e/b"])
+def test_a_source_no_request_reaches_is_an_error(source: str) -> None:
+    _, errors = parse_rules(f"rules:\n  - from: '{source}'\n    to: /x\n", format="yaml")
+    assert len(errors) == 1
+    assert "which no request reaches" in str(errors[0]) and "normal form" in str(errors[0])

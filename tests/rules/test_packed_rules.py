@@ -225,7 +225,7 @@ def _view(decision: Decision) -> tuple[Any, ...]:
 _paths = st.sampled_from(["/", "/a", "/b", "/a/b", "/A", "/%41", "/x-1.html"])
 _rule = st.one_of(
     st.builds(lambda p, t: {"from": p, "to": t}, _paths, _paths),
-    st.builds(lambda p, t: {"from": p + "/", "to": t, "status": 302}, _paths, _paths),
+    st.builds(lambda p, t: {"from": p.rstrip("/") + "/", "to": t, "status": 302}, _paths, _paths),
     st.builds(
         lambda p, s: {"from": p, "to": "/t", "status": s}, _paths, st.sampled_from([307, 308])
     ),
@@ -234,7 +234,7 @@ _rule = st.one_of(
     st.builds(lambda p: {"from": p, "to": "/q", "query": "drop"}, _paths),
     st.builds(lambda p: {"from": p, "to": "/o", "only_if_missing": True}, _paths),
     st.builds(lambda p: {"from": p, "to": "/c", "case": "insensitive"}, _paths),
-    st.builds(lambda p: {"from": p + "/<rest>", "to": "/p/{rest}"}, _paths),
+    st.builds(lambda p: {"from": p.rstrip("/") + "/<rest>", "to": "/p/{rest}"}, _paths),
 )
 
 

@@ -196,8 +196,14 @@ def test_the_body_goes_to_the_origin_within_the_limit(served: Served) -> None:
 
 
 def test_a_dot_segment_does_not_reach_the_origin(served: Served) -> None:
+    # Sent to its normal form first (outside /api/, so never proxied)...
     answer = raw_request(
         served.port, b"GET /api/%2e%2e/admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 308 ") and b"\r\nlocation: /admin\r\n" in answer.lower()
+    # ...and a backslash spelling, which is no dot segment to the rules, is refused.
+    answer = raw_request(
+        served.port, b"GET /api/a%5C..%5Cb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     assert answer.startswith(b"HTTP/1.1 400 ")
 

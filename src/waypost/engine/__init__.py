@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from waypost.decision import NO_MATCH, Decision, Step, Trace
+from waypost.decision import NO_MATCH, Decision, Step, Trace, make_decision
 from waypost.engine._guards import GuardLayer, identity_headers, identity_headers_of
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
@@ -31,7 +31,8 @@ from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.load import read_rules, rules_from_mappings
 from waypost.rules.model import Redirect, Rule, RuleSet
-from waypost.rules.request import HeaderInput, Request, parse_url
+from waypost.rules.pattern import quote_path
+from waypost.rules.request import HeaderInput, Request, normal_path, parse_url
 from waypost.rules.safety import location_problem
 from waypost.rules.target import RouteTarget, parse_target
 
@@ -348,6 +349,10 @@ class Engine:
                 path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
             else:
                 scheme, host, raw_path, query, path = parse_url(url)
+        if "/." in path or "//" in path:
+            fixed = normal_path(path)
+            if fixed is not None:
+                return _to_normal_form(fixed, query)
         snapshot = self._snapshot
         if snapshot.guards is not None:
             # The one check a rule set without guards pays (see _guarded()).
@@ -406,7 +411,11 @@ class Engine:
             request = Request.from_url(request, url, headers, client_ip, now)
         snapshot = self._snapshot
         steps: list[Step] = []
-        if snapshot.guards is not None:
+        path = request.path
+        fixed = normal_path(path) if "/." in path or "//" in path else None
+        if fixed is not None:
+            decision = _to_normal_form(fixed, request.query_string)
+        elif snapshot.guards is not None:
             decision = self._guarded(request, snapshot, snapshot.guards, steps, stage)
         else:
             decision = self._decide(request, snapshot, steps, stage)
@@ -581,3 +590,11 @@ def _split_guards(
         else:
             checks[name] = guard
     return checks, declared or None
+
+
+def _to_normal_form(path: str, query: str) -> Decision:
+    """The answer to a request whose path has dot segments or leading slashes (see
+    :func:`~waypost.rules.request.normal_path`): a 308 to its normal form, which keeps the
+    method and body, so that what the rules check is what the app would be given."""
+    location = quote_path(path) + (f"?{query}" if query else "")
+    return make_decision("redirect", 308, location, None, None, (), None, None)

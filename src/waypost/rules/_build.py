@@ -34,6 +34,7 @@ from waypost.rules.model import (
     RuleOptions,
 )
 from waypost.rules.pattern import parse_pattern
+from waypost.rules.request import normal_path
 from waypost.rules.safety import control_character, header_name_problem, host_allowed
 from waypost.rules.target import Placeholder, RouteTarget, Target, parse_target, parse_template
 
@@ -390,6 +391,17 @@ class RuleBuilder:
                 path = decoded_source(path)
             except FieldError as exc:
                 errors.append(exc)
+        if isinstance(path, str) and ("/." in path or "//" in path):
+            fixed = normal_path(_VARIABLE.sub("x", path))
+            if fixed is not None:
+                errors.append(
+                    FieldError(
+                        f"'from' {path!r} has a '//' or a '.' or '..' segment, which no request "
+                        "reaches: Waypost answers such paths with a redirect to their normal "
+                        f"form ({fixed!r} here); write the path in that form",
+                        ("from",),
+                    )
+                )
         if path is None:
             if "from" not in suggested:  # 'form' already got "did you mean 'from'?"
                 errors.append(
@@ -533,6 +545,8 @@ class RuleBuilder:
             or path[:1] != "/"
             or _NOT_PLAIN_PATTERN.search(path)
             or "%" in path
+            or "//" in path
+            or "/." in path
             or not (_PLAIN_PATH.match(to) or _PLAIN_URL.match(to))
         ):
             return None

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, overload
 from urllib.parse import unquote, unquote_plus
 
-__all__ = ["Request", "UrlParts", "parse_url", "split_url"]
+__all__ = ["Request", "UrlParts", "normal_path", "parse_url", "split_url"]
 
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -24,6 +24,36 @@ _MEDIA_JSON = ("application/json",)
 _MEDIA_HTML = ("text/html", "application/xhtml+xml")
 # Parameters arrive without their leading ";" (item.partition(";")), so q may open the text.
 _Q = re.compile(r"(?:^|;)\s*q\s*=\s*([0-9.]+)", re.IGNORECASE)
+
+
+def normal_path(path: str) -> str | None:
+    """The normal form of a decoded request ``path`` when it is not in it, else None: its dot
+    segments removed (RFC 3986 §5.2.4: ``/a/./b``, ``/a/../b``, and the ``%2e`` and ``%2F``
+    spellings, which decode to them) and each run of slashes made one (``//a``, ``/a//b``), as
+    nginx's ``merge_slashes`` and Werkzeug do.
+
+    Browsers never send such paths; an HTTP client, a proxy or the app behind one may resolve
+    them where the rules did not (httpx, for one, removes dot segments from the URL it sends), so
+    ``/public/../admin`` would reach the app as ``/admin`` past a rule for ``/admin``. The engine
+    answers them with a redirect to the normal form instead, which the rules then see.
+    """
+    segments = path.split("/")
+    out: list[str] = []
+    for segment in segments[1:-1]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != "." and segment:
+            out.append(segment)
+    last = segments[-1] if len(segments) > 1 else ""
+    if last in (".", ".."):
+        if last == ".." and out:
+            out.pop()
+        out.append("")
+    else:
+        out.append(last)
+    fixed = "/" + "/".join(out)
+    return None if fixed == path else fixed
 
 
 def split_url(url: str) -> tuple[str | None, str, str]:

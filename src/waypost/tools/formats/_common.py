@@ -6,7 +6,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from waypost.rules.request import normal_path
 
 from ._canon import action_of, effective_rule, ends_with_path_variable, uses_last_variable
 from ._report import ImportResult, Note, Refusal, Skipped
@@ -164,6 +166,27 @@ def needs_strict(eff: Mapping[str, Any]) -> bool:
 FIRST_MATCH: dict[str, Any] = {"order": "first_match"}
 
 
+_VARIABLE = re.compile(r"<[^<>]*>")
+
+
+def unreachable_source(source: Any) -> str | None:
+    """Why a rule's ``from`` is a path no request reaches, or None: Waypost answers a path with
+    ``//`` or a ``.``/``..`` segment with a redirect to its normal form (see
+    :func:`waypost.rules.request.normal_path`), as nginx and Werkzeug do, so a peer's source
+    written that way (Cloudflare Pages and Netlify match it literally) never matches."""
+    if not isinstance(source, str) or not source.startswith("/"):
+        return None
+    text = _VARIABLE.sub("x", source)
+    text = unquote(text, errors="surrogateescape") if "%" in text else text
+    fixed = normal_path(text) if "//" in text or "/." in text else None
+    if fixed is None:
+        return None
+    return (
+        f"the source {source!r} has a '//' or a '.' or '..' segment; Waypost answers such "
+        f"paths with a redirect to their normal form ({fixed!r}), so it would never match"
+    )
+
+
 class Collector:
     """Collects an importer's rules, skips and notes; a repeated rule is skipped as a duplicate.
 
@@ -182,7 +205,12 @@ class Collector:
         self.scheme_note = False
 
     def add(self, line: int, text: str, rule: dict[str, Any], notes: Sequence[str] = ()) -> None:
-        """Add ``rule`` read from ``line``, unless an identical rule came earlier."""
+        """Add ``rule`` read from ``line``, unless an identical rule came earlier or its source
+        is a path no request reaches (see :func:`unreachable_source`)."""
+        reason = unreachable_source(rule.get("from"))
+        if reason is not None:
+            self.skip(line, text, reason)
+            return
         key = repr(sorted(rule.items()))
         if key in self._seen:
             if self.skipped and self.skipped[-1].line == line:

@@ -50,7 +50,7 @@ from waypost.exceptions import RuleSyntaxError
 from waypost.rules.pattern import parse_pattern
 
 from ._canon import Placeholder, Variable
-from ._common import Collector, Refusal
+from ._common import Collector, Refusal, unreachable_source
 from ._report import ImportResult, Note
 from ._text import numbered_lines
 
@@ -348,6 +348,10 @@ def parse_cloudflare_pages(text: str) -> ImportResult:
                     f"does not proxy to {to!r}"
                 )
             rules, rule_notes = _rules_for(source, to, status)
+            for rule in rules:
+                unreachable = unreachable_source(rule["from"])
+                if unreachable is not None:
+                    raise Refusal(unreachable)
         except Refusal as refusal:
             collector.skip(number, raw, str(refusal))
             continue

@@ -128,6 +128,14 @@ def answer(engine: Engine, ask: Ask) -> str:
     """Waypost's answer to ``ask``, in :meth:`Decision.describe` words."""
     request = Request.from_url(ask.method, ask.url, list(ask.headers))
     decision = engine.resolve(request, stage="before" if ask.exists else "all")
+    if decision.action == "redirect" and decision.rule is None and decision.location:
+        # Waypost's own 308 to the normal form of a path with '//' or dot segments (no rule
+        # decided): the client follows it, and the rules answer the normal form.
+        url = decision.location
+        if request.host is not None:
+            url = f"{request.scheme}://{request.host}{url}"
+        request = Request.from_url(ask.method, url, list(ask.headers))
+        decision = engine.resolve(request, stage="before" if ask.exists else "all")
     text = decision.describe(detail=False)
     return "pass" if text.startswith("pass") else text
 
