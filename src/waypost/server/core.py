@@ -239,25 +239,16 @@ class WaypostServer:
         proxy = self.proxy
         if proxy is not None:
             if action == "rewrite":
-                forward = proxy.forward(
-                    method,
-                    decision.path or "/",
-                    decision.query or "",
-                    headers,
-                    client_ip=peer,
-                    scheme=request.scheme,
-                    set_headers=decision.headers,
-                )
-            else:
-                forward = proxy.forward(
-                    method,
-                    raw_path,
-                    query,
-                    headers,
-                    client_ip=peer,
-                    scheme=request.scheme,
-                    set_headers=decision.headers,  # a guard's identity, if any
-                )
+                raw_path, query = decision.path or "/", decision.query or ""
+            forward = proxy.forward(
+                method,
+                raw_path,
+                query,
+                headers,
+                client_ip=peer,
+                scheme=request.scheme,
+                set_headers=decision.headers,  # a rewrite's set_headers, a guard's identity
+            )
             return Answer(action, forward=forward, vary=decision.vary)
         shown = _printable_path(request.path)
         page = self.page.render(shown, method, head=head, vary=decision.vary)
