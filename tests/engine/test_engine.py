@@ -455,3 +455,12 @@ def test_a_path_not_in_normal_form_is_sent_there_before_any_rule(url: str, locat
             location,
         )
         assert decision.rule is None
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [("/a//b?\tx=1", "/a/b?%09x=1"), ("/a/../b?q=%0d%0a", "/b?q=%0d%0a"), ("//x?é", "/x?%C3%A9")],
+)
+def test_the_normal_form_keeps_the_query_encoded(url: str, location: str) -> None:
+    decision = Engine([{"from": "/<path:p>", "to": "/c/{p}"}]).resolve("GET", url)
+    assert (decision.status, decision.location) == (308, location)

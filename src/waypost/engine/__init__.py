@@ -24,7 +24,7 @@ from urllib.parse import quote, unquote
 
 from waypost.decision import NO_MATCH, Decision, Step, Trace, make_decision
 from waypost.engine._guards import GuardLayer, identity_headers, identity_headers_of
-from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, plan_for
+from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, merge_query, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.guards import GuardCheck, build_guards
 from waypost.matching import Matcher, compile_matcher
@@ -613,5 +613,5 @@ def _to_normal_form(path: str, query: str) -> Decision:
     """The answer to a request whose path has dot segments or leading slashes (see
     :func:`~waypost.rules.request.normal_path`): a 308 to its normal form, which keeps the
     method and body, so that what the rules check is what the app would be given."""
-    location = quote_path(path) + (f"?{query}" if query else "")
+    location = merge_query(quote_path(path), query)  # the query encoded as any redirect's is
     return make_decision("redirect", 308, location, None, None, (), None, None)
