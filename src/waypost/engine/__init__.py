@@ -294,6 +294,12 @@ class Engine:
         self._snapshot = snapshot
 
     @property
+    def guard_layer(self) -> GuardLayer | None:
+        """The guard rules and guards of the current rules (None without guards); the checks
+        use it."""
+        return self._snapshot.guards
+
+    @property
     def has_guards(self) -> bool:
         """True when some rule requires a guard: the adapters then remove a client's own
         ``X-Waypost-User`` / ``X-Waypost-Guard`` and send on the ones the guards set."""

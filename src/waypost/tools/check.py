@@ -14,7 +14,12 @@
   as a GET and the form data is lost (307 and 308 keep the method);
 - ``open-redirect``: a target whose host (or first path segment) comes from the request;
 - ``self-host``: an absolute target pointing back at one of the site's own hosts;
-- ``unused-guard``: a guard declared under ``guards:`` that no rule requires.
+- ``unused-guard``: a guard declared under ``guards:`` that no rule requires;
+- ``unguarded-prefix``: a rule answers the bare prefix of a guarded area (``/admin`` for a guard on
+  ``/admin/<path:rest>``, which does not match it), so that page is open;
+- ``guard-gap``: a rule inside a guarded area answers requests the guard rule skips: the guard
+  has conditions the rule does not (another host, method, ...), or the rule ignores case and
+  the guard does not (``/ADMIN/x`` reaches the rule unguarded).
 
 Pattern rules are checked through sample paths: each variable is filled with a representative
 value (see :func:`sample_paths`), so a loop through ``/a/<path:p> -> /b/{p} -> /a/{p}`` is found.
@@ -31,6 +36,7 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from waypost.engine import Engine
+from waypost.engine._guards import GuardLayer
 from waypost.exceptions import RuleError
 from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
 from waypost.rules.model import Redirect, Rewrite, Rule, RuleSet, sample_paths
@@ -279,6 +285,7 @@ class _Checker:
         self.now = now
         self.findings: list[Finding] = []
         self.loops_seen: set[frozenset[int]] = set()
+        self.layer = engine.guard_layer
 
     def add(self, severity: Severity, kind: str, message: str, rule: Rule, **extra: Any) -> None:
         self.findings.append(Finding(severity, kind, message, rule.file, rule.line, rule, **extra))
@@ -292,11 +299,15 @@ class _Checker:
             ]
             if samples and self.shadowing(rule, samples):
                 continue
+            if samples and self.layer is not None and rule.requirement is None:
+                self.guard_gaps(rule, samples, self.layer)
             self.method_change(rule)
             self.target_safety(rule)
             if samples and isinstance(rule.action, Redirect) and _target_text(rule) is not None:
                 self.chains(rule, samples)
         self.unused_guards()
+        if self.layer is not None:
+            self.unguarded_prefixes(self.layer)
         self.findings.sort(key=lambda f: (f.file or "", f.line or 0, _RANK[f.severity], f.kind))
         return self.findings
 
@@ -322,6 +333,81 @@ class _Checker:
                         spec.line,
                     )
                 )
+
+    def unguarded_prefixes(self, layer: GuardLayer) -> None:
+        """A guard on ``/admin/<path:rest>`` does not match ``/admin`` (nor ``/admin/``): a rule
+        answering that page answers it without the guard."""
+        reported: set[int] = set()
+        for guard_rule in layer.rules:
+            tail = _GUARDED_TAIL.match(guard_rule.path)
+            requirement = guard_rule.requirement
+            if tail is None or requirement is None:
+                continue
+            prefix = tail["prefix"]
+            for form in (prefix, prefix + "/"):
+                missing = [n for n in requirement.guards if not _guarded(layer, form, n)]
+                if not missing:
+                    continue
+                winner = next(
+                    (r for r, _ in self.engine.candidates(form) if r.requirement is None), None
+                )
+                if winner is None or id(winner) in reported:
+                    continue
+                reported.add(id(winner))
+                names = ", ".join(repr(n) for n in missing)
+                want = missing[0] if len(missing) == 1 else "[" + ", ".join(missing) + "]"
+                self.add(
+                    "warning",
+                    "unguarded-prefix",
+                    f"answers {form!r} without the guard {names}: the guard rule at "
+                    f"{guard_rule.source} (from {guard_rule.path!r}) covers only the paths below "
+                    f"{prefix + '/'!r}, not {form!r} itself; add a rule 'from: {prefix}' with "
+                    f"'require: {want}' "
+                    "(or 'require' on this rule), unless the page is meant to be public",
+                    winner,
+                    related=(guard_rule,),
+                )
+
+    def guard_gaps(
+        self, rule: Rule, samples: list[tuple[str, dict[str, Any]]], layer: GuardLayer
+    ) -> None:
+        """Requests ``rule`` answers inside a guarded area that the guard rule skips."""
+        path = unquote(samples[0][0])
+        for guard_rule, _ in layer.matcher.candidates(path):
+            if conditions_imply(rule.conditions, guard_rule.conditions):
+                continue
+            self.add(
+                "warning",
+                "guard-gap",
+                f"inside the area of the guard rule at {guard_rule.source} (from "
+                f"{guard_rule.path!r}), but that rule guards only the requests that meet its "
+                "conditions, and this rule answers others too, without the guard; give the "
+                "guard rule no conditions (or this rule the same ones)",
+                rule,
+                related=(guard_rule,),
+            )
+            return
+        if not rule.options.case_insensitive:
+            return
+        for sample, _ in samples:
+            other = _other_case(unquote(sample))
+            if other == unquote(sample):
+                continue
+            guards = [r for r, _ in layer.matcher.candidates(unquote(sample))]
+            if not guards or any(True for _ in layer.matcher.candidates(other)):
+                continue
+            if not any(r is rule for r, _ in self.engine.candidates(other)):
+                continue
+            self.add(
+                "warning",
+                "guard-gap",
+                f"ignores case but the guard rule at {guards[0].source} (from "
+                f"{guards[0].path!r}) does not: {other!r} reaches this rule without the "
+                "guard; give the guard rule 'case: insensitive' too",
+                rule,
+                related=(guards[0],),
+            )
+            return
 
     # -- shadowed rules and duplicates --------------------------------------------------------
 
@@ -634,6 +720,24 @@ class _Checker:
             if built != walk.final_url:
                 return None, "the destination depends on the path in a way --fix cannot write"
         return Fix(rule, template, new_status), ""
+
+
+# A guard pattern that covers the paths below a static prefix: '/admin/<path:rest>'.
+_GUARDED_TAIL = re.compile(r"^(?P<prefix>/[^<>{}]*[^<>{}/])/<path:[A-Za-z_]\w*>$")
+
+
+def _guarded(layer: GuardLayer, path: str, name: str) -> bool:
+    """True when some guard rule requiring ``name`` matches ``path`` (conditions aside)."""
+    return any(
+        rule.requirement is not None and name in rule.requirement.guards
+        for rule, _ in layer.matcher.candidates(path)
+    )
+
+
+def _other_case(path: str) -> str:
+    """``path`` in the other case, as a client probing a case-insensitive rule would send it."""
+    upper = path.upper()
+    return upper if upper != path else path.lower()
 
 
 def _escape_braces(text: str) -> str:
