@@ -167,7 +167,7 @@ class Engine:
     file's ``guards:``, to one kind with its options (``{"basic": {"htpasswd": ...}}``).
     """
 
-    __slots__ = ("_checks", "_converters", "_pack_rules", "_routes", "_snapshot")
+    __slots__ = ("_checks", "_converters", "_declared", "_pack_rules", "_routes", "_snapshot")
 
     def __init__(
         self,
@@ -183,19 +183,22 @@ class Engine:
         self._converters = merge_converters(converters)
         self._pack_rules = pack_rules
         self._routes: RouteResolver | None = None
-        self._checks, declared = _split_guards(guards)
-        self._snapshot = self._build(rules, defaults, allowed_hosts, proxy_hosts, declared)
+        self._checks, self._declared = _split_guards(guards)
+        self._snapshot = self._build(
+            rules, defaults, allowed_hosts, proxy_hosts, self._checks, self._declared
+        )
 
     def _build(
         self,
         rules: Sequence[Mapping[str, Any]] | RuleSet,
         defaults: Mapping[str, Any] | None,
         allowed_hosts: Sequence[str],
-        proxy_hosts: Sequence[str] = (),
-        guards: Mapping[str, Any] | None = None,
+        proxy_hosts: Sequence[str],
+        checks: Mapping[str, GuardCheck],
+        declared: Mapping[str, Any] | None,
     ) -> _Snapshot:
         if isinstance(rules, RuleSet):
-            return _compile(rules, [], self._checks)
+            return _compile(rules, [], checks)
         ruleset, errors = rules_from_mappings(
             rules,
             defaults=defaults,
@@ -203,10 +206,10 @@ class Engine:
             proxy_hosts=proxy_hosts,
             converters=self._converters,
             pack_rules=self._pack_rules,
-            guards=guards,
-            guard_names=self._checks.keys(),
+            guards=declared,
+            guard_names=checks.keys(),
         )
-        return _compile(ruleset, errors, self._checks)
+        return _compile(ruleset, errors, checks)
 
     @classmethod
     def from_file(
@@ -224,6 +227,7 @@ class Engine:
         engine._pack_rules = pack_rules
         engine._routes = None
         engine._checks = dict(guards or {})
+        engine._declared = None
         engine._snapshot = engine._load_file(path)
         return engine
 
@@ -272,9 +276,21 @@ class Engine:
         defaults: Mapping[str, Any] | None = None,
         allowed_hosts: Sequence[str] = (),
         proxy_hosts: Sequence[str] = (),
+        guards: Mapping[str, GuardCheck | Mapping[str, Any]] | None = None,
     ) -> None:
-        """Swap in a new rule set atomically; on any error the current rules stay in place."""
-        self._install(self._build(rules, defaults, allowed_hosts, proxy_hosts))
+        """Swap in a new rule set atomically; on any error the current rules stay in place.
+
+        ``guards`` are as the constructor takes them. Without it the engine keeps the guards it
+        was given (the Python checks, and the guards declared as mappings), so a reload of the
+        rules, from a file or from the store, keeps the application's checks; with it, they
+        are swapped together with the rules (``{}`` drops them), and only if the new rules load.
+        """
+        if guards is None:
+            checks, declared = self._checks, self._declared
+        else:
+            checks, declared = _split_guards(guards)
+        self._install(self._build(rules, defaults, allowed_hosts, proxy_hosts, checks, declared))
+        self._checks, self._declared = checks, declared
 
     def reload(self, path: str | Path, *, accept: Callable[[RuleSet], None] | None = None) -> None:
         """Load ``path`` and swap it in atomically; on any error the current rules stay.
@@ -298,6 +314,12 @@ class Engine:
         """The guard rules and guards of the current rules (None without guards); the checks
         use it."""
         return self._snapshot.guards
+
+    @property
+    def guard_names(self) -> frozenset[str]:
+        """The names of the guards given to the engine as Python checks (rules ``require``
+        them without declaring them; a reload parses its rules with these names)."""
+        return frozenset(self._checks)
 
     @property
     def has_guards(self) -> bool:

@@ -298,6 +298,7 @@ class RulesWatcher(BackgroundLoop):
             format=FORMATS[copy.suffix],
             file=str(self.path),
             pack_rules=self.engine.pack_rules,
+            guard_names=self.engine.guard_names,
         )
         try:
             if errors:
