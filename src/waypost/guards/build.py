@@ -73,9 +73,24 @@ def _build(spec: GuardSpec, callables: Mapping[str, Callable[..., Any]]) -> Guar
                 file=spec.file,
                 line=spec.line,
             )
+        secrets: list[str] = []
+        for fallback in options.get("secret_fallbacks_env", ()):
+            old = os.environ.get(fallback)
+            if not old:
+                raise RuleError(
+                    f"guard {spec.name!r}: the environment variable {fallback!r} (an old key "
+                    "in secret_fallbacks_env) is not set; set it, or remove it from the list "
+                    "once no cookie signed with it is in use",
+                    file=spec.file,
+                    line=spec.line,
+                )
+            secrets.append(old)
+        # As Flask's SecureCookieSessionInterface: the fallbacks, then the current key last
+        # (itsdangerous signs with the last key and verifies with each of them).
+        secrets.append(secret)
         return SessionGuard(
             spec.name,
-            [secret],
+            secrets,
             cookie=options["cookie"],
             key=options["key"],
             max_age=options["max_age"],

@@ -496,6 +496,8 @@ _GUARD_OPTIONS: dict[str, dict[str, tuple[bool, type, Any]]] = {
     "basic": {"htpasswd": (True, str, None), "realm": (False, str, None)},
     "session": {
         "secret_env": (True, str, None),
+        # Flask's SECRET_KEY_FALLBACKS: the variables holding the old keys, still accepted.
+        "secret_fallbacks_env": (False, list, None),
         "cookie": (False, str, "session"),
         "key": (False, str, "_user_id"),
         # Flask's PERMANENT_SESSION_LIFETIME default: 31 days.
@@ -537,6 +539,22 @@ def _guard_options(
                         f"a {kind!r} guard needs {key!r}, like {kind}: {{{key}: ...}}", where
                     )
                 )
+            continue
+        if kind_type is list:
+            names = [item] if isinstance(item, str) else item
+            if not isinstance(names, list) or not all(
+                isinstance(n, str) and n and not control_character(n) and '"' not in n
+                for n in names
+            ):
+                errors.append(
+                    FieldError(
+                        f"{key!r} is a list of environment variable names, like [OLD_SECRET_KEY], "
+                        f"got {item!r}",
+                        (*where, key),
+                    )
+                )
+                continue
+            options[key] = tuple(names)
             continue
         if (
             not isinstance(item, kind_type)
