@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from waypost.cli import main
 from waypost.engine import Engine
 from waypost.rules.load import parse_rules
 from waypost.rules.request import Request
@@ -139,3 +143,16 @@ def test_guard_gap_case_message_names_the_open_path() -> None:
     )
     assert "'/ADMIN/REPORT' reaches this rule without the guard" in finding.message
     assert "'case: insensitive'" in finding.message
+
+
+def test_the_cli_reports_an_open_prefix_at_the_rule_that_answers_it(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "guards:\n  login: {session: {secret_env: HOME}, login_url: /login}\n"
+        "rules:\n  - from: /account/<path:rest>\n    require: login\n"
+        "  - from: /account\n    to: /account/home\n"
+    )
+    result = CliRunner().invoke(main, ["check", str(rules)])
+    assert f"{rules}:6: warning [unguarded-prefix] answers '/account' without the guard" in (
+        result.output
+    )
