@@ -24,7 +24,7 @@ def token_check(token: str) -> Any:
     return check
 
 
-def status(engine: Engine, headers: list[tuple[str, str]] | None = None) -> tuple[int, str]:
+def status(engine: Engine, headers: list[tuple[str, str]] | None = None) -> tuple[int | None, str]:
     decision = engine.resolve("GET", "/admin/a", headers or [])
     return decision.status, decision.location or ""
 
