@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_reload.py
+	$(BIN)/python benchmarks/bench_guards.py
 	$(BIN)/python benchmarks/update_readme.py
 
 clean:

@@ -1,6 +1,7 @@
 """Copy the latest benchmark results (benchmarks/results/*.md) into the README's Speed section.
 
-Run after ``bench_engine.py`` and ``bench_server.py``; ``make bench`` does all three.
+Run after ``bench_engine.py``, ``bench_server.py`` and ``bench_guards.py``; ``make bench`` does
+all of them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ BLOCK = re.compile(r"(<!-- bench:start -->\n).*?(<!-- bench:end -->)", re.DOTALL
 def main() -> None:
     parts = [
         (RESULTS / name).read_text(encoding="utf-8").strip()
-        for name in ("engine.md", "server.md")
+        for name in ("engine.md", "server.md", "guards.md")
         if (RESULTS / name).exists()
     ]
     readme = ROOT / "README.md"

@@ -1,0 +1,221 @@
+"""Benchmark of guards: what a request through a passing guard costs against an unguarded one.
+
+Run it with ``python benchmarks/bench_guards.py`` (about a minute) or ``--quick`` (about fifteen
+seconds). It prints a table, writes the figures to ``benchmarks/results/guards.json`` and a
+README snippet to ``benchmarks/results/guards.md``.
+
+The issue's target (#15): a request through a cached ``session`` (or ``api_key``) guard costs at
+most 2x an unguarded resolve, measured in the same run. Two engines are built from the same rules
+(1,000 exact redirects, a few patterns, and a rewrite of ``/app/<path:rest>``): one plain, one
+whose ``/app/<path:rest>`` requires a guard. For each guard kind the same requests are timed on
+both, one sample of each in turn, and the figure is the median of the round-by-round ratios
+guarded / unguarded (the machine is shared and noisy; see bench_engine.py). Each request is built
+in the loop, ``Request(...)`` then ``Engine.resolve()``, on both sides: a middleware builds one
+per request, and a guard reads its headers and cookies, which a Request parses once.
+
+The kinds: ``session`` with a cookie signed by Flask itself (``SecureCookieSessionInterface``),
+``basic`` (bcrypt, remembered after the first check) and ``python`` (a callable reading a
+cookie). ``basic`` and ``python`` are timed for comparison; the target is the session's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench_engine import gc_off, sample_ns, warm_up
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+#: The issue's target: a cached guard costs at most this many times an unguarded resolve.
+RATIO_MAX = 2.0
+SECRET = "bench-secret-key"
+EXACT_RULES = 1_000
+
+Loop = Callable[[Sequence[Any]], object]
+
+
+def flask_session_cookie(data: dict[str, Any]) -> str:
+    """The session cookie Flask signs for ``data`` (its own serializer, as a Flask app would)."""
+    import flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    app = flask.Flask("bench")
+    app.secret_key = SECRET
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    return str(serializer.dumps(data))
+
+
+def write_rules(folder: Path, guard: str | None) -> Path:
+    """The rules file: the same rules, with ``/app/<path:rest>`` requiring ``guard`` (if any)."""
+    lines = []
+    if guard is not None:
+        lines += [
+            "guards:",
+            "  staff:",
+            "    basic: {htpasswd: staff.htpasswd, realm: Staff}",
+            "  login:",
+            "    session: {cookie: session, secret_env: WAYPOST_BENCH_SECRET, key: _user_id}",
+            "  code:",
+            "    python: {}",
+        ]
+    lines.append("rules:")
+    if guard is not None:
+        lines += ["  - from: /app/<path:rest>", f"    require: {guard}"]
+    lines += ["  - from: /app/<path:rest>", "    rewrite: /internal/{rest}"]
+    for k in range(10):
+        lines += [f"  - from: /section{k}/<int:year>/<slug>", f"    to: /s{k}/{{year}}/{{slug}}"]
+    for i in range(EXACT_RULES):
+        lines += [f"  - from: /old/page-{i}", f"    to: /new/page-{i}"]
+    path = folder / f"rules-{guard or 'plain'}.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def python_check(request: Any) -> dict[str, str] | None:
+    """What an app's own check might do: read a cookie, find the user."""
+    token = request.cookies.get("sid")
+    return {"user": "ann"} if token == "token-of-ann" else None
+
+
+def resolve_loop(engine: Any, headers: list[tuple[str, str]]) -> Loop:
+    from waypost.rules.request import Request
+
+    resolve = engine.resolve
+
+    def run(paths: Sequence[str]) -> None:
+        for path in paths:
+            resolve(Request("GET", path, "", headers, None, "192.0.2.7"))
+
+    return run
+
+
+def time_ratio(plain: Loop, guarded: Loop, paths: Sequence[str], repeats: int) -> dict[str, float]:
+    """Medians of both, and the median of the round-by-round ratios guarded / plain."""
+    warm_up(plain, paths)
+    warm_up(guarded, paths)
+    a: list[float] = []
+    b: list[float] = []
+    with gc_off():
+        for round_number in range(repeats):
+            # Which goes first alternates: neither always follows the other's cache state.
+            if round_number % 2:
+                b.append(sample_ns(guarded, paths))
+                a.append(sample_ns(plain, paths))
+            else:
+                a.append(sample_ns(plain, paths))
+                b.append(sample_ns(guarded, paths))
+    return {
+        "plain_ns": statistics.median(a),
+        "guarded_ns": statistics.median(b),
+        "ratio": statistics.median(y / x for x, y in zip(a, b, strict=True)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples, about 15 seconds")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    import bcrypt
+
+    from waypost import Engine
+
+    repeats = 7 if args.quick else 25
+    count = 5_000 if args.quick else 20_000
+    paths = [f"/app/area/{i % 97}/item-{i}" for i in range(count)]
+    os.environ["WAYPOST_BENCH_SECRET"] = SECRET
+    cookie = flask_session_cookie({"_user_id": "42", "_fresh": True, "csrf_token": "x" * 40})
+    credentials = base64.b64encode(b"ann:s3cret").decode()
+    kinds = {
+        "session": ("login", [("Cookie", f"session={cookie}; theme=dark")]),
+        "basic": ("staff", [("Authorization", f"Basic {credentials}")]),
+        "python": ("code", [("Cookie", "sid=token-of-ann; theme=dark")]),
+    }
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "repeats": repeats,
+        "requests": count,
+        "machine": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "kinds": {},
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        here = Path(folder)
+        hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(10)).decode()
+        (here / "staff.htpasswd").write_text(f"ann:{hashed}\n", encoding="utf-8")
+        plain = Engine.from_file(write_rules(here, None))
+        for kind, (guard, headers) in kinds.items():
+            engine = Engine.from_file(write_rules(here, guard), guards={"code": python_check})
+            trace = engine.explain("GET", paths[0], headers, "192.0.2.7")
+            passed = [s for s in trace.steps if s.outcome == "guarded"]
+            if not passed or engine.resolve("GET", paths[0], headers).action != "rewrite":
+                sys.exit(f"{kind}: the guard did not pass: {trace}")
+            figures = time_ratio(
+                resolve_loop(plain, headers), resolve_loop(engine, headers), paths, repeats
+            )
+            results["kinds"][kind] = figures
+            print(
+                f"{kind:8} unguarded {figures['plain_ns'] / 1000:6.2f} µs  "
+                f"guarded {figures['guarded_ns'] / 1000:6.2f} µs  ratio {figures['ratio']:.2f}x",
+                flush=True,
+            )
+    ratio = results["kinds"]["session"]["ratio"]
+    results["target"] = {"session_ratio_max": RATIO_MAX, "pass": ratio <= RATIO_MAX}
+    print(f"session guard <= {RATIO_MAX}x unguarded: {'PASS' if ratio <= RATIO_MAX else 'FAIL'}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "guards.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / "guards.md").write_text(render(results), encoding="utf-8")
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown snippet for the README."""
+    machine = results["machine"]
+    lines = [
+        "### Benchmark: guards",
+        "",
+        f"`python benchmarks/bench_guards.py{' --quick' if results['quick'] else ''}` on "
+        f"{results['date'][:10]}, {machine['implementation']} {machine['python']}, "
+        f"{machine['cpus']} CPUs (shared machine). `Request(...)` then `Engine.resolve()` of "
+        f"{results['requests']:,} paths under a rewritten `/app/<path:rest>`, with and without "
+        "a passing guard on it, in the same run; the ratio is the median of "
+        f"{results['repeats']} round-by-round ratios.",
+        "",
+        "| guard | unguarded | guarded | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for kind, row in results["kinds"].items():
+        lines.append(
+            f"| `{kind}` | {row['plain_ns'] / 1000:.2f} µs | {row['guarded_ns'] / 1000:.2f} µs "
+            f"| {row['ratio']:.2f}x |"
+        )
+    target = results["target"]
+    lines += [
+        "",
+        f"Target (#15): a request through a cached `session` guard costs at most "
+        f"{target['session_ratio_max']:.0f}x an unguarded one: "
+        f"{'PASS' if target['pass'] else 'FAIL'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
