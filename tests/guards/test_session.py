@@ -89,3 +89,49 @@ def test_an_expired_session_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     outcome = check(guard, cookie)
     assert isinstance(outcome, Denied)
     assert "expired" in outcome.reason
+
+
+def test_a_verified_cookie_is_remembered_and_a_failure_is_not() -> None:
+    guard = SessionGuard("login", [SECRET])
+    cookie = flask_cookie({"_user_id": "42"})
+    assert check(guard, cookie) == Allowed("42", {"user": "42"}, "session '_user_id' = '42'")
+    again = check(guard, cookie)
+    assert again == Allowed("42", {"user": "42"}, "session '_user_id' = '42' (cached)")
+    tampered = cookie[:-2] + "xx"
+    for _ in range(2):
+        outcome = check(guard, tampered)
+        assert isinstance(outcome, Denied) and "bad signature" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("max_age", "later", "passes"),
+    [
+        (3600, 30, True),  # within the cache and the session
+        (3600, 90, True),  # the cache ran out: verified again, still valid
+        (45, 50, False),  # the session ran out before the cache would have
+        (45, 90, False),
+    ],
+    ids=["cached", "cache-ran-out", "session-expired-within-cache", "both-ran-out"],
+)
+def test_a_remembered_cookie_never_outlives_max_age(
+    monkeypatch: pytest.MonkeyPatch, max_age: int, later: float, passes: bool
+) -> None:
+    cookie = flask_cookie({"_user_id": "42"})
+    guard = SessionGuard("login", [SECRET], max_age=max_age)
+    assert isinstance(check(guard, cookie), Allowed)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + later)
+    outcome = check(guard, cookie)
+    assert isinstance(outcome, Allowed) is passes
+    if not passes:
+        assert isinstance(outcome, Denied) and "expired" in outcome.reason
+
+
+def test_the_cache_of_verified_cookies_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from waypost.guards import session
+
+    monkeypatch.setattr(session, "_CACHE_SIZE", 3)
+    guard = SessionGuard("login", [SECRET])
+    for user in range(10):
+        assert isinstance(check(guard, flask_cookie({"_user_id": str(user)})), Allowed)
+        assert len(guard._passed) <= 3

@@ -6,6 +6,15 @@ SHA-1, and a maximum age (Flask's ``PERMANENT_SESSION_LIFETIME``, 31 days unless
 payload is the JSON of Flask's ``TaggedJSONSerializer``; the guard reads it (tags included)
 without importing Flask. The request passes when the session holds ``key`` (Flask-Login's
 ``_user_id``), whose value becomes the user.
+
+Verifying a signature costs tens of microseconds (key derivation, HMAC, zlib, JSON), and a
+browser sends the same cookie with every request, so a cookie that passed is remembered for
+``CACHE_SECONDS`` by its exact text: the cookie string itself is the key, since it is what was
+verified (a different byte is a different cookie, checked afresh). An entry never outlives the
+cookie: it runs out at the earlier of ``CACHE_SECONDS`` after the check and the moment the
+signature becomes older than ``max_age`` (Flask's ``PERMANENT_SESSION_LIFETIME``), by the wall
+clock as itsdangerous reads it. A failure is never remembered. A reload builds a new guard with
+an empty cache, so a changed ``SECRET_KEY`` refuses old cookies from the reload on.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +32,11 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from waypost.guards.base import Allowed, Denied, Outcome
 from waypost.rules.request import Request
 
-__all__ = ["SessionGuard", "TaggedJSON"]
+__all__ = ["CACHE_SECONDS", "SessionGuard", "TaggedJSON"]
+
+#: How long a verified cookie is remembered (never past its ``max_age``).
+CACHE_SECONDS = 60.0
+_CACHE_SIZE = 4096
 
 
 def _untag(value: Any) -> Any:
@@ -85,6 +99,8 @@ class SessionGuard:
             serializer=TaggedJSON,
             signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
         )
+        #: cookie text -> (user, wall-clock time the entry runs out).
+        self._passed: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"SessionGuard({self.name!r}, cookie={self.cookie!r}, key={self.key!r})"
@@ -94,8 +110,17 @@ class SessionGuard:
         value = request.cookies.get(self.cookie)
         if not value:
             return Denied(401, f"no {self.cookie!r} cookie")
+        now = time.time()
+        remembered = self._passed.get(value)
+        if remembered is not None:
+            if remembered[1] > now:
+                user = remembered[0]
+                return Allowed(user, {"user": user}, f"session {self.key!r} = {user!r} (cached)")
+            del self._passed[value]
         try:
-            data = self._serializer.loads(value, max_age=self.max_age)
+            data, signed = self._serializer.loads(
+                value, max_age=self.max_age, return_timestamp=True
+            )
         except BadSignature as exc:
             # SignatureExpired is a BadSignature: say which, never the cookie.
             why = "expired" if type(exc).__name__ == "SignatureExpired" else "bad signature"
@@ -103,4 +128,9 @@ class SessionGuard:
         if not isinstance(data, dict) or data.get(self.key) in (None, ""):
             return Denied(401, f"the session has no {self.key!r} (not logged in)")
         user = str(data[self.key])
+        if len(self._passed) >= _CACHE_SIZE:
+            self._passed.clear()  # bounded: many distinct cookies cost a full check again
+        # itsdangerous refuses a signature older than max_age: the entry runs out by then too.
+        expires = min(now + CACHE_SECONDS, signed.timestamp() + self.max_age)
+        self._passed[value] = (user, expires)
         return Allowed(user, {"user": user}, f"session {self.key!r} = {user!r}")
