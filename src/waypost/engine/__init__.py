@@ -490,7 +490,19 @@ class Engine:
         denied, passed = layer.check(request, steps)
         if denied is not None:
             return denied
-        decision = self._decide(request, snapshot, steps, stage)
+        decision = None
+        if steps is None:
+            # resolve()'s common case: the first candidate has no conditions, so it decides.
+            hit = snapshot.matcher.first(request.path)
+            if hit is None:
+                decision = NO_MATCH
+            else:
+                rule, payload, values = hit
+                plan: Plan = snapshot.plan(rule) if payload is None else payload  # type: ignore[arg-type]
+                if stage in plan.alone:
+                    decision = plan.apply(rule, values, request.query_string, snapshot.site, None)
+        if decision is None:
+            decision = self._decide(request, snapshot, steps, stage)
         action = decision.action
         if action == "rewrite":
             target = Request(
@@ -504,23 +516,24 @@ class Engine:
                 None,
                 request.scheme,
             )
-            denied, also = layer.check(target, steps)
+            # The guards passed already need not run again (a bcrypt or signature check).
+            done = {name: allowed for name, allowed in passed}
+            denied, also = layer.check(target, steps, done)
             if denied is not None:
                 return denied
-            passed += [
-                (name, allowed) for name, allowed in also if all(name != n for n, _ in passed)
-            ]
-        if passed:
+            passed += [(name, allowed) for name, allowed in also if name not in done]
+        vary = decision.vary
+        if passed and ("Authorization" not in vary or "Cookie" not in vary):
             # What a guarded area answers depends on the credential: a shared cache must not
             # hand it (a redirect inside the area, say) to a client without one.
-            vary = (*decision.vary, *(n for n in _GUARD_VARY if n not in decision.vary))
-            decision = replace(decision, vary=vary)
-        if action not in ("rewrite", "pass", "proxy"):
-            return decision  # a response of its own: no request goes on
-        headers = (*identity_headers_of(decision.headers), *identity_headers(passed))
-        if headers != decision.headers:
-            decision = replace(decision, headers=headers)
-        return decision
+            vary = (*vary, *(n for n in _GUARD_VARY if n not in vary))
+        headers = decision.headers
+        if action in ("rewrite", "pass", "proxy"):
+            # A rule's set_headers cannot forge the identity headers, guards passed or not.
+            headers = (*identity_headers_of(headers), *identity_headers(passed))
+        if vary is decision.vary and headers == decision.headers:
+            return decision
+        return _reissued(decision, vary, headers)
 
     def _decide(
         self,
@@ -635,6 +648,27 @@ def _split_guards(
         else:
             checks[name] = guard
     return checks, declared or None
+
+
+def _reissued(
+    decision: Decision, vary: tuple[str, ...], headers: tuple[tuple[str, str], ...]
+) -> Decision:
+    """``replace(decision, vary=vary, headers=headers)`` at a fraction of its cost (a guarded
+    request pays it on every request); a packed rule stays unread (see make_decision())."""
+    lazy = decision._lazy
+    out = make_decision(
+        decision.action,
+        decision.status,
+        decision.location,
+        decision.path,
+        decision.query,
+        headers,
+        decision.body,
+        None if lazy is not None else decision.rule,
+        lazy,
+    )
+    object.__setattr__(out, "vary", vary)  # a frozen dataclass's own way to set a field
+    return out
 
 
 def _to_normal_form(path: str, query: str) -> Decision:

@@ -86,11 +86,12 @@ def _wants_json(request: Request) -> bool:
 class GuardLayer:
     """The guard rules of one rule set and the guards they require; immutable once built."""
 
-    __slots__ = ("guards", "matcher", "rules")
+    __slots__ = ("_fold", "_heads", "guards", "matcher", "rules")
 
     def __init__(self, rules: tuple[Rule, ...], guards: Mapping[str, Guard]) -> None:
         self.rules = rules
         self.guards = dict(guards)
+        self._heads, self._fold = _first_segments(rules)
         # File order: all matching guard rules are collected anyway; first_match keeps two
         # guard rules of one pattern (an area guarded twice) from being reported as duplicates.
         self.matcher: Matcher = compile_matcher(rules, first_match=True, guard_layer=True)
@@ -142,7 +143,11 @@ class GuardLayer:
         """The guards ``request`` must pass, each with the first rule requiring it."""
         required: dict[str, Rule] = {}
         path = request.path
-        canonical = canonical_path(path)
+        # Most paths are canonical already: only these characters make canonical_path() differ.
+        if path[:1] != "/" or "/." in path or "//" in path or ";" in path or "\\" in path:
+            canonical = canonical_path(path)
+        else:
+            canonical = path
         forms = [path]
         if canonical != path:
             forms.append(canonical)
@@ -151,7 +156,13 @@ class GuardLayer:
             # app may well serve both alike.
             forms.append(canonical.rstrip("/"))
         seen: set[int] = set()
+        heads, fold = self._heads, self._fold
         for candidate in forms:
+            if heads is not None:
+                # A path whose first segment starts no guard rule needs no matcher search.
+                head = candidate[1:].partition("/")[0]
+                if head not in heads and not (fold and head.lower() in heads):
+                    continue
             for rule, values in self.matcher.candidates(candidate):
                 if id(rule) in seen:
                     continue
@@ -170,16 +181,21 @@ class GuardLayer:
         return required
 
     def check(
-        self, request: Request, steps: list[Step] | None
+        self,
+        request: Request,
+        steps: list[Step] | None,
+        done: Mapping[str, Allowed] | None = None,
     ) -> tuple[Decision | None, list[tuple[str, Allowed]]]:
         """Run every guard ``request`` must pass: the decision of the first that fails (and
-        nothing else), or None and the guards that passed with what each found."""
+        nothing else), or None and the guards that passed with what each found. A guard in
+        ``done`` (passed by this client's request already) counts as passed with what it found."""
         passed: list[tuple[str, Allowed]] = []
         if _UNREADABLE.search(request.path) is not None:
             return _refused(request), passed
         for name, rule in self.required(request, steps).items():
             guard = self.guards[name]
-            outcome = guard.check(request)
+            earlier = done.get(name) if done else None
+            outcome = guard.check(request) if earlier is None else earlier
             if isinstance(outcome, Denied):
                 if steps is not None:
                     steps.append(
@@ -247,6 +263,23 @@ class GuardLayer:
         return Decision(
             "respond", outcome.status, headers=tuple(headers), body=body, rule=rule, vary=_VARY
         )
+
+
+def _first_segments(rules: Iterable[Rule]) -> tuple[frozenset[str] | None, bool]:
+    """The first segments of the guard rules' paths (lower-cased for a case-insensitive rule),
+    and whether any rule is case-insensitive; None when a rule starts with a variable or its
+    ``from`` is not a plain path, so that every request is searched."""
+    heads: set[str] = set()
+    fold = False
+    for rule in rules:
+        head = rule.path[1:].partition("/")[0]
+        if not rule.path.startswith("/") or any(c in head for c in "<%\\;"):
+            return None, False
+        if rule.options.case_insensitive:
+            fold = True
+            head = head.lower()
+        heads.add(head)
+    return frozenset(heads), fold
 
 
 def _refused(request: Request) -> Decision:

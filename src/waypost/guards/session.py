@@ -99,8 +99,8 @@ class SessionGuard:
             serializer=TaggedJSON,
             signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
         )
-        #: cookie text -> (user, wall-clock time the entry runs out).
-        self._passed: dict[str, tuple[str, float]] = {}
+        #: cookie text -> (what a request with it gets, wall-clock time the entry runs out).
+        self._passed: dict[str, tuple[Allowed, float]] = {}
 
     def __repr__(self) -> str:
         return f"SessionGuard({self.name!r}, cookie={self.cookie!r}, key={self.key!r})"
@@ -114,8 +114,7 @@ class SessionGuard:
         remembered = self._passed.get(value)
         if remembered is not None:
             if remembered[1] > now:
-                user = remembered[0]
-                return Allowed(user, {"user": user}, f"session {self.key!r} = {user!r} (cached)")
+                return remembered[0]
             del self._passed[value]
         try:
             data, signed = self._serializer.loads(
@@ -132,5 +131,8 @@ class SessionGuard:
             self._passed.clear()  # bounded: many distinct cookies cost a full check again
         # itsdangerous refuses a signature older than max_age: the entry runs out by then too.
         expires = min(now + CACHE_SECONDS, signed.timestamp() + self.max_age)
-        self._passed[value] = (user, expires)
+        self._passed[value] = (
+            Allowed(user, {"user": user}, f"session {self.key!r} = {user!r} (cached)"),
+            expires,
+        )
         return Allowed(user, {"user": user}, f"session {self.key!r} = {user!r}")
