@@ -40,7 +40,12 @@ def test_a_file_declares_guards_and_rules_require_them() -> None:
     staff, login = ruleset.guards
     assert (staff.name, staff.kind, staff.line) == ("staff", "basic", 2)
     # The htpasswd path is relative to the rules file.
-    assert staff.options == {"htpasswd": "/srv/site/staff.htpasswd", "realm": "Staff"}
+    assert staff.options == {
+        "htpasswd": "/srv/site/staff.htpasswd",
+        "realm": "Staff",
+        "max_failures": 10,
+        "window": 60,
+    }
     assert login.options["max_age"] == 31 * 24 * 3600
     assert login.login_url == "/login"
     admin, account = ruleset.guard_rules

@@ -224,9 +224,10 @@ class GuardLayer:
         """What a client that failed ``guard`` gets.
 
         403 (known but not allowed) is always a 403: sending such a client to log in again
-        would loop. A 401 sends a browser to the login URL (the rule's, else the guard's) with
-        ``next``; a JSON client, or any client when there is no login URL, gets the 401 with the
-        guard's challenge (a browser then prompts for Basic credentials).
+        would loop; 429 (too many wrong credentials) is always a 429 with ``Retry-After``. A 401
+        sends a browser to the login URL (the rule's, else the guard's) with ``next``; a JSON
+        client, or any client when there is no login URL, gets the 401 with the guard's
+        challenge (a browser then prompts for Basic credentials).
         """
         requirement = rule.requirement
         login_url = (requirement.login_url if requirement else None) or guard.login_url
@@ -249,6 +250,10 @@ class GuardLayer:
             )
         if outcome.status == 403:
             error, message = "forbidden", "you are not allowed to see this page"
+        elif outcome.status == 429:
+            # Too many wrong credentials from this client: no login page (it would not be
+            # reached either), but when to try again (RFC 6585 4).
+            error, message = "too_many_requests", "too many failed attempts; try again later"
         else:
             error, message = "unauthorized", "this page needs you to log in"
         headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
@@ -256,10 +261,12 @@ class GuardLayer:
             body = json.dumps({"error": error, "message": message})
             headers.insert(0, ("Content-Type", "application/json"))
         else:
-            body = f"{outcome.status} {error.capitalize()}: {message}\n"
+            body = f"{outcome.status} {error.capitalize().replace('_', ' ')}: {message}\n"
             headers.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
         if outcome.status == 401 and outcome.challenge is not None:
             headers.append(("WWW-Authenticate", outcome.challenge))
+        if outcome.retry_after is not None:
+            headers.append(("Retry-After", str(outcome.retry_after)))
         return Decision(
             "respond", outcome.status, headers=tuple(headers), body=body, rule=rule, vary=_VARY
         )

@@ -29,15 +29,17 @@ class Allowed:
 
 @dataclass(frozen=True, slots=True)
 class Denied:
-    """The guard failed: 401 (no or bad credentials) or 403 (known, but not allowed).
+    """The guard failed: 401 (no or bad credentials), 403 (known, but not allowed) or 429 (too
+    many wrong credentials from this client lately).
 
     ``challenge`` is the ``WWW-Authenticate`` value of a 401 (``Basic realm="Staff"``), None
-    when the kind has none.
+    when the kind has none; ``retry_after`` the seconds a 429 asks the client to wait.
     """
 
-    status: Literal[401, 403]
+    status: Literal[401, 403, 429]
     reason: str
     challenge: str | None = None
+    retry_after: int | None = None
 
 
 Outcome = Allowed | Denied

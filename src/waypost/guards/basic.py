@@ -11,6 +11,12 @@ request, so a success is remembered for ``CACHE_SECONDS``: by an HMAC of the cre
 key made for this guard (never the password itself). A reload builds a new guard with an empty
 cache, so a user removed from the file is refused from the reload on; until then, for at most
 ``CACHE_SECONDS``, by the cache running out.
+
+A wrong password (or an unknown user) is a failure of the client that sent it
+(``Request.client_ip``); after ``max_failures`` of them within ``window`` seconds the client is
+answered 429 with ``Retry-After`` without a bcrypt check (see :mod:`._limit`), until the oldest
+leaves the window. Credentials remembered as good still pass; a request without credentials is
+not a failure.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 
 import bcrypt
 
+from waypost.guards._limit import MAX_FAILURES, WINDOW_SECONDS, FailureWindow
 from waypost.guards.base import Allowed, Denied, Outcome
 from waypost.rules.request import Request
 
@@ -64,9 +71,17 @@ class BasicGuard:
     kind = "basic"
 
     def __init__(
-        self, name: str, users: Mapping[str, bytes], realm: str, login_url: str | None = None
+        self,
+        name: str,
+        users: Mapping[str, bytes],
+        realm: str,
+        login_url: str | None = None,
+        *,
+        max_failures: int = MAX_FAILURES,
+        window: float = WINDOW_SECONDS,
     ) -> None:
         self.name = name
+        self.failures = FailureWindow(max_failures, window)
         self.realm = realm
         self.login_url = login_url
         self._users = dict(users)
@@ -104,13 +119,19 @@ class BasicGuard:
         remembered = self._passed.get(digest)
         if remembered is not None and remembered[1] > now:
             return Allowed(user, {"user": user}, f"user {user!r} (checked less than a minute ago)")
+        client = request.client_ip
+        wait = self.failures.retry_after(client)
+        if wait is not None:
+            return Denied(429, "too many wrong credentials from this client", None, wait)
         hashed = self._users.get(user)
         # bcrypt reads at most 72 bytes; bcrypt 5 refuses longer ones: cut as htpasswd does.
         secret = password.encode("utf-8")[:72]
         if hashed is None:
             bcrypt.checkpw(secret, self._dummy)  # the same work as a wrong password
+            self.failures.failed(client)
             return Denied(401, "unknown user or wrong password", self._challenge)
         if not bcrypt.checkpw(secret, hashed):
+            self.failures.failed(client)
             return Denied(401, "unknown user or wrong password", self._challenge)
         if len(self._passed) >= _CACHE_SIZE:
             self._passed.clear()  # bounded: many distinct credentials cost a bcrypt check again

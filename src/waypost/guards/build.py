@@ -55,7 +55,14 @@ def _build(spec: GuardSpec, callables: Mapping[str, Callable[..., Any]]) -> Guar
                 file=spec.file,
                 line=spec.line,
             ) from None
-        return BasicGuard(spec.name, users, options["realm"], spec.login_url)
+        return BasicGuard(
+            spec.name,
+            users,
+            options["realm"],
+            spec.login_url,
+            max_failures=options["max_failures"],
+            window=options["window"],
+        )
     if spec.kind == "session":
         try:
             from waypost.guards.session import SessionGuard
@@ -95,6 +102,8 @@ def _build(spec: GuardSpec, callables: Mapping[str, Callable[..., Any]]) -> Guar
             key=options["key"],
             max_age=options["max_age"],
             login_url=spec.login_url,
+            max_failures=options["max_failures"],
+            window=options["window"],
         )
     # kind 'python': declared in the file, given to the engine as a callable.
     check = callables.get(spec.name)

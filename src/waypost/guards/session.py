@@ -15,6 +15,12 @@ cookie: it runs out at the earlier of ``CACHE_SECONDS`` after the check and the 
 signature becomes older than ``max_age`` (Flask's ``PERMANENT_SESSION_LIFETIME``), by the wall
 clock as itsdangerous reads it. A failure is never remembered. A reload builds a new guard with
 an empty cache, so a changed ``SECRET_KEY`` refuses old cookies from the reload on.
+
+A cookie with a bad signature (forged or tampered) is a failure of the client that sent it
+(``Request.client_ip``); after ``max_failures`` of them within ``window`` seconds the client is
+answered 429 with ``Retry-After`` (see :mod:`._limit`). A missing cookie, an expired one (a
+browser keeps sending it until it logs in again) and a session without ``key`` (logged out) are
+not failures; a cookie remembered as good still passes.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from waypost.guards._limit import MAX_FAILURES, WINDOW_SECONDS, FailureWindow
 from waypost.guards.base import Allowed, Denied, Outcome
 from waypost.rules.request import Request
 
@@ -87,8 +94,11 @@ class SessionGuard:
         key: str = "_user_id",
         max_age: int = 31 * 24 * 3600,
         login_url: str | None = None,
+        max_failures: int = MAX_FAILURES,
+        window: float = WINDOW_SECONDS,
     ) -> None:
         self.name = name
+        self.failures = FailureWindow(max_failures, window)
         self.cookie = cookie
         self.key = key
         self.max_age = max_age
@@ -115,15 +125,21 @@ class SessionGuard:
         if remembered is not None:
             if remembered[1] > now:
                 return remembered[0]
-            del self._passed[value]
+            self._passed.pop(value, None)
+        client = request.client_ip
+        wait = self.failures.retry_after(client)
+        if wait is not None:
+            return Denied(429, "too many forged cookies from this client", None, wait)
         try:
             data, signed = self._serializer.loads(
                 value, max_age=self.max_age, return_timestamp=True
             )
-        except BadSignature as exc:
-            # SignatureExpired is a BadSignature: say which, never the cookie.
-            why = "expired" if type(exc).__name__ == "SignatureExpired" else "bad signature"
-            return Denied(401, f"{self.cookie!r} cookie rejected: {why}")
+        except SignatureExpired:
+            # A genuine cookie, only old: not a failure (say which, never the cookie).
+            return Denied(401, f"{self.cookie!r} cookie rejected: expired")
+        except BadSignature:
+            self.failures.failed(client)
+            return Denied(401, f"{self.cookie!r} cookie rejected: bad signature")
         if not isinstance(data, dict) or data.get(self.key) in (None, ""):
             return Denied(401, f"the session has no {self.key!r} (not logged in)")
         user = str(data[self.key])

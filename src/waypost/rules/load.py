@@ -493,7 +493,13 @@ def _hosts(value: Any, key: str = "allowed_hosts") -> tuple[tuple[str, ...], lis
 # The options of each guard kind: name -> (required, type, default). ``python`` is a guard whose
 # check the application gives the engine (``Engine(..., guards={name: check})``).
 _GUARD_OPTIONS: dict[str, dict[str, tuple[bool, type, Any]]] = {
-    "basic": {"htpasswd": (True, str, None), "realm": (False, str, None)},
+    "basic": {
+        "htpasswd": (True, str, None),
+        "realm": (False, str, None),
+        # Failed credentials per client within `window` seconds before a 429 (see guards._limit).
+        "max_failures": (False, int, 10),
+        "window": (False, int, 60),
+    },
     "session": {
         "secret_env": (True, str, None),
         # Flask's SECRET_KEY_FALLBACKS: the variables holding the old keys, still accepted.
@@ -502,6 +508,8 @@ _GUARD_OPTIONS: dict[str, dict[str, tuple[bool, type, Any]]] = {
         "key": (False, str, "_user_id"),
         # Flask's PERMANENT_SESSION_LIFETIME default: 31 days.
         "max_age": (False, int, 31 * 24 * 3600),
+        "max_failures": (False, int, 10),
+        "window": (False, int, 60),
     },
     "python": {},
 }
