@@ -34,7 +34,7 @@ from waypost.rules.model import (
     RuleOptions,
 )
 from waypost.rules.pattern import parse_pattern
-from waypost.rules.request import normal_path
+from waypost.rules.request import SOURCE_VARIABLE, source_normal_form
 from waypost.rules.safety import control_character, header_name_problem, host_allowed
 from waypost.rules.target import Placeholder, RouteTarget, Target, parse_target, parse_template
 
@@ -81,7 +81,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _NOT_PLAIN_PATTERN = re.compile(r"[<>?#\x00-\x1f\x7f]")
 # A percent-escape in a 'from' (outside a variable's <...>), and what it must not decode to.
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_VARIABLE = re.compile(r"<[^<>]*>")
 _NOT_DECODABLE = re.compile(r"[<>?#\x00-\x1f\x7f]")
 
 
@@ -93,7 +92,7 @@ def decoded_source(path: str) -> str:
     to ``?``, ``#``, ``<``, ``>`` or a control character, which a pattern cannot hold."""
     out: list[str] = []
     pos = 0
-    for match in [*_VARIABLE.finditer(path), None]:
+    for match in [*SOURCE_VARIABLE.finditer(path), None]:
         end = match.start() if match is not None else len(path)
         text = path[pos:end]
         if _ESCAPE.search(text):
@@ -391,17 +390,16 @@ class RuleBuilder:
                 path = decoded_source(path)
             except FieldError as exc:
                 errors.append(exc)
-        if isinstance(path, str) and ("/." in path or "//" in path):
-            fixed = normal_path(_VARIABLE.sub("x", path))
-            if fixed is not None:
-                errors.append(
-                    FieldError(
-                        f"'from' {path!r} has a '//' or a '.' or '..' segment, which no request "
-                        "reaches: Waypost answers such paths with a redirect to their normal "
-                        f"form ({fixed!r} here); write the path in that form",
-                        ("from",),
-                    )
+        fixed = source_normal_form(path) if isinstance(path, str) else None
+        if fixed is not None:
+            errors.append(
+                FieldError(
+                    f"'from' {path!r} has a '//' or a '.' or '..' segment, which no request "
+                    "reaches: Waypost answers such paths with a redirect to their normal "
+                    f"form ({fixed!r} here); write the path in that form",
+                    ("from",),
                 )
+            )
         if path is None:
             if "from" not in suggested:  # 'form' already got "did you mean 'from'?"
                 errors.append(

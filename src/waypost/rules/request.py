@@ -16,7 +16,15 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, overload
 from urllib.parse import unquote, unquote_plus
 
-__all__ = ["Request", "UrlParts", "normal_path", "parse_url", "split_url"]
+__all__ = [
+    "SOURCE_VARIABLE",
+    "Request",
+    "UrlParts",
+    "normal_path",
+    "parse_url",
+    "source_normal_form",
+    "split_url",
+]
 
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -54,6 +62,23 @@ def normal_path(path: str) -> str | None:
         out.append(last)
     fixed = "/" + "/".join(out)
     return None if fixed == path else fixed
+
+
+#: A variable of a rule's ``from`` (``<int:year>``): the text inside is the converter's own.
+SOURCE_VARIABLE = re.compile(r"<[^<>]*>")
+
+
+def source_normal_form(source: str, *, encoded: bool = False) -> str | None:
+    """The normal form (see :func:`normal_path`) of a rule's ``from``, its variables stood in
+    for, when it is not in it, else None: no request reaches such a source, as the engine sends
+    such paths to their normal form first. ``encoded``: the source's percent-escapes are still
+    to be decoded (an importer's source; the loader hands over decoded ones)."""
+    text = SOURCE_VARIABLE.sub("x", source)
+    if encoded and "%" in text:
+        text = unquote(text, errors="surrogateescape")
+    if "//" not in text and "/." not in text:
+        return None
+    return normal_path(text)
 
 
 def split_url(url: str) -> tuple[str | None, str, str]:

@@ -6,9 +6,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from waypost.rules.request import normal_path
+from waypost.rules.request import source_normal_form
 
 from ._canon import action_of, effective_rule, ends_with_path_variable, uses_last_variable
 from ._report import ImportResult, Note, Refusal, Skipped
@@ -166,9 +166,6 @@ def needs_strict(eff: Mapping[str, Any]) -> bool:
 FIRST_MATCH: dict[str, Any] = {"order": "first_match"}
 
 
-_VARIABLE = re.compile(r"<[^<>]*>")
-
-
 def unreachable_source(source: Any) -> str | None:
     """Why a rule's ``from`` is a path no request reaches, or None: Waypost answers a path with
     ``//`` or a ``.``/``..`` segment with a redirect to its normal form (see
@@ -176,9 +173,7 @@ def unreachable_source(source: Any) -> str | None:
     written that way (Cloudflare Pages and Netlify match it literally) never matches."""
     if not isinstance(source, str) or not source.startswith("/"):
         return None
-    text = _VARIABLE.sub("x", source)
-    text = unquote(text, errors="surrogateescape") if "%" in text else text
-    fixed = normal_path(text) if "//" in text or "/." in text else None
+    fixed = source_normal_form(source, encoded=True)
     if fixed is None:
         return None
     return (
