@@ -77,7 +77,7 @@ def test_a_file_declares_guards_and_rules_require_them() -> None:
         ),
         (
             "guards: {k: {api_key: {}}}\nrules: []",
-            "guard kind 'api_key' is not available yet",
+            "an 'api_key' guard needs 'audience'",
         ),
         (
             "guards: {k: {forward_auth: {}}}\nrules: []",
@@ -118,7 +118,7 @@ def test_a_file_declares_guards_and_rules_require_them() -> None:
         "undeclared-name",
         "unknown-kind",
         "jwt-later",
-        "api_key-later",
+        "api_key-without-audience",
         "forward_auth-later",
         "missing-option",
         "unknown-option",

@@ -26,7 +26,7 @@ from waypost.decision import NO_MATCH, Decision, Step, Trace, make_decision
 from waypost.engine._guards import GuardLayer, identity_headers, identity_headers_of
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, merge_query, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
-from waypost.guards import GuardCheck, build_guards
+from waypost.guards import GuardCheck, KeyRing, build_guards
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.load import read_rules, rules_from_mappings
@@ -40,7 +40,6 @@ __all__ = ["Decision", "Engine", "Stage", "Step", "Trace"]
 
 RouteResolver = Callable[[str, Mapping[str, str]], str]
 _SAME_SITE = parse_target("/")
-_GUARD_VARY = ("Authorization", "Cookie")
 
 
 class _Snapshot:
@@ -136,12 +135,15 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _compile(
-    ruleset: RuleSet, errors: list[RuleError], checks: Mapping[str, GuardCheck] | None = None
+    ruleset: RuleSet,
+    errors: list[RuleError],
+    checks: Mapping[str, GuardCheck] | None = None,
+    keys: KeyRing | None = None,
 ) -> _Snapshot:
     snapshot = _Snapshot(ruleset)
     errors = [*errors, *snapshot.matcher.duplicates]
     if ruleset.guard_rules or ruleset.guards or checks:
-        guards, problems = build_guards(ruleset.guards, checks)
+        guards, problems = build_guards(ruleset.guards, checks, keys)
         errors.extend(problems)
         if ruleset.guard_rules:
             layer = GuardLayer(ruleset.guard_rules, guards)
@@ -165,9 +167,19 @@ class Engine:
     ``guards`` are the guards rules may ``require`` (see :mod:`waypost.guards`): a name maps to
     a Python check (``check(request)`` returns an identity mapping, None or False) or, like a
     file's ``guards:``, to one kind with its options (``{"basic": {"htpasswd": ...}}``).
+    ``keys`` are the access keys ``api_key`` guards check: a rule store's
+    ``store.keyring()``, which follows the store (see :mod:`waypost.guards.api_key`).
     """
 
-    __slots__ = ("_checks", "_converters", "_declared", "_pack_rules", "_routes", "_snapshot")
+    __slots__ = (
+        "_checks",
+        "_converters",
+        "_declared",
+        "_keys",
+        "_pack_rules",
+        "_routes",
+        "_snapshot",
+    )
 
     def __init__(
         self,
@@ -179,10 +191,12 @@ class Engine:
         pack_rules: bool = True,
         proxy_hosts: Sequence[str] = (),
         guards: Mapping[str, GuardCheck | Mapping[str, Any]] | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self._converters = merge_converters(converters)
         self._pack_rules = pack_rules
         self._routes: RouteResolver | None = None
+        self._keys = keys
         self._checks, self._declared = _split_guards(guards)
         self._snapshot = self._build(
             rules, defaults, allowed_hosts, proxy_hosts, self._checks, self._declared
@@ -198,7 +212,7 @@ class Engine:
         declared: Mapping[str, Any] | None,
     ) -> _Snapshot:
         if isinstance(rules, RuleSet):
-            return _compile(rules, [], checks)
+            return _compile(rules, [], checks, self._keys)
         ruleset, errors = rules_from_mappings(
             rules,
             defaults=defaults,
@@ -209,7 +223,7 @@ class Engine:
             guards=declared,
             guard_names=checks.keys(),
         )
-        return _compile(ruleset, errors, checks)
+        return _compile(ruleset, errors, checks, self._keys)
 
     @classmethod
     def from_file(
@@ -219,15 +233,18 @@ class Engine:
         converters: Mapping[str, type[BaseConverter]] | None = None,
         pack_rules: bool = True,
         guards: Mapping[str, GuardCheck] | None = None,
+        keys: KeyRing | None = None,
     ) -> Engine:
         """An engine for a rules file (.yaml, .yml, .toml, .json or .csv); ``guards`` are
-        Python checks its rules may ``require`` (the file declares the others)."""
+        Python checks its rules may ``require`` (the file declares the others), ``keys`` the
+        access keys its ``api_key`` guards check."""
         engine = cls.__new__(cls)
         engine._converters = merge_converters(converters)
         engine._pack_rules = pack_rules
         engine._routes = None
         engine._checks = dict(guards or {})
         engine._declared = None
+        engine._keys = keys
         engine._snapshot = engine._load_file(path)
         return engine
 
@@ -239,7 +256,7 @@ class Engine:
                 pack_rules=self._pack_rules,
                 guard_names=self._checks.keys(),
             )
-            return _compile(ruleset, errors, self._checks)
+            return _compile(ruleset, errors, self._checks, self._keys)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -314,6 +331,11 @@ class Engine:
         """The guard rules and guards of the current rules (None without guards); the checks
         use it."""
         return self._snapshot.guards
+
+    @property
+    def keys(self) -> KeyRing | None:
+        """The access keys this engine's ``api_key`` guards check (None: none given)."""
+        return self._keys
 
     @property
     def guard_names(self) -> frozenset[str]:
@@ -523,10 +545,10 @@ class Engine:
                 return denied
             passed += [(name, allowed) for name, allowed in also if name not in done]
         vary = decision.vary
-        if passed and ("Authorization" not in vary or "Cookie" not in vary):
+        if passed and any(n not in vary for n in layer.vary):
             # What a guarded area answers depends on the credential: a shared cache must not
             # hand it (a redirect inside the area, say) to a client without one.
-            vary = (*vary, *(n for n in _GUARD_VARY if n not in vary))
+            vary = (*vary, *(n for n in layer.vary if n not in vary))
         headers = decision.headers
         if action in ("rewrite", "pass", "proxy"):
             # A rule's set_headers cannot forge the identity headers, guards passed or not.

@@ -86,11 +86,17 @@ def _wants_json(request: Request) -> bool:
 class GuardLayer:
     """The guard rules of one rule set and the guards they require; immutable once built."""
 
-    __slots__ = ("_fold", "_heads", "guards", "matcher", "rules")
+    __slots__ = ("_denial_vary", "_fold", "_heads", "guards", "matcher", "rules", "vary")
 
     def __init__(self, rules: tuple[Rule, ...], guards: Mapping[str, Guard]) -> None:
         self.rules = rules
         self.guards = dict(guards)
+        # What a guarded answer depends on: the credential headers of every kind (an api_key
+        # guard's X-API-Key too), so that a shared cache never hands one client's to another.
+        extra = (h for guard in self.guards.values() for h in getattr(guard, "vary", ()))
+        #: The Vary of a decision the guards let through.
+        self.vary: tuple[str, ...] = tuple(dict.fromkeys((*_VARY[1:], *extra)))
+        self._denial_vary = (_VARY[0], *self.vary)
         self._heads, self._fold = _first_segments(rules)
         # File order: all matching guard rules are collected anyway; first_match keeps two
         # guard rules of one pattern (an area guarded twice) from being reported as duplicates.
@@ -206,7 +212,7 @@ class GuardLayer:
                             f"guard {name!r} ({guard.kind}) failed: {outcome.reason}",
                         )
                     )
-                return self.denial(request, rule, guard, outcome), passed
+                return self.denial(request, rule, guard, outcome, self._denial_vary), passed
             if steps is not None:
                 steps.append(
                     Step(
@@ -220,7 +226,13 @@ class GuardLayer:
         return None, passed
 
     @staticmethod
-    def denial(request: Request, rule: Rule, guard: Guard, outcome: Denied) -> Decision:
+    def denial(
+        request: Request,
+        rule: Rule,
+        guard: Guard,
+        outcome: Denied,
+        vary: tuple[str, ...] = _VARY,
+    ) -> Decision:
         """What a client that failed ``guard`` gets.
 
         403 (known but not allowed) is always a 403: sending such a client to log in again
@@ -232,7 +244,14 @@ class GuardLayer:
         requirement = rule.requirement
         login_url = (requirement.login_url if requirement else None) or guard.login_url
         wants_json = _wants_json(request)
-        if outcome.status == 401 and login_url is not None and not wants_json:
+        # A denial with its own message (a key sent in the URL) is told, not redirected: the
+        # 'next' of a login redirect would carry the key on into the login page's logs.
+        if (
+            outcome.status == 401
+            and login_url is not None
+            and not wants_json
+            and outcome.message is None
+        ):
             separator = "&" if "?" in login_url else "?"
             next_path = _safe_next(request)
             # 'next' comes last: a middleware rewrites it under its mount (see under_mount()).
@@ -246,7 +265,7 @@ class GuardLayer:
                 path=next_path,
                 headers=(("Cache-Control", "no-store"),),
                 rule=rule,
-                vary=_VARY,
+                vary=vary,
             )
         if outcome.status == 403:
             error, message = "forbidden", "you are not allowed to see this page"
@@ -256,6 +275,8 @@ class GuardLayer:
             error, message = "too_many_requests", "too many failed attempts; try again later"
         else:
             error, message = "unauthorized", "this page needs you to log in"
+        if outcome.message is not None:
+            message = outcome.message
         headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
         if wants_json:
             body = json.dumps({"error": error, "message": message})
@@ -268,7 +289,7 @@ class GuardLayer:
         if outcome.retry_after is not None:
             headers.append(("Retry-After", str(outcome.retry_after)))
         return Decision(
-            "respond", outcome.status, headers=tuple(headers), body=body, rule=rule, vary=_VARY
+            "respond", outcome.status, headers=tuple(headers), body=body, rule=rule, vary=vary
         )
 
 
@@ -307,4 +328,9 @@ def identity_headers(passed: list[tuple[str, Allowed]]) -> tuple[tuple[str, str]
         return ()
     user = next((allowed.user for _, allowed in passed if allowed.user), "")
     names = ", ".join(name for name, _ in passed)
-    return ((USER_HEADER, user), (GUARD_HEADER, names)) if user else ((GUARD_HEADER, names),)
+    headers = ((USER_HEADER, user), (GUARD_HEADER, names)) if user else ((GUARD_HEADER, names),)
+    for _, allowed in passed:
+        if allowed.headers:
+            seen = {name.lower() for name, _ in headers}
+            headers += tuple(h for h in allowed.headers if h[0].lower() not in seen)
+    return headers

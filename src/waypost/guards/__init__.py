@@ -5,6 +5,7 @@ every guard whose rule matches a request before any other rule is considered (se
 :mod:`waypost.engine`). The kinds are sans-io checks on a
 :class:`~waypost.rules.request.Request`:
 
+- ``api_key``: access keys of the rule store (:mod:`.api_key`);
 - ``basic``: HTTP Basic against an htpasswd file of bcrypt hashes (:mod:`.basic`);
 - ``session``: a signed Flask session cookie, as Flask-Login writes it (:mod:`.session`);
 - ``python``: a callable the application gives the engine (:mod:`.python`).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from waypost.guards.api_key import KEY_ID_HEADER, AccessKey, ApiKeyGuard, KeyRing
 from waypost.guards.base import Allowed, Denied, Guard, Outcome
 from waypost.guards.build import build_guards
 from waypost.guards.python import GuardCheck, PythonGuard
@@ -23,11 +25,15 @@ from waypost.guards.python import GuardCheck, PythonGuard
 __all__ = [
     "GUARD_HEADER",
     "IDENTITY_HEADERS",
+    "KEY_ID_HEADER",
     "USER_HEADER",
+    "AccessKey",
     "Allowed",
+    "ApiKeyGuard",
     "Denied",
     "Guard",
     "GuardCheck",
+    "KeyRing",
     "Outcome",
     "PythonGuard",
     "build_guards",
@@ -38,7 +44,7 @@ __all__ = [
 USER_HEADER = "X-Waypost-User"
 #: The request header naming the guards that passed (comma-separated).
 GUARD_HEADER = "X-Waypost-Guard"
-IDENTITY_HEADERS = (USER_HEADER, GUARD_HEADER)
+IDENTITY_HEADERS = (USER_HEADER, GUARD_HEADER, KEY_ID_HEADER)
 _IDENTITY_KEYS = frozenset(name.lower() for name in IDENTITY_HEADERS)
 
 

@@ -20,11 +20,13 @@ __all__ = ["Allowed", "Denied", "Guard", "Outcome"]
 
 @dataclass(frozen=True, slots=True)
 class Allowed:
-    """The guard passed: ``user`` is who the request is (sent on as ``X-Waypost-User``)."""
+    """The guard passed: ``user`` is who the request is (sent on as ``X-Waypost-User``);
+    ``headers`` are more identity headers the guard sends on (``X-Waypost-Key-Id``)."""
 
     user: str
     identity: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +35,16 @@ class Denied:
     many wrong credentials from this client lately).
 
     ``challenge`` is the ``WWW-Authenticate`` value of a 401 (``Basic realm="Staff"``), None
-    when the kind has none; ``retry_after`` the seconds a 429 asks the client to wait.
+    when the kind has none; ``retry_after`` the seconds a 429 asks the client to wait;
+    ``message`` what the client is told instead of the status's standard text (how to send a
+    key, say; never a secret).
     """
 
     status: Literal[401, 403, 429]
     reason: str
     challenge: str | None = None
     retry_after: int | None = None
+    message: str | None = None
 
 
 Outcome = Allowed | Denied
@@ -54,7 +59,7 @@ class Guard(Protocol):
 
     @property
     def kind(self) -> str:
-        """``basic``, ``session`` or ``python``."""
+        """``api_key``, ``basic``, ``session``, ``python``, ..."""
 
     @property
     def login_url(self) -> str | None:

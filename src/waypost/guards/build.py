@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from waypost.exceptions import RuleError
+from waypost.guards.api_key import ApiKeyGuard, KeyRing
 from waypost.guards.base import Guard
 from waypost.guards.python import PythonGuard
 from waypost.rules.model import GuardSpec
@@ -30,8 +31,27 @@ def _missing(spec: GuardSpec, library: str) -> RuleError:
     )
 
 
-def _build(spec: GuardSpec, callables: Mapping[str, Callable[..., Any]]) -> Guard:
+def _build(
+    spec: GuardSpec, callables: Mapping[str, Callable[..., Any]], keys: KeyRing | None
+) -> Guard:
     options = spec.options
+    if spec.kind == "api_key":
+        if keys is None:
+            raise RuleError(
+                f"guard {spec.name!r}: an 'api_key' guard checks the access keys of a rule "
+                "store, and none was given: serve with --db URL (or --keys URL), or in Python "
+                "pass Engine.from_file(..., keys=open_store(URL).keyring())",
+                file=spec.file,
+                line=spec.line,
+            )
+        return ApiKeyGuard(
+            spec.name,
+            options["audience"],
+            keys,
+            spec.login_url,
+            max_failures=options["max_failures"],
+            window=options["window"],
+        )
     if spec.kind == "basic":
         try:
             from waypost.guards.basic import BasicGuard, read_htpasswd
@@ -120,18 +140,20 @@ def _build(spec: GuardSpec, callables: Mapping[str, Callable[..., Any]]) -> Guar
 def build_guards(
     specs: Iterable[GuardSpec],
     callables: Mapping[str, Callable[..., Any]] | None = None,
+    keys: KeyRing | None = None,
 ) -> tuple[dict[str, Guard], list[RuleError]]:
     """Every guard by name, and the errors of those that could not be built.
 
     ``callables`` are guards given as Python checks (see :mod:`waypost.guards.python`); a file
-    may declare them (``name: {python: {}}``) or just ``require`` them.
+    may declare them (``name: {python: {}}``) or just ``require`` them. ``keys`` are the access
+    keys ``api_key`` guards check (see :mod:`waypost.guards.api_key`).
     """
     callables = dict(callables or {})
     guards: dict[str, Guard] = {}
     errors: list[RuleError] = []
     for spec in specs:
         try:
-            guards[spec.name] = _build(spec, callables)
+            guards[spec.name] = _build(spec, callables, keys)
         except RuleError as exc:
             errors.append(exc)
     for name, check in callables.items():

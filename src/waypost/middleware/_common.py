@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from waypost.engine import Decision, Engine, RouteResolver
 from waypost.exceptions import WaypostError
-from waypost.guards import GUARD_HEADER, USER_HEADER
+from waypost.guards import GUARD_HEADER, KEY_ID_HEADER, USER_HEADER
 from waypost.responses import DEFAULT_MAX_AGE, Response, decision_response, error_response
 from waypost.rules.model import Rewrite
 
@@ -62,15 +62,17 @@ class GuardIdentity:
     (Starlette's ``request.user``), WSGI ``environ["waypost.identity"]``.
 
     ``user`` is the identity the guards found (``X-Waypost-User``, '' when a guard gave none),
-    ``guards`` the names of the guards that passed. Shaped like Starlette's ``BaseUser``
-    (``is_authenticated``, ``display_name``, ``identity``).
+    ``guards`` the names of the guards that passed, ``key_id`` the id of the access key an
+    ``api_key`` guard let in (``X-Waypost-Key-Id``; None without one). Shaped like Starlette's
+    ``BaseUser`` (``is_authenticated``, ``display_name``, ``identity``).
     """
 
-    __slots__ = ("guards", "user")
+    __slots__ = ("guards", "key_id", "user")
 
-    def __init__(self, user: str, guards: tuple[str, ...]) -> None:
+    def __init__(self, user: str, guards: tuple[str, ...], key_id: str | None = None) -> None:
         self.user = user
         self.guards = guards
+        self.key_id = key_id
 
     @property
     def is_authenticated(self) -> bool:
@@ -88,29 +90,33 @@ class GuardIdentity:
         return self.user
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, GuardIdentity) and (self.user, self.guards) == (
+        return isinstance(other, GuardIdentity) and (self.user, self.guards, self.key_id) == (
             other.user,
             other.guards,
+            other.key_id,
         )
 
     def __hash__(self) -> int:
-        return hash((self.user, self.guards))
+        return hash((self.user, self.guards, self.key_id))
 
     def __repr__(self) -> str:
-        return f"GuardIdentity({self.user!r}, {self.guards!r})"
+        key = "" if self.key_id is None else f", key_id={self.key_id!r}"
+        return f"GuardIdentity({self.user!r}, {self.guards!r}{key})"
 
 
 def identity_of(decision: Decision) -> GuardIdentity | None:
     """The identity the guards put on ``decision`` (a pass or a rewrite), None without one."""
-    user = guards = None
+    user = guards = key_id = None
     for name, value in decision.headers:
         if name == USER_HEADER:
             user = value
         elif name == GUARD_HEADER:
             guards = value
+        elif name == KEY_ID_HEADER:
+            key_id = value
     if guards is None:
         return None
-    return GuardIdentity(user or "", tuple(guards.split(", ")))
+    return GuardIdentity(user or "", tuple(guards.split(", ")), key_id)
 
 
 def resolver_for(routes: Any, app_routes: AppRoutes, kind: str) -> RouteResolver:

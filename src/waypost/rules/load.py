@@ -29,7 +29,7 @@ from waypost.exceptions import RuleError, RulesError
 from waypost.rules._build import RuleBuilder, check_login_url, parse_defaults
 from waypost.rules._errors import FieldError
 from waypost.rules.converters import BaseConverter, merge_converters
-from waypost.rules.model import GUARD_KINDS, LATER_GUARD_KINDS, GuardSpec, Rule, RuleSet
+from waypost.rules.model import AUDIENCE, GUARD_KINDS, LATER_GUARD_KINDS, GuardSpec, Rule, RuleSet
 from waypost.rules.safety import control_character
 
 __all__ = [
@@ -493,6 +493,12 @@ def _hosts(value: Any, key: str = "allowed_hosts") -> tuple[tuple[str, ...], lis
 # The options of each guard kind: name -> (required, type, default). ``python`` is a guard whose
 # check the application gives the engine (``Engine(..., guards={name: check})``).
 _GUARD_OPTIONS: dict[str, dict[str, tuple[bool, type, Any]]] = {
+    # Keys of the rule store given this audience (waypost keys create --audience NAME).
+    "api_key": {
+        "audience": (True, str, None),
+        "max_failures": (False, int, 10),
+        "window": (False, int, 60),
+    },
     "basic": {
         "htpasswd": (True, str, None),
         "realm": (False, str, None),
@@ -521,11 +527,12 @@ def _guard_options(
 ) -> tuple[dict[str, Any], list[FieldError]]:
     where: tuple[str | int, ...] = ("guards", name, kind)
     declared = _GUARD_OPTIONS[kind]
+    a = "an" if kind[0] in "aeiou" else "a"
     if value is None or value is True:
         value = {}
     if not isinstance(value, Mapping):
         return {}, [
-            FieldError(f"the options of a {kind!r} guard are a mapping, got {value!r}", where)
+            FieldError(f"the options of {a} {kind!r} guard are a mapping, got {value!r}", where)
         ]
     errors: list[FieldError] = []
     options: dict[str, Any] = {}
@@ -535,7 +542,7 @@ def _guard_options(
             hint = (
                 f"did you mean {close[0]!r}?"
                 if close
-                else f"a {kind!r} guard takes {', '.join(declared) or 'no options'}"
+                else f"{a} {kind!r} guard takes {', '.join(declared) or 'no options'}"
             )
             errors.append(FieldError(f"unknown option {key!r}; {hint}", (*where, key), at_key=True))
     for key, (required, kind_type, default) in declared.items():
@@ -544,7 +551,7 @@ def _guard_options(
             if required:
                 errors.append(
                     FieldError(
-                        f"a {kind!r} guard needs {key!r}, like {kind}: {{{key}: ...}}", where
+                        f"{a} {kind!r} guard needs {key!r}, like {kind}: {{{key}: ...}}", where
                     )
                 )
             continue
@@ -580,6 +587,15 @@ def _guard_options(
         options["htpasswd"] = str(folder / htpasswd)
     if kind == "basic":
         options.setdefault("realm", name)
+    audience = options.get("audience")
+    if audience is not None and not AUDIENCE.fullmatch(audience):
+        errors.append(
+            FieldError(
+                f"an audience is letters, digits, '.', '_' and '-' (like partners), "
+                f"got {audience!r}",
+                (*where, "audience"),
+            )
+        )
     return options, errors
 
 

@@ -13,6 +13,7 @@ Rules are kept small: a million of them are held in memory. A static rule has no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import FrozenInstanceError, dataclass, field, replace
 from operator import attrgetter
@@ -24,6 +25,7 @@ from waypost.rules.pattern import Pattern, quote_path
 from waypost.rules.target import RouteTarget, Target
 
 __all__ = [
+    "AUDIENCE",
     "REDIRECT_STATUSES",
     "Action",
     "GuardSpec",
@@ -126,8 +128,11 @@ class Pass:
 Action = Redirect | Rewrite | Respond | Pass
 
 #: The guard kinds a rules file may name under ``guards:``; the later ones are not built yet.
-GUARD_KINDS = ("basic", "session")
-LATER_GUARD_KINDS = ("api_key", "jwt", "forward_auth")
+GUARD_KINDS = ("api_key", "basic", "session")
+LATER_GUARD_KINDS = ("jwt", "forward_auth")
+#: An access key's audience, as an ``api_key`` guard names it and ``waypost keys create
+#: --audience`` gives it.
+AUDIENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
