@@ -328,7 +328,9 @@ def identity_headers(passed: list[tuple[str, Allowed]]) -> tuple[tuple[str, str]
         return ()
     user = next((allowed.user for _, allowed in passed if allowed.user), "")
     names = ", ".join(name for name, _ in passed)
-    headers = ((USER_HEADER, user), (GUARD_HEADER, names)) if user else ((GUARD_HEADER, names),)
+    headers: tuple[tuple[str, str], ...] = (
+        ((USER_HEADER, user), (GUARD_HEADER, names)) if user else ((GUARD_HEADER, names),)
+    )
     for _, allowed in passed:
         if allowed.headers:
             seen = {name.lower() for name, _ in headers}
