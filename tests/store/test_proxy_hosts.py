@@ -294,9 +294,13 @@ def test_a_database_from_before_migration_4_upgrades_in_place(
 
     stale = make_store(auto_upgrade=False)
     status = stale.schema_status()
-    assert (status.version, status.pending) == (3, (f"0004 {MIGRATIONS[3].name}",))
+    assert (status.version, status.pending) == (
+        3,
+        tuple(f"{m.number:04d} {m.name}" for m in MIGRATIONS[3:]),
+    )
     with pytest.raises(
-        SchemaError, match=r"schema version 3, this Waypost needs 4: run `waypost db upgrade"
+        SchemaError,
+        match=rf"schema version 3, this Waypost needs {LATEST}: run `waypost db upgrade",
     ):
         stale.load_snapshot()
 

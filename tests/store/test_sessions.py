@@ -12,6 +12,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -520,10 +521,15 @@ def test_a_database_from_before_migration_3_upgrades_in_place(
         older.setattr(_sql, "LATEST", 2)
         before = make_store(auto_upgrade=False)
         assert before.upgrade() == (0, 2)
-        key, _ = before.create_key("admin", note="person")
         token = new_session_token()
         now = datetime.now(UTC)
-        with before._transaction(write=True) as conn:  # a sign-in as that Waypost stored it
+        with before._transaction(write=True) as conn:  # a key and a sign-in as it stored them
+            conn.execute(
+                "INSERT INTO waypost_keys (id, secret_hash, scope, note, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                ("oldkey", "0" * 64, "admin", "person", before._time_param(now)),
+            )
+            key = SimpleNamespace(id="oldkey")
             conn.execute(
                 "INSERT INTO waypost_sessions (token_hash, key_id, created_at, expires_at, "
                 "last_seen_at) VALUES (?, ?, ?, ?, ?)",

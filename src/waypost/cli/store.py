@@ -256,27 +256,63 @@ def db_rollback(revision: int, db: str, message: str | None) -> None:
 
 @click.group("keys")
 def keys_group() -> None:
-    """API keys for the admin API: create, list, revoke."""
+    """API keys: admin keys (--scope) for the admin API, access keys (--audience) for the
+    paths api_key guards protect; create, list, revoke."""
 
 
 @keys_group.command("create")
-@click.option("--scope", type=click.Choice(SCOPES), required=True, help="What the key may do.")
+@click.option(
+    "--scope",
+    type=click.Choice(SCOPES),
+    default=None,
+    help="What the key may do in the admin API (leave out for an access key).",
+)
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    metavar="NAME",
+    help="The api_key guards' audience it opens (repeat for more); an access key.",
+)
 @click.option("--expires", default=None, help="A duration (30d, 12h, 2w) or an ISO date.")
 @click.option("--note", default="", help="Whose key it is, what it is for.")
 @click.option("--host", default=None, help="Only valid for requests to this host.")
 @_db_option
 @reports_errors
-def keys_create(scope: str, expires: str | None, note: str, host: str | None, db: str) -> None:
-    """Create an API key and print it (once: only its hash is stored)."""
+def keys_create(
+    scope: str | None,
+    audiences: tuple[str, ...],
+    expires: str | None,
+    note: str,
+    host: str | None,
+    db: str,
+) -> None:
+    """Create an API key and print it (once: only its hash is stored).
+
+    --scope makes an admin key (the admin API), --audience an access key (the paths that
+    api_key guards of that audience protect); a key with both opens both."""
+    if scope is None and not audiences:
+        raise click.UsageError(
+            "give --scope (read, write, admin: a key for the admin API) or --audience NAME "
+            "(a key for the paths an api_key guard with that audience protects), or both"
+        )
     try:
         expires_at = parse_expiry(expires) if expires else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--expires'") from None
     with _store(db) as store:
         key, presented = store.create_key(
-            cast(KeyScope, scope), expires_at=expires_at, note=note, host=host
+            cast(KeyScope | None, scope),
+            expires_at=expires_at,
+            note=note,
+            host=host,
+            audiences=audiences,
         )
-    details = [f"scope {key.scope}"]
+    details = []
+    if key.scope is not None:
+        details.append(f"scope {key.scope}")
+    if key.audiences:
+        details.append(f"audience {', '.join(key.audiences)}")
     if key.expires_at:
         details.append(f"expires {_when(key.expires_at)}")
     if key.host:
@@ -303,11 +339,13 @@ def keys_list(db: str, as_json: bool) -> None:
         click.echo("no API keys; create one with `waypost keys create --scope read --db URL`")
         return
     click.echo(
-        f"{'ID':<14}{'SCOPE':<7}{'STATUS':<9}{'HOST':<20}{'EXPIRES':<22}{'LAST USED':<22}NOTE"
+        f"{'ID':<14}{'SCOPE':<7}{'AUDIENCE':<14}{'STATUS':<9}{'HOST':<20}{'EXPIRES':<22}"
+        f"{'LAST USED':<22}NOTE"
     )
     for key in keys:
         click.echo(
-            f"{key.id:<14}{key.scope:<7}{key.status():<9}{key.host or '-':<20}"
+            f"{key.id:<14}{key.scope or '-':<7}{','.join(key.audiences) or '-':<14}"
+            f"{key.status():<9}{key.host or '-':<20}"
             f"{_when(key.expires_at):<22}{_when(key.last_used_at):<22}{key.note}"
         )
 

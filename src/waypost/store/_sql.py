@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -102,6 +103,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             usage_interval=key_usage_interval,
         )
         self._schema_ready = False
+        self._keyrings = weakref.WeakSet()
 
     # -- what a database supplies -----------------------------------------------------------
 
@@ -137,6 +139,8 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             self.keys.flush()
         with suppress(StoreError):
             self.sessions.flush()
+        for ring in list(self._keyrings):
+            ring.close()
         self._close_connections()
 
     def __enter__(self) -> SqlStore:

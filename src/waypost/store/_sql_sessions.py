@@ -34,7 +34,7 @@ from waypost.store.sessions import session_id as public_id
 __all__ = ["SessionMethods"]
 
 # The key's columns without its secret hash, as read through the join below.
-_JOINED_KEY = ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(",")[:9])
+_JOINED_KEY = ", ".join(f"k.{column.strip()}" for column in KEY_COLUMNS.split(",")[:11])
 _COLUMNS = "token_hash, key_id, created_at, expires_at, last_seen_at, user_agent, client_address"
 _WIDTH = len(_COLUMNS.split(","))
 _JOINED_SESSION = ", ".join(f"s.{column.strip()}" for column in _COLUMNS.split(","))

@@ -54,10 +54,15 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """A stored API key (never its secret). ``host``: the only host it is valid for (None: any)."""
+    """A stored API key (never its secret). ``host``: the only host it is valid for (None: any).
+
+    ``scope`` is what it may do in the admin API; None for an access key, which never opens the
+    admin API. ``audiences`` are the ``api_key`` guards' audiences it opens (none for a key
+    that only opens the admin API). A key may be both.
+    """
 
     id: str
-    scope: KeyScope
+    scope: KeyScope | None
     note: str = ""
     host: str | None = None
     created_at: datetime | None = None
@@ -65,10 +70,12 @@ class ApiKey:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    audiences: tuple[str, ...] = ()
 
     def allows(self, scope: KeyScope) -> bool:
-        """True when this key's scope covers ``scope`` (admin > write > read)."""
-        return SCOPES.index(self.scope) >= SCOPES.index(scope)
+        """True when this key's scope covers ``scope`` (admin > write > read); never for an
+        access key."""
+        return self.scope is not None and SCOPES.index(self.scope) >= SCOPES.index(scope)
 
     def status(self, now: datetime | None = None) -> Literal["active", "expired", "revoked"]:
         """``active``, ``expired`` or ``revoked`` at ``now`` (default: the current time)."""
@@ -87,6 +94,7 @@ class ApiKey:
         return {
             "id": self.id,
             "scope": self.scope,
+            "audiences": list(self.audiences),
             "note": self.note,
             "host": self.host,
             "status": self.status(),
@@ -161,7 +169,10 @@ class KeyReach:
 
     @classmethod
     def of(cls, key: ApiKey, *, until: datetime | None = None) -> KeyReach:
-        """The reach of ``key``, or of a session of it that ends at ``until``."""
+        """The reach of ``key`` (an admin key: check_key() lets no access key in), or of a
+        session of it that ends at ``until``."""
+        if key.scope is None:
+            raise ValueError(f"API key {key.id!r} is an access key: it reaches no admin API")
         ends = [moment for moment in (key.expires_at, until) if moment is not None]
         return cls(key.scope, key.host, min(ends) if ends else None)
 
@@ -216,6 +227,13 @@ def check_key(key: ApiKey, host: str | None, scope: KeyScope | None = None) -> N
     """Raise :class:`AuthError` unless ``key`` may be used now for a request to ``host`` needing
     ``scope``: it is not revoked or expired, its host binding (if any) matches, its scope
     covers ``scope``."""
+    if key.scope is None:
+        raise AuthError(
+            "access_key",
+            f"API key {key.id!r} is an access key for guarded paths "
+            f"(audiences: {', '.join(key.audiences)}); it does not open the admin API: make an "
+            "admin key with 'waypost keys create --scope read'",
+        )
     status = key.status()
     if status == "revoked":
         raise AuthError("revoked", f"API key {key.id!r} was revoked")

@@ -15,6 +15,8 @@ Tables (all prefixed ``waypost_`` so that they can share a PostgreSQL schema):
 - ``waypost_revisions``: who (API key id), when, why, and counts of what changed;
 - ``waypost_changes``: every row a revision wrote, with the row before (to diff and roll back);
 - ``waypost_keys``: API keys: the public id and the SHA-256 of the secret, never the secret;
+  from migration 5 the audiences an access key opens (JSON) and whether it opens the admin API
+  (``waypost_state.keys_version`` counts changes of the keys);
 - ``waypost_sessions``: admin sign-in sessions: the SHA-256 of the token (never the token), the
   key it signs in as, when it was made, expires and was last seen, and the User-Agent and client
   address that signed in (migration 3; NULL for sessions made before it).
@@ -141,6 +143,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             # add a column with a constant default without rewriting the table. The settings
             # recorded in waypost_changes before it lack the key; rewinding reads that as [].
             "ALTER TABLE waypost_state ADD COLUMN proxy_hosts TEXT NOT NULL DEFAULT '[]'",
+        ),
+    ),
+    Migration(
+        5,
+        "access keys: the audiences a key opens, admin access, and a version of the keys",
+        (
+            # Every key made before is an admin key of its scope and opens no guarded path.
+            # 'admin_access' = 0 marks an access key, whose 'scope' is then not read (the
+            # column's CHECK cannot be changed in SQLite without rewriting the table).
+            "ALTER TABLE waypost_keys ADD COLUMN audiences TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE waypost_keys ADD COLUMN admin_access INTEGER NOT NULL DEFAULT 1",
+            # Bumped by every change of the keys: the guards' key rings reload when it moves.
+            "ALTER TABLE waypost_state ADD COLUMN keys_version BIGINT NOT NULL DEFAULT 0",
         ),
     ),
 )
