@@ -20,6 +20,7 @@ import click
 
 from waypost.engine import Engine
 from waypost.exceptions import RuleError, RulesError, SettingsError, WaypostError
+from waypost.guards import KeyRing
 from waypost.server.config import SETTING
 
 __all__ = [
@@ -71,6 +72,13 @@ def reports_errors(func: F) -> F:
     return cast(F, wrapper)
 
 
+class _NoStore:
+    """The tools' default for ``keys``: an empty ring (no store was given)."""
+
+
+NO_STORE = _NoStore()
+
+
 def pack_rules_setting() -> bool:
     """The ``pack_rules`` setting (``WAYPOST_PACK_RULES``); a bad value is a usage error."""
     try:
@@ -79,11 +87,18 @@ def pack_rules_setting() -> bool:
         raise click.UsageError(str(exc)) from None
 
 
-def load_engine(rules: str, *, pack_rules: bool | None = None) -> Engine:
+def load_engine(
+    rules: str, *, pack_rules: bool | None = None, keys: KeyRing | _NoStore | None = NO_STORE
+) -> Engine:
     """The engine for the rules file ``rules``; every error of the file and exit 1 when it has
-    any. ``pack_rules`` None: as the ``pack_rules`` setting says (``WAYPOST_PACK_RULES``)."""
+    any. ``pack_rules`` None: as the ``pack_rules`` setting says (``WAYPOST_PACK_RULES``).
+
+    ``keys`` are the access keys its ``api_key`` guards check; by default none (the tools that
+    read a file without a store: ``explain`` then says a key is unknown), None for none at all
+    (a file with an ``api_key`` guard is then an error that says to give a store)."""
     packing = pack_rules_setting() if pack_rules is None else pack_rules
+    ring = KeyRing() if isinstance(keys, _NoStore) else keys
     try:
-        return Engine.from_file(rules, pack_rules=packing)
+        return Engine.from_file(rules, pack_rules=packing, keys=ring)
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, exc.file or rules)

@@ -16,6 +16,7 @@ from waypost.engine import Engine
 from waypost.exceptions import RulesError, SettingsError, WaypostError
 from waypost.server.config import SETTINGS, Settings
 from waypost.server.sources import FileSource, RulesSource, StoreSource
+from waypost.store.keyring import StoreKeyRing
 
 __all__ = ["serve_command"]
 
@@ -67,6 +68,7 @@ def serve_command(rules: str | None, **flags: Any) -> None:
     if settings.http_redirect_port is not None:
         upstream += f"; http://{settings.host}:{settings.http_redirect_port}/ redirects to HTTPS"
     address = f"{settings.scheme}://{settings.host}:{settings.port}/{workers}{upstream}"
+    keys = _keyring(settings.keys or settings.db)
     source: RulesSource
     if settings.db is None:
         if rules is None:
@@ -74,12 +76,14 @@ def serve_command(rules: str | None, **flags: Any) -> None:
         from waypost.server.reloading import file_signature
 
         signature = file_signature(rules)  # before loading: a change from now on is reloaded
-        engine = load_engine(rules, pack_rules=settings.pack_rules)
+        engine = load_engine(rules, pack_rules=settings.pack_rules, keys=keys)
         source = FileSource(rules, signature=signature)
         click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; {address}", err=True)
     else:
         db = settings.db
-        engine, revision, location = _store_engine(db, rules, pack_rules=settings.pack_rules)
+        engine, revision, location = _store_engine(
+            db, rules, pack_rules=settings.pack_rules, keys=keys
+        )
         source = StoreSource(db, revision)
         click.echo(
             f"waypost: {len(engine)} rules from {location} (revision {revision}); {address}",
@@ -88,7 +92,21 @@ def serve_command(rules: str | None, **flags: Any) -> None:
     run_server(engine, source, settings, listener=listener, redirect_listener=redirect_listener)
 
 
-def _store_engine(url: str, seed: str | None, *, pack_rules: bool) -> tuple[Engine, int, str]:
+def _keyring(url: str | None) -> StoreKeyRing | None:
+    """The access keys of the store at ``url`` for the api_key guards (None without one)."""
+    if url is None:
+        return None
+    from waypost.store.keyring import open_keyring
+
+    try:
+        return open_keyring(url)
+    except WaypostError as exc:
+        raise click.ClickException(f"cannot read the access keys: {exc}") from None
+
+
+def _store_engine(
+    url: str, seed: str | None, *, pack_rules: bool, keys: StoreKeyRing | None
+) -> tuple[Engine, int, str]:
     """The engine for the store at ``url`` (importing ``seed`` into an empty store first)."""
     from waypost.server.store_sync import engine_from_store
     from waypost.store import open_store
@@ -108,7 +126,7 @@ def _store_engine(url: str, seed: str | None, *, pack_rules: bool) -> tuple[Engi
                 )
         finally:
             store.close()
-        engine, revision, location = engine_from_store(url, pack_rules=pack_rules)
+        engine, revision, location = engine_from_store(url, pack_rules=pack_rules, keys=keys)
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, exc.file or "rules")
     except WaypostError as exc:

@@ -31,6 +31,7 @@ from waypost.cli._report import (
 from waypost.cli.resolve import parse_headers
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, WaypostError
+from waypost.guards import KeyRing
 from waypost.rules.load import FORMATS, parse_rules
 from waypost.server.store_sync import engine_from_store
 from waypost.store.model import ImportMode
@@ -146,7 +147,7 @@ def check_command(
     if as_json:
         output = "json"
     try:
-        engine = Engine.from_file(rules, pack_rules=pack_rules_setting())
+        engine = Engine.from_file(rules, pack_rules=pack_rules_setting(), keys=KeyRing())
     except RulesError as exc:
         errors = list(exc.errors)
         if output == "json":

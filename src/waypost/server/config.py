@@ -50,6 +50,12 @@ class Settings:
         "Serve the rules of this rule store (sqlite:///waypost.db, postgresql://...) "
         "instead of a file; every committed change is picked up within a second.",
     )
+    keys: str | None = _declare(
+        None,
+        "The rule store whose access keys the api_key guards check (sqlite:///waypost.db, "
+        "postgresql://...); by default the --db store. Revoked keys stop working within a "
+        "second or two.",
+    )
     upstream: str | None = _declare(
         None,
         "URL of the site behind Waypost: requests that pass or are rewritten are proxied there.",

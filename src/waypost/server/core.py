@@ -43,6 +43,7 @@ from waypost.server.proxy import Forward, UpstreamProxy, proxy_refusal
 from waypost.server.reloading import RulesWatcher
 from waypost.server.sources import FileSource, RulesSource, StoreSource
 from waypost.server.store_sync import StoreSync
+from waypost.store.keyring import StoreKeyRing
 
 __all__ = ["HEALTH_PATH", "METRICS_PATH", "Answer", "WaypostServer"]
 
@@ -141,18 +142,25 @@ class WaypostServer:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start watching the rules file (in the worker process)."""
+        """Start watching the rules file, or the store, and the access keys (in the worker
+        process)."""
         if self.watcher is not None:
             self.watcher.start()
         if self.store_sync is not None:
             self.store_sync.start()
+        keys = self.engine.keys
+        if isinstance(keys, StoreKeyRing):
+            keys.start(strict=False)  # loaded before the fork: a store outage keeps those
 
     async def aclose(self) -> None:
-        """Stop watching and close upstream connections."""
+        """Stop watching, write the access keys' last use and close upstream connections."""
         if self.watcher is not None:
             self.watcher.stop()
         if self.store_sync is not None:
             self.store_sync.stop()
+        keys = self.engine.keys
+        if isinstance(keys, StoreKeyRing):
+            keys.close()
         await self.origins.aclose()
         self.bodies.remove()
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, StoreError
+from waypost.guards import KeyRing
 from waypost.server._background import BackgroundLoop
 from waypost.server.reloading import shrink_problem
 from waypost.server.sources import StoreSource
@@ -40,9 +41,11 @@ __all__ = ["StoreSync", "engine_from_store"]
 logger = logging.getLogger("waypost.server")
 
 
-def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int, str]:
+def engine_from_store(
+    url: str, *, pack_rules: bool = True, keys: KeyRing | None = None
+) -> tuple[Engine, int, str]:
     """An engine for the store's current rules, the revision it holds, and the store's location
-    (its URL without a password)."""
+    (its URL without a password); ``keys`` are the access keys its api_key guards check."""
     store = open_store(url)
     try:
         snapshot = store.load_snapshot()
@@ -55,6 +58,7 @@ def engine_from_store(url: str, *, pack_rules: bool = True) -> tuple[Engine, int
         allowed_hosts=snapshot.allowed_hosts,
         proxy_hosts=snapshot.proxy_hosts,
         pack_rules=pack_rules,
+        keys=keys,
     )
     return engine, snapshot.revision, location
 

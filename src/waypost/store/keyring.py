@@ -26,7 +26,7 @@ from typing import Protocol
 from waypost.exceptions import StoreError
 from waypost.guards.api_key import AccessKey, KeyRing
 
-__all__ = ["KeySource", "StoreKeyRing"]
+__all__ = ["KeySource", "StoreKeyRing", "open_keyring"]
 
 log = logging.getLogger("waypost.store")
 
@@ -64,11 +64,20 @@ class StoreKeyRing(KeyRing):
     def __repr__(self) -> str:
         return f"<StoreKeyRing {len(self)} keys from {self._store.location}>"
 
-    def start(self) -> None:
-        """Load the keys now (StoreError if the store cannot be read) and follow the store
-        from a daemon thread."""
-        self.reload()
+    def start(self, *, strict: bool = True) -> None:
+        """Load the keys now and follow the store from a daemon thread (again after
+        :meth:`close`: a server's worker starts its own). When the store cannot be read:
+        StoreError, or with ``strict=False`` the keys held so far stay (logged) and the thread
+        tries again."""
+        try:
+            self.reload()
+        except StoreError as exc:
+            if strict:
+                raise
+            self.errors += 1
+            log.warning("waypost: access keys not refreshed: %s", exc)
         if self._thread is None:
+            self._stop = threading.Event()
             self._thread = threading.Thread(
                 target=self._follow, name="waypost-keyring", daemon=True
             )
@@ -125,3 +134,18 @@ class StoreKeyRing(KeyRing):
             except Exception:  # the thread must outlive a surprise; say it loudly
                 self.errors += 1
                 log.exception("waypost: access keys not refreshed")
+
+
+def open_keyring(url: str, *, refresh: float = 1.0) -> StoreKeyRing:
+    """The access keys of the store at ``url``, loaded once, not yet followed: a server loads
+    them before it forks its workers, and each worker calls :meth:`StoreKeyRing.start` (its own
+    connection and thread). StoreError when the store cannot be read."""
+    from waypost.store.connect import open_store
+
+    store = open_store(url)
+    ring = StoreKeyRing(store, refresh=refresh)
+    try:
+        ring.reload()
+    finally:
+        store.close()  # connections are made again, in the worker, when it starts the ring
+    return ring
