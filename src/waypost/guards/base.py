@@ -54,7 +54,7 @@ class Guard(Protocol):
 
     @property
     def kind(self) -> str:
-        """``basic``, ``session`` or ``python``."""
+        """``basic``, ``session``, ``jwt`` or ``python``."""
 
     @property
     def login_url(self) -> str | None:
