@@ -73,7 +73,7 @@ def test_a_file_declares_guards_and_rules_require_them() -> None:
         ),
         (
             "guards: {k: {jwt: {issuer: x}}}\nrules: []",
-            "guard kind 'jwt' is not available yet",
+            "a 'jwt' guard takes exactly one of 'jwks_url', 'public_key' and 'secret_env'",
         ),
         (
             "guards: {k: {api_key: {}}}\nrules: []",
@@ -117,7 +117,7 @@ def test_a_file_declares_guards_and_rules_require_them() -> None:
         "misspelt-name",
         "undeclared-name",
         "unknown-kind",
-        "jwt-later",
+        "jwt-without-key",
         "api_key-without-audience",
         "forward_auth-later",
         "missing-option",

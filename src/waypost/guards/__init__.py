@@ -8,9 +8,12 @@ every guard whose rule matches a request before any other rule is considered (se
 - ``api_key``: access keys of the rule store (:mod:`.api_key`);
 - ``basic``: HTTP Basic against an htpasswd file of bcrypt hashes (:mod:`.basic`);
 - ``session``: a signed Flask session cookie, as Flask-Login writes it (:mod:`.session`);
+- ``jwt``: a JSON Web Token in ``Authorization: Bearer``, verified with PyJWT against a JWKS, a
+  public key or a shared secret (:mod:`.jwt`);
 - ``python``: a callable the application gives the engine (:mod:`.python`).
 
-``basic`` and ``session`` need the ``guards`` extra (bcrypt, itsdangerous).
+``basic``, ``session`` and ``jwt`` need the ``guards`` extra (bcrypt, itsdangerous, PyJWT with
+cryptography).
 """
 
 from __future__ import annotations

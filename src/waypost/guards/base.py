@@ -59,7 +59,7 @@ class Guard(Protocol):
 
     @property
     def kind(self) -> str:
-        """``api_key``, ``basic``, ``session``, ``python``, ..."""
+        """``api_key``, ``basic``, ``session``, ``jwt``, ``python``, ..."""
 
     @property
     def login_url(self) -> str | None:

@@ -1,9 +1,10 @@
 """Guards from their declarations (a rules file's ``guards:``) and the application's callables.
 
 Everything a guard needs is read here, once per load: the htpasswd file, the signing key from its
-environment variable. A problem is a :class:`~waypost.exceptions.RuleError` at the guard's
-``file:line`` that says how to fix it; the cryptography libraries are an extra
-(``pip install 'waypost[guards]'``), and their absence is such an error too.
+environment variable, the public key file or the JWKS (fetched from its URL) of a ``jwt`` guard.
+A problem is a :class:`~waypost.exceptions.RuleError` at the guard's ``file:line`` that says how
+to fix it; the cryptography libraries are an extra (``pip install 'waypost[guards]'``), and
+their absence is such an error too.
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def _build(
             max_failures=options["max_failures"],
             window=options["window"],
         )
+    if spec.kind == "jwt":
+        return _build_jwt(spec)
     # kind 'python': declared in the file, given to the engine as a callable.
     check = callables.get(spec.name)
     if check is None:
@@ -135,6 +138,92 @@ def _build(
             line=spec.line,
         )
     return PythonGuard(spec.name, check, spec.login_url)
+
+
+def _build_jwt(spec: GuardSpec) -> Guard:
+    try:
+        from waypost.guards.jwt import (
+            JwksKeys,
+            JwtGuard,
+            KeySource,
+            StaticKey,
+            fitting_algorithms,
+            read_public_key,
+        )
+    except ImportError as exc:
+        if exc.name not in ("jwt", "cryptography") and not (exc.name or "").startswith(
+            "cryptography."
+        ):
+            raise
+        raise _missing(spec, "PyJWT[crypto]") from None
+    options = spec.options
+
+    def error(message: str) -> RuleError:
+        return RuleError(f"guard {spec.name!r}: {message}", file=spec.file, line=spec.line)
+
+    algorithms: tuple[str, ...] = options["algorithms"]
+    keys: KeySource
+    if "jwks_url" in options:
+        url = options["jwks_url"]
+        try:
+            keys = JwksKeys(url, options["jwks_refresh"])
+        except Exception as exc:  # PyJWT's errors, and a body that is not JSON
+            raise error(
+                f"cannot fetch the JWKS from {url!r}: {exc}; check the URL and that the "
+                "identity provider is up (the keys are fetched when the rules load)"
+            ) from None
+    elif "public_key" in options:
+        path = options["public_key"]
+        try:
+            key = read_public_key(path)
+        except OSError as exc:
+            raise error(
+                f"cannot read the public key file {path!r}: {exc.strerror}; its path is "
+                "relative to the rules file"
+            ) from None
+        except ValueError as exc:
+            raise error(f"the public key file {path!r}: {exc}") from None
+        fitting = fitting_algorithms(key, algorithms)
+        if not fitting:
+            raise error(
+                f"the public key in {path!r} cannot verify any of the algorithms "
+                f"{list(algorithms)!r}; name the algorithms of the key (RS256 for an RSA key, "
+                "ES256 for a P-256 key, EdDSA for an Ed25519 key)"
+            )
+        algorithms = fitting
+        keys = StaticKey(key, f"public_key={path!r}")
+    else:
+        variable = options["secret_env"]
+        secret = os.environ.get(variable)
+        if not secret:
+            # The name of the variable, never its value.
+            raise error(
+                f"the environment variable {variable!r} (the tokens' shared secret) is not set; "
+                "set it where the server or the app runs"
+            )
+        # RFC 7518 3.2: an HMAC key at least as long as the hash (32 bytes for HS256).
+        shortest = max(int(a[2:]) // 8 for a in algorithms)
+        if len(secret.encode("utf-8")) < shortest:
+            raise error(
+                f"the secret in {variable!r} is shorter than {shortest} bytes, too short for "
+                f"{', '.join(algorithms)} (RFC 7518 3.2); use a longer random secret"
+            )
+        keys = StaticKey(secret.encode("utf-8"), f"secret_env={variable!r}")
+    return JwtGuard(
+        spec.name,
+        keys,
+        algorithms,
+        issuer=options.get("issuer"),
+        audience=options.get("audience"),
+        claims=options.get("claims"),
+        leeway=options["leeway"],
+        user_claim=options["user_claim"],
+        cookie=options.get("cookie"),
+        realm=options["realm"],
+        login_url=spec.login_url,
+        max_failures=options["max_failures"],
+        window=options["window"],
+    )
 
 
 def build_guards(

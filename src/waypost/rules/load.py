@@ -28,6 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from waypost.exceptions import RuleError, RulesError
 from waypost.rules._build import RuleBuilder, check_login_url, parse_defaults
 from waypost.rules._errors import FieldError
+from waypost.rules._jwt_options import check_jwt_options
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.model import AUDIENCE, GUARD_KINDS, LATER_GUARD_KINDS, GuardSpec, Rule, RuleSet
 from waypost.rules.safety import control_character
@@ -517,6 +518,24 @@ _GUARD_OPTIONS: dict[str, dict[str, tuple[bool, type, Any]]] = {
         "max_failures": (False, int, 10),
         "window": (False, int, 60),
     },
+    # A JWT in 'Authorization: Bearer'; one key source of the three (see rules._jwt_options,
+    # which checks the options typed `object` here).
+    "jwt": {
+        "jwks_url": (False, str, None),
+        "public_key": (False, str, None),
+        "secret_env": (False, str, None),
+        "issuer": (False, str, None),
+        "audience": (False, str, None),
+        "claims": (False, object, None),
+        "algorithms": (False, object, None),
+        "leeway": (False, object, None),
+        "user_claim": (False, str, "sub"),
+        "cookie": (False, str, None),
+        "realm": (False, str, None),
+        "jwks_refresh": (False, int, 300),
+        "max_failures": (False, int, 10),
+        "window": (False, int, 60),
+    },
     "python": {},
 }
 _ALL_KINDS = (*GUARD_KINDS, "python", *LATER_GUARD_KINDS)
@@ -555,6 +574,8 @@ def _guard_options(
                     )
                 )
             continue
+        if kind_type is object:
+            continue  # checked by the kind's own check, below
         if kind_type is list:
             names = [item] if isinstance(item, str) else item
             if not isinstance(names, list) or not all(
@@ -596,6 +617,8 @@ def _guard_options(
                 (*where, "audience"),
             )
         )
+    if kind == "jwt" and not errors:
+        errors.extend(check_jwt_options(name, value, options, folder, where))
     return options, errors
 
 

@@ -128,11 +128,19 @@ class Pass:
 Action = Redirect | Rewrite | Respond | Pass
 
 #: The guard kinds a rules file may name under ``guards:``; the later ones are not built yet.
-GUARD_KINDS = ("api_key", "basic", "session")
-LATER_GUARD_KINDS = ("jwt", "forward_auth")
+GUARD_KINDS = ("api_key", "basic", "session", "jwt")
+LATER_GUARD_KINDS = ("forward_auth",)
 #: An access key's audience, as an ``api_key`` guard names it and ``waypost keys create
 #: --audience`` gives it.
 AUDIENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: The JWT algorithms (PyJWT's names) a ``jwt`` guard with a public key (``jwks_url``,
+#: ``public_key``) accepts, and those of one with a shared secret (``secret_env``). They never
+#: mix: a public key used as an HMAC secret lets anyone who has it sign (algorithm confusion),
+#: and ``none`` (no signature at all) is in neither.
+JWT_KEY_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+JWT_SECRET_ALGORITHMS = ("HS256", "HS384", "HS512")
 
 
 @dataclass(frozen=True, slots=True)
