@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote
 
 from waypost.engine import Decision, RouteResolver
 from waypost.exceptions import WaypostError
-from waypost.guards import without_identity_headers
+from waypost.guards import IDENTITY_HEADERS, without_identity_headers
 from waypost.middleware._common import MiddlewareBase, identity_of, resolver_for
 from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
 from waypost.middleware.request import request_from_scope
@@ -70,6 +70,9 @@ def rewritten_scope(scope: Scope, decision: Decision) -> Scope:
     return new
 
 
+_IDENTITY_NAMES = frozenset(name.lower() for name in IDENTITY_HEADERS)
+
+
 def guarded_scope(scope: Scope, decision: Decision) -> Scope:
     """A copy of ``scope`` without the client's identity headers, with the guards' own (for a
     pass or a rewrite), and the identity in ``scope["user"]`` and ``scope["state"]``
@@ -83,7 +86,7 @@ def guarded_scope(scope: Scope, decision: Decision) -> Scope:
         headers.extend(
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in decision.headers
-            if value and name.lower() in ("x-waypost-user", "x-waypost-guard")
+            if value and name.lower() in _IDENTITY_NAMES
         )
         new["user"] = identity
         new["state"] = {**(scope.get("state") or {}), "waypost_identity": identity}
