@@ -147,3 +147,38 @@ def test_the_login_cookie_ends_no_later_than_its_key(client: TestClient, store: 
     assert signed.status_code == 303, signed.text
     max_age = int(signed.headers["set-cookie"].lower().split("max-age=")[1].split(";")[0])
     assert 3000 < max_age <= 3600  # the key's hour, not the cookie's usual 8 hours
+
+
+# -- access keys (api_key guards) -------------------------------------------------------------
+
+
+def test_an_access_key_is_made_listed_and_never_opens_the_admin_api(
+    client: TestClient, store: SqlStore
+) -> None:
+    maker = _maker(store)
+    made = client.post(
+        "/_waypost/api/keys",
+        json={"audiences": ["partners"], "note": "ACME", "host": "api.example.com"},
+        headers={"Authorization": f"Bearer {maker}"},
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    assert (key["scope"], key["audiences"], key["host"]) == (None, ["partners"], "api.example.com")
+    listed = client.get("/_waypost/api/keys", headers={"Authorization": f"Bearer {maker}"})
+    assert listed.status_code == 200
+    assert [k["audiences"] for k in listed.json() if k["id"] == key["id"]] == [["partners"]]
+    refused = client.get(
+        "/_waypost/api/rules", headers={"Authorization": f"Bearer {made.json()['secret']}"}
+    )
+    assert refused.status_code == 401
+    assert "does not open the admin API" in refused.text
+    # Neither a scope nor an audience: refused, saying both.
+    empty = client.post("/_waypost/api/keys", json={}, headers={"Authorization": f"Bearer {maker}"})
+    assert empty.status_code == 422
+    assert "audience" in empty.text
+    bad = client.post(
+        "/_waypost/api/keys",
+        json={"audiences": ["has space"]},
+        headers={"Authorization": f"Bearer {maker}"},
+    )
+    assert bad.status_code == 422

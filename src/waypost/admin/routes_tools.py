@@ -212,6 +212,7 @@ def keys_router(ctx: AdminContext) -> APIRouter:
             note=body.note,
             host=host,
             created_by=key.id,
+            audiences=body.audiences,
         )
         return {"key": created.to_dict(), "secret": secret}
 

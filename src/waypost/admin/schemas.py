@@ -448,10 +448,12 @@ class ExportOut(BaseModel):
 
 
 class KeyOut(BaseModel):
-    """An API key's record (never its secret)."""
+    """An API key's record (never its secret): ``scope`` in the admin API (null for an access
+    key), ``audiences`` the api_key guards' audiences it opens."""
 
     id: str
-    scope: str
+    scope: str | None
+    audiences: list[str] = Field(default_factory=list)
     note: str
     host: str | None
     status: str
@@ -463,12 +465,15 @@ class KeyOut(BaseModel):
 
 
 class KeyCreateBody(BaseModel):
-    """A new key: its ``scope``, a ``note`` saying what it is for, the one ``host`` it is valid
-    for (optional), and when it ``expires`` (``30d``, ``12h``, ``2w`` or an ISO 8601 time)."""
+    """A new key: its ``scope`` in the admin API and/or the ``audiences`` of api_key guards it
+    opens (an access key: no scope), a ``note`` saying what it is for, the one ``host`` it is
+    valid for (optional), and when it ``expires`` (``30d``, ``12h``, ``2w`` or an ISO 8601
+    time)."""
 
     model_config = _CLOSED
 
-    scope: Literal["read", "write", "admin"]
+    scope: Literal["read", "write", "admin"] | None = None
+    audiences: list[str] = Field(default_factory=list, max_length=32)
     note: str = Field("", max_length=500)
     host: str | None = Field(None, min_length=1, max_length=253)
     expires: str | None = Field(None, max_length=64)

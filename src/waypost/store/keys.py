@@ -178,7 +178,7 @@ class KeyReach:
 
 
 def limit_new_key(
-    creator: KeyReach, scope: KeyScope, host: str | None, expires_at: datetime | None
+    creator: KeyReach, scope: KeyScope | None, host: str | None, expires_at: datetime | None
 ) -> tuple[str | None, datetime | None, list[tuple[str, str]]]:
     """The host and expiry of a key that ``creator`` makes, and every way the requested key
     would reach further than ``creator`` (``(field, message)``; none: it may be made).
@@ -189,7 +189,7 @@ def limit_new_key(
     makes keys that expire no later (left out: the maker's expiry).
     """
     problems: list[tuple[str, str]] = []
-    if SCOPES.index(scope) > SCOPES.index(creator.scope):
+    if scope is not None and SCOPES.index(scope) > SCOPES.index(creator.scope):
         problems.append(
             (
                 "scope",
