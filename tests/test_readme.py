@@ -60,8 +60,18 @@ def _commands() -> list[tuple[str, str]]:
     return commands
 
 
+#: What the guards example expects of the environment, as a server or an app has it (the app's
+#: Flask SECRET_KEY, the JWT shared secret).
+GUARD_ENVIRONMENT = {
+    "FLASK_SECRET_KEY": "change-me",
+    "JWT_SECRET": "a-shared-secret-of-at-least-32-bytes!",
+}
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, value in GUARD_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
     for name, body in _files().items():
         target = tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
