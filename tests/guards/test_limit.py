@@ -193,3 +193,22 @@ def test_bad_limits_are_load_errors(
     (tmp_path / "rules.yaml").write_text(text)
     with pytest.raises(RulesError, match=message):
         Engine.from_file(tmp_path / "rules.yaml")
+
+
+def test_explaining_a_wrong_credential_does_not_count_against_the_client() -> None:
+    from waypost import Engine
+    from waypost.guards import AccessKey, KeyRing
+
+    ring = KeyRing([AccessKey("k1", "0" * 64, frozenset({"p"}))])
+    engine = Engine(
+        [{"from": "/api/<path:rest>", "require": "p"}],
+        guards={"p": {"api_key": {"audience": "p", "max_failures": 2}}},
+        keys=ring,
+    )
+    wrong = {"Authorization": "Bearer wp_k1_" + "x" * 24}
+    for _ in range(5):
+        trace = engine.explain("GET", "/api/x", wrong, client_ip="192.0.2.1")
+        assert trace.decision.status == 401
+    assert engine.resolve("GET", "/api/x", wrong, client_ip="192.0.2.1").status == 401
+    assert engine.resolve("GET", "/api/x", wrong, client_ip="192.0.2.1").status == 401
+    assert engine.resolve("GET", "/api/x", wrong, client_ip="192.0.2.1").status == 429

@@ -27,6 +27,7 @@ from waypost.engine._guards import GuardLayer, identity_headers, identity_header
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, merge_query, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
 from waypost.guards import GuardCheck, KeyRing, build_guards
+from waypost.guards._limit import explaining
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.load import read_rules, rules_from_mappings
@@ -483,7 +484,8 @@ class Engine:
         if fixed is not None:
             decision = _to_normal_form(fixed, request.query_string)
         elif snapshot.guards is not None:
-            decision = self._guarded(request, snapshot, snapshot.guards, steps, stage)
+            with explaining():  # what would happen: no failure of the client is counted
+                decision = self._guarded(request, snapshot, snapshot.guards, steps, stage)
         else:
             decision = self._decide(request, snapshot, steps, stage)
         return Trace(

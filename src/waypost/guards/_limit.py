@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-__all__ = ["MAX_CLIENTS", "MAX_FAILURES", "WINDOW_SECONDS", "FailureWindow"]
+__all__ = ["MAX_CLIENTS", "MAX_FAILURES", "WINDOW_SECONDS", "FailureWindow", "explaining"]
 
 #: Failed credentials a client may send within the window before it gets 429.
 MAX_FAILURES = 10
@@ -21,6 +24,22 @@ MAX_FAILURES = 10
 WINDOW_SECONDS = 60
 #: Clients tracked at most per guard (about 1 MB at the default of 10 failures each).
 MAX_CLIENTS = 10_000
+
+
+# True while Engine.explain() runs the guards: asking what would happen to a request is not a
+# client sending wrong credentials (an operator explaining a forged token would hold back the
+# client it names).
+_EXPLAINING: ContextVar[bool] = ContextVar("waypost_guards_explaining", default=False)
+
+
+@contextmanager
+def explaining() -> Iterator[None]:
+    """Within it, failures are not counted (see :meth:`FailureWindow.failed`)."""
+    token = _EXPLAINING.set(True)
+    try:
+        yield
+    finally:
+        _EXPLAINING.reset(token)
 
 
 class FailureWindow:
@@ -66,8 +85,8 @@ class FailureWindow:
         return max(1, math.ceil(times[0] + self.window - now))
 
     def failed(self, client: str | None) -> None:
-        """Count a wrong credential from ``client``."""
-        if client is None:
+        """Count a wrong credential from ``client`` (not while explaining)."""
+        if client is None or _EXPLAINING.get():
             return
         failures = self._failures
         times = failures.pop(client, None)
