@@ -283,6 +283,18 @@ def test_an_exact_redirect_inside_the_guarded_area_needs_the_service_too(engine:
     assert (passed.action, passed.status, passed.location) == ("redirect", 301, "/app/new")
 
 
+def test_a_rewrite_into_the_guarded_area_asks_too_and_once() -> None:
+    guards = {"sso": {"forward_auth": {"url": "http://127.0.0.1:9/a", "copy_headers": ["X-U"]}}}
+    rules = [{"from": "/app/<path:rest>", "require": "sso"}, {"from": "/p", "rewrite": "/app/x"}]
+    engine = Engine(rules, guards=guards)
+    request = ask(engine, "/p")
+    decision = engine.resolve(request)
+    assert decision.auth is not None and decision.auth.guard == "sso"
+    done = engine.resolve_authorized(request, decision, 200, [("X-U", "ann")], b"")
+    assert (done.action, done.path) == ("rewrite", "/app/x")
+    assert dict(done.headers) == {"X-Waypost-User": "ann", "X-Waypost-Guard": "sso", "X-U": "ann"}
+
+
 def test_two_services_are_asked_in_turn() -> None:
     guards = {
         "a": {"forward_auth": {"url": "http://127.0.0.1:9/a", "copy_headers": ["X-A"]}},

@@ -578,12 +578,13 @@ class Engine:
                 None,
                 request.scheme,
             )
-            # The guards passed already need not run again (a bcrypt or signature check).
-            done = {name: allowed for name, allowed in passed}
-            denied, also = layer.check(target, steps, done)
+            # The guards passed already need not run again (a bcrypt or signature check), nor
+            # an auth service that answered this request already (a rewrite into its area).
+            earlier = {name: allowed for name, allowed in passed}
+            denied, also = layer.check(target, steps, {**done, **earlier} if done else earlier)
             if denied is not None:
                 return denied
-            passed += [(name, allowed) for name, allowed in also if name not in done]
+            passed += [(name, allowed) for name, allowed in also if name not in earlier]
         vary = decision.vary
         if passed and any(n not in vary for n in layer.vary):
             # What a guarded area answers depends on the credential: a shared cache must not
