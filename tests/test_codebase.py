@@ -142,8 +142,10 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     # the middleware
     "middleware/__init__.py": "re-exports; tests/middleware/test_documented_paths.py",
     "middleware/_types.py": "type aliases only",
+    "middleware/_auth.py": "asking a forward_auth service; tests/guards/test_forward_auth.py",
     # the rule language
     "rules/__init__.py": "a docstring only",
+    "rules/_forward_auth_options.py": "load errors in tests/guards/test_forward_auth.py",
     "rules/_build.py": "tests/rules/test_load.py and tests/rules/test_plain_rules.py",
     "rules/request.py": "the Request value; tests/middleware/test_request.py builds it from both "
     "middlewares, tests/rules/test_conditions.py reads it",

@@ -16,6 +16,7 @@ from waypost.rules.model import Rule, RuleMeta, RuleOptions
 __all__ = [
     "NO_MATCH",
     "ActionName",
+    "AuthRequest",
     "Decision",
     "Step",
     "Trace",
@@ -23,17 +24,42 @@ __all__ = [
     "rule_options",
 ]
 
-ActionName = Literal["redirect", "rewrite", "proxy", "respond", "pass"]
+ActionName = Literal["redirect", "rewrite", "proxy", "respond", "pass", "auth"]
 #: A packed rule, not read yet: ``(rules, index, meta)``, the rule being ``rules[index]``.
 LazyRule = tuple[tuple[Rule, ...], int, RuleMeta]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """What an ``auth`` decision asks of the adapter: a GET to ``url`` (a ``forward_auth``
+    guard's auth service) with ``headers``, within ``timeout`` seconds; its answer goes back to
+    :meth:`Engine.resolve_authorized <waypost.engine.Engine.resolve_authorized>` with the
+    decision.
+
+    ``headers`` carry the client's credentials (Cookie, Authorization), so they are in no repr;
+    ``passed`` and ``origin`` are the engine's own (the services' answers this request has had,
+    and the guard layer that asked), not for adapters to read.
+    """
+
+    guard: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    timeout: float
+    method: str = "GET"
+    passed: tuple[tuple[str, Any], ...] = field(default=(), repr=False, compare=False)
+    origin: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What to do with a request.
 
-    - ``action``: ``"redirect"``, ``"rewrite"``, ``"proxy"``, ``"respond"`` or ``"pass"``;
-      ``"proxy"`` is a rewrite to an absolute URL: the request goes to another origin;
+    - ``action``: ``"redirect"``, ``"rewrite"``, ``"proxy"``, ``"respond"``, ``"pass"`` or
+      ``"auth"``; ``"proxy"`` is a rewrite to an absolute URL: the request goes to another
+      origin; ``"auth"`` is not an answer yet: a ``forward_auth`` guard needs its auth service
+      asked first (``auth`` says what to ask; ``location`` is the service's URL), and the
+      adapter gives the answer to ``Engine.resolve_authorized()``, which decides. An adapter
+      that cannot ask must refuse the request, never treat it as a pass;
     - ``status``: the HTTP status for redirect and respond (None otherwise);
     - ``location``: the Location of a redirect (a path or an absolute URL, percent-encoded), or
       the absolute URL (with its query) a proxied request is sent to;
@@ -44,7 +70,8 @@ class Decision:
     - ``headers``: response headers (respond) or request headers to set (rewrite, proxy);
     - ``body``: the body of a respond decision;
     - ``rule``: the rule that decided (its ``name`` and ``source``), None when no rule applied;
-    - ``vary``: the request headers the decision depended on (Accept, Cookie, ...).
+    - ``vary``: the request headers the decision depended on (Accept, Cookie, ...);
+    - ``auth``: for an ``auth`` decision, the request to make (None otherwise).
     """
 
     action: ActionName
@@ -57,6 +84,7 @@ class Decision:
     rule: Rule | None = None
     #: Request headers the decision depended on (for a ``Vary`` response header).
     vary: tuple[str, ...] = ()
+    auth: AuthRequest | None = None
     # A packed rule's redirect (see make_decision()): (rules, index, meta), ``rule`` being
     # rules[index], looked up when first read. Not part of the value.
     _lazy: LazyRule | None = field(default=None, init=False, repr=False, compare=False)
@@ -69,6 +97,9 @@ class Decision:
                 rule = lazy[0][lazy[1]]
                 object.__setattr__(self, "rule", rule)
                 return rule
+        elif name == "auth":
+            # make_decision() leaves it unset (one slot store less per request): None.
+            return None
         raise AttributeError(f"'Decision' object has no attribute {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -85,12 +116,15 @@ class Decision:
                 self.body,
                 self.rule,
                 self.vary,
+                self.auth,
             ),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``rule`` is ``{"name": ..., "source": "file:line"}`` or None."""
-        return {
+        """A JSON-ready dict; ``rule`` is ``{"name": ..., "source": "file:line"}`` or None; an
+        ``auth`` decision has ``auth``: the guard and the URL asked (never the headers sent,
+        which carry the client's credentials)."""
+        out: dict[str, Any] = {
             "action": self.action,
             "status": self.status,
             "location": self.location,
@@ -103,6 +137,10 @@ class Decision:
             else {"name": self.rule.name, "source": self.rule.source},
             "vary": list(self.vary),
         }
+        auth = self.auth
+        if auth is not None:
+            out["auth"] = {"guard": auth.guard, "method": auth.method, "url": auth.url}
+        return out
 
     def describe(self, *, detail: bool = True) -> str:
         """The decision for people: the action, its status and target, then (with ``detail``)
@@ -114,6 +152,7 @@ class Decision:
             proxy https://api.example.com/v1/items?id=4  [rules.yaml:24]
             respond 410  [rules.yaml:12 gone]
             pass (no rule applies)
+            auth: guard 'sso' asks GET http://127.0.0.1:4180/oauth2/auth  [rules.yaml:30]
         """
         if self.action == "redirect":
             text = f"redirect {self.status} {self.location}"
@@ -123,6 +162,13 @@ class Decision:
             text = f"proxy {self.location}"
         elif self.action == "respond":
             text = f"respond {self.status}"
+        elif self.action == "auth":
+            auth = self.auth
+            text = (
+                f"auth: guard {auth.guard!r} asks {auth.method} {auth.url}"
+                if auth is not None
+                else "auth"
+            )
         else:
             text = "pass (the app answers)" if self.rule else "pass (no rule applies)"
         if not detail:
@@ -151,6 +197,7 @@ class _DecisionDraft:
     __slots__ = (
         "_lazy",
         "action",
+        "auth",
         "body",
         "headers",
         "location",
@@ -229,8 +276,9 @@ class Step:
 
     rule: Rule
     values: Mapping[str, Any]
-    #: ``guarded``: a guard the request passed; ``denied``: the guard that failed (and answered).
-    outcome: Literal["applied", "skipped", "refused", "guarded", "denied"]
+    #: ``guarded``: a guard the request passed; ``denied``: the guard that failed (and answered);
+    #: ``asks``: a ``forward_auth`` guard whose auth service must be asked.
+    outcome: Literal["applied", "skipped", "refused", "guarded", "denied", "asks"]
     reason: str = ""
 
 

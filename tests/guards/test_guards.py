@@ -81,7 +81,7 @@ def test_a_file_declares_guards_and_rules_require_them() -> None:
         ),
         (
             "guards: {k: {forward_auth: {}}}\nrules: []",
-            "guard kind 'forward_auth' is not available yet",
+            "a 'forward_auth' guard needs 'url', like forward_auth: {url: ...}",
         ),
         (
             "guards: {staff: {basic: {realm: x}}}\nrules: []",
@@ -119,7 +119,7 @@ def test_a_file_declares_guards_and_rules_require_them() -> None:
         "unknown-kind",
         "jwt-without-key",
         "api_key-without-audience",
-        "forward_auth-later",
+        "forward_auth-without-url",
         "missing-option",
         "unknown-option",
         "bad-option",

@@ -26,7 +26,7 @@ from waypost.decision import NO_MATCH, Decision, Step, Trace, make_decision
 from waypost.engine._guards import GuardLayer, identity_headers, identity_headers_of
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, merge_query, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
-from waypost.guards import GuardCheck, KeyRing, build_guards
+from waypost.guards import IDENTITY_KEYS, Allowed, GuardCheck, KeyRing, build_guards
 from waypost.guards._limit import explaining
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
@@ -496,6 +496,45 @@ class Engine:
             snapshot.matcher.rule_count,
         )
 
+    def resolve_authorized(
+        self,
+        request: Request,
+        decision: Decision,
+        status: int,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        stage: Stage = "all",
+    ) -> Decision:
+        """What happens to ``request`` now that the auth service of the ``auth`` ``decision``
+        (from :meth:`resolve`, or from this method) answered ``status`` with ``headers`` and
+        ``body`` (read up to :data:`~waypost.guards.forward_auth.BODY_LIMIT` bytes and one).
+
+        A 2xx counts the guard as passed and the guards and rules decide again (the answer may
+        be another ``auth`` decision: ask that service too); anything else is the decision that
+        answers the client (the service's status, body and safe headers). An adapter that
+        cannot reach the service, or gets no answer within ``decision.auth.timeout``, answers
+        502 or 504 itself: the request never goes on. If the rules were swapped in the meantime,
+        the request is decided afresh (it may ask again).
+        """
+        auth = decision.auth
+        if auth is None:
+            raise ValueError(f"resolve_authorized() takes an 'auth' decision, got {decision!r}")
+        snapshot = self._snapshot
+        layer = snapshot.guards
+        if layer is None or auth.origin is not layer:
+            return self.resolve(request, None, None, None, None, stage)
+        refused, done = layer.answered(request, decision, status, headers, body)
+        if refused is not None:
+            return refused
+        return self._guarded(request, snapshot, layer, None, stage, done)
+
+    @property
+    def identity_header_names(self) -> frozenset[str]:
+        """The request headers only the guards set, in lower case (``x-waypost-user``, ...,
+        and what the ``forward_auth`` guards copy): the adapters remove a client's copies."""
+        layer = self._snapshot.guards
+        return IDENTITY_KEYS if layer is None else layer.identity_names
+
     def _guarded(
         self,
         request: Request,
@@ -503,6 +542,7 @@ class Engine:
         layer: GuardLayer,
         steps: list[Step] | None,
         stage: Stage,
+        done: Mapping[str, Allowed] | None = None,
     ) -> Decision:
         """The guard layer, then the rules: every guard whose rule matches must pass before any
         rule that decides is considered (an exact redirect inside a guarded area included).
@@ -511,7 +551,7 @@ class Engine:
         around one. The identity the guards found goes on as request headers of a pass, rewrite
         or proxy decision; a rule's ``set_headers`` cannot set those headers.
         """
-        denied, passed = layer.check(request, steps)
+        denied, passed = layer.check(request, steps, done)
         if denied is not None:
             return denied
         decision = None
@@ -540,12 +580,13 @@ class Engine:
                 None,
                 request.scheme,
             )
-            # The guards passed already need not run again (a bcrypt or signature check).
-            done = {name: allowed for name, allowed in passed}
-            denied, also = layer.check(target, steps, done)
+            # The guards passed already need not run again (a bcrypt or signature check), nor
+            # an auth service that answered this request already (a rewrite into its area).
+            earlier = {name: allowed for name, allowed in passed}
+            denied, also = layer.check(target, steps, {**done, **earlier} if done else earlier)
             if denied is not None:
                 return denied
-            passed += [(name, allowed) for name, allowed in also if name not in done]
+            passed += [(name, allowed) for name, allowed in also if name not in earlier]
         vary = decision.vary
         if passed and any(n not in vary for n in layer.vary):
             # What a guarded area answers depends on the credential: a shared cache must not
@@ -554,7 +595,10 @@ class Engine:
         headers = decision.headers
         if action in ("rewrite", "pass", "proxy"):
             # A rule's set_headers cannot forge the identity headers, guards passed or not.
-            headers = (*identity_headers_of(headers), *identity_headers(passed))
+            headers = (
+                *identity_headers_of(headers, layer.identity_names),
+                *identity_headers(passed),
+            )
         if vary is decision.vary and headers == decision.headers:
             return decision
         return _reissued(decision, vary, headers)

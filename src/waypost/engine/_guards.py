@@ -11,23 +11,32 @@ Path tricks: the guard rules are matched against the decoded path the matcher se
 canonical form (``//`` and ``/./`` collapsed, ``/../`` resolved, ``;params`` and backslashes
 read as Tomcat, Spring and IIS read them; see :func:`canonical_path`): whichever form the app or
 the upstream ends up routing, the guard has seen it.
+
+A ``forward_auth`` guard cannot answer alone (the engine does no I/O): when every other guard
+has passed, the layer answers an ``auth`` decision saying what to ask its auth service, and
+:meth:`GuardLayer.answered` reads the answer the adapter got (see
+``Engine.resolve_authorized``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from urllib.parse import quote
 
-from waypost.decision import Decision, Step
+from waypost.decision import AuthRequest, Decision, Step
 from waypost.exceptions import RuleError
 from waypost.guards import (
     GUARD_HEADER,
+    IDENTITY_KEYS,
     USER_HEADER,
     Allowed,
+    Ask,
     Denied,
+    ForwardAuthGuard,
     Guard,
+    ServiceAnswer,
     without_identity_headers,
 )
 from waypost.matching import Matcher, compile_matcher
@@ -63,9 +72,12 @@ def canonical_path(path: str) -> str:
     return out
 
 
-def identity_headers_of(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """``headers`` without the identity headers (a rule's ``set_headers`` cannot forge them)."""
-    return tuple(without_identity_headers(headers))
+def identity_headers_of(
+    headers: Iterable[tuple[str, str]], names: Collection[str] = IDENTITY_KEYS
+) -> tuple[tuple[str, str], ...]:
+    """``headers`` without the identity headers ``names`` (a rule's ``set_headers`` cannot
+    forge them)."""
+    return tuple(without_identity_headers(headers, names))
 
 
 def _safe_next(request: Request) -> str:
@@ -86,7 +98,16 @@ def _wants_json(request: Request) -> bool:
 class GuardLayer:
     """The guard rules of one rule set and the guards they require; immutable once built."""
 
-    __slots__ = ("_denial_vary", "_fold", "_heads", "guards", "matcher", "rules", "vary")
+    __slots__ = (
+        "_denial_vary",
+        "_fold",
+        "_heads",
+        "guards",
+        "identity_names",
+        "matcher",
+        "rules",
+        "vary",
+    )
 
     def __init__(self, rules: tuple[Rule, ...], guards: Mapping[str, Guard]) -> None:
         self.rules = rules
@@ -97,6 +118,11 @@ class GuardLayer:
         #: The Vary of a decision the guards let through.
         self.vary: tuple[str, ...] = tuple(dict.fromkeys((*_VARY[1:], *extra)))
         self._denial_vary = (_VARY[0], *self.vary)
+        #: The request headers only the guards set (lower case): Waypost's own, and those the
+        #: forward_auth guards copy from their auth service. A client's copies are removed.
+        self.identity_names: frozenset[str] = IDENTITY_KEYS.union(
+            *(getattr(guard, "identity_names", ()) for guard in self.guards.values())
+        )
         self._heads, self._fold = _first_segments(rules)
         # File order: all matching guard rules are collected anyway; first_match keeps two
         # guard rules of one pattern (an area guarded twice) from being reported as duplicates.
@@ -194,14 +220,29 @@ class GuardLayer:
     ) -> tuple[Decision | None, list[tuple[str, Allowed]]]:
         """Run every guard ``request`` must pass: the decision of the first that fails (and
         nothing else), or None and the guards that passed with what each found. A guard in
-        ``done`` (passed by this client's request already) counts as passed with what it found."""
+        ``done`` (passed by this client's request already) counts as passed with what it found.
+
+        A guard that must ask its service (``forward_auth``) is asked only once every other
+        guard has passed: the decision is then ``auth``, what to ask (the first such guard; the
+        next is asked when its answer comes back)."""
         passed: list[tuple[str, Allowed]] = []
         if _UNREADABLE.search(request.path) is not None:
             return _refused(request), passed
+        asking: tuple[str, Rule, Ask] | None = None
         for name, rule in self.required(request, steps).items():
             guard = self.guards[name]
             earlier = done.get(name) if done else None
             outcome = guard.check(request) if earlier is None else earlier
+            if isinstance(outcome, Ask):
+                if steps is not None:
+                    steps.append(
+                        Step(
+                            rule, {}, "asks", f"guard {name!r} ({guard.kind}) asks {outcome.reason}"
+                        )
+                    )
+                if asking is None:
+                    asking = (name, rule, outcome)
+                continue
             if isinstance(outcome, Denied):
                 if steps is not None:
                     steps.append(
@@ -223,7 +264,50 @@ class GuardLayer:
                     )
                 )
             passed.append((name, outcome))
+        if asking is not None:
+            name, rule, ask = asking
+            # What this request's earlier answers were: the service's answer comes back with them.
+            earlier_answers = tuple(done.items()) if done else ()
+            auth = AuthRequest(
+                name, ask.url, ask.headers, ask.timeout, "GET", earlier_answers, self
+            )
+            decision = Decision("auth", None, ask.url, rule=rule, vary=self._denial_vary, auth=auth)
+            return decision, passed
         return None, passed
+
+    def answered(
+        self,
+        request: Request,
+        decision: Decision,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        steps: list[Step] | None = None,
+    ) -> tuple[Decision | None, dict[str, Allowed]]:
+        """The auth service's answer to ``decision`` (an ``auth`` decision of this layer): the
+        decision for the client when it refused, or None and every guard this request passed
+        through its service so far (the ``done`` of :meth:`check`)."""
+        auth = decision.auth
+        guard = self.guards.get(auth.guard) if auth is not None else None
+        if auth is None or auth.origin is not self or not isinstance(guard, ForwardAuthGuard):
+            raise ValueError("answered() takes an 'auth' decision of this guard layer")
+        outcome = guard.answered(request, status, headers, body)
+        rule = decision.rule
+        if isinstance(outcome, ServiceAnswer):
+            if steps is not None and rule is not None:
+                steps.append(Step(rule, {}, "denied", f"guard {auth.guard!r}: {outcome.reason}"))
+            return (
+                Decision(
+                    "respond",
+                    outcome.status,
+                    headers=outcome.headers,
+                    body=outcome.body,
+                    rule=rule,
+                    vary=self._denial_vary,
+                ),
+                {},
+            )
+        return None, {**dict(auth.passed), auth.guard: outcome}
 
     @staticmethod
     def denial(

@@ -3,6 +3,8 @@
 A guard is a sans-io check on a :class:`~waypost.rules.request.Request`: it reads headers and
 cookies, never the network, and answers :class:`Allowed` (with the identity it found) or
 :class:`Denied` (with the status and, for a 401, the ``WWW-Authenticate`` challenge that fits).
+A guard that must ask a service (``forward_auth``) answers :class:`Ask`: the adapter makes the
+request and gives the answer back to the engine (see :mod:`waypost.guards.forward_auth`).
 A ``reason`` is for ``waypost explain`` and logs: it never holds a secret (no password, token or
 cookie value).
 """
@@ -15,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from waypost.rules.request import Request
 
-__all__ = ["Allowed", "Denied", "Guard", "Outcome"]
+__all__ = ["Allowed", "Ask", "Denied", "Guard", "Outcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,19 @@ class Denied:
     message: str | None = None
 
 
-Outcome = Allowed | Denied
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """The guard cannot answer alone: GET ``url`` with ``headers`` (within ``timeout``
+    seconds), and the service's answer decides. ``headers`` carry the client's credentials, so
+    they are in no repr."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    timeout: float
+    reason: str = ""
+
+
+Outcome = Allowed | Denied | Ask
 
 
 class Guard(Protocol):

@@ -2,6 +2,8 @@
 
 Everything a guard needs is read here, once per load: the htpasswd file, the signing key from its
 environment variable, the public key file or the JWKS (fetched from its URL) of a ``jwt`` guard.
+A ``forward_auth`` guard's auth service is not asked here: it is asked per request, by the
+adapter.
 A problem is a :class:`~waypost.exceptions.RuleError` at the guard's ``file:line`` that says how
 to fix it; the cryptography libraries are an extra (``pip install 'waypost[guards]'``), and
 their absence is such an error too.
@@ -16,6 +18,7 @@ from typing import Any
 from waypost.exceptions import RuleError
 from waypost.guards.api_key import ApiKeyGuard, KeyRing
 from waypost.guards.base import Guard
+from waypost.guards.forward_auth import ForwardAuthGuard
 from waypost.guards.python import PythonGuard
 from waypost.rules.model import GuardSpec
 
@@ -128,6 +131,16 @@ def _build(
         )
     if spec.kind == "jwt":
         return _build_jwt(spec)
+    if spec.kind == "forward_auth":
+        return ForwardAuthGuard(
+            spec.name,
+            options["url"],
+            options["copy_headers"],
+            timeout=options["timeout"],
+            cache=options["cache"],
+            user_header=options.get("user_header"),
+            login_url=spec.login_url,
+        )
     # kind 'python': declared in the file, given to the engine as a callable.
     check = callables.get(spec.name)
     if check is None:

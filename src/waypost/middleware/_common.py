@@ -193,11 +193,17 @@ class MiddlewareBase(Generic[App]):
     def answer(self, decision: Decision, mount: str, head: bool) -> Response | None:
         """The middleware's own response to a redirect or respond ``decision``, with a same-site
         Location under ``mount``; None for a rewrite or a pass, which the app answers; 502 for a
-        proxy decision, which the middleware cannot carry out."""
-        if decision.action != "redirect" and decision.action != "respond":
-            if decision.action == "proxy":
+        proxy decision, which the middleware cannot carry out. An ``auth`` decision is settled
+        before (see :mod:`._auth`); one that comes here, or an action this version does not
+        know, is a 500: never a pass."""
+        action = decision.action
+        if action != "redirect" and action != "respond":
+            if action == "pass" or action == "rewrite":
+                return None
+            if action == "proxy":
                 return self._cannot_proxy(decision, head)
-            return None
+            logger.error("waypost: the middleware cannot carry out a %r decision", action)
+            return error_response(500, head=head)
         return decision_response(
             under_mount(decision, mount), head=head, default_max_age=self.default_max_age
         )

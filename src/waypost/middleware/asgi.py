@@ -16,20 +16,23 @@
 - ``to: {route: name, ...}`` targets are built by the app's own ``url_path_for`` and checked at
   start-up (lifespan), so a missing endpoint fails fast;
 - lifespan and other scope types pass straight through; ``root_path`` is respected: rules match
-  the path inside the app, and same-site Locations get the ``root_path`` prefix back.
+  the path inside the app, and same-site Locations get the ``root_path`` prefix back;
+- a ``forward_auth`` guard's auth service is asked in a worker thread (see
+  :mod:`waypost.middleware._auth`); the app sees the request only after a 2xx.
 
 Plain ASGI: no web framework is imported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from waypost.engine import Decision, RouteResolver
+from waypost.engine import Decision, RouteResolver, Stage
 from waypost.exceptions import WaypostError
-from waypost.guards import IDENTITY_HEADERS, without_identity_headers
+from waypost.guards import IDENTITY_KEYS, without_identity_headers
+from waypost.middleware._auth import settle_async
 from waypost.middleware._common import MiddlewareBase, identity_of, resolver_for
 from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
 from waypost.middleware.request import request_from_scope
@@ -70,23 +73,23 @@ def rewritten_scope(scope: Scope, decision: Decision) -> Scope:
     return new
 
 
-_IDENTITY_NAMES = frozenset(name.lower() for name in IDENTITY_HEADERS)
-
-
-def guarded_scope(scope: Scope, decision: Decision) -> Scope:
-    """A copy of ``scope`` without the client's identity headers, with the guards' own (for a
-    pass or a rewrite), and the identity in ``scope["user"]`` and ``scope["state"]``
-    (``request.user`` and ``request.state.waypost_identity`` in Starlette and FastAPI)."""
+def guarded_scope(
+    scope: Scope, decision: Decision, names: Collection[str] = IDENTITY_KEYS
+) -> Scope:
+    """A copy of ``scope`` without the client's identity headers (``names``, lower case: see
+    ``Engine.identity_header_names``), with the guards' own (for a pass or a rewrite), and the
+    identity in ``scope["user"]`` and ``scope["state"]`` (``request.user`` and
+    ``request.state.waypost_identity`` in Starlette and FastAPI)."""
     new = dict(scope)
     raw = [(k.decode("latin-1"), v) for k, v in scope.get("headers", ())]
-    kept = {k for k, _ in without_identity_headers((k, "") for k, _ in raw)}
+    kept = {k for k, _ in without_identity_headers(((k, "") for k, _ in raw), names)}
     headers = [(k.encode("latin-1"), v) for k, v in raw if k in kept]
     identity = identity_of(decision)
     if identity is not None:
         headers.extend(
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in decision.headers
-            if value and name.lower() in _IDENTITY_NAMES
+            if value and name.lower() in names
         )
         new["user"] = identity
         new["state"] = {**(scope.get("state") or {}), "waypost_identity": identity}
@@ -139,8 +142,15 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
         request = request_from_scope(scope)
         engine = self.engine
         fallbacks = engine.has_fallback_rules
-        decision = engine.resolve(request, stage="before" if fallbacks else "all")
+        stage: Stage = "before" if fallbacks else "all"
+        decision = engine.resolve(request, stage=stage)
         head = scope.get("method") == "HEAD"
+        if decision.action == "auth":
+            settled = await settle_async(engine, request, decision, stage, head)
+            if isinstance(settled, Response):
+                await send_response(send, settled)
+                return
+            decision = settled
         response = self.answer(decision, root, head)
         if response is not None:
             await send_response(send, response)
@@ -148,7 +158,7 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
         if decision.action == "rewrite":
             scope = rewritten_scope(scope, decision)
         if engine.has_guards:
-            scope = guarded_scope(scope, decision)
+            scope = guarded_scope(scope, decision, engine.identity_header_names)
         if not fallbacks:
             await self.app(scope, receive, send)
             return
@@ -164,6 +174,13 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
                 return  # the app's own 404 body is dropped
             if message["type"] == "http.response.start" and message.get("status") == 404:
                 decision = self.engine.resolve(request, stage="missing")
+                if decision.action == "auth":  # the guards run again: their services too
+                    settled = await settle_async(self.engine, request, decision, "missing", head)
+                    if isinstance(settled, Response):
+                        replaced = True
+                        await send_response(send, settled)
+                        return
+                    decision = settled
                 response = self.answer(decision, root, head)
                 if response is not None:
                     replaced = True

@@ -14,19 +14,22 @@
 - ``to: {route: name, ...}`` targets are built by the app's own URL map (Flask's ``url_for``
   rules), found from ``app.wsgi_app``'s Flask app or given as ``routes=``, and checked when the
   middleware is created;
-- ``SCRIPT_NAME`` is respected: rules match ``PATH_INFO``, same-site Locations get the prefix.
+- ``SCRIPT_NAME`` is respected: rules match ``PATH_INFO``, same-site Locations get the prefix;
+- a ``forward_auth`` guard's auth service is asked before the app runs (see
+  :mod:`waypost.middleware._auth`); the app sees the request only after a 2xx.
 
 Plain WSGI: no web framework is imported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from waypost.engine import Decision, RouteResolver
-from waypost.guards import IDENTITY_HEADERS
+from waypost.engine import Decision, RouteResolver, Stage
+from waypost.guards import IDENTITY_KEYS
+from waypost.middleware._auth import settle
 from waypost.middleware._common import MiddlewareBase, identity_of, resolver_for
 from waypost.middleware._types import Environ, ExcInfo, StartResponse, WSGIApp
 from waypost.middleware.request import request_from_environ
@@ -35,8 +38,13 @@ from waypost.rules.request import Request
 
 __all__ = ["WaypostMiddleware", "request_from_environ"]
 
-# The environ keys of the identity headers (X-Waypost-User and X_Waypost_User alike).
-_IDENTITY_KEYS = frozenset("HTTP_" + name.upper().replace("-", "_") for name in IDENTITY_HEADERS)
+
+def _environ_keys(names: Collection[str]) -> frozenset[str]:
+    """The environ keys of the headers ``names`` (X-Waypost-User and X_Waypost_User alike)."""
+    return frozenset("HTTP_" + name.upper().replace("-", "_") for name in names)
+
+
+_IDENTITY_KEYS = _environ_keys(IDENTITY_KEYS)
 
 
 def _wsgi_text(value: str) -> str:
@@ -83,16 +91,20 @@ def _rewritten(environ: Environ, decision: Decision) -> Environ:
     return new
 
 
-def guarded_environ(environ: Environ, decision: Decision) -> Environ:
-    """A copy of ``environ`` without the client's identity headers, with the guards' own (for
-    a pass or a rewrite), and the identity in ``environ["waypost.identity"]`` (a
+def guarded_environ(
+    environ: Environ, decision: Decision, names: Collection[str] = IDENTITY_KEYS
+) -> Environ:
+    """A copy of ``environ`` without the client's identity headers (``names``, lower case: see
+    ``Engine.identity_header_names``), with the guards' own (for a pass or a rewrite), and the
+    identity in ``environ["waypost.identity"]`` (a
     :class:`~waypost.middleware._common.GuardIdentity`, or None)."""
-    new = {k: v for k, v in environ.items() if k not in _IDENTITY_KEYS}
+    keys = _IDENTITY_KEYS if names is IDENTITY_KEYS else _environ_keys(names)
+    new = {k: v for k, v in environ.items() if k not in keys}
     identity = identity_of(decision)
     if identity is not None:
         for name, value in decision.headers:
             key = "HTTP_" + name.upper().replace("-", "_")
-            if key in _IDENTITY_KEYS and value:
+            if key in keys and value:
                 new[key] = _wsgi_text(value)
     new["waypost.identity"] = identity
     return new
@@ -116,16 +128,22 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
         request = request_from_environ(environ)
         engine = self.engine
         fallbacks = engine.has_fallback_rules
-        decision = engine.resolve(request, stage="before" if fallbacks else "all")
+        stage: Stage = "before" if fallbacks else "all"
+        decision = engine.resolve(request, stage=stage)
         head = environ.get("REQUEST_METHOD") == "HEAD"
         script = environ.get("SCRIPT_NAME", "") or ""
+        if decision.action == "auth":
+            settled = settle(engine, request, decision, stage, head)
+            if isinstance(settled, Response):
+                return _start(start_response, settled)
+            decision = settled
         response = self.answer(decision, script, head)
         if response is not None:
             return _start(start_response, response)
         if decision.action == "rewrite":
             environ = _rewritten(environ, decision)
         if engine.has_guards:
-            environ = guarded_environ(environ, decision)
+            environ = guarded_environ(environ, decision, engine.identity_header_names)
         if not fallbacks:
             return self.app(environ, start_response)
         return self._with_fallback(environ, start_response, request, script, head)
@@ -154,6 +172,12 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
         body = self.app(environ, capture)
         if str(captured.get("status", "")).startswith("404"):
             decision = self.engine.resolve(request, stage="missing")
+            if decision.action == "auth":  # the guards run again: their services too
+                settled = settle(self.engine, request, decision, "missing", head)
+                if isinstance(settled, Response):
+                    _close(body)
+                    return _start(start_response, settled)
+                decision = settled
             response = self.answer(decision, script, head)
             if response is not None:
                 _close(body)

@@ -28,6 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from waypost.exceptions import RuleError, RulesError
 from waypost.rules._build import RuleBuilder, check_login_url, parse_defaults
 from waypost.rules._errors import FieldError
+from waypost.rules._forward_auth_options import check_forward_auth_options
 from waypost.rules._jwt_options import check_jwt_options
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.model import AUDIENCE, GUARD_KINDS, LATER_GUARD_KINDS, GuardSpec, Rule, RuleSet
@@ -536,6 +537,15 @@ _GUARD_OPTIONS: dict[str, dict[str, tuple[bool, type, Any]]] = {
         "max_failures": (False, int, 10),
         "window": (False, int, 60),
     },
+    # The external-auth pattern (Traefik's ForwardAuth, Caddy's forward_auth, nginx's
+    # auth_request); rules._forward_auth_options checks the options typed `object` here.
+    "forward_auth": {
+        "url": (True, str, None),
+        "copy_headers": (False, object, None),
+        "timeout": (False, object, None),
+        "cache": (False, object, None),
+        "user_header": (False, str, None),
+    },
     "python": {},
 }
 _ALL_KINDS = (*GUARD_KINDS, "python", *LATER_GUARD_KINDS)
@@ -619,6 +629,8 @@ def _guard_options(
         )
     if kind == "jwt" and not errors:
         errors.extend(check_jwt_options(name, value, options, folder, where))
+    if kind == "forward_auth" and not errors:
+        errors.extend(check_forward_auth_options(value, options, where))
     return options, errors
 
 

@@ -128,8 +128,8 @@ class Pass:
 Action = Redirect | Rewrite | Respond | Pass
 
 #: The guard kinds a rules file may name under ``guards:``; the later ones are not built yet.
-GUARD_KINDS = ("api_key", "basic", "session", "jwt")
-LATER_GUARD_KINDS = ("forward_auth",)
+GUARD_KINDS = ("api_key", "basic", "session", "jwt", "forward_auth")
+LATER_GUARD_KINDS: tuple[str, ...] = ()
 #: An access key's audience, as an ``api_key`` guard names it and ``waypost keys create
 #: --audience`` gives it.
 AUDIENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

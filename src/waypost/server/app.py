@@ -290,6 +290,8 @@ class WaypostApp:
             method, raw_path, query, headers, peer, scope.get("scheme", "http")
         )
         answer = server.answer(request, peer)
+        if answer.auth is not None:  # a forward_auth guard: its auth service is asked first
+            answer = await server.authorized(request, answer, peer)
         target = raw_path + ("?" + query if query else "")
         if answer.response is not None:
             response = answer.response

@@ -14,7 +14,9 @@ In order, a request is:
 3. decided by the engine: redirect and respond are answered here; pass and rewrite are proxied
    to the upstream when there is one, else answered with the 404 page; a proxy decision (a
    rewrite to an absolute URL) is proxied to its URL, upstream or not, once
-   :func:`~waypost.server.proxy.proxy_refusal` has no objection (else 502).
+   :func:`~waypost.server.proxy.proxy_refusal` has no objection (else 502); an auth decision (a
+   ``forward_auth`` guard) is asked of its auth service first (:meth:`WaypostServer.authorized`),
+   and the engine decides again with the answer.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import httpx
 
 from waypost.engine import Decision, Engine
 from waypost.guards import without_identity_headers
+from waypost.guards.forward_auth import BODY_LIMIT
 from waypost.responses import Response, decision_response, error_response, plain_response
 from waypost.rules.request import Request
 from waypost.server.access_log import AccessLog, BufferedAccessLog
@@ -52,19 +55,25 @@ logger = logging.getLogger("waypost.server")
 HEALTH_PATH = "/_waypost/health"
 METRICS_PATH = "/_waypost/metrics"
 _INTERNAL_PREFIX = "/_waypost/"
+# Each forward_auth guard a request must pass is asked once; more than this many in a row is a
+# loop (rules swapped again and again while asking), answered 502.
+_MAX_ASKS = 8
 
 
 class Answer(NamedTuple):
     """What to do with a request: send ``response``, or send ``forward`` upstream.
 
     ``action`` labels the request in the metrics: the decision's action, ``rejected`` (over a
-    limit) or ``internal`` (health, metrics). (A named tuple: one is made per request.)
+    limit) or ``internal`` (health, metrics). ``auth``, with neither a response nor a forward,
+    is an auth decision: :meth:`WaypostServer.authorized` asks the auth service and gives the
+    answer to send. (A named tuple: one is made per request.)
     """
 
     action: str
     response: Response | None = None
     forward: Forward | None = None
     vary: tuple[str, ...] = ()
+    auth: Decision | None = None
 
 
 # Per request: a C-level constructor (a NamedTuple's own __new__ is a Python function).
@@ -233,15 +242,27 @@ class WaypostServer:
             logger.exception("waypost: deciding %s %s failed", method, raw_path)
             return Answer("error", error_response(500, head=head))
         self._observe(_clock() - started)
+        return self._decided(request, decision, peer)
+
+    def _decided(self, request: Request, decision: Decision, peer: str | None) -> Answer:
         action = decision.action
-        if self.engine.has_guards:
-            # Only the guards set the identity headers: a client's own copy never goes on.
-            headers = without_identity_headers(headers)
+        method = request.method
+        raw_path = request.raw_path
+        query = request.query_string
+        headers: list[tuple[str, str]] = request.raw_headers  # type: ignore[assignment]
+        head = method == "HEAD"
+        engine = self.engine
+        if engine.has_guards:
+            # Only the guards set the identity headers: a client's own copy never goes on (nor
+            # one of the headers a forward_auth guard copies from its auth service).
+            headers = without_identity_headers(headers, engine.identity_header_names)
         if action == "redirect" or action == "respond":
             response = decision_response(
-                decision, head=head, default_max_age=settings.redirect_max_age
+                decision, head=head, default_max_age=self.settings.redirect_max_age
             )
-            return _answer((action, response, None, ()))
+            return _answer((action, response, None, (), None))
+        if action == "auth":
+            return Answer("auth", auth=decision)
         if action == "proxy":
             return self._to_origin(request, decision, peer, head, headers)
         proxy = self.proxy
@@ -258,9 +279,66 @@ class WaypostServer:
                 set_headers=decision.headers,  # a rewrite's set_headers, a guard's identity
             )
             return Answer(action, forward=forward, vary=decision.vary)
+        if action != "pass" and action != "rewrite":  # pragma: no cover - a new action
+            logger.error("waypost: unknown action %r for %s %r", action, method, raw_path)
+            return Answer("error", error_response(500, head=head))
         shown = _printable_path(request.path)
         page = self.page.render(shown, method, head=head, vary=decision.vary)
         return Answer(action, page)
+
+    async def authorized(self, request: Request, answer: Answer, peer: str | None) -> Answer:
+        """The answer to an ``auth`` ``answer``: each auth service asked in turn (one per
+        ``forward_auth`` guard the request must pass), then what the engine decides with the
+        answers. A service that cannot be reached is a 502, one that does not answer within its
+        guard's ``timeout`` a 504: the request goes nowhere (fail closed)."""
+        decision = answer.auth
+        head = request.method == "HEAD"
+        for _ in range(_MAX_ASKS):
+            auth = decision.auth if decision is not None else None
+            if decision is None or auth is None:
+                break
+            try:
+                status, headers, body = await self.origins.ask(
+                    auth.url, auth.headers, auth.timeout, BODY_LIMIT
+                )
+            except httpx.TimeoutException:
+                # The URL has no user or password (the loader refuses one); the headers, which
+                # carry the client's credentials, are never logged.
+                logger.error(
+                    "waypost: guard %r: the auth service %s did not answer within %g s",
+                    auth.guard,
+                    auth.url,
+                    auth.timeout,
+                )
+                detail = "The authentication service did not answer in time."
+                return Answer("auth", error_response(504, detail, head=head))
+            except httpx.HTTPError as exc:
+                logger.error(
+                    "waypost: guard %r: the auth service %s failed: %s",
+                    auth.guard,
+                    auth.url,
+                    type(exc).__name__,
+                )
+                detail = "The authentication service failed."
+                return Answer("auth", error_response(502, detail, head=head))
+            try:
+                decision = self.engine.resolve_authorized(request, decision, status, headers, body)
+            except Exception:  # a bug must cost one request, not the worker
+                logger.exception(
+                    "waypost: deciding %s %s after its auth failed",
+                    request.method,
+                    request.raw_path,
+                )
+                return Answer("error", error_response(500, head=head))
+            if decision.action != "auth":
+                return self._decided(request, decision, peer)
+        logger.error(
+            "waypost: %s %r still asks an auth service after %d answers (rules swapped meanwhile?)",
+            request.method,
+            request.raw_path,
+            _MAX_ASKS,
+        )
+        return Answer("auth", error_response(502, "The authentication service failed.", head=head))
 
     def _to_origin(
         self,

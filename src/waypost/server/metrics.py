@@ -62,8 +62,8 @@ class ServerMetrics:
         registry = self.registry
         self.requests = Counter(
             "waypost_requests",
-            "Requests answered, by action (redirect, respond, rewrite, pass, rejected, internal) "
-            "and response status.",
+            "Requests answered, by action (redirect, respond, rewrite, pass, rejected, internal; "
+            "auth: a forward_auth guard's service failed) and response status.",
             ["action", "status"],
             registry=registry,
         )

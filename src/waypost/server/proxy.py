@@ -20,6 +20,7 @@ way, over the same pool of connections (one pool per origin, kept alive between 
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -259,6 +260,40 @@ class UpstreamProxy:
             content=body if forward.has_body else None,
         )
         return await client.send(request, stream=True)
+
+    async def ask(
+        self, url: str, headers: Iterable[tuple[str, str]], timeout: float, limit: int
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """GET ``url`` with ``headers`` (a ``forward_auth`` guard's auth service), over the same
+        pool: its status, headers and body (decoded, read up to ``limit`` bytes and one, so
+        that a larger one is seen as such). Raises ``httpx.TimeoutException`` when the whole
+        exchange takes over ``timeout`` seconds, ``httpx.HTTPError`` when it fails."""
+        client = self._get_client()
+        request = client.build_request(
+            "GET",
+            url,
+            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            timeout=httpx.Timeout(timeout),
+        )
+
+        async def exchange() -> tuple[int, list[tuple[str, str]], bytes]:
+            response = await client.send(request, stream=True)
+            body = bytearray()
+            try:
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        break
+            finally:
+                await response.aclose()
+            return response.status_code, response.headers.multi_items(), bytes(body)
+
+        # httpx's timeout is per phase (connect, each read): a service that trickles its answer
+        # must not hold the request longer than the guard's timeout in all.
+        try:
+            return await asyncio.wait_for(exchange(), timeout)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no answer within {timeout:g} s", request=request) from None
 
     async def aclose(self) -> None:
         """Close the pooled connections."""

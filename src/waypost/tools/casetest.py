@@ -51,7 +51,8 @@ __all__ = [
 
 CASE_KEYS = ("method", "url", "headers", "ip", "name", "status", "location", "action", "final")
 _EXPECT_KEYS = ("status", "location", "action", "final")
-_ACTIONS = ("redirect", "rewrite", "proxy", "respond", "pass")
+# 'auth': a forward_auth guard's service would be asked (the tools never ask it).
+_ACTIONS = ("redirect", "rewrite", "proxy", "respond", "pass", "auth")
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,10 @@ class RedirectChain:
             there = f"rewritten to {decision.path}{query} for the app"
         elif decision.action == "proxy":
             there = f"proxied to {decision.location} (another origin; not followed)"
+        elif decision.action == "auth":
+            auth = decision.auth
+            guard = f"guard {auth.guard!r} " if auth is not None else ""
+            there = f"{guard}asks the auth service {decision.location} first (not asked here)"
         elif decision.action == "redirect":  # pragma: no cover - a redirect is followed
             there = f"{decision.status} -> {decision.location}"
         elif decision.rule is not None:
