@@ -90,6 +90,9 @@ def test_a_replace_that_keeps_most_rules_goes_ahead(api: Api, store: SqlStore) -
         "moved": 0,
         "settings_changed": False,
         "dry_run": False,
+        "guards_added": [],
+        "guards_changed": [],
+        "guards_removed": [],
     }
 
 

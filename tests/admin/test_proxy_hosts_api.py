@@ -38,6 +38,7 @@ def test_settings_read_and_write_proxy_hosts(api: Api, store: SqlStore) -> None:
         "defaults": {},
         "allowed_hosts": [],
         "proxy_hosts": ["api.example.com"],
+        "guards": {},
         "version": 1,
     }
     assert changed.headers["etag"] == '"1"'

@@ -219,6 +219,7 @@ def test_settings_have_an_etag_and_are_checked(api: Api) -> None:
         "defaults": {},
         "allowed_hosts": [],
         "proxy_hosts": [],
+        "guards": {},
         "version": 0,
     }
     changed = api(

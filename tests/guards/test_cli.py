@@ -1,15 +1,17 @@
-"""Guards on the command line: ``waypost check`` and ``waypost explain``."""
+"""Guards on the command line: ``waypost check``, ``waypost explain`` and ``waypost export``."""
 
 from __future__ import annotations
 
 import base64
 from pathlib import Path
 
+import yaml
 from click.testing import CliRunner
 
 from tests.guards.conftest import htpasswd_line
 from waypost.cli import main
 from waypost.engine import Engine
+from waypost.rules.load import read_rules
 from waypost.tools.check import check_rules
 
 RULES = """\
@@ -71,10 +73,25 @@ def test_explain_shows_which_guards_ran_and_why_without_a_secret(tmp_path: Path)
     assert "=> redirect 301 /treasure" in result.output
 
 
-def test_export_refuses_rules_with_guards(tmp_path: Path) -> None:
+def test_export_refuses_rules_with_guards_but_to_yaml(tmp_path: Path) -> None:
     rules = write(tmp_path)
-    for fmt in ("nginx", "yaml"):
+    for fmt in ("nginx", "netlify", "csv"):
         result = CliRunner().invoke(main, ["export", str(rules), "--format", fmt])
         assert result.exit_code == 1
         assert f"{rules}:7: not exported: it requires a guard" in result.output
-        assert "cannot be exported yet" in result.output
+        assert f"cannot be exported as {fmt}" in result.output
+        assert "export --format yaml, which keeps the guards" in result.output
+    # Waypost's own format keeps them: the export loads as the same guarded rule set.
+    out = tmp_path / "elsewhere" / "exported.yaml"
+    out.parent.mkdir()
+    result = CliRunner().invoke(main, ["export", str(rules), "--format", "yaml", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    exported = yaml.safe_load(out.read_text())
+    assert exported["guards"]["staff"]["basic"]["htpasswd"] == str(tmp_path / "staff.htpasswd")
+    original, _ = read_rules(rules)
+    again, errors = read_rules(out)
+    assert not errors
+    assert [r.to_mapping() for r in again.rules] == [r.to_mapping() for r in original.rules]
+    assert [(g.name, g.kind, g.options, g.login_url) for g in again.guards] == [
+        (g.name, g.kind, g.options, g.login_url) for g in original.guards
+    ]

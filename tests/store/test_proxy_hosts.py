@@ -129,6 +129,7 @@ def test_revisions_keep_proxy_hosts_and_rollback_restores_them(store: SqlStore) 
         "defaults": {},
         "allowed_hosts": [],
         "proxy_hosts": ["api.example.com"],
+        "guards": {},
     }
     assert change.after is not None
     assert change.after["proxy_hosts"] == ["api.example.com", "*.backend.example.org"]
@@ -331,5 +332,6 @@ def test_a_database_from_before_migration_4_upgrades_in_place(
         "defaults": {},
         "allowed_hosts": [],
         "proxy_hosts": [],
+        "guards": {},
         "version": 5,
     }

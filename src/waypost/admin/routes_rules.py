@@ -222,7 +222,7 @@ def rules_router(ctx: AdminContext) -> APIRouter:
 
     @router.get("/settings", response_model=SettingsOut, tags=["rules"])
     def get_settings(response: Response, key: ApiKey = read) -> dict[str, object]:
-        """The defaults, allowed hosts and proxy hosts; ``version`` is the ETag."""
+        """The defaults, allowed hosts, proxy hosts and guards; ``version`` is the ETag."""
         settings = store.get_settings()
         response.headers["ETag"] = _etag(settings.version)
         return settings.to_dict()
@@ -234,12 +234,14 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         key: ApiKey = write,
         if_match: IfMatch = None,
     ) -> dict[str, object]:
-        """Replace the defaults, the allowed hosts and/or the proxy hosts (every rule is
-        checked again)."""
+        """Replace the defaults, the allowed hosts, the proxy hosts and/or the guards (every
+        rule is checked again; a guard is checked as declared, and built by the server when it
+        loads the revision)."""
         settings = store.set_settings(
             defaults=body.defaults,
             allowed_hosts=body.allowed_hosts,
             proxy_hosts=body.proxy_hosts,
+            guards=body.guards,
             expected_version=_expected(ctx, if_match, body.version),
             key_id=key.id,
             message=body.message or "change the settings",

@@ -135,6 +135,7 @@ def tools_router(ctx: AdminContext) -> APIRouter:
             defaults=body.defaults,
             allowed_hosts=body.allowed_hosts,
             proxy_hosts=body.proxy_hosts,
+            guards=body.guards,
         )
         return {"valid": not problems, "problems": problems}
 

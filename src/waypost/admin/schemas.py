@@ -214,8 +214,16 @@ class RollbackBody(BaseModel):
     message: Message = Field("", max_length=2000)
 
 
+_GUARDS = (
+    "The guards rules may require: a name maps to one kind with its options, and optionally "
+    "a login_url, as under a rules file's 'guards:' (see docs/guards.md). They name their "
+    "secrets (an htpasswd file by its absolute path, an environment variable), never hold them"
+)
+
+
 class SettingsOut(BaseModel):
-    """The rule set's defaults, allowed hosts and proxy hosts; ``version`` is also the ETag."""
+    """The rule set's defaults, allowed hosts, proxy hosts and guards; ``version`` is also the
+    ETag."""
 
     defaults: dict[str, object]
     allowed_hosts: list[str] = Field(
@@ -225,11 +233,13 @@ class SettingsOut(BaseModel):
         description="The hosts a rewrite to an absolute http(s) URL may proxy the request to "
         "('*.example.org' allows its subdomains); see docs/proxying.md"
     )
+    guards: dict[str, dict[str, object]] = Field(description=_GUARDS)
     version: int
 
 
 class SettingsBody(BaseModel):
-    """New defaults, allowed hosts and/or proxy hosts (a field left out stays as it is)."""
+    """New defaults, allowed hosts, proxy hosts and/or guards (a field left out stays as it
+    is)."""
 
     model_config = _CLOSED
 
@@ -241,6 +251,13 @@ class SettingsBody(BaseModel):
         description="The hosts a rewrite to an absolute http(s) URL may proxy to; every rule "
         "is checked again, so a host a rule proxies to cannot be taken out",
     )
+    guards: dict[str, dict[str, object]] | None = Field(
+        None,
+        max_length=1000,
+        description=_GUARDS
+        + "; the whole mapping ({} for none). Every rule is checked again, so a guard a rule "
+        "requires cannot be taken out",
+    )
     version: int | None = _version("The version you read (like If-Match)")
     message: Message = Field("", max_length=2000)
 
@@ -251,7 +268,8 @@ class SettingsBody(BaseModel):
 class ValidateBody(BaseModel):
     """What to check, one of: ``rule`` (a rule, against the stored ones; with ``id`` it stands
     in for that rule), ``changes`` (a bulk change, against the stored rules) or ``rules`` (a whole
-    rule set on its own, with ``defaults``, ``allowed_hosts`` and ``proxy_hosts``)."""
+    rule set on its own, with ``defaults``, ``allowed_hosts``, ``proxy_hosts`` and
+    ``guards``)."""
 
     model_config = _CLOSED
 
@@ -262,6 +280,7 @@ class ValidateBody(BaseModel):
     defaults: dict[str, object] | None = None
     allowed_hosts: list[str] | None = Field(None, max_length=10_000)
     proxy_hosts: list[str] | None = Field(None, max_length=10_000)
+    guards: dict[str, dict[str, object]] | None = Field(None, max_length=1000)
 
 
 class ValidateOut(BaseModel):
@@ -385,7 +404,7 @@ class NoteOut(BaseModel):
 class ImportOutcomeOut(BaseModel):
     """What an import did (or, for a dry run, would do) to the stored rules: rules ``created``,
     ``updated``, ``unchanged``, ``deleted`` (replace only) and ``kept``; ``previous_revision``
-    is the revision before it."""
+    is the revision before it; the guards whose declarations it adds, changes and removes."""
 
     mode: str
     previous_revision: int
@@ -397,6 +416,9 @@ class ImportOutcomeOut(BaseModel):
     moved: int
     settings_changed: bool
     dry_run: bool
+    guards_added: list[str]
+    guards_changed: list[str]
+    guards_removed: list[str]
 
 
 class ImportOut(BaseModel):
@@ -406,6 +428,7 @@ class ImportOut(BaseModel):
 
     format: str
     imported: int
+    guards: list[str] = Field(description="The names of the guards the file declares")
     skipped: list[SkippedOut]
     notes: list[NoteOut]
     summary: str

@@ -21,6 +21,7 @@ import yaml
 
 from waypost.engine import Decision, Engine, Trace
 from waypost.exceptions import ValidationError
+from waypost.guards import KeyRing
 from waypost.rules.model import Rule
 from waypost.store import check_rule_set, to_json_value
 from waypost.store.base import Store
@@ -40,6 +41,7 @@ from waypost.tools.formats import (
     ImportResult,
     detect_format,
     export_rules,
+    guarded_rules,
 )
 
 __all__ = [
@@ -61,8 +63,8 @@ __all__ = [
 
 log = logging.getLogger("waypost.admin")
 
-#: Waypost's own rules documents: the whole rule set with ``defaults``, ``allowed_hosts`` and
-#: ``proxy_hosts``.
+#: Waypost's own rules documents: the whole rule set with ``defaults``, ``allowed_hosts``,
+#: ``proxy_hosts`` and ``guards``.
 _OWN_FORMATS = ("yaml", "json")
 IMPORT_FORMATS: tuple[str, ...] = tuple(sorted({*_OWN_FORMATS, *IMPORTERS}))
 EXPORT_FORMATS: tuple[str, ...] = tuple(sorted({*_OWN_FORMATS, *EXPORTERS}))
@@ -113,12 +115,18 @@ class Resolved:
 
 class EngineCache:
     """The stored rules as an engine, rebuilt when the revision changes (one cheap read of the
-    revision per request; the whole rule set only after a change)."""
+    revision per request; the whole rule set only after a change).
+
+    The engine has the stored guards, built as the server builds them (the htpasswd file read,
+    the secret taken from this process's environment, the store's access keys for an
+    ``api_key`` guard), so that resolve and explain answer as the server does; a guard this
+    process cannot build makes them answer 500 ``rules_error`` saying why."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._current: Resolved | None = None
+        self._keys: KeyRing | None = None
 
     def __repr__(self) -> str:
         revision = None if self._current is None else self._current.revision
@@ -137,13 +145,17 @@ class EngineCache:
                 self._current = current
         return current
 
-    @staticmethod
-    def _build(snapshot: Snapshot) -> Resolved:
+    def _build(self, snapshot: Snapshot) -> Resolved:
+        if self._keys is None and any("api_key" in body for body in snapshot.guards.values()):
+            # Only then: the ring follows the store from a thread (closed with the store).
+            self._keys = self._store.keyring()
         engine = Engine(
             snapshot.rules,
             defaults=snapshot.defaults,
             allowed_hosts=snapshot.allowed_hosts,
             proxy_hosts=snapshot.proxy_hosts,
+            guards=snapshot.guards,
+            keys=self._keys,
         )
         pairs = zip(engine.rules, snapshot.rule_ids, strict=True)
         ids = {id(rule): rule_id for rule, rule_id in pairs}
@@ -210,11 +222,13 @@ def validate(
     defaults: Mapping[str, Any] | None = None,
     allowed_hosts: Sequence[str] | None = None,
     proxy_hosts: Sequence[str] | None = None,
+    guards: Mapping[str, Any] | None = None,
 ) -> list[ProblemDict]:
     """Every problem (``{"path", "message"}``) of one of: ``rule`` among the stored rules
     (standing in for ``rule_id`` when given), ``operations`` applied to the stored rules, or
-    ``rules`` alone with ``defaults``, ``allowed_hosts`` and ``proxy_hosts``. Writes
-    nothing."""
+    ``rules`` alone with ``defaults``, ``allowed_hosts``, ``proxy_hosts`` and ``guards``.
+    Writes nothing; the guards are checked as the store checks them (declarations, not
+    built)."""
     problems: list[tuple[str, str]] = []
     settings_label = "settings"
     if rules is not None:
@@ -223,9 +237,10 @@ def validate(
         use_defaults = to_json_value(dict(defaults or {}), "defaults", problems)
         hosts = to_json_value(list(allowed_hosts or ()), "allowed_hosts", problems)
         proxy = to_json_value(list(proxy_hosts or ()), "proxy_hosts", problems)
+        declared = to_json_value(dict(guards or {}), "guards", problems)
     else:
         use_defaults, hosts = dict(snapshot.defaults), list(snapshot.allowed_hosts)
-        proxy = list(snapshot.proxy_hosts)
+        proxy, declared = list(snapshot.proxy_hosts), dict(snapshot.guards)
         if rule is not None:
             change = UpsertRule(rule, id=rule_id)
             candidates, labels, problems = _apply_in_memory(snapshot, [change])
@@ -243,6 +258,7 @@ def validate(
             allowed_hosts=hosts,
             proxy_hosts=proxy,
             settings_label=settings_label,
+            guards=declared,
         )
     except ValidationError as exc:
         return problems_out(exc.problems)
@@ -258,12 +274,13 @@ class ImportReport:
     (None: keep the stored ones; ``allowed_hosts`` is None for another format than Waypost's,
     whose ``proxy_hosts`` are the origins its rules proxy to), and what it did to the stored
     rules (``outcome``: None before it ran; its revision is None for a dry run, or when nothing
-    changed)."""
+    changed). ``guards`` are a Waypost document's (None for another format: it has none)."""
 
     result: ImportResult
     allowed_hosts: tuple[str, ...] | None
     outcome: ImportOutcome | None = None
     proxy_hosts: tuple[str, ...] | None = None
+    guards: Mapping[str, Any] | None = None
 
     @property
     def revision(self) -> Revision | None:
@@ -279,6 +296,7 @@ class ImportReport:
         return {
             "format": result.format,
             "imported": len(result.rules),
+            "guards": sorted(self.guards or {}),
             "skipped": [
                 {"line": s.line, "text": s.text, "reason": s.reason} for s in result.skipped
             ],
@@ -303,8 +321,10 @@ def _host_list(document: Mapping[str, Any], key: str, problems: list[tuple[str, 
     return hosts
 
 
-def _own_document(text: str, format: str) -> tuple[ImportResult, tuple[str, ...], tuple[str, ...]]:
-    """A Waypost YAML or JSON document: its rules, defaults, allowed hosts and proxy hosts."""
+def _own_document(text: str, format: str) -> ImportReport:
+    """A Waypost YAML or JSON document: its rules, defaults, allowed hosts, proxy hosts and
+    guards (a path in them must be absolute: there is no rules file for it to be relative
+    to)."""
     try:
         document = json.loads(text) if format == "json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -327,10 +347,15 @@ def _own_document(text: str, format: str) -> tuple[ImportResult, tuple[str, ...]
         problems.append(("content.defaults", "must be a mapping"))
     hosts = _host_list(document, "allowed_hosts", problems)
     proxy = _host_list(document, "proxy_hosts", problems)
+    guards = document.get("guards") or {}
+    if not isinstance(guards, dict):
+        problems.append(("content.guards", "must map a guard name to its declaration"))
     if problems:
         raise ValidationError(problems)
-    result = ImportResult(list(rules), [], format, [], dict(defaults), proxy_hosts=list(proxy))
-    return result, tuple(hosts), tuple(proxy)
+    result = ImportResult(
+        list(rules), [], format, [], dict(defaults), proxy_hosts=list(proxy), guards=guards
+    )
+    return ImportReport(result, tuple(hosts), proxy_hosts=tuple(proxy), guards=guards)
 
 
 def read_import(text: str, format: str, filename: str | None) -> ImportReport:
@@ -349,8 +374,7 @@ def read_import(text: str, format: str, filename: str | None) -> ImportReport:
             )
         format = guessed
     if format in _OWN_FORMATS:
-        result, hosts, proxy = _own_document(text, format)
-        return ImportReport(result, hosts, proxy_hosts=proxy)
+        return _own_document(text, format)
     importer = IMPORTERS.get(format)
     if importer is None:
         raise ValidationError(
@@ -402,12 +426,13 @@ def import_text(
         order=None if own else result.defaults.get("order"),
         allowed_hosts=report.allowed_hosts,
         proxy_hosts=report.proxy_hosts,
+        guards=report.guards,
         confirm_deletes=confirm_deletes,
         dry_run=dry_run,
         key_id=key_id,
         message=message or f"import ({result.format}, {mode})",
     )
-    return ImportReport(result, report.allowed_hosts, outcome, report.proxy_hosts)
+    return ImportReport(result, report.allowed_hosts, outcome, report.proxy_hosts, report.guards)
 
 
 class UnsupportedDict(TypedDict):
@@ -453,12 +478,31 @@ def export_snapshot(snapshot: Snapshot, format: str) -> ExportedDict:
         raise ValidationError(
             [("format", f"{format!r} is not an export format; use {', '.join(EXPORT_FORMATS)}")]
         )
+    guarded = guarded_rules(rules)
+    if guarded and format != "yaml":
+        # Exported without its guard, a guarded area would be served open: refused, not dropped.
+        raise ValidationError(
+            [
+                (
+                    "format",
+                    f"rules with guards (require:) cannot be exported as {format}: the format "
+                    "has no equivalent, and an export without them would serve the guarded "
+                    "areas open; export as yaml or json, which keep the guards",
+                ),
+                *(
+                    (f"rules[{snapshot.rule_ids[i]}].require", "requires a guard")
+                    for i in guarded
+                    if i < len(snapshot.rule_ids)
+                ),
+            ]
+        )
     result = export_rules(
         format,
         rules,
         dict(snapshot.defaults) or None,
         allowed_hosts=snapshot.allowed_hosts,
         proxy_hosts=snapshot.proxy_hosts,
+        guards=snapshot.guards,
     )
     ids = snapshot.rule_ids
 

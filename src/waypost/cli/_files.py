@@ -125,6 +125,7 @@ def import_into_store(
     err: bool = False,
     order: str | None = None,
     proxy_hosts: Sequence[str] | None = None,
+    guards: Mapping[str, Any] | None = None,
 ) -> ImportOutcome:
     """Import ``rules`` into the store ``db`` in ``mode`` and say what it did (on stderr with
     ``err``): the counts, the revision and the ``waypost db rollback`` command that undoes it.
@@ -142,6 +143,7 @@ def import_into_store(
                 defaults=defaults,
                 allowed_hosts=allowed_hosts,
                 proxy_hosts=proxy_hosts,
+                guards=guards,
                 order=order,
                 confirm_deletes=confirm,
                 dry_run=dry_run,

@@ -122,6 +122,7 @@ def _store_engine(
                     defaults=document.defaults,
                     allowed_hosts=document.allowed_hosts,
                     proxy_hosts=document.proxy_hosts,
+                    guards=document.guards,
                     message=f"seeded from {Path(seed).name}",
                 )
         finally:

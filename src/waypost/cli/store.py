@@ -163,6 +163,7 @@ def db_import(
         defaults=document.defaults if own_settings else None,
         allowed_hosts=document.allowed_hosts if own_settings else None,
         proxy_hosts=document.proxy_hosts if own_settings else None,
+        guards=document.guards if own_settings else None,
         mode=cast(ImportMode, mode),
         yes=yes,
         dry_run=dry_run,

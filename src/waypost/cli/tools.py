@@ -34,7 +34,8 @@ from waypost.exceptions import RulesError, WaypostError
 from waypost.guards import KeyRing
 from waypost.rules.load import FORMATS, parse_rules
 from waypost.server.store_sync import engine_from_store
-from waypost.store.model import ImportMode
+from waypost.store import open_store
+from waypost.store.model import ImportMode, Snapshot
 from waypost.store.transfer import read_document
 from waypost.tools.annotations import render_github, render_gitlab, render_human, render_json
 from waypost.tools.casetest import parse_cases, render_failures, run_cases
@@ -47,6 +48,7 @@ from waypost.tools.formats import (
     detect_format,
     export_rules,
     export_yaml,
+    guarded_rules,
 )
 from waypost.tools.trace import MAX_REDIRECTS, follow
 
@@ -65,6 +67,64 @@ def _store_engine(db: str) -> tuple[Engine, str]:
     except WaypostError as exc:
         raise click.ClickException(str(exc)) from None
     return engine, f"{location}@{revision}"
+
+
+def _store_snapshot(db: str) -> tuple[Snapshot, str]:
+    """The store's rule set, and how to name it in messages."""
+    try:
+        with open_store(db) as store:
+            return store.load_snapshot(), f"{store.location}@{store.current_revision()}"
+    except WaypostError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _guarded_refusal(rules: str, fmt: str) -> str:
+    return (
+        f"{rules}: rules with guards (require:) cannot be exported as {fmt}: the format has no "
+        "equivalent, and an export without them would serve the guarded areas open; export "
+        "--format yaml, which keeps the guards"
+    )
+
+
+def _export_guarded_store(
+    snapshot: Snapshot, label: str, fmt: str, output: str | None, force: bool
+) -> None:
+    """Export a stored rule set that has guards: as Waypost's YAML with them, or not at all.
+
+    The guards are not built: the declarations and the rules are written as stored, so an
+    export needs neither the htpasswd files, the secrets nor the access keys the server reads.
+    """
+    if fmt != "yaml":
+        for index in guarded_rules(snapshot.rules):
+            rule_id = snapshot.rule_ids[index] if index < len(snapshot.rule_ids) else index
+            click.echo(f"{label} rules[{rule_id}]: not exported: it requires a guard", err=True)
+        raise click.ClickException(_guarded_refusal(label, fmt))
+    result = export_rules(
+        fmt,
+        snapshot.rules,
+        dict(snapshot.defaults) or None,
+        allowed_hosts=snapshot.allowed_hosts,
+        proxy_hosts=snapshot.proxy_hosts,
+        guards=snapshot.guards,
+    )
+    for item in result.unsupported:
+        click.echo(f"{label} rule {item.index + 1}: not exported: {item.reason}", err=True)
+    if output is None:
+        click.echo(result.text, nl=not result.text.endswith("\n"))
+    else:
+        write_output(output, result.text, force=force)
+    click.echo(f"{label}: {result.exported} exported, {len(result.unsupported)} not", err=True)
+    sys.exit(1 if result.unsupported else 0)
+
+
+def _file_guards(path: str, read: Mapping[str, Any]) -> dict[str, Any]:
+    """The guards of the Waypost rules file at ``path`` as written, a relative path in them made
+    absolute (it is relative to that file, and the output goes elsewhere); ``read`` (what the
+    importer read) when ``path`` does not load."""
+    try:
+        return dict(read_document(path).guards)
+    except (RulesError, OSError, ValueError):
+        return dict(read)
 
 
 def _read_text(path: str) -> str:
@@ -338,7 +398,12 @@ def import_command(
             )
     result = IMPORTERS[fmt](text)
     click.echo(f"{file} ({fmt}): {result.summary(file)}", err=True)
-    exported = export_yaml(result.rules, result.defaults or None, proxy_hosts=result.proxy_hosts)
+    exported = export_yaml(
+        result.rules,
+        result.defaults or None,
+        proxy_hosts=result.proxy_hosts,
+        guards=_file_guards(file, result.guards) if result.guards else None,
+    )
     for item in exported.unsupported:
         click.echo(f"{file}: not written: {item.render()}", err=True)
     name = output or "<stdout>"
@@ -381,6 +446,7 @@ def _import_into_store(
     order = result.defaults.get("order")
     hosts = None
     proxy: Sequence[str] | None = result.proxy_hosts
+    guards: Mapping[str, Any] | None = None
     if FORMATS.get(Path(file).suffix.lower()) == fmt or fmt == "yaml":
         try:
             document = read_document(file)
@@ -391,7 +457,7 @@ def _import_into_store(
         proxy = None
         if fmt != "csv":  # a CSV table has no settings of its own
             defaults, hosts = document.defaults, document.allowed_hosts
-            proxy = document.proxy_hosts
+            proxy, guards = document.proxy_hosts, document.guards
     try:
         import_into_store(
             db,
@@ -399,6 +465,7 @@ def _import_into_store(
             defaults=defaults,
             allowed_hosts=hosts,
             proxy_hosts=proxy,
+            guards=guards,
             mode=cast(ImportMode, mode),
             yes=yes,
             dry_run=dry_run,
@@ -446,21 +513,26 @@ def export_command(
     with its file:line and the reason, never dropped silently, and the exit code is 1 (the
     rest is still written) unless --allow-partial."""
     check_output(output, force=force)
+    guards: Mapping[str, Any] = {}
     if rules is not None and db is None:
         engine = load_engine(rules)
+        if fmt == "yaml" and engine.ruleset.guards:
+            # The declarations as written (paths made absolute), not the loader's expansion.
+            guards = _file_guards(rules, {})
     elif db is not None and rules is None:
+        snapshot, label = _store_snapshot(db)
+        if snapshot.guards or guarded_rules(snapshot.rules):
+            _export_guarded_store(snapshot, label, fmt, output, force)
+            return
         engine, rules = _store_engine(db)
     else:
         raise click.UsageError("give a RULES file or --db, one of the two")
     guarded = engine.ruleset.guard_rules
-    if guarded:
+    if guarded and fmt != "yaml":
         # Exported without its guard, a guarded area would be served open: refused, not dropped.
         for rule in guarded:
             click.echo(f"{rule.source}: not exported: it requires a guard", err=True)
-        raise click.ClickException(
-            f"{rules}: rules with guards (require:) cannot be exported yet; the other formats "
-            "have no equivalent, and an export without them would serve the guarded areas open"
-        )
+        raise click.ClickException(_guarded_refusal(rules, fmt))
     source = list(engine.rules)
     mappings = [r.to_mapping() for r in source]
     defaults = dict(engine.ruleset.defaults)
@@ -475,6 +547,7 @@ def export_command(
         allowed_hosts=engine.ruleset.allowed_hosts,
         host=host,
         proxy_hosts=engine.ruleset.proxy_hosts,
+        guards=guards,
     )
     for item in result.unsupported:
         where = source[item.index].source if 0 <= item.index < len(source) else rules

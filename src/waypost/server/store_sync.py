@@ -6,8 +6,11 @@ snapshot and swaps it in with :meth:`Engine.replace` (atomic: a request sees the
 new ones). If the database becomes unreachable, the worker keeps serving its last good snapshot,
 ``/_waypost/health`` says ``degraded`` (and why, for a read key), and it recovers by itself
 (retrying with back-off) when the database returns. A revision this version cannot load (the
-store validates every write, so rules from a newer Waypost) is skipped the same way: degraded,
-counted as a failed reload, the last good snapshot serving, until a later revision loads.
+store validates every write, so rules from a newer Waypost, or guards whose files or secrets this
+process lacks: the store checks the declarations, only the server reads the htpasswd file, the
+secret's environment variable or the JWKS) is skipped the same way: degraded, counted as a
+failed reload, the last good snapshot serving, until a later revision loads. The rule set's
+guards come with each revision; the engine keeps the access keys it was given.
 
 The file watcher's shrink guard (:mod:`waypost.server.reloading`) does not apply here: a
 revision is a committed transaction, never half-written, and the admin API and ``waypost db``
@@ -58,6 +61,7 @@ def engine_from_store(
         allowed_hosts=snapshot.allowed_hosts,
         proxy_hosts=snapshot.proxy_hosts,
         pack_rules=pack_rules,
+        guards=snapshot.guards,
         keys=keys,
     )
     return engine, snapshot.revision, location
@@ -156,14 +160,18 @@ class StoreSync(BackgroundLoop):
         snapshot = self._store.load_snapshot()
         serving = len(self.engine)
         try:
+            # The revision's guards replace the ones serving (the engine keeps its key ring).
             self.engine.replace(
                 snapshot.rules,
                 defaults=snapshot.defaults,
                 allowed_hosts=snapshot.allowed_hosts,
                 proxy_hosts=snapshot.proxy_hosts,
+                guards=snapshot.guards,
             )
         except RulesError as exc:
-            # The store validates every write, so this means rules this version cannot read.
+            # The store validates every write, so this means rules this version cannot read,
+            # or guards this process cannot build (an htpasswd file it cannot read, a secret's
+            # variable unset here: the store checks the declarations, the server what they name).
             logger.error(
                 "waypost: revision %d does not load: %s; still serving revision %d",
                 snapshot.revision,

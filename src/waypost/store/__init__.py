@@ -12,6 +12,7 @@ change notification and API keys.
         defaults=snapshot.defaults,
         allowed_hosts=snapshot.allowed_hosts,
         proxy_hosts=snapshot.proxy_hosts,
+        guards=snapshot.guards,  # and any Python checks: {**snapshot.guards, name: check}
     )
 
 Layers: ``model`` (values), ``_state`` and ``_validate`` (pure bookkeeping and checks),

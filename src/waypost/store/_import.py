@@ -28,7 +28,11 @@ its peer applies rules in (Netlify, Cloudflare Pages and Apache apply the first 
 ``order: first_match``) and, as its ``proxy_hosts``, the origins its rules proxy to (Netlify's
 ``200`` to a URL, Vercel's rewrites to another origin), which the modes treat as a Waypost
 file's (so a ``replace`` with a file that proxies nowhere empties the list: no rule left needs
-it). When ``merge`` or ``append`` meets stored rules tried in the other order, the stored order
+it). The file's ``guards`` (name -> declaration) likewise: ``replace`` takes the file's,
+``merge`` sets each of the file's guards over the stored one of its name, and ``append`` adds the
+file's guards and refuses one whose name a stored guard has with another declaration (a problem,
+never a silent overwrite: that would change what guards the stored rules). When ``merge`` or
+``append`` meets stored rules tried in the other order, the stored order
 stays if the file's rules decide the same in both orders (see :mod:`waypost.matching._order`),
 and the import is refused otherwise, naming the paths where the orders disagree; an empty rule
 set, or ``replace``, takes the file's order.
@@ -42,7 +46,7 @@ from typing import Any
 from waypost.matching import rule_identity
 from waypost.matching._order import order_conflicts
 from waypost.rules.load import rules_from_mappings
-from waypost.store._state import Entry, Row, State, Write, new_rule_id
+from waypost.store._state import Entry, Row, State, Write, guard_map, new_rule_id
 from waypost.store._validate import dumps, to_json_value
 from waypost.store.model import ImportMode, ImportOutcome, RuleSetSettings
 
@@ -50,14 +54,18 @@ __all__ = ["import_outcome", "plan_import"]
 
 
 def _identities(
-    rules: Sequence[Any], defaults: Mapping[str, Any], proxy_hosts: Sequence[str]
+    rules: Sequence[Any],
+    defaults: Mapping[str, Any],
+    proxy_hosts: Sequence[str],
+    guard_names: Sequence[str] = (),
 ) -> list[Hashable | None]:
     """Each rule's identity (None for a rule that does not load: it is reported when the new
     rule set is checked, and meanwhile matches nothing). ``proxy_hosts`` let a proxy rule load:
-    a rewrite to a host they lack is not a rule at all."""
+    a rewrite to a host they lack is not a rule at all; ``guard_names`` let a guarded rule load
+    (the guards themselves are checked with the new rule set)."""
     found: list[Hashable | None] = [None] * len(rules)
     ruleset, _ = rules_from_mappings(
-        list(rules), defaults=defaults or None, proxy_hosts=proxy_hosts
+        list(rules), defaults=defaults or None, proxy_hosts=proxy_hosts, guard_names=guard_names
     )
     for rule in ruleset.rules:
         if 0 <= rule.index < len(found):
@@ -92,6 +100,7 @@ def _settings(
     problems: list[tuple[str, str]],
     order: str | None = None,
     proxy_hosts: Sequence[str] | None = None,
+    given_guards: Mapping[str, Any] | None = None,
 ) -> RuleSetSettings:
     stored = state.settings
     new_defaults: Mapping[str, Any] = stored.defaults
@@ -103,7 +112,44 @@ def _settings(
     replace = mode == "replace"
     hosts = _hosts(stored.allowed_hosts, allowed_hosts, "allowed_hosts", replace, problems)
     proxy = _hosts(stored.proxy_hosts, proxy_hosts, "proxy_hosts", replace, problems)
-    return RuleSetSettings(new_defaults, hosts, stored.version, proxy)
+    guards = _guards(stored.guards, given_guards, mode, problems)
+    return RuleSetSettings(new_defaults, hosts, stored.version, proxy, guards)
+
+
+def _guards(
+    stored: Mapping[str, Any],
+    given: Mapping[str, Any] | None,
+    mode: ImportMode,
+    problems: list[tuple[str, str]],
+) -> Mapping[str, Any]:
+    """The guards after an import (see the module's docstring); None (the file declares none)
+    keeps the stored ones."""
+    if given is None:
+        return stored
+    declared = guard_map(given, "guards", problems)
+    if declared is None:
+        return stored
+    if mode == "replace":
+        return declared
+    if mode == "append":
+        for name, body in declared.items():
+            if name in stored and stored[name] != body:
+                problems.append(
+                    (
+                        f"guards.{name}",
+                        f"the stored rule set declares guard {name!r} otherwise "
+                        f"({dumps(stored[name])}, the file: {dumps(body)}); an append does not "
+                        "change the stored guards: give the file's guard another name, or "
+                        "import with mode merge (the file's declaration replaces the stored one)",
+                    )
+                )
+    return {**stored, **declared}
+
+
+def _guard_names(stored: Mapping[str, Any], given: Mapping[str, Any] | None) -> list[str]:
+    """The names of the stored and the file's guards, to load rules under while planning."""
+    more = list(given) if isinstance(given, Mapping) else []
+    return [*stored, *(name for name in more if isinstance(name, str))]
 
 
 def _known_hosts(stored: Sequence[str], given: Sequence[str] | None) -> list[str]:
@@ -121,6 +167,7 @@ def _reconcile_order(
     rules: Sequence[Any],
     problems: list[tuple[str, str]],
     proxy_hosts: Sequence[str] = (),
+    guard_names: Sequence[str] = (),
 ) -> tuple[Mapping[str, Any] | None, str | None]:
     """The file's defaults and order once its order (``order``, or its defaults' ``order``)
     meets the stored rules' in a merge or append.
@@ -138,7 +185,11 @@ def _reconcile_order(
         return defaults, order
     rest = {key: value for key, value in (defaults or {}).items() if key != "order"}
     ruleset, _ = rules_from_mappings(
-        list(rules), defaults=rest or None, pack_rules=False, proxy_hosts=proxy_hosts
+        list(rules),
+        defaults=rest or None,
+        pack_rules=False,
+        proxy_hosts=proxy_hosts,
+        guard_names=guard_names,
     )
     conflicts = order_conflicts(ruleset.rules, limit=3)
     if not conflicts:
@@ -169,6 +220,7 @@ def plan_import(
     order: str | None = None,
     problems: list[tuple[str, str]],
     proxy_hosts: Sequence[str] | None = None,
+    guards: Mapping[str, Any] | None = None,
 ) -> tuple[list[Entry], RuleSetSettings]:
     """The rule set after importing ``rules`` in ``mode`` (see the module's docstring), and its
     settings; values JSON cannot hold are reported in ``problems`` (``rules[3].to``).
@@ -176,8 +228,9 @@ def plan_import(
     ``order`` is the order the rules were written for, when the file has no settings of its own
     (another format's: its peer's order); a Waypost file's ``defaults`` say it themselves."""
     known = _known_hosts(state.settings.proxy_hosts, proxy_hosts)
-    defaults, order = _reconcile_order(state, mode, defaults, order, rules, problems, known)
-    settings = _settings(state, mode, defaults, allowed_hosts, problems, order, proxy_hosts)
+    names = _guard_names(state.settings.guards, guards)
+    defaults, order = _reconcile_order(state, mode, defaults, order, rules, problems, known, names)
+    settings = _settings(state, mode, defaults, allowed_hosts, problems, order, proxy_hosts, guards)
     given = [to_json_value(rule, f"rules[{i}]", problems) for i, rule in enumerate(rules)]
     if mode == "append":
         stored = [Entry(row.id, row.rule, f"rules[{row.id}]", row) for row in state.rows]
@@ -190,7 +243,10 @@ def plan_import(
         if isinstance(name, str) and name:
             by_name.setdefault(name, row)
     old_ids = _identities(
-        [row.rule for row in state.rows], state.settings.defaults, state.settings.proxy_hosts
+        [row.rule for row in state.rows],
+        state.settings.defaults,
+        state.settings.proxy_hosts,
+        list(state.settings.guards),
     )
     by_identity: dict[Hashable, Row] = {}
     for row, identity in zip(state.rows, old_ids, strict=True):
@@ -200,7 +256,7 @@ def plan_import(
     if mode == "replace":
         for row in state.rows:
             by_content.setdefault(dumps(row.rule), []).append(row)
-    new_ids = _identities(given, settings.defaults, known)
+    new_ids = _identities(given, settings.defaults, known, names)
 
     used: set[str] = set()
     matched: list[Row | None] = []
@@ -253,6 +309,11 @@ def import_outcome(
     updated = sum(1 for w in writes if w.op == "update")
     moved = sum(1 for w in writes if w.op == "move")
     kept = len(state.rows) - deleted
+    before: Mapping[str, Any] = state.settings.guards
+    after: Mapping[str, Any] = before
+    for write in writes:
+        if write.op == "settings" and write.after is not None:
+            after = write.after.get("guards", {})
     return ImportOutcome(
         mode,
         state.revision,
@@ -263,4 +324,9 @@ def import_outcome(
         kept=kept,
         moved=moved,
         settings_changed=any(w.op == "settings" for w in writes),
+        guards_added=tuple(name for name in after if name not in before),
+        guards_changed=tuple(
+            name for name in after if name in before and after[name] != before[name]
+        ),
+        guards_removed=tuple(name for name in before if name not in after),
     )

@@ -230,20 +230,22 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             tuple(row.rule for row in state.rows),
             tuple(row.id for row in state.rows),
             state.settings.proxy_hosts,
+            state.settings.guards,
         )
 
     def get_settings(self) -> RuleSetSettings:
-        """The defaults, allowed hosts and proxy hosts, with their version (for
+        """The defaults, allowed hosts, proxy hosts and guards, with their version (for
         ``expected_version``)."""
         head = self._read(
-            "SELECT defaults, allowed_hosts, settings_version, proxy_hosts FROM waypost_state "
-            "WHERE id = 1"
+            "SELECT defaults, allowed_hosts, settings_version, proxy_hosts, guards "
+            "FROM waypost_state WHERE id = 1"
         )[0]
         return RuleSetSettings(
             json.loads(head[0]),
             tuple(json.loads(head[1])),
             int(head[2]),
             tuple(json.loads(head[3])),
+            json.loads(head[4]),
         )
 
     # -- writing -------------------------------------------------------------------------------
@@ -359,15 +361,22 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         key_id: str | None = None,
         message: str = "",
         proxy_hosts: Sequence[str] | None = None,
+        guards: Mapping[str, Any] | None = None,
     ) -> RuleSetSettings:
-        """Replace the defaults, allowed hosts and/or proxy hosts (None leaves one alone).
+        """Replace the defaults, allowed hosts, proxy hosts and/or guards (None leaves one
+        alone; ``guards`` is the whole mapping of name -> declaration, ``{}`` for none).
 
         The whole rule set is checked under the new settings: taking a host out of
-        ``proxy_hosts`` while a rule proxies to it is a ValidationError naming the rule."""
+        ``proxy_hosts`` while a rule proxies to it, or a guard out of ``guards`` while a rule
+        requires it, is a ValidationError naming the rule."""
         self._commit(
             lambda conn, state: apply_operations(
                 state,
-                [SetRuleSetSettings(defaults, allowed_hosts, expected_version, proxy_hosts)],
+                [
+                    SetRuleSetSettings(
+                        defaults, allowed_hosts, expected_version, proxy_hosts, guards
+                    )
+                ],
                 label=lambda _: "",
             ),
             key_id=key_id,
@@ -384,6 +393,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         key_id: str | None = None,
         message: str = "",
         proxy_hosts: Sequence[str] = (),
+        guards: Mapping[str, Any] | None = None,
     ) -> Revision | None:
         """Make the rule set exactly ``rules`` with these settings; None when nothing changes.
 
@@ -398,6 +408,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
             defaults=dict(defaults or {}),
             allowed_hosts=tuple(allowed_hosts),
             proxy_hosts=tuple(proxy_hosts),
+            guards=dict(guards or {}),
             confirm_deletes=sys.maxsize,  # whatever it deletes: that is what it is for
             key_id=key_id,
             message=message,
@@ -417,12 +428,14 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
         message: str = "",
         order: str | None = None,
         proxy_hosts: Sequence[str] | None = None,
+        guards: Mapping[str, Any] | None = None,
     ) -> ImportOutcome:
         """Import ``rules`` (a rules file's mappings) in ``mode`` (``merge``, ``append`` or
         ``replace``; see :mod:`waypost.store._import`) as one revision, all or nothing.
 
-        ``defaults`` / ``allowed_hosts`` / ``proxy_hosts`` are the file's settings (None: it has
-        none, keep the stored ones; another format's proxy origins are its ``proxy_hosts``);
+        ``defaults`` / ``allowed_hosts`` / ``proxy_hosts`` / ``guards`` are the file's settings
+        (None: it has none, keep the stored ones; another format's proxy origins are its
+        ``proxy_hosts``);
         ``order`` the order another format's rules were written for (its peer's:
         ``first_match`` for Netlify, say), which a merge or append into rules of the other order
         keeps only where it does not matter (see :mod:`waypost.store._import`).
@@ -454,6 +467,7 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
                 order=order,
                 problems=problems,
                 proxy_hosts=proxy_hosts,
+                guards=guards,
             )
             if problems:
                 raise ValidationError(problems)

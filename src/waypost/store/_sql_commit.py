@@ -33,7 +33,7 @@ class CommitMethods(SqlMixin):
 
     def _state(self, conn: Conn, *, lock: bool = False) -> State:
         head = conn.execute(
-            "SELECT revision, defaults, allowed_hosts, settings_version, proxy_hosts "
+            "SELECT revision, defaults, allowed_hosts, settings_version, proxy_hosts, guards "
             "FROM waypost_state "
             "WHERE id = 1" + (self._for_update if lock else "")
         )[0]
@@ -46,6 +46,7 @@ class CommitMethods(SqlMixin):
                 tuple(json.loads(head[2])),
                 int(head[3]),
                 tuple(json.loads(head[4])),
+                json.loads(head[5]),
             ),
         )
 
@@ -76,6 +77,10 @@ class CommitMethods(SqlMixin):
                 allowed_hosts=settings.allowed_hosts,
                 proxy_hosts=settings.proxy_hosts,
                 settings_label=settings_label,
+                guards=settings.guards,
+                guards_label="guards"
+                if settings_label == "settings"
+                else f"{settings_label}.guards",
             )
             number = state.revision + 1
             writes = plan_writes(state, entries, settings, number)
@@ -134,11 +139,12 @@ class CommitMethods(SqlMixin):
             elif write.op == "settings" and rule is not None:
                 conn.execute(
                     "UPDATE waypost_state SET defaults = ?, allowed_hosts = ?, "
-                    "proxy_hosts = ?, settings_version = ? WHERE id = 1",
+                    "proxy_hosts = ?, guards = ?, settings_version = ? WHERE id = 1",
                     (
                         dumps(rule["defaults"]),
                         dumps(rule["allowed_hosts"]),
                         dumps(rule["proxy_hosts"]),
+                        dumps(rule["guards"]),
                         number,
                     ),
                 )

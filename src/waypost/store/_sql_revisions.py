@@ -111,7 +111,13 @@ class RevisionMethods(CommitMethods):
             before_settings.defaults,
             before_settings.allowed_hosts,
             before_settings.proxy_hosts,
-        ) != (after_settings.defaults, after_settings.allowed_hosts, after_settings.proxy_hosts):
+            before_settings.guards,
+        ) != (
+            after_settings.defaults,
+            after_settings.allowed_hosts,
+            after_settings.proxy_hosts,
+            after_settings.guards,
+        ):
             settings = (before_settings, after_settings)
         return RevisionDiff(from_revision, target, tuple(diff_rows(before, after)), settings)
 
@@ -130,6 +136,7 @@ class RevisionMethods(CommitMethods):
                 settings.allowed_hosts,
                 state.settings.version,
                 settings.proxy_hosts,
+                settings.guards,
             )
 
         revision, _, _ = self._commit(

@@ -40,6 +40,7 @@ __all__ = [
     "Write",
     "apply_operations",
     "diff_rows",
+    "guard_map",
     "new_rule_id",
     "plan_writes",
     "rewind",
@@ -112,6 +113,7 @@ def _settings_dict(settings: RuleSetSettings) -> dict[str, Any]:
         "defaults": dict(settings.defaults),
         "allowed_hosts": list(settings.allowed_hosts),
         "proxy_hosts": list(settings.proxy_hosts),
+        "guards": dict(settings.guards),
     }
 
 
@@ -123,6 +125,24 @@ def _host_list(
         problems.append((path, "must be a list of host names"))
         return None
     return tuple(to_json_value(list(value), path, problems))
+
+
+def guard_map(
+    value: Mapping[str, Any], path: str, problems: list[tuple[str, str]]
+) -> Mapping[str, Any] | None:
+    """``value`` (guard name -> declaration) as stored, or None (and a problem) when it is not
+    a mapping; the declarations themselves are checked with the whole rule set."""
+    if not isinstance(value, Mapping):
+        problems.append(
+            (
+                path,
+                "maps a guard name to one kind with its options, like "
+                '{"staff": {"basic": {"htpasswd": "/etc/waypost/staff.htpasswd"}}}',
+            )
+        )
+        return None
+    stored: Mapping[str, Any] = to_json_value(dict(value), path, problems)
+    return stored
 
 
 def _conflict(state: State, rule_id: str, expected: int) -> ConflictError:
@@ -158,6 +178,7 @@ def apply_operations(
     defaults: Mapping[str, Any] = state.settings.defaults
     hosts: tuple[str, ...] = state.settings.allowed_hosts
     proxy_hosts: tuple[str, ...] = state.settings.proxy_hosts
+    guards: Mapping[str, Any] = state.settings.guards
     problems: list[tuple[str, str]] = []
     for index, operation in enumerate(operations):
         where = label(index)
@@ -180,6 +201,11 @@ def apply_operations(
             if operation.proxy_hosts is not None:
                 given = _host_list(operation.proxy_hosts, f"{where}.proxy_hosts", problems)
                 proxy_hosts = proxy_hosts if given is None else given
+            if operation.guards is not None:
+                declared = guard_map(
+                    operation.guards, f"{where}.guards" if where else "guards", problems
+                )
+                guards = guards if declared is None else declared
             continue
         rule_id = operation.id
         if rule_id is not None and rule_id not in content:
@@ -220,7 +246,7 @@ def apply_operations(
         )
         for rule_id in order
     ]
-    return entries, RuleSetSettings(defaults, hosts, state.settings.version, proxy_hosts)
+    return entries, RuleSetSettings(defaults, hosts, state.settings.version, proxy_hosts, guards)
 
 
 def _longest_increasing(keys: Sequence[int | None]) -> set[int]:
@@ -335,12 +361,13 @@ def rewind(
     for write in undo:
         if write.op == "settings":
             before = write.before or {}
-            # A record from before migration 4 has no proxy_hosts: the rule set had none.
+            # A record from before migration 4 (5) has no proxy_hosts (guards): there were none.
             settings = RuleSetSettings(
                 before.get("defaults", {}),
                 tuple(before.get("allowed_hosts", ())),
                 0,
                 tuple(before.get("proxy_hosts", ())),
+                dict(before.get("guards", {})),
             )
             continue
         if write.rule_id is None:

@@ -6,6 +6,14 @@ values first, so what is checked is exactly what is stored and loaded back. :fun
 builds the rules with :func:`~waypost.rules.load.rules_from_mappings` and then an
 :class:`~waypost.engine.Engine` (which finds duplicates), and reports every problem with the path
 of the field in the caller's request (``changes[2].rule.to``), in the loader's own words.
+
+Guards are checked as declarations, not built: building one reads what only the serving process
+has (an htpasswd file, a secret from its environment, a JWKS from the network, the access keys),
+so a guard's syntax, its kind and options, every ``require`` naming a declared guard and every
+``login_url`` outside its own guard's area are checked here, with a stand-in check for each guard;
+what needs the server's files and environment is checked when the server loads the revision
+(which keeps serving the previous one, and says why in its health, if it does not load). Paths
+in the declarations must be absolute: the store has no rules file for them to be relative to.
 """
 
 from __future__ import annotations
@@ -15,12 +23,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, ValidationError
 from waypost.rules.load import rules_from_mappings
-from waypost.rules.model import RuleSet
+from waypost.rules.model import GuardSpec, RuleSet
 
 __all__ = ["check_rule_set", "dumps", "to_json_value"]
 
@@ -30,6 +39,12 @@ _RULE_PREFIX = re.compile(r"rule #(\d+)(\S*?): (.*)\Z", re.DOTALL)
 # engine's messages can be traced back to the entry (and rewritten to name it).
 _MARK = "\x00rule"
 _MARK_REF = re.compile(re.escape(_MARK) + r"[:#](\d+)")
+# The loader's hint for a require of a guard no one declared, and the store's.
+_UNDECLARED = "declare it under 'guards:' at the top of the file"
+_UNDECLARED_HERE = (
+    "the rule set declares no guards: declare it in the settings' guards first (or take the "
+    "require out of the rule)"
+)
 
 
 def dumps(value: object) -> str:
@@ -68,6 +83,44 @@ def _join(label: str, keys: str) -> str:
     return f"{label}{keys}" if label else keys.lstrip(".")
 
 
+# The options of a guard kind that name a file: the loader makes them relative to the rules file.
+_PATH_OPTIONS = {"basic": ("htpasswd",), "jwt": ("public_key",)}
+
+
+def _relative_paths(specs: Sequence[GuardSpec], label: str) -> list[tuple[str, str]]:
+    """A problem for each file a guard names by a relative path."""
+    problems: list[tuple[str, str]] = []
+    for spec in specs:
+        for option in _PATH_OPTIONS.get(spec.kind, ()):
+            path = spec.options.get(option)
+            if isinstance(path, str) and not Path(path).is_absolute():
+                problems.append(
+                    (
+                        f"{label}.{spec.name}.{spec.kind}.{option}",
+                        f"{path!r} is a relative path, and the rule store has no rules file "
+                        f"for it to be relative to; give an absolute path (like "
+                        f"'/etc/waypost/{path.rsplit('/', 1)[-1]}') that the server can read",
+                    )
+                )
+    return problems
+
+
+def _stand_in(request: object) -> None:
+    """The check of a guard while the rule set is checked: never called (nothing is resolved)."""
+
+
+def _guard_problems(
+    guards: Mapping[str, Any], label: str
+) -> tuple[list[tuple[str, str]], set[str]]:
+    """Each declaration's problems at ``label.name`` (one guard at a time, so that a message
+    names its guard), and the messages, to leave out where the whole rule set repeats them."""
+    problems: list[tuple[str, str]] = []
+    for name, body in guards.items():
+        _, errors = rules_from_mappings([], guards={name: body})
+        problems.extend((f"{label}.{name}", error.message) for error in errors)
+    return problems, {message for _, message in problems}
+
+
 def check_rule_set(
     rules: Sequence[Any],
     labels: Sequence[str],
@@ -76,6 +129,8 @@ def check_rule_set(
     allowed_hosts: Sequence[str],
     proxy_hosts: Sequence[str] = (),
     settings_label: str = "settings",
+    guards: Mapping[str, Any] | None = None,
+    guards_label: str = "guards",
 ) -> RuleSet:
     """Build ``rules`` (in priority order) as the loader and the engine would; return the rule
     set, or raise :class:`~waypost.exceptions.ValidationError` with every problem.
@@ -84,32 +139,57 @@ def check_rule_set(
     ``changes[2].rule``); a problem in the defaults, allowed hosts or proxy hosts gets
     ``settings_label``. A rule that proxies to a host ``proxy_hosts`` lacks gets the loader's
     message, as in a rules file.
+
+    ``guards`` are declared as under a rules file's ``guards:`` (a problem in one gets
+    ``guards_label.name``); they are checked, not built (see the module's docstring), and a
+    file they name must be given by its absolute path.
     """
     problems: list[tuple[str, str]] = []
+    declared = dict(guards or {})
+    guard_problems, guard_messages = _guard_problems(declared, guards_label)
+    problems.extend(guard_problems)
     _, setting_errors = rules_from_mappings(
         [], defaults=defaults or None, allowed_hosts=allowed_hosts, proxy_hosts=proxy_hosts
     )
-    seen = {error.message for error in setting_errors}
+    seen = {error.message for error in setting_errors} | guard_messages
     problems.extend((settings_label, error.message) for error in setting_errors)
     ruleset, errors = rules_from_mappings(
-        rules, defaults=defaults or None, allowed_hosts=allowed_hosts, proxy_hosts=proxy_hosts
+        rules,
+        defaults=defaults or None,
+        allowed_hosts=allowed_hosts,
+        proxy_hosts=proxy_hosts,
+        guards=declared,
     )
     for error in errors:
         found = _RULE_PREFIX.match(error.message)
         if found is not None and 0 < int(found[1]) <= len(labels):
-            problems.append((_join(labels[int(found[1]) - 1], found[2]), found[3]))
+            message = found[3].replace(_UNDECLARED, _UNDECLARED_HERE)
+            problems.append((_join(labels[int(found[1]) - 1], found[2]), message))
         elif error.message not in seen:
             problems.append((settings_label, error.message))
+    problems.extend(_relative_paths(ruleset.guards, guards_label))
     if problems:
         raise ValidationError(problems)
     marked = tuple(
         rule.replace(file=_MARK, line=number) for number, rule in enumerate(ruleset.rules, 1)
     )
+    # Each guard as a python guard with a stand-in check: the guard layer is built (a login_url
+    # inside its own guard's area is found) without reading a file, a secret or the network.
+    stand_ins = tuple(
+        GuardSpec(spec.name, "python", {}, spec.login_url, spec.file, spec.line)
+        for spec in ruleset.guards
+    )
     try:
         Engine(
             RuleSet(
-                marked, ruleset.allowed_hosts, ruleset.defaults, proxy_hosts=ruleset.proxy_hosts
-            )
+                marked,
+                ruleset.allowed_hosts,
+                ruleset.defaults,
+                proxy_hosts=ruleset.proxy_hosts,
+                guards=stand_ins,
+                guard_rules=tuple(rule for rule in marked if rule.requirement is not None),
+            ),
+            guards={spec.name: _stand_in for spec in stand_ins},
         )
     except RulesError as exc:
 

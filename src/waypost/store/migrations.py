@@ -8,8 +8,10 @@ released migration: add the next number.
 
 Tables (all prefixed ``waypost_`` so that they can share a PostgreSQL schema):
 
-- ``waypost_state``: one row: the current revision, the defaults, allowed hosts and proxy hosts
-  (JSON; ``proxy_hosts`` from migration 4);
+- ``waypost_state``: one row: the current revision, the defaults, allowed hosts, proxy hosts and
+  guards (JSON; ``proxy_hosts`` from migration 4; ``guards`` from migration 5: each guard's
+  declaration as a rules file writes it, which names its secrets (an htpasswd path, an
+  environment variable) and never holds them);
 - ``waypost_rules``: one row per rule: id, sort key (priority), the mapping (JSON), version, and
   columns derived from the rule for filtering (name, from, action, search text);
 - ``waypost_revisions``: who (API key id), when, why, and counts of what changed;
@@ -147,7 +149,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         5,
-        "access keys: the audiences a key opens, admin access, and a version of the keys",
+        "access keys and guards: the audiences a key opens, admin access, a version of the "
+        "keys, and the rule set's guards",
         (
             # Every key made before is an admin key of its scope and opens no guarded path.
             # 'admin_access' = 0 marks an access key, whose 'scope' is then not read (the
@@ -156,6 +159,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE waypost_keys ADD COLUMN admin_access INTEGER NOT NULL DEFAULT 1",
             # Bumped by every change of the keys: the guards' key rings reload when it moves.
             "ALTER TABLE waypost_state ADD COLUMN keys_version BIGINT NOT NULL DEFAULT 0",
+            # A rule set stored before guards existed has none: '{}'. As with proxy_hosts, the
+            # settings recorded in waypost_changes before it lack the key; rewinding reads {}.
+            "ALTER TABLE waypost_state ADD COLUMN guards TEXT NOT NULL DEFAULT '{{}}'",
         ),
     ),
 )

@@ -3,8 +3,8 @@
 - :class:`StoredRule`: one rule as stored: a stable ``id``, its ``position`` (priority, file
   order), its ``version`` (an ETag) and its mapping in the rules file's structure;
 - :class:`RulePage`: one page of :meth:`Store.list_rules`, with the cursor of the next page;
-- :class:`RuleSetSettings`: the rule set's ``defaults``, ``allowed_hosts`` and ``proxy_hosts``,
-  with their version;
+- :class:`RuleSetSettings`: the rule set's ``defaults``, ``allowed_hosts``, ``proxy_hosts`` and
+  ``guards``, with their version;
 - :class:`Snapshot`: the whole rule set at a revision, ready for ``Engine.replace``;
 - :class:`Revision`, :class:`RuleChange`: one committed change set and what it changed;
 - :class:`RevisionDiff`, :class:`RuleDiff`: how the rule set differs between two revisions;
@@ -114,16 +114,19 @@ class RulePage:
 
 @dataclass(frozen=True, slots=True)
 class RuleSetSettings:
-    """The rule set's ``defaults``, ``allowed_hosts`` (hosts a redirect may send clients to) and
-    ``proxy_hosts`` (origins a rewrite may proxy to); ``version`` as for a rule.
+    """The rule set's ``defaults``, ``allowed_hosts`` (hosts a redirect may send clients to),
+    ``proxy_hosts`` (origins a rewrite may proxy to) and ``guards`` (name -> declaration, as
+    under a rules file's ``guards:``: ``{"staff": {"basic": {"htpasswd": "/etc/..."}}}``);
+    ``version`` as for a rule.
 
-    ``proxy_hosts`` comes after ``version`` so that positional construction from before proxying
-    existed keeps its meaning."""
+    ``proxy_hosts`` and ``guards`` come after ``version`` so that positional construction from
+    before they existed keeps its meaning."""
 
     defaults: Mapping[str, Any] = field(default_factory=dict)
     allowed_hosts: tuple[str, ...] = ()
     version: int = 0
     proxy_hosts: tuple[str, ...] = ()
+    guards: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -131,6 +134,7 @@ class RuleSetSettings:
             "defaults": dict(self.defaults),
             "allowed_hosts": list(self.allowed_hosts),
             "proxy_hosts": list(self.proxy_hosts),
+            "guards": dict(self.guards),
             "version": self.version,
         }
 
@@ -138,8 +142,8 @@ class RuleSetSettings:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The whole rule set at ``revision``: ``Engine(snapshot.rules, defaults=snapshot.defaults,
-    allowed_hosts=snapshot.allowed_hosts, proxy_hosts=snapshot.proxy_hosts)`` (or
-    ``engine.replace(...)`` with the same)."""
+    allowed_hosts=snapshot.allowed_hosts, proxy_hosts=snapshot.proxy_hosts,
+    guards=snapshot.guards)`` (or ``engine.replace(...)`` with the same)."""
 
     revision: int
     defaults: Mapping[str, Any]
@@ -147,10 +151,12 @@ class Snapshot:
     rules: tuple[Mapping[str, Any], ...]
     rule_ids: tuple[str, ...] = ()
     proxy_hosts: tuple[str, ...] = ()
+    guards: Mapping[str, Any] = field(default_factory=dict)
 
     def __iter__(self) -> Any:
         """Unpack as ``revision, defaults, allowed_hosts, rules = snapshot`` (the unpacking
-        predates ``proxy_hosts``, which it leaves out: read it as ``snapshot.proxy_hosts``)."""
+        predates ``proxy_hosts`` and ``guards``, which it leaves out: read them as
+        ``snapshot.proxy_hosts`` and ``snapshot.guards``)."""
         return iter((self.revision, self.defaults, self.allowed_hosts, self.rules))
 
     def to_document(self) -> dict[str, Any]:
@@ -162,6 +168,8 @@ class Snapshot:
             document["allowed_hosts"] = list(self.allowed_hosts)
         if self.proxy_hosts:
             document["proxy_hosts"] = list(self.proxy_hosts)
+        if self.guards:
+            document["guards"] = {name: dict(body) for name, body in self.guards.items()}
         document["rules"] = [dict(rule) for rule in self.rules]
         return document
 
@@ -171,8 +179,8 @@ class RuleChange(_Shown):
     """What one revision did to one rule (``rule_id``) or to the settings (``op == "settings"``).
 
     ``before`` / ``after`` are the rule mappings (None for a create / a delete); for settings
-    they are ``{"defaults": ..., "allowed_hosts": ..., "proxy_hosts": ...}`` (a record written
-    before the store knew proxy hosts has no ``proxy_hosts``: there were none).
+    they are ``{"defaults": ..., "allowed_hosts": ..., "proxy_hosts": ..., "guards": ...}`` (a
+    record written before the store knew proxy hosts or guards lacks that key: there were none).
     """
 
     op: ChangeOp
@@ -221,8 +229,8 @@ class RuleDiff(_Shown):
 class RevisionDiff:
     """The rule set at ``to_revision`` compared with ``from_revision``.
 
-    ``settings`` is ``(before, after)`` when the defaults, allowed hosts or proxy hosts differ,
-    else None.
+    ``settings`` is ``(before, after)`` when the defaults, allowed hosts, proxy hosts or guards
+    differ, else None.
     """
 
     from_revision: int
@@ -274,13 +282,14 @@ class DeleteRule:
 
 @dataclass(frozen=True, slots=True)
 class SetRuleSetSettings:
-    """Replace the ``defaults``, the ``allowed_hosts`` and/or the ``proxy_hosts`` (None leaves
-    that one alone)."""
+    """Replace the ``defaults``, the ``allowed_hosts``, the ``proxy_hosts`` and/or the ``guards``
+    (None leaves that one alone; ``{}`` removes every guard)."""
 
     defaults: Mapping[str, Any] | None = None
     allowed_hosts: Sequence[str] | None = None
     expected_version: int | None = None
     proxy_hosts: Sequence[str] | None = None
+    guards: Mapping[str, Any] | None = None
 
 
 Operation = UpsertRule | DeleteRule | SetRuleSetSettings
@@ -309,7 +318,8 @@ class ImportOutcome(_Shown):
     ``deleted`` (stored rules the file does not have: ``replace`` mode only) and ``kept`` (stored
     rules still there afterwards, changed or not). ``previous_revision`` is the revision before
     the import: rolling back to it undoes the import. ``revision`` is the one the import made
-    (None for a dry run, or when nothing changed).
+    (None for a dry run, or when nothing changed). ``guards_added``, ``guards_changed`` and
+    ``guards_removed`` name the guards whose declarations it adds, changes and removes.
     """
 
     mode: ImportMode
@@ -323,6 +333,9 @@ class ImportOutcome(_Shown):
     settings_changed: bool = False
     revision: Revision | None = None
     dry_run: bool = False
+    guards_added: tuple[str, ...] = ()
+    guards_changed: tuple[str, ...] = ()
+    guards_removed: tuple[str, ...] = ()
 
     # The revision is left out: the API and the CLI show it on its own.
     _shown = (
@@ -336,6 +349,9 @@ class ImportOutcome(_Shown):
         "moved",
         "settings_changed",
         "dry_run",
+        "guards_added",
+        "guards_changed",
+        "guards_removed",
     )
 
     @property
@@ -357,4 +373,12 @@ class ImportOutcome(_Shown):
             parts.append(f"{self.moved} moved")
         if self.settings_changed:
             parts.append("settings changed")
+        for what, names in (
+            ("added", self.guards_added),
+            ("changed", self.guards_changed),
+            ("removed", self.guards_removed),
+        ):
+            if names:
+                guards = "guard" if len(names) == 1 else "guards"
+                parts.append(f"{guards} {', '.join(names)} {what}")
         return ", ".join(parts)

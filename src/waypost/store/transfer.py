@@ -4,11 +4,17 @@ Import keeps each rule as it was written (not the loader's expanded form), so an
 the file that was imported and a rule without its own ``query:`` keeps following the defaults. The
 file is first loaded with the same loader as ``waypost check``, so its errors carry
 ``file:line:col``. A CSV file (a table of from,to,status[,name]) becomes plain mappings.
+
+A file's ``guards:`` come along as written, except that a file a guard names by a relative path
+(``htpasswd: staff.htpasswd``, a ``jwt`` guard's ``public_key``) is given by its absolute path:
+the one the loader reads, next to the rules file. The store has no rules file for a path to be
+relative to, and the server reading the store may run from any folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from waypost.exceptions import RuleError, RulesError
+from waypost.exceptions import RulesError
 from waypost.rules.load import FORMATS, read_rules
 from waypost.rules.model import Redirect, Rule
 from waypost.store.model import Snapshot
@@ -33,6 +39,27 @@ class RulesDocument:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     allowed_hosts: tuple[str, ...] = ()
     proxy_hosts: tuple[str, ...] = ()
+    #: Guard name -> declaration, as under the file's ``guards:`` (paths made absolute).
+    guards: Mapping[str, Any] = field(default_factory=dict)
+
+
+# The options of a guard kind that name a file, relative to the rules file (as the loader reads).
+_PATH_OPTIONS = {"basic": "htpasswd", "jwt": "public_key"}
+
+
+def _absolute_paths(guards: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """``guards`` with each relative path option made absolute against ``folder``."""
+    out: dict[str, Any] = {}
+    for name, body in guards.items():
+        body = dict(body)
+        for kind, option in _PATH_OPTIONS.items():
+            options = body.get(kind)
+            if isinstance(options, Mapping) and isinstance(options.get(option), str):
+                path = options[option]
+                if not Path(path).is_absolute():
+                    body[kind] = {**options, option: os.path.abspath(folder / path)}
+        out[str(name)] = body
+    return out
 
 
 def _csv_mapping(rule: Rule) -> dict[str, Any]:
@@ -53,21 +80,6 @@ def read_document(path: str | Path) -> RulesDocument:
     ruleset, errors = read_rules(path)
     if errors:
         raise RulesError(errors, file=str(path))
-    if ruleset.guards or ruleset.guard_rules:
-        # Refused rather than dropped: a store without the guards would serve the area open.
-        first = ruleset.guards[0] if ruleset.guards else ruleset.guard_rules[0]
-        raise RulesError(
-            [
-                RuleError(
-                    "the rule store does not hold guards yet ('guards:' and 'require:'); serve "
-                    "this file directly (waypost serve FILE, without --db), or keep the guarded "
-                    "rules out of the store",
-                    file=str(path),
-                    line=first.line,
-                )
-            ],
-            file=str(path),
-        )
     format = FORMATS[path.suffix.lower()]
     if format == "csv":
         return RulesDocument(tuple(_csv_mapping(rule) for rule in ruleset.rules))
@@ -88,6 +100,7 @@ def read_document(path: str | Path) -> RulesDocument:
         dict(document.get("defaults") or {}),
         tuple([hosts] if isinstance(hosts, str) else hosts),
         tuple([proxy] if isinstance(proxy, str) else proxy),
+        _absolute_paths(document.get("guards") or {}, path.parent),
     )
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "export_rules",
     "export_vercel",
     "export_yaml",
+    "guarded_rules",
     "normalise_rule",
     "parse_apache",
     "parse_cloudflare",
@@ -130,11 +131,14 @@ def export_rules(
     allowed_hosts: Sequence[str] = (),
     host: str | None = None,
     proxy_hosts: Sequence[str] = (),
+    guards: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """``rules`` written in ``format`` (a key of :data:`EXPORTERS`), with what each format can
     use: ``allowed_hosts`` (a target's host taken from the request is narrowed to them, where
     the format can express it), for Cloudflare ``host``, and for Waypost's own YAML
-    ``proxy_hosts``."""
+    ``proxy_hosts`` and ``guards``. No other format has guards: each rule that requires one
+    is reported unsupported there (never written without it), and a caller exporting a whole
+    rule set should refuse it (:func:`guarded_rules`), as the CLI and the admin API do."""
     if format == "cloudflare":
         return export_cloudflare(rules, defaults, host=host)
     if format == "nginx":
@@ -144,8 +148,16 @@ def export_rules(
     if format == "vercel":
         return export_vercel(rules, defaults, allowed_hosts=allowed_hosts)
     if format == "yaml":
-        return export_yaml(rules, defaults, allowed_hosts=allowed_hosts, proxy_hosts=proxy_hosts)
+        return export_yaml(
+            rules, defaults, allowed_hosts=allowed_hosts, proxy_hosts=proxy_hosts, guards=guards
+        )
     return EXPORTERS[format](rules, defaults)
+
+
+def guarded_rules(rules: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The indices of the rules that require a guard (``require:``): another format than
+    Waypost's cannot carry them, and an export without them would serve their areas open."""
+    return [index for index, rule in enumerate(rules) if rule.get("require") is not None]
 
 
 _NGINX = re.compile(

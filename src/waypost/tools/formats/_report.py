@@ -77,7 +77,8 @@ class ImportResult:
     importer records them, gives the source line of each rule (one line may make several rules:
     a Cloudflare splat that also matches the empty text, a Bulk subpath).
     ``proxy_hosts`` are the origins the imported rules proxy to (a ``rewrite`` to an absolute
-    URL), written as the file's top-level ``proxy_hosts:`` so that the rules load.
+    URL), written as the file's top-level ``proxy_hosts:`` so that the rules load. ``guards``
+    are a Waypost file's ``guards:`` (no other format has guards).
     """
 
     rules: list[dict[str, Any]]
@@ -87,6 +88,7 @@ class ImportResult:
     defaults: dict[str, Any] = field(default_factory=dict)
     lines: list[int] = field(default_factory=list)
     proxy_hosts: list[str] = field(default_factory=list)
+    guards: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, filename: str = "<input>") -> str:
         """A headline such as ``12 imported, 2 skipped``, then one line per skip and note."""

@@ -38,7 +38,8 @@ def _rule_lines(text: str) -> list[int]:
 
 
 def parse_yaml(text: str) -> ImportResult:
-    """Read a Waypost YAML rules file: its ``rules`` and ``defaults``.
+    """Read a Waypost YAML rules file: its ``rules``, ``defaults``, ``proxy_hosts`` and
+    ``guards``.
 
     Only the shape is checked (each rule a mapping with a ``from``); the rule language itself is
     validated when the rules are loaded.
@@ -55,7 +56,11 @@ def parse_yaml(text: str) -> ImportResult:
         return collector.result("yaml")
     defaults: dict[str, Any] = {}
     proxy_hosts: list[str] = []
+    guards: dict[str, Any] = {}
     if isinstance(data, dict):
+        raw_guards = data.get("guards") or {}
+        # Checked when the rules load, as the proxy hosts are.
+        guards = dict(raw_guards) if isinstance(raw_guards, dict) else {}
         raw_defaults = data.get("defaults") or {}
         defaults = dict(raw_defaults) if isinstance(raw_defaults, dict) else {}
         raw_proxy = data.get("proxy_hosts") or []
@@ -79,7 +84,13 @@ def parse_yaml(text: str) -> ImportResult:
         collector.rules.append(rule)
     result = collector.result("yaml")
     return ImportResult(
-        result.rules, result.skipped, "yaml", result.notes, defaults, proxy_hosts=proxy_hosts
+        result.rules,
+        result.skipped,
+        "yaml",
+        result.notes,
+        defaults,
+        proxy_hosts=proxy_hosts,
+        guards=guards,
     )
 
 
@@ -89,9 +100,11 @@ def export_yaml(
     *,
     allowed_hosts: Sequence[str] = (),
     proxy_hosts: Sequence[str] = (),
+    guards: Mapping[str, Any] | None = None,
 ) -> ExportResult:
-    """Write rules (with ``defaults``, ``allowed_hosts`` and ``proxy_hosts``) as a Waypost YAML
-    rules file; nothing is lost."""
+    """Write rules (with ``defaults``, ``allowed_hosts``, ``proxy_hosts`` and ``guards``, the
+    declarations each rule's ``require`` names) as a Waypost YAML rules file; nothing is
+    lost."""
     plain: list[dict[str, Any]] = []
     unsupported: list[Unsupported] = []
     for index, rule in enumerate(rules):
@@ -111,6 +124,8 @@ def export_yaml(
         document["allowed_hosts"] = list(allowed_hosts)
     if proxy_hosts:
         document["proxy_hosts"] = list(proxy_hosts)
+    if guards:
+        document["guards"] = _plain(guards)
     document["rules"] = plain
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return ExportResult(text, unsupported, len(plain))
