@@ -527,8 +527,16 @@ def test_url_for_builds_or_raises_url_build_error(name: str, values: dict[str, A
 
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
-SEGMENT = TEXT.filter(lambda s: "/" not in s)
-PATH = TEXT.filter(lambda s: not s.startswith("/") and not s.endswith("/"))
+# Values that make a dot segment or an empty one are a build error (tested below): a request for
+# such a path goes to its normal form first.
+SEGMENT = TEXT.filter(lambda s: "/" not in s and s not in (".", ".."))
+PATH = TEXT.filter(
+    lambda s: (
+        not s.startswith("/")
+        and not s.endswith("/")
+        and all(part not in ("", ".", "..") for part in s.split("/"))
+    )
+)
 ROUND_TRIPS = st.one_of(
     st.tuples(st.just("int"), st.fixed_dictionaries({"n": st.integers(0, 10**30)})),
     st.tuples(st.just("str"), st.fixed_dictionaries({"name": SEGMENT})),
@@ -544,6 +552,24 @@ ROUND_TRIPS = st.one_of(
         st.fixed_dictionaries({"year": st.integers(1, 3000), "slug": SEGMENT, "rest": PATH}),
     ),
 )
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("str", {"name": "."}),
+        ("str", {"name": ".."}),
+        ("path", {"rest": "a/../b"}),
+        ("path", {"rest": "a//b"}),
+        ("path", {"rest": "./a"}),
+    ],
+    ids=["dot", "dot-dot", "dot-dot-inside", "empty-segment", "leading-dot"],
+)
+def test_url_for_refuses_values_whose_path_is_not_in_normal_form(
+    name: str, values: dict[str, Any]
+) -> None:
+    with pytest.raises(UrlBuildError, match="normal form"):
+        BUILDER.url_for(name, **values)
 
 
 @FAST

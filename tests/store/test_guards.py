@@ -117,7 +117,7 @@ def test_guards_are_stored_and_a_guarded_rule_then_loads(store: SqlStore) -> Non
             {"staff": {"forward_auth": {}}},
             [],
             "guards.staff",
-            "guard kind 'forward_auth' is not available yet",
+            "a 'forward_auth' guard needs 'url'",
         ),
     ],
     ids=[
@@ -129,7 +129,7 @@ def test_guards_are_stored_and_a_guarded_rule_then_loads(store: SqlStore) -> Non
         "relative-public-key",
         "off-site-login-url",
         "login-loop",
-        "later-kind",
+        "forward_auth-without-url",
     ],
 )
 def test_a_rule_set_whose_guards_do_not_load_is_refused_whole(

@@ -677,6 +677,14 @@ class Engine:
                 raise UrlBuildError(
                     f"url_for({name!r}): bad value{which}: {exc} (the pattern is {rule.path!r})"
                 ) from None
+            decoded = unquote(path, errors="surrogateescape")
+            if ("/." in decoded or "//" in decoded) and normal_path(decoded) is not None:
+                # A request for it would be sent to its normal form, never reach this rule.
+                raise UrlBuildError(
+                    f"url_for({name!r}): the values make the path {path!r}, with a '.' or '..' "
+                    "segment or an empty one; a request for it is redirected to its normal "
+                    f"form and never reaches this rule (the pattern is {rule.path!r})"
+                )
         # As Flask does: values the pattern does not use go to the query string, None ones nowhere.
         extra = [(k, v) for k, v in values.items() if k not in used and v is not None]
         if extra:
