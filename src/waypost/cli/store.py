@@ -30,6 +30,7 @@ from waypost.cli._files import (
     yes_option,
 )
 from waypost.cli._report import reports_errors
+from waypost.rules.model import AUDIENCE
 from waypost.server.config import SETTING
 from waypost.store import open_store
 from waypost.store._sql import SqlStore
@@ -297,6 +298,13 @@ def keys_create(
             "give --scope (read, write, admin: a key for the admin API) or --audience NAME "
             "(a key for the paths an api_key guard with that audience protects), or both"
         )
+    for audience in audiences:
+        if not AUDIENCE.fullmatch(audience):
+            raise click.BadParameter(
+                f"{audience!r}: an audience is letters, digits, '.', '_' and '-', like partners "
+                "(the audience an api_key guard names)",
+                param_hint="'--audience'",
+            )
     try:
         expires_at = parse_expiry(expires) if expires else None
     except ValueError as exc:
