@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from waypost.engine import Engine
-from waypost.engine._guards import _safe_next, canonical_path
+from waypost.engine._guards import GuardLayer, _safe_next, canonical_path
 from waypost.rules.request import Request
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -262,3 +262,66 @@ _PROPERTY_ENGINE = Engine(
     ],
     guards={"staff": check},
 )
+
+
+# The quick search of the guard rules (static segments then '<path:...>', and exact paths)
+# finds what the matcher finds, for any path; other shapes leave the search to the matcher.
+_PATH_TEXT = st.text(alphabet="/aAb.;\\%\x00é", max_size=12)
+_SOURCES = ["/a", "/a/b", "/A", "/", "/a/<path:rest>", "/a/b/<path:rest>", "/<path:rest>"]
+
+
+def _layer(rules: list[dict[str, Any]]) -> GuardLayer:
+    layer = Engine(rules, guards={"g": lambda r: None}).guard_layer
+    assert layer is not None
+    return layer
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sources=st.lists(st.sampled_from(_SOURCES), min_size=1, max_size=4, unique=True),
+    strict=st.lists(st.booleans(), min_size=4, max_size=4),
+    paths=st.lists(_PATH_TEXT, min_size=1, max_size=10),
+)
+def test_the_quick_search_of_guard_rules_finds_what_the_matcher_finds(
+    sources: list[str], strict: list[bool], paths: list[str]
+) -> None:
+    layer = _layer(
+        [
+            {"from": source, "require": "g", "trailing_slash": "strict" if slash else "ignore"}
+            for source, slash in zip(sources, strict, strict=False)
+        ]
+    )
+    assert layer._tails is not None
+    for text in paths:
+        path = text if text.startswith(("/", "\\")) or not text else "/" + text
+        for path_form in (path, text):
+            quick = [rule for rule, _ in layer._candidates(path_form, None)]
+            found = [rule for rule, _ in layer.matcher.candidates(path_form)]
+            assert quick == found, path_form
+            if not layer.matches(path_form):
+                request = Request("GET", path_form, path=path_form)
+                assert layer.required(request, None) == {}
+                assert layer.check(request, None) == (None, [])
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/a/<int:n>",
+        "/a/<path:rest>.html",
+        "/a/x-<path:rest>",
+        "/<name>/<path:rest>",
+        "/a/<string:s>",
+    ],
+    ids=["int", "text after the tail", "text before the tail", "a variable first", "string"],
+)
+def test_other_shapes_of_guard_rules_are_searched_by_the_matcher(source: str) -> None:
+    assert _layer([{"from": source, "require": "g"}])._tails is None
+    assert _layer([{"from": source, "require": "g", "case": "insensitive"}])._tails is None
+
+
+def test_a_case_insensitive_tail_is_searched_by_the_matcher() -> None:
+    rules = [{"from": "/a/<path:rest>", "require": "g", "case": "insensitive"}]
+    layer = _layer(rules)
+    assert layer._tails is None
+    assert [rule.path for rule, _ in layer._candidates("/A/x", None)] == ["/a/<path:rest>"]

@@ -504,7 +504,9 @@ class Engine:
         if decision is None:
             decision = self._decide(request, snapshot, steps, stage)
         action = decision.action
-        if action == "rewrite":
+        # A rewrite whose new path no guard rule matches has nothing to check again (the
+        # path alone says so; see GuardLayer.matches()).
+        if action == "rewrite" and layer.matches(decision.path or "/"):
             target = Request(
                 request.method,
                 decision.path or "/",
@@ -523,7 +525,9 @@ class Engine:
                 return denied
             passed += [(name, allowed) for name, allowed in also if name not in done]
         vary = decision.vary
-        if passed and ("Authorization" not in vary or "Cookie" not in vary):
+        if passed and not vary:
+            vary = _GUARD_VARY
+        elif passed and ("Authorization" not in vary or "Cookie" not in vary):
             # What a guarded area answers depends on the credential: a shared cache must not
             # hand it (a redirect inside the area, say) to a client without one.
             vary = (*vary, *(n for n in _GUARD_VARY if n not in vary))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from waypost.decision import Decision, Step
@@ -31,7 +32,8 @@ from waypost.guards import (
     without_identity_headers,
 )
 from waypost.matching import Matcher, compile_matcher
-from waypost.rules.model import Requirement, Rule
+from waypost.rules.converters import PathConverter
+from waypost.rules.model import Rule
 from waypost.rules.request import Request
 
 __all__ = ["GuardLayer", "canonical_path", "identity_headers", "identity_headers_of"]
@@ -41,6 +43,9 @@ _VARY = ("Accept", "Authorization", "Cookie")
 # %c0%ae for '.' among them). A server or app may read either as something else than the
 # matcher does (a truncated path, a dot), so with guards loaded such a path is refused.
 _UNREADABLE = re.compile("[\x00\udc80-\udcff]")
+# What a hit of the quick search (see _tail_prefix()) is handed over with: its values are only
+# for explain()'s trace, which takes the matcher's search instead.
+_NO_VALUES: dict[str, Any] = {}
 
 
 def canonical_path(path: str) -> str:
@@ -65,6 +70,8 @@ def canonical_path(path: str) -> str:
 
 def identity_headers_of(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """``headers`` without the identity headers (a rule's ``set_headers`` cannot forge them)."""
+    if not headers:
+        return ()
     return tuple(without_identity_headers(headers))
 
 
@@ -86,12 +93,20 @@ def _wants_json(request: Request) -> bool:
 class GuardLayer:
     """The guard rules of one rule set and the guards they require; immutable once built."""
 
-    __slots__ = ("_fold", "_heads", "guards", "matcher", "rules")
+    __slots__ = ("_exact", "_fold", "_heads", "_names", "_tails", "guards", "matcher", "rules")
 
     def __init__(self, rules: tuple[Rule, ...], guards: Mapping[str, Guard]) -> None:
         self.rules = rules
         self.guards = dict(guards)
         self._heads, self._fold = _first_segments(rules)
+        self._exact = any(rule.pattern is None for rule in rules)
+        self._tails = _tail_prefixes(rules)
+        #: By id(rule): the guards it requires, and whether it has conditions (read per hit).
+        self._names: dict[int, tuple[tuple[str, ...], bool]] = {}
+        for rule in rules:
+            requirement = rule.requirement
+            assert requirement is not None  # the guard rules are the rules with one
+            self._names[id(rule)] = (requirement.guards, not rule.conditions.empty)
         # File order: all matching guard rules are collected anyway; first_match keeps two
         # guard rules of one pattern (an area guarded twice) from being reported as duplicates.
         self.matcher: Matcher = compile_matcher(rules, first_match=True, guard_layer=True)
@@ -139,35 +154,68 @@ class GuardLayer:
                 if requirement is not None and name in requirement.guards:
                     yield rule
 
+    def _candidates(self, path: str, steps: list[Step] | None) -> Iterable[tuple[Rule, Any]]:
+        """The guard rules whose pattern matches the decoded ``path`` (one of its forms), in
+        file order, with their values (for a trace: the quick search has none)."""
+        tails = self._tails
+        if tails is not None and steps is None:
+            # The quick search: what matcher.candidates() finds, as every pattern rule of the
+            # layer is static segments then a bare '<path:...>' (see _tail_prefix()).
+            found = (
+                [(rule, _NO_VALUES) for rule in self.matcher.exact_candidates(path)]
+                if self._exact
+                else []
+            )
+            slashed = len(path) > 1 and path[-1] == "/"
+            stripped = (path.rstrip("/") or "/") if slashed else path
+            for prefix, end, strict, rule in tails:
+                # As the trie reads it: trailing slashes stripped but for 'strict', the segments
+                # after the first character (whatever it is), and a rest for '[^/].*' that is
+                # not empty and does not start with '/'.
+                text = stripped if not strict else path
+                if text.startswith(prefix, 1) and len(text) > end and text[end] != "/":
+                    found.append((rule, _NO_VALUES))
+            if len(found) > 1:
+                found.sort(key=_file_order)
+            return found
+        heads = self._heads
+        if heads is not None:
+            # A path whose first segment starts no guard rule needs no matcher search.
+            head = path[1:].partition("/")[0]
+            if head not in heads and not (self._fold and head.lower() in heads):
+                return ()
+        return self.matcher.candidates(path)
+
+    def matches(self, path: str) -> bool:
+        """False when no request with the decoded ``path`` has a guard to pass, whatever its
+        headers: :meth:`check` would find none (and the path is readable)."""
+        if not path.isascii() or "\x00" in path:
+            return True  # check() refuses an unreadable path, or may
+        heads = self._heads
+        for candidate in _forms(path):
+            if heads is not None:
+                head = candidate[1:].partition("/")[0]
+                if head not in heads and not (self._fold and head.lower() in heads):
+                    continue  # what _candidates() would find, only sooner
+            for _ in self._candidates(candidate, None):
+                return True
+        return False
+
     def required(self, request: Request, steps: list[Step] | None) -> dict[str, Rule]:
         """The guards ``request`` must pass, each with the first rule requiring it."""
         required: dict[str, Rule] = {}
-        path = request.path
-        # Most paths are canonical already: only these characters make canonical_path() differ.
-        if path[:1] != "/" or "/." in path or "//" in path or ";" in path or "\\" in path:
-            canonical = canonical_path(path)
-        else:
-            canonical = path
-        forms = [path]
-        if canonical != path:
-            forms.append(canonical)
-        if len(canonical) > 1 and canonical.endswith("/"):
-            # A guard rule with 'trailing_slash: strict' still guards the path with a slash: an
-            # app may well serve both alike.
-            forms.append(canonical.rstrip("/"))
-        seen: set[int] = set()
-        heads, fold = self._heads, self._fold
+        forms = _forms(request.path)
+        # A rule matching several forms counts once (one form's candidates are distinct).
+        seen: set[int] | None = set() if len(forms) > 1 else None
+        names_of = self._names
         for candidate in forms:
-            if heads is not None:
-                # A path whose first segment starts no guard rule needs no matcher search.
-                head = candidate[1:].partition("/")[0]
-                if head not in heads and not (fold and head.lower() in heads):
-                    continue
-            for rule, values in self.matcher.candidates(candidate):
-                if id(rule) in seen:
-                    continue
-                seen.add(id(rule))
-                if not rule.conditions.empty:
+            for rule, values in self._candidates(candidate, steps):
+                if seen is not None:
+                    if id(rule) in seen:
+                        continue
+                    seen.add(id(rule))
+                names, conditional = names_of[id(rule)]
+                if conditional:
                     failure = rule.conditions.failure(request)
                     if failure is not None:
                         if steps is not None:
@@ -175,9 +223,9 @@ class GuardLayer:
                                 Step(rule, values, "skipped", f"guard condition failed: {failure}")
                             )
                         continue
-                requirement: Requirement = rule.requirement  # type: ignore[assignment]
-                for name in requirement.guards:
-                    required.setdefault(name, rule)
+                for name in names:
+                    if name not in required:
+                        required[name] = rule
         return required
 
     def check(
@@ -190,7 +238,9 @@ class GuardLayer:
         nothing else), or None and the guards that passed with what each found. A guard in
         ``done`` (passed by this client's request already) counts as passed with what it found."""
         passed: list[tuple[str, Allowed]] = []
-        if _UNREADABLE.search(request.path) is not None:
+        path = request.path
+        # An ASCII path without NUL is readable: the regex only runs for the others.
+        if (not path.isascii() or "\x00" in path) and _UNREADABLE.search(path) is not None:
             return _refused(request), passed
         for name, rule in self.required(request, steps).items():
             guard = self.guards[name]
@@ -272,6 +322,66 @@ class GuardLayer:
         )
 
 
+def _forms(path: str) -> tuple[str, ...] | list[str]:
+    """The forms of the decoded ``path`` the guard rules are matched against: the path, its
+    canonical form (when it differs) and that without its trailing slash."""
+    # Most paths are canonical already: only these characters make canonical_path() differ.
+    if path[:1] != "/" or "/." in path or "//" in path or ";" in path or "\\" in path:
+        canonical = canonical_path(path)
+    elif path[-1] != "/":
+        return (path,)  # the common case: the path is its only form
+    else:
+        canonical = path
+    forms = [path]
+    if canonical != path:
+        forms.append(canonical)
+    if len(canonical) > 1 and canonical.endswith("/"):
+        # A guard rule with 'trailing_slash: strict' still guards the path with a slash: an
+        # app may well serve both alike.
+        forms.append(canonical.rstrip("/"))
+    return forms
+
+
+def _file_order(candidate: tuple[Rule, Any]) -> int:
+    return candidate[0].index
+
+
+def _tail_prefix(rule: Rule) -> str | None:
+    """``'a/b/'`` for a rule whose pattern is static segments (``/a/b``) then a bare built-in
+    ``<path:...>``, matched case-sensitively. The trie matches such a rule to a path (trailing
+    slashes stripped, but for ``strict``) exactly when the prefix follows the path's first
+    character and a rest that is not empty and does not start with ``/`` follows: what the
+    tail's regex ``[^/].*`` takes (and ``to_python`` takes any text). None for any other
+    rule."""
+    pattern = rule.pattern
+    if pattern is None or rule.options.case_insensitive:
+        return None
+    tail = pattern.tail
+    if tail is None or tail.static_chars or len(tail.variables) != 1:
+        return None
+    if any(not isinstance(part, str) or not part or "/" in part for part in pattern.parts):
+        return None
+    converter = tail.variables[0].converter
+    if type(converter) is not PathConverter or tail.regex.pattern != "([^/].*)":
+        return None
+    return "".join(f"{part}/" for part in pattern.parts)
+
+
+def _tail_prefixes(rules: Iterable[Rule]) -> tuple[tuple[str, int, bool, Rule], ...] | None:
+    """``(prefix, where the rest starts, strict slashes, rule)`` of each pattern rule (see
+    _tail_prefix()), or None when one is of another shape (the matcher then searches them
+    all)."""
+    tails: list[tuple[str, int, bool, Rule]] = []
+    for rule in rules:
+        if rule.pattern is None:
+            continue  # found by matcher.exact_candidates()
+        prefix = _tail_prefix(rule)
+        if prefix is None:
+            return None
+        tails.append((prefix, len(prefix) + 1, rule.options.strict_slashes, rule))
+    return tuple(tails)
+
+
 def _first_segments(rules: Iterable[Rule]) -> tuple[frozenset[str] | None, bool]:
     """The first segments of the guard rules' paths (lower-cased for a case-insensitive rule),
     and whether any rule is case-insensitive; None when a rule starts with a variable or its
@@ -305,6 +415,10 @@ def identity_headers(passed: list[tuple[str, Allowed]]) -> tuple[tuple[str, str]
     """The request headers that carry the identity to the app or upstream."""
     if not passed:
         return ()
+    if len(passed) == 1:  # the common case, without the generator
+        name, allowed = passed[0]
+        user = allowed.user
+        return ((USER_HEADER, user), (GUARD_HEADER, name)) if user else ((GUARD_HEADER, name),)
     user = next((allowed.user for _, allowed in passed if allowed.user), "")
     names = ", ".join(name for name, _ in passed)
     return ((USER_HEADER, user), (GUARD_HEADER, names)) if user else ((GUARD_HEADER, names),)
