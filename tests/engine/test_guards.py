@@ -325,3 +325,47 @@ def test_a_case_insensitive_tail_is_searched_by_the_matcher() -> None:
     layer = _layer(rules)
     assert layer._tails is None
     assert [rule.path for rule, _ in layer._candidates("/A/x", None)] == ["/a/<path:rest>"]
+
+
+def _token_check(header: str) -> Any:
+    def check(request: Request) -> Mapping[str, Any] | bool | None:
+        token = request.headers.get(header)
+        return None if token is None else False if token == "no" else {"user": token}
+
+    return check
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rules=st.lists(
+        st.tuples(
+            st.sampled_from(_SOURCES),
+            st.sampled_from([["a"], ["b"], ["a", "b"], ["b", "a"]]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    path=_PATH_TEXT.map(lambda text: "/" + text.lstrip("/")),
+    method=st.sampled_from(["GET", "POST"]),
+    tokens=st.fixed_dictionaries(
+        {}, optional={"x-a": st.sampled_from(["ann", "no"]), "x-b": st.sampled_from(["bob", "no"])}
+    ),
+)
+def test_the_quick_check_decides_as_the_traced_one(
+    rules: list[tuple[str, list[str], bool]], path: str, method: str, tokens: dict[str, str]
+) -> None:
+    engine = Engine(
+        [
+            {"from": source, "require": names, **({"methods": ["POST"]} if post else {})}
+            for source, names, post in rules
+        ],
+        guards={"a": _token_check("x-a"), "b": _token_check("x-b")},
+    )
+    layer = engine.guard_layer
+    assert layer is not None
+    request = Request(method, path, "", tokens, path=path)
+    quick, quick_passed = layer.check(request, None)
+    traced, traced_passed = layer.check(request, [])
+    assert quick == traced
+    assert quick_passed == traced_passed

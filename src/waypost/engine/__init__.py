@@ -534,7 +534,8 @@ class Engine:
         headers = decision.headers
         if action in ("rewrite", "pass", "proxy"):
             # A rule's set_headers cannot forge the identity headers, guards passed or not.
-            headers = (*identity_headers_of(headers), *identity_headers(passed))
+            identity = identity_headers(passed)
+            headers = (*identity_headers_of(headers), *identity) if headers else identity
         if vary is decision.vary and headers == decision.headers:
             return decision
         return _reissued(decision, vary, headers)
@@ -660,7 +661,7 @@ def _reissued(
     """``replace(decision, vary=vary, headers=headers)`` at a fraction of its cost (a guarded
     request pays it on every request); a packed rule stays unread (see make_decision())."""
     lazy = decision._lazy
-    out = make_decision(
+    return make_decision(
         decision.action,
         decision.status,
         decision.location,
@@ -670,9 +671,8 @@ def _reissued(
         decision.body,
         None if lazy is not None else decision.rule,
         lazy,
+        vary,
     )
-    object.__setattr__(out, "vary", vary)  # a frozen dataclass's own way to set a field
-    return out
 
 
 def _to_normal_form(path: str, query: str) -> Decision:

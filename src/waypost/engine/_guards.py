@@ -93,7 +93,17 @@ def _wants_json(request: Request) -> bool:
 class GuardLayer:
     """The guard rules of one rule set and the guards they require; immutable once built."""
 
-    __slots__ = ("_exact", "_fold", "_heads", "_names", "_tails", "guards", "matcher", "rules")
+    __slots__ = (
+        "_exact",
+        "_fold",
+        "_guards_of",
+        "_heads",
+        "_names",
+        "_tails",
+        "guards",
+        "matcher",
+        "rules",
+    )
 
     def __init__(self, rules: tuple[Rule, ...], guards: Mapping[str, Guard]) -> None:
         self.rules = rules
@@ -103,10 +113,20 @@ class GuardLayer:
         self._tails = _tail_prefixes(rules)
         #: By id(rule): the guards it requires, and whether it has conditions (read per hit).
         self._names: dict[int, tuple[tuple[str, ...], bool]] = {}
+        #: The same with each guard; None when a guard is unknown (problems() says so), and
+        #: check() takes the general road, which fails on it.
+        guards_of: dict[int, tuple[tuple[tuple[str, Guard], ...], bool]] | None = {}
         for rule in rules:
             requirement = rule.requirement
             assert requirement is not None  # the guard rules are the rules with one
-            self._names[id(rule)] = (requirement.guards, not rule.conditions.empty)
+            conditional = not rule.conditions.empty
+            self._names[id(rule)] = (requirement.guards, conditional)
+            if guards_of is not None and all(n in self.guards for n in requirement.guards):
+                pairs = tuple((n, self.guards[n]) for n in requirement.guards)
+                guards_of[id(rule)] = (pairs, conditional)
+            else:
+                guards_of = None
+        self._guards_of = guards_of
         # File order: all matching guard rules are collected anyway; first_match keeps two
         # guard rules of one pattern (an area guarded twice) from being reported as duplicates.
         self.matcher: Matcher = compile_matcher(rules, first_match=True, guard_layer=True)
@@ -192,6 +212,19 @@ class GuardLayer:
         if not path.isascii() or "\x00" in path:
             return True  # check() refuses an unreadable path, or may
         heads = self._heads
+        if (
+            heads is not None
+            and path[:1] == "/"
+            and path[-1] != "/"
+            and "/." not in path
+            and "//" not in path
+            and ";" not in path
+            and "\\" not in path
+        ):
+            # The common case, without _forms(): the path is its only form (see there).
+            head = path[1:].partition("/")[0]
+            if head not in heads and not (self._fold and head.lower() in heads):
+                return False
         for candidate in _forms(path):
             if heads is not None:
                 head = candidate[1:].partition("/")[0]
@@ -204,10 +237,10 @@ class GuardLayer:
     def required(self, request: Request, steps: list[Step] | None) -> dict[str, Rule]:
         """The guards ``request`` must pass, each with the first rule requiring it."""
         required: dict[str, Rule] = {}
+        names_of = self._names
         forms = _forms(request.path)
         # A rule matching several forms counts once (one form's candidates are distinct).
         seen: set[int] | None = set() if len(forms) > 1 else None
-        names_of = self._names
         for candidate in forms:
             for rule, values in self._candidates(candidate, steps):
                 if seen is not None:
@@ -242,6 +275,43 @@ class GuardLayer:
         # An ASCII path without NUL is readable: the regex only runs for the others.
         if (not path.isascii() or "\x00" in path) and _UNREADABLE.search(path) is not None:
             return _refused(request), passed
+        tails = self._tails
+        guards_of = self._guards_of
+        if (
+            tails is not None
+            and guards_of is not None
+            and steps is None
+            and done is None
+            and path[:1] == "/"
+            and path[-1] != "/"
+            and "/." not in path
+            and "//" not in path
+            and ";" not in path
+            and "\\" not in path
+        ):
+            # The common case, inline (here a call costs as much as the search): a path that
+            # is its only form (see _forms()), no trace, and the quick search (see
+            # _candidates(); without a trailing slash, 'strict' reads the path as the others
+            # do). Then as below: each guard runs once, for the first rule requiring it, in
+            # the order required() gives.
+            hits = self.matcher.exact_candidates(path) if self._exact else []
+            for prefix, end, _, rule in tails:
+                if path.startswith(prefix, 1) and len(path) > end and path[end] != "/":
+                    hits.append(rule)
+            if len(hits) > 1:
+                hits.sort(key=_index)
+            for rule in hits:
+                guards, conditional = guards_of[id(rule)]
+                if conditional and rule.conditions.failure(request) is not None:
+                    continue
+                for name, guard in guards:
+                    if passed and any(name == other for other, _ in passed):
+                        continue
+                    outcome = guard.check(request)
+                    if isinstance(outcome, Denied):
+                        return self.denial(request, rule, guard, outcome), passed
+                    passed.append((name, outcome))
+            return None, passed
         for name, rule in self.required(request, steps).items():
             guard = self.guards[name]
             earlier = done.get(name) if done else None
@@ -344,6 +414,10 @@ def _forms(path: str) -> tuple[str, ...] | list[str]:
 
 def _file_order(candidate: tuple[Rule, Any]) -> int:
     return candidate[0].index
+
+
+def _index(rule: Rule) -> int:
+    return rule.index
 
 
 def _tail_prefix(rule: Rule) -> str | None:

@@ -139,6 +139,7 @@ class _ParsedOnce(Generic[T]):
         self.__doc__ = parse.__doc__
 
     def __set_name__(self, owner: type, name: str) -> None:
+        # Request.__init__ may set the slot to None: that is unread too.
         self.name = "_" + name  # the slot the value is kept in
 
     @overload
@@ -167,18 +168,6 @@ def _quality(params: str) -> float:
         return float(found.group(1))
     except ValueError:
         return 0.0
-
-
-def _find_cookie(header: str, name: str) -> str | None:
-    """The value of the first cookie ``name`` (not empty) in a Cookie header, read as
-    :meth:`Request.cookies` reads each chunk, or None."""
-    if name not in header:  # then no chunk is named ``name``
-        return None
-    for chunk in header.split(";"):
-        key, sep, value = chunk.strip().partition("=")
-        if sep and key == name:
-            return value.strip().strip('"')
-    return None
 
 
 class Request:
@@ -228,6 +217,11 @@ class Request:
         self.client_ip = client_ip
         self.now = now
         self.scheme = scheme
+        # Unread (see _ParsedOnce): a slot that is set reads faster than one that is not (whose
+        # read raises AttributeError inside), and the headers and cookies are read on every
+        # guarded request.
+        self._headers: dict[str, str] | None = None
+        self._cookies: dict[str, str] | None = None
 
     @classmethod
     def from_url(
@@ -291,22 +285,27 @@ class Request:
 
     def cookie(self, name: str) -> str | None:
         """The value of cookie ``name`` as :attr:`cookies` has it (the first of repeated names),
-        or None, without parsing the other cookies (nor, unless they were read, the headers):
-        a guard reads one cookie on every request."""
-        if not name:
-            return None  # cookies() keeps no cookie without a name
-        headers: dict[str, str] | None = getattr(self, "_headers", None)
+        or None, without parsing the other cookies (nor, unless they were read, the other
+        headers): a guard reads one cookie on every request."""
+        headers = self._headers
+        header: str | None
         if headers is not None:
-            return _find_cookie(headers.get("cookie", ""), name)
-        # Each Cookie header in turn: their chunks are those of the joined header, in order.
-        raw = self.raw_headers
-        # A list of pairs is what the adapters give (isinstance of an ABC costs more).
-        pairs = raw if type(raw) is list else raw.items() if isinstance(raw, Mapping) else raw or ()
-        for key, value in pairs:
-            if key.lower() == "cookie":
-                found = _find_cookie(value, name)
-                if found is not None:
-                    return found
+            header = headers.get("cookie", "")
+        else:
+            # The Cookie headers joined as headers() joins them, without the other headers.
+            header = None
+            raw = self.raw_headers
+            # A list of pairs is what the adapters give (isinstance of an ABC costs more).
+            pairs = raw if type(raw) is list else raw.items() if isinstance(raw, Mapping) else raw
+            for key, value in pairs or ():
+                if key.lower() == "cookie":
+                    header = value if header is None else f"{header}; {value}"
+        if header is None or not name or name not in header:  # no chunk is then named ``name`` (not empty)
+            return None
+        for chunk in header.split(";"):  # each chunk read as cookies() reads it
+            key, sep, value = chunk.strip().partition("=")
+            if sep and key == name:
+                return value.strip().strip('"')
         return None
 
     @_ParsedOnce
