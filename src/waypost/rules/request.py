@@ -300,8 +300,8 @@ class Request:
             for key, value in pairs or ():
                 if key.lower() == "cookie":
                     header = value if header is None else f"{header}; {value}"
-        if header is None or not name or name not in header:  # no chunk is then named ``name`` (not empty)
-            return None
+        if header is None or not name or name not in header:
+            return None  # no chunk is then named ``name`` (cookies() keeps no empty name)
         for chunk in header.split(";"):  # each chunk read as cookies() reads it
             key, sep, value = chunk.strip().partition("=")
             if sep and key == name:
