@@ -293,10 +293,11 @@ class GuardLayer:
             # is its only form (see _forms()), no trace, and the quick search (see
             # _candidates(); without a trailing slash, 'strict' reads the path as the others
             # do). Then as below: each guard runs once, for the first rule requiring it, in
-            # the order required() gives.
+            # the order required() gives. A plain path that has a prefix has a rest '[^/].*'
+            # takes: the prefix ends with '/', and the path neither does nor holds '//'.
             hits = self.matcher.exact_candidates(path) if self._exact else []
-            for prefix, end, _, rule in tails:
-                if path.startswith(prefix, 1) and len(path) > end and path[end] != "/":
+            for prefix, _, _, rule in tails:
+                if path.startswith(prefix, 1):
                     hits.append(rule)
             if len(hits) > 1:
                 hits.sort(key=_index)
