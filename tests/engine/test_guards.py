@@ -108,6 +108,25 @@ def test_a_path_with_a_nul_or_bytes_not_utf8_is_refused(engine: Engine, url: str
     assert json.loads(decision.body or "")["error"] == "bad_request"
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["/admin/{rest}", "/%61dmin/{rest}", "/x/../admin/{rest}", "/x\\..\\admin/{rest}"],
+    ids=["plain", "percent-encoded", "dot-segments", "backslashes"],
+)
+def test_a_rewrite_into_a_guarded_area_is_checked_again_in_every_spelling(target: str) -> None:
+    engine = Engine(
+        [
+            {"from": "/admin/<path:rest>", "require": "staff"},
+            {"from": "/open/<path:rest>", "rewrite": target},
+        ],
+        guards={"staff": check},
+    )
+    assert engine.resolve("GET", "/open/reports", JSON).status == 401
+    passed = engine.resolve("GET", "/open/reports", {**JSON, "X-Token": "ann"})
+    assert passed.action == "rewrite"
+    assert ("X-Waypost-User", "ann") in passed.headers
+
+
 def test_an_exact_redirect_inside_a_guarded_area_needs_the_credential(engine: Engine) -> None:
     assert engine.resolve("GET", "/admin/secret", JSON).status == 401
     decision = engine.resolve("GET", "/admin/secret", {"X-Token": "ann"})

@@ -26,7 +26,7 @@ from waypost.decision import NO_MATCH, Decision, Step, Trace, make_decision
 from waypost.engine._guards import GuardLayer, identity_headers, identity_headers_of
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, merge_query, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
-from waypost.guards import GuardCheck, build_guards
+from waypost.guards import GUARD_HEADER, USER_HEADER, GuardCheck, build_guards
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.load import read_rules, rules_from_mappings
@@ -503,19 +503,26 @@ class Engine:
                     decision = plan.apply(rule, values, request.query_string, snapshot.site, None)
         if decision is None:
             decision = self._decide(request, snapshot, steps, stage)
+        # Each field read once: Decision has __getattr__ (a packed rule is looked up when first
+        # read), which makes every read of its attributes take the slow road.
         action = decision.action
+        new_path = decision.path
+        if action == "rewrite":
+            # The new path is percent-encoded: the guards read it decoded, as Request does.
+            raw_path = new_path or "/"
+            path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
         # A rewrite whose new path no guard rule matches has nothing to check again (the
         # path alone says so; see GuardLayer.matches()).
-        if action == "rewrite" and layer.matches(decision.path or "/"):
+        if action == "rewrite" and layer.matches(path):
             target = Request(
                 request.method,
-                decision.path or "/",
+                raw_path,
                 decision.query or "",
                 request.raw_headers,
                 request.host or None,
                 request.client_ip,
                 request.now,
-                None,
+                path,
                 request.scheme,
             )
             # The guards passed already need not run again (a bcrypt or signature check).
@@ -524,19 +531,27 @@ class Engine:
             if denied is not None:
                 return denied
             passed += [(name, allowed) for name, allowed in also if name not in done]
-        vary = decision.vary
+        vary = given_vary = decision.vary
         if passed and not vary:
             vary = _GUARD_VARY
         elif passed and ("Authorization" not in vary or "Cookie" not in vary):
             # What a guarded area answers depends on the credential: a shared cache must not
             # hand it (a redirect inside the area, say) to a client without one.
             vary = (*vary, *(n for n in _GUARD_VARY if n not in vary))
-        headers = decision.headers
+        headers = given_headers = decision.headers
         if action in ("rewrite", "pass", "proxy"):
             # A rule's set_headers cannot forge the identity headers, guards passed or not.
-            identity = identity_headers(passed)
-            headers = (*identity_headers_of(headers), *identity) if headers else identity
-        if vary is decision.vary and headers == decision.headers:
+            if len(passed) == 1 and not headers:
+                # The common case, inline: identity_headers() of one guard.
+                name, allowed = passed[0]
+                user = allowed.user
+                headers = (
+                    ((USER_HEADER, user), (GUARD_HEADER, name)) if user else ((GUARD_HEADER, name),)
+                )
+            else:
+                identity = identity_headers(passed)
+                headers = (*identity_headers_of(headers), *identity) if headers else identity
+        if vary is given_vary and headers == given_headers:
             return decision
         # replace(decision, vary=vary, headers=headers) at a fraction of its cost; a packed rule
         # stays unread (see make_decision()).
@@ -545,7 +560,7 @@ class Engine:
             action,
             decision.status,
             decision.location,
-            decision.path,
+            new_path,
             decision.query,
             headers,
             decision.body,

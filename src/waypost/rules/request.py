@@ -298,7 +298,7 @@ class Request:
             # A list of pairs is what the adapters give (isinstance of an ABC costs more).
             pairs = raw if type(raw) is list else raw.items() if isinstance(raw, Mapping) else raw
             for key, value in pairs or ():
-                if key.lower() == "cookie":
+                if len(key) == 6 and key.lower() == "cookie":  # most names are not 6 long
                     header = value if header is None else f"{header}; {value}"
         if header is None or not name or name not in header:
             return None  # no chunk is then named ``name`` (cookies() keeps no empty name)
