@@ -110,19 +110,27 @@ _COOKIE_TEXT = st.text(alphabet='ab=;" \t', max_size=20)
 @given(
     values=st.lists(_COOKIE_TEXT, max_size=3),
     name=st.sampled_from(["a", "b", "ab", "a b", "", "=", '"a"']),
-    as_mapping=st.booleans(),
+    given_as=st.sampled_from(["list", "tuple", "mapping", "iterator"]),
     headers_read=st.booleans(),
 )
 def test_one_cookie_is_read_as_the_cookie_jar_reads_it(
-    values: list[str], name: str, as_mapping: bool, headers_read: bool
+    values: list[str], name: str, given_as: str, headers_read: bool
 ) -> None:
-    pairs = [("Cookie" if i % 2 else "cookie", value) for i, value in enumerate(values)]
-    headers: Any = dict(pairs[:1]) if as_mapping else [("X-Other", "a=1"), *pairs]
-    request = Request("GET", "/", "", headers)
+    pairs = [("X-Other", "a=1")]
+    pairs += [("Cookie" if i % 2 else "cookie", value) for i, value in enumerate(values)]
+
+    def headers() -> Any:
+        if given_as == "mapping":
+            return dict(pairs[:2])
+        return {"list": list, "tuple": tuple, "iterator": iter}[given_as](pairs)
+
+    request = Request("GET", "/", "", headers())
     if headers_read:
         assert request.headers is not None
-    expected = Request("GET", "/", "", headers).cookies.get(name)
-    assert request.cookie(name) == expected
+    expected = Request("GET", "/", "", headers())
+    assert request.cookie(name) == expected.cookies.get(name)
+    # An iterator of headers is read once: what cookie() read is still there.
+    assert request.headers == expected.headers
 
 
 @pytest.mark.parametrize(

@@ -288,18 +288,17 @@ class Request:
         or None, without parsing the other cookies (nor, unless they were read, the other
         headers): a guard reads one cookie on every request."""
         headers = self._headers
-        header: str | None
-        if headers is not None:
-            header = headers.get("cookie", "")
-        else:
-            # The Cookie headers joined as headers() joins them, without the other headers.
-            header = None
-            raw = self.raw_headers
-            # A list of pairs is what the adapters give (isinstance of an ABC costs more).
-            pairs = raw if type(raw) is list else raw.items() if isinstance(raw, Mapping) else raw
-            for key, value in pairs or ():
+        raw = self.raw_headers
+        header: str | None = None
+        if headers is None and (type(raw) is list or type(raw) is tuple):
+            # The Cookie headers joined as headers() joins them, without the other headers (a
+            # list of pairs is what the adapters give; other inputs are parsed, below: an
+            # iterator can be read once only).
+            for key, value in raw:
                 if len(key) == 6 and key.lower() == "cookie":  # most names are not 6 long
                     header = value if header is None else f"{header}; {value}"
+        else:
+            header = self.headers.get("cookie", "")
         if header is None or not name or name not in header:
             return None  # no chunk is then named ``name`` (cookies() keeps no empty name)
         for chunk in header.split(";"):  # each chunk read as cookies() reads it
