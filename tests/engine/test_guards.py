@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from waypost.engine import Engine
@@ -283,10 +283,16 @@ _PROPERTY_ENGINE = Engine(
 )
 
 
-# The quick search of the guard rules (static segments then '<path:...>', and exact paths)
-# finds what the matcher finds, for any path; other shapes leave the search to the matcher.
-_PATH_TEXT = st.text(alphabet="/aAb.;\\%\x00é", max_size=12)
+# The quick search of the guard rules (static segments then '<path:...>' by startswith(), exact
+# paths in their dict, other shapes by a matcher of their own) finds what the matcher finds.
+# Paths made of the rules' own segments (which random text seldom spells), and random text.
+_SEGMENTS = st.sampled_from(["a", "A", "b", "1", "x.b", ".", "..", "", "a;p", "é"])
+_PATH_TEXT = st.one_of(
+    st.lists(_SEGMENTS, max_size=4).map(lambda segments: "/" + "/".join(segments)),
+    st.text(alphabet="/aAb1.;\\%\x00é", max_size=12),
+)
 _SOURCES = ["/a", "/a/b", "/A", "/", "/a/<path:rest>", "/a/b/<path:rest>", "/<path:rest>"]
+_OTHER_SOURCES = ["/a/<int:n>", "/<name>/b", "/a/<path:rest>.b", "/A/<path:rest>"]
 
 
 def _layer(rules: list[dict[str, Any]]) -> GuardLayer:
@@ -297,20 +303,27 @@ def _layer(rules: list[dict[str, Any]]) -> GuardLayer:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    sources=st.lists(st.sampled_from(_SOURCES), min_size=1, max_size=4, unique=True),
-    strict=st.lists(st.booleans(), min_size=4, max_size=4),
+    sources=st.lists(
+        st.sampled_from(_SOURCES + _OTHER_SOURCES), min_size=1, max_size=5, unique=True
+    ),
+    strict=st.lists(st.booleans(), min_size=5, max_size=5),
+    insensitive=st.lists(st.booleans(), min_size=5, max_size=5),
     paths=st.lists(_PATH_TEXT, min_size=1, max_size=10),
 )
 def test_the_quick_search_of_guard_rules_finds_what_the_matcher_finds(
-    sources: list[str], strict: list[bool], paths: list[str]
+    sources: list[str], strict: list[bool], insensitive: list[bool], paths: list[str]
 ) -> None:
     layer = _layer(
         [
-            {"from": source, "require": "g", "trailing_slash": "strict" if slash else "ignore"}
-            for source, slash in zip(sources, strict, strict=False)
+            {
+                "from": source,
+                "require": "g",
+                "trailing_slash": "strict" if slash else "ignore",
+                "case": "insensitive" if fold else "sensitive",
+            }
+            for source, slash, fold in zip(sources, strict, insensitive, strict=False)
         ]
     )
-    assert layer._tails is not None
     for text in paths:
         path = text if text.startswith(("/", "\\")) or not text else "/" + text
         for path_form in (path, text):
@@ -334,16 +347,23 @@ def test_the_quick_search_of_guard_rules_finds_what_the_matcher_finds(
     ],
     ids=["int", "text after the tail", "text before the tail", "a variable first", "string"],
 )
-def test_other_shapes_of_guard_rules_are_searched_by_the_matcher(source: str) -> None:
-    assert _layer([{"from": source, "require": "g"}])._tails is None
-    assert _layer([{"from": source, "require": "g", "case": "insensitive"}])._tails is None
+def test_other_shapes_of_guard_rules_are_searched_by_a_matcher(source: str) -> None:
+    for case in ("sensitive", "insensitive"):
+        layer = _layer([{"from": source, "require": "g", "case": case}])
+        assert layer._tails == ()
+        assert layer._others is not None
+        assert len(layer._others) == 1
 
 
-def test_a_case_insensitive_tail_is_searched_by_the_matcher() -> None:
-    rules = [{"from": "/a/<path:rest>", "require": "g", "case": "insensitive"}]
+def test_a_case_insensitive_tail_is_searched_by_a_matcher() -> None:
+    rules = [
+        {"from": "/a/<path:rest>", "require": "g", "case": "insensitive"},
+        {"from": "/b/<path:rest>", "require": "g"},
+    ]
     layer = _layer(rules)
-    assert layer._tails is None
+    assert [rule.path for *_, rule in layer._tails] == ["/b/<path:rest>"]
     assert [rule.path for rule, _ in layer._candidates("/A/x", None)] == ["/a/<path:rest>"]
+    assert layer.check(Request("GET", "/A/x"), None)[0] is not None
 
 
 def _token_check(header: str) -> Any:
@@ -354,11 +374,13 @@ def _token_check(header: str) -> Any:
     return check
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
+@example(rules=[("/a/<int:n>", ["a"], False)], path="/a/1", method="GET", tokens={})
+@example(rules=[("/a/<path:rest>.b", ["b"], False)], path="/a/x.b", method="GET", tokens={})
 @given(
     rules=st.lists(
         st.tuples(
-            st.sampled_from(_SOURCES),
+            st.sampled_from(_SOURCES + _OTHER_SOURCES),
             st.sampled_from([["a"], ["b"], ["a", "b"], ["b", "a"]]),
             st.booleans(),
         ),

@@ -99,6 +99,7 @@ class GuardLayer:
         "_guards_of",
         "_heads",
         "_names",
+        "_others",
         "_tails",
         "guards",
         "matcher",
@@ -110,7 +111,11 @@ class GuardLayer:
         self.guards = dict(guards)
         self._heads, self._fold = _first_segments(rules)
         self._exact = any(rule.pattern is None for rule in rules)
-        self._tails = _tail_prefixes(rules)
+        self._tails, others = _tail_prefixes(rules)
+        #: The pattern rules of other shapes, which the quick search asks a matcher of their own.
+        self._others: Matcher | None = (
+            compile_matcher(others, first_match=True, guard_layer=True) if others else None
+        )
         #: By id(rule): the guards it requires, and whether it has conditions (read per hit).
         self._names: dict[int, tuple[tuple[str, ...], bool]] = {}
         #: The same with each guard; None when a guard is unknown (problems() says so), and
@@ -177,18 +182,20 @@ class GuardLayer:
     def _candidates(self, path: str, steps: list[Step] | None) -> Iterable[tuple[Rule, Any]]:
         """The guard rules whose pattern matches the decoded ``path`` (one of its forms), in
         file order, with their values (for a trace: the quick search has none)."""
-        tails = self._tails
-        if tails is not None and steps is None:
-            # The quick search: what matcher.candidates() finds, as every pattern rule of the
-            # layer is static segments then a bare '<path:...>' (see _tail_prefix()).
+        if steps is None:
+            # The quick search: what matcher.candidates() finds, its rules of the commonest
+            # shape (static segments then a bare '<path:...>', see _tail_prefix()) found with
+            # startswith(), the exact ones in its dict, and only the others by a matcher.
             found = (
                 [(rule, _NO_VALUES) for rule in self.matcher.exact_candidates(path)]
                 if self._exact
                 else []
             )
+            if self._others is not None:
+                found += [(rule, _NO_VALUES) for rule, _ in self._others.candidates(path)]
             slashed = len(path) > 1 and path[-1] == "/"
             stripped = (path.rstrip("/") or "/") if slashed else path
-            for prefix, end, strict, rule in tails:
+            for prefix, end, strict, rule in self._tails:
                 # As the trie reads it: trailing slashes stripped but for 'strict', the segments
                 # after the first character (whatever it is), and a rest for '[^/].*' that is
                 # not empty and does not start with '/'.
@@ -275,11 +282,9 @@ class GuardLayer:
         # An ASCII path without NUL is readable: the regex only runs for the others.
         if (not path.isascii() or "\x00" in path) and _UNREADABLE.search(path) is not None:
             return _refused(request), passed
-        tails = self._tails
         guards_of = self._guards_of
         if (
-            tails is not None
-            and guards_of is not None
+            guards_of is not None
             and steps is None
             and done is None
             and path[:1] == "/"
@@ -296,7 +301,9 @@ class GuardLayer:
             # the order required() gives. A plain path that has a prefix has a rest '[^/].*'
             # takes: the prefix ends with '/', and the path neither does nor holds '//'.
             hits = self.matcher.exact_candidates(path) if self._exact else []
-            for prefix, _, _, rule in tails:
+            if self._others is not None:
+                hits += [rule for rule, _ in self._others.candidates(path)]
+            for prefix, _, _, rule in self._tails:
                 if path.startswith(prefix, 1):
                     hits.append(rule)
             if len(hits) > 1:
@@ -442,19 +449,22 @@ def _tail_prefix(rule: Rule) -> str | None:
     return "".join(f"{part}/" for part in pattern.parts)
 
 
-def _tail_prefixes(rules: Iterable[Rule]) -> tuple[tuple[str, int, bool, Rule], ...] | None:
-    """``(prefix, where the rest starts, strict slashes, rule)`` of each pattern rule (see
-    _tail_prefix()), or None when one is of another shape (the matcher then searches them
-    all)."""
+def _tail_prefixes(
+    rules: Iterable[Rule],
+) -> tuple[tuple[tuple[str, int, bool, Rule], ...], list[Rule]]:
+    """``(prefix, where the rest starts, strict slashes, rule)`` of each pattern rule of the
+    commonest shape (see _tail_prefix()), and the pattern rules of other shapes."""
     tails: list[tuple[str, int, bool, Rule]] = []
+    others: list[Rule] = []
     for rule in rules:
         if rule.pattern is None:
             continue  # found by matcher.exact_candidates()
         prefix = _tail_prefix(rule)
         if prefix is None:
-            return None
-        tails.append((prefix, len(prefix) + 1, rule.options.strict_slashes, rule))
-    return tuple(tails)
+            others.append(rule)
+        else:
+            tails.append((prefix, len(prefix) + 1, rule.options.strict_slashes, rule))
+    return tuple(tails), others
 
 
 def _first_segments(rules: Iterable[Rule]) -> tuple[frozenset[str] | None, bool]:
