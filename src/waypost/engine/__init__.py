@@ -508,29 +508,29 @@ class Engine:
         action = decision.action
         new_path = decision.path
         if action == "rewrite":
-            # The new path is percent-encoded: the guards read it decoded, as Request does.
+            # The new path is percent-encoded: the guards read it decoded, as Request does. One
+            # that no guard rule matches has nothing to check again (the path alone says so;
+            # see GuardLayer.matches()).
             raw_path = new_path or "/"
             path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
-        # A rewrite whose new path no guard rule matches has nothing to check again (the
-        # path alone says so; see GuardLayer.matches()).
-        if action == "rewrite" and layer.matches(path):
-            target = Request(
-                request.method,
-                raw_path,
-                decision.query or "",
-                request.raw_headers,
-                request.host or None,
-                request.client_ip,
-                request.now,
-                path,
-                request.scheme,
-            )
-            # The guards passed already need not run again (a bcrypt or signature check).
-            done = {name: allowed for name, allowed in passed}
-            denied, also = layer.check(target, steps, done)
-            if denied is not None:
-                return denied
-            passed += [(name, allowed) for name, allowed in also if name not in done]
+            if layer.matches(path):
+                target = Request(
+                    request.method,
+                    raw_path,
+                    decision.query or "",
+                    request.raw_headers,
+                    request.host or None,
+                    request.client_ip,
+                    request.now,
+                    path,
+                    request.scheme,
+                )
+                # The guards passed already need not run again (a bcrypt or signature check).
+                done = {name: allowed for name, allowed in passed}
+                denied, also = layer.check(target, steps, done)
+                if denied is not None:
+                    return denied
+                passed += [(name, allowed) for name, allowed in also if name not in done]
         vary = given_vary = decision.vary
         if passed and not vary:
             vary = _GUARD_VARY
