@@ -233,6 +233,7 @@ def make_decision(
     body: str | None,
     rule: Rule | None,
     lazy: LazyRule | None = None,
+    vary: tuple[str, ...] = (),
 ) -> Decision:
     """``Decision(action, status, location, path, query, headers, body, rule)``, five times
     faster (see above); every argument but ``lazy`` is positional and required.
@@ -242,7 +243,7 @@ def make_decision(
     ``rule`` is first read. With a million rules, reading the rule object is a miss to memory that
     the answer does not need (:func:`rule_options` gives what the server needs from it); the
     "speed tricks" table of benchmarks/bench_engine.py times an exact hit with and without reading
-    it (0.6x).
+    it (0.6x). ``vary`` is the decision's ``vary``.
     """
     draft = _DecisionDraft()
     draft.action = action
@@ -254,7 +255,7 @@ def make_decision(
     draft.body = body
     if lazy is None:
         draft.rule = rule
-    draft.vary = ()
+    draft.vary = vary
     draft._lazy = lazy
     draft.__class__ = Decision  # type: ignore[assignment]
     return draft  # type: ignore[return-value]

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from waypost.engine import Engine
-from waypost.engine._guards import _safe_next, canonical_path
+from waypost.engine._guards import GuardLayer, _safe_next, canonical_path
 from waypost.rules.request import Request
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -106,6 +106,25 @@ def test_a_path_with_a_nul_or_bytes_not_utf8_is_refused(engine: Engine, url: str
     decision = engine.resolve("GET", url, JSON)
     assert (decision.action, decision.status) == ("respond", 400)
     assert json.loads(decision.body or "")["error"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/admin/{rest}", "/%61dmin/{rest}", "/x/../admin/{rest}", "/x\\..\\admin/{rest}"],
+    ids=["plain", "percent-encoded", "dot-segments", "backslashes"],
+)
+def test_a_rewrite_into_a_guarded_area_is_checked_again_in_every_spelling(target: str) -> None:
+    engine = Engine(
+        [
+            {"from": "/admin/<path:rest>", "require": "staff"},
+            {"from": "/open/<path:rest>", "rewrite": target},
+        ],
+        guards={"staff": check},
+    )
+    assert engine.resolve("GET", "/open/reports", JSON).status == 401
+    passed = engine.resolve("GET", "/open/reports", {**JSON, "X-Token": "ann"})
+    assert passed.action == "rewrite"
+    assert ("X-Waypost-User", "ann") in passed.headers
 
 
 def test_an_exact_redirect_inside_a_guarded_area_needs_the_credential(engine: Engine) -> None:
@@ -262,3 +281,132 @@ _PROPERTY_ENGINE = Engine(
     ],
     guards={"staff": check},
 )
+
+
+# The quick search of the guard rules (static segments then '<path:...>' by startswith(), exact
+# paths in their dict, other shapes by a matcher of their own) finds what the matcher finds.
+# Paths made of the rules' own segments (which random text seldom spells), and random text.
+_SEGMENTS = st.sampled_from(["a", "A", "b", "1", "x.b", ".", "..", "", "a;p", "é"])
+_PATH_TEXT = st.one_of(
+    st.lists(_SEGMENTS, max_size=4).map(lambda segments: "/" + "/".join(segments)),
+    st.text(alphabet="/aAb1.;\\%\x00é", max_size=12),
+)
+_SOURCES = ["/a", "/a/b", "/A", "/", "/a/<path:rest>", "/a/b/<path:rest>", "/<path:rest>"]
+_OTHER_SOURCES = ["/a/<int:n>", "/<name>/b", "/a/<path:rest>.b", "/A/<path:rest>"]
+
+
+def _layer(rules: list[dict[str, Any]]) -> GuardLayer:
+    layer = Engine(rules, guards={"g": lambda r: None}).guard_layer
+    assert layer is not None
+    return layer
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sources=st.lists(
+        st.sampled_from(_SOURCES + _OTHER_SOURCES), min_size=1, max_size=5, unique=True
+    ),
+    strict=st.lists(st.booleans(), min_size=5, max_size=5),
+    insensitive=st.lists(st.booleans(), min_size=5, max_size=5),
+    paths=st.lists(_PATH_TEXT, min_size=1, max_size=10),
+)
+def test_the_quick_search_of_guard_rules_finds_what_the_matcher_finds(
+    sources: list[str], strict: list[bool], insensitive: list[bool], paths: list[str]
+) -> None:
+    layer = _layer(
+        [
+            {
+                "from": source,
+                "require": "g",
+                "trailing_slash": "strict" if slash else "ignore",
+                "case": "insensitive" if fold else "sensitive",
+            }
+            for source, slash, fold in zip(sources, strict, insensitive, strict=False)
+        ]
+    )
+    for text in paths:
+        path = text if text.startswith(("/", "\\")) or not text else "/" + text
+        for path_form in (path, text):
+            quick = [rule for rule, _ in layer._candidates(path_form, None)]
+            found = [rule for rule, _ in layer.matcher.candidates(path_form)]
+            assert quick == found, path_form
+            if not layer.matches(path_form):
+                request = Request("GET", path_form, path=path_form)
+                assert layer.required(request, None) == {}
+                assert layer.check(request, None) == (None, [])
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/a/<int:n>",
+        "/a/<path:rest>.html",
+        "/a/x-<path:rest>",
+        "/<name>/<path:rest>",
+        "/a/<string:s>",
+    ],
+    ids=["int", "text after the tail", "text before the tail", "a variable first", "string"],
+)
+def test_other_shapes_of_guard_rules_are_searched_by_a_matcher(source: str) -> None:
+    for case in ("sensitive", "insensitive"):
+        layer = _layer([{"from": source, "require": "g", "case": case}])
+        assert layer._tails == ()
+        assert layer._others is not None
+        assert len(layer._others) == 1
+
+
+def test_a_case_insensitive_tail_is_searched_by_a_matcher() -> None:
+    rules = [
+        {"from": "/a/<path:rest>", "require": "g", "case": "insensitive"},
+        {"from": "/b/<path:rest>", "require": "g"},
+    ]
+    layer = _layer(rules)
+    assert [rule.path for *_, rule in layer._tails] == ["/b/<path:rest>"]
+    assert [rule.path for rule, _ in layer._candidates("/A/x", None)] == ["/a/<path:rest>"]
+    assert layer.check(Request("GET", "/A/x"), None)[0] is not None
+
+
+def _token_check(header: str) -> Any:
+    def check(request: Request) -> Mapping[str, Any] | bool | None:
+        token = request.headers.get(header)
+        return None if token is None else False if token == "no" else {"user": token}
+
+    return check
+
+
+@settings(max_examples=500, deadline=None)
+@example(rules=[("/a/<int:n>", ["a"], False)], path="/a/1", method="GET", tokens={})
+@example(rules=[("/a/<path:rest>.b", ["b"], False)], path="/a/x.b", method="GET", tokens={})
+@given(
+    rules=st.lists(
+        st.tuples(
+            st.sampled_from(_SOURCES + _OTHER_SOURCES),
+            st.sampled_from([["a"], ["b"], ["a", "b"], ["b", "a"]]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    path=_PATH_TEXT.map(lambda text: "/" + text.lstrip("/")),
+    method=st.sampled_from(["GET", "POST"]),
+    tokens=st.fixed_dictionaries(
+        {}, optional={"x-a": st.sampled_from(["ann", "no"]), "x-b": st.sampled_from(["bob", "no"])}
+    ),
+)
+def test_the_quick_check_decides_as_the_traced_one(
+    rules: list[tuple[str, list[str], bool]], path: str, method: str, tokens: dict[str, str]
+) -> None:
+    engine = Engine(
+        [
+            {"from": source, "require": names, **({"methods": ["POST"]} if post else {})}
+            for source, names, post in rules
+        ],
+        guards={"a": _token_check("x-a"), "b": _token_check("x-b")},
+    )
+    layer = engine.guard_layer
+    assert layer is not None
+    request = Request(method, path, "", tokens, path=path)
+    quick, quick_passed = layer.check(request, None)
+    traced, traced_passed = layer.check(request, [])
+    assert quick == traced
+    assert quick_passed == traced_passed

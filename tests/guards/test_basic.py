@@ -39,11 +39,21 @@ def test_the_right_password_passes_with_the_user(guard: BasicGuard) -> None:
         ({}, "no Basic credentials"),
         ({"Authorization": "Bearer abc"}, "no Basic credentials"),
         ({"Authorization": "Basic !!!"}, "malformed Basic credentials"),
+        # A header's bytes beyond ASCII arrive as latin-1 text: not base64 either.
+        ({"Authorization": "Basic YW5uOnMzY3JldA\xe9="}, "malformed Basic credentials"),
         ({"Authorization": "Basic " + base64.b64encode(b"nocolon").decode()}, "malformed"),
         (basic("ann", "wrong"), "unknown user or wrong password"),
         (basic("zed", "s3cret"), "unknown user or wrong password"),
     ],
-    ids=["none", "other-scheme", "not-base64", "no-colon", "wrong-password", "unknown-user"],
+    ids=[
+        "none",
+        "other-scheme",
+        "not-base64",
+        "not-ascii",
+        "no-colon",
+        "wrong-password",
+        "unknown-user",
+    ],
 )
 def test_a_failure_is_a_401_with_a_basic_challenge(
     guard: BasicGuard, headers: dict[str, str], reason: str

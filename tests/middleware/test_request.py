@@ -7,8 +7,11 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from waypost.middleware.request import request_from_environ, request_from_scope
+from waypost.rules.request import Request
 
 # (what the client asked, mount point, expected Request.raw_path, Request.path)
 CASES = [
@@ -96,3 +99,61 @@ def test_the_request_has_the_scheme_the_server_says() -> None:
         (request_from_environ({"PATH_INFO": "/x"}), "http"),
     ):
         assert request.scheme == scheme
+
+
+# Cookie headers as clients (and attackers) send them: repeated names, quotes, spaces, empty
+# names and values, chunks without '=', names inside other names and values.
+_COOKIE_TEXT = st.text(alphabet='ab=;" \t', max_size=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(_COOKIE_TEXT, max_size=3),
+    name=st.sampled_from(["a", "b", "ab", "a b", "", "=", '"a"']),
+    given_as=st.sampled_from(["list", "tuple", "mapping", "iterator"]),
+    headers_read=st.booleans(),
+)
+def test_one_cookie_is_read_as_the_cookie_jar_reads_it(
+    values: list[str], name: str, given_as: str, headers_read: bool
+) -> None:
+    pairs = [("X-Other", "a=1")]
+    pairs += [("Cookie" if i % 2 else "cookie", value) for i, value in enumerate(values)]
+
+    def headers() -> Any:
+        if given_as == "mapping":
+            return dict(pairs[:2])
+        return {"list": list, "tuple": tuple, "iterator": iter}[given_as](pairs)
+
+    request = Request("GET", "/", "", headers())
+    if headers_read:
+        assert request.headers is not None
+    expected = Request("GET", "/", "", headers())
+    assert request.cookie(name) == expected.cookies.get(name)
+    # An iterator of headers is read once: what cookie() read is still there.
+    assert request.headers == expected.headers
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "value"),
+    [
+        ("session=abc; theme=dark", "session", "abc"),
+        ("theme=dark;session=abc", "session", "abc"),
+        ("session=first; session=second", "session", "first"),
+        ('session="quoted"', "session", "quoted"),
+        ("xsession=abc; sessionx=def", "session", None),
+        ("session", "session", None),
+        ("=abc", "", None),
+    ],
+    ids=["first", "later", "repeated", "quoted", "longer names", "no value", "no name"],
+)
+def test_one_cookie(header: str, name: str, value: str | None) -> None:
+    assert Request("GET", "/", "", [("Cookie", header)]).cookie(name) == value
+
+
+def test_one_cookie_from_several_cookie_headers_and_after_the_jar_was_read() -> None:
+    headers = [("Cookie", "a=1"), ("cookie", "session=s; a=2")]
+    assert Request("GET", "/", "", headers).cookie("session") == "s"
+    request = Request("GET", "/", "", headers)
+    assert request.cookies == {"a": "1", "session": "s"}
+    assert request.cookie("a") == "1"
+    assert Request("GET", "/").cookie("session") is None

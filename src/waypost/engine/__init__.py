@@ -26,7 +26,15 @@ from waypost.decision import NO_MATCH, Decision, Step, Trace, make_decision
 from waypost.engine._guards import GuardLayer, identity_headers, identity_headers_of
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, merge_query, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
-from waypost.guards import IDENTITY_KEYS, Allowed, GuardCheck, KeyRing, build_guards
+from waypost.guards import (
+    GUARD_HEADER,
+    IDENTITY_KEYS,
+    USER_HEADER,
+    Allowed,
+    GuardCheck,
+    KeyRing,
+    build_guards,
+)
 from waypost.guards._limit import explaining
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import BaseConverter, merge_converters
@@ -567,41 +575,77 @@ class Engine:
                     decision = plan.apply(rule, values, request.query_string, snapshot.site, None)
         if decision is None:
             decision = self._decide(request, snapshot, steps, stage)
+        # Each field read once: Decision has __getattr__ (a packed rule is looked up when first
+        # read), which makes every read of its attributes take the slow road.
         action = decision.action
+        new_path = decision.path
         if action == "rewrite":
-            target = Request(
-                request.method,
-                decision.path or "/",
-                decision.query or "",
-                request.raw_headers,
-                request.host or None,
-                request.client_ip,
-                request.now,
-                None,
-                request.scheme,
-            )
-            # The guards passed already need not run again (a bcrypt or signature check), nor
-            # an auth service that answered this request already (a rewrite into its area).
-            earlier = {name: allowed for name, allowed in passed}
-            denied, also = layer.check(target, steps, {**done, **earlier} if done else earlier)
-            if denied is not None:
-                return denied
-            passed += [(name, allowed) for name, allowed in also if name not in earlier]
-        vary = decision.vary
-        if passed and any(n not in vary for n in layer.vary):
+            # The new path is percent-encoded: the guards read it decoded, as Request does. One
+            # that no guard rule matches has nothing to check again (the path alone says so;
+            # see GuardLayer.matches()).
+            raw_path = new_path or "/"
+            path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+            if layer.matches(path):
+                target = Request(
+                    request.method,
+                    raw_path,
+                    decision.query or "",
+                    request.raw_headers,
+                    request.host or None,
+                    request.client_ip,
+                    request.now,
+                    path,
+                    request.scheme,
+                )
+                # The guards passed already need not run again (a bcrypt or signature check),
+                # nor an auth service that answered this request already (a rewrite into its
+                # area).
+                earlier = {name: allowed for name, allowed in passed}
+                denied, also = layer.check(target, steps, {**done, **earlier} if done else earlier)
+                if denied is not None:
+                    return denied
+                passed += [(name, allowed) for name, allowed in also if name not in earlier]
+        vary = given_vary = decision.vary
+        if passed and not vary:
+            vary = layer.vary
+        elif passed and any(n not in vary for n in layer.vary):
             # What a guarded area answers depends on the credential: a shared cache must not
             # hand it (a redirect inside the area, say) to a client without one.
             vary = (*vary, *(n for n in layer.vary if n not in vary))
-        headers = decision.headers
+        headers = given_headers = decision.headers
         if action in ("rewrite", "pass", "proxy"):
             # A rule's set_headers cannot forge the identity headers, guards passed or not.
-            headers = (
-                *identity_headers_of(headers, layer.identity_names),
-                *identity_headers(passed),
-            )
-        if vary is decision.vary and headers == decision.headers:
+            if len(passed) == 1 and not headers and not passed[0][1].headers:
+                # The common case, inline: identity_headers() of one guard.
+                name, allowed = passed[0]
+                user = allowed.user
+                headers = (
+                    ((USER_HEADER, user), (GUARD_HEADER, name)) if user else ((GUARD_HEADER, name),)
+                )
+            else:
+                identity = identity_headers(passed)
+                headers = (
+                    (*identity_headers_of(headers, layer.identity_names), *identity)
+                    if headers
+                    else identity
+                )
+        if vary is given_vary and headers == given_headers:
             return decision
-        return _reissued(decision, vary, headers)
+        # replace(decision, vary=vary, headers=headers) at a fraction of its cost; a packed rule
+        # stays unread (see make_decision()).
+        lazy = decision._lazy
+        return make_decision(
+            action,
+            decision.status,
+            decision.location,
+            new_path,
+            decision.query,
+            headers,
+            decision.body,
+            None if lazy is not None else decision.rule,
+            lazy,
+            vary,
+        )
 
     def _decide(
         self,
@@ -724,27 +768,6 @@ def _split_guards(
         else:
             checks[name] = guard
     return checks, declared or None
-
-
-def _reissued(
-    decision: Decision, vary: tuple[str, ...], headers: tuple[tuple[str, str], ...]
-) -> Decision:
-    """``replace(decision, vary=vary, headers=headers)`` at a fraction of its cost (a guarded
-    request pays it on every request); a packed rule stays unread (see make_decision())."""
-    lazy = decision._lazy
-    out = make_decision(
-        decision.action,
-        decision.status,
-        decision.location,
-        decision.path,
-        decision.query,
-        headers,
-        decision.body,
-        None if lazy is not None else decision.rule,
-        lazy,
-    )
-    object.__setattr__(out, "vary", vary)  # a frozen dataclass's own way to set a field
-    return out
 
 
 def _to_normal_form(path: str, query: str) -> Decision:

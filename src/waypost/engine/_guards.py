@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from waypost.decision import AuthRequest, Decision, Step
@@ -40,7 +41,8 @@ from waypost.guards import (
     without_identity_headers,
 )
 from waypost.matching import Matcher, compile_matcher
-from waypost.rules.model import Requirement, Rule
+from waypost.rules.converters import PathConverter
+from waypost.rules.model import Rule
 from waypost.rules.request import Request
 
 __all__ = ["GuardLayer", "canonical_path", "identity_headers", "identity_headers_of"]
@@ -50,6 +52,9 @@ _VARY = ("Accept", "Authorization", "Cookie")
 # %c0%ae for '.' among them). A server or app may read either as something else than the
 # matcher does (a truncated path, a dot), so with guards loaded such a path is refused.
 _UNREADABLE = re.compile("[\x00\udc80-\udcff]")
+# What a hit of the quick search (see _tail_prefix()) is handed over with: its values are only
+# for explain()'s trace, which takes the matcher's search instead.
+_NO_VALUES: dict[str, Any] = {}
 
 
 def canonical_path(path: str) -> str:
@@ -77,6 +82,8 @@ def identity_headers_of(
 ) -> tuple[tuple[str, str], ...]:
     """``headers`` without the identity headers ``names`` (a rule's ``set_headers`` cannot
     forge them)."""
+    if not headers:
+        return ()
     return tuple(without_identity_headers(headers, names))
 
 
@@ -100,8 +107,13 @@ class GuardLayer:
 
     __slots__ = (
         "_denial_vary",
+        "_exact",
         "_fold",
+        "_guards_of",
         "_heads",
+        "_names",
+        "_others",
+        "_tails",
         "guards",
         "identity_names",
         "matcher",
@@ -124,6 +136,32 @@ class GuardLayer:
             *(getattr(guard, "identity_names", ()) for guard in self.guards.values())
         )
         self._heads, self._fold = _first_segments(rules)
+        self._exact = any(rule.pattern is None for rule in rules)
+        self._tails, others = _tail_prefixes(rules)
+        #: The pattern rules of other shapes, which the quick search asks a matcher of their own.
+        self._others: Matcher | None = (
+            compile_matcher(others, first_match=True, guard_layer=True) if others else None
+        )
+        #: By id(rule): the guards it requires, and whether it has conditions (read per hit).
+        self._names: dict[int, tuple[tuple[str, ...], bool]] = {}
+        #: The same with each guard; None when a guard is unknown (problems() says so), and
+        #: check() takes the general road, which fails on it.
+        guards_of: dict[int, tuple[tuple[tuple[str, Guard], ...], bool]] | None = {}
+        for rule in rules:
+            requirement = rule.requirement
+            assert requirement is not None  # the guard rules are the rules with one
+            conditional = not rule.conditions.empty
+            self._names[id(rule)] = (requirement.guards, conditional)
+            if guards_of is not None and all(n in self.guards for n in requirement.guards):
+                pairs = tuple((n, self.guards[n]) for n in requirement.guards)
+                guards_of[id(rule)] = (pairs, conditional)
+            else:
+                guards_of = None
+        if any(guard.kind == "forward_auth" for guard in self.guards.values()):
+            # A guard that asks its service takes the general road (check() below): its
+            # question waits until every other guard passed.
+            guards_of = None
+        self._guards_of = guards_of
         # File order: all matching guard rules are collected anyway; first_match keeps two
         # guard rules of one pattern (an area guarded twice) from being reported as duplicates.
         self.matcher: Matcher = compile_matcher(rules, first_match=True, guard_layer=True)
@@ -171,35 +209,83 @@ class GuardLayer:
                 if requirement is not None and name in requirement.guards:
                     yield rule
 
+    def _candidates(self, path: str, steps: list[Step] | None) -> Iterable[tuple[Rule, Any]]:
+        """The guard rules whose pattern matches the decoded ``path`` (one of its forms), in
+        file order, with their values (for a trace: the quick search has none)."""
+        if steps is None:
+            # The quick search: what matcher.candidates() finds, its rules of the commonest
+            # shape (static segments then a bare '<path:...>', see _tail_prefix()) found with
+            # startswith(), the exact ones in its dict, and only the others by a matcher.
+            found = (
+                [(rule, _NO_VALUES) for rule in self.matcher.exact_candidates(path)]
+                if self._exact
+                else []
+            )
+            if self._others is not None:
+                found += [(rule, _NO_VALUES) for rule, _ in self._others.candidates(path)]
+            slashed = len(path) > 1 and path[-1] == "/"
+            stripped = (path.rstrip("/") or "/") if slashed else path
+            for prefix, end, strict, rule in self._tails:
+                # As the trie reads it: trailing slashes stripped but for 'strict', the segments
+                # after the first character (whatever it is), and a rest for '[^/].*' that is
+                # not empty and does not start with '/'.
+                text = stripped if not strict else path
+                if text.startswith(prefix, 1) and len(text) > end and text[end] != "/":
+                    found.append((rule, _NO_VALUES))
+            if len(found) > 1:
+                found.sort(key=_file_order)
+            return found
+        heads = self._heads
+        if heads is not None:
+            # A path whose first segment starts no guard rule needs no matcher search.
+            head = path[1:].partition("/")[0]
+            if head not in heads and not (self._fold and head.lower() in heads):
+                return ()
+        return self.matcher.candidates(path)
+
+    def matches(self, path: str) -> bool:
+        """False when no request with the decoded ``path`` has a guard to pass, whatever its
+        headers: :meth:`check` would find none (and the path is readable)."""
+        if not path.isascii() or "\x00" in path:
+            return True  # check() refuses an unreadable path, or may
+        heads = self._heads
+        if (
+            heads is not None
+            and path[:1] == "/"
+            and path[-1] != "/"
+            and "/." not in path
+            and "//" not in path
+            and ";" not in path
+            and "\\" not in path
+        ):
+            # The common case, without _forms(): the path is its only form (see there).
+            head = path[1:].partition("/")[0]
+            if head not in heads and not (self._fold and head.lower() in heads):
+                return False
+        for candidate in _forms(path):
+            if heads is not None:
+                head = candidate[1:].partition("/")[0]
+                if head not in heads and not (self._fold and head.lower() in heads):
+                    continue  # what _candidates() would find, only sooner
+            for _ in self._candidates(candidate, None):
+                return True
+        return False
+
     def required(self, request: Request, steps: list[Step] | None) -> dict[str, Rule]:
         """The guards ``request`` must pass, each with the first rule requiring it."""
         required: dict[str, Rule] = {}
-        path = request.path
-        # Most paths are canonical already: only these characters make canonical_path() differ.
-        if path[:1] != "/" or "/." in path or "//" in path or ";" in path or "\\" in path:
-            canonical = canonical_path(path)
-        else:
-            canonical = path
-        forms = [path]
-        if canonical != path:
-            forms.append(canonical)
-        if len(canonical) > 1 and canonical.endswith("/"):
-            # A guard rule with 'trailing_slash: strict' still guards the path with a slash: an
-            # app may well serve both alike.
-            forms.append(canonical.rstrip("/"))
-        seen: set[int] = set()
-        heads, fold = self._heads, self._fold
+        names_of = self._names
+        forms = _forms(request.path)
+        # A rule matching several forms counts once (one form's candidates are distinct).
+        seen: set[int] | None = set() if len(forms) > 1 else None
         for candidate in forms:
-            if heads is not None:
-                # A path whose first segment starts no guard rule needs no matcher search.
-                head = candidate[1:].partition("/")[0]
-                if head not in heads and not (fold and head.lower() in heads):
-                    continue
-            for rule, values in self.matcher.candidates(candidate):
-                if id(rule) in seen:
-                    continue
-                seen.add(id(rule))
-                if not rule.conditions.empty:
+            for rule, values in self._candidates(candidate, steps):
+                if seen is not None:
+                    if id(rule) in seen:
+                        continue
+                    seen.add(id(rule))
+                names, conditional = names_of[id(rule)]
+                if conditional:
                     failure = rule.conditions.failure(request)
                     if failure is not None:
                         if steps is not None:
@@ -207,9 +293,9 @@ class GuardLayer:
                                 Step(rule, values, "skipped", f"guard condition failed: {failure}")
                             )
                         continue
-                requirement: Requirement = rule.requirement  # type: ignore[assignment]
-                for name in requirement.guards:
-                    required.setdefault(name, rule)
+                for name in names:
+                    if name not in required:
+                        required[name] = rule
         return required
 
     def check(
@@ -226,8 +312,54 @@ class GuardLayer:
         guard has passed: the decision is then ``auth``, what to ask (the first such guard; the
         next is asked when its answer comes back)."""
         passed: list[tuple[str, Allowed]] = []
-        if _UNREADABLE.search(request.path) is not None:
+        path = request.path
+        # An ASCII path without NUL is readable: the regex only runs for the others.
+        if (not path.isascii() or "\x00" in path) and _UNREADABLE.search(path) is not None:
             return _refused(request), passed
+        guards_of = self._guards_of
+        if (
+            guards_of is not None
+            and steps is None
+            and done is None
+            and path[:1] == "/"
+            and path[-1] != "/"
+            and "/." not in path
+            and "//" not in path
+            and ";" not in path
+            and "\\" not in path
+        ):
+            # The common case, inline (here a call costs as much as the search): a path that
+            # is its only form (see _forms()), no trace, and the quick search (see
+            # _candidates(); without a trailing slash, 'strict' reads the path as the others
+            # do). Then as below: each guard runs once, for the first rule requiring it, in
+            # the order required() gives. A plain path that has a prefix has a rest '[^/].*'
+            # takes: the prefix ends with '/', and the path neither does nor holds '//'.
+            hits = self.matcher.exact_candidates(path) if self._exact else []
+            if self._others is not None:
+                hits += [rule for rule, _ in self._others.candidates(path)]
+            for prefix, _, _, rule in self._tails:
+                if path.startswith(prefix, 1):
+                    hits.append(rule)
+            if len(hits) > 1:
+                hits.sort(key=_index)
+            for rule in hits:
+                guards, conditional = guards_of[id(rule)]
+                if conditional and rule.conditions.failure(request) is not None:
+                    continue
+                for name, guard in guards:
+                    if passed and any(name == other for other, _ in passed):
+                        continue
+                    outcome = guard.check(request)
+                    if isinstance(outcome, Allowed):
+                        passed.append((name, outcome))
+                        continue
+                    if isinstance(outcome, Denied):
+                        denial = self.denial(request, rule, guard, outcome, self._denial_vary)
+                        return denial, passed
+                    # A guard that asks takes the general road (see __init__): never let an
+                    # unexpected outcome through.
+                    raise TypeError(f"guard {name!r} answered {outcome!r} on the quick road")
+            return None, passed
         asking: tuple[str, Rule, Ask] | None = None
         for name, rule in self.required(request, steps).items():
             guard = self.guards[name]
@@ -377,6 +509,73 @@ class GuardLayer:
         )
 
 
+def _forms(path: str) -> tuple[str, ...] | list[str]:
+    """The forms of the decoded ``path`` the guard rules are matched against: the path, its
+    canonical form (when it differs) and that without its trailing slash."""
+    # Most paths are canonical already: only these characters make canonical_path() differ.
+    if path[:1] != "/" or "/." in path or "//" in path or ";" in path or "\\" in path:
+        canonical = canonical_path(path)
+    elif path[-1] != "/":
+        return (path,)  # the common case: the path is its only form
+    else:
+        canonical = path
+    forms = [path]
+    if canonical != path:
+        forms.append(canonical)
+    if len(canonical) > 1 and canonical.endswith("/"):
+        # A guard rule with 'trailing_slash: strict' still guards the path with a slash: an
+        # app may well serve both alike.
+        forms.append(canonical.rstrip("/"))
+    return forms
+
+
+def _file_order(candidate: tuple[Rule, Any]) -> int:
+    return candidate[0].index
+
+
+def _index(rule: Rule) -> int:
+    return rule.index
+
+
+def _tail_prefix(rule: Rule) -> str | None:
+    """``'a/b/'`` for a rule whose pattern is static segments (``/a/b``) then a bare built-in
+    ``<path:...>``, matched case-sensitively. The trie matches such a rule to a path (trailing
+    slashes stripped, but for ``strict``) exactly when the prefix follows the path's first
+    character and a rest that is not empty and does not start with ``/`` follows: what the
+    tail's regex ``[^/].*`` takes (and ``to_python`` takes any text). None for any other
+    rule."""
+    pattern = rule.pattern
+    if pattern is None or rule.options.case_insensitive:
+        return None
+    tail = pattern.tail
+    if tail is None or tail.static_chars or len(tail.variables) != 1:
+        return None
+    if any(not isinstance(part, str) or not part or "/" in part for part in pattern.parts):
+        return None
+    converter = tail.variables[0].converter
+    if type(converter) is not PathConverter or tail.regex.pattern != "([^/].*)":
+        return None
+    return "".join(f"{part}/" for part in pattern.parts)
+
+
+def _tail_prefixes(
+    rules: Iterable[Rule],
+) -> tuple[tuple[tuple[str, int, bool, Rule], ...], list[Rule]]:
+    """``(prefix, where the rest starts, strict slashes, rule)`` of each pattern rule of the
+    commonest shape (see _tail_prefix()), and the pattern rules of other shapes."""
+    tails: list[tuple[str, int, bool, Rule]] = []
+    others: list[Rule] = []
+    for rule in rules:
+        if rule.pattern is None:
+            continue  # found by matcher.exact_candidates()
+        prefix = _tail_prefix(rule)
+        if prefix is None:
+            others.append(rule)
+        else:
+            tails.append((prefix, len(prefix) + 1, rule.options.strict_slashes, rule))
+    return tuple(tails), others
+
+
 def _first_segments(rules: Iterable[Rule]) -> tuple[frozenset[str] | None, bool]:
     """The first segments of the guard rules' paths (lower-cased for a case-insensitive rule),
     and whether any rule is case-insensitive; None when a rule starts with a variable or its
@@ -410,6 +609,10 @@ def identity_headers(passed: list[tuple[str, Allowed]]) -> tuple[tuple[str, str]
     """The request headers that carry the identity to the app or upstream."""
     if not passed:
         return ()
+    if len(passed) == 1 and not passed[0][1].headers:  # the common case, without a generator
+        name, allowed = passed[0]
+        user = allowed.user
+        return ((USER_HEADER, user), (GUARD_HEADER, name)) if user else ((GUARD_HEADER, name),)
     user = next((allowed.user for _, allowed in passed if allowed.user), "")
     names = ", ".join(name for name, _ in passed)
     headers: tuple[tuple[str, str], ...] = (

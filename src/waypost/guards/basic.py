@@ -7,10 +7,11 @@ same cost, so that it takes about as long as a wrong password (no user enumerati
 and both get the same answer.
 
 A bcrypt check costs milliseconds by design, and a browser sends the same credentials with every
-request, so a success is remembered for ``CACHE_SECONDS``: by an HMAC of the credentials under a
-key made for this guard (never the password itself). A reload builds a new guard with an empty
-cache, so a user removed from the file is refused from the reload on; until then, for at most
-``CACHE_SECONDS``, by the cache running out.
+request, so a success is remembered for ``CACHE_SECONDS``: by an HMAC of the credentials as sent
+(the base64 text, which is all they decode from) under a key made for this guard, never the
+password itself; a request with them gets the very same answer, without decoding them again.
+A reload builds a new guard with an empty cache, so a user removed from the file is refused
+from the reload on; until then, for at most ``CACHE_SECONDS``, by the cache running out.
 
 A wrong password (or an unknown user) is a failure of the client that sent it
 (``Request.client_ip``); after ``max_failures`` of them within ``window`` seconds the client is
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import time
@@ -96,8 +96,9 @@ class BasicGuard:
             break
         self._dummy = bcrypt.hashpw(b"waypost: no such user", bcrypt.gensalt(max(4, cost)))
         self._cache_key = os.urandom(32)
-        #: HMAC of the credentials -> (user, monotonic time the entry runs out).
-        self._passed: dict[bytes, tuple[str, float]] = {}
+        #: HMAC of the credentials -> (what a request with them gets, monotonic time the entry
+        #: runs out).
+        self._passed: dict[bytes, tuple[Allowed, float]] = {}
 
     def __repr__(self) -> str:
         return f"BasicGuard({self.name!r}, <{len(self._users)} users>, realm={self.realm!r})"
@@ -107,18 +108,22 @@ class BasicGuard:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
         if scheme.lower() != "basic":
             return Denied(401, "no Basic credentials", self._challenge)
+        token = token.strip()
+        if not token.isascii():  # base64 is ASCII (b64decode() would raise ValueError)
+            return Denied(401, "malformed Basic credentials", self._challenge)
+        # One-shot HMAC (C): a remembered success costs no decoding and no new Allowed.
+        digest = hmac.digest(self._cache_key, token.encode("ascii"), "sha256")
+        now = time.monotonic()
+        remembered = self._passed.get(digest)
+        if remembered is not None and remembered[1] > now:
+            return remembered[0]
         try:
-            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+            decoded = base64.b64decode(token, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             return Denied(401, "malformed Basic credentials", self._challenge)
         user, sep, password = decoded.partition(":")
         if not sep:
             return Denied(401, "malformed Basic credentials", self._challenge)
-        digest = hmac.new(self._cache_key, decoded.encode("utf-8"), hashlib.sha256).digest()
-        now = time.monotonic()
-        remembered = self._passed.get(digest)
-        if remembered is not None and remembered[1] > now:
-            return Allowed(user, {"user": user}, f"user {user!r} (checked less than a minute ago)")
         client = request.client_ip
         wait = self.failures.retry_after(client)
         if wait is not None:
@@ -135,5 +140,8 @@ class BasicGuard:
             return Denied(401, "unknown user or wrong password", self._challenge)
         if len(self._passed) >= _CACHE_SIZE:
             self._passed.clear()  # bounded: many distinct credentials cost a bcrypt check again
-        self._passed[digest] = (user, now + CACHE_SECONDS)
+        self._passed[digest] = (
+            Allowed(user, {"user": user}, f"user {user!r} (checked less than a minute ago)"),
+            now + CACHE_SECONDS,
+        )
         return Allowed(user, {"user": user}, f"user {user!r}")

@@ -47,8 +47,10 @@ class PythonGuard:
                 f"guard {self.name!r}: the check returned {type(answer).__name__}; "
                 "return an identity mapping, None (not logged in) or False (not allowed)"
             )
-        user = next(
-            (str(answer[k]) for k in ("user", "id", "name") if answer.get(k) not in (None, "")),
-            "",
-        )
+        user = ""
+        for key in ("user", "id", "name"):  # a loop, not next() of a generator: run per request
+            value = answer.get(key)
+            if value not in (None, ""):
+                user = str(value)
+                break
         return Allowed(user, dict(answer), f"user {user!r}" if user else "identity given")

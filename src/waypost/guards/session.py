@@ -117,7 +117,7 @@ class SessionGuard:
 
     def check(self, request: Request) -> Outcome:
         """Allowed with the session's ``key`` as the user, or 401."""
-        value = request.cookies.get(self.cookie)
+        value = request.cookie(self.cookie)
         if not value:
             return Denied(401, f"no {self.cookie!r} cookie")
         now = time.time()
