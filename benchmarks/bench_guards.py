@@ -4,7 +4,7 @@ Run it with ``python benchmarks/bench_guards.py`` (about a minute) or ``--quick`
 seconds). It prints a table, writes the figures to ``benchmarks/results/guards.json`` and a
 README snippet to ``benchmarks/results/guards.md``.
 
-The issue's target (#15): a request through a cached ``session`` (or ``api_key``) guard costs at
+The issue's target (#15): a request through a cached ``session`` or ``api_key`` guard costs at
 most 2x an unguarded resolve, measured in the same run. Two engines are built from the same rules
 (1,000 exact redirects, a few patterns, and a rewrite of ``/app/<path:rest>``): one plain, one
 whose ``/app/<path:rest>`` requires a guard. For each guard kind the same requests are timed on
@@ -42,6 +42,9 @@ RESULTS = HERE / "results"
 #: The issue's target: a cached guard costs at most this many times an unguarded resolve.
 RATIO_MAX = 2.0
 SECRET = "bench-secret-key"
+JWT_SECRET = "bench-jwt-secret-of-at-least-32-bytes"
+#: The kinds the issue's target names: a cached api_key or session guard.
+TARGET_KINDS = ("session", "api_key")
 EXACT_RULES = 1_000
 
 Loop = Callable[[Sequence[Any]], object]
@@ -71,6 +74,10 @@ def write_rules(folder: Path, guard: str | None) -> Path:
             "    session: {cookie: session, secret_env: WAYPOST_BENCH_SECRET, key: _user_id}",
             "  code:",
             "    python: {}",
+            "  partners:",
+            "    api_key: {audience: partners}",
+            "  members:",
+            "    jwt: {secret_env: WAYPOST_BENCH_JWT_SECRET, audience: site}",
         ]
     lines.append("rules:")
     if guard is not None:
@@ -83,6 +90,28 @@ def write_rules(folder: Path, guard: str | None) -> Path:
     path = folder / f"rules-{guard or 'plain'}.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def access_key_ring() -> tuple[Any, str]:
+    """A key ring holding one access key of the audience ``partners``, and the key: what a
+    server's ring holds after reading the store (the refresh runs in a thread, not timed)."""
+    from waypost.guards import AccessKey, KeyRing
+    from waypost.guards.api_key import secret_hash
+    from waypost.store.keys import new_key
+
+    key_id, secret, whole = new_key()
+    ring = KeyRing([AccessKey(key_id, secret_hash(secret), frozenset({"partners"}))])
+    return ring, whole
+
+
+def jwt_token() -> str:
+    """An HS256 token for the ``jwt`` guard (PyJWT, as an identity provider would sign it)."""
+    import time
+
+    import jwt
+
+    claims = {"sub": "ann", "aud": "site", "exp": int(time.time()) + 3600}
+    return str(jwt.encode(claims, JWT_SECRET, algorithm="HS256"))
 
 
 def python_check(request: Any) -> dict[str, str] | None:
@@ -140,10 +169,19 @@ def main() -> None:
     os.environ["WAYPOST_BENCH_SECRET"] = SECRET
     cookie = flask_session_cookie({"_user_id": "42", "_fresh": True, "csrf_token": "x" * 40})
     credentials = base64.b64encode(b"ann:s3cret").decode()
+    os.environ["WAYPOST_BENCH_JWT_SECRET"] = JWT_SECRET
+    ring, key = access_key_ring()
+    host = ("Host", "api.example.com")
     kinds = {
-        "session": ("login", [("Cookie", f"session={cookie}; theme=dark")]),
-        "basic": ("staff", [("Authorization", f"Basic {credentials}")]),
-        "python": ("code", [("Cookie", "sid=token-of-ann; theme=dark")]),
+        "session": ("login", [host, ("Cookie", f"session={cookie}; theme=dark")]),
+        "api_key": ("partners", [host, ("Authorization", f"Bearer {key}")]),
+        "api_key (X-API-Key pair)": (
+            "partners",
+            [host, ("X-API-Key", key.split("_")[1]), ("X-Secret-Token", key.split("_", 2)[2])],
+        ),
+        "jwt": ("members", [host, ("Authorization", f"Bearer {jwt_token()}")]),
+        "basic": ("staff", [host, ("Authorization", f"Basic {credentials}")]),
+        "python": ("code", [host, ("Cookie", "sid=token-of-ann; theme=dark")]),
     }
     results: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -164,7 +202,9 @@ def main() -> None:
         (here / "staff.htpasswd").write_text(f"ann:{hashed}\n", encoding="utf-8")
         plain = Engine.from_file(write_rules(here, None))
         for kind, (guard, headers) in kinds.items():
-            engine = Engine.from_file(write_rules(here, guard), guards={"code": python_check})
+            engine = Engine.from_file(
+                write_rules(here, guard), guards={"code": python_check}, keys=ring
+            )
             trace = engine.explain("GET", paths[0], headers, "192.0.2.7")
             passed = [s for s in trace.steps if s.outcome == "guarded"]
             if not passed or engine.resolve("GET", paths[0], headers).action != "rewrite":
@@ -174,13 +214,15 @@ def main() -> None:
             )
             results["kinds"][kind] = figures
             print(
-                f"{kind:8} unguarded {figures['plain_ns'] / 1000:6.2f} µs  "
+                f"{kind:26} unguarded {figures['plain_ns'] / 1000:6.2f} µs  "
                 f"guarded {figures['guarded_ns'] / 1000:6.2f} µs  ratio {figures['ratio']:.2f}x",
                 flush=True,
             )
-    ratio = results["kinds"]["session"]["ratio"]
-    results["target"] = {"session_ratio_max": RATIO_MAX, "pass": ratio <= RATIO_MAX}
-    print(f"session guard <= {RATIO_MAX}x unguarded: {'PASS' if ratio <= RATIO_MAX else 'FAIL'}")
+    results["target"] = {"ratio_max": RATIO_MAX}
+    for kind in TARGET_KINDS:
+        ratio = results["kinds"][kind]["ratio"]
+        results["target"][kind] = ratio <= RATIO_MAX
+        print(f"{kind} guard <= {RATIO_MAX}x unguarded: {'PASS' if ratio <= RATIO_MAX else 'FAIL'}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "guards.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (RESULTS / "guards.md").write_text(render(results), encoding="utf-8")
@@ -203,16 +245,18 @@ def render(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|",
     ]
     for kind, row in results["kinds"].items():
+        name, _, note = kind.partition(" ")
         lines.append(
-            f"| `{kind}` | {row['plain_ns'] / 1000:.2f} µs | {row['guarded_ns'] / 1000:.2f} µs "
+            f"| `{name}`{' ' + note if note else ''} "
+            f"| {row['plain_ns'] / 1000:.2f} µs | {row['guarded_ns'] / 1000:.2f} µs "
             f"| {row['ratio']:.2f}x |"
         )
     target = results["target"]
+    verdicts = ", ".join(f"`{kind}` {'PASS' if target[kind] else 'FAIL'}" for kind in TARGET_KINDS)
     lines += [
         "",
-        f"Target (#15): a request through a cached `session` guard costs at most "
-        f"{target['session_ratio_max']:.0f}x an unguarded one: "
-        f"{'PASS' if target['pass'] else 'FAIL'}.",
+        f"Target (#15): a request through a cached `api_key` or `session` guard costs at most "
+        f"{target['ratio_max']:.0f}x an unguarded one: {verdicts}.",
     ]
     return "\n".join(lines) + "\n"
 

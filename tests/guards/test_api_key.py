@@ -253,3 +253,14 @@ def test_an_api_key_guard_without_a_store_is_a_load_error_that_says_what_to_do()
 def test_bad_api_key_options_are_load_errors(options: dict[str, Any], message: str) -> None:
     with pytest.raises(RulesError, match=message):
         Engine(RULES[:1], guards={"partners": {"api_key": options}}, keys=KeyRing())
+
+
+def test_a_remembered_key_is_found_by_every_header_a_key_may_come_in(engine: Engine) -> None:
+    """A Basic header sent for another guard, the same on two requests, must not make the
+    second request's wrong X-API-Key pass on the first one's remembered check."""
+    basic = {"Authorization": "Basic YW5uOnMzY3JldA==", "Host": HOST}
+    good = {**basic, "X-API-Key": "partner1", "X-Secret-Token": SECRET}
+    assert engine.resolve("GET", "/api/partners/x", good).action == "pass"
+    wrong = {**basic, "X-API-Key": "partner1", "X-Secret-Token": "W" * 24}
+    assert engine.resolve("GET", "/api/partners/x", wrong).status == 401
+    assert engine.resolve("GET", "/api/partners/x", basic).status == 401

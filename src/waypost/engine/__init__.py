@@ -615,13 +615,15 @@ class Engine:
         headers = given_headers = decision.headers
         if action in ("rewrite", "pass", "proxy"):
             # A rule's set_headers cannot forge the identity headers, guards passed or not.
-            if len(passed) == 1 and not headers and not passed[0][1].headers:
+            if len(passed) == 1 and not headers:
                 # The common case, inline: identity_headers() of one guard.
                 name, allowed = passed[0]
                 user = allowed.user
                 headers = (
                     ((USER_HEADER, user), (GUARD_HEADER, name)) if user else ((GUARD_HEADER, name),)
                 )
+                if allowed.headers:  # never Waypost's own two (see Allowed)
+                    headers += allowed.headers
             else:
                 identity = identity_headers(passed)
                 headers = (

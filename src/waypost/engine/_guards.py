@@ -609,10 +609,11 @@ def identity_headers(passed: list[tuple[str, Allowed]]) -> tuple[tuple[str, str]
     """The request headers that carry the identity to the app or upstream."""
     if not passed:
         return ()
-    if len(passed) == 1 and not passed[0][1].headers:  # the common case, without a generator
+    if len(passed) == 1:  # the common case, without a generator
         name, allowed = passed[0]
         user = allowed.user
-        return ((USER_HEADER, user), (GUARD_HEADER, name)) if user else ((GUARD_HEADER, name),)
+        own = ((USER_HEADER, user), (GUARD_HEADER, name)) if user else ((GUARD_HEADER, name),)
+        return own + allowed.headers if allowed.headers else own
     user = next((allowed.user for _, allowed in passed if allowed.user), "")
     names = ", ".join(name for name, _ in passed)
     headers: tuple[tuple[str, str], ...] = (

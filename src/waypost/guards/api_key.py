@@ -178,28 +178,37 @@ class ApiKeyGuard:
         self.failures = FailureWindow(max_failures, window)
         self._challenge = f'Bearer realm="{name}"'
         self._invalid = f'Bearer realm="{name}", error="invalid_token"'
-        #: presented key text -> (the key, the ring generation it was checked in).
-        self._passed: dict[str, tuple[AccessKey, int]] = {}
+        #: The credentials as sent (Authorization, or X-API-Key and X-Secret-Token) -> the key,
+        #: the ring generation it was checked in, and what a request with them gets.
+        self._passed: dict[tuple[str | None, ...], tuple[AccessKey, int, Allowed]] = {}
 
     def __repr__(self) -> str:
         return f"ApiKeyGuard({self.name!r}, audience={self.audience!r})"
 
     def check(self, request: Request) -> Outcome:
         """Allowed with the key's id as the user, 401, 403, or 429."""
-        presented = _presented(request)
-        if presented is None:
-            if _in_query(request):
-                return Denied(401, "a key in the query string", self._invalid, message=_WHERE)
-            return Denied(401, "no API key", self._challenge)
-        if isinstance(presented, str):
-            return Denied(401, presented, self._invalid, message=_WHERE)
-        whole, key_id, secret = presented
+        headers = request.headers
+        # Every header a key may come in, exactly as sent: what a remembered check is found by
+        # (the same headers always get the same verdict, so nothing is parsed again for them;
+        # all three, so that a Basic header sent for another guard keys nothing alone).
+        sent = (
+            headers.get("authorization"),
+            headers.get("x-api-key"),
+            headers.get("x-secret-token"),
+        )
         ring = self.ring
-        remember = whole or f"wp_{key_id}_{secret}"
-        remembered = self._passed.get(remember)
+        remembered = self._passed.get(sent)
         if remembered is not None and remembered[1] == ring.generation:
-            key = remembered[0]
+            key, allowed = remembered[0], remembered[2]
         else:
+            presented = _presented(request)
+            if presented is None:
+                if _in_query(request):
+                    return Denied(401, "a key in the query string", self._invalid, message=_WHERE)
+                return Denied(401, "no API key", self._challenge)
+            if isinstance(presented, str):
+                return Denied(401, presented, self._invalid, message=_WHERE)
+            _, key_id, secret = presented
             client = request.client_ip
             wait = self.failures.retry_after(client)
             if wait is not None:
@@ -211,9 +220,15 @@ class ApiKeyGuard:
                 self.failures.failed(client)
                 return Denied(401, "unknown, revoked or wrong key", self._invalid)
             key = key_or_none
+            allowed = Allowed(
+                key.id,
+                {"user": key.id, "key_id": key.id, "audience": self.audience},
+                f"key {key.id!r} (audience {self.audience!r})",
+                headers=((KEY_ID_HEADER, key.id),),
+            )
             if len(self._passed) >= _CACHE_SIZE:
                 self._passed.clear()  # bounded: many distinct keys cost a hash again
-            self._passed[remember] = (key, ring.generation)
+            self._passed[sent] = (key, ring.generation, allowed)
         if key.expires_at is not None and key.expires_at <= time.time():
             return Denied(401, f"key {key.id!r} expired", self._invalid)
         if self.audience not in key.audiences:
@@ -221,9 +236,4 @@ class ApiKeyGuard:
         if key.host is not None and request.host.rstrip(".") != key.host:
             return Denied(403, f"key {key.id!r} is only valid for the host {key.host!r}")
         ring.note_use(key.id)
-        return Allowed(
-            key.id,
-            {"user": key.id, "key_id": key.id, "audience": self.audience},
-            f"key {key.id!r} (audience {self.audience!r})",
-            headers=((KEY_ID_HEADER, key.id),),
-        )
+        return allowed

@@ -23,7 +23,8 @@ __all__ = ["Allowed", "Ask", "Denied", "Guard", "Outcome"]
 @dataclass(frozen=True, slots=True)
 class Allowed:
     """The guard passed: ``user`` is who the request is (sent on as ``X-Waypost-User``);
-    ``headers`` are more identity headers the guard sends on (``X-Waypost-Key-Id``)."""
+    ``headers`` are more identity headers the guard sends on (``X-Waypost-Key-Id``, a forward
+    auth's copied headers), never ``X-Waypost-User`` or ``X-Waypost-Guard`` (the layer's own)."""
 
     user: str
     identity: Mapping[str, Any] = field(default_factory=dict)
