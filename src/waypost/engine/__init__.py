@@ -579,6 +579,7 @@ class Engine:
         # read), which makes every read of its attributes take the slow road.
         action = decision.action
         new_path = decision.path
+        query = decision.query
         if action == "rewrite":
             # The new path is percent-encoded: the guards read it decoded, as Request does. One
             # that no guard rule matches has nothing to check again (the path alone says so;
@@ -589,7 +590,7 @@ class Engine:
                 target = Request(
                     request.method,
                     raw_path,
-                    decision.query or "",
+                    query or "",
                     request.raw_headers,
                     request.host or None,
                     request.client_ip,
@@ -633,6 +634,12 @@ class Engine:
                 )
         if vary is given_vary and headers == given_headers:
             return decision
+        if action == "rewrite":
+            # A rewrite has no status, location, body or packed rule (see ToTarget.apply()):
+            # only what it has is read again.
+            return make_decision(
+                "rewrite", None, None, new_path, query, headers, None, decision.rule, None, vary
+            )
         # replace(decision, vary=vary, headers=headers) at a fraction of its cost; a packed rule
         # stays unread (see make_decision()).
         lazy = decision._lazy
@@ -641,7 +648,7 @@ class Engine:
             decision.status,
             decision.location,
             new_path,
-            decision.query,
+            query,
             headers,
             decision.body,
             None if lazy is not None else decision.rule,

@@ -111,19 +111,31 @@ class SessionGuard:
         )
         #: cookie text -> (what a request with it gets, wall-clock time the entry runs out).
         self._passed: dict[str, tuple[Allowed, float]] = {}
+        #: The same by the whole Cookie header text (the session cookie's entry, shared).
+        self._by_header: dict[str, tuple[Allowed, float]] = {}
 
     def __repr__(self) -> str:
         return f"SessionGuard({self.name!r}, cookie={self.cookie!r}, key={self.key!r})"
 
     def check(self, request: Request) -> Outcome:
         """Allowed with the session's ``key`` as the user, or 401."""
-        value = request.cookie(self.cookie)
-        if not value:
+        header = request.cookie_header()
+        if header is None:
             return Denied(401, f"no {self.cookie!r} cookie")
         now = time.time()
+        # First by the whole Cookie header as sent (the same text holds the same session
+        # cookie: nothing to cut out of it), then by the session cookie's own text (the other
+        # cookies of a browser change more often than its session).
+        remembered = self._by_header.get(header)
+        if remembered is not None and remembered[1] > now:
+            return remembered[0]
+        value = request.cookie(self.cookie, header)
+        if not value:
+            return Denied(401, f"no {self.cookie!r} cookie")
         remembered = self._passed.get(value)
         if remembered is not None:
             if remembered[1] > now:
+                self._remember(header, remembered)
                 return remembered[0]
             self._passed.pop(value, None)
         client = request.client_ip
@@ -147,8 +159,15 @@ class SessionGuard:
             self._passed.clear()  # bounded: many distinct cookies cost a full check again
         # itsdangerous refuses a signature older than max_age: the entry runs out by then too.
         expires = min(now + CACHE_SECONDS, signed.timestamp() + self.max_age)
-        self._passed[value] = (
+        entry = (
             Allowed(user, {"user": user}, f"session {self.key!r} = {user!r} (cached)"),
             expires,
         )
+        self._passed[value] = entry
+        self._remember(header, entry)
         return Allowed(user, {"user": user}, f"session {self.key!r} = {user!r}")
+
+    def _remember(self, header: str, entry: tuple[Allowed, float]) -> None:
+        if len(self._by_header) >= _CACHE_SIZE:
+            self._by_header.clear()  # bounded, as _passed
+        self._by_header[header] = entry

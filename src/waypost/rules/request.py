@@ -283,22 +283,29 @@ class Request:
                 jar[name] = value.strip().strip('"')
         return jar
 
-    def cookie(self, name: str) -> str | None:
-        """The value of cookie ``name`` as :attr:`cookies` has it (the first of repeated names),
-        or None, without parsing the other cookies (nor, unless they were read, the other
-        headers): a guard reads one cookie on every request."""
-        headers = self._headers
+    def cookie_header(self) -> str | None:
+        """The Cookie header as :attr:`headers` has it (several joined with ``'; '``), None
+        without one, without parsing the other headers unless they were read: a guard that
+        remembers what a Cookie header got reads it on every request."""
         raw = self.raw_headers
-        header: str | None = None
-        if headers is None and (type(raw) is list or type(raw) is tuple):
+        if self._headers is None and (type(raw) is list or type(raw) is tuple):
             # The Cookie headers joined as headers() joins them, without the other headers (a
             # list of pairs is what the adapters give; other inputs are parsed, below: an
             # iterator can be read once only).
+            header: str | None = None
             for key, value in raw:
                 if len(key) == 6 and key.lower() == "cookie":  # most names are not 6 long
                     header = value if header is None else f"{header}; {value}"
-        else:
-            header = self.headers.get("cookie", "")
+            return header
+        return self.headers.get("cookie")
+
+    def cookie(self, name: str, header: str | None = None) -> str | None:
+        """The value of cookie ``name`` as :attr:`cookies` has it (the first of repeated names),
+        or None, without parsing the other cookies (nor, unless they were read, the other
+        headers): a guard reads one cookie on every request. ``header``: the
+        :meth:`cookie_header` when the caller has it already."""
+        if header is None:
+            header = self.cookie_header()
         if header is None or not name or name not in header:
             return None  # no chunk is then named ``name`` (cookies() keeps no empty name)
         for chunk in header.split(";"):  # each chunk read as cookies() reads it
