@@ -122,3 +122,18 @@ def test_open_keyring_loads_once_and_starts_nothing(tmp_path: Path) -> None:
         assert ring._thread is not None and ring._thread.daemon
     finally:
         ring.close()
+
+
+def test_an_unknown_key_makes_the_ring_look_at_the_store_soon(
+    stores: tuple[SqlStore, SqlStore],
+) -> None:
+    mine, other = stores
+    ring = mine.keyring(refresh=60)  # no look of its own within this test
+    try:
+        key, _ = other.create_key(None, audiences=["partners"])
+        assert ring.get(key.id) is None
+        ring.missed()  # what the api_key guard does for an unknown id
+        took = wait_for(lambda: ring.get(key.id) is not None, 2)
+        assert took < 1
+    finally:
+        ring.close()

@@ -103,6 +103,10 @@ class KeyRing:
         """The key ``key_id``, None when there is none (unknown, or revoked)."""
         return self._keys.get(key_id)
 
+    def missed(self) -> None:
+        """An unknown key id was presented; a ring that reads a store looks at it soon (see
+        :class:`~waypost.store.keyring.StoreKeyRing`). No I/O here."""
+
     def note_use(self, key_id: str) -> None:
         """Key ``key_id`` opened a guarded path now (one dict write; no I/O)."""
         self._used[key_id] = time.time()
@@ -217,6 +221,8 @@ class ApiKeyGuard:
             # The same work for an unknown id as for a wrong secret (no timing oracle).
             stored = _DUMMY if key_or_none is None else key_or_none.secret_hash
             if not hmac.compare_digest(stored, secret_hash(secret)) or key_or_none is None:
+                if key_or_none is None:
+                    ring.missed()  # made a moment ago elsewhere? the ring looks soon
                 self.failures.failed(client)
                 return Denied(401, "unknown, revoked or wrong key", self._invalid)
             key = key_or_none

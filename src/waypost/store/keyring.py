@@ -30,6 +30,9 @@ __all__ = ["KeySource", "StoreKeyRing", "open_keyring"]
 
 log = logging.getLogger("waypost.store")
 
+#: At least this long between two looks at the store that unknown keys asked for.
+NUDGE_SECONDS = 0.05
+
 
 class KeySource(Protocol):
     """What a ring reads: a rule store (:class:`~waypost.store._sql.SqlStore`)."""
@@ -59,6 +62,7 @@ class StoreKeyRing(KeyRing):
         self.errors = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -78,6 +82,7 @@ class StoreKeyRing(KeyRing):
             log.warning("waypost: access keys not refreshed: %s", exc)
         if self._thread is None:
             self._stop = threading.Event()
+            self._wake = threading.Event()
             self._thread = threading.Thread(
                 target=self._follow, name="waypost-keyring", daemon=True
             )
@@ -112,6 +117,7 @@ class StoreKeyRing(KeyRing):
     def close(self) -> None:
         """Stop following the store and write the last uses."""
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
@@ -120,9 +126,24 @@ class StoreKeyRing(KeyRing):
         except StoreError as exc:
             log.warning("waypost: could not record the last use of access keys: %s", exc)
 
+    def missed(self) -> None:
+        """An unknown key id was presented: look at the store soon (a key made a moment ago in
+        another process is then let in within tens of milliseconds, not at the next refresh).
+        The look happens in the ring's thread, at most every ``NUDGE_SECONDS``."""
+        self._wake.set()
+
     def _follow(self) -> None:
         flushed = time.monotonic()
-        while not self._stop.wait(self.refresh):
+        looked = 0.0
+        while not self._stop.is_set():
+            if self._wake.wait(self.refresh):
+                # Nudged by an unknown key: not more often than NUDGE_SECONDS (a client sending
+                # made-up keys costs one look at keys_version per interval, nothing more).
+                self._stop.wait(max(0.0, looked + NUDGE_SECONDS - time.monotonic()))
+                self._wake.clear()
+            if self._stop.is_set():
+                break
+            looked = time.monotonic()
             try:
                 self.refresh_if_changed()
                 if time.monotonic() - flushed >= self.usage_interval:
