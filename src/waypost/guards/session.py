@@ -10,7 +10,8 @@ without importing Flask. The request passes when the session holds ``key`` (Flas
 Verifying a signature costs tens of microseconds (key derivation, HMAC, zlib, JSON), and a
 browser sends the same cookie with every request, so a cookie that passed is remembered for
 ``CACHE_SECONDS`` by its exact text: the cookie string itself is the key, since it is what was
-verified (a different byte is a different cookie, checked afresh). An entry never outlives the
+verified (a different byte is a different cookie, checked afresh); and by the whole Cookie header
+as sent, which holds that text (so a repeated request need not cut the cookie out of it). An entry never outlives the
 cookie: it runs out at the earlier of ``CACHE_SECONDS`` after the check and the moment the
 signature becomes older than ``max_age`` (Flask's ``PERMANENT_SESSION_LIFETIME``), by the wall
 clock as itsdangerous reads it. A failure is never remembered. A reload builds a new guard with
