@@ -7,15 +7,15 @@ payload is the JSON of Flask's ``TaggedJSONSerializer``; the guard reads it (tag
 without importing Flask. The request passes when the session holds ``key`` (Flask-Login's
 ``_user_id``), whose value becomes the user.
 
-Verifying a signature costs tens of microseconds (key derivation, HMAC, zlib, JSON), and a
-browser sends the same cookie with every request, so a cookie that passed is remembered for
+Verifying a signature costs tens of microseconds (key derivation, HMAC, zlib, JSON), and a browser
+sends the same cookie with every request, so a cookie that passed is remembered for
 ``CACHE_SECONDS`` by its exact text: the cookie string itself is the key, since it is what was
 verified (a different byte is a different cookie, checked afresh); and by the whole Cookie header
-as sent, which holds that text (so a repeated request need not cut the cookie out of it). An entry never outlives the
-cookie: it runs out at the earlier of ``CACHE_SECONDS`` after the check and the moment the
-signature becomes older than ``max_age`` (Flask's ``PERMANENT_SESSION_LIFETIME``), by the wall
-clock as itsdangerous reads it. A failure is never remembered. A reload builds a new guard with
-an empty cache, so a changed ``SECRET_KEY`` refuses old cookies from the reload on.
+as sent, which holds that text (so a repeated request need not cut the cookie out of it). An entry
+never outlives the cookie: it runs out at the earlier of ``CACHE_SECONDS`` after the check and the
+moment the signature becomes older than ``max_age`` (Flask's ``PERMANENT_SESSION_LIFETIME``), by
+the wall clock as itsdangerous reads it. A failure is never remembered. A reload builds a new guard
+with an empty cache, so a changed ``SECRET_KEY`` refuses old cookies from the reload on.
 
 A cookie with a bad signature (forged or tampered) is a failure of the client that sent it
 (``Request.client_ip``); after ``max_failures`` of them within ``window`` seconds the client is
