@@ -146,6 +146,7 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     # the rule language
     "rules/__init__.py": "a docstring only",
     "rules/_forward_auth_options.py": "load errors in tests/guards/test_forward_auth.py",
+    "rules/_guard_options.py": "the guards: section's load errors; tests/guards/test_guards.py",
     "rules/_build.py": "tests/rules/test_load.py and tests/rules/test_plain_rules.py",
     "rules/request.py": "the Request value; tests/middleware/test_request.py builds it from both "
     "middlewares, tests/rules/test_conditions.py reads it",
