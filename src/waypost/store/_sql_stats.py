@@ -56,7 +56,8 @@ _RULE_COLUMNS = "rule_key, hits, first_at, last_at"
 _NOT_FOUND_COLUMNS = (
     "id, path, hits, bot_hits, first_at, last_at, status, resolved_rule_id, status_at"
 )
-_SOURCE_KINDS = ("referrer", "user_agent")
+# Ids per IN list: well under SQLite's and PostgreSQL's limits on parameters.
+_CHUNK = 500
 
 
 def _page_cursor(kind: str, value: object, key: str) -> str:
@@ -215,7 +216,7 @@ class StatsMethods(SqlMixin):
             for row_id, (path, hits, bot_hits, first, last) in sorted(paths.items())
         ]
         source_rows = [(*slot, hits) for slot, hits in sorted(sources.items()) if hits]
-        touched = sorted({(row_id, kind) for row_id, kind, _ in sources})
+        touched = sorted({row_id for row_id, _, _ in sources})
         with self._transaction(write=True) as conn:
             self._stats_lock(conn)
             if path_rows:
@@ -236,14 +237,7 @@ class StatsMethods(SqlMixin):
                     "hits = waypost_not_found_sources.hits + excluded.hits",
                     source_rows,
                 )
-                # Only the (path, kind) pairs this flush touched can have grown past the cap.
-                conn.executemany(
-                    "DELETE FROM waypost_not_found_sources "
-                    "WHERE not_found_id = ? AND kind = ? AND value NOT IN ("
-                    "SELECT value FROM waypost_not_found_sources "
-                    "WHERE not_found_id = ? AND kind = ? ORDER BY hits DESC, value LIMIT ?)",
-                    [(row_id, kind, row_id, kind, MAX_SOURCES) for row_id, kind in touched],
-                )
+                self._prune_sources(conn, touched)
             if other:
                 hour = hour_start(time.time() if when is None else when)
                 conn.execute(
@@ -252,6 +246,29 @@ class StatsMethods(SqlMixin):
                     "hits = waypost_stats_other.hits + excluded.hits",
                     (self._time_param(hour), other),
                 )
+
+    @staticmethod
+    def _prune_sources(conn: Conn, touched: Sequence[str]) -> None:
+        """Keep the :data:`MAX_SOURCES` heaviest referrers and user agents of the paths
+        ``touched`` (only those can have grown past the cap): find the few over it with one
+        grouped read per chunk of ids, then cut each of those."""
+        over: list[tuple[str, str]] = []
+        for start in range(0, len(touched), _CHUNK):
+            chunk = touched[start : start + _CHUNK]
+            over += conn.execute(
+                "SELECT not_found_id, kind FROM waypost_not_found_sources "
+                f"WHERE not_found_id IN ({', '.join('?' * len(chunk))}) "
+                "GROUP BY not_found_id, kind HAVING count(*) > ?",
+                (*chunk, MAX_SOURCES),
+            )
+        if over:
+            conn.executemany(
+                "DELETE FROM waypost_not_found_sources "
+                "WHERE not_found_id = ? AND kind = ? AND value NOT IN ("
+                "SELECT value FROM waypost_not_found_sources "
+                "WHERE not_found_id = ? AND kind = ? ORDER BY hits DESC, value LIMIT ?)",
+                [(row_id, kind, row_id, kind, MAX_SOURCES) for row_id, kind in sorted(over)],
+            )
 
     # -- rules ---------------------------------------------------------------------------------
 
