@@ -1,7 +1,8 @@
 """The store's analytics, against SQLite and PostgreSQL: flushes add up across instances (two
 store objects on one database, and two threads flushing at once), first and last hits widen,
 hourly series add, not-found paths keep their status and their heaviest sources, lists sort and
-page, retention purges, rules with no hits are found, and a flush of 10,000 rules is quick."""
+page, retention purges, rules with no hits are found, a flush of 10,000 rules is quick, and a
+database made before migration 6 upgrades in place."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from datetime import UTC, datetime
 import pytest
 
 from waypost.exceptions import NotFoundError, ValidationError
+from waypost.store import _sql
 from waypost.store._sql import SqlStore
+from waypost.store.migrations import LATEST, MIGRATIONS
 from waypost.store.stats import (
     MAX_SOURCES,
     SOURCE_VALUE_MAX,
@@ -481,3 +484,26 @@ def test_a_deleted_rule_keeps_its_counts_until_purged(store: SqlStore) -> None:
     store.purge_stats(at(T0 + 1))
     with pytest.raises(NotFoundError):
         store.get_rule_stats(rule.id)
+
+
+# -- migration 6 on a database made before it -----------------------------------------------------
+
+
+def test_a_database_from_before_migration_6_upgrades_in_place(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert LATEST >= 6 and MIGRATIONS[5].number == 6
+    with monkeypatch.context() as older:  # the Waypost that knew migrations 1 to 5
+        older.setattr(_sql, "MIGRATIONS", MIGRATIONS[:5])
+        older.setattr(_sql, "LATEST", 5)
+        before = make_store(auto_upgrade=False)
+        assert before.upgrade() == (0, 5)
+        rule = before.create_rule({"from": "/kept", "to": "/there"})
+        before.close()
+
+    after = make_store(auto_upgrade=False)
+    assert after.schema_status().pending == (f"0006 {MIGRATIONS[5].name}",)
+    assert after.upgrade() == (5, LATEST)
+    assert [r.rule_id for r in after.unused_rules().rules] == [rule.id]
+    after.add_rule_hits([hits(rule.id, 2)])
+    assert after.get_rule_stats(rule.id).hits == 2 and after.unused_rules().rules == ()
