@@ -179,6 +179,7 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "store/_sql_revisions.py": "tests/store/test_contract.py",
     "store/_sql_rules.py": "tests/store/test_contract.py",
     "store/_sql_sessions.py": "tests/store/test_sessions.py",
+    "store/_sql_stats.py": "analytics in the store; tests/store/test_stats.py",
     "store/_sql_watch.py": "change notification; tests/store/test_contract.py",
     "store/_usage.py": "key usage bookkeeping; tests/store/test_keys.py",
     "store/_validate.py": "tests/store/test_state.py",

@@ -21,18 +21,21 @@ sessions are mixins in ``_sql_commit``, ``_sql_rules``, ``_sql_revisions``, ``_s
 ``_sql_keys``, ``_sql_sessions``),
 ``sqlite`` / ``postgres`` (connections and notification),
 ``migrations`` (the schema), ``keys`` (API keys), ``sessions`` (admin sign-in sessions),
+``stats`` and ``_sql_stats`` (analytics: what the servers' counters flush, and its queries),
 ``transfer`` (rules files in and out).
 """
 
 from __future__ import annotations
 
-from waypost.store import model
+from waypost.store import model, stats
 from waypost.store._validate import check_rule_set, to_json_value
 from waypost.store.base import Store
 from waypost.store.connect import open_store
 from waypost.store.keys import ApiKey, KeyScope
 from waypost.store.model import *  # noqa: F403 -- every value; model.__all__ lists them once
+from waypost.store.stats import *  # noqa: F403 -- the analytics' values, likewise
 
 # The values are model's public names, as asyncio's __init__ adds up its modules' __all__.
 __all__ = ["ApiKey", "KeyScope", "Store", "check_rule_set", "open_store", "to_json_value"]
 __all__ += model.__all__
+__all__ += stats.__all__

@@ -35,6 +35,7 @@ from waypost.store._sql_keys import KeyMethods
 from waypost.store._sql_revisions import RevisionMethods
 from waypost.store._sql_rules import RuleQueryMethods
 from waypost.store._sql_sessions import SessionMethods
+from waypost.store._sql_stats import StatsMethods
 from waypost.store._sql_watch import WatchMethods
 from waypost.store._state import Entry, State, Write, apply_operations, new_rule_id
 from waypost.store.keys import KeyChecker
@@ -67,7 +68,15 @@ class CheckOptions(TypedDict, total=False):
     key_usage_interval: float
 
 
-class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, SessionMethods, ABC):
+class SqlStore(
+    RuleQueryMethods,
+    RevisionMethods,
+    WatchMethods,
+    KeyMethods,
+    SessionMethods,
+    StatsMethods,
+    ABC,
+):
     """The rule store over a SQL database, public as :class:`waypost.store.Store`: its methods
     are what the admin API and the server rely on.
 
@@ -79,8 +88,9 @@ class SqlStore(RuleQueryMethods, RevisionMethods, WatchMethods, KeyMethods, Sess
     This module holds the schema, the snapshot reads and the write operations; the other parts
     are mixins: the commit they all go through (:mod:`~waypost.store._sql_commit`), rule queries
     (:mod:`~waypost.store._sql_rules`), history (:mod:`~waypost.store._sql_revisions`), change
-    watching (:mod:`~waypost.store._sql_watch`), API keys (:mod:`~waypost.store._sql_keys`)
-    and sign-in sessions (:mod:`~waypost.store._sql_sessions`).
+    watching (:mod:`~waypost.store._sql_watch`), API keys (:mod:`~waypost.store._sql_keys`),
+    sign-in sessions (:mod:`~waypost.store._sql_sessions`) and analytics
+    (:mod:`~waypost.store._sql_stats`).
     """
 
     dialect: ClassVar[Dialect]

@@ -21,7 +21,15 @@ Tables (all prefixed ``waypost_`` so that they can share a PostgreSQL schema):
   (``waypost_state.keys_version`` counts changes of the keys);
 - ``waypost_sessions``: admin sign-in sessions: the SHA-256 of the token (never the token), the
   key it signs in as, when it was made, expires and was last seen, and the User-Agent and client
-  address that signed in (migration 3; NULL for sessions made before it).
+  address that signed in (migration 3; NULL for sessions made before it);
+- analytics (migration 6; written by flushes of the servers' in-memory counters, whose upserts
+  add and never overwrite, so several instances on one database see the sum):
+  ``waypost_rule_hits`` (per rule key, a store rule id or a rules file's ``file:line``: hits,
+  first and last hit), ``waypost_rule_hours`` (hits per rule and hour, the hour's start in UTC),
+  ``waypost_not_found`` (per path answered 404: an id derived from the path, hits, bot hits, first
+  and last seen, whether it is open, dismissed or resolved and by which rule),
+  ``waypost_not_found_sources`` (a path's heaviest referrers and user agents) and
+  ``waypost_stats_other`` (per hour, the 404s of paths too light for the bounded log).
 """
 
 from __future__ import annotations
@@ -162,6 +170,64 @@ MIGRATIONS: tuple[Migration, ...] = (
             # A rule set stored before guards existed has none: '{}'. As with proxy_hosts, the
             # settings recorded in waypost_changes before it lack the key; rewinding reads {}.
             "ALTER TABLE waypost_state ADD COLUMN guards TEXT NOT NULL DEFAULT '{{}}'",
+        ),
+    ),
+    Migration(
+        6,
+        "analytics: rule hits, hourly series, not-found paths",
+        (
+            # No foreign key to waypost_rules: a key may be a rules file's 'file:line', and a
+            # rule's counts outlive the rule until retention purges them.
+            """CREATE TABLE waypost_rule_hits (
+                rule_key TEXT PRIMARY KEY,
+                hits BIGINT NOT NULL,
+                first_at {ts} NOT NULL,
+                last_at {ts} NOT NULL
+            )""",
+            "CREATE INDEX waypost_rule_hits_by_hits ON waypost_rule_hits (hits DESC, rule_key)",
+            "CREATE INDEX waypost_rule_hits_by_last ON waypost_rule_hits (last_at, rule_key)",
+            """CREATE TABLE waypost_rule_hours (
+                rule_key TEXT NOT NULL,
+                hour {ts} NOT NULL,
+                hits BIGINT NOT NULL,
+                PRIMARY KEY (rule_key, hour)
+            )""",
+            # Retention deletes by hour across every rule.
+            "CREATE INDEX waypost_rule_hours_by_hour ON waypost_rule_hours (hour)",
+            # 'id' is derived from the path (the first 16 hex digits of its SHA-256), so that
+            # instances flushing the same path agree on the row without reading it first.
+            # 'status_at' is when the status last changed: a resolved path that answers 404
+            # again after it is open again.
+            """CREATE TABLE waypost_not_found (
+                id TEXT PRIMARY KEY,
+                path TEXT NOT NULL UNIQUE,
+                hits BIGINT NOT NULL,
+                bot_hits BIGINT NOT NULL,
+                first_at {ts} NOT NULL,
+                last_at {ts} NOT NULL,
+                status TEXT NOT NULL DEFAULT 'open'
+                    CHECK (status IN ('open', 'dismissed', 'resolved')),
+                resolved_rule_id TEXT,
+                status_at {ts}
+            )""",
+            "CREATE INDEX waypost_not_found_by_hits ON waypost_not_found (status, hits DESC, id)",
+            # Without bots the list sorts by the hits of people.
+            "CREATE INDEX waypost_not_found_by_people ON waypost_not_found "
+            "(status, (hits - bot_hits) DESC, id)",
+            "CREATE INDEX waypost_not_found_by_last ON waypost_not_found (status, last_at, id)",
+            # Retention deletes by last_at whatever the status.
+            "CREATE INDEX waypost_not_found_by_age ON waypost_not_found (last_at)",
+            """CREATE TABLE waypost_not_found_sources (
+                not_found_id TEXT NOT NULL REFERENCES waypost_not_found (id) ON DELETE CASCADE,
+                kind TEXT NOT NULL CHECK (kind IN ('referrer', 'user_agent')),
+                value TEXT NOT NULL,
+                hits BIGINT NOT NULL,
+                PRIMARY KEY (not_found_id, kind, value)
+            )""",
+            """CREATE TABLE waypost_stats_other (
+                hour {ts} PRIMARY KEY,
+                hits BIGINT NOT NULL
+            )""",
         ),
     ),
 )
