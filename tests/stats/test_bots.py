@@ -81,6 +81,16 @@ def test_without_crawlerdetect_every_verdict_is_unknown(monkeypatch: pytest.Monk
     detector = BotDetector()
     assert not detector.available
     assert detector.is_bot("curl/8.5.0") is None
+    assert detector.library_cache_size == 0
+
+
+def test_what_is_cached() -> None:
+    detector = BotDetector()
+    assert detector.cached("curl/8.5.0") is None
+    assert detector.is_bot("curl/8.5.0") is True
+    assert detector.cached("curl/8.5.0") is True
+    assert detector.library_cache_size == 1024
+    assert BotDetector(cache_size=0).is_bot("curl/8.5.0") is True
 
 
 def test_repr() -> None:

@@ -54,6 +54,11 @@ class BotDetector:
         """Whether crawlerdetect is installed, so verdicts can be known."""
         return self._detector is not None
 
+    @property
+    def library_cache_size(self) -> int:
+        """How many user agents crawlerdetect caches itself (the strings it is given: ours)."""
+        return 0 if self._detector is None else int(self._detector.CACHE_SIZE)
+
     def cached(self, user_agent: str) -> bool | None:
         """The verdict on ``user_agent`` if one is cached, else None: no pattern is run."""
         return self._cache.get(user_agent)
