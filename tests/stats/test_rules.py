@@ -43,7 +43,7 @@ def by_key(deltas: tuple[RuleHitDelta, ...]) -> dict[str, RuleHitDelta]:
         ),
         (
             [("r:1", 5000.0), ("r:1", 4000.0), ("r:1", 6000.0), ("r:1", 4500.0)],
-            {"r:1": RuleHitDelta("r:1", 4, 4000.0, 6000.0, {3600: 4})},
+            {"r:1": RuleHitDelta("r:1", 4, 5000.0, 4500.0, {3600: 4})},
         ),
         (
             [("rules.yaml:3", 1.0), ("17", 2.0), ("rules.yaml:3", 3.0)],
@@ -57,7 +57,7 @@ def by_key(deltas: tuple[RuleHitDelta, ...]) -> dict[str, RuleHitDelta]:
             {"a": RuleHitDelta("a", 3, 1_765_000_000.25, 1_765_000_000.25, {1764997200: 3})},
         ),
     ],
-    ids=["nothing", "one-hit", "hour-edges", "out-of-order-times", "two-keys", "real-epoch"],
+    ids=["nothing", "one-hit", "hour-edges", "times-as-recorded", "two-keys", "real-epoch"],
 )
 def test_a_drain_counts_hits_first_last_and_hours(
     stream: list[tuple[str, float]], expected: dict[str, RuleHitDelta]
@@ -69,10 +69,11 @@ def test_a_drain_counts_hits_first_last_and_hours(
     assert hits.drain() == ()
 
 
+# Times as a clock gives them: in order.
 streams = st.lists(
     st.tuples(st.sampled_from(["a", "b", "c", "file.yaml:12"]), st.floats(0, 10 * H)),
     max_size=200,
-)
+).map(lambda stream: sorted(stream, key=lambda hit: hit[1]))
 
 
 @given(streams, st.lists(st.integers(0, 200), max_size=5))
@@ -169,21 +170,34 @@ def _record_in_two_threads_and_drain() -> None:
     assert len(drains) > 3, "the drains did not overlap the recording"
 
 
-def test_hits_counted_into_a_retired_table_come_with_the_next_drain() -> None:
-    # What a thread that read the table just before a drain swapped it does: count into the old one.
+def test_hits_counted_into_a_table_being_drained_come_with_a_later_drain() -> None:
+    # What a thread inside record() does: it holds the table it read, and counts into it after
+    # the drain swapped it out. Here the test holds it.
     hits = RuleHits()
     hits.record("a", 10.0)
-    old = hits._pending
+    held = hits._table
     assert by_key(hits.drain()) == {"a": RuleHitDelta("a", 1, 10.0, 10.0, {0: 1})}
-    hits._pending, fresh = old, hits._pending
+    hits._table, fresh = held, hits._table
     hits.record("a", 20.0)  # a key the drain read
     hits.record("b", 4000.0)  # a key it never saw
-    hits._pending = fresh
+    hits._table = fresh
+    del fresh
     hits.record("a", 30.0)
     late = by_key(hits.drain())
-    assert late["a"].hits == 2 and late["a"].hours == {0: 2}
+    assert late["a"] == RuleHitDelta("a", 2, 10.0, 30.0, {0: 2})
     assert late["b"] == RuleHitDelta("b", 1, 4000.0, 4000.0, {3600: 1})
     assert hits.drain() == ()
+    assert len(hits._retired) == 1
+    del held
+    assert hits.drain() == ()
+    assert hits._retired == []
+
+
+def test_a_table_nobody_holds_is_read_once() -> None:
+    hits = RuleHits()
+    hits.record("a", 10.0)
+    hits.drain()
+    assert hits._retired == []
 
 
 def test_repr() -> None:
