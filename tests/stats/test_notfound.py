@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 import tracemalloc
@@ -232,10 +233,21 @@ def test_the_bot_flag(
 ) -> None:
     pytest.importorskip("crawlerdetect")
     log = NotFoundLog()
+    assert log.bots_known
     for agent in agents:
         log.record("/p", "", None, agent, 0.0)
     (delta,) = log.drain().paths
     assert (delta.bot_hits, delta.human_hits, delta.is_bot) == (bot_hits, human_hits, is_bot)
+
+
+def test_without_crawlerdetect_the_bot_flag_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "crawlerdetect", None)  # makes the import fail
+    log = NotFoundLog()
+    assert not log.bots_known
+    log.record("/p", "", None, GOOGLEBOT, 0.0)
+    (delta,) = log.drain().paths
+    assert (delta.bot_hits, delta.human_hits, delta.is_bot) == (0, 0, None)
+    assert delta.user_agents == ((GOOGLEBOT, 1),)
 
 
 def test_a_drain_judges_a_bounded_number_of_new_user_agents() -> None:
