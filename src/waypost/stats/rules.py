@@ -149,14 +149,17 @@ class RuleHits:
     def drain(self) -> tuple[RuleHitDelta, ...]:
         """The hits recorded since the last drain, one delta per key; recording goes on into a
         fresh table meanwhile. Hits a racing thread counted into an earlier drain's table after
-        that drain read it come with this one (merged into the key's delta)."""
+        that drain read it come with this one (merged into the key's delta).
+
+        Called from one thread at a time (the flusher's): two drains at once would share the
+        retired tables."""
         table = self._table
         self._table = _Table()
         marker = object()
         # A thread inside record() holds the table it read in a local variable, so the table then
-        # has more references than the marker, referenced here exactly as it is. Once it has no
-        # more, nobody can reach it again (self._table is a newer table), and one read is the
-        # last one needed. Checked before reading, so a table let go meanwhile is read again.
+        # has more references than the marker, referenced here exactly as it is. A table without
+        # one can never be reached again (self._table is a newer table): checked before reading,
+        # so the read that follows is its last. A table still held is kept and read again.
         retired = []
         late: list[tuple[RuleHitDelta, ...]] = []
         for old, seen, old_marker in self._retired:
