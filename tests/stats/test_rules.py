@@ -1,0 +1,206 @@
+"""waypost.stats.rules: per-rule hits counted without a lock, drained as increments that add up."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import tracemalloc
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from waypost.stats.rules import RuleHitDelta, RuleHits, merge_rule_deltas
+
+H = 3600
+
+
+def exact(stream: list[tuple[str, float]]) -> dict[str, RuleHitDelta]:
+    """The deltas the stream should give, counted the obvious way."""
+    out: dict[str, RuleHitDelta] = {}
+    for key in {key for key, _ in stream}:
+        times = [when for k, when in stream if k == key]
+        hours = Counter(int(when // H) * H for when in times)
+        out[key] = RuleHitDelta(key, len(times), min(times), max(times), dict(hours))
+    return out
+
+
+def by_key(deltas: tuple[RuleHitDelta, ...]) -> dict[str, RuleHitDelta]:
+    keyed = {delta.key: delta for delta in deltas}
+    assert len(keyed) == len(deltas), "a key appears twice in one drain"
+    return keyed
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        ([], {}),
+        ([("a", 10.0)], {"a": RuleHitDelta("a", 1, 10.0, 10.0, {0: 1})}),
+        (
+            [("a", 3599.5), ("a", 3600.0), ("a", 7300.0)],
+            {"a": RuleHitDelta("a", 3, 3599.5, 7300.0, {0: 1, 3600: 1, 7200: 1})},
+        ),
+        (
+            [("r:1", 5000.0), ("r:1", 4000.0), ("r:1", 6000.0), ("r:1", 4500.0)],
+            {"r:1": RuleHitDelta("r:1", 4, 5000.0, 4500.0, {3600: 4})},
+        ),
+        (
+            [("rules.yaml:3", 1.0), ("17", 2.0), ("rules.yaml:3", 3.0)],
+            {
+                "rules.yaml:3": RuleHitDelta("rules.yaml:3", 2, 1.0, 3.0, {0: 2}),
+                "17": RuleHitDelta("17", 1, 2.0, 2.0, {0: 1}),
+            },
+        ),
+        (
+            [("a", 1_765_000_000.25)] * 3,
+            {"a": RuleHitDelta("a", 3, 1_765_000_000.25, 1_765_000_000.25, {1764997200: 3})},
+        ),
+    ],
+    ids=["nothing", "one-hit", "hour-edges", "times-as-recorded", "two-keys", "real-epoch"],
+)
+def test_a_drain_counts_hits_first_last_and_hours(
+    stream: list[tuple[str, float]], expected: dict[str, RuleHitDelta]
+) -> None:
+    hits = RuleHits()
+    for key, when in stream:
+        hits.record(key, when)
+    assert by_key(hits.drain()) == expected
+    assert hits.drain() == ()
+
+
+# Times as a clock gives them: in order.
+streams = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c", "file.yaml:12"]), st.floats(0, 10 * H)),
+    max_size=200,
+).map(lambda stream: sorted(stream, key=lambda hit: hit[1]))
+
+
+@given(streams, st.lists(st.integers(0, 200), max_size=5))
+def test_drains_merged_equal_the_whole_stream(
+    stream: list[tuple[str, float]], cuts: list[int]
+) -> None:
+    hits = RuleHits()
+    drains = []
+    for i, (key, when) in enumerate(stream):
+        if i in cuts:
+            drains.append(hits.drain())
+        hits.record(key, when)
+    drains.append(hits.drain())
+    assert by_key(merge_rule_deltas(*drains)) == exact(stream)
+
+
+@given(streams, st.lists(st.booleans(), min_size=200, max_size=200))
+def test_two_recorders_merged_equal_one(stream: list[tuple[str, float]], sides: list[bool]) -> None:
+    one, left, right = RuleHits(), RuleHits(), RuleHits()
+    for (key, when), side in zip(stream, sides, strict=False):
+        one.record(key, when)
+        (left if side else right).record(key, when)
+    assert by_key(merge_rule_deltas(left.drain(), right.drain())) == by_key(one.drain())
+
+
+@given(streams, streams, streams)
+def test_merging_is_associative_and_commutative(
+    a: list[tuple[str, float]], b: list[tuple[str, float]], c: list[tuple[str, float]]
+) -> None:
+    da, db, dc = (tuple(exact(s).values()) for s in (a, b, c))
+    left = merge_rule_deltas(merge_rule_deltas(da, db), dc)
+    right = merge_rule_deltas(dc, merge_rule_deltas(db, da))
+    assert by_key(left) == by_key(right) == exact(a + b + c)
+
+
+def test_deltas_of_different_rules_do_not_merge() -> None:
+    with pytest.raises(ValueError, match="cannot merge the hits of 'a' with those of 'b'"):
+        RuleHitDelta("a", 1, 0.0, 0.0, {0: 1}).merge(RuleHitDelta("b", 1, 0.0, 0.0, {0: 1}))
+
+
+def test_a_known_key_is_counted_without_allocating() -> None:
+    hits = RuleHits()
+    hits.record("rule", 100.0)
+    hits.record("rule", 101.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(10_000):
+            hits.record("rule", 100.0 + i % 3000)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # The floats stored as first/last; nothing per hit.
+    assert grown < 1000
+    assert by_key(hits.drain())["rule"].hits == 10_002
+
+
+@pytest.mark.parametrize("switch", [0.005, 1e-6], ids=["default-switch", "switch-every-bytecode"])
+def test_two_threads_recording_while_a_third_drains_lose_no_hit(switch: float) -> None:
+    # The shortest switch interval makes the interpreter change threads inside record() as
+    # often as it can, so drains land between every two of its steps.
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(switch)
+    try:
+        _record_in_two_threads_and_drain()
+    finally:
+        sys.setswitchinterval(old)
+
+
+def _record_in_two_threads_and_drain() -> None:
+    hits = RuleHits()
+    per_thread, keys = 100_000, [f"rule-{i}" for i in range(50)]
+    start = threading.Barrier(3)
+
+    def work(offset: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            hits.record(keys[(i + offset) % len(keys)], float(i))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (0, 7)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    drains = []
+    while any(thread.is_alive() for thread in threads):
+        drains.append(hits.drain())
+    for thread in threads:
+        thread.join()
+    # Two more drains: the last hits, then any counted late into the table retired before.
+    drains += [hits.drain(), hits.drain()]
+    merged = by_key(merge_rule_deltas(*drains))
+    assert sum(delta.hits for delta in merged.values()) == 2 * per_thread
+    assert all(delta.hits == sum(delta.hours.values()) for delta in merged.values())
+    assert len(drains) > 3, "the drains did not overlap the recording"
+
+
+def test_hits_counted_into_a_table_being_drained_come_with_a_later_drain() -> None:
+    # What a thread inside record() does: it holds the table it read, and counts into it after
+    # the drain swapped it out. Here the test holds it.
+    hits = RuleHits()
+    hits.record("a", 10.0)
+    held = hits._table
+    assert by_key(hits.drain()) == {"a": RuleHitDelta("a", 1, 10.0, 10.0, {0: 1})}
+    hits._table, fresh = held, hits._table
+    hits.record("a", 20.0)  # a key the drain read
+    hits.record("b", 4000.0)  # a key it never saw
+    hits._table = fresh
+    del fresh
+    hits.record("a", 30.0)
+    late = by_key(hits.drain())
+    assert late["a"] == RuleHitDelta("a", 2, 10.0, 30.0, {0: 2})
+    assert late["b"] == RuleHitDelta("b", 1, 4000.0, 4000.0, {3600: 1})
+    assert hits.drain() == ()
+    assert len(hits._retired) == 1
+    del held
+    assert hits.drain() == ()
+    assert hits._retired == []
+
+
+def test_a_table_nobody_holds_is_read_once() -> None:
+    hits = RuleHits()
+    hits.record("a", 10.0)
+    hits.drain()
+    assert hits._retired == []
+
+
+def test_repr() -> None:
+    hits = RuleHits()
+    hits.record("a", 0.0)
+    assert repr(hits) == "RuleHits()  # 1 keys pending"
