@@ -17,6 +17,7 @@ from waypost.exceptions import RulesError, SettingsError, WaypostError
 from waypost.server.config import SETTINGS, Settings
 from waypost.server.sources import FileSource, RulesSource, StoreSource
 from waypost.store.keyring import StoreKeyRing
+from waypost.store.model import Snapshot
 
 __all__ = ["serve_command"]
 
@@ -81,10 +82,11 @@ def serve_command(rules: str | None, **flags: Any) -> None:
         click.echo(f"waypost: {len(engine)} rules from {Path(rules)}; {address}", err=True)
     else:
         db = settings.db
-        engine, revision, location = _store_engine(
+        engine, snapshot, location = _store_engine(
             db, rules, pack_rules=settings.pack_rules, keys=keys
         )
-        source = StoreSource(db, revision)
+        revision = snapshot.revision
+        source = StoreSource(db, revision, snapshot.rule_ids)
         click.echo(
             f"waypost: {len(engine)} rules from {location} (revision {revision}); {address}",
             err=True,
@@ -106,9 +108,9 @@ def _keyring(url: str | None) -> StoreKeyRing | None:
 
 def _store_engine(
     url: str, seed: str | None, *, pack_rules: bool, keys: StoreKeyRing | None
-) -> tuple[Engine, int, str]:
+) -> tuple[Engine, Snapshot, str]:
     """The engine for the store at ``url`` (importing ``seed`` into an empty store first)."""
-    from waypost.server.store_sync import engine_from_store
+    from waypost.server.store_sync import engine_and_snapshot
     from waypost.store import open_store
     from waypost.store.transfer import read_document
 
@@ -127,9 +129,9 @@ def _store_engine(
                 )
         finally:
             store.close()
-        engine, revision, location = engine_from_store(url, pack_rules=pack_rules, keys=keys)
+        engine, snapshot, location = engine_and_snapshot(url, pack_rules=pack_rules, keys=keys)
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, exc.file or "rules")
     except WaypostError as exc:
         raise click.ClickException(str(exc)) from None
-    return engine, revision, location
+    return engine, snapshot, location

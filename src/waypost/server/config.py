@@ -56,6 +56,19 @@ class Settings:
         "postgresql://...); by default the --db store. Revoked keys stop working within a "
         "second or two.",
     )
+    stats: bool = _declare(
+        True,
+        "Count each rule's hits and the paths that answer 404 into the rule store (with --db), "
+        "in batches: no database write per request.",
+    )
+    stats_interval: float = _declare(
+        5.0,
+        "Seconds between two writes of the counted statistics to the store (a crash loses at "
+        "most this much).",
+    )
+    stats_retention: int = _declare(
+        90, "Days the statistics are kept in the store (0: kept for ever)."
+    )
     upstream: str | None = _declare(
         None,
         "URL of the site behind Waypost: requests that pass or are rewritten are proxied there.",

@@ -21,6 +21,7 @@ In order, a request is:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from waypost.server.pages import NotFoundPage
 from waypost.server.proxy import Forward, UpstreamProxy, proxy_refusal
 from waypost.server.reloading import RulesWatcher
 from waypost.server.sources import FileSource, RulesSource, StoreSource
+from waypost.server.stats_sync import StatsRecorder
 from waypost.server.store_sync import StoreSync
 from waypost.store.keyring import StoreKeyRing
 
@@ -55,6 +57,8 @@ logger = logging.getLogger("waypost.server")
 HEALTH_PATH = "/_waypost/health"
 METRICS_PATH = "/_waypost/metrics"
 _INTERNAL_PREFIX = "/_waypost/"
+#: The actions whose 404 is a page nothing answers (see done()).
+_NOT_FOUND_ACTIONS = frozenset({"pass", "rewrite", "proxy"})
 # Each forward_auth guard a request must pass is asked once; more than this many in a row is a
 # loop (rules swapped again and again while asking), answered 502.
 _MAX_ASKS = 8
@@ -126,6 +130,17 @@ class WaypostServer:
             self.store_sync = StoreSync(
                 engine, source, on_reload=self._reloaded, max_shrink=settings.reload_max_shrink
             )
+        #: Rule hits and 404s, counted here and added to the store in batches (with --db).
+        self.stats: StatsRecorder | None = None
+        if isinstance(source, StoreSource) and settings.stats:
+            self.stats = StatsRecorder(
+                source.url,
+                interval=settings.stats_interval,
+                retention_days=settings.stats_retention or None,
+                rule_ids=source.rule_ids,
+            )
+            if self.store_sync is not None:
+                self.store_sync.stats = self.stats
         self.page = NotFoundPage(settings.not_found_template)
         self.proxy = (
             UpstreamProxy(settings.upstream, timeout=settings.upstream_timeout)
@@ -160,6 +175,8 @@ class WaypostServer:
         keys = self.engine.keys
         if isinstance(keys, StoreKeyRing):
             keys.start(strict=False)  # loaded before the fork: a store outage keeps those
+        if self.stats is not None:
+            self.stats.start()
 
     async def aclose(self) -> None:
         """Stop watching, write the access keys' last use and close upstream connections."""
@@ -170,6 +187,9 @@ class WaypostServer:
         keys = self.engine.keys
         if isinstance(keys, StoreKeyRing):
             keys.close()
+        if self.stats is not None:
+            # The last counts go to the store before the worker ends (a database write).
+            await asyncio.to_thread(self.stats.stop)
         await self.origins.aclose()
         self.bodies.remove()
 
@@ -242,6 +262,9 @@ class WaypostServer:
             logger.exception("waypost: deciding %s %s failed", method, raw_path)
             return Answer("error", error_response(500, head=head))
         self._observe(_clock() - started)
+        stats = self.stats
+        if stats is not None:
+            stats.hit(decision, time.time())
         return self._decided(request, decision, peer)
 
     def _decided(self, request: Request, decision: Decision, peer: str | None) -> Answer:
@@ -525,6 +548,17 @@ class WaypostServer:
         """Count the request and write its access log line; ``client_ip`` is the real client's
         address (the request's, or :meth:`client` for a request refused before one was built)."""
         self.metrics.count(action, status)
+        if status == 404 and self.stats is not None and action in _NOT_FOUND_ACTIONS:
+            # What no rule answers (or a rule passed on) and the upstream or the 404 page did
+            # not find: the not-found log (a rule's own 'respond: 404' is that rule's hit).
+            referer = user_agent = None
+            for name, value in headers:
+                key = name.lower()
+                if key == "referer":
+                    referer = value
+                elif key == "user-agent":
+                    user_agent = value
+            self.stats.missing(target, referer, user_agent, time.time())
         if self.access_log is not None:
             referer = user_agent = None
             for name, value in headers:

@@ -42,6 +42,8 @@ class StoreSource:
 
     url: str
     revision: int = 0
+    #: The store ids of that revision's rules, by position (what its statistics are keyed by).
+    rule_ids: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # A repr ends up in logs and tracebacks: never the database's password.

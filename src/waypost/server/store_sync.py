@@ -37,9 +37,11 @@ from waypost.guards import KeyRing
 from waypost.server._background import BackgroundLoop
 from waypost.server.reloading import shrink_problem
 from waypost.server.sources import StoreSource
+from waypost.server.stats_sync import StatsRecorder
 from waypost.store import open_store
+from waypost.store.model import Snapshot
 
-__all__ = ["StoreSync", "engine_from_store"]
+__all__ = ["StoreSync", "engine_and_snapshot", "engine_from_store"]
 
 logger = logging.getLogger("waypost.server")
 
@@ -49,6 +51,14 @@ def engine_from_store(
 ) -> tuple[Engine, int, str]:
     """An engine for the store's current rules, the revision it holds, and the store's location
     (its URL without a password); ``keys`` are the access keys its api_key guards check."""
+    engine, snapshot, location = engine_and_snapshot(url, pack_rules=pack_rules, keys=keys)
+    return engine, snapshot.revision, location
+
+
+def engine_and_snapshot(
+    url: str, *, pack_rules: bool = True, keys: KeyRing | None = None
+) -> tuple[Engine, Snapshot, str]:
+    """:func:`engine_from_store`, with the snapshot it was built from (its rule ids)."""
     store = open_store(url)
     try:
         snapshot = store.load_snapshot()
@@ -64,7 +74,7 @@ def engine_from_store(
         guards=snapshot.guards,
         keys=keys,
     )
-    return engine, snapshot.revision, location
+    return engine, snapshot, location
 
 
 class StoreSync(BackgroundLoop):
@@ -82,6 +92,9 @@ class StoreSync(BackgroundLoop):
     ) -> None:
         self.engine = engine
         self.url = self.location = source.url
+        #: The store ids of the rules serving, by position; and who counts hits by them.
+        self.rule_ids = source.rule_ids
+        self.stats: StatsRecorder | None = None
         #: The revision serving (a revision that did not load is not it).
         self.revision = self._skipped = source.revision
         self.on_reload = on_reload
@@ -191,6 +204,10 @@ class StoreSync(BackgroundLoop):
                 shrink,
             )
         self.revision = self._skipped = snapshot.revision
+        self.rule_ids = snapshot.rule_ids
+        if self.stats is not None:
+            # Hits from now on count against this revision's rule ids.
+            self.stats.rule_ids = snapshot.rule_ids
         self.unloadable = None
         self.loaded_at = datetime.now(UTC)
         logger.info(

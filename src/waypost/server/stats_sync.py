@@ -1,0 +1,162 @@
+"""Analytics of a server worker: what each rule answered and which paths answered 404, counted
+in memory on the request path (:mod:`waypost.stats`) and added to the rule store in batches.
+
+Each worker counts on its own and, every ``interval`` seconds and when it stops gracefully,
+drains its counters into the store as increments (``Store.add_rule_hits`` and
+``Store.add_not_found`` add, never overwrite), so the workers and instances sharing one database
+see the sum. A crash loses at most the last interval's counts. A flush that fails (the database
+unreachable) keeps the drained counts and adds them to the next flush, up to
+``MAX_HELD`` batches; past that the oldest batch is dropped and counted in ``dropped``.
+
+A rule is counted by its store id (``rule_ids``, which the store sync keeps in step with the
+rules serving) or, for rules from a file, by its ``file:line``. Retention: once an hour, rows
+older than ``retention`` days are purged (``Store.purge_stats``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from waypost.decision import Decision
+from waypost.exceptions import StoreError
+from waypost.server._background import BackgroundLoop
+from waypost.stats import NotFoundLog, RuleHits
+from waypost.store import open_store
+from waypost.store.stats import NotFoundDelta as StoredNotFound
+from waypost.store.stats import RuleHitsDelta as StoredRuleHits
+
+__all__ = ["MAX_HELD", "StatsRecorder"]
+
+logger = logging.getLogger("waypost.server")
+
+#: Batches kept while the store cannot take them (one per interval).
+MAX_HELD = 60
+_PURGE_EVERY = 3600.0
+
+
+class StatsRecorder(BackgroundLoop):
+    """Counts hits and 404s of one worker and adds them to the store at ``url``."""
+
+    thread_name = "stats"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        interval: float = 5.0,
+        retention_days: float | None = 90.0,
+        capacity: int = 1000,
+        rule_ids: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        self.url = url
+        self.interval = interval
+        self.retention_days = retention_days
+        self.rules = RuleHits()
+        self.not_found = NotFoundLog(capacity)
+        #: The store ids of the rules serving, by position (empty: rules from a file).
+        self.rule_ids: Sequence[str] = tuple(rule_ids)
+        #: Batches not yet added (the store was unreachable), oldest first.
+        self._held: list[tuple[str, list[Any], int]] = []
+        #: Batches given up after ``MAX_HELD`` failed flushes.
+        self.dropped = 0
+        self.flushed_at: float | None = None
+        self._store: Any = None
+        self._purged = 0.0
+
+    def __repr__(self) -> str:
+        return f"StatsRecorder(interval={self.interval!r})"
+
+    # -- the request path ------------------------------------------------------------------
+
+    def hit(self, decision: Decision, when: float) -> None:
+        """Count the rule that made ``decision`` (none: nothing to count)."""
+        rule = decision.rule
+        if rule is None:
+            return
+        ids = self.rule_ids
+        index = rule.index
+        key = ids[index] if index < len(ids) else rule.source
+        self.rules.record(key, when)
+
+    def missing(
+        self,
+        target: str,
+        referrer: str | None,
+        user_agent: str | None,
+        when: float,
+    ) -> None:
+        """Count a request for ``target`` (its path and query, as sent) that ended in 404."""
+        path, _, query = target.partition("?")
+        self.not_found.record(path, query, referrer, user_agent, when)
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def stop(self) -> None:
+        """Stop the thread and add what is counted (the graceful shutdown's last flush)."""
+        super().stop()
+        self.flush()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def flush(self) -> None:
+        """Drain the counters and add them to the store (kept for the next flush on failure)."""
+        hits = [
+            StoredRuleHits(d.key, d.hits, d.first, d.last, dict(d.hours))
+            for d in self.rules.drain()
+        ]
+        drained = self.not_found.drain()
+        # The hits a path certainly had (Space-Saving's count less its error); the error goes
+        # to 'other', so that what is stored adds up to the 404s recorded, exactly.
+        paths = [
+            StoredNotFound(
+                p.path,
+                p.guaranteed,
+                min(p.bot_hits, p.guaranteed),
+                p.first,
+                p.last,
+                dict(p.referrers),
+                dict(p.user_agents),
+            )
+            for p in drained.paths
+            if p.guaranteed > 0
+        ]
+        other = drained.other + sum(p.error for p in drained.paths)
+        if hits:
+            self._held.append(("rules", hits, 0))
+        if paths or other:
+            self._held.append(("not_found", paths, other))
+        while len(self._held) > MAX_HELD:
+            self._held.pop(0)
+            self.dropped += 1
+        try:
+            if self._store is None:
+                self._store = open_store(self.url)
+            while self._held:
+                # Each batch is one transaction: taken off only once it is in.
+                kind, batch, extra = self._held[0]
+                if kind == "rules":
+                    self._store.add_rule_hits(batch)
+                else:
+                    self._store.add_not_found(batch, other=extra)
+                self._held.pop(0)
+            self.flushed_at = time.time()
+            self._purge()
+        except StoreError as exc:
+            logger.warning("waypost: statistics not written yet (%s); kept for the next try", exc)
+
+    def _purge(self) -> None:
+        if self.retention_days is None or time.monotonic() - self._purged < _PURGE_EVERY:
+            return
+        self._purged = time.monotonic()
+        older = datetime.now(UTC) - timedelta(days=self.retention_days)
+        self._store.purge_stats(older)

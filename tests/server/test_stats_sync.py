@@ -1,0 +1,155 @@
+"""Analytics of real servers: rule hits and 404s counted by each worker and added to the store
+(two instances, one with two workers, on one PostgreSQL; and SQLite), and the recorder's
+flush keeping what the store could not take."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests._servers import Server
+from waypost import Engine
+from waypost.exceptions import StoreUnavailable
+from waypost.server.stats_sync import StatsRecorder
+from waypost.store import open_store
+
+POSTGRES_URL = os.environ.get("WAYPOST_TEST_POSTGRES_URL")
+RULES = [
+    {"from": "/old-page", "to": "/new-page"},
+    {"from": "/blog/<int:year>/<slug>", "to": "/posts/{year}/{slug}"},
+    {"from": "/gone", "respond": 410},
+]
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    running: list[Server] = []
+    yield running
+    for server in running:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'waypost.db'}"
+    else:
+        schema = request.getfixturevalue("postgres_schema")
+        assert POSTGRES_URL is not None  # postgres_schema skipped otherwise
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    store = open_store(url)
+    store.upgrade()
+    store.replace_rules(RULES, message="rules")
+    store.close()
+    return url
+
+
+def test_two_instances_add_up_to_exactly_the_requests_sent(db: str, servers: list[Server]) -> None:
+    first = Server(db, "--stats-interval", "0.5")
+    second = Server(db, "--stats-interval", "0.5", "--workers", "2")
+    servers += [first, second]
+    sent = {"/old-page": 0, "/blog/2024/hello": 0, "/gone": 0}
+    missing = {"/no/such/page": 0, "/wp-login.php": 0}
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
+    with httpx.Client() as client:
+        for round_number in range(30):
+            for server in (first, second):
+                for path in sent:
+                    if round_number % 3 or path == "/old-page":
+                        client.get(server.base + path, headers=browser)
+                        sent[path] += 1
+                for path in missing:
+                    if round_number % 2 or path == "/no/such/page":
+                        response = client.get(
+                            server.base + path,
+                            headers={**browser, "Referer": "https://example.org/links"},
+                        )
+                        assert response.status_code == 404
+                        missing[path] += 1
+    for server in servers:
+        server.stop()  # the graceful shutdown's last flush
+    servers.clear()
+    store = open_store(db)
+    try:
+        ids = dict(zip((r["from"] for r in RULES), store.load_snapshot().rule_ids, strict=True))
+        counted = {row.rule_key: row.hits for row in store.rule_stats(limit=100).rows}
+        assert counted == {
+            ids["/old-page"]: sent["/old-page"],
+            ids["/blog/<int:year>/<slug>"]: sent["/blog/2024/hello"],
+            ids["/gone"]: sent["/gone"],
+        }
+        hours = store.rule_hours(ids["/old-page"])
+        assert sum(hour.hits for hour in hours) == sent["/old-page"]
+        rows = {row.path: row for row in store.not_found_stats(status=None, limit=100).rows}
+        assert {path: row.hits for path, row in rows.items()} == missing
+        assert store.stats_other() == 0
+        top = rows["/no/such/page"].to_dict()
+        assert "https://example.org/links" in str(top)
+    finally:
+        store.close()
+
+
+def test_without_stats_nothing_is_counted(db: str, servers: list[Server]) -> None:
+    server = Server(db, "--no-stats")
+    servers.append(server)
+    httpx.get(server.base + "/old-page")
+    httpx.get(server.base + "/nothing")
+    server.stop()
+    servers.clear()
+    store = open_store(db)
+    try:
+        assert store.rule_stats(limit=10).rows == ()
+        assert store.not_found_stats(status=None, limit=10).rows == ()
+    finally:
+        store.close()
+
+
+# -- the recorder, in process ------------------------------------------------------------
+
+
+class _FlakyStore:
+    """A store that is down for the first ``down`` flushes, then takes what it is given."""
+
+    def __init__(self, down: int) -> None:
+        self.down = down
+        self.rule_hits: list[Any] = []
+        self.not_found: list[tuple[Any, int]] = []
+
+    def add_rule_hits(self, deltas: Any) -> None:
+        if self.down:
+            self.down -= 1
+            raise StoreUnavailable("the database is down")
+        self.rule_hits.extend(deltas)
+
+    def add_not_found(self, deltas: Any, other: int = 0) -> None:
+        self.not_found.append((list(deltas), other))
+
+    def purge_stats(self, older_than: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_flush_the_store_refused_is_added_at_the_next_one_once() -> None:
+    recorder = StatsRecorder("sqlite:///unused.db", rule_ids=("r1",))
+    store = _FlakyStore(down=1)
+    recorder._store = store
+    decision = Engine([{"from": "/a", "to": "/b"}]).resolve("GET", "/a")
+    for _ in range(3):
+        recorder.hit(decision, 1_700_000_000.0)
+    recorder.missing("/nope?x=1", None, "curl/8", 1_700_000_000.0)
+    recorder.flush()  # the store is down: kept
+    assert store.rule_hits == []
+    recorder.hit(decision, 1_700_000_100.0)
+    recorder.flush()
+    assert sorted((d.rule_key, d.hits) for d in store.rule_hits) == [("r1", 1), ("r1", 3)]
+    assert sum(d.hits for deltas, _ in store.not_found for d in deltas) == 1
+    recorder.flush()  # nothing new: nothing written twice
+    assert sum(d.hits for d in store.rule_hits) == 4
