@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,6 +27,7 @@ from waypost.store.stats import (
     StatsPurge,
     hour_start,
     not_found_id,
+    parse_since,
 )
 
 StoreFactory = Callable[..., SqlStore]
@@ -129,6 +130,36 @@ def test_the_hourly_series_adds_per_hour_within_bounds(make_store: StoreFactory)
 def test_hour_start_is_the_utc_hour() -> None:
     assert hour_start(T0 + HOUR - 0.5) == at(T0)
     assert hour_start(T0 + HOUR) == at(T0 + HOUR)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90d", at(T0) - timedelta(days=90)),
+        ("12h", at(T0) - timedelta(hours=12)),
+        (" 2W ", at(T0) - timedelta(weeks=2)),
+        ("2026-01-31", datetime(2026, 1, 31, tzinfo=UTC)),
+        ("2026-01-31T12:00:00+02:00", datetime(2026, 1, 31, 10, tzinfo=UTC)),
+    ],
+    ids=["days", "hours", "weeks-spaced-upper", "date", "time-with-zone"],
+)
+def test_since_is_a_duration_ago_or_a_past_moment(text: str, expected: datetime) -> None:
+    assert parse_since(text, now=at(T0)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("soon", "'soon' is not a duration or a date"),
+        ("90", "'90' is not a duration or a date"),
+        ("-5d", "'-5d' is not a duration or a date"),
+        ("2099-01-01", "'2099-01-01' is in the future"),
+    ],
+    ids=["word", "no-unit", "negative", "future"],
+)
+def test_since_refuses_what_is_not_a_past_moment(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_since(text, now=at(T0))
 
 
 def test_concurrent_flushes_from_two_instances_add_exactly(make_store: StoreFactory) -> None:

@@ -6,6 +6,8 @@ One module per group of commands, registered on :func:`main` here:
 - :mod:`~waypost.cli.serve`: ``serve``, its flags made from :mod:`waypost.server.config`;
 - :mod:`~waypost.cli.tools`: ``check``, ``test``, ``trace``, ``import``, ``export``;
 - :mod:`~waypost.cli.store`: ``db ...``, ``keys ...``, ``sessions ...`` (the rule store);
+- :mod:`~waypost.cli.stats`: ``stats ...`` (the store's analytics: hits per rule, paths answered
+  404), on the store commands' ``--db`` option and helpers;
 - :mod:`~waypost.cli._report` (errors for people) and :mod:`~waypost.cli._files` (output files,
   imports into the store), which they share.
 
@@ -21,6 +23,7 @@ import click
 
 from waypost.cli.resolve import explain_command, resolve_command
 from waypost.cli.serve import serve_command
+from waypost.cli.stats import stats_group
 from waypost.cli.store import db_group, keys_group, sessions_group
 from waypost.cli.tools import (
     check_command,
@@ -52,6 +55,7 @@ for _command in (
     db_group,
     keys_group,
     sessions_group,
+    stats_group,
 ):
     main.add_command(_command)
 

@@ -37,6 +37,7 @@ __all__ = [
     "limit_new_key",
     "new_key",
     "normalize_host",
+    "parse_duration",
     "parse_expiry",
     "split_key",
 ]
@@ -136,13 +137,21 @@ def normalize_host(host: str) -> str:
     return host.rstrip(".")
 
 
+def parse_duration(text: str) -> timedelta | None:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` as a timedelta; None when ``text`` is not one."""
+    found = _DURATION.match(text.strip().lower())
+    if found is None:
+        return None
+    return timedelta(**{_UNITS[found[2]]: int(found[1])})
+
+
 def parse_expiry(text: str, *, now: datetime | None = None) -> datetime:
     """``30d``, ``12h``, ``90m``, ``2w`` from ``now``, or an ISO 8601 date or time (UTC unless
     it names a zone); :class:`ValueError` with a message for people otherwise."""
     now = now or datetime.now(UTC)
-    found = _DURATION.match(text.strip().lower())
-    if found is not None:
-        return now + timedelta(**{_UNITS[found[2]]: int(found[1])})
+    duration = parse_duration(text)
+    if duration is not None:
+        return now + duration
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from waypost.store.keys import parse_duration
 from waypost.store.model import _Shown
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "UnusedRulePage",
     "hour_start",
     "not_found_id",
+    "parse_since",
 ]
 
 NotFoundStatus = Literal["open", "dismissed", "resolved"]
@@ -64,6 +66,28 @@ def not_found_id(path: str) -> str:
     """The id of ``path``'s not-found row: the first 16 hex digits of its SHA-256 (64 bits: a
     collision among even a million paths has odds of about 1 in 36 million)."""
     return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """The moment ``text`` names, for "no hits since": a duration back from ``now`` (``90d``,
+    ``12h``, ``2w``, written as for a key's expiry) or an ISO 8601 date or time (UTC unless it
+    names a zone), not in the future; :class:`ValueError` with a message for people otherwise."""
+    now = now or datetime.now(UTC)
+    duration = parse_duration(text)
+    if duration is not None:
+        return now - duration
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a duration or a date: write how long ago, like '90d', '12h' or "
+            "'2w', or a date like '2026-01-31'"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment > now:
+        raise ValueError(f"{text!r} is in the future; give a moment in the past, or a duration")
+    return moment
 
 
 def hour_start(moment: float) -> datetime:
