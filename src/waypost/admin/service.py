@@ -594,11 +594,17 @@ def redirect_not_found(
             message=message or f"redirect {row.path} (answered 404) to {redirect.get('to')}",
         )
     except ValidationError as exc:
-        raise ValidationError(
-            (path.lstrip(".").removeprefix("rule.").removeprefix("rule"), text)
-            for path, text in exc.problems
-        ) from None
+        raise ValidationError((_body_path(path), text) for path, text in exc.problems) from None
     return stored, store.set_not_found_status(row_id, "resolved", resolved_rule_id=stored.id)
+
+
+def _body_path(path: str) -> str:
+    """A problem's path in the store's words (``.rule.to``) as a field of a not-found row's
+    redirect body (``to``); a problem with the rule as a whole (a duplicate) names no field."""
+    path = path.lstrip(".")
+    if path == "rule":
+        return ""
+    return path.removeprefix("rule.")
 
 
 _AGO = re.compile(r"(\d{1,9})\s*([mhdw])\Z")
