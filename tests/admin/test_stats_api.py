@@ -174,7 +174,7 @@ def test_unused_rules(api: Api, store: SqlStore) -> None:
         create_rule(api, {"name": name, "from": f"/{name}", "to": "/x"})
         for name in ("used", "stale", "never")
     )
-    store.add_rule_hits([hits(used, 3, last=NOW), hits(stale, 4, last=OLD)])
+    store.add_rule_hits([hits(used, 3, last=NOW - HOUR), hits(stale, 4, last=OLD)])
     never_hit = api("GET", "/stats/unused-rules", "read").json()
     assert [rule["rule_id"] for rule in never_hit["rules"]] == [never]
     row = never_hit["rules"][0]
@@ -185,6 +185,7 @@ def test_unused_rules(api: Api, store: SqlStore) -> None:
         (stale, iso(OLD)),
         (never, None),
     ]
+    # An hour-old hit is older than a minute ago whenever the test runs.
     paged = walk(api, "/stats/unused-rules", "rules", since="1m", limit=1)
     assert [rule["rule_id"] for rule in paged] == [used, stale, never]
 
