@@ -126,6 +126,7 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "admin/app.py": "the app factory; tests/admin/test_http.py and tests/admin/test_mount.py",
     "admin/login.py": "sign-in; tests/admin/test_sessions_api.py, tests/admin/test_browser.py",
     "admin/routes_rules.py": "tests/admin/test_rules_api.py and tests/admin/test_import_modes.py",
+    "admin/routes_stats.py": "tests/admin/test_stats_api.py",
     "admin/routes_tools.py": "tests/admin/test_tools_api.py",
     "admin/schemas.py": "request and answer models; tests/admin/test_openapi.py (schemathesis)",
     "admin/service.py": "tests/admin/test_rules_api.py and tests/admin/test_tools_api.py",

@@ -72,6 +72,12 @@ def test_the_document_describes_every_route(admin_and_key: Any) -> None:
         f"{ADMIN_PREFIX}/api/sessions",
         f"{ADMIN_PREFIX}/api/sessions/{{session_id}}",
         f"{ADMIN_PREFIX}/api/settings",
+        f"{ADMIN_PREFIX}/api/stats/rules",
+        f"{ADMIN_PREFIX}/api/stats/rules/{{rule_key}}",
+        f"{ADMIN_PREFIX}/api/stats/unused-rules",
+        f"{ADMIN_PREFIX}/api/stats/not-found",
+        f"{ADMIN_PREFIX}/api/stats/not-found/{{row_id}}",
+        f"{ADMIN_PREFIX}/api/stats/not-found/{{row_id}}/rule",
     } <= paths
     assert not any(path.endswith("/login") for path in paths)
     schemes = document["components"]["securitySchemes"]

@@ -7,7 +7,8 @@ Every error is JSON ``{"error": code, "message": sentence, ...}``:
 401    ``unauthorized``            no key, or a refused one (a browser goes to the login page)
 403    ``forbidden`` / ``csrf``    the key's scope is too small; a cookie request without the
                                    CSRF header
-404    ``not_found``               no rule, revision, key or sign-in session with that id
+404    ``not_found``               no rule, revision, key, sign-in session or not-found row
+                                   with that id; no hits recorded for that rule
 409    ``conflict``                a stale If-Match/version; ``current`` is the current state
 422    ``invalid``                 ``problems``: every ``{"path", "message"}``, in the rules
                                    loader's words
@@ -38,6 +39,7 @@ from waypost.admin._ratelimit import FailureLimiter
 from waypost.admin.auth import failure_response
 from waypost.admin.login import login_router
 from waypost.admin.routes_rules import rules_router
+from waypost.admin.routes_stats import stats_router
 from waypost.admin.routes_tools import keys_router, sessions_router, tools_router
 from waypost.admin.schemas import ErrorOut
 from waypost.admin.service import problems_out
@@ -65,7 +67,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         (400, "A malformed If-Match"),
         (401, "No API key, or a refused one"),
         (403, "The key's scope does not allow this (or a cookie request without the CSRF header)"),
-        (404, "No such rule, revision, key or sign-in session"),
+        (404, "No such rule, revision, key, sign-in session or not-found row"),
         (409, "A stale version: `current` holds the current state"),
         (422, "Every problem, with the path of its field"),
         (428, "If-Match required (require_if_match=True)"),
@@ -278,15 +280,22 @@ def create_admin_app(
         title="Waypost admin API",
         version=waypost.__version__,
         summary=(
-            "Rules, revisions, import and export, API keys and sign-in sessions of a Waypost "
-            "rule store."
+            "Rules, revisions, import and export, analytics, API keys and sign-in sessions "
+            "of a Waypost rule store."
         ),
         openapi_url=f"{prefix}/api/openapi.json",
         docs_url=f"{prefix}/api/docs",
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    for router in (rules_router(ctx), tools_router(ctx), keys_router(ctx), sessions_router(ctx)):
+    routers = (
+        rules_router(ctx),
+        stats_router(ctx),
+        tools_router(ctx),
+        keys_router(ctx),
+        sessions_router(ctx),
+    )
+    for router in routers:
         app.include_router(router, prefix=prefix, responses=_ERRORS)
     app.include_router(login_router(ctx), prefix=prefix)
     _install_handlers(app, ctx)

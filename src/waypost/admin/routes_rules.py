@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
+from waypost.admin import service
 from waypost.admin._context import AdminContext, ApiError
 from waypost.admin._http import IfMatchError, parse_if_match
 from waypost.admin.auth import authorizer
@@ -155,11 +156,8 @@ def rules_router(ctx: AdminContext) -> APIRouter:
         body: RuleBody, request: Request, response: Response, key: ApiKey = write
     ) -> dict[str, object]:
         """Add a rule (last, or at ``position``); 422 lists every problem."""
-        stored = store.create_rule(
-            body.rule,
-            position=body.position,
-            key_id=key.id,
-            message=body.message or "create a rule",
+        stored = service.create_rule(
+            store, body.rule, position=body.position, key_id=key.id, message=body.message
         )
         response.headers["Location"] = f"{ctx.base(request)}/api/rules/{stored.id}"
         return _written(ctx, response, stored)

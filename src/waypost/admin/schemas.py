@@ -25,21 +25,32 @@ __all__ = [
     "KeyCreateBody",
     "KeyCreatedOut",
     "KeyOut",
+    "NotFoundOut",
+    "NotFoundPageOut",
+    "NotFoundRuleBody",
+    "NotFoundRuleOut",
+    "NotFoundSourceOut",
     "Problem",
     "ResolveBody",
     "RevisionDiffOut",
     "RevisionOut",
     "RollbackBody",
     "RuleBody",
+    "RuleHourOut",
     "RuleOut",
     "RulePageOut",
     "RulePatchBody",
     "RuleQuery",
+    "RuleSeriesOut",
+    "RuleStatsOut",
+    "RuleStatsPageOut",
     "SessionOut",
     "SessionsEndedOut",
     "SettingsBody",
     "SettingsOut",
     "TraceOut",
+    "UnusedRuleOut",
+    "UnusedRulePageOut",
     "ValidateBody",
     "ValidateOut",
     "WriteOut",
@@ -543,3 +554,139 @@ class SessionsEndedOut(BaseModel):
 
     key_id: str
     ended: list[SessionOut]
+
+
+# -- analytics ------------------------------------------------------------------------------
+
+
+def _doc(description: str) -> Any:
+    return Field(description=description)
+
+
+class RuleStatsOut(BaseModel):
+    """One rule's hits over every instance (as far as the kept counts go)."""
+
+    model_config = _CLOSED
+
+    rule_key: str = _doc("The rule's id in the store, or its 'file:line' in a rules file")
+    hits: int = _doc("Hits counted")
+    first_at: datetime = _doc("The first hit counted (UTC)")
+    last_at: datetime = _doc("The last hit counted (UTC)")
+
+
+class RuleStatsPageOut(BaseModel):
+    """A page of rules with hits; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    model_config = _CLOSED
+
+    rules: list[RuleStatsOut]
+    next_cursor: str | None = _doc("The next page's cursor; null on the last page")
+
+
+class RuleHourOut(BaseModel):
+    """The hits of a rule in one hour."""
+
+    model_config = _CLOSED
+
+    hour: datetime = _doc("The start of the hour (UTC)")
+    hits: int = _doc("Hits in that hour")
+
+
+class RuleSeriesOut(BaseModel):
+    """One rule's totals, and its hits per hour (oldest first; hours without hits left out)."""
+
+    model_config = _CLOSED
+
+    rule_key: str = _doc("The rule's id in the store, or its 'file:line' in a rules file")
+    hits: int = _doc("Hits counted, in every hour kept or not")
+    first_at: datetime = _doc("The first hit counted (UTC)")
+    last_at: datetime = _doc("The last hit counted (UTC)")
+    hours: list[RuleHourOut] = _doc("Hits per hour between 'since' and 'until', oldest first")
+
+
+class UnusedRuleOut(BaseModel):
+    """A rule in the store with no hit since the moment asked about."""
+
+    model_config = _CLOSED
+
+    rule_id: str = _doc("The rule's id in the store")
+    name: str | None = _doc("The rule's name, if it has one")
+    from_path: str = _doc("The rule's 'from' pattern")
+    created_at: datetime | None = _doc("When the revision that created it was made (UTC)")
+    last_hit_at: datetime | None = _doc("Its last hit (UTC); null: none kept")
+
+
+class UnusedRulePageOut(BaseModel):
+    """A page of unused rules in priority order; pass ``next_cursor`` as ``cursor``."""
+
+    model_config = _CLOSED
+
+    rules: list[UnusedRuleOut]
+    next_cursor: str | None = _doc("The next page's cursor; null on the last page")
+
+
+class NotFoundSourceOut(BaseModel):
+    """A referrer or user agent of a path's 404s."""
+
+    model_config = _CLOSED
+
+    value: str = _doc("The Referer or User-Agent (cut at 512 characters)")
+    hits: int = _doc("The 404s of the path it sent")
+
+
+class NotFoundOut(BaseModel):
+    """A path answered 404, over every instance."""
+
+    model_config = _CLOSED
+
+    id: str = _doc("The row's id (derived from the path)")
+    path: str = _doc("The path asked for")
+    hits: int = _doc("Every 404 of the path, bots included")
+    bot_hits: int = _doc("The 404s from bots")
+    first_at: datetime = _doc("The first 404 (UTC)")
+    last_at: datetime = _doc("The last 404 (UTC)")
+    status: Literal["open", "dismissed", "resolved"] = _doc(
+        "open; dismissed (it does not matter); resolved (a rule answers it now)"
+    )
+    resolved_rule_id: str | None = _doc("The rule that resolved it (status resolved)")
+    status_at: datetime | None = _doc("When the status was last set (UTC)")
+    referrers: list[NotFoundSourceOut] = _doc("The heaviest referrers, heaviest first")
+    user_agents: list[NotFoundSourceOut] = _doc("The heaviest user agents, heaviest first")
+
+
+class NotFoundPageOut(BaseModel):
+    """A page of paths answered 404; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    model_config = _CLOSED
+
+    not_found: list[NotFoundOut]
+    next_cursor: str | None = _doc("The next page's cursor; null on the last page")
+    other: int = _doc(
+        "The 404s of paths too rare for the bounded log, in every hour kept (not in any row)"
+    )
+
+
+class NotFoundRuleBody(BaseModel):
+    """A redirect for a path answered 404: the rule ``{"from": <the path>, "to": ...}``."""
+
+    model_config = _CLOSED
+
+    to: str = Field(min_length=1, max_length=8192, description="Where to send it: '/new-path'")
+    status: int | None = Field(
+        None, ge=100, le=999, description="301, 302, 303, 307 or 308 (default: the rule set's)"
+    )
+    name: str | None = Field(None, max_length=200, description="A name for the rule")
+    query: Literal["keep", "drop"] | None = Field(None, description="The query string's fate")
+    position: int | None = Field(
+        None, ge=0, le=MAX_NUMBER, description="0-based place (priority); default: last"
+    )
+    message: Message = Field("", max_length=2000, description="Why: kept with the revision")
+
+
+class NotFoundRuleOut(BaseModel):
+    """The rule made for a path answered 404, and its row, now resolved by it."""
+
+    model_config = _CLOSED
+
+    rule: RuleOut
+    not_found: NotFoundOut

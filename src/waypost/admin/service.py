@@ -5,16 +5,21 @@ format converters. The routes only translate requests and errors.
   when the store's revision moves (resolve and explain run against it);
 - :func:`validate`: a dry run of a rule, a bulk change or a whole rule set, every problem listed;
 - :func:`import_text` / :func:`export_snapshot`: rules files in Waypost's own YAML/JSON and in the
-  formats of :mod:`waypost.tools.formats`.
+  formats of :mod:`waypost.tools.formats`;
+- :func:`create_rule`: the one way the API adds a rule, from ``POST /api/rules`` and from a
+  not-found row (:func:`redirect_not_found`);
+- :func:`parse_since`: a moment in the past, as the analytics' filters take it (``90d``, a date).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import yaml
@@ -32,8 +37,10 @@ from waypost.store.model import (
     Operation,
     Revision,
     Snapshot,
+    StoredRule,
     UpsertRule,
 )
+from waypost.store.stats import NotFoundStats
 from waypost.store.transfer import dump_document
 from waypost.tools.formats import (
     EXPORTERS,
@@ -55,9 +62,12 @@ __all__ = [
     "Resolved",
     "RuleRefDict",
     "UnsupportedDict",
+    "create_rule",
     "export_snapshot",
     "import_text",
+    "parse_since",
     "problems_out",
+    "redirect_not_found",
     "validate",
 ]
 
@@ -536,3 +546,92 @@ def _exported(
         "unsupported": unsupported,
         "notes": notes,
     }
+
+
+# -- rules and the not-found log ------------------------------------------------------------
+
+
+def create_rule(
+    store: Store,
+    rule: Mapping[str, Any],
+    *,
+    position: int | None = None,
+    key_id: str | None = None,
+    message: str = "",
+) -> StoredRule:
+    """Add ``rule`` (a rules-file mapping) last or at ``position``, as one revision by
+    ``key_id``: checked by the rules loader with the whole rule set (ValidationError with every
+    problem, nothing written). Every rule the API creates one at a time comes through here."""
+    return store.create_rule(
+        rule, position=position, key_id=key_id, message=message or "create a rule"
+    )
+
+
+def redirect_not_found(
+    store: Store,
+    row_id: str,
+    redirect: Mapping[str, Any],
+    *,
+    position: int | None = None,
+    key_id: str | None = None,
+    message: str = "",
+) -> tuple[StoredRule, NotFoundStats]:
+    """Answer the path of the not-found row ``row_id`` with a rule ``{"from": path,
+    **redirect}`` (:func:`create_rule`), then mark the row resolved by it; the rule and the row.
+
+    NotFoundError for an unknown row. A rule the loader refuses is ValidationError whose paths
+    name the fields of ``redirect`` (``to``, not ``rule.to``; ``from`` is the row's path), and
+    the row stays as it was. The row's path is taken as a pattern: one holding ``<`` is refused
+    like any bad pattern."""
+    row = store.get_not_found(row_id)
+    rule = {"from": row.path, **redirect}
+    try:
+        stored = create_rule(
+            store,
+            rule,
+            position=position,
+            key_id=key_id,
+            message=message or f"redirect {row.path} (answered 404) to {redirect.get('to')}",
+        )
+    except ValidationError as exc:
+        raise ValidationError((_body_path(path), text) for path, text in exc.problems) from None
+    return stored, store.set_not_found_status(row_id, "resolved", resolved_rule_id=stored.id)
+
+
+def _body_path(path: str) -> str:
+    """A problem's path in the store's words (``.rule.to``) as a field of a not-found row's
+    redirect body (``to``); a problem with the rule as a whole (a duplicate) names no field."""
+    path = path.lstrip(".")
+    if path == "rule":
+        return ""
+    return path.removeprefix("rule.")
+
+
+_AGO = re.compile(r"(\d{1,9})\s*([mhdw])\Z")
+_AGO_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Moments the analytics can hold: Unix times (the counters keep them), before year 10000.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """A moment as the analytics' filters take it: a duration back from ``now`` (``90d``,
+    ``12h``, ``2w``, ``30m``) or an ISO 8601 date or time (UTC unless it names a zone), from
+    1970 on. ValueError with a message for people otherwise."""
+    now = now or datetime.now(UTC)
+    found = _AGO.match(text.strip().lower())
+    try:
+        if found is not None:
+            moment = now - timedelta(**{_AGO_UNITS[found[2]]: int(found[1])})
+        else:
+            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or not _EARLIEST <= moment < _LATEST:
+        raise ValueError(
+            f"{text!r} is not a moment: write a duration back from now like '90d', '12h', '2w' "
+            "or a date like '2026-01-31' (or '2026-01-31T18:00:00+02:00'), from 1970 on"
+        )
+    return moment.astimezone(UTC)
