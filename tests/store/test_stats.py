@@ -538,3 +538,12 @@ def test_a_database_from_before_migration_6_upgrades_in_place(
     assert [r.rule_id for r in after.unused_rules().rules] == [rule.id]
     after.add_rule_hits([hits(rule.id, 2)])
     assert after.get_rule_stats(rule.id).hits == 2 and after.unused_rules().rules == ()
+
+
+def test_parse_since_says_what_is_wrong_with_a_huge_duration_or_an_old_date() -> None:
+    from waypost.store.stats import parse_since
+
+    for text in ("99999999999d", "1969-12-31"):
+        with pytest.raises(ValueError, match="from 1970 on"):
+            parse_since(text)
+    assert parse_since("2999-01-01", allow_future=True).year == 2999

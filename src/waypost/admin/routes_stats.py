@@ -28,9 +28,9 @@ from waypost.admin.schemas import (
     RuleStatsPageOut,
     UnusedRulePageOut,
 )
-from waypost.admin.service import parse_since, redirect_not_found
+from waypost.admin.service import redirect_not_found
 from waypost.store.keys import ApiKey
-from waypost.store.stats import NotFoundStatus
+from waypost.store.stats import NotFoundStatus, parse_since
 
 __all__ = ["stats_router"]
 
@@ -51,7 +51,7 @@ def _moment(name: str, text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_since(text)
+        return parse_since(text, allow_future=name == "until")
     except ValueError as exc:
         raise ApiError.of_problems(
             422,

@@ -8,18 +8,15 @@ format converters. The routes only translate requests and errors.
   formats of :mod:`waypost.tools.formats`;
 - :func:`create_rule`: the one way the API adds a rule, from ``POST /api/rules`` and from a
   not-found row (:func:`redirect_not_found`);
-- :func:`parse_since`: a moment in the past, as the analytics' filters take it (``90d``, a date).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import yaml
@@ -65,7 +62,6 @@ __all__ = [
     "create_rule",
     "export_snapshot",
     "import_text",
-    "parse_since",
     "problems_out",
     "redirect_not_found",
     "validate",
@@ -605,33 +601,3 @@ def _body_path(path: str) -> str:
     if path == "rule":
         return ""
     return path.removeprefix("rule.")
-
-
-_AGO = re.compile(r"(\d{1,9})\s*([mhdw])\Z")
-_AGO_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-# Moments the analytics can hold: Unix times (the counters keep them), before year 10000.
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-def parse_since(text: str, *, now: datetime | None = None) -> datetime:
-    """A moment as the analytics' filters take it: a duration back from ``now`` (``90d``,
-    ``12h``, ``2w``, ``30m``) or an ISO 8601 date or time (UTC unless it names a zone), from
-    1970 on. ValueError with a message for people otherwise."""
-    now = now or datetime.now(UTC)
-    found = _AGO.match(text.strip().lower())
-    try:
-        if found is not None:
-            moment = now - timedelta(**{_AGO_UNITS[found[2]]: int(found[1])})
-        else:
-            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        moment = None
-    if moment is None or not _EARLIEST <= moment < _LATEST:
-        raise ValueError(
-            f"{text!r} is not a moment: write a duration back from now like '90d', '12h', '2w' "
-            "or a date like '2026-01-31' (or '2026-01-31T18:00:00+02:00'), from 1970 on"
-        )
-    return moment.astimezone(UTC)

@@ -68,26 +68,34 @@ def not_found_id(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+def parse_since(text: str, *, now: datetime | None = None, allow_future: bool = False) -> datetime:
     """The moment ``text`` names, for "no hits since": a duration back from ``now`` (``90d``,
     ``12h``, ``2w``, written as for a key's expiry) or an ISO 8601 date or time (UTC unless it
-    names a zone), not in the future; :class:`ValueError` with a message for people otherwise."""
+    names a zone), from 1970 on and, unless ``allow_future`` (an ``until``), not in the future;
+    :class:`ValueError` with a message for people otherwise."""
     now = now or datetime.now(UTC)
-    duration = parse_duration(text)
-    if duration is not None:
-        return now - duration
+    moment: datetime | None
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        duration = parse_duration(text)
+        if duration is not None:
+            moment = now - duration
+        else:
+            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # not a date; a duration past what a date can hold
+        moment = None
+    if moment is None or moment < _EARLIEST:
         raise ValueError(
             f"{text!r} is not a duration or a date: write how long ago, like '90d', '12h' or "
-            "'2w', or a date like '2026-01-31'"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    if moment > now:
+            "'2w', or a date like '2026-01-31' (or '2026-01-31T18:00:00+02:00'), from 1970 on"
+        )
+    if moment > now and not allow_future:
         raise ValueError(f"{text!r} is in the future; give a moment in the past, or a duration")
-    return moment
+    return moment.astimezone(UTC)
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def hour_start(moment: float) -> datetime:
