@@ -15,6 +15,10 @@ across the whole rule set. The server runs on CPU 0 and wrk on CPU 1 (taskset), 
 - ``nginx``: a ``map`` of the redirects and ``return 301`` (the practical ceiling), access log off;
 - ``starlette``: one ``Route`` per redirect, served by uvicorn (what a user would write by hand).
   Starlette matches routes one by one, so it is measured up to ``--starlette-max`` routes;
+- ``waypost-db`` and ``waypost-stats``: ``waypost serve`` of the same rules from a SQLite rule
+  store of their own (``--db``, seeded from the file), with analytics off (``--no-stats``) and
+  on (every hit counted, written to the store every 5 s, the default): what the statistics
+  cost (#16: at most 5%);
 - ``waypost-baseline`` (with ``--baseline-src DIR``): ``waypost serve`` from another source tree
   (the code before a change: ``git archive OLD src | tar -x -C DIR``, then build its compiled
   store with ``python setup.py build_ext --inplace`` there), so that what a change costs is
@@ -194,8 +198,8 @@ def _wrk(port: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str, 
 def _command(name: str, port: int, rules: Path, tmp: Path, size: int) -> list[str]:
     python = str(BIN / "python")
     bench_dir = str(ROOT / "benchmarks")
-    if name in ("waypost", "waypost-baseline"):
-        return [
+    if name in ("waypost", "waypost-baseline", "waypost-db", "waypost-stats"):
+        command = [
             python,
             "-m",
             "waypost",
@@ -209,6 +213,14 @@ def _command(name: str, port: int, rules: Path, tmp: Path, size: int) -> list[st
             "--log-level",
             "warning",
         ]
+        if name in ("waypost-db", "waypost-stats"):
+            # The same rules from a store of their own (seeded from the file when the server
+            # starts), with statistics off and on: what counting every hit costs.
+            command += ["--db", f"sqlite:///{tmp / f'{name}-{size}.db'}"]
+            command += (
+                ["--stats", "--stats-interval", "1"] if name == "waypost-stats" else ["--no-stats"]
+            )
+        return command
     if name == "granian-asgi":
         return [
             str(BIN / "granian"),
@@ -404,6 +416,14 @@ def verdicts(results: list[dict[str, Any]], small: int, large: int) -> list[dict
     if waypost and waypost_large and large != small:
         add(f"waypost {large:,} vs {small:,} rules", _paired(waypost_large, waypost), 0.9)
     for size in dict.fromkeys((small, large)):
+        counting, not_counting = (
+            _get(results, "waypost-stats", size),
+            _get(results, "waypost-db", size),
+        )
+        if counting and not_counting:
+            # #16: statistics on cost at most 5% of the rate with them off.
+            add(f"waypost stats on vs off, {size:,} rules", _paired(counting, not_counting), 0.95)
+    for size in dict.fromkeys((small, large)):
         waypost_n, before = _get(results, "waypost", size), _get(results, "waypost-baseline", size)
         if waypost_n and before:
             # A change may cost a little; more than 5% of the rate needs a reason.
@@ -468,7 +488,9 @@ def main() -> None:
         "--starlette-max", type=int, default=10_000, help="most routes given to Starlette"
     )
     parser.add_argument(
-        "--servers", default="waypost,uvicorn,granian-asgi,nginx,starlette", help="which to run"
+        "--servers",
+        default="waypost,uvicorn,granian-asgi,nginx,starlette,waypost-db,waypost-stats",
+        help="which to run",
     )
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 repeat, 1,000 rules")
     parser.add_argument("--no-write", action="store_true", help="do not write results/")

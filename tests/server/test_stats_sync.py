@@ -51,8 +51,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_two_instances_add_up_to_exactly_the_requests_sent(db: str, servers: list[Server]) -> None:
-    first = Server(db, "--stats-interval", "0.5")
-    second = Server(db, "--stats-interval", "0.5", "--workers", "2")
+    first = Server(db, "--stats", "--stats-interval", "0.5")
+    second = Server(db, "--stats", "--stats-interval", "0.5", "--workers", "2")
     servers += [first, second]
     sent = {"/old-page": 0, "/blog/2024/hello": 0, "/gone": 0}
     missing = {"/no/such/page": 0, "/wp-login.php": 0}

@@ -75,12 +75,19 @@ class StatsRecorder(BackgroundLoop):
 
     def hit(self, decision: Decision, when: float) -> None:
         """Count the rule that made ``decision`` (none: nothing to count)."""
-        rule = decision.rule
-        if rule is None:
-            return
         ids = self.rule_ids
-        index = rule.index
-        key = ids[index] if index < len(ids) else rule.source
+        lazy = decision._lazy
+        if lazy is not None and ids:
+            # A packed rule's position is in the decision: its rule object is not read (with a
+            # million rules, reading it is a miss to memory the count does not need).
+            index = lazy[1]
+            key = ids[index] if index < len(ids) else lazy[0][index].source
+        else:
+            rule = decision.rule
+            if rule is None:
+                return
+            index = rule.index
+            key = ids[index] if index < len(ids) else rule.source
         self.rules.record(key, when)
 
     def missing(
