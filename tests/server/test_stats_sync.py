@@ -153,3 +153,21 @@ def test_a_flush_the_store_refused_is_added_at_the_next_one_once() -> None:
     assert sum(d.hits for deltas, _ in store.not_found for d in deltas) == 1
     recorder.flush()  # nothing new: nothing written twice
     assert sum(d.hits for d in store.rule_hits) == 4
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"stats": True}, "--stats counts rule hits and 404s into the rule store: give --db"),
+        ({"stats": True, "db": "sqlite:///x.db", "stats_interval": 0}, "more than 0 seconds"),
+        ({"stats_retention": -1}, "a number of days, 0 or more"),
+    ],
+    ids=["stats-without-db", "zero-interval", "negative-retention"],
+)
+def test_stats_settings_that_cannot_work_are_refused(flags: dict[str, Any], message: str) -> None:
+    from waypost.exceptions import SettingsError
+    from waypost.server.config import Settings
+    from waypost.server.run import check_serve_settings
+
+    with pytest.raises(SettingsError, match=message):
+        check_serve_settings(Settings(**flags))

@@ -69,6 +69,19 @@ def check_serve_settings(settings: Settings) -> None:
 
     if settings.upstream:
         check_upstream(settings.upstream)
+    if settings.stats and not settings.db:
+        raise SettingsError(
+            "--stats counts rule hits and 404s into the rule store: give --db URL too "
+            "(sqlite:///waypost.db will do), or leave --stats out"
+        )
+    if settings.stats_interval <= 0:
+        raise SettingsError(
+            f"stats_interval must be more than 0 seconds, not {settings.stats_interval!r}"
+        )
+    if settings.stats_retention < 0:
+        raise SettingsError(
+            f"stats_retention is a number of days, 0 or more, not {settings.stats_retention!r}"
+        )
     parse_trusted_proxies(settings.trusted_proxies)
     NotFoundPage(settings.not_found_template)
     if settings.log_level.lower() not in _LEVELS:
