@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from waypost.guards.base import Allowed, Ask
-from waypost.rules.request import Request
+from waypost.rules.request import HOP_BY_HOP, Request
 
 __all__ = [
     "BODY_LIMIT",
@@ -54,24 +54,11 @@ PASSED_HEADERS = frozenset(
     {"location", "www-authenticate", "set-cookie", "content-type", "cache-control", "retry-after"}
 )
 _CACHE_SIZE = 4096
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 # Not sent to the auth service: no body goes (its framing neither), Host is the service's own,
 # its body comes back as it is read (never compressed: the client gets it without the encoding),
 # a conditional or range request could get a 304 or a 206 instead of a decision, and the
 # forwarding headers are Waypost's to set (a client's would tell the service another URL).
-_NOT_SENT = _HOP_BY_HOP | frozenset(
+_NOT_SENT = HOP_BY_HOP | frozenset(
     {
         "host",
         "accept-encoding",

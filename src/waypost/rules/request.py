@@ -17,6 +17,7 @@ from typing import Generic, TypeVar, overload
 from urllib.parse import unquote, unquote_plus
 
 __all__ = [
+    "HOP_BY_HOP",
     "SOURCE_VARIABLE",
     "Request",
     "UrlParts",
@@ -27,6 +28,22 @@ __all__ = [
 ]
 
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+#: The hop-by-hop header fields (RFC 9110 7.6.1, and the old Keep-Alive and Proxy-Connection):
+#: about one connection, never passed on to another (an upstream, an auth service).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 
 _MEDIA_JSON = ("application/json",)
 _MEDIA_HTML = ("text/html", "application/xhtml+xml")

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from waypost.exceptions import WaypostError
+from waypost.rules.request import HOP_BY_HOP
 from waypost.rules.safety import control_character, host_allowed
 
 __all__ = [
@@ -40,23 +41,10 @@ __all__ = [
     "tls_context",
 ]
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 # Not forwarded to the upstream: Host is the upstream's own; Expect is this server's business.
-_NOT_FORWARDED = _HOP_BY_HOP | {"host", "expect"}
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "expect"}
 # Not passed back: the server in front writes its own Date and Server.
-_NOT_RETURNED = _HOP_BY_HOP | {"date", "server"}
+_NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
 
 
 class UpstreamError(WaypostError):
