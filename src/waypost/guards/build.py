@@ -27,6 +27,24 @@ __all__ = ["build_guards"]
 _EXTRA = "pip install 'waypost[guards]'"
 
 
+_SET_IT = "set it where the server or the app runs"
+
+
+def _secret(spec: GuardSpec, variable: str, what: str, fix: str) -> str:
+    """The value of the environment variable ``variable`` (``what`` it holds for ``spec``); a
+    RuleError saying ``fix`` when it is unset or empty. The name of the variable, never its
+    value."""
+    value = os.environ.get(variable)
+    if not value:
+        raise RuleError(
+            f"guard {spec.name!r}: the environment variable {variable!r} ({what}) is not set; "
+            f"{fix}",
+            file=spec.file,
+            line=spec.line,
+        )
+    return value
+
+
 def _missing(spec: GuardSpec, library: str) -> RuleError:
     return RuleError(
         f"guard {spec.name!r}: the {spec.kind!r} guard needs the {library!r} library; {_EXTRA}",
@@ -94,28 +112,16 @@ def _build(
             if exc.name != "itsdangerous":
                 raise
             raise _missing(spec, "itsdangerous") from None
-        variable = options["secret_env"]
-        secret = os.environ.get(variable)
-        if not secret:
-            # The name of the variable, never its value.
-            raise RuleError(
-                f"guard {spec.name!r}: the environment variable {variable!r} (the app's "
-                "SECRET_KEY) is not set; set it where the server or the app runs",
-                file=spec.file,
-                line=spec.line,
+        secret = _secret(spec, options["secret_env"], "the app's SECRET_KEY", _SET_IT)
+        secrets = [
+            _secret(
+                spec,
+                fallback,
+                "an old key in secret_fallbacks_env",
+                "set it, or remove it from the list once no cookie signed with it is in use",
             )
-        secrets: list[str] = []
-        for fallback in options.get("secret_fallbacks_env", ()):
-            old = os.environ.get(fallback)
-            if not old:
-                raise RuleError(
-                    f"guard {spec.name!r}: the environment variable {fallback!r} (an old key "
-                    "in secret_fallbacks_env) is not set; set it, or remove it from the list "
-                    "once no cookie signed with it is in use",
-                    file=spec.file,
-                    line=spec.line,
-                )
-            secrets.append(old)
+            for fallback in options.get("secret_fallbacks_env", ())
+        ]
         # As Flask's SecureCookieSessionInterface: the fallbacks, then the current key last
         # (itsdangerous signs with the last key and verifies with each of them).
         secrets.append(secret)
@@ -207,13 +213,7 @@ def _build_jwt(spec: GuardSpec) -> Guard:
         keys = StaticKey(key, f"public_key={path!r}")
     else:
         variable = options["secret_env"]
-        secret = os.environ.get(variable)
-        if not secret:
-            # The name of the variable, never its value.
-            raise error(
-                f"the environment variable {variable!r} (the tokens' shared secret) is not set; "
-                "set it where the server or the app runs"
-            )
+        secret = _secret(spec, variable, "the tokens' shared secret", _SET_IT)
         # RFC 7518 3.2: an HMAC key at least as long as the hash (32 bytes for HS256).
         shortest = max(int(a[2:]) // 8 for a in algorithms)
         if len(secret.encode("utf-8")) < shortest:
