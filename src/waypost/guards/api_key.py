@@ -36,12 +36,13 @@ from waypost.guards._limit import MAX_FAILURES, WINDOW_SECONDS, FailureWindow
 from waypost.guards.base import Allowed, Denied, Outcome
 from waypost.rules.request import Request
 
-__all__ = ["KEY_ID_HEADER", "AccessKey", "ApiKeyGuard", "KeyRing", "secret_hash"]
+__all__ = ["KEY_FORMAT", "KEY_ID_HEADER", "AccessKey", "ApiKeyGuard", "KeyRing", "secret_hash"]
 
 #: The request header the app or upstream gets the key's id in (a client's own is removed).
 KEY_ID_HEADER = "X-Waypost-Key-Id"
 _CACHE_SIZE = 4096
-_KEY = re.compile(r"wp_([a-z0-9]{1,64})_([A-Za-z0-9_-]{16,256})\Z")
+#: What a whole key looks like: ``wp_<id>_<secret>`` (the id and the secret captured).
+KEY_FORMAT = re.compile(r"wp_([a-z0-9]{1,64})_([A-Za-z0-9_-]{16,256})\Z")
 _ID = re.compile(r"(?:wp_)?([a-z0-9]{1,64})\Z")
 # Query parameters clients put keys in; any value shaped like a Waypost key is refused too.
 _QUERY_NAMES = frozenset(
@@ -125,7 +126,7 @@ def _presented(request: Request) -> tuple[str, str, str] | str | None:
     if authorization is not None:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer":
-            found = _KEY.match(token.strip())
+            found = KEY_FORMAT.match(token.strip())
             if found is None:
                 return "the Bearer token is not a Waypost key ('wp_<id>_<secret>')"
             return found[0], found[1], found[2]
@@ -135,7 +136,7 @@ def _presented(request: Request) -> tuple[str, str, str] | str | None:
     key_id = key_id.strip()
     secret = headers.get("x-secret-token")
     if secret is None:
-        found = _KEY.match(key_id)
+        found = KEY_FORMAT.match(key_id)
         if found is None:
             return "X-API-Key holds no whole key and X-Secret-Token is missing"
         return found[0], found[1], found[2]
@@ -153,7 +154,7 @@ def _in_query(request: Request) -> bool:
     for name, values in request.query.items():
         if name.lower() in _QUERY_NAMES and any(values):
             return True
-        if any(_KEY.match(value.strip()) for value in values):
+        if any(KEY_FORMAT.match(value.strip()) for value in values):
             return True
     return False
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from waypost.exceptions import AuthError
+from waypost.guards.api_key import KEY_FORMAT, secret_hash
 from waypost.store._checker import CachedChecker
 
 __all__ = [
@@ -48,7 +49,10 @@ KeyScope = Literal["read", "write", "admin"]
 SCOPES: tuple[KeyScope, ...] = ("read", "write", "admin")
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no l, o, 0, 1: read aloud without mistakes
 _ID_LENGTH = 12
-_KEY = re.compile(r"wp_([a-z0-9]{1,64})_([A-Za-z0-9_-]{16,256})\Z")
+# One form and one hash for every key: the api_key guard checks what the store writes.
+_KEY = KEY_FORMAT
+#: The stored form of a secret: its SHA-256, in hex.
+hash_secret = secret_hash
 _DURATION = re.compile(r"(\d+)\s*([smhdw])\Z")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -120,11 +124,6 @@ def split_key(presented: str) -> tuple[str, str]:
     if found is None:
         raise AuthError("malformed", "not a Waypost API key: a key looks like 'wp_<id>_<secret>'")
     return found[1], found[2]
-
-
-def hash_secret(secret: str) -> str:
-    """The stored form of a secret: its SHA-256, in hex."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def normalize_host(host: str) -> str:
