@@ -548,25 +548,21 @@ class WaypostServer:
         """Count the request and write its access log line; ``client_ip`` is the real client's
         address (the request's, or :meth:`client` for a request refused before one was built)."""
         self.metrics.count(action, status)
-        if status == 404 and self.stats is not None and action in _NOT_FOUND_ACTIONS:
-            # What no rule answers (or a rule passed on) and the upstream or the 404 page did
-            # not find: the not-found log (a rule's own 'respond: 404' is that rule's hit).
-            referer = user_agent = None
-            for name, value in headers:
-                key = name.lower()
-                if key == "referer":
-                    referer = value
-                elif key == "user-agent":
-                    user_agent = value
-            self.stats.missing(target, referer, user_agent, time.time())
+        # What no rule answers (or a rule passed on) and the upstream or the 404 page did not
+        # find goes to the not-found log (a rule's own 'respond: 404' is that rule's hit).
+        stats = self.stats if status == 404 and action in _NOT_FOUND_ACTIONS else None
+        if stats is None and self.access_log is None:
+            return
+        referer = user_agent = None
+        for name, value in headers:
+            key = name.lower()
+            if key == "referer":
+                referer = value
+            elif key == "user-agent":
+                user_agent = value
+        if stats is not None:
+            stats.missing(target, referer, user_agent, time.time())
         if self.access_log is not None:
-            referer = user_agent = None
-            for name, value in headers:
-                key = name.lower()
-                if key == "referer":
-                    referer = value
-                elif key == "user-agent":
-                    user_agent = value
             self.access_log.write(
                 client_ip, method, target, protocol, status, size, referer, user_agent
             )
