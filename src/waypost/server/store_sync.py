@@ -92,8 +92,7 @@ class StoreSync(BackgroundLoop):
     ) -> None:
         self.engine = engine
         self.url = self.location = source.url
-        #: The store ids of the rules serving, by position; and who counts hits by them.
-        self.rule_ids = source.rule_ids
+        #: Who counts hits by the store ids of the rules serving (kept in step on each load).
         self.stats: StatsRecorder | None = None
         #: The revision serving (a revision that did not load is not it).
         self.revision = self._skipped = source.revision
@@ -204,7 +203,6 @@ class StoreSync(BackgroundLoop):
                 shrink,
             )
         self.revision = self._skipped = snapshot.revision
-        self.rule_ids = snapshot.rule_ids
         if self.stats is not None:
             # Hits from now on count against this revision's rule ids.
             self.stats.rule_ids = snapshot.rule_ids
