@@ -157,3 +157,32 @@ def test_one_cookie_from_several_cookie_headers_and_after_the_jar_was_read() -> 
     assert request.cookies == {"a": "1", "session": "s"}
     assert request.cookie("a") == "1"
     assert Request("GET", "/").cookie("session") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [
+            ("Host", "a"),
+            ("X-API-Key", "k1"),
+            ("x-api-key", "k2"),
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
+        ],
+        (("X-Api-Key", "k1"), ("Accept", "*/*")),
+        {"X-API-Key": "k1", "Cookie": "a=1"},
+        None,
+        [],
+    ],
+)
+def test_headers_named_agrees_with_headers(headers: Any) -> None:
+    """headers_named() gives what headers gives for the names asked, parsed or not."""
+    names = ("x-api-key", "cookie", "authorization")
+    expected = Request("GET", "/", "", headers).headers
+    for read_first in (False, True):
+        request = Request("GET", "/", "", headers)
+        if read_first:
+            assert request.headers == expected
+        found = request.headers_named(names)
+        for name in names:
+            assert found.get(name) == expected.get(name)

@@ -118,11 +118,14 @@ class KeyRing:
         return used
 
 
-def _presented(request: Request) -> tuple[str, str, str] | str | None:
-    """``(whole key or '', id, secret)`` from the headers, a message when they hold something
-    that is not a key, None when they hold none."""
-    headers = request.headers
-    authorization = headers.get("authorization")
+#: The headers a key may come in (lower case), in the order _presented() reads them.
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-secret-token")
+
+
+def _presented(sent: tuple[str | None, ...]) -> tuple[str, str, str] | str | None:
+    """``(whole key or '', id, secret)`` from the :data:`CREDENTIAL_HEADERS` as sent, a message
+    when they hold something that is not a key, None when they hold none."""
+    authorization, key_id, secret = sent
     if authorization is not None:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer":
@@ -130,11 +133,9 @@ def _presented(request: Request) -> tuple[str, str, str] | str | None:
             if found is None:
                 return "the Bearer token is not a Waypost key ('wp_<id>_<secret>')"
             return found[0], found[1], found[2]
-    key_id = headers.get("x-api-key")
     if key_id is None:
         return None
     key_id = key_id.strip()
-    secret = headers.get("x-secret-token")
     if secret is None:
         found = KEY_FORMAT.match(key_id)
         if found is None:
@@ -184,29 +185,29 @@ class ApiKeyGuard:
         self._challenge = f'Bearer realm="{name}"'
         self._invalid = f'Bearer realm="{name}", error="invalid_token"'
         #: The credentials as sent (Authorization, or X-API-Key and X-Secret-Token) -> the key,
-        #: the ring generation it was checked in, and what a request with them gets.
-        self._passed: dict[tuple[str | None, ...], tuple[AccessKey, int, Allowed]] = {}
+        #: the ring generation it was checked in, what a request with them gets, and whether
+        #: that is all (a key of the guard's audience, bound to no host, that never expires).
+        self._passed: dict[tuple[str | None, ...], tuple[AccessKey, int, Allowed, bool]] = {}
 
     def __repr__(self) -> str:
         return f"ApiKeyGuard({self.name!r}, audience={self.audience!r})"
 
     def check(self, request: Request) -> Outcome:
         """Allowed with the key's id as the user, 401, 403, or 429."""
-        headers = request.headers
         # Every header a key may come in, exactly as sent: what a remembered check is found by
         # (the same headers always get the same verdict, so nothing is parsed again for them;
         # all three, so that a Basic header sent for another guard keys nothing alone).
-        sent = (
-            headers.get("authorization"),
-            headers.get("x-api-key"),
-            headers.get("x-secret-token"),
-        )
+        found = request.headers_named(CREDENTIAL_HEADERS)
+        sent = (found.get("authorization"), found.get("x-api-key"), found.get("x-secret-token"))
         ring = self.ring
         remembered = self._passed.get(sent)
         if remembered is not None and remembered[1] == ring.generation:
             key, allowed = remembered[0], remembered[2]
+            if remembered[3]:  # nothing left to check for this request
+                ring.note_use(key.id)
+                return allowed
         else:
-            presented = _presented(request)
+            presented = _presented(sent)
             if presented is None:
                 if _in_query(request):
                     return Denied(401, "a key in the query string", self._invalid, message=_WHERE)
@@ -235,7 +236,8 @@ class ApiKeyGuard:
             )
             if len(self._passed) >= _CACHE_SIZE:
                 self._passed.clear()  # bounded: many distinct keys cost a hash again
-            self._passed[sent] = (key, ring.generation, allowed)
+            plain = key.expires_at is None and key.host is None and self.audience in key.audiences
+            self._passed[sent] = (key, ring.generation, allowed, plain)
         if key.expires_at is not None and key.expires_at <= time.time():
             return Denied(401, f"key {key.id!r} expired", self._invalid)
         if self.audience not in key.audiences:

@@ -17,7 +17,10 @@ from typing import Any, Literal, Protocol
 
 from waypost.rules.request import Request
 
-__all__ = ["Allowed", "Ask", "Denied", "Guard", "Outcome"]
+__all__ = ["AUTHORIZATION", "Allowed", "Ask", "Denied", "Guard", "Outcome"]
+
+#: The Authorization header, as :meth:`Request.headers_named` takes it (one tuple, made once).
+AUTHORIZATION = ("authorization",)
 
 
 @dataclass(frozen=True, slots=True)

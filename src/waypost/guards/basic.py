@@ -33,7 +33,7 @@ from pathlib import Path
 import bcrypt
 
 from waypost.guards._limit import MAX_FAILURES, WINDOW_SECONDS, FailureWindow
-from waypost.guards.base import Allowed, Denied, Outcome
+from waypost.guards.base import AUTHORIZATION, Allowed, Denied, Outcome
 from waypost.rules.request import Request
 
 __all__ = ["CACHE_SECONDS", "BasicGuard", "read_htpasswd"]
@@ -105,7 +105,8 @@ class BasicGuard:
 
     def check(self, request: Request) -> Outcome:
         """Allowed with the user name, or 401 with a ``Basic`` challenge."""
-        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        authorization = request.headers_named(AUTHORIZATION).get("authorization", "")
+        scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "basic":
             return Denied(401, "no Basic credentials", self._challenge)
         token = token.strip()

@@ -45,7 +45,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from waypost.guards._limit import MAX_FAILURES, WINDOW_SECONDS, FailureWindow
-from waypost.guards.base import Allowed, Denied, Outcome
+from waypost.guards.base import AUTHORIZATION, Allowed, Denied, Outcome
 from waypost.rules.request import Request
 
 __all__ = [
@@ -319,11 +319,12 @@ class JwtGuard:
         return f"JwtGuard({self.name!r}, {self.keys.describe()}, algorithms={self.algorithms!r})"
 
     def _token(self, request: Request) -> str | None:
-        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        authorization = request.headers_named(AUTHORIZATION).get("authorization", "")
+        scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
         if self.cookie is not None:
-            return request.cookies.get(self.cookie) or None
+            return request.cookie(self.cookie) or None
         return None
 
     def check(self, request: Request) -> Outcome:

@@ -147,6 +147,10 @@ def parse_url(url: str) -> UrlParts:
 T = TypeVar("T")
 
 
+#: Header names -> their lengths, for Request.headers_named() (a few tuples, each a guard's).
+_LENGTHS: dict[tuple[str, ...], frozenset[int]] = {}
+
+
 class _ParsedOnce(Generic[T]):
     """A property parsed from the request when first read and kept in the slot of the same name
     with a leading underscore (a request that no condition reads never parses it)."""
@@ -315,6 +319,29 @@ class Request:
                     header = value if header is None else f"{header}; {value}"
             return header
         return self.headers.get("cookie")
+
+    def headers_named(self, names: tuple[str, ...]) -> Mapping[str, str]:
+        """The headers ``names`` (lower case) that were sent, as :attr:`headers` has them (a
+        mapping that may hold others too), without parsing the other headers unless they were
+        read: a guard that remembers what its credential headers got reads them on every
+        request."""
+        raw = self.raw_headers
+        if self._headers is None and (type(raw) is list or type(raw) is tuple):
+            # As headers() merges them, from the pairs the adapters give (see cookie_header());
+            # no comprehension or map(): each costs CPython 3.11 more than the loop.
+            lengths = _LENGTHS.get(names)
+            if lengths is None:
+                lengths = _LENGTHS[names] = frozenset(len(name) for name in names)
+            found: dict[str, str] = {}
+            for key, value in raw:
+                if len(key) in lengths:  # most names have none of their lengths
+                    key = key.lower()
+                    if key in names:
+                        if key in found:
+                            value = found[key] + ("; " if key == "cookie" else ", ") + value
+                        found[key] = value
+            return found
+        return self.headers
 
     def cookie(self, name: str, header: str | None = None) -> str | None:
         """The value of cookie ``name`` as :attr:`cookies` has it (the first of repeated names),
