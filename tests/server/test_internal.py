@@ -27,7 +27,7 @@ from waypost.server.sources import StoreSource
 from waypost.store import open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
-DETAILS = {"status", "rules", "revision", "loaded_at", "store", "reason", "pid"}
+DETAILS = {"status", "rules", "revision", "loaded_at", "store", "reason", "pid", "stats"}
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ flush keeping what the store could not take."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from tests._servers import Server
 from waypost import Engine
 from waypost.exceptions import StoreUnavailable
-from waypost.server.stats_sync import StatsRecorder
+from waypost.server.stats_sync import BUDGET, StatsRecorder
 from waypost.store import open_store
 
 POSTGRES_URL = os.environ.get("WAYPOST_TEST_POSTGRES_URL")
@@ -153,6 +154,47 @@ def test_a_flush_the_store_refused_is_added_at_the_next_one_once() -> None:
     assert sum(d.hits for deltas, _ in store.not_found for d in deltas) == 1
     recorder.flush()  # nothing new: nothing written twice
     assert sum(d.hits for d in store.rule_hits) == 4
+
+
+class _SlowRecorder(StatsRecorder):
+    """A recorder whose flushes take 50 ms of CPU (a store receiving a very large batch)."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        started = time.thread_time()
+        while time.thread_time() - started < 0.05:
+            pass
+
+
+def test_slow_flushes_space_themselves_out_within_the_budget() -> None:
+    recorder = _SlowRecorder("sqlite:///unused.db", interval=0.1)
+    assert recorder.report() == {"flushed_at": None, "interval": 0.1, "held": 0, "dropped": 0}
+    recorder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while recorder.flushes == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        # 50 ms of CPU at a 2% budget: the next flush no sooner than 2.5 s later.
+        assert recorder.flushes == 1
+        assert recorder.effective_interval >= 0.05 / BUDGET
+        assert recorder.report()["interval"] >= 2.5
+    finally:
+        recorder._stop.set()
+
+
+def test_hits_of_rules_not_from_the_store_are_counted_by_source() -> None:
+    recorder = StatsRecorder("sqlite:///unused.db", rule_ids=())
+    engine = Engine([{"from": "/a", "to": "/b"}, {"from": "/c/<int:n>", "to": "/d/{n}"}])
+    recorder.hit(engine.resolve("GET", "/a"), 1_700_000_000.0)
+    recorder.hit(engine.resolve("GET", "/c/4"), 1_700_000_000.0)
+    recorder.hit(engine.resolve("GET", "/nothing"), 1_700_000_000.0)
+    assert sorted((d.key, d.hits) for d in recorder.rules.drain()) == [
+        ("<rules>#1", 1),
+        ("<rules>#2", 1),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -114,21 +114,27 @@ def test_deltas_of_different_rules_do_not_merge() -> None:
         RuleHitDelta("a", 1, 0.0, 0.0, {0: 1}).merge(RuleHitDelta("b", 1, 0.0, 0.0, {0: 1}))
 
 
-def test_a_known_key_is_counted_without_allocating() -> None:
+def test_folded_hits_leave_no_log_behind() -> None:
+    # The log holds one fold interval's hits; once folded, a key costs its tallies only.
     hits = RuleHits()
     hits.record("rule", 100.0)
-    hits.record("rule", 101.0)
+    assert hits.fold() == 1
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for i in range(10_000):
-            hits.record("rule", 100.0 + i % 3000)
+        for _ in range(10):
+            for i in range(10_000):
+                hits.record("rule", 100.0 + i % 3000)
+            assert hits.fold() == 10_000
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    # The floats stored as first/last; nothing per hit.
-    assert grown < 1000
-    assert by_key(hits.drain())["rule"].hits == 10_002
+    # 100,000 hits logged take about 1.6 MB; nothing of them stays.
+    assert grown < 5_000
+    assert repr(hits) == "RuleHits()  # 0 hits unfolded, 1 keys pending"
+    assert by_key(hits.drain())["rule"] == RuleHitDelta(
+        "rule", 100_001, 100.0, 100.0 + 9_999 % 3000, {0: 100_001}
+    )
 
 
 @pytest.mark.parametrize("switch", [0.005, 1e-6], ids=["default-switch", "switch-every-bytecode"])
@@ -170,30 +176,30 @@ def _record_in_two_threads_and_drain() -> None:
     assert len(drains) > 3, "the drains did not overlap the recording"
 
 
-def test_hits_counted_into_a_table_being_drained_come_with_a_later_drain() -> None:
-    # What a thread inside record() does: it holds the table it read, and counts into it after
-    # the drain swapped it out. Here the test holds it.
+def test_hits_appended_to_a_log_being_folded_come_with_a_later_drain() -> None:
+    # What a thread inside record() does: it holds the log it read, and appends to it after the
+    # fold swapped it out. Here the test holds it.
     hits = RuleHits()
     hits.record("a", 10.0)
-    held = hits._table
+    held = hits._log
     assert by_key(hits.drain()) == {"a": RuleHitDelta("a", 1, 10.0, 10.0, {0: 1})}
-    hits._table, fresh = held, hits._table
-    hits.record("a", 20.0)  # a key the drain read
-    hits.record("b", 4000.0)  # a key it never saw
-    hits._table = fresh
-    del fresh
+    for key, when in [("a", 20.0), ("b", 4000.0)]:  # a key the drain read, and a new one
+        held.whens.append(when)
+        held.keys.append(key)
     hits.record("a", 30.0)
     late = by_key(hits.drain())
-    assert late["a"] == RuleHitDelta("a", 2, 10.0, 30.0, {0: 2})
+    assert late["a"] == RuleHitDelta("a", 2, 20.0, 30.0, {0: 2})
     assert late["b"] == RuleHitDelta("b", 1, 4000.0, 4000.0, {3600: 1})
     assert hits.drain() == ()
     assert len(hits._retired) == 1
+    held.whens.append(50.0)
+    held.keys.append("c")
     del held
-    assert hits.drain() == ()
+    assert by_key(hits.drain()) == {"c": RuleHitDelta("c", 1, 50.0, 50.0, {0: 1})}
     assert hits._retired == []
 
 
-def test_a_table_nobody_holds_is_read_once() -> None:
+def test_a_log_nobody_holds_is_read_once() -> None:
     hits = RuleHits()
     hits.record("a", 10.0)
     hits.drain()
@@ -203,4 +209,4 @@ def test_a_table_nobody_holds_is_read_once() -> None:
 def test_repr() -> None:
     hits = RuleHits()
     hits.record("a", 0.0)
-    assert repr(hits) == "RuleHits()  # 1 keys pending"
+    assert repr(hits) == "RuleHits()  # 1 hits unfolded, 0 keys pending"

@@ -450,6 +450,7 @@ class WaypostServer:
                 "store": sync.location,
                 "reason": sync.degraded,
                 "pid": os.getpid(),
+                "stats": None if self.stats is None else self.stats.report(),
             }
         loaded = self.watcher.loaded if self.watcher is not None else None
         reason = self.degraded()

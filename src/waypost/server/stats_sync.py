@@ -11,6 +11,14 @@ unreachable) keeps the drained counts and adds them to the next flush, up to
 A rule is counted by its store id (``rule_ids``, which the store sync keeps in step with the
 rules serving) or, for rules from a file, by its ``file:line``. Retention: once an hour, rows
 older than ``retention`` days are purged (``Store.purge_stats``).
+
+The request path only appends to a log (:class:`~waypost.stats.RuleHits`); the thread folds the
+log into counts every second and writes them every ``interval`` seconds, or less often when
+writing takes long: a flush is never followed by the next sooner than ``1 / BUDGET`` times its
+own CPU time (so the statistics take at most about 2% of the worker whatever the rule set; with
+a million rules hit evenly, a flush writes hundreds of thousands of rows and the interval grows
+to minutes, which is also what a crash can lose). :meth:`StatsRecorder.report` says the interval
+in use.
 """
 
 from __future__ import annotations
@@ -29,13 +37,17 @@ from waypost.store import open_store
 from waypost.store.stats import NotFoundDelta as StoredNotFound
 from waypost.store.stats import RuleHitsDelta as StoredRuleHits
 
-__all__ = ["MAX_HELD", "StatsRecorder"]
+__all__ = ["BUDGET", "MAX_HELD", "StatsRecorder"]
 
 logger = logging.getLogger("waypost.server")
 
 #: Batches kept while the store cannot take them (one per interval).
 MAX_HELD = 60
 _PURGE_EVERY = 3600.0
+#: The share of a worker's CPU time the flushes may take (see the module docstring).
+BUDGET = 0.02
+#: Seconds between folds of the hit log (memory holds about this long a log).
+FOLD_EVERY = 1.0
 
 
 class StatsRecorder(BackgroundLoop):
@@ -65,8 +77,11 @@ class StatsRecorder(BackgroundLoop):
         #: Batches given up after ``MAX_HELD`` failed flushes.
         self.dropped = 0
         self.flushed_at: float | None = None
+        #: The seconds between flushes in use: ``interval``, or more after a long flush.
+        self.effective_interval = interval
         self._store: Any = None
         self._purged = 0.0
+        self._record = self.rules.record
 
     def __repr__(self) -> str:
         return f"StatsRecorder(interval={self.interval!r})"
@@ -75,20 +90,21 @@ class StatsRecorder(BackgroundLoop):
 
     def hit(self, decision: Decision, when: float) -> None:
         """Count the rule that made ``decision`` (none: nothing to count)."""
-        ids = self.rule_ids
         lazy = decision._lazy
-        if lazy is not None and ids:
+        if lazy is not None:
             # A packed rule's position is in the decision: its rule object is not read (with a
             # million rules, reading it is a miss to memory the count does not need).
             index = lazy[1]
-            key = ids[index] if index < len(ids) else lazy[0][index].source
-        else:
-            rule = decision.rule
-            if rule is None:
-                return
+            try:
+                self._record(self.rule_ids[index], when)
+            except IndexError:  # rules not from the store (not counted by id)
+                self._record(lazy[0][index].source, when)
+            return
+        rule = decision.rule
+        if rule is not None:
             index = rule.index
-            key = ids[index] if index < len(ids) else rule.source
-        self.rules.record(key, when)
+            ids = self.rule_ids
+            self._record(ids[index] if index < len(ids) else rule.source, when)
 
     def missing(
         self,
@@ -104,8 +120,28 @@ class StatsRecorder(BackgroundLoop):
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
+        due = time.monotonic() + self.interval
+        while not self._stop.wait(min(FOLD_EVERY, self.interval)):
+            self.rules.fold()
+            if time.monotonic() >= due:
+                spent = time.thread_time()
+                self.flush()
+                spent = time.thread_time() - spent
+                self.effective_interval = max(self.interval, spent / BUDGET)
+                due = time.monotonic() + self.effective_interval
+
+    def report(self) -> dict[str, object]:
+        """For health: when the counts were last written, the interval in use, and the batches
+        given up."""
+        flushed = self.flushed_at
+        return {
+            "flushed_at": None
+            if flushed is None
+            else datetime.fromtimestamp(flushed, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "interval": round(self.effective_interval, 1),
+            "held": len(self._held),
+            "dropped": self.dropped,
+        }
 
     def stop(self) -> None:
         """Stop the thread and add what is counted (the graceful shutdown's last flush)."""
