@@ -7,7 +7,10 @@ lives here once.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +22,8 @@ from waypost.exceptions import WaypostError
 from waypost.guards import GUARD_HEADER, KEY_ID_HEADER, USER_HEADER
 from waypost.responses import DEFAULT_MAX_AGE, Response, decision_response, error_response
 from waypost.rules.model import Rewrite
+from waypost.rules.request import Request
+from waypost.stats import StatsSink
 
 __all__ = [
     "AppRoutes",
@@ -26,6 +31,7 @@ __all__ = [
     "MiddlewareBase",
     "identity_of",
     "proxy_rules_problem",
+    "record_missing",
     "resolver_for",
     "under_mount",
 ]
@@ -132,6 +138,15 @@ def resolver_for(routes: Any, app_routes: AppRoutes, kind: str) -> RouteResolver
     raise WaypostError(f"routes={routes!r} is neither a callable nor {kind}")
 
 
+def record_missing(stats: StatsSink, request: Request) -> None:
+    """Tell ``stats`` the app answered ``request`` with 404 (its path and query as sent, its
+    referrer and user agent)."""
+    query = request.query_string
+    target = f"{request.raw_path}?{query}" if query else request.raw_path
+    headers = request.headers
+    stats.missing(target, headers.get("referer"), headers.get("user-agent"), time.time())
+
+
 def proxy_rules_problem(engine: Engine) -> str | None:
     """Why the middleware refuses ``engine``'s rules: each rule that proxies to another origin
     (a rewrite to an absolute URL), by ``file:line``; None when there is none."""
@@ -152,7 +167,11 @@ class MiddlewareBase(Generic[App]):
 
     ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`; ``routes`` resolves
     ``to: {route: ...}`` targets (see each middleware); ``default_max_age`` is the cache lifetime
-    of a permanent redirect whose rule sets none.
+    of a permanent redirect whose rule sets none; ``stats``, when given, records each rule hit
+    and each request the app answers 404 (a :class:`~waypost.stats.StatsSink`, such as a
+    :class:`~waypost.store.recorder.StatsRecorder` writing to a rule store). It is started on the
+    first request (or the ASGI lifespan's start-up) and stopped, its last counts written, at the
+    lifespan's shutdown or when the interpreter exits.
 
     Proxy rules (a ``rewrite`` to an absolute URL) need an HTTP client, which the middleware does
     not have: rules that hold one are refused when the middleware is made
@@ -169,8 +188,12 @@ class MiddlewareBase(Generic[App]):
         *,
         routes: RouteResolver | Any | None = None,
         default_max_age: int = DEFAULT_MAX_AGE,
+        stats: StatsSink | None = None,
     ) -> None:
         self.app = app
+        self.stats = stats
+        self._stats_lock = threading.Lock()
+        self._stats_started = False
         self.engine = rules if isinstance(rules, Engine) else Engine.from_file(rules)
         problem = proxy_rules_problem(self.engine)
         if problem is not None:
@@ -180,6 +203,29 @@ class MiddlewareBase(Generic[App]):
         resolver = self._route_resolver(routes)
         if resolver is not None:
             self._bind(resolver)
+
+    def start_stats(self) -> None:
+        """Start the stats sink (once; in the serving process, after any fork) and have it
+        stopped when the interpreter exits. No-op without one."""
+        stats = self.stats
+        if stats is None or self._stats_started:
+            return
+        with self._stats_lock:
+            if self._stats_started:
+                return
+            stats.start()
+            atexit.register(self.stop_stats)
+            self._stats_started = True
+
+    def stop_stats(self) -> None:
+        """Stop the stats sink, writing its last counts (no-op when it is not running)."""
+        stats = self.stats
+        with self._stats_lock:
+            if stats is None or not self._stats_started:
+                return
+            self._stats_started = False
+            atexit.unregister(self.stop_stats)
+        stats.stop()
 
     def _route_resolver(self, routes: Any) -> RouteResolver | None:
         """The resolver for ``routes=`` (None: none yet); each middleware knows its framework."""

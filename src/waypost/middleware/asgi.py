@@ -25,6 +25,7 @@ Plain ASGI: no web framework is imported.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
@@ -33,11 +34,17 @@ from waypost.engine import Decision, RouteResolver, Stage
 from waypost.exceptions import WaypostError
 from waypost.guards import IDENTITY_KEYS, without_identity_headers
 from waypost.middleware._auth import settle_async
-from waypost.middleware._common import MiddlewareBase, identity_of, resolver_for
+from waypost.middleware._common import (
+    MiddlewareBase,
+    identity_of,
+    record_missing,
+    resolver_for,
+)
 from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
 from waypost.middleware.request import request_from_scope
 from waypost.responses import Response
 from waypost.rules.request import Request
+from waypost.stats import StatsSink
 
 __all__ = ["WaypostMiddleware", "request_from_scope", "send_response"]
 
@@ -111,10 +118,11 @@ def _starlette_routes(app: Any) -> RouteResolver | None:
 class WaypostMiddleware(MiddlewareBase[ASGIApp]):
     """ASGI middleware answering redirects and responses, rewriting, or passing requests on.
 
-    ``WaypostMiddleware(app, rules, *, routes=None, default_max_age=3600)``: ``rules`` is a rules
-    file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves ``to: {route: ...}``
-    targets; by default the app's own ``url_path_for`` (Starlette/FastAPI, found at start-up),
-    or give an app or a callable ``(name, params) -> path``.
+    ``WaypostMiddleware(app, rules, *, routes=None, default_max_age=3600, stats=None)``:
+    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves
+    ``to: {route: ...}`` targets; by default the app's own ``url_path_for`` (Starlette/FastAPI,
+    found at start-up), or give an app or a callable ``(name, params) -> path``. ``stats``
+    records rule hits and the app's 404s (see :class:`~waypost.middleware._common.MiddlewareBase`).
     """
 
     def _route_resolver(self, routes: Any) -> RouteResolver | None:
@@ -138,6 +146,9 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
             return
         if not self._routes_bound and "app" in scope:
             self._bind_from(scope)
+        stats = self.stats
+        if stats is not None and not self._stats_started:
+            self.start_stats()
         root = scope.get("root_path", "") or ""
         request = request_from_scope(scope)
         engine = self.engine
@@ -151,6 +162,8 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
                 await send_response(send, settled)
                 return
             decision = settled
+        if stats is not None:
+            stats.hit(decision, time.time())
         response = self.answer(decision, root, head)
         if response is not None:
             await send_response(send, response)
@@ -159,10 +172,12 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
             scope = rewritten_scope(scope, decision)
         if engine.has_guards:
             scope = guarded_scope(scope, decision, engine.identity_header_names)
-        if not fallbacks:
+        if fallbacks:
+            await self.app(scope, receive, self._fallback_send(send, request, root, head))
+        elif stats is not None:
+            await self.app(scope, receive, _counting_send(send, request, stats))
+        else:
             await self.app(scope, receive, send)
-            return
-        await self.app(scope, receive, self._fallback_send(send, request, root, head))
 
     def _fallback_send(self, send: Send, request: Request, root: str, head: bool) -> Send:
         """A ``send`` that replaces the app's 404 by an ``only_if_missing`` rule's answer."""
@@ -182,16 +197,22 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
                         return
                     decision = settled
                 response = self.answer(decision, root, head)
+                stats = self.stats
                 if response is not None:
+                    if stats is not None:
+                        stats.hit(decision, time.time())
                     replaced = True
                     await send_response(send, response)
                     return
+                if stats is not None:
+                    record_missing(stats, request)
             await send(message)
 
         return wrapped
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check route targets at start-up (fail fast), then hand lifespan to the app."""
+        """Check route targets at start-up (fail fast), then hand lifespan to the app; the
+        stats sink starts here and stops (its last counts written) before shutdown completes."""
         try:
             self._bind_from(scope)
         except WaypostError as exc:
@@ -199,4 +220,25 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
             raise
-        await self.app(scope, receive, send)
+        if self.stats is None:
+            await self.app(scope, receive, send)
+            return
+        self.start_stats()
+
+        async def stopping_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                self.stop_stats()
+            await send(message)
+
+        await self.app(scope, receive, stopping_send)
+
+
+def _counting_send(send: Send, request: Request, stats: StatsSink) -> Send:
+    """A ``send`` that records the app's 404 for ``request`` in ``stats``."""
+
+    async def counting(message: Message) -> None:
+        if message["type"] == "http.response.start" and message.get("status") == 404:
+            record_missing(stats, request)
+        await send(message)
+
+    return counting

@@ -23,6 +23,7 @@ Plain WSGI: no web framework is imported.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -30,11 +31,17 @@ from urllib.parse import unquote
 from waypost.engine import Decision, RouteResolver, Stage
 from waypost.guards import IDENTITY_KEYS
 from waypost.middleware._auth import settle
-from waypost.middleware._common import MiddlewareBase, identity_of, resolver_for
+from waypost.middleware._common import (
+    MiddlewareBase,
+    identity_of,
+    record_missing,
+    resolver_for,
+)
 from waypost.middleware._types import Environ, ExcInfo, StartResponse, WSGIApp
 from waypost.middleware.request import request_from_environ
 from waypost.responses import Response, reason
 from waypost.rules.request import Request
+from waypost.stats import StatsSink
 
 __all__ = ["WaypostMiddleware", "request_from_environ"]
 
@@ -113,10 +120,12 @@ def guarded_environ(
 class WaypostMiddleware(MiddlewareBase[WSGIApp]):
     """WSGI middleware answering redirects and responses, rewriting, or passing requests on.
 
-    ``WaypostMiddleware(app, rules, *, routes=None, default_max_age=3600)``: ``rules`` is a rules
-    file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves ``to: {route: ...}``
-    targets: a Flask app, or a callable ``(name, params) -> path``; by default the Flask app
-    behind ``app.wsgi_app`` is used. Route targets are checked here, when the middleware is made.
+    ``WaypostMiddleware(app, rules, *, routes=None, default_max_age=3600, stats=None)``:
+    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`. ``routes`` resolves
+    ``to: {route: ...}`` targets: a Flask app, or a callable ``(name, params) -> path``; by
+    default the Flask app behind ``app.wsgi_app`` is used. Route targets are checked here, when
+    the middleware is made. ``stats`` records rule hits and the app's 404s (see
+    :class:`~waypost.middleware._common.MiddlewareBase`; started on the first request).
     """
 
     def _route_resolver(self, routes: Any) -> RouteResolver | None:
@@ -125,6 +134,9 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
         return resolver_for(routes, _flask_routes, "a Flask app")
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        stats = self.stats
+        if stats is not None and not self._stats_started:
+            self.start_stats()
         request = request_from_environ(environ)
         engine = self.engine
         fallbacks = engine.has_fallback_rules
@@ -137,6 +149,8 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
             if isinstance(settled, Response):
                 return _start(start_response, settled)
             decision = settled
+        if stats is not None:
+            stats.hit(decision, time.time())
         response = self.answer(decision, script, head)
         if response is not None:
             return _start(start_response, response)
@@ -144,9 +158,11 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
             environ = _rewritten(environ, decision)
         if engine.has_guards:
             environ = guarded_environ(environ, decision, engine.identity_header_names)
-        if not fallbacks:
-            return self.app(environ, start_response)
-        return self._with_fallback(environ, start_response, request, script, head)
+        if fallbacks:
+            return self._with_fallback(environ, start_response, request, script, head)
+        if stats is not None:
+            return self.app(environ, _counting_start(start_response, request, stats))
+        return self.app(environ, start_response)
 
     def _with_fallback(
         self,
@@ -179,9 +195,14 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
                     return _start(start_response, settled)
                 decision = settled
             response = self.answer(decision, script, head)
+            stats = self.stats
             if response is not None:
+                if stats is not None:
+                    stats.hit(decision, time.time())
                 _close(body)
                 return _start(start_response, response)
+            if stats is not None:
+                record_missing(stats, request)
         if "status" not in captured:
             # The app starts the response lazily, while iterating: nothing to intercept.
             return _Passthrough(body, start_response, captured, written)
@@ -189,6 +210,21 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
         for chunk in written:
             write(chunk)
         return body
+
+
+def _counting_start(
+    start_response: StartResponse, request: Request, stats: StatsSink
+) -> StartResponse:
+    """A ``start_response`` that records the app's 404 for ``request`` in ``stats``."""
+
+    def counting(
+        status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if status[:3] == "404":
+            record_missing(stats, request)
+        return start_response(status, headers, exc_info)
+
+    return counting
 
 
 def _close(body: Iterable[bytes]) -> None:

@@ -46,9 +46,9 @@ from waypost.server.pages import NotFoundPage
 from waypost.server.proxy import Forward, UpstreamProxy, proxy_refusal
 from waypost.server.reloading import RulesWatcher
 from waypost.server.sources import FileSource, RulesSource, StoreSource
-from waypost.server.stats_sync import StatsRecorder
 from waypost.server.store_sync import StoreSync
 from waypost.store.keyring import StoreKeyRing
+from waypost.store.recorder import StatsRecorder
 
 __all__ = ["HEALTH_PATH", "METRICS_PATH", "Answer", "WaypostServer"]
 

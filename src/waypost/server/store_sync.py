@@ -37,9 +37,9 @@ from waypost.guards import KeyRing
 from waypost.server._background import BackgroundLoop
 from waypost.server.reloading import shrink_problem
 from waypost.server.sources import StoreSource
-from waypost.server.stats_sync import StatsRecorder
 from waypost.store import open_store
 from waypost.store.model import Snapshot
+from waypost.store.recorder import StatsRecorder
 
 __all__ = ["StoreSync", "engine_and_snapshot", "engine_from_store"]
 

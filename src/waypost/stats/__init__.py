@@ -7,10 +7,11 @@
   user agents, bot counts by crawlerdetect, a noise filter) and drains them as a
   :class:`NotFoundDrain` (:mod:`waypost.stats.notfound`).
 
-Both are in-memory values with no I/O: the server and the middlewares record into them, and a
-flusher hands their drains to the store. Drains are increments, so those of many workers and
-instances add up (:func:`merge_rule_deltas`, :func:`merge_not_found`). Bot verdicts need the
-``stats`` extra (``pip install 'waypost[stats]'``, crawlerdetect).
+Both are in-memory values with no I/O: the server and the middlewares record into them through a
+:class:`StatsSink` (:mod:`waypost.stats.sink`), and a flusher hands their drains to the store.
+Drains are increments, so those of many workers and instances add up (:func:`merge_rule_deltas`,
+:func:`merge_not_found`). Bot verdicts need the ``stats`` extra (``pip install
+'waypost[stats]'``, crawlerdetect).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from waypost.stats.bots import BotDetector
 from waypost.stats.noise import DEFAULT_NOISE, NoiseFilter
 from waypost.stats.notfound import NotFoundDelta, NotFoundDrain, NotFoundLog, merge_not_found
 from waypost.stats.rules import RuleHitDelta, RuleHits, merge_rule_deltas
+from waypost.stats.sink import StatsSink
 
 __all__ = [
     "DEFAULT_NOISE",
@@ -29,6 +31,7 @@ __all__ = [
     "NotFoundLog",
     "RuleHitDelta",
     "RuleHits",
+    "StatsSink",
     "merge_not_found",
     "merge_rule_deltas",
 ]

@@ -33,9 +33,18 @@ from waypost.store.base import Store
 from waypost.store.connect import open_store
 from waypost.store.keys import ApiKey, KeyScope
 from waypost.store.model import *  # noqa: F403 -- every value; model.__all__ lists them once
+from waypost.store.recorder import StatsRecorder
 from waypost.store.stats import *  # noqa: F403 -- the analytics' values, likewise
 
 # The values are model's public names, as asyncio's __init__ adds up its modules' __all__.
-__all__ = ["ApiKey", "KeyScope", "Store", "check_rule_set", "open_store", "to_json_value"]
+__all__ = [
+    "ApiKey",
+    "KeyScope",
+    "StatsRecorder",
+    "Store",
+    "check_rule_set",
+    "open_store",
+    "to_json_value",
+]
 __all__ += model.__all__
 __all__ += stats.__all__

@@ -1,12 +1,14 @@
-"""Analytics of a server worker: what each rule answered and which paths answered 404, counted
-in memory on the request path (:mod:`waypost.stats`) and added to the rule store in batches.
+"""Analytics kept in a rule store: what each rule answered and which paths answered 404, counted
+in memory on the request path (:mod:`waypost.stats`) and added to the store in batches, for a
+server's worker or a middleware (``WaypostMiddleware(app, rules, stats=recorder)``).
 
-Each worker counts on its own and, every ``interval`` seconds and when it stops gracefully,
-drains its counters into the store as increments (``Store.add_rule_hits`` and
-``Store.add_not_found`` add, never overwrite), so the workers and instances sharing one database
-see the sum. A crash loses at most the last interval's counts. A flush that fails (the database
-unreachable) keeps the drained counts and adds them to the next flush, up to
-``MAX_HELD`` batches; past that the oldest batch is dropped and counted in ``dropped``.
+Each worker (each process of an app with a middleware) counts on its own and, every
+``interval`` seconds and when it stops gracefully, drains its counters into the store as
+increments (``Store.add_rule_hits`` and ``Store.add_not_found`` add, never overwrite), so the
+workers and instances sharing one database see the sum. A crash loses at most the last
+interval's counts. A flush that fails (the database unreachable) keeps the drained counts and
+adds them to the next flush, up to ``MAX_HELD`` batches; past that the oldest batch is dropped
+and counted in ``dropped``.
 
 A rule is counted by its store id (``rule_ids``, which the store sync keeps in step with the
 rules serving) or, for rules from a file, by its ``file:line``. Retention: once an hour, rows
@@ -24,6 +26,8 @@ in use.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -31,15 +35,14 @@ from typing import Any
 
 from waypost.decision import Decision
 from waypost.exceptions import StoreError
-from waypost.server._background import BackgroundLoop
 from waypost.stats import NotFoundLog, RuleHits
-from waypost.store import open_store
+from waypost.store.connect import open_store
 from waypost.store.stats import NotFoundDelta as StoredNotFound
 from waypost.store.stats import RuleHitsDelta as StoredRuleHits
 
 __all__ = ["BUDGET", "MAX_HELD", "StatsRecorder"]
 
-logger = logging.getLogger("waypost.server")
+logger = logging.getLogger("waypost.store")
 
 #: Batches kept while the store cannot take them (one per interval).
 MAX_HELD = 60
@@ -50,10 +53,10 @@ BUDGET = 0.02
 FOLD_EVERY = 1.0
 
 
-class StatsRecorder(BackgroundLoop):
-    """Counts hits and 404s of one worker and adds them to the store at ``url``."""
-
-    thread_name = "stats"
+class StatsRecorder:
+    """Counts hits and 404s of one worker and adds them to the store at ``url``, from a daemon
+    thread started by :meth:`start` (in the worker, after any fork: a thread does not survive
+    one) and ended by :meth:`stop`, which writes what is left."""
 
     def __init__(
         self,
@@ -64,7 +67,8 @@ class StatsRecorder(BackgroundLoop):
         capacity: int = 1000,
         rule_ids: Sequence[str] = (),
     ) -> None:
-        super().__init__()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.url = url
         self.interval = interval
         self.retention_days = retention_days
@@ -143,9 +147,22 @@ class StatsRecorder(BackgroundLoop):
             "dropped": self.dropped,
         }
 
+    def start(self) -> None:
+        """Start the thread (no-op when started already)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"waypost-stats-{os.getpid()}", daemon=True
+        )
+        self._thread.start()
+
     def stop(self) -> None:
         """Stop the thread and add what is counted (the graceful shutdown's last flush)."""
-        super().stop()
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
         self.flush()
         if self._store is not None:
             self._store.close()

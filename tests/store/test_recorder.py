@@ -16,8 +16,8 @@ import pytest
 from tests._servers import Server
 from waypost import Engine
 from waypost.exceptions import StoreUnavailable
-from waypost.server.stats_sync import BUDGET, StatsRecorder
 from waypost.store import open_store
+from waypost.store.recorder import BUDGET, StatsRecorder
 
 POSTGRES_URL = os.environ.get("WAYPOST_TEST_POSTGRES_URL")
 RULES = [
