@@ -96,6 +96,30 @@ def test_two_instances_add_up_to_exactly_the_requests_sent(db: str, servers: lis
         store.close()
 
 
+def test_the_busiest_rules_have_a_metrics_series(tmp_path: Path, servers: list[Server]) -> None:
+    url = f"sqlite:///{tmp_path / 'waypost.db'}"
+    store = open_store(url)
+    store.upgrade()
+    store.replace_rules(RULES, message="rules")
+    ids = dict(zip((r["from"] for r in RULES), store.load_snapshot().rule_ids, strict=True))
+    store.close()
+    server = Server(url, "--stats", "--stats-interval", "0.3", "--stats-top-rules", "1")
+    servers.append(server)
+    with httpx.Client() as client:
+        for _ in range(4):
+            client.get(server.base + "/old-page")
+        client.get(server.base + "/gone")
+        wanted = f'waypost_rule_hits_total{{rule="{ids["/old-page"]}"}} 4.0'
+        deadline = time.monotonic() + 15
+        while True:
+            text = client.get(server.base + "/_waypost/metrics").text
+            if wanted in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert wanted in text
+    assert ids["/gone"] not in text  # not among the busiest 1
+
+
 def test_without_stats_nothing_is_counted(db: str, servers: list[Server]) -> None:
     server = Server(db, "--no-stats")
     servers.append(server)
@@ -185,6 +209,21 @@ def test_slow_flushes_space_themselves_out_within_the_budget() -> None:
         recorder._stop.set()
 
 
+def test_the_busiest_rules_since_start_are_kept_for_the_metrics() -> None:
+    recorder = StatsRecorder("sqlite:///unused.db", top_rules=2)
+    recorder._store = _FlakyStore(down=0)
+    for round_number in range(3):
+        for key, hits in (("a", 5), ("b", 1), ("c", 3)):
+            for _ in range(hits):
+                recorder.rules.record(key, 1_700_000_000.0)
+        for k in range(20):  # many rules hit once: forgotten, the busiest kept
+            recorder.rules.record(f"once-{round_number}-{k}", 1_700_000_000.0)
+        recorder.flush()
+    assert recorder.top_rules() == [("a", 15), ("c", 9)]
+    assert len(recorder._totals) <= 8
+    assert StatsRecorder("sqlite:///unused.db", top_rules=0).top_rules() == []
+
+
 def test_hits_of_rules_not_from_the_store_are_counted_by_source() -> None:
     recorder = StatsRecorder("sqlite:///unused.db", rule_ids=())
     engine = Engine([{"from": "/a", "to": "/b"}, {"from": "/c/<int:n>", "to": "/d/{n}"}])
@@ -203,8 +242,9 @@ def test_hits_of_rules_not_from_the_store_are_counted_by_source() -> None:
         ({"stats": True}, "--stats counts rule hits and 404s into the rule store: give --db"),
         ({"stats": True, "db": "sqlite:///x.db", "stats_interval": 0}, "more than 0 seconds"),
         ({"stats_retention": -1}, "a number of days, 0 or more"),
+        ({"stats_top_rules": -1}, "a number of rules, 0 or more"),
     ],
-    ids=["stats-without-db", "zero-interval", "negative-retention"],
+    ids=["stats-without-db", "zero-interval", "negative-retention", "negative-top"],
 )
 def test_stats_settings_that_cannot_work_are_refused(flags: dict[str, Any], message: str) -> None:
     from waypost.exceptions import SettingsError

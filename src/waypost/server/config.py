@@ -70,6 +70,12 @@ class Settings:
     stats_retention: int = _declare(
         90, "Days the statistics are kept in the store (0: kept for ever)."
     )
+    stats_top_rules: int = _declare(
+        10,
+        "With --stats: /_waypost/metrics has a waypost_rule_hits series for this many of the "
+        "busiest rules (per worker, since it started; 0: none). The totals stay without a "
+        "label per rule.",
+    )
     upstream: str | None = _declare(
         None,
         "URL of the site behind Waypost: requests that pass or are rewritten are proxied there.",

@@ -138,6 +138,7 @@ class WaypostServer:
                 interval=settings.stats_interval,
                 retention_days=settings.stats_retention or None,
                 rule_ids=source.rule_ids,
+                top_rules=settings.stats_top_rules,
             )
             if self.store_sync is not None:
                 self.store_sync.stats = self.stats
@@ -197,6 +198,8 @@ class WaypostServer:
         """Write what the metrics and the access log hold back (see ``buffered_log``)."""
         self._gauge_degraded()
         self.metrics.flush()
+        if self.stats is not None:
+            self.metrics.rules_hit(self.stats.top_rules())
         if isinstance(self.access_log, BufferedAccessLog):
             self.access_log.flush()
 

@@ -95,6 +95,16 @@ class ServerMetrics:
             buckets=_DECISION_BUCKETS,
             registry=registry,
         )
+        self.rule_hits = Counter(
+            "waypost_rule_hits",
+            "Hits of the busiest rules (with --stats; --stats-top-rules of them per worker, "
+            "counted since the worker started, as of its last statistics flush), by rule: its "
+            "id in the store.",
+            ["rule"],
+            registry=registry,
+        )
+        #: What rule_hits has of each rule already (rules_hit() adds the difference).
+        self._rule_hits_shown: dict[str, int] = {}
         self._children: dict[tuple[str, int], Any] = {}
         #: Not yet flushed: requests by (action, status), decisions by bucket, their total time.
         self._pending: dict[tuple[str, int], int] = {}
@@ -138,6 +148,16 @@ class ServerMetrics:
                 if n:
                     value.inc(n)
             histogram._sum.inc(seconds)
+
+    def rules_hit(self, top: list[tuple[str, int]]) -> None:
+        """Bring the per-rule series up to ``top``, the busiest rules and their hits since the
+        worker started (a rule's series only grows; one that left the top stays as it was)."""
+        shown = self._rule_hits_shown
+        for key, hits in top:
+            before = shown.get(key, 0)
+            if hits > before:
+                self.rule_hits.labels(key).inc(hits - before)
+                shown[key] = hits
 
     def reloaded(self, ok: bool, rule_count: int) -> None:
         """Record a reload attempt and the rule count now serving."""

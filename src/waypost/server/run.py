@@ -82,6 +82,10 @@ def check_serve_settings(settings: Settings) -> None:
         raise SettingsError(
             f"stats_retention is a number of days, 0 or more, not {settings.stats_retention!r}"
         )
+    if settings.stats_top_rules < 0:
+        raise SettingsError(
+            f"stats_top_rules is a number of rules, 0 or more, not {settings.stats_top_rules!r}"
+        )
     parse_trusted_proxies(settings.trusted_proxies)
     NotFoundPage(settings.not_found_template)
     if settings.log_level.lower() not in _LEVELS:

@@ -66,6 +66,7 @@ class StatsRecorder:
         retention_days: float | None = 90.0,
         capacity: int = 1000,
         rule_ids: Sequence[str] = (),
+        top_rules: int = 10,
     ) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,6 +87,11 @@ class StatsRecorder:
         self._store: Any = None
         self._purged = 0.0
         self._record = self.rules.record
+        #: How many of the busiest rules top_rules() gives (for per-rule metrics).
+        self.top_count = top_rules
+        #: Hits since start of the busiest rules: at most 4 x top_count keys (see _add_totals()).
+        self._totals: dict[str, int] = {}
+        self._top: list[tuple[str, int]] = []
 
     def __repr__(self) -> str:
         return f"StatsRecorder(interval={self.interval!r})"
@@ -120,6 +126,25 @@ class StatsRecorder:
         """Count a request for ``target`` (its path and query, as sent) that ended in 404."""
         path, _, query = target.partition("?")
         self.not_found.record(path, query, referrer, user_agent, when)
+
+    def top_rules(self) -> list[tuple[str, int]]:
+        """The busiest rules since this recorder started, as of the last flush: ``(key,
+        hits)``, most hits first, at most ``top_count``. A rule that drops out of the kept
+        candidates and comes back starts again from the hits of its return (see
+        :meth:`_add_totals`): the figures are for a dashboard, the store has the exact ones."""
+        return self._top
+
+    def _add_totals(self, hits: Sequence[tuple[str, int]]) -> None:
+        if self.top_count <= 0:
+            return
+        totals = self._totals
+        for key, count in hits:
+            totals[key] = totals.get(key, 0) + count
+        ranked = sorted(totals.items(), key=lambda item: -item[1])
+        if len(totals) > 4 * self.top_count:
+            # Bounded: the candidates beyond twice the top are forgotten.
+            self._totals = dict(ranked[: 2 * self.top_count])
+        self._top = ranked[: self.top_count]
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -174,6 +199,7 @@ class StatsRecorder:
             StoredRuleHits(d.key, d.hits, d.first, d.last, dict(d.hours))
             for d in self.rules.drain()
         ]
+        self._add_totals([(delta.rule_key, delta.hits) for delta in hits])
         drained = self.not_found.drain()
         # The hits a path certainly had (Space-Saving's count less its error); the error goes
         # to 'other', so that what is stored adds up to the 404s recorded, exactly.
