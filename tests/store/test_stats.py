@@ -83,9 +83,10 @@ def test_first_and_last_hit_widen_and_never_narrow(store: SqlStore) -> None:
         at(T0 + 100),
         at(T0 + 200),
     )
-    store.add_rule_hits([hits("r", 1, T0 + 50.25, T0 + 200.5)])
+    store.add_rule_hits([hits("r", 1, T0 + 50.25, T0 + 201.5)])
     stats = store.get_rule_stats("r")
-    assert (stats.hits, stats.first_at, stats.last_at) == (3, at(T0 + 50.25), at(T0 + 200.5))
+    # Kept to the second.
+    assert (stats.hits, stats.first_at, stats.last_at) == (3, at(T0 + 50), at(T0 + 201))
 
 
 def test_deltas_of_one_rule_in_one_flush_add_up(store: SqlStore) -> None:

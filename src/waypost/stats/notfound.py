@@ -235,6 +235,10 @@ class NotFoundLog:
         self._entries: dict[str, _Entry] = {}
         self._ignored = 0
 
+    def __len__(self) -> int:
+        """The paths tracked since the last drain (at most ``capacity``)."""
+        return len(self._table)
+
     def __repr__(self) -> str:
         return (
             f"NotFoundLog({self.capacity!r}, keep_query={self.keep_query!r}, "

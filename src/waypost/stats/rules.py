@@ -41,6 +41,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 __all__ = ["RuleHitDelta", "RuleHits", "merge_rule_deltas"]
 
@@ -126,6 +127,10 @@ class RuleHits:
         unfolded = len(self._log.keys)
         return f"RuleHits()  # {unfolded} hits unfolded, {len(self._firsts)} keys pending"
 
+    def pending(self) -> int:
+        """The keys folded since the last drain: the deltas the next drain gives, at least."""
+        return len(self._firsts)
+
     def record(self, key: str, when: float) -> None:
         """Count one hit of the rule ``key`` at Unix time ``when``."""
         log = self._log
@@ -151,11 +156,12 @@ class RuleHits:
             folded += self._count(old.keys[done:end], old.whens[done:end])
             if held:
                 retired.append((old, end, old_marker))
-        held = sys.getrefcount(log) > sys.getrefcount(marker)
-        end = len(log.keys)
-        folded += self._count(log.keys[:end], log.whens[:end])
-        if held:
+        if sys.getrefcount(log) > sys.getrefcount(marker):
+            end = len(log.keys)
+            folded += self._count(log.keys[:end], log.whens[:end])
             retired.append((log, end, marker))
+        else:  # nobody appends to it any more: read as it is
+            folded += self._count(log.keys, log.whens)
         self._retired = retired
         return folded
 
@@ -178,11 +184,15 @@ class RuleHits:
                 tally = self._hours[start] = Counter()
             tally.update(hour_keys)
         # dict(zip()) keeps the last value of a repeated key: the last hit, and (reversed) the
-        # first; a key folded before keeps its first.
+        # first; a key folded before keeps its first (the new keys' firsts are copied over by
+        # itemgetter, in C too).
         firsts = self._firsts
         batch_firsts = dict(zip(reversed(keys), reversed(whens), strict=True))
-        for key in batch_firsts.keys() - firsts.keys():
-            firsts[key] = batch_firsts[key]
+        new = list(batch_firsts.keys() - firsts.keys())
+        if len(new) > 1:
+            firsts.update(zip(new, itemgetter(*new)(batch_firsts), strict=True))
+        elif new:
+            firsts[new[0]] = batch_firsts[new[0]]
         self._lasts.update(zip(keys, whens, strict=True))
         return len(keys)
 

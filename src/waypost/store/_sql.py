@@ -114,6 +114,8 @@ class SqlStore(
         )
         self._schema_ready = False
         self._keyrings = weakref.WeakSet()
+        #: Whole Unix seconds -> their query parameter (see StatsMethods._unix()).
+        self._stamps: dict[int, object] = {}
 
     # -- what a database supplies -----------------------------------------------------------
 

@@ -48,6 +48,7 @@ class SqlMixin(ABC):
 
     keys: KeyChecker
     sessions: SessionChecker
+    _stamps: dict[int, object]
 
     @abstractmethod
     def _transaction(self, *, write: bool = False) -> AbstractContextManager[Conn]: ...

@@ -120,7 +120,17 @@ class StatsMethods(SqlMixin):
         return "max" if self.dialect == "sqlite" else "GREATEST"
 
     def _unix(self, moment: float) -> object:
-        return self._time_param(datetime.fromtimestamp(moment, UTC))
+        """The parameter for the Unix time ``moment``, to the second (first and last hits are
+        kept to the second). One flush holds a few seconds' worth, so each second is
+        converted once: a flush of a million rules made two million conversions otherwise."""
+        second = int(moment // 1)
+        stamps = self._stamps
+        stamp = stamps.get(second)
+        if stamp is None:
+            if len(stamps) >= 4096:
+                stamps.clear()
+            stamp = stamps[second] = self._time_param(datetime.fromtimestamp(second, UTC))
+        return stamp
 
     def _stat_at(self, value: object) -> datetime:
         moment = self._time_value(value)
@@ -134,7 +144,7 @@ class StatsMethods(SqlMixin):
         instance flushed before, its first hit is the earliest and its last the latest, and its
         hours add likewise. Deltas of one rule key within a flush add up too."""
         totals: dict[str, list[Any]] = {}
-        hours: dict[tuple[str, datetime], int] = {}
+        hours: dict[tuple[str, int], int] = {}
         for delta in deltas:
             seen = totals.get(delta.rule_key)
             if seen is None:
@@ -144,7 +154,7 @@ class StatsMethods(SqlMixin):
                 seen[1] = min(seen[1], delta.first)
                 seen[2] = max(seen[2], delta.last)
             for hour, hits in delta.hours.items():
-                slot = (delta.rule_key, hour_start(hour))
+                slot = (delta.rule_key, int(hour // 3600) * 3600)
                 hours[slot] = hours.get(slot, 0) + hits
         if not totals:
             return
@@ -153,7 +163,7 @@ class StatsMethods(SqlMixin):
             for key, (hits, first, last) in sorted(totals.items())
         ]
         hour_rows = [
-            (key, self._time_param(hour), hits)
+            (key, self._unix(hour), hits)
             for (key, hour), hits in sorted(hours.items())
             if hits
         ]
