@@ -163,9 +163,7 @@ class StatsMethods(SqlMixin):
             for key, (hits, first, last) in sorted(totals.items())
         ]
         hour_rows = [
-            (key, self._unix(hour), hits)
-            for (key, hour), hits in sorted(hours.items())
-            if hits
+            (key, self._unix(hour), hits) for (key, hour), hits in sorted(hours.items()) if hits
         ]
         with self._transaction(write=True) as conn:
             self._stats_lock(conn)
