@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import ANY
 from urllib.parse import quote
 
 import pytest
@@ -233,8 +234,28 @@ def test_not_found_lists_peoples_paths_by_default(api: Api, logged: SqlStore) ->
             {"value": "https://a.example/", "hits": 1},
         ],
         "user_agents": [{"value": "Firefox", "hits": 8}, {"value": "Googlebot", "hits": 2}],
+        "nearly": None,
     }
     assert api("GET", f"/stats/not-found/{row['id']}", "read").json() == row
+
+
+def test_each_404_row_says_which_rule_nearly_answered_it(api: Api, logged: SqlStore) -> None:
+    beta = create_rule(
+        api, {"name": "beta", "from": "/typo", "to": "/fixed", "when": {"headers": {"X-Beta": "1"}}}
+    )
+    old = create_rule(api, {"name": "old", "from": "/old-page/", "to": "/new-page"})
+    rows = {row["path"]: row for row in api("GET", "/stats/not-found", "read").json()["not_found"]}
+    assert rows["/typo"]["nearly"]["rule"] == {"id": beta, "name": "beta", "source": ANY}
+    assert rows["/typo"]["nearly"]["reason"].startswith(
+        "its pattern matches, but condition failed: header 'x-beta'"
+    )
+    # A rule made since the 404s: it answers the path now.
+    assert rows["/old-page"]["nearly"] == {
+        "rule": {"id": old, "name": "old", "source": ANY},
+        "reason": "it answers the path now (redirect), since the 404s",
+    }
+    rows = api("GET", "/stats/not-found?bots=include", "read").json()["not_found"]
+    assert {row["path"]: row["nearly"] for row in rows}["/wp-login.php"] is None
 
 
 @pytest.mark.parametrize(

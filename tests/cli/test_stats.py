@@ -201,6 +201,21 @@ def test_not_found_as_json(db: str, store: SqlStore) -> None:
     assert rows[0]["user_agents"][0] == {"value": "Firefox/128.0", "hits": 7}
 
 
+def test_not_found_says_which_rule_nearly_answered_each_path(db: str, store: SqlStore) -> None:
+    _fill(store)
+    rows = json.loads(run("stats", "not-found", "--db", db, "--bots", "--nearly", "--json").stdout)
+    near = {row["path"]: row["nearly"] for row in rows}
+    # examples/rules.yaml's /old/<path:rest> rewrites it to a page the app does not have.
+    assert near["/old/page"]["rule"]["id"] in _rule_ids(store)
+    assert near["/old/page"]["reason"] == (
+        "it rewrites the path to '/new/page?sling=academy', which answered 404"
+    )
+    assert near["/wp-login.php"] is None
+    text = run("stats", "not-found", "--db", db, "--nearly").stdout
+    assert f"{OLD_PAGE}: nearly " in text and "which answered 404" in text
+    assert "nearly" not in json.loads(run("stats", "not-found", "--db", db, "--json").stdout)[0]
+
+
 def test_dismiss_takes_a_path_off_the_open_list(db: str, store: SqlStore) -> None:
     _fill(store)
     dismissed = run("stats", "dismiss", OLD_PAGE, "--db", db)

@@ -28,9 +28,11 @@ from waypost.admin.schemas import (
     RuleStatsPageOut,
     UnusedRulePageOut,
 )
-from waypost.admin.service import redirect_not_found
+from waypost.admin.service import Resolved, redirect_not_found
+from waypost.exceptions import WaypostError
 from waypost.store.keys import ApiKey
-from waypost.store.stats import NotFoundStatus, parse_since
+from waypost.store.stats import NotFoundStats, NotFoundStatus, parse_since
+from waypost.tools.near import nearly_matched
 
 __all__ = ["stats_router"]
 
@@ -59,6 +61,27 @@ def _moment(name: str, text: str | None) -> datetime | None:
             "the request does not have the expected shape",
             [(f"query.{name}", str(exc))],
         ) from None
+
+
+def _rows_out(ctx: AdminContext, rows: list[NotFoundStats]) -> list[dict[str, object]]:
+    """The rows as JSON, each with the rule that nearly answered it (from the rules the store
+    serves now; none when they cannot be built here, such as a guard's missing secret)."""
+    resolved: Resolved | None
+    try:
+        resolved = ctx.engines.get()
+    except WaypostError:
+        resolved = None
+    out = []
+    for row in rows:
+        shown = row.to_dict()
+        near = None if resolved is None else nearly_matched(resolved.engine, row.path)
+        shown["nearly"] = (
+            None
+            if near is None or resolved is None
+            else {"rule": resolved.rule_ref(near.rule), "reason": near.reason}
+        )
+        out.append(shown)
+    return out
 
 
 def stats_router(ctx: AdminContext) -> APIRouter:
@@ -158,7 +181,7 @@ def stats_router(ctx: AdminContext) -> APIRouter:
             cursor=cursor,
         )
         return {
-            "not_found": [row.to_dict() for row in page.rows],
+            "not_found": _rows_out(ctx, list(page.rows)),
             "next_cursor": page.next_cursor,
             "other": store.stats_other(),
         }
@@ -166,7 +189,7 @@ def stats_router(ctx: AdminContext) -> APIRouter:
     @router.get("/not-found/{row_id}", response_model=NotFoundOut)
     def get_not_found(row_id: RowId, key: ApiKey = read) -> dict[str, object]:
         """One path answered 404, with its referrers and user agents."""
-        return store.get_not_found(row_id).to_dict()
+        return _rows_out(ctx, [store.get_not_found(row_id)])[0]
 
     @router.post("/not-found/{row_id}/rule", response_model=NotFoundRuleOut, status_code=201)
     def rule_from_not_found(
@@ -191,12 +214,12 @@ def stats_router(ctx: AdminContext) -> APIRouter:
         )
         ctx.changed_to(stored.version)
         response.headers["Location"] = f"{ctx.base(request)}/api/rules/{stored.id}"
-        return {"rule": stored.to_dict(), "not_found": row.to_dict()}
+        return {"rule": stored.to_dict(), "not_found": _rows_out(ctx, [row])[0]}
 
     @router.delete("/not-found/{row_id}", response_model=NotFoundOut)
     def dismiss_not_found(row_id: RowId, key: ApiKey = write) -> dict[str, object]:
         """Dismiss the row (status ``dismissed``): it does not matter. Its hits keep counting;
         it leaves the default list, which shows open rows."""
-        return store.set_not_found_status(row_id, "dismissed").to_dict()
+        return _rows_out(ctx, [store.set_not_found_status(row_id, "dismissed")])[0]
 
     return router

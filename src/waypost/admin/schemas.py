@@ -634,6 +634,19 @@ class NotFoundSourceOut(BaseModel):
     hits: int = _doc("The 404s of the path it sent")
 
 
+class NearMatchOut(BaseModel):
+    """The rule that nearly answered a path, and why it did not (as ``explain`` says)."""
+
+    model_config = _CLOSED
+
+    rule: RuleRef
+    reason: str = _doc(
+        "What the rule does with the path (a rewrite to a missing page, a pass), or why it did "
+        "not apply (a condition), or the near form of the path it answers (a trailing slash, "
+        "lower case, without '.html')"
+    )
+
+
 class NotFoundOut(BaseModel):
     """A path answered 404, over every instance."""
 
@@ -652,6 +665,9 @@ class NotFoundOut(BaseModel):
     status_at: datetime | None = _doc("When the status was last set (UTC)")
     referrers: list[NotFoundSourceOut] = _doc("The heaviest referrers, heaviest first")
     user_agents: list[NotFoundSourceOut] = _doc("The heaviest user agents, heaviest first")
+    nearly: NearMatchOut | None = _doc(
+        "The rule of the rules serving now that nearly answered the path; null when none did"
+    )
 
 
 class NotFoundPageOut(BaseModel):

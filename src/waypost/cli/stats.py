@@ -19,6 +19,7 @@ from typing import cast
 
 import click
 
+from waypost.admin.service import EngineCache
 from waypost.cli._files import check_output, write_output
 from waypost.cli._report import reports_errors
 from waypost.cli.store import _cut, _db_option, _store, _when
@@ -32,6 +33,7 @@ from waypost.store.stats import (
     RuleStatsSort,
     parse_since,
 )
+from waypost.tools.near import nearly_matched
 
 __all__ = ["stats_group"]
 
@@ -191,18 +193,40 @@ def _unused_rules(db: str, *, since: datetime, top: int, as_json: bool) -> None:
     show_default=True,
     help="Which paths: still open, dismissed, resolved by a rule, or all.",
 )
+@click.option(
+    "--nearly",
+    is_flag=True,
+    help="Say for each path which stored rule nearly answered it, as explain would (a "
+    "condition that failed, a rewrite to a missing page, a trailing slash); builds the "
+    "stored rules first.",
+)
 @_json_option
 @reports_errors
-def stats_not_found(db: str, top: int, bots: bool, status: str, as_json: bool) -> None:
+def stats_not_found(
+    db: str, top: int, bots: bool, status: str, nearly: bool, as_json: bool
+) -> None:
     """The paths answered 404, most asked for first: the row's id (for `waypost stats
     dismiss`), the path, its hits (people's; everyone's with --bots) and bots' hits, first and
     last seen, and the heaviest referrer."""
     chosen = None if status == "all" else cast(NotFoundStatus, status)
+    near: dict[str, dict[str, object] | None] = {}
     with _store(db) as store:
         page = store.not_found_stats(status=chosen, include_bots=bots, limit=top)
         other = store.stats_other()
+        if nearly:
+            resolved = EngineCache(store).get()
+            for row in page.rows:
+                found = nearly_matched(resolved.engine, row.path)
+                near[row.id] = (
+                    None
+                    if found is None
+                    else {"rule": resolved.rule_ref(found.rule), "reason": found.reason}
+                )
     if as_json:
-        click.echo(json.dumps([row.to_dict() for row in page.rows], indent=2))
+        shown = [
+            {**row.to_dict(), **({"nearly": near[row.id]} if nearly else {})} for row in page.rows
+        ]
+        click.echo(json.dumps(shown, indent=2))
         return
     if not page.rows:
         which = "" if chosen is None else f"{chosen} "
@@ -228,6 +252,11 @@ def stats_not_found(db: str, top: int, bots: bool, status: str, as_json: bool) -
             ],
             right=frozenset({2, 3}),
         )
+        for row in page.rows if nearly else ():
+            said = near[row.id]
+            if said is not None:
+                rule = cast(dict[str, str], said["rule"])
+                click.echo(f"{row.id}: nearly {rule['source']} ({rule['id']}): {said['reason']}")
         _more(len(page.rows), page.next_cursor is not None)
     if other:
         click.echo(f"and {other} 404s of paths too rare to keep one by one")
