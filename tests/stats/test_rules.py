@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from waypost.stats.rules import RuleHitDelta, RuleHits, merge_rule_deltas
+from waypost.stats.rules import (
+    PositionDelta,
+    PositionHits,
+    RuleHitDelta,
+    RuleHits,
+    merge_rule_deltas,
+)
 
 H = 3600
 
@@ -210,3 +216,48 @@ def test_repr() -> None:
     hits = RuleHits()
     hits.record("a", 0.0)
     assert repr(hits) == "RuleHits()  # 1 hits unfolded, 0 keys pending"
+
+
+# -- by position ------------------------------------------------------------------------------
+
+
+positioned = st.lists(st.tuples(st.integers(0, 9), st.floats(1, 10 * H)), max_size=200).map(
+    lambda stream: sorted(stream, key=lambda hit: hit[1])
+)
+
+
+@given(positioned, st.lists(st.integers(0, 200), max_size=5), st.lists(st.integers(0, 200)))
+def test_positions_count_as_keys_do(
+    stream: list[tuple[int, float]], cuts: list[int], folds: list[int]
+) -> None:
+    """PositionHits gives what RuleHits gives for the same hits, drains and folds."""
+    by_position, keys = PositionHits(10), RuleHits()
+    drains: list[tuple[RuleHitDelta, ...]] = []
+    keyed: list[tuple[RuleHitDelta, ...]] = []
+    for i, (position, when) in enumerate(stream):
+        if i in cuts:
+            drains.append(_as_keys(by_position.drain()))
+            keyed.append(keys.drain())
+        if i in folds:
+            by_position.fold()
+        by_position.record(position, when)
+        keys.record(str(position), when)
+    drains.append(_as_keys(by_position.drain()))
+    keyed.append(keys.drain())
+    assert [by_key(d) for d in drains] == [by_key(d) for d in keyed]
+    assert by_position.pending() == 0 and by_position.drain() == []
+
+
+def _as_keys(deltas: list[PositionDelta]) -> tuple[RuleHitDelta, ...]:
+    return tuple(RuleHitDelta(str(d.position), d.hits, d.first, d.last, d.hours) for d in deltas)
+
+
+def test_positions_keep_memory_to_arrays() -> None:
+    hits = PositionHits(100_000)
+    for position in range(0, 100_000, 7):
+        hits.record(position, 1_765_000_000.0 + position)
+    assert hits.fold() == len(range(0, 100_000, 7)) and hits.pending() == 14_286
+    drained = hits.drain()
+    assert drained[0] == PositionDelta(0, 1, 1_765_000_000.0, 1_765_000_000.0, {1764997200: 1})
+    assert [d.position for d in drained[:3]] == [0, 7, 14]
+    assert repr(hits) == "PositionHits(100000)  # 0 hits unfolded, 0 pending"

@@ -163,10 +163,11 @@ class _FlakyStore:
 
 
 def test_a_flush_the_store_refused_is_added_at_the_next_one_once() -> None:
-    recorder = StatsRecorder("sqlite:///unused.db", rule_ids=("r1",))
+    engine = Engine([{"from": "/a", "to": "/b"}])
+    recorder = StatsRecorder("sqlite:///unused.db", rules=engine.rules, rule_ids=("r1",))
     store = _FlakyStore(down=1)
     recorder._store = store
-    decision = Engine([{"from": "/a", "to": "/b"}]).resolve("GET", "/a")
+    decision = engine.resolve("GET", "/a")
     for _ in range(3):
         recorder.hit(decision, 1_700_000_000.0)
     recorder.missing("/nope?x=1", None, "curl/8", 1_700_000_000.0)
@@ -229,6 +230,35 @@ def test_the_busiest_rules_since_start_are_kept_for_the_metrics() -> None:
     assert recorder.top_rules() == [("a", 15), ("c", 9)]
     assert len(recorder._totals) <= 8
     assert StatsRecorder("sqlite:///unused.db", top_rules=0).top_rules() == []
+
+
+def test_a_reload_binds_the_new_rules_and_the_raced_requests_keep_their_ids() -> None:
+    rules = [{"from": f"/p/{i}", "to": f"/n/{i}"} for i in range(3)] + [
+        {"from": "/c/<int:n>", "to": "/d/{n}"}
+    ]
+    first, second, third = Engine(rules), Engine(rules[::-1]), Engine(rules)
+    recorder = StatsRecorder(
+        "sqlite:///unused.db", rules=first.rules, rule_ids=("a0", "a1", "a2", "a3")
+    )
+    recorder._store = store = _FlakyStore(down=0)
+    recorder.hit(first.resolve("GET", "/p/1"), 1_700_000_000.0)
+    recorder.bind(second.rules, ("b0", "b1", "b2", "b3"))
+    # A request the old rules decided, counted after the reload: still its old id.
+    recorder.hit(first.resolve("GET", "/c/7"), 1_700_000_001.0)
+    recorder.hit(second.resolve("GET", "/p/1"), 1_700_000_002.0)
+    recorder.bind(third.rules, ())  # rules from a file: by file:line
+    recorder.hit(third.resolve("GET", "/p/2"), 1_700_000_003.0)
+    # Two reloads back: no longer bound, counted by its rule's source.
+    recorder.hit(first.resolve("GET", "/p/0"), 1_700_000_004.0)
+    recorder.flush()
+    assert sorted((d.rule_key, d.hits) for d in store.rule_hits) == [
+        ("<rules>#1", 1),
+        ("<rules>#3", 1),
+        ("a1", 1),
+        ("a3", 1),
+        ("b2", 1),
+    ]
+    assert recorder.pending() == 0
 
 
 def test_hits_of_rules_not_from_the_store_are_counted_by_source() -> None:

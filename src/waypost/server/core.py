@@ -137,6 +137,7 @@ class WaypostServer:
                 source.url,
                 interval=settings.stats_interval,
                 retention_days=settings.stats_retention or None,
+                rules=engine.rules,
                 rule_ids=source.rule_ids,
                 top_rules=settings.stats_top_rules,
             )

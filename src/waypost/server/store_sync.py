@@ -204,8 +204,8 @@ class StoreSync(BackgroundLoop):
             )
         self.revision = self._skipped = snapshot.revision
         if self.stats is not None:
-            # Hits from now on count against this revision's rule ids.
-            self.stats.rule_ids = snapshot.rule_ids
+            # Hits from now on count against this revision's rules and their ids.
+            self.stats.bind(self.engine.rules, snapshot.rule_ids)
         self.unloadable = None
         self.loaded_at = datetime.now(UTC)
         logger.info(

@@ -42,8 +42,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["RuleHitDelta", "RuleHits", "merge_rule_deltas"]
+__all__ = ["PositionDelta", "PositionHits", "RuleHitDelta", "RuleHits", "merge_rule_deltas"]
 
 #: Seconds in one bucket of :attr:`RuleHitDelta.hours`.
 HOUR = 3600
@@ -91,7 +92,10 @@ def merge_rule_deltas(*drains: Iterable[RuleHitDelta]) -> tuple[RuleHitDelta, ..
     return tuple(merged.values())
 
 
-class _Log:
+K = TypeVar("K", str, int)
+
+
+class _Log(Generic[K]):
     """Hits as record() appends them: the keys in a list, the times in an array of doubles. No
     object per hit that the cyclic garbage collector would walk (a pair per hit, alive for a
     second, made each collection walk a second's worth of pairs)."""
@@ -99,39 +103,22 @@ class _Log:
     __slots__ = ("keys", "whens")
 
     def __init__(self) -> None:
-        self.keys: list[str] = []
+        self.keys: list[K] = []
         self.whens = array("d")
 
 
-class RuleHits:
-    """Per-rule hit counters in memory; see the module docstring for thread safety.
+class _Folding(Generic[K]):
+    """The log :meth:`record` appends to and :meth:`fold` counts, for a subclass's ``_count``."""
 
-    ``record`` is called on the request path: two appends. ``fold`` counts what was appended
-    (every second or so, off the request path), and ``drain`` hands the counts over, every few
-    seconds and on shutdown, for the store.
-    """
-
-    __slots__ = ("_firsts", "_hours", "_lasts", "_log", "_retired")
+    __slots__ = ("_log", "_retired")
 
     def __init__(self) -> None:
-        self._log = _Log()
+        self._log: _Log[K] = _Log()
         # Logs folded already that a recording thread may still append to (see fold()), each
         # with how much of it was folded and a marker.
-        self._retired: list[tuple[_Log, int, object]] = []
-        #: Folded since the last drain: hour start -> key -> hits, and each key's first and last.
-        self._hours: dict[int, Counter[str]] = {}
-        self._firsts: dict[str, float] = {}
-        self._lasts: dict[str, float] = {}
+        self._retired: list[tuple[_Log[K], int, object]] = []
 
-    def __repr__(self) -> str:
-        unfolded = len(self._log.keys)
-        return f"RuleHits()  # {unfolded} hits unfolded, {len(self._firsts)} keys pending"
-
-    def pending(self) -> int:
-        """The keys folded since the last drain: the deltas the next drain gives, at least."""
-        return len(self._firsts)
-
-    def record(self, key: str, when: float) -> None:
+    def record(self, key: K, when: float) -> None:
         """Count one hit of the rule ``key`` at Unix time ``when``."""
         log = self._log
         log.whens.append(when)
@@ -148,7 +135,7 @@ class RuleHits:
         # reached again (self._log is a newer one): checked before reading, so the read that
         # follows is its last. A log still held is kept and read again from where it was left.
         # record() appends the time first: a key appended has its time.
-        retired: list[tuple[_Log, int, object]] = []
+        retired: list[tuple[_Log[K], int, object]] = []
         folded = 0
         for old, done, old_marker in self._retired:
             held = sys.getrefcount(old) > sys.getrefcount(old_marker)
@@ -164,6 +151,35 @@ class RuleHits:
             folded += self._count(log.keys, log.whens)
         self._retired = retired
         return folded
+
+    def _count(self, keys: list[K], whens: Sequence[float]) -> int:
+        raise NotImplementedError
+
+
+class RuleHits(_Folding[str]):
+    """Per-rule hit counters in memory; see the module docstring for thread safety.
+
+    ``record`` is called on the request path: two appends. ``fold`` counts what was appended
+    (every second or so, off the request path), and ``drain`` hands the counts over, every few
+    seconds and on shutdown, for the store.
+    """
+
+    __slots__ = ("_firsts", "_hours", "_lasts")
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Folded since the last drain: hour start -> key -> hits, and each key's first and last.
+        self._hours: dict[int, Counter[str]] = {}
+        self._firsts: dict[str, float] = {}
+        self._lasts: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        unfolded = len(self._log.keys)
+        return f"RuleHits()  # {unfolded} hits unfolded, {len(self._firsts)} keys pending"
+
+    def pending(self) -> int:
+        """The keys folded since the last drain: the deltas the next drain gives, at least."""
+        return len(self._firsts)
 
     def _count(self, keys: list[str], whens: Sequence[float]) -> int:
         if not keys:
@@ -215,3 +231,90 @@ class RuleHits:
             RuleHitDelta(key, sum(counts.values()), firsts[key], lasts[key], counts)
             for key, counts in hours_of.items()
         )
+
+
+class PositionDelta(NamedTuple):
+    """The hits of the rule at ``position`` since the last drain (see :class:`RuleHitDelta`)."""
+
+    position: int
+    hits: int
+    first: float
+    last: float
+    hours: dict[int, int]
+
+
+class PositionHits(_Folding[int]):
+    """Hit counters for the ``size`` rules of one rule set, by position (``0 .. size - 1``),
+    for rule sets of any size: where :class:`RuleHits` keeps a dictionary entry and two floats
+    per key (about 140 bytes, and a fold of a second of hits over a million rules costs as much
+    as the requests), the fold here adds into arrays (8 bytes per rule per hour counted, 17 for
+    the first and last hit). Recording is the same two appends; the caller names the positions
+    when it drains (a store id, a ``file:line``).
+    """
+
+    __slots__ = ("_firsts", "_hours", "_lasts", "_seen", "_touched", "size")
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        #: Hour start -> hits of each position in that hour, since the last drain.
+        self._hours: dict[int, array[int]] = {}
+        self._firsts = array("d", bytes(8 * size))
+        self._lasts = array("d", bytes(8 * size))
+        #: 1 for a position hit since the last drain, listed in _touched.
+        self._seen = bytearray(size)
+        self._touched: list[int] = []
+
+    def __repr__(self) -> str:
+        unfolded = len(self._log.keys)
+        pending = len(self._touched)
+        return f"PositionHits({self.size})  # {unfolded} hits unfolded, {pending} pending"
+
+    def pending(self) -> int:
+        """The positions hit since the last drain: the deltas the next drain gives."""
+        return len(self._touched)
+
+    def _counts(self, hour: int) -> array[int]:
+        counts = self._hours.get(hour)
+        if counts is None:
+            counts = self._hours[hour] = array("q", bytes(8 * self.size))
+        return counts
+
+    def _count(self, keys: list[int], whens: Sequence[float]) -> int:
+        if not keys:
+            return 0
+        firsts, lasts, seen, touched = self._firsts, self._lasts, self._seen, self._touched
+        hour = int(min(whens) // HOUR) * HOUR
+        same_hour = int(max(whens) // HOUR) * HOUR == hour
+        counts = self._counts(hour)
+        for position, when in zip(keys, whens, strict=True):
+            if not same_hour:  # the log spans the end of an hour (one fold an hour)
+                counts = self._counts(int(when // HOUR) * HOUR)
+            counts[position] += 1
+            if not seen[position]:
+                seen[position] = 1
+                firsts[position] = when
+                touched.append(position)
+            lasts[position] = when
+        return len(keys)
+
+    def drain(self) -> list[PositionDelta]:
+        """The hits recorded since the last drain, one delta per position hit, in the order
+        they were first hit (folded first); recording goes on meanwhile."""
+        self.fold()
+        hours, touched = self._hours, self._touched
+        self._hours, self._touched = {}, []
+        firsts, lasts, seen = self._firsts, self._lasts, self._seen
+        deltas = []
+        for position in touched:
+            per_hour = {}
+            for hour, counts in hours.items():
+                hits = counts[position]
+                if hits:
+                    per_hour[hour] = hits
+            total = sum(per_hour.values())
+            deltas.append(
+                PositionDelta(position, total, firsts[position], lasts[position], per_hour)
+            )
+            seen[position] = 0
+        return deltas

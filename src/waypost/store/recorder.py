@@ -10,9 +10,11 @@ interval's counts. A flush that fails (the database unreachable) keeps the drain
 adds them to the next flush, up to ``MAX_HELD`` batches; past that the oldest batch is dropped
 and counted in ``dropped``.
 
-A rule is counted by its store id (``rule_ids``, which the store sync keeps in step with the
-rules serving) or, for rules from a file, by its ``file:line``. Retention: once an hour, rows
-older than ``retention`` days are purged (``Store.purge_stats``).
+A rule is counted by its store id or, for rules from a file, by its ``file:line``. The rules an
+engine serves are bound (:meth:`StatsRecorder.bind`, which the store sync calls with each new
+revision): their hits are counted by position into arrays, which stay small and cheap to fold at
+a million rules; a rule of no bound rule set (a middleware's) is counted by its key.
+Retention: once an hour, rows older than ``retention`` days are purged (``Store.purge_stats``).
 
 The request path only appends to a log (:class:`~waypost.stats.RuleHits`); the thread folds the
 log into counts every second and writes them every ``interval`` seconds, or less often when
@@ -36,7 +38,9 @@ from typing import Any
 
 from waypost.decision import Decision
 from waypost.exceptions import StoreError
+from waypost.rules.model import Rule
 from waypost.stats import NotFoundLog, RuleHits
+from waypost.stats.rules import PositionHits
 from waypost.store.connect import open_store
 from waypost.store.stats import NotFoundDelta as StoredNotFound
 from waypost.store.stats import RuleHitsDelta as StoredRuleHits
@@ -58,6 +62,32 @@ ROW_SECONDS = 15e-6
 MIN_ROW_SECONDS = 1e-6
 
 
+class _Bound:
+    """A rule set whose hits are counted by position, and the keys its positions have."""
+
+    __slots__ = ("hits", "ids", "record", "rules")
+
+    def __init__(self, rules: Sequence[Rule], ids: tuple[str, ...], hits: PositionHits) -> None:
+        self.rules = rules
+        self.ids = ids
+        self.hits = hits
+        self.record = hits.record
+
+    def deltas(self) -> list[StoredRuleHits]:
+        """The hits drained, each under its store id (or its rule's ``file:line``)."""
+        ids, rules = self.ids, self.rules
+        return [
+            StoredRuleHits(
+                ids[d.position] if d.position < len(ids) else rules[d.position].source,
+                d.hits,
+                d.first,
+                d.last,
+                d.hours,
+            )
+            for d in self.hits.drain()
+        ]
+
+
 class StatsRecorder:
     """Counts hits and 404s of one worker and adds them to the store at ``url``, from a daemon
     thread started by :meth:`start` (in the worker, after any fork: a thread does not survive
@@ -70,6 +100,7 @@ class StatsRecorder:
         interval: float = 5.0,
         retention_days: float | None = 90.0,
         capacity: int = 1000,
+        rules: Sequence[Rule] | None = None,
         rule_ids: Sequence[str] = (),
         top_rules: int = 10,
     ) -> None:
@@ -78,10 +109,15 @@ class StatsRecorder:
         self.url = url
         self.interval = interval
         self.retention_days = retention_days
+        #: Hits of rules of no bound rule set, by key (a middleware's rules: file:line).
         self.rules = RuleHits()
         self.not_found = NotFoundLog(capacity)
-        #: The store ids of the rules serving, by position (empty: rules from a file).
-        self.rule_ids: Sequence[str] = tuple(rule_ids)
+        #: The rule sets bound (see bind()), newest first: the rules, their keys, their hits.
+        self._bound: list[_Bound] = []
+        #: Bound rule sets replaced since the last flush, to drain at the next.
+        self._unbound: list[_Bound] = []
+        if rules is not None:
+            self.bind(rules, rule_ids)
         #: Batches not yet added (the store was unreachable), oldest first.
         self._held: list[tuple[str, list[Any], int]] = []
         #: Batches given up after ``MAX_HELD`` failed flushes.
@@ -105,23 +141,39 @@ class StatsRecorder:
 
     # -- the request path ------------------------------------------------------------------
 
+    def bind(self, rules: Sequence[Rule], rule_ids: Sequence[str] = ()) -> None:
+        """Count the hits of ``rules`` (an engine's ``rules``, the tuple the engine serves) by
+        position from now on, each named by its store id in ``rule_ids`` (empty: by its
+        ``file:line``). The rule set bound before stays bound, for the requests a reload raced;
+        the one before that is drained at the next flush."""
+        bound = _Bound(rules, tuple(rule_ids), PositionHits(len(rules)))
+        kept, dropped = [bound, *self._bound[:1]], self._bound[1:]
+        self._bound = kept  # one store: hit() reads the list whole
+        self._unbound += dropped
+
     def hit(self, decision: Decision, when: float) -> None:
         """Count the rule that made ``decision`` (none: nothing to count)."""
         lazy = decision._lazy
         if lazy is not None:
             # A packed rule's position is in the decision: its rule object is not read (with a
             # million rules, reading it is a miss to memory the count does not need).
-            index = lazy[1]
-            try:
-                self._record(self.rule_ids[index], when)
-            except IndexError:  # rules not from the store (not counted by id)
-                self._record(lazy[0][index].source, when)
+            rules = lazy[0]
+            for bound in self._bound:
+                if bound.rules is rules:
+                    bound.record(lazy[1], when)
+                    return
+            self._record(rules[lazy[1]].source, when)
             return
         rule = decision.rule
-        if rule is not None:
-            index = rule.index
-            ids = self.rule_ids
-            self._record(ids[index] if index < len(ids) else rule.source, when)
+        if rule is None:
+            return
+        index = rule.index
+        for bound in self._bound:
+            positions = bound.rules
+            if index < len(positions) and positions[index] is rule:
+                bound.record(index, when)
+                return
+        self._record(rule.source, when)
 
     def missing(
         self,
@@ -158,11 +210,11 @@ class StatsRecorder:
     def _run(self) -> None:
         last = time.monotonic()
         while not self._stop.wait(min(FOLD_EVERY, self.interval)):
-            self.rules.fold()
+            self._fold()
             # What the next flush will cost (one row per rule and per path, at what the last
             # flush cost per row) sets how long since the last it may come: at most BUDGET of
             # the time goes to flushing.
-            rows = self.rules.pending() + len(self.not_found)
+            rows = self.pending()
             self.effective_interval = max(self.interval, rows * self._row_seconds / BUDGET)
             if time.monotonic() - last < self.effective_interval:
                 continue
@@ -207,12 +259,25 @@ class StatsRecorder:
             self._store.close()
             self._store = None
 
+    def pending(self) -> int:
+        """The rows the next flush writes for rule hits, and the paths tracked."""
+        bound = sum(b.hits.pending() for b in (*self._bound, *self._unbound))
+        return self.rules.pending() + bound + len(self.not_found)
+
+    def _fold(self) -> None:
+        self.rules.fold()
+        for bound in (*self._bound, *self._unbound):
+            bound.hits.fold()
+
     def flush(self) -> None:
         """Drain the counters and add them to the store (kept for the next flush on failure)."""
         hits = [
             StoredRuleHits(d.key, d.hits, d.first, d.last, dict(d.hours))
             for d in self.rules.drain()
         ]
+        unbound, self._unbound = self._unbound, []
+        for bound in (*self._bound, *unbound):
+            hits += bound.deltas()
         self._add_totals([(delta.rule_key, delta.hits) for delta in hits])
         drained = self.not_found.drain()
         # The hits a path certainly had (Space-Saving's count less its error); the error goes
