@@ -261,6 +261,19 @@ def test_a_reload_binds_the_new_rules_and_the_raced_requests_keep_their_ids() ->
     assert recorder.pending() == 0
 
 
+def test_the_404s_written_add_up_to_those_recorded_when_paths_were_evicted() -> None:
+    recorder = StatsRecorder("sqlite:///unused.db", capacity=10)
+    recorder._store = store = _FlakyStore(down=0)
+    for n in range(500):
+        recorder.missing(f"/scan/{n}", None, None, 1_700_000_000.0)
+        if n % 5 == 0:
+            recorder.missing("/real", None, None, 1_700_000_000.0)
+    recorder.flush()
+    ((deltas, other),) = store.not_found
+    assert sum(d.hits for d in deltas) + other == 600
+    assert max(deltas, key=lambda d: d.hits).path == "/real"
+
+
 def test_hits_of_rules_not_from_the_store_are_counted_by_source() -> None:
     recorder = StatsRecorder("sqlite:///unused.db", rule_ids=())
     engine = Engine([{"from": "/a", "to": "/b"}, {"from": "/c/<int:n>", "to": "/d/{n}"}])

@@ -548,3 +548,26 @@ def test_parse_since_says_what_is_wrong_with_a_huge_duration_or_an_old_date() ->
         with pytest.raises(ValueError, match="from 1970 on"):
             parse_since(text)
     assert parse_since("2999-01-01", allow_future=True).year == 2999
+
+
+def test_a_scanner_cannot_grow_the_open_paths_past_their_bound(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("waypost.store._sql_stats.MAX_NOT_FOUND_PATHS", 10)
+    store.add_not_found([missing("/broken-link", 50, referrers={"https://a.example/": 50})])
+    store.set_not_found_status(not_found_id("/broken-link"), "resolved")
+    store.add_not_found([missing("/real-broken", 40, referrers={"https://b.example/": 40})])
+    # A scanner: each flush a thousand paths asked once, and the real one again.
+    for flush in range(3):
+        store.add_not_found(
+            [missing(f"/scan/{flush}/{n}", 1, user_agents={"scanner": 1}) for n in range(1000)]
+            + [missing("/real-broken", 2)],
+            when=T0,
+        )
+    rows = store.not_found_stats(status="open", include_bots=True, limit=100).rows
+    assert len(rows) <= 11
+    assert rows[0].path == "/real-broken" and rows[0].hits == 46
+    # Nothing lost: what was cut counts as other.
+    assert store.stats_other() + sum(row.hits for row in rows) == 40 + 3 * 1002
+    # A resolved path is history: kept.
+    assert store.get_not_found(not_found_id("/broken-link")).hits == 50

@@ -29,6 +29,7 @@ from waypost.store._sql_base import MAX_PAGE, Conn, SqlMixin
 from waypost.store._sql_rules import _after, _cursor
 from waypost.store.migrations import Dialect
 from waypost.store.stats import (
+    MAX_NOT_FOUND_PATHS,
     MAX_SOURCES,
     NOT_FOUND_STATUSES,
     SOURCE_VALUE_MAX,
@@ -192,7 +193,9 @@ class StatsMethods(SqlMixin):
         """Add one flush of 404s, in one transaction: per path, hits and bot hits add, first and
         last seen widen, and referrers and user agents add, after which only the
         :data:`~waypost.store.stats.MAX_SOURCES` heaviest of each are kept (the rest of the
-        paths flushed are pruned; other paths are not touched). ``other`` (the 404s of paths too
+        paths flushed are pruned; other paths are not touched). Past
+        :data:`~waypost.store.stats.MAX_NOT_FOUND_PATHS` open paths (and a tenth), the lightest
+        are cut and their hits added to ``other``. ``other`` (the 404s of paths too
         light for the counters' bounded log) adds to the hour of ``when`` (a Unix time; None:
         now).
 
@@ -246,6 +249,9 @@ class StatsMethods(SqlMixin):
                     source_rows,
                 )
                 self._prune_sources(conn, touched)
+            # Bounded under a scanner: past MAX_NOT_FOUND_PATHS open rows (and a tenth more, so
+            # that the cut is rare), the lightest go and their hits count as 'other'.
+            other += self._prune_paths(conn)
             if other:
                 hour = hour_start(time.time() if when is None else when)
                 conn.execute(
@@ -254,6 +260,25 @@ class StatsMethods(SqlMixin):
                     "hits = waypost_stats_other.hits + excluded.hits",
                     (self._time_param(hour), other),
                 )
+
+    @staticmethod
+    def _prune_paths(conn: Conn) -> int:
+        """Cut the open rows down to :data:`~waypost.store.stats.MAX_NOT_FOUND_PATHS`, the
+        lightest (then the oldest) first, when they are more than a tenth over; their hits."""
+        count = conn.execute("SELECT count(*) FROM waypost_not_found WHERE status = 'open'")
+        excess = int(count[0][0]) - MAX_NOT_FOUND_PATHS
+        if excess <= MAX_NOT_FOUND_PATHS // 10:
+            return 0
+        lightest = conn.execute(
+            "SELECT id, hits FROM waypost_not_found WHERE status = 'open' "
+            "ORDER BY hits, last_at, id LIMIT ?",
+            (excess,),
+        )
+        ids = [(row_id,) for row_id, _ in lightest]
+        # The sources first: ON DELETE CASCADE needs SQLite's foreign keys on.
+        conn.executemany("DELETE FROM waypost_not_found_sources WHERE not_found_id = ?", ids)
+        conn.executemany("DELETE FROM waypost_not_found WHERE id = ?", ids)
+        return sum(int(hits) for _, hits in lightest)
 
     @staticmethod
     def _prune_sources(conn: Conn, touched: Sequence[str]) -> None:

@@ -22,8 +22,8 @@ writing would take long: the next flush waits until the time since the last is a
 ``1 / BUDGET`` times what it is expected to cost (its rows, at what the last flush cost per row),
 so flushing takes at most about 1% of the worker whatever the rule set. With a million rules hit
 evenly a flush writes up to a million rows, and the interval grows to several minutes, which is
-also what a crash can lose (the pending counts then hold about 140 bytes per rule hit since the
-last flush). :meth:`StatsRecorder.report` says the interval in use.
+also what a crash can lose (the counts of bound rules take 25 bytes per rule meanwhile; those
+counted by key, about 140 bytes per key). :meth:`StatsRecorder.report` says the interval in use.
 """
 
 from __future__ import annotations
@@ -280,8 +280,8 @@ class StatsRecorder:
             hits += bound.deltas()
         self._add_totals([(delta.rule_key, delta.hits) for delta in hits])
         drained = self.not_found.drain()
-        # The hits a path certainly had (Space-Saving's count less its error); the error goes
-        # to 'other', so that what is stored adds up to the 404s recorded, exactly.
+        # The hits a path certainly had (Space-Saving's count less its error), and 'other': what
+        # is stored adds up to the 404s recorded, exactly.
         paths = [
             StoredNotFound(
                 p.path,
@@ -295,7 +295,9 @@ class StatsRecorder:
             for p in drained.paths
             if p.guaranteed > 0
         ]
-        other = drained.other + sum(p.error for p in drained.paths)
+        # Space-Saving's invariant: other + sum(guaranteed) is every 404 recorded (a tracked
+        # path's error is hits of paths evicted before it, which 'other' counts already).
+        other = drained.other
         if hits:
             self._held.append(("rules", hits, 0))
         if paths or other:

@@ -29,6 +29,7 @@ from waypost.store.keys import parse_duration
 from waypost.store.model import _Shown
 
 __all__ = [
+    "MAX_NOT_FOUND_PATHS",
     "MAX_SOURCES",
     "NOT_FOUND_STATUSES",
     "SOURCE_VALUE_MAX",
@@ -58,6 +59,9 @@ RuleStatsSort = Literal["hits", "last_at"]
 NotFoundSort = Literal["hits", "last_at"]
 #: Referrers (and, apart, user agents) kept per path: the heaviest, after every flush.
 MAX_SOURCES = 10
+#: Open not-found paths the store keeps: past this many (and a tenth more), the lightest are cut
+#: and their hits counted in ``other``, so a scanner cannot grow the table without end.
+MAX_NOT_FOUND_PATHS = 10_000
 #: A referrer or user agent longer than this is cut (a row stays small whatever a client sends).
 SOURCE_VALUE_MAX = 512
 
