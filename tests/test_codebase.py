@@ -119,6 +119,8 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "wsgi.py": "re-export of middleware/wsgi.py; tests/middleware/test_documented_paths.py",
     "exceptions.py": "the error tree; messages are tested where raised: tests/rules/test_errors.py",
     "rules/_jwt_options.py": "the jwt guard's option checks; tests/guards/test_jwt.py loads each",
+    "stats/sink.py": "a protocol; its implementation is tested in tests/store/test_recorder.py "
+    "and through the middlewares in tests/middleware/test_stats.py",
     # the admin API: tested over HTTP, route by route, against both stores
     "admin/__init__.py": "re-exports; tests/admin/test_mount.py mounts the app",
     "admin/_context.py": "request context of the admin app; tests/admin/test_auth.py",
