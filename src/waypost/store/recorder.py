@@ -28,12 +28,14 @@ counted by key, about 140 bytes per key). :meth:`StatsRecorder.report` says the 
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from waypost.decision import Decision
@@ -60,6 +62,9 @@ FOLD_EVERY = 1.0
 #: 10 to 15 microseconds), and the least a measurement may set it to.
 ROW_SECONDS = 15e-6
 MIN_ROW_SECONDS = 1e-6
+
+
+_second = itemgetter(1)
 
 
 class _Bound:
@@ -199,11 +204,12 @@ class StatsRecorder:
         totals = self._totals
         for key, count in hits:
             totals[key] = totals.get(key, 0) + count
-        ranked = sorted(totals.items(), key=lambda item: -item[1])
         if len(totals) > 4 * self.top_count:
-            # Bounded: the candidates beyond twice the top are forgotten.
-            self._totals = dict(ranked[: 2 * self.top_count])
-        self._top = ranked[: self.top_count]
+            # Bounded: the candidates beyond twice the top are forgotten (a heap, not a sort:
+            # a flush may bring a million keys).
+            kept = heapq.nlargest(2 * self.top_count, totals.items(), key=_second)
+            self._totals = totals = dict(kept)
+        self._top = sorted(totals.items(), key=_second, reverse=True)[: self.top_count]
 
     # -- the thread ------------------------------------------------------------------------
 
