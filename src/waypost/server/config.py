@@ -70,6 +70,16 @@ class Settings:
     stats_retention: int = _declare(
         90, "Days the statistics are kept in the store (0: kept for ever)."
     )
+    redis: str | None = _declare(
+        None,
+        "With --stats: Redis (redis://host:6379/0) the workers of every instance add their "
+        "counts to, folded into the rule store every --stats-fold-interval seconds and at "
+        "shutdown; Redis being down costs no request (the counts are held, then dropped, "
+        "and health says so). Needs pip install 'waypost[redis]'.",
+    )
+    stats_fold_interval: float = _declare(
+        60.0, "With --redis: seconds between two folds of what Redis holds into the store."
+    )
     stats_top_rules: int = _declare(
         10,
         "With --stats: /_waypost/metrics has a waypost_rule_hits series for this many of the "

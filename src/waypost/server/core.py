@@ -140,6 +140,8 @@ class WaypostServer:
                 rules=engine.rules,
                 rule_ids=source.rule_ids,
                 top_rules=settings.stats_top_rules,
+                redis=settings.redis,
+                fold_interval=settings.stats_fold_interval,
             )
             if self.store_sync is not None:
                 self.store_sync.stats = self.stats
@@ -199,8 +201,11 @@ class WaypostServer:
         """Write what the metrics and the access log hold back (see ``buffered_log``)."""
         self._gauge_degraded()
         self.metrics.flush()
-        if self.stats is not None:
-            self.metrics.rules_hit(self.stats.top_rules())
+        stats = self.stats
+        if stats is not None:
+            self.metrics.rules_hit(stats.top_rules())
+            self.metrics.stats_held.set(stats.held)
+            self.metrics.stats_dropped.set(stats.dropped)
         if isinstance(self.access_log, BufferedAccessLog):
             self.access_log.flush()
 

@@ -103,6 +103,19 @@ class ServerMetrics:
             ["rule"],
             registry=registry,
         )
+        self.stats_held = Gauge(
+            "waypost_stats_batches_held",
+            "Batches of statistics not written yet: the store (or Redis, with --redis) did not "
+            "take them; they go with the next flush.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.stats_dropped = Gauge(
+            "waypost_stats_batches_dropped",
+            "Batches of statistics given up after 60 flushes the store (or Redis) refused.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         #: What rule_hits has of each rule already (rules_hit() adds the difference).
         self._rule_hits_shown: dict[str, int] = {}
         self._children: dict[tuple[str, int], Any] = {}

@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import errno
 import gc
+import importlib.util
 import logging
 import logging.config
 import os
@@ -57,6 +58,26 @@ _LEVELS = ("debug", "info", "warning", "error", "critical")
 logger = logging.getLogger("waypost.server")
 
 
+def check_redis_settings(url: str, stats: bool, fold_interval: float) -> None:
+    """``--redis``: with ``--stats``, a Redis URL, the package installed, a fold interval."""
+    if not stats:
+        raise SettingsError(
+            "--redis carries the statistics (--stats) of many instances: give --stats too, "
+            "or leave --redis out"
+        )
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(
+            f"--redis {url!r} is not a Redis URL; e.g. redis://127.0.0.1:6379/0 "
+            "(rediss:// for TLS, unix:///path/redis.sock)"
+        )
+    if importlib.util.find_spec("redis") is None:
+        raise SettingsError("--redis needs the redis package: pip install 'waypost[redis]'")
+    if fold_interval <= 0:
+        raise SettingsError(
+            f"stats_fold_interval must be more than 0 seconds, not {fold_interval!r}"
+        )
+
+
 def check_serve_settings(settings: Settings) -> None:
     """Raise a :class:`~waypost.exceptions.SettingsError` (or another WaypostError) for a setting
     that cannot work: a bad upstream URL, a 404 template that does not load, an impossible
@@ -82,6 +103,8 @@ def check_serve_settings(settings: Settings) -> None:
         raise SettingsError(
             f"stats_retention is a number of days, 0 or more, not {settings.stats_retention!r}"
         )
+    if settings.redis is not None:
+        check_redis_settings(settings.redis, settings.stats, settings.stats_fold_interval)
     if settings.stats_top_rules < 0:
         raise SettingsError(
             f"stats_top_rules is a number of rules, 0 or more, not {settings.stats_top_rules!r}"

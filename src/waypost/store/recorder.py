@@ -44,6 +44,7 @@ from waypost.rules.model import Rule
 from waypost.stats import NotFoundLog, RuleHits
 from waypost.stats.rules import PositionHits
 from waypost.store.connect import open_store
+from waypost.store.redis_stats import RedisCounters, open_redis_counters
 from waypost.store.stats import NotFoundDelta as StoredNotFound
 from waypost.store.stats import RuleHitsDelta as StoredRuleHits
 
@@ -65,6 +66,14 @@ MIN_ROW_SECONDS = 1e-6
 
 
 _second = itemgetter(1)
+
+
+def _stamp(moment: float | None) -> str | None:
+    return (
+        None
+        if moment is None
+        else datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
 
 
 class _Bound:
@@ -108,6 +117,8 @@ class StatsRecorder:
         rules: Sequence[Rule] | None = None,
         rule_ids: Sequence[str] = (),
         top_rules: int = 10,
+        redis: str | None = None,
+        fold_interval: float = 60.0,
     ) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -134,6 +145,13 @@ class StatsRecorder:
         self._row_seconds = ROW_SECONDS
         self._store: Any = None
         self._purged = 0.0
+        #: With ``redis``: the flushes go to Redis, and every ``fold_interval`` seconds (and at
+        #: stop) what Redis holds is folded into the store (see waypost.store.redis_stats).
+        self.redis_url = redis
+        self.fold_interval = fold_interval
+        self._counters: RedisCounters | None = None
+        self._folded = time.monotonic()
+        self.folded_at: float | None = None
         self._record = self.rules.record
         #: How many of the busiest rules top_rules() gives (for per-rule metrics).
         self.top_count = top_rules
@@ -231,17 +249,21 @@ class StatsRecorder:
                 self._row_seconds = max(spent / rows, MIN_ROW_SECONDS)
             last = time.monotonic()
 
+    @property
+    def held(self) -> int:
+        """Batches not written yet (the store or Redis refused them)."""
+        return len(self._held)
+
     def report(self) -> dict[str, object]:
         """For health: when the counts were last written, the interval in use, and the batches
         given up."""
         flushed = self.flushed_at
         return {
-            "flushed_at": None
-            if flushed is None
-            else datetime.fromtimestamp(flushed, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "flushed_at": _stamp(flushed),
             "interval": round(self.effective_interval, 1),
             "held": len(self._held),
             "dropped": self.dropped,
+            **({} if self.redis_url is None else {"folded_at": _stamp(self.folded_at)}),
         }
 
     def start(self) -> None:
@@ -260,10 +282,13 @@ class StatsRecorder:
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
-        self.flush()
+        self.flush(final=True)
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._counters is not None:
+            self._counters.close()
+            self._counters = None
 
     def pending(self) -> int:
         """The rows the next flush writes for rule hits, and the paths tracked."""
@@ -275,8 +300,10 @@ class StatsRecorder:
         for bound in (*self._bound, *self._unbound):
             bound.hits.fold()
 
-    def flush(self) -> None:
-        """Drain the counters and add them to the store (kept for the next flush on failure)."""
+    def flush(self, *, final: bool = False) -> None:
+        """Drain the counters and add them to the store, or to Redis (kept for the next flush
+        on failure); with Redis, fold what it holds into the store when it is time (or
+        ``final``, at stop)."""
         hits = [
             StoredRuleHits(d.key, d.hits, d.first, d.last, dict(d.hours))
             for d in self.rules.drain()
@@ -312,24 +339,46 @@ class StatsRecorder:
             self._held.pop(0)
             self.dropped += 1
         try:
-            if self._store is None:
-                self._store = open_store(self.url)
+            target = self._target()
             while self._held:
-                # Each batch is one transaction: taken off only once it is in.
+                # Each batch is one transaction (one Redis script): taken off once it is in.
                 kind, batch, extra = self._held[0]
                 if kind == "rules":
-                    self._store.add_rule_hits(batch)
+                    target.add_rule_hits(batch)
                 else:
-                    self._store.add_not_found(batch, other=extra)
+                    target.add_not_found(batch, other=extra)
                 self._held.pop(0)
             self.flushed_at = time.time()
-            self._purge()
         except StoreError as exc:
             logger.warning("waypost: statistics not written yet (%s); kept for the next try", exc)
+            return
+        try:
+            if self._counters is not None and (
+                final or time.monotonic() - self._folded >= self.fold_interval
+            ):
+                self._folded = time.monotonic()
+                self._counters.fold_into(self._open_store())
+                self.folded_at = time.time()
+            self._purge()
+        except StoreError as exc:
+            logger.warning("waypost: statistics not folded into the store yet (%s)", exc)
+
+    def _open_store(self) -> Any:
+        if self._store is None:
+            self._store = open_store(self.url)
+        return self._store
+
+    def _target(self) -> Any:
+        """Where flushes go: Redis with ``redis``, else the store."""
+        if self.redis_url is None:
+            return self._open_store()
+        if self._counters is None:
+            self._counters = open_redis_counters(self.redis_url, self.url)
+        return self._counters
 
     def _purge(self) -> None:
         if self.retention_days is None or time.monotonic() - self._purged < _PURGE_EVERY:
             return
         self._purged = time.monotonic()
         older = datetime.now(UTC) - timedelta(days=self.retention_days)
-        self._store.purge_stats(older)
+        self._open_store().purge_stats(older)
