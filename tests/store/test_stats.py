@@ -534,7 +534,9 @@ def test_a_database_from_before_migration_6_upgrades_in_place(
         before.close()
 
     after = make_store(auto_upgrade=False)
-    assert after.schema_status().pending == (f"0006 {MIGRATIONS[5].name}",)
+    assert after.schema_status().pending == tuple(
+        f"{m.number:04d} {m.name}" for m in MIGRATIONS[5:]
+    )
     assert after.upgrade() == (5, LATEST)
     assert [r.rule_id for r in after.unused_rules().rules] == [rule.id]
     after.add_rule_hits([hits(rule.id, 2)])
@@ -571,3 +573,42 @@ def test_a_scanner_cannot_grow_the_open_paths_past_their_bound(
     assert store.stats_other() + sum(row.hits for row in rows) == 40 + 3 * 1002
     # A resolved path is history: kept.
     assert store.get_not_found(not_found_id("/broken-link")).hits == 50
+
+
+# -- visits -----------------------------------------------------------------------------------
+
+
+def test_visits_are_listed_newest_first_and_paged(store: SqlStore) -> None:
+    from waypost.stats.visits import Visit
+
+    long_agent = "Mozilla/5.0 " + "x" * 2000
+    store.add_visits(
+        [
+            (
+                Visit(T0 + n, "r1" if n % 2 else "r2", f"/to/{n}", None, long_agent, "203.0.113.0"),
+                "DE",
+            )
+            for n in range(5)
+        ]
+    )
+    assert store.add_visits([]) is None
+    page = store.visits(limit=2)
+    assert [row.at for row in page.rows] == [at(T0 + 4), at(T0 + 3)]
+    rest = store.visits(limit=2, cursor=page.next_cursor)
+    last = store.visits(limit=2, cursor=rest.next_cursor)
+    assert [row.location for row in (*page.rows, *rest.rows, *last.rows)] == [
+        f"/to/{n}" for n in (4, 3, 2, 1, 0)
+    ]
+    assert last.next_cursor is None
+    r1 = store.visits(rule_key="r1")
+    assert [row.location for row in r1.rows] == ["/to/3", "/to/1"]
+    shown = r1.rows[0].to_dict()
+    assert (shown["country"], shown["client"], len(shown["user_agent"])) == (
+        "DE",
+        "203.0.113.0",
+        512,
+    )
+    with pytest.raises(ValidationError):
+        store.visits(rule_key="r2", cursor=page.next_cursor)  # another list's cursor
+    assert store.purge_stats(at(T0 + 2)).visits == 2
+    assert len(store.visits().rows) == 3

@@ -19,12 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, get_args
 
 from waypost.exceptions import NotFoundError, ValidationError
+from waypost.stats.visits import Visit
 from waypost.store._sql_base import MAX_PAGE, Conn, SqlMixin
 from waypost.store._sql_rules import _after, _cursor
 from waypost.store.migrations import Dialect
@@ -47,6 +49,8 @@ from waypost.store.stats import (
     StatsPurge,
     UnusedRule,
     UnusedRulePage,
+    VisitPage,
+    VisitRow,
     hour_start,
     not_found_id,
 )
@@ -59,6 +63,13 @@ _NOT_FOUND_COLUMNS = (
 )
 # Ids per IN list: well under SQLite's and PostgreSQL's limits on parameters.
 _CHUNK = 500
+
+
+_VISIT_COLUMNS = "id, at, rule_key, location, referrer, user_agent, country, client"
+
+
+def _cut(text: str | None) -> str | None:
+    return None if text is None else text[:SOURCE_VALUE_MAX]
 
 
 def _page_cursor(kind: str, value: object, key: str) -> str:
@@ -465,6 +476,62 @@ class StatsMethods(SqlMixin):
         )
         return NotFoundPage(found, _page_cursor(kind, value, last.id))
 
+    # -- visits --------------------------------------------------------------------------------
+
+    def add_visits(self, visits: Sequence[tuple[Visit, str | None]]) -> None:
+        """Add logged redirects, each with its country (None: unknown), in one transaction;
+        referrers and user agents longer than :data:`SOURCE_VALUE_MAX` are cut."""
+        if not visits:
+            return
+        rows = [
+            (
+                secrets.token_hex(8),
+                self._time_param(datetime.fromtimestamp(visit.at, UTC)),
+                visit.rule_key,
+                _cut(visit.location),
+                _cut(visit.referrer),
+                _cut(visit.user_agent),
+                country,
+                visit.client,
+            )
+            for visit, country in visits
+        ]
+        with self._transaction(write=True) as conn:
+            conn.executemany(
+                f"INSERT INTO waypost_visits ({_VISIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def visits(
+        self, *, rule_key: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> VisitPage:
+        """Logged redirects, newest first (of ``rule_key`` only, if given); pages as
+        :meth:`rule_stats`."""
+        _check_limit(limit)
+        where: list[str] = []
+        params: list[object] = []
+        if rule_key is not None:
+            where.append("rule_key = ?")
+            params.append(rule_key)
+        kind = f"visits:{rule_key or ''}"
+        if cursor:
+            value, key = _page_after(kind, cursor)
+            at = self._time_param(datetime.fromisoformat(str(value)))
+            where.append("(at < ? OR (at = ? AND id > ?))")
+            params += [at, at, key]
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._read(
+            f"SELECT {_VISIT_COLUMNS} FROM waypost_visits {clause}ORDER BY at DESC, id LIMIT ?",
+            (*params, limit + 1),
+        )
+        found = tuple(
+            VisitRow(row_id, self._stat_at(at), *rest) for row_id, at, *rest in rows[:limit]
+        )
+        if len(rows) <= limit:
+            return VisitPage(found)
+        last = found[-1]
+        return VisitPage(found, _page_cursor(kind, last.at.isoformat(), last.id))
+
     def get_not_found(self, row_id: str) -> NotFoundStats:
         """The not-found row ``row_id`` with its sources; NotFoundError when there is none."""
         with self._transaction() as conn:
@@ -553,6 +620,7 @@ class StatsMethods(SqlMixin):
             ("rule_hours", "waypost_rule_hours", "hour", hour),
             ("not_found", "waypost_not_found", "last_at", cutoff),
             ("other_hours", "waypost_stats_other", "hour", hour),
+            ("visits", "waypost_visits", "at", cutoff),
         )
         counts: dict[str, int] = {}
         with self._transaction(write=True) as conn:

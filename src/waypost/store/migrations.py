@@ -230,6 +230,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        7,
+        "visits: a sampled log of redirects",
+        (
+            # 'id' is random (the workers of many instances write at once); 'client' is the
+            # address as kept (anonymized by default), 'country' a GeoLite2 ISO code.
+            """CREATE TABLE waypost_visits (
+                id TEXT PRIMARY KEY,
+                at {ts} NOT NULL,
+                rule_key TEXT NOT NULL,
+                location TEXT,
+                referrer TEXT,
+                user_agent TEXT,
+                country TEXT,
+                client TEXT
+            )""",
+            "CREATE INDEX waypost_visits_by_rule ON waypost_visits (rule_key, at, id)",
+            "CREATE INDEX waypost_visits_by_at ON waypost_visits (at, id)",
+        ),
+    ),
 )
 
 #: The schema version this Waypost needs.

@@ -47,6 +47,8 @@ __all__ = [
     "StatsPurge",
     "UnusedRule",
     "UnusedRulePage",
+    "VisitPage",
+    "VisitRow",
     "hour_start",
     "not_found_id",
     "parse_since",
@@ -232,6 +234,41 @@ class NotFoundPage:
 
 
 @dataclass(frozen=True, slots=True)
+class VisitRow(_Shown):
+    """One logged redirect (see :mod:`waypost.stats.visits`): its id, when (UTC), the rule's
+    key, where the visitor was sent, the referrer, the user agent, the country (an ISO code,
+    with a GeoLite2 file) and the client address as kept (anonymized by default)."""
+
+    id: str
+    at: datetime
+    rule_key: str
+    location: str | None
+    referrer: str | None
+    user_agent: str | None
+    country: str | None
+    client: str | None
+
+    _shown = (
+        "id",
+        "at",
+        "rule_key",
+        "location",
+        "referrer",
+        "user_agent",
+        "country",
+        "client",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VisitPage:
+    """One page of :class:`VisitRow`, newest first; ``next_cursor`` fetches the next."""
+
+    rows: tuple[VisitRow, ...]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UnusedRule(_Shown):
     """A rule in the store with no hits since the moment asked about: its id, name and
     ``from``, when it was created (its first revision) and its last hit (None: never hit, or its
@@ -262,5 +299,6 @@ class StatsPurge(_Shown):
     rule_hours: int = 0
     not_found: int = 0
     other_hours: int = 0
+    visits: int = 0
 
-    _shown = ("rule_hits", "rule_hours", "not_found", "other_hours")
+    _shown = ("rule_hits", "rule_hours", "not_found", "other_hours", "visits")
