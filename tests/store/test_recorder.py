@@ -303,3 +303,80 @@ def test_stats_settings_that_cannot_work_are_refused(flags: dict[str, Any], mess
 
     with pytest.raises(SettingsError, match=message):
         check_serve_settings(Settings(**flags))
+
+
+def test_sampled_redirects_are_written_as_visits_with_their_country(tmp_path: Path) -> None:
+    from tests._mmdb import mmdb
+
+    geoip = tmp_path / "GeoLite2-Country.mmdb"
+    geoip.write_bytes(mmdb("203.0.113.0/24", {"country": {"iso_code": "DE"}}))
+    url = f"sqlite:///{tmp_path / 'waypost.db'}"
+    engine = Engine([{"from": "/a", "to": "/b"}])
+    recorder = StatsRecorder(
+        url, rules=engine.rules, rule_ids=("r1",), visits=1.0, geoip=str(geoip)
+    )
+    decision = engine.resolve("GET", "/a")
+    recorder.visit(decision, 1_800_000_000.0, "203.0.113.77", "https://a.example/", "Firefox")
+    recorder.visit(decision, 1_800_000_001.0, "198.51.100.9", None, None)
+    recorder.visit(engine.resolve("GET", "/none"), 1_800_000_002.0, "198.51.100.9", None, None)
+    recorder.flush()
+    store = open_store(url)
+    try:
+        rows = [row.to_dict() for row in store.visits().rows]
+    finally:
+        store.close()
+    assert [(r["rule_key"], r["location"], r["client"], r["country"]) for r in rows] == [
+        ("r1", "/b", "198.51.100.0", None),
+        ("r1", "/b", "203.0.113.0", "DE"),
+    ]
+    assert rows[1]["referrer"] == "https://a.example/" and rows[1]["user_agent"] == "Firefox"
+
+
+def test_a_server_logs_each_sampled_redirect(tmp_path: Path, servers: list[Server]) -> None:
+    url = f"sqlite:///{tmp_path / 'waypost.db'}"
+    store = open_store(url)
+    store.upgrade()
+    store.replace_rules(RULES, message="rules")
+    store.close()
+    server = Server(url, "--stats", "--stats-visits", "1", "--stats-visit-addresses", "full")
+    servers.append(server)
+    with httpx.Client() as client:
+        for _ in range(3):
+            client.get(server.base + "/old-page", headers={"Referer": "https://b.example/"})
+        client.get(server.base + "/gone")  # a respond: no visit
+    server.stop()
+    servers.clear()
+    store = open_store(url)
+    try:
+        rows = store.visits().rows
+    finally:
+        store.close()
+    assert [(row.location, row.client, row.referrer) for row in rows] == [
+        ("/new-page", "127.0.0.1", "https://b.example/")
+    ] * 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"stats": True, "db": "sqlite:///x.db", "stats_visits": 2}, "from 0 to 1"),
+        (
+            {"stats": True, "db": "sqlite:///x.db", "stats_visit_addresses": "half"},
+            "anonymized, full, none",
+        ),
+        ({"db": "sqlite:///x.db", "stats_visits": 0.5}, "give --stats too"),
+        (
+            {"stats": True, "db": "sqlite:///x.db", "stats_visits": 1, "geoip": "/no/such.mmdb"},
+            "not a readable MaxMind database",
+        ),
+        ({"stats": True, "db": "sqlite:///x.db", "geoip": "/no/such.mmdb"}, "--stats-visits"),
+    ],
+    ids=["rate", "addresses", "without-stats", "geoip-missing", "geoip-without-visits"],
+)
+def test_visit_settings_that_cannot_work_are_refused(flags: dict[str, Any], message: str) -> None:
+    from waypost.exceptions import SettingsError
+    from waypost.server.config import Settings
+    from waypost.server.run import check_serve_settings
+
+    with pytest.raises(SettingsError, match=message):
+        check_serve_settings(Settings(**flags))

@@ -80,6 +80,21 @@ class Settings:
     stats_fold_interval: float = _declare(
         60.0, "With --redis: seconds between two folds of what Redis holds into the store."
     )
+    stats_visits: float = _declare(
+        0.0,
+        "With --stats: the share of redirects logged one by one (time, rule, target, referrer, "
+        "user agent, country, client address): 0.01 logs one in a hundred; 0 none.",
+    )
+    stats_visit_addresses: str = _declare(
+        "anonymized",
+        "What a visit keeps of the client address: anonymized (the last IPv4 octet and the "
+        "last 80 bits of IPv6 zeroed), full, or none.",
+    )
+    geoip: str | None = _declare(
+        None,
+        "A GeoLite2 (or GeoIP2) Country or City file: visits get the client's country. Needs "
+        "pip install 'waypost[geoip]'.",
+    )
     stats_top_rules: int = _declare(
         10,
         "With --stats: /_waypost/metrics has a waypost_rule_hits series for this many of the "

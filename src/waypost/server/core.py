@@ -25,10 +25,11 @@ import asyncio
 import json
 import logging
 import os
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import httpx
 
@@ -47,6 +48,7 @@ from waypost.server.proxy import Forward, UpstreamProxy, proxy_refusal
 from waypost.server.reloading import RulesWatcher
 from waypost.server.sources import FileSource, RulesSource, StoreSource
 from waypost.server.store_sync import StoreSync
+from waypost.stats.visits import AddressMode
 from waypost.store.keyring import StoreKeyRing
 from waypost.store.recorder import StatsRecorder
 
@@ -142,6 +144,9 @@ class WaypostServer:
                 top_rules=settings.stats_top_rules,
                 redis=settings.redis,
                 fold_interval=settings.stats_fold_interval,
+                visits=settings.stats_visits,
+                addresses=cast(AddressMode, settings.stats_visit_addresses),
+                geoip=settings.geoip,
             )
             if self.store_sync is not None:
                 self.store_sync.stats = self.stats
@@ -273,7 +278,18 @@ class WaypostServer:
         self._observe(_clock() - started)
         stats = self.stats
         if stats is not None:
-            stats.hit(decision, time.time())
+            now = time.time()
+            stats.hit(decision, now)
+            rate = stats.visit_rate
+            if rate and decision.action == "redirect" and (rate >= 1 or random.random() < rate):
+                headers_of = request.headers
+                stats.visit(
+                    decision,
+                    now,
+                    request.client_ip,
+                    headers_of.get("referer"),
+                    headers_of.get("user-agent"),
+                )
         return self._decided(request, decision, peer)
 
     def _decided(self, request: Request, decision: Decision, peer: str | None) -> Answer:

@@ -45,10 +45,12 @@ from typing import Any
 import uvicorn
 
 from waypost.engine import Engine
-from waypost.exceptions import SettingsError, WaypostError
+from waypost.exceptions import SettingsError, StoreError, WaypostError
 from waypost.server.config import Settings
 from waypost.server.reloading import file_revision, file_signature
 from waypost.server.sources import FileSource, RulesSource
+from waypost.stats.visits import ADDRESS_MODES
+from waypost.store.recorder import open_geoip
 
 __all__ = ["ListenError", "check_serve_settings", "listen", "logging_config", "run_server"]
 
@@ -78,6 +80,32 @@ def check_redis_settings(url: str, stats: bool, fold_interval: float) -> None:
         )
 
 
+def check_visit_settings(settings: Settings) -> None:
+    """``--stats-visits``, ``--stats-visit-addresses`` and ``--geoip``."""
+    if not 0 <= settings.stats_visits <= 1:
+        raise SettingsError(
+            f"stats_visits is a share of the redirects from 0 to 1 (0.01: one in a hundred), "
+            f"not {settings.stats_visits!r}"
+        )
+    if settings.stats_visit_addresses not in ADDRESS_MODES:
+        raise SettingsError(
+            f"stats_visit_addresses is one of {', '.join(ADDRESS_MODES)}, "
+            f"not {settings.stats_visit_addresses!r}"
+        )
+    if settings.geoip is not None:
+        if not settings.stats_visits:
+            raise SettingsError(
+                "--geoip gives visits their country: give --stats --stats-visits 0.01 too, "
+                "or leave --geoip out"
+            )
+        try:
+            open_geoip(settings.geoip).close()
+        except StoreError as exc:
+            raise SettingsError(str(exc)) from None
+    if settings.stats_visits and not settings.stats:
+        raise SettingsError("--stats-visits logs redirects with the statistics: give --stats too")
+
+
 def check_serve_settings(settings: Settings) -> None:
     """Raise a :class:`~waypost.exceptions.SettingsError` (or another WaypostError) for a setting
     that cannot work: a bad upstream URL, a 404 template that does not load, an impossible
@@ -105,6 +133,7 @@ def check_serve_settings(settings: Settings) -> None:
         )
     if settings.redis is not None:
         check_redis_settings(settings.redis, settings.stats, settings.stats_fold_interval)
+    check_visit_settings(settings)
     if settings.stats_top_rules < 0:
         raise SettingsError(
             f"stats_top_rules is a number of rules, 0 or more, not {settings.stats_top_rules!r}"

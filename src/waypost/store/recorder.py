@@ -43,12 +43,13 @@ from waypost.exceptions import StoreError
 from waypost.rules.model import Rule
 from waypost.stats import NotFoundLog, RuleHits
 from waypost.stats.rules import PositionHits
+from waypost.stats.visits import AddressMode, Visit, anonymize
 from waypost.store.connect import open_store
 from waypost.store.redis_stats import RedisCounters, open_redis_counters
 from waypost.store.stats import NotFoundDelta as StoredNotFound
 from waypost.store.stats import RuleHitsDelta as StoredRuleHits
 
-__all__ = ["BUDGET", "MAX_HELD", "StatsRecorder"]
+__all__ = ["BUDGET", "MAX_HELD", "MAX_PENDING_VISITS", "StatsRecorder", "open_geoip"]
 
 logger = logging.getLogger("waypost.store")
 
@@ -57,6 +58,8 @@ MAX_HELD = 60
 _PURGE_EVERY = 3600.0
 #: The share of a worker's CPU time the flushes may take (see the module docstring).
 BUDGET = 0.01
+#: Visits kept while the store does not answer; past them, new ones are dropped (counted).
+MAX_PENDING_VISITS = 10_000
 #: Seconds between folds of the hit log (memory holds about this long a log).
 FOLD_EVERY = 1.0
 #: What a flush is taken to cost per row before one was measured (SQLite on this machine:
@@ -66,6 +69,23 @@ MIN_ROW_SECONDS = 1e-6
 
 
 _second = itemgetter(1)
+
+
+def open_geoip(path: str) -> Any:
+    """A reader of the GeoLite2 (or GeoIP2) file at ``path``; StoreError saying why not."""
+    try:
+        import maxminddb
+    except ImportError:
+        raise StoreError(
+            "--geoip needs the maxminddb package: pip install 'waypost[geoip]'"
+        ) from None
+    try:
+        return maxminddb.open_database(path)
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"--geoip {path!r} is not a readable MaxMind database ({exc}); download "
+            "GeoLite2-Country.mmdb from MaxMind"
+        ) from None
 
 
 def _stamp(moment: float | None) -> str | None:
@@ -119,6 +139,9 @@ class StatsRecorder:
         top_rules: int = 10,
         redis: str | None = None,
         fold_interval: float = 60.0,
+        visits: float = 0.0,
+        addresses: AddressMode = "anonymized",
+        geoip: str | None = None,
     ) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,6 +175,16 @@ class StatsRecorder:
         self._counters: RedisCounters | None = None
         self._folded = time.monotonic()
         self.folded_at: float | None = None
+        #: The share of redirects logged one by one (0: none), how their client address is
+        #: kept, and the GeoLite2 file their country comes from (see :meth:`visit`).
+        self.visit_rate = visits
+        self.addresses: AddressMode = addresses
+        self.geoip = geoip
+        self._geo: Any = None
+        #: Visits not written yet, each with the address its country is looked up by.
+        self._visits: list[tuple[Visit, str | None]] = []
+        #: Visits not kept: more than MAX_PENDING_VISITS waited for a store that did not answer.
+        self.visits_dropped = 0
         self._record = self.rules.record
         #: How many of the busiest rules top_rules() gives (for per-rule metrics).
         self.top_count = top_rules
@@ -197,6 +230,46 @@ class StatsRecorder:
                 bound.record(index, when)
                 return
         self._record(rule.source, when)
+
+    def visit(
+        self,
+        decision: Decision,
+        when: float,
+        client: str | None,
+        referrer: str | None,
+        user_agent: str | None,
+    ) -> None:
+        """Log one redirect (the caller samples: ``visit_rate`` of them); its country is looked
+        up when it is written, off the request path."""
+        key = self._key_of(decision)
+        if key is None:
+            return
+        if len(self._visits) >= MAX_PENDING_VISITS:
+            self.visits_dropped += 1
+            return
+        kept = anonymize(client, self.addresses)
+        visit = Visit(when, key, decision.location, referrer, user_agent, kept)
+        self._visits.append((visit, client if self.geoip is not None else None))
+
+    def _key_of(self, decision: Decision) -> str | None:
+        """The key ``decision``'s rule is counted under (None: no rule)."""
+        lazy = decision._lazy
+        if lazy is not None:
+            rules, index = lazy[0], lazy[1]
+        else:
+            rule = decision.rule
+            if rule is None:
+                return None
+            rules, index = None, rule.index
+        for bound in self._bound:
+            if (rules is not None and bound.rules is rules) or (
+                rules is None and index < len(bound.rules) and bound.rules[index] is decision.rule
+            ):
+                if index < len(bound.ids):
+                    return bound.ids[index]
+                return bound.rules[index].source
+        rule = decision.rule
+        return None if rule is None else rule.source
 
     def missing(
         self,
@@ -352,6 +425,7 @@ class StatsRecorder:
         except StoreError as exc:
             logger.warning("waypost: statistics not written yet (%s); kept for the next try", exc)
             return
+        self._write_visits()
         try:
             if self._counters is not None and (
                 final or time.monotonic() - self._folded >= self.fold_interval
@@ -362,6 +436,34 @@ class StatsRecorder:
             self._purge()
         except StoreError as exc:
             logger.warning("waypost: statistics not folded into the store yet (%s)", exc)
+
+    def _write_visits(self) -> None:
+        """Write the visits logged, with their countries; kept for the next try on failure."""
+        visits, self._visits = self._visits, []
+        if not visits:
+            return
+        try:
+            rows = [(visit, self._country(address)) for visit, address in visits]
+            self._open_store().add_visits(rows)
+        except StoreError as exc:
+            logger.warning("waypost: visits not written yet (%s); kept for the next try", exc)
+            kept = visits + self._visits
+            self.visits_dropped += max(0, len(kept) - MAX_PENDING_VISITS)
+            self._visits = kept[-MAX_PENDING_VISITS:]
+
+    def _country(self, address: str | None) -> str | None:
+        """The ISO code of the country of ``address`` in the GeoLite2 file (None: unknown)."""
+        if address is None or self.geoip is None:
+            return None
+        if self._geo is None:
+            self._geo = open_geoip(self.geoip)
+        try:
+            found = self._geo.get(address.strip("[]"))
+        except ValueError:
+            return None
+        country = (found or {}).get("country") or (found or {}).get("registered_country") or {}
+        code = country.get("iso_code") if isinstance(country, dict) else None
+        return code if isinstance(code, str) else None
 
     def _open_store(self) -> Any:
         if self._store is None:
