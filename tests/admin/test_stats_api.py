@@ -506,12 +506,36 @@ def test_the_openapi_document_has_the_analytics(client: TestClient) -> None:
         "/stats/not-found",
         "/stats/not-found/{row_id}",
         "/stats/not-found/{row_id}/rule",
+        "/stats/visits",
     ):
         assert f"{API}{path}" in paths, path
     assert set(paths[f"{API}/stats/not-found/{{row_id}}"]) == {"get", "delete"}
     schemas = document["components"]["schemas"]
-    for name in ("RuleStatsOut", "RuleSeriesOut", "NotFoundOut", "NotFoundRuleOut"):
+    for name in ("RuleStatsOut", "RuleSeriesOut", "NotFoundOut", "NotFoundRuleOut", "VisitOut"):
         assert schemas[name]["additionalProperties"] is False
         assert all("description" in field for field in schemas[name]["properties"].values()) or (
             name == "NotFoundRuleOut"
         )
+
+
+def test_visits_newest_first_by_rule_and_paged(api: Api, store: SqlStore) -> None:
+    from waypost.stats.visits import Visit
+
+    store.add_visits(
+        [
+            (
+                Visit(
+                    NOW - n, f"r{n % 2}", f"/to/{n}", "https://a.example/", "Firefox", "203.0.113.0"
+                ),
+                "DE",
+            )
+            for n in range(3)
+        ]
+    )
+    page = api("GET", "/stats/visits?limit=2", "read").json()
+    assert [v["location"] for v in page["visits"]] == ["/to/0", "/to/1"]
+    assert page["visits"][0]["country"] == "DE" and page["visits"][0]["client"] == "203.0.113.0"
+    rest = api("GET", f"/stats/visits?limit=2&cursor={page['next_cursor']}", "read").json()
+    assert [v["location"] for v in rest["visits"]] == ["/to/2"] and rest["next_cursor"] is None
+    only = api("GET", "/stats/visits?rule=r1", "read").json()["visits"]
+    assert [v["location"] for v in only] == ["/to/1"]

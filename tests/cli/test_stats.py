@@ -216,6 +216,25 @@ def test_not_found_says_which_rule_nearly_answered_each_path(db: str, store: Sql
     assert "nearly" not in json.loads(run("stats", "not-found", "--db", db, "--json").stdout)[0]
 
 
+def test_visits_are_listed_newest_first(db: str, store: SqlStore) -> None:
+    from waypost.stats.visits import Visit
+
+    assert "no visits logged" in run("stats", "visits", "--db", db).stdout
+    store.add_visits(
+        [
+            (Visit(T0, "r1", "/new/a", "https://a.example/", "Firefox", "203.0.113.0"), "DE"),
+            (Visit(T0 + 60, "r2", "/new/b\x1b[31m", None, None, None), None),
+        ]
+    )
+    text = run("stats", "visits", "--db", db).stdout
+    lines = text.splitlines()
+    assert lines[0].split() == ["WHEN", "RULE", "TO", "COUNTRY", "CLIENT", "REFERRER"]
+    assert "r2" in lines[1] and "\\x1b" in lines[1] and "\x1b" not in text
+    assert "DE" in lines[2] and "203.0.113.0" in lines[2] and "https://a.example/" in lines[2]
+    rows = json.loads(run("stats", "visits", "--db", db, "--rule", "r1", "--json").stdout)
+    assert [(row["location"], row["country"]) for row in rows] == [("/new/a", "DE")]
+
+
 def test_dismiss_takes_a_path_off_the_open_list(db: str, store: SqlStore) -> None:
     _fill(store)
     dismissed = run("stats", "dismiss", OLD_PAGE, "--db", db)

@@ -27,6 +27,7 @@ from waypost.admin.schemas import (
     RuleSeriesOut,
     RuleStatsPageOut,
     UnusedRulePageOut,
+    VisitPageOut,
 )
 from waypost.admin.service import Resolved, redirect_not_found
 from waypost.exceptions import WaypostError
@@ -114,6 +115,19 @@ def stats_router(ctx: AdminContext) -> APIRouter:
             cursor=cursor,
         )
         return {"rules": [row.to_dict() for row in page.rows], "next_cursor": page.next_cursor}
+
+    @router.get("/visits", response_model=VisitPageOut)
+    def visits(
+        key: ApiKey = read,
+        rule: Annotated[
+            str | None, Query(max_length=400, description="Only this rule's (its key)")
+        ] = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> dict[str, object]:
+        """The redirects logged one by one (``--stats-visits``), newest first."""
+        page = store.visits(rule_key=rule, limit=limit, cursor=cursor)
+        return {"visits": [row.to_dict() for row in page.rows], "next_cursor": page.next_cursor}
 
     @router.get("/rules/{rule_key:path}", response_model=RuleSeriesOut)
     def rule_series(

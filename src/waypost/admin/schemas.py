@@ -583,6 +583,30 @@ class RuleStatsPageOut(BaseModel):
     next_cursor: str | None = _doc("The next page's cursor; null on the last page")
 
 
+class VisitOut(BaseModel):
+    """One redirect logged (``waypost serve --stats-visits``)."""
+
+    model_config = _CLOSED
+
+    id: str = _doc("The visit's id")
+    at: datetime = _doc("When (UTC)")
+    rule_key: str = _doc("The rule: its id in the store, or file:line")
+    location: str | None = _doc("Where the visitor was sent")
+    referrer: str | None = _doc("The Referer header, if any")
+    user_agent: str | None = _doc("The User-Agent header, if any")
+    country: str | None = _doc("The country's ISO code (with a GeoLite2 file), if known")
+    client: str | None = _doc("The client address as kept: anonymized by default")
+
+
+class VisitPageOut(BaseModel):
+    """A page of visits, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    model_config = _CLOSED
+
+    visits: list[VisitOut]
+    next_cursor: str | None = _doc("The next page's cursor; null on the last page")
+
+
 class RuleHourOut(BaseModel):
     """The hits of a rule in one hour."""
 

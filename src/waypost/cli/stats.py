@@ -262,6 +262,48 @@ def stats_not_found(
         click.echo(f"and {other} 404s of paths too rare to keep one by one")
 
 
+# ------------------------------------------------------------------------------------------
+# waypost stats visits
+
+
+@stats_group.command("visits")
+@_db_option
+@click.option("--rule", "rule_key", default=None, metavar="KEY", help="Only this rule's visits.")
+@_top_option
+@_json_option
+@reports_errors
+def stats_visits(db: str, rule_key: str | None, top: int, as_json: bool) -> None:
+    """The redirects logged one by one (serve --stats-visits), newest first: when, the rule,
+    where the visitor was sent, the country, the client address as kept, the referrer."""
+    with _store(db) as store:
+        page = store.visits(rule_key=rule_key, limit=top)
+    if as_json:
+        click.echo(json.dumps([row.to_dict() for row in page.rows], indent=2))
+        return
+    if not page.rows:
+        click.echo(
+            "no visits logged; a server with this store logs them with --stats "
+            "--stats-visits 0.01 (one redirect in a hundred)"
+        )
+        return
+    _table(
+        ("WHEN", "RULE", "TO", "COUNTRY", "CLIENT", "REFERRER"),
+        [
+            (
+                _when(row.at),
+                _cell(row.rule_key, _KEY_WIDTH),
+                _cell(row.location, _PATH_WIDTH),
+                row.country or "-",
+                row.client or "-",
+                _cell(row.referrer, _REFERRER_WIDTH),
+            )
+            for row in page.rows
+        ],
+        right=frozenset(),
+    )
+    _more(len(page.rows), page.next_cursor is not None)
+
+
 @stats_group.command("dismiss")
 @click.argument("row_id", metavar="ID")
 @_db_option
