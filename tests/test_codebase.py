@@ -156,7 +156,8 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "rules/safety.py": "location checks; tests/test_security.py runs the hostile corpus at it",
     # the standalone server: real servers on loopback, by behaviour rather than by module
     "server/__init__.py": "re-exports",
-    "server/_background.py": "the follower thread; tests/server/test_reloading.py",
+    "store/_background.py": "the worker threads; tests/server/test_reloading.py and "
+    "tests/store/test_recorder.py",
     "server/_keyed.py": "health and metrics for a read key; tests/server/test_internal.py",
     "server/_linger.py": "closing a refused connection; tests/server/test_hostile_requests.py",
     "server/access_log.py": "tests/server/test_parts.py",

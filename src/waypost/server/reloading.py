@@ -42,8 +42,8 @@ from waypost.engine import Engine
 from waypost.exceptions import RulesError
 from waypost.rules.load import FORMATS, parse_rules
 from waypost.rules.model import RuleSet
-from waypost.server._background import BackgroundLoop
 from waypost.server.sources import FileSource
+from waypost.store._background import BackgroundLoop
 
 __all__ = [
     "LoadedRules",

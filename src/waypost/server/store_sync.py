@@ -34,10 +34,10 @@ from typing import Any
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, StoreError
 from waypost.guards import KeyRing
-from waypost.server._background import BackgroundLoop
 from waypost.server.reloading import shrink_problem
 from waypost.server.sources import StoreSource
 from waypost.store import open_store
+from waypost.store._background import BackgroundLoop
 from waypost.store.model import Snapshot
 from waypost.store.recorder import StatsRecorder
 

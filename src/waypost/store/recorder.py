@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
-import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -44,6 +42,7 @@ from waypost.rules.model import Rule
 from waypost.stats import NotFoundLog, RuleHits
 from waypost.stats.rules import PositionHits
 from waypost.stats.visits import AddressMode, Visit, anonymize
+from waypost.store._background import BackgroundLoop
 from waypost.store.connect import open_store
 from waypost.store.redis_stats import RedisCounters, open_redis_counters
 from waypost.store.stats import NotFoundDelta as StoredNotFound
@@ -122,10 +121,12 @@ class _Bound:
         ]
 
 
-class StatsRecorder:
+class StatsRecorder(BackgroundLoop):
     """Counts hits and 404s of one worker and adds them to the store at ``url``, from a daemon
     thread started by :meth:`start` (in the worker, after any fork: a thread does not survive
     one) and ended by :meth:`stop`, which writes what is left."""
+
+    thread_name = "stats"
 
     def __init__(
         self,
@@ -143,8 +144,7 @@ class StatsRecorder:
         addresses: AddressMode = "anonymized",
         geoip: str | None = None,
     ) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.url = url
         self.interval = interval
         self.retention_days = retention_days
@@ -339,22 +339,9 @@ class StatsRecorder:
             **({} if self.redis_url is None else {"folded_at": _stamp(self.folded_at)}),
         }
 
-    def start(self) -> None:
-        """Start the thread (no-op when started already)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"waypost-stats-{os.getpid()}", daemon=True
-        )
-        self._thread.start()
-
     def stop(self) -> None:
         """Stop the thread and add what is counted (the graceful shutdown's last flush)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+        super().stop()
         self.flush(final=True)
         if self._store is not None:
             self._store.close()

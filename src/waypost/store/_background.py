@@ -1,4 +1,5 @@
-"""A worker's daemon thread that follows something (the rules file, the rule store)."""
+"""A worker's daemon thread that follows something (the rules file, the rule store) or writes
+something (the statistics)."""
 
 from __future__ import annotations
 
