@@ -124,7 +124,16 @@ class _Bound:
 class StatsRecorder(BackgroundLoop):
     """Counts hits and 404s of one worker and adds them to the store at ``url``, from a daemon
     thread started by :meth:`start` (in the worker, after any fork: a thread does not survive
-    one) and ended by :meth:`stop`, which writes what is left."""
+    one) and ended by :meth:`stop`, which writes what is left.
+
+    ``interval``: seconds between writes (at least; see the module docstring); ``retention_days``:
+    rows older are purged (None: kept); ``capacity``: the 404 paths tracked between writes;
+    ``rules`` and ``rule_ids``: an engine's ``rules`` and their store ids (see :meth:`bind`;
+    without them a rule is counted by its ``file:line``); ``top_rules``: see :meth:`top_rules`;
+    ``redis`` and ``fold_interval``: write to Redis, folded into the store that often (see
+    :mod:`waypost.store.redis_stats`); ``visits``, ``addresses`` and ``geoip``: see
+    :meth:`visit`.
+    """
 
     thread_name = "stats"
 
