@@ -85,6 +85,8 @@ def test_rule_stats_sort_by_hits_or_last_hit(api: Api, store: SqlStore) -> None:
         "hits": 9,
         "first_at": iso(NOW - HOUR),
         "last_at": iso(NOW - HOUR),
+        "name": None,  # no such rule in the store
+        "from_path": None,
     }
     latest = api("GET", "/stats/rules?sort=last_at", "read").json()["rules"]
     assert [row["rule_key"] for row in latest] == ["rules.yaml:12", "r-busy", "r-old"]
@@ -126,7 +128,7 @@ def test_rule_stats_pages_walk_every_row_once(
 
 
 def test_one_rules_series_by_store_id(api: Api, store: SqlStore) -> None:
-    rule_id = create_rule(api, {"from": "/old", "to": "/new"})
+    rule_id = create_rule(api, {"name": "old", "from": "/old", "to": "/new"})
     first, second = int(NOW - 5 * HOUR), int(NOW - 2 * HOUR)
     store.add_rule_hits([hits(rule_id, 7, last=NOW - 2 * HOUR, hours={first: 3, second: 4})])
     series = api("GET", f"/stats/rules/{rule_id}", "read").json()
@@ -135,6 +137,8 @@ def test_one_rules_series_by_store_id(api: Api, store: SqlStore) -> None:
         "hits": 7,
         "first_at": iso(NOW - 2 * HOUR),
         "last_at": iso(NOW - 2 * HOUR),
+        "name": "old",
+        "from_path": "/old",
         "hours": [{"hour": iso(first), "hits": 3}, {"hour": iso(second), "hits": 4}],
     }
     since = api("GET", f"/stats/rules/{rule_id}", "read", params={"since": "3h"}).json()

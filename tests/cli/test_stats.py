@@ -100,10 +100,10 @@ def test_rules_are_listed_heaviest_first(db: str, store: SqlStore) -> None:
     result = run("stats", "rules", "--db", db)
     assert result.exit_code == 0
     assert result.stdout == (
-        "RULE           HITS  FIRST HIT             LAST HIT\n"
-        f"{ids[0]}   120  2023-11-14 22:00:00Z  2023-11-14 23:00:00Z\n"
-        "rules.yaml:12     7  2023-11-14 22:00:10Z  2023-11-15 00:00:00Z\n"
-        "rules.yaml:30     7  2023-11-14 22:00:20Z  2023-11-14 22:00:30Z\n"
+        "RULE           FROM       HITS  FIRST HIT             LAST HIT\n"
+        f"{ids[0]}  /old-page   120  2023-11-14 22:00:00Z  2023-11-14 23:00:00Z\n"
+        "rules.yaml:12  -             7  2023-11-14 22:00:10Z  2023-11-15 00:00:00Z\n"
+        "rules.yaml:30  -             7  2023-11-14 22:00:20Z  2023-11-14 22:00:30Z\n"
     )
 
 
@@ -127,6 +127,8 @@ def test_rules_as_json(db: str, store: SqlStore) -> None:
         "hits": 120,
         "first_at": "2023-11-14T22:00:00+00:00",
         "last_at": "2023-11-14T23:00:00+00:00",
+        "name": None,
+        "from_path": "/old-page",
     }
     assert [row["rule_key"] for row in rows] == [ids[0], "rules.yaml:12", "rules.yaml:30"]
 
@@ -264,6 +266,8 @@ def test_export_rules_as_csv(db: str, store: SqlStore, tmp_path: Path) -> None:
         "hits": "120",
         "first_at": "2023-11-14T22:00:00+00:00",
         "last_at": "2023-11-14T23:00:00+00:00",
+        "name": "",
+        "from_path": "/old-page",
     }
     assert [row["rule_key"] for row in rows] == [ids[0], "rules.yaml:12", "rules.yaml:30"]
     assert run("stats", "export", "--db", db, "--output", "-").stdout == printed.stdout
@@ -315,7 +319,7 @@ def test_export_refuses_to_overwrite_a_file(db: str, tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == "mine"
     forced = run("stats", "export", "--db", db, "-o", str(out), "--force")
     assert forced.exit_code == 0
-    assert out.read_text(encoding="utf-8") == "rule_key,hits,first_at,last_at\n"
+    assert out.read_text(encoding="utf-8") == "rule_key,hits,first_at,last_at,name,from_path\n"
 
 
 # -- empty stores and mistakes -------------------------------------------------------------

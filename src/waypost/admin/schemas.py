@@ -572,6 +572,8 @@ class RuleStatsOut(BaseModel):
     hits: int = _doc("Hits counted")
     first_at: datetime = _doc("The first hit counted (UTC)")
     last_at: datetime = _doc("The last hit counted (UTC)")
+    name: str | None = _doc("The stored rule's name (null: a rules file's, or deleted since)")
+    from_path: str | None = _doc("The stored rule's from (null: a rules file's, or deleted)")
 
 
 class RuleStatsPageOut(BaseModel):
@@ -625,6 +627,8 @@ class RuleSeriesOut(BaseModel):
     hits: int = _doc("Hits counted, in every hour kept or not")
     first_at: datetime = _doc("The first hit counted (UTC)")
     last_at: datetime = _doc("The last hit counted (UTC)")
+    name: str | None = _doc("The stored rule's name (null: a rules file's, or deleted since)")
+    from_path: str | None = _doc("The stored rule's from (null: a rules file's, or deleted)")
     hours: list[RuleHourOut] = _doc("Hits per hour between 'since' and 'until', oldest first")
 
 

@@ -137,17 +137,18 @@ def stats_rules(
         )
         return
     _table(
-        ("RULE", "HITS", "FIRST HIT", "LAST HIT"),
+        ("RULE", "FROM", "HITS", "FIRST HIT", "LAST HIT"),
         [
             (
                 _cell(row.rule_key, _KEY_WIDTH),
+                _cell(row.from_path, _PATH_WIDTH),
                 str(row.hits),
                 _when(row.first_at),
                 _when(row.last_at),
             )
             for row in page.rows
         ],
-        right=frozenset({1}),
+        right=frozenset({2}),
     )
     _more(len(page.rows), page.next_cursor is not None)
 
@@ -319,7 +320,7 @@ def stats_dismiss(row_id: str, db: str) -> None:
 # ------------------------------------------------------------------------------------------
 # waypost stats export
 
-_RULE_FIELDS = ("rule_key", "hits", "first_at", "last_at")
+_RULE_FIELDS = ("rule_key", "hits", "first_at", "last_at", "name", "from_path")
 _NOT_FOUND_FIELDS = (
     "id",
     "path",
@@ -360,7 +361,14 @@ def _rule_rows(store: SqlStore) -> Iterator[list[str]]:
 
 
 def _rule_cells(row: RuleStats) -> list[str]:
-    return [row.rule_key, str(row.hits), _iso(row.first_at), _iso(row.last_at)]
+    return [
+        _inert(row.rule_key),
+        str(row.hits),
+        _iso(row.first_at),
+        _iso(row.last_at),
+        _inert(row.name),
+        _inert(row.from_path),
+    ]
 
 
 def _not_found_rows(store: SqlStore) -> Iterator[list[str]]:

@@ -350,10 +350,7 @@ class StatsMethods(SqlMixin):
             f"ORDER BY {sort} {'DESC' if descending else 'ASC'}, rule_key LIMIT ?",
             (*params, limit + 1),
         )
-        stats = tuple(
-            RuleStats(row[0], int(row[1]), self._stat_at(row[2]), self._stat_at(row[3]))
-            for row in rows[:limit]
-        )
+        stats = self._named(rows[:limit])
         if len(rows) <= limit:
             return RuleStatsPage(stats)
         last = stats[-1]
@@ -367,8 +364,31 @@ class StatsMethods(SqlMixin):
         )
         if not rows:
             raise NotFoundError(f"rule {rule_key!r} has no hits recorded")
-        row = rows[0]
-        return RuleStats(row[0], int(row[1]), self._stat_at(row[2]), self._stat_at(row[3]))
+        return self._named(rows)[0]
+
+    def _named(self, rows: Sequence[tuple[Any, ...]]) -> tuple[RuleStats, ...]:
+        """The hit rows as RuleStats, each with its stored rule's name and from (one read for
+        the page, by id: the ordered read of the hits stays on its index)."""
+        keys = [row[0] for row in rows]
+        names: dict[str, tuple[str | None, str]] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            for rule_id, name, from_path in self._read(
+                "SELECT id, name, from_path FROM waypost_rules "
+                f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                names[rule_id] = (name, from_path)
+        return tuple(
+            RuleStats(
+                key,
+                int(hits),
+                self._stat_at(first),
+                self._stat_at(last),
+                *names.get(key, (None, None)),
+            )
+            for key, hits, first, last in rows
+        )
 
     def rule_hours(
         self, rule_key: str, since: datetime | None = None, until: datetime | None = None

@@ -144,14 +144,18 @@ class NotFoundDelta:
 
 @dataclass(frozen=True, slots=True)
 class RuleStats(_Shown):
-    """One rule's hits over every instance: how many, the first and the last."""
+    """One rule's hits over every instance: how many, the first and the last; for a rule in
+    the store, its ``name`` and ``from_path`` (None for a rules file's ``file:line``, or a rule
+    deleted since)."""
 
     rule_key: str
     hits: int
     first_at: datetime
     last_at: datetime
+    name: str | None = None
+    from_path: str | None = None
 
-    _shown = ("rule_key", "hits", "first_at", "last_at")
+    _shown = ("rule_key", "hits", "first_at", "last_at", "name", "from_path")
 
 
 @dataclass(frozen=True, slots=True)
