@@ -116,7 +116,7 @@ def jwt_token() -> str:
 
 def python_check(request: Any) -> dict[str, str] | None:
     """What an app's own check might do: read a cookie, find the user."""
-    token = request.cookies.get("sid")
+    token = request.cookie("sid")
     return {"user": "ann"} if token == "token-of-ann" else None
 
 
