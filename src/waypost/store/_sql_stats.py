@@ -144,6 +144,17 @@ class StatsMethods(SqlMixin):
             stamp = stamps[second] = self._time_param(datetime.fromtimestamp(second, UTC))
         return stamp
 
+    def _after(
+        self, kind: str, cursor: str, column: str, key: str, descending: bool, moment: bool
+    ) -> tuple[str, list[object]]:
+        """The condition (and its parameters) for the rows after ``cursor`` of a list of
+        ``kind`` sorted by ``column`` (a time when ``moment``), ties broken by ``key``."""
+        value, last = _page_after(kind, cursor)
+        if moment:
+            value = self._time_param(datetime.fromisoformat(str(value)))
+        beyond = "<" if descending else ">"
+        return f"({column} {beyond} ? OR ({column} = ? AND {key} > ?))", [value, value, last]
+
     def _stat_at(self, value: object) -> datetime:
         moment = self._time_value(value)
         assert moment is not None  # the columns read through here are NOT NULL
@@ -338,12 +349,11 @@ class StatsMethods(SqlMixin):
             params.append(self._time_param(unused_since))
         kind = f"rules:{sort}:{'desc' if descending else 'asc'}"
         if cursor:
-            value, key = _page_after(kind, cursor)
-            if sort == "last_at":
-                value = self._time_param(datetime.fromisoformat(str(value)))
-            beyond = "<" if descending else ">"
-            where.append(f"({sort} {beyond} ? OR ({sort} = ? AND rule_key > ?))")
-            params += [value, value, key]
+            after, values = self._after(
+                kind, cursor, sort, "rule_key", descending, sort == "last_at"
+            )
+            where.append(after)
+            params += values
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         rows = self._read(
             f"SELECT {_RULE_COLUMNS} FROM waypost_rule_hits {clause}"
@@ -472,12 +482,9 @@ class StatsMethods(SqlMixin):
             "desc" if descending else "asc"
         )
         if cursor:
-            value, key = _page_after(kind, cursor)
-            if sort == "last_at":
-                value = self._time_param(datetime.fromisoformat(str(value)))
-            beyond = "<" if descending else ">"
-            where.append(f"({column} {beyond} ? OR ({column} = ? AND id > ?))")
-            params += [value, value, key]
+            after, values = self._after(kind, cursor, column, "id", descending, sort == "last_at")
+            where.append(after)
+            params += values
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         with self._transaction() as conn:
             rows = conn.execute(
@@ -535,10 +542,9 @@ class StatsMethods(SqlMixin):
             params.append(rule_key)
         kind = f"visits:{rule_key or ''}"
         if cursor:
-            value, key = _page_after(kind, cursor)
-            at = self._time_param(datetime.fromisoformat(str(value)))
-            where.append("(at < ? OR (at = ? AND id > ?))")
-            params += [at, at, key]
+            after, values = self._after(kind, cursor, "at", "id", True, True)
+            where.append(after)
+            params += values
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         rows = self._read(
             f"SELECT {_VISIT_COLUMNS} FROM waypost_visits {clause}ORDER BY at DESC, id LIMIT ?",
