@@ -13,9 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Protocol, TypeVar, cast
 
 import click
 
@@ -27,6 +27,7 @@ from waypost.store._sql import SqlStore
 from waypost.store._sql_base import MAX_PAGE
 from waypost.store.stats import (
     NOT_FOUND_STATUSES,
+    NotFoundPage,
     NotFoundStats,
     NotFoundStatus,
     RuleStats,
@@ -320,6 +321,19 @@ def stats_dismiss(row_id: str, db: str) -> None:
 # ------------------------------------------------------------------------------------------
 # waypost stats export
 
+T = TypeVar("T", covariant=True)
+
+
+class _Page(Protocol[T]):
+    """A page of a list the store pages (RuleStatsPage, NotFoundPage)."""
+
+    @property
+    def rows(self) -> tuple[T, ...]: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
 _RULE_FIELDS = ("rule_key", "hits", "first_at", "last_at", "name", "from_path")
 _NOT_FOUND_FIELDS = (
     "id",
@@ -349,15 +363,20 @@ def _iso(moment: datetime | None) -> str:
     return "" if moment is None else moment.isoformat()
 
 
-def _rule_rows(store: SqlStore) -> Iterator[list[str]]:
+def _every_row(fetch: Callable[[str | None], _Page[T]]) -> Iterator[T]:
+    """Every row of a list the store pages, page by page (``fetch(cursor)`` reads one)."""
     cursor = None
     while True:
-        page = store.rule_stats(limit=MAX_PAGE, cursor=cursor)
-        for row in page.rows:
-            yield _rule_cells(row)
+        page = fetch(cursor)
+        yield from page.rows
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+def _rule_rows(store: SqlStore) -> Iterator[list[str]]:
+    for row in _every_row(lambda cursor: store.rule_stats(limit=MAX_PAGE, cursor=cursor)):
+        yield _rule_cells(row)
 
 
 def _rule_cells(row: RuleStats) -> list[str]:
@@ -372,14 +391,11 @@ def _rule_cells(row: RuleStats) -> list[str]:
 
 
 def _not_found_rows(store: SqlStore) -> Iterator[list[str]]:
-    cursor = None
-    while True:
-        page = store.not_found_stats(status=None, include_bots=True, limit=MAX_PAGE, cursor=cursor)
-        for row in page.rows:
-            yield _not_found_cells(row)
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+    def fetch(cursor: str | None) -> NotFoundPage:
+        return store.not_found_stats(status=None, include_bots=True, limit=MAX_PAGE, cursor=cursor)
+
+    for row in _every_row(fetch):
+        yield _not_found_cells(row)
 
 
 def _not_found_cells(row: NotFoundStats) -> list[str]:
