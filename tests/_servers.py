@@ -23,6 +23,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stored_rules(url: str, rules: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Make the store at ``url`` (upgraded) hold ``rules``; their store ids, in order."""
+    from waypost.store import open_store
+
+    store = open_store(url)
+    try:
+        store.upgrade()
+        store.replace_rules(rules, message="rules")
+        return store.load_snapshot().rule_ids
+    finally:
+        store.close()
+
+
 class Server:
     """`waypost serve --db URL` in a subprocess on a free loopback port."""
 

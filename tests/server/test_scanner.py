@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._servers import Server
+from tests._servers import Server, stored_rules
 from waypost.store import open_store
 from waypost.store.stats import MAX_NOT_FOUND_PATHS
 
@@ -50,10 +50,7 @@ def _not_found_count(metrics: str) -> int:
 
 def test_a_million_random_paths_leave_the_real_broken_url_on_top(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'waypost.db'}"
-    store = open_store(url)
-    store.upgrade()
-    store.replace_rules([{"from": "/old-page", "to": "/new-page"}], message="rules")
-    store.close()
+    stored_rules(url, [{"from": "/old-page", "to": "/new-page"}])
     server = Server(url, "--stats", "--stats-interval", "1")
     script = tmp_path / "scan.lua"
     script.write_text(SCANNER, encoding="utf-8")

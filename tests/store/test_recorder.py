@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests._servers import Server
+from tests._servers import Server, stored_rules
 from waypost import Engine
 from waypost.exceptions import StoreUnavailable
 from waypost.store import open_store
@@ -44,10 +44,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         assert POSTGRES_URL is not None  # postgres_schema skipped otherwise
         separator = "&" if "?" in POSTGRES_URL else "?"
         url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    store = open_store(url)
-    store.upgrade()
-    store.replace_rules(RULES, message="rules")
-    store.close()
+    stored_rules(url, RULES)
     return url
 
 
@@ -98,11 +95,7 @@ def test_two_instances_add_up_to_exactly_the_requests_sent(db: str, servers: lis
 
 def test_the_busiest_rules_have_a_metrics_series(tmp_path: Path, servers: list[Server]) -> None:
     url = f"sqlite:///{tmp_path / 'waypost.db'}"
-    store = open_store(url)
-    store.upgrade()
-    store.replace_rules(RULES, message="rules")
-    ids = dict(zip((r["from"] for r in RULES), store.load_snapshot().rule_ids, strict=True))
-    store.close()
+    ids = dict(zip((r["from"] for r in RULES), stored_rules(url, RULES), strict=True))
     server = Server(url, "--stats", "--stats-interval", "0.3", "--stats-top-rules", "1")
     servers.append(server)
     with httpx.Client() as client:
@@ -334,10 +327,7 @@ def test_sampled_redirects_are_written_as_visits_with_their_country(tmp_path: Pa
 
 def test_a_server_logs_each_sampled_redirect(tmp_path: Path, servers: list[Server]) -> None:
     url = f"sqlite:///{tmp_path / 'waypost.db'}"
-    store = open_store(url)
-    store.upgrade()
-    store.replace_rules(RULES, message="rules")
-    store.close()
+    stored_rules(url, RULES)
     server = Server(url, "--stats", "--stats-visits", "1", "--stats-visit-addresses", "full")
     servers.append(server)
     with httpx.Client() as client:

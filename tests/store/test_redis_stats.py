@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests._servers import Server
+from tests._servers import Server, stored_rules
 from waypost import Engine
 from waypost.exceptions import SettingsError, StoreUnavailable
 from waypost.store import open_store
@@ -201,11 +201,7 @@ def test_redis_settings_that_cannot_work_are_refused(flags: dict[str, Any], mess
 def test_two_servers_through_redis_add_up_in_the_store(tmp_path: Path) -> None:
     assert REDIS_URL is not None
     url = f"sqlite:///{tmp_path / 'waypost.db'}"
-    store = open_store(url)
-    store.upgrade()
-    store.replace_rules([{"from": "/old-page", "to": "/new-page"}], message="rules")
-    rule_id = store.load_snapshot().rule_ids[0]
-    store.close()
+    (rule_id,) = stored_rules(url, [{"from": "/old-page", "to": "/new-page"}])
     flags = ("--stats", "--stats-interval", "0.3", "--redis", REDIS_URL)
     servers = [Server(url, *flags), Server(url, *flags, "--workers", "2")]
     try:
@@ -230,10 +226,7 @@ def test_two_servers_through_redis_add_up_in_the_store(tmp_path: Path) -> None:
 
 def test_a_server_whose_redis_is_down_answers_and_says_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'waypost.db'}"
-    store = open_store(url)
-    store.upgrade()
-    store.replace_rules([{"from": "/old-page", "to": "/new-page"}], message="rules")
-    store.close()
+    stored_rules(url, [{"from": "/old-page", "to": "/new-page"}])
     server = Server(url, "--stats", "--stats-interval", "0.2", "--redis", "redis://127.0.0.1:1/0")
     try:
         with httpx.Client() as client:
