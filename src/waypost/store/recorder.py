@@ -106,17 +106,17 @@ class _Bound:
         self.hits = hits
         self.record = hits.record
 
+    def key(self, position: int) -> str:
+        """The key the rule at ``position`` is counted under: its store id, or its
+        ``file:line``."""
+        ids = self.ids
+        return ids[position] if position < len(ids) else self.rules[position].source
+
     def deltas(self) -> list[StoredRuleHits]:
-        """The hits drained, each under its store id (or its rule's ``file:line``)."""
-        ids, rules = self.ids, self.rules
+        """The hits drained, each under its key."""
+        key = self.key
         return [
-            StoredRuleHits(
-                ids[d.position] if d.position < len(ids) else rules[d.position].source,
-                d.hits,
-                d.first,
-                d.last,
-                d.hours,
-            )
+            StoredRuleHits(key(d.position), d.hits, d.first, d.last, d.hours)
             for d in self.hits.drain()
         ]
 
@@ -261,24 +261,16 @@ class StatsRecorder(BackgroundLoop):
         self._visits.append((visit, client if self.geoip is not None else None))
 
     def _key_of(self, decision: Decision) -> str | None:
-        """The key ``decision``'s rule is counted under (None: no rule)."""
-        lazy = decision._lazy
-        if lazy is not None:
-            rules, index = lazy[0], lazy[1]
-        else:
-            rule = decision.rule
-            if rule is None:
-                return None
-            rules, index = None, rule.index
-        for bound in self._bound:
-            if (rules is not None and bound.rules is rules) or (
-                rules is None and index < len(bound.rules) and bound.rules[index] is decision.rule
-            ):
-                if index < len(bound.ids):
-                    return bound.ids[index]
-                return bound.rules[index].source
+        """The key ``decision``'s rule is counted under, as :meth:`hit` finds it (None: no
+        rule). Off the hot path: the rule object of a packed redirect is read."""
         rule = decision.rule
-        return None if rule is None else rule.source
+        if rule is None:
+            return None
+        index = rule.index
+        for bound in self._bound:
+            if index < len(bound.rules) and bound.rules[index] is rule:
+                return bound.key(index)
+        return rule.source
 
     def missing(
         self,
