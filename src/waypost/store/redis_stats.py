@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from waypost.exceptions import StoreError, StoreUnavailable
@@ -106,13 +108,19 @@ class RedisCounters:
         middle = "" if batch is None else f"batch:{batch}:"
         return [f"{self.prefix}{middle}{name}" for name in _HASHES]
 
-    def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    @contextmanager
+    def _reached(self) -> Iterator[None]:
+        """Redis's errors as the store's: StoreUnavailable, which a recorder holds a batch for."""
         import redis
 
         try:
-            return script(keys=keys, args=args)
+            yield
         except redis.RedisError as exc:
             raise StoreUnavailable(f"Redis at {self.prefix!r}: {exc}") from exc
+
+    def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        with self._reached():
+            return script(keys=keys, args=args)
 
     # -- what a recorder flushes ------------------------------------------------------------
 
@@ -131,8 +139,6 @@ class RedisCounters:
         self, deltas: Sequence[NotFoundDelta], other: int = 0, when: float | None = None
     ) -> None:
         """Add one flush of 404s and ``other`` (in the hour of ``when``; None: now)."""
-        import time
-
         args: list[Any] = []
         for d in deltas:
             args += [5, d.path, d.hits, 6, d.path, d.bot_hits, 7, d.path, repr(d.first)]
@@ -152,10 +158,8 @@ class RedisCounters:
         """Move what Redis holds (batches left by a fold that failed first) into ``store``;
         the number of batches folded. StoreError when Redis or the store fails (what was not
         added stays in Redis)."""
-        import redis
-
         start = len(self.prefix) + len("batch:")
-        try:
+        with self._reached():
             left = self._client.scan_iter(match=f"{self.prefix}batch:*", count=100)
             found = {_text(key)[start:].split(":", 1)[0] for key in left}
             # A batch another folder holds (its lock) is not this one's to fold.
@@ -164,8 +168,6 @@ class RedisCounters:
                 for batch in sorted(found)
                 if self._client.set(self._lock(batch), "1", nx=True, ex=LOCK_SECONDS)
             ]
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis at {self.prefix!r}: {exc}") from exc
         token = secrets.token_hex(8)
         keys = [*self._keys(), *self._keys(token), self._lock(token)]
         if self._call(self._take, keys, [LOCK_SECONDS]):
@@ -183,16 +185,12 @@ class RedisCounters:
         return f"{self.prefix}lock:{batch}"
 
     def _fold_batch(self, store: Store, batch: str) -> None:
-        import redis
-
         keys = self._keys(batch)
-        try:
+        with self._reached():
             pipe = self._client.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(key)
             tables = [{_text(f): _text(v) for f, v in table.items()} for table in pipe.execute()]
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis at {self.prefix!r}: {exc}") from exc
         hits, firsts, lasts, hours, nf_hits, bots, nf_firsts, nf_lasts, sources, other = tables
         per_hour: dict[str, dict[int, int]] = defaultdict(dict)
         for field, count in hours.items():
@@ -229,19 +227,13 @@ class RedisCounters:
             self._delete(keys[4:9])
         for hour, count in other.items():
             store.add_not_found([], other=int(count), when=float(hour))
-            try:
+            with self._reached():
                 self._client.hdel(keys[9], hour)
-            except redis.RedisError as exc:
-                raise StoreUnavailable(f"Redis at {self.prefix!r}: {exc}") from exc
         self._delete([*keys, self._lock(batch)])
 
     def _delete(self, keys: list[str]) -> None:
-        import redis
-
-        try:
+        with self._reached():
             self._client.delete(*keys)
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis at {self.prefix!r}: {exc}") from exc
 
     def close(self) -> None:
         """Close the connections."""
