@@ -152,10 +152,18 @@ def test_where_the_key_comes_from(
         ("/_waypost/logout", True),
         ("/_waypost/health", False),
         ("/_waypost/metrics", False),
-        ("/_waypost/apix", False),
+        ("/_waypost/apix", True),
+        ("/_waypost", True),
+        ("/_waypost/", True),
+        ("/_waypost/rules/r1", True),
+        ("/_waypostx", False),
+        ("/_waypost/health/", True),
         ("/old-page", False),
     ],
-    ids=["api", "api-root", "login", "logout", "health", "metrics", "lookalike", "site"],
+    ids=[
+        "api", "api-root", "login", "logout", "health", "metrics", "page-lookalike", "root",
+        "root-slash", "page", "lookalike", "health-slash", "site",
+    ],
 )
 def test_which_paths_the_server_sends_to_the_admin_app(path: str, admin: bool) -> None:
     assert is_admin_path(path) is admin

@@ -73,6 +73,9 @@ class AdminContext:
     #: How long a sign-in lasts: the cookie's Max-Age and the session's lifetime.
     cookie_max_age: int = 8 * 3600
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    #: The serving server's health (the standalone server's ``/_waypost/health`` details), for
+    #: the overview page; None in a user's app, where the page reports the store's state.
+    health: Callable[[], Mapping[str, object]] | None = None
     engines: EngineCache = field(init=False)
     _notified: int = field(init=False, default=0)
 

@@ -7,6 +7,7 @@ Everything here takes plain strings and mappings, so it is tested without a serv
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ __all__ = [
     "Credentials",
     "IfMatchError",
     "find_credentials",
+    "form_token",
     "header_text",
     "parse_if_match",
     "prefers_html",
@@ -106,6 +108,15 @@ def safe_next(value: str | None, fallback: str) -> str:
     if location_problem(encoded, _SAME_SITE, ()) is not None:  # pragma: no cover - belt and braces
         return fallback
     return encoded
+
+
+def form_token(session_token: str) -> str:
+    """The CSRF token the admin page's forms carry for a sign-in session.
+
+    It is a hash of the session's token, which only the browser's HttpOnly cookie holds: another
+    site cannot read it, so it cannot fill it into a form it makes a visitor post, and the page
+    that shows it does not show the session token itself. It ends with the session."""
+    return hashlib.sha256(b"waypost admin form\0" + session_token.encode()).hexdigest()[:40]
 
 
 def same_origin(origin: str | None, host: str | None) -> bool:

@@ -21,8 +21,9 @@ Every error is JSON ``{"error": code, "message": sentence, ...}``:
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -35,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 import waypost
 from waypost.admin._context import AdminContext, ApiError, AuthFailure
+from waypost.admin._http import prefers_html
 from waypost.admin._ratelimit import FailureLimiter
 from waypost.admin.auth import failure_response
 from waypost.admin.login import login_router
@@ -43,6 +45,8 @@ from waypost.admin.routes_stats import stats_router
 from waypost.admin.routes_tools import keys_router, sessions_router, tools_router
 from waypost.admin.schemas import ErrorOut
 from waypost.admin.service import problems_out
+from waypost.admin.web import install_pages
+from waypost.admin.web._render import render_error
 from waypost.exceptions import (
     ConfirmationError,
     ConflictError,
@@ -81,13 +85,15 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 def is_admin_path(path: str, prefix: str = ADMIN_PREFIX) -> bool:
-    """True for the paths an admin app made with this ``prefix`` answers: ``{prefix}/api`` and
-    below, ``{prefix}/login`` and ``{prefix}/logout``. The standalone server sends these to it
-    and keeps ``{prefix}/health`` and ``{prefix}/metrics`` for itself."""
+    """True for the paths an admin app made with this ``prefix`` answers: ``{prefix}`` and
+    everything below it (the pages, ``{prefix}/api/...``, ``{prefix}/login``, the static files)
+    but ``{prefix}/health`` and ``{prefix}/metrics``, which the standalone server keeps for
+    itself."""
+    if path == prefix:
+        return True
     if not path.startswith(prefix + "/"):
         return False
-    rest = path[len(prefix) :]
-    return rest in ("/api", "/login", "/logout") or rest.startswith("/api/")
+    return path[len(prefix) :] not in ("/health", "/metrics")
 
 
 def _path(location: Sequence[object]) -> str:
@@ -205,7 +211,40 @@ def _install_handlers(app: FastAPI, ctx: AdminContext) -> None:
         (StarletteHTTPException, http_error),
     ]
     for exc_class, handler in handlers:
-        app.add_exception_handler(exc_class, handler)
+        app.add_exception_handler(exc_class, _as_page(ctx, handler))
+
+
+def _as_page(
+    ctx: AdminContext, handler: Callable[[Request, Exception], Awaitable[Response]]
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """``handler``, but a browser on one of the admin pages (not the API) gets the error as a
+    page: its status and message, and a way back."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        if response.status_code < 400 or not _is_page(ctx, request):
+            return response
+        try:
+            message = str(json.loads(bytes(response.body))["message"])
+        except (ValueError, KeyError, TypeError):
+            message = "the request failed"
+        page = render_error(ctx, request, response.status_code, message)
+        for name in ("retry-after", "www-authenticate"):
+            if name in response.headers:
+                page.headers[name] = response.headers[name]
+        return page
+
+    return handle
+
+
+def _is_page(ctx: AdminContext, request: Request) -> bool:
+    """True for a browser asking for one of the admin pages (not the API, not a static file)."""
+    path = str(request.scope.get("path", ""))
+    base = ctx.base(request)
+    rest = path[len(base) :] if path.startswith(base) else path
+    if rest == "/api" or rest.startswith(("/api/", "/static/")):
+        return False
+    return prefers_html(request.headers) or request.method == "POST"
 
 
 def _relative_slash_redirects(router: APIRouter) -> None:
@@ -249,6 +288,7 @@ def create_admin_app(
     failure_limit: int = 10,
     failure_window: float = 60.0,
     cookie_max_age: int = 8 * 3600,
+    health: Callable[[], Mapping[str, object]] | None = None,
 ) -> FastAPI:
     """The admin API for ``store`` as an ASGI app.
 
@@ -275,6 +315,7 @@ def create_admin_app(
         require_if_match=require_if_match,
         cookie_max_age=cookie_max_age,
         limiter=FailureLimiter(limit=failure_limit, window=failure_window),
+        health=health,
     )
     app = FastAPI(
         title="Waypost admin API",
@@ -284,7 +325,7 @@ def create_admin_app(
             "of a Waypost rule store."
         ),
         openapi_url=f"{prefix}/api/openapi.json",
-        docs_url=f"{prefix}/api/docs",
+        docs_url=None,  # served from the package, offline: waypost.admin.web.docs
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
@@ -298,6 +339,7 @@ def create_admin_app(
     for router in routers:
         app.include_router(router, prefix=prefix, responses=_ERRORS)
     app.include_router(login_router(ctx), prefix=prefix)
+    install_pages(app, ctx)
     _install_handlers(app, ctx)
     _relative_slash_redirects(app.router)
     app.state.waypost_admin = ctx

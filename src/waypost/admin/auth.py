@@ -12,7 +12,8 @@ allow.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hmac
+from collections.abc import Callable, Mapping
 from typing import Annotated
 from urllib.parse import quote
 
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from waypost.admin._context import COOKIE_NAME, CSRF_HEADER, AdminContext, AuthFailure
-from waypost.admin._http import find_credentials, prefers_html, same_origin
+from waypost.admin._http import find_credentials, form_token, prefers_html, same_origin
 from waypost.exceptions import AuthError
 from waypost.store.keys import ApiKey, KeyReach, KeyScope
 from waypost.store.sessions import Session
@@ -29,6 +30,7 @@ from waypost.store.sessions import Session
 __all__ = [
     "authenticate_key",
     "authenticate_session",
+    "authorize_form",
     "authorizer",
     "caller_reach",
     "failure_response",
@@ -123,7 +125,9 @@ def _checked(
         ) from None
 
 
-def _authorize(ctx: AdminContext, request: Request, scope: KeyScope) -> ApiKey:
+def _authorize(
+    ctx: AdminContext, request: Request, scope: KeyScope, sent_token: str | None = None
+) -> ApiKey:
     credentials = find_credentials(request.headers, request.cookies.get(COOKIE_NAME))
     if credentials is None:
         raise AuthFailure(
@@ -150,7 +154,7 @@ def _authorize(ctx: AdminContext, request: Request, scope: KeyScope) -> ApiKey:
         credentials.source == "cookie"
         and request.method not in _SAFE_METHODS
         and (
-            CSRF_HEADER.lower() not in request.headers
+            not _proves_page(request.headers, credentials.presented, sent_token)
             or not same_origin(request.headers.get("origin"), request.headers.get("host"))
         )
     ):
@@ -161,6 +165,25 @@ def _authorize(ctx: AdminContext, request: Request, scope: KeyScope) -> ApiKey:
             f"{CSRF_HEADER} from a page of this site",
         )
     return key
+
+
+def _proves_page(headers: Mapping[str, str], session_token: str, sent_token: str | None) -> bool:
+    """True when an unsafe cookie request comes from a page of this site: it sends the CSRF
+    header (a script of the page), or the form token of its session (a form of the page)."""
+    if CSRF_HEADER.lower() in headers:
+        return True
+    if sent_token is None:
+        return False
+    return hmac.compare_digest(form_token(session_token).encode(), sent_token.encode())
+
+
+def authorize_form(
+    ctx: AdminContext, request: Request, scope: KeyScope, sent_token: str | None
+) -> ApiKey:
+    """The calling :class:`ApiKey` of a form the admin page posted, if it has ``scope``: signed
+    in by cookie, the form must carry its session's token (``sent_token``, see
+    :func:`~waypost.admin._http.form_token`); AuthFailure otherwise, as for the API."""
+    return _authorize(ctx, request, scope, sent_token)
 
 
 def authorizer(ctx: AdminContext, scope: KeyScope) -> Callable[..., ApiKey]:

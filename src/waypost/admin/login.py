@@ -5,7 +5,7 @@ browser's User-Agent and the client's address (the peer's, as for counting failu
 token, never the key, goes into an HttpOnly, SameSite=Strict cookie scoped to the admin path
 (Secure over https), so a stolen cookie is not a stolen key and signing out ends it on the server.
 The browser is then sent to ``next`` if that is a path on this site (checked with the rule
-language's own open-redirect guard), else to the API's interactive docs. Failures count against
+language's own open-redirect guard), else to the admin page's overview. Failures count against
 the client's address like any refused key, and the form is not served in a frame.
 """
 
@@ -79,7 +79,7 @@ def _page(ctx: AdminContext, request: Request, next: str, message: str, status: 
 
 
 def _landing(ctx: AdminContext, request: Request) -> str:
-    return f"{ctx.base(request)}/api/docs"
+    return f"{ctx.base(request)}/"
 
 
 async def _form(request: Request) -> dict[str, str]:

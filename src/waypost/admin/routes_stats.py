@@ -29,11 +29,9 @@ from waypost.admin.schemas import (
     UnusedRulePageOut,
     VisitPageOut,
 )
-from waypost.admin.service import Resolved, redirect_not_found
-from waypost.exceptions import WaypostError
+from waypost.admin.service import nearly_answered, redirect_not_found
 from waypost.store.keys import ApiKey
 from waypost.store.stats import NotFoundStats, NotFoundStatus, parse_since
-from waypost.tools.near import nearly_matched
 
 __all__ = ["stats_router"]
 
@@ -65,22 +63,11 @@ def _moment(name: str, text: str | None) -> datetime | None:
 
 
 def _rows_out(ctx: AdminContext, rows: list[NotFoundStats]) -> list[dict[str, object]]:
-    """The rows as JSON, each with the rule that nearly answered it (from the rules the store
-    serves now; none when they cannot be built here, such as a guard's missing secret)."""
-    resolved: Resolved | None
-    try:
-        resolved = ctx.engines.get()
-    except WaypostError:
-        resolved = None
+    """The rows as JSON, each with the rule that nearly answered it (``nearly``)."""
     out = []
-    for row in rows:
+    for row, near in zip(rows, nearly_answered(ctx.engines, [r.path for r in rows]), strict=True):
         shown = row.to_dict()
-        near = None if resolved is None else nearly_matched(resolved.engine, row.path)
-        shown["nearly"] = (
-            None
-            if near is None or resolved is None
-            else {"rule": resolved.rule_ref(near.rule), "reason": near.reason}
-        )
+        shown["nearly"] = near
         out.append(shown)
     return out
 

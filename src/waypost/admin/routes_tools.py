@@ -4,7 +4,7 @@ sessions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -35,10 +35,10 @@ from waypost.admin.service import (
     import_text,
     validate,
 )
-from waypost.store.keys import ApiKey, limit_new_key, parse_expiry
+from waypost.store.keys import ApiKey, KeyScope, limit_new_key, parse_expiry
 from waypost.store.sessions import Session, token_session_id
 
-__all__ = ["keys_router", "sessions_router", "tools_router"]
+__all__ = ["keys_router", "new_key", "sessions_out", "sessions_router", "tools_router"]
 
 KeyId = Annotated[str, Path(min_length=1, max_length=200, description="The key's public id")]
 SessionId = Annotated[
@@ -176,6 +176,38 @@ def tools_router(ctx: AdminContext) -> APIRouter:
     return router
 
 
+def new_key(
+    ctx: AdminContext,
+    request: Request,
+    key: ApiKey,
+    scope: KeyScope | None,
+    audiences: Sequence[str],
+    note: str,
+    host: str | None,
+    expires: str | None,
+) -> tuple[ApiKey, str]:
+    """Create a key for the caller ``key`` (the API's and the admin page's one way): it never
+    reaches further than the caller (its scope, host and expiry, and a sign-in session's end);
+    ApiError 422 for an expiry that does not read, 403 ``too_broad`` for asking more."""
+    expires_at = None
+    if expires is not None:
+        try:
+            expires_at = parse_expiry(expires)
+        except ValueError as exc:
+            raise ApiError.of_problems(422, "invalid", str(exc), [("expires", str(exc))]) from None
+    host, expires_at, problems = limit_new_key(caller_reach(request, key), scope, host, expires_at)
+    if problems:
+        raise ApiError.of_problems(403, "too_broad", problems[0][1], problems)
+    return ctx.store.create_key(
+        scope,
+        expires_at=expires_at,
+        note=note,
+        host=host,
+        created_by=key.id,
+        audiences=list(audiences),
+    )
+
+
 def keys_router(ctx: AdminContext) -> APIRouter:
     """``/api/keys``: list, create (the key is shown once), get and revoke; admin scope."""
     router = APIRouter(prefix="/api/keys", tags=["keys"])
@@ -194,26 +226,8 @@ def keys_router(ctx: AdminContext) -> APIRouter:
         host-bound key it is bound to the same host, made by an expiring key (or a sign-in
         session) it expires no later (left out: inherited); asking for more is 403
         ``too_broad``."""
-        expires_at = None
-        if body.expires is not None:
-            try:
-                expires_at = parse_expiry(body.expires)
-            except ValueError as exc:
-                raise ApiError.of_problems(
-                    422, "invalid", str(exc), [("expires", str(exc))]
-                ) from None
-        host, expires_at, problems = limit_new_key(
-            caller_reach(request, key), body.scope, body.host, expires_at
-        )
-        if problems:
-            raise ApiError.of_problems(403, "too_broad", problems[0][1], problems)
-        created, secret = store.create_key(
-            body.scope,
-            expires_at=expires_at,
-            note=body.note,
-            host=host,
-            created_by=key.id,
-            audiences=body.audiences,
+        created, secret = new_key(
+            ctx, request, key, body.scope, body.audiences, body.note, body.host, body.expires
         )
         return {"key": created.to_dict(), "secret": secret}
 
@@ -233,12 +247,12 @@ def keys_router(ctx: AdminContext) -> APIRouter:
     def end_key_sessions(key_id: KeyId, request: Request, key: ApiKey = admin) -> dict[str, object]:
         """End every sign-in session of a key (signed in on any browser): at once in this
         process, within a few seconds everywhere. The key stays valid; revoke it to end it."""
-        return {"key_id": key_id, "ended": _sessions_out(request, store.end_key_sessions(key_id))}
+        return {"key_id": key_id, "ended": sessions_out(request, store.end_key_sessions(key_id))}
 
     return router
 
 
-def _sessions_out(request: Request, sessions: Iterable[Session]) -> list[dict[str, object]]:
+def sessions_out(request: Request, sessions: Iterable[Session]) -> list[dict[str, object]]:
     """Sessions as :class:`SessionOut`: ``current`` for the one of the request's own cookie."""
     mine = token_session_id(request.cookies.get(COOKIE_NAME))
     return [{**session.to_dict(), "current": session.id == mine} for session in sessions]
@@ -261,7 +275,7 @@ def sessions_router(ctx: AdminContext) -> APIRouter:
         """Every sign-in session that has not ended, oldest first: its id, the key it signs in
         as, when it was made, last seen and expires, and the user agent and client address that
         signed in (never its token). Expired sessions are deleted on the way."""
-        return _sessions_out(request, store.list_sessions(key_id=key_id))
+        return sessions_out(request, store.list_sessions(key_id=key_id))
 
     @router.delete("/{session_id}", response_model=SessionOut)
     def end_session(
@@ -269,6 +283,6 @@ def sessions_router(ctx: AdminContext) -> APIRouter:
     ) -> dict[str, object]:
         """End one sign-in session: its cookie stops working at once in this process, within a
         few seconds everywhere. The key it signed in as stays valid."""
-        return _sessions_out(request, [store.end_session_by_id(session_id)])[0]
+        return sessions_out(request, [store.end_session_by_id(session_id)])[0]
 
     return router

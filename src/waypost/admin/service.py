@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 import yaml
 
 from waypost.engine import Decision, Engine, Trace
-from waypost.exceptions import ValidationError
+from waypost.exceptions import ValidationError, WaypostError
 from waypost.guards import KeyRing
 from waypost.rules.model import Rule
 from waypost.store import check_rule_set, to_json_value
@@ -47,6 +47,7 @@ from waypost.tools.formats import (
     export_rules,
     guarded_rules,
 )
+from waypost.tools.near import nearly_matched
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -62,6 +63,7 @@ __all__ = [
     "create_rule",
     "export_snapshot",
     "import_text",
+    "nearly_answered",
     "problems_out",
     "redirect_not_found",
     "validate",
@@ -601,3 +603,21 @@ def _body_path(path: str) -> str:
     if path == "rule":
         return ""
     return path.removeprefix("rule.")
+
+
+def nearly_answered(engines: EngineCache, paths: Sequence[str]) -> list[dict[str, Any] | None]:
+    """For each of ``paths`` (that answered 404), the rule that nearly answered it and why, as
+    ``{"rule": {"id", "name", "source"}, "reason"}`` (None: no rule came near), from the rules
+    the store serves now; all None when they cannot be built here (a guard's missing
+    secret)."""
+    try:
+        resolved = engines.get()
+    except WaypostError:
+        return [None] * len(paths)
+    out: list[dict[str, Any] | None] = []
+    for path in paths:
+        near = nearly_matched(resolved.engine, path)
+        out.append(
+            None if near is None else {"rule": resolved.rule_ref(near.rule), "reason": near.reason}
+        )
+    return out

@@ -66,8 +66,10 @@ RULE_KEYS = (
     "max_age",
     "require",
     "login_url",
+    "note",
 )
 _RULE_KEY_SET = frozenset(RULE_KEYS)
+_MAX_NOTE = 2000
 _ACTIONS = ("to", "rewrite", "respond", "pass")
 DEFAULT_KEYS = ("status", "query", "trailing_slash", "case", "max_age", "order")
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -465,6 +467,14 @@ class RuleBuilder:
                 )
             else:
                 self._names[name] = line if line is not None else index + 1
+
+        note = entry.get("note")
+        if note is not None and (not isinstance(note, str) or len(note) > _MAX_NOTE):
+            # A note is for people reading the rules (the admin page searches it); the engine
+            # ignores it.
+            errors.append(
+                FieldError(f"a note is text of at most {_MAX_NOTE} characters", ("note",))
+            )
 
         if errors or action is None or not isinstance(path, str):
             return None, errors

@@ -158,7 +158,7 @@ class WaypostApp:
 
         # Opened here, in the worker: database connections must not cross a fork.
         self._admin_store = open_store(source.url)
-        admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX)
+        admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX, health=self.server.health)
         add_keyed_routes(admin, self.server)  # health's details and metrics, for a read key
         self._admin_cookie = COOKIE_NAME.encode("ascii") + b"="
         self.is_admin_path = is_admin_path

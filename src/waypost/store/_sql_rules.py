@@ -61,6 +61,10 @@ def _after(cursor: str) -> int:
 class RuleQueryMethods(SqlMixin):
     """``get_rule`` and ``list_rules`` (mixed into SqlStore)."""
 
+    def count_rules(self) -> int:
+        """How many rules the store holds now."""
+        return int(self._read("SELECT count(*) FROM waypost_rules")[0][0])
+
     def get_rule(self, rule_id: str) -> StoredRule:
         """The rule ``rule_id``; NotFoundError when there is none."""
         rows = self._read(

@@ -376,6 +376,30 @@ class StatsMethods(SqlMixin):
             raise NotFoundError(f"rule {rule_key!r} has no hits recorded")
         return self._named(rows)[0]
 
+    def rule_stats_of(self, rule_keys: Sequence[str]) -> dict[str, RuleStats]:
+        """The hits of each of ``rule_keys`` that has some recorded, by key (one read per 500
+        keys: for the rules a page lists)."""
+        rows: list[tuple[Any, ...]] = []
+        keys = list(dict.fromkeys(rule_keys))
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            rows += self._read(
+                f"SELECT {_RULE_COLUMNS} FROM waypost_rule_hits "
+                f"WHERE rule_key IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+        return {stats.rule_key: stats for stats in self._named(rows)}
+
+    def hours_total(self, since: datetime) -> tuple[RuleHour, ...]:
+        """The hits of every rule together per hour, oldest first, from the hour holding
+        ``since``; hours without hits are left out."""
+        rows = self._read(
+            "SELECT hour, sum(hits) FROM waypost_rule_hours WHERE hour >= ? "
+            "GROUP BY hour ORDER BY hour",
+            (self._time_param(hour_start(since.timestamp())),),
+        )
+        return tuple(RuleHour(self._stat_at(row[0]), int(row[1])) for row in rows)
+
     def _named(self, rows: Sequence[tuple[Any, ...]]) -> tuple[RuleStats, ...]:
         """The hit rows as RuleStats, each with its stored rule's name and from (one read for
         the page, by id: the ordered read of the hits stays on its index)."""
