@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests._browser import browser, page  # noqa: F401 - fixtures for the browser tests
 from tests.admin.admin_support import API, Keys, make_keys
 from waypost.admin import ADMIN_PREFIX, create_admin_app
 from waypost.store._sql import SqlStore

@@ -13,15 +13,13 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from tests._browser import needs_chromium
 from tests._servers import Server
 from waypost.store import open_store
 
-CHROMIUM = Path("/usr/bin/chromium")
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -35,29 +33,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str
         yield server, key
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-background-networking"],
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def test_a_browser_is_sent_to_sign_in_and_back(site: tuple[Server, str], page: Any) -> None:

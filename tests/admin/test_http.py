@@ -161,8 +161,19 @@ def test_where_the_key_comes_from(
         ("/old-page", False),
     ],
     ids=[
-        "api", "api-root", "login", "logout", "health", "metrics", "page-lookalike", "root",
-        "root-slash", "page", "lookalike", "health-slash", "site",
+        "api",
+        "api-root",
+        "login",
+        "logout",
+        "health",
+        "metrics",
+        "page-lookalike",
+        "root",
+        "root-slash",
+        "page",
+        "lookalike",
+        "health-slash",
+        "site",
     ],
 )
 def test_which_paths_the_server_sends_to_the_admin_app(path: str, admin: bool) -> None:

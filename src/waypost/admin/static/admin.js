@@ -78,7 +78,8 @@
       var data = new URLSearchParams(new FormData(form));
       data.set("intent", "try");
       var mine = ++asked;
-      fetch(form.action, {
+      // form.action would be the field named "action": read the attribute.
+      fetch(form.getAttribute("action"), {
         method: "POST",
         body: data,
         credentials: "same-origin",
