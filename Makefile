@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: setup serve test lint bench clean
+.PHONY: setup serve test lint bench screenshots clean
 
 $(STAMP): pyproject.toml setup.py src/waypost/_plainstore.c requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The README's screenshots of the admin page, taken by its browser tests (needs chromium).
+screenshots: $(STAMP)
+	WAYPOST_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/admin/test_browser_pages.py
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_reload.py
 	$(BIN)/python benchmarks/bench_guards.py
+	$(BIN)/python benchmarks/bench_admin.py
 	$(BIN)/python benchmarks/update_readme.py
 
 clean:

@@ -17,7 +17,7 @@ BLOCK = re.compile(r"(<!-- bench:start -->\n).*?(<!-- bench:end -->)", re.DOTALL
 def main() -> None:
     parts = [
         (RESULTS / name).read_text(encoding="utf-8").strip()
-        for name in ("engine.md", "server.md", "guards.md")
+        for name in ("engine.md", "server.md", "guards.md", "admin.md")
         if (RESULTS / name).exists()
     ]
     readme = ROOT / "README.md"

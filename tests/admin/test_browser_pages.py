@@ -110,7 +110,6 @@ def test_sign_in_lands_on_the_overview(site: Site, watched: Any) -> None:
     assert watched.locator("h1").inner_text() == "Overview"
     rules = site.server.health()
     assert watched.locator("#health").inner_text() == rules["status"]
-    shot(watched, "overview")
 
 
 def test_create_a_rule_with_a_typo_see_why_fix_it(site: Site, watched: Any) -> None:
@@ -261,6 +260,27 @@ def test_the_api_docs_work_offline_and_can_write_when_signed_in(site: Site, watc
         site.url("/api/rules"),
     )
     assert status == 201
+
+
+def test_the_overview_charts_hits_and_lists_the_busiest(site: Site, watched: Any) -> None:
+    person = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
+    with httpx.Client(base_url=site.server.base, headers=person) as client:
+        for n in range(40):
+            client.get("/old-page")
+            if n % 4 == 0:
+                client.get("/docs/guide/install")
+            if n % 8 == 0:
+                client.get("/shop/cart.php")
+    sign_in(watched, site, site.admin)
+
+    def charted() -> bool:
+        watched.goto(site.url("/"))
+        return "/old-page" in watched.locator("#top-rules + table").inner_text()
+
+    eventually(charted, "the hits are flushed and shown")
+    watched.wait_for_selector("#chart canvas")  # drawn by uPlot, from the package
+    assert "/shop/cart.php" in watched.locator("main").inner_text()
+    shot(watched, "overview")
 
 
 # -- every page: accessibility, small screens, hostile data -------------------------------

@@ -31,13 +31,14 @@ def per_minute(hours: tuple[RuleHour, ...], now: datetime) -> float:
     return hits / minutes
 
 
-def _chart(hours: tuple[RuleHour, ...]) -> dict[str, list[Any]]:
-    """The hits per hour as two columns (Unix seconds, hits), hours without hits as 0."""
+def _chart(hours: tuple[RuleHour, ...], now: datetime) -> dict[str, list[Any]]:
+    """The hits of each of the last :data:`CHART_HOURS` hours as two columns (Unix seconds of
+    the hour's start, hits), hours without hits as 0."""
     if not hours:
         return {"x": [], "y": []}
     by_hour = {int(hour.hour.timestamp()): hour.hits for hour in hours}
-    first, last = min(by_hour), max(by_hour)
-    xs = list(range(first, last + 1, 3600))
+    last = int(now.replace(minute=0, second=0, microsecond=0).timestamp())
+    xs = list(range(last - (CHART_HOURS - 1) * 3600, last + 1, 3600))
     return {"x": xs, "y": [by_hour.get(x, 0) for x in xs]}
 
 
@@ -70,7 +71,7 @@ def overview_router(ctx: AdminContext) -> APIRouter:
             per_minute=per_minute(hours, now),
             top_rules=store.rule_stats(limit=5).rows,
             top_not_found=store.not_found_stats(limit=5).rows,
-            chart=_chart(hours),
+            chart=_chart(hours, now),
             chart_hours=hours,
         )
 
