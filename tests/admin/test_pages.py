@@ -280,9 +280,33 @@ def test_bulk_delete_is_one_revision(store: SqliteStore, keys: Keys) -> None:
     client = signed_in(store, keys.write)
     ids = [r.id for r in store.list_rules().rules[1:]]
     before = store.current_revision()
-    answer = post(client, "/rules-bulk/delete", {"csrf": token(client), "ids": ids})
+    answer = post(client, "/rules-bulk", {"csrf": token(client), "ids": ids, "op": "delete"})
     assert answer.status_code == 303
     assert store.count_rules() == 1 and store.current_revision() == before + 1
+
+
+def test_switch_rules_off_and_on(store: SqliteStore, keys: Keys) -> None:
+    store.create_rule({"from": "/x", "to": "/y"})
+    client = signed_in(store, keys.write)
+    ids = [r.id for r in store.list_rules().rules]
+    off = post(client, "/rules-bulk", {"csrf": token(client), "ids": ids, "op": "disable"})
+    assert off.status_code == 303
+    assert all(r.rule["enabled"] is False for r in store.list_rules().rules)
+    assert client.get(f"{P}/rules").text.count('class="badge off"') == 2
+    # the form shows the box unticked, and saving it ticked switches the rule on again
+    form = client.get(f"{P}/rules/{ids[0]}").text
+    assert 'id="enabled" name="enabled" aria' in form
+    data = {"csrf": token(client), "from": "/old-page", "target": "/new-page",
+            "has_enabled": "1", "enabled": "on"}  # fmt: skip
+    assert post(client, f"/rules/{ids[0]}", data).status_code == 303
+    assert "enabled" not in store.get_rule(ids[0]).rule
+    unticked = {**data, "csrf": token(client)}
+    del unticked["enabled"]
+    assert post(client, f"/rules/{ids[0]}", unticked).status_code == 303
+    assert store.get_rule(ids[0]).rule["enabled"] is False
+    on = post(client, "/rules-bulk", {"csrf": token(client), "ids": ids, "op": "enable"})
+    assert on.status_code == 303
+    assert all("enabled" not in r.rule for r in store.list_rules().rules)
 
 
 def test_the_rules_list_pages_and_shows_hits(store: SqliteStore, keys: Keys) -> None:

@@ -262,7 +262,8 @@ def compile_matcher(
     how to apply the rule, so that a hit touches few objects); ``packed`` is handed back with a
     hit in the store. ``first_match``: candidates come in file order (see the module's doc), and
     rules alike are no error. A rule that only guards (``require:`` without an action) is left
-    out, unless ``guard_layer`` (the engine's matcher of guard rules).
+    out, unless ``guard_layer`` (the engine's matcher of guard rules). A rule switched off
+    (``enabled: false``) is left out: nothing meets it, and it is no duplicate of another.
     """
     ordered = tuple(rules)
     store = usable_store(ordered)
@@ -274,6 +275,8 @@ def compile_matcher(
     for rule in ordered:
         if store is not None and type(rule) is PackedRule and rule.store is store:
             continue  # found in the store (no name, no pattern: a literal redirect)
+        if not rule.enabled:
+            continue
         requirement = rule.requirement
         if requirement is not None and requirement.guard_only and not guard_layer:
             continue  # a rule that only guards: the engine's guard layer holds it

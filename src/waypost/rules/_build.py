@@ -67,6 +67,7 @@ RULE_KEYS = (
     "require",
     "login_url",
     "note",
+    "enabled",
 )
 _RULE_KEY_SET = frozenset(RULE_KEYS)
 _MAX_NOTE = 2000
@@ -476,9 +477,27 @@ class RuleBuilder:
                 FieldError(f"a note is text of at most {_MAX_NOTE} characters", ("note",))
             )
 
+        enabled = entry.get("enabled", True)
+        if not isinstance(enabled, bool):
+            errors.append(
+                FieldError(
+                    f"enabled must be true or false, got {enabled!r} (false keeps the rule but "
+                    "switches it off)",
+                    ("enabled",),
+                )
+            )
+
         if errors or action is None or not isinstance(path, str):
             return None, errors
-        meta = RuleMeta(pattern, conditions, name, self.file, options, requirement=requirement)
+        meta = RuleMeta(
+            pattern,
+            conditions,
+            name,
+            self.file,
+            options,
+            requirement=requirement,
+            enabled=enabled is not False,
+        )
         return Rule(path, action, index, line=line, meta=meta), errors
 
     def _requirement(

@@ -634,7 +634,9 @@ def _from_document(
         errors=errors,
     )
     guard_rules = (
-        tuple(r for r in rules if r.requirement is not None) if guards or guard_names else ()
+        tuple(r for r in rules if r.requirement is not None and r.enabled)
+        if guards or guard_names
+        else ()
     )
     return RuleSet(
         tuple(rules),

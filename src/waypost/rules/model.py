@@ -195,6 +195,8 @@ class RuleMeta:
     store: Any = field(default=None, compare=False, repr=False)
     #: The rule's ``require:`` (None for a rule that guards nothing).
     requirement: Requirement | None = None
+    #: False for a rule kept but switched off (``enabled: false``): no request meets it.
+    enabled: bool = True
 
 
 _INDEX_MASK = 0xFFFFFFFF
@@ -296,6 +298,9 @@ class Rule:
     file: str | None = _from_meta("file", "The file the rule came from.")
     options: RuleOptions = _from_meta(
         "options", "query / trailing_slash / case / only_if_missing / max_age for this rule."
+    )
+    enabled: bool = _from_meta(
+        "enabled", "False for a rule switched off (``enabled: false``): kept, never applied."
     )
 
     @property

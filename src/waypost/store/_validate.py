@@ -187,7 +187,9 @@ def check_rule_set(
                 ruleset.defaults,
                 proxy_hosts=ruleset.proxy_hosts,
                 guards=stand_ins,
-                guard_rules=tuple(rule for rule in marked if rule.requirement is not None),
+                guard_rules=tuple(
+                    rule for rule in marked if rule.requirement is not None and rule.enabled
+                ),
             ),
             guards={spec.name: _stand_in for spec in stand_ins},
         )

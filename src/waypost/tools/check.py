@@ -292,6 +292,8 @@ class _Checker:
 
     def run(self) -> list[Finding]:
         for rule in self.engine.rules:
+            if not rule.enabled:  # switched off: it meets no request, so it breaks nothing
+                continue
             samples = [
                 (path, values)
                 for path, values in sample_paths(rule)

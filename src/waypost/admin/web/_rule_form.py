@@ -19,7 +19,7 @@ __all__ = ["ACTIONS", "FIELD_OF_KEY", "RuleForm"]
 
 Action = Literal["redirect", "rewrite", "respond", "pass"]
 ACTIONS: tuple[Action, ...] = ("redirect", "rewrite", "respond", "pass")
-_OWN_KEYS = ("from", "to", "rewrite", "respond", "pass", "status", "name", "note")
+_OWN_KEYS = ("from", "to", "rewrite", "respond", "pass", "status", "name", "note", "enabled")
 #: Which form field holds each rule key (a problem with the key is shown next to it).
 FIELD_OF_KEY = {
     "from": "from",
@@ -30,6 +30,7 @@ FIELD_OF_KEY = {
     "status": "status",
     "name": "name",
     "note": "note",
+    "enabled": "enabled",
 }
 MORE_FIELD = "more"
 
@@ -49,6 +50,7 @@ class RuleForm:
     name: str = ""
     note: str = ""
     more: str = ""
+    enabled: bool = True
 
     @classmethod
     def of_rule(cls, rule: Mapping[str, Any]) -> RuleForm:
@@ -78,6 +80,7 @@ class RuleForm:
             name=_text(rule.get("name")),
             note=_text(rule.get("note")),
             more=more,
+            enabled=rule.get("enabled", True) is not False,
         )
 
     @classmethod
@@ -91,6 +94,7 @@ class RuleForm:
             name=fields.get("name", ""),
             note=fields.get("note", ""),
             more=fields.get("more", ""),
+            enabled=fields.get("enabled", "") == "on" or fields.get("has_enabled") != "1",
         )
 
     def to_rule(self) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -117,7 +121,7 @@ class RuleForm:
                 )
                 loaded = {}
             rest = {str(key): value for key, value in loaded.items()}
-            for key in ("from", "name", "note"):
+            for key in ("from", "name", "note", "enabled"):
                 if key in rest:
                     problems.append(
                         (MORE_FIELD, f"{key!r} has its own field above; remove it here")
@@ -148,6 +152,8 @@ class RuleForm:
             problems.append(("action", f"must be one of {', '.join(ACTIONS)}, got {self.action!r}"))
         if self.note.strip():
             rule["note"] = self.note.strip()
+        if not self.enabled:
+            rule["enabled"] = False
         for key, value in rest.items():
             rule.setdefault(key, value)
         return rule, problems

@@ -8,7 +8,7 @@ Every write goes through the store as the API's do (the same validation, one rev
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -22,7 +22,7 @@ from waypost.admin.web._rule_form import ACTIONS, FIELD_OF_KEY, RuleForm
 from waypost.admin.web.suggest import TargetIndex
 from waypost.exceptions import ConflictError, ValidationError
 from waypost.store.keys import ApiKey
-from waypost.store.model import DeleteRule
+from waypost.store.model import DeleteRule, Operation, UpsertRule
 from waypost.store.stats import parse_since
 
 __all__ = ["rules_pages"]
@@ -185,12 +185,16 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
         name: _Short = "",
         note: _Short = "",
         more: _Text = "",
+        enabled: _Short = "",
+        has_enabled: _Short = "",
         sample: _Text = "",
         intent: _Short = "save",
         not_found: _Short = "",
         key: ApiKey = read_form,
     ) -> Response:
-        form = RuleForm(from_path, action, target, status, name, note, more)
+        form = RuleForm(
+            from_path, action, target, status, name, note, more, _on(enabled, has_enabled)
+        )
         return _submit(request, key, form, None, None, sample, intent, not_found)
 
     @router.get("/rules/{rule_id}")
@@ -217,12 +221,16 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
         name: _Short = "",
         note: _Short = "",
         more: _Text = "",
+        enabled: _Short = "",
+        has_enabled: _Short = "",
         sample: _Text = "",
         intent: _Short = "save",
         version: Annotated[int | None, Form()] = None,
         key: ApiKey = read_form,
     ) -> Response:
-        form = RuleForm(from_path, action, target, status, name, note, more)
+        form = RuleForm(
+            from_path, action, target, status, name, note, more, _on(enabled, has_enabled)
+        )
         return _submit(request, key, form, rule_id, version, sample, intent, "")
 
     def _submit(
@@ -362,19 +370,30 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
             status_code=303,
         )
 
-    @router.post("/rules-bulk/delete")
-    def bulk_delete(
+    @router.post("/rules-bulk")
+    def bulk(
         request: Request,
         ids: Annotated[list[str], Form(max_length=1000)],
+        op: Annotated[Literal["delete", "enable", "disable"], Form()] = "delete",
         key: ApiKey = write_form,
     ) -> Response:
+        """Delete, switch on or switch off the selected rules, as one revision."""
+        operations: list[Operation]
+        if op == "delete":
+            operations = [DeleteRule(rule_id) for rule_id in ids]
+        else:
+            operations = []
+            for rule_id in ids:
+                stored = store.get_rule(rule_id)
+                content = {k: v for k, v in stored.rule.items() if k != "enabled"}
+                if op == "disable":
+                    content["enabled"] = False
+                operations.append(UpsertRule(content, rule_id, stored.version))
         revision = store.apply(
-            [DeleteRule(rule_id) for rule_id in ids],
-            key_id=key.id,
-            message=f"delete {len(ids)} rules (admin page)",
+            operations, key_id=key.id, message=f"{op} {len(ids)} rules (admin page)"
         )
         ctx.changed(revision)
-        query: dict[str, object] = {"notice": "deleted-many"}
+        query: dict[str, object] = {"notice": f"{op}d-many"}
         if revision is not None:
             query["undo"] = revision.number
         return RedirectResponse(page_url(ctx.base(request), "/rules", query), status_code=303)
@@ -410,8 +429,16 @@ _NOTICES = {
     "saved": "The rule was saved.",
     "deleted": "The rule was deleted.",
     "deleted-many": "The selected rules were deleted.",
+    "enabled-many": "The selected rules were switched on.",
+    "disabled-many": "The selected rules were switched off: kept, but they answer nothing.",
     "undone": "Undone: the rules are back as they were.",
 }
+
+
+def _on(enabled: str, has_enabled: str) -> bool:
+    """The "On" checkbox: a browser sends nothing for an unticked box, so the form says it had
+    one (``has_enabled``); a form without it (a script's post) leaves the rule on."""
+    return enabled == "on" or has_enabled != "1"
 
 
 _VARIABLE = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?\w+>")

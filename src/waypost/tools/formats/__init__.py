@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -139,6 +140,53 @@ def export_rules(
     ``proxy_hosts`` and ``guards``. No other format has guards: each rule that requires one
     is reported unsupported there (never written without it), and a caller exporting a whole
     rule set should refuse it (:func:`guarded_rules`), as the CLI and the admin API do."""
+    if format != "yaml":
+        return _without_switched_off(
+            rules,
+            lambda kept: _export(format, kept, defaults, allowed_hosts, host, proxy_hosts, guards),
+        )
+    return _export(format, rules, defaults, allowed_hosts, host, proxy_hosts, guards)
+
+
+def _without_switched_off(
+    rules: Sequence[Mapping[str, Any]],
+    export: Callable[[list[Mapping[str, Any]]], ExportResult],
+) -> ExportResult:
+    """``export`` of the rules that are on, with every rule that is off (``enabled: false``)
+    reported unsupported, and without ``note`` (a peer's format has no place for it, and it
+    changes no answer); the reports name the rules by their place in ``rules``."""
+    places: list[int] = []
+    kept: list[Mapping[str, Any]] = []
+    off: list[Unsupported] = []
+    for index, rule in enumerate(rules):
+        if isinstance(rule, Mapping) and rule.get("enabled") is False:
+            off.append(Unsupported(index, dict(rule), "switched off (enabled: false): left out"))
+            continue
+        places.append(index)
+        kept.append(
+            {k: v for k, v in rule.items() if k not in ("note", "enabled")}
+            if isinstance(rule, Mapping)
+            else rule
+        )
+    result = export(kept)
+    unsupported = [replace(u, index=places[u.index]) for u in result.unsupported]
+    notes = [replace(n, index=places[n.index]) for n in result.notes]
+    return replace(
+        result,
+        unsupported=sorted([*unsupported, *off], key=lambda u: u.index),
+        notes=notes,
+    )
+
+
+def _export(
+    format: str,
+    rules: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any] | None,
+    allowed_hosts: Sequence[str],
+    host: str | None,
+    proxy_hosts: Sequence[str],
+    guards: Mapping[str, Any] | None,
+) -> ExportResult:
     if format == "cloudflare":
         return export_cloudflare(rules, defaults, host=host)
     if format == "nginx":
