@@ -126,6 +126,23 @@ def test_list_filters_and_pagination(store: SqlStore) -> None:
         "/old/11",
     ]
     assert store.list_rules(search="100%_").rules == ()
+    # by the status answered: a redirect's own, or the defaults' (301), and a respond's
+    assert [r.path for r in store.list_rules(status=302).rules] == ["/promo"]
+    assert len(store.list_rules(status=301, limit=100).rules) == 20
+    assert [r.position for r in store.list_rules(status=410).rules] == [20, 21, 22]
+    assert store.list_rules(status=404).rules == ()
+    store.set_settings(defaults={"status": 308})
+    assert len(store.list_rules(status=308, limit=100).rules) == 20
+    assert store.list_rules(status=301).rules == ()
+    store.set_settings(defaults={})
+    body = {"from": "/down", "respond": {"status": 503, "body": "soon"}}
+    store.create_rule(body)
+    assert [r.rule for r in store.list_rules(status=503).rules] == [body]
+    assert store.list_rules(status=503).rules[0].position == 25
+    store.delete_rule(store.list_rules(status=503).rules[0].id)
+    # the places of a filtered page are the rules' places in the whole set
+    spread = store.list_rules(search="/new/1", limit=3)
+    assert [r.position for r in spread.rules] == [1, 10, 11]
     filtered = store.list_rules(from_prefix="/old/", limit=15)
     rest = store.list_rules(from_prefix="/old/", limit=15, cursor=filtered.next_cursor)
     assert len(filtered.rules) + len(rest.rules) == 20 and rest.next_cursor is None

@@ -147,7 +147,8 @@ def rules_router(ctx: AdminContext) -> APIRouter:
     @router.get("/rules", response_model=RulePageOut, tags=["rules"])
     def list_rules(query: Annotated[RuleQuery, Query()], key: ApiKey = read) -> dict[str, object]:
         """Rules in priority order: ``from`` starting with ``from_prefix``, exactly ``name``,
-        ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere; ``limit`` a page."""
+        ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere, the ``status`` it
+        answers with; ``limit`` a page."""
         page = store.list_rules(**query.model_dump())
         return {"rules": [r.to_dict() for r in page.rules], "next_cursor": page.next_cursor}
 

@@ -117,6 +117,9 @@ class RuleQuery(BaseModel):
     name: str | None = Field(None, max_length=200)
     action: str | None = Field(None, max_length=20)
     search: str | None = Field(None, max_length=200)
+    status: int | None = Field(
+        None, ge=100, le=599, description="The status it answers with (a redirect's, a respond's)"
+    )
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=200)
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 from collections.abc import Mapping
+from typing import ClassVar
 
 from waypost.exceptions import NotFoundError, ValidationError
 from waypost.store._sql_base import MAX_PAGE, RULE_COLUMNS, SqlMixin
+from waypost.store.migrations import Dialect
 from waypost.store.model import RulePage, StoredRule
 
 __all__ = ["ACTIONS", "RuleQueryMethods", "search_text"]
@@ -61,6 +64,8 @@ def _after(cursor: str) -> int:
 class RuleQueryMethods(SqlMixin):
     """``get_rule`` and ``list_rules`` (mixed into SqlStore)."""
 
+    dialect: ClassVar[Dialect]
+
     def count_rules(self) -> int:
         """How many rules the store holds now."""
         return int(self._read("SELECT count(*) FROM waypost_rules")[0][0])
@@ -84,12 +89,14 @@ class RuleQueryMethods(SqlMixin):
         name: str | None = None,
         action: str | None = None,
         search: str | None = None,
+        status: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> RulePage:
         """Rules in priority order, filtered: ``from`` starting with ``from_prefix``, exactly
         ``name``, ``action`` (redirect, rewrite, respond, pass), ``search`` anywhere in the
-        rule's values (any case). At most ``limit`` (1 to 1000) per page; pass the page's
+        rule's values (any case), ``status`` the status it answers with (a redirect's, its own
+        or the defaults'; a respond's). At most ``limit`` (1 to 1000) per page; pass the page's
         ``next_cursor`` as ``cursor`` for the next one."""
         where: list[str] = []
         params: list[object] = []
@@ -111,19 +118,70 @@ class RuleQueryMethods(SqlMixin):
         if search:
             where.append("search LIKE ? ESCAPE '\\'")
             params.append("%" + _like(search.lower()) + "%")
+        if status is not None:
+            condition, values = self._status_condition(status)
+            where.append(condition)
+            params += values
         if cursor:
             where.append("sort_key > ?")
             params.append(_after(cursor))
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         rows = self._read(
-            f"SELECT {RULE_COLUMNS}, position FROM (SELECT *, row_number() OVER "
-            "(ORDER BY sort_key) - 1 AS position FROM waypost_rules) AS ranked "
-            f"{clause}ORDER BY sort_key LIMIT ?",
+            f"SELECT {RULE_COLUMNS} FROM waypost_rules {clause}ORDER BY sort_key LIMIT ?",
             (*params, limit + 1),
-        )
+        )[: limit + 1]
+        positions = self._positions([int(r[4]) for r in rows[:limit]])
         rules = tuple(
-            StoredRule(r[0], int(r[5]), int(r[2]), json.loads(r[1]), int(r[3]))
-            for r in rows[:limit]
+            StoredRule(r[0], position, int(r[2]), json.loads(r[1]), int(r[3]))
+            for r, position in zip(rows[:limit], positions, strict=True)
         )
         more = len(rows) > limit
         return RulePage(rules, _cursor(int(rows[limit - 1][4])) if more else None)
+
+    def _positions(self, keys: list[int]) -> list[int]:
+        """The 0-based places of the rules with these sort keys (ascending), counted on the
+        sort key's index: the rules before the first, then the rules between each and the
+        next. One query, whose work grows with the last key's place, not with the table (a
+        window over every rule made each page of a million rules take a second)."""
+        if not keys:
+            return []
+        counts = ["(SELECT count(*) FROM waypost_rules WHERE sort_key < ?)"]
+        params: list[object] = [keys[0]]
+        for before, key in itertools.pairwise(keys):
+            counts.append(
+                "(SELECT count(*) FROM waypost_rules WHERE sort_key >= ? AND sort_key < ?)"
+            )
+            params += [before, key]
+        row = self._read(f"SELECT {', '.join(counts)}", params)[0]
+        out: list[int] = []
+        place = 0
+        for count in row:
+            place += int(count)
+            out.append(place)
+        return out
+
+    def _status_condition(self, status: int) -> tuple[str, list[object]]:
+        """The SQL condition (and its parameters) of the rules that answer with ``status``:
+        a redirect with that ``status`` (or none, when it is the defaults' status), a respond
+        with it (``respond: 410`` or ``respond: {status: 410}``)."""
+        stored = self._read("SELECT defaults FROM waypost_state WHERE id = 1")
+        defaults = json.loads(stored[0][0]) if stored and stored[0][0] else {}
+        default = str(defaults.get("status", 301))
+        if self.dialect == "sqlite":
+            redirect = "CAST(json_extract(rule, '$.status') AS TEXT)"
+            respond = (
+                "CASE json_type(rule, '$.respond') WHEN 'object' THEN "
+                "CAST(json_extract(rule, '$.respond.status') AS TEXT) "
+                "ELSE CAST(json_extract(rule, '$.respond') AS TEXT) END"
+            )
+        else:
+            redirect = "(rule::jsonb ->> 'status')"
+            respond = (
+                "CASE jsonb_typeof(rule::jsonb -> 'respond') WHEN 'object' THEN "
+                "(rule::jsonb -> 'respond' ->> 'status') ELSE (rule::jsonb ->> 'respond') END"
+            )
+        condition = (
+            f"((action = 'redirect' AND coalesce({redirect}, ?) = ?) "
+            f"OR (action = 'respond' AND {respond} = ?))"
+        )
+        return condition, [default, str(status), str(status)]

@@ -100,13 +100,14 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
         prefix: Annotated[str, Query(max_length=2000)] = "",
         q: Annotated[str, Query(max_length=2000)] = "",
         action: Annotated[str, Query(max_length=20)] = "",
+        status: Annotated[str, Query(max_length=3)] = "",
         unused: Annotated[str, Query(max_length=64)] = "",
         cursor: Annotated[str, Query(max_length=400)] = "",
         notice: Annotated[str, Query(max_length=200)] = "",
         undo: Annotated[int | None, Query(ge=1)] = None,
     ) -> HTMLResponse:
         base = ctx.base(request)
-        filters = {"prefix": prefix, "q": q, "action": action, "unused": unused}
+        filters = {"prefix": prefix, "q": q, "action": action, "status": status, "unused": unused}
         problem = None
         unused_rows: Any = None
         rows: list[dict[str, Any]] = []
@@ -121,6 +122,7 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
                     from_prefix=prefix or None,
                     search=q or None,
                     action=action or None,
+                    status=_status(status),
                     limit=PAGE_SIZE,
                     cursor=cursor or None,
                 )
@@ -433,6 +435,15 @@ _NOTICES = {
     "disabled-many": "The selected rules were switched off: kept, but they answer nothing.",
     "undone": "Undone: the rules are back as they were.",
 }
+
+
+def _status(text: str) -> int | None:
+    """The status filter (empty: any); ValueError saying what a status is."""
+    if not text:
+        return None
+    if not text.isdigit() or not 100 <= int(text) <= 599:
+        raise ValueError(f"status {text!r} is not an HTTP status; give one like 301 or 410")
+    return int(text)
 
 
 def _on(enabled: str, has_enabled: str) -> bool:
