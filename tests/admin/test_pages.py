@@ -470,3 +470,53 @@ def test_every_hostile_payload_renders_as_text(store: SqliteStore, keys: Keys) -
     for rule in store.list_rules(limit=1000).rules[:40]:
         assert_inert(client.get(f"{P}/rules/{rule.id}").text)
     assert client.cookies.get(COOKIE_NAME)
+
+
+def test_the_pages_work_mounted_in_a_users_app(store: SqliteStore, keys: Keys) -> None:
+    from fastapi import FastAPI
+
+    site = FastAPI()
+    site.mount("/admin", create_admin_app(store))
+    client = TestClient(site, base_url=BASE, follow_redirects=False)
+    refused = client.get("/admin/rules", headers={"Accept": "text/html"})
+    assert refused.headers["location"].startswith("/admin/login?next=/admin/rules")
+    signed = client.post("/admin/login", data={"key": keys.write}, headers={"Origin": BASE})
+    assert signed.headers["location"] == "/admin/"
+    page = client.get("/admin/rules").text
+    links = re.findall(r'(?:href|src|action)="(/[^"]*)"', page)
+    assert links and all(link.startswith("/admin/") for link in links), links
+    assert client.get("/admin/static/admin.js").status_code == 200
+    data = {"csrf": token_at(client, "/admin/rules/new"), "from": "/m", "target": "/n"}
+    created = client.post("/admin/rules/new", data=data, headers={"Origin": BASE})
+    assert created.status_code == 303 and created.headers["location"].startswith("/admin/rules/")
+
+
+def token_at(client: TestClient, path: str) -> str:
+    found = _TOKEN.search(client.get(path).text)
+    assert found is not None
+    return found[1]
+
+
+def test_a_large_rule_set_tries_the_rule_on_its_own(
+    store: SqliteStore, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("waypost.admin.web.rules.CHECK_LIMIT", 1)
+    store.create_rule({"from": "/second", "to": "/x"})
+    client = signed_in(store, keys.write)
+    data = {"csrf": token(client), "from": "/a/<itn:x>", "target": "/b", "intent": "try"}
+    bad = post(client, "/rules/new", data, **{"X-Waypost-Request": "1"}).json()
+    assert "did you mean" in " ".join(bad["fields"]["from"])  # the loader's messages still
+    data.update({"from": "/a/<int:x>", "target": "/b/{x}", "sample": "/a/7"})
+    tried = post(client, "/rules/new", data, **{"X-Waypost-Request": "1"}).json()
+    assert tried["decision"] == "redirect 301 /b/7" and tried["decided_by_rule"]
+    assert "tried on its own, not among the 2 stored rules" in tried["note"]
+    # editing a stored rule: it stands in for itself
+    rule_id = store.list_rules().rules[0].id
+    edit = {"csrf": token(client), "from": "/old-page", "target": "/newer", "intent": "try",
+            "sample": "/old-page"}  # fmt: skip
+    tried = post(client, f"/rules/{rule_id}", edit, **{"X-Waypost-Request": "1"}).json()
+    assert tried["decision"] == "redirect 301 /newer"
+    # and saving still checks it against every rule: a duplicate is refused
+    dup = {"csrf": token(client), "from": "/second", "target": "/y", "intent": "save"}
+    refused = post(client, "/rules/new", dup, Accept="text/html")
+    assert refused.status_code == 422 and store.count_rules() == 2

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -530,7 +531,7 @@ def test_a_database_from_before_migration_6_upgrades_in_place(
         older.setattr(_sql, "LATEST", 5)
         before = make_store(auto_upgrade=False)
         assert before.upgrade() == (0, 5)
-        rule = before.create_rule({"from": "/kept", "to": "/there"})
+        old_rows(before, ({"from": "/kept", "to": "/there"},))
         before.close()
 
     after = make_store(auto_upgrade=False)
@@ -538,9 +539,48 @@ def test_a_database_from_before_migration_6_upgrades_in_place(
         f"{m.number:04d} {m.name}" for m in MIGRATIONS[5:]
     )
     assert after.upgrade() == (5, LATEST)
-    assert [r.rule_id for r in after.unused_rules().rules] == [rule.id]
-    after.add_rule_hits([hits(rule.id, 2)])
-    assert after.get_rule_stats(rule.id).hits == 2 and after.unused_rules().rules == ()
+    assert [r.rule_id for r in after.unused_rules().rules] == ["r0"]
+    after.add_rule_hits([hits("r0", 2)])
+    assert after.get_rule_stats("r0").hits == 2 and after.unused_rules().rules == ()
+
+
+def old_rows(store: SqlStore, rules: Sequence[dict[str, Any]]) -> None:
+    """Rules as a Waypost before migration 8 wrote them (no ``status`` column): ids r0, r1..."""
+    from waypost.store._sql_rules import search_text
+
+    with store._transaction(write=True) as conn:
+        for n, rule in enumerate(rules):
+            action = next(a for a in ("to", "rewrite", "respond", "pass") if a in rule)
+            conn.execute(
+                "INSERT INTO waypost_rules (id, sort_key, rule, version, created_revision, "
+                "name, from_path, action, search) VALUES (?, ?, ?, 1, 1, NULL, ?, ?, ?)",
+                (f"r{n}", n + 1, json.dumps(rule), rule["from"],
+                 "redirect" if action == "to" else action, search_text(rule)),
+            )  # fmt: skip
+
+
+def test_migration_8_fills_the_status_each_rule_states(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert MIGRATIONS[7].number == 8
+    rules = (
+        {"from": "/a", "to": "/b"},
+        {"from": "/c", "to": "/d", "status": 302},
+        {"from": "/e", "respond": 410},
+        {"from": "/f", "respond": {"status": 503, "body": "soon"}},
+        {"from": "/g", "rewrite": "/h"},
+    )
+    with monkeypatch.context() as older:
+        older.setattr(_sql, "MIGRATIONS", MIGRATIONS[:7])
+        older.setattr(_sql, "LATEST", 7)
+        before = make_store(auto_upgrade=False)
+        assert before.upgrade() == (0, 7)
+        old_rows(before, rules)
+        before.close()
+    after = make_store(auto_upgrade=False)
+    assert after.upgrade() == (7, LATEST)
+    for status, paths in ((301, ["/a"]), (302, ["/c"]), (410, ["/e"]), (503, ["/f"]), (404, [])):
+        assert [r.path for r in after.list_rules(status=status).rules] == paths, status
 
 
 def test_parse_since_says_what_is_wrong_with_a_huge_duration_or_an_old_date() -> None:

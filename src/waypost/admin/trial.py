@@ -83,10 +83,16 @@ def try_rule(
     sample: str | None = None,
     keys: KeyRing | None = None,
     check_limit: int = CHECK_LIMIT,
+    alone_among: int | None = None,
 ) -> Trial:
     """Try ``rule`` among the stored rules (standing in for ``rule_id`` when given): its
     problems; without any, what it does to ``sample`` (a path with query, or an absolute URL)
-    and what ``check`` finds about it."""
+    and what ``check`` finds about it.
+
+    ``alone_among``: ``snapshot`` holds the settings but not the rules (their number is this),
+    because reading and building a large rule set for each keystroke takes seconds; the rule is
+    tried on its own, and the note says what is left to its saving (which checks it against
+    every rule) and to ``waypost check``."""
     problems = validate(snapshot, rule=rule, rule_id=rule_id)
     if problems:
         return Trial(problems)
@@ -125,7 +131,14 @@ def try_rule(
         ]
     note = None
     findings: list[Finding] = []
-    if len(rules) > check_limit:
+    if alone_among is not None:
+        note = (
+            f"tried on its own, not among the {alone_among:,} stored rules (that takes seconds "
+            "at this size): saving checks it against all of them, and `waypost check` finds "
+            "loops and shadowing across the whole set"
+        )
+        findings = [f for f in check_rules(engine) if _concerns(f, candidate)]
+    elif len(rules) > check_limit:
         note = (
             f"loops, chains and shadowing are not checked here with {len(rules):,} rules; run "
             "`waypost check` on an export"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from waypost.store._sql_base import RULE_COLUMNS, Conn, SqlMixin
-from waypost.store._sql_rules import search_text
+from waypost.store._sql_rules import search_text, stated_status
 from waypost.store._state import Entry, Row, State, Write, plan_writes
 from waypost.store._validate import check_rule_set, dumps
 from waypost.store.model import Revision, RuleChange, RuleSetSettings
@@ -157,6 +157,7 @@ class CommitMethods(SqlMixin):
                     str(rule.get("from", "")),
                     kinds[write.rule_id],
                     search_text(rule),
+                    stated_status(rule),
                 )
                 if write.op == "create":
                     inserts.append(
@@ -169,13 +170,13 @@ class CommitMethods(SqlMixin):
         if updates:
             conn.executemany(
                 "UPDATE waypost_rules SET sort_key = ?, rule = ?, version = ?, name = ?, "
-                "from_path = ?, action = ?, search = ? WHERE id = ?",
+                "from_path = ?, action = ?, search = ?, status = ? WHERE id = ?",
                 updates,
             )
         if inserts:
             conn.executemany(
                 "INSERT INTO waypost_rules (id, sort_key, created_revision, rule, version, name, "
-                "from_path, action, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "from_path, action, search, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
             )
         conn.executemany(

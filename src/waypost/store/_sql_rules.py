@@ -9,14 +9,13 @@ import binascii
 import itertools
 import json
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any
 
 from waypost.exceptions import NotFoundError, ValidationError
 from waypost.store._sql_base import MAX_PAGE, RULE_COLUMNS, SqlMixin
-from waypost.store.migrations import Dialect
 from waypost.store.model import RulePage, StoredRule
 
-__all__ = ["ACTIONS", "RuleQueryMethods", "search_text"]
+__all__ = ["ACTIONS", "RuleQueryMethods", "search_text", "stated_status"]
 
 ACTIONS = ("redirect", "rewrite", "respond", "pass")
 
@@ -41,6 +40,26 @@ def search_text(value: object) -> str:
     return "\n".join(parts).lower()
 
 
+def stated_status(rule: Mapping[str, Any]) -> int | None:
+    """The status a rule states: a redirect's ``status``, a respond's (``respond: 410`` or
+    ``respond: {status: 410}``); None for a redirect that takes the defaults' and for other
+    actions. Kept in a column, so that the rules list filters by it without reading JSON."""
+    if "to" in rule:
+        value = rule.get("status")
+    elif "respond" in rule:
+        respond = rule["respond"]
+        value = respond.get("status") if isinstance(respond, Mapping) else respond
+    else:
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -63,8 +82,6 @@ def _after(cursor: str) -> int:
 
 class RuleQueryMethods(SqlMixin):
     """``get_rule`` and ``list_rules`` (mixed into SqlStore)."""
-
-    dialect: ClassVar[Dialect]
 
     def count_rules(self) -> int:
         """How many rules the store holds now."""
@@ -162,26 +179,13 @@ class RuleQueryMethods(SqlMixin):
 
     def _status_condition(self, status: int) -> tuple[str, list[object]]:
         """The SQL condition (and its parameters) of the rules that answer with ``status``:
-        a redirect with that ``status`` (or none, when it is the defaults' status), a respond
-        with it (``respond: 410`` or ``respond: {status: 410}``)."""
+        a redirect stating it (or stating none, when it is the defaults' status), a respond
+        with it. The status a rule states is a column (see :func:`stated_status`)."""
         stored = self._read("SELECT defaults FROM waypost_state WHERE id = 1")
         defaults = json.loads(stored[0][0]) if stored and stored[0][0] else {}
-        default = str(defaults.get("status", 301))
-        if self.dialect == "sqlite":
-            redirect = "CAST(json_extract(rule, '$.status') AS TEXT)"
-            respond = (
-                "CASE json_type(rule, '$.respond') WHEN 'object' THEN "
-                "CAST(json_extract(rule, '$.respond.status') AS TEXT) "
-                "ELSE CAST(json_extract(rule, '$.respond') AS TEXT) END"
-            )
-        else:
-            redirect = "(rule::jsonb ->> 'status')"
-            respond = (
-                "CASE jsonb_typeof(rule::jsonb -> 'respond') WHEN 'object' THEN "
-                "(rule::jsonb -> 'respond' ->> 'status') ELSE (rule::jsonb ->> 'respond') END"
-            )
+        default = stated_status({"to": "", "status": defaults.get("status", 301)}) or 301
         condition = (
-            f"((action = 'redirect' AND coalesce({redirect}, ?) = ?) "
-            f"OR (action = 'respond' AND {respond} = ?))"
+            "((action = 'redirect' AND coalesce(status, ?) = ?) "
+            "OR (action = 'respond' AND status = ?))"
         )
-        return condition, [default, str(status), str(status)]
+        return condition, [default, status, status]

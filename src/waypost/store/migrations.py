@@ -41,9 +41,37 @@ __all__ = ["LATEST", "MIGRATIONS", "Dialect", "Migration"]
 
 Dialect = Literal["sqlite", "postgres"]
 
+
+def _whole_number(text: str) -> str:
+    """PostgreSQL: ``text`` as an integer when it is digits only, else NULL (a CAST of anything
+    else would fail the migration)."""
+    return f"CASE WHEN {text} ~ '^[0-9]+$' THEN CAST({text} AS INTEGER) END"
+
+
 _TYPES = {
-    "sqlite": {"ts": "TEXT"},
-    "postgres": {"ts": "TIMESTAMPTZ"},
+    "sqlite": {
+        "ts": "TEXT",
+        # The status a stored rule states (migration 8 fills the column; writes keep it).
+        "rule_status": (
+            "CASE WHEN action = 'redirect' THEN CAST(json_extract(rule, '$.status') AS INTEGER) "
+            "WHEN action = 'respond' THEN CAST(CASE json_type(rule, '$.respond') "
+            "WHEN 'object' THEN json_extract(rule, '$.respond.status') "
+            "ELSE json_extract(rule, '$.respond') END AS INTEGER) END"
+        ),
+    },
+    "postgres": {
+        "ts": "TIMESTAMPTZ",
+        "rule_status": (
+            "CASE WHEN action = 'redirect' THEN "
+            + _whole_number("(rule::jsonb ->> 'status')")
+            + " WHEN action = 'respond' THEN "
+            + _whole_number(
+                "(CASE jsonb_typeof(rule::jsonb -> 'respond') WHEN 'object' THEN "
+                "rule::jsonb -> 'respond' ->> 'status' ELSE rule::jsonb ->> 'respond' END)"
+            )
+            + " END"
+        ),
+    },
 }
 
 
@@ -248,6 +276,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX waypost_visits_by_rule ON waypost_visits (rule_key, at, id)",
             "CREATE INDEX waypost_visits_by_at ON waypost_visits (at, id)",
+        ),
+    ),
+    Migration(
+        8,
+        "rules: the status each states, for the rules list's status filter",
+        (
+            # NULL: a redirect without one of its own (the defaults' status), or another action.
+            "ALTER TABLE waypost_rules ADD COLUMN status INTEGER",
+            "UPDATE waypost_rules SET status = {rule_status}",
         ),
     ),
 )

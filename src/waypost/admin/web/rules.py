@@ -8,6 +8,7 @@ Every write goes through the store as the API's do (the same validation, one rev
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -16,13 +17,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from waypost.admin._context import CSRF_HEADER, AdminContext
 from waypost.admin.auth import authorizer
 from waypost.admin.service import create_rule, problems_out
-from waypost.admin.trial import Trial, problem_fields, try_rule
+from waypost.admin.trial import CHECK_LIMIT, Trial, problem_fields, try_rule
 from waypost.admin.web._render import form_authorizer, page_url, render
 from waypost.admin.web._rule_form import ACTIONS, FIELD_OF_KEY, RuleForm
 from waypost.admin.web.suggest import TargetIndex
 from waypost.exceptions import ConflictError, ValidationError
 from waypost.store.keys import ApiKey
-from waypost.store.model import DeleteRule, Operation, UpsertRule
+from waypost.store.model import DeleteRule, Operation, Snapshot, UpsertRule
 from waypost.store.stats import parse_since
 
 __all__ = ["rules_pages"]
@@ -57,7 +58,25 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
         rule, form_problems = form.to_rule()
         if form_problems:
             return rule, Trial(problems_out(form_problems))
-        return rule, try_rule(store.load_snapshot(), rule, rule_id=rule_id, sample=sample or None)
+        return rule, tried(rule, rule_id, sample)
+
+    def tried(rule: Mapping[str, Any], rule_id: str | None, sample: str) -> Trial:
+        """:func:`try_rule` among the stored rules, or on its own past CHECK_LIMIT of them."""
+        count = store.count_rules()
+        if count <= CHECK_LIMIT:
+            return try_rule(store.load_snapshot(), rule, rule_id=rule_id, sample=sample or None)
+        settings = store.get_settings()
+        own = store.get_rule(rule_id) if rule_id is not None else None
+        snapshot = Snapshot(
+            store.current_revision(),
+            settings.defaults,
+            settings.allowed_hosts,
+            (own.rule,) if own is not None else (),
+            (own.id,) if own is not None else (),
+            settings.proxy_hosts,
+            settings.guards,
+        )
+        return try_rule(snapshot, rule, rule_id=rule_id, sample=sample or None, alone_among=count)
 
     def form_page(
         request: Request,
@@ -341,7 +360,7 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
         stored = store.get_rule(rule_id)
         form = RuleForm.of_rule(stored.rule)
         sample = _sample(stored.path)
-        trial = try_rule(store.load_snapshot(), stored.rule, rule_id=stored.id, sample=sample)
+        trial = tried(stored.rule, stored.id, sample)
         return form_page(
             request,
             key,
