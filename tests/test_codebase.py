@@ -132,6 +132,19 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "admin/routes_tools.py": "tests/admin/test_tools_api.py",
     "admin/schemas.py": "request and answer models; tests/admin/test_openapi.py (schemathesis)",
     "admin/service.py": "tests/admin/test_rules_api.py and tests/admin/test_tools_api.py",
+    # the admin page: tested page by page in process and flow by flow in Chromium
+    "admin/web/__init__.py": "assembles the pages; tests/admin/test_pages.py",
+    "admin/web/_render.py": "templates, headers, form token; tests/admin/test_pages.py",
+    "admin/web/access.py": "keys and sessions pages; tests/admin/test_pages.py, "
+    "tests/admin/test_browser_pages.py",
+    "admin/web/docs.py": "the offline API docs; tests/admin/test_pages.py, "
+    "tests/admin/test_browser_pages.py",
+    "admin/web/not_found.py": "the 404 page; tests/admin/test_pages.py, "
+    "tests/admin/test_browser_pages.py",
+    "admin/web/rules.py": "the rules pages; tests/admin/test_pages.py, "
+    "tests/admin/test_browser_pages.py",
+    "admin/web/transfer.py": "import and export; tests/admin/test_pages.py, "
+    "tests/admin/test_browser_pages.py",
     # the command line
     "cli/_files.py": "output files; tests/cli/test_tools.py, tests/cli/test_store.py",
     "cli/_report.py": "error reporting and engine loading; tests/cli/test_cli.py",

@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from tests.admin.admin_support import Keys, make_keys
 from tests.admin.test_auth import SECURITY
 from waypost.admin import ADMIN_PREFIX, COOKIE_NAME, create_admin_app
-from waypost.admin.web._rule_form import RuleForm
 from waypost.store.sqlite import SqliteStore
 from waypost.store.stats import NotFoundDelta
 
@@ -192,25 +191,6 @@ def test_an_api_key_needs_no_form_token(store: SqliteStore, keys: Keys) -> None:
 
 
 # -- the rule form ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "rule",
-    [
-        {"from": "/a", "to": "/b"},
-        {"name": "n", "from": "/a/<int:x>", "to": "/b/{x}", "status": 308, "note": "why"},
-        {"from": "/a", "rewrite": "/b", "set_headers": {"x-a": "1"}},
-        {"from": "/gone", "respond": 410},
-        {"from": "/m", "respond": {"status": 503, "body": "soon"}},
-        {"from": "/p", "pass": True, "methods": ["GET"]},
-        {"from": "/w", "to": "/de", "when": {"language": ["de"]}, "status": 302},
-    ],
-    ids=["plain", "named", "rewrite", "respond", "respond-body", "pass", "when"],
-)
-def test_the_form_gives_back_the_rule_it_shows(rule: dict[str, Any]) -> None:
-    back, problems = RuleForm.of_rule(rule).to_rule()
-    assert problems == []
-    assert back == rule
 
 
 def test_a_typo_gets_the_loaders_message_next_to_its_field(store: SqliteStore, keys: Keys) -> None:
@@ -520,3 +500,17 @@ def test_a_large_rule_set_tries_the_rule_on_its_own(
     dup = {"csrf": token(client), "from": "/second", "target": "/y", "intent": "save"}
     refused = post(client, "/rules/new", dup, Accept="text/html")
     assert refused.status_code == 422 and store.count_rules() == 2
+
+
+def test_the_rules_with_hits_busiest_first(store: SqliteStore, keys: Keys) -> None:
+    from waypost.store.stats import RuleHitsDelta
+
+    quiet = store.create_rule({"from": "/quiet", "to": "/q"})
+    busy = store.list_rules().rules[0]
+    now = time.time()
+    store.add_rule_hits([RuleHitsDelta(busy.id, 9, now, now, {})])
+    store.add_rule_hits([RuleHitsDelta(quiet.id, 2, now, now, {})])
+    client = signed_in(store, keys.read)
+    html = client.get(f"{P}/rules", params={"unused": "hit"}).text
+    assert html.index("/old-page") < html.index("/quiet")
+    assert "<td>9</td>" in html and "<td>2</td>" in html

@@ -129,10 +129,14 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
         filters = {"prefix": prefix, "q": q, "action": action, "status": status, "unused": unused}
         problem = None
         unused_rows: Any = None
+        hit_rows: Any = None
         rows: list[dict[str, Any]] = []
         next_cursor = None
         try:
-            if unused:
+            if unused == "hit":  # rules with hits, busiest first
+                hit_page = store.rule_stats(limit=PAGE_SIZE, cursor=cursor or None)
+                hit_rows, next_cursor = hit_page.rows, hit_page.next_cursor
+            elif unused:
                 since = None if unused == "ever" else parse_since(unused)
                 page = store.unused_rules(since, limit=PAGE_SIZE, cursor=cursor or None)
                 unused_rows, next_cursor = page.rules, page.next_cursor
@@ -170,6 +174,7 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
             actions=ACTIONS,
             rows=rows,
             unused_rows=unused_rows,
+            hit_rows=hit_rows,
             next_url=next_url,
             problem=problem,
             notice=_NOTICES.get(notice, ""),
