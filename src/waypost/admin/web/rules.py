@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -204,24 +205,11 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
     @router.post("/rules/new")
     def post_new_rule(
         request: Request,
-        from_path: Annotated[str, Form(alias="from", max_length=2000)] = "",
-        action: _Short = "redirect",
-        target: _Text = "",
-        status: _Short = "",
-        name: _Short = "",
-        note: _Short = "",
-        more: _Text = "",
-        enabled: _Short = "",
-        has_enabled: _Short = "",
-        sample: _Text = "",
-        intent: _Short = "save",
+        posted: Annotated[Posted, Depends(posted_form)],
         not_found: _Short = "",
         key: ApiKey = read_form,
     ) -> Response:
-        form = RuleForm(
-            from_path, action, target, status, name, note, more, _on(enabled, has_enabled)
-        )
-        return _submit(request, key, form, None, None, sample, intent, not_found)
+        return _submit(request, key, posted, None, None, not_found)
 
     @router.get("/rules/{rule_id}")
     def edit_rule(request: Request, rule_id: RuleId, key: ApiKey = read) -> HTMLResponse:
@@ -240,67 +228,47 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
     def post_rule(
         request: Request,
         rule_id: RuleId,
-        from_path: Annotated[str, Form(alias="from", max_length=2000)] = "",
-        action: _Short = "redirect",
-        target: _Text = "",
-        status: _Short = "",
-        name: _Short = "",
-        note: _Short = "",
-        more: _Text = "",
-        enabled: _Short = "",
-        has_enabled: _Short = "",
-        sample: _Text = "",
-        intent: _Short = "save",
+        posted: Annotated[Posted, Depends(posted_form)],
         version: Annotated[int | None, Form()] = None,
         key: ApiKey = read_form,
     ) -> Response:
-        form = RuleForm(
-            from_path, action, target, status, name, note, more, _on(enabled, has_enabled)
-        )
-        return _submit(request, key, form, rule_id, version, sample, intent, "")
+        return _submit(request, key, posted, rule_id, version, "")
 
     def _submit(
         request: Request,
         key: ApiKey,
-        form: RuleForm,
+        posted: Posted,
         rule_id: str | None,
         version: int | None,
-        sample: str,
-        intent: str,
         not_found: str,
     ) -> Response:
+        form, sample = posted.form, posted.sample
         rule, trial = trial_of(form, rule_id, sample)
-        if intent == "try":
+
+        def again(shown: Trial, status: int = 200) -> HTMLResponse:
+            """The form as posted, with what trying or saving it found."""
+            return form_page(
+                request,
+                key,
+                form,
+                rule_id=rule_id,
+                version=version,
+                sample=sample,
+                trial=shown,
+                status=status,
+                not_found_id=not_found,
+            )
+
+        if posted.intent == "try":
             if CSRF_HEADER.lower() in request.headers:  # the form's script, as you type
                 out = trial.to_dict()
                 out["fields"] = _errors(trial)
                 return JSONResponse(out, headers={"Cache-Control": "no-store"})
-            return form_page(
-                request, key, form, rule_id=rule_id, version=version, sample=sample, trial=trial
-            )
+            return again(trial)
         if not key.allows("write"):
-            return form_page(
-                request,
-                key,
-                form,
-                rule_id=rule_id,
-                version=version,
-                sample=sample,
-                trial=Trial([{"path": "", "message": f"key {key.id!r} may only read"}]),
-                status=403,
-            )
+            return again(Trial([{"path": "", "message": f"key {key.id!r} may only read"}]), 403)
         if trial.problems:
-            return form_page(
-                request,
-                key,
-                form,
-                rule_id=rule_id,
-                version=version,
-                sample=sample,
-                trial=trial,
-                status=422,
-                not_found_id=not_found,
-            )
+            return again(trial, 422)
         try:
             if rule_id is None:
                 stored = create_rule(store, rule, key_id=key.id)
@@ -317,38 +285,13 @@ def rules_pages(ctx: AdminContext) -> APIRouter:
                 )
                 notice = "saved"
         except ValidationError as exc:
-            failed = Trial(problems_out(exc.problems))
-            return form_page(
-                request,
-                key,
-                form,
-                rule_id=rule_id,
-                version=version,
-                sample=sample,
-                trial=failed,
-                status=422,
-                not_found_id=not_found,
-            )
+            return again(Trial(problems_out(exc.problems)), 422)
         except ConflictError:
-            conflict = Trial(
-                [
-                    {
-                        "path": "",
-                        "message": "someone changed this rule since you opened it; reload the "
-                        "page to see their change (yours is still in this form)",
-                    }
-                ]
+            message = (
+                "someone changed this rule since you opened it; reload the page to see their "
+                "change (yours is still in this form)"
             )
-            return form_page(
-                request,
-                key,
-                form,
-                rule_id=rule_id,
-                version=version,
-                sample=sample,
-                trial=conflict,
-                status=409,
-            )
+            return again(Trial([{"path": "", "message": message}]), 409)
         ctx.changed_to(stored.version)
         base = ctx.base(request)
         return RedirectResponse(
@@ -459,6 +402,34 @@ _NOTICES = {
     "disabled-many": "The selected rules were switched off: kept, but they answer nothing.",
     "undone": "Undone: the rules are back as they were.",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The rule form as posted: its fields, the sample URL and what the button asked for
+    (``try`` or ``save``)."""
+
+    form: RuleForm
+    sample: str
+    intent: str
+
+
+def posted_form(
+    from_path: Annotated[str, Form(alias="from", max_length=2000)] = "",
+    action: _Short = "redirect",
+    target: _Text = "",
+    status: _Short = "",
+    name: _Short = "",
+    note: _Short = "",
+    more: _Text = "",
+    enabled: _Short = "",
+    has_enabled: _Short = "",
+    sample: _Text = "",
+    intent: _Short = "save",
+) -> Posted:
+    """A FastAPI dependency: the posted rule form (a field a browser left out is empty)."""
+    form = RuleForm(from_path, action, target, status, name, note, more, _on(enabled, has_enabled))
+    return Posted(form, sample, intent)
 
 
 def _status(text: str) -> int | None:
