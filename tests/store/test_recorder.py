@@ -282,12 +282,11 @@ def test_hits_of_rules_not_from_the_store_are_counted_by_source() -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ({"stats": True}, "--stats counts rule hits and 404s into the rule store: give --db"),
         ({"stats": True, "db": "sqlite:///x.db", "stats_interval": 0}, "more than 0 seconds"),
         ({"stats_retention": -1}, "a number of days, 0 or more"),
         ({"stats_top_rules": -1}, "a number of rules, 0 or more"),
     ],
-    ids=["stats-without-db", "zero-interval", "negative-retention", "negative-top"],
+    ids=["zero-interval", "negative-retention", "negative-top"],
 )
 def test_stats_settings_that_cannot_work_are_refused(flags: dict[str, Any], message: str) -> None:
     from waypost.exceptions import SettingsError

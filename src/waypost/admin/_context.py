@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from waypost.admin._ratelimit import FailureLimiter
-from waypost.admin.service import EngineCache, problems_out
+from waypost.admin.service import EngineCache, ServedEngine, problems_out
+from waypost.engine import Engine
 from waypost.store.base import Store
 from waypost.store.model import Revision
 
@@ -76,11 +77,23 @@ class AdminContext:
     #: The serving server's health (the standalone server's ``/_waypost/health`` details), for
     #: the overview page; None in a user's app, where the page reports the store's state.
     health: Callable[[], Mapping[str, object]] | None = None
+    #: Where the API keys and sign-in sessions are, when not in ``store`` (a served file's
+    #: statistics are in a temporary store; its keys in the ``--keys`` store).
+    keys: Store | None = None
+    #: The rules file a server serves, when the store holds only its statistics: the rules are
+    #: changed in the file, and ``served()`` is the engine serving it.
+    rules_file: str | None = None
+    served: Callable[[], Engine] | None = None
     engines: EngineCache = field(init=False)
     _notified: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        self.engines = EngineCache(self.store)
+        self.engines = ServedEngine(self.served) if self.served else EngineCache(self.store)
+
+    @property
+    def key_store(self) -> Store:
+        """The store that checks API keys and sign-in sessions."""
+        return self.keys if self.keys is not None else self.store
 
     def base(self, request: Request) -> str:
         """The admin app's public path prefix (``/_waypost``), mount point included."""

@@ -47,6 +47,7 @@ from waypost.admin.schemas import ErrorOut
 from waypost.admin.service import problems_out
 from waypost.admin.web import install_pages
 from waypost.admin.web._render import render_error
+from waypost.engine import Engine
 from waypost.exceptions import (
     ConfirmationError,
     ConflictError,
@@ -289,6 +290,9 @@ def create_admin_app(
     failure_window: float = 60.0,
     cookie_max_age: int = 8 * 3600,
     health: Callable[[], Mapping[str, object]] | None = None,
+    key_store: Store | None = None,
+    rules_file: str | None = None,
+    served: Callable[[], Engine] | None = None,
 ) -> FastAPI:
     """The admin API for ``store`` as an ASGI app.
 
@@ -305,6 +309,11 @@ def create_admin_app(
     engine at once rather than at the next poll). ``require_if_match`` makes ``PUT`` and
     ``DELETE`` without If-Match (or a ``version``) fail with 428 instead of last-write-wins.
     ``failure_limit`` refused keys per ``failure_window`` seconds from one address get 429.
+
+    ``key_store``: where the API keys and sign-in sessions are, when not in ``store``.
+    ``rules_file``: ``store`` holds only the statistics of a server serving this rules file
+    (``served()`` is its engine): the app is the analytics API alone, and a redirect made from a
+    404 row is refused with where to write it.
     """
     if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
         raise ValueError(f"prefix must start with '/' and not end with one, got {prefix!r}")
@@ -316,6 +325,9 @@ def create_admin_app(
         cookie_max_age=cookie_max_age,
         limiter=FailureLimiter(limit=failure_limit, window=failure_window),
         health=health,
+        keys=key_store,
+        rules_file=rules_file,
+        served=served,
     )
     app = FastAPI(
         title="Waypost admin API",
@@ -330,16 +342,21 @@ def create_admin_app(
         swagger_ui_oauth2_redirect_url=None,
     )
     routers = (
-        rules_router(ctx),
-        stats_router(ctx),
-        tools_router(ctx),
-        keys_router(ctx),
-        sessions_router(ctx),
+        (stats_router(ctx),)
+        if rules_file is not None
+        else (
+            rules_router(ctx),
+            stats_router(ctx),
+            tools_router(ctx),
+            keys_router(ctx),
+            sessions_router(ctx),
+        )
     )
     for router in routers:
         app.include_router(router, prefix=prefix, responses=_ERRORS)
     app.include_router(login_router(ctx), prefix=prefix)
-    install_pages(app, ctx)
+    if rules_file is None:
+        install_pages(app, ctx)
     _install_handlers(app, ctx)
     _relative_slash_redirects(app.router)
     app.state.waypost_admin = ctx

@@ -69,7 +69,7 @@ def authenticate_key(ctx: AdminContext, request: Request, presented: str) -> Api
     return _checked(
         ctx,
         request,
-        lambda host: ctx.store.authenticate(presented, host=host),
+        lambda host: ctx.key_store.authenticate(presented, host=host),
         lambda exc: "unknown API key or wrong secret" if exc.reason in _VAGUE else str(exc),
     )
 
@@ -83,7 +83,7 @@ def authenticate_session(ctx: AdminContext, request: Request, token: str) -> Api
     """
 
     def check(host: str | None) -> ApiKey:
-        session, key = ctx.store.check_session(token, host=host)
+        session, key = ctx.key_store.check_session(token, host=host)
         request.state.waypost_session = session
         return key
 

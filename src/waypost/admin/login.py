@@ -110,7 +110,7 @@ def login_router(ctx: AdminContext) -> APIRouter:
         next = form.get("next", "")
         try:
             key = authenticate_key(ctx, request, form.get("key", ""))  # any scope may sign in
-            session, token = ctx.store.create_session(
+            session, token = ctx.key_store.create_session(
                 key.id,
                 lifetime=ctx.cookie_max_age,
                 # What signed in, for whoever lists the sessions; the store cleans and trims it.
@@ -126,7 +126,7 @@ def login_router(ctx: AdminContext) -> APIRouter:
             return _page(ctx, request, next, str(exc), 401)
         previous = request.cookies.get(COOKIE_NAME)
         if previous:  # signing in again (perhaps with another key) ends the old session
-            ctx.store.end_session(previous)
+            ctx.key_store.end_session(previous)
         location = safe_next(next, _landing(ctx, request))
         response = RedirectResponse(
             location, status_code=303, headers={"Cache-Control": "no-store"}
@@ -151,7 +151,7 @@ def login_router(ctx: AdminContext) -> APIRouter:
         # only looks done.
         token = request.cookies.get(COOKIE_NAME)
         if token:
-            ctx.store.end_session(token)
+            ctx.key_store.end_session(token)
         response = RedirectResponse(f"{ctx.base(request)}/login", status_code=303)
         response.delete_cookie(COOKIE_NAME, path=ctx.base(request) or "/")
         return response

@@ -203,7 +203,16 @@ def stats_router(ctx: AdminContext) -> APIRouter:
         """Redirect the row's path: a rule ``{"from": <path>, "to": ...}`` made as
         ``POST /api/rules`` makes one (checked with the whole rule set, a new revision), then
         the row is marked resolved by it. A refused rule is 422 (its problems name this body's
-        fields) and the row stays as it was."""
+        fields) and the row stays as it was. Serving a rules file, 409 ``rules_in_file``:
+        the rule belongs in the file."""
+        if ctx.rules_file is not None:
+            raise ApiError(
+                409,
+                "rules_in_file",
+                f"the rules are in the file {ctx.rules_file!r}: add the redirect there (a "
+                f'line "from: {store.get_not_found(row_id).path}" with its "to:"); the server '
+                "reloads it",
+            )
         redirect = body.model_dump(include={"to", "status", "name", "query"}, exclude_none=True)
         stored, row = redirect_not_found(
             store,

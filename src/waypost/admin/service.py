@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -59,6 +59,7 @@ __all__ = [
     "ProblemDict",
     "Resolved",
     "RuleRefDict",
+    "ServedEngine",
     "UnsupportedDict",
     "create_rule",
     "export_snapshot",
@@ -168,6 +169,21 @@ class EngineCache:
         pairs = zip(engine.rules, snapshot.rule_ids, strict=True)
         ids = {id(rule): rule_id for rule, rule_id in pairs}
         return Resolved(snapshot.revision, engine, ids)
+
+
+class ServedEngine(EngineCache):
+    """The engine a server serves from a rules file, for what the admin API says about rules
+    (its rules have no store ids: they are named by ``file:line``)."""
+
+    def __init__(self, engine: Callable[[], Engine]) -> None:
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"ServedEngine({self._engine!r})"
+
+    def get(self) -> Resolved:
+        """The engine serving now."""
+        return Resolved(0, self._engine(), {})
 
 
 # -- validate -------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from waypost.server.bodies import (
 from waypost.server.config import Settings
 from waypost.server.core import HEALTH_PATH, METRICS_PATH, WaypostServer
 from waypost.server.proxy import Forward
-from waypost.server.sources import StoreSource
+from waypost.server.sources import FileSource, StoreSource
 
 __all__ = ["BODY_FAILED", "WaypostApp"]
 
@@ -84,6 +84,7 @@ class WaypostApp:
         #: The admin API (serving from a store only), made in the worker at start-up.
         self.admin: Any = None
         self._admin_store: Any = None
+        self._keys_store: Any = None
         self.is_admin_path: Callable[[str], bool] = lambda path: False
         self._keyed_metrics = not self.server.settings.public_metrics
         self._admin_cookie = b""
@@ -136,6 +137,8 @@ class WaypostApp:
                 await self.server.aclose()
                 if self.admin is not None:
                     self._admin_store.close()
+                    if self._keys_store is not None:
+                        self._keys_store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -148,17 +151,37 @@ class WaypostApp:
 
     def _start_admin(self) -> None:
         source = self.server.source
-        if not isinstance(source, StoreSource) or self.admin is not None:
+        stats_only = isinstance(source, FileSource) and source.stats_url is not None
+        if not (isinstance(source, StoreSource) or stats_only) or self.admin is not None:
             return
-        # Imported only when serving a store: FastAPI is not needed to serve a file.
+        # Imported only when serving a store (or a file's statistics): FastAPI is not needed
+        # to serve a file.
         from waypost.admin import ADMIN_PREFIX, create_admin_app, is_admin_path
         from waypost.admin._context import COOKIE_NAME
         from waypost.server._keyed import add_keyed_routes
         from waypost.store import open_store
 
         # Opened here, in the worker: database connections must not cross a fork.
-        self._admin_store = open_store(source.url)
-        admin = create_admin_app(self._admin_store, prefix=ADMIN_PREFIX, health=self.server.health)
+        if isinstance(source, StoreSource):
+            self._admin_store = open_store(source.url)
+            admin = create_admin_app(
+                self._admin_store, prefix=ADMIN_PREFIX, health=self.server.health
+            )
+        else:
+            # A file's statistics: the analytics API over the temporary store, its keys from
+            # --keys (without it, no key opens it: the server's log says so at start).
+            assert isinstance(source, FileSource) and source.stats_url is not None
+            self._admin_store = open_store(source.stats_url)
+            keys = self.server.settings.keys
+            self._keys_store = open_store(keys) if keys else None
+            admin = create_admin_app(
+                self._admin_store,
+                prefix=ADMIN_PREFIX,
+                health=self.server.health,
+                key_store=self._keys_store,
+                rules_file=str(source.path),
+                served=lambda: self.server.engine,
+            )
         add_keyed_routes(admin, self.server)  # health's details and metrics, for a read key
         self._admin_cookie = COOKIE_NAME.encode("ascii") + b"="
         self.is_admin_path = is_admin_path

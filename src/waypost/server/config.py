@@ -59,8 +59,10 @@ class Settings:
     stats: bool = _declare(
         False,
         "Count each rule's hits and the paths that answer 404 into the rule store (with --db), "
-        "in batches: no database write per request. Off by default for now: it costs up to 18% "
-        "of the redirects per second with a million rules hit evenly (the target is 5%).",
+        "in batches: no database write per request. Serving a rules file, they are kept in a "
+        "temporary store for as long as the server runs (their API needs --keys). Off by "
+        "default for now: it costs up to 18% of the redirects per second with a million rules "
+        "hit evenly (the target is 5%).",
     )
     stats_interval: float = _declare(
         5.0,

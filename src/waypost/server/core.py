@@ -132,15 +132,21 @@ class WaypostServer:
             self.store_sync = StoreSync(
                 engine, source, on_reload=self._reloaded, max_shrink=settings.reload_max_shrink
             )
-        #: Rule hits and 404s, counted here and added to the store in batches (with --db).
+        #: Rule hits and 404s, counted here and added to the store in batches: the rule store
+        #: (with --db), or a served file's temporary one (see FileSource.stats_url).
         self.stats: StatsRecorder | None = None
-        if isinstance(source, StoreSource) and settings.stats:
+        stats_url = None
+        if isinstance(source, StoreSource):
+            stats_url = source.url
+        elif isinstance(source, FileSource):
+            stats_url = source.stats_url
+        if settings.stats and stats_url is not None:
             self.stats = StatsRecorder(
-                source.url,
+                stats_url,
                 interval=settings.stats_interval,
                 retention_days=settings.stats_retention or None,
                 rules=engine.rules,
-                rule_ids=source.rule_ids,
+                rule_ids=source.rule_ids if isinstance(source, StoreSource) else (),
                 top_rules=settings.stats_top_rules,
                 redis=settings.redis,
                 fold_interval=settings.stats_fold_interval,

@@ -118,11 +118,6 @@ def check_serve_settings(settings: Settings) -> None:
 
     if settings.upstream:
         check_upstream(settings.upstream)
-    if settings.stats and not settings.db:
-        raise SettingsError(
-            "--stats counts rule hits and 404s into the rule store: give --db URL too "
-            "(sqlite:///waypost.db will do), or leave --stats out"
-        )
     if settings.stats_interval <= 0:
         raise SettingsError(
             f"stats_interval must be more than 0 seconds, not {settings.stats_interval!r}"
@@ -261,6 +256,7 @@ def run_server(
     gc.freeze()
     metrics_dir: str | None = None
     decisions_dir: str | None = None
+    stats_dir: str | None = None
     if settings.workers > 1:
         # Must be set before prometheus_client creates any value, so before any worker starts.
         metrics_dir = tempfile.mkdtemp(prefix="waypost-metrics-")
@@ -283,6 +279,21 @@ def run_server(
         settings.workers,
     )
 
+    if settings.stats and isinstance(source, FileSource):
+        # Serving a file: the counts go to a store of their own, made here before the workers
+        # fork (they share it) and deleted at exit: they last as long as the server.
+        stats_dir = tempfile.mkdtemp(prefix="waypost-stats-")
+        source = replace(source, stats_url=temporary_stats_store(stats_dir))
+        logger.info(
+            "waypost: the statistics of %s are kept in %s until the server stops (serve with "
+            "--db to keep them); %s",
+            source.path,
+            stats_dir,
+            "their API takes the keys of --keys"
+            if settings.keys
+            else "give --keys URL (a store with API keys) to read them at /_waypost/api/stats/",
+        )
+
     def serve(supervisor: int | None = None) -> None:
         # Runs in each worker, after the fork: the metrics, the watcher thread and the upstream
         # connection pool belong to that worker.
@@ -297,9 +308,23 @@ def run_server(
         listener.close()
         if redirect_listener is not None:
             redirect_listener.close()
-        for folder in (metrics_dir, decisions_dir):
+        for folder in (metrics_dir, decisions_dir, stats_dir):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def temporary_stats_store(folder: str) -> str:
+    """A SQLite store in ``folder`` for the statistics of a served file, its schema in place;
+    its URL."""
+    from waypost.store import open_store
+
+    url = f"sqlite:///{Path(folder) / 'stats.db'}"
+    store = open_store(url)
+    try:
+        store.upgrade()
+    finally:
+        store.close()
+    return url
 
 
 class ListenError(WaypostError):

@@ -27,12 +27,15 @@ class FileSource:
     it when it starts). Taken before the workers fork, they let an edit made while the workers
     start reach every one, and health report ``revision`` until a reload. ``decisions`` is the
     folder the workers share for the shrink guard's verdicts (None with one worker).
+    ``stats_url`` is the temporary store the workers count into with ``--stats`` (None without):
+    made at start, deleted at exit, so the counts last as long as the server.
     """
 
     path: str | Path
     signature: Signature | None = None
     revision: str | None = None
     decisions: str | Path | None = None
+    stats_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
