@@ -714,7 +714,8 @@ class Engine:
             used: tuple[str, ...] = ()
         else:
             used = pattern.variable_names
-            missing = [n for n in used if n not in values]
+            # None is no value, as for Werkzeug's build (never the text 'None' in a path).
+            missing = [n for n in used if values.get(n) is None]
             if missing:
                 raise UrlBuildError(
                     f"url_for({name!r}) needs a value for {', '.join(map(repr, missing))} "
@@ -738,8 +739,15 @@ class Engine:
                     "segment or an empty one; a request for it is redirected to its normal "
                     f"form and never reaches this rule (the pattern is {rule.path!r})"
                 )
-        # As Flask does: values the pattern does not use go to the query string, None ones nowhere.
-        extra = [(k, v) for k, v in values.items() if k not in used and v is not None]
+        # As Flask does: values the pattern does not use go to the query string, None ones
+        # nowhere, and a list (tuple, set) as the same parameter repeated: v=[1, 2] is v=1&v=2.
+        extra = [
+            (k, item)
+            for k, v in values.items()
+            if k not in used
+            for item in (v if isinstance(v, list | tuple | set | frozenset) else (v,))
+            if item is not None
+        ]
         if extra:
             try:
                 path += "?" + "&".join(

@@ -45,6 +45,7 @@ __all__ = [
     "PathConverter",
     "StringConverter",
     "UUIDConverter",
+    "check_converter_regex",
 ]
 
 
@@ -235,18 +236,36 @@ class PathConverter(BaseConverter):
 
 
 class IntConverter(BaseConverter):
-    """Digits only, as an int: ``<int:year>``; ``min``/``max`` bound it."""
+    """Digits only, as an int: ``<int:year>``; as Werkzeug's, ``min``/``max`` bound it,
+    ``signed=True`` takes a leading ``-``, and ``fixed_digits=4`` takes exactly that many
+    characters (``0042``) and builds zero-padded."""
 
     regex = r"\d+"
     weight = 50
     open_ended = True
 
-    def __init__(self, min: int | None = None, max: int | None = None) -> None:
-        _check_bounds(min=min, max=max)
+    def __init__(
+        self,
+        min: int | None = None,
+        max: int | None = None,
+        signed: bool = False,
+        fixed_digits: int = 0,
+    ) -> None:
+        _check_bounds(min=min, max=max, fixed_digits=fixed_digits)
+        if not isinstance(signed, bool):
+            raise TypeError(f"signed must be True or False, got {signed!r}")
+        if fixed_digits < 0:
+            raise ValueError(f"fixed_digits must be 0 or more, got {fixed_digits!r}")
         self.min = min
         self.max = max
+        self.signed = signed
+        self.fixed_digits = fixed_digits
+        if signed:
+            self.regex = r"-?\d+"
 
     def to_python(self, value: str) -> int:
+        if self.fixed_digits and len(value) != self.fixed_digits:
+            raise ValueError(f"not {self.fixed_digits} digits")
         number = int(value)
         if (self.min is not None and number < self.min) or (
             self.max is not None and number > self.max
@@ -257,14 +276,20 @@ class IntConverter(BaseConverter):
     def to_url(self, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise TypeError(f"expected an int, got {type(value).__name__}")
-        number = int(value) if isinstance(value, str) and value.isdecimal() else value
-        if not isinstance(number, int) or number < 0:
-            raise ValueError(f"expected a non-negative int, got {value!r}")
-        self.to_python(str(number))
-        return str(number)
+        number: Any = value
+        if isinstance(value, str) and re.fullmatch(self.regex, value, re.ASCII):
+            number = int(value)
+        if not isinstance(number, int) or (number < 0 and not self.signed):
+            kind = "an int" if self.signed else "a non-negative int"
+            raise ValueError(f"expected {kind}, got {value!r}")
+        text = str(number).zfill(self.fixed_digits) if self.fixed_digits else str(number)
+        self.to_python(text)
+        return text
 
     def sample(self, k: int = 0) -> Any:
         number = _INTS[k % len(_INTS)]
+        if self.fixed_digits:
+            number %= 10 ** max(1, self.fixed_digits - 1)
         if self.max is not None and number > self.max:
             number = self.max - k
         if self.min is not None and number < self.min:
@@ -273,35 +298,88 @@ class IntConverter(BaseConverter):
             number = self.max
         return number
 
+    def _plain(self) -> bool:
+        return self.min is None and self.max is None and not self.signed and not self.fixed_digits
+
     def _own_parser(self) -> Callable[[str], Any] | None:
-        return self.to_python if self.min is not None or self.max is not None else int
+        return int if self._plain() else self.to_python
 
     def _own_segment_parser(self) -> Callable[[str], list[Any] | None] | None:
-        return _whole_int if self.min is None and self.max is None else None
+        return _whole_int if self._plain() else None
+
+    def __repr__(self) -> str:
+        return _options_repr(self, min=None, max=None, signed=False, fixed_digits=0)
 
 
 class FloatConverter(BaseConverter):
-    r"""A decimal number with a point, as a float: ``<float:price>`` matches ``1.5``, not ``1``."""
+    r"""A decimal number with a point, as a float: ``<float:price>`` matches ``1.5``, not ``1``;
+    as Werkzeug's, ``min``/``max`` bound it and ``signed=True`` takes a leading ``-``."""
 
     regex = r"\d+\.\d+"
     weight = 50
     open_ended = True
     samples = _FLOATS
-    _quick = float
+
+    def __init__(
+        self, min: float | None = None, max: float | None = None, signed: bool = False
+    ) -> None:
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and (
+                isinstance(bound, bool) or not isinstance(bound, int | float)
+            ):
+                raise TypeError(f"{name} must be a number, got {bound!r}")
+        if not isinstance(signed, bool):
+            raise TypeError(f"signed must be True or False, got {signed!r}")
+        self.min = min
+        self.max = max
+        self.signed = signed
+        if signed:
+            self.regex = r"-?\d+\.\d+"
 
     def to_python(self, value: str) -> float:
-        return float(value)
+        number = float(value)
+        if (self.min is not None and number < self.min) or (
+            self.max is not None and number > self.max
+        ):
+            raise ValueError("out of range")
+        return number
 
     def to_url(self, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"expected a float, got {type(value).__name__}")
         number = float(value)
-        if number < 0 or not math.isfinite(number):
-            raise ValueError(f"expected a non-negative finite float, got {value!r}")
+        if not math.isfinite(number) or (number < 0 and not self.signed):
+            kind = "a finite float" if self.signed else "a non-negative finite float"
+            raise ValueError(f"expected {kind}, got {value!r}")
         # Positional notation, so the text matches the regex again: repr(1e20) is '1e+20', which
         # <float:x> would not match. Decimal(repr()) keeps the shortest round-tripping digits.
         text = format(Decimal(repr(number)), "f")
         return text if "." in text else text + ".0"
+
+    def sample(self, k: int = 0) -> Any:
+        number = _FLOATS[k % len(_FLOATS)]
+        if self.max is not None and number > self.max:
+            number = float(self.max)
+        if self.min is not None and number < self.min:
+            number = float(self.min)
+        return number
+
+    def _own_parser(self) -> Callable[[str], Any] | None:
+        plain = self.min is None and self.max is None and not self.signed
+        return float if plain else self.to_python
+
+    def __repr__(self) -> str:
+        return _options_repr(self, min=None, max=None, signed=False)
+
+
+def _options_repr(converter: BaseConverter, **defaults: Any) -> str:
+    """``IntConverter(min=1, signed=True)``: the options that differ from their default."""
+    given = [
+        f"{name}={getattr(converter, name)!r}"
+        for name, default in defaults.items()
+        if getattr(converter, name) != default
+    ]
+    return f"{type(converter).__name__}({', '.join(given)})"
 
 
 class UUIDConverter(BaseConverter):
@@ -390,15 +468,37 @@ def merge_converters(
             raise ConverterError(
                 f"converter {name!r} must be a subclass of waypost.BaseConverter, got {cls!r}"
             )
-        try:
-            compiled = re.compile(cls.regex)
-        except re.error as exc:
-            raise ConverterError(
-                f"converter {name!r} has a bad regex {cls.regex!r}: {exc}"
-            ) from None
-        if compiled.groups:
-            raise ConverterError(
-                f"converter {name!r} regex {cls.regex!r} has capturing groups; use (?:...) instead"
-            )
+        _check_regex(f"converter {name!r}", cls.regex)
         merged[name] = cls
     return merged
+
+
+#: Texts with a '/' a converter's regex is tried on: one that matches any spans slashes.
+_SLASHED = ("/", "a/b", "1/2", "ab/cd", "a/b/c", "x.y/z", "a-b/c_d")
+#: A negated character class ('[^/]'): a '/' in it is one the regex does not match.
+_NEGATED_CLASS = re.compile(r"\[\^(?:\\.|[^\]\\])*\]")
+
+
+def _check_regex(what: str, regex: object) -> re.Pattern[str]:
+    if not isinstance(regex, str):
+        raise ConverterError(f"{what} regex must be text, got {regex!r}")
+    try:
+        compiled = re.compile(regex)
+    except re.error as exc:
+        raise ConverterError(f"{what} has a bad regex {regex!r}: {exc}") from None
+    if compiled.groups:
+        raise ConverterError(f"{what} regex {regex!r} has capturing groups; use (?:...) instead")
+    return compiled
+
+
+def check_converter_regex(converter: BaseConverter) -> None:
+    """Check the regex ``converter`` uses (its instance's: ``__init__`` may set it): it compiles
+    and has no capturing group (ConverterError saying which otherwise). A regex that can match a
+    '/' (it holds one, or matches one of a few slashed texts) makes the variable span slashes,
+    as Werkzeug's ``part_isolating`` does: a one-segment match could never succeed."""
+    compiled = _check_regex(f"converter {type(converter).__name__}", converter.regex)
+    if not converter.spans_slashes and (
+        "/" in _NEGATED_CLASS.sub("", converter.regex)
+        or any(compiled.fullmatch(text) for text in _SLASHED)
+    ):
+        converter.spans_slashes = True

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from waypost.exceptions import RuleSyntaxError
+from waypost.exceptions import ConverterError, RuleSyntaxError
 from waypost.rules.converters import (
     DEFAULT_CONVERTERS,
     BaseConverter,
+    check_converter_regex,
 )
 
 __all__ = ["Pattern", "Segment", "Variable", "parse_pattern", "quote_path"]
@@ -224,6 +225,10 @@ def _parse_variable(
         raise RuleSyntaxError(
             f"bad arguments for converter {conv_name!r} in {pattern!r}: {exc}", col=start + 1
         ) from None
+    try:
+        check_converter_regex(converter)
+    except ConverterError as exc:
+        raise RuleSyntaxError(f"{exc} (in {pattern!r})", col=start + 1) from None
     return Variable(name=name, converter=converter, spec=spec, offset=start)
 
 
@@ -259,7 +264,7 @@ def _split_pieces(
                 f"variable {variable.name!r} appears twice in {pattern!r}; give each a new name",
                 col=match.start(),
             )
-        if "/" in match.group(0):
+        if "/" in (match.group("conv") or ""):
             raise RuleSyntaxError(f"'/' inside a variable in {pattern!r}", col=match.start())
         # Guards against patterns whose regex could backtrack for ever on a hostile path.
         spanning = [p for p in pieces if isinstance(p, Variable) and p.converter.spans_slashes]
@@ -355,8 +360,10 @@ def parse_pattern(
     for index, char in enumerate(text):
         if ord(char) < 0x20 or char == "\x7f":
             raise RuleSyntaxError(f"control character {char!r} in pattern {text!r}", col=index)
+    # A converter's arguments may hold '?' and '#' (<regex('a?b'):x>); the path text may not.
+    outside = _VARIABLE.sub(lambda m: " " * len(m.group(0)), text)
     for stop in ("?", "#"):
-        index = text.find(stop)
+        index = outside.find(stop)
         if index >= 0:
             raise RuleSyntaxError(
                 f"{stop!r} in pattern {text!r}: a pattern matches the path only; "
