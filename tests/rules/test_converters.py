@@ -190,3 +190,69 @@ def test_merge_converters_refuses_unusable_converters(extra: Any, words: str) ->
 def test_a_converter_repr_reads_like_its_constructor() -> None:
     assert repr(AnyConverter("a", "b")) == "AnyConverter('a', 'b')"
     assert repr(IntConverter()) == "IntConverter()"
+
+
+# -- regex: a rules file's own regex, run on RE2 ------------------------------------------
+
+
+def test_a_regex_variable_matches_what_its_regex_does() -> None:
+    from waypost import Engine
+
+    engine = Engine(
+        [
+            {"from": "/<regex('[a-z]{2}'):lang>/home", "to": "/home?lang={lang}"},
+            {"from": "/d/<regex('\\d{4}/\\d{2}'):ym>", "to": "/months/{ym}"},  # spans a '/'
+            {"from": "/p/<regex('[a-z]+'):w>", "to": "/w/{w}", "case": "insensitive"},
+        ]
+    )
+    assert engine.resolve("GET", "/de/home").location == "/home?lang=de"
+    assert engine.resolve("GET", "/deu/home").action == "pass"
+    assert engine.resolve("GET", "/d/2024/05").location == "/months/2024/05"
+    assert engine.resolve("GET", "/P/AbC").location == "/w/AbC"
+
+
+def test_a_regex_segment_runs_on_re2() -> None:
+    from waypost.rules.pattern import Segment, parse_pattern
+
+    pattern = parse_pattern("/x/<regex('(?:a+)+b'):v>")
+    segment = pattern.parts[1]
+    assert isinstance(segment, Segment)
+    assert type(segment.regex).__module__.startswith("re2")  # linear on 'aaaa...a!'
+    assert segment.regex.fullmatch("a" * 10_000 + "!") is None
+
+
+@pytest.mark.parametrize(
+    ("regex", "message"),
+    [
+        ("(a|b)", "capturing groups"),
+        ("(?:a)\\1", "no backreferences or lookaround"),
+        ("(?=a)b", "no backreferences or lookaround"),
+    ],
+    ids=["group", "backreference", "lookahead"],
+)
+def test_a_regex_re2_cannot_run_linearly_is_refused(regex: str, message: str) -> None:
+    from waypost import Engine
+    from waypost.exceptions import RulesError
+
+    with pytest.raises(RulesError, match=message):
+        Engine([{"from": f"/<regex('{regex}'):v>", "to": "/y"}])
+
+
+def test_without_re2_the_regex_converter_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    from waypost import Engine
+    from waypost.exceptions import RulesError
+
+    real = importlib.import_module
+
+    def no_re2(name: str, *args: object) -> object:
+        if name == "re2":
+            raise ImportError("No module named 're2'")
+        return real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib, "import_module", no_re2)
+    with pytest.raises(RulesError, match=r"pip install 'waypost\[re2\]'"):
+        Engine([{"from": "/<regex('[a-z]{2}'):v>", "to": "/y"}])

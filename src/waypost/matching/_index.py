@@ -351,7 +351,7 @@ class _Compiler:
             if isinstance(part, str):
                 regex.append("/" + re.escape(part))
                 continue
-            if part.regex.flags & re.IGNORECASE:
+            if part.case_insensitive:
                 return None
             for variable in part.variables:
                 parser = variable.converter.parser()

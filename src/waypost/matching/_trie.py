@@ -9,7 +9,6 @@ several tries are sorted by ``(pattern.key, index)``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -57,7 +56,7 @@ def _edge(segment: Segment) -> Callable[[str], list[Any] | None]:
     regex (:meth:`~waypost.rules.converters.BaseConverter.segment_parser`): a bare ``<name>``
     takes any non-empty segment, a bare ``<int:name>`` any run of decimal digits.
     """
-    if len(segment.variables) == 1 and segment.static_chars == 0 and not segment.regex.flags & re.I:
+    if len(segment.variables) == 1 and segment.static_chars == 0 and not segment.case_insensitive:
         whole = segment.variables[0].converter.segment_parser()
         if whole is not None:
             return whole

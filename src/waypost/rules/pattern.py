@@ -30,6 +30,7 @@ from waypost.rules.converters import (
     DEFAULT_CONVERTERS,
     BaseConverter,
     check_converter_regex,
+    load_re2,
 )
 
 __all__ = ["Pattern", "Segment", "Variable", "parse_pattern", "quote_path"]
@@ -72,6 +73,7 @@ class Segment:
     ``/<int:a>`` and ``/<int:b>`` share one branch of the matcher.
     """
 
+    #: A compiled regex: re's, or RE2's for a segment with a regex converter (fullmatch, pattern).
     regex: re.Pattern[str]
     variables: tuple[Variable, ...]
     signature: str
@@ -79,6 +81,8 @@ class Segment:
     static_chars: int
     #: Each variable's ``to_python``, looked up once (the matcher calls them per request).
     parsers: tuple[Callable[[str], Any], ...] = ()
+    #: True when the segment matches in any case (its regex may be RE2's, which has no flags).
+    case_insensitive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,13 +332,23 @@ def _segment(pieces: list[str | Variable], flags: int, weight_of: Any) -> Segmen
             variables.append(piece)
             weights.append(int(piece.converter.weight))
     weight = weight_of(weights, static_chars)
+    source = "".join(regex)
+    compiled: Any
+    if any(getattr(v.converter, "linear", False) for v in variables):
+        # A regex converter's text runs on RE2 (linear time on any path), and so does the
+        # segment holding it.
+        prefix = "(?is)" if flags & re.IGNORECASE else "(?s)"
+        compiled = load_re2().compile(prefix + source)
+    else:
+        compiled = re.compile(source, flags | re.DOTALL)
     return Segment(
-        regex=re.compile("".join(regex), flags | re.DOTALL),
+        regex=compiled,
         variables=tuple(variables),
         signature="".join(signature) + ("/i" if flags & re.IGNORECASE else ""),
         weight=weight,
         static_chars=static_chars,
         parsers=tuple(v.converter.to_python for v in variables),
+        case_insensitive=bool(flags & re.IGNORECASE),
     )
 
 
