@@ -344,7 +344,7 @@ def test_every_condition_must_hold() -> None:
         ({"after": "next tuesday"}, "'next tuesday' is not an ISO 8601 time"),
         ({"after": "2027-01-01", "before": "2026-01-01"}, "must be earlier than 'before'"),
         ({"query": ["ref"]}, "query parameter must be a mapping"),
-        ({"query": {"ref": {"a": 1}}}, "must be a string, a list of strings, '*' or null"),
+        ({"query": {"ref": {"a": 1}}}, "pattern must be {glob: '...'} or {regex: '...'}"),
         ({"hots": "example.com"}, "unknown condition 'hots'; did you mean 'host'?"),
         ({"not": {"not": {"host": "a"}}}, "unknown condition 'not'"),
         ({"host": ""}, "a host must be a non-empty string"),
@@ -409,3 +409,68 @@ def test_ipv4_mapped_ipv6_clients_match_ipv4_blocks(client_ip: str, holds: bool)
     engine = Engine([{"from": "/office", "when": {"ip": ["10.0.0.0/8"]}, "respond": 204}])
     decision = engine.resolve("GET", "/office", client_ip=client_ip)
     assert (decision.action == "respond") is holds
+
+
+# -- a value that matches a pattern (WordPress Redirection's user agent and referrer) ------
+
+
+def test_header_cookie_and_query_values_may_match_a_glob_or_a_regex() -> None:
+    from waypost import Engine
+
+    engine = Engine(
+        [
+            {
+                "from": "/app",
+                "to": "/mobile",
+                "when": {"headers": {"user-agent": {"regex": "(?i)iphone|android"}}},
+            },
+            {
+                "from": "/app",
+                "to": "/from-google",
+                "when": {"headers": {"referer": {"glob": "https://www.google.*"}}},
+            },
+            {"from": "/app", "to": "/beta", "when": {"cookies": {"plan": {"glob": "beta-?"}}}},
+            {"from": "/app", "to": "/utm", "when": {"query": {"utm_source": {"regex": "^news"}}}},
+            {"from": "/app", "to": "/desktop"},
+        ]
+    )
+
+    def where(headers: dict[str, str] | None = None, url: str = "/app") -> str | None:
+        return engine.resolve("GET", url, headers=headers).location
+
+    assert where({"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)"}) == "/mobile"
+    assert where({"Referer": "https://www.google.de/search?q=x"}) == "/from-google"
+    assert where({"Referer": "https://evil.example/?https://www.google.de"}) == "/desktop"
+    assert where({"Cookie": "plan=beta-2"}) == "/beta"
+    assert where({"Cookie": "plan=beta-22"}) == "/desktop"  # a glob matches the whole value
+    assert where(url="/app?utm_source=newsletter") == "/utm?utm_source=newsletter"
+    assert where() == "/desktop"
+
+
+@pytest.mark.parametrize(
+    ("want", "message"),
+    [
+        ({"regex": "(?<=a)b"}, "cannot run on RE2"),
+        ({"glob": ""}, "must be non-empty text"),
+        ({"like": "x"}, "pattern must be {glob"),
+        ({"glob": "a", "regex": "b"}, "pattern must be {glob"),
+    ],
+    ids=["lookbehind", "empty", "unknown-kind", "two-kinds"],
+)
+def test_a_bad_value_pattern_is_refused_with_its_place(want: dict[str, str], message: str) -> None:
+    from waypost import Engine
+    from waypost.exceptions import RulesError
+
+    with pytest.raises(RulesError, match=message) as caught:
+        Engine([{"from": "/a", "to": "/b", "when": {"headers": {"user-agent": want}}}])
+    assert "when.headers['user-agent']" in str(caught.value)
+
+
+def test_a_value_pattern_writes_back_as_written() -> None:
+    from waypost.rules.conditions import parse_conditions
+    from waypost.rules.model import conditions_to_mapping
+
+    when = {"headers": {"user-agent": {"regex": "(?i)bot"}}, "query": {"ref": {"glob": "a*"}}}
+    parsed = parse_conditions(when)
+    assert conditions_to_mapping(parsed) == when
+    assert parse_conditions(conditions_to_mapping(parsed)) == parsed

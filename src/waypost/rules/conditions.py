@@ -4,7 +4,9 @@
 ``scheme`` (``http`` or ``https``, or a list: the scheme the client used, behind trusted proxies
 what they forwarded in X-Forwarded-Proto),
 ``query`` / ``headers`` / ``cookies`` (``{key: value}``: exact value, a list of values, ``"*"`` for
-present, ``null`` for absent), ``accept`` (``json`` or ``html``), ``language`` (the client's most
+present, ``null`` for absent, ``{glob: "*Firefox*"}`` or ``{regex: "(?i)bot"}`` for a value that
+matches a pattern: a glob matches the whole value, a regex anywhere in it, on google-re2),
+``accept`` (``json`` or ``html``), ``language`` (the client's most
 preferred language; ``de`` matches ``de-AT``), ``ip`` (CIDR list), ``after`` / ``before`` (ISO 8601;
 a time without a zone is UTC) and ``not`` (a mapping of any of these; the rule applies only when
 *none* of them holds).
@@ -13,7 +15,9 @@ a time without a zone is UTC) and ``not`` (a mapping of any of these; the rule a
 from __future__ import annotations
 
 import difflib
+import importlib
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -23,9 +27,37 @@ from waypost.rules._errors import FieldError
 from waypost.rules.request import Request
 from waypost.rules.safety import header_name_problem, host_allowed
 
-__all__ = ["CONDITION_KEYS", "Conditions", "parse_conditions"]
+__all__ = ["CONDITION_KEYS", "Conditions", "ValuePattern", "parse_conditions"]
 
-ValueTest = tuple[str, ...] | Literal["*"] | None
+
+@dataclass(frozen=True, slots=True)
+class ValuePattern:
+    """A value test that matches a pattern: ``{glob: "*Firefox*"}`` (``*`` any text, ``?`` one
+    character; the whole value, case as written) or ``{regex: "(?i)googlebot"}`` (anywhere in
+    the value, on google-re2: linear time whatever the regex and the value)."""
+
+    kind: Literal["glob", "regex"]
+    text: str
+    compiled: Any = field(compare=False, repr=False, hash=False)
+
+    def matches(self, value: str) -> bool:
+        """True when ``value`` matches."""
+        if self.kind == "glob":
+            return self.compiled.fullmatch(value) is not None
+        return self.compiled.search(value) is not None
+
+    def sample(self) -> str | None:
+        """A value that matches, for ``waypost check``'s sample requests (None: unknown)."""
+        if self.kind == "glob":
+            return self.text.replace("*", "x").replace("?", "x")
+        return None
+
+    def to_mapping(self) -> dict[str, str]:
+        """``{glob: text}`` or ``{regex: text}``, as written."""
+        return {self.kind: self.text}
+
+
+ValueTest = tuple[str, ...] | Literal["*"] | ValuePattern | None
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CONDITION_KEYS = (
@@ -158,6 +190,8 @@ def _value_test(get: Any, want: ValueTest) -> Any:
             return False
         if want == "*":
             return True
+        if isinstance(want, ValuePattern):
+            return any(want.matches(v) for v in values)
         return any(v in want for v in values)
 
     return test
@@ -275,13 +309,51 @@ def _value_tests(
             test = (str(want),)
         elif isinstance(want, list) and want and all(isinstance(w, str | int) for w in want):
             test = tuple(str(w) for w in want)
+        elif isinstance(want, Mapping):
+            test = _value_pattern(want, (*keys, name), f"{what} {name!r}")
         else:
             raise FieldError(
-                f"{what} {name!r} must be a string, a list of strings, '*' or null, got {want!r}",
+                f"{what} {name!r} must be a string, a list of strings, '*', null, or a pattern "
+                f"like {{glob: '*Firefox*'}} or {{regex: '(?i)bot'}}; got {want!r}",
                 (*keys, name),
             )
         tests.append((name.lower() if lower_names else name, test))
     return tuple(tests)
+
+
+def _value_pattern(want: Mapping[Any, Any], keys: tuple[str | int, ...], what: str) -> ValuePattern:
+    """``{glob: ...}`` or ``{regex: ...}`` as a :class:`ValuePattern`; FieldError otherwise."""
+    if len(want) != 1 or next(iter(want)) not in ("glob", "regex"):
+        raise FieldError(
+            f"{what} pattern must be {{glob: '...'}} or {{regex: '...'}}, got {dict(want)!r}",
+            keys,
+        )
+    kind, text = next(iter(want.items()))
+    if not isinstance(text, str) or not text:
+        raise FieldError(f"{what} {kind} must be non-empty text, got {text!r}", (*keys, kind))
+    if kind == "glob":
+        source = "".join(
+            ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in text
+        )
+        return ValuePattern("glob", text, re.compile(source, re.DOTALL))
+    try:
+        re2 = importlib.import_module("re2")
+    except ImportError:
+        raise FieldError(
+            f"{what} regex needs google-re2, which matches in linear time: pip install "
+            "'waypost[re2]' (or use a glob)",
+            (*keys, kind),
+        ) from None
+    try:
+        compiled = re2.compile(text)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise FieldError(
+            f"{what} regex {text!r} cannot run on RE2 ({detail}); it has no backreferences or "
+            "lookaround, which keeps it linear",
+            (*keys, kind),
+        ) from None
+    return ValuePattern("regex", text, compiled)
 
 
 def _time(value: Any, keys: tuple[str | int, ...]) -> datetime:

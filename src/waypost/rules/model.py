@@ -19,7 +19,7 @@ from dataclasses import FrozenInstanceError, dataclass, field, replace
 from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
-from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
+from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions, ValuePattern
 from waypost.rules.converters import AnyConverter
 from waypost.rules.pattern import Pattern, quote_path
 from waypost.rules.target import RouteTarget, Target
@@ -452,6 +452,15 @@ def _unpacked(path: str, target: str, index: int, line: int | None, meta: RuleMe
     return Rule(path, target, index, line=line, meta=meta)  # type: ignore[arg-type]
 
 
+def _want_out(want: Any) -> Any:
+    """A value test as a rules file writes it."""
+    if want is None or want == "*":
+        return want
+    if isinstance(want, ValuePattern):
+        return want.to_mapping()
+    return list(want)
+
+
 def conditions_to_mapping(conditions: Conditions) -> dict[str, Any]:
     """A ``when:`` mapping that parses back to ``conditions``."""
     out: dict[str, Any] = {}
@@ -470,9 +479,7 @@ def conditions_to_mapping(conditions: Conditions) -> dict[str, Any]:
         ("cookies", conditions.cookies),
     ):
         if values:
-            out[key] = {
-                name: (want if want is None or want == "*" else list(want)) for name, want in values
-            }
+            out[key] = {name: _want_out(want) for name, want in values}
     if conditions.accept is not None:
         out["accept"] = conditions.accept
     if conditions.languages is not None:

@@ -38,7 +38,7 @@ from urllib.parse import quote, unquote, urlsplit
 from waypost.engine import Engine
 from waypost.engine._guards import GuardLayer
 from waypost.exceptions import RuleError
-from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions
+from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions, ValuePattern
 from waypost.rules.model import Redirect, Rewrite, Rule, RuleSet, sample_paths
 from waypost.rules.pattern import quote_path
 from waypost.rules.safety import host_allowed
@@ -168,6 +168,8 @@ def _first_value(test: Any) -> str | None:
         return None
     if test == "*":
         return "1"
+    if isinstance(test, ValuePattern):
+        return test.sample()
     return str(test[0]) if test else "1"
 
 
@@ -213,6 +215,13 @@ def _value_implied(narrow: Any, wide: Any) -> bool:
         return narrow is None
     if wide == "*":
         return narrow is not None
+    if isinstance(narrow, ValuePattern) or isinstance(wide, ValuePattern):
+        # Conservative: a pattern implies only itself (or a set of values it all matches).
+        if isinstance(wide, ValuePattern):
+            return narrow == wide or (
+                isinstance(narrow, tuple) and all(wide.matches(v) for v in narrow)
+            )
+        return False
     return narrow is not None and narrow != "*" and set(narrow) <= set(wide)
 
 
