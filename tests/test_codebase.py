@@ -149,6 +149,16 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "cli/_files.py": "output files; tests/cli/test_tools.py, tests/cli/test_store.py",
     "cli/_report.py": "error reporting and engine loading; tests/cli/test_cli.py",
     "cli/serve.py": "starts a server; tests/server/test_app.py runs `waypost serve` for real",
+    # the Django app: tested in a real Django project under tests/contrib/django
+    "contrib/__init__.py": "a docstring only",
+    "contrib/django/__init__.py": "a docstring only",
+    "contrib/django/_config.py": "settings.WAYPOST and reverse(); "
+    "tests/contrib/django/test_middleware.py and tests/contrib/django/test_checks.py",
+    "contrib/django/apps.py": "the AppConfig registering the check; call_command('check') in "
+    "tests/contrib/django/test_checks.py",
+    "contrib/django/management/__init__.py": "a package Django looks for; a docstring only",
+    "contrib/django/management/commands/__init__.py": "a package Django looks for; a docstring "
+    "only",
     # the guards
     "guards/base.py": "the outcome values and the Guard protocol; tests/guards/test_basic.py, "
     "tests/guards/test_session.py and tests/guards/test_python.py check what each kind answers",

@@ -1,6 +1,7 @@
 """The one :class:`~waypost.rules.request.Request` a middleware builds and hands to the engine.
 
-An ASGI scope and a WSGI environ carry the same request in two shapes; both become the same
+An ASGI scope and a WSGI environ carry the same request in two shapes (and a framework's own
+request object a third: :func:`request_from_path`, for Django's); all become the same
 ``Request``, for the path *inside* the app: rules match below the mount point (ASGI's
 ``root_path``, WSGI's ``SCRIPT_NAME``), and :mod:`waypost.middleware._common` puts the mount
 point back in front of a same-site Location.
@@ -13,7 +14,7 @@ from urllib.parse import quote
 from waypost.middleware._types import Environ, Scope
 from waypost.rules.request import Request
 
-__all__ = ["request_from_environ", "request_from_scope"]
+__all__ = ["request_from_environ", "request_from_path", "request_from_scope"]
 
 # What a raw WSGI path keeps unescaped: RFC 3986's path characters, and '%' so escapes stay.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -73,4 +74,27 @@ def request_from_environ(environ: Environ) -> Request:
         path=path,
         # Behind a proxy, what werkzeug's ProxyFix (or the server) made of X-Forwarded-Proto.
         scheme=environ.get("wsgi.url_scheme", "http"),
+    )
+
+
+def request_from_path(
+    method: str,
+    path: str,
+    query_string: str,
+    headers: list[tuple[str, str]],
+    client_ip: str | None,
+    scheme: str = "http",
+) -> Request:
+    """A :class:`~waypost.rules.request.Request` for a request whose framework already decoded
+    the path inside the app (a WSGI environ's ``PATH_INFO``, Django's ``request.path_info``);
+    its raw form is that path percent-encoded again (RFC 3986's path characters and ``%`` kept),
+    as :func:`request_from_environ` makes it."""
+    return Request(
+        method,
+        quote(path, safe=_PATH_SAFE),
+        query_string,
+        headers,
+        client_ip=client_ip,
+        path=path,
+        scheme=scheme,
     )

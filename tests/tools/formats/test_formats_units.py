@@ -304,6 +304,7 @@ def test_registry_names() -> None:
             "htaccess",
             "wordpress-csv",
             "wordpress-json",
+            "django-redirects",
             "wagtail",
             "csv",
             "yaml",

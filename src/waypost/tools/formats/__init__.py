@@ -26,6 +26,7 @@ Formats, by registry name::
     wordpress-csv   Redirection plugin CSV export       import
     wordpress-json  Redirection plugin JSON export      import
     wagtail         Wagtail redirect import CSV         import
+    django-redirects  dumpdata JSON of Django's or Wagtail's redirects  import
     csv             from,to,status[,name]               import, export
     yaml            Waypost's own rules file            import, export
 """
@@ -45,6 +46,7 @@ from ._text import clean_text
 from .apache import export_apache, parse_apache, parse_htaccess
 from .cloudflare import export_cloudflare, parse_cloudflare
 from .cloudflare_pages import parse_cloudflare_pages
+from .django_redirects import parse_django_redirects
 from .generic_csv import export_csv, parse_csv
 from .netlify import export_netlify, parse_netlify, parse_netlify_toml
 from .nginx import export_nginx, parse_nginx
@@ -81,6 +83,7 @@ __all__ = [
     "parse_cloudflare",
     "parse_cloudflare_pages",
     "parse_csv",
+    "parse_django_redirects",
     "parse_htaccess",
     "parse_netlify",
     "parse_netlify_toml",
@@ -108,6 +111,7 @@ IMPORTERS: dict[str, Importer] = {
     "wordpress-csv": parse_wordpress_csv,
     "wordpress-json": parse_wordpress_json,
     "wagtail": parse_wagtail,
+    "django-redirects": parse_django_redirects,
     "csv": parse_csv,
     "yaml": parse_yaml,
 }
@@ -250,6 +254,12 @@ def _detect_json(text: str) -> str | None:
     try:
         data = json.loads(clean_text(text))
     except json.JSONDecodeError:
+        return None
+    if isinstance(data, list):
+        # manage.py dumpdata: a list of {"model": "app.model", "pk": ..., "fields": {...}}.
+        models = {row.get("model") for row in data if isinstance(row, dict)}
+        if models & {"redirects.redirect", "wagtailredirects.redirect"}:
+            return "django-redirects"
         return None
     if not isinstance(data, dict):
         return None

@@ -10,7 +10,7 @@ from ._common import Collector
 from ._report import ImportResult
 from ._text import clean_text
 
-__all__ = ["element_lines", "import_json", "key_line", "line_of"]
+__all__ = ["array_lines", "element_lines", "import_json", "key_line", "line_of"]
 
 _DECODER = json.JSONDecoder()
 _SPACE = " \t\n\r"
@@ -76,6 +76,30 @@ def element_lines(text: str, key: str) -> list[int]:
     except (IndexError, ValueError):
         return []
     return []
+
+
+def array_lines(text: str) -> list[int]:
+    """The line on which each element of the top-level array ``text`` starts (``dumpdata``'s
+    shape).
+
+    ``text`` must already be valid JSON (parse it first); anything unexpected returns ``[]`` and
+    callers fall back to line 1.
+    """
+    try:
+        pos = _skip(text, 0)
+        if text[pos] != "[":
+            return []
+        lines: list[int] = []
+        pos = _skip(text, pos + 1)
+        while text[pos] != "]":
+            lines.append(line_of(text, pos))
+            _, pos = _DECODER.raw_decode(text, pos)
+            pos = _skip(text, pos)
+            if text[pos] == ",":
+                pos = _skip(text, pos + 1)
+        return lines
+    except (IndexError, ValueError):
+        return []
 
 
 def key_line(text: str, key: str) -> int | None:

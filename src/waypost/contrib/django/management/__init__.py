@@ -1,0 +1,1 @@
+"""Django finds ``manage.py`` commands in an app's ``management/commands`` package."""
