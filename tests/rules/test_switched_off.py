@@ -75,3 +75,11 @@ def test_waypost_yaml_keeps_both() -> None:
     rules = [{"from": "/c", "to": "/d", "enabled": False, "note": "why"}]
     text = export_rules("yaml", rules).text
     assert "enabled: false" in text and "note: why" in text
+
+
+def test_a_peer_export_says_how_it_writes_trailing_slash_redirect() -> None:
+    rules = [{"from": "/docs/", "to": "/manual/", "trailing_slash": "redirect"}]
+    result = export_rules("netlify", rules)
+    assert result.exported == 1
+    assert [n.index for n in result.notes] == [0]
+    assert "written as ignore" in result.notes[0].message

@@ -279,3 +279,43 @@ def test_none_is_no_value_and_a_list_is_repeated() -> None:
     assert waypost_build(engine, {"x": None}) is None
     assert werkzeug_build(adapter, {"x": None}) is None
     assert engine.url_for("r", x="a", v=[1, 2]) == "/flob/a?v=1&v=2"
+
+
+# -- trailing_slash: redirect, Werkzeug's strict slashes ----------------------------------
+
+
+def test_trailing_slash_redirect_answers_as_werkzeugs_strict_slashes() -> None:
+    werkzeug = Map([Rule("/docs/", endpoint="docs")]).bind("example.com")
+    with pytest.raises(werkzeug_routing.RequestRedirect) as moved:
+        werkzeug.match("/docs", query_args="v=2")
+    assert moved.value.code == 308 and moved.value.new_url.endswith("/docs/?v=2")
+    engine = Engine(
+        [
+            {"from": "/docs/", "to": "/manual/", "trailing_slash": "redirect"},
+            {"from": "/blog/<slug>/", "rewrite": "/posts/{slug}", "trailing_slash": "redirect"},
+            {"from": "/plain", "to": "/elsewhere", "trailing_slash": "redirect"},
+            {"from": "/loose", "to": "/l"},
+        ]
+    )
+
+    def answer(url: str) -> tuple[int | None, str | None]:
+        decision = engine.resolve("GET", url)
+        return decision.status, decision.location
+
+    assert answer("/docs?v=2") == (308, "/docs/?v=2")  # to the rule's own form, query kept
+    assert answer("/docs/") == (301, "/manual/")
+    assert answer("/blog/hello") == (308, "/blog/hello/")
+    assert engine.resolve("GET", "/blog/hello/").path == "/posts/hello"
+    assert answer("/plain/") == (308, "/plain")  # the reverse too
+    assert answer("/loose/") == (301, "/l")  # trailing_slash: ignore, as before
+    assert engine.resolve("GET", "/nothing/").action == "pass"
+
+
+def test_trailing_slash_redirect_as_a_default() -> None:
+    engine = Engine(
+        [{"from": "/a/", "to": "/b/"}, {"from": "/c", "to": "/d"}],
+        defaults={"trailing_slash": "redirect"},
+    )
+    assert engine.resolve("GET", "/a").location == "/a/"
+    assert engine.resolve("GET", "/c/").location == "/c"
+    assert engine.resolve("GET", "/c").location == "/d"

@@ -54,13 +54,24 @@ _SAME_SITE = parse_target("/")
 class _Snapshot:
     """One rule set, its matcher and the plans of its rules; swapped as a whole."""
 
-    __slots__ = ("guards", "has_fallbacks", "matcher", "packed", "plans", "ruleset", "site")
+    __slots__ = (
+        "guards",
+        "has_fallbacks",
+        "matcher",
+        "packed",
+        "plans",
+        "ruleset",
+        "site",
+        "slash_redirects",
+    )
 
     def __init__(self, ruleset: RuleSet, routes: RouteResolver | None = None) -> None:
         self.ruleset = ruleset
         #: The guard layer; None when no rule requires a guard (resolve() then pays nothing).
         self.guards: GuardLayer | None = None
         self.has_fallbacks = any(rule.options.only_if_missing for rule in ruleset.rules)
+        #: Whether a rule has ``trailing_slash: redirect`` (a miss then tries the other slash).
+        self.slash_redirects = any(rule.options.slash_redirect for rule in ruleset.rules)
         self.site = Site(ruleset.allowed_hosts, routes)
         #: Plans by id(rule) (the rule set keeps every rule alive), made when a rule is first
         #: applied; the compiled index holds the plans of its pattern rules already (see
@@ -434,6 +445,8 @@ class Engine:
             if fixed is not None:
                 return _to_normal_form(fixed, query)
         if hit is None:
+            if snapshot.slash_redirects:
+                return _other_slash(snapshot, path, query, stage)
             return NO_MATCH
         rule, payload, values = hit
         plan: Plan = snapshot.plan(rule) if payload is None else payload  # type: ignore[arg-type]
@@ -567,7 +580,11 @@ class Engine:
             # resolve()'s common case: the first candidate has no conditions, so it decides.
             hit = snapshot.matcher.first(request.path)
             if hit is None:
-                decision = NO_MATCH
+                decision = (
+                    _other_slash(snapshot, request.path, request.query_string, stage)
+                    if snapshot.slash_redirects
+                    else NO_MATCH
+                )
             else:
                 rule, payload, values = hit
                 plan: Plan = snapshot.plan(rule) if payload is None else payload  # type: ignore[arg-type]
@@ -785,6 +802,23 @@ def _split_guards(
         else:
             checks[name] = guard
     return checks, declared or None
+
+
+def _other_slash(snapshot: _Snapshot, path: str, query: str, stage: Stage) -> Decision:
+    """A path no rule matched: a 308 to it with the other trailing slash (``/a`` to ``/a/`` or
+    the reverse), when a rule with ``trailing_slash: redirect`` owns that form, as Werkzeug's
+    strict slashes answer; else no match."""
+    if path == "/":
+        return NO_MATCH
+    other = path[:-1] if path.endswith("/") else path + "/"
+    hit = snapshot.matcher.first(other)
+    # A hit in the compiled store (an int) is a literal rule with the default trailing slash.
+    owner = None if hit is None else hit[0]
+    if not isinstance(owner, Rule) or not owner.options.slash_redirect:
+        return NO_MATCH
+    if stage == "before" and owner.options.only_if_missing:
+        return NO_MATCH
+    return _to_normal_form(other, query)
 
 
 def _to_normal_form(path: str, query: str) -> Decision:

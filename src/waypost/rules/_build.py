@@ -75,7 +75,7 @@ _ACTIONS = ("to", "rewrite", "respond", "pass")
 DEFAULT_KEYS = ("status", "query", "trailing_slash", "case", "max_age", "order")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "query": ("keep", "drop"),
-    "trailing_slash": ("ignore", "strict"),
+    "trailing_slash": ("ignore", "strict", "redirect"),
     "case": ("sensitive", "insensitive"),
     # File-level only: which rule applies when several match (see the README's "Priority").
     "order": ("specificity", "first_match"),
@@ -124,7 +124,7 @@ _PLAIN_URL = re.compile(
 )
 _new_object = object.__new__
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
-_OPTIONS_CACHE: dict[tuple[str, bool, bool, bool, int | None], RuleOptions] = {}
+_OPTIONS_CACHE: dict[tuple[str, bool, bool, bool, int | None, bool], RuleOptions] = {}
 _OPTION_KEYS = frozenset({"query", "trailing_slash", "case", "only_if_missing", "max_age"})
 # The keys of a literal redirect, the bulk of a large CSV file (see RuleBuilder._plain).
 _PLAIN_KEYS = frozenset({"from", "to", "status"})
@@ -225,16 +225,21 @@ def _options_from(
 ) -> RuleOptions:
     """``base`` with the option keys present in ``entry`` applied; options objects are shared."""
     query = entry.get("query", base.query)
-    slash = entry.get("trailing_slash", "strict" if base.strict_slashes else "ignore")
+    slash = entry.get(
+        "trailing_slash",
+        "redirect" if base.slash_redirect else "strict" if base.strict_slashes else "ignore",
+    )
     case = entry.get("case", "insensitive" if base.case_insensitive else "sensitive")
+    slash = _choice("trailing_slash", slash, (*prefix, "trailing_slash"))
     key = (
         _choice("query", query, (*prefix, "query")),
-        _choice("trailing_slash", slash, (*prefix, "trailing_slash")) == "strict",
+        slash != "ignore",
         _choice("case", case, (*prefix, "case")) == "insensitive",
         _flag(entry["only_if_missing"], (*prefix, "only_if_missing"))
         if "only_if_missing" in entry
         else base.only_if_missing,
         _max_age(entry["max_age"], (*prefix, "max_age")) if "max_age" in entry else base.max_age,
+        slash == "redirect",
     )
     options = _OPTIONS_CACHE.get(key)
     if options is None:

@@ -59,6 +59,9 @@ class RuleOptions:
     only_if_missing: bool = False
     #: Cache-Control max-age for permanent redirects (None: the server's default).
     max_age: int | None = None
+    #: ``trailing_slash: redirect``: strict, and the path with the other slash is sent here
+    #: with a 308 (Werkzeug's strict slashes), ``/a`` to the rule's ``/a/`` or the reverse.
+    slash_redirect: bool = False
 
 
 DEFAULT_OPTIONS = RuleOptions()
@@ -400,7 +403,13 @@ class Rule:
             out["pass"] = True
         options = self.options
         out["query"] = options.query
-        out["trailing_slash"] = "strict" if options.strict_slashes else "ignore"
+        out["trailing_slash"] = (
+            "redirect"
+            if options.slash_redirect
+            else "strict"
+            if options.strict_slashes
+            else "ignore"
+        )
         out["case"] = "insensitive" if options.case_insensitive else "sensitive"
         if options.only_if_missing:
             out["only_if_missing"] = True

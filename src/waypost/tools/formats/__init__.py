@@ -168,17 +168,32 @@ def _without_switched_off(
             continue
         places.append(index)
         kept.append(
-            {k: v for k, v in rule.items() if k not in ("note", "enabled")}
+            {
+                k: ("ignore" if k == "trailing_slash" and v == "redirect" else v)
+                for k, v in rule.items()
+                if k not in ("note", "enabled")
+            }
             if isinstance(rule, Mapping)
             else rule
         )
     result = export(kept)
     unsupported = [replace(u, index=places[u.index]) for u in result.unsupported]
     notes = [replace(n, index=places[n.index]) for n in result.notes]
+    exported = {u.index for u in unsupported}
+    notes += [
+        ExportNote(
+            index,
+            dict(rules[index]),
+            "trailing_slash: redirect is written as ignore: the other form of the path is "
+            "answered by the rule itself, not sent to it with a 308",
+        )
+        for index in places
+        if index not in exported and rules[index].get("trailing_slash") == "redirect"
+    ]
     return replace(
         result,
         unsupported=sorted([*unsupported, *off], key=lambda u: u.index),
-        notes=notes,
+        notes=sorted(notes, key=lambda n: n.index),
     )
 
 
