@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 from _baseline import add_baseline_argument, checked_baseline_src, tree_env
 
-from waypost.server.reloading import file_revision
+from waypost.follow.reloading import file_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 _LOAD_LOG = re.compile(

@@ -179,7 +179,7 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "rules/safety.py": "location checks; tests/test_security.py runs the hostile corpus at it",
     # the standalone server: real servers on loopback, by behaviour rather than by module
     "server/__init__.py": "re-exports",
-    "store/_background.py": "the worker threads; tests/server/test_reloading.py and "
+    "store/_background.py": "the worker threads; tests/follow/test_reloading.py and "
     "tests/store/test_recorder.py",
     "server/_keyed.py": "health and metrics for a read key; tests/server/test_internal.py",
     "server/_linger.py": "closing a refused connection; tests/server/test_hostile_requests.py",
@@ -192,7 +192,10 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "server/protocol.py": "HTTP/1.1 on a socket; tests/server/test_connection.py, "
     "tests/server/test_hostile_requests.py, tests/server/test_timeouts.py",
     "server/run.py": "process and workers; tests/server/test_workers.py",
-    "server/store_sync.py": "following the store; tests/server/test_store_serving.py",
+    "follow/__init__.py": "re-exports; tests/follow/test_reloading.py, "
+    "tests/middleware/test_following.py",
+    "follow/store_sync.py": "following the store; tests/server/test_store_serving.py and "
+    "tests/middleware/test_following.py",
     "server/tunnel.py": "WebSocket tunnels; tests/server/test_websocket.py",
     # the stores: one contract run against SQLite and PostgreSQL
     "store/__init__.py": "open_store and re-exports; tests/store/test_contract.py",

@@ -21,9 +21,9 @@ import pytest
 from tests._servers import Server
 from tests.server.serving import Served, raw_request, start_server
 from waypost.engine import Engine
+from waypost.follow.sources import StoreSource
 from waypost.server.config import Settings
 from waypost.server.core import WaypostServer
-from waypost.server.sources import StoreSource
 from waypost.store import open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"

@@ -73,7 +73,7 @@ def test_new_rules_reach_every_worker_and_no_request_fails(served: tuple[Served,
     try:
         started = time.monotonic()
         rules.write_text(RULES_V2, encoding="utf-8")
-        from waypost.server.reloading import file_revision
+        from waypost.follow.reloading import file_revision
 
         workers = _wait_all(server.base, file_revision(rules))
         elapsed = time.monotonic() - started
@@ -107,6 +107,6 @@ def test_broken_file_keeps_the_old_rules_and_logs_file_line(served: tuple[Served
     assert "waypost_reload_failures_total 2.0" in metrics  # one per worker, added up
     # Fixing the file brings the new rules in.
     rules.write_text(RULES_V2, encoding="utf-8")
-    from waypost.server.reloading import file_revision
+    from waypost.follow.reloading import file_revision
 
     _wait_all(server.base, file_revision(rules))

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.server.serving import start_server
-from waypost.server.reloading import file_revision
+from waypost.follow.reloading import file_revision
 
 RULES = 1_000
 LAG = 4.0  # seconds a worker may take to serve a version (documented: one), on a loaded machine

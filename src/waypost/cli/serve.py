@@ -14,8 +14,8 @@ import click
 from waypost.cli._report import exit_with_rule_errors, load_engine
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, SettingsError, WaypostError
+from waypost.follow.sources import FileSource, RulesSource, StoreSource
 from waypost.server.config import SETTINGS, Settings
-from waypost.server.sources import FileSource, RulesSource, StoreSource
 from waypost.store.keyring import StoreKeyRing
 from waypost.store.model import Snapshot
 
@@ -74,7 +74,7 @@ def serve_command(rules: str | None, **flags: Any) -> None:
     if settings.db is None:
         if rules is None:
             raise click.UsageError("give a RULES file to serve, or --db to serve a rule store")
-        from waypost.server.reloading import file_signature
+        from waypost.follow.reloading import file_signature
 
         signature = file_signature(rules)  # before loading: a change from now on is reloaded
         engine = load_engine(rules, pack_rules=settings.pack_rules, keys=keys)
@@ -110,7 +110,7 @@ def _store_engine(
     url: str, seed: str | None, *, pack_rules: bool, keys: StoreKeyRing | None
 ) -> tuple[Engine, Snapshot, str]:
     """The engine for the store at ``url`` (importing ``seed`` into an empty store first)."""
-    from waypost.server.store_sync import engine_and_snapshot
+    from waypost.follow.store_sync import engine_and_snapshot
     from waypost.store import open_store
     from waypost.store.transfer import read_document
 

@@ -31,9 +31,9 @@ from waypost.cli._report import (
 from waypost.cli.resolve import parse_headers
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, WaypostError
+from waypost.follow.store_sync import engine_from_store
 from waypost.guards import KeyRing
 from waypost.rules.load import FORMATS, parse_rules
-from waypost.server.store_sync import engine_from_store
 from waypost.store import open_store
 from waypost.store.model import ImportMode, Snapshot
 from waypost.store.transfer import read_document

@@ -19,11 +19,14 @@ from urllib.parse import quote
 
 from waypost.engine import Decision, Engine, RouteResolver
 from waypost.exceptions import WaypostError
+from waypost.follow import FileSource, RulesWatcher, StoreSource, StoreSync
+from waypost.follow.reloading import file_signature
 from waypost.guards import GUARD_HEADER, KEY_ID_HEADER, USER_HEADER
 from waypost.responses import DEFAULT_MAX_AGE, Response, decision_response, error_response
 from waypost.rules.model import Rewrite
 from waypost.rules.request import Request
 from waypost.stats import StatsSink
+from waypost.store.recorder import StatsRecorder
 
 __all__ = [
     "AppRoutes",
@@ -162,10 +165,59 @@ def proxy_rules_problem(engine: Engine) -> str | None:
     return f"{len(found)} rule(s) proxy to another origin, and {_NO_PROXY}: " + "; ".join(found)
 
 
+def _rules_and_follower(
+    rules: str | Path | Engine | None, reload: bool, store: str | None, max_shrink: float
+) -> tuple[Engine, RulesWatcher | StoreSync | None]:
+    """The engine a middleware serves, and what keeps it in step with its source (None: nothing
+    does). WaypostError saying what to give for a combination that cannot work."""
+    if (rules is None) == (store is None):
+        raise WaypostError(
+            "give the rules (a rules file or an Engine) or store= (a rule store URL), one of them"
+        )
+    if store is not None:
+        if reload:
+            raise WaypostError("store= is followed revision by revision already: leave reload out")
+        from waypost.store import open_store
+
+        opened = open_store(store)
+        try:
+            snapshot = opened.load_snapshot()
+        finally:
+            opened.close()
+        engine = Engine(
+            snapshot.rules,
+            defaults=snapshot.defaults,
+            allowed_hosts=snapshot.allowed_hosts,
+            proxy_hosts=snapshot.proxy_hosts,
+            guards=snapshot.guards,
+        )
+        source = StoreSource(store, snapshot.revision, snapshot.rule_ids)
+        return engine, StoreSync(engine, source, max_shrink=max_shrink)
+    assert rules is not None
+    if isinstance(rules, Engine):
+        if reload:
+            raise WaypostError("reload=True watches a rules file: give its path, not an Engine")
+        return rules, None
+    if not reload:
+        return Engine.from_file(rules), None
+    signature = file_signature(rules)  # before loading: a change from now on is reloaded
+    engine = Engine.from_file(rules)
+    watcher = RulesWatcher(
+        engine, FileSource(rules, signature=signature), interval=1.0, max_shrink=max_shrink
+    )
+    return engine, watcher
+
+
 class MiddlewareBase(Generic[App]):
     """The app, the engine, the redirect cache lifetime, and the answer to a decision.
 
-    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`; ``routes`` resolves
+    ``rules`` is a rules file path or an :class:`~waypost.engine.Engine`; with ``reload=True``
+    the file is watched and a changed one swapped in (the server's hot reload, shrink guard
+    included); ``store`` (a rule store URL, instead of ``rules``) serves the store's rules and
+    follows every committed revision within a second, the last good rules serving while the
+    database is away. The watching thread runs in each worker process (started with the first
+    request, after any fork); ``degraded`` says why the rules serving are not the source's.
+    ``routes`` resolves
     ``to: {route: ...}`` targets (see each middleware); ``default_max_age`` is the cache lifetime
     of a permanent redirect whose rule sets none; ``stats``, when given, records each rule hit
     and each request the app answers 404 (a :class:`~waypost.stats.StatsSink`, such as a
@@ -184,17 +236,23 @@ class MiddlewareBase(Generic[App]):
     def __init__(
         self,
         app: App,
-        rules: str | Path | Engine,
+        rules: str | Path | Engine | None = None,
         *,
         routes: RouteResolver | Any | None = None,
         default_max_age: int = DEFAULT_MAX_AGE,
         stats: StatsSink | None = None,
+        reload: bool = False,
+        store: str | None = None,
+        max_shrink: float = 0.5,
     ) -> None:
         self.app = app
         self.stats = stats
         self._stats_lock = threading.Lock()
         self._stats_started = False
-        self.engine = rules if isinstance(rules, Engine) else Engine.from_file(rules)
+        self._started = False
+        self.engine, self.follower = _rules_and_follower(rules, reload, store, max_shrink)
+        if isinstance(self.follower, StoreSync) and isinstance(stats, StatsRecorder):
+            self.follower.stats = stats  # hits count against each revision's rule ids
         problem = proxy_rules_problem(self.engine)
         if problem is not None:
             raise WaypostError(problem)
@@ -203,6 +261,35 @@ class MiddlewareBase(Generic[App]):
         resolver = self._route_resolver(routes)
         if resolver is not None:
             self._bind(resolver)
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the rules serving are not their source's (None when they are, or when nothing
+        is followed)."""
+        return None if self.follower is None else self.follower.degraded
+
+    def start(self) -> None:
+        """Start what runs in the background, once, in the serving process (after any fork):
+        the follower of the rules and the stats sink; both stop when the interpreter exits."""
+        if self._started:
+            return
+        with self._stats_lock:
+            if self._started:
+                return
+            if self.follower is not None:
+                self.follower.start()
+                atexit.register(self.follower.stop)
+            self._started = True
+        self.start_stats()
+
+    def stop(self) -> None:
+        """Stop the follower and the stats sink (its last counts written)."""
+        follower = self.follower
+        if follower is not None and self._started:
+            atexit.unregister(follower.stop)
+            follower.stop()
+        self._started = False
+        self.stop_stats()
 
     def start_stats(self) -> None:
         """Start the stats sink (once; in the serving process, after any fork) and have it

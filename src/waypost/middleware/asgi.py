@@ -146,9 +146,9 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
             return
         if not self._routes_bound and "app" in scope:
             self._bind_from(scope)
+        if not self._started:
+            self.start()
         stats = self.stats
-        if stats is not None and not self._stats_started:
-            self.start_stats()
         root = scope.get("root_path", "") or ""
         request = request_from_scope(scope)
         engine = self.engine
@@ -220,14 +220,14 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
             raise
-        if self.stats is None:
+        if self.stats is None and self.follower is None:
             await self.app(scope, receive, send)
             return
-        self.start_stats()
+        self.start()
 
         async def stopping_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
-                self.stop_stats()
+                self.stop()
             await send(message)
 
         await self.app(scope, receive, stopping_send)

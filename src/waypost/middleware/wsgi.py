@@ -134,9 +134,9 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
         return resolver_for(routes, _flask_routes, "a Flask app")
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if not self._started:
+            self.start()
         stats = self.stats
-        if stats is not None and not self._stats_started:
-            self.start_stats()
         request = request_from_environ(environ)
         engine = self.engine
         fallbacks = engine.has_fallback_rules

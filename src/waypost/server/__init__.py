@@ -5,9 +5,9 @@
 - :mod:`~waypost.server.app`: the ASGI adapter (any ASGI server will do), and
   :mod:`~waypost.server.protocol`: the HTTP/1.1 connection of ``waypost serve``, which answers
   most requests straight from the request head and hands the rest to the ASGI adapter;
-- :mod:`~waypost.server.sources`: where the rules come from, a file or the rule store;
-  :mod:`~waypost.server.reloading` (hot reload of a file), :mod:`~waypost.server.store_sync`
-  (following the store), :mod:`~waypost.server.proxy` (the upstream),
+- :mod:`waypost.follow` (shared with the middlewares): where the rules come from, a file
+  (reloaded when it changes) or the rule store (followed revision by revision);
+  :mod:`~waypost.server.proxy` (the upstream),
   :mod:`~waypost.server.metrics`, :mod:`~waypost.server.pages` (404), and
   :mod:`~waypost.server.access_log`;
 - :mod:`~waypost.server.run`: the process: uvicorn on uvloop, workers, logging, shutdown.

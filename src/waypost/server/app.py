@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from waypost.engine import Engine
+from waypost.follow.sources import FileSource, StoreSource
 from waypost.middleware._types import Message, Receive, Scope, Send
 from waypost.middleware.asgi import send_response
 from waypost.responses import Response, error_response
@@ -42,7 +43,6 @@ from waypost.server.bodies import (
 from waypost.server.config import Settings
 from waypost.server.core import HEALTH_PATH, METRICS_PATH, WaypostServer
 from waypost.server.proxy import Forward
-from waypost.server.sources import FileSource, StoreSource
 
 __all__ = ["BODY_FAILED", "WaypostApp"]
 

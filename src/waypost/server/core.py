@@ -34,6 +34,9 @@ from typing import NamedTuple, cast
 import httpx
 
 from waypost.engine import Decision, Engine
+from waypost.follow.reloading import RulesWatcher
+from waypost.follow.sources import FileSource, RulesSource, StoreSource
+from waypost.follow.store_sync import StoreSync
 from waypost.guards import without_identity_headers
 from waypost.guards.forward_auth import BODY_LIMIT
 from waypost.responses import Response, decision_response, error_response, plain_response
@@ -45,9 +48,6 @@ from waypost.server.forwarding import TrustedProxies, parse_trusted_proxies
 from waypost.server.metrics import CONTENT_TYPE, ServerMetrics
 from waypost.server.pages import NotFoundPage
 from waypost.server.proxy import Forward, UpstreamProxy, proxy_refusal
-from waypost.server.reloading import RulesWatcher
-from waypost.server.sources import FileSource, RulesSource, StoreSource
-from waypost.server.store_sync import StoreSync
 from waypost.stats.visits import AddressMode
 from waypost.store.keyring import StoreKeyRing
 from waypost.store.recorder import StatsRecorder
@@ -95,9 +95,9 @@ def _printable_path(path: str) -> str:
 class WaypostServer:
     """The standalone server's state and logic for one worker process.
 
-    ``source`` says where the rules come from: a :class:`~waypost.server.sources.FileSource` is
+    ``source`` says where the rules come from: a :class:`~waypost.follow.sources.FileSource` is
     reloaded when the file changes (looked at every ``settings.reload_interval`` seconds), a
-    :class:`~waypost.server.sources.StoreSource` follows the store's committed revisions; with
+    :class:`~waypost.follow.sources.StoreSource` follows the store's committed revisions; with
     None the rules stay as they are. Call :meth:`start` in the worker (after any fork) and
     :meth:`aclose` when it stops. ``buffered_log`` writes the access log to standard output in
     batches (see :class:`~waypost.server.access_log.BufferedAccessLog`); :meth:`flush` writes
@@ -114,7 +114,7 @@ class WaypostServer:
     ) -> None:
         self.settings = settings = settings or Settings()
         self.engine = engine
-        #: Where the rules come from (see :mod:`waypost.server.sources`).
+        #: Where the rules come from (see :mod:`waypost.follow.sources`).
         self.source = source
         self.metrics = ServerMetrics()
         self.metrics.rules.set(len(engine))

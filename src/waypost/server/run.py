@@ -46,9 +46,9 @@ import uvicorn
 
 from waypost.engine import Engine
 from waypost.exceptions import SettingsError, StoreError, WaypostError
+from waypost.follow.reloading import file_revision, file_signature
+from waypost.follow.sources import FileSource, RulesSource
 from waypost.server.config import Settings
-from waypost.server.reloading import file_revision, file_signature
-from waypost.server.sources import FileSource, RulesSource
 from waypost.stats.visits import ADDRESS_MODES
 from waypost.store.recorder import open_geoip
 

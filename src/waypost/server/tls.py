@@ -16,7 +16,7 @@ import ssl
 from pathlib import Path
 
 from waypost.exceptions import SettingsError
-from waypost.server.reloading import file_signature
+from waypost.follow.reloading import file_signature
 
 __all__ = ["CertificateReloader", "check_tls"]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.test import Client
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
 from pytest_django import Settings
 
 from waypost import Engine
@@ -113,8 +114,19 @@ def test_the_request_the_engine_sees(rf: pytest.FixtureRequest) -> None:
         ({"RULES": 3}, "'RULES' is 3; give the rules file (a path) or a waypost.Engine"),
         ({"RULES": "r.yaml", "DEFAULT_MAX_AGE": -1}, "'DEFAULT_MAX_AGE' is -1"),
         ({"RULES": "r.yaml", "STATS": 5}, "'STATS' is 5, which has no hit, missing, start, stop"),
+        ({"RULES": "r.yaml", "RELOAD": "yes"}, "'RELOAD' is 'yes'; give True to watch"),
+        ({"RULES": Engine([]), "RELOAD": True}, "'RELOAD' is True; give True to watch"),
     ],
-    ids=["unset", "misspelt", "no-rules", "bad-rules", "bad-max-age", "bad-stats"],
+    ids=[
+        "unset",
+        "misspelt",
+        "no-rules",
+        "bad-rules",
+        "bad-max-age",
+        "bad-stats",
+        "bad-reload",
+        "reload-an-engine",
+    ],
 )
 def test_a_settings_mistake_says_what_to_write(
     settings: Settings, waypost: object, message: str
@@ -173,3 +185,23 @@ def test_stats_count_hits_and_the_views_404s(settings: Settings) -> None:
     client.get("/live/")
     assert sink.started
     assert (sink.hits[0], sink.misses) == ("/b", ["/nowhere/?x=1"])
+
+
+def test_reload_swaps_a_changed_rules_file_in(
+    use_rules: Callable[[str], Path], settings: Settings
+) -> None:
+    import time
+
+    path = use_rules("rules:\n  - {from: /moving, to: /first}\n")
+    settings.WAYPOST = {"RULES": str(path), "RELOAD": True}
+    middleware = WaypostMiddleware(lambda request: HttpResponse("view"))
+    factory = RequestFactory()
+    try:
+        assert middleware(factory.get("/moving"))["Location"] == "/first"
+        path.write_text("rules:\n  - {from: /moving, to: /second}\n")
+        deadline = time.monotonic() + 10
+        while middleware(factory.get("/moving"))["Location"] != "/second":
+            assert time.monotonic() < deadline, "the changed file never served"
+            time.sleep(0.1)
+    finally:
+        middleware.stop()

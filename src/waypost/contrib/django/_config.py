@@ -37,6 +37,7 @@ OPTIONS: dict[str, str] = {
     "RULES": "the rules file (a path) or a waypost.Engine",
     "DEFAULT_MAX_AGE": "seconds a permanent redirect without max_age is cached (default 3600)",
     "STATS": "a rule store URL ('sqlite:///stats.db') or a waypost.stats.StatsSink",
+    "RELOAD": "True: watch the rules file and swap a changed one in (each worker process)",
 }
 _EXAMPLE = "WAYPOST = {'RULES': BASE_DIR / 'redirects.yaml'}"
 
@@ -49,6 +50,7 @@ class WaypostSettings:
     rules: str | Path | Engine
     default_max_age: int = DEFAULT_MAX_AGE
     stats: StatsSink | str | None = None
+    reload: bool = False
 
     def engine(self) -> Engine:
         """The engine of ``rules`` (loaded now from a file; raises RulesError)."""
@@ -101,7 +103,13 @@ def waypost_settings() -> WaypostSettings:
             raise _problem(
                 f"'STATS' is {stats!r}, which has no {', '.join(missing)}; give {OPTIONS['STATS']}"
             )
-    return WaypostSettings(rules, max_age, cast(StatsSink | str | None, stats))
+    reload = value.get("RELOAD", False)
+    if not isinstance(reload, bool) or (reload and isinstance(rules, Engine)):
+        raise _problem(
+            f"'RELOAD' is {reload!r}; give True to watch the rules file (a path in 'RULES'), "
+            "or leave it out"
+        )
+    return WaypostSettings(rules, max_age, cast(StatsSink | str | None, stats), reload)
 
 
 def django_routes(name: str, params: Mapping[str, str]) -> str:

@@ -124,9 +124,10 @@ class WaypostMiddleware(MiddlewareBase[GetResponse]):
         config = waypost_settings()
         super().__init__(
             get_response,
-            config.engine(),
+            config.rules if config.reload else config.engine(),
             default_max_age=config.default_max_age,
             stats=config.stats_sink(),
+            reload=config.reload,
         )
         self._bind_lock = threading.Lock()
 
@@ -148,9 +149,9 @@ class WaypostMiddleware(MiddlewareBase[GetResponse]):
     def __call__(self, request: Any) -> Any:
         if not self._routes_bound:
             self._bind_routes()
+        if not self._started:
+            self.start()
         stats = self.stats
-        if stats is not None and not self._stats_started:
-            self.start_stats()
         asked = django_request(request)
         engine: Engine = self.engine
         fallbacks = engine.has_fallback_rules

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from waypost import Engine
+from waypost.follow.reloading import RulesWatcher, file_revision, shrink_problem
+from waypost.follow.sources import FileSource, StoreSource
+from waypost.follow.store_sync import StoreSync
 from waypost.server.config import Settings
 from waypost.server.core import WaypostServer
-from waypost.server.reloading import RulesWatcher, file_revision, shrink_problem
-from waypost.server.sources import FileSource, StoreSource
-from waypost.server.store_sync import StoreSync
 from waypost.store.model import Snapshot
 
 

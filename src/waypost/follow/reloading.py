@@ -40,9 +40,9 @@ from pathlib import Path
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError
+from waypost.follow.sources import FileSource
 from waypost.rules.load import FORMATS, parse_rules
 from waypost.rules.model import RuleSet
-from waypost.server.sources import FileSource
 from waypost.store._background import BackgroundLoop
 
 __all__ = [
@@ -128,7 +128,7 @@ class _HeldBack(Exception):
 
 class RulesWatcher(BackgroundLoop):
     """Keeps ``engine`` in step with the rules file of ``source``: a
-    :class:`~waypost.server.sources.FileSource` (its ``signature`` and ``revision`` describe the
+    :class:`~waypost.follow.sources.FileSource` (its ``signature`` and ``revision`` describe the
     file as ``engine`` was loaded from it, its ``decisions`` folder is shared with the other
     workers for the shrink guard's verdicts), or just the file's path.
 

@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from waypost.engine import Engine
+from waypost.follow.reloading import file_signature
+from waypost.follow.sources import FileSource, StoreSource
 from waypost.server.app import WaypostApp
 from waypost.server.config import Settings
 from waypost.server.core import WaypostServer
-from waypost.server.reloading import file_signature
-from waypost.server.sources import FileSource, StoreSource
 
 RULES = "- from: /old\n  to: /new\n"
 

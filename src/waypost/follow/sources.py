@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from waypost.server.reloading import Signature
+    from waypost.follow.reloading import Signature
 
 __all__ = ["FileSource", "RulesSource", "StoreSource"]
 
@@ -21,7 +21,7 @@ __all__ = ["FileSource", "RulesSource", "StoreSource"]
 @dataclass(frozen=True, slots=True)
 class FileSource:
     """The rules file at ``path``, reloaded when it changes (see
-    :class:`~waypost.server.reloading.RulesWatcher`).
+    :class:`~waypost.follow.reloading.RulesWatcher`).
 
     ``signature`` and ``revision`` describe the file as it was loaded (None: as the worker finds
     it when it starts). Taken before the workers fork, they let an edit made while the workers
@@ -41,7 +41,7 @@ class FileSource:
 @dataclass(frozen=True, slots=True)
 class StoreSource:
     """The rule store at ``url``, whose revision ``revision`` is the one loaded; every committed
-    revision after it is loaded too (see :class:`~waypost.server.store_sync.StoreSync`)."""
+    revision after it is loaded too (see :class:`~waypost.follow.store_sync.StoreSync`)."""
 
     url: str
     revision: int = 0

@@ -12,7 +12,7 @@ secret's environment variable or the JWKS) is skipped the same way: degraded, co
 failed reload, the last good snapshot serving, until a later revision loads. The rule set's
 guards come with each revision; the engine keeps the access keys it was given.
 
-The file watcher's shrink guard (:mod:`waypost.server.reloading`) does not apply here: a
+The file watcher's shrink guard (:mod:`waypost.follow.reloading`) does not apply here: a
 revision is a committed transaction, never half-written, and the admin API and ``waypost db``
 show it as the rules (an import that would delete more rules than it keeps already needs a
 confirmation there); a worker that refused it would serve other rules than the store says, with
@@ -33,9 +33,9 @@ from typing import Any
 
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, StoreError
+from waypost.follow.reloading import shrink_problem
+from waypost.follow.sources import StoreSource
 from waypost.guards import KeyRing
-from waypost.server.reloading import shrink_problem
-from waypost.server.sources import StoreSource
 from waypost.store import open_store
 from waypost.store._background import BackgroundLoop
 from waypost.store.model import Snapshot
