@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
-from waypost.engine import Engine
+from waypost.engine import Engine, RouteResolver
 from waypost.exceptions import RuleError, RulesError, SettingsError, WaypostError
 from waypost.guards import KeyRing
 from waypost.server.config import SETTING
@@ -99,6 +99,21 @@ def load_engine(
     packing = pack_rules_setting() if pack_rules is None else pack_rules
     ring = KeyRing() if isinstance(keys, _NoStore) else keys
     try:
-        return Engine.from_file(rules, pack_rules=packing, keys=ring)
+        engine = Engine.from_file(rules, pack_rules=packing, keys=ring)
+        routes = app_routes()
+        if routes is not None:
+            engine.bind_routes(routes)
+        return engine
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, exc.file or rules)
+
+
+def app_routes() -> RouteResolver | None:
+    """The host app's reverse routing for ``to: {route: ...}`` targets, when the command runs
+    inside one (``manage.py waypost`` passes Django's ``reverse()`` as the click context's
+    ``obj={"routes": ...}``); None from the plain command line, which has no app to build such
+    a target with."""
+    context = click.get_current_context(silent=True)
+    obj = None if context is None else context.find_root().obj
+    routes = obj.get("routes") if isinstance(obj, dict) else None
+    return cast(RouteResolver, routes) if callable(routes) else None

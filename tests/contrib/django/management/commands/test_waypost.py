@@ -150,3 +150,14 @@ def test_import_of_a_file_is_waypost_import(write_rules: Callable[..., Path]) ->
     out, err = waypost("import", str(dump))
     assert _imported(out)[0]["to"] == "/b/"
     assert "dump.json (django-redirects): 1 imported" in err
+
+
+def test_resolve_builds_a_route_target_with_reverse(use_rules: Callable[[str], Path]) -> None:
+    use_rules(
+        "rules:\n"
+        "  - from: /u/<int:id>\n"
+        "    to: {route: dashboard, user_id: '{id}'}\n"
+        "    status: 302\n"
+    )
+    out, _ = waypost("resolve", "/u/7")
+    assert out.startswith("redirect 302 /users/7/dashboard/"), out

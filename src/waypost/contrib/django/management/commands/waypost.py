@@ -30,7 +30,7 @@ from django.core.management.base import (  # type: ignore[import-untyped]
 
 from waypost.cli import main as waypost_main
 from waypost.cli.tools import import_command
-from waypost.contrib.django._config import waypost_settings
+from waypost.contrib.django._config import django_routes, waypost_settings
 from waypost.engine import Engine
 from waypost.exceptions import WaypostError
 
@@ -130,7 +130,13 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type inform
         code: Any = 0
         with redirect_stdout(out), redirect_stderr(err):
             try:
-                waypost_main.main(args=argv, prog_name="manage.py waypost", standalone_mode=True)
+                # Route targets are built by the project's reverse(), as the middleware does.
+                waypost_main.main(
+                    args=argv,
+                    prog_name="manage.py waypost",
+                    standalone_mode=True,
+                    obj={"routes": django_routes},
+                )
             except SystemExit as exc:
                 code = exc.code
             except WaypostError as exc:  # as 'waypost' itself reports one (waypost.cli.run)
