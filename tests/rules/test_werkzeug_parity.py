@@ -319,3 +319,37 @@ def test_trailing_slash_redirect_as_a_default() -> None:
     assert engine.resolve("GET", "/a").location == "/a/"
     assert engine.resolve("GET", "/c/").location == "/c"
     assert engine.resolve("GET", "/c").location == "/d"
+
+
+# -- merge_slashes ------------------------------------------------------------------------
+
+
+def test_merge_slashes_as_werkzeugs() -> None:
+    merged = Map([Rule("/a/b", endpoint="r")]).bind("example.com")
+    with pytest.raises(werkzeug_routing.RequestRedirect) as moved:
+        merged.match("/a//b")
+    assert moved.value.code == 308 and moved.value.new_url.endswith("/a/b")
+    assert Engine([{"from": "/a/b", "to": "/c"}]).resolve("GET", "/a//b").location == "/a/b"
+
+    kept = Map([Rule("/a/b", endpoint="r")], merge_slashes=False).bind("example.com")
+    with pytest.raises(NotFound):
+        kept.match("/a//b")
+    engine = Engine([{"from": "/a/b", "to": "/c"}], defaults={"merge_slashes": False})
+    assert engine.resolve("GET", "/a//b").action == "pass"  # to the app, as it came
+    assert engine.resolve("GET", "/a/./b").location == "/a/b"  # dot segments: always normalized
+    assert engine.resolve("GET", "/a/b").location == "/c"
+
+
+@pytest.mark.parametrize(
+    "gate",
+    [
+        {"from": "/admin/<path:rest>", "respond": 403},
+        {"from": "/admin/<path:rest>", "require": "staff"},
+    ],
+    ids=["respond", "require"],
+)
+def test_merge_slashes_off_is_refused_with_rules_that_keep_clients_out(
+    gate: dict[str, Any],
+) -> None:
+    with pytest.raises(RulesError, match="merge_slashes: false cannot go with rules that keep"):
+        Engine([gate], defaults={"merge_slashes": False}, guards={"staff": lambda request: None})

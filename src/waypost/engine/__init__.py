@@ -58,6 +58,7 @@ class _Snapshot:
         "guards",
         "has_fallbacks",
         "matcher",
+        "merge_slashes",
         "packed",
         "plans",
         "ruleset",
@@ -70,6 +71,9 @@ class _Snapshot:
         #: The guard layer; None when no rule requires a guard (resolve() then pays nothing).
         self.guards: GuardLayer | None = None
         self.has_fallbacks = any(rule.options.only_if_missing for rule in ruleset.rules)
+        #: ``defaults: {merge_slashes: false}``: a path with repeated slashes (and no dot
+        #: segment) is not sent to its merged form; no rule matches it, so it passes.
+        self.merge_slashes = ruleset.defaults.get("merge_slashes", True) is not False
         #: Whether a rule has ``trailing_slash: redirect`` (a miss then tries the other slash).
         self.slash_redirects = any(rule.options.slash_redirect for rule in ruleset.rules)
         self.site = Site(ruleset.allowed_hosts, routes)
@@ -154,6 +158,32 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _merge_slashes_problems(ruleset: RuleSet) -> list[RuleError]:
+    """``merge_slashes: false`` with rules that keep clients out: refused, since ``//admin/x``
+    would match no rule on ``/admin/...`` and reach an app that merges the slashes."""
+    if ruleset.defaults.get("merge_slashes", True) is not False:
+        return []
+    gates = [
+        rule
+        for rule in ruleset.rules
+        if rule.enabled and (rule.requirement is not None or rule.action.kind == "respond")
+    ]
+    if not gates:
+        return []
+    first = gates[0]
+    return [
+        RuleError(
+            "defaults.merge_slashes: false cannot go with rules that keep clients out "
+            f"(require: or respond:, like {first.path!r} at {first.source}): a path such as "
+            f"'/{first.path}' would match none of them and reach the app, which may merge the "
+            "slashes; leave merge_slashes out (the default sends such a path to its merged "
+            "form with a 308)",
+            file=first.file,
+            line=first.line,
+        )
+    ]
+
+
 def _compile(
     ruleset: RuleSet,
     errors: list[RuleError],
@@ -161,7 +191,7 @@ def _compile(
     keys: KeyRing | None = None,
 ) -> _Snapshot:
     snapshot = _Snapshot(ruleset)
-    errors = [*errors, *snapshot.matcher.duplicates]
+    errors = [*errors, *snapshot.matcher.duplicates, *_merge_slashes_problems(ruleset)]
     if ruleset.guard_rules or ruleset.guards or checks:
         guards, problems = build_guards(ruleset.guards, checks, keys)
         errors.extend(problems)
@@ -424,7 +454,7 @@ class Engine:
         snapshot = self._snapshot
         if snapshot.guards is not None:
             # The one check a rule set without guards pays (see _guarded()).
-            if "/." in path or "//" in path:
+            if "/." in path or ("//" in path and snapshot.merge_slashes):
                 fixed = normal_path(path)
                 if fixed is not None:
                     return _to_normal_form(fixed, query)
@@ -439,7 +469,7 @@ class Engine:
         # refuses others), but for trailing slashes. So an exact hit pays nothing for it; a
         # miss or a pattern hit pays about 40 ns.
         if (hit is None or (hit[2] and hit[1] is not snapshot.packed)) and (
-            "/." in path or "//" in path
+            "/." in path or ("//" in path and snapshot.merge_slashes)
         ):
             fixed = normal_path(path)
             if fixed is not None:
@@ -498,7 +528,7 @@ class Engine:
         steps: list[Step] = []
         path = request.path
         fixed = None
-        if "/." in path or "//" in path:
+        if "/." in path or ("//" in path and snapshot.merge_slashes):
             hit = snapshot.matcher.first(path)  # as resolve() does: an exact hit needs no look
             if hit is None or (hit[2] and hit[1] is not snapshot.packed):
                 fixed = normal_path(path)

@@ -72,7 +72,7 @@ RULE_KEYS = (
 _RULE_KEY_SET = frozenset(RULE_KEYS)
 _MAX_NOTE = 2000
 _ACTIONS = ("to", "rewrite", "respond", "pass")
-DEFAULT_KEYS = ("status", "query", "trailing_slash", "case", "max_age", "order")
+DEFAULT_KEYS = ("status", "query", "trailing_slash", "case", "max_age", "order", "merge_slashes")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "query": ("keep", "drop"),
     "trailing_slash": ("ignore", "strict", "redirect"),
@@ -197,6 +197,8 @@ def parse_defaults(value: Any) -> dict[str, Any]:
             out[key] = _status(item, where)
         elif key == "max_age":
             out[key] = _max_age(item, where)
+        elif key == "merge_slashes":
+            out[key] = _flag(item, where)
         elif key in _CHOICES:
             out[key] = _choice(key, item, where)
         else:
