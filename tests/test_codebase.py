@@ -214,7 +214,6 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "store/_usage.py": "key usage bookkeeping; tests/store/test_keys.py",
     "store/_validate.py": "tests/store/test_state.py",
     "store/base.py": "Store, the name of SqlStore; tests/store/test_contract.py",
-    "store/connect.py": "URL -> store; tests/store/test_contract.py and tests/cli/test_store.py",
     "store/migrations.py": "tests/store/test_contract.py and tests/cli/test_store.py",
     "store/model.py": "stored values; tests/store/test_state.py",
     "store/postgres.py": "tests/store/test_contract.py (WAYPOST_TEST_POSTGRES_URL)",

@@ -30,11 +30,15 @@ def open_store(url: str | Path, **options: Any) -> SqlStore:
 
         return PostgresStore(text, **options)
     if text.startswith("sqlite:"):
-        path = text.removeprefix("sqlite:")
-        if path.startswith("///"):
-            path = path[3:]
-        elif path.startswith("//"):
-            path = path[2:]
+        # SQLAlchemy's rules, which users know: three slashes and a relative path, four for an
+        # absolute one. 'sqlite:/w.db' made /w.db at the root of the file system before.
+        if not text.startswith("sqlite:///"):
+            raise StoreError(
+                f"{text!r} is not a SQLite URL: write 'sqlite:///rules.db' (three slashes: a "
+                "path from the current folder) or 'sqlite:////var/lib/waypost/rules.db' (four: "
+                "an absolute path), as SQLAlchemy does"
+            )
+        path = text[len("sqlite:///") :]
         if not path or path == ":memory:":
             raise StoreError(
                 f"{text!r} names no file; an in-memory database is not shared, so write a path "

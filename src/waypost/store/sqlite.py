@@ -115,6 +115,13 @@ class SqliteStore(SqlStore):
                 f"the SQLite database {str(self.path)!r} stayed locked by another writer for "
                 f"{self.timeout:g} s; try again"
             )
+        folder = self.path.absolute().parent
+        if "unable to open" in text and not folder.is_dir():
+            return StoreError(
+                f"cannot create the SQLite database {str(self.path)!r}: the folder "
+                f"{str(folder)!r} does not exist; create it (mkdir -p {folder}) or give another "
+                "path"
+            )
         if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
             exc, sqlite3.IntegrityError | sqlite3.ProgrammingError
         ):
