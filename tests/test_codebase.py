@@ -132,6 +132,8 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "admin/routes_tools.py": "tests/admin/test_tools_api.py",
     "admin/schemas.py": "request and answer models; tests/admin/test_openapi.py (schemathesis)",
     "admin/service.py": "tests/admin/test_rules_api.py and tests/admin/test_tools_api.py",
+    "tools/stored.py": "the served rules as an engine; tests/admin/test_stats_api.py, "
+    "tests/cli/test_stats.py and tests/admin/web/test_suggest.py",
     # the admin page: tested page by page in process and flow by flow in Chromium
     "admin/web/__init__.py": "assembles the pages; tests/admin/test_pages.py",
     "admin/web/_render.py": "templates, headers, form token; tests/admin/test_pages.py",

@@ -3,6 +3,7 @@ user's mistake is a message, never a traceback."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,20 @@ def test_missing_file_is_a_clear_error_without_traceback(tmp_path: Path) -> None
     assert proc.returncode == 1
     assert "cannot read the file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_version_says_the_python_and_whether_the_compiled_store_is_in_use() -> None:
+    import platform
+
+    from click.testing import CliRunner
+
+    import waypost
+    from waypost.cli import main
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    line = result.output.strip()
+    assert line.startswith(f"waypost {waypost.__version__} (Python ")
+    assert platform.python_version() in line
+    compiled = importlib.util.find_spec("waypost._plainstore") is not None
+    assert ("compiled store: in use" in line) is compiled

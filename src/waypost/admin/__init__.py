@@ -23,6 +23,7 @@ response bodies), ``auth`` and ``login`` (keys, cookie, CSRF), ``routes_*`` and 
 
 from __future__ import annotations
 
+from waypost.admin import _requires  # noqa: F401 - first: one line for a missing extra
 from waypost.admin._context import COOKIE_NAME, CSRF_HEADER
 from waypost.admin.app import ADMIN_PREFIX, create_admin_app, is_admin_path
 

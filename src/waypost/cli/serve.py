@@ -57,6 +57,13 @@ def serve_command(rules: str | None, **flags: Any) -> None:
         check_serve_settings(settings)
     except (SettingsError, WaypostError) as exc:
         raise click.UsageError(str(exc)) from None
+    if settings.db is not None or settings.stats:
+        # A store is served with the admin page and API (and a file's statistics with their
+        # API): say what to install now, not with a traceback from a worker.
+        try:
+            import waypost.admin  # noqa: F401
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from None
     try:
         listener = listen(settings.host, settings.port)
         redirect_listener = None

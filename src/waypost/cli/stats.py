@@ -19,7 +19,6 @@ from typing import Protocol, TypeVar, cast
 
 import click
 
-from waypost.admin.service import EngineCache
 from waypost.cli._files import check_output, write_output
 from waypost.cli._report import reports_errors
 from waypost.cli.store import _cut, _db_option, _store, _when
@@ -34,7 +33,7 @@ from waypost.store.stats import (
     RuleStatsSort,
     parse_since,
 )
-from waypost.tools.near import nearly_matched
+from waypost.tools.stored import EngineCache, nearly_answered
 
 __all__ = ["stats_group"]
 
@@ -216,14 +215,8 @@ def stats_not_found(
         page = store.not_found_stats(status=chosen, include_bots=bots, limit=top)
         other = store.stats_other()
         if nearly:
-            resolved = EngineCache(store).get()
-            for row in page.rows:
-                found = nearly_matched(resolved.engine, row.path)
-                near[row.id] = (
-                    None
-                    if found is None
-                    else {"rule": resolved.rule_ref(found.rule), "reason": found.reason}
-                )
+            found = nearly_answered(EngineCache(store), [row.path for row in page.rows])
+            near = dict(zip((row.id for row in page.rows), found, strict=True))
     if as_json:
         shown = [
             {**row.to_dict(), **({"nearly": near[row.id]} if nearly else {})} for row in page.rows

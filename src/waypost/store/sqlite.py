@@ -117,7 +117,7 @@ class SqliteStore(SqlStore):
             )
         folder = self.path.absolute().parent
         if "unable to open" in text and not folder.is_dir():
-            return StoreError(
+            return StoreUnavailable(
                 f"cannot create the SQLite database {str(self.path)!r}: the folder "
                 f"{str(folder)!r} does not exist; create it (mkdir -p {folder}) or give another "
                 "path"
