@@ -58,3 +58,14 @@ def test_version_says_the_python_and_whether_the_compiled_store_is_in_use() -> N
     assert platform.python_version() in line
     compiled = importlib.util.find_spec("waypost._plainstore") is not None
     assert ("compiled store: in use" in line) is compiled
+
+
+def test_serve_with_nothing_to_serve_shows_the_two_ways_to_start() -> None:
+    from click.testing import CliRunner
+
+    from waypost.cli import main
+
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 2
+    assert "waypost serve rules.yaml" in result.output
+    assert "waypost serve --db sqlite:///waypost.db" in result.output

@@ -80,7 +80,14 @@ def serve_command(rules: str | None, **flags: Any) -> None:
     source: RulesSource
     if settings.db is None:
         if rules is None:
-            raise click.UsageError("give a RULES file to serve, or --db to serve a rule store")
+            raise click.UsageError(
+                "nothing to serve; start it one of two ways:\n"
+                "  waypost serve rules.yaml                   serve a rules file (reloaded when "
+                "it changes)\n"
+                "  waypost serve --db sqlite:///waypost.db    serve a rule store, with the admin "
+                "page at /_waypost/\n"
+                "(both: the file seeds an empty store)"
+            )
         from waypost.follow.reloading import file_signature
 
         signature = file_signature(rules)  # before loading: a change from now on is reloaded
