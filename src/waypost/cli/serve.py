@@ -57,6 +57,15 @@ def serve_command(rules: str | None, **flags: Any) -> None:
         check_serve_settings(settings)
     except (SettingsError, WaypostError) as exc:
         raise click.UsageError(str(exc)) from None
+    if rules is None and settings.db is None:  # before the port is taken
+        raise click.UsageError(
+            "nothing to serve; start it one of two ways:\n"
+            "  waypost serve rules.yaml                   serve a rules file (reloaded when it "
+            "changes)\n"
+            "  waypost serve --db sqlite:///waypost.db    serve a rule store, with the admin "
+            "page at /_waypost/\n"
+            "(both: the file seeds an empty store)"
+        )
     if settings.db is not None or settings.stats:
         # A store is served with the admin page and API (and a file's statistics with their
         # API): say what to install now, not with a traceback from a worker.
@@ -79,15 +88,7 @@ def serve_command(rules: str | None, **flags: Any) -> None:
     keys = _keyring(settings.keys or settings.db)
     source: RulesSource
     if settings.db is None:
-        if rules is None:
-            raise click.UsageError(
-                "nothing to serve; start it one of two ways:\n"
-                "  waypost serve rules.yaml                   serve a rules file (reloaded when "
-                "it changes)\n"
-                "  waypost serve --db sqlite:///waypost.db    serve a rule store, with the admin "
-                "page at /_waypost/\n"
-                "(both: the file seeds an empty store)"
-            )
+        assert rules is not None  # checked above, before the port was taken
         from waypost.follow.reloading import file_signature
 
         signature = file_signature(rules)  # before loading: a change from now on is reloaded
