@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: setup serve test lint bench screenshots clean
+.PHONY: setup serve test lint bench screenshots docs clean
 
 $(STAMP): pyproject.toml setup.py src/waypost/_plainstore.c requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The documentation site from docs/ (Sphinx, MyST, Furo), warnings as errors: docs/_build/html.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
 # The README's screenshots of the admin page, taken by its browser tests (needs chromium).
 screenshots: $(STAMP)
 	WAYPOST_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/admin/test_browser_pages.py
@@ -40,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_reload.py
 	$(BIN)/python benchmarks/bench_guards.py
 	$(BIN)/python benchmarks/bench_admin.py
+	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/update_readme.py
 
 clean:

@@ -1,7 +1,7 @@
-"""Copy the latest benchmark results (benchmarks/results/*.md) into the README's Speed section.
+"""Copy the latest benchmark results (benchmarks/results/*.md) into docs/speed.md.
 
-Run after ``bench_engine.py``, ``bench_server.py`` and ``bench_guards.py``; ``make bench`` does
-all of them.
+Run after ``bench_engine.py``, ``bench_server.py``, ``bench_guards.py``, ``bench_admin.py`` and
+``bench_load.py``; ``make bench`` does all of them.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ BLOCK = re.compile(r"(<!-- bench:start -->\n).*?(<!-- bench:end -->)", re.DOTALL
 def main() -> None:
     parts = [
         (RESULTS / name).read_text(encoding="utf-8").strip()
-        for name in ("engine.md", "server.md", "guards.md", "admin.md")
+        for name in ("engine.md", "server.md", "guards.md", "admin.md", "load.md")
         if (RESULTS / name).exists()
     ]
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "speed.md"
     text = readme.read_text(encoding="utf-8")
     body = "\n\n".join(parts) + "\n"
     updated, count = BLOCK.subn(lambda m: m.group(1) + body + m.group(2), text)
     if count != 1:
-        raise SystemExit("README.md has no <!-- bench:start --> ... <!-- bench:end --> block")
+        raise SystemExit("docs/speed.md has no <!-- bench:start --> ... <!-- bench:end --> block")
     readme.write_text(updated, encoding="utf-8")
-    print(f"README.md: Speed section updated from {len(parts)} result files")
+    print(f"docs/speed.md: updated from {len(parts)} result files")
 
 
 if __name__ == "__main__":

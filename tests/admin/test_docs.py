@@ -1,6 +1,6 @@
-"""Every curl example in the README's admin API section, replayed in order against the admin
-app on a fresh store: same method, headers and body; the status shown is the status answered,
-and each header line shown (``etag: "1"``) is answered too."""
+"""Every curl example of the admin API's page (docs/admin-api.md), replayed in order against
+the admin app on a fresh store: same method, headers and body; the status shown is the status
+answered, and each header line shown (``etag: "1"``) is answered too."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from waypost.admin import ADMIN_PREFIX, create_admin_app
 from waypost.store._sql import SqlStore
 
-DOC = Path(__file__).parents[2] / "README.md"
+DOC = Path(__file__).parents[2] / "docs" / "admin-api.md"
 _BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
 _STATUS = re.compile(r"HTTP/1\.1 (\d{3})\b")
 _HEADER = re.compile(r"([A-Za-z-]+): (.+)\Z")
@@ -66,15 +66,7 @@ def read_examples(text: str) -> list[Example]:
     return examples
 
 
-def _admin_section(text: str) -> str:
-    """The README's admin API section, with every other line blanked (line numbers kept)."""
-    start = text.index("## The admin API\n")
-    end = text.index("\n## ", start + 1)
-    blank = lambda chunk: "\n" * chunk.count("\n")  # noqa: E731
-    return blank(text[:start]) + text[start:end] + blank(text[end:])
-
-
-EXAMPLES = read_examples(_admin_section(DOC.read_text(encoding="utf-8")))
+EXAMPLES = read_examples(DOC.read_text(encoding="utf-8"))
 
 
 def _request(argv: tuple[str, ...]) -> tuple[str, str, dict[str, str], str | None]:

@@ -77,7 +77,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "query": ("keep", "drop"),
     "trailing_slash": ("ignore", "strict", "redirect"),
     "case": ("sensitive", "insensitive"),
-    # File-level only: which rule applies when several match (see the README's "Priority").
+    # File-level only: which rule applies when several match (see docs/rules.md, "Priority").
     "order": ("specificity", "first_match"),
 }
 # A pattern with none of these is static (no variables) and needs no parsing beyond this check.

@@ -4,7 +4,7 @@ A setting is one field of :class:`Settings`: its type, its default and its help 
 ``WAYPOST_*`` environment variable and its ``waypost serve`` flag follow from its name
 (``port``: ``WAYPOST_PORT``, ``--port``; ``access_log``: ``WAYPOST_ACCESS_LOG=no``,
 ``--no-access-log``); :data:`SETTINGS` describes them all, the CLI makes its flags from it and a
-test checks every setting is documented in the README. The order of precedence is: the default,
+test checks every setting is documented in docs/server.md. The order of precedence is: the default,
 then the environment variable, then a flag given explicitly.
 
 This is the one module that reads Waypost's environment variables.

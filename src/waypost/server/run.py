@@ -1,6 +1,6 @@
 """Running the standalone server: uvicorn's HTTP layer on uvloop, one process per worker.
 
-Why this stack: see the README's "The server" and ``benchmarks/bench_server.py``. In short, the
+Why this stack: see docs/server.md and ``benchmarks/bench_server.py``. In short, the
 connection protocol (:mod:`waypost.server.protocol`) answers what the engine decides straight from
 the request head, which only a server whose protocol can be extended allows; uvicorn's httptools
 protocol (llhttp, the parser of Node.js) on uvloop is that, well kept and widely deployed, and

@@ -1,4 +1,4 @@
-"""The README's Django section, run in the test project: its settings, its rules file, the
+"""The Django page (docs/django.md), run in the test project: its settings, its rules file, the
 check error it shows and its manage.py commands (tests/test_readme.py runs the other examples)."""
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from pytest_django import Settings
 
 from waypost.contrib.django.checks import check_waypost
 
-README = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
-SECTION = README.partition("\n## Django\n")[2].partition("\n## ")[0]
+SECTION = (Path(__file__).parents[3] / "docs" / "django.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", SECTION, re.S)
 
 

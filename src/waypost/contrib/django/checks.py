@@ -45,7 +45,7 @@ def check_waypost(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
         return [
             checks.Error(
                 str(exc),
-                hint="See the README's Django section for the keys of WAYPOST.",
+                hint="See docs/django.md for the keys of WAYPOST.",
                 id="waypost.E003",
             )
         ]

@@ -5,7 +5,7 @@ delimiter is sniffed (comma, semicolon, tab or pipe). A row with an error status
 an empty ``to`` responds with that status. A file without a header row is read as
 ``from,to,status,name`` and a note says so.
 
-The file is read by Waypost, which checks every target it fills in (README, "Safety"), so a
+The file is read by Waypost, which checks every target it fills in (docs/rules.md, "Safety"), so a
 target that starts with a value (``/{to}``) is safe to write. One whose host comes from the
 request is not written: the file has no place for ``allowed_hosts``, so Waypost reading it would
 refuse every host (400) where the rules allowed some.

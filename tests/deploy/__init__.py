@@ -1,0 +1,1 @@
+"""The deployment files: the Dockerfile, deploy/compose.yaml and deploy/waypost.service."""
