@@ -230,12 +230,12 @@ def test_yaml_errors_are_the_same_with_libyaml_and_the_python_parser(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # libyaml composes the nodes (fast); the pure-Python parser words the syntax errors.
-    from waypost.rules import load
+    from waypost.rules import _yaml
 
-    if load._FAST_LOADER is None:
+    if _yaml._FAST_LOADER is None:
         pytest.skip("PyYAML was built without libyaml")
     fast = [str(e) for e in parse_rules(text, format="yaml")[1]]
-    monkeypatch.setattr(load, "_FAST_LOADER", None)
+    monkeypatch.setattr(_yaml, "_FAST_LOADER", None)
     slow = [str(e) for e in parse_rules(text, format="yaml")[1]]
     assert fast == slow
     assert fast, "each of these texts has an error"
@@ -244,11 +244,11 @@ def test_yaml_errors_are_the_same_with_libyaml_and_the_python_parser(
 def test_rule_lines_are_the_same_with_libyaml_and_the_python_parser(
     rules_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from waypost.rules import load
+    from waypost.rules import _yaml
 
     files = [rules_data / "site.yaml", rules_data / "site.json", EXAMPLES]
     fast = [[(r.line, r.path) for r in read_rules(f)[0].rules] for f in files]
-    monkeypatch.setattr(load, "_FAST_LOADER", None)
+    monkeypatch.setattr(_yaml, "_FAST_LOADER", None)
     assert fast == [[(r.line, r.path) for r in read_rules(f)[0].rules] for f in files]
 
 

@@ -17,18 +17,26 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from waypost.exceptions import RuleError, RulesError
+from waypost.rules import _yaml
 from waypost.rules._build import RuleBuilder, parse_defaults
 from waypost.rules._errors import FieldError
 from waypost.rules._guard_options import parse_guards
+from waypost.rules._yaml import (
+    MAX_ALIAS_VALUES,
+    AliasesTooLarge,
+    Pos,
+    RecursiveAlias,
+    RuleLines,
+    locate_in,
+    read_yaml_values,
+)
 from waypost.rules.converters import BaseConverter, merge_converters
 from waypost.rules.model import GuardSpec, Rule, RuleSet
 from waypost.rules.safety import control_character
@@ -40,184 +48,53 @@ __all__ = [
     "load_rules",
     "parse_rules",
     "read_rules",
+    "read_rules_document",
     "rules_from_mappings",
 ]
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json", ".csv": "csv"}
 TOP_KEYS = ("defaults", "allowed_hosts", "proxy_hosts", "allow_shrink", "guards", "rules")
 CSV_COLUMNS = ("from", "to", "status", "name")
-_MAX_NODES = 2_000_000
-
-
-@dataclass(slots=True)
-class _Pos:
-    """Where a value sits in the file (1-based) and, for containers, where its children sit."""
-
-    line: int
-    col: int
-    quoted: bool = False
-    children: dict[Any, _Pos] = field(default_factory=dict)
-    keys: dict[Any, _Pos] = field(default_factory=dict)
-
-
-Locator = Callable[[int | None, tuple[str | int, ...]], tuple[int | None, int | None]]
-
-
-def _locate_in(
-    root: _Pos | None, offset_path: tuple[Any, ...], inner: int | None, at_key: bool = False
-) -> tuple[int | None, int | None]:
-    if root is None:
-        return None, None
-    pos = root
-    exact = True
-    for number, key in enumerate(offset_path):
-        last = number == len(offset_path) - 1
-        child = pos.keys.get(key) if at_key and last else pos.children.get(key)
-        if child is None:
-            exact = False
-            break
-        pos = child
-    col = pos.col
-    if exact and inner is not None:
-        col += inner + (1 if pos.quoted else 0)
-    return pos.line, col
 
 
 # --------------------------------------------------------------------------------------------
-# YAML, with positions
+# YAML (read from the parser's events, see _yaml.py), with positions
 
 
-class _YamlReader:
-    def __init__(self) -> None:
-        self.constructor = SafeConstructor()
-        self.errors: list[RuleError] = []
-        self.nodes = 0
-
-    def convert(self, node: Node, stack: tuple[int, ...] = ()) -> tuple[Any, _Pos]:
-        self.nodes += 1
-        if self.nodes > _MAX_NODES:
-            raise _TooLarge
-        mark = node.start_mark
-        pos = _Pos(mark.line + 1, mark.column + 1)
-        if id(node) in stack:
-            raise _Recursive(pos)
-        stack = (*stack, id(node))
-        if isinstance(node, ScalarNode):
-            pos.quoted = node.style in ("'", '"')
-            if node.tag == _STR_TAG:  # most scalars: what SafeConstructor would return, directly
-                return node.value, pos
-            return self.constructor.construct_object(node, deep=True), pos
-        if isinstance(node, SequenceNode):
-            items = []
-            for index, child in enumerate(node.value):
-                value, child_pos = self.convert(child, stack)
-                items.append(value)
-                pos.children[index] = child_pos
-            return items, pos
-        if isinstance(node, MappingNode):
-            result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    merged, _ = self.convert(value_node, stack)
-                    sources = merged if isinstance(merged, list) else [merged]
-                    for source in sources:
-                        if isinstance(source, dict):
-                            for k, v in source.items():
-                                result.setdefault(k, v)
-                    continue
-                key, key_pos = self.convert(key_node, stack)
-                if isinstance(key, list | dict):
-                    self.errors.append(
-                        RuleError(
-                            "a mapping key must be a plain value",
-                            line=key_pos.line,
-                            col=key_pos.col,
-                        )
-                    )
-                    continue
-                # Only keys written here count: one merged in with '<<' may be overridden (YAML
-                # spec).
-                if key in pos.children:
-                    self.errors.append(
-                        RuleError(
-                            f"duplicate key {key!r}; a key may appear once in a mapping (the later "
-                            "one would silently win)",
-                            line=key_pos.line,
-                            col=key_pos.col,
-                        )
-                    )
-                value, value_pos = self.convert(value_node, stack)
-                result[key] = value
-                pos.children[key] = value_pos
-                pos.keys[key] = key_pos
-            return result, pos
-        raise _Recursive(pos)  # pragma: no cover - PyYAML has no other node kinds
+def _yaml_syntax_error(exc: yaml.MarkedYAMLError, file: str) -> RuleError:
+    mark = exc.problem_mark or exc.context_mark
+    message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+    if "'\\t'" in message:
+        message += "; YAML indents with spaces, not tabs: replace the tab with spaces"
+    return RuleError(
+        f"not valid YAML: {message}",
+        file=file,
+        line=mark.line + 1 if mark else None,
+        col=mark.column + 1 if mark else None,
+    )
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class _Recursive(Exception):
-    def __init__(self, pos: _Pos) -> None:
-        self.pos = pos
-
-
-_STR_TAG = "tag:yaml.org,2002:str"
-# libyaml, when PyYAML was built with it: composes the nodes (with the same marks) about ten times
-# faster than the pure-Python parser, which is most of the time a 10,000-rule reload takes.
-_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
-
-
-def _compose(text: str) -> Node | None:
-    """The YAML document's node tree (None for an empty document)."""
-    if _FAST_LOADER is not None:
-        try:
-            return yaml.compose(text, Loader=_FAST_LOADER)
-        except Exception:  # any refusal: the pure-Python parser decides and words it
-            pass
-    # The messages (and the hints added to them) are the pure-Python parser's.
-    return yaml.compose(text, Loader=yaml.SafeLoader)
-
-
-def _read_yaml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]:
+def _read_yaml(text: str, file: str) -> tuple[Any, Pos | None, list[RuleError]]:
+    fast = _yaml._FAST_LOADER is not None
     try:
-        node = _compose(text)
+        try:
+            value, pos, problems = read_yaml_values(text, fast=fast)
+        except yaml.YAMLError:
+            if not fast:
+                raise
+            # The messages (and the hints added to them) are the pure-Python parser's.
+            value, pos, problems = read_yaml_values(text, fast=False)
     except RecursionError:
         return None, None, [RuleError("not valid YAML: nested too deeply", file=file)]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        if "'\\t'" in message:
-            message += "; YAML indents with spaces, not tabs: replace the tab with spaces"
-        return (
-            None,
-            None,
-            [
-                RuleError(
-                    f"not valid YAML: {message}",
-                    file=file,
-                    line=mark.line + 1 if mark else None,
-                    col=mark.column + 1 if mark else None,
-                )
-            ],
+        return None, None, [_yaml_syntax_error(exc, file)]
+    except AliasesTooLarge:
+        message = (
+            f"the YAML aliases ('*name') add more than {MAX_ALIAS_VALUES:,} values once "
+            "expanded; an alias shares a part of the file, write large parts out instead"
         )
-    except yaml.YAMLError as exc:
-        return None, None, [RuleError(f"not valid YAML: {exc}", file=file)]
-    if node is None:
-        return None, None, []
-    reader = _YamlReader()
-    try:
-        value, pos = reader.convert(node)
-    except _TooLarge:
-        return (
-            None,
-            None,
-            [RuleError("the document is too large once its aliases are expanded", file=file)],
-        )
-    except RecursionError:  # libyaml composes what Python cannot then walk
-        return None, None, [RuleError("not valid YAML: nested too deeply", file=file)]
-    except _Recursive as exc:
+        return None, None, [RuleError(message, file=file)]
+    except RecursiveAlias as exc:
         return (
             None,
             None,
@@ -225,14 +102,14 @@ def _read_yaml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
                 RuleError(
                     "recursive YAML alias; a rule cannot contain itself",
                     file=file,
-                    line=exc.pos.line,
-                    col=exc.pos.col,
+                    line=exc.line,
+                    col=exc.col,
                 )
             ],
         )
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
         return None, None, [RuleError(f"not valid YAML: {exc}", file=file)]
-    errors = [e.located(file=file) for e in reader.errors]
+    errors = [RuleError(p.message, file=file, line=p.line, col=p.col) for p in problems]
     return value, pos, errors
 
 
@@ -240,7 +117,7 @@ def _read_yaml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
 # JSON and TOML: the standard library parses; positions are recovered approximately
 
 
-def _read_json(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]:
+def _read_json(text: str, file: str) -> tuple[Any, Pos | None, list[RuleError]]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -252,11 +129,9 @@ def _read_json(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
     except RecursionError:
         return None, None, [RuleError("not valid JSON: nested too deeply", file=file)]
     # JSON is (for every file a person writes) YAML flow syntax, which PyYAML can locate.
-    pos: _Pos | None = None
+    pos: Pos | None = None
     try:
-        node = _compose(text.replace("\t", " "))
-        if node is not None:
-            _, pos = _YamlReader().convert(node)
+        _, pos, _ = read_yaml_values(text.replace("\t", " "))
     except Exception:  # positions are a nicety; the values come from json.loads above
         pos = None
     return value, pos, []
@@ -267,7 +142,7 @@ _TOML_RULE = re.compile(r"^\s*\[\[\s*rules\s*\]\]")
 _TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\"'-]+)\s*=")
 
 
-def _read_toml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]:
+def _read_toml(text: str, file: str) -> tuple[Any, Pos | None, list[RuleError]]:
     try:
         value = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -278,14 +153,16 @@ def _read_toml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
             line, col = int(found.group(1)), int(found.group(2))
             message = message[: found.start()].strip()
         return None, None, [RuleError(f"not valid TOML: {message}", file=file, line=line, col=col)]
-    root = _Pos(1, 1)
-    rules = _Pos(1, 1)
-    current: _Pos | None = None
+    root_children: dict[Any, Pos] = {}
+    rules_children: dict[Any, Pos] = {}
+    root = Pos(1, 1, children=root_children)
+    rules = Pos(1, 1, children=rules_children)
+    current: dict[Any, Pos] | None = None
     count = 0
     for number, line_text in enumerate(text.splitlines(), start=1):
         if _TOML_RULE.match(line_text):
-            current = _Pos(number, 1)
-            rules.children[count] = current
+            current = {}
+            rules_children[count] = Pos(number, 1, children=current)
             count += 1
             continue
         if line_text.lstrip().startswith("["):
@@ -294,14 +171,14 @@ def _read_toml(text: str, file: str) -> tuple[Any, _Pos | None, list[RuleError]]
         key = _TOML_KEY.match(line_text)
         if key:
             name = key.group(1).strip("\"'")
-            target = current if current is not None else root
-            if name not in target.children:
+            target = current if current is not None else root_children
+            if name not in target:
                 # The value's first character (1-based); a quoted string's offsets count from
                 # inside the quote, as in YAML, so '/<itn:id>' errors point at 'itn'.
                 start = len(line_text) - len(line_text[key.end() :].lstrip(" \t"))
                 quoted = line_text[start : start + 1] in ("'", '"')
-                target.children[name] = _Pos(number, start + 1, quoted)
-    root.children["rules"] = rules
+                target[name] = Pos(number, start + 1, quoted)
+    root_children["rules"] = rules
     return value, root, []
 
 
@@ -442,9 +319,9 @@ def _read_csv(
 
 
 def _problem(
-    file: str | None, root: _Pos | None, base: tuple[Any, ...], exc: FieldError
+    file: str | None, root: Pos | None, base: tuple[Any, ...], exc: FieldError
 ) -> RuleError:
-    line, col = _locate_in(root, (*base, *exc.keys), exc.offset, exc.at_key)
+    line, col = locate_in(root, (*base, *exc.keys), exc.offset, exc.at_key)
     return RuleError(exc.message, file=file, line=line, col=col)
 
 
@@ -498,21 +375,27 @@ def _build_all(
     line_of: Callable[[int], int | None],
     locate: Callable[[int, FieldError], RuleError],
     errors: list[RuleError],
+    refine: Callable[[list[int]], None] | None = None,
 ) -> list[Rule]:
     rules: list[Rule] = []
+    found: list[tuple[int, list[FieldError]]] = []
     for index, entry in enumerate(entries):
         rule, problems = builder.build(entry, index, line_of(index))
         if problems:
-            errors.extend(locate(index, p) for p in problems)
+            found.append((index, problems))
         elif rule is not None:
             rules.append(rule)
     builder.finish()
+    if found and refine is not None:
+        refine([index for index, _ in found])
+    for index, problems in found:
+        errors.extend(locate(index, p) for p in problems)
     return rules
 
 
 def _from_document(
     document: Any,
-    root: _Pos | None,
+    root: Pos | None,
     file: str | None,
     converters: Mapping[str, type[BaseConverter]],
     defaults: Mapping[str, Any] | None,
@@ -609,10 +492,20 @@ def _from_document(
         )
         entries = []
     rules_pos = root.children.get("rules") if root else None
+    rule_lines = rules_pos.children if rules_pos is not None else None
+    refine = None
+    if isinstance(rule_lines, RuleLines):
+        # Only where each rule starts was kept; its every position is read when it has a mistake.
+        lines = rule_lines.lines
+        refine = rule_lines.refine
 
-    def line_of(index: int) -> int | None:
-        child = rules_pos.children.get(index) if rules_pos else None
-        return child.line if child else None
+        def line_of(index: int) -> int | None:
+            return lines[index] if index < len(lines) else None
+    else:
+
+        def line_of(index: int) -> int | None:
+            child = rule_lines.get(index) if rule_lines is not None else None
+            return child.line if child else None
 
     builder = RuleBuilder(
         merged_defaults,
@@ -632,6 +525,7 @@ def _from_document(
             else RuleError(_where(index, exc) + exc.message, file=file)
         ),
         errors=errors,
+        refine=refine,
     )
     guard_rules = (
         tuple(r for r in rules if r.requirement is not None and r.enabled)
@@ -686,6 +580,20 @@ def rules_from_mappings(
     return ruleset, errors
 
 
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """The garbage collector paused: a document and its rules hold no reference cycles, and
+    collecting while a million of them are made only walks the growing heap again and again
+    (three quarters of the time a large YAML file took, a fifth of a CSV file's)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _csv_rules(
     lines: Iterable[str],
     file: str,
@@ -701,11 +609,7 @@ def _csv_rules(
     build_errors: list[RuleError] = []
     builder = RuleBuilder(dict(defaults or {}), conv, file, pack_rules)
     rules: list[Rule] = []
-    # Rules hold no reference cycles: collecting while a million of them are made only walks
-    # the growing heap again and again (a fifth of the loading time).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with _no_collection():
         for index, (entry, line) in enumerate(_read_csv(lines, file, read_errors)):
             rule, problems = builder.build(entry, index, line)
             if problems:
@@ -720,9 +624,6 @@ def _csv_rules(
             elif rule is not None:
                 rules.append(rule)
         builder.finish()
-    finally:
-        if collecting:
-            gc.enable()
     errors.extend(read_errors)
     errors.extend(build_errors)
     return RuleSet(tuple(rules), tuple(allowed_hosts), dict(defaults or {}), file), errors
@@ -744,26 +645,45 @@ def parse_rules(
     ``pack_rules=False`` keeps every rule a plain Rule (no packed literal redirects).
     ``guard_names``: guards given to the engine as Python callables (``require:`` may name them).
     """
+    ruleset, _, errors = _parse(
+        text, format, file, converters, defaults, allowed_hosts, pack_rules, guard_names
+    )
+    return ruleset, errors
+
+
+def _parse(
+    text: str,
+    format: str,
+    file: str,
+    converters: Mapping[str, type[BaseConverter]] | None,
+    defaults: Mapping[str, Any] | None,
+    allowed_hosts: Sequence[str],
+    pack_rules: bool,
+    guard_names: Collection[str],
+) -> tuple[RuleSet, Any, list[RuleError]]:
+    """:func:`parse_rules`, and the document that was read (None for CSV)."""
     conv = merge_converters(converters)
     if text.startswith("\ufeff"):
         text = text[1:]
     errors: list[RuleError] = []
     if format == "csv":
         lines = (m.group() for m in _CSV_LINE.finditer(text))
-        return _csv_rules(lines, file, conv, defaults, allowed_hosts, pack_rules)
+        ruleset, errors = _csv_rules(lines, file, conv, defaults, allowed_hosts, pack_rules)
+        return ruleset, None, errors
     readers = {"yaml": _read_yaml, "json": _read_json, "toml": _read_toml}
     reader = readers.get(format)
     if reader is None:
         raise ValueError(f"unknown rules format {format!r}; use one of yaml, toml, json, csv")
-    document, root, read_errors = reader(text, file)
-    errors.extend(read_errors)
-    if read_errors and document is None:
-        return RuleSet((), source=file), errors
-    ruleset = _from_document(
-        document, root, file, conv, defaults, allowed_hosts, pack_rules, errors, (), guard_names
-    )
+    with _no_collection():
+        document, root, read_errors = reader(text, file)
+        errors.extend(read_errors)
+        if read_errors and document is None:
+            return RuleSet((), source=file), None, errors
+        ruleset = _from_document(
+            document, root, file, conv, defaults, allowed_hosts, pack_rules, errors, (), guard_names
+        )
     errors.sort(key=lambda e: (e.line or 0, e.col or 0))
-    return ruleset, errors
+    return ruleset, document, errors
 
 
 def read_rules(
@@ -777,38 +697,54 @@ def read_rules(
 
     ``guard_names``: guards given to the engine as Python callables (``require:`` may name them).
     """
+    ruleset, _, errors = read_rules_document(
+        path, converters=converters, pack_rules=pack_rules, guard_names=guard_names
+    )
+    return ruleset, errors
+
+
+def read_rules_document(
+    path: str | Path,
+    *,
+    converters: Mapping[str, type[BaseConverter]] | None = None,
+    pack_rules: bool = True,
+    guard_names: Collection[str] = (),
+) -> tuple[RuleSet, Any, list[RuleError]]:
+    """:func:`read_rules`, and the document as the file wrote it: the plain values of a YAML,
+    TOML or JSON file (what ``yaml.safe_load`` gives), None for a CSV file or one that is not
+    read. The file is parsed once, for both."""
     path = Path(path)
     name = str(path)
     format = FORMATS.get(path.suffix.lower())
     if format is None:
-        return RuleSet((), source=name), [
-            RuleError(
-                f"unknown rules file type {path.suffix or path.name!r}; "
-                "use .yaml, .yml, .toml, .json or .csv",
-                file=name,
-            )
-        ]
+        return (
+            RuleSet((), source=name),
+            None,
+            [
+                RuleError(
+                    f"unknown rules file type {path.suffix or path.name!r}; "
+                    "use .yaml, .yml, .toml, .json or .csv",
+                    file=name,
+                )
+            ],
+        )
     if format == "csv":
-        return _read_csv_file(path, name, converters, pack_rules)
+        ruleset, errors = _read_csv_file(path, name, converters, pack_rules)
+        return ruleset, None, errors
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return RuleSet((), source=name), [
-            RuleError(f"cannot read the file: {exc.strerror}", file=name)
-        ]
+        return (
+            RuleSet((), source=name),
+            None,
+            [RuleError(f"cannot read the file: {exc.strerror}", file=name)],
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return RuleSet((), source=name), [_not_utf8(raw, name)]
+        return RuleSet((), source=name), None, [_not_utf8(raw, name)]
     del raw  # a large file is held once (as text) while it is parsed, not twice
-    return parse_rules(
-        text,
-        format=format,
-        file=name,
-        converters=converters,
-        pack_rules=pack_rules,
-        guard_names=guard_names,
-    )
+    return _parse(text, format, name, converters, None, (), pack_rules, guard_names)
 
 
 def _not_utf8(raw: bytes, name: str) -> RuleError:
