@@ -4,7 +4,7 @@
 README names each source and commit). Each suite module turns its peer's tests into
 :class:`~._harness.Case`\\ s; ``test_conformance.py`` runs them all and fails on any case that
 neither agrees with the peer nor is refused or skipped with a reason. ``python -m
-tests.tools.formats.conformance`` prints the per-suite figures the README gives.
+tests.tools.formats.conformance`` prints the per-suite figures docs/migrations.md gives.
 """
 
 from __future__ import annotations

@@ -225,7 +225,7 @@ def ask_from(data: dict[str, Any]) -> Ask:
 
 
 def render_table(outcomes: list[Outcome]) -> str:
-    """The per-suite figures as the README's Markdown table."""
+    """The per-suite figures as docs/migrations.md's Markdown table."""
     table = tally(outcomes)
     lines = [
         "| suite | cases | " + " | ".join(VERDICTS) + " |",
