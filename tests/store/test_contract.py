@@ -452,3 +452,22 @@ def test_writers_on_two_stores_take_turns(make_store: StoreFactory) -> None:
     assert errors == []
     assert [r.number for r in first.list_revisions()] == list(range(20, 0, -1))
     assert len(second.load_snapshot().rules) == 20
+
+
+def test_a_large_import_is_written_in_slices_and_rolls_back(store: SqlStore) -> None:
+    """More rows than one slice of the write path: every rule and every change record is
+    written in the one revision, progress is reported as the slices go, and a rollback
+    restores the empty rule set."""
+    rules = [{"from": f"/old/{n}", "to": f"/new/{n}", "status": 301} for n in range(25_000)]
+    rules.append({"from": "/section/<path:rest>", "to": "/s/{rest}", "status": 302})
+    heard: list[tuple[str, int, int]] = []
+    outcome = store.import_rules(rules, progress=lambda *report: heard.append(report))
+    assert outcome.revision is not None and outcome.revision.counts["created"] == len(rules)
+    assert store.load_snapshot().rules == tuple(rules)
+    writing = [done for stage, done, total in heard if stage == "writing"]
+    assert writing == sorted(writing) and len(writing) > 2
+    assert heard[-1] == ("writing", 2 * len(rules), 2 * len(rules))
+    assert ("checking", len(rules), len(rules)) in heard
+    undone = store.rollback(0)
+    assert undone is not None and undone.counts["deleted"] == len(rules)
+    assert store.load_snapshot().rules == ()

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from waypost.cli._progress import stage_bars
 from waypost.cli._report import fail
 from waypost.exceptions import ConfirmationError
 from waypost.store import open_store
@@ -126,9 +127,11 @@ def import_into_store(
     order: str | None = None,
     proxy_hosts: Sequence[str] | None = None,
     guards: Mapping[str, Any] | None = None,
+    quiet: bool = False,
 ) -> ImportOutcome:
     """Import ``rules`` into the store ``db`` in ``mode`` and say what it did (on stderr with
     ``err``): the counts, the revision and the ``waypost db rollback`` command that undoes it.
+    Its progress is shown on a terminal unless ``quiet`` (see :mod:`waypost.cli._progress`).
 
     A replace that deletes more stored rules than it keeps stops with exit 1 and the counts,
     unless ``yes``. Store errors propagate (the caller turns them into messages).
@@ -137,18 +140,20 @@ def import_into_store(
     with open_store(db) as store:
 
         def run(confirm: int | None) -> ImportOutcome:
-            return store.import_rules(
-                rules,
-                mode=mode,
-                defaults=defaults,
-                allowed_hosts=allowed_hosts,
-                proxy_hosts=proxy_hosts,
-                guards=guards,
-                order=order,
-                confirm_deletes=confirm,
-                dry_run=dry_run,
-                message=message,
-            )
+            with stage_bars(source, quiet=quiet) as progress:
+                return store.import_rules(
+                    rules,
+                    mode=mode,
+                    defaults=defaults,
+                    allowed_hosts=allowed_hosts,
+                    proxy_hosts=proxy_hosts,
+                    guards=guards,
+                    order=order,
+                    confirm_deletes=confirm,
+                    dry_run=dry_run,
+                    message=message,
+                    progress=progress,
+                )
 
         try:
             outcome = run(None)

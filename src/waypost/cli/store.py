@@ -29,6 +29,7 @@ from waypost.cli._files import (
     write_output,
     yes_option,
 )
+from waypost.cli._progress import quiet_option, stage_bars
 from waypost.cli._report import reports_errors
 from waypost.rules.model import AUDIENCE
 from waypost.server.config import SETTING
@@ -36,6 +37,7 @@ from waypost.store import open_store
 from waypost.store._sql import SqlStore
 from waypost.store.keys import SCOPES, KeyScope, parse_expiry
 from waypost.store.model import ImportMode, Revision
+from waypost.store.postgres import redact_url
 from waypost.store.transfer import dump_document, read_document
 
 __all__ = ["db_group", "keys_group", "sessions_group"]
@@ -148,9 +150,10 @@ def db_status(db: str, as_json: bool) -> None:
 @yes_option
 @click.option("--dry-run", is_flag=True, help="Say what the import would change; write nothing.")
 @click.option("-m", "--message", default=None, help="The revision's message.")
+@quiet_option
 @reports_errors
 def db_import(
-    rules: str, db: str, mode: str, yes: bool, dry_run: bool, message: str | None
+    rules: str, db: str, mode: str, yes: bool, dry_run: bool, message: str | None, quiet: bool
 ) -> None:
     """Import RULES (a .yaml, .yml, .toml, .json or .csv file) into the store as one revision:
     merged into the stored rules (the default), appended, or replacing them (--mode). Prints
@@ -170,6 +173,7 @@ def db_import(
         dry_run=dry_run,
         message=message or f"import {Path(rules).name}",
         source=rules,
+        quiet=quiet,
     )
 
 
@@ -177,13 +181,21 @@ def db_import(
 @_db_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@quiet_option
 @reports_errors
-def db_export(db: str, output: str | None, force: bool) -> None:
+def db_export(db: str, output: str | None, force: bool, quiet: bool) -> None:
     """Print the store's rule set as a YAML rules file (or write it to --output, which must not
     exist unless --force)."""
     check_output(output, force=force)
-    with _store(db) as store:
-        text = dump_document(store.load_snapshot())
+    with stage_bars(redact_url(db), quiet=quiet) as progress:
+        progress("reading", 0, 1)
+        with _store(db) as store:
+            snapshot = store.load_snapshot()
+        progress("reading", 1, 1)
+        # libyaml writes the whole document in one call: the bar moves when it is written.
+        progress("writing", 0, len(snapshot.rules))
+        text = dump_document(snapshot)
+        progress("writing", len(snapshot.rules), len(snapshot.rules))
     if output is None:
         click.echo(text, nl=False)
     else:

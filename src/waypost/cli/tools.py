@@ -22,6 +22,7 @@ from waypost.cli._files import (
     write_output,
     yes_option,
 )
+from waypost.cli._progress import progress_bar, quiet_option
 from waypost.cli._report import (
     exit_with_rule_errors,
     fail,
@@ -38,7 +39,7 @@ from waypost.store import open_store
 from waypost.store.model import ImportMode, Snapshot
 from waypost.store.transfer import read_document
 from waypost.tools.annotations import render_github, render_gitlab, render_human, render_json
-from waypost.tools.casetest import parse_cases, render_failures, run_cases
+from waypost.tools.casetest import CaseResult, parse_cases, render_failures, run_cases
 from waypost.tools.check import Finding, Fix, check_rules, load_findings, worst_severity
 from waypost.tools.fix import FixError, apply_fixes
 from waypost.tools.formats import (
@@ -55,6 +56,8 @@ from waypost.tools.trace import MAX_REDIRECTS, follow
 __all__ = ["check_command", "export_command", "import_command", "test_command", "trace_command"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+# How many cases run between two moves of the progress bar.
+_CASES_PER_STEP = 500
 _CASE_FORMATS = {".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
 
 
@@ -193,6 +196,7 @@ def _emit(findings: list[Finding], output: str, *, file: str, count: int, verbos
     show_default=True,
     help="The least severity that makes the exit code non-zero.",
 )
+@quiet_option
 def check_command(
     rules: str,
     as_json: bool,
@@ -201,6 +205,7 @@ def check_command(
     fix: bool,
     verbose: bool,
     fail_on: str,
+    quiet: bool,
 ) -> None:
     """Check RULES: loading errors, loops, chains, shadowed rules, POST turned into GET, unsafe
     targets. Exit 0 clean, 1 errors, 3 warnings only."""
@@ -216,7 +221,8 @@ def check_command(
         if output in ("github", "gitlab"):
             _emit(load_findings(errors), output, file=rules, count=0, verbose=verbose)
         exit_with_rule_errors(errors, rules)
-    findings = check_rules(engine, site_hosts=hosts)
+    with progress_bar(f"{rules}: checking", len(engine), quiet=quiet) as advance:
+        findings = check_rules(engine, site_hosts=hosts, progress=advance)
     if fix:
         fixes = [f.fix for f in findings if f.fix is not None]
         if fixes:
@@ -252,7 +258,10 @@ def _fix(rules: str, chosen: list[Fix], hosts: tuple[str, ...]) -> tuple[Engine,
 @click.argument("cases", type=click.Path(dir_okay=False))
 @click.option("--host", "hosts", multiple=True, help="One of the site's own hosts (for 'final').")
 @click.option("--json", "as_json", is_flag=True, help="Print every result as JSON.")
-def test_command(rules: str, cases: str, hosts: tuple[str, ...], as_json: bool) -> None:
+@quiet_option
+def test_command(
+    rules: str, cases: str, hosts: tuple[str, ...], as_json: bool, quiet: bool
+) -> None:
     """Run the CASES file (CSV or YAML: requests and what must happen) against RULES.
 
     Prints a table of the failures; exit 0 when every case passes, 1 otherwise."""
@@ -265,7 +274,12 @@ def test_command(rules: str, cases: str, hosts: tuple[str, ...], as_json: bool) 
     parsed, errors = parse_cases(_read_text(cases), format=format, file=cases)
     if errors:
         exit_with_rule_errors(errors, cases)
-    results = run_cases(engine, parsed, site_hosts=hosts)
+    results: list[CaseResult] = []
+    with progress_bar(f"{cases}: testing", len(parsed), quiet=quiet) as advance:
+        for start in range(0, len(parsed), _CASES_PER_STEP):
+            part = parsed[start : start + _CASES_PER_STEP]
+            results.extend(run_cases(engine, part, site_hosts=hosts))
+            advance(len(part))
     if as_json:
         import json
 
@@ -360,6 +374,7 @@ def _output_option(help: str) -> Callable[[_F], _F]:
 @mode_option
 @yes_option
 @click.option("-m", "--message", default=None, help="With --db: the revision's message.")
+@quiet_option
 def import_command(
     file: str,
     fmt: str | None,
@@ -371,6 +386,7 @@ def import_command(
     mode: str,
     yes: bool,
     message: str | None,
+    quiet: bool,
 ) -> None:
     """Read redirects from FILE (nginx, Apache, Netlify, Vercel, Cloudflare Bulk Redirects and
     Pages, WordPress, Wagtail, CSV, or Waypost's own formats) as a Waypost YAML rules file, or
@@ -416,7 +432,7 @@ def import_command(
                 f"{file}: nothing written to the store: the rules above do not load", err=True
             )
             sys.exit(1)
-        _import_into_store(db, file, fmt, result, mode, yes, dry_run, message)
+        _import_into_store(db, file, fmt, result, mode, yes, dry_run, message, quiet)
         sys.exit(1 if strict and result.skipped else 0)
     if not dry_run:
         if output is None:
@@ -437,6 +453,7 @@ def _import_into_store(
     yes: bool,
     dry_run: bool,
     message: str | None,
+    quiet: bool = False,
 ) -> None:
     """Import ``result`` into the store in ``mode`` (Waypost's own files exactly as written, with
     their settings; other formats keep the stored settings, but for the order their peer applies
@@ -473,6 +490,7 @@ def _import_into_store(
             source=file,
             err=True,
             order=order,
+            quiet=quiet,
         )
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, db)

@@ -242,28 +242,34 @@ def plan_import(
         name = row.rule.get("name")
         if isinstance(name, str) and name:
             by_name.setdefault(name, row)
-    old_ids = _identities(
-        [row.rule for row in state.rows],
-        state.settings.defaults,
-        state.settings.proxy_hosts,
-        list(state.settings.guards),
-    )
     by_identity: dict[Hashable, Row] = {}
-    for row, identity in zip(state.rows, old_ids, strict=True):
-        if identity is not None:
-            by_identity.setdefault(identity, row)
     by_content: dict[str, list[Row]] = {}
-    if mode == "replace":
-        for row in state.rows:
-            by_content.setdefault(dumps(row.rule), []).append(row)
-    new_ids = _identities(given, settings.defaults, known, names)
+    new_ids: list[Hashable | None] = [None] * len(given)
+    # Into an empty rule set no rule of the file is a stored one: building every rule once
+    # more only to compare it with nothing was a third of a large import's time.
+    if state.rows:
+        old_ids = _identities(
+            [row.rule for row in state.rows],
+            state.settings.defaults,
+            state.settings.proxy_hosts,
+            list(state.settings.guards),
+        )
+        for row, identity in zip(state.rows, old_ids, strict=True):
+            if identity is not None:
+                by_identity.setdefault(identity, row)
+        if mode == "replace":
+            for row in state.rows:
+                by_content.setdefault(dumps(row.rule), []).append(row)
+        new_ids = _identities(given, settings.defaults, known, names)
 
     used: set[str] = set()
     matched: list[Row | None] = []
     for rule, identity in zip(given, new_ids, strict=True):
         name = rule.get("name") if isinstance(rule, dict) else None
         old = by_name.get(name) if isinstance(name, str) and name else None
-        if old is None or old.id in used:
+        if old is not None and old.id in used:
+            old = None
+        if old is None and by_content:
             candidates = by_content.get(dumps(rule), [])
             old = next((row for row in candidates if row.id not in used), None)
         if old is None and identity is not None:

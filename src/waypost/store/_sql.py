@@ -31,6 +31,7 @@ from waypost.exceptions import (
 )
 from waypost.store._import import import_outcome, plan_import
 from waypost.store._sql_base import Conn, Listener
+from waypost.store._sql_commit import Progress
 from waypost.store._sql_keys import KeyMethods
 from waypost.store._sql_revisions import RevisionMethods
 from waypost.store._sql_rules import RuleQueryMethods
@@ -441,6 +442,7 @@ class SqlStore(
         order: str | None = None,
         proxy_hosts: Sequence[str] | None = None,
         guards: Mapping[str, Any] | None = None,
+        progress: Progress | None = None,
     ) -> ImportOutcome:
         """Import ``rules`` (a rules file's mappings) in ``mode`` (``merge``, ``append`` or
         ``replace``; see :mod:`waypost.store._import`) as one revision, all or nothing.
@@ -457,6 +459,8 @@ class SqlStore(
         many deletions (it also caps them: a replace deleting more than ``confirm_deletes``,
         say because the store changed since a dry run, is refused). ``dry_run`` checks and
         counts without writing. ValidationError lists every problem (``rules[3].to``).
+        ``progress(stage, done, total)`` hears how far the import is (``checking`` the rules,
+        ``writing`` rows), for a progress bar.
         """
         if mode not in IMPORT_MODES:
             raise ValidationError(
@@ -501,6 +505,11 @@ class SqlStore(
                 )
 
         revision, _, _ = self._commit(
-            build, key_id=key_id, message=message, inspect=inspect, dry_run=dry_run
+            build,
+            key_id=key_id,
+            message=message,
+            inspect=inspect,
+            dry_run=dry_run,
+            progress=progress,
         )
         return replace(seen[-1], revision=revision, dry_run=dry_run)

@@ -12,13 +12,30 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
+from waypost.rules.model import PackedRule, Rule
 from waypost.store._sql_base import RULE_COLUMNS, Conn, SqlMixin
 from waypost.store._sql_rules import search_text, stated_status
 from waypost.store._state import Entry, Row, State, Write, plan_writes
 from waypost.store._validate import check_rule_set, dumps
 from waypost.store.model import Revision, RuleChange, RuleSetSettings
 
-__all__ = ["CommitMethods"]
+__all__ = ["CommitMethods", "Progress"]
+
+
+def _kind(rule: Rule) -> str:
+    """The kind of the rule's action; a packed rule is a literal redirect (the bulk of a large
+    import), known without making its Redirect."""
+    return "redirect" if isinstance(rule, PackedRule) else rule.action.kind
+
+
+#: ``progress(stage, done, total)``: how far a commit is (see :meth:`CommitMethods._commit`).
+Progress = Callable[[str, int, int], None]
+# Rows written by one executemany between two reports of progress.
+_SLICE = 20_000
+
+
+def _silent(stage: str, done: int, total: int) -> None:
+    """The ``progress`` of a commit no one watches."""
 
 
 class CommitMethods(SqlMixin):
@@ -60,16 +77,21 @@ class CommitMethods(SqlMixin):
         rollback_of: int | None = None,
         inspect: Callable[[State, list[Entry], list[Write]], None] | None = None,
         dry_run: bool = False,
+        progress: Progress | None = None,
     ) -> tuple[Revision | None, list[Entry], dict[str, int]]:
         """Apply a change: build the new rule set from the locked state, check it, write it.
 
         ``inspect(state, entries, writes)`` sees the change before it is written, in the same
         transaction (so what it counts is what is written), and may refuse it by raising.
         ``dry_run`` does everything but the writing, without taking the writers' lock.
+        ``progress(stage, done, total)`` hears of the stages (``checking``: the rules,
+        ``writing``: the rows written, rules and their change records) as they go.
         """
+        report = progress or _silent
         with self._transaction(write=not dry_run) as conn:
             state = self._state(conn, lock=not dry_run)
             entries, settings = build(conn, state)
+            report("checking", 0, len(entries))
             ruleset = check_rule_set(
                 [entry.rule for entry in entries],
                 [entry.label for entry in entries],
@@ -82,6 +104,7 @@ class CommitMethods(SqlMixin):
                 if settings_label == "settings"
                 else f"{settings_label}.guards",
             )
+            report("checking", len(entries), len(entries))
             number = state.revision + 1
             writes = plan_writes(state, entries, settings, number)
             if inspect is not None:
@@ -89,7 +112,7 @@ class CommitMethods(SqlMixin):
             versions = {entry.id: entry.old.version if entry.old else number for entry in entries}
             if not writes or dry_run:
                 return None, entries, versions
-            kinds = {e.id: rule.action.kind for e, rule in zip(entries, ruleset.rules, strict=True)}
+            kinds = {e.id: _kind(rule) for e, rule in zip(entries, ruleset.rules, strict=True)}
             revision = self._write(
                 conn,
                 state,
@@ -99,6 +122,7 @@ class CommitMethods(SqlMixin):
                 key_id=key_id,
                 message=message,
                 rollback_of=rollback_of,
+                report=report,
             )
             versions.update({w.rule_id: w.version for w in writes if w.rule_id and w.after})
             self._notify(conn, number)
@@ -115,6 +139,7 @@ class CommitMethods(SqlMixin):
         key_id: str | None,
         message: str,
         rollback_of: int | None,
+        report: Progress = _silent,
     ) -> Revision:
         now = datetime.now(UTC)
         counts = {"created": 0, "updated": 0, "moved": 0, "deleted": 0, "settings": 0}
@@ -132,7 +157,9 @@ class CommitMethods(SqlMixin):
         deletes: list[tuple[object, ...]] = []
         inserts: list[tuple[object, ...]] = []
         updates: list[tuple[object, ...]] = []
-        for write in writes:
+        # Each rule's JSON once: the rule's row and its change record hold the same text.
+        after_texts = [None if w.after is None else dumps(w.after) for w in writes]
+        for write, after_text in zip(writes, after_texts, strict=True):
             rule = write.after
             if write.op == "delete":
                 deletes.append((write.rule_id,))
@@ -151,7 +178,7 @@ class CommitMethods(SqlMixin):
             elif rule is not None and write.rule_id is not None:
                 name = rule.get("name")
                 derived = (
-                    dumps(rule),
+                    after_text,
                     write.version,
                     name if isinstance(name, str) else None,
                     str(rule.get("from", "")),
@@ -165,21 +192,30 @@ class CommitMethods(SqlMixin):
                     )
                 else:
                     updates.append((write.after_key, *derived, write.rule_id))
-        if deletes:
-            conn.executemany("DELETE FROM waypost_rules WHERE id = ?", deletes)
-        if updates:
-            conn.executemany(
-                "UPDATE waypost_rules SET sort_key = ?, rule = ?, version = ?, name = ?, "
-                "from_path = ?, action = ?, search = ?, status = ? WHERE id = ?",
-                updates,
-            )
-        if inserts:
-            conn.executemany(
-                "INSERT INTO waypost_rules (id, sort_key, created_revision, rule, version, name, "
-                "from_path, action, search, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                inserts,
-            )
-        conn.executemany(
+        total = len(deletes) + len(updates) + len(inserts) + len(writes)
+        done = 0
+
+        def write_rows(sql: str, rows: Sequence[Sequence[object]]) -> None:
+            # In slices, to tell ``report`` how far the write is; one transaction all along.
+            nonlocal done
+            for start in range(0, len(rows), _SLICE):
+                part = rows[start : start + _SLICE]
+                conn.executemany(sql, part)
+                done += len(part)
+                report("writing", done, total)
+
+        write_rows("DELETE FROM waypost_rules WHERE id = ?", deletes)
+        write_rows(
+            "UPDATE waypost_rules SET sort_key = ?, rule = ?, version = ?, name = ?, "
+            "from_path = ?, action = ?, search = ?, status = ? WHERE id = ?",
+            updates,
+        )
+        write_rows(
+            "INSERT INTO waypost_rules (id, sort_key, created_revision, rule, version, name, "
+            "from_path, action, search, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+        write_rows(
             "INSERT INTO waypost_changes (revision, seq, op, rule_id, before_rule, after_rule, "
             "before_key, after_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -189,11 +225,11 @@ class CommitMethods(SqlMixin):
                     w.op,
                     w.rule_id,
                     None if w.before is None else dumps(w.before),
-                    None if w.after is None else dumps(w.after),
+                    after_text,
                     w.before_key,
                     w.after_key,
                 )
-                for seq, w in enumerate(writes)
+                for seq, (w, after_text) in enumerate(zip(writes, after_texts, strict=True))
             ],
         )
         conn.execute("UPDATE waypost_state SET revision = ? WHERE id = 1", (number,))

@@ -20,8 +20,14 @@ __all__ = ["ACTIONS", "RuleQueryMethods", "search_text", "stated_status"]
 ACTIONS = ("redirect", "rewrite", "respond", "pass")
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def search_text(value: object) -> str:
     """The text a rule is searched by: its values (not its keys), lower case."""
+    if type(value) is dict and all(type(item) in _SCALARS for item in value.values()):
+        # The common rule (from, to, status): its values in order, as the walk gives them.
+        return "\n".join(str(item) for item in value.values() if item is not None).lower()
     parts: list[str] = []
 
     def walk(item: object) -> None:

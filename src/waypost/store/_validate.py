@@ -29,7 +29,7 @@ from typing import Any
 from waypost.engine import Engine
 from waypost.exceptions import RulesError, ValidationError
 from waypost.rules.load import rules_from_mappings
-from waypost.rules.model import GuardSpec, RuleSet
+from waypost.rules.model import GuardSpec, Rule, RuleSet
 
 __all__ = ["check_rule_set", "dumps", "to_json_value"]
 
@@ -47,6 +47,10 @@ _UNDECLARED_HERE = (
 )
 
 
+# Values a flat mapping may hold as they are (a float may be NaN: the walk reports it).
+_PLAIN = frozenset({str, int, bool})
+
+
 def dumps(value: object) -> str:
     """``value`` as compact JSON text (key order kept, non-ASCII kept)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -57,6 +61,12 @@ def to_json_value(value: object, path: str, problems: list[tuple[str, str]]) -> 
     cannot hold is reported in ``problems`` (at ``path``) and replaced by None."""
     if value is None or isinstance(value, str | bool | int):
         return value
+    if type(value) is dict and all(
+        type(key) is str and (item is None or type(item) in _PLAIN) for key, item in value.items()
+    ):
+        # The common rule (a CSV row, a simple redirect): text and numbers only, nothing to
+        # turn or report; a copy, as the walk below makes.
+        return dict(value)
     if isinstance(value, float):
         if math.isfinite(value):
             return value
@@ -121,6 +131,29 @@ def _guard_problems(
     return problems, {message for _, message in problems}
 
 
+def _build_engine(ruleset: RuleSet, rules: tuple[Rule, ...]) -> Engine:
+    """The engine for ``rules`` (``ruleset``'s, maybe marked) under ``ruleset``'s settings."""
+    # Each guard as a python guard with a stand-in check: the guard layer is built (a login_url
+    # inside its own guard's area is found) without reading a file, a secret or the network.
+    stand_ins = tuple(
+        GuardSpec(spec.name, "python", {}, spec.login_url, spec.file, spec.line)
+        for spec in ruleset.guards
+    )
+    return Engine(
+        RuleSet(
+            rules,
+            ruleset.allowed_hosts,
+            ruleset.defaults,
+            proxy_hosts=ruleset.proxy_hosts,
+            guards=stand_ins,
+            guard_rules=tuple(
+                rule for rule in rules if rule.requirement is not None and rule.enabled
+            ),
+        ),
+        guards={spec.name: _stand_in for spec in stand_ins},
+    )
+
+
 def check_rule_set(
     rules: Sequence[Any],
     labels: Sequence[str],
@@ -170,29 +203,20 @@ def check_rule_set(
     problems.extend(_relative_paths(ruleset.guards, guards_label))
     if problems:
         raise ValidationError(problems)
+    try:
+        _build_engine(ruleset, ruleset.rules)
+    except RulesError:
+        pass
+    else:
+        return ruleset
+    # The engine refused the rule set: build it again with each rule marked by its position
+    # (a copy of every rule, too slow for a million on the way that succeeds), so that its
+    # messages name the caller's entries.
     marked = tuple(
         rule.replace(file=_MARK, line=number) for number, rule in enumerate(ruleset.rules, 1)
     )
-    # Each guard as a python guard with a stand-in check: the guard layer is built (a login_url
-    # inside its own guard's area is found) without reading a file, a secret or the network.
-    stand_ins = tuple(
-        GuardSpec(spec.name, "python", {}, spec.login_url, spec.file, spec.line)
-        for spec in ruleset.guards
-    )
     try:
-        Engine(
-            RuleSet(
-                marked,
-                ruleset.allowed_hosts,
-                ruleset.defaults,
-                proxy_hosts=ruleset.proxy_hosts,
-                guards=stand_ins,
-                guard_rules=tuple(
-                    rule for rule in marked if rule.requirement is not None and rule.enabled
-                ),
-            ),
-            guards={spec.name: _stand_in for spec in stand_ins},
-        )
+        _build_engine(ruleset, marked)
     except RulesError as exc:
 
         def name(match: re.Match[str]) -> str:

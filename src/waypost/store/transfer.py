@@ -69,9 +69,10 @@ def _csv_mapping(rule: Rule) -> dict[str, Any]:
     if rule.name:
         out["name"] = rule.name
     out["from"] = rule.path
-    if isinstance(rule.action, Redirect):
-        out["to"] = rule.action.text
-        out["status"] = rule.action.status
+    action = rule.action
+    if isinstance(action, Redirect):
+        out["to"] = action.text
+        out["status"] = action.status
     return out
 
 

@@ -29,7 +29,7 @@ Everything here is pure: no file or network access (the CLI reads and writes the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -284,6 +284,10 @@ def _target_text(rule: Rule) -> str | None:
     return None
 
 
+# How many rules the checker goes through between two reports of its progress.
+_PROGRESS_EVERY = 1000
+
+
 class _Checker:
     def __init__(self, engine: Engine, site_hosts: Sequence[str], now: datetime | None) -> None:
         self.engine = engine
@@ -299,8 +303,10 @@ class _Checker:
     def add(self, severity: Severity, kind: str, message: str, rule: Rule, **extra: Any) -> None:
         self.findings.append(Finding(severity, kind, message, rule.file, rule.line, rule, **extra))
 
-    def run(self) -> list[Finding]:
-        for rule in self.engine.rules:
+    def run(self, progress: Callable[[int], None] | None = None) -> list[Finding]:
+        for done, rule in enumerate(self.engine.rules, 1):
+            if progress is not None and done % _PROGRESS_EVERY == 0:
+                progress(_PROGRESS_EVERY)
             if not rule.enabled:  # switched off: it meets no request, so it breaks nothing
                 continue
             samples = [
@@ -788,11 +794,13 @@ def check_rules(
     *,
     site_hosts: Sequence[str] = (),
     now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Finding]:
     """Every problem found in the engine's rules, sorted by file and line.
 
     ``site_hosts`` are the site's own hosts besides the rules' ``allowed_hosts`` (an absolute
     redirect to one of them continues on the site); ``now`` fixes the time for rules with
-    ``after``/``before`` conditions.
+    ``after``/``before`` conditions; ``progress(n)`` is told as every ``n`` more rules are
+    checked (for a progress bar).
     """
-    return _Checker(engine, site_hosts, now).run()
+    return _Checker(engine, site_hosts, now).run(progress)
