@@ -21,6 +21,7 @@ from waypost.engine import Decision, Engine, RouteResolver
 from waypost.exceptions import WaypostError
 from waypost.follow import FileSource, RulesWatcher, StoreSource, StoreSync
 from waypost.follow.reloading import file_signature
+from waypost.follow.store_sync import engine_and_snapshot
 from waypost.guards import GUARD_HEADER, KEY_ID_HEADER, USER_HEADER
 from waypost.responses import DEFAULT_MAX_AGE, Response, decision_response, error_response
 from waypost.rules.model import Rewrite
@@ -177,20 +178,7 @@ def _rules_and_follower(
     if store is not None:
         if reload:
             raise WaypostError("store= is followed revision by revision already: leave reload out")
-        from waypost.store import open_store
-
-        opened = open_store(store)
-        try:
-            snapshot = opened.load_snapshot()
-        finally:
-            opened.close()
-        engine = Engine(
-            snapshot.rules,
-            defaults=snapshot.defaults,
-            allowed_hosts=snapshot.allowed_hosts,
-            proxy_hosts=snapshot.proxy_hosts,
-            guards=snapshot.guards,
-        )
+        engine, snapshot, _ = engine_and_snapshot(store)
         source = StoreSource(store, snapshot.revision, snapshot.rule_ids)
         return engine, StoreSync(engine, source, max_shrink=max_shrink)
     assert rules is not None
@@ -322,6 +310,21 @@ class MiddlewareBase(Generic[App]):
         # Raises RulesError naming every rule whose route the app does not have.
         self.engine.bind_routes(resolver)
         self._routes_bound = True
+
+    def answer_missing(
+        self, decision: Decision, request: Request, mount: str, head: bool
+    ) -> Response | None:
+        """The answer to ``request``, which the app answered 404, by its settled
+        ``only_if_missing`` ``decision`` (see :meth:`answer`), counted as a rule hit; None when
+        the app's 404 stands, counted as a 404."""
+        response = self.answer(decision, mount, head)
+        stats = self.stats
+        if stats is not None:
+            if response is not None:
+                stats.hit(decision, time.time())
+            else:
+                record_missing(stats, request)
+        return response
 
     def answer(self, decision: Decision, mount: str, head: bool) -> Response | None:
         """The middleware's own response to a redirect or respond ``decision``, with a same-site

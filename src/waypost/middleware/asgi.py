@@ -196,16 +196,11 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
                         await send_response(send, settled)
                         return
                     decision = settled
-                response = self.answer(decision, root, head)
-                stats = self.stats
+                response = self.answer_missing(decision, request, root, head)
                 if response is not None:
-                    if stats is not None:
-                        stats.hit(decision, time.time())
                     replaced = True
                     await send_response(send, response)
                     return
-                if stats is not None:
-                    record_missing(stats, request)
             await send(message)
 
         return wrapped

@@ -194,15 +194,10 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
                     _close(body)
                     return _start(start_response, settled)
                 decision = settled
-            response = self.answer(decision, script, head)
-            stats = self.stats
+            response = self.answer_missing(decision, request, script, head)
             if response is not None:
-                if stats is not None:
-                    stats.hit(decision, time.time())
                 _close(body)
                 return _start(start_response, response)
-            if stats is not None:
-                record_missing(stats, request)
         if "status" not in captured:
             # The app starts the response lazily, while iterating: nothing to intercept.
             return _Passthrough(body, start_response, captured, written)

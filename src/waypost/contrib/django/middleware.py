@@ -193,16 +193,11 @@ class WaypostMiddleware(MiddlewareBase[GetResponse]):
             if isinstance(settled, Response):
                 return _django_response(settled)
             decision = settled
-        answer = self.answer(decision, mount, head)
-        stats = self.stats
+        answer = self.answer_missing(decision, asked, mount, head)
         if answer is not None:
-            if stats is not None:
-                stats.hit(decision, time.time())
             # The view's 404 is dropped unclosed, as RedirectFallbackMiddleware drops it:
             # closing a response sends request_finished, which belongs to the handler.
             return _django_response(answer)
-        if stats is not None:
-            record_missing(stats, asked)
         return response
 
 
