@@ -15,7 +15,6 @@ a time without a zone is UTC) and ``not`` (a mapping of any of these; the rule a
 from __future__ import annotations
 
 import difflib
-import importlib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from waypost.rules._errors import FieldError
+from waypost.rules.converters import compile_re2
 from waypost.rules.request import Request
 from waypost.rules.safety import header_name_problem, host_allowed
 
@@ -337,17 +337,14 @@ def _value_pattern(want: Mapping[Any, Any], keys: tuple[str | int, ...], what: s
         )
         return ValuePattern("glob", text, re.compile(source, re.DOTALL))
     try:
-        re2 = importlib.import_module("re2")
+        compiled = compile_re2(text)
     except ImportError:
         raise FieldError(
             f"{what} regex needs google-re2, which matches in linear time: pip install "
             "'waypost[re2]' (or use a glob)",
             (*keys, kind),
         ) from None
-    try:
-        compiled = re2.compile(text)
-    except re2.error as exc:
-        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+    except ValueError as detail:
         raise FieldError(
             f"{what} regex {text!r} cannot run on RE2 ({detail}); it has no backreferences or "
             "lookaround, which keeps it linear",

@@ -437,16 +437,16 @@ class AnyConverter(BaseConverter):
         return f"AnyConverter({', '.join(map(repr, self.items))})"
 
 
-def load_re2() -> Any:
-    """google-re2's module; ConverterError saying how to install it when it is missing."""
+def compile_re2(regex: str) -> Any:
+    """``regex`` compiled by google-re2, whose matching takes linear time: ImportError when it
+    is not installed, ValueError holding RE2's own reason when it cannot run the regex
+    (backreferences, lookaround)."""
+    re2 = importlib.import_module("re2")
     try:
-        return importlib.import_module("re2")
-    except ImportError:
-        raise ConverterError(
-            "the regex converter needs google-re2, which matches in linear time (a regex run by "
-            "Python's re can take exponential time on a hostile path): pip install "
-            "'waypost[re2]'"
-        ) from None
+        return re2.compile(regex)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        raise ValueError(reason.decode() if isinstance(reason, bytes) else str(reason)) from None
 
 
 class RegexConverter(BaseConverter):
@@ -466,15 +466,16 @@ class RegexConverter(BaseConverter):
             raise TypeError(f"regex() takes the regex as quoted text, like regex('[a-z]{{2}}'); "
                             f"got {regex!r}")  # fmt: skip
         try:
-            re2 = load_re2()
-        except ConverterError as exc:
-            raise ValueError(str(exc)) from None
-        try:
-            compiled = re2.compile(regex)
-        except re2.error as exc:
-            detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+            compiled = compile_re2(regex)
+        except ImportError:
             raise ValueError(
-                f"RE2 cannot run {regex!r} ({detail}); it has no backreferences or lookaround, "
+                "the regex converter needs google-re2, which matches in linear time (a regex run "
+                "by Python's re can take exponential time on a hostile path): pip install "
+                "'waypost[re2]'"
+            ) from None
+        except ValueError as exc:
+            raise ValueError(
+                f"RE2 cannot run {regex!r} ({exc}); it has no backreferences or lookaround, "
                 "which is what keeps its matching linear"
             ) from None
         if compiled.groups:

@@ -30,7 +30,7 @@ from waypost.rules.converters import (
     DEFAULT_CONVERTERS,
     BaseConverter,
     check_converter_regex,
-    load_re2,
+    compile_re2,
 )
 
 __all__ = ["Pattern", "Segment", "Variable", "parse_pattern", "quote_path"]
@@ -338,7 +338,7 @@ def _segment(pieces: list[str | Variable], flags: int, weight_of: Any) -> Segmen
         # A regex converter's text runs on RE2 (linear time on any path), and so does the
         # segment holding it.
         prefix = "(?is)" if flags & re.IGNORECASE else "(?s)"
-        compiled = load_re2().compile(prefix + source)
+        compiled = compile_re2(prefix + source)
     else:
         compiled = re.compile(source, flags | re.DOTALL)
     return Segment(
