@@ -9,12 +9,12 @@ Nothing here writes. The admin page's rule form asks it on every change; the API
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from waypost.admin.service import ProblemDict, validate
-from waypost.engine import Engine
 from waypost.exceptions import WaypostError
+from waypost.follow.store_sync import snapshot_engine
 from waypost.guards import KeyRing
 from waypost.rules.model import Rule
 from waypost.store.model import Snapshot
@@ -98,14 +98,7 @@ def try_rule(
         return Trial(problems)
     rules, index = _candidate_rules(snapshot, rule, rule_id)
     try:
-        engine = Engine(
-            rules,
-            defaults=snapshot.defaults,
-            allowed_hosts=snapshot.allowed_hosts,
-            proxy_hosts=snapshot.proxy_hosts,
-            guards=snapshot.guards,
-            keys=keys,
-        )
+        engine = snapshot_engine(replace(snapshot, rules=tuple(rules)), keys=keys)
     except WaypostError as exc:  # a guard this process cannot build (a secret it lacks)
         return Trial([], note=f"the rules cannot be tried here: {exc}")
     candidate = engine.rules[index]

@@ -41,7 +41,7 @@ from waypost.store._background import BackgroundLoop
 from waypost.store.model import Snapshot
 from waypost.store.recorder import StatsRecorder
 
-__all__ = ["StoreSync", "engine_and_snapshot", "engine_from_store"]
+__all__ = ["StoreSync", "engine_and_snapshot", "engine_from_store", "snapshot_engine"]
 
 logger = logging.getLogger("waypost.server")
 
@@ -65,7 +65,15 @@ def engine_and_snapshot(
         location = store.location
     finally:
         store.close()
-    engine = Engine(
+    return snapshot_engine(snapshot, pack_rules=pack_rules, keys=keys), snapshot, location
+
+
+def snapshot_engine(
+    snapshot: Snapshot, *, pack_rules: bool = True, keys: KeyRing | None = None
+) -> Engine:
+    """An engine for the rules, settings and guards of ``snapshot`` (RulesError when they do
+    not load here); ``keys`` are the access keys its api_key guards check."""
+    return Engine(
         snapshot.rules,
         defaults=snapshot.defaults,
         allowed_hosts=snapshot.allowed_hosts,
@@ -74,7 +82,6 @@ def engine_and_snapshot(
         guards=snapshot.guards,
         keys=keys,
     )
-    return engine, snapshot, location
 
 
 class StoreSync(BackgroundLoop):

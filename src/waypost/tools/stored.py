@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 
 from waypost.engine import Decision, Engine, Trace
 from waypost.exceptions import WaypostError
+from waypost.follow.store_sync import snapshot_engine
 from waypost.guards import KeyRing
 from waypost.rules.model import Rule
 from waypost.store.base import Store
@@ -98,14 +99,7 @@ class EngineCache:
         if self._keys is None and any("api_key" in body for body in snapshot.guards.values()):
             # Only then: the ring follows the store from a thread (closed with the store).
             self._keys = self._store.keyring()
-        engine = Engine(
-            snapshot.rules,
-            defaults=snapshot.defaults,
-            allowed_hosts=snapshot.allowed_hosts,
-            proxy_hosts=snapshot.proxy_hosts,
-            guards=snapshot.guards,
-            keys=self._keys,
-        )
+        engine = snapshot_engine(snapshot, keys=self._keys)
         pairs = zip(engine.rules, snapshot.rule_ids, strict=True)
         ids = {id(rule): rule_id for rule, rule_id in pairs}
         return Resolved(snapshot.revision, engine, ids)
