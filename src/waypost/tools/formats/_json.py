@@ -60,15 +60,7 @@ def element_lines(text: str, key: str) -> list[int]:
             pos = _skip(text, pos)
             pos = _skip(text, pos + 1)  # the ':'
             if name == key and text[pos] == "[":
-                lines: list[int] = []
-                pos = _skip(text, pos + 1)
-                while text[pos] != "]":
-                    lines.append(line_of(text, pos))
-                    _, pos = _DECODER.raw_decode(text, pos)
-                    pos = _skip(text, pos)
-                    if text[pos] == ",":
-                        pos = _skip(text, pos + 1)
-                return lines
+                return _array_lines(text, pos)
             _, pos = _DECODER.raw_decode(text, pos)
             pos = _skip(text, pos)
             if text[pos] == ",":
@@ -87,19 +79,23 @@ def array_lines(text: str) -> list[int]:
     """
     try:
         pos = _skip(text, 0)
-        if text[pos] != "[":
-            return []
-        lines: list[int] = []
-        pos = _skip(text, pos + 1)
-        while text[pos] != "]":
-            lines.append(line_of(text, pos))
-            _, pos = _DECODER.raw_decode(text, pos)
-            pos = _skip(text, pos)
-            if text[pos] == ",":
-                pos = _skip(text, pos + 1)
-        return lines
+        return _array_lines(text, pos) if text[pos] == "[" else []
     except (IndexError, ValueError):
         return []
+
+
+def _array_lines(text: str, pos: int) -> list[int]:
+    """The line of each element of the array opening at ``pos``; IndexError or ValueError for
+    text that is not one."""
+    lines: list[int] = []
+    pos = _skip(text, pos + 1)
+    while text[pos] != "]":
+        lines.append(line_of(text, pos))
+        _, pos = _DECODER.raw_decode(text, pos)
+        pos = _skip(text, pos)
+        if text[pos] == ",":
+            pos = _skip(text, pos + 1)
+    return lines
 
 
 def key_line(text: str, key: str) -> int | None:
