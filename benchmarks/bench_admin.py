@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -40,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _results import parse_sizes, write_results
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 TARGET_MS = 300.0
 KINDS = ("first", "deep", "prefix", "search", "rare", "status", "api")
 
@@ -193,16 +189,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,1000000", help="rule counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    sizes = [int(s) for s in re.split(r"[,\s]+", args.sizes.strip()) if s]
+    sizes = parse_sizes(args.sizes)
     results = []
     for size in sizes:
         result = measure(size, args.rounds)
         print(json.dumps(result), flush=True)
         results.append(result)
-    RESULTS.mkdir(exist_ok=True)
-    meta = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    (RESULTS / "admin.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    (RESULTS / "admin.md").write_text(report(results))
+    write_results("admin", results, report(results))
     print(report(results))
     failed = [r["rules"] for r in results if r["rules"] >= 1_000_000 and not r["meets_target"]]
     if failed:

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -29,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from _baseline import add_baseline_argument, checked_baseline_src, tree_env
+from _results import parse_sizes, write_results
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 TARGET_SECONDS = 20.0
 
 _WORKER = r"""
@@ -152,16 +148,13 @@ def main() -> None:
     add_baseline_argument(parser)
     args = parser.parse_args()
     tree = checked_baseline_src(args.baseline_src)
-    sizes = [int(s) for s in re.split(r"[,\s]+", args.sizes.strip()) if s]
+    sizes = parse_sizes(args.sizes)
     results = []
     for size in sizes:
         result = measure(size, args.rounds, tree, args.baseline_max)
         print(json.dumps(result), flush=True)
         results.append(result)
-    RESULTS.mkdir(exist_ok=True)
-    meta = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    (RESULTS / "import.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    (RESULTS / "import.md").write_text(report(results))
+    write_results("import", results, report(results))
     print(report(results))
     failed = [r["rows"] for r in results if r["rows"] >= 1_000_000 and not r["meets_target"]]
     if failed:

@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -37,9 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from _baseline import add_baseline_argument, checked_baseline_src, tree_env
+from _results import parse_sizes, write_results
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 TARGET_SECONDS = 30.0
 TARGET_MB = 1536.0
 
@@ -201,16 +197,13 @@ def main() -> None:
         write_export(Path(args.write[1]), int(args.write[0]))
         return
     tree = checked_baseline_src(args.baseline_src)
-    sizes = [int(s) for s in re.split(r"[,\s]+", args.sizes.strip()) if s]
+    sizes = parse_sizes(args.sizes)
     results = []
     for size in sizes:
         result = measure(size, args.rounds, args.pure_max, tree)
         print(json.dumps(result), flush=True)
         results.append(result)
-    RESULTS.mkdir(exist_ok=True)
-    meta = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    (RESULTS / "load.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    (RESULTS / "load.md").write_text(report(results, args.pure_max))
+    write_results("load", results, report(results, args.pure_max))
     print(report(results, args.pure_max))
     failed = [r["rules"] for r in results if r["rules"] >= 1_000_000 and not r["meets_target"]]
     if failed:
