@@ -65,15 +65,14 @@ def request_from_environ(environ: Environ) -> Request:
             headers.append((key[5:].replace("_", "-"), value))
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers.append((key.replace("_", "-"), value))
-    return Request(
+    return request_from_path(
         environ.get("REQUEST_METHOD", "GET"),
-        quote(path, safe=_PATH_SAFE),
+        path,
         environ.get("QUERY_STRING", ""),
         headers,
-        client_ip=environ.get("REMOTE_ADDR"),
-        path=path,
+        environ.get("REMOTE_ADDR"),
         # Behind a proxy, what werkzeug's ProxyFix (or the server) made of X-Forwarded-Proto.
-        scheme=environ.get("wsgi.url_scheme", "http"),
+        environ.get("wsgi.url_scheme", "http"),
     )
 
 
@@ -87,8 +86,8 @@ def request_from_path(
 ) -> Request:
     """A :class:`~waypost.rules.request.Request` for a request whose framework already decoded
     the path inside the app (a WSGI environ's ``PATH_INFO``, Django's ``request.path_info``);
-    its raw form is that path percent-encoded again (RFC 3986's path characters and ``%`` kept),
-    as :func:`request_from_environ` makes it."""
+    its raw form is that path percent-encoded again (RFC 3986's path characters and ``%``
+    kept). :func:`request_from_environ` ends here."""
     return Request(
         method,
         quote(path, safe=_PATH_SAFE),
