@@ -26,6 +26,7 @@ __all__ = [
     "single_value",
     "slash_twins",
     "split_source_url",
+    "table_path",
     "unsupported_keys",
     "with_proxy_hosts",
 ]
@@ -57,6 +58,18 @@ def split_source_url(text: str) -> tuple[str | None, str | None, str, str]:
         raise Refusal(f"cannot read the URL {text!r}") from None
     path, _, query = text.partition("?")
     return None, None, path, query
+
+
+def table_path(path: str) -> str:
+    """A redirect table's ``old_path`` (Django's, Wagtail's) as a ``from``: a leading ``/``, no
+    trailing one (they match both); Refusal for ``<`` or ``>``, which a pattern cannot hold."""
+    if not path.startswith("/"):
+        path = "/" + path
+    if len(path) > 1:
+        path = path.rstrip("/")
+    if "<" in path or ">" in path:
+        raise Refusal(f"the path {path!r} contains '<' or '>', which Waypost patterns cannot")
+    return path
 
 
 def query_condition(query: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._common import Collector, Refusal, query_condition, split_source_url
+from ._common import Collector, Refusal, query_condition, split_source_url, table_path
 from ._json import array_lines, import_json
 from ._report import ImportResult
 
@@ -95,12 +95,7 @@ def _source(old_path: Any) -> tuple[str, dict[str, Any], list[str]]:
     notes = []
     if host:
         notes.append(f"the host {host!r} was dropped: the row's site says where it applies")
-    if not path.startswith("/"):
-        path = "/" + path
-    if len(path) > 1:
-        path = path.rstrip("/")
-    if "<" in path or ">" in path:
-        raise Refusal(f"the path {path!r} contains '<' or '>', which Waypost patterns cannot")
+    path = table_path(path)
     when: dict[str, Any] = {"query": query_condition(query)} if query else {}
     return path, when, notes
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import Collector, Refusal, query_condition, split_source_url
+from ._common import Collector, Refusal, query_condition, split_source_url, table_path
 from ._report import ImportResult
 from ._text import parse_bool, read_csv_rows
 
@@ -85,12 +85,7 @@ def _read(fields: list[str], columns: dict[str, int]) -> tuple[dict[str, Any], l
         notes.append(
             f"the host {host!r} was dropped: Wagtail redirects belong to the site chosen on import"
         )
-    if not path.startswith("/"):
-        path = "/" + path
-    if len(path) > 1:
-        path = path.rstrip("/")
-    if "<" in path or ">" in path:
-        raise Refusal(f"the path {path!r} contains '<' or '>', which Waypost patterns cannot")
+    path = table_path(path)
     rule: dict[str, Any] = {
         "from": path,
         "to": target.replace("{", "{{").replace("}", "}}"),
