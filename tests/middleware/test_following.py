@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,23 +83,12 @@ def test_a_file_that_drops_every_rule_is_held_back(tmp_path: Path) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'rules.db'}"
-        return
-    if not POSTGRES_URL:
-        pytest.skip("set WAYPOST_TEST_POSTGRES_URL=postgresql://... to run against PostgreSQL")
-    import psycopg
-
-    schema = f"follow_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        return f"sqlite:///{tmp_path / 'rules.db'}"
+    schema = request.getfixturevalue("postgres_schema")  # skips without PostgreSQL
+    separator = "&" if "?" in str(POSTGRES_URL) else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
 
 
 def test_a_fastapi_app_follows_the_store(store_url: str) -> None:
