@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -128,3 +130,31 @@ def test_without_prctl_a_worker_finds_its_supervisor_gone_on_a_tick(
     server.supervisor = parent()
     asyncio.run(server.on_tick(_PARENT_EVERY))
     assert server.should_exit is stops
+
+
+def test_a_stop_asked_for_during_start_up_still_runs_the_shutdown() -> None:
+    """SIGTERM right after a worker forks lands while uvicorn starts up; uvicorn then returned
+    without the lifespan's shutdown (the last stats unwritten, the store left open, the lifespan
+    task cancelled and logged as a traceback). The shutdown runs."""
+    seen: list[str] = []
+    server: _Server
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        while True:
+            message = await receive()
+            seen.append(message["type"])
+            if message["type"] == "lifespan.startup":
+                server.should_exit = True  # as the signal handler does
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    config = uvicorn.Config(app, lifespan="on", ws="none", log_config=None, port=0)
+    server = _Server(config)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        # Bounded: before the fix the shutdown never came and the run hung.
+        asyncio.run(asyncio.wait_for(server.serve(sockets=[sock]), 10))
+    assert seen == ["lifespan.startup", "lifespan.shutdown"]

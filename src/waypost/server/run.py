@@ -419,8 +419,19 @@ class _Server(uvicorn.Server):
     #: The supervisor's pid, in a worker: when it is no longer this process's parent, stop.
     supervisor: int | None = None
 
+    #: A stop asked for while starting up (SIGTERM right after the fork): carried out by the
+    #: first tick, so that the shutdown runs.
+    _stop_when_started = False
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self.started and self.should_exit:
+            # uvicorn returns at once when a stop came during its start-up, without the
+            # lifespan's shutdown: the app's last counts were not written, its store not closed,
+            # and the lifespan task, cancelled, was logged as a traceback. Serve one tick instead,
+            # and stop there: the shutdown runs as for any stop.
+            self.should_exit = False
+            self._stop_when_started = True
         if self.https_redirect is None or not self.started:
             return
         from waypost.server.https_redirect import HttpsRedirectProtocol
@@ -436,6 +447,9 @@ class _Server(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         # uvicorn ticks every 0.1 s, the first time as serving starts.
+        if self._stop_when_started:
+            self._stop_when_started = False
+            self.should_exit = True
         if (
             self.supervisor is not None
             and counter % _PARENT_EVERY == 0
