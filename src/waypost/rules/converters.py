@@ -546,6 +546,10 @@ _SLASHED = ("/", "a/b", "1/2", "ab/cd", "a/b/c", "x.y/z", "a-b/c_d")
 _NEGATED_CLASS = re.compile(r"\[\^(?:\\.|[^\]\\])*\]")
 
 
+#: Each good regex checked so far: whether it can match a '/' (a large rule set repeats a few).
+_SPANNING: dict[str, bool] = {}
+
+
 def _check_regex(what: str, regex: object) -> re.Pattern[str]:
     if not isinstance(regex, str):
         raise ConverterError(f"{what} regex must be text, got {regex!r}")
@@ -563,9 +567,14 @@ def check_converter_regex(converter: BaseConverter) -> None:
     and has no capturing group (ConverterError saying which otherwise). A regex that can match a
     '/' (it holds one, or matches one of a few slashed texts) makes the variable span slashes,
     as Werkzeug's ``part_isolating`` does: a one-segment match could never succeed."""
-    compiled = _check_regex(f"converter {type(converter).__name__}", converter.regex)
-    if not converter.spans_slashes and (
-        "/" in _NEGATED_CLASS.sub("", converter.regex)
-        or any(compiled.fullmatch(text) for text in _SLASHED)
-    ):
+    regex = converter.regex
+    spans = _SPANNING.get(regex) if isinstance(regex, str) else None
+    if spans is None:
+        compiled = _check_regex(f"converter {type(converter).__name__}", regex)
+        spans = "/" in _NEGATED_CLASS.sub("", regex) or any(
+            compiled.fullmatch(text) for text in _SLASHED
+        )
+        if len(_SPANNING) < 4096:
+            _SPANNING[regex] = spans
+    if spans and not converter.spans_slashes:
         converter.spans_slashes = True

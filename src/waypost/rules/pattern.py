@@ -43,6 +43,12 @@ _VARIABLE = re.compile(
     r"<(?:(?P<conv>[^:<>()]*)(?:\((?P<args>[^<>]*)\))?:)?(?P<name>[^<>]*)>",
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_IGNORECASE = int(re.IGNORECASE)
+_DOTALL = int(re.DOTALL)
+# A control character (C0 or DEL): refused in a pattern.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Segment regexes by source and flags: a large rule set repeats a handful of them.
+_COMPILED: dict[tuple[str, int], re.Pattern[str]] = {}
 _ARG = re.compile(
     r"\s*(?:(?P<key>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'[^']*'|\"[^\"]*\"|[^,]*?)\s*(?:,|\Z)"
 )
@@ -337,18 +343,22 @@ def _segment(pieces: list[str | Variable], flags: int, weight_of: Any) -> Segmen
     if any(getattr(v.converter, "linear", False) for v in variables):
         # A regex converter's text runs on RE2 (linear time on any path), and so does the
         # segment holding it.
-        prefix = "(?is)" if flags & re.IGNORECASE else "(?s)"
+        prefix = "(?is)" if flags & _IGNORECASE else "(?s)"
         compiled = compile_re2(prefix + source)
     else:
-        compiled = re.compile(source, flags | re.DOTALL)
+        compiled = _COMPILED.get((source, flags))
+        if compiled is None:
+            if len(_COMPILED) >= 4096:  # a bound: any number of distinct segments is fine
+                _COMPILED.clear()
+            compiled = _COMPILED[source, flags] = re.compile(source, flags | _DOTALL)
     return Segment(
         regex=compiled,
         variables=tuple(variables),
-        signature="".join(signature) + ("/i" if flags & re.IGNORECASE else ""),
+        signature="".join(signature) + ("/i" if flags & _IGNORECASE else ""),
         weight=weight,
         static_chars=static_chars,
         parsers=tuple(v.converter.to_python for v in variables),
-        case_insensitive=bool(flags & re.IGNORECASE),
+        case_insensitive=bool(flags & _IGNORECASE),
     )
 
 
@@ -371,19 +381,22 @@ def parse_pattern(
         raise RuleSyntaxError(
             f"a pattern must start with '/', got {text!r}; did you mean {'/' + text!r}?", col=0
         )
-    for index, char in enumerate(text):
-        if ord(char) < 0x20 or char == "\x7f":
-            raise RuleSyntaxError(f"control character {char!r} in pattern {text!r}", col=index)
-    # A converter's arguments may hold '?' and '#' (<regex('a?b'):x>); the path text may not.
-    outside = _VARIABLE.sub(lambda m: " " * len(m.group(0)), text)
-    for stop in ("?", "#"):
-        index = outside.find(stop)
-        if index >= 0:
-            raise RuleSyntaxError(
-                f"{stop!r} in pattern {text!r}: a pattern matches the path only; "
-                "match the query string with when: {query: {...}}",
-                col=index,
-            )
+    control = _CONTROL.search(text)
+    if control is not None:
+        raise RuleSyntaxError(
+            f"control character {control[0]!r} in pattern {text!r}", col=control.start()
+        )
+    if "?" in text or "#" in text:
+        # A converter's arguments may hold '?' and '#' (<regex('a?b'):x>); the path text may not.
+        outside = _VARIABLE.sub(lambda m: " " * len(m.group(0)), text)
+        for stop in ("?", "#"):
+            index = outside.find(stop)
+            if index >= 0:
+                raise RuleSyntaxError(
+                    f"{stop!r} in pattern {text!r}: a pattern matches the path only; "
+                    "match the query string with when: {query: {...}}",
+                    col=index,
+                )
     pieces = _split_pieces(text, converters)
     if not strict_slashes and len(text) > 1 and text.endswith("/") and isinstance(pieces[-1], str):
         stripped = pieces[-1].rstrip("/")
@@ -391,7 +404,8 @@ def parse_pattern(
         if not pieces:
             pieces = ["/"]
     variables = tuple(p for p in pieces if isinstance(p, Variable))
-    flags = re.IGNORECASE if case_insensitive else 0
+    # Plain ints: a flag enum's every operation is a Python call.
+    flags = _IGNORECASE if case_insensitive else 0
 
     # Split the pieces into '/'-separated segments (the pattern starts with '/': drop the first '').
     segments: list[list[str | Variable]] = [[]]

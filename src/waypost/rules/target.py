@@ -51,6 +51,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _HOST_LABELS = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\Z"
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BRACE = re.compile(r"[{}]")
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _STRING = StringConverter()
 _TEXT_CONVERTERS = (StringConverter, PathConverter, AnyConverter)
@@ -262,13 +264,13 @@ def parse_target(text: str, *, what: str = "target") -> Target:
     """Parse a redirect or rewrite target; raises RuleSyntaxError (``col`` is 0-based in text)."""
     if not isinstance(text, str):
         raise RuleSyntaxError(f"a {what} must be a string, got {text!r}")
-    for index, char in enumerate(text):
-        if ord(char) < 0x20 or char == "\x7f":
-            raise RuleSyntaxError(
-                f"control character {char!r} in {what} {text!r}; it could split the response "
-                "headers",
-                col=index,
-            )
+    control = _CONTROL.search(text)
+    if control is not None:
+        raise RuleSyntaxError(
+            f"control character {control[0]!r} in {what} {text!r}; it could split the response "
+            "headers",
+            col=control.start(),
+        )
     scheme: str | None = None
     host: str | None = None
     authority_end: int | None = None
@@ -401,8 +403,11 @@ def _split_placeholders(text: str, what: str) -> list[str | Placeholder]:
                 col=pos,
             )
         if char != "{":
-            literal.append(char)
-            pos += 1
+            # The text up to the next brace at once.
+            brace = _BRACE.search(text, pos + 1)
+            end = brace.start() if brace is not None else len(text)
+            literal.append(text[pos:end])
+            pos = end
             continue
         close = text.find("}", pos + 1)
         opened = text.find("{", pos + 1)
