@@ -100,6 +100,39 @@ def test_import_reports_file_errors_without_a_traceback(db: str, tmp_path: Path)
     assert "Traceback" not in result.output
 
 
+def test_a_csv_tables_problems_are_at_its_lines_and_nothing_is_written(
+    db: str, tmp_path: Path
+) -> None:
+    # A CSV table is read, then built and checked once, by the store: its problems (the
+    # loader's and the engine's duplicates alike) still name the file and the row's line.
+    table = tmp_path / "moves.csv"
+    table.write_text(
+        "from,to,status\n/a,/b,301\n/c,/d,399\n/<itn:x>,/e,301\n/a,/f,302\n/g,/h,\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["db", "import", str(table), "--db", db])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"{table}:3: status: redirect status must be one of" in result.output
+    assert f"{table}:4: from: unknown converter 'itn'" in result.output
+    assert f"{table}:6:" not in result.output  # a row without status takes 301: no problem
+    # The engine's duplicates come once the rows build.
+    table.write_text("from,to,status\n/a,/b,301\n/c,/d,301\n/a,/f,302\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["db", "import", str(table), "--db", db])
+    assert result.exit_code == 1, result.output
+    assert f"{table}:4:" in result.output and "'/a'" in result.output, result.output
+    assert run("db", "status", "--db", db, "--json").output.count('"revision": 0') == 1
+
+
+def test_a_csv_table_is_stored_as_its_rows(db: str, tmp_path: Path) -> None:
+    table = tmp_path / "moves.csv"
+    table.write_text("from,to,status,name\n/a,/b,302,\n/c,/d,,moved\n", encoding="utf-8")
+    assert run("db", "import", str(table), "--db", db).exit_code == 0
+    exported = run("db", "export", "--db", db).output
+    assert "- from: /a\n  to: /b\n  status: 302\n" in exported
+    assert "- name: moved\n  from: /c\n  to: /d\n  status: 301\n" in exported
+
+
 def test_an_unreachable_store_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["db", "export", "--db", f"sqlite:///{tmp_path}"])
     assert result.exit_code == 1

@@ -13,7 +13,7 @@ import click
 
 from waypost.cli._report import exit_with_rule_errors, load_engine
 from waypost.engine import Engine
-from waypost.exceptions import RulesError, SettingsError, WaypostError
+from waypost.exceptions import RulesError, SettingsError, ValidationError, WaypostError
 from waypost.follow.sources import FileSource, RulesSource, StoreSource
 from waypost.server.config import SETTINGS, Settings
 from waypost.store.keyring import StoreKeyRing
@@ -134,14 +134,17 @@ def _store_engine(
         try:
             if seed is not None and store.current_revision() == 0:
                 document = read_document(seed)
-                store.replace_rules(
-                    document.rules,
-                    defaults=document.defaults,
-                    allowed_hosts=document.allowed_hosts,
-                    proxy_hosts=document.proxy_hosts,
-                    guards=document.guards,
-                    message=f"seeded from {Path(seed).name}",
-                )
+                try:
+                    store.replace_rules(
+                        document.rules,
+                        defaults=document.defaults,
+                        allowed_hosts=document.allowed_hosts,
+                        proxy_hosts=document.proxy_hosts,
+                        guards=document.guards,
+                        message=f"seeded from {Path(seed).name}",
+                    )
+                except ValidationError as exc:
+                    raise document.located(exc) from None
         finally:
             store.close()
         engine, snapshot, location = engine_and_snapshot(url, pack_rules=pack_rules, keys=keys)

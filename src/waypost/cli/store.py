@@ -31,6 +31,7 @@ from waypost.cli._files import (
 )
 from waypost.cli._progress import quiet_option, stage_bars
 from waypost.cli._report import reports_errors
+from waypost.exceptions import ValidationError
 from waypost.rules.model import AUDIENCE
 from waypost.server.config import SETTING
 from waypost.store import open_store
@@ -161,20 +162,24 @@ def db_import(
     document = read_document(rules)
     # A CSV file has no settings of its own: the stored defaults and host lists stay.
     own_settings = Path(rules).suffix.lower() != ".csv"
-    import_into_store(
-        db,
-        document.rules,
-        defaults=document.defaults if own_settings else None,
-        allowed_hosts=document.allowed_hosts if own_settings else None,
-        proxy_hosts=document.proxy_hosts if own_settings else None,
-        guards=document.guards if own_settings else None,
-        mode=cast(ImportMode, mode),
-        yes=yes,
-        dry_run=dry_run,
-        message=message or f"import {Path(rules).name}",
-        source=rules,
-        quiet=quiet,
-    )
+    try:
+        import_into_store(
+            db,
+            document.rules,
+            defaults=document.defaults if own_settings else None,
+            allowed_hosts=document.allowed_hosts if own_settings else None,
+            proxy_hosts=document.proxy_hosts if own_settings else None,
+            guards=document.guards if own_settings else None,
+            mode=cast(ImportMode, mode),
+            yes=yes,
+            dry_run=dry_run,
+            message=message or f"import {Path(rules).name}",
+            source=rules,
+            quiet=quiet,
+        )
+    except ValidationError as exc:
+        # A CSV table's rows are checked by the store: its problems at their lines.
+        raise document.located(exc) from None
 
 
 @db_group.command("export")

@@ -31,13 +31,13 @@ from waypost.cli._report import (
 )
 from waypost.cli.resolve import parse_headers
 from waypost.engine import Engine
-from waypost.exceptions import RulesError, WaypostError
+from waypost.exceptions import RulesError, ValidationError, WaypostError
 from waypost.follow.store_sync import engine_from_store
 from waypost.guards import KeyRing
 from waypost.rules.load import FORMATS, parse_rules
 from waypost.store import open_store
 from waypost.store.model import ImportMode, Snapshot
-from waypost.store.transfer import read_document
+from waypost.store.transfer import RulesDocument, read_document
 from waypost.tools.annotations import render_github, render_gitlab, render_human, render_json
 from waypost.tools.casetest import CaseResult, parse_cases, render_failures, run_cases
 from waypost.tools.check import Finding, Fix, check_rules, load_findings, worst_severity
@@ -464,6 +464,7 @@ def _import_into_store(
     hosts = None
     proxy: Sequence[str] | None = result.proxy_hosts
     guards: Mapping[str, Any] | None = None
+    document: RulesDocument | None = None
     if FORMATS.get(Path(file).suffix.lower()) == fmt or fmt == "yaml":
         try:
             document = read_document(file)
@@ -494,6 +495,12 @@ def _import_into_store(
         )
     except RulesError as exc:
         exit_with_rule_errors(exc.errors, db)
+    except ValidationError as exc:
+        # A CSV table's rows are checked by the store: its problems at their lines.
+        error = exc if document is None else document.located(exc)
+        if isinstance(error, RulesError):
+            exit_with_rule_errors(error.errors, file)
+        fail(str(error))
     except WaypostError as exc:
         fail(str(exc))
 

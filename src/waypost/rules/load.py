@@ -48,6 +48,7 @@ __all__ = [
     "csv_table",
     "load_rules",
     "parse_rules",
+    "read_csv_entries",
     "read_rules",
     "read_rules_document",
     "rules_from_mappings",
@@ -781,6 +782,24 @@ def _read_csv_file(
     except UnicodeDecodeError:
         return RuleSet((), source=name), [_not_utf8(path.read_bytes(), name)]
     return ruleset, errors
+
+
+def read_csv_entries(path: str | Path) -> tuple[list[tuple[dict[str, str], int]], list[RuleError]]:
+    """Each row of a CSV rules file as ``(entry, line)``: the cells under their column names,
+    empty ones left out (but ``from``), not yet built into rules; and the file's reading errors
+    (header, row widths, CSV syntax, encoding), each at its line."""
+    name = str(path)
+    errors: list[RuleError] = []
+    try:
+        with (
+            Path(path).open("r", encoding="utf-8-sig", newline="") as handle,
+            collector_paused(),
+        ):
+            return list(_read_csv(handle, name, errors)), errors
+    except OSError as exc:
+        return [], [RuleError(f"cannot read the file: {exc.strerror}", file=name)]
+    except UnicodeDecodeError:
+        return [], [_not_utf8(Path(path).read_bytes(), name)]
 
 
 def load_rules(

@@ -46,7 +46,7 @@ from typing import Any
 from waypost.matching import rule_identity
 from waypost.matching._order import order_conflicts
 from waypost.rules.load import rules_from_mappings
-from waypost.store._state import Entry, Row, State, Write, guard_map, new_rule_id
+from waypost.store._state import Entry, Row, State, Write, guard_map, new_rule_ids
 from waypost.store._validate import dumps, to_json_value
 from waypost.store.model import ImportMode, ImportOutcome, RuleSetSettings
 
@@ -234,7 +234,8 @@ def plan_import(
     given = [to_json_value(rule, f"rules[{i}]", problems) for i, rule in enumerate(rules)]
     if mode == "append":
         stored = [Entry(row.id, row.rule, f"rules[{row.id}]", row) for row in state.rows]
-        added = [Entry(new_rule_id(), rule, f"rules[{i}]") for i, rule in enumerate(given)]
+        fresh = new_rule_ids(len(given))
+        added = [Entry(next(fresh), rule, f"rules[{i}]") for i, rule in enumerate(given)]
         return stored + added, settings
 
     by_name: dict[str, Row] = {}
@@ -280,9 +281,10 @@ def plan_import(
             used.add(old.id)
         matched.append(old)
 
+    fresh = new_rule_ids(sum(1 for old in matched if old is None))
     if mode == "replace":
         entries = [
-            Entry(old.id if old else new_rule_id(), rule, f"rules[{i}]", old)
+            Entry(old.id if old else next(fresh), rule, f"rules[{i}]", old)
             for i, (rule, old) in enumerate(zip(given, matched, strict=True))
         ]
         return entries, settings
@@ -298,7 +300,7 @@ def plan_import(
         rule, label = replaced.get(row.id, (row.rule, f"rules[{row.id}]"))
         entries.append(Entry(row.id, rule, label, row))
     entries.extend(
-        Entry(new_rule_id(), rule, f"rules[{i}]")
+        Entry(next(fresh), rule, f"rules[{i}]")
         for i, (rule, old) in enumerate(zip(given, matched, strict=True))
         if old is None
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
+from waypost.rules.load import collector_paused
 from waypost.rules.model import PackedRule, Rule
 from waypost.store._sql_base import RULE_COLUMNS, Conn, SqlMixin
 from waypost.store._sql_rules import search_text, stated_status
@@ -88,7 +89,8 @@ class CommitMethods(SqlMixin):
         ``writing``: the rows written, rules and their change records) as they go.
         """
         report = progress or _silent
-        with self._transaction(write=not dry_run) as conn:
+        # A large change makes millions of objects and no cycle: see collector_paused().
+        with self._transaction(write=not dry_run) as conn, collector_paused():
             state = self._state(conn, lock=not dry_run)
             entries, settings = build(conn, state)
             report("checking", 0, len(entries))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ __all__ = [
     "diff_rows",
     "guard_map",
     "new_rule_id",
+    "new_rule_ids",
     "plan_writes",
     "rewind",
 ]
@@ -56,6 +57,17 @@ WriteOp = Literal["create", "update", "move", "rekey", "delete", "settings"]
 def new_rule_id() -> str:
     """A fresh, random rule id (``r`` and 12 hex digits)."""
     return "r" + secrets.token_hex(6)
+
+
+def new_rule_ids(count: int) -> Iterator[str]:
+    """``count`` distinct fresh rule ids in ascending order: as random as :func:`new_rule_id`'s,
+    but a large import writes them into the id index in order (at a million rules, written in
+    random order, that index took as long as the rest of the table). Distinct: among a million
+    ids of 48 bits, two are alike once in 560 imports."""
+    ids = {new_rule_id() for _ in range(count)}
+    while len(ids) < count:
+        ids.add(new_rule_id())
+    return iter(sorted(ids))
 
 
 @dataclass(frozen=True, slots=True)
