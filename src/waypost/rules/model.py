@@ -292,6 +292,14 @@ class Rule:
             return Redirect(action, self._meta.status)
         return action
 
+    @property
+    def literal_target(self) -> str | None:
+        """The target of a literal redirect kept compactly (the loader's shortcut for a plain
+        ``from,to,status``: no conditions, no requirement), without making its Redirect; None
+        for any other rule."""
+        action = self._action
+        return action if isinstance(action, str) else None
+
     # What the rule keeps in its shared RuleMeta, read-only like the rest (see __setattr__).
     pattern: Pattern | None = _from_meta(
         "pattern", "The parsed pattern, None for a pattern without variables."

@@ -38,7 +38,7 @@ from urllib.parse import quote, unquote, urlsplit
 from waypost.engine import Engine
 from waypost.engine._guards import GuardLayer
 from waypost.exceptions import RuleError
-from waypost.rules.conditions import Conditions, ValuePattern
+from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions, ValuePattern
 from waypost.rules.model import Redirect, Rewrite, Rule, RuleSet, sample_paths
 from waypost.rules.pattern import quote_path
 from waypost.rules.safety import host_allowed
@@ -299,15 +299,27 @@ class _Checker:
         self.findings: list[Finding] = []
         self.loops_seen: set[frozenset[int]] = set()
         self.layer = engine.guard_layer
+        #: Whether a miss may still redirect (trailing_slash: redirect tries the other slash).
+        self.slash_redirects = any(rule.options.slash_redirect for rule in self.ruleset.rules)
 
     def add(self, severity: Severity, kind: str, message: str, rule: Rule, **extra: Any) -> None:
         self.findings.append(Finding(severity, kind, message, rule.file, rule.line, rule, **extra))
 
     def run(self, progress: Callable[[int], None] | None = None) -> list[Finding]:
+        # A literal redirect to a path (the bulk of a large table) is exactly what the general
+        # checks below find, in fewer steps, where exact rules are tried before patterns, no
+        # guard and no trailing-slash redirect is about.
+        quick = (
+            self.ruleset.defaults.get("order") != "first_match"
+            and self.layer is None
+            and not self.slash_redirects
+        )
         for done, rule in enumerate(self.engine.rules, 1):
             if progress is not None and done % _PROGRESS_EVERY == 0:
                 progress(_PROGRESS_EVERY)
             if not rule.enabled:  # switched off: it meets no request, so it breaks nothing
+                continue
+            if quick and self.literal_redirect(rule):
                 continue
             samples = [
                 (path, values)
@@ -318,7 +330,9 @@ class _Checker:
                 continue
             if samples and self.layer is not None and rule.requirement is None:
                 self.guard_gaps(rule, samples, self.layer)
-            self.method_change(rule)
+            action = rule.action
+            if isinstance(action, Redirect):
+                self.method_change(rule, action.status, rule.conditions.methods)
             self.target_safety(rule)
             if samples and isinstance(rule.action, Redirect) and _target_text(rule) is not None:
                 self.chains(rule, samples)
@@ -473,17 +487,17 @@ class _Checker:
 
     # -- POST turned into GET ---------------------------------------------------------------
 
-    def method_change(self, rule: Rule) -> None:
-        action = rule.action
-        if not isinstance(action, Redirect) or action.status not in _SUGGEST:
+    def method_change(self, rule: Rule, status: int | None, methods: frozenset[str] | None) -> None:
+        """A redirect answering ``status`` to ``methods`` (None: every method) that turns a
+        form POST into a GET."""
+        better = _SUGGEST.get(status) if status is not None else None
+        if better is None:
             return
-        better = _SUGGEST[action.status]
-        methods = rule.conditions.methods
         if methods is not None and "POST" in methods:
             self.add(
                 "error",
                 "method-change",
-                f"matches POST but answers {action.status}: the browser repeats the request as "
+                f"matches POST but answers {status}: the browser repeats the request as "
                 f"a GET and the form data is lost; use {better}, which keeps the method and body",
                 rule,
             )
@@ -491,7 +505,7 @@ class _Checker:
             self.add(
                 "info",
                 "method-change",
-                f"answers every method with {action.status}: a form POST here becomes a GET and "
+                f"answers every method with {status}: a form POST here becomes a GET and "
                 f"loses its data; if forms post to {rule.path!r}, use {better}",
                 rule,
             )
@@ -579,7 +593,52 @@ class _Checker:
 
     # -- loops, chains, redirects into gone pages ---------------------------------------------
 
+    def literal_redirect(self, rule: Rule) -> bool:
+        """The checks of a literal redirect to a path of this site (see run()); False for any
+        other rule, which takes the general way.
+
+        Such a rule, when it is the first candidate for its path, is shadowed by nothing; its
+        target is a literal path, safe by construction; what remains is the method it may
+        change and the walk from its target.
+        """
+        target = rule.literal_target
+        if (
+            target is None
+            or target[:1] != "/"
+            or target[:2] == "//"
+            or rule.conditions is not EMPTY_CONDITIONS
+            or rule.requirement is not None
+        ):
+            return False
+        # Exact rules come first; one of another case or slash table may come before it.
+        first = next(iter(self.engine.candidates(rule.path)), None)
+        if first is None or first[0] is not rule:
+            return False
+        self.method_change(rule, rule.meta.status, None)
+        if not self.leads_nowhere(rule):
+            self.chains(rule, [(rule.path, {})])
+        return True
+
+    def leads_nowhere(self, rule: Rule) -> bool:
+        """Whether ``rule`` redirects to a literal path of this site that no rule matches (the
+        common redirect, to a page the app serves): its walk ends at the app after one hop,
+        with nothing to report, and need not be walked. At a million rules the walk was most
+        of check's time."""
+        target: object = rule.literal_target
+        if target is None:
+            action = rule.action
+            target = action.target if isinstance(action, Redirect) else None
+        return (
+            isinstance(target, str)
+            and self.layer is None
+            and not self.slash_redirects
+            and _NORMAL_PATH.fullmatch(target) is not None
+            and next(iter(self.engine.candidates(target)), None) is None
+        )
+
     def chains(self, rule: Rule, samples: list[tuple[str, dict[str, Any]]]) -> None:
+        if self.leads_nowhere(rule):
+            return
         context = _context(rule.conditions, self.now)
         hosts = (*self.hosts, context.host) if context.host else self.hosts
         walks: list[RedirectChain] = []
@@ -725,6 +784,8 @@ class _Checker:
 
 
 # A guard pattern that covers the paths below a static prefix: '/admin/<path:rest>'.
+# A path in normal form, with nothing to decode: what the matcher is asked about as written.
+_NORMAL_PATH = re.compile(r"/(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/(?=[A-Za-z0-9_~-])|\Z))*")
 _GUARDED_TAIL = re.compile(r"^(?P<prefix>/[^<>{}]*[^<>{}/])/<path:[A-Za-z_]\w*>$")
 
 
