@@ -186,3 +186,106 @@ def test_headers_named_agrees_with_headers(headers: Any) -> None:
         found = request.headers_named(names)
         for name in names:
             assert found.get(name) == expected.get(name)
+
+
+class _CountingEnviron(dict[str, Any]):
+    """An environ that counts how often its items are walked (where the headers are)."""
+
+    walks = 0
+
+    def items(self) -> Any:
+        type(self).walks += 1
+        return super().items()
+
+
+def test_a_request_decided_by_its_path_never_decodes_its_headers() -> None:
+    # Decoding a browser's dozen headers was most of what a middleware added to a request; a
+    # redirect, or a request no rule matches, is decided by the path alone.
+    from waypost.engine import Engine
+    from waypost.rules.request import LazyHeaders
+    from waypost.wsgi import WaypostMiddleware
+
+    engine = Engine(
+        [{"from": "/old", "to": "/new"}, {"from": "/lang", "to": "/fr", "when": {"language": "fr"}}]
+    )
+    seen: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(environ["HTTP_ACCEPT_LANGUAGE"])
+        start_response("200 OK", [])
+        return [b"app"]
+
+    middleware = WaypostMiddleware(app, rules=engine)
+    answers: list[str] = []
+    for path in ("/old", "/page"):
+        environ = _CountingEnviron(_environ(path, ""))
+        _CountingEnviron.walks = 0
+        middleware(environ, lambda status, headers, exc_info=None: answers.append(status))
+        assert _CountingEnviron.walks == 0, path
+    assert answers == ["301 Moved Permanently", "200 OK"] and seen == ["fr"]
+    # A rule that looks at a header reads them, once.
+    environ = _CountingEnviron(_environ("/lang", ""))
+    request = request_from_environ(environ)
+    assert isinstance(request.raw_headers, LazyHeaders)
+    assert engine.resolve(request).location == "/fr?a=1&b=%C3%A9"
+    assert _CountingEnviron.walks == 1 and request.headers["accept-language"] == "fr"
+    assert request_from_scope(_scope("/lang", "")).headers["accept-language"] == "fr"
+
+
+class _Missing:
+    """A StatsSink keeping the 404s it is told of."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    def hit(self, decision: Any, when: float) -> None:
+        pass
+
+    def missing(
+        self, target: str, referrer: str | None, user_agent: str | None, when: float
+    ) -> None:
+        self.seen.append((target.partition("?")[0], user_agent))
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_a_counted_404_has_the_headers_the_client_sent(kind: str) -> None:
+    # The request is used after the app ran (a 404 counted): its headers are read before, so
+    # an app that changes the environ or the scope in place does not change what is recorded.
+    import asyncio
+
+    from waypost.engine import Engine
+
+    stats = _Missing()
+    engine = Engine([{"from": "/old", "to": "/new"}])
+    if kind == "wsgi":
+        from waypost.wsgi import WaypostMiddleware as Wsgi
+
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            environ["HTTP_USER_AGENT"] = "changed by the app"
+            start_response("404 Not Found", [])
+            return [b""]
+
+        Wsgi(wsgi_app, rules=engine, stats=stats)(
+            {**_environ("/missing", ""), "HTTP_USER_AGENT": "Firefox"}, lambda *a: None
+        )
+    else:
+        from waypost.asgi import WaypostMiddleware as Asgi
+
+        async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            scope["headers"][:] = [(b"user-agent", b"changed by the app")]
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def send(message: Any) -> None:
+            return None
+
+        scope = {**_scope("/missing", ""), "method": "GET"}
+        scope["headers"] = [*scope["headers"], (b"user-agent", b"Firefox")]
+        asyncio.run(Asgi(asgi_app, rules=engine, stats=stats)(scope, None, send))
+    assert stats.seen == [("/missing", "Firefox")]

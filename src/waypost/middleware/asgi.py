@@ -41,7 +41,7 @@ from waypost.middleware._common import (
     resolver_for,
 )
 from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
-from waypost.middleware.request import request_from_scope
+from waypost.middleware.request import read_headers, request_from_scope
 from waypost.responses import Response
 from waypost.rules.request import Request
 from waypost.stats import StatsSink
@@ -173,8 +173,10 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
         if engine.has_guards:
             scope = guarded_scope(scope, decision, engine.identity_header_names)
         if fallbacks:
+            read_headers(request)
             await self.app(scope, receive, self._fallback_send(send, request, root, head))
         elif stats is not None:
+            read_headers(request)
             await self.app(scope, receive, _counting_send(send, request, stats))
         else:
             await self.app(scope, receive, send)

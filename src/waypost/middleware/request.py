@@ -9,15 +9,19 @@ point back in front of a same-site Location.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from urllib.parse import quote
 
 from waypost.middleware._types import Environ, Scope
-from waypost.rules.request import Request
+from waypost.rules.request import HeaderInput, LazyHeaders, Request
 
-__all__ = ["request_from_environ", "request_from_path", "request_from_scope"]
+__all__ = ["read_headers", "request_from_environ", "request_from_path", "request_from_scope"]
 
 # What a raw WSGI path keeps unescaped: RFC 3986's path characters, and '%' so escapes stay.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+# A path quote() gives back unchanged: those characters, letters and digits only.
+_RAW_AS_IS = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=._~-]*")
 
 
 def _app_relative(scope: Scope) -> tuple[str, str]:
@@ -36,16 +40,40 @@ def _app_relative(scope: Scope) -> tuple[str, str]:
     return path, raw
 
 
+def _scope_headers(pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs]
+
+
+def _environ_headers(environ: Environ) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-"), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-"), value))
+    return headers
+
+
+def read_headers(request: Request) -> None:
+    """Read ``request``'s headers now (see :class:`~waypost.rules.request.LazyHeaders`): before
+    the app runs, when the request is still used after it (a fallback rule, a 404 counted), so
+    that what is read is what the client sent, not what the app made of the environ or the
+    scope."""
+    raw = request.raw_headers
+    if isinstance(raw, LazyHeaders):
+        raw.pairs()
+
+
 def request_from_scope(scope: Scope) -> Request:
-    """A :class:`~waypost.rules.request.Request` for an ASGI HTTP scope (path inside the app)."""
+    """A :class:`~waypost.rules.request.Request` for an ASGI HTTP scope (path inside the app);
+    its headers are decoded when first read."""
     path, raw = _app_relative(scope)
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
     client = scope.get("client")
     return Request(
         scope.get("method", "GET"),
         raw,
         scope.get("query_string", b"").decode("latin-1"),
-        headers,
+        LazyHeaders(scope.get("headers", ()), _scope_headers),
         client_ip=client[0] if client else None,
         path=path,
         # The server's scheme: behind a proxy, what the server was told to trust (uvicorn's
@@ -55,32 +83,31 @@ def request_from_scope(scope: Scope) -> Request:
 
 
 def request_from_environ(environ: Environ) -> Request:
-    """A :class:`~waypost.rules.request.Request` for a WSGI environ (``PATH_INFO``)."""
+    """A :class:`~waypost.rules.request.Request` for a WSGI environ (``PATH_INFO``); its headers
+    are read from the environ when first read."""
     path_info = environ.get("PATH_INFO", "") or "/"
     # PEP 3333: PATH_INFO is decoded bytes seen as latin-1; recover the real text.
-    path = path_info.encode("latin-1").decode("utf-8", "surrogateescape")
-    headers: list[tuple[str, str]] = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers.append((key[5:].replace("_", "-"), value))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((key.replace("_", "-"), value))
+    path = path_info if path_info.isascii() else _native_path(path_info)
     return request_from_path(
         environ.get("REQUEST_METHOD", "GET"),
         path,
         environ.get("QUERY_STRING", ""),
-        headers,
+        LazyHeaders(environ, _environ_headers),
         environ.get("REMOTE_ADDR"),
         # Behind a proxy, what werkzeug's ProxyFix (or the server) made of X-Forwarded-Proto.
         environ.get("wsgi.url_scheme", "http"),
     )
 
 
+def _native_path(path_info: str) -> str:
+    return path_info.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
 def request_from_path(
     method: str,
     path: str,
     query_string: str,
-    headers: list[tuple[str, str]],
+    headers: HeaderInput,
     client_ip: str | None,
     scheme: str = "http",
 ) -> Request:
@@ -90,7 +117,8 @@ def request_from_path(
     kept). :func:`request_from_environ` ends here."""
     return Request(
         method,
-        quote(path, safe=_PATH_SAFE),
+        # A path of RFC 3986's path characters only (most) is its own raw form.
+        path if _RAW_AS_IS.fullmatch(path) else quote(path, safe=_PATH_SAFE),
         query_string,
         headers,
         client_ip=client_ip,

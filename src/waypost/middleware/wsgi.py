@@ -38,7 +38,7 @@ from waypost.middleware._common import (
     resolver_for,
 )
 from waypost.middleware._types import Environ, ExcInfo, StartResponse, WSGIApp
-from waypost.middleware.request import request_from_environ
+from waypost.middleware.request import read_headers, request_from_environ
 from waypost.responses import Response, reason
 from waypost.rules.request import Request
 from waypost.stats import StatsSink
@@ -159,8 +159,10 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
         if engine.has_guards:
             environ = guarded_environ(environ, decision, engine.identity_header_names)
         if fallbacks:
+            read_headers(request)
             return self._with_fallback(environ, start_response, request, script, head)
         if stats is not None:
+            read_headers(request)
             return self.app(environ, _counting_start(start_response, request, stats))
         return self.app(environ, start_response)
 

@@ -11,14 +11,15 @@ case-insensitive; repeated headers are joined with ``", "`` (cookies with ``"; "
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 from urllib.parse import unquote, unquote_plus
 
 __all__ = [
     "HOP_BY_HOP",
     "SOURCE_VARIABLE",
+    "LazyHeaders",
     "Request",
     "UrlParts",
     "normal_path",
@@ -28,6 +29,38 @@ __all__ = [
 ]
 
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+
+class LazyHeaders:
+    """A request's header pairs, read from what the server gave (an ASGI scope's byte pairs, a
+    WSGI environ) by ``read(source)`` when first asked for: most requests are decided by their
+    path alone, and decoding a browser's dozen headers up front was most of what a middleware
+    added to a request the app answers. Iterating gives the pairs; :meth:`pairs` the list."""
+
+    __slots__ = ("_pairs", "_read", "_source")
+
+    def __init__(self, source: Any, read: Callable[[Any], list[tuple[str, str]]]) -> None:
+        self._source = source
+        self._read = read
+        self._pairs: list[tuple[str, str]] | None = None
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The ``(name, value)`` pairs, read once."""
+        pairs = self._pairs
+        if pairs is None:
+            pairs = self._pairs = self._read(self._source)
+            self._source = None
+        return pairs
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.pairs())
+
+    def __len__(self) -> int:
+        return len(self.pairs())
+
+    def __repr__(self) -> str:
+        return f"LazyHeaders({self.pairs()!r})"
+
 
 #: The hop-by-hop header fields (RFC 9110 7.6.1, and the old Keep-Alive and Proxy-Connection):
 #: about one connection, never passed on to another (an upstream, an auth service).
@@ -309,6 +342,8 @@ class Request:
         without one, without parsing the other headers unless they were read: a guard that
         remembers what a Cookie header got reads it on every request."""
         raw = self.raw_headers
+        if type(raw) is LazyHeaders:
+            raw = raw.pairs()
         if self._headers is None and (type(raw) is list or type(raw) is tuple):
             # The Cookie headers joined as headers() joins them, without the other headers (a
             # list of pairs is what the adapters give; other inputs are parsed, below: an
@@ -326,6 +361,8 @@ class Request:
         read: a guard that remembers what its credential headers got reads them on every
         request."""
         raw = self.raw_headers
+        if type(raw) is LazyHeaders:
+            raw = raw.pairs()
         if self._headers is None and (type(raw) is list or type(raw) is tuple):
             # As headers() merges them, from the pairs the adapters give (see cookie_header());
             # no comprehension or map(): each costs CPython 3.11 more than the loop.

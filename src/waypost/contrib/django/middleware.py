@@ -40,14 +40,18 @@ from waypost.contrib.django._config import django_routes, waypost_settings
 from waypost.engine import Decision, Engine, RouteResolver, Stage
 from waypost.middleware._auth import settle
 from waypost.middleware._common import MiddlewareBase, record_missing
-from waypost.middleware.request import request_from_path
+from waypost.middleware.request import read_headers, request_from_path
 from waypost.middleware.wsgi import guarded_environ
 from waypost.responses import Response
-from waypost.rules.request import Request
+from waypost.rules.request import LazyHeaders, Request
 
 __all__ = ["WaypostMiddleware", "django_request", "mount_of"]
 
 GetResponse = Callable[[Any], Any]
+
+
+def _django_headers(request: Any) -> list[tuple[str, str]]:
+    return list(request.headers.items())
 
 
 def django_request(request: Any) -> Request:
@@ -59,7 +63,7 @@ def django_request(request: Any) -> Request:
         request.method or "GET",
         request.path_info or "/",
         meta.get("QUERY_STRING", "") or "",
-        list(request.headers.items()),
+        LazyHeaders(request, _django_headers),
         meta.get("REMOTE_ADDR"),
         request.scheme or "http",
     )
@@ -169,6 +173,8 @@ class WaypostMiddleware(MiddlewareBase[GetResponse]):
         answer = self.answer(decision, mount, head)
         if answer is not None:
             return _django_response(answer)
+        if fallbacks or stats is not None:
+            read_headers(asked)  # as sent: the rewrite and the view may change META
         if decision.action == "rewrite":
             rewrite_request(request, decision)
         if engine.has_guards:
