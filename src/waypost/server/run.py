@@ -332,12 +332,29 @@ class ListenError(WaypostError):
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """The listening socket the workers share; :class:`ListenError` saying why when it cannot be
-    made (taken first, so that a busy port is reported before a million rules are loaded)."""
+    """The socket the workers share, bound to the address; :class:`ListenError` saying why
+    when it cannot be (taken first, so that a busy port is reported before a million rules are
+    loaded).
+
+    It is bound but not yet listening: each worker's server listens on it once it serves, so
+    that the port refuses connections while the rules load instead of taking them into a queue
+    no one answers (a TCP health check passing while requests hang). Linux refuses the bind of
+    a port another socket listens on, SO_REUSEADDR or not.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        listener = socket.create_server((host, port), family=family, backlog=2048)
+        # As socket.create_server() makes it, less its listen().
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                with contextlib.suppress(OSError):
+                    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind((host, port))
+        except BaseException:
+            listener.close()
+            raise
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             hint = "another server is listening there; stop it or choose another --port"
