@@ -1,7 +1,7 @@
 """Copy the latest benchmark results (benchmarks/results/*.md) into docs/speed.md.
 
-Run after ``bench_engine.py``, ``bench_server.py``, ``bench_guards.py``, ``bench_admin.py``,
-``bench_load.py`` and ``bench_import.py``; ``make bench`` does all of them.
+Run after ``bench_engine.py``, ``bench_server.py``, ``bench_middleware.py``, ``bench_guards.py``,
+``bench_admin.py``, ``bench_load.py`` and ``bench_import.py``; ``make bench`` does all of them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ BLOCK = re.compile(r"(<!-- bench:start -->\n).*?(<!-- bench:end -->)", re.DOTALL
 def main() -> None:
     parts = [
         (RESULTS / name).read_text(encoding="utf-8").strip()
-        for name in ("engine.md", "server.md", "guards.md", "admin.md", "load.md", "import.md")
+        for name in (
+            "engine.md",
+            "server.md",
+            "middleware.md",
+            "guards.md",
+            "admin.md",
+            "load.md",
+            "import.md",
+        )
         if (RESULTS / name).exists()
     ]
     readme = ROOT / "docs" / "speed.md"

@@ -1,0 +1,49 @@
+"""The benchmarks run, at tiny sizes and without timing anything, so that they cannot rot
+between the runs that measure (``make bench``)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, *args], cwd=BENCHMARKS, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_bench_middleware_runs() -> None:
+    out = _run("bench_middleware.py", "--rounds", "1", "--count", "20", "--no-write")
+    assert "| flask |" in out and "| fastapi |" in out
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None or shutil.which("nginx") is None or shutil.which("taskset") is None,
+    reason="needs wrk, nginx and taskset (apt-get install -y wrk nginx-light)",
+)
+def test_bench_server_runs_and_reports_both_sides_cpu() -> None:
+    out = _run(
+        "bench_server.py",
+        "--servers",
+        "waypost,nginx",
+        "--sizes",
+        "100",
+        "--duration",
+        "1",
+        "--repeat",
+        "1",
+        "--distinct-paths",
+        "1000",
+        "--no-write",
+    )
+    assert "| waypost |" in out and "| nginx |" in out
+    assert "CPU" in out and "wrk" in out
