@@ -137,6 +137,66 @@ PyDoc_STRVAR(add_doc,
 "Add a rule: its index in its rule set, its path (the lookup key) and its target (both ASCII),\n"
 "and the position of its meta in the store's metas.");
 
+/* One record: what add() and add_csv_rows() both write. The path and target are ASCII, at most
+ * 0xFFFF bytes each (the callers check); `hash` is the path's str hash. Grows everything first,
+ * so that a failure leaves the store as it was. */
+static int
+add_record(PlainStore *self, Py_ssize_t index, const void *path, size_t klen,
+           const void *target, size_t tlen, uint16_t meta, Py_hash_t hash)
+{
+    size_t need = HEAD + klen + tlen;
+    if (self->size + need > MAX_TOTAL) {
+        PyErr_SetString(PyExc_OverflowError, "a PlainStore holds at most 4 GiB");
+        return -1;
+    }
+    if ((size_t)index < self->nindex && self->by_index[index] != NO_RECORD) {
+        PyErr_Format(PyExc_ValueError, "index %zd added twice", index);
+        return -1;
+    }
+    if (self->size + need > self->cap) {
+        size_t cap = self->cap ? self->cap : 4096;
+        while (cap < self->size + need) cap *= 2;
+        char *blob = PyMem_RawRealloc(self->blob, cap);
+        if (blob == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->blob = blob;
+        self->cap = cap;
+    }
+    if (self->count == self->hcap) {
+        Py_ssize_t hcap = self->hcap ? self->hcap * 2 : 256;
+        Py_hash_t *hashes = PyMem_RawRealloc(self->hashes, (size_t)hcap * sizeof(Py_hash_t));
+        if (hashes == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->hashes = hashes;
+        self->hcap = hcap;
+    }
+    if ((size_t)index >= self->nindex) {
+        size_t n = self->nindex ? self->nindex : 256;
+        while (n <= (size_t)index) n *= 2;
+        uint32_t *by_index = PyMem_RawRealloc(self->by_index, n * sizeof(uint32_t));
+        if (by_index == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(by_index + self->nindex, 0xFF, (n - self->nindex) * sizeof(uint32_t));
+        self->by_index = by_index;
+        self->nindex = n;
+    }
+    char *r = self->blob + self->size;
+    Head h = {(uint16_t)klen, (uint16_t)tlen, (uint32_t)index, meta};
+    write_head(r, &h);
+    memcpy(r + HEAD, path, klen);
+    memcpy(r + HEAD + klen, target, tlen);
+    self->by_index[index] = (uint32_t)self->size;
+    self->hashes[self->count++] = hash;
+    self->size += need;
+    return 0;
+}
+
 static PyObject *
 store_add(PlainStore *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -164,51 +224,230 @@ store_add(PlainStore *self, PyObject *const *args, Py_ssize_t nargs)
     if (ascii_str(path, "path") < 0 || ascii_str(target, "target") < 0) return NULL;
     Py_hash_t hash = PyObject_Hash(path);
     if (hash == -1) return NULL;
-    uint16_t klen = (uint16_t)PyUnicode_GET_LENGTH(path);
-    uint16_t tlen = (uint16_t)PyUnicode_GET_LENGTH(target);
-    size_t need = HEAD + (size_t)klen + tlen;
-    if (self->size + need > MAX_TOTAL) {
-        PyErr_SetString(PyExc_OverflowError, "a PlainStore holds at most 4 GiB");
+    if (add_record(self, index, PyUnicode_DATA(path), (size_t)PyUnicode_GET_LENGTH(path),
+                   PyUnicode_DATA(target), (size_t)PyUnicode_GET_LENGTH(target), (uint16_t)meta,
+                   hash) < 0)
         return NULL;
-    }
-    if ((size_t)index < self->nindex && self->by_index[index] != NO_RECORD) {
-        PyErr_Format(PyExc_ValueError, "index %zd added twice", index);
-        return NULL;
-    }
-    /* Grow everything first, so that a failure leaves the store as it was. */
-    if (self->size + need > self->cap) {
-        size_t cap = self->cap ? self->cap : 4096;
-        while (cap < self->size + need) cap *= 2;
-        char *blob = PyMem_RawRealloc(self->blob, cap);
-        if (blob == NULL) return PyErr_NoMemory();
-        self->blob = blob;
-        self->cap = cap;
-    }
-    if (self->count == self->hcap) {
-        Py_ssize_t hcap = self->hcap ? self->hcap * 2 : 256;
-        Py_hash_t *hashes = PyMem_RawRealloc(self->hashes, (size_t)hcap * sizeof(Py_hash_t));
-        if (hashes == NULL) return PyErr_NoMemory();
-        self->hashes = hashes;
-        self->hcap = hcap;
-    }
-    if ((size_t)index >= self->nindex) {
-        size_t n = self->nindex ? self->nindex : 256;
-        while (n <= (size_t)index) n *= 2;
-        uint32_t *by_index = PyMem_RawRealloc(self->by_index, n * sizeof(uint32_t));
-        if (by_index == NULL) return PyErr_NoMemory();
-        memset(by_index + self->nindex, 0xFF, (n - self->nindex) * sizeof(uint32_t));
-        self->by_index = by_index;
-        self->nindex = n;
-    }
-    char *r = self->blob + self->size;
-    Head h = {klen, tlen, (uint32_t)index, (uint16_t)meta};
-    write_head(r, &h);
-    memcpy(r + HEAD, PyUnicode_DATA(path), klen);
-    memcpy(r + HEAD + klen, PyUnicode_DATA(target), tlen);
-    self->by_index[index] = (uint32_t)self->size;
-    self->hashes[self->count++] = hash;
-    self->size += need;
     Py_RETURN_NONE;
+}
+
+
+/* -- add_csv_rows(): the rows of a large CSV table, packed without a Python object each ------ */
+
+static inline int
+is_space(unsigned char c)
+{
+    /* What str.strip() takes off an ASCII text. */
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* A `from` the loader packs as written: '/' first, none of <>?#% or a control character, no '//'
+ * or '/.', not ending in '/' (but '/' itself). */
+static int
+plain_from(const unsigned char *p, Py_ssize_t n)
+{
+    if (n < 1 || n > 0xFFFF || p[0] != '/') return 0;
+    if (n > 1 && p[n - 1] == '/') return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || c == '?' || c == '#' || c == '%')
+            return 0;
+        if (c == '/' && i + 1 < n && (p[i + 1] == '/' || p[i + 1] == '.')) return 0;
+    }
+    return 1;
+}
+
+/* _PLAIN_PATH: '/', not followed by '/' or '\', then only '!'-'[', ']'-'z', '|', '~'. */
+static int
+plain_path_target(const unsigned char *p, Py_ssize_t n)
+{
+    if (n < 1 || p[0] != '/') return 0;
+    if (n > 1 && (p[1] == '/' || p[1] == '\\')) return 0;
+    for (Py_ssize_t i = 1; i < n; i++) {
+        unsigned char c = p[i];
+        if (!((c >= '!' && c <= '[') || (c >= ']' && c <= 'z') || c == '|' || c == '~')) return 0;
+    }
+    return 1;
+}
+
+static inline int
+is_alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* _PLAIN_URL: https?://host[:port][([/?#] then URL characters)] */
+static int
+plain_url_target(const unsigned char *p, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    if (n >= 8 && memcmp(p, "https://", 8) == 0) i = 8;
+    else if (n >= 7 && memcmp(p, "http://", 7) == 0) i = 7;
+    else return 0;
+    Py_ssize_t host = i;
+    while (i < n && (is_alnum(p[i]) || p[i] == '.' || p[i] == '-')) i++;
+    if (i == host) return 0;
+    if (i < n && p[i] == ':') {
+        Py_ssize_t port = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+        if (i == port) return 0;
+    }
+    if (i == n) return 1;
+    if (p[i] != '/' && p[i] != '?' && p[i] != '#') return 0;
+    for (i++; i < n; i++) {
+        unsigned char c = p[i];
+        if (is_alnum(c) || strchr("/:?#[]@!$&'()*+,;=%._~-", c) != NULL) {
+            if (c == 0) return 0; /* strchr finds the terminator */
+            continue;
+        }
+        return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(add_csv_rows_doc,
+"add_csv_rows(data, pos, line, index, columns, metas, default_meta)\n"
+"    -> (positions, meta_ids, pos, line)\n\n"
+"Add the rows of a CSV table ``data`` (bytes without a '\"' or a lone '\\r'), from offset\n"
+"``pos`` (line number ``line``), as rules ``index``, ``index + 1``, ...: each row that the\n"
+"loader would pack as written (``waypost.rules._build.RuleBuilder._plain``). Stops at the\n"
+"first row that is anything else (blank, a comment, another width, a name, a pattern, a\n"
+"target to encode, non-ASCII...) or at the end, and says where: the caller reads that row\n"
+"itself and calls again after it. ``columns`` is (count, from, to, status, name), -1 for a\n"
+"column the table lacks; ``metas`` maps a status code to its meta's position, and\n"
+"``default_meta`` is for a row without a status. Returns the rules' packed positions\n"
+"(``index | (line + 1) << 32``) and their metas' positions (one byte each).");
+
+static PyObject *
+store_add_csv_rows(PlainStore *self, PyObject *args)
+{
+    PyObject *data, *metas_map;
+    Py_ssize_t pos, line, index, ncols, c_from, c_to, c_status, c_name, default_meta;
+    if (!PyArg_ParseTuple(args, "Snnn(nnnnn)O!n:add_csv_rows", &data, &pos, &line, &index,
+                          &ncols, &c_from, &c_to, &c_status, &c_name, &PyDict_Type, &metas_map,
+                          &default_meta))
+        return NULL;
+    if (self->frozen) {
+        PyErr_SetString(PyExc_RuntimeError, "add_csv_rows() after freeze()");
+        return NULL;
+    }
+    Py_ssize_t nmetas = PyTuple_GET_SIZE(self->metas);
+    if (ncols < 1 || ncols > 8 || c_from < 0 || c_from >= ncols || c_to < 0 || c_to >= ncols
+        || c_status >= ncols || c_name >= ncols || default_meta < 0 || default_meta >= nmetas
+        || nmetas > 255) {
+        PyErr_SetString(PyExc_ValueError, "add_csv_rows(): bad columns or metas");
+        return NULL;
+    }
+    /* The meta of each status code the loader packs (301-308), -1 for the others. */
+    int meta_of[10];
+    for (int k = 0; k < 10; k++) meta_of[k] = -1;
+    PyObject *key, *value;
+    Py_ssize_t it = 0;
+    while (PyDict_Next(metas_map, &it, &key, &value)) {
+        long code = PyLong_AsLong(key);
+        long meta = PyLong_AsLong(value);
+        if (PyErr_Occurred()) return NULL;
+        if (code < 300 || code > 309 || meta < 0 || meta >= nmetas) {
+            PyErr_SetString(PyExc_ValueError, "add_csv_rows(): metas maps 30x codes to metas");
+            return NULL;
+        }
+        meta_of[code - 300] = (int)meta;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (pos < 0 || pos > n) {
+        PyErr_SetString(PyExc_ValueError, "add_csv_rows(): pos out of range");
+        return NULL;
+    }
+    PyObject *positions = PyList_New(0);
+    char *ids = NULL;
+    Py_ssize_t nids = 0, idcap = 0;
+    if (positions == NULL) return NULL;
+    while (pos < n) {
+        const unsigned char *row = d + pos;
+        const unsigned char *nl = memchr(row, '\n', (size_t)(n - pos));
+        Py_ssize_t len = nl ? (Py_ssize_t)(nl - row) : n - pos;
+        Py_ssize_t next = pos + len + (nl ? 1 : 0);
+        if (len > 0 && row[len - 1] == '\r') len--;
+        /* Split on ','; anything unusual ends the run. */
+        const unsigned char *start[8];
+        Py_ssize_t size[8];
+        Py_ssize_t cols = 0, from = 0, i;
+        int unusual = 0;
+        for (i = 0; i <= len; i++) {
+            if (i == len || row[i] == ',') {
+                if (cols == ncols) {
+                    unusual = 1;
+                    break;
+                }
+                const unsigned char *a = row + from, *b = row + i;
+                while (a < b && is_space(*a)) a++;
+                while (b > a && is_space(b[-1])) b--;
+                start[cols] = a;
+                size[cols++] = b - a;
+                from = i + 1;
+            }
+            else if (row[i] >= 0x80 || row[i] == '\r' || row[i] == 0) {
+                unusual = 1;
+                break;
+            }
+        }
+        if (unusual || cols != ncols) break;
+        if (size[0] > 0 && start[0][0] == '#') break; /* a comment row */
+        if (c_name >= 0 && size[c_name] != 0) break;
+        const unsigned char *fp = start[c_from], *tp = start[c_to];
+        Py_ssize_t flen = size[c_from], tlen = size[c_to];
+        if (!plain_from(fp, flen)) break;
+        if (tlen < 1 || tlen > 0xFFFF || !(plain_path_target(tp, tlen) || plain_url_target(tp, tlen)))
+            break;
+        int meta = (int)default_meta;
+        if (c_status >= 0 && size[c_status] != 0) {
+            const unsigned char *sp = start[c_status];
+            if (size[c_status] != 3 || sp[0] != '3' || sp[1] != '0' || sp[2] < '0' || sp[2] > '9')
+                break;
+            meta = meta_of[sp[2] - '0'];
+            if (meta < 0) break;
+        }
+        if (index >= 0x7FFFFFFE) break;
+        PyObject *text = PyUnicode_DecodeASCII((const char *)fp, flen, NULL);
+        if (text == NULL) goto fail;
+        Py_hash_t hash = PyObject_Hash(text);
+        Py_DECREF(text);
+        if (hash == -1) goto fail;
+        if (add_record(self, index, fp, (size_t)flen, tp, (size_t)tlen, (uint16_t)meta, hash) < 0)
+            goto fail;
+        PyObject *position = PyLong_FromLongLong((long long)index | ((long long)(line + 1) << 32));
+        if (position == NULL) goto fail;
+        int appended = PyList_Append(positions, position);
+        Py_DECREF(position);
+        if (appended < 0) goto fail;
+        if (nids == idcap) {
+            idcap = idcap ? idcap * 2 : 4096;
+            char *grown = PyMem_RawRealloc(ids, (size_t)idcap);
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            ids = grown;
+        }
+        ids[nids++] = (char)meta;
+        index++;
+        line++;
+        pos = next;
+    }
+    PyObject *meta_ids = PyBytes_FromStringAndSize(ids ? ids : "", nids);
+    PyMem_RawFree(ids);
+    if (meta_ids == NULL) {
+        Py_DECREF(positions);
+        return NULL;
+    }
+    return Py_BuildValue("(NNnn)", positions, meta_ids, pos, line);
+fail:
+    /* The rows added so far stay added (their indexes are taken): the caller gives up the
+     * whole table on an error here, which is only ever memory. */
+    PyMem_RawFree(ids);
+    Py_DECREF(positions);
+    return NULL;
 }
 
 PyDoc_STRVAR(freeze_doc,
@@ -603,6 +842,7 @@ store_len(PlainStore *self)
 
 static PyMethodDef store_methods[] = {
     {"add", (PyCFunction)(void (*)(void))store_add, METH_FASTCALL, add_doc},
+    {"add_csv_rows", (PyCFunction)store_add_csv_rows, METH_VARARGS, add_csv_rows_doc},
     {"freeze", (PyCFunction)store_freeze, METH_NOARGS, freeze_doc},
     {"find", (PyCFunction)store_find, METH_O, find_doc},
     {"prefetch", (PyCFunction)(void (*)(void))store_prefetch, METH_FASTCALL, prefetch_doc},

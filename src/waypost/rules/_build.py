@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -361,6 +361,39 @@ class RuleBuilder:
         self._packed_metas: dict[int, RuleMeta] = {}
         self._plain_meta_ids = {status: i for i, status in enumerate(self._plain_metas)}
 
+    def _new_store(self) -> Any:
+        assert _PlainStore is not None  # self._packing says so
+        store = self._store = _PlainStore(tuple(self._plain_metas.values()))
+        # The packed rules' metas name the store (PackedRule reads its path and target back
+        # from it); the store's own metas, what a lookup answers, need not.
+        self._packed_metas = {
+            status: replace(meta, store=store) for status, meta in self._plain_metas.items()
+        }
+        return store
+
+    def csv_packer(self) -> tuple[Any, dict[int, int], int] | None:
+        """For a large CSV table read in bulk (see ``PlainStore.add_csv_rows``): the store the
+        builder packs literal redirects into, the position of each status's meta in it, and
+        the default status's; None when this builder packs nothing."""
+        if not self._packing:
+            return None
+        store = self._store if self._store is not None else self._new_store()
+        return store, dict(self._plain_meta_ids), self._plain_meta_ids[self._default_status]
+
+    def packed_rules(self, positions: Sequence[int], meta_ids: bytes) -> list[Rule]:
+        """The rules of rows ``PlainStore.add_csv_rows`` packed: the PackedRule objects that
+        :meth:`_plain` would have made for them."""
+        metas = [self._packed_metas[status] for status in self._plain_metas]
+        rules: list[Rule] = []
+        append = rules.append
+        new, set_position, set_meta = _new_object, _set_position, _set_meta
+        for position, meta in zip(positions, meta_ids, strict=True):
+            packed = new(PackedRule)
+            set_position(packed, position)
+            set_meta(packed, metas[meta])
+            append(packed)
+        return rules
+
     def finish(self) -> None:
         """Call once every entry is built: the packed rules' store is made ready for lookups."""
         if self._store is not None:
@@ -603,13 +636,7 @@ class RuleBuilder:
         ):
             store = self._store
             if store is None:
-                assert _PlainStore is not None  # self._packing says so
-                store = self._store = _PlainStore(tuple(self._plain_metas.values()))
-                # The packed rules' metas name the store (PackedRule reads its path and target
-                # back from it); the store's own metas, what a lookup answers, need not.
-                self._packed_metas = {
-                    status: replace(meta, store=store) for status, meta in self._plain_metas.items()
-                }
+                store = self._new_store()
             packed: Rule = _new_object(PackedRule)
             _set_position(packed, position)
             _set_meta(packed, self._packed_metas[status])
