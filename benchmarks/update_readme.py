@@ -1,7 +1,8 @@
 """Copy the latest benchmark results (benchmarks/results/*.md) into docs/speed.md.
 
-Run after ``bench_engine.py``, ``bench_server.py``, ``bench_middleware.py``, ``bench_guards.py``,
-``bench_admin.py``, ``bench_load.py`` and ``bench_import.py``; ``make bench`` does all of them.
+Run after ``bench_engine.py``, ``bench_server.py``, ``bench_start.py``, ``bench_middleware.py``,
+``bench_guards.py``, ``bench_admin.py``, ``bench_load.py`` and ``bench_import.py``; ``make bench``
+does all of them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def main() -> None:
         for name in (
             "engine.md",
             "server.md",
+            "start.md",
             "middleware.md",
             "guards.md",
             "admin.md",

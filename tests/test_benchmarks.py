@@ -47,3 +47,11 @@ def test_bench_server_runs_and_reports_both_sides_cpu() -> None:
     )
     assert "| waypost |" in out and "| nginx |" in out
     assert "CPU" in out and "wrk" in out
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx") is None, reason="needs nginx (apt-get install -y nginx-light)"
+)
+def test_bench_start_runs() -> None:
+    out = _run("bench_start.py", "--sizes", "100", "--rounds", "1", "--no-write")
+    assert "| 100 |" in out
