@@ -473,6 +473,19 @@ class Engine:
         them, with the values each would get (conditions aside). The checks use it."""
         return self._snapshot.matcher.candidates(path)
 
+    def first_candidate(self, path: str) -> Rule | None:
+        """The rule the engine tries first for the decoded ``path`` (conditions aside), or
+        None: what :meth:`candidates` gives first, without looking for the others (the checks
+        ask it of every literal redirect of a large table)."""
+        snapshot = self._snapshot
+        hit = snapshot.matcher.first(path)
+        if hit is None:
+            return None
+        rule = hit[0]
+        if hit[1] is snapshot.packed:  # a rule of the compiled store: its position
+            return self.ruleset.rules[rule]  # type: ignore[index]
+        return rule  # type: ignore[return-value]
+
     def apply(
         self, rule: Rule, values: Mapping[str, Any] | None = None, query: str = ""
     ) -> Decision:
