@@ -692,6 +692,21 @@ class _Checker:
             and self.engine.first_candidate(target) is None
         )
 
+    def nowhere(self, location: str | None) -> bool:
+        """Whether a redirect to ``location`` ends at the app: a path of this site, in normal
+        form, that no rule matches (see leads_nowhere())."""
+        if location is None or location[:1] != "/" or location[:2] == "//":
+            return False
+        path = location.partition("?")[0]
+        if "%" in path:
+            path = unquote(path)
+        return (
+            self.layer is None
+            and not self.slash_redirects
+            and _NORMAL_PATH.fullmatch(path) is not None
+            and self.engine.first_candidate(path) is None
+        )
+
     def chains(self, rule: Rule, samples: list[tuple[str, dict[str, Any]]]) -> None:
         if self.leads_nowhere(rule):
             return
@@ -705,6 +720,11 @@ class _Checker:
             first = self.engine.apply(rule, values if rule.pattern is not None else None)
             if first.action != "redirect":
                 return  # refused (unsafe target): target_safety reports it
+            if not walks and self.nowhere(first.location):
+                # The first sample's walk ends at the app after one hop. Whatever the second
+                # one's, nothing is reported: the same shape reads the first walk (a plain
+                # redirect), another means the samples disagree.
+                return
             walks.append(
                 follow(
                     self.engine,
