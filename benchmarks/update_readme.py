@@ -1,8 +1,8 @@
 """Copy the latest benchmark results (benchmarks/results/*.md) into docs/speed.md.
 
 Run after ``bench_engine.py``, ``bench_server.py``, ``bench_start.py``, ``bench_middleware.py``,
-``bench_guards.py``, ``bench_admin.py``, ``bench_load.py`` and ``bench_import.py``; ``make bench``
-does all of them.
+``bench_guards.py``, ``bench_admin.py``, ``bench_load.py``, ``bench_import.py`` and
+``bench_check.py``; ``make bench`` does all of them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
             "admin.md",
             "load.md",
             "import.md",
+            "check.md",
         )
         if (RESULTS / name).exists()
     ]

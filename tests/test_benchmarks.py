@@ -55,3 +55,8 @@ def test_bench_server_runs_and_reports_both_sides_cpu() -> None:
 def test_bench_start_runs() -> None:
     out = _run("bench_start.py", "--sizes", "100", "--rounds", "1", "--no-write")
     assert "| 100 |" in out
+
+
+def test_bench_check_runs() -> None:
+    out = _run("bench_check.py", "--sizes", "200", "--no-write")
+    assert "| 200 | literal |" in out and "| 200 | mixed |" in out

@@ -39,6 +39,7 @@ from waypost.engine import Engine
 from waypost.engine._guards import GuardLayer
 from waypost.exceptions import RuleError
 from waypost.rules.conditions import EMPTY_CONDITIONS, Conditions, ValuePattern
+from waypost.rules.load import collector_paused
 from waypost.rules.model import Redirect, Rewrite, Rule, RuleSet, sample_paths
 from waypost.rules.pattern import quote_path
 from waypost.rules.safety import host_allowed
@@ -925,4 +926,6 @@ def check_rules(
     ``after``/``before`` conditions; ``progress(n)`` is told as every ``n`` more rules are
     checked (for a progress bar).
     """
-    return _Checker(engine, site_hosts, now).run(progress)
+    # A large table makes a finding or more a rule and no cycle: see collector_paused().
+    with collector_paused():
+        return _Checker(engine, site_hosts, now).run(progress)
