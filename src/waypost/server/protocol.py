@@ -165,6 +165,9 @@ class WaypostProtocol(HttpToolsProtocol):
         #: a body that stopped arriving (body_timeout).
         self._in_body = False
         self._body_timer: asyncio.TimerHandle | None = None
+        #: While the parser reads one piece of data: the answers written meanwhile, sent in one
+        #: write when it is done (pipelined requests: one system call, not one each).
+        self._batch: list[bytes] | None = None
         #: Answered and closing: what the client still sends is read and dropped (_linger()).
         self._lingering = False
         self._lingered = 0
@@ -196,7 +199,11 @@ class WaypostProtocol(HttpToolsProtocol):
         # uvicorn's data_received(), keeping what follows an upgrade request's head.
         self._unset_keepalive_if_required()
         try:
-            self.parser.feed_data(data)
+            self._batch = []
+            try:
+                self.parser.feed_data(data)
+            finally:
+                self._flush()
         except httptools.HttpParserError as exc:
             self._parse_error(exc)
             return
@@ -779,7 +786,20 @@ class WaypostProtocol(HttpToolsProtocol):
             out.append(_KEEP_ALIVE)
         out.append(b"\r\n")
         out.append(response.body)
-        self.transport.write(b"".join(out))
+        batch = self._batch
+        if batch is not None and keep_alive:
+            batch.append(b"".join(out))
+        else:
+            # Whatever follows this answer (a close, a linger) follows what came before it.
+            self._flush()
+            self.transport.write(b"".join(out))
+
+    def _flush(self) -> None:
+        """Send the answers batched while the parser read (see ``_batch``); stop batching."""
+        batch = self._batch
+        self._batch = None
+        if batch:
+            self.transport.write(b"".join(batch) if len(batch) > 1 else batch[0])
 
 
 class _CycleTransport:
