@@ -29,7 +29,12 @@ def _app_relative(scope: Scope) -> tuple[str, str]:
     root = scope.get("root_path", "") or ""
     path: str = scope["path"]
     raw_bytes = scope.get("raw_path")
-    raw = raw_bytes.decode("latin-1").partition("?")[0] if raw_bytes else quote(path)
+    if raw_bytes:
+        raw = raw_bytes.decode("latin-1")
+        if "?" in raw:
+            raw = raw.partition("?")[0]
+    else:
+        raw = quote(path)
     if root and path.startswith(root):
         path = path[len(root) :] or "/"
         quoted_root = quote(root)
@@ -69,16 +74,20 @@ def request_from_scope(scope: Scope) -> Request:
     its headers are decoded when first read."""
     path, raw = _app_relative(scope)
     client = scope.get("client")
+    query = scope.get("query_string", b"")
+    # Positional: a call with keywords costs CPython 3.11 more (see Request.__init__).
     return Request(
         scope.get("method", "GET"),
         raw,
-        scope.get("query_string", b"").decode("latin-1"),
+        query.decode("latin-1") if query else "",
         LazyHeaders(scope.get("headers", ()), _scope_headers),
-        client_ip=client[0] if client else None,
-        path=path,
+        None,  # host: from the headers
+        client[0] if client else None,
+        None,  # now
+        path,
         # The server's scheme: behind a proxy, what the server was told to trust (uvicorn's
         # --proxy-headers, hypercorn's ProxyFixMiddleware).
-        scheme=scope.get("scheme", "http"),
+        scope.get("scheme", "http"),
     )
 
 
@@ -121,7 +130,9 @@ def request_from_path(
         path if _RAW_AS_IS.fullmatch(path) else quote(path, safe=_PATH_SAFE),
         query_string,
         headers,
-        client_ip=client_ip,
-        path=path,
-        scheme=scheme,
+        None,  # host: from the headers
+        client_ip,
+        None,  # now
+        path,
+        scheme,
     )
