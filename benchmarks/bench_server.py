@@ -666,8 +666,9 @@ def main() -> None:
         if "starlette" in servers and max(sizes) > extra >= min(sizes) and extra not in sizes:
             prepare(tmp, [extra], args.distinct_paths)
             plan.append(("starlette", extra))
-        # The --db contenders seed a store of their own first (a million rules: about a minute).
-        results.extend(measure_all(plan, tmp, args, start_timeout=300))
+        # The --db contenders seed a store of their own first (a million rules: a minute or two,
+        # more on a busy machine: 300 s ran out once).
+        results.extend(measure_all(plan, tmp, args, start_timeout=900))
     small, large = min(sizes), max(sizes)
     targets = verdicts(results, small, large)
     meta = {
