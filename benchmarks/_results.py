@@ -20,7 +20,10 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def write_results(name: str, results: list[dict[str, Any]], markdown: str) -> None:
-    """Write ``results`` (with the Python and CPU count) and their ``markdown`` snippet."""
+    """Write ``results`` (with the Python and CPU count) and their ``markdown`` snippet; nothing
+    with ``WAYPOST_BENCH_NO_WRITE=1`` (the suite's runs at tiny sizes, tests/test_benchmarks.py)."""
+    if os.environ.get("WAYPOST_BENCH_NO_WRITE") == "1":
+        return
     RESULTS.mkdir(exist_ok=True)
     meta = {"python": platform.python_version(), "cpus": os.cpu_count()}
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))

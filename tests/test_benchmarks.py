@@ -3,6 +3,7 @@ between the runs that measure (``make bench``)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def _run(*args: str) -> str:
     out = subprocess.run(
-        [sys.executable, *args], cwd=BENCHMARKS, capture_output=True, text=True, timeout=300
+        [sys.executable, *args],
+        cwd=BENCHMARKS,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WAYPOST_BENCH_NO_WRITE": "1"},  # results/ keeps the real runs'
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
@@ -60,3 +66,16 @@ def test_bench_start_runs() -> None:
 def test_bench_check_runs() -> None:
     out = _run("bench_check.py", "--sizes", "200", "--no-write")
     assert "| 200 | literal |" in out and "| 200 | mixed |" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench_import.py", "--sizes", "300"],
+        ["bench_load.py", "--sizes", "300", "--pure-max", "300"],
+        ["bench_admin.py", "--sizes", "300", "--rounds", "1"],
+    ],
+    ids=["import", "load", "admin"],
+)
+def test_the_size_by_size_benchmarks_run(args: list[str]) -> None:
+    assert "| 300 |" in _run(*args)
