@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from _baseline import add_baseline_argument, checked_baseline_src, tree_env
+from _baseline import add_baseline_argument, checked_baseline_src
+from _command import figure_cell, median_figures, run_worker, with_baseline_ratio
 from _results import parse_sizes, write_results
 from bench_import import write_csv
 
@@ -54,20 +52,6 @@ def write_literal(path: Path, count: int) -> None:
             out.write(f"/old/{n},/new/{n},{302 if n % 20 == 3 else 301}\n")
 
 
-def run(path: Path, tree: Path | None, name: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", _WORKER, str(path)],
-        capture_output=True,
-        text=True,
-        env=tree_env(tree),
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{out.stderr}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
 def measure(count: int, table: str, rounds: int, tree: Path | None) -> dict[str, Any]:
     trees: dict[str, Path | None] = {"waypost": None}
     if tree is not None:
@@ -78,33 +62,15 @@ def measure(count: int, table: str, rounds: int, tree: Path | None) -> dict[str,
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for _ in range(rounds):
             for name, source in trees.items():
-                runs[name].append(run(path, source, name))
-    figures = {
-        name: {
-            "cpu": round(statistics.median(r["cpu"] for r in results), 1),
-            "wall": round(statistics.median(r["wall"] for r in results), 1),
-            "peak_mb": round(statistics.median(r["peak_mb"] for r in results)),
-        }
-        for name, results in runs.items()
-    }
+                runs[name].append(run_worker(_WORKER, [str(path)], source, name))
+    figures = median_figures(runs)
     out: dict[str, Any] = {
         "rows": count,
         "table": table,
         "figures": figures,
         "meets_target": figures["waypost"]["cpu"] < TARGET_SECONDS,
     }
-    if "baseline" in figures:
-        out["baseline_over_waypost"] = round(
-            figures["baseline"]["cpu"] / figures["waypost"]["cpu"], 2
-        )
-    return out
-
-
-def _cell(result: dict[str, Any], name: str) -> str:
-    figure = result["figures"].get(name)
-    if figure is None:
-        return "-"
-    return f"{figure['cpu']} s ({figure['wall']} s wall), {figure['peak_mb']:,} MB"
+    return with_baseline_ratio(out)
 
 
 def report(results: list[dict[str, Any]]) -> str:
@@ -121,8 +87,8 @@ def report(results: list[dict[str, Any]]) -> str:
     for r in results:
         ratio = f"{r['baseline_over_waypost']}x" if "baseline_over_waypost" in r else "-"
         lines.append(
-            f"| {r['rows']:,} | {r['table']} | {_cell(r, 'waypost')} | {_cell(r, 'baseline')} "
-            f"| {ratio} |"
+            f"| {r['rows']:,} | {r['table']} | {figure_cell(r, 'waypost')} "
+            f"| {figure_cell(r, 'baseline')} | {ratio} |"
         )
     return "\n".join(lines) + "\n"
 

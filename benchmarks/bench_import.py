@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from _baseline import add_baseline_argument, checked_baseline_src, tree_env
+from _baseline import add_baseline_argument, checked_baseline_src
+from _command import figure_cell, median_figures, run_worker, with_baseline_ratio
 from _results import parse_sizes, write_results
 
 TARGET_SECONDS = 20.0
@@ -63,17 +61,7 @@ def run(path: Path, folder: Path, tree: Path | None, name: str) -> dict[str, Any
     db = folder / f"{name}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    out = subprocess.run(
-        [sys.executable, "-c", _WORKER, str(path), str(db)],
-        capture_output=True,
-        text=True,
-        env=tree_env(tree),
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{out.stderr}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_worker(_WORKER, [str(path), str(db)], tree, name)
 
 
 def measure(count: int, rounds: int, tree: Path | None, baseline_max: int) -> dict[str, Any]:
@@ -88,31 +76,13 @@ def measure(count: int, rounds: int, tree: Path | None, baseline_max: int) -> di
         for _ in range(rounds):
             for name, source in trees.items():  # interleaved: each round meets the same noise
                 runs[name].append(run(path, folder, source, name))
-    figures = {
-        name: {
-            "cpu": round(statistics.median(r["cpu"] for r in results), 1),
-            "wall": round(statistics.median(r["wall"] for r in results), 1),
-            "peak_mb": round(statistics.median(r["peak_mb"] for r in results)),
-        }
-        for name, results in runs.items()
-    }
+    figures = median_figures(runs)
     out: dict[str, Any] = {
         "rows": count,
         "figures": figures,
         "meets_target": figures["waypost"]["cpu"] < TARGET_SECONDS,
     }
-    if "baseline" in figures:
-        out["baseline_over_waypost"] = round(
-            figures["baseline"]["cpu"] / figures["waypost"]["cpu"], 2
-        )
-    return out
-
-
-def _cell(result: dict[str, Any], name: str) -> str:
-    figure = result["figures"].get(name)
-    if figure is None:
-        return "-"
-    return f"{figure['cpu']} s ({figure['wall']} s wall), {figure['peak_mb']:,} MB"
+    return with_baseline_ratio(out)
 
 
 def report(results: list[dict[str, Any]]) -> str:
@@ -130,7 +100,8 @@ def report(results: list[dict[str, Any]]) -> str:
     for r in results:
         ratio = f"{r['baseline_over_waypost']}x" if "baseline_over_waypost" in r else "-"
         lines.append(
-            f"| {r['rows']:,} | {_cell(r, 'waypost')} | {_cell(r, 'baseline')} | {ratio} |"
+            f"| {r['rows']:,} | {figure_cell(r, 'waypost')} "
+            f"| {figure_cell(r, 'baseline')} | {ratio} |"
         )
     return "\n".join(lines) + "\n"
 
