@@ -192,6 +192,11 @@ def _read_toml(text: str, file: str) -> tuple[Any, Pos | None, list[RuleError]]:
 _CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 
 
+def _blank_or_comment(row: list[str]) -> bool:
+    """A CSV row that holds nothing: blank, or a comment (its first cell starts with ``#``)."""
+    return not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#")
+
+
 def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, int, list[str]]]:
     """Each CSV row that holds something, with its first and last line numbers.
 
@@ -203,7 +208,7 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, int, list[str]]]:
     try:
         for row in reader:
             start, end = end + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
+            if _blank_or_comment(row):
                 continue
             yield start, end, row
     except csv.Error as exc:
@@ -327,6 +332,30 @@ def _read_csv(
         yield _csv_entry(header, row), start
 
 
+def _build_row(
+    builder: RuleBuilder,
+    entry: dict[str, str],
+    index: int,
+    line: int,
+    rules: list[Rule],
+    errors: list[RuleError],
+) -> None:
+    """Build a table row's ``entry`` as rule ``index``: onto ``rules``, or its problems onto
+    ``errors`` at its ``line`` (``to: ...``)."""
+    rule, problems = builder.build(entry, index, line)
+    if problems:
+        errors.extend(
+            RuleError(
+                f"{p.keys[0]}: {p.message}" if p.keys else p.message,
+                file=builder.file,
+                line=line,
+            )
+            for p in problems
+        )
+    elif rule is not None:
+        rules.append(rule)
+
+
 def _csv_bulk(
     data: bytes,
     file: str,
@@ -382,7 +411,7 @@ def _csv_bulk(
             except csv.Error as exc:
                 read_errors.append(RuleError(f"not valid CSV: {exc}", file=file, line=start))
                 break
-            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
+            if _blank_or_comment(row):
                 continue
             if header is None:
                 header = [h.strip().lower() for h in row]
@@ -399,19 +428,8 @@ def _csv_bulk(
             if len(row) != len(header):
                 read_errors.append(RuleError(_csv_wrong_width(header, row), file=file, line=start))
                 continue
-            rule, problems = builder.build(_csv_entry(header, row), index, start)
+            _build_row(builder, _csv_entry(header, row), index, start, rules, build_errors)
             index += 1
-            if problems:
-                build_errors.extend(
-                    RuleError(
-                        f"{p.keys[0]}: {p.message}" if p.keys else p.message,
-                        file=file,
-                        line=start,
-                    )
-                    for p in problems
-                )
-            elif rule is not None:
-                rules.append(rule)
         builder.finish()
     if header is None and not read_errors:
         read_errors.append(RuleError(_CSV_EMPTY, file=file, line=1))
@@ -717,18 +735,7 @@ def _csv_rules(
     rules: list[Rule] = []
     with collector_paused():
         for index, (entry, line) in enumerate(_read_csv(lines, file, read_errors)):
-            rule, problems = builder.build(entry, index, line)
-            if problems:
-                build_errors.extend(
-                    RuleError(
-                        f"{p.keys[0]}: {p.message}" if p.keys else p.message,
-                        file=file,
-                        line=line,
-                    )
-                    for p in problems
-                )
-            elif rule is not None:
-                rules.append(rule)
+            _build_row(builder, entry, index, line, rules, build_errors)
         builder.finish()
     errors.extend(read_errors)
     errors.extend(build_errors)
