@@ -44,7 +44,8 @@ setup(
     ext_modules=[
         Extension(
             "waypost._plainstore",
-            ["src/waypost/_plainstore.c"],
+            ["src/waypost/_plainstore.c", "src/waypost/_fastpath.c"],
+            depends=["src/waypost/_plainstore.h"],
             optional=True,
         )
     ],

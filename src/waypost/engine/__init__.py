@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from waypost.decision import NO_MATCH, Decision, Step, Trace, make_decision
+from waypost.engine._compiled import fast_path
 from waypost.engine._guards import GuardLayer, identity_headers, identity_headers_of
 from waypost.engine._plans import Plan, Site, Stage, StoredRedirect, merge_query, plan_for
 from waypost.exceptions import RuleError, RulesError, UrlBuildError
@@ -53,6 +54,7 @@ class _Snapshot:
     """One rule set, its matcher and the plans of its rules; swapped as a whole."""
 
     __slots__ = (
+        "fast",
         "guards",
         "has_fallbacks",
         "matcher",
@@ -87,6 +89,8 @@ class _Snapshot:
             packed=self.packed,
             first_match=ruleset.defaults.get("order") == "first_match",
         )
+        #: The compiled road of resolve() (see _compiled.py); None: the Python road only.
+        self.fast: Any = None
 
     def plan(self, rule: Rule) -> Plan:
         """The plan of ``rule`` for values from the trie (made once; see plan_for())."""
@@ -182,6 +186,13 @@ def _compile(
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0, e.col or 0))
         raise RulesError(errors, file=ruleset.source)
+    if snapshot.guards is None:
+        snapshot.fast = fast_path(
+            snapshot.matcher,
+            snapshot.packed,
+            merge_slashes=snapshot.merge_slashes,
+            slash_redirects=snapshot.slash_redirects,
+        )
     return snapshot
 
 
@@ -415,6 +426,14 @@ class Engine:
         ``"missing"`` (the app answered 404) considers only them, ``"all"`` considers every rule
         (the standalone server with no app behind it).
         """
+        snapshot = self._snapshot
+        fast = snapshot.fast
+        if fast is not None:
+            # The compiled road answers the common request in one call (see _compiled.py);
+            # None: this request takes the Python road below, which is the reference.
+            decision = fast.resolve(request, url, stage)
+            if decision is not None:
+                return decision  # type: ignore[no-any-return]
         if url is None:
             try:
                 path, query = request.path, request.query_string  # type: ignore[union-attr]
@@ -431,7 +450,6 @@ class Engine:
                 path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
             else:
                 scheme, host, raw_path, query, path = parse_url(url)
-        snapshot = self._snapshot
         if snapshot.guards is not None:
             # The one check a rule set without guards pays (see _guarded()).
             if "/." in path or ("//" in path and snapshot.merge_slashes):

@@ -86,6 +86,7 @@ class Matcher:
         "_tries",
         "by_name",
         "duplicates",
+        "first_index",
         "rule_count",
         "rules",
     )
@@ -147,6 +148,9 @@ class Matcher:
                 payload=payload,
                 search=search,
             )
+        #: The compiled index of the patterns (None: the full search finds them, as with several
+        #: tries or in first-match order); the compiled resolve is built from it.
+        self.first_index = index
         self._first_pattern: Callable[[str], Hit | None] = (
             index.first if index is not None else search
         )
@@ -228,6 +232,22 @@ class Matcher:
     def first_pattern(self, path: str) -> Hit | None:
         """The first pattern candidate for ``path`` (exact rules aside), or None."""
         return self._first_pattern(path)
+
+    @property
+    def default_table(self) -> dict[str, Rule | tuple[Rule, ...]] | None:
+        """The dict of exact paths asked first (rules not in the store), when every exact rule
+        is of the default variant; None when the full search answers (see :meth:`first`)."""
+        return None if self._first_match else self._default
+
+    @property
+    def store(self) -> PlainStore | None:
+        """The compiled store of literal redirects the matcher asks, or None."""
+        return self._store
+
+    @property
+    def has_patterns(self) -> bool:
+        """Whether any pattern rule is indexed."""
+        return bool(self._tries)
 
     @property
     def packed(self) -> int:

@@ -119,6 +119,9 @@ class _Branch:
     end: _Entry | None
     alternatives: tuple[_Alternative, ...]
     ordered: bool
+    #: The segment each edge of ``alternatives`` reads (None for tails): what the compiled
+    #: resolve (waypost.engine._compiled) is built from.
+    segments: tuple[Segment | None, ...] = ()
 
 
 def _match_leaf(leaf: _Leaf, path: str, pos: int, values: tuple[Any, ...]) -> Hit | None:
@@ -214,6 +217,7 @@ class FirstIndex:
     """
 
     __slots__ = ("root", "search", "strict_slashes")
+    root: _Branch
 
     def __init__(
         self, root: _Branch, strict_slashes: bool, search: Callable[[str], Hit | None]
@@ -309,7 +313,7 @@ class _Compiler:
         static = {key: self.child(child, depth + 1) for key, child in node.static.items()}
         ends = sorted(node.rules, key=lambda rule: rule.index)
         end = (ends[0], payload(ends[0])) if ends else None
-        ranked: list[tuple[tuple[int, int], _Alternative]] = []
+        ranked: list[tuple[tuple[int, int], _Alternative, Segment | None]] = []
         for (segment, child), (edge, _) in zip(node.dynamic, node.edges, strict=True):
             below = self.child(child, depth + 1)
             gate: Mapping[str, Any] | frozenset[str] | None = None
@@ -319,7 +323,9 @@ class _Compiler:
                 parts = below.rule.pattern.parts  # type: ignore[union-attr]
                 if depth + 1 < len(parts) and isinstance(parts[depth + 1], str):
                     gate = frozenset([parts[depth + 1]])  # type: ignore[list-item]
-            ranked.append(((segment.weight, -segment.static_chars), _Edge(edge, below, gate)))
+            ranked.append(
+                ((segment.weight, -segment.static_chars), _Edge(edge, below, gate), segment)
+            )
         shapes: dict[str, list[tuple[Segment, Rule]]] = {}
         for segment, rule in node.tails:
             shapes.setdefault(segment.signature, []).append((segment, rule))
@@ -328,15 +334,21 @@ class _Compiler:
             tails = _Tails(
                 None, tuple((segment, rule, payload(rule)) for segment, rule in same), None
             )
-            ranked.append(((same[0][0].weight, -same[0][0].static_chars), tails))
+            ranked.append(((same[0][0].weight, -same[0][0].static_chars), tails, None))
         ranked.sort(key=lambda item: item[0])
-        ranks = [rank for rank, _ in ranked]
+        ranks = [rank for rank, _, _ in ranked]
         ordered = (
             all(a < b for a, b in pairwise(ranks))
             and (not static or all(weight > 0 for weight, _ in ranks))
             and not node.mixed
         )
-        return _Branch(static, end, tuple(item for _, item in ranked), ordered)
+        return _Branch(
+            static,
+            end,
+            tuple(item for _, item, _ in ranked),
+            ordered,
+            tuple(segment for _, _, segment in ranked),
+        )
 
     def leaf(self, rule: Rule, depth: int) -> _Leaf | None:
         """The leaf for ``rule`` below ``depth`` segments; None when a custom converter is left."""

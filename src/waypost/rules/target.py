@@ -140,7 +140,8 @@ class Target:
             kind = type(converter)
             fast = _GENERAL
             if piece.part != "authority":
-                if kind is IntConverter:
+                if kind is IntConverter and not converter.fixed_digits:  # type: ignore[attr-defined]
+                    # (fixed_digits: written zero-padded, by to_url())
                     fast = _INT
                 elif kind is PathConverter and piece.part == "path":
                     fast = _PATH
