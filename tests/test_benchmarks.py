@@ -27,6 +27,11 @@ def _run(*args: str) -> str:
     return out.stdout
 
 
+def test_bench_engine_runs() -> None:
+    out = _run("bench_engine.py", "--tiny")
+    assert "faster than Werkzeug" in out and "dict.get" in out
+
+
 def test_bench_middleware_runs() -> None:
     out = _run("bench_middleware.py", "--rounds", "1", "--count", "20", "--no-write")
     assert "| flask |" in out and "| fastapi |" in out
