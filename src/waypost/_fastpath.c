@@ -11,8 +11,9 @@
  *
  * What it is made of (waypost/engine/_compiled.py builds the description it takes):
  *
- *   - the exact rules: the rule set's dict of exact paths (a hit there is the Python road's,
- *     since those rules may have conditions) and the compiled store of literal redirects;
+ *   - the exact rules: the paths of the rule set's dict of exact rules, each with the rule a
+ *     lookup finds first (with conditions, or an action it does not cover: the Python road's),
+ *     and the compiled store of literal redirects;
  *   - the pattern index: the branches and leaves of waypost.matching._index.FirstIndex, walked
  *     in the same order (static child, then edges and tails by rank); a branch whose order that
  *     walk cannot vouch for answers "not handled" when reached, as the Python walk hands over to
@@ -119,7 +120,8 @@ typedef struct {
     int strict;
     int merge_slashes;
     int slash_redirects;
-    PyObject *table;    /* dict of exact paths (may be empty) */
+    uint32_t exact_slots, exact_mask; /* the exact paths' table (mask 0: none) */
+    PyObject *table; /* without that table: the dict of exact paths (a hit: the Python road) */
     PlainStore *store;  /* or NULL */
     PyObject *prefixes; /* tuple or NULL */
     PyObject *metas;    /* per meta of the store: (status, keep_query, meta) */
@@ -533,6 +535,37 @@ bad:
     return -1;
 }
 
+/* The exact paths asked before the store: a tuple of (path, rule): the rule a lookup finds
+ * first, or None when the Python road must answer it. */
+static int
+add_exact(Builder *b, PyObject *exact, Py_ssize_t nrules)
+{
+    FastPath *fp = b->fp;
+    Py_ssize_t n = PyTuple_GET_SIZE(exact);
+    if (n == 0) return 0;
+    uint32_t cap = 4;
+    while (cap < 2 * (uint64_t)n) cap *= 2;
+    fp->exact_slots = (uint32_t)fp->nslots;
+    fp->exact_mask = cap - 1;
+    if (grow((void **)&fp->slots, &b->slots_cap, fp->nslots + cap, sizeof(Slot)) < 0) return -1;
+    for (uint32_t i = 0; i < cap; i++) fp->slots[fp->nslots + i].child = -1;
+    fp->nslots += cap;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *pair = PyTuple_GET_ITEM(exact, k);
+        Str key;
+        int32_t rule;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_ValueError, "an exact path is (path, rule)");
+            return -1;
+        }
+        if (add_text(b, PyTuple_GET_ITEM(pair, 0), &key) < 0) return -1;
+        if (as_index(PyTuple_GET_ITEM(pair, 1), nrules, &rule, 1) < 0) return -1;
+        /* -1 (None): found, and left to the Python road; stored as nrules, never a rule */
+        table_insert(fp, fp->exact_slots, fp->exact_mask, key, rule < 0 ? (int32_t)nrules : rule);
+    }
+    return 0;
+}
+
 static void
 fastpath_dealloc(FastPath *self)
 {
@@ -567,15 +600,16 @@ fastpath_dealloc(FastPath *self)
 static PyObject *
 fastpath_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"decision",  "no_match", "table",   "store",    "prefixes",
-                            "metas",     "rules_of", "options", "nodes",    "rules",
-                            "patterns",  NULL};
-    PyObject *decision, *no_match, *table, *store, *prefixes, *metas, *lazy_rules, *nodes,
+    static char *names[] = {"decision", "no_match", "exact",   "table", "store",
+                            "prefixes", "metas",    "rules_of", "options", "nodes",
+                            "rules",    "patterns", NULL};
+    PyObject *decision, *no_match, *exact, *table, *store, *prefixes, *metas, *lazy_rules, *nodes,
         *rules;
     int merge_slashes, slash_redirects, strict, patterns;
     PyObject *options;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!OOO!O!O!O!O!i:FastPath", names,
-                                     &PyType_Type, &decision, &no_match, &PyDict_Type, &table,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!O!OOO!O!O!O!O!i:FastPath", names,
+                                     &PyType_Type, &decision, &no_match, &PyTuple_Type, &exact,
+                                     &PyDict_Type, &table,
                                      &store, &prefixes, &PyTuple_Type, &metas, &PyTuple_Type,
                                      &lazy_rules, &PyTuple_Type, &options, &PyTuple_Type, &nodes,
                                      &PyTuple_Type, &rules, &patterns)) {
@@ -643,6 +677,7 @@ fastpath_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     for (Py_ssize_t k = 0; k < nnodes; k++) {
         if (add_node(&b, PyTuple_GET_ITEM(nodes, k), nnodes, nrules) < 0) goto fail;
     }
+    if (add_exact(&b, exact, nrules) < 0) goto fail;
     if (patterns == 1 && nnodes == 0) {
         PyErr_SetString(PyExc_ValueError, "an index needs its root");
         goto fail;
@@ -974,12 +1009,13 @@ apply_rule(FastPath *fp, const Rule *r, Walk *w, int stage, const char *q, Py_ss
         return new_decision(fp, S_PASS, Py_None, Py_None, Py_None, Py_None, fp->empty_tuple,
                             Py_None, r->rule, Py_None);
     }
-    int got = run_program(fp, r, w);
-    if (got != 1) Py_RETURN_NONE; /* 0: the walk and the program disagree: never guess */
     PyObject *location;
     if (r->text_target) {
         location = Py_NewRef(r->text);
     } else {
+        if (w == NULL) Py_RETURN_NONE; /* an exact rule: its target is text, or Python's */
+        int got = run_program(fp, r, w);
+        if (got != 1) Py_RETURN_NONE; /* 0: the walk and the program disagree: never guess */
         location = fill(fp, r, w);
         if (location == NULL) {
             if (PyErr_Occurred()) return NULL;
@@ -1110,7 +1146,19 @@ answer(FastPath *fp, PyObject *path_obj, const char *s, Py_ssize_t n, const char
             }
         }
     }
-    if (exact && (PyDict_GET_SIZE(fp->table) > 0 || fp->store != NULL)) {
+    if (exact && fp->exact_mask != 0) {
+        uint64_t h = fnv(s, (size_t)keylen);
+        for (uint32_t i = (uint32_t)h & fp->exact_mask;; i = (i + 1) & fp->exact_mask) {
+            const Slot *slot = &fp->slots[fp->exact_slots + i];
+            if (slot->child < 0) break;
+            if (slot->hash == h && slot->key.len == (uint32_t)keylen &&
+                memcmp(fp->pool + slot->key.off, s, (size_t)keylen) == 0) {
+                if (slot->child >= fp->nrules) Py_RETURN_NONE; /* the Python road's */
+                return apply_rule(fp, &fp->rules[slot->child], NULL, stage, q, qlen);
+            }
+        }
+    }
+    if (exact && (fp->store != NULL || PyDict_GET_SIZE(fp->table) > 0)) {
         PyObject *key;
         if (path_obj != NULL && keylen == n) key = Py_NewRef(path_obj);
         else {
@@ -1126,15 +1174,11 @@ answer(FastPath *fp, PyObject *path_obj, const char *s, Py_ssize_t n, const char
                 Py_RETURN_NONE; /* a rule of the dict: the Python road */
             }
         }
-        if (fp->store != NULL) {
-            const char *rec = find_record(fp->store, key);
-            Py_DECREF(key);
-            if (rec != NULL) {
-                if (stage != STAGE_ALL) Py_RETURN_NONE;
-                return apply_record(fp, rec, q, qlen);
-            }
-        } else {
-            Py_DECREF(key);
+        const char *rec = fp->store == NULL ? NULL : find_record(fp->store, key);
+        Py_DECREF(key);
+        if (rec != NULL) {
+            if (stage != STAGE_ALL) Py_RETURN_NONE;
+            return apply_record(fp, rec, q, qlen);
         }
     }
     /* -- the patterns */

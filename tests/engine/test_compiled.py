@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from waypost import Engine
 from waypost.decision import Decision
+from waypost.engine import _compiled
 from waypost.engine._compiled import ENV_SWITCH, FastPath
 from waypost.exceptions import RulesError
 from waypost.rules.request import Request
@@ -115,12 +116,22 @@ def rule_mappings(draw: st.DrawFn) -> dict[str, Any]:
         path = "/" + "/".join(
             draw(st.lists(st.sampled_from(["a", "b", "x", "5"]), min_size=1, max_size=3))
         )
-        rule: dict[str, Any] = {
-            "from": path,
-            "to": draw(st.sampled_from(["/new", "/n?x=1", "/n#f", "https://e.com/p"])),
-        }
-        if draw(st.booleans()):
-            rule["status"] = draw(st.sampled_from([302, 307, 308]))
+        rule: dict[str, Any] = {"from": path}
+        kind = draw(st.sampled_from(["to", "to", "rewrite", "respond", "pass", "proxy", "named"]))
+        if kind in ("to", "named"):
+            rule["to"] = draw(st.sampled_from(["/new", "/n?x=1", "/n#f", "https://e.com/p"]))
+            if draw(st.booleans()):
+                rule["status"] = draw(st.sampled_from([302, 307, 308]))
+            if kind == "named":
+                rule["name"] = f"n{draw(st.integers(0, 10**6))}"
+        elif kind == "rewrite":
+            rule["rewrite"] = draw(st.sampled_from(["/r", "/r?k=1", "/r?k=1#f"]))
+        elif kind == "proxy":
+            rule["rewrite"] = "https://api.example.com/x"
+        elif kind == "respond":
+            rule["respond"] = {"status": 410, "body": "gone"}
+        else:
+            rule["pass"] = True
     else:
         pattern = draw(patterns())
         names = re.findall(r"<(?:[^:>]*:)?(v\d+)>", pattern)
@@ -176,9 +187,9 @@ def urls_for(draw: st.DrawFn, rules: list[dict[str, Any]]) -> str:
     return path + slash + draw(st.sampled_from(QUERIES))
 
 
-def _engine(rules: list[dict[str, Any]], **defaults: Any) -> Engine:
+def _engine(rules: list[dict[str, Any]], pack: bool = True, **defaults: Any) -> Engine:
     try:
-        return Engine(rules, defaults=defaults or None)
+        return Engine(rules, defaults=defaults or None, pack_rules=pack)
     except RulesError:  # duplicates, or a shape the loader refuses
         assume(False)
         raise
@@ -188,12 +199,17 @@ def _engine(rules: list[dict[str, Any]], **defaults: Any) -> Engine:
 @given(
     rules=st.lists(rule_mappings(), min_size=1, max_size=10),
     strict=st.booleans(),
+    pack=st.booleans(),
+    exact_max=st.sampled_from([50_000, 50_000, 0]),
     data=st.data(),
 )
 def test_the_compiled_road_gives_the_python_roads_decision(
-    rules: list[dict[str, Any]], strict: bool, data: st.DataObject
+    rules: list[dict[str, Any]], strict: bool, pack: bool, exact_max: int, data: st.DataObject
 ) -> None:
-    engine = _engine(rules, trailing_slash="strict" if strict else "ignore")
+    # exact_max 0: the exact rules stay in their dict, which the compiled road looks in
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_compiled, "EXACT_MAX", exact_max)
+        engine = _engine(rules, pack, trailing_slash="strict" if strict else "ignore")
     assume(engine._snapshot.fast is not None)
     for url in data.draw(st.lists(urls_for(rules), min_size=1, max_size=10)):
         stage = data.draw(st.sampled_from(["all", "all", "before", "missing"]))
@@ -216,6 +232,8 @@ BENCH_LIKE = [
     {"from": "/<lang>/guide-1/<slug>", "to": "/guides/1/{slug}?lang={lang}"},
     {"from": "/<int:year>/report-1.pdf", "to": "/reports/{year}/1.pdf"},
     {"from": "/gone/<any(a,b):x>", "respond": {"status": 410, "body": "gone"}},
+    {"from": "/moved", "rewrite": "/here?k=1", "name": "moved"},
+    {"from": "/closed", "respond": {"status": 451, "body": "no"}},
 ]
 
 
@@ -234,6 +252,8 @@ BENCH_LIKE = [
         "/en/guide-1/intro",
         "/2024/report-1.pdf",
         "/gone/a",
+        "/moved",
+        "/closed/?x=1",
         "/nothing/here",
         "/",
     ],
@@ -256,6 +276,7 @@ def test_the_common_requests_take_the_compiled_road(url: str) -> None:
         "/archive-1/123456789012345678901/x",  # an int too long for 64 bits
         "https://example.com/old/page-1",  # an absolute URL
         "/old/page-1#top",
+        "/moved?x=1",  # a query to merge with the target's own
     ],
 )
 def test_what_the_compiled_road_leaves_to_python(url: str) -> None:

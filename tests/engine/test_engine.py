@@ -464,3 +464,10 @@ def test_a_path_not_in_normal_form_is_sent_there_before_any_rule(url: str, locat
 def test_the_normal_form_keeps_the_query_encoded(url: str, location: str) -> None:
     decision = Engine([{"from": "/<path:p>", "to": "/c/{p}"}]).resolve("GET", url)
     assert (decision.status, decision.location) == (308, location)
+
+
+@pytest.mark.parametrize("url", ["/x/0007", "/x/1234"])
+def test_a_fixed_digits_value_is_written_zero_padded_in_a_target(url: str) -> None:
+    engine = Engine([{"from": "/x/<int(fixed_digits=4):n>", "to": "/y/{n}?n={n}"}])
+    digits = url.rsplit("/", 1)[1]
+    assert engine.resolve("GET", url).location == f"/y/{digits}?n={digits}"

@@ -5,7 +5,7 @@ of the compiled store, or a pattern rule without conditions whose converters are
 (``string``, ``int``, ``any``, ``path``: one variable to a segment, with literal text around it)
 and whose target is fixed text or a template filled from the values in order (the rule's
 :class:`~waypost.engine._plans.Plan` says which). For anything else it answers None and the
-Python road answers: the dict of exact rules (they may have conditions), a path to normalize, a
+Python road answers: an exact rule with conditions, a path to normalize, a
 percent-encoded or non-ASCII path, a rule with conditions, a value that needs quoting, a guard.
 
 :func:`fast_path` describes the rule set in plain tuples (the pattern index's branches and leaves
@@ -22,7 +22,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from waypost.decision import NO_MATCH, Decision
-from waypost.engine._plans import PassOn, Plan, RespondWith, StoredRedirect, ToTarget
+from waypost.engine._plans import (
+    PassOn,
+    Plan,
+    RespondWith,
+    StoredRedirect,
+    ToTarget,
+    plan_for,
+)
 from waypost.matching import Matcher
 from waypost.matching._index import _Branch, _Leaf, _Tails
 from waypost.rules.converters import AnyConverter, IntConverter, PathConverter, StringConverter
@@ -43,6 +50,9 @@ ENV_SWITCH = "WAYPOST_COMPILED_RESOLVE"
 _STAGES = {"all": 1, "before": 2, "missing": 4}
 _CHECK_NONE, _CHECK_TEXT, _CHECK_PATH = range(3)
 _INT64 = 2**63 - 1
+#: More exact rules outside the compiled store than this, and the compiled road looks a path up
+#: in their dict and leaves a hit to the Python road, instead of holding a plan of each.
+EXACT_MAX = 50_000
 
 
 def _ascii(*texts: str) -> bool:
@@ -250,6 +260,18 @@ def fast_path(
         metas = tuple((meta.status, meta.options.query == "keep", meta) for meta in store.metas)
     index = matcher.first_index
     describer = _Describer()
+    exact: list[tuple[str, int | None]] = []
+    left: dict[str, Any] = {}
+    if len(table) > EXACT_MAX:
+        # So many (with packing off): not made into plans now (seconds at a million); the
+        # compiled road leaves a path of them to the Python road.
+        left, table = table, {}
+    for path, found in table.items():
+        if not path.isascii():
+            continue  # never the path of an ASCII request
+        rule = found[0] if isinstance(found, tuple) else found  # the first candidate
+        plan = plan_for(rule, prepared=False)  # as the Python road makes it (Engine's plan())
+        exact.append((path, describer.rule(rule, plan) if _action(plan) is not None else None))
     strict = False
     if not matcher.has_patterns:
         patterns = 0
@@ -262,7 +284,8 @@ def fast_path(
     return FastPath(
         Decision,
         NO_MATCH,
-        table,
+        tuple(exact),
+        left,
         store,
         matcher.exact_prefixes,
         metas,
