@@ -353,3 +353,42 @@ def test_a_larger_rule_set_agrees_on_every_kind_of_request() -> None:
             ]
         )
         compare(engine, "GET", url)
+
+
+@contextmanager
+def python_rules_road(engine: Engine) -> Iterator[None]:
+    snapshot = engine._snapshot
+    fast, snapshot.rules_fast = snapshot.rules_fast, None
+    try:
+        yield
+    finally:
+        snapshot.rules_fast = fast
+
+
+def _passes(request: Request) -> dict[str, str] | None:
+    return {"user": "ann"} if request.headers.get("x-pass") else None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rules=st.lists(rule_mappings(), min_size=1, max_size=8),
+    guarded=st.sampled_from(["/<path:p>", "/a/<path:p>", "/b", "/<x>/<path:p>"]),
+    data=st.data(),
+)
+def test_behind_guards_the_rules_decision_is_the_python_roads(
+    rules: list[dict[str, Any]], guarded: str, data: st.DataObject
+) -> None:
+    try:
+        engine = Engine([{"from": guarded, "require": "g"}, *rules], guards={"g": _passes})
+    except RulesError:
+        assume(False)
+        return
+    assert engine._snapshot.fast is None
+    assume(engine._snapshot.rules_fast is not None)
+    for url in data.draw(st.lists(urls_for(rules), min_size=1, max_size=8)):
+        stage = data.draw(st.sampled_from(["all", "before", "missing"]))
+        headers = data.draw(st.sampled_from([{}, {"X-Pass": "1"}]))
+        compiled = engine.resolve("GET", url, headers, stage=stage)  # type: ignore[arg-type]
+        with python_rules_road(engine):
+            reference = engine.resolve("GET", url, headers, stage=stage)  # type: ignore[arg-type]
+        assert fields(compiled) == fields(reference), url

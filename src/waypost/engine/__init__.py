@@ -61,6 +61,7 @@ class _Snapshot:
         "merge_slashes",
         "packed",
         "plans",
+        "rules_fast",
         "ruleset",
         "site",
         "slash_redirects",
@@ -89,8 +90,11 @@ class _Snapshot:
             packed=self.packed,
             first_match=ruleset.defaults.get("order") == "first_match",
         )
-        #: The compiled road of resolve() (see _compiled.py); None: the Python road only.
+        #: The compiled road of resolve() (see _compiled.py); None: the Python road only, as
+        #: for a rule set with guards, whose guard layer then asks ``rules_fast`` for the rules'
+        #: decision once the guards passed.
         self.fast: Any = None
+        self.rules_fast: Any = None
 
     def plan(self, rule: Rule) -> Plan:
         """The plan of ``rule`` for values from the trie (made once; see plan_for())."""
@@ -186,13 +190,16 @@ def _compile(
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0, e.col or 0))
         raise RulesError(errors, file=ruleset.source)
+    fast = fast_path(
+        snapshot.matcher,
+        snapshot.packed,
+        merge_slashes=snapshot.merge_slashes,
+        slash_redirects=snapshot.slash_redirects,
+    )
     if snapshot.guards is None:
-        snapshot.fast = fast_path(
-            snapshot.matcher,
-            snapshot.packed,
-            merge_slashes=snapshot.merge_slashes,
-            slash_redirects=snapshot.slash_redirects,
-        )
+        snapshot.fast = fast
+    else:
+        snapshot.rules_fast = fast
     return snapshot
 
 
@@ -617,7 +624,10 @@ class Engine:
         if denied is not None:
             return denied
         decision = None
-        if steps is None:
+        if steps is None and snapshot.rules_fast is not None:
+            # The rules' own decision on the compiled road (the guards passed; see resolve()).
+            decision = snapshot.rules_fast.resolve(request, None, stage)
+        if steps is None and decision is None:
             # resolve()'s common case: the first candidate has no conditions, so it decides.
             hit = snapshot.matcher.first(request.path)
             if hit is None:
