@@ -1260,8 +1260,30 @@ fastpath_resolve(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
     return answer(self, mark == NULL ? url : NULL, s, plen, q, n - (q - s), stage);
 }
 
+PyDoc_STRVAR(resolve_path_doc,
+"resolve_path(path, query, stage) -> Decision or None\n\n"
+"As resolve() for a request given as its decoded path and raw query string (both str).");
+
+static PyObject *
+fastpath_resolve_path(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "resolve_path() takes path, query and stage");
+        return NULL;
+    }
+    PyObject *path = args[0], *query = args[1];
+    int stage = stage_of(args[2]);
+    if (stage == 0 || !PyUnicode_Check(path) || !PyUnicode_IS_ASCII(path) ||
+        !PyUnicode_Check(query) || !PyUnicode_IS_ASCII(query))
+        Py_RETURN_NONE;
+    return answer(self, path, PyUnicode_DATA(path), PyUnicode_GET_LENGTH(path),
+                  PyUnicode_DATA(query), PyUnicode_GET_LENGTH(query), stage);
+}
+
 static PyMethodDef fastpath_methods[] = {
     {"resolve", (PyCFunction)(void (*)(void))fastpath_resolve, METH_FASTCALL, resolve_doc},
+    {"resolve_path", (PyCFunction)(void (*)(void))fastpath_resolve_path, METH_FASTCALL,
+     resolve_path_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.testclient import TestClient
 
 from waypost import Engine, RulesError
+from waypost.engine._compiled import ENV_SWITCH
 from waypost.middleware.asgi import WaypostMiddleware
 
 REWRITE = {
@@ -17,6 +18,15 @@ REWRITE = {
     "rewrite": "/new/{rest}?sling=academy",
     "set_headers": {"x-rerouted": "yes"},
 }
+
+
+@pytest.fixture(params=["compiled road", "python road"], autouse=True)
+def road(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the compiled road (a request decided by its path and query alone
+    builds no Request) and without it (every request built and resolved in Python)."""
+    if request.param == "python road":
+        monkeypatch.setenv(ENV_SWITCH, "0")
+    return str(request.param)
 
 
 def make_app(rules: list[dict[str, Any]], **options: Any) -> FastAPI:

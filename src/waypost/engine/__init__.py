@@ -493,6 +493,15 @@ class Engine:
             request = Request.from_url(method, parts, headers, client_ip, now)
         return self._decide(request, snapshot, None, stage)  # type: ignore[arg-type]
 
+    def quick_decision(self, path: str, query: str = "", stage: Stage = "all") -> Decision | None:
+        """The decision for a request given as its decoded ``path`` and raw ``query``, when the
+        compiled road answers it from these alone (no guard, no condition: nothing of the
+        request but its path and query matters); None otherwise: ask :meth:`resolve` with the
+        whole request. The middlewares ask this first and build a Request only when it gives
+        None."""
+        fast = self._snapshot.fast
+        return None if fast is None else fast.resolve_path(path, query, stage)  # type: ignore[no-any-return]
+
     def candidates(self, path: str) -> Iterator[tuple[Rule, dict[str, Any]]]:
         """Every rule whose pattern matches the decoded ``path``, in the order the engine tries
         them, with the values each would get (conditions aside). The checks use it."""

@@ -150,12 +150,29 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
             self.start()
         stats = self.stats
         root = scope.get("root_path", "") or ""
-        request = request_from_scope(scope)
         engine = self.engine
         fallbacks = engine.has_fallback_rules
+        head = scope.get("method") == "HEAD"
+        if stats is None and not fallbacks:
+            # The common request, decided by its path and query alone on the compiled road:
+            # no Request is built (see Engine.quick_decision()).
+            path: str = scope["path"]
+            if root and path.startswith(root):
+                path = path[len(root) :] or "/"
+            query = scope.get("query_string", b"")
+            quick = engine.quick_decision(path, query.decode("latin-1") if query else "", "all")
+            if quick is not None:
+                response = self.answer(quick, root, head)
+                if response is not None:
+                    await send_response(send, response)
+                    return
+                if quick.action == "rewrite":
+                    scope = rewritten_scope(scope, quick)
+                await self.app(scope, receive, send)
+                return
+        request = request_from_scope(scope)
         stage: Stage = "before" if fallbacks else "all"
         decision = engine.resolve(request, stage=stage)
-        head = scope.get("method") == "HEAD"
         if decision.action == "auth":
             settled = await settle_async(engine, request, decision, stage, head)
             if isinstance(settled, Response):

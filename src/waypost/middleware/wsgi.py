@@ -137,13 +137,26 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
         if not self._started:
             self.start()
         stats = self.stats
-        request = request_from_environ(environ)
         engine = self.engine
         fallbacks = engine.has_fallback_rules
-        stage: Stage = "before" if fallbacks else "all"
-        decision = engine.resolve(request, stage=stage)
         head = environ.get("REQUEST_METHOD") == "HEAD"
         script = environ.get("SCRIPT_NAME", "") or ""
+        if stats is None and not fallbacks:
+            # The common request, decided by its path and query alone on the compiled road:
+            # no Request is built (see Engine.quick_decision()).
+            path = environ.get("PATH_INFO", "") or "/"
+            if path.isascii():
+                quick = engine.quick_decision(path, environ.get("QUERY_STRING", ""), "all")
+                if quick is not None:
+                    response = self.answer(quick, script, head)
+                    if response is not None:
+                        return _start(start_response, response)
+                    if quick.action == "rewrite":
+                        environ = _rewritten(environ, quick)
+                    return self.app(environ, start_response)
+        request = request_from_environ(environ)
+        stage: Stage = "before" if fallbacks else "all"
+        decision = engine.resolve(request, stage=stage)
         if decision.action == "auth":
             settled = settle(engine, request, decision, stage, head)
             if isinstance(settled, Response):
