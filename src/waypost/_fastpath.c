@@ -26,6 +26,7 @@
  * and one pool of bytes; a request allocates only its answer.
  */
 #include "_plainstore.h"
+#include <structmember.h>
 
 #define MAX_SEGMENTS 64
 #define MAX_VALUES 32
@@ -128,6 +129,7 @@ typedef struct {
     PyObject *lazy_rules;
     PyObject *decision_type;
     PyObject *descr[10];
+    Py_ssize_t offset[10]; /* each slot's place in a Decision */
     PyObject *no_match;
     PyObject *empty_tuple;
 } FastPath;
@@ -657,12 +659,17 @@ fastpath_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     for (int k = 0; k < 10; k++) {
         PyObject *d = PyObject_GetAttrString(decision, FIELDS[k]);
         if (d == NULL) goto fail;
-        if (Py_TYPE(d)->tp_descr_set == NULL) {
+        /* A slot of the class itself (a member descriptor holding an object), so that a new
+         * Decision's slot can be written in place, as the descriptor's own __set__ does. */
+        if (!Py_IS_TYPE(d, &PyMemberDescr_Type) ||
+            ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX ||
+            (((PyMemberDescrObject *)d)->d_member->flags & READONLY)) {
             Py_DECREF(d);
             PyErr_Format(PyExc_TypeError, "Decision.%s is no slot", FIELDS[k]);
             goto fail;
         }
         self->descr[k] = d;
+        self->offset[k] = ((PyMemberDescrObject *)d)->d_member->offset;
     }
     Builder b;
     memset(&b, 0, sizeof(b));
@@ -891,12 +898,11 @@ new_decision(FastPath *fp, PyObject *action, PyObject *status, PyObject *locatio
     if (d == NULL) return NULL;
     PyObject *values[10] = {action, status, location, path, query, headers, body, rule,
                             fp->empty_tuple, lazy};
+    /* tp_alloc zeroed the slots (unset: `rule` of a stored rule, looked up when first read, and
+     * `auth`, which Decision.__getattr__ reads as None) */
     for (int k = 0; k < 10; k++) {
-        if (k == F_RULE && lazy != Py_None) continue; /* looked up when first read */
-        if (Py_TYPE(fp->descr[k])->tp_descr_set(fp->descr[k], d, values[k]) < 0) {
-            Py_DECREF(d);
-            return NULL;
-        }
+        if (k == F_RULE && lazy != Py_None) continue;
+        *(PyObject **)((char *)d + fp->offset[k]) = Py_NewRef(values[k]);
     }
     return d;
 }
