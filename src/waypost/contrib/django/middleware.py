@@ -156,12 +156,25 @@ class WaypostMiddleware(MiddlewareBase[GetResponse]):
         if not self._started:
             self.start()
         stats = self.stats
-        asked = django_request(request)
         engine: Engine = self.engine
         fallbacks = engine.has_fallback_rules
+        head = request.method == "HEAD"
+        if stats is None and not fallbacks:
+            # The common request, decided by its path and query alone on the compiled road:
+            # no Request is built (see Engine.quick_decision()).
+            quick = engine.quick_decision(
+                request.path_info or "/", request.META.get("QUERY_STRING", "") or "", "all"
+            )
+            if quick is not None:
+                answer = self.answer(quick, mount_of(request), head)
+                if answer is not None:
+                    return _django_response(answer)
+                if quick.action == "rewrite":
+                    rewrite_request(request, quick)
+                return self.app(request)
+        asked = django_request(request)
         stage: Stage = "before" if fallbacks else "all"
         decision = engine.resolve(asked, stage=stage)
-        head = request.method == "HEAD"
         if decision.action == "auth":
             settled = settle(engine, asked, decision, stage, head)
             if isinstance(settled, Response):
