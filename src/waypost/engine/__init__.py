@@ -500,7 +500,7 @@ class Engine:
         whole request. The middlewares ask this first and build a Request only when it gives
         None."""
         fast = self._snapshot.fast
-        return None if fast is None else fast.resolve_path(path, query, stage)  # type: ignore[no-any-return]
+        return None if fast is None else fast.resolve_path(path, query, stage)
 
     def candidates(self, path: str) -> Iterator[tuple[Rule, dict[str, Any]]]:
         """Every rule whose pattern matches the decoded ``path``, in the order the engine tries
