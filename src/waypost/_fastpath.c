@@ -92,6 +92,7 @@ typedef struct {
     uint32_t parts, nparts; /* segment positions (static or one variable each) */
     uint32_t pieces, npieces; /* template: literal pieces (npieces = picks + 1) */
     uint32_t picks;   /* per placeholder: the value's position, and its check */
+    uint32_t position; /* the rule's position in its rule set (what hits are counted by) */
     PyObject *rule;
     PyObject *status;
     PyObject *headers;
@@ -132,6 +133,14 @@ typedef struct {
     Py_ssize_t offset[10]; /* each slot's place in a Decision */
     PyObject *no_match;
     PyObject *empty_tuple;
+    /* Hit counting (start_counting()): per rule position, the hits since the last drain, and
+     * the positions hit, in the order of their first hit. */
+    Py_ssize_t size; /* the rule set's rules */
+    uint32_t *counts;
+    uint32_t *touched;
+    Py_ssize_t ntouched;
+    int64_t last; /* the position of the rule that made the last answer (-1: none) */
+    int uncountable; /* a rule is not at its position: no counting */
 } FastPath;
 
 /* The Decision's slots, in the order of descr[]. */
@@ -326,12 +335,17 @@ add_rule(Builder *b, PyObject *desc, Py_ssize_t nvalues_limit)
     Rule *r = &fp->rules[fp->nrules];
     memset(r, 0, sizeof(*r));
     r->tail = -1;
-    if (!PyTuple_Check(desc) || PyTuple_GET_SIZE(desc) != 3) {
-        PyErr_SetString(PyExc_ValueError, "a rule is (rule, program, action)");
+    if (!PyTuple_Check(desc) || PyTuple_GET_SIZE(desc) != 4) {
+        PyErr_SetString(PyExc_ValueError, "a rule is (rule, program, action, position)");
         return -1;
     }
     r->rule = Py_NewRef(PyTuple_GET_ITEM(desc, 0));
     fp->nrules++; /* from here on, dealloc releases what the rule holds */
+    int32_t position; /* `size`: the rule is not at its index (its hits are not counted here) */
+    if (as_index(PyTuple_GET_ITEM(desc, 3), fp->size + 1, &position, 0) < 0) return -1;
+    r = &fp->rules[fp->nrules - 1];
+    r->position = (uint32_t)position;
+    if (position == fp->size) fp->uncountable = 1;
     PyObject *program = PyTuple_GET_ITEM(desc, 1);
     PyObject *action = PyTuple_GET_ITEM(desc, 2);
     if (program != Py_None) {
@@ -587,6 +601,8 @@ fastpath_dealloc(FastPath *self)
     PyMem_RawFree(self->rules);
     PyMem_RawFree(self->ints);
     PyMem_RawFree(self->strs);
+    PyMem_RawFree(self->counts);
+    PyMem_RawFree(self->touched);
     Py_XDECREF(self->table);
     Py_XDECREF((PyObject *)self->store);
     Py_XDECREF(self->prefixes);
@@ -604,17 +620,18 @@ fastpath_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"decision", "no_match", "exact",   "table", "store",
                             "prefixes", "metas",    "rules_of", "options", "nodes",
-                            "rules",    "patterns", NULL};
+                            "rules",    "patterns", "size",     NULL};
     PyObject *decision, *no_match, *exact, *table, *store, *prefixes, *metas, *lazy_rules, *nodes,
         *rules;
     int merge_slashes, slash_redirects, strict, patterns;
+    Py_ssize_t size;
     PyObject *options;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!O!OOO!O!O!O!O!i:FastPath", names,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!O!OOO!O!O!O!O!in:FastPath", names,
                                      &PyType_Type, &decision, &no_match, &PyTuple_Type, &exact,
                                      &PyDict_Type, &table,
                                      &store, &prefixes, &PyTuple_Type, &metas, &PyTuple_Type,
                                      &lazy_rules, &PyTuple_Type, &options, &PyTuple_Type, &nodes,
-                                     &PyTuple_Type, &rules, &patterns)) {
+                                     &PyTuple_Type, &rules, &patterns, &size)) {
         return NULL;
     }
     if (!PyArg_ParseTuple(options, "ppp", &merge_slashes, &slash_redirects, &strict)) return NULL;
@@ -654,6 +671,11 @@ fastpath_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->slash_redirects = slash_redirects;
     self->strict = strict;
     self->patterns = patterns;
+    if (size < 0 || size > (Py_ssize_t)INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "size: the rule set's rules, 0 to 2**31 - 1");
+        goto fail;
+    }
+    self->size = size;
     self->empty_tuple = PyTuple_New(0);
     if (self->empty_tuple == NULL) goto fail;
     for (int k = 0; k < 10; k++) {
@@ -1002,11 +1024,21 @@ fill(FastPath *fp, const Rule *r, Walk *w)
     return out;
 }
 
+/* One hit of the rule at `position`, when counting (see start_counting()). */
+static inline void
+count_hit(FastPath *fp, uint32_t position)
+{
+    if (fp->counts != NULL && (Py_ssize_t)position < fp->size) {
+        if (fp->counts[position]++ == 0) fp->touched[fp->ntouched++] = position;
+    }
+}
+
 /* The decision of pattern rule `r`, or None: not handled. */
 static PyObject *
 apply_rule(FastPath *fp, const Rule *r, Walk *w, int stage, const char *q, Py_ssize_t qlen)
 {
     if (r->action == 0 || !(r->stages & stage)) Py_RETURN_NONE;
+    fp->last = r->position; /* counted only if a decision comes of it */
     if (r->action == ACT_RESPOND) {
         return new_decision(fp, S_RESPOND, r->status, Py_None, Py_None, Py_None, r->headers,
                             r->body, r->rule, Py_None);
@@ -1076,6 +1108,7 @@ apply_record(FastPath *fp, const char *rec, const char *q, Py_ssize_t qlen)
 {
     Head h;
     read_head(rec, &h);
+    fp->last = h.index & ~DUP;
     PyObject *info = PyTuple_GET_ITEM(fp->metas, h.meta);
     PyObject *location;
     const char *target = rec + HEAD + h.klen;
@@ -1127,6 +1160,7 @@ static PyObject *
 answer(FastPath *fp, PyObject *path_obj, const char *s, Py_ssize_t n, const char *q,
        Py_ssize_t qlen, int stage)
 {
+    fp->last = -1;
     if (n < 1 || s[0] != '/') Py_RETURN_NONE;
     /* dot segments and repeated slashes: the Python road (their normal form comes first) */
     for (Py_ssize_t i = 0; i + 1 < n; i++) {
@@ -1223,6 +1257,7 @@ PyDoc_STRVAR(resolve_doc,
 static PyObject *
 fastpath_resolve(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    self->last = -1;
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "resolve() takes request, url and stage");
         return NULL;
@@ -1286,7 +1321,100 @@ fastpath_resolve_path(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
                   PyUnicode_DATA(query), PyUnicode_GET_LENGTH(query), stage);
 }
 
+PyDoc_STRVAR(resolve_counted_doc,
+"resolve_counted(request, url, stage) -> Decision or None\n\n"
+"As resolve(), and a decision it makes counts a hit of its rule (see start_counting()).");
+
+static PyObject *
+fastpath_resolve_counted(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *out = fastpath_resolve(self, args, nargs);
+    if (out != NULL && out != Py_None && self->last >= 0) count_hit(self, (uint32_t)self->last);
+    return out;
+}
+
+PyDoc_STRVAR(start_counting_doc,
+"start_counting() -> bool\n\n"
+"Count the hits of resolve_counted()'s decisions by rule position from now on (8 bytes a rule);\n"
+"False when it cannot: a rule of the rule set is not at the position its index says.");
+
+static PyObject *
+fastpath_start_counting(FastPath *self, PyObject *unused)
+{
+    if (self->uncountable) Py_RETURN_FALSE;
+    if (self->counts == NULL && self->size > 0) {
+        self->counts = PyMem_RawCalloc((size_t)self->size, sizeof(uint32_t));
+        self->touched = PyMem_RawMalloc((size_t)self->size * sizeof(uint32_t));
+        if (self->counts == NULL || self->touched == NULL) {
+            PyMem_RawFree(self->counts);
+            PyMem_RawFree(self->touched);
+            self->counts = self->touched = NULL;
+            return PyErr_NoMemory();
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(drain_into_doc,
+"drain_into(slots, when, touched) -> hits\n\n"
+"Add the hits counted since the last drain to ``slots`` (a writable buffer of doubles, three a\n"
+"rule position: hits, first and last hit, as waypost.stats.rules.PositionHits keeps them) at\n"
+"Unix time ``when``, append each position hit that had no first hit to the list ``touched``,\n"
+"and start counting afresh; the number of hits drained.");
+
+static PyObject *
+fastpath_drain_into(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "drain_into() takes slots, when and a list");
+        return NULL;
+    }
+    double when = PyFloat_AsDouble(args[1]);
+    if (when == -1.0 && PyErr_Occurred()) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) return NULL;
+    if (view.itemsize != sizeof(double) || view.format == NULL || strcmp(view.format, "d") != 0 ||
+        view.len < (Py_ssize_t)(3 * sizeof(double)) * self->size) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "slots: doubles, three for each rule position");
+        return NULL;
+    }
+    double *slots = view.buf;
+    unsigned long long total = 0;
+    for (Py_ssize_t k = 0; k < self->ntouched; k++) {
+        uint32_t position = self->touched[k];
+        double *at = slots + 3 * (size_t)position;
+        uint32_t hits = self->counts[position];
+        self->counts[position] = 0;
+        total += hits;
+        at[0] += hits;
+        if (at[1] == 0.0) {
+            at[1] = when;
+            PyObject *p = PyLong_FromUnsignedLong(position);
+            if (p == NULL || PyList_Append(args[2], p) < 0) {
+                Py_XDECREF(p);
+                /* what is left stays counted for the next drain */
+                memmove(self->touched, self->touched + k + 1,
+                        (size_t)(self->ntouched - k - 1) * sizeof(uint32_t));
+                self->ntouched -= k + 1;
+                PyBuffer_Release(&view);
+                return NULL;
+            }
+            Py_DECREF(p);
+        }
+        at[2] = when;
+    }
+    self->ntouched = 0;
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(total);
+}
+
 static PyMethodDef fastpath_methods[] = {
+    {"resolve_counted", (PyCFunction)(void (*)(void))fastpath_resolve_counted, METH_FASTCALL,
+     resolve_counted_doc},
+    {"start_counting", (PyCFunction)fastpath_start_counting, METH_NOARGS, start_counting_doc},
+    {"drain_into", (PyCFunction)(void (*)(void))fastpath_drain_into, METH_FASTCALL,
+     drain_into_doc},
     {"resolve", (PyCFunction)(void (*)(void))fastpath_resolve, METH_FASTCALL, resolve_doc},
     {"resolve_path", (PyCFunction)(void (*)(void))fastpath_resolve_path, METH_FASTCALL,
      resolve_path_doc},

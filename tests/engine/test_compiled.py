@@ -8,9 +8,11 @@ path and query must never crash it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -392,3 +394,69 @@ def test_behind_guards_the_rules_decision_is_the_python_roads(
         with python_rules_road(engine):
             reference = engine.resolve("GET", url, headers, stage=stage)  # type: ignore[arg-type]
         assert fields(compiled) == fields(reference), url
+
+
+# -- hit counting ----------------------------------------------------------------------------
+
+
+def _drained(engine: Engine) -> dict[int, int]:
+    """The hits the engine's counters hold, by rule position (drained)."""
+    hits: dict[int, int] = {}
+    for rules, counter in engine.hit_counters():
+        slots = array("d", bytes(24 * len(rules)))
+        counter.drain_into(slots, 1000.0, [])
+        for position in range(len(rules)):
+            if slots[3 * position]:
+                hits[position] = hits.get(position, 0) + int(slots[3 * position])
+    return hits
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules=st.lists(rule_mappings(), min_size=1, max_size=10), data=st.data())
+def test_every_decision_with_a_rule_is_counted_once_on_one_road_or_the_other(
+    rules: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    engine = _engine(rules)
+    engine.count_hits()
+    expected: dict[int, int] = {}
+    recorded: list[Decision] = []
+    for url in data.draw(st.lists(urls_for(rules), min_size=1, max_size=12)):
+        path, _, query = url.partition("?")
+        if "#" in url or "%" in path:
+            continue
+        decision = engine.resolve_counted(Request("GET", path, query), recorded.append)
+        with python_road(engine):
+            assert fields(decision) == fields(engine.resolve("GET", url))
+        if decision.rule is not None:
+            position = engine.rules.index(decision.rule)
+            expected[position] = expected.get(position, 0) + 1
+    counted = _drained(engine)
+    for decision in recorded:  # the Python road's: counted by the caller
+        if decision.rule is not None:
+            position = engine.rules.index(decision.rule)
+            counted[position] = counted.get(position, 0) + 1
+    assert counted == expected
+    assert _drained(engine) == {}  # drained once
+
+
+def test_the_counts_of_a_replaced_rule_set_are_still_drained() -> None:
+    engine = Engine(BENCH_LIKE)
+    engine.count_hits()
+    engine.resolve_counted(Request("GET", "/old/page-1", ""), lambda d: None)
+    engine.resolve_counted(Request("GET", "/archive-1/2020/x", ""), lambda d: None)
+    old_rules = engine.rules
+    engine.replace(BENCH_LIKE[:3])
+    engine.resolve_counted(Request("GET", "/old/page-1", ""), lambda d: None)
+    counters = engine.hit_counters()
+    assert [rules for rules, _ in counters] == [engine.rules, old_rules]
+    assert _drained(engine) == {0: 2, 2: 1}  # both rule sets' position 0, and /archive-1
+
+
+def test_a_rule_set_whose_rules_are_not_at_their_index_is_counted_by_the_caller() -> None:
+    engine = Engine(BENCH_LIKE)
+    moved = tuple(rule.replace(index=rule.index + 5) for rule in engine.rules)
+    shifted = Engine(dataclasses.replace(engine.ruleset, rules=moved))
+    shifted.count_hits()
+    recorded: list[Decision] = []
+    shifted.resolve_counted(Request("GET", "/archive-1/2020/x", ""), recorded.append)
+    assert len(recorded) == 1 and shifted.hit_counters() == []

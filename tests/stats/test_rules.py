@@ -261,3 +261,26 @@ def test_positions_keep_memory_to_arrays() -> None:
     assert drained[0] == PositionDelta(0, 1, 1_765_000_000.0, 1_765_000_000.0, {1764997200: 1})
     assert [d.position for d in drained[:3]] == [0, 7, 14]
     assert repr(hits) == "PositionHits(100000)  # 0 hits unfolded, 0 pending"
+
+
+@pytest.mark.skipif(
+    __import__("waypost.engine._compiled", fromlist=["FastPath"]).FastPath is None,
+    reason="built without a C compiler: no compiled road counts hits",
+)
+def test_hits_counted_on_the_compiled_road_fold_in_with_the_recorded_ones() -> None:
+    from waypost import Engine
+    from waypost.rules.request import Request
+
+    engine = Engine([{"from": "/a", "to": "/b"}, {"from": "/c/<int:n>", "to": "/d/{n}"}])
+    engine.count_hits()
+    for path in ("/a", "/c/1", "/c/2", "/a", "/nothing"):
+        engine.resolve_counted(Request("GET", path, ""), lambda decision: None)
+    hits = PositionHits(2)
+    hits.record(1, 7200.0 + 5)  # one the Python road recorded, earlier in the same hour
+    ((_, counter),) = engine.hit_counters()
+    assert hits.add_counted(counter, 7200.0 + 30) == 4
+    deltas = {d.position: d for d in hits.drain()}
+    assert (deltas[0].hits, deltas[0].first, deltas[0].last) == (2, 7230.0, 7230.0)
+    assert (deltas[1].hits, deltas[1].first, deltas[1].last) == (3, 7205.0, 7230.0)
+    assert deltas[1].hours == {7200: 3}
+    assert hits.add_counted(counter, 7300.0) == 0  # drained

@@ -195,7 +195,9 @@ def _action(plan: Any) -> tuple[Any, ...] | None:
 class _Describer:
     """The nodes and rules of a pattern index, numbered as FastPath takes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, ruleset: tuple[Rule, ...]) -> None:
+        #: The rule set's rules: a rule's hits are counted by its position there.
+        self.ruleset = ruleset
         self.nodes: list[tuple[Any, ...] | None] = []
         self.rules: list[tuple[Any, ...]] = []
         self.rule_ids: dict[int, int] = {}
@@ -204,7 +206,13 @@ class _Describer:
         found = self.rule_ids.get(id(rule))
         if found is None:
             found = self.rule_ids[id(rule)] = len(self.rules)
-            self.rules.append((rule, _program(rule), _action(plan)))
+            index = rule.index
+            position = (
+                index
+                if 0 <= index < len(self.ruleset) and self.ruleset[index] is rule
+                else len(self.ruleset)
+            )
+            self.rules.append((rule, _program(rule), _action(plan), position))
         return found
 
     def node(self, node: _Leaf | _Branch) -> int:
@@ -259,7 +267,7 @@ def fast_path(
     if store is not None:
         metas = tuple((meta.status, meta.options.query == "keep", meta) for meta in store.metas)
     index = matcher.first_index
-    describer = _Describer()
+    describer = _Describer(packed.rules)
     exact: list[tuple[str, int | None]] = []
     left: dict[str, Any] = {}
     if len(table) > EXACT_MAX:
@@ -294,4 +302,5 @@ def fast_path(
         tuple(describer.nodes),
         tuple(describer.rules),
         patterns,
+        len(packed.rules),
     )

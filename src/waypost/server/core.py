@@ -156,6 +156,9 @@ class WaypostServer:
             )
             if self.store_sync is not None:
                 self.store_sync.stats = self.stats
+            # Hits decided on the compiled road are counted there (answer() asks
+            # resolve_counted()); the recorder takes them at every fold.
+            self.stats.count_from(engine)
         self.page = NotFoundPage(settings.not_found_template)
         self.proxy = (
             UpstreamProxy(settings.upstream, timeout=settings.upstream_timeout)
@@ -276,27 +279,34 @@ class WaypostServer:
             if internal is not None:
                 return Answer("internal", internal)
         started = _clock()
+        stats = self.stats
         try:
-            decision = self.engine.resolve(request)
+            if stats is None:
+                decision = self.engine.resolve(request)
+            else:  # the hit counted (on the compiled road, by the road itself)
+                decision = self.engine.resolve_counted(request, self._count)
         except Exception:  # a bug must cost one request, not the worker
             logger.exception("waypost: deciding %s %s failed", method, raw_path)
             return Answer("error", error_response(500, head=head))
         self._observe(_clock() - started)
-        stats = self.stats
         if stats is not None:
-            now = time.time()
-            stats.hit(decision, now)
             rate = stats.visit_rate
             if rate and decision.action == "redirect" and (rate >= 1 or random.random() < rate):
                 headers_of = request.headers
                 stats.visit(
                     decision,
-                    now,
+                    time.time(),
                     request.client_ip,
                     headers_of.get("referer"),
                     headers_of.get("user-agent"),
                 )
         return self._decided(request, decision, peer)
+
+    def _count(self, decision: Decision) -> None:
+        """Count the hit of a decision made on the Python road (see answer())."""
+        stats = self.stats
+        if stats is not None:
+            stats.hit(decision, time.time())
 
     def _decided(self, request: Request, decision: Decision, peer: str | None) -> Answer:
         action = decision.action

@@ -42,7 +42,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 __all__ = ["PositionDelta", "PositionHits", "RuleHitDelta", "RuleHits", "merge_rule_deltas"]
 
@@ -308,6 +308,16 @@ class PositionHits(_Folding[int]):
                 touched.append(position)
             slots[at + 2] = when
         return len(keys)
+
+    def add_counted(self, counter: Any, when: float) -> int:
+        """Fold the hits ``counter`` counted in C (a compiled road's, see
+        ``Engine.count_hits()``) in at Unix time ``when``; the number of hits. A counted hit's
+        first and last time is the fold's: at most a fold interval later than the request."""
+        self.fold()  # the hits recorded before, first: their times are earlier
+        hour = int(when // HOUR) * HOUR
+        if hour != self._hour:
+            self._open(hour)
+        return int(counter.drain_into(self._slots, when, self._touched))
 
     def drain(self) -> list[PositionDelta]:
         """The hits recorded since the last drain, one delta per position hit, in the order

@@ -34,7 +34,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from waypost.decision import Decision
 from waypost.exceptions import StoreError
@@ -47,6 +47,9 @@ from waypost.store.connect import open_store
 from waypost.store.redis_stats import RedisCounters, open_redis_counters
 from waypost.store.stats import NotFoundDelta as StoredNotFound
 from waypost.store.stats import RuleHitsDelta as StoredRuleHits
+
+if TYPE_CHECKING:
+    from waypost.engine import Engine
 
 __all__ = ["BUDGET", "MAX_HELD", "MAX_PENDING_VISITS", "StatsRecorder", "open_geoip"]
 
@@ -195,6 +198,8 @@ class StatsRecorder(BackgroundLoop):
         #: Visits not kept: more than MAX_PENDING_VISITS waited for a store that did not answer.
         self.visits_dropped = 0
         self._record = self.rules.record
+        #: The engine whose compiled road counts hits for this recorder (see count_from()).
+        self._engine: Engine | None = None
         #: How many of the busiest rules top_rules() gives (for per-rule metrics).
         self.top_count = top_rules
         #: Hits since start of the busiest rules: at most 4 x top_count keys (see _add_totals()).
@@ -356,15 +361,48 @@ class StatsRecorder(BackgroundLoop):
         bound = sum(b.hits.pending() for b in (*self._bound, *self._unbound))
         return self.rules.pending() + bound + len(self.not_found)
 
+    def count_from(self, engine: Engine) -> None:
+        """Take the hits of ``engine``'s compiled road from its counters at every fold (see
+        ``Engine.count_hits()``), where the request path counts them with no object per hit;
+        the server then asks ``engine.resolve_counted(request, record)``."""
+        engine.count_hits()
+        self._engine = engine
+
     def _fold(self) -> None:
         self.rules.fold()
         for bound in (*self._bound, *self._unbound):
             bound.hits.fold()
+        self._take_counted()
+
+    def _take_counted(self) -> None:
+        """Fold in the hits the engine's compiled road counted (see count_from())."""
+        engine = self._engine
+        if engine is None:
+            return
+        when = time.time()
+        by_id = any(bound.ids for bound in self._bound)
+        for rules, counter in engine.hit_counters():
+            for bound in (*self._bound, *self._unbound):
+                if bound.rules is rules:
+                    bound.hits.add_counted(counter, when)
+                    break
+            else:
+                if by_id:
+                    # A store's new revision, swapped in and not bound yet (bind() comes right
+                    # after): its hits stay counted until then.
+                    continue
+                # Rules never bound (a file reloaded): each hit under its rule's file:line.
+                spare = PositionHits(len(rules))
+                spare.add_counted(counter, when)
+                for delta in spare.drain():
+                    for _ in range(delta.hits):
+                        self._record(rules[delta.position].source, when)
 
     def flush(self, *, final: bool = False) -> None:
         """Drain the counters and add them to the store, or to Redis (kept for the next flush
         on failure); with Redis, fold what it holds into the store when it is time (or
         ``final``, at stop)."""
+        self._take_counted()  # first: what it records by file:line is drained just below
         hits = [
             StoredRuleHits(d.key, d.hits, d.first, d.last, dict(d.hours))
             for d in self.rules.drain()
