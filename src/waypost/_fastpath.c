@@ -27,6 +27,7 @@
  */
 #include "_plainstore.h"
 #include <structmember.h>
+#include <stddef.h>
 
 #define MAX_SEGMENTS 64
 #define MAX_VALUES 32
@@ -1254,24 +1255,20 @@ PyDoc_STRVAR(resolve_doc,
 "What Engine.resolve(request, url, stage=stage) answers, or None when this request needs the\n"
 "Python road. ``request`` is a Request (``url`` None) or a method (``url`` a path and query).");
 
+/* resolve()'s answer for (request, url, stage), or None. */
 static PyObject *
-fastpath_resolve(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
+resolve_parts(FastPath *self, PyObject *request, PyObject *url, PyObject *stage_name)
 {
     self->last = -1;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "resolve() takes request, url and stage");
-        return NULL;
-    }
-    int stage = stage_of(args[2]);
+    int stage = stage_of(stage_name);
     if (stage == 0) Py_RETURN_NONE;
-    PyObject *url = args[1];
     if (url == Py_None) {
-        PyObject *path = PyObject_GetAttr(args[0], S_PATH);
+        PyObject *path = PyObject_GetAttr(request, S_PATH);
         if (path == NULL) {
             PyErr_Clear();
             Py_RETURN_NONE;
         }
-        PyObject *query = PyObject_GetAttr(args[0], S_QUERY_STRING);
+        PyObject *query = PyObject_GetAttr(request, S_QUERY_STRING);
         if (query == NULL) {
             PyErr_Clear();
             Py_DECREF(path);
@@ -1289,7 +1286,7 @@ fastpath_resolve(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(query);
         return out;
     }
-    if (!PyUnicode_Check(url) || !PyUnicode_IS_ASCII(url) || !PyUnicode_Check(args[0]))
+    if (!PyUnicode_Check(url) || !PyUnicode_IS_ASCII(url) || !PyUnicode_Check(request))
         Py_RETURN_NONE;
     const char *s = PyUnicode_DATA(url);
     Py_ssize_t n = PyUnicode_GET_LENGTH(url);
@@ -1299,6 +1296,16 @@ fastpath_resolve(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
     if (memchr(s, '%', (size_t)plen) != NULL) Py_RETURN_NONE; /* decoded on the Python road */
     const char *q = mark == NULL ? s + n : mark + 1;
     return answer(self, mark == NULL ? url : NULL, s, plen, q, n - (q - s), stage);
+}
+
+static PyObject *
+fastpath_resolve(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "resolve() takes request, url and stage");
+        return NULL;
+    }
+    return resolve_parts(self, args[0], args[1], args[2]);
 }
 
 PyDoc_STRVAR(resolve_path_doc,
@@ -1453,9 +1460,160 @@ static PyTypeObject FastPathType = {
     .tp_new = fastpath_new,
 };
 
+/* -- Engine.resolve ------------------------------------------------------------------------ */
+
+/* Engine.resolve as the class holds it when the compiled store is built: a method descriptor
+ * (Py_TPFLAGS_METHOD_DESCRIPTOR: a call engine.resolve(...) binds nothing) that reads the
+ * engine's snapshot and its compiled road from their slots and asks it first, and otherwise
+ * calls the Python function it wraps, the reference road, with the same arguments. It saves a
+ * Python frame on every request the compiled road answers. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *func;
+    PyTypeObject *engine_type;
+    PyTypeObject *snapshot_type;
+    Py_ssize_t snapshot_offset; /* Engine._snapshot */
+    Py_ssize_t fast_offset;     /* _Snapshot.fast */
+    vectorcallfunc vectorcall;
+} FastMethod;
+
+static PyObject *S_STAGE, *S_URL, *S_HEADERS, *S_CLIENT_IP, *S_NOW;
+
+static Py_ssize_t
+slot_offset(PyObject *descr, const char *what)
+{
+    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%s must be a slot", what);
+        return -1;
+    }
+    return ((PyMemberDescrObject *)descr)->d_member->offset;
+}
+
+static PyObject *
+fastmethod_vectorcall(FastMethod *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs >= 2 && nargs <= 7 && PyObject_TypeCheck(args[0], self->engine_type)) {
+        PyObject *snapshot = *(PyObject **)((char *)args[0] + self->snapshot_offset);
+        PyObject *fast = snapshot != NULL && Py_IS_TYPE(snapshot, self->snapshot_type)
+                             ? *(PyObject **)((char *)snapshot + self->fast_offset)
+                             : NULL;
+        if (fast != NULL && Py_IS_TYPE(fast, &FastPathType)) {
+            PyObject *url = nargs > 2 ? args[2] : Py_None;
+            PyObject *stage = nargs > 6 ? args[6] : S_ALL;
+            int known = 1;
+            Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+            for (Py_ssize_t k = 0; k < nkw; k++) {
+                PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+                if (name == S_STAGE) stage = args[nargs + k];
+                else if (name == S_URL) url = args[nargs + k];
+                else if (name != S_HEADERS && name != S_CLIENT_IP && name != S_NOW) known = 0;
+            }
+            if (known) {
+                PyObject *out = resolve_parts((FastPath *)fast, args[1], url, stage);
+                if (out != Py_None) return out; /* a decision, or NULL: an error */
+                Py_DECREF(out);
+            }
+        }
+    }
+    return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
+}
+
+static PyObject *
+fastmethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *func, *engine_type, *snapshot_type, *snapshot_descr, *fast_descr;
+    if (!PyArg_ParseTuple(args, "OO!O!OO:FastMethod", &func, &PyType_Type, &engine_type,
+                          &PyType_Type, &snapshot_type, &snapshot_descr, &fast_descr))
+        return NULL;
+    if (!PyCallable_Check(func)) {
+        PyErr_SetString(PyExc_TypeError, "the function must be callable");
+        return NULL;
+    }
+    Py_ssize_t snapshot_offset = slot_offset(snapshot_descr, "Engine._snapshot");
+    if (snapshot_offset < 0) return NULL;
+    Py_ssize_t fast_offset = slot_offset(fast_descr, "_Snapshot.fast");
+    if (fast_offset < 0) return NULL;
+    FastMethod *self = (FastMethod *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->func = Py_NewRef(func);
+    self->engine_type = (PyTypeObject *)Py_NewRef(engine_type);
+    self->snapshot_type = (PyTypeObject *)Py_NewRef(snapshot_type);
+    self->snapshot_offset = snapshot_offset;
+    self->fast_offset = fast_offset;
+    self->vectorcall = (vectorcallfunc)fastmethod_vectorcall;
+    return (PyObject *)self;
+}
+
+static void
+fastmethod_dealloc(FastMethod *self)
+{
+    Py_XDECREF(self->func);
+    Py_XDECREF(self->engine_type);
+    Py_XDECREF(self->snapshot_type);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+fastmethod_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+fastmethod_wrapped(FastMethod *self, void *closure)
+{
+    return Py_NewRef(self->func);
+}
+
+static PyObject *
+fastmethod_attr(FastMethod *self, void *closure)
+{
+    return PyObject_GetAttrString(self->func, (const char *)closure);
+}
+
+static PyGetSetDef fastmethod_getset[] = {
+    {"__wrapped__", (getter)fastmethod_wrapped, NULL, "The Python function (the reference).",
+     NULL},
+    {"__doc__", (getter)fastmethod_attr, NULL, NULL, "__doc__"},
+    {"__name__", (getter)fastmethod_attr, NULL, NULL, "__name__"},
+    {"__qualname__", (getter)fastmethod_attr, NULL, NULL, "__qualname__"},
+    {"__module__", (getter)fastmethod_attr, NULL, NULL, "__module__"},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject FastMethodType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "waypost._plainstore.FastMethod",
+    .tp_basicsize = sizeof(FastMethod),
+    .tp_dealloc = (destructor)fastmethod_dealloc,
+    .tp_vectorcall_offset = offsetof(FastMethod, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "FastMethod(function, Engine, _Snapshot, Engine._snapshot, _Snapshot.fast)\n\n"
+              "Engine.resolve with the compiled road asked first (see _fastpath.c).",
+    .tp_getset = fastmethod_getset,
+    .tp_descr_get = fastmethod_get,
+    .tp_new = fastmethod_new,
+};
+
 int
 fastpath_add_type(PyObject *module)
 {
+    S_STAGE = PyUnicode_InternFromString("stage");
+    S_URL = PyUnicode_InternFromString("url");
+    S_HEADERS = PyUnicode_InternFromString("headers");
+    S_CLIENT_IP = PyUnicode_InternFromString("client_ip");
+    S_NOW = PyUnicode_InternFromString("now");
+    if (!S_STAGE || !S_URL || !S_HEADERS || !S_CLIENT_IP || !S_NOW) return -1;
+    if (PyType_Ready(&FastMethodType) < 0) return -1;
+    Py_INCREF(&FastMethodType);
+    if (PyModule_AddObject(module, "FastMethod", (PyObject *)&FastMethodType) < 0) {
+        Py_DECREF(&FastMethodType);
+        return -1;
+    }
     S_REDIRECT = PyUnicode_InternFromString("redirect");
     S_REWRITE = PyUnicode_InternFromString("rewrite");
     S_RESPOND = PyUnicode_InternFromString("respond");

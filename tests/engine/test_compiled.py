@@ -460,3 +460,43 @@ def test_a_rule_set_whose_rules_are_not_at_their_index_is_counted_by_the_caller(
     recorded: list[Decision] = []
     shifted.resolve_counted(Request("GET", "/archive-1/2020/x", ""), recorded.append)
     assert len(recorded) == 1 and shifted.hit_counters() == []
+
+
+# -- Engine.resolve, the method --------------------------------------------------------------
+
+
+def test_engine_resolve_asks_the_compiled_road_first_with_any_way_of_passing_arguments() -> None:
+    engine = Engine(BENCH_LIKE)
+    with python_road(engine):
+        reference = engine.resolve("GET", "/archive-1/2020/x", stage="missing")
+    calls = [
+        lambda: engine.resolve("GET", "/archive-1/2020/x", None, None, None, "missing"),
+        lambda: engine.resolve("GET", "/archive-1/2020/x", stage="missing"),
+        lambda: engine.resolve("GET", url="/archive-1/2020/x", headers={}, stage="missing"),
+        lambda: Engine.resolve(engine, "GET", "/archive-1/2020/x", stage="missing"),
+        lambda: engine.resolve(request="GET", url="/archive-1/2020/x", stage="missing"),
+    ]
+    for call in calls:
+        assert fields(call()) == fields(reference)
+    hit = engine.resolve(Request("GET", "/archive-1/2020/x", ""), stage="before")
+    assert hit.location == "/blog/2020/x"
+    with pytest.raises(TypeError):
+        engine.resolve()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        engine.resolve("GET", "/a", stage="all", color="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="a Request, or a method and a URL"):
+        engine.resolve("/archive-1/2020/x")
+
+
+def test_engine_resolve_keeps_its_signature_doc_and_subclasses() -> None:
+    import inspect
+
+    class Mine(Engine):
+        __slots__ = ()
+
+    engine = Mine(BENCH_LIKE)
+    assert engine.resolve("GET", "/forum-1/t/9").location == "https://forum.example.com/t/9"
+    parameters = list(inspect.signature(engine.resolve).parameters)
+    assert parameters == ["request", "url", "headers", "client_ip", "now", "stage"]
+    assert Engine.resolve.__doc__ and "What happens to" in Engine.resolve.__doc__
+    assert Engine.resolve.__name__ == "resolve"

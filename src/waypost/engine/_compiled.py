@@ -36,13 +36,15 @@ from waypost.rules.converters import AnyConverter, IntConverter, PathConverter, 
 from waypost.rules.model import Rule
 from waypost.rules.pattern import Segment
 
-__all__ = ["fast_path"]
+__all__ = ["FastMethod", "FastPath", "fast_path"]
 
 FastPath: Any
+FastMethod: Any
 try:
-    FastPath = importlib.import_module("waypost._plainstore").FastPath
+    _compiled = importlib.import_module("waypost._plainstore")
+    FastPath, FastMethod = _compiled.FastPath, _compiled.FastMethod
 except (ImportError, AttributeError):  # pragma: no cover - built without a C compiler
-    FastPath = None
+    FastPath = FastMethod = None
 
 #: Set to "0" to answer every request on the Python road (for comparing the two).
 ENV_SWITCH = "WAYPOST_COMPILED_RESOLVE"

@@ -28,6 +28,7 @@ def road(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
         monkeypatch.setenv(ENV_SWITCH, "0")
     return str(request.param)
 
+
 def test_a_redirect_is_answered_before_the_view(client: Client) -> None:
     response = client.get("/old")
     assert (response.status_code, response["Location"]) == (301, "/live/")
