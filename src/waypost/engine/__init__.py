@@ -200,12 +200,13 @@ def _compile(
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0, e.col or 0))
         raise RulesError(errors, file=ruleset.source)
-    fast = fast_path(
-        snapshot.matcher,
-        snapshot.packed,
-        merge_slashes=snapshot.merge_slashes,
-        slash_redirects=snapshot.slash_redirects,
-    )
+    with collector_paused():  # no cycles: collecting would only walk a large heap again
+        fast = fast_path(
+            snapshot.matcher,
+            snapshot.packed,
+            merge_slashes=snapshot.merge_slashes,
+            slash_redirects=snapshot.slash_redirects,
+        )
     if snapshot.guards is None:
         snapshot.fast = fast
     else:

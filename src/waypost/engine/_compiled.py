@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,8 @@ except (ImportError, AttributeError):  # pragma: no cover - built without a C co
 ENV_SWITCH = "WAYPOST_COMPILED_RESOLVE"
 
 _STAGES = {"all": 1, "before": 2, "missing": 4}
+#: The conversions of a prepared format: a placeholder ('%s') or a '%' ('%%').
+_CONVERSION = re.compile("%%|%s")
 _CHECK_NONE, _CHECK_TEXT, _CHECK_PATH = range(3)
 _INT64 = 2**63 - 1
 #: More exact rules outside the compiled store than this, and the compiled road looks a path up
@@ -58,7 +61,7 @@ EXACT_MAX = 50_000
 
 
 def _ascii(*texts: str) -> bool:
-    return all(text.isascii() for text in texts)
+    return "".join(texts).isascii()
 
 
 def _converter(converter: Any) -> tuple[Any, ...] | None:
@@ -142,21 +145,14 @@ def _template(plan: ToTarget) -> tuple[Any, ...] | None:
     text_format = plan.format
     if text_format is None or not text_format.isascii():
         return None
+    # '%s' is a placeholder, '%%' a '%' (the format's only two conversions), read from the left.
     pieces: list[str] = []
-    piece: list[str] = []
-    at = 0
-    while at < len(text_format):
-        if text_format.startswith("%%", at):
-            piece.append("%")
-            at += 2
-        elif text_format.startswith("%s", at):
-            pieces.append("".join(piece))
-            piece = []
-            at += 2
-        else:
-            piece.append(text_format[at])
-            at += 1
-    pieces.append("".join(piece))
+    start = 0
+    for found in _CONVERSION.finditer(text_format):
+        if found.group() == "%s":
+            pieces.append(text_format[start : found.start()].replace("%%", "%"))
+            start = found.end()
+    pieces.append(text_format[start:].replace("%%", "%"))
     reduced = plan.pick.__reduce__()  # itemgetter(*order): (itemgetter, order)
     order = reduced[1] if isinstance(reduced, tuple) and len(reduced) == 2 else None
     if not isinstance(order, tuple) or len(order) != len(pieces) - 1:
