@@ -187,6 +187,7 @@ def _compile(
     errors: list[RuleError],
     checks: Mapping[str, GuardCheck] | None = None,
     keys: KeyRing | None = None,
+    compiled: bool = True,
 ) -> _Snapshot:
     snapshot = _Snapshot(ruleset)
     errors = [*errors, *snapshot.matcher.duplicates, *_merge_slashes_problems(ruleset)]
@@ -200,6 +201,8 @@ def _compile(
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0, e.col or 0))
         raise RulesError(errors, file=ruleset.source)
+    if not compiled:
+        return snapshot
     with collector_paused():  # no cycles: collecting would only walk a large heap again
         fast = fast_path(
             snapshot.matcher,
@@ -228,10 +231,13 @@ class Engine:
     file's ``guards:``, to one kind with its options (``{"basic": {"htpasswd": ...}}``).
     ``keys`` are the access keys ``api_key`` guards check: a rule store's
     ``store.keyring()``, which follows the store (see :mod:`waypost.guards.api_key`).
+    ``compiled=False`` builds no compiled road (every request on the Python road): for tools
+    that load a large table and resolve few requests (``waypost check``).
     """
 
     __slots__ = (
         "_checks",
+        "_compiled",
         "_converters",
         "_counting",
         "_declared",
@@ -253,8 +259,10 @@ class Engine:
         proxy_hosts: Sequence[str] = (),
         guards: Mapping[str, GuardCheck | Mapping[str, Any]] | None = None,
         keys: KeyRing | None = None,
+        compiled: bool = True,
     ) -> None:
         self._converters = merge_converters(converters)
+        self._compiled = compiled
         self._pack_rules = pack_rules
         self._routes: RouteResolver | None = None
         self._keys = keys
@@ -275,7 +283,7 @@ class Engine:
         declared: Mapping[str, Any] | None,
     ) -> _Snapshot:
         if isinstance(rules, RuleSet):
-            return _compile(rules, [], checks, self._keys)
+            return _compile(rules, [], checks, self._keys, self._compiled)
         ruleset, errors = rules_from_mappings(
             rules,
             defaults=defaults,
@@ -286,7 +294,7 @@ class Engine:
             guards=declared,
             guard_names=checks.keys(),
         )
-        return _compile(ruleset, errors, checks, self._keys)
+        return _compile(ruleset, errors, checks, self._keys, self._compiled)
 
     @classmethod
     def from_file(
@@ -297,12 +305,14 @@ class Engine:
         pack_rules: bool = True,
         guards: Mapping[str, GuardCheck] | None = None,
         keys: KeyRing | None = None,
+        compiled: bool = True,
     ) -> Engine:
         """An engine for a rules file (.yaml, .yml, .toml, .json or .csv); ``guards`` are
         Python checks its rules may ``require`` (the file declares the others), ``keys`` the
         access keys its ``api_key`` guards check."""
         engine = cls.__new__(cls)
         engine._converters = merge_converters(converters)
+        engine._compiled = compiled
         engine._pack_rules = pack_rules
         engine._routes = None
         engine._checks = dict(guards or {})
@@ -321,7 +331,7 @@ class Engine:
                 pack_rules=self._pack_rules,
                 guard_names=self._checks.keys(),
             )
-            return _compile(ruleset, errors, self._checks, self._keys)
+            return _compile(ruleset, errors, self._checks, self._keys, self._compiled)
 
     # -- state ------------------------------------------------------------------------------
 
