@@ -15,6 +15,7 @@ import re
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -500,3 +501,15 @@ def test_engine_resolve_keeps_its_signature_doc_and_subclasses() -> None:
     assert parameters == ["request", "url", "headers", "client_ip", "now", "stage"]
     assert Engine.resolve.__doc__ and "What happens to" in Engine.resolve.__doc__
     assert Engine.resolve.__name__ == "resolve"
+
+
+def test_an_engine_built_without_the_compiled_road_keeps_without_it(tmp_path: Path) -> None:
+    engine = Engine(BENCH_LIKE, compiled=False)
+    assert engine._snapshot.fast is None
+    engine.replace(BENCH_LIKE[:3])
+    assert engine._snapshot.fast is None
+    assert engine.resolve("GET", "/archive-1/2020/x").location == "/blog/2020/x"
+    rules = tmp_path / "rules.csv"
+    rules.write_text("from,to\n/a,/b\n", encoding="utf-8")
+    assert Engine.from_file(rules, compiled=False)._snapshot.fast is None
+    assert Engine.from_file(rules)._snapshot.fast is not None
