@@ -157,6 +157,9 @@ def time_ratio(plain: Loop, guarded: Loop, paths: Sequence[str], repeats: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, about 15 seconds")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a few requests: that it runs, not its figures"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     import bcrypt
@@ -165,6 +168,8 @@ def main() -> None:
 
     repeats = 7 if args.quick else 25
     count = 5_000 if args.quick else 20_000
+    if args.tiny:
+        repeats, count = 2, 200
     paths = [f"/app/area/{i % 97}/item-{i}" for i in range(count)]
     os.environ["WAYPOST_BENCH_SECRET"] = SECRET
     cookie = flask_session_cookie({"_user_id": "42", "_fresh": True, "csrf_token": "x" * 40})
@@ -223,6 +228,8 @@ def main() -> None:
         ratio = results["kinds"][kind]["ratio"]
         results["target"][kind] = ratio <= RATIO_MAX
         print(f"{kind} guard <= {RATIO_MAX}x unguarded: {'PASS' if ratio <= RATIO_MAX else 'FAIL'}")
+    if args.tiny or os.environ.get("WAYPOST_BENCH_NO_WRITE") == "1":
+        return  # results/ keeps the real runs' figures
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "guards.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (RESULTS / "guards.md").write_text(render(results), encoding="utf-8")

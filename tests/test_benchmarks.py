@@ -32,6 +32,26 @@ def test_bench_engine_runs() -> None:
     assert "faster than Werkzeug" in out and "dict.get" in out
 
 
+def test_bench_guards_runs() -> None:
+    out = _run("bench_guards.py", "--tiny")
+    assert "session" in out and "api_key" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install -y wrk)")
+def test_bench_reload_runs() -> None:
+    out = _run("bench_reload.py", "--sizes", "200", "--rounds", "1", "--workers", "1")
+    assert "| 200 | this |" in out
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None or shutil.which("nginx") is None,
+    reason="needs wrk and nginx (apt-get install -y wrk nginx-light)",
+)
+def test_bench_nginx_export_runs() -> None:
+    out = _run("bench_nginx_export.py", "--rules", "200", "--seconds", "1")
+    assert "export / baseline" in out
+
+
 def test_bench_middleware_runs() -> None:
     out = _run("bench_middleware.py", "--rounds", "1", "--count", "20", "--no-write")
     assert "| flask |" in out and "| fastapi |" in out
