@@ -1511,7 +1511,11 @@ fastmethod_vectorcall(FastMethod *self, PyObject *const *args, size_t nargsf, Py
                 else if (name != S_HEADERS && name != S_CLIENT_IP && name != S_NOW) known = 0;
             }
             if (known) {
+                /* Held while it answers: reading request.path may run Python code, during
+                 * which another thread may swap the engine's snapshot and free this one. */
+                Py_INCREF(fast);
                 PyObject *out = resolve_parts((FastPath *)fast, args[1], url, stage);
+                Py_DECREF(fast);
                 if (out != Py_None) return out; /* a decision, or NULL: an error */
                 Py_DECREF(out);
             }

@@ -9,6 +9,7 @@ path and query must never crash it.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import random
 import re
@@ -513,3 +514,23 @@ def test_an_engine_built_without_the_compiled_road_keeps_without_it(tmp_path: Pa
     rules.write_text("from,to\n/a,/b\n", encoding="utf-8")
     assert Engine.from_file(rules, compiled=False)._snapshot.fast is None
     assert Engine.from_file(rules)._snapshot.fast is not None
+
+
+def test_a_snapshot_swapped_while_the_request_is_read_is_held_until_the_answer() -> None:
+    engine = Engine(BENCH_LIKE)
+
+    class Swapping:
+        """A request whose path, when read, swaps the engine's rules (as another thread's
+        reload could, between two bytecodes of a property)."""
+
+        query_string = ""
+
+        @property
+        def path(self) -> str:
+            engine.replace([{"from": "/other", "to": "/x"}])
+            gc.collect()
+            return "/archive-1/2020/x"
+
+    decision = engine.resolve(Swapping(), None)  # type: ignore[arg-type]
+    assert decision.location == "/blog/2020/x"  # the rules it started with answered
+    assert engine.resolve("GET", "/archive-1/2020/x").action == "pass"
