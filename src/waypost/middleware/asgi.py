@@ -41,7 +41,7 @@ from waypost.middleware._common import (
     resolver_for,
 )
 from waypost.middleware._types import ASGIApp, Message, Receive, Scope, Send
-from waypost.middleware.request import read_headers, request_from_scope
+from waypost.middleware.request import app_path, read_headers, request_from_scope, scope_query
 from waypost.responses import Response
 from waypost.rules.request import Request
 from waypost.stats import StatsSink
@@ -153,34 +153,26 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
         engine = self.engine
         fallbacks = engine.has_fallback_rules
         head = scope.get("method") == "HEAD"
-        if stats is None and not fallbacks:
-            # The common request, decided by its path and query alone on the compiled road:
-            # no Request is built (see Engine.quick_decision()).
-            path: str = scope["path"]
-            if root and path.startswith(root):
-                path = path[len(root) :] or "/"
-            query = scope.get("query_string", b"")
-            quick = engine.quick_decision(path, query.decode("latin-1") if query else "", "all")
-            if quick is not None:
-                response = self.answer(quick, root, head)
-                if response is not None:
-                    await send_response(send, response)
+        # None when the compiled road decided by the path and query alone (see
+        # Engine.quick_decision()), which it is asked to only without fallbacks or statistics.
+        request: Request | None = None
+        decision = (
+            engine.quick_decision(app_path(scope), scope_query(scope), "all")
+            if stats is None and not fallbacks
+            else None
+        )
+        if decision is None:
+            request = request_from_scope(scope)
+            stage: Stage = "before" if fallbacks else "all"
+            decision = engine.resolve(request, stage=stage)
+            if decision.action == "auth":
+                settled = await settle_async(engine, request, decision, stage, head)
+                if isinstance(settled, Response):
+                    await send_response(send, settled)
                     return
-                if quick.action == "rewrite":
-                    scope = rewritten_scope(scope, quick)
-                await self.app(scope, receive, send)
-                return
-        request = request_from_scope(scope)
-        stage: Stage = "before" if fallbacks else "all"
-        decision = engine.resolve(request, stage=stage)
-        if decision.action == "auth":
-            settled = await settle_async(engine, request, decision, stage, head)
-            if isinstance(settled, Response):
-                await send_response(send, settled)
-                return
-            decision = settled
-        if stats is not None:
-            stats.hit(decision, time.time())
+                decision = settled
+            if stats is not None:
+                stats.hit(decision, time.time())
         response = self.answer(decision, root, head)
         if response is not None:
             await send_response(send, response)
@@ -189,10 +181,10 @@ class WaypostMiddleware(MiddlewareBase[ASGIApp]):
             scope = rewritten_scope(scope, decision)
         if engine.has_guards:
             scope = guarded_scope(scope, decision, engine.identity_header_names)
-        if fallbacks:
+        if fallbacks and request is not None:
             read_headers(request)
             await self.app(scope, receive, self._fallback_send(send, request, root, head))
-        elif stats is not None:
+        elif stats is not None and request is not None:
             read_headers(request)
             await self.app(scope, receive, _counting_send(send, request, stats))
         else:

@@ -16,7 +16,14 @@ from urllib.parse import quote
 from waypost.middleware._types import Environ, Scope
 from waypost.rules.request import HeaderInput, LazyHeaders, Request
 
-__all__ = ["read_headers", "request_from_environ", "request_from_path", "request_from_scope"]
+__all__ = [
+    "app_path",
+    "read_headers",
+    "request_from_environ",
+    "request_from_path",
+    "request_from_scope",
+    "scope_query",
+]
 
 # What a raw WSGI path keeps unescaped: RFC 3986's path characters, and '%' so escapes stay.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -24,19 +31,34 @@ _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _RAW_AS_IS = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=._~-]*")
 
 
+def app_path(scope: Scope) -> str:
+    """The decoded path inside the app of an ASGI scope (below its ``root_path``)."""
+    root = scope.get("root_path", "") or ""
+    path: str = scope["path"]
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
+def scope_query(scope: Scope) -> str:
+    """The raw query string of an ASGI scope, as a str."""
+    query = scope.get("query_string", b"")
+    return query.decode("latin-1") if query else ""
+
+
 def _app_relative(scope: Scope) -> tuple[str, str]:
     """``(decoded path inside the app, raw path inside the app)`` of an ASGI scope."""
     root = scope.get("root_path", "") or ""
-    path: str = scope["path"]
+    full: str = scope["path"]
     raw_bytes = scope.get("raw_path")
     if raw_bytes:
         raw = raw_bytes.decode("latin-1")
         if "?" in raw:
             raw = raw.partition("?")[0]
     else:
-        raw = quote(path)
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
+        raw = quote(full)
+    path = app_path(scope)
+    if root and full.startswith(root):
         quoted_root = quote(root)
         if raw.startswith(quoted_root):
             raw = raw[len(quoted_root) :] or "/"
@@ -74,12 +96,11 @@ def request_from_scope(scope: Scope) -> Request:
     its headers are decoded when first read."""
     path, raw = _app_relative(scope)
     client = scope.get("client")
-    query = scope.get("query_string", b"")
     # Positional: a call with keywords costs CPython 3.11 more (see Request.__init__).
     return Request(
         scope.get("method", "GET"),
         raw,
-        query.decode("latin-1") if query else "",
+        scope_query(scope),
         LazyHeaders(scope.get("headers", ()), _scope_headers),
         None,  # host: from the headers
         client[0] if client else None,

@@ -141,29 +141,26 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
         fallbacks = engine.has_fallback_rules
         head = environ.get("REQUEST_METHOD") == "HEAD"
         script = environ.get("SCRIPT_NAME", "") or ""
+        # None when the compiled road decided by the path and query alone (see
+        # Engine.quick_decision()), which it is asked to only without fallbacks or statistics
+        # (and for an ASCII PATH_INFO: another is recovered from its latin-1 reading first).
+        request: Request | None = None
+        decision = None
         if stats is None and not fallbacks:
-            # The common request, decided by its path and query alone on the compiled road:
-            # no Request is built (see Engine.quick_decision()).
             path = environ.get("PATH_INFO", "") or "/"
             if path.isascii():
-                quick = engine.quick_decision(path, environ.get("QUERY_STRING", ""), "all")
-                if quick is not None:
-                    response = self.answer(quick, script, head)
-                    if response is not None:
-                        return _start(start_response, response)
-                    if quick.action == "rewrite":
-                        environ = _rewritten(environ, quick)
-                    return self.app(environ, start_response)
-        request = request_from_environ(environ)
-        stage: Stage = "before" if fallbacks else "all"
-        decision = engine.resolve(request, stage=stage)
-        if decision.action == "auth":
-            settled = settle(engine, request, decision, stage, head)
-            if isinstance(settled, Response):
-                return _start(start_response, settled)
-            decision = settled
-        if stats is not None:
-            stats.hit(decision, time.time())
+                decision = engine.quick_decision(path, environ.get("QUERY_STRING", ""), "all")
+        if decision is None:
+            request = request_from_environ(environ)
+            stage: Stage = "before" if fallbacks else "all"
+            decision = engine.resolve(request, stage=stage)
+            if decision.action == "auth":
+                settled = settle(engine, request, decision, stage, head)
+                if isinstance(settled, Response):
+                    return _start(start_response, settled)
+                decision = settled
+            if stats is not None:
+                stats.hit(decision, time.time())
         response = self.answer(decision, script, head)
         if response is not None:
             return _start(start_response, response)
@@ -171,10 +168,10 @@ class WaypostMiddleware(MiddlewareBase[WSGIApp]):
             environ = _rewritten(environ, decision)
         if engine.has_guards:
             environ = guarded_environ(environ, decision, engine.identity_header_names)
-        if fallbacks:
+        if fallbacks and request is not None:
             read_headers(request)
             return self._with_fallback(environ, start_response, request, script, head)
-        if stats is not None:
+        if stats is not None and request is not None:
             read_headers(request)
             return self.app(environ, _counting_start(start_response, request, stats))
         return self.app(environ, start_response)

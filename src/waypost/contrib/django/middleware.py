@@ -159,34 +159,32 @@ class WaypostMiddleware(MiddlewareBase[GetResponse]):
         engine: Engine = self.engine
         fallbacks = engine.has_fallback_rules
         head = request.method == "HEAD"
-        if stats is None and not fallbacks:
-            # The common request, decided by its path and query alone on the compiled road:
-            # no Request is built (see Engine.quick_decision()).
-            quick = engine.quick_decision(
+        # None when the compiled road decided by the path and query alone (see
+        # Engine.quick_decision()), which it is asked to only without fallbacks or statistics.
+        asked: Request | None = None
+        decision = (
+            engine.quick_decision(
                 request.path_info or "/", request.META.get("QUERY_STRING", "") or "", "all"
             )
-            if quick is not None:
-                answer = self.answer(quick, mount_of(request), head)
-                if answer is not None:
-                    return _django_response(answer)
-                if quick.action == "rewrite":
-                    rewrite_request(request, quick)
-                return self.app(request)
-        asked = django_request(request)
-        stage: Stage = "before" if fallbacks else "all"
-        decision = engine.resolve(asked, stage=stage)
-        if decision.action == "auth":
-            settled = settle(engine, asked, decision, stage, head)
-            if isinstance(settled, Response):
-                return _django_response(settled)
-            decision = settled
-        if stats is not None:
-            stats.hit(decision, time.time())
+            if stats is None and not fallbacks
+            else None
+        )
+        if decision is None:
+            asked = django_request(request)
+            stage: Stage = "before" if fallbacks else "all"
+            decision = engine.resolve(asked, stage=stage)
+            if decision.action == "auth":
+                settled = settle(engine, asked, decision, stage, head)
+                if isinstance(settled, Response):
+                    return _django_response(settled)
+                decision = settled
+            if stats is not None:
+                stats.hit(decision, time.time())
         mount = mount_of(request)
         answer = self.answer(decision, mount, head)
         if answer is not None:
             return _django_response(answer)
-        if fallbacks or stats is not None:
+        if asked is not None and (fallbacks or stats is not None):
             read_headers(asked)  # as sent: the rewrite and the view may change META
         if decision.action == "rewrite":
             rewrite_request(request, decision)
@@ -195,9 +193,9 @@ class WaypostMiddleware(MiddlewareBase[GetResponse]):
         response = self.app(request)
         if getattr(response, "status_code", None) != 404:
             return response
-        if fallbacks:
+        if fallbacks and asked is not None:
             return self._fallback(request, asked, mount, head, response)
-        if stats is not None:
+        if stats is not None and asked is not None:
             record_missing(stats, asked)
         return response
 
