@@ -553,7 +553,7 @@ bad:
 }
 
 /* The exact paths asked before the store: a tuple of (path, rule): the rule a lookup finds
- * first, or None when the Python road must answer it. */
+ * first (with no action it covers, "not handled" as any such rule). */
 static int
 add_exact(Builder *b, PyObject *exact, Py_ssize_t nrules)
 {
@@ -576,9 +576,8 @@ add_exact(Builder *b, PyObject *exact, Py_ssize_t nrules)
             return -1;
         }
         if (add_text(b, PyTuple_GET_ITEM(pair, 0), &key) < 0) return -1;
-        if (as_index(PyTuple_GET_ITEM(pair, 1), nrules, &rule, 1) < 0) return -1;
-        /* -1 (None): found, and left to the Python road; stored as nrules, never a rule */
-        table_insert(fp, fp->exact_slots, fp->exact_mask, key, rule < 0 ? (int32_t)nrules : rule);
+        if (as_index(PyTuple_GET_ITEM(pair, 1), nrules, &rule, 0) < 0) return -1;
+        table_insert(fp, fp->exact_slots, fp->exact_mask, key, rule);
     }
     return 0;
 }
@@ -1194,7 +1193,6 @@ answer(FastPath *fp, PyObject *path_obj, const char *s, Py_ssize_t n, const char
             if (slot->child < 0) break;
             if (slot->hash == h && slot->key.len == (uint32_t)keylen &&
                 memcmp(fp->pool + slot->key.off, s, (size_t)keylen) == 0) {
-                if (slot->child >= fp->nrules) Py_RETURN_NONE; /* the Python road's */
                 return apply_rule(fp, &fp->rules[slot->child], NULL, stage, q, qlen);
             }
         }

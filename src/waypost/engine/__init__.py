@@ -428,7 +428,10 @@ class Engine:
             decision = counted.resolve_counted(request, None, stage)
             if decision is not None:
                 return decision  # type: ignore[no-any-return]
-        decision = self.resolve(request, stage=stage)
+            # The compiled road said no: the Python road, without asking it again.
+            decision = _python_resolve(self, request, stage=stage)
+        else:
+            decision = self.resolve(request, stage=stage)
         record(decision)
         return decision
 
@@ -950,6 +953,9 @@ def _to_normal_form(path: str, query: str) -> Decision:
     location = merge_query(quote_path(path), query)  # the query encoded as any redirect's is
     return make_decision("redirect", 308, location, None, None, (), None, None)
 
+
+#: resolve()'s Python road, the reference (Engine.resolve asks the compiled road before it).
+_python_resolve = Engine.resolve
 
 if FastMethod is not None:
     # The compiled road asked first, in C, then this module's resolve() (see _fastpath.c):

@@ -266,7 +266,7 @@ def fast_path(
         metas = tuple((meta.status, meta.options.query == "keep", meta) for meta in store.metas)
     index = matcher.first_index
     describer = _Describer(packed.rules)
-    exact: list[tuple[str, int | None]] = []
+    exact: list[tuple[str, int]] = []
     left: dict[str, Any] = {}
     if len(table) > EXACT_MAX:
         # So many (with packing off): not made into plans now (seconds at a million); the
@@ -277,7 +277,8 @@ def fast_path(
             continue  # never the path of an ASCII request
         rule = found[0] if isinstance(found, tuple) else found  # the first candidate
         plan = plan_for(rule, prepared=False)  # as the Python road makes it (Engine's plan())
-        exact.append((path, describer.rule(rule, plan) if _action(plan) is not None else None))
+        # A rule whose action the road does not cover is described too: "not handled" there.
+        exact.append((path, describer.rule(rule, plan)))
     strict = False
     if not matcher.has_patterns:
         patterns = 0
