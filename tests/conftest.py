@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from waypost.engine._compiled import ENV_SWITCH
 from waypost.store._sql import SqlStore
 from waypost.store.sqlite import SqliteStore
 
@@ -108,3 +109,13 @@ def store(make_store: StoreFactory) -> SqlStore:
     opened = make_store()
     opened.upgrade()
     return opened
+
+
+@pytest.fixture(params=["compiled road", "python road"])
+def road(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A test twice: with the compiled road (a middleware builds no Request for a request
+    decided by its path and query alone) and without it (every request built and resolved in
+    Python). A module takes it with ``pytestmark = pytest.mark.usefixtures("road")``."""
+    if request.param == "python road":
+        monkeypatch.setenv(ENV_SWITCH, "0")
+    return str(request.param)

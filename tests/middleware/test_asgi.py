@@ -10,7 +10,6 @@ from fastapi.responses import RedirectResponse
 from fastapi.testclient import TestClient
 
 from waypost import Engine, RulesError
-from waypost.engine._compiled import ENV_SWITCH
 from waypost.middleware.asgi import WaypostMiddleware
 
 REWRITE = {
@@ -18,15 +17,6 @@ REWRITE = {
     "rewrite": "/new/{rest}?sling=academy",
     "set_headers": {"x-rerouted": "yes"},
 }
-
-
-@pytest.fixture(params=["compiled road", "python road"], autouse=True)
-def road(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test twice: with the compiled road (a request decided by its path and query alone
-    builds no Request) and without it (every request built and resolved in Python)."""
-    if request.param == "python road":
-        monkeypatch.setenv(ENV_SWITCH, "0")
-    return str(request.param)
 
 
 def make_app(rules: list[dict[str, Any]], **options: Any) -> FastAPI:
@@ -71,7 +61,11 @@ def make_app(rules: list[dict[str, Any]], **options: Any) -> FastAPI:
     return app
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # on_event is deprecated
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # on_event is deprecated
+    # Every test twice: with the compiled road and without it (see conftest.road).
+    pytest.mark.usefixtures("road"),
+]
 
 
 def test_rewrite_reaches_new_endpoint_with_header_and_query() -> None:

@@ -8,17 +8,10 @@ import pytest
 from flask import Flask, redirect, request
 
 from waypost import Engine, RulesError
-from waypost.engine._compiled import ENV_SWITCH
 from waypost.middleware.wsgi import WaypostMiddleware
 
-
-@pytest.fixture(params=["compiled road", "python road"], autouse=True)
-def road(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test twice: with the compiled road (a request decided by its path and query alone
-    builds no Request) and without it (every request built and resolved in Python)."""
-    if request.param == "python road":
-        monkeypatch.setenv(ENV_SWITCH, "0")
-    return str(request.param)
+# Every test twice: with the compiled road and without it (see conftest.road).
+pytestmark = pytest.mark.usefixtures("road")
 
 
 def make_app(rules: list[dict[str, Any]], **engine_kwargs: Any) -> Flask:

@@ -16,17 +16,10 @@ from pytest_django import Settings
 from waypost import Engine
 from waypost.contrib.django.middleware import WaypostMiddleware, django_request
 from waypost.engine import Decision
-from waypost.engine._compiled import ENV_SWITCH
 from waypost.exceptions import RulesError, WaypostError
 
-
-@pytest.fixture(params=["compiled road", "python road"], autouse=True)
-def road(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test twice: with the compiled road (a request decided by its path and query alone
-    builds no Request) and without it."""
-    if request.param == "python road":
-        monkeypatch.setenv(ENV_SWITCH, "0")
-    return str(request.param)
+# Every test twice: with the compiled road and without it (see conftest.road).
+pytestmark = pytest.mark.usefixtures("road")
 
 
 def test_a_redirect_is_answered_before_the_view(client: Client) -> None:
