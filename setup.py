@@ -44,8 +44,8 @@ setup(
     ext_modules=[
         Extension(
             "waypost._plainstore",
-            ["src/waypost/_plainstore.c", "src/waypost/_fastpath.c"],
-            depends=["src/waypost/_plainstore.h"],
+            ["src/waypost/_plainstore.c", "src/waypost/_fastpath.c", "src/waypost/_gate.c"],
+            depends=["src/waypost/_plainstore.h", "src/waypost/_gate.h"],
             optional=True,
         )
     ],

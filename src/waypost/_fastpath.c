@@ -26,6 +26,7 @@
  * and one pool of bytes; a request allocates only its answer.
  */
 #include "_plainstore.h"
+#include "_gate.h"
 #include <structmember.h>
 #include <stddef.h>
 
@@ -142,6 +143,10 @@ typedef struct {
     Py_ssize_t ntouched;
     int64_t last; /* the position of the rule that made the last answer (-1: none) */
     int uncountable; /* a rule is not at its position: no counting */
+    /* A rule set with guards: resolve() answers only through the gate (a Gate, or NULL: never),
+     * resolve_rules() gives the rules' decision once the guard layer let a request through. */
+    int guarded;
+    PyObject *gate;
 } FastPath;
 
 /* The Decision's slots, in the order of descr[]. */
@@ -612,6 +617,7 @@ fastpath_dealloc(FastPath *self)
     for (int k = 0; k < 10; k++) Py_XDECREF(self->descr[k]);
     Py_XDECREF(self->no_match);
     Py_XDECREF(self->empty_tuple);
+    Py_XDECREF(self->gate);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -620,18 +626,25 @@ fastpath_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"decision", "no_match", "exact",   "table", "store",
                             "prefixes", "metas",    "rules_of", "options", "nodes",
-                            "rules",    "patterns", "size",     NULL};
+                            "rules",    "patterns", "size",     "guarded", "gate", NULL};
     PyObject *decision, *no_match, *exact, *table, *store, *prefixes, *metas, *lazy_rules, *nodes,
         *rules;
     int merge_slashes, slash_redirects, strict, patterns;
     Py_ssize_t size;
     PyObject *options;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!O!OOO!O!O!O!O!in:FastPath", names,
+    int guarded = 0;
+    PyObject *gate = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!O!OOO!O!O!O!O!in|$pO:FastPath", names,
                                      &PyType_Type, &decision, &no_match, &PyTuple_Type, &exact,
                                      &PyDict_Type, &table,
                                      &store, &prefixes, &PyTuple_Type, &metas, &PyTuple_Type,
                                      &lazy_rules, &PyTuple_Type, &options, &PyTuple_Type, &nodes,
-                                     &PyTuple_Type, &rules, &patterns, &size)) {
+                                     &PyTuple_Type, &rules, &patterns, &size, &guarded,
+                                     &gate)) {
+        return NULL;
+    }
+    if (gate != Py_None && (!guarded || !PyObject_TypeCheck(gate, &GateType))) {
+        PyErr_SetString(PyExc_TypeError, "gate: a Gate, for a guarded rule set, or None");
         return NULL;
     }
     if (!PyArg_ParseTuple(options, "ppp", &merge_slashes, &slash_redirects, &strict)) return NULL;
@@ -671,6 +684,8 @@ fastpath_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->slash_redirects = slash_redirects;
     self->strict = strict;
     self->patterns = patterns;
+    self->guarded = guarded;
+    self->gate = gate == Py_None ? NULL : Py_NewRef(gate);
     if (size < 0 || size > (Py_ssize_t)INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "size: the rule set's rules, 0 to 2**31 - 1");
         goto fail;
@@ -1253,13 +1268,10 @@ PyDoc_STRVAR(resolve_doc,
 "What Engine.resolve(request, url, stage=stage) answers, or None when this request needs the\n"
 "Python road. ``request`` is a Request (``url`` None) or a method (``url`` a path and query).");
 
-/* resolve()'s answer for (request, url, stage), or None. */
+/* The rules' answer for (request, url, stage), or None. */
 static PyObject *
-resolve_parts(FastPath *self, PyObject *request, PyObject *url, PyObject *stage_name)
+rules_parts(FastPath *self, PyObject *request, PyObject *url, int stage)
 {
-    self->last = -1;
-    int stage = stage_of(stage_name);
-    if (stage == 0) Py_RETURN_NONE;
     if (url == Py_None) {
         PyObject *path = PyObject_GetAttr(request, S_PATH);
         if (path == NULL) {
@@ -1296,6 +1308,101 @@ resolve_parts(FastPath *self, PyObject *request, PyObject *url, PyObject *stage_
     return answer(self, mark == NULL ? url : NULL, s, plen, q, n - (q - s), stage);
 }
 
+#define SLOT(fp, d, k) (*(PyObject **)((char *)(d) + (fp)->offset[k]))
+
+/* The rules' decision `d` (a new reference) as a request the guards let through gets it, as
+ * Engine._guarded() finishes it: the guards' Vary, and on a rewrite or a pass the identity
+ * headers; None (not handled) for a rewrite into a guarded area (checked again on the Python
+ * road) and for a rule's own set_headers (which the identity headers are merged into there). */
+static PyObject *
+let_through(FastPath *fp, PyObject *d, PyObject *identity)
+{
+    if (d == fp->no_match) {
+        Py_DECREF(d);
+        d = new_decision(fp, S_PASS, Py_None, Py_None, Py_None, Py_None, identity, Py_None,
+                         Py_None, Py_None);
+        if (d == NULL) return NULL;
+        Py_SETREF(SLOT(fp, d, F_VARY), Py_NewRef(gate_vary(fp->gate)));
+        return d;
+    }
+    if (Py_REFCNT(d) != 1) goto unhandled; /* not a decision of its own: never change it */
+    PyObject *action = SLOT(fp, d, F_ACTION);
+    if (action == S_REWRITE) {
+        PyObject *path = SLOT(fp, d, F_PATH);
+        if (!PyUnicode_Check(path) || !PyUnicode_IS_ASCII(path)) goto unhandled;
+        const char *s = PyUnicode_DATA(path);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(path);
+        if (memchr(s, '%', (size_t)n) != NULL) goto unhandled; /* read decoded: Python's */
+        int guarded = gate_matches(fp->gate, s, n);
+        if (guarded < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+        if (guarded) goto unhandled;
+    }
+    if (action == S_REWRITE || action == S_PASS) {
+        PyObject *headers = SLOT(fp, d, F_HEADERS);
+        if (!PyTuple_Check(headers) || PyTuple_GET_SIZE(headers) > 0) goto unhandled;
+        Py_SETREF(SLOT(fp, d, F_HEADERS), Py_NewRef(identity));
+    }
+    Py_SETREF(SLOT(fp, d, F_VARY), Py_NewRef(gate_vary(fp->gate)));
+    return d;
+unhandled:
+    Py_DECREF(d);
+    fp->last = -1;
+    Py_RETURN_NONE;
+}
+
+/* A guarded rule set's answer for a Request: when the gate lets it through from what the guards
+ * remember, the rules' decision as the guard layer finishes it; otherwise None. */
+static PyObject *
+guarded_parts(FastPath *self, PyObject *request, PyObject *url, int stage)
+{
+    if (self->gate == NULL || url != Py_None) Py_RETURN_NONE;
+    PyObject *path = PyObject_GetAttr(request, S_PATH);
+    if (path == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    PyObject *query = PyObject_GetAttr(request, S_QUERY_STRING);
+    if (query == NULL) {
+        PyErr_Clear();
+        Py_DECREF(path);
+        Py_RETURN_NONE;
+    }
+    PyObject *out = NULL, *identity = NULL;
+    if (!PyUnicode_Check(path) || !PyUnicode_IS_ASCII(path) || !PyUnicode_Check(query) ||
+        (PyUnicode_GET_LENGTH(query) > 0 && !PyUnicode_IS_ASCII(query))) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    int passed = gate_pass(self->gate, request, PyUnicode_DATA(path), PyUnicode_GET_LENGTH(path),
+                           &identity);
+    if (passed <= 0) {
+        out = passed < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    out = answer(self, path, PyUnicode_DATA(path), PyUnicode_GET_LENGTH(path),
+                 PyUnicode_DATA(query), PyUnicode_GET_LENGTH(query), stage);
+    if (out != NULL && out != Py_None) out = let_through(self, out, identity);
+done:
+    Py_XDECREF(identity);
+    Py_DECREF(path);
+    Py_DECREF(query);
+    return out;
+}
+
+/* resolve()'s answer for (request, url, stage), or None. */
+static PyObject *
+resolve_parts(FastPath *self, PyObject *request, PyObject *url, PyObject *stage_name)
+{
+    self->last = -1;
+    int stage = stage_of(stage_name);
+    if (stage == 0) Py_RETURN_NONE;
+    if (self->guarded) return guarded_parts(self, request, url, stage);
+    return rules_parts(self, request, url, stage);
+}
+
 static PyObject *
 fastpath_resolve(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1304,6 +1411,24 @@ fastpath_resolve(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     return resolve_parts(self, args[0], args[1], args[2]);
+}
+
+PyDoc_STRVAR(resolve_rules_doc,
+"resolve_rules(request, url, stage) -> Decision or None\n\n"
+"As resolve(), for the rules alone: a guarded rule set's guard layer asks it once the guards\n"
+"let the request through.");
+
+static PyObject *
+fastpath_resolve_rules(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "resolve_rules() takes request, url and stage");
+        return NULL;
+    }
+    self->last = -1;
+    int stage = stage_of(args[2]);
+    if (stage == 0) Py_RETURN_NONE;
+    return rules_parts(self, args[0], args[1], stage);
 }
 
 PyDoc_STRVAR(resolve_path_doc,
@@ -1319,7 +1444,8 @@ fastpath_resolve_path(FastPath *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *path = args[0], *query = args[1];
     int stage = stage_of(args[2]);
-    if (stage == 0 || !PyUnicode_Check(path) || !PyUnicode_IS_ASCII(path) ||
+    /* a guarded rule set: the guards read more of the request than its path and query */
+    if (stage == 0 || self->guarded || !PyUnicode_Check(path) || !PyUnicode_IS_ASCII(path) ||
         !PyUnicode_Check(query) || !PyUnicode_IS_ASCII(query))
         Py_RETURN_NONE;
     return answer(self, path, PyUnicode_DATA(path), PyUnicode_GET_LENGTH(path),
@@ -1423,6 +1549,8 @@ static PyMethodDef fastpath_methods[] = {
     {"resolve", (PyCFunction)(void (*)(void))fastpath_resolve, METH_FASTCALL, resolve_doc},
     {"resolve_path", (PyCFunction)(void (*)(void))fastpath_resolve_path, METH_FASTCALL,
      resolve_path_doc},
+    {"resolve_rules", (PyCFunction)(void (*)(void))fastpath_resolve_rules, METH_FASTCALL,
+     resolve_rules_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "_plainstore.h"
+#include "_gate.h"
 
 static void
 store_dealloc(PlainStore *self)
@@ -857,7 +858,7 @@ PyInit__plainstore(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (fastpath_add_type(m) < 0) {
+    if (fastpath_add_type(m) < 0 || gate_add_type(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

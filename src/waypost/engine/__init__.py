@@ -62,7 +62,6 @@ class _Snapshot:
         "merge_slashes",
         "packed",
         "plans",
-        "rules_fast",
         "ruleset",
         "site",
         "slash_redirects",
@@ -91,11 +90,11 @@ class _Snapshot:
             packed=self.packed,
             first_match=ruleset.defaults.get("order") == "first_match",
         )
-        #: The compiled road of resolve() (see _compiled.py); None: the Python road only, as
-        #: for a rule set with guards, whose guard layer then asks ``rules_fast`` for the rules'
-        #: decision once the guards passed.
+        #: The compiled road of resolve() (see _compiled.py); None: the Python road only. With
+        #: guards, it answers only what its gate lets through (the guards remember the
+        #: request's credential), and the guard layer asks its ``resolve_rules()`` for the
+        #: rules' decision once the guards passed on the Python road.
         self.fast: Any = None
-        self.rules_fast: Any = None
         #: ``fast`` once it counts hits (see Engine.count_hits()).
         self.counted: Any = None
 
@@ -209,11 +208,9 @@ def _compile(
             snapshot.packed,
             merge_slashes=snapshot.merge_slashes,
             slash_redirects=snapshot.slash_redirects,
+            guards=snapshot.guards,
         )
-    if snapshot.guards is None:
-        snapshot.fast = fast
-    else:
-        snapshot.rules_fast = fast
+    snapshot.fast = fast
     return snapshot
 
 
@@ -698,9 +695,9 @@ class Engine:
         if denied is not None:
             return denied
         decision = None
-        if steps is None and snapshot.rules_fast is not None:
+        if steps is None and snapshot.fast is not None:
             # The rules' own decision on the compiled road (the guards passed; see resolve()).
-            decision = snapshot.rules_fast.resolve(request, None, stage)
+            decision = snapshot.fast.resolve_rules(request, None, stage)
         if steps is None and decision is None:
             # resolve()'s common case: the first candidate has no conditions, so it decides.
             hit = snapshot.matcher.first(request.path)

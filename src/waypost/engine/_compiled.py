@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from waypost.decision import NO_MATCH, Decision
+from waypost.engine._guards import GuardLayer
 from waypost.engine._plans import (
     PassOn,
     Plan,
@@ -35,17 +36,20 @@ from waypost.matching import Matcher
 from waypost.matching._index import _Branch, _Leaf, _Tails
 from waypost.rules.converters import AnyConverter, IntConverter, PathConverter, StringConverter
 from waypost.rules.model import Rule
+from waypost.guards import GUARD_HEADER, USER_HEADER
 from waypost.rules.pattern import Segment
+from waypost.rules.request import LazyHeaders
 
-__all__ = ["FastMethod", "FastPath", "fast_path"]
+__all__ = ["FastMethod", "FastPath", "Gate", "fast_path", "gate"]
 
 FastPath: Any
 FastMethod: Any
+Gate: Any
 try:
     _compiled = importlib.import_module("waypost._plainstore")
-    FastPath, FastMethod = _compiled.FastPath, _compiled.FastMethod
+    FastPath, FastMethod, Gate = _compiled.FastPath, _compiled.FastMethod, _compiled.Gate
 except (ImportError, AttributeError):  # pragma: no cover - built without a C compiler
-    FastPath = FastMethod = None
+    FastPath = FastMethod = Gate = None
 
 #: Set to "0" to answer every request on the Python road (for comparing the two).
 ENV_SWITCH = "WAYPOST_COMPILED_RESOLVE"
@@ -247,14 +251,32 @@ class _Describer:
         return at
 
 
+def gate(layer: GuardLayer) -> Any:
+    """The ``Gate`` through which a guarded rule set's compiled road lets a request pass whose
+    guards remember its credential, or None (see ``waypost/_gate.c``)."""
+    if Gate is None:
+        return None
+    described = layer.memories()
+    if described is None:
+        return None
+    tails, exact, guards = described
+    if len(guards) > 256:
+        return None
+    return Gate(tails, exact, guards, layer.vary, USER_HEADER, GUARD_HEADER, LazyHeaders)
+
+
 def fast_path(
     matcher: Matcher,
     packed: StoredRedirect,
     *,
     merge_slashes: bool,
     slash_redirects: bool,
+    guards: GuardLayer | None = None,
 ) -> Any:
-    """The ``FastPath`` of a rule set's matcher, or None (see the module's doc)."""
+    """The ``FastPath`` of a rule set's matcher, or None (see the module's doc). With
+    ``guards``, its ``resolve()`` answers only through their :func:`gate` (and never without
+    one), and ``resolve_rules()`` gives the rules' decision once the guards let a request
+    through."""
     if FastPath is None or os.environ.get(ENV_SWITCH) == "0":
         return None
     table = matcher.default_table
@@ -302,4 +324,6 @@ def fast_path(
         tuple(describer.rules),
         patterns,
         len(packed.rules),
+        guarded=guards is not None,
+        gate=None if guards is None else gate(guards),
     )

@@ -43,6 +43,7 @@ from waypost.guards import (
 from waypost.matching import Matcher, compile_matcher
 from waypost.rules.converters import PathConverter
 from waypost.rules.model import Rule
+from waypost.rules.pattern import normalize_path
 from waypost.rules.request import Request
 
 __all__ = ["GuardLayer", "canonical_path", "identity_headers", "identity_headers_of"]
@@ -200,6 +201,50 @@ class GuardLayer:
                     )
                     break
         return errors
+
+    def memories(self) -> tuple[Any, ...] | None:
+        """What the compiled road's gate needs (``waypost/_gate.c``), or None when this layer
+        leaves nothing to it: the guard rules of the quick road (see :meth:`check`) as
+        ``(tails, exact, guards)``. ``tails``: each ``(prefix, guard ids)``; ``exact``: each
+        table variant's ``(path -> guard ids, case_insensitive)``; ``guards``: by id,
+        ``(kind, name, memory, ring, note directly)`` as the guard's ``memory()`` says (kind
+        None: a guard the gate does not read). The gate only lets through what the guards remember letting
+        through; anything else, a denial above all, is this layer's."""
+        guards_of = self._guards_of
+        if guards_of is None or self._others is not None:
+            return None
+        if any(conditional for _, conditional in guards_of.values()):
+            return None
+        names = list(self.guards)
+        ids = {name: k for k, name in enumerate(names)}
+
+        def ids_of(rule: Rule) -> tuple[int, ...]:
+            return tuple(ids[name] for name, _ in guards_of[id(rule)][0])
+
+        tails = tuple((prefix, ids_of(rule)) for prefix, _, _, rule in self._tails)
+        exact: dict[tuple[bool, bool], dict[str, tuple[int, ...]]] = {}
+        for rule in self.rules:
+            if rule.pattern is not None:
+                continue
+            options = rule.options
+            variant = (options.strict_slashes, options.case_insensitive)
+            key = normalize_path(
+                rule.path, strict_slashes=variant[0], case_insensitive=variant[1]
+            )
+            table = exact.setdefault(variant, {})
+            table[key] = tuple(dict.fromkeys((*table.get(key, ()), *ids_of(rule))))
+        described: list[tuple[Any, ...]] = []
+        for name in names:
+            memory = getattr(self.guards[name], "memory", None)
+            kind, remembered, ring, direct = (
+                memory() if memory is not None else (None, None, None, False)
+            )
+            described.append((kind, name, remembered, ring, direct))
+        return (
+            tails,
+            tuple((table, case) for (_, case), table in exact.items()),
+            tuple(described),
+        )
 
     def _requiring(self, url: str, name: str) -> Iterable[Rule]:
         path = url.partition("?")[0]

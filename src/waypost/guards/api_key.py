@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from waypost.guards._limit import MAX_FAILURES, WINDOW_SECONDS, FailureWindow
 from waypost.guards.base import Allowed, Denied, Outcome
@@ -87,7 +88,10 @@ class KeyRing:
     def __init__(self, keys: Iterable[AccessKey] = ()) -> None:
         self._keys: dict[str, AccessKey] = {key.id: key for key in keys}
         self.generation = 0
-        self._used: dict[str, float] = {}
+        #: The last uses noted since the previous :meth:`take_uses`, by key id (Unix times):
+        #: :meth:`note_use` writes here, and so does the compiled road (see ``memory()`` of
+        #: :class:`ApiKeyGuard`). Replaced whole by take_uses(), never changed otherwise.
+        self.uses: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"<KeyRing {len(self._keys)} keys, generation {self.generation}>"
@@ -110,11 +114,11 @@ class KeyRing:
 
     def note_use(self, key_id: str) -> None:
         """Key ``key_id`` opened a guarded path now (one dict write; no I/O)."""
-        self._used[key_id] = time.time()
+        self.uses[key_id] = time.time()
 
     def take_uses(self) -> dict[str, float]:
         """The last uses noted since the previous call, by key id (Unix times)."""
-        used, self._used = self._used, {}
+        used, self.uses = self.uses, {}
         return used
 
 
@@ -191,6 +195,15 @@ class ApiKeyGuard:
 
     def __repr__(self) -> str:
         return f"ApiKeyGuard({self.name!r}, audience={self.audience!r})"
+
+    def memory(self) -> tuple[str, dict[tuple[str | None, ...], Any], KeyRing, bool]:
+        """What the compiled road reads to let a request through that passed before (see
+        ``waypost/_gate.c``): the checks remembered by the credential headers as sent, as
+        ``(key, ring generation, Allowed, nothing else to check)`` (the dict is cleared, never
+        replaced); the ring, whose generation they hold and which notes each use; and whether
+        a use is noted by writing the ring's ``uses`` (its own note_use(), not a subclass's)."""
+        direct = type(self.ring).note_use is KeyRing.note_use
+        return ("api_key", self._passed, self.ring, direct)
 
     def check(self, request: Request) -> Outcome:
         """Allowed with the key's id as the user, 401, 403, or 429."""

@@ -318,6 +318,12 @@ class JwtGuard:
     def __repr__(self) -> str:
         return f"JwtGuard({self.name!r}, {self.keys.describe()}, algorithms={self.algorithms!r})"
 
+    def memory(self) -> tuple[str, dict[str, tuple[Allowed, float]], None, bool]:
+        """What the compiled road reads to let a request through that passed before (see
+        ``waypost/_gate.c``): the passes remembered by bearer token, as ``(Allowed, expires)``.
+        The dict is cleared, never replaced."""
+        return ("bearer", self._passed, None, False)
+
     def _token(self, request: Request) -> str | None:
         authorization = request.headers_named(AUTHORIZATION).get("authorization", "")
         scheme, _, token = authorization.strip().partition(" ")

@@ -118,6 +118,12 @@ class SessionGuard:
     def __repr__(self) -> str:
         return f"SessionGuard({self.name!r}, cookie={self.cookie!r}, key={self.key!r})"
 
+    def memory(self) -> tuple[str, dict[str, tuple[Allowed, float]], None, bool]:
+        """What the compiled road reads to let a request through that passed before (see
+        ``waypost/_gate.c``): the passes remembered by the whole Cookie header, as
+        ``(Allowed, expires)``. The dict is cleared, never replaced."""
+        return ("session", self._by_header, None, False)
+
     def check(self, request: Request) -> Outcome:
         """Allowed with the session's ``key`` as the user, or 401."""
         header = request.cookie_header()

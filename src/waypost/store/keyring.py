@@ -111,7 +111,7 @@ class StoreKeyRing(KeyRing):
             self._store.record_access_use(used)
         except StoreError:
             for key_id, when in used.items():
-                self._used.setdefault(key_id, when)
+                self.uses.setdefault(key_id, when)
             raise
 
     def close(self) -> None:
