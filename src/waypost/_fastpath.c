@@ -1311,12 +1311,15 @@ rules_parts(FastPath *self, PyObject *request, PyObject *url, int stage)
 #define SLOT(fp, d, k) (*(PyObject **)((char *)(d) + (fp)->offset[k]))
 
 /* The rules' decision `d` (a new reference) as a request the guards let through gets it, as
- * Engine._guarded() finishes it: the guards' Vary, and on a rewrite or a pass the identity
- * headers; None (not handled) for a rewrite into a guarded area (checked again on the Python
- * road) and for a rule's own set_headers (which the identity headers are merged into there). */
+ * Engine._guarded() finishes it: with `identity` (guards passed), the guards' Vary and on a
+ * rewrite or a pass the identity headers; without (no guard to pass), `d` itself. None (not
+ * handled) for a rewrite into a guarded area (checked again on the Python road) and for a
+ * rule's own set_headers on a rewrite or a pass (the identity headers are taken out of them and
+ * merged there). */
 static PyObject *
 let_through(FastPath *fp, PyObject *d, PyObject *identity)
 {
+    if (d == fp->no_match && identity == NULL) return d;
     if (d == fp->no_match) {
         Py_DECREF(d);
         d = new_decision(fp, S_PASS, Py_None, Py_None, Py_None, Py_None, identity, Py_None,
@@ -1325,7 +1328,7 @@ let_through(FastPath *fp, PyObject *d, PyObject *identity)
         Py_SETREF(SLOT(fp, d, F_VARY), Py_NewRef(gate_vary(fp->gate)));
         return d;
     }
-    if (Py_REFCNT(d) != 1) goto unhandled; /* not a decision of its own: never change it */
+    if (Py_REFCNT(d) != 1 && identity != NULL) goto unhandled; /* never change a shared one */
     PyObject *action = SLOT(fp, d, F_ACTION);
     if (action == S_REWRITE) {
         PyObject *path = SLOT(fp, d, F_PATH);
@@ -1343,9 +1346,9 @@ let_through(FastPath *fp, PyObject *d, PyObject *identity)
     if (action == S_REWRITE || action == S_PASS) {
         PyObject *headers = SLOT(fp, d, F_HEADERS);
         if (!PyTuple_Check(headers) || PyTuple_GET_SIZE(headers) > 0) goto unhandled;
-        Py_SETREF(SLOT(fp, d, F_HEADERS), Py_NewRef(identity));
+        if (identity != NULL) Py_SETREF(SLOT(fp, d, F_HEADERS), Py_NewRef(identity));
     }
-    Py_SETREF(SLOT(fp, d, F_VARY), Py_NewRef(gate_vary(fp->gate)));
+    if (identity != NULL) Py_SETREF(SLOT(fp, d, F_VARY), Py_NewRef(gate_vary(fp->gate)));
     return d;
 unhandled:
     Py_DECREF(d);
@@ -1354,7 +1357,8 @@ unhandled:
 }
 
 /* A guarded rule set's answer for a Request: when the gate lets it through from what the guards
- * remember, the rules' decision as the guard layer finishes it; otherwise None. */
+ * remember, or no guard rule matches its path, the rules' decision as the guard layer finishes
+ * it; otherwise None. */
 static PyObject *
 guarded_parts(FastPath *self, PyObject *request, PyObject *url, int stage)
 {

@@ -8,6 +8,7 @@
  *   - passed: every guard that the request's guard rules require remembers its credential, and
  *     here are the identity headers the app or upstream gets (the guard layer's own, for one
  *     guard: X-Waypost-User, X-Waypost-Guard and the guard's own);
+ *   - open: no guard rule matches the path (most of a site), so the rules alone decide;
  *   - not handled: anything else (no credential, one not remembered or expired, a guard kind
  *     it does not read, several guards, a header sent twice, an unusual path). The Python guard
  *     layer then decides, as it always did: it is the reference, and it alone ever denies.
@@ -362,7 +363,7 @@ gate_pass(PyObject *gate, PyObject *request, const char *s, Py_ssize_t n, PyObje
     uint64_t ids[MAX_GUARDS / 64] = {0, 0, 0, 0};
     int any;
     if (matching_guards(g, s, n, ids, &any) < 0) return -1;
-    if (!any) return 0; /* no guard to pass: whatever the guarded road says, Python's */
+    if (!any) return 2; /* no guard to pass */
     Py_ssize_t only = -1;
     for (Py_ssize_t id = 0; id < g->nguards; id++) {
         if (!(ids[id / 64] & ((uint64_t)1 << (id % 64)))) continue;

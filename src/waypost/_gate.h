@@ -8,8 +8,9 @@
 extern PyTypeObject GateType;
 
 /* 1: every guard the guard rules matching the decoded ASCII path `s` require remembers the
- * request's credential; `*identity` is then the identity headers (a new tuple). 0: not handled
- * (the Python guard layer decides); -1: an error. */
+ * request's credential; `*identity` is then the identity headers (a new tuple). 2: no guard
+ * rule matches the path (`*identity` NULL). 0: not handled (the Python guard layer decides);
+ * -1: an error. */
 int gate_pass(PyObject *gate, PyObject *request, const char *s, Py_ssize_t n,
               PyObject **identity);
 

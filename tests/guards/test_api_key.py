@@ -14,6 +14,10 @@ from waypost.exceptions import RulesError
 from waypost.guards import AccessKey, KeyRing
 from waypost.guards.api_key import secret_hash
 
+# Each test on both roads: the compiled road, whose gate (waypost/_gate.c) lets through what
+# the guards remember, and the Python guard layer alone.
+pytestmark = pytest.mark.usefixtures("road")
+
 SECRET = "Zq3" * 8
 KEY = f"wp_partner1_{SECRET}"
 HOST = "api.example.com"

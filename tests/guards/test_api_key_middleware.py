@@ -18,6 +18,10 @@ from waypost.middleware.asgi import WaypostMiddleware as AsgiMiddleware
 from waypost.middleware.wsgi import WaypostMiddleware as WsgiMiddleware
 from waypost.store._sql import SqlStore
 
+# Each test on both roads: the compiled road, whose gate (waypost/_gate.c) lets through what
+# the guards remember, and the Python guard layer alone.
+pytestmark = pytest.mark.usefixtures("road")
+
 HOST = "api.example.com"
 JSON = {"Accept": "application/json", "Host": HOST}
 BROWSER = {"Accept": "text/html", "Host": HOST}

@@ -11,6 +11,10 @@ from waypost.engine import Engine
 from waypost.exceptions import RulesError
 from waypost.rules.load import parse_rules
 
+# Each test on both roads: the compiled road, whose gate (waypost/_gate.c) lets through what
+# the guards remember, and the Python guard layer alone.
+pytestmark = pytest.mark.usefixtures("road")
+
 
 def errors_of(text: str, **kwargs: object) -> list[str]:
     _, errors = parse_rules(text, format="yaml", file="rules.yaml", **kwargs)  # type: ignore[arg-type]

@@ -33,6 +33,10 @@ from waypost.guards.jwt import JwksKeys, JwtGuard
 from waypost.rules.load import load_rules, parse_rules
 from waypost.rules.request import Request
 
+# Each test on both roads: the compiled road, whose gate (waypost/_gate.c) lets through what
+# the guards remember, and the Python guard layer alone.
+pytestmark = pytest.mark.usefixtures("road")
+
 ISSUER = "https://auth.example.com/"
 CLIENT = "198.51.100.9"
 JSON = {"Accept": "application/json"}

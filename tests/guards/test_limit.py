@@ -18,6 +18,10 @@ from waypost.guards.basic import BasicGuard, read_htpasswd
 from waypost.guards.session import SessionGuard
 from waypost.rules.request import Request
 
+# Each test on both roads: the compiled road, whose gate (waypost/_gate.c) lets through what
+# the guards remember, and the Python guard layer alone.
+pytestmark = pytest.mark.usefixtures("road")
+
 
 class Clock:
     """time.monotonic and time.time, moved by hand."""

@@ -17,6 +17,10 @@ from waypost.middleware._common import GuardIdentity
 from waypost.middleware.asgi import WaypostMiddleware as AsgiMiddleware
 from waypost.middleware.wsgi import WaypostMiddleware as WsgiMiddleware
 
+# Each test on both roads: the compiled road, whose gate (waypost/_gate.c) lets through what
+# the guards remember, and the Python guard layer alone.
+pytestmark = pytest.mark.usefixtures("road")
+
 SECRET = "flask-secret"
 ANN = {"Authorization": "Basic " + base64.b64encode(b"ann:s3cret").decode()}
 BROWSER = {"Accept": "text/html"}

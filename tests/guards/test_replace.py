@@ -13,6 +13,10 @@ from waypost.exceptions import RulesError
 from waypost.rules.load import parse_rules
 from waypost.rules.request import Request
 
+# Each test on both roads: the compiled road, whose gate (waypost/_gate.c) lets through what
+# the guards remember, and the Python guard layer alone.
+pytestmark = pytest.mark.usefixtures("road")
+
 RULES = [{"from": "/admin/<path:rest>", "require": "staff"}, {"from": "/admin/a", "to": "/b"}]
 NEW_RULES = [{"from": "/admin/<path:rest>", "require": "staff"}, {"from": "/admin/a", "to": "/c"}]
 

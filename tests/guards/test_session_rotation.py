@@ -12,6 +12,10 @@ from tests.guards.test_session import flask_cookie
 from waypost.engine import Engine
 from waypost.exceptions import RulesError
 
+# Each test on both roads: the compiled road, whose gate (waypost/_gate.c) lets through what
+# the guards remember, and the Python guard layer alone.
+pytestmark = pytest.mark.usefixtures("road")
+
 CURRENT, OLD, OLDER = "current-key", "old-key", "older-key"
 RULES = """\
 guards:
