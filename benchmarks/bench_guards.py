@@ -14,8 +14,14 @@ in the loop, ``Request(...)`` then ``Engine.resolve()``, on both sides: a middle
 per request, and a guard reads its headers and cookies, which a Request parses once.
 
 The kinds: ``session`` with a cookie signed by Flask itself (``SecureCookieSessionInterface``),
-``basic`` (bcrypt, remembered after the first check) and ``python`` (a callable reading a
-cookie). ``basic`` and ``python`` are timed for comparison; the target is the session's.
+``api_key`` (as ``Authorization: Bearer`` and as the ``X-API-Key`` / ``X-Secret-Token`` pair),
+``jwt`` (an HS256 token), ``basic`` (bcrypt, remembered after the first check) and ``python``
+(a callable reading a cookie). The target is the session's and the access key's; the others are
+timed for comparison. One more row times the rest of the site: a pattern redirect outside every
+guarded area, in the session's rule set against the plain one.
+
+A remembered ``session``, ``api_key`` or ``jwt`` pass is answered by the compiled road's guard
+gate (``waypost/_gate.c``); ``basic`` and ``python`` by the Python guard layer.
 """
 
 from __future__ import annotations
@@ -43,8 +49,11 @@ RESULTS = HERE / "results"
 RATIO_MAX = 2.0
 SECRET = "bench-secret-key"
 JWT_SECRET = "bench-jwt-secret-of-at-least-32-bytes"
-#: The kinds the issue's target names: a cached api_key or session guard.
-TARGET_KINDS = ("session", "api_key")
+#: The kinds the issue's target names: a cached api_key (either way of sending it) or session
+#: guard.
+TARGET_KINDS = ("session", "api_key", "api_key (X-API-Key pair)")
+#: The row of a request outside the guarded area (the session guard's rule set).
+OUTSIDE = "outside (no guard applies)"
 EXACT_RULES = 1_000
 
 Loop = Callable[[Sequence[Any]], object]
@@ -132,6 +141,14 @@ def resolve_loop(engine: Any, headers: list[tuple[str, str]]) -> Loop:
     return run
 
 
+def report(kind: str, figures: dict[str, float]) -> None:
+    print(
+        f"{kind:26} unguarded {figures['plain_ns'] / 1000:6.2f} µs  "
+        f"guarded {figures['guarded_ns'] / 1000:6.2f} µs  ratio {figures['ratio']:.2f}x",
+        flush=True,
+    )
+
+
 def time_ratio(plain: Loop, guarded: Loop, paths: Sequence[str], repeats: int) -> dict[str, float]:
     """Medians of both, and the median of the round-by-round ratios guarded / plain."""
     warm_up(plain, paths)
@@ -171,6 +188,7 @@ def main() -> None:
     if args.tiny:
         repeats, count = 2, 200
     paths = [f"/app/area/{i % 97}/item-{i}" for i in range(count)]
+    outside = [f"/section{i % 10}/{2000 + i % 25}/post-{i}" for i in range(count)]
     os.environ["WAYPOST_BENCH_SECRET"] = SECRET
     cookie = flask_session_cookie({"_user_id": "42", "_fresh": True, "csrf_token": "x" * 40})
     credentials = base64.b64encode(b"ann:s3cret").decode()
@@ -218,11 +236,18 @@ def main() -> None:
                 resolve_loop(plain, headers), resolve_loop(engine, headers), paths, repeats
             )
             results["kinds"][kind] = figures
-            print(
-                f"{kind:26} unguarded {figures['plain_ns'] / 1000:6.2f} µs  "
-                f"guarded {figures['guarded_ns'] / 1000:6.2f} µs  ratio {figures['ratio']:.2f}x",
-                flush=True,
-            )
+            report(kind, figures)
+            if kind == "session":
+                # The rest of the site: a pattern redirect outside every guarded area, in a
+                # rule set with guards and in one without.
+                figures = time_ratio(
+                    resolve_loop(plain, headers),
+                    resolve_loop(engine, headers),
+                    outside,
+                    repeats,
+                )
+                results["kinds"][OUTSIDE] = figures
+                report(OUTSIDE, figures)
     results["target"] = {"ratio_max": RATIO_MAX}
     for kind in TARGET_KINDS:
         ratio = results["kinds"][kind]["ratio"]
@@ -246,7 +271,8 @@ def render(results: dict[str, Any]) -> str:
         f"{machine['cpus']} CPUs (shared machine). `Request(...)` then `Engine.resolve()` of "
         f"{results['requests']:,} paths under a rewritten `/app/<path:rest>`, with and without "
         "a passing guard on it, in the same run; the ratio is the median of "
-        f"{results['repeats']} round-by-round ratios.",
+        f"{results['repeats']} round-by-round ratios. The `outside` row: pattern redirects "
+        "outside every guarded area, in the `session` guard's rule set and in the plain one.",
         "",
         "| guard | unguarded | guarded | ratio |",
         "|---|---:|---:|---:|",
