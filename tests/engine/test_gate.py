@@ -84,7 +84,7 @@ CREDENTIALS: list[list[tuple[str, str]]] = [
     [("Authorization", f"Bearer {KEY}")],
     [("authorization", f"  bearer   {KEY} ")],
     [("X-API-Key", "partner1"), ("X-Secret-Token", KEY_SECRET)],
-    [("x-api-key", f"wp_partner1"), ("X-SECRET-TOKEN", KEY_SECRET), ("Host", "a.example")],
+    [("x-api-key", "wp_partner1"), ("X-SECRET-TOKEN", KEY_SECRET), ("Host", "a.example")],
     [("X-API-Key", KEY)],
     [("Authorization", f"Bearer {KEY[:-1]}x")],  # a wrong secret
     [("Authorization", f"Bearer {KEY}"), ("Authorization", f"Bearer {KEY}")],
@@ -238,9 +238,7 @@ def test_each_remembered_credential_takes_the_gate() -> None:
         ("/a/set", CREDENTIALS[1]),  # a rule's own headers, merged with the identity in Python
     ],
 )
-def test_what_the_gate_leaves_to_the_guard_layer(
-    url: str, headers: list[tuple[str, str]]
-) -> None:
+def test_what_the_gate_leaves_to_the_guard_layer(url: str, headers: list[tuple[str, str]]) -> None:
     engine = engine_of([*GUARD_RULES[:4], GUARD_RULES[6], GUARD_RULES[7], *MOVES])
     assert not ask(engine, url, headers)
 

@@ -32,11 +32,11 @@ from waypost.engine._plans import (
     ToTarget,
     plan_for,
 )
+from waypost.guards import GUARD_HEADER, USER_HEADER
 from waypost.matching import Matcher
 from waypost.matching._index import _Branch, _Leaf, _Tails
 from waypost.rules.converters import AnyConverter, IntConverter, PathConverter, StringConverter
 from waypost.rules.model import Rule
-from waypost.guards import GUARD_HEADER, USER_HEADER
 from waypost.rules.pattern import Segment
 from waypost.rules.request import LazyHeaders
 

@@ -208,8 +208,8 @@ class GuardLayer:
         ``(tails, exact, guards)``. ``tails``: each ``(prefix, guard ids)``; ``exact``: each
         table variant's ``(path -> guard ids, case_insensitive)``; ``guards``: by id,
         ``(kind, name, memory, ring, note directly)`` as the guard's ``memory()`` says (kind
-        None: a guard the gate does not read). The gate only lets through what the guards remember letting
-        through; anything else, a denial above all, is this layer's."""
+        None: a guard the gate does not read). The gate only lets through what the guards
+        remember letting through; anything else, a denial above all, is this layer's."""
         guards_of = self._guards_of
         if guards_of is None or self._others is not None:
             return None
@@ -228,9 +228,7 @@ class GuardLayer:
                 continue
             options = rule.options
             variant = (options.strict_slashes, options.case_insensitive)
-            key = normalize_path(
-                rule.path, strict_slashes=variant[0], case_insensitive=variant[1]
-            )
+            key = normalize_path(rule.path, strict_slashes=variant[0], case_insensitive=variant[1])
             table = exact.setdefault(variant, {})
             table[key] = tuple(dict.fromkeys((*table.get(key, ()), *ids_of(rule))))
         described: list[tuple[Any, ...]] = []
