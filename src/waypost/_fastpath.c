@@ -1603,7 +1603,8 @@ typedef struct {
     PyTypeObject *engine_type;
     PyTypeObject *snapshot_type;
     Py_ssize_t snapshot_offset; /* Engine._snapshot */
-    Py_ssize_t fast_offset;     /* _Snapshot.fast */
+    Py_ssize_t fast_offset;     /* _Snapshot.fast (or, counting, _Snapshot.counted) */
+    int counting; /* Engine.resolve_counted(request, record, stage): the hit counted by the road */
     vectorcallfunc vectorcall;
 } FastMethod;
 
@@ -1620,11 +1621,48 @@ slot_offset(PyObject *descr, const char *what)
     return ((PyMemberDescrObject *)descr)->d_member->offset;
 }
 
+/* Engine.resolve_counted(request, record, stage="all") on the counting road, or NULL without an
+ * exception: not answered (the Python function then answers, and records the hit). */
+static PyObject *
+counted_call(FastMethod *self, PyObject *fast, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
+{
+    if (nargs < 3 || nargs > 4) return NULL;
+    PyObject *stage = nargs > 3 ? args[3] : S_ALL;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        if (PyTuple_GET_ITEM(kwnames, k) != S_STAGE) return NULL;
+        stage = args[nargs + k];
+    }
+    FastPath *fp = (FastPath *)fast;
+    Py_INCREF(fast); /* held while it answers: see fastmethod_vectorcall() */
+    PyObject *out = resolve_parts(fp, args[1], Py_None, stage);
+    if (out != NULL && out != Py_None && fp->last >= 0) count_hit(fp, (uint32_t)fp->last);
+    Py_DECREF(fast);
+    if (out == Py_None) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out; /* a decision, or NULL with an exception */
+}
+
 static PyObject *
 fastmethod_vectorcall(FastMethod *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs >= 2 && nargs <= 7 && PyObject_TypeCheck(args[0], self->engine_type)) {
+    if (self->counting && nargs >= 1 && PyObject_TypeCheck(args[0], self->engine_type)) {
+        PyObject *snapshot = *(PyObject **)((char *)args[0] + self->snapshot_offset);
+        PyObject *fast = snapshot != NULL && Py_IS_TYPE(snapshot, self->snapshot_type)
+                             ? *(PyObject **)((char *)snapshot + self->fast_offset)
+                             : NULL;
+        if (fast != NULL && Py_IS_TYPE(fast, &FastPathType)) {
+            PyObject *out = counted_call(self, fast, args, nargs, kwnames);
+            if (out != NULL || PyErr_Occurred()) return out;
+        }
+        return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
+    }
+    if (!self->counting && nargs >= 2 && nargs <= 7 &&
+        PyObject_TypeCheck(args[0], self->engine_type)) {
         PyObject *snapshot = *(PyObject **)((char *)args[0] + self->snapshot_offset);
         PyObject *fast = snapshot != NULL && Py_IS_TYPE(snapshot, self->snapshot_type)
                              ? *(PyObject **)((char *)snapshot + self->fast_offset)
@@ -1657,9 +1695,12 @@ fastmethod_vectorcall(FastMethod *self, PyObject *const *args, size_t nargsf, Py
 static PyObject *
 fastmethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
+    static char *names[] = {"", "", "", "", "", "counting", NULL};
     PyObject *func, *engine_type, *snapshot_type, *snapshot_descr, *fast_descr;
-    if (!PyArg_ParseTuple(args, "OO!O!OO:FastMethod", &func, &PyType_Type, &engine_type,
-                          &PyType_Type, &snapshot_type, &snapshot_descr, &fast_descr))
+    int counting = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!OO|$p:FastMethod", names, &func,
+                                     &PyType_Type, &engine_type, &PyType_Type, &snapshot_type,
+                                     &snapshot_descr, &fast_descr, &counting))
         return NULL;
     if (!PyCallable_Check(func)) {
         PyErr_SetString(PyExc_TypeError, "the function must be callable");
@@ -1676,6 +1717,7 @@ fastmethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->snapshot_type = (PyTypeObject *)Py_NewRef(snapshot_type);
     self->snapshot_offset = snapshot_offset;
     self->fast_offset = fast_offset;
+    self->counting = counting;
     self->vectorcall = (vectorcallfunc)fastmethod_vectorcall;
     return (PyObject *)self;
 }
@@ -1726,8 +1768,11 @@ static PyTypeObject FastMethodType = {
     .tp_vectorcall_offset = offsetof(FastMethod, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_doc = "FastMethod(function, Engine, _Snapshot, Engine._snapshot, _Snapshot.fast)\n\n"
-              "Engine.resolve with the compiled road asked first (see _fastpath.c).",
+    .tp_doc = "FastMethod(function, Engine, _Snapshot, Engine._snapshot, _Snapshot.fast)\n"
+              "FastMethod(function, Engine, _Snapshot, Engine._snapshot, _Snapshot.counted, "
+              "counting=True)\n\n"
+              "Engine.resolve (Engine.resolve_counted) with the compiled (counting) road asked "
+              "first (see _fastpath.c).",
     .tp_getset = fastmethod_getset,
     .tp_descr_get = fastmethod_get,
     .tp_new = fastmethod_new,

@@ -530,3 +530,42 @@ def test_a_snapshot_swapped_while_the_request_is_read_is_held_until_the_answer()
     decision = engine.resolve(Swapping(), None)  # type: ignore[arg-type]
     assert decision.location == "/blog/2020/x"  # the rules it started with answered
     assert engine.resolve("GET", "/archive-1/2020/x").action == "pass"
+
+
+def test_engine_resolve_counted_counts_once_with_any_way_of_passing_arguments() -> None:
+    """Engine.resolve_counted is a method descriptor in C too: the counting road asked first
+    (its hit counted there), otherwise the Python function (its hit recorded)."""
+    import inspect
+
+    engine = Engine(BENCH_LIKE)
+    engine.count_hits()
+    recorded: list[Decision] = []
+    request = Request("GET", "/archive-1/2020/x", "")
+    calls = [
+        lambda: engine.resolve_counted(request, recorded.append),
+        lambda: engine.resolve_counted(request, recorded.append, "all"),
+        lambda: engine.resolve_counted(request, recorded.append, stage="all"),
+        lambda: Engine.resolve_counted(engine, request, recorded.append),
+        # keywords the C method does not read: the Python function, which asks the road too
+        lambda: engine.resolve_counted(request=request, record=recorded.append),
+    ]
+    for call in calls:
+        assert call().location == "/blog/2020/x"
+    position = engine.rules.index(engine.resolve(request).rule)
+    assert _drained(engine) == {position: 5}
+    assert recorded == []
+    # Another stage: the stored rule /old/page-1 is the full search's, recorded.
+    assert engine.resolve_counted(Request("GET", "/old/page-1", ""), recorded.append, "before")
+    assert len(recorded) == 1 and _drained(engine) == {}
+    with pytest.raises(TypeError):
+        engine.resolve_counted(request)  # type: ignore[call-arg]
+    parameters = list(inspect.signature(engine.resolve_counted).parameters)
+    assert parameters == ["request", "record", "stage"]
+    assert Engine.resolve_counted.__name__ == "resolve_counted"
+
+
+def test_resolve_counted_without_counting_started_records_each_decision() -> None:
+    engine = Engine(BENCH_LIKE)
+    recorded: list[Decision] = []
+    engine.resolve_counted(Request("GET", "/archive-1/2020/x", ""), recorded.append)
+    assert len(recorded) == 1 and engine.hit_counters() == []
