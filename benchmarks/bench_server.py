@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -198,6 +199,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+def _ms(value: float | None) -> str:
+    """A p99 as the tables show it ('n/a' when wrk recorded none)."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.2f} ms"
+
+
 def _tree_cpu(pid: int) -> float:
     """CPU seconds (user and system) used so far by process ``pid`` and its live descendants
     (``waypost serve`` answers from a worker process of its own)."""
@@ -252,9 +258,15 @@ def _wrk(
         load_after.ru_utime + load_after.ru_stime - load_before.ru_utime - load_before.ru_stime
     ) / elapsed
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    # The line of wrk's latency distribution (a '99%' elsewhere, such as the end of a
+    # '+/- Stdev' like '72.99%', is not it).
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     p99_ms = float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")
+    if p99_ms == 0.0:
+        # wrk recorded no latency for the run (it happens with pipelined requests): unknown,
+        # not zero.
+        p99_ms = float("nan")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
@@ -385,7 +397,7 @@ class Contender:
             "measured": True,
             "rps": round(best["rps"], 1),
             "median_rps": round(statistics.median(r["rps"] for r in self.runs), 1),
-            "p99_ms": round(best["p99_ms"], 3),
+            "p99_ms": None if math.isnan(best["p99_ms"]) else round(best["p99_ms"], 3),
             "runs_rps": [round(r["rps"], 1) for r in self.runs],
             "bad_responses": max(r["bad_responses"] for r in self.runs),
             "start_seconds": round(self.ready, 2),
@@ -431,7 +443,7 @@ def measure_all(
         if row["measured"]:
             print(
                 f"  {row['server']:13} {row['rules']:>9,} rules: best {row['rps']:>9,.0f} req/s,"
-                f" median {row['median_rps']:,.0f}, p99 {row['p99_ms']:.2f} ms, CPU server "
+                f" median {row['median_rps']:,.0f}, p99 {_ms(row['p99_ms'])}, CPU server "
                 f"{row['server_cpu']:.0%} wrk {row['load_cpu']:.0%}"
                 + (
                     f" ({row['saturated_runs']} runs with wrk saturated)"
@@ -513,14 +525,15 @@ def verdicts(results: list[dict[str, Any]], small: int, large: int) -> list[dict
                 waypost_n,
                 nginx_n,
             )
-            add(
-                f"waypost p99 / nginx p99, {size:,} rules",
-                (waypost_n["p99_ms"] / nginx_n["p99_ms"],) * 2,
-                2.5,
-                waypost_n,
-                nginx_n,
-                most=True,
-            )
+            if waypost_n["p99_ms"] and nginx_n["p99_ms"]:  # (None: wrk recorded none)
+                add(
+                    f"waypost p99 / nginx p99, {size:,} rules",
+                    (waypost_n["p99_ms"] / nginx_n["p99_ms"],) * 2,
+                    2.5,
+                    waypost_n,
+                    nginx_n,
+                    most=True,
+                )
     if waypost and starlette:
         add(f"waypost vs Starlette, {small:,} rules", _paired(waypost, starlette), 3, waypost)
     if waypost and waypost_large and large != small:
@@ -586,7 +599,7 @@ def markdown(
                 cells.append(f"not measured: {row['reason']}")
             else:
                 cells.append(
-                    f"{row['rps']:,.0f} ({row['median_rps']:,.0f}), p99 {row['p99_ms']:.2f} ms, "
+                    f"{row['rps']:,.0f} ({row['median_rps']:,.0f}), p99 {_ms(row['p99_ms'])}, "
                     f"CPU {row['server_cpu']:.0%} / wrk {row['load_cpu']:.0%}"
                     + (" (wrk saturated)" if row.get("saturated_runs") else "")
                 )
