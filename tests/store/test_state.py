@@ -100,3 +100,20 @@ def test_a_snapshot_unpacks_and_becomes_a_document() -> None:
     assert (revision, defaults, hosts, rules) == (3, {"status": 302}, ("a.com",), snapshot.rules)
     assert list(snapshot.to_document()) == ["defaults", "allowed_hosts", "rules"]
     assert Snapshot(0, {}, (), ()).to_document() == {"rules": []}
+
+
+def test_new_rule_ids_are_distinct_fresh_and_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from waypost.store import _state
+
+    ids = list(_state.new_rule_ids(20_000))
+    assert len(set(ids)) == 20_000 and ids == sorted(ids)
+    assert all(re.fullmatch(r"r[0-9a-f]{12}", rule_id) for rule_id in ids)
+    assert set(ids).isdisjoint(_state.new_rule_ids(20_000))
+    # Two alike in the batch: the missing one is drawn again.
+    monkeypatch.setattr(_state.secrets, "token_bytes", lambda n: bytes(n))
+    assert len(list(_state.new_rule_ids(1))) == 1
+    spare = iter(["000000000001"])
+    monkeypatch.setattr(_state.secrets, "token_hex", lambda size: next(spare))
+    assert list(_state.new_rule_ids(2)) == ["r000000000000", "r000000000001"]
