@@ -85,17 +85,15 @@ typedef struct {
 } Want;
 
 /* The values of the headers `want` (lower case names) among the request's header pairs, as
- * Request.headers_named() finds them (names compared without case), into `out` (borrowed, NULL
- * when not sent). 1: found; 0: not handled (a header sent twice, which Python joins; pairs of
- * another shape; a non-ASCII name as long as a wanted one, which str.lower() might turn into
- * it); -1: an error. `keep` holds what must stay alive while `out` is used (a new reference, or
- * NULL). */
+ * Request.headers_named() finds them (names compared without case), into `out` (new
+ * references, NULL when not sent: the caller releases them, as what it does with them may run
+ * Python code that changes the pairs). 1: found; 0: not handled (a header sent twice, which
+ * Python joins; pairs of another shape; a non-ASCII name as long as a wanted one, which
+ * str.lower() might turn into it); -1: an error. */
 static int
-read_headers(Gate *g, PyObject *request, const Want *want, int nwant, PyObject **out,
-             PyObject **keep)
+read_headers(Gate *g, PyObject *request, const Want *want, int nwant, PyObject **out)
 {
     for (int k = 0; k < nwant; k++) out[k] = NULL;
-    *keep = NULL;
     PyObject *raw = PyObject_GetAttr(request, S_RAW_HEADERS);
     if (raw == NULL) {
         PyErr_Clear();
@@ -146,7 +144,8 @@ read_headers(Gate *g, PyObject *request, const Want *want, int nwant, PyObject *
             break;
         }
     }
-    *keep = raw; /* the values are borrowed from its pairs */
+    for (int k = 0; k < nwant; k++) Py_XINCREF(out[k]); /* no Python code ran since found */
+    Py_DECREF(raw);
     return 1;
 unhandled:
     Py_DECREF(raw);
@@ -218,10 +217,10 @@ note_use(GateGuard *guard, PyObject *key_id, double now)
 static PyObject *
 remembered(Gate *g, GateGuard *guard, PyObject *request, double now)
 {
-    PyObject *values[3], *keep = NULL, *entry = NULL, *allowed = NULL;
+    PyObject *values[3] = {NULL, NULL, NULL}, *entry = NULL, *allowed = NULL;
     switch (guard->kind) {
     case KIND_SESSION: {
-        int got = read_headers(g, request, COOKIE, 1, values, &keep);
+        int got = read_headers(g, request, COOKIE, 1, values);
         if (got <= 0 || values[0] == NULL) break;
         entry = PyDict_GetItemWithError(guard->memory, values[0]); /* borrowed */
         if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2 &&
@@ -232,7 +231,7 @@ remembered(Gate *g, GateGuard *guard, PyObject *request, double now)
         break;
     }
     case KIND_BEARER: {
-        int got = read_headers(g, request, AUTHORIZATION, 1, values, &keep);
+        int got = read_headers(g, request, AUTHORIZATION, 1, values);
         if (got <= 0 || values[0] == NULL) break;
         PyObject *token = bearer_token(values[0]);
         if (token == NULL) break;
@@ -246,7 +245,7 @@ remembered(Gate *g, GateGuard *guard, PyObject *request, double now)
         break;
     }
     case KIND_API_KEY: {
-        int got = read_headers(g, request, CREDENTIALS, 3, values, &keep);
+        int got = read_headers(g, request, CREDENTIALS, 3, values);
         if (got <= 0 || (values[0] == NULL && values[1] == NULL)) break;
         PyObject *sent = PyTuple_New(3);
         if (sent == NULL) break;
@@ -277,7 +276,7 @@ remembered(Gate *g, GateGuard *guard, PyObject *request, double now)
     default:
         break;
     }
-    Py_XDECREF(keep);
+    for (int k = 0; k < 3; k++) Py_XDECREF(values[k]);
     return allowed;
 }
 
