@@ -1268,30 +1268,32 @@ PyDoc_STRVAR(resolve_doc,
 "What Engine.resolve(request, url, stage=stage) answers, or None when this request needs the\n"
 "Python road. ``request`` is a Request (``url`` None) or a method (``url`` a path and query).");
 
+/* A Request's decoded path and raw query (new references) when both are ASCII str: 1; else 0,
+ * and the Python road answers (a missing attribute is not an error here). */
+static int
+request_parts(PyObject *request, PyObject **path, PyObject **query)
+{
+    *path = PyObject_GetAttr(request, S_PATH);
+    *query = *path == NULL ? NULL : PyObject_GetAttr(request, S_QUERY_STRING);
+    if (*query != NULL && PyUnicode_Check(*path) && PyUnicode_IS_ASCII(*path) &&
+        PyUnicode_Check(*query) &&
+        (PyUnicode_GET_LENGTH(*query) == 0 || PyUnicode_IS_ASCII(*query)))
+        return 1;
+    PyErr_Clear();
+    Py_CLEAR(*path);
+    Py_CLEAR(*query);
+    return 0;
+}
+
 /* The rules' answer for (request, url, stage), or None. */
 static PyObject *
 rules_parts(FastPath *self, PyObject *request, PyObject *url, int stage)
 {
     if (url == Py_None) {
-        PyObject *path = PyObject_GetAttr(request, S_PATH);
-        if (path == NULL) {
-            PyErr_Clear();
-            Py_RETURN_NONE;
-        }
-        PyObject *query = PyObject_GetAttr(request, S_QUERY_STRING);
-        if (query == NULL) {
-            PyErr_Clear();
-            Py_DECREF(path);
-            Py_RETURN_NONE;
-        }
-        PyObject *out;
-        if (!PyUnicode_Check(path) || !PyUnicode_IS_ASCII(path) || !PyUnicode_Check(query) ||
-            (PyUnicode_GET_LENGTH(query) > 0 && !PyUnicode_IS_ASCII(query))) {
-            out = Py_NewRef(Py_None);
-        } else {
-            out = answer(self, path, PyUnicode_DATA(path), PyUnicode_GET_LENGTH(path),
-                         PyUnicode_DATA(query), PyUnicode_GET_LENGTH(query), stage);
-        }
+        PyObject *path, *query;
+        if (!request_parts(request, &path, &query)) Py_RETURN_NONE;
+        PyObject *out = answer(self, path, PyUnicode_DATA(path), PyUnicode_GET_LENGTH(path),
+                               PyUnicode_DATA(query), PyUnicode_GET_LENGTH(query), stage);
         Py_DECREF(path);
         Py_DECREF(query);
         return out;
@@ -1362,24 +1364,10 @@ unhandled:
 static PyObject *
 guarded_parts(FastPath *self, PyObject *request, PyObject *url, int stage)
 {
-    if (self->gate == NULL || url != Py_None) Py_RETURN_NONE;
-    PyObject *path = PyObject_GetAttr(request, S_PATH);
-    if (path == NULL) {
-        PyErr_Clear();
+    PyObject *path, *query;
+    if (self->gate == NULL || url != Py_None || !request_parts(request, &path, &query))
         Py_RETURN_NONE;
-    }
-    PyObject *query = PyObject_GetAttr(request, S_QUERY_STRING);
-    if (query == NULL) {
-        PyErr_Clear();
-        Py_DECREF(path);
-        Py_RETURN_NONE;
-    }
     PyObject *out = NULL, *identity = NULL;
-    if (!PyUnicode_Check(path) || !PyUnicode_IS_ASCII(path) || !PyUnicode_Check(query) ||
-        (PyUnicode_GET_LENGTH(query) > 0 && !PyUnicode_IS_ASCII(query))) {
-        out = Py_NewRef(Py_None);
-        goto done;
-    }
     int passed = gate_pass(self->gate, request, PyUnicode_DATA(path), PyUnicode_GET_LENGTH(path),
                            &identity);
     if (passed <= 0) {
@@ -1621,73 +1609,61 @@ slot_offset(PyObject *descr, const char *what)
     return ((PyMemberDescrObject *)descr)->d_member->offset;
 }
 
-/* Engine.resolve_counted(request, record, stage="all") on the counting road, or NULL without an
- * exception: not answered (the Python function then answers, and records the hit). */
+/* Engine.resolve(request, url, headers, client_ip, now, stage) on the road `fp`: a decision,
+ * None (not answered: the Python function answers), or NULL (an error). */
 static PyObject *
-counted_call(FastMethod *self, PyObject *fast, PyObject *const *args, Py_ssize_t nargs,
-             PyObject *kwnames)
+resolve_call(FastPath *fp, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs < 3 || nargs > 4) return NULL;
+    if (nargs < 2 || nargs > 7) Py_RETURN_NONE;
+    PyObject *url = nargs > 2 ? args[2] : Py_None;
+    PyObject *stage = nargs > 6 ? args[6] : S_ALL;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        if (name == S_STAGE) stage = args[nargs + k];
+        else if (name == S_URL) url = args[nargs + k];
+        else if (name != S_HEADERS && name != S_CLIENT_IP && name != S_NOW) Py_RETURN_NONE;
+    }
+    return resolve_parts(fp, args[1], url, stage);
+}
+
+/* Engine.resolve_counted(request, record, stage="all") on the counting road `fp`, the hit
+ * counted: as resolve_call() (the Python function then answers and records the hit). */
+static PyObject *
+counted_call(FastPath *fp, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs < 3 || nargs > 4) Py_RETURN_NONE;
     PyObject *stage = nargs > 3 ? args[3] : S_ALL;
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     for (Py_ssize_t k = 0; k < nkw; k++) {
-        if (PyTuple_GET_ITEM(kwnames, k) != S_STAGE) return NULL;
+        if (PyTuple_GET_ITEM(kwnames, k) != S_STAGE) Py_RETURN_NONE;
         stage = args[nargs + k];
     }
-    FastPath *fp = (FastPath *)fast;
-    Py_INCREF(fast); /* held while it answers: see fastmethod_vectorcall() */
     PyObject *out = resolve_parts(fp, args[1], Py_None, stage);
     if (out != NULL && out != Py_None && fp->last >= 0) count_hit(fp, (uint32_t)fp->last);
-    Py_DECREF(fast);
-    if (out == Py_None) {
-        Py_DECREF(out);
-        return NULL;
-    }
-    return out; /* a decision, or NULL with an exception */
+    return out;
 }
 
 static PyObject *
 fastmethod_vectorcall(FastMethod *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (self->counting && nargs >= 1 && PyObject_TypeCheck(args[0], self->engine_type)) {
-        PyObject *snapshot = *(PyObject **)((char *)args[0] + self->snapshot_offset);
-        PyObject *fast = snapshot != NULL && Py_IS_TYPE(snapshot, self->snapshot_type)
-                             ? *(PyObject **)((char *)snapshot + self->fast_offset)
+    /* The engine's road, read from its snapshot's slot */
+    PyObject *snapshot = nargs >= 1 && PyObject_TypeCheck(args[0], self->engine_type)
+                             ? *(PyObject **)((char *)args[0] + self->snapshot_offset)
                              : NULL;
-        if (fast != NULL && Py_IS_TYPE(fast, &FastPathType)) {
-            PyObject *out = counted_call(self, fast, args, nargs, kwnames);
-            if (out != NULL || PyErr_Occurred()) return out;
-        }
-        return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
-    }
-    if (!self->counting && nargs >= 2 && nargs <= 7 &&
-        PyObject_TypeCheck(args[0], self->engine_type)) {
-        PyObject *snapshot = *(PyObject **)((char *)args[0] + self->snapshot_offset);
-        PyObject *fast = snapshot != NULL && Py_IS_TYPE(snapshot, self->snapshot_type)
-                             ? *(PyObject **)((char *)snapshot + self->fast_offset)
-                             : NULL;
-        if (fast != NULL && Py_IS_TYPE(fast, &FastPathType)) {
-            PyObject *url = nargs > 2 ? args[2] : Py_None;
-            PyObject *stage = nargs > 6 ? args[6] : S_ALL;
-            int known = 1;
-            Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-            for (Py_ssize_t k = 0; k < nkw; k++) {
-                PyObject *name = PyTuple_GET_ITEM(kwnames, k);
-                if (name == S_STAGE) stage = args[nargs + k];
-                else if (name == S_URL) url = args[nargs + k];
-                else if (name != S_HEADERS && name != S_CLIENT_IP && name != S_NOW) known = 0;
-            }
-            if (known) {
-                /* Held while it answers: reading request.path may run Python code, during
-                 * which another thread may swap the engine's snapshot and free this one. */
-                Py_INCREF(fast);
-                PyObject *out = resolve_parts((FastPath *)fast, args[1], url, stage);
-                Py_DECREF(fast);
-                if (out != Py_None) return out; /* a decision, or NULL: an error */
-                Py_DECREF(out);
-            }
-        }
+    PyObject *fast = snapshot != NULL && Py_IS_TYPE(snapshot, self->snapshot_type)
+                         ? *(PyObject **)((char *)snapshot + self->fast_offset)
+                         : NULL;
+    if (fast != NULL && Py_IS_TYPE(fast, &FastPathType)) {
+        /* Held while it answers: reading request.path may run Python code, during which
+         * another thread may swap the engine's snapshot and free this one. */
+        Py_INCREF(fast);
+        PyObject *out = self->counting ? counted_call((FastPath *)fast, args, nargs, kwnames)
+                                       : resolve_call((FastPath *)fast, args, nargs, kwnames);
+        Py_DECREF(fast);
+        if (out != Py_None) return out; /* a decision, or NULL: an error */
+        Py_DECREF(out);
     }
     return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
 }
@@ -1787,12 +1763,7 @@ fastpath_add_type(PyObject *module)
     S_CLIENT_IP = PyUnicode_InternFromString("client_ip");
     S_NOW = PyUnicode_InternFromString("now");
     if (!S_STAGE || !S_URL || !S_HEADERS || !S_CLIENT_IP || !S_NOW) return -1;
-    if (PyType_Ready(&FastMethodType) < 0) return -1;
-    Py_INCREF(&FastMethodType);
-    if (PyModule_AddObject(module, "FastMethod", (PyObject *)&FastMethodType) < 0) {
-        Py_DECREF(&FastMethodType);
-        return -1;
-    }
+    if (PyModule_AddType(module, &FastMethodType) < 0) return -1;
     S_REDIRECT = PyUnicode_InternFromString("redirect");
     S_REWRITE = PyUnicode_InternFromString("rewrite");
     S_RESPOND = PyUnicode_InternFromString("respond");
@@ -1805,11 +1776,5 @@ fastpath_add_type(PyObject *module)
     if (!S_REDIRECT || !S_REWRITE || !S_RESPOND || !S_PASS || !S_ALL || !S_BEFORE ||
         !S_MISSING || !S_PATH || !S_QUERY_STRING)
         return -1;
-    if (PyType_Ready(&FastPathType) < 0) return -1;
-    Py_INCREF(&FastPathType);
-    if (PyModule_AddObject(module, "FastPath", (PyObject *)&FastPathType) < 0) {
-        Py_DECREF(&FastPathType);
-        return -1;
-    }
-    return 0;
+    return PyModule_AddType(module, &FastPathType);
 }

@@ -849,16 +849,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__plainstore(void)
 {
-    if (PyType_Ready(&PlainStoreType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    Py_INCREF(&PlainStoreType);
-    if (PyModule_AddObject(m, "PlainStore", (PyObject *)&PlainStoreType) < 0) {
-        Py_DECREF(&PlainStoreType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    if (fastpath_add_type(m) < 0 || gate_add_type(m) < 0) {
+    if (PyModule_AddType(m, &PlainStoreType) < 0 || fastpath_add_type(m) < 0 ||
+        gate_add_type(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
