@@ -16,9 +16,10 @@
  * So a Gate can only ever let through what the Python layer would let through from the same
  * memories; it never decides a failure. The guard rules it matches are those of the layer's
  * quick road (waypost.engine._guards.GuardLayer.check): exact paths, and static segments then a
- * bare <path:...>, without conditions. A layer with others gets no Gate (GuardLayer.gate()).
+ * bare <path:...>, without conditions. A layer with others gets no Gate (GuardLayer.memories()
+ * says None).
  *
- * The description (built by GuardLayer.gate()):
+ * The description (GuardLayer.memories(), completed by waypost.engine._compiled.gate()):
  *   tails:  ((prefix, guard ids), ...)        a rule for '/a/b/<path:rest>' has prefix 'a/b/'
  *   exact:  ((dict path -> guard ids, case_insensitive), ...)  one per exact-table variant
  *   guards: ((kind, name, memory, ring or None, note directly), ...)   kind: 'session',
@@ -212,22 +213,31 @@ note_use(GateGuard *guard, PyObject *key_id, double now)
     return got;
 }
 
+/* The Allowed of a session's or a token's remembered pass, `(Allowed, expires)` found under
+ * `key` in `memory`, while it has not run out: a new reference, or NULL (with an exception: an
+ * error). */
+static PyObject *
+unexpired(PyObject *memory, PyObject *key, double now)
+{
+    PyObject *entry = PyDict_GetItemWithError(memory, key); /* borrowed */
+    if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2 &&
+        PyFloat_CheckExact(PyTuple_GET_ITEM(entry, 1)) &&
+        PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(entry, 1)) > now) {
+        return Py_NewRef(PyTuple_GET_ITEM(entry, 0));
+    }
+    return NULL;
+}
+
 /* What `guard` remembers for `request`: its Allowed (new reference), or NULL (no exception: not
  * remembered, or not handled; with one: an error). */
 static PyObject *
 remembered(Gate *g, GateGuard *guard, PyObject *request, double now)
 {
-    PyObject *values[3] = {NULL, NULL, NULL}, *entry = NULL, *allowed = NULL;
+    PyObject *values[3] = {NULL, NULL, NULL}, *allowed = NULL;
     switch (guard->kind) {
     case KIND_SESSION: {
         int got = read_headers(g, request, COOKIE, 1, values);
-        if (got <= 0 || values[0] == NULL) break;
-        entry = PyDict_GetItemWithError(guard->memory, values[0]); /* borrowed */
-        if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2 &&
-            PyFloat_CheckExact(PyTuple_GET_ITEM(entry, 1)) &&
-            PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(entry, 1)) > now) {
-            allowed = Py_NewRef(PyTuple_GET_ITEM(entry, 0));
-        }
+        if (got > 0 && values[0] != NULL) allowed = unexpired(guard->memory, values[0], now);
         break;
     }
     case KIND_BEARER: {
@@ -235,13 +245,8 @@ remembered(Gate *g, GateGuard *guard, PyObject *request, double now)
         if (got <= 0 || values[0] == NULL) break;
         PyObject *token = bearer_token(values[0]);
         if (token == NULL) break;
-        entry = PyDict_GetItemWithError(guard->memory, token);
+        allowed = unexpired(guard->memory, token, now);
         Py_DECREF(token);
-        if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2 &&
-            PyFloat_CheckExact(PyTuple_GET_ITEM(entry, 1)) &&
-            PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(entry, 1)) > now) {
-            allowed = Py_NewRef(PyTuple_GET_ITEM(entry, 0));
-        }
         break;
     }
     case KIND_API_KEY: {
@@ -252,7 +257,7 @@ remembered(Gate *g, GateGuard *guard, PyObject *request, double now)
         for (int k = 0; k < 3; k++) {
             PyTuple_SET_ITEM(sent, k, Py_NewRef(values[k] == NULL ? Py_None : values[k]));
         }
-        entry = PyDict_GetItemWithError(guard->memory, sent);
+        PyObject *entry = PyDict_GetItemWithError(guard->memory, sent);
         Py_DECREF(sent);
         /* (key, ring generation, Allowed, nothing else to check) */
         if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4 ||
@@ -282,8 +287,21 @@ remembered(Gate *g, GateGuard *guard, PyObject *request, double now)
 
 /* -- the guard rules ------------------------------------------------------------------------- */
 
+#define MAX_GUARDS 256
+
+/* The guard ids `which` (a tuple of ints, checked by gate_new()) added to the bitset `ids`. */
+static void
+mark(uint64_t *ids, PyObject *which)
+{
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(which); j++) {
+        Py_ssize_t id = PyLong_AsSsize_t(PyTuple_GET_ITEM(which, j));
+        ids[id / 64] |= (uint64_t)1 << (id % 64);
+    }
+}
+
 /* The guard ids of the guard rules matching the decoded ASCII `path` (a quick-road path: see
- * gate_pass()), added to `ids` (a bitset of nguards bits, in `words`). 0, or -1: an error. */
+ * gate_pass()), added to `ids` (a bitset of MAX_GUARDS bits); `*any`: whether a rule matched.
+ * 0, or -1: an error. */
 static int
 matching_guards(Gate *g, const char *s, Py_ssize_t n, uint64_t *ids, int *any)
 {
@@ -293,11 +311,7 @@ matching_guards(Gate *g, const char *s, Py_ssize_t n, uint64_t *ids, int *any)
         PyObject *prefix = PyTuple_GET_ITEM(tail, 0);
         Py_ssize_t len = PyUnicode_GET_LENGTH(prefix);
         if (len + 1 > n || memcmp(PyUnicode_DATA(prefix), s + 1, (size_t)len) != 0) continue;
-        PyObject *which = PyTuple_GET_ITEM(tail, 1);
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(which); j++) {
-            Py_ssize_t id = PyLong_AsSsize_t(PyTuple_GET_ITEM(which, j));
-            ids[id / 64] |= (uint64_t)1 << (id % 64);
-        }
+        mark(ids, PyTuple_GET_ITEM(tail, 1));
         *any = 1;
     }
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(g->exact); k++) {
@@ -318,10 +332,7 @@ matching_guards(Gate *g, const char *s, Py_ssize_t n, uint64_t *ids, int *any)
             if (PyErr_Occurred()) return -1;
             continue;
         }
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(which); j++) {
-            Py_ssize_t id = PyLong_AsSsize_t(PyTuple_GET_ITEM(which, j));
-            ids[id / 64] |= (uint64_t)1 << (id % 64);
-        }
+        mark(ids, which);
         *any = 1;
     }
     return 0;
@@ -345,13 +356,11 @@ gate_matches(PyObject *gate, const char *s, Py_ssize_t n)
 {
     Gate *g = (Gate *)gate;
     if (!quick_form(s, n)) return 1; /* cannot tell: the Python road looks */
-    uint64_t ids[4] = {0, 0, 0, 0};
+    uint64_t ids[MAX_GUARDS / 64] = {0};
     int any;
     if (matching_guards(g, s, n, ids, &any) < 0) return -1;
     return any;
 }
-
-#define MAX_GUARDS 256
 
 int
 gate_pass(PyObject *gate, PyObject *request, const char *s, Py_ssize_t n, PyObject **identity)
@@ -359,7 +368,7 @@ gate_pass(PyObject *gate, PyObject *request, const char *s, Py_ssize_t n, PyObje
     Gate *g = (Gate *)gate;
     *identity = NULL;
     if (!quick_form(s, n)) return 0;
-    uint64_t ids[MAX_GUARDS / 64] = {0, 0, 0, 0};
+    uint64_t ids[MAX_GUARDS / 64] = {0};
     int any;
     if (matching_guards(g, s, n, ids, &any) < 0) return -1;
     if (!any) return 2; /* no guard to pass */
@@ -422,12 +431,6 @@ PyObject *
 gate_vary(PyObject *gate)
 {
     return ((Gate *)gate)->vary;
-}
-
-int
-gate_check(PyObject *obj)
-{
-    return PyObject_TypeCheck(obj, &GateType);
 }
 
 /* -- the type -------------------------------------------------------------------------------- */
@@ -567,7 +570,8 @@ gate_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 PyDoc_STRVAR(gate_doc,
 "Gate(tails, exact, guards, vary, user_header, guard_header, lazy_headers)\n\n"
 "What the compiled road reads to let a request through its guards from what they remember\n"
-"(see _gate.c); built by GuardLayer.gate(), given to FastPath(gate=...).");
+"(see _gate.c); described by GuardLayer.memories(), built by waypost.engine._compiled.gate()\n"
+"and given to FastPath(gate=...).");
 
 PyTypeObject GateType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -595,11 +599,5 @@ gate_add_type(PyObject *module)
     if (!S_PAIRS || !S_GENERATION || !S_NOTE_USE || !S_USES || !S_ID || !S_USER || !S_HEADERS_ATTR ||
         !S_RAW_HEADERS || !S_TIME || !TIME_MODULE)
         return -1;
-    if (PyType_Ready(&GateType) < 0) return -1;
-    Py_INCREF(&GateType);
-    if (PyModule_AddObject(module, "Gate", (PyObject *)&GateType) < 0) {
-        Py_DECREF(&GateType);
-        return -1;
-    }
-    return 0;
+    return PyModule_AddType(module, &GateType);
 }
