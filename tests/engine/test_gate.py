@@ -62,9 +62,11 @@ def secrets() -> Iterator[None]:
         yield
 
 
+PARTNER = AccessKey("partner1", secret_hash(KEY_SECRET), frozenset({"partners"}))
+
+
 def ring_of(**changes: Any) -> KeyRing:
-    key = AccessKey("partner1", secret_hash(KEY_SECRET), frozenset({"partners"}))
-    return KeyRing([dataclasses.replace(key, **changes)])
+    return KeyRing([dataclasses.replace(PARTNER, **changes)])
 
 
 def token(**claims: Any) -> str:
@@ -323,7 +325,7 @@ def test_a_ring_of_its_own_notes_each_use_itself() -> None:
             self.noted.append(key_id)
             super().note_use(key_id)
 
-    ring = Noting([AccessKey("partner1", secret_hash(KEY_SECRET), frozenset({"partners"}))])
+    ring = Noting([PARTNER])
     engine = engine_of([GUARD_RULES[1]], ring)
     assert ask(engine, "/k/c", CREDENTIALS[5])
     ring.noted.clear()
