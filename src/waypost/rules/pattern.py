@@ -49,6 +49,14 @@ _DOTALL = int(re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Segment regexes by source and flags: a large rule set repeats a handful of them.
 _COMPILED: dict[tuple[str, int], re.Pattern[str]] = {}
+# Leading static segments of plain characters (which no check of the parse looks at, and which
+# only static parts hold), then a segment holding a variable: see parse_pattern().
+_PLAIN_HEAD = re.compile(r"((?:/[A-Za-z0-9_~-]+)+)/[^/<>]*<")
+# Parsed shapes by (shape text, case_insensitive, strict_slashes): (converters, pattern).
+_SHAPES: dict[tuple[str, bool, bool], tuple[Mapping[str, Any], Pattern]] = {}
+_NOT_SLASH = re.compile(r"[^/]")
+# The built-in converters: they keep no state, so rules of one shape may share them.
+_BUILTIN = frozenset(DEFAULT_CONVERTERS.values())
 _ARG = re.compile(
     r"\s*(?:(?P<key>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'[^']*'|\"[^\"]*\"|[^,]*?)\s*(?:,|\Z)"
 )
@@ -374,7 +382,67 @@ def parse_pattern(
     case_insensitive: bool = False,
     strict_slashes: bool = False,
 ) -> Pattern:
-    """Parse a pattern like ``'/blog/<int:year>/<slug>'``; raises RuleSyntaxError."""
+    """Parse a pattern like ``'/blog/<int:year>/<slug>'``; raises RuleSyntaxError.
+
+    A large table repeats a few shapes with other leading text (``/section1/<path:rest>``,
+    ``/section2/<path:rest>``, ...): such a pattern is its shape's (its leading static segments
+    written with 'a's: ``/aaaaaaaa/<path:rest>``), parsed once, with its own leading segments.
+    """
+    head = _PLAIN_HEAD.match(text) if type(text) is str else None
+    if head is None:
+        return _parse(text, converters, case_insensitive, strict_slashes)
+    prefix = head[1]
+    key = (_NOT_SLASH.sub("a", prefix) + text[len(prefix) :], case_insensitive, strict_slashes)
+    known = _SHAPES.get(key)
+    if known is None or known[0] is not converters:
+        try:
+            shape = _parse(key[0], converters, case_insensitive, strict_slashes)
+        except RuleSyntaxError:
+            # Said of the shape's text: parsed again, to say it of the pattern's own.
+            return _parse(text, converters, case_insensitive, strict_slashes)
+        if not all(type(v.converter) in _BUILTIN for v in shape.variables):
+            # A converter of the application's own may keep state: each rule gets its own.
+            return _parse(text, converters, case_insensitive, strict_slashes)
+        if len(_SHAPES) >= 4096:  # a bound: any number of shapes is fine
+            _SHAPES.clear()
+        known = _SHAPES[key] = (converters, shape)
+    made = _with_prefix(known[1], text, prefix)
+    return made if made is not None else _parse(text, converters, case_insensitive, strict_slashes)
+
+
+def _with_prefix(shape: Pattern, text: str, prefix: str) -> Pattern | None:
+    """``shape`` (a pattern whose leading static segments are 'a's) for ``text``, whose own
+    leading static segments, ``prefix``, are as long: only the static parts, the first piece,
+    the text and the signature hold them; the variables' offsets and the dynamic segments are
+    the same."""
+    size = len(prefix)
+    static = prefix.lower() if shape.case_insensitive else prefix
+    count = prefix.count("/")
+    parts = (*static[1:].split("/"), *shape.parts[count:])
+    first = shape.pieces[0]
+    if not isinstance(first, str):  # cannot be: the shape starts with its static segments
+        return None
+    return Pattern(
+        text=text,
+        parts=parts,
+        tail=shape.tail,
+        variables=shape.variables,
+        case_insensitive=shape.case_insensitive,
+        strict_slashes=shape.strict_slashes,
+        key=shape.key,
+        signature=static + shape.signature[size:],
+        pieces=(prefix + first[size:], *shape.pieces[1:]),
+        converters=dict(shape.converters),
+    )
+
+
+def _parse(
+    text: str,
+    converters: Mapping[str, type[BaseConverter]],
+    case_insensitive: bool,
+    strict_slashes: bool,
+) -> Pattern:
+    """:func:`parse_pattern`, every step of it."""
     if not isinstance(text, str):
         raise RuleSyntaxError(f"a pattern must be a string, got {text!r}")
     if not text.startswith("/"):

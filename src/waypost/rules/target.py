@@ -53,6 +53,12 @@ _HOST_LABELS = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BRACE = re.compile(r"[{}]")
+# A path's leading static segments of plain text, then a segment holding a placeholder (not an
+# escaped brace): see parse_target().
+_PLAIN_HEAD = re.compile(r"((?:/[A-Za-z0-9_~-]+)+)/[^/{}?#]*\{(?!\{)")
+_NOT_SLASH = re.compile(r"[^/]")
+# Parsed shapes of path targets by (shape text, what).
+_SHAPES: dict[tuple[str, str], Target] = {}
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _STRING = StringConverter()
 _TEXT_CONVERTERS = (StringConverter, PathConverter, AnyConverter)
@@ -262,7 +268,45 @@ def _part_at(text: str, index: int, authority_end: int | None) -> Part:
 
 
 def parse_target(text: str, *, what: str = "target") -> Target:
-    """Parse a redirect or rewrite target; raises RuleSyntaxError (``col`` is 0-based in text)."""
+    """Parse a redirect or rewrite target; raises RuleSyntaxError (``col`` is 0-based in text).
+
+    As for patterns (see :func:`~waypost.rules.pattern.parse_pattern`), a path target whose
+    leading static segments are plain text is its shape's (those segments written with 'a's),
+    parsed once, with its own leading segments.
+    """
+    head = _PLAIN_HEAD.match(text) if type(text) is str else None
+    if head is None:
+        return _parse(text, what)
+    prefix = head[1]
+    key = (_NOT_SLASH.sub("a", prefix) + text[len(prefix) :], what)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        try:
+            shape = _parse(key[0], what)
+        except RuleSyntaxError:
+            # Said of the shape's text: parsed again, to say it of the target's own.
+            return _parse(text, what)
+        if len(_SHAPES) >= 4096:  # a bound: any number of shapes is fine
+            _SHAPES.clear()
+        _SHAPES[key] = shape
+    # Only the text and the first piece hold the leading segments (plain text: quoting keeps
+    # it); the placeholders' offsets and parts are the same, the origin is fixed in both.
+    first = shape.pieces[0]
+    if not isinstance(first, str):  # cannot be: the shape starts with its literal segments
+        return _parse(text, what)
+    return Target(
+        text=text,
+        pieces=(prefix + first[len(prefix) :], *shape.pieces[1:]),
+        absolute=False,
+        scheme=None,
+        host=None,
+        literal=None,
+        fixed_origin=shape.fixed_origin,
+    )
+
+
+def _parse(text: str, what: str) -> Target:
+    """:func:`parse_target`, every step of it."""
     if not isinstance(text, str):
         raise RuleSyntaxError(f"a {what} must be a string, got {text!r}")
     control = _CONTROL.search(text)
