@@ -368,12 +368,18 @@ class _Checker:
                 continue
             if quick and self.literal_redirect(rule):
                 continue
-            samples = [
-                (path, values)
-                for path, values in sample_paths(rule)
-                if any(r is rule for r, _ in self.engine.candidates(unquote(path)))
-            ]
-            if samples and self.shadowing(rule, samples):
+            # The paths the rule answers, each with the candidates tried before it there.
+            samples: list[tuple[str, dict[str, Any]]] = []
+            ahead: list[list[Rule]] = []
+            for path, values in sample_paths(rule):
+                before: list[Rule] = []
+                for other, _ in self.engine.candidates(unquote(path)):
+                    if other is rule:
+                        samples.append((path, values))
+                        ahead.append(before)
+                        break
+                    before.append(other)
+            if samples and self.shadowing(rule, ahead):
                 continue
             if samples and self.layer is not None and rule.requirement is None:
                 self.guard_gaps(rule, samples, self.layer)
@@ -500,13 +506,13 @@ class _Checker:
 
     # -- shadowed rules and duplicates --------------------------------------------------------
 
-    def shadowing(self, rule: Rule, samples: list[tuple[str, dict[str, Any]]]) -> bool:
+    def shadowing(self, rule: Rule, ahead: list[list[Rule]]) -> bool:
+        """Whether another rule always answers before ``rule`` (reported); ``ahead`` holds, for
+        each of the rule's sample paths, the candidates tried before it there."""
         winners: list[Rule] = []
-        for path, _ in samples:
+        for before in ahead:
             winner = None
-            for other, _values in self.engine.candidates(unquote(path)):
-                if other is rule:
-                    break
+            for other in before:
                 if other.options.only_if_missing and not rule.options.only_if_missing:
                     continue
                 if conditions_imply(rule.conditions, other.conditions):
