@@ -372,8 +372,13 @@ class _Checker:
             samples: list[tuple[str, dict[str, Any]]] = []
             ahead: list[list[Rule]] = []
             for path, values in sample_paths(rule):
+                decoded = unquote(path)
+                if self.engine.first_candidate(decoded) is rule:  # the usual answer, and quick
+                    samples.append((path, values))
+                    ahead.append([])
+                    continue
                 before: list[Rule] = []
-                for other, _ in self.engine.candidates(unquote(path)):
+                for other, _ in self.engine.candidates(decoded):
                     if other is rule:
                         samples.append((path, values))
                         ahead.append(before)
