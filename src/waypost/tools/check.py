@@ -722,8 +722,8 @@ class _Checker:
     def chains(self, rule: Rule, samples: list[tuple[str, dict[str, Any]]]) -> None:
         if self.leads_nowhere(rule):
             return
-        context = _context(rule.conditions, self.now)
-        hosts = (*self.hosts, context.host) if context.host else self.hosts
+        context: _Context | None = None
+        hosts = self.hosts
         walks: list[RedirectChain] = []
         for path, values in samples[:2]:
             # What the rule does for the sample, its conditions aside: the sample was built from
@@ -737,6 +737,9 @@ class _Checker:
                 # one's, nothing is reported: the same shape reads the first walk (a plain
                 # redirect), another means the samples disagree.
                 return
+            if context is None:  # made only for a walk (most end above)
+                context = _context(rule.conditions, self.now)
+                hosts = (*self.hosts, context.host) if context.host else self.hosts
             walks.append(
                 follow(
                     self.engine,
