@@ -339,6 +339,7 @@ class SqlStore(
             ),
             key_id=key_id,
             message=message,
+            with_versions=True,
         )
         for position, entry in enumerate(entries):
             if entry.id == rule_id:

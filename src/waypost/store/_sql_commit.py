@@ -79,6 +79,7 @@ class CommitMethods(SqlMixin):
         inspect: Callable[[State, list[Entry], list[Write]], None] | None = None,
         dry_run: bool = False,
         progress: Progress | None = None,
+        with_versions: bool = False,
     ) -> tuple[Revision | None, list[Entry], dict[str, int]]:
         """Apply a change: build the new rule set from the locked state, check it, write it.
 
@@ -87,6 +88,8 @@ class CommitMethods(SqlMixin):
         ``dry_run`` does everything but the writing, without taking the writers' lock.
         ``progress(stage, done, total)`` hears of the stages (``checking``: the rules,
         ``writing``: the rows written, rules and their change records) as they go.
+        ``with_versions``: return each rule's version by id (else an empty dict: a million-rule
+        import has no use for a million-entry dict).
         """
         report = progress or _silent
         # A large change makes millions of objects and no cycle: see collector_paused().
@@ -111,7 +114,11 @@ class CommitMethods(SqlMixin):
             writes = plan_writes(state, entries, settings, number)
             if inspect is not None:
                 inspect(state, entries, writes)
-            versions = {entry.id: entry.old.version if entry.old else number for entry in entries}
+            versions = (
+                {entry.id: entry.old.version if entry.old else number for entry in entries}
+                if with_versions
+                else {}
+            )
             if not writes or dry_run:
                 return None, entries, versions
             kinds = {e.id: _kind(rule) for e, rule in zip(entries, ruleset.rules, strict=True)}
@@ -126,7 +133,8 @@ class CommitMethods(SqlMixin):
                 rollback_of=rollback_of,
                 report=report,
             )
-            versions.update({w.rule_id: w.version for w in writes if w.rule_id and w.after})
+            if with_versions:
+                versions.update({w.rule_id: w.version for w in writes if w.rule_id and w.after})
             self._notify(conn, number)
         return revision, entries, versions
 

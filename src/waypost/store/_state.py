@@ -360,7 +360,7 @@ def plan_writes(
         writes.append(
             Write(op, entry.id, old.rule, entry.rule, old.key, key, version, old.created_revision)
         )
-    remaining = {entry.id for entry in entries}
+    remaining = {entry.id for entry in entries} if state.rows else set()
     for row in state.rows:
         if row.id not in remaining:
             writes.append(Write("delete", row.id, row.rule, None, row.key, None))
