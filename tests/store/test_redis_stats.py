@@ -129,6 +129,31 @@ def test_two_folding_at_once_take_each_count_once(
         second_store.close()
 
 
+@needs_redis
+def test_a_batch_folded_while_another_folder_looked_is_not_folded_again(
+    counters: RedisCounters, store: SqlStore
+) -> None:
+    # The race of the test above, made certain: another folder lists the batch this one has
+    # just taken, this one folds it (its hashes and lock deleted at once), then the other tries
+    # to lock it. It must find nothing to fold (it used to lock the empty batch and count it).
+    assert REDIS_URL is not None
+    other = open_redis_counters(REDIS_URL, store.location, counters.prefix)
+    try:
+        counters.add_rule_hits([RuleHitsDelta("r", 1, T0, T0, {int(T0): 1})])
+        token = secrets.token_hex(8)
+        keys = [*counters._keys(), *counters._keys(token), counters._lock(token)]
+        assert counters._call(counters._take, keys, [60]) > 0
+        seen = list(other._client.scan_iter(match=f"{counters.prefix}batch:*"))
+        assert seen
+        counters._fold_batch(store, token)
+        other._client.scan_iter = lambda **_: iter(seen)
+        assert other.fold_into(store) == 0
+        assert not list(counters._client.scan_iter(match=f"{counters.prefix}*"))
+        assert store.get_rule_stats("r").hits == 1
+    finally:
+        other.close()
+
+
 class _DownStore:
     """A store that refuses the not-found part of a fold once."""
 

@@ -84,6 +84,18 @@ end
 if taken > 0 then redis.call('SET', KEYS[#KEYS], '1', 'EX', ARGV[1]) end
 return taken
 """
+# Lock a batch left in Redis (KEYS: its hashes, then its lock) if it is still there: a batch
+# the folder that took it has just folded and deleted (hashes and lock in one DEL) must not be
+# locked again and counted as folded by another that saw its keys a moment before.
+_CLAIM = """
+for i = 1, #KEYS - 1 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('SET', KEYS[#KEYS], '1', 'NX', 'EX', ARGV[1]) then return 1 end
+    return 0
+  end
+end
+return 0
+"""
 #: Seconds a folder holds a batch: past them (it died), another may fold the batch.
 LOCK_SECONDS = 300
 
@@ -100,6 +112,7 @@ class RedisCounters:
         self.prefix = prefix
         self._add = client.register_script(_ADD)
         self._take = client.register_script(_TAKE)
+        self._claim = client.register_script(_CLAIM)
 
     def __repr__(self) -> str:
         return f"RedisCounters(prefix={self.prefix!r})"
@@ -162,11 +175,11 @@ class RedisCounters:
         with self._reached():
             left = self._client.scan_iter(match=f"{self.prefix}batch:*", count=100)
             found = {_text(key)[start:].split(":", 1)[0] for key in left}
-            # A batch another folder holds (its lock) is not this one's to fold.
+            # A batch another folder holds (its lock), or has folded since, is not this one's.
             batches = [
                 batch
                 for batch in sorted(found)
-                if self._client.set(self._lock(batch), "1", nx=True, ex=LOCK_SECONDS)
+                if self._claim(keys=[*self._keys(batch), self._lock(batch)], args=[LOCK_SECONDS])
             ]
         token = secrets.token_hex(8)
         keys = [*self._keys(), *self._keys(token), self._lock(token)]
