@@ -32,6 +32,7 @@ from waypost.cli._files import (
 from waypost.cli._progress import quiet_option, stage_bars
 from waypost.cli._report import reports_errors
 from waypost.exceptions import ValidationError
+from waypost.rules.load import collector_paused
 from waypost.rules.model import AUDIENCE
 from waypost.server.config import SETTING
 from waypost.store import open_store
@@ -159,6 +160,15 @@ def db_import(
     """Import RULES (a .yaml, .yml, .toml, .json or .csv file) into the store as one revision:
     merged into the stored rules (the default), appended, or replacing them (--mode). Prints
     what changed and the `waypost db rollback` command that undoes it."""
+    # A large table makes millions of objects and no cycle (see collector_paused()); between
+    # the steps that pause the collector themselves, it walked them again and again.
+    with collector_paused():
+        _db_import(rules, db, mode, yes, dry_run, message, quiet)
+
+
+def _db_import(
+    rules: str, db: str, mode: str, yes: bool, dry_run: bool, message: str | None, quiet: bool
+) -> None:
     document = read_document(rules)
     # A CSV file has no settings of its own: the stored defaults and host lists stay.
     own_settings = Path(rules).suffix.lower() != ".csv"

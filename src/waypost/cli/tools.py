@@ -34,7 +34,7 @@ from waypost.engine import Engine
 from waypost.exceptions import RulesError, ValidationError, WaypostError
 from waypost.follow.store_sync import engine_from_store
 from waypost.guards import KeyRing
-from waypost.rules.load import FORMATS, parse_rules
+from waypost.rules.load import FORMATS, collector_paused, parse_rules
 from waypost.store import open_store
 from waypost.store.model import ImportMode, Snapshot
 from waypost.store.transfer import RulesDocument, read_document
@@ -209,6 +209,22 @@ def check_command(
 ) -> None:
     """Check RULES: loading errors, loops, chains, shadowed rules, POST turned into GET, unsafe
     targets. Exit 0 clean, 1 errors, 3 warnings only."""
+    # A large table makes millions of objects and no cycle (see collector_paused()); between
+    # the steps that pause the collector themselves, it walked them again and again.
+    with collector_paused():
+        _check(rules, as_json, output, hosts, fix, verbose, fail_on, quiet)
+
+
+def _check(
+    rules: str,
+    as_json: bool,
+    output: str,
+    hosts: tuple[str, ...],
+    fix: bool,
+    verbose: bool,
+    fail_on: str,
+    quiet: bool,
+) -> None:
     if as_json:
         output = "json"
     try:
