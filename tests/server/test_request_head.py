@@ -104,7 +104,7 @@ def test_an_absolute_target_names_the_host(target: bytes, origin: bytes, host: b
 
 
 def test_every_leniency_httptools_has_is_turned_off() -> None:
-    """The protocol turns off each leniency httptools can turn on (uvicorn turns one on); a new
+    """The protocol turns off each leniency httptools can turn on (they are off by default); a new
     one in a new httptools fails here until it is named."""
     signature = inspect.signature(httptools.HttpRequestParser.set_dangerous_leniencies)
     assert set(signature.parameters) - {"self"} == set(_STRICT)

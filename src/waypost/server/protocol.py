@@ -1,4 +1,5 @@
-"""The HTTP/1.1 connection: uvicorn's httptools protocol, with Waypost's answers written directly.
+"""The HTTP/1.1 connection: llhttp (httptools) on an asyncio transport, Waypost's answers written
+directly from the request head, and an ASGI path for the rest.
 
 Most requests to a redirect server are answered from the engine alone (a redirect, a fixed
 response, the 404 page, health, metrics). For those, building an ASGI scope, starting a task and
@@ -7,8 +8,10 @@ protocol asks :meth:`WaypostServer.answer <waypost.server.core.WaypostServer.ans
 request head has arrived and, when the answer is a finished response, writes its bytes straight to
 the connection. A WebSocket going upstream is tunneled there (:mod:`waypost.server.tunnel`).
 Everything else (a request that goes upstream, the admin API, another upgrade, a request behind
-one still in progress on the same connection) takes uvicorn's ordinary ASGI path to
-:class:`~waypost.server.app.WaypostApp`, which asks the same question and gets the same answer.
+one still in progress on the same connection) takes the ASGI path
+(:class:`~waypost.server.cycle.ResponseCycle`) to :class:`~waypost.server.app.WaypostApp`, which
+asks the same question and gets the same answer. Requests pipelined behind one on the ASGI path
+wait their turn (reading the client paused), so that answers leave in the order requests came.
 
 It also bounds what a client may send before its head is complete: httptools buffers a header
 until its end, so without a limit a client could make a worker hold any amount of memory. Past
@@ -20,32 +23,35 @@ without a byte, else the client gets 408 and the connection is closed (nginx's
 timer per connection that is set only when a read ends inside a head or a body, so a request
 that arrives in one read costs no timer at all.
 
-The uvicorn version is pinned: this class builds on ``HttpToolsProtocol``'s per-request state
-(``url``, ``headers``, ``cycle``, ``pipeline``, ``flow``), and ``tests/server`` exercises both paths
-on a real socket.
+Only public APIs are used: ``httptools.HttpRequestParser`` and an ``asyncio.Protocol`` on the
+loop's transport (uvloop's, as :mod:`waypost.server.worker` runs it). ``tests/server`` exercises
+both paths on a real socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
+from urllib.parse import unquote
 
 import httptools
-from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.protocols.utils import get_path_with_query_string
-from uvicorn.server import ServerState
 
 from waypost.responses import Response, error_response
 from waypost.rules.request import Request
 from waypost.server._linger import LINGER_BYTES, LINGER_SECONDS, half_close
+from waypost.server._state import ServerState
 from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer
+from waypost.server.cycle import STATUS_LINE, FlowControl, ResponseCycle
 from waypost.server.request_head import Refusal, check_request_head
 from waypost.server.tunnel import Tunnel, tunnel_target
 
-__all__ = ["WaypostProtocol", "protocol_for"]
+__all__ = ["WaypostProtocol"]
+
+logger = logging.getLogger("waypost.server")
 
 _CLOSE = b"connection: close\r\n"
 # The header names on_header() takes note of.
@@ -54,8 +60,8 @@ _KEEP_ALIVE = b"connection: keep-alive\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
 _BLANK = (b"\r", b"\n")
-# Every leniency llhttp has, off (uvicorn turns lenient_data_after_close on): what strict llhttp
-# refuses, Waypost refuses, so that no upstream reads a request differently from Waypost.
+# Every leniency llhttp has, off: what strict llhttp refuses, Waypost refuses, so that no
+# upstream reads a request differently from Waypost.
 _STRICT = {
     name: False
     for name in (
@@ -109,23 +115,51 @@ class _Pending(NamedTuple):
 _pending = partial(tuple.__new__, _Pending)
 
 
-class WaypostProtocol(HttpToolsProtocol):
-    """One client connection. Made by :func:`protocol_for`, which binds the app."""
+def _address(info: Any) -> tuple[str, int] | None:
+    """A socket address as ASGI has it (host, port); None for a Unix socket's."""
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return None
 
-    app_instance: WaypostApp  # set on the subclass made by protocol_for()
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+def _split_target(url: bytes) -> tuple[bytes, bytes]:
+    """A request target's raw path and raw query."""
+    if url[:1] == b"/" and b"#" not in url:
+        raw, _, query = url.partition(b"?")
+        return raw, query
+    parsed = httptools.parse_url(url)
+    return parsed.path, parsed.query or b""
+
+
+class WaypostProtocol(asyncio.Protocol):
+    """One client connection of a worker serving ``app``; ``state`` is what the worker's
+    connections share (:class:`~waypost.server._state.ServerState`)."""
+
+    def __init__(self, app: WaypostApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
         self.parser.set_dangerous_leniencies(**_STRICT)
-        app = self.app_instance
         self.waypost = app.server
         settings = app.server.settings
+        self.timeout_keep_alive = settings.keep_alive_timeout
+        # The connection, set by connection_made().
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.flow: FlowControl = None  # type: ignore[assignment]
+        self._cycle_connection: _CycleConnection = None  # type: ignore[assignment]
+        #: This server's address and the client's, as ASGI has them; the scheme.
+        self.server: tuple[str, int] | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        # The request being read: its target and header lines, and whether it expects 100.
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.expect_100_continue = False
+        #: The request last handed to the ASGI path, and those waiting behind it (the next to
+        #: start at the right end).
+        self.cycle: ResponseCycle | None = None
+        self.pipeline: deque[ResponseCycle] = deque()
         self._max_line = settings.max_request_line
         self._max_head = settings.max_request_line + settings.max_header_bytes + _HEAD_SLACK
         self._header_timeout = settings.header_timeout
@@ -196,8 +230,6 @@ class WaypostProtocol(HttpToolsProtocol):
             return
         self._last_data = self.loop.time()
         self._completed = False
-        # uvicorn's data_received(), keeping what follows an upgrade request's head.
-        self._unset_keepalive_if_required()
         try:
             self._batch = []
             try:
@@ -250,7 +282,9 @@ class WaypostProtocol(HttpToolsProtocol):
                     self._read_body_after_upgrade(self._plain_upgrade)
                 except httptools.HttpParserError:
                     self._body_failed()
-                    self.send_400_response("Invalid HTTP request received.")
+                    response = error_response(400, "The request body is not valid HTTP/1.1.")
+                    self._write(response, keep_alive=False)
+                    self.transport.close()
                     return False
             if not rest:
                 return True
@@ -268,9 +302,14 @@ class WaypostProtocol(HttpToolsProtocol):
         """What the parser refused: a 400 and a close, unless that 400 would not be the answer
         to the request being read."""
         # A callback's exception comes out of feed_data() as the context of a parser error.
-        if isinstance(exc.__context__, _Refused):
-            self._refuse(exc.__context__.refusal)
+        cause = exc.__context__
+        if isinstance(cause, _Refused):
+            self._refuse(cause.refusal)
             return
+        if isinstance(cause, Exception) and not isinstance(cause, httptools.HttpParserError):
+            # Not the client's doing: a fault of this server, which the client sees as a 400
+            # and the log shows in full.
+            logger.error("waypost: a request could not be handled", exc_info=cause)
         if self._last_closes:
             # Data after a request that closes the connection (strict llhttp's error): it is
             # not read; the connection closes once that request's response is written.
@@ -314,7 +353,7 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def _close_after_response(self) -> None:
         # The last request queued (pipeline.appendleft) is answered last: it closes.
-        last = self.pipeline[0][0] if self.pipeline else self.cycle
+        last = self.pipeline[0] if self.pipeline else self.cycle
         if last is not None:
             last.keep_alive = False
         self._last_closes = True
@@ -394,19 +433,18 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def _body_failed(self) -> None:
         """The request the app is reading turned out malformed (a bad chunk, say): tell its app
-        now, so that it sends nothing upstream. uvicorn would tell it only once the connection is
-        gone, and by then the app may have read what looked like a whole body."""
+        now, so that it sends nothing upstream: told only once the connection is gone, the app
+        may have read what looked like a whole body by then."""
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            cycle.scope[BODY_FAILED] = "malformed"  # type: ignore[literal-required]
+            cycle.scope[BODY_FAILED] = "malformed"
             cycle.disconnected = True
             cycle.message_event.set()
 
     def _refuse_head(self) -> None:
         """A head that grew past the limits before it ended: 414 or 431, without parsing on."""
         settings = self.waypost.settings
-        url = getattr(self, "url", b"")
-        if url is not None and len(url) > self._max_line:
+        if len(self.url) > self._max_line:
             detail = f"The request target is longer than {settings.max_request_line} bytes."
             self._send_refusal(Refusal(414, detail))
         else:
@@ -416,8 +454,8 @@ class WaypostProtocol(HttpToolsProtocol):
     # -- the request ------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        # What uvicorn's on_message_begin() resets, without the ASGI scope: a request answered
-        # here never needs one (_asgi() makes it for the others).
+        # No ASGI scope: a request answered here never needs one (_asgi() makes it for the
+        # others).
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -442,8 +480,8 @@ class WaypostProtocol(HttpToolsProtocol):
             return
         # llhttp keeps the whitespace after a value; it is not part of it (RFC 9110 §5.5).
         value = value.rstrip(b" \t")
-        # uvicorn's on_header(), written out (it runs for every header line of every request),
-        # noting what the fast check in on_headers_complete() needs.
+        # Noting what the fast check in on_headers_complete() needs (this runs for every
+        # header line of every request).
         name = name.lower()
         if name in _NOTED:  # one set lookup for the common header, not three comparisons
             if name == b"host":
@@ -455,21 +493,72 @@ class WaypostProtocol(HttpToolsProtocol):
                 self.expect_100_continue = True
         self.headers.append((name, value))
 
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
     def _asgi(self) -> None:
-        """Hand the request whose head just arrived to uvicorn's ASGI path."""
-        url, headers, expect = self.url, self.headers, self.expect_100_continue
-        super().on_message_begin()  # the ASGI scope, and the state it resets
-        self.url, self.headers, self.expect_100_continue = url, headers, expect
-        self.scope["headers"] = headers
-        super().on_headers_complete()
-        if self.cycle is not None:
-            # The app may answer before the body has arrived (413, an upstream that failed):
-            # closing then must linger too (see _CycleTransport).
-            self.cycle.transport = _CycleTransport(self)  # type: ignore[assignment]
-            if not self.parser.should_keep_alive():
-                # uvicorn keeps the connection after a request that says "Connection: close"
-                # (RFC 9112 §9.6: the server closes it after the response).
-                self.cycle.keep_alive = False
+        """Hand the request whose head just arrived to the ASGI path: its scope (ASGI HTTP 2.3)
+        and cycle, started now or, behind a request still being answered, queued."""
+        parser = self.parser
+        version: str = parser.get_http_version()
+        raw_path, query = _split_target(self.url)
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": version,
+            "method": parser.get_method().decode("ascii"),
+            "scheme": self.scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": "",
+            "headers": self.headers,
+            "client": self.client,
+            "server": self.server,
+            "state": self.state.app_state.copy(),
+        }
+        # An HTTP/1.0 request, one that says "Connection: close" (RFC 9112 §9.6), and any
+        # after a shutdown began close the connection after their response.
+        keep_alive = version != "1.0" and parser.should_keep_alive() and not self._closing
+        cycle = ResponseCycle(
+            scope,
+            self._cycle_connection,
+            self.flow,
+            self.state.date,
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=keep_alive,
+            on_response=self._on_response_complete,
+        )
+        previous = self.cycle
+        self.cycle = cycle
+        if previous is None or previous.response_complete:
+            self._run(cycle)
+        else:  # pipelined behind a request still answered: its turn comes after
+            self.flow.pause_reading()
+            self.pipeline.appendleft(cycle)
+
+    def _run(self, cycle: ResponseCycle) -> None:
+        tasks = self.state.tasks
+        task = self.loop.create_task(cycle.run(self.app))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def _on_response_complete(self) -> None:
+        """An ASGI response was sent: start the next request waiting, or wait for one."""
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._run(self.pipeline.pop())
+            return
+        # The keep-alive timeout counts from the end of the response (the time the app took
+        # is not the client's).
+        self._last_data = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
@@ -512,12 +601,7 @@ class WaypostProtocol(HttpToolsProtocol):
         ):
             self._asgi()
             return
-        url: bytes = self.url
-        if url[:1] == b"/" and b"#" not in url:
-            raw, _, raw_query = url.partition(b"?")
-        else:
-            parsed = httptools.parse_url(url)
-            raw, raw_query = parsed.path, parsed.query or b""
+        raw, raw_query = _split_target(self.url)
         raw_path = raw.decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
         peer = self.client[0] if self.client else None
@@ -530,7 +614,7 @@ class WaypostProtocol(HttpToolsProtocol):
             peer,
             self.scheme or "http",
         )
-        app = self.app_instance
+        app = self.app
         if app.admin is not None and app.to_admin(request.path, self.headers):
             self._asgi()
             return
@@ -562,6 +646,18 @@ class WaypostProtocol(HttpToolsProtocol):
             name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
             for name, value in self.headers
         )
+
+    def _get_upgrade(self) -> bytes | None:
+        """The protocol an upgrade request asks for (lower case), when its Connection header
+        says ``upgrade``."""
+        connection: list[bytes] = []
+        upgrade = None
+        for name, value in self.headers:
+            if name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+            elif name == b"upgrade":
+                upgrade = value.lower()
+        return upgrade if b"upgrade" in connection else None
 
     def _body_framing(self) -> bytes | None:
         """The Content-Length or Transfer-Encoding lines of a request that has a body."""
@@ -621,7 +717,9 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         if self._answer is None:
-            super().on_body(body)
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.feed_body(body)
         # else: the answer does not depend on the body; it is read and dropped.
 
     def on_message_complete(self) -> None:
@@ -635,7 +733,9 @@ class WaypostProtocol(HttpToolsProtocol):
         if self._upgrade is not None:  # the tunnel starts once the parser stops at the upgrade
             return
         if pending is None:
-            super().on_message_complete()
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.end_body()
             return
         self._answer = None
         response = pending.answer.response
@@ -655,7 +755,6 @@ class WaypostProtocol(HttpToolsProtocol):
             protocol="HTTP/" + pending.version,
             headers=pending.headers,
         )
-        self.server_state.total_requests += 1
         if not keep_alive:
             self.transport.close()
         elif self._idle_timer is None:
@@ -710,10 +809,13 @@ class WaypostProtocol(HttpToolsProtocol):
             # if no response has begun. The app sees the client gone; nothing more is written.
             answer = self._in_body and not cycle.response_started
             if answer:
-                method, target = cycle.scope["method"], get_path_with_query_string(cycle.scope)
+                scope = cycle.scope
+                method, target = scope["method"], scope["raw_path"].decode("latin-1")
+                if scope["query_string"]:
+                    target += "?" + scope["query_string"].decode("latin-1")
             if not cycle.response_complete:
                 if self._in_body:  # the app logs it, and leaves the counting to this
-                    cycle.scope[BODY_FAILED] = "stalled"  # type: ignore[literal-required]
+                    cycle.scope[BODY_FAILED] = "stalled"
                 cycle.disconnected = True
                 cycle.message_event.set()
         if answer:
@@ -728,10 +830,9 @@ class WaypostProtocol(HttpToolsProtocol):
     def _idle_check(self) -> None:
         """Close the connection once it has been idle for the keep-alive timeout.
 
-        uvicorn arms a timer after every response and cancels it when data arrives: two timer
-        operations per request. Directly answered requests share one timer per connection
-        instead, which looks at the time the last data arrived when it fires and waits again if
-        the connection has been busy since.
+        Arming a timer after every response and cancelling it when data arrives would cost two
+        timer operations per request. One timer per connection instead looks at the time the
+        last data arrived when it fires, and waits again if the connection has been busy since.
         """
         self._idle_timer = None
         if self.transport.is_closing() or self._tunnel is not None:
@@ -746,10 +847,19 @@ class WaypostProtocol(HttpToolsProtocol):
             return
         self.transport.close()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    # -- the connection -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.state.connections.add(self)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.flow = FlowControl(self.transport)
+        self._cycle_connection = _CycleConnection(self)
+        self.server = _address(transport.get_extra_info("sockname"))
+        self.client = _address(transport.get_extra_info("peername"))
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
         # A client that sends nothing, or stops halfway through a request head, is closed after
-        # the keep-alive timeout too (uvicorn alone would wait for it forever).
+        # the keep-alive timeout too.
         self._last_data = self.loop.time()
         self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
@@ -760,24 +870,40 @@ class WaypostProtocol(HttpToolsProtocol):
         self._idle_timer = self._head_timer = self._body_timer = self._linger_timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
         self._cancel_timers()
         if self._tunnel is not None:
             self._tunnel.client_closed()
-        super().connection_lost(exc)
+        if self.cycle is not None:  # its app sees the client gone
+            self.cycle.disconnect()
+        self.flow.resume_writing()
+
+    def eof_received(self) -> None:
+        # The client closed its side: the transport closes (its app sees a disconnect).
+        return None
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
 
     def shutdown(self) -> None:
+        """The worker stops: finish the request in progress, then close; close now if idle."""
+        self._closing = True
         if self._answer is not None:  # finish this request, then close
-            self._closing = True
             return
         if self._tunnel is not None:  # a WebSocket has no request to finish: end it
             self.transport.close()
             return
-        super().shutdown()
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            self.transport.close()
+        else:
+            self._close_after_response()
 
     def _write(self, response: Response, *, keep_alive: bool, http_1_0: bool = False) -> None:
-        out = [STATUS_LINE[response.status]]
-        for raw_name, raw_value in self.server_state.default_headers:
-            out += (raw_name, b": ", raw_value, b"\r\n")
+        out = [STATUS_LINE[response.status], self.state.date_line]
         text = "".join([f"{name}: {value}\r\n" for name, value in response.headers])
         out.append(text.encode("latin-1"))
         if not keep_alive:
@@ -802,8 +928,8 @@ class WaypostProtocol(HttpToolsProtocol):
             self.transport.write(b"".join(batch) if len(batch) > 1 else batch[0])
 
 
-class _CycleTransport:
-    """The connection's transport as uvicorn's response cycle (the ASGI path) sees it.
+class _CycleConnection:
+    """The connection as a response cycle (the ASGI path) sees it.
 
     When the response ends with ``Connection: close`` while the request's body is still
     arriving (a 413 for a Content-Length over ``--max-body-bytes``, answered before the body is
@@ -828,9 +954,6 @@ class _CycleTransport:
             self._protocol._linger()
         else:
             self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 class _AfterHead:
@@ -863,8 +986,3 @@ class _AfterHead:
 
     def on_message_complete(self) -> None:
         self.protocol.on_message_complete()
-
-
-def protocol_for(app: WaypostApp) -> type[WaypostProtocol]:
-    """The protocol class uvicorn should make its connections with, bound to ``app``."""
-    return type("BoundWaypostProtocol", (WaypostProtocol,), {"app_instance": app})
