@@ -57,6 +57,9 @@ _CLOSE = b"connection: close\r\n"
 # The header names on_header() takes note of.
 _NOTED = frozenset({b"host", b"transfer-encoding", b"expect"})
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
+# What ends a head after its last header line: the line's own end, then these, then a blank line.
+_CLOSE_END = b"\r\n" + _CLOSE + b"\r\n"
+_KEEP_ALIVE_END = b"\r\n" + _KEEP_ALIVE + b"\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
 _BLANK = (b"\r", b"\n")
@@ -160,6 +163,8 @@ class WaypostProtocol(asyncio.Protocol):
         #: start at the right end).
         self.cycle: ResponseCycle | None = None
         self.pipeline: deque[ResponseCycle] = deque()
+        #: The client's address alone (what the engine's requests carry as their peer).
+        self._peer: str | None = None
         self._max_line = settings.max_request_line
         self._max_head = settings.max_request_line + settings.max_header_bytes + _HEAD_SLACK
         self._header_timeout = settings.header_timeout
@@ -601,10 +606,14 @@ class WaypostProtocol(asyncio.Protocol):
         ):
             self._asgi()
             return
-        raw, raw_query = _split_target(self.url)
+        url = self.url
+        if url[:1] == b"/" and b"#" not in url:  # origin form, as nearly every request has it
+            raw, _, raw_query = url.partition(b"?")
+        else:
+            raw, raw_query = _split_target(url)
         raw_path = raw.decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
-        peer = self.client[0] if self.client else None
+        peer = self._peer
         server = self.waypost
         request = server.request(
             raw_method.decode("ascii"),
@@ -612,7 +621,7 @@ class WaypostProtocol(asyncio.Protocol):
             raw_query.decode("latin-1"),
             headers,
             peer,
-            self.scheme or "http",
+            self.scheme,
         )
         app = self.app
         if app.admin is not None and app.to_admin(request.path, self.headers):
@@ -744,16 +753,18 @@ class WaypostProtocol(asyncio.Protocol):
         keep_alive = (
             pending.keep_alive and not self._closing and pending.answer.action != "rejected"
         )
-        self._write(response, keep_alive=keep_alive, http_1_0=pending.version == "1.0")
+        version = pending.version
+        self._write(response, keep_alive=keep_alive, http_1_0=version == "1.0")
+        request = pending.request  # its fields read directly: _Pending's properties cost frames
         self.waypost.done(
             pending.answer.action,
             response.status,
             len(response.body),
-            client_ip=pending.client_ip,
-            method=pending.method,
+            client_ip=request.client_ip,
+            method=request.method,
             target=pending.target,
-            protocol="HTTP/" + pending.version,
-            headers=pending.headers,
+            protocol="HTTP/1.1" if version == "1.1" else "HTTP/" + version,
+            headers=request.raw_headers,  # type: ignore[arg-type]  # the server's: pairs
         )
         if not keep_alive:
             self.transport.close()
@@ -856,6 +867,7 @@ class WaypostProtocol(asyncio.Protocol):
         self._cycle_connection = _CycleConnection(self)
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
+        self._peer = self.client[0] if self.client else None
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
         # A client that sends nothing, or stops halfway through a request head, is closed after
@@ -903,22 +915,26 @@ class WaypostProtocol(asyncio.Protocol):
             self._close_after_response()
 
     def _write(self, response: Response, *, keep_alive: bool, http_1_0: bool = False) -> None:
-        out = [STATUS_LINE[response.status], self.state.date_line]
-        text = "".join([f"{name}: {value}\r\n" for name, value in response.headers])
-        out.append(text.encode("latin-1"))
+        # The header lines joined in C ("name: value" pairs by str.join, not a comprehension):
+        # this runs for every directly answered request.
+        headers = response.headers
+        lines = "\r\n".join(map(": ".join, headers)).encode("latin-1")
         if not keep_alive:
-            out.append(_CLOSE)
+            end = _CLOSE_END if headers else _CLOSE + b"\r\n"
         elif http_1_0:  # an HTTP/1.0 client keeps the connection only if told so
-            out.append(_KEEP_ALIVE)
-        out.append(b"\r\n")
-        out.append(response.body)
+            end = _KEEP_ALIVE_END if headers else _KEEP_ALIVE + b"\r\n"
+        else:
+            end = b"\r\n\r\n" if headers else b"\r\n"
+        data = b"".join(
+            (STATUS_LINE[response.status], self.state.date_line, lines, end, response.body)
+        )
         batch = self._batch
         if batch is not None and keep_alive:
-            batch.append(b"".join(out))
+            batch.append(data)
         else:
             # Whatever follows this answer (a close, a linger) follows what came before it.
             self._flush()
-            self.transport.write(b"".join(out))
+            self.transport.write(data)
 
     def _flush(self) -> None:
         """Send the answers batched while the parser read (see ``_batch``); stop batching."""
