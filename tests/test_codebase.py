@@ -213,6 +213,8 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "tests/server/test_cycle.py",
     "server/lifespan.py": "the ASGI lifespan; tests/server/test_workers.py",
     "server/_state.py": "what connections share; tests/server/test_cycle.py",
+    "server/_http1.py": "the parser's settings and request parts; "
+    "tests/server/test_request_head.py, tests/server/test_upgrade.py",
     "follow/__init__.py": "re-exports; tests/follow/test_reloading.py, "
     "tests/middleware/test_following.py",
     "follow/store_sync.py": "following the store; tests/server/test_store_serving.py and "

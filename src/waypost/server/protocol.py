@@ -34,13 +34,21 @@ import asyncio
 import logging
 from collections import deque
 from functools import partial
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 import httptools
 
 from waypost.responses import Response, error_response
 from waypost.rules.request import Request
+from waypost.server._http1 import (
+    STRICT,
+    AfterHead,
+    address,
+    body_framing,
+    is_websocket_handshake,
+    split_target,
+)
 from waypost.server._linger import LINGER_BYTES, LINGER_SECONDS, half_close
 from waypost.server._state import ServerState
 from waypost.server.app import BODY_FAILED, WaypostApp
@@ -63,23 +71,6 @@ _KEEP_ALIVE_END = b"\r\n" + _KEEP_ALIVE + b"\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
 _BLANK = (b"\r", b"\n")
-# Every leniency llhttp has, off: what strict llhttp refuses, Waypost refuses, so that no
-# upstream reads a request differently from Waypost.
-_STRICT = {
-    name: False
-    for name in (
-        "lenient_headers",
-        "lenient_chunked_length",
-        "lenient_keep_alive",
-        "lenient_transfer_encoding",
-        "lenient_version",
-        "lenient_data_after_close",
-        "lenient_optional_lf_after_cr",
-        "lenient_optional_cr_before_lf",
-        "lenient_optional_crlf_after_chunk",
-        "lenient_spaces_after_chunk_size",
-    )
-}
 
 
 class _Refused(Exception):
@@ -118,22 +109,6 @@ class _Pending(NamedTuple):
 _pending = partial(tuple.__new__, _Pending)
 
 
-def _address(info: Any) -> tuple[str, int] | None:
-    """A socket address as ASGI has it (host, port); None for a Unix socket's."""
-    if isinstance(info, tuple) and len(info) >= 2:
-        return str(info[0]), int(info[1])
-    return None
-
-
-def _split_target(url: bytes) -> tuple[bytes, bytes]:
-    """A request target's raw path and raw query."""
-    if url[:1] == b"/" and b"#" not in url:
-        raw, _, query = url.partition(b"?")
-        return raw, query
-    parsed = httptools.parse_url(url)
-    return parsed.path, parsed.query or b""
-
-
 class WaypostProtocol(asyncio.Protocol):
     """One client connection of a worker serving ``app``; ``state`` is what the worker's
     connections share (:class:`~waypost.server._state.ServerState`)."""
@@ -143,7 +118,7 @@ class WaypostProtocol(asyncio.Protocol):
         self.state = state
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
-        self.parser.set_dangerous_leniencies(**_STRICT)
+        self.parser.set_dangerous_leniencies(**STRICT)
         self.waypost = app.server
         settings = app.server.settings
         self.timeout_keep_alive = settings.keep_alive_timeout
@@ -341,9 +316,9 @@ class WaypostProtocol(asyncio.Protocol):
         """Go on with a parser that has read a head made of just the body's framing headers, so
         that it reads the upgrade request's body, and the requests after it, as HTTP/1.1."""
         self._plain_upgrade = None
-        callbacks = _AfterHead(self)
+        callbacks = AfterHead(self)
         parser = httptools.HttpRequestParser(callbacks)
-        parser.set_dangerous_leniencies(**_STRICT)
+        parser.set_dangerous_leniencies(**STRICT)
         parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n")
         callbacks.reading_head = False
         self.parser = parser
@@ -506,7 +481,7 @@ class WaypostProtocol(asyncio.Protocol):
         and cycle, started now or, behind a request still being answered, queued."""
         parser = self.parser
         version: str = parser.get_http_version()
-        raw_path, query = _split_target(self.url)
+        raw_path, query = split_target(self.url)
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = unquote(path)
@@ -596,7 +571,7 @@ class WaypostProtocol(asyncio.Protocol):
         upgrade = parser.should_upgrade()
         plain_upgrade = upgrade and not self._can_tunnel()
         if plain_upgrade:
-            self._plain_upgrade = self._body_framing()
+            self._plain_upgrade = body_framing(self.headers)
         if (
             (self.cycle is not None and not self.cycle.response_complete)
             or self.pipeline
@@ -610,7 +585,7 @@ class WaypostProtocol(asyncio.Protocol):
         if url[:1] == b"/" and b"#" not in url:  # origin form, as nearly every request has it
             raw, _, raw_query = url.partition(b"?")
         else:
-            raw, raw_query = _split_target(url)
+            raw, raw_query = split_target(url)
         raw_path = raw.decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
         peer = self._peer
@@ -641,41 +616,13 @@ class WaypostProtocol(asyncio.Protocol):
     # -- WebSocket tunnels --------------------------------------------------------------------
 
     def _can_tunnel(self) -> bool:
-        """A WebSocket handshake (a GET without a body, RFC 6455 §4.1) with an upstream to go to.
-        Anything else that asks to upgrade takes the ASGI path as a plain request."""
+        """A WebSocket handshake with an upstream to go to. Anything else that asks to upgrade
+        takes the ASGI path as a plain request."""
         waypost = self.waypost
         # Somewhere to go: the upstream, or (when the rules may proxy) a proxy rule's origin.
         if waypost.proxy is None and not waypost.engine.ruleset.proxy_hosts:
             return False
-        if self._get_upgrade() != b"websocket":
-            return False
-        if self.parser.get_method() != b"GET":
-            return False
-        return not any(
-            name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
-            for name, value in self.headers
-        )
-
-    def _get_upgrade(self) -> bytes | None:
-        """The protocol an upgrade request asks for (lower case), when its Connection header
-        says ``upgrade``."""
-        connection: list[bytes] = []
-        upgrade = None
-        for name, value in self.headers:
-            if name == b"connection":
-                connection = [token.lower().strip() for token in value.split(b",")]
-            elif name == b"upgrade":
-                upgrade = value.lower()
-        return upgrade if b"upgrade" in connection else None
-
-    def _body_framing(self) -> bytes | None:
-        """The Content-Length or Transfer-Encoding lines of a request that has a body."""
-        lines = [
-            name + b": " + value + b"\r\n"
-            for name, value in self.headers
-            if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
-        ]
-        return b"".join(lines) or None
+        return is_websocket_handshake(self.parser.get_method(), self.headers)
 
     def _start_tunnel(self, rest: bytes) -> None:
         """The upgrade request's head has ended: open its tunnel (see waypost.server.tunnel)."""
@@ -865,8 +812,8 @@ class WaypostProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.flow = FlowControl(self.transport)
         self._cycle_connection = _CycleConnection(self)
-        self.server = _address(transport.get_extra_info("sockname"))
-        self.client = _address(transport.get_extra_info("peername"))
+        self.server = address(transport.get_extra_info("sockname"))
+        self.client = address(transport.get_extra_info("peername"))
         self._peer = self.client[0] if self.client else None
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
@@ -970,35 +917,3 @@ class _CycleConnection:
             self._protocol._linger()
         else:
             self._transport.close()
-
-
-class _AfterHead:
-    """Parser callbacks for :meth:`WaypostProtocol._read_body_after_upgrade`: while the parser
-    reads the made-up head, nothing reaches the protocol (its request is the upgrade request);
-    after it, everything does."""
-
-    def __init__(self, protocol: WaypostProtocol) -> None:
-        self.protocol = protocol
-        self.reading_head = True
-
-    def on_message_begin(self) -> None:
-        if not self.reading_head:
-            self.protocol.on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        if not self.reading_head:
-            self.protocol.on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.reading_head:
-            self.protocol.on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        if not self.reading_head:
-            self.protocol.on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        self.protocol.on_body(body)
-
-    def on_message_complete(self) -> None:
-        self.protocol.on_message_complete()
