@@ -185,11 +185,13 @@ class Worker:
         try:
             await asyncio.wait_for(self._finished(), timeout=timeout)
         except TimeoutError:
-            logger.error(
-                "waypost: %d connection(s) still busy after %g s (graceful_timeout); closing them",
-                len(self.state.connections),
-                timeout,
-            )
+            if self.state.connections or self.state.tasks:
+                logger.error(
+                    "waypost: %d connection(s) still busy after %g s (graceful_timeout); "
+                    "closing them",
+                    len(self.state.connections),
+                    timeout,
+                )
             for task in list(self.state.tasks):
                 task.cancel()
             for connection in list(self.state.connections):
