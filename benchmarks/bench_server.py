@@ -12,7 +12,7 @@ records the share of a CPU the server (with its worker processes) and wrk used; 
 was busier than SATURATED is flagged, and a target it touches is UNSURE rather than a pass or a
 failure: the load generator must never be what is measured.
 
-- ``waypost``: ``waypost serve`` as shipped (uvicorn's httptools protocol on uvloop, with
+- ``waypost``: ``waypost serve`` as shipped (its own httptools protocol on uvloop, with
   Waypost's direct answers from the request head), one worker, without the access log;
 - ``uvicorn``: the same Waypost app as plain ASGI on uvicorn with httptools and uvloop, and
   ``granian-asgi``: the same on Granian (the shoot-out that chose the stack; Granian served

@@ -99,6 +99,21 @@ def test_core_imports_nothing_outside_the_standard_library_but_yaml() -> None:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
 
 
+def test_no_module_imports_uvicorn() -> None:
+    """The server runs on public APIs (httptools, asyncio, uvloop), not on uvicorn's internals:
+    any uvicorn may sit beside Waypost."""
+    for path in (ROOT / "src" / "waypost").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] != "uvicorn", f"{path} imports {name}"
+
+
 def test_mypy_strict_is_clean() -> None:
     proc = subprocess.run(
         [_tool("mypy"), "--no-error-summary"],
@@ -194,6 +209,12 @@ WITHOUT_OWN_TESTS: dict[str, str] = {
     "server/protocol.py": "HTTP/1.1 on a socket; tests/server/test_connection.py, "
     "tests/server/test_hostile_requests.py, tests/server/test_timeouts.py",
     "server/run.py": "process and workers; tests/server/test_workers.py",
+    "server/worker.py": "a worker's loop, start and stop; tests/server/test_workers.py and "
+    "tests/server/test_cycle.py",
+    "server/lifespan.py": "the ASGI lifespan; tests/server/test_workers.py",
+    "server/_state.py": "what connections share; tests/server/test_cycle.py",
+    "server/_http1.py": "the parser's settings and request parts; "
+    "tests/server/test_request_head.py, tests/server/test_upgrade.py",
     "follow/__init__.py": "re-exports; tests/follow/test_reloading.py, "
     "tests/middleware/test_following.py",
     "follow/store_sync.py": "following the store; tests/server/test_store_serving.py and "

@@ -1,5 +1,6 @@
 """The admin app inside a user's FastAPI app (mounted, behind a root_path), and on a real
-uvicorn server."""
+uvicorn server (as a user's own app would run it; `waypost serve` itself no longer uses uvicorn,
+so it is a test tool, skipped where it is not installed)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -70,6 +70,7 @@ def _free_port() -> int:
 @pytest.fixture
 def served(sqlite_store: SqlStore) -> Iterator[tuple[str, SqlStore]]:
     """The admin app mounted at /_waypost on uvicorn, on a free port of 127.0.0.1."""
+    uvicorn = pytest.importorskip("uvicorn")
     outer = FastAPI()
     outer.mount("/_waypost", create_admin_app(sqlite_store))
     port = _free_port()

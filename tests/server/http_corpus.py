@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from waypost.server.protocol import _STRICT
+from waypost.server._http1 import STRICT
 
 CORPUS = Path(__file__).parents[1] / "data" / "http-corpus"
 ADDED_HOST = b"Host: corpus.example\r\n"
@@ -198,7 +198,7 @@ def strict_parse(data: bytes) -> tuple[list[str], str | None]:
 
     recorder = Recorder()
     parser = httptools.HttpRequestParser(recorder)
-    parser.set_dangerous_leniencies(**_STRICT)  # the server's own: every leniency off
+    parser.set_dangerous_leniencies(**STRICT)  # the server's own: every leniency off
     try:
         parser.feed_data(data)
     except httptools.HttpParserUpgrade:

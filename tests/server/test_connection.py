@@ -2,7 +2,8 @@
 
 Most requests are answered by :mod:`waypost.server.protocol` straight from the request head; the
 rest (upstream, admin API, ``Expect: 100-continue``, a request behind one still in progress) go
-through uvicorn's ASGI path. Both must answer the same, byte for byte apart from the date.
+through the ASGI path (:mod:`waypost.server.cycle`). Both must answer the same, byte for byte
+apart from the date.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def test_a_head_that_never_ends_is_refused_before_it_is_buffered(server: Served)
     assert httpx.get(server.base + "/old-page").status_code == 301
 
 
-# The same requests through uvicorn's ASGI path (WaypostApp called as an ASGI app) and through
+# The same requests through the ASGI app (WaypostApp called as an ASGI app by httpx) and through
 # the connection protocol's direct answers: same status, headers (but the date) and body.
 SAME = [
     ("GET", "/old-page?utm=1", {}),

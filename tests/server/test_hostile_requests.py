@@ -388,7 +388,7 @@ SHAPES = [
 ]  # fmt: skip
 
 PATHS = {
-    "/up": "goes upstream (uvicorn's ASGI path)",
+    "/up": "goes upstream (the ASGI path)",
     "/go": "answered by Waypost itself (the direct path)",
 }
 

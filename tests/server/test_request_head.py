@@ -7,7 +7,7 @@ import inspect
 import httptools
 import pytest
 
-from waypost.server.protocol import _STRICT
+from waypost.server._http1 import STRICT
 from waypost.server.request_head import check_request_head
 
 HOST = (b"host", b"site.example")
@@ -104,8 +104,8 @@ def test_an_absolute_target_names_the_host(target: bytes, origin: bytes, host: b
 
 
 def test_every_leniency_httptools_has_is_turned_off() -> None:
-    """The protocol turns off each leniency httptools can turn on (uvicorn turns one on); a new
+    """The protocol turns off each leniency httptools can turn on (they are off by default); a new
     one in a new httptools fails here until it is named."""
     signature = inspect.signature(httptools.HttpRequestParser.set_dangerous_leniencies)
-    assert set(signature.parameters) - {"self"} == set(_STRICT)
-    assert not any(_STRICT.values())
+    assert set(signature.parameters) - {"self"} == set(STRICT)
+    assert not any(STRICT.values())

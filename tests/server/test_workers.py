@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from tests._servers import running
 from tests.server.serving import start_server
-from waypost.server.run import _PARENT_EVERY, _Server
+from waypost.engine import Engine
+from waypost.server.app import WaypostApp
+from waypost.server.worker import PARENT_EVERY, Worker
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.yaml"
 
@@ -126,18 +127,17 @@ def test_without_prctl_a_worker_finds_its_supervisor_gone_on_a_tick(
 ) -> None:
     """The portable fallback (other platforms than Linux, or a prctl that failed): the worker
     compares its parent with the supervisor every half second and stops gracefully."""
-    server = _Server(uvicorn.Config(lambda scope, receive, send: None, log_config=None))
-    server.supervisor = parent()
-    asyncio.run(server.on_tick(_PARENT_EVERY))
-    assert server.should_exit is stops
+    worker = Worker(WaypostApp(Engine.from_file(EXAMPLE)), supervisor=parent())
+    assert worker.tick(PARENT_EVERY) is stops
+    assert worker.should_exit is stops
 
 
 def test_a_stop_asked_for_during_start_up_still_runs_the_shutdown() -> None:
-    """SIGTERM right after a worker forks lands while uvicorn starts up; uvicorn then returned
-    without the lifespan's shutdown (the last stats unwritten, the store left open, the lifespan
-    task cancelled and logged as a traceback). The shutdown runs."""
+    """SIGTERM right after a worker forks lands while the worker starts up; the worker must not
+    return without the lifespan's shutdown (the last stats unwritten, the store left open, the
+    lifespan task cancelled and logged as a traceback). The shutdown runs."""
     seen: list[str] = []
-    server: _Server
+    worker: Worker
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "lifespan"
@@ -145,16 +145,17 @@ def test_a_stop_asked_for_during_start_up_still_runs_the_shutdown() -> None:
             message = await receive()
             seen.append(message["type"])
             if message["type"] == "lifespan.startup":
-                server.should_exit = True  # as the signal handler does
+                worker.should_exit = True  # as the signal handler does
                 await send({"type": "lifespan.startup.complete"})
             else:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    config = uvicorn.Config(app, lifespan="on", ws="none", log_config=None, port=0)
-    server = _Server(config)
+    worker = Worker(WaypostApp(Engine.from_file(EXAMPLE)))
+    worker.app = app  # type: ignore[assignment]  # the lifespan seen by this test's app
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         # Bounded: before the fix the shutdown never came and the run hung.
-        asyncio.run(asyncio.wait_for(server.serve(sockets=[sock]), 10))
+        asyncio.run(asyncio.wait_for(worker.serve([sock]), 10))
+    assert worker.started
     assert seen == ["lifespan.startup", "lifespan.shutdown"]

@@ -41,7 +41,7 @@ def _serve_options(func: Any) -> Any:
 @click.argument("rules", type=click.Path(dir_okay=False), required=False)
 @_serve_options
 def serve_command(rules: str | None, **flags: Any) -> None:
-    """Serve RULES (or the rule store --db) over HTTP (uvicorn): redirects and responses from the
+    """Serve RULES (or the rule store --db) over HTTP: redirects and responses from the
     engine, the rest proxied to --upstream or answered 404; changes are picked up while serving.
 
     With both RULES and --db, RULES is imported into the store first if the store is empty."""

@@ -10,5 +10,8 @@
   :mod:`~waypost.server.proxy` (the upstream),
   :mod:`~waypost.server.metrics`, :mod:`~waypost.server.pages` (404), and
   :mod:`~waypost.server.access_log`;
-- :mod:`~waypost.server.run`: the process: uvicorn on uvloop, workers, logging, shutdown.
+- :mod:`~waypost.server.protocol` (HTTP/1.1 on llhttp, the direct answers) and
+  :mod:`~waypost.server.cycle` (the ASGI path); :mod:`~waypost.server.worker`: one worker's
+  uvloop event loop, lifespan, tick and graceful stop;
+- :mod:`~waypost.server.run`: the process: workers, logging, shutdown.
 """

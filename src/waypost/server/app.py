@@ -1,6 +1,6 @@
-"""The standalone server as a plain ASGI application: ``waypost serve`` runs it on uvicorn, whose
-connections (:mod:`waypost.server.protocol`) answer most requests without it, and any ASGI server
-(Hypercorn, Granian) can run it too.
+"""The standalone server as a plain ASGI application: ``waypost serve`` runs it on its own
+connections (:mod:`waypost.server.protocol`), which answer most requests without it, and any ASGI
+server (uvicorn, Hypercorn, Granian) can run it too.
 
 All the logic lives in :class:`~waypost.server.core.WaypostServer`; this module only moves ASGI
 messages. ASGI keeps the request target as the client sent it (``raw_path``), so an encoded slash

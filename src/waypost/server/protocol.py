@@ -1,4 +1,5 @@
-"""The HTTP/1.1 connection: uvicorn's httptools protocol, with Waypost's answers written directly.
+"""The HTTP/1.1 connection: llhttp (httptools) on an asyncio transport, Waypost's answers written
+directly from the request head, and an ASGI path for the rest.
 
 Most requests to a redirect server are answered from the engine alone (a redirect, a fixed
 response, the 404 page, health, metrics). For those, building an ASGI scope, starting a task and
@@ -7,8 +8,10 @@ protocol asks :meth:`WaypostServer.answer <waypost.server.core.WaypostServer.ans
 request head has arrived and, when the answer is a finished response, writes its bytes straight to
 the connection. A WebSocket going upstream is tunneled there (:mod:`waypost.server.tunnel`).
 Everything else (a request that goes upstream, the admin API, another upgrade, a request behind
-one still in progress on the same connection) takes uvicorn's ordinary ASGI path to
-:class:`~waypost.server.app.WaypostApp`, which asks the same question and gets the same answer.
+one still in progress on the same connection) takes the ASGI path
+(:class:`~waypost.server.cycle.ResponseCycle`) to :class:`~waypost.server.app.WaypostApp`, which
+asks the same question and gets the same answer. Requests pipelined behind one on the ASGI path
+wait their turn (reading the client paused), so that answers leave in the order requests came.
 
 It also bounds what a client may send before its head is complete: httptools buffers a header
 until its end, so without a limit a client could make a worker hold any amount of memory. Past
@@ -20,57 +23,54 @@ without a byte, else the client gets 408 and the connection is closed (nginx's
 timer per connection that is set only when a read ends inside a head or a body, so a request
 that arrives in one read costs no timer at all.
 
-The uvicorn version is pinned: this class builds on ``HttpToolsProtocol``'s per-request state
-(``url``, ``headers``, ``cycle``, ``pipeline``, ``flow``), and ``tests/server`` exercises both paths
-on a real socket.
+Only public APIs are used: ``httptools.HttpRequestParser`` and an ``asyncio.Protocol`` on the
+loop's transport (uvloop's, as :mod:`waypost.server.worker` runs it). ``tests/server`` exercises
+both paths on a real socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple, cast
+from urllib.parse import unquote
 
 import httptools
-from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.protocols.utils import get_path_with_query_string
-from uvicorn.server import ServerState
 
 from waypost.responses import Response, error_response
 from waypost.rules.request import Request
+from waypost.server._http1 import (
+    STRICT,
+    AfterHead,
+    address,
+    body_framing,
+    is_websocket_handshake,
+    split_target,
+)
 from waypost.server._linger import LINGER_BYTES, LINGER_SECONDS, half_close
+from waypost.server._state import ServerState
 from waypost.server.app import BODY_FAILED, WaypostApp
 from waypost.server.core import Answer
+from waypost.server.cycle import STATUS_LINE, FlowControl, ResponseCycle
 from waypost.server.request_head import Refusal, check_request_head
 from waypost.server.tunnel import Tunnel, tunnel_target
 
-__all__ = ["WaypostProtocol", "protocol_for"]
+__all__ = ["WaypostProtocol"]
+
+logger = logging.getLogger("waypost.server")
 
 _CLOSE = b"connection: close\r\n"
 # The header names on_header() takes note of.
 _NOTED = frozenset({b"host", b"transfer-encoding", b"expect"})
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
+# What ends a head after its last header line: the line's own end, then these, then a blank line.
+_CLOSE_END = b"\r\n" + _CLOSE + b"\r\n"
+_KEEP_ALIVE_END = b"\r\n" + _KEEP_ALIVE + b"\r\n"
 # Room beyond the configured limits for the request line's method and version, and separators.
 _HEAD_SLACK = 16_384
 _BLANK = (b"\r", b"\n")
-# Every leniency llhttp has, off (uvicorn turns lenient_data_after_close on): what strict llhttp
-# refuses, Waypost refuses, so that no upstream reads a request differently from Waypost.
-_STRICT = {
-    name: False
-    for name in (
-        "lenient_headers",
-        "lenient_chunked_length",
-        "lenient_keep_alive",
-        "lenient_transfer_encoding",
-        "lenient_version",
-        "lenient_data_after_close",
-        "lenient_optional_lf_after_cr",
-        "lenient_optional_cr_before_lf",
-        "lenient_optional_crlf_after_chunk",
-        "lenient_spaces_after_chunk_size",
-    )
-}
 
 
 class _Refused(Exception):
@@ -109,23 +109,37 @@ class _Pending(NamedTuple):
 _pending = partial(tuple.__new__, _Pending)
 
 
-class WaypostProtocol(HttpToolsProtocol):
-    """One client connection. Made by :func:`protocol_for`, which binds the app."""
+class WaypostProtocol(asyncio.Protocol):
+    """One client connection of a worker serving ``app``; ``state`` is what the worker's
+    connections share (:class:`~waypost.server._state.ServerState`)."""
 
-    app_instance: WaypostApp  # set on the subclass made by protocol_for()
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.parser.set_dangerous_leniencies(**_STRICT)
-        app = self.app_instance
+    def __init__(self, app: WaypostApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(**STRICT)
         self.waypost = app.server
         settings = app.server.settings
+        self.timeout_keep_alive = settings.keep_alive_timeout
+        # The connection, set by connection_made().
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.flow: FlowControl = None  # type: ignore[assignment]
+        self._cycle_connection: _CycleConnection = None  # type: ignore[assignment]
+        #: This server's address and the client's, as ASGI has them; the scheme.
+        self.server: tuple[str, int] | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        # The request being read: its target and header lines, and whether it expects 100.
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.expect_100_continue = False
+        #: The request last handed to the ASGI path, and those waiting behind it (the next to
+        #: start at the right end).
+        self.cycle: ResponseCycle | None = None
+        self.pipeline: deque[ResponseCycle] = deque()
+        #: The client's address alone (what the engine's requests carry as their peer).
+        self._peer: str | None = None
         self._max_line = settings.max_request_line
         self._max_head = settings.max_request_line + settings.max_header_bytes + _HEAD_SLACK
         self._header_timeout = settings.header_timeout
@@ -196,8 +210,6 @@ class WaypostProtocol(HttpToolsProtocol):
             return
         self._last_data = self.loop.time()
         self._completed = False
-        # uvicorn's data_received(), keeping what follows an upgrade request's head.
-        self._unset_keepalive_if_required()
         try:
             self._batch = []
             try:
@@ -250,7 +262,9 @@ class WaypostProtocol(HttpToolsProtocol):
                     self._read_body_after_upgrade(self._plain_upgrade)
                 except httptools.HttpParserError:
                     self._body_failed()
-                    self.send_400_response("Invalid HTTP request received.")
+                    response = error_response(400, "The request body is not valid HTTP/1.1.")
+                    self._write(response, keep_alive=False)
+                    self.transport.close()
                     return False
             if not rest:
                 return True
@@ -268,9 +282,14 @@ class WaypostProtocol(HttpToolsProtocol):
         """What the parser refused: a 400 and a close, unless that 400 would not be the answer
         to the request being read."""
         # A callback's exception comes out of feed_data() as the context of a parser error.
-        if isinstance(exc.__context__, _Refused):
-            self._refuse(exc.__context__.refusal)
+        cause = exc.__context__
+        if isinstance(cause, _Refused):
+            self._refuse(cause.refusal)
             return
+        if isinstance(cause, Exception) and not isinstance(cause, httptools.HttpParserError):
+            # Not the client's doing: a fault of this server, which the client sees as a 400
+            # and the log shows in full.
+            logger.error("waypost: a request could not be handled", exc_info=cause)
         if self._last_closes:
             # Data after a request that closes the connection (strict llhttp's error): it is
             # not read; the connection closes once that request's response is written.
@@ -297,9 +316,9 @@ class WaypostProtocol(HttpToolsProtocol):
         """Go on with a parser that has read a head made of just the body's framing headers, so
         that it reads the upgrade request's body, and the requests after it, as HTTP/1.1."""
         self._plain_upgrade = None
-        callbacks = _AfterHead(self)
+        callbacks = AfterHead(self)
         parser = httptools.HttpRequestParser(callbacks)
-        parser.set_dangerous_leniencies(**_STRICT)
+        parser.set_dangerous_leniencies(**STRICT)
         parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n")
         callbacks.reading_head = False
         self.parser = parser
@@ -314,7 +333,7 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def _close_after_response(self) -> None:
         # The last request queued (pipeline.appendleft) is answered last: it closes.
-        last = self.pipeline[0][0] if self.pipeline else self.cycle
+        last = self.pipeline[0] if self.pipeline else self.cycle
         if last is not None:
             last.keep_alive = False
         self._last_closes = True
@@ -394,19 +413,18 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def _body_failed(self) -> None:
         """The request the app is reading turned out malformed (a bad chunk, say): tell its app
-        now, so that it sends nothing upstream. uvicorn would tell it only once the connection is
-        gone, and by then the app may have read what looked like a whole body."""
+        now, so that it sends nothing upstream: told only once the connection is gone, the app
+        may have read what looked like a whole body by then."""
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            cycle.scope[BODY_FAILED] = "malformed"  # type: ignore[literal-required]
+            cycle.scope[BODY_FAILED] = "malformed"
             cycle.disconnected = True
             cycle.message_event.set()
 
     def _refuse_head(self) -> None:
         """A head that grew past the limits before it ended: 414 or 431, without parsing on."""
         settings = self.waypost.settings
-        url = getattr(self, "url", b"")
-        if url is not None and len(url) > self._max_line:
+        if len(self.url) > self._max_line:
             detail = f"The request target is longer than {settings.max_request_line} bytes."
             self._send_refusal(Refusal(414, detail))
         else:
@@ -416,8 +434,8 @@ class WaypostProtocol(HttpToolsProtocol):
     # -- the request ------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        # What uvicorn's on_message_begin() resets, without the ASGI scope: a request answered
-        # here never needs one (_asgi() makes it for the others).
+        # No ASGI scope: a request answered here never needs one (_asgi() makes it for the
+        # others).
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -442,8 +460,8 @@ class WaypostProtocol(HttpToolsProtocol):
             return
         # llhttp keeps the whitespace after a value; it is not part of it (RFC 9110 §5.5).
         value = value.rstrip(b" \t")
-        # uvicorn's on_header(), written out (it runs for every header line of every request),
-        # noting what the fast check in on_headers_complete() needs.
+        # Noting what the fast check in on_headers_complete() needs (this runs for every
+        # header line of every request).
         name = name.lower()
         if name in _NOTED:  # one set lookup for the common header, not three comparisons
             if name == b"host":
@@ -455,21 +473,72 @@ class WaypostProtocol(HttpToolsProtocol):
                 self.expect_100_continue = True
         self.headers.append((name, value))
 
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
     def _asgi(self) -> None:
-        """Hand the request whose head just arrived to uvicorn's ASGI path."""
-        url, headers, expect = self.url, self.headers, self.expect_100_continue
-        super().on_message_begin()  # the ASGI scope, and the state it resets
-        self.url, self.headers, self.expect_100_continue = url, headers, expect
-        self.scope["headers"] = headers
-        super().on_headers_complete()
-        if self.cycle is not None:
-            # The app may answer before the body has arrived (413, an upstream that failed):
-            # closing then must linger too (see _CycleTransport).
-            self.cycle.transport = _CycleTransport(self)  # type: ignore[assignment]
-            if not self.parser.should_keep_alive():
-                # uvicorn keeps the connection after a request that says "Connection: close"
-                # (RFC 9112 §9.6: the server closes it after the response).
-                self.cycle.keep_alive = False
+        """Hand the request whose head just arrived to the ASGI path: its scope (ASGI HTTP 2.3)
+        and cycle, started now or, behind a request still being answered, queued."""
+        parser = self.parser
+        version: str = parser.get_http_version()
+        raw_path, query = split_target(self.url)
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": version,
+            "method": parser.get_method().decode("ascii"),
+            "scheme": self.scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": "",
+            "headers": self.headers,
+            "client": self.client,
+            "server": self.server,
+            "state": self.state.app_state.copy(),
+        }
+        # An HTTP/1.0 request, one that says "Connection: close" (RFC 9112 §9.6), and any
+        # after a shutdown began close the connection after their response.
+        keep_alive = version != "1.0" and parser.should_keep_alive() and not self._closing
+        cycle = ResponseCycle(
+            scope,
+            self._cycle_connection,
+            self.flow,
+            self.state.date,
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=keep_alive,
+            on_response=self._on_response_complete,
+        )
+        previous = self.cycle
+        self.cycle = cycle
+        if previous is None or previous.response_complete:
+            self._run(cycle)
+        else:  # pipelined behind a request still answered: its turn comes after
+            self.flow.pause_reading()
+            self.pipeline.appendleft(cycle)
+
+    def _run(self, cycle: ResponseCycle) -> None:
+        tasks = self.state.tasks
+        task = self.loop.create_task(cycle.run(self.app))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def _on_response_complete(self) -> None:
+        """An ASGI response was sent: start the next request waiting, or wait for one."""
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._run(self.pipeline.pop())
+            return
+        # The keep-alive timeout counts from the end of the response (the time the app took
+        # is not the client's).
+        self._last_data = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
@@ -502,7 +571,7 @@ class WaypostProtocol(HttpToolsProtocol):
         upgrade = parser.should_upgrade()
         plain_upgrade = upgrade and not self._can_tunnel()
         if plain_upgrade:
-            self._plain_upgrade = self._body_framing()
+            self._plain_upgrade = body_framing(self.headers)
         if (
             (self.cycle is not None and not self.cycle.response_complete)
             or self.pipeline
@@ -512,15 +581,14 @@ class WaypostProtocol(HttpToolsProtocol):
         ):
             self._asgi()
             return
-        url: bytes = self.url
-        if url[:1] == b"/" and b"#" not in url:
+        url = self.url
+        if url[:1] == b"/" and b"#" not in url:  # origin form, as nearly every request has it
             raw, _, raw_query = url.partition(b"?")
         else:
-            parsed = httptools.parse_url(url)
-            raw, raw_query = parsed.path, parsed.query or b""
+            raw, raw_query = split_target(url)
         raw_path = raw.decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
-        peer = self.client[0] if self.client else None
+        peer = self._peer
         server = self.waypost
         request = server.request(
             raw_method.decode("ascii"),
@@ -528,9 +596,9 @@ class WaypostProtocol(HttpToolsProtocol):
             raw_query.decode("latin-1"),
             headers,
             peer,
-            self.scheme or "http",
+            self.scheme,
         )
-        app = self.app_instance
+        app = self.app
         if app.admin is not None and app.to_admin(request.path, self.headers):
             self._asgi()
             return
@@ -548,29 +616,13 @@ class WaypostProtocol(HttpToolsProtocol):
     # -- WebSocket tunnels --------------------------------------------------------------------
 
     def _can_tunnel(self) -> bool:
-        """A WebSocket handshake (a GET without a body, RFC 6455 §4.1) with an upstream to go to.
-        Anything else that asks to upgrade takes the ASGI path as a plain request."""
+        """A WebSocket handshake with an upstream to go to. Anything else that asks to upgrade
+        takes the ASGI path as a plain request."""
         waypost = self.waypost
         # Somewhere to go: the upstream, or (when the rules may proxy) a proxy rule's origin.
         if waypost.proxy is None and not waypost.engine.ruleset.proxy_hosts:
             return False
-        if self._get_upgrade() != b"websocket":
-            return False
-        if self.parser.get_method() != b"GET":
-            return False
-        return not any(
-            name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
-            for name, value in self.headers
-        )
-
-    def _body_framing(self) -> bytes | None:
-        """The Content-Length or Transfer-Encoding lines of a request that has a body."""
-        lines = [
-            name + b": " + value + b"\r\n"
-            for name, value in self.headers
-            if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
-        ]
-        return b"".join(lines) or None
+        return is_websocket_handshake(self.parser.get_method(), self.headers)
 
     def _start_tunnel(self, rest: bytes) -> None:
         """The upgrade request's head has ended: open its tunnel (see waypost.server.tunnel)."""
@@ -621,7 +673,9 @@ class WaypostProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         if self._answer is None:
-            super().on_body(body)
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.feed_body(body)
         # else: the answer does not depend on the body; it is read and dropped.
 
     def on_message_complete(self) -> None:
@@ -635,7 +689,9 @@ class WaypostProtocol(HttpToolsProtocol):
         if self._upgrade is not None:  # the tunnel starts once the parser stops at the upgrade
             return
         if pending is None:
-            super().on_message_complete()
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.end_body()
             return
         self._answer = None
         response = pending.answer.response
@@ -644,18 +700,19 @@ class WaypostProtocol(HttpToolsProtocol):
         keep_alive = (
             pending.keep_alive and not self._closing and pending.answer.action != "rejected"
         )
-        self._write(response, keep_alive=keep_alive, http_1_0=pending.version == "1.0")
+        version = pending.version
+        self._write(response, keep_alive=keep_alive, http_1_0=version == "1.0")
+        request = pending.request  # its fields read directly: _Pending's properties cost frames
         self.waypost.done(
             pending.answer.action,
             response.status,
             len(response.body),
-            client_ip=pending.client_ip,
-            method=pending.method,
+            client_ip=request.client_ip,
+            method=request.method,
             target=pending.target,
-            protocol="HTTP/" + pending.version,
-            headers=pending.headers,
+            protocol="HTTP/1.1" if version == "1.1" else "HTTP/" + version,
+            headers=request.raw_headers,  # type: ignore[arg-type]  # the server's: pairs
         )
-        self.server_state.total_requests += 1
         if not keep_alive:
             self.transport.close()
         elif self._idle_timer is None:
@@ -710,10 +767,13 @@ class WaypostProtocol(HttpToolsProtocol):
             # if no response has begun. The app sees the client gone; nothing more is written.
             answer = self._in_body and not cycle.response_started
             if answer:
-                method, target = cycle.scope["method"], get_path_with_query_string(cycle.scope)
+                scope = cycle.scope
+                method, target = scope["method"], scope["raw_path"].decode("latin-1")
+                if scope["query_string"]:
+                    target += "?" + scope["query_string"].decode("latin-1")
             if not cycle.response_complete:
                 if self._in_body:  # the app logs it, and leaves the counting to this
-                    cycle.scope[BODY_FAILED] = "stalled"  # type: ignore[literal-required]
+                    cycle.scope[BODY_FAILED] = "stalled"
                 cycle.disconnected = True
                 cycle.message_event.set()
         if answer:
@@ -728,10 +788,9 @@ class WaypostProtocol(HttpToolsProtocol):
     def _idle_check(self) -> None:
         """Close the connection once it has been idle for the keep-alive timeout.
 
-        uvicorn arms a timer after every response and cancels it when data arrives: two timer
-        operations per request. Directly answered requests share one timer per connection
-        instead, which looks at the time the last data arrived when it fires and waits again if
-        the connection has been busy since.
+        Arming a timer after every response and cancelling it when data arrives would cost two
+        timer operations per request. One timer per connection instead looks at the time the
+        last data arrived when it fires, and waits again if the connection has been busy since.
         """
         self._idle_timer = None
         if self.transport.is_closing() or self._tunnel is not None:
@@ -746,10 +805,20 @@ class WaypostProtocol(HttpToolsProtocol):
             return
         self.transport.close()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    # -- the connection -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.state.connections.add(self)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.flow = FlowControl(self.transport)
+        self._cycle_connection = _CycleConnection(self)
+        self.server = address(transport.get_extra_info("sockname"))
+        self.client = address(transport.get_extra_info("peername"))
+        self._peer = self.client[0] if self.client else None
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
         # A client that sends nothing, or stops halfway through a request head, is closed after
-        # the keep-alive timeout too (uvicorn alone would wait for it forever).
+        # the keep-alive timeout too.
         self._last_data = self.loop.time()
         self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
@@ -760,39 +829,59 @@ class WaypostProtocol(HttpToolsProtocol):
         self._idle_timer = self._head_timer = self._body_timer = self._linger_timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
         self._cancel_timers()
         if self._tunnel is not None:
             self._tunnel.client_closed()
-        super().connection_lost(exc)
+        if self.cycle is not None:  # its app sees the client gone
+            self.cycle.disconnect()
+        self.flow.resume_writing()
+
+    def eof_received(self) -> None:
+        # The client closed its side: the transport closes (its app sees a disconnect).
+        return None
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
 
     def shutdown(self) -> None:
+        """The worker stops: finish the request in progress, then close; close now if idle."""
+        self._closing = True
         if self._answer is not None:  # finish this request, then close
-            self._closing = True
             return
         if self._tunnel is not None:  # a WebSocket has no request to finish: end it
             self.transport.close()
             return
-        super().shutdown()
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            self.transport.close()
+        else:
+            self._close_after_response()
 
     def _write(self, response: Response, *, keep_alive: bool, http_1_0: bool = False) -> None:
-        out = [STATUS_LINE[response.status]]
-        for raw_name, raw_value in self.server_state.default_headers:
-            out += (raw_name, b": ", raw_value, b"\r\n")
-        text = "".join([f"{name}: {value}\r\n" for name, value in response.headers])
-        out.append(text.encode("latin-1"))
+        # The header lines joined in C ("name: value" pairs by str.join, not a comprehension):
+        # this runs for every directly answered request.
+        headers = response.headers
+        lines = "\r\n".join(map(": ".join, headers)).encode("latin-1")
         if not keep_alive:
-            out.append(_CLOSE)
+            end = _CLOSE_END if headers else _CLOSE + b"\r\n"
         elif http_1_0:  # an HTTP/1.0 client keeps the connection only if told so
-            out.append(_KEEP_ALIVE)
-        out.append(b"\r\n")
-        out.append(response.body)
+            end = _KEEP_ALIVE_END if headers else _KEEP_ALIVE + b"\r\n"
+        else:
+            end = b"\r\n\r\n" if headers else b"\r\n"
+        data = b"".join(
+            (STATUS_LINE[response.status], self.state.date_line, lines, end, response.body)
+        )
         batch = self._batch
         if batch is not None and keep_alive:
-            batch.append(b"".join(out))
+            batch.append(data)
         else:
             # Whatever follows this answer (a close, a linger) follows what came before it.
             self._flush()
-            self.transport.write(b"".join(out))
+            self.transport.write(data)
 
     def _flush(self) -> None:
         """Send the answers batched while the parser read (see ``_batch``); stop batching."""
@@ -802,8 +891,8 @@ class WaypostProtocol(HttpToolsProtocol):
             self.transport.write(b"".join(batch) if len(batch) > 1 else batch[0])
 
 
-class _CycleTransport:
-    """The connection's transport as uvicorn's response cycle (the ASGI path) sees it.
+class _CycleConnection:
+    """The connection as a response cycle (the ASGI path) sees it.
 
     When the response ends with ``Connection: close`` while the request's body is still
     arriving (a 413 for a Content-Length over ``--max-body-bytes``, answered before the body is
@@ -828,43 +917,3 @@ class _CycleTransport:
             self._protocol._linger()
         else:
             self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _AfterHead:
-    """Parser callbacks for :meth:`WaypostProtocol._read_body_after_upgrade`: while the parser
-    reads the made-up head, nothing reaches the protocol (its request is the upgrade request);
-    after it, everything does."""
-
-    def __init__(self, protocol: WaypostProtocol) -> None:
-        self.protocol = protocol
-        self.reading_head = True
-
-    def on_message_begin(self) -> None:
-        if not self.reading_head:
-            self.protocol.on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        if not self.reading_head:
-            self.protocol.on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.reading_head:
-            self.protocol.on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        if not self.reading_head:
-            self.protocol.on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        self.protocol.on_body(body)
-
-    def on_message_complete(self) -> None:
-        self.protocol.on_message_complete()
-
-
-def protocol_for(app: WaypostApp) -> type[WaypostProtocol]:
-    """The protocol class uvicorn should make its connections with, bound to ``app``."""
-    return type("BoundWaypostProtocol", (WaypostProtocol,), {"app_instance": app})

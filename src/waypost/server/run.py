@@ -1,10 +1,12 @@
-"""Running the standalone server: uvicorn's HTTP layer on uvloop, one process per worker.
+"""Running the standalone server: Waypost's own HTTP/1.1 connections on uvloop, one process per
+worker.
 
 Why this stack: see docs/server.md and ``benchmarks/bench_server.py``. In short, the
 connection protocol (:mod:`waypost.server.protocol`) answers what the engine decides straight from
-the request head, which only a server whose protocol can be extended allows; uvicorn's httptools
-protocol (llhttp, the parser of Node.js) on uvloop is that, well kept and widely deployed, and
-the ASGI path under it serves the admin API and the upstream proxy. What this module sets up:
+the request head, with llhttp (httptools, the parser of Node.js) on uvloop, both used through
+their public APIs only; the ASGI path under it serves the admin API and the upstream proxy. Each
+worker's loop, lifespan and graceful stop are :mod:`waypost.server.worker`'s. What this module
+sets up:
 
 - the rules are loaded once in the main process (so a broken file stops the start with every
   error listed); workers are forked from it and inherit the loaded engine, then each watches the
@@ -21,7 +23,6 @@ the ASGI path under it serves the admin API and the upstream proxy. What this mo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import errno
@@ -36,13 +37,11 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-import uvicorn
 
 from waypost.engine import Engine
 from waypost.exceptions import SettingsError, StoreError, WaypostError
@@ -190,9 +189,8 @@ def check_serve_settings(settings: Settings) -> None:
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
-    """The ``logging.config`` dict for the server (uvicorn's loggers and Waypost's).
-
-    uvicorn's own access log stays off: Waypost writes its own, in the combined format."""
+    """The ``logging.config`` dict for the server: Waypost's messages on standard error, its
+    access log (in the combined format) on standard output."""
     level = settings.log_level.upper()
     return {
         "version": 1,
@@ -218,8 +216,6 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             },
         },
         "loggers": {
-            "uvicorn": {"handlers": ["console"], "level": level, "propagate": False},
-            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
             "waypost": {"handlers": ["console"], "level": level, "propagate": False},
             "waypost.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
         },
@@ -383,124 +379,26 @@ def _serve_worker(
     settings: Settings,
     supervisor: int | None,
 ) -> None:
-    import uvicorn
-
     from waypost.server.app import WaypostApp
     from waypost.server.core import WaypostServer
-    from waypost.server.protocol import protocol_for
+    from waypost.server.worker import Worker, tls_context
 
     app = WaypostApp(WaypostServer(engine, settings, source=source, buffered_log=True))
-    config = uvicorn.Config(
-        app,
-        http=protocol_for(app),
-        loop="uvloop",
-        interface="asgi3",
-        lifespan="on",
-        ws="none",
-        proxy_headers=False,  # Waypost's --trusted-proxies decides whom to believe
-        server_header=False,
-        date_header=True,
-        access_log=False,
-        log_config=None,  # the logging set up by run_server() stays
-        timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]
-        timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
-        ssl_certfile=settings.tls_cert,
-        ssl_keyfile=settings.tls_key,
-    )
-    server = _Server(config)
-    server.supervisor = supervisor
+    worker = Worker(app, supervisor=supervisor)
+    if settings.tls_cert:
+        key = settings.tls_key or settings.tls_cert
+        worker.tls = tls_context(settings.tls_cert, key)
+        if settings.reload_interval > 0:
+            worker.tls_files = (settings.tls_cert, key)
+            worker.tls_every = max(1, round(settings.reload_interval / 0.1))
     if redirect_listener is not None:
-        server.https_redirect = (redirect_listener, app.server, listener.getsockname()[1])
-    if settings.tls_cert and settings.reload_interval > 0:
-        server.tls_paths = (settings.tls_cert, settings.tls_key)
-        server.tls_every = max(1, round(settings.reload_interval / 0.1))
-    server.run(sockets=[listener])
-    if not server.started:
+        worker.https_redirect = (redirect_listener, listener.getsockname()[1])
+    worker.run([listener])
+    if not worker.started:
         raise SystemExit(STARTUP_FAILED)
 
 
 STARTUP_FAILED = 3
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's Server, whose signal handling ends the serve loop and nothing more (uvicorn's own
-    raises the signal again once it has shut down, which would kill the process with it)."""
-
-    #: (cert, key) when serving HTTPS: renewed files are loaded while serving, looked at every
-    #: ``tls_every`` ticks (the reload interval).
-    tls_paths: tuple[str, str | None] | None = None
-    tls_every = 50
-    _tls: Any = None
-    #: (socket, WaypostServer, HTTPS port) when plain HTTP is redirected to HTTPS.
-    https_redirect: tuple[socket.socket, Any, int] | None = None
-    #: The supervisor's pid, in a worker: when it is no longer this process's parent, stop.
-    supervisor: int | None = None
-
-    #: A stop asked for while starting up (SIGTERM right after the fork): carried out by the
-    #: first tick, so that the shutdown runs.
-    _stop_when_started = False
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started and self.should_exit:
-            # uvicorn returns at once when a stop came during its start-up, without the
-            # lifespan's shutdown: the app's last counts were not written, its store not closed,
-            # and the lifespan task, cancelled, was logged as a traceback. Serve one tick instead,
-            # and stop there: the shutdown runs as for any stop.
-            self.should_exit = False
-            self._stop_when_started = True
-        if self.https_redirect is None or not self.started:
-            return
-        from waypost.server.https_redirect import HttpsRedirectProtocol
-
-        sock, waypost, https_port = self.https_redirect
-        loop = asyncio.get_running_loop()
-        # Among uvicorn's servers: closed with them at shutdown.
-        self.servers.append(
-            await loop.create_server(
-                lambda: HttpsRedirectProtocol(waypost, https_port), sock=sock, backlog=2048
-            )
-        )
-
-    async def on_tick(self, counter: int) -> bool:
-        # uvicorn ticks every 0.1 s, the first time as serving starts.
-        if self._stop_when_started:
-            self._stop_when_started = False
-            self.should_exit = True
-        if (
-            self.supervisor is not None
-            and counter % _PARENT_EVERY == 0
-            and os.getppid() != self.supervisor
-            and not self.should_exit
-        ):
-            # The portable way (Linux is told at once, see _exit_with_supervisor): an orphan
-            # would keep answering on the shared port and hold it, so that a restarted server
-            # cannot listen. Stop as SIGTERM would: requests in flight finish.
-            logger.warning("waypost: the supervisor (pid %d) is gone; stopping", self.supervisor)
-            self.should_exit = True
-        if self.tls_paths is not None and self.config.ssl is not None:
-            if self._tls is None:
-                from waypost.server.tls import CertificateReloader
-
-                cert, key = self.tls_paths
-                self._tls = CertificateReloader(self.config.ssl, cert, key or cert)
-            elif counter % self.tls_every == 0:
-                self._tls.check()
-        return await super().on_tick(counter)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-#: Ticks (0.1 s) between a worker's checks that its supervisor is still its parent.
-_PARENT_EVERY = 5
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -509,8 +407,9 @@ def _exit_with_supervisor(supervisor: int) -> None:
     stop) when the supervisor dies, even by SIGKILL, which no handler of its own could pass on.
 
     That is Linux's ``prctl(PR_SET_PDEATHSIG)``; elsewhere, or if it fails, the worker finds out
-    on its own within half a second (``_Server.on_tick``). A supervisor that died between the
-    fork and the prctl call would never send the signal, hence the check after it.
+    on its own within half a second (:meth:`waypost.server.worker.Worker.tick`). A supervisor
+    that died between the fork and the prctl call would never send the signal, hence the check
+    after it.
     """
     if sys.platform.startswith("linux"):
         try:
