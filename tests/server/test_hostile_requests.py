@@ -566,6 +566,29 @@ def test_pipelined_requests(
     assert len(received) == len(targets)
 
 
+@pytest.mark.parametrize("path", ["/go", "/up?1"], ids=["answered-here", "upstream"])
+@pytest.mark.parametrize(
+    "connection",
+    ["close\t", "keep-alive, close", "Keep-Alive ,\tCLOSE \t", "upgrade,close"],
+)
+def test_connection_close_in_any_spelling_closes(
+    waypost: Served, upstream: RecordingUpstream, path: str, connection: str
+) -> None:
+    """A request whose Connection header holds "close" among its tokens, with any case or
+    whitespace around it, gets its answer and then a closed connection (not only where llhttp
+    reads the header so: httptools 0.8 missed "close" followed by a tab). What follows it on
+    the connection is never read."""
+    data = (
+        f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: {connection}\r\n\r\n"
+        "GET /up?2 HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    got = exchange(waypost.port, data.encode("latin-1"), answers=None)
+    received = settled(upstream, 1 if path == "/up?1" else 0)
+    assert got.closed, got
+    assert len(got.statuses) == 1, got
+    assert [r.target for r in received] == (["/up?1"] if path == "/up?1" else [])
+
+
 @pytest.mark.parametrize(
     "data",
     [

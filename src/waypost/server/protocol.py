@@ -63,7 +63,7 @@ logger = logging.getLogger("waypost.server")
 
 _CLOSE = b"connection: close\r\n"
 # The header names on_header() takes note of.
-_NOTED = frozenset({b"host", b"transfer-encoding", b"expect"})
+_NOTED = frozenset({b"host", b"transfer-encoding", b"expect", b"connection"})
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 # What ends a head after its last header line: the line's own end, then these, then a blank line.
 _CLOSE_END = b"\r\n" + _CLOSE + b"\r\n"
@@ -80,6 +80,11 @@ class _Refused(Exception):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.detail)
         self.refusal = refusal
+
+
+class _AfterClose(Exception):
+    """Raised from a parser callback at the start of a request that follows one asking to close
+    the connection: nothing after that one is read (an older llhttp goes on parsing it)."""
 
 
 class _Pending(NamedTuple):
@@ -167,6 +172,8 @@ class WaypostProtocol(asyncio.Protocol):
         self._chunked = False
         #: The Host value last accepted by check_request_head() on this connection.
         self._host_checked: bytes | None = None
+        #: The request's own Connection header says close (see on_header()).
+        self._close_asked = False
         #: The last request asked to close the connection (nothing after it is read).
         self._last_closes = False
         #: A request that asks to upgrade and is answered as a plain one: the header lines that
@@ -286,6 +293,8 @@ class WaypostProtocol(asyncio.Protocol):
         if isinstance(cause, _Refused):
             self._refuse(cause.refusal)
             return
+        if isinstance(cause, _AfterClose):
+            return  # as for strict llhttp's error below
         if isinstance(cause, Exception) and not isinstance(cause, httptools.HttpParserError):
             # Not the client's doing: a fault of this server, which the client sees as a 400
             # and the log shows in full.
@@ -434,6 +443,8 @@ class WaypostProtocol(asyncio.Protocol):
     # -- the request ------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._last_closes:
+            raise _AfterClose  # strict llhttp stops here by itself ("Data after close")
         # No ASGI scope: a request answered here never needs one (_asgi() makes it for the
         # others).
         self.url = b""
@@ -445,6 +456,7 @@ class WaypostProtocol(asyncio.Protocol):
         self._upgrade = None
         self._plain_upgrade = None
         self._in_trailers = False
+        self._close_asked = False
         self._last_closes = False
         self._hosts = 0
         self._chunked = False
@@ -469,9 +481,19 @@ class WaypostProtocol(asyncio.Protocol):
                 self._host = value
             elif name == b"transfer-encoding":
                 self._chunked = True
+            elif name == b"connection":
+                # Read here too, not only by llhttp: an older llhttp (httptools 0.8) misses
+                # "close" followed by a tab, and kept such a connection open.
+                if b"close" in (token.strip(b" \t") for token in value.lower().split(b",")):
+                    self._close_asked = True
             elif value.lower() == b"100-continue":  # Expect
                 self.expect_100_continue = True
         self.headers.append((name, value))
+
+    def _keeps_alive(self) -> bool:
+        """Whether the request lets the connection live after its response (llhttp's view, and a
+        "Connection: close" of its own reading)."""
+        return self.parser.should_keep_alive() and not self._close_asked
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -502,7 +524,7 @@ class WaypostProtocol(asyncio.Protocol):
         }
         # An HTTP/1.0 request, one that says "Connection: close" (RFC 9112 §9.6), and any
         # after a shutdown began close the connection after their response.
-        keep_alive = version != "1.0" and parser.should_keep_alive() and not self._closing
+        keep_alive = version != "1.0" and self._keeps_alive() and not self._closing
         cycle = ResponseCycle(
             scope,
             self._cycle_connection,
@@ -604,7 +626,7 @@ class WaypostProtocol(asyncio.Protocol):
             return
         answer = server.answer(request, peer)
         target = f"{raw_path}?{request.query_string}" if raw_query else raw_path
-        keep_alive = parser.should_keep_alive() and not upgrade
+        keep_alive = self._keeps_alive() and not upgrade
         pending = _pending((answer, request, target, version, keep_alive))
         if answer.response is not None:
             self._answer = pending
@@ -685,7 +707,7 @@ class WaypostProtocol(asyncio.Protocol):
         self._in_body = False
         pending = self._answer
         self._completed = True
-        self._last_closes = not self.parser.should_keep_alive()
+        self._last_closes = not self._keeps_alive()
         if self._upgrade is not None:  # the tunnel starts once the parser stops at the upgrade
             return
         if pending is None:
