@@ -154,21 +154,15 @@ def db_status(db: str, as_json: bool) -> None:
 @click.option("-m", "--message", default=None, help="The revision's message.")
 @quiet_option
 @reports_errors
+# A large table makes millions of objects and no cycle (see collector_paused()); between the
+# steps that pause the collector themselves, it walked them again and again.
+@collector_paused()
 def db_import(
     rules: str, db: str, mode: str, yes: bool, dry_run: bool, message: str | None, quiet: bool
 ) -> None:
     """Import RULES (a .yaml, .yml, .toml, .json or .csv file) into the store as one revision:
     merged into the stored rules (the default), appended, or replacing them (--mode). Prints
     what changed and the `waypost db rollback` command that undoes it."""
-    # A large table makes millions of objects and no cycle (see collector_paused()); between
-    # the steps that pause the collector themselves, it walked them again and again.
-    with collector_paused():
-        _db_import(rules, db, mode, yes, dry_run, message, quiet)
-
-
-def _db_import(
-    rules: str, db: str, mode: str, yes: bool, dry_run: bool, message: str | None, quiet: bool
-) -> None:
     document = read_document(rules)
     # A CSV file has no settings of its own: the stored defaults and host lists stay.
     own_settings = Path(rules).suffix.lower() != ".csv"

@@ -197,6 +197,9 @@ def _emit(findings: list[Finding], output: str, *, file: str, count: int, verbos
     help="The least severity that makes the exit code non-zero.",
 )
 @quiet_option
+# A large table makes millions of objects and no cycle (see collector_paused()); between the
+# steps that pause the collector themselves, it walked them again and again.
+@collector_paused()
 def check_command(
     rules: str,
     as_json: bool,
@@ -209,22 +212,6 @@ def check_command(
 ) -> None:
     """Check RULES: loading errors, loops, chains, shadowed rules, POST turned into GET, unsafe
     targets. Exit 0 clean, 1 errors, 3 warnings only."""
-    # A large table makes millions of objects and no cycle (see collector_paused()); between
-    # the steps that pause the collector themselves, it walked them again and again.
-    with collector_paused():
-        _check(rules, as_json, output, hosts, fix, verbose, fail_on, quiet)
-
-
-def _check(
-    rules: str,
-    as_json: bool,
-    output: str,
-    hosts: tuple[str, ...],
-    fix: bool,
-    verbose: bool,
-    fail_on: str,
-    quiet: bool,
-) -> None:
     if as_json:
         output = "json"
     try:
