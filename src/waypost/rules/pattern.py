@@ -47,7 +47,7 @@ _IGNORECASE = int(re.IGNORECASE)
 _DOTALL = int(re.DOTALL)
 # A control character (C0 or DEL): refused in a pattern.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Segment regexes by source and flags: a large rule set repeats a handful of them.
+# Segment and converter regexes by source and flags (see _compiled()).
 _COMPILED: dict[tuple[str, int], re.Pattern[str]] = {}
 # Leading static segments of plain characters (which no check of the parse looks at, and which
 # only static parts hold), then a segment holding a variable: see parse_pattern().
@@ -145,14 +145,14 @@ class Pattern:
         build ``'//x'``) and a custom converter's ``to_url`` cannot produce text it would reject.
         """
         out: list[str] = []
-        flags = _DOTALL | (_IGNORECASE if self.case_insensitive else 0)
+        flags = _IGNORECASE if self.case_insensitive else 0
         for piece in self.pieces:
             if isinstance(piece, str):
                 out.append(quote_path(piece))
             else:
                 converter = piece.converter
                 text = converter.to_url(values[piece.name])
-                if not isinstance(text, str) or not _full_regex(converter.regex, flags).fullmatch(
+                if not isinstance(text, str) or not _compiled(converter.regex, flags).fullmatch(
                     text
                 ):
                     raise ValueError(f"{text!r} is not a valid <{piece.spec}> value")
@@ -166,17 +166,15 @@ class Pattern:
         return f"parse_pattern({self.text!r})"
 
 
-def _full_regex(source: str, flags: int) -> re.Pattern[str]:
-    """A converter's regex, compiled (and kept) with ``flags``."""
-    compiled = _CONVERTER_REGEX.get((source, flags))
+def _compiled(source: str, flags: int) -> re.Pattern[str]:
+    """``source`` compiled with ``flags`` and DOTALL, kept: a large rule set repeats a handful
+    of segment and converter regexes."""
+    compiled = _COMPILED.get((source, flags))
     if compiled is None:
-        if len(_CONVERTER_REGEX) >= 1024:  # a bound: any number of converters is fine
-            _CONVERTER_REGEX.clear()
-        compiled = _CONVERTER_REGEX[source, flags] = re.compile(source, flags)
+        if len(_COMPILED) >= 4096:  # a bound: any number of distinct regexes is fine
+            _COMPILED.clear()
+        compiled = _COMPILED[source, flags] = re.compile(source, flags | _DOTALL)
     return compiled
-
-
-_CONVERTER_REGEX: dict[tuple[str, int], re.Pattern[str]] = {}
 
 
 def normalize_path(path: str, *, strict_slashes: bool, case_insensitive: bool) -> str:
@@ -375,11 +373,7 @@ def _segment(pieces: list[str | Variable], flags: int, weight_of: Any) -> Segmen
         prefix = "(?is)" if flags & _IGNORECASE else "(?s)"
         compiled = compile_re2(prefix + source)
     else:
-        compiled = _COMPILED.get((source, flags))
-        if compiled is None:
-            if len(_COMPILED) >= 4096:  # a bound: any number of distinct segments is fine
-                _COMPILED.clear()
-            compiled = _COMPILED[source, flags] = re.compile(source, flags | _DOTALL)
+        compiled = _compiled(source, flags)
     return Segment(
         regex=compiled,
         variables=tuple(variables),
