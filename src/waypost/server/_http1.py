@@ -13,6 +13,7 @@ __all__ = [
     "AfterHead",
     "address",
     "body_framing",
+    "connection_tokens",
     "is_websocket_handshake",
     "split_target",
     "upgrade_asked",
@@ -53,6 +54,11 @@ def split_target(url: bytes) -> tuple[bytes, bytes]:
     return parsed.path, parsed.query or b""
 
 
+def connection_tokens(value: bytes) -> list[bytes]:
+    """The options of a Connection header's value, lower case, without whitespace."""
+    return [token.strip().lower() for token in value.split(b",")]
+
+
 def upgrade_asked(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """The protocol an upgrade request asks for (lower case), when its Connection header says
     ``upgrade``; ``headers`` as parsed (lower-case names)."""
@@ -60,7 +66,7 @@ def upgrade_asked(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     upgrade = None
     for name, value in headers:
         if name == b"connection":
-            connection = [token.lower().strip() for token in value.split(b",")]
+            connection = connection_tokens(value)
         elif name == b"upgrade":
             upgrade = value.lower()
     return upgrade if b"upgrade" in connection else None

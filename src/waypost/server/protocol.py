@@ -46,6 +46,7 @@ from waypost.server._http1 import (
     AfterHead,
     address,
     body_framing,
+    connection_tokens,
     is_websocket_handshake,
     split_target,
 )
@@ -484,7 +485,7 @@ class WaypostProtocol(asyncio.Protocol):
             elif name == b"connection":
                 # Read here too, not only by llhttp: an older llhttp (httptools 0.8) misses
                 # "close" followed by a tab, and kept such a connection open.
-                if b"close" in (token.strip(b" \t") for token in value.lower().split(b",")):
+                if b"close" in connection_tokens(value):
                     self._close_asked = True
             elif value.lower() == b"100-continue":  # Expect
                 self.expect_100_continue = True
